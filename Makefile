@@ -1,0 +1,59 @@
+# ActorMesh developer entry points. `make run` and `make test` work on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+K8S_VERSION ?= v1.34.4
+ETCD_VERSION ?= v3.6.16
+K8S_CACHE ?= $(HOME)/.cache/actormesh/k8s-$(K8S_VERSION)-etcd-$(ETCD_VERSION)
+PYTEST_WORKERS ?= 2
+
+.PHONY: run test test-unit test-integration lint fmt venv k8s-bin k8s-up k8s-down crds clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+## The main job: the whole mesh on this machine, on embedded defaults; prints the chat URL.
+run: $(STAMP)
+	$(BIN)/actormesh dev
+
+## Everything CI runs: lint, unit, integration (real nats-server, redis-server, kube-apiserver), browser.
+test: $(STAMP) k8s-bin
+	$(MAKE) lint
+	ACTORMESH_K8S_BIN=$(K8S_CACHE) $(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup -ra $(PYTEST_ARGS)
+
+test-unit: $(STAMP)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) tests/unit -ra
+
+lint: $(STAMP)
+	$(BIN)/ruff check runtime operator tests
+	$(BIN)/ruff format --check runtime operator tests
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+fmt: $(STAMP)
+	$(BIN)/ruff format runtime operator tests
+	$(BIN)/ruff check --fix runtime operator tests
+
+## Go-built control plane (kube-apiserver, kube-controller-manager, kubectl, etcd), cached by version.
+k8s-bin:
+	K8S_VERSION=$(K8S_VERSION) ETCD_VERSION=$(ETCD_VERSION) K8S_CACHE=$(K8S_CACHE) hack/k8s/build.sh
+
+k8s-up: $(STAMP) k8s-bin
+	@ACTORMESH_K8S_BIN=$(K8S_CACHE) $(BIN)/python -m tests.harness.controlplane up
+
+k8s-down: $(STAMP)
+	@$(BIN)/python -m tests.harness.controlplane down
+
+## Regenerate crds/ from the pydantic model (a unit test fails when they drift).
+crds: $(STAMP)
+	$(BIN)/python -m actormesh_operator.api.schema > crds/actormesh.io_actormeshes.yaml
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

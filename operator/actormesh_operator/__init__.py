@@ -1,0 +1,1 @@
+"""ActorMesh operator: reconciles ActorMesh custom resources into a running mesh (kopf)."""

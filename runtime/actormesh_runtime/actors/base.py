@@ -1,0 +1,56 @@
+"""The contract between an actor and the bus that hosts it (`actormesh_runtime.bus.host`).
+
+An actor is an object with a `name` and an async `handle(envelope)` that enriches the envelope in
+place: it writes its own section, and a router may call `envelope.slip.replace_remaining(...)`.
+The host does everything else: decode, deadline check, timeout, trace entry, advancing the slip,
+publishing to the next step with a de-duplication id, progress events, acks and redelivery, the
+error path and the dead-letter stream.
+
+`handle` may raise `TransientError` (retried by redelivery) or `PermanentError` (error path now).
+It must be safe to run twice for the same envelope (at-least-once delivery): side effects carry
+idempotency keys derived from `envelope.message_id`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+from actormesh_runtime.catalog import ActorName
+
+if TYPE_CHECKING:
+    from actormesh_runtime.envelope import Envelope
+    from actormesh_runtime.settings import RuntimeSettings
+
+
+class Publisher(Protocol):
+    """What the bus offers actors that must publish themselves (response_aggregator)."""
+
+    async def publish_core(self, subject: str, payload: bytes) -> None:
+        """Fire-and-forget core NATS publish (results, progress)."""
+
+    async def publish_stream(self, subject: str, payload: bytes, *, msg_id: str) -> None:
+        """Acked JetStream publish, de-duplicated by `msg_id`."""
+
+
+@dataclass
+class ActorDeps:
+    """Shared per-process resources, created once by the host and closed by it."""
+
+    settings: RuntimeSettings
+    publisher: Publisher
+    extras: dict[str, Any] = field(default_factory=dict)
+    """Lazily created clients (HTTP, cache, LLM) kept by the actor modules themselves."""
+
+
+class Actor(Protocol):
+    name: ClassVar[ActorName]
+
+    async def start(self) -> None:
+        """Open per-process clients (one HTTP client, one cache, ...). Called once."""
+
+    async def stop(self) -> None:
+        """Close what `start` opened."""
+
+    async def handle(self, envelope: Envelope) -> None:
+        """Enrich `envelope` in place. Raise TransientError / PermanentError on failure."""

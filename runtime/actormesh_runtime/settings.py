@@ -1,0 +1,60 @@
+"""Runtime settings: the only place the runtime reads environment variables.
+
+One `RuntimeSettings` object per process, built once in the CLI entry point and passed down.
+Variable names follow the seed deployment guide where it has one (NATS_URL, REDIS_URL, ...).
+Every field is documented in README.md's configuration table; keep the two in step.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class RuntimeSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    # --- identity and infrastructure
+    mesh_name: str = Field("local", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+                           description="Namespaces NATS streams/subjects so meshes never collide.")
+    nats_url: str = Field("nats://127.0.0.1:4222", description="NATS server(s), comma-separated.")
+    redis_url: str | None = Field(None, description="Unset: in-process cache and session state.")
+    sqlite_db_path: str = Field("./.actormesh/conversations.db", description="History store (history service only).")
+    customer_api_url: str = "http://127.0.0.1:8001"
+    orders_api_url: str = "http://127.0.0.1:8002"
+    tracking_api_url: str = "http://127.0.0.1:8003"
+    cache_ttl: float = Field(300.0, gt=0, description="Customer-context cache TTL, seconds.")
+    api_timeout_s: float = Field(5.0, gt=0, description="Per-call timeout to the commerce APIs.")
+
+    # --- LLM (unset LITELLM_MODEL = rules and templates only)
+    litellm_model: str | None = None
+    llm_api_base: str | None = Field(None, description="Any OpenAI-compatible endpoint.")
+    llm_api_key: str | None = Field(None, description="Else the provider's usual variable, e.g. OPENAI_API_KEY.")
+    llm_temperature: float = Field(0.3, ge=0, le=2)
+    llm_timeout_s: float = Field(10.0, gt=0)
+
+    # --- bus and actor hosting
+    actor_concurrency: int = Field(8, ge=1, description="In-flight messages per actor replica.")
+    fetch_batch: int = Field(8, ge=1, description="Messages fetched per pull request.")
+    processing_timeout_s: float = Field(20.0, gt=0, description="One actor's budget for one message.")
+    ack_wait_s: float = Field(30.0, gt=0, description="Must exceed processing_timeout_s.")
+    max_deliver: int = Field(4, ge=1, description="Deliveries before an envelope is dead-lettered.")
+    redelivery_backoff_s: list[float] = Field(default_factory=lambda: [1.0, 2.0, 5.0])
+    drain_grace_s: float = Field(25.0, gt=0, description="SIGTERM: time to finish in-flight messages.")
+    duplicate_window_s: float = Field(120.0, gt=0, description="JetStream de-duplication window.")
+    actor_http_port: int = Field(8080, ge=0, le=65535, description="/healthz /readyz /metrics; 0 = random.")
+
+    # --- gateway
+    host: str = "127.0.0.1"
+    port: int = 8000
+    request_timeout_s: float = Field(30.0, gt=0, description="Longest a caller waits for a reply.")
+    max_message_chars: int = Field(4000, ge=1)
+    jwt_secret: str | None = Field(None, description="Set: /api/chat, /ws and history need a bearer JWT.")
+    cors_origins: list[str] = Field(default_factory=list)
+    escalation_confidence_threshold: float = Field(0.45, ge=0, le=1)
+
+    # --- logging
+    log_format: Literal["json", "text"] = "text"
+    log_level: str = "INFO"

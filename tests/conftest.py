@@ -1,0 +1,38 @@
+"""Shared test plumbing: free ports, temp dirs, and the CI rule that a missing component fails, never skips."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+
+import pytest
+
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def missing_component(what: str, how: str) -> None:
+    """Skip locally with instructions; in CI (CI=true) fail, so a gap can never hide behind a skip."""
+    message = f"{what} is not available: {how}"
+    if IN_CI:
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+def require_binary(name: str, how: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        missing_component(f"`{name}`", how)
+        raise AssertionError("unreachable")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def unused_port() -> int:
+    return free_port()
