@@ -21,6 +21,7 @@ class RuntimeSettings(BaseSettings):
                            description="Namespaces NATS streams/subjects so meshes never collide.")
     nats_url: str = Field("nats://127.0.0.1:4222", description="NATS server(s), comma-separated.")
     redis_url: str | None = Field(None, description="Unset: in-process cache and session state.")
+    redis_password: str | None = Field(None, description="Overrides any password in REDIS_URL (from a Secret).")
     sqlite_db_path: str = Field("./.actormesh/conversations.db", description="History store (history service only).")
     customer_api_url: str = "http://127.0.0.1:8001"
     orders_api_url: str = "http://127.0.0.1:8002"
