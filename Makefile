@@ -43,7 +43,7 @@ fmt: $(STAMP)
 
 ## Go-built control plane (kube-apiserver, kube-controller-manager, kubectl, etcd), cached by version.
 k8s-bin:
-	K8S_VERSION=$(K8S_VERSION) ETCD_VERSION=$(ETCD_VERSION) K8S_CACHE=$(K8S_CACHE) hack/k8s/build.sh
+	@K8S_VERSION=$(K8S_VERSION) ETCD_VERSION=$(ETCD_VERSION) K8S_CACHE=$(K8S_CACHE) hack/k8s/build.sh
 
 k8s-up: $(STAMP) k8s-bin
 	@ACTORMESH_K8S_BIN=$(K8S_CACHE) $(BIN)/python -m tests.harness.controlplane up

@@ -126,6 +126,8 @@ class Env:
     CACHE_TTL = "CACHE_TTL"
     LOG_FORMAT = "LOG_FORMAT"
     LOG_LEVEL = "LOG_LEVEL"
+    HOST = "HOST"
+    """Listen address of the gateway, mocks and actor HTTP servers (the operator sets 0.0.0.0 in pods)."""
 
 
 class Subjects:

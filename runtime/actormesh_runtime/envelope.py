@@ -86,6 +86,7 @@ class Headers(_Model):
     traceparent: str = Field(default_factory=lambda: f"00-{uuid.uuid4().hex}-{uuid.uuid4().hex[:16]}-01")
     deadline: float = Field(description="Unix time after which nobody waits for this envelope")
     attempt: int = Field(default=1, description="Delivery attempt of the current step (1 = first)")
+    replay: int = Field(default=0, description="Times `actormesh dlq replay` re-published this envelope")
 
 
 class ReplyTo(_Model):
@@ -202,7 +203,9 @@ class CustomerContext(_Model):
     tier: Literal["standard", "premium", "vip"] | None = None
     account_status: str | None = None
     orders: list[Order] = Field(default_factory=list)
-    errors: list[str] = Field(default_factory=list, description="Upstream calls that failed (partial context)")
+    errors: list[str] = Field(
+        default_factory=list, description="Upstream calls that failed (partial context)"
+    )
     cached: bool = False
 
 
@@ -245,12 +248,16 @@ class DraftResponse(_Model):
     method: Literal["template", "llm"] = "template"
     attempt: int = 1
     regenerate_reasons: list[str] = Field(default_factory=list)
+    llm_fallback_reason: str | None = None
+    """Set when an LLM is configured but the template was used (timeout, error, empty reply)."""
 
 
 class GuardrailVerdict(_Model):
     approved: bool
     reasons: list[str] = Field(default_factory=list)
     action: Literal["approved", "regenerate", "replaced", "escalate"] = "approved"
+    replacement: str | None = None
+    """With action "replaced": the safe reply the customer gets instead of the draft."""
 
 
 class Escalation(_Model):
@@ -258,6 +265,8 @@ class Escalation(_Model):
     estimated_wait_minutes: int
     reasons: list[str] = Field(default_factory=list)
     error_mode: bool = False
+    reply: str | None = None
+    """The calm handoff reply (or, in error mode, the apology) the customer gets."""
 
 
 class ErrorInfo(_Model):
@@ -378,7 +387,9 @@ class Envelope(_Model):
         by the stream's duplicate window, while a legitimately repeated step (regeneration) is not.
         """
         target = step or self.slip.current
-        return f"{self.message_id}:{self.slip.index}:{target.value}"
+        base = f"{self.message_id}:{self.slip.index}:{target.value}"
+        # A replayed envelope walks positions the first run already published within the window.
+        return f"{base}:r{self.headers.replay}" if self.headers.replay else base
 
 
 # ---------------------------------------------------------------- side messages

@@ -55,6 +55,12 @@ class RuntimeSettings(BaseSettings):
     jwt_secret: str | None = Field(None, description="Set: /api/chat, /ws and history need a bearer JWT.")
     cors_origins: list[str] = Field(default_factory=list)
     escalation_confidence_threshold: float = Field(0.45, ge=0, le=1)
+    conversation_deadline_s: float = Field(120.0, gt=0, description="Envelope deadline set by the gateway; "
+                                           "longer than request_timeout_s so a conversation still completes "
+                                           "(and is stored) after its caller got a 504.")
+    gateway_instance_id: str | None = Field(None, pattern=r"^[a-z0-9][-a-z0-9]{0,62}$",
+                                            description="Reply-subject token of this gateway replica; "
+                                            "unset = random per process (the usual choice).")
 
     # --- logging
     log_format: Literal["json", "text"] = "text"

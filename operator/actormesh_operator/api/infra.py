@@ -1,0 +1,118 @@
+"""`spec.nats`, `spec.redis` and `spec.history`: the mesh's stateful infrastructure.
+
+Part of the spec model (re-exported by `api/spec.py`). Each managed component is a StatefulSet with a
+PVC; NATS and Redis may instead point at an existing server (`external`), which excludes the managed
+settings (checked here and by CEL rules in the CRD).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from actormesh_operator.api.types import ApiModel, Quantity, Resources, SecretKeyRef, Storage
+
+NATS_URL_PATTERN = r"^(nats|tls|ws|wss)://[^\s,]+(,(nats|tls|ws|wss)://[^\s,]+)*$"
+REDIS_URL_PATTERN = r"^rediss?://\S+$"
+
+
+class JetStreamLimits(ApiModel):
+    """JetStream resource limits of the managed NATS servers."""
+
+    max_memory: Quantity = "256Mi"
+    """Memory-backed stream storage per server."""
+    max_file_store: Quantity = "8Gi"
+    """File-backed stream storage per server; keep below the storage size."""
+
+
+class NatsExternal(ApiModel):
+    """An existing NATS server or cluster (JetStream enabled) instead of the managed one."""
+
+    url: str = Field(pattern=NATS_URL_PATTERN, max_length=2048)
+    """Client URL(s), comma-separated, e.g. `nats://nats.infra:4222`."""
+
+
+class NatsSpec(ApiModel):
+    """The message bus: a managed JetStream StatefulSet (default) or an external URL."""
+
+    replicas: Literal[1, 3] = 1
+    """1, or 3 for a clustered JetStream with R3 streams."""
+    storage: Storage = Field(default_factory=lambda: Storage(size="10Gi"))
+    jetstream: JetStreamLimits = Field(default_factory=JetStreamLimits)
+    image: str | None = Field(None, min_length=1)
+    """nats-server image (unset: the operator's default)."""
+    resources: Resources = Field(
+        default_factory=lambda: Resources(
+            requests={"cpu": "100m", "memory": "256Mi"}, limits={"memory": "512Mi"}
+        )
+    )
+    external: NatsExternal | None = None
+    """Use this NATS instead of deploying one; excludes the managed settings."""
+
+    @property
+    def managed(self) -> bool:
+        return self.external is None
+
+    @model_validator(mode="after")
+    def _external_excludes_managed(self) -> NatsSpec:
+        managed = {"replicas", "storage", "jetstream", "image", "resources"} & self.model_fields_set
+        if self.external is not None and managed:
+            raise ValueError(
+                f"spec.nats.external cannot be combined with the managed settings"
+                f" spec.nats.{{{', '.join(sorted(managed))}}}"
+            )
+        return self
+
+
+class RedisExternal(ApiModel):
+    """An existing Redis instead of the managed one."""
+
+    url: str = Field(pattern=REDIS_URL_PATTERN, max_length=2048)
+    """e.g. `redis://redis.infra:6379/0` or `rediss://...`."""
+    password_secret_ref: SecretKeyRef | None = None
+    """Secret key holding the password (unset: none, or the one in the URL)."""
+
+
+class RedisSpec(ApiModel):
+    """Cache and session store: managed single-replica StatefulSet, external, or disabled (in-process)."""
+
+    enabled: bool = True
+    """false: no Redis; actors cache in process."""
+    storage: Storage = Field(default_factory=Storage)
+    image: str | None = Field(None, min_length=1)
+    """redis image (unset: the operator's default)."""
+    resources: Resources = Field(
+        default_factory=lambda: Resources(
+            requests={"cpu": "50m", "memory": "64Mi"}, limits={"memory": "256Mi"}
+        )
+    )
+    external: RedisExternal | None = None
+    """Use this Redis instead of deploying one; excludes the managed settings."""
+
+    @property
+    def managed(self) -> bool:
+        return self.enabled and self.external is None
+
+    @model_validator(mode="after")
+    def _external_excludes_managed(self) -> RedisSpec:
+        managed = {"storage", "image", "resources"} & self.model_fields_set
+        if self.external is not None and managed:
+            raise ValueError(
+                f"spec.redis.external cannot be combined with the managed settings"
+                f" spec.redis.{{{', '.join(sorted(managed))}}}"
+            )
+        if self.external is not None and not self.enabled:
+            raise ValueError("spec.redis.external requires spec.redis.enabled to be true")
+        return self
+
+
+class HistorySpec(ApiModel):
+    """The conversation history service: one replica, SQLite on a PersistentVolumeClaim."""
+
+    storage: Storage = Field(default_factory=Storage)
+    resources: Resources = Field(
+        default_factory=lambda: Resources(
+            requests={"cpu": "50m", "memory": "64Mi"}, limits={"memory": "256Mi"}
+        )
+    )

@@ -1,0 +1,310 @@
+"""The ActorMesh spec: the pydantic model the CRD schema is generated from and the builders read.
+
+Who uses it: `api/schema.py` (→ crds/), the builders (`mesh.spec...`), `status.py`, and the reconcile
+layer through `ActorMesh.from_body(body)`. Defaults live here and only here (the CRD carries none, so
+CEL rules can tell "unset" from "default"): a minimal `spec: {image: ...}` is a full working mesh.
+Cross-field rules are checked twice, as CEL in the CRD (api/schema.py) and by the validators below, so
+a mesh that bypassed admission (or an older CRD) still fails with the same field-naming message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from actormesh_operator.api.actors import (
+    ActorAutoscaling,
+    ActorAutoscalingOverride,
+    ActorDefaults,
+    ActorOverride,
+    ActorsSpec,
+    CPUAutoscaling,
+    EffectiveActorSpec,
+)
+from actormesh_operator.api.infra import (
+    HistorySpec,
+    JetStreamLimits,
+    NatsExternal,
+    NatsSpec,
+    RedisExternal,
+    RedisSpec,
+)
+from actormesh_operator.api.types import (
+    DNS1123_LABEL,
+    DNS1123_SUBDOMAIN,
+    ApiModel,
+    LabelValue,
+    LocalObjectReference,
+    Quantity,
+    Resources,
+    Scheduling,
+    SecretKeyRef,
+    Storage,
+    Toleration,
+)
+
+__all__ = [
+    "ActorAutoscaling",
+    "ActorAutoscalingOverride",
+    "ActorDefaults",
+    "ActorMesh",
+    "ActorMeshSpec",
+    "ActorOverride",
+    "ActorsSpec",
+    "CPUAutoscaling",
+    "CommerceApisSpec",
+    "EffectiveActorSpec",
+    "GatewaySpec",
+    "HistorySpec",
+    "IngressSpec",
+    "InvalidSpec",
+    "JetStreamLimits",
+    "LLMSpec",
+    "LocalObjectReference",
+    "MockServicesSpec",
+    "NatsExternal",
+    "NatsSpec",
+    "NetworkPolicySpec",
+    "PersistenceSpec",
+    "PodDisruptionBudgetSpec",
+    "Quantity",
+    "RedisExternal",
+    "RedisSpec",
+    "Resources",
+    "Scheduling",
+    "SecretKeyRef",
+    "ServiceSpec",
+    "Storage",
+    "Toleration",
+]
+
+HTTP_URL_PATTERN = r"^https?://\S+$"
+MAX_NAME_LENGTH = 40
+"""Longest mesh name: keeps `<mesh>-execution-coordinator` and StatefulSet names readable (no hash)."""
+
+
+class InvalidSpec(ValueError):
+    """The ActorMesh body does not validate; the message names every offending field (`spec.x.y: ...`)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
+# --- llm ------------------------------------------------------------------------------------------
+
+
+class LLMSpec(ApiModel):
+    """LLM used by the intent analyzer, response generator and guardrail validator (absent: rules only)."""
+
+    model: str = Field(min_length=1, max_length=256)
+    """litellm model name, e.g. `gpt-4o-mini` or `ollama/llama3`."""
+    api_base: str | None = Field(None, pattern=HTTP_URL_PATTERN)
+    """Any OpenAI-compatible endpoint (unset: the provider's default)."""
+    api_key_secret_ref: SecretKeyRef | None = None
+    """Secret key holding the API key (unset: no key, e.g. a local model)."""
+    temperature: float = Field(0.3, ge=0, le=2)
+    """Sampling temperature."""
+    timeout_seconds: int = Field(10, ge=1, le=600)
+    """Per-call timeout; after it the actor falls back to rules and templates."""
+
+
+# --- gateway ----------------------------------------------------------------------------------------
+
+
+class ServiceSpec(ApiModel):
+    """The gateway's Service."""
+
+    type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = "ClusterIP"
+    port: int = Field(80, ge=1, le=65535)
+    """Service port (the container listens on 8000)."""
+
+
+class IngressSpec(ApiModel):
+    """An optional Ingress in front of the gateway Service."""
+
+    enabled: bool = False
+    host: str | None = Field(None, max_length=253, pattern=DNS1123_SUBDOMAIN)
+    """Required when enabled."""
+    class_name: str | None = Field(None, max_length=253)
+    """IngressClass (unset: the cluster default)."""
+    tls_secret_name: str | None = Field(None, max_length=253, pattern=DNS1123_SUBDOMAIN)
+    """TLS certificate Secret (unset: plain HTTP)."""
+    annotations: dict[str, str] = Field(default_factory=dict)
+    """Extra annotations for the Ingress, e.g. for cert-manager."""
+
+    @model_validator(mode="after")
+    def _host_when_enabled(self) -> IngressSpec:
+        if self.enabled and not self.host:
+            raise ValueError(
+                "spec.gateway.ingress.host is required when spec.gateway.ingress.enabled is true"
+            )
+        return self
+
+
+class GatewaySpec(ApiModel):
+    """The HTTP/WebSocket gateway: chat API, history API and the web page."""
+
+    replicas: int = Field(1, ge=0, le=100)
+    """Replicas when autoscaling is off."""
+    service: ServiceSpec = Field(default_factory=ServiceSpec)
+    ingress: IngressSpec = Field(default_factory=IngressSpec)
+    auth_secret_ref: SecretKeyRef | None = None
+    """Secret key holding the JWT signing secret (unset: the API is open)."""
+    cors_origins: list[str] = Field(default_factory=list, max_length=64)
+    """Browser origins allowed to call the API."""
+    autoscaling: CPUAutoscaling = Field(default_factory=CPUAutoscaling)
+    resources: Resources = Field(
+        default_factory=lambda: Resources(
+            requests={"cpu": "100m", "memory": "128Mi"}, limits={"memory": "256Mi"}
+        )
+    )
+
+    @model_validator(mode="after")
+    def _min_le_max(self) -> GatewaySpec:
+        a = self.autoscaling
+        if a.min_replicas > a.max_replicas:
+            raise ValueError(
+                "spec.gateway.autoscaling.minReplicas must be less than or equal to"
+                " spec.gateway.autoscaling.maxReplicas"
+            )
+        return self
+
+
+# --- small switches ---------------------------------------------------------------------------------
+
+
+class MockServicesSpec(ApiModel):
+    """The demo customer, orders and tracking APIs (on by default so a minimal mesh answers questions)."""
+
+    enabled: bool = True
+
+
+class CommerceApisSpec(ApiModel):
+    """Real commerce APIs; each URL set here replaces the mock service's for that API."""
+
+    customer_url: str | None = Field(None, pattern=HTTP_URL_PATTERN)
+    orders_url: str | None = Field(None, pattern=HTTP_URL_PATTERN)
+    tracking_url: str | None = Field(None, pattern=HTTP_URL_PATTERN)
+
+
+class NetworkPolicySpec(ApiModel):
+    """Default-deny NetworkPolicies plus only the flows the mesh needs (secure by default)."""
+
+    enabled: bool = True
+
+
+class PodDisruptionBudgetSpec(ApiModel):
+    """PodDisruptionBudgets for NATS, the gateway and every actor with more than one replica."""
+
+    enabled: bool = True
+
+
+class PersistenceSpec(ApiModel):
+    """What happens to the PersistentVolumeClaims (NATS, Redis, history) when the mesh is deleted."""
+
+    reclaim_policy: Literal["Retain", "Delete"] = "Retain"
+    """Retain: PVCs outlive the mesh (safe default); Delete: they go with it."""
+
+
+# --- the whole spec ---------------------------------------------------------------------------------
+
+
+class ActorMeshSpec(ApiModel):
+    """Desired state of one support-agent mesh. Only `image` is required."""
+
+    image: str = Field(min_length=1, max_length=1024)
+    """Runtime image (`actormesh`), used by actors, gateway, history and mocks."""
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    image_pull_secrets: list[LocalObjectReference] = Field(default_factory=list)
+    llm: LLMSpec | None = None
+    """LLM settings (absent: rules and templates only)."""
+    gateway: GatewaySpec = Field(default_factory=GatewaySpec)
+    actors: ActorsSpec = Field(default_factory=ActorsSpec)
+    nats: NatsSpec = Field(default_factory=NatsSpec)
+    redis: RedisSpec = Field(default_factory=RedisSpec)
+    history: HistorySpec = Field(default_factory=HistorySpec)
+    mock_services: MockServicesSpec = Field(default_factory=MockServicesSpec)
+    commerce_apis: CommerceApisSpec = Field(default_factory=CommerceApisSpec)
+    network_policy: NetworkPolicySpec = Field(default_factory=NetworkPolicySpec)
+    pod_disruption_budget: PodDisruptionBudgetSpec = Field(default_factory=PodDisruptionBudgetSpec)
+    persistence: PersistenceSpec = Field(default_factory=PersistenceSpec)
+    scheduling: Scheduling = Field(default_factory=Scheduling)
+    extra_labels: dict[str, LabelValue] = Field(default_factory=dict, max_length=64)
+    """Labels added to every child object and pod (`app.kubernetes.io/*` is reserved)."""
+    extra_annotations: dict[str, str] = Field(default_factory=dict, max_length=64)
+    """Annotations added to every child object and pod."""
+
+    @model_validator(mode="after")
+    def _reserved_labels(self) -> ActorMeshSpec:
+        reserved = sorted(k for k in self.extra_labels if k.startswith("app.kubernetes.io/"))
+        if reserved:
+            raise ValueError(f"spec.extraLabels must not set app.kubernetes.io/ keys: {', '.join(reserved)}")
+        return self
+
+    def secret_refs(self) -> dict[str, SecretKeyRef]:
+        """Every Secret key the mesh's pods read, by field path; the reconcile layer checks they exist."""
+        refs = {
+            "spec.llm.apiKeySecretRef": self.llm.api_key_secret_ref if self.llm else None,
+            "spec.gateway.authSecretRef": self.gateway.auth_secret_ref,
+            "spec.redis.external.passwordSecretRef": (
+                self.redis.external.password_secret_ref
+                if self.redis.external and self.redis.enabled
+                else None
+            ),
+        }
+        return {path: ref for path, ref in refs.items() if ref is not None}
+
+    def queue_lag_actors(self) -> list[EffectiveActorSpec]:
+        """Enabled actors asking for KEDA queue-lag autoscaling (needs the KEDA CRDs)."""
+        return [
+            a
+            for a in self.actors.enabled_actors()
+            if a.autoscaling.enabled and a.autoscaling.mode == "queueLag"
+        ]
+
+
+class ActorMesh(BaseModel):
+    """One ActorMesh object: the metadata the builders need plus the validated spec."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str = Field(pattern=DNS1123_LABEL, max_length=MAX_NAME_LENGTH)
+    namespace: str
+    uid: str = ""
+    generation: int = 0
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    spec: ActorMeshSpec
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any]) -> ActorMesh:
+        """Build from a kopf body or a plain dict. Raises InvalidSpec naming the fields (`spec.x.y`)."""
+        meta = body.get("metadata") or {}
+        try:
+            return cls(
+                name=meta.get("name", ""),
+                namespace=meta.get("namespace") or "default",
+                uid=meta.get("uid") or "",
+                generation=meta.get("generation") or 0,
+                labels=dict(meta.get("labels") or {}),
+                annotations=dict(meta.get("annotations") or {}),
+                spec=ActorMeshSpec.model_validate(dict(body.get("spec") or {})),
+            )
+        except ValidationError as exc:
+            if exc.title != ActorMeshSpec.__name__:
+                raise InvalidSpec(
+                    [f"metadata.{_describe(e).removeprefix('spec.')}" for e in exc.errors()]
+                ) from exc
+            raise InvalidSpec([_describe(e) for e in exc.errors()]) from exc
+
+
+def _describe(error: Any) -> str:
+    where = ".".join(["spec", *(str(p) for p in error["loc"])])
+    message = str(error["msg"]).removeprefix("Value error, ")
+    # Our own validators already name the field; pydantic's generic ones get the path prefixed.
+    if message.startswith("spec."):
+        return message
+    return f"{where}: {message}"

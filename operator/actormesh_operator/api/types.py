@@ -1,0 +1,117 @@
+"""Small value types shared by the spec sections: quantities, Secret references, resources, scheduling.
+
+`api/spec.py` composes these into `ActorMeshSpec`; `api/schema.py` turns the special JSON-schema
+markers set here (int-or-string, preserve-unknown-fields) into their structural CRD form.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic.alias_generators import to_camel
+
+QUANTITY_PATTERN = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+|[KMGTPE]i|[numkMGTPE])?$"
+"""Kubernetes resource.Quantity, as accepted by the API server (decimal/binary SI suffix or exponent)."""
+
+DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS1123_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+
+LabelValue = Annotated[str, Field(max_length=63, pattern=r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")]
+"""A Kubernetes label value (empty, or ≤ 63 alphanumerics, `-`, `_`, `.`)."""
+
+
+def _quantity_to_str(value: Any) -> Any:
+    # YAML turns `cpu: 1` into an int; Kubernetes accepts both forms, so do we.
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return str(value)
+    return value
+
+
+Quantity = Annotated[
+    str,
+    BeforeValidator(_quantity_to_str),
+    Field(pattern=QUANTITY_PATTERN),
+    WithJsonSchema({"type": "string", "pattern": QUANTITY_PATTERN, "x-kubernetes-int-or-string": True}),
+]
+"""A Kubernetes quantity such as `500m`, `256Mi` or `1`; always a string once validated."""
+
+Freeform = Annotated[
+    dict[str, Any],
+    WithJsonSchema({"type": "object", "x-kubernetes-preserve-unknown-fields": True}),
+]
+"""A Kubernetes object passed through untouched (affinity); the API server validates it on the pods."""
+
+
+class ApiModel(BaseModel):
+    """Base of every spec model: camelCase on the wire, unknown fields rejected, snake_case in Python."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+        alias_generator=to_camel,
+        frozen=True,
+        use_attribute_docstrings=True,
+    )
+
+    def to_k8s(self) -> dict[str, Any]:
+        """The camelCase dict a Kubernetes manifest wants (unset optional fields left out)."""
+        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+class SecretKeyRef(ApiModel):
+    """A key in a Secret in the mesh's namespace."""
+
+    name: str = Field(min_length=1, max_length=253, pattern=DNS1123_SUBDOMAIN)
+    """Name of the Secret."""
+    key: str = Field(min_length=1, max_length=253, pattern=r"^[-._a-zA-Z0-9]+$")
+    """Key within the Secret."""
+
+
+class LocalObjectReference(ApiModel):
+    """A reference by name to an object in the mesh's namespace (as in `imagePullSecrets`)."""
+
+    name: str = Field(min_length=1, max_length=253, pattern=DNS1123_SUBDOMAIN)
+
+
+class Resources(ApiModel):
+    """Container resource requests and limits, as in a Pod spec."""
+
+    requests: dict[str, Quantity] = Field(default_factory=dict)
+    """Minimum guaranteed resources, e.g. `{cpu: 100m, memory: 128Mi}`."""
+    limits: dict[str, Quantity] = Field(default_factory=dict)
+    """Hard caps, e.g. `{memory: 256Mi}`."""
+
+
+class Toleration(ApiModel):
+    """A Pod toleration (same fields as `core/v1.Toleration`)."""
+
+    key: str | None = None
+    operator: Literal["Exists", "Equal"] | None = None
+    value: str | None = None
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+    toleration_seconds: int | None = None
+
+
+class Scheduling(ApiModel):
+    """Where the mesh's pods may run; copied onto every pod the operator creates."""
+
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    """Node labels every pod requires."""
+    tolerations: list[Toleration] = Field(default_factory=list)
+    """Taints the pods tolerate."""
+    affinity: Freeform | None = None
+    """A `core/v1.Affinity`, passed through unchanged."""
+    priority_class_name: str | None = Field(None, max_length=253, pattern=DNS1123_SUBDOMAIN)
+    """PriorityClass of every pod (unset: the cluster default)."""
+
+
+class Storage(ApiModel):
+    """A PersistentVolumeClaim request. The size cannot change after creation (StatefulSet templates)."""
+
+    size: Quantity = "1Gi"
+    """Requested capacity; immutable."""
+    storage_class_name: str | None = Field(None, max_length=253)
+    """StorageClass (unset: the cluster default); immutable."""

@@ -1,0 +1,105 @@
+"""Pure builders: (mesh, settings) → the Kubernetes manifests of every child of an ActorMesh.
+
+The reconcile layer calls `build_children` and applies the result in order with server-side apply,
+lists `MANAGED_KINDS` by `labels.mesh_selector(mesh)` to prune children no longer desired, and checks
+`referenced_secrets` before applying. Nothing here reads the environment or talks to a cluster.
+
+Every child carries the mesh's controller ownerReference, so deleting the mesh garbage-collects it.
+PVCs from volumeClaimTemplates cannot (the StatefulSet controller creates them); their fate on
+deletion is `spec.persistence.reclaimPolicy` via the StatefulSets' persistentVolumeClaimRetentionPolicy
+(see builders/volumes.py).
+"""
+
+from __future__ import annotations
+
+from actormesh_operator.api.spec import ActorMesh
+from actormesh_operator.builders import (
+    actors,
+    autoscaling,
+    disruption,
+    gateway,
+    history,
+    mocks,
+    nats,
+    network,
+    rbac,
+    redis,
+    runtime_config,
+)
+from actormesh_operator.builders.kinds import MANAGED_KINDS, ManagedKind, SecretRef
+from actormesh_operator.builders.meta import Manifest
+from actormesh_operator.settings import OperatorSettings
+from actormesh_runtime.catalog import ACTORS_BY_NAME
+
+__all__ = ["MANAGED_KINDS", "ManagedKind", "Manifest", "SecretRef", "build_children", "referenced_secrets"]
+
+
+def _config_and_services(mesh: ActorMesh, settings: OperatorSettings) -> list[Manifest]:
+    spec = mesh.spec
+    out = [rbac.build_service_account(mesh), runtime_config.build_runtime_configmap(mesh, settings)]
+    if spec.nats.managed:
+        out += [
+            nats.build_nats_configmap(mesh, settings),
+            nats.build_nats_headless_service(mesh),
+            nats.build_nats_service(mesh),
+        ]
+    if spec.redis.managed:
+        out.append(redis.build_redis_service(mesh))
+    out.append(history.build_history_service(mesh))
+    if spec.mock_services.enabled:
+        out.append(mocks.build_mocks_service(mesh))
+    out.append(gateway.build_gateway_service(mesh))
+    return out
+
+
+def _workloads(mesh: ActorMesh, settings: OperatorSettings) -> list[Manifest]:
+    spec = mesh.spec
+    out: list[Manifest] = []
+    if spec.nats.managed:
+        out.append(nats.build_nats_statefulset(mesh, settings))
+    if spec.redis.managed:
+        out.append(redis.build_redis_statefulset(mesh, settings))
+    out.append(history.build_history_statefulset(mesh, settings))
+    if spec.mock_services.enabled:
+        out.append(mocks.build_mocks_deployment(mesh, settings))
+    out += actors.build_actor_deployments(mesh, settings)
+    out.append(gateway.build_gateway_deployment(mesh, settings))
+    ingress = gateway.build_gateway_ingress(mesh)
+    if ingress is not None:
+        out.append(ingress)
+    return out
+
+
+def build_children(mesh: ActorMesh, settings: OperatorSettings, *, keda_available: bool) -> list[Manifest]:
+    """Every desired child, in apply order: identity and config, Services, NetworkPolicies (before any
+    pod starts), StatefulSets and Deployments (infrastructure first), Ingress, autoscalers, PDBs."""
+    return [
+        *_config_and_services(mesh, settings),
+        *network.build_network_policies(mesh, keda_available=keda_available),
+        *_workloads(mesh, settings),
+        *autoscaling.build_autoscalers(mesh, settings, keda_available=keda_available),
+        *disruption.build_pdbs(mesh),
+    ]
+
+
+def referenced_secrets(mesh: ActorMesh) -> list[SecretRef]:
+    """Secret keys the desired pods read (a Secret only referenced by a disabled part is left out).
+
+    The Ingress TLS Secret is not listed: cert-manager typically creates it from the Ingress itself,
+    and its absence breaks only TLS at the ingress controller, not the mesh.
+    """
+    spec = mesh.spec
+    refs: list[SecretRef] = []
+    enabled = {a.name for a in spec.actors.enabled_actors()}
+    llm_in_use = any(ACTORS_BY_NAME[name].uses_llm for name in enabled)
+    if spec.llm is not None and spec.llm.api_key_secret_ref is not None and llm_in_use:
+        ref = spec.llm.api_key_secret_ref
+        refs.append(SecretRef(name=ref.name, key=ref.key, field_path="spec.llm.apiKeySecretRef"))
+    if spec.gateway.auth_secret_ref is not None:
+        ref = spec.gateway.auth_secret_ref
+        refs.append(SecretRef(name=ref.name, key=ref.key, field_path="spec.gateway.authSecretRef"))
+    external = spec.redis.external
+    if spec.redis.enabled and external is not None and external.password_secret_ref is not None:
+        ref = external.password_secret_ref
+        refs.append(SecretRef(name=ref.name, key=ref.key, field_path="spec.redis.external.passwordSecretRef"))
+    return refs

@@ -1,0 +1,71 @@
+"""One Deployment per enabled actor, running `actormesh actor <name>`.
+
+Called by `build_children`. Replicas of an actor share one durable JetStream consumer, so a Deployment
+scales freely. When the actor is autoscaled (HPA or KEDA ScaledObject) `replicas` is left out, so the
+operator's server-side apply never takes the field back from the autoscaler.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from actormesh_operator.api.spec import ActorMesh, EffectiveActorSpec
+from actormesh_operator.builders import names
+from actormesh_operator.builders.meta import Manifest
+from actormesh_operator.builders.runtime_config import actor_keys, hash_for
+from actormesh_operator.builders.workload import (
+    deployment,
+    http_probe,
+    redis_password_env,
+    runtime_container,
+    runtime_pod,
+    secret_env,
+)
+from actormesh_operator.settings import OperatorSettings
+from actormesh_runtime.catalog import Env, Ports
+
+
+def component(actor: EffectiveActorSpec) -> str:
+    """The actor's `app.kubernetes.io/component` label value, e.g. `sentiment-analyzer`."""
+    return actor.info.k8s_name
+
+
+def actor_env(mesh: ActorMesh, actor: EffectiveActorSpec) -> list[dict[str, Any]]:
+    """Per-actor env on top of the runtime ConfigMap: concurrency and the Secrets this actor reads."""
+    env: list[dict[str, Any]] = [{"name": Env.ACTOR_CONCURRENCY, "value": str(actor.concurrency)}]
+    llm = mesh.spec.llm
+    if actor.info.uses_llm and llm is not None and llm.api_key_secret_ref is not None:
+        env.append(secret_env(Env.LLM_API_KEY, llm.api_key_secret_ref))
+    if actor.info.uses_redis:
+        env += redis_password_env(mesh)
+    return env
+
+
+def build_actor_deployment(
+    mesh: ActorMesh, actor: EffectiveActorSpec, settings: OperatorSettings
+) -> Manifest:
+    container = runtime_container(
+        mesh,
+        "actor",
+        ["actor", actor.info.name.value],
+        ports=[{"name": "http", "containerPort": Ports.ACTOR_HTTP}],
+        resources=actor.resources.to_k8s(),
+        env=actor_env(mesh, actor),
+        # Up to a minute to start: LLM actors import litellm (seconds) before serving /healthz.
+        startupProbe=http_probe("/healthz", "http", period=2, failures=30),
+        readinessProbe=http_probe("/readyz", "http", period=5),
+        livenessProbe=http_probe("/healthz", "http", period=15),
+    )
+    return deployment(
+        mesh,
+        names.actor(mesh.name, actor.info),
+        component(actor),
+        runtime_pod(mesh, container),
+        replicas=None if actor.autoscaling.enabled else actor.replicas,
+        config_hash=hash_for(mesh, settings, actor_keys(actor.info)),
+    )
+
+
+def build_actor_deployments(mesh: ActorMesh, settings: OperatorSettings) -> list[Manifest]:
+    """Deployments of every enabled actor, in catalog order (a disabled actor has none: it is pruned)."""
+    return [build_actor_deployment(mesh, a, settings) for a in mesh.spec.actors.enabled_actors()]

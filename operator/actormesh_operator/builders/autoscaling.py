@@ -1,0 +1,125 @@
+"""Autoscalers: an autoscaling/v2 HPA on CPU per autoscaled actor and for the gateway, or a KEDA
+ScaledObject on an actor's JetStream consumer lag (`mode: queueLag`).
+
+Called by `build_children`, which passes `keda_available` (whether the keda.sh CRDs exist). Queue-lag
+mode needs KEDA and a NATS monitoring endpoint the operator knows (the managed NATS); otherwise the
+actor falls back to a CPU HPA so it still scales, and `queue_lag_unavailable` tells the reconcile
+layer why, for a status condition. Whichever autoscaler exists owns `replicas`: the Deployment
+builders leave the field out.
+"""
+
+from __future__ import annotations
+
+from actormesh_operator.api.spec import ActorMesh, CPUAutoscaling, EffectiveActorSpec
+from actormesh_operator.builders import labels, names
+from actormesh_operator.builders.meta import Manifest, manifest, object_meta
+from actormesh_operator.builders.runtime_config import service_host
+from actormesh_operator.settings import OperatorSettings
+from actormesh_runtime.catalog import Ports, Subjects
+
+KEDA_API_VERSION = "keda.sh/v1alpha1"
+NATS_ACCOUNT = "$G"
+"""The managed NATS has no accounts configured, so every client is in the global account."""
+
+
+def queue_lag_unavailable(mesh: ActorMesh, *, keda_available: bool) -> dict[str, str]:
+    """spec key → reason, for each enabled actor asking for queueLag that gets a CPU HPA instead."""
+    reason = None
+    if not keda_available:
+        reason = "the KEDA CRDs (keda.sh/v1alpha1 ScaledObject) are not installed"
+    elif not mesh.spec.nats.managed:
+        reason = "queue-lag scaling needs the managed NATS (its monitoring endpoint)"
+    if reason is None:
+        return {}
+    return {
+        a.info.spec_key: reason
+        for a in mesh.spec.actors.enabled_actors()
+        if a.autoscaling.enabled and a.autoscaling.mode == "queueLag"
+    }
+
+
+def uses_scaled_object(mesh: ActorMesh, actor: EffectiveActorSpec, *, keda_available: bool) -> bool:
+    a = actor.autoscaling
+    return a.enabled and a.mode == "queueLag" and keda_available and mesh.spec.nats.managed
+
+
+def _hpa(mesh: ActorMesh, name: str, component: str, scaling: CPUAutoscaling) -> Manifest:
+    metric = {
+        "type": "Resource",
+        "resource": {
+            "name": "cpu",
+            "target": {
+                "type": "Utilization",
+                "averageUtilization": scaling.target_cpu_utilization_percentage,
+            },
+        },
+    }
+    return manifest(
+        "autoscaling/v2",
+        "HorizontalPodAutoscaler",
+        object_meta(mesh, name, component),
+        spec={
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+            "minReplicas": scaling.min_replicas,
+            "maxReplicas": scaling.max_replicas,
+            "metrics": [metric],
+        },
+    )
+
+
+def build_actor_hpa(mesh: ActorMesh, actor: EffectiveActorSpec) -> Manifest:
+    return _hpa(mesh, names.actor(mesh.name, actor.info), actor.info.k8s_name, actor.autoscaling)
+
+
+def build_gateway_hpa(mesh: ActorMesh) -> Manifest | None:
+    scaling = mesh.spec.gateway.autoscaling
+    if not scaling.enabled:
+        return None
+    return _hpa(mesh, names.gateway(mesh.name), labels.GATEWAY, scaling)
+
+
+def build_actor_scaled_object(
+    mesh: ActorMesh, actor: EffectiveActorSpec, settings: OperatorSettings
+) -> Manifest:
+    """KEDA ScaledObject on the actor's durable consumer; KEDA creates and owns the HPA behind it."""
+    name = names.actor(mesh.name, actor.info)
+    subjects = Subjects(mesh.name)
+    monitor = f"{service_host(mesh, names.nats(mesh.name), settings)}:{Ports.NATS_MONITOR}"
+    scaling = actor.autoscaling
+    trigger = {
+        "type": "nats-jetstream",
+        "metadata": {
+            "natsServerMonitoringEndpoint": monitor,
+            "account": NATS_ACCOUNT,
+            "stream": subjects.stream,
+            "consumer": subjects.consumer(actor.info.name),
+            "lagThreshold": str(scaling.lag_threshold),
+        },
+    }
+    return manifest(
+        KEDA_API_VERSION,
+        "ScaledObject",
+        object_meta(mesh, name, actor.info.k8s_name),
+        spec={
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+            "minReplicaCount": scaling.min_replicas,
+            "maxReplicaCount": scaling.max_replicas,
+            "triggers": [trigger],
+        },
+    )
+
+
+def build_autoscalers(mesh: ActorMesh, settings: OperatorSettings, *, keda_available: bool) -> list[Manifest]:
+    """Gateway HPA, then one HPA or ScaledObject per autoscaled enabled actor."""
+    out: list[Manifest] = []
+    gateway_hpa = build_gateway_hpa(mesh)
+    if gateway_hpa is not None:
+        out.append(gateway_hpa)
+    for actor in mesh.spec.actors.enabled_actors():
+        if not actor.autoscaling.enabled:
+            continue
+        if uses_scaled_object(mesh, actor, keda_available=keda_available):
+            out.append(build_actor_scaled_object(mesh, actor, settings))
+        else:
+            out.append(build_actor_hpa(mesh, actor))
+    return out

@@ -1,0 +1,229 @@
+"""Managed NATS JetStream: ConfigMap (nats.conf), headless and client Services, StatefulSet.
+
+Called by `build_children` when `spec.nats.external` is unset. The shape follows the upstream NATS
+helm chart: ports 4222/6222/8222, `server_name` from the pod name, full-mesh cluster routes through
+the headless Service when there are 3 replicas, the JetStream store on a volumeClaimTemplate, the
+chart's three `/healthz` probes, and a lame-duck preStop so clients move away before the pod stops.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import ROUND_CEILING, Decimal
+from typing import Any
+
+from actormesh_operator.api.spec import ActorMesh
+from actormesh_operator.builders import labels, names, pod_security
+from actormesh_operator.builders.meta import Manifest, manifest, object_meta, template_meta
+from actormesh_operator.builders.runtime_config import config_hash, service_host
+from actormesh_operator.builders.volumes import retention_policy, volume_claim_template
+from actormesh_operator.settings import OperatorSettings
+from actormesh_runtime.catalog import Ports
+
+CONFIG_FILE = "nats.conf"
+CONFIG_DIR = "/etc/nats-config"
+PID_DIR = "/var/run/nats"
+STORE_DIR = "/data"
+LAME_DUCK_DURATION_S = 30
+LAME_DUCK_GRACE_S = 10
+TERMINATION_GRACE_S = LAME_DUCK_DURATION_S + LAME_DUCK_GRACE_S + 20
+"""Longer than the lame-duck phase, so the kubelet never kills a server that is still draining."""
+
+_SUFFIX: dict[str, Decimal] = {
+    "Ki": Decimal(2**10), "Mi": Decimal(2**20), "Gi": Decimal(2**30),
+    "Ti": Decimal(2**40), "Pi": Decimal(2**50), "Ei": Decimal(2**60),
+    "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "": Decimal(1),
+    "k": Decimal("1e3"), "M": Decimal("1e6"), "G": Decimal("1e9"),
+    "T": Decimal("1e12"), "P": Decimal("1e15"), "E": Decimal("1e18"),
+}  # fmt: skip
+_QUANTITY = re.compile(r"^([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))([eE][+-]?[0-9]+|[KMGTPE]i|[numkMGTPE])?$")
+
+
+def quantity_bytes(quantity: str) -> int:
+    """A Kubernetes quantity as whole bytes, rounded up (nats.conf does not accept every Kubernetes
+    spelling, e.g. `1.5Gi` or `1e9`)."""
+    match = _QUANTITY.match(quantity)
+    if match is None:
+        raise ValueError(f"not a quantity: {quantity!r}")
+    number, suffix = Decimal(match.group(1)), match.group(2) or ""
+    scale = Decimal(10) ** int(suffix[1:]) if suffix[:1] in {"e", "E"} else _SUFFIX[suffix]
+    value = number * scale
+    return int(value.to_integral_value(rounding=ROUND_CEILING))
+
+
+def image(mesh: ActorMesh, settings: OperatorSettings) -> str:
+    return mesh.spec.nats.image or settings.nats_image
+
+
+def routes(mesh: ActorMesh, settings: OperatorSettings) -> list[str]:
+    """One route per server, through each pod's stable DNS name under the headless Service."""
+    sts, headless = names.nats(mesh.name), names.nats_headless(mesh.name)
+    host = service_host(mesh, headless, settings)
+    return [f"nats://{sts}-{i}.{host}:{Ports.NATS_CLUSTER}" for i in range(mesh.spec.nats.replicas)]
+
+
+def render_config(mesh: ActorMesh, settings: OperatorSettings) -> str:
+    """nats.conf. `$POD_NAME` is resolved by nats-server from the environment at start-up."""
+    nats = mesh.spec.nats
+    lines = [
+        "server_name: $POD_NAME",
+        f"port: {Ports.NATS_CLIENT}",
+        f"http_port: {Ports.NATS_MONITOR}",
+        f"pid_file: {PID_DIR}/nats.pid",
+        f"lame_duck_duration: {LAME_DUCK_DURATION_S}s",
+        f"lame_duck_grace_period: {LAME_DUCK_GRACE_S}s",
+        "jetstream {",
+        f"  store_dir: {STORE_DIR}",
+        f"  max_memory_store: {quantity_bytes(nats.jetstream.max_memory)}",
+        f"  max_file_store: {quantity_bytes(nats.jetstream.max_file_store)}",
+        "}",
+    ]
+    if nats.replicas > 1:
+        route_list = ", ".join(routes(mesh, settings))
+        lines += [
+            "cluster {",
+            f"  name: {names.nats(mesh.name)}",
+            f"  port: {Ports.NATS_CLUSTER}",
+            # Peers find each other through the routes; advertising pod IPs to clients adds nothing.
+            "  no_advertise: true",
+            f"  routes: [{route_list}]",
+            "}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def build_nats_configmap(mesh: ActorMesh, settings: OperatorSettings) -> Manifest:
+    return manifest(
+        "v1",
+        "ConfigMap",
+        object_meta(mesh, names.nats_config(mesh.name), labels.NATS),
+        data={CONFIG_FILE: render_config(mesh, settings)},
+    )
+
+
+def _service_ports(*, cluster: bool, monitor: bool) -> list[dict[str, Any]]:
+    ports = [{"name": "nats", "port": Ports.NATS_CLIENT, "targetPort": "nats"}]
+    if cluster:
+        ports.append({"name": "cluster", "port": Ports.NATS_CLUSTER, "targetPort": "cluster"})
+    if monitor:
+        ports.append({"name": "monitor", "port": Ports.NATS_MONITOR, "targetPort": "monitor"})
+    return ports
+
+
+def build_nats_headless_service(mesh: ActorMesh) -> Manifest:
+    """Stable per-pod DNS for routes; lists not-ready pods too, or a cluster could never form."""
+    return manifest(
+        "v1",
+        "Service",
+        object_meta(mesh, names.nats_headless(mesh.name), labels.NATS),
+        spec={
+            "clusterIP": "None",
+            "publishNotReadyAddresses": True,
+            "selector": labels.selector_labels(mesh.name, labels.NATS),
+            "ports": _service_ports(cluster=True, monitor=True),
+        },
+    )
+
+
+def build_nats_service(mesh: ActorMesh) -> Manifest:
+    """Client Service (4222) plus the monitor port, which KEDA's nats-jetstream scaler reads."""
+    return manifest(
+        "v1",
+        "Service",
+        object_meta(mesh, names.nats(mesh.name), labels.NATS),
+        spec={
+            "type": "ClusterIP",
+            "selector": labels.selector_labels(mesh.name, labels.NATS),
+            "ports": _service_ports(cluster=False, monitor=True),
+        },
+    )
+
+
+def _probe(path: str, *, period: int, failures: int) -> dict[str, Any]:
+    return {
+        "httpGet": {"path": path, "port": "monitor"},
+        "initialDelaySeconds": 10,
+        "timeoutSeconds": 5,
+        "periodSeconds": period,
+        "failureThreshold": failures,
+    }
+
+
+def _nats_container(mesh: ActorMesh, settings: OperatorSettings) -> dict[str, Any]:
+    return pod_security.container(
+        "nats",
+        image(mesh, settings),
+        args=["--config", f"{CONFIG_DIR}/{CONFIG_FILE}"],
+        ports=[
+            {"name": "nats", "containerPort": Ports.NATS_CLIENT},
+            {"name": "cluster", "containerPort": Ports.NATS_CLUSTER},
+            {"name": "monitor", "containerPort": Ports.NATS_MONITOR},
+        ],
+        env=[{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
+        resources=mesh.spec.nats.resources.to_k8s(),
+        # Up to 15 minutes to start: a large JetStream store is recovered before /healthz turns green.
+        startupProbe=_probe("/healthz", period=10, failures=90),
+        readinessProbe=_probe("/healthz?js-server-only=true", period=10, failures=3),
+        livenessProbe=_probe("/healthz?js-enabled-only=true", period=30, failures=3),
+        lifecycle={"preStop": {"exec": {"command": ["nats-server", f"-sl=ldm={PID_DIR}/nats.pid"]}}},
+        volumeMounts=[
+            {"name": "config", "mountPath": CONFIG_DIR},
+            {"name": "pid", "mountPath": PID_DIR},
+            {"name": names.NATS_STORE_CLAIM, "mountPath": STORE_DIR},
+        ],
+    )
+
+
+def _spread(mesh: ActorMesh) -> dict[str, Any]:
+    """Prefer one server per node, so a node failure costs the cluster one vote, not its quorum."""
+    return {
+        "maxSkew": 1,
+        "topologyKey": "kubernetes.io/hostname",
+        "whenUnsatisfiable": "ScheduleAnyway",
+        "labelSelector": {"matchLabels": labels.selector_labels(mesh.name, labels.NATS)},
+    }
+
+
+def build_nats_statefulset(mesh: ActorMesh, settings: OperatorSettings) -> Manifest:
+    nats = mesh.spec.nats
+    img = image(mesh, settings)
+    volumes = [
+        {"name": "config", "configMap": {"name": names.nats_config(mesh.name)}},
+        pod_security.empty_dir("pid", "1Mi"),
+    ]
+    pod = pod_security.pod_spec(
+        mesh,
+        containers=[_nats_container(mesh, settings)],
+        volumes=volumes,
+        service_account=names.service_account(mesh.name),
+        termination_grace_seconds=TERMINATION_GRACE_S,
+    )
+    if nats.replicas > 1:
+        pod["topologySpreadConstraints"] = [_spread(mesh)]
+    digest = config_hash({CONFIG_FILE: render_config(mesh, settings)})
+    return manifest(
+        "apps/v1",
+        "StatefulSet",
+        object_meta(mesh, names.nats(mesh.name), labels.NATS, image=img),
+        spec={
+            "replicas": nats.replicas,
+            "serviceName": names.nats_headless(mesh.name),
+            # All servers start together: a JetStream cluster needs a quorum before any pod is ready.
+            "podManagementPolicy": "Parallel",
+            "selector": {"matchLabels": labels.selector_labels(mesh.name, labels.NATS)},
+            "persistentVolumeClaimRetentionPolicy": retention_policy(mesh),
+            "template": {
+                "metadata": template_meta(mesh, labels.NATS, image=img, config_hash=digest),
+                "spec": pod,
+            },
+            "volumeClaimTemplates": [
+                volume_claim_template(
+                    mesh,
+                    names.NATS_STORE_CLAIM,
+                    labels.NATS,
+                    nats.storage.size,
+                    nats.storage.storage_class_name,
+                )
+            ],
+        },
+    )

@@ -1,0 +1,181 @@
+"""NetworkPolicies: deny everything to and from the mesh's pods, then allow only the flows it needs.
+
+Called by `build_children` when `spec.networkPolicy.enabled` (the default). One policy per flow, named
+for it, so `kubectl get netpol` reads as the list of allowed flows:
+
+- deny-all: every mesh pod, ingress and egress;
+- allow-dns: every mesh pod → kube-system, port 53;
+- allow-nats / allow-nats-clients: actors, gateway, history → NATS 4222; NATS peers ↔ 6222; the
+  monitor port 8222 from any namespace only when a KEDA ScaledObject reads it;
+- allow-mocks / allow-commerce-apis: context_retriever, execution_coordinator → the commerce APIs;
+- allow-redis / allow-redis-clients: actors that use Redis, and the gateway → Redis 6379;
+- allow-gateway: anyone → gateway 8000 (the Service/Ingress decide who can reach it);
+- allow-llm: LLM actors → anywhere, only when an LLM is configured (providers have no fixed IPs).
+History gets no ingress at all: it only connects out to NATS. External NATS/Redis/APIs are allowed
+to any address on their URL's port. Kubelet probes are not subject to NetworkPolicy; Prometheus
+scraping from another namespace needs an extra policy of the user's own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import urlsplit
+
+from actormesh_operator.api.spec import ActorMesh
+from actormesh_operator.builders import labels, names
+from actormesh_operator.builders.autoscaling import uses_scaled_object
+from actormesh_operator.builders.meta import Manifest, manifest, object_meta
+from actormesh_operator.builders.mocks import MOCK_PORTS
+from actormesh_runtime.catalog import Ports
+
+_DEFAULT_PORTS = {"nats": 4222, "tls": 4222, "ws": 80, "wss": 443, "http": 80, "https": 443}
+_DEFAULT_PORTS |= {"redis": Ports.REDIS, "rediss": Ports.REDIS}
+Rule = dict[str, Any]
+
+
+def url_ports(urls: Iterable[str]) -> list[int]:
+    """Distinct TCP ports of URLs (explicit, or the scheme's default), sorted."""
+    ports = set()
+    for url in urls:
+        parts = urlsplit(url.strip())
+        ports.add(parts.port or _DEFAULT_PORTS.get(parts.scheme, 443))
+    return sorted(ports)
+
+
+def pods(mesh: ActorMesh, components: Iterable[str]) -> dict[str, Any]:
+    """podSelector for some of this mesh's components."""
+    return {
+        "matchLabels": labels.mesh_selector(mesh.name),
+        "matchExpressions": [{"key": labels.COMPONENT, "operator": "In", "values": sorted(set(components))}],
+    }
+
+
+def tcp(*ports: int) -> list[dict[str, Any]]:
+    return [{"protocol": "TCP", "port": p} for p in ports]
+
+
+def _policy(
+    mesh: ActorMesh, flow: str, selector: dict[str, Any], *, ingress: list[Rule] | None = None,
+    egress: list[Rule] | None = None,
+) -> Manifest:  # fmt: skip
+    spec: dict[str, Any] = {"podSelector": selector, "policyTypes": []}
+    if ingress is not None:
+        spec["policyTypes"].append("Ingress")
+        spec["ingress"] = ingress
+    if egress is not None:
+        spec["policyTypes"].append("Egress")
+        spec["egress"] = egress
+    meta = object_meta(mesh, names.network_policy(mesh.name, flow), labels.NETWORK)
+    return manifest("networking.k8s.io/v1", "NetworkPolicy", meta, spec=spec)
+
+
+def _actors(mesh: ActorMesh, attribute: str) -> list[str]:
+    return [a.info.k8s_name for a in mesh.spec.actors.enabled_actors() if getattr(a.info, attribute)]
+
+
+def nats_clients(mesh: ActorMesh) -> list[str]:
+    return [a.info.k8s_name for a in mesh.spec.actors.enabled_actors()] + [labels.GATEWAY, labels.HISTORY]
+
+
+def redis_clients(mesh: ActorMesh) -> list[str]:
+    return [*_actors(mesh, "uses_redis"), labels.GATEWAY]
+
+
+def _base(mesh: ActorMesh) -> list[Manifest]:
+    everything = {"matchLabels": labels.mesh_selector(mesh.name)}
+    dns = {
+        "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}}],
+        "ports": [{"protocol": "UDP", "port": 53}, *tcp(53)],
+    }
+    return [
+        _policy(mesh, "deny-all", everything, ingress=[], egress=[]),
+        _policy(mesh, "allow-dns", everything, egress=[dns]),
+    ]
+
+
+def _nats(mesh: ActorMesh, *, keda_available: bool) -> list[Manifest]:
+    clients = nats_clients(mesh)
+    if not mesh.spec.nats.managed:
+        external = mesh.spec.nats.external
+        ports = url_ports(external.url.split(",")) if external is not None else [Ports.NATS_CLIENT]
+        return [_policy(mesh, "allow-nats-clients", pods(mesh, clients), egress=[{"ports": tcp(*ports)}])]
+    nats = pods(mesh, [labels.NATS])
+    ingress: list[Rule] = [{"from": [{"podSelector": pods(mesh, clients)}], "ports": tcp(Ports.NATS_CLIENT)}]
+    egress: list[Rule] = []
+    if mesh.spec.nats.replicas > 1:
+        peers = {"from": [{"podSelector": nats}], "ports": tcp(Ports.NATS_CLUSTER)}
+        ingress.append(peers)
+        egress.append({"to": [{"podSelector": nats}], "ports": tcp(Ports.NATS_CLUSTER)})
+    if any(
+        uses_scaled_object(mesh, a, keda_available=keda_available) for a in mesh.spec.actors.enabled_actors()
+    ):
+        # KEDA's operator (namespace unknown, usually `keda`) polls the monitor endpoint.
+        ingress.append({"from": [{"namespaceSelector": {}}], "ports": tcp(Ports.NATS_MONITOR)})
+    to_nats = [{"to": [{"podSelector": nats}], "ports": tcp(Ports.NATS_CLIENT)}]
+    return [
+        _policy(mesh, "allow-nats", nats, ingress=ingress, egress=egress),
+        _policy(mesh, "allow-nats-clients", pods(mesh, clients), egress=to_nats),
+    ]
+
+
+def _commerce(mesh: ActorMesh) -> list[Manifest]:
+    callers = _actors(mesh, "calls_commerce_apis")
+    if not callers:
+        return []
+    apis = mesh.spec.commerce_apis
+    explicit = {"customers": apis.customer_url, "orders": apis.orders_url, "tracking": apis.tracking_url}
+    external = [url for url in explicit.values() if url is not None]
+    mocked = [MOCK_PORTS[api] for api, url in explicit.items() if url is None]
+    out: list[Manifest] = []
+    egress: list[Rule] = []
+    if external:
+        egress.append({"ports": tcp(*url_ports(external))})
+    if mocked and mesh.spec.mock_services.enabled:
+        mocks = pods(mesh, [labels.MOCKS])
+        egress.append({"to": [{"podSelector": mocks}], "ports": tcp(*mocked)})
+        ingress = [{"from": [{"podSelector": pods(mesh, callers)}], "ports": tcp(*MOCK_PORTS.values())}]
+        out.append(_policy(mesh, "allow-mocks", mocks, ingress=ingress))
+    if egress:
+        out.append(_policy(mesh, "allow-commerce-apis", pods(mesh, callers), egress=egress))
+    return out
+
+
+def _redis(mesh: ActorMesh) -> list[Manifest]:
+    redis = mesh.spec.redis
+    if not redis.enabled:
+        return []
+    clients = redis_clients(mesh)
+    if redis.external is not None:
+        egress: list[Rule] = [{"ports": tcp(*url_ports([redis.external.url]))}]
+        return [_policy(mesh, "allow-redis-clients", pods(mesh, clients), egress=egress)]
+    server = pods(mesh, [labels.REDIS])
+    ingress = [{"from": [{"podSelector": pods(mesh, clients)}], "ports": tcp(Ports.REDIS)}]
+    egress = [{"to": [{"podSelector": server}], "ports": tcp(Ports.REDIS)}]
+    return [
+        _policy(mesh, "allow-redis", server, ingress=ingress),
+        _policy(mesh, "allow-redis-clients", pods(mesh, clients), egress=egress),
+    ]
+
+
+def _gateway_and_llm(mesh: ActorMesh) -> list[Manifest]:
+    out = [
+        _policy(mesh, "allow-gateway", pods(mesh, [labels.GATEWAY]), ingress=[{"ports": tcp(Ports.GATEWAY)}])
+    ]
+    llm_actors = _actors(mesh, "uses_llm")
+    if mesh.spec.llm is not None and llm_actors:
+        out.append(_policy(mesh, "allow-llm", pods(mesh, llm_actors), egress=[{}]))
+    return out
+
+
+def build_network_policies(mesh: ActorMesh, *, keda_available: bool = False) -> list[Manifest]:
+    """Every NetworkPolicy of the mesh, or none when `spec.networkPolicy.enabled` is false."""
+    if not mesh.spec.network_policy.enabled:
+        return []
+    return [
+        *_base(mesh),
+        *_nats(mesh, keda_available=keda_available),
+        *_commerce(mesh),
+        *_redis(mesh),
+        *_gateway_and_llm(mesh),
+    ]

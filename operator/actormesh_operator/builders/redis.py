@@ -1,0 +1,93 @@
+"""Managed Redis: a one-replica StatefulSet with an append-only file on a PVC, and its Service.
+
+Called by `build_children` only when `spec.redis` is enabled and not external. Redis holds a cache
+and session state that the runtime can lose (it degrades to no cache), so one replica is enough;
+the PVC only saves a cold cache after a restart.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from actormesh_operator.api.spec import ActorMesh
+from actormesh_operator.builders import labels, names, pod_security
+from actormesh_operator.builders.meta import Manifest, manifest, object_meta, template_meta
+from actormesh_operator.builders.volumes import retention_policy, volume_claim_template
+from actormesh_operator.settings import OperatorSettings
+from actormesh_runtime.catalog import Ports
+
+DATA_DIR = "/data"
+
+
+def image(mesh: ActorMesh, settings: OperatorSettings) -> str:
+    return mesh.spec.redis.image or settings.redis_image
+
+
+def build_redis_service(mesh: ActorMesh) -> Manifest:
+    return manifest(
+        "v1",
+        "Service",
+        object_meta(mesh, names.redis(mesh.name), labels.REDIS),
+        spec={
+            "type": "ClusterIP",
+            "selector": labels.selector_labels(mesh.name, labels.REDIS),
+            "ports": [{"name": "redis", "port": Ports.REDIS, "targetPort": "redis"}],
+        },
+    )
+
+
+def _container(mesh: ActorMesh, settings: OperatorSettings) -> dict[str, Any]:
+    ping = {"exec": {"command": ["redis-cli", "-p", str(Ports.REDIS), "ping"]}}
+    return pod_security.container(
+        "redis",
+        image(mesh, settings),
+        # Explicit args, not the image's entrypoint script: it would try to chown /data as root.
+        command=["redis-server"],
+        args=["--port", str(Ports.REDIS), "--dir", DATA_DIR, "--appendonly", "yes", "--protected-mode", "no"],
+        ports=[{"name": "redis", "containerPort": Ports.REDIS}],
+        resources=mesh.spec.redis.resources.to_k8s(),
+        readinessProbe={**ping, "periodSeconds": 10, "timeoutSeconds": 3, "failureThreshold": 3},
+        livenessProbe={
+            "tcpSocket": {"port": "redis"},
+            "initialDelaySeconds": 10,
+            "periodSeconds": 20,
+            "timeoutSeconds": 3,
+            "failureThreshold": 3,
+        },
+        volumeMounts=[
+            {"name": names.REDIS_DATA_CLAIM, "mountPath": DATA_DIR},
+            pod_security.tmp_mount(),
+        ],
+    )
+
+
+def build_redis_statefulset(mesh: ActorMesh, settings: OperatorSettings) -> Manifest:
+    redis = mesh.spec.redis
+    img = image(mesh, settings)
+    pod = pod_security.pod_spec(
+        mesh,
+        containers=[_container(mesh, settings)],
+        volumes=[pod_security.tmp_volume()],
+        service_account=names.service_account(mesh.name),
+    )
+    return manifest(
+        "apps/v1",
+        "StatefulSet",
+        object_meta(mesh, names.redis(mesh.name), labels.REDIS, image=img),
+        spec={
+            "replicas": 1,
+            "serviceName": names.redis(mesh.name),
+            "selector": {"matchLabels": labels.selector_labels(mesh.name, labels.REDIS)},
+            "persistentVolumeClaimRetentionPolicy": retention_policy(mesh),
+            "template": {"metadata": template_meta(mesh, labels.REDIS, image=img), "spec": pod},
+            "volumeClaimTemplates": [
+                volume_claim_template(
+                    mesh,
+                    names.REDIS_DATA_CLAIM,
+                    labels.REDIS,
+                    redis.storage.size,
+                    redis.storage.storage_class_name,
+                )
+            ],
+        },
+    )

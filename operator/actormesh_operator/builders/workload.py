@@ -1,0 +1,111 @@
+"""Pieces shared by the runtime workloads (actors, gateway, history, mocks): the `actormesh` container,
+probes, Secret-backed env vars and the Deployment wrapper.
+
+Called by actors.py, gateway.py, history.py and mocks.py.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from actormesh_operator.api.spec import ActorMesh
+from actormesh_operator.api.types import SecretKeyRef
+from actormesh_operator.builders import labels, names, pod_security
+from actormesh_operator.builders.meta import Manifest, manifest, object_meta, template_meta
+from actormesh_operator.builders.runtime_config import env_from_runtime_config
+from actormesh_runtime.catalog import Env
+
+RUNTIME_TERMINATION_GRACE_S = 35
+"""Above the runtime's SIGTERM drain budget (RuntimeSettings.drain_grace_s = 25 s) plus slack."""
+
+
+def http_probe(
+    path: str, port: str, *, period: int = 10, failures: int = 3, delay: int = 0
+) -> dict[str, Any]:
+    probe: dict[str, Any] = {
+        "httpGet": {"path": path, "port": port},
+        "periodSeconds": period,
+        "timeoutSeconds": 3,
+        "failureThreshold": failures,
+    }
+    if delay:
+        probe["initialDelaySeconds"] = delay
+    return probe
+
+
+def secret_env(name: str, ref: SecretKeyRef) -> dict[str, Any]:
+    """An env var from a Secret key; not optional, so a missing Secret stops the pod visibly."""
+    return {"name": name, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}}
+
+
+def redis_password_env(mesh: ActorMesh) -> list[dict[str, Any]]:
+    """REDIS_PASSWORD for pods that use Redis, when an external Redis names a password Secret."""
+    redis = mesh.spec.redis
+    if redis.enabled and redis.external is not None and redis.external.password_secret_ref is not None:
+        return [secret_env(Env.REDIS_PASSWORD, redis.external.password_secret_ref)]
+    return []
+
+
+def runtime_container(
+    mesh: ActorMesh,
+    name: str,
+    args: list[str],
+    *,
+    ports: list[dict[str, Any]],
+    resources: dict[str, Any],
+    env: list[dict[str, Any]] | None = None,
+    extra_mounts: list[dict[str, Any]] | None = None,
+    **probes: Any,
+) -> dict[str, Any]:
+    """The runtime image running `actormesh <args>`, with the runtime ConfigMap as its environment."""
+    return pod_security.container(
+        name,
+        mesh.spec.image,
+        pull_policy=mesh.spec.image_pull_policy,
+        command=["actormesh"],
+        args=args,
+        ports=ports,
+        envFrom=env_from_runtime_config(mesh),
+        env=env or None,
+        resources=resources,
+        volumeMounts=[pod_security.tmp_mount(), *(extra_mounts or [])],
+        **probes,
+    )
+
+
+def runtime_pod(
+    mesh: ActorMesh, container: dict[str, Any], *, extra_volumes: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    return pod_security.pod_spec(
+        mesh,
+        containers=[container],
+        volumes=[pod_security.tmp_volume(), *(extra_volumes or [])],
+        service_account=names.service_account(mesh.name),
+        termination_grace_seconds=RUNTIME_TERMINATION_GRACE_S,
+    )
+
+
+def deployment(
+    mesh: ActorMesh,
+    name: str,
+    component: str,
+    pod: dict[str, Any],
+    *,
+    replicas: int | None,
+    config_hash: str,
+) -> Manifest:
+    """A Deployment; `replicas=None` leaves the field out so an HPA or ScaledObject owns it."""
+    spec: dict[str, Any] = {
+        "selector": {"matchLabels": labels.selector_labels(mesh.name, component)},
+        "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+        "revisionHistoryLimit": 3,
+        "template": {
+            "metadata": template_meta(mesh, component, image=mesh.spec.image, config_hash=config_hash),
+            "spec": pod,
+        },
+    }
+    if replicas is not None:
+        spec = {"replicas": replicas, **spec}
+    return manifest(
+        "apps/v1", "Deployment", object_meta(mesh, name, component, image=mesh.spec.image), spec=spec
+    )

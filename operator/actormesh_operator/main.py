@@ -1,0 +1,110 @@
+"""`actormesh-operator`: run the ActorMesh operator (kopf) cluster-wide or in one namespace.
+
+The console entry point declared in pyproject.toml. Settings come from `OperatorSettings` (environment
+`ACTORMESH_OPERATOR_*`); `--namespace` and `--kubeconfig` override them. `run()` is also what the
+integration tests call, in-process, with a stop flag.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import kopf
+
+from actormesh_operator.api.schema import PLURAL
+from actormesh_operator.builders.kinds import SCALED_OBJECT
+from actormesh_operator.reconcile import metrics
+from actormesh_operator.reconcile.handlers import build_registry
+from actormesh_operator.reconcile.kube import KubeClient, KubeConfigError, KubeCredentials, load_credentials
+from actormesh_operator.reconcile.runner import MESHES
+from actormesh_operator.settings import OperatorSettings
+
+logger = logging.getLogger("actormesh_operator")
+
+
+class CrdMissingError(RuntimeError):
+    """The ActorMesh CRD is not installed; with CRD scanning off, kopf would silently watch nothing."""
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="actormesh-operator", description=__doc__.splitlines()[0])
+    parser.add_argument("--namespace", "-n", help="watch only this namespace (namespaced install)")
+    parser.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster, else ~/.kube/config)")
+    parser.add_argument(
+        "--log-format", choices=["json", "text"], help="overrides ACTORMESH_OPERATOR_LOG_FORMAT"
+    )
+    return parser.parse_args(argv)
+
+
+def configure_logging(settings: OperatorSettings) -> None:
+    """JSON lines (with the object reference under `k8s`) in containers, readable text on a terminal."""
+    log_format = kopf.LogFormat.JSON if settings.log_format == "json" else kopf.LogFormat.FULL
+    kopf.configure(log_format=log_format, log_refkey="k8s")
+    level = logging.getLevelName(settings.log_level.upper())
+    logging.getLogger().setLevel(level)
+    # kopf logs every watch-event handler call ("Handler 'child-deployments' succeeded") at INFO; our
+    # own lines (applied, pruned, failed) say what matters. Its warnings and errors still show.
+    if level == logging.INFO:
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    # httpx logs every request at INFO: with one request per child per change that drowns the rest.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+async def discover(creds: KubeCredentials) -> bool:
+    """Fail fast without the ActorMesh CRD; return whether KEDA's ScaledObjects are served."""
+    async with KubeClient(creds) as kube:
+        if not await kube.served(MESHES.api_version, PLURAL):
+            raise CrdMissingError(
+                f"{PLURAL}.{MESHES.group} is not served by {creds.server}: install the CRD first "
+                "(kubectl apply -k config/default installs CRD, RBAC and operator together)"
+            )
+        return await kube.served(SCALED_OBJECT.api_version, SCALED_OBJECT.plural)
+
+
+async def run(
+    settings: OperatorSettings,
+    creds: KubeCredentials,
+    *,
+    stop_flag: Any = None,
+    ready_flag: Any = None,
+) -> None:
+    """Run until `stop_flag` is set (or a signal arrives when on the main thread)."""
+    keda = await discover(creds)
+    namespace = settings.namespace
+    liveness = f"http://0.0.0.0:{settings.health_port}/healthz" if settings.health_port else None
+    await kopf.operator(
+        registry=build_registry(settings, creds, keda_available=keda),
+        standalone=True,
+        clusterwide=namespace is None,
+        namespaces=[namespace] if namespace else [],
+        liveness_endpoint=liveness,
+        stop_flag=stop_flag,
+        ready_flag=ready_flag,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    overrides: dict[str, Any] = {}
+    if args.namespace:
+        overrides["namespace"] = args.namespace
+    if args.log_format:
+        overrides["log_format"] = args.log_format
+    settings = OperatorSettings(**overrides)
+    configure_logging(settings)
+    try:
+        creds = load_credentials(args.kubeconfig)
+        metrics.serve(settings.metrics_port)
+        asyncio.run(run(settings, creds))
+    except (KubeConfigError, CrdMissingError) as exc:
+        logger.error("cannot start: %s", exc)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

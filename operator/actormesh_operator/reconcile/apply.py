@@ -1,0 +1,101 @@
+"""Apply the desired children with server-side apply, and prune the ones no longer desired.
+
+Called by `handlers.py` once per reconcile, after `observe.py` listed the live children. Decisions are
+pure and live in `diff.py`; this module only performs them, in the builders' order, naming each action
+so a failure reads "apply statefulset demo-nats: 422 Invalid: ...". The `live` mapping is updated in
+place with every response, so the status computed afterwards sees what was just written.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from actormesh_operator.builders.kinds import MANAGED_KINDS, ManagedKind
+from actormesh_operator.reconcile import metrics
+from actormesh_operator.reconcile.diff import (
+    ChildKey,
+    apply_reason,
+    child_key,
+    describe,
+    select_prunable,
+    with_hash,
+)
+from actormesh_operator.reconcile.errors import action
+from actormesh_operator.reconcile.kube import KubeClient, Resource
+
+logger = logging.getLogger(__name__)
+
+_KINDS: dict[tuple[str, str], ManagedKind] = {(k.group, k.kind): k for k in MANAGED_KINDS}
+
+
+def resource_of(kind: ManagedKind) -> Resource:
+    return Resource(kind.api_version, kind.kind, kind.plural, kind.namespaced)
+
+
+def resource_for(manifest: Mapping[str, Any]) -> Resource:
+    """Where a builder's manifest lives; only MANAGED_KINDS may be emitted (they are what we prune)."""
+    group = str(manifest.get("apiVersion", "")).rpartition("/")[0]
+    kind = _KINDS.get((group, str(manifest.get("kind", ""))))
+    if kind is None:
+        raise ValueError(
+            f"builder emitted {manifest.get('kind')} ({manifest.get('apiVersion')}), not in MANAGED_KINDS"
+        )
+    return resource_of(kind)
+
+
+@dataclass
+class ApplyOutcome:
+    """What one reconcile wrote: `applied` and `pruned` hold human names with the reason."""
+
+    applied: list[str] = field(default_factory=list)
+    pruned: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.applied or self.pruned)
+
+
+async def apply_children(
+    kube: KubeClient,
+    desired: Iterable[Mapping[str, Any]],
+    live: MutableMapping[ChildKey, dict[str, Any]],
+    *,
+    field_manager: str,
+    outcome: ApplyOutcome,
+) -> None:
+    """Server-side apply each desired child that is missing, changed or drifted; skip the rest."""
+    for manifest in desired:
+        body = with_hash(manifest)
+        key = child_key(body)
+        reason = apply_reason(body, live.get(key), field_manager)
+        if reason is None:
+            continue
+        name = describe(body)
+        with action(f"apply {name}"):
+            live[key] = await kube.apply(resource_for(body), body, field_manager=field_manager)
+        metrics.CHILD_WRITES.labels(kind=body["kind"], action="apply").inc()
+        logger.info("applied %s: %s", name, reason)
+        outcome.applied.append(f"{name} ({reason})")
+
+
+async def prune_children(
+    kube: KubeClient,
+    desired: Iterable[Mapping[str, Any]],
+    live: MutableMapping[ChildKey, dict[str, Any]],
+    *,
+    owner_uid: str,
+    outcome: ApplyOutcome,
+) -> None:
+    """Delete children this mesh controls that the builders no longer emit (disabled components)."""
+    for obj in select_prunable(list(live.values()), list(desired), owner_uid):
+        name = describe(obj)
+        meta = obj.get("metadata") or {}
+        with action(f"delete {name}"):
+            await kube.delete(resource_for(obj), meta["name"], meta.get("namespace"))
+        live.pop(child_key(obj), None)
+        metrics.CHILD_WRITES.labels(kind=obj.get("kind", ""), action="delete").inc()
+        logger.info("pruned %s: no longer desired", name)
+        outcome.pruned.append(name)

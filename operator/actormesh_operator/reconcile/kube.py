@@ -1,0 +1,356 @@
+"""A thin async Kubernetes client over httpx: credentials, server-side apply, get/list/delete, status.
+
+Used by `apply.py` and `observe.py` (child objects), `handlers.py` (status patches, kopf's login) and
+the integration tests. It knows nothing about ActorMesh: callers pass a `Resource` (where an object
+lives in the API) and plain manifest dicts. Errors from the API server become `KubeApiError`; network
+errors stay httpx's own; `reconcile/errors.py` decides which of them are worth a retry.
+
+Credentials come from a kubeconfig (client certificates, bearer token, CA, by path or inline data) or
+from the in-cluster service account, whose token is re-read every minute because the kubelet rotates
+it.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import ssl
+import tempfile
+import time
+from collections.abc import AsyncIterator, Generator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+IN_CLUSTER_SERVER = "https://kubernetes.default.svc"
+APPLY_PATCH = "application/apply-patch+yaml"
+MERGE_PATCH = "application/merge-patch+json"
+
+
+@dataclass(frozen=True)
+class Resource:
+    """Where a kind lives in the API: `apps/v1` + `deployments`, namespaced or not."""
+
+    api_version: str
+    kind: str
+    plural: str
+    namespaced: bool = True
+
+    @property
+    def group(self) -> str:
+        return self.api_version.rpartition("/")[0]
+
+    def path(self, namespace: str | None = None, name: str | None = None, sub: str | None = None) -> str:
+        base = f"/api/{self.api_version}" if not self.group else f"/apis/{self.api_version}"
+        if self.namespaced and namespace:
+            base += f"/namespaces/{namespace}"
+        base += f"/{self.plural}"
+        if name:
+            base += f"/{name}"
+        if sub:
+            base += f"/{sub}"
+        return base
+
+
+class KubeApiError(Exception):
+    """The API server answered with a non-2xx status (its `Status` reason and message kept)."""
+
+    def __init__(self, status: int, reason: str, message: str, retry_after: float | None = None) -> None:
+        super().__init__(f"{status} {reason}: {message}")
+        self.status = status
+        self.reason = reason
+        self.message = message
+        self.retry_after = retry_after
+
+
+class KubeConfigError(Exception):
+    """No usable credentials: neither a kubeconfig nor an in-cluster service account."""
+
+
+@dataclass(frozen=True)
+class KubeCredentials:
+    """Everything needed to reach one API server. PEM data is kept decoded (text)."""
+
+    server: str
+    ca_path: str | None = None
+    ca_data: str | None = None
+    cert_path: str | None = None
+    cert_data: str | None = None
+    key_path: str | None = None
+    key_data: str | None = None
+    token: str | None = None
+    token_path: str | None = None
+    insecure: bool = False
+    namespace: str | None = None
+
+    def ssl_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=self.ca_path, cadata=self.ca_data)
+        if self.insecure:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        with _cert_files(self) as pair:
+            if pair is not None:
+                context.load_cert_chain(certfile=pair[0], keyfile=pair[1])
+        return context
+
+    def current_token(self) -> str | None:
+        if self.token_path:
+            return Path(self.token_path).read_text(encoding="utf-8").strip() or None
+        return self.token
+
+
+@contextlib.contextmanager
+def _cert_files(creds: KubeCredentials) -> Generator[tuple[str, str] | None, None, None]:
+    # Python's ssl loads client certificates only from files; inline data lives on disk only briefly.
+    if creds.cert_path and creds.key_path:
+        yield creds.cert_path, creds.key_path
+        return
+    if not (creds.cert_data and creds.key_data):
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="actormesh-kube-") as tmp:
+        cert, key = Path(tmp, "tls.crt"), Path(tmp, "tls.key")
+        cert.write_text(creds.cert_data, encoding="ascii")
+        key.touch(mode=0o600)
+        key.write_text(creds.key_data, encoding="ascii")
+        yield str(cert), str(key)
+
+
+def _pem(data: str | None) -> str | None:
+    if data is None:
+        return None
+    return data if data.startswith("-----BEGIN ") else base64.b64decode(data).decode("ascii")
+
+
+def _relative(path: str | None, base: Path) -> str | None:
+    # kubeconfig paths are relative to the kubeconfig file, not to the working directory.
+    if path is None:
+        return None
+    return str((base / os.path.expanduser(path)).resolve())
+
+
+def load_kubeconfig(path: str | os.PathLike[str], context: str | None = None) -> KubeCredentials:
+    """Credentials of `context` (default: current-context) in one kubeconfig file."""
+    file = Path(path).expanduser()
+    config = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+    name = context or config.get("current-context")
+    if not name:
+        raise KubeConfigError(f"{file}: no current-context")
+    ctx = _named(config, "contexts", name, "context")
+    cluster = _named(config, "clusters", ctx["cluster"], "cluster")
+    user = _named(config, "users", ctx["user"], "user") if ctx.get("user") else {}
+    base = file.parent
+    return KubeCredentials(
+        server=cluster["server"],
+        ca_path=_relative(cluster.get("certificate-authority"), base),
+        ca_data=_pem(cluster.get("certificate-authority-data")),
+        cert_path=_relative(user.get("client-certificate"), base),
+        cert_data=_pem(user.get("client-certificate-data")),
+        key_path=_relative(user.get("client-key"), base),
+        key_data=_pem(user.get("client-key-data")),
+        token=user.get("token"),
+        token_path=_relative(user.get("tokenFile"), base),
+        insecure=bool(cluster.get("insecure-skip-tls-verify", False)),
+        namespace=ctx.get("namespace"),
+    )
+
+
+def _named(config: Mapping[str, Any], section: str, name: str, field: str) -> dict[str, Any]:
+    for item in config.get(section) or []:
+        if item.get("name") == name:
+            return dict(item.get(field) or {})
+    raise KubeConfigError(f"kubeconfig has no {section[:-1]} named {name!r}")
+
+
+def load_incluster(directory: Path = SERVICE_ACCOUNT_DIR) -> KubeCredentials:
+    """The pod's service account: CA and namespace from the mount; the token is read by path."""
+    token = directory / "token"
+    if not token.exists():
+        raise KubeConfigError(f"not in a cluster: {token} does not exist")
+    ca = directory / "ca.crt"
+    namespace = directory / "namespace"
+    return KubeCredentials(
+        server=IN_CLUSTER_SERVER,
+        ca_path=str(ca) if ca.exists() else None,
+        token_path=str(token),
+        namespace=namespace.read_text(encoding="utf-8").strip() if namespace.exists() else None,
+    )
+
+
+def load_credentials(kubeconfig: str | None = None) -> KubeCredentials:
+    """An explicit kubeconfig wins; else the in-cluster service account; else ~/.kube/config."""
+    if kubeconfig:
+        return load_kubeconfig(kubeconfig)
+    if (SERVICE_ACCOUNT_DIR / "token").exists():
+        return load_incluster()
+    default = Path("~/.kube/config").expanduser()
+    if default.exists():
+        return load_kubeconfig(default)
+    raise KubeConfigError("no kubeconfig given, no in-cluster service account, no ~/.kube/config")
+
+
+class _TokenAuth(httpx.Auth):
+    """Bearer token; a projected service-account token is re-read once a minute (the kubelet rotates it)."""
+
+    REREAD_S = 60.0
+
+    def __init__(self, creds: KubeCredentials) -> None:
+        self._creds = creds
+        self._token: str | None = None
+        self._read_at = -self.REREAD_S
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        now = time.monotonic()
+        if now - self._read_at >= self.REREAD_S:
+            self._token, self._read_at = self._creds.current_token(), now
+        token = self._token
+        if token:
+            request.headers["Authorization"] = f"Bearer {token}"
+        yield request
+
+
+class KubeClient:
+    """One HTTP/1.1 connection pool to the API server. Use as `async with KubeClient(creds) as kube`."""
+
+    def __init__(self, creds: KubeCredentials, *, timeout: float = 30.0) -> None:
+        self.creds = creds
+        self._http = httpx.AsyncClient(
+            base_url=creds.server,
+            verify=creds.ssl_context(),
+            auth=_TokenAuth(creds),
+            timeout=timeout,
+            headers={"Accept": "application/json", "User-Agent": "actormesh-operator"},
+        )
+
+    async def __aenter__(self) -> KubeClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+    ) -> dict[str, Any]:
+        content = None if body is None else json.dumps(body, separators=(",", ":"))
+        headers = {"Content-Type": content_type} if content is not None else {}
+        response = await self._http.request(method, path, params=params, content=content, headers=headers)
+        if response.is_success:
+            return dict(response.json()) if response.content else {}
+        raise _api_error(response)
+
+    async def get(self, resource: Resource, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+        """The object, or None when it does not exist."""
+        try:
+            return await self.request("GET", resource.path(namespace, name))
+        except KubeApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    async def list(
+        self, resource: Resource, namespace: str | None = None, *, label_selector: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Every matching object, following `continue` tokens; items get their apiVersion/kind back."""
+        return [item async for item in self._list_pages(resource, namespace, label_selector)]
+
+    async def _list_pages(
+        self, resource: Resource, namespace: str | None, label_selector: str | None
+    ) -> AsyncIterator[dict[str, Any]]:
+        params = {"limit": "500"}
+        if label_selector:
+            params["labelSelector"] = label_selector
+        while True:
+            page = await self.request("GET", resource.path(namespace), params=params)
+            for item in page.get("items") or []:
+                # List items come without apiVersion/kind; put them back so items look like GETs.
+                yield {"apiVersion": resource.api_version, "kind": resource.kind, **item}
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                return
+            params["continue"] = token
+
+    async def apply(
+        self, resource: Resource, body: Mapping[str, Any], *, field_manager: str, force: bool = True
+    ) -> dict[str, Any]:
+        """Server-side apply: this manager's fields become exactly `body`'s; `force` takes them over."""
+        metadata = body["metadata"]
+        path = resource.path(metadata.get("namespace"), metadata["name"])
+        params = {"fieldManager": field_manager, "force": "true" if force else "false"}
+        # JSON is YAML, and the API server accepts it under the apply-patch content type.
+        return await self.request("PATCH", path, params=params, body=body, content_type=APPLY_PATCH)
+
+    async def delete(
+        self, resource: Resource, name: str, namespace: str | None = None, *, propagation: str = "Background"
+    ) -> bool:
+        """Delete; False when it was already gone. Background propagation lets the GC take dependents."""
+        body = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": propagation}
+        try:
+            await self.request("DELETE", resource.path(namespace, name), body=body)
+        except KubeApiError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    async def patch_status(
+        self, resource: Resource, name: str, namespace: str | None, status: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Merge-patch the status subresource (lists such as conditions are replaced whole)."""
+        path = resource.path(namespace, name, "status")
+        return await self.request("PATCH", path, body={"status": dict(status)}, content_type=MERGE_PATCH)
+
+    async def merge_patch(
+        self,
+        resource: Resource,
+        name: str,
+        namespace: str | None,
+        patch: Mapping[str, Any],
+        *,
+        sub: str | None = None,
+    ) -> dict[str, Any]:
+        path = resource.path(namespace, name, sub)
+        return await self.request("PATCH", path, body=dict(patch), content_type=MERGE_PATCH)
+
+    async def create(self, resource: Resource, body: Mapping[str, Any]) -> dict[str, Any]:
+        namespace = body.get("metadata", {}).get("namespace")
+        return await self.request("POST", resource.path(namespace), body=dict(body))
+
+    async def served(self, api_version: str, plural: str) -> bool:
+        """Whether the API server serves `plural` in `api_version` (discovery; needs no RBAC rule)."""
+        group = api_version.rpartition("/")[0]
+        path = f"/apis/{api_version}" if group else f"/api/{api_version}"
+        try:
+            listing = await self.request("GET", path)
+        except KubeApiError as exc:
+            if exc.status in (403, 404):
+                return False
+            raise
+        return any(r.get("name") == plural for r in listing.get("resources") or [])
+
+
+def _api_error(response: httpx.Response) -> KubeApiError:
+    reason, message = response.reason_phrase, response.text[:500]
+    with contextlib.suppress(ValueError):
+        status = response.json()
+        if isinstance(status, dict):
+            reason = str(status.get("reason") or reason)
+            message = str(status.get("message") or message)
+    retry_after: float | None = None
+    with contextlib.suppress(ValueError):
+        retry_after = float(response.headers.get("Retry-After", ""))
+    return KubeApiError(response.status_code, reason, message, retry_after)

@@ -1,0 +1,134 @@
+"""Read what exists: the mesh's children, the Secrets its spec references, and whether KEDA is installed.
+
+Called by `handlers.py` at the start of every reconcile. Children are listed per `MANAGED_KINDS` entry
+with the mesh's label selector (server-side), so the cost is one LIST per kind whatever the cluster
+size. KEDA is detected through API discovery (`/apis/keda.sh/v1alpha1`), which every authenticated
+client may read: the operator needs no permission on CustomResourceDefinitions, and the namespaced
+install (a Role cannot grant cluster-scoped reads) detects KEDA the same way.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from actormesh_operator.api.observed import (
+    COMPONENT_GATEWAY,
+    COMPONENT_LABEL,
+    MissingSecret,
+    ObservedIngress,
+    ObservedService,
+    ObservedState,
+    ObservedWorkload,
+    ReconcileError,
+)
+from actormesh_operator.api.spec import ActorMesh
+from actormesh_operator.builders import labels
+from actormesh_operator.builders.kinds import MANAGED_KINDS, SCALED_OBJECT, SecretRef
+from actormesh_operator.reconcile.apply import resource_of
+from actormesh_operator.reconcile.diff import ChildKey, child_key
+from actormesh_operator.reconcile.errors import action
+from actormesh_operator.reconcile.kube import KubeApiError, KubeClient, Resource
+
+SECRETS = Resource("v1", "Secret", "secrets")
+KEDA_RECHECK_S = 60.0
+"""KEDA may be installed after the operator starts; discovery is re-read at most once a minute."""
+
+
+def selector_string(selector: Mapping[str, str]) -> str:
+    return ",".join(f"{key}={value}" for key, value in sorted(selector.items()))
+
+
+async def list_children(kube: KubeClient, mesh: ActorMesh, *, keda: bool) -> dict[ChildKey, dict[str, Any]]:
+    """Every live object of a managed kind carrying this mesh's labels (ours or not: prune checks owners)."""
+    selector = selector_string(labels.mesh_selector(mesh.name))
+    live: dict[ChildKey, dict[str, Any]] = {}
+    for kind in MANAGED_KINDS:
+        if kind.optional and not keda:
+            continue
+        with action(f"list {kind.plural}"):
+            try:
+                items = await kube.list(resource_of(kind), mesh.namespace, label_selector=selector)
+            except KubeApiError as exc:
+                if kind.optional and exc.status == 404:
+                    continue  # the CRD went away between discovery and listing
+                raise
+        for item in items:
+            live[child_key(item)] = item
+    return live
+
+
+async def missing_secrets(kube: KubeClient, mesh: ActorMesh, refs: list[SecretRef]) -> list[MissingSecret]:
+    """Every referenced Secret (or key in it) that does not exist, with the spec field naming it.
+
+    Only key names are looked at; the values are never logged or kept."""
+    missing: list[MissingSecret] = []
+    keys: dict[str, set[str] | None] = {}
+    for ref in refs:
+        if ref.name not in keys:
+            with action(f"read secret {ref.name}"):
+                secret = await kube.get(SECRETS, ref.name, mesh.namespace)
+            keys[ref.name] = None if secret is None else set(secret.get("data") or {})
+        present = keys[ref.name]
+        if present is None or ref.key not in present:
+            missing.append(
+                MissingSecret(
+                    name=ref.name, key=ref.key, secret_exists=present is not None, field=ref.field_path
+                )
+            )
+    return missing
+
+
+def observed_state(
+    live: Mapping[ChildKey, Mapping[str, Any]],
+    *,
+    keda: bool,
+    missing: list[MissingSecret],
+    applied: bool,
+    error: ReconcileError | None = None,
+) -> ObservedState:
+    """Reduce the live children to what `status.compute_status` reads."""
+    objects = list(live.values())
+
+    def gateway(kind: str) -> Mapping[str, Any] | None:
+        return next(
+            (
+                o
+                for o in objects
+                if o.get("kind") == kind
+                and ((o.get("metadata") or {}).get("labels") or {}).get(COMPONENT_LABEL) == COMPONENT_GATEWAY
+            ),
+            None,
+        )
+
+    service, ingress = gateway("Service"), gateway("Ingress")
+    return ObservedState(
+        workloads=[ObservedWorkload.from_object(o) for o in objects if o.get("kind") in _WORKLOAD_KINDS],
+        gateway_service=ObservedService.from_object(service) if service else None,
+        gateway_ingress=ObservedIngress.from_object(ingress) if ingress else None,
+        missing_secrets=missing,
+        keda_installed=keda,
+        generation_applied=applied,
+        error=error,
+    )
+
+
+_WORKLOAD_KINDS = ("StatefulSet", "Deployment")
+
+
+class KedaDetector:
+    """Caches whether the API server serves KEDA ScaledObjects (discovery, no RBAC needed)."""
+
+    def __init__(self, recheck_s: float = KEDA_RECHECK_S) -> None:
+        self._recheck_s = recheck_s
+        self._value = False
+        self._checked_at: float | None = None
+
+    async def available(self, kube: KubeClient) -> bool:
+        now = time.monotonic()
+        if self._checked_at is None or now - self._checked_at >= self._recheck_s:
+            with action("discover keda.sh/v1alpha1"):
+                self._value = await kube.served(SCALED_OBJECT.api_version, SCALED_OBJECT.plural)
+            self._checked_at = now
+        return self._value

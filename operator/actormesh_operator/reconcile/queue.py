@@ -1,0 +1,86 @@
+"""Coalescing per-mesh wake-ups for reconciles that kopf does not start itself.
+
+Child watch events (a Deployment edited or deleted, a StatefulSet's status moving) and the periodic
+resync both end up here: `schedule(namespace, name)` asks for one reconcile of that mesh after a short
+debounce. Many requests for the same mesh collapse into one pending run, and a request that arrives
+while a run is in progress causes exactly one more run afterwards, so a burst of 30 child events costs
+one or two reconciles, never 30. Used by `handlers.py`; the reconcile itself is a callback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+logger = logging.getLogger(__name__)
+
+MeshKey = tuple[str, str]
+RunFn = Callable[[str, str, str], Awaitable[float | None]]
+"""run(namespace, name, trigger) -> None, or a delay after which the mesh must be retried."""
+
+
+@dataclass
+class _Slot:
+    task: asyncio.Task[None]
+    trigger: str
+    running: bool = False
+    again: bool = False
+
+
+class WakeupQueue:
+    """One background task per mesh with pending work; see the module docstring."""
+
+    def __init__(self, run: RunFn, *, debounce_s: float = 1.0) -> None:
+        self._run = run
+        self._debounce_s = debounce_s
+        self._slots: dict[MeshKey, _Slot] = {}
+        self._closed = False
+
+    def schedule(self, namespace: str, name: str, trigger: str, *, delay: float | None = None) -> None:
+        if self._closed:
+            return
+        key = (namespace, name)
+        slot = self._slots.get(key)
+        if slot is not None:
+            if slot.running:
+                slot.again = True
+                slot.trigger = trigger
+            return  # a run is already pending: it will read the newest state anyway
+        wait = self._debounce_s if delay is None else delay
+        task = asyncio.create_task(self._worker(key, wait), name=f"actormesh reconcile {namespace}/{name}")
+        self._slots[key] = _Slot(task=task, trigger=trigger)
+
+    async def _worker(self, key: MeshKey, wait: float) -> None:
+        while True:
+            await asyncio.sleep(wait)
+            slot = self._slots[key]
+            slot.running, slot.again = True, False
+            try:
+                retry_in = await self._run(key[0], key[1], slot.trigger)
+            except Exception:  # the callback reports its own failures; never let the worker die silently
+                logger.exception("reconcile of %s/%s failed unexpectedly", *key)
+                retry_in = None
+            slot.running = False
+            if retry_in is not None:
+                wait = retry_in
+            elif slot.again:
+                wait = self._debounce_s
+            else:
+                del self._slots[key]
+                return
+
+    def pending(self) -> int:
+        return len(self._slots)
+
+    async def close(self) -> None:
+        self._closed = True
+        tasks = [slot.task for slot in self._slots.values()]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._slots.clear()

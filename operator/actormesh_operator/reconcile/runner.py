@@ -1,0 +1,237 @@
+"""The one idempotent reconcile of one ActorMesh: observe, build, apply, prune, write status.
+
+Every trigger ends here — kopf's create/update/resume handlers, child watch events and the periodic
+resync (`handlers.py`) — always with a freshly read mesh and under a per-mesh lock, so two triggers
+never interleave their writes. The steps (KubeRay's `reconcileFuncs`, then one status computation):
+
+1. read the mesh; a mesh being deleted is left to the garbage collector;
+2. observe: KEDA discovery, the live children (label-selected), the referenced Secrets;
+3. a missing Secret stops here: `Stalled`, an Event, no children applied (pods would only fail);
+4. build the desired children (pure) and server-side apply those missing, changed or drifted;
+5. prune children this mesh controls that are no longer desired;
+6. compute the full status (pure) and patch the status subresource only if it changed.
+
+Failures are classified by `errors.py`; the status and an Event are written here, and the kopf error
+to raise is returned to the caller (`kopf.TemporaryError` with backoff or `kopf.PermanentError`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import kopf
+
+from actormesh_operator.api.observed import MissingSecret, ReconcileError
+from actormesh_operator.api.schema import API_VERSION, KIND, PLURAL
+from actormesh_operator.api.spec import ActorMesh
+from actormesh_operator.api.status import ConditionType, Reason
+from actormesh_operator.builders import build_children, referenced_secrets
+from actormesh_operator.reconcile import metrics
+from actormesh_operator.reconcile.apply import ApplyOutcome, apply_children, prune_children
+from actormesh_operator.reconcile.diff import ChildKey
+from actormesh_operator.reconcile.errors import (
+    Failure,
+    MissingSecretError,
+    action,
+    classify,
+    exhausted,
+    to_kopf,
+)
+from actormesh_operator.reconcile.kube import KubeClient, Resource
+from actormesh_operator.reconcile.observe import KedaDetector, list_children, missing_secrets, observed_state
+from actormesh_operator.settings import OperatorSettings
+from actormesh_operator.status import compute_status, status_patch
+
+logger = logging.getLogger(__name__)
+
+MESHES = Resource(API_VERSION, KIND, PLURAL)
+
+
+@dataclass
+class _Attempt:
+    """What one pass learned before it finished or failed (the status is written from it either way)."""
+
+    body: dict[str, Any]
+    mesh: ActorMesh | None = None
+    keda: bool = False
+    live: dict[ChildKey, dict[str, Any]] = field(default_factory=dict)
+    listed: bool = False
+    missing: list[MissingSecret] = field(default_factory=list)
+
+
+class MeshReconciler:
+    """Reconciles meshes with one API client and one settings object; one instance per operator."""
+
+    def __init__(self, settings: OperatorSettings, kube: KubeClient) -> None:
+        self.settings = settings
+        self.kube = kube
+        self._keda = KedaDetector()
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._stalled: dict[tuple[str, str], str] = {}
+        """Last Stalled message per mesh, so a resync of a stuck mesh does not repeat its Event."""
+
+    async def reconcile(
+        self, namespace: str, name: str, *, trigger: str, retry: int = 0
+    ) -> kopf.TemporaryError | kopf.PermanentError | None:
+        """One full pass; returns the kopf error describing a failure (already reported), else None."""
+        lock = self._locks.setdefault((namespace, name), asyncio.Lock())
+        async with lock:
+            started = time.monotonic()
+            try:
+                with action(f"read actormesh {name}"):
+                    body = await self.kube.get(MESHES, name, namespace)
+                if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
+                    return None  # gone or going: the garbage collector takes the children
+                attempt = _Attempt(body=body)
+                try:
+                    outcome = await self._pass(attempt)
+                except Exception as exc:
+                    return await self._failed(attempt, exc, trigger=trigger, retry=retry)
+                metrics.RECONCILES.labels(trigger=trigger, result="success").inc()
+                self._stalled.pop((namespace, name), None)
+                if outcome.changed:
+                    _event(body, "Normal", "Applied", _summary(outcome))
+                return None
+            finally:
+                metrics.DURATION.observe(time.monotonic() - started)
+
+    async def _pass(self, attempt: _Attempt) -> ApplyOutcome:
+        attempt.mesh = mesh = ActorMesh.from_body(attempt.body)
+        attempt.keda = await self._keda.available(self.kube)
+        attempt.live = await list_children(self.kube, mesh, keda=attempt.keda)
+        attempt.listed = True
+        attempt.missing = await missing_secrets(self.kube, mesh, referenced_secrets(mesh))
+        if attempt.missing:
+            raise MissingSecretError("; ".join(_missing_text(m, mesh.namespace) for m in attempt.missing))
+        desired = build_children(mesh, self.settings, keda_available=attempt.keda)
+        outcome = ApplyOutcome()
+        manager = self.settings.field_manager
+        await apply_children(self.kube, desired, attempt.live, field_manager=manager, outcome=outcome)
+        await prune_children(self.kube, desired, attempt.live, owner_uid=mesh.uid, outcome=outcome)
+        observed = observed_state(attempt.live, keda=attempt.keda, missing=[], applied=True)
+        await self._write_status(attempt.body, mesh, observed)
+        return outcome
+
+    async def _failed(
+        self, attempt: _Attempt, exc: Exception, *, trigger: str, retry: int
+    ) -> kopf.TemporaryError | kopf.PermanentError:
+        failure = classify(exc)
+        stalled = exhausted(failure, retry=retry, max_retries=self.settings.retry_limit)
+        metrics.ERRORS.labels(kind=failure.kind).inc()
+        metrics.RECONCILES.labels(trigger=trigger, result="stalled" if stalled else "retry").inc()
+        log = logger.warning if stalled else logger.info
+        log(
+            "reconcile %s failed (%s, %s): %s",
+            _ref(attempt.body),
+            failure.kind,
+            "stalled" if stalled else f"retry {retry + 1}/{self.settings.retry_limit}",
+            failure.message,
+        )
+        try:
+            await self._report(attempt, failure, stalled=stalled)
+        except Exception as report_exc:  # the API is likely down; the retry will report again
+            logger.warning("could not write the status of %s: %s", _ref(attempt.body), report_exc)
+        base, cap = self.settings.retry_backoff_s, self.settings.retry_backoff_max_s
+        return to_kopf(failure, retry=retry, max_retries=self.settings.retry_limit, base=base, cap=cap)
+
+    async def _report(self, attempt: _Attempt, failure: Failure, *, stalled: bool) -> None:
+        """Status (and, when newly stalled, a Warning Event) for a failed pass."""
+        mesh, body = attempt.mesh, attempt.body
+        if mesh is None:
+            await self._write_invalid(body, failure.message)
+        elif attempt.listed or stalled:
+            reason = failure.reason if failure.permanent else Reason.RETRIES_EXHAUSTED
+            error = (
+                None
+                if attempt.missing
+                else ReconcileError(message=failure.message, permanent=stalled, reason=reason)
+            )
+            observed = observed_state(
+                attempt.live, keda=attempt.keda, missing=attempt.missing, applied=False, error=error
+            )
+            await self._write_status(body, mesh, observed)
+        key = (str(body["metadata"].get("namespace")), str(body["metadata"]["name"]))
+        if stalled and self._stalled.get(key) != failure.message:
+            self._stalled[key] = failure.message
+            reason = failure.reason if failure.permanent else Reason.RETRIES_EXHAUSTED
+            _event(body, "Warning", reason.value, failure.message)
+
+    async def _write_status(self, body: Mapping[str, Any], mesh: ActorMesh, observed: Any) -> None:
+        previous = dict(body.get("status") or {})
+        new = compute_status(mesh, observed, previous, datetime.now(UTC))
+        patch = status_patch(previous, new)
+        if patch is None:
+            return
+        meta = body["metadata"]
+        with action(f"update actormesh {meta['name']} status"):
+            await self.kube.patch_status(MESHES, meta["name"], meta.get("namespace"), patch)
+
+    async def _write_invalid(self, body: Mapping[str, Any], message: str) -> None:
+        """A spec the model rejects has no ActorMesh to compute from: set the three conditions directly."""
+        meta = body["metadata"]
+        previous = dict(body.get("status") or {})
+        now = datetime.now(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+        generation = int(meta.get("generation") or 0)
+        ours = {
+            ConditionType.READY.value: ("False", Reason.INVALID_SPEC, message),
+            ConditionType.RECONCILING.value: ("False", Reason.STALLED, "see the Stalled condition"),
+            ConditionType.STALLED.value: ("True", Reason.INVALID_SPEC, message),
+        }
+        conditions = [c for c in previous.get("conditions") or [] if c.get("type") not in ours]
+        for kind, (status, reason, text) in ours.items():
+            old = _condition(body, ConditionType(kind))
+            since = old.get("lastTransitionTime") if old.get("status") == status else None
+            conditions.append(
+                {
+                    "type": kind,
+                    "status": status,
+                    "reason": reason.value,
+                    "message": text,
+                    "lastTransitionTime": since or now,
+                    "observedGeneration": generation,
+                }
+            )
+        new = {**previous, "observedGeneration": generation, "phase": "Failed", "conditions": conditions}
+        patch = status_patch(previous, new)
+        if patch is not None:
+            with action(f"update actormesh {meta['name']} status"):
+                await self.kube.patch_status(MESHES, meta["name"], meta.get("namespace"), patch)
+
+
+def _condition(body: Mapping[str, Any], kind: ConditionType) -> Mapping[str, Any]:
+    conditions = (body.get("status") or {}).get("conditions") or []
+    return next((c for c in conditions if c.get("type") == kind.value), {})
+
+
+def _missing_text(missing: MissingSecret, namespace: str) -> str:
+    what = f"has no key {missing.key!r}" if missing.secret_exists else "not found"
+    return f"{missing.field}: Secret {namespace}/{missing.name} {what}"
+
+
+def _ref(body: Mapping[str, Any]) -> str:
+    meta = body.get("metadata") or {}
+    return f"{meta.get('namespace')}/{meta.get('name')}"
+
+
+def _summary(outcome: ApplyOutcome) -> str:
+    parts = []
+    if outcome.applied:
+        parts.append(f"applied {len(outcome.applied)}: " + ", ".join(outcome.applied))
+    if outcome.pruned:
+        parts.append(f"deleted {len(outcome.pruned)}: " + ", ".join(outcome.pruned))
+    text = "; ".join(parts)
+    return text if len(text) <= 1000 else text[:997] + "..."
+
+
+def _event(body: Mapping[str, Any], kind: str, reason: str, message: str) -> None:
+    """Post an Event on the mesh through kopf's queue (never blocks; dropped if kopf is not running)."""
+    try:
+        kopf.event(cast(kopf.Body, dict(body)), type=kind, reason=reason, message=message)
+    except LookupError:  # outside a kopf operator (unit tests): no event queue
+        logger.debug("event %s %s not posted: %s", kind, reason, message)

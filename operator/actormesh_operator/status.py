@@ -1,0 +1,307 @@
+"""The ActorMesh status as a pure function of the mesh and what the reconcile layer observed.
+
+Called by the reconcile layer after every attempt (successful or not): `compute_status` returns the
+full status, including the full conditions list (a merge patch replaces lists whole), and
+`status_patch` turns it into the merge patch to send, or None when nothing changed, so an unchanged
+mesh causes no write and no new event. No I/O here: every case is a unit test (tests/unit/test_status.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from actormesh_operator.api.observed import (
+    COMPONENT_GATEWAY,
+    COMPONENT_HISTORY,
+    COMPONENT_MOCKS,
+    COMPONENT_NATS,
+    COMPONENT_REDIS,
+    ObservedState,
+    ObservedWorkload,
+)
+from actormesh_operator.api.spec import ActorMesh, ActorMeshSpec
+from actormesh_operator.api.status import ActorMeshStatus, Condition, ConditionType, Phase, Reason
+
+__all__ = ["ComponentState", "compute_status", "status_patch"]
+
+OWNED_STATUS_KEYS = frozenset(f.alias or n for n, f in ActorMeshStatus.model_fields.items())
+"""Top-level status keys this operator writes; any other key belongs to someone else and is left alone."""
+
+
+class ComponentState(StrEnum):
+    """Where one component stands, worst first (the order decides the Reconciling reason)."""
+
+    STUCK = "stuck"
+    MISSING = "missing"
+    ROLLING_OUT = "rolling out"
+    SCALING = "scaling"
+    STARTING = "waiting for ready"
+    READY = "ready"
+
+
+_PROGRESS_REASON = {
+    ComponentState.MISSING: Reason.CREATING,
+    ComponentState.ROLLING_OUT: Reason.ROLLING_OUT,
+    ComponentState.SCALING: Reason.SCALING,
+    ComponentState.STARTING: Reason.WAITING_FOR_READY,
+}
+
+
+@dataclass(frozen=True)
+class _Component:
+    status_key: str
+    """Key under status.components (actors: under status.components.actors), e.g. `sentimentAnalyzer`."""
+    label: str
+    """Value of app.kubernetes.io/component on the workload."""
+    is_actor: bool
+    desired_from_spec: int
+    workload: ObservedWorkload | None
+
+    @property
+    def desired(self) -> int:
+        return self.workload.desired if self.workload else self.desired_from_spec
+
+    @property
+    def ready(self) -> int:
+        return self.workload.ready if self.workload else 0
+
+    @property
+    def state(self) -> ComponentState:
+        w = self.workload
+        if w is None:
+            return ComponentState.MISSING
+        if w.progress_deadline_exceeded and w.ready < w.desired:
+            return ComponentState.STUCK
+        if w.observed_generation < w.generation or w.updated < w.desired:
+            return ComponentState.ROLLING_OUT
+        if w.current != w.desired:
+            return ComponentState.SCALING
+        if w.ready < w.desired:
+            return ComponentState.STARTING
+        return ComponentState.READY
+
+    def describe(self) -> str:
+        return f"{self.status_key} {self.ready}/{self.desired}"
+
+
+def _replicas(replicas: int, autoscaling_enabled: bool, min_replicas: int) -> int:
+    return min_replicas if autoscaling_enabled else replicas
+
+
+def _components(spec: ActorMeshSpec, observed: ObservedState) -> list[_Component]:
+    """Every workload the spec asks for, paired with its live counterpart (None when absent)."""
+    gw = spec.gateway
+    wanted: list[tuple[str, str, bool, int]] = []
+    if spec.nats.managed:
+        wanted.append(("nats", COMPONENT_NATS, False, spec.nats.replicas))
+    if spec.redis.managed:
+        wanted.append(("redis", COMPONENT_REDIS, False, 1))
+    wanted.append(("history", COMPONENT_HISTORY, False, 1))
+    wanted.append(
+        (
+            "gateway",
+            COMPONENT_GATEWAY,
+            False,
+            _replicas(gw.replicas, gw.autoscaling.enabled, gw.autoscaling.min_replicas),
+        )
+    )
+    if spec.mock_services.enabled:
+        wanted.append(("mocks", COMPONENT_MOCKS, False, 1))
+    for actor in spec.actors.enabled_actors():
+        a = actor.autoscaling
+        wanted.append(
+            (
+                actor.info.spec_key,
+                actor.info.k8s_name,
+                True,
+                _replicas(actor.replicas, a.enabled, a.min_replicas),
+            )
+        )
+    return [
+        _Component(key, label, is_actor, n, observed.workload(label)) for key, label, is_actor, n in wanted
+    ]
+
+
+def _stall(mesh: ActorMesh, observed: ObservedState) -> tuple[Reason, str] | None:
+    """The reason progress needs a human, if any: a permanent error, a missing Secret, no KEDA."""
+    if observed.error is not None and observed.error.permanent:
+        return observed.error.reason, observed.error.message
+    if observed.missing_secrets:
+        fields = {(ref.name, ref.key): path for path, ref in mesh.spec.secret_refs().items()}
+        problems = []
+        for m in observed.missing_secrets:
+            where = m.field or fields.get((m.name, m.key), "spec")
+            what = f"has no key {m.key!r}" if m.secret_exists else "not found"
+            problems.append(f"{where}: Secret {mesh.namespace}/{m.name} {what}")
+        return Reason.SECRET_NOT_FOUND, "; ".join(problems)
+    lagging = mesh.spec.queue_lag_actors()
+    if lagging and not observed.keda_installed:
+        where = ", ".join(f"spec.actors.{a.info.spec_key}.autoscaling.mode" for a in lagging)
+        return Reason.KEDA_NOT_INSTALLED, (
+            f"{where}: queueLag needs KEDA (CRD scaledobjects.keda.sh not found); install KEDA or use cpu"
+        )
+    return None
+
+
+def _progress(observed: ObservedState, components: Sequence[_Component]) -> tuple[Reason, str] | None:
+    """Why Reconciling is True, if it is: a retry, an unapplied generation, or a workload in motion."""
+    if observed.error is not None:
+        return Reason.RETRYING, observed.error.message
+    if not observed.generation_applied:
+        return Reason.NEW_GENERATION, "applying the current generation"
+    moving = [c for c in components if c.state in _PROGRESS_REASON]
+    if not moving:
+        return None
+    worst = min((c.state for c in moving), key=list(ComponentState).index)
+    return _PROGRESS_REASON[worst], _listing(moving)
+
+
+def _listing(components: Sequence[_Component]) -> str:
+    by_state: dict[ComponentState, list[str]] = {}
+    for c in components:
+        by_state.setdefault(c.state, []).append(c.describe())
+    return "; ".join(
+        f"{state.value}: {', '.join(items)}"
+        for state, items in sorted(by_state.items(), key=lambda kv: list(ComponentState).index(kv[0]))
+    )
+
+
+def _ready(
+    stall: tuple[Reason, str] | None, observed: ObservedState, components: Sequence[_Component]
+) -> tuple[bool, Reason, str]:
+    if stall is not None:
+        return False, stall[0], stall[1]
+    if observed.error is not None or not observed.generation_applied:
+        return False, Reason.RECONCILE_PENDING, "the current generation is not fully applied yet"
+    not_ready = [c for c in components if c.state is not ComponentState.READY]
+    if not not_ready:
+        return True, Reason.ALL_COMPONENTS_READY, f"{len(components)} components ready"
+    if any(c.state is ComponentState.STUCK for c in not_ready):
+        return False, Reason.ROLLOUT_STUCK, _listing(not_ready)
+    return False, Reason.COMPONENTS_NOT_READY, _listing(not_ready)
+
+
+def _timestamp(now: datetime) -> str:
+    return now.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _merge_conditions(
+    previous: Sequence[Mapping[str, Any]], ours: Sequence[Condition], now: datetime
+) -> list[dict[str, Any]]:
+    """Previous list with our types replaced in place (others' untouched) and new types appended.
+
+    `lastTransitionTime` moves only when a condition's status flips (NACK's updateReadyCondition).
+    """
+    before = {str(c.get("type")): c for c in previous}
+    fresh: dict[str, dict[str, Any]] = {}
+    for cond in ours:
+        old = before.get(cond.type)
+        since = old.get("lastTransitionTime") if old and old.get("status") == cond.status else None
+        entry = cond.model_copy(update={"last_transition_time": since or _timestamp(now)})
+        fresh[cond.type] = entry.model_dump(by_alias=True, exclude_none=True)
+    merged = [fresh.pop(str(c.get("type")), dict(c)) for c in previous]
+    return merged + list(fresh.values())
+
+
+def _endpoint(mesh: ActorMesh, observed: ObservedState) -> str | None:
+    ingress = observed.gateway_ingress
+    if mesh.spec.gateway.ingress.enabled and ingress is not None and ingress.host:
+        return f"{'https' if ingress.tls else 'http'}://{ingress.host}"
+    svc = observed.gateway_service
+    if svc is None:
+        return None
+    port = "" if svc.port == 80 else f":{svc.port}"
+    if svc.type == "LoadBalancer" and svc.load_balancer_hosts:
+        return f"http://{svc.load_balancer_hosts[0]}{port}"
+    return f"http://{svc.name}.{svc.namespace}.svc{port}"
+
+
+def _counts(components: Sequence[_Component]) -> dict[str, Any]:
+    out: dict[str, Any] = {"actors": {}}
+    for c in components:
+        (out["actors"] if c.is_actor else out)[c.status_key] = {"ready": c.ready, "desired": c.desired}
+    return out
+
+
+def _condition(kind: ConditionType, value: bool, reason: Reason, message: str, generation: int) -> Condition:
+    return Condition(
+        type=kind.value,
+        status="True" if value else "False",
+        reason=reason.value,
+        message=message,
+        last_transition_time="",
+        observed_generation=generation,
+    )
+
+
+def compute_status(
+    mesh: ActorMesh, observed: ObservedState, previous: Mapping[str, Any] | None, now: datetime
+) -> dict[str, Any]:
+    """The full status to store for `mesh` given what was observed; `previous` is the current `.status`."""
+    previous = previous or {}
+    components = _components(mesh.spec, observed)
+    stall = _stall(mesh, observed)
+    progress = None if stall else _progress(observed, components)
+    ready, ready_reason, ready_message = _ready(stall, observed, components)
+    gen = mesh.generation
+    ours = [
+        _condition(ConditionType.READY, ready, ready_reason, ready_message, gen),
+        _condition(
+            ConditionType.RECONCILING,
+            progress is not None,
+            progress[0] if progress else (Reason.STALLED if stall else Reason.RECONCILED),
+            progress[1] if progress else ("see the Stalled condition" if stall else ""),
+            gen,
+        ),
+        _condition(
+            ConditionType.STALLED,
+            stall is not None,
+            stall[0] if stall else Reason.NO_ERROR,
+            stall[1] if stall else "",
+            gen,
+        ),
+    ]
+    phase = (
+        Phase.FAILED if stall else Phase.READY if ready else Phase.PROGRESSING if progress else Phase.DEGRADED
+    )
+    processed = stall is not None or (observed.generation_applied and observed.error is None)
+    actors = [c for c in components if c.is_actor]
+    status: dict[str, Any] = {
+        "observedGeneration": gen if processed else previous.get("observedGeneration"),
+        "phase": phase.value,
+        "conditions": _merge_conditions(previous.get("conditions") or [], ours, now),
+        "components": _counts(components),
+        "actorsReady": f"{sum(c.state is ComponentState.READY for c in actors)}/{len(actors)}",
+        "gatewayEndpoint": _endpoint(mesh, observed),
+    }
+    return {k: v for k, v in status.items() if v is not None}
+
+
+def status_patch(previous: Mapping[str, Any] | None, new: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The merge patch turning `previous` into `new` for the keys we own; None when nothing changes.
+
+    Keys we own that `new` no longer has (a component switched to external, the endpoint gone) are
+    sent as null so the merge patch removes them; keys we do not own are never touched.
+    """
+    patch = _diff(previous or {}, new, OWNED_STATUS_KEYS)
+    return patch or None
+
+
+def _diff(old: Mapping[str, Any], new: Mapping[str, Any], owned: frozenset[str] | None) -> dict[str, Any]:
+    patch: dict[str, Any] = {}
+    for key in set(old) | set(new):
+        if owned is not None and key not in owned:
+            continue
+        if key not in new:
+            patch[key] = None
+        elif isinstance(old.get(key), Mapping) and isinstance(new[key], Mapping):
+            sub = _diff(old[key], new[key], None)
+            if sub:
+                patch[key] = sub
+        elif old.get(key) != new[key]:
+            patch[key] = new[key]
+    return patch

@@ -1,0 +1,128 @@
+"""context_retriever: the customer's profile, orders and tracking, cached per customer with a TTL.
+
+Writes `envelope.context`. Profile first (its id keys the orders), then orders, then the tracking of
+every shipped order concurrently. Every order is checked against the profile's customer id and
+every shipment against its order, so no other customer's data can enter the envelope. A failing
+profile lookup raises `UpstreamUnavailable` (redelivery retries it); failing orders or tracking
+calls leave a partial context with `errors` filled in, which is then not cached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import ClassVar
+
+from actormesh_runtime.actors.base import ActorDeps
+from actormesh_runtime.catalog import ActorName
+from actormesh_runtime.clients.commerce import (
+    CommerceClient,
+    CustomerRecord,
+    acquire_commerce_client,
+    release_commerce_client,
+)
+from actormesh_runtime.envelope import CustomerContext, Envelope, Order
+from actormesh_runtime.errors import ActorMeshError
+from actormesh_runtime.storage.cache import ContextCache, acquire_context_cache, release_context_cache
+
+MAX_TRACKED_ORDERS = 5
+"""Tracking is fetched for at most this many orders (newest first) to bound the fan-out."""
+
+
+def own_orders(customer_id: str, orders: list[Order]) -> tuple[list[Order], list[str]]:
+    """Keep only orders of `customer_id`; report (without their contents) how many were dropped."""
+    kept = [o for o in orders if o.customer_id == customer_id]
+    dropped = len(orders) - len(kept)
+    errors = [f"orders: dropped {dropped} order(s) not belonging to the customer"] if dropped else []
+    return kept, errors
+
+
+def tracked_orders(orders: list[Order]) -> list[Order]:
+    """Orders whose shipment is worth looking up: they have a tracking number; newest first."""
+    with_tracking = [o for o in orders if o.tracking_number]
+    return sorted(with_tracking, key=lambda o: o.placed_at, reverse=True)[:MAX_TRACKED_ORDERS]
+
+
+class ContextRetriever:
+    name: ClassVar[ActorName] = ActorName.CONTEXT_RETRIEVER
+
+    def __init__(self, deps: ActorDeps) -> None:
+        self._deps = deps
+        self._client: CommerceClient | None = None
+        self._cache: ContextCache | None = None
+
+    async def start(self) -> None:
+        self._client = acquire_commerce_client(self._deps)
+        self._cache = acquire_context_cache(self._deps)
+
+    async def stop(self) -> None:
+        if self._client is not None:
+            self._client = None
+            await release_commerce_client(self._deps)
+        if self._cache is not None:
+            self._cache = None
+            await release_context_cache(self._deps)
+
+    async def handle(self, envelope: Envelope) -> None:
+        client, cache = self._require_started()
+        email = envelope.customer_email.strip().lower()
+        cached = await cache.get(email)
+        if cached is not None:
+            envelope.context = cached
+            return
+        context = await self.fetch(client, email)
+        await cache.put(context)
+        envelope.context = context
+
+    def _require_started(self) -> tuple[CommerceClient, ContextCache]:
+        if self._client is None or self._cache is None:
+            raise RuntimeError("context_retriever used before start()")
+        return self._client, self._cache
+
+    async def fetch(self, client: CommerceClient, email: str) -> CustomerContext:
+        """Build the context from the APIs (no cache)."""
+        profile = await client.customer_by_email(email)
+        if profile is None:
+            return CustomerContext(found=False, email=email)
+        if profile.email.strip().lower() != email:
+            # The API answered with someone else: never use it.
+            return CustomerContext(found=False, email=email, errors=["customers: profile email mismatch"])
+        orders, errors = await self._orders(client, profile)
+        errors += await self._attach_tracking(client, orders)
+        return CustomerContext(
+            found=True,
+            customer_id=profile.customer_id,
+            name=profile.name,
+            email=email,
+            tier=profile.tier,
+            account_status=profile.status,
+            orders=orders,
+            errors=errors,
+        )
+
+    @staticmethod
+    async def _orders(client: CommerceClient, profile: CustomerRecord) -> tuple[list[Order], list[str]]:
+        try:
+            fetched = await client.orders_of(profile.customer_id)
+        except ActorMeshError as exc:
+            return [], [f"orders: {exc}"]
+        return own_orders(profile.customer_id, fetched)
+
+    @staticmethod
+    async def _attach_tracking(client: CommerceClient, orders: list[Order]) -> list[str]:
+        targets = tracked_orders(orders)
+        results = await asyncio.gather(
+            *(client.tracking(o.tracking_number or "") for o in targets), return_exceptions=True
+        )
+        errors: list[str] = []
+        for order, result in zip(targets, results, strict=True):
+            if isinstance(result, ActorMeshError):
+                errors.append(f"tracking {order.tracking_number}: {result}")
+            elif isinstance(result, BaseException):
+                raise result
+            elif result is None:
+                errors.append(f"tracking {order.tracking_number}: not found")
+            elif result.tracking_number == order.tracking_number:
+                order.tracking = result
+            else:
+                errors.append(f"tracking {order.tracking_number}: answer for another shipment ignored")
+        return errors

@@ -1,0 +1,265 @@
+"""execution_coordinator: carries out the planned actions against the commerce APIs, exactly once.
+
+Writes `envelope.actions`: one `ActionOutcome` per planned action (done | pending_review | refused |
+skipped, with a detail the reply can quote). Targeting and eligibility are the pure functions of
+actormesh_runtime.policy.orders, evaluated on the envelope's context at the envelope's creation
+time, so a redelivered envelope plans the same calls; each call carries an Idempotency-Key derived
+from message id + action + order, so the API applies it once and replays its first answer.
+Refunds are only ever requests for review; tracking lookups are read-only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from typing import Any, ClassVar
+
+from actormesh_runtime.actors.base import ActorDeps
+from actormesh_runtime.catalog import ActorName
+from actormesh_runtime.clients.commerce import (
+    ApiRejected,
+    CommerceClient,
+    OrderMutation,
+    acquire_commerce_client,
+    release_commerce_client,
+)
+from actormesh_runtime.envelope import (
+    ActionOutcome,
+    ActionStatus,
+    ActionType,
+    CustomerContext,
+    Envelope,
+    Order,
+)
+from actormesh_runtime.policy.orders import NO_ELIGIBLE_ORDER, plan_action, select_target
+from actormesh_runtime.storage.cache import ContextCache, acquire_context_cache, release_context_cache
+
+NOTE_EXCERPT_CHARS = 500
+
+
+def idempotency_key(message_id: str, action: ActionType, order_id: str | None) -> str:
+    """Stable per (message, action, order): a redelivered envelope sends the same key."""
+    digest = hashlib.sha256(f"{message_id}|{action.value}|{order_id or '-'}".encode()).hexdigest()
+    return f"am-{action.value}-{digest[:40]}"
+
+
+def _outcome(
+    action: ActionType, status: ActionStatus, detail: str, order_id: str | None = None, /, **data: Any
+) -> ActionOutcome:
+    """`data` becomes `ActionOutcome.data` (None values dropped), except `idempotency_key`."""
+    key = data.pop("idempotency_key", None)
+    clean = {k: str(v) for k, v in data.items() if v is not None}
+    return ActionOutcome(
+        type=action, order_id=order_id, status=status, detail=detail, idempotency_key=key, data=clean
+    )
+
+
+def precheck(action: ActionType, context: CustomerContext | None) -> ActionOutcome | None:
+    """Outcomes decided by the account alone (unknown or suspended), before any order is looked at."""
+    if context is None or not context.found or context.customer_id is None:
+        return _outcome(
+            action,
+            ActionStatus.SKIPPED,
+            "We could not find an account for this email address, so nothing was changed.",
+        )
+    mutating = action not in (ActionType.TRACKING_LOOKUP, ActionType.ADD_NOTE)
+    if mutating and context.account_status == "suspended":
+        return _outcome(
+            action,
+            ActionStatus.REFUSED,
+            "This account is suspended, so order changes need a member of our team.",
+        )
+    return None
+
+
+class ExecutionCoordinator:
+    name: ClassVar[ActorName] = ActorName.EXECUTION_COORDINATOR
+
+    def __init__(self, deps: ActorDeps) -> None:
+        self._deps = deps
+        self._client: CommerceClient | None = None
+        self._cache: ContextCache | None = None
+
+    async def start(self) -> None:
+        self._client = acquire_commerce_client(self._deps)
+        # Shared with context_retriever: invalidated after a change so the next message sees it.
+        self._cache = acquire_context_cache(self._deps)
+
+    async def stop(self) -> None:
+        if self._client is not None:
+            self._client = None
+            await release_commerce_client(self._deps)
+        if self._cache is not None:
+            self._cache = None
+            await release_context_cache(self._deps)
+
+    async def handle(self, envelope: Envelope) -> None:
+        decision = envelope.decision
+        if decision is None or not decision.planned_actions:
+            return
+        outcomes = await asyncio.gather(*(self._one(envelope, a) for a in decision.planned_actions))
+        envelope.actions = list(outcomes)
+
+    async def _one(self, envelope: Envelope, action: ActionType) -> ActionOutcome:
+        context = envelope.context
+        early = precheck(action, context)
+        if early is not None or context is None:
+            return early or _outcome(action, ActionStatus.SKIPPED, "No customer context.")
+        entities = envelope.intent.entities if envelope.intent else None
+        target = select_target(
+            action,
+            context.orders,
+            named_order_ids=entities.order_ids if entities else (),
+            named_tracking=entities.tracking_numbers if entities else (),
+            now=envelope.created_at,
+        )
+        if action is ActionType.ADD_NOTE:
+            return await self._note(envelope, context, target.order_id)
+        if target.problem == "not_owned":
+            return _outcome(
+                action, ActionStatus.REFUSED, f"We could not find {target.named} on your account."
+            )
+        if target.problem == "ambiguous":
+            listed = ", ".join(target.candidates)
+            return _outcome(
+                action,
+                ActionStatus.SKIPPED,
+                f"Several orders could be meant ({listed}); please tell us which one.",
+                candidates=listed,
+            )
+        order = next((o for o in context.orders if o.order_id == target.order_id), None)
+        if order is None:
+            status, detail = NO_ELIGIBLE_ORDER[action]
+            return _outcome(action, ActionStatus(status), detail)
+        return await self._on_order(envelope, context, action, order)
+
+    async def _on_order(
+        self, envelope: Envelope, context: CustomerContext, action: ActionType, order: Order
+    ) -> ActionOutcome:
+        plan = plan_action(action, order, tier=context.tier, now=envelope.created_at)
+        oid = order.order_id
+        if plan.kind == "refuse":
+            return _outcome(action, ActionStatus.REFUSED, plan.detail, oid)
+        if plan.kind == "skip":
+            return _outcome(action, ActionStatus.SKIPPED, plan.detail, oid)
+        if action is ActionType.TRACKING_LOOKUP:
+            return await self._tracking(order)
+        key = idempotency_key(envelope.message_id, action, oid)
+        mutations: dict[ActionType, OrderMutation] = {
+            ActionType.CANCEL_ORDER: "cancel" if plan.kind == "execute" else "cancellation-request",
+            ActionType.CREATE_RETURN_LABEL: "return-label",
+            ActionType.CREATE_REFUND_REQUEST: "refund-request",
+        }
+        mutation = mutations[action]
+        client, cache = self._require_started()
+        reason = f"Customer request via chat (message {envelope.message_id})"
+        try:
+            body = await client.mutate_order(
+                oid, mutation, customer_id=context.customer_id or "", reason=reason, key=key
+            )
+        except ApiRejected as exc:
+            if exc.status_code not in (404, 409):
+                raise
+            detail = f"We could not find {oid} on your account." if exc.status_code == 404 else exc.detail
+            return _outcome(action, ActionStatus.REFUSED, detail, oid, idempotency_key=key)
+        if mutation in ("cancel", "return-label"):
+            await cache.invalidate(context.email)
+        return _done(action, mutation, oid, body, key)
+
+    async def _tracking(self, order: Order) -> ActionOutcome:
+        client, _ = self._require_started()
+        action, oid = ActionType.TRACKING_LOOKUP, order.order_id
+        info = await client.tracking(order.tracking_number or "")
+        if info is None or info.tracking_number != order.tracking_number:
+            return _outcome(
+                action, ActionStatus.SKIPPED, f"No tracking information is available yet for {oid}.", oid
+            )
+        status = info.status.replace("_", " ")
+        detail = f"{info.carrier} shipment {info.tracking_number} for {oid}: {status}"
+        repeats = info.detail is None or info.detail.lower() == status.lower()
+        detail += "." if repeats else f" ({info.detail})."
+        return _outcome(
+            action,
+            ActionStatus.DONE,
+            detail,
+            oid,
+            tracking_number=info.tracking_number,
+            carrier=info.carrier,
+            status=info.status,
+            estimated_delivery=info.estimated_delivery,
+            delivered_at=info.delivered_at,
+        )
+
+    async def _note(
+        self, envelope: Envelope, context: CustomerContext, order_id: str | None
+    ) -> ActionOutcome:
+        client, _ = self._require_started()
+        action = ActionType.ADD_NOTE
+        key = idempotency_key(envelope.message_id, action, order_id)
+        intent = envelope.intent.intent.value if envelope.intent else "unknown"
+        text = (
+            f"Complaint via chat (message {envelope.message_id}, intent {intent}): "
+            f"{envelope.message[:NOTE_EXCERPT_CHARS]}"
+        )
+        body = await client.add_note(context.customer_id or "", text, order_id=order_id, key=key)
+        return _outcome(
+            action,
+            ActionStatus.DONE,
+            "Your feedback has been recorded on your account for our team.",
+            order_id,
+            idempotency_key=key,
+            note_id=body.get("id"),
+        )
+
+    def _require_started(self) -> tuple[CommerceClient, ContextCache]:
+        if self._client is None or self._cache is None:
+            raise RuntimeError("execution_coordinator used before start()")
+        return self._client, self._cache
+
+
+def _done(
+    action: ActionType, mutation: OrderMutation, oid: str, body: dict[str, Any], key: str
+) -> ActionOutcome:
+    """The outcome of a mutation the API accepted, worded for the customer (no amounts, no promises)."""
+    record = body.get("id")
+    if mutation == "cancel":
+        return _outcome(
+            action,
+            ActionStatus.DONE,
+            f"{oid} has been cancelled.",
+            oid,
+            idempotency_key=key,
+            order_status="cancelled",
+        )
+    if mutation == "cancellation-request":
+        return _outcome(
+            action,
+            ActionStatus.PENDING_REVIEW,
+            f"A cancellation request for {oid} has been filed and is pending review; the order "
+            "stays as it is until our team approves it.",
+            oid,
+            idempotency_key=key,
+            request_id=record,
+        )
+    if mutation == "return-label":
+        carrier, return_by = body.get("carrier"), str(body.get("return_by", ""))[:10]
+        return _outcome(
+            action,
+            ActionStatus.DONE,
+            f"A {carrier} return label for {oid} has been created; please ship the items by {return_by}.",
+            oid,
+            idempotency_key=key,
+            label_id=record,
+            carrier=carrier,
+            return_by=body.get("return_by"),
+            label_url=body.get("label_url"),
+        )
+    return _outcome(
+        action,
+        ActionStatus.PENDING_REVIEW,
+        f"A refund request for {oid} has been filed for review by our billing team; they will "
+        "contact you with the outcome.",
+        oid,
+        idempotency_key=key,
+        request_id=record,
+    )

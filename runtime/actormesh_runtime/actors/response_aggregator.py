@@ -1,0 +1,163 @@
+"""response_aggregator: the last step of every route; builds the FinalResult and sends it out.
+
+Writes `envelope.final`, publishes the result JSON to `envelope.reply.result_subject` (core NATS,
+when a caller waits) and a `HistoryEvent` to the mesh's history subject (JetStream, de-duplicated
+by `<message_id>:history`, so a redelivery stores one history row). Both publishes run
+concurrently; a failure raises `TransientError` and the bus redelivers.
+
+It must answer sensibly from whatever the envelope holds: on the error path earlier sections may
+be missing, and the customer still gets a graceful reply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable
+from datetime import UTC, datetime
+from typing import ClassVar, Literal
+
+from actormesh_runtime.actors.base import ActorDeps
+from actormesh_runtime.catalog import ActorName, Subjects
+from actormesh_runtime.envelope import (
+    ActionSummary,
+    Envelope,
+    FinalResult,
+    HistoryEvent,
+    MethodSummary,
+    SentimentSummary,
+    TraceEntry,
+)
+from actormesh_runtime.errors import TransientError
+from actormesh_runtime.replies import templates
+
+ERROR_APOLOGY = (
+    "I'm sorry, something went wrong on our side while handling your message. Please try again in a few "
+    "minutes; if it keeps happening, our support team is happy to help."
+)
+
+
+def choose_response(envelope: Envelope) -> tuple[str, Literal["template", "llm"]]:
+    """The text the customer gets and how it was made. Never a rejected draft."""
+    esc, verdict, draft = envelope.escalation, envelope.guardrail, envelope.draft
+    on_error = envelope.slip.on_error_path or envelope.error is not None
+    if esc is not None:
+        if esc.reply:
+            return esc.reply, "template"
+        if esc.error_mode:
+            return templates.error_reply(envelope, esc.reference_id), "template"
+        return templates.escalation_reply(envelope, esc.reference_id, esc.estimated_wait_minutes), "template"
+    if on_error:
+        return ERROR_APOLOGY, "template"
+    if verdict is not None and verdict.action == "replaced":
+        return verdict.replacement or templates.safe_reply(envelope), "template"
+    if draft is not None and verdict is not None and verdict.approved:
+        return draft.text, draft.method
+    if draft is not None and verdict is None and draft.method == "template":
+        return draft.text, "template"  # our own templates are safe even unchecked
+    return templates.safe_reply(envelope), "template"
+
+
+def result_flags(envelope: Envelope) -> list[str]:
+    """Short machine-readable facts about how the answer came about (stable names, documented)."""
+    flags: list[str] = []
+    screening, sentiment, ctx = envelope.screening, envelope.sentiment, envelope.context
+    checks: list[tuple[str, bool]] = [
+        ("pii_redacted", screening.pii_redacted),
+        ("prompt_injection", screening.prompt_injection),
+        ("escalated", envelope.escalation is not None and not envelope.escalation.error_mode),
+        ("error", envelope.slip.on_error_path or envelope.error is not None),
+        ("complaint", bool(sentiment and sentiment.complaint)),
+        ("abusive", bool(sentiment and sentiment.abusive)),
+        ("legal_threat", bool(sentiment and sentiment.legal_threat)),
+        ("wants_human", bool(sentiment and sentiment.wants_human)),
+        ("unknown_customer", ctx is not None and not ctx.found),
+        ("partial_context", ctx is not None and bool(ctx.errors)),
+        ("needs_clarification", bool(envelope.decision and envelope.decision.needs_clarification)),
+        (
+            "llm_fallback",
+            bool(
+                (envelope.intent and envelope.intent.llm_fallback_reason)
+                or (envelope.draft and envelope.draft.llm_fallback_reason)
+            ),
+        ),
+        ("regenerated", bool(envelope.draft and envelope.draft.attempt > 1)),
+        ("response_replaced", bool(envelope.guardrail and envelope.guardrail.action == "replaced")),
+    ]
+    flags.extend(name for name, on in checks if on)
+    return flags
+
+
+def build_result(envelope: Envelope, own_ms: float = 0.0) -> FinalResult:
+    response, response_method = choose_response(envelope)
+    intent, sentiment = envelope.intent, envelope.sentiment
+    trace = [
+        *envelope.trace,
+        TraceEntry(
+            actor=ActorName.RESPONSE_AGGREGATOR, ms=round(own_ms, 3), attempt=envelope.headers.attempt
+        ),
+    ]
+    return FinalResult(
+        message_id=envelope.message_id,
+        session_id=envelope.session_id,
+        response=response,
+        intent=intent.intent if intent else None,
+        intent_confidence=intent.confidence if intent else None,
+        sentiment=SentimentSummary(label=sentiment.label, score=sentiment.score) if sentiment else None,
+        urgency=sentiment.urgency if sentiment else None,
+        escalated=envelope.escalation is not None,
+        reference_id=envelope.escalation.reference_id if envelope.escalation else None,
+        actions=[
+            ActionSummary(type=a.type, order_id=a.order_id, status=a.status, detail=a.detail)
+            for a in envelope.actions
+        ],
+        flags=result_flags(envelope),
+        method=MethodSummary(intent=intent.method if intent else "rules", response=response_method),
+        trace=trace,
+        processing_ms=round((datetime.now(UTC) - envelope.created_at).total_seconds() * 1000, 3),
+    )
+
+
+class ResponseAggregator:
+    name: ClassVar[ActorName] = ActorName.RESPONSE_AGGREGATOR
+
+    def __init__(self, deps: ActorDeps) -> None:
+        self.deps = deps
+        self.subjects = Subjects(deps.settings.mesh_name)
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+    async def handle(self, envelope: Envelope) -> None:
+        started = time.perf_counter()
+        final = build_result(envelope)
+        final.trace[-1].ms = round((time.perf_counter() - started) * 1000, 3)  # own entry: the build time
+        envelope.final = final
+        event = HistoryEvent(
+            message_id=envelope.message_id,
+            session_id=envelope.session_id,
+            customer_email=envelope.customer_email,
+            customer_message=envelope.message,
+            received_at=envelope.created_at,
+            completed_at=datetime.now(UTC),
+            result=final,
+        )
+        publisher = self.deps.publisher
+        sends: list[Awaitable[None]] = [
+            publisher.publish_stream(
+                self.subjects.history_events,
+                event.model_dump_json().encode(),
+                msg_id=f"{envelope.message_id}:history",
+            )
+        ]
+        if envelope.reply.result_subject:
+            sends.append(
+                publisher.publish_core(envelope.reply.result_subject, final.model_dump_json().encode())
+            )
+        try:
+            await asyncio.gather(*sends)
+        except Exception as exc:  # any bus failure: let redelivery try again
+            raise TransientError(f"publish final result: {exc}") from exc

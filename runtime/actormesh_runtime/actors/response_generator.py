@@ -1,0 +1,67 @@
+"""response_generator: drafts the reply from the real data in the envelope.
+
+Runs after decision_router (and execution_coordinator when actions were taken), and again when
+guardrail_validator sends a draft back with reasons. Writes `envelope.draft`.
+
+The template for the intent always works and is the fallback. With LITELLM_MODEL set, the LLM drafts
+the reply from a prompt holding the same facts (orders, tracking, action outcomes), the store
+policies and, on regeneration, the guardrail's reasons; any LLM failure keeps the template and
+records why. A message flagged as prompt injection gets a safe generic reply and no LLM.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from actormesh_runtime.actors.base import ActorDeps
+from actormesh_runtime.catalog import ActorName
+from actormesh_runtime.envelope import DraftResponse, Envelope
+from actormesh_runtime.llm import prompts
+from actormesh_runtime.llm.client import LLMClient, shared_client
+from actormesh_runtime.llm.errors import LLMError
+from actormesh_runtime.replies import facts, templates
+
+
+def regeneration(envelope: Envelope) -> tuple[int, list[str]]:
+    """(attempt number, reasons): attempt 2 with the guardrail's reasons when it asked for a new draft."""
+    verdict, draft = envelope.guardrail, envelope.draft
+    if verdict is not None and verdict.action == "regenerate" and draft is not None:
+        return draft.attempt + 1, list(verdict.reasons)
+    return 1, []
+
+
+class ResponseGenerator:
+    name: ClassVar[ActorName] = ActorName.RESPONSE_GENERATOR
+
+    def __init__(self, deps: ActorDeps) -> None:
+        self.deps = deps
+        self.llm: LLMClient | None = shared_client(deps.settings, deps.extras)
+
+    async def start(self) -> None:
+        if self.llm is not None:
+            await self.llm.warm_up()
+
+    async def stop(self) -> None:
+        return None
+
+    async def handle(self, envelope: Envelope) -> None:
+        attempt, reasons = regeneration(envelope)
+        template = templates.compose(envelope)
+        draft = DraftResponse(text=template, method="template", attempt=attempt, regenerate_reasons=reasons)
+        if self.llm is not None and not envelope.screening.prompt_injection:
+            try:
+                reply = await self.llm.complete_text(
+                    prompts.response_messages(
+                        message=envelope.message,
+                        intent=envelope.intent.intent.value if envelope.intent else "unknown",
+                        facts=facts.facts(envelope),
+                        template_reply=template,
+                        regenerate_reasons=reasons,
+                    ),
+                    actor=self.name.value,
+                )
+            except LLMError as exc:
+                draft.llm_fallback_reason = f"{exc.reason}: {exc}"[:300]
+            else:
+                draft.text, draft.method = reply.text.strip(), "llm"
+        envelope.draft = draft

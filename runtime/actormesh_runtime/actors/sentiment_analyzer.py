@@ -1,0 +1,165 @@
+"""sentiment_analyzer: polarity (VADER), urgency and the cues decision_router escalates on.
+
+First step of every route. Writes `envelope.sentiment`:
+- label and score from VADER's compound score (its own lexicon; no hand-written polarity lists),
+  positive at >= 0.05, negative at <= -0.05 (VADER's documented thresholds);
+- urgency low/medium/high/critical from points for time pressure, repeated failures, shouting and
+  strong negativity; a legal threat or fraud makes it critical;
+- flags: complaint, abusive, legal_threat, wants_human (the cue lists below are about intent to
+  escalate, not polarity).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import ClassVar
+
+from actormesh_runtime.actors.base import ActorDeps
+from actormesh_runtime.catalog import ActorName
+from actormesh_runtime.envelope import Envelope, Sentiment, SentimentLabel, Urgency
+
+
+def _words(*patterns: str) -> re.Pattern[str]:
+    return re.compile(r"\b(?:" + "|".join(patterns) + r")\b", re.IGNORECASE)
+
+
+_TIME_PRESSURE_STRONG = _words(
+    r"immediately", r"urgent(?:ly)?", r"asap", r"as soon as possible", r"right now", r"emergency"
+)
+_TIME_PRESSURE = _words(r"today", r"tonight", r"tomorrow", r"by \w+day", r"deadline", r"quickly", r"hurry")
+_REPEATED_FAILURE = _words(
+    r"still (?:not|no|hasn'?t|haven'?t|isn'?t|waiting)",
+    r"again",
+    r"(?:second|third|fourth|fifth|\d+(?:st|nd|rd|th)) time",
+    r"(?:multiple|several|many|three|four|five) times",
+    r"keeps? (?:happening|failing|breaking)",
+    r"for (?:days|weeks|a week|two weeks|a month)",
+    r"(?:no ?one|nobody) (?:has )?(?:helped|responded|replied|answered)",
+    r"never (?:arrived|came|received|got)",
+)
+_FRAUD = _words(r"fraud(?:ulent)?", r"stolen", r"unauthori[sz]ed", r"scam(?:med)?", r"identity theft")
+_LEGAL = _words(
+    r"lawyers?",
+    r"attorneys?",
+    r"sue",
+    r"suing",
+    r"lawsuit",
+    r"legal action",
+    r"take (?:you|this) to court",
+    r"small claims",
+    r"court",
+    r"consumer protection",
+    r"report (?:you|this) to (?:the )?(?:bbb|ftc|authorities|attorney general)",
+)
+_ABUSIVE = _words(
+    r"idiots?",
+    r"stupid",
+    r"morons?",
+    r"dumb",
+    r"f+u+c+k\w*",
+    r"shit\w*",
+    r"bullshit",
+    r"bastards?",
+    r"assholes?",
+    r"bitch\w*",
+    r"crap",
+    r"screw you",
+    r"damn you",
+)
+_WANTS_HUMAN = re.compile(
+    r"\b(?:human|real person|live (?:agent|person|chat)|manager|supervisor|representative|"
+    r"(?:speak|talk|chat) (?:to|with) (?:someone|somebody|a person|an? agent|a rep))\b",
+    re.IGNORECASE,
+)
+_COMPLAINT = _words(
+    r"complain(?:t|ing)?",
+    r"unacceptable",
+    r"disappointed",
+    r"disappointing",
+    r"terrible",
+    r"horrible",
+    r"awful",
+    r"worst",
+    r"ridiculous",
+    r"poor service",
+    r"fed up",
+    r"not happy",
+    r"unhappy",
+    r"frustrat\w+",
+    r"broken",
+    r"damaged",
+    r"defective",
+)
+_SHOUTED_WORD = re.compile(r"\b[A-Z]{4,}\b")
+
+
+def urgency_points(text: str, compound: float) -> int:
+    """Points towards urgency: each cue family counts once, so repetition cannot inflate it."""
+    points = 0
+    if _TIME_PRESSURE_STRONG.search(text):
+        points += 2
+    elif _TIME_PRESSURE.search(text):
+        points += 1
+    if _REPEATED_FAILURE.search(text):
+        points += 2
+    if "!!" in text or len(_SHOUTED_WORD.findall(text)) >= 2:
+        points += 1
+    if compound <= -0.6:
+        points += 1
+    return points
+
+
+def urgency_for(points: int, *, critical_cue: bool) -> Urgency:
+    if critical_cue or points >= 5:
+        return Urgency.CRITICAL
+    if points >= 3:
+        return Urgency.HIGH
+    if points >= 1:
+        return Urgency.MEDIUM
+    return Urgency.LOW
+
+
+def label_for(compound: float) -> SentimentLabel:
+    if compound >= 0.05:
+        return SentimentLabel.POSITIVE
+    if compound <= -0.05:
+        return SentimentLabel.NEGATIVE
+    return SentimentLabel.NEUTRAL
+
+
+class SentimentAnalyzer:
+    name: ClassVar[ActorName] = ActorName.SENTIMENT_ANALYZER
+
+    def __init__(self, deps: ActorDeps) -> None:
+        self.deps = deps
+        # Imported here: VADER loads its lexicon at construction (~7k entries, fast, small).
+        from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+        self._vader = SentimentIntensityAnalyzer()
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+    def analyze(self, text: str) -> Sentiment:
+        compound = float(self._vader.polarity_scores(text)["compound"])
+        compound = max(-1.0, min(1.0, compound))
+        legal = bool(_LEGAL.search(text))
+        abusive = bool(_ABUSIVE.search(text))
+        label = label_for(compound)
+        complaint = bool(_COMPLAINT.search(text)) or (label is SentimentLabel.NEGATIVE and compound <= -0.4)
+        urgency = urgency_for(urgency_points(text, compound), critical_cue=legal or bool(_FRAUD.search(text)))
+        return Sentiment(
+            label=label,
+            score=round(compound, 4),
+            urgency=urgency,
+            complaint=complaint or legal or abusive,
+            abusive=abusive,
+            legal_threat=legal,
+            wants_human=bool(_WANTS_HUMAN.search(text)),
+        )
+
+    async def handle(self, envelope: Envelope) -> None:
+        envelope.sentiment = self.analyze(envelope.message)

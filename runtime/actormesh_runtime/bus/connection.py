@@ -1,0 +1,151 @@
+"""Connecting to NATS and provisioning the mesh's streams and consumers (idempotent, safe to race).
+
+Every process calls `connect(settings)` once; actor hosts, the gateway and `actormesh ask` call
+`ensure_streams` on start-up, and each actor host calls `ensure_consumer` for its actor. The configs
+are built by pure functions (`work_stream_config`, `dlq_stream_config`, `consumer_config`) so the
+delivery rules are unit-tested without a server.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    ConsumerInfo,
+    DeliverPolicy,
+    DiscardPolicy,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.errors import BadRequestError, NotFoundError
+
+from actormesh_runtime.catalog import ActorName, Subjects
+from actormesh_runtime.settings import RuntimeSettings
+
+log = logging.getLogger(__name__)
+
+ACK_WAIT_MARGIN_S = 1.0
+"""ack_wait is at least processing timeout + this, so a slow-but-alive handler is never redelivered."""
+SPARE_DELIVERIES = 2
+"""Server-side max_deliver = settings.max_deliver + this. The host takes the error path on delivery
+`max_deliver`; the spares let a process that crashed during that last delivery be recovered (the host
+then goes straight to the error path) instead of leaving the message stuck un-acked forever."""
+DLQ_MAX_AGE_S = 14 * 24 * 3600.0
+DLQ_MAX_MSGS = 100_000
+
+
+async def connect(settings: RuntimeSettings, *, name: str = "actormesh") -> NATS:
+    """One long-lived connection per process that reconnects forever (readiness reports outages)."""
+    servers = [s.strip() for s in settings.nats_url.split(",") if s.strip()]
+    nc = NATS()
+
+    def closing() -> bool:
+        return bool(nc.is_closed or nc.is_draining)
+
+    async def on_error(exc: Exception) -> None:
+        log.log(
+            logging.DEBUG if closing() else logging.WARNING,
+            "nats connection error",
+            extra={"error": repr(exc)},
+        )
+
+    async def on_disconnected() -> None:
+        log.log(logging.DEBUG if closing() else logging.WARNING, "nats disconnected")
+
+    async def on_reconnected() -> None:
+        log.info("nats reconnected")
+
+    await nc.connect(
+        servers=servers,
+        name=name,
+        connect_timeout=5,
+        reconnect_time_wait=1,
+        max_reconnect_attempts=-1,
+        allow_reconnect=True,
+        error_cb=on_error,
+        disconnected_cb=on_disconnected,
+        reconnected_cb=on_reconnected,
+    )
+    return nc
+
+
+def ack_wait_s(settings: RuntimeSettings) -> float:
+    return max(settings.ack_wait_s, settings.processing_timeout_s + ACK_WAIT_MARGIN_S)
+
+
+def work_stream_config(subjects: Subjects, settings: RuntimeSettings) -> StreamConfig:
+    return StreamConfig(
+        name=subjects.stream,
+        description=f"ActorMesh {subjects.mesh}: actor inboxes and history events",
+        subjects=list(subjects.stream_subjects),
+        retention=RetentionPolicy.WORK_QUEUE,
+        storage=StorageType.FILE,
+        discard=DiscardPolicy.OLD,
+        duplicate_window=settings.duplicate_window_s,
+    )
+
+
+def dlq_stream_config(subjects: Subjects, settings: RuntimeSettings) -> StreamConfig:
+    return StreamConfig(
+        name=subjects.dlq_stream,
+        description=f"ActorMesh {subjects.mesh}: dead-lettered envelopes (actormesh dlq)",
+        subjects=list(subjects.dlq_subjects),
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        discard=DiscardPolicy.OLD,
+        max_age=DLQ_MAX_AGE_S,
+        max_msgs=DLQ_MAX_MSGS,
+        duplicate_window=settings.duplicate_window_s,
+    )
+
+
+def consumer_config(subjects: Subjects, actor: ActorName, settings: RuntimeSettings) -> ConsumerConfig:
+    """The durable pull consumer every replica of `actor` shares."""
+    name = subjects.consumer(actor)
+    return ConsumerConfig(
+        name=name,
+        durable_name=name,
+        description=f"ActorMesh {subjects.mesh}: {actor.value} replicas",
+        deliver_policy=DeliverPolicy.ALL,
+        ack_policy=AckPolicy.EXPLICIT,
+        ack_wait=ack_wait_s(settings),
+        max_deliver=settings.max_deliver + SPARE_DELIVERIES,
+        filter_subject=subjects.actor(actor),
+        max_ack_pending=max(1000, settings.actor_concurrency * 64),
+    )
+
+
+async def _ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
+    assert config.name is not None
+    try:
+        await js.stream_info(config.name)
+    except NotFoundError:
+        try:
+            await js.add_stream(config)
+            log.info("created stream", extra={"stream": config.name})
+            return
+        except BadRequestError:
+            pass  # another process created it in between: fall through to update
+    try:
+        await js.update_stream(config)
+    except BadRequestError as exc:
+        # An immutable field differs (e.g. retention): keep the existing stream, say so.
+        log.warning("stream config not updated", extra={"stream": config.name, "error": str(exc)})
+
+
+async def ensure_streams(js: JetStreamContext, subjects: Subjects, settings: RuntimeSettings) -> None:
+    """Create or update the work-queue stream and the dead-letter stream of this mesh."""
+    await _ensure_stream(js, work_stream_config(subjects, settings))
+    await _ensure_stream(js, dlq_stream_config(subjects, settings))
+
+
+async def ensure_consumer(
+    js: JetStreamContext, subjects: Subjects, actor: ActorName, settings: RuntimeSettings
+) -> ConsumerInfo:
+    """Create or update (same name: the server merges) the durable consumer of `actor`."""
+    return await js.add_consumer(subjects.stream, consumer_config(subjects, actor, settings))

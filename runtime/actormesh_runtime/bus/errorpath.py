@@ -1,0 +1,133 @@
+"""The error path: dead-letter a copy, then divert the envelope to the error handler — bounded.
+
+Called by the actor host when an actor raised a `PermanentError` or ran out of deliveries. The
+envelope always moves forward: escalation_router (error mode) → response_aggregator. If the
+aggregator itself fails while already on the error path there is nobody left to ask, so the host
+publishes a minimal graceful `FinalResult` straight to the caller: the caller never hangs, and the
+error path never loops.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime
+
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+
+from actormesh_runtime.catalog import ActorName, Subjects
+from actormesh_runtime.envelope import (
+    Envelope,
+    ErrorInfo,
+    FinalResult,
+    HistoryEvent,
+    MethodSummary,
+    SentimentSummary,
+)
+from actormesh_runtime.observability import metrics
+
+from . import dlq
+from .publish import MSG_ID_HEADER, publish_to_current
+
+log = logging.getLogger(__name__)
+
+FALLBACK_REPLY = (
+    "We're sorry, something went wrong while we were handling your message. "
+    "Our support team has been notified and will follow up with you."
+)
+
+
+def fallback_result(envelope: Envelope) -> FinalResult:
+    """A graceful result built only from what the envelope already holds (no actor involved)."""
+    reference = envelope.escalation.reference_id if envelope.escalation else None
+    response = FALLBACK_REPLY + (f" Your reference is {reference}." if reference else "")
+    sentiment = envelope.sentiment
+    intent = envelope.intent
+    return FinalResult(
+        message_id=envelope.message_id,
+        session_id=envelope.session_id,
+        response=response,
+        intent=intent.intent if intent else None,
+        intent_confidence=intent.confidence if intent else None,
+        sentiment=SentimentSummary(label=sentiment.label, score=sentiment.score) if sentiment else None,
+        urgency=sentiment.urgency if sentiment else None,
+        escalated=reference is not None,
+        reference_id=reference,
+        actions=[],
+        flags=["error"],
+        method=MethodSummary(intent=intent.method if intent else "rules", response="template"),
+        trace=list(envelope.trace),
+        processing_ms=round((time.time() - envelope.created_at.timestamp()) * 1000, 3),
+    )
+
+
+async def _publish_fallback(nc: NATS, js: JetStreamContext, subjects: Subjects, envelope: Envelope) -> None:
+    result = fallback_result(envelope)
+    if envelope.reply.result_subject:
+        await nc.publish(envelope.reply.result_subject, result.model_dump_json().encode())
+    event = HistoryEvent(
+        message_id=envelope.message_id,
+        session_id=envelope.session_id,
+        customer_email=envelope.customer_email,
+        customer_message=envelope.message,
+        received_at=envelope.created_at,
+        completed_at=datetime.now(UTC),
+        result=result,
+    )
+    await js.publish(
+        subjects.history_events,
+        event.model_dump_json().encode(),
+        stream=subjects.stream,
+        headers={MSG_ID_HEADER: f"{envelope.message_id}:history:fallback"},
+    )
+
+
+async def take_error_path(
+    nc: NATS,
+    js: JetStreamContext,
+    subjects: Subjects,
+    envelope: Envelope,
+    error: ErrorInfo,
+    *,
+    deliveries: int,
+    dedup_key: str,
+) -> None:
+    """Dead-letter `envelope` (failed at its current step) and move it on to the error handler."""
+    envelope.error = error
+    record = dlq.DeadLetter(
+        actor=error.actor,
+        reason=error.reason,
+        permanent=error.permanent,
+        deliveries=deliveries,
+        message_id=envelope.message_id,
+        envelope=envelope,
+    )
+    await dlq.store(js, subjects, record, dedup_key=dedup_key)
+    metrics.DEAD_LETTERED.labels(error.actor.value).inc()
+    log.warning(
+        "dead-lettered",
+        extra={"message_id": envelope.message_id, "actor": error.actor.value, "reason": error.reason},
+    )
+    if error.actor == ActorName.RESPONSE_AGGREGATOR and envelope.slip.on_error_path:
+        await _publish_fallback(nc, js, subjects, envelope)
+        return
+    envelope.slip.divert_to_error_handler()
+    envelope.headers.attempt = 1
+    await publish_to_current(js, subjects, envelope)
+
+
+async def dead_letter_garbage(
+    js: JetStreamContext, subjects: Subjects, actor: ActorName, payload: bytes, reason: str, *, dedup_key: str
+) -> None:
+    """Bytes that are not an envelope: nothing to divert and nobody to answer; keep them for a human."""
+    record = dlq.DeadLetter(
+        actor=actor,
+        reason=f"InvalidEnvelope: {reason}"[:2000],
+        permanent=True,
+        deliveries=1,
+        raw=payload[:65536].decode("utf-8", errors="replace"),
+    )
+    await dlq.store(js, subjects, record, dedup_key=dedup_key)
+    metrics.DEAD_LETTERED.labels(actor.value).inc()
+    log.warning("dead-lettered undecodable payload", extra={"actor": actor.value, "reason": reason[:200]})

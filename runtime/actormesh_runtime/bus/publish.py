@@ -1,0 +1,77 @@
+"""Publishing envelopes, results and progress events.
+
+`submit` puts a new envelope on its first step (the gateway and `actormesh ask` call it);
+`publish_to_current` is what the actor host uses after advancing the slip. Both are acked JetStream
+publishes carrying `Nats-Msg-Id = envelope.dedup_id()`, so a republish after a crash is dropped by
+the stream's duplicate window. Results and progress are core NATS (best effort, nobody may listen).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Literal
+
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+from nats.js.api import PubAck
+
+from actormesh_runtime.catalog import ActorName, Subjects
+from actormesh_runtime.envelope import Envelope, ProgressEvent
+
+log = logging.getLogger(__name__)
+
+MSG_ID_HEADER = "Nats-Msg-Id"
+
+
+async def publish_to_current(js: JetStreamContext, subjects: Subjects, envelope: Envelope) -> PubAck:
+    """Acked publish of `envelope` to the inbox of its current step."""
+    return await js.publish(
+        subjects.actor(envelope.slip.current),
+        envelope.to_bytes(),
+        stream=subjects.stream,
+        headers={MSG_ID_HEADER: envelope.dedup_id()},
+    )
+
+
+async def submit(js: JetStreamContext, subjects: Subjects, envelope: Envelope) -> PubAck:
+    """Put a new envelope on the bus at its current (first) step. Submitting twice is de-duplicated."""
+    return await publish_to_current(js, subjects, envelope)
+
+
+async def publish_progress(
+    nc: NATS,
+    envelope: Envelope,
+    actor: ActorName,
+    status: Literal["done", "retrying", "failed"],
+    ms: float,
+    attempt: int,
+) -> None:
+    """Best-effort per-hop progress to the caller; never raises."""
+    subject = envelope.reply.progress_subject
+    if not subject:
+        return
+    event = ProgressEvent(
+        message_id=envelope.message_id,
+        actor=actor,
+        status=status,
+        ms=round(ms, 3),
+        attempt=attempt,
+    )
+    try:
+        await nc.publish(subject, event.model_dump_json().encode())
+    except Exception as exc:  # a lost progress event must never fail the message
+        log.debug("progress not published", extra={"message_id": envelope.message_id, "error": str(exc)})
+
+
+class BusPublisher:
+    """The `actors.base.Publisher` given to actors (response_aggregator publishes results itself)."""
+
+    def __init__(self, nc: NATS, js: JetStreamContext) -> None:
+        self._nc = nc
+        self._js = js
+
+    async def publish_core(self, subject: str, payload: bytes) -> None:
+        await self._nc.publish(subject, payload)
+
+    async def publish_stream(self, subject: str, payload: bytes, *, msg_id: str) -> None:
+        await self._js.publish(subject, payload, headers={MSG_ID_HEADER: msg_id})

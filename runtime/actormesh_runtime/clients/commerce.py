@@ -1,0 +1,236 @@
+"""Async client for the customers, orders and tracking APIs, shared by every actor in a process.
+
+context_retriever and execution_coordinator call `acquire_commerce_client(deps)` in `start()` and
+`release_commerce_client(deps)` in `stop()`: one httpx connection pool per process however many
+actors use it. Each call has the `api_timeout_s` budget; connection errors, timeouts and 5xx are
+retried a bounded number of times with jittered backoff (mutations carry an Idempotency-Key, so a
+retried POST is safe), then raise `UpstreamUnavailable`. A 4xx is never retried: reads map 404 to
+None, mutations raise `ApiRejected` (a `PermanentError`) carrying the API's status and detail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+from urllib.parse import quote
+
+import httpx
+from prometheus_client import Counter
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from actormesh_runtime.actors.base import ActorDeps
+from actormesh_runtime.clients import shared
+from actormesh_runtime.envelope import Order, OrderItem, TrackingInfo
+from actormesh_runtime.errors import PermanentError, UpstreamUnavailable
+from actormesh_runtime.settings import RuntimeSettings
+
+Api = Literal["customers", "orders", "tracking"]
+_M = TypeVar("_M", bound=BaseModel)
+OrderMutation = Literal["cancel", "cancellation-request", "return-label", "refund-request"]
+
+UPSTREAM_RETRIES = Counter(
+    "actormesh_commerce_retries_total", "Commerce API calls retried after a 5xx or connection error", ["api"]
+)
+UPSTREAM_FAILURES = Counter(
+    "actormesh_commerce_unavailable_total", "Commerce API calls that failed after all retries", ["api"]
+)
+
+
+class ApiRejected(PermanentError):
+    """The API answered with a 4xx: retrying cannot help (unknown order, state forbids the change, ...)."""
+
+    def __init__(self, api: Api, status_code: int, detail: str) -> None:
+        super().__init__(f"{api} API refused ({status_code}): {detail}")
+        self.api = api
+        self.status_code = status_code
+        self.detail = detail
+
+
+class CustomerRecord(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    customer_id: str
+    email: str
+    name: str
+    tier: Literal["standard", "premium", "vip"]
+    status: str
+
+
+class _OrderRecord(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    order_id: str
+    customer_id: str
+    status: str
+    placed_at: str
+    items: list[OrderItem]
+    total: float
+    carrier: str | None = None
+    tracking_number: str | None = None
+    shipped_at: str | None = None
+    delivered_at: str | None = None
+
+    def to_order(self) -> Order:
+        return Order.model_validate(self.model_dump())
+
+
+class _TrackingRecord(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    tracking_number: str
+    carrier: str
+    status: str
+    detail: str | None = None
+    estimated_delivery: str | None = None
+    delivered_at: str | None = None
+
+    def to_info(self) -> TrackingInfo:
+        return TrackingInfo.model_validate(self.model_dump())
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 3
+    base_delay_s: float = 0.1
+    max_delay_s: float = 1.0
+
+    def delay(self, attempt: int) -> float:
+        """Full-jitter exponential backoff after failed attempt `attempt` (1-based)."""
+        return random.uniform(0, min(self.max_delay_s, self.base_delay_s * 2 ** (attempt - 1)))
+
+
+class CommerceClient:
+    def __init__(
+        self,
+        settings: RuntimeSettings,
+        *,
+        retry: RetryPolicy | None = None,
+        mounts: dict[str, httpx.AsyncBaseTransport] | None = None,
+    ) -> None:
+        """`mounts` lets tests route a base URL to an in-process ASGI app (no sockets)."""
+        self._bases: dict[Api, str] = {
+            "customers": settings.customer_api_url.rstrip("/"),
+            "orders": settings.orders_api_url.rstrip("/"),
+            "tracking": settings.tracking_api_url.rstrip("/"),
+        }
+        self._retry = retry or RetryPolicy()
+        self._http = httpx.AsyncClient(
+            timeout=httpx.Timeout(settings.api_timeout_s),
+            limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+            mounts=mounts,
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # ------------------------------------------------------------ reads (404 → None)
+
+    async def customer_by_email(self, email: str) -> CustomerRecord | None:
+        body = await self._get("customers", f"/customers/by-email/{quote(email, safe='@')}")
+        return None if body is None else _parse("customers", CustomerRecord, body)
+
+    async def orders_of(self, customer_id: str) -> list[Order]:
+        body = await self._get("orders", "/orders", params={"customer_id": customer_id})
+        rows = [] if body is None else body.get("orders", [])
+        if not isinstance(rows, list):
+            raise PermanentError("orders API returned an unexpected body")
+        return [_parse("orders", _OrderRecord, row).to_order() for row in rows]
+
+    async def order(self, order_id: str) -> Order | None:
+        body = await self._get("orders", f"/orders/{quote(order_id, safe='')}")
+        return None if body is None else _parse("orders", _OrderRecord, body).to_order()
+
+    async def tracking(self, tracking_number: str) -> TrackingInfo | None:
+        body = await self._get("tracking", f"/tracking/{quote(tracking_number, safe='')}")
+        return None if body is None else _parse("tracking", _TrackingRecord, body).to_info()
+
+    # ------------------------------------------------------------ mutations (idempotent)
+
+    async def mutate_order(
+        self, order_id: str, mutation: OrderMutation, *, customer_id: str, reason: str, key: str
+    ) -> dict[str, Any]:
+        path = f"/orders/{quote(order_id, safe='')}/{mutation}"
+        return await self._post("orders", path, {"customer_id": customer_id, "reason": reason}, key)
+
+    async def add_note(
+        self, customer_id: str, text: str, *, order_id: str | None, key: str
+    ) -> dict[str, Any]:
+        path = f"/customers/{quote(customer_id, safe='')}/notes"
+        return await self._post("customers", path, {"text": text, "order_id": order_id}, key)
+
+    # ------------------------------------------------------------ transport
+
+    async def _get(self, api: Api, path: str, params: dict[str, str] | None = None) -> dict[str, Any] | None:
+        response = await self._send(api, "GET", path, params=params)
+        if response.status_code == 404:
+            return None
+        return _body_or_reject(api, response)
+
+    async def _post(self, api: Api, path: str, payload: dict[str, Any], key: str) -> dict[str, Any]:
+        response = await self._send(api, "POST", path, json=payload, headers={"Idempotency-Key": key})
+        return _body_or_reject(api, response)
+
+    async def _send(self, api: Api, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        url = self._bases[api] + path
+        last_error = ""
+        for attempt in range(1, self._retry.attempts + 1):
+            try:
+                response = await self._http.request(method, url, **kwargs)
+            except httpx.TransportError as exc:
+                last_error = f"{type(exc).__name__}: {exc}".rstrip(": ")
+            else:
+                if response.status_code < 500:
+                    return response
+                last_error = f"HTTP {response.status_code}"
+            if attempt < self._retry.attempts:
+                UPSTREAM_RETRIES.labels(api).inc()
+                await asyncio.sleep(self._retry.delay(attempt))
+        UPSTREAM_FAILURES.labels(api).inc()
+        raise UpstreamUnavailable(
+            f"{api} API {method} {path}: {last_error} after {self._retry.attempts} attempts"
+        )
+
+
+def _body_or_reject(api: Api, response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if response.status_code >= 400:
+        detail = body.get("detail") if isinstance(body, dict) else None
+        raise ApiRejected(api, response.status_code, str(detail or response.reason_phrase))
+    if not isinstance(body, dict):
+        raise PermanentError(f"{api} API returned a non-object body ({response.status_code})")
+    return body
+
+
+def _parse(api: Api, model: type[_M], body: Any) -> _M:
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        raise PermanentError(f"{api} API returned an unexpected body: {exc.error_count()} error(s)") from exc
+
+
+# ---------------------------------------------------------------- one client per process
+
+
+_SHARED_KEY = "commerce_client"
+
+
+def acquire_commerce_client(
+    deps: ActorDeps, factory: Callable[[], CommerceClient] | None = None
+) -> CommerceClient:
+    """The process-wide client kept in `deps.extras`, created on first use; pair with release.
+
+    `factory` (tests) builds the client if none exists yet, e.g. one mounted on in-process apps.
+    """
+    build = factory or (lambda: CommerceClient(deps.settings))
+    return shared.acquire(deps, _SHARED_KEY, build, CommerceClient.aclose)
+
+
+async def release_commerce_client(deps: ActorDeps) -> None:
+    """Drop one user; the last one closes the connection pool."""
+    await shared.release(deps, _SHARED_KEY)

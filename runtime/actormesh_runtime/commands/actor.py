@@ -1,0 +1,34 @@
+"""`actormesh actor NAME`: run one actor until SIGTERM (what each actor Deployment runs)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+from actormesh_runtime.catalog import ActorName
+
+HELP = "Run one actor (what each actor Deployment runs)."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", choices=[a.value for a in ActorName], help="actor to run")
+    parser.add_argument("--nats-url", help="NATS server(s), comma-separated (default: $NATS_URL)")
+    parser.add_argument("--mesh", help="mesh name (default: $MESH_NAME or 'local')")
+    parser.add_argument("--http-port", type=int, help="/healthz /readyz /metrics port (0 = random)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from actormesh_runtime.bus.process import run_actor
+    from actormesh_runtime.observability.logging import configure_logging
+    from actormesh_runtime.settings import RuntimeSettings
+
+    overrides: dict[str, object] = {}
+    if args.nats_url:
+        overrides["nats_url"] = args.nats_url
+    if args.mesh:
+        overrides["mesh_name"] = args.mesh
+    if args.http_port is not None:
+        overrides["actor_http_port"] = args.http_port
+    settings = RuntimeSettings(**overrides)  # type: ignore[arg-type]
+    configure_logging(settings)
+    return asyncio.run(run_actor(ActorName(args.name), settings))

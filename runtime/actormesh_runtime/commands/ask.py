@@ -1,0 +1,128 @@
+"""`actormesh ask --email E "text"`: one message through the real bus, the result printed.
+
+Without `--nats-url` it starts a whole local mesh first (embedded nats-server in a temporary
+directory, mock APIs, all nine actors) and stops it afterwards; with `--nats-url` it only submits
+to the mesh running there. The text is screened (card numbers, SSNs, prompt injection) before it
+goes anywhere. `--json` prints exactly the FinalResult JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import uuid
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from actormesh_runtime.envelope import FinalResult
+    from actormesh_runtime.settings import RuntimeSettings
+
+HELP = "Send one message through a (local or running) mesh and print the result."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("message", help="the customer's message")
+    parser.add_argument("--email", required=True, help="customer email, e.g. john.doe@example.com")
+    parser.add_argument("--json", action="store_true", help="print exactly the result JSON")
+    parser.add_argument("--nats-url", help="submit to the mesh on this NATS server instead of starting one")
+    parser.add_argument("--mesh", help="mesh name (default: $MESH_NAME or 'local')")
+    parser.add_argument("--session", help="session id (default: a new one)")
+    parser.add_argument(
+        "--timeout", type=float, help="seconds to wait for the reply (default: REQUEST_TIMEOUT_S)"
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="show the mesh's logs")
+
+
+def _settings(args: argparse.Namespace) -> RuntimeSettings:
+    from actormesh_runtime.settings import RuntimeSettings
+
+    overrides: dict[str, object] = {}
+    if args.nats_url:
+        overrides["nats_url"] = args.nats_url
+    if args.mesh:
+        overrides["mesh_name"] = args.mesh
+    return RuntimeSettings(**overrides)  # type: ignore[arg-type]
+
+
+async def ask(
+    settings: RuntimeSettings,
+    email: str,
+    text: str,
+    *,
+    external_nats: bool,
+    session_id: str | None = None,
+    timeout_s: float | None = None,
+) -> FinalResult:
+    """Screen `text`, run it through the mesh (started here unless `external_nats`), return the result."""
+    from actormesh_runtime.bus.connection import connect, ensure_streams
+    from actormesh_runtime.bus.request import reply_to, request_result
+    from actormesh_runtime.catalog import Subjects
+    from actormesh_runtime.envelope import Envelope
+    from actormesh_runtime.local.mesh import LocalMesh
+    from actormesh_runtime.screening import screen
+
+    redacted, screening = screen(text)
+    subjects = Subjects(settings.mesh_name)
+    wait = timeout_s or settings.request_timeout_s
+    envelope = Envelope.start(
+        session_id=session_id or f"sess-{uuid.uuid4().hex[:12]}",
+        customer_email=email,
+        message=redacted,
+        screening=screening,
+        budget_s=wait,
+        reply=reply_to(subjects),
+    )
+    if external_nats:
+        nc = await connect(settings, name="actormesh-ask")
+        try:
+            await ensure_streams(nc.jetstream(), subjects, settings)
+            return await request_result(nc, subjects, envelope, timeout_s=wait)
+        finally:
+            await nc.close()
+    async with LocalMesh(settings) as mesh:
+        assert mesh.nc is not None
+        return await request_result(mesh.nc, subjects, envelope, timeout_s=wait)
+
+
+def render(result: FinalResult) -> str:
+    """The result for a human: the reply first, then what the mesh understood and did."""
+    lines = [result.response, ""]
+    if result.intent is not None:
+        confidence = result.intent_confidence or 0.0
+        lines.append(f"  intent     {result.intent.value} ({confidence:.2f}, {result.method.intent})")
+    if result.sentiment is not None:
+        urgency = result.urgency.value if result.urgency else "-"
+        lines.append(
+            f"  sentiment  {result.sentiment.label.value} ({result.sentiment.score:+.2f}), urgency {urgency}"
+        )
+    if result.escalated:
+        lines.append(f"  escalated  yes, reference {result.reference_id}")
+    for action in result.actions:
+        target = f" {action.order_id}" if action.order_id else ""
+        lines.append(f"  action     {action.type.value}{target}: {action.status.value} - {action.detail}")
+    if result.flags:
+        lines.append(f"  flags      {', '.join(result.flags)}")
+    lines.append(f"  response   {result.method.response}")
+    hops = " > ".join(f"{t.actor.value} {t.ms:.1f}ms" + (f" (x{t.attempt})" if t.attempt > 1 else "")
+                      for t in result.trace)  # fmt: skip
+    lines.append(f"  trace      {hops}")
+    lines.append(f"  total      {result.processing_ms:.0f} ms, message {result.message_id}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    from actormesh_runtime.observability.logging import configure_logging
+
+    settings = _settings(args)
+    configure_logging(settings, level=None if args.verbose else "WARNING")
+    try:
+        result = asyncio.run(
+            ask(settings, args.email, args.message, external_nats=bool(args.nats_url),
+                session_id=args.session, timeout_s=args.timeout)
+        )  # fmt: skip
+    except TimeoutError:
+        print("error: no reply within the timeout (the conversation may still complete)", file=sys.stderr)
+        return 1
+    print(result.model_dump_json() if args.json else render(result))
+    return 0

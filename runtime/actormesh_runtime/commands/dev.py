@@ -1,0 +1,92 @@
+"""`actormesh dev` (`make run`): the whole mesh on one machine, on embedded defaults.
+
+Composes `local.LocalMesh` (embedded nats-server with JetStream under `--data-dir`, the mock APIs,
+the nine actors) with the history service and the gateway, then prints the chat widget's URL.
+Ctrl-C or SIGTERM stops the gateway, then the history service, drains the actors and stops
+nats-server: no child process is left behind. `--nats-url`, `--redis-url` and the LLM_* /
+LITELLM_MODEL settings switch parts to real infrastructure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from actormesh_runtime.settings import RuntimeSettings
+
+HELP = "Run the whole mesh locally on embedded defaults and print the chat URL."
+DEFAULT_DATA_DIR = Path(".actormesh")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="gateway listen address (default 127.0.0.1)")
+    parser.add_argument(
+        "--port", type=int, default=8000, help="gateway port (default 8000; 0 = any free port)"
+    )
+    parser.add_argument("--data-dir", type=Path, help="JetStream and SQLite data (default ./.actormesh)")
+    parser.add_argument("--nats-url", help="use this NATS server instead of an embedded one")
+    parser.add_argument("--redis-url", help="keep the context cache and session state in this Redis")
+    parser.add_argument("--mesh", help="mesh name (default: $MESH_NAME or 'local')")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log every request and hop (INFO)")
+
+
+def _settings(args: argparse.Namespace) -> RuntimeSettings:
+    from actormesh_runtime.settings import RuntimeSettings
+
+    overrides: dict[str, object] = {"host": args.host, "port": args.port}
+    if args.redis_url:
+        overrides["redis_url"] = args.redis_url
+    if args.mesh:
+        overrides["mesh_name"] = args.mesh
+    if args.data_dir is not None:
+        overrides["sqlite_db_path"] = str(args.data_dir / "conversations.db")
+    return RuntimeSettings(**overrides)  # type: ignore[arg-type]
+
+
+def banner(url: str, mesh: object) -> str:
+    from actormesh_runtime.local.mesh import LocalMesh
+
+    assert isinstance(mesh, LocalMesh)
+    lines = [
+        "",
+        f"  ActorMesh is running. Chat with the support agent: {url}/widget",
+        f"  API docs {url}/docs   health {url}/api/ready   NATS {mesh.settings.nats_url}",
+        '  Try: actormesh chat --email john.doe@example.com "Where is my order ORD-10002?"'
+        + (f" --url {url}" if not url.endswith(":8000") else ""),
+        "  Ctrl-C stops everything.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+async def serve(settings: RuntimeSettings, *, data_dir: Path, nats_url: str | None) -> int:
+    from actormesh_runtime.bus.process import install_stop_signals
+    from actormesh_runtime.gateway.app import create_app
+    from actormesh_runtime.gateway.server import GatewayServer
+    from actormesh_runtime.local.mesh import LocalMesh
+    from actormesh_runtime.storage.history_service import HistoryService
+
+    stop = asyncio.Event()
+    install_stop_signals(stop)
+    async with LocalMesh(settings, nats_url=nats_url, data_dir=data_dir / "nats") as mesh:
+        # Stopped in reverse order, before the actors drain: gateway first, then the history writer.
+        await mesh.enter_context(HistoryService(mesh.settings, nc=mesh.nc))
+        app = create_app(mesh.settings, nc=mesh.nc)
+        server = await mesh.enter_context(GatewayServer(app, host=settings.host, port=settings.port))
+        print(banner(server.url, mesh), flush=True)
+        await stop.wait()
+        print("stopping…", file=sys.stderr, flush=True)
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    from actormesh_runtime.observability.logging import configure_logging
+
+    settings = _settings(args)
+    configure_logging(settings, level="INFO" if args.verbose else "WARNING")
+    data_dir = args.data_dir if args.data_dir is not None else DEFAULT_DATA_DIR
+    return asyncio.run(serve(settings, data_dir=data_dir, nats_url=args.nats_url))

@@ -1,0 +1,63 @@
+"""`actormesh dlq list` / `actormesh dlq replay ID`: inspect and re-run dead-lettered envelopes."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+
+HELP = "List or replay dead-lettered envelopes."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--nats-url", help="NATS server(s) (default: $NATS_URL)")
+    parser.add_argument("--mesh", help="mesh name (default: $MESH_NAME or 'local')")
+    sub = parser.add_subparsers(dest="action", required=True)
+    listing = sub.add_parser("list", help="show dead letters, oldest first")
+    listing.add_argument("--limit", type=int, default=100)
+    listing.add_argument("--json", action="store_true", help="one JSON object per line")
+    replay = sub.add_parser("replay", help="re-publish one dead letter to the step that failed")
+    replay.add_argument("id", type=int, help="the id shown by `dlq list`")
+
+
+async def _main(args: argparse.Namespace) -> int:
+    from actormesh_runtime.bus import dlq
+    from actormesh_runtime.bus.connection import connect
+    from actormesh_runtime.catalog import Subjects
+    from actormesh_runtime.settings import RuntimeSettings
+
+    overrides: dict[str, object] = {}
+    if args.nats_url:
+        overrides["nats_url"] = args.nats_url
+    if args.mesh:
+        overrides["mesh_name"] = args.mesh
+    settings = RuntimeSettings(**overrides)  # type: ignore[arg-type]
+    subjects = Subjects(settings.mesh_name)
+    nc = await connect(settings, name="actormesh-dlq")
+    try:
+        js = nc.jetstream()
+        if args.action == "list":
+            for item in await dlq.list_records(js, subjects, limit=args.limit):
+                rec = item.record
+                if args.json:
+                    print(json.dumps({"id": item.id, **rec.model_dump(mode="json", exclude={"envelope"})}))
+                else:
+                    when = rec.dead_at.strftime("%Y-%m-%d %H:%M:%S")
+                    kind = "permanent" if rec.permanent else "exhausted"
+                    print(f"{item.id:>6}  {when}  {rec.actor.value:<22} {rec.message_id or '-':<36} "
+                          f"x{rec.deliveries} {kind}  {rec.reason}")  # fmt: skip
+            return 0
+        try:
+            envelope = await dlq.replay(js, subjects, args.id)
+        except dlq.ReplayError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        print(f"replayed {args.id}: {envelope.message_id} -> {envelope.slip.current.value}")
+        return 0
+    finally:
+        await nc.close()
+
+
+def run(args: argparse.Namespace) -> int:
+    return asyncio.run(_main(args))

@@ -1,0 +1,47 @@
+"""`actormesh gateway`: serve the HTTP/WebSocket gateway until SIGTERM/SIGINT (each gateway replica).
+
+NATS may come up after the gateway: /api/health answers at once, /api/ready says 503 until NATS is
+connected and the stream exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+HELP = "Run the HTTP/WebSocket gateway."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", help="listen address (default: $HOST or 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="listen port (default: $PORT or 8000)")
+    parser.add_argument("--nats-url", help="NATS server(s), comma-separated (default: $NATS_URL)")
+    parser.add_argument("--mesh", help="mesh name (default: $MESH_NAME or 'local')")
+
+
+async def serve(settings: object) -> int:
+    from actormesh_runtime.bus.process import install_stop_signals
+    from actormesh_runtime.gateway.app import create_app
+    from actormesh_runtime.gateway.server import GatewayServer
+    from actormesh_runtime.settings import RuntimeSettings
+
+    assert isinstance(settings, RuntimeSettings)
+    stop = asyncio.Event()
+    install_stop_signals(stop)
+    async with GatewayServer(create_app(settings), host=settings.host, port=settings.port) as server:
+        print(f"ActorMesh gateway on {server.url} (chat widget: {server.url}/widget)", flush=True)
+        await stop.wait()
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    from actormesh_runtime.observability.logging import configure_logging
+    from actormesh_runtime.settings import RuntimeSettings
+
+    overrides: dict[str, object] = {}
+    for arg, field in (("host", "host"), ("port", "port"), ("nats_url", "nats_url"), ("mesh", "mesh_name")):
+        if getattr(args, arg) is not None:
+            overrides[field] = getattr(args, arg)
+    settings = RuntimeSettings(**overrides)  # type: ignore[arg-type]
+    configure_logging(settings)
+    return asyncio.run(serve(settings))

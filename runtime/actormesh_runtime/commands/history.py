@@ -1,0 +1,70 @@
+"""`actormesh history`: the conversation-history service, the single writer of the SQLite store.
+
+Consumes history events from JetStream (durable consumer: nothing is lost while it restarts) and
+answers reads over NATS request/reply. Serves /healthz, /readyz and /metrics on ACTOR_HTTP_PORT.
+Run exactly one (in Kubernetes: a one-replica StatefulSet with a volume for SQLITE_DB_PATH).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+
+HELP = "Run the conversation-history service (the single SQLite writer)."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--db", help="SQLite file (default: $SQLITE_DB_PATH or ./.actormesh/conversations.db)"
+    )
+    parser.add_argument("--nats-url", help="NATS server(s), comma-separated (default: $NATS_URL)")
+    parser.add_argument("--mesh", help="mesh name (default: $MESH_NAME or 'local')")
+    parser.add_argument("--http-port", type=int, help="/healthz /readyz /metrics port (0 = random)")
+
+
+async def serve(settings: object) -> int:
+    from actormesh_runtime.bus.health import HealthServer
+    from actormesh_runtime.bus.process import connect_with_retry, install_stop_signals
+    from actormesh_runtime.settings import RuntimeSettings
+    from actormesh_runtime.storage.history_service import HistoryService
+
+    assert isinstance(settings, RuntimeSettings)
+    stop = asyncio.Event()
+    install_stop_signals(stop)
+    service: HistoryService | None = None
+
+    def missing() -> list[str]:
+        return service.missing() if service is not None else ["nats not connected"]
+
+    health = HealthServer(missing, host=settings.host, port=settings.actor_http_port)
+    await health.start()
+    try:
+        nc = await connect_with_retry(settings, stop, name=f"actormesh-history-{settings.mesh_name}")
+        if nc is None:
+            return 0
+        try:
+            service = HistoryService(settings, nc=nc)
+            async with service:
+                await stop.wait()
+        finally:
+            with contextlib.suppress(Exception):
+                await nc.drain()
+    finally:
+        await health.stop()
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    from actormesh_runtime.observability.logging import configure_logging
+    from actormesh_runtime.settings import RuntimeSettings
+
+    overrides: dict[str, object] = {}
+    fields = {"db": "sqlite_db_path", "nats_url": "nats_url", "mesh": "mesh_name"}
+    fields["http_port"] = "actor_http_port"
+    for arg, field in fields.items():
+        if getattr(args, arg) is not None:
+            overrides[field] = getattr(args, arg)
+    settings = RuntimeSettings(**overrides)  # type: ignore[arg-type]
+    configure_logging(settings)
+    return asyncio.run(serve(settings))

@@ -1,0 +1,52 @@
+"""`actormesh mocks`: serve the mock customers, orders and tracking APIs until Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+
+from actormesh_runtime.catalog import Ports
+
+HELP = "Run the mock customer, orders and tracking APIs."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--host", default=None, help="Interface to listen on (default: HOST, else 127.0.0.1)."
+    )
+    parser.add_argument("--customers-port", type=int, default=Ports.CUSTOMER_API, help="0 = random.")
+    parser.add_argument("--orders-port", type=int, default=Ports.ORDERS_API, help="0 = random.")
+    parser.add_argument("--tracking-port", type=int, default=Ports.TRACKING_API, help="0 = random.")
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    from actormesh_runtime.mocks.server import MockPorts, serve_mocks
+    from actormesh_runtime.settings import RuntimeSettings
+
+    host = args.host or RuntimeSettings().host
+    ports = MockPorts(args.customers_port, args.orders_port, args.tracking_port)
+    handle = await serve_mocks(host, ports)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    for name, value in handle.env().items():
+        print(f"{name}={value}", flush=True)
+    stopped = asyncio.ensure_future(handle.wait())
+    waiter = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({stopped, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
+        await handle.stop()
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        asyncio.run(_serve(args))
+    except OSError as exc:
+        print(f"actormesh mocks: {exc}", file=sys.stderr)
+        return 1
+    return 0

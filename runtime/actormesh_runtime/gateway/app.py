@@ -1,0 +1,114 @@
+"""`create_app(settings)`: the gateway's FastAPI application.
+
+Routes live in one module per concern (chat, ws, history_api, health) and share one `Gateway`
+(service.py) stored on `app.state.gateway`. Errors all have the `ErrorBody` shape and name the
+field at fault; CORS is off unless CORS_ORIGINS lists origins.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib import resources
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from nats.aio.client import Client as NATS
+
+from actormesh_runtime.gateway import chat, health, history_api, ws
+from actormesh_runtime.gateway.auth import AuthError
+from actormesh_runtime.gateway.metrics import REQUEST_ID, ObservabilityMiddleware, install_log_filter
+from actormesh_runtime.gateway.models import ErrorBody, MessageTooLong, describe, field_errors
+from actormesh_runtime.gateway.service import Gateway, Unavailable
+from actormesh_runtime.settings import RuntimeSettings
+from actormesh_runtime.storage.history_protocol import HistoryUnavailable
+
+log = logging.getLogger(__name__)
+
+
+def widget_html() -> str:
+    return resources.files("actormesh_runtime.gateway").joinpath("static/widget.html").read_text("utf-8")
+
+
+def create_app(
+    settings: RuntimeSettings, *, nc: NATS | None = None, instance_id: str | None = None
+) -> FastAPI:
+    """The application; NATS is connected by its lifespan (or `nc` is used, and not closed)."""
+    gateway = Gateway(settings, nc=nc, instance_id=instance_id)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        install_log_filter()
+        await gateway.start()
+        try:
+            yield
+        finally:
+            await gateway.stop()
+
+    app = FastAPI(
+        title="ActorMesh gateway",
+        version="1",
+        summary="Customer-support chat over a mesh of actors on NATS JetStream.",
+        lifespan=lifespan,
+    )
+    app.state.gateway = gateway
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+            expose_headers=["X-Request-ID"],
+        )
+    app.add_middleware(ObservabilityMiddleware)
+    for module in (chat, ws, history_api, health):
+        app.include_router(module.router)
+    _add_error_handlers(app)
+    _add_pages(app)
+    return app
+
+
+def _error(status: int, error: str, detail: str, **extra: object) -> JSONResponse:
+    body = ErrorBody.model_validate(
+        {"error": error, "detail": detail, "request_id": REQUEST_ID.get(), **extra}
+    )
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(body.model_dump(mode="json", exclude_none=True), status_code=status, headers=headers)
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def on_validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        fields = field_errors(list(exc.errors()))
+        return _error(422, "validation_error", describe(fields), fields=[f.model_dump() for f in fields])
+
+    @app.exception_handler(MessageTooLong)
+    async def on_too_long(_: Request, exc: MessageTooLong) -> JSONResponse:
+        return _error(
+            413, "too_large", f"{exc.field}: {exc}", fields=[{"field": exc.field, "message": str(exc)}]
+        )
+
+    @app.exception_handler(AuthError)
+    async def on_auth(_: Request, exc: AuthError) -> JSONResponse:
+        return _error(exc.status, "unauthorized" if exc.status == 401 else "forbidden", exc.detail)
+
+    @app.exception_handler(Unavailable)
+    async def on_unavailable(_: Request, exc: Unavailable) -> JSONResponse:
+        return _error(503, "unavailable", f"the mesh is not reachable: {exc}")
+
+    @app.exception_handler(HistoryUnavailable)
+    async def on_history(_: Request, exc: HistoryUnavailable) -> JSONResponse:
+        return _error(503, "history_unavailable", str(exc))
+
+
+def _add_pages(app: FastAPI) -> None:
+    @app.get("/widget", response_class=HTMLResponse, include_in_schema=False)
+    async def widget() -> HTMLResponse:
+        return HTMLResponse(widget_html(), headers={"Cache-Control": "no-cache"})
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> RedirectResponse:
+        return RedirectResponse("/widget")

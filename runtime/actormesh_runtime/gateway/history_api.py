@@ -1,0 +1,73 @@
+"""Reads from the history store (through the history service, by NATS request/reply).
+
+- `GET /api/conversations/{session_id}`: the stored transcript, customer and agent turns (redacted).
+- `GET /api/messages/{message_id}`: the final result of one message, e.g. after a 504; 404 until
+  it exists. This replica's late results answer first, then the history store.
+With auth on, a caller sees only their own turns and results (403 otherwise).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from actormesh_runtime.envelope import FinalResult
+from actormesh_runtime.gateway.auth import AuthError, Principal
+from actormesh_runtime.gateway.deps import get_gateway, get_principal
+from actormesh_runtime.gateway.models import ErrorBody
+from actormesh_runtime.gateway.service import Gateway
+
+router = APIRouter(tags=["history"])
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody},
+    403: {"model": ErrorBody},
+    404: {"model": ErrorBody},
+    503: {"model": ErrorBody, "description": "the history service did not answer"},
+}
+
+
+class Conversation(BaseModel):
+    session_id: str
+    turns: list[dict[str, Any]]
+
+
+def _not_found(detail: str) -> JSONResponse:
+    return JSONResponse(ErrorBody(error="not_found", detail=detail).model_dump(mode="json"), status_code=404)
+
+
+@router.get("/api/conversations/{session_id}", response_model=Conversation, responses=_ERRORS)
+async def get_conversation(
+    session_id: Annotated[str, Path(max_length=128)],
+    gateway: Annotated[Gateway, Depends(get_gateway)],
+    principal: Annotated[Principal, Depends(get_principal)],
+    limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+) -> Conversation | JSONResponse:
+    """The transcript of one session, oldest turn first."""
+    turns = await gateway.history_client().conversation(session_id, limit=limit)
+    if not turns:
+        return _not_found(f"no stored conversation {session_id!r}")
+    if principal.email is not None:
+        own = [t for t in turns if t.get("customer_email") == principal.email]
+        if not own:
+            raise AuthError(403, "this conversation belongs to another customer")
+        turns = own
+    return Conversation(session_id=session_id, turns=turns)
+
+
+@router.get("/api/messages/{message_id}", response_model=FinalResult, responses=_ERRORS)
+async def get_message(
+    message_id: Annotated[str, Path(max_length=128)],
+    gateway: Annotated[Gateway, Depends(get_gateway)],
+    principal: Annotated[Principal, Depends(get_principal)],
+) -> FinalResult | JSONResponse:
+    """The final result of one message; 404 while it is still being processed."""
+    found = await gateway.find_result(message_id)
+    if found is None:
+        return _not_found(f"no result for {message_id!r} yet")
+    result, owner = found
+    principal.check_email(owner)
+    return result

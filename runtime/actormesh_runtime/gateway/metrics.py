@@ -1,0 +1,116 @@
+"""Gateway metrics and the ASGI middleware that records them and tags each request with an id.
+
+Routes are labelled by their template (`/api/messages/{message_id}`), never the raw path, so label
+cardinality stays bounded. The request id comes from `X-Request-ID` when the caller sends a sane one,
+is echoed in the response header, and is attached to every log record of the request.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+from prometheus_client import Counter, Gauge, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+REQUESTS = Counter(
+    "actormesh_gateway_requests",
+    "HTTP requests by route template, method and status.",
+    ["route", "method", "status"],
+)
+LATENCY = Histogram(
+    "actormesh_gateway_request_seconds",
+    "HTTP request latency by route template and method.",
+    ["route", "method"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
+)
+IN_FLIGHT = Gauge("actormesh_gateway_in_flight", "HTTP requests being served right now.")
+WS_CONNECTIONS = Gauge("actormesh_gateway_websocket_connections", "Open WebSocket connections.")
+CHATS = Counter(
+    "actormesh_gateway_chats", "Chat messages by channel and outcome.", ["channel", "outcome"]
+)  # outcome: ok | timeout | unavailable
+
+REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+_SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
+log = logging.getLogger("actormesh_runtime.gateway.access")
+
+
+class RequestIdFilter(logging.Filter):
+    """Adds `request_id` to records logged while a request is being served."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        request_id = REQUEST_ID.get()
+        if request_id is not None and not hasattr(record, "request_id"):
+            record.request_id = request_id
+        return True
+
+
+def install_log_filter() -> None:
+    """Attach the filter to the root handlers (idempotent), so every logger's records carry the id."""
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, RequestIdFilter) for f in handler.filters):
+            handler.addFilter(RequestIdFilter())
+
+
+def _route_template(scope: Scope) -> str:
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return str(path) if path else "unmatched"
+
+
+class ObservabilityMiddleware:
+    """Pure ASGI (works for streaming and WebSockets): request id, metrics, one access log line."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        incoming = headers.get(b"x-request-id", b"").decode("latin-1")
+        request_id = incoming if _SANE_ID.match(incoming) else uuid.uuid4().hex
+        token = REQUEST_ID.set(request_id)
+        scope.setdefault("state", {})["request_id"] = request_id
+        try:
+            if scope["type"] == "websocket":
+                await self.app(scope, receive, send)
+            else:
+                await self._http(scope, receive, send, request_id)
+        finally:
+            REQUEST_ID.reset(token)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
+        status = {"code": 500}
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = int(message["status"])
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        started = time.perf_counter()
+        IN_FLIGHT.inc()
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            IN_FLIGHT.dec()
+            elapsed = time.perf_counter() - started
+            route = _route_template(scope)
+            method = str(scope.get("method", "GET"))
+            REQUESTS.labels(route, method, str(status["code"])).inc()
+            LATENCY.labels(route, method).observe(elapsed)
+            _access_log(method, scope, status["code"], elapsed)
+
+
+def _access_log(method: str, scope: Scope, status: int, elapsed: float) -> None:
+    path: Any = scope.get("path", "")
+    if path in ("/api/health", "/api/ready", "/metrics"):
+        return  # probes every few seconds would drown everything else
+    log.info(f"{method} {path} {status}", extra={"status": status, "ms": round(elapsed * 1000, 1)})

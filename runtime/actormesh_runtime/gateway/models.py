@@ -1,0 +1,120 @@
+"""Request and response bodies of the gateway's API, and the validation rules shared by HTTP and WebSocket.
+
+`ChatRequest` rejects an empty message, a malformed email or session id (→ 422 naming the field).
+The length limit depends on settings (`MAX_MESSAGE_CHARS`), so `check_length` applies it after
+parsing and answers 413, also naming the field.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+EMAIL_RE = re.compile(rf"^[A-Za-z0-9.!#$%&'*+/=?^_`{{|}}~-]+@{_LABEL}(?:\.{_LABEL})+$")
+SESSION_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+
+
+def new_session_id() -> str:
+    return f"sess-{uuid.uuid4().hex[:16]}"
+
+
+def normalize_email(value: str) -> str:
+    value = value.strip().lower()
+    if len(value) > 254 or not EMAIL_RE.match(value):
+        raise ValueError("not a valid email address")
+    return value
+
+
+class ChatRequest(BaseModel):
+    """`POST /api/chat` body (and the `data` of a WebSocket `chat` frame)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    message: str = Field(description="The customer's message (1..MAX_MESSAGE_CHARS characters).")
+    customer_email: str = Field(description="Who is asking; must equal the token's `sub` when auth is on.")
+    session_id: str | None = Field(None, description="Groups turns into a conversation; generated if absent.")
+
+    @field_validator("message")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("message must not be empty")
+        return value
+
+    @field_validator("customer_email")
+    @classmethod
+    def _email(cls, value: str) -> str:
+        return normalize_email(value)
+
+    @field_validator("session_id")
+    @classmethod
+    def _session(cls, value: str | None) -> str | None:
+        if value is not None and not SESSION_RE.match(value):
+            raise ValueError("session_id must be 1-128 characters of letters, digits, '_', '.', ':' or '-'")
+        return value
+
+
+class MessageTooLong(Exception):
+    """The message exceeds MAX_MESSAGE_CHARS (HTTP 413)."""
+
+    def __init__(self, length: int, limit: int) -> None:
+        super().__init__(f"message is {length} characters; the limit is {limit}")
+        self.field = "message"
+        self.length = length
+        self.limit = limit
+
+
+def check_length(request: ChatRequest, limit: int) -> None:
+    if len(request.message) > limit:
+        raise MessageTooLong(len(request.message), limit)
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """Every error the gateway returns: a sentence, and the fields at fault when there are any."""
+
+    error: str
+    detail: str
+    fields: list[FieldError] = Field(default_factory=list)
+    message_id: str | None = None
+    session_id: str | None = None
+    request_id: str | None = None
+
+
+def field_errors(exc: ValidationError | list[dict[str, Any]]) -> list[FieldError]:
+    """pydantic/FastAPI errors → one `FieldError` per field, named by its last location part."""
+    errors = exc.errors() if isinstance(exc, ValidationError) else exc
+    out: list[FieldError] = []
+    for err in errors:
+        loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
+        name = ".".join(loc) or "body"
+        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        out.append(FieldError(field=name, message=msg))
+    return out
+
+
+def describe(errors: list[FieldError]) -> str:
+    return "; ".join(f"{e.field}: {e.message}" for e in errors) or "invalid request"
+
+
+class TimeoutBody(ErrorBody):
+    result_url: str
+
+
+class HealthBody(BaseModel):
+    status: Literal["ok"] = "ok"
+    instance_id: str
+
+
+class ReadyBody(BaseModel):
+    ready: bool
+    checks: dict[str, bool]
+    missing: list[str]

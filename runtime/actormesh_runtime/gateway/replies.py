@@ -1,0 +1,156 @@
+"""Replies for one gateway process: one core-NATS subscription, futures keyed by message id.
+
+Each gateway replica has its own instance id and reply prefix (`Subjects.replies(instance_id)`);
+envelopes it submits carry `<prefix>.result` and `<prefix>.progress`, so a replica only ever receives
+replies to its own requests. One wildcard subscription (`<prefix>.>`) serves every request of the
+process; results wake the waiting request's future and progress events go to its listener.
+
+A result that arrives after its request gave up (504) is kept in a bounded map so
+`GET /api/messages/{id}` can return it from this replica; other replicas, and this one after the
+map evicted it, read it from the history store instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from nats.aio.msg import Msg
+from pydantic import ValidationError
+
+from actormesh_runtime.catalog import Subjects
+from actormesh_runtime.envelope import FinalResult, ProgressEvent
+
+log = logging.getLogger(__name__)
+
+ProgressListener = Callable[[ProgressEvent], None]
+
+
+@dataclass
+class Pending:
+    """One request waiting for its result."""
+
+    message_id: str
+    customer_email: str
+    future: asyncio.Future[FinalResult]
+
+
+class ReplyRouter:
+    """Routes results and progress from the instance's reply subjects to waiting requests."""
+
+    def __init__(self, subjects: Subjects, instance_id: str, *, keep: int = 2000) -> None:
+        self.prefix = subjects.replies(instance_id)
+        self._pending: dict[str, Pending] = {}
+        self._expired: OrderedDict[str, str] = OrderedDict()  # message id -> customer email
+        self._late: OrderedDict[str, tuple[FinalResult, str]] = OrderedDict()
+        self._listeners: dict[str, ProgressListener] = {}
+        self._keep = keep
+        self._sub: Any = None
+
+    @property
+    def result_subject(self) -> str:
+        return f"{self.prefix}.result"
+
+    @property
+    def progress_subject(self) -> str:
+        return f"{self.prefix}.progress"
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._pending)
+
+    async def start(self, nc: Any) -> None:
+        self._sub = await nc.subscribe(f"{self.prefix}.>", cb=self._on_message)
+
+    async def stop(self) -> None:
+        if self._sub is not None:
+            with contextlib.suppress(Exception):
+                await self._sub.unsubscribe()
+            self._sub = None
+        for pending in self._pending.values():
+            if not pending.future.done():
+                pending.future.cancel()
+        self._pending.clear()
+        self._listeners.clear()
+
+    # ------------------------------------------------------------ requests
+
+    def expect(self, message_id: str, customer_email: str) -> Pending:
+        """Register before publishing, so a fast reply cannot arrive before anyone listens."""
+        future: asyncio.Future[FinalResult] = asyncio.get_running_loop().create_future()
+        pending = Pending(message_id, customer_email, future)
+        self._pending[message_id] = pending
+        return pending
+
+    def listen(self, message_id: str, listener: ProgressListener) -> None:
+        """Send this message's progress events to `listener` until `unlisten` (it may outlive the wait:
+        the last actor's progress event arrives just after the result)."""
+        self._listeners[message_id] = listener
+
+    def unlisten(self, message_id: str) -> None:
+        self._listeners.pop(message_id, None)
+
+    async def wait(self, pending: Pending, timeout_s: float) -> FinalResult:
+        """The result, or `TimeoutError`; either way the request is no longer pending afterwards.
+
+        After a timeout the message id is remembered, so its late result is kept for later reads.
+        """
+        try:
+            return await asyncio.wait_for(asyncio.shield(pending.future), timeout=timeout_s)
+        except TimeoutError:
+            self._remember(self._expired, pending.message_id, pending.customer_email)
+            raise
+        finally:
+            self._pending.pop(pending.message_id, None)
+
+    def forget(self, message_id: str) -> None:
+        """Drop a request that was never submitted (publish failed)."""
+        self._pending.pop(message_id, None)
+        self._listeners.pop(message_id, None)
+
+    def late_result(self, message_id: str) -> tuple[FinalResult, str] | None:
+        """(result, customer email) of a result that arrived after its request timed out."""
+        return self._late.get(message_id)
+
+    # ------------------------------------------------------------ incoming
+
+    async def _on_message(self, msg: Msg) -> None:
+        kind = msg.subject.rsplit(".", 1)[-1]
+        try:
+            if kind == "result":
+                self._on_result(FinalResult.model_validate_json(msg.data))
+            elif kind == "progress":
+                self._on_progress(ProgressEvent.model_validate_json(msg.data))
+        except ValidationError as exc:
+            log.warning("unreadable reply dropped", extra={"subject": msg.subject, "error": str(exc)[:300]})
+
+    def _on_result(self, result: FinalResult) -> None:
+        pending = self._pending.get(result.message_id)
+        if pending is not None:
+            if not pending.future.done():
+                pending.future.set_result(result)
+            return
+        email = self._expired.pop(result.message_id, None)
+        if email is not None:
+            self._remember(self._late, result.message_id, (result, email))
+            log.info("late result kept", extra={"message_id": result.message_id})
+
+    def _on_progress(self, event: ProgressEvent) -> None:
+        listener = self._listeners.get(event.message_id)
+        if listener is None:
+            return
+        try:
+            listener(event)
+        except Exception:  # a broken listener must not break reply routing
+            log.exception("progress listener failed")
+
+    def _remember(self, store: OrderedDict[str, Any], key: str, value: Any) -> None:
+        store[key] = value
+        store.move_to_end(key)
+        while len(store) > self._keep:
+            store.popitem(last=False)

@@ -1,0 +1,96 @@
+"""Run the gateway app under uvicorn inside an already running event loop.
+
+`actormesh gateway`, `actormesh dev` and the integration tests use `GatewayServer`; signals are left
+to the caller (uvicorn's own handlers would re-raise the signal after shutdown and kill the process
+before the rest of a local mesh has drained).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterator
+
+import uvicorn
+from fastapi import FastAPI
+
+GRACEFUL_SHUTDOWN_S = 5
+
+
+class _QuietServer(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class GatewayServer:
+    """One uvicorn server on `host:port` (port 0 = any free port; `port` tells which after start)."""
+
+    def __init__(
+        self, app: FastAPI, *, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning"
+    ) -> None:
+        config = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level=log_level,
+            access_log=False,  # the app's middleware logs requests with their request id
+            lifespan="on",
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+            ws_ping_interval=20.0,
+            ws_ping_timeout=20.0,
+        )
+        self.host = host
+        self.server = _QuietServer(config)
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def port(self) -> int:
+        for server in self.server.servers:
+            for sock in server.sockets:
+                return int(sock.getsockname()[1])
+        raise RuntimeError("gateway server is not listening")
+
+    @property
+    def url(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+        return f"http://{host}:{self.port}"
+
+    async def start(self, timeout_s: float = 30.0) -> None:
+        """Serve in a background task; return once listening (raise if uvicorn gave up)."""
+        self._task = asyncio.create_task(self.server.serve(), name="gateway-uvicorn")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while not self.server.started:
+            if self._task.done():
+                self._task.result()  # re-raise the startup failure
+                raise RuntimeError("gateway server exited during start-up")
+            if loop.time() > deadline:
+                await self.stop()
+                raise RuntimeError(f"gateway server not listening after {timeout_s}s")
+            await asyncio.sleep(0.02)
+
+    async def wait(self) -> None:
+        """Until the server stops by itself (it does not, unless it crashes)."""
+        if self._task is not None:
+            await asyncio.shield(self._task)
+
+    async def __aenter__(self) -> GatewayServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is None:
+            return
+        self.server.should_exit = True
+        try:
+            await asyncio.wait_for(asyncio.shield(task), timeout=GRACEFUL_SHUTDOWN_S + 5)
+        except TimeoutError:
+            self.server.force_exit = True
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task

@@ -1,0 +1,201 @@
+"""The gateway's process-wide state and the chat flow shared by HTTP and WebSocket.
+
+`Gateway` owns the NATS connection (connected in the background, so the process serves liveness while
+NATS is still starting), the reply router, the history client and the session store. `submit` screens
+the text first — nothing else sees or stores the raw message — then builds the envelope with this
+instance's reply subjects and puts it on the bus; `wait` bounds the wait by REQUEST_TIMEOUT_S.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from nats.aio.client import Client as NATS
+
+from actormesh_runtime.bus.connection import connect, ensure_streams
+from actormesh_runtime.bus.publish import submit
+from actormesh_runtime.catalog import Subjects
+from actormesh_runtime.envelope import Envelope, FinalResult, ReplyTo
+from actormesh_runtime.gateway.auth import AuthError, Principal
+from actormesh_runtime.gateway.models import ChatRequest, new_session_id
+from actormesh_runtime.gateway.replies import Pending, ProgressListener, ReplyRouter
+from actormesh_runtime.screening import screen
+from actormesh_runtime.settings import RuntimeSettings
+from actormesh_runtime.storage.history_protocol import HistoryClient
+from actormesh_runtime.storage.session import SessionStore, open_session_store
+
+log = logging.getLogger(__name__)
+
+RECONNECT_PAUSE_S = 1.0
+
+
+class Unavailable(Exception):
+    """The bus cannot take the message right now (HTTP 503)."""
+
+
+@dataclass
+class Submitted:
+    envelope: Envelope
+    pending: Pending
+
+    @property
+    def message_id(self) -> str:
+        return self.envelope.message_id
+
+    @property
+    def session_id(self) -> str:
+        return self.envelope.session_id
+
+
+def new_instance_id() -> str:
+    return f"gw-{uuid.uuid4().hex[:12]}"
+
+
+class Gateway:
+    """Everything one gateway process shares between requests. `start()` returns at once."""
+
+    def __init__(
+        self, settings: RuntimeSettings, *, nc: NATS | None = None, instance_id: str | None = None
+    ) -> None:
+        self.settings = settings
+        self.subjects = Subjects(settings.mesh_name)
+        self.instance_id = instance_id or settings.gateway_instance_id or new_instance_id()
+        self.replies = ReplyRouter(self.subjects, self.instance_id)
+        self.sessions: SessionStore = open_session_store(settings)
+        self._nc = nc
+        self._owns_nc = nc is None
+        self._ready = asyncio.Event()
+        self._stream_ok = False
+        self._connector: asyncio.Task[None] | None = None
+        self.history: HistoryClient | None = None
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        self._connector = asyncio.create_task(self._connect_forever(), name="gateway-connect")
+
+    async def wait_ready(self, timeout_s: float) -> bool:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._ready.wait(), timeout=timeout_s)
+        return self._ready.is_set()
+
+    async def stop(self) -> None:
+        if self._connector is not None:
+            self._connector.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._connector
+        await self.replies.stop()
+        if self._owns_nc and self._nc is not None:
+            with contextlib.suppress(Exception):
+                await self._nc.drain()
+        self._nc = None
+        await self.sessions.close()
+
+    async def _connect_forever(self) -> None:
+        """Connect, provision the streams and subscribe to replies; retry until it works."""
+        while True:
+            try:
+                if self._nc is None:
+                    self._nc = await connect(self.settings, name=f"actormesh-gateway-{self.instance_id}")
+                await ensure_streams(self._nc.jetstream(), self.subjects, self.settings)
+                self._stream_ok = True
+                await self.replies.start(self._nc)
+                self.history = HistoryClient(self._nc, self.subjects)
+                self._ready.set()
+                log.info("gateway connected", extra={"instance_id": self.instance_id})
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("gateway not connected yet", extra={"error": repr(exc)})
+                if self._owns_nc and self._nc is not None and not self._nc.is_connected:
+                    with contextlib.suppress(Exception):
+                        await self._nc.close()
+                    self._nc = None
+                await asyncio.sleep(RECONNECT_PAUSE_S)
+
+    async def readiness(self) -> dict[str, bool]:
+        """Dependency → ok. The stream is checked live, so a deleted stream shows up."""
+        nats_ok = self._nc is not None and self._nc.is_connected and self._ready.is_set()
+        stream_ok = False
+        if nats_ok and self._nc is not None:
+            try:
+                await self._nc.jetstream().stream_info(self.subjects.stream)
+                stream_ok = True
+            except Exception:
+                stream_ok = False
+        return {"nats": nats_ok, "stream": stream_ok}
+
+    # ------------------------------------------------------------ chat
+
+    async def claim_session(self, principal: Principal, request: ChatRequest) -> str:
+        """The session id to use; with auth on, a session already owned by another customer is refused."""
+        session_id = request.session_id or new_session_id()
+        state = await self.sessions.get(session_id)
+        owner = state.get("customer_email") if state else None
+        if principal.email is not None and owner is not None and owner != request.customer_email:
+            raise AuthError(403, "session_id belongs to another customer")
+        if owner is None:
+            await self.sessions.set(session_id, {"customer_email": request.customer_email})
+        return session_id
+
+    async def submit(
+        self, request: ChatRequest, session_id: str, *, on_progress: ProgressListener | None = None
+    ) -> Submitted:
+        if self._nc is None or not self._ready.is_set() or not self._nc.is_connected:
+            raise Unavailable("not connected to NATS")
+        text, screening = screen(request.message)
+        reply = ReplyTo(
+            result_subject=self.replies.result_subject,
+            progress_subject=self.replies.progress_subject if on_progress is not None else None,
+        )
+        envelope = Envelope.start(
+            session_id=session_id,
+            customer_email=request.customer_email,
+            message=text,
+            screening=screening,
+            budget_s=self.settings.conversation_deadline_s,
+            reply=reply,
+        )
+        pending = self.replies.expect(envelope.message_id, request.customer_email)
+        if on_progress is not None:
+            self.replies.listen(envelope.message_id, on_progress)
+        try:
+            await submit(self._nc.jetstream(), self.subjects, envelope)
+        except Exception as exc:
+            self.replies.forget(envelope.message_id)
+            raise Unavailable(f"could not publish: {type(exc).__name__}") from exc
+        log.info("submitted", extra={"message_id": envelope.message_id, "session_id": session_id})
+        return Submitted(envelope, pending)
+
+    async def wait(self, submitted: Submitted) -> FinalResult:
+        """The result within REQUEST_TIMEOUT_S, else `TimeoutError` (the result is kept when it comes)."""
+        return await self.replies.wait(submitted.pending, self.settings.request_timeout_s)
+
+    # ------------------------------------------------------------ reads
+
+    async def find_result(self, message_id: str) -> tuple[FinalResult, str] | None:
+        """A finished result from this replica's late results, else from the history store."""
+        late = self.replies.late_result(message_id)
+        if late is not None:
+            return late
+        if self.history is None:
+            raise Unavailable("not connected to NATS")
+        return await self.history.result(message_id)
+
+    def history_client(self) -> HistoryClient:
+        if self.history is None:
+            raise Unavailable("not connected to NATS")
+        return self.history
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "instance_id": self.instance_id,
+            "mesh": self.subjects.mesh,
+            "in_flight": self.replies.in_flight,
+        }

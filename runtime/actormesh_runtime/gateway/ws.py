@@ -1,0 +1,239 @@
+"""`WS /ws?session_id=…`: chat with live per-actor progress. Frames are JSON `{type, data}`.
+
+Client → server: `chat {message, customer_email}`, `ping`.
+Server → client: `connected {session_id, …}`, `accepted {message_id}`, one `progress {message_id,
+actor, status, ms, attempt}` per actor hop, then `response` (the final result), or `error {message}`
+(malformed JSON, unknown type, failed validation, timeout — with the message id when there is one),
+and `pong`. Every chat ends with a `response` or an `error`, never silence. Several chats may be in
+flight on one socket; each runs in its own task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+
+from actormesh_runtime.envelope import FinalResult, ProgressEvent
+from actormesh_runtime.gateway.auth import AuthError, Principal, authenticate, bearer_from_header
+from actormesh_runtime.gateway.metrics import CHATS, WS_CONNECTIONS
+from actormesh_runtime.gateway.models import (
+    SESSION_RE,
+    ChatRequest,
+    MessageTooLong,
+    check_length,
+    describe,
+    field_errors,
+    new_session_id,
+)
+from actormesh_runtime.gateway.service import Gateway, Submitted, Unavailable
+
+router = APIRouter()
+log = logging.getLogger(__name__)
+
+MAX_FRAME_CHARS = 64_000
+
+
+@router.websocket("/ws")
+async def websocket_chat(
+    websocket: WebSocket,
+    session_id: Annotated[str | None, Query(max_length=128)] = None,
+    token: Annotated[str | None, Query()] = None,
+) -> None:
+    gateway: Gateway = websocket.app.state.gateway
+    try:
+        bearer = token or bearer_from_header(websocket.headers.get("authorization"))
+        principal = authenticate(gateway.settings.jwt_secret, bearer)
+    except AuthError as exc:
+        await _deny(websocket, exc.status, exc.detail)
+        return
+    if session_id is not None and not SESSION_RE.match(session_id):
+        await _deny(websocket, 422, "session_id: 1-128 characters of letters, digits, '_', '.', ':' or '-'")
+        return
+    await websocket.accept()
+    WS_CONNECTIONS.inc()
+    try:
+        await ChatSocket(websocket, gateway, principal, session_id or new_session_id()).run()
+    finally:
+        WS_CONNECTIONS.dec()
+
+
+async def _deny(websocket: WebSocket, status: int, detail: str) -> None:
+    """Refuse the handshake with an HTTP status when the server supports it, else close with 4000+status."""
+    body = JSONResponse({"error": "unauthorized" if status == 401 else "refused", "detail": detail}, status)
+    try:
+        await websocket.send_denial_response(body)
+    except RuntimeError:
+        await websocket.close(code=4000 + status, reason=detail[:120])
+
+
+class ChatSocket:
+    """One accepted WebSocket: a receive loop plus one task per chat in flight."""
+
+    def __init__(self, websocket: WebSocket, gateway: Gateway, principal: Principal, session_id: str) -> None:
+        self.ws = websocket
+        self.gateway = gateway
+        self.principal = principal
+        self.session_id = session_id
+        self._send_lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._open = True
+
+    async def send(self, kind: str, data: dict[str, Any]) -> None:
+        if not self._open:
+            return
+        async with self._send_lock:
+            try:
+                await self.ws.send_text(json.dumps({"type": kind, "data": data}, default=str))
+            except (WebSocketDisconnect, RuntimeError):
+                self._open = False
+
+    async def error(self, message: str, **extra: Any) -> None:
+        await self.send("error", {"message": message, **extra})
+
+    async def run(self) -> None:
+        settings = self.gateway.settings
+        await self.send(
+            "connected",
+            {
+                "session_id": self.session_id,
+                "instance_id": self.gateway.instance_id,
+                "auth": settings.jwt_secret is not None,
+                "customer_email": self.principal.email,
+                "max_message_chars": settings.max_message_chars,
+            },
+        )
+        try:
+            while self._open:
+                frame = await self.ws.receive()
+                if frame["type"] == "websocket.disconnect":
+                    break
+                await self._on_frame(frame.get("text"), frame.get("bytes"))
+        except WebSocketDisconnect:
+            pass
+        finally:
+            self._open = False
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _on_frame(self, text: str | None, raw: bytes | None) -> None:
+        if text is None:
+            await self.error("binary frames are not supported; send JSON text frames")
+            return
+        if len(text) > MAX_FRAME_CHARS:
+            await self.error(f"frame too large ({len(text)} characters)", status=413)
+            return
+        try:
+            frame = json.loads(text)
+        except json.JSONDecodeError as exc:
+            await self.error(f"malformed JSON: {exc.msg}")
+            return
+        if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
+            await self.error('a frame is a JSON object {"type": ..., "data": {...}}')
+            return
+        kind = frame["type"]
+        if kind == "ping":
+            await self.send("pong", {"ts": time.time()})
+        elif kind == "chat":
+            await self._start_chat(frame.get("data"))
+        else:
+            await self.error(f"unknown frame type {kind!r}; expected 'chat' or 'ping'")
+
+    async def _start_chat(self, data: object) -> None:
+        if not isinstance(data, dict):
+            await self.error(
+                "chat data must be an object {message, customer_email}", fields=[{"field": "data"}]
+            )
+            return
+        try:
+            request = ChatRequest.model_validate({**data, "session_id": self.session_id})
+            check_length(request, self.gateway.settings.max_message_chars)
+            self.principal.check_email(request.customer_email)
+            await self.gateway.claim_session(self.principal, request)
+        except ValidationError as exc:
+            fields = field_errors(exc)
+            await self.error(describe(fields), status=422, fields=[f.model_dump() for f in fields])
+            return
+        except MessageTooLong as exc:
+            await self.error(str(exc), status=413, fields=[{"field": exc.field, "message": str(exc)}])
+            return
+        except AuthError as exc:
+            await self.error(exc.detail, status=exc.status)
+            return
+        task = asyncio.create_task(self._chat(request))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _chat(self, request: ChatRequest) -> None:
+        queue: asyncio.Queue[ProgressEvent] = asyncio.Queue()
+        try:
+            submitted = await self.gateway.submit(request, self.session_id, on_progress=queue.put_nowait)
+        except Unavailable as exc:
+            CHATS.labels("ws", "unavailable").inc()
+            await self.error(f"the mesh is not reachable: {exc}", status=503)
+            return
+        try:
+            await self.send("accepted", {"message_id": submitted.message_id, "session_id": self.session_id})
+            await self._relay(submitted, queue)
+        finally:
+            self.gateway.replies.unlisten(submitted.message_id)
+
+    async def _relay(self, submitted: Submitted, queue: asyncio.Queue[ProgressEvent]) -> None:
+        waiter = asyncio.ensure_future(self.gateway.wait(submitted))
+        sent: set[tuple[str, int]] = set()
+        try:
+            while not waiter.done():
+                getter = asyncio.ensure_future(queue.get())
+                await asyncio.wait({waiter, getter}, return_when=asyncio.FIRST_COMPLETED)
+                if getter.done():
+                    await self._progress(getter.result(), sent)
+                else:
+                    getter.cancel()
+            result = waiter.result()
+        except TimeoutError:
+            CHATS.labels("ws", "timeout").inc()
+            await self.error(
+                f"no reply within {self.gateway.settings.request_timeout_s:g}s; the conversation continues",
+                status=504,
+                message_id=submitted.message_id,
+                result_url=f"/api/messages/{submitted.message_id}",
+            )
+            return
+        finally:
+            waiter.cancel()
+        await self._finish(result, queue, sent)
+
+    async def _progress(self, event: ProgressEvent, sent: set[tuple[str, int]]) -> None:
+        sent.add((event.actor.value, event.attempt))
+        await self.send("progress", event.model_dump(mode="json"))
+
+    async def _finish(
+        self, result: FinalResult, queue: asyncio.Queue[ProgressEvent], sent: set[tuple[str, int]]
+    ) -> None:
+        """Progress still owed, then the response.
+
+        The result's trace is the authoritative route: hops whose event has not arrived yet (the
+        last actor publishes its own event only after the result) are sent from it, in order, and
+        their late events are then ignored.
+        """
+        while not queue.empty():
+            await self._progress(queue.get_nowait(), sent)
+        for entry in result.trace:
+            if (entry.actor.value, entry.attempt) not in sent:
+                synthetic = ProgressEvent(
+                    message_id=result.message_id,
+                    actor=entry.actor,
+                    status="done",
+                    ms=entry.ms,
+                    attempt=entry.attempt,
+                )
+                await self._progress(synthetic, sent)
+        CHATS.labels("ws", "ok").inc()
+        await self.send("response", result.model_dump(mode="json"))

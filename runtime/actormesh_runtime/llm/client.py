@@ -1,0 +1,180 @@
+"""The one LLM client: litellm behind two async calls, `complete_text` and `complete_json`.
+
+Used by intent_analyzer and response_generator (via `shared_client`). litellm is imported lazily,
+in a worker thread (the import takes seconds and must not stall the event loop), with
+`LITELLM_LOCAL_MODEL_COST_MAP=True` set first so the import never downloads a price list.
+
+Every failure comes out as an `LLMError` subclass with a reason code; callers fall back to rules
+or templates. Token usage and outcomes are recorded per actor in `llm.metrics`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import os
+import re
+import time
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from actormesh_runtime.llm import metrics
+from actormesh_runtime.llm.errors import (
+    LLMError,
+    LLMInvalidResponse,
+    LLMNotConfigured,
+    LLMTimeout,
+    LLMUnavailable,
+)
+from actormesh_runtime.settings import RuntimeSettings
+
+T = TypeVar("T", bound=BaseModel)
+Messages = list[dict[str, str]]
+
+_EXTRAS_KEY = "llm_client"
+_FENCE = re.compile(r"^\s*```(?:json)?\s*|\s*```\s*$", re.IGNORECASE)
+
+_litellm: ModuleType | None = None
+
+
+def _import_litellm() -> ModuleType:
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    module = importlib.import_module("litellm")
+    module.suppress_debug_info = True  # type: ignore[attr-defined]  # no "Give Feedback" banners in logs
+    module.telemetry = False  # type: ignore[attr-defined]
+    return module
+
+
+async def _litellm_module() -> ModuleType:
+    global _litellm
+    if _litellm is None:
+        # Concurrent first calls are serialised by Python's own import lock; no asyncio lock
+        # (it would bind to one event loop).
+        _litellm = await asyncio.to_thread(_import_litellm)
+    return _litellm
+
+
+@dataclass(frozen=True)
+class LLMReply:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+
+
+def extract_json(text: str) -> Any:
+    """The JSON value in a model's answer, tolerating code fences and chatter around one object."""
+    stripped = _FENCE.sub("", text).strip()
+    try:
+        return json.loads(stripped)
+    except json.JSONDecodeError:
+        pass
+    start, end = stripped.find("{"), stripped.rfind("}")
+    if start != -1 and end > start:
+        try:
+            return json.loads(stripped[start : end + 1])
+        except json.JSONDecodeError:
+            pass
+    raise LLMInvalidResponse(f"no JSON object in reply: {text[:80]!r}")
+
+
+class LLMClient:
+    """Settings-bound litellm caller. One per process (see `shared_client`)."""
+
+    def __init__(self, settings: RuntimeSettings) -> None:
+        self.model = settings.litellm_model
+        self.api_base = settings.llm_api_base
+        self.api_key = settings.llm_api_key  # None: litellm reads the provider's own variable
+        self.temperature = settings.llm_temperature
+        self.timeout_s = settings.llm_timeout_s
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.model)
+
+    async def warm_up(self) -> None:
+        """Import litellm now (off the event loop) so the first real call is not slowed by it."""
+        if self.enabled:
+            await _litellm_module()
+
+    async def complete_text(self, messages: Messages, *, actor: str, max_tokens: int = 400) -> LLMReply:
+        """One chat completion; raises an `LLMError` subclass on timeout, HTTP error or empty text."""
+        if not self.enabled:
+            raise LLMNotConfigured("LITELLM_MODEL is not set")
+        started = time.perf_counter()
+        try:
+            reply = await self._call(messages, max_tokens)
+        except LLMError as exc:
+            metrics.REQUESTS.labels(actor=actor, outcome=exc.reason).inc()
+            raise
+        finally:
+            metrics.LATENCY.labels(actor=actor).observe(time.perf_counter() - started)
+        metrics.record_usage(actor, reply.prompt_tokens, reply.completion_tokens)
+        if not reply.text.strip():
+            metrics.REQUESTS.labels(actor=actor, outcome=LLMInvalidResponse.reason).inc()
+            raise LLMInvalidResponse("empty reply")
+        metrics.REQUESTS.labels(actor=actor, outcome="ok").inc()
+        return reply
+
+    async def complete_json(
+        self, messages: Messages, schema: type[T], *, actor: str, max_tokens: int = 300
+    ) -> T:
+        """A completion parsed as JSON and validated against `schema`; `LLMInvalidResponse` if not."""
+        reply = await self.complete_text(messages, actor=actor, max_tokens=max_tokens)
+        try:
+            return schema.model_validate(extract_json(reply.text))
+        except ValidationError as exc:
+            raise LLMInvalidResponse(
+                f"reply does not match {schema.__name__}: {exc.error_count()} errors"
+            ) from exc
+
+    async def _call(self, messages: Messages, max_tokens: int) -> LLMReply:
+        litellm = await _litellm_module()
+        kwargs: dict[str, Any] = {
+            "model": self.model,
+            "messages": messages,
+            "temperature": self.temperature,
+            "max_tokens": max_tokens,
+            "timeout": self.timeout_s,
+            "num_retries": 0,  # the bus retries whole messages; a retry here would blow the budget
+            "max_retries": 0,
+        }
+        if self.api_base:
+            kwargs["api_base"] = self.api_base
+        if self.api_key:
+            kwargs["api_key"] = self.api_key
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                response = await litellm.acompletion(**kwargs)
+        except TimeoutError as exc:
+            raise LLMTimeout(f"no reply within {self.timeout_s:g}s") from exc
+        except Exception as exc:  # litellm raises many types; all mean "no usable answer"
+            if isinstance(exc, getattr(litellm, "Timeout", ())):
+                raise LLMTimeout(f"no reply within {self.timeout_s:g}s") from exc
+            raise LLMUnavailable(f"{type(exc).__name__}: {str(exc)[:200]}") from exc
+        return _parse_response(response)
+
+
+def _parse_response(response: Any) -> LLMReply:
+    try:
+        text = response.choices[0].message.content or ""
+    except (AttributeError, IndexError, TypeError) as exc:
+        raise LLMInvalidResponse("reply has no choices") from exc
+    usage = getattr(response, "usage", None)
+    prompt = int(getattr(usage, "prompt_tokens", 0) or 0)
+    completion = int(getattr(usage, "completion_tokens", 0) or 0)
+    return LLMReply(text=str(text), prompt_tokens=prompt, completion_tokens=completion)
+
+
+def shared_client(settings: RuntimeSettings, extras: dict[str, Any]) -> LLMClient | None:
+    """The process's LLM client (kept in `ActorDeps.extras`), or None when no model is configured."""
+    if not settings.litellm_model:
+        return None
+    client = extras.get(_EXTRAS_KEY)
+    if not isinstance(client, LLMClient):
+        client = LLMClient(settings)
+        extras[_EXTRAS_KEY] = client
+    return client

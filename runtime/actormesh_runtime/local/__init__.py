@@ -1,0 +1,1 @@
+"""The whole mesh in one process (`actormesh ask`, `actormesh dev`, integration tests)."""

@@ -1,0 +1,182 @@
+"""`LocalMesh`: NATS (embedded, or an existing server), the mock commerce APIs and the nine actors,
+all hosted in one event loop. An async context manager.
+
+`actormesh ask` uses it as is; `actormesh dev` adds the history service and the gateway with
+`await mesh.enter_context(...)` (those are stopped first, before the actors drain). Integration
+tests use it to run full conversations through the real actors.
+
+Every actor gets the same `ActorDeps`, so per-process clients (HTTP, cache) are shared, exactly
+as they would be in one actor process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import tempfile
+from collections.abc import Iterable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+
+from actormesh_runtime.actors.base import Actor, ActorDeps
+from actormesh_runtime.bus.connection import connect, ensure_streams
+from actormesh_runtime.bus.host import ActorHost
+from actormesh_runtime.bus.process import ActorFactory, default_factory
+from actormesh_runtime.bus.publish import BusPublisher
+from actormesh_runtime.catalog import ActorName, Subjects
+from actormesh_runtime.embedded_nats import EmbeddedNats
+from actormesh_runtime.settings import RuntimeSettings
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+LOCAL_DRAIN_GRACE_S = 5.0
+"""Local shutdown is interactive (Ctrl-C): drain briefly, unlike a pod's full grace period."""
+
+
+class LocalMesh:
+    """Start with `async with LocalMesh(settings) as mesh:`; `mesh.settings` then points at what runs.
+
+    - `nats_url`: use that server instead of starting an embedded one (`data_dir` then unused);
+    - `data_dir`: where the embedded server keeps JetStream (default: a temporary directory);
+    - `mocks`: serve the mock APIs in-process on random ports and point the actors at them;
+    - `actors`: which actors to host (default: all nine); `factory` builds them (tests swap it).
+    """
+
+    def __init__(
+        self,
+        settings: RuntimeSettings,
+        *,
+        nats_url: str | None = None,
+        data_dir: Path | None = None,
+        mocks: bool = True,
+        actors: Iterable[ActorName] | None = None,
+        factory: ActorFactory = default_factory,
+        drain_grace_s: float = LOCAL_DRAIN_GRACE_S,
+    ) -> None:
+        self.settings = settings
+        self._nats_url = nats_url
+        self._data_dir = data_dir
+        self._serve_mocks = mocks
+        self._actor_names = list(actors) if actors is not None else list(ActorName)
+        self._factory = factory
+        self._drain_grace_s = drain_grace_s
+        self._stack = AsyncExitStack()
+        self.subjects = Subjects(settings.mesh_name)
+        self.embedded: EmbeddedNats | None = None
+        self.mocks: Any = None
+        """The running `actormesh_runtime.mocks.server.MocksHandle` (state, URLs), when `mocks`."""
+        self.nc: NATS | None = None
+        self.actors: dict[ActorName, Actor] = {}
+        self.hosts: dict[ActorName, ActorHost] = {}
+
+    # ------------------------------------------------------------ access
+
+    @property
+    def js(self) -> JetStreamContext:
+        if self.nc is None:
+            raise RuntimeError("LocalMesh is not started")
+        return self.nc.jetstream()
+
+    @property
+    def nats_url(self) -> str:
+        return self.settings.nats_url
+
+    def missing(self) -> list[str]:
+        """Readiness of the whole mesh (empty = every actor's consumer is bound and NATS connected)."""
+        if self.nc is None:
+            return ["nats not connected"]
+        problems: list[str] = []
+        for name in self._actor_names:
+            host = self.hosts.get(name)
+            problems += host.missing() if host else [f"actor {name.value} not started"]
+        return sorted(set(problems))
+
+    async def enter_context(self, cm: AbstractAsyncContextManager[T]) -> T:
+        """Run another service inside the mesh's lifetime; it is stopped before the actors."""
+        return await self._stack.enter_async_context(cm)
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self) -> LocalMesh:
+        try:
+            await self._start_nats()
+            await self._start_mocks()
+            self.nc = await connect(self.settings, name=f"local-mesh-{self.settings.mesh_name}")
+            self._stack.push_async_callback(self._close_connection)
+            await ensure_streams(self.js, self.subjects, self.settings)
+            await self._start_actors()
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        log.info("local mesh ready", extra={"mesh": self.settings.mesh_name, "nats": self.settings.nats_url})
+        return self
+
+    async def stop(self) -> None:
+        await self._stack.aclose()
+
+    async def __aenter__(self) -> LocalMesh:
+        return await self.start()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    async def _start_nats(self) -> None:
+        if self._nats_url:
+            self.settings = self.settings.model_copy(update={"nats_url": self._nats_url})
+            return
+        data_dir = self._data_dir
+        if data_dir is None:
+            data_dir = Path(self._stack.enter_context(tempfile.TemporaryDirectory(prefix="actormesh-nats-")))
+        self.embedded = EmbeddedNats(data_dir)
+        await self.embedded.astart()
+        self._stack.push_async_callback(self.embedded.astop)
+        self.settings = self.settings.model_copy(update={"nats_url": self.embedded.url})
+
+    async def _start_mocks(self) -> None:
+        if not self._serve_mocks:
+            return
+        from actormesh_runtime.mocks.server import MockPorts, serve_mocks
+
+        self.mocks = await serve_mocks("127.0.0.1", MockPorts(0, 0, 0))
+        self._stack.push_async_callback(self.mocks.stop)
+        self.settings = self.settings.model_copy(
+            update={
+                "customer_api_url": self.mocks.customer_api_url,
+                "orders_api_url": self.mocks.orders_api_url,
+                "tracking_api_url": self.mocks.tracking_api_url,
+            }
+        )
+
+    async def _start_actors(self) -> None:
+        assert self.nc is not None
+        deps = ActorDeps(settings=self.settings, publisher=BusPublisher(self.nc, self.js))
+        for name in self._actor_names:
+            actor = self._factory(name, deps)
+            await actor.start()
+            self._stack.push_async_callback(actor.stop)
+            self.actors[name] = actor
+        # All hosts drain together, before any actor stops: nothing is forwarded to a stopped inbox.
+        self._stack.push_async_callback(self._stop_hosts)
+        for name, actor in self.actors.items():
+            host = ActorHost(actor, self.nc, self.js, self.subjects, self.settings)
+            await host.start()
+            self.hosts[name] = host
+
+    async def _stop_hosts(self) -> None:
+        await asyncio.gather(*(h.stop(self._drain_grace_s) for h in self.hosts.values()))
+
+    async def _close_connection(self) -> None:
+        if self.nc is not None:
+            with contextlib.suppress(Exception):
+                await self.nc.drain()
+            self.nc = None

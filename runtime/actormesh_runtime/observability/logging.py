@@ -1,0 +1,65 @@
+"""`configure_logging(settings)`: JSON lines (LOG_FORMAT=json, what the operator sets in containers)
+or readable text (the local default). Called once by every CLI command before anything logs.
+
+Structured fields go through `extra=`: `log.info("forwarded", extra={"message_id": ..., "actor": ...})`
+becomes keys of the JSON object, or `key=value` pairs in text mode.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from actormesh_runtime.settings import RuntimeSettings
+
+# Attributes every LogRecord has; anything else on a record came from `extra=`.
+_STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime", "taskName"}
+
+# Libraries that are chatty at INFO without telling an operator anything useful.
+_QUIET = ("nats", "httpx", "httpcore", "uvicorn.access", "asyncio", "LiteLLM", "litellm")
+
+
+def _extras(record: logging.LogRecord) -> dict[str, Any]:
+    return {k: v for k, v in record.__dict__.items() if k not in _STANDARD and not k.startswith("_")}
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        data: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        data.update(_extras(record))
+        if record.exc_info:
+            data["exc"] = self.formatException(record.exc_info)
+        return json.dumps(data, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s", datefmt="%H:%M:%S")
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        extras = _extras(record)
+        if extras:
+            text += " " + " ".join(f"{k}={v}" for k, v in extras.items())
+        return text
+
+
+def configure_logging(settings: RuntimeSettings, *, level: str | None = None) -> None:
+    """Replace the root handlers with one stderr handler in the configured format. Idempotent."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if settings.log_format == "json" else TextFormatter())
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel((level or settings.log_level).upper())
+    for name in _QUIET:
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))

@@ -1,0 +1,118 @@
+"""decision_router's policy: escalate to a human, plan actions, or just answer. Pure functions.
+
+Escalate when any of: an explicit request for a human (sentiment flag or the escalation_request
+intent); a legal threat; abusive language; a VIP customer with high/critical urgency and negative
+sentiment; intent confidence below the configured threshold (or no intent at all). Otherwise the
+intent may need actions (cancellation, return, refund/billing, tracking for delivery problems) and a
+complaint gets a note on the account. A message flagged as prompt injection never plans an action,
+and neither does one from an unknown customer. Tested in tests/unit/test_decision_router.py.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from actormesh_runtime.envelope import (
+    ActionType,
+    CustomerContext,
+    Decision,
+    Intent,
+    IntentResult,
+    Screening,
+    Sentiment,
+    SentimentLabel,
+    Urgency,
+)
+from actormesh_runtime.policy.orders import select_target
+
+REASON_HUMAN = "customer asked for a human"
+REASON_LEGAL = "legal threat"
+REASON_ABUSIVE = "abusive language"
+REASON_VIP = "VIP customer, urgent and unhappy"
+REASON_NO_INTENT = "intent unknown"
+NOTE_INJECTION = "prompt injection flagged: no actions"
+NOTE_UNKNOWN_CUSTOMER = "customer not found: no actions"
+
+ACTIONS_BY_INTENT: dict[Intent, tuple[ActionType, ...]] = {
+    Intent.CANCELLATION_REQUEST: (ActionType.CANCEL_ORDER,),
+    Intent.RETURN_REQUEST: (ActionType.CREATE_RETURN_LABEL,),
+    Intent.BILLING_ISSUE: (ActionType.CREATE_REFUND_REQUEST,),
+    Intent.DELIVERY_ISSUE: (ActionType.TRACKING_LOOKUP,),
+}
+URGENT = frozenset({Urgency.HIGH, Urgency.CRITICAL})
+
+
+def low_confidence_reason(confidence: float, threshold: float) -> str:
+    return f"low intent confidence ({confidence:.2f} < {threshold:.2f})"
+
+
+def escalation_reasons(
+    sentiment: Sentiment | None,
+    intent: IntentResult | None,
+    tier: str | None,
+    threshold: float,
+) -> list[str]:
+    """Every rule that fires, in a fixed order; empty means no escalation."""
+    reasons: list[str] = []
+    if (sentiment is not None and sentiment.wants_human) or (
+        intent is not None and intent.intent is Intent.ESCALATION_REQUEST
+    ):
+        reasons.append(REASON_HUMAN)
+    if sentiment is not None:
+        if sentiment.legal_threat:
+            reasons.append(REASON_LEGAL)
+        if sentiment.abusive:
+            reasons.append(REASON_ABUSIVE)
+        if tier == "vip" and sentiment.urgency in URGENT and sentiment.label is SentimentLabel.NEGATIVE:
+            reasons.append(REASON_VIP)
+    if intent is None:
+        reasons.append(REASON_NO_INTENT)
+    elif intent.confidence < threshold:
+        reasons.append(low_confidence_reason(intent.confidence, threshold))
+    return reasons
+
+
+def planned_actions(intent: IntentResult, sentiment: Sentiment | None) -> list[ActionType]:
+    """Actions the intent (and a complaint) call for, before any safety gate."""
+    actions = list(ACTIONS_BY_INTENT.get(intent.intent, ()))
+    if sentiment is not None and sentiment.complaint:
+        actions.append(ActionType.ADD_NOTE)
+    return actions
+
+
+def decide(
+    *,
+    sentiment: Sentiment | None,
+    intent: IntentResult | None,
+    context: CustomerContext | None,
+    screening: Screening,
+    threshold: float,
+    now: datetime,
+) -> Decision:
+    tier = context.tier if context is not None else None
+    reasons = escalation_reasons(sentiment, intent, tier, threshold)
+    if reasons or intent is None:
+        return Decision(escalate=True, reasons=reasons)
+    actions = planned_actions(intent, sentiment)
+    notes: list[str] = []
+    if actions and screening.prompt_injection:
+        actions, notes = [], [NOTE_INJECTION]
+    elif actions and (context is None or not context.found):
+        actions, notes = [], [NOTE_UNKNOWN_CUSTOMER]
+    if not actions or context is None:
+        return Decision(escalate=False, reasons=notes)
+    primary = next((a for a in actions if a is not ActionType.ADD_NOTE), actions[0])
+    target = select_target(
+        primary,
+        context.orders,
+        named_order_ids=intent.entities.order_ids,
+        named_tracking=intent.entities.tracking_numbers,
+        now=now,
+    )
+    return Decision(
+        escalate=False,
+        reasons=notes,
+        planned_actions=actions,
+        target_order_id=target.order_id,
+        needs_clarification=target.needs_clarification,
+    )

@@ -1,0 +1,192 @@
+"""Which order an action targets, and what the store policy allows for that order. Pure functions.
+
+decision_router calls `select_target` to fill `Decision.target_order_id`/`needs_clarification`;
+execution_coordinator calls it again (same inputs, same answer) and then `plan_action` for the
+verdict on the chosen order. Times come from the envelope's `created_at`, so a replayed envelope
+gets the same answers. Tested table-driven in tests/unit/test_execution_policy.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from actormesh_runtime.envelope import ActionType, Order
+
+RETURN_WINDOW = timedelta(days=30)
+CANCELLABLE = frozenset({"pending", "confirmed", "processing"})
+IN_TRANSIT = frozenset({"shipped"})
+EXECUTES_CANCELLATION = frozenset({"premium", "vip"})
+"""Tiers whose cancellations are executed; other tiers file a request for review."""
+
+Tier = Literal["standard", "premium", "vip"]
+Problem = Literal["not_owned", "none_eligible", "ambiguous"]
+PlanKind = Literal["execute", "request", "refuse", "skip"]
+
+
+@dataclass(frozen=True)
+class Targeting:
+    order_id: str | None = None
+    problem: Problem | None = None
+    named: str | None = None
+    """The id the customer named when it is not on their account (problem == "not_owned")."""
+    candidates: tuple[str, ...] = ()
+    """The eligible orders when several could be meant (problem == "ambiguous")."""
+
+    @property
+    def needs_clarification(self) -> bool:
+        return self.problem == "ambiguous"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to do with one action on one order: call the API (execute/request) or explain why not."""
+
+    kind: PlanKind
+    detail: str = ""
+
+
+def parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def within_return_window(order: Order, now: datetime) -> bool:
+    delivered = parse_time(order.delivered_at)
+    return order.status == "delivered" and delivered is not None and now - delivered <= RETURN_WINDOW
+
+
+def is_eligible(action: ActionType, order: Order, now: datetime) -> bool:
+    """Could `action` apply to `order` at all? Used to find the unique eligible order."""
+    if action is ActionType.CANCEL_ORDER:
+        return order.status in CANCELLABLE
+    if action is ActionType.CREATE_RETURN_LABEL:
+        return within_return_window(order, now)
+    if action is ActionType.CREATE_REFUND_REQUEST:
+        return order.status != "cancelled"
+    if action is ActionType.TRACKING_LOOKUP:
+        return order.tracking_number is not None and order.status in IN_TRANSIT
+    return True
+
+
+def select_target(
+    action: ActionType,
+    orders: Sequence[Order],
+    *,
+    named_order_ids: Sequence[str] = (),
+    named_tracking: Sequence[str] = (),
+    now: datetime,
+) -> Targeting:
+    """The order named in the message if it is the customer's, else the unique eligible one.
+
+    `orders` must already be the customer's own orders (context_retriever guarantees it); a named
+    id outside them is refused without saying whether it exists.
+    """
+    by_tracking = {o.tracking_number: o.order_id for o in orders if o.tracking_number}
+    owned = {o.order_id for o in orders}
+    named = [*named_order_ids, *named_tracking]
+    for ref in named:
+        order_id = ref if ref in owned else by_tracking.get(ref)
+        if order_id is not None:
+            return Targeting(order_id=order_id)
+    if action is ActionType.ADD_NOTE:
+        return Targeting()  # a note belongs to the customer; an order is optional
+    if named:
+        return Targeting(problem="not_owned", named=named[0])
+    eligible = [o.order_id for o in orders if is_eligible(action, o, now)]
+    if len(eligible) == 1:
+        return Targeting(order_id=eligible[0])
+    if not eligible:
+        return Targeting(problem="none_eligible")
+    return Targeting(problem="ambiguous", candidates=tuple(eligible))
+
+
+def plan_cancel(order: Order, tier: Tier | None) -> Plan:
+    oid = order.order_id
+    if order.status in CANCELLABLE:
+        return Plan("execute") if tier in EXECUTES_CANCELLATION else Plan("request")
+    if order.status == "cancelled":
+        return Plan("refuse", f"{oid} is already cancelled.")
+    if order.status == "return_started":
+        return Plan("refuse", f"A return is already in progress for {oid}.")
+    if order.status == "delivered":
+        return Plan(
+            "refuse",
+            f"{oid} has already been delivered, so it can no longer be cancelled; "
+            "you can return it within 30 days of delivery instead.",
+        )
+    return Plan(
+        "refuse",
+        f"{oid} has already shipped, so it can no longer be cancelled; once it "
+        "arrives you can return it within 30 days of delivery.",
+    )
+
+
+def plan_return(order: Order, now: datetime) -> Plan:
+    oid = order.order_id
+    if within_return_window(order, now):
+        return Plan("execute")
+    delivered = parse_time(order.delivered_at)
+    if order.status == "delivered" and delivered is not None:
+        days = (now - delivered).days
+        return Plan(
+            "refuse",
+            f"{oid} was delivered {days} days ago; returns are accepted within "
+            "30 days of delivery, so it is no longer eligible for a return.",
+        )
+    if order.status == "return_started":
+        return Plan("refuse", f"A return label was already issued for {oid}.")
+    if order.status == "cancelled":
+        return Plan("refuse", f"{oid} was cancelled, so there is nothing to return.")
+    if order.status in CANCELLABLE:
+        return Plan("refuse", f"{oid} has not shipped yet, so it can be cancelled instead of returned.")
+    return Plan("refuse", f"{oid} has not been delivered yet; a return label can be created once it arrives.")
+
+
+def plan_refund(order: Order) -> Plan:
+    # Refunds are never executed by the agent: always a request for a person to review.
+    return Plan("request")
+
+
+def plan_tracking(order: Order) -> Plan:
+    if order.tracking_number is None:
+        return Plan("skip", f"{order.order_id} has not shipped yet, so there is no tracking information.")
+    return Plan("execute")
+
+
+def plan_action(action: ActionType, order: Order, *, tier: Tier | None, now: datetime) -> Plan:
+    """The verdict for one action on one (owned) order."""
+    if action is ActionType.CANCEL_ORDER:
+        return plan_cancel(order, tier)
+    if action is ActionType.CREATE_RETURN_LABEL:
+        return plan_return(order, now)
+    if action is ActionType.CREATE_REFUND_REQUEST:
+        return plan_refund(order)
+    if action is ActionType.TRACKING_LOOKUP:
+        return plan_tracking(order)
+    return Plan("execute")
+
+
+NO_ELIGIBLE_ORDER: dict[ActionType, tuple[Literal["refused", "skipped"], str]] = {
+    ActionType.CANCEL_ORDER: (
+        "refused",
+        "None of your orders can still be cancelled: orders can be "
+        "cancelled only before they ship (pending, confirmed or processing).",
+    ),
+    ActionType.CREATE_RETURN_LABEL: (
+        "refused",
+        "None of your orders is eligible for a return: returns are accepted within 30 days of delivery.",
+    ),
+    ActionType.CREATE_REFUND_REQUEST: (
+        "skipped",
+        "We could not find an order to attach a refund request to.",
+    ),
+    ActionType.TRACKING_LOOKUP: ("skipped", "None of your orders is currently in transit."),
+}
+"""Outcome status and detail when no order of the customer is eligible and none was named."""

@@ -1,0 +1,223 @@
+"""Sentences stating the real data in an envelope: orders, tracking and action outcomes.
+
+Pure functions of the envelope. response_generator's templates are built from them and the same
+sentences are the "facts" an LLM prompt is given, so a template reply and an LLM reply quote
+exactly the same order ids, carriers, tracking numbers and dates.
+"""
+
+from __future__ import annotations
+
+import re
+
+from actormesh_runtime.envelope import (
+    ActionOutcome,
+    ActionStatus,
+    ActionType,
+    Envelope,
+    Intent,
+    Order,
+)
+
+RETURN_WINDOW_DAYS = 30
+FREE_SHIPPING_OVER = 50
+WARRANTY_YEARS = 1
+OPEN_STATUSES = frozenset({"pending", "confirmed", "processing"})
+POLICY_RETURNS = f"Returns are accepted within {RETURN_WINDOW_DAYS} days of delivery."
+POLICY_SHIPPING = f"Shipping is free on orders over ${FREE_SHIPPING_OVER}."
+POLICY_WARRANTY = f"Electronics come with a {WARRANTY_YEARS}-year warranty."
+
+
+def _human(value: str) -> str:
+    return value.replace("_", " ").strip()
+
+
+def _date(value: str | None) -> str | None:
+    """ISO timestamps shown as their date; anything else as given."""
+    if not value:
+        return None
+    return value[:10] if len(value) >= 10 and value[4:5] == "-" and value[7:8] == "-" else value
+
+
+def items_text(order: Order) -> str:
+    parts = [f"{i.name} x{i.quantity}" if i.quantity > 1 else i.name for i in order.items]
+    return ", ".join(parts) if parts else "no items listed"
+
+
+def order_label(order: Order) -> str:
+    return f"{order.order_id} ({items_text(order)})"
+
+
+def _tracking_sentence(order: Order) -> str:
+    tracking = order.tracking
+    if tracking is None:
+        return ""
+    text = f" Latest tracking status from {tracking.carrier}: {_human(tracking.status)}"
+    if tracking.detail:
+        text += f" ({tracking.detail})"
+    if tracking.estimated_delivery and order.status != "delivered":
+        text += f"; estimated delivery {_date(tracking.estimated_delivery)}"
+    return text + "."
+
+
+def order_sentence(order: Order) -> str:
+    """One or two sentences: status, carrier, tracking number, dates."""
+    status = order.status.lower()
+    label = order_label(order)
+    if status in OPEN_STATUSES:
+        return (
+            f"{label} is {_human(status)}; it was placed on {_date(order.placed_at)} and has not shipped yet."
+        )
+    shipping = ""
+    if order.carrier or order.tracking_number:
+        shipping = f" with {order.carrier or 'the carrier'}"
+        if order.tracking_number:
+            shipping += f", tracking number {order.tracking_number}"
+    if status == "shipped":
+        when = f" on {_date(order.shipped_at)}" if order.shipped_at else ""
+        return f"{label} shipped{when}{shipping}.{_tracking_sentence(order)}"
+    if status == "delivered":
+        when = f" on {_date(order.delivered_at)}" if order.delivered_at else ""
+        return f"{label} was delivered{when}{shipping}."
+    return f"{label} is {_human(status)}{shipping}.{_tracking_sentence(order)}"
+
+
+def _label_ref(outcome: ActionOutcome) -> str:
+    label = outcome.data.get("label_id")
+    return f" (label {label})" if label else ""
+
+
+def fallback_sentence(outcome: ActionOutcome) -> str:
+    """Our own words for an outcome that came without a detail; never more than the outcome says."""
+    oid = outcome.order_id or "your order"
+    words: dict[tuple[ActionType, ActionStatus], str] = {
+        (ActionType.CANCEL_ORDER, ActionStatus.DONE): f"{oid} has been cancelled.",
+        (ActionType.CANCEL_ORDER, ActionStatus.PENDING_REVIEW): (
+            f"A cancellation request for {oid} has been filed for review; the order stays as it is until then."
+        ),
+        (ActionType.CREATE_RETURN_LABEL, ActionStatus.DONE): (
+            f"A return label for {oid} has been created{_label_ref(outcome)}."
+        ),
+        (ActionType.CREATE_RETURN_LABEL, ActionStatus.REFUSED): (
+            f"A return label for {oid} could not be created. {POLICY_RETURNS}"
+        ),
+        (ActionType.CREATE_REFUND_REQUEST, ActionStatus.PENDING_REVIEW): (
+            f"A refund request for {oid} has been filed for review by our billing team."
+        ),
+        (ActionType.ADD_NOTE, ActionStatus.DONE): "Your feedback has been recorded for our team.",
+        (ActionType.TRACKING_LOOKUP, ActionStatus.DONE): (
+            f"Latest tracking for {oid}: {_human(outcome.data.get('status', 'no status yet'))}."
+        ),
+    }
+    default = f"{_human(outcome.type.value).capitalize()} for {oid}: {_human(outcome.status.value)}."
+    return words.get((outcome.type, outcome.status), default)
+
+
+def action_sentence(outcome: ActionOutcome) -> str:
+    """The outcome's own detail (execution_coordinator words it for the customer), else our fallback."""
+    detail = outcome.detail.strip()
+    if not detail:
+        return fallback_sentence(outcome)
+    return detail if detail[-1] in ".!?" else detail + "."
+
+
+def action_sentences(envelope: Envelope) -> list[str]:
+    """One sentence per outcome, minus what the rest of the reply already says."""
+    ctx = envelope.context
+    clarifying = bool(envelope.decision and envelope.decision.needs_clarification)
+    unknown = ctx is None or not ctx.found
+    shown = {o.order_id for o in relevant_orders(envelope)}
+    sentences: list[str] = []
+    for outcome in envelope.actions:
+        if outcome.status is ActionStatus.SKIPPED and (clarifying or unknown):
+            continue  # the reply already asks which order / says there is no account
+        if outcome.type is ActionType.TRACKING_LOOKUP and outcome.order_id in shown:
+            continue  # the order sentence already quotes its tracking
+        sentences.append(action_sentence(outcome))
+    return list(dict.fromkeys(sentences))
+
+
+def customer_orders(envelope: Envelope) -> dict[str, Order]:
+    ctx = envelope.context
+    if ctx is None or not ctx.found:
+        return {}
+    return {o.order_id: o for o in ctx.orders}
+
+
+def named_order_ids(envelope: Envelope) -> list[str]:
+    return list(envelope.intent.entities.order_ids) if envelope.intent else []
+
+
+def foreign_order_ids(envelope: Envelope) -> list[str]:
+    """Order ids the customer named that are not theirs: we say so and show nothing about them."""
+    mine = customer_orders(envelope)
+    return [oid for oid in named_order_ids(envelope) if oid not in mine]
+
+
+def relevant_orders(envelope: Envelope) -> list[Order]:
+    """The decision's target, else the orders named (by id or tracking number) that are the customer's."""
+    mine = customer_orders(envelope)
+    target = envelope.decision.target_order_id if envelope.decision else None
+    if target and target in mine:
+        return [mine[target]]
+    named = [mine[oid] for oid in named_order_ids(envelope) if oid in mine]
+    if named:
+        return named
+    tracking = set(envelope.intent.entities.tracking_numbers) if envelope.intent else set()
+    by_tracking = [o for o in mine.values() if o.tracking_number and o.tracking_number in tracking]
+    return by_tracking or orders_by_item(envelope, list(mine.values()))
+
+
+def _stem(word: str) -> str:
+    return word[:-1] if word.endswith("s") else word
+
+
+def orders_by_item(envelope: Envelope, orders: list[Order]) -> list[Order]:
+    """Orders with an item the message names ("my headphones" -> the order with Wireless Headphones)."""
+    said = {_stem(w) for w in re.findall(r"[a-z]{4,}", envelope.message.lower())}
+    return [
+        o
+        for o in orders
+        if any(_stem(w) in said for item in o.items for w in re.findall(r"[a-z]{4,}", item.name.lower()))
+    ]
+
+
+def clarification_candidates(envelope: Envelope, intent: Intent) -> list[Order]:
+    """Orders to list when the reply must ask which one the customer means."""
+    orders = list(customer_orders(envelope).values())
+    if intent is Intent.CANCELLATION_REQUEST:
+        eligible = [o for o in orders if o.status.lower() in OPEN_STATUSES]
+    elif intent in (Intent.RETURN_REQUEST, Intent.PRODUCT_ISSUE):
+        eligible = [o for o in orders if o.status.lower() == "delivered"]
+    elif intent is Intent.DELIVERY_ISSUE:
+        moving = [o for o in orders if o.status.lower() not in OPEN_STATUSES | {"delivered", "cancelled"}]
+        eligible = moving or [o for o in orders if o.status.lower() not in OPEN_STATUSES]
+    else:
+        eligible = orders
+    return eligible or orders
+
+
+def facts(envelope: Envelope) -> list[str]:
+    """Everything a reply may state, one fact per line (the LLM prompt's "Facts")."""
+    ctx = envelope.context
+    lines: list[str] = []
+    if ctx is None:
+        lines.append("The customer's account details are not available right now.")
+    elif not ctx.found:
+        lines.append(f"No customer account exists for {envelope.customer_email}.")
+    else:
+        lines.append(
+            f"Customer: {ctx.name or 'unknown name'}, {ctx.tier or 'standard'} tier, "
+            f"account {ctx.account_status or 'active'}."
+        )
+        shown = relevant_orders(envelope) or list(ctx.orders)
+        lines.extend(order_sentence(o) for o in shown)
+        if not ctx.orders:
+            lines.append("The customer has no orders.")
+        if ctx.errors:
+            lines.append("Some order or tracking systems did not answer; details may be incomplete.")
+    for oid in foreign_order_ids(envelope):
+        lines.append(f"{oid} is not an order on this customer's account; say nothing else about it.")
+    if envelope.decision and envelope.decision.needs_clarification:
+        lines.append("Several orders could be meant: ask the customer which order they mean.")
+    lines.extend(f"Action taken: {s}" for s in action_sentences(envelope))
+    return lines

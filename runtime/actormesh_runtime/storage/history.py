@@ -1,0 +1,224 @@
+"""The conversation-history store: one SQLite file (WAL), schema versioned by migrations.
+
+Only the history service (`storage.history_service`) opens this file: it is the single writer and
+answers everyone else's reads over NATS request/reply. Each `HistoryEvent` becomes two turns (the
+customer's and the agent's); the agent turn keeps the whole `FinalResult`, so a gateway that timed
+out can still return the result later (`GET /api/messages/{id}`).
+
+Writes are idempotent (`INSERT OR IGNORE` on `(message_id, role)`): a redelivered event after a
+crash changes nothing. Every text is passed through `screening.screen` once more before it is
+written, so the store holds only redacted text even if a producer forgot to screen.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Literal
+
+import aiosqlite
+from pydantic import BaseModel, ConfigDict
+
+from actormesh_runtime.envelope import FinalResult, HistoryEvent
+from actormesh_runtime.screening import screen
+
+# Each entry moves the schema from version i to i+1. Append, never edit a shipped entry.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE turns (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        session_id TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        role TEXT NOT NULL CHECK (role IN ('customer', 'agent')),
+        customer_email TEXT NOT NULL,
+        text TEXT NOT NULL,
+        intent TEXT,
+        sentiment TEXT,
+        sentiment_score REAL,
+        urgency TEXT,
+        escalated INTEGER NOT NULL DEFAULT 0,
+        reference_id TEXT,
+        actions TEXT NOT NULL DEFAULT '[]',
+        flags TEXT NOT NULL DEFAULT '[]',
+        result TEXT,
+        created_at TEXT NOT NULL,
+        UNIQUE (message_id, role)
+    );
+    CREATE INDEX turns_by_session ON turns (session_id, id);
+    """,
+    """
+    CREATE INDEX turns_by_customer ON turns (customer_email, id);
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class Turn(BaseModel):
+    """One side of one exchange, as stored and as returned by `GET /api/conversations/{session_id}`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    session_id: str
+    message_id: str
+    role: Literal["customer", "agent"]
+    customer_email: str
+    text: str
+    intent: str | None = None
+    sentiment: str | None = None
+    sentiment_score: float | None = None
+    urgency: str | None = None
+    escalated: bool = False
+    reference_id: str | None = None
+    actions: list[dict[str, object]] = []
+    flags: list[str] = []
+    created_at: str
+
+
+class StoredResult(BaseModel):
+    """A final result read back from the store, with the customer it belongs to (for authorization)."""
+
+    customer_email: str
+    result: FinalResult
+
+
+def _redact(text: str) -> str:
+    return screen(text)[0]
+
+
+class HistoryStore:
+    """Async access to the SQLite file. `open()` applies pending migrations; `close()` releases it."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._db: aiosqlite.Connection | None = None
+
+    @property
+    def db(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise RuntimeError("history store is not open")
+        return self._db
+
+    async def open(self) -> None:
+        if str(self.path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = await aiosqlite.connect(self.path)
+        self._db.row_factory = aiosqlite.Row
+        # WAL: readers (the query responder) never block the writer; NORMAL sync is durable in WAL mode
+        # across process crashes, which is the failure we care about (a pod restart, not a power cut).
+        await self._db.execute("PRAGMA journal_mode=WAL")
+        await self._db.execute("PRAGMA synchronous=NORMAL")
+        await self._db.execute("PRAGMA busy_timeout=5000")
+        await self.migrate()
+
+    async def close(self) -> None:
+        db, self._db = self._db, None
+        if db is not None:
+            await db.close()
+
+    async def schema_version(self) -> int:
+        async with self.db.execute("PRAGMA user_version") as cursor:
+            row = await cursor.fetchone()
+        return int(row[0]) if row else 0
+
+    async def migrate(self) -> int:
+        """Apply migrations newer than the file's `user_version`, each in its own transaction."""
+        version = await self.schema_version()
+        if version > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"{self.path} has schema v{version}, newer than this runtime (v{SCHEMA_VERSION})"
+            )
+        for number in range(version, SCHEMA_VERSION):
+            await self.db.executescript(
+                f"BEGIN; {MIGRATIONS[number]} PRAGMA user_version = {number + 1}; COMMIT;"
+            )
+        return SCHEMA_VERSION
+
+    # ------------------------------------------------------------ writes (history service only)
+
+    async def add_events(self, events: Iterable[HistoryEvent]) -> int:
+        """Store events in one transaction; returns how many turns were new (replays add none)."""
+        rows = [row for event in events for row in _rows(event)]
+        before = self.db.total_changes
+        await self.db.executemany(
+            "INSERT OR IGNORE INTO turns (session_id, message_id, role, customer_email, text, intent,"
+            " sentiment, sentiment_score, urgency, escalated, reference_id, actions, flags, result,"
+            " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+        await self.db.commit()
+        return self.db.total_changes - before
+
+    # ------------------------------------------------------------ reads
+
+    async def conversation(
+        self, session_id: str, *, customer_email: str | None = None, limit: int = 500
+    ) -> list[Turn]:
+        """A session's turns in the order they happened; only `customer_email`'s when given."""
+        sql = "SELECT * FROM turns WHERE session_id = ?"
+        params: list[object] = [session_id]
+        if customer_email is not None:
+            sql += " AND customer_email = ?"
+            params.append(customer_email.lower())
+        sql += " ORDER BY id LIMIT ?"
+        params.append(limit)
+        async with self.db.execute(sql, params) as cursor:
+            rows = await cursor.fetchall()
+        return [_turn(row) for row in rows]
+
+    async def result(self, message_id: str) -> StoredResult | None:
+        async with self.db.execute(
+            "SELECT customer_email, result FROM turns WHERE message_id = ? AND role = 'agent'", (message_id,)
+        ) as cursor:
+            row = await cursor.fetchone()
+        if row is None or row["result"] is None:
+            return None
+        return StoredResult(
+            customer_email=row["customer_email"], result=FinalResult.model_validate_json(row["result"])
+        )
+
+    async def count_turns(self) -> int:
+        async with self.db.execute("SELECT COUNT(*) FROM turns") as cursor:
+            row = await cursor.fetchone()
+        return int(row[0]) if row else 0
+
+
+def _rows(event: HistoryEvent) -> list[Sequence[object]]:
+    result = event.result
+    result = result.model_copy(update={"response": _redact(result.response)})
+    email = event.customer_email.lower()
+    actions = json.dumps([a.model_dump(mode="json") for a in result.actions])
+    flags = json.dumps(result.flags)
+    sentiment = result.sentiment.label.value if result.sentiment else None
+    score = result.sentiment.score if result.sentiment else None
+    intent = result.intent.value if result.intent else None
+    urgency = result.urgency.value if result.urgency else None
+    customer = (
+        event.session_id, event.message_id, "customer", email, _redact(event.customer_message), intent,
+        sentiment, score, urgency, 0, None, "[]", flags, None, event.received_at.isoformat(),
+    )  # fmt: skip
+    agent = (
+        event.session_id, event.message_id, "agent", email, result.response, intent, sentiment, score,
+        urgency, int(result.escalated), result.reference_id, actions, flags, result.model_dump_json(),
+        event.completed_at.isoformat(),
+    )  # fmt: skip
+    return [customer, agent]
+
+
+def _turn(row: aiosqlite.Row) -> Turn:
+    return Turn(
+        session_id=row["session_id"],
+        message_id=row["message_id"],
+        role=row["role"],
+        customer_email=row["customer_email"],
+        text=row["text"],
+        intent=row["intent"],
+        sentiment=row["sentiment"],
+        sentiment_score=row["sentiment_score"],
+        urgency=row["urgency"],
+        escalated=bool(row["escalated"]),
+        reference_id=row["reference_id"],
+        actions=json.loads(row["actions"]),
+        flags=json.loads(row["flags"]),
+        created_at=row["created_at"],
+    )

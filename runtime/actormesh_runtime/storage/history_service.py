@@ -1,0 +1,213 @@
+"""The history service: the single writer of the conversation store (`actormesh history`).
+
+It consumes `HistoryEvent`s from the mesh's work-queue stream through one durable pull consumer
+(`Subjects.history_consumer`), so events published while it is down or restarting wait in JetStream
+and nothing is lost; a batch is acked only after its SQLite transaction committed. It answers reads
+(`HistoryQuery`) on `Subjects.history_query` by core NATS request/reply, so gateways and tools never
+open the file. Run one replica (in Kubernetes: a one-replica StatefulSet with a volume).
+
+Used by `commands/history.py`, by `actormesh dev` (in-process) and by the integration tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from prometheus_client import Counter
+from pydantic import ValidationError
+
+from actormesh_runtime.bus.connection import connect, ensure_streams
+from actormesh_runtime.catalog import Subjects
+from actormesh_runtime.envelope import HistoryEvent
+from actormesh_runtime.settings import RuntimeSettings
+from actormesh_runtime.storage.history import HistoryStore
+from actormesh_runtime.storage.history_protocol import HistoryAnswer, HistoryQuery
+
+log = logging.getLogger(__name__)
+
+EVENTS_STORED = Counter("actormesh_history_events_stored", "History events written to SQLite.")
+EVENTS_REJECTED = Counter(
+    "actormesh_history_events_rejected", "History events that were not valid (terminated)."
+)
+QUERIES = Counter("actormesh_history_queries", "Read requests answered, by operation.", ["op"])
+
+FETCH_BATCH = 64
+FETCH_WAIT_S = 1.0
+ACK_WAIT_S = 30.0
+QUERY_QUEUE_GROUP = "history"
+
+
+def history_consumer_config(subjects: Subjects) -> ConsumerConfig:
+    """Durable, explicit acks, unlimited deliveries: a history event is never given up on."""
+    return ConsumerConfig(
+        name=subjects.history_consumer,
+        durable_name=subjects.history_consumer,
+        description=f"ActorMesh {subjects.mesh}: the history store's single writer",
+        deliver_policy=DeliverPolicy.ALL,
+        ack_policy=AckPolicy.EXPLICIT,
+        ack_wait=ACK_WAIT_S,
+        max_deliver=-1,
+        filter_subject=subjects.history_events,
+        max_ack_pending=FETCH_BATCH * 4,
+    )
+
+
+class HistoryService:
+    """Owns the store, the consumer loop and the query responder. `async with` or start()/stop()."""
+
+    def __init__(
+        self, settings: RuntimeSettings, *, nc: NATS | None = None, db_path: str | None = None
+    ) -> None:
+        self.settings = settings
+        self.subjects = Subjects(settings.mesh_name)
+        self.store = HistoryStore(db_path or settings.sqlite_db_path)
+        self._nc = nc
+        self._owns_nc = nc is None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._query_sub: Any = None
+        self._pull_sub: Any = None
+        self._stopping = asyncio.Event()
+        self.consumer_bound = False
+
+    @property
+    def nc(self) -> NATS:
+        if self._nc is None:
+            raise RuntimeError("history service is not started")
+        return self._nc
+
+    def missing(self) -> list[str]:
+        """What keeps the service from being ready (empty = ready), for /readyz."""
+        problems = []
+        if self._nc is None or not self._nc.is_connected:
+            problems.append("nats not connected")
+        if not self.consumer_bound:
+            problems.append(f"consumer {self.subjects.history_consumer} not bound")
+        if self.store._db is None:
+            problems.append("store not open")
+        return problems
+
+    async def start(self) -> None:
+        await self.store.open()
+        if self._nc is None:
+            self._nc = await connect(self.settings, name=f"actormesh-history-{self.settings.mesh_name}")
+        js = self._nc.jetstream()
+        await ensure_streams(js, self.subjects, self.settings)
+        self._query_sub = await self._nc.subscribe(
+            self.subjects.history_query, queue=QUERY_QUEUE_GROUP, cb=self._answer
+        )
+        self._pull_sub = sub = await js.pull_subscribe(
+            self.subjects.history_events,
+            durable=self.subjects.history_consumer,
+            stream=self.subjects.stream,
+            config=history_consumer_config(self.subjects),
+        )
+        self.consumer_bound = True
+        self._tasks.append(asyncio.create_task(self._consume(sub), name="history-consume"))
+        log.info("history service started", extra={"db": str(self.store.path), "mesh": self.subjects.mesh})
+
+    async def stop(self) -> None:
+        """Stop fetching, let the current batch commit, then close. Unacked events are redelivered later."""
+        self._stopping.set()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(task, timeout=FETCH_WAIT_S + 5)
+        self._tasks.clear()
+        # Unsubscribe both, or a later drain of a shared connection waits on them forever.
+        for sub in (self._query_sub, self._pull_sub):
+            if sub is not None:
+                with contextlib.suppress(Exception):
+                    await sub.unsubscribe()
+        self._query_sub = self._pull_sub = None
+        self.consumer_bound = False
+        if self._owns_nc and self._nc is not None:
+            with contextlib.suppress(Exception):
+                await self._nc.drain()
+            self._nc = None
+        await self.store.close()
+
+    async def __aenter__(self) -> HistoryService:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # ------------------------------------------------------------ writer
+
+    async def _consume(self, sub: Any) -> None:
+        while not self._stopping.is_set():
+            try:
+                msgs: list[Msg] = await sub.fetch(FETCH_BATCH, timeout=FETCH_WAIT_S)
+            except (TimeoutError, NatsTimeoutError):
+                continue
+            except Exception as exc:  # disconnected: the client reconnects, we retry after a pause
+                log.warning("history fetch failed", extra={"error": str(exc)})
+                await asyncio.sleep(FETCH_WAIT_S)
+                continue
+            await self._write_batch(msgs)
+
+    async def _write_batch(self, msgs: list[Msg]) -> None:
+        events: list[HistoryEvent] = []
+        good: list[Msg] = []
+        for msg in msgs:
+            try:
+                events.append(HistoryEvent.model_validate_json(msg.data))
+                good.append(msg)
+            except ValidationError as exc:
+                EVENTS_REJECTED.inc()
+                log.error("invalid history event terminated", extra={"error": str(exc)[:500]})
+                await msg.term()
+        if not events:
+            return
+        try:
+            added = await self.store.add_events(events)
+        except Exception:
+            # Not acked: JetStream redelivers after ack_wait; the insert is idempotent.
+            log.exception("history write failed; events will be redelivered")
+            for msg in good:
+                with contextlib.suppress(Exception):
+                    await msg.nak(delay=2.0)
+            return
+        for msg in good:
+            await msg.ack()
+        EVENTS_STORED.inc(len(events))
+        log.debug("history stored", extra={"events": len(events), "turns": added})
+
+    # ------------------------------------------------------------ reads
+
+    async def _answer(self, msg: Msg) -> None:
+        try:
+            answer = await self._query(HistoryQuery.model_validate_json(msg.data))
+        except ValidationError as exc:
+            answer = HistoryAnswer(ok=False, error=f"bad query: {exc.error_count()} error(s)")
+        except Exception as exc:
+            log.exception("history query failed")
+            answer = HistoryAnswer(ok=False, error=type(exc).__name__)
+        if msg.reply:
+            with contextlib.suppress(Exception):
+                await msg.respond(answer.model_dump_json().encode())
+
+    async def _query(self, query: HistoryQuery) -> HistoryAnswer:
+        QUERIES.labels(query.op).inc()
+        if query.op == "ping":
+            return HistoryAnswer()
+        if query.op == "conversation":
+            if not query.session_id:
+                return HistoryAnswer(ok=False, error="session_id is required")
+            turns = await self.store.conversation(
+                query.session_id, customer_email=query.customer_email, limit=query.limit
+            )
+            return HistoryAnswer(turns=[t.model_dump(mode="json") for t in turns])
+        if not query.message_id:
+            return HistoryAnswer(ok=False, error="message_id is required")
+        stored = await self.store.result(query.message_id)
+        if stored is None:
+            return HistoryAnswer()
+        return HistoryAnswer(result=stored.result, customer_email=stored.customer_email)

@@ -1,0 +1,232 @@
+"""The error path against a real nats-server: poison messages reach the dead-letter stream after
+`max_deliver` (or at once when permanent), the caller always gets a graceful reply, undecodable
+bytes are kept, and a dead letter can be replayed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from actormesh_runtime.bus import dlq
+from actormesh_runtime.catalog import ActorName
+from actormesh_runtime.envelope import Envelope
+from actormesh_runtime.errors import PermanentError, TransientError
+from tests.support.bus_actors import (
+    ErrorEscalationActor,
+    Recorder,
+    SinkAggregator,
+    WorkerActor,
+    bus_rig,
+    fast_settings,
+    wait_until,
+)
+
+pytestmark = pytest.mark.integration
+
+
+async def _always_transient(envelope: Envelope, call: int) -> None:
+    raise TransientError("upstream 503")
+
+
+async def _always_permanent(envelope: Envelope, call: int) -> None:
+    raise PermanentError("order id is malformed")
+
+
+async def test_poison_message_is_dead_lettered_after_max_deliver_and_caller_gets_reply(
+    nats_server: str,
+) -> None:
+    async with bus_rig(fast_settings(nats_server, max_deliver=3)) as rig:
+        rec = Recorder()
+        await rig.add_host(WorkerActor(rec, _always_transient))
+        await rig.add_host(ErrorEscalationActor())
+        await rig.add_host(SinkAggregator(rig.deps))
+        env = rig.envelope()
+
+        result = await rig.ask(env)
+
+        assert rec.calls[env.message_id] == 3
+        assert result.escalated
+        assert result.reference_id is not None
+        assert result.flags == ["error"]
+        records = await dlq.list_records(rig.js, rig.subjects)
+        assert len(records) == 1
+        record = records[0].record
+        assert record.actor == ActorName.SENTIMENT_ANALYZER
+        assert record.deliveries == 3
+        assert not record.permanent
+        assert "upstream 503" in record.reason
+        assert record.envelope is not None
+        assert record.envelope.error is not None
+        assert record.envelope.slip.current == ActorName.SENTIMENT_ANALYZER, "stored at the failed step"
+        statuses = [p.status for p in rig.progress if p.actor == ActorName.SENTIMENT_ANALYZER]
+        assert statuses == ["retrying", "retrying", "failed"]
+
+
+async def test_permanent_error_is_not_retried(nats_server: str) -> None:
+    async with bus_rig(fast_settings(nats_server, max_deliver=4)) as rig:
+        rec = Recorder()
+        await rig.add_host(WorkerActor(rec, _always_permanent))
+        await rig.add_host(ErrorEscalationActor())
+        await rig.add_host(SinkAggregator(rig.deps))
+        env = rig.envelope()
+
+        result = await rig.ask(env)
+
+        assert rec.calls[env.message_id] == 1
+        assert result.escalated
+        [stored] = await dlq.list_records(rig.js, rig.subjects)
+        assert stored.record.permanent
+        assert stored.record.reason == "PermanentError: order id is malformed"
+
+
+async def test_processing_timeout_counts_as_transient(nats_server: str) -> None:
+    settings = fast_settings(nats_server, max_deliver=2, processing_timeout_s=0.2, ack_wait_s=1.0)
+    async with bus_rig(settings) as rig:
+        rec = Recorder()
+
+        async def too_slow(envelope: Envelope, call: int) -> None:
+            await asyncio.sleep(5)
+
+        await rig.add_host(WorkerActor(rec, too_slow))
+        await rig.add_host(ErrorEscalationActor())
+        await rig.add_host(SinkAggregator(rig.deps))
+
+        result = await rig.ask(rig.envelope())
+
+        assert result.flags == ["error"]
+        [stored] = await dlq.list_records(rig.js, rig.subjects)
+        assert "processing timeout" in stored.record.reason
+
+
+async def test_poison_aggregator_still_answers_the_caller(nats_server: str) -> None:
+    async with bus_rig(fast_settings(nats_server)) as rig:
+        sink = Recorder()
+        await rig.add_host(WorkerActor(Recorder()))
+        await rig.add_host(ErrorEscalationActor())
+        await rig.add_host(SinkAggregator(rig.deps, sink, poison=True))
+        env = rig.envelope()
+
+        result = await rig.ask(env)
+
+        assert sink.calls[env.message_id] == 2, "normal path, then once more on the error path"
+        assert result.flags == ["error"]
+        assert result.escalated, "the error-mode escalation reference reaches the caller"
+        assert "something went wrong" in result.response
+        records = await dlq.list_records(rig.js, rig.subjects)
+        assert [r.record.actor for r in records] == [ActorName.RESPONSE_AGGREGATOR] * 2
+
+
+async def test_failing_error_handler_falls_through_to_aggregator(nats_server: str) -> None:
+    class BrokenEscalation(ErrorEscalationActor):
+        async def handle(self, envelope: Envelope) -> None:
+            raise PermanentError("escalation backend down")
+
+    async with bus_rig(fast_settings(nats_server)) as rig:
+        await rig.add_host(WorkerActor(Recorder(), _always_permanent))
+        await rig.add_host(BrokenEscalation())
+        await rig.add_host(SinkAggregator(rig.deps))
+
+        result = await rig.ask(rig.envelope())
+
+        assert result.response == "error reply"
+        assert not result.escalated
+        records = await dlq.list_records(rig.js, rig.subjects)
+        assert [r.record.actor for r in records] == [
+            ActorName.SENTIMENT_ANALYZER,
+            ActorName.ESCALATION_ROUTER,
+        ]
+
+
+async def test_undecodable_payload_is_dead_lettered_and_terminated(nats_server: str) -> None:
+    async with bus_rig(fast_settings(nats_server)) as rig:
+        rec = Recorder()
+        await rig.add_host(WorkerActor(rec))
+        await rig.js.publish(rig.subjects.actor(ActorName.SENTIMENT_ANALYZER), b"\xffnot an envelope")
+
+        records: list[dlq.StoredDeadLetter] = []
+        for _ in range(500):
+            records = await dlq.list_records(rig.js, rig.subjects)
+            if records:
+                break
+            await asyncio.sleep(0.02)
+        assert records[0].record.envelope is None
+        assert records[0].record.raw is not None
+        assert "not an envelope" in records[0].record.raw
+        assert records[0].record.reason.startswith("InvalidEnvelope")
+        info = await rig.js.consumer_info(
+            rig.subjects.stream, rig.subjects.consumer(ActorName.SENTIMENT_ANALYZER)
+        )
+        assert info.num_ack_pending == 0
+        assert info.num_pending == 0
+        with pytest.raises(dlq.ReplayError):
+            await dlq.replay(rig.js, rig.subjects, records[0].id)
+
+
+async def test_dead_letter_replay_completes_and_removes_the_record(nats_server: str) -> None:
+    async with bus_rig(fast_settings(nats_server, max_deliver=2)) as rig:
+        rec = Recorder()
+        broken = {"on": True}
+
+        async def fails_while_broken(envelope: Envelope, call: int) -> None:
+            if broken["on"]:
+                raise TransientError("inventory service down")
+
+        await rig.add_host(WorkerActor(rec, fails_while_broken))
+        await rig.add_host(ErrorEscalationActor())
+        await rig.add_host(SinkAggregator(rig.deps))
+        env = rig.envelope("cancel ORD-10001")
+        first = await rig.ask(env)
+        assert first.flags == ["error"]
+        [stored] = await dlq.list_records(rig.js, rig.subjects)
+
+        broken["on"] = False
+        replayed = await dlq.replay(rig.js, rig.subjects, stored.id)
+        await wait_until(lambda: len(rig.results) == 2, what="the replayed result")
+
+        second = rig.results[1]
+        assert replayed.headers.replay == 1
+        assert replayed.error is None
+        assert second.message_id == env.message_id
+        assert second.response == "echo: cancel ORD-10001"
+        assert second.flags == []
+        assert await dlq.list_records(rig.js, rig.subjects) == []
+        with pytest.raises(dlq.ReplayError):
+            await dlq.replay(rig.js, rig.subjects, stored.id)
+
+
+async def test_dlq_command_lists_and_replays(nats_server: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from actormesh_runtime.cli import main
+
+    async with bus_rig(fast_settings(nats_server)) as rig:
+        broken = {"on": True}
+
+        async def fails_while_broken(envelope: Envelope, call: int) -> None:
+            if broken["on"]:
+                raise PermanentError("bad data")
+
+        await rig.add_host(WorkerActor(Recorder(), fails_while_broken))
+        await rig.add_host(ErrorEscalationActor())
+        await rig.add_host(SinkAggregator(rig.deps))
+        env = rig.envelope()
+        await rig.ask(env)
+        base = ["dlq", "--nats-url", nats_server, "--mesh", rig.settings.mesh_name]
+
+        assert await asyncio.to_thread(main, [*base, "list", "--json"]) == 0
+        [line] = capsys.readouterr().out.splitlines()
+        listed = json.loads(line)
+        assert listed["message_id"] == env.message_id
+        assert listed["actor"] == "sentiment_analyzer"
+        assert listed["reason"] == "PermanentError: bad data"
+
+        broken["on"] = False
+        assert await asyncio.to_thread(main, [*base, "replay", str(listed["id"])]) == 0
+        assert f"replayed {listed['id']}: {env.message_id} -> sentiment_analyzer" in capsys.readouterr().out
+        await wait_until(lambda: len(rig.results) == 2, what="replayed result")
+        assert rig.results[1].flags == []
+
+        assert await asyncio.to_thread(main, [*base, "list"]) == 0
+        assert capsys.readouterr().out == ""
+        assert await asyncio.to_thread(main, [*base, "replay", str(listed["id"])]) == 1

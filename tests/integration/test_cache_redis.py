@@ -1,0 +1,111 @@
+"""The customer-context cache on a real redis-server: hit, Redis killed mid-run, Redis back on the same port.
+
+The mock APIs are served over real HTTP on random ports; context_retriever runs as in a deployment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+from prometheus_client import REGISTRY
+
+from actormesh_runtime.actors.base import ActorDeps
+from actormesh_runtime.actors.context_retriever import ContextRetriever
+from actormesh_runtime.envelope import CustomerContext
+from actormesh_runtime.mocks.server import MockPorts, MocksHandle, serve_mocks
+from actormesh_runtime.settings import RuntimeSettings
+from actormesh_runtime.storage.session import open_session_store
+from tests.support.commerce import envelope_for
+from tests.support.redis import RedisServer
+
+pytestmark = pytest.mark.integration
+
+EMAIL = "john.doe@example.com"
+
+
+@pytest.fixture
+async def mocks() -> AsyncIterator[MocksHandle]:
+    handle = await serve_mocks("127.0.0.1", MockPorts(0, 0, 0))
+    yield handle
+    await handle.stop()
+
+
+def settings_for(mocks: MocksHandle, redis: RedisServer, mesh: str) -> RuntimeSettings:
+    return RuntimeSettings(
+        mesh_name=mesh,
+        redis_url=redis.url,
+        customer_api_url=mocks.customer_api_url,
+        orders_api_url=mocks.orders_api_url,
+        tracking_api_url=mocks.tracking_api_url,
+    )
+
+
+def degraded_total() -> float:
+    return REGISTRY.get_sample_value("actormesh_cache_degraded_total", {"store": "context"}) or 0.0
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float = 15.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not await check():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met before the deadline"
+        await asyncio.sleep(0.1)
+
+
+async def test_cache_survives_redis_going_away_and_coming_back(
+    mocks: MocksHandle, redis_server: RedisServer
+) -> None:
+    settings = settings_for(mocks, redis_server, "cache-redis")
+    actor = ContextRetriever(ActorDeps(settings=settings, publisher=None))  # type: ignore[arg-type]
+    await actor.start()
+
+    async def ask() -> CustomerContext:
+        env = envelope_for(EMAIL)
+        await actor.handle(env)
+        assert env.context is not None
+        assert env.context.found, "every request must succeed, with or without Redis"
+        assert env.context.customer_id == "CUST-1001"
+        return env.context
+
+    try:
+        assert (await ask()).cached is False
+        assert (await ask()).cached is True  # served by Redis
+
+        redis_server.kill()
+        before = degraded_total()
+        for _ in range(3):
+            assert (await ask()).cached is False  # no cache, still answered from the APIs
+        assert degraded_total() > before
+
+        redis_server.start()  # same port, empty
+        # The first call after the retry interval reconnects and refills; then hits come from Redis again.
+        await eventually(lambda: _cached(ask))
+    finally:
+        await actor.stop()
+
+
+async def _cached(ask: Callable[[], Awaitable[CustomerContext]]) -> bool:
+    return (await ask()).cached
+
+
+async def test_session_state_in_redis_degrades_without_failing(redis_server: RedisServer) -> None:
+    settings = RuntimeSettings(mesh_name="session-redis", redis_url=redis_server.url)
+    sessions = open_session_store(settings)
+    other = open_session_store(settings)  # e.g. a second gateway replica
+    try:
+        await sessions.set("s-1", {"turns": 1})
+        assert await other.get("s-1") == {"turns": 1}
+        redis_server.kill()
+        assert await sessions.get("s-1") is None
+        await sessions.set("s-1", {"turns": 2})  # dropped, no exception
+        redis_server.start()
+
+        async def stored() -> bool:
+            await sessions.set("s-1", {"turns": 3})
+            return await other.get("s-1") == {"turns": 3}
+
+        await eventually(stored)
+    finally:
+        await sessions.close()
+        await other.close()

@@ -1,0 +1,226 @@
+"""The generated CRD on a real kube-apiserver: it installs, accepts every sample, rejects bad specs
+with messages naming the field, keeps storage sizes immutable, and stores the full status we compute."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from actormesh_operator.api.observed import ObservedState, ObservedWorkload
+from actormesh_operator.api.schema import CRD_NAME
+from actormesh_operator.api.spec import ActorMesh
+from actormesh_operator.status import compute_status
+from tests.support.k8s import KubeControlPlane, wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.k8s, pytest.mark.xdist_group("k8s")]
+
+ROOT = Path(__file__).resolve().parents[2]
+CRD_FILE = ROOT / "crds" / "actormesh.io_actormeshes.yaml"
+SAMPLES = sorted((ROOT / "config" / "samples").glob("*.yaml"))
+
+
+@pytest.fixture(scope="module")
+def crd_installed(kube_control_plane: KubeControlPlane) -> KubeControlPlane:
+    kube: KubeControlPlane = kube_control_plane
+    kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_FILE))
+    established = '{.status.conditions[?(@.type=="Established")].status}'
+    wait_for(
+        f"CRD {CRD_NAME} established",
+        lambda: (
+            kube.kubectl("get", f"crd/{CRD_NAME}", "-o", f"jsonpath={established}", check=False).stdout
+            == "True"
+        ),
+    )
+    return kube
+
+
+def _mesh(spec: dict[str, Any], name: str | None = None) -> dict[str, Any]:
+    return {
+        "apiVersion": "actormesh.io/v1alpha1",
+        "kind": "ActorMesh",
+        "metadata": {"name": name or f"m-{uuid.uuid4().hex[:8]}"},
+        "spec": spec,
+    }
+
+
+def _apply(kube: KubeControlPlane, namespace: str, body: dict[str, Any], *extra: str) -> tuple[int, str]:
+    result = kube.kubectl(
+        "apply",
+        "-n",
+        namespace,
+        "--validate=strict",
+        *extra,
+        "-f",
+        "-",
+        input=yaml.safe_dump(body),
+        check=False,
+    )
+    return result.returncode, result.stderr + result.stdout
+
+
+@pytest.mark.parametrize("sample", SAMPLES, ids=[p.stem for p in SAMPLES])
+def test_every_sample_is_accepted(crd_installed: KubeControlPlane, kube_namespace: str, sample: Path) -> None:
+    result = crd_installed.kubectl(
+        "apply", "-n", kube_namespace, "--dry-run=server", "--validate=strict", "-f", str(sample), check=False
+    )
+    assert result.returncode == 0, result.stderr
+
+
+BAD_SPECS = [
+    pytest.param({}, "spec.image", id="image-required"),
+    pytest.param({"image": "x", "nats": {"replicas": 2}}, "spec.nats.replicas", id="nats-replicas-1-or-3"),
+    pytest.param(
+        {"image": "x", "nats": {"replicas": 3, "external": {"url": "nats://n:4222"}}},
+        "spec.nats.external cannot be combined",
+        id="nats-external-vs-managed",
+    ),
+    pytest.param(
+        {"image": "x", "redis": {"storage": {"size": "1Gi"}, "external": {"url": "redis://r:6379"}}},
+        "spec.redis.external cannot be combined",
+        id="redis-external-vs-managed",
+    ),
+    pytest.param(
+        {"image": "x", "redis": {"enabled": False, "external": {"url": "redis://r:6379"}}},
+        "spec.redis.external requires spec.redis.enabled",
+        id="redis-external-but-disabled",
+    ),
+    pytest.param(
+        {"image": "x", "gateway": {"autoscaling": {"minReplicas": 4, "maxReplicas": 2}}},
+        "spec.gateway.autoscaling.minReplicas must be less than or equal",
+        id="gateway-min-gt-max",
+    ),
+    pytest.param(
+        {"image": "x", "actors": {"defaults": {"autoscaling": {"minReplicas": 9}}}},
+        "spec.actors.defaults.autoscaling.minReplicas must be less than or equal",
+        id="actor-defaults-min-gt-default-max",
+    ),
+    pytest.param(
+        {
+            "image": "x",
+            "actors": {
+                "defaults": {"autoscaling": {"maxReplicas": 3}},
+                "intentAnalyzer": {"autoscaling": {"minReplicas": 4}},
+            },
+        },
+        "spec.actors.intentAnalyzer.autoscaling.minReplicas must be less than or equal",
+        id="actor-override-min-gt-merged-max",
+    ),
+    pytest.param(
+        {"image": "x", "gateway": {"ingress": {"enabled": True}}},
+        "spec.gateway.ingress.host is required",
+        id="ingress-needs-host",
+    ),
+    pytest.param(
+        {"image": "x", "extraLabels": {"app.kubernetes.io/name": "x"}},
+        "spec.extraLabels must not set app.kubernetes.io/",
+        id="reserved-extra-labels",
+    ),
+    pytest.param(
+        {"image": "x", "nats": {"storage": {"size": "lots"}}}, "spec.nats.storage.size", id="bad-quantity"
+    ),
+    pytest.param(
+        {"image": "x", "actors": {"sentimentAnalyzer": {"autoscaling": {"mode": "magic"}}}},
+        "spec.actors.sentimentAnalyzer.autoscaling.mode",
+        id="bad-autoscaling-mode",
+    ),
+    pytest.param(
+        {"image": "x", "nats": {"external": {"url": "http://n"}}}, "spec.nats.external.url", id="bad-nats-url"
+    ),
+    pytest.param(
+        {"image": "x", "persistence": {"reclaimPolicy": "Recycle"}},
+        "spec.persistence.reclaimPolicy",
+        id="bad-reclaim",
+    ),
+    pytest.param({"image": "x", "bogus": 1}, "spec.bogus", id="unknown-field"),
+]
+
+
+@pytest.mark.parametrize(("spec", "expected"), BAD_SPECS)
+def test_invalid_spec_is_rejected_naming_the_field(
+    crd_installed: KubeControlPlane, kube_namespace: str, spec: dict[str, Any], expected: str
+) -> None:
+    code, output = _apply(crd_installed, kube_namespace, _mesh(spec))
+    assert code != 0, f"accepted: {spec}"
+    assert expected in output
+
+
+def test_the_model_rejects_what_the_api_server_rejects() -> None:
+    """The pydantic model names the same field for each bad spec (for objects that skipped admission)."""
+    from actormesh_operator.api.spec import InvalidSpec
+
+    for param in BAD_SPECS:
+        spec, expected = param.values
+        field = str(expected).split()[0]
+        with pytest.raises(InvalidSpec) as info:
+            ActorMesh.from_body(_mesh(spec))  # type: ignore[arg-type]
+        assert field in str(info.value), param.id
+
+
+def test_long_mesh_name_is_rejected(crd_installed: KubeControlPlane, kube_namespace: str) -> None:
+    code, output = _apply(crd_installed, kube_namespace, _mesh({"image": "x"}, name="m" * 41))
+    assert code != 0
+    assert "metadata.name must be at most 40 characters" in output
+
+
+@pytest.mark.parametrize("component", ["nats", "redis", "history"])
+def test_storage_size_is_immutable(
+    crd_installed: KubeControlPlane, kube_namespace: str, component: str
+) -> None:
+    body = _mesh({"image": "x", component: {"storage": {"size": "1Gi"}}})
+    assert _apply(crd_installed, kube_namespace, body)[0] == 0
+    body["spec"][component]["storage"]["size"] = "2Gi"
+    code, output = _apply(crd_installed, kube_namespace, body)
+    assert code != 0
+    assert f"spec.{component}.storage.size is immutable" in output
+    # Changing anything else is still allowed.
+    body["spec"][component]["storage"]["size"] = "1Gi"
+    body["spec"]["image"] = "example/runtime:2"
+    code, output = _apply(crd_installed, kube_namespace, body)
+    assert code == 0, output
+
+
+def test_quantities_accept_integers(crd_installed: KubeControlPlane, kube_namespace: str) -> None:
+    body = _mesh({"image": "x", "actors": {"defaults": {"resources": {"requests": {"cpu": 1}}}}})
+    code, output = _apply(crd_installed, kube_namespace, body)
+    assert code == 0, output
+
+
+def test_computed_status_is_stored_unpruned_and_printed(
+    crd_installed: KubeControlPlane, kube_namespace: str
+) -> None:
+    body = _mesh({"image": "x", "redis": {"enabled": False}})
+    name = body["metadata"]["name"]
+    assert _apply(crd_installed, kube_namespace, body)[0] == 0
+    live = json.loads(crd_installed.kubectl("get", "am", name, "-n", kube_namespace, "-o", "json").stdout)
+    mesh = ActorMesh.from_body(live)
+    observed = ObservedState(
+        workloads=[ObservedWorkload(component="nats", kind="StatefulSet", name=f"{name}-nats", desired=1)]
+    )
+    status = compute_status(mesh, observed, None, datetime(2026, 1, 1, tzinfo=UTC))
+    status["conditions"].append(
+        {
+            "type": "example.com/Audited",
+            "status": "True",
+            "reason": "Other",
+            "message": "",
+            "lastTransitionTime": "2026-01-01T00:00:00Z",
+        }
+    )
+    crd_installed.kubectl(
+        "patch", "am", name, "-n", kube_namespace, "--subresource=status", "--type=merge",
+        "-p", json.dumps({"status": status}),
+    )  # fmt: skip
+    stored = json.loads(crd_installed.kubectl("get", "am", name, "-n", kube_namespace, "-o", "json").stdout)
+    assert stored["status"] == status
+    table = crd_installed.kubectl("get", "am", name, "-n", kube_namespace).stdout
+    header, row = table.splitlines()[:2]
+    assert header.split() == ["NAME", "READY", "PHASE", "ACTORS", "GATEWAY", "AGE"]
+    assert row.split()[1:4] == ["False", "Progressing", "0/9"]
+    # The short name and the category both find it.
+    assert name in crd_installed.kubectl("get", "actormesh", "-n", kube_namespace, "-o", "name").stdout

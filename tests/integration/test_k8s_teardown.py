@@ -1,0 +1,111 @@
+"""The control plane leaves no process behind: `make k8s-up`/`k8s-down`, and an interrupted test run."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import missing_component
+from tests.harness.binaries import HOW_TO_BUILD, bin_dir_from_env, missing_binaries
+from tests.support.k8s import wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.k8s, pytest.mark.xdist_group("k8s")]
+
+REPO = Path(__file__).resolve().parents[2]
+
+# A stand-in for a pytest worker: holds a control plane, reports its pids, waits to be interrupted.
+_HOLDER = """
+import json, sys, time
+from pathlib import Path
+from tests.harness.controlplane import ControlPlane
+
+plane = ControlPlane(Path(sys.argv[1]))
+with plane:
+    print(json.dumps({"pids": [r.pid for r in plane.records], "state_dir": str(plane.state_dir)}), flush=True)
+    time.sleep(600)
+"""
+
+
+@pytest.fixture
+def bin_dir() -> Path:
+    path = bin_dir_from_env()
+    if missing_binaries(path):
+        missing_component(f"Kubernetes test binaries in {path}", HOW_TO_BUILD)
+    return path
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in {"Z", "X"}
+
+
+@pytest.fixture
+def python_env(bin_dir: Path, tmp_path: Path) -> Iterator[dict[str, str]]:
+    env = {**os.environ, "ACTORMESH_K8S_BIN": str(bin_dir), "ACTORMESH_K8S_STATE": str(tmp_path / "up.json")}
+    yield env
+    # If an assertion failed half-way, still stop whatever `up` recorded.
+    if (tmp_path / "up.json").exists():
+        subprocess.run([sys.executable, "-m", "tests.harness.controlplane", "down"], env=env, cwd=REPO)
+
+
+def _run(env: dict[str, str], verb: str) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-m", "tests.harness.controlplane", verb]
+    return subprocess.run(argv, env=env, cwd=REPO, capture_output=True, text=True, timeout=240, check=True)
+
+
+def test_up_prints_kubeconfig_and_down_stops_exactly_its_processes(
+    python_env: dict[str, str], bin_dir: Path
+) -> None:
+    out = _run(python_env, "up").stdout.strip().splitlines()
+    assert out[-1].startswith("export KUBECONFIG=")
+    kubeconfig = out[-1].removeprefix("export KUBECONFIG=")
+    state = json.loads(Path(python_env["ACTORMESH_K8S_STATE"]).read_text())
+    pids = [p["pid"] for p in state["processes"]]
+    assert len(pids) == 3
+    assert all(_alive(pid) for pid in pids)
+
+    # A second `up` reuses the running control plane instead of starting another.
+    assert _run(python_env, "up").stdout.strip().splitlines()[-1] == out[-1]
+    kubectl = [str(bin_dir / "kubectl"), f"--kubeconfig={kubeconfig}", "get", "namespace", "default"]
+    subprocess.run(kubectl, capture_output=True, check=True, timeout=60, env={**python_env, "KUBERC": "off"})
+
+    _run(python_env, "down")
+    wait_for("the control plane processes to exit", lambda: not any(_alive(pid) for pid in pids), 30)
+    assert not Path(state["state_dir"]).exists()
+    assert not Path(python_env["ACTORMESH_K8S_STATE"]).exists()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=lambda s: s.name)
+def test_interrupted_holder_leaves_no_process_behind(bin_dir: Path, sig: signal.Signals) -> None:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, str(bin_dir)], cwd=REPO, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None
+        line = holder.stdout.readline()
+        assert line, "the holder exited before its control plane was up"
+        started = json.loads(line)
+        assert len(started["pids"]) == 3
+        holder.send_signal(sig)
+        holder.wait(timeout=60)
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait()
+    wait_for(f"all components to exit after {sig.name}", lambda: not any(map(_alive, started["pids"])), 30)
+    if sig is signal.SIGKILL:
+        # A killed holder cannot clean its files (the kernel still killed its processes).
+        shutil.rmtree(started["state_dir"], ignore_errors=True)
+    else:
+        assert not Path(started["state_dir"]).exists()

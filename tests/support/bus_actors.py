@@ -1,0 +1,273 @@
+"""Small test actors and a rig for exercising the bus mechanics without the real actors' policies.
+
+The test actors borrow real actor names (the bus only knows the nine), run on a short slip
+(`TEST_ROUTE`), and record what happened to them so tests can count handles and side effects.
+`BusRig` hosts them on a real nats-server and submits envelopes with a reply subject.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+
+from actormesh_runtime.actors.base import Actor, ActorDeps
+from actormesh_runtime.bus.connection import connect, ensure_streams
+from actormesh_runtime.bus.host import ActorHost
+from actormesh_runtime.bus.publish import BusPublisher, submit
+from actormesh_runtime.catalog import ActorName, Subjects
+from actormesh_runtime.envelope import (
+    Envelope,
+    Escalation,
+    FinalResult,
+    MethodSummary,
+    ProgressEvent,
+    ReplyTo,
+    RoutingSlip,
+    Screening,
+)
+from actormesh_runtime.settings import RuntimeSettings
+
+WORKER = ActorName.SENTIMENT_ANALYZER
+TEST_ROUTE = [WORKER, ActorName.RESPONSE_AGGREGATOR]
+
+Behaviour = Callable[[Envelope, int], Awaitable[None]]
+"""(envelope, call number for this message) -> None; may raise, sleep or block."""
+
+
+def fast_settings(nats_url: str, **overrides: object) -> RuntimeSettings:
+    """Small timeouts and backoffs, a unique mesh name: what every bus test starts from."""
+    values: dict[str, object] = {
+        "mesh_name": f"t{uuid.uuid4().hex[:10]}",
+        "nats_url": nats_url,
+        "processing_timeout_s": 2.0,
+        "ack_wait_s": 3.0,
+        "max_deliver": 3,
+        "redelivery_backoff_s": [0.05, 0.1],
+        "drain_grace_s": 5.0,
+        "fetch_batch": 4,
+        "actor_concurrency": 4,
+        "duplicate_window_s": 60.0,
+    }
+    values.update(overrides)
+    return RuntimeSettings(**values)  # type: ignore[arg-type]
+
+
+async def _noop(envelope: Envelope, call: int) -> None:
+    return None
+
+
+@dataclass
+class Recorder:
+    """Shared across replicas of one test actor: handles per message and idempotent side effects."""
+
+    calls: Counter[str] = field(default_factory=Counter)
+    effects: dict[str, int] = field(default_factory=dict)
+    """idempotency key -> times the effect was applied (must stay 1)."""
+    active: int = 0
+    max_active: int = 0
+    started: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def apply_effect(self, key: str) -> None:
+        # Like the mock APIs' Idempotency-Key: the second request with a key changes nothing.
+        if key not in self.effects:
+            self.effects[key] = 1
+
+
+class WorkerActor:
+    """Stands in as sentiment_analyzer; what it does per call comes from `behaviour`."""
+
+    name: ClassVar[ActorName] = WORKER
+
+    def __init__(self, recorder: Recorder, behaviour: Behaviour = _noop) -> None:
+        self.recorder = recorder
+        self.behaviour = behaviour
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+    async def handle(self, envelope: Envelope) -> None:
+        rec = self.recorder
+        rec.calls[envelope.message_id] += 1
+        rec.active += 1
+        rec.max_active = max(rec.max_active, rec.active)
+        rec.started.set()
+        try:
+            await self.behaviour(envelope, rec.calls[envelope.message_id])
+        finally:
+            rec.active -= 1
+
+
+class ErrorEscalationActor:
+    """Stands in as escalation_router: in error mode, a reference id (like the real one)."""
+
+    name: ClassVar[ActorName] = ActorName.ESCALATION_ROUTER
+
+    def __init__(self, recorder: Recorder | None = None) -> None:
+        self.recorder = recorder or Recorder()
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+    async def handle(self, envelope: Envelope) -> None:
+        self.recorder.calls[envelope.message_id] += 1
+        envelope.escalation = Escalation(
+            reference_id=f"ESC-{uuid.uuid4().hex[:8]}",
+            estimated_wait_minutes=5,
+            error_mode=envelope.error is not None,
+        )
+
+
+class SinkAggregator:
+    """Stands in as response_aggregator: publishes a FinalResult to the caller, like the real one."""
+
+    name: ClassVar[ActorName] = ActorName.RESPONSE_AGGREGATOR
+
+    def __init__(self, deps: ActorDeps, recorder: Recorder | None = None, *, poison: bool = False) -> None:
+        self.deps = deps
+        self.recorder = recorder or Recorder()
+        self.poison = poison
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+    async def handle(self, envelope: Envelope) -> None:
+        from actormesh_runtime.errors import PermanentError
+
+        self.recorder.calls[envelope.message_id] += 1
+        if self.poison:
+            raise PermanentError("aggregator is poison in this test")
+        ref = envelope.escalation.reference_id if envelope.escalation else None
+        result = FinalResult(
+            message_id=envelope.message_id,
+            session_id=envelope.session_id,
+            response="error reply" if envelope.error else f"echo: {envelope.message}",
+            intent=None,
+            intent_confidence=None,
+            sentiment=None,
+            urgency=None,
+            escalated=ref is not None,
+            reference_id=ref,
+            actions=[],
+            flags=["error"] if envelope.error else [],
+            method=MethodSummary(intent="rules", response="template"),
+            trace=list(envelope.trace),
+            processing_ms=(time.time() - envelope.created_at.timestamp()) * 1000,
+        )
+        envelope.final = result
+        if envelope.reply.result_subject:
+            await self.deps.publisher.publish_core(
+                envelope.reply.result_subject, result.model_dump_json().encode()
+            )
+
+
+@dataclass
+class BusRig:
+    """A mesh of test actors on a real NATS server; `ask` submits and waits for the result."""
+
+    settings: RuntimeSettings
+    nc: NATS
+    js: JetStreamContext
+    subjects: Subjects
+    deps: ActorDeps
+    hosts: list[ActorHost] = field(default_factory=list)
+    connections: list[NATS] = field(default_factory=list)
+    results: list[FinalResult] = field(default_factory=list)
+    progress: list[ProgressEvent] = field(default_factory=list)
+    reply_prefix: str = ""
+    _waiters: dict[str, asyncio.Future[FinalResult]] = field(default_factory=dict)
+
+    async def add_host(self, actor: Actor, *, own_connection: bool = False) -> ActorHost:
+        nc = self.nc
+        if own_connection:
+            nc = await connect(self.settings, name=f"test-{actor.name.value}")
+            self.connections.append(nc)
+        host = ActorHost(actor, nc, nc.jetstream(), self.subjects, self.settings, fetch_wait_s=0.3)
+        await host.start()
+        self.hosts.append(host)
+        return host
+
+    def envelope(
+        self, text: str = "hello", *, steps: list[ActorName] | None = None, budget_s: float = 30
+    ) -> Envelope:
+        env = Envelope.start(
+            session_id="s-1",
+            customer_email="john.doe@example.com",
+            message=text,
+            screening=Screening(),
+            budget_s=budget_s,
+            reply=ReplyTo(
+                result_subject=f"{self.reply_prefix}.result", progress_subject=f"{self.reply_prefix}.progress"
+            ),
+        )
+        env.slip = RoutingSlip(steps=list(steps or TEST_ROUTE))
+        return env
+
+    async def send(self, envelope: Envelope) -> asyncio.Future[FinalResult]:
+        fut: asyncio.Future[FinalResult] = asyncio.get_running_loop().create_future()
+        self._waiters[envelope.message_id] = fut
+        await submit(self.js, self.subjects, envelope)
+        return fut
+
+    async def ask(self, envelope: Envelope, timeout_s: float = 20) -> FinalResult:
+        return await asyncio.wait_for(await self.send(envelope), timeout_s)
+
+    async def _on_result(self, msg: Msg) -> None:
+        result = FinalResult.model_validate_json(msg.data)
+        self.results.append(result)
+        fut = self._waiters.get(result.message_id)
+        if fut is not None and not fut.done():
+            fut.set_result(result)
+
+    async def _on_progress(self, msg: Msg) -> None:
+        self.progress.append(ProgressEvent.model_validate_json(msg.data))
+
+
+@contextlib.asynccontextmanager
+async def bus_rig(settings: RuntimeSettings) -> AsyncIterator[BusRig]:
+    nc = await connect(settings, name="test-rig")
+    js = nc.jetstream()
+    subjects = Subjects(settings.mesh_name)
+    await ensure_streams(js, subjects, settings)
+    rig = BusRig(settings, nc, js, subjects, ActorDeps(settings=settings, publisher=BusPublisher(nc, js)))
+    rig.reply_prefix = subjects.replies(uuid.uuid4().hex[:8])
+    await nc.subscribe(f"{rig.reply_prefix}.result", cb=rig._on_result)
+    await nc.subscribe(f"{rig.reply_prefix}.progress", cb=rig._on_progress)
+    await nc.flush()
+    try:
+        yield rig
+    finally:
+        for host in rig.hosts:
+            with contextlib.suppress(Exception):
+                await host.stop(grace_s=1)
+        for conn in [*rig.connections, nc]:
+            with contextlib.suppress(Exception):
+                await conn.close()
+
+
+async def wait_until(predicate: Callable[[], bool], timeout_s: float = 15, what: str = "condition") -> None:
+    """Poll with a deadline (no fixed sleeps in tests)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)

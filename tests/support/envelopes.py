@@ -1,0 +1,178 @@
+"""Envelope builders for actor tests: the mock store's customers as contexts, and a recording Publisher.
+
+The contexts mirror the fixed mock data of issue 2 (dates relative to a fixed "now"), so actor
+tests read like the real conversations without any server.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from actormesh_runtime.actors.base import ActorDeps
+from actormesh_runtime.envelope import (
+    CustomerContext,
+    Envelope,
+    Order,
+    OrderItem,
+    TrackingInfo,
+)
+from actormesh_runtime.screening import screen
+from actormesh_runtime.settings import RuntimeSettings
+
+JOHN = "john.doe@example.com"
+JANE = "jane.smith@example.com"
+BOB = "bob.wilson@example.com"
+MIA = "mia.park@example.com"
+
+
+@dataclass
+class FakePublisher:
+    """Records what an actor publishes; `fail` makes every publish raise (a broken bus)."""
+
+    core: list[tuple[str, bytes]] = field(default_factory=list)
+    stream: list[tuple[str, bytes, str]] = field(default_factory=list)
+    fail: bool = False
+
+    async def publish_core(self, subject: str, payload: bytes) -> None:
+        if self.fail:
+            raise ConnectionError("bus down")
+        self.core.append((subject, payload))
+
+    async def publish_stream(self, subject: str, payload: bytes, *, msg_id: str) -> None:
+        if self.fail:
+            raise ConnectionError("bus down")
+        self.stream.append((subject, payload, msg_id))
+
+
+def make_deps(settings: RuntimeSettings | None = None, publisher: FakePublisher | None = None) -> ActorDeps:
+    return ActorDeps(
+        settings=settings or RuntimeSettings(mesh_name="unit"),
+        publisher=publisher or FakePublisher(),
+    )
+
+
+def _order(oid: str, cust: str, status: str, items: list[tuple[str, int, float]], **extra: Any) -> Order:
+    order_items = [OrderItem(name=n, quantity=q, unit_price=p) for n, q, p in items]
+    return Order(
+        order_id=oid,
+        customer_id=cust,
+        status=status,
+        placed_at=extra.pop("placed_at", "2026-11-01T10:00:00Z"),
+        items=order_items,
+        total=round(sum(i.quantity * i.unit_price for i in order_items), 2),
+        **extra,
+    )
+
+
+def john_orders() -> list[Order]:
+    return [
+        _order(
+            "ORD-10001",
+            "CUST-1001",
+            "delivered",
+            [("Wireless Headphones", 1, 99.99), ("Phone Case", 1, 19.99)],
+            carrier="FedEx",
+            tracking_number="TRK100000001",
+            delivered_at="2026-11-15T12:00:00Z",
+            tracking=TrackingInfo(
+                tracking_number="TRK100000001",
+                carrier="FedEx",
+                status="delivered",
+                delivered_at="2026-11-15T12:00:00Z",
+            ),
+        ),
+        _order(
+            "ORD-10002",
+            "CUST-1001",
+            "shipped",
+            [("Laptop Stand", 1, 79.99), ("USB-C Hub", 2, 44.99)],
+            carrier="UPS",
+            tracking_number="TRK100000002",
+            shipped_at="2026-11-24T09:00:00Z",
+            tracking=TrackingInfo(
+                tracking_number="TRK100000002",
+                carrier="UPS",
+                status="out_for_delivery",
+                estimated_delivery="2026-11-27",
+            ),
+        ),
+        _order(
+            "ORD-10003",
+            "CUST-1001",
+            "delivered",
+            [("Notebook Set", 2, 24.99)],
+            carrier="USPS",
+            tracking_number="TRK100000003",
+            delivered_at="2026-10-13T12:00:00Z",
+        ),
+    ]
+
+
+def jane_orders() -> list[Order]:
+    return [
+        _order(
+            "ORD-20001",
+            "CUST-1002",
+            "processing",
+            [("Gaming Mouse", 1, 59.99), ("Mouse Pad", 1, 19.99)],
+            placed_at="2026-11-26T10:00:00Z",
+        ),
+        _order(
+            "ORD-20002",
+            "CUST-1002",
+            "shipped",
+            [("Mechanical Keyboard", 1, 149.00)],
+            carrier="FedEx",
+            tracking_number="TRK200000001",
+            shipped_at="2026-11-21T09:00:00Z",
+            tracking=TrackingInfo(
+                tracking_number="TRK200000001",
+                carrier="FedEx",
+                status="exception",
+                detail="address correction needed",
+            ),
+        ),
+    ]
+
+
+def context_for(email: str) -> CustomerContext:
+    """The context context_retriever would produce for one of the mock customers (or an unknown one)."""
+    table: dict[str, tuple[str, str, str, str, list[Order]]] = {
+        JOHN: ("CUST-1001", "John Doe", "premium", "active", john_orders()),
+        JANE: ("CUST-1002", "Jane Smith", "vip", "active", jane_orders()),
+        BOB: (
+            "CUST-1003",
+            "Bob Wilson",
+            "standard",
+            "active",
+            [_order("ORD-30001", "CUST-1003", "pending", [("Coffee Maker", 1, 149.00)])],
+        ),
+        MIA: ("CUST-1004", "Mia Park", "standard", "suspended", []),
+    }
+    if email not in table:
+        return CustomerContext(found=False, email=email)
+    cid, name, tier, status, orders = table[email]
+    return CustomerContext(
+        found=True, customer_id=cid, name=name, email=email, tier=tier, account_status=status, orders=orders
+    )  # type: ignore[arg-type]
+
+
+def make_envelope(
+    message: str, email: str = JOHN, *, with_context: bool = False, **sections: Any
+) -> Envelope:
+    """A fresh envelope for `message` (screened as the gateway would), with any sections preset."""
+    text, screening = screen(message)
+    envelope = Envelope.start(
+        session_id="sess-test",
+        customer_email=email,
+        message=text,
+        screening=screening,
+        budget_s=30,
+        message_id=sections.pop("message_id", None),
+    )
+    if with_context:
+        envelope.context = context_for(email)
+    for key, value in sections.items():
+        setattr(envelope, key, value)
+    return envelope

@@ -1,0 +1,141 @@
+"""A local OpenAI-compatible chat-completions server whose replies a test scripts (real HTTP, random port).
+
+Stands in for a paid LLM in integration tests: the real litellm client talks to it over HTTP.
+Each request takes the next scripted reply (or the default); every request body is recorded so a
+test can assert on the prompt that was really sent.
+
+    server.script(Reply('{"intent": "order_status", "confidence": 0.9}'), Reply("garbage"))
+    server.script(Reply("too late", delay_s=2.0))      # the client times out first
+    server.script(Reply("", status=500))              # an HTTP error
+    server.requests[0]["messages"]                     # what the client sent
+
+The server runs uvicorn in its own thread and event loop, so a slow scripted reply never blocks
+the test's loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from tests.conftest import free_port
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One scripted answer: the assistant text, an optional delay, the usage it reports, its HTTP status."""
+
+    content: str
+    delay_s: float = 0.0
+    prompt_tokens: int = 42
+    completion_tokens: int = 17
+    status: int = 200
+
+
+class LLMTestServer:
+    def __init__(self, default: Reply | None = None) -> None:
+        self.port = free_port()
+        self.default = default or Reply('{"intent": "general_question", "confidence": 0.9}')
+        self.requests: list[dict[str, Any]] = []
+        self._script: deque[Reply] = deque()
+        self._lock = threading.Lock()
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        """The `LLM_API_BASE` to configure: litellm appends /chat/completions."""
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def script(self, *replies: Reply) -> None:
+        with self._lock:
+            self._script.extend(replies)
+
+    def _next(self, body: dict[str, Any]) -> Reply:
+        with self._lock:
+            self.requests.append(body)
+            return self._script.popleft() if self._script else self.default
+
+    def prompt_text(self, index: int = -1) -> str:
+        """All message contents of one recorded request, joined (for "the prompt contains X" asserts)."""
+        return "\n".join(str(m.get("content", "")) for m in self.requests[index]["messages"])
+
+    async def _delay(self, seconds: float) -> None:
+        """Sleep, but stop early when the server shuts down (no cancelled-request noise at teardown)."""
+        end = time.monotonic() + seconds
+        # `should_exit` is set from the test's thread, so an asyncio.Event of this loop cannot carry it.
+        while time.monotonic() < end and not (self._server is not None and self._server.should_exit):  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+
+    def _app(self) -> FastAPI:
+        app = FastAPI()
+
+        async def completions(request: Request) -> JSONResponse:
+            body = await request.json()
+            reply = self._next(body)
+            await self._delay(reply.delay_s)
+            if reply.status != 200:
+                error = {"error": {"message": reply.content or "scripted failure", "type": "server_error"}}
+                return JSONResponse(error, status_code=reply.status)
+            return JSONResponse(_completion(body.get("model", "test-model"), reply))
+
+        app.add_api_route("/v1/chat/completions", completions, methods=["POST"])
+        app.add_api_route("/chat/completions", completions, methods=["POST"])
+        return app
+
+    def start(self) -> None:
+        config = uvicorn.Config(
+            self._app(), host="127.0.0.1", port=self.port, log_level="warning", timeout_graceful_shutdown=1
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, name="llm-test-server", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 15
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("LLM test server did not start")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+
+def _completion(model: str, reply: Reply) -> dict[str, Any]:
+    return {
+        "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": reply.content}, "finish_reason": "stop"}
+        ],
+        "usage": {
+            "prompt_tokens": reply.prompt_tokens,
+            "completion_tokens": reply.completion_tokens,
+            "total_tokens": reply.prompt_tokens + reply.completion_tokens,
+        },
+    }
+
+
+@pytest.fixture
+def llm_server() -> Iterator[LLMTestServer]:
+    server = LLMTestServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

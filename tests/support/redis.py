@@ -1,0 +1,89 @@
+"""`redis_server` fixture: a real `redis-server` on a random port with a tmp dir, killable and restartable.
+
+Re-exported by tests/integration/conftest.py. Yields a `RedisServer`: `.url`, `.kill()` (SIGKILL,
+like a crashed pod) and `.start()` (again on the same port, empty, as a restarted cache would be).
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import free_port, require_binary
+
+__all__ = ["RedisServer", "redis_server"]
+
+_READY_TIMEOUT_S = 10.0
+
+
+class RedisServer:
+    def __init__(self, binary: str, workdir: Path, port: int) -> None:
+        self.binary = binary
+        self.workdir = workdir
+        self.port = port
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        if self._process is not None:
+            raise RuntimeError("redis-server already running")
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        log = self.workdir / "redis.log"
+        args = [
+            self.binary,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.workdir),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--logfile",
+            str(log),
+            "--daemonize",
+            "no",
+        ]
+        self._process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + _READY_TIMEOUT_S
+        while not self._answers_ping():
+            if self._process.poll() is not None or time.monotonic() > deadline:
+                self.kill()
+                tail = log.read_text()[-2000:] if log.exists() else ""
+                raise RuntimeError(f"redis-server did not start on port {self.port}:\n{tail}")
+            time.sleep(0.02)
+
+    def kill(self) -> None:
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+
+    def _answers_ping(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    binary = require_binary("redis-server", "apt-get install -y redis-server (.ci/run does it)")
+    server = RedisServer(binary, tmp_path / "redis", free_port())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()

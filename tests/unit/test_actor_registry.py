@@ -1,0 +1,51 @@
+"""The actor registry builds every actor by name, lazily, with the (deps) constructor convention."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from actormesh_runtime.actors.registry import ACTOR_CLASSES, build_actor
+from actormesh_runtime.catalog import ActorName
+from tests.support.envelopes import make_deps
+
+MINE = [
+    ActorName.SENTIMENT_ANALYZER,
+    ActorName.INTENT_ANALYZER,
+    ActorName.RESPONSE_GENERATOR,
+    ActorName.GUARDRAIL_VALIDATOR,
+    ActorName.ESCALATION_ROUTER,
+    ActorName.RESPONSE_AGGREGATOR,
+]
+
+
+def test_every_actor_is_registered() -> None:
+    assert set(ACTOR_CLASSES) == set(ActorName)
+
+
+@pytest.mark.parametrize("name", list(ActorName), ids=lambda n: n.value)
+def test_build_actor(name: ActorName) -> None:
+    actor = build_actor(name.value, make_deps())
+    assert actor.name is name
+
+
+def test_unknown_name() -> None:
+    with pytest.raises(ValueError):
+        build_actor("not_an_actor", make_deps())
+
+
+@pytest.mark.parametrize("name", MINE, ids=lambda n: n.value)
+def test_building_a_non_llm_actor_never_imports_litellm(name: ActorName) -> None:
+    code = (
+        "import sys\n"
+        "from actormesh_runtime.actors.registry import build_actor\n"
+        "from actormesh_runtime.actors.base import ActorDeps\n"
+        "from actormesh_runtime.settings import RuntimeSettings\n"
+        f"build_actor('{name.value}', ActorDeps(settings=RuntimeSettings(), publisher=None))\n"
+        "print('litellm' in sys.modules)\n"
+    )
+    env = {"PATH": "/usr/bin:/bin", "LITELLM_MODEL": ""}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.strip() == "False"

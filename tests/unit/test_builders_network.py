@@ -1,0 +1,200 @@
+"""network.py: the rendered NetworkPolicies, evaluated as Kubernetes would, allow exactly the mesh's flows.
+
+A small evaluator (NetworkPolicy semantics for podSelector/namespaceSelector peers and TCP/UDP ports)
+asks "may pod A open a connection to pod B on port P?" against the rendered policies, so the test checks
+behaviour, not the policies' wording.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from tests.unit.builder_helpers import children
+
+NS = "shop"
+
+
+@dataclass(frozen=True)
+class Pod:
+    namespace: str | None  # None: an address outside the cluster
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    if any(labels.get(k) != v for k, v in selector.get("matchLabels", {}).items()):
+        return False
+    for expr in selector.get("matchExpressions", []):
+        assert expr["operator"] == "In", "evaluator supports In only"
+        if labels.get(expr["key"]) not in expr["values"]:
+            return False
+    return True
+
+
+def _peer_matches(peer: dict[str, Any], pod: Pod, policy_ns: str) -> bool:
+    assert "ipBlock" not in peer, "evaluator does not support ipBlock"
+    if pod.namespace is None:
+        return False
+    if "namespaceSelector" in peer:
+        if not _selects(peer["namespaceSelector"], {"kubernetes.io/metadata.name": pod.namespace}):
+            return False
+    elif pod.namespace != policy_ns:
+        return False
+    return "podSelector" not in peer or _selects(peer["podSelector"], pod.labels)
+
+
+def _port_matches(rule: dict[str, Any], port: int, protocol: str) -> bool:
+    ports = rule.get("ports")
+    return not ports or any(p["port"] == port and p.get("protocol", "TCP") == protocol for p in ports)
+
+
+def _side_allows(
+    policies: list[dict[str, Any]], pod: Pod, peer: Pod, port: int, proto: str, kind: str
+) -> bool:
+    """Is `pod`'s `kind` (Ingress/Egress) traffic with `peer` allowed? Unselected pods allow everything."""
+    if pod.namespace is None:
+        return True
+    relevant = [
+        p
+        for p in policies
+        if p["metadata"]["namespace"] == pod.namespace
+        and kind in p["spec"]["policyTypes"]
+        and _selects(p["spec"]["podSelector"], pod.labels)
+    ]
+    if not relevant:
+        return True
+    key, peers_key = ("ingress", "from") if kind == "Ingress" else ("egress", "to")
+    for policy in relevant:
+        for rule in policy["spec"].get(key, []):
+            peers = rule.get(peers_key)
+            peer_ok = not peers or any(_peer_matches(x, peer, policy["metadata"]["namespace"]) for x in peers)
+            if peer_ok and _port_matches(rule, port, proto):
+                return True
+    return False
+
+
+def allowed(policies: list[dict[str, Any]], src: Pod, dst: Pod, port: int, proto: str = "TCP") -> bool:
+    return _side_allows(policies, src, dst, port, proto, "Egress") and _side_allows(
+        policies, dst, src, port, proto, "Ingress"
+    )
+
+
+def _mesh(spec: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Pod]]:
+    objs = children(spec)
+    pods = {
+        o["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/component"]: Pod(
+            NS, o["spec"]["template"]["metadata"]["labels"]
+        )
+        for o in objs
+        if o["kind"] in {"Deployment", "StatefulSet"}
+    }
+    pods["elsewhere"] = Pod("other", {"app": "browser-proxy"})
+    pods["same-ns-stranger"] = Pod(NS, {"app": "unrelated"})
+    pods["dns"] = Pod("kube-system", {"k8s-app": "kube-dns"})
+    pods["internet"] = Pod(None)
+    return [o for o in objs if o["kind"] == "NetworkPolicy"], pods
+
+
+LLM = {"llm": {"model": "gpt-4o-mini"}, "nats": {"replicas": 3}}
+
+FLOWS = [
+    # (spec, source, destination, port, allowed)
+    ({}, "sentiment-analyzer", "nats", 4222, True),
+    ({}, "gateway", "nats", 4222, True),
+    ({}, "history", "nats", 4222, True),
+    ({}, "mocks", "nats", 4222, False),
+    ({}, "redis", "nats", 4222, False),
+    ({}, "same-ns-stranger", "nats", 4222, False),
+    ({}, "elsewhere", "nats", 4222, False),
+    ({}, "sentiment-analyzer", "nats", 8222, False),
+    (LLM, "nats", "nats", 6222, True),
+    (LLM, "gateway", "nats", 6222, False),
+    ({}, "context-retriever", "mocks", 8001, True),
+    ({}, "execution-coordinator", "mocks", 8002, True),
+    ({}, "decision-router", "mocks", 8001, False),
+    ({}, "gateway", "mocks", 8003, False),
+    ({}, "context-retriever", "redis", 6379, True),
+    ({}, "response-aggregator", "redis", 6379, True),
+    ({}, "gateway", "redis", 6379, True),
+    ({}, "sentiment-analyzer", "redis", 6379, False),
+    ({}, "elsewhere", "gateway", 8000, True),
+    ({}, "internet", "gateway", 8000, True),
+    ({}, "elsewhere", "gateway", 8080, False),
+    ({}, "gateway", "history", 8080, False),
+    ({}, "nats", "history", 8080, False),
+    ({}, "elsewhere", "history", 8080, False),
+    ({}, "history", "internet", 443, False),
+    ({}, "intent-analyzer", "internet", 443, False),
+    (LLM, "intent-analyzer", "internet", 443, True),
+    (LLM, "response-generator", "internet", 11434, True),
+    (LLM, "sentiment-analyzer", "internet", 443, False),
+    (LLM, "gateway", "internet", 443, False),
+    ({}, "gateway", "elsewhere", 80, False),
+]
+
+
+@pytest.mark.parametrize(
+    ("spec", "src", "dst", "port", "expected"),
+    FLOWS,
+    ids=[f"{s}->{d}:{p}{'+llm' if spec else ''}={'allow' if ok else 'deny'}" for spec, s, d, p, ok in FLOWS],
+)
+def test_flow(spec: dict[str, Any], src: str, dst: str, port: int, expected: bool) -> None:
+    policies, pods = _mesh(spec)
+    assert allowed(policies, pods[src], pods[dst], port) is expected
+
+
+@pytest.mark.parametrize("component", ["sentiment-analyzer", "gateway", "history", "nats", "redis", "mocks"])
+def test_every_mesh_pod_may_resolve_dns_only_in_kube_system(component: str) -> None:
+    policies, pods = _mesh({})
+    assert allowed(policies, pods[component], pods["dns"], 53, "UDP")
+    assert allowed(policies, pods[component], pods["dns"], 53, "TCP")
+    assert not allowed(policies, pods[component], pods["elsewhere"], 53, "UDP")
+
+
+def test_external_services_are_reached_on_their_ports_only() -> None:
+    spec = {
+        "nats": {"external": {"url": "nats://nats.infra:4333"}},
+        "redis": {"external": {"url": "rediss://cache.infra"}},
+        "mockServices": {"enabled": False},
+        "commerceApis": {
+            "customerUrl": "https://crm.example.com",
+            "ordersUrl": "http://orders:8080",
+            "trackingUrl": "https://t.example.com",
+        },
+    }
+    policies, pods = _mesh(spec)
+    out = pods["internet"]
+    assert allowed(policies, pods["gateway"], out, 4333)
+    assert not allowed(policies, pods["gateway"], out, 4222)
+    assert allowed(policies, pods["context-retriever"], out, 6379)
+    assert allowed(policies, pods["context-retriever"], out, 8080)
+    assert allowed(policies, pods["execution-coordinator"], out, 443)
+    assert not allowed(policies, pods["decision-router"], out, 443)
+
+
+def test_keda_may_read_the_nats_monitor_only_when_a_scaled_object_exists() -> None:
+    spec = {"actors": {"responseGenerator": {"autoscaling": {"enabled": True, "mode": "queueLag"}}}}
+    keda = Pod("keda", {"app": "keda-operator"})
+    with_keda = [o for o in children(spec, keda=True) if o["kind"] == "NetworkPolicy"]
+    without = [o for o in children(spec, keda=False) if o["kind"] == "NetworkPolicy"]
+    _, pods = _mesh({})
+    assert allowed(with_keda, keda, pods["nats"], 8222)
+    assert not allowed(with_keda, keda, pods["nats"], 4222)
+    assert not allowed(without, keda, pods["nats"], 8222)
+
+
+def test_disabled_network_policy_renders_none() -> None:
+    assert not [o for o in children({"networkPolicy": {"enabled": False}}) if o["kind"] == "NetworkPolicy"]
+
+
+def test_default_deny_selects_every_mesh_pod() -> None:
+    policies, pods = _mesh({})
+    [deny] = [p for p in policies if p["metadata"]["name"] == "demo-deny-all"]
+    assert deny["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    assert deny["spec"]["ingress"] == []
+    assert deny["spec"]["egress"] == []
+    mesh_pods = [p for name, p in pods.items() if p.namespace == NS and name != "same-ns-stranger"]
+    assert all(_selects(deny["spec"]["podSelector"], p.labels) for p in mesh_pods)
+    assert not _selects(deny["spec"]["podSelector"], pods["same-ns-stranger"].labels)

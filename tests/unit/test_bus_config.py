@@ -1,0 +1,82 @@
+"""Stream and consumer configuration of the bus (pure functions, no server)."""
+
+from __future__ import annotations
+
+import pytest
+from nats.js.api import AckPolicy, RetentionPolicy
+
+from actormesh_runtime.bus.connection import (
+    SPARE_DELIVERIES,
+    ack_wait_s,
+    consumer_config,
+    dlq_stream_config,
+    work_stream_config,
+)
+from actormesh_runtime.bus.host import backoff_for
+from actormesh_runtime.catalog import ActorName, Subjects
+from actormesh_runtime.settings import RuntimeSettings
+
+
+def _settings(**kw: object) -> RuntimeSettings:
+    return RuntimeSettings(**kw)  # type: ignore[arg-type]
+
+
+def test_one_work_queue_stream_per_mesh_with_a_duplicate_window() -> None:
+    cfg = work_stream_config(Subjects("blue"), _settings(duplicate_window_s=90))
+
+    assert cfg.name == "ACTORMESH-blue"
+    assert cfg.retention == RetentionPolicy.WORK_QUEUE
+    assert cfg.subjects == ["actormesh.blue.actor.*", "actormesh.blue.history"]
+    assert cfg.duplicate_window == 90
+
+
+def test_two_meshes_never_share_a_subject_or_stream() -> None:
+    blue, green = Subjects("blue"), Subjects("green")
+    s = _settings()
+
+    assert work_stream_config(blue, s).name != work_stream_config(green, s).name
+    assert not set(blue.stream_subjects) & set(green.stream_subjects)
+    assert blue.actor(ActorName.INTENT_ANALYZER) != green.actor(ActorName.INTENT_ANALYZER)
+
+
+def test_dead_letter_stream_keeps_records_with_limits() -> None:
+    cfg = dlq_stream_config(Subjects("blue"), _settings())
+
+    assert cfg.name == "ACTORMESH-blue-DLQ"
+    assert cfg.retention == RetentionPolicy.LIMITS
+    assert cfg.subjects == ["actormesh.blue.dlq.*"]
+    assert cfg.max_age
+    assert cfg.max_age > 0
+
+
+def test_consumer_is_a_shared_durable_pull_consumer_with_explicit_acks() -> None:
+    settings = _settings(max_deliver=5, processing_timeout_s=10, ack_wait_s=30)
+    cfg = consumer_config(Subjects("blue"), ActorName.DECISION_ROUTER, settings)
+
+    assert cfg.durable_name == "decision_router"
+    assert cfg.deliver_subject is None, "pull, not push"
+    assert cfg.ack_policy == AckPolicy.EXPLICIT
+    assert cfg.filter_subject == "actormesh.blue.actor.decision_router"
+    assert cfg.ack_wait == 30
+    assert cfg.max_deliver == 5 + SPARE_DELIVERIES
+
+
+@pytest.mark.parametrize(
+    ("processing", "ack", "expected"),
+    [(20, 30, 30), (20, 10, 21), (5, 5.5, 6)],
+    ids=["configured", "too-short-raised", "margin"],
+)
+def test_ack_wait_always_exceeds_the_processing_timeout(
+    processing: float, ack: float, expected: float
+) -> None:
+    assert ack_wait_s(_settings(processing_timeout_s=processing, ack_wait_s=ack)) == expected
+
+
+@pytest.mark.parametrize(
+    ("schedule", "attempt", "delay"),
+    [([1, 2, 5], 1, 1), ([1, 2, 5], 2, 2), ([1, 2, 5], 3, 5), ([1, 2, 5], 9, 5), ([], 1, 0)],
+)
+def test_backoff_follows_the_schedule_and_repeats_its_last_entry(
+    schedule: list[float], attempt: int, delay: float
+) -> None:
+    assert backoff_for(_settings(redelivery_backoff_s=schedule), attempt) == delay

@@ -1,0 +1,57 @@
+"""The fallback result the host sends when even the aggregator fails: graceful, built from what the
+envelope knows, never a promise."""
+
+from __future__ import annotations
+
+from actormesh_runtime.bus.errorpath import FALLBACK_REPLY, fallback_result
+from actormesh_runtime.catalog import ActorName
+from actormesh_runtime.envelope import (
+    Envelope,
+    Escalation,
+    IntentResult,
+    Screening,
+    Sentiment,
+    TraceEntry,
+)
+
+
+def _envelope() -> Envelope:
+    return Envelope.start(
+        session_id="s-9", customer_email="a@example.com", message="hi", screening=Screening(), budget_s=30
+    )
+
+
+def test_fallback_from_a_bare_envelope() -> None:
+    env = _envelope()
+
+    result = fallback_result(env)
+
+    assert result.message_id == env.message_id
+    assert result.session_id == "s-9"
+    assert result.response == FALLBACK_REPLY
+    assert result.flags == ["error"]
+    assert not result.escalated
+    assert result.intent is None
+    assert result.sentiment is None
+    assert result.method.response == "template"
+
+
+def test_fallback_keeps_what_the_actors_found_and_the_reference() -> None:
+    env = _envelope()
+    env.sentiment = Sentiment.model_validate({"label": "negative", "score": -0.5, "urgency": "high"})
+    env.intent = IntentResult.model_validate({"intent": "billing_issue", "confidence": 0.8, "method": "llm"})
+    env.escalation = Escalation(reference_id="ESC-0123abcd", estimated_wait_minutes=5, error_mode=True)
+    env.trace.append(TraceEntry(actor=ActorName.SENTIMENT_ANALYZER, ms=1.0))
+
+    result = fallback_result(env)
+
+    assert result.escalated
+    assert result.reference_id == "ESC-0123abcd"
+    assert "ESC-0123abcd" in result.response
+    assert result.intent is not None
+    assert result.intent.value == "billing_issue"
+    assert result.method.intent == "llm"
+    assert result.urgency is not None
+    assert result.urgency.value == "high"
+    assert [t.actor for t in result.trace] == [ActorName.SENTIMENT_ANALYZER]
+    assert "refund" not in result.response.lower()

@@ -1,0 +1,170 @@
+"""TTL stores and the context cache: expiry, bounds, Redis degrading and recovering (fakes only)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from prometheus_client import REGISTRY
+
+from actormesh_runtime.envelope import CustomerContext
+from actormesh_runtime.storage.cache import ContextCache, MemoryStore, RedisStore, redis_client
+from actormesh_runtime.storage.session import SessionStore
+from tests.support.commerce import context_for
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class FakeRedis:
+    """Just enough of redis.asyncio.Redis; `up = False` makes every command fail like a dead server."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, bytes] = {}
+        self.up = True
+        self.hang = False
+        self.commands = 0
+
+    def _check(self) -> None:
+        self.commands += 1
+        if not self.up:
+            raise ConnectionError("Connection refused")
+
+    async def get(self, key: str) -> bytes | None:
+        if self.hang:
+            await asyncio.Event().wait()
+        self._check()
+        return self.data.get(key)
+
+    async def set(self, key: str, value: str, px: int) -> None:
+        self._check()
+        self.data[key] = value.encode()
+
+    async def delete(self, key: str) -> None:
+        self._check()
+        self.data.pop(key, None)
+
+    async def aclose(self) -> None:
+        pass
+
+
+def degraded_count(store: str) -> float:
+    return REGISTRY.get_sample_value("actormesh_cache_degraded_total", {"store": store}) or 0.0
+
+
+async def test_memory_store_expires_entries() -> None:
+    clock = Clock()
+    store = MemoryStore(clock=clock)
+    await store.set("k", {"a": 1}, ttl_s=10)
+    assert await store.get("k") == {"a": 1}
+    clock.now += 9.9
+    assert await store.get("k") == {"a": 1}
+    clock.now += 0.2
+    assert await store.get("k") is None
+
+
+async def test_memory_store_is_bounded_and_copies_values() -> None:
+    store = MemoryStore(max_entries=3)
+    value: dict[str, Any] = {"n": 0}
+    for i in range(5):
+        value["n"] = i
+        await store.set(f"k{i}", value, ttl_s=60)
+    assert [await store.get(f"k{i}") for i in range(5)] == [None, None, {"n": 2}, {"n": 3}, {"n": 4}]
+
+
+async def test_redis_store_degrades_then_recovers_with_rate_limited_probes() -> None:
+    fake, clock = FakeRedis(), Clock()
+    store = RedisStore(fake, name="unit-degrade", retry_interval_s=5.0, clock=clock)  # type: ignore[arg-type]
+    await store.set("k", {"v": 1}, ttl_s=60)
+    assert await store.get("k") == {"v": 1}
+
+    fake.up = False
+    before = degraded_count("unit-degrade")
+    assert await store.get("k") is None  # fails, served as a miss
+    assert store.degraded
+    commands = fake.commands
+    for _ in range(10):  # within the retry interval: Redis is not even tried
+        assert await store.get("k") is None
+        await store.set("k", {"v": 2}, ttl_s=60)
+    assert fake.commands == commands
+    assert degraded_count("unit-degrade") == before + 21
+
+    clock.now += 5.0  # one probe, still down
+    assert await store.get("k") is None
+    assert fake.commands == commands + 1
+
+    fake.up = True
+    assert await store.get("k") is None  # interval not over yet
+    clock.now += 5.0
+    assert await store.get("k") == {"v": 1}  # the probe succeeds: back to normal
+    assert not store.degraded
+    assert REGISTRY.get_sample_value("actormesh_cache_redis_up", {"store": "unit-degrade"}) == 1.0
+
+
+async def test_a_cancelled_probe_does_not_block_later_probes() -> None:
+    fake, clock = FakeRedis(), Clock()
+    store = RedisStore(fake, name="unit-cancel", retry_interval_s=1.0, clock=clock)  # type: ignore[arg-type]
+    fake.up = False
+    await store.set("k", {"v": 1}, ttl_s=60)
+    assert store.degraded
+    clock.now += 1.0
+    fake.up, fake.hang = True, True
+    probe = asyncio.create_task(store.get("k"))
+    await asyncio.sleep(0)
+    probe.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await probe
+    fake.hang = False
+    await store.set("k", {"v": 2}, ttl_s=60)  # the next call probes again and succeeds
+    assert not store.degraded
+    assert await store.get("k") == {"v": 2}
+
+
+async def test_context_cache_keeps_only_complete_known_contexts() -> None:
+    cache = ContextCache(MemoryStore(), mesh="unit", ttl_s=60)
+    john = context_for("john.doe@example.com")
+    await cache.put(john)
+    await cache.put(CustomerContext(found=False, email="nobody@example.com"))
+    partial = context_for("jane.smith@example.com").model_copy(update={"errors": ["orders: HTTP 503"]})
+    await cache.put(partial)
+    hit = await cache.get(" John.Doe@example.com")
+    assert hit is not None
+    assert hit.cached is True
+    assert hit.model_copy(update={"cached": False}) == john
+    assert await cache.get("nobody@example.com") is None
+    assert await cache.get("jane.smith@example.com") is None
+    await cache.invalidate("john.doe@example.com")
+    assert await cache.get("john.doe@example.com") is None
+
+
+async def test_session_store_round_trip() -> None:
+    sessions = SessionStore(MemoryStore(), mesh="unit")
+    assert await sessions.get("s1") is None
+    await sessions.set("s1", {"turns": 2})
+    assert await sessions.get("s1") == {"turns": 2}
+    await sessions.delete("s1")
+    assert await sessions.get("s1") is None
+
+
+@pytest.mark.parametrize(
+    ("url", "password", "expected"),
+    [
+        pytest.param("redis://:inurl@127.0.0.1:6390/2", None, "inurl", id="url-password"),
+        pytest.param("redis://:inurl@127.0.0.1:6390/2", "secret", "secret", id="setting-overrides-url"),
+        pytest.param("redis://127.0.0.1:6390", "secret", "secret", id="setting-only"),
+    ],
+)
+async def test_redis_password_setting_overrides_the_url(
+    url: str, password: str | None, expected: str
+) -> None:
+    client = redis_client(url, password)
+    kwargs = client.connection_pool.connection_kwargs
+    assert kwargs["password"] == expected
+    assert kwargs["port"] == 6390
+    await client.aclose()

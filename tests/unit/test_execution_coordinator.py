@@ -1,0 +1,268 @@
+"""execution_coordinator against the mock apps in-process: outcomes, side effects, replay, stale context."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import pytest
+
+from actormesh_runtime.actors.base import ActorDeps
+from actormesh_runtime.actors.execution_coordinator import ExecutionCoordinator
+from actormesh_runtime.clients.commerce import release_commerce_client
+from actormesh_runtime.envelope import (
+    ActionOutcome,
+    ActionStatus,
+    ActionType,
+    Envelope,
+    Intent,
+    IntentResult,
+    Screening,
+    Sentiment,
+    SentimentLabel,
+)
+from actormesh_runtime.mocks.state import MockState
+from actormesh_runtime.policy.decision import decide
+from actormesh_runtime.storage.cache import acquire_context_cache, release_context_cache
+from tests.support.commerce import (
+    context_for,
+    deps_with_client,
+    envelope_for,
+    intent,
+    mock_transports,
+    mounted_client,
+    sentiment,
+    unit_settings,
+)
+
+
+@dataclass
+class Rig:
+    actor: ExecutionCoordinator
+    state: MockState
+    deps: ActorDeps
+
+    def order_status(self, order_id: str) -> str:
+        return self.state.data.orders[order_id].status
+
+
+@pytest.fixture
+async def rig() -> AsyncIterator[Rig]:
+    state = MockState()
+    settings = unit_settings()
+    deps = deps_with_client(settings, mounted_client(settings, mock_transports(state)))
+    actor = ExecutionCoordinator(deps)
+    await actor.start()
+    yield Rig(actor, state, deps)
+    await actor.stop()
+    await release_commerce_client(deps)
+
+
+def prepared(
+    email: str, it: IntentResult, st: Sentiment | None = None, message_id: str | None = None
+) -> Envelope:
+    """An envelope as it reaches the coordinator: context from the mock tables, decision from the policy."""
+    now = datetime.now(UTC)
+    env = envelope_for(email, "help with my order", message_id=message_id, now=now)
+    env.sentiment, env.intent, env.context = st or sentiment(), it, context_for(email, now)
+    env.decision = decide(
+        sentiment=env.sentiment,
+        intent=it,
+        context=env.context,
+        screening=Screening(),
+        threshold=0.45,
+        now=now,
+    )
+    return env
+
+
+async def run(rig: Rig, env: Envelope) -> list[ActionOutcome]:
+    await rig.actor.handle(env)
+    return env.actions
+
+
+JOHN, JANE, BOB, MIA = (f"{n}@example.com" for n in ("john.doe", "jane.smith", "bob.wilson", "mia.park"))
+
+
+@pytest.mark.parametrize(
+    ("email", "it", "status", "order_id", "says", "effects", "order_after"),
+    [
+        pytest.param(
+            JANE,
+            intent(Intent.CANCELLATION_REQUEST),
+            ActionStatus.DONE,
+            "ORD-20001",
+            "has been cancelled",
+            1,
+            "cancelled",
+            id="vip-cancel-executed",
+        ),
+        pytest.param(
+            BOB,
+            intent(Intent.CANCELLATION_REQUEST),
+            ActionStatus.PENDING_REVIEW,
+            "ORD-30001",
+            "pending review",
+            1,
+            "pending",
+            id="standard-cancel-request",
+        ),
+        pytest.param(
+            JOHN,
+            intent(Intent.CANCELLATION_REQUEST, orders=("ORD-10002",)),
+            ActionStatus.REFUSED,
+            "ORD-10002",
+            "return it",
+            0,
+            "shipped",
+            id="shipped-cancel-refused",
+        ),
+        pytest.param(
+            JOHN,
+            intent(Intent.CANCELLATION_REQUEST),
+            ActionStatus.REFUSED,
+            None,
+            "only before they ship",
+            0,
+            None,
+            id="nothing-cancellable",
+        ),
+        pytest.param(
+            JOHN,
+            intent(Intent.RETURN_REQUEST),
+            ActionStatus.DONE,
+            "ORD-10001",
+            "return label",
+            1,
+            "return_started",
+            id="return-label-created",
+        ),
+        pytest.param(
+            JOHN,
+            intent(Intent.RETURN_REQUEST, orders=("ORD-10003",)),
+            ActionStatus.REFUSED,
+            "ORD-10003",
+            "30 days",
+            0,
+            "delivered",
+            id="return-after-window-refused",
+        ),
+        pytest.param(
+            JOHN,
+            intent(Intent.BILLING_ISSUE, orders=("ORD-10001",)),
+            ActionStatus.PENDING_REVIEW,
+            "ORD-10001",
+            "refund request",
+            1,
+            "delivered",
+            id="refund-request-filed",
+        ),
+        pytest.param(
+            JOHN,
+            intent(Intent.BILLING_ISSUE),
+            ActionStatus.SKIPPED,
+            None,
+            "which one",
+            0,
+            None,
+            id="several-orders-ask-which",
+        ),
+        pytest.param(
+            JOHN,
+            intent(Intent.CANCELLATION_REQUEST, orders=("ORD-20001",)),
+            ActionStatus.REFUSED,
+            None,
+            "could not find ORD-20001",
+            0,
+            None,
+            id="other-customers-order-refused",
+        ),
+        pytest.param(
+            JANE,
+            intent(Intent.DELIVERY_ISSUE),
+            ActionStatus.DONE,
+            "ORD-20002",
+            "exception",
+            0,
+            "shipped",
+            id="tracking-lookup-read-only",
+        ),
+        pytest.param(
+            MIA,
+            intent(Intent.CANCELLATION_REQUEST),
+            ActionStatus.REFUSED,
+            None,
+            "suspended",
+            0,
+            None,
+            id="suspended-account",
+        ),
+    ],
+)
+async def test_action_outcomes(
+    rig: Rig,
+    email: str,
+    it: IntentResult,
+    status: ActionStatus,
+    order_id: str | None,
+    says: str,
+    effects: int,
+    order_after: str | None,
+) -> None:
+    [outcome] = await run(rig, prepared(email, it))
+    assert (outcome.status, outcome.order_id) == (status, order_id)
+    assert says in outcome.detail
+    assert rig.state.effects == effects
+    if order_after is not None and order_id is not None:
+        assert rig.order_status(order_id) == order_after
+    assert "$" not in outcome.detail  # never an amount
+
+
+async def test_complaint_adds_a_note_beside_the_tracking_lookup(rig: Rig) -> None:
+    env = prepared(JOHN, intent(Intent.DELIVERY_ISSUE), sentiment(SentimentLabel.NEGATIVE, complaint=True))
+    tracking, note = await run(rig, env)
+    assert (tracking.type, tracking.status, tracking.data["tracking_number"]) == (
+        ActionType.TRACKING_LOOKUP,
+        ActionStatus.DONE,
+        "TRK100000002",
+    )
+    assert (note.type, note.status) == (ActionType.ADD_NOTE, ActionStatus.DONE)
+    [record] = rig.state.records.values()
+    assert record["kind"] == "note"
+    assert env.message_id in record["text"]
+
+
+async def test_redelivery_repeats_no_side_effect(rig: Rig) -> None:
+    first = await run(rig, prepared(JANE, intent(Intent.CANCELLATION_REQUEST), message_id="msg-replay"))
+    again = await run(rig, prepared(JANE, intent(Intent.CANCELLATION_REQUEST), message_id="msg-replay"))
+    assert rig.state.effects == 1
+    assert [o.model_dump(exclude={"detail"}) for o in again] == [
+        o.model_dump(exclude={"detail"}) for o in first
+    ]
+    assert again[0].status is ActionStatus.DONE
+
+
+async def test_a_new_message_on_a_changed_order_is_refused_by_the_api(rig: Rig) -> None:
+    await run(rig, prepared(JANE, intent(Intent.CANCELLATION_REQUEST), message_id="msg-1"))
+    # Context still says "processing" (e.g. from a cache), but the order was cancelled meanwhile.
+    [outcome] = await run(rig, prepared(JANE, intent(Intent.CANCELLATION_REQUEST), message_id="msg-2"))
+    assert outcome.status is ActionStatus.REFUSED
+    assert "cancelled" in outcome.detail
+    assert rig.state.effects == 1
+
+
+async def test_a_change_invalidates_the_cached_context(rig: Rig) -> None:
+    cache = acquire_context_cache(rig.deps)
+    try:
+        await cache.put(context_for(JANE))
+        await run(rig, prepared(JANE, intent(Intent.CANCELLATION_REQUEST)))
+        assert await cache.get(JANE) is None
+    finally:
+        await release_context_cache(rig.deps)
+
+
+async def test_nothing_planned_leaves_the_envelope_alone(rig: Rig) -> None:
+    env = prepared(JOHN, intent(Intent.ORDER_STATUS))
+    assert await run(rig, env) == []
+    assert rig.state.effects == 0

@@ -1,0 +1,160 @@
+"""guardrail_validator policy: what a draft may not say, and regenerate-once-then-replace-or-escalate."""
+
+from __future__ import annotations
+
+import pytest
+
+from actormesh_runtime.actors.guardrail_validator import GuardrailValidator, check
+from actormesh_runtime.actors.intent_analyzer import classify
+from actormesh_runtime.catalog import DEFAULT_ROUTE, ActorName
+from actormesh_runtime.envelope import DraftResponse, Envelope, Sentiment, SentimentLabel, Urgency
+from tests.support.envelopes import JOHN, make_deps, make_envelope
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("Hello John, I see the issue with ORD-10002.", id="hello-and-issue"),
+        pytest.param("Thanks for your assistance; we assess every return.", id="assistance-assess"),
+        pytest.param("Our shell, class and passport cases are sold out.", id="shell-class-pass"),
+        pytest.param("Returns are accepted within 30 days of delivery.", id="correct-return-policy"),
+        pytest.param("We offer a 30-day return window.", id="30-day-window"),
+        pytest.param(
+            "Shipping is free on orders over $50. Free shipping over $50 applies.", id="correct-shipping"
+        ),
+        pytest.param("Electronics come with a 1-year warranty.", id="correct-warranty"),
+        pytest.param("The warranty is 12 months on electronics.", id="warranty-in-months"),
+        pytest.param(
+            "I've filed a refund request for ORD-10001; our billing team will review it.",
+            id="refund-request-filed",
+        ),
+        pytest.param(
+            "ORD-10003 was delivered 45 days ago, outside our 30-day return window.",
+            id="days-ago-is-not-a-policy",
+        ),
+        pytest.param(f"I couldn't find an account for {JOHN}.", id="customer-own-email"),
+        pytest.param("Your order total was $149.00.", id="plain-price"),
+    ],
+)
+def test_clean_drafts_pass(text: str) -> None:
+    assert check(text, JOHN) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        pytest.param("Your card 4111 1111 1111 1111 was charged.", "pii: card number", id="card"),
+        pytest.param("Your SSN 123-45-6789 is on file.", "pii: social security number", id="ssn"),
+        pytest.param(
+            "Jane (jane.smith@example.com) had the same problem.",
+            "pii: email address other than the customer's",
+            id="other-email",
+        ),
+        pytest.param("What the hell happened here.", "profanity: hell", id="hell"),
+        pytest.param("Damn, that's unlucky.", "profanity: damn", id="damn"),
+        pytest.param("That was a stupid question.", "profanity: stupid", id="stupid"),
+        pytest.param("Feel free to sue us.", "profanity: sue", id="sue"),
+        pytest.param("We will refund you today.", "refund promised", id="we-will-refund"),
+        pytest.param("We'll issue you a full refund.", "refund promised", id="issue-full-refund"),
+        pytest.param("You will receive a refund within 3 days.", "refund promised", id="you-will-receive"),
+        pytest.param("Your refund has been approved.", "refund promised", id="refund-approved"),
+        pytest.param("You'll get a refund of $49.99.", "amount promised", id="refund-of-amount"),
+        pytest.param("Here is a $20 voucher for the trouble.", "amount promised", id="voucher"),
+        pytest.param("We guarantee it arrives tomorrow.", "guarantee", id="guarantee"),
+        pytest.param("I promise it will be fine.", "guarantee", id="promise"),
+        pytest.param("It will definitely arrive on Monday.", "guarantee", id="definitely-arrive"),
+        pytest.param(
+            "You can return it within 14 days.",
+            "policy contradiction: returns are accepted within 30 days",
+            id="14-day-returns",
+        ),
+        pytest.param(
+            "We have a 60-day return policy.",
+            "policy contradiction: returns are accepted within 30 days",
+            id="60-day-return",
+        ),
+        pytest.param(
+            "Sorry, we don't accept returns.",
+            "policy contradiction: returns are accepted within 30 days",
+            id="no-returns",
+        ),
+        pytest.param(
+            "Free shipping on orders over $25.",
+            "policy contradiction: shipping is free over $50",
+            id="wrong-shipping-threshold",
+        ),
+        pytest.param(
+            "Electronics have a 2-year warranty.",
+            "policy contradiction: electronics have a 1-year warranty",
+            id="2-year-warranty",
+        ),
+        pytest.param(
+            "It has a lifetime warranty.",
+            "policy contradiction: electronics have a 1-year warranty",
+            id="lifetime-warranty",
+        ),
+    ],
+)
+def test_rejections(text: str, reason: str) -> None:
+    assert reason in check(text, JOHN)
+
+
+def _with_draft(text: str, attempt: int = 1, urgency: Urgency = Urgency.LOW) -> Envelope:
+    envelope = make_envelope("Where is my order?", with_context=True)
+    envelope.slip.index = DEFAULT_ROUTE.index(ActorName.GUARDRAIL_VALIDATOR)
+    envelope.sentiment = Sentiment(label=SentimentLabel.NEUTRAL, score=0.0, urgency=urgency)
+    envelope.intent = classify(envelope.message)
+    envelope.draft = DraftResponse(text=text, method="llm", attempt=attempt)
+    return envelope
+
+
+async def test_approved_draft_keeps_the_route() -> None:
+    envelope = _with_draft("Your order ORD-10002 is out for delivery.")
+    await GuardrailValidator(make_deps()).handle(envelope)
+    assert envelope.guardrail is not None
+    assert (envelope.guardrail.approved, envelope.guardrail.action) == (True, "approved")
+    assert envelope.slip.remaining == [ActorName.RESPONSE_AGGREGATOR]
+
+
+async def test_first_rejection_regenerates_with_reasons() -> None:
+    envelope = _with_draft("We will refund you $50, guaranteed.")
+    done = envelope.slip.steps[: envelope.slip.index + 1]
+    await GuardrailValidator(make_deps()).handle(envelope)
+    verdict = envelope.guardrail
+    assert verdict is not None
+    assert (verdict.approved, verdict.action) == (False, "regenerate")
+    assert "refund promised" in verdict.reasons
+    assert "guarantee" in verdict.reasons
+    assert envelope.slip.steps[: envelope.slip.index + 1] == done  # history untouched
+    assert envelope.slip.remaining == [
+        ActorName.RESPONSE_GENERATOR,
+        ActorName.GUARDRAIL_VALIDATOR,
+        ActorName.RESPONSE_AGGREGATOR,
+    ]
+
+
+@pytest.mark.parametrize(
+    ("urgency", "action", "remaining"),
+    [
+        pytest.param(
+            Urgency.LOW, "replaced", [ActorName.RESPONSE_AGGREGATOR], id="calm-customer-gets-template"
+        ),
+        pytest.param(
+            Urgency.HIGH,
+            "escalate",
+            [ActorName.ESCALATION_ROUTER, ActorName.RESPONSE_AGGREGATOR],
+            id="urgent-customer-gets-a-human",
+        ),
+    ],
+)
+async def test_second_rejection(urgency: Urgency, action: str, remaining: list[ActorName]) -> None:
+    envelope = _with_draft("We will refund you, I promise.", attempt=2, urgency=urgency)
+    await GuardrailValidator(make_deps()).handle(envelope)
+    verdict = envelope.guardrail
+    assert verdict is not None
+    assert (verdict.approved, verdict.action) == (False, action)
+    assert envelope.slip.remaining == remaining
+    if action == "replaced":
+        assert verdict.replacement is not None
+        assert "ORD-10002" in verdict.replacement  # the safe template still uses the real data
+        assert check(verdict.replacement, JOHN) == []

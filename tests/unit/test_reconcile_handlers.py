@@ -1,0 +1,135 @@
+"""The kopf layer's pure parts and the wake-up queue (no cluster, no sockets)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import kopf
+
+from actormesh_operator.reconcile.handlers import ANNOTATION_PREFIX, configure_kopf, controller_owner
+from actormesh_operator.reconcile.observe import observed_state, selector_string
+from actormesh_operator.reconcile.queue import WakeupQueue
+
+
+def test_child_maps_to_its_controlling_mesh() -> None:
+    child = {
+        "metadata": {
+            "ownerReferences": [
+                {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs", "controller": True},
+                {
+                    "apiVersion": "actormesh.io/v1alpha1",
+                    "kind": "ActorMesh",
+                    "name": "demo",
+                    "controller": True,
+                },
+            ]
+        }
+    }
+    assert controller_owner(child) == "demo"
+    assert controller_owner({"metadata": {"labels": {"app.kubernetes.io/instance": "demo"}}}) is None
+
+
+def test_kopf_settings() -> None:
+    settings = kopf.OperatorSettings()
+    configure_kopf(settings)
+    assert settings.peering.standalone is True
+    assert settings.scanning.disabled is True
+    assert settings.persistence.finalizer.startswith(ANNOTATION_PREFIX + "/")
+    assert isinstance(settings.persistence.progress_storage, kopf.AnnotationsProgressStorage)
+    assert isinstance(settings.persistence.diffbase_storage, kopf.AnnotationsDiffBaseStorage)
+    assert settings.posting.level > logging.ERROR
+    # Child watches are filtered by the API server, not only by kopf's client-side label filter.
+    assert len(settings.watching.label_selectors) >= 9
+    assert set(settings.watching.label_selectors.values()) == {
+        "app.kubernetes.io/managed-by=actormesh-operator"
+    }
+
+
+def test_selector_string_is_sorted() -> None:
+    assert selector_string({"b": "2", "a": "1"}) == "a=1,b=2"
+
+
+def test_observed_state_picks_workloads_and_the_gateway_service() -> None:
+    def obj(kind: str, name: str, component: str) -> dict[str, object]:
+        return {
+            "apiVersion": "v1",
+            "kind": kind,
+            "metadata": {
+                "name": name,
+                "namespace": "ns",
+                "labels": {"app.kubernetes.io/component": component},
+            },
+            "spec": {"replicas": 2, "ports": [{"port": 80}]},
+            "status": {"readyReplicas": 1},
+        }
+
+    live = {
+        ("apps", "StatefulSet", "ns", "demo-nats"): obj("StatefulSet", "demo-nats", "nats"),
+        ("", "Service", "ns", "demo-nats"): obj("Service", "demo-nats", "nats"),
+        ("", "Service", "ns", "demo-gateway"): obj("Service", "demo-gateway", "gateway"),
+    }
+    state = observed_state(live, keda=False, missing=[], applied=True)
+    nats = state.workload("nats")
+    assert nats is not None
+    assert (nats.desired, nats.ready) == (2, 1)
+    assert state.gateway_service is not None
+    assert state.gateway_service.name == "demo-gateway"
+    assert state.gateway_ingress is None
+
+
+async def test_queue_coalesces_a_burst_into_one_run() -> None:
+    runs: list[tuple[str, str, str]] = []
+
+    async def run(namespace: str, name: str, trigger: str) -> float | None:
+        runs.append((namespace, name, trigger))
+        return None
+
+    queue = WakeupQueue(run, debounce_s=0.01)
+    for _ in range(30):
+        queue.schedule("ns", "demo", "child")
+    queue.schedule("ns", "other", "resync")
+    await _drained(queue)
+    assert sorted(runs) == [("ns", "demo", "child"), ("ns", "other", "resync")]
+
+
+async def test_queue_runs_once_more_when_woken_during_a_run_and_retries_on_request() -> None:
+    started, release = asyncio.Event(), asyncio.Event()
+    calls: list[str] = []
+
+    async def run(namespace: str, name: str, trigger: str) -> float | None:
+        calls.append(trigger)
+        if len(calls) == 1:
+            started.set()
+            await release.wait()
+        if len(calls) == 2:
+            return 0.01  # a transient failure: retry after 10 ms
+        return None
+
+    queue = WakeupQueue(run, debounce_s=0.01)
+    queue.schedule("ns", "demo", "create")
+    await started.wait()
+    queue.schedule("ns", "demo", "child")
+    queue.schedule("ns", "demo", "child")
+    release.set()
+    await _drained(queue)
+    assert calls == ["create", "child", "child"]
+
+
+async def test_queue_close_cancels_pending_work() -> None:
+    async def run(namespace: str, name: str, trigger: str) -> float | None:
+        raise AssertionError("must not run")
+
+    queue = WakeupQueue(run, debounce_s=60)
+    queue.schedule("ns", "demo", "child")
+    await queue.close()
+    queue.schedule("ns", "demo", "child")
+    assert queue.pending() == 0
+
+
+async def _drained(queue: WakeupQueue) -> None:
+    """Poll with a deadline: the queue has no completion event (nothing in the operator needs one)."""
+    deadline = asyncio.get_running_loop().time() + 5
+    while queue.pending():
+        assert asyncio.get_running_loop().time() < deadline, "queue did not drain"
+        await asyncio.sleep(0.005)
