@@ -97,7 +97,7 @@ def test_every_samples_children_are_accepted(
 
 
 # Spec changes a user makes to a running mesh; each must re-apply over the children of the base spec.
-CHANGES = {
+CHANGES: dict[str, dict[str, Any]] = {
     "extra-labels-and-annotations": {"extraLabels": {"team": "cx"}, "extraAnnotations": {"a": "b"}},
     "image-bump": {"image": "ghcr.io/example/actormesh:0.2.0", "nats": {"image": "nats:2.12.1-alpine"}},
     "nats-1-to-3": {"nats": {"replicas": 3}},

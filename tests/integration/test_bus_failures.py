@@ -9,6 +9,7 @@ import asyncio
 import json
 
 import pytest
+from prometheus_client import REGISTRY
 
 from actormesh_runtime.bus import dlq
 from actormesh_runtime.catalog import ActorName
@@ -25,6 +26,11 @@ from tests.support.bus_actors import (
 )
 
 pytestmark = pytest.mark.integration
+
+
+def _sample(counter: str) -> float:
+    value = REGISTRY.get_sample_value(f"actormesh_messages_{counter}_total", {"actor": "sentiment_analyzer"})
+    return value or 0.0
 
 
 async def _always_transient(envelope: Envelope, call: int) -> None:
@@ -44,10 +50,16 @@ async def test_poison_message_is_dead_lettered_after_max_deliver_and_caller_gets
         await rig.add_host(ErrorEscalationActor())
         await rig.add_host(SinkAggregator(rig.deps))
         env = rig.envelope()
+        before = {name: _sample(name) for name in ("failed", "redelivered", "dead_lettered")}
 
         result = await rig.ask(env)
 
         assert rec.calls[env.message_id] == 3
+        assert {name: _sample(name) - before[name] for name in before} == {
+            "failed": 3,
+            "redelivered": 2,
+            "dead_lettered": 1,
+        }
         assert result.escalated
         assert result.reference_id is not None
         assert result.flags == ["error"]
@@ -117,6 +129,8 @@ async def test_poison_aggregator_still_answers_the_caller(nats_server: str) -> N
         assert "something went wrong" in result.response
         records = await dlq.list_records(rig.js, rig.subjects)
         assert [r.record.actor for r in records] == [ActorName.RESPONSE_AGGREGATOR] * 2
+        history = await rig.js.stream_info(rig.subjects.stream, subjects_filter=rig.subjects.history_events)
+        assert history.state.subjects == {rig.subjects.history_events: 1}, "the fallback is recorded too"
 
 
 async def test_failing_error_handler_falls_through_to_aggregator(nats_server: str) -> None:

@@ -131,7 +131,7 @@ def test_resources_override_replaces_whole() -> None:
 
 def test_quantities_accept_yaml_numbers() -> None:
     resources = Resources.model_validate({"requests": {"cpu": 1, "memory": "1.5Gi"}})
-    assert resources.to_k8s() == {"requests": {"cpu": "1", "memory": "1.5Gi"}, "limits": {}}
+    assert resources.to_k8s() == {"requests": {"cpu": "1", "memory": "1.5Gi"}}
 
 
 def test_secret_refs_name_their_fields() -> None:

@@ -84,6 +84,10 @@ class Resources(ApiModel):
     limits: dict[str, Quantity] = Field(default_factory=dict)
     """Hard caps, e.g. `{memory: 256Mi}`."""
 
+    def to_k8s(self) -> dict[str, Any]:
+        # An empty map would be dropped by the API server and then look like drift on every compare.
+        return {k: v for k, v in super().to_k8s().items() if v}
+
 
 class Toleration(ApiModel):
     """A Pod toleration (same fields as `core/v1.Toleration`)."""

@@ -92,7 +92,8 @@ def fallback_sentence(outcome: ActionOutcome) -> str:
     words: dict[tuple[ActionType, ActionStatus], str] = {
         (ActionType.CANCEL_ORDER, ActionStatus.DONE): f"{oid} has been cancelled.",
         (ActionType.CANCEL_ORDER, ActionStatus.PENDING_REVIEW): (
-            f"A cancellation request for {oid} has been filed for review; the order stays as it is until then."
+            f"A cancellation request for {oid} has been filed for review; "
+            "the order stays as it is until then."
         ),
         (ActionType.CREATE_RETURN_LABEL, ActionStatus.DONE): (
             f"A return label for {oid} has been created{_label_ref(outcome)}."

@@ -133,7 +133,7 @@ def _general_question(envelope: Envelope) -> str:
     if re.search(r"\bwarrant", text):
         answers.append(f.POLICY_WARRANTY)
     if not answers:
-        answers = [f"I can help with {CAPABILITIES}.", f.POLICY_RETURNS, f.POLICY_SHIPPING, f.POLICY_WARRANTY]
+        return f"I can help with {CAPABILITIES}. What can I help you with today?"
     return " ".join(answers) + " Is there anything else I can help with?"
 
 

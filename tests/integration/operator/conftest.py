@@ -36,7 +36,9 @@ def crd(kube_control_plane: KubeControlPlane) -> KubeControlPlane:
     established = '{.status.conditions[?(@.type=="Established")].status}'
     wait_for(
         f"CRD {CRD_NAME} established",
-        lambda: kube_control_plane.kubectl("get", f"crd/{CRD_NAME}", "-o", f"jsonpath={established}").stdout
+        lambda: kube_control_plane.kubectl(
+            "get", f"crd/{CRD_NAME}", "-o", f"jsonpath={established}", check=False
+        ).stdout
         == "True",
     )
     return kube_control_plane

@@ -1,0 +1,84 @@
+"""Drift: a deleted or edited child is restored through the child watch; an HPA's scaling is kept."""
+
+from __future__ import annotations
+
+import pytest
+
+from actormesh_operator.builders import names
+from tests.integration.operator.conftest import OperatorFactory
+from tests.integration.operator.kubeapi import (
+    FIELD_MANAGER,
+    apply,
+    children,
+    get,
+    merge_patch,
+    minimal_mesh,
+    reconciled,
+    try_get,
+)
+from tests.support.k8s import wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.k8s, pytest.mark.xdist_group("k8s")]
+
+
+def test_deleted_and_edited_children_are_restored(operators: OperatorFactory, kube_namespace: str) -> None:
+    kube, ns, mesh = operators.kube, kube_namespace, "drift"
+    # A resync far in the future: only the child watch can bring the children back in time.
+    operators.start(resync_interval_s=3600)
+    apply(kube, ns, minimal_mesh(mesh))
+    wait_for("mesh reconciled", lambda: reconciled(kube, ns, mesh) is not None)
+    gateway, config = names.gateway(mesh), names.runtime_config(mesh)
+    wait_for("children created", lambda: ("Service", gateway) in children(kube, ns, mesh))
+    original = get(kube, ns, "deployment", gateway)
+    container = original["spec"]["template"]["spec"]["containers"][0]
+    old_uid = get(kube, ns, "service", gateway)["metadata"]["uid"]
+
+    kube.kubectl("delete", "service", gateway, "configmap", config, "-n", ns)
+    kube.kubectl("set", "image", f"deployment/{gateway}", f"{container['name']}=evil/image:1", "-n", ns)
+    kube.kubectl("label", "networkpolicy", names.network_policy(mesh, "deny-all"), "-n", ns,
+                 "app.kubernetes.io/managed-by-", check=False)
+
+    def restored() -> bool:
+        service = try_get(kube, ns, "service", gateway)
+        deployment = get(kube, ns, "deployment", gateway)
+        image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+        return (
+            service is not None
+            and service["metadata"]["uid"] != old_uid
+            and try_get(kube, ns, "configmap", config) is not None
+            and image == container["image"]
+        )
+
+    wait_for("deleted and edited children restored", restored, timeout=60)
+
+
+def test_hpa_scaling_is_not_reverted(operators: OperatorFactory, kube_namespace: str) -> None:
+    kube, ns, mesh = operators.kube, kube_namespace, "scaled"
+    operators.start()
+    autoscaling = {"enabled": True, "minReplicas": 2, "maxReplicas": 5}
+    apply(kube, ns, minimal_mesh(mesh, actors={"defaults": {"autoscaling": autoscaling}}))
+    wait_for("mesh reconciled", lambda: reconciled(kube, ns, mesh) is not None)
+    actor = names.actor(mesh, _sentiment())
+
+    # The real HPA controller raises the Deployment from its default 1 to minReplicas (no metrics needed).
+    wait_for("HPA scaled the actor to 2", lambda: get(kube, ns, "deployment", actor)["spec"]["replicas"] == 2)
+
+    # Make the operator reconcile again (a spec change elsewhere) and let the child watch fire too.
+    merge_patch(kube, ns, f"actormesh/{mesh}", {"spec": {"gateway": {"replicas": 2}}})
+    wait_for("new generation reconciled", lambda: reconciled(kube, ns, mesh) is not None)
+    wait_for("gateway scaled by the operator", lambda: get(kube, ns, "deployment", names.gateway(mesh))
+             ["spec"]["replicas"] == 2)
+
+    deployment = children(kube, ns, mesh)[("Deployment", actor)]
+    assert deployment["spec"]["replicas"] == 2
+    ours = [m for m in deployment["metadata"]["managedFields"] if m["manager"] == FIELD_MANAGER]
+    assert ours, "the operator applied the Deployment"
+    assert all("f:replicas" not in m["fieldsV1"].get("f:spec", {}) for m in ours), (
+        "the operator must not own spec.replicas of an autoscaled Deployment"
+    )
+
+
+def _sentiment():  # type: ignore[no-untyped-def]
+    from actormesh_runtime.catalog import ACTORS_BY_NAME, ActorName
+
+    return ACTORS_BY_NAME[ActorName.SENTIMENT_ANALYZER]

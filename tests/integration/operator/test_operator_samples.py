@@ -1,0 +1,66 @@
+"""Every sample in config/samples/ is reconciled into exactly the expected children."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.integration.operator.conftest import ROOT, OperatorFactory
+from tests.integration.operator.kubeapi import (
+    FIELD_MANAGER,
+    apply,
+    children,
+    condition,
+    create_referenced_secrets,
+    expected_children,
+    load_sample,
+    reconciled,
+)
+from tests.support.k8s import wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.k8s, pytest.mark.xdist_group("k8s")]
+
+SAMPLES = sorted((ROOT / "config" / "samples").glob("*.yaml"))
+
+
+def test_there_are_samples() -> None:
+    assert {p.name for p in SAMPLES} >= {"minimal.yaml", "production.yaml", "external.yaml"}
+
+
+@pytest.mark.parametrize("sample", SAMPLES, ids=[p.stem for p in SAMPLES])
+def test_sample_is_reconciled_into_exactly_the_expected_children(
+    operators: OperatorFactory, kube_namespace: str, sample: Path
+) -> None:
+    kube, ns = operators.kube, kube_namespace
+    body = load_sample(sample)
+    name = body["metadata"]["name"]
+    create_referenced_secrets(kube, ns, body)
+    operators.start()
+    apply(kube, ns, body)
+
+    wait_for(f"{sample.name} reconciled", lambda: reconciled(kube, ns, name) is not None)
+    mesh = reconciled(kube, ns, name)
+    assert mesh is not None
+    expected = expected_children(mesh)
+    wait_for(f"{sample.name}: children", lambda: set(children(kube, ns, name)) == expected)
+
+    for (kind, child), obj in children(kube, ns, name).items():
+        owners = obj["metadata"].get("ownerReferences") or []
+        assert [(o["kind"], o["name"], o["uid"], o.get("controller")) for o in owners] == [
+            ("ActorMesh", name, mesh["metadata"]["uid"], True)
+        ], f"{kind}/{child} owner references"
+        managers = {(m["manager"], m["operation"]) for m in obj["metadata"].get("managedFields") or []}
+        assert (FIELD_MANAGER, "Apply") in managers, f"{kind}/{child} not applied by {FIELD_MANAGER}"
+        assert not any(key.startswith("actormesh.io/kopf") for key in obj["metadata"].get("annotations") or {})
+
+    # No kubelet: nothing becomes ready, so the mesh is progressing, never stalled, never Ready.
+    assert condition(mesh, "Stalled")["status"] == "False"
+    assert condition(mesh, "Ready")["status"] == "False"
+    assert mesh["status"]["phase"] == "Progressing"
+    # kopf's bookkeeping lives in annotations under our prefix, never in status.
+    assert set(mesh["status"]) <= {
+        "observedGeneration", "phase", "conditions", "components", "actorsReady", "gatewayEndpoint"
+    }
+    assert "actormesh.io/last-handled-configuration" in mesh["metadata"]["annotations"]
+    assert not mesh["metadata"].get("finalizers"), "no finalizer: deleting a mesh never needs the operator"
