@@ -104,18 +104,18 @@ class OperatorFactory:
         self.running: list[OperatorThread] = []
 
     def start(self, **overrides: Any) -> OperatorThread:
-        settings = OperatorSettings(
-            namespace=self.namespace,
-            metrics_port=0,
-            health_port=0,
-            log_format="text",
+        values: dict[str, Any] = {
+            "namespace": self.namespace,
+            "metrics_port": 0,
+            "health_port": 0,
+            "log_format": "text",
             # Fast resync and retries so recovery paths finish within a test's deadline.
-            resync_interval_s=2.0,
-            resync_jitter_s=0.5,
-            retry_backoff_s=0.5,
-            retry_backoff_max_s=2.0,
-            **overrides,
-        )
+            "resync_interval_s": 2.0,
+            "resync_jitter_s": 0.5,
+            "retry_backoff_s": 0.5,
+            "retry_backoff_max_s": 2.0,
+        }
+        settings = OperatorSettings(**{**values, **overrides})
         operator = OperatorThread(settings, self.creds).start()
         self.running.append(operator)
         return operator
