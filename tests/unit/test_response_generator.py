@@ -17,8 +17,9 @@ from actormesh_runtime.envelope import (
     GuardrailVerdict,
 )
 from actormesh_runtime.llm.errors import LLMTimeout
+from actormesh_runtime.replies import facts
 from actormesh_runtime.replies.templates import INJECTION_REPLY
-from tests.support.envelopes import BOB, JANE, JOHN, MIA, make_deps, make_envelope
+from tests.support.envelopes import BOB, JANE, JOHN, MIA, context_for, make_deps, make_envelope
 from tests.support.scripted_llm import ScriptedLLM, deps_with
 
 
@@ -297,3 +298,27 @@ async def test_prompt_injection_never_reaches_the_llm() -> None:
     assert llm.calls == []
     assert envelope.draft is not None
     assert envelope.draft.text == INJECTION_REPLY
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        pytest.param(
+            "pending", "ORD-10002 (Laptop Stand, USB-C Hub x2) is pending; it was placed on", id="pending"
+        ),
+        pytest.param(
+            "processing", "is processing; it was placed on 2026-11-01 and has not shipped yet", id="open"
+        ),
+        pytest.param(
+            "shipped", "shipped on 2026-11-24 with UPS, tracking number TRK100000002.", id="shipped"
+        ),
+        pytest.param("delivered", "was delivered with UPS, tracking number TRK100000002.", id="delivered"),
+        pytest.param(
+            "cancelled", "ORD-10002 (Laptop Stand, USB-C Hub x2) is cancelled with UPS", id="cancelled"
+        ),
+        pytest.param("return_started", "is being returned", id="return-started"),
+    ],
+)
+def test_order_sentence(status: str, expected: str) -> None:
+    order = context_for(JOHN).orders[1].model_copy(update={"status": status})
+    assert expected in facts.order_sentence(order)

@@ -10,7 +10,7 @@ a mesh that bypassed admission (or an older CRD) still fails with the same field
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -35,6 +35,7 @@ from actormesh_operator.api.types import (
     DNS1123_LABEL,
     DNS1123_SUBDOMAIN,
     ApiModel,
+    LabelKey,
     LabelValue,
     LocalObjectReference,
     Quantity,
@@ -81,6 +82,7 @@ __all__ = [
 ]
 
 HTTP_URL_PATTERN = r"^https?://\S+$"
+CORS_ORIGIN_PATTERN = r"^(\*|https?://[^\s/]+)$"
 MAX_NAME_LENGTH = 40
 """Longest mesh name: keeps `<mesh>-execution-coordinator` and StatefulSet names readable (no hash)."""
 
@@ -132,7 +134,7 @@ class IngressSpec(ApiModel):
     """IngressClass (unset: the cluster default)."""
     tls_secret_name: str | None = Field(None, max_length=253, pattern=DNS1123_SUBDOMAIN)
     """TLS certificate Secret (unset: plain HTTP)."""
-    annotations: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[LabelKey, str] = Field(default_factory=dict)
     """Extra annotations for the Ingress, e.g. for cert-manager."""
 
     @model_validator(mode="after")
@@ -153,7 +155,9 @@ class GatewaySpec(ApiModel):
     ingress: IngressSpec = Field(default_factory=IngressSpec)
     auth_secret_ref: SecretKeyRef | None = None
     """Secret key holding the JWT signing secret (unset: the API is open)."""
-    cors_origins: list[str] = Field(default_factory=list, max_length=64)
+    cors_origins: list[Annotated[str, Field(pattern=CORS_ORIGIN_PATTERN)]] = Field(
+        default_factory=list, max_length=64
+    )
     """Browser origins allowed to call the API."""
     autoscaling: CPUAutoscaling = Field(default_factory=CPUAutoscaling)
     resources: Resources = Field(
@@ -232,9 +236,9 @@ class ActorMeshSpec(ApiModel):
     pod_disruption_budget: PodDisruptionBudgetSpec = Field(default_factory=PodDisruptionBudgetSpec)
     persistence: PersistenceSpec = Field(default_factory=PersistenceSpec)
     scheduling: Scheduling = Field(default_factory=Scheduling)
-    extra_labels: dict[str, LabelValue] = Field(default_factory=dict, max_length=64)
+    extra_labels: dict[LabelKey, LabelValue] = Field(default_factory=dict, max_length=64)
     """Labels added to every child object and pod (`app.kubernetes.io/*` is reserved)."""
-    extra_annotations: dict[str, str] = Field(default_factory=dict, max_length=64)
+    extra_annotations: dict[LabelKey, str] = Field(default_factory=dict, max_length=64)
     """Annotations added to every child object and pod."""
 
     @model_validator(mode="after")

@@ -17,6 +17,16 @@ QUANTITY_PATTERN = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+|[KMGTPE]
 DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS1123_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 
+LabelKey = Annotated[
+    str,
+    Field(
+        max_length=316,
+        pattern=r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$",
+    ),
+]
+"""A label or annotation key: optional DNS-subdomain prefix and `/`, then a name (checked by the model only:
+CRDs cannot constrain map keys, so a bad key surfaces as `Stalled/InvalidSpec` naming the field)."""
+
 LabelValue = Annotated[str, Field(max_length=63, pattern=r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")]
 """A Kubernetes label value (empty, or ≤ 63 alphanumerics, `-`, `_`, `.`)."""
 
@@ -102,7 +112,7 @@ class Toleration(ApiModel):
 class Scheduling(ApiModel):
     """Where the mesh's pods may run; copied onto every pod the operator creates."""
 
-    node_selector: dict[str, str] = Field(default_factory=dict)
+    node_selector: dict[LabelKey, LabelValue] = Field(default_factory=dict)
     """Node labels every pod requires."""
     tolerations: list[Toleration] = Field(default_factory=list)
     """Taints the pods tolerate."""

@@ -27,6 +27,9 @@ POLICY_SHIPPING = f"Shipping is free on orders over ${FREE_SHIPPING_OVER}."
 POLICY_WARRANTY = f"Electronics come with a {WARRANTY_YEARS}-year warranty."
 
 
+_STATUS_WORDS = {"return_started": "being returned", "cancelled": "cancelled"}
+
+
 def _human(value: str) -> str:
     return value.replace("_", " ").strip()
 
@@ -78,7 +81,8 @@ def order_sentence(order: Order) -> str:
     if status == "delivered":
         when = f" on {_date(order.delivered_at)}" if order.delivered_at else ""
         return f"{label} was delivered{when}{shipping}."
-    return f"{label} is {_human(status)}{shipping}.{_tracking_sentence(order)}"
+    wording = _STATUS_WORDS.get(status, _human(status))
+    return f"{label} is {wording}{shipping}.{_tracking_sentence(order)}"
 
 
 def _label_ref(outcome: ActionOutcome) -> str:

@@ -63,7 +63,7 @@ def _order_status(envelope: Envelope) -> str:
     orders = list(f.customer_orders(envelope).values())
     if not orders:
         return "I don't see any orders on your account yet."
-    active = [o for o in orders if o.status.lower() != "delivered"] or orders
+    active = [o for o in orders if o.status.lower() not in ("delivered", "cancelled")] or orders
     return "Here is where your orders stand: " + _orders_block(active)
 
 

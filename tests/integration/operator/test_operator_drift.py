@@ -33,10 +33,10 @@ def test_deleted_and_edited_children_are_restored(operators: OperatorFactory, ku
     container = original["spec"]["template"]["spec"]["containers"][0]
     old_uid = get(kube, ns, "service", gateway)["metadata"]["uid"]
 
-    kube.kubectl("delete", "service", gateway, "configmap", config, "-n", ns)
+    kube.kubectl("delete", f"service/{gateway}", f"configmap/{config}", "-n", ns)
     kube.kubectl("set", "image", f"deployment/{gateway}", f"{container['name']}=evil/image:1", "-n", ns)
-    kube.kubectl("label", "networkpolicy", names.network_policy(mesh, "deny-all"), "-n", ns,
-                 "app.kubernetes.io/managed-by-", check=False)
+    policy = names.network_policy(mesh, "deny-all")
+    kube.kubectl("label", "networkpolicy", policy, "-n", ns, "app.kubernetes.io/managed-by-")
 
     def restored() -> bool:
         service = try_get(kube, ns, "service", gateway)
@@ -47,6 +47,7 @@ def test_deleted_and_edited_children_are_restored(operators: OperatorFactory, ku
             and service["metadata"]["uid"] != old_uid
             and try_get(kube, ns, "configmap", config) is not None
             and image == container["image"]
+            and "app.kubernetes.io/managed-by" in get(kube, ns, "networkpolicy", policy)["metadata"]["labels"]
         )
 
     wait_for("deleted and edited children restored", restored, timeout=60)
