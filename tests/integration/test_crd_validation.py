@@ -224,3 +224,8 @@ def test_computed_status_is_stored_unpruned_and_printed(
     assert row.split()[1:4] == ["False", "Progressing", "0/9"]
     # The short name and the category both find it.
     assert name in crd_installed.kubectl("get", "actormesh", "-n", kube_namespace, "-o", "name").stdout
+
+
+def test_config_crd_kustomization_renders_the_generated_crd(kube_control_plane: KubeControlPlane) -> None:
+    rendered = kube_control_plane.kubectl("kustomize", str(ROOT / "config" / "crd")).stdout
+    assert yaml.safe_load(rendered) == yaml.safe_load(CRD_FILE.read_text())

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import kubernetes_validate
 import pytest
 import yaml
 
@@ -144,3 +145,7 @@ def test_main_prints_the_crd(capsys: pytest.CaptureFixture[str]) -> None:
 def test_unions_are_refused() -> None:
     with pytest.raises(ValueError, match="not structural"):
         schema.structural({"anyOf": [{"type": "string"}, {"type": "integer"}]}, {})
+
+
+def test_crd_validates_against_kubernetes_1_34() -> None:
+    kubernetes_validate.validate(schema.crd(), "1.34.0", strict=True)

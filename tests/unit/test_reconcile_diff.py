@@ -16,6 +16,7 @@ from actormesh_operator.reconcile.diff import (
     first_difference,
     manifest_hash,
     parse_quantity,
+    replicas_handover,
     select_prunable,
     with_hash,
 )
@@ -193,3 +194,48 @@ def test_prune_tells_kinds_apart() -> None:
     desired = [_child("Service", "demo-gateway")]
     live = [_child("Deployment", "demo-gateway")]
     assert select_prunable(live, desired, UID) == live
+
+
+def _owned_replicas(live: dict[str, Any], manager: str = MANAGER, subresource: str | None = None) -> None:
+    entry: dict[str, Any] = {
+        "manager": manager,
+        "operation": "Apply" if manager == MANAGER else "Update",
+        "fieldsV1": {"f:spec": {"f:replicas": {}, "f:template": {}}},
+    }
+    if subresource:
+        entry["subresource"] = subresource
+    live["metadata"]["managedFields"] = [entry]
+
+
+def test_replicas_are_handed_over_when_autoscaling_takes_them() -> None:
+    desired = with_hash(_deployment())  # autoscaled: no replicas
+    live = _live(desired)
+    live["spec"]["replicas"] = 4
+    _owned_replicas(live)
+    handover = replicas_handover(desired, live, MANAGER)
+    assert handover == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "demo-gateway", "namespace": "ns"},
+        "spec": {"replicas": 4},
+    }
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["we-still-set-replicas", "someone-else-owns-them", "only-via-scale-subresource", "new-object"],
+)
+def test_no_handover_needed(case: str) -> None:
+    desired = with_hash(_deployment())
+    live: dict[str, Any] | None = _live(desired)
+    assert live is not None
+    if case == "we-still-set-replicas":
+        desired["spec"]["replicas"] = 2
+        _owned_replicas(live)
+    elif case == "someone-else-owns-them":
+        _owned_replicas(live, manager="kube-controller-manager")
+    elif case == "only-via-scale-subresource":
+        _owned_replicas(live, subresource="scale")
+    else:
+        live = None
+    assert replicas_handover(desired, live, MANAGER) is None

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import kubernetes_validate
 import pytest
 import yaml
 
@@ -130,3 +131,22 @@ def test_kustomizations_tie_the_pieces_together() -> None:
             # kustomize only loads files inside the kustomization's directory (directories may be anywhere)
             target = (CONFIG / directory / resource).resolve()
             assert target.is_dir() or target.parent == (CONFIG / directory).resolve(), resource
+
+
+INSTALL_FILES = sorted(
+    p
+    for directory in ("rbac", "manager", "namespaced", "default")
+    for p in (CONFIG / directory).glob("*.yaml")
+    if p.name != "kustomization.yaml"
+)
+
+
+@pytest.mark.parametrize("path", INSTALL_FILES, ids=[f"{p.parent.name}/{p.name}" for p in INSTALL_FILES])
+def test_install_manifests_validate_against_kubernetes_1_34(path: Path) -> None:
+    for doc in _docs(path):
+        try:
+            kubernetes_validate.validate(doc, "1.34.0", strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            pytest.fail(
+                f"{path.name}: {doc['kind']}/{doc['metadata']['name']}: {exc.message} at {list(exc.path)}"
+            )

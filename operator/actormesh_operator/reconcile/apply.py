@@ -20,6 +20,7 @@ from actormesh_operator.reconcile.diff import (
     apply_reason,
     child_key,
     describe,
+    replicas_handover,
     select_prunable,
     with_hash,
 )
@@ -74,6 +75,11 @@ async def apply_children(
         if reason is None:
             continue
         name = describe(body)
+        handover = replicas_handover(body, live.get(key), field_manager)
+        if handover is not None:
+            with action(f"hand over replicas of {name}"):
+                await kube.apply(resource_for(body), handover, field_manager=f"{field_manager}-handover")
+            logger.info("handed spec.replicas of %s over to its autoscaler", name)
         with action(f"apply {name}"):
             live[key] = await kube.apply(resource_for(body), body, field_manager=field_manager)
         metrics.CHILD_WRITES.labels(kind=body["kind"], action="apply").inc()

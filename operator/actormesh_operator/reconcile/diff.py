@@ -167,6 +167,40 @@ def scalars_equal(desired: Any, live: Any) -> bool:
     return a is not None and a == b
 
 
+def replicas_handover(
+    desired: Mapping[str, Any], live: Mapping[str, Any] | None, field_manager: str
+) -> dict[str, Any] | None:
+    """The apply that hands `spec.replicas` over before we stop setting it, or None if not needed.
+
+    When autoscaling is switched on, the builder leaves `replicas` out. Were we its only owner, our next
+    apply would remove the field and the API server would default it to 1: every pod but one gone
+    until the HPA scales back up. So first a second field manager (`<manager>-handover`) applies the
+    current value, making it a co-owner; our apply then drops only our claim, the value stays, and the
+    autoscaler's next scale update takes the field over (Kubernetes' "transferring ownership").
+    """
+    if live is None or "replicas" in (desired.get("spec") or {}):
+        return None
+    replicas = (live.get("spec") or {}).get("replicas")
+    if replicas is None or not _owns_replicas(live, field_manager):
+        return None
+    meta = desired.get("metadata") or {}
+    return {
+        "apiVersion": desired["apiVersion"],
+        "kind": desired["kind"],
+        "metadata": {"name": meta["name"], "namespace": meta.get("namespace")},
+        "spec": {"replicas": replicas},
+    }
+
+
+def _owns_replicas(live: Mapping[str, Any], field_manager: str) -> bool:
+    return any(
+        entry.get("manager") == field_manager
+        and not entry.get("subresource")
+        and "f:replicas" in ((entry.get("fieldsV1") or {}).get("f:spec") or {})
+        for entry in (live.get("metadata") or {}).get("managedFields") or []
+    )
+
+
 def controlled_by(obj: Mapping[str, Any], owner_uid: str) -> bool:
     refs = (obj.get("metadata") or {}).get("ownerReferences") or []
     return any(r.get("uid") == owner_uid and r.get("controller") for r in refs)

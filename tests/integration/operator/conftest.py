@@ -36,10 +36,12 @@ def crd(kube_control_plane: KubeControlPlane) -> KubeControlPlane:
     established = '{.status.conditions[?(@.type=="Established")].status}'
     wait_for(
         f"CRD {CRD_NAME} established",
-        lambda: kube_control_plane.kubectl(
-            "get", f"crd/{CRD_NAME}", "-o", f"jsonpath={established}", check=False
-        ).stdout
-        == "True",
+        lambda: (
+            kube_control_plane.kubectl(
+                "get", f"crd/{CRD_NAME}", "-o", f"jsonpath={established}", check=False
+            ).stdout
+            == "True"
+        ),
     )
     return kube_control_plane
 
@@ -91,7 +93,7 @@ class OperatorThread:
 
 
 class OperatorFactory:
-    """Starts operators for one namespace with the namespaced RBAC's credentials; stops them all at the end."""
+    """Starts operators for one namespace with the namespaced RBAC's credentials; stops them at the end."""
 
     def __init__(self, kube: KubeControlPlane, namespace: str) -> None:
         self.kube = kube
@@ -99,7 +101,11 @@ class OperatorFactory:
         token = install_namespaced_rbac(kube, namespace)
         admin = load_kubeconfig(kube.kubeconfig)
         self.creds = KubeCredentials(
-            server=admin.server, ca_path=admin.ca_path, ca_data=admin.ca_data, token=token, namespace=namespace
+            server=admin.server,
+            ca_path=admin.ca_path,
+            ca_data=admin.ca_data,
+            token=token,
+            namespace=namespace,
         )
         self.running: list[OperatorThread] = []
 

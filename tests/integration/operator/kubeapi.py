@@ -16,7 +16,9 @@ from actormesh_operator.settings import OperatorSettings
 from tests.support.k8s import KubeControlPlane
 
 FIELD_MANAGER = OperatorSettings().field_manager
-CHILD_KINDS = ",".join(f"{k.plural}.{k.group}" if k.group else k.plural for k in MANAGED_KINDS if not k.optional)
+CHILD_KINDS = ",".join(
+    f"{k.plural}.{k.group}" if k.group else k.plural for k in MANAGED_KINDS if not k.optional
+)
 
 ChildId = tuple[str, str]
 """(kind, name)"""
@@ -75,7 +77,13 @@ def create_referenced_secrets(kube: KubeControlPlane, namespace: str, body: dict
     mesh = ActorMesh.from_body({**body, "metadata": {**body["metadata"], "namespace": namespace}})
     for ref in referenced_secrets(mesh):
         kube.kubectl(
-            "create", "secret", "generic", ref.name, f"--from-literal={ref.key}=test-value", "-n", namespace,
+            "create",
+            "secret",
+            "generic",
+            ref.name,
+            f"--from-literal={ref.key}=test-value",
+            "-n",
+            namespace,
             check=False,  # two references may share one Secret
         )
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from actormesh_runtime.catalog import ACTORS_BY_NAME, ActorName
 
 from actormesh_operator.builders import names
+from actormesh_runtime.catalog import ACTORS_BY_NAME, ActorName
 from tests.integration.operator.conftest import OperatorFactory
 from tests.integration.operator.kubeapi import (
     apply,
@@ -26,12 +26,16 @@ def _settled(operators: OperatorFactory, ns: str, mesh: str) -> None:
     wait_for("mesh reconciled", lambda: reconciled(kube, ns, mesh) is not None)
     wait_for(
         "children match the spec",
-        lambda: (body := reconciled(kube, ns, mesh)) is not None
-        and set(children(kube, ns, mesh)) == expected_children(body),
+        lambda: (
+            (body := reconciled(kube, ns, mesh)) is not None
+            and set(children(kube, ns, mesh)) == expected_children(body)
+        ),
     )
 
 
-def test_spec_change_rolls_only_the_affected_deployment(operators: OperatorFactory, kube_namespace: str) -> None:
+def test_spec_change_rolls_only_the_affected_deployment(
+    operators: OperatorFactory, kube_namespace: str
+) -> None:
     kube, ns, mesh = operators.kube, kube_namespace, "rolling"
     operators.start()
     apply(kube, ns, minimal_mesh(mesh))
@@ -39,7 +43,9 @@ def test_spec_change_rolls_only_the_affected_deployment(operators: OperatorFacto
     deployments = generations(kube, ns, mesh, "Deployment")
     statefulsets = generations(kube, ns, mesh, "StatefulSet")
 
-    merge_patch(kube, ns, f"actormesh/{mesh}", {"spec": {"actors": {"sentimentAnalyzer": {"concurrency": 3}}}})
+    merge_patch(
+        kube, ns, f"actormesh/{mesh}", {"spec": {"actors": {"sentimentAnalyzer": {"concurrency": 3}}}}
+    )
     _settled(operators, ns, mesh)
 
     changed = names.actor(mesh, ACTORS_BY_NAME[ActorName.SENTIMENT_ANALYZER])
@@ -66,8 +72,13 @@ def test_disabled_components_are_deleted(operators: OperatorFactory, kube_namesp
         kube,
         ns,
         f"actormesh/{mesh}",
-        {"spec": {"mockServices": {"enabled": False}, "redis": {"enabled": False},
-                  "actors": {"sentimentAnalyzer": {"enabled": False}}}},
+        {
+            "spec": {
+                "mockServices": {"enabled": False},
+                "redis": {"enabled": False},
+                "actors": {"sentimentAnalyzer": {"enabled": False}},
+            }
+        },
     )
     _settled(operators, ns, mesh)
     after = set(children(kube, ns, mesh))

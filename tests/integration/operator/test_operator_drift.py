@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from actormesh_operator.builders import names
+from actormesh_runtime.catalog import ACTORS_BY_NAME, ActorName
 from tests.integration.operator.conftest import OperatorFactory
 from tests.integration.operator.kubeapi import (
     FIELD_MANAGER,
@@ -59,7 +60,7 @@ def test_hpa_scaling_is_not_reverted(operators: OperatorFactory, kube_namespace:
     autoscaling = {"enabled": True, "minReplicas": 2, "maxReplicas": 5}
     apply(kube, ns, minimal_mesh(mesh, actors={"defaults": {"autoscaling": autoscaling}}))
     wait_for("mesh reconciled", lambda: reconciled(kube, ns, mesh) is not None)
-    actor = names.actor(mesh, _sentiment())
+    actor = names.actor(mesh, ACTORS_BY_NAME[ActorName.SENTIMENT_ANALYZER])
 
     # The real HPA controller raises the Deployment from its default 1 to minReplicas (no metrics needed).
     wait_for("HPA scaled the actor to 2", lambda: get(kube, ns, "deployment", actor)["spec"]["replicas"] == 2)
@@ -67,8 +68,10 @@ def test_hpa_scaling_is_not_reverted(operators: OperatorFactory, kube_namespace:
     # Make the operator reconcile again (a spec change elsewhere) and let the child watch fire too.
     merge_patch(kube, ns, f"actormesh/{mesh}", {"spec": {"gateway": {"replicas": 2}}})
     wait_for("new generation reconciled", lambda: reconciled(kube, ns, mesh) is not None)
-    wait_for("gateway scaled by the operator", lambda: get(kube, ns, "deployment", names.gateway(mesh))
-             ["spec"]["replicas"] == 2)
+    wait_for(
+        "gateway scaled by the operator",
+        lambda: get(kube, ns, "deployment", names.gateway(mesh))["spec"]["replicas"] == 2,
+    )
 
     deployment = children(kube, ns, mesh)[("Deployment", actor)]
     assert deployment["spec"]["replicas"] == 2
@@ -79,7 +82,28 @@ def test_hpa_scaling_is_not_reverted(operators: OperatorFactory, kube_namespace:
     )
 
 
-def _sentiment():  # type: ignore[no-untyped-def]
-    from actormesh_runtime.catalog import ACTORS_BY_NAME, ActorName
+def test_switching_autoscaling_on_keeps_the_current_replicas(
+    operators: OperatorFactory, kube_namespace: str
+) -> None:
+    kube, ns, mesh = operators.kube, kube_namespace, "handover"
+    operators.start()
+    apply(kube, ns, minimal_mesh(mesh, actors={"sentimentAnalyzer": {"replicas": 3}}))
+    wait_for("mesh reconciled", lambda: reconciled(kube, ns, mesh) is not None)
+    actor = names.actor(mesh, ACTORS_BY_NAME[ActorName.SENTIMENT_ANALYZER])
+    wait_for("3 replicas", lambda: get(kube, ns, "deployment", actor)["spec"]["replicas"] == 3)
 
-    return ACTORS_BY_NAME[ActorName.SENTIMENT_ANALYZER]
+    autoscaling = {"enabled": True, "minReplicas": 2, "maxReplicas": 5}
+    merge_patch(
+        kube,
+        ns,
+        f"actormesh/{mesh}",
+        {"spec": {"actors": {"sentimentAnalyzer": {"autoscaling": autoscaling}}}},
+    )
+    wait_for("new generation reconciled", lambda: reconciled(kube, ns, mesh) is not None)
+    wait_for("HPA created", lambda: try_get(kube, ns, "horizontalpodautoscaler", actor) is not None)
+
+    # Dropping the field without a handover would reset it to the default of 1 (then the HPA to 2).
+    deployment = children(kube, ns, mesh)[("Deployment", actor)]
+    assert deployment["spec"]["replicas"] == 3
+    ours = [m for m in deployment["metadata"]["managedFields"] if m["manager"] == FIELD_MANAGER]
+    assert all("f:replicas" not in m["fieldsV1"].get("f:spec", {}) for m in ours)

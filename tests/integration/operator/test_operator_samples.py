@@ -52,7 +52,9 @@ def test_sample_is_reconciled_into_exactly_the_expected_children(
         ], f"{kind}/{child} owner references"
         managers = {(m["manager"], m["operation"]) for m in obj["metadata"].get("managedFields") or []}
         assert (FIELD_MANAGER, "Apply") in managers, f"{kind}/{child} not applied by {FIELD_MANAGER}"
-        assert not any(key.startswith("actormesh.io/kopf") for key in obj["metadata"].get("annotations") or {})
+        assert not any(
+            key.startswith("actormesh.io/kopf") for key in obj["metadata"].get("annotations") or {}
+        )
 
     # No kubelet: nothing becomes ready, so the mesh is progressing, never stalled, never Ready.
     assert condition(mesh, "Stalled")["status"] == "False"
@@ -60,7 +62,12 @@ def test_sample_is_reconciled_into_exactly_the_expected_children(
     assert mesh["status"]["phase"] == "Progressing"
     # kopf's bookkeeping lives in annotations under our prefix, never in status.
     assert set(mesh["status"]) <= {
-        "observedGeneration", "phase", "conditions", "components", "actorsReady", "gatewayEndpoint"
+        "observedGeneration",
+        "phase",
+        "conditions",
+        "components",
+        "actorsReady",
+        "gatewayEndpoint",
     }
     assert "actormesh.io/last-handled-configuration" in mesh["metadata"]["annotations"]
     assert not mesh["metadata"].get("finalizers"), "no finalizer: deleting a mesh never needs the operator"
