@@ -16,11 +16,11 @@ BINARIES=(kube-apiserver kube-controller-manager kubectl etcd)
 
 log() { echo "k8s-bin: $*" >&2; }
 
-# The stamp changes whenever a pin or a resolved dependency changes, so a stale cache
+# The stamp changes whenever a pin, a resolved dependency or this script changes, so a stale cache
 # is rebuilt rather than silently reused.
 stamp_text() {
 	echo "kubernetes=${K8S_VERSION} etcd=${ETCD_VERSION}"
-	cat "$here/go.mod" "$here/go.sum" "$here/etcd/go.mod" "$here/etcd/go.sum" | sha256sum | cut -d' ' -f1
+	cat "$here/build.sh" "$here/go.mod" "$here/go.sum" "$here/etcd/go.mod" "$here/etcd/go.sum" | sha256sum | cut -d' ' -f1
 }
 
 cache_is_warm() {
@@ -96,12 +96,17 @@ main() {
 		return 0
 	fi
 	BUILD_TMP="$(mktemp -d "$parent/.build.XXXXXX")"
-	trap 'rm -rf "${BUILD_TMP:-}"' EXIT
+	trap 'rm -rf "${BUILD_TMP:-}" "${BUILD_TMP:-}.old"' EXIT
+	chmod 755 "$BUILD_TMP"
 	local start=$SECONDS
 	build_into "$BUILD_TMP"
-	# Same filesystem, so the final rename is atomic: readers see no cache or a whole one.
-	rm -rf "$K8S_CACHE"
+	# Same filesystem, so each rename is atomic: readers see the old cache or the new one, never a
+	# half-written one; running processes keep their (renamed, then deleted) old binaries.
+	if [[ -e "$K8S_CACHE" ]]; then
+		mv -T "$K8S_CACHE" "$BUILD_TMP.old"
+	fi
 	mv -T "$BUILD_TMP" "$K8S_CACHE"
+	rm -rf "$BUILD_TMP.old"
 	trap - EXIT
 	log "built in $((SECONDS - start))s into $K8S_CACHE"
 }

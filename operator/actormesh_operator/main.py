@@ -72,11 +72,14 @@ async def run(
     *,
     stop_flag: Any = None,
     ready_flag: Any = None,
+    listen_host: str = "0.0.0.0",
 ) -> None:
-    """Run until `stop_flag` is set (or a signal arrives when on the main thread)."""
+    """Run until `stop_flag` is set (or a signal arrives when on the main thread).
+
+    The liveness endpoint listens on all interfaces by default (the kubelet probes the pod IP)."""
     keda = await discover(creds)
     namespace = settings.namespace
-    liveness = f"http://0.0.0.0:{settings.health_port}/healthz" if settings.health_port else None
+    liveness = f"http://{listen_host}:{settings.health_port}/healthz" if settings.health_port else None
     await kopf.operator(
         registry=build_registry(settings, creds, keda_available=keda),
         standalone=True,

@@ -43,7 +43,9 @@ class ActorInfo(BaseModel):
     description: str
 
 
-def _info(name: ActorName, *, llm: bool = False, apis: bool = False, redis: bool = False, doc: str) -> ActorInfo:
+def _info(
+    name: ActorName, *, llm: bool = False, apis: bool = False, redis: bool = False, doc: str
+) -> ActorInfo:
     words = name.value.split("_")
     return ActorInfo(
         name=name,
@@ -63,7 +65,7 @@ ACTORS: tuple[ActorInfo, ...] = (
     _info(ActorName.DECISION_ROUTER, doc="Escalate, act or answer: rewrites the rest of the routing slip."),
     _info(ActorName.EXECUTION_COORDINATOR, apis=True, doc="Idempotent actions against the commerce APIs."),
     _info(ActorName.RESPONSE_GENERATOR, llm=True, doc="Drafts the reply from the envelope's real data."),
-    _info(ActorName.GUARDRAIL_VALIDATOR, llm=True, doc="Rejects unsafe drafts; regenerates once."),
+    _info(ActorName.GUARDRAIL_VALIDATOR, doc="Rules-only check of drafts; response_generator regenerates."),
     _info(ActorName.ESCALATION_ROUTER, doc="Human handoff with a reference id; the error handler."),
     _info(ActorName.RESPONSE_AGGREGATOR, redis=True, doc="Final result to the caller; history event."),
 )

@@ -231,6 +231,8 @@ class Decision(_Model):
     target_order_id: str | None = None
     needs_clarification: bool = False
     """Several eligible orders and none named: no action, the reply asks which."""
+    candidate_order_ids: list[str] = Field(default_factory=list)
+    """With needs_clarification: the eligible orders the reply lists (policy.orders.select_target)."""
 
 
 class ActionOutcome(_Model):

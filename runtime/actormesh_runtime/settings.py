@@ -17,12 +17,19 @@ class RuntimeSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
 
     # --- identity and infrastructure
-    mesh_name: str = Field("local", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
-                           description="Namespaces NATS streams/subjects so meshes never collide.")
+    mesh_name: str = Field(
+        "local",
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        description="Namespaces NATS streams/subjects so meshes never collide.",
+    )
     nats_url: str = Field("nats://127.0.0.1:4222", description="NATS server(s), comma-separated.")
     redis_url: str | None = Field(None, description="Unset: in-process cache and session state.")
-    redis_password: str | None = Field(None, description="Overrides any password in REDIS_URL (from a Secret).")
-    sqlite_db_path: str = Field("./.actormesh/conversations.db", description="History store (history service only).")
+    redis_password: str | None = Field(
+        None, description="Overrides any password in REDIS_URL (from a Secret)."
+    )
+    sqlite_db_path: str = Field(
+        "./.actormesh/conversations.db", description="History store (history service only)."
+    )
     customer_api_url: str = "http://127.0.0.1:8001"
     orders_api_url: str = "http://127.0.0.1:8002"
     tracking_api_url: str = "http://127.0.0.1:8003"
@@ -32,7 +39,9 @@ class RuntimeSettings(BaseSettings):
     # --- LLM (unset LITELLM_MODEL = rules and templates only)
     litellm_model: str | None = None
     llm_api_base: str | None = Field(None, description="Any OpenAI-compatible endpoint.")
-    llm_api_key: str | None = Field(None, description="Else the provider's usual variable, e.g. OPENAI_API_KEY.")
+    llm_api_key: str | None = Field(
+        None, description="Else the provider's usual variable, e.g. OPENAI_API_KEY."
+    )
     llm_temperature: float = Field(0.3, ge=0, le=2)
     llm_timeout_s: float = Field(10.0, gt=0)
 
@@ -55,12 +64,17 @@ class RuntimeSettings(BaseSettings):
     jwt_secret: str | None = Field(None, description="Set: /api/chat, /ws and history need a bearer JWT.")
     cors_origins: list[str] = Field(default_factory=list)
     escalation_confidence_threshold: float = Field(0.45, ge=0, le=1)
-    conversation_deadline_s: float = Field(120.0, gt=0, description="Envelope deadline set by the gateway; "
-                                           "longer than request_timeout_s so a conversation still completes "
-                                           "(and is stored) after its caller got a 504.")
-    gateway_instance_id: str | None = Field(None, pattern=r"^[a-z0-9][-a-z0-9]{0,62}$",
-                                            description="Reply-subject token of this gateway replica; "
-                                            "unset = random per process (the usual choice).")
+    conversation_deadline_s: float = Field(
+        120.0,
+        gt=0,
+        description="Envelope deadline set by the gateway; longer than request_timeout_s so a "
+        "conversation still completes (and is stored) after its caller got a 504.",
+    )
+    gateway_instance_id: str | None = Field(
+        None,
+        pattern=r"^[a-z0-9][-a-z0-9]{0,62}$",
+        description="Reply-subject token of this gateway replica; unset = random per process.",
+    )
 
     # --- logging
     log_format: Literal["json", "text"] = "text"

@@ -15,7 +15,7 @@ BIN_ENV = "ACTORMESH_K8S_BIN"
 BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kubectl")
 HOW_TO_BUILD = (
     "run `make k8s-bin` to build kube-apiserver, kube-controller-manager, kubectl and etcd from Go "
-    "source (needs Go >= 1.26; the first build takes tens of minutes, later runs are cached)"
+    "source (needs Go >= 1.26; the first build takes about 10 minutes on 2 cores, later runs are cached)"
 )
 
 

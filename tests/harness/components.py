@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.harness.pki import Pki
+from tests.harness.pki import FRONT_PROXY_CLIENT, Pki
 
 LOOPBACK = "127.0.0.1"
 SERVICE_CIDR = "10.0.0.0/24"
@@ -100,6 +100,17 @@ def apiserver_argv(layout: Layout) -> list[str]:
         f"--service-account-key-file={pki.sa_public}",
         f"--service-account-signing-key-file={pki.sa_private}",
         f"--service-cluster-ip-range={SERVICE_CIDR}",
+        # Request-header authentication, so delegating servers (the controller manager's own
+        # endpoint, aggregated APIs) find a complete extension-apiserver-authentication ConfigMap.
+        f"--requestheader-client-ca-file={pki.front_proxy_ca.cert}",
+        f"--requestheader-allowed-names={FRONT_PROXY_CLIENT}",
+        "--requestheader-username-headers=X-Remote-User",
+        "--requestheader-group-headers=X-Remote-Group",
+        "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+        f"--proxy-client-cert-file={pki.front_proxy_client.cert}",
+        f"--proxy-client-key-file={pki.front_proxy_client.key}",
+        # The `kubernetes` Service cannot get a loopback endpoint; keeping none avoids a retry loop.
+        "--endpoint-reconciler-type=none",
         "--authorization-mode=RBAC",
         "--allow-privileged=true",
         "--profiling=false",

@@ -20,6 +20,7 @@ _VALIDITY = datetime.timedelta(days=2)
 # The in-cluster names kube-apiserver expects on its cert, plus loopback for the tests themselves.
 _SERVER_DNS = ("localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc")
 _SERVER_IPS = ("127.0.0.1", "10.0.0.1")
+FRONT_PROXY_CLIENT = "front-proxy-client"
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,8 @@ class Pki:
     apiserver: CertPair
     admin: CertPair
     controller_manager: CertPair
+    front_proxy_ca: CertPair
+    front_proxy_client: CertPair
     sa_private: Path
     sa_public: Path
 
@@ -75,9 +78,9 @@ def _builder(
 class _Authority:
     """A CA kept in memory while the leaf certs are signed."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, stem: str) -> None:
         self.key = ec.generate_private_key(ec.SECP256R1())
-        self.name = _name("actormesh-test-ca")
+        self.name = _name(f"actormesh-test-{stem}")
         cert = (
             _builder(self.name, self.name, self.key.public_key())
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
@@ -97,7 +100,7 @@ class _Authority:
             )
             .sign(self.key, hashes.SHA256())
         )
-        self.pair = CertPair(directory / "ca.crt", directory / "ca.key")
+        self.pair = CertPair(directory / f"{stem}.crt", directory / f"{stem}.key")
         self.pair.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         _write_key(self.key, self.pair.key)
 
@@ -143,7 +146,9 @@ def _service_account_keys(directory: Path) -> tuple[Path, Path]:
 def generate_pki(directory: Path) -> Pki:
     """Create every credential under `directory` (created if missing) and return their paths."""
     directory.mkdir(parents=True, exist_ok=True)
-    ca = _Authority(directory)
+    ca = _Authority(directory, "ca")
+    # A CA of its own, as kubeadm does: trusting it only lets a proxy assert a user via headers.
+    front_proxy = _Authority(directory, "front-proxy-ca")
     sa_private, sa_public = _service_account_keys(directory)
     return Pki(
         ca=ca.pair,
@@ -153,6 +158,10 @@ def generate_pki(directory: Path) -> Pki:
         # The bootstrap RBAC policy grants this user exactly what the controller manager needs.
         controller_manager=ca.issue(
             directory, "controller-manager", _name("system:kube-controller-manager"), server=False
+        ),
+        front_proxy_ca=front_proxy.pair,
+        front_proxy_client=front_proxy.issue(
+            directory, "front-proxy-client", _name(FRONT_PROXY_CLIENT), server=False
         ),
         sa_private=sa_private,
         sa_public=sa_public,

@@ -13,8 +13,10 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
 from actormesh_runtime.catalog import ActorName
+from actormesh_runtime.gateway.app import create_app
 from actormesh_runtime.gateway.auth import mint_token
-from tests.support.gateway import JANE, JOHN, gateway_stack, slow_factory, stack_settings
+from actormesh_runtime.gateway.server import GatewayServer
+from tests.support.gateway import JANE, JOHN, gateway_stack, slow_factory, stack_settings, wait_ready
 
 pytestmark = pytest.mark.integration
 
@@ -88,9 +90,6 @@ async def test_progress_frames_in_route_order_then_response(nats_server: str, tm
 async def test_bad_frames_get_an_error_and_the_socket_stays_usable(
     nats_server: str, tmp_path: Path, raw: str, needle: str
 ) -> None:
-    from actormesh_runtime.gateway.app import create_app
-    from actormesh_runtime.gateway.server import GatewayServer
-    from tests.support.gateway import wait_ready
 
     settings = stack_settings(nats_server, tmp_path, max_message_chars=40)
     async with GatewayServer(create_app(settings), port=0) as server:
@@ -110,13 +109,15 @@ async def test_bad_frames_get_an_error_and_the_socket_stays_usable(
 async def test_ws_timeout_ends_with_an_error_naming_the_message(nats_server: str, tmp_path: Path) -> None:
     settings = stack_settings(nats_server, tmp_path, request_timeout_s=1.0)
     factory = slow_factory(ActorName.CONTEXT_RETRIEVER, delay_s=3.0)
-    async with gateway_stack(settings, factory=factory, history=False) as stack:
-        async with connect(ws_url(stack.url)) as ws:
-            assert (await recv(ws))["type"] == "connected"
-            chat = {"message": "Where is my order ORD-10002?", "customer_email": JOHN}
-            await ws.send(json.dumps({"type": "chat", "data": chat}))
-            accepted = await recv(ws)
-            progress, error = await until(ws, "response")
+    async with (
+        gateway_stack(settings, factory=factory, history=False) as stack,
+        connect(ws_url(stack.url)) as ws,
+    ):
+        assert (await recv(ws))["type"] == "connected"
+        chat = {"message": "Where is my order ORD-10002?", "customer_email": JOHN}
+        await ws.send(json.dumps({"type": "chat", "data": chat}))
+        accepted = await recv(ws)
+        progress, error = await until(ws, "response")
     # Live progress (not rebuilt from a result: there is none) for the hops before the slow actor.
     assert [f["data"]["actor"] for f in progress] == ["sentiment_analyzer", "intent_analyzer"]
     assert error["type"] == "error"
@@ -125,9 +126,6 @@ async def test_ws_timeout_ends_with_an_error_naming_the_message(nats_server: str
 
 
 async def test_ws_handshake_requires_a_token_when_auth_is_on(nats_server: str, tmp_path: Path) -> None:
-    from actormesh_runtime.gateway.app import create_app
-    from actormesh_runtime.gateway.server import GatewayServer
-    from tests.support.gateway import wait_ready
 
     secret = "ws-secret-with-enough-length-0123456789"
     settings = stack_settings(nats_server, tmp_path, jwt_secret=secret)

@@ -4,13 +4,24 @@ turn (the durable consumer keeps what was published meanwhile), and only redacte
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
 import sqlite3
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import nats
 import pytest
 
+from actormesh_runtime.catalog import Subjects
+from actormesh_runtime.envelope import FinalResult, HistoryEvent, MethodSummary
+from actormesh_runtime.storage.history_protocol import HistoryClient
 from actormesh_runtime.storage.history_service import HistoryService
+from tests.conftest import free_port
 from tests.support.gateway import JANE, JOHN, gateway_stack, poll_json, stack_settings
 
 pytestmark = pytest.mark.integration
@@ -25,6 +36,10 @@ QUESTIONS = [
 ]
 
 
+def session(email: str) -> str:
+    return "h-" + email.split("@")[0]
+
+
 async def test_transcript_survives_a_history_restart_mid_stream(nats_server: str, tmp_path: Path) -> None:
     settings = stack_settings(nats_server, tmp_path)
     async with gateway_stack(settings, history=False) as stack:
@@ -35,7 +50,7 @@ async def test_transcript_survives_a_history_restart_mid_stream(nats_server: str
             async def ask(i: int) -> str:
                 email, text = QUESTIONS[i]
                 response = await client.post(
-                    "/api/chat", json={"message": text, "customer_email": email, "session_id": f"h-{email}"}
+                    "/api/chat", json={"message": text, "customer_email": email, "session_id": session(email)}
                 )
                 assert response.status_code == 200, response.text
                 return str(response.json()["message_id"])
@@ -43,10 +58,11 @@ async def test_transcript_survives_a_history_restart_mid_stream(nats_server: str
             first = await asyncio.gather(*(ask(i) for i in range(2)))
             await poll_json(client, f"/api/messages/{first[-1]}")  # written by the first service
             # Stop the writer while more conversations are in flight and finish without it.
-            in_flight = [asyncio.create_task(ask(i)) for i in range(2, len(QUESTIONS))]
+            in_flight = [asyncio.create_task(ask(i)) for i in range(2, 4)]
             await asyncio.sleep(0)
             await history.stop()
-            rest = await asyncio.gather(*in_flight)
+            after_stop = await asyncio.gather(*(ask(i) for i in range(4, len(QUESTIONS))))
+            rest = [*await asyncio.gather(*in_flight), *after_stop]
             unavailable = await client.get(f"/api/messages/{rest[-1]}")
             assert unavailable.status_code == 503  # nobody answers reads while it is down
 
@@ -55,8 +71,8 @@ async def test_transcript_survives_a_history_restart_mid_stream(nats_server: str
             try:
                 for message_id in [*first, *rest]:
                     await poll_json(client, f"/api/messages/{message_id}")
-                john = await poll_json(client, f"/api/conversations/h-{JOHN}")
-                jane = await poll_json(client, f"/api/conversations/h-{JANE}")
+                john = await poll_json(client, f"/api/conversations/{session(JOHN)}")
+                jane = await poll_json(client, f"/api/conversations/{session(JANE)}")
             finally:
                 await restarted.stop()
 
@@ -94,3 +110,59 @@ async def test_only_redacted_text_reaches_the_store(nats_server: str, tmp_path: 
     assert "ORD-10002" in dump
     for secret in (card, card.replace(" ", ""), ssn, ssn.replace("-", "")):
         assert secret not in dump
+
+
+async def test_history_command_serves_probes_writes_and_reads(nats_server: str, tmp_path: Path) -> None:
+    mesh, port = f"h{uuid.uuid4().hex[:8]}", free_port()
+    db = tmp_path / "cli.db"
+    command = [sys.executable, "-m", "actormesh_runtime.cli", "history", "--nats-url", nats_server,
+               "--mesh", mesh, "--db", str(db), "--http-port", str(port)]  # fmt: skip
+    log = (tmp_path / "history.log").open("wb")
+    proc = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.DEVNULL, stderr=log)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as probe:
+            deadline = time.monotonic() + 30
+            while True:
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await probe.get("/readyz")).status_code == 200:
+                        break
+                assert proc.returncode is None, (tmp_path / "history.log").read_text()
+                assert time.monotonic() < deadline, "history service never ready"
+                await asyncio.sleep(0.1)
+            assert "actormesh_history_events_stored" in (await probe.get("/metrics")).text
+
+        subjects = Subjects(mesh)
+        nc = await nats.connect(nats_server)
+        try:
+            event = history_event("msg-cli-1", "cli-session")
+            await nc.jetstream().publish(subjects.history_events, event.model_dump_json().encode())
+            client = HistoryClient(nc, subjects)
+            deadline = time.monotonic() + 30
+            while not (turns := await client.conversation("cli-session")):
+                assert time.monotonic() < deadline, "event never stored"
+                await asyncio.sleep(0.1)
+            found = await client.result("msg-cli-1")
+        finally:
+            await nc.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(proc.wait(), timeout=30)
+        log.close()
+    assert code == 0, (tmp_path / "history.log").read_text()
+    assert [t["role"] for t in turns] == ["customer", "agent"]
+    assert found is not None
+    assert found[1] == JOHN
+    assert db.exists()
+
+
+def history_event(message_id: str, session_id: str) -> HistoryEvent:
+    now = datetime.now(UTC)
+    result = FinalResult(
+        message_id=message_id, session_id=session_id, response="Your order is on its way.", intent=None,
+        intent_confidence=None, sentiment=None, urgency=None, escalated=False, reference_id=None, actions=[],
+        flags=[], method=MethodSummary(intent="rules", response="template"), trace=[], processing_ms=1.0,
+    )  # fmt: skip
+    return HistoryEvent(
+        message_id=message_id, session_id=session_id, customer_email=JOHN, customer_message="where is it?",
+        received_at=now, completed_at=now, result=result,
+    )  # fmt: skip

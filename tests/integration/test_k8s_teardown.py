@@ -15,6 +15,8 @@ import pytest
 
 from tests.conftest import missing_component
 from tests.harness.binaries import HOW_TO_BUILD, bin_dir_from_env, missing_binaries
+from tests.harness.controlplane import ControlPlane
+from tests.harness.readiness import ComponentError
 from tests.support.k8s import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.k8s, pytest.mark.xdist_group("k8s")]
@@ -109,3 +111,29 @@ def test_interrupted_holder_leaves_no_process_behind(bin_dir: Path, sig: signal.
         shutil.rmtree(started["state_dir"], ignore_errors=True)
     else:
         assert not Path(started["state_dir"]).exists()
+
+
+def test_a_component_failing_at_startup_is_reported_and_nothing_is_left(
+    bin_dir: Path, tmp_path: Path
+) -> None:
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    for name in ("etcd", "kube-controller-manager", "kubectl"):
+        (fake / name).symlink_to(bin_dir / name)
+    (fake / "kube-apiserver").write_text("#!/bin/sh\necho 'boom: cannot start' >&2\nexit 3\n")
+    (fake / "kube-apiserver").chmod(0o755)
+    plane = ControlPlane(fake)
+    failed = r"(?s)kube-apiserver exited during startup.*boom: cannot start"
+    with pytest.raises(ComponentError, match=failed), plane:
+        pytest.fail("the control plane must not start without an API server")
+    assert plane.records == []
+    assert not plane.state_dir.exists()
+    etcd_left = [p for p in Path("/proc").glob("[0-9]*/cmdline") if str(plane.state_dir) in _cmdline(p)]
+    assert etcd_left == []
+
+
+def _cmdline(path: Path) -> str:
+    try:
+        return path.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
 import subprocess
 import sys
 
 import pytest
 
 from actormesh_runtime.actors.registry import ACTOR_CLASSES, build_actor
-from actormesh_runtime.catalog import ActorName
+from actormesh_runtime.catalog import ACTORS_BY_NAME, ActorName
 from tests.support.envelopes import make_deps
 
 MINE = [
@@ -49,3 +50,11 @@ def test_building_a_non_llm_actor_never_imports_litellm(name: ActorName) -> None
     env = {"PATH": "/usr/bin:/bin", "LITELLM_MODEL": ""}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("name", list(ActorName), ids=lambda n: n.value)
+def test_catalog_uses_llm_matches_the_actors_that_build_an_llm_client(name: ActorName) -> None:
+    # The operator gives exactly these actors the LLM env, secret and egress: a wrong flag either
+    # breaks the LLM path or opens egress for an actor that never needs it.
+    source = inspect.getsource(type(build_actor(name.value, make_deps())))
+    assert ACTORS_BY_NAME[name].uses_llm == ("shared_client(" in source)

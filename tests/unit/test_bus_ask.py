@@ -1,9 +1,16 @@
-"""How `actormesh ask` prints a result for a human."""
+"""`actormesh ask`: when the envelope is built, and how a result is printed for a human."""
 
 from __future__ import annotations
 
-from actormesh_runtime.commands.ask import render
-from actormesh_runtime.envelope import FinalResult
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from actormesh_runtime.commands.ask import ask, render
+from actormesh_runtime.envelope import Envelope, FinalResult
+from actormesh_runtime.settings import RuntimeSettings
 
 
 def test_render_puts_the_reply_first_then_what_the_mesh_did() -> None:
@@ -32,3 +39,38 @@ def test_render_puts_the_reply_first_then_what_the_mesh_did() -> None:
     assert "  flags      pii_redacted" in lines
     assert "  trace      sentiment_analyzer 1.2ms > intent_analyzer 2.0ms (x2)" in lines
     assert lines[-1] == "  total      12 ms, message msg-1"
+
+
+class _SlowMesh:
+    """Stands in for LocalMesh: records when it became ready."""
+
+    ready_at: datetime | None = None
+
+    def __init__(self, settings: RuntimeSettings) -> None:
+        self.nc = object()
+
+    async def __aenter__(self) -> _SlowMesh:
+        await asyncio.sleep(0.01)  # start-up takes time: an envelope built before it is strictly older
+        _SlowMesh.ready_at = datetime.now(UTC)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
+async def test_the_envelope_is_built_after_the_local_mesh_is_ready(monkeypatch: pytest.MonkeyPatch) -> None:
+    # processing_ms and the deadline count from created_at: mesh start-up must not be in them.
+    seen: list[Envelope] = []
+
+    async def fake_request(nc: object, subjects: object, envelope: Envelope, *, timeout_s: float) -> Any:
+        seen.append(envelope)
+        return "result"
+
+    monkeypatch.setattr("actormesh_runtime.local.mesh.LocalMesh", _SlowMesh)
+    monkeypatch.setattr("actormesh_runtime.bus.request.request_result", fake_request)
+    await ask(
+        RuntimeSettings(mesh_name="unit"), "john.doe@example.com", "Where is my order?", external_nats=False
+    )
+    assert _SlowMesh.ready_at is not None
+    assert seen[0].created_at >= _SlowMesh.ready_at
+    assert seen[0].message == "Where is my order?"

@@ -209,6 +209,63 @@ def test_select_target(
         assert result.named in (*named, *tracking)
 
 
+@pytest.mark.parametrize(
+    ("context", "action", "message", "target", "candidates"),
+    [
+        pytest.param(
+            JANE,
+            ActionType.CANCEL_ORDER,
+            "Please cancel my keyboard",
+            "ORD-20002",
+            (),
+            id="item-beats-the-unique-eligible-other-order",
+        ),
+        pytest.param(
+            JANE,
+            ActionType.CREATE_RETURN_LABEL,
+            "I want to return my keyboard",
+            "ORD-20002",
+            (),
+            id="item-named-though-not-yet-delivered",
+        ),
+        pytest.param(
+            JOHN,
+            ActionType.CREATE_REFUND_REQUEST,
+            "I want a refund for my headphones",
+            "ORD-10001",
+            (),
+            id="item-picks-among-several-eligible",
+        ),
+        pytest.param(
+            JOHN,
+            ActionType.CREATE_REFUND_REQUEST,
+            "Refund the headphones and the laptop stand",
+            None,
+            ("ORD-10002", "ORD-10001"),
+            id="several-items-narrow-the-question",
+        ),
+        pytest.param(
+            JOHN,
+            ActionType.CREATE_REFUND_REQUEST,
+            "I was charged twice",
+            None,
+            ("ORD-10002", "ORD-10001", "ORD-10003"),
+            id="no-item-named",
+        ),
+    ],
+)
+def test_select_target_by_item(
+    context: CustomerContext,
+    action: ActionType,
+    message: str,
+    target: str | None,
+    candidates: tuple[str, ...],
+) -> None:
+    # The order the customer means by its item is the one acted on (or refused), never another.
+    result = select_target(action, context.orders, message=message, now=NOW)
+    assert (result.order_id, result.candidates) == (target, candidates)
+
+
 def test_every_order_action_explains_no_eligible_order() -> None:
     for action in ActionType:
         if action is not ActionType.ADD_NOTE:

@@ -27,6 +27,15 @@ from tests.support.scripted_llm import ScriptedLLM, deps_with
         pytest.param("Has my order shipped yet?", Intent.ORDER_STATUS, id="shipped-yet"),
         pytest.param("My package still hasn't arrived", Intent.DELIVERY_ISSUE, id="not-arrived"),
         pytest.param(
+            "My package TRK200000001 is stuck, what is going on?", Intent.DELIVERY_ISSUE, id="package-stuck"
+        ),
+        pytest.param("where is TRK100000002", Intent.ORDER_STATUS, id="bare-tracking-number"),
+        pytest.param(
+            "I'm stuck on the login page, I cannot log in",
+            Intent.ACCOUNT_ISSUE,
+            id="stuck-is-not-always-a-parcel",
+        ),
+        pytest.param(
             "The tracking says exception, address correction needed",
             Intent.DELIVERY_ISSUE,
             id="tracking-exception",

@@ -45,6 +45,13 @@ def test_leaf_certs_are_signed_by_the_ca_for_their_purpose(pki: Pki) -> None:
         assert list(leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value) == [usage]
 
 
+def test_front_proxy_client_is_trusted_only_through_its_own_ca(pki: Pki) -> None:
+    client = _cert(pki.front_proxy_client.cert)
+    client.verify_directly_issued_by(_cert(pki.front_proxy_ca.cert))
+    with pytest.raises(ValueError):
+        client.verify_directly_issued_by(_cert(pki.ca.cert))
+
+
 def test_server_cert_names_loopback_and_admin_is_a_cluster_admin(pki: Pki) -> None:
     sans = _cert(pki.apiserver.cert).extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert ipaddress.ip_address("127.0.0.1") in sans.get_values_for_type(x509.IPAddress)

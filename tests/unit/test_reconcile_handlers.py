@@ -10,6 +10,7 @@ import kopf
 from actormesh_operator.reconcile.handlers import ANNOTATION_PREFIX, configure_kopf, controller_owner
 from actormesh_operator.reconcile.observe import observed_state, selector_string
 from actormesh_operator.reconcile.queue import WakeupQueue
+from actormesh_operator.settings import OperatorSettings
 
 
 def test_child_maps_to_its_controlling_mesh() -> None:
@@ -32,7 +33,8 @@ def test_child_maps_to_its_controlling_mesh() -> None:
 
 def test_kopf_settings() -> None:
     settings = kopf.OperatorSettings()
-    configure_kopf(settings)
+    configure_kopf(settings, OperatorSettings(field_manager="am-test"))
+    assert settings.posting.reporting_component == "am-test"
     assert settings.peering.standalone is True
     assert settings.scanning.disabled is True
     assert settings.persistence.finalizer.startswith(ANNOTATION_PREFIX + "/")

@@ -138,3 +138,8 @@ def test_api_error_keeps_the_status_reason_and_retry_after() -> None:
     error = _api_error(response)
     assert (error.status, error.reason, error.retry_after) == (429, "TooManyRequests", 2.0)
     assert str(error) == "429 TooManyRequests: storage is (re)initializing"
+
+
+def test_unreadable_kubeconfig_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(KubeConfigError, match="cannot read kubeconfig"):
+        load_kubeconfig(tmp_path / "absent")

@@ -15,6 +15,7 @@ from actormesh_runtime.envelope import (
     DraftResponse,
     Envelope,
     GuardrailVerdict,
+    Intent,
 )
 from actormesh_runtime.llm.errors import LLMTimeout
 from actormesh_runtime.replies import facts
@@ -109,12 +110,21 @@ CASES = [
         _envelope(
             "I want to return something",
             decision=Decision(
-                escalate=False, needs_clarification=True, planned_actions=[ActionType.CREATE_RETURN_LABEL]
+                escalate=False,
+                needs_clarification=True,
+                planned_actions=[ActionType.CREATE_RETURN_LABEL],
+                candidate_order_ids=["ORD-10001", "ORD-10002"],
             ),
         ),
-        ["Which order do you mean?", "ORD-10001", "ORD-10003"],
-        ["ORD-10002"],
-        id="needs-clarification-lists-eligible-orders",
+        ["Which order do you mean?", "ORD-10001 (Wireless Headphones", "ORD-10002 (Laptop Stand"],
+        ["ORD-10003"],
+        id="needs-clarification-lists-the-decisions-candidates",
+    ),
+    pytest.param(
+        _envelope("I want to return something"),
+        ["ORD-10001 (Wireless Headphones, Phone Case) was delivered", "30 days"],
+        ["ORD-10003", "Which order"],
+        id="return-candidates-follow-the-30-day-policy",
     ),
     pytest.param(
         _envelope(
@@ -322,3 +332,44 @@ async def test_prompt_injection_never_reaches_the_llm() -> None:
 def test_order_sentence(status: str, expected: str) -> None:
     order = context_for(JOHN).orders[1].model_copy(update={"status": status})
     assert expected in facts.order_sentence(order)
+
+
+@pytest.mark.parametrize("intent", list(Intent), ids=lambda i: i.value)
+async def test_every_intent_asks_which_order_when_the_decision_needs_clarification(intent: Intent) -> None:
+    envelope = _envelope("I have a problem with my order")
+    assert envelope.intent is not None
+    envelope.intent.intent = intent
+    envelope.decision = Decision(
+        escalate=False, needs_clarification=True, candidate_order_ids=["ORD-10002", "ORD-10001"]
+    )
+    envelope.actions = [
+        _outcome(
+            ActionType.CREATE_REFUND_REQUEST,
+            "",
+            ActionStatus.SKIPPED,
+            "Several orders could be meant (ORD-10002, ORD-10001); please tell us which one.",
+            candidates="ORD-10002, ORD-10001",
+        )
+    ]
+    await ResponseGenerator(make_deps()).handle(envelope)
+    assert envelope.draft is not None
+    text = envelope.draft.text
+    assert "Which order do you mean?" in text
+    assert text.index("ORD-10002") < text.index("ORD-10001")
+    assert "ORD-10003" not in text
+    assert "Several orders could be meant" not in text
+    assert check(text, envelope.customer_email) == []
+
+
+def test_llm_facts_name_the_candidates_to_ask_about() -> None:
+    envelope = _envelope(
+        "I was charged twice",
+        decision=Decision(
+            escalate=False, needs_clarification=True, candidate_order_ids=["ORD-10002", "ORD-10001"]
+        ),
+    )
+    asked = [line for line in facts.facts(envelope) if "which order" in line]
+    assert asked == [
+        "Several orders could be meant (ORD-10002 (Laptop Stand, USB-C Hub x2); "
+        "ORD-10001 (Wireless Headphones, Phone Case)): ask the customer which order they mean."
+    ]

@@ -7,7 +7,7 @@ in `runner.py`:
 - kopf `create`/`update`/`resume` on an ActorMesh: kopf's retry counter drives our bounded backoff;
 - a watch event on any child kind (server-side label selector `app.kubernetes.io/managed-by`, plus
   the same label filter on the handler, which kopf evaluates client-side): the child's controller
-  owner is woken up through `queue.WakeupQueue`, so a deleted or edited child is restored;
+  owner is woken up (`state.OperatorState.wake`), so a deleted or edited child is restored;
 - a jittered periodic resync (our own loop, not `kopf.timer`: kopf timers put a finalizer on every
   mesh, which would make deleting a mesh hang whenever the operator is down).
 
@@ -19,10 +19,8 @@ renamed prefix makes kopf see every mesh as new).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import random
+import socket
 from collections.abc import Mapping
 from typing import Any
 
@@ -32,89 +30,12 @@ from actormesh_operator.api.schema import API_VERSION, GROUP, KIND, PLURAL, VERS
 from actormesh_operator.builders.kinds import MANAGED_KINDS
 from actormesh_operator.builders.labels import MANAGED_BY_SELECTOR
 from actormesh_operator.reconcile import metrics
-from actormesh_operator.reconcile.kube import KubeClient, KubeCredentials
-from actormesh_operator.reconcile.queue import WakeupQueue
-from actormesh_operator.reconcile.runner import MESHES, MeshReconciler
+from actormesh_operator.reconcile.kube import KubeCredentials
+from actormesh_operator.reconcile.state import OperatorState
 from actormesh_operator.settings import OperatorSettings
-
-logger = logging.getLogger(__name__)
 
 ANNOTATION_PREFIX = "actormesh.io"
 """kopf's progress/diff-base annotations: `actormesh.io/last-handled-configuration` and friends."""
-CHILD_DEBOUNCE_S = 1.0
-"""Child events within this window cost one reconcile (a rollout emits dozens)."""
-
-
-class OperatorState:
-    """Objects living as long as one operator run: API client, reconciler, wake-up queue, resync."""
-
-    def __init__(self, settings: OperatorSettings, creds: KubeCredentials) -> None:
-        self.settings = settings
-        self.creds = creds
-        self.kube: KubeClient | None = None
-        self.reconciler: MeshReconciler | None = None
-        self.queue: WakeupQueue | None = None
-        self._resync: asyncio.Task[None] | None = None
-        self._attempts: dict[tuple[str, str], int] = {}
-
-    async def start(self) -> None:
-        self.kube = KubeClient(self.creds)
-        self.reconciler = MeshReconciler(self.settings, self.kube)
-        self.queue = WakeupQueue(self._run_queued, debounce_s=CHILD_DEBOUNCE_S)
-        self._resync = asyncio.create_task(self._resync_loop(), name="actormesh resync")
-
-    async def stop(self) -> None:
-        if self._resync is not None:
-            self._resync.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._resync
-        if self.queue is not None:
-            await self.queue.close()
-        if self.kube is not None:
-            await self.kube.close()
-
-    async def reconcile_now(self, namespace: str, name: str, *, trigger: str, retry: int) -> None:
-        """For kopf's handlers: raise what kopf should do next (its retry counter bounds the attempts)."""
-        assert self.reconciler is not None, "startup handler has not run"
-        error = await self.reconciler.reconcile(namespace, name, trigger=trigger, retry=retry)
-        if error is not None:
-            raise error
-
-    async def _run_queued(self, namespace: str, name: str, trigger: str) -> float | None:
-        """For the wake-up queue: same bounded retries, counted here since kopf is not involved."""
-        assert self.reconciler is not None
-        key = (namespace, name)
-        retry = self._attempts.get(key, 0)
-        error = await self.reconciler.reconcile(namespace, name, trigger=trigger, retry=retry)
-        if isinstance(error, kopf.TemporaryError):
-            self._attempts[key] = retry + 1
-            return float(error.delay or self.settings.retry_backoff_s)
-        if isinstance(error, kopf.PermanentError):
-            # Stalled: later wake-ups get one attempt each, no retries, until one succeeds.
-            self._attempts[key] = self.settings.retry_limit
-            return None
-        self._attempts.pop(key, None)
-        return None
-
-    def wake(self, namespace: str, name: str, trigger: str, *, delay: float | None = None) -> None:
-        if self.queue is not None:
-            self.queue.schedule(namespace, name, trigger, delay=delay)
-
-    async def _resync_loop(self) -> None:
-        interval, jitter = self.settings.resync_interval_s, self.settings.resync_jitter_s
-        while True:
-            await asyncio.sleep(interval + random.uniform(0, jitter))
-            assert self.kube is not None
-            try:
-                meshes = await self.kube.list(MESHES, self.settings.namespace)
-            except Exception as exc:  # an API outage must not end the resync
-                logger.warning("resync: listing actormeshes failed: %s", exc)
-                continue
-            for mesh in meshes:
-                meta = mesh.get("metadata") or {}
-                self.wake(
-                    meta.get("namespace", ""), meta.get("name", ""), "resync", delay=random.uniform(0, jitter)
-                )
 
 
 def controller_owner(body: Mapping[str, Any]) -> str | None:
@@ -125,8 +46,8 @@ def controller_owner(body: Mapping[str, Any]) -> str | None:
     return None
 
 
-def configure_kopf(settings: kopf.OperatorSettings) -> None:
-    """Copy what kopf needs from our choices into kopf's settings (called once, at startup)."""
+def configure_kopf(settings: kopf.OperatorSettings, ours: OperatorSettings) -> None:
+    """Copy what kopf needs from our settings and choices into kopf's settings (once, at startup)."""
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=ANNOTATION_PREFIX)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=ANNOTATION_PREFIX)
     settings.persistence.finalizer = f"{ANNOTATION_PREFIX}/finalizer"
@@ -138,7 +59,8 @@ def configure_kopf(settings: kopf.OperatorSettings) -> None:
     # kopf's own log lines never become Events: runner.py posts exactly one per change ("Applied")
     # and one per new stall (its reason), which kopf's "handler failed" lines would only duplicate.
     settings.posting.level = logging.CRITICAL
-    settings.posting.reporting_component = "actormesh-operator"
+    settings.posting.reporting_component = ours.field_manager
+    settings.posting.reporting_instance = socket.gethostname()  # the pod name in a cluster
     settings.posting.event_name_prefix = "actormesh-"
     # Bounded watches: a silently dead connection is re-established within minutes.
     settings.watching.server_timeout = 270
@@ -178,7 +100,7 @@ def build_registry(
 
     @kopf.on.startup(registry=registry)
     async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
-        configure_kopf(settings)
+        configure_kopf(settings, state.settings)
         await state.start()
 
     @kopf.on.cleanup(registry=registry)
@@ -189,17 +111,28 @@ def build_registry(
     def login(**_: Any) -> kopf.ConnectionInfo:
         return connection_info(creds)
 
-    @kopf.on.resume(GROUP, VERSION, PLURAL, registry=registry, retries=retries)
-    @kopf.on.create(GROUP, VERSION, PLURAL, registry=registry, retries=retries)
-    @kopf.on.update(GROUP, VERSION, PLURAL, registry=registry, retries=retries)
+    # One handler id for the three causes: kopf's progress annotation is `actormesh.io/reconcile`.
+    @kopf.on.resume(GROUP, VERSION, PLURAL, id="reconcile", registry=registry, retries=retries)
+    @kopf.on.create(GROUP, VERSION, PLURAL, id="reconcile", registry=registry, retries=retries)
+    @kopf.on.update(GROUP, VERSION, PLURAL, id="reconcile", registry=registry, retries=retries)
     async def reconcile_mesh(name: str, namespace: str | None, retry: int, reason: Any, **_: Any) -> None:
         trigger = str(getattr(reason, "value", reason))  # kopf.Reason: create / update / resume
         await state.reconcile_now(namespace or "", name, trigger=trigger, retry=retry)
 
-    @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
+    @kopf.on.event(GROUP, VERSION, PLURAL, id="phase-metric", registry=registry)
     async def track_phase(type: str | None, body: Any, name: str, namespace: str | None, **_: Any) -> None:
         phase = None if type == "DELETED" else (body.get("status") or {}).get("phase") or "Unknown"
         metrics.set_phase(namespace or "", name, phase)
+
+    _watch_children(registry, state, keda_available=keda_available)
+    return registry
+
+
+def _watch_children(registry: kopf.OperatorRegistry, state: OperatorState, *, keda_available: bool) -> None:
+    """A watch-event handler per child kind: wake the child's controlling mesh up (drift correction).
+
+    The `labels=` filter below is evaluated by kopf client-side; the server-side selector that keeps
+    unrelated objects off the wire is `settings.watching.label_selectors` (see `configure_kopf`)."""
 
     async def child_changed(type: str | None, body: Any, namespace: str | None, **_: Any) -> None:
         if type is None:
@@ -219,4 +152,3 @@ def build_registry(
             id=f"child-{kind.plural}",
             registry=registry,
         )(child_changed)
-    return registry

@@ -138,7 +138,10 @@ def _relative(path: str | None, base: Path) -> str | None:
 def load_kubeconfig(path: str | os.PathLike[str], context: str | None = None) -> KubeCredentials:
     """Credentials of `context` (default: current-context) in one kubeconfig file."""
     file = Path(path).expanduser()
-    config = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+    try:
+        config = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise KubeConfigError(f"cannot read kubeconfig {file}: {exc}") from exc
     name = context or config.get("current-context")
     if not name:
         raise KubeConfigError(f"{file}: no current-context")
@@ -313,22 +316,6 @@ class KubeClient:
         """Merge-patch the status subresource (lists such as conditions are replaced whole)."""
         path = resource.path(namespace, name, "status")
         return await self.request("PATCH", path, body={"status": dict(status)}, content_type=MERGE_PATCH)
-
-    async def merge_patch(
-        self,
-        resource: Resource,
-        name: str,
-        namespace: str | None,
-        patch: Mapping[str, Any],
-        *,
-        sub: str | None = None,
-    ) -> dict[str, Any]:
-        path = resource.path(namespace, name, sub)
-        return await self.request("PATCH", path, body=dict(patch), content_type=MERGE_PATCH)
-
-    async def create(self, resource: Resource, body: Mapping[str, Any]) -> dict[str, Any]:
-        namespace = body.get("metadata", {}).get("namespace")
-        return await self.request("POST", resource.path(namespace), body=dict(body))
 
     async def served(self, api_version: str, plural: str) -> bool:
         """Whether the API server serves `plural` in `api_version` (discovery; needs no RBAC rule)."""

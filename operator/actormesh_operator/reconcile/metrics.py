@@ -6,6 +6,8 @@ writes). Names follow Prometheus conventions: `_total` counters, `_seconds` hist
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 RECONCILES = Counter(
@@ -50,8 +52,10 @@ def set_phase(namespace: str, name: str, phase: str | None) -> None:
         MESHES.labels(phase=label).set(counts.get(label, 0))
 
 
-def serve(port: int, address: str = "0.0.0.0") -> None:
-    """Start the /metrics HTTP server in a daemon thread (0 disables it); all interfaces, as Prometheus
-    scrapes the pod IP."""
-    if port:
-        start_http_server(port, addr=address)
+def serve(port: int, address: str = "0.0.0.0") -> Any:
+    """Start the /metrics HTTP server in a daemon thread (0 disables it); all interfaces by default, as
+    Prometheus scrapes the pod IP. Returns the server (`.shutdown()` stops it), or None."""
+    if not port:
+        return None
+    server, _thread = start_http_server(port, addr=address)
+    return server

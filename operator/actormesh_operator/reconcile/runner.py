@@ -83,23 +83,23 @@ class MeshReconciler:
         lock = self._locks.setdefault((namespace, name), asyncio.Lock())
         async with lock:
             started = time.monotonic()
+            attempt: _Attempt | None = None
             try:
                 with action(f"read actormesh {name}"):
                     body = await self.kube.get(MESHES, name, namespace)
                 if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
                     return None  # gone or going: the garbage collector takes the children
                 attempt = _Attempt(body=body)
-                try:
-                    outcome = await self._pass(attempt)
-                except Exception as exc:
-                    return await self._failed(attempt, exc, trigger=trigger, retry=retry)
-                metrics.RECONCILES.labels(trigger=trigger, result="success").inc()
-                self._stalled.pop((namespace, name), None)
-                if outcome.changed:
-                    _event(body, "Normal", "Applied", _summary(outcome))
-                return None
+                outcome = await self._pass(attempt)
+            except Exception as exc:
+                return await self._failed(f"{namespace}/{name}", attempt, exc, trigger=trigger, retry=retry)
             finally:
                 metrics.DURATION.observe(time.monotonic() - started)
+            metrics.RECONCILES.labels(trigger=trigger, result="success").inc()
+            self._stalled.pop((namespace, name), None)
+            if outcome.changed:
+                _event(body, "Normal", "Applied", _summary(outcome))
+            return None
 
     async def _pass(self, attempt: _Attempt) -> ApplyOutcome:
         attempt.mesh = mesh = ActorMesh.from_body(attempt.body)
@@ -119,7 +119,7 @@ class MeshReconciler:
         return outcome
 
     async def _failed(
-        self, attempt: _Attempt, exc: Exception, *, trigger: str, retry: int
+        self, ref: str, attempt: _Attempt | None, exc: Exception, *, trigger: str, retry: int
     ) -> kopf.TemporaryError | kopf.PermanentError:
         failure = classify(exc)
         stalled = exhausted(failure, retry=retry, max_retries=self.settings.retry_limit)
@@ -128,15 +128,16 @@ class MeshReconciler:
         log = logger.warning if stalled else logger.info
         log(
             "reconcile %s failed (%s, %s): %s",
-            _ref(attempt.body),
+            ref,
             failure.kind,
             "stalled" if stalled else f"retry {retry + 1}/{self.settings.retry_limit}",
             failure.message,
         )
-        try:
-            await self._report(attempt, failure, stalled=stalled)
-        except Exception as report_exc:  # the API is likely down; the retry will report again
-            logger.warning("could not write the status of %s: %s", _ref(attempt.body), report_exc)
+        if attempt is not None:  # else the mesh could not even be read: nothing to write status on
+            try:
+                await self._report(attempt, failure, stalled=stalled)
+            except Exception as report_exc:  # the API is likely down; the retry will report again
+                logger.warning("could not write the status of %s: %s", ref, report_exc)
         base, cap = self.settings.retry_backoff_s, self.settings.retry_backoff_max_s
         return to_kopf(failure, retry=retry, max_retries=self.settings.retry_limit, base=base, cap=cap)
 
@@ -212,11 +213,6 @@ def _condition(body: Mapping[str, Any], kind: ConditionType) -> Mapping[str, Any
 def _missing_text(missing: MissingSecret, namespace: str) -> str:
     what = f"has no key {missing.key!r}" if missing.secret_exists else "not found"
     return f"{missing.field}: Secret {namespace}/{missing.name} {what}"
-
-
-def _ref(body: Mapping[str, Any]) -> str:
-    meta = body.get("metadata") or {}
-    return f"{meta.get('namespace')}/{meta.get('name')}"
 
 
 def _summary(outcome: ApplyOutcome) -> str:

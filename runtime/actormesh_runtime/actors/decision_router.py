@@ -45,6 +45,7 @@ class DecisionRouter:
             screening=envelope.screening,
             threshold=self._threshold,
             now=envelope.created_at,
+            message=envelope.message,
         )
         envelope.decision = decision
         envelope.slip.replace_remaining(route_after(decision, envelope.slip.remaining))

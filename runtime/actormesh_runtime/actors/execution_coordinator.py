@@ -67,7 +67,7 @@ def precheck(action: ActionType, context: CustomerContext | None) -> ActionOutco
         return _outcome(
             action,
             ActionStatus.REFUSED,
-            "This account is suspended, so order changes need a member of our team.",
+            "Your account is suspended, so order changes need a member of our support team.",
         )
     return None
 
@@ -111,13 +111,17 @@ class ExecutionCoordinator:
             context.orders,
             named_order_ids=entities.order_ids if entities else (),
             named_tracking=entities.tracking_numbers if entities else (),
+            message=envelope.message,
             now=envelope.created_at,
         )
         if action is ActionType.ADD_NOTE:
             return await self._note(envelope, context, target.order_id)
         if target.problem == "not_owned":
             return _outcome(
-                action, ActionStatus.REFUSED, f"We could not find {target.named} on your account."
+                action,
+                ActionStatus.REFUSED,
+                f"We could not find {target.named} on your account.",
+                not_owned=target.named,
             )
         if target.problem == "ambiguous":
             listed = ", ".join(target.candidates)

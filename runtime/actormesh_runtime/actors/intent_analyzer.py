@@ -77,7 +77,8 @@ _RULES: dict[Intent, tuple[tuple[str, int], ...]] = {
             3,
         ),
         (r"delivery (?:problem|issue|exception)|stuck in transit|marked as delivered|address correction", 3),
-        (r"late|delayed|delay|missing|lost|courier|exception", 2),
+        (r"(?:package|parcel|shipment|order|delivery)\b[^.?!]{0,20}\bstuck", 3),
+        (r"late|delayed|delay|missing|lost|courier|exception|stuck", 2),
     ),
     Intent.PRODUCT_ISSUE: (
         (
@@ -104,7 +105,7 @@ _RULES: dict[Intent, tuple[tuple[str, int], ...]] = {
         (r"when will (?:my order|it|my package|ORD-\d{5}) (?:arrive|ship|be delivered|get here)", 3),
         (r"ha(?:s|ve) (?:my order|it|they|ORD-\d{5}) (?:shipped|been shipped)", 3),
         (r"where(?:'s| is) (?:it|that|this|the package)", 2),
-        (r"track(?:ing)?|shipped|eta|arrive|status", 1),
+        (r"track(?:ing)?|shipped|eta|arrive|status|TRK\d{9}", 1),
     ),
     Intent.COMPLIMENT: (
         (r"thank you|thanks|great (?:service|job|support)|love (?:it|your|the)|well done", 3),

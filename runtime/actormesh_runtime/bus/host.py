@@ -205,13 +205,15 @@ class ActorHost:
         elapsed = time.perf_counter() - started
         attempt = envelope.headers.attempt
         envelope.trace.append(TraceEntry(actor=self.name, ms=round(elapsed * 1000, 3), attempt=attempt))
+        # Progress goes out before the envelope moves on: the next actor can only report after it
+        # receives the envelope, so a watcher sees hops strictly in route order.
+        await publish_progress(self.nc, envelope, self.name, "done", elapsed * 1000, attempt)
         if envelope.slip.advance() is not None:
             envelope.headers.attempt = 1
             await publish_to_current(self.js, self.subjects, envelope)
         await msg.ack()
         metrics.PROCESSED.labels(self._label).inc()
         metrics.PROCESSING_SECONDS.labels(self._label).observe(elapsed)
-        await publish_progress(self.nc, envelope, self.name, "done", elapsed * 1000, attempt)
 
     async def _retry_or_fail(
         self, msg: Msg, envelope: Envelope, exc: Exception, *, started: float, key: str
@@ -249,11 +251,11 @@ class ActorHost:
         metrics.FAILED.labels(self._label).inc()
         envelope.trace.append(TraceEntry(actor=self.name, ms=round(ms, 3), attempt=attempt))
         error = ErrorInfo(actor=self.name, reason=reason[:2000], permanent=permanent)
+        await publish_progress(self.nc, envelope, self.name, "failed", ms, attempt)
         await take_error_path(
             self.nc, self.js, self.subjects, envelope, error, deliveries=attempt, dedup_key=key
         )
         await msg.ack()
-        await publish_progress(self.nc, envelope, self.name, "failed", ms, attempt)
 
 
 def _describe(exc: BaseException) -> str:

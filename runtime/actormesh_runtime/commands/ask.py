@@ -65,24 +65,29 @@ async def ask(
     redacted, screening = screen(text)
     subjects = Subjects(settings.mesh_name)
     wait = timeout_s or settings.request_timeout_s
-    envelope = Envelope.start(
-        session_id=session_id or f"sess-{uuid.uuid4().hex[:12]}",
-        customer_email=email,
-        message=redacted,
-        screening=screening,
-        budget_s=wait,
-        reply=reply_to(subjects),
-    )
+
+    def envelope() -> Envelope:
+        # Built only once the mesh is ready: its created_at starts processing_ms and the deadline,
+        # which must not include the seconds a local mesh takes to start.
+        return Envelope.start(
+            session_id=session_id or f"sess-{uuid.uuid4().hex[:12]}",
+            customer_email=email,
+            message=redacted,
+            screening=screening,
+            budget_s=wait,
+            reply=reply_to(subjects),
+        )
+
     if external_nats:
         nc = await connect(settings, name="actormesh-ask")
         try:
             await ensure_streams(nc.jetstream(), subjects, settings)
-            return await request_result(nc, subjects, envelope, timeout_s=wait)
+            return await request_result(nc, subjects, envelope(), timeout_s=wait)
         finally:
             await nc.close()
     async with LocalMesh(settings) as mesh:
         assert mesh.nc is not None
-        return await request_result(mesh.nc, subjects, envelope, timeout_s=wait)
+        return await request_result(mesh.nc, subjects, envelope(), timeout_s=wait)
 
 
 def render(result: FinalResult) -> str:

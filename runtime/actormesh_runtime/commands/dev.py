@@ -89,4 +89,9 @@ def run(args: argparse.Namespace) -> int:
     settings = _settings(args)
     configure_logging(settings, level="INFO" if args.verbose else "WARNING")
     data_dir = args.data_dir if args.data_dir is not None else DEFAULT_DATA_DIR
-    return asyncio.run(serve(settings, data_dir=data_dir, nats_url=args.nats_url))
+    try:
+        return asyncio.run(serve(settings, data_dir=data_dir, nats_url=args.nats_url))
+    except OSError as exc:
+        print(f"actormesh dev: cannot serve on {settings.host}:{settings.port}: {exc.strerror or exc}"
+              " (use --port to pick another)", file=sys.stderr)  # fmt: skip
+        return 1

@@ -8,6 +8,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from actormesh_runtime.settings import RuntimeSettings
 
 HELP = "Run the HTTP/WebSocket gateway."
 
@@ -19,16 +24,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mesh", help="mesh name (default: $MESH_NAME or 'local')")
 
 
-async def serve(settings: object) -> int:
+async def serve(settings: RuntimeSettings) -> int:
     from actormesh_runtime.bus.process import install_stop_signals
     from actormesh_runtime.gateway.app import create_app
     from actormesh_runtime.gateway.server import GatewayServer
-    from actormesh_runtime.settings import RuntimeSettings
 
-    assert isinstance(settings, RuntimeSettings)
     stop = asyncio.Event()
     install_stop_signals(stop)
-    async with GatewayServer(create_app(settings), host=settings.host, port=settings.port) as server:
+    graceful = int(settings.request_timeout_s) + 5  # a rolling update lets waiting chats finish
+    server = GatewayServer(
+        create_app(settings), host=settings.host, port=settings.port, graceful_shutdown_s=graceful
+    )
+    async with server:
         print(f"ActorMesh gateway on {server.url} (chat widget: {server.url}/widget)", flush=True)
         await stop.wait()
     return 0
@@ -44,4 +51,8 @@ def run(args: argparse.Namespace) -> int:
             overrides[field] = getattr(args, arg)
     settings = RuntimeSettings(**overrides)  # type: ignore[arg-type]
     configure_logging(settings)
-    return asyncio.run(serve(settings))
+    try:
+        return asyncio.run(serve(settings))
+    except OSError as exc:
+        print(f"actormesh gateway: cannot serve on {settings.host}:{settings.port}: {exc}", file=sys.stderr)
+        return 1

@@ -10,6 +10,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from actormesh_runtime.settings import RuntimeSettings
 
 HELP = "Run the conversation-history service (the single SQLite writer)."
 
@@ -23,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--http-port", type=int, help="/healthz /readyz /metrics port (0 = random)")
 
 
-async def serve(settings: object) -> int:
+async def serve(settings: RuntimeSettings) -> int:
     from actormesh_runtime.bus.health import HealthServer
     from actormesh_runtime.bus.process import connect_with_retry, install_stop_signals
     from actormesh_runtime.settings import RuntimeSettings

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import Iterator
 
 import uvicorn
 from fastapi import FastAPI
 
 GRACEFUL_SHUTDOWN_S = 5
+"""Default time in-flight requests get to finish on stop; `actormesh gateway` passes
+REQUEST_TIMEOUT_S + 5 so a rolling update lets every waiting chat get its answer."""
 
 
 class _QuietServer(uvicorn.Server):
@@ -27,8 +30,15 @@ class GatewayServer:
     """One uvicorn server on `host:port` (port 0 = any free port; `port` tells which after start)."""
 
     def __init__(
-        self, app: FastAPI, *, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning"
+        self,
+        app: FastAPI,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        log_level: str = "warning",
+        graceful_shutdown_s: int = GRACEFUL_SHUTDOWN_S,
     ) -> None:
+        self.graceful_shutdown_s = graceful_shutdown_s
         config = uvicorn.Config(
             app,
             host=host,
@@ -36,20 +46,21 @@ class GatewayServer:
             log_level=log_level,
             access_log=False,  # the app's middleware logs requests with their request id
             lifespan="on",
-            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+            timeout_graceful_shutdown=graceful_shutdown_s,
             ws_ping_interval=20.0,
             ws_ping_timeout=20.0,
         )
         self.host = host
+        self.requested_port = port
         self.server = _QuietServer(config)
+        self._socket: socket.socket | None = None
         self._task: asyncio.Task[None] | None = None
 
     @property
     def port(self) -> int:
-        for server in self.server.servers:
-            for sock in server.sockets:
-                return int(sock.getsockname()[1])
-        raise RuntimeError("gateway server is not listening")
+        if self._socket is None:
+            raise RuntimeError("gateway server is not listening")
+        return int(self._socket.getsockname()[1])
 
     @property
     def url(self) -> str:
@@ -57,8 +68,13 @@ class GatewayServer:
         return f"http://{host}:{self.port}"
 
     async def start(self, timeout_s: float = 30.0) -> None:
-        """Serve in a background task; return once listening (raise if uvicorn gave up)."""
-        self._task = asyncio.create_task(self.server.serve(), name="gateway-uvicorn")
+        """Serve in a background task; return once listening.
+
+        The socket is bound here, not by uvicorn: uvicorn answers a bind failure with `sys.exit`,
+        which would tear down the whole event loop instead of raising a plain `OSError`.
+        """
+        self._socket = _bind(self.host, self.requested_port)
+        self._task = asyncio.create_task(self.server.serve(sockets=[self._socket]), name="gateway-uvicorn")
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         while not self.server.started:
@@ -88,9 +104,27 @@ class GatewayServer:
             return
         self.server.should_exit = True
         try:
-            await asyncio.wait_for(asyncio.shield(task), timeout=GRACEFUL_SHUTDOWN_S + 5)
+            await asyncio.wait_for(asyncio.shield(task), timeout=self.graceful_shutdown_s + 5)
         except TimeoutError:
             self.server.force_exit = True
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        finally:
+            if self._socket is not None:
+                self._socket.close()
+                self._socket = None
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """A listening-ready TCP socket on host:port (OSError, e.g. address in use, is the caller's)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock

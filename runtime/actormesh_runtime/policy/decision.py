@@ -10,6 +10,7 @@ and neither does one from an unknown customer. Tested in tests/unit/test_decisio
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from actormesh_runtime.envelope import (
@@ -18,12 +19,13 @@ from actormesh_runtime.envelope import (
     Decision,
     Intent,
     IntentResult,
+    Order,
     Screening,
     Sentiment,
     SentimentLabel,
     Urgency,
 )
-from actormesh_runtime.policy.orders import select_target
+from actormesh_runtime.policy.orders import is_eligible, select_target
 
 REASON_HUMAN = "customer asked for a human"
 REASON_LEGAL = "legal threat"
@@ -40,6 +42,22 @@ ACTIONS_BY_INTENT: dict[Intent, tuple[ActionType, ...]] = {
     Intent.DELIVERY_ISSUE: (ActionType.TRACKING_LOOKUP,),
 }
 URGENT = frozenset({Urgency.HIGH, Urgency.CRITICAL})
+
+
+def orders_in_question(intent: Intent, orders: Sequence[Order], now: datetime) -> list[Order]:
+    """The customer's orders a message of this intent could be about, by the rules the actions use.
+
+    response_generator lists these when it must ask which order is meant, so a reply never offers
+    an order the action would refuse (e.g. a return for an order delivered more than 30 days ago).
+    """
+    actions = ACTIONS_BY_INTENT.get(intent)
+    if actions:
+        return [o for o in orders if is_eligible(actions[0], o, now)]
+    if intent is Intent.PRODUCT_ISSUE:
+        # No action to judge by; a faulty item is in a delivered order, and the warranty outlives
+        # the return window, so every delivered order counts.
+        return [o for o in orders if o.status == "delivered"]
+    return list(orders)
 
 
 def low_confidence_reason(confidence: float, threshold: float) -> str:
@@ -88,6 +106,7 @@ def decide(
     screening: Screening,
     threshold: float,
     now: datetime,
+    message: str = "",
 ) -> Decision:
     tier = context.tier if context is not None else None
     reasons = escalation_reasons(sentiment, intent, tier, threshold)
@@ -107,6 +126,7 @@ def decide(
         context.orders,
         named_order_ids=intent.entities.order_ids,
         named_tracking=intent.entities.tracking_numbers,
+        message=message,
         now=now,
     )
     return Decision(
@@ -115,4 +135,5 @@ def decide(
         planned_actions=actions,
         target_order_id=target.order_id,
         needs_clarification=target.needs_clarification,
+        candidate_order_ids=list(target.candidates),
     )

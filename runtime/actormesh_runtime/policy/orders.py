@@ -8,6 +8,7 @@ gets the same answers. Tested table-driven in tests/unit/test_execution_policy.p
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -75,16 +76,34 @@ def is_eligible(action: ActionType, order: Order, now: datetime) -> bool:
     return True
 
 
+def _stem(word: str) -> str:
+    return word[:-1] if word.endswith("s") else word
+
+
+def _words(text: str) -> set[str]:
+    return {_stem(w) for w in re.findall(r"[a-z]{4,}", text.lower())}
+
+
+def orders_by_item(orders: Sequence[Order], message: str) -> list[Order]:
+    """Orders with an item the message names ("my headphones" -> the order with Wireless Headphones)."""
+    said = _words(message)
+    return [o for o in orders if any(_words(item.name) & said for item in o.items)]
+
+
 def select_target(
     action: ActionType,
     orders: Sequence[Order],
     *,
     named_order_ids: Sequence[str] = (),
     named_tracking: Sequence[str] = (),
+    message: str = "",
     now: datetime,
 ) -> Targeting:
     """The order named in the message if it is the customer's, else the unique eligible one.
 
+    Named means by order id or tracking number, else by item ("my keyboard"): one order whose items
+    the message names is the target even when the action will be refused for it (so the refusal is
+    about the order the customer meant); several narrow the eligible orders to those.
     `orders` must already be the customer's own orders (context_retriever guarantees it); a named
     id outside them is refused without saying whether it exists.
     """
@@ -99,7 +118,11 @@ def select_target(
         return Targeting()  # a note belongs to the customer; an order is optional
     if named:
         return Targeting(problem="not_owned", named=named[0])
+    mentioned = [o.order_id for o in orders_by_item(orders, message)]
+    if len(mentioned) == 1:
+        return Targeting(order_id=mentioned[0])
     eligible = [o.order_id for o in orders if is_eligible(action, o, now)]
+    eligible = [oid for oid in eligible if oid in mentioned] or eligible
     if len(eligible) == 1:
         return Targeting(order_id=eligible[0])
     if not eligible:

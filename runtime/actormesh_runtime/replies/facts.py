@@ -7,8 +7,6 @@ exactly the same order ids, carriers, tracking numbers and dates.
 
 from __future__ import annotations
 
-import re
-
 from actormesh_runtime.envelope import (
     ActionOutcome,
     ActionStatus,
@@ -17,11 +15,14 @@ from actormesh_runtime.envelope import (
     Intent,
     Order,
 )
+from actormesh_runtime.policy import orders as policy_orders
+from actormesh_runtime.policy.decision import orders_in_question
+from actormesh_runtime.policy.orders import CANCELLABLE
 
 RETURN_WINDOW_DAYS = 30
 FREE_SHIPPING_OVER = 50
 WARRANTY_YEARS = 1
-OPEN_STATUSES = frozenset({"pending", "confirmed", "processing"})
+OPEN_STATUSES = CANCELLABLE
 POLICY_RETURNS = f"Returns are accepted within {RETURN_WINDOW_DAYS} days of delivery."
 POLICY_SHIPPING = f"Shipping is free on orders over ${FREE_SHIPPING_OVER}."
 POLICY_WARRANTY = f"Electronics come with a {WARRANTY_YEARS}-year warranty."
@@ -32,6 +33,12 @@ _STATUS_WORDS = {"return_started": "being returned", "cancelled": "cancelled"}
 
 def _human(value: str) -> str:
     return value.replace("_", " ").strip()
+
+
+def _mid_sentence(value: str) -> str:
+    """A carrier's "Address correction needed" inside our sentence: lower-case a capitalised word."""
+    first = value.split(" ", 1)[0]
+    return value[0].lower() + value[1:] if first.istitle() and len(first) > 1 else value
 
 
 def _date(value: str | None) -> str | None:
@@ -56,7 +63,7 @@ def _tracking_sentence(order: Order) -> str:
         return ""
     text = f" Latest tracking status from {tracking.carrier}: {_human(tracking.status)}"
     if tracking.detail:
-        text += f" ({tracking.detail})"
+        text += f" ({_mid_sentence(tracking.detail)})"
     if tracking.estimated_delivery and order.status != "delivered":
         text += f"; estimated delivery {_date(tracking.estimated_delivery)}"
     return text + "."
@@ -131,12 +138,15 @@ def action_sentences(envelope: Envelope) -> list[str]:
     clarifying = bool(envelope.decision and envelope.decision.needs_clarification)
     unknown = ctx is None or not ctx.found
     shown = {o.order_id for o in relevant_orders(envelope)}
+    foreign = set(foreign_order_ids(envelope)) if ctx is not None and ctx.found else set()
     sentences: list[str] = []
     for outcome in envelope.actions:
         if outcome.status is ActionStatus.SKIPPED and (clarifying or unknown):
             continue  # the reply already asks which order / says there is no account
         if outcome.type is ActionType.TRACKING_LOOKUP and outcome.order_id in shown:
             continue  # the order sentence already quotes its tracking
+        if outcome.data.get("not_owned") in foreign:
+            continue  # the account caveat already says the order is not theirs
         sentences.append(action_sentence(outcome))
     return list(dict.fromkeys(sentences))
 
@@ -172,33 +182,31 @@ def relevant_orders(envelope: Envelope) -> list[Order]:
     return by_tracking or orders_by_item(envelope, list(mine.values()))
 
 
-def _stem(word: str) -> str:
-    return word[:-1] if word.endswith("s") else word
-
-
 def orders_by_item(envelope: Envelope, orders: list[Order]) -> list[Order]:
-    """Orders with an item the message names ("my headphones" -> the order with Wireless Headphones)."""
-    said = {_stem(w) for w in re.findall(r"[a-z]{4,}", envelope.message.lower())}
-    return [
-        o
-        for o in orders
-        if any(_stem(w) in said for item in o.items for w in re.findall(r"[a-z]{4,}", item.name.lower()))
-    ]
+    """Orders with an item the message names: the policy's own matching, so reply and action agree."""
+    return policy_orders.orders_by_item(orders, envelope.message)
+
+
+def decided_candidates(envelope: Envelope) -> list[str]:
+    """The order ids execution_coordinator (else decision_router) found equally eligible, in order."""
+    for outcome in envelope.actions:
+        listed = outcome.data.get("candidates", "")
+        if outcome.status is ActionStatus.SKIPPED and listed:
+            return [oid.strip() for oid in listed.split(",") if oid.strip()]
+    return list(envelope.decision.candidate_order_ids) if envelope.decision else []
 
 
 def clarification_candidates(envelope: Envelope, intent: Intent) -> list[Order]:
-    """Orders to list when the reply must ask which one the customer means."""
-    orders = list(customer_orders(envelope).values())
-    if intent is Intent.CANCELLATION_REQUEST:
-        eligible = [o for o in orders if o.status.lower() in OPEN_STATUSES]
-    elif intent in (Intent.RETURN_REQUEST, Intent.PRODUCT_ISSUE):
-        eligible = [o for o in orders if o.status.lower() == "delivered"]
-    elif intent is Intent.DELIVERY_ISSUE:
-        moving = [o for o in orders if o.status.lower() not in OPEN_STATUSES | {"delivered", "cancelled"}]
-        eligible = moving or [o for o in orders if o.status.lower() not in OPEN_STATUSES]
-    else:
-        eligible = orders
-    return eligible or orders
+    """Orders to list when the reply must ask which one the customer means.
+
+    The ones the decision/outcome named when there are any, else the policy's own eligibility
+    rules (`policy.decision.orders_in_question`): the reply never re-derives eligibility.
+    """
+    mine = customer_orders(envelope)
+    decided = [mine[oid] for oid in decided_candidates(envelope) if oid in mine]
+    if decided:
+        return decided
+    return orders_in_question(intent, list(mine.values()), envelope.created_at)
 
 
 def facts(envelope: Envelope) -> list[str]:
@@ -223,6 +231,8 @@ def facts(envelope: Envelope) -> list[str]:
     for oid in foreign_order_ids(envelope):
         lines.append(f"{oid} is not an order on this customer's account; say nothing else about it.")
     if envelope.decision and envelope.decision.needs_clarification:
-        lines.append("Several orders could be meant: ask the customer which order they mean.")
+        intent = envelope.intent.intent if envelope.intent else Intent.GENERAL_QUESTION
+        listed = "; ".join(order_label(o) for o in clarification_candidates(envelope, intent))
+        lines.append(f"Several orders could be meant ({listed}): ask the customer which order they mean.")
     lines.extend(f"Action taken: {s}" for s in action_sentences(envelope))
     return lines

@@ -11,8 +11,10 @@ import re
 from collections.abc import Callable
 
 from actormesh_runtime.envelope import Envelope, Intent, Order
+from actormesh_runtime.policy.orders import within_return_window
 from actormesh_runtime.replies import facts as f
 
+REDACTION_WORDS = {"card": "card number", "ssn": "Social Security number"}
 CAPABILITIES = "order status, deliveries, returns, cancellations, billing and account questions"
 INJECTION_REPLY = (
     f"I'm the store's support assistant and can help with {CAPABILITIES}. What can I help you with today?"
@@ -33,28 +35,58 @@ def _orders_block(orders: list[Order]) -> str:
     return " ".join(f.order_sentence(o) for o in orders)
 
 
-def _clarify(envelope: Envelope, intent: Intent, what: str) -> str:
-    candidates = f.clarification_candidates(envelope, intent)
-    listed = "; ".join(f.order_label(o) for o in candidates)
-    return (
+# What each intent's reply leads with, what "I can help ..." says, and what follows the question.
+_CLARIFY: dict[Intent, tuple[str, str, str]] = {
+    Intent.DELIVERY_ISSUE: ("I'm sorry your delivery is causing trouble.", "with the delivery", ""),
+    Intent.PRODUCT_ISSUE: ("I'm sorry the item isn't right.", "with the item", ""),
+    Intent.RETURN_REQUEST: ("", "with a return", f.POLICY_RETURNS),
+    Intent.CANCELLATION_REQUEST: ("", "with a cancellation", ""),
+    Intent.BILLING_ISSUE: ("I'm sorry about the trouble with your payment.", "with the billing question", ""),
+}
+
+
+def _clarify(envelope: Envelope, intent: Intent, candidates: list[Order] | None = None) -> str:
+    """Ask which order is meant, listing the candidates the decision/outcome (or policy) names."""
+    lead, what, tail = _CLARIFY.get(intent, ("", "with that", ""))
+    listed = "; ".join(f.order_label(o) for o in candidates or f.clarification_candidates(envelope, intent))
+    question = (
         f"I can help {what}, but you have more than one order it could apply to: {listed}. "
         "Which order do you mean?"
     )
+    return " ".join(p for p in (lead, question, tail) if p)
 
 
-def _orders_or_ask(envelope: Envelope, intent: Intent, what: str) -> str:
-    """Relevant orders, or a question; `what` completes "I can help ..."."""
-    if _clarifying(envelope):
-        return _clarify(envelope, intent, what)
+def _orders_in_play(envelope: Envelope, intent: Intent) -> list[Order]:
+    """The relevant orders, else the candidates (policy), else every order of the customer."""
     relevant = f.relevant_orders(envelope)
     if relevant:
-        return _orders_block(relevant)
-    candidates = f.clarification_candidates(envelope, intent)
+        return relevant
+    return f.clarification_candidates(envelope, intent) or list(f.customer_orders(envelope).values())
+
+
+def _orders_or_ask(envelope: Envelope, intent: Intent) -> str:
+    """The relevant orders, the one candidate, or a question listing the candidates."""
+    if f.relevant_orders(envelope):
+        return _orders_block(f.relevant_orders(envelope))
+    candidates = _orders_in_play(envelope, intent)
     if len(candidates) == 1:
         return _orders_block(candidates)
     if candidates:
-        return _clarify(envelope, intent, what)
+        return _clarify(envelope, intent, candidates)
     return "I don't see any orders on your account yet."
+
+
+def _return_offer(envelope: Envelope, orders: list[Order]) -> str:
+    """Offer a return label only for what policy would accept (delivered within 30 days)."""
+    returnable = [o for o in orders if within_return_window(o, envelope.created_at)]
+    if not returnable:
+        return ""
+    if len(orders) == 1:
+        return f'If you\'d like to send it back, just reply "return {returnable[0].order_id}".'
+    if len(returnable) == 1:
+        oid = returnable[0].order_id
+        return f'{oid} can still be returned; to send it back, just reply "return {oid}".'
+    return "If you'd like a return label, tell me the order number."
 
 
 def _order_status(envelope: Envelope) -> str:
@@ -68,33 +100,33 @@ def _order_status(envelope: Envelope) -> str:
 
 
 def _delivery_issue(envelope: Envelope) -> str:
-    body = _orders_or_ask(envelope, Intent.DELIVERY_ISSUE, "with the delivery")
-    return f"I'm sorry your delivery is causing trouble. {body}"
+    body = _orders_or_ask(envelope, Intent.DELIVERY_ISSUE)
+    lead = _CLARIFY[Intent.DELIVERY_ISSUE][0]
+    return body if body.startswith(lead) else f"{lead} {body}"
 
 
 def _product_issue(envelope: Envelope) -> str:
-    body = _orders_or_ask(envelope, Intent.PRODUCT_ISSUE, "with the item")
-    return (
-        f"I'm sorry the item isn't right. {body} {f.POLICY_RETURNS} {f.POLICY_WARRANTY} "
-        "If you'd like a return label, just tell me the order number."
-    )
+    body = _orders_or_ask(envelope, Intent.PRODUCT_ISSUE)
+    lead = _CLARIFY[Intent.PRODUCT_ISSUE][0]
+    body = body if body.startswith(lead) else f"{lead} {body}"
+    offer = _return_offer(envelope, _orders_in_play(envelope, Intent.PRODUCT_ISSUE))
+    return f"{body} {f.POLICY_RETURNS} {f.POLICY_WARRANTY} {offer}".strip()
 
 
 def _return_request(envelope: Envelope) -> str:
-    if envelope.actions and not _clarifying(envelope):
+    if envelope.actions:
         return ""  # the action sentence already says what happened and why
-    return f"{_orders_or_ask(envelope, Intent.RETURN_REQUEST, 'with a return')} {f.POLICY_RETURNS}"
+    body = _orders_or_ask(envelope, Intent.RETURN_REQUEST)
+    return body if body.endswith(f.POLICY_RETURNS) else f"{body} {f.POLICY_RETURNS}"
 
 
 def _cancellation_request(envelope: Envelope) -> str:
-    if envelope.actions and not _clarifying(envelope):
+    if envelope.actions:
         return ""
-    return _orders_or_ask(envelope, Intent.CANCELLATION_REQUEST, "with a cancellation")
+    return _orders_or_ask(envelope, Intent.CANCELLATION_REQUEST)
 
 
 def _billing_issue(envelope: Envelope) -> str:
-    if _clarifying(envelope):
-        return _clarify(envelope, Intent.BILLING_ISSUE, "with the billing question")
     if envelope.actions:
         return ""
     return (
@@ -162,19 +194,33 @@ def _account_caveat(envelope: Envelope, intent: Intent) -> str:
     """Unknown customer / missing context / foreign order ids: said plainly, nothing invented."""
     ctx = envelope.context
     notes = []
-    if ctx is not None and not ctx.found:
+    if intent not in _NEEDS_ACCOUNT:
+        pass  # a policy question, a compliment or a handoff needs no account: nothing to caveat
+    elif ctx is not None and not ctx.found:
         notes.append(
             f"I couldn't find an account for {envelope.customer_email}. Please write to us from the "
             "email address you ordered with, so I can look up your orders."
         )
-    elif ctx is None and intent in _NEEDS_ACCOUNT:
+    elif ctx is None:
         notes.append("I can't look up your account details right now, so please try again in a few minutes.")
     elif ctx is not None and ctx.errors:
         notes.append("Some of our systems didn't answer just now, so a few details may be missing.")
     foreign = f.foreign_order_ids(envelope)
     if foreign and ctx is not None and ctx.found:
-        notes.append(f"I couldn't find {', '.join(foreign)} on your account.")
+        notes.append(f"I couldn't find {', '.join(foreign)} on your account; please check the order number.")
     return " ".join(notes)
+
+
+def _screening_note(envelope: Envelope) -> str:
+    """Tell the customer what was removed from their message, without repeating any of it."""
+    removed = envelope.screening.redactions
+    if not removed:
+        return ""
+    what = " and ".join(dict.fromkeys(REDACTION_WORDS[r] for r in removed))
+    return (
+        f"For your security, I removed the {what} from your message; "
+        "please don't share details like that in chat, as we never need them."
+    )
 
 
 def compose(envelope: Envelope) -> str:
@@ -185,9 +231,14 @@ def compose(envelope: Envelope) -> str:
     caveat = _account_caveat(envelope, intent)
     ctx = envelope.context
     has_account = ctx is not None and ctx.found
-    body = _BY_INTENT[intent](envelope) if has_account or intent not in _NEEDS_ACCOUNT else ""
+    if not has_account and intent in _NEEDS_ACCOUNT:
+        body = ""
+    elif _clarifying(envelope):
+        body = _clarify(envelope, intent)  # whatever the intent: no action was taken, so ask
+    else:
+        body = _BY_INTENT[intent](envelope)
     actions = " ".join(f.action_sentences(envelope))
-    parts = [_greeting(envelope), caveat, body, actions]
+    parts = [_greeting(envelope), _screening_note(envelope), caveat, body, actions]
     return " ".join(p.strip() for p in parts if p.strip())
 
 

@@ -94,6 +94,7 @@ class HistoryService:
         return problems
 
     async def start(self) -> None:
+        self._stopping.clear()
         await self.store.open()
         if self._nc is None:
             self._nc = await connect(self.settings, name=f"actormesh-history-{self.settings.mesh_name}")

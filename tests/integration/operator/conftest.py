@@ -60,6 +60,14 @@ def install_namespaced_rbac(kube: KubeControlPlane, namespace: str) -> str:
     return kube.kubectl("create", "token", SERVICE_ACCOUNT, "-n", namespace, "--duration=2h").stdout.strip()
 
 
+def token_credentials(kube: KubeControlPlane, token: str, namespace: str | None = None) -> KubeCredentials:
+    """Credentials for this control plane with a ServiceAccount token instead of the admin's certificate."""
+    admin = load_kubeconfig(kube.kubeconfig)
+    return KubeCredentials(
+        server=admin.server, ca_path=admin.ca_path, ca_data=admin.ca_data, token=token, namespace=namespace
+    )
+
+
 class OperatorThread:
     """One operator (namespaced mode) on its own event loop in a daemon thread; `stop()` is graceful."""
 
@@ -73,7 +81,14 @@ class OperatorThread:
 
     def _main(self) -> None:
         try:
-            asyncio.run(run(self.settings, self.creds, stop_flag=self._stop, ready_flag=self._ready))
+            operator = run(
+                self.settings,
+                self.creds,
+                stop_flag=self._stop,
+                ready_flag=self._ready,
+                listen_host="127.0.0.1",
+            )
+            asyncio.run(operator)
         except BaseException as exc:  # reported to the test by start()/stop()
             self._error = exc
 
@@ -98,18 +113,11 @@ class OperatorFactory:
     def __init__(self, kube: KubeControlPlane, namespace: str) -> None:
         self.kube = kube
         self.namespace = namespace
-        token = install_namespaced_rbac(kube, namespace)
-        admin = load_kubeconfig(kube.kubeconfig)
-        self.creds = KubeCredentials(
-            server=admin.server,
-            ca_path=admin.ca_path,
-            ca_data=admin.ca_data,
-            token=token,
-            namespace=namespace,
-        )
+        self.creds = token_credentials(kube, install_namespaced_rbac(kube, namespace), namespace)
         self.running: list[OperatorThread] = []
 
-    def start(self, **overrides: Any) -> OperatorThread:
+    def start(self, creds: KubeCredentials | None = None, **overrides: Any) -> OperatorThread:
+        """An operator for this namespace; `namespace=None` in overrides runs it cluster-wide."""
         values: dict[str, Any] = {
             "namespace": self.namespace,
             "metrics_port": 0,
@@ -122,7 +130,7 @@ class OperatorFactory:
             "retry_backoff_max_s": 2.0,
         }
         settings = OperatorSettings(**{**values, **overrides})
-        operator = OperatorThread(settings, self.creds).start()
+        operator = OperatorThread(settings, creds or self.creds).start()
         self.running.append(operator)
         return operator
 

@@ -1,0 +1,99 @@
+"""What lives as long as one operator run: the API client, the reconciler, the wake-up queue, the resync.
+
+Created by the startup handler in `handlers.py` (one per operator instance, so tests can run several
+in one process) and stopped by the cleanup handler. It is where the triggers meet the reconcile:
+kopf's handlers call `reconcile_now` (kopf counts the retries), child events and the jittered resync
+call `wake` (retries counted here, with the same bound and backoff).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+
+import kopf
+
+from actormesh_operator.reconcile.kube import KubeClient, KubeCredentials
+from actormesh_operator.reconcile.queue import WakeupQueue
+from actormesh_operator.reconcile.runner import MESHES, MeshReconciler
+from actormesh_operator.settings import OperatorSettings
+
+logger = logging.getLogger(__name__)
+
+CHILD_DEBOUNCE_S = 1.0
+"""Child events within this window cost one reconcile (a rollout emits dozens)."""
+
+
+class OperatorState:
+    """Objects living as long as one operator run: API client, reconciler, wake-up queue, resync."""
+
+    def __init__(self, settings: OperatorSettings, creds: KubeCredentials) -> None:
+        self.settings = settings
+        self.creds = creds
+        self.kube: KubeClient | None = None
+        self.reconciler: MeshReconciler | None = None
+        self.queue: WakeupQueue | None = None
+        self._resync: asyncio.Task[None] | None = None
+        self._attempts: dict[tuple[str, str], int] = {}
+
+    async def start(self) -> None:
+        self.kube = KubeClient(self.creds)
+        self.reconciler = MeshReconciler(self.settings, self.kube)
+        self.queue = WakeupQueue(self._run_queued, debounce_s=CHILD_DEBOUNCE_S)
+        self._resync = asyncio.create_task(self._resync_loop(), name="actormesh resync")
+
+    async def stop(self) -> None:
+        if self._resync is not None:
+            self._resync.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._resync
+        if self.queue is not None:
+            await self.queue.close()
+        if self.kube is not None:
+            await self.kube.close()
+
+    async def reconcile_now(self, namespace: str, name: str, *, trigger: str, retry: int) -> None:
+        """For kopf's handlers: raise what kopf should do next (its retry counter bounds the attempts)."""
+        assert self.reconciler is not None, "startup handler has not run"
+        error = await self.reconciler.reconcile(namespace, name, trigger=trigger, retry=retry)
+        if error is not None:
+            raise error
+        self._attempts.pop((namespace, name), None)  # healed: queued triggers get full retries again
+
+    async def _run_queued(self, namespace: str, name: str, trigger: str) -> float | None:
+        """For the wake-up queue: same bounded retries, counted here since kopf is not involved."""
+        assert self.reconciler is not None
+        key = (namespace, name)
+        retry = self._attempts.get(key, 0)
+        error = await self.reconciler.reconcile(namespace, name, trigger=trigger, retry=retry)
+        if isinstance(error, kopf.TemporaryError):
+            self._attempts[key] = retry + 1
+            return float(error.delay or self.settings.retry_backoff_s)
+        if isinstance(error, kopf.PermanentError):
+            # Stalled: later wake-ups get one attempt each, no retries, until one succeeds.
+            self._attempts[key] = self.settings.retry_limit
+            return None
+        self._attempts.pop(key, None)
+        return None
+
+    def wake(self, namespace: str, name: str, trigger: str, *, delay: float | None = None) -> None:
+        if self.queue is not None:
+            self.queue.schedule(namespace, name, trigger, delay=delay)
+
+    async def _resync_loop(self) -> None:
+        interval, jitter = self.settings.resync_interval_s, self.settings.resync_jitter_s
+        while True:
+            await asyncio.sleep(interval + random.uniform(0, jitter))
+            assert self.kube is not None
+            try:
+                meshes = await self.kube.list(MESHES, self.settings.namespace)
+            except Exception as exc:  # an API outage must not end the resync
+                logger.warning("resync: listing actormeshes failed: %s", exc)
+                continue
+            for mesh in meshes:
+                meta = mesh.get("metadata") or {}
+                self.wake(
+                    meta.get("namespace", ""), meta.get("name", ""), "resync", delay=random.uniform(0, jitter)
+                )

@@ -1,0 +1,67 @@
+"""A child the API server rejects stalls the mesh with a message naming the failed action; fixing the
+spec heals it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.integration.operator.conftest import OperatorFactory
+from tests.integration.operator.kubeapi import (
+    apply,
+    children,
+    condition,
+    expected_children,
+    get,
+    minimal_mesh,
+    reconciled,
+    try_get,
+)
+from tests.support.k8s import wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.k8s, pytest.mark.xdist_group("k8s")]
+
+# Accepted by the CRD (affinity is passed through untouched) but invalid in a pod template.
+BAD_AFFINITY = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": []}}}
+
+
+def test_rejected_child_stalls_the_mesh_until_the_spec_is_fixed(
+    operators: OperatorFactory, kube_namespace: str
+) -> None:
+    kube, ns, mesh = operators.kube, kube_namespace, "rejected"
+    operators.start()
+    apply(kube, ns, minimal_mesh(mesh, scheduling={"affinity": BAD_AFFINITY}))
+
+    def stalled() -> dict[str, Any] | None:
+        live = try_get(kube, ns, "actormesh", mesh)
+        return live if live and condition(live, "Stalled").get("status") == "True" else None
+
+    wait_for("Stalled", lambda: stalled() is not None)
+    live = stalled()
+    assert live is not None
+    stall = condition(live, "Stalled")
+    assert stall["reason"] == "ApplyRejected"
+    assert stall["message"].startswith(f"apply statefulset {mesh}-"), stall["message"]
+    assert "nodeSelectorTerms" in stall["message"]
+    assert live["status"]["observedGeneration"] == live["metadata"]["generation"]
+
+    def events() -> list[str]:
+        selector = f"involvedObject.name={mesh},reason=ApplyRejected"
+        return [e["type"] for e in get(kube, ns, "events", "--field-selector", selector)["items"]]
+
+    wait_for("a Warning Event", lambda: events() == ["Warning"])
+
+    kube.kubectl(
+        "patch", f"actormesh/{mesh}", "-n", ns, "--type=json",
+        "-p", json.dumps([{"op": "remove", "path": "/spec/scheduling"}]),
+    )  # fmt: skip
+    wait_for(
+        "healed",
+        lambda: (
+            (body := reconciled(kube, ns, mesh)) is not None
+            and condition(body, "Stalled").get("status") == "False"
+            and set(children(kube, ns, mesh)) == expected_children(body)
+        ),
+    )

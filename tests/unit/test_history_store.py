@@ -1,0 +1,127 @@
+"""The SQLite history store on its own (a real file, no sockets): migrations, WAL, idempotent writes,
+redaction as a second line of defence, per-customer reads."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from actormesh_runtime.envelope import (
+    ActionStatus,
+    ActionSummary,
+    ActionType,
+    FinalResult,
+    HistoryEvent,
+    Intent,
+    MethodSummary,
+)
+from actormesh_runtime.storage.history import MIGRATIONS, SCHEMA_VERSION, HistoryStore
+
+
+def event(
+    message_id: str, *, session: str = "s1", email: str = "john.doe@example.com", text: str = "hi"
+) -> HistoryEvent:
+    now = datetime.now(UTC)
+    result = FinalResult(
+        message_id=message_id,
+        session_id=session,
+        response=f"answer to {text}",
+        intent=Intent.ORDER_STATUS,
+        intent_confidence=0.9,
+        sentiment=None,
+        urgency=None,
+        escalated=True,
+        reference_id="ESC-0123abcd",
+        actions=[ActionSummary(type=ActionType.CANCEL_ORDER, order_id="ORD-20001", status=ActionStatus.DONE,
+                               detail="cancelled")],
+        flags=["escalated"],
+        method=MethodSummary(intent="rules", response="template"),
+        trace=[],
+        processing_ms=1.0,
+    )  # fmt: skip
+    return HistoryEvent(
+        message_id=message_id,
+        session_id=session,
+        customer_email=email,
+        customer_message=text,
+        received_at=now,
+        completed_at=now,
+        result=result,
+    )
+
+
+async def test_migrations_are_versioned_and_idempotent(tmp_path: Path) -> None:
+    path = tmp_path / "h.db"
+    store = HistoryStore(path)
+    await store.open()
+    assert await store.schema_version() == SCHEMA_VERSION == len(MIGRATIONS)
+    await store.close()
+    reopened = HistoryStore(path)
+    await reopened.open()  # no migration runs twice
+    assert await reopened.schema_version() == SCHEMA_VERSION
+    await reopened.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+async def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "h.db"
+    with sqlite3.connect(path) as db:
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    store = HistoryStore(path)
+    with pytest.raises(RuntimeError, match="newer"):
+        await store.open()
+    await store.close()
+
+
+async def test_replayed_events_add_nothing_and_turns_keep_order(tmp_path: Path) -> None:
+    store = HistoryStore(tmp_path / "h.db")
+    await store.open()
+    try:
+        assert await store.add_events([event("m1", text="first"), event("m2", text="second")]) == 4
+        assert await store.add_events([event("m1", text="first")]) == 0  # a redelivery
+        turns = await store.conversation("s1")
+        assert [(t.message_id, t.role) for t in turns] == [
+            ("m1", "customer"), ("m1", "agent"), ("m2", "customer"), ("m2", "agent"),
+        ]  # fmt: skip
+        agent = turns[1]
+        assert agent.escalated is True
+        assert agent.reference_id == "ESC-0123abcd"
+        assert agent.actions[0]["status"] == "done"
+        stored = await store.result("m2")
+        assert stored is not None
+        assert stored.result.response == "answer to second"
+        assert stored.customer_email == "john.doe@example.com"
+        assert await store.result("nope") is None
+    finally:
+        await store.close()
+
+
+async def test_the_store_redacts_even_unscreened_text(tmp_path: Path) -> None:
+    store = HistoryStore(tmp_path / "h.db")
+    await store.open()
+    try:
+        await store.add_events([event("m1", text="card 4111-1111-1111-1111 ssn 123-45-6789")])
+    finally:
+        await store.close()
+    with sqlite3.connect(tmp_path / "h.db") as db:
+        dump = "\n".join(db.iterdump())
+    assert "4111" not in dump
+    assert "123-45-6789" not in dump
+    assert "[REDACTED-CARD]" in dump
+    assert "[REDACTED-SSN]" in dump
+
+
+async def test_reads_can_be_limited_to_one_customer(tmp_path: Path) -> None:
+    store = HistoryStore(tmp_path / "h.db")
+    await store.open()
+    try:
+        await store.add_events([event("m1"), event("m2", email="Jane.Smith@example.com")])
+        jane = await store.conversation("s1", customer_email="jane.smith@example.com")
+        assert {t.message_id for t in jane} == {"m2"}
+        assert {t.customer_email for t in jane} == {"jane.smith@example.com"}
+    finally:
+        await store.close()
