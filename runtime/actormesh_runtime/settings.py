@@ -30,20 +30,24 @@ class RuntimeSettings(BaseSettings):
     sqlite_db_path: str = Field(
         "./.actormesh/conversations.db", description="History store (history service only)."
     )
-    customer_api_url: str = "http://127.0.0.1:8001"
-    orders_api_url: str = "http://127.0.0.1:8002"
-    tracking_api_url: str = "http://127.0.0.1:8003"
+    customer_api_url: str = Field("http://127.0.0.1:8001", description="Customers API base URL.")
+    orders_api_url: str = Field("http://127.0.0.1:8002", description="Orders API base URL.")
+    tracking_api_url: str = Field("http://127.0.0.1:8003", description="Tracking API base URL.")
     cache_ttl: float = Field(300.0, gt=0, description="Customer-context cache TTL, seconds.")
     api_timeout_s: float = Field(5.0, gt=0, description="Per-call timeout to the commerce APIs.")
 
     # --- LLM (unset LITELLM_MODEL = rules and templates only)
-    litellm_model: str | None = None
+    litellm_model: str | None = Field(
+        None, description="litellm model name; unset = rules and templates only."
+    )
     llm_api_base: str | None = Field(None, description="Any OpenAI-compatible endpoint.")
     llm_api_key: str | None = Field(
         None, description="Else the provider's usual variable, e.g. OPENAI_API_KEY."
     )
-    llm_temperature: float = Field(0.3, ge=0, le=2)
-    llm_timeout_s: float = Field(10.0, gt=0)
+    llm_temperature: float = Field(0.3, ge=0, le=2, description="Sampling temperature of LLM calls.")
+    llm_timeout_s: float = Field(
+        10.0, gt=0, description="Per-call LLM timeout; on expiry rules/templates answer."
+    )
 
     # --- bus and actor hosting
     actor_concurrency: int = Field(8, ge=1, description="In-flight messages per actor replica.")
@@ -51,19 +55,27 @@ class RuntimeSettings(BaseSettings):
     processing_timeout_s: float = Field(20.0, gt=0, description="One actor's budget for one message.")
     ack_wait_s: float = Field(30.0, gt=0, description="Must exceed processing_timeout_s.")
     max_deliver: int = Field(4, ge=1, description="Deliveries before an envelope is dead-lettered.")
-    redelivery_backoff_s: list[float] = Field(default_factory=lambda: [1.0, 2.0, 5.0])
+    redelivery_backoff_s: list[float] = Field(
+        default_factory=lambda: [1.0, 2.0, 5.0], description="Redelivery delay per attempt (JSON list)."
+    )
     drain_grace_s: float = Field(25.0, gt=0, description="SIGTERM: time to finish in-flight messages.")
     duplicate_window_s: float = Field(120.0, gt=0, description="JetStream de-duplication window.")
     actor_http_port: int = Field(8080, ge=0, le=65535, description="/healthz /readyz /metrics; 0 = random.")
 
     # --- gateway
-    host: str = "127.0.0.1"
-    port: int = 8000
+    host: str = Field(
+        "127.0.0.1", description="Bind address of the gateway and of health ports; 0.0.0.0 in pods."
+    )
+    port: int = Field(8000, ge=0, le=65535, description="Gateway port.")
     request_timeout_s: float = Field(30.0, gt=0, description="Longest a caller waits for a reply.")
-    max_message_chars: int = Field(4000, ge=1)
+    max_message_chars: int = Field(4000, ge=1, description="Longer chat messages get 413.")
     jwt_secret: str | None = Field(None, description="Set: /api/chat, /ws and history need a bearer JWT.")
-    cors_origins: list[str] = Field(default_factory=list)
-    escalation_confidence_threshold: float = Field(0.45, ge=0, le=1)
+    cors_origins: list[str] = Field(
+        default_factory=list, description="Allowed cross-origin callers (JSON list); none by default."
+    )
+    escalation_confidence_threshold: float = Field(
+        0.45, ge=0, le=1, description="Intent confidence below this escalates to a human."
+    )
     conversation_deadline_s: float = Field(
         120.0,
         gt=0,
@@ -77,5 +89,7 @@ class RuntimeSettings(BaseSettings):
     )
 
     # --- logging
-    log_format: Literal["json", "text"] = "text"
-    log_level: str = "INFO"
+    log_format: Literal["json", "text"] = Field(
+        "text", description="json in containers, text for a terminal."
+    )
+    log_level: str = Field("INFO", description="Python logging level name.")
