@@ -98,10 +98,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         overrides["namespace"] = args.namespace
     if args.log_format:
         overrides["log_format"] = args.log_format
+    if args.kubeconfig:
+        overrides["kubeconfig"] = args.kubeconfig
     settings = OperatorSettings(**overrides)
     configure_logging(settings)
     try:
-        creds = load_credentials(args.kubeconfig)
+        creds = load_credentials(settings.kubeconfig)
         metrics.serve(settings.metrics_port)
         asyncio.run(run(settings, creds))
     except (KubeConfigError, CrdMissingError) as exc:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -23,6 +23,12 @@ class OperatorSettings(BaseSettings):
         None,
         description="Namespace to watch; unset watches all namespaces (cluster-wide install). The "
         "namespaced install sets it so the operator needs only a Role.",
+    )
+    kubeconfig: str | None = Field(
+        None,
+        validation_alias=AliasChoices("ACTORMESH_OPERATOR_KUBECONFIG", "KUBECONFIG"),
+        description="kubeconfig file; unset uses the in-cluster service account, else ~/.kube/config. "
+        "KUBECONFIG is honoured as kubectl does, so a shell that reaches a cluster runs the operator.",
     )
     field_manager: str = Field(
         "actormesh-operator",
