@@ -1,4 +1,4 @@
-"""Shared test plumbing: free ports, temp dirs, and the CI rule that a missing component fails, never skips."""
+"""Shared test plumbing: free ports and the CI rule that a missing component fails, never skips."""
 
 from __future__ import annotations
 

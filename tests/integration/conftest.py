@@ -1,4 +1,4 @@
-"""Fixtures for tests against real servers. Each server fixture lives in tests/support/ and is re-exported here."""
+"""Fixtures for tests against real servers; each lives in tests/support/ and is re-exported here."""
 
 from tests.support.k8s import kube_control_plane, kube_namespace  # noqa: F401
 from tests.support.llm_server import llm_server  # noqa: F401
