@@ -9,7 +9,7 @@ ETCD_VERSION ?= v3.6.16
 K8S_CACHE ?= $(HOME)/.cache/actormesh/k8s-$(K8S_VERSION)-etcd-$(ETCD_VERSION)
 PYTEST_WORKERS ?= 2
 
-.PHONY: run test test-unit test-integration lint fmt venv k8s-bin k8s-up k8s-down crds clean
+.PHONY: run test test-unit lint fmt venv k8s-bin k8s-up k8s-down crds clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
