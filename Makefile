@@ -9,7 +9,7 @@ ETCD_VERSION ?= v3.6.16
 K8S_CACHE ?= $(HOME)/.cache/actormesh/k8s-$(K8S_VERSION)-etcd-$(ETCD_VERSION)
 PYTEST_WORKERS ?= 2
 
-.PHONY: run test test-unit lint fmt venv k8s-bin k8s-up k8s-down crds clean
+.PHONY: run test test-unit lint fmt venv k8s-bin k8s-up k8s-down crds images clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ test: $(STAMP) k8s-bin
 
 test-unit: $(STAMP)
 	$(BIN)/pytest -n $(PYTEST_WORKERS) tests/unit -ra
+
+## Benchmark (not a test): the mesh in rules mode next to a bare JetStream relay chain; see bench/README.md.
+.PHONY: bench
+bench: $(STAMP)
+	$(BIN)/python -m bench $(or $(BENCH_OUT),.actormesh/bench/results.json) $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check runtime operator tests
@@ -54,6 +59,11 @@ k8s-down: $(STAMP)
 ## Regenerate crds/ from the pydantic model (a unit test fails when they drift).
 crds: $(STAMP)
 	$(BIN)/python -m actormesh_operator.api.schema > crds/actormesh.io_actormeshes.yaml
+
+## Runtime and operator images with no registry: a debootstrap base, then both Dockerfiles (docs/images.md).
+## Needs root, a running Docker Engine and PyPI; manual, not part of CI.
+images:
+	@hack/images/build.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -140,10 +140,10 @@ class EmbeddedNats:
         return self.url
 
     async def astart(self) -> str:
-        """Like `start`, but waits for readiness without blocking the event loop."""
-        self._spawn()
+        """Like `start`, but never blocks the event loop (the fork and each probe run in a thread)."""
+        await asyncio.to_thread(self._spawn)
         deadline = time.monotonic() + self.ready_timeout_s
-        while not self._poll_ready():
+        while not await asyncio.to_thread(self._poll_ready):
             if time.monotonic() > deadline:
                 await self.astop()
                 raise EmbeddedNatsError(f"nats-server not ready after {self.ready_timeout_s}s")

@@ -16,14 +16,17 @@ from __future__ import annotations
 
 import re
 
+from pydantic import ValidationError
+
 from actormesh_runtime.envelope import Screening
 
 CARD_PLACEHOLDER = "[REDACTED-CARD]"
 SSN_PLACEHOLDER = "[REDACTED-SSN]"
 
-# A run of digit groups separated by one space or dash; not glued to letters/digits on either side
-# or to a letter-dash prefix (so TRK100000001 and ORD-10001 are never candidates).
-_DIGIT_RUN = re.compile(r"(?<![A-Za-z0-9])(?<![A-Za-z]-)\d+(?:[ -]\d+)*(?![A-Za-z0-9])")
+# A run of digit groups separated by one space or dash, not glued to more digits and not after a
+# letter-dash prefix (ORD-10001 is an order id). Letters may touch it: "visa4111111111111111" is still
+# a card, while TRK100000001 has too few digits to ever be one.
+_DIGIT_RUN = re.compile(r"(?<![0-9])(?<![A-Za-z]-)\d+(?:[ -]\d+)*(?![0-9])")
 _GROUP = re.compile(r"\d+")
 
 EMAIL_RE = re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b")
@@ -150,3 +153,20 @@ def screen(text: str) -> tuple[str, Screening]:
         }
     )
     return text, screening
+
+
+def redact(text: str) -> str:
+    """`text` with card numbers and SSNs replaced (no flags): for anything logged or stored."""
+    return screen(text)[0]
+
+
+def describe_invalid(exc: ValidationError) -> str:
+    """A validation failure for logs and dead letters: where and what, never the input values.
+
+    `str(ValidationError)` quotes the offending input, which may be a customer's unscreened text.
+    """
+    parts = [
+        f"{'.'.join(str(p) for p in err['loc']) or 'payload'}: {err['msg']}"
+        for err in exc.errors(include_url=False, include_input=False)
+    ]
+    return redact(f"{exc.error_count()} validation error(s) for {exc.title}: " + "; ".join(parts))

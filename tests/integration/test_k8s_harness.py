@@ -142,3 +142,38 @@ def test_deployment_gets_a_replicaset_with_pods(
         "the ReplicaSet controller to create 2 pods",
         lambda: len(_json(plane, "get", "pods", "-n", ns, "-l", "app=web")["items"]) == 2,  # type: ignore[arg-type]
     )
+
+
+def test_owner_references_permission_enforcement_is_on(
+    kube_control_plane: KubeControlPlane, kube_namespace: str
+) -> None:
+    """blockOwnerDeletion needs `update` on the owner's finalizers: without it the write is refused."""
+    plane, ns = kube_control_plane, kube_namespace
+    plane.kubectl("create", "configmap", "owner", "-n", ns)
+    uid = plane.kubectl("get", "configmap", "owner", "-n", ns, "-o", "jsonpath={.metadata.uid}").stdout
+    plane.kubectl("create", "serviceaccount", "writer", "-n", ns)
+    plane.kubectl("create", "role", "writer", "--verb=create", "--resource=configmaps", "-n", ns)
+    plane.kubectl(
+        "create", "rolebinding", "writer", "--role=writer", f"--serviceaccount={ns}:writer", "-n", ns
+    )
+    owner = {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": uid, "blockOwnerDeletion": True}
+
+    def create(name: str) -> subprocess.CompletedProcess[str]:
+        body = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": name, "ownerReferences": [owner]},
+        }
+        as_writer = f"--as=system:serviceaccount:{ns}:writer"
+        return plane.kubectl("create", "-n", ns, as_writer, "-f", "-", input=json.dumps(body), check=False)
+
+    refused = create("refused")
+    assert refused.returncode != 0
+    assert "cannot set blockOwnerDeletion" in refused.stderr, refused.stderr
+    plane.kubectl(
+        "create", "role", "finalizers", "--verb=update", "--resource=configmaps/finalizers", "-n", ns
+    )
+    plane.kubectl(
+        "create", "rolebinding", "finalizers", "--role=finalizers", f"--serviceaccount={ns}:writer", "-n", ns
+    )
+    wait_for("the finalizers permission is honoured", lambda: create("allowed").returncode == 0)

@@ -2,7 +2,8 @@
 nats-server, the history service, and N gateway replicas served by uvicorn on random ports.
 
 Each replica has its own NATS connection and instance id, exactly as separate pods would.
-`slow_factory` wraps one actor so it sleeps before handling (the timeout-path tests).
+`slow_factory` wraps one actor so it sleeps before handling (the timeout-path tests);
+`failing_factory` makes one actor fail permanently, quoting the envelope's text in its error.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from actormesh_runtime.actors.base import Actor, ActorDeps
 from actormesh_runtime.bus.process import ActorFactory, default_factory
 from actormesh_runtime.catalog import ActorName
 from actormesh_runtime.envelope import Envelope
+from actormesh_runtime.errors import PermanentError
 from actormesh_runtime.gateway.app import create_app
 from actormesh_runtime.gateway.server import GatewayServer
 from actormesh_runtime.local.mesh import LocalMesh
@@ -67,6 +69,21 @@ def slow_factory(slow: ActorName, delay_s: float) -> ActorFactory:
     def build(name: ActorName, deps: ActorDeps) -> Actor:
         actor = default_factory(name, deps)
         return SlowActor(actor, delay_s) if name == slow else actor  # type: ignore[return-value]
+
+    return build
+
+
+class FailingActor(SlowActor):
+    """Raises a permanent error that quotes the (screened) message, as a careless actor might."""
+
+    async def handle(self, envelope: Envelope) -> None:
+        raise PermanentError(f"cannot handle {envelope.message!r}")
+
+
+def failing_factory(failing: ActorName) -> ActorFactory:
+    def build(name: ActorName, deps: ActorDeps) -> Actor:
+        actor = default_factory(name, deps)
+        return FailingActor(actor, 0.0) if name == failing else actor  # type: ignore[return-value]
 
     return build
 

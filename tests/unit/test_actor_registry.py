@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import json
 import subprocess
 import sys
 
@@ -58,3 +59,28 @@ def test_catalog_uses_llm_matches_the_actors_that_build_an_llm_client(name: Acto
     # breaks the LLM path or opens egress for an actor that never needs it.
     source = inspect.getsource(type(build_actor(name.value, make_deps())))
     assert ACTORS_BY_NAME[name].uses_llm == ("shared_client(" in source)
+
+
+def test_the_actor_command_path_imports_no_web_framework_and_no_litellm() -> None:
+    # What `actormesh actor NAME` imports: the command module, the process host, then one actor.
+    # Modules accumulate in one interpreter, so the first actor that pulls in a heavy package is named.
+    code = (
+        "import json, sys\n"
+        "from actormesh_runtime.cli import _load\n"
+        "_load('actor')\n"
+        "from actormesh_runtime.bus.process import default_factory\n"
+        "from actormesh_runtime.actors.base import ActorDeps\n"
+        "from actormesh_runtime.catalog import ActorName\n"
+        "from actormesh_runtime.settings import RuntimeSettings\n"
+        "heavy = {'litellm', 'openai', 'fastapi', 'starlette', 'uvicorn', 'aiosqlite', 'jwt'}\n"
+        "seen = {}\n"
+        "for name in ActorName:\n"
+        "    default_factory(name, ActorDeps(settings=RuntimeSettings(), publisher=None))\n"
+        "    seen[name.value] = sorted({m.split('.')[0] for m in sys.modules} & heavy)\n"
+        "print(json.dumps(seen))\n"
+    )
+    env = {"PATH": "/usr/bin:/bin", "LITELLM_MODEL": ""}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    seen = json.loads(out.stdout)
+    assert set(seen) == {a.value for a in ActorName}
+    assert {name: mods for name, mods in seen.items() if mods} == {}

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from actormesh_operator.builders.autoscaling import queue_lag_unavailable
+from actormesh_operator.api.spec import InvalidSpec
 from tests.unit.builder_helpers import children, index, kinds_names, make_mesh
 
 QUEUE_LAG = {
@@ -46,7 +46,7 @@ def test_queue_lag_with_keda_gives_a_scaled_object_and_no_hpa() -> None:
     [trigger] = so["spec"]["triggers"]
     assert trigger["type"] == "nats-jetstream"
     assert trigger["metadata"] == {
-        "natsServerMonitoringEndpoint": "demo-nats.shop.svc.cluster.local:8222",
+        "natsServerMonitoringEndpoint": "demo-nats-headless.shop.svc.cluster.local:8222",
         "account": "$G",
         "stream": "ACTORMESH-demo",
         "consumer": "response_generator",
@@ -54,29 +54,46 @@ def test_queue_lag_with_keda_gives_a_scaled_object_and_no_hpa() -> None:
     }
 
 
+@pytest.mark.parametrize("replicas", [1, 3])
+def test_keda_finds_each_nats_server_under_the_monitoring_endpoint(replicas: int) -> None:
+    """Clustered, KEDA asks the consumer's leader directly: with `no_advertise` it builds
+    `<server_name>.<endpoint host>`, which must be the pod's stable DNS name (`<pod>.<serviceName>...`)."""
+    spec = {**QUEUE_LAG, "nats": {"replicas": replicas}}
+    objs = index(children(spec, keda=True))
+    sts = objs[("StatefulSet", "demo-nats")]
+    endpoint = objs[("ScaledObject", "demo-response-generator")]["spec"]["triggers"][0]["metadata"][
+        "natsServerMonitoringEndpoint"
+    ]
+    host, port = endpoint.rsplit(":", 1)
+    governing = objs[("Service", sts["spec"]["serviceName"])]
+    assert governing["spec"]["clusterIP"] == "None"
+    assert host == f"{governing['metadata']['name']}.shop.svc.cluster.local"
+    assert int(port) in {p["port"] for p in governing["spec"]["ports"] if p["name"] == "monitor"}
+    assert "server_name: $POD_NAME" in objs[("ConfigMap", "demo-nats-config")]["data"]["nats.conf"]
+    # Pod demo-nats-0 is reachable as demo-nats-0.<serviceName>.<namespace>.svc.<domain>.
+    assert f"demo-nats-0.{host}" == f"demo-nats-0.{sts['spec']['serviceName']}.shop.svc.cluster.local"
+
+
+def test_queue_lag_without_keda_falls_back_to_a_cpu_hpa() -> None:
+    got = kinds_names(children(QUEUE_LAG, keda=False))
+    assert ("HorizontalPodAutoscaler", "demo-response-generator") in got
+    assert ("ScaledObject", "demo-response-generator") not in got
+
+
 @pytest.mark.parametrize(
-    ("extra", "keda", "reason"),
+    "actors",
     [
-        pytest.param({}, False, "KEDA CRDs", id="no-keda"),
+        pytest.param(QUEUE_LAG["actors"], id="one-actor"),
+        pytest.param({"defaults": {"autoscaling": {"mode": "queueLag"}}}, id="defaults"),
         pytest.param(
-            {"nats": {"external": {"url": "nats://n:4222"}}}, True, "managed NATS", id="external-nats"
+            {"decisionRouter": {"enabled": False, "autoscaling": {"mode": "queueLag"}}}, id="disabled"
         ),
     ],
 )
-def test_queue_lag_falls_back_to_a_cpu_hpa_and_says_why(
-    extra: dict[str, Any], keda: bool, reason: str
-) -> None:
-    spec = {**QUEUE_LAG, **extra}
-    got = kinds_names(children(spec, keda=keda))
-    assert ("HorizontalPodAutoscaler", "demo-response-generator") in got
-    assert ("ScaledObject", "demo-response-generator") not in got
-    why = queue_lag_unavailable(make_mesh(spec), keda_available=keda)
-    assert list(why) == ["responseGenerator"]
-    assert reason in why["responseGenerator"]
-
-
-def test_queue_lag_available_reports_nothing() -> None:
-    assert queue_lag_unavailable(make_mesh(QUEUE_LAG), keda_available=True) == {}
+def test_queue_lag_with_an_external_nats_is_an_invalid_spec(actors: dict[str, Any]) -> None:
+    """KEDA would have no monitoring endpoint to read; the CRD rejects it too (test_crd_validation)."""
+    with pytest.raises(InvalidSpec, match=r"queueLag needs the managed NATS"):
+        make_mesh({"actors": actors, "nats": {"external": {"url": "nats://n:4222"}}})
 
 
 @pytest.mark.parametrize(

@@ -218,6 +218,16 @@ def test_names_are_unique_per_kind() -> None:
             [SecretRef(name="redis", key="pw", field_path="spec.redis.external.passwordSecretRef")],
             id="redis-password",
         ),
+        pytest.param(
+            {"redis": {"passwordSecretRef": {"name": "redis-auth", "key": "pw"}}},
+            [SecretRef(name="redis-auth", key="pw", field_path="spec.redis.passwordSecretRef")],
+            id="managed-redis-password",
+        ),
+        pytest.param(
+            {"redis": {"enabled": False, "passwordSecretRef": {"name": "redis-auth", "key": "pw"}}},
+            [],
+            id="managed-redis-password-unused-when-disabled",
+        ),
     ],
 )
 def test_referenced_secrets(spec: dict[str, Any], expected: list[SecretRef]) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from actormesh_operator.api.spec import InvalidSpec
+from actormesh_operator.api.types import quantity_bytes
 from actormesh_operator.builders import nats
 from tests.unit.builder_helpers import SETTINGS, children, container, index, make_mesh
 
@@ -23,12 +25,12 @@ from tests.unit.builder_helpers import SETTINGS, children, container, index, mak
     ids=["Gi", "Mi", "fractional-Gi", "G", "exponent", "k", "plain", "milli-rounds-up"],
 )
 def test_quantity_bytes(quantity: str, expected: int) -> None:
-    assert nats.quantity_bytes(quantity) == expected
+    assert quantity_bytes(quantity) == expected
 
 
 def test_quantity_bytes_rejects_garbage() -> None:
     with pytest.raises(ValueError, match="not a quantity"):
-        nats.quantity_bytes("ten gigs")
+        quantity_bytes("ten gigs")
 
 
 @pytest.mark.parametrize(("replicas", "routed"), [(1, False), (3, True)], ids=["single", "cluster-of-3"])
@@ -51,6 +53,29 @@ def test_config_has_jetstream_limits_and_lame_duck() -> None:
     assert f"  max_memory_store: {256 * 2**20}" in conf
     assert "lame_duck_duration: 30s" in conf
     assert "pid_file: /var/run/nats/nats.pid" in conf
+
+
+@pytest.mark.parametrize(
+    ("nats_spec", "expected"),
+    [
+        pytest.param({}, 8 * 2**30, id="default-80-percent-of-10Gi"),
+        pytest.param({"storage": {"size": "5Gi"}}, 4 * 2**30, id="follows-a-smaller-volume"),
+        pytest.param(
+            {"storage": {"size": "5Gi"}, "jetstream": {"maxFileStore": "5Gi"}}, 5 * 2**30, id="explicit"
+        ),
+    ],
+)
+def test_file_store_limit_fits_the_volume(nats_spec: dict[str, object], expected: int) -> None:
+    """JetStream must never believe it has more disk than its claim, or it fails writes when full."""
+    conf = nats.render_config(make_mesh({"nats": nats_spec}), SETTINGS)
+    assert f"  max_file_store: {expected}\n" in conf
+
+
+def test_file_store_limit_above_the_volume_is_an_invalid_spec() -> None:
+    with pytest.raises(
+        InvalidSpec, match=r"spec.nats.jetstream.maxFileStore must not exceed spec.nats.storage.size"
+    ):
+        make_mesh({"nats": {"storage": {"size": "5Gi"}, "jetstream": {"maxFileStore": "6Gi"}}})
 
 
 def test_statefulset_shape() -> None:

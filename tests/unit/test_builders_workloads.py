@@ -140,6 +140,21 @@ def test_mocks_deployment_and_service() -> None:
     assert {p["port"] for p in objs[("Service", "demo-mocks")]["spec"]["ports"]} == {8001, 8002, 8003}
 
 
+def test_managed_redis_requires_the_password_from_its_secret() -> None:
+    spec = {"redis": {"passwordSecretRef": {"name": "redis-auth", "key": "password"}}}
+    objs = index(children(spec))
+    c = container(objs[("StatefulSet", "demo-redis")])
+    secret = {"secretKeyRef": {"name": "redis-auth", "key": "password"}}
+    # The kubelet expands $(REDISCLI_AUTH) from the env; redis-cli (the probe) reads the same variable.
+    assert c["args"][-2:] == ["--requirepass", "$(REDISCLI_AUTH)"]
+    assert env_of(objs[("StatefulSet", "demo-redis")]) == {"REDISCLI_AUTH": secret}
+    assert c["readinessProbe"]["exec"]["command"] == ["redis-cli", "-p", "6379", "ping"]
+    assert env_of(objs[("Deployment", "demo-gateway")])["REDIS_PASSWORD"] == secret
+    assert env_of(objs[("Deployment", "demo-response-aggregator")])["REDIS_PASSWORD"] == secret
+    assert "REDIS_PASSWORD" not in env_of(objs[("Deployment", "demo-decision-router")])
+    assert "env" not in container(index(children())[("StatefulSet", "demo-redis")])
+
+
 def test_redis_statefulset() -> None:
     sts = index(children({"redis": {"storage": {"size": "2Gi"}}}))[("StatefulSet", "demo-redis")]
     c = container(sts)

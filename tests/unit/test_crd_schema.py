@@ -81,6 +81,8 @@ def test_names_and_subresources() -> None:
         ".spec.gateway.ingress.tlsSecretName",
         ".spec.llm.apiKeySecretRef.key",
         ".spec.redis.external.passwordSecretRef.name",
+        ".spec.redis.passwordSecretRef.key",
+        ".spec.nats.jetstream.maxFileStore",
         ".status.observedGeneration",
         ".status.conditions[].lastTransitionTime",
         ".status.actorsReady",

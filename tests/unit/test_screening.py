@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import BaseModel, ValidationError
 
-from actormesh_runtime.screening import CARD_PLACEHOLDER, SSN_PLACEHOLDER, luhn_valid, screen
+from actormesh_runtime.envelope import Envelope
+from actormesh_runtime.screening import (
+    CARD_PLACEHOLDER,
+    SSN_PLACEHOLDER,
+    describe_invalid,
+    luhn_valid,
+    redact,
+    screen,
+)
 
 
 @pytest.mark.parametrize(
@@ -38,6 +47,8 @@ def test_luhn(digits: str, valid: bool) -> None:
         ),
         pytest.param("ORD-10001 4111 1111 1111 1111", f"ORD-10001 {CARD_PLACEHOLDER}", id="after-order-id"),
         pytest.param("10001 4111 1111 1111 1111", f"10001 {CARD_PLACEHOLDER}", id="digits-before-card"),
+        pytest.param("visa4111111111111111", f"visa{CARD_PLACEHOLDER}", id="glued-to-a-word"),
+        pytest.param("4111111111111111exp 12/29", f"{CARD_PLACEHOLDER}exp 12/29", id="word-glued-after"),
     ],
 )
 def test_card_numbers_are_redacted(text: str, expected: str) -> None:
@@ -146,3 +157,34 @@ def test_ordinary_messages_are_not_flagged(text: str) -> None:
 def test_long_digit_runs_stay_linear() -> None:
     text = "1 " * 4000
     assert screen(text)[0] == text
+
+
+class _Strict(BaseModel):
+    count: int
+
+
+@pytest.mark.parametrize(
+    ("model", "payload"),
+    [
+        pytest.param(
+            Envelope, b'{"message": "card 4111 1111 1111 1111, ssn 123-45-6789"}', id="missing-fields"
+        ),
+        pytest.param(Envelope, b"card 4111111111111111 ssn 123-45-6789 not json", id="not-json"),
+        pytest.param(_Strict, b'{"count": "4111-1111-1111-1111 123-45-6789"}', id="wrong-type"),
+    ],
+)
+def test_a_validation_failure_is_described_without_its_input(model: type[BaseModel], payload: bytes) -> None:
+    with pytest.raises(ValidationError) as caught:
+        model.model_validate_json(payload)
+    assert "4111" in str(caught.value), "pydantic itself quotes the input"
+
+    text = describe_invalid(caught.value)
+
+    assert "validation error" in text
+    for secret in ("4111", "123-45-6789"):
+        assert secret not in text
+
+
+def test_redact_replaces_cards_and_ssns_only() -> None:
+    text = "ORD-10001 card 4111 1111 1111 1111 ssn 123-45-6789"
+    assert redact(text) == f"ORD-10001 card {CARD_PLACEHOLDER} ssn {SSN_PLACEHOLDER}"

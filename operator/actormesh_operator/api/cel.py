@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from actormesh_operator.api.actors import ActorAutoscaling
-from actormesh_operator.api.spec import MAX_NAME_LENGTH
+from actormesh_operator.api.infra import MAX_FILE_STORE_TOO_BIG, HistorySpec, NatsSpec, RedisSpec
+from actormesh_operator.api.spec import MAX_NAME_LENGTH, QUEUE_LAG_NEEDS_MANAGED_NATS
 from actormesh_runtime.catalog import ACTORS
 
 
@@ -66,10 +67,41 @@ def _merged_min_le_max(key: str) -> Rule:
     )
 
 
+_STORAGE_DEFAULTS = {
+    "nats": NatsSpec.model_fields["storage"].get_default(call_default_factory=True),
+    "redis": RedisSpec.model_fields["storage"].get_default(call_default_factory=True),
+    "history": HistorySpec.model_fields["storage"].get_default(call_default_factory=True),
+}
+_UNMANAGED = {
+    "nats": "(has({x}.nats) && has({x}.nats.external))",
+    "redis": "(has({x}.redis) && (has({x}.redis.external)"
+    " || (has({x}.redis.enabled) && !{x}.redis.enabled)))",
+}
+"""When the component has no StatefulSet (and no claims) of ours: external or disabled."""
+
+
+def _storage_value(x: str, component: str, field: str) -> str:
+    """The effective value as a string: the field if set (a quantity may be an integer), else the default."""
+    default = _STORAGE_DEFAULTS[component].model_dump(by_alias=True)[field] or ""
+    guards = f"has({x}.{component}) && has({x}.{component}.storage) && has({x}.{component}.storage.{field})"
+    value = f"{x}.{component}.storage.{field}"
+    if field == "size":  # int-or-string
+        value = f"string({value})"
+    return f"({guards} ? {value} : '{default}')"
+
+
 def _immutable(component: str, field: str) -> Rule:
-    return Rule(
-        (component, "storage", field), "self == oldSelf", f"spec.{component}.storage.{field} is immutable"
+    """The effective value may not change while the component stays managed. A rule on the field itself
+    (`self == oldSelf`) would miss removing or adding the field, which changes the effective value just
+    the same, and the StatefulSet's claim templates cannot follow either way."""
+    same = f"{_storage_value('self', component, field)} == {_storage_value('oldSelf', component, field)}"
+    unmanaged = _UNMANAGED.get(component)
+    rule = (
+        same
+        if unmanaged is None
+        else f"{unmanaged.format(x='self')} || {unmanaged.format(x='oldSelf')} || {same}"
     )
+    return Rule((), rule, f"spec.{component}.storage.{field} is immutable", f".{component}.storage.{field}")
 
 
 def _excludes(component: str, managed: list[str]) -> Rule:
@@ -83,6 +115,23 @@ def _excludes(component: str, managed: list[str]) -> Rule:
     )
 
 
+def _queue_lag_with_external_nats() -> Rule:
+    """Any queueLag mode (defaults or an actor's) while NATS is external: KEDA has no endpoint to read."""
+    asks = " || ".join(
+        f"{_opt('self', ['actors', key, 'autoscaling', 'mode'], repr(''))} == 'queueLag'"
+        for key in ["defaults", *(a.spec_key for a in ACTORS)]
+    )
+    rule = f"!(has(self.nats) && has(self.nats.external)) || !({asks})"
+    return Rule((), rule, QUEUE_LAG_NEEDS_MANAGED_NATS, ".nats.external")
+
+
+_NATS_SIZE = (
+    "has(self.storage) && has(self.storage.size) ? string(self.storage.size) : "
+    f"'{_STORAGE_DEFAULTS['nats'].size}'"
+)
+"""spec.nats.storage.size (or its default), seen from spec.nats."""
+
+
 SPEC_RULES: list[Rule] = [
     _min_le_max(("gateway", "autoscaling"), "spec.gateway.autoscaling"),
     _min_le_max(("actors", "defaults", "autoscaling"), "spec.actors.defaults.autoscaling"),
@@ -94,7 +143,7 @@ SPEC_RULES: list[Rule] = [
         ".host",
     ),
     _excludes("nats", ["replicas", "storage", "jetstream", "image", "resources"]),
-    _excludes("redis", ["storage", "image", "resources"]),
+    _excludes("redis", ["storage", "image", "resources", "passwordSecretRef"]),
     Rule(
         ("redis",),
         "!has(self.external) || !has(self.enabled) || self.enabled",
@@ -102,6 +151,14 @@ SPEC_RULES: list[Rule] = [
         ".enabled",
     ),
     *(_immutable(c, f) for c in ("nats", "redis", "history") for f in ("size", "storageClassName")),
+    _queue_lag_with_external_nats(),
+    Rule(
+        ("nats",),
+        "!has(self.jetstream) || !has(self.jetstream.maxFileStore) || "
+        f"quantity(string(self.jetstream.maxFileStore)).compareTo(quantity({_NATS_SIZE})) <= 0",
+        MAX_FILE_STORE_TOO_BIG,
+        ".jetstream.maxFileStore",
+    ),
     Rule(
         ("extraLabels",),
         "self.all(k, !k.startsWith('app.kubernetes.io/'))",

@@ -11,10 +11,13 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from actormesh_operator.api.types import ApiModel, Quantity, Resources, SecretKeyRef, Storage
+from actormesh_operator.api.types import ApiModel, Quantity, Resources, SecretKeyRef, Storage, quantity_bytes
 
 NATS_URL_PATTERN = r"^(nats|tls|ws|wss)://[^\s,]+(,(nats|tls|ws|wss)://[^\s,]+)*$"
 REDIS_URL_PATTERN = r"^rediss?://\S+$"
+FILE_STORE_SHARE_PERCENT = 80
+"""Default JetStream file store limit as a share of the NATS volume (10Gi → 8Gi)."""
+MAX_FILE_STORE_TOO_BIG = "spec.nats.jetstream.maxFileStore must not exceed spec.nats.storage.size"
 
 
 class JetStreamLimits(ApiModel):
@@ -22,8 +25,9 @@ class JetStreamLimits(ApiModel):
 
     max_memory: Quantity = "256Mi"
     """Memory-backed stream storage per server."""
-    max_file_store: Quantity = "8Gi"
-    """File-backed stream storage per server; keep below the storage size."""
+    max_file_store: Quantity | None = None
+    """File-backed stream storage per server, at most `spec.nats.storage.size` (unset: 80% of it, leaving
+    room for the server's own files)."""
 
 
 class NatsExternal(ApiModel):
@@ -53,6 +57,19 @@ class NatsSpec(ApiModel):
     @property
     def managed(self) -> bool:
         return self.external is None
+
+    def max_file_store_bytes(self) -> int:
+        """JetStream's file store limit in bytes: the explicit one, else 80% of the volume."""
+        if self.jetstream.max_file_store is not None:
+            return quantity_bytes(self.jetstream.max_file_store)
+        return quantity_bytes(self.storage.size) * FILE_STORE_SHARE_PERCENT // 100
+
+    @model_validator(mode="after")
+    def _file_store_fits_the_volume(self) -> NatsSpec:
+        limit = self.jetstream.max_file_store
+        if limit is not None and quantity_bytes(limit) > quantity_bytes(self.storage.size):
+            raise ValueError(MAX_FILE_STORE_TOO_BIG)
+        return self
 
     @model_validator(mode="after")
     def _external_excludes_managed(self) -> NatsSpec:
@@ -87,6 +104,9 @@ class RedisSpec(ApiModel):
             requests={"cpu": "50m", "memory": "64Mi"}, limits={"memory": "256Mi"}
         )
     )
+    password_secret_ref: SecretKeyRef | None = None
+    """Secret key holding a password the managed Redis requires (`--requirepass`); the runtime pods get it
+    as REDIS_PASSWORD. Unset: no password, only the NetworkPolicies keep other pods out."""
     external: RedisExternal | None = None
     """Use this Redis instead of deploying one; excludes the managed settings."""
 
@@ -94,9 +114,17 @@ class RedisSpec(ApiModel):
     def managed(self) -> bool:
         return self.enabled and self.external is None
 
+    def password_ref(self) -> tuple[str, SecretKeyRef] | None:
+        """(spec field, Secret key) of the password the runtime pods send to Redis, if any."""
+        if self.managed and self.password_secret_ref is not None:
+            return "spec.redis.passwordSecretRef", self.password_secret_ref
+        if self.enabled and self.external is not None and self.external.password_secret_ref is not None:
+            return "spec.redis.external.passwordSecretRef", self.external.password_secret_ref
+        return None
+
     @model_validator(mode="after")
     def _external_excludes_managed(self) -> RedisSpec:
-        managed = {"storage", "image", "resources"} & self.model_fields_set
+        managed = {"storage", "image", "resources", "password_secret_ref"} & self.model_fields_set
         if self.external is not None and managed:
             raise ValueError(
                 f"spec.redis.external cannot be combined with the managed settings"

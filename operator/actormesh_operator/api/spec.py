@@ -45,6 +45,7 @@ from actormesh_operator.api.types import (
     Storage,
     Toleration,
 )
+from actormesh_runtime.catalog import ACTORS
 
 __all__ = [
     "ActorAutoscaling",
@@ -83,6 +84,10 @@ __all__ = [
 
 HTTP_URL_PATTERN = r"^https?://\S+$"
 CORS_ORIGIN_PATTERN = r"^(\*|https?://[^\s/]+)$"
+QUEUE_LAG_NEEDS_MANAGED_NATS = (
+    "spec.actors.*.autoscaling.mode: queueLag needs the managed NATS (KEDA reads its monitoring"
+    " endpoint), so it cannot be combined with spec.nats.external; use mode cpu"
+)
 MAX_NAME_LENGTH = 40
 """Longest mesh name: keeps `<mesh>-execution-coordinator` and StatefulSet names readable (no hash)."""
 
@@ -242,6 +247,15 @@ class ActorMeshSpec(ApiModel):
     """Annotations added to every child object and pod."""
 
     @model_validator(mode="after")
+    def _queue_lag_needs_managed_nats(self) -> ActorMeshSpec:
+        actors = self.actors
+        overrides = [actors.override(a.name).autoscaling for a in ACTORS]
+        modes = [actors.defaults.autoscaling.mode, *(o.mode for o in overrides if o is not None)]
+        if self.nats.external is not None and "queueLag" in modes:
+            raise ValueError(QUEUE_LAG_NEEDS_MANAGED_NATS)
+        return self
+
+    @model_validator(mode="after")
     def _reserved_labels(self) -> ActorMeshSpec:
         reserved = sorted(k for k in self.extra_labels if k.startswith("app.kubernetes.io/"))
         if reserved:
@@ -253,12 +267,10 @@ class ActorMeshSpec(ApiModel):
         refs = {
             "spec.llm.apiKeySecretRef": self.llm.api_key_secret_ref if self.llm else None,
             "spec.gateway.authSecretRef": self.gateway.auth_secret_ref,
-            "spec.redis.external.passwordSecretRef": (
-                self.redis.external.password_secret_ref
-                if self.redis.external and self.redis.enabled
-                else None
-            ),
         }
+        redis = self.redis.password_ref()
+        if redis is not None:
+            refs[redis[0]] = redis[1]
         return {path: ref for path, ref in refs.items() if ref is not None}
 
     def queue_lag_actors(self) -> list[EffectiveActorSpec]:

@@ -6,6 +6,8 @@ markers set here (int-or-string, preserve-unknown-fields) into their structural 
 
 from __future__ import annotations
 
+import re
+from decimal import ROUND_CEILING, Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
@@ -13,6 +15,9 @@ from pydantic.alias_generators import to_camel
 
 QUANTITY_PATTERN = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+|[KMGTPE]i|[numkMGTPE])?$"
 """Kubernetes resource.Quantity, as accepted by the API server (decimal/binary SI suffix or exponent)."""
+
+QUANTITY_MAX_LENGTH = 64
+"""Bounds the CEL cost of rules comparing quantities (storage immutability); no real quantity is longer."""
 
 DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS1123_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
@@ -43,10 +48,39 @@ def _quantity_to_str(value: Any) -> Any:
 Quantity = Annotated[
     str,
     BeforeValidator(_quantity_to_str),
-    Field(pattern=QUANTITY_PATTERN),
-    WithJsonSchema({"type": "string", "pattern": QUANTITY_PATTERN, "x-kubernetes-int-or-string": True}),
+    Field(pattern=QUANTITY_PATTERN, max_length=QUANTITY_MAX_LENGTH),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": QUANTITY_PATTERN,
+            "maxLength": QUANTITY_MAX_LENGTH,
+            "x-kubernetes-int-or-string": True,
+        }
+    ),
 ]
 """A Kubernetes quantity such as `500m`, `256Mi` or `1`; always a string once validated."""
+
+_SUFFIX: dict[str, Decimal] = {
+    "Ki": Decimal(2**10), "Mi": Decimal(2**20), "Gi": Decimal(2**30),
+    "Ti": Decimal(2**40), "Pi": Decimal(2**50), "Ei": Decimal(2**60),
+    "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "": Decimal(1),
+    "k": Decimal("1e3"), "M": Decimal("1e6"), "G": Decimal("1e9"),
+    "T": Decimal("1e12"), "P": Decimal("1e15"), "E": Decimal("1e18"),
+}  # fmt: skip
+_QUANTITY = re.compile(r"^([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))([eE][+-]?[0-9]+|[KMGTPE]i|[numkMGTPE])?$")
+
+
+def quantity_bytes(quantity: str) -> int:
+    """A Kubernetes quantity as whole bytes, rounded up (nats.conf does not accept every Kubernetes
+    spelling, e.g. `1.5Gi` or `1e9`, and the spec compares JetStream limits with storage sizes)."""
+    match = _QUANTITY.match(quantity)
+    if match is None:
+        raise ValueError(f"not a quantity: {quantity!r}")
+    number, suffix = Decimal(match.group(1)), match.group(2) or ""
+    scale = Decimal(10) ** int(suffix[1:]) if suffix[:1] in {"e", "E"} else _SUFFIX[suffix]
+    value = number * scale
+    return int(value.to_integral_value(rounding=ROUND_CEILING))
+
 
 Freeform = Annotated[
     dict[str, Any],

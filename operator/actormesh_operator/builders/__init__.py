@@ -98,8 +98,8 @@ def referenced_secrets(mesh: ActorMesh) -> list[SecretRef]:
     if spec.gateway.auth_secret_ref is not None:
         ref = spec.gateway.auth_secret_ref
         refs.append(SecretRef(name=ref.name, key=ref.key, field_path="spec.gateway.authSecretRef"))
-    external = spec.redis.external
-    if spec.redis.enabled and external is not None and external.password_secret_ref is not None:
-        ref = external.password_secret_ref
-        refs.append(SecretRef(name=ref.name, key=ref.key, field_path="spec.redis.external.passwordSecretRef"))
+    redis = spec.redis.password_ref()
+    if redis is not None:
+        field, ref = redis
+        refs.append(SecretRef(name=ref.name, key=ref.key, field_path=field))
     return refs

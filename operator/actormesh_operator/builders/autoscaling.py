@@ -2,10 +2,10 @@
 ScaledObject on an actor's JetStream consumer lag (`mode: queueLag`).
 
 Called by `build_children`, which passes `keda_available` (whether the keda.sh CRDs exist). Queue-lag
-mode needs KEDA and a NATS monitoring endpoint the operator knows (the managed NATS); otherwise the
-actor falls back to a CPU HPA so it still scales, and `queue_lag_unavailable` tells the reconcile
-layer why, for a status condition. Whichever autoscaler exists owns `replicas`: the Deployment
-builders leave the field out.
+mode needs KEDA and a NATS monitoring endpoint the operator knows (the managed NATS: the spec rejects
+queueLag with an external NATS). Without KEDA the actor falls back to a CPU HPA so it still scales,
+and the status says why (`Stalled`, reason `KedaNotInstalled`). Whichever autoscaler exists owns
+`replicas`: the Deployment builders leave the field out.
 """
 
 from __future__ import annotations
@@ -20,22 +20,6 @@ from actormesh_runtime.catalog import Ports, Subjects
 KEDA_API_VERSION = "keda.sh/v1alpha1"
 NATS_ACCOUNT = "$G"
 """The managed NATS has no accounts configured, so every client is in the global account."""
-
-
-def queue_lag_unavailable(mesh: ActorMesh, *, keda_available: bool) -> dict[str, str]:
-    """spec key → reason, for each enabled actor asking for queueLag that gets a CPU HPA instead."""
-    reason = None
-    if not keda_available:
-        reason = "the KEDA CRDs (keda.sh/v1alpha1 ScaledObject) are not installed"
-    elif not mesh.spec.nats.managed:
-        reason = "queue-lag scaling needs the managed NATS (its monitoring endpoint)"
-    if reason is None:
-        return {}
-    return {
-        a.info.spec_key: reason
-        for a in mesh.spec.actors.enabled_actors()
-        if a.autoscaling.enabled and a.autoscaling.mode == "queueLag"
-    }
 
 
 def uses_scaled_object(mesh: ActorMesh, actor: EffectiveActorSpec, *, keda_available: bool) -> bool:
@@ -84,7 +68,9 @@ def build_actor_scaled_object(
     """KEDA ScaledObject on the actor's durable consumer; KEDA creates and owns the HPA behind it."""
     name = names.actor(mesh.name, actor.info)
     subjects = Subjects(mesh.name)
-    monitor = f"{service_host(mesh, names.nats(mesh.name), settings)}:{Ports.NATS_MONITOR}"
+    # The headless Service: clustered, KEDA queries the consumer's leader at `<server_name>.<endpoint>`
+    # (nats.conf has no_advertise), and only the StatefulSet's governing Service resolves `<pod>.<svc>`.
+    monitor = f"{service_host(mesh, names.nats_headless(mesh.name), settings)}:{Ports.NATS_MONITOR}"
     scaling = actor.autoscaling
     trigger = {
         "type": "nats-jetstream",

@@ -13,6 +13,8 @@ from actormesh_operator.builders import labels, names
 from actormesh_operator.builders.meta import Manifest, manifest, object_meta
 from actormesh_operator.builders.runtime_config import GATEWAY_KEYS, hash_for
 from actormesh_operator.builders.workload import (
+    GATEWAY_PRESTOP_SLEEP_S,
+    GATEWAY_TERMINATION_GRACE_S,
     deployment,
     http_probe,
     redis_password_env,
@@ -43,12 +45,14 @@ def build_gateway_deployment(mesh: ActorMesh, settings: OperatorSettings) -> Man
         startupProbe=http_probe("/api/health", "http", period=2, failures=30),
         readinessProbe=http_probe("/api/ready", "http", period=5),
         livenessProbe=http_probe("/api/health", "http", period=15),
+        # The kubelet's own sleep (no shell or `sleep` binary needed in the image).
+        lifecycle={"preStop": {"sleep": {"seconds": GATEWAY_PRESTOP_SLEEP_S}}},
     )
     return deployment(
         mesh,
         names.gateway(mesh.name),
         labels.GATEWAY,
-        runtime_pod(mesh, container),
+        runtime_pod(mesh, container, termination_grace_seconds=GATEWAY_TERMINATION_GRACE_S),
         replicas=None if gw.autoscaling.enabled else gw.replicas,
         config_hash=hash_for(mesh, settings, GATEWAY_KEYS),
     )

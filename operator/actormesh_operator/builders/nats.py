@@ -8,11 +8,10 @@ chart's three `/healthz` probes, and a lame-duck preStop so clients move away be
 
 from __future__ import annotations
 
-import re
-from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
 from actormesh_operator.api.spec import ActorMesh
+from actormesh_operator.api.types import quantity_bytes
 from actormesh_operator.builders import labels, names, pod_security
 from actormesh_operator.builders.meta import Manifest, manifest, object_meta, template_meta
 from actormesh_operator.builders.runtime_config import config_hash, service_host
@@ -28,27 +27,6 @@ LAME_DUCK_DURATION_S = 30
 LAME_DUCK_GRACE_S = 10
 TERMINATION_GRACE_S = LAME_DUCK_DURATION_S + LAME_DUCK_GRACE_S + 20
 """Longer than the lame-duck phase, so the kubelet never kills a server that is still draining."""
-
-_SUFFIX: dict[str, Decimal] = {
-    "Ki": Decimal(2**10), "Mi": Decimal(2**20), "Gi": Decimal(2**30),
-    "Ti": Decimal(2**40), "Pi": Decimal(2**50), "Ei": Decimal(2**60),
-    "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "": Decimal(1),
-    "k": Decimal("1e3"), "M": Decimal("1e6"), "G": Decimal("1e9"),
-    "T": Decimal("1e12"), "P": Decimal("1e15"), "E": Decimal("1e18"),
-}  # fmt: skip
-_QUANTITY = re.compile(r"^([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))([eE][+-]?[0-9]+|[KMGTPE]i|[numkMGTPE])?$")
-
-
-def quantity_bytes(quantity: str) -> int:
-    """A Kubernetes quantity as whole bytes, rounded up (nats.conf does not accept every Kubernetes
-    spelling, e.g. `1.5Gi` or `1e9`)."""
-    match = _QUANTITY.match(quantity)
-    if match is None:
-        raise ValueError(f"not a quantity: {quantity!r}")
-    number, suffix = Decimal(match.group(1)), match.group(2) or ""
-    scale = Decimal(10) ** int(suffix[1:]) if suffix[:1] in {"e", "E"} else _SUFFIX[suffix]
-    value = number * scale
-    return int(value.to_integral_value(rounding=ROUND_CEILING))
 
 
 def image(mesh: ActorMesh, settings: OperatorSettings) -> str:
@@ -75,7 +53,7 @@ def render_config(mesh: ActorMesh, settings: OperatorSettings) -> str:
         "jetstream {",
         f"  store_dir: {STORE_DIR}",
         f"  max_memory_store: {quantity_bytes(nats.jetstream.max_memory)}",
-        f"  max_file_store: {quantity_bytes(nats.jetstream.max_file_store)}",
+        f"  max_file_store: {nats.max_file_store_bytes()}",
         "}",
     ]
     if nats.replicas > 1:
@@ -111,7 +89,8 @@ def _service_ports(*, cluster: bool, monitor: bool) -> list[dict[str, Any]]:
 
 
 def build_nats_headless_service(mesh: ActorMesh) -> Manifest:
-    """Stable per-pod DNS for routes; lists not-ready pods too, or a cluster could never form."""
+    """Stable per-pod DNS for routes and for KEDA's per-server monitoring queries; lists not-ready pods
+    too, or a cluster could never form."""
     return manifest(
         "v1",
         "Service",
@@ -126,7 +105,7 @@ def build_nats_headless_service(mesh: ActorMesh) -> Manifest:
 
 
 def build_nats_service(mesh: ActorMesh) -> Manifest:
-    """Client Service (4222) plus the monitor port, which KEDA's nats-jetstream scaler reads."""
+    """Client Service (4222) plus the monitor port (KEDA reads the headless one: it needs per-pod names)."""
     return manifest(
         "v1",
         "Service",

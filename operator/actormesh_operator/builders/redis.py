@@ -13,10 +13,14 @@ from actormesh_operator.api.spec import ActorMesh
 from actormesh_operator.builders import labels, names, pod_security
 from actormesh_operator.builders.meta import Manifest, manifest, object_meta, template_meta
 from actormesh_operator.builders.volumes import retention_policy, volume_claim_template
+from actormesh_operator.builders.workload import secret_env
 from actormesh_operator.settings import OperatorSettings
 from actormesh_runtime.catalog import Ports
 
 DATA_DIR = "/data"
+AUTH_ENV = "REDISCLI_AUTH"
+"""The password env var: redis-cli (the readiness probe) reads it as is, and the server gets it through
+`--requirepass $(REDISCLI_AUTH)`, which the kubelet expands from the container's env."""
 
 
 def image(mesh: ActorMesh, settings: OperatorSettings) -> str:
@@ -38,12 +42,15 @@ def build_redis_service(mesh: ActorMesh) -> Manifest:
 
 def _container(mesh: ActorMesh, settings: OperatorSettings) -> dict[str, Any]:
     ping = {"exec": {"command": ["redis-cli", "-p", str(Ports.REDIS), "ping"]}}
+    args = ["--port", str(Ports.REDIS), "--dir", DATA_DIR, "--appendonly", "yes", "--protected-mode", "no"]
+    password = mesh.spec.redis.password_secret_ref
     return pod_security.container(
         "redis",
         image(mesh, settings),
         # Explicit args, not the image's entrypoint script: it would try to chown /data as root.
         command=["redis-server"],
-        args=["--port", str(Ports.REDIS), "--dir", DATA_DIR, "--appendonly", "yes", "--protected-mode", "no"],
+        args=args if password is None else [*args, "--requirepass", f"$({AUTH_ENV})"],
+        env=None if password is None else [secret_env(AUTH_ENV, password)],
         ports=[{"name": "redis", "containerPort": Ports.REDIS}],
         resources=mesh.spec.redis.resources.to_k8s(),
         readinessProbe={**ping, "periodSeconds": 10, "timeoutSeconds": 3, "failureThreshold": 3},

@@ -17,6 +17,13 @@ from actormesh_runtime.catalog import Env
 
 RUNTIME_TERMINATION_GRACE_S = 35
 """Above the runtime's SIGTERM drain budget (RuntimeSettings.drain_grace_s = 25 s) plus slack."""
+GATEWAY_PRESTOP_SLEEP_S = 5
+"""The gateway keeps serving this long after it is marked terminating, while the Service's endpoints
+(and Ingress controllers) drop it; SIGTERM first would refuse the requests still routed to it."""
+GATEWAY_TERMINATION_GRACE_S = 45
+"""Above the preStop sleep plus the gateway's graceful shutdown (RuntimeSettings.request_timeout_s + 5
+= 35 s, so a chat waiting for its reply during a rollout still gets it) plus time to close NATS.
+tests/unit/test_builders_runtime_contract.py checks both budgets against the runtime's settings."""
 
 
 def http_probe(
@@ -39,11 +46,9 @@ def secret_env(name: str, ref: SecretKeyRef) -> dict[str, Any]:
 
 
 def redis_password_env(mesh: ActorMesh) -> list[dict[str, Any]]:
-    """REDIS_PASSWORD for pods that use Redis, when an external Redis names a password Secret."""
-    redis = mesh.spec.redis
-    if redis.enabled and redis.external is not None and redis.external.password_secret_ref is not None:
-        return [secret_env(Env.REDIS_PASSWORD, redis.external.password_secret_ref)]
-    return []
+    """REDIS_PASSWORD for pods that use Redis, when the managed or external Redis names a password Secret."""
+    redis = mesh.spec.redis.password_ref()
+    return [] if redis is None else [secret_env(Env.REDIS_PASSWORD, redis[1])]
 
 
 def runtime_container(
@@ -74,14 +79,18 @@ def runtime_container(
 
 
 def runtime_pod(
-    mesh: ActorMesh, container: dict[str, Any], *, extra_volumes: list[dict[str, Any]] | None = None
+    mesh: ActorMesh,
+    container: dict[str, Any],
+    *,
+    extra_volumes: list[dict[str, Any]] | None = None,
+    termination_grace_seconds: int = RUNTIME_TERMINATION_GRACE_S,
 ) -> dict[str, Any]:
     return pod_security.pod_spec(
         mesh,
         containers=[container],
         volumes=[pod_security.tmp_volume(), *(extra_volumes or [])],
         service_account=names.service_account(mesh.name),
-        termination_grace_seconds=RUNTIME_TERMINATION_GRACE_S,
+        termination_grace_seconds=termination_grace_seconds,
     )
 
 

@@ -14,15 +14,10 @@ from typing import ClassVar
 
 from actormesh_runtime.actors.base import ActorDeps
 from actormesh_runtime.catalog import ActorName
-from actormesh_runtime.clients.commerce import (
-    CommerceClient,
-    CustomerRecord,
-    acquire_commerce_client,
-    release_commerce_client,
-)
+from actormesh_runtime.clients.commerce import CommerceClient, CustomerRecord
+from actormesh_runtime.clients.commerce_access import CommerceAccess
 from actormesh_runtime.envelope import CustomerContext, Envelope, Order
 from actormesh_runtime.errors import ActorMeshError
-from actormesh_runtime.storage.cache import ContextCache, acquire_context_cache, release_context_cache
 
 MAX_TRACKED_ORDERS = 5
 """Tracking is fetched for at most this many orders (newest first) to bound the fan-out."""
@@ -46,24 +41,16 @@ class ContextRetriever:
     name: ClassVar[ActorName] = ActorName.CONTEXT_RETRIEVER
 
     def __init__(self, deps: ActorDeps) -> None:
-        self._deps = deps
-        self._client: CommerceClient | None = None
-        self._cache: ContextCache | None = None
+        self._access = CommerceAccess(deps, self.name.value)
 
     async def start(self) -> None:
-        self._client = acquire_commerce_client(self._deps)
-        self._cache = acquire_context_cache(self._deps)
+        await self._access.open()
 
     async def stop(self) -> None:
-        if self._client is not None:
-            self._client = None
-            await release_commerce_client(self._deps)
-        if self._cache is not None:
-            self._cache = None
-            await release_context_cache(self._deps)
+        await self._access.close()
 
     async def handle(self, envelope: Envelope) -> None:
-        client, cache = self._require_started()
+        client, cache = self._access.require()
         email = envelope.customer_email.strip().lower()
         cached = await cache.get(email)
         if cached is not None:
@@ -72,11 +59,6 @@ class ContextRetriever:
         context = await self.fetch(client, email)
         await cache.put(context)
         envelope.context = context
-
-    def _require_started(self) -> tuple[CommerceClient, ContextCache]:
-        if self._client is None or self._cache is None:
-            raise RuntimeError("context_retriever used before start()")
-        return self._client, self._cache
 
     async def fetch(self, client: CommerceClient, email: str) -> CustomerContext:
         """Build the context from the APIs (no cache)."""

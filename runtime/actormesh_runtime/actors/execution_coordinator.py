@@ -16,13 +16,8 @@ from typing import Any, ClassVar
 
 from actormesh_runtime.actors.base import ActorDeps
 from actormesh_runtime.catalog import ActorName
-from actormesh_runtime.clients.commerce import (
-    ApiRejected,
-    CommerceClient,
-    OrderMutation,
-    acquire_commerce_client,
-    release_commerce_client,
-)
+from actormesh_runtime.clients.commerce import ApiRejected, OrderMutation
+from actormesh_runtime.clients.commerce_access import CommerceAccess
 from actormesh_runtime.envelope import (
     ActionOutcome,
     ActionStatus,
@@ -32,7 +27,6 @@ from actormesh_runtime.envelope import (
     Order,
 )
 from actormesh_runtime.policy.orders import NO_ELIGIBLE_ORDER, plan_action, select_target
-from actormesh_runtime.storage.cache import ContextCache, acquire_context_cache, release_context_cache
 
 NOTE_EXCERPT_CHARS = 500
 
@@ -76,22 +70,14 @@ class ExecutionCoordinator:
     name: ClassVar[ActorName] = ActorName.EXECUTION_COORDINATOR
 
     def __init__(self, deps: ActorDeps) -> None:
-        self._deps = deps
-        self._client: CommerceClient | None = None
-        self._cache: ContextCache | None = None
+        # The cache is context_retriever's: invalidated after a change so the next message sees it.
+        self._access = CommerceAccess(deps, self.name.value)
 
     async def start(self) -> None:
-        self._client = acquire_commerce_client(self._deps)
-        # Shared with context_retriever: invalidated after a change so the next message sees it.
-        self._cache = acquire_context_cache(self._deps)
+        await self._access.open()
 
     async def stop(self) -> None:
-        if self._client is not None:
-            self._client = None
-            await release_commerce_client(self._deps)
-        if self._cache is not None:
-            self._cache = None
-            await release_context_cache(self._deps)
+        await self._access.close()
 
     async def handle(self, envelope: Envelope) -> None:
         decision = envelope.decision
@@ -155,7 +141,7 @@ class ExecutionCoordinator:
             ActionType.CREATE_REFUND_REQUEST: "refund-request",
         }
         mutation = mutations[action]
-        client, cache = self._require_started()
+        client, cache = self._access.require()
         reason = f"Customer request via chat (message {envelope.message_id})"
         try:
             body = await client.mutate_order(
@@ -171,7 +157,7 @@ class ExecutionCoordinator:
         return _done(action, mutation, oid, body, key)
 
     async def _tracking(self, order: Order) -> ActionOutcome:
-        client, _ = self._require_started()
+        client, _ = self._access.require()
         action, oid = ActionType.TRACKING_LOOKUP, order.order_id
         info = await client.tracking(order.tracking_number or "")
         if info is None or info.tracking_number != order.tracking_number:
@@ -197,7 +183,7 @@ class ExecutionCoordinator:
     async def _note(
         self, envelope: Envelope, context: CustomerContext, order_id: str | None
     ) -> ActionOutcome:
-        client, _ = self._require_started()
+        client, _ = self._access.require()
         action = ActionType.ADD_NOTE
         key = idempotency_key(envelope.message_id, action, order_id)
         intent = envelope.intent.intent.value if envelope.intent else "unknown"
@@ -214,11 +200,6 @@ class ExecutionCoordinator:
             idempotency_key=key,
             note_id=body.get("id"),
         )
-
-    def _require_started(self) -> tuple[CommerceClient, ContextCache]:
-        if self._client is None or self._cache is None:
-            raise RuntimeError("execution_coordinator used before start()")
-        return self._client, self._cache
 
 
 def _done(

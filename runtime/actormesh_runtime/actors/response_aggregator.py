@@ -14,22 +14,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable
-from datetime import UTC, datetime
 from typing import ClassVar, Literal
 
 from actormesh_runtime.actors.base import ActorDeps
 from actormesh_runtime.catalog import ActorName, Subjects
-from actormesh_runtime.envelope import (
-    ActionSummary,
-    Envelope,
-    FinalResult,
-    HistoryEvent,
-    MethodSummary,
-    SentimentSummary,
-    TraceEntry,
-)
+from actormesh_runtime.envelope import Envelope, FinalResult, TraceEntry
 from actormesh_runtime.errors import TransientError
 from actormesh_runtime.replies import templates
+from actormesh_runtime.replies.result import final_result, history_event
 
 ERROR_APOLOGY = (
     "I'm sorry, something went wrong on our side while handling your message. Please try again in a few "
@@ -90,31 +82,15 @@ def result_flags(envelope: Envelope) -> list[str]:
 
 def build_result(envelope: Envelope, own_ms: float = 0.0) -> FinalResult:
     response, response_method = choose_response(envelope)
-    intent, sentiment = envelope.intent, envelope.sentiment
-    trace = [
-        *envelope.trace,
-        TraceEntry(
-            actor=ActorName.RESPONSE_AGGREGATOR, ms=round(own_ms, 3), attempt=envelope.headers.attempt
-        ),
-    ]
-    return FinalResult(
-        message_id=envelope.message_id,
-        session_id=envelope.session_id,
+    own = TraceEntry(
+        actor=ActorName.RESPONSE_AGGREGATOR, ms=round(own_ms, 3), attempt=envelope.headers.attempt
+    )
+    return final_result(
+        envelope,
         response=response,
-        intent=intent.intent if intent else None,
-        intent_confidence=intent.confidence if intent else None,
-        sentiment=SentimentSummary(label=sentiment.label, score=sentiment.score) if sentiment else None,
-        urgency=sentiment.urgency if sentiment else None,
-        escalated=envelope.escalation is not None,
-        reference_id=envelope.escalation.reference_id if envelope.escalation else None,
-        actions=[
-            ActionSummary(type=a.type, order_id=a.order_id, status=a.status, detail=a.detail)
-            for a in envelope.actions
-        ],
+        response_method=response_method,
         flags=result_flags(envelope),
-        method=MethodSummary(intent=intent.method if intent else "rules", response=response_method),
-        trace=trace,
-        processing_ms=round((datetime.now(UTC) - envelope.created_at).total_seconds() * 1000, 3),
+        trace=[*envelope.trace, own],
     )
 
 
@@ -136,15 +112,7 @@ class ResponseAggregator:
         final = build_result(envelope)
         final.trace[-1].ms = round((time.perf_counter() - started) * 1000, 3)  # own entry: the build time
         envelope.final = final
-        event = HistoryEvent(
-            message_id=envelope.message_id,
-            session_id=envelope.session_id,
-            customer_email=envelope.customer_email,
-            customer_message=envelope.message,
-            received_at=envelope.created_at,
-            completed_at=datetime.now(UTC),
-            result=final,
-        )
+        event = history_event(envelope, final)
         publisher = self.deps.publisher
         sends: list[Awaitable[None]] = [
             publisher.publish_stream(

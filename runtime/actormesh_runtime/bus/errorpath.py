@@ -10,22 +10,15 @@ error path never loops.
 from __future__ import annotations
 
 import logging
-import time
-from datetime import UTC, datetime
 
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
 from actormesh_runtime.catalog import ActorName, Subjects
-from actormesh_runtime.envelope import (
-    Envelope,
-    ErrorInfo,
-    FinalResult,
-    HistoryEvent,
-    MethodSummary,
-    SentimentSummary,
-)
+from actormesh_runtime.envelope import Envelope, ErrorInfo, FinalResult
 from actormesh_runtime.observability import metrics
+from actormesh_runtime.replies.result import final_result, history_event
+from actormesh_runtime.screening import redact
 
 from . import dlq
 from .publish import MSG_ID_HEADER, publish_to_current
@@ -42,23 +35,14 @@ def fallback_result(envelope: Envelope) -> FinalResult:
     """A graceful result built only from what the envelope already holds (no actor involved)."""
     reference = envelope.escalation.reference_id if envelope.escalation else None
     response = FALLBACK_REPLY + (f" Your reference is {reference}." if reference else "")
-    sentiment = envelope.sentiment
-    intent = envelope.intent
-    return FinalResult(
-        message_id=envelope.message_id,
-        session_id=envelope.session_id,
+    # No actions: whether they happened is unknown once the aggregator failed; promise nothing.
+    return final_result(
+        envelope,
         response=response,
-        intent=intent.intent if intent else None,
-        intent_confidence=intent.confidence if intent else None,
-        sentiment=SentimentSummary(label=sentiment.label, score=sentiment.score) if sentiment else None,
-        urgency=sentiment.urgency if sentiment else None,
-        escalated=reference is not None,
-        reference_id=reference,
-        actions=[],
+        response_method="template",
         flags=["error"],
-        method=MethodSummary(intent=intent.method if intent else "rules", response="template"),
         trace=list(envelope.trace),
-        processing_ms=round((time.time() - envelope.created_at.timestamp()) * 1000, 3),
+        include_actions=False,
     )
 
 
@@ -66,15 +50,7 @@ async def _publish_fallback(nc: NATS, js: JetStreamContext, subjects: Subjects, 
     result = fallback_result(envelope)
     if envelope.reply.result_subject:
         await nc.publish(envelope.reply.result_subject, result.model_dump_json().encode())
-    event = HistoryEvent(
-        message_id=envelope.message_id,
-        session_id=envelope.session_id,
-        customer_email=envelope.customer_email,
-        customer_message=envelope.message,
-        received_at=envelope.created_at,
-        completed_at=datetime.now(UTC),
-        result=result,
-    )
+    event = history_event(envelope, result)
     await js.publish(
         subjects.history_events,
         event.model_dump_json().encode(),
@@ -120,13 +96,17 @@ async def take_error_path(
 async def dead_letter_garbage(
     js: JetStreamContext, subjects: Subjects, actor: ActorName, payload: bytes, reason: str, *, dedup_key: str
 ) -> None:
-    """Bytes that are not an envelope: nothing to divert and nobody to answer; keep them for a human."""
+    """Bytes that are not an envelope: nothing to divert and nobody to answer; keep them for a human.
+
+    Nobody screened these bytes, so the copy kept (and the reason logged) is redacted here.
+    """
+    reason = redact(reason)
     record = dlq.DeadLetter(
         actor=actor,
         reason=f"InvalidEnvelope: {reason}"[:2000],
         permanent=True,
         deliveries=1,
-        raw=payload[:65536].decode("utf-8", errors="replace"),
+        raw=redact(payload[:65536].decode("utf-8", errors="replace")),
     )
     await dlq.store(js, subjects, record, dedup_key=dedup_key)
     metrics.DEAD_LETTERED.labels(actor.value).inc()

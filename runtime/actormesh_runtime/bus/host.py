@@ -28,6 +28,7 @@ from actormesh_runtime.catalog import Subjects
 from actormesh_runtime.envelope import Envelope, ErrorInfo, TraceEntry
 from actormesh_runtime.errors import DeadlineExceeded, PermanentError
 from actormesh_runtime.observability import metrics
+from actormesh_runtime.screening import describe_invalid, redact
 from actormesh_runtime.settings import RuntimeSettings
 
 from .connection import ensure_consumer
@@ -179,7 +180,8 @@ class ActorHost:
         try:
             envelope = Envelope.from_bytes(msg.data)
         except (ValidationError, ValueError) as exc:
-            await dead_letter_garbage(self.js, self.subjects, self.name, msg.data, str(exc), dedup_key=key)
+            reason = describe_invalid(exc) if isinstance(exc, ValidationError) else str(exc)
+            await dead_letter_garbage(self.js, self.subjects, self.name, msg.data, reason, dedup_key=key)
             await msg.term()
             return
         envelope.headers.attempt = attempt
@@ -262,4 +264,5 @@ def _describe(exc: BaseException) -> str:
     text = str(exc)
     if isinstance(exc, TimeoutError) and not text:
         text = "processing timeout"
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    # Dead letters and logs keep this text: redact in case an exception quoted customer input.
+    return redact(f"{type(exc).__name__}: {text}" if text else type(exc).__name__)

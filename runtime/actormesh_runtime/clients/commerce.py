@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from actormesh_runtime.actors.base import ActorDeps
 from actormesh_runtime.clients import shared
-from actormesh_runtime.envelope import Order, OrderItem, TrackingInfo
+from actormesh_runtime.envelope import Order, TrackingInfo
 from actormesh_runtime.errors import PermanentError, UpstreamUnavailable
 from actormesh_runtime.settings import RuntimeSettings
 
@@ -59,33 +59,20 @@ class CustomerRecord(BaseModel):
     status: str
 
 
-class _OrderRecord(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+class _OrderRecord(Order):
+    """An order as the orders API sends it: the envelope's `Order`, but unknown fields are ignored
+    (the API may grow) and tracking is never taken from it (context_retriever attaches it)."""
 
-    order_id: str
-    customer_id: str
-    status: str
-    placed_at: str
-    items: list[OrderItem]
-    total: float
-    carrier: str | None = None
-    tracking_number: str | None = None
-    shipped_at: str | None = None
-    delivered_at: str | None = None
+    model_config = ConfigDict(extra="ignore")
 
     def to_order(self) -> Order:
-        return Order.model_validate(self.model_dump())
+        return Order.model_validate(self.model_dump(exclude={"tracking"}))
 
 
-class _TrackingRecord(BaseModel):
+class _TrackingRecord(TrackingInfo):
+    """A shipment as the tracking API sends it (unknown fields ignored)."""
+
     model_config = ConfigDict(extra="ignore")
-
-    tracking_number: str
-    carrier: str
-    status: str
-    detail: str | None = None
-    estimated_delivery: str | None = None
-    delivered_at: str | None = None
 
     def to_info(self) -> TrackingInfo:
         return TrackingInfo.model_validate(self.model_dump())

@@ -19,16 +19,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from actormesh_runtime.bus.process import run_actor
+    from actormesh_runtime.commands.options import BUS_OPTIONS, settings_from
     from actormesh_runtime.observability.logging import configure_logging
-    from actormesh_runtime.settings import RuntimeSettings
 
-    overrides: dict[str, object] = {}
-    if args.nats_url:
-        overrides["nats_url"] = args.nats_url
-    if args.mesh:
-        overrides["mesh_name"] = args.mesh
-    if args.http_port is not None:
-        overrides["actor_http_port"] = args.http_port
-    settings = RuntimeSettings(**overrides)  # type: ignore[arg-type]
+    settings = settings_from(args, {**BUS_OPTIONS, "http_port": "actor_http_port"})
     configure_logging(settings)
     return asyncio.run(run_actor(ActorName(args.name), settings))

@@ -34,17 +34,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-v", "--verbose", action="store_true", help="show the mesh's logs")
 
 
-def _settings(args: argparse.Namespace) -> RuntimeSettings:
-    from actormesh_runtime.settings import RuntimeSettings
-
-    overrides: dict[str, object] = {}
-    if args.nats_url:
-        overrides["nats_url"] = args.nats_url
-    if args.mesh:
-        overrides["mesh_name"] = args.mesh
-    return RuntimeSettings(**overrides)  # type: ignore[arg-type]
-
-
 async def ask(
     settings: RuntimeSettings,
     email: str,
@@ -117,9 +106,10 @@ def render(result: FinalResult) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from actormesh_runtime.commands.options import BUS_OPTIONS, settings_from
     from actormesh_runtime.observability.logging import configure_logging
 
-    settings = _settings(args)
+    settings = settings_from(args, BUS_OPTIONS)
     configure_logging(settings, level=None if args.verbose else "WARNING")
     try:
         result = asyncio.run(

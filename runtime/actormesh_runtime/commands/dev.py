@@ -35,16 +35,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _settings(args: argparse.Namespace) -> RuntimeSettings:
-    from actormesh_runtime.settings import RuntimeSettings
+    from actormesh_runtime.commands.options import settings_from
 
-    overrides: dict[str, object] = {"host": args.host, "port": args.port}
-    if args.redis_url:
-        overrides["redis_url"] = args.redis_url
-    if args.mesh:
-        overrides["mesh_name"] = args.mesh
-    if args.data_dir is not None:
-        overrides["sqlite_db_path"] = str(args.data_dir / "conversations.db")
-    return RuntimeSettings(**overrides)  # type: ignore[arg-type]
+    # --nats-url is not a settings override here: LocalMesh uses it instead of starting nats-server.
+    options = {"host": "host", "port": "port", "redis_url": "redis_url", "mesh": "mesh_name"}
+    if args.data_dir is None:
+        return settings_from(args, options)
+    return settings_from(args, options, sqlite_db_path=str(args.data_dir / "conversations.db"))
 
 
 def banner(url: str, mesh: object) -> str:

@@ -25,14 +25,9 @@ async def _main(args: argparse.Namespace) -> int:
     from actormesh_runtime.bus import dlq
     from actormesh_runtime.bus.connection import connect
     from actormesh_runtime.catalog import Subjects
-    from actormesh_runtime.settings import RuntimeSettings
+    from actormesh_runtime.commands.options import BUS_OPTIONS, settings_from
 
-    overrides: dict[str, object] = {}
-    if args.nats_url:
-        overrides["nats_url"] = args.nats_url
-    if args.mesh:
-        overrides["mesh_name"] = args.mesh
-    settings = RuntimeSettings(**overrides)  # type: ignore[arg-type]
+    settings = settings_from(args, BUS_OPTIONS)
     subjects = Subjects(settings.mesh_name)
     nc = await connect(settings, name="actormesh-dlq")
     try:

@@ -42,14 +42,10 @@ async def serve(settings: RuntimeSettings) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from actormesh_runtime.commands.options import BUS_OPTIONS, settings_from
     from actormesh_runtime.observability.logging import configure_logging
-    from actormesh_runtime.settings import RuntimeSettings
 
-    overrides: dict[str, object] = {}
-    for arg, field in (("host", "host"), ("port", "port"), ("nats_url", "nats_url"), ("mesh", "mesh_name")):
-        if getattr(args, arg) is not None:
-            overrides[field] = getattr(args, arg)
-    settings = RuntimeSettings(**overrides)  # type: ignore[arg-type]
+    settings = settings_from(args, {**BUS_OPTIONS, "host": "host", "port": "port"})
     configure_logging(settings)
     try:
         return asyncio.run(serve(settings))

@@ -60,15 +60,10 @@ async def serve(settings: RuntimeSettings) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from actormesh_runtime.commands.options import BUS_OPTIONS, settings_from
     from actormesh_runtime.observability.logging import configure_logging
-    from actormesh_runtime.settings import RuntimeSettings
 
-    overrides: dict[str, object] = {}
-    fields = {"db": "sqlite_db_path", "nats_url": "nats_url", "mesh": "mesh_name"}
-    fields["http_port"] = "actor_http_port"
-    for arg, field in fields.items():
-        if getattr(args, arg) is not None:
-            overrides[field] = getattr(args, arg)
-    settings = RuntimeSettings(**overrides)  # type: ignore[arg-type]
+    options = {**BUS_OPTIONS, "db": "sqlite_db_path", "http_port": "actor_http_port"}
+    settings = settings_from(args, options)
     configure_logging(settings)
     return asyncio.run(serve(settings))

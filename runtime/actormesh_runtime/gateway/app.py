@@ -20,6 +20,7 @@ from nats.aio.client import Client as NATS
 
 from actormesh_runtime.gateway import chat, health, history_api, ws
 from actormesh_runtime.gateway.auth import AuthError
+from actormesh_runtime.gateway.limits import BodySizeLimit, body_limit
 from actormesh_runtime.gateway.metrics import REQUEST_ID, ObservabilityMiddleware, install_log_filter
 from actormesh_runtime.gateway.models import ErrorBody, MessageTooLong, describe, field_errors
 from actormesh_runtime.gateway.service import Gateway, Unavailable
@@ -55,6 +56,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.gateway = gateway
+    app.add_middleware(BodySizeLimit, max_bytes=body_limit(settings.max_message_chars))
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -72,9 +74,8 @@ def create_app(
 
 
 def _error(status: int, error: str, detail: str, **extra: object) -> JSONResponse:
-    body = ErrorBody.model_validate(
-        {"error": error, "detail": detail, "request_id": REQUEST_ID.get(), **extra}
-    )
+    extra.setdefault("request_id", REQUEST_ID.get())
+    body = ErrorBody.model_validate({"error": error, "detail": detail, **extra})
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     return JSONResponse(body.model_dump(mode="json", exclude_none=True), status_code=status, headers=headers)
 
@@ -103,11 +104,21 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def on_history(_: Request, exc: HistoryUnavailable) -> JSONResponse:
         return _error(503, "history_unavailable", str(exc))
 
+    @app.exception_handler(Exception)
+    async def on_bug(request: Request, exc: Exception) -> JSONResponse:
+        # Runs outside the observability middleware (its request-id context is gone), so the id is
+        # read from the request state it left behind. The server logs the traceback.
+        request_id = getattr(request.state, "request_id", None)
+        detail = "the gateway failed to handle this request"
+        return _error(500, "internal_error", detail, request_id=request_id)
+
 
 def _add_pages(app: FastAPI) -> None:
+    page = widget_html()  # read once here: a file read per request would block the event loop
+
     @app.get("/widget", response_class=HTMLResponse, include_in_schema=False)
     async def widget() -> HTMLResponse:
-        return HTMLResponse(widget_html(), headers={"Cache-Control": "no-cache"})
+        return HTMLResponse(page, headers={"Cache-Control": "no-cache"})
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:

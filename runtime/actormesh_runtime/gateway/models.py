@@ -94,6 +94,10 @@ def field_errors(exc: ValidationError | list[dict[str, Any]]) -> list[FieldError
     errors = exc.errors() if isinstance(exc, ValidationError) else exc
     out: list[FieldError] = []
     for err in errors:
+        if err.get("type") == "json_invalid":  # FastAPI locates it at ("body", <offset>): not a field
+            reason = (err.get("ctx") or {}).get("error")
+            out.append(FieldError(field="body", message=f"malformed JSON: {reason or 'cannot be parsed'}"))
+            continue
         loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
         name = ".".join(loc) or "body"
         msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")

@@ -25,6 +25,7 @@ from pydantic import ValidationError
 
 from actormesh_runtime.catalog import Subjects
 from actormesh_runtime.envelope import FinalResult, ProgressEvent
+from actormesh_runtime.screening import describe_invalid
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +128,8 @@ class ReplyRouter:
             elif kind == "progress":
                 self._on_progress(ProgressEvent.model_validate_json(msg.data))
         except ValidationError as exc:
-            log.warning("unreadable reply dropped", extra={"subject": msg.subject, "error": str(exc)[:300]})
+            error = describe_invalid(exc)[:300]
+            log.warning("unreadable reply dropped", extra={"subject": msg.subject, "error": error})
 
     def _on_result(self, result: FinalResult) -> None:
         pending = self._pending.get(result.message_id)

@@ -44,6 +44,9 @@ class GatewayServer:
             host=host,
             port=port,
             log_level=log_level,
+            # No logging config of uvicorn's own: its records reach the root handler, so they are
+            # JSON lines like everything else when LOG_FORMAT=json.
+            log_config=None,
             access_log=False,  # the app's middleware logs requests with their request id
             lifespan="on",
             timeout_graceful_shutdown=graceful_shutdown_s,

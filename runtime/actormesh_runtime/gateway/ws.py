@@ -167,11 +167,16 @@ class ChatSocket:
         except AuthError as exc:
             await self.error(exc.detail, status=exc.status)
             return
+        except Exception:  # a bug must not take the whole socket (and its other chats) down
+            log.exception("websocket chat refused by an internal error")
+            await self.error("internal error: the message was not sent; please try again", status=500)
+            return
         task = asyncio.create_task(self._chat(request))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _chat(self, request: ChatRequest) -> None:
+        """One chat, start to end: whatever goes wrong, the client gets an `error` frame, never silence."""
         queue: asyncio.Queue[ProgressEvent] = asyncio.Queue()
         try:
             submitted = await self.gateway.submit(request, self.session_id, on_progress=queue.put_nowait)
@@ -179,9 +184,23 @@ class ChatSocket:
             CHATS.labels("ws", "unavailable").inc()
             await self.error(f"the mesh is not reachable: {exc}", status=503)
             return
+        except Exception:
+            log.exception("websocket chat failed before it was submitted")
+            CHATS.labels("ws", "error").inc()
+            await self.error("internal error: the message was not sent; please try again", status=500)
+            return
         try:
             await self.send("accepted", {"message_id": submitted.message_id, "session_id": self.session_id})
             await self._relay(submitted, queue)
+        except Exception:
+            log.exception("websocket chat failed", extra={"message_id": submitted.message_id})
+            CHATS.labels("ws", "error").inc()
+            await self.error(
+                "internal error while waiting for the reply; the conversation continues",
+                status=500,
+                message_id=submitted.message_id,
+                result_url=f"/api/messages/{submitted.message_id}",
+            )
         finally:
             self.gateway.replies.unlisten(submitted.message_id)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shutil
 import tempfile
 from collections.abc import Iterable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
@@ -136,7 +137,9 @@ class LocalMesh:
             return
         data_dir = self._data_dir
         if data_dir is None:
-            data_dir = Path(self._stack.enter_context(tempfile.TemporaryDirectory(prefix="actormesh-nats-")))
+            data_dir = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="actormesh-nats-"))
+            # Removed off the event loop: a JetStream store can hold many files.
+            self._stack.push_async_callback(asyncio.to_thread, shutil.rmtree, data_dir, ignore_errors=True)
         self.embedded = EmbeddedNats(data_dir)
         await self.embedded.astart()
         self._stack.push_async_callback(self.embedded.astop)

@@ -21,7 +21,7 @@ import aiosqlite
 from pydantic import BaseModel, ConfigDict
 
 from actormesh_runtime.envelope import FinalResult, HistoryEvent
-from actormesh_runtime.screening import screen
+from actormesh_runtime.screening import redact
 
 # Each entry moves the schema from version i to i+1. Append, never edit a shipped entry.
 MIGRATIONS: tuple[str, ...] = (
@@ -80,10 +80,6 @@ class StoredResult(BaseModel):
 
     customer_email: str
     result: FinalResult
-
-
-def _redact(text: str) -> str:
-    return screen(text)[0]
 
 
 class HistoryStore:
@@ -185,7 +181,7 @@ class HistoryStore:
 
 def _rows(event: HistoryEvent) -> list[Sequence[object]]:
     result = event.result
-    result = result.model_copy(update={"response": _redact(result.response)})
+    result = result.model_copy(update={"response": redact(result.response)})
     email = event.customer_email.lower()
     actions = json.dumps([a.model_dump(mode="json") for a in result.actions])
     flags = json.dumps(result.flags)
@@ -194,7 +190,7 @@ def _rows(event: HistoryEvent) -> list[Sequence[object]]:
     intent = result.intent.value if result.intent else None
     urgency = result.urgency.value if result.urgency else None
     customer = (
-        event.session_id, event.message_id, "customer", email, _redact(event.customer_message), intent,
+        event.session_id, event.message_id, "customer", email, redact(event.customer_message), intent,
         sentiment, score, urgency, 0, None, "[]", flags, None, event.received_at.isoformat(),
     )  # fmt: skip
     agent = (

@@ -26,6 +26,7 @@ from pydantic import ValidationError
 from actormesh_runtime.bus.connection import connect, ensure_streams
 from actormesh_runtime.catalog import Subjects
 from actormesh_runtime.envelope import HistoryEvent
+from actormesh_runtime.screening import describe_invalid
 from actormesh_runtime.settings import RuntimeSettings
 from actormesh_runtime.storage.history import HistoryStore
 from actormesh_runtime.storage.history_protocol import HistoryAnswer, HistoryQuery
@@ -163,7 +164,7 @@ class HistoryService:
                 good.append(msg)
             except ValidationError as exc:
                 EVENTS_REJECTED.inc()
-                log.error("invalid history event terminated", extra={"error": str(exc)[:500]})
+                log.error("invalid history event terminated", extra={"error": describe_invalid(exc)[:500]})
                 await msg.term()
         if not events:
             return

@@ -32,6 +32,10 @@ def _reconciles(trigger: str, result: str = "success") -> float:
     return value or 0.0
 
 
+def _errors(kind: str) -> float:
+    return REGISTRY.get_sample_value("actormesh_operator_reconcile_errors_total", {"kind": kind}) or 0.0
+
+
 def _child_writes() -> float:
     return sum(
         sample.value
@@ -106,6 +110,7 @@ def _stable(kube: KubeControlPlane, ns: str, mesh: str) -> bool:
 
 def test_missing_secret_stalls_and_recovers(operators: OperatorFactory, kube_namespace: str) -> None:
     kube, ns, mesh = operators.kube, kube_namespace, "secretive"
+    errors_before = _errors("MissingSecretError")
     operators.start()
     body = minimal_mesh(mesh, gateway={"authSecretRef": {"name": "gateway-jwt", "key": "secret"}})
     apply(kube, ns, body)
@@ -125,6 +130,7 @@ def test_missing_secret_stalls_and_recovers(operators: OperatorFactory, kube_nam
     assert condition(live, "Ready")["status"] == "False"
     assert live["status"]["phase"] == "Failed"
     assert not children(kube, ns, mesh), "nothing is applied while a referenced Secret is missing"
+    assert _errors("MissingSecretError") > errors_before, "the errors metric counts the cause"
 
     def events() -> list[dict[str, Any]]:
         items = get(kube, ns, "events", "--field-selector", f"involvedObject.name={mesh}")["items"]

@@ -1,0 +1,195 @@
+"""The real mesh as a benchmark target: `LocalMesh` (all nine actors, rules mode, mock APIs on
+random ports, one event loop, one shared connection) on an existing nats-server.
+
+`MeshTarget(kind="mesh")` runs the real actors on a fixed mix of realistic messages.
+`MeshTarget(kind="host-only")` runs the same `ActorHost`s with actors that do nothing (the
+aggregator only answers the caller): the gap between it and the relay is the host's own cost
+(pydantic envelope, progress events, metrics, trace), the gap to "mesh" is the actors' logic.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+
+from actormesh_runtime.actors.base import Actor, ActorDeps
+from actormesh_runtime.bus.publish import submit
+from actormesh_runtime.bus.request import reply_to
+from actormesh_runtime.catalog import ActorName
+from actormesh_runtime.envelope import Envelope, Screening
+from actormesh_runtime.local.mesh import LocalMesh
+from actormesh_runtime.screening import screen
+from actormesh_runtime.settings import RuntimeSettings
+
+from .load import Pending
+
+JOHN, JANE, BOB = "john.doe@example.com", "jane.smith@example.com", "bob.wilson@example.com"
+
+MIX: tuple[tuple[str, str, str], ...] = (
+    ("order_status", JOHN, "Where is my order ORD-10002? I ordered it last week."),
+    ("delivery_issue", JOHN, "My package ORD-10002 still has not arrived, it is late and I need it"),
+    ("cancellation", BOB, "Please cancel my order ORD-30001, I changed my mind."),
+    ("return", JOHN, "I want to return the headphones from ORD-10001, they don't fit well."),
+    ("billing", BOB, "I was charged twice for ORD-30001, I need a refund for the extra charge"),
+    ("escalation", JOHN, "This is ridiculous, I want to speak to a manager right now!"),
+    ("order_status_vip", JANE, "Hi, can you tell me when ORD-20002 will arrive?"),
+    ("product_issue", JOHN, "The headphones from ORD-10001 arrived broken, the left side is silent."),
+    ("general", JOHN, "What is your return policy for electronics?"),
+    ("compliment", JANE, "Thank you, your service is great and I love the keyboard!"),
+)
+"""Fixed mix: default route (7 hops), action route (+execution_coordinator, 8 hops), escalation (6)."""
+
+
+@dataclass(frozen=True)
+class Prepared:
+    kind: str
+    email: str
+    text: str
+    screening: Screening
+
+
+class _Noop:
+    name: ClassVar[ActorName]
+
+    def __init__(self, deps: ActorDeps) -> None:
+        self.deps = deps
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+    async def handle(self, envelope: Envelope) -> None:
+        if self.name is ActorName.RESPONSE_AGGREGATOR and envelope.reply.result_subject:
+            body = json.dumps({"message_id": envelope.message_id}).encode()
+            await self.deps.publisher.publish_core(envelope.reply.result_subject, body)
+
+
+def noop_factory(name: ActorName, deps: ActorDeps) -> Actor:
+    cls = type(f"Noop_{name.value}", (_Noop,), {"name": name})
+    actor: Actor = cls(deps)
+    return actor
+
+
+class MeshTarget:
+    def __init__(
+        self,
+        nats_url: str,
+        *,
+        kind: Literal["mesh", "host-only"] = "mesh",
+        progress: bool = True,
+        nodelay_mocks: bool = False,
+        label: str | None = None,
+        settings: RuntimeSettings | None = None,
+    ) -> None:
+        self.name: str = label or kind
+        self.kind_name = kind
+        self.nodelay_mocks = nodelay_mocks
+        mesh_name = f"bench{uuid.uuid4().hex[:8]}"
+        base = settings or RuntimeSettings()
+        self.settings = base.model_copy(update={"mesh_name": mesh_name, "nats_url": nats_url})
+        factory = noop_factory if kind == "host-only" else None
+        extra: dict[str, Any] = {"factory": factory} if factory else {}
+        self.mesh = LocalMesh(self.settings, nats_url=nats_url, mocks=kind == "mesh", **extra)
+        self.pending = Pending()
+        self.reply = reply_to(self.mesh.subjects)
+        if not progress:
+            self.reply = self.reply.model_copy(update={"progress_subject": None})
+        self.mix = [Prepared(k, e, *screen(t)) for k, e, t in MIX]
+        self._client = NATS()
+        self.captured: dict[str, bytes] = {}
+        """Per mix kind: one real envelope as response_aggregator receives it (the relay's payload)."""
+
+    def kind(self, seq: int) -> str:
+        return self.mix[seq % len(self.mix)].kind
+
+    async def send(self, seq: int, message_id: str) -> None:
+        item = self.mix[seq % len(self.mix)]
+        envelope = Envelope.start(
+            session_id=f"sess-bench-{seq % 50}",
+            customer_email=item.email,
+            message=item.text,
+            screening=item.screening,
+            budget_s=60,
+            reply=self.reply,
+            message_id=message_id,
+        )
+        await submit(self._js, self.mesh.subjects, envelope)
+
+    async def start(self) -> MeshTarget:
+        if self.nodelay_mocks:
+            with _mocks_bound_with_nodelay():
+                await self.mesh.start()
+        else:
+            await self.mesh.start()
+        await self._client.connect(self.settings.nats_url, name=f"{self.name}-client")
+        self._js = self._client.jetstream()
+
+        async def on_result(msg: Msg) -> None:
+            self.pending.resolve(json.loads(msg.data)["message_id"])
+
+        async def on_aggregator_inbox(msg: Msg) -> None:
+            envelope = json.loads(msg.data)
+            seq = int(str(envelope["message_id"]).rsplit("-", 1)[1])
+            self.captured.setdefault(self.kind(seq), msg.data)
+
+        assert self.reply.result_subject is not None
+        await self._client.subscribe(self.reply.result_subject, cb=on_result)
+        if self.kind_name == "mesh":
+            # A core subscription sees what JetStream stores on that subject, without consuming it.
+            inbox = self.mesh.subjects.actor(ActorName.RESPONSE_AGGREGATOR)
+            self._capture = await self._client.subscribe(inbox, cb=on_aggregator_inbox)
+        await self._client.flush()
+        return self
+
+    async def stop_capture(self) -> None:
+        if self.kind_name == "mesh":
+            await self._capture.unsubscribe()
+
+    async def stop(self) -> None:
+        try:
+            await self._client.close()
+        finally:
+            await self.mesh.stop()
+
+
+@contextlib.contextmanager
+def _mocks_bound_with_nodelay() -> Iterator[None]:
+    """What-if: the mock APIs' listening sockets created with proto=IPPROTO_TCP.
+
+    asyncio sets TCP_NODELAY on accepted sockets only when the listening socket's `proto` is
+    IPPROTO_TCP; `mocks/server.py:_bind` (and `gateway/server.py`) create it with proto 0, so
+    responses written in two parts (headers, body) wait for the client's delayed ACK (~40 ms on
+    Linux). This swaps `_bind` while the mesh starts; nothing under runtime/ is edited.
+    """
+    from actormesh_runtime.mocks import server
+
+    def bind(host: str, port: int) -> socket.socket:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+        sock.setblocking(False)
+        return sock
+
+    original = server._bind
+    server._bind = bind
+    try:
+        yield
+    finally:
+        server._bind = original
+
+
+def relay_payloads(captured: dict[str, bytes]) -> list[tuple[str, dict[str, Any]]]:
+    """The relay's payloads in mix order: the real, fully enriched envelopes (largest per hop)."""
+    return [(kind, json.loads(captured[kind])) for kind, _, _ in MIX if kind in captured]

