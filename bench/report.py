@@ -79,6 +79,10 @@ def table(results: dict[str, Any]) -> str:
         lines.append(f"mesh p50 by message kind at c=1 (ms): {kinds}")
     if "codec_us" in results:
         lines.append("per-call cost (us): " + ", ".join(f"{k} {v}" for k, v in results["codec_us"].items()))
+    if "actor_us" in results:
+        costs = ", ".join(f"{k} {v}" for k, v in results["actor_us"]["us_per_call"].items())
+        lines.append(f"actor.handle CPU (us/call, off the bus): {costs}")
+        lines.append(f"  sum over the default route: {results['actor_us']['sum_default_route_us']} us")
     lines += _profiles(results.get("profile") or {})
     fp = results.get("footprint")
     if fp:

@@ -18,6 +18,7 @@ from typing import Any
 from actormesh_runtime.embedded_nats import EmbeddedNats
 from actormesh_runtime.envelope import Envelope, ProgressEvent
 
+from .actors import actor_costs
 from .footprint import footprint
 from .load import Pending, run_level
 from .mesh import MeshTarget, relay_payloads
@@ -179,6 +180,7 @@ async def run_benchmark(config: Config) -> dict[str, Any]:
             results["relay_payload_bytes"] = sizes
             if captured:
                 results["codec_us"] = codec_costs(max(captured.values(), key=len))
+                results["actor_us"] = await actor_costs(captured)
             if config.profile_messages:
                 print("profiling the mesh (cProfile)", flush=True)
                 results["profile"] = await _profile(url, config, relay_payloads(captured))

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds the two ActorMesh images without a container registry: the local base image
-# (hack/images/base.sh), then Dockerfile.runtime and Dockerfile.operator on top of it. Called by
+# Builds the ActorMesh images without a container registry: the local base image (hack/images/base.sh),
+# then Dockerfile.runtime and Dockerfile.operator on top of it, then a nats-server image made from the
+# runtime image's binary (hack/images/nats.Dockerfile). Called by
 # `make images`; see docs/images.md. Needs a running Docker Engine, root (debootstrap) and PyPI.
 #
 # Environment:
@@ -9,6 +10,7 @@
 #   BASE_IMAGE            local base tag (default actormesh/base-python:bookworm)
 #   RUNTIME_IMAGE         default actormesh/actormesh:<pyproject version> (the tag config/samples use)
 #   OPERATOR_IMAGE        default actormesh-operator:latest (the tag config/manager uses)
+#   NATS_IMAGE            default actormesh/nats:<nats-server version>
 #   BUILD_NETWORK         network of the build containers, default host (pip reaches PyPI the way the
 #                         host does; also works when dockerd runs with --bridge=none)
 #   BUILD_CA_DIR          extra CA certificates (*.crt) pip trusts in the build stage, default
@@ -45,13 +47,17 @@ fi
 
 build() {
 	local dockerfile="$1" tag="$2" start
+	shift 2
 	start="$(date +%s)"
 	log "building ${tag} from ${dockerfile}"
-	docker build "${build_args[@]}" -f "$root/$dockerfile" -t "$tag" "$root"
+	docker build "${build_args[@]}" "$@" -f "$root/$dockerfile" -t "$tag" "$root"
 	log "built ${tag} in $(($(date +%s) - start)) s, $(docker image inspect --format '{{.Size}}' "$tag" | numfmt --to=iec)"
 }
 
 build Dockerfile.runtime "$RUNTIME_IMAGE"
 build Dockerfile.operator "$OPERATOR_IMAGE"
+nats_version="$(docker run --rm --network none --entrypoint nats-server "$RUNTIME_IMAGE" --version | sed 's/.* v//')"
+NATS_IMAGE="${NATS_IMAGE:-actormesh/nats:${nats_version}}"
+build hack/images/nats.Dockerfile "$NATS_IMAGE" --build-arg "RUNTIME_IMAGE=${RUNTIME_IMAGE}"
 docker image ls --format 'table {{.Repository}}:{{.Tag}}\t{{.Size}}' |
-	grep -E "^(${BASE_IMAGE}|${RUNTIME_IMAGE}|${OPERATOR_IMAGE})[[:space:]]" >&2 || true
+	grep -E "^(${BASE_IMAGE}|${RUNTIME_IMAGE}|${OPERATOR_IMAGE}|${NATS_IMAGE})[[:space:]]" >&2 || true

