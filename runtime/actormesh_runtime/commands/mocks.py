@@ -23,9 +23,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 async def _serve(args: argparse.Namespace) -> None:
     from actormesh_runtime.mocks.server import MockPorts, serve_mocks
+    from actormesh_runtime.observability.logging import configure_logging
     from actormesh_runtime.settings import RuntimeSettings
 
-    host = args.host or RuntimeSettings().host
+    settings = RuntimeSettings()
+    configure_logging(settings)
+    host = args.host or settings.host
     ports = MockPorts(args.customers_port, args.orders_port, args.tracking_port)
     handle = await serve_mocks(host, ports)
     stop = asyncio.Event()

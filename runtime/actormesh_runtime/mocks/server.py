@@ -129,7 +129,12 @@ async def serve_mocks(
     ]
     for (name, app), sock in zip(named, sockets, strict=True):
         config = uvicorn.Config(
-            app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=2
+            app,
+            log_level="warning",
+            log_config=None,  # uvicorn's records go through the process's handler (JSON in pods)
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=2,
         )
         server = _EmbeddedServer(config)
         handle._servers.append(server)
