@@ -129,6 +129,33 @@ def test_resources_override_replaces_whole() -> None:
     assert effective.resources == Resources(requests={"cpu": "1"})
 
 
+@pytest.mark.parametrize(
+    ("actors", "actor", "memory_limit"),
+    [
+        pytest.param({}, ActorName.INTENT_ANALYZER, "512Mi", id="llm-actor-gets-more-by-default"),
+        pytest.param({}, ActorName.SENTIMENT_ANALYZER, "256Mi", id="plain-actor-default"),
+        pytest.param(
+            {"defaults": {"resources": {"limits": {"memory": "300Mi"}}}},
+            ActorName.RESPONSE_GENERATOR,
+            "300Mi",
+            id="explicit-defaults-win-for-llm-actors",
+        ),
+        pytest.param(
+            {"intentAnalyzer": {"resources": {"limits": {"memory": "1Gi"}}}},
+            ActorName.INTENT_ANALYZER,
+            "1Gi",
+            id="override-wins",
+        ),
+    ],
+)
+def test_llm_actors_default_to_more_memory(
+    actors: dict[str, Any], actor: ActorName, memory_limit: str
+) -> None:
+    resources = ActorsSpec.model_validate(actors).effective(actor).resources
+    assert resources.limits is not None
+    assert resources.limits["memory"] == memory_limit
+
+
 def test_quantities_accept_yaml_numbers() -> None:
     resources = Resources.model_validate({"requests": {"cpu": 1, "memory": "1.5Gi"}})
     assert resources.to_k8s() == {"requests": {"cpu": "1", "memory": "1.5Gi"}}

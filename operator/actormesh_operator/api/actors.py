@@ -50,6 +50,12 @@ def _default_actor_resources() -> Resources:
     return Resources(requests={"cpu": "50m", "memory": "128Mi"}, limits={"memory": "256Mi"})
 
 
+def _default_llm_actor_resources() -> Resources:
+    # litellm alone adds ~150 MiB: an LLM actor measured 190-197 MiB in the runtime image, too close
+    # to the plain actors' 256Mi limit. Used only when neither the defaults nor the actor set resources.
+    return Resources(requests={"cpu": "100m", "memory": "256Mi"}, limits={"memory": "512Mi"})
+
+
 class ActorDefaults(ApiModel):
     """Settings every actor gets unless its own entry overrides them."""
 
@@ -57,6 +63,7 @@ class ActorDefaults(ApiModel):
     replicas: int = Field(1, ge=0, le=100)
     """Replicas when autoscaling is off."""
     resources: Resources = Field(default_factory=_default_actor_resources)
+    """Left unset, actors that may call an LLM get more memory (256Mi request, 512Mi limit)."""
     concurrency: int = Field(8, ge=1, le=1024)
     """In-flight messages per replica."""
     autoscaling: ActorAutoscaling = Field(default_factory=ActorAutoscaling)
@@ -138,10 +145,18 @@ class ActorsSpec(ApiModel):
             info=info,
             enabled=d.enabled if o.enabled is None else o.enabled,
             replicas=d.replicas if o.replicas is None else o.replicas,
-            resources=d.resources if o.resources is None else o.resources,
+            resources=self._resources(info, d, o),
             concurrency=d.concurrency if o.concurrency is None else o.concurrency,
             autoscaling=autoscaling,
         )
+
+    @staticmethod
+    def _resources(info: ActorInfo, d: ActorDefaults, o: ActorOverride) -> Resources:
+        if o.resources is not None:
+            return o.resources
+        if info.uses_llm and "resources" not in d.model_fields_set:
+            return _default_llm_actor_resources()
+        return d.resources
 
     def all_effective(self) -> list[EffectiveActorSpec]:
         """Every actor in catalog order, enabled or not (builders delete the disabled ones)."""
