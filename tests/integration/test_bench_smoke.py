@@ -39,7 +39,9 @@ async def test_benchmark_runs_every_target_and_reports() -> None:
         assert lv["timeouts"] == 0, lv
         assert lv["completed"] == (3 if lv["concurrency"] == 1 else 4), lv
     assert results["relay_payload_bytes"], "real envelopes were captured for the relay"
-    assert results["profile"]["messages"] == 3
+    assert results["profile"]["mesh"]["messages"] == 3
+    assert results["profile"]["relay-7"]["messages"] == 3
+    assert results["actor_us"]["us_per_call"]["guardrail_validator"] > 0
     json.dumps(results, default=str)
     assert "relay-7" in table(results)
 
