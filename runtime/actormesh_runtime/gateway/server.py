@@ -15,6 +15,8 @@ from collections.abc import Iterator
 import uvicorn
 from fastapi import FastAPI
 
+from actormesh_runtime.net import bind_tcp
+
 GRACEFUL_SHUTDOWN_S = 5
 """Default time in-flight requests get to finish on stop; `actormesh gateway` passes
 REQUEST_TIMEOUT_S + 5 so a rolling update lets every waiting chat get its answer."""
@@ -121,13 +123,6 @@ class GatewayServer:
 
 def _bind(host: str, port: int) -> socket.socket:
     """A listening-ready TCP socket on host:port (OSError, e.g. address in use, is the caller's)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-    except OSError:
-        sock.close()
-        raise
+    sock = bind_tcp(host, port)
     sock.set_inheritable(True)
     return sock

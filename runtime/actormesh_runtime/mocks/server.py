@@ -20,6 +20,7 @@ from fastapi import FastAPI
 from actormesh_runtime.catalog import Env, Ports
 from actormesh_runtime.mocks.apps import build_apps
 from actormesh_runtime.mocks.state import MockState
+from actormesh_runtime.net import bind_tcp
 
 _STARTUP_TIMEOUT_S = 10.0
 
@@ -87,10 +88,7 @@ class MocksHandle:
 
 
 def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    sock = bind_tcp(host, port)
     sock.listen(128)
     sock.setblocking(False)
     return sock

@@ -1,0 +1,24 @@
+"""Listening sockets for the runtime's HTTP servers (gateway, mock APIs).
+
+Why this exists: asyncio turns on TCP_NODELAY for accepted connections only when the listening
+socket was created with `proto=IPPROTO_TCP`; a plain `socket(AF_INET, SOCK_STREAM)` has proto 0, so
+every keep-alive request after the first waited ~40 ms for Nagle + delayed ACK (measured by
+`make bench`: mock API calls 44 ms → 0.8 ms, gateway requests 44 ms → 0.5 ms).
+"""
+
+from __future__ import annotations
+
+import socket
+
+
+def bind_tcp(host: str, port: int) -> socket.socket:
+    """A bound TCP socket on host:port (0 = any free port). OSError (address in use) is the caller's."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
