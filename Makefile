@@ -37,14 +37,15 @@ bench: $(STAMP)
 	$(BIN)/python -m bench $(or $(BENCH_OUT),.actormesh/bench/results.json) $(BENCH_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check runtime operator tests
-	$(BIN)/ruff format --check runtime operator tests
+	$(BIN)/ruff check runtime operator tests bench
+	$(BIN)/ruff format --check runtime operator tests bench
 	$(BIN)/mypy
+	$(BIN)/mypy bench
 	$(BIN)/lint-imports
 
 fmt: $(STAMP)
-	$(BIN)/ruff format runtime operator tests
-	$(BIN)/ruff check --fix runtime operator tests
+	$(BIN)/ruff format runtime operator tests bench
+	$(BIN)/ruff check --fix runtime operator tests bench
 
 ## Go-built control plane (kube-apiserver, kube-controller-manager, kubectl, etcd), cached by version.
 k8s-bin:

@@ -24,7 +24,7 @@ def parse(argv: list[str] | None = None) -> tuple[Path, Config]:
     p.add_argument("--profile-messages", type=int, default=300, help="0 = no profile")
     p.add_argument("--no-footprint", action="store_true", help="skip RSS and import-time measurement")
     p.add_argument("--uvloop", action="store_true", help="run everything on uvloop instead of asyncio")
-    p.add_argument("--no-what-if", action="store_true", help="skip the mesh-nd / mesh-nd-np variants")
+    p.add_argument("--no-what-if", action="store_true", help="skip the mesh-np (no progress events) variant")
     a = p.parse_args(argv)
     config = Config(
         levels=[int(x) for x in a.levels.split(",")],

@@ -9,11 +9,8 @@ aggregator only answers the caller): the gap between it and the relay is the hos
 
 from __future__ import annotations
 
-import contextlib
 import json
-import socket
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -87,13 +84,11 @@ class MeshTarget:
         *,
         kind: Literal["mesh", "host-only"] = "mesh",
         progress: bool = True,
-        nodelay_mocks: bool = False,
         label: str | None = None,
         settings: RuntimeSettings | None = None,
     ) -> None:
         self.name: str = label or kind
         self.kind_name = kind
-        self.nodelay_mocks = nodelay_mocks
         mesh_name = f"bench{uuid.uuid4().hex[:8]}"
         base = settings or RuntimeSettings()
         self.settings = base.model_copy(update={"mesh_name": mesh_name, "nats_url": nats_url})
@@ -126,11 +121,7 @@ class MeshTarget:
         await submit(self._js, self.mesh.subjects, envelope)
 
     async def start(self) -> MeshTarget:
-        if self.nodelay_mocks:
-            with _mocks_bound_with_nodelay():
-                await self.mesh.start()
-        else:
-            await self.mesh.start()
+        await self.mesh.start()
         await self._client.connect(self.settings.nats_url, name=f"{self.name}-client")
         self._js = self._client.jetstream()
 
@@ -160,34 +151,6 @@ class MeshTarget:
             await self._client.close()
         finally:
             await self.mesh.stop()
-
-
-@contextlib.contextmanager
-def _mocks_bound_with_nodelay() -> Iterator[None]:
-    """What-if: the mock APIs' listening sockets created with proto=IPPROTO_TCP.
-
-    asyncio sets TCP_NODELAY on accepted sockets only when the listening socket's `proto` is
-    IPPROTO_TCP; `mocks/server.py:_bind` (and `gateway/server.py`) create it with proto 0, so
-    responses written in two parts (headers, body) wait for the client's delayed ACK (~40 ms on
-    Linux). This swaps `_bind` while the mesh starts; nothing under runtime/ is edited.
-    """
-    from actormesh_runtime.mocks import server
-
-    def bind(host: str, port: int) -> socket.socket:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(128)
-        sock.setblocking(False)
-        return sock
-
-    original = server._bind
-    server._bind = bind
-    try:
-        yield
-    finally:
-        server._bind = original
 
 
 def relay_payloads(captured: dict[str, bytes]) -> list[tuple[str, dict[str, Any]]]:

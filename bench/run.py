@@ -40,7 +40,7 @@ class Config:
     relay_hops: list[int] = field(default_factory=lambda: [7, 8])
     host_only: bool = True
     what_if: bool = True
-    """Also run the mesh with the mock APIs' sockets fixed (TCP_NODELAY), with and without progress."""
+    """Also run `mesh-np`: the mesh without a progress subject (no progress events published)."""
     profile_messages: int = 300
     footprint: bool = True
     uvloop: bool = False
@@ -77,8 +77,7 @@ async def _mesh_phase(url: str, config: Config, kind: str) -> tuple[list[LevelRe
     variants: dict[str, dict[str, Any]] = {
         "mesh": {},
         "host-only": {"kind": "host-only"},
-        "mesh-nd": {"nodelay_mocks": True, "label": "mesh-nd"},
-        "mesh-nd-np": {"nodelay_mocks": True, "progress": False, "label": "mesh-nd-np"},
+        "mesh-np": {"progress": False, "label": "mesh-np"},
     }
     target = MeshTarget(url, **variants[kind])
     await target.start()
@@ -120,8 +119,6 @@ async def _profile_one(target: Any, config: Config) -> dict[str, Any]:
 async def _profile(url: str, config: Config, payloads: Any) -> dict[str, Any]:
     """The same bounded run at c=8 under cProfile for the mesh and its baselines."""
     profiles = {"mesh": await _profile_one(MeshTarget(url), config)}
-    if config.what_if:
-        profiles["mesh-nd"] = await _profile_one(MeshTarget(url, nodelay_mocks=True, label="mesh-nd"), config)
     if config.host_only:
         profiles["host-only"] = await _profile_one(MeshTarget(url, kind="host-only"), config)
     if payloads:
@@ -167,8 +164,7 @@ async def run_benchmark(config: Config) -> dict[str, Any]:
                 captured = captured or got
                 levels += mesh_levels
                 if config.what_if:
-                    levels += (await _mesh_phase(url, config, "mesh-nd"))[0]
-                    levels += (await _mesh_phase(url, config, "mesh-nd-np"))[0]
+                    levels += (await _mesh_phase(url, config, "mesh-np"))[0]
                 if config.host_only:
                     levels += (await _mesh_phase(url, config, "host-only"))[0]
                 for hops in config.relay_hops:

@@ -26,14 +26,14 @@ def _needs_nats() -> None:
 async def test_benchmark_runs_every_target_and_reports() -> None:
     config = Config(
         levels=[1, 2], sequential=3, messages=4, warmup=2, repeat=1, relay_hops=[7],
-        profile_messages=3, footprint=False, what_if=False,
+        profile_messages=3, footprint=False, what_if=True,
     )  # fmt: skip
 
     results = await run_benchmark(config)
 
     levels = results["repeats"][0]["levels"]
     assert {(lv["target"], lv["concurrency"]) for lv in levels} == {
-        (t, c) for t in ("mesh", "host-only", "relay-7") for c in (1, 2)
+        (t, c) for t in ("mesh", "mesh-np", "host-only", "relay-7") for c in (1, 2)
     }
     for lv in levels:
         assert lv["timeouts"] == 0, lv

@@ -28,6 +28,7 @@ from actormesh_runtime.llm import prompts
 from actormesh_runtime.llm.client import LLMClient, shared_client
 from actormesh_runtime.llm.errors import LLMError
 from actormesh_runtime.screening import EMAIL_RE
+from actormesh_runtime.textfold import fold
 
 ORDER_ID_RE = re.compile(r"\bORD-(\d{5})\b", re.IGNORECASE)
 TRACKING_RE = re.compile(r"\bTRK\d{9}\b", re.IGNORECASE)
@@ -37,6 +38,7 @@ _AMOUNT_RES = (
 )
 
 # (pattern, weight) per intent. Each pattern counts once, so repeating a word cannot inflate a score.
+# Lower-case: matched without re.IGNORECASE against the folded message (`textfold.fold`).
 _RULES: dict[Intent, tuple[tuple[str, int], ...]] = {
     Intent.ESCALATION_REQUEST: (
         (
@@ -48,13 +50,13 @@ _RULES: dict[Intent, tuple[tuple[str, int], ...]] = {
         (r"manager|supervisor|human|representative", 3),
     ),
     Intent.CANCELLATION_REQUEST: (
-        (r"cancel (?:my |the |this |that |an? )?(?:order|purchase)|cancel ORD-\d{5}|cancel it", 3),
+        (r"cancel (?:my |the |this |that |an? )?(?:order|purchase)|cancel ord-\d{5}|cancel it", 3),
         (r"want to cancel|cancellation", 3),
         (r"cancel(?:led|ling)?|don'?t want (?:it|this|the order) anymore|changed my mind", 2),
     ),
     Intent.RETURN_REQUEST: (
         (
-            r"return (?:it|this|them|my|the|an?|ORD-\d{5})|want to return|return label"
+            r"return (?:it|this|them|my|the|an?|ord-\d{5})|want to return|return label"
             r"|send (?:it|this|them) back",
             3,
         ),
@@ -100,12 +102,12 @@ _RULES: dict[Intent, tuple[tuple[str, int], ...]] = {
         (r"account|password|log ?in|sign ?in|profile", 2),
     ),
     Intent.ORDER_STATUS: (
-        (r"where(?:'s| is) (?:my )?(?:order|package|parcel|stuff|delivery|ORD-\d{5})", 3),
-        (r"order status|status of (?:my )?(?:order|ORD-\d{5})|track (?:my )?(?:order|package|parcel)", 3),
-        (r"when will (?:my order|it|my package|ORD-\d{5}) (?:arrive|ship|be delivered|get here)", 3),
-        (r"ha(?:s|ve) (?:my order|it|they|ORD-\d{5}) (?:shipped|been shipped)", 3),
+        (r"where(?:'s| is) (?:my )?(?:order|package|parcel|stuff|delivery|ord-\d{5})", 3),
+        (r"order status|status of (?:my )?(?:order|ord-\d{5})|track (?:my )?(?:order|package|parcel)", 3),
+        (r"when will (?:my order|it|my package|ord-\d{5}) (?:arrive|ship|be delivered|get here)", 3),
+        (r"ha(?:s|ve) (?:my order|it|they|ord-\d{5}) (?:shipped|been shipped)", 3),
         (r"where(?:'s| is) (?:it|that|this|the package)", 2),
-        (r"track(?:ing)?|shipped|eta|arrive|status|TRK\d{9}", 1),
+        (r"track(?:ing)?|shipped|eta|arrive|status|trk\d{9}", 1),
     ),
     Intent.COMPLIMENT: (
         (r"thank you|thanks|great (?:service|job|support)|love (?:it|your|the)|well done", 3),
@@ -120,14 +122,14 @@ _RULES: dict[Intent, tuple[tuple[str, int], ...]] = {
 }
 # Dict order above is the tie-break: specific, actionable intents before broad ones.
 _COMPILED = {
-    intent: tuple((re.compile(rf"\b(?:{p})\b", re.IGNORECASE), w) for p, w in rules)
-    for intent, rules in _RULES.items()
+    intent: tuple((re.compile(rf"\b(?:{p})\b"), w) for p, w in rules) for intent, rules in _RULES.items()
 }
 NO_MATCH_CONFIDENCE = 0.5
 
 
 def score_intents(text: str) -> dict[Intent, int]:
-    return {intent: sum(w for p, w in rules if p.search(text)) for intent, rules in _COMPILED.items()}
+    folded = fold(text)
+    return {intent: sum(w for p, w in rules if p.search(folded)) for intent, rules in _COMPILED.items()}
 
 
 def confidence_for(best: int, runner_up: int) -> float:

@@ -74,6 +74,12 @@ class ActorHost:
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
         self._label = self.name.value
+        # The per-actor metric children, resolved once: `.labels()` costs a lock and a dict lookup.
+        self._in_flight = metrics.IN_FLIGHT.labels(self._label)
+        self._processed = metrics.PROCESSED.labels(self._label)
+        self._failed = metrics.FAILED.labels(self._label)
+        self._redelivered = metrics.REDELIVERED.labels(self._label)
+        self._processing_seconds = metrics.PROCESSING_SECONDS.labels(self._label)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -157,7 +163,7 @@ class ActorHost:
     # ------------------------------------------------------------ one message
 
     async def _process(self, msg: Msg) -> None:
-        metrics.IN_FLIGHT.labels(self._label).inc()
+        self._in_flight.inc()
         try:
             await self._process_inner(msg)
         except asyncio.CancelledError:
@@ -169,14 +175,14 @@ class ActorHost:
             # Publishing/acking failed (NATS gone): no ack, so it is redelivered after ack_wait.
             log.exception("message not settled; it will be redelivered", extra={"actor": self._label})
         finally:
-            metrics.IN_FLIGHT.labels(self._label).dec()
+            self._in_flight.dec()
 
     async def _process_inner(self, msg: Msg) -> None:
         meta = msg.metadata
         attempt = meta.num_delivered
         key = f"{self.subjects.stream}:{meta.sequence.stream}"
         if attempt > 1:
-            metrics.REDELIVERED.labels(self._label).inc()
+            self._redelivered.inc()
         try:
             envelope = Envelope.from_bytes(msg.data)
         except (ValidationError, ValueError) as exc:
@@ -214,8 +220,8 @@ class ActorHost:
             envelope.headers.attempt = 1
             await publish_to_current(self.js, self.subjects, envelope)
         await msg.ack()
-        metrics.PROCESSED.labels(self._label).inc()
-        metrics.PROCESSING_SECONDS.labels(self._label).observe(elapsed)
+        self._processed.inc()
+        self._processing_seconds.observe(elapsed)
 
     async def _retry_or_fail(
         self, msg: Msg, envelope: Envelope, exc: Exception, *, started: float, key: str
@@ -225,7 +231,7 @@ class ActorHost:
             reason = f"{_describe(exc)} (after {attempt} deliveries)"
             await self._fail(msg, envelope, reason, permanent=False, started=started, key=key)
             return
-        metrics.FAILED.labels(self._label).inc()
+        self._failed.inc()
         delay = backoff_for(self.settings, attempt)
         log.info(
             "retrying",
@@ -243,14 +249,16 @@ class ActorHost:
             remaining = envelope.headers.deadline - time.time()
             if remaining <= 0:
                 raise DeadlineExceeded(f"deadline passed {-remaining:.1f}s ago")
-        await asyncio.wait_for(self.actor.handle(envelope), timeout=self.settings.processing_timeout_s)
+        # timeout(), not wait_for(): on 3.11 wait_for wraps the coroutine in a Task per hop.
+        async with asyncio.timeout(self.settings.processing_timeout_s):
+            await self.actor.handle(envelope)
 
     async def _fail(
         self, msg: Msg, envelope: Envelope, reason: str, *, permanent: bool, started: float, key: str
     ) -> None:
         attempt = envelope.headers.attempt
         ms = (time.perf_counter() - started) * 1000
-        metrics.FAILED.labels(self._label).inc()
+        self._failed.inc()
         envelope.trace.append(TraceEntry(actor=self.name, ms=round(ms, 3), attempt=attempt))
         error = ErrorInfo(actor=self.name, reason=reason[:2000], permanent=permanent)
         await publish_progress(self.nc, envelope, self.name, "failed", ms, attempt)
