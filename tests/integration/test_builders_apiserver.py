@@ -15,36 +15,23 @@ from typing import Any
 import pytest
 import yaml
 
-from actormesh_operator.api.schema import CRD_NAME
 from actormesh_operator.api.spec import ActorMesh
 from actormesh_operator.builders import build_children
 from actormesh_operator.settings import OperatorSettings
-from tests.support.k8s import KubeControlPlane, wait_for
+from tests.support.k8s import KubeControlPlane
 
 pytestmark = [pytest.mark.integration, pytest.mark.k8s, pytest.mark.xdist_group("k8s")]
 
 ROOT = Path(__file__).resolve().parents[2]
-CRD_FILE = ROOT / "crds" / "actormesh.io_actormeshes.yaml"
 SAMPLES = sorted((ROOT / "config" / "samples").glob("*.yaml"))
 SETTINGS = OperatorSettings()
 CRD_KINDS = {"ScaledObject"}  # KEDA is not installed on the test control plane
 IMAGE = "ghcr.io/example/actormesh:0.1.0"
 
 
-@pytest.fixture(scope="module")
-def kube(kube_control_plane: KubeControlPlane) -> KubeControlPlane:
-    kube_control_plane.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_FILE))
-    established = '{.status.conditions[?(@.type=="Established")].status}'
-    wait_for(
-        f"CRD {CRD_NAME} established",
-        lambda: (
-            kube_control_plane.kubectl(
-                "get", f"crd/{CRD_NAME}", "-o", f"jsonpath={established}", check=False
-            ).stdout
-            == "True"
-        ),
-    )
-    return kube_control_plane
+@pytest.fixture
+def kube(actormesh_crd: KubeControlPlane) -> KubeControlPlane:
+    return actormesh_crd
 
 
 def _create_mesh(kube: KubeControlPlane, namespace: str, body: dict[str, Any]) -> ActorMesh:

@@ -13,31 +13,20 @@ import pytest
 import yaml
 
 from actormesh_operator.api.observed import ObservedState, ObservedWorkload
-from actormesh_operator.api.schema import CRD_NAME
 from actormesh_operator.api.spec import ActorMesh
 from actormesh_operator.status import compute_status
-from tests.support.k8s import KubeControlPlane, wait_for
+from tests.support.actormesh_crd import CRD_FILE
+from tests.support.k8s import KubeControlPlane
 
 pytestmark = [pytest.mark.integration, pytest.mark.k8s, pytest.mark.xdist_group("k8s")]
 
 ROOT = Path(__file__).resolve().parents[2]
-CRD_FILE = ROOT / "crds" / "actormesh.io_actormeshes.yaml"
 SAMPLES = sorted((ROOT / "config" / "samples").glob("*.yaml"))
 
 
-@pytest.fixture(scope="module")
-def crd_installed(kube_control_plane: KubeControlPlane) -> KubeControlPlane:
-    kube: KubeControlPlane = kube_control_plane
-    kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_FILE))
-    established = '{.status.conditions[?(@.type=="Established")].status}'
-    wait_for(
-        f"CRD {CRD_NAME} established",
-        lambda: (
-            kube.kubectl("get", f"crd/{CRD_NAME}", "-o", f"jsonpath={established}", check=False).stdout
-            == "True"
-        ),
-    )
-    return kube
+@pytest.fixture
+def crd_installed(actormesh_crd: KubeControlPlane) -> KubeControlPlane:
+    return actormesh_crd
 
 
 def _mesh(spec: dict[str, Any], name: str | None = None) -> dict[str, Any]:

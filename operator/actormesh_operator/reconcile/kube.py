@@ -311,11 +311,23 @@ class KubeClient:
         return True
 
     async def patch_status(
-        self, resource: Resource, name: str, namespace: str | None, status: Mapping[str, Any]
+        self,
+        resource: Resource,
+        name: str,
+        namespace: str | None,
+        status: Mapping[str, Any],
+        *,
+        resource_version: str | None = None,
     ) -> dict[str, Any]:
-        """Merge-patch the status subresource (lists such as conditions are replaced whole)."""
+        """Merge-patch the status subresource (lists such as conditions are replaced whole).
+
+        With `resource_version` the API server refuses (409) a patch computed from a stale read, so a
+        condition another controller added in between is never overwritten by our whole list."""
         path = resource.path(namespace, name, "status")
-        return await self.request("PATCH", path, body={"status": dict(status)}, content_type=MERGE_PATCH)
+        body: dict[str, Any] = {"status": dict(status)}
+        if resource_version:
+            body["metadata"] = {"resourceVersion": resource_version}
+        return await self.request("PATCH", path, body=body, content_type=MERGE_PATCH)
 
     async def served(self, api_version: str, plural: str) -> bool:
         """Whether the API server serves `plural` in `api_version` (discovery; needs no RBAC rule)."""

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -43,10 +43,13 @@ from actormesh_operator.reconcile.errors import (
     exhausted,
     to_kopf,
 )
-from actormesh_operator.reconcile.kube import KubeClient, Resource
+from actormesh_operator.reconcile.kube import KubeApiError, KubeClient, Resource
 from actormesh_operator.reconcile.observe import KedaDetector, list_children, missing_secrets, observed_state
 from actormesh_operator.settings import OperatorSettings
 from actormesh_operator.status import compute_status, status_patch
+
+STATUS_CONFLICT_RETRIES = 3
+"""Re-reads after a 409 on a status write before it becomes an ordinary (retried) failure."""
 
 logger = logging.getLogger(__name__)
 
@@ -164,45 +167,72 @@ class MeshReconciler:
             _event(body, "Warning", reason.value, failure.message)
 
     async def _write_status(self, body: Mapping[str, Any], mesh: ActorMesh, observed: Any) -> None:
-        previous = dict(body.get("status") or {})
-        new = compute_status(mesh, observed, previous, datetime.now(UTC))
-        patch = status_patch(previous, new)
-        if patch is None:
-            return
+        def build(current: Mapping[str, Any]) -> dict[str, Any] | None:
+            previous = dict(current.get("status") or {})
+            return status_patch(previous, compute_status(mesh, observed, previous, datetime.now(UTC)))
+
+        await self._update_status(body, build)
+
+    async def _update_status(
+        self, body: Mapping[str, Any], build: Callable[[Mapping[str, Any]], dict[str, Any] | None]
+    ) -> None:
+        """Patch the status computed from `body`, guarded by its resourceVersion.
+
+        Our patch carries the whole conditions list, so writing it over a newer status would drop a
+        condition another controller added since we read. On 409 Conflict we re-read and recompute
+        from the fresh status (a few times; then the conflict is an ordinary retryable failure)."""
         meta = body["metadata"]
-        with action(f"update actormesh {meta['name']} status"):
-            await self.kube.patch_status(MESHES, meta["name"], meta.get("namespace"), patch)
+        name, namespace = meta["name"], meta.get("namespace")
+        for attempt in range(STATUS_CONFLICT_RETRIES + 1):
+            patch = build(body)
+            if patch is None:
+                return
+            version = body["metadata"].get("resourceVersion")
+            try:
+                await self.kube.patch_status(MESHES, name, namespace, patch, resource_version=version)
+                return
+            except KubeApiError as exc:
+                if exc.status != 409 or attempt == STATUS_CONFLICT_RETRIES:
+                    with action(f"update actormesh {name} status"):
+                        raise
+            with action(f"read actormesh {name} for its status"):
+                fresh = await self.kube.get(MESHES, name, namespace)
+            if fresh is None:  # deleted meanwhile: nothing left to report on
+                return
+            body = fresh
 
     async def _write_invalid(self, body: Mapping[str, Any], message: str) -> None:
         """A spec the model rejects has no ActorMesh to compute from: set the three conditions directly."""
-        meta = body["metadata"]
-        previous = dict(body.get("status") or {})
-        now = datetime.now(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
-        generation = int(meta.get("generation") or 0)
-        ours = {
-            ConditionType.READY.value: ("False", Reason.INVALID_SPEC, message),
-            ConditionType.RECONCILING.value: ("False", Reason.STALLED, "see the Stalled condition"),
-            ConditionType.STALLED.value: ("True", Reason.INVALID_SPEC, message),
-        }
-        conditions = [c for c in previous.get("conditions") or [] if c.get("type") not in ours]
-        for kind, (status, reason, text) in ours.items():
-            old = _condition(body, ConditionType(kind))
-            since = old.get("lastTransitionTime") if old.get("status") == status else None
-            conditions.append(
-                {
-                    "type": kind,
-                    "status": status,
-                    "reason": reason.value,
-                    "message": text,
-                    "lastTransitionTime": since or now,
-                    "observedGeneration": generation,
-                }
-            )
-        new = {**previous, "observedGeneration": generation, "phase": "Failed", "conditions": conditions}
-        patch = status_patch(previous, new)
-        if patch is not None:
-            with action(f"update actormesh {meta['name']} status"):
-                await self.kube.patch_status(MESHES, meta["name"], meta.get("namespace"), patch)
+        await self._update_status(body, lambda current: _invalid_status_patch(current, message))
+
+
+def _invalid_status_patch(body: Mapping[str, Any], message: str) -> dict[str, Any] | None:
+    """The status patch for a spec the model rejects: Stalled/InvalidSpec, other writers' entries kept."""
+    meta = body["metadata"]
+    previous = dict(body.get("status") or {})
+    now = datetime.now(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+    generation = int(meta.get("generation") or 0)
+    ours = {
+        ConditionType.READY.value: ("False", Reason.INVALID_SPEC, message),
+        ConditionType.RECONCILING.value: ("False", Reason.STALLED, "see the Stalled condition"),
+        ConditionType.STALLED.value: ("True", Reason.INVALID_SPEC, message),
+    }
+    conditions = [c for c in previous.get("conditions") or [] if c.get("type") not in ours]
+    for kind, (status, reason, text) in ours.items():
+        old = _condition(body, ConditionType(kind))
+        since = old.get("lastTransitionTime") if old.get("status") == status else None
+        conditions.append(
+            {
+                "type": kind,
+                "status": status,
+                "reason": reason.value,
+                "message": text,
+                "lastTransitionTime": since or now,
+                "observedGeneration": generation,
+            }
+        )
+    new = {**previous, "observedGeneration": generation, "phase": "Failed", "conditions": conditions}
+    return status_patch(previous, new)
 
 
 def _condition(body: Mapping[str, Any], kind: ConditionType) -> Mapping[str, Any]:

@@ -18,32 +18,19 @@ from typing import Any
 import pytest
 import yaml
 
-from actormesh_operator.api.schema import CRD_NAME
 from actormesh_operator.main import run
 from actormesh_operator.reconcile.kube import KubeCredentials, load_kubeconfig
 from actormesh_operator.settings import OperatorSettings
 from tests.support.k8s import KubeControlPlane, wait_for
 
 ROOT = Path(__file__).resolve().parents[3]
-CRD_FILE = ROOT / "crds" / "actormesh.io_actormeshes.yaml"
 NAMESPACED_INSTALL = ROOT / "config" / "namespaced"
 SERVICE_ACCOUNT = "actormesh-operator"
 
 
-@pytest.fixture(scope="module")
-def crd(kube_control_plane: KubeControlPlane) -> KubeControlPlane:
-    kube_control_plane.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_FILE))
-    established = '{.status.conditions[?(@.type=="Established")].status}'
-    wait_for(
-        f"CRD {CRD_NAME} established",
-        lambda: (
-            kube_control_plane.kubectl(
-                "get", f"crd/{CRD_NAME}", "-o", f"jsonpath={established}", check=False
-            ).stdout
-            == "True"
-        ),
-    )
-    return kube_control_plane
+@pytest.fixture
+def crd(actormesh_crd: KubeControlPlane) -> KubeControlPlane:
+    return actormesh_crd
 
 
 def install_namespaced_rbac(kube: KubeControlPlane, namespace: str) -> str:
