@@ -59,7 +59,8 @@ k8s-down: $(STAMP)
 
 ## Regenerate crds/ from the pydantic model (a unit test fails when they drift).
 crds: $(STAMP)
-	$(BIN)/python -m actormesh_operator.api.schema > crds/actormesh.io_actormeshes.yaml
+	$(BIN)/python -m actormesh_operator.api.schema > crds/.generated.tmp
+	mv crds/.generated.tmp crds/actormesh.io_actormeshes.yaml
 
 ## Runtime and operator images with no registry: a debootstrap base, then both Dockerfiles (docs/images.md).
 ## Needs root, a running Docker Engine and PyPI; manual, not part of CI.
