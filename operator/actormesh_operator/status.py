@@ -281,6 +281,25 @@ def compute_status(
     return {k: v for k, v in status.items() if v is not None}
 
 
+def invalid_spec_status(
+    previous: Mapping[str, Any] | None, generation: int, message: str, now: datetime
+) -> dict[str, Any]:
+    """The status for a spec the model rejects (there is no ActorMesh to compute from): Failed, with
+    Stalled/InvalidSpec; the other owned keys stay as they were, other writers' conditions are kept."""
+    previous = previous or {}
+    ours = [
+        _condition(ConditionType.READY, False, Reason.INVALID_SPEC, message, generation),
+        _condition(ConditionType.RECONCILING, False, Reason.STALLED, "see the Stalled condition", generation),
+        _condition(ConditionType.STALLED, True, Reason.INVALID_SPEC, message, generation),
+    ]
+    return {
+        **previous,
+        "observedGeneration": generation,
+        "phase": Phase.FAILED.value,
+        "conditions": _merge_conditions(previous.get("conditions") or [], ours, now),
+    }
+
+
 def status_patch(previous: Mapping[str, Any] | None, new: Mapping[str, Any]) -> dict[str, Any] | None:
     """The merge patch turning `previous` into `new` for the keys we own; None when nothing changes.
 

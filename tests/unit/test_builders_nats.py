@@ -21,8 +21,21 @@ from tests.unit.builder_helpers import SETTINGS, children, container, index, mak
         ("500k", 500_000),
         ("1024", 1024),
         ("1500m", 2),
+        ("1Ei", 2**60),
+        ("1E", 10**18),
     ],
-    ids=["Gi", "Mi", "fractional-Gi", "G", "exponent", "k", "plain", "milli-rounds-up"],
+    ids=[
+        "Gi",
+        "Mi",
+        "fractional-Gi",
+        "G",
+        "exponent",
+        "k",
+        "plain",
+        "milli-rounds-up",
+        "Ei",
+        "exa-not-exponent",
+    ],
 )
 def test_quantity_bytes(quantity: str, expected: int) -> None:
     assert quantity_bytes(quantity) == expected

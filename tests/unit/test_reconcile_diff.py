@@ -137,6 +137,7 @@ def test_parse_quantity() -> None:
     assert parse_quantity("250m") == parse_quantity("0.25")
     assert parse_quantity("2Ki") == 2048
     assert parse_quantity("nope") is None
+    assert parse_quantity("1e999999999999") is None  # beyond Decimal's range: not a crash
 
 
 def test_hash_ignores_its_own_annotation_and_is_stable() -> None:

@@ -9,8 +9,8 @@ import pytest
 from actormesh_operator.api.observed import MissingSecret, ObservedState, ReconcileError
 from actormesh_operator.api.spec import ActorMesh
 from actormesh_operator.api.status import ActorMeshStatus, Reason
-from actormesh_operator.status import compute_status
-from tests.unit.status_helpers import GENERATION, T0, all_ready, condition, mesh, observed, ready
+from actormesh_operator.status import compute_status, invalid_spec_status, status_patch
+from tests.unit.status_helpers import GENERATION, T0, T1, all_ready, condition, mesh, observed, ready
 
 LLM_KEY = {"llm": {"model": "m", "apiKeySecretRef": {"name": "llm-key", "key": "api-key"}}}
 QUEUE_LAG = {"actors": {"intentAnalyzer": {"autoscaling": {"enabled": True, "mode": "queueLag"}}}}
@@ -249,3 +249,26 @@ def test_status_of_an_unready_mesh_validates() -> None:
 def test_mesh_from_body_round_trip_has_generation() -> None:
     assert isinstance(mesh(), ActorMesh)
     assert mesh().generation == GENERATION
+
+
+def test_invalid_spec_status_keeps_order_transition_times_and_other_writers() -> None:
+    foreign = {
+        "type": "example.com/Audited",
+        "status": "True",
+        "reason": "Checked",
+        "lastTransitionTime": "t",
+    }
+    first = invalid_spec_status({"conditions": [foreign]}, GENERATION, "spec.image: bad", T0)
+    ActorMeshStatus.model_validate(first)
+    assert [c["type"] for c in first["conditions"]] == [foreign["type"], "Ready", "Reconciling", "Stalled"]
+    stall = condition(first, "Stalled")
+    assert (stall["status"], stall["reason"], stall["message"]) == (
+        "True",
+        Reason.INVALID_SPEC,
+        "spec.image: bad",
+    )
+    assert first["phase"] == "Failed"
+    assert first["observedGeneration"] == GENERATION
+
+    again = invalid_spec_status(first, GENERATION, "spec.image: bad", T1)
+    assert status_patch(first, again) is None  # same message later: nothing to write, times kept

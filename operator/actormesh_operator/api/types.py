@@ -70,15 +70,26 @@ _SUFFIX: dict[str, Decimal] = {
 _QUANTITY = re.compile(r"^([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))([eE][+-]?[0-9]+|[KMGTPE]i|[numkMGTPE])?$")
 
 
+def quantity_value(quantity: str) -> Decimal | None:
+    """A Kubernetes quantity's exact value (`500m` → 0.5, `1Gi` → 1073741824), None if it is not one."""
+    match = _QUANTITY.match(quantity)
+    if match is None:
+        return None
+    number, suffix = Decimal(match.group(1)), match.group(2) or ""
+    try:
+        # `E` and `Ei` are suffixes (exa, exbi); only `e`/`E` followed by digits is an exponent.
+        scale = _SUFFIX[suffix] if suffix in _SUFFIX else Decimal(10) ** int(suffix[1:])
+        return number * scale
+    except ArithmeticError:  # an exponent beyond Decimal's range
+        return None
+
+
 def quantity_bytes(quantity: str) -> int:
     """A Kubernetes quantity as whole bytes, rounded up (nats.conf does not accept every Kubernetes
     spelling, e.g. `1.5Gi` or `1e9`, and the spec compares JetStream limits with storage sizes)."""
-    match = _QUANTITY.match(quantity)
-    if match is None:
+    value = quantity_value(quantity)
+    if value is None:
         raise ValueError(f"not a quantity: {quantity!r}")
-    number, suffix = Decimal(match.group(1)), match.group(2) or ""
-    scale = Decimal(10) ** int(suffix[1:]) if suffix[:1] in {"e", "E"} else _SUFFIX[suffix]
-    value = number * scale
     return int(value.to_integral_value(rounding=ROUND_CEILING))
 
 

@@ -18,10 +18,11 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import re
 from collections.abc import Iterable, Mapping
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
+
+from actormesh_operator.api.types import quantity_value
 
 HASH_ANNOTATION = "actormesh.io/applied-hash"
 
@@ -119,41 +120,13 @@ def _is_empty(value: Any) -> bool:
     return value is None or value == {} or value == [] or value == ""
 
 
-_QUANTITY = re.compile(r"^([+-]?(?:\d+\.?\d*|\.\d+))(?:([eE][+-]?\d+)|(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei))?$")
-_SUFFIX = {
-    "m": Decimal("0.001"),
-    "k": Decimal(10) ** 3,
-    "M": Decimal(10) ** 6,
-    "G": Decimal(10) ** 9,
-    "T": Decimal(10) ** 12,
-    "P": Decimal(10) ** 15,
-    "E": Decimal(10) ** 18,
-    "Ki": Decimal(2) ** 10,
-    "Mi": Decimal(2) ** 20,
-    "Gi": Decimal(2) ** 30,
-    "Ti": Decimal(2) ** 40,
-    "Pi": Decimal(2) ** 50,
-    "Ei": Decimal(2) ** 60,
-}
-
-
 def parse_quantity(value: Any) -> Decimal | None:
     """A Kubernetes quantity's value (`500m` → 0.5, `1Gi` → 1073741824), None if it is not one."""
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int | float):
         return Decimal(str(value))
-    match = _QUANTITY.match(str(value))
-    if match is None:
-        return None
-    number, exponent, suffix = match.groups()
-    try:
-        amount = Decimal(number)
-        if exponent:
-            amount *= Decimal(10) ** int(exponent[1:])
-    except (InvalidOperation, ValueError):
-        return None
-    return amount * _SUFFIX[suffix] if suffix else amount
+    return quantity_value(str(value))
 
 
 def scalars_equal(desired: Any, live: Any) -> bool:

@@ -30,7 +30,7 @@ import kopf
 from actormesh_operator.api.observed import MissingSecret, ReconcileError
 from actormesh_operator.api.schema import API_VERSION, KIND, PLURAL
 from actormesh_operator.api.spec import ActorMesh
-from actormesh_operator.api.status import ConditionType, Reason
+from actormesh_operator.api.status import Reason
 from actormesh_operator.builders import build_children, referenced_secrets
 from actormesh_operator.reconcile import metrics
 from actormesh_operator.reconcile.apply import ApplyOutcome, apply_children, prune_children
@@ -46,7 +46,7 @@ from actormesh_operator.reconcile.errors import (
 from actormesh_operator.reconcile.kube import KubeApiError, KubeClient, Resource
 from actormesh_operator.reconcile.observe import KedaDetector, list_children, missing_secrets, observed_state
 from actormesh_operator.settings import OperatorSettings
-from actormesh_operator.status import compute_status, status_patch
+from actormesh_operator.status import compute_status, invalid_spec_status, status_patch
 
 STATUS_CONFLICT_RETRIES = 3
 """Re-reads after a 409 on a status write before it becomes an ordinary (retried) failure."""
@@ -203,41 +203,14 @@ class MeshReconciler:
 
     async def _write_invalid(self, body: Mapping[str, Any], message: str) -> None:
         """A spec the model rejects has no ActorMesh to compute from: set the three conditions directly."""
-        await self._update_status(body, lambda current: _invalid_status_patch(current, message))
 
+        def build(current: Mapping[str, Any]) -> dict[str, Any] | None:
+            previous = dict(current.get("status") or {})
+            generation = int(current["metadata"].get("generation") or 0)
+            new = invalid_spec_status(previous, generation, message, datetime.now(UTC))
+            return status_patch(previous, new)
 
-def _invalid_status_patch(body: Mapping[str, Any], message: str) -> dict[str, Any] | None:
-    """The status patch for a spec the model rejects: Stalled/InvalidSpec, other writers' entries kept."""
-    meta = body["metadata"]
-    previous = dict(body.get("status") or {})
-    now = datetime.now(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
-    generation = int(meta.get("generation") or 0)
-    ours = {
-        ConditionType.READY.value: ("False", Reason.INVALID_SPEC, message),
-        ConditionType.RECONCILING.value: ("False", Reason.STALLED, "see the Stalled condition"),
-        ConditionType.STALLED.value: ("True", Reason.INVALID_SPEC, message),
-    }
-    conditions = [c for c in previous.get("conditions") or [] if c.get("type") not in ours]
-    for kind, (status, reason, text) in ours.items():
-        old = _condition(body, ConditionType(kind))
-        since = old.get("lastTransitionTime") if old.get("status") == status else None
-        conditions.append(
-            {
-                "type": kind,
-                "status": status,
-                "reason": reason.value,
-                "message": text,
-                "lastTransitionTime": since or now,
-                "observedGeneration": generation,
-            }
-        )
-    new = {**previous, "observedGeneration": generation, "phase": "Failed", "conditions": conditions}
-    return status_patch(previous, new)
-
-
-def _condition(body: Mapping[str, Any], kind: ConditionType) -> Mapping[str, Any]:
-    conditions = (body.get("status") or {}).get("conditions") or []
-    return next((c for c in conditions if c.get("type") == kind.value), {})
+        await self._update_status(body, build)
 
 
 def _missing_text(missing: MissingSecret, namespace: str) -> str:

@@ -116,3 +116,17 @@ def reconciled(kube: KubeControlPlane, namespace: str, mesh: str) -> dict[str, A
     if status.get("observedGeneration") != body["metadata"]["generation"]:
         return None
     return body
+
+
+def matching(kube: KubeControlPlane, namespace: str, mesh: str) -> dict[str, Any] | None:
+    """The mesh once its current generation is processed and exactly the expected children exist."""
+    body = reconciled(kube, namespace, mesh)
+    if body is None or set(children(kube, namespace, mesh)) != expected_children(body):
+        return None
+    return body
+
+
+def stalled(kube: KubeControlPlane, namespace: str, mesh: str) -> dict[str, Any] | None:
+    """The mesh while its Stalled condition is True (else None)."""
+    live = try_get(kube, namespace, "actormesh", mesh)
+    return live if live and condition(live, "Stalled").get("status") == "True" else None
