@@ -152,12 +152,6 @@ class Entities(_Model):
     emails: list[str] = Field(default_factory=list)
 
 
-class Method(StrEnum):
-    RULES = "rules"
-    LLM = "llm"
-    TEMPLATE = "template"
-
-
 class IntentResult(_Model):
     intent: Intent
     confidence: float = Field(ge=0.0, le=1.0)
