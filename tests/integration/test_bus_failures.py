@@ -16,6 +16,7 @@ from actormesh_runtime.catalog import ActorName
 from actormesh_runtime.envelope import Envelope
 from actormesh_runtime.errors import PermanentError, TransientError
 from tests.support.bus_actors import (
+    BusRig,
     ErrorEscalationActor,
     Recorder,
     SinkAggregator,
@@ -31,6 +32,15 @@ pytestmark = pytest.mark.integration
 def _sample(counter: str) -> float:
     value = REGISTRY.get_sample_value(f"actormesh_messages_{counter}_total", {"actor": "sentiment_analyzer"})
     return value or 0.0
+
+
+async def dead_letters(rig: BusRig, timeout_s: float = 15) -> list[dlq.StoredDeadLetter]:
+    """The dead-letter stream's records, polled until there is at least one."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not (records := await dlq.list_records(rig.js, rig.subjects)):
+        assert asyncio.get_running_loop().time() < deadline, "nothing was dead-lettered"
+        await asyncio.sleep(0.02)
+    return records
 
 
 async def _always_transient(envelope: Envelope, call: int) -> None:
@@ -160,12 +170,7 @@ async def test_undecodable_payload_is_dead_lettered_and_terminated(nats_server: 
         await rig.add_host(WorkerActor(rec))
         await rig.js.publish(rig.subjects.actor(ActorName.SENTIMENT_ANALYZER), b"\xffnot an envelope")
 
-        records: list[dlq.StoredDeadLetter] = []
-        for _ in range(500):
-            records = await dlq.list_records(rig.js, rig.subjects)
-            if records:
-                break
-            await asyncio.sleep(0.02)
+        records = await dead_letters(rig)
         assert records[0].record.envelope is None
         assert records[0].record.raw is not None
         assert "not an envelope" in records[0].record.raw
@@ -193,11 +198,7 @@ async def test_undecodable_payload_is_kept_and_logged_redacted(
     async with bus_rig(fast_settings(nats_server)) as rig:
         await rig.add_host(WorkerActor(Recorder()))
         await rig.js.publish(rig.subjects.actor(ActorName.SENTIMENT_ANALYZER), payload)
-        records: list[dlq.StoredDeadLetter] = []
-        for _ in range(500):
-            if records := await dlq.list_records(rig.js, rig.subjects):
-                break
-            await asyncio.sleep(0.02)
+        records = await dead_letters(rig)
 
     [stored] = records
     assert stored.record.raw is not None

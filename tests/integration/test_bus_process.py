@@ -55,7 +55,7 @@ async def test_stop_drains_in_flight_and_leaves_the_rest(nats_server: str) -> No
         await wait_until(lambda: rec.active == 3, what="three in flight")
 
         stopping = asyncio.create_task(host.stop(grace_s=10))
-        await asyncio.sleep(0.1)
+        await wait_until(lambda: not host.bound, what="the host to stop fetching")
         late = await rig.send(rig.envelope("after stop"))
         release.set()
         await stopping

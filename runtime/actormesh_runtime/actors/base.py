@@ -43,6 +43,22 @@ class ActorDeps:
     """Lazily created clients (HTTP, cache, LLM) kept by the actor modules themselves."""
 
 
+class PlainActor:
+    """Base for an actor that opens no client of its own: `start`/`stop` have nothing to do.
+
+    Subclasses set `name`, implement `handle`, and override `__init__`/`start` only when they need to.
+    """
+
+    def __init__(self, deps: ActorDeps) -> None:
+        self.deps = deps
+
+    async def start(self) -> None:
+        """Nothing to open."""
+
+    async def stop(self) -> None:
+        """Nothing to close."""
+
+
 class Actor(Protocol):
     name: ClassVar[ActorName]
 

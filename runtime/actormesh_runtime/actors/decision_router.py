@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from actormesh_runtime.actors.base import ActorDeps
+from actormesh_runtime.actors.base import ActorDeps, PlainActor
 from actormesh_runtime.catalog import ESCALATION_TAIL, ActorName
 from actormesh_runtime.envelope import Decision, Envelope
 from actormesh_runtime.policy.decision import decide
@@ -25,17 +25,12 @@ def route_after(decision: Decision, remaining: list[ActorName]) -> list[ActorNam
     return rest
 
 
-class DecisionRouter:
+class DecisionRouter(PlainActor):
     name: ClassVar[ActorName] = ActorName.DECISION_ROUTER
 
     def __init__(self, deps: ActorDeps) -> None:
+        super().__init__(deps)
         self._threshold = deps.settings.escalation_confidence_threshold
-
-    async def start(self) -> None:
-        """Nothing to open: the decision is pure."""
-
-    async def stop(self) -> None:
-        """Nothing to close."""
 
     async def handle(self, envelope: Envelope) -> None:
         decision = decide(

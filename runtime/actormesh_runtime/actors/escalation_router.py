@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 from typing import ClassVar
 
-from actormesh_runtime.actors.base import ActorDeps
+from actormesh_runtime.actors.base import PlainActor
 from actormesh_runtime.catalog import ActorName
 from actormesh_runtime.envelope import Envelope, Escalation, Urgency
 from actormesh_runtime.replies import templates
@@ -54,17 +54,8 @@ def escalation_reasons(envelope: Envelope) -> list[str]:
     return list(dict.fromkeys(reasons)) or ["escalation requested"]
 
 
-class EscalationRouter:
+class EscalationRouter(PlainActor):
     name: ClassVar[ActorName] = ActorName.ESCALATION_ROUTER
-
-    def __init__(self, deps: ActorDeps) -> None:
-        self.deps = deps
-
-    async def start(self) -> None:
-        return None
-
-    async def stop(self) -> None:
-        return None
 
     async def handle(self, envelope: Envelope) -> None:
         ref = reference_id(envelope.message_id)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from typing import ClassVar
 
-from actormesh_runtime.actors.base import ActorDeps
+from actormesh_runtime.actors.base import PlainActor
 from actormesh_runtime.catalog import ActorName
 from actormesh_runtime.envelope import Envelope, GuardrailVerdict, Urgency
 from actormesh_runtime.replies import templates
@@ -165,17 +165,8 @@ def replacement_text(envelope: Envelope) -> str:
     return template if not check(template, envelope.customer_email) else templates.safe_reply(envelope)
 
 
-class GuardrailValidator:
+class GuardrailValidator(PlainActor):
     name: ClassVar[ActorName] = ActorName.GUARDRAIL_VALIDATOR
-
-    def __init__(self, deps: ActorDeps) -> None:
-        self.deps = deps
-
-    async def start(self) -> None:
-        return None
-
-    async def stop(self) -> None:
-        return None
 
     async def handle(self, envelope: Envelope) -> None:
         draft = envelope.draft

@@ -21,7 +21,7 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from actormesh_runtime.actors.base import ActorDeps
+from actormesh_runtime.actors.base import ActorDeps, PlainActor
 from actormesh_runtime.catalog import ActorName
 from actormesh_runtime.envelope import Entities, Envelope, Intent, IntentResult
 from actormesh_runtime.llm import prompts
@@ -209,19 +209,16 @@ def merge(rules: IntentResult, reply: LLMIntentReply, text: str) -> IntentResult
     )
 
 
-class IntentAnalyzer:
+class IntentAnalyzer(PlainActor):
     name: ClassVar[ActorName] = ActorName.INTENT_ANALYZER
 
     def __init__(self, deps: ActorDeps) -> None:
-        self.deps = deps
+        super().__init__(deps)
         self.llm: LLMClient | None = shared_client(deps.settings, deps.extras)
 
     async def start(self) -> None:
         if self.llm is not None:
             await self.llm.warm_up()
-
-    async def stop(self) -> None:
-        return None
 
     async def handle(self, envelope: Envelope) -> None:
         rules = classify(envelope.message)

@@ -16,7 +16,7 @@ import time
 from collections.abc import Awaitable
 from typing import ClassVar, Literal
 
-from actormesh_runtime.actors.base import ActorDeps
+from actormesh_runtime.actors.base import ActorDeps, PlainActor
 from actormesh_runtime.catalog import ActorName, Subjects
 from actormesh_runtime.envelope import Envelope, FinalResult, TraceEntry
 from actormesh_runtime.errors import TransientError
@@ -94,18 +94,12 @@ def build_result(envelope: Envelope, own_ms: float = 0.0) -> FinalResult:
     )
 
 
-class ResponseAggregator:
+class ResponseAggregator(PlainActor):
     name: ClassVar[ActorName] = ActorName.RESPONSE_AGGREGATOR
 
     def __init__(self, deps: ActorDeps) -> None:
-        self.deps = deps
+        super().__init__(deps)
         self.subjects = Subjects(deps.settings.mesh_name)
-
-    async def start(self) -> None:
-        return None
-
-    async def stop(self) -> None:
-        return None
 
     async def handle(self, envelope: Envelope) -> None:
         started = time.perf_counter()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from actormesh_runtime.actors.base import ActorDeps
+from actormesh_runtime.actors.base import ActorDeps, PlainActor
 from actormesh_runtime.catalog import ActorName
 from actormesh_runtime.envelope import DraftResponse, Envelope
 from actormesh_runtime.llm import prompts
@@ -30,19 +30,16 @@ def regeneration(envelope: Envelope) -> tuple[int, list[str]]:
     return 1, []
 
 
-class ResponseGenerator:
+class ResponseGenerator(PlainActor):
     name: ClassVar[ActorName] = ActorName.RESPONSE_GENERATOR
 
     def __init__(self, deps: ActorDeps) -> None:
-        self.deps = deps
+        super().__init__(deps)
         self.llm: LLMClient | None = shared_client(deps.settings, deps.extras)
 
     async def start(self) -> None:
         if self.llm is not None:
             await self.llm.warm_up()
-
-    async def stop(self) -> None:
-        return None
 
     async def handle(self, envelope: Envelope) -> None:
         attempt, reasons = regeneration(envelope)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import ClassVar
 
-from actormesh_runtime.actors.base import ActorDeps
+from actormesh_runtime.actors.base import ActorDeps, PlainActor
 from actormesh_runtime.catalog import ActorName
 from actormesh_runtime.envelope import Envelope, Sentiment, SentimentLabel, Urgency
 
@@ -127,21 +127,15 @@ def label_for(compound: float) -> SentimentLabel:
     return SentimentLabel.NEUTRAL
 
 
-class SentimentAnalyzer:
+class SentimentAnalyzer(PlainActor):
     name: ClassVar[ActorName] = ActorName.SENTIMENT_ANALYZER
 
     def __init__(self, deps: ActorDeps) -> None:
-        self.deps = deps
+        super().__init__(deps)
         # Imported here: VADER loads its lexicon at construction (~7k entries, fast, small).
         from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
         self._vader = SentimentIntensityAnalyzer()
-
-    async def start(self) -> None:
-        return None
-
-    async def stop(self) -> None:
-        return None
 
     def analyze(self, text: str) -> Sentiment:
         compound = float(self._vader.polarity_scores(text)["compound"])
