@@ -12,21 +12,13 @@ from typing import Any
 
 from actormesh_runtime.actors.base import ActorDeps
 from actormesh_runtime.actors.registry import build_actor
-from actormesh_runtime.catalog import ActorName
+from actormesh_runtime.catalog import DEFAULT_ROUTE, ERROR_ROUTE, ActorName
 from actormesh_runtime.envelope import Envelope
 from actormesh_runtime.settings import RuntimeSettings
 from actormesh_runtime.storage.cache import acquire_context_cache, release_context_cache
 
-TIMED = (
-    ActorName.SENTIMENT_ANALYZER,
-    ActorName.INTENT_ANALYZER,
-    ActorName.CONTEXT_RETRIEVER,
-    ActorName.DECISION_ROUTER,
-    ActorName.RESPONSE_GENERATOR,
-    ActorName.GUARDRAIL_VALIDATOR,
-    ActorName.ESCALATION_ROUTER,
-    ActorName.RESPONSE_AGGREGATOR,
-)
+# Every actor on the default route, then the error handler's escalation_router, in the order they run.
+TIMED: tuple[ActorName, ...] = DEFAULT_ROUTE[:-1] + ERROR_ROUTE
 
 
 class _NullPublisher:
