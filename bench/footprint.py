@@ -20,10 +20,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
-from actormesh_runtime.bus.connection import ensure_streams
+from actormesh_runtime.bus.connection import open_bus
 from actormesh_runtime.bus.publish import submit
 from actormesh_runtime.catalog import ActorName, Subjects
 from actormesh_runtime.envelope import Envelope
@@ -82,10 +81,8 @@ async def measure_actor(
     mesh = f"rss{uuid.uuid4().hex[:8]}"
     subjects = Subjects(mesh)
     settings = RuntimeSettings(mesh_name=mesh, nats_url=nats_url)
-    nc = NATS()
-    await nc.connect(nats_url, name="bench-footprint")
+    nc = await open_bus(settings, name="bench-footprint")
     js = nc.jetstream()
-    await ensure_streams(js, subjects, settings)
     child_env = {**os.environ, "NATS_URL": nats_url, "MESH_NAME": mesh, "ACTOR_HTTP_PORT": "0",
                  "LOG_LEVEL": "WARNING", **env}  # fmt: skip
     if "LITELLM_MODEL" not in env:

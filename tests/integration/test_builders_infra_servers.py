@@ -27,7 +27,7 @@ from actormesh_operator.builders import nats, redis
 from actormesh_runtime.catalog import Ports
 from actormesh_runtime.embedded_nats import nats_server_binary
 from tests.conftest import free_port, missing_component, require_binary
-from tests.support.k8s import wait_for
+from tests.support.eventually import eventually
 from tests.unit.builder_helpers import SETTINGS, children, container, index, make_mesh
 
 pytestmark = [pytest.mark.integration]
@@ -127,7 +127,9 @@ def test_nats_from_rendered_config_answers_the_probes_and_leaves_in_lame_duck_mo
     for kind in ("startupProbe", "readinessProbe", "livenessProbe"):
         probe = c[kind]["httpGet"]
         assert probe["port"] == "monitor"
-        wait_for(f"{kind} {probe['path']} answers 200", _answers_200(base + probe["path"]))
+        eventually(
+            _answers_200(base + probe["path"]), what=f"{kind} {probe['path']} answers 200", timeout_s=60
+        )
     varz = json.loads(httpx.get(f"{base}/varz", timeout=5).text)
     assert varz["server_name"] == POD_NAME
     jsz = json.loads(httpx.get(f"{base}/jsz", timeout=5).text)
@@ -142,7 +144,7 @@ def test_nats_from_rendered_config_answers_the_probes_and_leaves_in_lame_duck_mo
     subprocess.run(
         [_nats_binary(), hook[1].replace(nats.PID_DIR, str(tmp_path / "pid"))], check=True, timeout=30
     )
-    wait_for("nats-server exits after lame duck", lambda: proc.poll() is not None, timeout=120)
+    eventually(lambda: proc.poll() is not None, what="nats-server exits after lame duck", timeout_s=120)
     log = (tmp_path / "nats.log").read_text()
     assert re.search(r"lame duck", log, re.IGNORECASE), log[-2000:]
 
@@ -198,13 +200,13 @@ def test_three_servers_from_rendered_config_form_a_jetstream_cluster(
         base = f"http://127.0.0.1:{monitor}"
         for kind in ("startupProbe", "readinessProbe", "livenessProbe"):
             path = c[kind]["httpGet"]["path"]
-            wait_for(f"server {ordinal} {kind} {path}", _answers_200(base + path), timeout=60)
+            eventually(_answers_200(base + path), what=f"server {ordinal} {kind} {path}", timeout_s=60)
         varz = json.loads(httpx.get(f"{base}/varz", timeout=5).text)
         assert varz["server_name"] == f"demo-nats-{ordinal}"
         assert varz["cluster"]["name"] == "demo-nats"
         jsz = json.loads(httpx.get(f"{base}/jsz", timeout=5).text)
         assert jsz["meta_cluster"]["cluster_size"] == 3
-        wait_for(f"server {ordinal} routes to both peers", _routes(base, 2), timeout=60)
+        eventually(_routes(base, 2), what=f"server {ordinal} routes to both peers", timeout_s=60)
 
 
 def _routes(base: str, expected: int) -> Callable[[], bool]:
@@ -255,7 +257,7 @@ def test_redis_from_the_rendered_command_line_answers_its_probe(tmp_path: Path, 
             )
             return result.stdout.strip() == "PONG"
 
-        wait_for("redis answers the readiness probe's ping", lambda: pong(env))
+        eventually(lambda: pong(env), what="redis answers the readiness probe's ping", timeout_s=60)
         if password is not None:
             assert not pong({}), "the password is not enforced"
         set_key = [probe[0], "-p", str(port), "--no-auth-warning", "set", "k", "v"]
@@ -266,7 +268,7 @@ def test_redis_from_the_rendered_command_line_answers_its_probe(tmp_path: Path, 
             == "OK"
         )
         # --appendonly yes: the data survives a restart on the claim mounted at --dir.
-        wait_for("append-only file written", lambda: any(tmp_path.glob("appendonly*")))
+        eventually(lambda: any(tmp_path.glob("appendonly*")), what="append-only file written", timeout_s=60)
     finally:
         proc.terminate()
         proc.wait(timeout=30)

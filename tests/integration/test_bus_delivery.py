@@ -1,17 +1,19 @@
 """Delivery guarantees of the bus against a real nats-server, with small test actors.
 
-Hops and progress; replicas share a consumer without duplicates; a replica killed mid-message and a
-crash between publish and ack both still complete with the side effect applied exactly once; the
-in-flight bound holds.
+Hops and progress; replicas share a consumer without duplicates; a replica killed mid-message
+completes with one idempotency key for its side effect; a process that crashes between publishing
+the next hop and acking is redelivered and its republish de-duplicated; the in-flight bound holds.
+"Nothing else arrived" is checked with a sentinel message sent afterwards, never a quiet window.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections import Counter
+from pathlib import Path
 
 import pytest
-from nats.aio.msg import Msg
 
 from actormesh_runtime.envelope import Envelope
 from tests.support.bus_actors import (
@@ -21,10 +23,12 @@ from tests.support.bus_actors import (
     WorkerActor,
     bus_rig,
     fast_settings,
-    wait_until,
 )
+from tests.support.eventually import eventually_async
 
 pytestmark = pytest.mark.integration
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 async def test_envelope_walks_the_slip_with_trace_and_progress(nats_server: str) -> None:
@@ -39,7 +43,7 @@ async def test_envelope_walks_the_slip_with_trace_and_progress(nats_server: str)
         assert result.message_id == env.message_id
         assert result.response == "echo: where is my order"
         assert [(t.actor.value, t.attempt) for t in result.trace] == [("sentiment_analyzer", 1)]
-        await wait_until(lambda: len(rig.progress) == 2, what="two progress events")
+        await eventually_async(lambda: len(rig.progress) == 2, what="two progress events")
         assert [(p.actor.value, p.status) for p in rig.progress] == [
             ("sentiment_analyzer", "done"),
             ("response_aggregator", "done"),
@@ -71,15 +75,18 @@ async def test_two_replicas_share_one_consumer_without_duplicates(nats_server: s
 
 
 async def test_replica_killed_mid_message_completes_with_one_side_effect(nats_server: str) -> None:
-    settings = fast_settings(nats_server, processing_timeout_s=1.0, ack_wait_s=1.5)
+    # One message at a time per host, so the sentinel below really comes after everything else.
+    settings = fast_settings(
+        nats_server, processing_timeout_s=1.0, ack_wait_s=1.5, fetch_batch=1, actor_concurrency=1
+    )
     async with bus_rig(settings) as rig:
         shared = Recorder()
         hang = asyncio.Event()
 
         async def effect_then_hang_first_time(envelope: Envelope, call: int) -> None:
-            shared.apply_effect(f"{envelope.message_id}:refund")
+            shared.request_effect(f"{envelope.message_id}:refund")
             if call == 1:
-                await hang.wait()  # the replica dies here, effect applied, message not acked
+                await hang.wait()  # the replica dies here, effect requested, message not acked
 
         doomed = await rig.add_host(WorkerActor(shared, effect_then_hang_first_time), own_connection=True)
         await rig.add_host(SinkAggregator(rig.deps))
@@ -99,39 +106,69 @@ async def test_replica_killed_mid_message_completes_with_one_side_effect(nats_se
         result = await asyncio.wait_for(future, 20)
 
         assert shared.calls[env.message_id] == 2, "redelivered to the surviving replica"
-        assert shared.effects == {f"{env.message_id}:refund": 1}
+        # Both deliveries asked with one idempotency key: the redelivered envelope is the same message.
+        assert shared.effect_keys == Counter({f"{env.message_id}:refund": 2})
         assert [t.attempt for t in result.trace] == [2]
-        await asyncio.sleep(0.3)  # a duplicate result would arrive within this
-        assert [r.message_id for r in rig.results] == [env.message_id]
+        sentinel = await rig.sentinel()
+        assert [r.message_id for r in rig.results] == [env.message_id, sentinel.message_id]
 
 
-async def test_crash_between_publish_and_ack_is_deduplicated(
-    nats_server: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    settings = fast_settings(nats_server, processing_timeout_s=0.5, ack_wait_s=1.0)
+CRASH_AT_ACK = """
+import asyncio, os, sys
+from nats.aio.msg import Msg
+from actormesh_runtime.bus.connection import open_bus
+from actormesh_runtime.bus.host import ActorHost
+from actormesh_runtime.catalog import Subjects
+from actormesh_runtime.settings import RuntimeSettings
+from tests.support.bus_actors import Recorder, WorkerActor
+
+async def crash(self: Msg) -> None:
+    os._exit(17)  # the process dies after the next hop was published, before the ack reaches NATS
+
+async def main() -> None:
+    settings = RuntimeSettings.model_validate_json(sys.argv[1])
+    Msg.ack = crash
+    nc = await open_bus(settings, name="doomed")
+    host = ActorHost(WorkerActor(Recorder()), nc, nc.jetstream(), Subjects(settings.mesh_name), settings)
+    await host.start()
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+
+async def test_crash_between_publish_and_ack_is_deduplicated(nats_server: str) -> None:
+    # A real crash: the worker runs in its own process, which exits at the moment it would ack, after
+    # it published the envelope to the next step. The redelivered message is worked on again by a
+    # surviving replica, whose publish of the same hop the stream drops as a duplicate.
+    settings = fast_settings(
+        nats_server, processing_timeout_s=0.5, ack_wait_s=1.0, fetch_batch=1, actor_concurrency=1
+    )
     async with bus_rig(settings) as rig:
-        worker, sink = Recorder(), Recorder()
-        await rig.add_host(WorkerActor(worker))
+        survivor, sink = Recorder(), Recorder()
         await rig.add_host(SinkAggregator(rig.deps, sink))
-        original_ack = Msg.ack
-        lost: list[str] = []
+        doomed = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", CRASH_AT_ACK, settings.model_dump_json(),
+            cwd=REPO_ROOT, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        try:
+            env = rig.envelope()
+            result = await rig.ask(env)
+            _, stderr = await asyncio.wait_for(doomed.communicate(), 30)
+        finally:
+            if doomed.returncode is None:
+                doomed.kill()
+                await doomed.wait()
+        assert doomed.returncode == 17, f"the worker did not crash at its ack: {stderr.decode()[-2000:]}"
+        assert result.message_id == env.message_id, "the hop published before the crash completed"
 
-        async def ack_lost_once(self: Msg) -> None:
-            if ".actor.sentiment_analyzer" in self.subject and not lost:
-                lost.append(self.subject)
-                raise ConnectionError("simulated crash after publish, before ack")
-            await original_ack(self)
+        await rig.add_host(WorkerActor(survivor))
+        await eventually_async(lambda: survivor.calls[env.message_id] == 1, what="redelivery to the survivor")
+        sentinel = await rig.sentinel()
 
-        monkeypatch.setattr(Msg, "ack", ack_lost_once)
-        env = rig.envelope()
-
-        result = await rig.ask(env)
-
-        await wait_until(lambda: worker.calls[env.message_id] == 2, what="redelivery of the un-acked message")
-        await asyncio.sleep(0.5)  # time for a duplicate hop to show up, if the dedup failed
-        assert lost, "the fault was injected"
-        assert sink.calls[env.message_id] == 1, "the republish to the next step was de-duplicated"
-        assert [r.message_id for r in rig.results] == [result.message_id]
+        assert survivor.calls == Counter({env.message_id: 1, sentinel.message_id: 1})
+        assert sink.calls == Counter({env.message_id: 1, sentinel.message_id: 1}), "republish de-duplicated"
+        assert [r.message_id for r in rig.results] == [env.message_id, sentinel.message_id]
 
 
 async def test_in_flight_bound_per_replica(nats_server: str) -> None:

@@ -23,8 +23,8 @@ from tests.support.bus_actors import (
     WorkerActor,
     bus_rig,
     fast_settings,
-    wait_until,
 )
+from tests.support.eventually import eventually_async
 
 pytestmark = pytest.mark.integration
 
@@ -230,7 +230,7 @@ async def test_dead_letter_replay_completes_and_removes_the_record(nats_server: 
 
         broken["on"] = False
         replayed = await dlq.replay(rig.js, rig.subjects, stored.id)
-        await wait_until(lambda: len(rig.results) == 2, what="the replayed result")
+        await eventually_async(lambda: len(rig.results) == 2, what="the replayed result")
 
         second = rig.results[1]
         assert replayed.headers.replay == 1
@@ -270,7 +270,7 @@ async def test_dlq_command_lists_and_replays(nats_server: str, capsys: pytest.Ca
         broken["on"] = False
         assert await asyncio.to_thread(main, [*base, "replay", str(listed["id"])]) == 0
         assert f"replayed {listed['id']}: {env.message_id} -> sentiment_analyzer" in capsys.readouterr().out
-        await wait_until(lambda: len(rig.results) == 2, what="replayed result")
+        await eventually_async(lambda: len(rig.results) == 2, what="replayed result")
         assert rig.results[1].flags == []
 
         assert await asyncio.to_thread(main, [*base, "list"]) == 0

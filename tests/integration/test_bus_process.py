@@ -24,8 +24,8 @@ from tests.support.bus_actors import (
     WorkerActor,
     bus_rig,
     fast_settings,
-    wait_until,
 )
+from tests.support.eventually import eventually_async
 
 pytestmark = pytest.mark.integration
 
@@ -52,10 +52,10 @@ async def test_stop_drains_in_flight_and_leaves_the_rest(nats_server: str) -> No
         host = await rig.add_host(WorkerActor(rec, slow))
         await rig.add_host(SinkAggregator(rig.deps))
         first = [await rig.send(rig.envelope(f"m{i}")) for i in range(3)]
-        await wait_until(lambda: rec.active == 3, what="three in flight")
+        await eventually_async(lambda: rec.active == 3, what="three in flight")
 
         stopping = asyncio.create_task(host.stop(grace_s=10))
-        await wait_until(lambda: not host.bound, what="the host to stop fetching")
+        await eventually_async(lambda: not host.bound, what="the host to stop fetching")
         late = await rig.send(rig.envelope("after stop"))
         release.set()
         await stopping
@@ -108,7 +108,7 @@ async def test_actor_process_health_readiness_and_metrics(nats_server: str) -> N
     process = ActorProcess(ActorName.SENTIMENT_ANALYZER, settings, factory)
     running = asyncio.create_task(process.run())
     try:
-        await wait_until(lambda: not process.missing(), what="process ready")
+        await eventually_async(lambda: not process.missing(), what="process ready")
         assert await http_get(port, "/healthz") == (200, "ok\n")
         assert await http_get(port, "/readyz") == (200, "ready\n")
         async with bus_rig(settings) as rig:
@@ -130,7 +130,7 @@ async def test_readyz_names_what_is_missing_while_nats_is_down() -> None:
     process = ActorProcess(ActorName.SENTIMENT_ANALYZER, settings, lambda n, d: WorkerActor(Recorder()))
     running = asyncio.create_task(process.run())
     try:
-        await wait_until(lambda: process.health._server is not None, what="health server")
+        await eventually_async(lambda: process.health._server is not None, what="health server")
         assert await http_get(port, "/healthz") == (200, "ok\n")
         assert await http_get(port, "/readyz") == (503, "nats not connected\n")
     finally:
@@ -195,10 +195,10 @@ async def test_hosts_recover_when_nats_restarts(tmp_path: Path) -> None:
             await rig.ask(rig.envelope("before"))
 
             server.kill()
-            await wait_until(lambda: "nats not connected" in host.missing(), what="readiness drops")
+            await eventually_async(lambda: "nats not connected" in host.missing(), what="readiness drops")
             server = EmbeddedNats(store, port=port)
             await server.astart()
-            await wait_until(lambda: not host.missing(), what="readiness returns")
+            await eventually_async(lambda: not host.missing(), what="readiness returns")
 
             result = await rig.ask(rig.envelope("after"), timeout_s=20)
             assert result.response == "echo: after"

@@ -11,7 +11,7 @@ import yaml
 
 from tests.harness.binaries import K8S_VERSION
 from tests.harness.handle import KubeControlPlane
-from tests.support.k8s import wait_for
+from tests.support.eventually import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.k8s, pytest.mark.xdist_group("k8s")]
 
@@ -113,9 +113,10 @@ def test_dependent_is_garbage_collected_after_its_owner(
     plane.kubectl("apply", "-f", "-", input=yaml.safe_dump(dependent))
     # Background propagation: the API server deletes only the owner; the dependent is the GC's job.
     plane.kubectl("delete", "configmap", "owner", "-n", ns, "--cascade=background")
-    wait_for(
-        "the garbage collector to delete configmap/dependent",
+    eventually(
         lambda: plane.kubectl("get", "configmap", "dependent", "-n", ns, check=False).returncode != 0,
+        what="the garbage collector to delete configmap/dependent",
+        timeout_s=60,
     )
     gone = plane.kubectl("get", "configmap", "dependent", "-n", ns, check=False)
     assert "NotFound" in gone.stderr
@@ -133,14 +134,15 @@ def test_deployment_gets_a_replicaset_with_pods(
         assert isinstance(items, list)
         return items
 
-    wait_for("a ReplicaSet for deployment/web", replicasets)
+    eventually(replicasets, what="a ReplicaSet for deployment/web", timeout_s=60)
     (rs,) = replicasets()
     owners = rs["metadata"]["ownerReferences"]  # type: ignore[index]
     assert [(o["kind"], o["name"]) for o in owners] == [("Deployment", "web")]
     assert rs["spec"]["replicas"] == 2  # type: ignore[index]
-    wait_for(
-        "the ReplicaSet controller to create 2 pods",
-        lambda: len(_json(plane, "get", "pods", "-n", ns, "-l", "app=web")["items"]) == 2,  # type: ignore[arg-type]
+    eventually(
+        lambda: len(_json(plane, "get", "pods", "-n", ns, "-l", "app=web")["items"]) == 2,
+        what="the ReplicaSet controller to create 2 pods",
+        timeout_s=60,
     )
 
 
@@ -176,4 +178,6 @@ def test_owner_references_permission_enforcement_is_on(
     plane.kubectl(
         "create", "rolebinding", "finalizers", "--role=finalizers", f"--serviceaccount={ns}:writer", "-n", ns
     )
-    wait_for("the finalizers permission is honoured", lambda: create("allowed").returncode == 0)
+    eventually(
+        lambda: create("allowed").returncode == 0, what="the finalizers permission is honoured", timeout_s=60
+    )

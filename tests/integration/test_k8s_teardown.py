@@ -17,7 +17,7 @@ from tests.conftest import missing_component
 from tests.harness.binaries import HOW_TO_BUILD, bin_dir_from_env, missing_binaries
 from tests.harness.controlplane import ControlPlane
 from tests.harness.readiness import ComponentError
-from tests.support.k8s import wait_for
+from tests.support.eventually import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.k8s, pytest.mark.xdist_group("k8s")]
 
@@ -83,7 +83,9 @@ def test_up_prints_kubeconfig_and_down_stops_exactly_its_processes(
     subprocess.run(kubectl, capture_output=True, check=True, timeout=60, env={**python_env, "KUBERC": "off"})
 
     _run(python_env, "down")
-    wait_for("the control plane processes to exit", lambda: not any(_alive(pid) for pid in pids), 30)
+    eventually(
+        lambda: not any(_alive(pid) for pid in pids), what="the control plane processes to exit", timeout_s=30
+    )
     assert not Path(state["state_dir"]).exists()
     assert not Path(python_env["ACTORMESH_K8S_STATE"]).exists()
 
@@ -105,7 +107,11 @@ def test_interrupted_holder_leaves_no_process_behind(bin_dir: Path, sig: signal.
         if holder.poll() is None:
             holder.kill()
             holder.wait()
-    wait_for(f"all components to exit after {sig.name}", lambda: not any(map(_alive, started["pids"])), 30)
+    eventually(
+        lambda: not any(map(_alive, started["pids"])),
+        what=f"all components to exit after {sig.name}",
+        timeout_s=30,
+    )
     if sig is signal.SIGKILL:
         # A killed holder cannot clean its files (the kernel still killed its processes).
         shutil.rmtree(started["state_dir"], ignore_errors=True)

@@ -21,7 +21,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from actormesh_runtime.actors.base import Actor
-from actormesh_runtime.bus.connection import connect, ensure_streams
+from actormesh_runtime.bus.connection import connect, open_bus
 from actormesh_runtime.bus.host import ActorHost
 from actormesh_runtime.bus.publish import BusPublisher, submit
 from actormesh_runtime.catalog import ActorName, Subjects
@@ -72,16 +72,15 @@ class Recorder:
     """Shared across replicas of one test actor: handles per message and idempotent side effects."""
 
     calls: Counter[str] = field(default_factory=Counter)
-    effects: dict[str, int] = field(default_factory=dict)
-    """idempotency key -> times the effect was applied (must stay 1)."""
+    effect_keys: Counter[str] = field(default_factory=Counter)
+    """Idempotency key -> times a side effect was requested with it. An idempotent API applies each
+    key once, so "applied once" means: every delivery asked with the same key."""
     active: int = 0
     max_active: int = 0
     started: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def apply_effect(self, key: str) -> None:
-        # Like the mock APIs' Idempotency-Key: the second request with a key changes nothing.
-        if key not in self.effects:
-            self.effects[key] = 1
+    def request_effect(self, key: str) -> None:
+        self.effect_keys[key] += 1
 
 
 class WorkerActor:
@@ -231,6 +230,15 @@ class BusRig:
     async def ask(self, envelope: Envelope, timeout_s: float = 20) -> FinalResult:
         return await asyncio.wait_for(await self.send(envelope), timeout_s)
 
+    async def sentinel(self) -> FinalResult:
+        """Send one more message along the test route and wait for its result.
+
+        Delivery is in order along one route, so anything a message under test still had in flight
+        (a duplicate hop, a second result) reaches the caller before the sentinel's result: once it
+        is here, "nothing else arrived" is a fact, not a guess about a quiet window.
+        """
+        return await self.ask(self.envelope("sentinel"))
+
     async def _on_result(self, msg: Msg) -> None:
         result = FinalResult.model_validate_json(msg.data)
         self.results.append(result)
@@ -244,10 +252,9 @@ class BusRig:
 
 @contextlib.asynccontextmanager
 async def bus_rig(settings: RuntimeSettings) -> AsyncIterator[BusRig]:
-    nc = await connect(settings, name="test-rig")
+    nc = await open_bus(settings, name="test-rig")
     js = nc.jetstream()
     subjects = Subjects(settings.mesh_name)
-    await ensure_streams(js, subjects, settings)
     rig = BusRig(settings, nc, js, subjects, ActorDeps(settings=settings, publisher=BusPublisher(nc, js)))
     rig.reply_prefix = subjects.replies(uuid.uuid4().hex[:8])
     await nc.subscribe(f"{rig.reply_prefix}.result", cb=rig._on_result)
@@ -262,13 +269,3 @@ async def bus_rig(settings: RuntimeSettings) -> AsyncIterator[BusRig]:
         for conn in [*rig.connections, nc]:
             with contextlib.suppress(Exception):
                 await conn.close()
-
-
-async def wait_until(predicate: Callable[[], bool], timeout_s: float = 15, what: str = "condition") -> None:
-    """Poll with a deadline (no fixed sleeps in tests)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)

@@ -14,9 +14,8 @@ enforces it). Without the binaries (`make k8s-bin`) the tests skip, or fail when
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -24,19 +23,9 @@ from tests.conftest import missing_component
 from tests.harness.binaries import HOW_TO_BUILD, bin_dir_from_env, missing_binaries
 from tests.harness.controlplane import ControlPlane
 from tests.harness.handle import KubeControlPlane
+from tests.support.eventually import eventually
 
-__all__ = ["KubeControlPlane", "kube_control_plane", "kube_namespace", "wait_for"]
-
-
-def wait_for(
-    what: str, predicate: Callable[[], object], timeout: float = 60.0, interval: float = 0.25
-) -> None:
-    """Poll `predicate()` until truthy; fail the test naming `what` if the deadline passes."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() >= deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
+__all__ = ["KubeControlPlane", "kube_control_plane", "kube_namespace"]
 
 
 @pytest.fixture(scope="session")
@@ -61,12 +50,13 @@ def kube_namespace(request: pytest.FixtureRequest, kube_control_plane: KubeContr
     name = f"test-{uuid.uuid4().hex[:12]}"
     kube_control_plane.kubectl("create", "namespace", name)
     # Pods are admitted only once the serviceaccount controller has made `default`.
-    wait_for(
-        f"service account default in {name}",
+    eventually(
         lambda: (
             kube_control_plane.kubectl("get", "serviceaccount", "default", "-n", name, check=False).returncode
             == 0
         ),
+        what=f"service account default in {name}",
+        timeout_s=60,
     )
     try:
         yield name

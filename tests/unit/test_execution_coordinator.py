@@ -233,14 +233,35 @@ async def test_complaint_adds_a_note_beside_the_tracking_lookup(rig: Rig) -> Non
     assert env.message_id in record["text"]
 
 
-async def test_redelivery_repeats_no_side_effect(rig: Rig) -> None:
-    first = await run(rig, prepared(JANE, intent(Intent.CANCELLATION_REQUEST), message_id="msg-replay"))
-    again = await run(rig, prepared(JANE, intent(Intent.CANCELLATION_REQUEST), message_id="msg-replay"))
-    assert rig.state.effects == 1
+@pytest.mark.parametrize(
+    ("email", "it", "st", "effects"),
+    [
+        pytest.param(JANE, intent(Intent.CANCELLATION_REQUEST), None, 1, id="cancel"),
+        pytest.param(BOB, intent(Intent.CANCELLATION_REQUEST), None, 1, id="cancellation-request"),
+        pytest.param(JOHN, intent(Intent.RETURN_REQUEST), None, 1, id="return-label"),
+        pytest.param(JOHN, intent(Intent.BILLING_ISSUE, orders=("ORD-10001",)), None, 1, id="refund-request"),
+        pytest.param(
+            JANE,
+            intent(Intent.DELIVERY_ISSUE),
+            sentiment(SentimentLabel.NEGATIVE, complaint=True),
+            1,
+            id="account-note",
+        ),
+    ],
+)
+async def test_redelivery_repeats_no_side_effect(
+    rig: Rig, email: str, it: IntentResult, st: Sentiment | None, effects: int
+) -> None:
+    env = prepared(email, it, st)
+    redelivered = env.model_copy(deep=True)  # what the stream redelivers: the envelope before this step
+    first = await run(rig, env)
+    assert rig.state.effects == effects
+    again = await run(rig, redelivered)
+    assert rig.state.effects == effects, "a redelivered envelope repeated a side effect"
     assert [o.model_dump(exclude={"detail"}) for o in again] == [
         o.model_dump(exclude={"detail"}) for o in first
     ]
-    assert again[0].status is ActionStatus.DONE
+    assert all(o.idempotency_key for o in first if o.type is not ActionType.TRACKING_LOOKUP)
 
 
 async def test_a_new_message_on_a_changed_order_is_refused_by_the_api(rig: Rig) -> None:

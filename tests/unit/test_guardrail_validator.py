@@ -55,6 +55,11 @@ def test_clean_drafts_pass(text: str) -> None:
         pytest.param("That was a stupid question.", "profanity: stupid", id="stupid"),
         pytest.param("Feel free to sue us.", "profanity: sue", id="sue"),
         pytest.param("We will refund you today.", "refund promised", id="we-will-refund"),
+        # First person singular: the LLM drafts as "I" as often as "we".
+        pytest.param("I will refund you today.", "refund promised", id="i-will-refund"),
+        pytest.param("I'll refund the full amount to your card.", "refund promised", id="i-ll-refund"),
+        pytest.param("I can credit your account for the delay.", "refund promised", id="i-can-credit"),
+        pytest.param("I have refunded your order.", "refund promised", id="i-have-refunded"),
         pytest.param("We'll issue you a full refund.", "refund promised", id="issue-full-refund"),
         pytest.param("You will receive a refund within 3 days.", "refund promised", id="you-will-receive"),
         pytest.param("Your refund has been approved.", "refund promised", id="refund-approved"),
@@ -140,10 +145,19 @@ async def test_first_rejection_regenerates_with_reasons() -> None:
             Urgency.LOW, "replaced", [ActorName.RESPONSE_AGGREGATOR], id="calm-customer-gets-template"
         ),
         pytest.param(
+            Urgency.MEDIUM, "replaced", [ActorName.RESPONSE_AGGREGATOR], id="medium-urgency-gets-template"
+        ),
+        pytest.param(
             Urgency.HIGH,
             "escalate",
             [ActorName.ESCALATION_ROUTER, ActorName.RESPONSE_AGGREGATOR],
             id="urgent-customer-gets-a-human",
+        ),
+        pytest.param(
+            Urgency.CRITICAL,
+            "escalate",
+            [ActorName.ESCALATION_ROUTER, ActorName.RESPONSE_AGGREGATOR],
+            id="critical-customer-gets-a-human",
         ),
     ],
 )

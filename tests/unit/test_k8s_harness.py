@@ -17,7 +17,7 @@ from tests.harness.components import Layout, Ports
 from tests.harness.kubeconfig import write_kubeconfig
 from tests.harness.pki import Pki, generate_pki
 from tests.harness.shell import UpState
-from tests.support.k8s import wait_for
+from tests.support.eventually import eventually
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +134,7 @@ def test_stop_ends_the_process_group_and_a_stale_record_is_not_running(tmp_path:
     assert not processes.is_running(record.model_copy(update={"start_ticks": record.start_ticks + 1}))
     processes.stop(record, grace=5)
     assert not processes.is_running(record)
-    wait_for("the process group to be empty", lambda: not _group_members(record.pid), timeout=10)
+    eventually(lambda: not _group_members(record.pid), what="the process group to be empty", timeout_s=10)
 
 
 def _group_members(pgid: int) -> list[int]:

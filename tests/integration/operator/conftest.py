@@ -21,7 +21,8 @@ import yaml
 from actormesh_operator.main import run
 from actormesh_operator.reconcile.kube import KubeCredentials, load_kubeconfig
 from actormesh_operator.settings import OperatorSettings
-from tests.support.k8s import KubeControlPlane, wait_for
+from tests.support.eventually import eventually
+from tests.support.k8s import KubeControlPlane
 
 ROOT = Path(__file__).resolve().parents[3]
 NAMESPACED_INSTALL = ROOT / "config" / "namespaced"
@@ -81,7 +82,9 @@ class OperatorThread:
 
     def start(self) -> OperatorThread:
         self._thread.start()
-        wait_for("operator ready", lambda: self._ready.is_set() or self._error is not None, timeout=60)
+        eventually(
+            lambda: self._ready.is_set() or self._error is not None, what="operator ready", timeout_s=60
+        )
         if self._error is not None:
             raise self._error
         return self

@@ -16,15 +16,15 @@ from tests.integration.operator.kubeapi import (
     minimal_mesh,
     reconciled,
 )
-from tests.support.k8s import wait_for
+from tests.support.eventually import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.k8s, pytest.mark.xdist_group("k8s")]
 
 
 def _settled(operators: OperatorFactory, ns: str, mesh: str) -> None:
     kube = operators.kube
-    wait_for("mesh reconciled", lambda: reconciled(kube, ns, mesh) is not None)
-    wait_for("children match the spec", lambda: matching(kube, ns, mesh) is not None)
+    eventually(lambda: reconciled(kube, ns, mesh) is not None, what="mesh reconciled", timeout_s=60)
+    eventually(lambda: matching(kube, ns, mesh) is not None, what="children match the spec", timeout_s=60)
 
 
 def test_spec_change_rolls_only_the_affected_deployment(

@@ -17,7 +17,7 @@ from tests.integration.operator.kubeapi import (
     reconciled,
     try_get,
 )
-from tests.support.k8s import wait_for
+from tests.support.eventually import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.k8s, pytest.mark.xdist_group("k8s")]
 
@@ -27,9 +27,11 @@ def test_deleted_and_edited_children_are_restored(operators: OperatorFactory, ku
     # A resync far in the future: only the child watch can bring the children back in time.
     operators.start(resync_interval_s=3600)
     apply(kube, ns, minimal_mesh(mesh))
-    wait_for("mesh reconciled", lambda: reconciled(kube, ns, mesh) is not None)
+    eventually(lambda: reconciled(kube, ns, mesh) is not None, what="mesh reconciled", timeout_s=60)
     gateway, config = names.gateway(mesh), names.runtime_config(mesh)
-    wait_for("children created", lambda: ("Service", gateway) in children(kube, ns, mesh))
+    eventually(
+        lambda: ("Service", gateway) in children(kube, ns, mesh), what="children created", timeout_s=60
+    )
     original = get(kube, ns, "deployment", gateway)
     container = original["spec"]["template"]["spec"]["containers"][0]
     old_uid = get(kube, ns, "service", gateway)["metadata"]["uid"]
@@ -51,7 +53,7 @@ def test_deleted_and_edited_children_are_restored(operators: OperatorFactory, ku
             and "app.kubernetes.io/managed-by" in get(kube, ns, "networkpolicy", policy)["metadata"]["labels"]
         )
 
-    wait_for("deleted and edited children restored", restored, timeout=60)
+    eventually(restored, what="deleted and edited children restored", timeout_s=60)
 
 
 def test_hpa_scaling_is_not_reverted(operators: OperatorFactory, kube_namespace: str) -> None:
@@ -59,18 +61,23 @@ def test_hpa_scaling_is_not_reverted(operators: OperatorFactory, kube_namespace:
     operators.start()
     autoscaling = {"enabled": True, "minReplicas": 2, "maxReplicas": 5}
     apply(kube, ns, minimal_mesh(mesh, actors={"defaults": {"autoscaling": autoscaling}}))
-    wait_for("mesh reconciled", lambda: reconciled(kube, ns, mesh) is not None)
+    eventually(lambda: reconciled(kube, ns, mesh) is not None, what="mesh reconciled", timeout_s=60)
     actor = names.actor(mesh, ACTORS_BY_NAME[ActorName.SENTIMENT_ANALYZER])
 
     # The real HPA controller raises the Deployment from its default 1 to minReplicas (no metrics needed).
-    wait_for("HPA scaled the actor to 2", lambda: get(kube, ns, "deployment", actor)["spec"]["replicas"] == 2)
+    eventually(
+        lambda: get(kube, ns, "deployment", actor)["spec"]["replicas"] == 2,
+        what="HPA scaled the actor to 2",
+        timeout_s=60,
+    )
 
     # Make the operator reconcile again (a spec change elsewhere) and let the child watch fire too.
     merge_patch(kube, ns, f"actormesh/{mesh}", {"spec": {"gateway": {"replicas": 2}}})
-    wait_for("new generation reconciled", lambda: reconciled(kube, ns, mesh) is not None)
-    wait_for(
-        "gateway scaled by the operator",
+    eventually(lambda: reconciled(kube, ns, mesh) is not None, what="new generation reconciled", timeout_s=60)
+    eventually(
         lambda: get(kube, ns, "deployment", names.gateway(mesh))["spec"]["replicas"] == 2,
+        what="gateway scaled by the operator",
+        timeout_s=60,
     )
 
     deployment = children(kube, ns, mesh)[("Deployment", actor)]
@@ -88,9 +95,11 @@ def test_switching_autoscaling_on_keeps_the_current_replicas(
     kube, ns, mesh = operators.kube, kube_namespace, "handover"
     operators.start()
     apply(kube, ns, minimal_mesh(mesh, actors={"sentimentAnalyzer": {"replicas": 3}}))
-    wait_for("mesh reconciled", lambda: reconciled(kube, ns, mesh) is not None)
+    eventually(lambda: reconciled(kube, ns, mesh) is not None, what="mesh reconciled", timeout_s=60)
     actor = names.actor(mesh, ACTORS_BY_NAME[ActorName.SENTIMENT_ANALYZER])
-    wait_for("3 replicas", lambda: get(kube, ns, "deployment", actor)["spec"]["replicas"] == 3)
+    eventually(
+        lambda: get(kube, ns, "deployment", actor)["spec"]["replicas"] == 3, what="3 replicas", timeout_s=60
+    )
 
     autoscaling = {"enabled": True, "minReplicas": 2, "maxReplicas": 5}
     merge_patch(
@@ -99,8 +108,12 @@ def test_switching_autoscaling_on_keeps_the_current_replicas(
         f"actormesh/{mesh}",
         {"spec": {"actors": {"sentimentAnalyzer": {"autoscaling": autoscaling}}}},
     )
-    wait_for("new generation reconciled", lambda: reconciled(kube, ns, mesh) is not None)
-    wait_for("HPA created", lambda: try_get(kube, ns, "horizontalpodautoscaler", actor) is not None)
+    eventually(lambda: reconciled(kube, ns, mesh) is not None, what="new generation reconciled", timeout_s=60)
+    eventually(
+        lambda: try_get(kube, ns, "horizontalpodautoscaler", actor) is not None,
+        what="HPA created",
+        timeout_s=60,
+    )
 
     # Dropping the field without a handover would reset it to the default of 1 (then the HPA to 2).
     deployment = children(kube, ns, mesh)[("Deployment", actor)]

@@ -16,7 +16,7 @@ from tests.integration.operator.kubeapi import (
     minimal_mesh,
     stalled,
 )
-from tests.support.k8s import wait_for
+from tests.support.eventually import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.k8s, pytest.mark.xdist_group("k8s")]
 
@@ -31,7 +31,7 @@ def test_rejected_child_stalls_the_mesh_until_the_spec_is_fixed(
     operators.start()
     apply(kube, ns, minimal_mesh(mesh, scheduling={"affinity": BAD_AFFINITY}))
 
-    wait_for("Stalled", lambda: stalled(kube, ns, mesh) is not None)
+    eventually(lambda: stalled(kube, ns, mesh) is not None, what="Stalled", timeout_s=60)
     live = stalled(kube, ns, mesh)
     assert live is not None
     stall = condition(live, "Stalled")
@@ -44,16 +44,17 @@ def test_rejected_child_stalls_the_mesh_until_the_spec_is_fixed(
         selector = f"involvedObject.name={mesh},reason=ApplyRejected"
         return [e["type"] for e in get(kube, ns, "events", "--field-selector", selector)["items"]]
 
-    wait_for("a Warning Event", lambda: events() == ["Warning"])
+    eventually(lambda: events() == ["Warning"], what="a Warning Event", timeout_s=60)
 
     kube.kubectl(
         "patch", f"actormesh/{mesh}", "-n", ns, "--type=json",
         "-p", json.dumps([{"op": "remove", "path": "/spec/scheduling"}]),
     )  # fmt: skip
-    wait_for(
-        "healed",
+    eventually(
         lambda: (
             (body := matching(kube, ns, mesh)) is not None
             and condition(body, "Stalled").get("status") == "False"
         ),
+        what="healed",
+        timeout_s=60,
     )

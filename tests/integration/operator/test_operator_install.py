@@ -14,7 +14,8 @@ from actormesh_operator.reconcile import metrics
 from tests.conftest import free_port
 from tests.integration.operator.conftest import NAMESPACED_INSTALL, ROOT, OperatorFactory, token_credentials
 from tests.integration.operator.kubeapi import apply, children, expected_children, minimal_mesh, reconciled
-from tests.support.k8s import KubeControlPlane, wait_for
+from tests.support.eventually import eventually
+from tests.support.k8s import KubeControlPlane
 
 pytestmark = [pytest.mark.integration, pytest.mark.k8s, pytest.mark.xdist_group("k8s")]
 
@@ -32,7 +33,7 @@ def test_default_install_applies_and_its_rbac_runs_the_operator_cluster_wide(
             out = kube.kubectl("get", "pods", "-n", SYSTEM_NAMESPACE, "-o", "json").stdout
             return list(json.loads(out)["items"])
 
-        wait_for("operator pod admitted", lambda: len(pods()) == 1, timeout=60)
+        eventually(lambda: len(pods()) == 1, what="operator pod admitted", timeout_s=60)
         events = kube.kubectl("get", "events", "-n", SYSTEM_NAMESPACE, "-o", "json").stdout
         assert "violates PodSecurity" not in events
         role = json.loads(kube.kubectl("get", "clusterrole", "actormesh-operator", "-o", "json").stdout)
@@ -44,12 +45,13 @@ def test_default_install_applies_and_its_rbac_runs_the_operator_cluster_wide(
         ).stdout.strip()
         operators.start(creds=token_credentials(kube, token), namespace=None)
         apply(kube, kube_namespace, minimal_mesh("everywhere"))
-        wait_for(
-            "reconciled by the cluster-wide operator",
+        eventually(
             lambda: (
                 (body := reconciled(kube, kube_namespace, "everywhere")) is not None
                 and set(children(kube, kube_namespace, "everywhere")) == expected_children(body)
             ),
+            what="reconciled by the cluster-wide operator",
+            timeout_s=60,
         )
     finally:
         operators.stop_all()
@@ -84,7 +86,7 @@ def test_liveness_endpoint_answers(operators: OperatorFactory) -> None:
         except httpx.TransportError:
             return False
 
-    wait_for("kopf's /healthz answers 200", healthy)
+    eventually(healthy, what="kopf's /healthz answers 200", timeout_s=60)
 
 
 def test_metrics_are_served(operators: OperatorFactory, kube_namespace: str) -> None:
@@ -94,14 +96,14 @@ def test_metrics_are_served(operators: OperatorFactory, kube_namespace: str) -> 
     try:
         operators.start()
         apply(kube, ns, minimal_mesh("measured"))
-        wait_for("reconciled", lambda: reconciled(kube, ns, "measured") is not None)
+        eventually(lambda: reconciled(kube, ns, "measured") is not None, what="reconciled", timeout_s=60)
 
         def scrape() -> str:
             return httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
 
         # Meshes by phase, from the watch on ActorMeshes (this mesh is Progressing: no kubelet).
         progressing = re.compile(r'^actormesh_operator_meshes\{phase="Progressing"\} ([1-9][0-9]*)\.0$', re.M)
-        wait_for("phase gauge", lambda: progressing.search(scrape()) is not None)
+        eventually(lambda: progressing.search(scrape()) is not None, what="phase gauge", timeout_s=60)
         text = scrape()
     finally:
         server.shutdown()

@@ -20,7 +20,8 @@ from tests.integration.operator.kubeapi import (
     resource_versions,
     stalled,
 )
-from tests.support.k8s import KubeControlPlane, wait_for
+from tests.support.eventually import eventually
+from tests.support.k8s import KubeControlPlane
 
 pytestmark = [pytest.mark.integration, pytest.mark.k8s, pytest.mark.xdist_group("k8s")]
 
@@ -57,18 +58,18 @@ def test_deleting_the_mesh_collects_children_and_pvcs_follow_the_retention(
     kube, ns, mesh = operators.kube, kube_namespace, f"bye-{policy.lower()}"
     operators.start()
     apply(kube, ns, minimal_mesh(mesh, persistence={"reclaimPolicy": policy}))
-    wait_for("mesh reconciled", lambda: reconciled(kube, ns, mesh) is not None)
+    eventually(lambda: reconciled(kube, ns, mesh) is not None, what="mesh reconciled", timeout_s=60)
     # The StatefulSet controller creates one claim per volumeClaimTemplate: NATS, Redis, history.
-    wait_for("three PVCs", lambda: len(_pvcs(kube, ns)) == 3)
+    eventually(lambda: len(_pvcs(kube, ns)) == 3, what="three PVCs", timeout_s=60)
 
     kube.kubectl("delete", "actormesh", mesh, "-n", ns, "--wait=false")
-    wait_for("children garbage-collected", lambda: not children(kube, ns, mesh), timeout=90)
+    eventually(lambda: not children(kube, ns, mesh), what="children garbage-collected", timeout_s=90)
     if policy == "Delete":
         # Gone, or terminating until the PVC protection controller (if any) releases it.
-        wait_for(
-            "PVCs deleted",
+        eventually(
             lambda: all(meta.get("deletionTimestamp") for meta in _pvcs(kube, ns).values()),
-            timeout=90,
+            what="PVCs deleted",
+            timeout_s=90,
         )
     else:
         pvcs = _pvcs(kube, ns)
@@ -81,16 +82,16 @@ def test_restarting_the_operator_writes_nothing(operators: OperatorFactory, kube
     kube, ns, mesh = operators.kube, kube_namespace, "steady"
     first = operators.start()
     apply(kube, ns, minimal_mesh(mesh))
-    wait_for("children match the spec", lambda: matching(kube, ns, mesh) is not None)
+    eventually(lambda: matching(kube, ns, mesh) is not None, what="children match the spec", timeout_s=60)
     # The controllers update the children's status for a moment after creation; wait for quiet.
-    wait_for("children settled", lambda: _stable(kube, ns, mesh), timeout=90)
+    eventually(lambda: _stable(kube, ns, mesh), what="children settled", timeout_s=90)
     first.stop()
     before = resource_versions(kube, ns, mesh)
     writes, resumed, resynced = _child_writes(), _reconciles("resume"), _reconciles("resync")
 
     operators.start()
-    wait_for("resume reconcile", lambda: _reconciles("resume") > resumed)
-    wait_for("a resync reconcile", lambda: _reconciles("resync") > resynced)
+    eventually(lambda: _reconciles("resume") > resumed, what="resume reconcile", timeout_s=60)
+    eventually(lambda: _reconciles("resync") > resynced, what="a resync reconcile", timeout_s=60)
 
     assert _child_writes() == writes
     assert resource_versions(kube, ns, mesh) == before
@@ -109,7 +110,7 @@ def test_missing_secret_stalls_and_recovers(operators: OperatorFactory, kube_nam
     body = minimal_mesh(mesh, gateway={"authSecretRef": {"name": "gateway-jwt", "key": "secret"}})
     apply(kube, ns, body)
 
-    wait_for("Stalled", lambda: stalled(kube, ns, mesh) is not None)
+    eventually(lambda: stalled(kube, ns, mesh) is not None, what="Stalled", timeout_s=60)
     live = stalled(kube, ns, mesh)
     assert live is not None
     stall = condition(live, "Stalled")
@@ -126,19 +127,24 @@ def test_missing_secret_stalls_and_recovers(operators: OperatorFactory, kube_nam
         items = get(kube, ns, "events", "--field-selector", f"involvedObject.name={mesh}")["items"]
         return [e for e in items if e.get("reason") == "SecretNotFound"]
 
-    wait_for("a Warning Event", lambda: bool(events()))
+    eventually(lambda: bool(events()), what="a Warning Event", timeout_s=60)
     assert events()[0]["type"] == "Warning"
     # Two resyncs later: still stalled, one attempt per resync (no hot loop), the Event not repeated.
     attempts = _reconciles("resync", "stalled")
-    wait_for("two more resync attempts", lambda: _reconciles("resync", "stalled") >= attempts + 2)
+    eventually(
+        lambda: _reconciles("resync", "stalled") >= attempts + 2,
+        what="two more resync attempts",
+        timeout_s=60,
+    )
     assert len(events()) == 1
     assert sum(int(e.get("count") or 1) for e in events()) == 1
 
     kube.kubectl("create", "secret", "generic", "gateway-jwt", "--from-literal=secret=s3cr3t", "-n", ns)
-    wait_for(
-        "recovered",
+    eventually(
         lambda: (
             (live := matching(kube, ns, mesh)) is not None
             and condition(live, "Stalled").get("status") == "False"
         ),
+        what="recovered",
+        timeout_s=60,
     )

@@ -17,7 +17,7 @@ from tests.integration.operator.kubeapi import (
     load_sample,
     reconciled,
 )
-from tests.support.k8s import wait_for
+from tests.support.eventually import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.k8s, pytest.mark.xdist_group("k8s")]
 
@@ -39,11 +39,13 @@ def test_sample_is_reconciled_into_exactly_the_expected_children(
     operators.start()
     apply(kube, ns, body)
 
-    wait_for(f"{sample.name} reconciled", lambda: reconciled(kube, ns, name) is not None)
+    eventually(lambda: reconciled(kube, ns, name) is not None, what=f"{sample.name} reconciled", timeout_s=60)
     mesh = reconciled(kube, ns, name)
     assert mesh is not None
     expected = expected_children(mesh)
-    wait_for(f"{sample.name}: children", lambda: set(children(kube, ns, name)) == expected)
+    eventually(
+        lambda: set(children(kube, ns, name)) == expected, what=f"{sample.name}: children", timeout_s=60
+    )
 
     for (kind, child), obj in children(kube, ns, name).items():
         owners = obj["metadata"].get("ownerReferences") or []

@@ -18,7 +18,7 @@ from tests.integration.operator.kubeapi import (
     minimal_mesh,
     reconciled,
 )
-from tests.support.k8s import wait_for
+from tests.support.eventually import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.k8s, pytest.mark.xdist_group("k8s")]
 
@@ -43,7 +43,7 @@ def _unchanged_across_resyncs(operators: OperatorFactory, ns: str, mesh: str, co
     """True when the mesh's resourceVersion holds while `count` resync reconciles run."""
     before = get(operators.kube, ns, "actormesh", mesh)["metadata"]["resourceVersion"]
     resyncs = _reconciles("resync")
-    wait_for(f"{count} resyncs", lambda: _reconciles("resync") >= resyncs + count)
+    eventually(lambda: _reconciles("resync") >= resyncs + count, what=f"{count} resyncs", timeout_s=60)
     return bool(get(operators.kube, ns, "actormesh", mesh)["metadata"]["resourceVersion"] == before)
 
 
@@ -53,7 +53,7 @@ def test_other_writers_conditions_are_kept_and_status_writes_do_not_reconcile(
     kube, ns, mesh = operators.kube, kube_namespace, "audited"
     operators.start(resync_interval_s=1.0, resync_jitter_s=0.2)
     apply(kube, ns, minimal_mesh(mesh))
-    wait_for("children match the spec", lambda: matching(kube, ns, mesh) is not None)
+    eventually(lambda: matching(kube, ns, mesh) is not None, what="children match the spec", timeout_s=60)
     # Another controller adds its own condition through the status subresource.
     patch = [{"op": "add", "path": "/status/conditions/-", "value": FOREIGN}]
     kube.kubectl(
@@ -63,9 +63,11 @@ def test_other_writers_conditions_are_kept_and_status_writes_do_not_reconcile(
 
     # A spec change: one update reconcile, which writes a new status (observedGeneration moves).
     merge_patch(kube, ns, f"actormesh/{mesh}", {"spec": {"gateway": {"replicas": 2}}})
-    wait_for("new generation reconciled", lambda: reconciled(kube, ns, mesh) is not None)
+    eventually(lambda: reconciled(kube, ns, mesh) is not None, what="new generation reconciled", timeout_s=60)
     # Children's controllers may still move their status (and so ours) for a moment; then quiet.
-    wait_for("mesh status settled", lambda: _unchanged_across_resyncs(operators, ns, mesh), timeout=90)
+    eventually(
+        lambda: _unchanged_across_resyncs(operators, ns, mesh), what="mesh status settled", timeout_s=90
+    )
     version = get(kube, ns, "actormesh", mesh)["metadata"]["resourceVersion"]
     assert _unchanged_across_resyncs(operators, ns, mesh), "resyncs of an unchanged mesh wrote its status"
 
