@@ -34,13 +34,9 @@ def _sample(counter: str) -> float:
     return value or 0.0
 
 
-async def dead_letters(rig: BusRig, timeout_s: float = 15) -> list[dlq.StoredDeadLetter]:
-    """The dead-letter stream's records, polled until there is at least one."""
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not (records := await dlq.list_records(rig.js, rig.subjects)):
-        assert asyncio.get_running_loop().time() < deadline, "nothing was dead-lettered"
-        await asyncio.sleep(0.02)
-    return records
+async def dead_letters(rig: BusRig) -> list[dlq.StoredDeadLetter]:
+    """The dead-letter stream's records, once there is at least one."""
+    return await eventually_async(lambda: dlq.list_records(rig.js, rig.subjects), what="a dead letter")
 
 
 async def _always_transient(envelope: Envelope, call: int) -> None:

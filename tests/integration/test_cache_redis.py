@@ -5,7 +5,6 @@ The mock APIs are served over real HTTP on random ports; context_retriever runs 
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
@@ -18,6 +17,7 @@ from actormesh_runtime.resources import ActorDeps
 from actormesh_runtime.settings import RuntimeSettings
 from actormesh_runtime.storage.session import open_session_store
 from tests.support.commerce import envelope_for
+from tests.support.eventually import eventually_async
 from tests.support.redis import RedisServer
 
 pytestmark = pytest.mark.integration
@@ -44,13 +44,6 @@ def settings_for(mocks: MocksHandle, redis: RedisServer, mesh: str) -> RuntimeSe
 
 def degraded_total() -> float:
     return REGISTRY.get_sample_value("actormesh_cache_degraded_total", {"store": "context"}) or 0.0
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float = 15.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not await check():
-        assert asyncio.get_running_loop().time() < deadline, "condition not met before the deadline"
-        await asyncio.sleep(0.1)
 
 
 async def test_cache_survives_redis_going_away_and_coming_back(
@@ -80,7 +73,7 @@ async def test_cache_survives_redis_going_away_and_coming_back(
 
         redis_server.start()  # same port, empty
         # The first call after the retry interval reconnects and refills; then hits come from Redis again.
-        await eventually(lambda: _cached(ask))
+        await eventually_async(lambda: _cached(ask), what="a cached context once Redis is back")
     finally:
         await actor.stop()
 
@@ -105,7 +98,7 @@ async def test_session_state_in_redis_degrades_without_failing(redis_server: Red
             await sessions.set("s-1", {"turns": 3})
             return await other.get("s-1") == {"turns": 3}
 
-        await eventually(stored)
+        await eventually_async(stored, what="the session stored in Redis")
     finally:
         await sessions.close()
         await other.close()

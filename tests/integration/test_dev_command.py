@@ -25,6 +25,7 @@ from nats.js.errors import NotFoundError
 
 from actormesh_runtime.embedded_nats import nats_server_binary
 from tests.conftest import free_port, missing_component
+from tests.support.eventually import eventually
 from tests.support.redis import RedisServer
 
 pytestmark = pytest.mark.integration
@@ -67,17 +68,12 @@ def terminate(proc: subprocess.Popen[bytes], timeout_s: float = 60.0) -> int:
         raise
 
 
-def wait_for_banner(out: Path, proc: subprocess.Popen[bytes], timeout_s: float = 60.0) -> str:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        text = out.read_text() if out.exists() else ""
-        for line in text.splitlines():
-            if "/widget" in line:
-                return line[line.index("http://") :].split()[0]
-        if proc.poll() is not None:
-            raise AssertionError(f"actormesh dev exited with {proc.returncode}: {text}")
-        time.sleep(0.1)
-    raise AssertionError(f"no widget URL printed: {out.read_text()}")
+def widget_url(out: Path, proc: subprocess.Popen[bytes]) -> str | None:
+    """The chat URL `actormesh dev` prints, once it has printed it."""
+    text = out.read_text() if out.exists() else ""
+    assert proc.poll() is None, f"actormesh dev exited with {proc.returncode}: {text}"
+    lines = [line for line in text.splitlines() if "/widget" in line]
+    return lines[0][lines[0].index("http://") :].split()[0] if lines else None
 
 
 def test_dev_serves_a_chat_and_stops_without_orphans(tmp_path: Path) -> None:
@@ -92,7 +88,7 @@ def test_dev_serves_a_chat_and_stops_without_orphans(tmp_path: Path) -> None:
             stdout=stdout, stderr=stderr, env=env, cwd=tmp_path,
         )  # fmt: skip
     try:
-        widget = wait_for_banner(out, proc)
+        widget = eventually(lambda: widget_url(out, proc), what="the widget URL printed", timeout_s=60)
         base = widget.removesuffix("/widget")
         assert base == f"http://127.0.0.1:{port}"
         spawned = children(proc.pid)
@@ -149,7 +145,8 @@ def test_dev_switches_to_the_given_nats_and_redis(
     with out.open("wb") as stdout, err.open("wb") as stderr:
         proc = subprocess.Popen(command, stdout=stdout, stderr=stderr, env=env, cwd=tmp_path)
     try:
-        base = wait_for_banner(out, proc).removesuffix("/widget")
+        base = eventually(lambda: widget_url(out, proc), what="the widget URL printed", timeout_s=60)
+        base = base.removesuffix("/widget")
         assert f"NATS {nats_server}" in out.read_text()
         started = [cmdline(pid) for pid in children(proc.pid)]
         assert not [c for c in started if "nats-server" in c], "no embedded nats-server with --nats-url"
@@ -203,17 +200,15 @@ def test_gateway_command_waits_for_nats_logs_json_and_stops_on_sigterm(
             stdout=subprocess.DEVNULL, stderr=stderr, env=env,
         )  # fmt: skip
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                ready = httpx.get(f"http://127.0.0.1:{port}/api/ready", timeout=2)
-                if ready.status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
+
+        def answered_ready() -> httpx.Response | None:
             assert proc.poll() is None, err.read_text()
-            assert time.monotonic() < deadline, "gateway never ready"
-            time.sleep(0.1)
+            response = httpx.get(f"http://127.0.0.1:{port}/api/ready", timeout=2)
+            return response if response.status_code == 200 else None
+
+        ready = eventually(
+            answered_ready, what="the gateway ready", timeout_s=30, ignoring=(httpx.HTTPError,)
+        )
         assert ready.json()["checks"] == {"nats": True, "stream": True}
         page = httpx.get(f"http://127.0.0.1:{port}/widget", headers={"X-Request-ID": "req-json-1"}, timeout=5)
         assert page.status_code == 200

@@ -3,14 +3,13 @@ mid-run degrades (chats still answer), and once Redis is back the state is writt
 
 from __future__ import annotations
 
-import asyncio
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 from redis.asyncio import Redis
 
+from tests.support.eventually import eventually_async
 from tests.support.gateway import JOHN, gateway_stack, stack_settings
 from tests.support.redis import RedisServer
 
@@ -41,11 +40,15 @@ async def test_session_state_survives_a_redis_outage(
         redis_server.start()  # empty, as a restarted cache would be
         await redis.aclose()
         redis = Redis.from_url(redis_server.url)
-        deadline = time.monotonic() + 30
-        attempt = 0
-        while not await redis.exists(key + f"after-{attempt}"):
-            assert time.monotonic() < deadline, "session state never reached the restarted Redis"
-            attempt += 1
-            await chat(client, f"after-{attempt}")
-            await asyncio.sleep(0.2)
+        attempts = 0
+
+        async def stored_after_a_chat() -> bool:
+            nonlocal attempts
+            attempts += 1
+            await chat(client, f"after-{attempts}")
+            return bool(await redis.exists(key + f"after-{attempts}"))
+
+        await eventually_async(
+            stored_after_a_chat, what="session state in the restarted Redis", timeout_s=30, interval_s=0.2
+        )
     await redis.aclose()

@@ -4,11 +4,9 @@ turn (the durable consumer keeps what was published meanwhile), and only redacte
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
 import sqlite3
 import sys
-import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +20,7 @@ from actormesh_runtime.envelope import FinalResult, HistoryEvent, MethodSummary
 from actormesh_runtime.history.protocol import HistoryClient
 from actormesh_runtime.history.service import HistoryService
 from tests.conftest import free_port
+from tests.support.eventually import eventually_async
 from tests.support.gateway import JANE, JOHN, gateway_stack, poll_json, stack_settings
 
 pytestmark = pytest.mark.integration
@@ -121,14 +120,14 @@ async def test_history_command_serves_probes_writes_and_reads(nats_server: str, 
     proc = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.DEVNULL, stderr=log)
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as probe:
-            deadline = time.monotonic() + 30
-            while True:
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await probe.get("/readyz")).status_code == 200:
-                        break
+
+            async def ready() -> bool:
                 assert proc.returncode is None, (tmp_path / "history.log").read_text()
-                assert time.monotonic() < deadline, "history service never ready"
-                await asyncio.sleep(0.1)
+                return (await probe.get("/readyz")).status_code == 200
+
+            await eventually_async(
+                ready, what="the history service ready", timeout_s=30, ignoring=(httpx.HTTPError,)
+            )
             assert "actormesh_history_events_stored" in (await probe.get("/metrics")).text
 
         subjects = Subjects(mesh)
@@ -137,10 +136,9 @@ async def test_history_command_serves_probes_writes_and_reads(nats_server: str, 
             event = history_event("msg-cli-1", "cli-session")
             await nc.jetstream().publish(subjects.history_events, event.model_dump_json().encode())
             client = HistoryClient(nc, subjects)
-            deadline = time.monotonic() + 30
-            while not (turns := await client.conversation("cli-session")):
-                assert time.monotonic() < deadline, "event never stored"
-                await asyncio.sleep(0.1)
+            turns = await eventually_async(
+                lambda: client.conversation("cli-session"), what="the event stored", timeout_s=30
+            )
             found = await client.result("msg-cli-1")
         finally:
             await nc.close()

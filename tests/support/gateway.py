@@ -9,7 +9,6 @@ Each replica has its own NATS connection and instance id, exactly as separate po
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -30,6 +29,7 @@ from actormesh_runtime.history.service import HistoryService
 from actormesh_runtime.local.mesh import LocalMesh
 from actormesh_runtime.resources import ActorDeps
 from actormesh_runtime.settings import RuntimeSettings
+from tests.support.eventually import eventually_async
 
 JOHN, JANE, BOB = "john.doe@example.com", "jane.smith@example.com", "bob.wilson@example.com"
 
@@ -105,17 +105,12 @@ class Stack:
 
 
 async def wait_ready(url: str, timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
     async with httpx.AsyncClient(timeout=5) as client:
-        while True:
-            try:
-                if (await client.get(f"{url}/api/ready")).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{url} not ready after {timeout_s}s")
-            await asyncio.sleep(0.05)
+
+        async def ready() -> bool:
+            return (await client.get(f"{url}/api/ready")).status_code == 200
+
+        await eventually_async(ready, what=f"{url} ready", timeout_s=timeout_s, ignoring=(httpx.HTTPError,))
 
 
 @asynccontextmanager
@@ -139,11 +134,10 @@ async def gateway_stack(
 
 async def poll_json(client: httpx.AsyncClient, url: str, *, timeout_s: float = 30.0, **kwargs: Any) -> Any:
     """GET `url` until it answers 200 (e.g. a result or transcript that is still being written)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
+
+    async def answered() -> httpx.Response | None:
         response = await client.get(url, **kwargs)
-        if response.status_code == 200:
-            return response.json()
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{url}: still {response.status_code} after {timeout_s}s: {response.text}")
-        await asyncio.sleep(0.1)
+        return response if response.status_code == 200 else None
+
+    response = await eventually_async(answered, what=f"{url} to answer 200", timeout_s=timeout_s)
+    return response.json()

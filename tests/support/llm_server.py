@@ -30,6 +30,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from tests.conftest import free_port
+from tests.support.eventually import eventually
 
 
 @dataclass(frozen=True)
@@ -101,11 +102,12 @@ class LLMTestServer:
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="llm-test-server", daemon=True)
         self._thread.start()
-        deadline = time.monotonic() + 15
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("LLM test server did not start")
-            time.sleep(0.02)
+        server, thread = self._server, self._thread
+        eventually(
+            lambda: server.started or not thread.is_alive(), what="the LLM test server", interval_s=0.02
+        )
+        if not server.started:
+            raise RuntimeError("LLM test server did not start")
 
     def stop(self) -> None:
         if self._server is not None:

@@ -6,15 +6,16 @@ like a crashed pod) and `.start()` (again on the same port, empty, as a restarte
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import free_port, require_binary
+from tests.support.eventually import NotYet, eventually
 
 __all__ = ["RedisServer", "redis_server"]
 
@@ -55,13 +56,18 @@ class RedisServer:
             "no",
         ]
         self._process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + _READY_TIMEOUT_S
-        while not self._answers_ping():
-            if self._process.poll() is not None or time.monotonic() > deadline:
-                self.kill()
-                tail = log.read_text()[-2000:] if log.exists() else ""
-                raise RuntimeError(f"redis-server did not start on port {self.port}:\n{tail}")
-            time.sleep(0.02)
+        process = self._process
+        with contextlib.suppress(NotYet):
+            eventually(
+                lambda: process.poll() is not None or self._answers_ping(),
+                what="redis-server",
+                timeout_s=_READY_TIMEOUT_S,
+                interval_s=0.02,
+            )
+        if not self._answers_ping():
+            self.kill()
+            tail = log.read_text()[-2000:] if log.exists() else ""
+            raise RuntimeError(f"redis-server did not start on port {self.port}:\n{tail}")
 
     def kill(self) -> None:
         process, self._process = self._process, None

@@ -6,11 +6,16 @@ import asyncio
 import logging
 
 import kopf
+import pytest
 
 from actormesh_operator.reconcile.handlers import ANNOTATION_PREFIX, configure_kopf, controller_owner
 from actormesh_operator.reconcile.observe import observed_state, selector_string
 from actormesh_operator.reconcile.queue import WakeupQueue
+from actormesh_operator.reconcile.state import CHILD_DEBOUNCE_S
 from actormesh_operator.settings import OperatorSettings
+from tests.support.eventually import eventually_async
+
+RETRY_S = 5.0
 
 
 def test_child_maps_to_its_controlling_mesh() -> None:
@@ -80,22 +85,26 @@ def test_observed_state_picks_workloads_and_the_gateway_service() -> None:
     assert state.gateway_ingress is None
 
 
-async def test_queue_coalesces_a_burst_into_one_run() -> None:
+# Fake loop time (looptime): the real debounce and retry delays are waited for, in no wall time.
+@pytest.mark.looptime
+async def test_queue_coalesces_a_burst_into_one_run(looptime: float) -> None:
     runs: list[tuple[str, str, str]] = []
 
     async def run(namespace: str, name: str, trigger: str) -> float | None:
         runs.append((namespace, name, trigger))
         return None
 
-    queue = WakeupQueue(run, debounce_s=0.01)
+    queue = WakeupQueue(run, debounce_s=CHILD_DEBOUNCE_S)
     for _ in range(30):
         queue.schedule("ns", "demo", "child")
     queue.schedule("ns", "other", "resync")
     await _drained(queue)
     assert sorted(runs) == [("ns", "demo", "child"), ("ns", "other", "resync")]
+    assert looptime >= CHILD_DEBOUNCE_S, "the runs waited for the debounce"
 
 
-async def test_queue_runs_once_more_when_woken_during_a_run_and_retries_on_request() -> None:
+@pytest.mark.looptime
+async def test_queue_runs_once_more_when_woken_during_a_run_and_retries_on_request(looptime: float) -> None:
     started, release = asyncio.Event(), asyncio.Event()
     calls: list[str] = []
 
@@ -105,10 +114,10 @@ async def test_queue_runs_once_more_when_woken_during_a_run_and_retries_on_reque
             started.set()
             await release.wait()
         if len(calls) == 2:
-            return 0.01  # a transient failure: retry after 10 ms
+            return RETRY_S  # a transient failure: retry after RETRY_S
         return None
 
-    queue = WakeupQueue(run, debounce_s=0.01)
+    queue = WakeupQueue(run, debounce_s=CHILD_DEBOUNCE_S)
     queue.schedule("ns", "demo", "create")
     await started.wait()
     queue.schedule("ns", "demo", "child")
@@ -116,6 +125,7 @@ async def test_queue_runs_once_more_when_woken_during_a_run_and_retries_on_reque
     release.set()
     await _drained(queue)
     assert calls == ["create", "child", "child"]
+    assert looptime >= 2 * CHILD_DEBOUNCE_S + RETRY_S
 
 
 async def test_queue_close_cancels_pending_work() -> None:
@@ -130,8 +140,5 @@ async def test_queue_close_cancels_pending_work() -> None:
 
 
 async def _drained(queue: WakeupQueue) -> None:
-    """Poll with a deadline: the queue has no completion event (nothing in the operator needs one)."""
-    deadline = asyncio.get_running_loop().time() + 5
-    while queue.pending():
-        assert asyncio.get_running_loop().time() < deadline, "queue did not drain"
-        await asyncio.sleep(0.005)
+    # Polled: the queue has no completion event (nothing in the operator needs one).
+    await eventually_async(lambda: not queue.pending(), what="the queue to drain", interval_s=0.005)

@@ -5,7 +5,11 @@ from __future__ import annotations
 import asyncio
 import socket
 
+import pytest
+
 from actormesh_runtime.net import bind_tcp
+
+pytestmark = pytest.mark.integration
 
 
 class _Record(asyncio.Protocol):
