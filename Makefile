@@ -9,7 +9,7 @@ ETCD_VERSION ?= v3.6.16
 K8S_CACHE ?= $(HOME)/.cache/actormesh/k8s-$(K8S_VERSION)-etcd-$(ETCD_VERSION)
 PYTEST_WORKERS ?= 2
 
-.PHONY: run test test-unit lint fmt venv k8s-bin k8s-up k8s-down crds images clean
+.PHONY: help run test test-unit lint fmt venv k8s-bin k8s-up k8s-down crds images clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
+## List the targets with what each does (the first `##` line above each target).
+help:
+	@awk '/^## / { if (doc == "") doc = substr($$0, 4); next } \
+	      /^\.PHONY/ { next } \
+	      /^[a-zA-Z0-9_-]+:/ { if (doc != "") { split($$0, t, ":"); printf "  %-14s %s\n", t[1], doc } } \
+	      { doc = "" }' $(MAKEFILE_LIST)
+
+## The Python environment in .venv (runtime, operator and dev extras), reinstalled when pyproject changes.
 venv: $(STAMP)
 
 ## The main job: the whole mesh on this machine, on embedded defaults; prints the chat URL.
@@ -28,6 +36,7 @@ test: $(STAMP) k8s-bin
 	$(MAKE) lint
 	ACTORMESH_K8S_BIN=$(K8S_CACHE) $(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup -ra $(PYTEST_ARGS)
 
+## Unit tests only: no sockets, no cluster, seconds.
 test-unit: $(STAMP)
 	$(BIN)/pytest -n $(PYTEST_WORKERS) tests/unit -ra
 
@@ -36,6 +45,7 @@ test-unit: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench $(or $(BENCH_OUT),.actormesh/bench/results.json) $(BENCH_ARGS)
 
+## ruff, ruff format --check, mypy, and lint-imports (the layering contracts in .importlinter).
 lint: $(STAMP)
 	$(BIN)/ruff check runtime operator tests bench
 	$(BIN)/ruff format --check runtime operator tests bench
@@ -43,6 +53,7 @@ lint: $(STAMP)
 	$(BIN)/mypy bench
 	$(BIN)/lint-imports
 
+## Format and autofix with ruff.
 fmt: $(STAMP)
 	$(BIN)/ruff format runtime operator tests bench
 	$(BIN)/ruff check --fix runtime operator tests bench
@@ -51,9 +62,11 @@ fmt: $(STAMP)
 k8s-bin:
 	@K8S_VERSION=$(K8S_VERSION) ETCD_VERSION=$(ETCD_VERSION) K8S_CACHE=$(K8S_CACHE) hack/k8s/build.sh
 
+## Start the test control plane (etcd, kube-apiserver, kube-controller-manager) in the background.
 k8s-up: $(STAMP) k8s-bin
 	@ACTORMESH_K8S_BIN=$(K8S_CACHE) $(BIN)/python -m tests.harness.controlplane up
 
+## Stop the test control plane and remove its state.
 k8s-down: $(STAMP)
 	@$(BIN)/python -m tests.harness.controlplane down
 
@@ -67,5 +80,6 @@ crds: $(STAMP)
 images:
 	@hack/images/build.sh
 
+## Remove the venv and the lint/test caches.
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

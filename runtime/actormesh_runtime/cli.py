@@ -7,6 +7,8 @@ import importlib
 import sys
 from types import ModuleType
 
+from actormesh_runtime.commands.options import leading_shared_options
+
 # name -> (module, one-line help). The help is here, not in the module, so `--help` imports nothing.
 COMMANDS: dict[str, tuple[str, str]] = {
     "dev": ("dev", "Run the whole mesh locally on embedded defaults and print the chat URL."),
@@ -25,21 +27,33 @@ def _load(name: str) -> ModuleType:
     return importlib.import_module(f"actormesh_runtime.commands.{COMMANDS[name][0]}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    args_list = sys.argv[1:] if argv is None else argv
+def parse(argv: list[str]) -> tuple[ModuleType, argparse.Namespace] | int:
+    """The command's module and its parsed arguments, or an exit code after printing the help.
+
+    Shared options (`--nats-url`, `--mesh`) may come before the command name too; they are handed to
+    the command as if given right after it (a command without them rejects them, naming them).
+    """
+    leading, rest = leading_shared_options(argv)
     parser = argparse.ArgumentParser(prog="actormesh", description="ActorMesh runtime")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (_, help_text) in COMMANDS.items():
         sub.add_parser(name, help=help_text, add_help=False)
-    if not args_list or args_list[0] in {"-h", "--help"} or args_list[0] not in COMMANDS:
-        parser.print_help(sys.stderr if args_list else sys.stdout)
-        return 0 if args_list[:1] in (["-h"], ["--help"]) else 2
+    if not rest or rest[0] in {"-h", "--help"} or rest[0] not in COMMANDS:
+        parser.print_help(sys.stderr if rest else sys.stdout)
+        return 0 if rest[:1] in (["-h"], ["--help"]) else 2
 
-    name = args_list[0]
+    name = rest[0]
     module = _load(name)
     command_parser = argparse.ArgumentParser(prog=f"actormesh {name}", description=COMMANDS[name][1])
     module.add_arguments(command_parser)
-    args = command_parser.parse_args(args_list[1:])
+    return module, command_parser.parse_args([*leading, *rest[1:]])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parsed = parse(sys.argv[1:] if argv is None else argv)
+    if isinstance(parsed, int):
+        return parsed
+    module, args = parsed
     result: int = module.run(args)
     return result
 

@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from actormesh_runtime.cli import COMMANDS, _load
+from actormesh_runtime.cli import COMMANDS, _load, parse
 from actormesh_runtime.commands.options import BUS_OPTIONS, settings_from
 
 
@@ -36,3 +36,45 @@ def test_every_bus_command_accepts_the_bus_options(command: str) -> None:
     _load(command).add_arguments(parser)
     dests = {action.dest for action in parser._actions}
     assert set(BUS_OPTIONS) <= dests, f"actormesh {command}: {COMMANDS[command][1]}"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        pytest.param(["dlq", "list", "--nats-url", "nats://x:4222", "--mesh", "demo"], id="after-subcommand"),
+        pytest.param(
+            ["dlq", "--nats-url", "nats://x:4222", "--mesh", "demo", "list"], id="before-subcommand"
+        ),
+        pytest.param(["--nats-url", "nats://x:4222", "--mesh=demo", "dlq", "list"], id="before-command"),
+        pytest.param(["--mesh", "demo", "dlq", "list", "--nats-url=nats://x:4222"], id="mixed"),
+    ],
+)
+def test_shared_options_work_on_either_side_of_a_subcommand(argv: list[str]) -> None:
+    parsed = parse(argv)
+    assert not isinstance(parsed, int)
+    _, args = parsed
+    assert (args.action, args.nats_url, args.mesh) == ("list", "nats://x:4222", "demo")
+    assert settings_from(args, BUS_OPTIONS).nats_url == "nats://x:4222"
+
+
+def test_an_option_after_the_subcommand_wins_over_one_before_it() -> None:
+    parsed = parse(["dlq", "--mesh", "before", "replay", "7", "--mesh", "after"])
+    assert not isinstance(parsed, int)
+    assert (parsed[1].mesh, parsed[1].id) == ("after", 7)
+
+
+@pytest.mark.parametrize("command", ["actor", "ask", "dlq", "gateway", "history", "dev"])
+def test_every_bus_command_takes_the_shared_options_before_its_name(command: str) -> None:
+    required = {"actor": ["sentiment_analyzer"], "ask": ["--email", "a@b.c", "hi"], "dlq": ["list"]}
+    parsed = parse(["--nats-url", "nats://x:4222", "--mesh", "demo", command, *required.get(command, [])])
+    assert not isinstance(parsed, int)
+    assert (parsed[1].nats_url, parsed[1].mesh) == ("nats://x:4222", "demo")
+
+
+def test_a_command_without_the_shared_options_rejects_them_by_name(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        parse(["--mesh", "demo", "token", "--email", "a@b.c"])
+    assert exc.value.code == 2
+    assert "--mesh" in capsys.readouterr().err

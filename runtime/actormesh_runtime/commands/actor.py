@@ -11,9 +11,10 @@ HELP = "Run one actor (what each actor Deployment runs)."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from actormesh_runtime.commands.options import add_bus_options
+
     parser.add_argument("name", choices=[a.value for a in ActorName], help="actor to run")
-    parser.add_argument("--nats-url", help="NATS server(s), comma-separated (default: $NATS_URL)")
-    parser.add_argument("--mesh", help="mesh name (default: $MESH_NAME or 'local')")
+    add_bus_options(parser)
     parser.add_argument("--http-port", type=int, help="/healthz /readyz /metrics port (0 = random)")
 
 

@@ -22,11 +22,12 @@ HELP = "Send one message through a (local or running) mesh and print the result.
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from actormesh_runtime.commands.options import add_bus_options
+
     parser.add_argument("message", help="the customer's message")
     parser.add_argument("--email", required=True, help="customer email, e.g. john.doe@example.com")
     parser.add_argument("--json", action="store_true", help="print exactly the result JSON")
-    parser.add_argument("--nats-url", help="submit to the mesh on this NATS server instead of starting one")
-    parser.add_argument("--mesh", help="mesh name (default: $MESH_NAME or 'local')")
+    add_bus_options(parser, nats_help="submit to the mesh on this NATS server instead of starting one")
     parser.add_argument("--session", help="session id (default: a new one)")
     parser.add_argument(
         "--timeout", type=float, help="seconds to wait for the reply (default: REQUEST_TIMEOUT_S)"

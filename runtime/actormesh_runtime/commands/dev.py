@@ -23,14 +23,15 @@ DEFAULT_DATA_DIR = Path(".actormesh")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from actormesh_runtime.commands.options import add_bus_options
+
     parser.add_argument("--host", default="127.0.0.1", help="gateway listen address (default 127.0.0.1)")
     parser.add_argument(
         "--port", type=int, default=8000, help="gateway port (default 8000; 0 = any free port)"
     )
     parser.add_argument("--data-dir", type=Path, help="JetStream and SQLite data (default ./.actormesh)")
-    parser.add_argument("--nats-url", help="use this NATS server instead of an embedded one")
+    add_bus_options(parser, nats_help="use this NATS server instead of an embedded one")
     parser.add_argument("--redis-url", help="keep the context cache and session state in this Redis")
-    parser.add_argument("--mesh", help="mesh name (default: $MESH_NAME or 'local')")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every request and hop (INFO)")
 
 

@@ -11,13 +11,14 @@ HELP = "List or replay dead-lettered envelopes."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--nats-url", help="NATS server(s) (default: $NATS_URL)")
-    parser.add_argument("--mesh", help="mesh name (default: $MESH_NAME or 'local')")
-    sub = parser.add_subparsers(dest="action", required=True)
-    listing = sub.add_parser("list", help="show dead letters, oldest first")
+    from actormesh_runtime.commands.options import add_bus_options, add_subcommands
+
+    add_bus_options(parser)
+    add = add_subcommands(parser, "action", add_bus_options)
+    listing = add("list", help="show dead letters, oldest first")
     listing.add_argument("--limit", type=int, default=100)
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
-    replay = sub.add_parser("replay", help="re-publish one dead letter to the step that failed")
+    replay = add("replay", help="re-publish one dead letter to the step that failed")
     replay.add_argument("id", type=int, help="the id shown by `dlq list`")
 
 

@@ -18,10 +18,11 @@ HELP = "Run the HTTP/WebSocket gateway."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from actormesh_runtime.commands.options import add_bus_options
+
     parser.add_argument("--host", help="listen address (default: $HOST or 127.0.0.1)")
     parser.add_argument("--port", type=int, help="listen port (default: $PORT or 8000)")
-    parser.add_argument("--nats-url", help="NATS server(s), comma-separated (default: $NATS_URL)")
-    parser.add_argument("--mesh", help="mesh name (default: $MESH_NAME or 'local')")
+    add_bus_options(parser)
 
 
 async def serve(settings: RuntimeSettings) -> int:

@@ -19,11 +19,12 @@ HELP = "Run the conversation-history service (the single SQLite writer)."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from actormesh_runtime.commands.options import add_bus_options
+
     parser.add_argument(
         "--db", help="SQLite file (default: $SQLITE_DB_PATH or ./.actormesh/conversations.db)"
     )
-    parser.add_argument("--nats-url", help="NATS server(s), comma-separated (default: $NATS_URL)")
-    parser.add_argument("--mesh", help="mesh name (default: $MESH_NAME or 'local')")
+    add_bus_options(parser)
     parser.add_argument("--http-port", type=int, help="/healthz /readyz /metrics port (0 = random)")
 
 
