@@ -83,7 +83,17 @@ class Recorder:
         self.effect_keys[key] += 1
 
 
-class WorkerActor:
+class _NoClients:
+    """Test stand-ins open nothing: `start`/`stop` are no-ops, like `actors.base.PlainActor`."""
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+
+class WorkerActor(_NoClients):
     """Stands in as sentiment_analyzer; what it does per call comes from `behaviour`."""
 
     name: ClassVar[ActorName] = WORKER
@@ -91,12 +101,6 @@ class WorkerActor:
     def __init__(self, recorder: Recorder, behaviour: Behaviour = _noop) -> None:
         self.recorder = recorder
         self.behaviour = behaviour
-
-    async def start(self) -> None:
-        return None
-
-    async def stop(self) -> None:
-        return None
 
     async def handle(self, envelope: Envelope) -> None:
         rec = self.recorder
@@ -110,19 +114,13 @@ class WorkerActor:
             rec.active -= 1
 
 
-class ErrorEscalationActor:
+class ErrorEscalationActor(_NoClients):
     """Stands in as escalation_router: in error mode, a reference id (like the real one)."""
 
     name: ClassVar[ActorName] = ActorName.ESCALATION_ROUTER
 
     def __init__(self, recorder: Recorder | None = None) -> None:
         self.recorder = recorder or Recorder()
-
-    async def start(self) -> None:
-        return None
-
-    async def stop(self) -> None:
-        return None
 
     async def handle(self, envelope: Envelope) -> None:
         self.recorder.calls[envelope.message_id] += 1
@@ -133,7 +131,7 @@ class ErrorEscalationActor:
         )
 
 
-class SinkAggregator:
+class SinkAggregator(_NoClients):
     """Stands in as response_aggregator: publishes a FinalResult to the caller, like the real one."""
 
     name: ClassVar[ActorName] = ActorName.RESPONSE_AGGREGATOR
@@ -142,12 +140,6 @@ class SinkAggregator:
         self.deps = deps
         self.recorder = recorder or Recorder()
         self.poison = poison
-
-    async def start(self) -> None:
-        return None
-
-    async def stop(self) -> None:
-        return None
 
     async def handle(self, envelope: Envelope) -> None:
         from actormesh_runtime.errors import PermanentError

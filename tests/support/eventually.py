@@ -29,8 +29,16 @@ class NotYet(AssertionError):
     """The condition did not hold before the deadline."""
 
 
-def _failure(what: str, timeout_s: float, last: object) -> NotYet:
-    return NotYet(f"timed out after {timeout_s:g}s waiting for {what} (last: {last!r})")
+class _Deadline:
+    def __init__(self, what: str, timeout_s: float, interval_s: float) -> None:
+        self.what, self.timeout_s, self.interval_s = what, timeout_s, interval_s
+        self.end = time.monotonic() + timeout_s
+
+    def pause(self, last: object) -> float:
+        """How long to wait before the next try; fails the test once the deadline has passed."""
+        if time.monotonic() >= self.end:
+            raise NotYet(f"timed out after {self.timeout_s:g}s waiting for {self.what} (last: {last!r})")
+        return self.interval_s
 
 
 def eventually(
@@ -42,18 +50,15 @@ def eventually(
     ignoring: tuple[type[BaseException], ...] = (),
 ) -> T:
     """Call `check()` until it returns something truthy and return that; fail after `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
+    deadline = _Deadline(what, timeout_s, interval_s)
     while True:
         try:
             last: object = check()
         except ignoring as exc:
             last = exc
-        else:
-            if last:
-                return last  # type: ignore[return-value]
-        if time.monotonic() >= deadline:
-            raise _failure(what, timeout_s, last)
-        time.sleep(interval_s)
+        if last and not isinstance(last, ignoring):
+            return last  # type: ignore[return-value]
+        time.sleep(deadline.pause(last))
 
 
 async def eventually_async(
@@ -68,16 +73,13 @@ async def eventually_async(
 
     The deadline is measured in wall-clock time, so it also holds in a test running on fake loop time.
     """
-    deadline = time.monotonic() + timeout_s
+    deadline = _Deadline(what, timeout_s, interval_s)
     while True:
         try:
             outcome = check()
             last: object = await outcome if inspect.isawaitable(outcome) else outcome
         except ignoring as exc:
             last = exc
-        else:
-            if last:
-                return last  # type: ignore[return-value]
-        if time.monotonic() >= deadline:
-            raise _failure(what, timeout_s, last)
-        await asyncio.sleep(interval_s)
+        if last and not isinstance(last, ignoring):
+            return last  # type: ignore[return-value]
+        await asyncio.sleep(deadline.pause(last))
