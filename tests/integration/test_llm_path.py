@@ -26,15 +26,18 @@ from tests.support.llm_server import LLMTestServer, Reply
 pytestmark = pytest.mark.integration
 
 TIMEOUT_S = 1.0
+"""The LLM timeout in the tests that time out on purpose."""
+PATIENT_S = 30.0
+"""Everywhere else: a loaded machine must not turn an answer into a timeout (timed tests flake here)."""
 
 
-def _deps(server: LLMTestServer) -> ActorDeps:
+def _deps(server: LLMTestServer, timeout_s: float = PATIENT_S) -> ActorDeps:
     settings = RuntimeSettings(
         mesh_name=f"llm-{uuid.uuid4().hex[:8]}",
         litellm_model="openai/test-model",
         llm_api_base=server.url,
         llm_api_key="test-key",
-        llm_timeout_s=TIMEOUT_S,
+        llm_timeout_s=timeout_s,
     )
     return ActorDeps(settings=settings, publisher=FakePublisher())
 
@@ -44,8 +47,8 @@ def _tokens(kind: str, actor: ActorName) -> float:
     return value or 0.0
 
 
-async def _intent_actor(server: LLMTestServer) -> IntentAnalyzer:
-    actor = IntentAnalyzer(_deps(server))
+async def _intent_actor(server: LLMTestServer, timeout_s: float = PATIENT_S) -> IntentAnalyzer:
+    actor = IntentAnalyzer(_deps(server, timeout_s))
     await actor.start()  # imports litellm off the loop, so the timeout below measures only the call
     return actor
 
@@ -92,7 +95,7 @@ async def test_valid_json_is_used_and_tokens_are_counted(llm_server: LLMTestServ
     ],
 )
 async def test_failures_fall_back_to_rules(llm_server: LLMTestServer, reply: Reply, reason: str) -> None:
-    actor = await _intent_actor(llm_server)
+    actor = await _intent_actor(llm_server, TIMEOUT_S if reason == "timeout" else PATIENT_S)
     llm_server.script(reply)
     envelope = make_envelope("Please cancel my order ORD-30001")
     await actor.handle(envelope)
@@ -141,7 +144,7 @@ async def test_response_prompt_carries_the_real_order_data(llm_server: LLMTestSe
 
 
 async def test_response_timeout_keeps_the_template(llm_server: LLMTestServer) -> None:
-    generator = ResponseGenerator(_deps(llm_server))
+    generator = ResponseGenerator(_deps(llm_server, TIMEOUT_S))
     await generator.start()
     llm_server.script(Reply("late", delay_s=TIMEOUT_S + 2))
     envelope = _ready_for_reply("Where is ORD-10002?")
