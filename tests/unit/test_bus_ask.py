@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from actormesh_runtime.bus.request import reply_to
+from actormesh_runtime.catalog import Subjects
 from actormesh_runtime.commands.ask import ask, render
 from actormesh_runtime.envelope import Envelope, FinalResult
 from actormesh_runtime.settings import RuntimeSettings
@@ -74,3 +76,17 @@ async def test_the_envelope_is_built_after_the_local_mesh_is_ready(monkeypatch: 
     assert _SlowMesh.ready_at is not None
     assert seen[0].created_at >= _SlowMesh.ready_at
     assert seen[0].message == "Where is my order?"
+
+
+def test_each_ask_gets_its_own_reply_subjects() -> None:
+    subjects = Subjects("demo")
+    first, second = reply_to(subjects), reply_to(subjects)
+    assert first.result_subject != second.result_subject
+    for reply in (first, second):
+        assert reply.result_subject is not None
+        assert reply.progress_subject is not None
+        prefix = reply.result_subject.removesuffix(".result")
+        assert prefix.startswith(subjects.replies(""))
+        assert reply.progress_subject == f"{prefix}.progress"
+    pinned = reply_to(subjects, "gw-1")
+    assert pinned.result_subject == f"{subjects.replies('gw-1')}.result"

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from nats.js.api import AckPolicy, RetentionPolicy
+from nats.js.api import AckPolicy, DeliverPolicy, DiscardPolicy, RetentionPolicy, StorageType
 
 from actormesh_runtime.bus.connection import (
+    DLQ_MAX_MSGS,
     SPARE_DELIVERIES,
     ack_wait_s,
     consumer_config,
@@ -80,3 +81,27 @@ def test_backoff_follows_the_schedule_and_repeats_its_last_entry(
     schedule: list[float], attempt: int, delay: float
 ) -> None:
     assert backoff_for(_settings(redelivery_backoff_s=schedule), attempt) == delay
+
+
+def test_both_streams_survive_a_restart_and_drop_the_oldest_when_full() -> None:
+    settings = _settings(duplicate_window_s=90)
+    for cfg in (
+        work_stream_config(Subjects("blue"), settings),
+        dlq_stream_config(Subjects("blue"), settings),
+    ):
+        assert (cfg.storage, cfg.discard, cfg.duplicate_window) == (StorageType.FILE, DiscardPolicy.OLD, 90)
+        assert "blue" in (cfg.description or "")
+    assert dlq_stream_config(Subjects("blue"), settings).max_msgs == DLQ_MAX_MSGS
+
+
+@pytest.mark.parametrize(("concurrency", "pending"), [(1, 1000), (15, 1000), (16, 1024), (40, 2560)])
+def test_a_consumer_starts_from_the_oldest_message_and_bounds_unacked_ones(
+    concurrency: int, pending: int
+) -> None:
+    cfg = consumer_config(
+        Subjects("blue"), ActorName.DECISION_ROUTER, _settings(actor_concurrency=concurrency)
+    )
+    assert cfg.name == cfg.durable_name == "decision_router"
+    assert cfg.deliver_policy == DeliverPolicy.ALL
+    assert cfg.max_ack_pending == pending
+    assert "decision_router" in (cfg.description or "")

@@ -6,6 +6,9 @@ from __future__ import annotations
 from actormesh_runtime.bus.errorpath import FALLBACK_REPLY, fallback_result
 from actormesh_runtime.catalog import ActorName
 from actormesh_runtime.envelope import (
+    ActionOutcome,
+    ActionStatus,
+    ActionType,
     Envelope,
     Escalation,
     IntentResult,
@@ -55,3 +58,14 @@ def test_fallback_keeps_what_the_actors_found_and_the_reference() -> None:
     assert result.urgency.value == "high"
     assert [t.actor for t in result.trace] == [ActorName.SENTIMENT_ANALYZER]
     assert "refund" not in result.response.lower()
+
+
+def test_fallback_claims_no_action() -> None:
+    # Once the aggregator failed it is unknown whether the actions happened: the result promises none.
+    env = _envelope()
+    env.actions = [
+        ActionOutcome(
+            type=ActionType.CANCEL_ORDER, order_id="ORD-20001", status=ActionStatus.DONE, detail="Cancelled."
+        )
+    ]
+    assert fallback_result(env).actions == []

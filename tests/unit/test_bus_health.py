@@ -22,14 +22,17 @@ def _server(missing: list[str]) -> HealthServer:
         ("GET", "/readyz", ["nats not connected", "consumer x not bound"], 503,
          b"nats not connected\nconsumer x not bound\n"),
         ("GET", "/readyz?verbose=1", [], 200, b"ready\n"),
+        ("GET", "/readyz?probe=a?b", [], 200, b"ready\n"),
+        ("HEAD", "/healthz", [], 200, b"ok\n"),
         ("GET", "/elsewhere", [], 404, b"not found\n"),
         ("POST", "/healthz", [], 405, b"method not allowed\n"),
     ],
 )  # fmt: skip
 def test_routes(method: str, path: str, missing: list[str], status: int, body: bytes) -> None:
-    got_status, _, got_body = _server(missing).respond(method, path)
+    got_status, content_type, got_body = _server(missing).respond(method, path)
 
     assert (got_status, got_body) == (status, body)
+    assert content_type.startswith("text/plain")
 
 
 def test_metrics_in_prometheus_text_format() -> None:

@@ -7,10 +7,22 @@ from datetime import timedelta
 import pytest
 
 from actormesh_runtime.actors.execution_coordinator import idempotency_key, precheck
-from actormesh_runtime.envelope import ActionStatus, ActionType, CustomerContext, Order, OrderItem
+from actormesh_runtime.envelope import (
+    ActionStatus,
+    ActionType,
+    CustomerContext,
+    Intent,
+    IntentResult,
+    Order,
+    OrderItem,
+    Screening,
+)
+from actormesh_runtime.policy.decision import decide, orders_in_question
 from actormesh_runtime.policy.orders import (
     NO_ELIGIBLE_ORDER,
     Plan,
+    is_eligible,
+    orders_by_item,
     plan_action,
     plan_cancel,
     plan_return,
@@ -55,7 +67,7 @@ def order(status: str, *, delivered_days_ago: float | None = None, tracking: str
         pytest.param(
             "shipped", "vip", "refuse", "return it within 30 days", id="shipped-refused-offers-return"
         ),
-        pytest.param("delivered", "premium", "refuse", "return it within 30 days", id="delivered-refused"),
+        pytest.param("delivered", "premium", "refuse", "already been delivered", id="delivered-refused"),
         pytest.param("cancelled", "premium", "refuse", "already cancelled", id="already-cancelled"),
         pytest.param("return_started", "premium", "refuse", "return is already", id="return-in-progress"),
     ],
@@ -311,3 +323,39 @@ def test_idempotency_key_is_stable_and_distinct() -> None:
     assert len(others) == 4
     assert len(key) <= 200
     assert key.startswith("am-cancel_order-")
+
+
+# ---------------------------------------------------------------- which orders a question is about
+
+
+def test_a_refund_cannot_be_requested_for_a_cancelled_order() -> None:
+    assert not is_eligible(ActionType.CREATE_REFUND_REQUEST, order("cancelled"), NOW)
+    assert is_eligible(ActionType.CREATE_REFUND_REQUEST, order("delivered", delivered_days_ago=90), NOW)
+
+
+def test_an_item_is_found_in_singular_or_plural() -> None:
+    # "laptop stands" names the order with a "Laptop Stand"; "lamps" the one with a "Desk Lamp".
+    assert [o.order_id for o in orders_by_item(JOHN.orders, "the laptop stands are wobbly")] == ["ORD-10002"]
+    assert orders_by_item([order("delivered")], "both lamps flicker") == [order("delivered")]
+    assert orders_by_item([order("delivered")], "the lampshade") == []
+
+
+@pytest.mark.parametrize(
+    ("intent", "expected"),
+    [
+        pytest.param(Intent.PRODUCT_ISSUE, ["delivered"], id="product-issue-delivered-only"),
+        pytest.param(Intent.GENERAL_QUESTION, ["delivered", "shipped", "cancelled"], id="no-rule-all"),
+        pytest.param(Intent.CANCELLATION_REQUEST, [], id="cancel-only-cancellable"),
+    ],
+)
+def test_orders_in_question(intent: Intent, expected: list[str]) -> None:
+    orders = [order("delivered", delivered_days_ago=90), order("shipped"), order("cancelled")]
+    assert [o.status for o in orders_in_question(intent, orders, NOW)] == expected
+
+
+def test_without_a_customer_context_nothing_is_planned() -> None:
+    intent = IntentResult(intent=Intent.ORDER_STATUS, confidence=0.9, method="rules")
+    decision = decide(
+        sentiment=None, intent=intent, context=None, screening=Screening(), threshold=0.45, now=NOW
+    )
+    assert (decision.escalate, decision.planned_actions, decision.target_order_id) == (False, [], None)

@@ -8,6 +8,7 @@ from actormesh_runtime.actors.guardrail_validator import GuardrailValidator, che
 from actormesh_runtime.actors.intent_analyzer import classify
 from actormesh_runtime.catalog import DEFAULT_ROUTE, ActorName
 from actormesh_runtime.envelope import DraftResponse, Envelope, Sentiment, SentimentLabel, Urgency
+from actormesh_runtime.replies import templates
 from tests.support.envelopes import JOHN, make_deps, make_envelope
 
 
@@ -72,6 +73,11 @@ def test_clean_drafts_pass(text: str) -> None:
             "You can return it within 14 days.",
             "policy contradiction: returns are accepted within 30 days",
             id="14-day-returns",
+        ),
+        pytest.param(
+            "You have a 14-day refund window.",
+            "policy contradiction: returns are accepted within 30 days",
+            id="14-day-refund",
         ),
         pytest.param(
             "We have a 60-day return policy.",
@@ -167,8 +173,42 @@ async def test_second_rejection(urgency: Urgency, action: str, remaining: list[A
     verdict = envelope.guardrail
     assert verdict is not None
     assert (verdict.approved, verdict.action) == (False, action)
+    assert "refund promised" in verdict.reasons, "the verdict keeps why the draft was rejected"
     assert envelope.slip.remaining == remaining
     if action == "replaced":
         assert verdict.replacement is not None
         assert "ORD-10002" in verdict.replacement  # the safe template still uses the real data
         assert check(verdict.replacement, JOHN) == []
+
+
+async def test_no_draft_is_never_approved() -> None:
+    envelope = _with_draft("unused")
+    envelope.draft = None
+    await GuardrailValidator(make_deps()).handle(envelope)
+    verdict = envelope.guardrail
+    assert verdict is not None
+    assert (verdict.approved, verdict.action, verdict.reasons) == (
+        False,
+        "replaced",
+        ["no draft to validate"],
+    )
+
+
+async def test_without_a_sentiment_a_second_rejection_is_replaced() -> None:
+    envelope = _with_draft("We will refund you, I promise.", attempt=2)
+    envelope.sentiment = None
+    await GuardrailValidator(make_deps()).handle(envelope)
+    assert envelope.guardrail is not None
+    assert envelope.guardrail.action == "replaced"
+
+
+async def test_a_template_that_fails_the_checks_is_not_used_as_the_replacement(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    envelope = _with_draft("We will refund you, I promise.", attempt=2)
+    monkeypatch.setattr(templates, "compose", lambda env: "We guarantee a refund of $500.")
+    await GuardrailValidator(make_deps()).handle(envelope)
+    verdict = envelope.guardrail
+    assert verdict is not None
+    assert verdict.replacement == templates.safe_reply(envelope)
+    assert check(verdict.replacement, JOHN) == []

@@ -49,6 +49,12 @@ def test_luhn(digits: str, valid: bool) -> None:
         pytest.param("10001 4111 1111 1111 1111", f"10001 {CARD_PLACEHOLDER}", id="digits-before-card"),
         pytest.param("visa4111111111111111", f"visa{CARD_PLACEHOLDER}", id="glued-to-a-word"),
         pytest.param("4111111111111111exp 12/29", f"{CARD_PLACEHOLDER}exp 12/29", id="word-glued-after"),
+        pytest.param("old visa 4222222222222", f"old visa {CARD_PLACEHOLDER}", id="13-digits"),
+        pytest.param(
+            "4111 1111 1111 1111 5555 5555 5555 4444",
+            f"{CARD_PLACEHOLDER} {CARD_PLACEHOLDER}",
+            id="two-cards-in-one-digit-run",
+        ),
     ],
 )
 def test_card_numbers_are_redacted(text: str, expected: str) -> None:
@@ -188,3 +194,20 @@ def test_a_validation_failure_is_described_without_its_input(model: type[BaseMod
 def test_redact_replaces_cards_and_ssns_only() -> None:
     text = "ORD-10001 card 4111 1111 1111 1111 ssn 123-45-6789"
     assert redact(text) == f"ORD-10001 card {CARD_PLACEHOLDER} ssn {SSN_PLACEHOLDER}"
+
+
+class _Nested(BaseModel):
+    inner: _Strict
+
+
+def test_a_validation_failure_names_where_and_what_but_never_plain_input() -> None:
+    # Text a customer typed, with nothing redact() would catch: only leaving the input out keeps it out.
+    with pytest.raises(ValidationError) as caught:
+        _Nested.model_validate_json(b'{"inner": {"count": "my private words"}}')
+    text = describe_invalid(caught.value)
+    assert "my private words" not in text
+    assert text.startswith("1 validation error(s) for _Nested: inner.count: Input should be a valid integer")
+    with pytest.raises(ValidationError) as garbage:
+        _Strict.model_validate_json(b"private words, not json")
+    assert ": payload: Invalid JSON" in describe_invalid(garbage.value)
+    assert "private" not in describe_invalid(garbage.value)
