@@ -55,6 +55,11 @@ def test_luhn(digits: str, valid: bool) -> None:
             f"{CARD_PLACEHOLDER} {CARD_PLACEHOLDER}",
             id="two-cards-in-one-digit-run",
         ),
+        pytest.param(
+            "4222222222222 4111 1111 1111 1111",
+            f"{CARD_PLACEHOLDER} {CARD_PLACEHOLDER}",
+            id="shorter-card-before-a-longer-one",
+        ),
     ],
 )
 def test_card_numbers_are_redacted(text: str, expected: str) -> None:
@@ -200,6 +205,11 @@ class _Nested(BaseModel):
     inner: _Strict
 
 
+class _Pair(BaseModel):
+    a: int
+    b: int
+
+
 def test_a_validation_failure_names_where_and_what_but_never_plain_input() -> None:
     # Text a customer typed, with nothing redact() would catch: only leaving the input out keeps it out.
     with pytest.raises(ValidationError) as caught:
@@ -210,4 +220,8 @@ def test_a_validation_failure_names_where_and_what_but_never_plain_input() -> No
     with pytest.raises(ValidationError) as garbage:
         _Strict.model_validate_json(b"private words, not json")
     assert ": payload: Invalid JSON" in describe_invalid(garbage.value)
+    with pytest.raises(ValidationError) as two:
+        _Pair.model_validate({"a": "x", "b": "y"})
+    assert describe_invalid(two.value).startswith("2 validation error(s) for _Pair: a: Input should")
+    assert "; b: Input should" in describe_invalid(two.value)
     assert "private" not in describe_invalid(garbage.value)
