@@ -94,13 +94,7 @@ async def test_replica_killed_mid_message_completes_with_one_side_effect(nats_se
         future = await rig.send(env)
         await asyncio.wait_for(shared.started.wait(), 10)
 
-        # Kill: the connection goes away without a nak, the host's tasks die with it.
-        await doomed.nc.close()
-        if doomed._loop_task is not None:
-            doomed._loop_task.cancel()
-        for task in list(doomed._tasks):
-            task.cancel()
-        rig.hosts.remove(doomed)
+        await rig.kill(doomed)
         await rig.add_host(WorkerActor(shared, effect_then_hang_first_time), own_connection=True)
 
         result = await asyncio.wait_for(future, 20)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import pytest
 from prometheus_client import REGISTRY
@@ -117,6 +118,59 @@ async def test_processing_timeout_counts_as_transient(nats_server: str) -> None:
         assert result.flags == ["error"]
         [stored] = await dlq.list_records(rig.js, rig.subjects)
         assert "processing timeout" in stored.record.reason
+
+
+async def test_a_message_whose_every_delivery_crashed_takes_the_error_path_without_the_actor(
+    nats_server: str,
+) -> None:
+    # Each of the max_deliver deliveries is lost to a crashed replica (no nak, no ack). The next
+    # delivery must not hand the possibly poisonous envelope to the actor again: error path at once.
+    settings = fast_settings(nats_server, max_deliver=2, processing_timeout_s=2.0, ack_wait_s=3.0)
+    async with bus_rig(settings) as rig:
+        await rig.add_host(ErrorEscalationActor())
+        await rig.add_host(SinkAggregator(rig.deps))
+        env = rig.envelope()
+        future = await rig.send(env)
+        never = asyncio.Event()
+
+        async def hang(envelope: Envelope, call: int) -> None:
+            await never.wait()
+
+        for _ in range(settings.max_deliver):
+            doomed_calls = Recorder()
+            doomed = await rig.add_host(WorkerActor(doomed_calls, hang), own_connection=True)
+            await asyncio.wait_for(doomed_calls.started.wait(), 15)
+            await rig.kill(doomed)
+        survivor = Recorder()
+        await rig.add_host(WorkerActor(survivor), own_connection=True)
+
+        result = await asyncio.wait_for(future, 20)
+
+        assert survivor.calls[env.message_id] == 0, "a delivery past max_deliver never reaches the actor"
+        assert result.flags == ["error"]
+        [stored] = await dead_letters(rig)
+        assert stored.record.reason.startswith("deliveries exhausted")
+
+
+async def test_a_transient_failure_is_redelivered_only_after_its_backoff(nats_server: str) -> None:
+    settings = fast_settings(nats_server, max_deliver=3, redelivery_backoff_s=[1.0])
+    async with bus_rig(settings) as rig:
+        started: list[float] = []
+
+        async def fail_once(envelope: Envelope, call: int) -> None:
+            started.append(time.monotonic())
+            if call == 1:
+                raise TransientError("upstream 503")
+
+        await rig.add_host(WorkerActor(Recorder(), fail_once))
+        await rig.add_host(SinkAggregator(rig.deps))
+
+        result = await rig.ask(rig.envelope())
+
+        assert result.flags == []
+        assert len(started) == 2
+        # A lower bound only: a slow machine can make the gap longer, never shorter.
+        assert started[1] - started[0] >= 0.9
 
 
 async def test_poison_aggregator_still_answers_the_caller(nats_server: str) -> None:

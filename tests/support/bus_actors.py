@@ -197,6 +197,15 @@ class BusRig:
         self.hosts.append(host)
         return host
 
+    async def kill(self, host: ActorHost) -> None:
+        """Kill a replica as a crash would: its connection goes away without a nak, its tasks die."""
+        await host.nc.close()
+        if host._loop_task is not None:
+            host._loop_task.cancel()
+        for task in list(host._tasks):
+            task.cancel()
+        self.hosts.remove(host)
+
     def envelope(
         self, text: str = "hello", *, steps: list[ActorName] | None = None, budget_s: float = 30
     ) -> Envelope:
