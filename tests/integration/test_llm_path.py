@@ -25,8 +25,9 @@ from tests.support.llm_server import LLMTestServer, Reply
 
 pytestmark = pytest.mark.integration
 
-TIMEOUT_S = 1.0
-"""The LLM timeout in the tests that time out on purpose."""
+TIMEOUT_S = 3.0
+"""The LLM timeout in the tests that time out on purpose (long enough that a loaded machine still sends
+the request within it; the scripted reply is later still)."""
 PATIENT_S = 30.0
 """Everywhere else: a loaded machine must not turn an answer into a timeout (timed tests flake here)."""
 
