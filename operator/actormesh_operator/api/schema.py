@@ -123,7 +123,7 @@ def _model_schema(model: type[ActorMeshSpec] | type[ActorMeshStatus]) -> dict[st
 def _at(schema: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
     node = schema
     for part in path:
-        node = node["properties"][part]
+        node = node["items"] if part == "[]" else node["properties"][part]
     return node
 
 
