@@ -102,8 +102,15 @@ QUEUE_LAG_NEEDS_MANAGED_NATS = (
     "spec.actors.*.autoscaling.mode: queueLag needs the managed NATS (KEDA reads its monitoring"
     " endpoint), so it cannot be combined with spec.nats.external; use mode cpu"
 )
+PAUSED_ANNOTATION = "actormesh.io/paused"
+"""`"true"` stops the operator from writing the mesh's children (hand work during an incident)."""
 MAX_NAME_LENGTH = 40
 """Longest mesh name: keeps `<mesh>-execution-coordinator` and StatefulSet names readable (no hash)."""
+
+
+def is_paused(annotations: Mapping[str, Any]) -> bool:
+    """Whether metadata.annotations pause the mesh (`"true"`, any case; anything else does not)."""
+    return str(annotations.get(PAUSED_ANNOTATION, "")).strip().lower() == "true"
 
 
 class InvalidSpec(ValueError):
@@ -318,6 +325,10 @@ class ActorMesh(BaseModel):
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
     spec: ActorMeshSpec
+
+    @property
+    def paused(self) -> bool:
+        return is_paused(self.annotations)
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> ActorMesh:

@@ -29,12 +29,12 @@ import kopf
 
 from actormesh_operator.api.observed import MissingSecret, ReconcileError
 from actormesh_operator.api.schema import API_VERSION, KIND, PLURAL
-from actormesh_operator.api.spec import ActorMesh
-from actormesh_operator.api.status import Reason
+from actormesh_operator.api.spec import PAUSED_ANNOTATION, ActorMesh
+from actormesh_operator.api.status import ConditionType, Reason
 from actormesh_operator.builders import build_children, referenced_secrets
 from actormesh_operator.reconcile import metrics
 from actormesh_operator.reconcile.apply import ApplyOutcome, apply_children, prune_children
-from actormesh_operator.reconcile.diff import ChildKey
+from actormesh_operator.reconcile.diff import ChildKey, pending_changes
 from actormesh_operator.reconcile.errors import (
     Failure,
     MissingSecretError,
@@ -100,15 +100,32 @@ class MeshReconciler:
                 metrics.DURATION.observe(time.monotonic() - started)
             metrics.RECONCILES.labels(trigger=trigger, result="success").inc()
             self._stalled.pop((namespace, name), None)
-            if outcome.changed:
-                _event(body, "Normal", "Applied", _summary(outcome))
+            self._post_events(body, attempt.mesh, outcome)
             return None
+
+    @staticmethod
+    def _post_events(body: Mapping[str, Any], mesh: ActorMesh | None, outcome: ApplyOutcome) -> None:
+        """`Paused` / `Resumed` on a pause transition (as the status last reported it), else `Applied`."""
+        was_paused = _condition_status(body, ConditionType.PAUSED) == "True"
+        if mesh is not None and mesh.paused:
+            if not was_paused:
+                _event(
+                    body, "Normal", "Paused", f"{PAUSED_ANNOTATION} is true: children are no longer written"
+                )
+        elif was_paused:
+            changed = _summary(outcome) if outcome.changed else "every child already matched the spec"
+            _event(body, "Normal", "Resumed", f"{PAUSED_ANNOTATION} removed; {changed}")
+        elif outcome.changed:
+            _event(body, "Normal", "Applied", _summary(outcome))
 
     async def _pass(self, attempt: _Attempt) -> ApplyOutcome:
         attempt.mesh = mesh = ActorMesh.from_body(attempt.body)
         attempt.keda = await self._keda.available(self.kube)
         attempt.live = await list_children(self.kube, mesh, keda=attempt.keda)
         attempt.listed = True
+        if mesh.paused:
+            await self._report_paused(attempt, mesh)
+            return ApplyOutcome()
         attempt.missing = await missing_secrets(self.kube, mesh, referenced_secrets(mesh))
         if attempt.missing:
             raise MissingSecretError("; ".join(_missing_text(m, mesh.namespace) for m in attempt.missing))
@@ -120,6 +137,15 @@ class MeshReconciler:
         observed = observed_state(attempt.live, keda=attempt.keda, missing=[], applied=True)
         await self._write_status(attempt.body, mesh, observed)
         return outcome
+
+    async def _report_paused(self, attempt: _Attempt, mesh: ActorMesh) -> None:
+        """Paused: read and report, write no child. The status lists what resuming would change."""
+        desired = build_children(mesh, self.settings, keda_available=attempt.keda)
+        drift = pending_changes(desired, attempt.live, self.settings.field_manager, mesh.uid)
+        observed = observed_state(attempt.live, keda=attempt.keda, missing=[], applied=True)
+        await self._write_status(
+            attempt.body, mesh, observed.model_copy(update={"paused": True, "drift": drift})
+        )
 
     async def _failed(
         self, ref: str, attempt: _Attempt | None, exc: Exception, *, trigger: str, retry: int
@@ -211,6 +237,13 @@ class MeshReconciler:
             return status_patch(previous, new)
 
         await self._update_status(body, build)
+
+
+def _condition_status(body: Mapping[str, Any], kind: ConditionType) -> str | None:
+    for entry in (body.get("status") or {}).get("conditions") or []:
+        if entry.get("type") == kind.value:
+            return str(entry.get("status"))
+    return None
 
 
 def _missing_text(missing: MissingSecret, namespace: str) -> str:
