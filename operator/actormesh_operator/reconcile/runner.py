@@ -31,7 +31,8 @@ from actormesh_operator.api.observed import MissingSecret, ReconcileError
 from actormesh_operator.api.schema import API_VERSION, KIND, PLURAL
 from actormesh_operator.api.spec import PAUSED_ANNOTATION, ActorMesh
 from actormesh_operator.api.status import ConditionType, Reason
-from actormesh_operator.builders import build_children, referenced_secrets
+from actormesh_operator.builders import Manifest, build_children, referenced_secrets
+from actormesh_operator.builders.secret_hash import referenced_secret_names, with_secret_hashes
 from actormesh_operator.reconcile import metrics
 from actormesh_operator.reconcile.apply import ApplyOutcome, apply_children, prune_children
 from actormesh_operator.reconcile.diff import ChildKey, pending_changes
@@ -44,7 +45,13 @@ from actormesh_operator.reconcile.errors import (
     to_kopf,
 )
 from actormesh_operator.reconcile.kube import KubeApiError, KubeClient, Resource
-from actormesh_operator.reconcile.observe import KedaDetector, list_children, missing_secrets, observed_state
+from actormesh_operator.reconcile.observe import (
+    KedaDetector,
+    list_children,
+    missing_secrets,
+    observed_state,
+    read_secrets,
+)
 from actormesh_operator.settings import OperatorSettings
 from actormesh_operator.status import compute_status, invalid_spec_status, status_patch
 
@@ -71,9 +78,16 @@ class _Attempt:
 class MeshReconciler:
     """Reconciles meshes with one API client and one settings object; one instance per operator."""
 
-    def __init__(self, settings: OperatorSettings, kube: KubeClient) -> None:
+    def __init__(
+        self,
+        settings: OperatorSettings,
+        kube: KubeClient,
+        on_secrets: Callable[[str, str, set[str]], None] | None = None,
+    ) -> None:
         self.settings = settings
         self.kube = kube
+        self.on_secrets = on_secrets
+        """Told, after each pass, which Secrets a mesh's pods read (the Secret watches follow it)."""
         self._keda = KedaDetector()
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._stalled: dict[tuple[str, str], str] = {}
@@ -91,6 +105,7 @@ class MeshReconciler:
                 with action(f"read actormesh {name}"):
                     body = await self.kube.get(MESHES, name, namespace)
                 if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
+                    self._secrets_seen(namespace, name, set())  # nothing left to watch for it
                     return None  # gone or going: the garbage collector takes the children
                 attempt = _Attempt(body=body)
                 outcome = await self._pass(attempt)
@@ -123,13 +138,18 @@ class MeshReconciler:
         attempt.keda = await self._keda.available(self.kube)
         attempt.live = await list_children(self.kube, mesh, keda=attempt.keda)
         attempt.listed = True
+        built = build_children(mesh, self.settings, keda_available=attempt.keda)
+        refs = referenced_secrets(mesh)
+        names = referenced_secret_names(built) | {ref.name for ref in refs}
+        self._secrets_seen(mesh.namespace, mesh.name, names)
+        secrets = await read_secrets(self.kube, mesh.namespace, names)
+        desired = with_secret_hashes(built, secrets)
         if mesh.paused:
-            await self._report_paused(attempt, mesh)
+            await self._report_paused(attempt, mesh, desired)
             return ApplyOutcome()
-        attempt.missing = await missing_secrets(self.kube, mesh, referenced_secrets(mesh))
+        attempt.missing = missing_secrets(refs, secrets)
         if attempt.missing:
             raise MissingSecretError("; ".join(_missing_text(m, mesh.namespace) for m in attempt.missing))
-        desired = build_children(mesh, self.settings, keda_available=attempt.keda)
         outcome = ApplyOutcome()
         manager = self.settings.field_manager
         await apply_children(self.kube, desired, attempt.live, field_manager=manager, outcome=outcome)
@@ -138,9 +158,12 @@ class MeshReconciler:
         await self._write_status(attempt.body, mesh, observed)
         return outcome
 
-    async def _report_paused(self, attempt: _Attempt, mesh: ActorMesh) -> None:
+    def _secrets_seen(self, namespace: str, name: str, secrets: set[str]) -> None:
+        if self.on_secrets is not None:
+            self.on_secrets(namespace, name, secrets)
+
+    async def _report_paused(self, attempt: _Attempt, mesh: ActorMesh, desired: list[Manifest]) -> None:
         """Paused: read and report, write no child. The status lists what resuming would change."""
-        desired = build_children(mesh, self.settings, keda_available=attempt.keda)
         drift = pending_changes(desired, attempt.live, self.settings.field_manager, mesh.uid)
         observed = observed_state(attempt.live, keda=attempt.keda, missing=[], applied=True)
         await self._write_status(
