@@ -4,6 +4,7 @@ the per-Secret watch (the periodic resync is an hour away in this test)."""
 from __future__ import annotations
 
 import base64
+import time
 from typing import Any
 
 import pytest
@@ -11,7 +12,14 @@ import pytest
 from actormesh_operator.builders import names
 from actormesh_operator.builders.secret_hash import SECRET_HASH_ANNOTATION
 from tests.integration.operator.conftest import OperatorFactory
-from tests.integration.operator.kubeapi import apply, children, matching, merge_patch, minimal_mesh
+from tests.integration.operator.kubeapi import (
+    apply,
+    children,
+    matching,
+    merge_patch,
+    minimal_mesh,
+    resource_versions,
+)
 from tests.support.k8s import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.k8s, pytest.mark.xdist_group("k8s")]
@@ -23,6 +31,20 @@ def _secret_hashes(operators: OperatorFactory, ns: str, mesh: str) -> dict[str, 
         for (kind, name), obj in children(operators.kube, ns, mesh).items()
         if kind in {"Deployment", "StatefulSet"}
     }
+
+
+def _wait_until_quiet(operators: OperatorFactory, ns: str, mesh: str, quiet_s: float = 4.0) -> None:
+    """Until no child changed for `quiet_s` (rollout status updates wake the operator too: a rotation
+    noticed during them would prove nothing about the Secret watch)."""
+    seen: dict[str, Any] = {"versions": None, "since": time.monotonic()}
+
+    def quiet() -> bool:
+        versions = resource_versions(operators.kube, ns, mesh)
+        if versions != seen["versions"]:
+            seen.update(versions=versions, since=time.monotonic())
+        return time.monotonic() - seen["since"] >= quiet_s
+
+    wait_for("children to stop changing", quiet, timeout=90, interval=0.5)
 
 
 def _set_secret(operators: OperatorFactory, ns: str, name: str, value: str) -> None:
@@ -50,6 +72,7 @@ def test_a_rotated_secret_rolls_exactly_its_readers_without_a_resync(
     )
     wait_for("children match the spec", lambda: matching(kube, ns, mesh) is not None)
     gateway, generator = names.gateway(mesh), f"{mesh}-response-generator"
+    _wait_until_quiet(operators, ns, mesh)
     before = _secret_hashes(operators, ns, mesh)
     assert before[gateway]
     assert before[generator]
@@ -63,6 +86,7 @@ def test_a_rotated_secret_rolls_exactly_its_readers_without_a_resync(
     )
     after = _secret_hashes(operators, ns, mesh)
     assert {n for n in before if before[n] != after[n]} == {gateway}
+    _wait_until_quiet(operators, ns, mesh)
 
     _set_secret(operators, ns, "rg-token", "v2")
     wait_for(
