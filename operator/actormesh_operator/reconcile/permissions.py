@@ -52,7 +52,9 @@ PERMISSIONS: tuple[Permission, ...] = (
         "get: observe.read_secrets checks referenced Secrets and hashes their values; watch: "
         "secret_watch opens one watch per referenced Secret (fieldSelector metadata.name), never all",
     ),
-    Permission("", "events", ("create",), "kopf posts the Applied / Stalled Events"),
+    Permission(
+        "", "events", ("create",), "reconcile/events.py posts Applied, Paused, Resumed and stall Events"
+    ),
 )
 
 

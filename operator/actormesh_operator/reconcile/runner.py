@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 import kopf
 
@@ -44,6 +44,7 @@ from actormesh_operator.reconcile.errors import (
     exhausted,
     to_kopf,
 )
+from actormesh_operator.reconcile.events import post_event
 from actormesh_operator.reconcile.kube import KubeApiError, KubeClient, Resource
 from actormesh_operator.reconcile.observe import (
     KedaDetector,
@@ -90,6 +91,9 @@ class MeshReconciler:
         """Told, after each pass, which Secrets a mesh's pods read (the Secret watches follow it)."""
         self._keda = KedaDetector()
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._paused: set[tuple[str, str]] = set()
+        """Meshes whose last successful pass was paused: a failed pass after the annotation is removed
+        writes Paused=False, and the Resumed Event must still follow the pass that restores them."""
         self._stalled: dict[tuple[str, str], str] = {}
         """Last Stalled message per mesh, so a resync of a stuck mesh does not repeat its Event."""
 
@@ -115,23 +119,26 @@ class MeshReconciler:
                 metrics.DURATION.observe(time.monotonic() - started)
             metrics.RECONCILES.labels(trigger=trigger, result="success").inc()
             self._stalled.pop((namespace, name), None)
-            self._post_events(body, attempt.mesh, outcome)
+            await self._post_events((namespace, name), body, attempt.mesh, outcome)
             return None
 
-    @staticmethod
-    def _post_events(body: Mapping[str, Any], mesh: ActorMesh | None, outcome: ApplyOutcome) -> None:
-        """`Paused` / `Resumed` on a pause transition (as the status last reported it), else `Applied`."""
-        was_paused = _condition_status(body, ConditionType.PAUSED) == "True"
+    async def _post_events(
+        self, key: tuple[str, str], body: Mapping[str, Any], mesh: ActorMesh | None, outcome: ApplyOutcome
+    ) -> None:
+        """`Paused` / `Resumed` on a pause transition, else `Applied` when something was written."""
+        was_paused = key in self._paused or _condition_status(body, ConditionType.PAUSED) == "True"
         if mesh is not None and mesh.paused:
+            self._paused.add(key)
             if not was_paused:
-                _event(
+                await self._event(
                     body, "Normal", "Paused", f"{PAUSED_ANNOTATION} is true: children are no longer written"
                 )
         elif was_paused:
+            self._paused.discard(key)
             changed = _summary(outcome) if outcome.changed else "every child already matched the spec"
-            _event(body, "Normal", "Resumed", f"{PAUSED_ANNOTATION} removed; {changed}")
+            await self._event(body, "Normal", "Resumed", f"{PAUSED_ANNOTATION} removed; {changed}")
         elif outcome.changed:
-            _event(body, "Normal", "Applied", _summary(outcome))
+            await self._event(body, "Normal", "Applied", _summary(outcome))
 
     async def _pass(self, attempt: _Attempt) -> ApplyOutcome:
         attempt.mesh = mesh = ActorMesh.from_body(attempt.body)
@@ -161,6 +168,9 @@ class MeshReconciler:
     def _secrets_seen(self, namespace: str, name: str, secrets: set[str]) -> None:
         if self.on_secrets is not None:
             self.on_secrets(namespace, name, secrets)
+
+    async def _event(self, body: Mapping[str, Any], kind: str, reason: str, message: str) -> None:
+        await post_event(self.kube, body, kind, reason, message, component=self.settings.field_manager)
 
     async def _report_paused(self, attempt: _Attempt, mesh: ActorMesh, desired: list[Manifest]) -> None:
         """Paused: read and report, write no child. The status lists what resuming would change."""
@@ -213,7 +223,7 @@ class MeshReconciler:
         if stalled and self._stalled.get(key) != failure.message:
             self._stalled[key] = failure.message
             reason = failure.reason if failure.permanent else Reason.RETRIES_EXHAUSTED
-            _event(body, "Warning", reason.value, failure.message)
+            await self._event(body, "Warning", reason.value, failure.message)
 
     async def _write_status(self, body: Mapping[str, Any], mesh: ActorMesh, observed: Any) -> None:
         def build(current: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -282,11 +292,3 @@ def _summary(outcome: ApplyOutcome) -> str:
         parts.append(f"deleted {len(outcome.pruned)}: " + ", ".join(outcome.pruned))
     text = "; ".join(parts)
     return text if len(text) <= 1000 else text[:997] + "..."
-
-
-def _event(body: Mapping[str, Any], kind: str, reason: str, message: str) -> None:
-    """Post an Event on the mesh through kopf's queue (never blocks; dropped if kopf is not running)."""
-    try:
-        kopf.event(cast(kopf.Body, dict(body)), type=kind, reason=reason, message=message)
-    except LookupError:  # outside a kopf operator (unit tests): no event queue
-        logger.debug("event %s %s not posted: %s", kind, reason, message)

@@ -76,7 +76,12 @@ def test_pause_keeps_hand_changes_and_resume_restores_the_spec(
         return live["Deployment", gateway]["spec"]["replicas"] == 1 and image != HAND_IMAGE
 
     wait_for("the spec restored", restored)
-    wait_for("a Resumed Event", lambda: bool(_events(operators, ns, mesh, "Resumed")))
+    try:
+        wait_for("a Resumed Event", lambda: bool(_events(operators, ns, mesh, "Resumed")))
+    except BaseException:
+        items = get(kube, ns, "events", "--field-selector", f"involvedObject.name={mesh}")["items"]
+        print("EVENTS", [(e["reason"], e["message"][:200]) for e in items])
+        raise
     (message,) = _events(operators, ns, mesh, "Resumed")
     assert f"deployment {gateway} (drifted at .spec.replicas)" in message
     assert f"deployment {actor} (drifted at" in message
