@@ -54,10 +54,12 @@ class RuntimeSpec(ApiModel):
     escalation_confidence_threshold: float = Field(0.45, ge=0, le=1)
     """Intent confidence below which decision_router hands over to a human
     (`ESCALATION_CONFIDENCE_THRESHOLD`)."""
-    max_concurrent_requests: int = Field(0, ge=0, le=1_000_000)
-    """Chats one gateway replica serves at once; 0 = no limit (`MAX_CONCURRENT_REQUESTS`)."""
-    rate_limit_requests: int = Field(0, ge=0, le=1_000_000)
-    """Chats per principal per minute at the gateway; 0 = no limit (`RATE_LIMIT_REQUESTS`)."""
+    max_concurrent_requests: int = Field(100, ge=0, le=1_000_000)
+    """HTTP requests one gateway replica serves at once, more get 503; 0 = no limit
+    (`MAX_CONCURRENT_REQUESTS`)."""
+    rate_limit_requests: int = Field(120, ge=0, le=1_000_000)
+    """Requests per minute per principal (JWT subject, else client address) across all gateway
+    replicas, more get 429; 0 = no limit (`RATE_LIMIT_REQUESTS`)."""
 
     @model_validator(mode="after")
     def _request_timeout_below_deadline(self) -> RuntimeSpec:
