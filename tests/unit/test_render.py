@@ -1,4 +1,6 @@
-"""`actormesh-operator render`: for every sample, exactly the manifests the reconcile's apply step sends."""
+"""`actormesh-operator render`: for every sample, exactly the manifests the reconcile's apply step sends
+for the built children (the reconcile adds `actormesh.io/secret-hash` to workloads reading Secrets,
+which render cannot read: see render.py)."""
 
 from __future__ import annotations
 
