@@ -9,7 +9,7 @@
 # The images come from the Dockerfiles through hack/images/build.sh (what `make images` builds), so
 # the e2e suite runs what users run. Nothing is pulled: the base is debootstrapped locally.
 #
-# Cached by a content key over every input (Dockerfiles, these scripts, pyproject.toml, README.md,
+# Cached by a content key over every input (Dockerfiles, base/build/tar scripts, pyproject.toml, README.md,
 # runtime/ and operator/ as .dockerignore admits them, the Debian suite and mirror): when
 # $ACTORMESH_IMAGES_DIR holds tars made with the current key, the script returns at once without
 # touching Docker. Otherwise it installs what is missing (apt: docker.io, debootstrap), starts a
@@ -44,7 +44,9 @@ input_digests() {
 		cd "$root"
 		{
 			printf '%s\n' Dockerfile.runtime Dockerfile.operator .dockerignore pyproject.toml README.md
-			find hack/images -maxdepth 1 -type f \( -name '*.sh' -o -name '*.Dockerfile' \)
+			# The scripts that shape the images and the tars; not the smoke tests or engine.sh.
+			printf '%s\n' hack/images/base.sh hack/images/build.sh hack/images/tar.sh
+			find hack/images -maxdepth 1 -type f -name '*.Dockerfile'
 			find runtime operator -type f ! -path '*/__pycache__/*' ! -name '*.py[cod]' \
 				! -path '*/.mypy_cache/*' ! -path '*/.pytest_cache/*' ! -path '*/.ruff_cache/*' \
 				! -path '*.egg-info/*' ! -name .DS_Store
