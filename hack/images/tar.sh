@@ -176,9 +176,12 @@ main() {
 		return 0
 	fi
 	mkdir -p "$OUT_DIR"
-	# One build at a time on this machine; a second caller waits and then finds the tars up to date.
-	exec {lock_fd}>"$OUT_DIR/.lock"
-	flock "$lock_fd"
+	# One build per output directory and per engine directory at a time; a second caller waits and
+	# then finds the tars up to date.
+	mkdir -p "$ENGINE_RUN_DIR"
+	exec {out_lock}>"$OUT_DIR/.lock" {engine_lock}>"$ENGINE_RUN_DIR/.lock"
+	flock "$out_lock"
+	flock "$engine_lock"
 	if up_to_date "$key"; then
 		log "up to date (key ${key}), built by a concurrent run: ${OUT_DIR}/images.txt"
 		return 0
