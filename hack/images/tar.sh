@@ -119,6 +119,7 @@ save_images() {
 			docker save -o "$file.partial" "$ref"
 			printf '%s %s\n' "$ref" "$file" >>"$OUT_DIR/images.txt.partial"
 		fi
+		chmod 0644 "$file.partial" # docker save writes 0600; an unprivileged `kind load` reads them too
 		mv "$file.partial" "$file"
 		log "saved ${ref} -> ${file} ($(du -h "$file" | cut -f1), $((SECONDS - start)) s)"
 	done <"$refs_file"
@@ -149,14 +150,17 @@ remove_stale() {
 }
 
 build_and_save() {
-	local key="$1" refs_file
+	local key="$1" refs_file mark="$SECONDS"
 	install_missing
+	log "tools ready in $((SECONDS - mark)) s"
 	trap engine_stop EXIT
 	engine_start
 	refs_file="$(mktemp)"
+	mark="$SECONDS"
 	# docker build's step-by-step output goes to a log; the scripts' own lines and errors stay on stderr.
 	BUILT_REFS_FILE="$refs_file" "$here/build.sh" >"$OUT_DIR/build.log" ||
 		{ tail -n 40 "$OUT_DIR/build.log" >&2; die "build failed (log: $OUT_DIR/build.log)"; }
+	log "images built in $((SECONDS - mark)) s (log: ${OUT_DIR}/build.log)"
 	check_overlay_refs "$refs_file"
 	save_images "$refs_file"
 	rm -f "$refs_file"
