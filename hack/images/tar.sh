@@ -19,6 +19,7 @@
 # Environment:
 #   ACTORMESH_IMAGES_DIR  output directory, default ~/.cache/actormesh/images/e2e
 #   FORCE=1               rebuild and save even if the key matches (Docker's layer cache still applies)
+#   FORCE_BASE=1          also debootstrap the base image again (so every layer is rebuilt)
 #   IMPORT_CHECK=1        also import every tar into a scratch containerd namespace (ctr) and remove it
 #   plus build.sh's and engine.sh's variables (BUILD_FLAGS, DEBIAN_MIRROR, ENGINE_DATA_DIR, ...)
 set -euo pipefail
@@ -131,13 +132,13 @@ import_check() {
 	local ns="actormesh-import-check" ctr=(ctr --address "$ENGINE_RUN_DIR/containerd.sock" -n actormesh-import-check)
 	local ref tar
 	while read -r ref tar; do
-		"${ctr[@]}" images import --no-unpack "$tar" >/dev/null
+		"${ctr[@]}" images import "$tar" >/dev/null # unpacked, as the node does
 		"${ctr[@]}" images ls -q | grep -qxF "docker.io/${ref}" || die "ctr import of ${tar} did not yield ${ref}"
 		log "ctr import ok: ${ref}"
 	done <"$OUT_DIR/images.txt"
-	"${ctr[@]}" images ls -q | xargs -r "${ctr[@]}" images rm >/dev/null
-	"${ctr[@]}" content ls -q | xargs -r "${ctr[@]}" content rm >/dev/null || true
-	ctr --address "$ENGINE_RUN_DIR/containerd.sock" namespaces rm "$ns" >/dev/null || true
+	# --sync: wait for the garbage collector, so the unpacked snapshots are gone before the namespace.
+	"${ctr[@]}" images ls -q | xargs -r "${ctr[@]}" images rm --sync >/dev/null
+	ctr --address "$ENGINE_RUN_DIR/containerd.sock" namespaces rm "$ns" >/dev/null
 }
 
 # Tars from an older key that the new images.txt no longer lists.
@@ -158,7 +159,9 @@ build_and_save() {
 	refs_file="$(mktemp)"
 	mark="$SECONDS"
 	# docker build's step-by-step output goes to a log; the scripts' own lines and errors stay on stderr.
-	BUILT_REFS_FILE="$refs_file" "$here/build.sh" >"$OUT_DIR/build.log" ||
+	# FORCE here means "re-save"; only FORCE_BASE=1 makes base.sh debootstrap again (a new base image
+	# invalidates every cached layer: a full rebuild, ~6-7 min).
+	FORCE="${FORCE_BASE:-0}" BUILT_REFS_FILE="$refs_file" "$here/build.sh" >"$OUT_DIR/build.log" ||
 		{ tail -n 40 "$OUT_DIR/build.log" >&2; die "build failed (log: $OUT_DIR/build.log)"; }
 	log "images built in $((SECONDS - mark)) s (log: ${OUT_DIR}/build.log)"
 	check_overlay_refs "$refs_file"
