@@ -100,7 +100,12 @@ check_overlay_refs() {
 	local ref missing=()
 	while read -r ref; do
 		[[ "$ref" == "$SECOND_TAG" ]] || grep -qxF "$ref" "$1" || missing+=("$ref")
-	done < <(grep -ohE 'actormesh/[a-z0-9-]+:[A-Za-z0-9._-]+' "$root"/config/e2e/*.yaml | sort -u)
+	done < <({
+		grep -ohE 'actormesh/[a-z0-9-]+:[A-Za-z0-9._-]+' "$root"/config/e2e/*.yaml
+		# kustomize `images:` entries name the ref in two fields.
+		paste -d: <(sed -n 's/^ *newName: *//p' "$root/config/e2e/kustomization.yaml") \
+			<(sed -n 's/^ *newTag: *"\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' "$root/config/e2e/kustomization.yaml")
+	} | sort -u)
 	((${#missing[@]} == 0)) ||
 		die "config/e2e names ${missing[*]}, but the build made: $(tr '\n' ' ' <"$1"); update config/e2e"
 }
