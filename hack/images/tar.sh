@@ -31,7 +31,6 @@ OUT_DIR="${ACTORMESH_IMAGES_DIR:-${HOME}/.cache/actormesh/images/e2e}"
 FORCE="${FORCE:-0}"
 IMPORT_CHECK="${IMPORT_CHECK:-0}"
 SECOND_TAG="actormesh/actormesh:${version}-b"
-APT_PACKAGES=(docker.io debootstrap)
 
 # shellcheck source=hack/images/engine.sh
 . "$here/engine.sh"
