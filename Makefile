@@ -36,16 +36,22 @@ test-unit: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench $(or $(BENCH_OUT),.actormesh/bench/results.json) $(BENCH_ARGS)
 
+## Chaos soak (not part of `make test`; CI runs a short seeded one as tests/integration/test_soak.py):
+## the real multi-process layout, SOAK_N conversations while processes are killed; docs/reliability.md.
+.PHONY: soak
+soak: $(STAMP)
+	$(BIN)/python -m soak
+
 lint: $(STAMP)
-	$(BIN)/ruff check runtime operator tests bench
-	$(BIN)/ruff format --check runtime operator tests bench
+	$(BIN)/ruff check runtime operator tests bench soak
+	$(BIN)/ruff format --check runtime operator tests bench soak
 	$(BIN)/mypy
-	$(BIN)/mypy bench
+	$(BIN)/mypy bench soak
 	$(BIN)/lint-imports
 
 fmt: $(STAMP)
-	$(BIN)/ruff format runtime operator tests bench
-	$(BIN)/ruff check --fix runtime operator tests bench
+	$(BIN)/ruff format runtime operator tests bench soak
+	$(BIN)/ruff check --fix runtime operator tests bench soak
 
 ## Go-built control plane (kube-apiserver, kube-controller-manager, kubectl, etcd), cached by version.
 k8s-bin:
