@@ -1,7 +1,7 @@
 """`python -m soak` (`make soak`): the chaos soak of the real multi-process layout on this machine.
 
 Environment: SOAK_N (conversations, default 1000), SOAK_SEED (default 1), SOAK_CONCURRENCY (8),
-SOAK_THINK_S (pause per worker between conversations, 1.0), SOAK_FAULTS_PER_KIND (10),
+SOAK_THINK_S (pause per worker between conversations, 2.0), SOAK_FAULTS_PER_KIND (10),
 SOAK_MAX_S (traffic time limit, 1800), SOAK_OUT (JSON results, default .actormesh/soak/results.json),
 SOAK_WORKDIR (keep logs and stores there instead of a temp dir that is removed).
 The last line printed is the summary; the exit status is 1 on any loss, duplicate, wrong side effect
@@ -27,7 +27,7 @@ def config_from_env(env: dict[str, str]) -> SoakConfig:
         n=int(env.get("SOAK_N", "1000")),
         seed=int(env.get("SOAK_SEED", "1")),
         concurrency=int(env.get("SOAK_CONCURRENCY", "8")),
-        think_s=float(env.get("SOAK_THINK_S", "1.0")),
+        think_s=float(env.get("SOAK_THINK_S", "2.0")),
         faults_per_kind=int(env.get("SOAK_FAULTS_PER_KIND", "10")),
         max_s=float(env.get("SOAK_MAX_S", "1800")),
     )

@@ -33,11 +33,10 @@ class SoakConfig:
     n: int = 1000
     seed: int = 1
     concurrency: int = 8
-    think_s: float = 1.0
+    think_s: float = 2.0
     calm: int = 0
     """Conversations before the first fault; 0 = a tenth of `n`."""
     faults_per_kind: int = 10
-    fault_gap_s: tuple[float, float] = (2.0, 6.0)
     max_s: float = 1800.0
     late_s: float = 120.0
     store_s: float = 60.0
@@ -82,13 +81,15 @@ async def run_soak(config: SoakConfig, workdir: Path) -> SoakRun:
         await watcher.start()
         calm = config.calm or max(config.concurrency * 4, config.n // 10)
         traffic = Traffic(layout.gateway_urls, config.n, config.concurrency, config.think_s, calm)
-        injector = FaultInjector(mesh, config.seed, config.faults_per_kind, config.fault_gap_s)
+        injector = FaultInjector(mesh, config.seed, config.faults_per_kind)
         t0 = time.perf_counter()
         sending = asyncio.create_task(traffic.run(config.max_s))
         await traffic.calm_done.wait()
         timings["calm_s"] = round(time.perf_counter() - t0, 1)
         stop_faults = asyncio.Event()
-        injecting = asyncio.create_task(injector.run(t0, stop_faults))
+        injecting = asyncio.create_task(
+            injector.run(t0, lambda: len(traffic.conversations), calm, config.n, stop_faults)
+        )
         await sending
         stop_faults.set()
         await injecting

@@ -19,10 +19,12 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from nats.aio.client import Client as NATS
 
 from actormesh_runtime.gateway import chat, health, history_api, ws
+from actormesh_runtime.gateway.admission import Admission, BodyReadTimeout
 from actormesh_runtime.gateway.auth import AuthError
 from actormesh_runtime.gateway.limits import BodySizeLimit, body_limit
 from actormesh_runtime.gateway.metrics import REQUEST_ID, ObservabilityMiddleware, install_log_filter
 from actormesh_runtime.gateway.models import ErrorBody, MessageTooLong, describe, field_errors
+from actormesh_runtime.gateway.ratelimit import RateLimiter
 from actormesh_runtime.gateway.service import Gateway, Unavailable
 from actormesh_runtime.settings import RuntimeSettings
 from actormesh_runtime.storage.history_protocol import HistoryUnavailable
@@ -39,6 +41,7 @@ def create_app(
 ) -> FastAPI:
     """The application; NATS is connected by its lifespan (or `nc` is used, and not closed)."""
     gateway = Gateway(settings, nc=nc, instance_id=instance_id)
+    limiter = rate_limiter(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -48,6 +51,7 @@ def create_app(
             yield
         finally:
             await gateway.stop()
+            await limiter.close()
 
     app = FastAPI(
         title="ActorMesh gateway",
@@ -56,7 +60,15 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.gateway = gateway
-    app.add_middleware(BodySizeLimit, max_bytes=body_limit(settings.max_message_chars))
+    max_body = body_limit(settings.max_message_chars)
+    app.add_middleware(BodySizeLimit, max_bytes=max_body)
+    app.add_middleware(BodyReadTimeout, timeout_s=settings.body_read_timeout_s, max_bytes=max_body)
+    app.add_middleware(
+        Admission,
+        limiter=limiter,
+        max_concurrent=settings.max_concurrent_requests,
+        jwt_secret=settings.jwt_secret,
+    )
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -71,6 +83,17 @@ def create_app(
     _add_error_handlers(app)
     _add_pages(app)
     return app
+
+
+def rate_limiter(settings: RuntimeSettings) -> RateLimiter:
+    """Buckets in Redis when REDIS_URL is set (shared by the replicas), else in this process."""
+    redis = None
+    if settings.redis_url and settings.rate_limit_requests:
+        from actormesh_runtime.storage.cache import redis_client
+
+        redis = redis_client(settings.redis_url, settings.redis_password, timeout_s=0.25)
+    prefix = f"actormesh:{settings.mesh_name}:ratelimit:"
+    return RateLimiter(settings.rate_limit_requests, redis=redis, prefix=prefix)
 
 
 def _error(status: int, error: str, detail: str, **extra: object) -> JSONResponse:
