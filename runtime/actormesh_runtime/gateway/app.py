@@ -89,7 +89,7 @@ def rate_limiter(settings: RuntimeSettings) -> RateLimiter:
     """Buckets in Redis when REDIS_URL is set (shared by the replicas), else in this process."""
     redis = None
     if settings.redis_url and settings.rate_limit_requests:
-        from actormesh_runtime.storage.cache import redis_client
+        from actormesh_runtime.storage.stores import redis_client
 
         redis = redis_client(settings.redis_url, settings.redis_password, timeout_s=0.25)
     prefix = f"actormesh:{settings.mesh_name}:ratelimit:"
