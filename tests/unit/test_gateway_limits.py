@@ -83,7 +83,7 @@ def test_the_principal_is_the_verified_subject_else_the_address(
 
 
 def _client(**settings: Any) -> httpx.AsyncClient:
-    app = create_app(RuntimeSettings(nats_url="nats://127.0.0.1:1", **settings))
+    app = create_app(RuntimeSettings(nats_url="nats://127.0.0.1:1", gateway_anonymous=True, **settings))
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False, client=("198.18.0.9", 1234))
     return httpx.AsyncClient(transport=transport, base_url="http://gateway")
 
