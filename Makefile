@@ -42,6 +42,22 @@ bench: $(STAMP)
 soak: $(STAMP)
 	$(BIN)/python -m soak
 
+## Manifest policy: checkov over the operator's rendered children of every sample and over config/.
+## checkov lives in its own venv (its pins would fight ours); skips and reasons: hack/policy/checkov.yaml.
+POLICY_VENV ?= .venv-policy
+CHECKOV_VERSION ?= 3.3.30
+$(POLICY_VENV)/.installed:
+	test -x $(POLICY_VENV)/bin/python || $(PYTHON) -m venv $(POLICY_VENV)
+	$(POLICY_VENV)/bin/pip install -q "checkov==$(CHECKOV_VERSION)"
+	touch $@
+
+.PHONY: policy
+policy: $(STAMP) $(POLICY_VENV)/.installed
+	rm -rf .actormesh/policy
+	$(BIN)/python hack/policy/render_samples.py .actormesh/policy/rendered
+	$(POLICY_VENV)/bin/checkov --config-file hack/policy/checkov.yaml -d .actormesh/policy/rendered
+	$(POLICY_VENV)/bin/checkov --config-file hack/policy/checkov.yaml -d config
+
 lint: $(STAMP)
 	$(BIN)/ruff check runtime operator tests bench soak
 	$(BIN)/ruff format --check runtime operator tests bench soak
