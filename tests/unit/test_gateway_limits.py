@@ -10,7 +10,13 @@ import httpx
 import pytest
 from starlette.types import Message, Receive, Scope, Send
 
-from actormesh_runtime.gateway.admission import REJECTED, Admission, BodyReadTimeout, principal_key
+from actormesh_runtime.gateway.admission import (
+    REJECTED,
+    Admission,
+    BodyReadTimeout,
+    principal_key,
+    subject_with_secret,
+)
 from actormesh_runtime.gateway.app import create_app
 from actormesh_runtime.gateway.auth import mint_token
 from actormesh_runtime.gateway.ratelimit import LocalBuckets, RateLimiter
@@ -79,7 +85,7 @@ def _scope(kind: str = "http", headers: dict[str, str] | None = None, query: str
 def test_the_principal_is_the_verified_subject_else_the_address(
     scope: Scope, secret: str | None, expected: str
 ) -> None:
-    assert principal_key(scope, secret) == expected
+    assert principal_key(scope, subject_with_secret(secret)) == expected
 
 
 def _client(**settings: Any) -> httpx.AsyncClient:
@@ -121,7 +127,7 @@ async def test_over_the_concurrency_limit_a_request_gets_503_naming_it() -> None
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"ok"})
 
-    admission = Admission(slow_app, limiter=RateLimiter(0), max_concurrent=1, jwt_secret=None)
+    admission = Admission(slow_app, limiter=RateLimiter(0), max_concurrent=1, subject_of=None)
     transport = httpx.ASGITransport(app=admission)
     before = _rejected("MAX_CONCURRENT_REQUESTS")
     async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import Counter
@@ -40,20 +41,34 @@ def is_limited(path: str) -> bool:
     return path == "/ws" or path == "/api/chat" or path.startswith(LIMITED_PATHS[1:3])
 
 
-def principal_key(scope: Scope, jwt_secret: str | None) -> str:
+SubjectOf = Callable[[str], str | None]
+"""A bearer token → its verified subject, or None (bad token, or auth off)."""
+
+
+def subject_with_secret(jwt_secret: str | None) -> SubjectOf | None:
+    """The verifier the gateway's auth uses (None when auth is off)."""
+    if not jwt_secret:
+        return None
+
+    def subject(token: str) -> str | None:
+        try:
+            return authenticate(jwt_secret, token).email
+        except AuthError:
+            return None
+
+    return subject
+
+
+def principal_key(scope: Scope, subject_of: SubjectOf | None) -> str:
     """The verified token's subject, else the client address (an unverifiable token counts as none)."""
     headers = dict(scope.get("headers") or [])
     token = bearer_from_header(headers.get(b"authorization", b"").decode("latin-1"))
     if token is None and scope["type"] == "websocket":
         query = scope.get("query_string", b"").decode("latin-1")
         token = next((v for k, _, v in (p.partition("=") for p in query.split("&")) if k == "token"), None)
-    if jwt_secret and token:
-        try:
-            principal = authenticate(jwt_secret, token)
-        except AuthError:
-            principal = None
-        if principal is not None and principal.email:
-            return f"sub:{principal.email}"
+    subject = subject_of(token) if subject_of is not None and token else None
+    if subject:
+        return f"sub:{subject}"
     client = scope.get("client")
     return f"addr:{client[0] if client else 'unknown'}"
 
@@ -76,19 +91,19 @@ class Admission:
     """Rate limit per principal and a concurrency limit per replica, in front of the whole app."""
 
     def __init__(
-        self, app: ASGIApp, *, limiter: RateLimiter, max_concurrent: int, jwt_secret: str | None
+        self, app: ASGIApp, *, limiter: RateLimiter, max_concurrent: int, subject_of: SubjectOf | None
     ) -> None:
         self.app = app
         self.limiter = limiter
         self.max_concurrent = max_concurrent
-        self.jwt_secret = jwt_secret
+        self.subject_of = subject_of
         self.in_flight = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket") or not is_limited(str(scope.get("path", ""))):
             await self.app(scope, receive, send)
             return
-        verdict = await self.limiter.check(principal_key(scope, self.jwt_secret))
+        verdict = await self.limiter.check(principal_key(scope, self.subject_of))
         if not verdict.allowed:
             REJECTED.labels("RATE_LIMIT_REQUESTS").inc()
             per_minute = self.limiter.per_minute

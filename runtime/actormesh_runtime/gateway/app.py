@@ -20,7 +20,7 @@ from nats.aio.client import Client as NATS
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from actormesh_runtime.gateway import chat, health, history_api, ws
-from actormesh_runtime.gateway.admission import Admission, BodyReadTimeout
+from actormesh_runtime.gateway.admission import Admission, BodyReadTimeout, subject_with_secret
 from actormesh_runtime.gateway.auth import AuthError
 from actormesh_runtime.gateway.limits import BodySizeLimit, body_limit
 from actormesh_runtime.gateway.metrics import REQUEST_ID, ObservabilityMiddleware, install_log_filter
@@ -70,7 +70,7 @@ def create_app(
         Admission,
         limiter=limiter,
         max_concurrent=settings.max_concurrent_requests,
-        jwt_secret=settings.jwt_secret,
+        subject_of=subject_with_secret(settings.jwt_secret),
     )
     if settings.cors_origins:
         app.add_middleware(
