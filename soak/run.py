@@ -74,6 +74,7 @@ async def run_soak(config: SoakConfig, workdir: Path) -> SoakRun:
     mesh = Mesh(layout)
     timings: dict[str, float] = {}
     begun = time.perf_counter()
+    tasks: list[asyncio.Task[None]] = []
     try:
         await mesh.start()
         timings["start_s"] = round(time.perf_counter() - begun, 1)
@@ -84,12 +85,14 @@ async def run_soak(config: SoakConfig, workdir: Path) -> SoakRun:
         injector = FaultInjector(mesh, config.seed, config.faults_per_kind)
         t0 = time.perf_counter()
         sending = asyncio.create_task(traffic.run(config.max_s))
+        tasks.append(sending)
         await traffic.calm_done.wait()
         timings["calm_s"] = round(time.perf_counter() - t0, 1)
         stop_faults = asyncio.Event()
         injecting = asyncio.create_task(
             injector.run(t0, lambda: len(traffic.conversations), calm, config.n, stop_faults)
         )
+        tasks.append(injecting)
         await sending
         stop_faults.set()
         await injecting
@@ -110,6 +113,9 @@ async def run_soak(config: SoakConfig, workdir: Path) -> SoakRun:
         timings["total_s"] = round(time.perf_counter() - begun, 1)
         return SoakRun(config, verdict, [asdict(f) for f in injector.log], timings, str(workdir))
     finally:
+        for task in tasks:  # interrupted: no fault may restart a process after the stop below
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         try:
             await mesh.stop()
         finally:
