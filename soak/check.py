@@ -58,6 +58,7 @@ def percentile(values: list[float], q: float) -> float | None:
 @dataclass
 class Verdict:
     n: int = 0
+    over_ws: int = 0
     accepted: int = 0
     answered: int = 0
     answered_late: int = 0
@@ -87,7 +88,7 @@ def judge(
     mock_state: dict[str, Any],
     dead_letters: list[StoredDeadLetter],
 ) -> Verdict:
-    v = Verdict(n=len(conversations))
+    v = Verdict(n=len(conversations), over_ws=sum(1 for c in conversations if c.channel == "ws"))
     accepted = [c for c in conversations if c.accepted]
     v.accepted = len(accepted)
     v.refused = v.n - v.accepted - sum(1 for c in conversations if c.errors)
@@ -127,6 +128,12 @@ def _duplicates(
             v.problems.append(f"duplicated: {message_id} answered {len(prints)}x with different results")
         elif len(prints) > 1:
             v.resent += 1
+    for c in conversations:
+        if c.responses > 1:
+            v.duplicated += 1
+            v.problems.append(
+                f"duplicated: {c.session_id} got {c.responses} response frames on its WebSocket"
+            )
     per_session = Counter(s for s, _, role in turns if role == "agent")
     for c in conversations:
         if per_session.get(c.session_id, 0) > 1:

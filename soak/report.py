@@ -24,8 +24,8 @@ def report(run: SoakRun) -> str:
         f"faults/kind={c.faults_per_kind}; workdir {run.workdir}",
         f"timings: {run.timings}",
         f"faults: {len(run.faults)} {kinds}; slowest recovery {slowest:.1f}s",
-        f"conversations: accepted={v.accepted} answered={v.answered} (late, fetched after 504: "
-        f"{v.answered_late}) stored={v.stored} refused={v.refused} http_errors={v.http_errors}",
+        f"conversations: accepted={v.accepted} (over WebSocket: {v.over_ws}) answered={v.answered} "
+        f"(late, fetched after 504: {v.answered_late}) stored={v.stored} refused={v.refused} http_errors={v.http_errors}",
         f"answers: error-path={v.error_answers} wrong={v.wrong_answers} resent-identical={v.resent}",
     ]
     for phase, stats in v.latency_ms.items():
