@@ -25,7 +25,8 @@ def report(run: SoakRun) -> str:
         f"timings: {run.timings}",
         f"faults: {len(run.faults)} {kinds}; slowest recovery {slowest:.1f}s",
         f"conversations: accepted={v.accepted} (over WebSocket: {v.over_ws}) answered={v.answered} "
-        f"(late, fetched after 504: {v.answered_late}) stored={v.stored} refused={v.refused} http_errors={v.http_errors}",
+        f"(late, fetched after 504: {v.answered_late}) stored={v.stored} refused={v.refused} "
+        f"http_errors={v.http_errors}",
         f"answers: error-path={v.error_answers} wrong={v.wrong_answers} resent-identical={v.resent}",
     ]
     for phase, stats in v.latency_ms.items():
