@@ -42,21 +42,26 @@ bench: $(STAMP)
 soak: $(STAMP)
 	$(BIN)/python -m soak
 
-## Manifest policy: checkov over the operator's rendered children of every sample and over config/.
-## checkov lives in its own venv (its pins would fight ours); skips and reasons: hack/policy/checkov.yaml.
+## Manifest policy: checkov over the operator's rendered children of every sample and over the installs
+## config/ builds (kustomize overlays, built with the test control plane's kubectl). checkov lives in its
+## own venv (its pins would fight ours); skips and their reasons: hack/policy/checkov.yaml.
 POLICY_VENV ?= .venv-policy
 CHECKOV_VERSION ?= 3.3.30
+POLICY_OVERLAYS ?= default namespaced e2e
 $(POLICY_VENV)/.installed:
 	test -x $(POLICY_VENV)/bin/python || $(PYTHON) -m venv $(POLICY_VENV)
 	$(POLICY_VENV)/bin/pip install -q "checkov==$(CHECKOV_VERSION)"
 	touch $@
 
 .PHONY: policy
-policy: $(STAMP) $(POLICY_VENV)/.installed
+policy: $(STAMP) $(POLICY_VENV)/.installed k8s-bin
 	rm -rf .actormesh/policy
 	$(BIN)/python hack/policy/render_samples.py .actormesh/policy/rendered
+	mkdir -p .actormesh/policy/config
+	set -e; for overlay in $(POLICY_OVERLAYS); do \
+	  $(K8S_CACHE)/kubectl kustomize config/$$overlay > .actormesh/policy/config/$$overlay.yaml; done
 	$(POLICY_VENV)/bin/checkov --config-file hack/policy/checkov.yaml -d .actormesh/policy/rendered
-	$(POLICY_VENV)/bin/checkov --config-file hack/policy/checkov.yaml -d config
+	$(POLICY_VENV)/bin/checkov --config-file hack/policy/checkov.yaml -d .actormesh/policy/config
 
 lint: $(STAMP)
 	$(BIN)/ruff check runtime operator tests bench soak

@@ -17,6 +17,7 @@ from actormesh_operator.builders import build_children
 from actormesh_operator.settings import OperatorSettings
 
 SAMPLES = Path(__file__).resolve().parents[2] / "config" / "samples"
+NAMESPACE = "support"
 
 
 def main(out: Path) -> int:
@@ -24,7 +25,10 @@ def main(out: Path) -> int:
     settings = OperatorSettings()
     written = 0
     for sample in sorted(SAMPLES.glob("*.yaml")):
-        mesh = ActorMesh.from_body(yaml.safe_load(sample.read_text()))
+        body = yaml.safe_load(sample.read_text())
+        # `kubectl apply -n NS` gives a sample its namespace; the children always live in the mesh's.
+        body["metadata"].setdefault("namespace", NAMESPACE)
+        mesh = ActorMesh.from_body(body)
         for keda in (False, True):
             children = build_children(mesh, settings, keda_available=keda)
             target = out / f"{sample.stem}{'-keda' if keda else ''}.yaml"
