@@ -81,7 +81,7 @@ async def take_error_path(
         envelope=envelope,
     )
     await dlq.store(js, subjects, record, dedup_key=dedup_key)
-    metrics.DEAD_LETTERED.labels(error.actor.value).inc()
+    metrics.DEAD_LETTERED.labels(error.actor.value, record.category.value).inc()
     log.warning(
         "dead-lettered",
         extra={"message_id": envelope.message_id, "actor": error.actor.value, "reason": error.reason},
@@ -116,5 +116,5 @@ async def dead_letter_garbage(
         raw=redact(payload[:65536].decode("utf-8", errors="replace")),
     )
     await dlq.store(js, subjects, record, dedup_key=dedup_key)
-    metrics.DEAD_LETTERED.labels(actor.value).inc()
+    metrics.DEAD_LETTERED.labels(actor.value, record.category.value).inc()
     log.warning("dead-lettered undecodable payload", extra={"actor": actor.value, "reason": reason[:200]})
