@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from actormesh_operator.api.actors import ActorAutoscaling
 from actormesh_operator.api.infra import MAX_FILE_STORE_TOO_BIG, HistorySpec, NatsSpec, RedisSpec
+from actormesh_operator.api.monitoring import BOTH_MONITORS
 from actormesh_operator.api.spec import MAX_NAME_LENGTH, QUEUE_LAG_NEEDS_MANAGED_NATS
 from actormesh_runtime.catalog import ACTORS
 
@@ -158,6 +159,13 @@ SPEC_RULES: list[Rule] = [
         f"quantity(string(self.jetstream.maxFileStore)).compareTo(quantity({_NATS_SIZE})) <= 0",
         MAX_FILE_STORE_TOO_BIG,
         ".jetstream.maxFileStore",
+    ),
+    Rule(
+        ("monitoring",),
+        f"!({_opt('self', ['serviceMonitor', 'enabled'], 'false')}"
+        f" && {_opt('self', ['podMonitor', 'enabled'], 'false')})",
+        BOTH_MONITORS,
+        ".podMonitor.enabled",
     ),
     Rule(
         ("extraLabels",),

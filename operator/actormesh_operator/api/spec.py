@@ -31,6 +31,7 @@ from actormesh_operator.api.infra import (
     RedisExternal,
     RedisSpec,
 )
+from actormesh_operator.api.monitoring import MonitoringSpec, PrometheusRuleSpec, ScrapeSpec
 from actormesh_operator.api.types import (
     DNS1123_LABEL,
     DNS1123_SUBDOMAIN,
@@ -66,16 +67,19 @@ __all__ = [
     "LLMSpec",
     "LocalObjectReference",
     "MockServicesSpec",
+    "MonitoringSpec",
     "NatsExternal",
     "NatsSpec",
     "NetworkPolicySpec",
     "PersistenceSpec",
     "PodDisruptionBudgetSpec",
+    "PrometheusRuleSpec",
     "Quantity",
     "RedisExternal",
     "RedisSpec",
     "Resources",
     "Scheduling",
+    "ScrapeSpec",
     "SecretKeyRef",
     "ServiceSpec",
     "Storage",
@@ -240,6 +244,7 @@ class ActorMeshSpec(ApiModel):
     network_policy: NetworkPolicySpec = Field(default_factory=NetworkPolicySpec)
     pod_disruption_budget: PodDisruptionBudgetSpec = Field(default_factory=PodDisruptionBudgetSpec)
     persistence: PersistenceSpec = Field(default_factory=PersistenceSpec)
+    monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec)
     scheduling: Scheduling = Field(default_factory=Scheduling)
     extra_labels: dict[LabelKey, LabelValue] = Field(default_factory=dict, max_length=64)
     """Labels added to every child object and pod (`app.kubernetes.io/*` is reserved)."""

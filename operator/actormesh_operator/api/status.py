@@ -25,6 +25,9 @@ class ConditionType(StrEnum):
     """True while the operator (or a controller below it) is still moving toward the spec."""
     STALLED = "Stalled"
     """True when progress needs a human: the reason says what to fix."""
+    MONITORING_READY = "MonitoringReady"
+    """True when the monitoring objects `spec.monitoring` asks for exist (or none are asked for). False
+    never blocks the mesh: its pods run and Ready is unaffected."""
 
 
 class Reason(StrEnum):
@@ -73,6 +76,14 @@ class Reason(StrEnum):
     """Stalled=True: transient errors persisted through every retry; the message has the last one."""
     RECONCILE_FAILED = "ReconcileFailed"
     """Stalled=True: any other permanent error."""
+
+    # MonitoringReady
+    MONITORING_CONFIGURED = "MonitoringConfigured"
+    """MonitoringReady=True: every ServiceMonitor/PodMonitor/PrometheusRule asked for is applied."""
+    MONITORING_NOT_REQUESTED = "MonitoringNotRequested"
+    """MonitoringReady=True: `spec.monitoring` asks for no Prometheus Operator object."""
+    MONITORING_CRDS_MISSING = "MonitoringCRDsMissing"
+    """MonitoringReady=False: asked-for monitoring.coreos.com kinds are not served; the message names them."""
 
 
 STALL_REASONS: frozenset[Reason] = frozenset(

@@ -44,7 +44,13 @@ from actormesh_operator.reconcile.errors import (
     to_kopf,
 )
 from actormesh_operator.reconcile.kube import KubeApiError, KubeClient, Resource
-from actormesh_operator.reconcile.observe import KedaDetector, list_children, missing_secrets, observed_state
+from actormesh_operator.reconcile.observe import (
+    KedaDetector,
+    MonitoringDetector,
+    list_children,
+    missing_secrets,
+    observed_state,
+)
 from actormesh_operator.settings import OperatorSettings
 from actormesh_operator.status import compute_status, invalid_spec_status, status_patch
 
@@ -63,6 +69,7 @@ class _Attempt:
     body: dict[str, Any]
     mesh: ActorMesh | None = None
     keda: bool = False
+    monitoring: frozenset[str] = frozenset()
     live: dict[ChildKey, dict[str, Any]] = field(default_factory=dict)
     listed: bool = False
     missing: list[MissingSecret] = field(default_factory=list)
@@ -75,6 +82,7 @@ class MeshReconciler:
         self.settings = settings
         self.kube = kube
         self._keda = KedaDetector()
+        self._monitoring = MonitoringDetector()
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._stalled: dict[tuple[str, str], str] = {}
         """Last Stalled message per mesh, so a resync of a stuck mesh does not repeat its Event."""
@@ -107,17 +115,22 @@ class MeshReconciler:
     async def _pass(self, attempt: _Attempt) -> ApplyOutcome:
         attempt.mesh = mesh = ActorMesh.from_body(attempt.body)
         attempt.keda = await self._keda.available(self.kube)
-        attempt.live = await list_children(self.kube, mesh, keda=attempt.keda)
+        attempt.monitoring = await self._monitoring.served(self.kube)
+        attempt.live = await list_children(self.kube, mesh, keda=attempt.keda, monitoring=attempt.monitoring)
         attempt.listed = True
         attempt.missing = await missing_secrets(self.kube, mesh, referenced_secrets(mesh))
         if attempt.missing:
             raise MissingSecretError("; ".join(_missing_text(m, mesh.namespace) for m in attempt.missing))
-        desired = build_children(mesh, self.settings, keda_available=attempt.keda)
+        desired = build_children(
+            mesh, self.settings, keda_available=attempt.keda, monitoring_available=attempt.monitoring
+        )
         outcome = ApplyOutcome()
         manager = self.settings.field_manager
         await apply_children(self.kube, desired, attempt.live, field_manager=manager, outcome=outcome)
         await prune_children(self.kube, desired, attempt.live, owner_uid=mesh.uid, outcome=outcome)
-        observed = observed_state(attempt.live, keda=attempt.keda, missing=[], applied=True)
+        observed = observed_state(
+            attempt.live, keda=attempt.keda, missing=[], applied=True, monitoring=attempt.monitoring
+        )
         await self._write_status(attempt.body, mesh, observed)
         return outcome
 
@@ -157,7 +170,12 @@ class MeshReconciler:
                 else ReconcileError(message=failure.message, permanent=stalled, reason=reason)
             )
             observed = observed_state(
-                attempt.live, keda=attempt.keda, missing=attempt.missing, applied=False, error=error
+                attempt.live,
+                keda=attempt.keda,
+                missing=attempt.missing,
+                applied=False,
+                error=error,
+                monitoring=attempt.monitoring,
             )
             await self._write_status(body, mesh, observed)
         key = (str(body["metadata"].get("namespace")), str(body["metadata"]["name"]))
