@@ -29,6 +29,8 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "actormesh-operator"
 RELEASE = "actormesh-operator"
+KUBE_VERSION = "1.34.0"
+"""What the chart is rendered and validated for (a `go install`ed helm defaults to an old version)."""
 HELM_ONLY_LABELS = ("helm.sh/chart", "app.kubernetes.io/instance", "app.kubernetes.io/version")
 Key = tuple[str, str]
 
@@ -57,7 +59,7 @@ def docs(text: str) -> list[dict[str, Any]]:
 
 
 def render(helm: str, namespace: str, *sets: str, crds: bool = False) -> list[dict[str, Any]]:
-    args = [helm, "template", RELEASE, str(CHART), "--namespace", namespace]
+    args = [helm, "template", RELEASE, str(CHART), "--namespace", namespace, "--kube-version", KUBE_VERSION]
     args += ["--include-crds"] if crds else []
     for value in sets:
         args += ["--set", value]
@@ -91,7 +93,7 @@ def kustomize(kubectl: str, directory: str) -> dict[Key, dict[str, Any]]:
 
 
 def test_helm_lint_is_clean(helm: str) -> None:
-    out = run(helm, "lint", "--strict", str(CHART))
+    out = run(helm, "lint", "--strict", "--kube-version", KUBE_VERSION, str(CHART))
     assert "1 chart(s) linted, 0 chart(s) failed" in out
     assert "[WARNING]" not in out
 
@@ -124,11 +126,15 @@ def test_chart_renders_what_kustomize_installs(
     ],
 )
 def test_rendered_objects_validate_against_kubernetes(helm: str, sets: list[str]) -> None:
-    for obj in render(helm, "ops", *sets, crds=True):
+    validate_all(render(helm, "ops", *sets, crds=True))
+
+
+def validate_all(objs: list[dict[str, Any]]) -> None:
+    for obj in objs:
         if obj["apiVersion"].startswith("monitoring.coreos.com/"):
             continue  # not a built-in kind; its schema is the Prometheus Operator's
         try:
-            kubernetes_validate.validate(obj, "1.34.0", strict=True)
+            kubernetes_validate.validate(obj, KUBE_VERSION, strict=True)
         except kubernetes_validate.ValidationError as exc:
             pytest.fail(f"{obj['kind']}/{obj['metadata']['name']}: {exc.message} at {list(exc.path)}")
 
@@ -147,18 +153,23 @@ def test_values_reach_the_operator(helm: str) -> None:
         "logFormat=text",
         "resources.limits.memory=512Mi",
         "extraEnv[0].name=ACTORMESH_OPERATOR_RESYNC_INTERVAL_S",
-        "extraEnv[0].value=120",
+        "extraEnv[0].value=120",  # a number on the command line; the chart makes it a string
+        "extraEnv[1].name=HTTPS_PROXY",
+        "extraEnv[1].valueFrom.secretKeyRef.name=proxy",
+        "extraEnv[1].valueFrom.secretKeyRef.key=url",
         "rbacScope=namespace",
         "watchNamespace=team-a",
         "metrics.serviceMonitor.enabled=true",
         "metrics.serviceMonitor.labels.release=prom",
     )
+    validate_all(objs)
     container = _deployment(objs)["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == "registry.example.com/actormesh/operator:0.2.0"
-    env = {e["name"]: e.get("value") for e in container["env"]}
+    env = {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
     assert env["ACTORMESH_OPERATOR_LOG_FORMAT"] == "text"
     assert env["ACTORMESH_OPERATOR_RESYNC_INTERVAL_S"] == "120"
     assert env["ACTORMESH_OPERATOR_NAMESPACE"] == "team-a"
+    assert env["HTTPS_PROXY"] == {"secretKeyRef": {"name": "proxy", "key": "url"}}
     assert container["resources"]["limits"]["memory"] == "512Mi"
     kinds = {(o["kind"], o["metadata"].get("namespace")) for o in objs}
     assert ("Role", "team-a") in kinds
@@ -179,7 +190,7 @@ def test_values_reach_the_operator(helm: str) -> None:
     ],
 )
 def test_bad_values_fail_with_a_message_naming_the_value(helm: str, sets: list[str], message: str) -> None:
-    args = [helm, "template", RELEASE, str(CHART)]
+    args = [helm, "template", RELEASE, str(CHART), "--kube-version", KUBE_VERSION]
     for value in sets:
         args += ["--set", value]
     result = subprocess.run(args, capture_output=True, text=True, timeout=120, check=False)
