@@ -35,7 +35,11 @@ def test_subject_carries_the_reason_and_the_wildcard_covers_them() -> None:
 
 def test_record_category() -> None:
     base = {"actor": ActorName.SENTIMENT_ANALYZER, "reason": "x", "deliveries": 1}
+    # Records stored before `kind` existed: derived.
     assert DeadLetter(**base, permanent=True, raw="garbage").category is DeadLetterReason.INVALID
+    # An envelope dropped for size does not turn an exhausted record into an invalid one.
+    too_big = DeadLetter(**base, permanent=False, raw="{...", kind=DeadLetterReason.EXHAUSTED)
+    assert too_big.category is DeadLetterReason.EXHAUSTED
 
 
 def test_reported_consumers_are_the_actors_and_the_history_writer() -> None:

@@ -39,9 +39,15 @@ class DeadLetter(BaseModel):
     raw: str | None = None
     """The payload as text when it was not an envelope."""
 
+    kind: DeadLetterReason | None = None
+    """The bounded reason class, set by the error path (None in records stored before it was)."""
+
     @property
     def category(self) -> DeadLetterReason:
-        """The bounded reason class (subject token and metric label) of this record."""
+        """The bounded reason class (subject token and metric label) of this record. Explicit, because
+        an envelope too large to keep is dropped from the record without making it `invalid`."""
+        if self.kind is not None:
+            return self.kind
         if self.envelope is None:
             return DeadLetterReason.INVALID
         return DeadLetterReason.PERMANENT if self.permanent else DeadLetterReason.EXHAUSTED
