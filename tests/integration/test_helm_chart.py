@@ -67,6 +67,12 @@ def render(helm: str, namespace: str, *sets: str, crds: bool = False) -> list[di
 
 
 def _strip_helm_labels(meta: dict[str, Any]) -> None:
+    # Policy-scanner skips are written for each source's own findings (e.g. the kustomize image tag).
+    annotations = meta.get("annotations") or {}
+    for key in [k for k in annotations if k.startswith("checkov.io/")]:
+        del annotations[key]
+    if "annotations" in meta and not annotations:
+        del meta["annotations"]
     labels = meta.get("labels") or {}
     for key in HELM_ONLY_LABELS:
         labels.pop(key, None)
