@@ -28,6 +28,7 @@ from actormesh_runtime.catalog import Ports
 from actormesh_runtime.embedded_nats import nats_server_binary
 from tests.conftest import free_port, missing_component, require_binary
 from tests.support.k8s import wait_for
+from tests.support.nats_auth import server_env
 from tests.unit.builder_helpers import SETTINGS, children, container, index, make_mesh
 
 pytestmark = [pytest.mark.integration]
@@ -68,7 +69,8 @@ def test_rendered_nats_conf_passes_the_config_test(replicas: int, tmp_path: Path
     binary = _nats_binary()
     config = tmp_path / nats.CONFIG_FILE
     config.write_text(_relocated_config(replicas, tmp_path))
-    env = {**os.environ, "POD_NAME": POD_NAME}
+    sts = index(children({"nats": {"replicas": replicas}}))[("StatefulSet", "demo-nats")]
+    env, _ = server_env(container(sts), POD_NAME)
     result = _check(binary, config, env)
     assert result.returncode == 0, result.stdout + result.stderr
     if replicas == 3:
@@ -77,6 +79,9 @@ def test_rendered_nats_conf_passes_the_config_test(replicas: int, tmp_path: Path
     # and a broken file is refused.
     without_pod_name = {k: v for k, v in env.items() if k != "POD_NAME"}
     assert _check(binary, config, without_pod_name).returncode != 0
+    # The passwords come only from the environment (the generated Secret), never from the ConfigMap.
+    without_password = {k: v for k, v in env.items() if k != nats.password_variable("gateway")}
+    assert _check(binary, config, without_password).returncode != 0
     config.write_text(config.read_text() + "jetstream {\n")
     assert _check(binary, config, env).returncode != 0
 
@@ -90,8 +95,9 @@ def nats_from_rendered_config(tmp_path: Path) -> Iterator[tuple[subprocess.Popen
     args = container(_nats_statefulset())["args"]
     assert args == ["--config", f"{nats.CONFIG_DIR}/{nats.CONFIG_FILE}"]
     log = (tmp_path / "nats.log").open("wb")
+    env, _ = server_env(container(_nats_statefulset()), POD_NAME)
     proc = subprocess.Popen(  # the image's entrypoint runs `nats-server ARGS`
-        [binary, args[0], str(config)], env={**os.environ, "POD_NAME": POD_NAME}, stdout=log, stderr=log
+        [binary, args[0], str(config)], env=env, stdout=log, stderr=log
     )
     try:
         yield proc, monitor, tmp_path
@@ -170,13 +176,15 @@ def nats_cluster_from_rendered_config(tmp_path: Path) -> Iterator[list[int]]:
     cluster_ports = [free_port() for _ in range(3)]
     procs: list[subprocess.Popen[bytes]] = []
     monitors = []
+    passwords: dict[str, str] = {}  # one Secret for all three pods
     try:
         for ordinal in range(3):
             text, monitor = _cluster_member_config(ordinal, tmp_path, cluster_ports)
             config = tmp_path / f"n{ordinal}" / nats.CONFIG_FILE
             config.write_text(text)
             log = (tmp_path / f"n{ordinal}" / "nats.log").open("wb")
-            env = {**os.environ, "POD_NAME": f"demo-nats-{ordinal}"}
+            sts = index(children({"nats": {"replicas": 3}}))[("StatefulSet", "demo-nats")]
+            env, passwords = server_env(container(sts), f"demo-nats-{ordinal}", passwords)
             procs.append(subprocess.Popen([binary, "--config", str(config)], env=env, stdout=log, stderr=log))
             log.close()
             monitors.append(monitor)

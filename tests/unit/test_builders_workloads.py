@@ -40,7 +40,11 @@ def test_actor_deployment_runs_the_actor_with_probes_and_config() -> None:
     assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
     assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert c["envFrom"] == [{"configMapRef": {"name": "demo-runtime-config"}}]
-    assert env_of(dep) == {"ACTOR_CONCURRENCY": "8"}
+    assert env_of(dep) == {
+        "ACTOR_CONCURRENCY": "8",
+        "NATS_USER": "sentiment_analyzer",
+        "NATS_PASSWORD": {"secretKeyRef": {"name": "demo-nats-users", "key": "sentiment_analyzer"}},
+    }
     assert c["resources"] == {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}}
 
 

@@ -32,6 +32,7 @@ from actormesh_operator.api.schema import API_VERSION, KIND, PLURAL
 from actormesh_operator.api.spec import ActorMesh
 from actormesh_operator.api.status import Reason
 from actormesh_operator.builders import build_children, referenced_secrets
+from actormesh_operator.builders.generated import generated_secrets
 from actormesh_operator.reconcile import metrics
 from actormesh_operator.reconcile.apply import ApplyOutcome, apply_children, prune_children
 from actormesh_operator.reconcile.diff import ChildKey
@@ -43,6 +44,7 @@ from actormesh_operator.reconcile.errors import (
     exhausted,
     to_kopf,
 )
+from actormesh_operator.reconcile.generated import ensure_generated_secrets
 from actormesh_operator.reconcile.kube import KubeApiError, KubeClient, Resource
 from actormesh_operator.reconcile.observe import KedaDetector, list_children, missing_secrets, observed_state
 from actormesh_operator.settings import OperatorSettings
@@ -112,8 +114,10 @@ class MeshReconciler:
         attempt.missing = await missing_secrets(self.kube, mesh, referenced_secrets(mesh))
         if attempt.missing:
             raise MissingSecretError("; ".join(_missing_text(m, mesh.namespace) for m in attempt.missing))
-        desired = build_children(mesh, self.settings, keda_available=attempt.keda)
         outcome = ApplyOutcome()
+        # Before any pod that reads them is applied; created once, never overwritten.
+        outcome.applied += await ensure_generated_secrets(self.kube, mesh, generated_secrets(mesh))
+        desired = build_children(mesh, self.settings, keda_available=attempt.keda)
         manager = self.settings.field_manager
         await apply_children(self.kube, desired, attempt.live, field_manager=manager, outcome=outcome)
         await prune_children(self.kube, desired, attempt.live, owner_uid=mesh.uid, outcome=outcome)
