@@ -4,10 +4,12 @@ generated Secrets, NATS users in nats.conf without any password in a ConfigMap, 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
 
+from actormesh_operator.api.spec import InvalidSpec
 from actormesh_operator.builders import generated, nats
 from actormesh_operator.builders.gateway import INGRESS_PATHS
 from actormesh_runtime.catalog import NATS_USERS
@@ -139,3 +141,34 @@ def test_ingress_routes_only_the_public_paths() -> None:
     [rule] = ing["spec"]["rules"]
     assert [p["path"] for p in rule["http"]["paths"]] == list(INGRESS_PATHS) == ["/api", "/ws", "/widget"]
     assert all(p["pathType"] == "Prefix" for p in rule["http"]["paths"])
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        pytest.param(
+            {"gateway": {"anonymous": True, "authSecretRef": {"name": "k", "key": "jwt"}}},
+            "spec.gateway.anonymous cannot be true when spec.gateway.authSecretRef is set",
+            id="anonymous-with-key",
+        ),
+        pytest.param(
+            {"networkPolicy": {"egressExcept": ["10.0.0.1/8"]}},
+            "spec.networkPolicy.egressExcept: '10.0.0.1/8' is not a network",
+            id="host-bits",
+        ),
+        pytest.param(
+            {"gateway": {"auth": {"previousKey": "has space"}}},
+            "spec.gateway.auth.previousKey: String should match pattern",
+            id="bad-secret-key",
+        ),
+    ],
+)
+def test_bad_security_settings_are_refused_naming_the_field(spec: dict[str, Any], message: str) -> None:
+    with pytest.raises(InvalidSpec, match=re.escape(message)):
+        make_mesh(spec)
+
+
+def test_default_egress_except_list_covers_metadata_private_and_loopback_ranges() -> None:
+    excepted = make_mesh({}).spec.network_policy.egress_except
+    assert {"169.254.0.0/16", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8"} <= set(excepted)
+    assert {"fc00::/7", "fe80::/10"} <= set(excepted)

@@ -30,7 +30,7 @@ import kopf
 from actormesh_operator.api.observed import MissingSecret, ReconcileError
 from actormesh_operator.api.schema import API_VERSION, KIND, PLURAL
 from actormesh_operator.api.spec import ActorMesh
-from actormesh_operator.api.status import Reason
+from actormesh_operator.api.status import ConditionType, Reason
 from actormesh_operator.builders import build_children, referenced_secrets
 from actormesh_operator.builders.generated import generated_secrets
 from actormesh_operator.reconcile import metrics
@@ -48,7 +48,7 @@ from actormesh_operator.reconcile.generated import ensure_generated_secrets
 from actormesh_operator.reconcile.kube import KubeApiError, KubeClient, Resource
 from actormesh_operator.reconcile.observe import KedaDetector, list_children, missing_secrets, observed_state
 from actormesh_operator.settings import OperatorSettings
-from actormesh_operator.status import compute_status, invalid_spec_status, status_patch
+from actormesh_operator.status import ANONYMOUS_WARNING, compute_status, invalid_spec_status, status_patch
 
 STATUS_CONFLICT_RETRIES = 3
 """Re-reads after a 409 on a status write before it becomes an ordinary (retried) failure."""
@@ -108,6 +108,7 @@ class MeshReconciler:
 
     async def _pass(self, attempt: _Attempt) -> ApplyOutcome:
         attempt.mesh = mesh = ActorMesh.from_body(attempt.body)
+        _warn_when_anonymous(attempt.body, mesh)
         attempt.keda = await self._keda.available(self.kube)
         attempt.live = await list_children(self.kube, mesh, keda=attempt.keda)
         attempt.listed = True
@@ -215,6 +216,16 @@ class MeshReconciler:
             return status_patch(previous, new)
 
         await self._update_status(body, build)
+
+
+def _warn_when_anonymous(body: Mapping[str, Any], mesh: ActorMesh) -> None:
+    """A Warning Event when anonymous mode is switched on (the status does not show the warning yet);
+    the AnonymousGateway condition then keeps it visible without repeating the Event."""
+    conditions = (body.get("status") or {}).get("conditions") or []
+    if mesh.spec.gateway.anonymous and not any(
+        c.get("type") == ConditionType.ANONYMOUS_GATEWAY.value for c in conditions
+    ):
+        _event(body, "Warning", Reason.ANONYMOUS_MODE_ENABLED.value, ANONYMOUS_WARNING)
 
 
 def _missing_text(missing: MissingSecret, namespace: str) -> str:
