@@ -15,6 +15,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -231,7 +232,34 @@ def _kubelet_expand(args: list[str], env: dict[str, str]) -> list[str]:
     ]
 
 
-@pytest.mark.parametrize("password", [None, "s3cr3t"], ids=["open", "password"])
+def _run_auth_init_container(sts: dict[str, Any], password: str, tmp_path: Path) -> dict[str, str]:
+    """The `auth-config` init container, with its mounts moved under tmp_path: the Secret file in, the
+    redis.conf fragment out. Returns {pod path: local path} for the redis container's mounts."""
+    [init] = sts["spec"]["template"]["spec"]["initContainers"]
+    secret_dir, auth_dir = tmp_path / "secret", tmp_path / "auth"
+    secret_dir.mkdir()
+    auth_dir.mkdir()
+    (secret_dir / "password").write_bytes(password.encode())
+    moved = {redis.PASSWORD_DIR: str(secret_dir), redis.AUTH_DIR: str(auth_dir)}
+    command = [moved_path(a, moved) for a in init["command"]]
+    assert command[0] == redis.RUNTIME_PYTHON
+    subprocess.run([sys.executable, *command[1:]], check=True, timeout=30)
+    assert (auth_dir / "auth.conf").stat().st_mode & 0o777 == 0o600
+    return moved
+
+
+def moved_path(arg: str, moved: dict[str, str]) -> str:
+    for pod_dir, local in moved.items():
+        if arg.startswith(pod_dir + "/"):
+            return local + arg[len(pod_dir) :]
+    return arg
+
+
+@pytest.mark.parametrize(
+    "password",
+    [None, "s3cr3t", 'quote" back\\slash sp\u00e9cial\n'],
+    ids=["open", "password", "awkward-password"],
+)
 def test_redis_from_the_rendered_command_line_answers_its_probe(tmp_path: Path, password: str | None) -> None:
     binary = require_binary("redis-server", "apt-get install redis-server")
     require_binary("redis-cli", "apt-get install redis-tools")
@@ -243,6 +271,10 @@ def test_redis_from_the_rendered_command_line_answers_its_probe(tmp_path: Path, 
     env = {e["name"]: e.get("value", password) for e in c.get("env", [])}
     port = free_port()
     args = _kubelet_expand(list(c["args"]), env)
+    if password is not None:
+        moved = _run_auth_init_container(sts, password, tmp_path)
+        args = [moved_path(a, moved) for a in args]
+        assert not any(password in a for a in args), "the password is on the command line"
     args[args.index("--port") + 1] = str(port)
     assert args[args.index("--dir") + 1] == redis.DATA_DIR
     args[args.index("--dir") + 1] = str(tmp_path)
