@@ -7,9 +7,10 @@ never interleave their writes. The steps (KubeRay's `reconcileFuncs`, then one s
 1. read the mesh; a mesh being deleted is left to the garbage collector;
 2. observe: KEDA discovery, the live children (label-selected), the referenced Secrets;
 3. a missing Secret stops here: `Stalled`, an Event, no children applied (pods would only fail);
-4. build the desired children (pure) and server-side apply those missing, changed or drifted;
-5. prune children this mesh controls that are no longer desired;
-6. compute the full status (pure) and patch the status subresource only if it changed.
+4. create the generated Secrets (gateway key, NATS passwords) that do not exist yet, never overwriting;
+5. build the desired children (pure) and server-side apply those missing, changed or drifted;
+6. prune children this mesh controls that are no longer desired;
+7. compute the full status (pure) and patch the status subresource only if it changed.
 
 Failures are classified by `errors.py`; the status and an Event are written here, and the kopf error
 to raise is returned to the caller (`kopf.TemporaryError` with backoff or `kopf.PermanentError`).
