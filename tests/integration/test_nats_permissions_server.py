@@ -28,10 +28,10 @@ from actormesh_runtime.bus.connection import ensure_consumer, ensure_streams
 from actormesh_runtime.bus.errorpath import fallback_result
 from actormesh_runtime.bus.publish import publish_to_current, submit
 from actormesh_runtime.catalog import ActorName, Subjects, inbox_prefix
+from actormesh_runtime.history.protocol import HistoryClient, HistoryUnavailable
+from actormesh_runtime.history.service import HistoryService
 from actormesh_runtime.replies.result import history_event
 from actormesh_runtime.settings import RuntimeSettings
-from actormesh_runtime.storage.history_protocol import HistoryClient, HistoryUnavailable
-from actormesh_runtime.storage.history_service import HistoryService
 from tests.conftest import free_port
 from tests.integration.test_builders_infra_servers import POD_NAME, _nats_binary, _relocated_config
 from tests.support.envelopes import make_envelope
