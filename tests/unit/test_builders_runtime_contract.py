@@ -29,8 +29,7 @@ from actormesh_runtime.settings import RuntimeSettings
 from tests.unit.builder_helpers import RICH_SPEC, children, container, index
 
 ROOT = Path(__file__).resolve().parents[2]
-SECRET_PLACEHOLDER = "value-from-a-kubernetes-secret-at-least-32-bytes"
-"""Long enough for every Secret-backed setting (the gateway refuses JWT keys under 32 bytes)."""
+SECRET_PLACEHOLDER = "from-a-secret-long-enough-for-an-hs256-key"
 FULL_SPEC: dict[str, Any] = {
     **RICH_SPEC,
     "nats": {"replicas": 3},
