@@ -45,9 +45,16 @@ def _nats_binary() -> str:
     return str(binary)
 
 
-def _relocated_config(replicas: int, tmp_path: Path, *, client: int = 4222, monitor: int = 8222) -> str:
+def _relocated_config(
+    replicas: int,
+    tmp_path: Path,
+    *,
+    client: int = 4222,
+    monitor: int = 8222,
+    spec: dict[str, Any] | None = None,
+) -> str:
     """The rendered nats.conf with only the pod's paths and ports moved (and loopback-only listening)."""
-    text = nats.render_config(make_mesh({"nats": {"replicas": replicas}}), SETTINGS)
+    text = nats.render_config(make_mesh({"nats": {"replicas": replicas}, **(spec or {})}), SETTINGS)
     assert nats.PID_DIR in text
     assert nats.STORE_DIR in text
     text = text.replace(f"{nats.PID_DIR}/", f"{tmp_path}/pid/").replace(

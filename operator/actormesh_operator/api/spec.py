@@ -29,6 +29,7 @@ from actormesh_operator.api.infra import (
     JetStreamLimits,
     NatsExternal,
     NatsSpec,
+    NatsTLS,
     RedisExternal,
     RedisSpec,
 )
@@ -70,6 +71,7 @@ __all__ = [
     "MockServicesSpec",
     "NatsExternal",
     "NatsSpec",
+    "NatsTLS",
     "NetworkPolicySpec",
     "PersistenceSpec",
     "PodDisruptionBudgetSpec",
