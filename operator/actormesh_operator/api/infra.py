@@ -14,6 +14,7 @@ from pydantic import Field, field_validator, model_validator
 
 from actormesh_operator.api.types import (
     DNS1123_SUBDOMAIN,
+    SECRET_KEY,
     ApiModel,
     Quantity,
     Resources,
@@ -59,7 +60,7 @@ class NatsTLS(ApiModel):
     secret_name: str = Field(max_length=253, pattern=DNS1123_SUBDOMAIN)
     """A `kubernetes.io/tls` Secret (`tls.crt`, `tls.key`) valid for `<mesh>-nats.<namespace>.svc` and
     `<mesh>-nats.<namespace>.svc.<cluster domain>`; it also holds the CA the clients verify it with."""
-    ca_key: str = Field("ca.crt", min_length=1, max_length=253, pattern=r"^[-._a-zA-Z0-9]+$")
+    ca_key: str = Field("ca.crt", min_length=1, max_length=253, pattern=SECRET_KEY)
     """Key of the CA certificate in that Secret (cert-manager writes `ca.crt`)."""
 
 
