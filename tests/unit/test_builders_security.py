@@ -31,7 +31,9 @@ def test_no_key_and_not_anonymous_uses_the_generated_key() -> None:
         "secretKeyRef": {"name": "demo-gateway-auth", "key": "jwt-previous-secret", "optional": True}
     }
     assert "GATEWAY_ANONYMOUS" not in env
-    [auth, _] = generated.generated_secrets(make_mesh({}))
+    [auth, redis, users] = generated.generated_secrets(make_mesh({}))
+    assert (redis.name, redis.keys) == ("demo-redis-auth", ("password",))
+    assert users.name == "demo-nats-users"
     assert auth.name == "demo-gateway-auth"
     assert auth.keys == ("jwt-secret",)
     assert auth.random_bytes >= 32
@@ -51,7 +53,10 @@ def test_the_users_key_with_rotation_issuer_and_audience() -> None:
     }
     assert env["JWT_ISSUER"] == "https://shop.example"
     assert env["JWT_AUDIENCE"] == "actormesh"
-    assert [s.name for s in generated.generated_secrets(make_mesh(spec))] == ["demo-nats-users"]
+    assert [s.name for s in generated.generated_secrets(make_mesh(spec))] == [
+        "demo-redis-auth",
+        "demo-nats-users",
+    ]
 
 
 def test_anonymous_mode_is_explicit_and_generates_no_key() -> None:
@@ -60,7 +65,8 @@ def test_anonymous_mode_is_explicit_and_generates_no_key() -> None:
     assert "JWT_SECRET" not in env
     assert "JWT_PREVIOUS_SECRET" not in env
     assert [s.name for s in generated.generated_secrets(make_mesh({"gateway": {"anonymous": True}}))] == [
-        "demo-nats-users"
+        "demo-redis-auth",
+        "demo-nats-users",
     ]
 
 
@@ -87,7 +93,9 @@ def test_nats_users_have_one_password_each_and_none_with_external_nats() -> None
     [users] = [s for s in generated.generated_secrets(mesh) if s.name == "demo-nats-users"]
     assert users.keys == NATS_USERS
     external = make_mesh({"nats": {"external": {"url": "nats://bus.example:4222"}}})
-    assert [s.name for s in generated.generated_secrets(external)] == ["demo-gateway-auth"]
+    assert [s.name for s in generated.generated_secrets(external)] == ["demo-gateway-auth", "demo-redis-auth"]
+    user_redis = make_mesh({"redis": {"passwordSecretRef": {"name": "mine", "key": "pw"}}})
+    assert "demo-redis-auth" not in [s.name for s in generated.generated_secrets(user_redis)]
     for obj in children({"nats": {"external": {"url": "nats://bus.example:4222"}}}):
         if obj["kind"] in {"Deployment", "StatefulSet"}:
             assert "NATS_USER" not in _env(obj)

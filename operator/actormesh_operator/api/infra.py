@@ -142,8 +142,8 @@ class RedisSpec(ApiModel):
         )
     )
     password_secret_ref: SecretKeyRef | None = None
-    """Secret key holding a password the managed Redis requires (`--requirepass`); the runtime pods get it
-    as REDIS_PASSWORD. Unset: no password, only the NetworkPolicies keep other pods out."""
+    """Secret key holding the password the managed Redis requires; the runtime pods get it as
+    REDIS_PASSWORD. Unset: the operator generates one into the Secret `<mesh>-redis-auth`."""
     external: RedisExternal | None = None
     """Use this Redis instead of deploying one; excludes the managed settings."""
 

@@ -11,7 +11,7 @@ from typing import Any
 from actormesh_operator.api.spec import ActorMesh
 from actormesh_operator.api.types import SecretKeyRef
 from actormesh_operator.builders import labels, names, pod_security
-from actormesh_operator.builders.generated import nats_auth_enabled, nats_password_ref
+from actormesh_operator.builders.generated import nats_auth_enabled, nats_password_ref, redis_password_ref
 from actormesh_operator.builders.meta import Manifest, manifest, object_meta, template_meta
 from actormesh_operator.builders.runtime_config import env_from_runtime_config
 from actormesh_runtime.catalog import Env
@@ -79,9 +79,9 @@ def nats_ca_volume(mesh: ActorMesh) -> tuple[list[dict[str, Any]], list[dict[str
 
 
 def redis_password_env(mesh: ActorMesh) -> list[dict[str, Any]]:
-    """REDIS_PASSWORD for pods that use Redis, when the managed or external Redis names a password Secret."""
-    redis = mesh.spec.redis.password_ref()
-    return [] if redis is None else [secret_env(Env.REDIS_PASSWORD, redis[1])]
+    """REDIS_PASSWORD for pods that use Redis: the user's Secret, or the generated one of a managed Redis."""
+    ref = redis_password_ref(mesh)
+    return [] if ref is None else [secret_env(Env.REDIS_PASSWORD, ref)]
 
 
 def runtime_container(
