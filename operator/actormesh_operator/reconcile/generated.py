@@ -3,8 +3,8 @@
 Called by the runner before any child is applied, so the pods that read a generated key never start
 without it. A Secret that exists keeps every value it has: only keys it lacks are added (a merge patch
 naming just those keys). The values come from `random_value` (the `secrets` module), are sent once to
-the API server and are never logged. A Secret someone created by hand under the same name is used as it is (that is how
-a user pins a key without `authSecretRef`).
+the API server and are never logged. A Secret someone created by hand under the same name is used as it
+is (that is how a user pins a key without `authSecretRef`).
 """
 
 from __future__ import annotations
