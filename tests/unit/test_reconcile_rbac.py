@@ -59,9 +59,9 @@ def test_status_and_finalizers_subresources_and_secrets_never_listed_or_deleted(
     declared = granted()
     assert ("actormesh.io", "actormeshes/status", "patch") in declared
     assert ("actormesh.io", "actormeshes/finalizers", "update") in declared
-    # get: referenced Secrets exist; create+patch: generated Secrets, created once. No list/watch (no
-    # reading every Secret in the namespace), no update/delete (a key is never overwritten or dropped).
-    assert {v for g, r, v in declared if r == "secrets"} == {"get", "create", "patch"}
+    # get + watch (per-name watches of referenced Secrets); create + patch (generated Secrets, created once,
+    # only missing keys added); never list, never update or delete (a value is never overwritten).
+    assert {v for g, r, v in declared if r == "secrets"} == {"get", "watch", "create", "patch"}
     assert not any(r == "customresourcedefinitions" for _, r, _ in declared)
     assert not any(
         v in {"update", "escalate", "bind", "impersonate"} and r != "actormeshes/finalizers"

@@ -6,6 +6,7 @@ subject), so the Deployment scales freely; with autoscaling on, `replicas` is le
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from actormesh_operator.api.spec import ActorMesh
@@ -24,6 +25,7 @@ from actormesh_operator.builders.workload import (
     runtime_container,
     runtime_pod,
     secret_env,
+    with_user_env,
 )
 from actormesh_operator.settings import OperatorSettings
 from actormesh_runtime.catalog import GATEWAY_USER, Env, Ports
@@ -53,7 +55,17 @@ def auth_env(mesh: ActorMesh) -> list[dict[str, Any]]:
 
 
 def gateway_env(mesh: ActorMesh) -> list[dict[str, Any]]:
-    return auth_env(mesh) + redis_password_env(mesh) + nats_credentials_env(mesh, GATEWAY_USER)
+    return with_user_env(
+        auth_env(mesh) + redis_password_env(mesh) + nats_credentials_env(mesh, GATEWAY_USER),
+        mesh.spec.gateway.env,
+    )
+
+
+def gateway_termination_grace_s(mesh: ActorMesh) -> int:
+    """Room for the preStop sleep, then the runtime's graceful shutdown (request timeout + 5 s, so a chat
+    waiting during a rollout still gets its reply), then closing NATS: 45 s at the default 30 s timeout."""
+    timeout = math.ceil(mesh.spec.runtime.request_timeout_seconds)
+    return max(GATEWAY_TERMINATION_GRACE_S, GATEWAY_PRESTOP_SLEEP_S + timeout + 10)
 
 
 def build_gateway_deployment(mesh: ActorMesh, settings: OperatorSettings) -> Manifest:
@@ -78,7 +90,10 @@ def build_gateway_deployment(mesh: ActorMesh, settings: OperatorSettings) -> Man
         names.gateway(mesh.name),
         labels.GATEWAY,
         runtime_pod(
-            mesh, container, extra_volumes=ca_volumes, termination_grace_seconds=GATEWAY_TERMINATION_GRACE_S
+            mesh,
+            container,
+            extra_volumes=ca_volumes,
+            termination_grace_seconds=gateway_termination_grace_s(mesh),
         ),
         replicas=None if gw.autoscaling.enabled else gw.replicas,
         config_hash=hash_for(mesh, settings, GATEWAY_KEYS),

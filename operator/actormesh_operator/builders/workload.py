@@ -6,8 +6,10 @@ Called by actors.py, gateway.py, history.py and mocks.py.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
+from actormesh_operator.api.runtime import EnvVar
 from actormesh_operator.api.spec import ActorMesh
 from actormesh_operator.api.types import SecretKeyRef
 from actormesh_operator.builders import labels, names, pod_security
@@ -76,6 +78,14 @@ def nats_ca_volume(mesh: ActorMesh) -> tuple[list[dict[str, Any]], list[dict[str
         "secret": {"secretName": tls.secret_name, "items": items, "defaultMode": 0o444},
     }
     return [volume], [{"name": "nats-ca", "mountPath": NATS_CA_DIR, "readOnly": True}]
+
+
+def with_user_env(ours: list[dict[str, Any]], extra: Iterable[EnvVar]) -> list[dict[str, Any]]:
+    """The operator's env plus the spec's `env` escape hatch; a user entry replaces ours of that name
+    (one entry per name: server-side apply rejects duplicate keys in the env list-map)."""
+    user = [var.to_k8s() for var in extra]
+    names = {var["name"] for var in user}
+    return [var for var in ours if var["name"] not in names] + user
 
 
 def redis_password_env(mesh: ActorMesh) -> list[dict[str, Any]]:
