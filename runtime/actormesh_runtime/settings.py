@@ -126,6 +126,31 @@ class RuntimeSettings(BaseSettings):
         description="Reply-subject token of this gateway replica; unset = random per process.",
     )
 
+    # --- gateway limits (docs/reliability.md); 0 turns each one off
+    rate_limit_requests: int = Field(
+        120,
+        ge=0,
+        description="Requests per minute per principal (JWT subject, else client address), shared by "
+        "all gateway replicas through Redis; over it: 429 with Retry-After. 0 = off.",
+    )
+    max_concurrent_requests: int = Field(
+        100, ge=0, description="HTTP requests one gateway replica serves at once; more get 503. 0 = off."
+    )
+    ws_messages_per_minute: int = Field(
+        60, ge=0, description="Frames per minute one WebSocket may send; more get an error frame. 0 = off."
+    )
+    ws_idle_timeout_s: float = Field(
+        300.0,
+        ge=0,
+        description="A WebSocket with no frame and no chat in flight this long is closed. 0 = off.",
+    )
+    header_read_timeout_s: float = Field(
+        10.0, ge=0, description="Time a connection has to send complete request headers; then 408. 0 = off."
+    )
+    body_read_timeout_s: float = Field(
+        10.0, ge=0, description="Time a request body has to arrive after its headers; then 408. 0 = off."
+    )
+
     # --- logging
     log_format: Literal["json", "text"] = Field(
         "text", description="json in containers, text for a terminal."

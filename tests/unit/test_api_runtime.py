@@ -17,10 +17,6 @@ from actormesh_operator.builders.runtime_config import config_hash
 from actormesh_runtime.settings import RuntimeSettings
 from tests.unit.builder_helpers import children, container, env_of, index, make_mesh
 
-PENDING_IN_RUNTIME = {"max_concurrent_requests", "rate_limit_requests"}
-"""Agreed in INTERFACES.md, implemented in RuntimeSettings by the reliability branch (not merged yet;
-its defaults there, 100 and 120, are the CRD's). Once merged the tests below fail until this is emptied."""
-
 
 def _runtime_field(spec_field: str) -> str:
     return RUNTIME_FIELDS[spec_field].lower()
@@ -29,10 +25,6 @@ def _runtime_field(spec_field: str) -> str:
 @pytest.mark.parametrize("spec_field", sorted(RUNTIME_FIELDS))
 def test_every_runtime_field_is_a_runtime_setting_with_the_same_default(spec_field: str) -> None:
     name = _runtime_field(spec_field)
-    if name in PENDING_IN_RUNTIME:
-        # Once the runtime has it, this branch must go (so the check below becomes real).
-        assert name not in RuntimeSettings.model_fields, f"{name} landed: drop it from PENDING_IN_RUNTIME"
-        return
     assert name in RuntimeSettings.model_fields, f"spec.runtime.{spec_field} sets no RuntimeSettings field"
     ours = RuntimeSpec.model_fields[spec_field].default
     theirs = RuntimeSettings.model_fields[name].default
@@ -62,9 +54,6 @@ def _bounds(spec_field: str) -> list[Any]:
 @pytest.mark.parametrize("spec_field", sorted(set(RUNTIME_FIELDS)))
 def test_the_runtime_accepts_every_value_the_crd_accepts(spec_field: str) -> None:
     name = _runtime_field(spec_field)
-    if name in PENDING_IN_RUNTIME:
-        assert name not in RuntimeSettings.model_fields, f"{name} landed: drop it from PENDING_IN_RUNTIME"
-        return
     for value in _bounds(spec_field):
         env = {RUNTIME_FIELDS[spec_field]: str(value)}
         settings = RuntimeSettings.model_validate({name: str(value)})
