@@ -27,6 +27,8 @@ class ConditionType(StrEnum):
     """True when progress needs a human: the reason says what to fix."""
     PAUSED = "Paused"
     """True while the `actormesh.io/paused` annotation holds the operator off: children are not written."""
+    ANONYMOUS_GATEWAY = "AnonymousGateway"
+    """Present (True) only while `spec.gateway.anonymous` is true: a warning, not a failure."""
     MONITORING_READY = "MonitoringReady"
     """True when the monitoring objects `spec.monitoring` asks for exist (or none are asked for). False
     never blocks the mesh: its pods run and Ready is unaffected."""
@@ -86,6 +88,9 @@ class Reason(StrEnum):
     """Paused=True: `actormesh.io/paused: "true"`; the message lists children that differ from the spec."""
     NOT_PAUSED = "NotPaused"
     """Paused=False: the operator writes children as usual."""
+    # AnonymousGateway
+    ANONYMOUS_MODE_ENABLED = "AnonymousModeEnabled"
+    """AnonymousGateway=True: the gateway needs no token; anyone who reaches it may act as any customer."""
 
     # MonitoringReady
     MONITORING_CONFIGURED = "MonitoringConfigured"

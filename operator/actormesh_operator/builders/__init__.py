@@ -123,6 +123,10 @@ def referenced_secrets(mesh: ActorMesh) -> list[SecretRef]:
     if redis is not None:
         field, ref = redis
         refs.append(SecretRef(name=ref.name, key=ref.key, field_path=field))
+    tls = spec.nats.tls
+    if spec.nats.managed and tls is not None:
+        for key in (nats.TLS_CERT, nats.TLS_KEY, tls.ca_key):
+            refs.append(SecretRef(name=tls.secret_name, key=key, field_path="spec.nats.tls.secretName"))
     refs += _env_secret_refs("spec.gateway.env", spec.gateway.env)
     for actor in spec.actors.enabled_actors():
         refs += _env_secret_refs(f"spec.actors.{actor.info.spec_key}.env", actor.env)

@@ -5,7 +5,8 @@ resync (`handlers.py`) — always with a freshly read mesh and under a per-mesh 
 never interleave their writes. The steps (KubeRay's `reconcileFuncs`, then one status computation):
 
 1. read the mesh; a mesh being deleted is left to the garbage collector;
-2. observe: KEDA discovery, the live children (label-selected), the referenced Secrets;
+2. observe: KEDA discovery, the live children (label-selected); create the generated Secrets (gateway
+   key, Redis and NATS passwords) that do not exist yet, never overwriting; read the referenced ones;
 3. a missing Secret stops here: `Stalled`, an Event, no children applied (pods would only fail);
 4. build the desired children (pure) and server-side apply those missing, changed or drifted;
 5. prune children this mesh controls that are no longer desired;
@@ -32,6 +33,7 @@ from actormesh_operator.api.schema import API_VERSION, KIND, PLURAL
 from actormesh_operator.api.spec import PAUSED_ANNOTATION, ActorMesh
 from actormesh_operator.api.status import ConditionType, Reason
 from actormesh_operator.builders import Manifest, build_children, referenced_secrets
+from actormesh_operator.builders.generated import generated_secrets
 from actormesh_operator.builders.secret_hash import referenced_secret_names, with_secret_hashes
 from actormesh_operator.reconcile import metrics
 from actormesh_operator.reconcile.apply import ApplyOutcome, apply_children, prune_children
@@ -45,6 +47,7 @@ from actormesh_operator.reconcile.errors import (
     to_kopf,
 )
 from actormesh_operator.reconcile.events import post_event
+from actormesh_operator.reconcile.generated import ensure_generated_secrets
 from actormesh_operator.reconcile.kube import KubeApiError, KubeClient, Resource
 from actormesh_operator.reconcile.observe import (
     KedaDetector,
@@ -55,7 +58,7 @@ from actormesh_operator.reconcile.observe import (
     read_secrets,
 )
 from actormesh_operator.settings import OperatorSettings
-from actormesh_operator.status import compute_status, invalid_spec_status, status_patch
+from actormesh_operator.status import ANONYMOUS_WARNING, compute_status, invalid_spec_status, status_patch
 
 STATUS_CONFLICT_RETRIES = 3
 """Re-reads after a 409 on a status write before it becomes an ordinary (retried) failure."""
@@ -145,6 +148,7 @@ class MeshReconciler:
 
     async def _pass(self, attempt: _Attempt) -> ApplyOutcome:
         attempt.mesh = mesh = ActorMesh.from_body(attempt.body)
+        await self._warn_when_anonymous(attempt.body, mesh)
         attempt.keda = await self._keda.available(self.kube)
         attempt.monitoring = await self._monitoring.served(self.kube)
         attempt.live = await list_children(self.kube, mesh, keda=attempt.keda, monitoring=attempt.monitoring)
@@ -155,6 +159,11 @@ class MeshReconciler:
         refs = referenced_secrets(mesh)
         names = referenced_secret_names(built) | {ref.name for ref in refs}
         self._secrets_seen(mesh.namespace, mesh.name, names)
+        outcome = ApplyOutcome()
+        if not mesh.paused:
+            # Before their values are read and hashed into the pods that use them; created once, never
+            # overwritten (a paused mesh gets no writes at all).
+            outcome.applied += await ensure_generated_secrets(self.kube, mesh, generated_secrets(mesh))
         secrets = await read_secrets(self.kube, mesh.namespace, names)
         desired = with_secret_hashes(built, secrets)
         if mesh.paused:
@@ -163,7 +172,6 @@ class MeshReconciler:
         attempt.missing = missing_secrets(refs, secrets)
         if attempt.missing:
             raise MissingSecretError("; ".join(_missing_text(m, mesh.namespace) for m in attempt.missing))
-        outcome = ApplyOutcome()
         manager = self.settings.field_manager
         await apply_children(self.kube, desired, attempt.live, field_manager=manager, outcome=outcome)
         await prune_children(self.kube, desired, attempt.live, owner_uid=mesh.uid, outcome=outcome)
@@ -179,6 +187,12 @@ class MeshReconciler:
 
     async def _event(self, body: Mapping[str, Any], kind: str, reason: str, message: str) -> None:
         await post_event(self.kube, body, kind, reason, message, component=self.settings.field_manager)
+
+    async def _warn_when_anonymous(self, body: Mapping[str, Any], mesh: ActorMesh) -> None:
+        """A Warning Event when anonymous mode is switched on (the status does not show the warning yet);
+        the AnonymousGateway condition then keeps it visible without repeating the Event."""
+        if mesh.spec.gateway.anonymous and _condition_status(body, ConditionType.ANONYMOUS_GATEWAY) is None:
+            await self._event(body, "Warning", Reason.ANONYMOUS_MODE_ENABLED.value, ANONYMOUS_WARNING)
 
     async def _report_paused(self, attempt: _Attempt, mesh: ActorMesh, desired: list[Manifest]) -> None:
         """Paused: read and report, write no child. The status lists what resuming would change."""
