@@ -41,6 +41,7 @@ def stack_settings(nats_url: str, tmp_path: Path, **overrides: Any) -> RuntimeSe
         "request_timeout_s": 20.0,
         "processing_timeout_s": 10.0,
         "ack_wait_s": 15.0,
+        "gateway_anonymous": True,  # tests about auth pass jwt_secret, which turns auth on
     }
     values.update(overrides)
     return RuntimeSettings(**values)

@@ -29,7 +29,7 @@ from actormesh_runtime.settings import RuntimeSettings
 from tests.unit.builder_helpers import RICH_SPEC, children, container, index
 
 ROOT = Path(__file__).resolve().parents[2]
-SECRET_PLACEHOLDER = "from-a-secret"
+SECRET_PLACEHOLDER = "from-a-secret-long-enough-for-an-hs256-key"
 FULL_SPEC: dict[str, Any] = {
     **RICH_SPEC,
     "nats": {"replicas": 3},

@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from actormesh_runtime.net import bind_tcp
 
 GRACEFUL_SHUTDOWN_S = 5
+DEFAULT_WS_MAX_BYTES = 64 * 1024
 """Default time in-flight requests get to finish on stop; `actormesh gateway` passes
 REQUEST_TIMEOUT_S + 5 so a rolling update lets every waiting chat get its answer."""
 
@@ -39,8 +40,11 @@ class GatewayServer:
         port: int = 0,
         log_level: str = "warning",
         graceful_shutdown_s: int = GRACEFUL_SHUTDOWN_S,
+        ws_max_bytes: int | None = None,
     ) -> None:
         self.graceful_shutdown_s = graceful_shutdown_s
+        if ws_max_bytes is None:
+            ws_max_bytes = _app_ws_max_bytes(app)
         config = uvicorn.Config(
             app,
             host=host,
@@ -54,6 +58,9 @@ class GatewayServer:
             timeout_graceful_shutdown=graceful_shutdown_s,
             ws_ping_interval=20.0,
             ws_ping_timeout=20.0,
+            # The WebSocket library refuses a bigger frame from its header (close 1009) before reading
+            # it; uvicorn's default (16 MiB) would be read whole and only then checked by the app.
+            ws_max_size=ws_max_bytes,
         )
         self.host = host
         self.requested_port = port
@@ -119,6 +126,14 @@ class GatewayServer:
             if self._socket is not None:
                 self._socket.close()
                 self._socket = None
+
+
+def _app_ws_max_bytes(app: FastAPI) -> int:
+    """The app's WS_MAX_FRAME_BYTES (`create_app` keeps the settings on its gateway)."""
+    gateway = getattr(app.state, "gateway", None)
+    if gateway is None:
+        return DEFAULT_WS_MAX_BYTES
+    return int(gateway.settings.ws_max_frame_bytes)
 
 
 def _bind(host: str, port: int) -> socket.socket:
