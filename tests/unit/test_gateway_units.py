@@ -21,7 +21,7 @@ from actormesh_runtime.gateway.auth import (
     mint_token,
 )
 from actormesh_runtime.gateway.models import ChatRequest, MessageTooLong, check_length, field_errors
-from actormesh_runtime.gateway.replies import ReplyRouter
+from actormesh_runtime.gateway.reply_router import ReplyRouter
 
 SECRET = "unit-secret-with-enough-length-0123456789"
 
