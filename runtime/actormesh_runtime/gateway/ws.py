@@ -47,6 +47,7 @@ from actormesh_runtime.gateway.models import (
     new_session_id,
 )
 from actormesh_runtime.gateway.service import Gateway, Submitted, Unavailable
+from actormesh_runtime.history.protocol import HistoryUnavailable
 
 router = APIRouter()
 log = logging.getLogger(__name__)
@@ -227,6 +228,9 @@ class ChatSocket:
             return
         except AuthError as exc:
             await self.error(exc.detail, status=exc.status)
+            return
+        except (HistoryUnavailable, Unavailable) as exc:  # ownership could not be checked: refuse
+            await self.error(f"the session's owner cannot be checked right now: {exc}", status=503)
             return
         except Exception:  # a bug must not take the whole socket (and its other chats) down
             log.exception("websocket chat refused by an internal error")
