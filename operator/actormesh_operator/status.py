@@ -189,10 +189,31 @@ def _timestamp(now: datetime) -> str:
     return now.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+ANONYMOUS_WARNING = (
+    "spec.gateway.anonymous is true: the gateway accepts requests without a token, so anyone who can"
+    " reach it may act as any customer (read orders, cancel them). Use it for a demo only; set it to"
+    " false and the operator generates a signing key (Secret <mesh>-gateway-auth)"
+)
+
+
+def _warnings(mesh: ActorMesh, generation: int) -> tuple[list[Condition], frozenset[str]]:
+    """Warning conditions present only while their cause is: (to set, to remove)."""
+    kind = ConditionType.ANONYMOUS_GATEWAY
+    if mesh.spec.gateway.anonymous:
+        return [
+            _condition(kind, True, Reason.ANONYMOUS_MODE_ENABLED, ANONYMOUS_WARNING, generation)
+        ], frozenset()
+    return [], frozenset({kind.value})
+
+
 def _merge_conditions(
-    previous: Sequence[Mapping[str, Any]], ours: Sequence[Condition], now: datetime
+    previous: Sequence[Mapping[str, Any]],
+    ours: Sequence[Condition],
+    now: datetime,
+    remove: frozenset[str] = frozenset(),
 ) -> list[dict[str, Any]]:
-    """Previous list with our types replaced in place (others' untouched) and new types appended.
+    """Previous list with our types replaced in place (others' untouched), new types appended and the
+    types in `remove` (ours, no longer applicable) dropped.
 
     `lastTransitionTime` moves only when a condition's status flips (NACK's updateReadyCondition).
     """
@@ -203,7 +224,7 @@ def _merge_conditions(
         since = old.get("lastTransitionTime") if old and old.get("status") == cond.status else None
         entry = cond.model_copy(update={"last_transition_time": since or _timestamp(now)})
         fresh[cond.type] = entry.model_dump(by_alias=True, exclude_none=True)
-    merged = [fresh.pop(str(c.get("type")), dict(c)) for c in previous]
+    merged = [fresh.pop(str(c.get("type")), dict(c)) for c in previous if str(c.get("type")) not in remove]
     return merged + list(fresh.values())
 
 
@@ -265,6 +286,8 @@ def compute_status(
             gen,
         ),
     ]
+    warnings, remove = _warnings(mesh, gen)
+    ours += warnings
     phase = (
         Phase.FAILED if stall else Phase.READY if ready else Phase.PROGRESSING if progress else Phase.DEGRADED
     )
@@ -273,7 +296,7 @@ def compute_status(
     status: dict[str, Any] = {
         "observedGeneration": gen if processed else previous.get("observedGeneration"),
         "phase": phase.value,
-        "conditions": _merge_conditions(previous.get("conditions") or [], ours, now),
+        "conditions": _merge_conditions(previous.get("conditions") or [], ours, now, remove),
         "components": _counts(components),
         "actorsReady": f"{sum(c.state is ComponentState.READY for c in actors)}/{len(actors)}",
         "gatewayEndpoint": _endpoint(mesh, observed),

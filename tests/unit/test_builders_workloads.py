@@ -40,7 +40,11 @@ def test_actor_deployment_runs_the_actor_with_probes_and_config() -> None:
     assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
     assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert c["envFrom"] == [{"configMapRef": {"name": "demo-runtime-config"}}]
-    assert env_of(dep) == {"ACTOR_CONCURRENCY": "8"}
+    assert env_of(dep) == {
+        "ACTOR_CONCURRENCY": "8",
+        "NATS_USER": "sentiment_analyzer",
+        "NATS_PASSWORD": {"secretKeyRef": {"name": "demo-nats-users", "key": "sentiment_analyzer"}},
+    }
     assert c["resources"] == {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}}
 
 
@@ -145,15 +149,34 @@ def test_managed_redis_requires_the_password_from_its_secret() -> None:
     objs = index(children(spec))
     c = container(objs[("StatefulSet", "demo-redis")])
     secret = {"secretKeyRef": {"name": "redis-auth", "key": "password"}}
-    # The kubelet expands $(REDISCLI_AUTH) from the env; redis-cli (the probe) reads the same variable.
-    assert c["args"][-2:] == ["--requirepass", "$(REDISCLI_AUTH)"]
+    # The server reads the password from a file an init container renders from the mounted Secret; only
+    # redis-cli (the probe) reads it from the env. Nothing on any command line.
+    assert c["args"][0] == "/run/redis-auth/auth.conf"
+    assert not any("REDISCLI_AUTH" in a or "requirepass" in a for a in c["args"])
     assert env_of(objs[("StatefulSet", "demo-redis")]) == {"REDISCLI_AUTH": secret}
+    pod = objs[("StatefulSet", "demo-redis")]["spec"]["template"]["spec"]
+    [init] = pod["initContainers"]
+    assert init["image"] == "ghcr.io/example/actormesh:0.1.0"
+    assert init["command"][-2:] == ["/run/redis-password/password", "/run/redis-auth/auth.conf"]
+    assert init["securityContext"]["readOnlyRootFilesystem"] is True
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["password"]["secret"] == {
+        "secretName": "redis-auth",
+        "items": [{"key": "password", "path": "password"}],
+        "defaultMode": 0o440,
+    }
+    assert volumes["auth"]["emptyDir"]["medium"] == "Memory"
+    assert {"name": "auth", "mountPath": "/run/redis-auth", "readOnly": True} in c["volumeMounts"]
+    assert not any(m["name"] == "password" for m in c["volumeMounts"])  # only the init container sees it
     assert c["readinessProbe"]["exec"]["command"] == ["redis-cli", "-p", "6379", "ping"]
     assert env_of(objs[("Deployment", "demo-gateway")])["REDIS_PASSWORD"] == secret
     assert env_of(objs[("Deployment", "demo-execution-coordinator")])["REDIS_PASSWORD"] == secret
     assert "REDIS_PASSWORD" not in env_of(objs[("Deployment", "demo-response-aggregator")])
     assert "REDIS_PASSWORD" not in env_of(objs[("Deployment", "demo-decision-router")])
     assert "env" not in container(index(children())[("StatefulSet", "demo-redis")])
+    assert (
+        "initContainers" not in index(children())[("StatefulSet", "demo-redis")]["spec"]["template"]["spec"]
+    )
 
 
 def test_redis_statefulset() -> None:

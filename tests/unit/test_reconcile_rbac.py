@@ -55,11 +55,13 @@ def test_every_child_kind_is_declared() -> None:
             assert (kind.group, kind.plural, verb) in declared, (kind.kind, verb)
 
 
-def test_status_and_finalizers_subresources_and_read_only_secrets() -> None:
+def test_status_and_finalizers_subresources_and_secrets_never_listed_or_deleted() -> None:
     declared = granted()
     assert ("actormesh.io", "actormeshes/status", "patch") in declared
     assert ("actormesh.io", "actormeshes/finalizers", "update") in declared
-    assert {v for g, r, v in declared if r == "secrets"} == {"get"}
+    # get: referenced Secrets exist; create+patch: generated Secrets, created once. No list/watch (no
+    # reading every Secret in the namespace), no update/delete (a key is never overwritten or dropped).
+    assert {v for g, r, v in declared if r == "secrets"} == {"get", "create", "patch"}
     assert not any(r == "customresourcedefinitions" for _, r, _ in declared)
     assert not any(
         v in {"update", "escalate", "bind", "impersonate"} and r != "actormeshes/finalizers"

@@ -12,8 +12,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from actormesh_operator.api.actors import ActorAutoscaling
-from actormesh_operator.api.infra import MAX_FILE_STORE_TOO_BIG, HistorySpec, NatsSpec, RedisSpec
-from actormesh_operator.api.spec import MAX_NAME_LENGTH, QUEUE_LAG_NEEDS_MANAGED_NATS
+from actormesh_operator.api.infra import (
+    MAX_FILE_STORE_TOO_BIG,
+    REDIS_PASSWORD_IN_URL,
+    REDIS_URL_WITH_PASSWORD,
+    HistorySpec,
+    NatsSpec,
+    RedisSpec,
+)
+from actormesh_operator.api.spec import ANONYMOUS_WITH_KEY, MAX_NAME_LENGTH, QUEUE_LAG_NEEDS_MANAGED_NATS
 from actormesh_runtime.catalog import ACTORS
 
 
@@ -141,6 +148,18 @@ SPEC_RULES: list[Rule] = [
         "!(has(self.enabled) && self.enabled) || has(self.host)",
         "spec.gateway.ingress.host is required when spec.gateway.ingress.enabled is true",
         ".host",
+    ),
+    Rule(
+        ("redis", "external"),
+        f"!self.url.matches('{REDIS_URL_WITH_PASSWORD}')",
+        REDIS_PASSWORD_IN_URL,
+        ".url",
+    ),
+    Rule(
+        ("gateway",),
+        "!(has(self.anonymous) && self.anonymous) || !has(self.authSecretRef)",
+        ANONYMOUS_WITH_KEY,
+        ".anonymous",
     ),
     _excludes("nats", ["replicas", "storage", "jetstream", "image", "resources"]),
     _excludes("redis", ["storage", "image", "resources", "passwordSecretRef"]),

@@ -7,14 +7,22 @@ settings (checked here and by CEL rules in the CRD).
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from actormesh_operator.api.types import ApiModel, Quantity, Resources, SecretKeyRef, Storage, quantity_bytes
 
 NATS_URL_PATTERN = r"^(nats|tls|ws|wss)://[^\s,]+(,(nats|tls|ws|wss)://[^\s,]+)*$"
 REDIS_URL_PATTERN = r"^rediss?://\S+$"
+REDIS_URL_WITH_PASSWORD = r"^rediss?://[^/@]*:[^/@]*@"
+"""`scheme://user:password@` (or `:password@`): the URL goes into the runtime ConfigMap, readable by anyone
+who may read ConfigMaps, so a password there is refused."""
+REDIS_PASSWORD_IN_URL = (
+    "spec.redis.external.url must not contain a password (the URL is stored in a ConfigMap);"
+    " put it in a Secret and set spec.redis.external.passwordSecretRef"
+)
 FILE_STORE_SHARE_PERCENT = 80
 """Default JetStream file store limit as a share of the NATS volume (10Gi → 8Gi)."""
 MAX_FILE_STORE_TOO_BIG = "spec.nats.jetstream.maxFileStore must not exceed spec.nats.storage.size"
@@ -86,9 +94,16 @@ class RedisExternal(ApiModel):
     """An existing Redis instead of the managed one."""
 
     url: str = Field(pattern=REDIS_URL_PATTERN, max_length=2048)
-    """e.g. `redis://redis.infra:6379/0` or `rediss://...`."""
+    """e.g. `redis://redis.infra:6379/0` or `rediss://...`; no password (it would land in a ConfigMap)."""
     password_secret_ref: SecretKeyRef | None = None
-    """Secret key holding the password (unset: none, or the one in the URL)."""
+    """Secret key holding the password (unset: none)."""
+
+    @field_validator("url")
+    @classmethod
+    def _no_password_in_url(cls, value: str) -> str:
+        if re.match(REDIS_URL_WITH_PASSWORD, value):
+            raise ValueError(REDIS_PASSWORD_IN_URL)
+        return value
 
 
 class RedisSpec(ApiModel):

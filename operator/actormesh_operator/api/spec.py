@@ -9,10 +9,11 @@ a mesh that bypassed admission (or an older CRD) still fails with the same field
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from actormesh_operator.api.actors import (
     ActorAutoscaling,
@@ -58,6 +59,7 @@ __all__ = [
     "CPUAutoscaling",
     "CommerceApisSpec",
     "EffectiveActorSpec",
+    "GatewayAuthSpec",
     "GatewaySpec",
     "HistorySpec",
     "IngressSpec",
@@ -88,6 +90,10 @@ QUEUE_LAG_NEEDS_MANAGED_NATS = (
     "spec.actors.*.autoscaling.mode: queueLag needs the managed NATS (KEDA reads its monitoring"
     " endpoint), so it cannot be combined with spec.nats.external; use mode cpu"
 )
+ANONYMOUS_WITH_KEY = (
+    "spec.gateway.anonymous cannot be true when spec.gateway.authSecretRef is set; choose one"
+)
+SECRET_KEY_PATTERN = r"^[-._a-zA-Z0-9]+$"
 MAX_NAME_LENGTH = 40
 """Longest mesh name: keeps `<mesh>-execution-coordinator` and StatefulSet names readable (no hash)."""
 
@@ -151,6 +157,18 @@ class IngressSpec(ApiModel):
         return self
 
 
+class GatewayAuthSpec(ApiModel):
+    """Optional claims every customer token must carry (checked by the gateway)."""
+
+    issuer: str | None = Field(None, min_length=1, max_length=1024)
+    """Required `iss` claim (JWT_ISSUER), e.g. your storefront's URL."""
+    audience: str | None = Field(None, min_length=1, max_length=1024)
+    """Required `aud` claim (JWT_AUDIENCE), e.g. `actormesh`."""
+    previous_key: str | None = Field(None, min_length=1, max_length=253, pattern=SECRET_KEY_PATTERN)
+    """Key, in the same Secret as the signing key, holding the key being rotated out (JWT_PREVIOUS_SECRET):
+    tokens it signed stay valid while it is set. Optional in the Secret: absent means no rotation."""
+
+
 class GatewaySpec(ApiModel):
     """The HTTP/WebSocket gateway: chat API, history API and the web page."""
 
@@ -159,7 +177,12 @@ class GatewaySpec(ApiModel):
     service: ServiceSpec = Field(default_factory=ServiceSpec)
     ingress: IngressSpec = Field(default_factory=IngressSpec)
     auth_secret_ref: SecretKeyRef | None = None
-    """Secret key holding the JWT signing secret (unset: the API is open)."""
+    """Secret key holding the JWT signing key, at least 32 bytes (unset: the operator generates one into
+    the Secret `<mesh>-gateway-auth`, key `jwt-secret`, unless `anonymous` is true)."""
+    anonymous: bool = False
+    """Demo only: no token needed, anyone who reaches the gateway may act as any customer. The mesh
+    carries a warning condition and Event while this is true."""
+    auth: GatewayAuthSpec = Field(default_factory=GatewayAuthSpec)
     cors_origins: list[Annotated[str, Field(pattern=CORS_ORIGIN_PATTERN)]] = Field(
         default_factory=list, max_length=64
     )
@@ -181,6 +204,12 @@ class GatewaySpec(ApiModel):
             )
         return self
 
+    @model_validator(mode="after")
+    def _anonymous_or_key(self) -> GatewaySpec:
+        if self.anonymous and self.auth_secret_ref is not None:
+            raise ValueError(ANONYMOUS_WITH_KEY)
+        return self
+
 
 # --- small switches ---------------------------------------------------------------------------------
 
@@ -199,10 +228,47 @@ class CommerceApisSpec(ApiModel):
     tracking_url: str | None = Field(None, pattern=HTTP_URL_PATTERN)
 
 
+DEFAULT_EGRESS_EXCEPT = (
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "100.64.0.0/10",
+    "169.254.0.0/16",
+    "127.0.0.0/8",
+    "0.0.0.0/8",
+    "198.18.0.0/15",
+    "fc00::/7",
+    "fe80::/10",
+)
+"""Private (RFC 1918), carrier-grade NAT, link-local (cloud metadata at 169.254.169.254), loopback and the
+benchmarking range some clusters use for pods and Services: wherever a cluster's own addresses live."""
+CIDR_PATTERN = r"^([0-9]{1,3}\.){3}[0-9]{1,3}/[0-9]{1,2}$|^[0-9a-fA-F:]+/[0-9]{1,3}$"
+
+
 class NetworkPolicySpec(ApiModel):
     """Default-deny NetworkPolicies plus only the flows the mesh needs (secure by default)."""
 
     enabled: bool = True
+    egress_except: list[Annotated[str, Field(pattern=CIDR_PATTERN, max_length=64)]] = Field(
+        default_factory=lambda: list(DEFAULT_EGRESS_EXCEPT), max_length=64
+    )
+    """Address ranges the internet-facing egress (LLM, external commerce APIs) never reaches. The
+    default covers private, link-local and loopback ranges; list your cluster's pod and Service CIDRs
+    too if they are public addresses. Replaces the default when set."""
+    keda_namespace: str = Field("keda", max_length=63, pattern=DNS1123_LABEL)
+    """Namespace of KEDA's operator: the only one allowed to read the NATS monitoring port."""
+
+    @field_validator("egress_except")
+    @classmethod
+    def _valid_networks(cls, value: list[str]) -> list[str]:
+        for cidr in value:
+            try:
+                ipaddress.ip_network(cidr)
+            except ValueError as exc:
+                raise ValueError(
+                    f"spec.networkPolicy.egressExcept: {cidr!r} is not a network ({exc})"
+                ) from None
+        return value
 
 
 class PodDisruptionBudgetSpec(ApiModel):

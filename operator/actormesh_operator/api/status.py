@@ -25,6 +25,8 @@ class ConditionType(StrEnum):
     """True while the operator (or a controller below it) is still moving toward the spec."""
     STALLED = "Stalled"
     """True when progress needs a human: the reason says what to fix."""
+    ANONYMOUS_GATEWAY = "AnonymousGateway"
+    """Present (True) only while `spec.gateway.anonymous` is true: a warning, not a failure."""
 
 
 class Reason(StrEnum):
@@ -73,6 +75,10 @@ class Reason(StrEnum):
     """Stalled=True: transient errors persisted through every retry; the message has the last one."""
     RECONCILE_FAILED = "ReconcileFailed"
     """Stalled=True: any other permanent error."""
+
+    # AnonymousGateway
+    ANONYMOUS_MODE_ENABLED = "AnonymousModeEnabled"
+    """AnonymousGateway=True: the gateway needs no token; anyone who reaches it may act as any customer."""
 
 
 STALL_REASONS: frozenset[Reason] = frozenset(

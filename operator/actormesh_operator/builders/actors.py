@@ -16,6 +16,7 @@ from actormesh_operator.builders.runtime_config import actor_keys, hash_for
 from actormesh_operator.builders.workload import (
     deployment,
     http_probe,
+    nats_credentials_env,
     redis_password_env,
     runtime_container,
     runtime_pod,
@@ -38,7 +39,7 @@ def actor_env(mesh: ActorMesh, actor: EffectiveActorSpec) -> list[dict[str, Any]
         env.append(secret_env(Env.LLM_API_KEY, llm.api_key_secret_ref))
     if actor.info.uses_redis:
         env += redis_password_env(mesh)
-    return env
+    return env + nats_credentials_env(mesh, actor.info.name.value)
 
 
 def build_actor_deployment(

@@ -12,9 +12,14 @@ from actormesh_operator.builders import labels, names
 from actormesh_operator.builders.meta import Manifest, manifest, object_meta, template_meta
 from actormesh_operator.builders.runtime_config import HISTORY_KEYS, hash_for
 from actormesh_operator.builders.volumes import retention_policy, volume_claim_template
-from actormesh_operator.builders.workload import http_probe, runtime_container, runtime_pod
+from actormesh_operator.builders.workload import (
+    http_probe,
+    nats_credentials_env,
+    runtime_container,
+    runtime_pod,
+)
 from actormesh_operator.settings import OperatorSettings
-from actormesh_runtime.catalog import Env, Ports
+from actormesh_runtime.catalog import HISTORY_USER, Env, Ports
 
 DATA_DIR = "/var/lib/actormesh"
 DB_PATH = f"{DATA_DIR}/conversations.db"
@@ -41,7 +46,7 @@ def build_history_statefulset(mesh: ActorMesh, settings: OperatorSettings) -> Ma
         ["history"],
         ports=[{"name": "http", "containerPort": Ports.HISTORY_HTTP}],
         resources=history.resources.to_k8s(),
-        env=[{"name": Env.SQLITE_DB_PATH, "value": DB_PATH}],
+        env=[{"name": Env.SQLITE_DB_PATH, "value": DB_PATH}, *nats_credentials_env(mesh, HISTORY_USER)],
         extra_mounts=[{"name": names.HISTORY_DATA_CLAIM, "mountPath": DATA_DIR}],
         startupProbe=http_probe("/healthz", "http", period=2, failures=60),
         readinessProbe=http_probe("/readyz", "http", period=5),

@@ -96,3 +96,14 @@ def network_policy(mesh: str, flow: str) -> str:
 NATS_STORE_CLAIM = "jetstream"
 REDIS_DATA_CLAIM = "data"
 HISTORY_DATA_CLAIM = "data"
+
+
+# --- Secrets the operator generates once (never overwritten, see builders/generated.py)
+def gateway_auth_secret(mesh: str) -> str:
+    """The generated JWT signing key when `spec.gateway.authSecretRef` is unset."""
+    return fit(mesh, "gateway-auth")
+
+
+def nats_users_secret(mesh: str) -> str:
+    """One generated NATS password per component (key = NATS user name)."""
+    return fit(mesh, "nats-users")

@@ -11,6 +11,7 @@ from typing import Any
 from actormesh_operator.api.spec import ActorMesh
 from actormesh_operator.api.types import SecretKeyRef
 from actormesh_operator.builders import labels, names, pod_security
+from actormesh_operator.builders.generated import nats_auth_enabled, nats_password_ref
 from actormesh_operator.builders.meta import Manifest, manifest, object_meta, template_meta
 from actormesh_operator.builders.runtime_config import env_from_runtime_config
 from actormesh_runtime.catalog import Env
@@ -43,6 +44,17 @@ def http_probe(
 def secret_env(name: str, ref: SecretKeyRef) -> dict[str, Any]:
     """An env var from a Secret key; not optional, so a missing Secret stops the pod visibly."""
     return {"name": name, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}}
+
+
+def nats_credentials_env(mesh: ActorMesh, user: str) -> list[dict[str, Any]]:
+    """NATS_USER and NATS_PASSWORD (from the generated `<mesh>-nats-users`) when the managed NATS
+    requires them; `user` is the component's row in `catalog.nats_permissions`."""
+    if not nats_auth_enabled(mesh):
+        return []
+    return [
+        {"name": Env.NATS_USER, "value": user},
+        secret_env(Env.NATS_PASSWORD, nats_password_ref(mesh, user)),
+    ]
 
 
 def redis_password_env(mesh: ActorMesh) -> list[dict[str, Any]]:

@@ -45,7 +45,13 @@ PERMISSIONS: tuple[Permission, ...] = (
         "children's ownerReferences set blockOwnerDeletion (OwnerReferencesPermissionEnforcement)",
     ),
     *(Permission(kind.group, kind.plural, CHILD_VERBS, f"children: {kind.kind}") for kind in MANAGED_KINDS),
-    Permission("", "secrets", ("get",), "observe.missing_secrets checks referenced Secrets exist"),
+    Permission(
+        "",
+        "secrets",
+        ("get", "create", "patch"),
+        "get: observe.missing_secrets checks referenced Secrets exist; create+patch: generated.py creates "
+        "the generated Secrets once and adds missing keys (never overwrites a value)",
+    ),
     Permission("", "events", ("create",), "kopf posts the Applied / Stalled Events"),
 )
 

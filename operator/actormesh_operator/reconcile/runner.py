@@ -7,9 +7,10 @@ never interleave their writes. The steps (KubeRay's `reconcileFuncs`, then one s
 1. read the mesh; a mesh being deleted is left to the garbage collector;
 2. observe: KEDA discovery, the live children (label-selected), the referenced Secrets;
 3. a missing Secret stops here: `Stalled`, an Event, no children applied (pods would only fail);
-4. build the desired children (pure) and server-side apply those missing, changed or drifted;
-5. prune children this mesh controls that are no longer desired;
-6. compute the full status (pure) and patch the status subresource only if it changed.
+4. create the generated Secrets (gateway key, NATS passwords) that do not exist yet, never overwriting;
+5. build the desired children (pure) and server-side apply those missing, changed or drifted;
+6. prune children this mesh controls that are no longer desired;
+7. compute the full status (pure) and patch the status subresource only if it changed.
 
 Failures are classified by `errors.py`; the status and an Event are written here, and the kopf error
 to raise is returned to the caller (`kopf.TemporaryError` with backoff or `kopf.PermanentError`).
@@ -30,8 +31,9 @@ import kopf
 from actormesh_operator.api.observed import MissingSecret, ReconcileError
 from actormesh_operator.api.schema import API_VERSION, KIND, PLURAL
 from actormesh_operator.api.spec import ActorMesh
-from actormesh_operator.api.status import Reason
+from actormesh_operator.api.status import ConditionType, Reason
 from actormesh_operator.builders import build_children, referenced_secrets
+from actormesh_operator.builders.generated import generated_secrets
 from actormesh_operator.reconcile import metrics
 from actormesh_operator.reconcile.apply import ApplyOutcome, apply_children, prune_children
 from actormesh_operator.reconcile.diff import ChildKey
@@ -43,10 +45,11 @@ from actormesh_operator.reconcile.errors import (
     exhausted,
     to_kopf,
 )
+from actormesh_operator.reconcile.generated import ensure_generated_secrets
 from actormesh_operator.reconcile.kube import KubeApiError, KubeClient, Resource
 from actormesh_operator.reconcile.observe import KedaDetector, list_children, missing_secrets, observed_state
 from actormesh_operator.settings import OperatorSettings
-from actormesh_operator.status import compute_status, invalid_spec_status, status_patch
+from actormesh_operator.status import ANONYMOUS_WARNING, compute_status, invalid_spec_status, status_patch
 
 STATUS_CONFLICT_RETRIES = 3
 """Re-reads after a 409 on a status write before it becomes an ordinary (retried) failure."""
@@ -106,14 +109,17 @@ class MeshReconciler:
 
     async def _pass(self, attempt: _Attempt) -> ApplyOutcome:
         attempt.mesh = mesh = ActorMesh.from_body(attempt.body)
+        _warn_when_anonymous(attempt.body, mesh)
         attempt.keda = await self._keda.available(self.kube)
         attempt.live = await list_children(self.kube, mesh, keda=attempt.keda)
         attempt.listed = True
         attempt.missing = await missing_secrets(self.kube, mesh, referenced_secrets(mesh))
         if attempt.missing:
             raise MissingSecretError("; ".join(_missing_text(m, mesh.namespace) for m in attempt.missing))
-        desired = build_children(mesh, self.settings, keda_available=attempt.keda)
         outcome = ApplyOutcome()
+        # Before any pod that reads them is applied; created once, never overwritten.
+        outcome.applied += await ensure_generated_secrets(self.kube, mesh, generated_secrets(mesh))
+        desired = build_children(mesh, self.settings, keda_available=attempt.keda)
         manager = self.settings.field_manager
         await apply_children(self.kube, desired, attempt.live, field_manager=manager, outcome=outcome)
         await prune_children(self.kube, desired, attempt.live, owner_uid=mesh.uid, outcome=outcome)
@@ -211,6 +217,16 @@ class MeshReconciler:
             return status_patch(previous, new)
 
         await self._update_status(body, build)
+
+
+def _warn_when_anonymous(body: Mapping[str, Any], mesh: ActorMesh) -> None:
+    """A Warning Event when anonymous mode is switched on (the status does not show the warning yet);
+    the AnonymousGateway condition then keeps it visible without repeating the Event."""
+    conditions = (body.get("status") or {}).get("conditions") or []
+    if mesh.spec.gateway.anonymous and not any(
+        c.get("type") == ConditionType.ANONYMOUS_GATEWAY.value for c in conditions
+    ):
+        _event(body, "Warning", Reason.ANONYMOUS_MODE_ENABLED.value, ANONYMOUS_WARNING)
 
 
 def _missing_text(missing: MissingSecret, namespace: str) -> str:
