@@ -102,6 +102,7 @@ def banner(url: str, mesh: object) -> str:
 
 async def serve(settings: RuntimeSettings, *, data_dir: Path, nats_url: str | None) -> int:
     from actormesh_runtime.bus.process import install_stop_signals
+    from actormesh_runtime.catalog import GATEWAY_USER, HISTORY_USER
     from actormesh_runtime.gateway.app import create_app
     from actormesh_runtime.gateway.server import GatewayServer
     from actormesh_runtime.history.service import HistoryService
@@ -109,10 +110,15 @@ async def serve(settings: RuntimeSettings, *, data_dir: Path, nats_url: str | No
 
     stop = asyncio.Event()
     install_stop_signals(stop)
-    async with LocalMesh(settings, nats_url=nats_url, data_dir=data_dir / "nats") as mesh:
+    # The embedded server runs with one NATS user per component, each limited to its own subjects
+    # (catalog.nats_permissions), as the operator configures a cluster; a given --nats-url is used as is.
+    embedded_users = nats_url is None
+    async with LocalMesh(
+        settings, nats_url=nats_url, data_dir=data_dir / "nats", nats_users=embedded_users
+    ) as mesh:
         # Stopped in reverse order, before the actors drain: gateway first, then the history writer.
-        await mesh.enter_context(HistoryService(mesh.settings, nc=mesh.nc))
-        app = create_app(mesh.settings, nc=mesh.nc)
+        await mesh.enter_context(HistoryService(mesh.settings_for(HISTORY_USER)))
+        app = create_app(mesh.settings_for(GATEWAY_USER))
         server = await mesh.enter_context(GatewayServer(app, host=settings.host, port=settings.port))
         print(banner(server.url, mesh), flush=True)
         await stop.wait()
