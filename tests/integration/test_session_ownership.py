@@ -4,7 +4,8 @@ on a real SQLite file, uvicorn on a random port), with auth on:
 - flooding the gateway with more sessions than any in-process map holds does not evict an owner, so
   the session cannot be taken over;
 - ownership survives a gateway restart (it lives in the history file, not in a replica);
-- when the ownership store does not answer, a chat is refused with 503, never let through unchecked;
+- when the ownership store does not answer, a chat is refused with 503, never let through unchecked,
+  and Redis going away (REDIS_URL set) skips no check;
 - another customer's transcript or result answers exactly like one that does not exist (404);
 - the history file is created 0600 (and an existing 0644 one is tightened).
 """
@@ -26,6 +27,7 @@ from actormesh_runtime.gateway.server import GatewayServer
 from actormesh_runtime.gateway.service import Gateway
 from actormesh_runtime.history.store import HistoryStore
 from tests.support.gateway import JANE, JOHN, gateway_stack, poll_json, stack_settings, wait_ready
+from tests.support.redis import RedisServer
 
 pytestmark = pytest.mark.integration
 
@@ -84,6 +86,22 @@ async def test_unreachable_ownership_store_refuses_with_503(nats_server: str, tm
         refused = await client.post("/api/chat", json=chat("during"), headers=AS_JOHN)
         assert refused.status_code == 503, refused.text
         assert refused.json()["error"] == "history_unavailable"
+
+
+async def test_redis_down_skips_no_ownership_check(
+    nats_server: str, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """With REDIS_URL set, Redis going away once let any session be taken (the check read "no owner")."""
+    settings = stack_settings(
+        nats_server, tmp_path, jwt_secret=KEY, gateway_anonymous=False, redis_url=redis_server.url
+    )
+    async with gateway_stack(settings) as stack, httpx.AsyncClient(base_url=stack.url, timeout=60) as client:
+        assert (await client.post("/api/chat", json=chat("johns"), headers=AS_JOHN)).status_code == 200
+        redis_server.kill()
+        hijack = await client.post("/api/chat", json=chat("johns", JANE, "hello"), headers=AS_JANE)
+        assert hijack.status_code == 403, hijack.text
+        own = await client.post("/api/chat", json=chat("johns"), headers=AS_JOHN)
+        assert own.status_code == 200, own.text
 
 
 async def test_another_customers_data_looks_like_missing_data(nats_server: str, tmp_path: Path) -> None:
