@@ -114,6 +114,8 @@ def _card_in_run(run: str, offset: int, *, after_id_prefix: bool) -> list[tuple[
     id never glues to an unrelated number that follows it, while "CARD-4111 1111 1111 1111" is caught.
     """
     groups = [(m.start() + offset, m.end() + offset, m.group()) for m in _GROUP.finditer(run)]
+    if sum(len(g[2]) for g in groups) < 13:
+        return []  # most runs (order numbers, dates, prices) are too short to hold a card
     windows: list[tuple[int, int, int]] = []  # (digit count, first group, last group)
     for i in range(len(groups)):
         digits = ""
