@@ -98,7 +98,7 @@ async def test_rotation_issuer_and_audience(nats_server: str, tmp_path: Path) ->
         gateway_anonymous=False,
     )
     body = {"message": WHERE, "customer_email": JOHN}
-    async with gateway_stack(settings, history=False) as stack, httpx.AsyncClient(timeout=60) as client:
+    async with gateway_stack(settings) as stack, httpx.AsyncClient(timeout=60) as client:
         refused = {
             "no token": None,
             "another key": _token(OTHER_KEY),
@@ -168,7 +168,7 @@ async def test_ws_token_in_the_subprotocol_header_and_query_token_never_logged(
     nats_server: str, tmp_path: Path, captured_logs: list[str]
 ) -> None:
     settings = stack_settings(nats_server, tmp_path, jwt_secret=KEY, gateway_anonymous=False)
-    async with gateway_stack(settings, history=False) as stack:
+    async with gateway_stack(settings) as stack:
         token = mint_token(KEY, JANE)
         offered = [WS_PROTOCOL, WS_BEARER_PREFIX + token]
         async with connect(ws_url(stack.url), subprotocols=offered) as ws:  # type: ignore[arg-type]
