@@ -9,7 +9,7 @@ ETCD_VERSION ?= v3.6.16
 K8S_CACHE ?= $(HOME)/.cache/actormesh/k8s-$(K8S_VERSION)-etcd-$(ETCD_VERSION)
 PYTEST_WORKERS ?= 2
 
-.PHONY: run test test-unit lint fmt venv k8s-bin k8s-up k8s-down crds images clean
+.PHONY: run test test-unit lint fmt venv k8s-bin k8s-up k8s-down crds images images-tar clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -66,6 +66,12 @@ crds: $(STAMP)
 ## Needs root, a running Docker Engine and PyPI; manual, not part of CI.
 images:
 	@hack/images/build.sh
+
+## The same images as docker-archive tars + images.txt for a node without a registry (the e2e cluster),
+## in $(ACTORMESH_IMAGES_DIR) (default ~/.cache/actormesh/images/e2e). Installs docker.io/debootstrap if
+## missing, starts and stops its own dockerd; instant when no input changed (docs/images.md).
+images-tar:
+	@hack/images/tar.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

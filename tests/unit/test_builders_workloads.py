@@ -168,7 +168,7 @@ def test_managed_redis_requires_the_password_from_its_secret() -> None:
     assert volumes["auth"]["emptyDir"]["medium"] == "Memory"
     assert {"name": "auth", "mountPath": "/run/redis-auth", "readOnly": True} in c["volumeMounts"]
     assert not any(m["name"] == "password" for m in c["volumeMounts"])  # only the init container sees it
-    assert c["readinessProbe"]["exec"]["command"] == ["redis-cli", "-p", "6379", "ping"]
+    assert c["readinessProbe"]["exec"]["command"] == ["redis-cli", "-e", "-p", "6379", "ping"]
     assert env_of(objs[("Deployment", "demo-gateway")])["REDIS_PASSWORD"] == secret
     assert env_of(objs[("Deployment", "demo-execution-coordinator")])["REDIS_PASSWORD"] == secret
     assert "REDIS_PASSWORD" not in env_of(objs[("Deployment", "demo-response-aggregator")])
