@@ -5,8 +5,10 @@ started from it (paths and ports moved to a tmp dir and free loopback ports, not
 serves JetStream, reports the pod name as its server_name, answers the StatefulSet's three probes,
 and leaves in lame-duck mode when the preStop command runs; three servers from the three-replica config
 (routes pointed at loopback ports instead of the headless Service's pod names) form a JetStream cluster
-and pass the probes. redis-server started with the rendered command line (with and without a password)
-answers the readiness probe's command and writes its append-only file to the data dir.
+and pass the probes. redis-server started with the rendered command line (the generated password, a
+user's, an awkward one: always read from the init container's file, never from argv) answers the
+readiness probe's command, refuses clients without the password, and writes its append-only file to
+the data dir.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ import pytest
 
 from actormesh_operator.api.types import quantity_bytes
 from actormesh_operator.builders import nats, redis
+from actormesh_operator.builders.generated import REDIS_PASSWORD_BYTES
+from actormesh_operator.reconcile.generated import random_value
 from actormesh_runtime.catalog import Ports
 from actormesh_runtime.embedded_nats import nats_server_binary
 from tests.conftest import free_port, missing_component, require_binary
@@ -45,9 +49,16 @@ def _nats_binary() -> str:
     return str(binary)
 
 
-def _relocated_config(replicas: int, tmp_path: Path, *, client: int = 4222, monitor: int = 8222) -> str:
+def _relocated_config(
+    replicas: int,
+    tmp_path: Path,
+    *,
+    client: int = 4222,
+    monitor: int = 8222,
+    spec: dict[str, Any] | None = None,
+) -> str:
     """The rendered nats.conf with only the pod's paths and ports moved (and loopback-only listening)."""
-    text = nats.render_config(make_mesh({"nats": {"replicas": replicas}}), SETTINGS)
+    text = nats.render_config(make_mesh({"nats": {"replicas": replicas}, **(spec or {})}), SETTINGS)
     assert nats.PID_DIR in text
     assert nats.STORE_DIR in text
     text = text.replace(f"{nats.PID_DIR}/", f"{tmp_path}/pid/").replace(
@@ -256,14 +267,20 @@ def moved_path(arg: str, moved: dict[str, str]) -> str:
 
 
 @pytest.mark.parametrize(
-    "password",
-    [None, "s3cr3t", 'quote" back\\slash sp\u00e9cial\n'],
-    ids=["open", "password", "awkward-password"],
+    ("secret", "password"),
+    [
+        (None, random_value(REDIS_PASSWORD_BYTES)),
+        ({"name": "ra", "key": "pw"}, "s3cr3t"),
+        ({"name": "ra", "key": "pw"}, 'quote" back\\slash sp\u00e9cial\n'),
+    ],
+    ids=["generated", "users-secret", "awkward-password"],
 )
-def test_redis_from_the_rendered_command_line_answers_its_probe(tmp_path: Path, password: str | None) -> None:
+def test_redis_from_the_rendered_command_line_answers_its_probe(
+    tmp_path: Path, secret: dict[str, str] | None, password: str
+) -> None:
     binary = require_binary("redis-server", "apt-get install redis-server")
     require_binary("redis-cli", "apt-get install redis-tools")
-    spec = {} if password is None else {"redis": {"passwordSecretRef": {"name": "ra", "key": "pw"}}}
+    spec = {} if secret is None else {"redis": {"passwordSecretRef": secret}}
     sts = index(children(spec))[("StatefulSet", "demo-redis")]
     c = container(sts)
     assert c["command"] == ["redis-server"]
@@ -271,10 +288,9 @@ def test_redis_from_the_rendered_command_line_answers_its_probe(tmp_path: Path, 
     env = {e["name"]: e.get("value", password) for e in c.get("env", [])}
     port = free_port()
     args = _kubelet_expand(list(c["args"]), env)
-    if password is not None:
-        moved = _run_auth_init_container(sts, password, tmp_path)
-        args = [moved_path(a, moved) for a in args]
-        assert not any(password in a for a in args), "the password is on the command line"
+    moved = _run_auth_init_container(sts, password, tmp_path)
+    args = [moved_path(a, moved) for a in args]
+    assert not any(password in a for a in args), "the password is on the command line"
     args[args.index("--port") + 1] = str(port)
     assert args[args.index("--dir") + 1] == redis.DATA_DIR
     args[args.index("--dir") + 1] = str(tmp_path)
@@ -296,11 +312,8 @@ def test_redis_from_the_rendered_command_line_answers_its_probe(tmp_path: Path, 
             return result.stdout.strip() == "PONG"
 
         wait_for("redis answers the readiness probe's ping", lambda: pong(env))
-        if password is not None:
-            assert not pong({}), "the password is not enforced"
-        set_key = [probe[0], "-p", str(port), "--no-auth-warning", "set", "k", "v"]
-        if password is not None:
-            set_key[3:3] = ["-a", password]
+        assert not pong({}), "the password is not enforced"
+        set_key = [probe[0], "-p", str(port), "--no-auth-warning", "-a", password, "set", "k", "v"]
         assert (
             subprocess.run(set_key, capture_output=True, text=True, check=True, timeout=10).stdout.strip()
             == "OK"

@@ -10,6 +10,10 @@ queries, listing and replaying dead letters — and each is refused what another
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+import os
+import ssl
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -23,6 +27,8 @@ from nats.errors import Error as NatsError
 from nats.errors import TimeoutError as NatsTimeoutError
 
 from actormesh_operator.builders import nats as nats_builder
+from actormesh_operator.builders.generated import NATS_PASSWORD_BYTES
+from actormesh_operator.reconcile.generated import random_value
 from actormesh_runtime.bus import dlq
 from actormesh_runtime.bus.connection import ensure_consumer, ensure_streams
 from actormesh_runtime.bus.errorpath import fallback_result
@@ -33,6 +39,7 @@ from actormesh_runtime.history.service import HistoryService
 from actormesh_runtime.replies.result import history_event
 from actormesh_runtime.settings import RuntimeSettings
 from tests.conftest import free_port
+from tests.harness.pki import _Authority, _name
 from tests.integration.test_builders_infra_servers import POD_NAME, _nats_binary, _relocated_config
 from tests.support.envelopes import make_envelope
 from tests.support.k8s import wait_for
@@ -81,23 +88,38 @@ class Server:
                 await nc.close()
 
 
-@pytest.fixture
-def nats_with_users(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
+@contextlib.contextmanager
+def _server_from_rendered_config(
+    tmp_path: Path, spec: dict[str, Any] | None = None
+) -> Iterator[tuple[str, dict[str, str]]]:
     binary = _nats_binary()
     client, monitor = free_port(), free_port()
     config = tmp_path / nats_builder.CONFIG_FILE
-    config.write_text(_relocated_config(1, tmp_path, client=client, monitor=monitor))
-    sts = index(children())[("StatefulSet", "demo-nats")]
+    text = _relocated_config(1, tmp_path, client=client, monitor=monitor, spec={"nats": (spec or {})})
+    config.write_text(text.replace(f"{nats_builder.TLS_DIR}/", f"{tmp_path}/tls/"))
+    sts = index(children({"nats": spec or {}}))[("StatefulSet", "demo-nats")]
     env, passwords = server_env(container(sts), POD_NAME)
     log = (tmp_path / "nats.log").open("wb")
     proc = subprocess.Popen([binary, "--config", str(config)], env=env, stdout=log, stderr=log)
     try:
-        wait_for("nats-server healthz", lambda: _ok(f"http://127.0.0.1:{monitor}/healthz"))
+
+        def up() -> bool:
+            if proc.poll() is not None:
+                pytest.fail(f"nats-server exited: {(tmp_path / 'nats.log').read_text()[-2000:]}")
+            return _ok(f"http://127.0.0.1:{monitor}/healthz")
+
+        wait_for("nats-server healthz", up)
         yield f"nats://127.0.0.1:{client}", passwords
     finally:
         proc.kill()
         proc.wait(timeout=30)
         log.close()
+
+
+@pytest.fixture
+def nats_with_users(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
+    with _server_from_rendered_config(tmp_path) as server:
+        yield server
 
 
 def _ok(url: str) -> bool:
@@ -221,3 +243,57 @@ async def test_a_message_walks_the_mesh_with_each_component_limited_to_its_own_s
     assert replayed.message_id == envelope.message_id
     assert server.violations("admin") == []
     assert server.violations(ActorName.RESPONSE_AGGREGATOR.value) == []
+
+
+async def test_tls_from_the_certificate_secret(tmp_path: Path) -> None:
+    """spec.nats.tls: the server serves the Secret's certificate on the client port; a client with the
+    Secret's CA (what NATS_TLS_CA points at) connects, plain TCP and an unknown CA are refused."""
+    (tmp_path / "tls").mkdir()
+    authority = _Authority(tmp_path / "tls", "ca")
+    leaf = authority.issue(tmp_path / "tls", "leaf", _name("demo-nats"), server=True)
+    leaf.cert.rename(tmp_path / "tls" / nats_builder.TLS_CERT)
+    leaf.key.rename(tmp_path / "tls" / nats_builder.TLS_KEY)
+    spec = {"tls": {"secretName": "nats-cert"}}
+    with _server_from_rendered_config(tmp_path, spec) as (url, passwords):
+        trusted = ssl.create_default_context(cafile=str(authority.pair.cert))
+        nc = await nats.connect(
+            url, user="gateway", password=passwords["gateway"], inbox_prefix=inbox_prefix("gateway"),
+            tls=trusted, tls_hostname="localhost", allow_reconnect=False, connect_timeout=5,
+        )  # fmt: skip
+        try:
+            await ensure_streams(nc.jetstream(timeout=5), SUBJECTS, SETTINGS)
+            assert nc.connected_server_version is not None
+        finally:
+            await nc.close()
+        # The server requires TLS before anything else (a plain CONNECT is never read) ...
+        host, port = url.removeprefix("nats://").split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        info = json.loads((await reader.readline()).decode().removeprefix("INFO "))
+        writer.close()
+        assert info["tls_required"] is True
+        # ... and a client that does not trust the Secret's CA is refused.
+        other = _Authority(tmp_path, "other-ca")
+        with pytest.raises(ssl.SSLCertVerificationError):
+            await nats.connect(
+                url, user="gateway", password=passwords["gateway"],
+                tls=ssl.create_default_context(cafile=str(other.pair.cert)), tls_hostname="localhost",
+                allow_reconnect=False, connect_timeout=5, max_reconnect_attempts=0,
+            )  # fmt: skip
+
+
+def test_generated_passwords_always_parse_as_nats_config_values(tmp_path: Path) -> None:
+    """nats-server parses a `$VAR` value like any config value: a password starting with a digit or `-`
+    becomes a number or a date and the server refuses to start (token_urlsafe did so about once in three
+    meshes). Hundreds of values from the operator's generator must all be accepted."""
+    binary = _nats_binary()
+    users = 12
+    config = tmp_path / "users.conf"
+    entries = ", ".join(f"{{user: u{i}, password: $P{i}}}" for i in range(users))
+    config.write_text(f"port: 4222\nauthorization {{ users = [{entries}] }}\n")
+    for _ in range(25):
+        values = {f"P{i}": random_value(NATS_PASSWORD_BYTES) for i in range(users)}
+        result = subprocess.run(
+            [binary, "-t", "-c", str(config)], env={**os.environ, **values}, capture_output=True, text=True,
+            timeout=30, check=False,
+        )  # fmt: skip
+        assert result.returncode == 0, (result.stderr, values)

@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SECRET_PLACEHOLDER = "from-a-secret-long-enough-for-an-hs256-key"
 FULL_SPEC: dict[str, Any] = {
     **RICH_SPEC,
-    "nats": {"replicas": 3},
+    "nats": {"replicas": 3, "tls": {"secretName": "nats-cert"}},
     "actors": {"defaults": {"replicas": 2, "concurrency": 5}},
 }
 MANAGED_REDIS_PASSWORD_SPEC: dict[str, Any] = {"redis": {"passwordSecretRef": {"name": "ra", "key": "pw"}}}
@@ -71,7 +71,7 @@ _AGREED_NOT_YET_READ = {
     name
     for name in (
         Env.JWT_PREVIOUS_SECRET, Env.JWT_ISSUER, Env.JWT_AUDIENCE, Env.GATEWAY_ANONYMOUS, Env.NATS_USER,
-        Env.NATS_PASSWORD,
+        Env.NATS_PASSWORD, Env.NATS_TLS_CA,
     )
     if name.lower() not in RuntimeSettings.model_fields
 }  # fmt: skip

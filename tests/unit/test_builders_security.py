@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from actormesh_operator.api.spec import InvalidSpec
-from actormesh_operator.builders import generated, nats
+from actormesh_operator.builders import generated, nats, referenced_secrets
 from actormesh_operator.builders.gateway import INGRESS_PATHS
 from actormesh_runtime.catalog import NATS_USERS
 from tests.unit.builder_helpers import SETTINGS, children, container, index, make_mesh
@@ -31,7 +31,9 @@ def test_no_key_and_not_anonymous_uses_the_generated_key() -> None:
         "secretKeyRef": {"name": "demo-gateway-auth", "key": "jwt-previous-secret", "optional": True}
     }
     assert "GATEWAY_ANONYMOUS" not in env
-    [auth, _] = generated.generated_secrets(make_mesh({}))
+    [auth, redis, users] = generated.generated_secrets(make_mesh({}))
+    assert (redis.name, redis.keys) == ("demo-redis-auth", ("password",))
+    assert users.name == "demo-nats-users"
     assert auth.name == "demo-gateway-auth"
     assert auth.keys == ("jwt-secret",)
     assert auth.random_bytes >= 32
@@ -51,7 +53,10 @@ def test_the_users_key_with_rotation_issuer_and_audience() -> None:
     }
     assert env["JWT_ISSUER"] == "https://shop.example"
     assert env["JWT_AUDIENCE"] == "actormesh"
-    assert [s.name for s in generated.generated_secrets(make_mesh(spec))] == ["demo-nats-users"]
+    assert [s.name for s in generated.generated_secrets(make_mesh(spec))] == [
+        "demo-redis-auth",
+        "demo-nats-users",
+    ]
 
 
 def test_anonymous_mode_is_explicit_and_generates_no_key() -> None:
@@ -60,7 +65,8 @@ def test_anonymous_mode_is_explicit_and_generates_no_key() -> None:
     assert "JWT_SECRET" not in env
     assert "JWT_PREVIOUS_SECRET" not in env
     assert [s.name for s in generated.generated_secrets(make_mesh({"gateway": {"anonymous": True}}))] == [
-        "demo-nats-users"
+        "demo-redis-auth",
+        "demo-nats-users",
     ]
 
 
@@ -87,7 +93,9 @@ def test_nats_users_have_one_password_each_and_none_with_external_nats() -> None
     [users] = [s for s in generated.generated_secrets(mesh) if s.name == "demo-nats-users"]
     assert users.keys == NATS_USERS
     external = make_mesh({"nats": {"external": {"url": "nats://bus.example:4222"}}})
-    assert [s.name for s in generated.generated_secrets(external)] == ["demo-gateway-auth"]
+    assert [s.name for s in generated.generated_secrets(external)] == ["demo-gateway-auth", "demo-redis-auth"]
+    user_redis = make_mesh({"redis": {"passwordSecretRef": {"name": "mine", "key": "pw"}}})
+    assert "demo-redis-auth" not in [s.name for s in generated.generated_secrets(user_redis)]
     for obj in children({"nats": {"external": {"url": "nats://bus.example:4222"}}}):
         if obj["kind"] in {"Deployment", "StatefulSet"}:
             assert "NATS_USER" not in _env(obj)
@@ -172,3 +180,31 @@ def test_default_egress_except_list_covers_metadata_private_and_loopback_ranges(
     excepted = make_mesh({}).spec.network_policy.egress_except
     assert {"169.254.0.0/16", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8"} <= set(excepted)
     assert {"fc00::/7", "fe80::/10"} <= set(excepted)
+
+
+def test_nats_tls_from_a_certificate_secret() -> None:
+    spec = {"nats": {"tls": {"secretName": "nats-cert"}}}
+    objs = index(children(spec))
+    conf = objs[("ConfigMap", "demo-nats-config")]["data"][nats.CONFIG_FILE]
+    assert "tls {\n  cert_file: /etc/nats-tls/tls.crt\n  key_file: /etc/nats-tls/tls.key\n" in conf
+    sts = objs[("StatefulSet", "demo-nats")]
+    volumes = {v["name"]: v for v in sts["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["tls"]["secret"]["secretName"] == "nats-cert"
+    assert {i["key"] for i in volumes["tls"]["secret"]["items"]} == {"tls.crt", "tls.key"}
+    assert {"name": "tls", "mountPath": "/etc/nats-tls", "readOnly": True} in container(sts)["volumeMounts"]
+    for name in ("demo-gateway", "demo-sentiment-analyzer"):
+        pod = objs[("Deployment", name)]["spec"]["template"]["spec"]
+        [ca] = [v for v in pod["volumes"] if v["name"] == "nats-ca"]
+        # Clients get the CA certificate only, never the server's key.
+        assert ca["secret"]["items"] == [{"key": "ca.crt", "path": "ca.crt"}]
+        assert _env(objs[("Deployment", name)])["NATS_TLS_CA"] == "/etc/actormesh/nats-ca/ca.crt"
+    pod = objs[("StatefulSet", "demo-history")]["spec"]["template"]["spec"]
+    assert any(v["name"] == "nats-ca" for v in pod["volumes"])
+    assert "NATS_TLS_CA" not in _env(index(children({}))[("Deployment", "demo-gateway")])
+    refs = {(r.name, r.key) for r in referenced_secrets(make_mesh(spec))}
+    assert {("nats-cert", "tls.crt"), ("nats-cert", "tls.key"), ("nats-cert", "ca.crt")} <= refs
+
+
+def test_nats_tls_needs_the_managed_nats() -> None:
+    with pytest.raises(InvalidSpec, match=r"spec.nats.external cannot be combined .*tls"):
+        make_mesh({"nats": {"external": {"url": "nats://n:4222"}, "tls": {"secretName": "c"}}})

@@ -173,10 +173,16 @@ def test_managed_redis_requires_the_password_from_its_secret() -> None:
     assert env_of(objs[("Deployment", "demo-execution-coordinator")])["REDIS_PASSWORD"] == secret
     assert "REDIS_PASSWORD" not in env_of(objs[("Deployment", "demo-response-aggregator")])
     assert "REDIS_PASSWORD" not in env_of(objs[("Deployment", "demo-decision-router")])
-    assert "env" not in container(index(children())[("StatefulSet", "demo-redis")])
-    assert (
-        "initContainers" not in index(children())[("StatefulSet", "demo-redis")]["spec"]["template"]["spec"]
-    )
+
+
+def test_managed_redis_without_a_secret_requires_a_generated_password() -> None:
+    objs = index(children())
+    generated = {"secretKeyRef": {"name": "demo-redis-auth", "key": "password"}}
+    assert env_of(objs[("StatefulSet", "demo-redis")]) == {"REDISCLI_AUTH": generated}
+    assert container(objs[("StatefulSet", "demo-redis")])["args"][0] == "/run/redis-auth/auth.conf"
+    assert env_of(objs[("Deployment", "demo-gateway")])["REDIS_PASSWORD"] == generated
+    external = index(children({"redis": {"external": {"url": "redis://r.infra:6379/0"}}}))
+    assert "REDIS_PASSWORD" not in env_of(external[("Deployment", "demo-gateway")])
 
 
 def test_redis_statefulset() -> None:

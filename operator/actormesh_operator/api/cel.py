@@ -161,7 +161,7 @@ SPEC_RULES: list[Rule] = [
         ANONYMOUS_WITH_KEY,
         ".anonymous",
     ),
-    _excludes("nats", ["replicas", "storage", "jetstream", "image", "resources"]),
+    _excludes("nats", ["replicas", "storage", "jetstream", "image", "resources", "tls"]),
     _excludes("redis", ["storage", "image", "resources", "passwordSecretRef"]),
     Rule(
         ("redis",),

@@ -29,12 +29,14 @@ from actormesh_operator.api.infra import (
     JetStreamLimits,
     NatsExternal,
     NatsSpec,
+    NatsTLS,
     RedisExternal,
     RedisSpec,
 )
 from actormesh_operator.api.types import (
     DNS1123_LABEL,
     DNS1123_SUBDOMAIN,
+    SECRET_KEY,
     ApiModel,
     LabelKey,
     LabelValue,
@@ -70,6 +72,7 @@ __all__ = [
     "MockServicesSpec",
     "NatsExternal",
     "NatsSpec",
+    "NatsTLS",
     "NetworkPolicySpec",
     "PersistenceSpec",
     "PodDisruptionBudgetSpec",
@@ -93,7 +96,6 @@ QUEUE_LAG_NEEDS_MANAGED_NATS = (
 ANONYMOUS_WITH_KEY = (
     "spec.gateway.anonymous cannot be true when spec.gateway.authSecretRef is set; choose one"
 )
-SECRET_KEY_PATTERN = r"^[-._a-zA-Z0-9]+$"
 MAX_NAME_LENGTH = 40
 """Longest mesh name: keeps `<mesh>-execution-coordinator` and StatefulSet names readable (no hash)."""
 
@@ -164,7 +166,7 @@ class GatewayAuthSpec(ApiModel):
     """Required `iss` claim (JWT_ISSUER), e.g. your storefront's URL."""
     audience: str | None = Field(None, min_length=1, max_length=1024)
     """Required `aud` claim (JWT_AUDIENCE), e.g. `actormesh`."""
-    previous_key: str | None = Field(None, min_length=1, max_length=253, pattern=SECRET_KEY_PATTERN)
+    previous_key: str | None = Field(None, min_length=1, max_length=253, pattern=SECRET_KEY)
     """Key, in the same Secret as the signing key, holding the key being rotated out (JWT_PREVIOUS_SECRET):
     tokens it signed stay valid while it is set. Optional in the Secret: absent means no rotation."""
 

@@ -102,4 +102,8 @@ def referenced_secrets(mesh: ActorMesh) -> list[SecretRef]:
     if redis is not None:
         field, ref = redis
         refs.append(SecretRef(name=ref.name, key=ref.key, field_path=field))
+    tls = spec.nats.tls
+    if spec.nats.managed and tls is not None:
+        for key in (nats.TLS_CERT, nats.TLS_KEY, tls.ca_key):
+            refs.append(SecretRef(name=tls.secret_name, key=key, field_path="spec.nats.tls.secretName"))
     return refs

@@ -16,6 +16,7 @@ from actormesh_operator.builders.runtime_config import actor_keys, hash_for
 from actormesh_operator.builders.workload import (
     deployment,
     http_probe,
+    nats_ca_volume,
     nats_credentials_env,
     redis_password_env,
     runtime_container,
@@ -45,6 +46,7 @@ def actor_env(mesh: ActorMesh, actor: EffectiveActorSpec) -> list[dict[str, Any]
 def build_actor_deployment(
     mesh: ActorMesh, actor: EffectiveActorSpec, settings: OperatorSettings
 ) -> Manifest:
+    ca_volumes, ca_mounts = nats_ca_volume(mesh)
     container = runtime_container(
         mesh,
         "actor",
@@ -52,6 +54,7 @@ def build_actor_deployment(
         ports=[{"name": "http", "containerPort": Ports.ACTOR_HTTP}],
         resources=actor.resources.to_k8s(),
         env=actor_env(mesh, actor),
+        extra_mounts=ca_mounts,
         # Up to a minute to start: LLM actors import litellm (seconds) before serving /healthz.
         startupProbe=http_probe("/healthz", "http", period=2, failures=30),
         readinessProbe=http_probe("/readyz", "http", period=5),
@@ -61,7 +64,7 @@ def build_actor_deployment(
         mesh,
         names.actor(mesh.name, actor.info),
         component(actor),
-        runtime_pod(mesh, container),
+        runtime_pod(mesh, container, extra_volumes=ca_volumes),
         replicas=None if actor.autoscaling.enabled else actor.replicas,
         config_hash=hash_for(mesh, settings, actor_keys(actor.info)),
     )

@@ -18,6 +18,7 @@ from actormesh_operator.builders.workload import (
     GATEWAY_TERMINATION_GRACE_S,
     deployment,
     http_probe,
+    nats_ca_volume,
     nats_credentials_env,
     redis_password_env,
     runtime_container,
@@ -57,6 +58,7 @@ def gateway_env(mesh: ActorMesh) -> list[dict[str, Any]]:
 
 def build_gateway_deployment(mesh: ActorMesh, settings: OperatorSettings) -> Manifest:
     gw = mesh.spec.gateway
+    ca_volumes, ca_mounts = nats_ca_volume(mesh)
     container = runtime_container(
         mesh,
         "gateway",
@@ -64,6 +66,7 @@ def build_gateway_deployment(mesh: ActorMesh, settings: OperatorSettings) -> Man
         ports=[{"name": "http", "containerPort": Ports.GATEWAY}],
         resources=gw.resources.to_k8s(),
         env=gateway_env(mesh),
+        extra_mounts=ca_mounts,
         startupProbe=http_probe("/api/health", "http", period=2, failures=30),
         readinessProbe=http_probe("/api/ready", "http", period=5),
         livenessProbe=http_probe("/api/health", "http", period=15),
@@ -74,7 +77,9 @@ def build_gateway_deployment(mesh: ActorMesh, settings: OperatorSettings) -> Man
         mesh,
         names.gateway(mesh.name),
         labels.GATEWAY,
-        runtime_pod(mesh, container, termination_grace_seconds=GATEWAY_TERMINATION_GRACE_S),
+        runtime_pod(
+            mesh, container, extra_volumes=ca_volumes, termination_grace_seconds=GATEWAY_TERMINATION_GRACE_S
+        ),
         replicas=None if gw.autoscaling.enabled else gw.replicas,
         config_hash=hash_for(mesh, settings, GATEWAY_KEYS),
     )

@@ -1,4 +1,5 @@
-"""Secrets the operator generates once per mesh: the gateway's JWT signing key and the NATS passwords.
+"""Secrets the operator generates once per mesh: the gateway's JWT signing key, the NATS passwords and
+the managed Redis's password.
 
 Why not server-side apply like every other child: the values are random, so a pure builder cannot
 render them, and re-applying would either rotate them (logging every customer out, breaking every NATS
@@ -24,6 +25,8 @@ JWT_SECRET_KEY = "jwt-secret"
 JWT_KEY_BYTES = 48
 """Random bytes behind the generated signing key (the runtime refuses keys under 32 bytes)."""
 NATS_PASSWORD_BYTES = 32
+REDIS_PASSWORD_KEY = "password"
+REDIS_PASSWORD_BYTES = 32
 GENERATED_ANNOTATION = "actormesh.io/generated"
 GENERATED_NOTE = "random, created once by the operator and never overwritten; delete it to regenerate"
 
@@ -61,6 +64,22 @@ def gateway_key_ref(mesh: ActorMesh) -> SecretKeyRef | None:
     return None
 
 
+def redis_password_generated(mesh: ActorMesh) -> bool:
+    """The managed Redis always requires a password: the user's, or one the operator generates."""
+    return mesh.spec.redis.managed and mesh.spec.redis.password_secret_ref is None
+
+
+def redis_password_ref(mesh: ActorMesh) -> SecretKeyRef | None:
+    """The password the Redis clients send (and the managed server requires): the user's Secret for the
+    managed or external Redis, the generated one for a managed Redis without one, else None."""
+    user = mesh.spec.redis.password_ref()
+    if user is not None:
+        return user[1]
+    if redis_password_generated(mesh):
+        return SecretKeyRef(name=names.redis_auth_secret(mesh.name), key=REDIS_PASSWORD_KEY)
+    return None
+
+
 def nats_password_ref(mesh: ActorMesh, user: str) -> SecretKeyRef:
     return SecretKeyRef(name=names.nats_users_secret(mesh.name), key=user)
 
@@ -76,6 +95,16 @@ def generated_secrets(mesh: ActorMesh) -> list[GeneratedSecret]:
                 random_bytes=JWT_KEY_BYTES,
                 component=labels.GATEWAY,
                 purpose="gateway JWT signing key (spec.gateway.authSecretRef unset)",
+            )
+        )
+    if redis_password_generated(mesh):
+        out.append(
+            GeneratedSecret(
+                name=names.redis_auth_secret(mesh.name),
+                keys=(REDIS_PASSWORD_KEY,),
+                random_bytes=REDIS_PASSWORD_BYTES,
+                component=labels.REDIS,
+                purpose="managed Redis password (spec.redis.passwordSecretRef unset)",
             )
         )
     if nats_auth_enabled(mesh):

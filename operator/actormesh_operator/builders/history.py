@@ -14,6 +14,7 @@ from actormesh_operator.builders.runtime_config import HISTORY_KEYS, hash_for
 from actormesh_operator.builders.volumes import retention_policy, volume_claim_template
 from actormesh_operator.builders.workload import (
     http_probe,
+    nats_ca_volume,
     nats_credentials_env,
     runtime_container,
     runtime_pod,
@@ -40,6 +41,7 @@ def build_history_service(mesh: ActorMesh) -> Manifest:
 
 def build_history_statefulset(mesh: ActorMesh, settings: OperatorSettings) -> Manifest:
     history = mesh.spec.history
+    ca_volumes, ca_mounts = nats_ca_volume(mesh)
     container = runtime_container(
         mesh,
         "history",
@@ -47,7 +49,7 @@ def build_history_statefulset(mesh: ActorMesh, settings: OperatorSettings) -> Ma
         ports=[{"name": "http", "containerPort": Ports.HISTORY_HTTP}],
         resources=history.resources.to_k8s(),
         env=[{"name": Env.SQLITE_DB_PATH, "value": DB_PATH}, *nats_credentials_env(mesh, HISTORY_USER)],
-        extra_mounts=[{"name": names.HISTORY_DATA_CLAIM, "mountPath": DATA_DIR}],
+        extra_mounts=[{"name": names.HISTORY_DATA_CLAIM, "mountPath": DATA_DIR}, *ca_mounts],
         startupProbe=http_probe("/healthz", "http", period=2, failures=60),
         readinessProbe=http_probe("/readyz", "http", period=5),
         livenessProbe=http_probe("/healthz", "http", period=15),
@@ -64,7 +66,7 @@ def build_history_statefulset(mesh: ActorMesh, settings: OperatorSettings) -> Ma
             "persistentVolumeClaimRetentionPolicy": retention_policy(mesh),
             "template": {
                 "metadata": template_meta(mesh, labels.HISTORY, image=mesh.spec.image, config_hash=digest),
-                "spec": runtime_pod(mesh, container),
+                "spec": runtime_pod(mesh, container, extra_volumes=ca_volumes),
             },
             "volumeClaimTemplates": [
                 volume_claim_template(

@@ -107,3 +107,8 @@ def gateway_auth_secret(mesh: str) -> str:
 def nats_users_secret(mesh: str) -> str:
     """One generated NATS password per component (key = NATS user name)."""
     return fit(mesh, "nats-users")
+
+
+def redis_auth_secret(mesh: str) -> str:
+    """The generated password of the managed Redis when `spec.redis.passwordSecretRef` is unset."""
+    return fit(mesh, "redis-auth")

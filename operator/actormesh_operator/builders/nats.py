@@ -23,6 +23,9 @@ from actormesh_operator.settings import OperatorSettings
 from actormesh_runtime.catalog import NATS_USERS, Ports, Subjects, nats_permissions
 
 CONFIG_FILE = "nats.conf"
+TLS_DIR = "/etc/nats-tls"
+TLS_CERT = "tls.crt"
+TLS_KEY = "tls.key"
 CONFIG_DIR = "/etc/nats-config"
 PID_DIR = "/var/run/nats"
 STORE_DIR = "/data"
@@ -59,6 +62,15 @@ def render_config(mesh: ActorMesh, settings: OperatorSettings) -> str:
         f"  max_file_store: {nats.max_file_store_bytes()}",
         "}",
     ]
+    if nats.tls is not None:
+        # Client connections only; the monitoring port (probes, KEDA) stays HTTP inside the pod network.
+        lines += [
+            "tls {",
+            f"  cert_file: {TLS_DIR}/{TLS_CERT}",
+            f"  key_file: {TLS_DIR}/{TLS_KEY}",
+            "  timeout: 2",
+            "}",
+        ]
     if nats_auth_enabled(mesh):
         lines += render_authorization(mesh)
     if nats.replicas > 1:
@@ -191,6 +203,7 @@ def _nats_container(mesh: ActorMesh, settings: OperatorSettings) -> dict[str, An
             {"name": "config", "mountPath": CONFIG_DIR},
             {"name": "pid", "mountPath": PID_DIR},
             {"name": names.NATS_STORE_CLAIM, "mountPath": STORE_DIR},
+            *([{"name": "tls", "mountPath": TLS_DIR, "readOnly": True}] if mesh.spec.nats.tls else []),
         ],
     )
 
@@ -212,6 +225,14 @@ def build_nats_statefulset(mesh: ActorMesh, settings: OperatorSettings) -> Manif
         {"name": "config", "configMap": {"name": names.nats_config(mesh.name)}},
         pod_security.empty_dir("pid", "1Mi"),
     ]
+    if nats.tls is not None:
+        items = [{"key": k, "path": k} for k in (TLS_CERT, TLS_KEY)]
+        volumes.append(
+            {
+                "name": "tls",
+                "secret": {"secretName": nats.tls.secret_name, "items": items, "defaultMode": 0o440},
+            }
+        )
     pod = pod_security.pod_spec(
         mesh,
         containers=[_nats_container(mesh, settings)],

@@ -11,6 +11,7 @@ from typing import Any
 
 from actormesh_operator.api.spec import ActorMesh
 from actormesh_operator.builders import labels, names, pod_security
+from actormesh_operator.builders.generated import redis_password_ref
 from actormesh_operator.builders.meta import Manifest, manifest, object_meta, template_meta
 from actormesh_operator.builders.volumes import retention_policy, volume_claim_template
 from actormesh_operator.builders.workload import secret_env
@@ -71,7 +72,7 @@ def _auth_init_container(mesh: ActorMesh) -> dict[str, Any]:
 
 
 def _auth_volumes(mesh: ActorMesh) -> list[dict[str, Any]]:
-    ref = mesh.spec.redis.password_secret_ref
+    ref = redis_password_ref(mesh)
     if ref is None:
         return []
     secret = {"secretName": ref.name, "items": [{"key": ref.key, "path": "password"}], "defaultMode": 0o440}
@@ -87,7 +88,7 @@ def _container(mesh: ActorMesh, settings: OperatorSettings) -> dict[str, Any]:
     # Needs redis-cli >= 7.0 in spec.redis.image (the default and actormesh/redis both have it).
     ping = {"exec": {"command": ["redis-cli", "-e", "-p", str(Ports.REDIS), "ping"]}}
     args = ["--port", str(Ports.REDIS), "--dir", DATA_DIR, "--appendonly", "yes", "--protected-mode", "no"]
-    password = mesh.spec.redis.password_secret_ref
+    password = redis_password_ref(mesh)
     mounts = [] if password is None else [{"name": "auth", "mountPath": AUTH_DIR, "readOnly": True}]
     return pod_security.container(
         "redis",
@@ -124,7 +125,7 @@ def build_redis_statefulset(mesh: ActorMesh, settings: OperatorSettings) -> Mani
         volumes=[pod_security.tmp_volume(), *_auth_volumes(mesh)],
         service_account=names.service_account(mesh.name),
     )
-    if redis.password_secret_ref is not None:
+    if redis_password_ref(mesh) is not None:
         pod["initContainers"] = [_auth_init_container(mesh)]
     return manifest(
         "apps/v1",

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import base64
 import logging
+import math
 import secrets
+import string
 from collections.abc import Iterable
 
 from actormesh_operator.api.spec import ActorMesh
@@ -23,10 +25,17 @@ from actormesh_operator.reconcile.observe import SECRETS
 logger = logging.getLogger(__name__)
 
 
+ALPHABET = string.ascii_letters + string.digits
+LETTERS = string.ascii_letters
+
+
 def random_value(nbytes: int) -> str:
-    """URL-safe text (letters, digits, `-`, `_`) from `nbytes` random bytes: safe in env vars and in
-    nats.conf variable substitution, and longer than `nbytes` once encoded."""
-    return secrets.token_urlsafe(nbytes)
+    """At least `nbytes` random bytes' worth of entropy as letters and digits, starting with a letter
+    (and at least `nbytes` characters long). nats-server parses a `$VAR` value like any config value:
+    one starting with a digit or `-` becomes a number or a date and breaks the config, so the NATS
+    passwords may only be plain words."""
+    length = max(nbytes, math.ceil(nbytes * 8 / math.log2(len(ALPHABET)))) + 1
+    return secrets.choice(LETTERS) + "".join(secrets.choice(ALPHABET) for _ in range(length - 1))
 
 
 def _encoded(keys: Iterable[str], nbytes: int) -> dict[str, str]:
