@@ -98,6 +98,7 @@ def test_dev_serves_a_chat_and_stops_without_orphans(tmp_path: Path) -> None:
         widget = wait_for_banner(out, proc)
         base = widget.removesuffix("/widget")
         assert base == f"http://127.0.0.1:{port}"
+        assert "Auth: OFF (anonymous mode)" in out.read_text(), "anonymous mode must be said on screen"
         spawned = children(proc.pid)
         assert spawned, "the embedded nats-server should be a child"
 
@@ -216,7 +217,7 @@ def test_gateway_command_waits_for_nats_logs_json_and_stops_on_sigterm(
 ) -> None:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "JWT_SECRET"}
-    env |= {"REQUEST_TIMEOUT_S": "5", "LOG_FORMAT": "json", "LOG_LEVEL": "INFO"}
+    env |= {"REQUEST_TIMEOUT_S": "5", "LOG_FORMAT": "json", "LOG_LEVEL": "INFO", "GATEWAY_ANONYMOUS": "true"}
     err = tmp_path / "gateway.err"
     with err.open("wb") as stderr:
         proc = subprocess.Popen(

@@ -215,6 +215,11 @@ class HistoryService:
                 query.session_id, customer_email=query.customer_email, limit=query.limit
             )
             return HistoryAnswer(turns=[t.model_dump(mode="json") for t in turns])
+        if query.op == "claim":
+            if not query.session_id or not query.customer_email:
+                return HistoryAnswer(ok=False, error="session_id and customer_email are required")
+            owner = await self.store.claim_session(query.session_id, query.customer_email)
+            return HistoryAnswer(customer_email=owner)
         if not query.message_id:
             return HistoryAnswer(ok=False, error="message_id is required")
         stored = await self.store.result(query.message_id)
