@@ -248,6 +248,23 @@ def _counts(components: Sequence[_Component]) -> dict[str, Any]:
     return out
 
 
+def _monitoring_condition(mesh: ActorMesh, observed: ObservedState, generation: int) -> Condition:
+    """MonitoringReady: which asked-for Prometheus Operator kinds the API server does not serve."""
+    requested = mesh.spec.monitoring.requested_kinds()
+    missing = [plural for plural in requested if plural not in observed.monitoring_served]
+    kind = ConditionType.MONITORING_READY
+    if missing:
+        crds = ", ".join(f"{plural}.monitoring.coreos.com" for plural in missing)
+        message = (
+            f"spec.monitoring asks for {', '.join(missing)} but the CRDs are not installed ({crds});"
+            " install the Prometheus Operator CRDs or turn these off. The mesh itself is unaffected."
+        )
+        return _condition(kind, False, Reason.MONITORING_CRDS_MISSING, message, generation)
+    if requested:
+        return _condition(kind, True, Reason.MONITORING_CONFIGURED, ", ".join(requested), generation)
+    return _condition(kind, True, Reason.MONITORING_NOT_REQUESTED, "", generation)
+
+
 def _condition(kind: ConditionType, value: bool, reason: Reason, message: str, generation: int) -> Condition:
     return Condition(
         type=kind.value,
@@ -315,6 +332,7 @@ def compute_status(
         ),
         _paused_condition(observed, gen),
     ]
+    ours.append(_monitoring_condition(mesh, observed, gen))
     warnings, remove = _warnings(mesh, gen)
     ours += warnings
     phase = (

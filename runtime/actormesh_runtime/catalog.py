@@ -25,6 +25,18 @@ class ActorName(StrEnum):
     RESPONSE_AGGREGATOR = "response_aggregator"
 
 
+class DeadLetterReason(StrEnum):
+    """Why an envelope was dead-lettered: the last token of its dead-letter subject, and the `reason`
+    label of the dead-letter metrics (a bounded set; the free-text reason stays in the record)."""
+
+    PERMANENT = "permanent"
+    """The actor raised a PermanentError (or the envelope reached the wrong actor)."""
+    EXHAUSTED = "exhausted"
+    """Transient failures, timeouts or crashes used up every delivery."""
+    INVALID = "invalid"
+    """The payload was not an envelope at all."""
+
+
 class ActorInfo(BaseModel):
     """Static facts about one actor, used by the runtime and by the operator's builders."""
 
@@ -196,12 +208,21 @@ class Subjects:
         """Limits-retention stream of dead-lettered envelopes (kept for `actormesh dlq`)."""
         return f"ACTORMESH-{self.mesh}-DLQ"
 
-    def dlq(self, actor: ActorName | str) -> str:
-        return f"{self.prefix}.dlq.{ActorName(actor).value}"
+    def dlq(self, actor: ActorName | str, reason: DeadLetterReason | None = None) -> str:
+        """`<prefix>.dlq.<actor>.<reason>`; without a reason, the wildcard over every reason (what a
+        permission or a filter names)."""
+        tail = reason.value if reason is not None else "*"
+        return f"{self.prefix}.dlq.{ActorName(actor).value}.{tail}"
+
+    @property
+    def dlq_prefix(self) -> str:
+        return f"{self.prefix}.dlq"
 
     @property
     def dlq_subjects(self) -> list[str]:
-        return [f"{self.prefix}.dlq.*"]
+        # `>` rather than `<actor>.<reason>`: records stored before reasons were in the subject
+        # (`dlq.<actor>`) still match after the stream's subjects are updated.
+        return [f"{self.prefix}.dlq.>"]
 
     def replies(self, instance_id: str) -> str:
         """Per-gateway-instance inbox prefix (core NATS); results go to `<prefix>.result`."""
@@ -306,7 +327,12 @@ def _gateway_permissions(subjects: Subjects) -> NatsPermissions:
 
 
 def _history_permissions(subjects: Subjects) -> NatsPermissions:
-    publish = [*_ensure_streams(subjects), *_durable_consumer(subjects, subjects.history_consumer)]
+    publish = [
+        *_ensure_streams(subjects),
+        *_durable_consumer(subjects, subjects.history_consumer),
+        # The mesh's queue gauges (bus/queue_metrics.py): every consumer's backlog, read-only.
+        _js_api("CONSUMER", "INFO", subjects.stream, "*"),
+    ]
     return NatsPermissions(
         user=HISTORY_USER,
         publish=tuple(publish),

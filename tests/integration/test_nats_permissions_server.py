@@ -228,6 +228,9 @@ async def test_a_message_walks_the_mesh_with_each_component_limited_to_its_own_s
             await asyncio.sleep(0.1)
         else:
             pytest.fail("history never answered with the stored turn")
+        # It reports the mesh's queue gauges: every consumer and both streams are readable to it.
+        assert service.queue_metrics is not None
+        await service.queue_metrics.refresh()
         # The history service cannot forward envelopes.
         await _denied(
             server, "history", submit(history_nc.jetstream(timeout=DENIED_WAIT_S), SUBJECTS, envelope)

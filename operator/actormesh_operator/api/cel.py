@@ -20,6 +20,7 @@ from actormesh_operator.api.infra import (
     NatsSpec,
     RedisSpec,
 )
+from actormesh_operator.api.monitoring import BOTH_MONITORS
 from actormesh_operator.api.runtime import (
     ONE_SOURCE,
     REQUEST_TIMEOUT_BELOW_DEADLINE,
@@ -213,6 +214,13 @@ SPEC_RULES: list[Rule] = [
         f" < double({_runtime_value('conversationDeadlineSeconds', 'conversation_deadline_seconds')})",
         REQUEST_TIMEOUT_BELOW_DEADLINE,
         ".requestTimeoutSeconds",
+    ),
+    Rule(
+        ("monitoring",),
+        f"!({_opt('self', ['serviceMonitor', 'enabled'], 'false')}"
+        f" && {_opt('self', ['podMonitor', 'enabled'], 'false')})",
+        BOTH_MONITORS,
+        ".podMonitor.enabled",
     ),
     Rule(
         ("extraLabels",),

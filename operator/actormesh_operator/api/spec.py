@@ -33,6 +33,7 @@ from actormesh_operator.api.infra import (
     RedisExternal,
     RedisSpec,
 )
+from actormesh_operator.api.monitoring import MonitoringSpec, PrometheusRuleSpec, ScrapeSpec
 from actormesh_operator.api.runtime import (
     REQUEST_TIMEOUT_BELOW_DEADLINE,
     EnvList,
@@ -83,18 +84,21 @@ __all__ = [
     "LLMSpec",
     "LocalObjectReference",
     "MockServicesSpec",
+    "MonitoringSpec",
     "NatsExternal",
     "NatsSpec",
     "NatsTLS",
     "NetworkPolicySpec",
     "PersistenceSpec",
     "PodDisruptionBudgetSpec",
+    "PrometheusRuleSpec",
     "Quantity",
     "RedisExternal",
     "RedisSpec",
     "Resources",
     "RuntimeSpec",
     "Scheduling",
+    "ScrapeSpec",
     "SecretKeyRef",
     "ServiceSpec",
     "Storage",
@@ -339,6 +343,7 @@ class ActorMeshSpec(ApiModel):
     network_policy: NetworkPolicySpec = Field(default_factory=NetworkPolicySpec)
     pod_disruption_budget: PodDisruptionBudgetSpec = Field(default_factory=PodDisruptionBudgetSpec)
     persistence: PersistenceSpec = Field(default_factory=PersistenceSpec)
+    monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec)
     scheduling: Scheduling = Field(default_factory=Scheduling)
     extra_labels: dict[LabelKey, LabelValue] = Field(default_factory=dict, max_length=64)
     """Labels added to every child object and pod (`app.kubernetes.io/*` is reserved)."""

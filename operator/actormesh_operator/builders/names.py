@@ -87,6 +87,16 @@ def service_account(mesh: str) -> str:
     return fit(mesh, "runtime")
 
 
+def metrics(mesh: str) -> str:
+    """The headless metrics Service and the ServiceMonitor/PodMonitor of the runtime's /metrics."""
+    return fit(mesh, "metrics")
+
+
+def alerts(mesh: str) -> str:
+    """The PrometheusRule with the mesh's alerts."""
+    return fit(mesh, "alerts")
+
+
 def network_policy(mesh: str, flow: str) -> str:
     """One NetworkPolicy per allowed flow, e.g. `network_policy(m, "allow-dns")`."""
     return fit(mesh, flow)

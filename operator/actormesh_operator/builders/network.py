@@ -13,8 +13,9 @@ for it, so `kubectl get netpol` reads as the list of allowed flows:
 - allow-llm: LLM actors → any address outside `spec.networkPolicy.egressExcept` (private, link-local,
   loopback by default), TCP 443 or the port of `spec.llm.apiBase`, only when an LLM is configured.
 History gets no ingress at all: it only connects out to NATS. External NATS/Redis/APIs are allowed
-to any address on their URL's port. Kubelet probes are not subject to NetworkPolicy; Prometheus
-scraping from another namespace needs an extra policy of the user's own.
+to any address on their URL's port. Kubelet probes are not subject to NetworkPolicy; Prometheus in
+another namespace is let in by `allow-metrics-scrape` (`spec.monitoring.scrapeNamespace`,
+builders/monitoring.py).
 """
 
 from __future__ import annotations

@@ -51,6 +51,7 @@ from actormesh_operator.reconcile.generated import ensure_generated_secrets
 from actormesh_operator.reconcile.kube import KubeApiError, KubeClient, Resource
 from actormesh_operator.reconcile.observe import (
     KedaDetector,
+    MonitoringDetector,
     list_children,
     missing_secrets,
     observed_state,
@@ -74,6 +75,7 @@ class _Attempt:
     body: dict[str, Any]
     mesh: ActorMesh | None = None
     keda: bool = False
+    monitoring: frozenset[str] = frozenset()
     live: dict[ChildKey, dict[str, Any]] = field(default_factory=dict)
     listed: bool = False
     missing: list[MissingSecret] = field(default_factory=list)
@@ -93,6 +95,7 @@ class MeshReconciler:
         self.on_secrets = on_secrets
         """Told, after each pass, which Secrets a mesh's pods read (the Secret watches follow it)."""
         self._keda = KedaDetector()
+        self._monitoring = MonitoringDetector()
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._paused: set[tuple[str, str]] = set()
         """Meshes whose last successful pass was paused: a failed pass after the annotation is removed
@@ -147,9 +150,12 @@ class MeshReconciler:
         attempt.mesh = mesh = ActorMesh.from_body(attempt.body)
         await self._warn_when_anonymous(attempt.body, mesh)
         attempt.keda = await self._keda.available(self.kube)
-        attempt.live = await list_children(self.kube, mesh, keda=attempt.keda)
+        attempt.monitoring = await self._monitoring.served(self.kube)
+        attempt.live = await list_children(self.kube, mesh, keda=attempt.keda, monitoring=attempt.monitoring)
         attempt.listed = True
-        built = build_children(mesh, self.settings, keda_available=attempt.keda)
+        built = build_children(
+            mesh, self.settings, keda_available=attempt.keda, monitoring_available=attempt.monitoring
+        )
         refs = referenced_secrets(mesh)
         names = referenced_secret_names(built) | {ref.name for ref in refs}
         self._secrets_seen(mesh.namespace, mesh.name, names)
@@ -169,7 +175,9 @@ class MeshReconciler:
         manager = self.settings.field_manager
         await apply_children(self.kube, desired, attempt.live, field_manager=manager, outcome=outcome)
         await prune_children(self.kube, desired, attempt.live, owner_uid=mesh.uid, outcome=outcome)
-        observed = observed_state(attempt.live, keda=attempt.keda, missing=[], applied=True)
+        observed = observed_state(
+            attempt.live, keda=attempt.keda, missing=[], applied=True, monitoring=attempt.monitoring
+        )
         await self._write_status(attempt.body, mesh, observed)
         return outcome
 
@@ -189,7 +197,9 @@ class MeshReconciler:
     async def _report_paused(self, attempt: _Attempt, mesh: ActorMesh, desired: list[Manifest]) -> None:
         """Paused: read and report, write no child. The status lists what resuming would change."""
         drift = pending_changes(desired, attempt.live, self.settings.field_manager, mesh.uid)
-        observed = observed_state(attempt.live, keda=attempt.keda, missing=[], applied=True)
+        observed = observed_state(
+            attempt.live, keda=attempt.keda, missing=[], applied=True, monitoring=attempt.monitoring
+        )
         await self._write_status(
             attempt.body, mesh, observed.model_copy(update={"paused": True, "drift": drift})
         )
@@ -230,7 +240,12 @@ class MeshReconciler:
                 else ReconcileError(message=failure.message, permanent=stalled, reason=reason)
             )
             observed = observed_state(
-                attempt.live, keda=attempt.keda, missing=attempt.missing, applied=False, error=error
+                attempt.live,
+                keda=attempt.keda,
+                missing=attempt.missing,
+                applied=False,
+                error=error,
+                monitoring=attempt.monitoring,
             )
             await self._write_status(body, mesh, observed)
         key = (str(body["metadata"].get("namespace")), str(body["metadata"]["name"]))
