@@ -94,17 +94,8 @@ _PERK = (
     r"(?:discount|coupon|voucher|promo(?:tional)?\s+code|promo|(?:store|account)\s+credit"
     r"|gift\s+card|credit\s+note)"
 )
-_PERK_WORDS = (
-    "discount",
-    "coupon",
-    "voucher",
-    "promo",
-    "credit",
-    "gift card",
-    "code",
-    "% off",
-    "percent off",
-)
+_PERK_WORDS = ("discount", "coupon", "voucher", "promo", "credit", "gift", "code", "off")
+"""Every match of a `_DISCOUNTS` pattern contains one of these, so the keyword gate stays exact."""
 # Up to three words between the verb and the perk ("a one-time 15% discount"), never a preposition
 # that makes the perk the topic rather than the gift ("a note about the coupon").
 _GAP = (
