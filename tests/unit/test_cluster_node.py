@@ -194,3 +194,22 @@ def test_node_binaries_pins_agree_with_the_build_script() -> None:
     assert f"CONTAINERD_VERSION={layout.CONTAINERD_VERSION}" in script
     assert f"COREDNS_VERSION={layout.COREDNS_VERSION}" in script
     assert layout.node_bin_dir().name == f"node-v1.34.4-containerd-{layout.CONTAINERD_VERSION}"
+
+
+def _pins(go_mod: str) -> dict[str, str]:
+    """module -> version of every k8s.io requirement and replace target in a go.mod."""
+    pins = {}
+    for line in Path(go_mod).read_text().splitlines():
+        parts = line.split()
+        if "=>" in parts:
+            parts = parts[parts.index("=>") + 1 :]
+        if len(parts) >= 2 and parts[0].startswith("k8s.io/") and parts[1].startswith("v") and parts[1] != "v0.0.0":
+            pins[parts[0]] = parts[1]
+    return pins
+
+
+def test_node_kube_module_pins_what_the_control_plane_pins() -> None:
+    control_plane, node = _pins("hack/k8s/go.mod"), _pins("hack/node/kube/go.mod")
+    assert node["k8s.io/kubernetes"] == control_plane["k8s.io/kubernetes"] == "v1.34.4"
+    shared = set(control_plane) & set(node)
+    assert {m: node[m] for m in shared} == {m: control_plane[m] for m in shared}
