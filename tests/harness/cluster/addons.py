@@ -143,15 +143,44 @@ def _coredns_deployment(meta: dict[str, str]) -> dict[str, Any]:
     }
 
 
+STORAGE_CLASS = "standard"
+PV_CAPACITY = "100Gi"  # more than any claim asks for; hostPath sizes are not enforced anyway
+
+
 def storage_class() -> dict[str, Any]:
+    """Default class over a pool of pre-made volumes (no provisioner: see `volume_pool`)."""
     return {
         "apiVersion": "storage.k8s.io/v1",
         "kind": "StorageClass",
         "metadata": {
-            "name": "standard",
+            "name": STORAGE_CLASS,
             "annotations": {"storageclass.kubernetes.io/is-default-class": "true"},
         },
-        "provisioner": "kubernetes.io/host-path",
-        "reclaimPolicy": "Delete",
-        "volumeBindingMode": "Immediate",
+        "provisioner": "kubernetes.io/no-provisioner",
+        "reclaimPolicy": "Retain",
+        "volumeBindingMode": "WaitForFirstConsumer",
     }
+
+
+def volume_pool(directories: list[str]) -> list[dict[str, Any]]:
+    """One hostPath PersistentVolume per directory (made 0777 by up.py).
+
+    Not the controller-manager's hostPath provisioner: it makes root-owned 0750 directories and
+    hostPath volumes get no fsGroup handling, so NATS, Redis and history (uid 10001) could not write
+    their claims. A released volume is not reused (Retain), so the pool is sized for a whole suite.
+    """
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolume",
+            "metadata": {"name": f"pool-{index:03d}", "labels": {"actormesh.io/test-pool": "true"}},
+            "spec": {
+                "capacity": {"storage": PV_CAPACITY},
+                "accessModes": ["ReadWriteOnce"],
+                "persistentVolumeReclaimPolicy": "Retain",
+                "storageClassName": STORAGE_CLASS,
+                "hostPath": {"path": path, "type": "Directory"},
+            },
+        }
+        for index, path in enumerate(directories)
+    ]

@@ -83,9 +83,6 @@ def controller_manager(dirs: NodeDirs) -> list[str]:
         f"--service-account-private-key-file={dirs.pki / 'sa.key'}",
         f"--root-ca-file={dirs.pki / 'ca.crt'}",
         f"--service-cluster-ip-range={layout.SERVICE_CIDR}",
-        # PVCs of the NATS/Redis/history StatefulSets: the in-tree hostPath provisioner (single node,
-        # test only) behind the default StorageClass from addons.py.
-        "--enable-hostpath-provisioner=true",
         "--profiling=false",
         "--v=1",
     ]

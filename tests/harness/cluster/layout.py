@@ -61,6 +61,7 @@ SYSCTLS = (
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 KUBEPODS_CGROUP = "kubepods"
+VOLUME_POOL_SIZE = 40
 
 
 def cache_root() -> Path:
@@ -153,9 +154,8 @@ class NodeDirs:
         return self.root / "cni-ipam"
 
     @property
-    def hostpath_pv(self) -> Path:
-        # Fixed by kube-controller-manager's hostPath provisioner; removed by `down` if `up` made it.
-        return Path("/tmp/hostpath_pv")
+    def volumes(self) -> Path:
+        return self.root / "volumes"
 
     @property
     def host_paths_outside(self) -> dict[str, Path]:
@@ -164,7 +164,6 @@ class NodeDirs:
         return {
             "var-log-containers": Path("/var/log/containers"),
             "run-containerd": Path("/run/containerd"),
-            "hostpath-pv": self.hostpath_pv,
         }
 
     def kubeconfig(self, user: str) -> Path:

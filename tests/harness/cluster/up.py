@@ -126,6 +126,13 @@ class ClusterUp:
         for path in (self.dirs.logs, self.dirs.etc, self.dirs.run):
             path.mkdir(parents=True, exist_ok=True)
 
+    def make_volume_dirs(self) -> list[str]:
+        paths = [self.dirs.volumes / f"pool-{i:03d}" for i in range(layout.VOLUME_POOL_SIZE)]
+        for path in paths:
+            path.mkdir(parents=True, exist_ok=True)
+            path.chmod(0o777)  # any pod uid may write its claim (hostPath has no fsGroup handling)
+        return [str(p) for p in paths]
+
     @property
     def server(self) -> str:
         return f"https://{layout.NODE_IP}:{layout.API_PORT}"
@@ -215,7 +222,11 @@ class ClusterUp:
 
     def install_addons(self, kube: KubeControlPlane) -> None:
         wait_for("node Ready", lambda: _node_ready(kube), STARTUP_TIMEOUT)
-        docs = [addons.storage_class(), *addons.coredns_manifests()]
+        docs = [
+            addons.storage_class(),
+            *addons.volume_pool(self.make_volume_dirs()),
+            *addons.coredns_manifests(),
+        ]
         kube.kubectl(
             "apply", "-f", "-", input=configs.dump_yaml({"apiVersion": "v1", "kind": "List", "items": docs})
         )
