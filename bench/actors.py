@@ -10,10 +10,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from actormesh_runtime.actors.base import ActorDeps
 from actormesh_runtime.actors.registry import build_actor
 from actormesh_runtime.catalog import DEFAULT_ROUTE, ERROR_ROUTE, ActorName
 from actormesh_runtime.envelope import Envelope
+from actormesh_runtime.resources import ActorDeps
 from actormesh_runtime.settings import RuntimeSettings
 from actormesh_runtime.storage.cache import acquire_context_cache, release_context_cache
 

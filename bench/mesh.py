@@ -17,12 +17,13 @@ from typing import Any, ClassVar, Literal
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
-from actormesh_runtime.actors.base import Actor, ActorDeps
+from actormesh_runtime.actors.base import Actor
 from actormesh_runtime.bus.publish import submit
 from actormesh_runtime.bus.request import reply_to
 from actormesh_runtime.catalog import ActorName
 from actormesh_runtime.envelope import Envelope, Screening
 from actormesh_runtime.local.mesh import LocalMesh
+from actormesh_runtime.resources import ActorDeps
 from actormesh_runtime.screening import screen
 from actormesh_runtime.settings import RuntimeSettings
 

@@ -40,6 +40,7 @@ class ActorInfo(BaseModel):
     calls_commerce_apis: bool
     """True when the actor calls the customer/orders/tracking APIs."""
     uses_redis: bool
+    """True when the actor opens the customer-context cache (it then gets the Redis settings and egress)."""
     description: str
 
 
@@ -63,11 +64,16 @@ ACTORS: tuple[ActorInfo, ...] = (
     _info(ActorName.INTENT_ANALYZER, llm=True, doc="Intent and entities; rules, optionally an LLM."),
     _info(ActorName.CONTEXT_RETRIEVER, apis=True, redis=True, doc="Customer, orders and tracking, cached."),
     _info(ActorName.DECISION_ROUTER, doc="Escalate, act or answer: rewrites the rest of the routing slip."),
-    _info(ActorName.EXECUTION_COORDINATOR, apis=True, doc="Idempotent actions against the commerce APIs."),
+    _info(
+        ActorName.EXECUTION_COORDINATOR,
+        apis=True,
+        redis=True,
+        doc="Idempotent actions against the commerce APIs.",
+    ),
     _info(ActorName.RESPONSE_GENERATOR, llm=True, doc="Drafts the reply from the envelope's real data."),
     _info(ActorName.GUARDRAIL_VALIDATOR, doc="Rules-only check of drafts; response_generator regenerates."),
     _info(ActorName.ESCALATION_ROUTER, doc="Human handoff with a reference id; the error handler."),
-    _info(ActorName.RESPONSE_AGGREGATOR, redis=True, doc="Final result to the caller; history event."),
+    _info(ActorName.RESPONSE_AGGREGATOR, doc="Final result to the caller; history event."),
 )
 ACTORS_BY_NAME: dict[ActorName, ActorInfo] = {a.name: a for a in ACTORS}
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from actormesh_runtime.actors.base import ActorDeps
 from actormesh_runtime.bus.process import ActorProcess
 from actormesh_runtime.catalog import ActorName
 from actormesh_runtime.envelope import Envelope
+from actormesh_runtime.resources import ActorDeps
 from tests.conftest import free_port, missing_component
 from tests.support.bus_actors import (
     Recorder,

@@ -11,10 +11,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 from prometheus_client import REGISTRY
 
-from actormesh_runtime.actors.base import ActorDeps
 from actormesh_runtime.actors.context_retriever import ContextRetriever
 from actormesh_runtime.envelope import CustomerContext
 from actormesh_runtime.mocks.server import MockPorts, MocksHandle, serve_mocks
+from actormesh_runtime.resources import ActorDeps
 from actormesh_runtime.settings import RuntimeSettings
 from actormesh_runtime.storage.session import open_session_store
 from tests.support.commerce import envelope_for

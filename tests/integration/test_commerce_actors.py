@@ -13,13 +13,13 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from actormesh_runtime.actors.base import ActorDeps
 from actormesh_runtime.actors.context_retriever import ContextRetriever
 from actormesh_runtime.actors.decision_router import DecisionRouter
 from actormesh_runtime.actors.execution_coordinator import ExecutionCoordinator
 from actormesh_runtime.catalog import ActorName
 from actormesh_runtime.envelope import ActionStatus, Envelope, Intent, IntentResult, SentimentLabel, Urgency
 from actormesh_runtime.mocks.server import MockPorts, MocksHandle, serve_mocks
+from actormesh_runtime.resources import ActorDeps
 from actormesh_runtime.settings import RuntimeSettings
 from tests.support.commerce import envelope_for, intent, sentiment
 

@@ -19,8 +19,8 @@ import pytest
 
 from actormesh_runtime.catalog import Subjects
 from actormesh_runtime.envelope import FinalResult, HistoryEvent, MethodSummary
-from actormesh_runtime.storage.history_protocol import HistoryClient
-from actormesh_runtime.storage.history_service import HistoryService
+from actormesh_runtime.history.protocol import HistoryClient
+from actormesh_runtime.history.service import HistoryService
 from tests.conftest import free_port
 from tests.support.gateway import JANE, JOHN, gateway_stack, poll_json, stack_settings
 

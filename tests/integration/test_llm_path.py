@@ -12,13 +12,13 @@ import uuid
 import pytest
 from prometheus_client import REGISTRY
 
-from actormesh_runtime.actors.base import ActorDeps
 from actormesh_runtime.actors.guardrail_validator import GuardrailValidator
 from actormesh_runtime.actors.intent_analyzer import IntentAnalyzer, classify
 from actormesh_runtime.actors.response_aggregator import ResponseAggregator
 from actormesh_runtime.actors.response_generator import ResponseGenerator
 from actormesh_runtime.catalog import DEFAULT_ROUTE, ActorName
 from actormesh_runtime.envelope import Decision, Envelope, Intent
+from actormesh_runtime.resources import ActorDeps
 from actormesh_runtime.settings import RuntimeSettings
 from tests.support.envelopes import FakePublisher, make_envelope
 from tests.support.llm_server import LLMTestServer, Reply

@@ -20,7 +20,7 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
-from actormesh_runtime.actors.base import Actor, ActorDeps
+from actormesh_runtime.actors.base import Actor
 from actormesh_runtime.bus.connection import connect, ensure_streams
 from actormesh_runtime.bus.host import ActorHost
 from actormesh_runtime.bus.publish import BusPublisher, submit
@@ -35,6 +35,7 @@ from actormesh_runtime.envelope import (
     RoutingSlip,
     Screening,
 )
+from actormesh_runtime.resources import ActorDeps
 from actormesh_runtime.settings import RuntimeSettings
 
 WORKER = ActorName.SENTIMENT_ANALYZER

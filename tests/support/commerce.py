@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 
 import httpx
 
-from actormesh_runtime.actors.base import ActorDeps
 from actormesh_runtime.clients.commerce import CommerceClient, RetryPolicy, acquire_commerce_client
 from actormesh_runtime.envelope import (
     CustomerContext,
@@ -29,6 +28,7 @@ from actormesh_runtime.envelope import (
 from actormesh_runtime.mocks.apps import build_apps
 from actormesh_runtime.mocks.data import Dataset, build_dataset
 from actormesh_runtime.mocks.state import MockState
+from actormesh_runtime.resources import ActorDeps
 from actormesh_runtime.settings import RuntimeSettings
 
 NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)

@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from actormesh_runtime.actors.base import ActorDeps
 from actormesh_runtime.envelope import (
     CustomerContext,
     Envelope,
@@ -17,6 +16,7 @@ from actormesh_runtime.envelope import (
     OrderItem,
     TrackingInfo,
 )
+from actormesh_runtime.resources import ActorDeps
 from actormesh_runtime.screening import screen
 from actormesh_runtime.settings import RuntimeSettings
 

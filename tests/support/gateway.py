@@ -19,16 +19,17 @@ from typing import Any
 
 import httpx
 
-from actormesh_runtime.actors.base import Actor, ActorDeps
+from actormesh_runtime.actors.base import Actor
 from actormesh_runtime.bus.process import ActorFactory, default_factory
 from actormesh_runtime.catalog import ActorName
 from actormesh_runtime.envelope import Envelope
 from actormesh_runtime.errors import PermanentError
 from actormesh_runtime.gateway.app import create_app
 from actormesh_runtime.gateway.server import GatewayServer
+from actormesh_runtime.history.service import HistoryService
 from actormesh_runtime.local.mesh import LocalMesh
+from actormesh_runtime.resources import ActorDeps
 from actormesh_runtime.settings import RuntimeSettings
-from actormesh_runtime.storage.history_service import HistoryService
 
 JOHN, JANE, BOB = "john.doe@example.com", "jane.smith@example.com", "bob.wilson@example.com"
 

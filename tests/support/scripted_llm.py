@@ -5,9 +5,9 @@ The real litellm-over-HTTP path is covered by tests/integration/test_llm_path.py
 
 from __future__ import annotations
 
-from actormesh_runtime.actors.base import ActorDeps
 from actormesh_runtime.llm.client import LLMClient, LLMReply, Messages
 from actormesh_runtime.llm.errors import LLMError
+from actormesh_runtime.resources import ActorDeps
 from actormesh_runtime.settings import RuntimeSettings
 from tests.support.envelopes import make_deps
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import json
 import subprocess
 import sys
@@ -11,6 +10,7 @@ import pytest
 
 from actormesh_runtime.actors.registry import ACTOR_CLASSES, build_actor
 from actormesh_runtime.catalog import ACTORS_BY_NAME, ActorName
+from actormesh_runtime.settings import RuntimeSettings
 from tests.support.envelopes import make_deps
 
 MINE = [
@@ -43,7 +43,7 @@ def test_building_a_non_llm_actor_never_imports_litellm(name: ActorName) -> None
     code = (
         "import sys\n"
         "from actormesh_runtime.actors.registry import build_actor\n"
-        "from actormesh_runtime.actors.base import ActorDeps\n"
+        "from actormesh_runtime.resources import ActorDeps\n"
         "from actormesh_runtime.settings import RuntimeSettings\n"
         f"build_actor('{name.value}', ActorDeps(settings=RuntimeSettings(), publisher=None))\n"
         "print('litellm' in sys.modules)\n"
@@ -54,11 +54,25 @@ def test_building_a_non_llm_actor_never_imports_litellm(name: ActorName) -> None
 
 
 @pytest.mark.parametrize("name", list(ActorName), ids=lambda n: n.value)
-def test_catalog_uses_llm_matches_the_actors_that_build_an_llm_client(name: ActorName) -> None:
-    # The operator gives exactly these actors the LLM env, secret and egress: a wrong flag either
-    # breaks the LLM path or opens egress for an actor that never needs it.
-    source = inspect.getsource(type(build_actor(name.value, make_deps())))
-    assert ACTORS_BY_NAME[name].uses_llm == ("shared_client(" in source)
+async def test_catalog_flags_match_the_clients_each_actor_opens(name: ActorName) -> None:
+    # The operator gives exactly the flagged actors the LLM, commerce-API and Redis settings and the
+    # egress rules that go with them: a wrong flag either breaks that path in a cluster or opens
+    # egress for an actor that never needs it. So the flags are checked against what the actor opens.
+    info = ACTORS_BY_NAME[name]
+    with_llm = make_deps(RuntimeSettings(mesh_name="unit", litellm_model="test/model"))
+    build_actor(name.value, with_llm)  # LLM actors take the process's client when they are built
+    assert ("llm_client" in with_llm.extras) is info.uses_llm
+
+    deps = make_deps(RuntimeSettings(mesh_name="unit", litellm_model=""))
+    actor = build_actor(name.value, deps)
+    await actor.start()
+    try:
+        opened = set(deps.extras)
+    finally:
+        await actor.stop()
+    assert ("commerce_client" in opened) is info.calls_commerce_apis
+    assert ("context_cache" in opened) is info.uses_redis
+    assert deps.extras == {}, "stop() releases what start() acquired"
 
 
 def test_the_actor_command_path_imports_no_web_framework_and_no_litellm() -> None:
@@ -69,7 +83,7 @@ def test_the_actor_command_path_imports_no_web_framework_and_no_litellm() -> Non
         "from actormesh_runtime.cli import _load\n"
         "_load('actor')\n"
         "from actormesh_runtime.bus.process import default_factory\n"
-        "from actormesh_runtime.actors.base import ActorDeps\n"
+        "from actormesh_runtime.resources import ActorDeps\n"
         "from actormesh_runtime.catalog import ActorName\n"
         "from actormesh_runtime.settings import RuntimeSettings\n"
         "heavy = {'litellm', 'openai', 'fastapi', 'starlette', 'uvicorn', 'aiosqlite', 'jwt'}\n"

@@ -235,7 +235,8 @@ def test_secrets_reach_the_settings_that_read_them(monkeypatch: pytest.MonkeyPat
     ext = {p.workload["metadata"]["name"]: p for p in runtime_pods(EXTERNAL_REDIS_SPEC, monkeypatch)}
     assert ext["demo-gateway"].settings.redis_password == SECRET_PLACEHOLDER
     assert ext["demo-gateway"].settings.redis_url == "redis://r.infra:6379/0"
-    assert ext["demo-response-aggregator"].settings.redis_password == SECRET_PLACEHOLDER
+    assert ext["demo-execution-coordinator"].settings.redis_password == SECRET_PLACEHOLDER
+    assert ext["demo-response-aggregator"].settings.redis_password is None
     managed = {
         p.workload["metadata"]["name"]: p for p in runtime_pods(MANAGED_REDIS_PASSWORD_SPEC, monkeypatch)
     }

@@ -150,7 +150,8 @@ def test_managed_redis_requires_the_password_from_its_secret() -> None:
     assert env_of(objs[("StatefulSet", "demo-redis")]) == {"REDISCLI_AUTH": secret}
     assert c["readinessProbe"]["exec"]["command"] == ["redis-cli", "-p", "6379", "ping"]
     assert env_of(objs[("Deployment", "demo-gateway")])["REDIS_PASSWORD"] == secret
-    assert env_of(objs[("Deployment", "demo-response-aggregator")])["REDIS_PASSWORD"] == secret
+    assert env_of(objs[("Deployment", "demo-execution-coordinator")])["REDIS_PASSWORD"] == secret
+    assert "REDIS_PASSWORD" not in env_of(objs[("Deployment", "demo-response-aggregator")])
     assert "REDIS_PASSWORD" not in env_of(objs[("Deployment", "demo-decision-router")])
     assert "env" not in container(index(children())[("StatefulSet", "demo-redis")])
 

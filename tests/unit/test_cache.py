@@ -9,8 +9,9 @@ import pytest
 from prometheus_client import REGISTRY
 
 from actormesh_runtime.envelope import CustomerContext
-from actormesh_runtime.storage.cache import ContextCache, MemoryStore, RedisStore, redis_client
+from actormesh_runtime.storage.cache import ContextCache
 from actormesh_runtime.storage.session import SessionStore
+from actormesh_runtime.storage.stores import MemoryStore, RedisStore, redis_client
 from tests.support.commerce import context_for
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from actormesh_runtime.actors.base import ActorDeps
 from actormesh_runtime.actors.decision_router import DecisionRouter
 from actormesh_runtime.catalog import DEFAULT_ROUTE, ESCALATION_TAIL, ActorName
 from actormesh_runtime.envelope import (
@@ -29,6 +28,7 @@ from actormesh_runtime.policy.decision import (
     decide,
     low_confidence_reason,
 )
+from actormesh_runtime.resources import ActorDeps
 from tests.support.commerce import NOW, context_for, envelope_for, intent, sentiment, unit_settings
 
 JOHN = "john.doe@example.com"  # premium: ORD-10001 delivered 12d, ORD-10002 shipped, ORD-10003 delivered 45d

@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 
 import pytest
 
-from actormesh_runtime.actors.base import ActorDeps
 from actormesh_runtime.actors.execution_coordinator import ExecutionCoordinator
 from actormesh_runtime.clients.commerce import release_commerce_client
 from actormesh_runtime.envelope import (
@@ -24,6 +23,7 @@ from actormesh_runtime.envelope import (
 )
 from actormesh_runtime.mocks.state import MockState
 from actormesh_runtime.policy.decision import decide
+from actormesh_runtime.resources import ActorDeps
 from actormesh_runtime.storage.cache import acquire_context_cache, release_context_cache
 from tests.support.commerce import (
     context_for,

@@ -14,7 +14,7 @@ from actormesh_runtime.catalog import ActorName, Subjects
 from actormesh_runtime.envelope import FinalResult, MethodSummary, ProgressEvent
 from actormesh_runtime.gateway.auth import OPEN, AuthError, authenticate, bearer_from_header, mint_token
 from actormesh_runtime.gateway.models import ChatRequest, MessageTooLong, check_length, field_errors
-from actormesh_runtime.gateway.replies import ReplyRouter
+from actormesh_runtime.gateway.reply_router import ReplyRouter
 
 SECRET = "unit-secret-with-enough-length-0123456789"
 

@@ -18,7 +18,7 @@ from actormesh_runtime.envelope import (
     Intent,
     MethodSummary,
 )
-from actormesh_runtime.storage.history import MIGRATIONS, SCHEMA_VERSION, HistoryStore
+from actormesh_runtime.history.store import MIGRATIONS, SCHEMA_VERSION, HistoryStore
 
 
 def event(

@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 
 import pytest
 
-from actormesh_runtime.actors.base import ActorDeps
 from actormesh_runtime.actors.decision_router import DecisionRouter
 from actormesh_runtime.actors.execution_coordinator import ExecutionCoordinator
 from actormesh_runtime.actors.guardrail_validator import check
@@ -23,6 +22,7 @@ from actormesh_runtime.actors.sentiment_analyzer import SentimentAnalyzer
 from actormesh_runtime.clients.commerce import release_commerce_client
 from actormesh_runtime.envelope import Envelope
 from actormesh_runtime.mocks.state import MockState
+from actormesh_runtime.resources import ActorDeps
 from actormesh_runtime.screening import screen
 from tests.support.commerce import (
     context_for,

@@ -16,8 +16,8 @@ import pytest
 from actormesh_runtime.actors import guardrail_validator as g
 from actormesh_runtime.actors import intent_analyzer as ia
 from actormesh_runtime.envelope import Intent
-from actormesh_runtime.replies.facts import FREE_SHIPPING_OVER, RETURN_WINDOW_DAYS
 from actormesh_runtime.screening import EMAIL_RE, find_card_numbers, find_ssns
+from actormesh_runtime.store_policy import FREE_SHIPPING_OVER, RETURN_WINDOW_DAYS
 
 OWN = "john.doe@example.com"
 

@@ -3,7 +3,7 @@
 Called by the runtime workload builders (actors, gateway, history, mocks) and by `build_children`.
 Every runtime pod reads the whole ConfigMap through `envFrom`, but each reads only some keys; the
 pod-template annotation `actormesh.io/config-hash` hashes just the keys that component reads, so
-changing e.g. the LLM model restarts the three LLM actors and nothing else. Keys a component does not
+changing e.g. the LLM model restarts the two LLM actors and nothing else. Keys a component does not
 read may change without restarting it (they are harmless in its environment).
 """
 

@@ -1,6 +1,6 @@
 """Apply the desired children with server-side apply, and prune the ones no longer desired.
 
-Called by `handlers.py` once per reconcile, after `observe.py` listed the live children. Decisions are
+Called by `runner.py` once per reconcile, after `observe.py` listed the live children. Decisions are
 pure and live in `diff.py`; this module only performs them, in the builders' order, naming each action
 so a failure reads "apply statefulset demo-nats: 422 Invalid: ...". The `live` mapping is updated in
 place with every response, so the status computed afterwards sees what was just written.

@@ -1,9 +1,9 @@
 """Every failure of a reconcile becomes one of two things: retry after a delay, or stop.
 
-`handlers.py` wraps each step of a reconcile in `action("apply nats statefulset")`; whatever the step
+`runner.py` wraps each step of a reconcile in `action("apply nats statefulset")`; whatever the step
 raises is classified here into a `Failure` (condition reason, message naming the action, permanent or
 not), and `to_kopf` turns that into `kopf.TemporaryError` with an exponential, jittered backoff or
-`kopf.PermanentError`. Retries are bounded: `exhausted` tells the handler when to give up, write the
+`kopf.PermanentError`. Retries are bounded: `exhausted` tells the reconciler when to give up, write the
 `Stalled` condition and post an Event instead of asking kopf for yet another attempt. kopf's own
 default (retry any exception forever, every 60 s) is never reached.
 """

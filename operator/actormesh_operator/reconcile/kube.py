@@ -1,9 +1,10 @@
 """A thin async Kubernetes client over httpx: credentials, server-side apply, get/list/delete, status.
 
-Used by `apply.py` and `observe.py` (child objects), `handlers.py` (status patches, kopf's login) and
-the integration tests. It knows nothing about ActorMesh: callers pass a `Resource` (where an object
-lives in the API) and plain manifest dicts. Errors from the API server become `KubeApiError`; network
-errors stay httpx's own; `reconcile/errors.py` decides which of them are worth a retry.
+Used by `apply.py` and `observe.py` (child objects), `runner.py` (the mesh, status patches),
+`state.py` (resync lists), `handlers.py` (kopf's login) and the integration tests. It knows nothing
+about ActorMesh: callers pass a `Resource` (where an object lives in the API) and plain manifest
+dicts. Errors from the API server become `KubeApiError`; network errors stay httpx's own;
+`reconcile/errors.py` decides which of them are worth a retry.
 
 Credentials come from a kubeconfig (client certificates, bearer token, CA, by path or inline data) or
 from the in-cluster service account, whose token is re-read every minute because the kubelet rotates

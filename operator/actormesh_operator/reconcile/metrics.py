@@ -1,7 +1,7 @@
 """Prometheus metrics of the operator, served on `OperatorSettings.metrics_port` by `main.py`.
 
-Updated by `handlers.py` (reconciles, errors, duration, meshes by phase) and `apply.py` (child
-writes). Names follow Prometheus conventions: `_total` counters, `_seconds` histograms.
+Updated by `runner.py` (reconciles, errors, duration), `handlers.py` (meshes by phase) and `apply.py`
+(child writes). Names follow Prometheus conventions: `_total` counters, `_seconds` histograms.
 """
 
 from __future__ import annotations

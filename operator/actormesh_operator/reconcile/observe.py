@@ -1,6 +1,6 @@
 """Read what exists: the mesh's children, the Secrets its spec references, and whether KEDA is installed.
 
-Called by `handlers.py` at the start of every reconcile. Children are listed per `MANAGED_KINDS` entry
+Called by `runner.py` at the start of every reconcile. Children are listed per `MANAGED_KINDS` entry
 with the mesh's label selector (server-side), so the cost is one LIST per kind whatever the cluster
 size. KEDA is detected through API discovery (`/apis/keda.sh/v1alpha1`), which every authenticated
 client may read: the operator needs no permission on CustomResourceDefinitions, and the namespaced

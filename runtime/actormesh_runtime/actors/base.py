@@ -13,34 +13,13 @@ idempotency keys derived from `envelope.message_id`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from actormesh_runtime.catalog import ActorName
+from actormesh_runtime.resources import ActorDeps
 
 if TYPE_CHECKING:
     from actormesh_runtime.envelope import Envelope
-    from actormesh_runtime.settings import RuntimeSettings
-
-
-class Publisher(Protocol):
-    """What the bus offers actors that must publish themselves (response_aggregator)."""
-
-    async def publish_core(self, subject: str, payload: bytes) -> None:
-        """Fire-and-forget core NATS publish (results, progress)."""
-
-    async def publish_stream(self, subject: str, payload: bytes, *, msg_id: str) -> None:
-        """Acked JetStream publish, de-duplicated by `msg_id`."""
-
-
-@dataclass
-class ActorDeps:
-    """Shared per-process resources, created once by the host and closed by it."""
-
-    settings: RuntimeSettings
-    publisher: Publisher
-    extras: dict[str, Any] = field(default_factory=dict)
-    """Lazily created clients (HTTP, cache, LLM) kept by the actor modules themselves."""
 
 
 class PlainActor:

@@ -12,10 +12,9 @@ from __future__ import annotations
 import asyncio
 from typing import ClassVar
 
-from actormesh_runtime.actors.base import ActorDeps
+from actormesh_runtime.actors.commerce_base import CommerceActor
 from actormesh_runtime.catalog import ActorName
 from actormesh_runtime.clients.commerce import CommerceClient, CustomerRecord
-from actormesh_runtime.clients.commerce_access import CommerceAccess
 from actormesh_runtime.envelope import CustomerContext, Envelope, Order
 from actormesh_runtime.errors import ActorMeshError
 
@@ -37,17 +36,8 @@ def tracked_orders(orders: list[Order]) -> list[Order]:
     return sorted(with_tracking, key=lambda o: o.placed_at, reverse=True)[:MAX_TRACKED_ORDERS]
 
 
-class ContextRetriever:
+class ContextRetriever(CommerceActor):
     name: ClassVar[ActorName] = ActorName.CONTEXT_RETRIEVER
-
-    def __init__(self, deps: ActorDeps) -> None:
-        self._access = CommerceAccess(deps, self.name.value)
-
-    async def start(self) -> None:
-        await self._access.open()
-
-    async def stop(self) -> None:
-        await self._access.close()
 
     async def handle(self, envelope: Envelope) -> None:
         client, cache = self._access.require()

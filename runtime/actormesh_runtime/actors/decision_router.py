@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from actormesh_runtime.actors.base import ActorDeps, PlainActor
+from actormesh_runtime.actors.base import PlainActor
 from actormesh_runtime.catalog import ESCALATION_TAIL, ActorName
 from actormesh_runtime.envelope import Decision, Envelope
 from actormesh_runtime.policy.decision import decide
+from actormesh_runtime.resources import ActorDeps
 
 
 def route_after(decision: Decision, remaining: list[ActorName]) -> list[ActorName]:

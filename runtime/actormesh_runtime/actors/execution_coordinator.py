@@ -14,10 +14,9 @@ import asyncio
 import hashlib
 from typing import Any, ClassVar
 
-from actormesh_runtime.actors.base import ActorDeps
+from actormesh_runtime.actors.commerce_base import CommerceActor
 from actormesh_runtime.catalog import ActorName
 from actormesh_runtime.clients.commerce import ApiRejected, OrderMutation
-from actormesh_runtime.clients.commerce_access import CommerceAccess
 from actormesh_runtime.envelope import (
     ActionOutcome,
     ActionStatus,
@@ -66,18 +65,8 @@ def precheck(action: ActionType, context: CustomerContext | None) -> ActionOutco
     return None
 
 
-class ExecutionCoordinator:
+class ExecutionCoordinator(CommerceActor):
     name: ClassVar[ActorName] = ActorName.EXECUTION_COORDINATOR
-
-    def __init__(self, deps: ActorDeps) -> None:
-        # The cache is context_retriever's: invalidated after a change so the next message sees it.
-        self._access = CommerceAccess(deps, self.name.value)
-
-    async def start(self) -> None:
-        await self._access.open()
-
-    async def stop(self) -> None:
-        await self._access.close()
 
     async def handle(self, envelope: Envelope) -> None:
         decision = envelope.decision

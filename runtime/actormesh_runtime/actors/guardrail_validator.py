@@ -4,8 +4,8 @@ Runs after response_generator. A draft is rejected when it contains:
 - PII: a card number (Luhn), an SSN, or an email address other than the customer's own;
 - profanity or hostile words, matched on word boundaries ("issue" is not "sue", "hello" not "hell");
 - promises: refunds, credits or money amounts, guarantees;
-- policy contradictions: a return window other than 30 days, no returns, a free-shipping threshold
-  other than $50, a warranty other than 1 year.
+- policy contradictions: a return window, free-shipping threshold or warranty other than the store's
+  (`store_policy`), or "no returns".
 
 First rejection: verdict "regenerate" and the slip becomes response_generator → guardrail_validator
 → response_aggregator, so the draft is rewritten once with the reasons. Second rejection: escalate
@@ -22,8 +22,13 @@ from actormesh_runtime.actors.base import PlainActor
 from actormesh_runtime.catalog import ActorName
 from actormesh_runtime.envelope import Envelope, GuardrailVerdict, Urgency
 from actormesh_runtime.replies import templates
-from actormesh_runtime.replies.facts import FREE_SHIPPING_OVER, RETURN_WINDOW_DAYS
 from actormesh_runtime.screening import EMAIL_RE, find_card_numbers, find_ssns
+from actormesh_runtime.store_policy import (
+    FREE_SHIPPING_OVER,
+    RETURN_WINDOW_DAYS,
+    WARRANTY_MONTHS,
+    WARRANTY_YEARS,
+)
 from actormesh_runtime.textfold import fold
 
 REGENERATE_ROUTE = [
@@ -140,8 +145,8 @@ def _policy(folded: str) -> list[str]:
             for p in _WARRANTY
             for m in p.finditer(folded)
         }
-        if months - {12} or _WARRANTY_WRONG.search(folded):
-            reasons.append("policy contradiction: electronics have a 1-year warranty")
+        if months - {WARRANTY_MONTHS} or _WARRANTY_WRONG.search(folded):
+            reasons.append(f"policy contradiction: electronics have a {WARRANTY_YEARS}-year warranty")
     return reasons
 
 

@@ -21,11 +21,10 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from actormesh_runtime.actors.base import ActorDeps, PlainActor
+from actormesh_runtime.actors.llm_base import LLMActor
 from actormesh_runtime.catalog import ActorName
 from actormesh_runtime.envelope import Entities, Envelope, Intent, IntentResult
 from actormesh_runtime.llm import prompts
-from actormesh_runtime.llm.client import LLMClient, shared_client
 from actormesh_runtime.llm.errors import LLMError
 from actormesh_runtime.screening import EMAIL_RE
 from actormesh_runtime.textfold import fold
@@ -209,16 +208,8 @@ def merge(rules: IntentResult, reply: LLMIntentReply, text: str) -> IntentResult
     )
 
 
-class IntentAnalyzer(PlainActor):
+class IntentAnalyzer(LLMActor):
     name: ClassVar[ActorName] = ActorName.INTENT_ANALYZER
-
-    def __init__(self, deps: ActorDeps) -> None:
-        super().__init__(deps)
-        self.llm: LLMClient | None = shared_client(deps.settings, deps.extras)
-
-    async def start(self) -> None:
-        if self.llm is not None:
-            await self.llm.warm_up()
 
     async def handle(self, envelope: Envelope) -> None:
         rules = classify(envelope.message)

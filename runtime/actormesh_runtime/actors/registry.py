@@ -10,8 +10,9 @@ from __future__ import annotations
 import importlib
 from typing import cast
 
-from actormesh_runtime.actors.base import Actor, ActorDeps
+from actormesh_runtime.actors.base import Actor
 from actormesh_runtime.catalog import ActorName
+from actormesh_runtime.resources import ActorDeps
 
 # name -> (module under actormesh_runtime.actors, class). Every class is constructed as `Cls(deps)`.
 ACTOR_CLASSES: dict[ActorName, tuple[str, str]] = {

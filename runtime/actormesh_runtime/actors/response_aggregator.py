@@ -16,12 +16,13 @@ import time
 from collections.abc import Awaitable
 from typing import ClassVar, Literal
 
-from actormesh_runtime.actors.base import ActorDeps, PlainActor
+from actormesh_runtime.actors.base import PlainActor
 from actormesh_runtime.catalog import ActorName, Subjects
 from actormesh_runtime.envelope import Envelope, FinalResult, TraceEntry
 from actormesh_runtime.errors import TransientError
 from actormesh_runtime.replies import templates
 from actormesh_runtime.replies.result import final_result, history_event
+from actormesh_runtime.resources import ActorDeps
 
 ERROR_APOLOGY = (
     "I'm sorry, something went wrong on our side while handling your message. Please try again in a few "

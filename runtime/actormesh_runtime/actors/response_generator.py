@@ -13,11 +13,10 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from actormesh_runtime.actors.base import ActorDeps, PlainActor
+from actormesh_runtime.actors.llm_base import LLMActor
 from actormesh_runtime.catalog import ActorName
 from actormesh_runtime.envelope import DraftResponse, Envelope
 from actormesh_runtime.llm import prompts
-from actormesh_runtime.llm.client import LLMClient, shared_client
 from actormesh_runtime.llm.errors import LLMError
 from actormesh_runtime.replies import facts, templates
 
@@ -30,16 +29,8 @@ def regeneration(envelope: Envelope) -> tuple[int, list[str]]:
     return 1, []
 
 
-class ResponseGenerator(PlainActor):
+class ResponseGenerator(LLMActor):
     name: ClassVar[ActorName] = ActorName.RESPONSE_GENERATOR
-
-    def __init__(self, deps: ActorDeps) -> None:
-        super().__init__(deps)
-        self.llm: LLMClient | None = shared_client(deps.settings, deps.extras)
-
-    async def start(self) -> None:
-        if self.llm is not None:
-            await self.llm.warm_up()
 
     async def handle(self, envelope: Envelope) -> None:
         attempt, reasons = regeneration(envelope)

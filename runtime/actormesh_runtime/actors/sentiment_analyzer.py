@@ -14,9 +14,10 @@ from __future__ import annotations
 import re
 from typing import ClassVar
 
-from actormesh_runtime.actors.base import ActorDeps, PlainActor
+from actormesh_runtime.actors.base import PlainActor
 from actormesh_runtime.catalog import ActorName
 from actormesh_runtime.envelope import Envelope, Sentiment, SentimentLabel, Urgency
+from actormesh_runtime.resources import ActorDeps
 
 
 def _words(*patterns: str) -> re.Pattern[str]:

@@ -1,13 +1,15 @@
 """Connecting to NATS and provisioning the mesh's streams and consumers (idempotent, safe to race).
 
-Every process calls `connect(settings)` once; actor hosts, the gateway and `actormesh ask` call
-`ensure_streams` on start-up, and each actor host calls `ensure_consumer` for its actor. The configs
+Every process opens the bus once with `open_bus(settings, name=...)`: connect (unless it already
+holds a connection), then create or update the mesh's streams; each actor host then calls
+`ensure_consumer` for its actor. The configs
 are built by pure functions (`work_stream_config`, `dlq_stream_config`, `consumer_config`) so the
 delivery rules are unit-tested without a server.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from nats.aio.client import Client as NATS
@@ -142,6 +144,23 @@ async def ensure_streams(js: JetStreamContext, subjects: Subjects, settings: Run
     """Create or update the work-queue stream and the dead-letter stream of this mesh."""
     await _ensure_stream(js, work_stream_config(subjects, settings))
     await _ensure_stream(js, dlq_stream_config(subjects, settings))
+
+
+async def open_bus(settings: RuntimeSettings, *, name: str = "actormesh", nc: NATS | None = None) -> NATS:
+    """Connect (unless `nc` is given), then create or update the streams: every process's first step.
+
+    A connection opened here is closed again when provisioning fails, so a caller that retries
+    never leaks one; a given `nc` stays the caller's to close.
+    """
+    conn = nc if nc is not None else await connect(settings, name=name)
+    try:
+        await ensure_streams(conn.jetstream(), Subjects(settings.mesh_name), settings)
+    except BaseException:
+        if nc is None:
+            with contextlib.suppress(Exception):
+                await conn.close()
+        raise
+    return conn
 
 
 async def ensure_consumer(

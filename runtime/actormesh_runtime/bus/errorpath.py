@@ -16,6 +16,7 @@ from nats.js import JetStreamContext
 
 from actormesh_runtime.catalog import ActorName, Subjects
 from actormesh_runtime.envelope import Envelope, ErrorInfo, FinalResult
+from actormesh_runtime.errors import InvalidEnvelope
 from actormesh_runtime.observability import metrics
 from actormesh_runtime.replies.result import final_result, history_event
 from actormesh_runtime.screening import redact
@@ -94,16 +95,22 @@ async def take_error_path(
 
 
 async def dead_letter_garbage(
-    js: JetStreamContext, subjects: Subjects, actor: ActorName, payload: bytes, reason: str, *, dedup_key: str
+    js: JetStreamContext,
+    subjects: Subjects,
+    actor: ActorName,
+    payload: bytes,
+    problem: InvalidEnvelope,
+    *,
+    dedup_key: str,
 ) -> None:
     """Bytes that are not an envelope: nothing to divert and nobody to answer; keep them for a human.
 
     Nobody screened these bytes, so the copy kept (and the reason logged) is redacted here.
     """
-    reason = redact(reason)
+    reason = redact(str(problem))
     record = dlq.DeadLetter(
         actor=actor,
-        reason=f"InvalidEnvelope: {reason}"[:2000],
+        reason=f"{type(problem).__name__}: {reason}"[:2000],
         permanent=True,
         deliveries=1,
         raw=redact(payload[:65536].decode("utf-8", errors="replace")),

@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from actormesh_runtime.actors.base import Actor
 from actormesh_runtime.catalog import Subjects
 from actormesh_runtime.envelope import Envelope, ErrorInfo, TraceEntry
-from actormesh_runtime.errors import DeadlineExceeded, PermanentError
+from actormesh_runtime.errors import DeadlineExceeded, InvalidEnvelope, PermanentError
 from actormesh_runtime.observability import metrics
 from actormesh_runtime.screening import describe_invalid, redact
 from actormesh_runtime.settings import RuntimeSettings
@@ -186,8 +186,8 @@ class ActorHost:
         try:
             envelope = Envelope.from_bytes(msg.data)
         except (ValidationError, ValueError) as exc:
-            reason = describe_invalid(exc) if isinstance(exc, ValidationError) else str(exc)
-            await dead_letter_garbage(self.js, self.subjects, self.name, msg.data, reason, dedup_key=key)
+            problem = InvalidEnvelope(describe_invalid(exc) if isinstance(exc, ValidationError) else str(exc))
+            await dead_letter_garbage(self.js, self.subjects, self.name, msg.data, problem, dedup_key=key)
             await msg.term()
             return
         envelope.headers.attempt = attempt

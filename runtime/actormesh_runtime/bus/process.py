@@ -16,11 +16,12 @@ from collections.abc import Callable
 
 from nats.aio.client import Client as NATS
 
-from actormesh_runtime.actors.base import Actor, ActorDeps
+from actormesh_runtime.actors.base import Actor
 from actormesh_runtime.catalog import ActorName, Subjects
+from actormesh_runtime.resources import ActorDeps
 from actormesh_runtime.settings import RuntimeSettings
 
-from .connection import connect, ensure_streams
+from .connection import connect, open_bus
 from .health import HealthServer
 from .host import ActorHost
 from .publish import BusPublisher
@@ -101,9 +102,9 @@ class ActorProcess:
             return 0
         self.nc = nc
         try:
+            await open_bus(self.settings, nc=nc)
             js = nc.jetstream()
             subjects = Subjects(self.settings.mesh_name)
-            await ensure_streams(js, subjects, self.settings)
             actor = self.factory(self.name, ActorDeps(settings=self.settings, publisher=BusPublisher(nc, js)))
             await actor.start()
             try:

@@ -1,1 +1,1 @@
-"""HTTP clients the actors share per process (one connection pool each, opened in `Actor.start`)."""
+"""The commerce-API HTTP client the actors share per process (one pool, opened in `Actor.start`)."""

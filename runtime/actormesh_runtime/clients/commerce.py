@@ -21,10 +21,10 @@ import httpx
 from prometheus_client import Counter
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from actormesh_runtime.actors.base import ActorDeps
-from actormesh_runtime.clients import shared
+from actormesh_runtime import resources
 from actormesh_runtime.envelope import Order, TrackingInfo
 from actormesh_runtime.errors import PermanentError, UpstreamUnavailable
+from actormesh_runtime.resources import ActorDeps
 from actormesh_runtime.settings import RuntimeSettings
 
 Api = Literal["customers", "orders", "tracking"]
@@ -215,9 +215,9 @@ def acquire_commerce_client(
     `factory` (tests) builds the client if none exists yet, e.g. one mounted on in-process apps.
     """
     build = factory or (lambda: CommerceClient(deps.settings))
-    return shared.acquire(deps, _SHARED_KEY, build, CommerceClient.aclose)
+    return resources.acquire(deps, _SHARED_KEY, build, CommerceClient.aclose)
 
 
 async def release_commerce_client(deps: ActorDeps) -> None:
     """Drop one user; the last one closes the connection pool."""
-    await shared.release(deps, _SHARED_KEY)
+    await resources.release(deps, _SHARED_KEY)

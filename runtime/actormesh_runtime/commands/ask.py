@@ -44,7 +44,7 @@ async def ask(
     timeout_s: float | None = None,
 ) -> FinalResult:
     """Screen `text`, run it through the mesh (started here unless `external_nats`), return the result."""
-    from actormesh_runtime.bus.connection import connect, ensure_streams
+    from actormesh_runtime.bus.connection import open_bus
     from actormesh_runtime.bus.request import reply_to, request_result
     from actormesh_runtime.catalog import Subjects
     from actormesh_runtime.envelope import Envelope
@@ -68,9 +68,8 @@ async def ask(
         )
 
     if external_nats:
-        nc = await connect(settings, name="actormesh-ask")
+        nc = await open_bus(settings, name="actormesh-ask")
         try:
-            await ensure_streams(nc.jetstream(), subjects, settings)
             return await request_result(nc, subjects, envelope(), timeout_s=wait)
         finally:
             await nc.close()

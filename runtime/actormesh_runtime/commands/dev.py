@@ -64,8 +64,8 @@ async def serve(settings: RuntimeSettings, *, data_dir: Path, nats_url: str | No
     from actormesh_runtime.bus.process import install_stop_signals
     from actormesh_runtime.gateway.app import create_app
     from actormesh_runtime.gateway.server import GatewayServer
+    from actormesh_runtime.history.service import HistoryService
     from actormesh_runtime.local.mesh import LocalMesh
-    from actormesh_runtime.storage.history_service import HistoryService
 
     stop = asyncio.Event()
     install_stop_signals(stop)

@@ -30,8 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 async def serve(settings: RuntimeSettings) -> int:
     from actormesh_runtime.bus.health import HealthServer
     from actormesh_runtime.bus.process import connect_with_retry, install_stop_signals
+    from actormesh_runtime.history.service import HistoryService
     from actormesh_runtime.settings import RuntimeSettings
-    from actormesh_runtime.storage.history_service import HistoryService
 
     assert isinstance(settings, RuntimeSettings)
     stop = asyncio.Event()

@@ -24,8 +24,8 @@ from actormesh_runtime.gateway.limits import BodySizeLimit, body_limit
 from actormesh_runtime.gateway.metrics import REQUEST_ID, ObservabilityMiddleware, install_log_filter
 from actormesh_runtime.gateway.models import ErrorBody, MessageTooLong, describe, field_errors
 from actormesh_runtime.gateway.service import Gateway, Unavailable
+from actormesh_runtime.history.protocol import HistoryUnavailable
 from actormesh_runtime.settings import RuntimeSettings
-from actormesh_runtime.storage.history_protocol import HistoryUnavailable
 
 log = logging.getLogger(__name__)
 

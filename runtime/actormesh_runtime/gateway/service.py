@@ -17,16 +17,16 @@ from typing import Any
 
 from nats.aio.client import Client as NATS
 
-from actormesh_runtime.bus.connection import connect, ensure_streams
+from actormesh_runtime.bus.connection import open_bus
 from actormesh_runtime.bus.publish import submit
 from actormesh_runtime.catalog import Subjects
 from actormesh_runtime.envelope import Envelope, FinalResult, ReplyTo
 from actormesh_runtime.gateway.auth import AuthError, Principal
 from actormesh_runtime.gateway.models import ChatRequest, new_session_id
-from actormesh_runtime.gateway.replies import Pending, ProgressListener, ReplyRouter
+from actormesh_runtime.gateway.reply_router import Pending, ProgressListener, ReplyRouter
+from actormesh_runtime.history.protocol import HistoryClient
 from actormesh_runtime.screening import screen
 from actormesh_runtime.settings import RuntimeSettings
-from actormesh_runtime.storage.history_protocol import HistoryClient
 from actormesh_runtime.storage.session import SessionStore, open_session_store
 
 log = logging.getLogger(__name__)
@@ -100,9 +100,8 @@ class Gateway:
         """Connect, provision the streams and subscribe to replies; retry until it works."""
         while True:
             try:
-                if self._nc is None:
-                    self._nc = await connect(self.settings, name=f"actormesh-gateway-{self.instance_id}")
-                await ensure_streams(self._nc.jetstream(), self.subjects, self.settings)
+                name = f"actormesh-gateway-{self.instance_id}"
+                self._nc = await open_bus(self.settings, name=name, nc=self._nc)
                 self._stream_ok = True
                 await self.replies.start(self._nc)
                 self.history = HistoryClient(self._nc, self.subjects)

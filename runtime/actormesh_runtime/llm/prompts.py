@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from actormesh_runtime.envelope import Intent
+from actormesh_runtime.store_policy import FREE_SHIPPING_OVER, RETURN_WITHIN, WARRANTY_YEARS
 
 STORE_POLICIES = (
-    "- Returns: accepted within 30 days of delivery.\n"
-    "- Shipping: free on orders over $50.\n"
-    "- Warranty: 1 year on electronics.\n"
+    f"- Returns: accepted {RETURN_WITHIN}.\n"
+    f"- Shipping: free on orders over ${FREE_SHIPPING_OVER}.\n"
+    f"- Warranty: {WARRANTY_YEARS} year on electronics.\n"
     "- Refunds are reviewed by the billing team; nobody in chat can approve or promise one."
 )
 

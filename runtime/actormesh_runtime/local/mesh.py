@@ -25,13 +25,14 @@ from typing import Any, TypeVar
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
-from actormesh_runtime.actors.base import Actor, ActorDeps
-from actormesh_runtime.bus.connection import connect, ensure_streams
+from actormesh_runtime.actors.base import Actor
+from actormesh_runtime.bus.connection import open_bus
 from actormesh_runtime.bus.host import ActorHost
 from actormesh_runtime.bus.process import ActorFactory, default_factory
 from actormesh_runtime.bus.publish import BusPublisher
 from actormesh_runtime.catalog import ActorName, Subjects
 from actormesh_runtime.embedded_nats import EmbeddedNats
+from actormesh_runtime.resources import ActorDeps
 from actormesh_runtime.settings import RuntimeSettings
 
 log = logging.getLogger(__name__)
@@ -110,9 +111,8 @@ class LocalMesh:
         try:
             await self._start_nats()
             await self._start_mocks()
-            self.nc = await connect(self.settings, name=f"local-mesh-{self.settings.mesh_name}")
+            self.nc = await open_bus(self.settings, name=f"local-mesh-{self.settings.mesh_name}")
             self._stack.push_async_callback(self._close_connection)
-            await ensure_streams(self.js, self.subjects, self.settings)
             await self._start_actors()
         except BaseException:
             await self._stack.aclose()

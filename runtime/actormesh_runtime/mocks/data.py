@@ -14,8 +14,6 @@ from pydantic import BaseModel, ConfigDict, Field
 OrderStatus = Literal[
     "pending", "confirmed", "processing", "shipped", "delivered", "cancelled", "return_started"
 ]
-CANCELLABLE_STATUSES: frozenset[str] = frozenset({"pending", "confirmed", "processing"})
-RETURN_WINDOW_DAYS = 30
 
 
 class _Record(BaseModel):

@@ -5,7 +5,7 @@ when it is not allowed. The apps (mocks.apps) wrap mutations with `IdempotencySt
 `Idempotency-Key` returns the first reply and never applies the effect twice.
 
 Transitions: pending|confirmed|processing --cancel--> cancelled;
-delivered (within 30 days of delivery) --return label--> return_started.
+delivered (within the return window, `store_policy`) --return label--> return_started.
 Cancellation and refund requests are records with status `pending_review`; they never change the order.
 """
 
@@ -14,17 +14,11 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
-from actormesh_runtime.mocks.data import (
-    CANCELLABLE_STATUSES,
-    RETURN_WINDOW_DAYS,
-    Dataset,
-    MockOrder,
-    build_dataset,
-    iso,
-)
+from actormesh_runtime.mocks.data import Dataset, MockOrder, build_dataset, iso
+from actormesh_runtime.store_policy import CANCELLABLE_STATUSES, RETURN_WINDOW, RETURN_WINDOW_DAYS
 
 
 class MockError(Exception):
@@ -163,7 +157,7 @@ class MockState:
         if order.status != "delivered" or order.delivered_at is None:
             raise Conflict(f"{order_id} is {order.status}; a return label needs a delivered order")
         delivered = datetime.fromisoformat(order.delivered_at)
-        return_by = delivered + timedelta(days=RETURN_WINDOW_DAYS)
+        return_by = delivered + RETURN_WINDOW
         if datetime.now(UTC) > return_by:
             raise Conflict(
                 f"{order_id} was delivered more than {RETURN_WINDOW_DAYS} days ago; "

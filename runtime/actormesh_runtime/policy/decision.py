@@ -48,7 +48,7 @@ def orders_in_question(intent: Intent, orders: Sequence[Order], now: datetime) -
     """The customer's orders a message of this intent could be about, by the rules the actions use.
 
     response_generator lists these when it must ask which order is meant, so a reply never offers
-    an order the action would refuse (e.g. a return for an order delivered more than 30 days ago).
+    an order the action would refuse (e.g. a return for an order delivered outside the return window).
     """
     actions = ACTIONS_BY_INTENT.get(intent)
     if actions:

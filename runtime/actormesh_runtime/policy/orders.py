@@ -11,13 +11,12 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Literal
 
 from actormesh_runtime.envelope import ActionType, Order
+from actormesh_runtime.store_policy import CANCELLABLE_STATUSES, RETURN_WINDOW, RETURN_WITHIN
 
-RETURN_WINDOW = timedelta(days=30)
-CANCELLABLE = frozenset({"pending", "confirmed", "processing"})
 IN_TRANSIT = frozenset({"shipped"})
 EXECUTES_CANCELLATION = frozenset({"premium", "vip"})
 """Tiers whose cancellations are executed; other tiers file a request for review."""
@@ -66,7 +65,7 @@ def within_return_window(order: Order, now: datetime) -> bool:
 def is_eligible(action: ActionType, order: Order, now: datetime) -> bool:
     """Could `action` apply to `order` at all? Used to find the unique eligible order."""
     if action is ActionType.CANCEL_ORDER:
-        return order.status in CANCELLABLE
+        return order.status in CANCELLABLE_STATUSES
     if action is ActionType.CREATE_RETURN_LABEL:
         return within_return_window(order, now)
     if action is ActionType.CREATE_REFUND_REQUEST:
@@ -132,7 +131,7 @@ def select_target(
 
 def plan_cancel(order: Order, tier: Tier | None) -> Plan:
     oid = order.order_id
-    if order.status in CANCELLABLE:
+    if order.status in CANCELLABLE_STATUSES:
         return Plan("execute") if tier in EXECUTES_CANCELLATION else Plan("request")
     if order.status == "cancelled":
         return Plan("refuse", f"{oid} is already cancelled.")
@@ -142,12 +141,12 @@ def plan_cancel(order: Order, tier: Tier | None) -> Plan:
         return Plan(
             "refuse",
             f"{oid} has already been delivered, so it can no longer be cancelled; "
-            "you can return it within 30 days of delivery instead.",
+            f"you can return it {RETURN_WITHIN} instead.",
         )
     return Plan(
         "refuse",
         f"{oid} has already shipped, so it can no longer be cancelled; once it "
-        "arrives you can return it within 30 days of delivery.",
+        f"arrives you can return it {RETURN_WITHIN}.",
     )
 
 
@@ -160,14 +159,14 @@ def plan_return(order: Order, now: datetime) -> Plan:
         days = (now - delivered).days
         return Plan(
             "refuse",
-            f"{oid} was delivered {days} days ago; returns are accepted within "
-            "30 days of delivery, so it is no longer eligible for a return.",
+            f"{oid} was delivered {days} days ago; returns are accepted {RETURN_WITHIN}, "
+            "so it is no longer eligible for a return.",
         )
     if order.status == "return_started":
         return Plan("refuse", f"A return label was already issued for {oid}.")
     if order.status == "cancelled":
         return Plan("refuse", f"{oid} was cancelled, so there is nothing to return.")
-    if order.status in CANCELLABLE:
+    if order.status in CANCELLABLE_STATUSES:
         return Plan("refuse", f"{oid} has not shipped yet, so it can be cancelled instead of returned.")
     return Plan("refuse", f"{oid} has not been delivered yet; a return label can be created once it arrives.")
 
@@ -204,7 +203,7 @@ NO_ELIGIBLE_ORDER: dict[ActionType, tuple[Literal["refused", "skipped"], str]] =
     ),
     ActionType.CREATE_RETURN_LABEL: (
         "refused",
-        "None of your orders is eligible for a return: returns are accepted within 30 days of delivery.",
+        f"None of your orders is eligible for a return: returns are accepted {RETURN_WITHIN}.",
     ),
     ActionType.CREATE_REFUND_REQUEST: (
         "skipped",

@@ -17,16 +17,7 @@ from actormesh_runtime.envelope import (
 )
 from actormesh_runtime.policy import orders as policy_orders
 from actormesh_runtime.policy.decision import orders_in_question
-from actormesh_runtime.policy.orders import CANCELLABLE
-
-RETURN_WINDOW_DAYS = 30
-FREE_SHIPPING_OVER = 50
-WARRANTY_YEARS = 1
-OPEN_STATUSES = CANCELLABLE
-POLICY_RETURNS = f"Returns are accepted within {RETURN_WINDOW_DAYS} days of delivery."
-POLICY_SHIPPING = f"Shipping is free on orders over ${FREE_SHIPPING_OVER}."
-POLICY_WARRANTY = f"Electronics come with a {WARRANTY_YEARS}-year warranty."
-
+from actormesh_runtime.store_policy import CANCELLABLE_STATUSES, RETURNS_SENTENCE
 
 _STATUS_WORDS = {"return_started": "being returned", "cancelled": "cancelled"}
 
@@ -73,7 +64,7 @@ def order_sentence(order: Order) -> str:
     """One or two sentences: status, carrier, tracking number, dates."""
     status = order.status.lower()
     label = order_label(order)
-    if status in OPEN_STATUSES:
+    if status in CANCELLABLE_STATUSES:
         return (
             f"{label} is {_human(status)}; it was placed on {_date(order.placed_at)} and has not shipped yet."
         )
@@ -110,7 +101,7 @@ def fallback_sentence(outcome: ActionOutcome) -> str:
             f"A return label for {oid} has been created{_label_ref(outcome)}."
         ),
         (ActionType.CREATE_RETURN_LABEL, ActionStatus.REFUSED): (
-            f"A return label for {oid} could not be created. {POLICY_RETURNS}"
+            f"A return label for {oid} could not be created. {RETURNS_SENTENCE}"
         ),
         (ActionType.CREATE_REFUND_REQUEST, ActionStatus.PENDING_REVIEW): (
             f"A refund request for {oid} has been filed for review by our billing team."

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from actormesh_runtime.envelope import Envelope, Intent, Order
 from actormesh_runtime.policy.orders import within_return_window
 from actormesh_runtime.replies import facts as f
+from actormesh_runtime.store_policy import RETURNS_SENTENCE, SHIPPING_SENTENCE, WARRANTY_SENTENCE
 
 REDACTION_WORDS = {"card": "card number", "ssn": "Social Security number"}
 CAPABILITIES = "order status, deliveries, returns, cancellations, billing and account questions"
@@ -39,7 +40,7 @@ def _orders_block(orders: list[Order]) -> str:
 _CLARIFY: dict[Intent, tuple[str, str, str]] = {
     Intent.DELIVERY_ISSUE: ("I'm sorry your delivery is causing trouble.", "with the delivery", ""),
     Intent.PRODUCT_ISSUE: ("I'm sorry the item isn't right.", "with the item", ""),
-    Intent.RETURN_REQUEST: ("", "with a return", f.POLICY_RETURNS),
+    Intent.RETURN_REQUEST: ("", "with a return", RETURNS_SENTENCE),
     Intent.CANCELLATION_REQUEST: ("", "with a cancellation", ""),
     Intent.BILLING_ISSUE: ("I'm sorry about the trouble with your payment.", "with the billing question", ""),
 }
@@ -77,7 +78,7 @@ def _orders_or_ask(envelope: Envelope, intent: Intent) -> str:
 
 
 def _return_offer(envelope: Envelope, orders: list[Order]) -> str:
-    """Offer a return label only for what policy would accept (delivered within 30 days)."""
+    """Offer a return label only for what policy would accept (delivered within the return window)."""
     returnable = [o for o in orders if within_return_window(o, envelope.created_at)]
     if not returnable:
         return ""
@@ -110,14 +111,14 @@ def _product_issue(envelope: Envelope) -> str:
     lead = _CLARIFY[Intent.PRODUCT_ISSUE][0]
     body = body if body.startswith(lead) else f"{lead} {body}"
     offer = _return_offer(envelope, _orders_in_play(envelope, Intent.PRODUCT_ISSUE))
-    return f"{body} {f.POLICY_RETURNS} {f.POLICY_WARRANTY} {offer}".strip()
+    return f"{body} {RETURNS_SENTENCE} {WARRANTY_SENTENCE} {offer}".strip()
 
 
 def _return_request(envelope: Envelope) -> str:
     if envelope.actions:
         return ""  # the action sentence already says what happened and why
     body = _orders_or_ask(envelope, Intent.RETURN_REQUEST)
-    return body if body.endswith(f.POLICY_RETURNS) else f"{body} {f.POLICY_RETURNS}"
+    return body if body.endswith(RETURNS_SENTENCE) else f"{body} {RETURNS_SENTENCE}"
 
 
 def _cancellation_request(envelope: Envelope) -> str:
@@ -159,11 +160,11 @@ def _general_question(envelope: Envelope) -> str:
     text = envelope.message.lower()
     answers = []
     if re.search(r"\breturn", text):
-        answers.append(f.POLICY_RETURNS)
+        answers.append(RETURNS_SENTENCE)
     if re.search(r"\b(ship|shipping|delivery)\b", text):
-        answers.append(f.POLICY_SHIPPING)
+        answers.append(SHIPPING_SENTENCE)
     if re.search(r"\bwarrant", text):
-        answers.append(f.POLICY_WARRANTY)
+        answers.append(WARRANTY_SENTENCE)
     if not answers:
         return f"I can help with {CAPABILITIES}. What can I help you with today?"
     return " ".join(answers) + " Is there anything else I can help with?"
@@ -246,7 +247,7 @@ def safe_reply(envelope: Envelope) -> str:
     """The reply of last resort: no order data, no actions claimed, nothing to reject."""
     return (
         f"{_greeting(envelope)} thanks for your message. I can help with {CAPABILITIES}. "
-        f"{f.POLICY_RETURNS} Could you tell me a bit more about what you need?"
+        f"{RETURNS_SENTENCE} Could you tell me a bit more about what you need?"
     )
 
 

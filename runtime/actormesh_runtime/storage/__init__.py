@@ -1,1 +1,1 @@
-"""Storage: the customer-context cache and session state (Redis or in-process), the history store."""
+"""Storage: TTL stores (Redis or in-process), the customer-context cache on them, gateway session state."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from actormesh_runtime.settings import RuntimeSettings
-from actormesh_runtime.storage.cache import JsonStore, open_store
+from actormesh_runtime.storage.stores import JsonStore, open_store
 
 DEFAULT_SESSION_TTL_S = 24 * 3600.0
 

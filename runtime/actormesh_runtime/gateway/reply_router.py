@@ -1,4 +1,4 @@
-"""Replies for one gateway process: one core-NATS subscription, futures keyed by message id.
+"""Reply routing for one gateway process: one core-NATS subscription, futures keyed by message id.
 
 Each gateway replica has its own instance id and reply prefix (`Subjects.replies(instance_id)`);
 envelopes it submits carry `<prefix>.result` and `<prefix>.progress`, so a replica only ever receives

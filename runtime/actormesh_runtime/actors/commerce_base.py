@@ -1,18 +1,22 @@
-"""`CommerceAccess`: what an actor needs to reach the commerce APIs — the process's shared client and
-customer-context cache — acquired in `Actor.start` and released in `Actor.stop`.
+"""`CommerceActor`: the base of the actors that call the commerce APIs, and the `CommerceAccess` it holds.
 
-Used by context_retriever (reads, fills the cache) and execution_coordinator (mutations, invalidates
-the cache after a change), so both hold the same connection pool and cache in one process.
+`CommerceAccess` is the process's shared commerce client and customer-context cache, acquired in
+`start()` and released in `stop()`. context_retriever (reads, fills the cache) and
+execution_coordinator (mutations, invalidates the cache after a change) both derive from
+`CommerceActor`, so they hold the same connection pool and cache in one process.
 """
 
 from __future__ import annotations
 
-from actormesh_runtime.actors.base import ActorDeps
+from typing import ClassVar
+
+from actormesh_runtime.catalog import ActorName
 from actormesh_runtime.clients.commerce import (
     CommerceClient,
     acquire_commerce_client,
     release_commerce_client,
 )
+from actormesh_runtime.resources import ActorDeps
 from actormesh_runtime.storage.cache import ContextCache, acquire_context_cache, release_context_cache
 
 
@@ -40,3 +44,22 @@ class CommerceAccess:
         if self._client is None or self._cache is None:
             raise RuntimeError(f"{self._owner} used before start()")
         return self._client, self._cache
+
+
+class CommerceActor:
+    """Base for an actor that calls the commerce APIs: `start`/`stop` open and close its access.
+
+    Subclasses set `name` and implement `handle`, which calls `self._access.require()`.
+    """
+
+    name: ClassVar[ActorName]
+
+    def __init__(self, deps: ActorDeps) -> None:
+        self.deps = deps
+        self._access = CommerceAccess(deps, self.name.value)
+
+    async def start(self) -> None:
+        await self._access.open()
+
+    async def stop(self) -> None:
+        await self._access.close()

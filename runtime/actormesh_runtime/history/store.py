@@ -1,6 +1,6 @@
 """The conversation-history store: one SQLite file (WAL), schema versioned by migrations.
 
-Only the history service (`storage.history_service`) opens this file: it is the single writer and
+Only the history service (`history.service`) opens this file: it is the single writer and
 answers everyone else's reads over NATS request/reply. Each `HistoryEvent` becomes two turns (the
 customer's and the agent's); the agent turn keeps the whole `FinalResult`, so a gateway that timed
 out can still return the result later (`GET /api/messages/{id}`).

@@ -23,13 +23,13 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from prometheus_client import Counter
 from pydantic import ValidationError
 
-from actormesh_runtime.bus.connection import connect, ensure_streams
+from actormesh_runtime.bus.connection import open_bus
 from actormesh_runtime.catalog import Subjects
 from actormesh_runtime.envelope import HistoryEvent
+from actormesh_runtime.history.protocol import HistoryAnswer, HistoryQuery
+from actormesh_runtime.history.store import HistoryStore
 from actormesh_runtime.screening import describe_invalid
 from actormesh_runtime.settings import RuntimeSettings
-from actormesh_runtime.storage.history import HistoryStore
-from actormesh_runtime.storage.history_protocol import HistoryAnswer, HistoryQuery
 
 log = logging.getLogger(__name__)
 
@@ -97,10 +97,9 @@ class HistoryService:
     async def start(self) -> None:
         self._stopping.clear()
         await self.store.open()
-        if self._nc is None:
-            self._nc = await connect(self.settings, name=f"actormesh-history-{self.settings.mesh_name}")
+        name = f"actormesh-history-{self.settings.mesh_name}"
+        self._nc = await open_bus(self.settings, name=name, nc=self._nc)
         js = self._nc.jetstream()
-        await ensure_streams(js, self.subjects, self.settings)
         self._query_sub = await self._nc.subscribe(
             self.subjects.history_query, queue=QUERY_QUEUE_GROUP, cb=self._answer
         )

@@ -29,7 +29,7 @@ class HistoryAnswer(BaseModel):
     ok: bool = True
     error: str | None = None
     turns: list[dict[str, Any]] = Field(default_factory=list)
-    """`storage.history.Turn` dumps, oldest first."""
+    """`history.store.Turn` dumps, oldest first."""
     result: FinalResult | None = None
     customer_email: str | None = None
 
