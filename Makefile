@@ -9,7 +9,7 @@ ETCD_VERSION ?= v3.6.16
 K8S_CACHE ?= $(HOME)/.cache/actormesh/k8s-$(K8S_VERSION)-etcd-$(ETCD_VERSION)
 PYTEST_WORKERS ?= 2
 
-.PHONY: run test test-unit lint fmt venv k8s-bin k8s-up k8s-down crds images clean
+.PHONY: run test test-unit lint fmt venv k8s-bin k8s-up k8s-down crds images images-tar clean
 .PHONY: node-bin cluster-up cluster-down e2e
 
 $(STAMP): pyproject.toml
@@ -64,7 +64,7 @@ node-bin:
 	@K8S_VERSION=$(K8S_VERSION) hack/node/build.sh
 
 ## A sealed single-node cluster on this machine (root); prints `export KUBECONFIG=...` last.
-cluster-up: $(STAMP) k8s-bin node-bin
+cluster-up: $(STAMP) k8s-bin node-bin images-tar
 	@ACTORMESH_K8S_BIN=$(K8S_CACHE) $(BIN)/python -m tests.harness.cluster up
 
 ## Removes exactly what cluster-up made, even after a crash; a second call is a no-op.
@@ -85,6 +85,12 @@ crds: $(STAMP)
 ## Needs root, a running Docker Engine and PyPI; manual, not part of CI.
 images:
 	@hack/images/build.sh
+
+## The same images as docker-archive tars + images.txt for a node without a registry (the e2e cluster),
+## in $(ACTORMESH_IMAGES_DIR) (default ~/.cache/actormesh/images/e2e). Installs docker.io/debootstrap if
+## missing, starts and stops its own dockerd; instant when no input changed (docs/images.md).
+images-tar:
+	@hack/images/tar.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -12,7 +12,8 @@
 # SMOKE_LLM=1 adds spec.llm pointing at hack/images/llm_stub.py (an OpenAI-compatible stand-in in its
 # own container), so the LLM actors import and call litellm for real on the read-only filesystem.
 # Secret-backed variables get a dummy value. Removes every container and volume it made on exit;
-# KEEP=1 leaves them for debugging.
+# KEEP=1 leaves them for debugging. Uses a running Docker Engine or starts (and stops) a private one
+# (hack/images/engine.sh).
 #
 # Environment: RUNTIME_IMAGE, OPERATOR_IMAGE, NATS_IMAGE, PREFIX (container name prefix),
 # READY_TIMEOUT_S, KEEP, SMOKE_LLM.
@@ -21,7 +22,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 version="$(sed -n 's/^version = "\(.*\)"$/\1/p' "$here/../../pyproject.toml" | head -n1)"
 RUNTIME_IMAGE="${RUNTIME_IMAGE:-actormesh/actormesh:${version}}"
-OPERATOR_IMAGE="${OPERATOR_IMAGE:-actormesh-operator:latest}"
+OPERATOR_IMAGE="${OPERATOR_IMAGE:-actormesh/operator:${version}}"
 NATS_IMAGE="${NATS_IMAGE:-}"
 PREFIX="${PREFIX:-actormesh-smoke}"
 READY_TIMEOUT_S="${READY_TIMEOUT_S:-180}"
@@ -34,19 +35,27 @@ ACTOR_PORT_BASE=18081
 # Every URL curl fetches is inside the smoke namespace: never through a proxy from the environment.
 export no_proxy='*' NO_PROXY='*'
 
+# shellcheck source=hack/images/engine.sh
+. "$here/engine.sh"
+
 log() { echo "smoke: $*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-cleanup() {
+remove_mesh() {
 	local ids=()
 	if [[ "$KEEP" == 1 ]]; then
-		log "KEEP=1: leaving containers labelled ${LABEL}"
+		log "KEEP=1: leaving containers labelled ${LABEL} (and the Docker Engine running)"
 		return
 	fi
 	mapfile -t ids < <(docker ps -aq --filter "label=${LABEL}")
 	((${#ids[@]} == 0)) || docker rm -f "${ids[@]}" >/dev/null
 	docker volume rm -f "${PREFIX}-history" >/dev/null 2>&1 || true
 	[[ -z "${workdir:-}" ]] || rm -rf "$workdir"
+}
+
+cleanup() {
+	remove_mesh
+	[[ "$KEEP" == 1 ]] || engine_stop
 }
 
 # Restricted-profile container settings shared by every container of the smoke mesh.
@@ -134,9 +143,10 @@ main() {
 	for tool in jq nsenter curl; do
 		command -v "$tool" >/dev/null || die "needs $tool on the host (jq, util-linux, curl)"
 	done
-	docker image inspect "$RUNTIME_IMAGE" "$OPERATOR_IMAGE" >/dev/null || die "build the images first: make images"
 	trap cleanup EXIT
-	cleanup
+	engine_start
+	docker image inspect "$RUNTIME_IMAGE" "$OPERATOR_IMAGE" >/dev/null || die "build the images first: make images"
+	remove_mesh
 
 	workdir="$(mktemp -d)"
 	local plan envfile started

@@ -148,7 +148,7 @@ def test_managed_redis_requires_the_password_from_its_secret() -> None:
     # The kubelet expands $(REDISCLI_AUTH) from the env; redis-cli (the probe) reads the same variable.
     assert c["args"][-2:] == ["--requirepass", "$(REDISCLI_AUTH)"]
     assert env_of(objs[("StatefulSet", "demo-redis")]) == {"REDISCLI_AUTH": secret}
-    assert c["readinessProbe"]["exec"]["command"] == ["redis-cli", "-p", "6379", "ping"]
+    assert c["readinessProbe"]["exec"]["command"] == ["redis-cli", "-e", "-p", "6379", "ping"]
     assert env_of(objs[("Deployment", "demo-gateway")])["REDIS_PASSWORD"] == secret
     assert env_of(objs[("Deployment", "demo-execution-coordinator")])["REDIS_PASSWORD"] == secret
     assert "REDIS_PASSWORD" not in env_of(objs[("Deployment", "demo-response-aggregator")])

@@ -21,6 +21,7 @@ import yaml
 
 from actormesh_operator.builders.pod_security import RUN_AS_GROUP, RUN_AS_USER
 from actormesh_runtime.catalog import ACTORS, Env
+from tests.unit.builder_helpers import children, index
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILES = ["Dockerfile.runtime", "Dockerfile.operator"]
@@ -83,9 +84,10 @@ def test_image_tags_and_uid_match_the_manifests() -> None:
     pod = deployment["spec"]["template"]["spec"]
     assert pod["containers"][0]["image"] == "actormesh-operator:latest"
     assert pod["securityContext"]["runAsUser"] == RUN_AS_USER
+    # build.sh tags the operator as config/e2e renames it (tests/unit/test_config_e2e.py).
     build_sh = (ROOT / "hack" / "images" / "build.sh").read_text()
     assert "actormesh/actormesh:${version}" in build_sh
-    assert "actormesh-operator:latest" in build_sh
+    assert "actormesh/operator:${version}" in build_sh
 
 
 def test_build_context_is_exactly_what_the_dockerfiles_copy() -> None:
@@ -132,3 +134,32 @@ def test_pod_plan_gives_the_smoke_test_the_nats_server_and_secret_names() -> Non
     assert {"config", "pid", "jetstream"} <= set(nats["mounts"])
     with_key = {c["args"][1] for c in plan["containers"] if Env.LLM_API_KEY in c["secrets"]}
     assert with_key == {a.name.value for a in ACTORS if a.uses_llm}
+
+
+def test_redis_image_fits_the_operators_redis_statefulset() -> None:
+    """hack/images/redis.Dockerfile against builders/redis.py: command and probe found through PATH
+    (Debian's /usr/bin), the pods' uid, and a data directory where the builder mounts its claim."""
+    dockerfile = (ROOT / "hack" / "images" / "redis.Dockerfile").read_text()
+    sts = index(children())[("StatefulSet", "demo-redis")]
+    pod = sts["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    assert container["command"] == ["redis-server"]
+    assert container["readinessProbe"]["exec"]["command"][0] == "redis-cli"
+    assert re.search(r"apt-get install .*\bredis-server\b", dockerfile)
+    assert re.search(rf"^USER {RUN_AS_USER}:{RUN_AS_GROUP}$", dockerfile, flags=re.M)
+    data = next(m["mountPath"] for m in container["volumeMounts"] if m["name"] == "data")
+    assert f"chown {RUN_AS_USER}:{RUN_AS_GROUP} {data}" in dockerfile
+    assert pod["securityContext"]["fsGroup"] == RUN_AS_GROUP
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+
+
+def test_nats_image_fits_the_operators_nats_statefulset() -> None:
+    """hack/images/nats.Dockerfile: the pods' uid, and nats-server on PATH for the preStop hook."""
+    dockerfile = (ROOT / "hack" / "images" / "nats.Dockerfile").read_text()
+    [container] = index(children())[("StatefulSet", "demo-nats")]["spec"]["template"]["spec"]["containers"]
+    assert container["lifecycle"]["preStop"]["exec"]["command"][0] == "nats-server"
+    assert "command" not in container, "the builder relies on the image's entrypoint"
+    assert re.search(r'^ENTRYPOINT \["nats-server"\]$', dockerfile, flags=re.M)
+    assert re.search(r"^ENV PATH=/usr/local/bin$", dockerfile, flags=re.M)
+    assert "/usr/local/bin/nats-server" in dockerfile
+    assert re.search(rf"^USER {RUN_AS_USER}:{RUN_AS_GROUP}$", dockerfile, flags=re.M)

@@ -41,7 +41,10 @@ def build_redis_service(mesh: ActorMesh) -> Manifest:
 
 
 def _container(mesh: ActorMesh, settings: OperatorSettings) -> dict[str, Any]:
-    ping = {"exec": {"command": ["redis-cli", "-p", str(Ports.REDIS), "ping"]}}
+    # `-e`: exit non-zero on an error reply. Without it redis-cli exits 0 on NOAUTH, WRONGPASS or
+    # LOADING, so a Redis that refuses the mesh's password, or is still replaying its AOF, looks ready.
+    # Needs redis-cli >= 7.0 in spec.redis.image (the default and actormesh/redis both have it).
+    ping = {"exec": {"command": ["redis-cli", "-e", "-p", str(Ports.REDIS), "ping"]}}
     args = ["--port", str(Ports.REDIS), "--dir", DATA_DIR, "--appendonly", "yes", "--protected-mode", "no"]
     password = mesh.spec.redis.password_secret_ref
     return pod_security.container(
