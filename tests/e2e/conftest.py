@@ -11,10 +11,12 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.conftest import missing_component
+from tests.e2e import mesh as m
 from tests.e2e.cluster import E2ECluster, wait_for
 from tests.harness.binaries import bin_dir_from_env
 from tests.harness.cluster import layout
@@ -62,3 +64,22 @@ def namespace(cluster: E2ECluster) -> Iterator[str]:
         yield name
     finally:
         cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture(scope="session")
+def operator(cluster: E2ECluster) -> dict[str, Any]:
+    """The operator, installed as users install it (`kubectl apply -k config/e2e`); its pod."""
+    m.install_operator(cluster)
+    return m.operator_pod(cluster)
+
+
+@pytest.fixture(scope="session")
+def demo(cluster: E2ECluster, operator: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """config/samples/minimal.yaml in its own namespace, Ready: (namespace, the mesh as first Ready)."""
+    namespace = f"e2e-demo-{uuid.uuid4().hex[:6]}"
+    cluster.kubectl("create", "namespace", namespace)
+    try:
+        name = m.apply_sample(cluster, namespace)
+        yield namespace, m.wait_mesh_ready(cluster, namespace, name)
+    finally:
+        cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -24,23 +23,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
 RUNTIME_IMAGE = "actormesh/actormesh:0.1.0"
 HOPS = 9  # actors on the routing slip of an order-status question, at least
-
-
-@pytest.fixture(scope="module")
-def operator(cluster: E2ECluster) -> dict[str, Any]:
-    m.install_operator(cluster)
-    return m.operator_pod(cluster)
-
-
-@pytest.fixture(scope="module")
-def demo(cluster: E2ECluster, operator: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
-    namespace = f"e2e-demo-{uuid.uuid4().hex[:6]}"
-    cluster.kubectl("create", "namespace", namespace)
-    try:
-        name = m.apply_sample(cluster, namespace)
-        yield namespace, m.wait_mesh_ready(cluster, namespace, name)
-    finally:
-        cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
 
 
 def test_operator_pod_is_ready_through_its_probes(cluster: E2ECluster, operator: dict[str, Any]) -> None:
