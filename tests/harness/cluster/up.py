@@ -52,6 +52,7 @@ CLIENTS: dict[str, tuple[str, str | None]] = {
     "apiserver-kubelet-client": ("kube-apiserver-kubelet-client", "system:masters"),
 }
 STARTUP_TIMEOUT = 120.0
+KEEP_ENV = "ACTORMESH_CLUSTER_KEEP_ON_FAILURE"
 
 
 class ClusterUpError(RuntimeError):
@@ -101,6 +102,9 @@ class ClusterUp:
 
     def run(self) -> KubeControlPlane:
         dirs = self.dirs
+        # containerd finds its shim on PATH: ours first, never a distribution's (Debian's docker.io
+        # ships a containerd 1.6 shim that misreads a 2.x containerd's arguments).
+        os.environ["PATH"] = f"{dirs.node_bin}:{os.environ.get('PATH', '')}"
         self.state.sysctls = hostnet.read_sysctls(layout.SYSCTLS)
         self.state.uplink = hostnet.uplink()
         save(self.state, self.state_path)
@@ -276,6 +280,32 @@ def wait_for(what: str, predicate: Callable[[], bool], timeout: float, interval:
         time.sleep(interval)
 
 
+def save_diagnostics(dirs: NodeDirs) -> Path:
+    """Copy the node's logs and what the API server and containerd say aside, before teardown."""
+    out = layout.cache_root() / "cluster-logs" / time.strftime("%Y%m%d-%H%M%S")
+    out.mkdir(parents=True, exist_ok=True)
+    if dirs.logs.is_dir():
+        shutil.copytree(dirs.logs, out / "node", dirs_exist_ok=True)
+    if dirs.pod_logs.is_dir():
+        shutil.copytree(dirs.pod_logs, out / "pods", dirs_exist_ok=True, ignore_dangling_symlinks=True)
+    kubectl = [
+        str(dirs.k8s_bin / "kubectl"),
+        f"--kubeconfig={dirs.admin_kubeconfig}",
+        "--request-timeout=10s",
+    ]
+    endpoint = f"unix://{dirs.containerd_socket}"
+    crictl = [str(dirs.node_bin / "crictl"), f"--runtime-endpoint={endpoint}", "--timeout=10s"]
+    for name, command in {
+        "pods.txt": [*kubectl, "get", "pods", "-A", "-o", "wide"],
+        "events.txt": [*kubectl, "get", "events", "-A", "--sort-by=.lastTimestamp"],
+        "nodes.yaml": [*kubectl, "get", "nodes", "-o", "yaml"],
+        "crictl-ps.txt": [*crictl, "ps", "-a"],
+        "crictl-pods.txt": [*crictl, "pods"],
+    }.items():
+        (out / name).write_text(run(command, check=False, timeout=30))
+    return out
+
+
 def already_running(state: ClusterState) -> bool:
     return bool(state.processes) and all(processes.is_running(r) for r in state.processes)
 
@@ -299,8 +329,15 @@ def up(dirs: NodeDirs, state_path: Path) -> int:
     try:
         ClusterUp(dirs, state_path).run()
     except BaseException as exc:
-        print(f"cluster-up failed: {exc}\n# tearing down what was made", file=sys.stderr)
-        down(state_path)
+        saved = save_diagnostics(dirs)
+        print(f"cluster-up failed: {exc}\n# logs and cluster state saved in {saved}", file=sys.stderr)
+        if os.environ.get(KEEP_ENV, "") == "1":
+            print(
+                f"# {KEEP_ENV}=1: the failed cluster stays up; make cluster-down removes it", file=sys.stderr
+            )
+        else:
+            print("# tearing down what was made", file=sys.stderr)
+            down(state_path)
         raise
     took = time.monotonic() - start
     print(f"# sealed cluster up in {took:.0f}s; logs in {dirs.logs}; stop: make cluster-down")
