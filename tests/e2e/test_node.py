@@ -101,7 +101,8 @@ def client_pod(name: str, labels: dict[str, str] | None = None) -> dict[str, Any
 
 def fetch(cluster: E2ECluster, namespace: str, pod: str, url: str) -> str | None:
     """GET `url` from inside `pod`; None when it cannot connect within 3 s."""
-    result = cluster.exec(namespace, pod, "wget", "-q", "-T", "3", "-O", "-", url, timeout=30)
+    # busybox wget -T segfaults on exit (Debian 1.35): bound it with the timeout applet instead.
+    result = cluster.exec(namespace, pod, "timeout", "3", "wget", "-q", "-O", "-", url, timeout=30)
     return result.stdout if result.returncode == 0 else None
 
 

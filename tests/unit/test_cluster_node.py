@@ -51,10 +51,11 @@ def test_containerd_config_restricts_oom_score_and_keeps_everything_in_our_dirs(
 
 
 def test_cni_never_masquerades_and_uses_the_pod_range() -> None:
-    bridge = json.loads(configs.cni_conflist())["plugins"][0]
+    bridge = json.loads(configs.cni_conflist(DIRS))["plugins"][0]
     assert bridge["ipMasq"] is False
     assert bridge["bridge"] == layout.CNI_BRIDGE
     assert bridge["ipam"]["ranges"][0][0]["subnet"] == layout.POD_CIDR
+    assert bridge["ipam"]["dataDir"].startswith(str(DIRS.root))
 
 
 def test_pods_resolve_only_through_cluster_dns() -> None:

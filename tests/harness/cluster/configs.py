@@ -67,7 +67,7 @@ state = "{dirs.containerd_state}"
 """
 
 
-def cni_conflist() -> str:
+def cni_conflist(dirs: NodeDirs) -> str:
     conf: dict[str, Any] = {
         "cniVersion": "1.0.0",
         "name": "actormesh",
@@ -81,6 +81,7 @@ def cni_conflist() -> str:
                 "hairpinMode": True,
                 "ipam": {
                     "type": "host-local",
+                    "dataDir": str(dirs.cni_state),
                     "ranges": [[{"subnet": layout.POD_CIDR, "gateway": layout.POD_GATEWAY}]],
                     "routes": [{"dst": "0.0.0.0/0"}],
                 },

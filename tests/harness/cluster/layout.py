@@ -164,6 +164,8 @@ class NodeDirs:
         return {
             "var-log-containers": Path("/var/log/containers"),
             "run-containerd": Path("/run/containerd"),
+            # libcni's result cache (containerd offers no setting for it).
+            "var-lib-cni": Path("/var/lib/cni"),
         }
 
     def kubeconfig(self, user: str) -> Path:

@@ -147,7 +147,7 @@ class ClusterUp:
         for user, pair in pki.clients.items():
             write_kubeconfig(dirs.kubeconfig(user), self.server, pki.ca.cert, pair, user)
         dirs.cni_conf.mkdir(parents=True, exist_ok=True)
-        (dirs.cni_conf / "10-actormesh.conflist").write_text(configs.cni_conflist())
+        (dirs.cni_conf / "10-actormesh.conflist").write_text(configs.cni_conflist(dirs))
         dirs.config("containerd.toml").write_text(configs.containerd_toml(dirs))
         dirs.config("resolv.conf").write_text(configs.resolv_conf())
         dirs.config("kubelet.yaml").write_text(configs.dump_yaml(configs.kubelet_config(dirs)))
