@@ -5,8 +5,12 @@ Used by tests/e2e/test_mesh*.py. Everything goes through kubectl and HTTP, as a 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
+import subprocess
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -141,3 +145,32 @@ def wait_for_mesh_condition(
 
 def dumps(doc: Any) -> str:
     return json.dumps(doc, indent=1)[:4000]
+
+
+@contextlib.contextmanager
+def port_forward(
+    cluster: E2ECluster, namespace: str, pod: str, port: int, ready_path: str = "/healthz"
+) -> Iterator[str]:
+    """`kubectl port-forward` to a pod (enters its netns: no NetworkPolicy applies); yields the URL."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        local = s.getsockname()[1]
+    argv = [
+        str(cluster.kube.kubectl_path), f"--kubeconfig={cluster.kube.kubeconfig}", "port-forward",
+        "-n", namespace, f"pod/{pod}", f"{local}:{port}", "--address=127.0.0.1",
+    ]  # fmt: skip
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        url = f"http://127.0.0.1:{local}"
+        wait_for(f"port-forward to {pod}", lambda: _get_ok(f"{url}{ready_path}"), 30, 0.5)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def _get_ok(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False

@@ -7,10 +7,7 @@ the shared demo mesh, so they come last for it; the clustered-NATS mesh is made 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import socket
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -136,36 +133,10 @@ def clustered(cluster: E2ECluster, operator: dict[str, Any]) -> Iterator[str]:
         cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
 
 
-@contextlib.contextmanager
-def _port_forward(cluster: E2ECluster, namespace: str, pod: str, port: int) -> Iterator[str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        local = s.getsockname()[1]
-    argv = [
-        str(cluster.kube.kubectl_path), f"--kubeconfig={cluster.kube.kubeconfig}", "port-forward",
-        "-n", namespace, f"pod/{pod}", f"{local}:{port}", "--address=127.0.0.1",
-    ]  # fmt: skip
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        url = f"http://127.0.0.1:{local}"
-        wait_for(f"port-forward to {pod}", lambda: _get_ok(f"{url}/healthz"), 30, 0.5)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(10)
-
-
-def _get_ok(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
 def test_three_nats_replicas_form_a_jetstream_cluster_with_r3_streams(
     cluster: E2ECluster, clustered: str
 ) -> None:
-    with _port_forward(cluster, clustered, "demo-nats-0", 8222) as url:
+    with m.port_forward(cluster, clustered, "demo-nats-0", 8222) as url:
         jsz = httpx.get(f"{url}/jsz?streams=true&config=true", timeout=10).json()
     meta = jsz["meta_cluster"]
     assert meta["cluster_size"] == 3, meta
