@@ -23,6 +23,9 @@ class RuntimeSettings(BaseSettings):
         description="Namespaces NATS streams/subjects so meshes never collide.",
     )
     nats_url: str = Field("nats://127.0.0.1:4222", description="NATS server(s), comma-separated.")
+    nats_stream_replicas: int = Field(
+        1, ge=1, le=5, description="Replicas of the mesh's JetStream streams (3 on a clustered NATS)."
+    )
     redis_url: str | None = Field(None, description="Unset: in-process cache and session state.")
     redis_password: str | None = Field(
         None, description="Overrides any password in REDIS_URL (from a Secret)."

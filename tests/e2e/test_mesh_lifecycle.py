@@ -137,7 +137,7 @@ def test_three_nats_replicas_form_a_jetstream_cluster_with_r3_streams(
     cluster: E2ECluster, clustered: str
 ) -> None:
     with m.port_forward(cluster, clustered, "demo-nats-0", 8222) as url:
-        jsz = httpx.get(f"{url}/jsz?streams=true&config=true", timeout=10).json()
+        jsz = httpx.get(f"{url}/jsz?accounts=true&streams=true&config=true", timeout=10).json()
     meta = jsz["meta_cluster"]
     assert meta["cluster_size"] == 3, meta
     streams = [s for account in jsz.get("account_details", []) for s in account.get("stream_detail", [])]

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from actormesh_runtime.bus.health import HealthServer
-from actormesh_runtime.catalog import ACTORS, Ports
+from actormesh_runtime.catalog import ACTORS, Env, Ports
 from actormesh_runtime.cli import COMMANDS
 from actormesh_runtime.settings import RuntimeSettings
 from tests.unit.builder_helpers import RICH_SPEC, children, container, index
@@ -300,3 +300,11 @@ def test_termination_grace_exceeds_the_runtime_shutdown_budget(
             assert grace > pre_stop + pod.settings.request_timeout_s + 5, name
         else:
             assert grace > pod.settings.drain_grace_s, name
+
+
+@pytest.mark.parametrize(("nats", "expected"), [({}, None), ({"replicas": 3}, "3"), ({"replicas": 1}, None)])
+def test_stream_replicas_follow_the_managed_nats_replicas(nats: dict[str, Any], expected: str | None) -> None:
+    # Found on the e2e cluster: three NATS pods formed a JetStream cluster, but the runtime created
+    # R1 streams, so losing the one pod holding a stream lost the mesh's bus.
+    configmap = index(children({"nats": nats}))[("ConfigMap", "demo-runtime-config")]
+    assert configmap["data"].get(Env.NATS_STREAM_REPLICAS) == expected

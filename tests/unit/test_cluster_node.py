@@ -204,7 +204,12 @@ def _pins(go_mod: str) -> dict[str, str]:
         parts = line.split()
         if "=>" in parts:
             parts = parts[parts.index("=>") + 1 :]
-        if len(parts) >= 2 and parts[0].startswith("k8s.io/") and parts[1].startswith("v") and parts[1] != "v0.0.0":
+        if (
+            len(parts) >= 2
+            and parts[0].startswith("k8s.io/")
+            and parts[1].startswith("v")
+            and parts[1] != "v0.0.0"
+        ):
             pins[parts[0]] = parts[1]
     return pins
 
