@@ -86,9 +86,9 @@ def _remove_sandboxes(root: Path, run_dir: Path) -> None:
         f"--image-endpoint={endpoint}",
         "--timeout=30s",
     ]
-    out = run([*crictl, "pods", "-q"], check=False, timeout=60)
-    for pod in out.split():
-        run([*crictl, "stopp", pod], check=False, timeout=60)
+    # All at once (crictl works through them in parallel), then one by one for any that resisted.
+    run([*crictl, "rmp", "-fa"], check=False, timeout=180)
+    for pod in run([*crictl, "pods", "-q"], check=False, timeout=60).split():
         run([*crictl, "rmp", "-f", pod], check=False, timeout=60)
 
 
