@@ -29,6 +29,8 @@ ORDER_TRACKING = "TRK100000002"  # from the mock commerce data: proves the reply
 
 def install_operator(cluster: E2ECluster) -> None:
     cluster.kubectl("apply", "-k", str(REPO / "config" / "e2e"), timeout=180)
+    # As a user following the docs would: the sample is applied once the API serves the new kind.
+    cluster.kubectl("wait", "--for=condition=Established", "crd/actormeshes.actormesh.io", "--timeout=60s")
     cluster.kubectl(
         "-n",
         OPERATOR_NAMESPACE,
