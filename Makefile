@@ -37,16 +37,43 @@ test-unit: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench $(or $(BENCH_OUT),.actormesh/bench/results.json) $(BENCH_ARGS)
 
+## Chaos soak (not part of `make test`; CI runs a short seeded one as tests/integration/test_soak.py):
+## the real multi-process layout, SOAK_N conversations while processes are killed; docs/reliability.md.
+.PHONY: soak
+soak: $(STAMP)
+	$(BIN)/python -m soak
+
+## Manifest policy: checkov over the operator's rendered children of every sample and over the installs
+## config/ builds (kustomize overlays, built with the test control plane's kubectl). checkov lives in its
+## own venv (its pins would fight ours); skips and their reasons: hack/policy/checkov.yaml.
+POLICY_VENV ?= .venv-policy
+CHECKOV_VERSION ?= 3.3.30
+POLICY_OVERLAYS ?= default namespaced e2e
+$(POLICY_VENV)/.installed:
+	test -x $(POLICY_VENV)/bin/python || $(PYTHON) -m venv $(POLICY_VENV)
+	$(POLICY_VENV)/bin/pip install -q "checkov==$(CHECKOV_VERSION)"
+	touch $@
+
+.PHONY: policy
+policy: $(STAMP) $(POLICY_VENV)/.installed k8s-bin
+	rm -rf .actormesh/policy
+	$(BIN)/python hack/policy/render_samples.py .actormesh/policy/rendered
+	mkdir -p .actormesh/policy/config
+	set -e; for overlay in $(POLICY_OVERLAYS); do \
+	  $(K8S_CACHE)/kubectl kustomize config/$$overlay > .actormesh/policy/config/$$overlay.yaml; done
+	$(POLICY_VENV)/bin/checkov --config-file hack/policy/checkov.yaml -d .actormesh/policy/rendered
+	$(POLICY_VENV)/bin/checkov --config-file hack/policy/checkov.yaml -d .actormesh/policy/config
+
 lint: $(STAMP)
-	$(BIN)/ruff check runtime operator tests bench
-	$(BIN)/ruff format --check runtime operator tests bench
+	$(BIN)/ruff check runtime operator tests bench soak
+	$(BIN)/ruff format --check runtime operator tests bench soak
 	$(BIN)/mypy
-	$(BIN)/mypy bench
+	$(BIN)/mypy bench soak
 	$(BIN)/lint-imports
 
 fmt: $(STAMP)
-	$(BIN)/ruff format runtime operator tests bench
-	$(BIN)/ruff check --fix runtime operator tests bench
+	$(BIN)/ruff format runtime operator tests bench soak
+	$(BIN)/ruff check --fix runtime operator tests bench soak
 
 ## Go-built control plane (kube-apiserver, kube-controller-manager, kubectl, etcd), cached by version.
 k8s-bin:

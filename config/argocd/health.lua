@@ -37,7 +37,12 @@ local function describe(condition)
 end
 
 local stalled, ready, reconciling = conditions["Stalled"], conditions["Ready"], conditions["Reconciling"]
-if stalled ~= nil and stalled.status == "True" then
+local paused = conditions["Paused"]
+if paused ~= nil and paused.status == "True" then
+  -- actormesh.io/paused: hand work in progress, the operator writes nothing until it is removed.
+  hs.status = "Suspended"
+  hs.message = describe(paused)
+elseif stalled ~= nil and stalled.status == "True" then
   hs.status = "Degraded"
   hs.message = describe(stalled)
 elseif ready ~= nil and ready.status == "True" then

@@ -73,8 +73,10 @@ engine_start() {
 		engine_log "using the running Docker Engine ($(docker info --format '{{.ServerVersion}}'))"
 		return 0
 	fi
-	command -v dockerd >/dev/null && command -v containerd >/dev/null ||
-		{ engine_log "error: dockerd/containerd not installed (apt-get install docker.io)"; return 1; }
+	if ! command -v dockerd >/dev/null || ! command -v containerd >/dev/null; then
+		engine_log "error: dockerd/containerd not installed (apt-get install docker.io)"
+		return 1
+	fi
 	mkdir -p "$ENGINE_RUN_DIR" "$ENGINE_DATA_DIR"
 	# A leftover from a run that was killed with SIGKILL: its processes are gone, so stop them if not.
 	engine_stop_pid "$(cat "$ENGINE_RUN_DIR/dockerd.pid" 2>/dev/null)" dockerd

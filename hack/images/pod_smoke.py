@@ -272,7 +272,9 @@ def nats_round_trip(pod: Pod) -> None:
     pre_stop = pod.container["lifecycle"]["preStop"]["exec"]["command"]
     done = pod.exec(*pre_stop)
     if done.returncode != 0:
-        raise RuntimeError(f"preStop {pre_stop} failed: {done.stdout}{done.stderr}")
+        raise RuntimeError(
+            f"preStop {pre_stop} exited {done.returncode}: {done.stdout}{done.stderr}\n{pod.logs()}"
+        )
     deadline = time.monotonic() + 10
     while "lame duck" not in pod.logs().lower():
         if time.monotonic() > deadline:

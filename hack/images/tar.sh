@@ -19,6 +19,7 @@
 # Environment:
 #   ACTORMESH_IMAGES_DIR  output directory, default ~/.cache/actormesh/images/e2e
 #   FORCE=1               rebuild and save even if the key matches (Docker's layer cache still applies)
+#   FORCE_BASE=1          also debootstrap the base image again (so every layer is rebuilt)
 #   IMPORT_CHECK=1        also import every tar into a scratch containerd namespace (ctr) and remove it
 #   plus build.sh's and engine.sh's variables (BUILD_FLAGS, DEBIAN_MIRROR, ENGINE_DATA_DIR, ...)
 set -euo pipefail
@@ -30,7 +31,6 @@ OUT_DIR="${ACTORMESH_IMAGES_DIR:-${HOME}/.cache/actormesh/images/e2e}"
 FORCE="${FORCE:-0}"
 IMPORT_CHECK="${IMPORT_CHECK:-0}"
 SECOND_TAG="actormesh/actormesh:${version}-b"
-APT_PACKAGES=(docker.io debootstrap)
 
 # shellcheck source=hack/images/engine.sh
 . "$here/engine.sh"
@@ -99,7 +99,12 @@ check_overlay_refs() {
 	local ref missing=()
 	while read -r ref; do
 		[[ "$ref" == "$SECOND_TAG" ]] || grep -qxF "$ref" "$1" || missing+=("$ref")
-	done < <(grep -ohE 'actormesh/[a-z0-9-]+:[A-Za-z0-9._-]+' "$root"/config/e2e/*.yaml | sort -u)
+	done < <({
+		grep -ohE 'actormesh/[a-z0-9-]+:[A-Za-z0-9._-]+' "$root"/config/e2e/*.yaml
+		# kustomize `images:` entries name the ref in two fields.
+		paste -d: <(sed -n 's/^ *newName: *//p' "$root/config/e2e/kustomization.yaml") \
+			<(sed -n 's/^ *newTag: *"\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' "$root/config/e2e/kustomization.yaml")
+	} | sort -u)
 	((${#missing[@]} == 0)) ||
 		die "config/e2e names ${missing[*]}, but the build made: $(tr '\n' ' ' <"$1"); update config/e2e"
 }
@@ -119,6 +124,7 @@ save_images() {
 			docker save -o "$file.partial" "$ref"
 			printf '%s %s\n' "$ref" "$file" >>"$OUT_DIR/images.txt.partial"
 		fi
+		chmod 0644 "$file.partial" # docker save writes 0600; an unprivileged `kind load` reads them too
 		mv "$file.partial" "$file"
 		log "saved ${ref} -> ${file} ($(du -h "$file" | cut -f1), $((SECONDS - start)) s)"
 	done <"$refs_file"
@@ -130,13 +136,13 @@ import_check() {
 	local ns="actormesh-import-check" ctr=(ctr --address "$ENGINE_RUN_DIR/containerd.sock" -n actormesh-import-check)
 	local ref tar
 	while read -r ref tar; do
-		"${ctr[@]}" images import --no-unpack "$tar" >/dev/null
+		"${ctr[@]}" images import "$tar" >/dev/null # unpacked, as the node does
 		"${ctr[@]}" images ls -q | grep -qxF "docker.io/${ref}" || die "ctr import of ${tar} did not yield ${ref}"
 		log "ctr import ok: ${ref}"
 	done <"$OUT_DIR/images.txt"
-	"${ctr[@]}" images ls -q | xargs -r "${ctr[@]}" images rm >/dev/null
-	"${ctr[@]}" content ls -q | xargs -r "${ctr[@]}" content rm >/dev/null || true
-	ctr --address "$ENGINE_RUN_DIR/containerd.sock" namespaces rm "$ns" >/dev/null || true
+	# --sync: wait for the garbage collector, so the unpacked snapshots are gone before the namespace.
+	"${ctr[@]}" images ls -q | xargs -r "${ctr[@]}" images rm --sync >/dev/null
+	ctr --address "$ENGINE_RUN_DIR/containerd.sock" namespaces rm "$ns" >/dev/null
 }
 
 # Tars from an older key that the new images.txt no longer lists.
@@ -149,14 +155,19 @@ remove_stale() {
 }
 
 build_and_save() {
-	local key="$1" refs_file
+	local key="$1" refs_file mark="$SECONDS"
 	install_missing
+	log "tools ready in $((SECONDS - mark)) s"
 	trap engine_stop EXIT
 	engine_start
 	refs_file="$(mktemp)"
+	mark="$SECONDS"
 	# docker build's step-by-step output goes to a log; the scripts' own lines and errors stay on stderr.
-	BUILT_REFS_FILE="$refs_file" "$here/build.sh" >"$OUT_DIR/build.log" ||
+	# FORCE here means "re-save"; only FORCE_BASE=1 makes base.sh debootstrap again (a new base image
+	# invalidates every cached layer: a full rebuild, ~6-7 min).
+	FORCE="${FORCE_BASE:-0}" BUILT_REFS_FILE="$refs_file" "$here/build.sh" >"$OUT_DIR/build.log" ||
 		{ tail -n 40 "$OUT_DIR/build.log" >&2; die "build failed (log: $OUT_DIR/build.log)"; }
+	log "images built in $((SECONDS - mark)) s (log: ${OUT_DIR}/build.log)"
 	check_overlay_refs "$refs_file"
 	save_images "$refs_file"
 	rm -f "$refs_file"

@@ -1,5 +1,7 @@
 """`actormesh-operator`: run the ActorMesh operator (kopf) cluster-wide or in one namespace.
 
+`actormesh-operator render -f mesh.yaml` prints the children it would apply instead (`render.py`).
+
 The console entry point declared in pyproject.toml. Settings come from `OperatorSettings` (environment
 `ACTORMESH_OPERATOR_*`); `--namespace` and `--kubeconfig` override them. `run()` is also what the
 integration tests call, in-process, with a stop flag.
@@ -16,6 +18,7 @@ from typing import Any
 
 import kopf
 
+from actormesh_operator import render
 from actormesh_operator.api.schema import PLURAL
 from actormesh_operator.builders.kinds import SCALED_OBJECT
 from actormesh_operator.reconcile import metrics
@@ -92,6 +95,9 @@ async def run(
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["render"]:  # `actormesh-operator render -f mesh.yaml`: no cluster, no kopf
+        sys.exit(render.main(argv[1:]))
     args = parse_args(argv)
     overrides: dict[str, Any] = {}
     if args.namespace:

@@ -23,7 +23,7 @@ from actormesh_operator.api.observed import (
     ObservedState,
     ObservedWorkload,
 )
-from actormesh_operator.api.spec import ActorMesh, ActorMeshSpec
+from actormesh_operator.api.spec import PAUSED_ANNOTATION, ActorMesh, ActorMeshSpec
 from actormesh_operator.api.status import ActorMeshStatus, Condition, ConditionType, Phase, Reason
 
 __all__ = ["ComponentState", "compute_status", "status_patch"]
@@ -238,6 +238,24 @@ def _condition(kind: ConditionType, value: bool, reason: Reason, message: str, g
     )
 
 
+PAUSED_DRIFT_SHOWN = 20
+"""Children named in the Paused message; the rest are counted (a condition message should stay short)."""
+
+
+def _paused_condition(observed: ObservedState, generation: int) -> Condition:
+    if not observed.paused:
+        return _condition(ConditionType.PAUSED, False, Reason.NOT_PAUSED, "", generation)
+    message = f"{PAUSED_ANNOTATION} is true: the operator does not write children; remove it to resume."
+    drift = observed.drift
+    if drift:
+        shown = ", ".join(drift[:PAUSED_DRIFT_SHOWN])
+        more = f" and {len(drift) - PAUSED_DRIFT_SHOWN} more" if len(drift) > PAUSED_DRIFT_SHOWN else ""
+        message += f" Resuming will change {len(drift)}: {shown}{more}."
+    else:
+        message += " The children match the spec."
+    return _condition(ConditionType.PAUSED, True, Reason.PAUSED_BY_ANNOTATION, message, generation)
+
+
 def compute_status(
     mesh: ActorMesh, observed: ObservedState, previous: Mapping[str, Any] | None, now: datetime
 ) -> dict[str, Any]:
@@ -245,16 +263,26 @@ def compute_status(
     previous = previous or {}
     components = _components(mesh.spec, observed)
     stall = _stall(mesh, observed)
-    progress = None if stall else _progress(observed, components)
+    progress = None if stall or observed.paused else _progress(observed, components)
     ready, ready_reason, ready_message = _ready(stall, observed, components)
+    if observed.paused and observed.drift and ready:
+        ready, ready_reason = False, Reason.RECONCILE_PENDING
+        ready_message = "paused: the children differ from the spec (see the Paused condition)"
     gen = mesh.generation
+    idle_reason, idle_message = (
+        (Reason.STALLED, "see the Stalled condition")
+        if stall
+        else (Reason.PAUSED, "see the Paused condition")
+        if observed.paused
+        else (Reason.RECONCILED, "")
+    )
     ours = [
         _condition(ConditionType.READY, ready, ready_reason, ready_message, gen),
         _condition(
             ConditionType.RECONCILING,
             progress is not None,
-            progress[0] if progress else (Reason.STALLED if stall else Reason.RECONCILED),
-            progress[1] if progress else ("see the Stalled condition" if stall else ""),
+            progress[0] if progress else idle_reason,
+            progress[1] if progress else idle_message,
             gen,
         ),
         _condition(
@@ -264,9 +292,18 @@ def compute_status(
             stall[1] if stall else "",
             gen,
         ),
+        _paused_condition(observed, gen),
     ]
     phase = (
-        Phase.FAILED if stall else Phase.READY if ready else Phase.PROGRESSING if progress else Phase.DEGRADED
+        Phase.PAUSED
+        if observed.paused
+        else Phase.FAILED
+        if stall
+        else Phase.READY
+        if ready
+        else Phase.PROGRESSING
+        if progress
+        else Phase.DEGRADED
     )
     processed = stall is not None or (observed.generation_applied and observed.error is None)
     actors = [c for c in components if c.is_actor]

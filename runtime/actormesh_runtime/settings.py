@@ -7,10 +7,29 @@ Every field is documented in README.md's configuration table; keep the two in st
 
 from __future__ import annotations
 
-from typing import Literal
+import os
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import AliasChoices, Field, PrivateAttr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+GUIDE_ALIASES: dict[str, str] = {
+    "RESPONSE_TEMPERATURE": "LLM_TEMPERATURE",
+    "INTENT_TIMEOUT": "LLM_TIMEOUT_S",
+    "REQUEST_TIMEOUT": "REQUEST_TIMEOUT_S",
+    "ACTOR_POOL_SIZE": "ACTOR_CONCURRENCY",
+}
+"""The seed deployment guide's variable names → ours. Read when ours is unset, with a start-up warning
+naming ours (`startup_warnings`). INTENT_TIMEOUT becomes the timeout of every LLM call, not just intent's."""
+GUIDE_WITHOUT_EFFECT: dict[str, str] = {
+    "USE_LLM_VALIDATION": "guardrail_validator is rules-only by design (no LLM approves an LLM's draft)",
+}
+"""Guide names we recognise but do not implement: a start-up warning says so instead of silence."""
+
+
+def _also(name: str, guide_name: str) -> Any:
+    """validation_alias for a field the guide names differently; our name first, so it wins."""
+    return AliasChoices(name, guide_name.lower())
 
 
 class RuntimeSettings(BaseSettings):
@@ -47,13 +66,27 @@ class RuntimeSettings(BaseSettings):
     llm_api_key: str | None = Field(
         None, description="Else the provider's usual variable, e.g. OPENAI_API_KEY."
     )
-    llm_temperature: float = Field(0.3, ge=0, le=2, description="Sampling temperature of LLM calls.")
+    llm_temperature: float = Field(
+        0.3,
+        ge=0,
+        le=2,
+        validation_alias=_also("llm_temperature", "RESPONSE_TEMPERATURE"),
+        description="Sampling temperature of LLM calls.",
+    )
     llm_timeout_s: float = Field(
-        10.0, gt=0, description="Per-call LLM timeout; on expiry rules/templates answer."
+        10.0,
+        gt=0,
+        validation_alias=_also("llm_timeout_s", "INTENT_TIMEOUT"),
+        description="Per-call LLM timeout; on expiry rules/templates answer.",
     )
 
     # --- bus and actor hosting
-    actor_concurrency: int = Field(8, ge=1, description="In-flight messages per actor replica.")
+    actor_concurrency: int = Field(
+        8,
+        ge=1,
+        validation_alias=_also("actor_concurrency", "ACTOR_POOL_SIZE"),
+        description="In-flight messages per actor replica.",
+    )
     fetch_batch: int = Field(8, ge=1, description="Messages fetched per pull request.")
     processing_timeout_s: float = Field(20.0, gt=0, description="One actor's budget for one message.")
     ack_wait_s: float = Field(30.0, gt=0, description="Must exceed processing_timeout_s.")
@@ -70,7 +103,12 @@ class RuntimeSettings(BaseSettings):
         "127.0.0.1", description="Bind address of the gateway and of health ports; 0.0.0.0 in pods."
     )
     port: int = Field(8000, ge=0, le=65535, description="Gateway port.")
-    request_timeout_s: float = Field(30.0, gt=0, description="Longest a caller waits for a reply.")
+    request_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        validation_alias=_also("request_timeout_s", "REQUEST_TIMEOUT"),
+        description="Longest a caller waits for a reply.",
+    )
     max_message_chars: int = Field(4000, ge=1, description="Longer chat messages get 413.")
     jwt_secret: str | None = Field(None, description="Set: /api/chat, /ws and history need a bearer JWT.")
     cors_origins: list[str] = Field(
@@ -91,8 +129,56 @@ class RuntimeSettings(BaseSettings):
         description="Reply-subject token of this gateway replica; unset = random per process.",
     )
 
+    # --- gateway limits (docs/reliability.md); 0 turns each one off
+    rate_limit_requests: int = Field(
+        120,
+        ge=0,
+        description="Requests per minute per principal (JWT subject, else client address), shared by "
+        "all gateway replicas through Redis; over it: 429 with Retry-After. 0 = off.",
+    )
+    max_concurrent_requests: int = Field(
+        100, ge=0, description="HTTP requests one gateway replica serves at once; more get 503. 0 = off."
+    )
+    ws_messages_per_minute: int = Field(
+        60, ge=0, description="Frames per minute one WebSocket may send; more get an error frame. 0 = off."
+    )
+    ws_idle_timeout_s: float = Field(
+        300.0,
+        ge=0,
+        description="A WebSocket with no frame and no chat in flight this long is closed. 0 = off.",
+    )
+    header_read_timeout_s: float = Field(
+        10.0, ge=0, description="Time a connection has to send complete request headers; then 408. 0 = off."
+    )
+    body_read_timeout_s: float = Field(
+        10.0, ge=0, description="Time a request body has to arrive after its headers; then 408. 0 = off."
+    )
+
     # --- logging
     log_format: Literal["json", "text"] = Field(
         "text", description="json in containers, text for a terminal."
     )
     log_level: str = Field("INFO", description="Python logging level name.")
+
+    # --- the seed guide's names (not settings: what the environment held when this object was built)
+    _guide_names: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    def model_post_init(self, context: Any, /) -> None:
+        environ = {name.upper() for name in os.environ}
+        self._guide_names = {
+            old: ("set" if new in environ else "used") for old, new in GUIDE_ALIASES.items() if old in environ
+        } | {old: "no effect" for old in GUIDE_WITHOUT_EFFECT if old in environ}
+
+    def startup_warnings(self) -> list[str]:
+        """One line per deployment-guide variable name found in the environment (logged at start-up)."""
+        lines = []
+        for old, what in sorted(self._guide_names.items()):
+            if what == "no effect":
+                lines.append(f"{old} has no effect: {GUIDE_WITHOUT_EFFECT[old]}")
+            elif what == "set":
+                lines.append(
+                    f"{old} ignored: {GUIDE_ALIASES[old]} is set (rename {old} to {GUIDE_ALIASES[old]})"
+                )
+            else:
+                lines.append(f"{old} is deprecated: rename it to {GUIDE_ALIASES[old]} (its value is used)")
+        return lines

@@ -42,6 +42,7 @@ def stack_settings(nats_url: str, tmp_path: Path, **overrides: Any) -> RuntimeSe
         "request_timeout_s": 20.0,
         "processing_timeout_s": 10.0,
         "ack_wait_s": 15.0,
+        "rate_limit_requests": 0,  # tests poll fast from one address; test_gateway_limits.py sets it
     }
     values.update(overrides)
     return RuntimeSettings(**values)

@@ -169,6 +169,12 @@ def test_health_table(health: HealthCheck, obj: dict[str, Any], expected: str, f
             observed(error=ReconcileError(message="503", permanent=False)), "Progressing", id="retrying"
         ),
         pytest.param(observed(missing_secrets=[MissingSecret(name="s", key="k")]), "Degraded", id="stalled"),
+        pytest.param(observed(paused=True), "Suspended", id="paused"),
+        pytest.param(
+            observed(paused=True, drift=["deployment demo-gateway (drifted at .spec.replicas)"]),
+            "Suspended",
+            id="paused-with-hand-changes",
+        ),
         pytest.param(
             observed(workloads=all_ready(gateway=ready("gateway", ready=0, progress_deadline_exceeded=True))),
             "Degraded",

@@ -25,7 +25,7 @@ import pytest
 from actormesh_runtime.bus.health import HealthServer
 from actormesh_runtime.catalog import ACTORS, Env, Ports
 from actormesh_runtime.cli import COMMANDS
-from actormesh_runtime.settings import RuntimeSettings
+from actormesh_runtime.settings import GUIDE_ALIASES, RuntimeSettings
 from tests.unit.builder_helpers import RICH_SPEC, children, container, index
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,7 +33,23 @@ SECRET_PLACEHOLDER = "from-a-secret"
 FULL_SPEC: dict[str, Any] = {
     **RICH_SPEC,
     "nats": {"replicas": 3},
-    "actors": {"defaults": {"replicas": 2, "concurrency": 5}},
+    "actors": {
+        "defaults": {"replicas": 2, "concurrency": 5},
+        "intentAnalyzer": {"logLevel": "WARNING", "processingTimeoutSeconds": 45},
+    },
+    # Every spec.runtime setting the runtime reads today, none at its default (the gateway limits are
+    # left out until the reliability branch's RuntimeSettings fields land; see test_api_runtime.py).
+    "runtime": {
+        "logLevel": "DEBUG",
+        "logFormat": "text",
+        "cacheTtlSeconds": 60,
+        "apiTimeoutSeconds": 2.5,
+        "requestTimeoutSeconds": 90,
+        "conversationDeadlineSeconds": 300,
+        "processingTimeoutSeconds": 30,
+        "maxMessageChars": 2000,
+        "escalationConfidenceThreshold": 0.6,
+    },
 }
 MANAGED_REDIS_PASSWORD_SPEC: dict[str, Any] = {"redis": {"passwordSecretRef": {"name": "ra", "key": "pw"}}}
 EXTERNAL_REDIS_SPEC: dict[str, Any] = {
@@ -93,7 +109,7 @@ def runtime_pods(spec: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> list[
         unknown = {k for k in env if k.lower() not in RuntimeSettings.model_fields}
         assert not unknown, f"{obj['metadata']['name']}: env vars the runtime does not read: {unknown}"
         with monkeypatch.context() as m:
-            for field in RuntimeSettings.model_fields:  # nothing from the test process's own environment
+            for field in [*RuntimeSettings.model_fields, *GUIDE_ALIASES]:  # nothing from our own environment
                 m.delenv(field.upper(), raising=False)
             for key, value in env.items():
                 m.setenv(key, value)
@@ -173,7 +189,7 @@ def test_every_runtime_pod_runs_a_real_command_with_settings_that_validate(
     for pod in pods:
         s = pod.settings
         assert s.host == "0.0.0.0", "pods must listen on the pod IP, not loopback"
-        assert s.log_format == "json"
+        assert s.log_format == spec.get("runtime", {}).get("logFormat", "json")  # JSON unless asked
         assert s.mesh_name == "demo"
 
 
@@ -300,6 +316,21 @@ def test_termination_grace_exceeds_the_runtime_shutdown_budget(
             assert grace > pre_stop + pod.settings.request_timeout_s + 5, name
         else:
             assert grace > pod.settings.drain_grace_s, name
+
+
+def test_spec_runtime_reaches_the_settings_of_the_pods_that_read_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    pods = {p.workload["metadata"]["name"]: p.settings for p in runtime_pods(FULL_SPEC, monkeypatch)}
+    gateway, router = pods["demo-gateway"], pods["demo-decision-router"]
+    context, intent = pods["demo-context-retriever"], pods["demo-intent-analyzer"]
+    assert (gateway.request_timeout_s, gateway.conversation_deadline_s, gateway.max_message_chars) == (
+        90,
+        300,
+        2000,
+    )
+    assert (gateway.log_level, gateway.log_format) == ("DEBUG", "text")
+    assert router.escalation_confidence_threshold == 0.6
+    assert (context.cache_ttl, context.api_timeout_s, context.processing_timeout_s) == (60, 2.5, 30)
+    assert (intent.log_level, intent.processing_timeout_s) == ("WARNING", 45)  # its own override wins
 
 
 @pytest.mark.parametrize(("nats", "expected"), [({}, None), ({"replicas": 3}, "3"), ({"replicas": 1}, None)])

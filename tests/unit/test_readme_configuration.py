@@ -9,7 +9,7 @@ import pytest
 from pydantic_settings import BaseSettings
 
 from actormesh_operator.settings import OperatorSettings
-from actormesh_runtime.settings import RuntimeSettings
+from actormesh_runtime.settings import GUIDE_ALIASES, GUIDE_WITHOUT_EFFECT, RuntimeSettings
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -33,7 +33,13 @@ def test_every_setting_is_in_the_readme(settings: type[BaseSettings]) -> None:
     assert not missing, f"add these to README.md's configuration table: {sorted(missing)}"
 
 
+def test_the_guides_names_are_in_the_readme() -> None:
+    missing = (set(GUIDE_ALIASES) | set(GUIDE_WITHOUT_EFFECT)) - _documented()
+    assert not missing, f"add the seed guide's names to README.md's configuration table: {sorted(missing)}"
+
+
 def test_readme_documents_no_setting_that_does_not_exist() -> None:
-    known = _variables(RuntimeSettings) | _variables(OperatorSettings) | {"KUBECONFIG"}
+    guide = set(GUIDE_ALIASES) | set(GUIDE_WITHOUT_EFFECT)
+    known = _variables(RuntimeSettings) | _variables(OperatorSettings) | guide | {"KUBECONFIG"}
     stale = _documented() - known
     assert not stale, f"README.md documents settings that no longer exist: {sorted(stale)}"

@@ -59,7 +59,8 @@ def test_status_and_finalizers_subresources_and_read_only_secrets() -> None:
     declared = granted()
     assert ("actormesh.io", "actormeshes/status", "patch") in declared
     assert ("actormesh.io", "actormeshes/finalizers", "update") in declared
-    assert {v for g, r, v in declared if r == "secrets"} == {"get"}
+    # get + watch (per-name watches of referenced Secrets); never list, never a write.
+    assert {v for g, r, v in declared if r == "secrets"} == {"get", "watch"}
     assert not any(r == "customresourcedefinitions" for _, r, _ in declared)
     assert not any(
         v in {"update", "escalate", "bind", "impersonate"} and r != "actormeshes/finalizers"

@@ -10,6 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from actormesh_operator.api.runtime import EnvList, EnvVar, LogLevel, unique_env_names
 from actormesh_operator.api.types import ApiModel, Resources
 from actormesh_runtime.catalog import ACTORS, ACTORS_BY_NAME, ActorInfo, ActorName
 
@@ -89,6 +90,14 @@ class ActorOverride(ApiModel):
     resources: Resources | None = None
     concurrency: int | None = Field(None, ge=1, le=1024)
     autoscaling: ActorAutoscalingOverride | None = None
+    log_level: LogLevel | None = None
+    """This actor's log level (unset: `spec.runtime.logLevel`)."""
+    processing_timeout_seconds: float | None = Field(None, gt=0, le=600)
+    """This actor's budget for one message (unset: `spec.runtime.processingTimeoutSeconds`)."""
+    env: EnvList
+    """Extra environment variables of this actor's container (an escape hatch; they win over the
+    operator's own of the same name). `valueFrom.secretKeyRef` Secrets are checked and hashed like any
+    other referenced Secret."""
 
 
 class EffectiveActorSpec(BaseModel):
@@ -102,6 +111,11 @@ class EffectiveActorSpec(BaseModel):
     resources: Resources
     concurrency: int
     autoscaling: ActorAutoscaling
+    log_level: LogLevel | None = None
+    """Only the actor's own override; the mesh-wide value is `spec.runtime.logLevel`."""
+    processing_timeout_seconds: float | None = None
+    """Only the actor's own override; the mesh-wide value is `spec.runtime.processingTimeoutSeconds`."""
+    env: tuple[EnvVar, ...] = ()
 
     @property
     def name(self) -> ActorName:
@@ -148,6 +162,9 @@ class ActorsSpec(ApiModel):
             resources=self._resources(info, d, o),
             concurrency=d.concurrency if o.concurrency is None else o.concurrency,
             autoscaling=autoscaling,
+            log_level=o.log_level,
+            processing_timeout_seconds=o.processing_timeout_seconds,
+            env=tuple(o.env),
         )
 
     @staticmethod
@@ -168,4 +185,10 @@ class ActorsSpec(ApiModel):
     @model_validator(mode="after")
     def _merged_autoscaling_valid(self) -> ActorsSpec:
         self.all_effective()
+        return self
+
+    @model_validator(mode="after")
+    def _unique_env(self) -> ActorsSpec:
+        for info in ACTORS:
+            unique_env_names(self.override(info.name).env, f"spec.actors.{info.spec_key}.env")
         return self

@@ -13,6 +13,12 @@ from dataclasses import dataclass
 
 from actormesh_operator.api.actors import ActorAutoscaling
 from actormesh_operator.api.infra import MAX_FILE_STORE_TOO_BIG, HistorySpec, NatsSpec, RedisSpec
+from actormesh_operator.api.runtime import (
+    ONE_SOURCE,
+    REQUEST_TIMEOUT_BELOW_DEADLINE,
+    VALUE_OR_SOURCE,
+    RuntimeSpec,
+)
 from actormesh_operator.api.spec import MAX_NAME_LENGTH, QUEUE_LAG_NEEDS_MANAGED_NATS
 from actormesh_runtime.catalog import ACTORS
 
@@ -20,7 +26,7 @@ from actormesh_runtime.catalog import ACTORS
 @dataclass(frozen=True)
 class Rule:
     path: tuple[str, ...]
-    """Where the rule sits, as property names below the schema it is attached to."""
+    """Where the rule sits, as property names below the schema it is attached to (`[]`: list items)."""
     rule: str
     message: str
     field_path: str | None = None
@@ -132,6 +138,28 @@ _NATS_SIZE = (
 """spec.nats.storage.size (or its default), seen from spec.nats."""
 
 
+def _env_rules(path: tuple[str, ...]) -> list[Rule]:
+    """Each entry of an `env` list: a value or a source, and a source names exactly one thing."""
+    field = "spec." + ".".join(path)
+    return [
+        Rule((*path, "[]"), "!(has(self.value) && has(self.valueFrom))", f"{field}: {VALUE_OR_SOURCE}"),
+        Rule(
+            (*path, "[]", "valueFrom"),
+            "[has(self.secretKeyRef), has(self.configMapKeyRef), has(self.fieldRef)]"
+            ".filter(x, x).size() == 1",
+            f"{field}: {ONE_SOURCE}",
+        ),
+    ]
+
+
+ENV_LISTS: list[tuple[str, ...]] = [("gateway", "env"), *(("actors", a.spec_key, "env") for a in ACTORS)]
+
+
+def _runtime_value(key: str, field: str) -> str:
+    """`spec.runtime.<key>` seen from spec.runtime, or the model's default."""
+    return _opt("self", [key], repr(RuntimeSpec.model_fields[field].default))
+
+
 SPEC_RULES: list[Rule] = [
     _min_le_max(("gateway", "autoscaling"), "spec.gateway.autoscaling"),
     _min_le_max(("actors", "defaults", "autoscaling"), "spec.actors.defaults.autoscaling"),
@@ -158,6 +186,14 @@ SPEC_RULES: list[Rule] = [
         f"quantity(string(self.jetstream.maxFileStore)).compareTo(quantity({_NATS_SIZE})) <= 0",
         MAX_FILE_STORE_TOO_BIG,
         ".jetstream.maxFileStore",
+    ),
+    *(rule for path in ENV_LISTS for rule in _env_rules(path)),
+    Rule(
+        ("runtime",),
+        f"double({_runtime_value('requestTimeoutSeconds', 'request_timeout_seconds')})"
+        f" < double({_runtime_value('conversationDeadlineSeconds', 'conversation_deadline_seconds')})",
+        REQUEST_TIMEOUT_BELOW_DEADLINE,
+        ".requestTimeoutSeconds",
     ),
     Rule(
         ("extraLabels",),

@@ -162,6 +162,11 @@ class ObservedState(_Observed):
     generation_applied: bool = True
     """Every child of the current generation was applied; False before the first apply or after an error."""
     error: ReconcileError | None = None
+    paused: bool = False
+    """The mesh carries `actormesh.io/paused: "true"`: nothing was written, the children were only read."""
+    drift: list[str] = Field(default_factory=list)
+    """While paused: the children that differ from the spec (`deployment demo-gateway (drifted at
+    .spec.replicas)`), i.e. what resuming will change."""
 
     def workload(self, component: str) -> ObservedWorkload | None:
         return next((w for w in self.workloads if w.component == component), None)

@@ -3,20 +3,28 @@
 `python -m actormesh_operator.api.schema` prints the CRD as YAML; `make crds` writes it to
 crds/actormesh.io_actormeshes.yaml, and tests/unit/test_crd_schema.py fails when that file drifts
 from the models. pydantic's JSON schema is made structural here: `$ref`s inlined, `Optional` unions
-collapsed (a null field is simply pruned by the API server), no defaults (they live in the model,
-see api/spec.py), maps as `additionalProperties`, quantities as int-or-string. Cross-field rules are
-added as CEL `x-kubernetes-validations` (api/cel.py) whose messages name the field.
+collapsed (a null field is simply pruned by the API server), maps as `additionalProperties`,
+quantities as int-or-string. Every spec field with a default carries it (`default`, taken from the
+models by `_attach_defaults`), so the stored object — `kubectl get -o yaml`, Argo CD's live view —
+shows the effective spec; `NOT_DEFAULTED` lists the few whose mere presence means something.
+Cross-field rules are added as CEL `x-kubernetes-validations` (api/cel.py) whose messages name the field.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import types
+import typing
+from enum import Enum
 from typing import Any
 
 import yaml
+from pydantic import BaseModel
 
+from actormesh_operator.api.actors import ActorDefaults
 from actormesh_operator.api.cel import ROOT_RULES, SPEC_RULES, Rule
+from actormesh_operator.api.infra import NatsSpec, RedisSpec
 from actormesh_operator.api.spec import ActorMeshSpec
 from actormesh_operator.api.status import ActorMeshStatus
 
@@ -115,6 +123,73 @@ def structural(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+NOT_DEFAULTED: frozenset[tuple[type[BaseModel], str]] = frozenset(
+    {
+        # Setting any of these means "managed": they cannot be combined with `external` (the CEL rules
+        # and the models' validators test presence), so a stored default would reject every external one.
+        *((NatsSpec, f) for f in ("replicas", "storage", "jetstream", "image", "resources")),
+        *((RedisSpec, f) for f in ("storage", "image", "resources", "password_secret_ref")),
+        # Unset, the actors that may call an LLM get more memory than the others (api/actors.py).
+        (ActorDefaults, "resources"),
+    }
+)
+"""(model, field) pairs whose default the CRD does not store; their effective value is the model's."""
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model an annotation holds (`X`, `X | None`, `list[X]`, `Annotated[list[X], ...]`)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated or origin in (list, types.UnionType, typing.Union):
+        for arg in typing.get_args(annotation):
+            found = _model_in(arg)
+            if found is not None:
+                return found
+    return None
+
+
+def _json_default(value: Any) -> Any:
+    """A default as the API server should store it; None when it carries nothing (None, {}, []).
+
+    An object keeps only what differs from its own fields' defaults: those are in the schema below it,
+    and repeating them here would also store fields that must stay unset (NOT_DEFAULTED)."""
+    if isinstance(value, BaseModel):
+        value = value.model_dump(by_alias=True, exclude_none=True, exclude_defaults=True, mode="json")
+    if isinstance(value, Enum):
+        value = value.value
+    if isinstance(value, dict):
+        cleaned = {k: _json_default(v) for k, v in value.items()}
+        return {k: v for k, v in cleaned.items() if v is not None} or None
+    if isinstance(value, list):
+        return value or None
+    return value
+
+
+def _attach_defaults(schema: dict[str, Any], model: type[BaseModel]) -> bool:
+    """Put every defaultable field's default from `model` into its structural `schema`, recursively.
+    An object gets `default: {}` when only its own fields have defaults, so the API server creates it
+    and then fills those in. Returns whether anything below `schema` carries a default."""
+    any_default = False
+    for name, field in model.model_fields.items():
+        sub = schema["properties"][field.alias or name]
+        nested = _model_in(field.annotation)
+        inner = False
+        if nested is not None:
+            target = sub["items"] if sub.get("type") == "array" else sub
+            inner = _attach_defaults(target, nested) and sub.get("type") != "array"
+        default = None if field.is_required() else field.get_default(call_default_factory=True)
+        if (model, name) in NOT_DEFAULTED or default is None:
+            continue  # None means "absent" (e.g. spec.llm: rules only), never an empty object
+        value = _json_default(default)
+        if value is None and inner:
+            value = {}
+        if value is not None:
+            sub["default"] = value
+            any_default = True
+    return any_default
+
+
 def _model_schema(model: type[ActorMeshSpec] | type[ActorMeshStatus]) -> dict[str, Any]:
     raw = model.model_json_schema(by_alias=True, mode="validation")
     return structural(raw, raw.get("$defs", {}))
@@ -123,7 +198,7 @@ def _model_schema(model: type[ActorMeshSpec] | type[ActorMeshStatus]) -> dict[st
 def _at(schema: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
     node = schema
     for part in path:
-        node = node["properties"][part]
+        node = node["items"] if part == "[]" else node["properties"][part]
     return node
 
 
@@ -145,6 +220,7 @@ def status_schema() -> dict[str, Any]:
 
 def openapi_schema() -> dict[str, Any]:
     spec = _model_schema(ActorMeshSpec)
+    _attach_defaults(spec, ActorMeshSpec)
     _attach(spec, SPEC_RULES)
     root: dict[str, Any] = {
         "description": "A support-agent mesh: NATS, Redis, history, the nine actors and the gateway.",

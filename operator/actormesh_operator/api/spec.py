@@ -31,6 +31,15 @@ from actormesh_operator.api.infra import (
     RedisExternal,
     RedisSpec,
 )
+from actormesh_operator.api.runtime import (
+    REQUEST_TIMEOUT_BELOW_DEADLINE,
+    EnvList,
+    EnvVar,
+    EnvVarSource,
+    KeyRef,
+    RuntimeSpec,
+    unique_env_names,
+)
 from actormesh_operator.api.types import (
     DNS1123_LABEL,
     DNS1123_SUBDOMAIN,
@@ -48,6 +57,7 @@ from actormesh_operator.api.types import (
 from actormesh_runtime.catalog import ACTORS
 
 __all__ = [
+    "REQUEST_TIMEOUT_BELOW_DEADLINE",
     "ActorAutoscaling",
     "ActorAutoscalingOverride",
     "ActorDefaults",
@@ -58,11 +68,14 @@ __all__ = [
     "CPUAutoscaling",
     "CommerceApisSpec",
     "EffectiveActorSpec",
+    "EnvVar",
+    "EnvVarSource",
     "GatewaySpec",
     "HistorySpec",
     "IngressSpec",
     "InvalidSpec",
     "JetStreamLimits",
+    "KeyRef",
     "LLMSpec",
     "LocalObjectReference",
     "MockServicesSpec",
@@ -75,6 +88,7 @@ __all__ = [
     "RedisExternal",
     "RedisSpec",
     "Resources",
+    "RuntimeSpec",
     "Scheduling",
     "SecretKeyRef",
     "ServiceSpec",
@@ -88,8 +102,15 @@ QUEUE_LAG_NEEDS_MANAGED_NATS = (
     "spec.actors.*.autoscaling.mode: queueLag needs the managed NATS (KEDA reads its monitoring"
     " endpoint), so it cannot be combined with spec.nats.external; use mode cpu"
 )
+PAUSED_ANNOTATION = "actormesh.io/paused"
+"""`"true"` stops the operator from writing the mesh's children (hand work during an incident)."""
 MAX_NAME_LENGTH = 40
 """Longest mesh name: keeps `<mesh>-execution-coordinator` and StatefulSet names readable (no hash)."""
+
+
+def is_paused(annotations: Mapping[str, Any]) -> bool:
+    """Whether metadata.annotations pause the mesh (`"true"`, any case; anything else does not)."""
+    return str(annotations.get(PAUSED_ANNOTATION, "")).strip().lower() == "true"
 
 
 class InvalidSpec(ValueError):
@@ -170,6 +191,14 @@ class GatewaySpec(ApiModel):
             requests={"cpu": "100m", "memory": "128Mi"}, limits={"memory": "256Mi"}
         )
     )
+    env: EnvList
+    """Extra environment variables of the gateway container (an escape hatch; they win over the
+    operator's own of the same name)."""
+
+    @model_validator(mode="after")
+    def _unique_env(self) -> GatewaySpec:
+        unique_env_names(self.env, "spec.gateway.env")
+        return self
 
     @model_validator(mode="after")
     def _min_le_max(self) -> GatewaySpec:
@@ -232,6 +261,8 @@ class ActorMeshSpec(ApiModel):
     """LLM settings (absent: rules and templates only)."""
     gateway: GatewaySpec = Field(default_factory=GatewaySpec)
     actors: ActorsSpec = Field(default_factory=ActorsSpec)
+    runtime: RuntimeSpec = Field(default_factory=RuntimeSpec)
+    """Runtime settings of every pod (log level, timeouts, cache TTL, gateway limits)."""
     nats: NatsSpec = Field(default_factory=NatsSpec)
     redis: RedisSpec = Field(default_factory=RedisSpec)
     history: HistorySpec = Field(default_factory=HistorySpec)
@@ -294,6 +325,10 @@ class ActorMesh(BaseModel):
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
     spec: ActorMeshSpec
+
+    @property
+    def paused(self) -> bool:
+        return is_paused(self.annotations)
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> ActorMesh:

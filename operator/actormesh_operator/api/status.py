@@ -25,6 +25,8 @@ class ConditionType(StrEnum):
     """True while the operator (or a controller below it) is still moving toward the spec."""
     STALLED = "Stalled"
     """True when progress needs a human: the reason says what to fix."""
+    PAUSED = "Paused"
+    """True while the `actormesh.io/paused` annotation holds the operator off: children are not written."""
 
 
 class Reason(StrEnum):
@@ -57,6 +59,8 @@ class Reason(StrEnum):
     """Reconciling=True: all pods exist with the current template but some are not ready yet."""
     STALLED = "Stalled"
     """Reconciling=False: progress is blocked; see the Stalled condition."""
+    PAUSED = "Paused"
+    """Reconciling=False: the mesh is paused; see the Paused condition."""
 
     # Stalled
     NO_ERROR = "NoError"
@@ -73,6 +77,12 @@ class Reason(StrEnum):
     """Stalled=True: transient errors persisted through every retry; the message has the last one."""
     RECONCILE_FAILED = "ReconcileFailed"
     """Stalled=True: any other permanent error."""
+
+    # Paused
+    PAUSED_BY_ANNOTATION = "PausedByAnnotation"
+    """Paused=True: `actormesh.io/paused: "true"`; the message lists children that differ from the spec."""
+    NOT_PAUSED = "NotPaused"
+    """Paused=False: the operator writes children as usual."""
 
 
 STALL_REASONS: frozenset[Reason] = frozenset(
@@ -99,6 +109,8 @@ class Phase(StrEnum):
     """Neither ready nor making progress, but not stalled either (e.g. a stuck rollout)."""
     FAILED = "Failed"
     """Stalled is True."""
+    PAUSED = "Paused"
+    """Paused is True (whatever the other conditions say: nothing is being reconciled)."""
 
 
 class _StatusModel(BaseModel):

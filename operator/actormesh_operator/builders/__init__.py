@@ -12,7 +12,9 @@ deletion is `spec.persistence.reclaimPolicy` via the StatefulSets' persistentVol
 
 from __future__ import annotations
 
-from actormesh_operator.api.spec import ActorMesh
+from collections.abc import Iterable
+
+from actormesh_operator.api.spec import ActorMesh, EnvVar
 from actormesh_operator.builders import (
     actors,
     autoscaling,
@@ -102,4 +104,18 @@ def referenced_secrets(mesh: ActorMesh) -> list[SecretRef]:
     if redis is not None:
         field, ref = redis
         refs.append(SecretRef(name=ref.name, key=ref.key, field_path=field))
+    refs += _env_secret_refs("spec.gateway.env", spec.gateway.env)
+    for actor in spec.actors.enabled_actors():
+        refs += _env_secret_refs(f"spec.actors.{actor.info.spec_key}.env", actor.env)
+    return refs
+
+
+def _env_secret_refs(path: str, env: Iterable[EnvVar]) -> list[SecretRef]:
+    """The `env` escape hatch's Secret keys, except `optional: true` ones (the pod starts without them)."""
+    refs = []
+    for index, var in enumerate(env):
+        ref = var.value_from.secret_key_ref if var.value_from is not None else None
+        if ref is not None and not ref.optional:
+            field = f"{path}[{index}].valueFrom.secretKeyRef"
+            refs.append(SecretRef(name=ref.name, key=ref.key, field_path=field))
     return refs

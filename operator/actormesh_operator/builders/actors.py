@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from actormesh_operator.api.runtime import env_value
 from actormesh_operator.api.spec import ActorMesh, EffectiveActorSpec
 from actormesh_operator.builders import names
 from actormesh_operator.builders.meta import Manifest
@@ -20,6 +21,7 @@ from actormesh_operator.builders.workload import (
     runtime_container,
     runtime_pod,
     secret_env,
+    with_user_env,
 )
 from actormesh_operator.settings import OperatorSettings
 from actormesh_runtime.catalog import Env, Ports
@@ -31,14 +33,31 @@ def component(actor: EffectiveActorSpec) -> str:
 
 
 def actor_env(mesh: ActorMesh, actor: EffectiveActorSpec) -> list[dict[str, Any]]:
-    """Per-actor env on top of the runtime ConfigMap: concurrency and the Secrets this actor reads."""
+    """Per-actor env on top of the runtime ConfigMap: concurrency, the actor's own runtime overrides,
+    the Secrets it reads, then its `env` escape hatch."""
     env: list[dict[str, Any]] = [{"name": Env.ACTOR_CONCURRENCY, "value": str(actor.concurrency)}]
+    env += _runtime_overrides(mesh, actor)
     llm = mesh.spec.llm
     if actor.info.uses_llm and llm is not None and llm.api_key_secret_ref is not None:
         env.append(secret_env(Env.LLM_API_KEY, llm.api_key_secret_ref))
     if actor.info.uses_redis:
         env += redis_password_env(mesh)
-    return env
+    return with_user_env(env, actor.env)
+
+
+def _runtime_overrides(mesh: ActorMesh, actor: EffectiveActorSpec) -> list[dict[str, Any]]:
+    """The actor's overrides of `spec.runtime` (container env wins over the ConfigMap's envFrom); one
+    equal to the mesh-wide value is left out, so setting it changes nothing in the pod template."""
+    mesh_wide = mesh.spec.runtime
+    overrides = {
+        Env.LOG_LEVEL: (actor.log_level, mesh_wide.log_level),
+        Env.PROCESSING_TIMEOUT_S: (actor.processing_timeout_seconds, mesh_wide.processing_timeout_seconds),
+    }
+    return [
+        {"name": name, "value": env_value(own)}
+        for name, (own, wide) in overrides.items()
+        if own is not None and own != wide
+    ]
 
 
 def build_actor_deployment(

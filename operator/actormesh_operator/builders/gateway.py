@@ -6,6 +6,7 @@ subject), so the Deployment scales freely; with autoscaling on, `replicas` is le
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from actormesh_operator.api.spec import ActorMesh
@@ -21,6 +22,7 @@ from actormesh_operator.builders.workload import (
     runtime_container,
     runtime_pod,
     secret_env,
+    with_user_env,
 )
 from actormesh_operator.settings import OperatorSettings
 from actormesh_runtime.catalog import Env, Ports
@@ -30,7 +32,14 @@ def gateway_env(mesh: ActorMesh) -> list[dict[str, Any]]:
     env: list[dict[str, Any]] = []
     if mesh.spec.gateway.auth_secret_ref is not None:
         env.append(secret_env(Env.JWT_SECRET, mesh.spec.gateway.auth_secret_ref))
-    return env + redis_password_env(mesh)
+    return with_user_env(env + redis_password_env(mesh), mesh.spec.gateway.env)
+
+
+def gateway_termination_grace_s(mesh: ActorMesh) -> int:
+    """Room for the preStop sleep, then the runtime's graceful shutdown (request timeout + 5 s, so a chat
+    waiting during a rollout still gets its reply), then closing NATS: 45 s at the default 30 s timeout."""
+    timeout = math.ceil(mesh.spec.runtime.request_timeout_seconds)
+    return max(GATEWAY_TERMINATION_GRACE_S, GATEWAY_PRESTOP_SLEEP_S + timeout + 10)
 
 
 def build_gateway_deployment(mesh: ActorMesh, settings: OperatorSettings) -> Manifest:
@@ -52,7 +61,7 @@ def build_gateway_deployment(mesh: ActorMesh, settings: OperatorSettings) -> Man
         mesh,
         names.gateway(mesh.name),
         labels.GATEWAY,
-        runtime_pod(mesh, container, termination_grace_seconds=GATEWAY_TERMINATION_GRACE_S),
+        runtime_pod(mesh, container, termination_grace_seconds=gateway_termination_grace_s(mesh)),
         replicas=None if gw.autoscaling.enabled else gw.replicas,
         config_hash=hash_for(mesh, settings, GATEWAY_KEYS),
     )

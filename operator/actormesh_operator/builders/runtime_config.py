@@ -13,15 +13,22 @@ import hashlib
 import json
 from collections.abc import Mapping
 
+from actormesh_operator.api.runtime import POD_DEFAULTS, RuntimeSpec
 from actormesh_operator.api.spec import ActorMesh
 from actormesh_operator.builders import labels, names
 from actormesh_operator.builders.meta import Manifest, manifest, object_meta
 from actormesh_operator.settings import OperatorSettings
-from actormesh_runtime.catalog import ActorInfo, Env, Ports
+from actormesh_runtime.catalog import ActorInfo, ActorName, Env, Ports
 
-_COMMON = (Env.MESH_NAME, Env.NATS_URL, Env.NATS_STREAM_REPLICAS, Env.LOG_FORMAT, Env.HOST)
+_COMMON = (Env.MESH_NAME, Env.NATS_URL, Env.NATS_STREAM_REPLICAS, Env.LOG_FORMAT, Env.LOG_LEVEL, Env.HOST)
 _LLM = (Env.LITELLM_MODEL, Env.LLM_API_BASE, Env.LLM_TEMPERATURE, Env.LLM_TIMEOUT_S)
-_APIS = (Env.CUSTOMER_API_URL, Env.ORDERS_API_URL, Env.TRACKING_API_URL)
+_APIS = (Env.CUSTOMER_API_URL, Env.ORDERS_API_URL, Env.TRACKING_API_URL, Env.CACHE_TTL, Env.API_TIMEOUT_S)
+_ACTOR_HOST = (Env.ACTOR_HTTP_PORT, Env.PROCESSING_TIMEOUT_S)
+_ONLY_BY: dict[ActorName, tuple[str, ...]] = {
+    ActorName.DECISION_ROUTER: (Env.ESCALATION_CONFIDENCE_THRESHOLD,),
+}
+"""Settings a single actor reads."""
+_RUNTIME_DEFAULTS = RuntimeSpec().env()
 
 
 def service_host(mesh: ActorMesh, service: str, settings: OperatorSettings) -> str:
@@ -64,13 +71,23 @@ def commerce_api_urls(mesh: ActorMesh, settings: OperatorSettings) -> dict[str, 
     return urls
 
 
+def runtime_spec_env(runtime: RuntimeSpec) -> dict[str, str]:
+    """`spec.runtime` as env vars, leaving out the runtime's own defaults: the pod behaves the same
+    either way, and a setting added to the CRD then changes no existing mesh's config hash."""
+    return {
+        name: value
+        for name, value in runtime.env().items()
+        if name in POD_DEFAULTS or value != _RUNTIME_DEFAULTS[name]
+    }
+
+
 def runtime_env(mesh: ActorMesh, settings: OperatorSettings) -> dict[str, str]:
     """Every ConfigMap entry, sorted by key (the ConfigMap's `data`)."""
     spec = mesh.spec
     env: dict[str, str] = {
         Env.MESH_NAME: mesh.name,
         Env.NATS_URL: nats_url(mesh, settings),
-        Env.LOG_FORMAT: "json",
+        **runtime_spec_env(spec.runtime),
         Env.HOST: "0.0.0.0",  # pods listen on all interfaces; the default is loopback
         Env.ACTOR_HTTP_PORT: str(Ports.ACTOR_HTTP),
         # pydantic-settings parses list fields from JSON.
@@ -95,7 +112,7 @@ def runtime_env(mesh: ActorMesh, settings: OperatorSettings) -> dict[str, str]:
 
 def actor_keys(info: ActorInfo) -> tuple[str, ...]:
     """The ConfigMap keys one actor reads."""
-    keys: tuple[str, ...] = (*_COMMON, Env.ACTOR_HTTP_PORT)
+    keys: tuple[str, ...] = (*_COMMON, *_ACTOR_HOST, *_ONLY_BY.get(info.name, ()))
     if info.uses_llm:
         keys += _LLM
     if info.calls_commerce_apis:
@@ -105,9 +122,18 @@ def actor_keys(info: ActorInfo) -> tuple[str, ...]:
     return keys
 
 
-GATEWAY_KEYS: tuple[str, ...] = (*_COMMON, Env.CORS_ORIGINS, Env.REDIS_URL)
+GATEWAY_KEYS: tuple[str, ...] = (
+    *_COMMON,
+    Env.CORS_ORIGINS,
+    Env.REDIS_URL,
+    Env.REQUEST_TIMEOUT_S,
+    Env.CONVERSATION_DEADLINE_S,
+    Env.MAX_MESSAGE_CHARS,
+    Env.MAX_CONCURRENT_REQUESTS,
+    Env.RATE_LIMIT_REQUESTS,
+)
 HISTORY_KEYS: tuple[str, ...] = (*_COMMON, Env.ACTOR_HTTP_PORT)
-MOCKS_KEYS: tuple[str, ...] = (Env.LOG_FORMAT, Env.HOST)
+MOCKS_KEYS: tuple[str, ...] = (Env.LOG_FORMAT, Env.LOG_LEVEL, Env.HOST)
 
 
 def config_hash(data: Mapping[str, str]) -> str:

@@ -6,8 +6,10 @@ Called by actors.py, gateway.py, history.py and mocks.py.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
+from actormesh_operator.api.runtime import EnvVar
 from actormesh_operator.api.spec import ActorMesh
 from actormesh_operator.api.types import SecretKeyRef
 from actormesh_operator.builders import labels, names, pod_security
@@ -43,6 +45,14 @@ def http_probe(
 def secret_env(name: str, ref: SecretKeyRef) -> dict[str, Any]:
     """An env var from a Secret key; not optional, so a missing Secret stops the pod visibly."""
     return {"name": name, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}}
+
+
+def with_user_env(ours: list[dict[str, Any]], extra: Iterable[EnvVar]) -> list[dict[str, Any]]:
+    """The operator's env plus the spec's `env` escape hatch; a user entry replaces ours of that name
+    (one entry per name: server-side apply rejects duplicate keys in the env list-map)."""
+    user = [var.to_k8s() for var in extra]
+    names = {var["name"] for var in user}
+    return [var for var in ours if var["name"] not in names] + user
 
 
 def redis_password_env(mesh: ActorMesh) -> list[dict[str, Any]]:

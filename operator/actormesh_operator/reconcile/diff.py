@@ -192,3 +192,22 @@ def select_prunable(
         and controlled_by(obj, owner_uid)
         and not (obj.get("metadata") or {}).get("deletionTimestamp")
     ]
+
+
+def pending_changes(
+    desired: Iterable[Mapping[str, Any]],
+    live: Mapping[ChildKey, Mapping[str, Any]],
+    field_manager: str,
+    owner_uid: str,
+) -> list[str]:
+    """What a reconcile would do now, in words (`deployment demo-gateway (drifted at .spec.replicas)`,
+    `delete service demo-mocks`), without doing it: the Paused condition lists it."""
+    wanted = list(desired)
+    changes = []
+    for manifest in wanted:
+        body = with_hash(manifest)
+        reason = apply_reason(body, live.get(child_key(body)), field_manager)
+        if reason is not None:
+            changes.append(f"{describe(body)} ({reason})")
+    changes += [f"delete {describe(obj)}" for obj in select_prunable(list(live.values()), wanted, owner_uid)]
+    return changes

@@ -27,6 +27,7 @@ from typing import Any
 import kopf
 
 from actormesh_operator.api.schema import API_VERSION, GROUP, KIND, PLURAL, VERSION
+from actormesh_operator.api.spec import is_paused
 from actormesh_operator.builders.kinds import MANAGED_KINDS
 from actormesh_operator.builders.labels import MANAGED_BY_SELECTOR
 from actormesh_operator.reconcile import metrics
@@ -44,6 +45,24 @@ def controller_owner(body: Mapping[str, Any]) -> str | None:
         if ref.get("kind") == KIND and ref.get("apiVersion") == API_VERSION and ref.get("controller"):
             return str(ref.get("name"))
     return None
+
+
+def pause_changed(body: Mapping[str, Any]) -> bool:
+    """The paused annotation disagrees with the Paused condition: a reconcile must act on it.
+
+    kopf's update handler never sees this annotation: kopf ignores every annotation under its own
+    storage prefix (`actormesh.io/`) when it diffs a resource, so the pause is noticed here."""
+    meta = body.get("metadata") or {}
+    paused = is_paused(meta.get("annotations") or {})
+    reported = next(
+        (
+            c.get("status")
+            for c in (body.get("status") or {}).get("conditions") or []
+            if c.get("type") == "Paused"
+        ),
+        None,
+    )
+    return paused != (reported == "True")
 
 
 def configure_kopf(settings: kopf.OperatorSettings, ours: OperatorSettings) -> None:
@@ -123,6 +142,8 @@ def build_registry(
     async def track_phase(type: str | None, body: Any, name: str, namespace: str | None, **_: Any) -> None:
         phase = None if type == "DELETED" else (body.get("status") or {}).get("phase") or "Unknown"
         metrics.set_phase(namespace or "", name, phase)
+        if type not in (None, "DELETED") and pause_changed(body):
+            state.wake(namespace or "", name, "pause")
 
     _watch_children(registry, state, keda_available=keda_available)
     return registry

@@ -330,6 +330,40 @@ class KubeClient:
             body["metadata"] = {"resourceVersion": resource_version}
         return await self.request("PATCH", path, body=body, content_type=MERGE_PATCH)
 
+    async def watch_one(
+        self, resource: Resource, name: str, namespace: str, *, resource_version: str | None, timeout_s: int
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Watch events (`{type, object}`) of one object, by a `metadata.name` field selector.
+
+        Without `resource_version` the API server first sends the current object as ADDED. Ends when
+        the server closes the watch (after `timeout_s`); an expired `resource_version` raises 410."""
+        params = {
+            "watch": "true",
+            "fieldSelector": f"metadata.name={name}",
+            "timeoutSeconds": str(timeout_s),
+            "allowWatchBookmarks": "true",
+        }
+        if resource_version:
+            params["resourceVersion"] = resource_version
+        timeout = httpx.Timeout(10.0, read=timeout_s + 30.0)
+        async with self._http.stream(
+            "GET", resource.path(namespace), params=params, timeout=timeout
+        ) as response:
+            if not response.is_success:
+                await response.aread()
+                raise _api_error(response)
+            async for line in response.aiter_lines():
+                if line.strip():
+                    event = json.loads(line)
+                    if event.get("type") == "ERROR":
+                        status = event.get("object") or {}
+                        raise KubeApiError(
+                            int(status.get("code") or 500),
+                            str(status.get("reason")),
+                            str(status.get("message")),
+                        )
+                    yield event
+
     async def served(self, api_version: str, plural: str) -> bool:
         """Whether the API server serves `plural` in `api_version` (discovery; needs no RBAC rule)."""
         group = api_version.rpartition("/")[0]

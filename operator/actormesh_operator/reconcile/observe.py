@@ -10,7 +10,7 @@ install (a Role cannot grant cluster-scoped reads) detects KEDA the same way.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from actormesh_operator.api.observed import (
@@ -59,18 +59,25 @@ async def list_children(kube: KubeClient, mesh: ActorMesh, *, keda: bool) -> dic
     return live
 
 
-async def missing_secrets(kube: KubeClient, mesh: ActorMesh, refs: list[SecretRef]) -> list[MissingSecret]:
-    """Every referenced Secret (or key in it) that does not exist, with the spec field naming it.
+async def read_secrets(kube: KubeClient, namespace: str, names: Iterable[str]) -> dict[str, dict[str, str]]:
+    """The `data` of each named Secret that exists (absent ones are left out).
 
-    Only key names are looked at; the values are never logged or kept."""
+    The values are only ever hashed (builders/secret_hash.py) and their key names compared; they are
+    never logged or kept beyond the reconcile pass."""
+    found: dict[str, dict[str, str]] = {}
+    for name in sorted(set(names)):
+        with action(f"read secret {name}"):
+            secret = await kube.get(SECRETS, name, namespace)
+        if secret is not None:
+            found[name] = dict(secret.get("data") or {})
+    return found
+
+
+def missing_secrets(refs: list[SecretRef], secrets: Mapping[str, Mapping[str, str]]) -> list[MissingSecret]:
+    """Every referenced Secret (or key in it) that does not exist, with the spec field naming it."""
     missing: list[MissingSecret] = []
-    keys: dict[str, set[str] | None] = {}
     for ref in refs:
-        if ref.name not in keys:
-            with action(f"read secret {ref.name}"):
-                secret = await kube.get(SECRETS, ref.name, mesh.namespace)
-            keys[ref.name] = None if secret is None else set(secret.get("data") or {})
-        present = keys[ref.name]
+        present = secrets.get(ref.name)
         if present is None or ref.key not in present:
             missing.append(
                 MissingSecret(

@@ -45,8 +45,16 @@ PERMISSIONS: tuple[Permission, ...] = (
         "children's ownerReferences set blockOwnerDeletion (OwnerReferencesPermissionEnforcement)",
     ),
     *(Permission(kind.group, kind.plural, CHILD_VERBS, f"children: {kind.kind}") for kind in MANAGED_KINDS),
-    Permission("", "secrets", ("get",), "observe.missing_secrets checks referenced Secrets exist"),
-    Permission("", "events", ("create",), "kopf posts the Applied / Stalled Events"),
+    Permission(
+        "",
+        "secrets",
+        ("get", "watch"),
+        "get: observe.read_secrets checks referenced Secrets and hashes their values; watch: "
+        "secret_watch opens one watch per referenced Secret (fieldSelector metadata.name), never all",
+    ),
+    Permission(
+        "", "events", ("create",), "reconcile/events.py posts Applied, Paused, Resumed and stall Events"
+    ),
 )
 
 

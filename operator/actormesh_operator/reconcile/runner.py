@@ -23,18 +23,19 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 import kopf
 
 from actormesh_operator.api.observed import MissingSecret, ReconcileError
 from actormesh_operator.api.schema import API_VERSION, KIND, PLURAL
-from actormesh_operator.api.spec import ActorMesh
-from actormesh_operator.api.status import Reason
-from actormesh_operator.builders import build_children, referenced_secrets
+from actormesh_operator.api.spec import PAUSED_ANNOTATION, ActorMesh
+from actormesh_operator.api.status import ConditionType, Reason
+from actormesh_operator.builders import Manifest, build_children, referenced_secrets
+from actormesh_operator.builders.secret_hash import referenced_secret_names, with_secret_hashes
 from actormesh_operator.reconcile import metrics
 from actormesh_operator.reconcile.apply import ApplyOutcome, apply_children, prune_children
-from actormesh_operator.reconcile.diff import ChildKey
+from actormesh_operator.reconcile.diff import ChildKey, pending_changes
 from actormesh_operator.reconcile.errors import (
     Failure,
     MissingSecretError,
@@ -43,8 +44,15 @@ from actormesh_operator.reconcile.errors import (
     exhausted,
     to_kopf,
 )
+from actormesh_operator.reconcile.events import post_event
 from actormesh_operator.reconcile.kube import KubeApiError, KubeClient, Resource
-from actormesh_operator.reconcile.observe import KedaDetector, list_children, missing_secrets, observed_state
+from actormesh_operator.reconcile.observe import (
+    KedaDetector,
+    list_children,
+    missing_secrets,
+    observed_state,
+    read_secrets,
+)
 from actormesh_operator.settings import OperatorSettings
 from actormesh_operator.status import compute_status, invalid_spec_status, status_patch
 
@@ -71,11 +79,21 @@ class _Attempt:
 class MeshReconciler:
     """Reconciles meshes with one API client and one settings object; one instance per operator."""
 
-    def __init__(self, settings: OperatorSettings, kube: KubeClient) -> None:
+    def __init__(
+        self,
+        settings: OperatorSettings,
+        kube: KubeClient,
+        on_secrets: Callable[[str, str, set[str]], None] | None = None,
+    ) -> None:
         self.settings = settings
         self.kube = kube
+        self.on_secrets = on_secrets
+        """Told, after each pass, which Secrets a mesh's pods read (the Secret watches follow it)."""
         self._keda = KedaDetector()
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._paused: set[tuple[str, str]] = set()
+        """Meshes whose last successful pass was paused: a failed pass after the annotation is removed
+        writes Paused=False, and the Resumed Event must still follow the pass that restores them."""
         self._stalled: dict[tuple[str, str], str] = {}
         """Last Stalled message per mesh, so a resync of a stuck mesh does not repeat its Event."""
 
@@ -91,6 +109,7 @@ class MeshReconciler:
                 with action(f"read actormesh {name}"):
                     body = await self.kube.get(MESHES, name, namespace)
                 if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
+                    self._secrets_seen(namespace, name, set())  # nothing left to watch for it
                     return None  # gone or going: the garbage collector takes the children
                 attempt = _Attempt(body=body)
                 outcome = await self._pass(attempt)
@@ -100,19 +119,44 @@ class MeshReconciler:
                 metrics.DURATION.observe(time.monotonic() - started)
             metrics.RECONCILES.labels(trigger=trigger, result="success").inc()
             self._stalled.pop((namespace, name), None)
-            if outcome.changed:
-                _event(body, "Normal", "Applied", _summary(outcome))
+            await self._post_events((namespace, name), body, attempt.mesh, outcome)
             return None
+
+    async def _post_events(
+        self, key: tuple[str, str], body: Mapping[str, Any], mesh: ActorMesh | None, outcome: ApplyOutcome
+    ) -> None:
+        """`Paused` / `Resumed` on a pause transition, else `Applied` when something was written."""
+        was_paused = key in self._paused or _condition_status(body, ConditionType.PAUSED) == "True"
+        if mesh is not None and mesh.paused:
+            self._paused.add(key)
+            if not was_paused:
+                await self._event(
+                    body, "Normal", "Paused", f"{PAUSED_ANNOTATION} is true: children are no longer written"
+                )
+        elif was_paused:
+            self._paused.discard(key)
+            changed = _summary(outcome) if outcome.changed else "every child already matched the spec"
+            await self._event(body, "Normal", "Resumed", f"{PAUSED_ANNOTATION} removed; {changed}")
+        elif outcome.changed:
+            await self._event(body, "Normal", "Applied", _summary(outcome))
 
     async def _pass(self, attempt: _Attempt) -> ApplyOutcome:
         attempt.mesh = mesh = ActorMesh.from_body(attempt.body)
         attempt.keda = await self._keda.available(self.kube)
         attempt.live = await list_children(self.kube, mesh, keda=attempt.keda)
         attempt.listed = True
-        attempt.missing = await missing_secrets(self.kube, mesh, referenced_secrets(mesh))
+        built = build_children(mesh, self.settings, keda_available=attempt.keda)
+        refs = referenced_secrets(mesh)
+        names = referenced_secret_names(built) | {ref.name for ref in refs}
+        self._secrets_seen(mesh.namespace, mesh.name, names)
+        secrets = await read_secrets(self.kube, mesh.namespace, names)
+        desired = with_secret_hashes(built, secrets)
+        if mesh.paused:
+            await self._report_paused(attempt, mesh, desired)
+            return ApplyOutcome()
+        attempt.missing = missing_secrets(refs, secrets)
         if attempt.missing:
             raise MissingSecretError("; ".join(_missing_text(m, mesh.namespace) for m in attempt.missing))
-        desired = build_children(mesh, self.settings, keda_available=attempt.keda)
         outcome = ApplyOutcome()
         manager = self.settings.field_manager
         await apply_children(self.kube, desired, attempt.live, field_manager=manager, outcome=outcome)
@@ -120,6 +164,21 @@ class MeshReconciler:
         observed = observed_state(attempt.live, keda=attempt.keda, missing=[], applied=True)
         await self._write_status(attempt.body, mesh, observed)
         return outcome
+
+    def _secrets_seen(self, namespace: str, name: str, secrets: set[str]) -> None:
+        if self.on_secrets is not None:
+            self.on_secrets(namespace, name, secrets)
+
+    async def _event(self, body: Mapping[str, Any], kind: str, reason: str, message: str) -> None:
+        await post_event(self.kube, body, kind, reason, message, component=self.settings.field_manager)
+
+    async def _report_paused(self, attempt: _Attempt, mesh: ActorMesh, desired: list[Manifest]) -> None:
+        """Paused: read and report, write no child. The status lists what resuming would change."""
+        drift = pending_changes(desired, attempt.live, self.settings.field_manager, mesh.uid)
+        observed = observed_state(attempt.live, keda=attempt.keda, missing=[], applied=True)
+        await self._write_status(
+            attempt.body, mesh, observed.model_copy(update={"paused": True, "drift": drift})
+        )
 
     async def _failed(
         self, ref: str, attempt: _Attempt | None, exc: Exception, *, trigger: str, retry: int
@@ -164,7 +223,7 @@ class MeshReconciler:
         if stalled and self._stalled.get(key) != failure.message:
             self._stalled[key] = failure.message
             reason = failure.reason if failure.permanent else Reason.RETRIES_EXHAUSTED
-            _event(body, "Warning", reason.value, failure.message)
+            await self._event(body, "Warning", reason.value, failure.message)
 
     async def _write_status(self, body: Mapping[str, Any], mesh: ActorMesh, observed: Any) -> None:
         def build(current: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -213,6 +272,13 @@ class MeshReconciler:
         await self._update_status(body, build)
 
 
+def _condition_status(body: Mapping[str, Any], kind: ConditionType) -> str | None:
+    for entry in (body.get("status") or {}).get("conditions") or []:
+        if entry.get("type") == kind.value:
+            return str(entry.get("status"))
+    return None
+
+
 def _missing_text(missing: MissingSecret, namespace: str) -> str:
     what = f"has no key {missing.key!r}" if missing.secret_exists else "not found"
     return f"{missing.field}: Secret {namespace}/{missing.name} {what}"
@@ -226,11 +292,3 @@ def _summary(outcome: ApplyOutcome) -> str:
         parts.append(f"deleted {len(outcome.pruned)}: " + ", ".join(outcome.pruned))
     text = "; ".join(parts)
     return text if len(text) <= 1000 else text[:997] + "..."
-
-
-def _event(body: Mapping[str, Any], kind: str, reason: str, message: str) -> None:
-    """Post an Event on the mesh through kopf's queue (never blocks; dropped if kopf is not running)."""
-    try:
-        kopf.event(cast(kopf.Body, dict(body)), type=kind, reason=reason, message=message)
-    except LookupError:  # outside a kopf operator (unit tests): no event queue
-        logger.debug("event %s %s not posted: %s", kind, reason, message)

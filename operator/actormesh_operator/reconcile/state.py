@@ -18,6 +18,7 @@ import kopf
 from actormesh_operator.reconcile.kube import KubeClient, KubeCredentials
 from actormesh_operator.reconcile.queue import WakeupQueue
 from actormesh_operator.reconcile.runner import MESHES, MeshReconciler
+from actormesh_operator.reconcile.secret_watch import SecretWatches
 from actormesh_operator.settings import OperatorSettings
 
 logger = logging.getLogger(__name__)
@@ -35,12 +36,14 @@ class OperatorState:
         self.kube: KubeClient | None = None
         self.reconciler: MeshReconciler | None = None
         self.queue: WakeupQueue | None = None
+        self.secret_watches: SecretWatches | None = None
         self._resync: asyncio.Task[None] | None = None
         self._attempts: dict[tuple[str, str], int] = {}
 
     async def start(self) -> None:
         self.kube = KubeClient(self.creds)
-        self.reconciler = MeshReconciler(self.settings, self.kube)
+        self.secret_watches = SecretWatches(self.kube, self._wake_for_secret)
+        self.reconciler = MeshReconciler(self.settings, self.kube, on_secrets=self.secret_watches.update)
         self.queue = WakeupQueue(self._run_queued, debounce_s=CHILD_DEBOUNCE_S)
         self._resync = asyncio.create_task(self._resync_loop(), name="actormesh resync")
 
@@ -49,6 +52,8 @@ class OperatorState:
             self._resync.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._resync
+        if self.secret_watches is not None:
+            await self.secret_watches.close()
         if self.queue is not None:
             await self.queue.close()
         if self.kube is not None:
@@ -77,6 +82,9 @@ class OperatorState:
             return None
         self._attempts.pop(key, None)
         return None
+
+    def _wake_for_secret(self, namespace: str, name: str, trigger: str) -> None:
+        self.wake(namespace, name, trigger)
 
     def wake(self, namespace: str, name: str, trigger: str, *, delay: float | None = None) -> None:
         if self.queue is not None:

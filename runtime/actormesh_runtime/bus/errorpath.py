@@ -23,6 +23,9 @@ from actormesh_runtime.screening import redact
 
 from . import dlq
 from .publish import MSG_ID_HEADER, publish_to_current
+from .size import HEADER_ALLOWANCE, check_fits, max_payload, trimmed
+
+DLQ_EXCERPT_BYTES = 65536
 
 log = logging.getLogger(__name__)
 
@@ -48,15 +51,33 @@ def fallback_result(envelope: Envelope) -> FinalResult:
 
 
 async def _publish_fallback(nc: NATS, js: JetStreamContext, subjects: Subjects, envelope: Envelope) -> None:
+    envelope = trimmed(envelope)
     result = fallback_result(envelope)
     if envelope.reply.result_subject:
         await nc.publish(envelope.reply.result_subject, result.model_dump_json().encode())
-    event = history_event(envelope, result)
+    event = history_event(envelope, result).model_dump_json().encode()
+    check_fits(js, event, "history event")
     await js.publish(
         subjects.history_events,
-        event.model_dump_json().encode(),
+        event,
         stream=subjects.stream,
         headers={MSG_ID_HEADER: f"{envelope.message_id}:history:fallback"},
+    )
+
+
+def _fitting(js: JetStreamContext, record: dlq.DeadLetter) -> dlq.DeadLetter:
+    """The record, or — when the envelope makes it too large for the bus — the record with the
+    envelope's start kept as text instead (not replayable, but the reason and the message id stay)."""
+    payload = record.model_dump_json().encode()
+    if len(payload) <= max_payload(js) - HEADER_ALLOWANCE:
+        return record
+    raw = payload[:DLQ_EXCERPT_BYTES].decode("utf-8", errors="replace")
+    return record.model_copy(
+        update={
+            "envelope": None,
+            "raw": redact(raw),
+            "reason": f"{record.reason} (envelope too large to keep)",
+        }
     )
 
 
@@ -80,7 +101,8 @@ async def take_error_path(
         message_id=envelope.message_id,
         envelope=envelope,
     )
-    await dlq.store(js, subjects, record, dedup_key=dedup_key)
+    await dlq.store(js, subjects, _fitting(js, record), dedup_key=dedup_key)
+    envelope = trimmed(envelope)
     metrics.DEAD_LETTERED.labels(error.actor.value).inc()
     log.warning(
         "dead-lettered",

@@ -34,6 +34,7 @@ from actormesh_runtime.settings import RuntimeSettings
 from .connection import ensure_consumer
 from .errorpath import dead_letter_garbage, take_error_path
 from .publish import publish_progress, publish_to_current
+from .size import TooLarge, check_fits
 
 log = logging.getLogger(__name__)
 
@@ -205,6 +206,11 @@ class ActorHost:
             return
         except Exception as exc:  # TransientError, timeouts, bugs: retried until deliveries run out
             await self._retry_or_fail(msg, envelope, exc, started=started, key=key)
+            return
+        try:
+            check_fits(self.js, envelope.to_bytes(), "envelope")
+        except TooLarge as exc:  # grown past the bus's limit: it can never move on as it is
+            await self._fail(msg, envelope, _describe(exc), permanent=True, started=started, key=key)
             return
         await self._forward(msg, envelope, started)
 

@@ -18,16 +18,20 @@ from nats.js.api import PubAck
 from actormesh_runtime.catalog import ActorName, Subjects
 from actormesh_runtime.envelope import Envelope, ProgressEvent
 
+from .size import check_fits
+
 log = logging.getLogger(__name__)
 
 MSG_ID_HEADER = "Nats-Msg-Id"
 
 
 async def publish_to_current(js: JetStreamContext, subjects: Subjects, envelope: Envelope) -> PubAck:
-    """Acked publish of `envelope` to the inbox of its current step."""
+    """Acked publish of `envelope` to the inbox of its current step (`TooLarge` if it cannot fit)."""
+    payload = envelope.to_bytes()
+    check_fits(js, payload, f"envelope for {envelope.slip.current.value}")
     return await js.publish(
         subjects.actor(envelope.slip.current),
-        envelope.to_bytes(),
+        payload,
         stream=subjects.stream,
         headers={MSG_ID_HEADER: envelope.dedup_id()},
     )
@@ -71,7 +75,9 @@ class BusPublisher:
         self._js = js
 
     async def publish_core(self, subject: str, payload: bytes) -> None:
+        check_fits(self._nc, payload, f"message to {subject}")
         await self._nc.publish(subject, payload)
 
     async def publish_stream(self, subject: str, payload: bytes, *, msg_id: str) -> None:
+        check_fits(self._nc, payload, f"message to {subject}")
         await self._js.publish(subject, payload, headers={MSG_ID_HEADER: msg_id})

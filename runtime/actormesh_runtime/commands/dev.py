@@ -34,14 +34,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-v", "--verbose", action="store_true", help="log every request and hop (INFO)")
 
 
+DEV_LIMITS: dict[str, int] = {"rate_limit_requests": 6000, "max_concurrent_requests": 1000}
+"""One person on their own machine (and scripts they run against it) should never meet a limit;
+set RATE_LIMIT_REQUESTS / MAX_CONCURRENT_REQUESTS to try the production ones."""
+
+
 def _settings(args: argparse.Namespace) -> RuntimeSettings:
     from actormesh_runtime.commands.options import settings_from
 
     # --nats-url is not a settings override here: LocalMesh uses it instead of starting nats-server.
     options = {"host": "host", "port": "port", "redis_url": "redis_url", "mesh": "mesh_name"}
-    if args.data_dir is None:
-        return settings_from(args, options)
-    return settings_from(args, options, sqlite_db_path=str(args.data_dir / "conversations.db"))
+    fixed = {} if args.data_dir is None else {"sqlite_db_path": str(args.data_dir / "conversations.db")}
+    settings = settings_from(args, options, **fixed)
+    generous = {k: v for k, v in DEV_LIMITS.items() if k not in settings.model_fields_set}
+    return settings.model_copy(update=generous)
 
 
 def banner(url: str, mesh: object) -> str:

@@ -33,7 +33,11 @@ async def serve(settings: RuntimeSettings) -> int:
     install_stop_signals(stop)
     graceful = int(settings.request_timeout_s) + 5  # a rolling update lets waiting chats finish
     server = GatewayServer(
-        create_app(settings), host=settings.host, port=settings.port, graceful_shutdown_s=graceful
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        graceful_shutdown_s=graceful,
+        header_read_timeout_s=settings.header_read_timeout_s,
     )
     async with server:
         print(f"ActorMesh gateway on {server.url} (chat widget: {server.url}/widget)", flush=True)

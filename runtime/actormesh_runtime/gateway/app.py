@@ -17,12 +17,16 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from nats.aio.client import Client as NATS
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from actormesh_runtime.gateway import chat, health, history_api, ws
+from actormesh_runtime.gateway.admission import Admission, BodyReadTimeout, subject_with_secret
 from actormesh_runtime.gateway.auth import AuthError
 from actormesh_runtime.gateway.limits import BodySizeLimit, body_limit
 from actormesh_runtime.gateway.metrics import REQUEST_ID, ObservabilityMiddleware, install_log_filter
 from actormesh_runtime.gateway.models import ErrorBody, MessageTooLong, describe, field_errors
+from actormesh_runtime.gateway.openapi import truthful_openapi
+from actormesh_runtime.gateway.ratelimit import RateLimiter
 from actormesh_runtime.gateway.service import Gateway, Unavailable
 from actormesh_runtime.history.protocol import HistoryUnavailable
 from actormesh_runtime.settings import RuntimeSettings
@@ -39,6 +43,7 @@ def create_app(
 ) -> FastAPI:
     """The application; NATS is connected by its lifespan (or `nc` is used, and not closed)."""
     gateway = Gateway(settings, nc=nc, instance_id=instance_id)
+    limiter = rate_limiter(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -48,6 +53,7 @@ def create_app(
             yield
         finally:
             await gateway.stop()
+            await limiter.close()
 
     app = FastAPI(
         title="ActorMesh gateway",
@@ -56,7 +62,16 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.gateway = gateway
-    app.add_middleware(BodySizeLimit, max_bytes=body_limit(settings.max_message_chars))
+    app.openapi = truthful_openapi(app, settings)  # type: ignore[method-assign]
+    max_body = body_limit(settings.max_message_chars)
+    app.add_middleware(BodySizeLimit, max_bytes=max_body)
+    app.add_middleware(BodyReadTimeout, timeout_s=settings.body_read_timeout_s, max_bytes=max_body)
+    app.add_middleware(
+        Admission,
+        limiter=limiter,
+        max_concurrent=settings.max_concurrent_requests,
+        subject_of=subject_with_secret(settings.jwt_secret),
+    )
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -73,6 +88,17 @@ def create_app(
     return app
 
 
+def rate_limiter(settings: RuntimeSettings) -> RateLimiter:
+    """Buckets in Redis when REDIS_URL is set (shared by the replicas), else in this process."""
+    redis = None
+    if settings.redis_url and settings.rate_limit_requests:
+        from actormesh_runtime.storage.stores import redis_client
+
+        redis = redis_client(settings.redis_url, settings.redis_password, timeout_s=0.25)
+    prefix = f"actormesh:{settings.mesh_name}:ratelimit:"
+    return RateLimiter(settings.rate_limit_requests, redis=redis, prefix=prefix)
+
+
 def _error(status: int, error: str, detail: str, **extra: object) -> JSONResponse:
     extra.setdefault("request_id", REQUEST_ID.get())
     body = ErrorBody.model_validate({"error": error, "detail": detail, **extra})
@@ -81,6 +107,19 @@ def _error(status: int, error: str, detail: str, **extra: object) -> JSONRespons
 
 
 def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # Raised by the framework itself: unknown route (404), wrong method (405), and a body it
+        # could not even decode (400, e.g. not UTF-8) — reported like malformed JSON, on `body`.
+        if exc.status_code == 400:
+            problem = "not valid JSON text (UTF-8)"
+            return _error(
+                422, "validation_error", f"body: {problem}", fields=[{"field": "body", "message": problem}]
+            )
+        response = _error(exc.status_code, "http_error", str(exc.detail))
+        response.headers.update(exc.headers or {})
+        return response
+
     @app.exception_handler(RequestValidationError)
     async def on_validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         fields = field_errors(list(exc.errors()))

@@ -13,9 +13,21 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+# The patterns are also the OpenAPI schema's (gateway/openapi.py), so they keep to what ECMA and
+# Python regexes read alike, and are applied with fullmatch (Python's `$` would accept a final "\n").
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-EMAIL_RE = re.compile(rf"^[A-Za-z0-9.!#$%&'*+/=?^_`{{|}}~-]+@{_LABEL}(?:\.{_LABEL})+$")
+_ADDRESS = rf"[A-Za-z0-9.!#$%&'*+/=?^_`{{|}}~-]+@{_LABEL}(?:\.{_LABEL})+"
+EMAIL_RE = re.compile(_ADDRESS)
 SESSION_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+BLANKS = " \t\n\r\f\v"
+"""What counts as blank around an email and in an empty message: ASCII whitespace only, the same
+set in the schema's patterns as in the checks (Unicode "whitespace" differs between regex engines)."""
+EMAIL_MAX_CHARS = 254
+SCHEMA_PATTERNS: dict[str, str] = {
+    "message": f"[^{BLANKS}]",
+    "customer_email": f"^[{BLANKS}]*{_ADDRESS}[{BLANKS}]*$",
+    "session_id": SESSION_RE.pattern,
+}
 
 
 def new_session_id() -> str:
@@ -23,8 +35,10 @@ def new_session_id() -> str:
 
 
 def normalize_email(value: str) -> str:
-    value = value.strip().lower()
-    if len(value) > 254 or not EMAIL_RE.match(value):
+    if len(value) > EMAIL_MAX_CHARS:
+        raise ValueError("not a valid email address")
+    value = value.strip(BLANKS).lower()
+    if not EMAIL_RE.fullmatch(value):
         raise ValueError("not a valid email address")
     return value
 
@@ -34,14 +48,24 @@ class ChatRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    message: str = Field(description="The customer's message (1..MAX_MESSAGE_CHARS characters).")
-    customer_email: str = Field(description="Who is asking; must equal the token's `sub` when auth is on.")
-    session_id: str | None = Field(None, description="Groups turns into a conversation; generated if absent.")
+    message: str = Field(
+        description="The customer's message (1..MAX_MESSAGE_CHARS characters, not only blanks).",
+        json_schema_extra={"minLength": 1, "pattern": SCHEMA_PATTERNS["message"]},
+    )
+    customer_email: str = Field(
+        description="Who is asking; must equal the token's `sub` when auth is on.",
+        json_schema_extra={"maxLength": EMAIL_MAX_CHARS, "pattern": SCHEMA_PATTERNS["customer_email"]},
+    )
+    session_id: str | None = Field(
+        None,
+        description="Groups turns into a conversation; generated if absent.",
+        json_schema_extra={"pattern": SCHEMA_PATTERNS["session_id"], "maxLength": 128},
+    )
 
     @field_validator("message")
     @classmethod
     def _not_blank(cls, value: str) -> str:
-        if not value.strip():
+        if not value.strip(BLANKS):
             raise ValueError("message must not be empty")
         return value
 
@@ -53,7 +77,7 @@ class ChatRequest(BaseModel):
     @field_validator("session_id")
     @classmethod
     def _session(cls, value: str | None) -> str | None:
-        if value is not None and not SESSION_RE.match(value):
+        if value is not None and not SESSION_RE.fullmatch(value):
             raise ValueError("session_id must be 1-128 characters of letters, digits, '_', '.', ':' or '-'")
         return value
 
@@ -87,6 +111,7 @@ class ErrorBody(BaseModel):
     message_id: str | None = None
     session_id: str | None = None
     request_id: str | None = None
+    limit: str | None = Field(None, description="The setting whose limit refused the request (429/503/408).")
 
 
 def field_errors(exc: ValidationError | list[dict[str, Any]]) -> list[FieldError]:

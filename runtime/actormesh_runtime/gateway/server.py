@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import uvicorn
 from fastapi import FastAPI
 
+from actormesh_runtime.gateway.slowclients import header_deadline_protocol
 from actormesh_runtime.net import bind_tcp
 
 GRACEFUL_SHUTDOWN_S = 5
@@ -39,6 +40,7 @@ class GatewayServer:
         port: int = 0,
         log_level: str = "warning",
         graceful_shutdown_s: int = GRACEFUL_SHUTDOWN_S,
+        header_read_timeout_s: float = 0.0,
     ) -> None:
         self.graceful_shutdown_s = graceful_shutdown_s
         config = uvicorn.Config(
@@ -54,6 +56,7 @@ class GatewayServer:
             timeout_graceful_shutdown=graceful_shutdown_s,
             ws_ping_interval=20.0,
             ws_ping_timeout=20.0,
+            http=header_deadline_protocol(header_read_timeout_s),
         )
         self.host = host
         self.requested_port = port

@@ -32,6 +32,7 @@ from actormesh_runtime.storage.session import SessionStore, open_session_store
 log = logging.getLogger(__name__)
 
 RECONNECT_PAUSE_S = 1.0
+HISTORY_CHECK_S = 5.0
 
 
 class Unavailable(Exception):
@@ -173,8 +174,33 @@ class Gateway:
         return Submitted(envelope, pending)
 
     async def wait(self, submitted: Submitted) -> FinalResult:
-        """The result within REQUEST_TIMEOUT_S, else `TimeoutError` (the result is kept when it comes)."""
-        return await self.replies.wait(submitted.pending, self.settings.request_timeout_s)
+        """The result within REQUEST_TIMEOUT_S, else `TimeoutError` (the result is kept when it comes).
+
+        Every `HISTORY_CHECK_S` without a reply it also asks the history store: a result published
+        while this replica was reconnecting to NATS reached nobody (results are core NATS), but the
+        aggregator's history event is in JetStream and gets stored (found by `make soak`).
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.request_timeout_s
+        pending = submitted.pending
+        while deadline - loop.time() > HISTORY_CHECK_S:
+            done, _ = await asyncio.wait({pending.future}, timeout=HISTORY_CHECK_S)
+            if done:
+                break
+            stored = await self._stored_result(pending.message_id)
+            if stored is not None:
+                self.replies.forget(pending.message_id)
+                return stored
+        return await self.replies.wait(pending, max(0.0, deadline - loop.time()))
+
+    async def _stored_result(self, message_id: str) -> FinalResult | None:
+        if self.history is None:
+            return None
+        try:
+            found = await self.history.result(message_id)
+        except Exception:  # history unavailable: the reply may still come
+            return None
+        return found[0] if found is not None else None
 
     # ------------------------------------------------------------ reads
 

@@ -33,6 +33,7 @@ from actormesh_runtime.gateway.models import (
     new_session_id,
 )
 from actormesh_runtime.gateway.service import Gateway, Submitted, Unavailable
+from actormesh_runtime.gateway.ws_limits import IDLE_CLOSE_CODE, SocketLimits
 
 router = APIRouter()
 log = logging.getLogger(__name__)
@@ -84,6 +85,8 @@ class ChatSocket:
         self._send_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
         self._open = True
+        settings = gateway.settings
+        self.limits = SocketLimits(settings.ws_messages_per_minute, settings.ws_idle_timeout_s)
 
     async def send(self, kind: str, data: dict[str, Any]) -> None:
         if not self._open:
@@ -111,7 +114,10 @@ class ChatSocket:
         )
         try:
             while self._open:
-                frame = await self.ws.receive()
+                frame = await self.limits.next_frame(self.ws.receive, busy=lambda: bool(self._tasks))
+                if frame is None:
+                    await self.ws.close(code=IDLE_CLOSE_CODE, reason="idle timeout")
+                    break
                 if frame["type"] == "websocket.disconnect":
                     break
                 await self._on_frame(frame.get("text"), frame.get("bytes"))
@@ -124,6 +130,10 @@ class ChatSocket:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _on_frame(self, text: str | None, raw: bytes | None) -> None:
+        refusal = self.limits.refusal()
+        if refusal is not None:
+            await self.error(**refusal)
+            return
         if text is None:
             await self.error("binary frames are not supported; send JSON text frames")
             return

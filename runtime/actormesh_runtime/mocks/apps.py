@@ -3,7 +3,9 @@
 Built by `build_apps(state)`; served by mocks.server (in-process) or `actormesh mocks`. Mutating
 endpoints honour `Idempotency-Key`: a repeated key returns the stored reply (header
 `Idempotent-Replayed: true`) without a second effect; the same key with a different request → 422.
-`POST /_test/reset` on any app restores the demo data (tests only; disable with `test_endpoints=False`).
+`POST /_test/reset` on any app restores the demo data and `GET /_test/state` shows every effect the
+APIs applied (records, idempotency replies, order statuses): the soak (`soak/`) reads it to prove each
+side effect happened exactly once. Tests only; disable both with `test_endpoints=False`.
 """
 
 from __future__ import annotations
@@ -61,6 +63,10 @@ def _new_app(title: str, state: MockState, test_endpoints: bool) -> FastAPI:
         async def reset() -> dict[str, str]:
             state.reset()
             return {"status": "reset"}
+
+        @app.get("/_test/state", include_in_schema=False)
+        async def effects() -> dict[str, Any]:
+            return state.snapshot()
 
     return app
 

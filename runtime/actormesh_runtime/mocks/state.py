@@ -94,6 +94,15 @@ class MockState:
         self.effects = 0
         self._counter = 0
 
+    def snapshot(self) -> dict[str, Any]:
+        """Every effect applied so far, for checks from outside the process (`GET /_test/state`)."""
+        return {
+            "effects": self.effects,
+            "records": list(self.records.values()),
+            "idempotency": {key: reply.status_code for key, reply in self.idempotency.replies.items()},
+            "orders": {oid: order.status for oid, order in self.data.orders.items()},
+        }
+
     # ------------------------------------------------------------ reads
 
     def customer_by_email(self, email: str) -> dict[str, Any]:

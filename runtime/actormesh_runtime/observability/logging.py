@@ -63,3 +63,5 @@ def configure_logging(settings: RuntimeSettings, *, level: str | None = None) ->
     root.setLevel((level or settings.log_level).upper())
     for name in _QUIET:
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
+    for line in settings.startup_warnings():
+        logging.getLogger("actormesh_runtime.settings").warning(line)

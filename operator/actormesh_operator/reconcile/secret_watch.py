@@ -1,0 +1,125 @@
+"""Watches on exactly the Secrets the meshes' pods read, so a rotated value rolls them within seconds.
+
+Created by `state.OperatorState`; the runner reports after every pass which Secrets a mesh reads
+(`update`), and this module keeps one watch per referenced Secret — `GET .../secrets?watch=true&
+fieldSelector=metadata.name=<name>` in the mesh's namespace — never a list or watch of all Secrets.
+When a Secret's data changes (or it appears or goes), every mesh reading it is woken; the reconcile then
+re-reads it and the changed `actormesh.io/secret-hash` rolls exactly the pods using it
+(builders/secret_hash.py). Only a digest of the data is kept here, never the values.
+
+Why watches and not a kopf handler: kopf watches a whole resource kind (label selectors only), which
+for Secrets would mean every Secret of every namespace; user Secrets carry no label we could select on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from actormesh_operator.reconcile.kube import KubeApiError, KubeClient
+from actormesh_operator.reconcile.observe import SECRETS
+
+logger = logging.getLogger(__name__)
+
+WATCH_TIMEOUT_S = 270
+"""Server-side watch timeout; the watch then resumes from the last resourceVersion."""
+RETRY_S = 5.0
+"""Pause after a failed watch (API server away) before the next attempt."""
+
+_UNKNOWN = "unknown"
+
+
+def data_digest(secret: Mapping[str, Any] | None) -> str | None:
+    """A digest of a Secret's data (None: the Secret does not exist)."""
+    if secret is None:
+        return None
+    data = dict(sorted((secret.get("data") or {}).items()))
+    return hashlib.sha256(json.dumps(data, separators=(",", ":")).encode()).hexdigest()
+
+
+class SecretWatches:
+    """One watch task per (namespace, Secret) that some mesh reads; wakes those meshes on a change."""
+
+    def __init__(
+        self,
+        kube: KubeClient,
+        wake: Callable[[str, str, str], None],
+        *,
+        timeout_s: int = WATCH_TIMEOUT_S,
+        retry_s: float = RETRY_S,
+    ) -> None:
+        self._kube = kube
+        self._wake = wake
+        self._timeout_s = timeout_s
+        self._retry_s = retry_s
+        self._reads: dict[tuple[str, str], frozenset[str]] = {}
+        """(namespace, mesh) → the Secrets its pods read."""
+        self._tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
+        """(namespace, Secret) → its watch."""
+
+    @property
+    def watched(self) -> set[tuple[str, str]]:
+        return set(self._tasks)
+
+    def update(self, namespace: str, mesh: str, secrets: set[str]) -> None:
+        """The Secrets `mesh` reads now (empty: none, or the mesh is gone); watches follow."""
+        key = (namespace, mesh)
+        if secrets:
+            self._reads[key] = frozenset(secrets)
+        else:
+            self._reads.pop(key, None)
+        wanted = {(ns, name) for (ns, _), names in self._reads.items() for name in names}
+        for target in wanted - set(self._tasks):
+            self._tasks[target] = asyncio.create_task(self._watch(*target), name=f"watch secret {target}")
+        for target in set(self._tasks) - wanted:
+            self._tasks.pop(target).cancel()
+
+    def readers(self, namespace: str, secret: str) -> list[str]:
+        return sorted(
+            mesh for (ns, mesh), names in self._reads.items() if ns == namespace and secret in names
+        )
+
+    async def close(self) -> None:
+        tasks = list(self._tasks.values())
+        self._tasks.clear()
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _watch(self, namespace: str, name: str) -> None:
+        # Unknown at first: the first event (the current object, or its creation) wakes the readers
+        # once, which costs a no-op reconcile but never misses a change made before the watch began.
+        digest: str | None = _UNKNOWN
+        version: str | None = None
+        while True:
+            try:
+                async for event in self._kube.watch_one(
+                    SECRETS, name, namespace, resource_version=version, timeout_s=self._timeout_s
+                ):
+                    obj = event.get("object") or {}
+                    version = (obj.get("metadata") or {}).get("resourceVersion") or version
+                    if event.get("type") == "BOOKMARK":
+                        continue
+                    new = None if event.get("type") == "DELETED" else data_digest(obj)
+                    if new != digest:
+                        digest = new
+                        for mesh in self.readers(namespace, name):
+                            self._wake(namespace, mesh, "secret")
+            except asyncio.CancelledError:
+                raise
+            except KubeApiError as exc:
+                if exc.status == 410:  # resourceVersion too old: start over from the current object
+                    version = None
+                    continue
+                logger.warning("watch of secret %s/%s failed: %s", namespace, name, exc)
+                await asyncio.sleep(self._retry_s)
+            except Exception as exc:  # connection dropped, API server restarting: retry
+                logger.info("watch of secret %s/%s interrupted: %s", namespace, name, exc)
+                await asyncio.sleep(self._retry_s)

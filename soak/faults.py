@@ -1,0 +1,145 @@
+"""The seeded fault injector: one fault at a time, at random moments, every one logged.
+
+Kinds, drawn from a shuffled bag so each comes up equally often:
+- `actor_kill`: SIGKILL one random actor replica (mid-message, like an OOM kill), or now and then
+  both replicas of one actor at once, start them again;
+- `nats_restart`: SIGKILL nats-server, start it again on the same port and the same file store;
+- `redis_stop`: take Redis away for a while: every other time SIGKILL and a restart (empty, as a
+  cache restarts), otherwise SIGSTOP and SIGCONT (a hung Redis: connections stay open, nothing answers);
+- `history_kill`: SIGKILL the history service (the single SQLite writer), start it again.
+Faults are spread over the chaos phase by conversation count, not by time: fault i of k is due when
+conversation `calm + (i + U(0.2, 0.8)) * (n - calm) / k` starts, so every fault lands among the
+conversations on a fast machine and a slow one alike. The same seed gives the same kinds, targets,
+downtimes and positions; the log says exactly what happened and when.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .layout import Mesh
+from .procs import Child
+
+KINDS = ("actor_kill", "nats_restart", "redis_stop", "history_kill")
+
+
+@dataclass
+class Fault:
+    kind: str
+    target: str
+    at: float
+    """Seconds since the soak's traffic started."""
+    down_s: float
+    recovered_s: float | None = None
+    """Seconds from the kill until the restarted process was ready again."""
+
+
+@dataclass
+class FaultInjector:
+    mesh: Mesh
+    seed: int
+    per_kind: int
+    """Stop after this many faults of each kind."""
+    log: list[Fault] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+
+    def _bag(self) -> list[str]:
+        kinds = [k for k in KINDS for _ in range(self.per_kind)]
+        self.rng.shuffle(kinds)
+        return kinds
+
+    def positions(self, calm: int, n: int) -> list[int]:
+        """The conversation at whose start each fault is due (one per fault, ascending)."""
+        count = self.per_kind * len(KINDS)
+        span = (n - calm) / max(1, count)
+        return [int(calm + (i + self.rng.uniform(0.2, 0.8)) * span) for i in range(count)]
+
+    async def run(
+        self, t0: float, started: Callable[[], int], calm: int, n: int, stop: asyncio.Event
+    ) -> None:
+        """Inject each fault when its conversation has started; each is fully recovered before the next."""
+        kinds = self._bag()
+        for kind, due in zip(kinds, self.positions(calm, n), strict=True):
+            while started() < due:
+                if stop.is_set():
+                    return
+                await asyncio.sleep(0.05)
+            await self._inject(kind, t0)
+
+    async def _inject(self, kind: str, t0: float) -> None:
+        mesh = self.mesh
+        if kind == "actor_kill":
+            child = self.rng.choice(mesh.actors)
+            down = self.rng.uniform(0.2, 2.0)
+            if self.rng.random() < 0.25:
+                await self._kill_actor_entirely(child, down, t0)
+                return
+        elif kind == "redis_stop" and sum(f.kind == "redis_stop" for f in self.log) % 2 == 1:
+            await self._freeze_redis(self.rng.uniform(3.0, 8.0), t0)
+            return
+        elif kind == "nats_restart":
+            child, down = mesh.nats, self.rng.uniform(0.5, 3.0)
+        elif kind == "redis_stop":
+            child, down = mesh.redis, self.rng.uniform(3.0, 8.0)
+        else:
+            child, down = mesh.history, self.rng.uniform(0.5, 3.0)
+        fault = Fault(kind, child.name, round(time.perf_counter() - t0, 3), round(down, 2))
+        self.log.append(fault)
+        print(f"soak: fault t={fault.at:.1f}s {kind} {child.name} down {down:.1f}s", flush=True)
+        killed = time.perf_counter()
+        child.kill()
+        await asyncio.sleep(down)
+        child.start()
+        await self._wait_back(child)
+        fault.recovered_s = round(time.perf_counter() - killed, 2)
+
+    async def _kill_actor_entirely(self, child: Child, down: float, t0: float) -> None:
+        """Both replicas of one actor: its messages wait in the stream until one is back."""
+        actor = child.name.rsplit("-", 1)[0]
+        replicas = [a for a in self.mesh.actors if a.name.rsplit("-", 1)[0] == actor]
+        fault = Fault("actor_kill", f"{actor}-*", round(time.perf_counter() - t0, 3), round(down, 2))
+        self.log.append(fault)
+        print(
+            f"soak: fault t={fault.at:.1f}s actor_kill {actor} (every replica) down {down:.1f}s", flush=True
+        )
+        killed = time.perf_counter()
+        for replica in replicas:
+            replica.kill()
+        await asyncio.sleep(down)
+        for replica in replicas:
+            replica.start()
+        await self.mesh.wait_ready()
+        fault.recovered_s = round(time.perf_counter() - killed, 2)
+
+    async def _freeze_redis(self, down: float, t0: float) -> None:
+        redis = self.mesh.redis
+        fault = Fault(
+            "redis_stop", "redis-server (SIGSTOP)", round(time.perf_counter() - t0, 3), round(down, 2)
+        )
+        self.log.append(fault)
+        print(
+            f"soak: fault t={fault.at:.1f}s redis_stop redis-server frozen (SIGSTOP) {down:.1f}s", flush=True
+        )
+        frozen = time.perf_counter()
+        redis.pause()
+        try:
+            await asyncio.sleep(down)
+        finally:
+            redis.resume()
+        fault.recovered_s = round(time.perf_counter() - frozen, 2)
+
+    async def _wait_back(self, child: Child) -> None:
+        mesh = self.mesh
+        if child is mesh.nats:
+            await mesh.wait_tcp(mesh.layout.nats_port, child)
+            await mesh.wait_ready()  # every client reconnected and re-bound
+        elif child is mesh.redis:
+            await mesh.wait_tcp(mesh.layout.redis_port, child)
+        else:
+            await mesh.wait_ready()

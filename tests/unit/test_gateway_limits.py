@@ -1,0 +1,194 @@
+"""Gateway limits without sockets: token-bucket arithmetic, who the principal is, and the 429/503/408
+answers (status, Retry-After, a body naming the limit, a metric per refusal) through the ASGI app."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+import pytest
+from starlette.types import Message, Receive, Scope, Send
+
+from actormesh_runtime.gateway.admission import (
+    REJECTED,
+    Admission,
+    BodyReadTimeout,
+    principal_key,
+    subject_with_secret,
+)
+from actormesh_runtime.gateway.app import create_app
+from actormesh_runtime.gateway.auth import mint_token
+from actormesh_runtime.gateway.ratelimit import LocalBuckets, RateLimiter
+from actormesh_runtime.settings import RuntimeSettings
+
+SECRET = "s" * 40
+JOHN = "john.doe@example.com"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_bucket_allows_a_minutes_burst_then_exactly_the_rate() -> None:
+    clock = Clock()
+    buckets = LocalBuckets(capacity=60, per_s=1.0, clock=clock)
+
+    assert [buckets.take("a") for _ in range(60)] == [0.0] * 60
+    assert buckets.take("a") == pytest.approx(1.0)  # empty: one token a second
+    assert buckets.take("b") == 0.0, "another principal has its own bucket"
+    clock.now += 0.5
+    assert buckets.take("a") == pytest.approx(0.5)
+    clock.now += 0.5
+    assert buckets.take("a") == 0.0
+    clock.now += 3600
+    assert [buckets.take("a") for _ in range(61)].count(0.0) == 60, "refill stops at the capacity"
+
+
+async def test_a_limiter_set_to_zero_is_off() -> None:
+    limiter = RateLimiter(0)
+    verdicts = [await limiter.check("addr:1.2.3.4") for _ in range(1000)]
+    assert all(v.allowed and v.backend == "off" for v in verdicts)
+
+
+async def test_without_redis_the_limit_is_per_replica() -> None:
+    limiter = RateLimiter(2, clock=Clock())
+    verdicts = [await limiter.check("sub:x") for _ in range(3)]
+    assert [v.allowed for v in verdicts] == [True, True, False]
+    assert verdicts[2].backend == "local"
+    assert verdicts[2].retry_after_header == "30"  # 2/min: the next token in 30 s
+
+
+def _scope(kind: str = "http", headers: dict[str, str] | None = None, query: str = "") -> Scope:
+    raw = [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    return {"type": kind, "headers": raw, "client": ("198.18.0.7", 5555), "query_string": query.encode()}
+
+
+@pytest.mark.parametrize(
+    ("scope", "secret", "expected"),
+    [
+        pytest.param(_scope(), SECRET, "addr:198.18.0.7", id="no-token"),
+        pytest.param(_scope(headers={"Authorization": f"Bearer {mint_token(SECRET, JOHN)}"}), SECRET,
+                     f"sub:{JOHN}", id="verified-subject"),
+        pytest.param(_scope(headers={"Authorization": f"Bearer {mint_token('x' * 40, JOHN)}"}), SECRET,
+                     "addr:198.18.0.7", id="forged-token-counts-as-none"),
+        pytest.param(_scope(headers={"Authorization": f"Bearer {mint_token(SECRET, JOHN)}"}), None,
+                     "addr:198.18.0.7", id="auth-off"),
+        pytest.param(_scope("websocket", query=f"session_id=a&token={mint_token(SECRET, JOHN)}"), SECRET,
+                     f"sub:{JOHN}", id="websocket-query-token"),
+    ],
+)  # fmt: skip
+def test_the_principal_is_the_verified_subject_else_the_address(
+    scope: Scope, secret: str | None, expected: str
+) -> None:
+    assert principal_key(scope, subject_with_secret(secret)) == expected
+
+
+def _client(**settings: Any) -> httpx.AsyncClient:
+    app = create_app(RuntimeSettings(nats_url="nats://127.0.0.1:1", gateway_anonymous=True, **settings))
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False, client=("198.18.0.9", 1234))
+    return httpx.AsyncClient(transport=transport, base_url="http://gateway")
+
+
+def _rejected(limit: str) -> float:
+    return REJECTED.labels(limit)._value.get()
+
+
+async def test_over_the_rate_a_client_gets_429_naming_the_limit_and_probes_stay_open() -> None:
+    before = _rejected("RATE_LIMIT_REQUESTS")
+    async with _client(rate_limit_requests=3) as client:
+        statuses = [(await client.get("/api/messages/msg-1")).status_code for _ in range(3)]
+        refused = await client.get("/api/conversations/s-1")
+        probes = [(await client.get("/api/health")).status_code for _ in range(10)]
+
+    assert 429 not in statuses
+    assert refused.status_code == 429
+    assert refused.headers["retry-after"] == "20"
+    body = refused.json()
+    assert body["limit"] == "RATE_LIMIT_REQUESTS"
+    assert body["error"] == "rate_limited"
+    assert "3 requests per minute" in body["detail"]
+    assert body["request_id"] == refused.headers["x-request-id"]
+    assert probes == [200] * 10
+    assert _rejected("RATE_LIMIT_REQUESTS") == before + 1
+
+
+async def test_over_the_concurrency_limit_a_request_gets_503_naming_it() -> None:
+    release = asyncio.Event()
+    entered = asyncio.Event()
+
+    async def slow_app(scope: Scope, receive: Receive, send: Send) -> None:
+        entered.set()
+        await release.wait()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    admission = Admission(slow_app, limiter=RateLimiter(0), max_concurrent=1, subject_of=None)
+    transport = httpx.ASGITransport(app=admission)
+    before = _rejected("MAX_CONCURRENT_REQUESTS")
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+        first = asyncio.create_task(client.post("/api/chat", json={}))
+        await entered.wait()
+        refused = await client.post("/api/chat", json={})
+        unlimited = asyncio.create_task(client.get("/api/ready"))  # not a limited route
+        await asyncio.sleep(0)
+        release.set()
+        assert (await first).status_code == 200
+        assert (await unlimited).status_code == 200
+
+    assert refused.status_code == 503
+    assert refused.headers["retry-after"] == "1"
+    assert refused.json()["limit"] == "MAX_CONCURRENT_REQUESTS"
+    assert admission.in_flight == 0
+    assert _rejected("MAX_CONCURRENT_REQUESTS") == before + 1
+
+
+async def test_a_body_that_trickles_past_the_deadline_gets_408() -> None:
+    called = False
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        nonlocal called
+        called = True
+
+    sent: list[Message] = []
+    chunks = [{"type": "http.request", "body": b'{"mess', "more_body": True}]
+
+    async def receive() -> Message:
+        if chunks:
+            return chunks.pop()
+        await asyncio.sleep(3600)  # the rest never comes
+        raise AssertionError
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/api/chat", "headers": []}
+    await BodyReadTimeout(app, timeout_s=0.05, max_bytes=1000)(scope, receive, send)
+
+    assert not called, "the app never saw a partial body"
+    assert sent[0]["status"] == 408
+    assert b"BODY_READ_TIMEOUT_S" in sent[1]["body"]
+
+
+async def test_a_whole_body_is_handed_on_unchanged() -> None:
+    seen: list[Message] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(await receive())
+
+    parts = [{"type": "http.request", "body": b"}", "more_body": False},
+             {"type": "http.request", "body": b'{"a": 1', "more_body": True}]  # fmt: skip
+
+    async def receive() -> Message:
+        return parts.pop()
+
+    async def send(message: Message) -> None:
+        raise AssertionError(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/api/chat", "headers": []}
+    await BodyReadTimeout(app, timeout_s=5, max_bytes=1000)(scope, receive, send)
+    assert seen == [{"type": "http.request", "body": b'{"a": 1}', "more_body": False}]
