@@ -24,6 +24,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
 NEW_IMAGE = "actormesh/actormesh:0.1.0-b"  # same image, second tag (INTERFACES.md)
 INSTANCE = "app.kubernetes.io/instance"
 LOAD_LIMIT_S = 420  # the steady load stops by itself
+# Each of the two workers waits this long between chats: ~100 requests a minute in all, under the
+# gateway's default per-client limit (RATE_LIMIT_REQUESTS=120), so a 429 is a real failure.
+PACE_S = 1.2
 
 
 async def _steady_load(base: str, stop: asyncio.Event) -> tuple[int, list[str]]:
@@ -44,6 +47,7 @@ async def _steady_load(base: str, stop: asyncio.Event) -> tuple[int, list[str]]:
                     failures.append(f"{session}: {response.status_code} {response.text[:200]}")
             except httpx.HTTPError as exc:
                 failures.append(f"{session}: {exc!r}")
+            await asyncio.sleep(PACE_S)
 
     async with httpx.AsyncClient(base_url=base, timeout=120) as client:
         await asyncio.gather(worker(client), worker(client))

@@ -136,8 +136,19 @@ def test_the_host_reaches_a_cluster_ip(cluster: E2ECluster, web: str) -> None:
     if not cluster.sealed_node:
         pytest.skip("only the sealed node routes the Service range to the host")
     ip = cluster.get("service", "web", "-n", web)["spec"]["clusterIP"]
-    with urllib.request.urlopen(f"http://{ip}/index.html", timeout=5) as response:
-        assert response.read().decode().startswith("hello-web-")
+    bodies: list[str] = []
+
+    def answered() -> bool:
+        # kube-proxy programs the endpoints a moment after the pods turn Ready: poll, don't race.
+        try:
+            with urllib.request.urlopen(f"http://{ip}/index.html", timeout=5) as response:
+                bodies.append(response.read().decode())
+                return True
+        except OSError:
+            return False
+
+    wait_for(f"http://{ip}/ from the host", answered, 30)
+    assert bodies[-1].startswith("hello-web-"), bodies
 
 
 def test_network_policy_denies_then_allows_by_label(cluster: E2ECluster, web: str) -> None:
