@@ -9,7 +9,7 @@ ETCD_VERSION ?= v3.6.16
 K8S_CACHE ?= $(HOME)/.cache/actormesh/k8s-$(K8S_VERSION)-etcd-$(ETCD_VERSION)
 PYTEST_WORKERS ?= 2
 
-.PHONY: run test test-unit lint fmt venv k8s-bin k8s-up k8s-down crds images images-tar clean
+.PHONY: run test test-unit lint fmt venv k8s-bin tools-bin k8s-up k8s-down crds images images-tar clean
 .PHONY: node-bin cluster-up cluster-down e2e
 
 $(STAMP): pyproject.toml
@@ -25,7 +25,7 @@ run: $(STAMP)
 	$(BIN)/actormesh dev
 
 ## Everything CI runs: lint, unit, integration (real nats-server, redis-server, kube-apiserver), browser.
-test: $(STAMP) k8s-bin
+test: $(STAMP) k8s-bin tools-bin
 	$(MAKE) lint
 	ACTORMESH_K8S_BIN=$(K8S_CACHE) $(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup -ra $(PYTEST_ARGS)
 
@@ -79,6 +79,11 @@ fmt: $(STAMP)
 k8s-bin:
 	@K8S_VERSION=$(K8S_VERSION) ETCD_VERSION=$(ETCD_VERSION) K8S_CACHE=$(K8S_CACHE) hack/k8s/build.sh
 
+## promtool (alert rule tests) and helm (chart tests), built from their Go modules, cached by version.
+tools-bin:
+	@hack/tools/build.sh promtool >/dev/null
+	@hack/tools/build.sh helm >/dev/null
+
 k8s-up: $(STAMP) k8s-bin
 	@ACTORMESH_K8S_BIN=$(K8S_CACHE) $(BIN)/python -m tests.harness.controlplane up
 
@@ -103,10 +108,11 @@ cluster-down: $(STAMP)
 e2e: $(STAMP)
 	@K8S_CACHE=$(K8S_CACHE) PYTHON=$(BIN)/python hack/e2e.sh $(E2E_ARGS)
 
-## Regenerate crds/ from the pydantic model (a unit test fails when they drift).
+## Regenerate crds/ (and the Helm chart's copy) from the pydantic model (a unit test fails when they drift).
 crds: $(STAMP)
 	$(BIN)/python -m actormesh_operator.api.schema > crds/.generated.tmp
 	mv crds/.generated.tmp crds/actormesh.io_actormeshes.yaml
+	cp crds/actormesh.io_actormeshes.yaml charts/actormesh-operator/crds/actormesh.io_actormeshes.yaml
 
 ## Runtime and operator images with no registry: a debootstrap base, then both Dockerfiles (docs/images.md).
 ## Needs root, a running Docker Engine and PyPI; manual, not part of CI.

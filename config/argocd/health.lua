@@ -58,4 +58,9 @@ else
   hs.status = "Progressing"
   hs.message = "Waiting for the Ready condition"
 end
+-- A warning, not a health state: anonymous mode keeps the mesh Healthy but says so first.
+local anonymous = conditions["AnonymousGateway"]
+if anonymous ~= nil and anonymous.status == "True" then
+  hs.message = "WARNING anonymous gateway (spec.gateway.anonymous: true); " .. hs.message
+end
 return hs

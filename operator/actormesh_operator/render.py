@@ -20,6 +20,7 @@ import yaml
 from actormesh_operator.api.schema import API_VERSION, KIND
 from actormesh_operator.api.spec import ActorMesh, InvalidSpec
 from actormesh_operator.builders import build_children
+from actormesh_operator.builders.kinds import MONITORING_KINDS
 from actormesh_operator.reconcile.diff import with_hash
 from actormesh_operator.settings import OperatorSettings
 
@@ -28,6 +29,11 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="actormesh-operator render", description=__doc__.splitlines()[0])
     parser.add_argument("-f", "--filename", required=True, help="ActorMesh YAML (`-` for stdin)")
     parser.add_argument("--keda", action="store_true", help="render as if KEDA were installed")
+    parser.add_argument(
+        "--monitoring",
+        action="store_true",
+        help="render as if the Prometheus Operator CRDs were installed (spec.monitoring's objects)",
+    )
     parser.add_argument("--namespace", "-n", help="namespace of meshes that name none (default: default)")
     return parser.parse_args(argv)
 
@@ -45,16 +51,26 @@ def meshes_in(documents: Iterable[Any], namespace: str | None) -> list[ActorMesh
     return meshes
 
 
-def rendered_children(mesh: ActorMesh, settings: OperatorSettings, *, keda: bool) -> list[dict[str, Any]]:
+def rendered_children(
+    mesh: ActorMesh, settings: OperatorSettings, *, keda: bool, monitoring: bool = False
+) -> list[dict[str, Any]]:
     """The manifests the reconcile would apply for `mesh`, in its order."""
-    return [with_hash(m) for m in build_children(mesh, settings, keda_available=keda)]
+    served = frozenset(kind.plural for kind in MONITORING_KINDS) if monitoring else frozenset()
+    built = build_children(mesh, settings, keda_available=keda, monitoring_available=served)
+    return [with_hash(m) for m in built]
 
 
-def render(text: str, settings: OperatorSettings, *, keda: bool, namespace: str | None) -> str:
+def render(
+    text: str, settings: OperatorSettings, *, keda: bool, namespace: str | None, monitoring: bool = False
+) -> str:
     meshes = meshes_in(yaml.safe_load_all(text), namespace)
     if not meshes:
         raise InvalidSpec([f"no {API_VERSION} {KIND} in the input"])
-    docs = [child for mesh in meshes for child in rendered_children(mesh, settings, keda=keda)]
+    docs = [
+        child
+        for mesh in meshes
+        for child in rendered_children(mesh, settings, keda=keda, monitoring=monitoring)
+    ]
     return yaml.safe_dump_all(docs, sort_keys=False, width=120)
 
 
@@ -63,7 +79,10 @@ def main(argv: Sequence[str], out: TextIO | None = None) -> int:
     out = out or sys.stdout
     text = sys.stdin.read() if args.filename == "-" else Path(args.filename).read_text()
     try:
-        out.write(render(text, OperatorSettings(), keda=args.keda, namespace=args.namespace))
+        settings = OperatorSettings()
+        out.write(
+            render(text, settings, keda=args.keda, namespace=args.namespace, monitoring=args.monitoring)
+        )
     except InvalidSpec as exc:
         print(f"actormesh-operator render: {exc}", file=sys.stderr)
         return 1

@@ -189,10 +189,31 @@ def _timestamp(now: datetime) -> str:
     return now.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+ANONYMOUS_WARNING = (
+    "spec.gateway.anonymous is true: the gateway accepts requests without a token, so anyone who can"
+    " reach it may act as any customer (read orders, cancel them). Use it for a demo only; set it to"
+    " false and the operator generates a signing key (Secret <mesh>-gateway-auth)"
+)
+
+
+def _warnings(mesh: ActorMesh, generation: int) -> tuple[list[Condition], frozenset[str]]:
+    """Warning conditions present only while their cause is: (to set, to remove)."""
+    kind = ConditionType.ANONYMOUS_GATEWAY
+    if mesh.spec.gateway.anonymous:
+        return [
+            _condition(kind, True, Reason.ANONYMOUS_MODE_ENABLED, ANONYMOUS_WARNING, generation)
+        ], frozenset()
+    return [], frozenset({kind.value})
+
+
 def _merge_conditions(
-    previous: Sequence[Mapping[str, Any]], ours: Sequence[Condition], now: datetime
+    previous: Sequence[Mapping[str, Any]],
+    ours: Sequence[Condition],
+    now: datetime,
+    remove: frozenset[str] = frozenset(),
 ) -> list[dict[str, Any]]:
-    """Previous list with our types replaced in place (others' untouched) and new types appended.
+    """Previous list with our types replaced in place (others' untouched), new types appended and the
+    types in `remove` (ours, no longer applicable) dropped.
 
     `lastTransitionTime` moves only when a condition's status flips (NACK's updateReadyCondition).
     """
@@ -203,7 +224,7 @@ def _merge_conditions(
         since = old.get("lastTransitionTime") if old and old.get("status") == cond.status else None
         entry = cond.model_copy(update={"last_transition_time": since or _timestamp(now)})
         fresh[cond.type] = entry.model_dump(by_alias=True, exclude_none=True)
-    merged = [fresh.pop(str(c.get("type")), dict(c)) for c in previous]
+    merged = [fresh.pop(str(c.get("type")), dict(c)) for c in previous if str(c.get("type")) not in remove]
     return merged + list(fresh.values())
 
 
@@ -225,6 +246,23 @@ def _counts(components: Sequence[_Component]) -> dict[str, Any]:
     for c in components:
         (out["actors"] if c.is_actor else out)[c.status_key] = {"ready": c.ready, "desired": c.desired}
     return out
+
+
+def _monitoring_condition(mesh: ActorMesh, observed: ObservedState, generation: int) -> Condition:
+    """MonitoringReady: which asked-for Prometheus Operator kinds the API server does not serve."""
+    requested = mesh.spec.monitoring.requested_kinds()
+    missing = [plural for plural in requested if plural not in observed.monitoring_served]
+    kind = ConditionType.MONITORING_READY
+    if missing:
+        crds = ", ".join(f"{plural}.monitoring.coreos.com" for plural in missing)
+        message = (
+            f"spec.monitoring asks for {', '.join(missing)} but the CRDs are not installed ({crds});"
+            " install the Prometheus Operator CRDs or turn these off. The mesh itself is unaffected."
+        )
+        return _condition(kind, False, Reason.MONITORING_CRDS_MISSING, message, generation)
+    if requested:
+        return _condition(kind, True, Reason.MONITORING_CONFIGURED, ", ".join(requested), generation)
+    return _condition(kind, True, Reason.MONITORING_NOT_REQUESTED, "", generation)
 
 
 def _condition(kind: ConditionType, value: bool, reason: Reason, message: str, generation: int) -> Condition:
@@ -294,6 +332,9 @@ def compute_status(
         ),
         _paused_condition(observed, gen),
     ]
+    ours.append(_monitoring_condition(mesh, observed, gen))
+    warnings, remove = _warnings(mesh, gen)
+    ours += warnings
     phase = (
         Phase.PAUSED
         if observed.paused
@@ -310,7 +351,7 @@ def compute_status(
     status: dict[str, Any] = {
         "observedGeneration": gen if processed else previous.get("observedGeneration"),
         "phase": phase.value,
-        "conditions": _merge_conditions(previous.get("conditions") or [], ours, now),
+        "conditions": _merge_conditions(previous.get("conditions") or [], ours, now, remove),
         "components": _counts(components),
         "actorsReady": f"{sum(c.state is ComponentState.READY for c in actors)}/{len(actors)}",
         "gatewayEndpoint": _endpoint(mesh, observed),

@@ -25,6 +25,18 @@ class ActorName(StrEnum):
     RESPONSE_AGGREGATOR = "response_aggregator"
 
 
+class DeadLetterReason(StrEnum):
+    """Why an envelope was dead-lettered: the last token of its dead-letter subject, and the `reason`
+    label of the dead-letter metrics (a bounded set; the free-text reason stays in the record)."""
+
+    PERMANENT = "permanent"
+    """The actor raised a PermanentError (or the envelope reached the wrong actor)."""
+    EXHAUSTED = "exhausted"
+    """Transient failures, timeouts or crashes used up every delivery."""
+    INVALID = "invalid"
+    """The payload was not an envelope at all."""
+
+
 class ActorInfo(BaseModel):
     """Static facts about one actor, used by the runtime and by the operator's builders."""
 
@@ -127,6 +139,13 @@ class Env:
     LLM_TEMPERATURE = "LLM_TEMPERATURE"
     LLM_TIMEOUT_S = "LLM_TIMEOUT_S"
     JWT_SECRET = "JWT_SECRET"
+    JWT_PREVIOUS_SECRET = "JWT_PREVIOUS_SECRET"
+    JWT_ISSUER = "JWT_ISSUER"
+    JWT_AUDIENCE = "JWT_AUDIENCE"
+    GATEWAY_ANONYMOUS = "GATEWAY_ANONYMOUS"
+    NATS_USER = "NATS_USER"
+    NATS_PASSWORD = "NATS_PASSWORD"
+    NATS_TLS_CA = "NATS_TLS_CA"
     CORS_ORIGINS = "CORS_ORIGINS"
     REQUEST_TIMEOUT_S = "REQUEST_TIMEOUT_S"
     MAX_MESSAGE_CHARS = "MAX_MESSAGE_CHARS"
@@ -190,13 +209,172 @@ class Subjects:
         """Limits-retention stream of dead-lettered envelopes (kept for `actormesh dlq`)."""
         return f"ACTORMESH-{self.mesh}-DLQ"
 
-    def dlq(self, actor: ActorName | str) -> str:
-        return f"{self.prefix}.dlq.{ActorName(actor).value}"
+    def dlq(self, actor: ActorName | str, reason: DeadLetterReason | None = None) -> str:
+        """`<prefix>.dlq.<actor>.<reason>`; without a reason, the wildcard over every reason (what a
+        permission or a filter names)."""
+        tail = reason.value if reason is not None else "*"
+        return f"{self.prefix}.dlq.{ActorName(actor).value}.{tail}"
+
+    @property
+    def dlq_prefix(self) -> str:
+        return f"{self.prefix}.dlq"
 
     @property
     def dlq_subjects(self) -> list[str]:
-        return [f"{self.prefix}.dlq.*"]
+        # `>` rather than `<actor>.<reason>`: records stored before reasons were in the subject
+        # (`dlq.<actor>`) still match after the stream's subjects are updated.
+        return [f"{self.prefix}.dlq.>"]
 
     def replies(self, instance_id: str) -> str:
         """Per-gateway-instance inbox prefix (core NATS); results go to `<prefix>.result`."""
         return f"{self.prefix}.reply.{instance_id}"
+
+    # --- wildcards used by the NATS permission table ---------------------------------------------
+
+    @property
+    def any_actor(self) -> str:
+        """Every actor inbox (a slip may name any actor next)."""
+        return f"{self.prefix}.actor.*"
+
+    @property
+    def any_reply(self) -> str:
+        """Every gateway instance's (or `actormesh ask`'s) results and progress events."""
+        return f"{self.prefix}.reply.>"
+
+
+# --- NATS users and their permissions ----------------------------------------------------------------
+
+GATEWAY_USER = "gateway"
+HISTORY_USER = "history"
+ADMIN_USER = "admin"
+"""The `actormesh dlq` and `actormesh ask` command-line tools, run by a human."""
+NATS_USERS: tuple[str, ...] = (*(a.name.value for a in ACTORS), GATEWAY_USER, HISTORY_USER, ADMIN_USER)
+"""One NATS user per component. KEDA and Prometheus read the monitoring port (HTTP, no NATS user)."""
+INBOX_ROOT = "_INBOX"
+
+
+def inbox_prefix(user: str) -> str:
+    """The reply-inbox prefix `user` must connect with (nats-py `inbox_prefix=`), so that no component
+    can subscribe to another's JetStream API replies, pulled messages or history answers."""
+    return f"{INBOX_ROOT}.{user}"
+
+
+class NatsPermissions(BaseModel):
+    """What one NATS user may publish and subscribe to (NATS `authorization.users[].permissions`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    user: str
+    publish: tuple[str, ...]
+    subscribe: tuple[str, ...]
+    allow_responses: bool = False
+    """May publish to the reply subject of a request it received (the history query responder)."""
+    inbox_prefix: str
+
+
+def _js_api(*parts: str) -> str:
+    return ".".join(("$JS.API", *parts))
+
+
+def _ensure_streams(subjects: Subjects) -> list[str]:
+    """`bus.connection.ensure_streams`: look up, create or update the work and dead-letter streams."""
+    return [
+        _js_api("STREAM", verb, stream)
+        for stream in (subjects.stream, subjects.dlq_stream)
+        for verb in ("INFO", "CREATE", "UPDATE")
+    ]
+
+
+def _durable_consumer(subjects: Subjects, consumer: str) -> list[str]:
+    """Create, look up, pull from and acknowledge on one durable consumer of the work stream."""
+    stream = subjects.stream
+    return [
+        _js_api("CONSUMER", "CREATE", stream, consumer),
+        _js_api("CONSUMER", "CREATE", stream, consumer, ">"),
+        _js_api("CONSUMER", "DURABLE", "CREATE", stream, consumer),
+        _js_api("CONSUMER", "INFO", stream, consumer),
+        _js_api("CONSUMER", "MSG", "NEXT", stream, consumer),
+        f"$JS.ACK.{stream}.{consumer}.>",
+    ]
+
+
+def _actor_permissions(subjects: Subjects, actor: ActorName) -> NatsPermissions:
+    user = actor.value
+    publish = [
+        subjects.any_actor,
+        subjects.history_events,
+        subjects.dlq(actor),
+        subjects.any_reply,
+        *_ensure_streams(subjects),
+        *_durable_consumer(subjects, subjects.consumer(actor)),
+    ]
+    return NatsPermissions(
+        user=user,
+        publish=tuple(publish),
+        subscribe=(f"{inbox_prefix(user)}.>",),
+        inbox_prefix=inbox_prefix(user),
+    )
+
+
+def _gateway_permissions(subjects: Subjects) -> NatsPermissions:
+    # A new envelope only ever enters at the first step: the gateway cannot skip the screening actors.
+    publish = [subjects.actor(DEFAULT_ROUTE[0]), subjects.history_query, *_ensure_streams(subjects)]
+    return NatsPermissions(
+        user=GATEWAY_USER,
+        publish=tuple(publish),
+        subscribe=(subjects.any_reply, f"{inbox_prefix(GATEWAY_USER)}.>"),
+        inbox_prefix=inbox_prefix(GATEWAY_USER),
+    )
+
+
+def _history_permissions(subjects: Subjects) -> NatsPermissions:
+    publish = [
+        *_ensure_streams(subjects),
+        *_durable_consumer(subjects, subjects.history_consumer),
+        # The mesh's queue gauges (bus/queue_metrics.py): every consumer's backlog, read-only.
+        _js_api("CONSUMER", "INFO", subjects.stream, "*"),
+    ]
+    return NatsPermissions(
+        user=HISTORY_USER,
+        publish=tuple(publish),
+        subscribe=(subjects.history_query, f"{inbox_prefix(HISTORY_USER)}.>"),
+        allow_responses=True,
+        inbox_prefix=inbox_prefix(HISTORY_USER),
+    )
+
+
+def _admin_permissions(subjects: Subjects) -> NatsPermissions:
+    dlq = subjects.dlq_stream
+    publish = [
+        subjects.any_actor,
+        subjects.history_query,
+        *_ensure_streams(subjects),
+        _js_api("STREAM", "MSG", "GET", dlq),
+        _js_api("STREAM", "MSG", "DELETE", dlq),
+        _js_api("DIRECT", "GET", dlq),
+        _js_api("DIRECT", "GET", dlq, ">"),
+    ]
+    return NatsPermissions(
+        user=ADMIN_USER,
+        publish=tuple(publish),
+        subscribe=(subjects.any_reply, f"{inbox_prefix(ADMIN_USER)}.>"),
+        inbox_prefix=inbox_prefix(ADMIN_USER),
+    )
+
+
+def nats_permissions(subjects: Subjects, component: str) -> NatsPermissions:
+    """The publish/subscribe allow-lists of one component (an actor name, `gateway`, `history` or
+    `admin`); everything else is denied by the server. Raises ValueError for an unknown component."""
+    if component == GATEWAY_USER:
+        return _gateway_permissions(subjects)
+    if component == HISTORY_USER:
+        return _history_permissions(subjects)
+    if component == ADMIN_USER:
+        return _admin_permissions(subjects)
+    try:
+        actor = ActorName(component)
+    except ValueError:
+        raise ValueError(
+            f"unknown NATS component {component!r}; expected one of {', '.join(NATS_USERS)}"
+        ) from None
+    return _actor_permissions(subjects, actor)

@@ -6,6 +6,10 @@ import argparse
 import importlib
 import sys
 from types import ModuleType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 # name -> (module, one-line help). The help is here, not in the module, so `--help` imports nothing.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -17,7 +21,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "mocks": ("mocks", "Run the mock customer, orders and tracking APIs."),
     "dlq": ("dlq", "List or replay dead-lettered envelopes."),
     "chat": ("chat", "Send a message to a running gateway over HTTP."),
-    "token": ("token", "Mint a bearer JWT for testing a gateway with JWT_SECRET set."),
+    "token": (
+        "token",
+        "Mint a customer's bearer JWT with JWT_SECRET (and explain how a storefront does it).",
+    ),
 }
 
 
@@ -40,8 +47,27 @@ def main(argv: list[str] | None = None) -> int:
     command_parser = argparse.ArgumentParser(prog=f"actormesh {name}", description=COMMANDS[name][1])
     module.add_arguments(command_parser)
     args = command_parser.parse_args(args_list[1:])
-    result: int = module.run(args)
+    try:
+        result: int = module.run(args)
+    except Exception as exc:
+        from pydantic import ValidationError
+
+        if not isinstance(exc, ValidationError) or exc.title != "RuntimeSettings":
+            raise
+        print(f"actormesh {name}: invalid configuration: {describe_settings_error(exc)}", file=sys.stderr)
+        return 2
     return result
+
+
+def describe_settings_error(exc: ValidationError) -> str:
+    """Each bad setting by its environment variable, and what is wrong — never its value (a key or a
+    password would otherwise land on the terminal and in pod logs)."""
+    parts = []
+    for err in exc.errors(include_url=False, include_input=False, include_context=False):
+        where = ", ".join(str(p).upper() for p in err["loc"])
+        message = str(err["msg"]).removeprefix("Value error, ")
+        parts.append(f"{where}: {message}" if where else message)
+    return "; ".join(parts)
 
 
 if __name__ == "__main__":

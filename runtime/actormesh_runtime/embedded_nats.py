@@ -19,8 +19,12 @@ import subprocess
 import sys
 import sysconfig
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+
+from actormesh_runtime.catalog import NatsPermissions
 
 _BINARY = "nats-server"
 
@@ -41,6 +45,41 @@ def nats_server_binary() -> str | None:
     return shutil.which(_BINARY)
 
 
+@dataclass(frozen=True)
+class NatsUser:
+    """One user of the embedded server: its password and what it may publish and subscribe to."""
+
+    permissions: NatsPermissions
+    password: str
+
+
+def authorization_config(users: Sequence[NatsUser]) -> str:
+    """A nats-server `authorization` block: each user limited to its allow-lists, nobody else let in.
+
+    Every string is JSON-quoted, so subjects such as `$JS.API.>` are never read as config variables.
+    """
+    entries = []
+    for u in users:
+        perms = u.permissions
+        permissions: dict[str, object] = {
+            "publish": {"allow": list(perms.publish)},
+            "subscribe": {"allow": list(perms.subscribe)},
+        }
+        if perms.allow_responses:
+            permissions["allow_responses"] = True
+        entry = {"user": perms.user, "password": u.password, "permissions": permissions}
+        entries.append("    " + json.dumps(entry))
+    return "authorization {\n  users: [\n" + ",\n".join(entries) + "\n  ]\n}\n"
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Written 0600: it holds every component's password."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+    os.chmod(path, 0o600)
+
+
 class EmbeddedNats:
     """One nats-server child process. Use `with`/`async with`, or `start()`/`stop()`.
 
@@ -55,8 +94,10 @@ class EmbeddedNats:
         port: int = 0,
         host: str = "127.0.0.1",
         ready_timeout_s: float = 15.0,
+        users: Sequence[NatsUser] = (),
     ) -> None:
         self.store_dir = Path(store_dir)
+        self.users = list(users)
         self.port = port
         self.host = host
         self.ready_timeout_s = ready_timeout_s
@@ -94,6 +135,10 @@ class EmbeddedNats:
             "-sd", str(self.store_dir / "jetstream"),
             "--ports_file_dir", str(ports_dir),
         ]  # fmt: skip
+        if self.users:
+            config = self.store_dir / "auth.conf"
+            _write_private(config, authorization_config(self.users))
+            args += ["--config", str(config)]
         with self.log_path.open("ab") as log:
             # Own session: Ctrl-C on the terminal must not kill NATS before the actors have drained.
             self._proc = subprocess.Popen(

@@ -3,9 +3,11 @@
 The gateway and `actormesh ask` call `screen(text)` and put the redacted text and the `Screening`
 flags in the new envelope. guardrail_validator reuses `find_card_numbers` / `find_ssns` on drafts.
 
-- Card numbers: 13-19 digits, optionally grouped with single spaces or dashes, Luhn-valid.
-  Digit runs that fail Luhn (order numbers, phone numbers) are left alone.
-- US SSNs: `AAA-GG-SSSS` (or spaces), and nine bare digits when the text names an SSN.
+- First the text is normalised (`pii.normalise`: NFKC, invisible characters dropped, Unicode spaces,
+  dashes, dots and slashes folded), and the normalised text is what travels on.
+- Card numbers: 13-19 digits in groups joined by short runs of spaces, dashes, dots, slashes or
+  underscores, Luhn-valid. Digit runs that fail Luhn (order numbers, phone numbers) are left alone.
+- US SSNs: `AAA-GG-SSSS` with the same separators, and nine bare digits when the text names an SSN.
 - Prompt injection: instructions to ignore the rules, reveal the system prompt, change role, or
   smuggle chat-template markers. Flagged only (the text stays readable for a human agent); the
   flag makes intent_analyzer skip the LLM, decision_router skip actions and response_generator
@@ -19,23 +21,33 @@ import re
 from pydantic import ValidationError
 
 from actormesh_runtime.envelope import Screening
+from actormesh_runtime.pii import (
+    CARD_PLACEHOLDER,
+    SSN_PLACEHOLDER,
+    find_card_numbers,
+    find_ssns,
+    luhn_valid,
+    normalise,
+    redact,
+    redact_found,
+)
 
-CARD_PLACEHOLDER = "[REDACTED-CARD]"
-SSN_PLACEHOLDER = "[REDACTED-SSN]"
-
-# A run of digit groups separated by one space or dash, not glued to more digits and not after a
-# letter-dash prefix (ORD-10001 is an order id). Letters may touch it: "visa4111111111111111" is still
-# a card, while TRK100000001 has too few digits to ever be one.
-_DIGIT_RUN = re.compile(r"(?<![0-9])(?<![A-Za-z]-)\d+(?:[ -]\d+)*(?![0-9])")
-_GROUP = re.compile(r"\d+")
+__all__ = [
+    "CARD_PLACEHOLDER",
+    "EMAIL_RE",
+    "SSN_PLACEHOLDER",
+    "describe_invalid",
+    "find_card_numbers",
+    "find_injection",
+    "find_ssns",
+    "luhn_valid",
+    "normalise",
+    "redact",
+    "screen",
+]
 
 EMAIL_RE = re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b")
 """Email addresses (not redacted on input: the customer's own address is how we find them)."""
-
-_SSN_RE = re.compile(r"(?<![\d-])(?!000|666|9\d\d)\d{3}([- ])(?!00)\d{2}\1(?!0000)\d{4}(?![\d-])")
-_SSN_BARE_RE = re.compile(
-    r"(?i)\b(?:ssn|social\s+security(?:\s+(?:number|no\.?|#))?)\b\D{0,20}?(?<!\d)(\d{9})(?!\d)"
-)
 
 _INJECTION_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     (name, re.compile(pattern, re.IGNORECASE))
@@ -70,79 +82,19 @@ _INJECTION_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
 )
 
 
-def luhn_valid(digits: str) -> bool:
-    """The Luhn checksum every payment card number satisfies."""
-    total = 0
-    for position, char in enumerate(reversed(digits)):
-        value = int(char)
-        if position % 2 == 1:
-            value = value * 2 - 9 if value > 4 else value * 2
-        total += value
-    return total % 10 == 0
-
-
-def _card_in_run(run: str, offset: int) -> list[tuple[int, int]]:
-    """Spans of Luhn-valid 13-19 digit windows of whole groups inside one digit run.
-
-    The longest valid windows win and never overlap, so digits next to a card number do not
-    swallow it. Windows never exceed 19 digits: a long run costs linear time, not quadratic.
-    """
-    groups = [(m.start() + offset, m.end() + offset, m.group()) for m in _GROUP.finditer(run)]
-    windows: list[tuple[int, int, int]] = []  # (digit count, first group, last group)
-    for i in range(len(groups)):
-        digits = ""
-        for j in range(i, len(groups)):
-            digits += groups[j][2]
-            if len(digits) > 19:
-                break
-            if len(digits) >= 13 and luhn_valid(digits):
-                windows.append((len(digits), i, j))
-    taken: set[int] = set()
-    spans: list[tuple[int, int]] = []
-    for _, first, last in sorted(windows, key=lambda w: (-w[0], w[1])):
-        if taken.isdisjoint(range(first, last + 1)):
-            taken.update(range(first, last + 1))
-            spans.append((groups[first][0], groups[last][1]))
-    return spans
-
-
-def find_card_numbers(text: str) -> list[tuple[int, int]]:
-    """(start, end) spans of card numbers in `text`."""
-    spans: list[tuple[int, int]] = []
-    for match in _DIGIT_RUN.finditer(text):
-        spans.extend(_card_in_run(match.group(), match.start()))
-    return spans
-
-
-def find_ssns(text: str) -> list[tuple[int, int]]:
-    """(start, end) spans of US social security numbers in `text`."""
-    spans = [(m.start(), m.end()) for m in _SSN_RE.finditer(text)]
-    spans.extend((m.start(1), m.end(1)) for m in _SSN_BARE_RE.finditer(text))
-    return sorted(set(spans))
-
-
 def find_injection(text: str) -> list[str]:
     """Names of the prompt-injection patterns `text` matches (empty: none)."""
     return [name for name, pattern in _INJECTION_PATTERNS if pattern.search(text)]
 
 
-def _replace(text: str, spans: list[tuple[int, int]], placeholder: str) -> str:
-    for start, end in sorted(spans, reverse=True):
-        text = text[:start] + placeholder + text[end:]
-    return text
-
-
 def screen(text: str) -> tuple[str, Screening]:
-    """Redact card numbers and SSNs, flag prompt injection. Returns (redacted text, flags)."""
-    redactions: list[str] = []
-    cards = find_card_numbers(text)
-    if cards:
-        text = _replace(text, cards, CARD_PLACEHOLDER)
-        redactions.append("card")
-    ssns = find_ssns(text)
-    if ssns:
-        text = _replace(text, ssns, SSN_PLACEHOLDER)
-        redactions.append("ssn")
+    """Normalise, redact card numbers and SSNs, flag prompt injection. Returns (screened text, flags).
+
+    The screened text is the normalised one (`pii.normalise`): what was checked is exactly what is
+    forwarded, so an invisible character cannot hide a number or a phrase from the screen and then
+    reappear in a prompt.
+    """
+    text, redactions = redact_found(text)
     patterns = find_injection(text)
     screening = Screening.model_validate(
         {
@@ -153,11 +105,6 @@ def screen(text: str) -> tuple[str, Screening]:
         }
     )
     return text, screening
-
-
-def redact(text: str) -> str:
-    """`text` with card numbers and SSNs replaced (no flags): for anything logged or stored."""
-    return screen(text)[0]
 
 
 def describe_invalid(exc: ValidationError) -> str:

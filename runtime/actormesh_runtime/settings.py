@@ -8,9 +8,9 @@ Every field is documented in README.md's configuration table; keep the two in st
 from __future__ import annotations
 
 import os
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
-from pydantic import AliasChoices, Field, PrivateAttr
+from pydantic import AliasChoices, Field, PrivateAttr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 GUIDE_ALIASES: dict[str, str] = {
@@ -32,6 +32,10 @@ def _also(name: str, guide_name: str) -> Any:
     return AliasChoices(name, guide_name.lower())
 
 
+MIN_JWT_KEY_BYTES = 32
+"""HS256 key floor: the size of the SHA-256 output."""
+
+
 class RuntimeSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
 
@@ -45,6 +49,11 @@ class RuntimeSettings(BaseSettings):
     nats_stream_replicas: int = Field(
         1, ge=1, le=5, description="Replicas of the mesh's JetStream streams (3 on a clustered NATS)."
     )
+    nats_user: str | None = Field(None, description="NATS user name; unset = connect without credentials.")
+    nats_password: str | None = Field(None, description="Password of NATS_USER (from a Secret).")
+    nats_tls_ca: str | None = Field(None, description="CA bundle file: verify the NATS server over TLS.")
+    nats_tls_cert: str | None = Field(None, description="Client certificate file for NATS mutual TLS.")
+    nats_tls_key: str | None = Field(None, description="Private key file of NATS_TLS_CERT.")
     redis_url: str | None = Field(None, description="Unset: in-process cache and session state.")
     redis_password: str | None = Field(
         None, description="Overrides any password in REDIS_URL (from a Secret)."
@@ -97,6 +106,11 @@ class RuntimeSettings(BaseSettings):
     drain_grace_s: float = Field(25.0, gt=0, description="SIGTERM: time to finish in-flight messages.")
     duplicate_window_s: float = Field(120.0, gt=0, description="JetStream de-duplication window.")
     actor_http_port: int = Field(8080, ge=0, le=65535, description="/healthz /readyz /metrics; 0 = random.")
+    queue_metrics_interval_s: float = Field(
+        15.0,
+        ge=0,
+        description="History service: refresh of the JetStream queue gauges, seconds; 0 = off.",
+    )
 
     # --- gateway
     host: str = Field(
@@ -110,7 +124,38 @@ class RuntimeSettings(BaseSettings):
         description="Longest a caller waits for a reply.",
     )
     max_message_chars: int = Field(4000, ge=1, description="Longer chat messages get 413.")
-    jwt_secret: str | None = Field(None, description="Set: /api/chat, /ws and history need a bearer JWT.")
+    jwt_secret: str | None = Field(
+        None,
+        description="HS256 signing key (at least 32 bytes): /api/chat, /ws and history need a bearer JWT. "
+        "Unset: the gateway refuses to start unless GATEWAY_ANONYMOUS=true.",
+    )
+    jwt_previous_secret: str | None = Field(
+        None,
+        description="The key being rotated out: tokens it signed stay valid while both are set "
+        "(at least 32 bytes). New tokens are signed only with JWT_SECRET.",
+    )
+    jwt_issuer: str | None = Field(None, description="Set: tokens must carry this `iss`.")
+    jwt_audience: str | None = Field(None, description="Set: tokens must carry this `aud`.")
+    gateway_anonymous: bool = Field(
+        False,
+        description="Explicit anonymous mode: without JWT_SECRET anyone may act as any customer. "
+        "Off by default so a forgotten key stops the gateway instead of opening it.",
+    )
+    ws_max_frame_bytes: int = Field(
+        64 * 1024,
+        ge=1024,
+        description="Largest WebSocket frame the server reads; a bigger one closes the socket (1009) "
+        "before it is buffered.",
+    )
+    ws_chats_per_socket: int = Field(
+        4, ge=1, description="Chats in flight on one WebSocket; more get an `error` 429 frame."
+    )
+    ws_chats_per_customer: int = Field(
+        8,
+        ge=1,
+        description="Chats in flight over all WebSockets of one customer on one gateway replica "
+        "(each may be an LLM call); more get an `error` 429 frame.",
+    )
     cors_origins: list[str] = Field(
         default_factory=list, description="Allowed cross-origin callers (JSON list); none by default."
     )
@@ -182,3 +227,23 @@ class RuntimeSettings(BaseSettings):
             else:
                 lines.append(f"{old} is deprecated: rename it to {GUIDE_ALIASES[old]} (its value is used)")
         return lines
+
+    @field_validator("jwt_secret", "jwt_previous_secret")
+    @classmethod
+    def _long_enough_key(cls, value: str | None) -> str | None:
+        # HS256 keys shorter than the hash output are brute-forceable offline from one token (RFC 7518
+        # section 3.2). The message names the length, never the key.
+        if value is not None and len(value.encode()) < MIN_JWT_KEY_BYTES:
+            raise ValueError(
+                f"is {len(value.encode())} bytes; an HS256 key needs at least {MIN_JWT_KEY_BYTES} "
+                "(e.g. `openssl rand -base64 48`)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _nats_credentials_paired(self) -> Self:
+        if (self.nats_user is None) != (self.nats_password is None):
+            raise ValueError("NATS_USER and NATS_PASSWORD are set together or not at all")
+        if (self.nats_tls_cert is None) != (self.nats_tls_key is None):
+            raise ValueError("NATS_TLS_CERT and NATS_TLS_KEY are set together or not at all")
+        return self

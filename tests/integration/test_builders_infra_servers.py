@@ -5,8 +5,10 @@ started from it (paths and ports moved to a tmp dir and free loopback ports, not
 serves JetStream, reports the pod name as its server_name, answers the StatefulSet's three probes,
 and leaves in lame-duck mode when the preStop command runs; three servers from the three-replica config
 (routes pointed at loopback ports instead of the headless Service's pod names) form a JetStream cluster
-and pass the probes. redis-server started with the rendered command line (with and without a password)
-answers the readiness probe's command and writes its append-only file to the data dir.
+and pass the probes. redis-server started with the rendered command line (the generated password, a
+user's, an awkward one: always read from the init container's file, never from argv) answers the
+readiness probe's command, refuses clients without the password, and writes its append-only file to
+the data dir.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,10 +27,13 @@ import pytest
 
 from actormesh_operator.api.types import quantity_bytes
 from actormesh_operator.builders import nats, redis
+from actormesh_operator.builders.generated import REDIS_PASSWORD_BYTES
+from actormesh_operator.reconcile.generated import random_value
 from actormesh_runtime.catalog import Ports
 from actormesh_runtime.embedded_nats import nats_server_binary
 from tests.conftest import free_port, missing_component, require_binary
 from tests.support.k8s import wait_for
+from tests.support.nats_auth import server_env
 from tests.unit.builder_helpers import SETTINGS, children, container, index, make_mesh
 
 pytestmark = [pytest.mark.integration]
@@ -43,9 +49,16 @@ def _nats_binary() -> str:
     return str(binary)
 
 
-def _relocated_config(replicas: int, tmp_path: Path, *, client: int = 4222, monitor: int = 8222) -> str:
+def _relocated_config(
+    replicas: int,
+    tmp_path: Path,
+    *,
+    client: int = 4222,
+    monitor: int = 8222,
+    spec: dict[str, Any] | None = None,
+) -> str:
     """The rendered nats.conf with only the pod's paths and ports moved (and loopback-only listening)."""
-    text = nats.render_config(make_mesh({"nats": {"replicas": replicas}}), SETTINGS)
+    text = nats.render_config(make_mesh({"nats": {"replicas": replicas}, **(spec or {})}), SETTINGS)
     assert nats.PID_DIR in text
     assert nats.STORE_DIR in text
     text = text.replace(f"{nats.PID_DIR}/", f"{tmp_path}/pid/").replace(
@@ -68,7 +81,8 @@ def test_rendered_nats_conf_passes_the_config_test(replicas: int, tmp_path: Path
     binary = _nats_binary()
     config = tmp_path / nats.CONFIG_FILE
     config.write_text(_relocated_config(replicas, tmp_path))
-    env = {**os.environ, "POD_NAME": POD_NAME}
+    sts = index(children({"nats": {"replicas": replicas}}))[("StatefulSet", "demo-nats")]
+    env, _ = server_env(container(sts), POD_NAME)
     result = _check(binary, config, env)
     assert result.returncode == 0, result.stdout + result.stderr
     if replicas == 3:
@@ -77,6 +91,9 @@ def test_rendered_nats_conf_passes_the_config_test(replicas: int, tmp_path: Path
     # and a broken file is refused.
     without_pod_name = {k: v for k, v in env.items() if k != "POD_NAME"}
     assert _check(binary, config, without_pod_name).returncode != 0
+    # The passwords come only from the environment (the generated Secret), never from the ConfigMap.
+    without_password = {k: v for k, v in env.items() if k != nats.password_variable("gateway")}
+    assert _check(binary, config, without_password).returncode != 0
     config.write_text(config.read_text() + "jetstream {\n")
     assert _check(binary, config, env).returncode != 0
 
@@ -90,8 +107,9 @@ def nats_from_rendered_config(tmp_path: Path) -> Iterator[tuple[subprocess.Popen
     args = container(_nats_statefulset())["args"]
     assert args == ["--config", f"{nats.CONFIG_DIR}/{nats.CONFIG_FILE}"]
     log = (tmp_path / "nats.log").open("wb")
+    env, _ = server_env(container(_nats_statefulset()), POD_NAME)
     proc = subprocess.Popen(  # the image's entrypoint runs `nats-server ARGS`
-        [binary, args[0], str(config)], env={**os.environ, "POD_NAME": POD_NAME}, stdout=log, stderr=log
+        [binary, args[0], str(config)], env=env, stdout=log, stderr=log
     )
     try:
         yield proc, monitor, tmp_path
@@ -170,13 +188,15 @@ def nats_cluster_from_rendered_config(tmp_path: Path) -> Iterator[list[int]]:
     cluster_ports = [free_port() for _ in range(3)]
     procs: list[subprocess.Popen[bytes]] = []
     monitors = []
+    passwords: dict[str, str] = {}  # one Secret for all three pods
     try:
         for ordinal in range(3):
             text, monitor = _cluster_member_config(ordinal, tmp_path, cluster_ports)
             config = tmp_path / f"n{ordinal}" / nats.CONFIG_FILE
             config.write_text(text)
             log = (tmp_path / f"n{ordinal}" / "nats.log").open("wb")
-            env = {**os.environ, "POD_NAME": f"demo-nats-{ordinal}"}
+            sts = index(children({"nats": {"replicas": 3}}))[("StatefulSet", "demo-nats")]
+            env, passwords = server_env(container(sts), f"demo-nats-{ordinal}", passwords)
             procs.append(subprocess.Popen([binary, "--config", str(config)], env=env, stdout=log, stderr=log))
             log.close()
             monitors.append(monitor)
@@ -223,11 +243,44 @@ def _kubelet_expand(args: list[str], env: dict[str, str]) -> list[str]:
     ]
 
 
-@pytest.mark.parametrize("password", [None, "s3cr3t"], ids=["open", "password"])
-def test_redis_from_the_rendered_command_line_answers_its_probe(tmp_path: Path, password: str | None) -> None:
+def _run_auth_init_container(sts: dict[str, Any], password: str, tmp_path: Path) -> dict[str, str]:
+    """The `auth-config` init container, with its mounts moved under tmp_path: the Secret file in, the
+    redis.conf fragment out. Returns {pod path: local path} for the redis container's mounts."""
+    [init] = sts["spec"]["template"]["spec"]["initContainers"]
+    secret_dir, auth_dir = tmp_path / "secret", tmp_path / "auth"
+    secret_dir.mkdir()
+    auth_dir.mkdir()
+    (secret_dir / "password").write_bytes(password.encode())
+    moved = {redis.PASSWORD_DIR: str(secret_dir), redis.AUTH_DIR: str(auth_dir)}
+    command = [moved_path(a, moved) for a in init["command"]]
+    assert command[0] == redis.RUNTIME_PYTHON
+    subprocess.run([sys.executable, *command[1:]], check=True, timeout=30)
+    assert (auth_dir / "auth.conf").stat().st_mode & 0o777 == 0o600
+    return moved
+
+
+def moved_path(arg: str, moved: dict[str, str]) -> str:
+    for pod_dir, local in moved.items():
+        if arg.startswith(pod_dir + "/"):
+            return local + arg[len(pod_dir) :]
+    return arg
+
+
+@pytest.mark.parametrize(
+    ("secret", "password"),
+    [
+        (None, random_value(REDIS_PASSWORD_BYTES)),
+        ({"name": "ra", "key": "pw"}, "s3cr3t"),
+        ({"name": "ra", "key": "pw"}, 'quote" back\\slash sp\u00e9cial\n'),
+    ],
+    ids=["generated", "users-secret", "awkward-password"],
+)
+def test_redis_from_the_rendered_command_line_answers_its_probe(
+    tmp_path: Path, secret: dict[str, str] | None, password: str
+) -> None:
     binary = require_binary("redis-server", "apt-get install redis-server")
     require_binary("redis-cli", "apt-get install redis-tools")
-    spec = {} if password is None else {"redis": {"passwordSecretRef": {"name": "ra", "key": "pw"}}}
+    spec = {} if secret is None else {"redis": {"passwordSecretRef": secret}}
     sts = index(children(spec))[("StatefulSet", "demo-redis")]
     c = container(sts)
     assert c["command"] == ["redis-server"]
@@ -235,6 +288,9 @@ def test_redis_from_the_rendered_command_line_answers_its_probe(tmp_path: Path, 
     env = {e["name"]: e.get("value", password) for e in c.get("env", [])}
     port = free_port()
     args = _kubelet_expand(list(c["args"]), env)
+    moved = _run_auth_init_container(sts, password, tmp_path)
+    args = [moved_path(a, moved) for a in args]
+    assert not any(password in a for a in args), "the password is on the command line"
     args[args.index("--port") + 1] = str(port)
     assert args[args.index("--dir") + 1] == redis.DATA_DIR
     args[args.index("--dir") + 1] = str(tmp_path)
@@ -256,11 +312,8 @@ def test_redis_from_the_rendered_command_line_answers_its_probe(tmp_path: Path, 
             return result.stdout.strip() == "PONG"
 
         wait_for("redis answers the readiness probe's ping", lambda: pong(env))
-        if password is not None:
-            assert not pong({}), "the password is not enforced"
-        set_key = [probe[0], "-p", str(port), "--no-auth-warning", "set", "k", "v"]
-        if password is not None:
-            set_key[3:3] = ["-a", password]
+        assert not pong({}), "the password is not enforced"
+        set_key = [probe[0], "-p", str(port), "--no-auth-warning", "-a", password, "set", "k", "v"]
         assert (
             subprocess.run(set_key, capture_output=True, text=True, check=True, timeout=10).stdout.strip()
             == "OK"

@@ -30,7 +30,10 @@ pytestmark = pytest.mark.integration
 
 
 def _sample(counter: str) -> float:
-    value = REGISTRY.get_sample_value(f"actormesh_messages_{counter}_total", {"actor": "sentiment_analyzer"})
+    labels = {"actor": "sentiment_analyzer"}
+    if counter == "dead_lettered":
+        labels["reason"] = "exhausted"
+    value = REGISTRY.get_sample_value(f"actormesh_messages_{counter}_total", labels)
     return value or 0.0
 
 

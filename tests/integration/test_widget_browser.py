@@ -94,6 +94,8 @@ async def test_widget_asks_for_a_token_when_auth_is_on(nats_server: str, tmp_pat
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:
             page = await browser.new_page()
+            socket_urls: list[str] = []
+            page.on("websocket", lambda ws: socket_urls.append(ws.url))
             await page.goto(f"{stack.url}/widget")
             token_field = page.locator("#token")
             await expect(token_field).to_be_visible(timeout=15_000)  # the handshake was refused
@@ -106,5 +108,8 @@ async def test_widget_asks_for_a_token_when_auth_is_on(nats_server: str, tmp_pat
             await page.fill("#message", "Where is my order ORD-20002?")
             await page.click("#send")
             await expect(page.locator(".msg.agent").last).to_contain_text("TRK200000001", timeout=30_000)
+            # The token went in the Sec-WebSocket-Protocol header: no URL (proxy logs) carries it.
+            assert socket_urls
+            assert not [url for url in socket_urls if "token" in url], socket_urls
         finally:
             await browser.close()

@@ -43,6 +43,7 @@ def stack_settings(nats_url: str, tmp_path: Path, **overrides: Any) -> RuntimeSe
         "processing_timeout_s": 10.0,
         "ack_wait_s": 15.0,
         "rate_limit_requests": 0,  # tests poll fast from one address; test_gateway_limits.py sets it
+        "gateway_anonymous": True,  # tests about auth pass jwt_secret, which turns auth on
     }
     values.update(overrides)
     return RuntimeSettings(**values)

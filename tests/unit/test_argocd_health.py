@@ -150,6 +150,24 @@ CASES = [
         "",
         id="foreign-condition-ignored",
     ),
+    pytest.param(
+        _obj(
+            {
+                "observedGeneration": 2,
+                "conditions": [
+                    READY,
+                    IDLE,
+                    CLEAR,
+                    _cond(
+                        "AnonymousGateway", "True", "AnonymousModeEnabled", "spec.gateway.anonymous is true"
+                    ),
+                ],
+            }
+        ),
+        "Healthy",
+        "WARNING anonymous gateway",
+        id="anonymous-warning",
+    ),
 ]
 
 

@@ -166,7 +166,12 @@ def test_every_emitted_kind_is_managed() -> None:
     managed = {(k.api_version, k.kind) for k in MANAGED_KINDS}
     for obj in children(RICH_SPEC, keda=True):
         assert (obj["apiVersion"], obj["kind"]) in managed
-    assert [k.kind for k in MANAGED_KINDS if k.optional] == ["ScaledObject"]
+    assert [k.kind for k in MANAGED_KINDS if k.optional] == [
+        "ScaledObject",
+        "ServiceMonitor",
+        "PodMonitor",
+        "PrometheusRule",
+    ]
 
 
 def test_apply_order_puts_config_and_services_before_workloads() -> None:

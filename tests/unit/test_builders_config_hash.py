@@ -91,4 +91,6 @@ def test_rendered_hashes_of_a_minimal_mesh_are_pinned() -> None:
     hashes = _hashes({})
     assert hashes["demo-sentiment-analyzer"] == "233fc35d9352574b"
     assert hashes["demo-gateway"] == "9e72d0f6173657c0"
-    assert hashes["demo-nats"] == "eb28ad6bec9e91e2"
+    # Changed for issue 11: nats.conf gained the per-component `authorization` block; for issue 14 the
+    # history user may read every consumer's info (the queue gauges).
+    assert hashes["demo-nats"] == "167358bdc07647d7"

@@ -1,6 +1,7 @@
 """network.py: the rendered NetworkPolicies, evaluated as Kubernetes would, allow exactly the mesh's flows.
 
-A small evaluator (NetworkPolicy semantics for podSelector/namespaceSelector peers and TCP/UDP ports)
+A small evaluator (NetworkPolicy semantics for podSelector/namespaceSelector/ipBlock peers and TCP/UDP
+ports)
 asks "may pod A open a connection to pod B on port P?" against the rendered policies, so the test checks
 behaviour, not the policies' wording.
 """
@@ -8,6 +9,7 @@ behaviour, not the policies' wording.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from ipaddress import ip_address, ip_network
 from typing import Any
 
 import pytest
@@ -21,6 +23,10 @@ NS = "shop"
 class Pod:
     namespace: str | None  # None: an address outside the cluster
     labels: dict[str, str] = field(default_factory=dict)
+    ip: str = "198.18.0.10"  # pod addresses of the sealed test cluster
+
+
+PUBLIC_IP = "203.0.113.10"
 
 
 def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
@@ -34,7 +40,14 @@ def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
 
 
 def _peer_matches(peer: dict[str, Any], pod: Pod, policy_ns: str) -> bool:
-    assert "ipBlock" not in peer, "evaluator does not support ipBlock"
+    if "ipBlock" in peer:
+        # Pod IPs are matched like any other address (the conservative reading of the spec).
+        block, ip = peer["ipBlock"], ip_address(pod.ip)
+        if ip.version != ip_network(block["cidr"]).version or ip not in ip_network(block["cidr"]):
+            return False
+        return not any(
+            ip.version == ip_network(c).version and ip in ip_network(c) for c in block.get("except", [])
+        )
     if pod.namespace is None:
         return False
     if "namespaceSelector" in peer:
@@ -93,11 +106,16 @@ def _mesh(spec: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Pod]]:
     pods["elsewhere"] = Pod("other", {"app": "browser-proxy"})
     pods["same-ns-stranger"] = Pod(NS, {"app": "unrelated"})
     pods["dns"] = Pod("kube-system", {"k8s-app": "kube-dns"})
-    pods["internet"] = Pod(None)
+    pods["internet"] = Pod(None, ip=PUBLIC_IP)
+    pods["internet-v6"] = Pod(None, ip="2001:db8::10")
+    pods["metadata"] = Pod(None, ip="169.254.169.254")
+    pods["private-vm"] = Pod(None, ip="10.1.2.3")
+    pods["api-server"] = Pod(None, ip="198.19.0.1")
     return [o for o in objs if o["kind"] == "NetworkPolicy"], pods
 
 
 LLM = {"llm": {"model": "gpt-4o-mini"}, "nats": {"replicas": 3}}
+LOCAL_LLM = {"llm": {"model": "ollama/llama3", "apiBase": "http://llm.example.net:11434"}}
 
 FLOWS = [
     # (spec, source, destination, port, allowed)
@@ -129,7 +147,17 @@ FLOWS = [
     ({}, "history", "internet", 443, False),
     ({}, "intent-analyzer", "internet", 443, False),
     (LLM, "intent-analyzer", "internet", 443, True),
-    (LLM, "response-generator", "internet", 11434, True),
+    (LLM, "intent-analyzer", "internet-v6", 443, True),
+    (LLM, "response-generator", "internet", 80, False),
+    (LLM, "response-generator", "internet", 11434, False),
+    (LOCAL_LLM, "response-generator", "internet", 11434, True),
+    (LOCAL_LLM, "response-generator", "internet", 443, False),
+    (LLM, "intent-analyzer", "metadata", 443, False),
+    (LLM, "intent-analyzer", "metadata", 80, False),
+    (LLM, "intent-analyzer", "private-vm", 443, False),
+    (LLM, "intent-analyzer", "api-server", 443, False),
+    (LLM, "intent-analyzer", "elsewhere", 443, False),
+    (LLM, "intent-analyzer", "same-ns-stranger", 443, False),
     (LLM, "sentiment-analyzer", "internet", 443, False),
     (LLM, "gateway", "internet", 443, False),
     ({}, "gateway", "elsewhere", 80, False),
@@ -184,6 +212,23 @@ def test_keda_may_read_the_nats_monitor_only_when_a_scaled_object_exists() -> No
     assert allowed(with_keda, keda, pods["nats"], 8222)
     assert not allowed(with_keda, keda, pods["nats"], 4222)
     assert not allowed(without, keda, pods["nats"], 8222)
+    assert not allowed(with_keda, Pod("monitoring", {"app": "keda-operator"}), pods["nats"], 8222)
+    assert not allowed(with_keda, pods["elsewhere"], pods["nats"], 8222)
+    moved = [
+        o
+        for o in children({**spec, "networkPolicy": {"kedaNamespace": "autoscaling"}}, keda=True)
+        if o["kind"] == "NetworkPolicy"
+    ]
+    assert allowed(moved, Pod("autoscaling", {"app": "keda-operator"}), pods["nats"], 8222)
+    assert not allowed(moved, keda, pods["nats"], 8222)
+
+
+def test_the_llm_egress_except_list_is_configurable() -> None:
+    spec = {**LLM, "networkPolicy": {"egressExcept": ["169.254.0.0/16"]}}
+    policies, pods = _mesh(spec)
+    assert not allowed(policies, pods["intent-analyzer"], pods["metadata"], 443)
+    assert allowed(policies, pods["intent-analyzer"], pods["private-vm"], 443)
+    assert allowed(policies, pods["intent-analyzer"], pods["internet-v6"], 443)
 
 
 def test_disabled_network_policy_renders_none() -> None:

@@ -29,10 +29,10 @@ from actormesh_runtime.settings import GUIDE_ALIASES, RuntimeSettings
 from tests.unit.builder_helpers import RICH_SPEC, children, container, index
 
 ROOT = Path(__file__).resolve().parents[2]
-SECRET_PLACEHOLDER = "from-a-secret"
+SECRET_PLACEHOLDER = "from-a-secret-long-enough-for-an-hs256-key"
 FULL_SPEC: dict[str, Any] = {
     **RICH_SPEC,
-    "nats": {"replicas": 3},
+    "nats": {"replicas": 3, "tls": {"secretName": "nats-cert"}},
     "actors": {
         "defaults": {"replicas": 2, "concurrency": 5},
         "intentAnalyzer": {"logLevel": "WARNING", "processingTimeoutSeconds": 45},
@@ -83,6 +83,18 @@ def _parse(argv: list[str]) -> tuple[str, argparse.Namespace]:
     return name, parser.parse_args(argv[1:])
 
 
+_AGREED_NOT_YET_READ = {
+    name
+    for name in (
+        Env.JWT_PREVIOUS_SECRET, Env.JWT_ISSUER, Env.JWT_AUDIENCE, Env.GATEWAY_ANONYMOUS, Env.NATS_USER,
+        Env.NATS_PASSWORD, Env.NATS_TLS_CA,
+    )
+    if name.lower() not in RuntimeSettings.model_fields
+}  # fmt: skip
+"""Issue 11's auth variables (INTERFACES.md, security <-> secop), which the runtime side adds to
+RuntimeSettings on its own branch; empty once both are merged, so the check is then exact again."""
+
+
 def _pod_env(objs: dict[tuple[str, str], dict[str, Any]], c: dict[str, Any]) -> dict[str, str]:
     env: dict[str, str] = {}
     for source in c.get("envFrom", []):
@@ -106,7 +118,7 @@ def runtime_pods(spec: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> list[
         if c.get("command") != ["actormesh"]:
             continue  # NATS, Redis
         env = _pod_env(objs, c)
-        unknown = {k for k in env if k.lower() not in RuntimeSettings.model_fields}
+        unknown = {k for k in env if k.lower() not in RuntimeSettings.model_fields} - _AGREED_NOT_YET_READ
         assert not unknown, f"{obj['metadata']['name']}: env vars the runtime does not read: {unknown}"
         with monkeypatch.context() as m:
             for field in [*RuntimeSettings.model_fields, *GUIDE_ALIASES]:  # nothing from our own environment

@@ -40,7 +40,11 @@ def test_actor_deployment_runs_the_actor_with_probes_and_config() -> None:
     assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
     assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert c["envFrom"] == [{"configMapRef": {"name": "demo-runtime-config"}}]
-    assert env_of(dep) == {"ACTOR_CONCURRENCY": "8"}
+    assert env_of(dep) == {
+        "ACTOR_CONCURRENCY": "8",
+        "NATS_USER": "sentiment_analyzer",
+        "NATS_PASSWORD": {"secretKeyRef": {"name": "demo-nats-users", "key": "sentiment_analyzer"}},
+    }
     assert c["resources"] == {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}}
 
 
@@ -145,15 +149,40 @@ def test_managed_redis_requires_the_password_from_its_secret() -> None:
     objs = index(children(spec))
     c = container(objs[("StatefulSet", "demo-redis")])
     secret = {"secretKeyRef": {"name": "redis-auth", "key": "password"}}
-    # The kubelet expands $(REDISCLI_AUTH) from the env; redis-cli (the probe) reads the same variable.
-    assert c["args"][-2:] == ["--requirepass", "$(REDISCLI_AUTH)"]
+    # The server reads the password from a file an init container renders from the mounted Secret; only
+    # redis-cli (the probe) reads it from the env. Nothing on any command line.
+    assert c["args"][0] == "/run/redis-auth/auth.conf"
+    assert not any("REDISCLI_AUTH" in a or "requirepass" in a for a in c["args"])
     assert env_of(objs[("StatefulSet", "demo-redis")]) == {"REDISCLI_AUTH": secret}
+    pod = objs[("StatefulSet", "demo-redis")]["spec"]["template"]["spec"]
+    [init] = pod["initContainers"]
+    assert init["image"] == "ghcr.io/example/actormesh:0.1.0"
+    assert init["command"][-2:] == ["/run/redis-password/password", "/run/redis-auth/auth.conf"]
+    assert init["securityContext"]["readOnlyRootFilesystem"] is True
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["password"]["secret"] == {
+        "secretName": "redis-auth",
+        "items": [{"key": "password", "path": "password"}],
+        "defaultMode": 0o440,
+    }
+    assert volumes["auth"]["emptyDir"]["medium"] == "Memory"
+    assert {"name": "auth", "mountPath": "/run/redis-auth", "readOnly": True} in c["volumeMounts"]
+    assert not any(m["name"] == "password" for m in c["volumeMounts"])  # only the init container sees it
     assert c["readinessProbe"]["exec"]["command"] == ["redis-cli", "-e", "-p", "6379", "ping"]
     assert env_of(objs[("Deployment", "demo-gateway")])["REDIS_PASSWORD"] == secret
     assert env_of(objs[("Deployment", "demo-execution-coordinator")])["REDIS_PASSWORD"] == secret
     assert "REDIS_PASSWORD" not in env_of(objs[("Deployment", "demo-response-aggregator")])
     assert "REDIS_PASSWORD" not in env_of(objs[("Deployment", "demo-decision-router")])
-    assert "env" not in container(index(children())[("StatefulSet", "demo-redis")])
+
+
+def test_managed_redis_without_a_secret_requires_a_generated_password() -> None:
+    objs = index(children())
+    generated = {"secretKeyRef": {"name": "demo-redis-auth", "key": "password"}}
+    assert env_of(objs[("StatefulSet", "demo-redis")]) == {"REDISCLI_AUTH": generated}
+    assert container(objs[("StatefulSet", "demo-redis")])["args"][0] == "/run/redis-auth/auth.conf"
+    assert env_of(objs[("Deployment", "demo-gateway")])["REDIS_PASSWORD"] == generated
+    external = index(children({"redis": {"external": {"url": "redis://r.infra:6379/0"}}}))
+    assert "REDIS_PASSWORD" not in env_of(external[("Deployment", "demo-gateway")])
 
 
 def test_redis_statefulset() -> None:
@@ -239,7 +268,12 @@ def test_runtime_settings_parse_what_the_operator_writes(
     intended (catches a renamed variable or a value in the wrong format, e.g. CORS_ORIGINS)."""
     objs = index(children(spec))
     dep = objs[("Deployment", "demo-intent-analyzer")]
-    plain = {k: v for k, v in env_of(dep).items() if isinstance(v, str)}
+    # Secret-backed variables (NATS_PASSWORD, LLM_API_KEY) get a placeholder: the runtime refuses a
+    # NATS_USER without its password, as it should.
+    plain = {
+        k: v if isinstance(v, str) else "placeholder-from-a-secret-0123456789abcdef"
+        for k, v in env_of(dep).items()
+    }
     for key, value in {**objs[("ConfigMap", "demo-runtime-config")]["data"], **plain}.items():
         monkeypatch.setenv(key, value)
     settings = RuntimeSettings()

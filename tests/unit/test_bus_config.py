@@ -52,7 +52,7 @@ def test_dead_letter_stream_keeps_records_with_limits() -> None:
 
     assert cfg.name == "ACTORMESH-blue-DLQ"
     assert cfg.retention == RetentionPolicy.LIMITS
-    assert cfg.subjects == ["actormesh.blue.dlq.*"]
+    assert cfg.subjects == ["actormesh.blue.dlq.>"]
     assert cfg.max_age
     assert cfg.max_age > 0
 

@@ -27,7 +27,9 @@ JOHN = "john.doe@example.com"
 
 
 def _app() -> FastAPI:
-    return create_app(RuntimeSettings(nats_url="nats://127.0.0.1:1", max_message_chars=40))
+    return create_app(
+        RuntimeSettings(nats_url="nats://127.0.0.1:1", max_message_chars=40, gateway_anonymous=True)
+    )
 
 
 @pytest_asyncio.fixture

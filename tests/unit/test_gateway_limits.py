@@ -15,10 +15,10 @@ from actormesh_runtime.gateway.admission import (
     Admission,
     BodyReadTimeout,
     principal_key,
-    subject_with_secret,
+    subject_with_verifier,
 )
 from actormesh_runtime.gateway.app import create_app
-from actormesh_runtime.gateway.auth import mint_token
+from actormesh_runtime.gateway.auth import WS_BEARER_PREFIX, WS_PROTOCOL, TokenVerifier, mint_token
 from actormesh_runtime.gateway.ratelimit import LocalBuckets, RateLimiter
 from actormesh_runtime.settings import RuntimeSettings
 
@@ -63,9 +63,22 @@ async def test_without_redis_the_limit_is_per_replica() -> None:
     assert verdicts[2].retry_after_header == "30"  # 2/min: the next token in 30 s
 
 
-def _scope(kind: str = "http", headers: dict[str, str] | None = None, query: str = "") -> Scope:
+def _scope(
+    kind: str = "http",
+    headers: dict[str, str] | None = None,
+    query: str = "",
+    subprotocols: list[str] | None = None,
+) -> Scope:
     raw = [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
-    return {"type": kind, "headers": raw, "client": ("198.18.0.7", 5555), "query_string": query.encode()}
+    scope: Scope = {
+        "type": kind,
+        "headers": raw,
+        "client": ("198.18.0.7", 5555),
+        "query_string": query.encode(),
+    }
+    if subprotocols is not None:
+        scope["subprotocols"] = subprotocols
+    return scope
 
 
 @pytest.mark.parametrize(
@@ -80,12 +93,15 @@ def _scope(kind: str = "http", headers: dict[str, str] | None = None, query: str
                      "addr:198.18.0.7", id="auth-off"),
         pytest.param(_scope("websocket", query=f"session_id=a&token={mint_token(SECRET, JOHN)}"), SECRET,
                      f"sub:{JOHN}", id="websocket-query-token"),
+        pytest.param(_scope("websocket", subprotocols=[WS_PROTOCOL, WS_BEARER_PREFIX + mint_token(SECRET, JOHN)]),  # noqa: E501
+                     SECRET, f"sub:{JOHN}", id="websocket-subprotocol-token"),
     ],
 )  # fmt: skip
 def test_the_principal_is_the_verified_subject_else_the_address(
     scope: Scope, secret: str | None, expected: str
 ) -> None:
-    assert principal_key(scope, subject_with_secret(secret)) == expected
+    verifier = TokenVerifier([secret]) if secret else None
+    assert principal_key(scope, subject_with_verifier(verifier)) == expected
 
 
 def _client(**settings: Any) -> httpx.AsyncClient:

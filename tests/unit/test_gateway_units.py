@@ -12,7 +12,14 @@ from pydantic import ValidationError
 
 from actormesh_runtime.catalog import ActorName, Subjects
 from actormesh_runtime.envelope import FinalResult, MethodSummary, ProgressEvent
-from actormesh_runtime.gateway.auth import OPEN, AuthError, authenticate, bearer_from_header, mint_token
+from actormesh_runtime.gateway.auth import (
+    OPEN,
+    AuthError,
+    TokenVerifier,
+    authenticate,
+    bearer_from_header,
+    mint_token,
+)
 from actormesh_runtime.gateway.models import ChatRequest, MessageTooLong, check_length, field_errors
 from actormesh_runtime.gateway.reply_router import ReplyRouter
 
@@ -67,13 +74,13 @@ def test_auth_is_open_without_a_secret() -> None:
 )
 def test_bad_tokens_are_401(token: str | None) -> None:
     with pytest.raises(AuthError) as caught:
-        authenticate(SECRET, token)
+        authenticate(TokenVerifier([SECRET]), token)
     assert caught.value.status == 401
 
 
 def test_a_valid_token_may_act_only_for_its_subject() -> None:
     principal = authenticate(
-        SECRET, bearer_from_header(f"Bearer {mint_token(SECRET, 'John.Doe@example.com')}")
+        TokenVerifier([SECRET]), bearer_from_header(f"Bearer {mint_token(SECRET, 'John.Doe@example.com')}")
     )
     assert principal.email == "john.doe@example.com"
     principal.check_email("JOHN.DOE@example.com")

@@ -55,12 +55,13 @@ def test_every_child_kind_is_declared() -> None:
             assert (kind.group, kind.plural, verb) in declared, (kind.kind, verb)
 
 
-def test_status_and_finalizers_subresources_and_read_only_secrets() -> None:
+def test_status_and_finalizers_subresources_and_secrets_never_listed_or_deleted() -> None:
     declared = granted()
     assert ("actormesh.io", "actormeshes/status", "patch") in declared
     assert ("actormesh.io", "actormeshes/finalizers", "update") in declared
-    # get + watch (per-name watches of referenced Secrets); never list, never a write.
-    assert {v for g, r, v in declared if r == "secrets"} == {"get", "watch"}
+    # get + watch (per-name watches of referenced Secrets); create + patch (generated Secrets, created once,
+    # only missing keys added); never list, never update or delete (a value is never overwritten).
+    assert {v for g, r, v in declared if r == "secrets"} == {"get", "watch", "create", "patch"}
     assert not any(r == "customresourcedefinitions" for _, r, _ in declared)
     assert not any(
         v in {"update", "escalate", "bind", "impersonate"} and r != "actormeshes/finalizers"

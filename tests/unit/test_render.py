@@ -83,3 +83,24 @@ def test_an_invalid_mesh_is_refused_naming_the_field(
     )
     assert render_main(["-f", str(bad)], out=io.StringIO()) == 1
     assert "spec.runtime.logLevel" in capsys.readouterr().err
+
+
+def test_render_with_monitoring_includes_the_prometheus_operator_objects(tmp_path: Path) -> None:
+    body = {
+        "apiVersion": "actormesh.io/v1alpha1",
+        "kind": "ActorMesh",
+        "metadata": {"name": "watched"},
+        "spec": {
+            "image": "img:1",
+            "monitoring": {"podMonitor": {"enabled": True}, "prometheusRule": {"enabled": True}},
+        },
+    }
+    path = tmp_path / "mesh.yaml"
+    path.write_text(yaml.safe_dump(body))
+    kinds = {}
+    for flag in ([], ["--monitoring"]):
+        out = io.StringIO()
+        assert render_main(["-f", str(path), *flag], out) == 0
+        kinds[bool(flag)] = {d["kind"] for d in yaml.safe_load_all(out.getvalue())}
+    assert {"PodMonitor", "PrometheusRule"} <= kinds[True]
+    assert not {"PodMonitor", "PrometheusRule"} & kinds[False]

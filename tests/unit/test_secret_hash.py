@@ -14,9 +14,19 @@ from actormesh_operator.builders.secret_hash import (
 )
 from tests.unit.builder_helpers import children, make_mesh
 
+NO_GENERATED: dict[str, Any] = {
+    "gateway": {"anonymous": True},
+    "nats": {"external": {"url": "nats://bus.infra:4222"}},
+    "redis": {"enabled": False},
+}
+"""A mesh reading none of the Secrets the operator generates (gateway key, NATS and Redis passwords)."""
 SPEC: dict[str, Any] = {
+    **NO_GENERATED,
     "llm": {"model": "gpt-4o-mini", "apiKeySecretRef": {"name": "llm", "key": "api-key"}},
-    "gateway": {"env": [{"name": "EXTRA", "valueFrom": {"secretKeyRef": {"name": "extra", "key": "token"}}}]},
+    "gateway": {
+        "anonymous": True,
+        "env": [{"name": "EXTRA", "valueFrom": {"secretKeyRef": {"name": "extra", "key": "token"}}}],
+    },
 }
 SECRETS = {"llm": {"api-key": "a2V5LTE=", "other": "eA=="}, "extra": {"token": "dDA="}}
 LLM_ACTORS = {"demo-intent-analyzer", "demo-response-generator"}
@@ -56,7 +66,7 @@ def test_a_secret_that_appears_changes_the_hash() -> None:
 
 
 def test_a_mesh_without_secrets_is_unchanged() -> None:
-    plain = children({})
+    plain = children(NO_GENERATED)
     assert with_secret_hashes(plain, {}) == plain
 
 
@@ -72,6 +82,33 @@ def test_envfrom_and_volumes_count_as_whole_secrets() -> None:
 
 def test_the_operator_reads_every_secret_the_templates_reference() -> None:
     assert referenced_secret_names(children(SPEC)) == {"llm", "extra"}
+
+
+def test_generated_secrets_are_read_and_hashed_too() -> None:
+    """A rotated generated key (docs/security.md) rolls exactly the pods that read it."""
+    assert referenced_secret_names(children({})) == {
+        "demo-gateway-auth",
+        "demo-nats-users",
+        "demo-redis-auth",
+    }
+    generated = {
+        "demo-gateway-auth": {"jwt-secret": "a2V5"},
+        "demo-nats-users": {"gateway": "cA==", "history": "cQ=="},
+        "demo-redis-auth": {"password": "cg=="},
+    }
+    before = {
+        o["metadata"]["name"]: o["spec"]["template"]["metadata"]["annotations"][SECRET_HASH_ANNOTATION]
+        for o in with_secret_hashes(children({}), generated)
+        if o["kind"] == "Deployment" and o["metadata"]["name"] in {"demo-gateway", "demo-decision-router"}
+    }
+    rotated = {**generated, "demo-gateway-auth": {"jwt-secret": "a2V5Mg=="}}
+    after = {
+        o["metadata"]["name"]: o["spec"]["template"]["metadata"]["annotations"][SECRET_HASH_ANNOTATION]
+        for o in with_secret_hashes(children({}), rotated)
+        if o["kind"] == "Deployment" and o["metadata"]["name"] in before
+    }
+    assert after["demo-gateway"] != before["demo-gateway"]
+    assert after["demo-decision-router"] == before["demo-decision-router"]
 
 
 def test_env_secret_refs_are_checked_unless_optional() -> None:

@@ -12,14 +12,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from actormesh_operator.api.actors import ActorAutoscaling
-from actormesh_operator.api.infra import MAX_FILE_STORE_TOO_BIG, HistorySpec, NatsSpec, RedisSpec
+from actormesh_operator.api.infra import (
+    MAX_FILE_STORE_TOO_BIG,
+    REDIS_PASSWORD_IN_URL,
+    REDIS_URL_WITH_PASSWORD,
+    HistorySpec,
+    NatsSpec,
+    RedisSpec,
+)
+from actormesh_operator.api.monitoring import BOTH_MONITORS
 from actormesh_operator.api.runtime import (
     ONE_SOURCE,
     REQUEST_TIMEOUT_BELOW_DEADLINE,
     VALUE_OR_SOURCE,
     RuntimeSpec,
 )
-from actormesh_operator.api.spec import MAX_NAME_LENGTH, QUEUE_LAG_NEEDS_MANAGED_NATS
+from actormesh_operator.api.spec import ANONYMOUS_WITH_KEY, MAX_NAME_LENGTH, QUEUE_LAG_NEEDS_MANAGED_NATS
 from actormesh_runtime.catalog import ACTORS
 
 
@@ -170,7 +178,19 @@ SPEC_RULES: list[Rule] = [
         "spec.gateway.ingress.host is required when spec.gateway.ingress.enabled is true",
         ".host",
     ),
-    _excludes("nats", ["replicas", "storage", "jetstream", "image", "resources"]),
+    Rule(
+        ("redis", "external"),
+        f"!self.url.matches('{REDIS_URL_WITH_PASSWORD}')",
+        REDIS_PASSWORD_IN_URL,
+        ".url",
+    ),
+    Rule(
+        ("gateway",),
+        "!(has(self.anonymous) && self.anonymous) || !has(self.authSecretRef)",
+        ANONYMOUS_WITH_KEY,
+        ".anonymous",
+    ),
+    _excludes("nats", ["replicas", "storage", "jetstream", "image", "resources", "tls"]),
     _excludes("redis", ["storage", "image", "resources", "passwordSecretRef"]),
     Rule(
         ("redis",),
@@ -194,6 +214,13 @@ SPEC_RULES: list[Rule] = [
         f" < double({_runtime_value('conversationDeadlineSeconds', 'conversation_deadline_seconds')})",
         REQUEST_TIMEOUT_BELOW_DEADLINE,
         ".requestTimeoutSeconds",
+    ),
+    Rule(
+        ("monitoring",),
+        f"!({_opt('self', ['serviceMonitor', 'enabled'], 'false')}"
+        f" && {_opt('self', ['podMonitor', 'enabled'], 'false')})",
+        BOTH_MONITORS,
+        ".podMonitor.enabled",
     ),
     Rule(
         ("extraLabels",),

@@ -7,14 +7,31 @@ settings (checked here and by CEL rules in the CRD).
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from actormesh_operator.api.types import ApiModel, Quantity, Resources, SecretKeyRef, Storage, quantity_bytes
+from actormesh_operator.api.types import (
+    DNS1123_SUBDOMAIN,
+    SECRET_KEY,
+    ApiModel,
+    Quantity,
+    Resources,
+    SecretKeyRef,
+    Storage,
+    quantity_bytes,
+)
 
 NATS_URL_PATTERN = r"^(nats|tls|ws|wss)://[^\s,]+(,(nats|tls|ws|wss)://[^\s,]+)*$"
 REDIS_URL_PATTERN = r"^rediss?://\S+$"
+REDIS_URL_WITH_PASSWORD = r"^rediss?://[^/@]*:[^/@]*@"
+"""`scheme://user:password@` (or `:password@`): the URL goes into the runtime ConfigMap, readable by anyone
+who may read ConfigMaps, so a password there is refused."""
+REDIS_PASSWORD_IN_URL = (
+    "spec.redis.external.url must not contain a password (the URL is stored in a ConfigMap);"
+    " put it in a Secret and set spec.redis.external.passwordSecretRef"
+)
 FILE_STORE_SHARE_PERCENT = 80
 """Default JetStream file store limit as a share of the NATS volume (10Gi → 8Gi)."""
 MAX_FILE_STORE_TOO_BIG = "spec.nats.jetstream.maxFileStore must not exceed spec.nats.storage.size"
@@ -37,6 +54,16 @@ class NatsExternal(ApiModel):
     """Client URL(s), comma-separated, e.g. `nats://nats.infra:4222`."""
 
 
+class NatsTLS(ApiModel):
+    """TLS on the managed NATS's client port, with a certificate you provide (e.g. from cert-manager)."""
+
+    secret_name: str = Field(max_length=253, pattern=DNS1123_SUBDOMAIN)
+    """A `kubernetes.io/tls` Secret (`tls.crt`, `tls.key`) valid for `<mesh>-nats.<namespace>.svc` and
+    `<mesh>-nats.<namespace>.svc.<cluster domain>`; it also holds the CA the clients verify it with."""
+    ca_key: str = Field("ca.crt", min_length=1, max_length=253, pattern=SECRET_KEY)
+    """Key of the CA certificate in that Secret (cert-manager writes `ca.crt`)."""
+
+
 class NatsSpec(ApiModel):
     """The message bus: a managed JetStream StatefulSet (default) or an external URL."""
 
@@ -51,6 +78,9 @@ class NatsSpec(ApiModel):
             requests={"cpu": "100m", "memory": "256Mi"}, limits={"memory": "512Mi"}
         )
     )
+    tls: NatsTLS | None = None
+    """TLS for client connections (unset: plain TCP inside the cluster, protected by NetworkPolicies and
+    per-component passwords). Cluster routes between the servers stay plain."""
     external: NatsExternal | None = None
     """Use this NATS instead of deploying one; excludes the managed settings."""
 
@@ -73,7 +103,7 @@ class NatsSpec(ApiModel):
 
     @model_validator(mode="after")
     def _external_excludes_managed(self) -> NatsSpec:
-        managed = {"replicas", "storage", "jetstream", "image", "resources"} & self.model_fields_set
+        managed = {"replicas", "storage", "jetstream", "image", "resources", "tls"} & self.model_fields_set
         if self.external is not None and managed:
             raise ValueError(
                 f"spec.nats.external cannot be combined with the managed settings"
@@ -86,9 +116,16 @@ class RedisExternal(ApiModel):
     """An existing Redis instead of the managed one."""
 
     url: str = Field(pattern=REDIS_URL_PATTERN, max_length=2048)
-    """e.g. `redis://redis.infra:6379/0` or `rediss://...`."""
+    """e.g. `redis://redis.infra:6379/0` or `rediss://...`; no password (it would land in a ConfigMap)."""
     password_secret_ref: SecretKeyRef | None = None
-    """Secret key holding the password (unset: none, or the one in the URL)."""
+    """Secret key holding the password (unset: none)."""
+
+    @field_validator("url")
+    @classmethod
+    def _no_password_in_url(cls, value: str) -> str:
+        if re.match(REDIS_URL_WITH_PASSWORD, value):
+            raise ValueError(REDIS_PASSWORD_IN_URL)
+        return value
 
 
 class RedisSpec(ApiModel):
@@ -105,8 +142,8 @@ class RedisSpec(ApiModel):
         )
     )
     password_secret_ref: SecretKeyRef | None = None
-    """Secret key holding a password the managed Redis requires (`--requirepass`); the runtime pods get it
-    as REDIS_PASSWORD. Unset: no password, only the NetworkPolicies keep other pods out."""
+    """Secret key holding the password the managed Redis requires; the runtime pods get it as
+    REDIS_PASSWORD. Unset: the operator generates one into the Secret `<mesh>-redis-auth`."""
     external: RedisExternal | None = None
     """Use this Redis instead of deploying one; excludes the managed settings."""
 

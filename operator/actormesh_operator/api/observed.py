@@ -159,6 +159,8 @@ class ObservedState(_Observed):
     missing_secrets: list[MissingSecret] = Field(default_factory=list)
     keda_installed: bool = False
     """Whether the `scaledobjects.keda.sh` CRD exists (only consulted when queueLag mode is requested)."""
+    monitoring_served: frozenset[str] = frozenset()
+    """Plurals of the monitoring.coreos.com kinds the API server serves (e.g. `servicemonitors`)."""
     generation_applied: bool = True
     """Every child of the current generation was applied; False before the first apply or after an error."""
     error: ReconcileError | None = None

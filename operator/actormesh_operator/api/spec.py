@@ -9,10 +9,11 @@ a mesh that bypassed admission (or an older CRD) still fails with the same field
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from actormesh_operator.api.actors import (
     ActorAutoscaling,
@@ -28,9 +29,11 @@ from actormesh_operator.api.infra import (
     JetStreamLimits,
     NatsExternal,
     NatsSpec,
+    NatsTLS,
     RedisExternal,
     RedisSpec,
 )
+from actormesh_operator.api.monitoring import MonitoringSpec, PrometheusRuleSpec, ScrapeSpec
 from actormesh_operator.api.runtime import (
     REQUEST_TIMEOUT_BELOW_DEADLINE,
     EnvList,
@@ -43,6 +46,7 @@ from actormesh_operator.api.runtime import (
 from actormesh_operator.api.types import (
     DNS1123_LABEL,
     DNS1123_SUBDOMAIN,
+    SECRET_KEY,
     ApiModel,
     LabelKey,
     LabelValue,
@@ -70,6 +74,7 @@ __all__ = [
     "EffectiveActorSpec",
     "EnvVar",
     "EnvVarSource",
+    "GatewayAuthSpec",
     "GatewaySpec",
     "HistorySpec",
     "IngressSpec",
@@ -79,17 +84,21 @@ __all__ = [
     "LLMSpec",
     "LocalObjectReference",
     "MockServicesSpec",
+    "MonitoringSpec",
     "NatsExternal",
     "NatsSpec",
+    "NatsTLS",
     "NetworkPolicySpec",
     "PersistenceSpec",
     "PodDisruptionBudgetSpec",
+    "PrometheusRuleSpec",
     "Quantity",
     "RedisExternal",
     "RedisSpec",
     "Resources",
     "RuntimeSpec",
     "Scheduling",
+    "ScrapeSpec",
     "SecretKeyRef",
     "ServiceSpec",
     "Storage",
@@ -101,6 +110,9 @@ CORS_ORIGIN_PATTERN = r"^(\*|https?://[^\s/]+)$"
 QUEUE_LAG_NEEDS_MANAGED_NATS = (
     "spec.actors.*.autoscaling.mode: queueLag needs the managed NATS (KEDA reads its monitoring"
     " endpoint), so it cannot be combined with spec.nats.external; use mode cpu"
+)
+ANONYMOUS_WITH_KEY = (
+    "spec.gateway.anonymous cannot be true when spec.gateway.authSecretRef is set; choose one"
 )
 PAUSED_ANNOTATION = "actormesh.io/paused"
 """`"true"` stops the operator from writing the mesh's children (hand work during an incident)."""
@@ -172,6 +184,18 @@ class IngressSpec(ApiModel):
         return self
 
 
+class GatewayAuthSpec(ApiModel):
+    """Optional claims every customer token must carry (checked by the gateway)."""
+
+    issuer: str | None = Field(None, min_length=1, max_length=1024)
+    """Required `iss` claim (JWT_ISSUER), e.g. your storefront's URL."""
+    audience: str | None = Field(None, min_length=1, max_length=1024)
+    """Required `aud` claim (JWT_AUDIENCE), e.g. `actormesh`."""
+    previous_key: str | None = Field(None, min_length=1, max_length=253, pattern=SECRET_KEY)
+    """Key, in the same Secret as the signing key, holding the key being rotated out (JWT_PREVIOUS_SECRET):
+    tokens it signed stay valid while it is set. Optional in the Secret: absent means no rotation."""
+
+
 class GatewaySpec(ApiModel):
     """The HTTP/WebSocket gateway: chat API, history API and the web page."""
 
@@ -180,7 +204,12 @@ class GatewaySpec(ApiModel):
     service: ServiceSpec = Field(default_factory=ServiceSpec)
     ingress: IngressSpec = Field(default_factory=IngressSpec)
     auth_secret_ref: SecretKeyRef | None = None
-    """Secret key holding the JWT signing secret (unset: the API is open)."""
+    """Secret key holding the JWT signing key, at least 32 bytes (unset: the operator generates one into
+    the Secret `<mesh>-gateway-auth`, key `jwt-secret`, unless `anonymous` is true)."""
+    anonymous: bool = False
+    """Demo only: no token needed, anyone who reaches the gateway may act as any customer. The mesh
+    carries a warning condition and Event while this is true."""
+    auth: GatewayAuthSpec = Field(default_factory=GatewayAuthSpec)
     cors_origins: list[Annotated[str, Field(pattern=CORS_ORIGIN_PATTERN)]] = Field(
         default_factory=list, max_length=64
     )
@@ -210,6 +239,12 @@ class GatewaySpec(ApiModel):
             )
         return self
 
+    @model_validator(mode="after")
+    def _anonymous_or_key(self) -> GatewaySpec:
+        if self.anonymous and self.auth_secret_ref is not None:
+            raise ValueError(ANONYMOUS_WITH_KEY)
+        return self
+
 
 # --- small switches ---------------------------------------------------------------------------------
 
@@ -228,10 +263,47 @@ class CommerceApisSpec(ApiModel):
     tracking_url: str | None = Field(None, pattern=HTTP_URL_PATTERN)
 
 
+DEFAULT_EGRESS_EXCEPT = (
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "100.64.0.0/10",
+    "169.254.0.0/16",
+    "127.0.0.0/8",
+    "0.0.0.0/8",
+    "198.18.0.0/15",
+    "fc00::/7",
+    "fe80::/10",
+)
+"""Private (RFC 1918), carrier-grade NAT, link-local (cloud metadata at 169.254.169.254), loopback and the
+benchmarking range some clusters use for pods and Services: wherever a cluster's own addresses live."""
+CIDR_PATTERN = r"^([0-9]{1,3}\.){3}[0-9]{1,3}/[0-9]{1,2}$|^[0-9a-fA-F:]+/[0-9]{1,3}$"
+
+
 class NetworkPolicySpec(ApiModel):
     """Default-deny NetworkPolicies plus only the flows the mesh needs (secure by default)."""
 
     enabled: bool = True
+    egress_except: list[Annotated[str, Field(pattern=CIDR_PATTERN, max_length=64)]] = Field(
+        default_factory=lambda: list(DEFAULT_EGRESS_EXCEPT), max_length=64
+    )
+    """Address ranges the internet-facing egress (LLM, external commerce APIs) never reaches. The
+    default covers private, link-local and loopback ranges; list your cluster's pod and Service CIDRs
+    too if they are public addresses. Replaces the default when set."""
+    keda_namespace: str = Field("keda", max_length=63, pattern=DNS1123_LABEL)
+    """Namespace of KEDA's operator: the only one allowed to read the NATS monitoring port."""
+
+    @field_validator("egress_except")
+    @classmethod
+    def _valid_networks(cls, value: list[str]) -> list[str]:
+        for cidr in value:
+            try:
+                ipaddress.ip_network(cidr)
+            except ValueError as exc:
+                raise ValueError(
+                    f"spec.networkPolicy.egressExcept: {cidr!r} is not a network ({exc})"
+                ) from None
+        return value
 
 
 class PodDisruptionBudgetSpec(ApiModel):
@@ -271,6 +343,7 @@ class ActorMeshSpec(ApiModel):
     network_policy: NetworkPolicySpec = Field(default_factory=NetworkPolicySpec)
     pod_disruption_budget: PodDisruptionBudgetSpec = Field(default_factory=PodDisruptionBudgetSpec)
     persistence: PersistenceSpec = Field(default_factory=PersistenceSpec)
+    monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec)
     scheduling: Scheduling = Field(default_factory=Scheduling)
     extra_labels: dict[LabelKey, LabelValue] = Field(default_factory=dict, max_length=64)
     """Labels added to every child object and pod (`app.kubernetes.io/*` is reserved)."""

@@ -27,6 +27,11 @@ class ConditionType(StrEnum):
     """True when progress needs a human: the reason says what to fix."""
     PAUSED = "Paused"
     """True while the `actormesh.io/paused` annotation holds the operator off: children are not written."""
+    ANONYMOUS_GATEWAY = "AnonymousGateway"
+    """Present (True) only while `spec.gateway.anonymous` is true: a warning, not a failure."""
+    MONITORING_READY = "MonitoringReady"
+    """True when the monitoring objects `spec.monitoring` asks for exist (or none are asked for). False
+    never blocks the mesh: its pods run and Ready is unaffected."""
 
 
 class Reason(StrEnum):
@@ -83,6 +88,17 @@ class Reason(StrEnum):
     """Paused=True: `actormesh.io/paused: "true"`; the message lists children that differ from the spec."""
     NOT_PAUSED = "NotPaused"
     """Paused=False: the operator writes children as usual."""
+    # AnonymousGateway
+    ANONYMOUS_MODE_ENABLED = "AnonymousModeEnabled"
+    """AnonymousGateway=True: the gateway needs no token; anyone who reaches it may act as any customer."""
+
+    # MonitoringReady
+    MONITORING_CONFIGURED = "MonitoringConfigured"
+    """MonitoringReady=True: every ServiceMonitor/PodMonitor/PrometheusRule asked for is applied."""
+    MONITORING_NOT_REQUESTED = "MonitoringNotRequested"
+    """MonitoringReady=True: `spec.monitoring` asks for no Prometheus Operator object."""
+    MONITORING_CRDS_MISSING = "MonitoringCRDsMissing"
+    """MonitoringReady=False: asked-for monitoring.coreos.com kinds are not served; the message names them."""
 
 
 STALL_REASONS: frozenset[Reason] = frozenset(

@@ -21,6 +21,8 @@ QUANTITY_MAX_LENGTH = 64
 
 DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS1123_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+SECRET_KEY = r"^[-._a-zA-Z0-9]+$"
+"""A key in a Secret's data."""
 
 LabelKey = Annotated[
     str,
@@ -121,7 +123,7 @@ class SecretKeyRef(ApiModel):
 
     name: str = Field(min_length=1, max_length=253, pattern=DNS1123_SUBDOMAIN)
     """Name of the Secret."""
-    key: str = Field(min_length=1, max_length=253, pattern=r"^[-._a-zA-Z0-9]+$")
+    key: str = Field(min_length=1, max_length=253, pattern=SECRET_KEY)
     """Key within the Secret."""
 
 

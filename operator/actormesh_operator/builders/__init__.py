@@ -17,18 +17,20 @@ from collections.abc import Iterable
 from actormesh_operator.api.spec import ActorMesh, EnvVar
 from actormesh_operator.builders import (
     actors,
+    alerts,
     autoscaling,
     disruption,
     gateway,
     history,
     mocks,
+    monitoring,
     nats,
     network,
     rbac,
     redis,
     runtime_config,
 )
-from actormesh_operator.builders.kinds import MANAGED_KINDS, ManagedKind, SecretRef
+from actormesh_operator.builders.kinds import MANAGED_KINDS, PROMETHEUS_RULE, ManagedKind, SecretRef
 from actormesh_operator.builders.meta import Manifest
 from actormesh_operator.settings import OperatorSettings
 from actormesh_runtime.catalog import ACTORS_BY_NAME
@@ -72,15 +74,32 @@ def _workloads(mesh: ActorMesh, settings: OperatorSettings) -> list[Manifest]:
     return out
 
 
-def build_children(mesh: ActorMesh, settings: OperatorSettings, *, keda_available: bool) -> list[Manifest]:
+def _monitoring(mesh: ActorMesh, available: frozenset[str]) -> list[Manifest]:
+    out = monitoring.build_monitoring(mesh, available)
+    if mesh.spec.monitoring.prometheus_rule.enabled and PROMETHEUS_RULE.plural in available:
+        out.append(alerts.build_prometheus_rule(mesh))
+    return out
+
+
+def build_children(
+    mesh: ActorMesh,
+    settings: OperatorSettings,
+    *,
+    keda_available: bool,
+    monitoring_available: frozenset[str] = frozenset(),
+) -> list[Manifest]:
     """Every desired child, in apply order: identity and config, Services, NetworkPolicies (before any
-    pod starts), StatefulSets and Deployments (infrastructure first), Ingress, autoscalers, PDBs."""
+    pod starts), StatefulSets and Deployments (infrastructure first), Ingress, autoscalers, PDBs, then
+    the monitoring objects whose kinds the API server serves (`monitoring_available`: plurals)."""
+    scrape = monitoring.build_scrape_network_policy(mesh)
     return [
         *_config_and_services(mesh, settings),
         *network.build_network_policies(mesh, keda_available=keda_available),
+        *([scrape] if scrape is not None else []),
         *_workloads(mesh, settings),
         *autoscaling.build_autoscalers(mesh, settings, keda_available=keda_available),
         *disruption.build_pdbs(mesh),
+        *_monitoring(mesh, monitoring_available),
     ]
 
 
@@ -104,6 +123,10 @@ def referenced_secrets(mesh: ActorMesh) -> list[SecretRef]:
     if redis is not None:
         field, ref = redis
         refs.append(SecretRef(name=ref.name, key=ref.key, field_path=field))
+    tls = spec.nats.tls
+    if spec.nats.managed and tls is not None:
+        for key in (nats.TLS_CERT, nats.TLS_KEY, tls.ca_key):
+            refs.append(SecretRef(name=tls.secret_name, key=key, field_path="spec.nats.tls.secretName"))
     refs += _env_secret_refs("spec.gateway.env", spec.gateway.env)
     for actor in spec.actors.enabled_actors():
         refs += _env_secret_refs(f"spec.actors.{actor.info.spec_key}.env", actor.env)

@@ -17,6 +17,8 @@ from actormesh_operator.builders.runtime_config import actor_keys, hash_for
 from actormesh_operator.builders.workload import (
     deployment,
     http_probe,
+    nats_ca_volume,
+    nats_credentials_env,
     redis_password_env,
     runtime_container,
     runtime_pod,
@@ -42,7 +44,7 @@ def actor_env(mesh: ActorMesh, actor: EffectiveActorSpec) -> list[dict[str, Any]
         env.append(secret_env(Env.LLM_API_KEY, llm.api_key_secret_ref))
     if actor.info.uses_redis:
         env += redis_password_env(mesh)
-    return with_user_env(env, actor.env)
+    return with_user_env(env + nats_credentials_env(mesh, actor.info.name.value), actor.env)
 
 
 def _runtime_overrides(mesh: ActorMesh, actor: EffectiveActorSpec) -> list[dict[str, Any]]:
@@ -63,6 +65,7 @@ def _runtime_overrides(mesh: ActorMesh, actor: EffectiveActorSpec) -> list[dict[
 def build_actor_deployment(
     mesh: ActorMesh, actor: EffectiveActorSpec, settings: OperatorSettings
 ) -> Manifest:
+    ca_volumes, ca_mounts = nats_ca_volume(mesh)
     container = runtime_container(
         mesh,
         "actor",
@@ -70,6 +73,7 @@ def build_actor_deployment(
         ports=[{"name": "http", "containerPort": Ports.ACTOR_HTTP}],
         resources=actor.resources.to_k8s(),
         env=actor_env(mesh, actor),
+        extra_mounts=ca_mounts,
         # Up to a minute to start: LLM actors import litellm (seconds) before serving /healthz.
         startupProbe=http_probe("/healthz", "http", period=2, failures=30),
         readinessProbe=http_probe("/readyz", "http", period=5),
@@ -79,7 +83,7 @@ def build_actor_deployment(
         mesh,
         names.actor(mesh.name, actor.info),
         component(actor),
-        runtime_pod(mesh, container),
+        runtime_pod(mesh, container, extra_volumes=ca_volumes),
         replicas=None if actor.autoscaling.enabled else actor.replicas,
         config_hash=hash_for(mesh, settings, actor_keys(actor.info)),
     )

@@ -11,6 +11,7 @@ from typing import Any
 
 from actormesh_operator.api.spec import ActorMesh
 from actormesh_operator.builders import labels, names
+from actormesh_operator.builders.generated import gateway_key_ref
 from actormesh_operator.builders.meta import Manifest, manifest, object_meta
 from actormesh_operator.builders.runtime_config import GATEWAY_KEYS, hash_for
 from actormesh_operator.builders.workload import (
@@ -18,6 +19,8 @@ from actormesh_operator.builders.workload import (
     GATEWAY_TERMINATION_GRACE_S,
     deployment,
     http_probe,
+    nats_ca_volume,
+    nats_credentials_env,
     redis_password_env,
     runtime_container,
     runtime_pod,
@@ -25,14 +28,37 @@ from actormesh_operator.builders.workload import (
     with_user_env,
 )
 from actormesh_operator.settings import OperatorSettings
-from actormesh_runtime.catalog import Env, Ports
+from actormesh_runtime.catalog import GATEWAY_USER, Env, Ports
+
+PREVIOUS_KEY_DEFAULT = "jwt-previous-secret"
+"""Key of the rotated-out signing key in the signing key's Secret when `spec.gateway.auth.previousKey` is
+unset; optional, so the gateway verifies with two keys exactly while the Secret holds both."""
+
+
+def auth_env(mesh: ActorMesh) -> list[dict[str, Any]]:
+    """The gateway's token settings: the signing key (the user's or the generated one) and the optional
+    previous key, issuer and audience; or explicit anonymous mode."""
+    gw = mesh.spec.gateway
+    key = gateway_key_ref(mesh)
+    if key is None:
+        return [{"name": Env.GATEWAY_ANONYMOUS, "value": "true"}]
+    previous = {"name": key.name, "key": gw.auth.previous_key or PREVIOUS_KEY_DEFAULT, "optional": True}
+    env = [
+        secret_env(Env.JWT_SECRET, key),
+        {"name": Env.JWT_PREVIOUS_SECRET, "valueFrom": {"secretKeyRef": previous}},
+    ]
+    if gw.auth.issuer is not None:
+        env.append({"name": Env.JWT_ISSUER, "value": gw.auth.issuer})
+    if gw.auth.audience is not None:
+        env.append({"name": Env.JWT_AUDIENCE, "value": gw.auth.audience})
+    return env
 
 
 def gateway_env(mesh: ActorMesh) -> list[dict[str, Any]]:
-    env: list[dict[str, Any]] = []
-    if mesh.spec.gateway.auth_secret_ref is not None:
-        env.append(secret_env(Env.JWT_SECRET, mesh.spec.gateway.auth_secret_ref))
-    return with_user_env(env + redis_password_env(mesh), mesh.spec.gateway.env)
+    return with_user_env(
+        auth_env(mesh) + redis_password_env(mesh) + nats_credentials_env(mesh, GATEWAY_USER),
+        mesh.spec.gateway.env,
+    )
 
 
 def gateway_termination_grace_s(mesh: ActorMesh) -> int:
@@ -44,6 +70,7 @@ def gateway_termination_grace_s(mesh: ActorMesh) -> int:
 
 def build_gateway_deployment(mesh: ActorMesh, settings: OperatorSettings) -> Manifest:
     gw = mesh.spec.gateway
+    ca_volumes, ca_mounts = nats_ca_volume(mesh)
     container = runtime_container(
         mesh,
         "gateway",
@@ -51,6 +78,7 @@ def build_gateway_deployment(mesh: ActorMesh, settings: OperatorSettings) -> Man
         ports=[{"name": "http", "containerPort": Ports.GATEWAY}],
         resources=gw.resources.to_k8s(),
         env=gateway_env(mesh),
+        extra_mounts=ca_mounts,
         startupProbe=http_probe("/api/health", "http", period=2, failures=30),
         readinessProbe=http_probe("/api/ready", "http", period=5),
         livenessProbe=http_probe("/api/health", "http", period=15),
@@ -61,7 +89,12 @@ def build_gateway_deployment(mesh: ActorMesh, settings: OperatorSettings) -> Man
         mesh,
         names.gateway(mesh.name),
         labels.GATEWAY,
-        runtime_pod(mesh, container, termination_grace_seconds=gateway_termination_grace_s(mesh)),
+        runtime_pod(
+            mesh,
+            container,
+            extra_volumes=ca_volumes,
+            termination_grace_seconds=gateway_termination_grace_s(mesh),
+        ),
         replicas=None if gw.autoscaling.enabled else gw.replicas,
         config_hash=hash_for(mesh, settings, GATEWAY_KEYS),
     )
@@ -81,17 +114,19 @@ def build_gateway_service(mesh: ActorMesh) -> Manifest:
     )
 
 
+INGRESS_PATHS = ("/api", "/ws", "/widget")
+"""What the public may reach: the chat and history API, the WebSocket and the web widget. `/metrics`,
+`/docs` and `/openapi.json` stay inside the cluster."""
+
+
 def build_gateway_ingress(mesh: ActorMesh) -> Manifest | None:
     """The Ingress when `spec.gateway.ingress.enabled`, else None (an existing one is pruned)."""
     ing = mesh.spec.gateway.ingress
     if not ing.enabled or ing.host is None:
         return None
     backend = {"service": {"name": names.gateway(mesh.name), "port": {"name": "http"}}}
-    spec: dict[str, Any] = {
-        "rules": [
-            {"host": ing.host, "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": backend}]}}
-        ],
-    }
+    paths = [{"path": path, "pathType": "Prefix", "backend": backend} for path in INGRESS_PATHS]
+    spec: dict[str, Any] = {"rules": [{"host": ing.host, "http": {"paths": paths}}]}
     if ing.class_name is not None:
         spec["ingressClassName"] = ing.class_name
     if ing.tls_secret_name is not None:

@@ -12,9 +12,15 @@ from actormesh_operator.builders import labels, names
 from actormesh_operator.builders.meta import Manifest, manifest, object_meta, template_meta
 from actormesh_operator.builders.runtime_config import HISTORY_KEYS, hash_for
 from actormesh_operator.builders.volumes import retention_policy, volume_claim_template
-from actormesh_operator.builders.workload import http_probe, runtime_container, runtime_pod
+from actormesh_operator.builders.workload import (
+    http_probe,
+    nats_ca_volume,
+    nats_credentials_env,
+    runtime_container,
+    runtime_pod,
+)
 from actormesh_operator.settings import OperatorSettings
-from actormesh_runtime.catalog import Env, Ports
+from actormesh_runtime.catalog import HISTORY_USER, Env, Ports
 
 DATA_DIR = "/var/lib/actormesh"
 DB_PATH = f"{DATA_DIR}/conversations.db"
@@ -35,14 +41,15 @@ def build_history_service(mesh: ActorMesh) -> Manifest:
 
 def build_history_statefulset(mesh: ActorMesh, settings: OperatorSettings) -> Manifest:
     history = mesh.spec.history
+    ca_volumes, ca_mounts = nats_ca_volume(mesh)
     container = runtime_container(
         mesh,
         "history",
         ["history"],
         ports=[{"name": "http", "containerPort": Ports.HISTORY_HTTP}],
         resources=history.resources.to_k8s(),
-        env=[{"name": Env.SQLITE_DB_PATH, "value": DB_PATH}],
-        extra_mounts=[{"name": names.HISTORY_DATA_CLAIM, "mountPath": DATA_DIR}],
+        env=[{"name": Env.SQLITE_DB_PATH, "value": DB_PATH}, *nats_credentials_env(mesh, HISTORY_USER)],
+        extra_mounts=[{"name": names.HISTORY_DATA_CLAIM, "mountPath": DATA_DIR}, *ca_mounts],
         startupProbe=http_probe("/healthz", "http", period=2, failures=60),
         readinessProbe=http_probe("/readyz", "http", period=5),
         livenessProbe=http_probe("/healthz", "http", period=15),
@@ -59,7 +66,7 @@ def build_history_statefulset(mesh: ActorMesh, settings: OperatorSettings) -> Ma
             "persistentVolumeClaimRetentionPolicy": retention_policy(mesh),
             "template": {
                 "metadata": template_meta(mesh, labels.HISTORY, image=mesh.spec.image, config_hash=digest),
-                "spec": runtime_pod(mesh, container),
+                "spec": runtime_pod(mesh, container, extra_volumes=ca_volumes),
             },
             "volumeClaimTemplates": [
                 volume_claim_template(

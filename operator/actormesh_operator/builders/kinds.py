@@ -20,7 +20,8 @@ class ManagedKind(BaseModel):
     plural: str
     namespaced: bool = True
     optional: bool = False
-    """True when the kind's CRD may be absent (KEDA); listing it then fails with 404 and is skipped."""
+    """True when the kind's CRD may be absent (KEDA, Prometheus Operator); it is then neither listed nor
+    watched, and a 404 while listing it is skipped."""
 
     @property
     def group(self) -> str:
@@ -47,6 +48,17 @@ NETWORK_POLICY = ManagedKind(
     api_version="networking.k8s.io/v1", kind="NetworkPolicy", plural="networkpolicies"
 )
 INGRESS = ManagedKind(api_version="networking.k8s.io/v1", kind="Ingress", plural="ingresses")
+SERVICE_MONITOR = ManagedKind(
+    api_version="monitoring.coreos.com/v1", kind="ServiceMonitor", plural="servicemonitors", optional=True
+)
+POD_MONITOR = ManagedKind(
+    api_version="monitoring.coreos.com/v1", kind="PodMonitor", plural="podmonitors", optional=True
+)
+PROMETHEUS_RULE = ManagedKind(
+    api_version="monitoring.coreos.com/v1", kind="PrometheusRule", plural="prometheusrules", optional=True
+)
+MONITORING_KINDS: tuple[ManagedKind, ...] = (SERVICE_MONITOR, POD_MONITOR, PROMETHEUS_RULE)
+"""Prometheus Operator kinds: emitted only when the spec asks and the API server serves them."""
 
 MANAGED_KINDS: tuple[ManagedKind, ...] = (
     CONFIG_MAP,
@@ -59,6 +71,7 @@ MANAGED_KINDS: tuple[ManagedKind, ...] = (
     HPA,
     SCALED_OBJECT,
     PDB,
+    *MONITORING_KINDS,
 )
 """Every kind `build_children` can emit, in apply order."""
 

@@ -36,6 +36,10 @@ RUNTIME = "runtime"
 """Objects shared by the runtime pods (ConfigMap, ServiceAccount)."""
 NETWORK = "network"
 """NetworkPolicies."""
+MONITORING = "monitoring"
+"""ServiceMonitor, PodMonitor, PrometheusRule."""
+METRICS = "metrics"
+"""The headless Service over every runtime pod's /metrics port (for a ServiceMonitor)."""
 
 _APP_BY_COMPONENT = {NATS: "nats", REDIS: "redis"}
 _LABEL_VALUE = re.compile(r"[^A-Za-z0-9_.-]")

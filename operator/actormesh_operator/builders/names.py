@@ -87,6 +87,16 @@ def service_account(mesh: str) -> str:
     return fit(mesh, "runtime")
 
 
+def metrics(mesh: str) -> str:
+    """The headless metrics Service and the ServiceMonitor/PodMonitor of the runtime's /metrics."""
+    return fit(mesh, "metrics")
+
+
+def alerts(mesh: str) -> str:
+    """The PrometheusRule with the mesh's alerts."""
+    return fit(mesh, "alerts")
+
+
 def network_policy(mesh: str, flow: str) -> str:
     """One NetworkPolicy per allowed flow, e.g. `network_policy(m, "allow-dns")`."""
     return fit(mesh, flow)
@@ -96,3 +106,19 @@ def network_policy(mesh: str, flow: str) -> str:
 NATS_STORE_CLAIM = "jetstream"
 REDIS_DATA_CLAIM = "data"
 HISTORY_DATA_CLAIM = "data"
+
+
+# --- Secrets the operator generates once (never overwritten, see builders/generated.py)
+def gateway_auth_secret(mesh: str) -> str:
+    """The generated JWT signing key when `spec.gateway.authSecretRef` is unset."""
+    return fit(mesh, "gateway-auth")
+
+
+def nats_users_secret(mesh: str) -> str:
+    """One generated NATS password per component (key = NATS user name)."""
+    return fit(mesh, "nats-users")
+
+
+def redis_auth_secret(mesh: str) -> str:
+    """The generated password of the managed Redis when `spec.redis.passwordSecretRef` is unset."""
+    return fit(mesh, "redis-auth")

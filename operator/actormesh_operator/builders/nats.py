@@ -8,18 +8,24 @@ chart's three `/healthz` probes, and a lame-duck preStop so clients move away be
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from actormesh_operator.api.spec import ActorMesh
 from actormesh_operator.api.types import quantity_bytes
 from actormesh_operator.builders import labels, names, pod_security
+from actormesh_operator.builders.generated import nats_auth_enabled, nats_password_ref
 from actormesh_operator.builders.meta import Manifest, manifest, object_meta, template_meta
 from actormesh_operator.builders.runtime_config import config_hash, service_host
 from actormesh_operator.builders.volumes import retention_policy, volume_claim_template
+from actormesh_operator.builders.workload import secret_env
 from actormesh_operator.settings import OperatorSettings
-from actormesh_runtime.catalog import Ports
+from actormesh_runtime.catalog import NATS_USERS, Ports, Subjects, nats_permissions
 
 CONFIG_FILE = "nats.conf"
+TLS_DIR = "/etc/nats-tls"
+TLS_CERT = "tls.crt"
+TLS_KEY = "tls.key"
 CONFIG_DIR = "/etc/nats-config"
 PID_DIR = "/var/run/nats"
 STORE_DIR = "/data"
@@ -56,6 +62,17 @@ def render_config(mesh: ActorMesh, settings: OperatorSettings) -> str:
         f"  max_file_store: {nats.max_file_store_bytes()}",
         "}",
     ]
+    if nats.tls is not None:
+        # Client connections only; the monitoring port (probes, KEDA) stays HTTP inside the pod network.
+        lines += [
+            "tls {",
+            f"  cert_file: {TLS_DIR}/{TLS_CERT}",
+            f"  key_file: {TLS_DIR}/{TLS_KEY}",
+            "  timeout: 2",
+            "}",
+        ]
+    if nats_auth_enabled(mesh):
+        lines += render_authorization(mesh)
     if nats.replicas > 1:
         route_list = ", ".join(routes(mesh, settings))
         lines += [
@@ -68,6 +85,40 @@ def render_config(mesh: ActorMesh, settings: OperatorSettings) -> str:
             "}",
         ]
     return "\n".join(lines) + "\n"
+
+
+def password_variable(user: str) -> str:
+    """The server's env var holding `user`'s password (from `<mesh>-nats-users`, key `user`)."""
+    return f"NATS_PASSWORD_{user.upper()}"
+
+
+def _quoted(subjects: tuple[str, ...]) -> str:
+    return "[" + ", ".join(json.dumps(s) for s in subjects) + "]"
+
+
+def render_authorization(mesh: ActorMesh) -> list[str]:
+    """One user per component with the catalog's allow-lists; everything else is denied. Passwords are
+    `$NATS_PASSWORD_<USER>` references that nats-server resolves from its environment (filled from the
+    generated Secret), so the ConfigMap holds no secret."""
+    subjects = Subjects(mesh.name)
+    lines = ["authorization {", "  users = ["]
+    for user in NATS_USERS:
+        perms = nats_permissions(subjects, user)
+        lines += [
+            f"    {{user: {json.dumps(user)}, password: ${password_variable(user)}, permissions: {{",
+            f"      publish: {{allow: {_quoted(perms.publish)}}}",
+            f"      subscribe: {{allow: {_quoted(perms.subscribe)}}}",
+        ]
+        if perms.allow_responses:
+            lines.append("      allow_responses: true")
+        lines.append("    }}")
+    return [*lines, "  ]", "}"]
+
+
+def password_env(mesh: ActorMesh) -> list[dict[str, Any]]:
+    if not nats_auth_enabled(mesh):
+        return []
+    return [secret_env(password_variable(user), nats_password_ref(mesh, user)) for user in NATS_USERS]
 
 
 def build_nats_configmap(mesh: ActorMesh, settings: OperatorSettings) -> Manifest:
@@ -138,7 +189,10 @@ def _nats_container(mesh: ActorMesh, settings: OperatorSettings) -> dict[str, An
             {"name": "cluster", "containerPort": Ports.NATS_CLUSTER},
             {"name": "monitor", "containerPort": Ports.NATS_MONITOR},
         ],
-        env=[{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
+        env=[
+            {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            *password_env(mesh),
+        ],
         resources=mesh.spec.nats.resources.to_k8s(),
         # Up to 15 minutes to start: a large JetStream store is recovered before /healthz turns green.
         startupProbe=_probe("/healthz", period=10, failures=90),
@@ -149,6 +203,7 @@ def _nats_container(mesh: ActorMesh, settings: OperatorSettings) -> dict[str, An
             {"name": "config", "mountPath": CONFIG_DIR},
             {"name": "pid", "mountPath": PID_DIR},
             {"name": names.NATS_STORE_CLAIM, "mountPath": STORE_DIR},
+            *([{"name": "tls", "mountPath": TLS_DIR, "readOnly": True}] if mesh.spec.nats.tls else []),
         ],
     )
 
@@ -170,6 +225,14 @@ def build_nats_statefulset(mesh: ActorMesh, settings: OperatorSettings) -> Manif
         {"name": "config", "configMap": {"name": names.nats_config(mesh.name)}},
         pod_security.empty_dir("pid", "1Mi"),
     ]
+    if nats.tls is not None:
+        items = [{"key": k, "path": k} for k in (TLS_CERT, TLS_KEY)]
+        volumes.append(
+            {
+                "name": "tls",
+                "secret": {"secretName": nats.tls.secret_name, "items": items, "defaultMode": 0o440},
+            }
+        )
     pod = pod_security.pod_spec(
         mesh,
         containers=[_nats_container(mesh, settings)],

@@ -6,19 +6,22 @@ for it, so `kubectl get netpol` reads as the list of allowed flows:
 - deny-all: every mesh pod, ingress and egress;
 - allow-dns: every mesh pod → kube-system, port 53;
 - allow-nats / allow-nats-clients: actors, gateway, history → NATS 4222; NATS peers ↔ 6222; the
-  monitor port 8222 from any namespace only when a KEDA ScaledObject reads it;
+  monitor port 8222 only from `spec.networkPolicy.kedaNamespace`, only when a ScaledObject reads it;
 - allow-mocks / allow-commerce-apis: context_retriever, execution_coordinator → the commerce APIs;
 - allow-redis / allow-redis-clients: actors that use Redis, and the gateway → Redis 6379;
 - allow-gateway: anyone → gateway 8000 (the Service/Ingress decide who can reach it);
-- allow-llm: LLM actors → anywhere, only when an LLM is configured (providers have no fixed IPs).
+- allow-llm: LLM actors → any address outside `spec.networkPolicy.egressExcept` (private, link-local,
+  loopback by default), TCP 443 or the port of `spec.llm.apiBase`, only when an LLM is configured.
 History gets no ingress at all: it only connects out to NATS. External NATS/Redis/APIs are allowed
-to any address on their URL's port. Kubelet probes are not subject to NetworkPolicy; Prometheus
-scraping from another namespace needs an extra policy of the user's own.
+to any address on their URL's port. Kubelet probes are not subject to NetworkPolicy; Prometheus in
+another namespace is let in by `allow-metrics-scrape` (`spec.monitoring.scrapeNamespace`,
+builders/monitoring.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from ipaddress import ip_network
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -32,6 +35,7 @@ from actormesh_runtime.catalog import Ports
 _DEFAULT_PORTS = {"nats": 4222, "tls": 4222, "ws": 80, "wss": 443, "http": 80, "https": 443}
 _DEFAULT_PORTS |= {"redis": Ports.REDIS, "rediss": Ports.REDIS}
 Rule = dict[str, Any]
+HTTPS_PORT = 443
 
 
 def url_ports(urls: Iterable[str]) -> list[int]:
@@ -110,8 +114,11 @@ def _nats(mesh: ActorMesh, *, keda_available: bool) -> list[Manifest]:
     if any(
         uses_scaled_object(mesh, a, keda_available=keda_available) for a in mesh.spec.actors.enabled_actors()
     ):
-        # KEDA's operator (namespace unknown, usually `keda`) polls the monitor endpoint.
-        ingress.append({"from": [{"namespaceSelector": {}}], "ports": tcp(Ports.NATS_MONITOR)})
+        # KEDA's operator polls the monitor endpoint (unauthenticated, so no other namespace may).
+        keda = {"kubernetes.io/metadata.name": mesh.spec.network_policy.keda_namespace}
+        ingress.append(
+            {"from": [{"namespaceSelector": {"matchLabels": keda}}], "ports": tcp(Ports.NATS_MONITOR)}
+        )
     to_nats = [{"to": [{"podSelector": nats}], "ports": tcp(Ports.NATS_CLIENT)}]
     return [
         _policy(mesh, "allow-nats", nats, ingress=ingress, egress=egress),
@@ -163,9 +170,26 @@ def _gateway_and_llm(mesh: ActorMesh) -> list[Manifest]:
         _policy(mesh, "allow-gateway", pods(mesh, [labels.GATEWAY]), ingress=[{"ports": tcp(Ports.GATEWAY)}])
     ]
     llm_actors = _actors(mesh, "uses_llm")
-    if mesh.spec.llm is not None and llm_actors:
-        out.append(_policy(mesh, "allow-llm", pods(mesh, llm_actors), egress=[{}]))
+    llm = mesh.spec.llm
+    if llm is not None and llm_actors:
+        ports = url_ports([llm.api_base]) if llm.api_base else [HTTPS_PORT]
+        egress = [{"to": public_internet(mesh), "ports": tcp(*ports)}]
+        out.append(_policy(mesh, "allow-llm", pods(mesh, llm_actors), egress=egress))
     return out
+
+
+def public_internet(mesh: ActorMesh) -> list[Rule]:
+    """Every address except `spec.networkPolicy.egressExcept` (private, link-local, loopback by default):
+    an LLM provider has no fixed IPs, but the cloud metadata endpoint, the API server and the cluster's
+    other pods must stay out of reach of a process that talks to it."""
+    blocks: list[Rule] = []
+    for family, everything in ((4, "0.0.0.0/0"), (6, "::/0")):
+        excluded = [c for c in mesh.spec.network_policy.egress_except if ip_network(c).version == family]
+        block: dict[str, Any] = {"cidr": everything}
+        if excluded:
+            block["except"] = excluded
+        blocks.append({"ipBlock": block})
+    return blocks
 
 
 def build_network_policies(mesh: ActorMesh, *, keda_available: bool = False) -> list[Manifest]:

@@ -11,6 +11,7 @@ from typing import Any
 
 from actormesh_operator.api.spec import ActorMesh
 from actormesh_operator.builders import labels, names, pod_security
+from actormesh_operator.builders.generated import redis_password_ref
 from actormesh_operator.builders.meta import Manifest, manifest, object_meta, template_meta
 from actormesh_operator.builders.volumes import retention_policy, volume_claim_template
 from actormesh_operator.builders.workload import secret_env
@@ -19,8 +20,24 @@ from actormesh_runtime.catalog import Ports
 
 DATA_DIR = "/data"
 AUTH_ENV = "REDISCLI_AUTH"
-"""The password env var: redis-cli (the readiness probe) reads it as is, and the server gets it through
-`--requirepass $(REDISCLI_AUTH)`, which the kubelet expands from the container's env."""
+"""The password env var of redis-cli (the readiness probe); the server itself reads the password from
+AUTH_CONF, never from its command line (visible in `ps` and /proc to anyone on the node)."""
+AUTH_DIR = "/run/redis-auth"
+AUTH_CONF = f"{AUTH_DIR}/auth.conf"
+PASSWORD_DIR = "/run/redis-password"
+PASSWORD_FILE = f"{PASSWORD_DIR}/password"
+RUNTIME_PYTHON = "/opt/actormesh/bin/python"
+RENDER_AUTH_CONF = r"""
+import os, sys
+raw = open(sys.argv[1], 'rb').read()
+text = ''.join(chr(b) if 32 <= b < 127 and b not in (34, 92) else '\\x%02x' % b for b in raw)
+fd = os.open(sys.argv[2], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+os.write(fd, ('requirepass "' + text + '"\n').encode())
+os.close(fd)
+"""
+"""Run by the `auth-config` init container (the runtime image's Python; the Redis image needs no shell):
+the Secret's password, byte for byte, as a double-quoted redis.conf string (a hex escape for every byte that
+is not plain printable ASCII, and for `"` and backslash), written 0600 to a memory-backed emptyDir."""
 
 
 def image(mesh: ActorMesh, settings: OperatorSettings) -> str:
@@ -40,19 +57,46 @@ def build_redis_service(mesh: ActorMesh) -> Manifest:
     )
 
 
+def _auth_init_container(mesh: ActorMesh) -> dict[str, Any]:
+    return pod_security.container(
+        "auth-config",
+        mesh.spec.image,
+        pull_policy=mesh.spec.image_pull_policy,
+        command=[RUNTIME_PYTHON, "-I", "-c", RENDER_AUTH_CONF, PASSWORD_FILE, AUTH_CONF],
+        resources={"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "64Mi"}},
+        volumeMounts=[
+            {"name": "password", "mountPath": PASSWORD_DIR, "readOnly": True},
+            {"name": "auth", "mountPath": AUTH_DIR},
+        ],
+    )
+
+
+def _auth_volumes(mesh: ActorMesh) -> list[dict[str, Any]]:
+    ref = redis_password_ref(mesh)
+    if ref is None:
+        return []
+    secret = {"secretName": ref.name, "items": [{"key": ref.key, "path": "password"}], "defaultMode": 0o440}
+    return [
+        {"name": "password", "secret": secret},
+        {"name": "auth", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}},
+    ]
+
+
 def _container(mesh: ActorMesh, settings: OperatorSettings) -> dict[str, Any]:
     # `-e`: exit non-zero on an error reply. Without it redis-cli exits 0 on NOAUTH, WRONGPASS or
     # LOADING, so a Redis that refuses the mesh's password, or is still replaying its AOF, looks ready.
     # Needs redis-cli >= 7.0 in spec.redis.image (the default and actormesh/redis both have it).
     ping = {"exec": {"command": ["redis-cli", "-e", "-p", str(Ports.REDIS), "ping"]}}
     args = ["--port", str(Ports.REDIS), "--dir", DATA_DIR, "--appendonly", "yes", "--protected-mode", "no"]
-    password = mesh.spec.redis.password_secret_ref
+    password = redis_password_ref(mesh)
+    mounts = [] if password is None else [{"name": "auth", "mountPath": AUTH_DIR, "readOnly": True}]
     return pod_security.container(
         "redis",
         image(mesh, settings),
-        # Explicit args, not the image's entrypoint script: it would try to chown /data as root.
+        # Explicit args, not the image's entrypoint script: it would try to chown /data as root. The
+        # config file, when there is a password, must come first.
         command=["redis-server"],
-        args=args if password is None else [*args, "--requirepass", f"$({AUTH_ENV})"],
+        args=args if password is None else [AUTH_CONF, *args],
         env=None if password is None else [secret_env(AUTH_ENV, password)],
         ports=[{"name": "redis", "containerPort": Ports.REDIS}],
         resources=mesh.spec.redis.resources.to_k8s(),
@@ -67,6 +111,7 @@ def _container(mesh: ActorMesh, settings: OperatorSettings) -> dict[str, Any]:
         volumeMounts=[
             {"name": names.REDIS_DATA_CLAIM, "mountPath": DATA_DIR},
             pod_security.tmp_mount(),
+            *mounts,
         ],
     )
 
@@ -77,9 +122,11 @@ def build_redis_statefulset(mesh: ActorMesh, settings: OperatorSettings) -> Mani
     pod = pod_security.pod_spec(
         mesh,
         containers=[_container(mesh, settings)],
-        volumes=[pod_security.tmp_volume()],
+        volumes=[pod_security.tmp_volume(), *_auth_volumes(mesh)],
         service_account=names.service_account(mesh.name),
     )
+    if redis_password_ref(mesh) is not None:
+        pod["initContainers"] = [_auth_init_container(mesh)]
     return manifest(
         "apps/v1",
         "StatefulSet",

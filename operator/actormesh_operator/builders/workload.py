@@ -13,6 +13,7 @@ from actormesh_operator.api.runtime import EnvVar
 from actormesh_operator.api.spec import ActorMesh
 from actormesh_operator.api.types import SecretKeyRef
 from actormesh_operator.builders import labels, names, pod_security
+from actormesh_operator.builders.generated import nats_auth_enabled, nats_password_ref, redis_password_ref
 from actormesh_operator.builders.meta import Manifest, manifest, object_meta, template_meta
 from actormesh_operator.builders.runtime_config import env_from_runtime_config
 from actormesh_runtime.catalog import Env
@@ -47,6 +48,38 @@ def secret_env(name: str, ref: SecretKeyRef) -> dict[str, Any]:
     return {"name": name, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}}
 
 
+NATS_CA_DIR = "/etc/actormesh/nats-ca"
+NATS_CA_FILE = "ca.crt"
+
+
+def nats_credentials_env(mesh: ActorMesh, user: str) -> list[dict[str, Any]]:
+    """NATS_USER and NATS_PASSWORD (from the generated `<mesh>-nats-users`) when the managed NATS
+    requires them; `user` is the component's row in `catalog.nats_permissions`. NATS_TLS_CA when the
+    managed NATS serves TLS (see `nats_ca_volume`)."""
+    env: list[dict[str, Any]] = []
+    if nats_auth_enabled(mesh):
+        env += [
+            {"name": Env.NATS_USER, "value": user},
+            secret_env(Env.NATS_PASSWORD, nats_password_ref(mesh, user)),
+        ]
+    if mesh.spec.nats.managed and mesh.spec.nats.tls is not None:
+        env.append({"name": Env.NATS_TLS_CA, "value": f"{NATS_CA_DIR}/{NATS_CA_FILE}"})
+    return env
+
+
+def nats_ca_volume(mesh: ActorMesh) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(volumes, mounts) giving a NATS client only the CA certificate of the TLS Secret (not its key)."""
+    tls = mesh.spec.nats.tls
+    if not mesh.spec.nats.managed or tls is None:
+        return [], []
+    items = [{"key": tls.ca_key, "path": NATS_CA_FILE}]
+    volume = {
+        "name": "nats-ca",
+        "secret": {"secretName": tls.secret_name, "items": items, "defaultMode": 0o444},
+    }
+    return [volume], [{"name": "nats-ca", "mountPath": NATS_CA_DIR, "readOnly": True}]
+
+
 def with_user_env(ours: list[dict[str, Any]], extra: Iterable[EnvVar]) -> list[dict[str, Any]]:
     """The operator's env plus the spec's `env` escape hatch; a user entry replaces ours of that name
     (one entry per name: server-side apply rejects duplicate keys in the env list-map)."""
@@ -56,9 +89,9 @@ def with_user_env(ours: list[dict[str, Any]], extra: Iterable[EnvVar]) -> list[d
 
 
 def redis_password_env(mesh: ActorMesh) -> list[dict[str, Any]]:
-    """REDIS_PASSWORD for pods that use Redis, when the managed or external Redis names a password Secret."""
-    redis = mesh.spec.redis.password_ref()
-    return [] if redis is None else [secret_env(Env.REDIS_PASSWORD, redis[1])]
+    """REDIS_PASSWORD for pods that use Redis: the user's Secret, or the generated one of a managed Redis."""
+    ref = redis_password_ref(mesh)
+    return [] if ref is None else [secret_env(Env.REDIS_PASSWORD, ref)]
 
 
 def runtime_container(

@@ -28,7 +28,7 @@ import kopf
 
 from actormesh_operator.api.schema import API_VERSION, GROUP, KIND, PLURAL, VERSION
 from actormesh_operator.api.spec import is_paused
-from actormesh_operator.builders.kinds import MANAGED_KINDS
+from actormesh_operator.builders.kinds import MANAGED_KINDS, MONITORING_KINDS
 from actormesh_operator.builders.labels import MANAGED_BY_SELECTOR
 from actormesh_operator.reconcile import metrics
 from actormesh_operator.reconcile.kube import KubeCredentials
@@ -163,7 +163,9 @@ def _watch_children(registry: kopf.OperatorRegistry, state: OperatorState, *, ke
             state.wake(namespace, owner, "child")
 
     for kind in MANAGED_KINDS:
-        if kind.optional and not keda_available:
+        # Monitoring objects are not watched: nothing in the mesh depends on them, so drift there is
+        # corrected by the periodic resync, and their CRDs may appear after startup (kopf scans once).
+        if kind in MONITORING_KINDS or (kind.optional and not keda_available):
             continue
         kopf.on.event(
             group=kind.group,

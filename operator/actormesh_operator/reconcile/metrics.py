@@ -6,6 +6,7 @@ Updated by `runner.py` (reconciles, errors, duration), `handlers.py` (meshes by 
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
@@ -32,6 +33,12 @@ CHILD_WRITES = Counter(
     ["kind", "action"],
 )
 
+MESH_READY = Gauge(
+    "actormesh_operator_mesh_ready",
+    "1 while a mesh's phase is Ready, else 0; per mesh, for the ActorMeshNotReady alert.",
+    ["mesh_namespace", "mesh"],
+)
+
 _phases: dict[tuple[str, str], str] = {}
 _seen_phases: set[str] = set()
 
@@ -41,8 +48,11 @@ def set_phase(namespace: str, name: str, phase: str | None) -> None:
     key = (namespace, name)
     if phase is None:
         _phases.pop(key, None)
+        with contextlib.suppress(KeyError):
+            MESH_READY.remove(namespace, name)
     else:
         _phases[key] = phase
+        MESH_READY.labels(mesh_namespace=namespace, mesh=name).set(1 if phase == "Ready" else 0)
     counts: dict[str, int] = {}
     for value in _phases.values():
         counts[value] = counts.get(value, 0) + 1

@@ -1,16 +1,17 @@
-"""Read what exists: the mesh's children, the Secrets its spec references, and whether KEDA is installed.
+"""Read what exists: the mesh's children, the Secrets its spec references, and which optional CRDs exist.
 
 Called by `runner.py` at the start of every reconcile. Children are listed per `MANAGED_KINDS` entry
 with the mesh's label selector (server-side), so the cost is one LIST per kind whatever the cluster
-size. KEDA is detected through API discovery (`/apis/keda.sh/v1alpha1`), which every authenticated
-client may read: the operator needs no permission on CustomResourceDefinitions, and the namespaced
-install (a Role cannot grant cluster-scoped reads) detects KEDA the same way.
+size. KEDA and the Prometheus Operator kinds are detected through API discovery
+(`/apis/keda.sh/v1alpha1`, `/apis/monitoring.coreos.com/v1`), which every authenticated client may
+read: the operator needs no permission on CustomResourceDefinitions, and the namespaced install (a
+Role cannot grant cluster-scoped reads) detects them the same way.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from actormesh_operator.api.observed import (
@@ -25,7 +26,13 @@ from actormesh_operator.api.observed import (
 )
 from actormesh_operator.api.spec import ActorMesh
 from actormesh_operator.builders import labels
-from actormesh_operator.builders.kinds import MANAGED_KINDS, SCALED_OBJECT, SecretRef
+from actormesh_operator.builders.kinds import (
+    MANAGED_KINDS,
+    MONITORING_KINDS,
+    SCALED_OBJECT,
+    ManagedKind,
+    SecretRef,
+)
 from actormesh_operator.reconcile.apply import resource_of
 from actormesh_operator.reconcile.diff import ChildKey, child_key
 from actormesh_operator.reconcile.errors import action
@@ -40,12 +47,23 @@ def selector_string(selector: Mapping[str, str]) -> str:
     return ",".join(f"{key}={value}" for key, value in sorted(selector.items()))
 
 
-async def list_children(kube: KubeClient, mesh: ActorMesh, *, keda: bool) -> dict[ChildKey, dict[str, Any]]:
-    """Every live object of a managed kind carrying this mesh's labels (ours or not: prune checks owners)."""
+def _served(kind: ManagedKind, *, keda: bool, monitoring: Collection[str]) -> bool:
+    if kind == SCALED_OBJECT:
+        return keda
+    if kind in MONITORING_KINDS:
+        return kind.plural in monitoring
+    return True
+
+
+async def list_children(
+    kube: KubeClient, mesh: ActorMesh, *, keda: bool, monitoring: Collection[str] = ()
+) -> dict[ChildKey, dict[str, Any]]:
+    """Every live object of a managed kind carrying this mesh's labels (ours or not: prune checks owners).
+    Optional kinds are listed only when served (`keda`; `monitoring`: served monitoring plurals)."""
     selector = selector_string(labels.mesh_selector(mesh.name))
     live: dict[ChildKey, dict[str, Any]] = {}
     for kind in MANAGED_KINDS:
-        if kind.optional and not keda:
+        if not _served(kind, keda=keda, monitoring=monitoring):
             continue
         with action(f"list {kind.plural}"):
             try:
@@ -94,6 +112,7 @@ def observed_state(
     missing: list[MissingSecret],
     applied: bool,
     error: ReconcileError | None = None,
+    monitoring: Collection[str] = (),
 ) -> ObservedState:
     """Reduce the live children to what `status.compute_status` reads."""
     objects = list(live.values())
@@ -116,12 +135,35 @@ def observed_state(
         gateway_ingress=ObservedIngress.from_object(ingress) if ingress else None,
         missing_secrets=missing,
         keda_installed=keda,
+        monitoring_served=frozenset(monitoring),
         generation_applied=applied,
         error=error,
     )
 
 
 _WORKLOAD_KINDS = ("StatefulSet", "Deployment")
+
+
+class MonitoringDetector:
+    """Caches which monitoring.coreos.com kinds the API server serves (discovery, no RBAC needed), so a
+    Prometheus Operator installed after the operator started is picked up within a minute."""
+
+    def __init__(self, recheck_s: float = KEDA_RECHECK_S) -> None:
+        self._recheck_s = recheck_s
+        self._value: frozenset[str] = frozenset()
+        self._checked_at: float | None = None
+
+    async def served(self, kube: KubeClient) -> frozenset[str]:
+        now = time.monotonic()
+        if self._checked_at is None or now - self._checked_at >= self._recheck_s:
+            found = set()
+            for kind in MONITORING_KINDS:
+                with action(f"discover {kind.api_version} {kind.plural}"):
+                    if await kube.served(kind.api_version, kind.plural):
+                        found.add(kind.plural)
+            self._value = frozenset(found)
+            self._checked_at = now
+        return self._value
 
 
 class KedaDetector:

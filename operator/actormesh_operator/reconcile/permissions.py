@@ -48,9 +48,11 @@ PERMISSIONS: tuple[Permission, ...] = (
     Permission(
         "",
         "secrets",
-        ("get", "watch"),
+        ("get", "watch", "create", "patch"),
         "get: observe.read_secrets checks referenced Secrets and hashes their values; watch: "
-        "secret_watch opens one watch per referenced Secret (fieldSelector metadata.name), never all",
+        "secret_watch opens one watch per referenced Secret (fieldSelector metadata.name), never all; "
+        "create+patch: reconcile/generated.py creates the generated Secrets once and adds missing keys "
+        "(never overwrites a value)",
     ),
     Permission(
         "", "events", ("create",), "reconcile/events.py posts Applied, Paused, Resumed and stall Events"

@@ -5,7 +5,8 @@ resync (`handlers.py`) — always with a freshly read mesh and under a per-mesh 
 never interleave their writes. The steps (KubeRay's `reconcileFuncs`, then one status computation):
 
 1. read the mesh; a mesh being deleted is left to the garbage collector;
-2. observe: KEDA discovery, the live children (label-selected), the referenced Secrets;
+2. observe: KEDA discovery, the live children (label-selected); create the generated Secrets (gateway
+   key, Redis and NATS passwords) that do not exist yet, never overwriting; read the referenced ones;
 3. a missing Secret stops here: `Stalled`, an Event, no children applied (pods would only fail);
 4. build the desired children (pure) and server-side apply those missing, changed or drifted;
 5. prune children this mesh controls that are no longer desired;
@@ -32,6 +33,7 @@ from actormesh_operator.api.schema import API_VERSION, KIND, PLURAL
 from actormesh_operator.api.spec import PAUSED_ANNOTATION, ActorMesh
 from actormesh_operator.api.status import ConditionType, Reason
 from actormesh_operator.builders import Manifest, build_children, referenced_secrets
+from actormesh_operator.builders.generated import generated_secrets
 from actormesh_operator.builders.secret_hash import referenced_secret_names, with_secret_hashes
 from actormesh_operator.reconcile import metrics
 from actormesh_operator.reconcile.apply import ApplyOutcome, apply_children, prune_children
@@ -45,16 +47,18 @@ from actormesh_operator.reconcile.errors import (
     to_kopf,
 )
 from actormesh_operator.reconcile.events import post_event
+from actormesh_operator.reconcile.generated import ensure_generated_secrets
 from actormesh_operator.reconcile.kube import KubeApiError, KubeClient, Resource
 from actormesh_operator.reconcile.observe import (
     KedaDetector,
+    MonitoringDetector,
     list_children,
     missing_secrets,
     observed_state,
     read_secrets,
 )
 from actormesh_operator.settings import OperatorSettings
-from actormesh_operator.status import compute_status, invalid_spec_status, status_patch
+from actormesh_operator.status import ANONYMOUS_WARNING, compute_status, invalid_spec_status, status_patch
 
 STATUS_CONFLICT_RETRIES = 3
 """Re-reads after a 409 on a status write before it becomes an ordinary (retried) failure."""
@@ -71,6 +75,7 @@ class _Attempt:
     body: dict[str, Any]
     mesh: ActorMesh | None = None
     keda: bool = False
+    monitoring: frozenset[str] = frozenset()
     live: dict[ChildKey, dict[str, Any]] = field(default_factory=dict)
     listed: bool = False
     missing: list[MissingSecret] = field(default_factory=list)
@@ -90,6 +95,7 @@ class MeshReconciler:
         self.on_secrets = on_secrets
         """Told, after each pass, which Secrets a mesh's pods read (the Secret watches follow it)."""
         self._keda = KedaDetector()
+        self._monitoring = MonitoringDetector()
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._paused: set[tuple[str, str]] = set()
         """Meshes whose last successful pass was paused: a failed pass after the annotation is removed
@@ -142,13 +148,22 @@ class MeshReconciler:
 
     async def _pass(self, attempt: _Attempt) -> ApplyOutcome:
         attempt.mesh = mesh = ActorMesh.from_body(attempt.body)
+        await self._warn_when_anonymous(attempt.body, mesh)
         attempt.keda = await self._keda.available(self.kube)
-        attempt.live = await list_children(self.kube, mesh, keda=attempt.keda)
+        attempt.monitoring = await self._monitoring.served(self.kube)
+        attempt.live = await list_children(self.kube, mesh, keda=attempt.keda, monitoring=attempt.monitoring)
         attempt.listed = True
-        built = build_children(mesh, self.settings, keda_available=attempt.keda)
+        built = build_children(
+            mesh, self.settings, keda_available=attempt.keda, monitoring_available=attempt.monitoring
+        )
         refs = referenced_secrets(mesh)
         names = referenced_secret_names(built) | {ref.name for ref in refs}
         self._secrets_seen(mesh.namespace, mesh.name, names)
+        outcome = ApplyOutcome()
+        if not mesh.paused:
+            # Before their values are read and hashed into the pods that use them; created once, never
+            # overwritten (a paused mesh gets no writes at all).
+            outcome.applied += await ensure_generated_secrets(self.kube, mesh, generated_secrets(mesh))
         secrets = await read_secrets(self.kube, mesh.namespace, names)
         desired = with_secret_hashes(built, secrets)
         if mesh.paused:
@@ -157,11 +172,12 @@ class MeshReconciler:
         attempt.missing = missing_secrets(refs, secrets)
         if attempt.missing:
             raise MissingSecretError("; ".join(_missing_text(m, mesh.namespace) for m in attempt.missing))
-        outcome = ApplyOutcome()
         manager = self.settings.field_manager
         await apply_children(self.kube, desired, attempt.live, field_manager=manager, outcome=outcome)
         await prune_children(self.kube, desired, attempt.live, owner_uid=mesh.uid, outcome=outcome)
-        observed = observed_state(attempt.live, keda=attempt.keda, missing=[], applied=True)
+        observed = observed_state(
+            attempt.live, keda=attempt.keda, missing=[], applied=True, monitoring=attempt.monitoring
+        )
         await self._write_status(attempt.body, mesh, observed)
         return outcome
 
@@ -172,10 +188,18 @@ class MeshReconciler:
     async def _event(self, body: Mapping[str, Any], kind: str, reason: str, message: str) -> None:
         await post_event(self.kube, body, kind, reason, message, component=self.settings.field_manager)
 
+    async def _warn_when_anonymous(self, body: Mapping[str, Any], mesh: ActorMesh) -> None:
+        """A Warning Event when anonymous mode is switched on (the status does not show the warning yet);
+        the AnonymousGateway condition then keeps it visible without repeating the Event."""
+        if mesh.spec.gateway.anonymous and _condition_status(body, ConditionType.ANONYMOUS_GATEWAY) is None:
+            await self._event(body, "Warning", Reason.ANONYMOUS_MODE_ENABLED.value, ANONYMOUS_WARNING)
+
     async def _report_paused(self, attempt: _Attempt, mesh: ActorMesh, desired: list[Manifest]) -> None:
         """Paused: read and report, write no child. The status lists what resuming would change."""
         drift = pending_changes(desired, attempt.live, self.settings.field_manager, mesh.uid)
-        observed = observed_state(attempt.live, keda=attempt.keda, missing=[], applied=True)
+        observed = observed_state(
+            attempt.live, keda=attempt.keda, missing=[], applied=True, monitoring=attempt.monitoring
+        )
         await self._write_status(
             attempt.body, mesh, observed.model_copy(update={"paused": True, "drift": drift})
         )
@@ -216,7 +240,12 @@ class MeshReconciler:
                 else ReconcileError(message=failure.message, permanent=stalled, reason=reason)
             )
             observed = observed_state(
-                attempt.live, keda=attempt.keda, missing=attempt.missing, applied=False, error=error
+                attempt.live,
+                keda=attempt.keda,
+                missing=attempt.missing,
+                applied=False,
+                error=error,
+                monitoring=attempt.monitoring,
             )
             await self._write_status(body, mesh, observed)
         key = (str(body["metadata"].get("namespace")), str(body["metadata"]["name"]))

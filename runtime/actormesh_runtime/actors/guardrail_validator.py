@@ -22,7 +22,7 @@ from actormesh_runtime.actors.base import PlainActor
 from actormesh_runtime.catalog import ActorName
 from actormesh_runtime.envelope import Envelope, GuardrailVerdict, Urgency
 from actormesh_runtime.replies import templates
-from actormesh_runtime.screening import EMAIL_RE, find_card_numbers, find_ssns
+from actormesh_runtime.screening import EMAIL_RE, find_card_numbers, find_ssns, normalise
 from actormesh_runtime.store_policy import (
     FREE_SHIPPING_OVER,
     RETURN_WINDOW_DAYS,
@@ -111,9 +111,10 @@ def _any_in(keywords: tuple[str, ...], folded: str) -> bool:
 
 def _pii(text: str, own_email: str) -> list[str]:
     reasons = []
-    if find_card_numbers(text):
+    plain = normalise(text)  # an LLM draft may hide digits behind invisible or exotic characters too
+    if find_card_numbers(plain):
         reasons.append("pii: card number")
-    if find_ssns(text):
+    if find_ssns(plain):
         reasons.append("pii: social security number")
     own = own_email.lower()
     if "@" in text and any(m.group().lower() != own for m in EMAIL_RE.finditer(text)):

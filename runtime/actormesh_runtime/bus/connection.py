@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import ssl
+from typing import Any
 
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
@@ -26,7 +28,7 @@ from nats.js.api import (
 )
 from nats.js.errors import BadRequestError, NotFoundError
 
-from actormesh_runtime.catalog import ActorName, Subjects
+from actormesh_runtime.catalog import ActorName, Subjects, inbox_prefix
 from actormesh_runtime.settings import RuntimeSettings
 
 log = logging.getLogger(__name__)
@@ -65,6 +67,7 @@ async def connect(settings: RuntimeSettings, *, name: str = "actormesh") -> NATS
     await nc.connect(
         servers=servers,
         name=name,
+        **credentials(settings),
         connect_timeout=5,
         reconnect_time_wait=1,
         max_reconnect_attempts=-1,
@@ -74,6 +77,27 @@ async def connect(settings: RuntimeSettings, *, name: str = "actormesh") -> NATS
         reconnected_cb=on_reconnected,
     )
     return nc
+
+
+def credentials(settings: RuntimeSettings) -> dict[str, Any]:
+    """nats-py `connect` options for NATS_USER/NATS_PASSWORD and the NATS_TLS_* files (none: as before).
+
+    A user connects with its own inbox prefix (`catalog.inbox_prefix`): the server lets each component
+    subscribe only to its own replies, so the default `_INBOX` would make every request fail.
+    """
+    options: dict[str, Any] = {}
+    if settings.nats_user is not None:
+        options.update(
+            user=settings.nats_user,
+            password=settings.nats_password,
+            inbox_prefix=inbox_prefix(settings.nats_user),
+        )
+    if settings.nats_tls_ca is not None or settings.nats_tls_cert is not None:
+        context = ssl.create_default_context(cafile=settings.nats_tls_ca)
+        if settings.nats_tls_cert is not None:
+            context.load_cert_chain(settings.nats_tls_cert, settings.nats_tls_key)
+        options["tls"] = context
+    return options
 
 
 def ack_wait_s(settings: RuntimeSettings) -> float:

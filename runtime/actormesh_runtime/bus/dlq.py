@@ -15,7 +15,7 @@ from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 from pydantic import BaseModel, ConfigDict, Field
 
-from actormesh_runtime.catalog import ActorName, Subjects
+from actormesh_runtime.catalog import ActorName, DeadLetterReason, Subjects
 from actormesh_runtime.envelope import Envelope
 
 from .publish import MSG_ID_HEADER, publish_to_current
@@ -39,6 +39,19 @@ class DeadLetter(BaseModel):
     raw: str | None = None
     """The payload as text when it was not an envelope."""
 
+    kind: DeadLetterReason | None = None
+    """The bounded reason class, set by the error path (None in records stored before it was)."""
+
+    @property
+    def category(self) -> DeadLetterReason:
+        """The bounded reason class (subject token and metric label) of this record. Explicit, because
+        an envelope too large to keep is dropped from the record without making it `invalid`."""
+        if self.kind is not None:
+            return self.kind
+        if self.envelope is None:
+            return DeadLetterReason.INVALID
+        return DeadLetterReason.PERMANENT if self.permanent else DeadLetterReason.EXHAUSTED
+
 
 class StoredDeadLetter(BaseModel):
     id: int
@@ -50,7 +63,7 @@ async def store(js: JetStreamContext, subjects: Subjects, record: DeadLetter, *,
     """Acked publish to the DLQ stream. `dedup_key` (the failing message's stream sequence) keeps a
     crash-and-redeliver from storing the same failure twice."""
     await js.publish(
-        subjects.dlq(record.actor),
+        subjects.dlq(record.actor, record.category),
         record.model_dump_json().encode(),
         stream=subjects.dlq_stream,
         headers={MSG_ID_HEADER: f"dlq:{dedup_key}"},

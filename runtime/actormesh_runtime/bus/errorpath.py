@@ -14,7 +14,7 @@ import logging
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
-from actormesh_runtime.catalog import ActorName, Subjects
+from actormesh_runtime.catalog import ActorName, DeadLetterReason, Subjects
 from actormesh_runtime.envelope import Envelope, ErrorInfo, FinalResult
 from actormesh_runtime.errors import InvalidEnvelope
 from actormesh_runtime.observability import metrics
@@ -100,10 +100,11 @@ async def take_error_path(
         deliveries=deliveries,
         message_id=envelope.message_id,
         envelope=envelope,
+        kind=DeadLetterReason.PERMANENT if error.permanent else DeadLetterReason.EXHAUSTED,
     )
     await dlq.store(js, subjects, _fitting(js, record), dedup_key=dedup_key)
     envelope = trimmed(envelope)
-    metrics.DEAD_LETTERED.labels(error.actor.value).inc()
+    metrics.DEAD_LETTERED.labels(error.actor.value, record.category.value).inc()
     log.warning(
         "dead-lettered",
         extra={"message_id": envelope.message_id, "actor": error.actor.value, "reason": error.reason},
@@ -136,7 +137,8 @@ async def dead_letter_garbage(
         permanent=True,
         deliveries=1,
         raw=redact(payload[:65536].decode("utf-8", errors="replace")),
+        kind=DeadLetterReason.INVALID,
     )
     await dlq.store(js, subjects, record, dedup_key=dedup_key)
-    metrics.DEAD_LETTERED.labels(actor.value).inc()
+    metrics.DEAD_LETTERED.labels(actor.value, record.category.value).inc()
     log.warning("dead-lettered undecodable payload", extra={"actor": actor.value, "reason": reason[:200]})

@@ -34,8 +34,13 @@ def _headers(args: argparse.Namespace) -> dict[str, str]:
         from actormesh_runtime.gateway.auth import mint_token
         from actormesh_runtime.settings import RuntimeSettings
 
-        secret = RuntimeSettings().jwt_secret
-        token = mint_token(secret, args.email) if secret else None
+        settings = RuntimeSettings()
+        secret = settings.jwt_secret
+        token = (
+            mint_token(secret, args.email, issuer=settings.jwt_issuer, audience=settings.jwt_audience)
+            if secret
+            else None
+        )
     return {"Authorization": f"Bearer {token}"} if token else {}
 
 

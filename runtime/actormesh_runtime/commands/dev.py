@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,6 +32,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--nats-url", help="use this NATS server instead of an embedded one")
     parser.add_argument("--redis-url", help="keep the context cache and session state in this Redis")
     parser.add_argument("--mesh", help="mesh name (default: $MESH_NAME or 'local')")
+    parser.add_argument(
+        "--anonymous",
+        action="store_true",
+        help="serve without auth on a non-loopback --host (on loopback, no JWT_SECRET means anonymous)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log every request and hop (INFO)")
 
 
@@ -50,16 +56,50 @@ def _settings(args: argparse.Namespace) -> RuntimeSettings:
     return settings.model_copy(update=generous)
 
 
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name other than localhost may resolve anywhere
+
+
+def choose_auth(settings: RuntimeSettings, *, anonymous_flag: bool) -> RuntimeSettings | str:
+    """The settings to serve with, or why not.
+
+    A key (JWT_SECRET) always means auth. Without one, a loopback gateway runs anonymous — only this
+    machine can reach it, and the banner says so; a gateway other machines can reach runs anonymous
+    only when asked for explicitly (`--anonymous` or GATEWAY_ANONYMOUS=true).
+    """
+    if settings.jwt_secret is not None:
+        return settings
+    if is_loopback(settings.host) or anonymous_flag or settings.gateway_anonymous:
+        return settings.model_copy(update={"gateway_anonymous": True})
+    return (
+        f"--host {settings.host} is reachable from other machines and JWT_SECRET is not set: anyone "
+        "could act as any customer. Set JWT_SECRET (at least 32 bytes), or pass --anonymous "
+        "(or GATEWAY_ANONYMOUS=true) to serve without auth anyway"
+    )
+
+
 def banner(url: str, mesh: object) -> str:
     from actormesh_runtime.local.mesh import LocalMesh
 
     assert isinstance(mesh, LocalMesh)
+    anonymous = mesh.settings.jwt_secret is None
     lines = [
         "",
         f"  ActorMesh is running. Chat with the support agent: {url}/widget",
         f"  API docs {url}/docs   health {url}/api/ready   NATS {mesh.settings.nats_url}",
         '  Try: actormesh chat --email john.doe@example.com "Where is my order ORD-10002?"'
         + (f" --url {url}" if not url.endswith(":8000") else ""),
+        (
+            "  Auth: OFF (anonymous mode): anyone who can reach this port can act as any customer. "
+            "Set JWT_SECRET to turn it on."
+            if anonymous
+            else "  Auth: on (JWT_SECRET). Mint a customer's token: actormesh token --email EMAIL"
+        ),
         "  Ctrl-C stops everything.",
         "",
     ]
@@ -68,6 +108,7 @@ def banner(url: str, mesh: object) -> str:
 
 async def serve(settings: RuntimeSettings, *, data_dir: Path, nats_url: str | None) -> int:
     from actormesh_runtime.bus.process import install_stop_signals
+    from actormesh_runtime.catalog import GATEWAY_USER, HISTORY_USER
     from actormesh_runtime.gateway.app import create_app
     from actormesh_runtime.gateway.server import GatewayServer
     from actormesh_runtime.history.service import HistoryService
@@ -75,10 +116,15 @@ async def serve(settings: RuntimeSettings, *, data_dir: Path, nats_url: str | No
 
     stop = asyncio.Event()
     install_stop_signals(stop)
-    async with LocalMesh(settings, nats_url=nats_url, data_dir=data_dir / "nats") as mesh:
+    # The embedded server runs with one NATS user per component, each limited to its own subjects
+    # (catalog.nats_permissions), as the operator configures a cluster; a given --nats-url is used as is.
+    embedded_users = nats_url is None
+    async with LocalMesh(
+        settings, nats_url=nats_url, data_dir=data_dir / "nats", nats_users=embedded_users
+    ) as mesh:
         # Stopped in reverse order, before the actors drain: gateway first, then the history writer.
-        await mesh.enter_context(HistoryService(mesh.settings, nc=mesh.nc))
-        app = create_app(mesh.settings, nc=mesh.nc)
+        await mesh.enter_context(HistoryService(mesh.settings_for(HISTORY_USER)))
+        app = create_app(mesh.settings_for(GATEWAY_USER))
         server = await mesh.enter_context(GatewayServer(app, host=settings.host, port=settings.port))
         print(banner(server.url, mesh), flush=True)
         await stop.wait()
@@ -89,7 +135,11 @@ async def serve(settings: RuntimeSettings, *, data_dir: Path, nats_url: str | No
 def run(args: argparse.Namespace) -> int:
     from actormesh_runtime.observability.logging import configure_logging
 
-    settings = _settings(args)
+    chosen = choose_auth(_settings(args), anonymous_flag=args.anonymous)
+    if isinstance(chosen, str):
+        print(f"actormesh dev: refusing to start: {chosen}", file=sys.stderr)
+        return 2
+    settings = chosen
     configure_logging(settings, level="INFO" if args.verbose else "WARNING")
     data_dir = args.data_dir if args.data_dir is not None else DEFAULT_DATA_DIR
     try:

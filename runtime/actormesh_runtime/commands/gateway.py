@@ -32,8 +32,9 @@ async def serve(settings: RuntimeSettings) -> int:
     stop = asyncio.Event()
     install_stop_signals(stop)
     graceful = int(settings.request_timeout_s) + 5  # a rolling update lets waiting chats finish
+    app = create_app(settings)  # AuthNotConfigured: refuse before binding anything
     server = GatewayServer(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         graceful_shutdown_s=graceful,
@@ -47,12 +48,16 @@ async def serve(settings: RuntimeSettings) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from actormesh_runtime.commands.options import BUS_OPTIONS, settings_from
+    from actormesh_runtime.gateway.auth import AuthNotConfigured
     from actormesh_runtime.observability.logging import configure_logging
 
     settings = settings_from(args, {**BUS_OPTIONS, "host": "host", "port": "port"})
     configure_logging(settings)
     try:
         return asyncio.run(serve(settings))
+    except AuthNotConfigured as exc:
+        print(f"actormesh gateway: refusing to start: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:
         print(f"actormesh gateway: cannot serve on {settings.host}:{settings.port}: {exc}", file=sys.stderr)
         return 1

@@ -23,7 +23,12 @@ from typing import Any
 from prometheus_client import Counter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from actormesh_runtime.gateway.auth import AuthError, authenticate, bearer_from_header
+from actormesh_runtime.gateway.auth import (
+    AuthError,
+    TokenVerifier,
+    bearer_from_header,
+    bearer_from_subprotocols,
+)
 from actormesh_runtime.gateway.metrics import REQUEST_ID
 from actormesh_runtime.gateway.ratelimit import RateLimiter
 
@@ -45,14 +50,14 @@ SubjectOf = Callable[[str], str | None]
 """A bearer token → its verified subject, or None (bad token, or auth off)."""
 
 
-def subject_with_secret(jwt_secret: str | None) -> SubjectOf | None:
-    """The verifier the gateway's auth uses (None when auth is off)."""
-    if not jwt_secret:
+def subject_with_verifier(verifier: TokenVerifier | None) -> SubjectOf | None:
+    """The gateway's own token check (keys, issuer, audience) as a subject lookup; None: auth is off."""
+    if verifier is None:
         return None
 
     def subject(token: str) -> str | None:
         try:
-            return authenticate(jwt_secret, token).email
+            return verifier.verify(token).email
         except AuthError:
             return None
 
@@ -63,6 +68,8 @@ def principal_key(scope: Scope, subject_of: SubjectOf | None) -> str:
     """The verified token's subject, else the client address (an unverifiable token counts as none)."""
     headers = dict(scope.get("headers") or [])
     token = bearer_from_header(headers.get(b"authorization", b"").decode("latin-1"))
+    if token is None and scope["type"] == "websocket":
+        token = bearer_from_subprotocols(list(scope.get("subprotocols") or []))
     if token is None and scope["type"] == "websocket":
         query = scope.get("query_string", b"").decode("latin-1")
         token = next((v for k, _, v in (p.partition("=") for p in query.split("&")) if k == "token"), None)

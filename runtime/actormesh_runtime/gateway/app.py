@@ -20,8 +20,9 @@ from nats.aio.client import Client as NATS
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from actormesh_runtime.gateway import chat, health, history_api, ws
-from actormesh_runtime.gateway.admission import Admission, BodyReadTimeout, subject_with_secret
-from actormesh_runtime.gateway.auth import AuthError
+from actormesh_runtime.gateway.admission import Admission, BodyReadTimeout, subject_with_verifier
+from actormesh_runtime.gateway.auth import AuthError, TokenVerifier
+from actormesh_runtime.gateway.inflight import InFlight
 from actormesh_runtime.gateway.limits import BodySizeLimit, body_limit
 from actormesh_runtime.gateway.metrics import REQUEST_ID, ObservabilityMiddleware, install_log_filter
 from actormesh_runtime.gateway.models import ErrorBody, MessageTooLong, describe, field_errors
@@ -41,7 +42,17 @@ def widget_html() -> str:
 def create_app(
     settings: RuntimeSettings, *, nc: NATS | None = None, instance_id: str | None = None
 ) -> FastAPI:
-    """The application; NATS is connected by its lifespan (or `nc` is used, and not closed)."""
+    """The application; NATS is connected by its lifespan (or `nc` is used, and not closed).
+
+    Raises `AuthNotConfigured` when there is neither JWT_SECRET nor GATEWAY_ANONYMOUS=true.
+    """
+    verifier = TokenVerifier.from_settings(settings)
+    if verifier is None:
+        log.warning(
+            "GATEWAY_ANONYMOUS=true: auth is off, anyone who reaches this gateway can act as any customer"
+        )
+    elif settings.gateway_anonymous:
+        log.warning("GATEWAY_ANONYMOUS=true is ignored: JWT_SECRET is set, so auth is on")
     gateway = Gateway(settings, nc=nc, instance_id=instance_id)
     limiter = rate_limiter(settings)
 
@@ -63,6 +74,8 @@ def create_app(
     )
     app.state.gateway = gateway
     app.openapi = truthful_openapi(app, settings)  # type: ignore[method-assign]
+    app.state.token_verifier = verifier
+    app.state.ws_chats_in_flight = InFlight(settings.ws_chats_per_customer)
     max_body = body_limit(settings.max_message_chars)
     app.add_middleware(BodySizeLimit, max_bytes=max_body)
     app.add_middleware(BodyReadTimeout, timeout_s=settings.body_read_timeout_s, max_bytes=max_body)
@@ -70,7 +83,7 @@ def create_app(
         Admission,
         limiter=limiter,
         max_concurrent=settings.max_concurrent_requests,
-        subject_of=subject_with_secret(settings.jwt_secret),
+        subject_of=subject_with_verifier(verifier),
     )
     if settings.cors_origins:
         app.add_middleware(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import Request
 
-from actormesh_runtime.gateway.auth import Principal, authenticate, bearer_from_header
+from actormesh_runtime.gateway.auth import Principal, TokenVerifier, authenticate, bearer_from_header
 from actormesh_runtime.gateway.service import Gateway
 
 
@@ -13,8 +13,13 @@ def get_gateway(request: Request) -> Gateway:
     return gateway
 
 
+def get_verifier(app: object) -> TokenVerifier | None:
+    """The app's token verifier (None: anonymous mode), built once by `create_app`."""
+    verifier: TokenVerifier | None = app.state.token_verifier  # type: ignore[attr-defined]
+    return verifier
+
+
 def get_principal(request: Request) -> Principal:
-    """The verified caller (raises `AuthError` → 401); the open principal when JWT_SECRET is unset."""
-    gateway = get_gateway(request)
+    """The verified caller (raises `AuthError` → 401); the open principal in anonymous mode."""
     token = bearer_from_header(request.headers.get("authorization"))
-    return authenticate(gateway.settings.jwt_secret, token)
+    return authenticate(get_verifier(request.app), token)

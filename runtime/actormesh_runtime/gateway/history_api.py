@@ -3,7 +3,8 @@
 - `GET /api/conversations/{session_id}`: the stored transcript, customer and agent turns (redacted).
 - `GET /api/messages/{message_id}`: the final result of one message, e.g. after a 504; 404 until
   it exists. This replica's late results answer first, then the history store.
-With auth on, a caller sees only their own turns and results (403 otherwise).
+With auth on, a caller sees only their own turns and results; another customer's answer 404 exactly
+as a missing one does, so the API tells nobody which sessions or messages exist.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from actormesh_runtime.envelope import FinalResult
-from actormesh_runtime.gateway.auth import AuthError, Principal
+from actormesh_runtime.gateway.auth import Principal
 from actormesh_runtime.gateway.deps import get_gateway, get_principal
 from actormesh_runtime.gateway.models import ErrorBody
 from actormesh_runtime.gateway.service import Gateway
@@ -48,13 +49,10 @@ async def get_conversation(
 ) -> Conversation | JSONResponse:
     """The transcript of one session, oldest turn first."""
     turns = await gateway.history_client().conversation(session_id, limit=limit)
-    if not turns:
-        return _not_found(f"no stored conversation {session_id!r}")
     if principal.email is not None:
-        own = [t for t in turns if t.get("customer_email") == principal.email]
-        if not own:
-            raise AuthError(403, "this conversation belongs to another customer")
-        turns = own
+        turns = [t for t in turns if t.get("customer_email") == principal.email]
+    if not turns:  # another customer's conversation looks exactly like one that does not exist
+        return _not_found(f"no stored conversation {session_id!r}")
     return Conversation(session_id=session_id, turns=turns)
 
 
@@ -66,8 +64,6 @@ async def get_message(
 ) -> FinalResult | JSONResponse:
     """The final result of one message; 404 while it is still being processed."""
     found = await gateway.find_result(message_id)
-    if found is None:
-        return _not_found(f"no result for {message_id!r} yet")
-    result, owner = found
-    principal.check_email(owner)
-    return result
+    if found is None or (principal.email is not None and found[1] != principal.email):
+        return _not_found(f"no result for {message_id!r} yet")  # another customer's: same answer
+    return found[0]

@@ -19,6 +19,7 @@ from actormesh_runtime.gateway.slowclients import header_deadline_protocol
 from actormesh_runtime.net import bind_tcp
 
 GRACEFUL_SHUTDOWN_S = 5
+DEFAULT_WS_MAX_BYTES = 64 * 1024
 """Default time in-flight requests get to finish on stop; `actormesh gateway` passes
 REQUEST_TIMEOUT_S + 5 so a rolling update lets every waiting chat get its answer."""
 
@@ -41,8 +42,11 @@ class GatewayServer:
         log_level: str = "warning",
         graceful_shutdown_s: int = GRACEFUL_SHUTDOWN_S,
         header_read_timeout_s: float = 0.0,
+        ws_max_bytes: int | None = None,
     ) -> None:
         self.graceful_shutdown_s = graceful_shutdown_s
+        if ws_max_bytes is None:
+            ws_max_bytes = _app_ws_max_bytes(app)
         config = uvicorn.Config(
             app,
             host=host,
@@ -57,6 +61,9 @@ class GatewayServer:
             ws_ping_interval=20.0,
             ws_ping_timeout=20.0,
             http=header_deadline_protocol(header_read_timeout_s),
+            # The WebSocket library refuses a bigger frame from its header (close 1009) before reading
+            # it; uvicorn's default (16 MiB) would be read whole and only then checked by the app.
+            ws_max_size=ws_max_bytes,
         )
         self.host = host
         self.requested_port = port
@@ -122,6 +129,14 @@ class GatewayServer:
             if self._socket is not None:
                 self._socket.close()
                 self._socket = None
+
+
+def _app_ws_max_bytes(app: FastAPI) -> int:
+    """The app's WS_MAX_FRAME_BYTES (`create_app` keeps the settings on its gateway)."""
+    gateway = getattr(app.state, "gateway", None)
+    if gateway is None:
+        return DEFAULT_WS_MAX_BYTES
+    return int(gateway.settings.ws_max_frame_bytes)
 
 
 def _bind(host: str, port: int) -> socket.socket:

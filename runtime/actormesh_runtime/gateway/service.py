@@ -134,13 +134,21 @@ class Gateway:
     # ------------------------------------------------------------ chat
 
     async def claim_session(self, principal: Principal, request: ChatRequest) -> str:
-        """The session id to use; with auth on, a session already owned by another customer is refused."""
+        """The session id to use; with auth on, a session already owned by another customer is refused.
+
+        With auth on, ownership is claimed in the history store (durable, shared by every replica, never
+        evicted) and a store that does not answer refuses the chat (`HistoryUnavailable`, 503): a check
+        that cannot be made is never skipped. In anonymous mode anyone may act as anyone, so the
+        session state is only kept in the session store (Redis or in-process), as a hint.
+        """
         session_id = request.session_id or new_session_id()
+        if principal.email is not None:
+            owner = await self.history_client().claim(session_id, request.customer_email)
+            if owner != request.customer_email:
+                raise AuthError(403, "session_id belongs to another customer")
+            return session_id
         state = await self.sessions.get(session_id)
-        owner = state.get("customer_email") if state else None
-        if principal.email is not None and owner is not None and owner != request.customer_email:
-            raise AuthError(403, "session_id belongs to another customer")
-        if owner is None:
+        if not state:
             await self.sessions.set(session_id, {"customer_email": request.customer_email})
         return session_id
 

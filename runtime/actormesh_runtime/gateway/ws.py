@@ -5,12 +5,17 @@ Server → client: `connected {session_id, …}`, `accepted {message_id}`, one `
 actor, status, ms, attempt}` per actor hop, then `response` (the final result), or `error {message}`
 (malformed JSON, unknown type, failed validation, timeout — with the message id when there is one),
 and `pong`. Every chat ends with a `response` or an `error`, never silence. Several chats may be in
-flight on one socket; each runs in its own task.
+flight on one socket (WS_CHATS_PER_SOCKET), and per customer over all its sockets on this replica
+(WS_CHATS_PER_CUSTOMER); each runs in its own task, and one over a limit gets `error` 429. The server
+refuses frames over WS_MAX_FRAME_BYTES before reading them (`GatewayServer`), and the socket is closed
+(4401) when its token expires. The token comes in `Sec-WebSocket-Protocol` as `actormesh.bearer.<jwt>`
+next to `actormesh.v1` (selected by the server), or, for old clients, as `?token=` (never logged).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -21,7 +26,16 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from actormesh_runtime.envelope import FinalResult, ProgressEvent
-from actormesh_runtime.gateway.auth import AuthError, Principal, authenticate, bearer_from_header
+from actormesh_runtime.gateway.auth import (
+    WS_PROTOCOL,
+    AuthError,
+    Principal,
+    authenticate,
+    bearer_from_header,
+    bearer_from_subprotocols,
+)
+from actormesh_runtime.gateway.deps import get_verifier
+from actormesh_runtime.gateway.inflight import InFlight, LimitReached
 from actormesh_runtime.gateway.metrics import CHATS, WS_CONNECTIONS
 from actormesh_runtime.gateway.models import (
     SESSION_RE,
@@ -34,11 +48,14 @@ from actormesh_runtime.gateway.models import (
 )
 from actormesh_runtime.gateway.service import Gateway, Submitted, Unavailable
 from actormesh_runtime.gateway.ws_limits import IDLE_CLOSE_CODE, SocketLimits
+from actormesh_runtime.history.protocol import HistoryUnavailable
 
 router = APIRouter()
 log = logging.getLogger(__name__)
 
 MAX_FRAME_CHARS = 64_000
+CLOSE_TOKEN_EXPIRED = 4401
+"""Application close code (4000 + the HTTP status, as for a refused handshake)."""
 
 
 @router.websocket("/ws")
@@ -48,19 +65,34 @@ async def websocket_chat(
     token: Annotated[str | None, Query()] = None,
 ) -> None:
     gateway: Gateway = websocket.app.state.gateway
+    verifier = get_verifier(websocket.app)
+    offered = list(websocket.scope.get("subprotocols") or [])
     try:
-        bearer = token or bearer_from_header(websocket.headers.get("authorization"))
-        principal = authenticate(gateway.settings.jwt_secret, bearer)
+        bearer = (
+            bearer_from_subprotocols(offered)
+            or token
+            or bearer_from_header(websocket.headers.get("authorization"))
+        )
+        principal = authenticate(verifier, bearer)
     except AuthError as exc:
         await _deny(websocket, exc.status, exc.detail)
         return
     if session_id is not None and not SESSION_RE.match(session_id):
         await _deny(websocket, 422, "session_id: 1-128 characters of letters, digits, '_', '.', ':' or '-'")
         return
-    await websocket.accept()
+    # Never echo the bearer entry: the selected subprotocol travels back in the clear response.
+    await websocket.accept(subprotocol=WS_PROTOCOL if WS_PROTOCOL in offered else None)
     WS_CONNECTIONS.inc()
+    chat_socket = ChatSocket(
+        websocket,
+        gateway,
+        principal,
+        session_id or new_session_id(),
+        auth=verifier is not None,
+        customers=websocket.app.state.ws_chats_in_flight,
+    )
     try:
-        await ChatSocket(websocket, gateway, principal, session_id or new_session_id()).run()
+        await chat_socket.run()
     finally:
         WS_CONNECTIONS.dec()
 
@@ -77,11 +109,22 @@ async def _deny(websocket: WebSocket, status: int, detail: str) -> None:
 class ChatSocket:
     """One accepted WebSocket: a receive loop plus one task per chat in flight."""
 
-    def __init__(self, websocket: WebSocket, gateway: Gateway, principal: Principal, session_id: str) -> None:
+    def __init__(
+        self,
+        websocket: WebSocket,
+        gateway: Gateway,
+        principal: Principal,
+        session_id: str,
+        *,
+        auth: bool,
+        customers: InFlight,
+    ) -> None:
         self.ws = websocket
         self.gateway = gateway
         self.principal = principal
         self.session_id = session_id
+        self.auth = auth
+        self.customers = customers
         self._send_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
         self._open = True
@@ -107,11 +150,12 @@ class ChatSocket:
             {
                 "session_id": self.session_id,
                 "instance_id": self.gateway.instance_id,
-                "auth": settings.jwt_secret is not None,
+                "auth": self.auth,
                 "customer_email": self.principal.email,
                 "max_message_chars": settings.max_message_chars,
             },
         )
+        expiry = self._expire_later()
         try:
             while self._open:
                 frame = await self.limits.next_frame(self.ws.receive, busy=lambda: bool(self._tasks))
@@ -121,13 +165,31 @@ class ChatSocket:
                 if frame["type"] == "websocket.disconnect":
                     break
                 await self._on_frame(frame.get("text"), frame.get("bytes"))
-        except WebSocketDisconnect:
-            pass
+        except (WebSocketDisconnect, RuntimeError):
+            pass  # RuntimeError: receive after the expiry closed the socket
         finally:
             self._open = False
+            if expiry is not None:
+                expiry.cancel()
             for task in self._tasks:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _expire_later(self) -> asyncio.Task[None] | None:
+        """Close the socket when the token expires: a token is checked at connect, so without this a
+        1-second token would keep a socket chatting for as long as the client liked."""
+        if self.principal.expires_at is None:
+            return None
+        delay = max(0.0, self.principal.expires_at - time.time())
+        return asyncio.create_task(self._expire(delay), name="ws-token-expiry")
+
+    async def _expire(self, delay_s: float) -> None:
+        await asyncio.sleep(delay_s)
+        await self.error("the bearer token expired; reconnect with a new token", status=401)
+        self._open = False
+        async with self._send_lock:
+            with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+                await self.ws.close(code=CLOSE_TOKEN_EXPIRED, reason="token expired")
 
     async def _on_frame(self, text: str | None, raw: bytes | None) -> None:
         refusal = self.limits.refusal()
@@ -177,13 +239,34 @@ class ChatSocket:
         except AuthError as exc:
             await self.error(exc.detail, status=exc.status)
             return
+        except (HistoryUnavailable, Unavailable) as exc:  # ownership could not be checked: refuse
+            await self.error(f"the session's owner cannot be checked right now: {exc}", status=503)
+            return
         except Exception:  # a bug must not take the whole socket (and its other chats) down
             log.exception("websocket chat refused by an internal error")
             await self.error("internal error: the message was not sent; please try again", status=500)
             return
+        limits = self.gateway.settings
+        if len(self._tasks) >= limits.ws_chats_per_socket:
+            await self.error(
+                f"too many chats in flight on this socket (limit {limits.ws_chats_per_socket}); "
+                "wait for a reply before sending more",
+                status=429,
+            )
+            return
+        try:
+            slot = self.customers.acquire(request.customer_email)
+        except LimitReached as exc:
+            await self.error(
+                f"too many chats in flight for this customer (limit {exc.limit}); "
+                "wait for a reply before sending more",
+                status=429,
+            )
+            return
         task = asyncio.create_task(self._chat(request))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(lambda _: slot.release())
 
     async def _chat(self, request: ChatRequest) -> None:
         """One chat, start to end: whatever goes wrong, the client gets an `error` frame, never silence."""

@@ -18,7 +18,7 @@ from actormesh_runtime.envelope import FinalResult
 class HistoryQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    op: Literal["conversation", "result", "ping"]
+    op: Literal["conversation", "result", "ping", "claim"]
     session_id: str | None = None
     message_id: str | None = None
     customer_email: str | None = Field(None, description="Restrict to this customer's turns (auth on)")
@@ -32,6 +32,7 @@ class HistoryAnswer(BaseModel):
     """`history.store.Turn` dumps, oldest first."""
     result: FinalResult | None = None
     customer_email: str | None = None
+    """The result's customer (`result`), or the session's owner (`claim`)."""
 
 
 class HistoryUnavailable(Exception):
@@ -72,3 +73,12 @@ class HistoryClient:
         if answer.result is None or answer.customer_email is None:
             return None
         return answer.result, answer.customer_email
+
+    async def claim(self, session_id: str, customer_email: str) -> str:
+        """The session's owner, made `customer_email` when it had none (durable: the history file)."""
+        answer = await self.ask(
+            HistoryQuery(op="claim", session_id=session_id, customer_email=customer_email)
+        )
+        if answer.customer_email is None:
+            raise HistoryUnavailable("history service returned no session owner")
+        return answer.customer_email

@@ -24,6 +24,7 @@ from prometheus_client import Counter
 from pydantic import ValidationError
 
 from actormesh_runtime.bus.connection import open_bus
+from actormesh_runtime.bus.queue_metrics import QueueMetrics
 from actormesh_runtime.catalog import Subjects
 from actormesh_runtime.envelope import HistoryEvent
 from actormesh_runtime.history.protocol import HistoryAnswer, HistoryQuery
@@ -76,6 +77,8 @@ class HistoryService:
         self._pull_sub: Any = None
         self._stopping = asyncio.Event()
         self.consumer_bound = False
+        self.queue_metrics: QueueMetrics | None = None
+        """The mesh's queue gauges: this single-replica service is the one process that reports them."""
 
     @property
     def nc(self) -> NATS:
@@ -111,11 +114,17 @@ class HistoryService:
         )
         self.consumer_bound = True
         self._tasks.append(asyncio.create_task(self._consume(sub), name="history-consume"))
+        self.queue_metrics = QueueMetrics(
+            js, self.subjects, interval_s=self.settings.queue_metrics_interval_s
+        )
+        self.queue_metrics.start()
         log.info("history service started", extra={"db": str(self.store.path), "mesh": self.subjects.mesh})
 
     async def stop(self) -> None:
         """Stop fetching, let the current batch commit, then close. Unacked events are redelivered later."""
         self._stopping.set()
+        if self.queue_metrics is not None:
+            await self.queue_metrics.stop()
         for task in self._tasks:
             with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(task, timeout=FETCH_WAIT_S + 5)
@@ -206,6 +215,11 @@ class HistoryService:
                 query.session_id, customer_email=query.customer_email, limit=query.limit
             )
             return HistoryAnswer(turns=[t.model_dump(mode="json") for t in turns])
+        if query.op == "claim":
+            if not query.session_id or not query.customer_email:
+                return HistoryAnswer(ok=False, error="session_id and customer_email are required")
+            owner = await self.store.claim_session(query.session_id, query.customer_email)
+            return HistoryAnswer(customer_email=owner)
         if not query.message_id:
             return HistoryAnswer(ok=False, error="message_id is required")
         stored = await self.store.result(query.message_id)

@@ -12,8 +12,12 @@ written, so the store holds only redacted text even if a producer forgot to scre
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import os
 from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -49,6 +53,17 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     """
     CREATE INDEX turns_by_customer ON turns (customer_email, id);
+    """,
+    # Who owns each session, durably: the gateway's ownership check (auth on) asks here. Existing
+    # conversations belong to the customer of their first turn.
+    """
+    CREATE TABLE session_owners (
+        session_id TEXT PRIMARY KEY,
+        customer_email TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    INSERT OR IGNORE INTO session_owners (session_id, customer_email, created_at)
+        SELECT session_id, customer_email, created_at FROM turns ORDER BY id;
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -97,7 +112,7 @@ class HistoryStore:
 
     async def open(self) -> None:
         if str(self.path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            await asyncio.to_thread(_private_file, self.path)
         self._db = await aiosqlite.connect(self.path)
         self._db.row_factory = aiosqlite.Row
         # WAL: readers (the query responder) never block the writer; NORMAL sync is durable in WAL mode
@@ -142,8 +157,32 @@ class HistoryStore:
             " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
+        added = self.db.total_changes - before
+        await self.db.executemany(
+            "INSERT OR IGNORE INTO session_owners (session_id, customer_email, created_at) VALUES (?, ?, ?)",
+            [(row[0], row[3], row[14]) for row in rows if row[2] == "customer"],
+        )
         await self.db.commit()
-        return self.db.total_changes - before
+        return added
+
+    async def claim_session(self, session_id: str, customer_email: str) -> str:
+        """Make `customer_email` the owner of a session nobody owns yet; returns the owner either way."""
+        now = datetime.now(UTC).isoformat()
+        await self.db.execute(
+            "INSERT OR IGNORE INTO session_owners (session_id, customer_email, created_at) VALUES (?, ?, ?)",
+            (session_id, customer_email.lower(), now),
+        )
+        await self.db.commit()
+        owner = await self.session_owner(session_id)
+        assert owner is not None
+        return owner
+
+    async def session_owner(self, session_id: str) -> str | None:
+        async with self.db.execute(
+            "SELECT customer_email FROM session_owners WHERE session_id = ?", (session_id,)
+        ) as cursor:
+            row = await cursor.fetchone()
+        return str(row[0]) if row else None
 
     # ------------------------------------------------------------ reads
 
@@ -177,6 +216,21 @@ class HistoryStore:
         async with self.db.execute("SELECT COUNT(*) FROM turns") as cursor:
             row = await cursor.fetchone()
         return int(row[0]) if row else 0
+
+
+def _private_file(path: Path) -> None:
+    """Create the database file readable by its owner only (0600), or tighten an existing one.
+
+    The transcripts are customers' words: other users of the machine (or of a shared volume) have
+    no business reading them. SQLite creates the -wal and -shm files with the database's mode.
+    """
+    if not path.parent.exists():
+        path.parent.mkdir(parents=True, mode=0o700)
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    os.close(fd)
+    for suffix in ("", "-wal", "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(f"{path}{suffix}", 0o600)
 
 
 def _rows(event: HistoryEvent) -> list[Sequence[object]]:

@@ -30,6 +30,7 @@ from actormesh_runtime.llm.errors import (
     LLMTimeout,
     LLMUnavailable,
 )
+from actormesh_runtime.pii import redact
 from actormesh_runtime.settings import RuntimeSettings
 
 T = TypeVar("T", bound=BaseModel)
@@ -78,7 +79,7 @@ def extract_json(text: str) -> Any:
             return json.loads(stripped[start : end + 1])
         except json.JSONDecodeError:
             pass
-    raise LLMInvalidResponse(f"no JSON object in reply: {text[:80]!r}")
+    raise LLMInvalidResponse(f"no JSON object in reply: {redact(text)[:80]!r}")
 
 
 class LLMClient:
@@ -154,7 +155,9 @@ class LLMClient:
         except Exception as exc:  # litellm raises many types; all mean "no usable answer"
             if isinstance(exc, getattr(litellm, "Timeout", ())):
                 raise LLMTimeout(f"no reply within {self.timeout_s:g}s") from exc
-            raise LLMUnavailable(f"{type(exc).__name__}: {str(exc)[:200]}") from exc
+            # Provider errors may quote the request or their own data: redact, then shorten (the other
+            # way round could cut a number below the length that is recognised as one).
+            raise LLMUnavailable(f"{type(exc).__name__}: {redact(str(exc))[:200]}") from exc
         return _parse_response(response)
 
 

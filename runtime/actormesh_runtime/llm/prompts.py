@@ -7,6 +7,7 @@ model has no reason to invent order data.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from actormesh_runtime.envelope import Intent
@@ -43,10 +44,20 @@ Store policies:
 {STORE_POLICIES}"""
 
 
+_DELIMITER_RUN = re.compile(r"<{3,}|>{3,}")
+
+
+def fence(message: str) -> str:
+    """The customer's message between `<<<` and `>>>`, with any run of three or more angle brackets
+    inside it broken up ("> > >"), so the message cannot close the fence and write outside it."""
+    escaped = _DELIMITER_RUN.sub(lambda m: " ".join(m.group()), message)
+    return f"<<<\n{escaped}\n>>>"
+
+
 def intent_messages(message: str) -> list[dict[str, str]]:
     return [
         {"role": "system", "content": _INTENT_SYSTEM},
-        {"role": "user", "content": f"Customer message:\n<<<\n{message}\n>>>"},
+        {"role": "user", "content": f"Customer message:\n{fence(message)}"},
     ]
 
 
@@ -71,7 +82,7 @@ def response_messages(
             "Your previous draft was rejected by the safety check for these reasons; avoid them:\n"
             + "\n".join(f"- {reason}" for reason in reasons)
         )
-    parts.append(f"Customer message:\n<<<\n{message}\n>>>")
+    parts.append(f"Customer message:\n{fence(message)}")
     return [
         {"role": "system", "content": _RESPONSE_SYSTEM},
         {"role": "user", "content": "\n\n".join(parts)},

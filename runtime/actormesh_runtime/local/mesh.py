@@ -14,10 +14,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import shutil
 import tempfile
 from collections.abc import Iterable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -26,12 +28,12 @@ from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
 from actormesh_runtime.actors.base import Actor
-from actormesh_runtime.bus.connection import open_bus
+from actormesh_runtime.bus.connection import connect, open_bus
 from actormesh_runtime.bus.host import ActorHost
 from actormesh_runtime.bus.process import ActorFactory, default_factory
 from actormesh_runtime.bus.publish import BusPublisher
-from actormesh_runtime.catalog import ActorName, Subjects
-from actormesh_runtime.embedded_nats import EmbeddedNats
+from actormesh_runtime.catalog import ADMIN_USER, NATS_USERS, ActorName, Subjects, nats_permissions
+from actormesh_runtime.embedded_nats import EmbeddedNats, NatsUser
 from actormesh_runtime.resources import ActorDeps
 from actormesh_runtime.settings import RuntimeSettings
 
@@ -62,8 +64,11 @@ class LocalMesh:
         actors: Iterable[ActorName] | None = None,
         factory: ActorFactory = default_factory,
         drain_grace_s: float = LOCAL_DRAIN_GRACE_S,
+        nats_users: bool = False,
     ) -> None:
         self.settings = settings
+        self._nats_users = nats_users
+        self._passwords: dict[str, str] = {}
         self._nats_url = nats_url
         self._data_dir = data_dir
         self._serve_mocks = mocks
@@ -140,10 +145,26 @@ class LocalMesh:
             data_dir = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="actormesh-nats-"))
             # Removed off the event loop: a JetStream store can hold many files.
             self._stack.push_async_callback(asyncio.to_thread, shutil.rmtree, data_dir, ignore_errors=True)
-        self.embedded = EmbeddedNats(data_dir)
+        users: list[NatsUser] = []
+        if self._nats_users:
+            # Fresh passwords per run: they live only in this process and the server's 0600 config.
+            self._passwords = {user: secrets.token_urlsafe(24) for user in NATS_USERS}
+            users = [NatsUser(nats_permissions(self.subjects, u), pw) for u, pw in self._passwords.items()]
+        self.embedded = EmbeddedNats(data_dir, users=users)
         await self.embedded.astart()
         self._stack.push_async_callback(self.embedded.astop)
         self.settings = self.settings.model_copy(update={"nats_url": self.embedded.url})
+        if self._passwords:
+            self.settings = self.settings_for(ADMIN_USER)  # the mesh's own connection: streams, tools
+
+    def settings_for(self, component: str) -> RuntimeSettings:
+        """The settings `component` (an actor name, `gateway`, `history`, `admin`) connects with: its own
+        NATS user when the embedded server runs with users (`nats_users=True`), else the mesh's."""
+        if not self._passwords:
+            return self.settings
+        return self.settings.model_copy(
+            update={"nats_user": component, "nats_password": self._passwords[component]}
+        )
 
     async def _start_mocks(self) -> None:
         if not self._serve_mocks:
@@ -162,8 +183,20 @@ class LocalMesh:
 
     async def _start_actors(self) -> None:
         assert self.nc is not None
-        deps = ActorDeps(settings=self.settings, publisher=BusPublisher(self.nc, self.js))
+        shared = ActorDeps(settings=self.settings, publisher=BusPublisher(self.nc, self.js))
+        connections: dict[ActorName, NATS] = {}
         for name in self._actor_names:
+            if self._passwords:  # each actor as its own NATS user, limited to its own subjects
+                own = await connect(self.settings_for(name.value), name=f"local-{name.value}")
+                self._stack.push_async_callback(_drain, own)  # pushed first: closed after everything
+                connections[name] = own
+            else:
+                connections[name] = self.nc
+        for name in self._actor_names:
+            nc = connections[name]
+            # One extras dict for all: per-process clients (HTTP, cache, LLM) stay shared; only the
+            # publishing connection is each actor's own.
+            deps = shared if nc is self.nc else replace(shared, publisher=BusPublisher(nc, nc.jetstream()))
             actor = self._factory(name, deps)
             await actor.start()
             self._stack.push_async_callback(actor.stop)
@@ -171,7 +204,8 @@ class LocalMesh:
         # All hosts drain together, before any actor stops: nothing is forwarded to a stopped inbox.
         self._stack.push_async_callback(self._stop_hosts)
         for name, actor in self.actors.items():
-            host = ActorHost(actor, self.nc, self.js, self.subjects, self.settings)
+            nc = connections[name]
+            host = ActorHost(actor, nc, nc.jetstream(), self.subjects, self.settings)
             await host.start()
             self.hosts[name] = host
 
@@ -183,3 +217,8 @@ class LocalMesh:
             with contextlib.suppress(Exception):
                 await self.nc.drain()
             self.nc = None
+
+
+async def _drain(nc: NATS) -> None:
+    with contextlib.suppress(Exception):
+        await nc.drain()

@@ -13,6 +13,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from actormesh_runtime.pii import redact
 from actormesh_runtime.settings import RuntimeSettings
 
 # Attributes every LogRecord has; anything else on a record came from `extra=`.
@@ -26,7 +27,24 @@ def _extras(record: logging.LogRecord) -> dict[str, Any]:
     return {k: v for k, v in record.__dict__.items() if k not in _STANDARD and not k.startswith("_")}
 
 
+def _scrub(value: Any) -> Any:
+    """`value` with card numbers and SSNs redacted in every string inside it (before JSON escaping,
+    which would turn an invisible separator into text the redaction cannot see through)."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: _scrub(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrub(v) for v in value]
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return redact(str(value))
+
+
 class JsonFormatter(logging.Formatter):
+    """One JSON object per line. Every string is redacted: whatever a library or an exception quotes
+    (an upstream API's error body, a customer's text), no card number or SSN reaches a log line."""
+
     def format(self, record: logging.LogRecord) -> str:
         data: dict[str, Any] = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
@@ -37,10 +55,12 @@ class JsonFormatter(logging.Formatter):
         data.update(_extras(record))
         if record.exc_info:
             data["exc"] = self.formatException(record.exc_info)
-        return json.dumps(data, default=str)
+        return json.dumps(_scrub(data))
 
 
 class TextFormatter(logging.Formatter):
+    """Readable lines for a terminal, redacted like the JSON ones."""
+
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s", datefmt="%H:%M:%S")
 
@@ -48,8 +68,9 @@ class TextFormatter(logging.Formatter):
         text = super().format(record)
         extras = _extras(record)
         if extras:
-            text += " " + " ".join(f"{k}={v}" for k, v in extras.items())
-        return text
+            # Scrubbed before formatting: a dict's repr would escape an invisible separator into text.
+            text += " " + " ".join(f"{k}={_scrub(v)}" for k, v in extras.items())
+        return redact(text)
 
 
 def configure_logging(settings: RuntimeSettings, *, level: str | None = None) -> None:

@@ -1,6 +1,10 @@
 """Prometheus metrics of the bus, labelled by actor. Served on /metrics by `bus.health`.
 
-Defined once per process on the default registry; the actor host (`bus.host`) updates them.
+Defined once per process on the default registry. The counters and histograms are updated by the
+actor host (`bus.host`) for the work done in this process, so summing them over replicas is right.
+The queue gauges (`actormesh_queue_*`, `actormesh_dead_letters`, `actormesh_stream_*`) describe
+shared JetStream state; exactly one process per mesh sets them (`bus.queue_metrics`, run by the
+history service), so they are never double counted. docs/metrics.md is the table of every metric.
 """
 
 from __future__ import annotations
@@ -24,8 +28,8 @@ REDELIVERED = Counter(
 )
 DEAD_LETTERED = Counter(
     "actormesh_messages_dead_lettered",
-    "Envelopes stored in the dead-letter stream (permanent error or deliveries exhausted).",
-    ["actor"],
+    "Envelopes this process stored in the dead-letter stream, by actor and reason class.",
+    ["actor", "reason"],
 )
 PROCESSING_SECONDS = Histogram(
     "actormesh_processing_seconds",
@@ -37,4 +41,46 @@ IN_FLIGHT = Gauge(
     "actormesh_in_flight",
     "Envelopes being handled right now by this process.",
     ["actor"],
+)
+
+# --- JetStream state, set by `bus.queue_metrics.QueueMetrics` in one process per mesh -----------------
+
+QUEUE_PENDING = Gauge(
+    "actormesh_queue_pending_messages",
+    "Messages on a durable consumer's subject not yet delivered to any replica (the backlog).",
+    ["consumer"],
+)
+QUEUE_ACK_PENDING = Gauge(
+    "actormesh_queue_ack_pending_messages",
+    "Messages delivered to a consumer's replicas and not acknowledged yet (being processed).",
+    ["consumer"],
+)
+QUEUE_REDELIVERED = Gauge(
+    "actormesh_queue_redelivered_messages",
+    "Unacknowledged messages of a consumer that were delivered more than once.",
+    ["consumer"],
+)
+QUEUE_WAITING = Gauge(
+    "actormesh_queue_waiting_pull_requests",
+    "Pull requests the consumer's replicas have waiting on the server (idle capacity).",
+    ["consumer"],
+)
+DEAD_LETTERS = Gauge(
+    "actormesh_dead_letters",
+    "Records in the dead-letter stream now, by the actor that failed and reason class.",
+    ["actor", "reason"],
+)
+STREAM_MESSAGES = Gauge("actormesh_stream_messages", "Messages stored in a mesh stream.", ["stream"])
+STREAM_BYTES = Gauge("actormesh_stream_bytes", "Bytes stored in a mesh stream.", ["stream"])
+QUEUE_METRICS_ERRORS = Counter(
+    "actormesh_queue_metrics_errors",
+    "Failed refreshes of the queue gauges (NATS unreachable or a request timed out).",
+)
+NATS_UP = Gauge(
+    "actormesh_nats_up",
+    "1 when the last refresh of the queue gauges got answers from JetStream, 0 when it failed.",
+)
+QUEUE_METRICS_UPDATED = Gauge(
+    "actormesh_queue_metrics_last_success_timestamp_seconds",
+    "Unix time of the last complete refresh of the queue gauges (stale gauges show here).",
 )

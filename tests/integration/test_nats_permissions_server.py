@@ -1,0 +1,302 @@
+"""The NATS users and permissions the operator renders, enforced by a real nats-server.
+
+The server runs the rendered nats.conf (paths and ports relocated) with the env the StatefulSet gives it
+(passwords from the operator's own generator). Each component connects as its user, with the inbox
+prefix the catalog names, and does its real job with the runtime's own functions — provisioning streams
+and consumers, submitting, pulling, acking, forwarding, dead-lettering, answering and asking history
+queries, listing and replaying dead letters — and each is refused what another component does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import ssl
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import nats
+import pytest
+from nats.aio.client import Client as NATS
+from nats.errors import Error as NatsError
+from nats.errors import TimeoutError as NatsTimeoutError
+
+from actormesh_operator.builders import nats as nats_builder
+from actormesh_operator.builders.generated import NATS_PASSWORD_BYTES
+from actormesh_operator.reconcile.generated import random_value
+from actormesh_runtime.bus import dlq
+from actormesh_runtime.bus.connection import ensure_consumer, ensure_streams
+from actormesh_runtime.bus.errorpath import fallback_result
+from actormesh_runtime.bus.publish import publish_to_current, submit
+from actormesh_runtime.catalog import ActorName, Subjects, inbox_prefix
+from actormesh_runtime.history.protocol import HistoryClient, HistoryUnavailable
+from actormesh_runtime.history.service import HistoryService
+from actormesh_runtime.replies.result import history_event
+from actormesh_runtime.settings import RuntimeSettings
+from tests.conftest import free_port
+from tests.harness.pki import _Authority, _name
+from tests.integration.test_builders_infra_servers import POD_NAME, _nats_binary, _relocated_config
+from tests.support.envelopes import make_envelope
+from tests.support.k8s import wait_for
+from tests.support.nats_auth import server_env
+from tests.unit.builder_helpers import children, container, index
+
+pytestmark = [pytest.mark.integration]
+
+SUBJECTS = Subjects("demo")
+SETTINGS = RuntimeSettings(mesh_name="demo")
+DENIED_WAIT_S = 2.0
+FIRST = ActorName.SENTIMENT_ANALYZER.value
+
+
+class Server:
+    def __init__(self, url: str, passwords: dict[str, str]) -> None:
+        self.url = url
+        self.passwords = passwords
+        self.errors: dict[str, list[str]] = {}
+        self._clients: list[NATS] = []
+
+    async def connect(self, user: str, *, password: str | None = None) -> NATS:
+        errors = self.errors.setdefault(user, [])
+
+        async def on_error(exc: Exception) -> None:
+            errors.append(str(exc))
+
+        nc = await nats.connect(
+            self.url,
+            user=user,
+            password=self.passwords[user] if password is None else password,
+            inbox_prefix=inbox_prefix(user),
+            error_cb=on_error,
+            allow_reconnect=False,
+            connect_timeout=5,
+        )
+        self._clients.append(nc)
+        return nc
+
+    def violations(self, user: str) -> list[str]:
+        return [e for e in self.errors.get(user, []) if "permissions violation" in e.lower()]
+
+    async def close(self) -> None:
+        for nc in self._clients:
+            if not nc.is_closed:
+                await nc.close()
+
+
+@contextlib.contextmanager
+def _server_from_rendered_config(
+    tmp_path: Path, spec: dict[str, Any] | None = None
+) -> Iterator[tuple[str, dict[str, str]]]:
+    binary = _nats_binary()
+    client, monitor = free_port(), free_port()
+    config = tmp_path / nats_builder.CONFIG_FILE
+    text = _relocated_config(1, tmp_path, client=client, monitor=monitor, spec={"nats": (spec or {})})
+    config.write_text(text.replace(f"{nats_builder.TLS_DIR}/", f"{tmp_path}/tls/"))
+    sts = index(children({"nats": spec or {}}))[("StatefulSet", "demo-nats")]
+    env, passwords = server_env(container(sts), POD_NAME)
+    log = (tmp_path / "nats.log").open("wb")
+    proc = subprocess.Popen([binary, "--config", str(config)], env=env, stdout=log, stderr=log)
+    try:
+
+        def up() -> bool:
+            if proc.poll() is not None:
+                pytest.fail(f"nats-server exited: {(tmp_path / 'nats.log').read_text()[-2000:]}")
+            return _ok(f"http://127.0.0.1:{monitor}/healthz")
+
+        wait_for("nats-server healthz", up)
+        yield f"nats://127.0.0.1:{client}", passwords
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+        log.close()
+
+
+@pytest.fixture
+def nats_with_users(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
+    with _server_from_rendered_config(tmp_path) as server:
+        yield server
+
+
+def _ok(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@pytest.fixture
+async def server(nats_with_users: tuple[str, dict[str, str]]) -> AsyncIterator[Server]:
+    s = Server(*nats_with_users)
+    try:
+        yield s
+    finally:
+        await s.close()
+
+
+async def _denied(server: Server, user: str, coro: Any) -> None:
+    """`coro` fails (no JetStream answer / no responder) and the server reports a violation for `user`."""
+    before = len(server.violations(user))
+    # A JetStream call times out, a history query finds no responder: the server dropped the request.
+    with pytest.raises((NatsTimeoutError, asyncio.TimeoutError, HistoryUnavailable)):
+        await asyncio.wait_for(coro, timeout=DENIED_WAIT_S * 2)
+    for _ in range(40):
+        if len(server.violations(user)) > before:
+            return
+        await asyncio.sleep(0.05)
+    pytest.fail(f"no permissions violation reported for {user}: {server.errors.get(user)}")
+
+
+async def test_every_user_needs_its_password(server: Server) -> None:
+    with pytest.raises(NatsError, match="Authorization Violation"):
+        await nats.connect(server.url, allow_reconnect=False, connect_timeout=2, max_reconnect_attempts=0)
+    with pytest.raises(NatsError, match="Authorization Violation"):
+        await server.connect("gateway", password=server.passwords["history"])
+    gateway = await server.connect("gateway")
+    assert gateway.is_connected
+    assert len(set(server.passwords.values())) == len(server.passwords) == 12
+
+
+async def test_a_message_walks_the_mesh_with_each_component_limited_to_its_own_subjects(
+    server: Server, tmp_path: Path
+) -> None:
+    gateway = await server.connect("gateway")
+    gw_js = gateway.jetstream(timeout=DENIED_WAIT_S)
+    await ensure_streams(gw_js, SUBJECTS, SETTINGS)
+
+    # The gateway submits to the first step only; skipping the screening actors is refused.
+    envelope = make_envelope("where is my order?")
+    assert (await submit(gw_js, SUBJECTS, envelope)).stream == SUBJECTS.stream
+    skipping = make_envelope("cancel order 42")
+    skipping.slip.index = skipping.slip.steps.index(ActorName.DECISION_ROUTER)
+    await _denied(server, "gateway", publish_to_current(gw_js, SUBJECTS, skipping))
+
+    # The first actor provisions and pulls its own consumer, forwards, acks.
+    first = await server.connect(FIRST)
+    js = first.jetstream(timeout=DENIED_WAIT_S)
+    await ensure_streams(js, SUBJECTS, SETTINGS)
+    await ensure_consumer(js, SUBJECTS, ActorName.SENTIMENT_ANALYZER, SETTINGS)
+    sub = await js.pull_subscribe_bind(
+        durable=SUBJECTS.consumer(ActorName.SENTIMENT_ANALYZER), stream=SUBJECTS.stream
+    )
+    [msg] = await sub.fetch(1, timeout=5)
+    received = type(envelope).model_validate_json(msg.data)
+    assert received.message_id == envelope.message_id
+    received.slip.advance()
+    await publish_to_current(js, SUBJECTS, received)
+    await msg.ack_sync(timeout=5)
+    await dlq.store(js, SUBJECTS, dlq.DeadLetter(actor=ActorName.SENTIMENT_ANALYZER, reason="test",
+                    permanent=True, deliveries=1, envelope=received), dedup_key="t1")  # fmt: skip
+
+    # ...but not another actor's consumer, dead letters, or anyone's inbox or history.
+    await _denied(server, FIRST, ensure_consumer(js, SUBJECTS, ActorName.EXECUTION_COORDINATOR, SETTINGS))
+    await _denied(server, FIRST, dlq.list_records(js, SUBJECTS, limit=10))
+    history_as_actor = HistoryClient(first, SUBJECTS, timeout_s=DENIED_WAIT_S)
+    await _denied(server, FIRST, history_as_actor.conversation("sess-test"))
+    before = len(server.violations(FIRST))
+    await first.subscribe(f"{inbox_prefix('gateway')}.>")
+    await first.subscribe(SUBJECTS.history_query)
+    await first.flush()
+    for _ in range(40):
+        if len(server.violations(FIRST)) >= before + 2:
+            break
+        await asyncio.sleep(0.05)
+    else:
+        pytest.fail(
+            f"subscriptions to another's inbox and to history queries were not refused: {server.errors}"
+        )
+
+    # The history service stores what the last actor publishes and answers the gateway.
+    history_nc = await server.connect("history")
+    service = HistoryService(SETTINGS, nc=history_nc, db_path=str(tmp_path / "history.db"))
+    await service.start()
+    try:
+        last = await server.connect(ActorName.RESPONSE_AGGREGATOR.value)
+        last_js = last.jetstream(timeout=DENIED_WAIT_S)
+        event = history_event(received, fallback_result(received))
+        await last_js.publish(
+            SUBJECTS.history_events, event.model_dump_json().encode(), stream=SUBJECTS.stream
+        )
+        client = HistoryClient(gateway, SUBJECTS, timeout_s=5)
+        for _ in range(50):
+            if await client.conversation("sess-test", customer_email=received.customer_email):
+                break
+            await asyncio.sleep(0.1)
+        else:
+            pytest.fail("history never answered with the stored turn")
+        # It reports the mesh's queue gauges: every consumer and both streams are readable to it.
+        assert service.queue_metrics is not None
+        await service.queue_metrics.refresh()
+        # The history service cannot forward envelopes.
+        await _denied(
+            server, "history", submit(history_nc.jetstream(timeout=DENIED_WAIT_S), SUBJECTS, envelope)
+        )
+    finally:
+        await service.stop()
+
+    # The admin lists and replays dead letters.
+    admin = await server.connect("admin")
+    admin_js = admin.jetstream(timeout=5)
+    [stored] = await dlq.list_records(admin_js, SUBJECTS, limit=10)
+    replayed = await dlq.replay(admin_js, SUBJECTS, stored.id)
+    assert replayed.message_id == envelope.message_id
+    assert server.violations("admin") == []
+    assert server.violations(ActorName.RESPONSE_AGGREGATOR.value) == []
+
+
+async def test_tls_from_the_certificate_secret(tmp_path: Path) -> None:
+    """spec.nats.tls: the server serves the Secret's certificate on the client port; a client with the
+    Secret's CA (what NATS_TLS_CA points at) connects, plain TCP and an unknown CA are refused."""
+    (tmp_path / "tls").mkdir()
+    authority = _Authority(tmp_path / "tls", "ca")
+    leaf = authority.issue(tmp_path / "tls", "leaf", _name("demo-nats"), server=True)
+    leaf.cert.rename(tmp_path / "tls" / nats_builder.TLS_CERT)
+    leaf.key.rename(tmp_path / "tls" / nats_builder.TLS_KEY)
+    spec = {"tls": {"secretName": "nats-cert"}}
+    with _server_from_rendered_config(tmp_path, spec) as (url, passwords):
+        trusted = ssl.create_default_context(cafile=str(authority.pair.cert))
+        nc = await nats.connect(
+            url, user="gateway", password=passwords["gateway"], inbox_prefix=inbox_prefix("gateway"),
+            tls=trusted, tls_hostname="localhost", allow_reconnect=False, connect_timeout=5,
+        )  # fmt: skip
+        try:
+            await ensure_streams(nc.jetstream(timeout=5), SUBJECTS, SETTINGS)
+            assert nc.connected_server_version is not None
+        finally:
+            await nc.close()
+        # The server requires TLS before anything else (a plain CONNECT is never read) ...
+        host, port = url.removeprefix("nats://").split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        info = json.loads((await reader.readline()).decode().removeprefix("INFO "))
+        writer.close()
+        assert info["tls_required"] is True
+        # ... and a client that does not trust the Secret's CA is refused.
+        other = _Authority(tmp_path, "other-ca")
+        with pytest.raises(ssl.SSLCertVerificationError):
+            await nats.connect(
+                url, user="gateway", password=passwords["gateway"],
+                tls=ssl.create_default_context(cafile=str(other.pair.cert)), tls_hostname="localhost",
+                allow_reconnect=False, connect_timeout=5, max_reconnect_attempts=0,
+            )  # fmt: skip
+
+
+def test_generated_passwords_always_parse_as_nats_config_values(tmp_path: Path) -> None:
+    """nats-server parses a `$VAR` value like any config value: a password starting with a digit or `-`
+    becomes a number or a date and the server refuses to start (token_urlsafe did so about once in three
+    meshes). Hundreds of values from the operator's generator must all be accepted."""
+    binary = _nats_binary()
+    users = 12
+    config = tmp_path / "users.conf"
+    entries = ", ".join(f"{{user: u{i}, password: $P{i}}}" for i in range(users))
+    config.write_text(f"port: 4222\nauthorization {{ users = [{entries}] }}\n")
+    for _ in range(25):
+        values = {f"P{i}": random_value(NATS_PASSWORD_BYTES) for i in range(users)}
+        result = subprocess.run(
+            [binary, "-t", "-c", str(config)], env={**os.environ, **values}, capture_output=True, text=True,
+            timeout=30, check=False,
+        )  # fmt: skip
+        assert result.returncode == 0, (result.stderr, values)

@@ -1,0 +1,84 @@
+"""The NATS permission table (`catalog.nats_permissions`): shape and the rules that matter.
+
+A real nats-server enforcing it on the runtime's own code paths is in
+tests/integration/test_nats_permissions_server.py.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from actormesh_runtime.catalog import (
+    ACTORS,
+    ADMIN_USER,
+    DEFAULT_ROUTE,
+    GATEWAY_USER,
+    HISTORY_USER,
+    NATS_USERS,
+    ActorName,
+    Subjects,
+    inbox_prefix,
+    nats_permissions,
+)
+
+SUBJECTS = Subjects("demo")
+
+
+def test_one_user_per_actor_plus_gateway_history_and_admin() -> None:
+    assert set(NATS_USERS) == {a.name.value for a in ACTORS} | {GATEWAY_USER, HISTORY_USER, ADMIN_USER}
+    assert len(NATS_USERS) == len(set(NATS_USERS))
+
+
+@pytest.mark.parametrize("user", NATS_USERS)
+def test_every_user_subscribes_only_to_its_own_inbox_and_named_subjects(user: str) -> None:
+    perms = nats_permissions(SUBJECTS, user)
+    assert perms.user == user
+    assert perms.inbox_prefix == inbox_prefix(user) == f"_INBOX.{user}"
+    assert f"{perms.inbox_prefix}.>" in perms.subscribe
+    for subject in perms.subscribe + perms.publish:
+        assert subject not in {">", "*", "_INBOX.>", "$JS.API.>", "actormesh.>"}, subject
+        assert subject.startswith(
+            ("actormesh.demo.", "$JS.API.", "$JS.ACK.ACTORMESH-demo.", f"_INBOX.{user}.")
+        )
+
+
+def test_the_gateway_submits_only_to_the_first_step() -> None:
+    perms = nats_permissions(SUBJECTS, GATEWAY_USER)
+    actor_subjects = [s for s in perms.publish if s.startswith("actormesh.demo.actor.")]
+    assert actor_subjects == [SUBJECTS.actor(DEFAULT_ROUTE[0])]
+    assert SUBJECTS.history_query in perms.publish
+    assert not any(s.startswith(("$JS.ACK", "$JS.API.CONSUMER")) for s in perms.publish)
+
+
+def test_an_actor_pulls_and_acks_only_its_own_consumer() -> None:
+    perms = nats_permissions(SUBJECTS, ActorName.CONTEXT_RETRIEVER.value)
+    consumers = {s.split(".")[-1] for s in perms.publish if s.startswith("$JS.API.CONSUMER.MSG.NEXT.")}
+    assert consumers == {"context_retriever"}
+    assert "$JS.ACK.ACTORMESH-demo.context_retriever.>" in perms.publish
+    assert SUBJECTS.dlq(ActorName.CONTEXT_RETRIEVER) in perms.publish
+    assert SUBJECTS.dlq(ActorName.DECISION_ROUTER) not in perms.publish
+    assert SUBJECTS.history_query not in perms.publish + perms.subscribe
+    assert not perms.allow_responses
+
+
+def test_only_history_answers_history_queries() -> None:
+    answering = [u for u in NATS_USERS if SUBJECTS.history_query in nats_permissions(SUBJECTS, u).subscribe]
+    assert answering == [HISTORY_USER]
+    assert nats_permissions(SUBJECTS, HISTORY_USER).allow_responses
+
+
+def test_only_admin_reads_and_deletes_dead_letters() -> None:
+    reading = [
+        u
+        for u in NATS_USERS
+        if any(
+            s.startswith(f"$JS.API.STREAM.MSG.GET.{SUBJECTS.dlq_stream}")
+            for s in nats_permissions(SUBJECTS, u).publish
+        )
+    ]
+    assert reading == [ADMIN_USER]
+
+
+def test_unknown_component_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown NATS component 'keda'"):
+        nats_permissions(SUBJECTS, "keda")
