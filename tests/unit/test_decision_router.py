@@ -386,3 +386,58 @@ def test_unknown_customer_context_is_safe() -> None:
         now=NOW,
     )
     assert (decision.escalate, decision.planned_actions) == (False, [])
+
+
+@pytest.mark.parametrize(
+    ("it", "message", "injection", "target", "candidates"),
+    [
+        pytest.param(
+            intent(Intent.GENERAL_QUESTION), "Where are my headphones?", False, "ORD-10001", [], id="general"
+        ),
+        pytest.param(
+            intent(Intent.ORDER_STATUS), "Has my laptop stand shipped?", False, "ORD-10002", [], id="status"
+        ),
+        pytest.param(
+            intent(Intent.ORDER_STATUS),
+            "Where are my headphones and my notebook set?",
+            False,
+            None,
+            ["ORD-10001", "ORD-10003"],
+            id="several-match-ask",
+        ),
+        pytest.param(
+            intent(Intent.ORDER_STATUS, orders=("ORD-10002",)),
+            "Where is ORD-10002, with my headphones?",
+            False,
+            None,
+            [],
+            id="an-order-id-wins",
+        ),
+        pytest.param(
+            intent(Intent.GENERAL_QUESTION),
+            "Where are my headphones?",
+            True,
+            None,
+            [],
+            id="injection-flagged",
+        ),
+        pytest.param(
+            intent(Intent.COMPLIMENT), "I love my headphones!", False, None, [], id="not-an-order-question"
+        ),
+    ],
+)
+def test_item_only_questions_resolve_to_an_order(
+    it: IntentResult, message: str, injection: bool, target: str | None, candidates: list[str]
+) -> None:
+    decision = decide(
+        sentiment=sentiment(),
+        intent=it,
+        context=context_for(JOHN),
+        screening=Screening(prompt_injection=injection),
+        threshold=THRESHOLD,
+        now=NOW,
+        message=message,
+    )
+    assert (decision.target_order_id, decision.candidate_order_ids) == (target, candidates)
+    assert decision.needs_clarification is bool(candidates)
+    assert decision.planned_actions == []

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from actormesh_runtime.actors.execution_coordinator import ExecutionCoordinator
+from actormesh_runtime.actors.execution_coordinator import ExecutionCoordinator, label_link
 from actormesh_runtime.clients.commerce import release_commerce_client
 from actormesh_runtime.envelope import (
     ActionOutcome,
@@ -266,3 +266,26 @@ async def test_nothing_planned_leaves_the_envelope_alone(rig: Rig) -> None:
     env = prepared(JOHN, intent(Intent.ORDER_STATUS))
     assert await run(rig, env) == []
     assert rig.state.effects == 0
+
+
+async def test_return_label_link_from_the_api_is_in_the_detail_and_data(rig: Rig) -> None:
+    [outcome] = await run(rig, prepared(JOHN, intent(Intent.RETURN_REQUEST, orders=("ORD-10001",))))
+    [record] = [r for r in rig.state.records.values() if r["kind"] == "return_label"]
+    assert outcome.status is ActionStatus.DONE
+    assert f" {record['label_url']} " in outcome.detail  # followed by a space: no period glued to it
+    assert outcome.data["label_url"] == record["label_url"]
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        pytest.param("https://returns.example.com/labels/ORD-1", True, id="https"),
+        pytest.param("http://localhost:8080/labels/ORD-1", True, id="http"),
+        pytest.param("javascript:alert(1)", False, id="script-url"),
+        pytest.param("https://x.example/a b", False, id="whitespace"),
+        pytest.param(None, False, id="absent"),
+        pytest.param(42, False, id="not-a-string"),
+    ],
+)
+def test_only_plain_http_label_links_are_shown(value: object, shown: bool) -> None:
+    assert (label_link(value) is not None) is shown

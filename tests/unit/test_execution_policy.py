@@ -14,6 +14,7 @@ from actormesh_runtime.policy.orders import (
     plan_action,
     plan_cancel,
     plan_return,
+    select_by_item,
     select_target,
 )
 from tests.support.commerce import NOW, context_for
@@ -311,3 +312,75 @@ def test_idempotency_key_is_stable_and_distinct() -> None:
     assert len(others) == 4
     assert len(key) <= 200
     assert key.startswith("am-cancel_order-")
+
+
+@pytest.mark.parametrize(
+    ("context", "action", "message", "target", "candidates"),
+    [
+        pytest.param(
+            JOHN,
+            ActionType.CREATE_RETURN_LABEL,
+            "Please return my headphones",
+            "ORD-10001",
+            (),
+            id="return-by-item",
+        ),
+        pytest.param(
+            JANE,
+            ActionType.CANCEL_ORDER,
+            "Cancel the gaming mouse please",
+            "ORD-20001",
+            (),
+            id="cancel-by-item",
+        ),
+        pytest.param(
+            JOHN,
+            ActionType.CREATE_RETURN_LABEL,
+            "Return my laptop stand and my notebook set",
+            None,
+            ("ORD-10002", "ORD-10003"),
+            id="items-named-none-eligible-asks-never-another-order",
+        ),
+        pytest.param(
+            JOHN,
+            ActionType.CREATE_RETURN_LABEL,
+            "Return my headphones and my notebook set",
+            "ORD-10001",
+            (),
+            id="items-named-one-eligible",
+        ),
+    ],
+)
+def test_items_resolve_to_the_named_orders_only(
+    context: CustomerContext,
+    action: ActionType,
+    message: str,
+    target: str | None,
+    candidates: tuple[str, ...],
+) -> None:
+    result = select_target(action, context.orders, message=message, now=NOW)
+    assert (result.order_id, result.candidates) == (target, candidates)
+
+
+@pytest.mark.parametrize(
+    ("context", "message", "target", "candidates"),
+    [
+        pytest.param(JOHN, "Where are my headphones?", "ORD-10001", (), id="one-order-matches"),
+        pytest.param(JANE, "Is the keyboard coming?", "ORD-20002", (), id="other-customer-one-match"),
+        pytest.param(
+            JOHN,
+            "What about my notebook set and my laptop stand?",
+            None,
+            ("ORD-10002", "ORD-10003"),
+            id="several-orders-match-ask",
+        ),
+        pytest.param(JOHN, "Where is my stuff?", None, (), id="no-item-named"),
+        pytest.param(JOHN, "Is the gaming mouse coming?", None, (), id="another-customers-item"),
+    ],
+)
+def test_select_by_item(
+    context: CustomerContext, message: str, target: str | None, candidates: tuple[str, ...]
+) -> None:
+    result = select_by_item(context.orders, message)
+    assert (result.order_id, result.candidates) == (target, candidates)
+    assert result.needs_clarification is bool(candidates)

@@ -158,3 +158,49 @@ async def test_second_rejection(urgency: Urgency, action: str, remaining: list[A
         assert verdict.replacement is not None
         assert "ORD-10002" in verdict.replacement  # the safe template still uses the real data
         assert check(verdict.replacement, JOHN) == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("We'll give you a 15% discount on your next order.", id="we-will-give-discount"),
+        pytest.param("I can offer you a discount code for the trouble.", id="i-can-offer-code"),
+        pytest.param("I've applied a one-time coupon to your account.", id="i-have-applied-coupon"),
+        pytest.param("I'm sending you a voucher by email.", id="i-am-sending-voucher"),
+        pytest.param("We have added store credit to your account.", id="we-added-store-credit"),
+        pytest.param("You'll receive a promo code within the hour.", id="you-will-receive-promo"),
+        pytest.param("You have been given a gift card as an apology.", id="you-have-been-given"),
+        pytest.param("You are eligible for a discount on ORD-10001.", id="you-are-eligible"),
+        pytest.param("A 10% discount has been applied to your order.", id="impersonal-applied"),
+        pytest.param("Store credit will be added to your account today.", id="impersonal-will-be-added"),
+        pytest.param("Here's a coupon for your next purchase.", id="heres-a-coupon"),
+        pytest.param("Your promo code is SORRY15.", id="your-code-is"),
+        pytest.param("Use code SAVE20 at checkout.", id="use-code"),
+        pytest.param("As an apology, enjoy 20% off your next order.", id="percent-off-next-order"),
+        pytest.param("There's a $10 store credit waiting for you.", id="amount-store-credit"),
+        pytest.param("We'd like to offer a discount of $15.", id="discount-of-amount"),
+    ],
+)
+def test_discount_promises_are_rejected(text: str) -> None:
+    assert "discount promised" in check(text, JOHN)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param(
+            "You mentioned a discount code; I'm not able to apply discounts in chat.",
+            id="quoted-and-declined",
+        ),
+        pytest.param("The coupon you mentioned can't be used on ORD-10001.", id="customer-coupon-quoted"),
+        pytest.param("I see you used the promo code SPRING at checkout.", id="customer-code-quoted"),
+        pytest.param("We can't offer vouchers or store credit in chat.", id="we-cannot-offer"),
+        pytest.param("I cannot give you a discount, but I can check your order.", id="i-cannot-give"),
+        pytest.param("I've added a note about the coupon you asked about.", id="note-about-coupon"),
+        pytest.param("You asked whether you'll get a discount; our team decides that.", id="asked-whether"),
+        pytest.param("Your credit card has been charged $149.00 for ORD-20002.", id="credit-card-charge"),
+        pytest.param("Discount codes can't be applied after an order is placed.", id="impersonal-cannot"),
+    ],
+)
+def test_mentions_of_discounts_that_promise_nothing_pass(text: str) -> None:
+    assert check(text, JOHN) == []

@@ -92,6 +92,40 @@ CASES = [
     ),
     pytest.param(
         _envelope(
+            "I want to return ORD-10001",
+            actions=[
+                _outcome(
+                    ActionType.CREATE_RETURN_LABEL,
+                    "ORD-10001",
+                    ActionStatus.DONE,
+                    label_id="RL-78",
+                    label_url="https://returns.example.com/labels/RL-78",
+                )
+            ],
+        ),
+        ["return label for ORD-10001", "https://returns.example.com/labels/RL-78 "],
+        [],
+        id="return-label-link-without-a-detail",
+    ),
+    pytest.param(
+        _envelope("Where are my headphones?", decision=Decision(escalate=False, target_order_id="ORD-10001")),
+        ["ORD-10001 (Wireless Headphones, Phone Case) was delivered", "TRK100000001"],
+        ["I can help with order status", "ORD-10002"],
+        id="item-only-question-answers-about-its-order",
+    ),
+    pytest.param(
+        _envelope(
+            "What about my notebook set and my headphones?",
+            decision=Decision(
+                escalate=False, needs_clarification=True, candidate_order_ids=["ORD-10001", "ORD-10003"]
+            ),
+        ),
+        ["Which order do you mean?", "ORD-10001 (Wireless Headphones", "ORD-10003 (Notebook Set"],
+        ["ORD-10002", "was delivered"],
+        id="items-of-several-orders-ask-which",
+    ),
+    pytest.param(
+        _envelope(
             "I want to return ORD-10003",
             actions=[
                 _outcome(
@@ -373,3 +407,14 @@ def test_llm_facts_name_the_candidates_to_ask_about() -> None:
         "Several orders could be meant (ORD-10002 (Laptop Stand, USB-C Hub x2); "
         "ORD-10001 (Wireless Headphones, Phone Case)): ask the customer which order they mean."
     ]
+
+
+def test_llm_facts_carry_the_return_label_link() -> None:
+    # No detail: the link comes from the outcome's data (the coordinator's detail quotes it too).
+    url = "https://returns.example.com/labels/ORD-10001"
+    envelope = _envelope(
+        "I want to return ORD-10001",
+        actions=[_outcome(ActionType.CREATE_RETURN_LABEL, "ORD-10001", ActionStatus.DONE, label_url=url)],
+    )
+    [line] = [line for line in facts.facts(envelope) if line.startswith("Action taken:")]
+    assert f" {url} " in line

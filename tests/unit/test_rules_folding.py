@@ -16,7 +16,7 @@ import pytest
 from actormesh_runtime.actors import guardrail_validator as g
 from actormesh_runtime.actors import intent_analyzer as ia
 from actormesh_runtime.envelope import Intent
-from actormesh_runtime.screening import EMAIL_RE, find_card_numbers, find_ssns
+from actormesh_runtime.screening import EMAIL_RE, find_card_numbers, find_ssns, normalise
 from actormesh_runtime.store_policy import FREE_SHIPPING_OVER, RETURN_WINDOW_DAYS
 
 OWN = "john.doe@example.com"
@@ -35,6 +35,7 @@ _OLD_NO_RETURNS = _ic(g._NO_RETURNS)
 _OLD_SHIPPING = [_ic(p) for p in g._SHIPPING]
 _OLD_WARRANTY = [_ic(p) for p in g._WARRANTY]
 _OLD_WARRANTY_WRONG = _ic(g._WARRANTY_WRONG)
+_OLD_DISCOUNTS = [_ic(p) for p in g._DISCOUNTS]
 _OLD_INTENTS = {
     intent: [(re.compile(rf"\b(?:{p})\b", re.IGNORECASE), w) for p, w in rules]
     for intent, rules in ia._RULES.items()
@@ -43,9 +44,10 @@ _OLD_INTENTS = {
 
 def old_check(text: str, own_email: str) -> list[str]:
     reasons = []
-    if find_card_numbers(text):
+    plain = normalise(text)  # as check() does: PII is found after normalising, not by the fold patterns
+    if find_card_numbers(plain):
         reasons.append("pii: card number")
-    if find_ssns(text):
+    if find_ssns(plain):
         reasons.append("pii: social security number")
     if any(m.group().lower() != own_email.lower() for m in EMAIL_RE.finditer(text)):
         reasons.append("pii: email address other than the customer's")
@@ -53,6 +55,8 @@ def old_check(text: str, own_email: str) -> list[str]:
     if profane:
         reasons.append("profanity: " + ", ".join(profane))
     reasons.extend(dict.fromkeys(label for label, p in _OLD_PROMISES if p.search(text)))
+    if any(p.search(text) for p in _OLD_DISCOUNTS):
+        reasons.append("discount promised")
     days = {int(m.group(1)) for p in _OLD_RETURN_DAYS for m in p.finditer(text)}
     if days - {RETURN_WINDOW_DAYS} or _OLD_NO_RETURNS.search(text):
         reasons.append(f"policy contradiction: returns are accepted within {RETURN_WINDOW_DAYS} days")
@@ -92,6 +96,9 @@ FRAGMENTS = [
     "free shipping over $" + _N, "$" + _N + " or more gets free shipping", "free shipping. on $" + _N,
     "a " + _N + "-year warranty", _N + " month warranty", "the warranty lasts " + _N + " years",
     "warranty of " + _N + " months", "lifetime warranty", "no warranty",
+    "we'll give you a " + _N + "% discount", "i've applied a coupon", "you'll receive a promo code",
+    "a discount has been applied", "here's a gift card", "use code SAVE" + _N, _N + "%\toff your next order",
+    "$" + _N + " in store credit", "the coupon you mentioned", "we can't offer vouchers",
     "write to jane.smith@example.com", "my address is JOHN.DOE@example.com", "card 4111 1111 1111 1111",
     "4111-1111-1111-1112", "ssn 123-45-6789", "social security number: 123456789",
     # intents
@@ -174,6 +181,7 @@ def test_the_corpus_exercises_every_rule() -> None:
         f"policy contradiction: returns are accepted within {RETURN_WINDOW_DAYS} days",
         f"policy contradiction: shipping is free over ${FREE_SHIPPING_OVER}",
         "policy contradiction: electronics have a 1-year warranty",
+        "discount promised",
     ):
         assert expected in reasons
     assert any(r.startswith("profanity: ") and "\u017f" in r for r in reasons), (
@@ -202,7 +210,7 @@ def test_special_cases_agree(text: str) -> None:
 def test_rule_patterns_are_lower_case() -> None:
     """They are matched without re.IGNORECASE, so an upper-case letter could never match."""
     patterns = [g._PROFANITY, g._NO_RETURNS, g._WARRANTY_WRONG, *g._SHIPPING, *g._WARRANTY]
-    patterns += [p for _, _, p in g._PROMISES] + [p for _, p in g._RETURN_DAYS]
+    patterns += [p for _, _, p in g._PROMISES] + [p for _, p in g._RETURN_DAYS] + list(g._DISCOUNTS)
     texts = [p.pattern for p in patterns] + [p for rules in ia._RULES.values() for p, _ in rules]
     for text in texts:
         assert re.sub(r"\\.", "", text) == re.sub(r"\\.", "", text).lower(), text

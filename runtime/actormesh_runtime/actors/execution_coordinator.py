@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 from typing import Any, ClassVar
 
 from actormesh_runtime.actors.commerce_base import CommerceActor
@@ -191,6 +192,13 @@ class ExecutionCoordinator(CommerceActor):
         )
 
 
+def label_link(value: object) -> str | None:
+    """The API's label URL if it is a plain http(s) link; anything else is never shown to a customer."""
+    if not isinstance(value, str) or not re.fullmatch(r"https?://[^\s<>\"']+", value):
+        return None
+    return value
+
+
 def _done(
     action: ActionType, mutation: OrderMutation, oid: str, body: dict[str, Any], key: str
 ) -> ActionOutcome:
@@ -217,16 +225,20 @@ def _done(
         )
     if mutation == "return-label":
         carrier, return_by = body.get("carrier"), str(body.get("return_by", ""))[:10]
+        url = label_link(body.get("label_url"))
+        # The link is what the customer needs to act on; a space follows it so no punctuation sticks.
+        where = f" you can print it from {url} and" if url else ""
         return _outcome(
             action,
             ActionStatus.DONE,
-            f"A {carrier} return label for {oid} has been created; please ship the items by {return_by}.",
+            f"A {carrier} return label for {oid} has been created;{where} please ship the items by "
+            f"{return_by}.",
             oid,
             idempotency_key=key,
             label_id=record,
             carrier=carrier,
             return_by=body.get("return_by"),
-            label_url=body.get("label_url"),
+            label_url=url,
         )
     return _outcome(
         action,

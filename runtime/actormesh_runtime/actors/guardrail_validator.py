@@ -3,7 +3,8 @@
 Runs after response_generator. A draft is rejected when it contains:
 - PII: a card number (Luhn), an SSN, or an email address other than the customer's own;
 - profanity or hostile words, matched on word boundaries ("issue" is not "sue", "hello" not "hell");
-- promises: refunds, credits or money amounts, guarantees;
+- promises: refunds, credits or money amounts, guarantees; discounts, coupons, vouchers, promo codes
+  or store credit (offered, given or applied — not the customer's own mention quoted back);
 - policy contradictions: a return window, free-shipping threshold or warranty other than the store's
   (`store_policy`), or "no returns".
 
@@ -85,6 +86,51 @@ _PROMISES: tuple[tuple[str, tuple[str, ...], re.Pattern[str]], ...] = tuple(
         ),
     )
 )
+# Perks nobody in chat may hand out. A draft quoting the customer's own mention ("the coupon you
+# mentioned") or declining ("we can't offer discounts") names one without promising it, so each
+# pattern needs a giver (we/I + a giving verb), a receiver (you + get/receive/be given), a done deal
+# (applied, sent, added...), an offer ("here's", "use code ...") or an amount — as refunds do.
+_PERK = (
+    r"(?:discount|coupon|voucher|promo(?:tional)?\s+code|promo|(?:store|account)\s+credit"
+    r"|gift\s+card|credit\s+note)"
+)
+_PERK_WORDS = ("discount", "coupon", "voucher", "promo", "credit", "gift", "code", "off")
+"""Every match of a `_DISCOUNTS` pattern contains one of these, so the keyword gate stays exact."""
+# Up to three words between the verb and the perk ("a one-time 15% discount"), never a preposition
+# that makes the perk the topic rather than the gift ("a note about the coupon").
+_GAP = (
+    r"(?:(?!(?:about|regarding|concerning|on|for|to|that|which|whether|if|note|question|request)\b)"
+    r"[\w$%.,'-]+\s+){0,3}"
+)
+_GIVERS = (
+    r"\b(?:we|i)(?:'ll| will| shall|'d| would| can| could|'ve| have|'m| am|'re| are)\s+"
+    r"(?:(?:also|now|gladly|happily|going to|like to|love to|(?:happy|glad|pleased) to)\s+)*"
+    r"(?:giv|offer|send|sent|issu|apply|appli|add|provid|email|extend|credit)\w*\s+"
+    r"(?:you\s+|your\s+account\s+(?:with\s+)?)?"
+)
+_RECEIVERS = (
+    r"(?<!whether )(?<!if )\byou(?:'ll| will| are going to|'re going to| shall|'ve| have|'re| are)\s+"
+    r"(?:(?:also|now|then|definitely|certainly)\s+)*"
+    r"(?:get|receive|received|got|earned|be\s+(?:given|sent|issued|offered|emailed)"
+    r"|been\s+(?:given|sent|issued|offered|awarded|emailed)|(?:entitled|eligible)\s+(?:to|for)|qualify\s+for)\s+"
+)
+_DISCOUNTS: tuple[re.Pattern[str], ...] = tuple(
+    re.compile(p)
+    for p in (
+        _GIVERS + _GAP + _PERK,
+        _RECEIVERS + _GAP + _PERK,
+        r"\byou\s+qualify\s+for\s+" + _GAP + _PERK,
+        _PERK + r"(?:\s+code)?\s+(?:has been|have been|is being|was|were|will be|is|are)\s+"
+        r"(?:(?:now|already|automatically)\s+)?"
+        r"(?:added|applied|issued|sent|credited|emailed|attached|loaded|on (?:its|the) way|waiting)\b",
+        r"\b(?:here(?:'s| is| are)|there(?:'s| is)|enjoy|take)\s+" + _GAP + _PERK,
+        r"\b(?:your|the)\s+(?:discount|coupon|promo(?:tional)?|voucher|gift card)\s+code\s+(?:is\b|:)",
+        r"\b(?:use|enter|apply)\s+(?:the\s+)?(?:\w+\s+)?code\s*:?\s*[a-z0-9-]*\d",
+        r"\b\d+\s?(?:%|percent)\s+off\s+(?:your|the|any|all)\s+(?:next|future|order|purchase)",
+        r"\$\s?\d[\d,]*(?:\.\d{1,2})?\s+(?:in\s+)?" + _PERK,
+        r"(?:discount|coupon|voucher|gift card|store credit)\s+(?:of|for|worth)\s+\$\s?\d",
+    )
+)
 _RETURN_DAYS: tuple[tuple[tuple[str, ...], re.Pattern[str]], ...] = (
     (("day",), re.compile(r"\b(\d+)[- ]day\s+(?:return|refund|money[- ]back)")),
     (("within",), re.compile(r"\breturns?\b[^.]{0,40}?\bwithin\s+(\d+)\s+days?\b")),
@@ -161,6 +207,8 @@ def check(text: str, own_email: str) -> list[str]:
         reasons.append("profanity: " + ", ".join(profane))
     promised = (label for label, kw, p in _PROMISES if _any_in(kw, folded) and p.search(folded))
     reasons.extend(dict.fromkeys(promised))
+    if _any_in(_PERK_WORDS, folded) and any(p.search(folded) for p in _DISCOUNTS):
+        reasons.append("discount promised")
     reasons.extend(_policy(folded))
     return reasons
 

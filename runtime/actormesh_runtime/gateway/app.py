@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from actormesh_runtime.gateway import chat, health, history_api, ws
 from actormesh_runtime.gateway.admission import Admission, BodyReadTimeout, subject_with_verifier
 from actormesh_runtime.gateway.auth import AuthError, TokenVerifier
+from actormesh_runtime.gateway.docs import add_docs
 from actormesh_runtime.gateway.inflight import InFlight
 from actormesh_runtime.gateway.limits import BodySizeLimit, body_limit
 from actormesh_runtime.gateway.metrics import REQUEST_ID, ObservabilityMiddleware, install_log_filter
@@ -71,6 +72,8 @@ def create_app(
         version="1",
         summary="Customer-support chat over a mesh of actors on NATS JetStream.",
         lifespan=lifespan,
+        docs_url=None,  # FastAPI's pages load from CDNs; gateway/docs.py serves offline ones
+        redoc_url=None,
     )
     app.state.gateway = gateway
     app.openapi = truthful_openapi(app, settings)  # type: ignore[method-assign]
@@ -98,6 +101,7 @@ def create_app(
         app.include_router(module.router)
     _add_error_handlers(app)
     _add_pages(app)
+    add_docs(app)
     return app
 
 

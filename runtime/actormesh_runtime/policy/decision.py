@@ -25,7 +25,7 @@ from actormesh_runtime.envelope import (
     SentimentLabel,
     Urgency,
 )
-from actormesh_runtime.policy.orders import is_eligible, select_target
+from actormesh_runtime.policy.orders import is_eligible, select_by_item, select_target
 
 REASON_HUMAN = "customer asked for a human"
 REASON_LEGAL = "legal threat"
@@ -98,6 +98,28 @@ def planned_actions(intent: IntentResult, sentiment: Sentiment | None) -> list[A
     return actions
 
 
+ITEM_QUESTIONS = frozenset({Intent.ORDER_STATUS, Intent.GENERAL_QUESTION})
+"""Intents without an action whose question may be about an order named only by its items
+("where are my headphones?"); the intents with actions resolve items in `select_target`."""
+
+
+def _answer_only(
+    intent: IntentResult, context: CustomerContext | None, notes: list[str], message: str
+) -> Decision:
+    """No action: still say which order an item-only question is about, or that we must ask."""
+    named = intent.entities.order_ids or intent.entities.tracking_numbers
+    if intent.intent not in ITEM_QUESTIONS or named or context is None or not context.found:
+        return Decision(escalate=False, reasons=notes)
+    target = select_by_item(context.orders, message)
+    return Decision(
+        escalate=False,
+        reasons=notes,
+        target_order_id=target.order_id,
+        needs_clarification=target.needs_clarification,
+        candidate_order_ids=list(target.candidates),
+    )
+
+
 def decide(
     *,
     sentiment: Sentiment | None,
@@ -119,7 +141,9 @@ def decide(
     elif actions and (context is None or not context.found):
         actions, notes = [], [NOTE_UNKNOWN_CUSTOMER]
     if not actions or context is None:
-        return Decision(escalate=False, reasons=notes)
+        if screening.prompt_injection:
+            return Decision(escalate=False, reasons=notes)
+        return _answer_only(intent, context, notes, message)
     primary = next((a for a in actions if a is not ActionType.ADD_NOTE), actions[0])
     target = select_target(
         primary,

@@ -121,12 +121,26 @@ def select_target(
     if len(mentioned) == 1:
         return Targeting(order_id=mentioned[0])
     eligible = [o.order_id for o in orders if is_eligible(action, o, now)]
-    eligible = [oid for oid in eligible if oid in mentioned] or eligible
+    if mentioned:
+        # Items of several orders named: only those orders are meant, never another one. When none
+        # of them is eligible, ask which was meant, so the refusal is about the right order.
+        eligible = [oid for oid in eligible if oid in mentioned] or mentioned
     if len(eligible) == 1:
         return Targeting(order_id=eligible[0])
     if not eligible:
         return Targeting(problem="none_eligible")
     return Targeting(problem="ambiguous", candidates=tuple(eligible))
+
+
+def select_by_item(orders: Sequence[Order], message: str) -> Targeting:
+    """For questions with no action (where is it?): the one order whose items the message names,
+    or a question listing the several that match. No item named: `Targeting()` (nothing decided)."""
+    mentioned = tuple(o.order_id for o in orders_by_item(orders, message))
+    if len(mentioned) == 1:
+        return Targeting(order_id=mentioned[0])
+    if mentioned:
+        return Targeting(problem="ambiguous", candidates=mentioned)
+    return Targeting()
 
 
 def plan_cancel(order: Order, tier: Tier | None) -> Plan:

@@ -84,8 +84,10 @@ def order_sentence(order: Order) -> str:
 
 
 def _label_ref(outcome: ActionOutcome) -> str:
-    label = outcome.data.get("label_id")
-    return f" (label {label})" if label else ""
+    """The label's id, and its link followed by words (so no period sticks to the URL)."""
+    label, url = outcome.data.get("label_id"), outcome.data.get("label_url")
+    ref = f" (label {label})" if label else ""
+    return f"{ref}; you can print it from {url} and ship the items back to us" if url else ref
 
 
 def fallback_sentence(outcome: ActionOutcome) -> str:

@@ -165,9 +165,16 @@ def _general_question(envelope: Envelope) -> str:
         answers.append(SHIPPING_SENTENCE)
     if re.search(r"\bwarrant", text):
         answers.append(WARRANTY_SENTENCE)
+    # An item of one of their orders named without the usual words ("where are my headphones?"):
+    # the decision resolved it to that order, so answer about it rather than generically.
+    about = f.relevant_orders(envelope)
+    if about:
+        answers.append(_orders_block(about))
+        if re.search(r"\breturn|\bsend\b.{0,30}\bback\b", text):
+            answers.append(_return_offer(envelope, about))
     if not answers:
         return f"I can help with {CAPABILITIES}. What can I help you with today?"
-    return " ".join(answers) + " Is there anything else I can help with?"
+    return " ".join(a for a in answers if a) + " Is there anything else I can help with?"
 
 
 def _escalation_request(envelope: Envelope) -> str:
