@@ -10,6 +10,7 @@ K8S_CACHE ?= $(HOME)/.cache/actormesh/k8s-$(K8S_VERSION)-etcd-$(ETCD_VERSION)
 PYTEST_WORKERS ?= 2
 
 .PHONY: help run test test-unit lint fmt venv k8s-bin tools-bin k8s-up k8s-down crds images images-tar clean
+.PHONY: node-bin cluster-up cluster-down e2e
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -102,6 +103,24 @@ k8s-up: $(STAMP) k8s-bin
 ## Stop the test control plane and remove its state.
 k8s-down: $(STAMP)
 	@$(BIN)/python -m tests.harness.controlplane down
+
+## The sealed test node's binaries (kubelet, scheduler, kube-proxy, containerd, runc, CNI, crictl, CoreDNS,
+## kube-router, pause), cached by version + content stamp outside the repo (docs/e2e.md).
+node-bin:
+	@K8S_VERSION=$(K8S_VERSION) hack/node/build.sh
+
+## A sealed single-node cluster on this machine (root); prints `export KUBECONFIG=...` last.
+cluster-up: $(STAMP) k8s-bin node-bin images-tar
+	@ACTORMESH_K8S_BIN=$(K8S_CACHE) $(BIN)/python -m tests.harness.cluster up
+
+## Removes exactly what cluster-up made, even after a crash; a second call is a no-op.
+cluster-down: $(STAMP)
+	@ACTORMESH_K8S_BIN=$(K8S_CACHE) $(BIN)/python -m tests.harness.cluster down
+
+## The e2e suite on a fresh sealed cluster (always torn down), then the teardown test (docs/e2e.md).
+## With E2E_KUBECONFIG set, only the suite runs, against that cluster (e.g. kind).
+e2e: $(STAMP)
+	@K8S_CACHE=$(K8S_CACHE) PYTHON=$(BIN)/python hack/e2e.sh $(E2E_ARGS)
 
 ## Regenerate crds/ (and the Helm chart's copy) from the pydantic model (a unit test fails when they drift).
 crds: $(STAMP)

@@ -46,6 +46,9 @@ class RuntimeSettings(BaseSettings):
         description="Namespaces NATS streams/subjects so meshes never collide.",
     )
     nats_url: str = Field("nats://127.0.0.1:4222", description="NATS server(s), comma-separated.")
+    nats_stream_replicas: int = Field(
+        1, ge=1, le=5, description="Replicas of the mesh's JetStream streams (3 on a clustered NATS)."
+    )
     nats_user: str | None = Field(None, description="NATS user name; unset = connect without credentials.")
     nats_password: str | None = Field(None, description="Password of NATS_USER (from a Secret).")
     nats_tls_ca: str | None = Field(None, description="CA bundle file: verify the NATS server over TLS.")

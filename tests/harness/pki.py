@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography import x509
@@ -41,6 +42,8 @@ class Pki:
     front_proxy_client: CertPair
     sa_private: Path
     sa_public: Path
+    # More client certs by name (the sealed node's kubelet, scheduler, kube-proxy, ...).
+    clients: Mapping[str, CertPair] = field(default_factory=dict)
 
 
 def _name(common_name: str, organization: str | None = None) -> x509.Name:
@@ -111,6 +114,7 @@ class _Authority:
         subject: x509.Name,
         *,
         server: bool,
+        server_ips: Sequence[str] = _SERVER_IPS,
     ) -> CertPair:
         key = ec.generate_private_key(ec.SECP256R1())
         usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
@@ -121,7 +125,7 @@ class _Authority:
         )
         if server:
             sans: list[x509.GeneralName] = [x509.DNSName(n) for n in _SERVER_DNS]
-            sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in _SERVER_IPS]
+            sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in server_ips]
             builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
         cert = builder.sign(self.key, hashes.SHA256())
         pair = CertPair(directory / f"{stem}.crt", directory / f"{stem}.key")
@@ -143,8 +147,17 @@ def _service_account_keys(directory: Path) -> tuple[Path, Path]:
     return private, public
 
 
-def generate_pki(directory: Path) -> Pki:
-    """Create every credential under `directory` (created if missing) and return their paths."""
+def generate_pki(
+    directory: Path,
+    *,
+    server_ips: Sequence[str] = _SERVER_IPS,
+    clients: Mapping[str, tuple[str, str | None]] | None = None,
+) -> Pki:
+    """Create every credential under `directory` (created if missing) and return their paths.
+
+    `server_ips` go on the API server's cert; `clients` maps a file stem to (common name,
+    organization) for additional client certs, returned in `Pki.clients`.
+    """
     directory.mkdir(parents=True, exist_ok=True)
     ca = _Authority(directory, "ca")
     # A CA of its own, as kubeadm does: trusting it only lets a proxy assert a user via headers.
@@ -152,7 +165,9 @@ def generate_pki(directory: Path) -> Pki:
     sa_private, sa_public = _service_account_keys(directory)
     return Pki(
         ca=ca.pair,
-        apiserver=ca.issue(directory, "apiserver", _name("kube-apiserver"), server=True),
+        apiserver=ca.issue(
+            directory, "apiserver", _name("kube-apiserver"), server=True, server_ips=server_ips
+        ),
         # system:masters bypasses RBAC: the admin credential tests and `make k8s-up` users get.
         admin=ca.issue(directory, "admin", _name("actormesh-admin", "system:masters"), server=False),
         # The bootstrap RBAC policy grants this user exactly what the controller manager needs.
@@ -165,4 +180,8 @@ def generate_pki(directory: Path) -> Pki:
         ),
         sa_private=sa_private,
         sa_public=sa_public,
+        clients={
+            stem: ca.issue(directory, stem, _name(cn, org), server=False)
+            for stem, (cn, org) in (clients or {}).items()
+        },
     )

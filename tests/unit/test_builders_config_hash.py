@@ -65,6 +65,8 @@ def _rolled(before: dict[str, Any], after: dict[str, Any]) -> set[str]:
             {}, {"nats": {"external": {"url": "nats://nats.infra:4222"}}}, RUNTIME_PODS, id="nats-external"
         ),
         pytest.param({}, {"nats": {"jetstream": {"maxMemory": "1Gi"}}}, {"demo-nats"}, id="nats-conf-only"),
+        # Clustered NATS: R3 streams, so every runtime pod gets NATS_STREAM_REPLICAS=3.
+        pytest.param({}, {"nats": {"replicas": 3}}, RUNTIME_PODS | {"demo-nats"}, id="nats-r3-streams"),
         pytest.param({}, {"gateway": {"replicas": 3}}, set(), id="replicas-are-not-config"),
         pytest.param(
             {}, {"actors": {"defaults": {"concurrency": 2}}}, set(), id="concurrency-is-container-env"

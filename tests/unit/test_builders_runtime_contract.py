@@ -343,3 +343,11 @@ def test_spec_runtime_reaches_the_settings_of_the_pods_that_read_it(monkeypatch:
     assert router.escalation_confidence_threshold == 0.6
     assert (context.cache_ttl, context.api_timeout_s, context.processing_timeout_s) == (60, 2.5, 30)
     assert (intent.log_level, intent.processing_timeout_s) == ("WARNING", 45)  # its own override wins
+
+
+@pytest.mark.parametrize(("nats", "expected"), [({}, None), ({"replicas": 3}, "3"), ({"replicas": 1}, None)])
+def test_stream_replicas_follow_the_managed_nats_replicas(nats: dict[str, Any], expected: str | None) -> None:
+    # Found on the e2e cluster: three NATS pods formed a JetStream cluster, but the runtime created
+    # R1 streams, so losing the one pod holding a stream lost the mesh's bus.
+    configmap = index(children({"nats": nats}))[("ConfigMap", "demo-runtime-config")]
+    assert configmap["data"].get(Env.NATS_STREAM_REPLICAS) == expected

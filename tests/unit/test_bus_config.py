@@ -31,6 +31,14 @@ def test_one_work_queue_stream_per_mesh_with_a_duplicate_window() -> None:
     assert cfg.duplicate_window == 90
 
 
+@pytest.mark.parametrize("replicas", [1, 3])
+def test_both_streams_are_as_replicated_as_configured(replicas: int) -> None:
+    settings = _settings(nats_stream_replicas=replicas)
+
+    assert work_stream_config(Subjects("blue"), settings).num_replicas == replicas
+    assert dlq_stream_config(Subjects("blue"), settings).num_replicas == replicas
+
+
 def test_two_meshes_never_share_a_subject_or_stream() -> None:
     blue, green = Subjects("blue"), Subjects("green")
     s = _settings()

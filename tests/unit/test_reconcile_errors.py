@@ -42,6 +42,18 @@ def _failed(exc: Exception, name: str = "apply statefulset demo-nats") -> Action
             KubeApiError(403, "Forbidden", "no"), "Forbidden", True, Reason.APPLY_REJECTED, id="403"
         ),
         pytest.param(
+            KubeApiError(
+                403,
+                "Forbidden",
+                'serviceaccounts "demo-runtime" is forbidden: cannot set blockOwnerDeletion in this case '
+                "because cannot find RESTMapping for APIVersion actormesh.io/v1alpha1 Kind ActorMesh",
+            ),
+            "DiscoveryLag",
+            False,
+            Reason.RETRIES_EXHAUSTED,
+            id="403-crd-just-installed",
+        ),
+        pytest.param(
             KubeApiError(409, "Conflict", "rv"), "Conflict", False, Reason.RETRIES_EXHAUSTED, id="409"
         ),
         pytest.param(

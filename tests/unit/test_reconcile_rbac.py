@@ -110,6 +110,7 @@ def test_operator_deployment_shape() -> None:
     }
     probe = container["livenessProbe"]["httpGet"]
     assert probe["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"] == probe
     env = {e["name"]: e.get("value") for e in container["env"]}
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports[probe["port"]] == int(env["ACTORMESH_OPERATOR_HEALTH_PORT"])

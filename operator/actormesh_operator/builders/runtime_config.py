@@ -20,7 +20,7 @@ from actormesh_operator.builders.meta import Manifest, manifest, object_meta
 from actormesh_operator.settings import OperatorSettings
 from actormesh_runtime.catalog import ActorInfo, ActorName, Env, Ports
 
-_COMMON = (Env.MESH_NAME, Env.NATS_URL, Env.LOG_FORMAT, Env.LOG_LEVEL, Env.HOST)
+_COMMON = (Env.MESH_NAME, Env.NATS_URL, Env.NATS_STREAM_REPLICAS, Env.LOG_FORMAT, Env.LOG_LEVEL, Env.HOST)
 _LLM = (Env.LITELLM_MODEL, Env.LLM_API_BASE, Env.LLM_TEMPERATURE, Env.LLM_TIMEOUT_S)
 _APIS = (Env.CUSTOMER_API_URL, Env.ORDERS_API_URL, Env.TRACKING_API_URL, Env.CACHE_TTL, Env.API_TIMEOUT_S)
 _ACTOR_HOST = (Env.ACTOR_HTTP_PORT, Env.PROCESSING_TIMEOUT_S)
@@ -94,6 +94,10 @@ def runtime_env(mesh: ActorMesh, settings: OperatorSettings) -> dict[str, str]:
         Env.CORS_ORIGINS: json.dumps(list(spec.gateway.cors_origins)),
         **commerce_api_urls(mesh, settings),
     }
+    if spec.nats.managed and spec.nats.replicas > 1:
+        # Streams (and their consumers) as replicated as the cluster: R3 on three NATS pods. Left
+        # out for one pod (the runtime's default), so single-NATS meshes keep their config hashes.
+        env[Env.NATS_STREAM_REPLICAS] = str(spec.nats.replicas)
     redis = redis_url(mesh, settings)
     if redis is not None:
         env[Env.REDIS_URL] = redis

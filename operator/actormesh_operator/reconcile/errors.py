@@ -97,7 +97,16 @@ def classify(exc: BaseException) -> Failure:
     )
 
 
+# A 403 that says the API server does not know the owner's kind yet: right after the CRD is
+# installed, the OwnerReferencesPermissionEnforcement admission plugin's REST mapping lags discovery
+# for a few seconds (seen on the e2e cluster: `cannot set blockOwnerDeletion ... cannot find
+# RESTMapping`). Nothing has to change for the retry to succeed.
+_DISCOVERY_LAG = "cannot find RESTMapping"
+
+
 def _classify_api(exc: KubeApiError, message: str) -> Failure:
+    if exc.status == 403 and _DISCOVERY_LAG in exc.message:
+        return Failure(Reason.RETRIES_EXHAUSTED, "DiscoveryLag", message, permanent=False)
     if exc.status in _PERMANENT_STATUS:
         return Failure(Reason.APPLY_REJECTED, _PERMANENT_STATUS[exc.status], message, permanent=True)
     kind = _TRANSIENT_STATUS.get(exc.status, "ApiServerError")

@@ -111,6 +111,7 @@ def work_stream_config(subjects: Subjects, settings: RuntimeSettings) -> StreamC
         subjects=list(subjects.stream_subjects),
         retention=RetentionPolicy.WORK_QUEUE,
         storage=StorageType.FILE,
+        num_replicas=settings.nats_stream_replicas,
         discard=DiscardPolicy.OLD,
         duplicate_window=settings.duplicate_window_s,
     )
@@ -123,6 +124,7 @@ def dlq_stream_config(subjects: Subjects, settings: RuntimeSettings) -> StreamCo
         subjects=list(subjects.dlq_subjects),
         retention=RetentionPolicy.LIMITS,
         storage=StorageType.FILE,
+        num_replicas=settings.nats_stream_replicas,
         discard=DiscardPolicy.OLD,
         max_age=DLQ_MAX_AGE_S,
         max_msgs=DLQ_MAX_MSGS,

@@ -1,0 +1,135 @@
+"""Faults on the demo mesh: pods force-deleted mid-conversation, the operator restarted.
+
+Bounded: a fixed number of conversations, each with a deadline, against cluster addresses only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e import mesh as m
+from tests.e2e.cluster import E2ECluster, pod_ready, wait_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+
+CONVERSATIONS = 24
+CONCURRENCY = 6
+COMPONENT = "app.kubernetes.io/component"
+
+
+async def _converse(base: str, sessions: list[str]) -> list[dict[str, Any]]:
+    """One order question per session, CONCURRENCY at a time; a 504 is followed up via result_url."""
+    limit = asyncio.Semaphore(CONCURRENCY)
+
+    async def one(client: httpx.AsyncClient, session: str) -> dict[str, Any]:
+        async with limit:
+            body = {"message": m.ORDER_QUESTION, "customer_email": m.JOHN, "session_id": session}
+            response = await client.post("/api/chat", json=body)
+            if response.status_code == 504:
+                url = response.json()["result_url"]
+                deadline = time.monotonic() + 120
+                while time.monotonic() < deadline:
+                    fetched = await client.get(url)
+                    if fetched.status_code == 200:
+                        return dict(fetched.json())
+                    await asyncio.sleep(1)
+            assert response.status_code == 200, f"{session}: {response.status_code} {response.text}"
+            return dict(response.json())
+
+    async with httpx.AsyncClient(base_url=base, timeout=150) as client:
+        return list(await asyncio.gather(*(one(client, s) for s in sessions)))
+
+
+def _force_delete(cluster: E2ECluster, namespace: str, component: str) -> str:
+    pods = [p for p in cluster.pods(namespace, f"{COMPONENT}={component}") if pod_ready(p)]
+    assert pods, f"no ready {component} pod"
+    name = str(pods[0]["metadata"]["name"])
+    cluster.kubectl("delete", "pod", name, "-n", namespace, "--grace-period=0", "--force", check=False)
+    return name
+
+
+@pytest.mark.parametrize("component", ["context-retriever", "gateway"])
+def test_force_deleting_a_pod_mid_conversation_loses_nothing(
+    cluster: E2ECluster, demo: tuple[str, dict[str, Any]], component: str
+) -> None:
+    if not cluster.sealed_node:
+        pytest.skip("drives the gateway's ClusterIP from the host")
+    namespace, _ = demo
+    base = m.gateway_url(cluster, namespace, "demo")
+    sessions = [f"fault-{component}-{uuid.uuid4().hex[:8]}" for _ in range(CONVERSATIONS)]
+
+    async def scenario() -> list[dict[str, Any]]:
+        talk = asyncio.create_task(_converse(base, sessions))
+        await asyncio.sleep(1.5)  # conversations are in flight
+        await asyncio.to_thread(_force_delete, cluster, namespace, component)
+        return await talk
+
+    results = asyncio.run(scenario())
+    assert sorted(r["session_id"] for r in results) == sorted(sessions)
+    assert all(m.ORDER_TRACKING in r["response"] for r in results), [r["response"] for r in results]
+    # Each conversation's turn was stored exactly once (redelivery after the kill must not duplicate).
+    cluster.wait_pods_ready(namespace, timeout=180)
+    for session in sessions:
+        transcript = httpx.get(f"{base}/api/conversations/{session}", timeout=30).json()
+        roles = sorted(turn["role"] for turn in transcript["turns"])
+        assert roles == ["agent", "customer"], transcript
+
+
+def _child_versions(cluster: E2ECluster, namespace: str) -> dict[str, str]:
+    kinds = (
+        "deployments,statefulsets,services,configmaps,networkpolicies,poddisruptionbudgets,serviceaccounts"
+    )
+    items = cluster.get(kinds, "-n", namespace, "-l", "app.kubernetes.io/managed-by")["items"]
+    return {f"{i['kind']}/{i['metadata']['name']}": i["metadata"]["resourceVersion"] for i in items}
+
+
+def test_operator_restart_rewrites_no_child(cluster: E2ECluster, demo: tuple[str, dict[str, Any]]) -> None:
+    namespace, _ = demo
+    cluster.wait_pods_ready(namespace, timeout=180)
+    m.wait_for_mesh_condition(
+        cluster, namespace, "demo", lambda mesh: mesh["status"]["phase"] == "Ready", "Ready"
+    )
+    before = _child_versions(cluster, namespace)
+    assert len(before) > 10, before
+    old = m.operator_pod(cluster)["metadata"]["name"]
+    cluster.kubectl("delete", "pod", old, "-n", m.OPERATOR_NAMESPACE, "--wait=true", timeout=120)
+    cluster.kubectl(
+        "-n",
+        m.OPERATOR_NAMESPACE,
+        "rollout",
+        "status",
+        "deploy/actormesh-operator",
+        "--timeout=180s",
+        timeout=200,
+    )
+    new = m.operator_pod(cluster)["metadata"]["name"]
+    assert new != old
+
+    with m.port_forward(cluster, m.OPERATOR_NAMESPACE, new, 8080, "/metrics") as url:
+
+        def metric(name: str, *labels: str) -> float:
+            """Sum of a counter's samples whose label set includes every one of `labels`."""
+            text = httpx.get(f"{url}/metrics", timeout=10).text
+            samples = [line for line in text.splitlines() if line.startswith((f"{name}{{", f"{name} "))]
+            return sum(float(s.rsplit(" ", 1)[1]) for s in samples if all(label in s for label in labels))
+
+        wait_for(
+            "the new operator to resume the meshes",
+            lambda: (
+                metric("actormesh_operator_reconciles_total", 'trigger="resume"', 'result="success"') >= 1
+            ),
+            120,
+            2,
+        )
+        writes = metric("actormesh_operator_child_writes_total")
+    assert writes == 0
+    after = _child_versions(cluster, namespace)
+    assert after == before
+    mesh = cluster.get("actormesh/demo", "-n", namespace)
+    assert mesh["status"]["phase"] == "Ready"

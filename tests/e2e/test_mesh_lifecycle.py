@@ -1,0 +1,169 @@
+"""Day-2 on a cluster: a rolling image change under load, deletion per reclaimPolicy, clustered NATS.
+
+Runs after test_mesh.py and test_mesh_faults.py (file order): the rolling change and the deletion use
+the shared demo mesh, so they come last for it; the clustered-NATS mesh is made and deleted here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e import mesh as m
+from tests.e2e.cluster import E2ECluster, wait_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
+
+NEW_IMAGE = "actormesh/actormesh:0.1.0-b"  # same image, second tag (INTERFACES.md)
+INSTANCE = "app.kubernetes.io/instance"
+LOAD_LIMIT_S = 420  # the steady load stops by itself
+# Each of the two workers waits this long between chats: ~100 requests a minute in all, under the
+# gateway's default per-client limit (RATE_LIMIT_REQUESTS=120), so a 429 is a real failure.
+PACE_S = 1.2
+
+
+async def _steady_load(base: str, stop: asyncio.Event) -> tuple[int, list[str]]:
+    """Sequential chats, two at a time, until `stop` (or LOAD_LIMIT_S); (answered, failures)."""
+    answered, failures = 0, []
+    deadline = time.monotonic() + LOAD_LIMIT_S
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        nonlocal answered
+        while not stop.is_set() and time.monotonic() < deadline:
+            session = f"roll-{uuid.uuid4().hex[:8]}"
+            body = {"message": m.ORDER_QUESTION, "customer_email": m.JOHN, "session_id": session}
+            try:
+                response = await client.post("/api/chat", json=body)
+                if response.status_code == 200 and m.ORDER_TRACKING in response.json()["response"]:
+                    answered += 1
+                else:
+                    failures.append(f"{session}: {response.status_code} {response.text[:200]}")
+            except httpx.HTTPError as exc:
+                failures.append(f"{session}: {exc!r}")
+            await asyncio.sleep(PACE_S)
+
+    async with httpx.AsyncClient(base_url=base, timeout=120) as client:
+        await asyncio.gather(worker(client), worker(client))
+    return answered, failures
+
+
+def _rolled(cluster: E2ECluster, namespace: str) -> bool:
+    deployments = cluster.get("deployments", "-n", namespace, "-l", f"{INSTANCE}=demo")["items"]
+    runtime = [
+        d
+        for d in deployments
+        if d["spec"]["template"]["spec"]["containers"][0]["image"].startswith("actormesh/actormesh")
+    ]
+    if not runtime or any(
+        d["spec"]["template"]["spec"]["containers"][0]["image"] != NEW_IMAGE for d in runtime
+    ):
+        return False
+    return all(
+        d["status"].get("updatedReplicas") == d["spec"]["replicas"] == d["status"].get("readyReplicas")
+        and d["status"].get("replicas") == d["spec"]["replicas"]
+        for d in runtime
+    )
+
+
+def test_rolling_image_change_under_load_fails_no_conversation(
+    cluster: E2ECluster, demo: tuple[str, dict[str, Any]]
+) -> None:
+    if not cluster.sealed_node:
+        pytest.skip("drives the gateway's ClusterIP from the host")
+    namespace, _ = demo
+    cluster.wait_pods_ready(namespace, timeout=180)
+    base = m.gateway_url(cluster, namespace, "demo")
+
+    async def scenario() -> tuple[int, list[str]]:
+        stop = asyncio.Event()
+        load = asyncio.create_task(_steady_load(base, stop))
+        await asyncio.sleep(3)
+        patch = json.dumps({"spec": {"image": NEW_IMAGE}})
+        await asyncio.to_thread(
+            cluster.kubectl, "patch", "actormesh/demo", "-n", namespace, "--type=merge", "-p", patch
+        )
+        deadline = time.monotonic() + 360
+        while not await asyncio.to_thread(_rolled, cluster, namespace):
+            assert time.monotonic() < deadline, "the rollout did not finish in 360s"
+            await asyncio.sleep(3)
+        await asyncio.sleep(5)  # a few conversations on the new pods only
+        stop.set()
+        return await load
+
+    answered, failures = asyncio.run(scenario())
+    assert failures == []
+    assert answered > 10
+    m.wait_mesh_ready(cluster, namespace, "demo")
+
+
+def _pvcs(cluster: E2ECluster, namespace: str) -> list[str]:
+    return [p["metadata"]["name"] for p in cluster.get("pvc", "-n", namespace)["items"]]
+
+
+def _children(cluster: E2ECluster, namespace: str, mesh: str) -> list[str]:
+    kinds = "deployments,statefulsets,services,configmaps,networkpolicies,poddisruptionbudgets,pods"
+    items = cluster.get(kinds, "-n", namespace, "-l", f"{INSTANCE}={mesh}")["items"]
+    return [f"{i['kind']}/{i['metadata']['name']}" for i in items]
+
+
+def test_deleting_a_retain_mesh_removes_children_and_keeps_its_claims(
+    cluster: E2ECluster, demo: tuple[str, dict[str, Any]]
+) -> None:
+    namespace, mesh = demo
+    assert mesh["spec"].get("persistence", {}).get("reclaimPolicy", "Retain") == "Retain"
+    claims = _pvcs(cluster, namespace)
+    assert claims, "the demo mesh has no PVCs"
+    cluster.kubectl("delete", "actormesh/demo", "-n", namespace, "--wait=true", timeout=300)
+    wait_for("every child of demo gone", lambda: _children(cluster, namespace, "demo") == [], 240, 2)
+    assert sorted(_pvcs(cluster, namespace)) == sorted(claims)
+
+
+@pytest.fixture(scope="module")
+def clustered(cluster: E2ECluster, operator: dict[str, Any]) -> Iterator[str]:
+    namespace = f"e2e-r3-{uuid.uuid4().hex[:6]}"
+    cluster.kubectl("create", "namespace", namespace)
+    try:
+        m.apply_sample(cluster, namespace, nats={"replicas": 3}, persistence={"reclaimPolicy": "Delete"})
+        m.wait_mesh_ready(cluster, namespace, "demo", timeout=600)
+        yield namespace
+    finally:
+        cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+
+
+def test_three_nats_replicas_form_a_jetstream_cluster_with_r3_streams(
+    cluster: E2ECluster, clustered: str
+) -> None:
+    with m.port_forward(cluster, clustered, "demo-nats-0", 8222) as url:
+        jsz = httpx.get(f"{url}/jsz?accounts=true&streams=true&config=true", timeout=10).json()
+    meta = jsz["meta_cluster"]
+    assert meta["cluster_size"] == 3, meta
+    streams = [s for account in jsz.get("account_details", []) for s in account.get("stream_detail", [])]
+    assert streams, jsz
+    for stream in streams:
+        assert stream["config"]["num_replicas"] == 3, stream["name"]
+        assert len(stream["cluster"].get("replicas", [])) == 2, stream["cluster"]
+
+
+def test_deleting_a_nats_pod_keeps_the_mesh_answering(cluster: E2ECluster, clustered: str) -> None:
+    if not cluster.sealed_node:
+        pytest.skip("drives the gateway's ClusterIP from the host")
+    base = m.gateway_url(cluster, clustered, "demo")
+    cluster.kubectl("delete", "pod", "demo-nats-1", "-n", clustered, "--wait=false")
+    for _ in range(8):
+        result = m.chat(base, timeout=90)
+        assert m.ORDER_TRACKING in result["response"]
+    cluster.wait_pods_ready(clustered, timeout=240)
+
+
+def test_deleting_a_delete_mesh_removes_its_claims_too(cluster: E2ECluster, clustered: str) -> None:
+    assert _pvcs(cluster, clustered), "the clustered mesh has no PVCs"
+    cluster.kubectl("delete", "actormesh/demo", "-n", clustered, "--wait=true", timeout=300)
+    wait_for("every child gone", lambda: _children(cluster, clustered, "demo") == [], 240, 2)
+    wait_for("every PVC gone", lambda: _pvcs(cluster, clustered) == [], 240, 2)
