@@ -129,6 +129,11 @@ class QueueMetrics:
             try:
                 await self.refresh()
             except Exception as exc:  # NATS away or slow: keep the last values, count, try again
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    # nats-py turns a cancelled request into its own TimeoutError: swallowing that
+                    # would leave stop() waiting forever on a task that goes back to sleep.
+                    raise
                 metrics.QUEUE_METRICS_ERRORS.inc()
                 metrics.NATS_UP.set(0)
                 log.warning("queue metrics not refreshed", extra={"error": repr(exc)})

@@ -61,7 +61,7 @@ def test_default_install_applies_and_its_rbac_runs_the_operator_cluster_wide(
 
 def test_namespaced_install_passes_server_side_validation(crd: KubeControlPlane, kube_namespace: str) -> None:
     rendered = [d for d in yaml.safe_load_all(crd.kubectl("kustomize", str(NAMESPACED_INSTALL)).stdout) if d]
-    assert {d["kind"] for d in rendered} == {"ServiceAccount", "Role", "RoleBinding", "Deployment"}
+    assert {d["kind"] for d in rendered} == {"ServiceAccount", "Role", "RoleBinding", "Deployment", "Service"}
     for doc in rendered:
         doc["metadata"]["namespace"] = kube_namespace
         for subject in doc.get("subjects") or []:
