@@ -118,23 +118,34 @@ class QueueMetrics:
             self._task = asyncio.create_task(self._loop(), name="queue-metrics")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        if task is None:
+            return
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            if _cancel_requested():  # our caller is being cancelled too: that is not ours to swallow
+                raise
 
     async def _loop(self) -> None:
         while True:
             try:
                 await self.refresh()
             except Exception as exc:  # NATS away or slow: keep the last values, count, try again
-                task = asyncio.current_task()
-                if task is not None and task.cancelling():
-                    # nats-py turns a cancelled request into its own TimeoutError: swallowing that
-                    # would leave stop() waiting forever on a task that goes back to sleep.
-                    raise
-                metrics.QUEUE_METRICS_ERRORS.inc()
-                metrics.NATS_UP.set(0)
-                log.warning("queue metrics not refreshed", extra={"error": repr(exc)})
+                if not _cancel_requested():
+                    metrics.QUEUE_METRICS_ERRORS.inc()
+                    metrics.NATS_UP.set(0)
+                    log.warning("queue metrics not refreshed", extra={"error": repr(exc)})
+            if _cancel_requested():
+                # stop()'s cancel can be lost inside refresh(): nats-py turns it into its own
+                # TimeoutError, and Python 3.11's wait_for (under every nats-py request) returns a
+                # reply that arrives in the same loop step as the cancel instead of raising. The task
+                # still counts the request, so end here: sleeping on would leave stop() waiting forever.
+                raise asyncio.CancelledError
             await asyncio.sleep(self.interval_s)
+
+
+def _cancel_requested() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
