@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,10 +22,10 @@ import redis.asyncio as aioredis
 
 from actormesh_runtime.bus import dlq
 from actormesh_runtime.catalog import ActorName
-from actormesh_runtime.observability.logging import JsonFormatter
 from actormesh_runtime.screening import CARD_PLACEHOLDER, SSN_PLACEHOLDER
 from tests.support.gateway import JOHN, failing_factory, gateway_stack, poll_json, stack_settings
 from tests.support.llm_server import LLMTestServer
+from tests.support.logs import json_log_capture
 from tests.support.redis import RedisServer
 
 pytestmark = pytest.mark.integration
@@ -45,18 +44,8 @@ def assert_clean(where: str, text: str) -> None:
 @pytest.fixture
 def captured_logs() -> Iterator[io.StringIO]:
     """Every record any logger emits during the test, as the JSON lines a container would print."""
-    buffer = io.StringIO()
-    handler = logging.StreamHandler(buffer)
-    handler.setFormatter(JsonFormatter())
-    root = logging.getLogger()
-    level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
-    try:
+    with json_log_capture() as buffer:
         yield buffer
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(level)
 
 
 async def redis_dump(url: str) -> dict[str, str]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import logging
 import sqlite3
 import threading
 import time
@@ -31,9 +30,9 @@ from hypothesis import strategies as st
 
 from actormesh_runtime.bus import dlq
 from actormesh_runtime.catalog import ActorName
-from actormesh_runtime.observability.logging import JsonFormatter
 from tests.support.gateway import JOHN, Stack, failing_factory, gateway_stack, stack_settings
 from tests.support.llm_server import LLMTestServer, Reply
+from tests.support.logs import json_log_capture
 from tests.support.pii_formats import Written, digits_of, written_cards, written_ssns
 
 pytestmark = pytest.mark.integration
@@ -65,18 +64,8 @@ class ThreadedStack:
 
 @pytest.fixture
 def json_logs() -> Iterator[io.StringIO]:
-    buffer = io.StringIO()
-    handler = logging.StreamHandler(buffer)
-    handler.setFormatter(JsonFormatter())
-    root = logging.getLogger()
-    level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
-    try:
+    with json_log_capture() as buffer:
         yield buffer
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(level)
 
 
 @pytest.fixture
