@@ -265,6 +265,38 @@ def test_select_target(
             ("ORD-10002", "ORD-10001", "ORD-10003"),
             id="no-item-named",
         ),
+        pytest.param(
+            JOHN,
+            ActionType.CREATE_RETURN_LABEL,
+            "Please return my headphones",
+            "ORD-10001",
+            (),
+            id="return-by-item",
+        ),
+        pytest.param(
+            JANE,
+            ActionType.CANCEL_ORDER,
+            "Cancel the gaming mouse please",
+            "ORD-20001",
+            (),
+            id="cancel-by-item",
+        ),
+        pytest.param(
+            JOHN,
+            ActionType.CREATE_RETURN_LABEL,
+            "Return my laptop stand and my notebook set",
+            None,
+            ("ORD-10002", "ORD-10003"),
+            id="items-named-none-eligible-asks-never-another-order",
+        ),
+        pytest.param(
+            JOHN,
+            ActionType.CREATE_RETURN_LABEL,
+            "Return my headphones and my notebook set",
+            "ORD-10001",
+            (),
+            id="items-named-one-eligible",
+        ),
     ],
 )
 def test_select_target_by_item(
@@ -360,54 +392,6 @@ def test_without_a_customer_context_nothing_is_planned() -> None:
         sentiment=None, intent=intent, context=None, screening=Screening(), threshold=0.45, now=NOW
     )
     assert (decision.escalate, decision.planned_actions, decision.target_order_id) == (False, [], None)
-
-
-@pytest.mark.parametrize(
-    ("context", "action", "message", "target", "candidates"),
-    [
-        pytest.param(
-            JOHN,
-            ActionType.CREATE_RETURN_LABEL,
-            "Please return my headphones",
-            "ORD-10001",
-            (),
-            id="return-by-item",
-        ),
-        pytest.param(
-            JANE,
-            ActionType.CANCEL_ORDER,
-            "Cancel the gaming mouse please",
-            "ORD-20001",
-            (),
-            id="cancel-by-item",
-        ),
-        pytest.param(
-            JOHN,
-            ActionType.CREATE_RETURN_LABEL,
-            "Return my laptop stand and my notebook set",
-            None,
-            ("ORD-10002", "ORD-10003"),
-            id="items-named-none-eligible-asks-never-another-order",
-        ),
-        pytest.param(
-            JOHN,
-            ActionType.CREATE_RETURN_LABEL,
-            "Return my headphones and my notebook set",
-            "ORD-10001",
-            (),
-            id="items-named-one-eligible",
-        ),
-    ],
-)
-def test_items_resolve_to_the_named_orders_only(
-    context: CustomerContext,
-    action: ActionType,
-    message: str,
-    target: str | None,
-    candidates: tuple[str, ...],
-) -> None:
-    result = select_target(action, context.orders, message=message, now=NOW)
-    assert (result.order_id, result.candidates) == (target, candidates)
 
 
 @pytest.mark.parametrize(
