@@ -53,13 +53,15 @@ async def test_flooding_sessions_does_not_evict_an_owner(nats_server: str, tmp_p
         # only add nine actor hops per claim, not a different code path).
         gateway: Gateway = stack.servers[0].server.config.app.state.gateway
         jane = Principal(email=JANE)
-        for start in range(0, FLOOD, 250):
+        # 50 in flight at once: the single history writer answers each claim within the client's 3 s
+        # even on a loaded CI machine (250 at once timed out there once); the flood size is unchanged.
+        for start in range(0, FLOOD, 50):
             await asyncio.gather(
                 *(
                     gateway.claim_session(
                         jane, ChatRequest(message="hi", customer_email=JANE, session_id=f"f{i}")
                     )
-                    for i in range(start, min(start + 250, FLOOD))
+                    for i in range(start, min(start + 50, FLOOD))
                 )
             )
         hijack = await client.post("/api/chat", json=chat("johns-session", JANE, "hello"), headers=AS_JANE)
