@@ -58,10 +58,11 @@ soak: $(STAMP)
 POLICY_VENV ?= .venv-policy
 CHECKOV_VERSION ?= 3.3.30
 POLICY_OVERLAYS ?= default namespaced e2e
+# Two makes may race here (pytest-xdist runs both policy tests at once): one holds the lock and builds the
+# venv, the other waits and then finds the marker. (Built in place: a venv cannot be moved.)
 $(POLICY_VENV)/.installed:
-	test -x $(POLICY_VENV)/bin/python || $(PYTHON) -m venv $(POLICY_VENV)
-	$(POLICY_VENV)/bin/pip install -q "checkov==$(CHECKOV_VERSION)"
-	touch $@
+	flock $(POLICY_VENV).lock sh -ec 'test -f $@ && exit 0; rm -rf $(POLICY_VENV); \
+	  $(PYTHON) -m venv $(POLICY_VENV); $(POLICY_VENV)/bin/pip install -q "checkov==$(CHECKOV_VERSION)"; touch $@'
 
 ## Manifest policy: checkov over every sample's rendered children and the config/ installs (hack/policy/).
 .PHONY: policy
