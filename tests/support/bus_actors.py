@@ -187,12 +187,14 @@ class BusRig:
     reply_prefix: str = ""
     _waiters: dict[str, asyncio.Future[FinalResult]] = field(default_factory=dict)
 
-    async def add_host(self, actor: Actor, *, own_connection: bool = False) -> ActorHost:
+    async def add_host(
+        self, actor: Actor, *, own_connection: bool = False, fetch_wait_s: float = 0.3
+    ) -> ActorHost:
         nc = self.nc
         if own_connection:
             nc = await connect(self.settings, name=f"test-{actor.name.value}")
             self.connections.append(nc)
-        host = ActorHost(actor, nc, nc.jetstream(), self.subjects, self.settings, fetch_wait_s=0.3)
+        host = ActorHost(actor, nc, nc.jetstream(), self.subjects, self.settings, fetch_wait_s=fetch_wait_s)
         await host.start()
         self.hosts.append(host)
         return host

@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 
 FETCH_WAIT_S = 1.0
 """Longest one pull request lingers when idle; also the longest a stop waits for the fetch loop."""
+PULL_EXPIRY_MARGIN_S = 0.25
+"""How long past its own expiry a pull request is still treated as open: the server starts the clock
+when the request arrives, so it can outlive the client's fetch() by the network latency."""
 
 
 def backoff_for(settings: RuntimeSettings, attempt: int) -> float:
@@ -74,6 +77,10 @@ class ActorHost:
         self._loop_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
+        # Fetched after stop() began: handed back only once our pull requests are closed (see stop()).
+        self._unstarted: list[Msg] = []
+        # Monotonic time by which every pull request this host sent has expired on the server.
+        self._pulls_closed_at = 0.0
         self._label = self.name.value
         # The per-actor metric children, resolved once: `.labels()` costs a lock and a dict lookup.
         self._in_flight = metrics.IN_FLIGHT.labels(self._label)
@@ -111,25 +118,66 @@ class ActorHost:
         log.info("actor host started", extra={"actor": self._label})
 
     async def stop(self, grace_s: float | None = None) -> None:
-        """Drain: stop fetching, let in-flight messages finish within the grace period, hand the
-        rest back (nak) so another replica takes them at once."""
+        """Drain: stop fetching, hand back what was fetched but not started, let in-flight messages
+        finish within the grace period, hand the rest back (nak) so another replica takes them at once."""
         grace = self.settings.drain_grace_s if grace_s is None else grace_s
         self._stopping.set()
         if self._loop_task is not None:
             # gather, not a suppressed await: a cancelled stop() must stay cancelled.
             await asyncio.gather(self._loop_task, return_exceptions=True)
+        handed_back = await self._hand_back_unstarted()
+        in_flight = len(self._tasks)
+        cancelled = 0
         if self._tasks:
             _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
             for task in pending:
                 task.cancel()
             if pending:
+                cancelled = len(pending)
                 await asyncio.gather(*pending, return_exceptions=True)
                 log.warning("drain grace expired", extra={"actor": self._label, "handed_back": len(pending)})
         if self._sub is not None:
             with contextlib.suppress(Exception):
                 await self._sub.unsubscribe()
             self._sub = None
-        log.info("actor host stopped", extra={"actor": self._label})
+        log.info(
+            "actor host stopped",
+            extra={"actor": self._label, "finished_in_flight": in_flight - cancelled,
+                   "handed_back": handed_back + cancelled},
+        )  # fmt: skip
+
+    async def _hand_back_unstarted(self) -> int:
+        """Nak every message fetched but not started, once none of our pull requests is open.
+
+        A batch pull request stays open on the server after fetch() returned its first messages,
+        until it expires. A message nak'ed while it is open goes straight back to it, into this
+        stopping host's inbox, where nobody reads it: it then waits ack_wait (= the gateway's request
+        timeout: a 504) before another replica gets it. So read the inbox until the last request has
+        expired, and only then hand everything back: the server can give it only to another replica.
+        """
+        unstarted = self._unstarted + await self._read_inbox_until(self._pulls_closed_at)
+        self._unstarted = []
+        for msg in unstarted:
+            with contextlib.suppress(Exception):
+                await msg.nak()
+        return len(unstarted)
+
+    async def _read_inbox_until(self, deadline: float) -> list[Msg]:
+        """Messages the server delivers to our pull requests until `deadline` (monotonic)."""
+        # nats-py's core subscription behind the pull subscription: fetch() itself reads it this way.
+        inbox = getattr(self._sub, "_sub", None)
+        if inbox is None:
+            await asyncio.sleep(max(0.0, deadline - time.monotonic()))
+            return []
+        msgs: list[Msg] = []
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                msg = await inbox.next_msg(timeout=remaining)
+            except (TimeoutError, NatsTimeoutError):
+                break
+            if not JetStreamContext.is_status_msg(msg):  # 404/408 end a request; they carry no work
+                msgs.append(msg)
+        return msgs
 
     async def _fetch_loop(self) -> None:
         assert self._sub is not None
@@ -142,6 +190,7 @@ class ActorHost:
                 await asyncio.wait({*self._tasks, stopped}, return_when=asyncio.FIRST_COMPLETED)
                 stopped.cancel()
                 continue
+            self._pulls_closed_at = time.monotonic() + self.fetch_wait_s + PULL_EXPIRY_MARGIN_S
             try:
                 msgs = await self._sub.fetch(min(self.settings.fetch_batch, free), timeout=self.fetch_wait_s)
             except (TimeoutError, NatsTimeoutError):
@@ -153,9 +202,7 @@ class ActorHost:
                 continue
             for msg in msgs:
                 if self._stopping.is_set():
-                    # Fetched while we were asked to stop: hand back for another replica now.
-                    with contextlib.suppress(Exception):
-                        await msg.nak()
+                    self._unstarted.append(msg)  # handed back by stop() once our pulls are closed
                     continue
                 task = asyncio.create_task(self._process(msg))
                 self._tasks.add(task)
