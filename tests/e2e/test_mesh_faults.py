@@ -1,6 +1,9 @@
 """Faults on the demo mesh: pods force-deleted mid-conversation, the operator restarted.
 
 Bounded: a fixed number of conversations, each with a deadline, against cluster addresses only.
+Half the conversations ask about an order (real order data in the reply), half file a cancellation
+request (a side effect): the mock commerce APIs' own state counts the effects, so "each side effect
+once" is checked where it happened, not only in the history.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
+from actormesh_runtime.actors.execution_coordinator import idempotency_key
+from actormesh_runtime.envelope import ActionType
 from tests.e2e import mesh as m
 from tests.e2e.cluster import E2ECluster, pod_ready, wait_for
 
@@ -21,6 +26,14 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 CONVERSATIONS = 24
 CONCURRENCY = 6
 COMPONENT = "app.kubernetes.io/component"
+BOB = "bob.wilson@example.com"  # a standard customer: a cancellation is filed as a request, repeatable
+CANCEL_ORDER = "ORD-30001"
+CANCEL_QUESTION = f"Please cancel my order {CANCEL_ORDER}"
+
+
+def _message(session: str) -> tuple[str, str]:
+    """(message, customer) for a session: cancellation requests for `cancel-*` sessions."""
+    return (CANCEL_QUESTION, BOB) if session.startswith("cancel-") else (m.ORDER_QUESTION, m.JOHN)
 
 
 async def _converse(base: str, sessions: list[str]) -> list[dict[str, Any]]:
@@ -29,7 +42,8 @@ async def _converse(base: str, sessions: list[str]) -> list[dict[str, Any]]:
 
     async def one(client: httpx.AsyncClient, session: str) -> dict[str, Any]:
         async with limit:
-            body = {"message": m.ORDER_QUESTION, "customer_email": m.JOHN, "session_id": session}
+            message, customer = _message(session)
+            body = {"message": message, "customer_email": customer, "session_id": session}
             response = await client.post("/api/chat", json=body)
             if response.status_code == 504:
                 url = response.json()["result_url"]
@@ -54,7 +68,16 @@ def _force_delete(cluster: E2ECluster, namespace: str, component: str) -> str:
     return name
 
 
-@pytest.mark.parametrize("component", ["context-retriever", "gateway"])
+def _mock_state(cluster: E2ECluster, namespace: str) -> dict[str, Any]:
+    """The mock commerce APIs' own record of every effect (`GET /_test/state`, via port-forward)."""
+    pods = [p for p in cluster.pods(namespace, f"{COMPONENT}=mocks") if pod_ready(p)]
+    assert len(pods) == 1, [p["metadata"]["name"] for p in pods]
+    with m.port_forward(cluster, namespace, pods[0]["metadata"]["name"], 8002) as url:
+        state: dict[str, Any] = httpx.get(f"{url}/_test/state", timeout=10).json()
+    return state
+
+
+@pytest.mark.parametrize("component", ["context-retriever", "execution-coordinator", "gateway"])
 def test_force_deleting_a_pod_mid_conversation_loses_nothing(
     cluster: E2ECluster, demo: tuple[str, dict[str, Any]], component: str
 ) -> None:
@@ -62,7 +85,9 @@ def test_force_deleting_a_pod_mid_conversation_loses_nothing(
         pytest.skip("drives the gateway's ClusterIP from the host")
     namespace, _ = demo
     base = m.gateway_url(cluster, namespace, "demo")
-    sessions = [f"fault-{component}-{uuid.uuid4().hex[:8]}" for _ in range(CONVERSATIONS)]
+    tag = uuid.uuid4().hex[:6]
+    sessions = [f"{'cancel' if i % 2 else 'order'}-{component}-{tag}-{i}" for i in range(CONVERSATIONS)]
+    before = _mock_state(cluster, namespace)
 
     async def scenario() -> list[dict[str, Any]]:
         talk = asyncio.create_task(_converse(base, sessions))
@@ -72,9 +97,27 @@ def test_force_deleting_a_pod_mid_conversation_loses_nothing(
 
     results = asyncio.run(scenario())
     assert sorted(r["session_id"] for r in results) == sorted(sessions)
-    assert all(m.ORDER_TRACKING in r["response"] for r in results), [r["response"] for r in results]
-    # Each conversation's turn was stored exactly once (redelivery after the kill must not duplicate).
+    orders = [r for r in results if r["session_id"].startswith("order-")]
+    cancels = [r for r in results if r["session_id"].startswith("cancel-")]
+    assert all(m.ORDER_TRACKING in r["response"] for r in orders), [r["response"] for r in orders]
+    assert all(
+        [(a["type"], a["status"]) for a in r["actions"]] == [("cancel_order", "pending_review")]
+        for r in cancels
+    ), [r["actions"] for r in cancels]
+
+    # Each side effect happened exactly once, by the mock APIs' own books: one new cancellation
+    # record per cancelling conversation, filed under that conversation's idempotency key.
     cluster.wait_pods_ready(namespace, timeout=180)
+    after = _mock_state(cluster, namespace)
+    new_records = [r for r in after["records"] if r not in before["records"]]
+    assert [(r["kind"], r["order_id"]) for r in new_records] == [
+        ("cancellation_request", CANCEL_ORDER)
+    ] * len(cancels)
+    assert after["effects"] - before["effects"] == len(cancels)
+    keys = {idempotency_key(r["message_id"], ActionType.CANCEL_ORDER, CANCEL_ORDER) for r in cancels}
+    assert {k: after["idempotency"].get(k) for k in keys} == dict.fromkeys(keys, 201)
+
+    # Each conversation's turn was stored exactly once (redelivery after the kill must not duplicate).
     for session in sessions:
         transcript = httpx.get(f"{base}/api/conversations/{session}", timeout=30).json()
         roles = sorted(turn["role"] for turn in transcript["turns"])
