@@ -9,6 +9,8 @@ once" is checked where it happened, not only in the history.
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
 import time
 import uuid
 from typing import Any
@@ -176,3 +178,62 @@ def test_operator_restart_rewrites_no_child(cluster: E2ECluster, demo: tuple[str
     assert after == before
     mesh = cluster.get("actormesh/demo", "-n", namespace)
     assert mesh["status"]["phase"] == "Ready"
+
+
+def test_actor_pod_deleted_with_grace_drains_its_work(
+    cluster: E2ECluster, demo: tuple[str, dict[str, Any]]
+) -> None:
+    """Drain on SIGTERM, in a pod: a replica deleted with its normal grace period finishes what it
+    started and hands back what it fetched but had not started; nothing waits for ack_wait."""
+    if not cluster.sealed_node:
+        pytest.skip("drives the gateway's ClusterIP from the host")
+    namespace, _ = demo
+    cluster.wait_pods_ready(namespace, timeout=180)
+    base = m.gateway_url(cluster, namespace, "demo")
+    [pod] = [p for p in cluster.pods(namespace, f"{COMPONENT}=context-retriever") if pod_ready(p)]
+    name = pod["metadata"]["name"]
+    logs = subprocess.Popen(
+        [str(cluster.kube.kubectl_path), f"--kubeconfig={cluster.kube.kubeconfig}", "logs", "-f",
+         "-n", namespace, name],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    sessions = [f"order-drain-{uuid.uuid4().hex[:8]}" for _ in range(CONVERSATIONS)]
+
+    async def scenario() -> list[int]:
+        limit = asyncio.Semaphore(CONCURRENCY)
+
+        async def one(client: httpx.AsyncClient, session: str) -> int:
+            async with limit:
+                body = {"message": m.ORDER_QUESTION, "customer_email": m.JOHN, "session_id": session}
+                return (await client.post("/api/chat", json=body)).status_code
+
+        async with httpx.AsyncClient(base_url=base, timeout=90) as client:
+            talk = asyncio.gather(*(one(client, s) for s in sessions))
+            await asyncio.sleep(1.0)
+            await asyncio.to_thread(cluster.kubectl, "delete", "pod", name, "-n", namespace, "--wait=false")
+            return list(await talk)
+
+    try:
+        statuses = asyncio.run(scenario())
+        out, _ = logs.communicate(timeout=90)  # ends when the container has exited
+    finally:
+        logs.kill()
+    # Every conversation answered in time: a message stranded with the stopping replica would have
+    # waited ack_wait (= the request timeout) and come back as a 504.
+    assert statuses == [200] * len(sessions)
+    records = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    [draining] = [r for r in records if r.get("msg") == "draining"]
+    [stopped] = [r for r in records if r.get("msg") == "actor host stopped"]
+    assert not [r for r in records if r.get("msg") == "drain grace expired"]
+    assert stopped["finished_in_flight"] == draining["in_flight"]
+    assert stopped["handed_back"] >= 0
+    print(f"drain of {name}: in flight {draining['in_flight']}, handed back {stopped['handed_back']}")
+    # And nothing is left un-acked on the bus once the conversations are answered.
+    cluster.wait_pods_ready(namespace, timeout=180)
+    with m.port_forward(cluster, namespace, "demo-nats-0", 8222) as url:
+        jsz = httpx.get(f"{url}/jsz?consumers=true", timeout=10).json()
+    consumers = [
+        c for a in jsz["account_details"] for s in a["stream_detail"] for c in s.get("consumer_detail", [])
+    ]
+    assert consumers
+    assert {c["name"]: c["num_ack_pending"] for c in consumers if c["num_ack_pending"]} == {}
