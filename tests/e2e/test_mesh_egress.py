@@ -1,0 +1,134 @@
+"""Each actor reaches only what its policy allows, tried from inside each actor's own pod.
+
+Expectations come from `actormesh_runtime.catalog` (what each actor uses), never from a table here, so
+they cannot drift from the operator's NetworkPolicies (builders/network.py reads the same facts).
+Every "refused" target is one that does accept connections from somewhere (checked from a pod
+without policies), so a refusal is the policy's doing, not an empty port.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from actormesh_runtime.catalog import ACTORS, ActorInfo, Ports
+from tests.e2e import mesh as m
+from tests.e2e.cluster import E2ECluster, pod_ready
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
+
+RUNTIME_IMAGE = "actormesh/actormesh:0.1.0"
+COMPONENT = "app.kubernetes.io/component"
+OUTSIDE_PORT = 8081
+# One connect per target, all at once: one `kubectl exec` per actor pod.
+PROBE = (
+    "import json, socket, sys\n"
+    "from concurrent.futures import ThreadPoolExecutor\n"
+    "def ok(t):\n"
+    "    try:\n"
+    "        socket.create_connection((t[0], int(t[1])), timeout=3).close()\n"
+    "        return True\n"
+    "    except OSError:\n"
+    "        return False\n"
+    "targets = json.loads(sys.argv[1])\n"
+    "with ThreadPoolExecutor(len(targets)) as ex:\n"
+    "    print(json.dumps(list(ex.map(ok, targets))))\n"
+)
+
+
+def _listener(name: str) -> dict[str, Any]:
+    """A pod outside the mesh that accepts connections: the 'address outside the mesh'."""
+    pod = m.probe_pod(name, RUNTIME_IMAGE)
+    pod["spec"]["containers"][0]["command"] = [
+        "python", "-c",
+        "import socket, time\n"
+        f"s = socket.create_server(('0.0.0.0', {OUTSIDE_PORT}))\n"
+        "while True:\n"
+        "    c, _ = s.accept(); c.close()\n",
+    ]  # fmt: skip
+    return pod
+
+
+def _expected(actor: ActorInfo, target: str) -> bool:
+    """What the catalog says `actor` may reach (the minimal sample has no LLM: no egress out)."""
+    if target == "nats":
+        return True
+    if target == "redis":
+        return actor.uses_redis
+    if target.startswith("mocks"):
+        return actor.calls_commerce_apis
+    return False  # history, another actor, the gateway, the API server, outside the mesh
+
+
+def _reached(
+    cluster: E2ECluster, namespace: str, pod: str, targets: dict[str, tuple[str, int]]
+) -> dict[str, bool]:
+    argv = json.dumps([list(t) for t in targets.values()])
+    result = cluster.exec(namespace, pod, "python", "-c", PROBE, argv, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return dict(zip(targets, json.loads(result.stdout), strict=True))
+
+
+def test_each_actor_reaches_only_what_its_policy_allows(
+    cluster: E2ECluster, demo: tuple[str, dict[str, Any]], namespace: str
+) -> None:
+    demo_ns, _ = demo
+    cluster.wait_pods_ready(demo_ns, timeout=180)
+    cluster.apply([_listener("outside"), m.probe_pod("control", RUNTIME_IMAGE)], namespace)
+    cluster.wait_pods_ready(namespace, timeout=120)
+    outside_ip = cluster.get("pod", "outside", "-n", namespace)["status"]["podIP"]
+    pods = {
+        p["metadata"]["labels"][COMPONENT]: p
+        for p in cluster.pods(demo_ns, "app.kubernetes.io/instance=demo")
+        if pod_ready(p) and not p["metadata"].get("deletionTimestamp")
+    }
+    svc = f"{demo_ns}.svc.cluster.local"
+    targets: dict[str, tuple[str, int]] = {
+        "nats": (f"demo-nats.{svc}", Ports.NATS_CLIENT),
+        "redis": (f"demo-redis.{svc}", Ports.REDIS),
+        "mocks-customers": (f"demo-mocks.{svc}", Ports.CUSTOMER_API),
+        "mocks-orders": (f"demo-mocks.{svc}", Ports.ORDERS_API),
+        "mocks-tracking": (f"demo-mocks.{svc}", Ports.TRACKING_API),
+        "history": (pods["history"]["status"]["podIP"], Ports.HISTORY_HTTP),
+        "gateway": (pods["gateway"]["status"]["podIP"], Ports.GATEWAY),
+        "apiserver": ("kubernetes.default.svc.cluster.local", 443),
+        "outside": (outside_ip, OUTSIDE_PORT),
+    }
+    # Every target accepts connections from a pod without policies (another namespace), except the
+    # mesh's fenced backends, which accept their own clients (checked per actor below).
+    control = _reached(
+        cluster, namespace, "control", {k: targets[k] for k in ("gateway", "apiserver", "outside")}
+    )
+    assert control == {"gateway": True, "apiserver": True, "outside": True}
+
+    mismatches: dict[str, dict[str, bool]] = {}
+    allowed_somewhere: set[str] = set()
+    for actor in ACTORS:
+        pod = pods[actor.k8s_name]
+        own = {**targets, "another-actor": _another_actor_ip(pods, actor)}
+        reached = _reached(cluster, demo_ns, pod["metadata"]["name"], own)
+        allowed_somewhere |= {t for t, ok in reached.items() if ok}
+        wrong = {t: ok for t, ok in reached.items() if ok != _expected(actor, t)}
+        if wrong:
+            mismatches[actor.name.value] = wrong
+    assert mismatches == {}
+    # The fenced backends do listen: some actor reached each of them.
+    assert {"nats", "redis", "mocks-customers", "mocks-orders", "mocks-tracking"} <= allowed_somewhere
+
+
+def _another_actor_ip(pods: dict[str, dict[str, Any]], actor: ActorInfo) -> tuple[str, int]:
+    other = next(a for a in ACTORS if a.name != actor.name)
+    return (pods[other.k8s_name]["status"]["podIP"], Ports.ACTOR_HTTP)
+
+
+def test_the_history_port_and_actor_ports_do_listen(
+    cluster: E2ECluster, demo: tuple[str, dict[str, Any]]
+) -> None:
+    """The refused targets above are live: each answers its own health check inside its pod."""
+    demo_ns, _ = demo
+    for component in ("history", ACTORS[0].k8s_name):
+        [pod] = [p for p in cluster.pods(demo_ns, f"{COMPONENT}={component}") if pod_ready(p)]
+        name = pod["metadata"]["name"]
+        assert m.can_connect(cluster, demo_ns, name, "127.0.0.1", Ports.ACTOR_HTTP), component
