@@ -4,8 +4,8 @@
 # cache returns at once; a cold build takes ~10 min on 2 cores (docs/e2e.md).
 #
 #   kubelet, kube-scheduler, kube-proxy   k8s.io/kubernetes, hack/node/kube (the pins of hack/k8s)
-#   containerd, containerd-shim-runc-v2, ctr, runc, CNI plugins, crictl, coredns, kube-router
-#                                         one pinned builder module each under hack/node/
+#   containerd, containerd-shim-runc-v2, ctr, runc, CNI plugins, crictl, coredns, kube-router,
+#   metrics-server                        one pinned builder module each under hack/node/
 #   pause                                 build/pause/linux/pause.c of k8s.io/kubernetes, gcc -static
 #
 # Environment: K8S_VERSION (must match hack/node/kube/go.mod), NODE_CACHE (destination directory).
@@ -21,15 +21,17 @@ CNI_VERSION=v1.10.0
 CRICTL_VERSION=v1.37.0
 COREDNS_VERSION=v1.15.0
 KUBE_ROUTER_VERSION=v2.1.0
+METRICS_SERVER_VERSION=v0.8.0
 NODE_CACHE="${NODE_CACHE:-${HOME}/.cache/actormesh/node-${K8S_VERSION}-containerd-${CONTAINERD_VERSION}}"
 BINARIES=(kubelet kube-scheduler kube-proxy containerd containerd-shim-runc-v2 ctr runc crictl coredns
-	kube-router pause cni/bridge cni/host-local cni/loopback cni/portmap)
+	kube-router metrics-server pause cni/bridge cni/host-local cni/loopback cni/portmap)
 
 log() { echo "node-bin: $*" >&2; }
 
 stamp_text() {
 	echo "kubernetes=${K8S_VERSION} containerd=${CONTAINERD_VERSION} runc=${RUNC_VERSION} cni=${CNI_VERSION}" \
-		"crictl=${CRICTL_VERSION} coredns=${COREDNS_VERSION} kube-router=${KUBE_ROUTER_VERSION}"
+		"crictl=${CRICTL_VERSION} coredns=${COREDNS_VERSION} kube-router=${KUBE_ROUTER_VERSION}" \
+		"metrics-server=${METRICS_SERVER_VERSION}"
 	cat "$node_dir/build.sh" "$kube_dir"/cmd/*/main.go "$node_dir"/*/go.mod "$node_dir"/*/go.sum |
 		sha256sum | cut -d' ' -f1
 }
@@ -51,7 +53,8 @@ check_pins() {
 		"cni github.com/containernetworking/plugins ${CNI_VERSION}" \
 		"crictl sigs.k8s.io/cri-tools ${CRICTL_VERSION}" \
 		"coredns github.com/coredns/coredns ${COREDNS_VERSION}" \
-		"kube-router github.com/cloudnativelabs/kube-router/v2 ${KUBE_ROUTER_VERSION}"; do
+		"kube-router github.com/cloudnativelabs/kube-router/v2 ${KUBE_ROUTER_VERSION}" \
+		"metrics-server sigs.k8s.io/metrics-server ${METRICS_SERVER_VERSION}"; do
 		set -- $pin
 		grep -qE "^[[:space:]]*(require )?$2 $3( // indirect)?\$" "$node_dir/$1/go.mod" ||
 			{ log "hack/node/$1/go.mod does not pin $2 $3"; exit 2; }
@@ -104,6 +107,10 @@ build_into() {
 	go_build "$node_dir/kube-router" "$out/kube-router" "" \
 		"-s -w -X github.com/cloudnativelabs/kube-router/v2/pkg/version.Version=${KUBE_ROUTER_VERSION}" \
 		github.com/cloudnativelabs/kube-router/v2/cmd/kube-router
+	log "building metrics-server ${METRICS_SERVER_VERSION}"
+	go_build "$node_dir/metrics-server" "$out/metrics-server" "" \
+		"-s -w -X k8s.io/component-base/version.gitVersion=${METRICS_SERVER_VERSION}" \
+		sigs.k8s.io/metrics-server/cmd/metrics-server
 	log "building runc ${RUNC_VERSION} (cgo, seccomp)"
 	CGO_ENABLED=1 go_build "$node_dir/runc" "$out/runc" "seccomp urfave_cli_no_docs" \
 		"-s -w -X main.version=${RUNC_VERSION#v}" github.com/opencontainers/runc

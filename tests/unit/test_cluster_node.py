@@ -90,7 +90,15 @@ def test_api_server_binds_the_node_address_and_never_resolves_node_names() -> No
 
 
 @pytest.mark.parametrize(
-    "build", [argv.etcd, argv.apiserver, argv.controller_manager, argv.scheduler, argv.kube_router]
+    "build",
+    [
+        argv.etcd,
+        argv.apiserver,
+        argv.controller_manager,
+        argv.scheduler,
+        argv.kube_router,
+        argv.metrics_server,
+    ],
 )
 def test_no_listener_binds_a_wildcard_address(build: object) -> None:
     cmd = build(DIRS)  # type: ignore[operator]
@@ -107,6 +115,23 @@ def test_kube_router_runs_only_the_firewall() -> None:
         "--health-port=0",
     ):
         assert flag in cmd
+
+
+def test_metrics_api_is_served_by_the_host_process_on_the_node_address() -> None:
+    cmd = argv.metrics_server(DIRS)
+    assert f"--bind-address={layout.NODE_IP}" in cmd
+    assert f"--secure-port={layout.METRICS_SERVER_PORT}" in cmd
+    assert "--kubelet-preferred-address-types=InternalIP" in cmd  # never the host's resolver
+    assert "--enable-aggregator-routing=true" in argv.apiserver(DIRS)
+    docs = {d["kind"]: d for d in addons.metrics_api_manifests()}
+    assert docs["Endpoints"]["subsets"] == [
+        {
+            "addresses": [{"ip": layout.NODE_IP}],
+            "ports": [{"name": "https", "port": layout.METRICS_SERVER_PORT}],
+        }
+    ]
+    assert "selector" not in docs["Service"]["spec"]
+    assert docs["APIService"]["spec"]["service"]["name"] == docs["Service"]["metadata"]["name"]
 
 
 def test_coredns_has_no_forward_plugin_and_uses_the_dns_service_ip() -> None:

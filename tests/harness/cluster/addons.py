@@ -1,4 +1,5 @@
-"""Cluster add-ons applied by `up` once the API server answers: CoreDNS and a default StorageClass.
+"""Cluster add-ons applied by `up` once the API server answers: CoreDNS, a default StorageClass and the
+metrics.k8s.io APIService of the metrics-server host process.
 
 Pure: returns manifest dicts (applied with kubectl by up.py); unit-tested. CoreDNS runs as a pod with
 the `kubernetes` plugin and *no* `forward` plugin, so no name ever resolves through the host.
@@ -183,4 +184,43 @@ def volume_pool(directories: list[str]) -> list[dict[str, Any]]:
             },
         }
         for index, path in enumerate(directories)
+    ]
+
+
+METRICS_API = "v1beta1.metrics.k8s.io"
+METRICS_SERVICE = "metrics-server"
+
+
+def metrics_api_manifests() -> list[dict[str, Any]]:
+    """The resource metrics API (HPAs, `kubectl top`) served by metrics-server on the node's address:
+    a selector-less Service whose Endpoints name that address, and the APIService pointing at it."""
+    meta = {"name": METRICS_SERVICE, "namespace": DNS_NAMESPACE}
+    port = layout.METRICS_SERVER_PORT
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": meta,
+            "spec": {"ports": [{"name": "https", "port": 443, "targetPort": port, "protocol": "TCP"}]},
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Endpoints",
+            "metadata": meta,
+            "subsets": [{"addresses": [{"ip": layout.NODE_IP}], "ports": [{"name": "https", "port": port}]}],
+        },
+        {
+            "apiVersion": "apiregistration.k8s.io/v1",
+            "kind": "APIService",
+            "metadata": {"name": METRICS_API},
+            "spec": {
+                "service": {"name": METRICS_SERVICE, "namespace": DNS_NAMESPACE, "port": 443},
+                "group": "metrics.k8s.io",
+                "version": "v1beta1",
+                # metrics-server serves a self-signed certificate it makes at start-up.
+                "insecureSkipTLSVerify": True,
+                "groupPriorityMinimum": 100,
+                "versionPriority": 100,
+            },
+        },
     ]

@@ -59,6 +59,8 @@ def apiserver(dirs: NodeDirs) -> list[str]:
         "--requestheader-extra-headers-prefix=X-Remote-Extra-",
         f"--proxy-client-cert-file={pki / 'front-proxy-client.crt'}",
         f"--proxy-client-key-file={pki / 'front-proxy-client.key'}",
+        # Aggregated APIs (metrics-server) are reached at their endpoint, not through a ClusterIP.
+        "--enable-aggregator-routing=true",
         "--authorization-mode=Node,RBAC",
         "--enable-admission-plugins=NodeRestriction,OwnerReferencesPermissionEnforcement",
         "--allow-privileged=true",
@@ -140,5 +142,24 @@ def kube_router(dirs: NodeDirs) -> list[str]:
         "--health-port=0",  # its health server would bind every address
         "--metrics-port=0",
         "--iptables-sync-period=30s",
+        "--v=1",
+    ]
+
+
+def metrics_server(dirs: NodeDirs) -> list[str]:
+    # The resource metrics API for HPAs. Its kubelet client skips verifying the kubelet's self-signed
+    # serving certificate: acceptable only on this sealed node, where the kubelet is our own process.
+    kubeconfig = dirs.kubeconfig("metrics-server")
+    return [
+        str(dirs.node_bin / "metrics-server"),
+        f"--kubeconfig={kubeconfig}",
+        f"--authentication-kubeconfig={kubeconfig}",
+        f"--authorization-kubeconfig={kubeconfig}",
+        f"--bind-address={layout.NODE_IP}",
+        f"--secure-port={layout.METRICS_SERVER_PORT}",
+        f"--cert-dir={dirs.root / 'metrics-server-certs'}",
+        "--kubelet-preferred-address-types=InternalIP",
+        "--kubelet-insecure-tls",
+        "--metric-resolution=15s",
         "--v=1",
     ]

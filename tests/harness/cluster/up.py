@@ -49,6 +49,8 @@ CLIENTS: dict[str, tuple[str, str | None]] = {
     "kube-proxy": ("system:kube-proxy", None),
     # Test-only enforcer: cluster-admin spares a hand-written RBAC role for it.
     "kube-router": ("kube-router", "system:masters"),
+    # Test-only, as above: reads nodes, pods and every kubelet's /metrics/resource.
+    "metrics-server": ("metrics-server", "system:masters"),
     "apiserver-kubelet-client": ("kube-apiserver-kubelet-client", "system:masters"),
 }
 STARTUP_TIMEOUT = 120.0
@@ -206,6 +208,8 @@ class ClusterUp:
         wait_until_healthy(
             router, lambda: "KUBE-ROUTER-FORWARD" in run(["iptables", "-S"], check=False), STARTUP_TIMEOUT
         )
+        # Serves once the API server answers; its APIService is applied with the other add-ons.
+        self.spawn("metrics-server", argv.metrics_server(dirs))
 
     def import_images(self) -> None:
         pairs = images.ensure_node_images(self.dirs.node_bin, layout.node_images_dir())
@@ -230,6 +234,7 @@ class ClusterUp:
             addons.storage_class(),
             *addons.volume_pool(self.make_volume_dirs()),
             *addons.coredns_manifests(),
+            *addons.metrics_api_manifests(),
         ]
         kube.kubectl(
             "apply", "-f", "-", input=configs.dump_yaml({"apiVersion": "v1", "kind": "List", "items": docs})
