@@ -106,6 +106,11 @@ class RuntimeSettings(BaseSettings):
     drain_grace_s: float = Field(25.0, gt=0, description="SIGTERM: time to finish in-flight messages.")
     duplicate_window_s: float = Field(120.0, gt=0, description="JetStream de-duplication window.")
     actor_http_port: int = Field(8080, ge=0, le=65535, description="/healthz /readyz /metrics; 0 = random.")
+    hop_fusion: bool = Field(
+        True,
+        description="Actors hosted in one process hand envelopes on in memory instead of through the "
+        "stream (docs/bus.md). Only a multi-actor process (actormesh dev, ask) has anything to fuse.",
+    )
     queue_metrics_interval_s: float = Field(
         15.0,
         ge=0,

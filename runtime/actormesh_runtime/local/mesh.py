@@ -29,6 +29,7 @@ from nats.js import JetStreamContext
 
 from actormesh_runtime.actors.base import Actor
 from actormesh_runtime.bus.connection import connect, open_bus
+from actormesh_runtime.bus.fusion import Colocated
 from actormesh_runtime.bus.host import ActorHost
 from actormesh_runtime.bus.process import ActorFactory, default_factory
 from actormesh_runtime.bus.publish import BusPublisher
@@ -203,9 +204,10 @@ class LocalMesh:
             self.actors[name] = actor
         # All hosts drain together, before any actor stops: nothing is forwarded to a stopped inbox.
         self._stack.push_async_callback(self._stop_hosts)
+        colocated = Colocated() if self.settings.hop_fusion else None
         for name, actor in self.actors.items():
             nc = connections[name]
-            host = ActorHost(actor, nc, nc.jetstream(), self.subjects, self.settings)
+            host = ActorHost(actor, nc, nc.jetstream(), self.subjects, self.settings, colocated=colocated)
             await host.start()
             self.hosts[name] = host
 
