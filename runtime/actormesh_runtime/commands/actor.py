@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 
 from actormesh_runtime.catalog import ActorName
 
@@ -20,9 +19,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from actormesh_runtime.bus.process import run_actor
+    from actormesh_runtime.commands import eventloop
     from actormesh_runtime.commands.options import BUS_OPTIONS, settings_from
     from actormesh_runtime.observability.logging import configure_logging
 
     settings = settings_from(args, {**BUS_OPTIONS, "http_port": "actor_http_port"})
     configure_logging(settings)
-    return asyncio.run(run_actor(ActorName(args.name), settings))
+    return eventloop.run(run_actor(ActorName(args.name), settings), settings.event_loop)

@@ -61,10 +61,11 @@ async def serve(settings: RuntimeSettings) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from actormesh_runtime.commands import eventloop
     from actormesh_runtime.commands.options import BUS_OPTIONS, settings_from
     from actormesh_runtime.observability.logging import configure_logging
 
     options = {**BUS_OPTIONS, "db": "sqlite_db_path", "http_port": "actor_http_port"}
     settings = settings_from(args, options)
     configure_logging(settings)
-    return asyncio.run(serve(settings))
+    return eventloop.run(serve(settings), settings.event_loop)
