@@ -10,6 +10,7 @@ delivery guarantees of unfused hops still hold.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import sys
 from collections import Counter
@@ -17,9 +18,11 @@ from pathlib import Path
 
 import pytest
 
+from actormesh_runtime.actors.base import Actor
 from actormesh_runtime.bus import dlq
 from actormesh_runtime.bus.fusion import Colocated
 from actormesh_runtime.bus.host import ActorHost
+from actormesh_runtime.bus.process import ActorProcess
 from actormesh_runtime.catalog import ActorName
 from actormesh_runtime.envelope import Envelope
 from actormesh_runtime.errors import PermanentError, TransientError
@@ -252,3 +255,33 @@ async def test_a_permanent_failure_in_a_fused_step_takes_the_error_path_at_once(
         assert stored.record.permanent
         assert stored.record.envelope is not None
         assert stored.record.envelope.slip.current == SECOND_WORKER, "kept as it was at the failing step"
+
+
+async def test_a_process_of_several_actors_chains_them_and_drains_cleanly(nats_server: str) -> None:
+    # `actormesh actor A,B`: one process, one connection, the two steps fused.
+    settings = fast_settings(nats_server, actor_http_port=0)
+    first, second = Recorder(), Recorder()
+    built: dict[ActorName, Actor] = {WORKER: WorkerActor(first), SECOND_WORKER: SecondWorkerActor(second)}
+    process = ActorProcess([WORKER, SECOND_WORKER], settings, lambda name, deps: built[name])
+    running = asyncio.create_task(process.run())
+    try:
+        await eventually_async(lambda: not process.missing(), what="both actors bound")
+        async with bus_rig(settings) as rig:
+            await rig.add_host(SinkAggregator(rig.deps))
+            env = rig.envelope(steps=TWO_WORKER_ROUTE)
+
+            result = await rig.ask(env)
+
+            assert [t.actor for t in result.trace] == [WORKER, SECOND_WORKER]
+            assert await delivered(rig, SECOND_WORKER) == 0, "the second step ran in the same process"
+    finally:
+        process.stop_event.set()
+        assert await asyncio.wait_for(running, 15) == 0
+
+
+def test_the_actor_command_names_an_unknown_actor() -> None:
+    from actormesh_runtime.commands.actor import actor_names
+
+    assert actor_names("sentiment_analyzer,intent_analyzer") == [WORKER, SECOND_WORKER]
+    with pytest.raises(argparse.ArgumentTypeError, match="unknown actor 'nope'"):
+        actor_names("sentiment_analyzer,nope")

@@ -11,10 +11,10 @@ from actormesh_runtime.catalog import ActorName
 @dataclass
 class _Host:
     name: ActorName
-    bound: bool = True
+    accepting: bool = True
 
 
-def test_a_bound_host_of_the_group_is_the_peer() -> None:
+def test_a_host_of_the_group_is_the_peer() -> None:
     group = Colocated()
     host = _Host(ActorName.INTENT_ANALYZER)
     group.join(host)  # type: ignore[arg-type]
@@ -28,7 +28,7 @@ def test_a_stopping_host_takes_no_fused_work() -> None:
     host = _Host(ActorName.INTENT_ANALYZER)
     group.join(host)  # type: ignore[arg-type]
 
-    host.bound = False
+    host.accepting = False
 
     assert group.peer(ActorName.INTENT_ANALYZER) is None
 

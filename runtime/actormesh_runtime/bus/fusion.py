@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 
 class Colocated:
-    """The hosts of one process that may be chained. A host joins on start and leaves on stop."""
+    """The hosts of one process that may be chained. A host joins when built and leaves on stop."""
 
     def __init__(self) -> None:
         self._hosts: dict[ActorName, ActorHost] = {}
@@ -44,4 +44,4 @@ class Colocated:
         there for the next replica, as an unfused hop would.
         """
         host = self._hosts.get(name)
-        return host if host is not None and host.bound else None
+        return host if host is not None and host.accepting else None

@@ -92,12 +92,21 @@ class ActorHost:
         self._failed = metrics.FAILED.labels(self._label)
         self._redelivered = metrics.REDELIVERED.labels(self._label)
         self._processing_seconds = metrics.PROCESSING_SECONDS.labels(self._label)
+        if colocated is not None:
+            # Joins before start(): the first message another host fetches can already chain here
+            # (the actor is started before its host is built).
+            colocated.join(self)
 
     # ------------------------------------------------------------ lifecycle
 
     @property
     def bound(self) -> bool:
         return self._sub is not None and not self._stopping.is_set()
+
+    @property
+    def accepting(self) -> bool:
+        """Takes fused steps (`bus.fusion`): until stop() begins."""
+        return not self._stopping.is_set()
 
     @property
     def in_flight(self) -> int:
@@ -119,8 +128,6 @@ class ActorHost:
             durable=self.subjects.consumer(self.name), stream=self.subjects.stream
         )
         self._loop_task = asyncio.create_task(self._fetch_loop(), name=f"host:{self._label}")
-        if self.colocated is not None:
-            self.colocated.join(self)
         log.info("actor host started", extra={"actor": self._label})
 
     async def stop(self, grace_s: float | None = None) -> None:

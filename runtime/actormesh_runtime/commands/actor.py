@@ -1,4 +1,7 @@
-"""`actormesh actor NAME`: run one actor until SIGTERM (what each actor Deployment runs)."""
+"""`actormesh actor NAME`: run one actor until SIGTERM (what each actor Deployment runs).
+
+`actormesh actor A,B,...` runs several in one process, chaining their steps in memory (docs/bus.md).
+"""
 
 from __future__ import annotations
 
@@ -6,13 +9,27 @@ import argparse
 
 from actormesh_runtime.catalog import ActorName
 
-HELP = "Run one actor (what each actor Deployment runs)."
+HELP = "Run one actor (what each actor Deployment runs), or several co-located: NAME,NAME,..."
+
+
+def actor_names(value: str) -> list[ActorName]:
+    """`NAME[,NAME...]` → actor names; an unknown one is a usage error naming the valid ones."""
+    names = []
+    for part in value.split(","):
+        try:
+            names.append(ActorName(part.strip()))
+        except ValueError:
+            valid = ", ".join(a.value for a in ActorName)
+            raise argparse.ArgumentTypeError(f"unknown actor {part.strip()!r} (one of: {valid})") from None
+    return names
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from actormesh_runtime.commands.options import add_bus_options
 
-    parser.add_argument("name", choices=[a.value for a in ActorName], help="actor to run")
+    parser.add_argument(
+        "name", type=actor_names, metavar="NAME[,NAME...]", help="actor to run, or several co-located"
+    )
     add_bus_options(parser)
     parser.add_argument("--http-port", type=int, help="/healthz /readyz /metrics port (0 = random)")
 
@@ -25,4 +42,4 @@ def run(args: argparse.Namespace) -> int:
 
     settings = settings_from(args, {**BUS_OPTIONS, "http_port": "actor_http_port"})
     configure_logging(settings)
-    return eventloop.run(run_actor(ActorName(args.name), settings), settings.event_loop)
+    return eventloop.run(run_actor(args.name, settings), settings.event_loop)

@@ -205,11 +205,13 @@ class LocalMesh:
         # All hosts drain together, before any actor stops: nothing is forwarded to a stopped inbox.
         self._stack.push_async_callback(self._stop_hosts)
         colocated = Colocated() if self.settings.hop_fusion else None
-        for name, actor in self.actors.items():
+        for name, actor in self.actors.items():  # all built (in the fusion group) before any fetches
             nc = connections[name]
-            host = ActorHost(actor, nc, nc.jetstream(), self.subjects, self.settings, colocated=colocated)
+            self.hosts[name] = ActorHost(
+                actor, nc, nc.jetstream(), self.subjects, self.settings, colocated=colocated
+            )
+        for host in self.hosts.values():
             await host.start()
-            self.hosts[name] = host
 
     async def _stop_hosts(self) -> None:
         await asyncio.gather(*(h.stop(self._drain_grace_s) for h in self.hosts.values()))
