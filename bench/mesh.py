@@ -92,7 +92,7 @@ class MeshTarget:
         progress: bool = True,
         label: str | None = None,
         settings: RuntimeSettings | None = None,
-        layout: Literal["one-process", "processes"] = "one-process",
+        layout: Literal["one-process", "processes", "groups"] = "one-process",
         event_loop: str = "asyncio",
     ) -> None:
         self.name: str = label or kind
@@ -138,8 +138,9 @@ class MeshTarget:
         if self.mocks is not None:
             await self.mocks.start(self.event_loop)
             self.settings = self.settings.model_copy(update={k.lower(): v for k, v in self.mocks.env.items()})
-        if self.layout == "processes":
-            self.mesh = ActorProcesses(self.settings, self.event_loop)
+        if self.layout != "one-process":
+            groups = GROUPS if self.layout == "groups" else [[a] for a in ActorName]
+            self.mesh = ActorProcesses(self.settings, self.event_loop, groups)
         else:
             factory = noop_factory if self.kind_name == "host-only" else None
             extra: dict[str, Any] = {"factory": factory} if factory else {}
@@ -181,12 +182,24 @@ class MeshTarget:
                     await self.mocks.stop()
 
 
-class ActorProcesses:
-    """The nine actors as nine `actormesh actor NAME` processes (the Kubernetes layout)."""
+GROUPS: list[list[ActorName]] = [
+    [ActorName.SENTIMENT_ANALYZER, ActorName.INTENT_ANALYZER],
+    [ActorName.CONTEXT_RETRIEVER, ActorName.DECISION_ROUTER, ActorName.EXECUTION_COORDINATOR],
+    [ActorName.RESPONSE_GENERATOR, ActorName.GUARDRAIL_VALIDATOR, ActorName.ESCALATION_ROUTER,
+     ActorName.RESPONSE_AGGREGATOR],
+]  # fmt: skip
+"""`mesh-groups`: three processes of co-located actors (`actormesh actor A,B,...`): analysis,
+commerce (one HTTP pool and one context cache), reply. Steps within a group are fused."""
 
-    def __init__(self, settings: RuntimeSettings, event_loop: str) -> None:
+
+class ActorProcesses:
+    """The actors as `actormesh actor NAME[,NAME...]` processes: one per actor (the Kubernetes
+    layout), or one per group of co-located actors."""
+
+    def __init__(self, settings: RuntimeSettings, event_loop: str, groups: list[list[ActorName]]) -> None:
         self.settings = settings
         self.event_loop = event_loop
+        self.groups = groups
         self.subjects = Subjects(settings.mesh_name)
         self.children = Children()
 
@@ -200,8 +213,8 @@ class ActorProcesses:
                 "TRACKING_API_URL": self.settings.tracking_api_url,
                 "ACTOR_HTTP_PORT": "0", "LOG_LEVEL": "WARNING", "EVENT_LOOP": self.event_loop,
             }  # fmt: skip
-            for actor in ActorName:
-                await self.children.spawn(ACTORMESH, "actor", actor.value, env=env)
+            for group in self.groups:
+                await self.children.spawn(ACTORMESH, "actor", ",".join(a.value for a in group), env=env)
             durables = [self.subjects.consumer(a) for a in ActorName]
             await wait_bound(nc.jetstream(), self.subjects.stream, durables)
         except BaseException:

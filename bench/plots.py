@@ -15,12 +15,12 @@ from .report import median_levels
 
 LAYOUTS = {
     "one-process": ("mesh-one-process.png", "one process (actormesh dev)"),
-    "processes": ("mesh-process-per-actor.png", "one process per actor / per relay hop"),
+    "processes": ("mesh-process-per-actor.png", "one process per actor (or group) / per relay hop"),
 }
 
 
 def _layout(target: str) -> str:
-    return "processes" if target.endswith("-mp") else "one-process"
+    return "processes" if target.endswith(("-mp", "-groups")) else "one-process"
 
 
 def write_plots(results: dict[str, Any], directory: Path) -> list[Path]:

@@ -17,7 +17,7 @@ _TAIL = (
 
 def baseline_of(target: str) -> str:
     """The relay a target is compared with: the one in its own layout."""
-    return BASELINE_MP if target.endswith("-mp") else BASELINE
+    return BASELINE_MP if target.endswith(("-mp", "-groups")) else BASELINE
 
 
 def _ratios(lv: dict[str, Any], ref: dict[str, Any] | None) -> tuple[float, float, float]:

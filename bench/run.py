@@ -41,8 +41,11 @@ TARGETS: dict[str, str] = {
     "relay-8": "bare 8-hop JetStream relay, hops in one process",
     "mesh-mp": "one `actormesh actor NAME` process per actor (the Kubernetes layout)",
     "relay-7-mp": "bare 7-hop relay, one process per hop",
+    "mesh-groups": "three processes of co-located actors (`actormesh actor A,B,...`), fused inside each",
 }
-DEFAULT_TARGETS = ("mesh", "mesh-nf", "host-only", "relay-7", "relay-8", "mesh-mp", "relay-7-mp")
+DEFAULT_TARGETS = (
+    "mesh", "mesh-nf", "host-only", "relay-7", "relay-8", "mesh-mp", "mesh-groups", "relay-7-mp",
+)  # fmt: skip
 
 
 @dataclass
@@ -76,6 +79,7 @@ def make_target(name: str, url: str, config: Config, payloads: Any) -> Any:
         "mesh-np": {"progress": False},
         "host-only": {"kind": "host-only", "settings": unfused},
         "mesh-mp": {"layout": "processes"},
+        "mesh-groups": {"layout": "groups"},
     }
     if name not in options:
         raise ValueError(f"unknown target {name!r}: one of {', '.join(TARGETS)}")
