@@ -285,3 +285,27 @@ def test_the_actor_command_names_an_unknown_actor() -> None:
     assert actor_names("sentiment_analyzer,intent_analyzer") == [WORKER, SECOND_WORKER]
     with pytest.raises(argparse.ArgumentTypeError, match="unknown actor 'nope'"):
         actor_names("sentiment_analyzer,nope")
+
+
+async def test_a_chain_longer_than_ack_wait_is_kept_alive_not_redelivered(nats_server: str) -> None:
+    # Two fused steps of 1.6 s each: 3.2 s in all, past ack_wait (3 s). Before the second step the
+    # host resets the inbound ack timer (JetStream "in progress"), so the chain runs once.
+    settings = fast_settings(nats_server, processing_timeout_s=2.0, ack_wait_s=3.0)
+    async with bus_rig(settings) as rig:
+        first, second = Recorder(), Recorder()
+
+        async def slow(envelope: Envelope, call: int) -> None:
+            if envelope.message != "sentinel":
+                await asyncio.sleep(1.6)
+
+        await add_process(
+            rig, WorkerActor(first, slow), SecondWorkerActor(second, slow), SinkAggregator(rig.deps)
+        )
+        env = rig.envelope(steps=TWO_WORKER_ROUTE)
+
+        result = await rig.ask(env)
+        sentinel = await rig.ask(rig.envelope("sentinel", steps=TWO_WORKER_ROUTE))
+
+        assert [(t.actor, t.attempt) for t in result.trace] == [(WORKER, 1), (SECOND_WORKER, 1)]
+        assert first.calls == Counter({env.message_id: 1, sentinel.message_id: 1}), "never redelivered"
+        assert [r.message_id for r in rig.results] == [env.message_id, sentinel.message_id]

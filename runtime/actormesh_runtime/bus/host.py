@@ -215,7 +215,9 @@ class ActorHost:
             # The previous (last) delivery never settled — the process died mid-message. Do not
             # hand the possibly-poisonous envelope to the actor again.
             reason = f"deliveries exhausted: delivery {attempt - 1} never finished"
-            await self._fail(envelope, reason, permanent=False, started=time.perf_counter(), key=key)
+            await self._fail(
+                _Inbound(self, msg, key), envelope, reason, permanent=False, started=time.perf_counter()
+            )
             await msg.ack()
             return
         if await self._run_chain(_Inbound(self, msg, key), envelope):
@@ -235,7 +237,7 @@ class ActorHost:
             try:
                 await host._run_actor(envelope)
             except PermanentError as exc:
-                await host._fail(envelope, _describe(exc), permanent=True, started=started, key=inbound.key)
+                await host._fail(inbound, envelope, _describe(exc), permanent=True, started=started)
                 return True
             except Exception as exc:  # TransientError, timeouts, bugs: retried until deliveries run out
                 return await host._retry_or_fail(inbound, envelope, exc, started=started)
@@ -261,7 +263,7 @@ class ActorHost:
                 envelope.headers.attempt = attempt
                 envelope.slip.index -= 1  # back at this step: the dead letter is as it failed here
                 envelope.trace.pop()
-                await self._fail(envelope, _describe(exc), permanent=True, started=started, key=inbound.key)
+                await self._fail(inbound, envelope, _describe(exc), permanent=True, started=started)
                 return None
         # Progress goes out before the envelope moves on, on the connection the whole chain uses
         # for progress and its publish: a watcher sees hops strictly in route order.
@@ -281,7 +283,7 @@ class ActorHost:
         attempt = envelope.headers.attempt
         if attempt >= self.settings.max_deliver:
             reason = f"{_describe(exc)} (after {attempt} deliveries)"
-            await self._fail(envelope, reason, permanent=False, started=started, key=inbound.key)
+            await self._fail(inbound, envelope, reason, permanent=False, started=started)
             return True
         self._failed.inc()
         delay = backoff_for(self.settings, attempt)
@@ -312,17 +314,20 @@ class ActorHost:
             self._in_flight.dec()
 
     async def _fail(
-        self, envelope: Envelope, reason: str, *, permanent: bool, started: float, key: str
+        self, inbound: _Inbound, envelope: Envelope, reason: str, *, permanent: bool, started: float
     ) -> None:
-        """Error path for this step (dead letter, divert); the caller then acks the inbound message."""
+        """Error path for this step (dead letter, divert); the caller then acks the inbound message.
+
+        The dead letter and the diverted envelope go out on this host's own connection (its NATS user
+        may write only its own dead-letter subject); the progress event on the chain's."""
         attempt = envelope.headers.attempt
         ms = (time.perf_counter() - started) * 1000
         self._failed.inc()
         envelope.trace.append(TraceEntry(actor=self.name, ms=round(ms, 3), attempt=attempt))
         error = ErrorInfo(actor=self.name, reason=reason[:2000], permanent=permanent)
-        await publish_progress(self.nc, envelope, self.name, "failed", ms, attempt)
+        await publish_progress(inbound.nc, envelope, self.name, "failed", ms, attempt)
         await take_error_path(
-            self.nc, self.js, self.subjects, envelope, error, deliveries=attempt, dedup_key=key
+            self.nc, self.js, self.subjects, envelope, error, deliveries=attempt, dedup_key=inbound.key
         )
 
 
