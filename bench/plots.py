@@ -1,8 +1,8 @@
 """The benchmark's plots (PNG, matplotlib), written from the results dict by `python -m bench`.
 
-One figure per layout: throughput, p50 and p99 by in-flight level, every target of that layout as
-one line, from the median over the repeats. The machine, loop and load go in the title, so a plot
-copied into the docs still says what it measured.
+One figure per layout: throughput, p50, p99 and CPU per message by in-flight level, every target
+of that layout as one line, from the median over the repeats. The machine, loop and load go in the
+title, so a plot copied into the docs still says what it measured.
 """
 
 from __future__ import annotations
@@ -36,9 +36,13 @@ def write_plots(results: dict[str, Any], directory: Path) -> list[Path]:
         targets = sorted({t for t, _ in med if _layout(t) == layout})
         if not targets:
             continue
-        fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
-        panels = (("msgs_per_s", "throughput (msg/s)"), ("p50_ms", "p50 latency (ms)"),
-                  ("p99_ms", "p99 latency (ms)"))  # fmt: skip
+        fig, axes = plt.subplots(1, 4, figsize=(19, 4.6))
+        panels = (
+            ("msgs_per_s", "throughput (msg/s)"),
+            ("p50_ms", "p50 latency (ms)"),
+            ("p99_ms", "p99 latency (ms)"),
+            ("cpu_ms_per_msg", "CPU per message (ms, without nats-server)"),
+        )
         for ax, (key, label) in zip(axes, panels, strict=True):
             for target in targets:
                 levels = sorted(c for t, c in med if t == target)
