@@ -177,7 +177,7 @@ async def test_with_a_key_the_console_takes_an_agent_token_not_a_customers(
             await agent.goto(f"{stack.url}/console")
             await expect(agent.locator("#token-form")).to_be_visible()
             await expect(agent.locator("#auth-note")).to_be_hidden()
-            await expect(agent.locator("#error")).to_contain_text("agent token is needed", timeout=15_000)
+            await expect(agent.locator("#error")).to_contain_text("needs an agent token", timeout=15_000)
 
             await agent.fill("#token", mint_token(SECRET, JANE))  # a customer's token: no agent role
             await agent.press("#token", "Enter")
@@ -225,7 +225,7 @@ HELPER_CASES = """
     talk: c.conversation(
       [{role: "customer", customer_email: "j@x", text: "help", created_at: "t1"},
        {role: "agent", text: "auto", created_at: "t2"},
-       {role: "agent", agent_name: "Alex", text: "hi", created_at: "t3"}],
+       {role: "agent", author: "Alex", text: "hi", created_at: "t3"}],
       [{agent: "Alex", text: "hi", at: "t3"}, {agent: "Alex", text: "more", at: "t4"}]
     ).map((t) => t.kind + ":" + t.text),
   };

@@ -74,8 +74,8 @@ function tokenSubject(token) {
 /** The conversation to show: stored turns, plus any agent reply the store has not returned yet. */
 function conversation(turns, replies) {
   const shown = turns.map((t) => ({
-    kind: t.role === "customer" ? "customer" : t.agent_name ? "person" : "mesh",
-    author: t.role === "customer" ? t.customer_email : t.agent_name || "ActorMesh (automatic reply)",
+    kind: t.role === "customer" ? "customer" : t.author ? "person" : "mesh",
+    author: t.role === "customer" ? t.customer_email : t.author || "ActorMesh (automatic reply)",
     text: t.text, at: t.created_at,
   }));
   const seen = new Set(shown.filter((t) => t.kind === "person").map((t) => t.author + "\u0000" + t.text));
@@ -110,7 +110,10 @@ document.addEventListener("DOMContentLoaded", () => {
 
   function setStatus(s, text) { $("status").dataset.state = s; $("status").textContent = text; }
 
-  function showError(message) {
+  // `kind` says what the message is about, so a later success clears only its own kind of error:
+  // "connection" (token, socket, queue) or "escalation" (opening one, claim, reply, resolve).
+  function showError(message, kind) {
+    state.errorKind = message ? kind || "escalation" : null;
     $("error").textContent = message;
     $("error").hidden = !message;
   }
@@ -141,6 +144,13 @@ document.addEventListener("DOMContentLoaded", () => {
   // ---------------------------------------------------------------- who is answering
   function agentName() { return $("agent-name").value.trim(); }
 
+  // Without a key the gateway takes the agent's name from the body (else "local-agent"); with a key
+  // the token names the agent, and a body naming someone else is refused.
+  function asAgent(body) {
+    const name = agentName();
+    return !bearerAuth && name ? Object.assign({ agent: name }, body) : body;
+  }
+
   function askForToken() {
     $("token-form").hidden = false;
     if (!state.token) $("signed-in").textContent = "Paste an agent token to sign in.";
@@ -154,8 +164,8 @@ document.addEventListener("DOMContentLoaded", () => {
     $("signed-in").textContent = bearerAuth
       ? (subject ? "Signed in as " + subject : "Paste an agent token to sign in.")
       : "";
-    const saved = store.getItem("actormesh.agentName");
-    $("agent-name").value = saved || (bearerAuth && subject) || "";
+    $("name-field").hidden = bearerAuth;
+    $("agent-name").value = store.getItem("actormesh.agentName") || "";
   }
 
   // ---------------------------------------------------------------- the queue
@@ -206,11 +216,9 @@ document.addEventListener("DOMContentLoaded", () => {
       page.items.forEach((r) => state.items.set(r.ref, r));
       state.cursor = page.next_cursor || null;
       renderQueue();
-      if (!state.selected || $("error").textContent.startsWith("401") || $("error").textContent.startsWith("403")) {
-        showError("");
-      }
+      if (state.errorKind === "connection") showError("");
     } catch (e) {
-      showError("Loading the queue failed: " + e.message);
+      showError("Loading the queue failed: " + e.message, "connection");
     }
   }
 
@@ -359,23 +367,38 @@ document.addEventListener("DOMContentLoaded", () => {
     ws.onmessage = (event) => {
       let frame;
       try { frame = JSON.parse(event.data); } catch (e) { return; }
-      if (frame.type === "escalation.created" || frame.type === "escalation.updated") {
+      if (frame.type === "connected" && frame.agent) {
+        $("signed-in").textContent = bearerAuth ? "Signed in as " + frame.agent
+                                                : "Answering as " + (agentName() || frame.agent);
+      } else if (frame.type === "escalation.created" || frame.type === "escalation.updated") {
         onEscalation(frame.type, frame.escalation || (frame.data && frame.data.escalation));
       }
     };
     ws.onclose = (event) => {
       if (state.socket !== ws) return;   // replaced on purpose (new token)
       clearInterval(state.pingTimer);
-      if (!opened && bearerAuth) {
-        askForToken();
-        showError("The gateway refused the live connection: " +
-          (state.token ? "this token is not a valid agent token." : "an agent token is needed."));
-      }
-      if (event.code === 4401) showError("Your token expired: paste a fresh one.");
+      if (!opened) explainRefusal();
+      if (event.code === 4401) showError("Your token expired: paste a fresh one.", "connection");
       setStatus("offline", "offline, retrying in " + Math.round(state.backoff / 100) / 10 + " s");
       state.reconnectTimer = setTimeout(connect, state.backoff);
       state.backoff = Math.min(state.backoff * 2, 8000);
     };
+  }
+
+  // A browser does not tell a page why a WebSocket handshake failed; the same question over HTTP
+  // gets the gateway's answer (401: no or bad token, 403: not an agent's token).
+  async function explainRefusal() {
+    if (bearerAuth && !state.token) {
+      askForToken();
+      showError("The live queue needs an agent token: paste one above.", "connection");
+      return;
+    }
+    try {
+      await api("GET", "/api/escalations?limit=1");
+    } catch (e) {
+      showError("The gateway refused the console: " + e.message, "connection");
+      if (bearerAuth) askForToken();
+    }
   }
 
   function reconnect() {
@@ -389,7 +412,6 @@ document.addEventListener("DOMContentLoaded", () => {
     event.preventDefault();
     state.token = $("token").value.trim();
     store.setItem("actormesh.agentToken", state.token);
-    store.removeItem("actormesh.agentName");
     showIdentity();
     showError("");
     reconnect();
@@ -400,19 +422,20 @@ document.addEventListener("DOMContentLoaded", () => {
     showIdentity();
     reconnect();
   });
-  $("agent-name").addEventListener("change", () => store.setItem("actormesh.agentName", agentName()));
+  $("agent-name").addEventListener("change", () => {
+    store.setItem("actormesh.agentName", agentName());
+    $("signed-in").textContent = agentName() ? "Answering as " + agentName() : "";
+  });
   $("state-filter").addEventListener("change", () => {
     state.filter = $("state-filter").value;
     state.cursor = null;
     loadQueue(false);
   });
   $("more").addEventListener("click", () => loadQueue(true));
-  // With a token the gateway names the agent after it when no name is given.
-  $("claim").addEventListener("click", () => act("claim", agentName() ? { agent: agentName() } : {},
-                                                 () => $("reply").focus()));
+  $("claim").addEventListener("click", () => act("claim", asAgent({}), () => $("reply").focus()));
   $("reply-form").addEventListener("submit", (event) => {
     event.preventDefault();
-    act("reply", { text: $("reply").value }, () => { $("reply").value = ""; });
+    act("reply", asAgent({ text: $("reply").value }), () => { $("reply").value = ""; });
   });
   $("reply").addEventListener("keydown", (event) => {
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
@@ -422,7 +445,7 @@ document.addEventListener("DOMContentLoaded", () => {
   });
   $("resolve-form").addEventListener("submit", (event) => {
     event.preventDefault();
-    act("resolve", { note: $("note").value }, () => { $("note").value = ""; });
+    act("resolve", asAgent({ note: $("note").value }), () => { $("note").value = ""; });
   });
   window.addEventListener("hashchange", () => {
     const ref = decodeURIComponent(location.hash.slice(1));
