@@ -218,7 +218,8 @@ HELPER_CASES = """
                                    fields: [{field: "text", message: "must not be empty"}]}),
     fastapi: c.describeError(422, {detail: [{loc: ["body", "agent"], msg: "Field required"}]}),
     offline: c.describeError(0, "the gateway is not reachable"),
-    fact: c.factLine({order_id: "ORD-1", total: 12.5, note: null, items: ["a"]}),
+    fact: c.factLine({order_id: "ORD-1", total: 12.5, note: null,
+                      items: [{name: "Laptop Stand", quantity: 1}, {name: "Hub", quantity: 2}]}),
     subject: c.tokenSubject("x." + claims + ".y"),
     badToken: c.tokenSubject("garbage"),
     age: c.age("2026-01-01T10:00:00Z", Date.parse("2026-01-01T10:05:00Z")),
@@ -253,7 +254,7 @@ async def test_the_consoles_helpers_in_the_browser(nats_server: str, tmp_path: P
     assert got["invalid"] == "422 Invalid input: text: must not be empty"
     assert got["fastapi"] == "422 Invalid input: agent: Field required"
     assert got["offline"] == "Gateway unreachable: the gateway is not reachable"
-    assert got["fact"] == 'order id: ORD-1 · total: 12.5 · items: ["a"]'
+    assert got["fact"] == "order id: ORD-1 · total: 12.5 · items: Laptop Stand ×1, Hub ×2"
     assert got["subject"] == "alex@shop.example"
     assert got["badToken"] is None
     assert got["age"] == "5 min ago"

@@ -50,13 +50,23 @@ function age(iso, now) {
   return Math.round(s / 86400) + " d ago";
 }
 
+/** A value inside a fact: a list of line items reads "Laptop Stand ×1, USB-C Hub ×2". */
+function factValue(v) {
+  if (Array.isArray(v)) return v.map(factValue).join(", ");
+  if (v && typeof v === "object") {
+    if (v.name !== undefined) return String(v.name) + (v.quantity !== undefined ? " ×" + v.quantity : "");
+    return Object.values(v).map(factValue).join(" ");
+  }
+  return String(v);
+}
+
 /** One fact (an order, a tracking record, an action) as a short line of text. */
 function factLine(item) {
   if (item === null || item === undefined) return "";
   if (typeof item !== "object") return String(item);
   return Object.entries(item)
     .filter(([, v]) => v !== null && v !== undefined && v !== "")
-    .map(([k, v]) => k.replace(/_/g, " ") + ": " + (typeof v === "object" ? JSON.stringify(v) : String(v)))
+    .map(([k, v]) => k.replace(/_/g, " ") + ": " + factValue(v))
     .join(" · ");
 }
 
@@ -272,6 +282,7 @@ document.addEventListener("DOMContentLoaded", () => {
 
   function renderDetail(r, turns) {
     state.current = r;
+    state.turns = turns;
     $("detail-title").textContent = r.ref;
     $("detail-state").textContent = r.state;
     $("detail-state").className = "badge " + r.state;
@@ -335,6 +346,9 @@ document.addEventListener("DOMContentLoaded", () => {
     showError("");
     try {
       const updated = await api("POST", "/api/escalations/" + encodeURIComponent(r.ref) + "/" + action, body);
+      // Show the new state at once (buttons enabled before `done` moves the focus); the transcript
+      // follows with the refresh below.
+      if (updated.ref === state.selected) renderDetail(updated, state.turns || []);
       if (done) done();
       // The socket will also announce the change; applying the answer now keeps the page honest
       // when the socket is down.
