@@ -254,7 +254,7 @@ async def test_the_consoles_helpers_in_the_browser(nats_server: str, tmp_path: P
     assert got["invalid"] == "422 Invalid input: text: must not be empty"
     assert got["fastapi"] == "422 Invalid input: agent: Field required"
     assert got["offline"] == "Gateway unreachable: the gateway is not reachable"
-    assert got["fact"] == "order id: ORD-1 · total: 12.5 · items: Laptop Stand ×1, Hub ×2"
+    assert got["fact"] == "order id: ORD-1 · total: 12.5 · items: Laptop Stand \u00d71, Hub \u00d72"
     assert got["subject"] == "alex@shop.example"
     assert got["badToken"] is None
     assert got["age"] == "5 min ago"
