@@ -11,8 +11,9 @@ Each priority has a time limit (`TIME_LIMITS`). A request still pending when its
 re-escalated (`reescalate`: one step more urgent, a new deadline, an audit entry); it is never
 approved by default. Every change appends an `AuditEntry` (who, when, what, why).
 
-A low floor like `escalations`: pydantic, the standard library and the envelope's enums only. The
-history service stores the records; the gateway's agent API and the console show and decide them.
+A low floor like `escalations`: pydantic and the standard library only, so the envelope's history
+event may carry records later without an import cycle (action names are the envelope's `ActionType`
+values). The history service stores the records; the agent API and the console show and decide them.
 """
 
 from __future__ import annotations
@@ -24,15 +25,15 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from actormesh_runtime.envelope import ActionType
-
 Priority = Literal["urgent", "high", "normal", "low"]
 PRIORITY_ORDER: tuple[Priority, ...] = ("urgent", "high", "normal", "low")
 APPROVAL_ID_PATTERN = r"APR-[0-9a-f]{8}"
 REASON_MAX_CHARS = 2000
 
-APPROVABLE: frozenset[ActionType] = frozenset({ActionType.CANCEL_ORDER, ActionType.CREATE_REFUND_REQUEST})
-"""The actions whose `pending_review` outcome waits for a person (the store's policy files them)."""
+ApprovalAction = Literal["cancel_order", "create_refund_request"]
+CANCEL, REFUND = "cancel_order", "create_refund_request"
+APPROVABLE: frozenset[str] = frozenset({CANCEL, REFUND})
+"""The actions (`ActionType` values) whose `pending_review` outcome waits for a person."""
 
 TIME_LIMITS: dict[Priority, timedelta] = {
     "urgent": timedelta(minutes=15),
@@ -94,7 +95,7 @@ class ApprovalRecord(_Model):
     message_id: str
     customer_email: str
     customer_tier: Literal["standard", "premium", "vip"] | None = None
-    action: ActionType
+    action: ApprovalAction
     order: OrderFacts
     request_id: str | None = None
     """The commerce API's CXR-/RFR- record the request was filed as."""
@@ -143,7 +144,7 @@ def new_approval(
     session_id: str,
     message_id: str,
     customer_email: str,
-    action: ActionType,
+    action: str,
     order: OrderFacts,
     priority: Priority,
     created_at: datetime,
@@ -155,7 +156,7 @@ def new_approval(
     """A pending request, due `time_limit(priority)` after `created_at`; raises for an action no person
     approves (a return label, a note: those run at once or are refused)."""
     if action not in APPROVABLE:
-        raise ValueError(f"{action.value} is not an action that waits for approval")
+        raise ValueError(f"{action} is not an action that waits for approval")
     return ApprovalRecord(
         id=approval_id(idempotency_key),
         ref=ref,
@@ -163,7 +164,7 @@ def new_approval(
         message_id=message_id,
         customer_email=customer_email,
         customer_tier=customer_tier,
-        action=action,
+        action=CANCEL if action == CANCEL else REFUND,
         order=order,
         request_id=request_id,
         idempotency_key=idempotency_key,
@@ -175,8 +176,8 @@ def new_approval(
     )
 
 
-def _requested(action: ActionType, order: OrderFacts) -> str:
-    what = "cancellation" if action is ActionType.CANCEL_ORDER else "refund"
+def _requested(action: str, order: OrderFacts) -> str:
+    what = "cancellation" if action == CANCEL else "refund"
     return f"{what} of {order.order_id} filed for review by the store's policy"
 
 
@@ -197,7 +198,7 @@ def check_decision(
         if amount is not None:
             raise InvalidDecision("amount", "a denial has no amount")
         return None
-    if record.action is not ActionType.CREATE_REFUND_REQUEST:
+    if record.action != REFUND:
         if amount is not None:
             raise InvalidDecision("amount", "only a refund is approved for an amount")
         return None
@@ -277,7 +278,7 @@ def customer_message(record: ApprovalRecord) -> str:
     """What the customer is told when a person decided (an agent turn written by that person)."""
     assert record.decision is not None
     order = record.order.order_id
-    if record.action is ActionType.CANCEL_ORDER:
+    if record.action == CANCEL:
         if record.decision.verdict == "approve":
             return f"Your cancellation of {order} was approved: the order is cancelled."
         return f"Your cancellation request for {order} was declined: {record.decision.reason}"
