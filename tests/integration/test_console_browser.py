@@ -1,5 +1,5 @@
 """The agent console and the customer's widget together in real headless Chromium, against a real mesh
-(nine actors, the history service, a gateway, a real nats-server and SQLite file):
+(nine actors, the history service, two gateway replicas, a real nats-server and SQLite file):
 
 - a customer asks for a human in the widget (one browser context); the escalation appears in the
   console (another context) live, without a reload; the agent claims it, replies, and the reply
@@ -58,7 +58,10 @@ async def test_a_customer_escalates_and_an_agent_answers_from_the_console(
     from playwright.async_api import async_playwright, expect
 
     settings = stack_settings(nats_server, tmp_path)
-    async with gateway_stack(settings) as stack, async_playwright() as pw:
+    # Two replicas, as two gateway pods: the customer's socket is on one, the agent's console on the
+    # other, so the escalation and the reply must travel over NATS to reach the other page.
+    async with gateway_stack(settings, replicas=2) as stack, async_playwright() as pw:
+        customer_url, console_url = stack.urls
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:
             customer = await (await browser.new_context()).new_page()
@@ -70,14 +73,14 @@ async def test_a_customer_escalates_and_an_agent_answers_from_the_console(
                 "console", lambda m: problems.append(m.text) if "Content Security Policy" in m.text else None
             )
 
-            await agent.goto(f"{stack.url}/console")
+            await agent.goto(f"{console_url}/console")
             await expect(agent.locator("#status")).to_have_attribute("data-state", "online", timeout=15_000)
             await expect(agent.locator("#auth-note")).to_contain_text("loopback")
             await expect(agent.locator("#token-form")).to_be_hidden()
             await agent.fill("#agent-name", "Alex")
             await agent.evaluate("window.__sameDocument = true")
 
-            await customer.goto(f"{stack.url}/widget")
+            await customer.goto(f"{customer_url}/widget")
             # Markup in the customer's words must stay text in the agent's browser.
             words = 'I want to talk to a human <img src=x onerror="window.__pwned=1">'
             ref = await _escalate_in_widget(customer, JOHN, words)
@@ -102,7 +105,7 @@ async def test_a_customer_escalates_and_an_agent_answers_from_the_console(
             # A second agent's console whose live socket never delivers (a stale page).
             stale = await agent_context.new_page()
             await stale.route_web_socket("**/ws/agent", lambda ws: None)
-            await stale.goto(f"{stack.url}/console#{ref}")
+            await stale.goto(f"{console_url}/console#{ref}")
             await expect(stale.locator("#detail-state")).to_have_text("open", timeout=15_000)
 
             await agent.click("#claim")
@@ -143,7 +146,7 @@ async def test_a_customer_escalates_and_an_agent_answers_from_the_console(
             await expect(agent.locator("#send")).to_be_disabled()
 
             # 404: a reference that does not exist.
-            await agent.goto(f"{stack.url}/console#ESC-00000000")
+            await agent.goto(f"{console_url}/console#ESC-00000000")
             await expect(agent.locator("#error")).to_contain_text("404", timeout=15_000)
 
             # The customer reopens the chat: the stored transcript shows the person's reply once.
