@@ -4,7 +4,8 @@ Escalate when any of: an explicit request for a human (sentiment flag or the esc
 intent); a legal threat; abusive language; a VIP customer with high/critical urgency and negative
 sentiment; intent confidence below the configured threshold (or no intent at all). Otherwise the
 intent may need actions (cancellation, return, refund/billing, tracking for delivery problems) and a
-complaint gets a note on the account. A message flagged as prompt injection never plans an action,
+complaint gets a note on the account; an order change on a suspended account goes to a person. A
+message flagged as prompt injection never plans an action,
 and neither does one from an unknown customer. Tested in tests/unit/test_decision_router.py.
 """
 
@@ -32,6 +33,7 @@ REASON_LEGAL = "legal threat"
 REASON_ABUSIVE = "abusive language"
 REASON_VIP = "VIP customer, urgent and unhappy"
 REASON_NO_INTENT = "intent unknown"
+REASON_SUSPENDED = "suspended account asks for an order change"
 NOTE_INJECTION = "prompt injection flagged: no actions"
 NOTE_UNKNOWN_CUSTOMER = "customer not found: no actions"
 
@@ -42,6 +44,7 @@ ACTIONS_BY_INTENT: dict[Intent, tuple[ActionType, ...]] = {
     Intent.DELIVERY_ISSUE: (ActionType.TRACKING_LOOKUP,),
 }
 URGENT = frozenset({Urgency.HIGH, Urgency.CRITICAL})
+READ_ONLY_ACTIONS = frozenset({ActionType.TRACKING_LOOKUP, ActionType.ADD_NOTE})
 
 
 def orders_in_question(intent: Intent, orders: Sequence[Order], now: datetime) -> list[Order]:
@@ -140,6 +143,10 @@ def decide(
         actions, notes = [], [NOTE_INJECTION]
     elif actions and (context is None or not context.found):
         actions, notes = [], [NOTE_UNKNOWN_CUSTOMER]
+    if context is not None and context.account_status == "suspended" and set(actions) - READ_ONLY_ACTIONS:
+        # Only a person can change orders on a suspended account: hand over (with a reference)
+        # rather than refuse and leave the customer nowhere to go.
+        return Decision(escalate=True, reasons=[REASON_SUSPENDED])
     if not actions or context is None:
         if screening.prompt_injection:
             return Decision(escalate=False, reasons=notes)
