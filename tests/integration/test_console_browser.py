@@ -3,8 +3,9 @@
 
 - a customer asks for a human in the widget (one browser context); the escalation appears in the
   console (another context) live, without a reload; the agent claims it, replies, and the reply
-  arrives in the customer's page as a message from a person; the agent resolves it; a reloaded widget
-  still shows the person's reply; wrong input and stale pages get the gateway's 404/409/422 shown;
+  arrives in the customer's page as a message from a person; a reply sent while the customer's replica
+  is down reaches the page once it reconnects; the agent resolves it; a reloaded widget shows each
+  reply once; wrong input and stale pages get the gateway's 404/409/422 shown;
 - with JWT_SECRET the console asks for a token: a customer's token is refused (403 shown), an
   agent's token works and never travels in a URL;
 - the console's pure helpers (error text, queue order, facts, token subject) as the browser runs them.
@@ -19,6 +20,7 @@ from typing import Any
 import jwt
 import pytest
 
+from actormesh_runtime.gateway.app import create_app
 from actormesh_runtime.gateway.auth import mint_token
 from actormesh_runtime.gateway.server import GatewayServer
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, require_browser
@@ -138,6 +140,26 @@ async def test_a_customer_escalates_and_an_agent_answers_from_the_console(
             await expect(person.locator(".agent-name")).to_have_text("Alex")
             await expect(person).to_have_attribute("data-ref", ref)
 
+            # The customer's replica goes away; a second reply is sent meanwhile. Once the widget has
+            # reconnected (to the restarted replica) it shows the reply it missed, from the store.
+            port = stack.servers[0].port
+            await stack.servers[0].stop()
+            await expect(customer.locator("#status")).to_have_attribute(
+                "data-state", "offline", timeout=15_000
+            )
+            missed = "One more thing: I have added a note to your account."
+            await agent.fill("#reply", missed)
+            await agent.press("#reply", "Enter")
+            await expect(agent.locator("#transcript .turn.person").last).to_contain_text(
+                missed, timeout=15_000
+            )
+            await stack.mesh.enter_context(GatewayServer(create_app(stack.mesh.settings), port=port))
+            await expect(customer.locator("#status")).to_have_attribute(
+                "data-state", "online", timeout=30_000
+            )
+            await expect(customer.locator(".msg.person")).to_have_count(2, timeout=15_000)
+            await expect(customer.locator(".msg.person").last).to_contain_text(missed)
+
             await agent.fill("#note", "answered the customer")
             await agent.press("#note", "Enter")
             await expect(agent.locator("#detail-state")).to_have_text("resolved", timeout=15_000)
@@ -149,10 +171,10 @@ async def test_a_customer_escalates_and_an_agent_answers_from_the_console(
             await agent.goto(f"{console_url}/console#ESC-00000000")
             await expect(agent.locator("#error")).to_contain_text("404", timeout=15_000)
 
-            # The customer reopens the chat: the stored transcript shows the person's reply once.
+            # The customer reopens the chat: the stored transcript shows each of the person's replies once.
             await customer.reload()
-            await expect(customer.locator(".msg.person")).to_have_count(1, timeout=15_000)
-            await expect(customer.locator(".msg.person .agent-name")).to_have_text("Alex")
+            await expect(customer.locator(".msg.person")).to_have_count(2, timeout=15_000)
+            await expect(customer.locator(".msg.person .agent-name").first).to_have_text("Alex")
             assert problems == [], problems
         finally:
             await browser.close()
@@ -240,8 +262,6 @@ HELPER_CASES = """
 async def test_the_consoles_helpers_in_the_browser(nats_server: str, tmp_path: Path) -> None:
     require_browser()
     from playwright.async_api import async_playwright
-
-    from actormesh_runtime.gateway.app import create_app
 
     settings = stack_settings(nats_server, tmp_path)
     async with GatewayServer(create_app(settings), port=0) as server, async_playwright() as pw:
