@@ -93,8 +93,11 @@ async def test_a_customer_escalates_and_an_agent_answers_from_the_console(
             assert await agent.evaluate("window.__sameDocument === true"), "the console reloaded"
             await expect(item).to_contain_text(JOHN)
 
-            # Keyboard: focus the item and press Enter; the detail takes the focus.
-            await item.focus()
+            # Keyboard: Tab from the state filter reaches the queue; Enter opens the escalation and the
+            # detail takes the focus.
+            await agent.focus("#state-filter")
+            await agent.keyboard.press("Tab")
+            await expect(item).to_be_focused()
             await agent.keyboard.press("Enter")
             await expect(agent.locator("#detail-title")).to_have_text(ref)
             await expect(agent.locator("#detail-title")).to_be_focused()

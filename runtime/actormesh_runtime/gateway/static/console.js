@@ -296,7 +296,8 @@ document.addEventListener("DOMContentLoaded", () => {
     const customer = r.customer || {};
     const rows = [
       ["Customer", (customer.email || "unknown") + (customer.tier ? " · " + customer.tier + " tier" : "")],
-      ["Reason", String(r.reason || "").replace(/_/g, " ")],
+      ["Reason", String(r.reason || "").replace(/_/g, " ") +
+        (r.reasons && r.reasons.length ? " (" + r.reasons.join("; ") + ")" : "")],
       ["Summary", r.summary],
       ["Session", r.session_id],
       ["Opened", r.created_at ? new Date(r.created_at).toLocaleString() + " (" + age(r.created_at, Date.now()) + ")" : ""],
