@@ -210,7 +210,9 @@ async def test_with_a_key_the_console_takes_an_agent_token_not_a_customers(
             await agent.fill("#token", mint_token(SECRET, JANE))  # a customer's token: no agent role
             await agent.press("#token", "Enter")
             await expect(agent.locator("#error")).to_contain_text("403", timeout=15_000)
-            await expect(agent.locator("#status")).not_to_have_attribute("data-state", "online")
+            # Refused for who it is: the page stops retrying and waits for another token.
+            await expect(agent.locator("#status")).to_have_text("not signed in")
+            await expect(agent.locator("#signed-in")).to_have_text("Not signed in.")
 
             await agent.fill("#token", agent_token("alex@shop.example"))
             await agent.press("#token", "Enter")

@@ -172,7 +172,7 @@ document.addEventListener("DOMContentLoaded", () => {
     $("token").value = state.token;
     const subject = state.token ? tokenSubject(state.token) : null;
     $("signed-in").textContent = bearerAuth
-      ? (subject ? "Signed in as " + subject : "Paste an agent token to sign in.")
+      ? (subject ? "Token for " + subject + ", checking…" : "Paste an agent token to sign in.")
       : "";
     $("name-field").hidden = bearerAuth;
     $("agent-name").value = store.getItem("actormesh.agentName") || "";
@@ -392,27 +392,47 @@ document.addEventListener("DOMContentLoaded", () => {
     ws.onclose = (event) => {
       if (state.socket !== ws) return;   // replaced on purpose (new token)
       clearInterval(state.pingTimer);
-      if (!opened) explainRefusal();
-      if (event.code === 4401) showError("Your token expired: paste a fresh one.", "connection");
-      setStatus("offline", "offline, retrying in " + Math.round(state.backoff / 100) / 10 + " s");
-      state.reconnectTimer = setTimeout(connect, state.backoff);
-      state.backoff = Math.min(state.backoff * 2, 8000);
+      if (event.code === 4401) {
+        showError("Your token expired: paste a fresh one.", "connection");
+        signedOut();
+        return;
+      }
+      if (opened) { retryLater(); return; }
+      explainRefusal().then((refused) => {
+        if (state.socket !== ws) return;
+        if (refused) signedOut(); else retryLater();
+      });
     };
+  }
+
+  function retryLater() {
+    setStatus("offline", "offline, retrying in " + Math.round(state.backoff / 100) / 10 + " s");
+    state.reconnectTimer = setTimeout(connect, state.backoff);
+    state.backoff = Math.min(state.backoff * 2, 8000);
+  }
+
+  // Refused for who we are (401/403): asking again with the same credentials cannot help, so the
+  // page waits for a new token instead of retrying.
+  function signedOut() {
+    setStatus("offline", "not signed in");
+    $("signed-in").textContent = bearerAuth ? "Not signed in." : "";
+    if (bearerAuth) askForToken();
   }
 
   // A browser does not tell a page why a WebSocket handshake failed; the same question over HTTP
   // gets the gateway's answer (401: no or bad token, 403: not an agent's token).
+  // True when the gateway refused who we are (then retrying is pointless).
   async function explainRefusal() {
     if (bearerAuth && !state.token) {
-      askForToken();
       showError("The live queue needs an agent token: paste one above.", "connection");
-      return;
+      return true;
     }
     try {
       await api("GET", "/api/escalations?limit=1");
+      return false;   // HTTP works: the socket failed for another reason, try again
     } catch (e) {
       showError("The gateway refused the console: " + e.message, "connection");
-      if (bearerAuth) askForToken();
+      return e.status === 401 || e.status === 403;
     }
   }
 
