@@ -198,6 +198,13 @@ class FollowUp(_Model):
     last_reply: str | None = None
     last_reply_at: datetime | None = None
     created_at: datetime | None = None
+    lookup_failed: bool = False
+    """The history service did not answer: nothing is known (said so, never guessed)."""
+
+    @property
+    def pending(self) -> bool:
+        """Found and still with our team (open or claimed)."""
+        return self.found and self.state in (EscalationState.OPEN, EscalationState.CLAIMED)
 
 
 class QueueSnapshot(_Model):

@@ -189,3 +189,19 @@ async def test_only_agents_use_the_agent_api(nats_server: str, tmp_path: Path) -
             async with connect(ws_url(stack.url, "/ws/agent"), subprotocols=customer_ws):  # type: ignore[arg-type]
                 pass
         assert refused.value.response.status_code == 403
+
+
+async def test_every_handoff_reply_names_a_real_record(nats_server: str, tmp_path: Path) -> None:
+    """The suspended account's order change (once a dead end) and a legal threat: each reply that says
+    a person will take over carries a reference, and that reference is a stored record."""
+    settings = stack_settings(nats_server, tmp_path)
+    cases = [
+        ("mia.park@example.com", "Please cancel my order", "suspended_account"),
+        (JOHN, "This is unacceptable, my lawyer will hear about it", "legal_threat"),
+    ]
+    async with gateway_stack(settings) as stack, httpx.AsyncClient(base_url=stack.url, timeout=30) as api:
+        for i, (email, text, reason) in enumerate(cases):
+            ref = await escalate(api, email, f"handoff-{i}", text)
+            shown = await poll_json(api, f"/api/escalations/{ref}")
+            assert shown["escalation"]["reason"] == reason
+            assert shown["escalation"]["customer"]["email"] == email

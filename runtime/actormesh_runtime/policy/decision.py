@@ -26,6 +26,7 @@ from actormesh_runtime.envelope import (
     SentimentLabel,
     Urgency,
 )
+from actormesh_runtime.escalations import FollowUp
 from actormesh_runtime.policy.orders import is_eligible, select_by_item, select_target
 
 REASON_HUMAN = "customer asked for a human"
@@ -72,11 +73,20 @@ def escalation_reasons(
     intent: IntentResult | None,
     tier: str | None,
     threshold: float,
+    *,
+    following_up: bool = False,
 ) -> list[str]:
-    """Every rule that fires, in a fixed order; empty means no escalation."""
+    """Every rule that fires, in a fixed order; empty means no escalation.
+
+    `following_up`: the message asks about an escalation of the customer's that is still open. It is
+    with a person already and the question is answered from its record, so asking for a person and
+    not being understood (the message is about a reference) open no second one; a legal threat,
+    abuse or an upset VIP still do.
+    """
     reasons: list[str] = []
-    if (sentiment is not None and sentiment.wants_human) or (
-        intent is not None and intent.intent is Intent.ESCALATION_REQUEST
+    if not following_up and (
+        (sentiment is not None and sentiment.wants_human)
+        or (intent is not None and intent.intent is Intent.ESCALATION_REQUEST)
     ):
         reasons.append(REASON_HUMAN)
     if sentiment is not None:
@@ -86,6 +96,8 @@ def escalation_reasons(
             reasons.append(REASON_ABUSIVE)
         if tier == "vip" and sentiment.urgency in URGENT and sentiment.label is SentimentLabel.NEGATIVE:
             reasons.append(REASON_VIP)
+    if following_up:
+        return reasons
     if intent is None:
         reasons.append(REASON_NO_INTENT)
     elif intent.confidence < threshold:
@@ -132,11 +144,15 @@ def decide(
     threshold: float,
     now: datetime,
     message: str = "",
+    followups: Sequence[FollowUp] = (),
 ) -> Decision:
     tier = context.tier if context is not None else None
-    reasons = escalation_reasons(sentiment, intent, tier, threshold)
-    if reasons or intent is None:
+    following_up = any(f.pending for f in followups)
+    reasons = escalation_reasons(sentiment, intent, tier, threshold, following_up=following_up)
+    if reasons:
         return Decision(escalate=True, reasons=reasons)
+    if intent is None:
+        return Decision(escalate=False)
     actions = planned_actions(intent, sentiment)
     notes: list[str] = []
     if actions and screening.prompt_injection:

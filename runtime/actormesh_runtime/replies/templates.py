@@ -312,6 +312,9 @@ def followup_sentences(followups: list[FollowUp]) -> list[str]:
     """What a customer is told about the references they asked about (only their own are found)."""
     sentences = []
     for item in followups:
+        if item.lookup_failed:
+            sentences.append(f"I can't look up {item.ref} right now; please ask again in a few minutes.")
+            continue
         if not item.found or item.state is None:
             sentences.append(f"I couldn't find {item.ref} for your account; please check the reference.")
             continue
