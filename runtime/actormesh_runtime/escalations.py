@@ -26,6 +26,8 @@ SUMMARY_MAX_CHARS = 500
 REPLY_MAX_CHARS = 4000
 NOTE_MAX_CHARS = 2000
 AGENT_MAX_CHARS = 200
+CURSOR_PATTERN = r"^[0-3]\|\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z\|ESC-[0-9a-f]{8}$"
+"""A queue page's cursor: priority rank | created_at | ref of the previous page's last record."""
 
 
 class _Model(BaseModel):

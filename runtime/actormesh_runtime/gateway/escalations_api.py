@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from actormesh_runtime.escalations import (
     AGENT_MAX_CHARS,
+    CURSOR_PATTERN,
     NOTE_MAX_CHARS,
     REF_PATTERN,
     REPLY_MAX_CHARS,
@@ -28,7 +29,7 @@ from actormesh_runtime.escalations import (
 )
 from actormesh_runtime.gateway.auth import AuthError, authenticate, bearer_from_header
 from actormesh_runtime.gateway.deps import get_gateway, get_verifier
-from actormesh_runtime.gateway.models import ErrorBody
+from actormesh_runtime.gateway.models import BLANKS, SCHEMA_PATTERNS, ErrorBody
 from actormesh_runtime.gateway.service import Gateway
 
 router = APIRouter(tags=["escalations"])
@@ -96,14 +97,20 @@ class ClaimBody(_Body):
 
 
 class ReplyBody(_Body):
-    text: str = Field(min_length=1, max_length=REPLY_MAX_CHARS, description="What the customer reads.")
+    text: str = Field(
+        min_length=1,
+        max_length=REPLY_MAX_CHARS,
+        description="What the customer reads (not only blanks).",
+        json_schema_extra={"pattern": SCHEMA_PATTERNS["message"]},
+    )
 
     @field_validator("text")
     @classmethod
     def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be blank")
-        return value.strip()
+        # The same blanks as the schema's pattern (ASCII whitespace), as for chat messages.
+        if not value.strip(BLANKS):
+            raise ValueError("must not be only blanks")
+        return value.strip(BLANKS)
 
 
 class ResolveBody(_Body):
@@ -126,7 +133,9 @@ async def list_escalations(
     _agent: Annotated[Agent, Depends(get_agent)],
     state: EscalationState | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: Annotated[
+        str | None, Query(pattern=CURSOR_PATTERN, description="the previous page's next_cursor")
+    ] = None,
 ) -> EscalationPage:
     """The queue: most urgent first, then oldest first. Pass `next_cursor` back for the next page."""
     items, next_cursor = await gateway.history_client().escalations(state=state, limit=limit, cursor=cursor)

@@ -73,7 +73,7 @@ def _check_text(query: HistoryQuery, op: Operation) -> str | None:
     """Why the op's inputs are invalid (422), or None."""
     if not query.agent or not query.agent.strip() or len(query.agent) > AGENT_MAX_CHARS:
         return f"agent: 1-{AGENT_MAX_CHARS} characters"
-    if op == "reply" and (not query.text or not query.text.strip() or len(query.text) > REPLY_MAX_CHARS):
+    if op == "reply" and (not query.text or len(query.text) > REPLY_MAX_CHARS):
         return f"text: 1-{REPLY_MAX_CHARS} characters"
     if op == "resolve" and query.text is not None and len(query.text) > NOTE_MAX_CHARS:
         return f"note: at most {NOTE_MAX_CHARS} characters"

@@ -13,6 +13,7 @@ agent operations and the mesh's lookups).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import aiosqlite
 
 from actormesh_runtime.escalations import (
+    CURSOR_PATTERN,
     PRIORITY_ORDER,
     AgentReply,
     Customer,
@@ -59,7 +61,12 @@ def encode_cursor(record: EscalationRecord) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[int, str, str]:
-    """(priority rank, created_at, ref) of the last item of the previous page; ValueError if malformed."""
+    """(priority rank, created_at, ref) of the last item of the previous page; ValueError if malformed.
+
+    Any well-formed cursor is a position in the queue order, so it pages from there even if no page
+    ended exactly there."""
+    if not re.fullmatch(CURSOR_PATTERN, cursor):
+        raise ValueError("not a cursor")
     rank, created, ref = cursor.split("|")
     return int(rank), created, ref
 
