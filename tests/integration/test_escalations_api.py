@@ -197,6 +197,7 @@ async def test_every_handoff_reply_names_a_real_record(nats_server: str, tmp_pat
     settings = stack_settings(nats_server, tmp_path)
     cases = [
         ("mia.park@example.com", "Please cancel my order", "suspended_account"),
+        ("mia.park@example.com", "Why is my account suspended? I can't log in", "suspended_account"),
         (JOHN, "This is unacceptable, my lawyer will hear about it", "legal_threat"),
     ]
     async with gateway_stack(settings) as stack, httpx.AsyncClient(base_url=stack.url, timeout=30) as api:

@@ -25,6 +25,7 @@ from actormesh_runtime.policy.decision import (
     REASON_LEGAL,
     REASON_NO_INTENT,
     REASON_SUSPENDED,
+    REASON_SUSPENDED_ACCOUNT,
     REASON_VIP,
     decide,
     low_confidence_reason,
@@ -151,7 +152,15 @@ def run(
         pytest.param(
             MIA, intent(Intent.BILLING_ISSUE), sentiment(), [REASON_SUSPENDED], id="suspended-refund"
         ),
+        pytest.param(
+            MIA,
+            intent(Intent.ACCOUNT_ISSUE),
+            sentiment(),
+            [REASON_SUSPENDED_ACCOUNT],
+            id="suspended-account-issue",
+        ),
         pytest.param(MIA, intent(Intent.DELIVERY_ISSUE), sentiment(), [], id="suspended-may-track"),
+        pytest.param(JOHN, intent(Intent.ACCOUNT_ISSUE), sentiment(), [], id="active-account-issue-answered"),
         pytest.param(MIA, intent(Intent.ORDER_STATUS), sentiment(), [], id="suspended-may-ask"),
     ],
 )

@@ -4,8 +4,8 @@ Escalate when any of: an explicit request for a human (sentiment flag or the esc
 intent); a legal threat; abusive language; a VIP customer with high/critical urgency and negative
 sentiment; intent confidence below the configured threshold (or no intent at all). Otherwise the
 intent may need actions (cancellation, return, refund/billing, tracking for delivery problems) and a
-complaint gets a note on the account; an order change on a suspended account goes to a person. A
-message flagged as prompt injection never plans an action,
+complaint gets a note on the account; an order change on a suspended account, or a question about
+the account itself, goes to a person. A message flagged as prompt injection never plans an action,
 and neither does one from an unknown customer. Tested in tests/unit/test_decision_router.py.
 """
 
@@ -35,6 +35,7 @@ REASON_ABUSIVE = "abusive language"
 REASON_VIP = "VIP customer, urgent and unhappy"
 REASON_NO_INTENT = "intent unknown"
 REASON_SUSPENDED = "suspended account asks for an order change"
+REASON_SUSPENDED_ACCOUNT = "suspended account asks about the account"
 NOTE_INJECTION = "prompt injection flagged: no actions"
 NOTE_UNKNOWN_CUSTOMER = "customer not found: no actions"
 
@@ -159,10 +160,14 @@ def decide(
         actions, notes = [], [NOTE_INJECTION]
     elif actions and (context is None or not context.found):
         actions, notes = [], [NOTE_UNKNOWN_CUSTOMER]
-    if context is not None and context.account_status == "suspended" and set(actions) - READ_ONLY_ACTIONS:
-        # Only a person can change orders on a suspended account: hand over (with a reference)
-        # rather than refuse and leave the customer nowhere to go.
-        return Decision(escalate=True, reasons=[REASON_SUSPENDED])
+    suspended = context is not None and context.found and context.account_status == "suspended"
+    if suspended and not screening.prompt_injection:
+        # Only a person can change orders on, or lift, a suspended account: hand over (with a
+        # reference) rather than refuse and leave the customer nowhere to go.
+        if set(actions) - READ_ONLY_ACTIONS:
+            return Decision(escalate=True, reasons=[REASON_SUSPENDED])
+        if intent.intent is Intent.ACCOUNT_ISSUE:
+            return Decision(escalate=True, reasons=[REASON_SUSPENDED_ACCOUNT])
     if not actions or context is None:
         if screening.prompt_injection:
             return Decision(escalate=False, reasons=notes)

@@ -54,6 +54,7 @@ _REASON_BY_RULE: tuple[tuple[str, EscalationReason], ...] = (
     (rules.REASON_VIP, EscalationReason.UPSET_VIP),
     (rules.REASON_HUMAN, EscalationReason.HUMAN_REQUESTED),
     (rules.REASON_SUSPENDED, EscalationReason.SUSPENDED_ACCOUNT),
+    (rules.REASON_SUSPENDED_ACCOUNT, EscalationReason.SUSPENDED_ACCOUNT),
     (rules.REASON_ABUSIVE, EscalationReason.ABUSE),
 )
 
@@ -131,7 +132,7 @@ REASON_WORDS: dict[EscalationReason, str] = {
     EscalationReason.ABUSE: "Abusive language",
     EscalationReason.UPSET_VIP: "VIP customer, urgent and unhappy",
     EscalationReason.HUMAN_REQUESTED: "Customer asked for a person",
-    EscalationReason.SUSPENDED_ACCOUNT: "Suspended account asks for an order change",
+    EscalationReason.SUSPENDED_ACCOUNT: "Suspended account needs a person (order change or the account)",
     EscalationReason.GUARDRAIL: "No safe automatic reply to an urgent message",
     EscalationReason.ERROR: "The mesh failed while handling the message",
     EscalationReason.LOW_CONFIDENCE: "The mesh did not understand the request",

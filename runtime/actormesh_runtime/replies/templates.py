@@ -142,8 +142,8 @@ def _account_issue(envelope: Envelope) -> str:
     ctx = envelope.context
     if ctx and ctx.found and (ctx.account_status or "active") != "active":
         return (
-            f"Your account is currently {ctx.account_status}. A member of our support team can review it "
-            "with you; reply here if you'd like me to pass this on."
+            f"Your account is currently {ctx.account_status}, so I can't make changes to it or its orders "
+            "here."
         )
     return (
         'You can reset your password with the "Forgot password" link on the sign-in page. '
