@@ -24,11 +24,17 @@ def actor_names(value: str) -> list[ActorName]:
     return names
 
 
+def actor_list(value: str) -> str:
+    """The argument as given (`args.name` stays the text a pod's command carries), checked."""
+    actor_names(value)
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from actormesh_runtime.commands.options import add_bus_options
 
     parser.add_argument(
-        "name", type=actor_names, metavar="NAME[,NAME...]", help="actor to run, or several co-located"
+        "name", type=actor_list, metavar="NAME[,NAME...]", help="actor to run, or several co-located"
     )
     add_bus_options(parser)
     parser.add_argument("--http-port", type=int, help="/healthz /readyz /metrics port (0 = random)")
@@ -42,4 +48,4 @@ def run(args: argparse.Namespace) -> int:
 
     settings = settings_from(args, {**BUS_OPTIONS, "http_port": "actor_http_port"})
     configure_logging(settings)
-    return eventloop.run(run_actor(args.name, settings), settings.event_loop)
+    return eventloop.run(run_actor(actor_names(args.name), settings), settings.event_loop)
