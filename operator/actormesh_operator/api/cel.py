@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from actormesh_operator.api.actors import ActorAutoscaling
 from actormesh_operator.api.infra import (
+    BACKUP_CLAIM_OR_STORAGE,
     MAX_FILE_STORE_TOO_BIG,
     REDIS_PASSWORD_IN_URL,
     REDIS_URL_WITH_PASSWORD,
@@ -221,6 +222,12 @@ SPEC_RULES: list[Rule] = [
         f" && {_opt('self', ['podMonitor', 'enabled'], 'false')})",
         BOTH_MONITORS,
         ".podMonitor.enabled",
+    ),
+    Rule(
+        ("history", "backup"),
+        "!has(self.existingClaim) || !has(self.storage)",
+        BACKUP_CLAIM_OR_STORAGE,
+        ".existingClaim",
     ),
     Rule(
         ("extraLabels",),

@@ -25,6 +25,7 @@ from actormesh_operator.api.actors import (
     EffectiveActorSpec,
 )
 from actormesh_operator.api.infra import (
+    HistoryBackupSpec,
     HistorySpec,
     JetStreamLimits,
     NatsExternal,
@@ -76,6 +77,7 @@ __all__ = [
     "EnvVarSource",
     "GatewayAuthSpec",
     "GatewaySpec",
+    "HistoryBackupSpec",
     "HistorySpec",
     "IngressSpec",
     "InvalidSpec",

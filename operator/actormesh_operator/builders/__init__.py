@@ -50,6 +50,9 @@ def _config_and_services(mesh: ActorMesh, settings: OperatorSettings) -> list[Ma
     if spec.redis.managed:
         out.append(redis.build_redis_service(mesh))
     out.append(history.build_history_service(mesh))
+    claim = history.build_history_backup_claim(mesh)
+    if claim is not None:
+        out.append(claim)
     if spec.mock_services.enabled:
         out.append(mocks.build_mocks_service(mesh))
     out.append(gateway.build_gateway_service(mesh))

@@ -35,6 +35,8 @@ class ManagedKind(BaseModel):
 CONFIG_MAP = ManagedKind(api_version="v1", kind="ConfigMap", plural="configmaps")
 SERVICE_ACCOUNT = ManagedKind(api_version="v1", kind="ServiceAccount", plural="serviceaccounts")
 SERVICE = ManagedKind(api_version="v1", kind="Service", plural="services")
+PVC = ManagedKind(api_version="v1", kind="PersistentVolumeClaim", plural="persistentvolumeclaims")
+"""Only the history backups' own claim; the StatefulSets' claims come from their volumeClaimTemplates."""
 STATEFUL_SET = ManagedKind(api_version="apps/v1", kind="StatefulSet", plural="statefulsets")
 DEPLOYMENT = ManagedKind(api_version="apps/v1", kind="Deployment", plural="deployments")
 HPA = ManagedKind(
@@ -64,6 +66,7 @@ MANAGED_KINDS: tuple[ManagedKind, ...] = (
     CONFIG_MAP,
     SERVICE_ACCOUNT,
     SERVICE,
+    PVC,
     NETWORK_POLICY,
     STATEFUL_SET,
     DEPLOYMENT,
