@@ -167,6 +167,7 @@ def test_every_emitted_kind_is_managed() -> None:
     for obj in children(RICH_SPEC, keda=True):
         assert (obj["apiVersion"], obj["kind"]) in managed
     assert [k.kind for k in MANAGED_KINDS if k.optional] == [
+        "HTTPRoute",
         "ScaledObject",
         "ServiceMonitor",
         "PodMonitor",

@@ -22,6 +22,7 @@ from actormesh_operator.api.infra import (
     RedisSpec,
 )
 from actormesh_operator.api.monitoring import BOTH_MONITORS
+from actormesh_operator.api.routing import ROUTE_NEEDS_PARENT
 from actormesh_operator.api.runtime import (
     ONE_SOURCE,
     REQUEST_TIMEOUT_BELOW_DEADLINE,
@@ -178,6 +179,12 @@ SPEC_RULES: list[Rule] = [
         "!(has(self.enabled) && self.enabled) || has(self.host)",
         "spec.gateway.ingress.host is required when spec.gateway.ingress.enabled is true",
         ".host",
+    ),
+    Rule(
+        ("gateway", "httpRoute"),
+        "!(has(self.enabled) && self.enabled) || (has(self.parentRefs) && size(self.parentRefs) > 0)",
+        ROUTE_NEEDS_PARENT,
+        ".parentRefs",
     ),
     Rule(
         ("redis", "external"),

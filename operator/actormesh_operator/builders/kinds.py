@@ -20,8 +20,8 @@ class ManagedKind(BaseModel):
     plural: str
     namespaced: bool = True
     optional: bool = False
-    """True when the kind's CRD may be absent (KEDA, Prometheus Operator); it is then neither listed nor
-    watched, and a 404 while listing it is skipped."""
+    """True when the kind's CRD may be absent (KEDA, Prometheus Operator, Gateway API); it is then
+    neither listed nor watched, and a 404 while listing it is skipped."""
 
     @property
     def group(self) -> str:
@@ -59,6 +59,10 @@ POD_MONITOR = ManagedKind(
 PROMETHEUS_RULE = ManagedKind(
     api_version="monitoring.coreos.com/v1", kind="PrometheusRule", plural="prometheusrules", optional=True
 )
+HTTP_ROUTE = ManagedKind(
+    api_version="gateway.networking.k8s.io/v1", kind="HTTPRoute", plural="httproutes", optional=True
+)
+"""`spec.gateway.httpRoute`: emitted only when the Gateway API CRDs are installed."""
 MONITORING_KINDS: tuple[ManagedKind, ...] = (SERVICE_MONITOR, POD_MONITOR, PROMETHEUS_RULE)
 """Prometheus Operator kinds: emitted only when the spec asks and the API server serves them."""
 
@@ -71,6 +75,7 @@ MANAGED_KINDS: tuple[ManagedKind, ...] = (
     STATEFUL_SET,
     DEPLOYMENT,
     INGRESS,
+    HTTP_ROUTE,
     HPA,
     SCALED_OBJECT,
     PDB,

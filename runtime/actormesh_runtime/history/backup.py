@@ -45,7 +45,7 @@ RETRY_AFTER_FAILURE_S = 300.0
 
 LAST_SUCCESS = Gauge(
     "actormesh_history_backup_last_success_timestamp_seconds",
-    "When the last history snapshot was completed (Unix time; 0 = none since start).",
+    "When the newest history snapshot was taken (Unix time; 0 = none yet).",
 )
 FAILURES = Counter("actormesh_history_backup_failures", "History snapshots that failed.")
 SNAPSHOTS = Gauge("actormesh_history_backup_snapshots", "History snapshots kept in the backup directory.")
@@ -168,6 +168,8 @@ class BackupLoop:
             return 0.0
         newest = snapshots[-1]
         LAST_SIZE.set(newest.size_bytes)
+        # The file's time, so a restarted pod does not read as "never backed up" to an alert.
+        LAST_SUCCESS.set(newest.taken_at.timestamp())
         age = (datetime.now(UTC) - newest.taken_at).total_seconds()
         return max(0.0, self.interval_s - age)
 
