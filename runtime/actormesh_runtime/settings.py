@@ -111,6 +111,11 @@ class RuntimeSettings(BaseSettings):
         ge=0,
         description="History service: refresh of the JetStream queue gauges, seconds; 0 = off.",
     )
+    nats_monitor_urls: str | None = Field(
+        None,
+        description="History service: NATS monitoring endpoints (http://host:8222), comma-separated, read"
+        " into the actormesh_nats_server_* metrics every QUEUE_METRICS_INTERVAL_S; unset = not read.",
+    )
     history_backup_dir: str | None = Field(
         None, description="History service: directory for snapshots of the store; unset = no backups."
     )

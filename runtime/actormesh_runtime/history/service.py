@@ -25,6 +25,7 @@ from pydantic import ValidationError
 
 from actormesh_runtime.bus.connection import open_bus
 from actormesh_runtime.bus.queue_metrics import QueueMetrics
+from actormesh_runtime.bus.server_metrics import NatsServerMetrics
 from actormesh_runtime.catalog import Subjects
 from actormesh_runtime.envelope import HistoryEvent
 from actormesh_runtime.history.backup import BackupLoop, WriterLock, backup_loop, hold_writer_lock
@@ -81,6 +82,8 @@ class HistoryService:
         self.queue_metrics: QueueMetrics | None = None
         """The mesh's queue gauges: this single-replica service is the one process that reports them."""
         self._writer_lock: WriterLock | None = None
+        self.server_metrics: NatsServerMetrics | None = None
+        """The NATS servers' own figures (NATS_MONITOR_URLS), reported by this one process too."""
         self.backups: BackupLoop | None = None
         """Snapshots of the store (history/backup.py), when HISTORY_BACKUP_DIR is set."""
 
@@ -124,6 +127,9 @@ class HistoryService:
         )
         self.queue_metrics.start()
         s = self.settings
+        monitor_urls = (s.nats_monitor_urls or "").split(",")
+        self.server_metrics = NatsServerMetrics(monitor_urls, interval_s=s.queue_metrics_interval_s)
+        self.server_metrics.start()
         self.backups = backup_loop(
             self.store.path,
             s.history_backup_dir,
@@ -141,6 +147,8 @@ class HistoryService:
             await self.queue_metrics.stop()
         if self.backups is not None:
             await self.backups.stop()
+        if self.server_metrics is not None:
+            await self.server_metrics.stop()
         for task in self._tasks:
             with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(task, timeout=FETCH_WAIT_S + 5)
