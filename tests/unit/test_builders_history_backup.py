@@ -1,4 +1,5 @@
-"""spec.history.backup → the history StatefulSet's snapshot settings and volume, and the backups' own PVC."""
+"""spec.history.backup → the history StatefulSet's snapshot settings and volume, and the backups' own
+PVC; and the NATS monitoring endpoints the history service reads (NATS_MONITOR_URLS)."""
 
 from __future__ import annotations
 
@@ -90,3 +91,15 @@ def test_existing_claim_is_mounted_and_none_is_created() -> None:
 def test_bad_backup_specs_name_the_field(backup: dict[str, Any], message: str) -> None:
     with pytest.raises(InvalidSpec, match=message):
         make_mesh({"history": {"backup": backup}})
+
+
+@pytest.mark.parametrize(("replicas", "count"), [(1, 1), (3, 3)], ids=["single", "cluster"])
+def test_history_reads_every_managed_nats_server_monitor(replicas: int, count: int) -> None:
+    urls = env_of(_history({"nats": {"replicas": replicas}}))["NATS_MONITOR_URLS"].split(",")
+    assert urls == [
+        f"http://demo-nats-{i}.demo-nats-headless.shop.svc.cluster.local:8222" for i in range(count)
+    ]
+
+
+def test_no_nats_monitor_urls_for_an_external_nats() -> None:
+    assert "NATS_MONITOR_URLS" not in env_of(_history({"nats": {"external": {"url": "nats://n.infra:4222"}}}))

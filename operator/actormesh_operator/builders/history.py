@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from actormesh_operator.api.spec import ActorMesh
-from actormesh_operator.builders import labels, names
+from actormesh_operator.builders import labels, names, nats
 from actormesh_operator.builders.meta import Manifest, manifest, object_meta, template_meta
 from actormesh_operator.builders.runtime_config import HISTORY_KEYS, hash_for
 from actormesh_operator.builders.volumes import retention_policy, volume_claim_template
@@ -86,6 +86,12 @@ def build_history_service(mesh: ActorMesh) -> Manifest:
     )
 
 
+def _monitor_env(mesh: ActorMesh, settings: OperatorSettings) -> list[dict[str, Any]]:
+    """NATS_MONITOR_URLS: the managed NATS servers the history service reads metrics from."""
+    urls = nats.monitor_urls(mesh, settings)
+    return [{"name": Env.NATS_MONITOR_URLS, "value": ",".join(urls)}] if urls else []
+
+
 def build_history_statefulset(mesh: ActorMesh, settings: OperatorSettings) -> Manifest:
     history = mesh.spec.history
     ca_volumes, ca_mounts = nats_ca_volume(mesh)
@@ -98,6 +104,7 @@ def build_history_statefulset(mesh: ActorMesh, settings: OperatorSettings) -> Ma
         resources=history.resources.to_k8s(),
         env=[
             {"name": Env.SQLITE_DB_PATH, "value": DB_PATH},
+            *_monitor_env(mesh, settings),
             *backup_env,
             *nats_credentials_env(mesh, HISTORY_USER),
         ],
