@@ -100,11 +100,16 @@ async def take_snapshot(db_path: str | Path, directory: str | Path, *, now: date
     """Write a consistent copy of the live database into `directory`; returns the snapshot's path."""
     source, temp, final = await asyncio.to_thread(_prepare, db_path, directory, now or datetime.now(UTC))
     # A reader of its own: the writer's connection stays free, WAL lets both proceed.
-    async with aiosqlite.connect(f"file:{source}?mode=ro", uri=True, timeout=5.0) as reader:
+    async with aiosqlite.connect(_read_only_uri(source), uri=True, timeout=5.0) as reader:
         cursor = await reader.execute("VACUUM INTO ?", (str(temp),))
         await cursor.close()
     await asyncio.to_thread(_publish, temp, final)
     return final
+
+
+def _read_only_uri(path: Path) -> str:
+    """A read-only SQLite URI for an absolute path (percent-encoded: `?`, `#` and `%` are legal in names)."""
+    return f"{path.as_uri()}?mode=ro"
 
 
 def _prepare(db_path: str | Path, directory: str | Path, now: datetime) -> tuple[Path, Path, Path]:
@@ -179,7 +184,11 @@ class BackupLoop:
         self._wake.clear()
 
     async def _run(self) -> None:
-        delay = await asyncio.to_thread(self._first_delay)
+        try:
+            delay = await asyncio.to_thread(self._first_delay)
+        except OSError as exc:  # unreadable directory: the first snapshot attempt will say more
+            log.warning("history backup directory not listed", extra={"error": repr(exc)})
+            delay = 0.0
         while True:
             await self._sleep(delay)
             delay = self.interval_s if await self.run_once() else min(self.interval_s, RETRY_AFTER_FAILURE_S)
@@ -256,7 +265,7 @@ def verify_snapshot(path: str | Path, *, max_schema: int) -> int:
     if not source.is_file():
         raise RestoreError(f"{source}: no such snapshot")
     try:
-        conn = sqlite3.connect(f"file:{source.resolve()}?mode=ro", uri=True)
+        conn = sqlite3.connect(_read_only_uri(source.resolve()), uri=True)
         try:
             problems = [str(row[0]) for row in conn.execute("PRAGMA integrity_check")]
             if problems != ["ok"]:
