@@ -43,6 +43,13 @@ def route_crd(operators: OperatorFactory) -> Iterator[Path]:
         kube.kubectl("delete", "crd", CRD_NAME, "--ignore-not-found", "--wait=true", check=False)
 
 
+def _established(kube: KubeControlPlane) -> bool:
+    """`kubectl wait` fails outright while the new CRD has no conditions yet: poll instead."""
+    crd = json.loads(kube.kubectl("get", "crd", CRD_NAME, "-o", "json").stdout)
+    conditions = (crd.get("status") or {}).get("conditions") or []
+    return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
+
+
 def _route_condition(kube: KubeControlPlane, ns: str, mesh: str) -> dict[str, Any]:
     live = try_get(kube, ns, "actormesh", mesh)
     return condition(live, "HTTPRouteReady") if live else {}
@@ -93,7 +100,7 @@ def test_http_route_without_then_with_the_gateway_api_crds(
 
     operators.stop_all()
     kube.kubectl("apply", "--server-side", "-f", str(route_crd))
-    kube.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{CRD_NAME}")
+    eventually(lambda: _established(kube), what=f"{CRD_NAME} established", timeout_s=60)
     operators.start()  # a fresh discovery (a running operator re-checks within a minute)
 
     cond = _wait_reason(kube, ns, mesh, "HTTPRoutePending")
