@@ -19,6 +19,7 @@ from actormesh_runtime.catalog import Subjects
 from actormesh_runtime.history import backup
 from actormesh_runtime.history.protocol import HistoryClient
 from actormesh_runtime.history.service import HistoryService
+from actormesh_runtime.history.store import SCHEMA_VERSION
 from actormesh_runtime.settings import RuntimeSettings
 from tests.integration.test_history import history_event
 from tests.support.eventually import eventually_async
@@ -142,13 +143,20 @@ async def test_snapshot_then_restore_brings_every_turn_back(
         code, out = await _cli("restore", "--from", str(snapshot), "--db", str(db))
         assert code == 1, out
         assert "held by a running history service" in out
+        # A snapshot on demand from another process (kubectl exec), next to the running writer.
+        code, out = await _cli("snapshot", "--db", str(db), "--dir", str(backups))
+        assert code == 0, out
+        on_demand = _newest(backups)
+        assert on_demand is not None
+        assert on_demand != snapshot
+        assert backup.verify_snapshot(on_demand, max_schema=SCHEMA_VERSION) == len(ids) * 2
     finally:
         await service.stop()
 
     code, listing = await _cli("backups", "--dir", str(backups))
     assert code == 0, listing
     assert str(snapshot) in listing
-    assert len(listing.strip().splitlines()) == 2
+    assert len(listing.strip().splitlines()) == 3
 
     _damage(db, how)
     code, out = await _cli("restore", "--from", str(snapshot), "--db", str(db))

@@ -73,9 +73,10 @@ def test_verify_refuses_what_is_not_a_history_store(tmp_path: Path) -> None:
         (["history"], None),
         (["history", "--db", "/d/h.db"], None),
         (["history", "backups", "--dir", "/b"], "backups"),
+        (["history", "snapshot", "--db", "/d/h.db", "--dir", "/b"], "snapshot"),
         (["history", "restore", "--from", "/b/s.db", "--db", "/d/h.db", "--force"], "restore"),
     ],
-    ids=["serve", "serve-with-db", "list", "restore"],
+    ids=["serve", "serve-with-db", "list", "snapshot", "restore"],
 )
 def test_history_command_line(argv: list[str], action: str | None) -> None:
     parsed = parse(argv)

@@ -5,6 +5,7 @@ answers reads over NATS request/reply. Serves /healthz, /readyz and /metrics on 
 Run exactly one (in Kubernetes: a one-replica StatefulSet with a volume for SQLITE_DB_PATH).
 
 `actormesh history backups` lists the snapshots in HISTORY_BACKUP_DIR (or `--dir`);
+`actormesh history snapshot` takes one now (a reader: safe next to the running service);
 `actormesh history restore --from SNAPSHOT [--db PATH] [--force]` verifies one and puts it in place of
 the database (docs/backups.md: the procedure in Kubernetes). Neither needs NATS.
 """
@@ -37,6 +38,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     listing.add_argument("--dir", help="backup directory (default: $HISTORY_BACKUP_DIR)")
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
+    snapshot = tools.add_parser(
+        "snapshot",
+        help="take a snapshot now (safe while the service runs: it only reads), then prune",
+        argument_default=argparse.SUPPRESS,
+    )
+    snapshot.add_argument("--db", help="database to copy (default: $SQLITE_DB_PATH)")
+    snapshot.add_argument("--dir", help="backup directory (default: $HISTORY_BACKUP_DIR)")
     restore = tools.add_parser(
         "restore",
         help="verify a snapshot and put it in place of the database (the service must be stopped)",
@@ -99,6 +107,24 @@ def _backups(settings: RuntimeSettings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _snapshot(settings: RuntimeSettings, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from actormesh_runtime.history.backup import prune_snapshots, take_snapshot
+
+    directory = getattr(args, "dir", None) or settings.history_backup_dir
+    if not directory:
+        print("error: no backup directory: pass --dir or set HISTORY_BACKUP_DIR", file=sys.stderr)
+        return 2
+    if not Path(settings.sqlite_db_path).is_file():
+        print(f"error: {settings.sqlite_db_path}: no such database", file=sys.stderr)
+        return 1
+    path = asyncio.run(take_snapshot(settings.sqlite_db_path, directory))
+    removed = prune_snapshots(directory, settings.history_backup_retention)
+    print(f"snapshot {path} ({path.stat().st_size} bytes); {len(removed)} old snapshot(s) pruned")
+    return 0
+
+
 def _restore(settings: RuntimeSettings, args: argparse.Namespace) -> int:
     from actormesh_runtime.history.backup import RestoreError, restore
     from actormesh_runtime.history.store import SCHEMA_VERSION
@@ -125,7 +151,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.action is not None:
         settings = settings_from(args, {"db": "sqlite_db_path"})
-        return _backups(settings, args) if args.action == "backups" else _restore(settings, args)
+        action = {"backups": _backups, "snapshot": _snapshot, "restore": _restore}[args.action]
+        return action(settings, args)
     options = {**BUS_OPTIONS, "db": "sqlite_db_path", "http_port": "actor_http_port"}
     settings = settings_from(args, options)
     configure_logging(settings)
