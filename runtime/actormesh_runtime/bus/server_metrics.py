@@ -204,9 +204,11 @@ class NatsServerMetrics:
     async def _read(self, client: httpx.AsyncClient, server: str, url: str) -> Sample | None:
         try:
             varz = (await client.get(f"{url}/varz")).raise_for_status().json()
-            jetstream = bool(varz.get("jetstream", {}).get("config"))
+            if not isinstance(varz, dict):
+                raise ValueError("/varz is not a JSON object")
+            jetstream = bool((varz.get("jetstream") or {}).get("config"))
             jsz = (await client.get(f"{url}/jsz")).raise_for_status().json() if jetstream else None
-        except (httpx.HTTPError, ValueError) as exc:
+        except Exception as exc:  # unreachable, an error status, or not the JSON we expect: down, counted
             SCRAPE_ERRORS.labels(server).inc()
             log.warning("nats monitoring endpoint not read", extra={"server": server, "error": repr(exc)})
             return None
