@@ -32,7 +32,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_bus_options(parser)
     parser.add_argument("--http-port", type=int, help="/healthz /readyz /metrics port (0 = random)")
-    tools = parser.add_subparsers(dest="action", metavar="ACTION")
+    tools = parser.add_subparsers(
+        dest="action",
+        metavar="[ACTION]",
+        title="actions (without one: run the service)",
+    )
     listing = tools.add_parser(
         "backups", help="list the snapshots, oldest first", argument_default=argparse.SUPPRESS
     )
