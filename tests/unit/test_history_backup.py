@@ -85,3 +85,47 @@ def test_history_command_line(argv: list[str], action: str | None) -> None:
     assert args.action == action
     if action == "restore":
         assert (args.snapshot, args.db, args.force) == ("/b/s.db", "/d/h.db", True)
+
+
+def _store(path: Path, turns: int) -> Path:
+    """A minimal history store file (schema v1's table is enough for the checks restore makes)."""
+    db = sqlite3.connect(path)
+    try:
+        db.execute("CREATE TABLE turns (id INTEGER PRIMARY KEY, text TEXT)")
+        db.executemany("INSERT INTO turns (text) VALUES (?)", [(f"t{i}",) for i in range(turns)])
+        db.execute("PRAGMA user_version = 1")
+        db.commit()
+    finally:
+        db.close()
+    return path
+
+
+def _count(path: Path) -> int:
+    db = sqlite3.connect(path)
+    try:
+        return int(db.execute("SELECT COUNT(*) FROM turns").fetchone()[0])
+    finally:
+        db.close()
+
+
+def test_restore_refuses_a_held_database_unless_forced_and_keeps_the_old_one(tmp_path: Path) -> None:
+    snapshot, db = _store(tmp_path / "snap.db", 4), _store(tmp_path / "live.db", 1)
+    Path(f"{db}-wal").write_bytes(b"stale wal")
+    holder = backup.WriterLock(db)
+    assert holder.acquire()
+    try:
+        with pytest.raises(backup.RestoreError, match="held by a running history service"):
+            backup.restore(snapshot, db, max_schema=3)
+        assert _count(db) == 1
+
+        done = backup.restore(snapshot, db, max_schema=3, force=True)
+    finally:
+        holder.release()
+
+    assert done.turns == 4
+    assert _count(db) == 4
+    assert done.kept_previous is not None
+    assert _count(done.kept_previous) == 1
+    assert not Path(f"{db}-wal").exists(), "a stale WAL must not be replayed into the restored file"
+    assert Path(f"{done.kept_previous}-wal").read_bytes() == b"stale wal"
+    assert db.stat().st_mode & 0o777 == 0o600
