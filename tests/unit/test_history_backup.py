@@ -110,14 +110,13 @@ def _count(path: Path) -> int:
 
 def test_restore_refuses_a_held_database_unless_forced_and_keeps_the_old_one(tmp_path: Path) -> None:
     snapshot, db = _store(tmp_path / "snap.db", 4), _store(tmp_path / "live.db", 1)
-    Path(f"{db}-wal").write_bytes(b"stale wal")
     holder = backup.WriterLock(db)
     assert holder.acquire()
     try:
         with pytest.raises(backup.RestoreError, match="held by a running history service"):
             backup.restore(snapshot, db, max_schema=3)
         assert _count(db) == 1
-
+        Path(f"{db}-wal").write_bytes(b"stale wal")  # after the read: closing would remove a stray one
         done = backup.restore(snapshot, db, max_schema=3, force=True)
     finally:
         holder.release()
