@@ -122,9 +122,9 @@ def test_restore_refuses_a_held_database_unless_forced_and_keeps_the_old_one(tmp
         holder.release()
 
     assert done.turns == 4
-    assert _count(db) == 4
     assert done.kept_previous is not None
-    assert _count(done.kept_previous) == 1
+    assert Path(f"{done.kept_previous}-wal").read_bytes() == b"stale wal"  # before any open removes it
     assert not Path(f"{db}-wal").exists(), "a stale WAL must not be replayed into the restored file"
-    assert Path(f"{done.kept_previous}-wal").read_bytes() == b"stale wal"
+    assert _count(done.kept_previous) == 1
+    assert _count(db) == 4
     assert db.stat().st_mode & 0o777 == 0o600
