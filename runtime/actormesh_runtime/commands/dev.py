@@ -92,14 +92,16 @@ def banner(url: str, mesh: object) -> str:
     lines = [
         "",
         f"  ActorMesh is running. Chat with the support agent: {url}/widget",
+        f"  Agent console (escalations, answered by people): {url}/console",
         f"  API docs {url}/docs   health {url}/api/ready   NATS {mesh.settings.nats_url}",
         '  Try: actormesh chat --email john.doe@example.com "Where is my order ORD-10002?"'
         + (f" --url {url}" if not url.endswith(":8000") else ""),
         (
-            "  Auth: OFF (anonymous mode): anyone who can reach this port can act as any customer. "
-            "Set JWT_SECRET to turn it on."
+            "  Auth: OFF (anonymous mode): anyone who can reach this port can act as any customer, "
+            "and callers on this machine are agents in the console. Set JWT_SECRET to turn it on."
             if anonymous
-            else "  Auth: on (JWT_SECRET). Mint a customer's token: actormesh token --email EMAIL"
+            else "  Auth: on (JWT_SECRET). Mint a customer's token: actormesh token --email EMAIL "
+            "(an agent's: add --role agent)"
         ),
         "  Ctrl-C stops everything.",
         "",
@@ -134,6 +136,7 @@ async def serve(settings: RuntimeSettings, *, data_dir: Path, nats_url: str | No
 
 
 def run(args: argparse.Namespace) -> int:
+    from actormesh_runtime.commands import eventloop
     from actormesh_runtime.observability.logging import configure_logging
 
     chosen = choose_auth(_settings(args), anonymous_flag=args.anonymous)
@@ -144,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
     configure_logging(settings, level="INFO" if args.verbose else "WARNING")
     data_dir = args.data_dir if args.data_dir is not None else DEFAULT_DATA_DIR
     try:
-        return asyncio.run(serve(settings, data_dir=data_dir, nats_url=args.nats_url))
+        return eventloop.run(serve(settings, data_dir=data_dir, nats_url=args.nats_url), settings.event_loop)
     except OSError as exc:
         print(f"actormesh dev: cannot serve on {settings.host}:{settings.port}: {exc.strerror or exc}"
               " (use --port to pick another)", file=sys.stderr)  # fmt: skip

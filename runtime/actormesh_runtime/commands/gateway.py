@@ -42,12 +42,14 @@ async def serve(settings: RuntimeSettings) -> int:
         header_read_timeout_s=settings.header_read_timeout_s,
     )
     async with server:
-        print(f"ActorMesh gateway on {server.url} (chat widget: {server.url}/widget)", flush=True)
+        url = server.url
+        print(f"ActorMesh gateway on {url} (chat: {url}/widget, agent console: {url}/console)", flush=True)
         await stop.wait()
     return 0
 
 
 def run(args: argparse.Namespace) -> int:
+    from actormesh_runtime.commands import eventloop
     from actormesh_runtime.commands.options import BUS_OPTIONS, settings_from
     from actormesh_runtime.gateway.auth import AuthNotConfigured
     from actormesh_runtime.observability.logging import configure_logging
@@ -55,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from(args, {**BUS_OPTIONS, "host": "host", "port": "port"})
     configure_logging(settings)
     try:
-        return asyncio.run(serve(settings))
+        return eventloop.run(serve(settings), settings.event_loop)
     except AuthNotConfigured as exc:
         print(f"actormesh gateway: refusing to start: {exc}", file=sys.stderr)
         return 2

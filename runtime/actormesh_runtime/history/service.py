@@ -25,9 +25,13 @@ from pydantic import ValidationError
 
 from actormesh_runtime.bus.connection import open_bus
 from actormesh_runtime.bus.queue_metrics import QueueMetrics
+from actormesh_runtime.bus.server_metrics import NatsServerMetrics
 from actormesh_runtime.catalog import Subjects
 from actormesh_runtime.envelope import HistoryEvent
-from actormesh_runtime.history.protocol import HistoryAnswer, HistoryQuery
+from actormesh_runtime.escalations import LookupAnswer
+from actormesh_runtime.history.backup import BackupLoop, WriterLock, backup_loop, hold_writer_lock
+from actormesh_runtime.history.escalation_ops import EscalationOps
+from actormesh_runtime.history.protocol import ESCALATION_OPS, HistoryAnswer, HistoryQuery
 from actormesh_runtime.history.store import HistoryStore
 from actormesh_runtime.screening import describe_invalid
 from actormesh_runtime.settings import RuntimeSettings
@@ -74,11 +78,18 @@ class HistoryService:
         self._owns_nc = nc is None
         self._tasks: list[asyncio.Task[None]] = []
         self._query_sub: Any = None
+        self._lookup_sub: Any = None
         self._pull_sub: Any = None
+        self.escalation_ops = EscalationOps(self.store, self.subjects)
         self._stopping = asyncio.Event()
         self.consumer_bound = False
         self.queue_metrics: QueueMetrics | None = None
         """The mesh's queue gauges: this single-replica service is the one process that reports them."""
+        self._writer_lock: WriterLock | None = None
+        self.server_metrics: NatsServerMetrics | None = None
+        """The NATS servers' own figures (NATS_MONITOR_URLS), reported by this one process too."""
+        self.backups: BackupLoop | None = None
+        """Snapshots of the store (history/backup.py), when HISTORY_BACKUP_DIR is set."""
 
     @property
     def nc(self) -> NATS:
@@ -99,6 +110,7 @@ class HistoryService:
 
     async def start(self) -> None:
         self._stopping.clear()
+        self._writer_lock = await asyncio.to_thread(hold_writer_lock, self.store.path)
         await self.store.open()
         name = f"actormesh-history-{self.settings.mesh_name}"
         self._nc = await open_bus(self.settings, name=name, nc=self._nc)
@@ -106,6 +118,11 @@ class HistoryService:
         self._query_sub = await self._nc.subscribe(
             self.subjects.history_query, queue=QUERY_QUEUE_GROUP, cb=self._answer
         )
+        self.escalation_ops.nc = self._nc
+        self._lookup_sub = await self._nc.subscribe(
+            self.subjects.escalations_lookup, queue=QUERY_QUEUE_GROUP, cb=self._answer_lookup
+        )
+        await self.escalation_ops.refresh_gauge()
         self._pull_sub = sub = await js.pull_subscribe(
             self.subjects.history_events,
             durable=self.subjects.history_consumer,
@@ -118,6 +135,18 @@ class HistoryService:
             js, self.subjects, interval_s=self.settings.queue_metrics_interval_s
         )
         self.queue_metrics.start()
+        s = self.settings
+        monitor_urls = (s.nats_monitor_urls or "").split(",")
+        self.server_metrics = NatsServerMetrics(monitor_urls, interval_s=s.queue_metrics_interval_s)
+        self.server_metrics.start()
+        self.backups = backup_loop(
+            self.store.path,
+            s.history_backup_dir,
+            interval_s=s.history_backup_interval_s,
+            keep=s.history_backup_retention,
+        )
+        if self.backups is not None:
+            self.backups.start()
         log.info("history service started", extra={"db": str(self.store.path), "mesh": self.subjects.mesh})
 
     async def stop(self) -> None:
@@ -125,22 +154,29 @@ class HistoryService:
         self._stopping.set()
         if self.queue_metrics is not None:
             await self.queue_metrics.stop()
+        if self.backups is not None:
+            await self.backups.stop()
+        if self.server_metrics is not None:
+            await self.server_metrics.stop()
         for task in self._tasks:
             with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(task, timeout=FETCH_WAIT_S + 5)
         self._tasks.clear()
         # Unsubscribe both, or a later drain of a shared connection waits on them forever.
-        for sub in (self._query_sub, self._pull_sub):
+        for sub in (self._query_sub, self._lookup_sub, self._pull_sub):
             if sub is not None:
                 with contextlib.suppress(Exception):
                     await sub.unsubscribe()
-        self._query_sub = self._pull_sub = None
+        self._query_sub = self._lookup_sub = self._pull_sub = None
         self.consumer_bound = False
         if self._owns_nc and self._nc is not None:
             with contextlib.suppress(Exception):
                 await self._nc.drain()
             self._nc = None
         await self.store.close()
+        if self._writer_lock is not None:
+            self._writer_lock.release()
+            self._writer_lock = None
 
     async def __aenter__(self) -> HistoryService:
         await self.start()
@@ -178,6 +214,9 @@ class HistoryService:
             return
         try:
             added = await self.store.add_events(events)
+            # New escalation records are announced before the ack: a crash in between announces
+            # again on redelivery (the events stream drops the duplicate by its msg id).
+            await self.escalation_ops.announce([e.escalation.ref for e in events if e.escalation is not None])
         except Exception:
             # Not acked: JetStream redelivers after ack_wait; the insert is idempotent.
             log.exception("history write failed; events will be redelivered")
@@ -204,10 +243,24 @@ class HistoryService:
             with contextlib.suppress(Exception):
                 await msg.respond(answer.model_dump_json().encode())
 
+    async def _answer_lookup(self, msg: Msg) -> None:
+        """An actor's escalation lookup (`escalations.EscalationLookup`)."""
+        QUERIES.labels("escalation_lookup").inc()
+        try:
+            answer = await self.escalation_ops.lookup(msg.data)
+        except Exception as exc:
+            log.exception("escalation lookup failed")
+            answer = LookupAnswer(ok=False, error=type(exc).__name__)
+        if msg.reply:
+            with contextlib.suppress(Exception):
+                await msg.respond(answer.model_dump_json().encode())
+
     async def _query(self, query: HistoryQuery) -> HistoryAnswer:
         QUERIES.labels(query.op).inc()
         if query.op == "ping":
             return HistoryAnswer()
+        if query.op in ESCALATION_OPS:
+            return await self.escalation_ops.answer(query)
         if query.op == "conversation":
             if not query.session_id:
                 return HistoryAnswer(ok=False, error="session_id is required")
