@@ -8,12 +8,16 @@ the stream's duplicate window. Results and progress are core NATS (best effort, 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Literal
 
 from nats.aio.client import Client as NATS
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import PubAck
+from nats.js.errors import NoStreamResponseError
 
 from actormesh_runtime.catalog import ActorName, Subjects
 from actormesh_runtime.envelope import Envelope, ProgressEvent
@@ -23,6 +27,12 @@ from .size import check_fits
 log = logging.getLogger(__name__)
 
 MSG_ID_HEADER = "Nats-Msg-Id"
+PUBLISH_RETRY_BUDGET_S = 10.0
+"""How long an acked publish keeps retrying while the stream answers nobody: in a clustered NATS, the
+stream's leader election after losing a server takes a few seconds (e2e: one NATS pod deleted)."""
+PUBLISH_RETRY_DELAYS_S = (0.1, 0.25, 0.5, 1.0)
+"""Pause before each retry; the last one repeats until the budget is spent."""
+NO_STREAM_ANSWER = (NoStreamResponseError, NoRespondersError, NatsTimeoutError)
 
 
 async def publish_to_current(js: JetStreamContext, subjects: Subjects, envelope: Envelope) -> PubAck:
@@ -35,13 +45,25 @@ async def publish_to_current(js: JetStreamContext, subjects: Subjects, envelope:
 async def publish_payload(
     js: JetStreamContext, subjects: Subjects, envelope: Envelope, payload: bytes
 ) -> PubAck:
-    """`publish_to_current` for a caller that already encoded (and size-checked) `envelope`."""
-    return await js.publish(
-        subjects.actor(envelope.slip.current),
-        payload,
-        stream=subjects.stream,
-        headers={MSG_ID_HEADER: envelope.dedup_id()},
-    )
+    """`publish_to_current` for a caller that already encoded (and size-checked) `envelope`.
+
+    Retried within PUBLISH_RETRY_BUDGET_S while the stream gives no answer (no leader yet, or the ack
+    got lost): the message id makes a retry of a publish that did land a duplicate the stream drops."""
+    subject = subjects.actor(envelope.slip.current)
+    headers = {MSG_ID_HEADER: envelope.dedup_id()}
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + PUBLISH_RETRY_BUDGET_S
+    attempt = 0
+    while True:
+        try:
+            return await js.publish(subject, payload, stream=subjects.stream, headers=headers)
+        except NO_STREAM_ANSWER as exc:
+            delay = PUBLISH_RETRY_DELAYS_S[min(attempt, len(PUBLISH_RETRY_DELAYS_S) - 1)]
+            if loop.time() + delay > deadline:
+                raise
+            attempt += 1
+            log.info("stream did not answer, retrying", extra={"subject": subject, "error": repr(exc)})
+            await asyncio.sleep(delay)
 
 
 async def submit(js: JetStreamContext, subjects: Subjects, envelope: Envelope) -> PubAck:
