@@ -168,9 +168,12 @@ window.actormeshApprovals = {
       if (!append) state.items.clear();
       (page.items || []).forEach((r) => state.items.set(r.id, r));
       state.cursor = page.next_cursor || null;
+      $("approvals-error").hidden = true;
       renderList();
     } catch (e) {
-      ctx.showError("Loading the approval requests failed: " + e.message, "connection");
+      // Shown in the list it concerns: the escalation queue beside it may be working fine.
+      $("approvals-error").textContent = "Loading the approval requests failed: " + e.message;
+      $("approvals-error").hidden = false;
     }
   }
 
