@@ -211,7 +211,9 @@ window.actormeshApprovals = {
       const body = await api("GET", "/api/approvals/" + encodeURIComponent(id));
       if (mine !== seq) return;
       const record = body && body.approval ? body.approval : body;
-      renderDetail(record, (body && body.turns) || [], true);
+      const turns = await conversationOf(record, body);
+      if (mine !== seq) return;
+      renderDetail(record, turns, true);
       $("approval-title").focus();
     } catch (e) {
       if (mine !== seq) return;
@@ -220,6 +222,18 @@ window.actormeshApprovals = {
       $("approval-title").textContent = id;
       $("approval-state").hidden = $("approval-priority").hidden = true;
       ctx.showError(e.message);
+    }
+  }
+
+  // The conversation comes with the record (`{"approval", "turns"}`); a gateway that sends the bare
+  // record still has it on the escalation of the same conversation, when there is one.
+  async function conversationOf(record, body) {
+    if (body && Array.isArray(body.turns)) return body.turns;
+    if (!record || !record.ref) return [];
+    try {
+      return (await api("GET", "/api/escalations/" + encodeURIComponent(record.ref))).turns || [];
+    } catch (e) {
+      return [];
     }
   }
 
@@ -341,7 +355,7 @@ window.actormeshApprovals = {
     try {
       const body = await api("GET", "/api/approvals/" + encodeURIComponent(id));
       const record = body && body.approval ? body.approval : body;
-      if (state.selected === id) renderDetail(record, (body && body.turns) || state.turns);
+      if (state.selected === id) renderDetail(record, Array.isArray(body && body.turns) ? body.turns : state.turns);
       onApproval("approval.updated", record);
     } catch (e) { /* the error already shown says what went wrong */ }
   }
@@ -355,7 +369,8 @@ window.actormeshApprovals = {
     try {
       const page = await api("GET", "/api/approvals?" + new URLSearchParams({ ref: esc.ref, limit: "50" }));
       if (mine !== escSeq) return;
-      const items = (page.items || []).map(normalizeApproval);
+      // Filtered here too: a gateway without the `ref` filter answers with every request.
+      const items = (page.items || []).filter((r) => r.ref === esc.ref).map(normalizeApproval);
       $("esc-approvals-title").hidden = box.hidden = items.length === 0;
       box.replaceChildren(...items.map((a) => {
         const entry = el("div", "esc-approval");
