@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from actormesh_runtime.gateway import agent_ws, chat, escalations_api, health, history_api, ws
 from actormesh_runtime.gateway.admission import Admission, BodyReadTimeout, subject_with_verifier
 from actormesh_runtime.gateway.auth import AuthError, TokenVerifier
+from actormesh_runtime.gateway.console import add_console
 from actormesh_runtime.gateway.docs import add_docs
 from actormesh_runtime.gateway.inflight import InFlight
 from actormesh_runtime.gateway.limits import BodySizeLimit, body_limit
@@ -101,6 +102,7 @@ def create_app(
         app.include_router(module.router)
     _add_error_handlers(app)
     _add_pages(app)
+    add_console(app, mode="loopback" if verifier is None else "bearer")
     add_docs(app)
     return app
 
