@@ -19,6 +19,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from actormesh_runtime.approvals import ApprovalRecord
 from actormesh_runtime.catalog import DEFAULT_ROUTE, ERROR_ROUTE, ActorName
 from actormesh_runtime.escalations import EscalationRecord, FollowUp
 
@@ -422,3 +423,5 @@ class HistoryEvent(_Model):
     result: FinalResult
     escalation: EscalationRecord | None = None
     """Set when the mesh escalated: stored with the turns, in the same transaction (idempotent on ref)."""
+    approvals: list[ApprovalRecord] = Field(default_factory=list)
+    """Actions waiting for a person's approval: stored with the turns, idempotent on their id."""

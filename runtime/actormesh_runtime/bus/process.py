@@ -21,6 +21,7 @@ from actormesh_runtime.catalog import ActorName, Subjects
 from actormesh_runtime.resources import ActorDeps
 from actormesh_runtime.settings import RuntimeSettings
 
+from .approval_executor import ApprovalExecutor
 from .connection import connect, open_bus
 from .health import HealthServer
 from .host import ActorHost
@@ -105,13 +106,21 @@ class ActorProcess:
             await open_bus(self.settings, nc=nc)
             js = nc.jetstream()
             subjects = Subjects(self.settings.mesh_name)
-            actor = self.factory(self.name, ActorDeps(settings=self.settings, publisher=BusPublisher(nc, js)))
+            deps = ActorDeps(settings=self.settings, publisher=BusPublisher(nc, js))
+            actor = self.factory(self.name, deps)
             await actor.start()
+            executor = (
+                ApprovalExecutor(nc, subjects, deps) if self.name is ActorName.EXECUTION_COORDINATOR else None
+            )
             try:
                 self.host = ActorHost(actor, nc, js, subjects, self.settings)
                 await self.host.start()
+                if executor is not None:  # approved actions run where order changes are allowed
+                    await executor.start()
                 await self.stop_event.wait()
                 log.info("draining", extra={"actor": self.name.value, "in_flight": self.host.in_flight})
+                if executor is not None:
+                    await executor.stop()
                 await self.host.stop()
             finally:
                 await actor.stop()

@@ -28,7 +28,6 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from actormesh_runtime.envelope import FinalResult, ProgressEvent
-from actormesh_runtime.escalations import EscalationEvent
 from actormesh_runtime.gateway.auth import (
     WS_PROTOCOL,
     AuthError,
@@ -38,6 +37,7 @@ from actormesh_runtime.gateway.auth import (
     bearer_from_subprotocols,
 )
 from actormesh_runtime.gateway.deps import get_verifier
+from actormesh_runtime.gateway.escalation_feed import PersonReply
 from actormesh_runtime.gateway.inflight import InFlight, LimitReached
 from actormesh_runtime.gateway.metrics import CHATS, WS_CONNECTIONS
 from actormesh_runtime.gateway.models import (
@@ -183,18 +183,15 @@ class ChatSocket:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    async def _on_escalation(self, event: EscalationEvent) -> None:
-        """An agent's reply in this session, from any replica (only to the customer who owns it)."""
-        reply = event.reply
-        if reply is None:
-            return
-        if self.principal.email is not None and event.escalation.customer.email != self.principal.email:
+    async def _on_escalation(self, reply: PersonReply) -> None:
+        """What a person told this session's customer, from any replica (only to that customer)."""
+        if self.principal.email is not None and reply.customer_email != self.principal.email:
             return
         await self.send(
             "agent_reply",
             {
                 "session_id": self.session_id,
-                "ref": event.escalation.ref,
+                "ref": reply.ref,
                 "agent": reply.agent,
                 "text": reply.text,
                 "at": reply.at.isoformat(),

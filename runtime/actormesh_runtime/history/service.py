@@ -28,8 +28,9 @@ from actormesh_runtime.bus.queue_metrics import QueueMetrics
 from actormesh_runtime.catalog import Subjects
 from actormesh_runtime.envelope import HistoryEvent
 from actormesh_runtime.escalations import LookupAnswer
+from actormesh_runtime.history.approval_ops import ApprovalOps
 from actormesh_runtime.history.escalation_ops import EscalationOps
-from actormesh_runtime.history.protocol import ESCALATION_OPS, HistoryAnswer, HistoryQuery
+from actormesh_runtime.history.protocol import APPROVAL_OPS, ESCALATION_OPS, HistoryAnswer, HistoryQuery
 from actormesh_runtime.history.store import HistoryStore
 from actormesh_runtime.screening import describe_invalid
 from actormesh_runtime.settings import RuntimeSettings
@@ -79,6 +80,7 @@ class HistoryService:
         self._lookup_sub: Any = None
         self._pull_sub: Any = None
         self.escalation_ops = EscalationOps(self.store, self.subjects)
+        self.approval_ops = ApprovalOps(self.store, self.subjects)
         self._stopping = asyncio.Event()
         self.consumer_bound = False
         self.queue_metrics: QueueMetrics | None = None
@@ -115,6 +117,7 @@ class HistoryService:
             self.subjects.escalations_lookup, queue=QUERY_QUEUE_GROUP, cb=self._answer_lookup
         )
         await self.escalation_ops.refresh_gauge()
+        await self.approval_ops.start(self._nc, self._stopping)
         self._pull_sub = sub = await js.pull_subscribe(
             self.subjects.history_events,
             durable=self.subjects.history_consumer,
@@ -132,6 +135,7 @@ class HistoryService:
     async def stop(self) -> None:
         """Stop fetching, let the current batch commit, then close. Unacked events are redelivered later."""
         self._stopping.set()
+        await self.approval_ops.stop()
         if self.queue_metrics is not None:
             await self.queue_metrics.stop()
         for task in self._tasks:
@@ -190,6 +194,7 @@ class HistoryService:
             # New escalation records are announced before the ack: a crash in between announces
             # again on redelivery (the events stream drops the duplicate by its msg id).
             await self.escalation_ops.announce([e.escalation.ref for e in events if e.escalation is not None])
+            await self.approval_ops.announce([a.id for e in events for a in e.approvals])
         except Exception:
             # Not acked: JetStream redelivers after ack_wait; the insert is idempotent.
             log.exception("history write failed; events will be redelivered")
@@ -234,6 +239,8 @@ class HistoryService:
             return HistoryAnswer()
         if query.op in ESCALATION_OPS:
             return await self.escalation_ops.answer(query)
+        if query.op in APPROVAL_OPS:
+            return await self.approval_ops.answer(query)
         if query.op == "conversation":
             if not query.session_id:
                 return HistoryAnswer(ok=False, error="session_id is required")
