@@ -325,6 +325,11 @@ APPROVAL_HELPER_CASES = """
       {who: "system", at: "2026-01-01T10:00:00Z", what: "requested", why: "policy"},
       {who: "execution_coordinator", at: "2026-01-01T10:05:00Z", what: "executed"},
     ]).map((e) => e.who + ":" + e.what + ":" + e.why),
+    newer: [
+      a.isNewer({audit: [1, 2, 3]}, {audit: [1, 2]}),
+      a.isNewer({audit: [1, 2]}, {audit: [1, 2, 3]}),
+      a.isNewer({audit: [1]}, undefined),
+    ],
   };
 }
 """
@@ -363,3 +368,5 @@ async def test_the_approval_helpers_in_the_browser(nats_server: str, tmp_path: P
         "Alex:approved:",
         "execution_coordinator:executed:",
     ]
+    # A late copy (fewer audit entries: the decision's answer after its execution's event) is older.
+    assert got["newer"] == [True, False, True]

@@ -104,15 +104,33 @@ function auditTrail(audit) {
     .map(([e]) => ({ who: e.who || "", at: e.at || "", what: e.what || "", why: e.why || "" }));
 }
 
+/** Whether `incoming` may replace `known` (the same request): the audit trail only grows, so a copy
+ * with fewer entries is older — events from two processes (the decision, the execution's result)
+ * and the decision's own HTTP answer can arrive in any order. */
+function isNewer(incoming, known) {
+  if (!known || !incoming) return true;
+  const n = (r) => (Array.isArray(r.audit) ? r.audit.length : 0);
+  return n(incoming) >= n(known);
+}
+
 window.actormeshApprovals = {
   normalizeApproval, compareApprovals, money, deadlineText, defaultAmount, parseAmount, itemLine, decisionText,
-  auditTrail,
+  auditTrail, isNewer,
 };
 
 // ------------------------------------------------------------------ the page's part
 (window.actormeshConsoleParts = window.actormeshConsoleParts || []).push((ctx) => {
   const { $, el, api, events } = ctx;
   const state = { filter: "pending", items: new Map(), cursor: null, selected: null, record: null, turns: [], busy: false };
+  const latest = new Map();   // id -> the newest copy seen of each request (any state)
+
+  /** The newest copy of this request seen so far: `record` unless an older copy arrived late. */
+  function newest(record) {
+    const known = latest.get(record.id);
+    if (!isNewer(record, known)) return known;
+    latest.set(record.id, record);
+    return record;
+  }
   const when = (iso) => (iso ? new Date(iso).toLocaleString() : "");
 
   // ---------------------------------------------------------------- the queue
@@ -166,7 +184,7 @@ window.actormeshApprovals = {
     try {
       const page = await api("GET", "/api/approvals?" + params);
       if (!append) state.items.clear();
-      (page.items || []).forEach((r) => state.items.set(r.id, r));
+      (page.items || []).forEach((r) => { const n = newest(r); if (n.state === state.filter) state.items.set(n.id, n); });
       state.cursor = page.next_cursor || null;
       $("approvals-error").hidden = true;
       renderList();
@@ -177,8 +195,9 @@ window.actormeshApprovals = {
     }
   }
 
-  function onApproval(kind, record) {
-    if (!record || !record.id) return;
+  function onApproval(kind, incoming) {
+    if (!incoming || !incoming.id) return;
+    const record = newest(incoming);
     if (record.state === state.filter) {
       if (kind === "approval.created" && !state.items.has(record.id)) {
         record._fresh = true;
@@ -225,23 +244,30 @@ window.actormeshApprovals = {
     }
   }
 
-  // The conversation comes with the record (`{"approval", "turns"}`); a gateway that sends the bare
-  // record still has it on the escalation of the same conversation, when there is one.
+  // The conversation ("history") comes with the record (`{"approval", "turns"}`). A gateway that sends
+  // the bare record still has it on the escalation of the same conversation, or in the stored
+  // transcript (readable by an agent only without JWT_SECRET: a token's caller sees only its own).
+  // null: not available to this caller.
   async function conversationOf(record, body) {
     if (body && Array.isArray(body.turns)) return body.turns;
-    if (!record || !record.ref) return [];
-    try {
-      return (await api("GET", "/api/escalations/" + encodeURIComponent(record.ref))).turns || [];
-    } catch (e) {
-      return [];
+    if (!record) return null;
+    const sources = [];
+    if (record.ref) sources.push(["/api/escalations/" + encodeURIComponent(record.ref), "turns"]);
+    if (record.session_id) sources.push(["/api/conversations/" + encodeURIComponent(record.session_id), "turns"]);
+    for (const [path, key] of sources) {
+      try {
+        const found = await api("GET", path);
+        if (found && Array.isArray(found[key])) return found[key];
+      } catch (e) { /* the next source, or none */ }
     }
+    return null;
   }
 
   function renderDetail(raw, turns, fresh) {
-    const a = normalizeApproval(raw);
+    const a = normalizeApproval(newest(raw));
     const sameRequest = state.record && state.record.id === a.id;
     state.record = a;
-    state.turns = turns || [];
+    state.turns = turns;
     $("approval-title").textContent = a.id;
     $("approval-state").textContent = a.state;
     $("approval-state").className = "badge " + a.state;
@@ -289,7 +315,11 @@ window.actormeshApprovals = {
     $("approval-order").replaceChildren(...order);
 
     $("approval-audit").replaceChildren(auditTable(a.audit));
-    ctx.renderTranscript($("approval-transcript"), state.turns, []);
+    if (turns === null) {
+      $("approval-transcript").replaceChildren(el("p", "muted", "The conversation is not available to this console."));
+    } else {
+      ctx.renderTranscript($("approval-transcript"), state.turns, []);
+    }
 
     const pending = a.state === "pending";
     $("approval-controls").hidden = !pending;
