@@ -49,6 +49,19 @@ async def ask_in_widget(page: Any, email: str, text: str) -> None:
     await expect(outcome).to_be_visible(timeout=LIVE_S)
 
 
+async def escalate_in_widget(page: Any, email: str, text: str) -> str:
+    """Send `text` from the widget; the escalation reference its reply carries."""
+    from playwright.async_api import expect
+
+    await expect(page.locator("#status")).to_have_attribute("data-state", "online", timeout=15_000)
+    await page.fill("#email", email)
+    await page.fill("#message", text)
+    await page.press("#message", "Enter")
+    ref_tag = page.locator(".msg.agent .tag.ref").last
+    await expect(ref_tag).to_contain_text("ESC-", timeout=LIVE_S)
+    return str(await ref_tag.text_content()).removeprefix("reference ").strip()
+
+
 async def request_in_console(agent: Any, order_id: str) -> tuple[Any, str]:
     """The pending request for `order_id` in the console's approvals list (waits for it), and its id."""
     from playwright.async_api import expect
@@ -86,6 +99,9 @@ async def test_an_agent_approves_a_cancellation_and_a_stale_console_cannot_repea
 
             customer = await (await browser.new_context()).new_page()
             await customer.goto(f"{customer_url}/widget")
+            # First handed to a person, then a cancellation in the same conversation: the escalation
+            # will show the request's decision and audit trail too.
+            ref = await escalate_in_widget(customer, BOB, "I want to talk to a human please")
             await ask_in_widget(customer, BOB, "Please cancel my order ORD-30001")
 
             # Live: the request shows up without a reload, with what the decision needs at a glance.
@@ -121,7 +137,7 @@ async def test_an_agent_approves_a_cancellation_and_a_stale_console_cannot_repea
             await expect(summary).to_contain_text("Re-escalated")
             await expect(agent.locator("#approval-words")).to_have_text("Please cancel my order ORD-30001")
             await expect(agent.locator("#approval-order")).to_contain_text("Coffee Maker")
-            await expect(agent.locator("#approval-transcript .turn.customer").first).to_contain_text(
+            await expect(agent.locator("#approval-transcript .turn.customer").last).to_contain_text(
                 "cancel my order"
             )
             await expect(agent.locator("#amount-field")).to_be_hidden()  # a cancellation has no amount
@@ -160,6 +176,18 @@ async def test_an_agent_approves_a_cancellation_and_a_stale_console_cannot_repea
                 return state if state["orders"]["ORD-30001"] == "cancelled" else None
 
             after = await eventually_async(executed_once, what="ORD-30001 cancelled", timeout_s=30)
+
+            # The escalation of the same conversation shows the request, its decision and audit trail.
+            await agent.locator(f'#queue button[data-ref="{ref}"]').click()
+            await expect(agent.locator("#detail-title")).to_have_text(ref)
+            await expect(agent.locator("#approval-panel")).to_be_hidden()
+            on_escalation = agent.locator("#esc-approvals")
+            await expect(on_escalation).to_contain_text(f"{approval_id} · Cancel order ORD-30001 · approved")
+            await expect(on_escalation.locator(".audit")).to_contain_text("Alex")
+            await expect(on_escalation.locator(".audit")).to_contain_text("executed")
+            # …and leads back to it.
+            await on_escalation.get_by_role("link").first.click()
+            await expect(agent.locator("#approval-title")).to_have_text(approval_id)
             assert problems == [], problems
         finally:
             await browser.close()

@@ -213,7 +213,7 @@ window.actormeshApprovals = {
       renderDetail(record, state.turns);
     }
     const esc = ctx.currentEscalation();
-    if (esc && record.ref === esc.ref) loadForEscalation(esc);
+    if (esc && belongsTo(record, esc)) loadForEscalation(esc);
   }
 
   // ---------------------------------------------------------------- one request
@@ -393,14 +393,20 @@ window.actormeshApprovals = {
   // ---------------------------------------------------------------- on the escalation
   let escSeq = 0;
 
+  // The approval requests of the escalation's conversation: filed in the same message (`ref`) or
+  // anywhere in the same session (a customer handed to a person who also asked for a refund).
+  function belongsTo(record, esc) {
+    return (record.ref && record.ref === esc.ref) || (!!record.session_id && record.session_id === esc.session_id);
+  }
+
   async function loadForEscalation(esc) {
     const box = $("esc-approvals");
     const mine = ++escSeq;
     try {
-      const page = await api("GET", "/api/approvals?" + new URLSearchParams({ ref: esc.ref, limit: "50" }));
+      // Every state; the API has no per-conversation filter, so the page picks them out.
+      const page = await api("GET", "/api/approvals?" + new URLSearchParams({ limit: "200" }));
       if (mine !== escSeq) return;
-      // Filtered here too: a gateway without the `ref` filter answers with every request.
-      const items = (page.items || []).filter((r) => r.ref === esc.ref).map(normalizeApproval);
+      const items = (page.items || []).map(newest).filter((r) => belongsTo(r, esc)).map(normalizeApproval);
       $("esc-approvals-title").hidden = box.hidden = items.length === 0;
       box.replaceChildren(...items.map((a) => {
         const entry = el("div", "esc-approval");
