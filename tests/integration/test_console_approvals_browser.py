@@ -10,6 +10,8 @@ commerce APIs over HTTP):
 - a refund is approved for less than the order total (more than the total: the gateway's 422 shown,
   the typed amount kept) and issued once for that amount at the mock API;
 - a denial needs a reason (422 shown); with one, the customer is told it and nothing is refunded;
+- with JWT_SECRET (the second test) a customer's token gets the gateway's 403 on the page, and the
+  decisions are made as the agent token's subject;
 - every decision is in the request's audit trail (who, what, why), the execution's result too.
 """
 
@@ -21,6 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
+from actormesh_runtime.gateway.auth import mint_token
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, require_browser
 from tests.support.eventually import eventually_async
 from tests.support.gateway import BOB, JOHN, Stack, gateway_stack, stack_settings
@@ -28,6 +31,8 @@ from tests.support.gateway import BOB, JOHN, Stack, gateway_stack, stack_setting
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
 LIVE_S = 30_000  # ms: a chat through the nine actors on a loaded machine
+SECRET = "console-approvals-secret-with-enough-length-0123"
+AGENT = "alex@shop.example"
 
 
 async def mock_state(stack: Stack) -> dict[str, Any]:
@@ -201,7 +206,7 @@ async def test_an_agent_refunds_less_than_the_total_and_denies_with_a_reason(
     require_browser()
     from playwright.async_api import async_playwright, expect
 
-    settings = stack_settings(nats_server, tmp_path)
+    settings = stack_settings(nats_server, tmp_path, jwt_secret=SECRET)
     async with gateway_stack(settings) as stack, async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:
@@ -209,11 +214,19 @@ async def test_an_agent_refunds_less_than_the_total_and_denies_with_a_reason(
             problems: list[str] = []
             agent.on("pageerror", lambda exc: problems.append(str(exc)))
             await agent.goto(f"{stack.url}/console")
+            # A customer's token: the gateway refuses it, and the page says so.
+            await agent.fill("#token", mint_token(SECRET, JOHN))
+            await agent.press("#token", "Enter")
+            await expect(agent.locator("#error")).to_contain_text("403", timeout=15_000)
+            await agent.fill("#token", mint_token(SECRET, AGENT, role="agent"))
+            await agent.press("#token", "Enter")
             await expect(agent.locator("#status")).to_have_attribute("data-state", "online", timeout=15_000)
-            await agent.fill("#agent-name", "Alex")
+            await expect(agent.locator("#approvals-error")).to_be_hidden()
 
             customer = await (await browser.new_context()).new_page()
             await customer.goto(f"{stack.url}/widget")
+            await customer.fill("#token", mint_token(SECRET, JOHN))
+            await customer.locator("#token").dispatch_event("change")
             await ask_in_widget(customer, JOHN, "I was charged twice for ORD-10001, I want a refund")
             item, refund_id = await request_in_console(agent, "ORD-10001")
             await expect(item).to_contain_text("Refund ORD-10001")
@@ -237,7 +250,7 @@ async def test_an_agent_refunds_less_than_the_total_and_denies_with_a_reason(
             await agent.press("#approve-amount", "Enter")
             await expect(agent.locator("#approval-state")).to_have_text("approved", timeout=15_000)
             await expect(agent.locator("#error")).to_be_hidden()
-            await expect(agent.locator("#approval-summary")).to_contain_text("approved by Alex for 50.00")
+            await expect(agent.locator("#approval-summary")).to_contain_text(f"approved by {AGENT} for 50.00")
             await expect(agent.locator("#approval-audit")).to_contain_text("executed", timeout=LIVE_S)
             await expect(customer.locator(".msg.person").last).to_contain_text(
                 "Your refund request for ORD-10001 was approved for 50.00.", timeout=LIVE_S
@@ -257,9 +270,9 @@ async def test_an_agent_refunds_less_than_the_total_and_denies_with_a_reason(
             await agent.fill("#deny-reason", reason)
             await agent.press("#deny-reason", "Enter")
             await expect(agent.locator("#approval-state")).to_have_text("denied", timeout=15_000)
-            await expect(agent.locator("#approval-summary")).to_contain_text("denied by Alex: " + reason)
+            await expect(agent.locator("#approval-summary")).to_contain_text(f"denied by {AGENT}: {reason}")
             last_audit = agent.locator("#approval-audit tbody tr").last
-            await expect(last_audit).to_contain_text("Alex")
+            await expect(last_audit).to_contain_text(AGENT)
             await expect(last_audit).to_contain_text(reason)
             told = customer.locator(".msg.person").last
             await expect(told).to_contain_text(
@@ -269,7 +282,7 @@ async def test_an_agent_refunds_less_than_the_total_and_denies_with_a_reason(
             # The decided ones are listed under their state, with the decision.
             await agent.select_option("#approval-filter", "denied")
             await expect(agent.locator(f'#approvals button[data-approval="{denied_id}"]')).to_contain_text(
-                "denied by Alex"
+                f"denied by {AGENT}"
             )
             state = await mock_state(stack)
             assert problems == [], problems
