@@ -284,6 +284,10 @@ async def test_an_agent_refunds_less_than_the_total_and_denies_with_a_reason(
             await expect(agent.locator(f'#approvals button[data-approval="{denied_id}"]')).to_contain_text(
                 f"denied by {AGENT}"
             )
+            # 404: a request that does not exist, opened from a link.
+            await agent.goto(f"{stack.url}/console#APR-00000000")
+            await expect(agent.locator("#error")).to_contain_text("404", timeout=15_000)
+            await expect(agent.locator("#approval-body")).to_be_hidden()
             state = await mock_state(stack)
             assert problems == [], problems
         finally:
