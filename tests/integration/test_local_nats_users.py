@@ -22,7 +22,8 @@ from actormesh_runtime.history.service import HistoryService
 from actormesh_runtime.local.mesh import LocalMesh
 from actormesh_runtime.settings import RuntimeSettings
 from tests.conftest import missing_component
-from tests.support.gateway import JOHN, poll_json, wait_ready
+from tests.support.eventually import eventually_async
+from tests.support.gateway import BOB, JOHN, poll_json, wait_ready
 
 pytestmark = pytest.mark.integration
 
@@ -125,6 +126,27 @@ async def test_escalations_work_with_permissions_on(tmp_path: Path) -> None:
             assert reply.status_code == 200, reply.text
             body["message"] = f"What's happening with {ref}?"
             followup = (await client.post("/api/chat", json=body)).json()
+            # An approval: the history service hands it to execution_coordinator, which reports back.
+            cancel = {
+                "message": "Please cancel my order ORD-30001",
+                "customer_email": BOB,
+                "session_id": "perm-apr",
+            }
+            assert (await client.post("/api/chat", json=cancel)).json()["actions"][0][
+                "status"
+            ] == "pending_review"
+
+            async def requested() -> list[dict[str, object]]:
+                return list((await client.get("/api/approvals?state=pending")).json()["items"])
+
+            [request] = await eventually_async(requested, what="the approval request", timeout_s=30)
+            assert (await client.post(f"/api/approvals/{request['id']}/approve", json={})).status_code == 200
+
+            async def executed() -> bool:
+                shown = (await client.get(f"/api/approvals/{request['id']}")).json()
+                return shown["audit"][-1]["what"] == "executed: done"
+
+            await eventually_async(executed, what="the approved cancellation run", timeout_s=30)
         assert f"Your request {ref} is being handled" in followup["response"]
         assert mesh.embedded is not None
         log = mesh.embedded.log_path.read_text()

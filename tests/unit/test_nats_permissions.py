@@ -102,3 +102,18 @@ def test_escalation_subjects_go_to_exactly_who_needs_them() -> None:
         assert (
             f"$JS.API.STREAM.CREATE.{SUBJECTS.escalations_stream}" in nats_permissions(SUBJECTS, user).publish
         )
+
+
+def test_approved_actions_run_only_in_execution_coordinator() -> None:
+    def pulling(consumer: str) -> set[str]:
+        next_msg = f"$JS.API.CONSUMER.MSG.NEXT.{SUBJECTS.stream}.{consumer}"
+        return {u for u in NATS_USERS if next_msg in nats_permissions(SUBJECTS, u).publish}
+
+    assert pulling(SUBJECTS.approvals_executor_consumer) == {ActorName.EXECUTION_COORDINATOR.value}
+    assert pulling(SUBJECTS.approvals_outcome_consumer) == {HISTORY_USER}
+    publishing = {
+        u for u in NATS_USERS if SUBJECTS.approvals_execute in nats_permissions(SUBJECTS, u).publish
+    }
+    assert publishing == {HISTORY_USER}  # only a recorded approval becomes a command
+    reporting = {u for u in NATS_USERS if SUBJECTS.approvals_outcome in nats_permissions(SUBJECTS, u).publish}
+    assert reporting == {ActorName.EXECUTION_COORDINATOR.value}
