@@ -10,6 +10,7 @@ commerce APIs over HTTP):
 - a refund is approved for less than the order total (more than the total: the gateway's 422 shown,
   the typed amount kept) and issued once for that amount at the mock API;
 - a denial needs a reason (422 shown); with one, the customer is told it and nothing is refunded;
+- a console that missed events while its socket was down shows them after the reconnect;
 - with JWT_SECRET (the second test) a customer's token gets the gateway's 403 on the page, and the
   decisions are made as the agent token's subject;
 - every decision is in the request's audit trail (who, what, why), the execution's result too.
@@ -222,6 +223,13 @@ async def test_an_agent_refunds_less_than_the_total_and_denies_with_a_reason(
             await agent.press("#token", "Enter")
             await expect(agent.locator("#status")).to_have_attribute("data-state", "online", timeout=15_000)
             await expect(agent.locator("#approvals-error")).to_be_hidden()
+            # A second console (same agent) whose live socket is held by the test: no event reaches it
+            # until the socket drops; the reconnect's reload must bring what it missed.
+            held: list[Any] = []
+            late = await agent.context.new_page()
+            await late.route_web_socket("**/ws/agent", lambda ws: held.append(ws))
+            await late.goto(f"{stack.url}/console")
+            await expect(late.locator("#approvals-empty")).to_be_visible(timeout=15_000)
 
             customer = await (await browser.new_context()).new_page()
             await customer.goto(f"{stack.url}/widget")
@@ -230,6 +238,11 @@ async def test_an_agent_refunds_less_than_the_total_and_denies_with_a_reason(
             await ask_in_widget(customer, JOHN, "I was charged twice for ORD-10001, I want a refund")
             item, refund_id = await request_in_console(agent, "ORD-10001")
             await expect(item).to_contain_text("Refund ORD-10001")
+            missed = late.locator(f'#approvals button[data-approval="{refund_id}"]')
+            await expect(missed).to_have_count(0)
+            await held[-1].close()
+            await expect(missed).to_be_visible(timeout=15_000)
+            await late.close()
             await item.click()
             await expect(agent.locator("#approval-title")).to_have_text(refund_id)
             # The amount starts at the order total (the customer named none) and says its limit.
