@@ -433,6 +433,9 @@ window.actormeshApprovals = {
   events.on("escalation", (esc) => loadForEscalation(esc));
   events.on("open-approval", (id) => { if (id !== state.selected || $("approval-panel").hidden) open(id); });
   events.on("tick", renderList);
+  events.on("view", (which) => {
+    if (which !== "approval" && state.selected) { state.selected = null; renderList(); }
+  });
 
   $("approval-filter").addEventListener("change", () => {
     state.filter = $("approval-filter").value;

@@ -366,6 +366,7 @@ document.addEventListener("DOMContentLoaded", () => {
       state.selected = null;
       renderQueue();
     }
+    events.emit("view", which);
   }
 
   async function act(action, body, done) {
