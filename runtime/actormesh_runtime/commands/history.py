@@ -150,6 +150,7 @@ def _restore(settings: RuntimeSettings, args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from actormesh_runtime.commands import eventloop
     from actormesh_runtime.commands.options import BUS_OPTIONS, settings_from
     from actormesh_runtime.observability.logging import configure_logging
 
@@ -160,4 +161,4 @@ def run(args: argparse.Namespace) -> int:
     options = {**BUS_OPTIONS, "db": "sqlite_db_path", "http_port": "actor_http_port"}
     settings = settings_from(args, options)
     configure_logging(settings)
-    return asyncio.run(serve(settings))
+    return eventloop.run(serve(settings), settings.event_loop)
