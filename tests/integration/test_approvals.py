@@ -145,6 +145,9 @@ async def test_refund_amounts_denials_and_roles(nats_server: str, tmp_path: Path
         assert denied.status_code == 200, denied.text
         assert (await api.post(f"/api/approvals/{other['id']}/approve", json={})).status_code == 409
         assert (await api.get("/api/approvals/APR-00000000")).status_code == 404
+        detail = (await api.get(f"/api/approvals/{other['id']}/conversation")).json()
+        assert detail["approval"]["id"] == other["id"]
+        assert detail["turns"][0]["text"] == "I was charged twice for ORD-10002, I want a refund"
 
         async def refunded() -> dict[str, Any] | None:
             state = await mock_state(stack)

@@ -1,7 +1,7 @@
 """The approvals API: actions the store's policy leaves to a person (docs/approvals.md).
 
 - `GET /api/approvals?state=&limit=&cursor=`: most urgent first, then the nearest deadline, paginated;
-- `GET /api/approvals/{id}`: the record, with its audit trail;
+- `GET /api/approvals/{id}`: the record, with its audit trail; `…/conversation`: with the transcript;
 - `POST /api/approvals/{id}/approve` (`{"amount"?}`, refunds only, up to the order total) and
   `POST /api/approvals/{id}/deny` (`{"reason"}`, required): the updated record; 404 unknown id,
   409 already decided, 422 naming the field, 403 for a non-agent — the same callers as the
@@ -95,6 +95,25 @@ async def show_approval(
 ) -> ApprovalRecord:
     """One request with the facts that matter and its audit trail."""
     return await gateway.history_client().approval(approval_id)
+
+
+class ApprovalDetail(BaseModel):
+    approval: ApprovalRecord
+    turns: list[dict[str, Any]]
+
+
+@router.get(
+    "/api/approvals/{approval_id}/conversation", response_model=ApprovalDetail, responses=_RECORD_ERRORS
+)
+async def approval_conversation(
+    approval_id: IdPath,
+    gateway: Annotated[Gateway, Depends(get_gateway)],
+    _agent: Annotated[Agent, Depends(get_agent)],
+) -> ApprovalDetail:
+    """The request with the whole conversation that filed it (what the customer said before and after)."""
+    history = gateway.history_client()
+    record = await history.approval(approval_id)
+    return ApprovalDetail(approval=record, turns=await history.conversation(record.session_id))
 
 
 @router.post("/api/approvals/{approval_id}/approve", response_model=ApprovalRecord, responses=_DECIDE_ERRORS)
