@@ -167,6 +167,10 @@ async def test_an_agent_approves_a_cancellation_and_a_stale_console_cannot_repea
                 "Your cancellation of ORD-30001 was approved: the order is cancelled.", timeout=LIVE_S
             )
             await expect(person.locator(".agent-name")).to_have_text("Alex")
+            # …and the console's transcript of the request shows what the customer was told.
+            await expect(agent.locator("#approval-transcript .turn.person").last).to_contain_text(
+                "was approved: the order is cancelled", timeout=15_000
+            )
 
             # 409: the stale console still offers Approve; the gateway refuses, the page says who
             # decided and then shows that decision.
@@ -246,6 +250,10 @@ async def test_an_agent_refunds_less_than_the_total_and_denies_with_a_reason(
             await item.click()
             await expect(agent.locator("#approval-title")).to_have_text(refund_id)
             # The amount starts at the order total (the customer named none) and says its limit.
+            # The conversation, although an agent's token cannot read the customer's transcript API.
+            await expect(agent.locator("#approval-transcript .turn.customer").last).to_contain_text(
+                "charged twice"
+            )
             await expect(agent.locator("#approve-amount")).to_have_value("119.98")
             await expect(agent.locator("#amount-hint")).to_contain_text("at most 119.98")
 

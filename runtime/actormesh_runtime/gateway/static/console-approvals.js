@@ -211,6 +211,7 @@ window.actormeshApprovals = {
     renderList();
     if (record.id === state.selected && !$("approval-panel").hidden) {
       renderDetail(record, state.turns);
+      refreshTranscript(record.id);   // what the customer was told is a new turn
     }
     const esc = ctx.currentEscalation();
     if (esc && belongsTo(record, esc)) loadForEscalation(esc);
@@ -227,12 +228,9 @@ window.actormeshApprovals = {
     ctx.showError("");
     const mine = ++seq;
     try {
-      const body = await api("GET", "/api/approvals/" + encodeURIComponent(id));
+      const found = await fetchRequest(id);
       if (mine !== seq) return;
-      const record = body && body.approval ? body.approval : body;
-      const turns = await conversationOf(record, body);
-      if (mine !== seq) return;
-      renderDetail(record, turns, true);
+      renderDetail(found.approval, found.turns, true);
       $("approval-title").focus();
     } catch (e) {
       if (mine !== seq) return;
@@ -244,23 +242,19 @@ window.actormeshApprovals = {
     }
   }
 
-  // The conversation ("history") comes with the record (`{"approval", "turns"}`). A gateway that sends
-  // the bare record still has it on the escalation of the same conversation, or in the stored
-  // transcript (readable by an agent only without JWT_SECRET: a token's caller sees only its own).
-  // null: not available to this caller.
-  async function conversationOf(record, body) {
-    if (body && Array.isArray(body.turns)) return body.turns;
-    if (!record) return null;
-    const sources = [];
-    if (record.ref) sources.push(["/api/escalations/" + encodeURIComponent(record.ref), "turns"]);
-    if (record.session_id) sources.push(["/api/conversations/" + encodeURIComponent(record.session_id), "turns"]);
-    for (const [path, key] of sources) {
-      try {
-        const found = await api("GET", path);
-        if (found && Array.isArray(found[key])) return found[key];
-      } catch (e) { /* the next source, or none */ }
-    }
-    return null;
+  // The request with its whole conversation (the "history" next to the customer's words): an agent's
+  // token cannot read a customer's `/api/conversations/…`, this route answers agents.
+  async function fetchRequest(id) {
+    const body = await api("GET", "/api/approvals/" + encodeURIComponent(id) + "/conversation");
+    return { approval: body.approval, turns: Array.isArray(body.turns) ? body.turns : [] };
+  }
+
+  async function refreshTranscript(id) {
+    const mine = seq;
+    try {
+      const found = await fetchRequest(id);
+      if (mine === seq && state.selected === id) renderDetail(found.approval, found.turns);
+    } catch (e) { /* the record on screen stays; the next event or a reopen tries again */ }
   }
 
   function renderDetail(raw, turns, fresh) {
@@ -315,11 +309,7 @@ window.actormeshApprovals = {
     $("approval-order").replaceChildren(...order);
 
     $("approval-audit").replaceChildren(auditTable(a.audit));
-    if (turns === null) {
-      $("approval-transcript").replaceChildren(el("p", "muted", "The conversation is not available to this console."));
-    } else {
-      ctx.renderTranscript($("approval-transcript"), state.turns, []);
-    }
+    ctx.renderTranscript($("approval-transcript"), state.turns, []);
 
     const pending = a.state === "pending";
     $("approval-controls").hidden = !pending;
@@ -364,8 +354,7 @@ window.actormeshApprovals = {
     ctx.showError("");
     setBusy(true);
     try {
-      const updated = await api("POST", "/api/approvals/" + encodeURIComponent(a.id) + "/" + verdict, ctx.asAgent(body));
-      const record = updated && updated.approval ? updated.approval : updated;
+      const record = await api("POST", "/api/approvals/" + encodeURIComponent(a.id) + "/" + verdict, ctx.asAgent(body));
       if (done) done();
       renderDetail(record, state.turns);
       onApproval("approval.updated", record);
@@ -383,10 +372,9 @@ window.actormeshApprovals = {
 
   async function refresh(id) {
     try {
-      const body = await api("GET", "/api/approvals/" + encodeURIComponent(id));
-      const record = body && body.approval ? body.approval : body;
-      if (state.selected === id) renderDetail(record, Array.isArray(body && body.turns) ? body.turns : state.turns);
-      onApproval("approval.updated", record);
+      const found = await fetchRequest(id);
+      if (state.selected === id) renderDetail(found.approval, found.turns);
+      onApproval("approval.updated", found.approval);
     } catch (e) { /* the error already shown says what went wrong */ }
   }
 
