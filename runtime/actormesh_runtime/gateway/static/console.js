@@ -1,8 +1,9 @@
 // The agent console: the escalation queue (live over /ws/agent), one escalation with its transcript
 // and facts, and claim / reply / resolve. Plain JavaScript, no framework, no CDN. Every text that
 // came from a customer or the server goes in with textContent, never as HTML.
-// The approval requests live in console-approvals.js, which this page hands a small context
-// (`mount(ctx)`: the API client, the error line, the live socket's frames, the hash route).
+// The approval requests live in console-approvals.js: it registers a part in
+// `window.actormeshConsoleParts`, which this page calls with a small context (the API client, the
+// error line, and events: the socket's other frames, each (re)connect, the `#APR-…` route).
 "use strict";
 
 // ------------------------------------------------------------------ pure helpers (no DOM, no I/O)
@@ -99,7 +100,7 @@ function conversation(turns, replies) {
 
 window.actormeshConsole = { describeError, compareEscalations, age, factLine, tokenSubject, conversation };
 
-/** A "Name: fn" registry the page's parts talk through (the approvals script subscribes to it). */
+/** Named events the page's parts talk through (`on("frame", fn)`, `emit("frame", frame)`). */
 function hooks() {
   const listeners = {};
   return {
