@@ -35,6 +35,7 @@ from .connection import ensure_consumer
 from .errorpath import dead_letter_garbage, take_error_path
 from .publish import publish_progress, publish_to_current
 from .size import TooLarge, check_fits
+from .spans import traced_hop
 
 log = logging.getLogger(__name__)
 
@@ -249,15 +250,17 @@ class ActorHost:
         await publish_progress(self.nc, envelope, self.name, "retrying", ms, attempt)
 
     async def _run_actor(self, envelope: Envelope) -> None:
-        if envelope.slip.current != self.name:
-            raise PermanentError(f"envelope for {envelope.slip.current.value} delivered to {self._label}")
-        if not envelope.slip.on_error_path:
-            remaining = envelope.headers.deadline - time.time()
-            if remaining <= 0:
-                raise DeadlineExceeded(f"deadline passed {-remaining:.1f}s ago")
-        # timeout(), not wait_for(): on 3.11 wait_for wraps the coroutine in a Task per hop.
-        async with asyncio.timeout(self.settings.processing_timeout_s):
-            await self.actor.handle(envelope)
+        # One span per actor per hop; a failure raised here is recorded on it.
+        with traced_hop(self.name, envelope):
+            if envelope.slip.current != self.name:
+                raise PermanentError(f"envelope for {envelope.slip.current.value} delivered to {self._label}")
+            if not envelope.slip.on_error_path:
+                remaining = envelope.headers.deadline - time.time()
+                if remaining <= 0:
+                    raise DeadlineExceeded(f"deadline passed {-remaining:.1f}s ago")
+            # timeout(), not wait_for(): on 3.11 wait_for wraps the coroutine in a Task per hop.
+            async with asyncio.timeout(self.settings.processing_timeout_s):
+                await self.actor.handle(envelope)
 
     async def _fail(
         self, msg: Msg, envelope: Envelope, reason: str, *, permanent: bool, started: float, key: str

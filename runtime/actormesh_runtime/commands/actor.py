@@ -22,7 +22,9 @@ def run(args: argparse.Namespace) -> int:
     from actormesh_runtime.bus.process import run_actor
     from actormesh_runtime.commands.options import BUS_OPTIONS, settings_from
     from actormesh_runtime.observability.logging import configure_logging
+    from actormesh_runtime.observability.tracing import configure_tracing
 
     settings = settings_from(args, {**BUS_OPTIONS, "http_port": "actor_http_port"})
     configure_logging(settings)
+    configure_tracing(settings, service=args.name.replace("_", "-"))
     return asyncio.run(run_actor(ActorName(args.name), settings))

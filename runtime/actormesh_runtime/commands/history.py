@@ -63,8 +63,10 @@ async def serve(settings: RuntimeSettings) -> int:
 def run(args: argparse.Namespace) -> int:
     from actormesh_runtime.commands.options import BUS_OPTIONS, settings_from
     from actormesh_runtime.observability.logging import configure_logging
+    from actormesh_runtime.observability.tracing import configure_tracing
 
     options = {**BUS_OPTIONS, "db": "sqlite_db_path", "http_port": "actor_http_port"}
     settings = settings_from(args, options)
     configure_logging(settings)
+    configure_tracing(settings, service="history")
     return asyncio.run(serve(settings))

