@@ -19,6 +19,7 @@ from nats.aio.client import Client as NATS
 
 from actormesh_runtime.bus.connection import open_bus
 from actormesh_runtime.bus.publish import submit
+from actormesh_runtime.cancellation import cancel_requested
 from actormesh_runtime.catalog import Subjects
 from actormesh_runtime.envelope import Envelope, FinalResult, ReplyTo
 from actormesh_runtime.gateway.auth import AuthError, Principal
@@ -113,6 +114,8 @@ class Gateway:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if cancel_requested():  # stop()'s cancel turned into an error below us: end, don't retry
+                    raise asyncio.CancelledError from exc
                 log.warning("gateway not connected yet", extra={"error": repr(exc)})
                 if self._owns_nc and self._nc is not None and not self._nc.is_connected:
                     with contextlib.suppress(Exception):
