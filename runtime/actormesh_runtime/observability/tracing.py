@@ -20,10 +20,10 @@ import contextvars
 import logging
 import random
 import re
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Literal, Protocol
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
     from actormesh_runtime.settings import RuntimeSettings
@@ -34,17 +34,20 @@ SpanKind = Literal["internal", "server", "client", "producer", "consumer"]
 AttributeValue = str | bool | int | float
 Attributes = Mapping[str, AttributeValue]
 
-_TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$")
+_TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?")
 _ZERO_TRACE = "0" * 32
 _ZERO_SPAN = "0" * 16
 MAX_TRACESTATE_CHARS = 512
 """W3C: a tracestate may be cut at 512 characters; longer ones are dropped rather than cut mid-entry."""
 _TRACESTATE = re.compile(r"^[\x20-\x7e]*$")
+_ODD = frozenset("13579bdf")
+"""Last hex digit of the flags with the `sampled` bit (0x01) set."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TraceContext:
-    """One span's place in a trace, as W3C `traceparent` (+ `tracestate`) carries it."""
+    """One span's place in a trace, as W3C `traceparent` (+ `tracestate`) carries it. Treated as
+    immutable; not frozen only because a frozen dataclass costs a microsecond per instance, per hop."""
 
     trace_id: str
     span_id: str
@@ -56,24 +59,29 @@ class TraceContext:
         return f"00-{self.trace_id}-{self.span_id}-{'01' if self.sampled else '00'}"
 
 
-def _random_hex(bits: int) -> str:
-    # random, not secrets: ids need uniqueness, not secrecy (OpenTelemetry's own generator does the same).
-    value = 0
-    while value == 0:  # all-zero ids are invalid
-        value = random.getrandbits(bits)
-    return f"{value:0{bits // 4}x}"
+# random, not secrets: ids need uniqueness, not secrecy (OpenTelemetry's own generator does the same).
+# `or 1`: an all-zero id is invalid (and 1 in 2**64 likely).
+def _new_span_id() -> str:
+    return f"{_getrandbits(64) or 1:016x}"
+
+
+def _new_trace_id() -> str:
+    return f"{_getrandbits(128) or 1:032x}"
+
+
+_getrandbits = random.getrandbits
 
 
 def new_trace(*, sampled: bool = True) -> TraceContext:
     """The root of a new trace."""
-    return TraceContext(_random_hex(128), _random_hex(64), sampled)
+    return TraceContext(_new_trace_id(), _new_span_id(), sampled)
 
 
 def child_of(parent: TraceContext | None) -> TraceContext:
     """A new span id in `parent`'s trace (same sampling decision and tracestate), or a new trace."""
     if parent is None:
         return new_trace()
-    return replace(parent, span_id=_random_hex(64))
+    return TraceContext(parent.trace_id, _new_span_id(), parent.sampled, parent.tracestate)
 
 
 def parse_traceparent(traceparent: str | None, tracestate: str | None = None) -> TraceContext | None:
@@ -85,7 +93,7 @@ def parse_traceparent(traceparent: str | None, tracestate: str | None = None) ->
     """
     if not traceparent:
         return None
-    match = _TRACEPARENT.match(traceparent.strip())
+    match = _TRACEPARENT.fullmatch(traceparent.strip())
     if match is None:
         return None
     version, trace_id, span_id, flags, rest = match.groups()
@@ -94,7 +102,7 @@ def parse_traceparent(traceparent: str | None, tracestate: str | None = None) ->
     state = tracestate.strip() if tracestate else None
     if state and (len(state) > MAX_TRACESTATE_CHARS or not _TRACESTATE.match(state)):
         state = None
-    return TraceContext(trace_id, span_id, bool(int(flags, 16) & 1), state or None)
+    return TraceContext(trace_id, span_id, flags[1] in _ODD, state or None)
 
 
 def continue_or_start(traceparent: str | None, tracestate: str | None = None) -> TraceContext:
@@ -160,31 +168,42 @@ def exporting() -> bool:
     return _start_span is not _plain_span
 
 
-@contextmanager
 def span(
     name: str,
     parent: TraceContext | None,
     *,
     kind: SpanKind = "internal",
     attributes: Attributes | None = None,
-) -> Iterator[Span]:
+) -> AbstractContextManager[Span]:
     """A span, child of `parent` (None: a new trace), current for logs while the block runs.
 
     An exception leaving the block is recorded on the span (a cancellation is not a failure) and
     re-raised.
     """
-    started = _start_span(name, parent, kind, attributes)
-    token = _CURRENT.set(started.context)
-    active_token = _ACTIVE.set(started)
-    try:
-        yield started
-    except Exception as exc:
-        started.record_error(exc)
-        raise
-    finally:
-        started.end()
-        _ACTIVE.reset(active_token)
-        _CURRENT.reset(token)
+    return _SpanScope(name, parent, kind, attributes)
+
+
+class _SpanScope:
+    # A class, not @contextmanager: a generator costs microseconds per use, and this runs per request.
+    __slots__ = ("_active_token", "_args", "_span", "_token")
+
+    def __init__(
+        self, name: str, parent: TraceContext | None, kind: SpanKind, attributes: Attributes | None
+    ) -> None:
+        self._args = (name, parent, kind, attributes)
+
+    def __enter__(self) -> Span:
+        started = self._span = _start_span(*self._args)
+        self._token = _CURRENT.set(started.context)
+        self._active_token = _ACTIVE.set(started)
+        return started
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: Any) -> None:
+        if isinstance(error, Exception):
+            self._span.record_error(error)
+        self._span.end()
+        _ACTIVE.reset(self._active_token)
+        _CURRENT.reset(self._token)
 
 
 class TraceHeaders(Protocol):
@@ -194,10 +213,9 @@ class TraceHeaders(Protocol):
     tracestate: str | None
 
 
-@contextmanager
 def hop_span(
     actor: str, headers: TraceHeaders, *, describe: Callable[[], Attributes] | None = None
-) -> Iterator[Span]:
+) -> AbstractContextManager[Span]:
     """The span of one actor handling one envelope: a child of the context the envelope carries
     (a malformed one starts a new trace), whose own context is written back into `headers` so the
     next hop — or the error path — is its child.
@@ -207,20 +225,34 @@ def hop_span(
     next hop in the same task replaces it). `describe` gives the span's attributes at the end, success
     or failure, and is called only when spans are recorded.
     """
-    parent = parse_traceparent(headers.traceparent, headers.tracestate)
-    context: TraceContext | None = None
-    try:
-        with span(actor, parent, kind="consumer") as hop:
-            context = hop.context
-            headers.traceparent = context.traceparent
-            try:
-                yield hop
-            finally:
-                if describe is not None and _start_span is not _plain_span:
-                    hop.set_attributes(describe())
-    finally:
-        if context is not None:
-            _CURRENT.set(context)
+    return _HopScope(actor, headers, describe)
+
+
+class _HopScope:
+    __slots__ = ("_active_token", "_actor", "_describe", "_headers", "_span")
+
+    def __init__(self, actor: str, headers: TraceHeaders, describe: Callable[[], Attributes] | None) -> None:
+        self._actor = actor
+        self._headers = headers
+        self._describe = describe
+
+    def __enter__(self) -> Span:
+        headers = self._headers
+        parent = parse_traceparent(headers.traceparent, headers.tracestate)
+        started = self._span = _start_span(self._actor, parent, "consumer", None)
+        headers.traceparent = started.context.traceparent
+        _CURRENT.set(started.context)  # never reset: see hop_span
+        self._active_token = _ACTIVE.set(started)
+        return started
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: Any) -> None:
+        started = self._span
+        if self._describe is not None and _start_span is not _plain_span:
+            started.set_attributes(self._describe())
+        if isinstance(error, Exception):
+            started.record_error(error)
+        started.end()
+        _ACTIVE.reset(self._active_token)
 
 
 def annotate(attributes: Attributes) -> None:
