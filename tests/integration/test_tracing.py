@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from websockets.sync.client import connect
 
 from actormesh_runtime.embedded_nats import nats_server_binary
 from tests.conftest import free_port, missing_component
@@ -27,6 +28,7 @@ pytestmark = pytest.mark.integration
 
 CALLER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 CALLER_SPAN = "00f067aa0ba902b7"
+WS_TRACE = "0af7651916cd43dd8448eb211c80319c"
 SERVER, CONSUMER = 2, 5  # OTLP span kinds
 
 
@@ -36,6 +38,20 @@ def chat(base: str, headers: dict[str, str], order: str = "ORD-10002") -> dict[s
     assert response.status_code == 200, response.text
     result: dict[str, Any] = response.json()
     return result
+
+
+def ws_chat(base: str, headers: dict[str, str], order: str) -> dict[str, Any]:
+    """One chat over the WebSocket, `headers` on the handshake; the final result."""
+    url = base.replace("http://", "ws://") + "/ws"
+    with connect(url, additional_headers=headers, subprotocols=["actormesh.v1"]) as ws:  # type: ignore[list-item]
+        ws.send(json.dumps({"type": "chat", "data": {
+            "message": f"Where is my order {order}?", "customer_email": "john.doe@example.com"}}))  # fmt: skip
+        while True:
+            frame = json.loads(ws.recv(timeout=60))
+            assert frame["type"] != "error", frame
+            if frame["type"] == "response":
+                result: dict[str, Any] = frame["data"]
+                return result
 
 
 def hop_spans(spans: list[ReceivedSpan], result: dict[str, Any]) -> list[ReceivedSpan]:
@@ -86,6 +102,10 @@ def test_one_chat_is_one_trace_across_every_hop_and_its_logs(tmp_path: Path) -> 
 
             malformed = chat(base, {"traceparent": "00-not-a-trace-01"}, order="ORD-10001")
             later = receiver.wait_for(complete(malformed), what="the second chat's spans")
+
+            socket_caller = f"00-{WS_TRACE}-{CALLER_SPAN}-01"
+            over_ws = ws_chat(base, {"traceparent": socket_caller}, order="ORD-10003")
+            ws_spans = receiver.wait_for(complete(over_ws, WS_TRACE), what="the WebSocket chat's spans")
         finally:
             code = terminate(proc)
     assert code == 0, err.read_text()[-3000:]
@@ -119,6 +139,14 @@ def test_one_chat_is_one_trace_across_every_hop_and_its_logs(tmp_path: Path) -> 
     root = [s for s in later if s.trace_id in second_trace and s.kind == SERVER]
     assert len(root) == 1
     assert root[0].parent_span_id == ""
+
+    # A WebSocket chat: the handshake's traceparent is the parent of the chat's span, then the hops.
+    ws_trace = [s for s in ws_spans if s.trace_id == WS_TRACE]
+    (ws_root,) = [s for s in ws_trace if s.kind == SERVER]
+    assert (ws_root.name, ws_root.parent_span_id) == ("WS /ws chat", CALLER_SPAN)
+    ws_hops = hop_spans(ws_trace, over_ws)
+    assert [h.name for h in ws_hops] == [entry["actor"] for entry in over_ws["trace"]]
+    assert ws_hops[0].parent_span_id == ws_root.span_id
 
     # The conversation's log lines carry its trace id; the access log line also the gateway's span id.
     lines = [json.loads(line) for line in err.read_text().splitlines() if line.startswith("{")]
