@@ -43,9 +43,9 @@ def chat(base: str, headers: dict[str, str], order: str = "ORD-10002") -> dict[s
 def ws_chat(base: str, headers: dict[str, str], order: str) -> dict[str, Any]:
     """One chat over the WebSocket, `headers` on the handshake; the final result."""
     url = base.replace("http://", "ws://") + "/ws"
-    with connect(url, additional_headers=headers, subprotocols=["actormesh.v1"]) as ws:  # type: ignore[list-item]
-        ws.send(json.dumps({"type": "chat", "data": {
-            "message": f"Where is my order {order}?", "customer_email": "john.doe@example.com"}}))  # fmt: skip
+    with connect(url, additional_headers=headers, subprotocols=["actormesh.v1"]) as ws:
+        data = {"message": f"Where is my order {order}?", "customer_email": "john.doe@example.com"}
+        ws.send(json.dumps({"type": "chat", "data": data}))
         while True:
             frame = json.loads(ws.recv(timeout=60))
             assert frame["type"] != "error", frame
