@@ -160,6 +160,9 @@ class Env:
     RATE_LIMIT_REQUESTS = "RATE_LIMIT_REQUESTS"
     LOG_FORMAT = "LOG_FORMAT"
     LOG_LEVEL = "LOG_LEVEL"
+    OTEL_EXPORTER_OTLP_ENDPOINT = "OTEL_EXPORTER_OTLP_ENDPOINT"
+    OTEL_TRACES_SAMPLER = "OTEL_TRACES_SAMPLER"
+    OTEL_TRACES_SAMPLER_ARG = "OTEL_TRACES_SAMPLER_ARG"
     HOST = "HOST"
     """Listen address of the gateway, mocks and actor HTTP servers (the operator sets 0.0.0.0 in pods)."""
 
