@@ -1,5 +1,6 @@
 """Tracing end to end: `actormesh dev` (embedded nats-server, every actor, the gateway) exporting over
-OTLP/HTTP to a receiver written for the test, configured only by the standard OTEL_* variables.
+OTLP/HTTP to a receiver written for the test, configured only by the standard OTEL_* variables; and,
+in process on a real nats-server, a failing hop's retries and error path.
 
 One chat with a caller's `traceparent` is one trace: the gateway's server span, a child of the
 caller's span, then one span per hop, each the child of the hop before; the conversation's log lines
@@ -19,9 +20,21 @@ import pytest
 from websockets.sync.client import connect
 
 from actormesh_runtime.embedded_nats import nats_server_binary
+from actormesh_runtime.envelope import Envelope
+from actormesh_runtime.errors import TransientError
+from actormesh_runtime.observability import tracing
 from tests.conftest import free_port, missing_component
 from tests.integration.test_dev_command import ACTORMESH, terminate, widget_url
+from tests.support.bus_actors import (
+    ErrorEscalationActor,
+    Recorder,
+    SinkAggregator,
+    WorkerActor,
+    bus_rig,
+    fast_settings,
+)
 from tests.support.eventually import eventually
+from tests.support.logs import json_log_capture
 from tests.support.otlp import OtlpReceiver, ReceivedSpan
 
 pytestmark = pytest.mark.integration
@@ -155,3 +168,52 @@ def test_one_chat_is_one_trace_across_every_hop_and_its_logs(tmp_path: Path) -> 
     assert {line.get("trace_id") for line in mine} == {CALLER_TRACE}
     access = [line for line in lines if line["msg"] == "POST /api/chat 200"]
     assert (access[0]["trace_id"], access[0]["span_id"]) == (CALLER_TRACE, gateway[0].span_id)
+
+
+# ---------------------------------------------------------------- failures, in process
+
+
+async def _always_transient(envelope: Envelope, call: int) -> None:
+    raise TransientError("upstream 503 for card 4111 1111 1111 1111")
+
+
+async def test_retries_and_the_error_path_are_spans_with_their_errors_and_log_ids(nats_server: str) -> None:
+    """A hop that fails every delivery: one error span per delivery (siblings, counted), the error path
+    as their child, and the host's retry and dead-letter lines carrying the failing span's ids."""
+    with OtlpReceiver.running() as receiver:
+        settings = fast_settings(nats_server, max_deliver=3, otel_exporter_otlp_endpoint=receiver.url)
+        assert tracing.configure_tracing(settings, service="test")
+        try:
+            with json_log_capture() as logs:
+                async with bus_rig(settings) as rig:
+                    await rig.add_host(WorkerActor(Recorder(), _always_transient))
+                    await rig.add_host(ErrorEscalationActor())
+                    await rig.add_host(SinkAggregator(rig.deps))
+                    envelope = rig.envelope()
+                    envelope.headers.traceparent = f"00-{CALLER_TRACE}-{CALLER_SPAN}-01"
+                    result = await rig.ask(envelope)
+        finally:
+            tracing.shutdown_tracing()  # flushes the batch
+    assert result.flags == ["error"]
+    spans = [s for s in receiver.spans() if s.trace_id == CALLER_TRACE]
+    worker = sorted(
+        (s for s in spans if s.name == "sentiment_analyzer"),
+        key=lambda s: int(s.attributes["actormesh.delivery_count"]),
+    )
+    assert [w.attributes["actormesh.delivery_count"] for w in worker] == [1, 2, 3]
+    assert {w.parent_span_id for w in worker} == {CALLER_SPAN}, "a redelivery continues the same parent"
+    assert all(w.status_code == 2 and w.events == ["exception"] for w in worker)
+    (escalation,) = [s for s in spans if s.name == "escalation_router"]
+    (aggregator,) = [s for s in spans if s.name == "response_aggregator"]
+    assert escalation.parent_span_id == worker[-1].span_id, "the error path follows the failed delivery"
+    assert escalation.attributes["actormesh.error_path"] is True
+    assert aggregator.parent_span_id == escalation.span_id
+    assert "4111" not in str(receiver.spans()), "errors on spans are redacted like log lines"
+
+    lines = [json.loads(line) for line in logs.getvalue().splitlines()]
+    retrying = [line for line in lines if line["msg"] == "retrying"]
+    assert [(r["trace_id"], r["span_id"]) for r in retrying] == [
+        (CALLER_TRACE, w.span_id) for w in worker[:2]
+    ]
+    (dead,) = [line for line in lines if line["msg"] == "dead-lettered"]
+    assert (dead["trace_id"], dead["span_id"]) == (CALLER_TRACE, worker[-1].span_id)
