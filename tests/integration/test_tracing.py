@@ -217,3 +217,45 @@ async def test_retries_and_the_error_path_are_spans_with_their_errors_and_log_id
     ]
     (dead,) = [line for line in lines if line["msg"] == "dead-lettered"]
     assert (dead["trace_id"], dead["span_id"]) == (CALLER_TRACE, worker[-1].span_id)
+
+
+# ---------------------------------------------------------------- every command reads the variables
+
+
+@pytest.mark.parametrize(
+    ("argv", "service"),
+    [
+        (["actor", "intent_analyzer", "--http-port", "0"], "actormesh-intent-analyzer"),
+        (["gateway", "--port", "0"], "actormesh-gateway"),
+        (["history", "--http-port", "0", "--db", "history.db"], "actormesh-history"),
+    ],
+    ids=["actor", "gateway", "history"],
+)
+def test_each_pod_command_turns_export_on_from_the_standard_variables(
+    tmp_path: Path, argv: list[str], service: str
+) -> None:
+    """What each Deployment runs: the OTEL_* variables alone turn export on, under its own service
+    name (NATS is unreachable here on purpose: export is set up before the process connects)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")} | {
+        "LOG_FORMAT": "json",
+        "NATS_URL": f"nats://127.0.0.1:{free_port()}",
+        "GATEWAY_ANONYMOUS": "true",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318",
+        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+        "OTEL_TRACES_SAMPLER_ARG": "0.5",
+    }
+    err = tmp_path / "err"
+    with err.open("wb") as stderr:
+        proc = subprocess.Popen([*ACTORMESH, *argv], stderr=stderr, env=env, cwd=tmp_path)
+
+    def export_on() -> dict[str, Any] | None:
+        assert proc.poll() is None, err.read_text()
+        lines = [json.loads(line) for line in err.read_text().splitlines() if line.startswith("{")]
+        return next((line for line in lines if line["msg"] == "tracing export on"), None)
+
+    try:
+        line = eventually(export_on, what="the export start-up line", timeout_s=60)
+    finally:
+        terminate(proc)
+    assert (line["service"], line["endpoint"]) == (service, "http://127.0.0.1:4318/v1/traces")
+    assert line["sampler"] == "parentbased_traceidratio"

@@ -139,11 +139,11 @@ class OtelSpanFactory:
         self._provider.shutdown()
 
 
-def otel_span_factory(settings: RuntimeSettings, *, endpoint: str, default_service: str) -> OtelSpanFactory:
-    """A provider exporting to `endpoint` (OTLP/HTTP), sampled and named as the settings say."""
+def otel_span_factory(settings: RuntimeSettings, *, endpoint: str, service_name: str) -> OtelSpanFactory:
+    """A provider exporting to `endpoint` (OTLP/HTTP) as `service_name`, sampled as the settings say."""
     resource = Resource.create(
         {
-            "service.name": settings.otel_service_name or default_service,
+            "service.name": service_name,
             "service.namespace": "actormesh",
             "actormesh.mesh": settings.mesh_name,
         }

@@ -291,15 +291,17 @@ def configure_tracing(settings: RuntimeSettings, *, service: str) -> bool:
     if endpoint is None:
         _start_span = _plain_span
         return False
+    service_name = settings.otel_service_name or f"actormesh-{service}"
     try:
         from actormesh_runtime.observability.otel import otel_span_factory
 
-        _start_span = otel_span_factory(settings, endpoint=endpoint, default_service=f"actormesh-{service}")
+        _start_span = otel_span_factory(settings, endpoint=endpoint, service_name=service_name)
     except Exception as exc:
         log.warning("tracing export not started", extra={"endpoint": endpoint, "error": repr(exc)})
         _start_span = _plain_span
         return False
-    log.info("tracing export on", extra={"endpoint": endpoint, "sampler": settings.otel_traces_sampler})
+    extra = {"endpoint": endpoint, "service": service_name, "sampler": settings.otel_traces_sampler}
+    log.info("tracing export on", extra=extra)
     return True
 
 
