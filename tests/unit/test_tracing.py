@@ -17,7 +17,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
-from opentelemetry.trace import StatusCode
+from opentelemetry.trace import SpanKind, StatusCode
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -27,6 +27,8 @@ from actormesh_runtime.bus.spans import hop_attributes
 from actormesh_runtime.catalog import ActorName
 from actormesh_runtime.envelope import Envelope, Intent, IntentResult
 from actormesh_runtime.gateway.metrics import ObservabilityMiddleware
+from actormesh_runtime.llm.client import LLMClient, LLMReply
+from actormesh_runtime.llm.errors import LLMTimeout
 from actormesh_runtime.observability import otel, tracing
 from actormesh_runtime.observability.logging import JsonFormatter, TextFormatter
 from actormesh_runtime.observability.tracing import TraceContext, parse_traceparent
@@ -329,3 +331,35 @@ assert not loaded, loaded
     command = [sys.executable, "-c", script]
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+async def test_an_llm_call_is_a_client_span_inside_the_hop(
+    exported: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = LLMClient(RuntimeSettings(litellm_model="openai/test-model"))
+    replies: list[LLMReply | Exception] = [LLMReply("hello", 12, 3), LLMTimeout("no reply within 10s")]
+
+    async def call(messages: object, max_tokens: int) -> LLMReply:
+        reply = replies.pop(0)
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
+
+    monkeypatch.setattr(client, "_call", call)
+    envelope = make_envelope("Where is my order ORD-10002?")
+    envelope.headers.traceparent = VALID
+    with tracing.hop_span("response_generator", envelope.headers):
+        await client.complete_text([{"role": "user", "content": "hi"}], actor="response_generator")
+        with pytest.raises(LLMTimeout):
+            await client.complete_text([{"role": "user", "content": "hi"}], actor="response_generator")
+    ok, failed, hop = exported.get_finished_spans()
+    assert (ok.name, ok.kind) == ("chat openai/test-model", SpanKind.CLIENT)
+    assert ok.parent is not None
+    assert ok.parent.span_id == hop.context.span_id
+    assert ok.attributes is not None
+    assert (ok.attributes["gen_ai.usage.input_tokens"], ok.attributes["gen_ai.usage.output_tokens"]) == (
+        12,
+        3,
+    )
+    assert failed.status.status_code == StatusCode.ERROR
+    assert hop.status.status_code == StatusCode.UNSET, "the actor fell back: its hop did not fail"
