@@ -195,15 +195,21 @@ class _SpanScope:
     def __enter__(self) -> Span:
         started = self._span = _start_span(*self._args)
         self._token = _CURRENT.set(started.context)
-        self._active_token = _ACTIVE.set(started)
+        self._active_token = _activate(started)
         return started
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: Any) -> None:
         if isinstance(error, Exception):
             self._span.record_error(error)
         self._span.end()
-        _ACTIVE.reset(self._active_token)
+        if self._active_token is not None:
+            _ACTIVE.reset(self._active_token)
         _CURRENT.reset(self._token)
+
+
+def _activate(started: Span) -> contextvars.Token[Span | None] | None:
+    """Make `started` the target of `annotate`; only when it records (a plain span ignores attributes)."""
+    return _ACTIVE.set(started) if _start_span is not _plain_span else None
 
 
 class TraceHeaders(Protocol):
@@ -242,17 +248,18 @@ class _HopScope:
         started = self._span = _start_span(self._actor, parent, "consumer", None)
         headers.traceparent = started.context.traceparent
         _CURRENT.set(started.context)  # never reset: see hop_span
-        self._active_token = _ACTIVE.set(started)
+        self._active_token = _activate(started)
         return started
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: Any) -> None:
         started = self._span
-        if self._describe is not None and _start_span is not _plain_span:
-            started.set_attributes(self._describe())
+        if self._active_token is not None:  # recording
+            if self._describe is not None:
+                started.set_attributes(self._describe())
+            _ACTIVE.reset(self._active_token)
         if isinstance(error, Exception):
             started.record_error(error)
         started.end()
-        _ACTIVE.reset(self._active_token)
 
 
 def annotate(attributes: Attributes) -> None:
