@@ -80,9 +80,11 @@ def test_a_later_version_may_carry_more_fields() -> None:
 )
 def test_a_malformed_traceparent_is_none_and_starts_a_new_trace(header: str | None) -> None:
     assert parse_traceparent(header, "vendor=abc") is None
-    fresh = tracing.continue_or_start(header, "vendor=abc")
-    assert parse_traceparent(fresh.traceparent) == TraceContext(fresh.trace_id, fresh.span_id, True)
-    assert fresh.tracestate is None, "a tracestate never outlives its traceparent"
+    with tracing.span("request", parse_traceparent(header, "vendor=abc")) as fresh:
+        assert parse_traceparent(fresh.context.traceparent) == TraceContext(
+            fresh.context.trace_id, fresh.context.span_id, True
+        )
+        assert fresh.context.tracestate is None, "a tracestate never outlives its traceparent"
 
 
 @pytest.mark.parametrize(

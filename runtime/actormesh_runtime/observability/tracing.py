@@ -105,11 +105,6 @@ def parse_traceparent(traceparent: str | None, tracestate: str | None = None) ->
     return TraceContext(trace_id, span_id, flags[1] in _ODD, state or None)
 
 
-def continue_or_start(traceparent: str | None, tracestate: str | None = None) -> TraceContext:
-    """The caller's context when it sent a valid one, else a new trace."""
-    return parse_traceparent(traceparent, tracestate) or new_trace()
-
-
 # ---------------------------------------------------------------- spans
 
 
@@ -209,7 +204,7 @@ class _SpanScope:
 
 def _activate(started: Span) -> contextvars.Token[Span | None] | None:
     """Make `started` the target of `annotate`; only when it records (a plain span ignores attributes)."""
-    return _ACTIVE.set(started) if _start_span is not _plain_span else None
+    return _ACTIVE.set(started) if exporting() else None
 
 
 class TraceHeaders(Protocol):
@@ -287,16 +282,17 @@ class TraceLogFilter(logging.Filter):
 
 
 def configure_tracing(settings: RuntimeSettings, *, service: str) -> bool:
-    """Turn OTLP export on when the settings ask for it; returns whether it is on. Idempotent.
+    """Turn OTLP export on when the settings ask for it; returns whether it is on. Calling it again
+    replaces (and flushes) the exporter a previous call started.
 
     `service` names this process (`gateway`, an actor, `history`, `dev`) when OTEL_SERVICE_NAME is
     unset. A failure to set up export (a bad endpoint URL) is logged and leaves tracing off: a
     process never refuses to serve because its telemetry is misconfigured.
     """
     global _start_span
+    shutdown_tracing()
     endpoint = settings.otlp_traces_endpoint()
     if endpoint is None:
-        _start_span = _plain_span
         return False
     service_name = settings.otel_service_name or f"actormesh-{service}"
     try:
@@ -305,7 +301,6 @@ def configure_tracing(settings: RuntimeSettings, *, service: str) -> bool:
         _start_span = otel_span_factory(settings, endpoint=endpoint, service_name=service_name)
     except Exception as exc:
         log.warning("tracing export not started", extra={"endpoint": endpoint, "error": repr(exc)})
-        _start_span = _plain_span
         return False
     extra = {"endpoint": endpoint, "service": service_name, "sampler": settings.otel_traces_sampler}
     log.info("tracing export on", extra=extra)
