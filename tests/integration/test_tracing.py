@@ -129,6 +129,7 @@ def test_one_chat_is_one_trace_across_every_hop_and_its_logs(tmp_path: Path) -> 
     assert [g.name for g in gateway] == ["POST /api/chat"]
     assert gateway[0].parent_span_id == CALLER_SPAN, "the caller's traceparent must be honoured"
     assert gateway[0].attributes["http.response.status_code"] == 200
+    assert gateway[0].attributes["actormesh.result_source"] == "reply"
     assert gateway[0].service == "actormesh-dev"
 
     hops = hop_spans(trace, result)

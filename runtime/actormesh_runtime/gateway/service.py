@@ -206,8 +206,15 @@ class Gateway:
             stored = await self._stored_result(pending.message_id)
             if stored is not None:
                 self.replies.forget(pending.message_id)
+                tracing.annotate({"actormesh.result_source": "history"})
                 return stored
-        return await self.replies.wait(pending, max(0.0, deadline - loop.time()))
+        try:
+            result = await self.replies.wait(pending, max(0.0, deadline - loop.time()))
+        except TimeoutError:
+            tracing.annotate({"actormesh.result_source": "none (timeout)"})
+            raise
+        tracing.annotate({"actormesh.result_source": "reply"})
+        return result
 
     async def _stored_result(self, message_id: str) -> FinalResult | None:
         if self.history is None:
