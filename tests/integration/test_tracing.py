@@ -69,7 +69,7 @@ def ws_chat(base: str, headers: dict[str, str], order: str) -> dict[str, Any]:
 
 def hop_spans(spans: list[ReceivedSpan], result: dict[str, Any]) -> list[ReceivedSpan]:
     """The trace's hop spans, in route order (each one's parent is the one before)."""
-    hops = [s for s in spans if s.kind == CONSUMER]
+    hops = [s for s in spans if s.kind == CONSUMER and s.name != "history store"]
     return sorted(hops, key=lambda s: int(s.attributes["actormesh.slip_index"]))
 
 
@@ -82,9 +82,9 @@ def complete(result: dict[str, Any], trace_id: str | None = None) -> Any:
         if len(ids) != 1:
             return False
         trace = [s for s in spans if s.trace_id in ids and (trace_id is None or s.trace_id == trace_id)]
-        return len([s for s in trace if s.kind == CONSUMER]) >= len(result["trace"]) and any(
-            s.kind == SERVER for s in trace
-        )
+        hops = [s for s in trace if s.kind == CONSUMER and s.name != "history store"]
+        stored = [s for s in trace if s.name == "history store"]
+        return len(hops) >= len(result["trace"]) and bool(stored) and any(s.kind == SERVER for s in trace)
 
     return check
 
@@ -136,7 +136,10 @@ def test_one_chat_is_one_trace_across_every_hop_and_its_logs(tmp_path: Path) -> 
     assert [h.name for h in hops] == [entry["actor"] for entry in result["trace"]], "one span per hop"
     parents = [gateway[0].span_id, *(h.span_id for h in hops[:-1])]
     assert [h.parent_span_id for h in hops] == parents, "each hop is the child of the one before"
-    assert len(trace) == 1 + len(hops), f"nothing else in the trace: {trace}"
+    (stored,) = [s for s in trace if s.name == "history store"]
+    assert stored.parent_span_id == hops[-1].span_id, "the aggregator's history event carries its context"
+    assert stored.service == "actormesh-dev"
+    assert len(trace) == 2 + len(hops), f"nothing else in the trace: {trace}"
     assert all(h.attributes["actormesh.delivery_count"] == 1 for h in hops)
     assert all(h.status_code != 2 for h in trace), "no span of a successful chat is an error"
     intent = next(h for h in hops if h.name == "intent_analyzer")

@@ -365,3 +365,30 @@ async def test_an_llm_call_is_a_client_span_inside_the_hop(
     )
     assert failed.status.status_code == StatusCode.ERROR
     assert hop.status.status_code == StatusCode.UNSET, "the actor fell back: its hop did not fail"
+
+
+def test_a_message_sent_inside_a_span_carries_its_context() -> None:
+    assert tracing.inject() == {}
+    with tracing.span("aggregator", parse_traceparent(VALID, "vendor=abc")) as span:
+        assert tracing.inject() == {"traceparent": span.context.traceparent, "tracestate": "vendor=abc"}
+
+
+def test_a_batch_gets_one_span_per_message_and_none_when_nothing_records() -> None:
+    with tracing.batch_spans("history store", [({"traceparent": VALID}, {})]) as spans:
+        assert spans == [], "export off: a batch writer pays nothing"
+
+
+def test_batch_spans_continue_each_messages_trace_and_share_the_failure(
+    exported: InMemorySpanExporter,
+) -> None:
+    batch = [
+        ({"traceparent": VALID}, {"actormesh.message_id": "m-1"}),
+        (None, {"actormesh.message_id": "m-2"}),
+    ]
+    with pytest.raises(OSError), tracing.batch_spans("history store", batch):
+        raise OSError("disk full")
+    first, second = exported.get_finished_spans()
+    assert first.parent is not None
+    assert (f"{first.parent.span_id:016x}", f"{first.context.trace_id:032x}") == (SPAN, TRACE)
+    assert second.parent is None, "a message without a context is a trace of its own"
+    assert {first.status.status_code, second.status.status_code} == {StatusCode.ERROR}

@@ -29,6 +29,7 @@ from actormesh_runtime.catalog import Subjects
 from actormesh_runtime.envelope import HistoryEvent
 from actormesh_runtime.history.protocol import HistoryAnswer, HistoryQuery
 from actormesh_runtime.history.store import HistoryStore
+from actormesh_runtime.observability import tracing
 from actormesh_runtime.screening import describe_invalid
 from actormesh_runtime.settings import RuntimeSettings
 
@@ -176,8 +177,12 @@ class HistoryService:
                 await msg.term()
         if not events:
             return
+        traced = [
+            (m.headers, {"actormesh.message_id": e.message_id}) for m, e in zip(good, events, strict=True)
+        ]
         try:
-            added = await self.store.add_events(events)
+            with tracing.batch_spans("history store", traced):  # spans only when exporting
+                added = await self.store.add_events(events)
         except Exception:
             # Not acked: JetStream redelivers after ack_wait; the insert is idempotent.
             log.exception("history write failed; events will be redelivered")

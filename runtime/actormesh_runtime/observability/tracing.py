@@ -20,7 +20,7 @@ import contextvars
 import logging
 import random
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -255,6 +255,52 @@ class _HopScope:
         if isinstance(error, Exception):
             started.record_error(error)
         started.end()
+
+
+class _BatchScope:
+    __slots__ = ("_batch", "_name", "_spans")
+
+    def __init__(self, name: str, batch: Sequence[tuple[Mapping[str, str] | None, Attributes]]) -> None:
+        self._name = name
+        self._batch = batch
+        self._spans: list[Span] = []
+
+    def __enter__(self) -> list[Span]:
+        if exporting():
+            for carrier, attributes in self._batch:
+                parent = parse_traceparent(*_carried(carrier)) if carrier else None
+                self._spans.append(_start_span(self._name, parent, "consumer", attributes))
+        return self._spans
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: Any) -> None:
+        for started in self._spans:
+            if isinstance(error, Exception):
+                started.record_error(error)
+            started.end()
+
+
+def _carried(carrier: Mapping[str, str]) -> tuple[str | None, str | None]:
+    return carrier.get("traceparent"), carrier.get("tracestate")
+
+
+def batch_spans(
+    name: str, batch: Sequence[tuple[Mapping[str, str] | None, Attributes]]
+) -> AbstractContextManager[list[Span]]:
+    """One span per message of a batch handled as one unit of work (the history writer's transaction):
+    each a child of the context its message's headers carried (`inject`), all lasting the block.
+    Nothing at all when nothing records: a batch writer logs per batch, not per message."""
+    return _BatchScope(name, batch)
+
+
+def inject() -> dict[str, str]:
+    """The current context as message headers (W3C names), for a message sent from inside a span."""
+    context = _CURRENT.get()
+    if context is None:
+        return {}
+    headers = {"traceparent": context.traceparent}
+    if context.tracestate:
+        headers["tracestate"] = context.tracestate
+    return headers
 
 
 def annotate(attributes: Attributes) -> None:
