@@ -83,3 +83,7 @@ class BusPublisher:
         check_fits(self._nc, payload, f"message to {subject}")
         # The W3C context rides along, so the consumer (the history writer) continues the trace.
         await self._js.publish(subject, payload, headers={MSG_ID_HEADER: msg_id, **tracing.inject()})
+
+    async def request(self, subject: str, payload: bytes, *, timeout_s: float) -> bytes:
+        reply = await self._nc.request(subject, payload, timeout=timeout_s)
+        return bytes(reply.data)
