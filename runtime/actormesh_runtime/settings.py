@@ -217,6 +217,11 @@ class RuntimeSettings(BaseSettings):
         "http/protobuf",
         description="Only http/protobuf is shipped; another value leaves export off with a warning.",
     )
+    otel_exporter_otlp_headers: str | None = Field(
+        None,
+        description="Headers on every export (`key=value,...`, values URL-encoded), e.g. a hosted "
+        "backend's API key; from a Secret.",
+    )
     otel_service_name: str | None = Field(
         None, description="service.name of the spans; unset = actormesh-<component> (e.g. actormesh-gateway)."
     )

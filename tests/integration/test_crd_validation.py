@@ -85,6 +85,11 @@ BAD_SPECS = [
         id="tracing-endpoint-not-a-url",
     ),
     pytest.param(
+        {"image": "x", "monitoring": {"tracing": {"headersSecretRef": {"name": "otlp", "key": "headers"}}}},
+        "spec.monitoring.tracing.headersSecretRef needs spec.monitoring.tracing.endpoint",
+        id="tracing-headers-without-endpoint",
+    ),
+    pytest.param(
         {"image": "x", "nats": {"replicas": 3, "external": {"url": "nats://n:4222"}}},
         "spec.nats.external cannot be combined",
         id="nats-external-vs-managed",

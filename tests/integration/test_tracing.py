@@ -185,7 +185,12 @@ async def test_retries_and_the_error_path_are_spans_with_their_errors_and_log_id
     """A hop that fails every delivery: one error span per delivery (siblings, counted), the error path
     as their child, and the host's retry and dead-letter lines carrying the failing span's ids."""
     with OtlpReceiver.running() as receiver:
-        settings = fast_settings(nats_server, max_deliver=3, otel_exporter_otlp_endpoint=receiver.url)
+        settings = fast_settings(
+            nats_server,
+            max_deliver=3,
+            otel_exporter_otlp_endpoint=receiver.url,
+            otel_exporter_otlp_headers="authorization=Bearer%20t0k3n,x-tenant=shop",
+        )
         assert tracing.configure_tracing(settings, service="test")
         try:
             with json_log_capture() as logs:
@@ -199,6 +204,8 @@ async def test_retries_and_the_error_path_are_spans_with_their_errors_and_log_id
         finally:
             tracing.shutdown_tracing()  # flushes the batch
     assert result.flags == ["error"]
+    assert receiver.headers
+    assert all(h["authorization"] == "Bearer t0k3n" and h["x-tenant"] == "shop" for h in receiver.headers)
     spans = [s for s in receiver.spans() if s.trace_id == CALLER_TRACE]
     worker = sorted(
         (s for s in spans if s.name == "sentiment_analyzer"),

@@ -76,6 +76,8 @@ class OtlpReceiver:
         self._lock = threading.Lock()
         self._spans: list[ReceivedSpan] = []
         self.requests = 0
+        self.headers: list[dict[str, str]] = []
+        """Each export request's HTTP headers (lower-case names)."""
         self.bad_requests: list[str] = []
 
     @property
@@ -117,6 +119,7 @@ class OtlpReceiver:
                 if self.headers.get("Content-Encoding") == "gzip":
                     body = gzip.decompress(body)
                 receiver = holder["receiver"]
+                receiver.headers.append({k.lower(): v for k, v in self.headers.items()})
                 if self.path != TRACES_PATH or self.headers.get("Content-Type") != "application/x-protobuf":
                     receiver.bad_requests.append(f"{self.path} {self.headers.get('Content-Type')}")
                     self.send_error(404 if self.path != TRACES_PATH else 415)

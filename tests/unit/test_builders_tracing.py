@@ -9,12 +9,17 @@ from typing import Any
 import pytest
 
 from actormesh_operator.api.spec import InvalidSpec
-from tests.unit.builder_helpers import children, index, make_mesh
+from actormesh_operator.builders import referenced_secrets
+from tests.unit.builder_helpers import children, container, index, make_mesh
 from tests.unit.test_builders_network import Pod, _mesh, allowed
-from tests.unit.test_builders_runtime_contract import runtime_pods
+from tests.unit.test_builders_runtime_contract import SECRET_PLACEHOLDER, runtime_pods
 
 IN_CLUSTER = {"endpoint": "http://otel-collector.observability:4318", "collectorNamespace": "observability"}
-HOSTED = {"endpoint": "https://otlp.example.com/otlp", "samplerRatio": 0.25}
+HOSTED = {
+    "endpoint": "https://otlp.example.com/otlp",
+    "samplerRatio": 0.25,
+    "headersSecretRef": {"name": "otlp", "key": "headers"},
+}
 RUNTIME = ["sentiment-analyzer", "intent-analyzer", "response-aggregator", "gateway", "history"]
 
 
@@ -50,6 +55,7 @@ def test_every_runtime_process_exports_as_the_spec_says(monkeypatch: pytest.Monk
     assert len(tracing) == 11, sorted(pods)  # nine actors, the gateway and history
     for name, settings in tracing.items():
         assert settings.otlp_traces_endpoint() == "https://otlp.example.com/otlp/v1/traces", name
+        assert settings.otel_exporter_otlp_headers == SECRET_PLACEHOLDER, name
         assert (settings.otel_traces_sampler, settings.otel_traces_sampler_arg) == (
             "parentbased_traceidratio",
             0.25,
@@ -81,3 +87,24 @@ def test_a_hosted_collector_is_reached_outside_the_cluster_only() -> None:
 def test_an_endpoint_that_is_not_an_http_url_is_refused_naming_the_field(endpoint: str) -> None:
     with pytest.raises(InvalidSpec, match=r"spec\.monitoring\.tracing\.endpoint"):
         make_mesh(tracing_spec({"endpoint": endpoint}))
+
+
+def test_the_export_headers_come_from_their_secret_and_are_checked() -> None:
+    objs = children(tracing_spec(HOSTED))
+    workloads = [o for o in objs if o["kind"] in {"Deployment", "StatefulSet"}]
+    reading = {
+        o["metadata"]["name"]
+        for o in workloads
+        for var in container(o).get("env", [])
+        if var["name"] == "OTEL_EXPORTER_OTLP_HEADERS"
+        and var["valueFrom"]["secretKeyRef"] == {"name": "otlp", "key": "headers"}
+    }
+    assert len(reading) == 11, "nine actors, the gateway and history"
+    assert "demo-mocks" not in reading
+    refs = {(r.field_path, r.name, r.key) for r in referenced_secrets(make_mesh(tracing_spec(HOSTED)))}
+    assert ("spec.monitoring.tracing.headersSecretRef", "otlp", "headers") in refs
+
+
+def test_headers_without_an_endpoint_are_refused() -> None:
+    with pytest.raises(InvalidSpec, match=r"spec\.monitoring\.tracing\.headersSecretRef needs"):
+        make_mesh(tracing_spec({"headersSecretRef": {"name": "otlp", "key": "headers"}}))

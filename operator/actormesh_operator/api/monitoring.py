@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from actormesh_operator.api.types import DNS1123_LABEL, ApiModel, LabelKey, LabelValue
+from actormesh_operator.api.types import DNS1123_LABEL, ApiModel, LabelKey, LabelValue, SecretKeyRef
 
 DURATION_PATTERN = r"^[0-9]+(ms|s|m|h)$"
 OTLP_URL_PATTERN = r"^https?://[^\s/?#]+(/[^\s?#]*)?$"
@@ -49,6 +49,9 @@ class PrometheusRuleSpec(ApiModel):
     """ActorMeshNotReady: the mesh's Ready condition has been false this long."""
 
 
+HEADERS_NEED_ENDPOINT = "spec.monitoring.tracing.headersSecretRef needs spec.monitoring.tracing.endpoint"
+
+
 class TracingSpec(ApiModel):
     """OpenTelemetry trace export (the OTEL_* variables) from every actor, the gateway and history."""
 
@@ -61,10 +64,19 @@ class TracingSpec(ApiModel):
     (`/v1/traces` is appended). Unset: no export (trace ids still appear in the logs)."""
     sampler_ratio: float = Field(1.0, ge=0, le=1)
     """Share of new traces recorded (`parentbased_traceidratio`); a caller's sampled flag is followed."""
+    headers_secret_ref: SecretKeyRef | None = None
+    """A Secret key holding the export headers (`OTEL_EXPORTER_OTLP_HEADERS`: `key=value,...`, e.g.
+    `authorization=Bearer%20...` for a hosted backend); every traced pod reads it."""
     collector_namespace: str | None = Field(None, max_length=63, pattern=DNS1123_LABEL)
     """Namespace of an in-cluster collector: the NetworkPolicy lets the pods reach that namespace on the
     endpoint's port. Unset: the endpoint's port on any address outside `spec.networkPolicy.egressExcept`
     (a collector outside the cluster)."""
+
+    @model_validator(mode="after")
+    def _headers_need_endpoint(self) -> TracingSpec:
+        if self.headers_secret_ref is not None and self.endpoint is None:
+            raise ValueError(HEADERS_NEED_ENDPOINT)
+        return self
 
 
 class MonitoringSpec(ApiModel):

@@ -18,6 +18,7 @@ from actormesh_operator.builders.workload import (
     nats_credentials_env,
     runtime_container,
     runtime_pod,
+    tracing_headers_env,
 )
 from actormesh_operator.settings import OperatorSettings
 from actormesh_runtime.catalog import HISTORY_USER, Env, Ports
@@ -48,7 +49,11 @@ def build_history_statefulset(mesh: ActorMesh, settings: OperatorSettings) -> Ma
         ["history"],
         ports=[{"name": "http", "containerPort": Ports.HISTORY_HTTP}],
         resources=history.resources.to_k8s(),
-        env=[{"name": Env.SQLITE_DB_PATH, "value": DB_PATH}, *nats_credentials_env(mesh, HISTORY_USER)],
+        env=[
+            {"name": Env.SQLITE_DB_PATH, "value": DB_PATH},
+            *nats_credentials_env(mesh, HISTORY_USER),
+            *tracing_headers_env(mesh),
+        ],
         extra_mounts=[{"name": names.HISTORY_DATA_CLAIM, "mountPath": DATA_DIR}, *ca_mounts],
         startupProbe=http_probe("/healthz", "http", period=2, failures=60),
         readinessProbe=http_probe("/readyz", "http", period=5),

@@ -6,9 +6,9 @@ OTLP/HTTP protobuf. The provider is private to this module — no global OpenTel
 libraries that would trace themselves through the global provider (FastAPI's native telemetry, which
 the gateway also turns off) add no spans of their own.
 
-The exporter's other standard variables (OTEL_EXPORTER_OTLP_HEADERS, _TIMEOUT, _CERTIFICATE,
-_COMPRESSION), the batch processor's (OTEL_BSP_*) and OTEL_RESOURCE_ATTRIBUTES are read by the SDK
-itself; the ones that decide whether and where to export are `RuntimeSettings` fields.
+The exporter's other standard variables (OTEL_EXPORTER_OTLP_TIMEOUT, _CERTIFICATE, _COMPRESSION), the
+batch processor's (OTEL_BSP_*) and OTEL_RESOURCE_ATTRIBUTES are read by the SDK itself; the ones
+that decide whether, where and with which credentials to export are `RuntimeSettings` fields.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from opentelemetry.trace import (
     set_span_in_context,
 )
 from opentelemetry.trace import SpanKind as OtelKind
+from opentelemetry.util.re import parse_env_headers
 
 from actormesh_runtime.observability.tracing import Attributes, Span, SpanKind, TraceContext
 from actormesh_runtime.pii import redact
@@ -150,5 +151,9 @@ def otel_span_factory(settings: RuntimeSettings, *, endpoint: str, service_name:
     )
     sampler = build_sampler(settings.otel_traces_sampler, settings.otel_traces_sampler_arg)
     provider = TracerProvider(resource=resource, sampler=sampler)
-    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
+    headers = settings.otel_exporter_otlp_headers
+    exporter = OTLPSpanExporter(
+        endpoint=endpoint, headers=parse_env_headers(headers, liberal=True) if headers else None
+    )
+    provider.add_span_processor(BatchSpanProcessor(exporter))
     return OtelSpanFactory(provider)
