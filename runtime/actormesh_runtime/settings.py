@@ -111,6 +111,20 @@ class RuntimeSettings(BaseSettings):
         ge=0,
         description="History service: refresh of the JetStream queue gauges, seconds; 0 = off.",
     )
+    nats_monitor_urls: str | None = Field(
+        None,
+        description="History service: NATS monitoring endpoints (http://host:8222), comma-separated, read"
+        " into the actormesh_nats_server_* metrics every QUEUE_METRICS_INTERVAL_S; unset = not read.",
+    )
+    history_backup_dir: str | None = Field(
+        None, description="History service: directory for snapshots of the store; unset = no backups."
+    )
+    history_backup_interval_s: float = Field(
+        21600.0, ge=60, description="History service: seconds between snapshots (anchored to the newest)."
+    )
+    history_backup_retention: int = Field(
+        7, ge=1, le=1000, description="History service: snapshots kept; older ones are deleted."
+    )
 
     # --- gateway
     host: str = Field(

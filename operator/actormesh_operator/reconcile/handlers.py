@@ -28,7 +28,13 @@ import kopf
 
 from actormesh_operator.api.schema import API_VERSION, GROUP, KIND, PLURAL, VERSION
 from actormesh_operator.api.spec import is_paused
-from actormesh_operator.builders.kinds import MANAGED_KINDS, MONITORING_KINDS
+from actormesh_operator.builders.kinds import (
+    HTTP_ROUTE,
+    MANAGED_KINDS,
+    MONITORING_KINDS,
+    SCALED_OBJECT,
+    ManagedKind,
+)
 from actormesh_operator.builders.labels import MANAGED_BY_SELECTOR
 from actormesh_operator.reconcile import metrics
 from actormesh_operator.reconcile.kube import KubeCredentials
@@ -107,12 +113,17 @@ def connection_info(creds: KubeCredentials) -> kopf.ConnectionInfo:
 
 
 def build_registry(
-    settings: OperatorSettings, creds: KubeCredentials, *, keda_available: bool = False
+    settings: OperatorSettings,
+    creds: KubeCredentials,
+    *,
+    keda_available: bool = False,
+    gateway_api_available: bool = False,
 ) -> kopf.OperatorRegistry:
     """Every handler of one operator instance, bound to its own state.
 
-    Optional child kinds (KEDA's ScaledObject) are watched only if served at startup: kopf discovers
-    resources once (scanning is off), so watching an absent CRD would only log a warning."""
+    Optional child kinds (KEDA's ScaledObject, the Gateway API's HTTPRoute) are watched only if served
+    at startup: kopf discovers resources once (scanning is off), so watching an absent CRD would only log
+    a warning. (An HTTPRoute is watched so a Gateway accepting it updates the status at once.)"""
     registry = kopf.OperatorRegistry()
     state = OperatorState(settings, creds)
     retries = settings.retry_limit
@@ -145,11 +156,14 @@ def build_registry(
         if type not in (None, "DELETED") and pause_changed(body):
             state.wake(namespace or "", name, "pause")
 
-    _watch_children(registry, state, keda_available=keda_available)
+    served = {SCALED_OBJECT: keda_available, HTTP_ROUTE: gateway_api_available}
+    _watch_children(registry, state, optional_served=served)
     return registry
 
 
-def _watch_children(registry: kopf.OperatorRegistry, state: OperatorState, *, keda_available: bool) -> None:
+def _watch_children(
+    registry: kopf.OperatorRegistry, state: OperatorState, *, optional_served: dict[ManagedKind, bool]
+) -> None:
     """A watch-event handler per child kind: wake the child's controlling mesh up (drift correction).
 
     The `labels=` filter below is evaluated by kopf client-side; the server-side selector that keeps
@@ -165,7 +179,7 @@ def _watch_children(registry: kopf.OperatorRegistry, state: OperatorState, *, ke
     for kind in MANAGED_KINDS:
         # Monitoring objects are not watched: nothing in the mesh depends on them, so drift there is
         # corrected by the periodic resync, and their CRDs may appear after startup (kopf scans once).
-        if kind in MONITORING_KINDS or (kind.optional and not keda_available):
+        if kind in MONITORING_KINDS or (kind.optional and not optional_served.get(kind, False)):
             continue
         kopf.on.event(
             group=kind.group,

@@ -2,8 +2,9 @@
 
 Called by `runner.py` at the start of every reconcile. Children are listed per `MANAGED_KINDS` entry
 with the mesh's label selector (server-side), so the cost is one LIST per kind whatever the cluster
-size. KEDA and the Prometheus Operator kinds are detected through API discovery
-(`/apis/keda.sh/v1alpha1`, `/apis/monitoring.coreos.com/v1`), which every authenticated client may
+size. KEDA, the Prometheus Operator kinds and the Gateway API's HTTPRoute are detected through API
+discovery (`/apis/keda.sh/v1alpha1`, `/apis/monitoring.coreos.com/v1`,
+`/apis/gateway.networking.k8s.io/v1`), which every authenticated client may
 read: the operator needs no permission on CustomResourceDefinitions, and the namespaced install (a
 Role cannot grant cluster-scoped reads) detects them the same way.
 """
@@ -18,6 +19,7 @@ from actormesh_operator.api.observed import (
     COMPONENT_GATEWAY,
     COMPONENT_LABEL,
     MissingSecret,
+    ObservedHTTPRoute,
     ObservedIngress,
     ObservedService,
     ObservedState,
@@ -27,6 +29,7 @@ from actormesh_operator.api.observed import (
 from actormesh_operator.api.spec import ActorMesh
 from actormesh_operator.builders import labels
 from actormesh_operator.builders.kinds import (
+    HTTP_ROUTE,
     MANAGED_KINDS,
     MONITORING_KINDS,
     SCALED_OBJECT,
@@ -47,23 +50,31 @@ def selector_string(selector: Mapping[str, str]) -> str:
     return ",".join(f"{key}={value}" for key, value in sorted(selector.items()))
 
 
-def _served(kind: ManagedKind, *, keda: bool, monitoring: Collection[str]) -> bool:
+def _served(kind: ManagedKind, *, keda: bool, monitoring: Collection[str], gateway_api: bool) -> bool:
     if kind == SCALED_OBJECT:
         return keda
+    if kind == HTTP_ROUTE:
+        return gateway_api
     if kind in MONITORING_KINDS:
         return kind.plural in monitoring
     return True
 
 
 async def list_children(
-    kube: KubeClient, mesh: ActorMesh, *, keda: bool, monitoring: Collection[str] = ()
+    kube: KubeClient,
+    mesh: ActorMesh,
+    *,
+    keda: bool,
+    monitoring: Collection[str] = (),
+    gateway_api: bool = False,
 ) -> dict[ChildKey, dict[str, Any]]:
     """Every live object of a managed kind carrying this mesh's labels (ours or not: prune checks owners).
-    Optional kinds are listed only when served (`keda`; `monitoring`: served monitoring plurals)."""
+    Optional kinds are listed only when served (`keda`; `monitoring`: served monitoring plurals;
+    `gateway_api`: HTTPRoutes)."""
     selector = selector_string(labels.mesh_selector(mesh.name))
     live: dict[ChildKey, dict[str, Any]] = {}
     for kind in MANAGED_KINDS:
-        if not _served(kind, keda=keda, monitoring=monitoring):
+        if not _served(kind, keda=keda, monitoring=monitoring, gateway_api=gateway_api):
             continue
         with action(f"list {kind.plural}"):
             try:
@@ -113,6 +124,7 @@ def observed_state(
     applied: bool,
     error: ReconcileError | None = None,
     monitoring: Collection[str] = (),
+    gateway_api: bool = False,
 ) -> ObservedState:
     """Reduce the live children to what `status.compute_status` reads."""
     objects = list(live.values())
@@ -128,11 +140,13 @@ def observed_state(
             None,
         )
 
-    service, ingress = gateway("Service"), gateway("Ingress")
+    service, ingress, route = gateway("Service"), gateway("Ingress"), gateway(HTTP_ROUTE.kind)
     return ObservedState(
         workloads=[ObservedWorkload.from_object(o) for o in objects if o.get("kind") in _WORKLOAD_KINDS],
         gateway_service=ObservedService.from_object(service) if service else None,
         gateway_ingress=ObservedIngress.from_object(ingress) if ingress else None,
+        gateway_route=ObservedHTTPRoute.from_object(route) if route else None,
+        gateway_api_served=gateway_api,
         missing_secrets=missing,
         keda_installed=keda,
         monitoring_served=frozenset(monitoring),
@@ -144,11 +158,12 @@ def observed_state(
 _WORKLOAD_KINDS = ("StatefulSet", "Deployment")
 
 
-class MonitoringDetector:
-    """Caches which monitoring.coreos.com kinds the API server serves (discovery, no RBAC needed), so a
-    Prometheus Operator installed after the operator started is picked up within a minute."""
+class ServedKindsDetector:
+    """Caches which of `kinds` the API server serves (discovery, no RBAC needed), so CRDs installed after
+    the operator started are picked up within a minute."""
 
-    def __init__(self, recheck_s: float = KEDA_RECHECK_S) -> None:
+    def __init__(self, kinds: Iterable[ManagedKind], recheck_s: float = KEDA_RECHECK_S) -> None:
+        self._kinds = tuple(kinds)
         self._recheck_s = recheck_s
         self._value: frozenset[str] = frozenset()
         self._checked_at: float | None = None
@@ -157,13 +172,30 @@ class MonitoringDetector:
         now = time.monotonic()
         if self._checked_at is None or now - self._checked_at >= self._recheck_s:
             found = set()
-            for kind in MONITORING_KINDS:
+            for kind in self._kinds:
                 with action(f"discover {kind.api_version} {kind.plural}"):
                     if await kube.served(kind.api_version, kind.plural):
                         found.add(kind.plural)
             self._value = frozenset(found)
             self._checked_at = now
         return self._value
+
+
+class MonitoringDetector(ServedKindsDetector):
+    """The monitoring.coreos.com kinds (ServiceMonitor, PodMonitor, PrometheusRule) that are served."""
+
+    def __init__(self, recheck_s: float = KEDA_RECHECK_S) -> None:
+        super().__init__(MONITORING_KINDS, recheck_s)
+
+
+class GatewayApiDetector(ServedKindsDetector):
+    """Whether the Gateway API's HTTPRoute (gateway.networking.k8s.io/v1) is served."""
+
+    def __init__(self, recheck_s: float = KEDA_RECHECK_S) -> None:
+        super().__init__((HTTP_ROUTE,), recheck_s)
+
+    async def available(self, kube: KubeClient) -> bool:
+        return HTTP_ROUTE.plural in await self.served(kube)
 
 
 class KedaDetector:

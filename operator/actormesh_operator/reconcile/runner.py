@@ -50,6 +50,7 @@ from actormesh_operator.reconcile.events import post_event
 from actormesh_operator.reconcile.generated import ensure_generated_secrets
 from actormesh_operator.reconcile.kube import KubeApiError, KubeClient, Resource
 from actormesh_operator.reconcile.observe import (
+    GatewayApiDetector,
     KedaDetector,
     MonitoringDetector,
     list_children,
@@ -76,6 +77,7 @@ class _Attempt:
     mesh: ActorMesh | None = None
     keda: bool = False
     monitoring: frozenset[str] = frozenset()
+    gateway_api: bool = False
     live: dict[ChildKey, dict[str, Any]] = field(default_factory=dict)
     listed: bool = False
     missing: list[MissingSecret] = field(default_factory=list)
@@ -96,6 +98,7 @@ class MeshReconciler:
         """Told, after each pass, which Secrets a mesh's pods read (the Secret watches follow it)."""
         self._keda = KedaDetector()
         self._monitoring = MonitoringDetector()
+        self._gateway_api = GatewayApiDetector()
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._paused: set[tuple[str, str]] = set()
         """Meshes whose last successful pass was paused: a failed pass after the annotation is removed
@@ -151,10 +154,17 @@ class MeshReconciler:
         await self._warn_when_anonymous(attempt.body, mesh)
         attempt.keda = await self._keda.available(self.kube)
         attempt.monitoring = await self._monitoring.served(self.kube)
-        attempt.live = await list_children(self.kube, mesh, keda=attempt.keda, monitoring=attempt.monitoring)
+        attempt.gateway_api = await self._gateway_api.available(self.kube)
+        attempt.live = await list_children(
+            self.kube, mesh, keda=attempt.keda, monitoring=attempt.monitoring, gateway_api=attempt.gateway_api
+        )
         attempt.listed = True
         built = build_children(
-            mesh, self.settings, keda_available=attempt.keda, monitoring_available=attempt.monitoring
+            mesh,
+            self.settings,
+            keda_available=attempt.keda,
+            monitoring_available=attempt.monitoring,
+            gateway_api_available=attempt.gateway_api,
         )
         refs = referenced_secrets(mesh)
         names = referenced_secret_names(built) | {ref.name for ref in refs}
@@ -176,7 +186,12 @@ class MeshReconciler:
         await apply_children(self.kube, desired, attempt.live, field_manager=manager, outcome=outcome)
         await prune_children(self.kube, desired, attempt.live, owner_uid=mesh.uid, outcome=outcome)
         observed = observed_state(
-            attempt.live, keda=attempt.keda, missing=[], applied=True, monitoring=attempt.monitoring
+            attempt.live,
+            keda=attempt.keda,
+            missing=[],
+            applied=True,
+            monitoring=attempt.monitoring,
+            gateway_api=attempt.gateway_api,
         )
         await self._write_status(attempt.body, mesh, observed)
         return outcome
@@ -198,7 +213,12 @@ class MeshReconciler:
         """Paused: read and report, write no child. The status lists what resuming would change."""
         drift = pending_changes(desired, attempt.live, self.settings.field_manager, mesh.uid)
         observed = observed_state(
-            attempt.live, keda=attempt.keda, missing=[], applied=True, monitoring=attempt.monitoring
+            attempt.live,
+            keda=attempt.keda,
+            missing=[],
+            applied=True,
+            monitoring=attempt.monitoring,
+            gateway_api=attempt.gateway_api,
         )
         await self._write_status(
             attempt.body, mesh, observed.model_copy(update={"paused": True, "drift": drift})
@@ -246,6 +266,7 @@ class MeshReconciler:
                 applied=False,
                 error=error,
                 monitoring=attempt.monitoring,
+                gateway_api=attempt.gateway_api,
             )
             await self._write_status(body, mesh, observed)
         key = (str(body["metadata"].get("namespace")), str(body["metadata"]["name"]))
