@@ -32,6 +32,8 @@ def _also(name: str, guide_name: str) -> Any:
     return AliasChoices(name, guide_name.lower())
 
 
+EventLoopChoice = Literal["auto", "uvloop", "asyncio"]
+
 MIN_JWT_KEY_BYTES = 32
 """HS256 key floor: the size of the SHA-256 output."""
 
@@ -106,6 +108,14 @@ class RuntimeSettings(BaseSettings):
     drain_grace_s: float = Field(25.0, gt=0, description="SIGTERM: time to finish in-flight messages.")
     duplicate_window_s: float = Field(120.0, gt=0, description="JetStream de-duplication window.")
     actor_http_port: int = Field(8080, ge=0, le=65535, description="/healthz /readyz /metrics; 0 = random.")
+    event_loop: EventLoopChoice = Field(
+        "auto", description="Event loop of long-running commands: auto = uvloop where installed."
+    )
+    hop_fusion: bool = Field(
+        True,
+        description="Actors hosted in one process hand envelopes on in memory instead of through the "
+        "stream (docs/bus.md). Only a multi-actor process (actormesh dev, ask) has anything to fuse.",
+    )
     queue_metrics_interval_s: float = Field(
         15.0,
         ge=0,

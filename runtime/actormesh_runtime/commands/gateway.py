@@ -49,6 +49,7 @@ async def serve(settings: RuntimeSettings) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from actormesh_runtime.commands import eventloop
     from actormesh_runtime.commands.options import BUS_OPTIONS, settings_from
     from actormesh_runtime.gateway.auth import AuthNotConfigured
     from actormesh_runtime.observability.logging import configure_logging
@@ -58,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     configure_logging(settings)
     configure_tracing(settings, service="gateway")
     try:
-        return asyncio.run(serve(settings))
+        return eventloop.run(serve(settings), settings.event_loop)
     except AuthNotConfigured as exc:
         print(f"actormesh gateway: refusing to start: {exc}", file=sys.stderr)
         return 2

@@ -150,6 +150,7 @@ def _restore(settings: RuntimeSettings, args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from actormesh_runtime.commands import eventloop
     from actormesh_runtime.commands.options import BUS_OPTIONS, settings_from
     from actormesh_runtime.observability.logging import configure_logging
     from actormesh_runtime.observability.tracing import configure_tracing
@@ -162,4 +163,4 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from(args, options)
     configure_logging(settings)
     configure_tracing(settings, service="history")
-    return asyncio.run(serve(settings))
+    return eventloop.run(serve(settings), settings.event_loop)
