@@ -75,6 +75,9 @@ def create_app(
         lifespan=lifespan,
         docs_url=None,  # FastAPI's pages load from CDNs; gateway/docs.py serves offline ones
         redoc_url=None,
+        # Our middleware makes the request span (observability.tracing); FastAPI's own OpenTelemetry
+        # spans would duplicate it and add one per dependency.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "auto_configure": False},
     )
     app.state.gateway = gateway
     app.openapi = truthful_openapi(app, settings)  # type: ignore[method-assign]

@@ -52,6 +52,7 @@ from actormesh_runtime.gateway.models import (
 from actormesh_runtime.gateway.service import Gateway, Submitted, Unavailable
 from actormesh_runtime.gateway.ws_limits import IDLE_CLOSE_CODE, SocketLimits
 from actormesh_runtime.history.protocol import HistoryUnavailable
+from actormesh_runtime.observability import tracing
 
 router = APIRouter()
 log = logging.getLogger(__name__)
@@ -286,10 +287,17 @@ class ChatSocket:
                 status=429,
             )
             return
-        task = asyncio.create_task(self._chat(request))
+        task = asyncio.create_task(self._traced_chat(request))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         task.add_done_callback(lambda _: slot.release())
+
+    async def _traced_chat(self, request: ChatRequest) -> None:
+        """One chat as a server span: a child of the handshake's `traceparent`, else a trace of its own
+        (a socket may live for hours; one trace per socket would be unreadable)."""
+        parent = self.ws.scope.get("state", {}).get("trace_parent")
+        with tracing.span("WS /ws chat", parent, kind="server", attributes={"http.route": "/ws"}):
+            await self._chat(request)
 
     async def _chat(self, request: ChatRequest) -> None:
         """One chat, start to end: whatever goes wrong, the client gets an `error` frame, never silence."""

@@ -34,6 +34,7 @@ from actormesh_runtime.history.backup import BackupLoop, WriterLock, backup_loop
 from actormesh_runtime.history.escalation_ops import EscalationOps
 from actormesh_runtime.history.protocol import APPROVAL_OPS, ESCALATION_OPS, HistoryAnswer, HistoryQuery
 from actormesh_runtime.history.store import HistoryStore
+from actormesh_runtime.observability import tracing
 from actormesh_runtime.screening import describe_invalid
 from actormesh_runtime.settings import RuntimeSettings
 
@@ -216,8 +217,12 @@ class HistoryService:
                 await msg.term()
         if not events:
             return
+        traced = [
+            (m.headers, {"actormesh.message_id": e.message_id}) for m, e in zip(good, events, strict=True)
+        ]
         try:
-            added = await self.store.add_events(events)
+            with tracing.batch_spans("history store", traced):  # spans only when exporting
+                added = await self.store.add_events(events)
             # New escalation records are announced before the ack: a crash in between announces
             # again on redelivery (the events stream drops the duplicate by its msg id).
             await self.escalation_ops.announce([e.escalation.ref for e in events if e.escalation is not None])
