@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from actormesh_operator.builders.kinds import MANAGED_KINDS, ManagedKind
 from actormesh_operator.reconcile import metrics
@@ -47,6 +47,14 @@ def resource_for(manifest: Mapping[str, Any]) -> Resource:
     return resource_of(kind)
 
 
+class WriteCache(Protocol):
+    """Where the responses of our writes go (`children.ChildCache`)."""
+
+    def put(self, obj: dict[str, Any]) -> None: ...
+
+    def drop(self, obj: dict[str, Any]) -> None: ...
+
+
 @dataclass
 class ApplyOutcome:
     """What one reconcile wrote: `applied` and `pruned` hold human names with the reason."""
@@ -66,8 +74,10 @@ async def apply_children(
     *,
     field_manager: str,
     outcome: ApplyOutcome,
+    cache: WriteCache | None = None,
 ) -> None:
-    """Server-side apply each desired child that is missing, changed or drifted; skip the rest."""
+    """Server-side apply each desired child that is missing, changed or drifted; skip the rest.
+    Every response goes into `cache` too, so the watch event of our own write is no news."""
     for manifest in desired:
         body = with_hash(manifest)
         key = child_key(body)
@@ -82,6 +92,8 @@ async def apply_children(
             logger.info("handed spec.replicas of %s over to its autoscaler", name)
         with action(f"apply {name}"):
             live[key] = await kube.apply(resource_for(body), body, field_manager=field_manager)
+        if cache is not None:
+            cache.put(live[key])
         metrics.CHILD_WRITES.labels(kind=body["kind"], action="apply").inc()
         logger.info("applied %s: %s", name, reason)
         outcome.applied.append(f"{name} ({reason})")
@@ -94,6 +106,7 @@ async def prune_children(
     *,
     owner_uid: str,
     outcome: ApplyOutcome,
+    cache: WriteCache | None = None,
 ) -> None:
     """Delete children this mesh controls that the builders no longer emit (disabled components)."""
     for obj in select_prunable(list(live.values()), list(desired), owner_uid):
@@ -102,6 +115,8 @@ async def prune_children(
         with action(f"delete {name}"):
             await kube.delete(resource_for(obj), meta["name"], meta.get("namespace"))
         live.pop(child_key(obj), None)
+        if cache is not None:
+            cache.drop(dict(obj))
         metrics.CHILD_WRITES.labels(kind=obj.get("kind", ""), action="delete").inc()
         logger.info("pruned %s: no longer desired", name)
         outcome.pruned.append(name)

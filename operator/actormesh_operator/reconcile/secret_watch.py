@@ -5,7 +5,12 @@ Created by `state.OperatorState`; the runner reports after every pass which Secr
 fieldSelector=metadata.name=<name>` in the mesh's namespace — never a list or watch of all Secrets.
 When a Secret's data changes (or it appears or goes), every mesh reading it is woken; the reconcile then
 re-reads it and the changed `actormesh.io/secret-hash` rolls exactly the pods using it
-(builders/secret_hash.py). Only a digest of the data is kept here, never the values.
+(builders/secret_hash.py).
+
+The watches also serve as the reconcile's cache of these Secrets (`lookup`; `remember` stores what a
+GET or a create returned, and the watch then starts from that version): a reconcile that changes
+nothing reads no Secret. So the data of the referenced Secrets is held in memory, as any
+informer-backed controller holds it; it is never logged and goes nowhere but into the hash.
 
 Why watches and not a kopf handler: kopf watches a whole resource kind (label selectors only), which
 for Secrets would mean every Secret of every namespace; user Secrets carry no label we could select on.
@@ -32,6 +37,15 @@ RETRY_S = 5.0
 """Pause after a failed watch (API server away) before the next attempt."""
 
 _UNKNOWN = "unknown"
+
+
+class _Known:
+    __slots__ = ("data", "version")
+
+    def __init__(self, data: dict[str, str] | None, version: str | None) -> None:
+        self.data = data
+        """None: the Secret does not exist."""
+        self.version = version
 
 
 def data_digest(secret: Mapping[str, Any] | None) -> str | None:
@@ -61,6 +75,21 @@ class SecretWatches:
         """(namespace, mesh) → the Secrets its pods read."""
         self._tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
         """(namespace, Secret) → its watch."""
+        self._known: dict[tuple[str, str], _Known] = {}
+        """(namespace, Secret) → its data as last seen (by a watch, a GET or our create)."""
+
+    def lookup(self, namespace: str, name: str) -> tuple[bool, dict[str, str] | None]:
+        """(known, data): known False means ask the API server; data None means it does not exist."""
+        known = self._known.get((namespace, name))
+        return (False, None) if known is None else (True, known.data)
+
+    def remember(self, namespace: str, name: str, secret: Mapping[str, Any] | None) -> None:
+        """What a GET (None: 404) or our own create returned; kept while a mesh reads the Secret."""
+        if secret is None:
+            self._known[(namespace, name)] = _Known(None, None)
+            return
+        version = (secret.get("metadata") or {}).get("resourceVersion")
+        self._known[(namespace, name)] = _Known(dict(secret.get("data") or {}), version)
 
     @property
     def watched(self) -> set[tuple[str, str]]:
@@ -78,6 +107,8 @@ class SecretWatches:
             self._tasks[target] = asyncio.create_task(self._watch(*target), name=f"watch secret {target}")
         for target in set(self._tasks) - wanted:
             self._tasks.pop(target).cancel()
+        for target in set(self._known) - wanted:
+            del self._known[target]
 
     def readers(self, namespace: str, secret: str) -> list[str]:
         return sorted(
@@ -94,10 +125,14 @@ class SecretWatches:
                 await task
 
     async def _watch(self, namespace: str, name: str) -> None:
-        # Unknown at first: the first event (the current object, or its creation) wakes the readers
-        # once, which costs a no-op reconcile but never misses a change made before the watch began.
+        # Started from the version the reconcile read, nothing is missed and nothing repeated. Unknown
+        # (or absent), the first event (the current object, or its creation) wakes the readers once.
+        known = self._known.get((namespace, name))
         digest: str | None = _UNKNOWN
         version: str | None = None
+        if known is not None:
+            digest = None if known.data is None else data_digest({"data": known.data})
+            version = known.version
         while True:
             try:
                 async for event in self._kube.watch_one(
@@ -107,7 +142,11 @@ class SecretWatches:
                     version = (obj.get("metadata") or {}).get("resourceVersion") or version
                     if event.get("type") == "BOOKMARK":
                         continue
-                    new = None if event.get("type") == "DELETED" else data_digest(obj)
+                    deleted = event.get("type") == "DELETED"
+                    self._known[(namespace, name)] = _Known(
+                        None if deleted else dict(obj.get("data") or {}), version
+                    )
+                    new = None if deleted else data_digest(obj)
                     if new != digest:
                         digest = new
                         for mesh in self.readers(namespace, name):
@@ -121,5 +160,5 @@ class SecretWatches:
                 logger.warning("watch of secret %s/%s failed: %s", namespace, name, exc)
                 await asyncio.sleep(self._retry_s)
             except Exception as exc:  # connection dropped, API server restarting: retry
-                logger.info("watch of secret %s/%s interrupted: %s", namespace, name, exc)
+                logger.info("watch of secret %s/%s interrupted: %r", namespace, name, exc)
                 await asyncio.sleep(self._retry_s)

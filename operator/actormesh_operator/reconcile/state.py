@@ -15,8 +15,12 @@ import random
 
 import kopf
 
+from actormesh_operator.builders.kinds import MANAGED_KINDS, MONITORING_KINDS
+from actormesh_operator.reconcile.children import ChildCache
+from actormesh_operator.reconcile.diff import STATUS_CHANGE
 from actormesh_operator.reconcile.kube import KubeClient, KubeCredentials
-from actormesh_operator.reconcile.queue import WakeupQueue
+from actormesh_operator.reconcile.meshes import MeshCache
+from actormesh_operator.reconcile.queue import STATUS_TRIGGER, WakeupQueue
 from actormesh_operator.reconcile.runner import MESHES, MeshReconciler
 from actormesh_operator.reconcile.secret_watch import SecretWatches
 from actormesh_operator.settings import OperatorSettings
@@ -30,9 +34,14 @@ CHILD_DEBOUNCE_S = 1.0
 class OperatorState:
     """Objects living as long as one operator run: API client, reconciler, wake-up queue, resync."""
 
-    def __init__(self, settings: OperatorSettings, creds: KubeCredentials) -> None:
+    def __init__(
+        self, settings: OperatorSettings, creds: KubeCredentials, *, keda_available: bool = False
+    ) -> None:
         self.settings = settings
         self.creds = creds
+        self.keda_available = keda_available
+        self.meshes = MeshCache()
+        self.children: ChildCache | None = None
         self.kube: KubeClient | None = None
         self.reconciler: MeshReconciler | None = None
         self.queue: WakeupQueue | None = None
@@ -43,7 +52,31 @@ class OperatorState:
     async def start(self) -> None:
         self.kube = KubeClient(self.creds)
         self.secret_watches = SecretWatches(self.kube, self._wake_for_secret)
-        self.reconciler = MeshReconciler(self.settings, self.kube, on_secrets=self.secret_watches.update)
+        # Monitoring kinds are not watched: nothing in the mesh depends on them (drift there is
+        # corrected by the resync), and their CRDs may appear after start-up; they are listed instead.
+        kinds = [
+            k
+            for k in MANAGED_KINDS
+            if k not in MONITORING_KINDS and (not k.optional or self.keda_available)
+        ]
+        manager = self.settings.field_manager
+        self.children = ChildCache(
+            self.kube,
+            kinds,
+            namespace=self.settings.namespace,
+            field_managers=(manager, f"{manager}-handover"),
+            on_change=self._child_changed,
+        )
+        self.children.start()
+        self.reconciler = MeshReconciler(
+            self.settings,
+            self.kube,
+            on_secrets=self.secret_watches.update,
+            children=self.children,
+            meshes=self.meshes,
+            secrets=self.secret_watches,
+            keda_available=self.keda_available,
+        )
         self.queue = WakeupQueue(self._run_queued, debounce_s=CHILD_DEBOUNCE_S)
         self._resync = asyncio.create_task(self._resync_loop(), name="actormesh resync")
 
@@ -54,6 +87,8 @@ class OperatorState:
                 await self._resync
         if self.secret_watches is not None:
             await self.secret_watches.close()
+        if self.children is not None:
+            await self.children.stop()
         if self.queue is not None:
             await self.queue.close()
         if self.kube is not None:
@@ -71,6 +106,10 @@ class OperatorState:
         """For the wake-up queue: same bounded retries, counted here since kopf is not involved."""
         assert self.reconciler is not None
         key = (namespace, name)
+        if trigger == STATUS_TRIGGER:
+            if await self.reconciler.refresh_status(namespace, name):
+                return None
+            trigger = "child"  # the status alone could not be brought up to date: a full pass
         retry = self._attempts.get(key, 0)
         error = await self.reconciler.reconcile(namespace, name, trigger=trigger, retry=retry)
         if isinstance(error, kopf.TemporaryError):
@@ -86,6 +125,17 @@ class OperatorState:
     def _wake_for_secret(self, namespace: str, name: str, trigger: str) -> None:
         self.wake(namespace, name, trigger)
 
+    def _child_changed(self, namespace: str, mesh: str, uid: str, change: str) -> None:
+        """A child changed in a way its mesh must act on (`diff.change_kind`): a full pass, or only the
+        status. Children of a deleted mesh (the garbage collector at work) or of an older mesh of the
+        same name wake nobody."""
+        if self.meshes.is_deleted(uid):
+            return
+        cached = self.meshes.get(namespace, mesh)
+        if cached is not None and (cached.get("metadata") or {}).get("uid") not in (None, uid):
+            return
+        self.wake(namespace, mesh, STATUS_TRIGGER if change == STATUS_CHANGE else "child")
+
     def wake(self, namespace: str, name: str, trigger: str, *, delay: float | None = None) -> None:
         if self.queue is not None:
             self.queue.schedule(namespace, name, trigger, delay=delay)
@@ -100,6 +150,7 @@ class OperatorState:
             except Exception as exc:  # an API outage must not end the resync
                 logger.warning("resync: listing actormeshes failed: %s", exc)
                 continue
+            self.meshes.replace(meshes)
             for mesh in meshes:
                 meta = mesh.get("metadata") or {}
                 self.wake(
