@@ -65,6 +65,7 @@ async def measure(bench: Bench, args: argparse.Namespace) -> dict[str, Any]:
             )
             results["bursts"].append(burst)
             created += count
+        results["quiet_wait_s"] = await phases.quiet(5.0, 120.0)
         probe = await phases.idle(10.0, created)
         idle_rate = probe["cpu_s"] / max(probe["seconds"], 1e-9)
         if args.noop_events and counts:

@@ -60,6 +60,9 @@ class Bench:
                 f"--audit-log-path={self.audit_log}",
                 "--audit-log-format=json",
                 "--audit-log-mode=blocking",
+                # Six Services per mesh: the harness's /24 runs out of ClusterIPs at ~40 meshes (the
+                # last flag wins). Inside 198.18.0.0/15, as every address of ours must be.
+                "--service-cluster-ip-range=198.18.0.0/16",
             ],
         )
         self.kube: KubeControlPlane | None = None

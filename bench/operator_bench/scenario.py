@@ -181,6 +181,17 @@ class Phases:
             "rss_bytes": after.rss_bytes,
         }
 
+    async def quiet(self, quiet_s: float, timeout_s: float) -> float:
+        """Wait until the operator made no request for `quiet_s` (the children's rollouts are over),
+        at most `timeout_s`; returns how long it waited."""
+        start = time.time()
+        while time.time() - start < timeout_s:
+            now = time.time()
+            if not self.calls(now - quiet_s, now):
+                break
+            await asyncio.sleep(1.0)
+        return round(time.time() - start, 1)
+
     async def idle(self, seconds: float, meshes: int) -> dict[str, Any]:
         before, start = procstat.sample(self.pid), time.time()
         await asyncio.sleep(seconds)

@@ -311,3 +311,125 @@ async def test_an_absent_referenced_secret_is_read_once() -> None:
     assert await read_secrets(cast(KubeClient, api), "ns", ["llm"], cache) == {}
     assert api.calls == ["get llm"]
     await cache.close()
+
+
+class LabelWatchApi:
+    """One label-selected watch served from a queue; per-name watches recorded (and idle)."""
+
+    def __init__(self) -> None:
+        self.events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.selectors: list[str | None] = []
+        self.single: list[str] = []
+
+    async def watch(
+        self, resource: Resource, namespace: str | None = None, **kw: Any
+    ) -> AsyncIterator[dict[str, Any]]:
+        self.selectors.append(kw.get("label_selector"))
+        while True:
+            yield await self.events.get()
+
+    async def watch_one(
+        self, resource: Resource, name: str, *_: Any, **__: Any
+    ) -> AsyncIterator[dict[str, Any]]:
+        self.single.append(name)
+        await asyncio.Event().wait()
+        yield {}
+
+
+def secret(name: str, value: str, version: str, *, generated: bool) -> dict[str, Any]:
+    labels = {"app.kubernetes.io/managed-by": "actormesh-operator"} if generated else {}
+    return {
+        "metadata": {"name": name, "namespace": "ns", "resourceVersion": version, "labels": labels},
+        "data": {"k": value},
+    }
+
+
+async def test_generated_secrets_share_one_label_selected_watch() -> None:
+    api, woken = LabelWatchApi(), []
+    watches = SecretWatches(
+        cast(KubeClient, api),
+        lambda ns, mesh, why: woken.append(mesh),
+        generated_selector="app.kubernetes.io/managed-by=actormesh-operator",
+        namespace="ns",
+    )
+    watches.remember("ns", "demo-redis-auth", secret("demo-redis-auth", "djE=", "5", generated=True))
+    watches.remember("ns", "llm", secret("llm", "a2V5", "6", generated=False))
+    watches.update("ns", "demo", {"demo-redis-auth", "llm"})
+    await settle()
+    assert api.selectors == ["app.kubernetes.io/managed-by=actormesh-operator"]
+    assert api.single == ["llm"]  # the user's Secret: its own watch
+    assert watches.watched == {("ns", "llm")}
+
+    await api.events.put({"type": "ADDED", "object": secret("demo-redis-auth", "djE=", "5", generated=True)})
+    await settle()
+    assert woken == []  # what the reconcile already read
+    await api.events.put(
+        {"type": "MODIFIED", "object": secret("demo-redis-auth", "djI=", "7", generated=True)}
+    )
+    await settle()
+    assert woken == ["demo"]
+    assert watches.lookup("ns", "demo-redis-auth") == (True, {"k": "djI="})
+    await watches.close()
+
+
+class ApplyRecorder:
+    def __init__(self) -> None:
+        self.applied: list[str] = []
+
+    async def apply(self, resource: Resource, body: dict[str, Any], **_: Any) -> dict[str, Any]:
+        self.applied.append(body["metadata"]["name"])
+        return {**body, "metadata": {**body["metadata"], "resourceVersion": "99"}}
+
+
+async def test_a_child_verified_at_the_same_version_is_not_compared_again() -> None:
+    from actormesh_operator.reconcile.apply import ApplyOutcome, apply_children
+    from actormesh_operator.reconcile.diff import HASH_ANNOTATION, child_key, with_hash
+
+    desired = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "cm", "namespace": "ns"},
+        "data": {"a": "1"},
+    }
+    sent = with_hash(desired)
+    live_ok = {
+        **sent,
+        "metadata": {
+            **sent["metadata"],
+            "resourceVersion": "5",
+            "managedFields": [{"manager": "actormesh-operator", "operation": "Apply"}],
+        },
+    }
+    key = child_key(live_ok)
+    kube, verified = ApplyRecorder(), {}
+    await apply_children(
+        cast(KubeClient, kube),
+        [desired],
+        {key: live_ok},
+        field_manager="actormesh-operator",
+        outcome=ApplyOutcome(),
+        verified=verified,
+    )
+    assert kube.applied == []
+    assert verified == {key: ("5", sent["metadata"]["annotations"][HASH_ANNOTATION])}
+
+    drifted = {**live_ok, "data": {"a": "2"}}  # same version: only possible if the memo is trusted
+    await apply_children(
+        cast(KubeClient, kube),
+        [desired],
+        {key: drifted},
+        field_manager="actormesh-operator",
+        outcome=ApplyOutcome(),
+        verified=verified,
+    )
+    assert kube.applied == []
+    drifted["metadata"] = {**drifted["metadata"], "resourceVersion": "6"}  # a real edit bumps it
+    await apply_children(
+        cast(KubeClient, kube),
+        [desired],
+        {key: drifted},
+        field_manager="actormesh-operator",
+        outcome=ApplyOutcome(),
+        verified=verified,
+    )
+    assert kube.applied == ["cm"]

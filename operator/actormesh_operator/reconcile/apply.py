@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from actormesh_operator.builders.kinds import MANAGED_KINDS, ManagedKind
 from actormesh_operator.reconcile import metrics
 from actormesh_operator.reconcile.diff import (
+    HASH_ANNOTATION,
     ChildKey,
     apply_reason,
     child_key,
@@ -75,14 +76,24 @@ async def apply_children(
     field_manager: str,
     outcome: ApplyOutcome,
     cache: WriteCache | None = None,
+    verified: dict[ChildKey, tuple[str, str]] | None = None,
 ) -> None:
     """Server-side apply each desired child that is missing, changed or drifted; skip the rest.
-    Every response goes into `cache` too, so the watch event of our own write is no news."""
+    Every response goes into `cache` too, so the watch event of our own write is no news.
+
+    `verified` remembers, per child, the (resourceVersion, desired hash) last found in sync: the same
+    pair again needs no field-by-field comparison (any write changes the resourceVersion)."""
     for manifest in desired:
         body = with_hash(manifest)
         key = child_key(body)
-        reason = apply_reason(body, live.get(key), field_manager)
+        current = live.get(key)
+        stamp = (_version(current), body["metadata"]["annotations"][HASH_ANNOTATION])
+        if verified is not None and current is not None and verified.get(key) == stamp:
+            continue
+        reason = apply_reason(body, current, field_manager)
         if reason is None:
+            if verified is not None and stamp[0]:
+                verified[key] = stamp
             continue
         name = describe(body)
         handover = replicas_handover(body, live.get(key), field_manager)
@@ -97,6 +108,10 @@ async def apply_children(
         metrics.CHILD_WRITES.labels(kind=body["kind"], action="apply").inc()
         logger.info("applied %s: %s", name, reason)
         outcome.applied.append(f"{name} ({reason})")
+
+
+def _version(obj: Mapping[str, Any] | None) -> str:
+    return str(((obj or {}).get("metadata") or {}).get("resourceVersion") or "")
 
 
 async def prune_children(

@@ -99,8 +99,9 @@ class ChildCache:
         """An object we just wrote (the API server's response)."""
         informer = self._informer_of(obj)
         if informer is not None:
-            informer.put(obj)
-            self._reindex(None, informer.get(_name_key(obj)))
+            stored = informer.put(obj)
+            if stored is not None:
+                self._reindex(None, stored)
 
     def drop(self, obj: dict[str, Any]) -> None:
         """An object we just deleted."""

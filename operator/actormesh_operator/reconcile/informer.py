@@ -82,22 +82,26 @@ class Informer:
     def keys(self) -> Iterable[Key]:
         return self._store.keys()
 
-    def put(self, obj: dict[str, Any]) -> None:
-        """Store `obj` (an API response we just caused) unless the store already has a newer version.
-        The watch event of the same version is then seen as no change."""
-        self._store_object(obj)
+    def put(self, obj: dict[str, Any]) -> dict[str, Any] | None:
+        """Store `obj` (an API response we just caused) unless the store already has a newer version;
+        returns it as stored (None if not newer). The watch event of the same version is then seen as
+        no change."""
+        stored, _, current = self._store_object(obj, previous=False)
+        return current if stored else None
 
-    def _store_object(self, obj: dict[str, Any]) -> tuple[bool, dict[str, Any] | None, dict[str, Any]]:
-        """(stored, the previous object, the object as stored); not stored when not newer."""
-        obj = self._compact({"apiVersion": self.resource.api_version, "kind": self.resource.kind, **obj})
+    def _store_object(
+        self, obj: dict[str, Any], *, previous: bool = True
+    ) -> tuple[bool, dict[str, Any] | None, dict[str, Any]]:
+        """(stored, the previous object if asked for, the object as stored); not stored when not newer."""
         key, version = object_key(obj), resource_version(obj)
         known = self._versions.get(key)
         if key in self._store and known is not None and version is not None and version <= known:
             return False, None, obj
-        previous = self.get(key)
+        obj = self._compact({"apiVersion": self.resource.api_version, "kind": self.resource.kind, **obj})
+        before = self.get(key) if previous else None
         self._store[key] = json.dumps(obj, separators=(",", ":"))
         self._versions[key] = version
-        return True, previous, obj
+        return True, before, obj
 
     def drop(self, key: Key) -> None:
         """Forget an object we deleted ourselves (its DELETED event then wakes nobody)."""

@@ -27,6 +27,8 @@ def stronger(pending: str, new: str) -> str:
     if new == STATUS_TRIGGER:
         return pending
     return new
+
+
 RunFn = Callable[[str, str, str], Awaitable[float | None]]
 """run(namespace, name, trigger) -> None, or a delay after which the mesh must be retried."""
 

@@ -112,6 +112,8 @@ class MeshReconciler:
         """The referenced Secrets as last seen; without it every pass reads them."""
         self._keda = KedaDetector(initial=keda_available)
         self._monitoring = MonitoringDetector()
+        self._verified: dict[tuple[str, str], dict[ChildKey, tuple[str, str]]] = {}
+        """Per mesh: children last found in sync, by (resourceVersion, desired hash) (`apply_children`)."""
         self._settled: dict[tuple[str, str], int] = {}
         """Generation of each mesh's last successful, unpaused pass: status-only refreshes are allowed
         while it is the mesh's current generation (anything else needs a full pass)."""
@@ -138,6 +140,7 @@ class MeshReconciler:
                 if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
                     self._secrets_seen(namespace, name, set())  # nothing left to watch for it
                     self._settled.pop((namespace, name), None)
+                    self._verified.pop((namespace, name), None)
                     return None  # gone or going: the garbage collector takes the children
                 attempt = _Attempt(body=body)
                 outcome = await self._pass(attempt)
@@ -247,7 +250,13 @@ class MeshReconciler:
             raise MissingSecretError("; ".join(_missing_text(m, mesh.namespace) for m in attempt.missing))
         manager = self.settings.field_manager
         await apply_children(
-            self.kube, desired, attempt.live, field_manager=manager, outcome=outcome, cache=self.children
+            self.kube,
+            desired,
+            attempt.live,
+            field_manager=manager,
+            outcome=outcome,
+            cache=self.children,
+            verified=self._verified.setdefault((mesh.namespace, mesh.name), {}),
         )
         await prune_children(
             self.kube, desired, attempt.live, owner_uid=mesh.uid, outcome=outcome, cache=self.children

@@ -66,9 +66,17 @@ class SecretWatches:
         *,
         timeout_s: int = WATCH_TIMEOUT_S,
         retry_s: float = RETRY_S,
+        generated_selector: str | None = None,
+        namespace: str | None = None,
     ) -> None:
         self._kube = kube
         self._wake = wake
+        self._selector = generated_selector
+        """Label selector of the Secrets the operator generates: one watch covers all of them."""
+        self._namespace = namespace
+        self._labelled: set[tuple[str, str]] = set()
+        """Secrets carrying the generated label: the one label-selected watch reports their changes."""
+        self._labelled_task: asyncio.Task[None] | None = None
         self._timeout_s = timeout_s
         self._retry_s = retry_s
         self._reads: dict[tuple[str, str], frozenset[str]] = {}
@@ -88,8 +96,17 @@ class SecretWatches:
         if secret is None:
             self._known[(namespace, name)] = _Known(None, None)
             return
-        version = (secret.get("metadata") or {}).get("resourceVersion")
-        self._known[(namespace, name)] = _Known(dict(secret.get("data") or {}), version)
+        meta = secret.get("metadata") or {}
+        self._known[(namespace, name)] = _Known(dict(secret.get("data") or {}), meta.get("resourceVersion"))
+        if self._is_generated(meta):
+            self._labelled.add((namespace, name))
+
+    def _is_generated(self, meta: Mapping[str, Any]) -> bool:
+        if self._selector is None:
+            return False
+        labels = meta.get("labels") or {}
+        wanted = dict(part.split("=", 1) for part in self._selector.split(","))
+        return all(labels.get(k) == v for k, v in wanted.items())
 
     @property
     def watched(self) -> set[tuple[str, str]]:
@@ -103,12 +120,17 @@ class SecretWatches:
         else:
             self._reads.pop(key, None)
         wanted = {(ns, name) for (ns, _), names in self._reads.items() for name in names}
-        for target in wanted - set(self._tasks):
+        if self._selector is not None and self._labelled_task is None and wanted:
+            self._labelled_task = asyncio.create_task(self._watch_generated(), name="watch generated secrets")
+        # A generated Secret is covered by the one label-selected watch; the others get their own.
+        single = wanted - self._labelled
+        for target in single - set(self._tasks):
             self._tasks[target] = asyncio.create_task(self._watch(*target), name=f"watch secret {target}")
-        for target in set(self._tasks) - wanted:
+        for target in set(self._tasks) - single:
             self._tasks.pop(target).cancel()
         for target in set(self._known) - wanted:
             del self._known[target]
+        self._labelled &= wanted
 
     def readers(self, namespace: str, secret: str) -> list[str]:
         return sorted(
@@ -117,12 +139,64 @@ class SecretWatches:
 
     async def close(self) -> None:
         tasks = list(self._tasks.values())
+        if self._labelled_task is not None:
+            tasks.append(self._labelled_task)
+            self._labelled_task = None
         self._tasks.clear()
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+    def _seen(self, namespace: str, name: str, event: Mapping[str, Any], version: str | None) -> None:
+        """A watch event of a Secret we may read: keep its data, wake its readers if it changed."""
+        key = (namespace, name)
+        obj = event.get("object") or {}
+        deleted = event.get("type") == "DELETED"
+        known = self._known.get(key)
+        if known is None and not self.readers(namespace, name):
+            return  # nobody reads it (yet): the reconcile reads it when it needs it
+        before = (
+            _UNKNOWN if known is None else (None if known.data is None else data_digest({"data": known.data}))
+        )
+        self._known[key] = _Known(None if deleted else dict(obj.get("data") or {}), version)
+        if (None if deleted else data_digest(obj)) != before:
+            for mesh in self.readers(namespace, name):
+                self._wake(namespace, mesh, "secret")
+
+    async def _watch_generated(self) -> None:
+        """One watch of every Secret the operator generates (label-selected; no list, which RBAC does
+        not grant: started without a version, the API server first sends each existing one as ADDED)."""
+        version: str | None = None
+        while True:
+            try:
+                async for event in self._kube.watch(
+                    SECRETS,
+                    self._namespace,
+                    label_selector=self._selector,
+                    resource_version=version,
+                    timeout_s=self._timeout_s,
+                ):
+                    obj = event.get("object") or {}
+                    meta = obj.get("metadata") or {}
+                    version = meta.get("resourceVersion") or version
+                    if event.get("type") == "BOOKMARK":
+                        continue
+                    key = (str(meta.get("namespace") or ""), str(meta.get("name") or ""))
+                    self._labelled.add(key)
+                    self._seen(*key, event, version)
+            except asyncio.CancelledError:
+                raise
+            except KubeApiError as exc:
+                if exc.status == 410:
+                    version = None
+                    continue
+                logger.warning("watch of generated secrets failed: %s", exc)
+                await asyncio.sleep(self._retry_s)
+            except Exception as exc:
+                logger.info("watch of generated secrets interrupted: %r", exc)
+                await asyncio.sleep(self._retry_s)
 
     async def _watch(self, namespace: str, name: str) -> None:
         # Started from the version the reconcile read, nothing is missed and nothing repeated. Unknown

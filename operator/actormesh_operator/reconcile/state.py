@@ -16,6 +16,7 @@ import random
 import kopf
 
 from actormesh_operator.builders.kinds import MANAGED_KINDS, MONITORING_KINDS
+from actormesh_operator.builders.labels import MANAGED_BY_SELECTOR
 from actormesh_operator.reconcile.children import ChildCache
 from actormesh_operator.reconcile.diff import STATUS_CHANGE
 from actormesh_operator.reconcile.kube import KubeClient, KubeCredentials
@@ -29,6 +30,9 @@ logger = logging.getLogger(__name__)
 
 CHILD_DEBOUNCE_S = 1.0
 """Child events within this window cost one reconcile (a rollout emits dozens)."""
+STATUS_DEBOUNCE_S = 2.0
+"""Rollout-counter changes within this window cost one status refresh: a 14-workload rollout moves
+its counters in many small steps, and the status is read by people and Argo CD, not by a control loop."""
 
 
 class OperatorState:
@@ -51,13 +55,16 @@ class OperatorState:
 
     async def start(self) -> None:
         self.kube = KubeClient(self.creds)
-        self.secret_watches = SecretWatches(self.kube, self._wake_for_secret)
+        self.secret_watches = SecretWatches(
+            self.kube,
+            self._wake_for_secret,
+            generated_selector=",".join(f"{k}={v}" for k, v in MANAGED_BY_SELECTOR.items()),
+            namespace=self.settings.namespace,
+        )
         # Monitoring kinds are not watched: nothing in the mesh depends on them (drift there is
         # corrected by the resync), and their CRDs may appear after start-up; they are listed instead.
         kinds = [
-            k
-            for k in MANAGED_KINDS
-            if k not in MONITORING_KINDS and (not k.optional or self.keda_available)
+            k for k in MANAGED_KINDS if k not in MONITORING_KINDS and (not k.optional or self.keda_available)
         ]
         manager = self.settings.field_manager
         self.children = ChildCache(
@@ -134,7 +141,10 @@ class OperatorState:
         cached = self.meshes.get(namespace, mesh)
         if cached is not None and (cached.get("metadata") or {}).get("uid") not in (None, uid):
             return
-        self.wake(namespace, mesh, STATUS_TRIGGER if change == STATUS_CHANGE else "child")
+        if change == STATUS_CHANGE:
+            self.wake(namespace, mesh, STATUS_TRIGGER, delay=STATUS_DEBOUNCE_S)
+        else:
+            self.wake(namespace, mesh, "child")
 
     def wake(self, namespace: str, name: str, trigger: str, *, delay: float | None = None) -> None:
         if self.queue is not None:
