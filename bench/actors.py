@@ -28,6 +28,10 @@ class _NullPublisher:
     async def publish_stream(self, subject: str, payload: bytes, *, msg_id: str) -> None:
         pass
 
+    async def request(self, subject: str, payload: bytes, *, timeout_s: float) -> bytes:
+        # Like a mesh without a history service: escalation lookups fail fast and the actors fall back.
+        raise ConnectionError("no responders")
+
 
 async def actor_costs(captured: dict[str, bytes], calls: int = 300) -> dict[str, Any]:
     """Microseconds per `handle` call, averaged over the captured envelopes."""

@@ -225,6 +225,33 @@ class Subjects:
         # (`dlq.<actor>`) still match after the stream's subjects are updated.
         return [f"{self.prefix}.dlq.>"]
 
+    @property
+    def escalations_stream(self) -> str:
+        """Limits-retention stream of escalation events: the hook for external notification systems."""
+        return f"ACTORMESH-{self.mesh}-ESCALATIONS"
+
+    @property
+    def escalations_created(self) -> str:
+        """JetStream: one `EscalationEvent` per new escalation record, published by the history service
+        after the record is committed (de-duplicated per ref). Consume it to notify people."""
+        return f"{self.prefix}.escalations.created"
+
+    @property
+    def escalations_updated(self) -> str:
+        """JetStream: an `EscalationEvent` after every claim, agent reply and resolve (gateways
+        deliver agent replies to the customer's sockets from it)."""
+        return f"{self.prefix}.escalations.updated"
+
+    @property
+    def escalation_event_subjects(self) -> list[str]:
+        return [self.escalations_created, self.escalations_updated]
+
+    @property
+    def escalations_lookup(self) -> str:
+        """Core NATS request/reply served by the history service: a customer's follow-up on a
+        reference and the queue behind a new escalation (actors ask; only these two questions)."""
+        return f"{self.prefix}.escalations.lookup"
+
     def replies(self, instance_id: str) -> str:
         """Per-gateway-instance inbox prefix (core NATS); results go to `<prefix>.result`."""
         return f"{self.prefix}.reply.{instance_id}"
@@ -277,10 +304,11 @@ def _js_api(*parts: str) -> str:
 
 
 def _ensure_streams(subjects: Subjects) -> list[str]:
-    """`bus.connection.ensure_streams`: look up, create or update the work and dead-letter streams."""
+    """`bus.connection.ensure_streams`: look up, create or update the work, dead-letter and
+    escalation-event streams."""
     return [
         _js_api("STREAM", verb, stream)
-        for stream in (subjects.stream, subjects.dlq_stream)
+        for stream in (subjects.stream, subjects.dlq_stream, subjects.escalations_stream)
         for verb in ("INFO", "CREATE", "UPDATE")
     ]
 
@@ -298,6 +326,10 @@ def _durable_consumer(subjects: Subjects, consumer: str) -> list[str]:
     ]
 
 
+ESCALATION_LOOKUP_ACTORS = frozenset({ActorName.CONTEXT_RETRIEVER, ActorName.ESCALATION_ROUTER})
+"""The actors that ask the history service about escalations (a follow-up's record; the queue)."""
+
+
 def _actor_permissions(subjects: Subjects, actor: ActorName) -> NatsPermissions:
     user = actor.value
     publish = [
@@ -308,6 +340,8 @@ def _actor_permissions(subjects: Subjects, actor: ActorName) -> NatsPermissions:
         *_ensure_streams(subjects),
         *_durable_consumer(subjects, subjects.consumer(actor)),
     ]
+    if actor in ESCALATION_LOOKUP_ACTORS:
+        publish.append(subjects.escalations_lookup)
     return NatsPermissions(
         user=user,
         publish=tuple(publish),
@@ -322,7 +356,12 @@ def _gateway_permissions(subjects: Subjects) -> NatsPermissions:
     return NatsPermissions(
         user=GATEWAY_USER,
         publish=tuple(publish),
-        subscribe=(subjects.any_reply, f"{inbox_prefix(GATEWAY_USER)}.>"),
+        # The escalation events: live updates for agents (/ws/agent), agent replies for customers.
+        subscribe=(
+            subjects.any_reply,
+            *subjects.escalation_event_subjects,
+            f"{inbox_prefix(GATEWAY_USER)}.>",
+        ),
         inbox_prefix=inbox_prefix(GATEWAY_USER),
     )
 
@@ -333,11 +372,17 @@ def _history_permissions(subjects: Subjects) -> NatsPermissions:
         *_durable_consumer(subjects, subjects.history_consumer),
         # The mesh's queue gauges (bus/queue_metrics.py): every consumer's backlog, read-only.
         _js_api("CONSUMER", "INFO", subjects.stream, "*"),
+        # It alone changes escalation records, so it alone announces them.
+        *subjects.escalation_event_subjects,
     ]
     return NatsPermissions(
         user=HISTORY_USER,
         publish=tuple(publish),
-        subscribe=(subjects.history_query, f"{inbox_prefix(HISTORY_USER)}.>"),
+        subscribe=(
+            subjects.history_query,
+            subjects.escalations_lookup,
+            f"{inbox_prefix(HISTORY_USER)}.>",
+        ),
         allow_responses=True,
         inbox_prefix=inbox_prefix(HISTORY_USER),
     )

@@ -25,7 +25,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "chat": ("chat", "Send a message to a running gateway over HTTP."),
     "token": (
         "token",
-        "Mint a customer's bearer JWT with JWT_SECRET (and explain how a storefront does it).",
+        "Mint a customer's (or --role agent: a support agent's) bearer JWT with JWT_SECRET.",
+    ),
+    "escalations": (
+        "escalations",
+        "List, show, claim, reply to and resolve escalations on a running gateway.",
     ),
 }
 

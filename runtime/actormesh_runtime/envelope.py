@@ -20,6 +20,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from actormesh_runtime.catalog import DEFAULT_ROUTE, ERROR_ROUTE, ActorName
+from actormesh_runtime.escalations import EscalationRecord, FollowUp
 
 
 class _Model(BaseModel):
@@ -258,11 +259,14 @@ class GuardrailVerdict(_Model):
 
 class Escalation(_Model):
     reference_id: str = Field(pattern=r"^ESC-[0-9a-f]{8}$")
-    estimated_wait_minutes: int
+    estimated_wait_minutes: int | None = None
+    """From the real queue; None when there is no honest number (nobody available, no data)."""
     reasons: list[str] = Field(default_factory=list)
     error_mode: bool = False
     reply: str | None = None
     """The calm handoff reply (or, in error mode, the apology) the customer gets."""
+    record: EscalationRecord | None = None
+    """What the history service stores for a person to pick up (`escalations.EscalationRecord`)."""
 
 
 class ErrorInfo(_Model):
@@ -342,6 +346,8 @@ class Envelope(_Model):
     draft: DraftResponse | None = None
     guardrail: GuardrailVerdict | None = None
     escalation: Escalation | None = None
+    followups: list[FollowUp] = Field(default_factory=list)
+    """context_retriever: the customer's own escalations the message names (`ESC-…`), from the store."""
     error: ErrorInfo | None = None
     final: FinalResult | None = None
     trace: list[TraceEntry] = Field(default_factory=list)
@@ -414,3 +420,5 @@ class HistoryEvent(_Model):
     received_at: datetime
     completed_at: datetime
     result: FinalResult
+    escalation: EscalationRecord | None = None
+    """Set when the mesh escalated: stored with the turns, in the same transaction (idempotent on ref)."""

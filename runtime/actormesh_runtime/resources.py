@@ -20,13 +20,17 @@ _T = TypeVar("_T")
 
 
 class Publisher(Protocol):
-    """What the bus offers actors that must publish themselves (response_aggregator)."""
+    """What the bus offers actors that must publish or ask themselves (response_aggregator, the
+    escalation lookups of context_retriever and escalation_router)."""
 
     async def publish_core(self, subject: str, payload: bytes) -> None:
         """Fire-and-forget core NATS publish (results, progress)."""
 
     async def publish_stream(self, subject: str, payload: bytes, *, msg_id: str) -> None:
         """Acked JetStream publish, de-duplicated by `msg_id`."""
+
+    async def request(self, subject: str, payload: bytes, *, timeout_s: float) -> bytes:
+        """Core NATS request/reply (escalation lookups); raises on no responder or timeout."""
 
 
 @dataclass

@@ -103,6 +103,8 @@ def test_dev_serves_a_chat_and_stops_without_orphans(tmp_path: Path) -> None:
         assert response.status_code == 200, response.text
         assert "TRK100000002" in response.json()["response"]
         assert httpx.get(f"{base}/widget", timeout=10).status_code == 200
+        assert f"Agent console (escalations, answered by people): {base}/console" in out.read_text()
+        assert httpx.get(f"{base}/console", timeout=10).status_code == 200
 
         chat = subprocess.run(
             [*ACTORMESH, "chat", "--email", "jane.smith@example.com", "--url", base, "--json",

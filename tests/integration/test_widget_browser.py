@@ -4,7 +4,6 @@ shown; the page reconnects after the socket drops."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -12,34 +11,14 @@ import pytest
 from actormesh_runtime.gateway.app import create_app
 from actormesh_runtime.gateway.auth import mint_token
 from actormesh_runtime.gateway.server import GatewayServer
-from tests.conftest import missing_component
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, require_browser
 from tests.support.gateway import gateway_stack, stack_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
-def _require_browser() -> None:
-    if not os.access(CHROMIUM, os.X_OK):
-        missing_component("Debian's chromium", "apt-get install -y chromium")
-    try:
-        import playwright.async_api  # noqa: F401
-    except ImportError:
-        missing_component("playwright", "pip install playwright (part of the dev extra)")
-
 
 async def test_widget_chat_shows_progress_and_the_tracking_number(nats_server: str, tmp_path: Path) -> None:
-    _require_browser()
+    require_browser()
     from playwright.async_api import async_playwright, expect
 
     settings = stack_settings(nats_server, tmp_path)
@@ -85,7 +64,7 @@ async def test_widget_chat_shows_progress_and_the_tracking_number(nats_server: s
 
 
 async def test_widget_asks_for_a_token_when_auth_is_on(nats_server: str, tmp_path: Path) -> None:
-    _require_browser()
+    require_browser()
     from playwright.async_api import async_playwright, expect
 
     secret = "widget-secret-with-enough-length-0123456789"

@@ -137,6 +137,9 @@ class _NoPublisher:
     async def publish_stream(self, subject: str, payload: bytes, *, msg_id: str) -> None:
         raise AssertionError("commerce actors do not publish")
 
+    async def request(self, subject: str, payload: bytes, *, timeout_s: float) -> bytes:
+        raise ConnectionError("no responders: no history service in unit tests")
+
 
 def deps_with_client(settings: RuntimeSettings, client: CommerceClient) -> ActorDeps:
     """ActorDeps whose process-wide commerce client is `client` (held once by the test)."""

@@ -6,6 +6,7 @@ tests read like the real conversations without any server.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,7 +33,10 @@ class FakePublisher:
 
     core: list[tuple[str, bytes]] = field(default_factory=list)
     stream: list[tuple[str, bytes, str]] = field(default_factory=list)
+    requests: list[tuple[str, bytes]] = field(default_factory=list)
     fail: bool = False
+    answer: Callable[[str, bytes], bytes] | None = None
+    """Answers `request`; None: nobody answers (like a NATS request without responders)."""
 
     async def publish_core(self, subject: str, payload: bytes) -> None:
         if self.fail:
@@ -43,6 +47,12 @@ class FakePublisher:
         if self.fail:
             raise ConnectionError("bus down")
         self.stream.append((subject, payload, msg_id))
+
+    async def request(self, subject: str, payload: bytes, *, timeout_s: float) -> bytes:
+        self.requests.append((subject, payload))
+        if self.fail or self.answer is None:
+            raise ConnectionError("no responders")
+        return self.answer(subject, payload)
 
 
 def make_deps(settings: RuntimeSettings | None = None, publisher: FakePublisher | None = None) -> ActorDeps:

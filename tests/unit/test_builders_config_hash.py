@@ -92,5 +92,6 @@ def test_rendered_hashes_of_a_minimal_mesh_are_pinned() -> None:
     assert hashes["demo-sentiment-analyzer"] == "233fc35d9352574b"
     assert hashes["demo-gateway"] == "9e72d0f6173657c0"
     # Changed for issue 11: nats.conf gained the per-component `authorization` block; for issue 14 the
-    # history user may read every consumer's info (the queue gauges).
-    assert hashes["demo-nats"] == "167358bdc07647d7"
+    # history user may read every consumer's info (the queue gauges); for issue 12 the escalation events,
+    # their stream and the escalation lookup subject (history, gateway, two actors).
+    assert hashes["demo-nats"] == "a172225f0991be68"

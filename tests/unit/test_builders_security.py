@@ -147,7 +147,8 @@ def test_ingress_routes_only_the_public_paths() -> None:
     spec = {"gateway": {"ingress": {"enabled": True, "host": "chat.example.com"}}}
     ing = index(children(spec))[("Ingress", "demo-gateway")]
     [rule] = ing["spec"]["rules"]
-    assert [p["path"] for p in rule["http"]["paths"]] == list(INGRESS_PATHS) == ["/api", "/ws", "/widget"]
+    paths = [p["path"] for p in rule["http"]["paths"]]
+    assert paths == list(INGRESS_PATHS) == ["/api", "/ws", "/widget", "/console"]
     assert all(p["pathType"] == "Prefix" for p in rule["http"]["paths"])
 
 

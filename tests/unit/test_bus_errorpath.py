@@ -3,6 +3,7 @@ envelope knows, never a promise."""
 
 from __future__ import annotations
 
+from actormesh_runtime.actors.escalation_router import reference_id
 from actormesh_runtime.bus.errorpath import FALLBACK_REPLY, fallback_result
 from actormesh_runtime.catalog import ActorName
 from actormesh_runtime.envelope import (
@@ -16,6 +17,8 @@ from actormesh_runtime.envelope import (
     Sentiment,
     TraceEntry,
 )
+from actormesh_runtime.escalations import EscalationReason
+from actormesh_runtime.replies.result import history_event
 
 
 def _envelope() -> Envelope:
@@ -31,9 +34,16 @@ def test_fallback_from_a_bare_envelope() -> None:
 
     assert result.message_id == env.message_id
     assert result.session_id == "s-9"
-    assert result.response == FALLBACK_REPLY
+    # "Our support team will follow up" is only said with the reference of a real record, which the
+    # history event carries to the store.
+    ref = reference_id(env.message_id)
+    assert result.response == f"{FALLBACK_REPLY} Your reference is {ref}."
     assert result.flags == ["error"]
-    assert not result.escalated
+    assert result.escalated
+    assert result.reference_id == ref
+    record = history_event(env, result).escalation
+    assert record is not None
+    assert (record.ref, record.reason, record.session_id) == (ref, EscalationReason.ERROR, "s-9")
     assert result.intent is None
     assert result.sentiment is None
     assert result.method.response == "template"
@@ -51,6 +61,9 @@ def test_fallback_keeps_what_the_actors_found_and_the_reference() -> None:
     assert result.escalated
     assert result.reference_id == "ESC-0123abcd"
     assert "ESC-0123abcd" in result.response
+    record = history_event(env, result).escalation
+    assert record is not None
+    assert record.ref == "ESC-0123abcd"
     assert result.intent is not None
     assert result.intent.value == "billing_issue"
     assert result.method.intent == "llm"

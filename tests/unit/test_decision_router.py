@@ -24,6 +24,8 @@ from actormesh_runtime.policy.decision import (
     REASON_HUMAN,
     REASON_LEGAL,
     REASON_NO_INTENT,
+    REASON_SUSPENDED,
+    REASON_SUSPENDED_ACCOUNT,
     REASON_VIP,
     decide,
     low_confidence_reason,
@@ -34,6 +36,7 @@ from tests.support.commerce import NOW, context_for, envelope_for, intent, senti
 JOHN = "john.doe@example.com"  # premium: ORD-10001 delivered 12d, ORD-10002 shipped, ORD-10003 delivered 45d
 JANE = "jane.smith@example.com"  # vip: ORD-20001 processing, ORD-20002 shipped (exception)
 BOB = "bob.wilson@example.com"  # standard: ORD-30001 pending
+MIA = "mia.park@example.com"  # suspended account
 NOBODY = "nobody@example.com"
 THRESHOLD = 0.45
 NEG = SentimentLabel.NEGATIVE
@@ -142,6 +145,23 @@ def run(
             [],
             id="unknown-customer-not-vip",
         ),
+        # Only a person can change a suspended account's orders: a handoff (with a record), not a refusal.
+        pytest.param(
+            MIA, intent(Intent.CANCELLATION_REQUEST), sentiment(), [REASON_SUSPENDED], id="suspended-cancel"
+        ),
+        pytest.param(
+            MIA, intent(Intent.BILLING_ISSUE), sentiment(), [REASON_SUSPENDED], id="suspended-refund"
+        ),
+        pytest.param(
+            MIA,
+            intent(Intent.ACCOUNT_ISSUE),
+            sentiment(),
+            [REASON_SUSPENDED_ACCOUNT],
+            id="suspended-account-issue",
+        ),
+        pytest.param(MIA, intent(Intent.DELIVERY_ISSUE), sentiment(), [], id="suspended-may-track"),
+        pytest.param(JOHN, intent(Intent.ACCOUNT_ISSUE), sentiment(), [], id="active-account-issue-answered"),
+        pytest.param(MIA, intent(Intent.ORDER_STATUS), sentiment(), [], id="suspended-may-ask"),
     ],
 )
 def test_escalation_rules(email: str, it: IntentResult | None, st: Sentiment, reasons: list[str]) -> None:

@@ -1,4 +1,5 @@
-"""escalation_router policy: deterministic reference ids, waits by tier and urgency, calm replies."""
+"""escalation_router: deterministic reference ids, a record of what the mesh knew, the wait from the
+real queue (or honestly none), calm replies."""
 
 from __future__ import annotations
 
@@ -6,11 +7,13 @@ import re
 
 import pytest
 
-from actormesh_runtime.actors.escalation_router import EscalationRouter, estimated_wait, reference_id
+from actormesh_runtime.actors.escalation_router import EscalationRouter, reference_id
 from actormesh_runtime.actors.guardrail_validator import check
 from actormesh_runtime.catalog import ActorName
 from actormesh_runtime.envelope import Decision, Envelope, ErrorInfo, Sentiment, SentimentLabel, Urgency
-from tests.support.envelopes import BOB, JANE, JOHN, make_deps, make_envelope
+from actormesh_runtime.escalations import EscalationLookup, LookupAnswer, QueueSnapshot
+from actormesh_runtime.policy.decision import REASON_SUSPENDED
+from tests.support.envelopes import BOB, JANE, JOHN, MIA, FakePublisher, make_deps, make_envelope
 
 
 def _envelope(email: str = JOHN, urgency: Urgency | None = None, *, context: bool = True) -> Envelope:
@@ -28,36 +31,61 @@ def test_reference_id_is_deterministic_per_message() -> None:
     assert first != other
 
 
-@pytest.mark.parametrize(
-    ("email", "urgency", "context", "minutes"),
-    [
-        pytest.param(JANE, Urgency.LOW, True, 5, id="vip"),
-        pytest.param(JOHN, Urgency.LOW, True, 15, id="premium"),
-        pytest.param(BOB, Urgency.LOW, True, 30, id="standard"),
-        pytest.param("x@example.com", Urgency.LOW, True, 30, id="unknown-customer"),
-        pytest.param(JOHN, None, False, 30, id="no-context-no-sentiment"),
-        pytest.param(JOHN, Urgency.HIGH, True, 11, id="premium-high"),
-        pytest.param(BOB, Urgency.CRITICAL, True, 15, id="standard-critical"),
-        pytest.param(JANE, Urgency.CRITICAL, True, 2, id="floor-of-two-minutes"),
-    ],
-)
-def test_estimated_wait(email: str, urgency: Urgency | None, context: bool, minutes: int) -> None:
-    assert estimated_wait(_envelope(email, urgency, context=context)) == minutes
+def _queue_answer(queue: QueueSnapshot) -> FakePublisher:
+    """A publisher whose lookups the "history service" answers with `queue`."""
+    return FakePublisher(answer=lambda _s, _p: LookupAnswer(queue=queue).model_dump_json().encode())
 
 
-async def test_handoff() -> None:
+async def test_handoff_tells_the_wait_from_the_real_queue() -> None:
     envelope = _envelope(JANE, Urgency.HIGH)
-    await EscalationRouter(make_deps()).handle(envelope)
+    publisher = _queue_answer(QueueSnapshot(ahead=3, agents_active=2, handling_minutes=10.0))
+    await EscalationRouter(make_deps(publisher=publisher)).handle(envelope)
     esc = envelope.escalation
     assert esc is not None
     assert esc.reference_id == reference_id(envelope.message_id)
     assert not esc.error_mode
     assert esc.reasons == ["explicit request for a human"]
+    assert esc.estimated_wait_minutes == 20  # (3 ahead + this one) x 10 min / 2 agents
     assert esc.reply is not None
     assert esc.reference_id in esc.reply
-    assert f"{esc.estimated_wait_minutes} minutes" in esc.reply
+    assert "3 conversations are ahead of yours" in esc.reply
+    assert "2 people are answering" in esc.reply
+    assert "about 20 minutes" in esc.reply
     assert "Hi Jane" in esc.reply
     assert check(esc.reply, JANE) == []  # calm and promise-free
+    [(subject, question)] = publisher.requests
+    assert subject == "actormesh.unit.escalations.lookup"
+    assert esc.record is not None
+    assert EscalationLookup.model_validate_json(question).priority == esc.record.priority
+
+
+@pytest.mark.parametrize(
+    ("queue", "says"),
+    [
+        pytest.param(
+            QueueSnapshot(ahead=4, agents_active=0, handling_minutes=12.0),
+            ["No one from our team is available right now", "4 conversations are ahead of yours"],
+            id="nobody-available",
+        ),
+        pytest.param(
+            QueueSnapshot(ahead=0, agents_active=1, handling_minutes=None),
+            ["1 person is answering right now and yours is next in line"],
+            id="no-measured-handling-time",
+        ),
+        pytest.param(None, ["can't see our queue right now"], id="history-silent"),
+    ],
+)
+async def test_no_invented_wait(queue: QueueSnapshot | None, says: list[str]) -> None:
+    publisher = _queue_answer(queue) if queue is not None else FakePublisher()
+    envelope = _envelope(BOB)
+    await EscalationRouter(make_deps(publisher=publisher)).handle(envelope)
+    esc = envelope.escalation
+    assert esc is not None
+    assert esc.reply is not None
+    assert esc.estimated_wait_minutes is None
+    for part in says:
+        assert part in esc.reply
+    assert "minute" not in esc.reply
 
 
 @pytest.mark.parametrize(
@@ -93,4 +121,39 @@ async def test_redelivery_gives_the_same_escalation() -> None:
     router = EscalationRouter(make_deps())
     await router.handle(envelope)
     await router.handle(copy)
-    assert envelope.escalation == copy.escalation
+    first, again = envelope.escalation, copy.escalation
+    assert first is not None
+    assert again is not None
+    assert first.record is not None
+    assert again.record is not None
+    # Same reference, reply and record but for its creation time (the store keeps the first).
+    assert first.model_copy(update={"record": None}) == again.model_copy(update={"record": None})
+    assert first.record.model_copy(update={"created_at": again.record.created_at}) == again.record
+
+
+async def test_the_record_holds_what_the_mesh_knew() -> None:
+    envelope = _envelope(JOHN, Urgency.HIGH)
+    await EscalationRouter(make_deps()).handle(envelope)
+    assert envelope.escalation is not None
+    record = envelope.escalation.record
+    assert record is not None
+    assert record.ref == envelope.escalation.reference_id
+    assert (record.session_id, record.message_id) == (envelope.session_id, envelope.message_id)
+    assert record.customer.email == JOHN
+    assert record.customer.tier == "premium"
+    assert record.state == "open"
+    assert "manager" in record.summary
+    assert {o["order_id"] for o in record.facts.orders} == {"ORD-10001", "ORD-10002", "ORD-10003"}
+    assert "TRK100000001" in {t["tracking_number"] for t in record.facts.tracking}
+
+
+async def test_a_suspended_account_change_gets_a_handoff_with_a_record() -> None:
+    envelope = make_envelope("Please cancel my order", MIA, with_context=True)
+    envelope.decision = Decision(escalate=True, reasons=[REASON_SUSPENDED])
+    await EscalationRouter(make_deps()).handle(envelope)
+    esc = envelope.escalation
+    assert esc is not None
+    assert esc.record is not None
+    assert esc.record.reason == "suspended_account"
+    assert esc.reply is not None
+    assert esc.reference_id in esc.reply

@@ -188,16 +188,6 @@ JOHN, JANE, BOB, MIA = (f"{n}@example.com" for n in ("john.doe", "jane.smith", "
             "shipped",
             id="tracking-lookup-read-only",
         ),
-        pytest.param(
-            MIA,
-            intent(Intent.CANCELLATION_REQUEST),
-            ActionStatus.REFUSED,
-            None,
-            "suspended",
-            0,
-            None,
-            id="suspended-account",
-        ),
     ],
 )
 async def test_action_outcomes(

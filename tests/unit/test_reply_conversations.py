@@ -182,13 +182,6 @@ async def test_another_customers_order_is_refused_once(pipeline: Pipeline) -> No
             ["Which order"],
             id="refund-by-item",
         ),
-        pytest.param(
-            MIA,
-            "Please cancel my order",
-            ["Your account is suspended"],
-            [],
-            id="suspended-account-cannot-change-orders",
-        ),
     ],
 )
 async def test_reply(

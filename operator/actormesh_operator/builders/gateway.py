@@ -114,9 +114,10 @@ def build_gateway_service(mesh: ActorMesh) -> Manifest:
     )
 
 
-INGRESS_PATHS = ("/api", "/ws", "/widget")
-"""What the public may reach: the chat and history API, the WebSocket and the web widget. `/metrics`,
-`/docs` and `/openapi.json` stay inside the cluster."""
+INGRESS_PATHS = ("/api", "/ws", "/widget", "/console")
+"""What the public may reach: the chat, history and agent API, the WebSockets (`/ws`, `/ws/agent`), the
+web widget and the agent console (its API and socket need an agent token). `/metrics`, `/docs` and
+`/openapi.json` stay inside the cluster."""
 
 
 def build_gateway_ingress(mesh: ActorMesh) -> Manifest | None:

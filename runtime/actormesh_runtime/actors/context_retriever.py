@@ -5,21 +5,31 @@ every shipped order concurrently. Every order is checked against the profile's c
 every shipment against its order, so no other customer's data can enter the envelope. A failing
 profile lookup raises `UpstreamUnavailable` (redelivery retries it); failing orders or tracking
 calls leave a partial context with `errors` filled in, which is then not cached.
+
+It also writes `envelope.followups` when the message names escalation references (`ESC-…`): their
+state, asked of the history service for this customer only (someone else's reference looks exactly
+like a missing one), never cached.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import ClassVar
 
 from actormesh_runtime.actors.commerce_base import CommerceActor
-from actormesh_runtime.catalog import ActorName
+from actormesh_runtime.catalog import ActorName, Subjects
 from actormesh_runtime.clients.commerce import CommerceClient, CustomerRecord
 from actormesh_runtime.envelope import CustomerContext, Envelope, Order
 from actormesh_runtime.errors import ActorMeshError
+from actormesh_runtime.escalations import EscalationLookup, FollowUp, LookupAnswer, find_refs
+
+log = logging.getLogger(__name__)
 
 MAX_TRACKED_ORDERS = 5
 """Tracking is fetched for at most this many orders (newest first) to bound the fan-out."""
+MAX_FOLLOWUPS = 5
+LOOKUP_TIMEOUT_S = 2.0
 
 
 def own_orders(customer_id: str, orders: list[Order]) -> tuple[list[Order], list[str]]:
@@ -42,6 +52,7 @@ class ContextRetriever(CommerceActor):
     async def handle(self, envelope: Envelope) -> None:
         client, cache = self._access.require()
         email = envelope.customer_email.strip().lower()
+        envelope.followups = await self.follow_ups(envelope.message, email)
         cached = await cache.get(email)
         if cached is not None:
             envelope.context = cached
@@ -49,6 +60,26 @@ class ContextRetriever(CommerceActor):
         context = await self.fetch(client, email)
         await cache.put(context)
         envelope.context = context
+
+    async def follow_ups(self, message: str, email: str) -> list[FollowUp]:
+        """The state of the references the message names, as this customer may know it."""
+        refs = find_refs(message)[:MAX_FOLLOWUPS]
+        if not refs:
+            return []
+        question = EscalationLookup(op="status", refs=refs, customer_email=email)
+        try:
+            raw = await self.deps.publisher.request(
+                Subjects(self.deps.settings.mesh_name).escalations_lookup,
+                question.model_dump_json().encode(),
+                timeout_s=LOOKUP_TIMEOUT_S,
+            )
+            answer = LookupAnswer.model_validate_json(raw)
+            if not answer.ok:
+                raise ValueError(answer.error)
+        except Exception as exc:  # the reply says the lookup failed; the rest of the message is answered
+            log.info("escalation lookup failed", extra={"error": f"{type(exc).__name__}: {exc}"[:200]})
+            return [FollowUp(ref=ref, found=False, lookup_failed=True) for ref in refs]
+        return answer.followups
 
     async def fetch(self, client: CommerceClient, email: str) -> CustomerContext:
         """Build the context from the APIs (no cache)."""

@@ -42,6 +42,7 @@ class DecisionRouter(PlainActor):
             threshold=self._threshold,
             now=envelope.created_at,
             message=envelope.message,
+            followups=envelope.followups,
         )
         envelope.decision = decision
         envelope.slip.replace_remaining(route_after(decision, envelope.slip.remaining))

@@ -1,39 +1,44 @@
 """escalation_router: hands the conversation to a human, or apologises when something broke.
 
 On the escalation route (after decision_router or a twice-rejected draft) it writes
-`envelope.escalation`: a reference id, an estimated wait by tier and urgency, the reasons, and a
-calm reply that promises nothing but the handoff. As the error handler (`slip.on_error_path` or
-`envelope.error` set) the reply is a graceful apology with the reference id instead.
+`envelope.escalation`: a reference id, the record a person will pick up (reason, priority, summary,
+the facts the mesh had — `policy.escalation`), the wait from the real queue, and a calm reply that
+promises nothing but the handoff. As the error handler (`slip.on_error_path` or `envelope.error`
+set) the reply is a graceful apology with the reference id instead — and a record all the same, so
+every reference a customer holds can be looked up.
 
-The reference id is `ESC-` + the first 8 hex chars of SHA-256(message id): a redelivered envelope
-gets the same id, so a customer never holds two references for one message.
+The record reaches the store inside response_aggregator's `HistoryEvent` (JetStream, durable), so a
+crash anywhere after this step loses nothing. The reference id is `ESC-` + the first 8 hex chars of
+SHA-256(message id): a redelivered envelope gets the same id, and the store keeps one record per id.
+
+The queue (escalations ahead, agents active) comes from the history service on
+`Subjects.escalations_lookup`; when it does not answer within `QUEUE_TIMEOUT_S` the reply says the
+wait is unknown rather than inventing one.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
+from datetime import UTC, datetime
 from typing import ClassVar
 
 from actormesh_runtime.actors.base import PlainActor
-from actormesh_runtime.catalog import ActorName
-from actormesh_runtime.envelope import Envelope, Escalation, Urgency
+from actormesh_runtime.catalog import ActorName, Subjects
+from actormesh_runtime.envelope import Envelope, Escalation
+from actormesh_runtime.escalations import EscalationLookup, LookupAnswer, Priority, QueueSnapshot
+from actormesh_runtime.policy.escalation import build_record, estimated_wait_minutes
 from actormesh_runtime.replies import templates
+from actormesh_runtime.resources import ActorDeps
 
-BASE_WAIT_MINUTES = {"vip": 5, "premium": 15, "standard": 30}
-UNKNOWN_TIER_WAIT_MINUTES = 30
-URGENCY_FACTOR = {Urgency.CRITICAL: 0.5, Urgency.HIGH: 0.75, Urgency.MEDIUM: 1.0, Urgency.LOW: 1.0}
-MIN_WAIT_MINUTES = 2
+log = logging.getLogger(__name__)
+
+QUEUE_TIMEOUT_S = 1.0
+"""How long the handoff waits for the queue figures before saying it cannot estimate."""
 
 
 def reference_id(message_id: str) -> str:
     return "ESC-" + hashlib.sha256(message_id.encode()).hexdigest()[:8]
-
-
-def estimated_wait(envelope: Envelope) -> int:
-    tier = envelope.context.tier if envelope.context and envelope.context.found else None
-    base = BASE_WAIT_MINUTES.get(tier or "", UNKNOWN_TIER_WAIT_MINUTES)
-    factor = URGENCY_FACTOR[envelope.sentiment.urgency] if envelope.sentiment else 1.0
-    return max(MIN_WAIT_MINUTES, round(base * factor))
 
 
 def in_error_mode(envelope: Envelope) -> bool:
@@ -54,22 +59,61 @@ def escalation_reasons(envelope: Envelope) -> list[str]:
     return list(dict.fromkeys(reasons)) or ["escalation requested"]
 
 
+def build_escalation(
+    envelope: Envelope,
+    queue: QueueSnapshot | None,
+    *,
+    now: datetime | None = None,
+    error_mode: bool | None = None,
+) -> Escalation:
+    """The escalation section: reference, record, wait and reply. Pure (the queue is passed in).
+
+    `error_mode` defaults to what the envelope says (`in_error_mode`); the bus's last-resort fallback
+    forces it."""
+    ref = reference_id(envelope.message_id)
+    error_mode = in_error_mode(envelope) if error_mode is None else error_mode
+    reasons = escalation_reasons(envelope)
+    record = build_record(envelope, ref, reasons, error_mode=error_mode, now=now or datetime.now(UTC))
+    reply = (
+        templates.error_reply(envelope, ref)
+        if error_mode
+        else templates.escalation_reply(envelope, ref, queue)
+    )
+    return Escalation(
+        reference_id=ref,
+        estimated_wait_minutes=estimated_wait_minutes(queue),
+        reasons=reasons,
+        error_mode=error_mode,
+        reply=reply,
+        record=record,
+    )
+
+
 class EscalationRouter(PlainActor):
     name: ClassVar[ActorName] = ActorName.ESCALATION_ROUTER
 
+    def __init__(self, deps: ActorDeps) -> None:
+        super().__init__(deps)
+        self.subjects = Subjects(deps.settings.mesh_name)
+
     async def handle(self, envelope: Envelope) -> None:
-        ref = reference_id(envelope.message_id)
-        wait = estimated_wait(envelope)
-        error_mode = in_error_mode(envelope)
-        reply = (
-            templates.error_reply(envelope, ref)
-            if error_mode
-            else templates.escalation_reply(envelope, ref, wait)
-        )
-        envelope.escalation = Escalation(
-            reference_id=ref,
-            estimated_wait_minutes=wait,
-            reasons=escalation_reasons(envelope),
-            error_mode=error_mode,
-            reply=reply,
-        )
+        draft = build_escalation(envelope, None)
+        queue = None
+        if not draft.error_mode and draft.record is not None:
+            queue = await self.queue(draft.record.priority)
+        envelope.escalation = build_escalation(envelope, queue) if queue is not None else draft
+
+    async def queue(self, priority: Priority) -> QueueSnapshot | None:
+        """The queue this escalation joins, or None when the history service does not answer."""
+        question = EscalationLookup(op="queue", priority=priority)
+        try:
+            raw = await self.deps.publisher.request(
+                self.subjects.escalations_lookup,
+                question.model_dump_json().encode(),
+                timeout_s=QUEUE_TIMEOUT_S,
+            )
+            answer = LookupAnswer.model_validate_json(raw)
+        except Exception as exc:  # no responders, timeout, bad answer: the reply says "unknown"
+            log.info("escalation queue unknown", extra={"error": f"{type(exc).__name__}: {exc}"[:200]})
+            return None
+        return answer.queue if answer.ok else None

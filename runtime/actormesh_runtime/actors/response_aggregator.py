@@ -39,7 +39,7 @@ def choose_response(envelope: Envelope) -> tuple[str, Literal["template", "llm"]
             return esc.reply, "template"
         if esc.error_mode:
             return templates.error_reply(envelope, esc.reference_id), "template"
-        return templates.escalation_reply(envelope, esc.reference_id, esc.estimated_wait_minutes), "template"
+        return templates.escalation_reply(envelope, esc.reference_id, None), "template"
     if on_error:
         return ERROR_APOLOGY, "template"
     if verdict is not None and verdict.action == "replaced":

@@ -36,7 +36,9 @@ class ResponseGenerator(LLMActor):
         attempt, reasons = regeneration(envelope)
         template = templates.compose(envelope)
         draft = DraftResponse(text=template, method="template", attempt=attempt, regenerate_reasons=reasons)
-        if self.llm is not None and not envelope.screening.prompt_injection:
+        # A follow-up on a reference quotes its record (state, the agent's words): the template does
+        # that exactly, and an LLM paraphrase could misstate it.
+        if self.llm is not None and not envelope.screening.prompt_injection and not envelope.followups:
             try:
                 reply = await self.llm.complete_text(
                     prompts.response_messages(

@@ -3,7 +3,8 @@
 Every process opens the bus once with `open_bus(settings, name=...)`: connect (unless it already
 holds a connection), then create or update the mesh's streams; each actor host then calls
 `ensure_consumer` for its actor. The configs
-are built by pure functions (`work_stream_config`, `dlq_stream_config`, `consumer_config`) so the
+are built by pure functions (`work_stream_config`, `dlq_stream_config`, `escalations_stream_config`,
+`consumer_config`) so the
 delivery rules are unit-tested without a server.
 """
 
@@ -41,6 +42,9 @@ SPARE_DELIVERIES = 2
 then goes straight to the error path) instead of leaving the message stuck un-acked forever."""
 DLQ_MAX_AGE_S = 14 * 24 * 3600.0
 DLQ_MAX_MSGS = 100_000
+ESCALATION_EVENTS_MAX_AGE_S = 7 * 24 * 3600.0
+"""A notifier that was down for a week can still catch up; the records themselves live in SQLite."""
+ESCALATION_EVENTS_MAX_MSGS = 100_000
 
 
 async def connect(settings: RuntimeSettings, *, name: str = "actormesh") -> NATS:
@@ -132,6 +136,23 @@ def dlq_stream_config(subjects: Subjects, settings: RuntimeSettings) -> StreamCo
     )
 
 
+def escalations_stream_config(subjects: Subjects, settings: RuntimeSettings) -> StreamConfig:
+    """Limits retention (not a work queue): any number of consumers — a notifier, an audit log —
+    each read every event at their own pace, and nothing piles up when nobody consumes."""
+    return StreamConfig(
+        name=subjects.escalations_stream,
+        description=f"ActorMesh {subjects.mesh}: escalation events (created, updated) for notifiers",
+        subjects=list(subjects.escalation_event_subjects),
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        num_replicas=settings.nats_stream_replicas,
+        discard=DiscardPolicy.OLD,
+        max_age=ESCALATION_EVENTS_MAX_AGE_S,
+        max_msgs=ESCALATION_EVENTS_MAX_MSGS,
+        duplicate_window=settings.duplicate_window_s,
+    )
+
+
 def consumer_config(subjects: Subjects, actor: ActorName, settings: RuntimeSettings) -> ConsumerConfig:
     """The durable pull consumer every replica of `actor` shares."""
     name = subjects.consumer(actor)
@@ -167,9 +188,10 @@ async def _ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
 
 
 async def ensure_streams(js: JetStreamContext, subjects: Subjects, settings: RuntimeSettings) -> None:
-    """Create or update the work-queue stream and the dead-letter stream of this mesh."""
+    """Create or update the work-queue, dead-letter and escalation-event streams of this mesh."""
     await _ensure_stream(js, work_stream_config(subjects, settings))
     await _ensure_stream(js, dlq_stream_config(subjects, settings))
+    await _ensure_stream(js, escalations_stream_config(subjects, settings))
 
 
 async def open_bus(settings: RuntimeSettings, *, name: str = "actormesh", nc: NATS | None = None) -> NATS:

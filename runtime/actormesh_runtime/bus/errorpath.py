@@ -14,6 +14,7 @@ import logging
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
+from actormesh_runtime.actors.escalation_router import build_escalation
 from actormesh_runtime.catalog import ActorName, DeadLetterReason, Subjects
 from actormesh_runtime.envelope import Envelope, ErrorInfo, FinalResult
 from actormesh_runtime.errors import InvalidEnvelope
@@ -36,9 +37,21 @@ FALLBACK_REPLY = (
 
 
 def fallback_result(envelope: Envelope) -> FinalResult:
-    """A graceful result built only from what the envelope already holds (no actor involved)."""
-    reference = envelope.escalation.reference_id if envelope.escalation else None
-    response = FALLBACK_REPLY + (f" Your reference is {reference}." if reference else "")
+    """A graceful result built only from what the envelope already holds (no actor involved).
+
+    The reply says the support team will follow up, so it always carries a reference of a real
+    record: the escalation router's, or one made here (error mode) when the router never ran. The
+    record travels in the history event, like every other.
+    """
+    known = envelope.escalation
+    if known is None or known.record is None:
+        built = build_escalation(envelope, None, error_mode=True)
+        if known is not None and built.record is not None:  # keep the reference the customer may hold
+            built.record.ref = known.reference_id
+            built = known.model_copy(update={"record": built.record})
+        envelope.escalation = known = built
+    reference = known.reference_id
+    response = f"{FALLBACK_REPLY} Your reference is {reference}."
     # No actions: whether they happened is unknown once the aggregator failed; promise nothing.
     return final_result(
         envelope,

@@ -81,3 +81,7 @@ class BusPublisher:
     async def publish_stream(self, subject: str, payload: bytes, *, msg_id: str) -> None:
         check_fits(self._nc, payload, f"message to {subject}")
         await self._js.publish(subject, payload, headers={MSG_ID_HEADER: msg_id})
+
+    async def request(self, subject: str, payload: bytes, *, timeout_s: float) -> bytes:
+        reply = await self._nc.request(subject, payload, timeout=timeout_s)
+        return bytes(reply.data)

@@ -21,6 +21,7 @@ from nats.js.api import ConsumerInfo
 from nats.js.errors import NotFoundError
 from prometheus_client import Gauge
 
+from actormesh_runtime.cancellation import cancel_requested
 from actormesh_runtime.catalog import ActorName, DeadLetterReason, Subjects
 from actormesh_runtime.observability import metrics
 
@@ -125,7 +126,7 @@ class QueueMetrics:
         try:
             await task
         except asyncio.CancelledError:
-            if _cancel_requested():  # our caller is being cancelled too: that is not ours to swallow
+            if cancel_requested():  # our caller is being cancelled too: that is not ours to swallow
                 raise
 
     async def _loop(self) -> None:
@@ -133,19 +134,12 @@ class QueueMetrics:
             try:
                 await self.refresh()
             except Exception as exc:  # NATS away or slow: keep the last values, count, try again
-                if not _cancel_requested():
+                if not cancel_requested():
                     metrics.QUEUE_METRICS_ERRORS.inc()
                     metrics.NATS_UP.set(0)
                     log.warning("queue metrics not refreshed", extra={"error": repr(exc)})
-            if _cancel_requested():
-                # stop()'s cancel can be lost inside refresh(): nats-py turns it into its own
-                # TimeoutError, and Python 3.11's wait_for (under every nats-py request) returns a
-                # reply that arrives in the same loop step as the cancel instead of raising. The task
-                # still counts the request, so end here: sleeping on would leave stop() waiting forever.
+            if cancel_requested():
+                # stop()'s cancel can be lost inside refresh() (see cancellation.py): end here,
+                # sleeping on would leave stop() waiting forever.
                 raise asyncio.CancelledError
             await asyncio.sleep(self.interval_s)
-
-
-def _cancel_requested() -> bool:
-    task = asyncio.current_task()
-    return task is not None and task.cancelling() > 0

@@ -92,14 +92,16 @@ def banner(url: str, mesh: object) -> str:
     lines = [
         "",
         f"  ActorMesh is running. Chat with the support agent: {url}/widget",
+        f"  Agent console (escalations, answered by people): {url}/console",
         f"  API docs {url}/docs   health {url}/api/ready   NATS {mesh.settings.nats_url}",
         '  Try: actormesh chat --email john.doe@example.com "Where is my order ORD-10002?"'
         + (f" --url {url}" if not url.endswith(":8000") else ""),
         (
-            "  Auth: OFF (anonymous mode): anyone who can reach this port can act as any customer. "
-            "Set JWT_SECRET to turn it on."
+            "  Auth: OFF (anonymous mode): anyone who can reach this port can act as any customer, "
+            "and callers on this machine are agents in the console. Set JWT_SECRET to turn it on."
             if anonymous
-            else "  Auth: on (JWT_SECRET). Mint a customer's token: actormesh token --email EMAIL"
+            else "  Auth: on (JWT_SECRET). Mint a customer's token: actormesh token --email EMAIL "
+            "(an agent's: add --role agent)"
         ),
         "  Ctrl-C stops everything.",
         "",

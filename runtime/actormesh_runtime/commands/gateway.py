@@ -42,7 +42,8 @@ async def serve(settings: RuntimeSettings) -> int:
         header_read_timeout_s=settings.header_read_timeout_s,
     )
     async with server:
-        print(f"ActorMesh gateway on {server.url} (chat widget: {server.url}/widget)", flush=True)
+        url = server.url
+        print(f"ActorMesh gateway on {url} (chat: {url}/widget, agent console: {url}/console)", flush=True)
         await stop.wait()
     return 0
 

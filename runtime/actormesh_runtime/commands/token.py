@@ -1,4 +1,5 @@
-"""`actormesh token --email E`: mint a bearer JWT with JWT_SECRET — what a storefront does for a customer.
+"""`actormesh token --email E [--role agent]`: mint a bearer JWT with JWT_SECRET — what a storefront does
+for a customer (or a help desk for a support agent: `--role agent`).
 
 The gateway trusts one thing: an HS256 JWT signed with its key. A storefront (or any backend that has
 already signed the customer in) mints one per customer session and hands it to the browser, which
@@ -12,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-HELP = "Mint a customer's bearer JWT with JWT_SECRET (and explain how a storefront does it)."
+HELP = "Mint a customer's (or --role agent: a support agent's) bearer JWT with JWT_SECRET."
 
 STOREFRONT_HOWTO = """\
 How a storefront mints customer tokens (any JWT library, e.g. PyJWT, jose, jsonwebtoken):
@@ -26,6 +27,7 @@ How a storefront mints customer tokens (any JWT library, e.g. PyJWT, jose, jsonw
           iat = now
           iss = JWT_ISSUER, when the gateway sets one              then required
           aud = JWT_AUDIENCE, when the gateway sets one            then required
+          role = "agent" for a support agent (agent API, console)  agents only
 
   Python: jwt.encode({"sub": email, "iat": now, "exp": now + 900, "iss": ..., "aud": ...},
                      key, algorithm="HS256")
@@ -47,6 +49,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ttl", type=float, default=3600.0, help="lifetime in seconds (default 3600)")
     parser.add_argument("--issuer", help="`iss` claim (default: $JWT_ISSUER)")
     parser.add_argument("--audience", help="`aud` claim (default: $JWT_AUDIENCE)")
+    parser.add_argument(
+        "--role",
+        choices=["customer", "agent"],
+        default="customer",
+        help="`agent` adds the claim role=agent: the agent API and console (default: customer, no claim)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -76,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
         ttl_s=args.ttl,
         issuer=args.issuer or settings.jwt_issuer,
         audience=args.audience or settings.jwt_audience,
+        role="agent" if args.role == "agent" else None,
     )
     print(token)
     return 0

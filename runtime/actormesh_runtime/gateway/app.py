@@ -19,9 +19,10 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from nats.aio.client import Client as NATS
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from actormesh_runtime.gateway import chat, health, history_api, ws
+from actormesh_runtime.gateway import agent_ws, chat, escalations_api, health, history_api, ws
 from actormesh_runtime.gateway.admission import Admission, BodyReadTimeout, subject_with_verifier
 from actormesh_runtime.gateway.auth import AuthError, TokenVerifier
+from actormesh_runtime.gateway.console import add_console
 from actormesh_runtime.gateway.docs import add_docs
 from actormesh_runtime.gateway.inflight import InFlight
 from actormesh_runtime.gateway.limits import BodySizeLimit, body_limit
@@ -30,7 +31,7 @@ from actormesh_runtime.gateway.models import ErrorBody, MessageTooLong, describe
 from actormesh_runtime.gateway.openapi import truthful_openapi
 from actormesh_runtime.gateway.ratelimit import RateLimiter
 from actormesh_runtime.gateway.service import Gateway, Unavailable
-from actormesh_runtime.history.protocol import HistoryUnavailable
+from actormesh_runtime.history.protocol import EscalationRefused, HistoryUnavailable
 from actormesh_runtime.settings import RuntimeSettings
 
 log = logging.getLogger(__name__)
@@ -97,10 +98,11 @@ def create_app(
             expose_headers=["X-Request-ID"],
         )
     app.add_middleware(ObservabilityMiddleware)
-    for module in (chat, ws, history_api, health):
+    for module in (chat, ws, history_api, escalations_api, agent_ws, health):
         app.include_router(module.router)
     _add_error_handlers(app)
     _add_pages(app)
+    add_console(app, mode="loopback" if verifier is None else "bearer")
     add_docs(app)
     return app
 
@@ -155,6 +157,14 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Unavailable)
     async def on_unavailable(_: Request, exc: Unavailable) -> JSONResponse:
         return _error(503, "unavailable", f"the mesh is not reachable: {exc}")
+
+    @app.exception_handler(EscalationRefused)
+    async def on_refused(_: Request, exc: EscalationRefused) -> JSONResponse:
+        if exc.kind == "invalid":  # "field: problem", from the history service's own checks
+            field, _sep, problem = exc.detail.partition(": ")
+            return _error(422, "validation_error", exc.detail, fields=[{"field": field, "message": problem}])
+        status, error = (404, "not_found") if exc.kind == "not_found" else (409, "conflict")
+        return _error(status, error, exc.detail)
 
     @app.exception_handler(HistoryUnavailable)
     async def on_history(_: Request, exc: HistoryUnavailable) -> JSONResponse:

@@ -48,6 +48,8 @@ class Principal(BaseModel):
     email: str | None = None
     expires_at: float | None = None
     """The token's `exp` (epoch seconds); a WebSocket is closed then."""
+    role: str | None = None
+    """The token's `role` claim: `agent` opens the agent API (`gateway/escalations_api.py`)."""
 
     def check_email(self, email: str) -> None:
         """403 unless anonymous or the email is the token's subject."""
@@ -119,8 +121,11 @@ class TokenVerifier:
         if not isinstance(sub, str) or "@" not in sub:
             raise AuthError(401, "the token's sub must be the customer's email")
         exp = claims.get("exp")
+        role = claims.get("role")
         return Principal(
-            email=sub.strip().lower(), expires_at=float(exp) if isinstance(exp, int | float) else None
+            email=sub.strip().lower(),
+            expires_at=float(exp) if isinstance(exp, int | float) else None,
+            role=role if isinstance(role, str) else None,
         )
 
 
@@ -131,10 +136,14 @@ def mint_token(
     ttl_s: float = 3600.0,
     issuer: str | None = None,
     audience: str | None = None,
+    role: str | None = None,
 ) -> str:
-    """What a storefront's backend does for a signed-in customer (see `actormesh token --help`)."""
+    """What a storefront's backend does for a signed-in customer (see `actormesh token --help`);
+    `role="agent"` for a support agent (the agent API and console)."""
     now = int(time.time())
     claims: dict[str, object] = {"sub": email.strip().lower(), "iat": now, "exp": now + int(ttl_s)}
+    if role:
+        claims["role"] = role
     if issuer:
         claims["iss"] = issuer
     if audience:

@@ -19,9 +19,11 @@ from nats.aio.client import Client as NATS
 
 from actormesh_runtime.bus.connection import open_bus
 from actormesh_runtime.bus.publish import submit
+from actormesh_runtime.cancellation import cancel_requested
 from actormesh_runtime.catalog import Subjects
 from actormesh_runtime.envelope import Envelope, FinalResult, ReplyTo
 from actormesh_runtime.gateway.auth import AuthError, Principal
+from actormesh_runtime.gateway.escalation_feed import EscalationFeed
 from actormesh_runtime.gateway.models import ChatRequest, new_session_id
 from actormesh_runtime.gateway.reply_router import Pending, ProgressListener, ReplyRouter
 from actormesh_runtime.history.protocol import HistoryClient
@@ -67,6 +69,7 @@ class Gateway:
         self.subjects = Subjects(settings.mesh_name)
         self.instance_id = instance_id or settings.gateway_instance_id or new_instance_id()
         self.replies = ReplyRouter(self.subjects, self.instance_id)
+        self.escalation_feed = EscalationFeed(self.subjects)
         self.sessions: SessionStore = open_session_store(settings)
         self._nc = nc
         self._owns_nc = nc is None
@@ -91,6 +94,7 @@ class Gateway:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._connector
         await self.replies.stop()
+        await self.escalation_feed.stop()
         if self._owns_nc and self._nc is not None:
             with contextlib.suppress(Exception):
                 await self._nc.drain()
@@ -105,6 +109,7 @@ class Gateway:
                 self._nc = await open_bus(self.settings, name=name, nc=self._nc)
                 self._stream_ok = True
                 await self.replies.start(self._nc)
+                await self.escalation_feed.start(self._nc)
                 self.history = HistoryClient(self._nc, self.subjects)
                 self._ready.set()
                 log.info("gateway connected", extra={"instance_id": self.instance_id})
@@ -112,6 +117,8 @@ class Gateway:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if cancel_requested():  # stop()'s cancel turned into an error below us: end, don't retry
+                    raise asyncio.CancelledError from exc
                 log.warning("gateway not connected yet", extra={"error": repr(exc)})
                 if self._owns_nc and self._nc is not None and not self._nc.is_connected:
                     with contextlib.suppress(Exception):

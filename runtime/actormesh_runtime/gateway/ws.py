@@ -1,15 +1,17 @@
 """`WS /ws?session_id=…`: chat with live per-actor progress. Frames are JSON `{type, data}`.
 
-Client → server: `chat {message, customer_email}`, `ping`.
-Server → client: `connected {session_id, …}`, `accepted {message_id}`, one `progress {message_id,
-actor, status, ms, attempt}` per actor hop, then `response` (the final result), or `error {message}`
-(malformed JSON, unknown type, failed validation, timeout — with the message id when there is one),
-and `pong`. Every chat ends with a `response` or an `error`, never silence. Several chats may be in
-flight on one socket (WS_CHATS_PER_SOCKET), and per customer over all its sockets on this replica
-(WS_CHATS_PER_CUSTOMER); each runs in its own task, and one over a limit gets `error` 429. The server
-refuses frames over WS_MAX_FRAME_BYTES before reading them (`GatewayServer`), and the socket is closed
-(4401) when its token expires. The token comes in `Sec-WebSocket-Protocol` as `actormesh.bearer.<jwt>`
-next to `actormesh.v1` (selected by the server), or, for old clients, as `?token=` (never logged).
+Client → server: `chat {message, customer_email}`, `ping`. Server → client: `connected {session_id,
+…}`, `accepted {message_id}`, one `progress {message_id, actor, status, ms, attempt}` per actor hop,
+then `response` (the final result), or `error {message}` (malformed JSON, unknown type, failed
+validation, timeout — with the message id when there is one), `agent_reply {session_id, ref, agent,
+text, at}` when a support agent answers an escalation of this session (from any replica:
+`gateway/escalation_feed.py`), and `pong`. Every chat ends with a `response` or an `error`, never
+silence. Several chats may be in flight on one socket (WS_CHATS_PER_SOCKET), and per customer over all
+its sockets on this replica (WS_CHATS_PER_CUSTOMER); each runs in its own task, and one over a limit
+gets `error` 429. The server refuses frames over WS_MAX_FRAME_BYTES before reading them
+(`GatewayServer`), and the socket is closed (4401) when its token expires. The token comes in
+`Sec-WebSocket-Protocol` as `actormesh.bearer.<jwt>` next to `actormesh.v1` (selected by the server),
+or, for old clients, as `?token=` (never logged).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from actormesh_runtime.envelope import FinalResult, ProgressEvent
+from actormesh_runtime.escalations import EscalationEvent
 from actormesh_runtime.gateway.auth import (
     WS_PROTOCOL,
     AuthError,
@@ -75,10 +78,12 @@ async def websocket_chat(
         )
         principal = authenticate(verifier, bearer)
     except AuthError as exc:
-        await _deny(websocket, exc.status, exc.detail)
+        await deny_handshake(websocket, exc.status, exc.detail)
         return
     if session_id is not None and not SESSION_RE.match(session_id):
-        await _deny(websocket, 422, "session_id: 1-128 characters of letters, digits, '_', '.', ':' or '-'")
+        await deny_handshake(
+            websocket, 422, "session_id: 1-128 characters of letters, digits, '_', '.', ':' or '-'"
+        )
         return
     # Never echo the bearer entry: the selected subprotocol travels back in the clear response.
     await websocket.accept(subprotocol=WS_PROTOCOL if WS_PROTOCOL in offered else None)
@@ -97,7 +102,7 @@ async def websocket_chat(
         WS_CONNECTIONS.dec()
 
 
-async def _deny(websocket: WebSocket, status: int, detail: str) -> None:
+async def deny_handshake(websocket: WebSocket, status: int, detail: str) -> None:
     """Refuse the handshake with an HTTP status when the server supports it, else close with 4000+status."""
     body = JSONResponse({"error": "unauthorized" if status == 401 else "refused", "detail": detail}, status)
     try:
@@ -156,6 +161,8 @@ class ChatSocket:
             },
         )
         expiry = self._expire_later()
+        feed = self.gateway.escalation_feed
+        feed.add_session(self.session_id, self._on_escalation)
         try:
             while self._open:
                 frame = await self.limits.next_frame(self.ws.receive, busy=lambda: bool(self._tasks))
@@ -169,11 +176,30 @@ class ChatSocket:
             pass  # RuntimeError: receive after the expiry closed the socket
         finally:
             self._open = False
+            feed.remove_session(self.session_id, self._on_escalation)
             if expiry is not None:
                 expiry.cancel()
             for task in self._tasks:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _on_escalation(self, event: EscalationEvent) -> None:
+        """An agent's reply in this session, from any replica (only to the customer who owns it)."""
+        reply = event.reply
+        if reply is None:
+            return
+        if self.principal.email is not None and event.escalation.customer.email != self.principal.email:
+            return
+        await self.send(
+            "agent_reply",
+            {
+                "session_id": self.session_id,
+                "ref": event.escalation.ref,
+                "agent": reply.agent,
+                "text": reply.text,
+                "at": reply.at.isoformat(),
+            },
+        )
 
     def _expire_later(self) -> asyncio.Task[None] | None:
         """Close the socket when the token expires: a token is checked at connect, so without this a

@@ -7,22 +7,33 @@ import the store.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from actormesh_runtime.catalog import Subjects
 from actormesh_runtime.envelope import FinalResult
+from actormesh_runtime.escalations import EscalationRecord, EscalationState, Operation
+
+EscalationOp = Literal[
+    "escalations", "escalation", "escalation_claim", "escalation_reply", "escalation_resolve"
+]
+ESCALATION_OPS: tuple[str, ...] = get_args(EscalationOp)
 
 
 class HistoryQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    op: Literal["conversation", "result", "ping", "claim"]
+    op: Literal["conversation", "result", "ping", "claim"] | EscalationOp
     session_id: str | None = None
     message_id: str | None = None
     customer_email: str | None = Field(None, description="Restrict to this customer's turns (auth on)")
     limit: int = Field(500, ge=1, le=5000)
+    ref: str | None = Field(None, description="escalation ops: the record's reference")
+    state: EscalationState | None = Field(None, description="`escalations`: only records in this state")
+    cursor: str | None = Field(None, description="`escalations`: the previous page's `next_cursor`")
+    agent: str | None = Field(None, description="claim/reply/resolve: who does it")
+    text: str | None = Field(None, description="reply: the text; resolve: the note")
 
 
 class HistoryAnswer(BaseModel):
@@ -33,10 +44,24 @@ class HistoryAnswer(BaseModel):
     result: FinalResult | None = None
     customer_email: str | None = None
     """The result's customer (`result`), or the session's owner (`claim`)."""
+    escalation: EscalationRecord | None = None
+    escalations: list[EscalationRecord] = Field(default_factory=list)
+    next_cursor: str | None = None
+    refused: Literal["not_found", "conflict", "invalid"] | None = None
+    """An escalation op the store refused (`error` says why): answered, not a failure of the service."""
 
 
 class HistoryUnavailable(Exception):
     """The history service did not answer (not running, or NATS is down)."""
+
+
+class EscalationRefused(Exception):
+    """The store refused an escalation op: `kind` is not_found (404), conflict (409) or invalid (422)."""
+
+    def __init__(self, kind: str, detail: str) -> None:
+        super().__init__(detail)
+        self.kind = kind
+        self.detail = detail
 
 
 class HistoryClient:
@@ -82,3 +107,37 @@ class HistoryClient:
         if answer.customer_email is None:
             raise HistoryUnavailable("history service returned no session owner")
         return answer.customer_email
+
+    # ------------------------------------------------------------ escalations (the agent API)
+
+    async def escalations(
+        self, *, state: EscalationState | None, limit: int, cursor: str | None
+    ) -> tuple[list[EscalationRecord], str | None]:
+        """One page of the queue (most urgent, then oldest first) and the next page's cursor."""
+        answer = await self._escalation_op(
+            HistoryQuery(op="escalations", state=state, limit=limit, cursor=cursor)
+        )
+        return answer.escalations, answer.next_cursor
+
+    async def escalation(self, ref: str) -> EscalationRecord:
+        """The record (`EscalationRefused` not_found when there is none)."""
+        answer = await self._escalation_op(HistoryQuery(op="escalation", ref=ref))
+        if answer.escalation is None:
+            raise EscalationRefused("not_found", f"no escalation {ref}")
+        return answer.escalation
+
+    async def change_escalation(
+        self, ref: str, op: Operation, *, agent: str, text: str | None = None
+    ) -> EscalationRecord:
+        """claim / reply / resolve; the updated record, or `EscalationRefused` (404/409/422)."""
+        query = HistoryQuery(op=f"escalation_{op}", ref=ref, agent=agent, text=text)
+        answer = await self._escalation_op(query)
+        if answer.escalation is None:
+            raise HistoryUnavailable("history service returned no escalation")
+        return answer.escalation
+
+    async def _escalation_op(self, query: HistoryQuery) -> HistoryAnswer:
+        answer = await self.ask(query)
+        if answer.refused is not None:
+            raise EscalationRefused(answer.refused, answer.error or answer.refused)
+        return answer

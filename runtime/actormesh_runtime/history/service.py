@@ -27,7 +27,9 @@ from actormesh_runtime.bus.connection import open_bus
 from actormesh_runtime.bus.queue_metrics import QueueMetrics
 from actormesh_runtime.catalog import Subjects
 from actormesh_runtime.envelope import HistoryEvent
-from actormesh_runtime.history.protocol import HistoryAnswer, HistoryQuery
+from actormesh_runtime.escalations import LookupAnswer
+from actormesh_runtime.history.escalation_ops import EscalationOps
+from actormesh_runtime.history.protocol import ESCALATION_OPS, HistoryAnswer, HistoryQuery
 from actormesh_runtime.history.store import HistoryStore
 from actormesh_runtime.screening import describe_invalid
 from actormesh_runtime.settings import RuntimeSettings
@@ -74,7 +76,9 @@ class HistoryService:
         self._owns_nc = nc is None
         self._tasks: list[asyncio.Task[None]] = []
         self._query_sub: Any = None
+        self._lookup_sub: Any = None
         self._pull_sub: Any = None
+        self.escalation_ops = EscalationOps(self.store, self.subjects)
         self._stopping = asyncio.Event()
         self.consumer_bound = False
         self.queue_metrics: QueueMetrics | None = None
@@ -106,6 +110,11 @@ class HistoryService:
         self._query_sub = await self._nc.subscribe(
             self.subjects.history_query, queue=QUERY_QUEUE_GROUP, cb=self._answer
         )
+        self.escalation_ops.nc = self._nc
+        self._lookup_sub = await self._nc.subscribe(
+            self.subjects.escalations_lookup, queue=QUERY_QUEUE_GROUP, cb=self._answer_lookup
+        )
+        await self.escalation_ops.refresh_gauge()
         self._pull_sub = sub = await js.pull_subscribe(
             self.subjects.history_events,
             durable=self.subjects.history_consumer,
@@ -130,11 +139,11 @@ class HistoryService:
                 await asyncio.wait_for(task, timeout=FETCH_WAIT_S + 5)
         self._tasks.clear()
         # Unsubscribe both, or a later drain of a shared connection waits on them forever.
-        for sub in (self._query_sub, self._pull_sub):
+        for sub in (self._query_sub, self._lookup_sub, self._pull_sub):
             if sub is not None:
                 with contextlib.suppress(Exception):
                     await sub.unsubscribe()
-        self._query_sub = self._pull_sub = None
+        self._query_sub = self._lookup_sub = self._pull_sub = None
         self.consumer_bound = False
         if self._owns_nc and self._nc is not None:
             with contextlib.suppress(Exception):
@@ -178,6 +187,9 @@ class HistoryService:
             return
         try:
             added = await self.store.add_events(events)
+            # New escalation records are announced before the ack: a crash in between announces
+            # again on redelivery (the events stream drops the duplicate by its msg id).
+            await self.escalation_ops.announce([e.escalation.ref for e in events if e.escalation is not None])
         except Exception:
             # Not acked: JetStream redelivers after ack_wait; the insert is idempotent.
             log.exception("history write failed; events will be redelivered")
@@ -204,10 +216,24 @@ class HistoryService:
             with contextlib.suppress(Exception):
                 await msg.respond(answer.model_dump_json().encode())
 
+    async def _answer_lookup(self, msg: Msg) -> None:
+        """An actor's escalation lookup (`escalations.EscalationLookup`)."""
+        QUERIES.labels("escalation_lookup").inc()
+        try:
+            answer = await self.escalation_ops.lookup(msg.data)
+        except Exception as exc:
+            log.exception("escalation lookup failed")
+            answer = LookupAnswer(ok=False, error=type(exc).__name__)
+        if msg.reply:
+            with contextlib.suppress(Exception):
+                await msg.respond(answer.model_dump_json().encode())
+
     async def _query(self, query: HistoryQuery) -> HistoryAnswer:
         QUERIES.labels(query.op).inc()
         if query.op == "ping":
             return HistoryAnswer()
+        if query.op in ESCALATION_OPS:
+            return await self.escalation_ops.answer(query)
         if query.op == "conversation":
             if not query.session_id:
                 return HistoryAnswer(ok=False, error="session_id is required")

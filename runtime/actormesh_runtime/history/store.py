@@ -5,8 +5,9 @@ answers everyone else's reads over NATS request/reply. Each `HistoryEvent` becom
 customer's and the agent's); the agent turn keeps the whole `FinalResult`, so a gateway that timed
 out can still return the result later (`GET /api/messages/{id}`).
 
-Writes are idempotent (`INSERT OR IGNORE` on `(message_id, role)`): a redelivered event after a
-crash changes nothing. Every text is passed through `screening.screen` once more before it is
+Writes are idempotent (`INSERT OR IGNORE` on `(message_id, role)`, escalation records on their ref,
+in the same transaction as the turns — `history/escalations.py`): a redelivered event after a crash
+changes nothing. Every text is passed through `screening.screen` once more before it is
 written, so the store holds only redacted text even if a producer forgot to screen.
 """
 
@@ -25,6 +26,8 @@ import aiosqlite
 from pydantic import BaseModel, ConfigDict
 
 from actormesh_runtime.envelope import FinalResult, HistoryEvent
+from actormesh_runtime.escalations import EscalationRecord
+from actormesh_runtime.history.escalations import EscalationStore
 from actormesh_runtime.screening import redact
 
 # Each entry moves the schema from version i to i+1. Append, never edit a shipped entry.
@@ -65,6 +68,42 @@ MIGRATIONS: tuple[str, ...] = (
     INSERT OR IGNORE INTO session_owners (session_id, customer_email, created_at)
         SELECT session_id, customer_email, created_at FROM turns ORDER BY id;
     """,
+    # Escalation records (history/escalations.py) and the agents' replies; a turn written by a person
+    # names them in `author` (NULL for the mesh's own replies).
+    """
+    ALTER TABLE turns ADD COLUMN author TEXT;
+    CREATE TABLE escalations (
+        ref TEXT PRIMARY KEY,
+        session_id TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        customer_email TEXT NOT NULL,
+        customer_tier TEXT,
+        reason TEXT NOT NULL,
+        reasons TEXT NOT NULL DEFAULT '[]',
+        priority TEXT NOT NULL,
+        priority_rank INTEGER NOT NULL,
+        summary TEXT NOT NULL,
+        facts TEXT NOT NULL DEFAULT '{}',
+        state TEXT NOT NULL CHECK (state IN ('open', 'claimed', 'resolved')),
+        created_at TEXT NOT NULL,
+        claimed_by TEXT,
+        claimed_at TEXT,
+        resolved_at TEXT,
+        resolution_note TEXT,
+        announced INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX escalations_queue ON escalations (state, priority_rank, created_at, ref);
+    CREATE INDEX escalations_by_customer ON escalations (customer_email);
+    CREATE TABLE escalation_replies (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        ref TEXT NOT NULL REFERENCES escalations (ref),
+        agent TEXT NOT NULL,
+        text TEXT NOT NULL,
+        at TEXT NOT NULL
+    );
+    CREATE INDEX escalation_replies_by_ref ON escalation_replies (ref, id);
+    CREATE INDEX escalation_replies_by_time ON escalation_replies (at);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -88,6 +127,8 @@ class Turn(BaseModel):
     actions: list[dict[str, object]] = []
     flags: list[str] = []
     created_at: str
+    author: str | None = None
+    """The support agent who wrote this turn (role `agent`); None for the mesh's own replies."""
 
 
 class StoredResult(BaseModel):
@@ -103,6 +144,10 @@ class HistoryStore:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._db: aiosqlite.Connection | None = None
+        self.write_lock = asyncio.Lock()
+        """Held by every write transaction: writers share one connection, and a state transition's
+        read-check-write must not interleave with another write's commit."""
+        self.escalations = EscalationStore(self)
 
     @property
     def db(self) -> aiosqlite.Connection:
@@ -149,7 +194,16 @@ class HistoryStore:
 
     async def add_events(self, events: Iterable[HistoryEvent]) -> int:
         """Store events in one transaction; returns how many turns were new (replays add none)."""
+        events = list(events)
         rows = [row for event in events for row in _rows(event)]
+        async with self.write_lock:
+            try:
+                return await self._add_rows(rows, [e.escalation for e in events if e.escalation is not None])
+            except BaseException:
+                await self.db.rollback()  # nothing half-written is committed by the next writer
+                raise
+
+    async def _add_rows(self, rows: list[Sequence[object]], escalations: list[EscalationRecord]) -> int:
         before = self.db.total_changes
         await self.db.executemany(
             "INSERT OR IGNORE INTO turns (session_id, message_id, role, customer_email, text, intent,"
@@ -162,17 +216,20 @@ class HistoryStore:
             "INSERT OR IGNORE INTO session_owners (session_id, customer_email, created_at) VALUES (?, ?, ?)",
             [(row[0], row[3], row[14]) for row in rows if row[2] == "customer"],
         )
+        await self.escalations.insert(escalations)
         await self.db.commit()
         return added
 
     async def claim_session(self, session_id: str, customer_email: str) -> str:
         """Make `customer_email` the owner of a session nobody owns yet; returns the owner either way."""
         now = datetime.now(UTC).isoformat()
-        await self.db.execute(
-            "INSERT OR IGNORE INTO session_owners (session_id, customer_email, created_at) VALUES (?, ?, ?)",
-            (session_id, customer_email.lower(), now),
-        )
-        await self.db.commit()
+        async with self.write_lock:
+            await self.db.execute(
+                "INSERT OR IGNORE INTO session_owners (session_id, customer_email, created_at)"
+                " VALUES (?, ?, ?)",
+                (session_id, customer_email.lower(), now),
+            )
+            await self.db.commit()
         owner = await self.session_owner(session_id)
         assert owner is not None
         return owner
@@ -271,4 +328,5 @@ def _turn(row: aiosqlite.Row) -> Turn:
         actions=json.loads(row["actions"]),
         flags=json.loads(row["flags"]),
         created_at=row["created_at"],
+        author=row["author"],
     )

@@ -4,7 +4,8 @@ Escalate when any of: an explicit request for a human (sentiment flag or the esc
 intent); a legal threat; abusive language; a VIP customer with high/critical urgency and negative
 sentiment; intent confidence below the configured threshold (or no intent at all). Otherwise the
 intent may need actions (cancellation, return, refund/billing, tracking for delivery problems) and a
-complaint gets a note on the account. A message flagged as prompt injection never plans an action,
+complaint gets a note on the account; an order change on a suspended account, or a question about
+the account itself, goes to a person. A message flagged as prompt injection never plans an action,
 and neither does one from an unknown customer. Tested in tests/unit/test_decision_router.py.
 """
 
@@ -25,6 +26,7 @@ from actormesh_runtime.envelope import (
     SentimentLabel,
     Urgency,
 )
+from actormesh_runtime.escalations import FollowUp
 from actormesh_runtime.policy.orders import is_eligible, select_by_item, select_target
 
 REASON_HUMAN = "customer asked for a human"
@@ -32,6 +34,8 @@ REASON_LEGAL = "legal threat"
 REASON_ABUSIVE = "abusive language"
 REASON_VIP = "VIP customer, urgent and unhappy"
 REASON_NO_INTENT = "intent unknown"
+REASON_SUSPENDED = "suspended account asks for an order change"
+REASON_SUSPENDED_ACCOUNT = "suspended account asks about the account"
 NOTE_INJECTION = "prompt injection flagged: no actions"
 NOTE_UNKNOWN_CUSTOMER = "customer not found: no actions"
 
@@ -42,6 +46,7 @@ ACTIONS_BY_INTENT: dict[Intent, tuple[ActionType, ...]] = {
     Intent.DELIVERY_ISSUE: (ActionType.TRACKING_LOOKUP,),
 }
 URGENT = frozenset({Urgency.HIGH, Urgency.CRITICAL})
+READ_ONLY_ACTIONS = frozenset({ActionType.TRACKING_LOOKUP, ActionType.ADD_NOTE})
 
 
 def orders_in_question(intent: Intent, orders: Sequence[Order], now: datetime) -> list[Order]:
@@ -69,11 +74,20 @@ def escalation_reasons(
     intent: IntentResult | None,
     tier: str | None,
     threshold: float,
+    *,
+    following_up: bool = False,
 ) -> list[str]:
-    """Every rule that fires, in a fixed order; empty means no escalation."""
+    """Every rule that fires, in a fixed order; empty means no escalation.
+
+    `following_up`: the message asks about an escalation of the customer's that is still open. It is
+    with a person already and the question is answered from its record, so asking for a person and
+    not being understood (the message is about a reference) open no second one; a legal threat,
+    abuse or an upset VIP still do.
+    """
     reasons: list[str] = []
-    if (sentiment is not None and sentiment.wants_human) or (
-        intent is not None and intent.intent is Intent.ESCALATION_REQUEST
+    if not following_up and (
+        (sentiment is not None and sentiment.wants_human)
+        or (intent is not None and intent.intent is Intent.ESCALATION_REQUEST)
     ):
         reasons.append(REASON_HUMAN)
     if sentiment is not None:
@@ -83,6 +97,8 @@ def escalation_reasons(
             reasons.append(REASON_ABUSIVE)
         if tier == "vip" and sentiment.urgency in URGENT and sentiment.label is SentimentLabel.NEGATIVE:
             reasons.append(REASON_VIP)
+    if following_up:
+        return reasons
     if intent is None:
         reasons.append(REASON_NO_INTENT)
     elif intent.confidence < threshold:
@@ -129,17 +145,29 @@ def decide(
     threshold: float,
     now: datetime,
     message: str = "",
+    followups: Sequence[FollowUp] = (),
 ) -> Decision:
     tier = context.tier if context is not None else None
-    reasons = escalation_reasons(sentiment, intent, tier, threshold)
-    if reasons or intent is None:
+    following_up = any(f.pending for f in followups)
+    reasons = escalation_reasons(sentiment, intent, tier, threshold, following_up=following_up)
+    if reasons:
         return Decision(escalate=True, reasons=reasons)
+    if intent is None:
+        return Decision(escalate=False)
     actions = planned_actions(intent, sentiment)
     notes: list[str] = []
     if actions and screening.prompt_injection:
         actions, notes = [], [NOTE_INJECTION]
     elif actions and (context is None or not context.found):
         actions, notes = [], [NOTE_UNKNOWN_CUSTOMER]
+    suspended = context is not None and context.found and context.account_status == "suspended"
+    if suspended and not screening.prompt_injection:
+        # Only a person can change orders on, or lift, a suspended account: hand over (with a
+        # reference) rather than refuse and leave the customer nowhere to go.
+        if set(actions) - READ_ONLY_ACTIONS:
+            return Decision(escalate=True, reasons=[REASON_SUSPENDED])
+        if intent.intent is Intent.ACCOUNT_ISSUE:
+            return Decision(escalate=True, reasons=[REASON_SUSPENDED_ACCOUNT])
     if not actions or context is None:
         if screening.prompt_injection:
             return Decision(escalate=False, reasons=notes)

@@ -56,7 +56,8 @@ def final_result(
 
 
 def history_event(envelope: Envelope, result: FinalResult) -> HistoryEvent:
-    """The event for the history store: the screened customer text and the result, timestamped now."""
+    """The event for the history store: the screened customer text and the result, timestamped now,
+    and the escalation record when the mesh escalated (stored in the same transaction as the turns)."""
     return HistoryEvent(
         message_id=envelope.message_id,
         session_id=envelope.session_id,
@@ -65,4 +66,5 @@ def history_event(envelope: Envelope, result: FinalResult) -> HistoryEvent:
         received_at=envelope.created_at,
         completed_at=datetime.now(UTC),
         result=result,
+        escalation=envelope.escalation.record if envelope.escalation else None,
     )

@@ -11,6 +11,8 @@ import re
 from collections.abc import Callable
 
 from actormesh_runtime.envelope import Envelope, Intent, Order
+from actormesh_runtime.escalations import EscalationState, FollowUp, QueueSnapshot
+from actormesh_runtime.policy.escalation import estimated_wait_minutes
 from actormesh_runtime.policy.orders import within_return_window
 from actormesh_runtime.replies import facts as f
 from actormesh_runtime.store_policy import RETURNS_SENTENCE, SHIPPING_SENTENCE, WARRANTY_SENTENCE
@@ -140,8 +142,8 @@ def _account_issue(envelope: Envelope) -> str:
     ctx = envelope.context
     if ctx and ctx.found and (ctx.account_status or "active") != "active":
         return (
-            f"Your account is currently {ctx.account_status}. A member of our support team can review it "
-            "with you; reply here if you'd like me to pass this on."
+            f"Your account is currently {ctx.account_status}, so I can't make changes to it or its orders "
+            "here."
         )
     return (
         'You can reset your password with the "Forgot password" link on the sign-in page. '
@@ -239,7 +241,10 @@ def compose(envelope: Envelope) -> str:
     caveat = _account_caveat(envelope, intent)
     ctx = envelope.context
     has_account = ctx is not None and ctx.found
-    if not has_account and intent in _NEEDS_ACCOUNT:
+    if envelope.followups:
+        # A follow-up on a reference is answered from its record, not from the intent's template.
+        body, caveat = " ".join(followup_sentences(envelope.followups)), ""
+    elif not has_account and intent in _NEEDS_ACCOUNT:
         body = ""
     elif _clarifying(envelope):
         body = _clarify(envelope, intent)  # whatever the intent: no action was taken, so ask
@@ -258,13 +263,68 @@ def safe_reply(envelope: Envelope) -> str:
     )
 
 
-def escalation_reply(envelope: Envelope, reference_id: str, wait_minutes: int) -> str:
+def escalation_reply(envelope: Envelope, reference_id: str, queue: QueueSnapshot | None) -> str:
     return (
         f"{_greeting(envelope)} I understand, and I'm sorry for the trouble. I've passed your conversation "
-        f"to a member of our support team; your reference is {reference_id}. The current estimated wait is "
-        f"about {wait_minutes} minutes, and they will see everything you've told me, so you won't need to "
-        "repeat it."
+        f"to a member of our support team; your reference is {reference_id}. "
+        f"{wait_sentence(queue, reference_id)} "
+        "They will see everything you've told me, so you won't need to repeat it."
     )
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
+def wait_sentence(queue: QueueSnapshot | None, reference_id: str) -> str:
+    """The wait, from the real queue; when there is no honest number, what we do know instead."""
+    if queue is None:
+        return (
+            "I can't see our queue right now, so I can't estimate the wait; "
+            f"you can ask about {reference_id} here at any time."
+        )
+    place = (
+        "yours is next in line"
+        if queue.ahead == 0
+        else f"{_count(queue.ahead, 'conversation is', 'conversations are')} ahead of yours"
+    )
+    if queue.agents_active == 0:
+        return (
+            f"No one from our team is available right now, so I can't promise a time; {place}, and the "
+            f"answer will appear here. You can ask about {reference_id} at any time."
+        )
+    agents = _count(queue.agents_active, "person is", "people are")
+    minutes = estimated_wait_minutes(queue)
+    if minutes is None:
+        return f"{agents} answering right now and {place}."
+    wait = _count(minutes, "minute", "minutes")
+    return f"{agents} answering right now and {place}, so the estimated wait is about {wait}."
+
+
+_STATE_WORDS = {
+    EscalationState.OPEN: "is waiting for the next available member of our team",
+    EscalationState.CLAIMED: "is being handled by a member of our team",
+    EscalationState.RESOLVED: "has been resolved",
+}
+
+
+def followup_sentences(followups: list[FollowUp]) -> list[str]:
+    """What a customer is told about the references they asked about (only their own are found)."""
+    sentences = []
+    for item in followups:
+        if item.lookup_failed:
+            sentences.append(f"I can't look up {item.ref} right now; please ask again in a few minutes.")
+            continue
+        if not item.found or item.state is None:
+            sentences.append(f"I couldn't find {item.ref} for your account; please check the reference.")
+            continue
+        text = f"Your request {item.ref} {_STATE_WORDS[item.state]}."
+        if item.last_reply:
+            text += f' Their latest reply was: "{item.last_reply}"'
+        elif item.state is not EscalationState.RESOLVED:
+            text += " Nobody has replied yet; the answer will appear here in this chat."
+        sentences.append(text)
+    return sentences
 
 
 def error_reply(envelope: Envelope, reference_id: str) -> str:

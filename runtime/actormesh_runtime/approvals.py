@@ -1,0 +1,287 @@
+"""Approval requests: side effects the store's policy leaves to a person, and their life cycle. Pure.
+
+When execution_coordinator files a cancellation request (a standard-tier cancellation) or a refund
+request, the action's outcome is `pending_review`: nothing has changed yet, a person decides. Each such
+outcome becomes one `ApprovalRecord` (its id is derived from the action's idempotency key, so a
+redelivered envelope finds the record it already made). An agent approves it — the mutation then runs
+once, under `mutation_key(record)`, however often approve is clicked or the command redelivered — or
+denies it with a reason. Refunds may be approved for a different amount, up to the order total.
+
+Each priority has a time limit (`TIME_LIMITS`). A request still pending when its limit passes is
+re-escalated (`reescalate`: one step more urgent, a new deadline, an audit entry); it is never
+approved by default. Every change appends an `AuditEntry` (who, when, what, why).
+
+A low floor like `escalations`: pydantic and the standard library only, so the envelope's history
+event may carry records later without an import cycle (action names are the envelope's `ActionType`
+values). The history service stores the records; the agent API and the console show and decide them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Priority = Literal["urgent", "high", "normal", "low"]
+PRIORITY_ORDER: tuple[Priority, ...] = ("urgent", "high", "normal", "low")
+APPROVAL_ID_PATTERN = r"APR-[0-9a-f]{8}"
+REASON_MAX_CHARS = 2000
+
+ApprovalAction = Literal["cancel_order", "create_refund_request"]
+CANCEL, REFUND = "cancel_order", "create_refund_request"
+APPROVABLE: frozenset[str] = frozenset({CANCEL, REFUND})
+"""The actions (`ActionType` values) whose `pending_review` outcome waits for a person."""
+
+TIME_LIMITS: dict[Priority, timedelta] = {
+    "urgent": timedelta(minutes=15),
+    "high": timedelta(hours=1),
+    "normal": timedelta(hours=4),
+    "low": timedelta(hours=24),
+}
+"""How long a request may wait at each priority before it is re-escalated. A customer waiting on a
+refund or a cancellation hears back within a working afternoon at normal priority; an urgent one
+(a VIP, an upset customer) within a quarter of an hour."""
+
+SYSTEM = "system"
+"""The `who` of audit entries nobody clicked (creation, re-escalation)."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ApprovalState(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    DENIED = "denied"
+
+
+Verdict = Literal["approve", "deny"]
+
+
+class OrderFacts(_Model):
+    """What the decision needs to know about the order."""
+
+    order_id: str
+    status: str | None = None
+    total: float | None = None
+    items: list[dict[str, object]] = Field(default_factory=list)
+
+
+class Decision(_Model):
+    verdict: Verdict
+    by: str
+    at: datetime
+    amount: float | None = None
+    """Refunds: the approved amount (the order total unless the agent chose less)."""
+    reason: str | None = None
+
+
+class AuditEntry(_Model):
+    who: str
+    at: datetime
+    what: str
+    why: str | None = None
+
+
+class ApprovalRecord(_Model):
+    id: str = Field(pattern=f"^{APPROVAL_ID_PATTERN}$")
+    ref: str | None = None
+    """The escalation of the same conversation, if there is one."""
+    session_id: str
+    message_id: str
+    customer_email: str
+    customer_tier: Literal["standard", "premium", "vip"] | None = None
+    action: ApprovalAction
+    order: OrderFacts
+    request_id: str | None = None
+    """The commerce API's CXR-/RFR- record the request was filed as."""
+    idempotency_key: str
+    customer_words: str = ""
+    priority: Priority
+    state: ApprovalState = ApprovalState.PENDING
+    created_at: datetime
+    deadline_at: datetime
+    escalations: int = Field(0, ge=0, description="Times re-escalated after its deadline passed")
+    decision: Decision | None = None
+    audit: list[AuditEntry] = Field(default_factory=list)
+
+
+class DecisionRefused(Exception):
+    """Already decided (HTTP 409); the message says how and by whom."""
+
+
+class InvalidDecision(ValueError):
+    """A decision that names a bad value (HTTP 422); `field` is the body field at fault."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
+
+
+def approval_id(idempotency_key: str) -> str:
+    """Stable per action: the same pending_review outcome, redelivered, maps to the same record."""
+    return "APR-" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:8]
+
+
+def mutation_key(record: ApprovalRecord) -> str:
+    """The Idempotency-Key the approved mutation is sent with: one key per approval, so the commerce
+    API applies it once however often approve runs (a double click, a redelivered command)."""
+    return f"{record.idempotency_key}:approved"
+
+
+def time_limit(priority: Priority) -> timedelta:
+    return TIME_LIMITS[priority]
+
+
+def new_approval(
+    *,
+    idempotency_key: str,
+    session_id: str,
+    message_id: str,
+    customer_email: str,
+    action: str,
+    order: OrderFacts,
+    priority: Priority,
+    created_at: datetime,
+    customer_tier: Literal["standard", "premium", "vip"] | None = None,
+    request_id: str | None = None,
+    customer_words: str = "",
+    ref: str | None = None,
+) -> ApprovalRecord:
+    """A pending request, due `time_limit(priority)` after `created_at`; raises for an action no person
+    approves (a return label, a note: those run at once or are refused)."""
+    if action not in APPROVABLE:
+        raise ValueError(f"{action} is not an action that waits for approval")
+    return ApprovalRecord(
+        id=approval_id(idempotency_key),
+        ref=ref,
+        session_id=session_id,
+        message_id=message_id,
+        customer_email=customer_email,
+        customer_tier=customer_tier,
+        action=CANCEL if action == CANCEL else REFUND,
+        order=order,
+        request_id=request_id,
+        idempotency_key=idempotency_key,
+        customer_words=customer_words,
+        priority=priority,
+        created_at=created_at,
+        deadline_at=created_at + time_limit(priority),
+        audit=[AuditEntry(who=SYSTEM, at=created_at, what="requested", why=_requested(action, order))],
+    )
+
+
+def _requested(action: str, order: OrderFacts) -> str:
+    what = "cancellation" if action == CANCEL else "refund"
+    return f"{what} of {order.order_id} filed for review by the store's policy"
+
+
+def check_decision(
+    record: ApprovalRecord, verdict: Verdict, *, amount: float | None, reason: str | None
+) -> float | None:
+    """The amount the decision carries (refund approvals), or raise: `DecisionRefused` (409) when the
+    request is no longer pending, `InvalidDecision` (422) naming the field otherwise."""
+    if record.state is not ApprovalState.PENDING:
+        assert record.decision is not None
+        raise DecisionRefused(
+            f"{record.id} was already {record.state.value} by {record.decision.by} at "
+            f"{record.decision.at.isoformat()}"
+        )
+    if verdict == "deny":
+        if reason is None or not reason.strip():
+            raise InvalidDecision("reason", "a denial needs a reason (the customer is told it)")
+        if amount is not None:
+            raise InvalidDecision("amount", "a denial has no amount")
+        return None
+    if record.action != REFUND:
+        if amount is not None:
+            raise InvalidDecision("amount", "only a refund is approved for an amount")
+        return None
+    total = record.order.total
+    if amount is None:
+        if total is None:
+            raise InvalidDecision("amount", "the order total is unknown: name the amount to refund")
+        return total
+    if amount <= 0:
+        raise InvalidDecision("amount", "must be more than 0")
+    if total is not None and amount > total:
+        raise InvalidDecision("amount", f"must not exceed the order total ({total:.2f})")
+    return round(amount, 2)
+
+
+def decide(
+    record: ApprovalRecord,
+    verdict: Verdict,
+    agent: str,
+    *,
+    amount: float | None = None,
+    reason: str | None = None,
+    now: datetime | None = None,
+) -> ApprovalRecord:
+    """The record after the decision (a new object). Raises `DecisionRefused` or `InvalidDecision`."""
+    approved_amount = check_decision(record, verdict, amount=amount, reason=reason)
+    at = now or datetime.now(UTC)
+    why = reason.strip() if reason and reason.strip() else None
+    decision = Decision(verdict=verdict, by=agent, at=at, amount=approved_amount, reason=why)
+    what = "approved" if verdict == "approve" else "denied"
+    if approved_amount is not None:
+        what += f" for {approved_amount:.2f}"
+    state = ApprovalState.APPROVED if verdict == "approve" else ApprovalState.DENIED
+    audit = [*record.audit, AuditEntry(who=agent, at=at, what=what, why=why)]
+    return record.model_copy(update={"state": state, "decision": decision, "audit": audit})
+
+
+def overdue(record: ApprovalRecord, now: datetime) -> bool:
+    """Still pending after its deadline."""
+    return record.state is ApprovalState.PENDING and now >= record.deadline_at
+
+
+def more_urgent(priority: Priority) -> Priority:
+    return PRIORITY_ORDER[max(0, PRIORITY_ORDER.index(priority) - 1)]
+
+
+def reescalate(record: ApprovalRecord, now: datetime) -> ApprovalRecord:
+    """An overdue request one step more urgent, with a new deadline from `now`; never a decision.
+
+    Unchanged when it is not overdue (a decision that raced the timer wins)."""
+    if not overdue(record, now):
+        return record
+    priority = more_urgent(record.priority)
+    limit = time_limit(record.priority)
+    entry = AuditEntry(
+        who=SYSTEM,
+        at=now,
+        what=f"re-escalated to {priority}",
+        why=f"no decision within {_words(limit)} at {record.priority} priority",
+    )
+    return record.model_copy(
+        update={
+            "priority": priority,
+            "deadline_at": now + time_limit(priority),
+            "escalations": record.escalations + 1,
+            "audit": [*record.audit, entry],
+        }
+    )
+
+
+def _words(limit: timedelta) -> str:
+    minutes = int(limit.total_seconds() // 60)
+    return f"{minutes // 60} h" if minutes % 60 == 0 else f"{minutes} min"
+
+
+def customer_message(record: ApprovalRecord) -> str:
+    """What the customer is told when a person decided (an agent turn written by that person)."""
+    assert record.decision is not None
+    order = record.order.order_id
+    if record.action == CANCEL:
+        if record.decision.verdict == "approve":
+            return f"Your cancellation of {order} was approved: the order is cancelled."
+        return f"Your cancellation request for {order} was declined: {record.decision.reason}"
+    if record.decision.verdict == "approve":
+        return f"Your refund request for {order} was approved for {record.decision.amount:.2f}."
+    return f"Your refund request for {order} was declined: {record.decision.reason}"

@@ -1,0 +1,257 @@
+"""Escalation records: what a person sees when the mesh hands a conversation over, and its life cycle.
+
+The mesh creates a record on every escalation (escalation_router builds it; response_aggregator sends
+it inside the `HistoryEvent`); the history service stores it (idempotent on `ref`) and is the only
+process that changes it afterwards (claim, reply, resolve), through the state machine here. Gateways
+and the `actormesh escalations` client read it; the agent console shows it. The JSON shape of
+`EscalationRecord` is the contract in docs/escalations.md.
+
+Also here, because actors and the history service both speak it: the small request/reply protocol on
+`Subjects.escalations_lookup` (a customer's follow-up on a reference; the queue behind a new one).
+A low floor: pydantic and the standard library only.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+REF_PATTERN = r"ESC-[0-9a-f]{8}"
+REF_RE = re.compile(r"\bESC-([0-9a-f]{8})\b", re.IGNORECASE)
+SUMMARY_MAX_CHARS = 500
+REPLY_MAX_CHARS = 4000
+NOTE_MAX_CHARS = 2000
+AGENT_MAX_CHARS = 200
+CURSOR_PATTERN = r"^[0-3]\|\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z\|ESC-[0-9a-f]{8}$"
+"""A queue page's cursor: priority rank | created_at | ref of the previous page's last record."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Priority(StrEnum):
+    URGENT = "urgent"
+    HIGH = "high"
+    NORMAL = "normal"
+    LOW = "low"
+
+    @property
+    def rank(self) -> int:
+        """0 = most urgent; the queue sorts on it."""
+        return PRIORITY_ORDER.index(self)
+
+
+PRIORITY_ORDER: tuple[Priority, ...] = (Priority.URGENT, Priority.HIGH, Priority.NORMAL, Priority.LOW)
+
+
+class EscalationState(StrEnum):
+    OPEN = "open"
+    CLAIMED = "claimed"
+    RESOLVED = "resolved"
+
+
+class EscalationReason(StrEnum):
+    """Why the mesh escalated: one code per record (the most serious rule that fired)."""
+
+    LEGAL_THREAT = "legal_threat"
+    ABUSE = "abuse"
+    UPSET_VIP = "upset_vip"
+    HUMAN_REQUESTED = "human_requested"
+    SUSPENDED_ACCOUNT = "suspended_account"
+    GUARDRAIL = "guardrail"
+    ERROR = "error"
+    LOW_CONFIDENCE = "low_confidence"
+
+
+class Customer(_Model):
+    email: str
+    tier: Literal["standard", "premium", "vip"] | None = None
+
+
+class EscalationFacts(_Model):
+    """What the mesh knew when it escalated, so the agent does not have to ask again."""
+
+    orders: list[dict[str, Any]] = Field(default_factory=list)
+    tracking: list[dict[str, Any]] = Field(default_factory=list)
+    actions: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class AgentReply(_Model):
+    agent: str
+    text: str
+    at: datetime
+
+
+class EscalationRecord(_Model):
+    """One escalation (the contract in docs/escalations.md and /work/coord/INTERFACES.md)."""
+
+    ref: str = Field(pattern=f"^{REF_PATTERN}$")
+    session_id: str
+    message_id: str
+    customer: Customer
+    reason: EscalationReason
+    reasons: list[str] = Field(default_factory=list, description="Every rule that fired, in words")
+    priority: Priority
+    summary: str = Field(max_length=SUMMARY_MAX_CHARS)
+    facts: EscalationFacts = Field(default_factory=EscalationFacts)
+    state: EscalationState = EscalationState.OPEN
+    created_at: datetime
+    claimed_by: str | None = None
+    claimed_at: datetime | None = None
+    resolved_at: datetime | None = None
+    resolution_note: str | None = None
+    replies: list[AgentReply] = Field(default_factory=list)
+
+
+# ---------------------------------------------------------------- the state machine
+
+Operation = Literal["claim", "reply", "resolve"]
+
+
+class TransitionRefused(Exception):
+    """The operation is not allowed in the record's state (HTTP 409); the message says why."""
+
+
+def check_transition(record: EscalationRecord, op: Operation, agent: str) -> bool:
+    """Whether `op` by `agent` changes `record`; raises `TransitionRefused` when it is not allowed.
+
+    open → claimed (claim) → resolved (resolve); a reply needs the record claimed by the replying
+    agent; resolve is allowed from open too (a duplicate closed unanswered). Claiming again by the
+    agent who holds it changes nothing (False: a double click is not an error).
+    """
+    state = record.state
+    if state is EscalationState.RESOLVED:
+        raise TransitionRefused(f"{record.ref} is resolved; nothing can be {_past(op)} any more")
+    if op == "claim":
+        if state is EscalationState.CLAIMED:
+            if record.claimed_by == agent:
+                return False
+            raise TransitionRefused(f"{record.ref} is already claimed by {record.claimed_by}")
+        return True
+    if op == "reply":
+        if state is EscalationState.OPEN:
+            raise TransitionRefused(f"{record.ref} is open; claim it before replying")
+        if record.claimed_by != agent:
+            raise TransitionRefused(f"{record.ref} is claimed by {record.claimed_by}, not {agent}")
+        return True
+    return True
+
+
+def _past(op: Operation) -> str:
+    return {"claim": "claimed", "reply": "replied", "resolve": "resolved"}[op]
+
+
+def apply_transition(
+    record: EscalationRecord,
+    op: Operation,
+    agent: str,
+    *,
+    text: str | None = None,
+    now: datetime | None = None,
+) -> EscalationRecord:
+    """The record after `op` (a new object; `record` is unchanged). Raises `TransitionRefused`."""
+    if not check_transition(record, op, agent):
+        return record
+    at = now or datetime.now(UTC)
+    if op == "claim":
+        return record.model_copy(
+            update={"state": EscalationState.CLAIMED, "claimed_by": agent, "claimed_at": at}
+        )
+    if op == "reply":
+        reply = AgentReply(agent=agent, text=text or "", at=at)
+        return record.model_copy(update={"replies": [*record.replies, reply]})
+    return record.model_copy(
+        update={"state": EscalationState.RESOLVED, "resolved_at": at, "resolution_note": text or None}
+    )
+
+
+def find_refs(text: str) -> list[str]:
+    """The escalation references a message names (normalised `ESC-xxxxxxxx`), first mention first."""
+    return list(dict.fromkeys(f"ESC-{m.group(1).lower()}" for m in REF_RE.finditer(text)))
+
+
+# ---------------------------------------------------------------- lookups by the mesh (actors)
+
+
+class EscalationLookup(_Model):
+    """An actor's question to the history service on `Subjects.escalations_lookup`."""
+
+    op: Literal["status", "queue"]
+    refs: list[str] = Field(default_factory=list, max_length=5)
+    customer_email: str | None = None
+    """`status`: only this customer's records are answered (anyone else's look like missing ones)."""
+    priority: Priority | None = None
+    """`queue`: the priority of the escalation being created."""
+
+
+class FollowUp(_Model):
+    """What a customer may learn about one of their own references (never the agent's notes)."""
+
+    ref: str
+    found: bool
+    state: EscalationState | None = None
+    claimed: bool = False
+    agent: str | None = None
+    last_reply: str | None = None
+    last_reply_at: datetime | None = None
+    created_at: datetime | None = None
+    lookup_failed: bool = False
+    """The history service did not answer: nothing is known (said so, never guessed)."""
+
+    @property
+    def pending(self) -> bool:
+        """Found and still with our team (open or claimed)."""
+        return self.found and self.state in (EscalationState.OPEN, EscalationState.CLAIMED)
+
+
+class QueueSnapshot(_Model):
+    """The queue a new escalation joins: the inputs of the wait estimate."""
+
+    ahead: int = Field(ge=0, description="Open escalations at this priority or a more urgent one")
+    agents_active: int = Field(ge=0, description="Agents who replied in the last hour")
+    handling_minutes: float | None = Field(
+        None, description="Mean claim-to-resolve time of the last day's resolved escalations"
+    )
+
+
+class LookupAnswer(_Model):
+    ok: bool = True
+    error: str | None = None
+    followups: list[FollowUp] = Field(default_factory=list)
+    queue: QueueSnapshot | None = None
+
+
+def follow_up_of(record: EscalationRecord | None, ref: str) -> FollowUp:
+    if record is None:
+        return FollowUp(ref=ref, found=False)
+    last = record.replies[-1] if record.replies else None
+    return FollowUp(
+        ref=record.ref,
+        found=True,
+        state=record.state,
+        claimed=record.claimed_by is not None,
+        agent=record.claimed_by,
+        last_reply=last.text if last else None,
+        last_reply_at=last.at if last else None,
+        created_at=record.created_at,
+    )
+
+
+# ---------------------------------------------------------------- events (for notifiers and gateways)
+
+Change = Literal["created", "claimed", "replied", "resolved"]
+
+
+class EscalationEvent(_Model):
+    """Published by the history service on `escalations.created` / `escalations.updated` after the
+    change is committed. `reply` is set for `replied` (gateways deliver it to the customer)."""
+
+    type: Literal["escalation.created", "escalation.updated"]
+    change: Change
+    escalation: EscalationRecord
+    reply: AgentReply | None = None

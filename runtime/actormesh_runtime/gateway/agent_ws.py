@@ -1,0 +1,107 @@
+"""`WS /ws/agent`: live escalation events for agent consoles.
+
+Same handshake as `/ws`: the token in `Sec-WebSocket-Protocol` as `actormesh.bearer.<jwt>` next to
+`actormesh.v1`; it must carry `role: agent` (without JWT_SECRET: loopback callers only). The server
+sends `{"type": "connected", "agent", "instance_id"}`, then one frame per event, flat:
+`{"type": "escalation.created" | "escalation.updated", "change", "escalation": record}`, whichever
+replica the change was made through; `{"type": "ping"}` is answered with `pong`. The socket is
+closed (4401) when the token expires. Events missed while disconnected: reload the list.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from typing import Any
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+
+from actormesh_runtime.escalations import EscalationEvent
+from actormesh_runtime.gateway.auth import (
+    WS_PROTOCOL,
+    AuthError,
+    authenticate,
+    bearer_from_header,
+    bearer_from_subprotocols,
+)
+from actormesh_runtime.gateway.deps import get_verifier
+from actormesh_runtime.gateway.escalations_api import AGENT_ROLE, LOCAL_AGENT, is_loopback
+from actormesh_runtime.gateway.service import Gateway
+from actormesh_runtime.gateway.ws import CLOSE_TOKEN_EXPIRED, deny_handshake
+
+router = APIRouter()
+
+MAX_FRAME_CHARS = 4096
+"""Agents send only pings: anything bigger is not ours."""
+
+
+def _agent_name(websocket: WebSocket) -> str:
+    verifier = get_verifier(websocket.app)
+    if verifier is None:
+        client = websocket.client.host if websocket.client else None
+        if is_loopback(client):
+            return LOCAL_AGENT
+        raise AuthError(403, "without JWT_SECRET only loopback callers may use the agent API")
+    offered = list(websocket.scope.get("subprotocols") or [])
+    token = bearer_from_subprotocols(offered) or bearer_from_header(websocket.headers.get("authorization"))
+    principal = authenticate(verifier, token)
+    if principal.role != AGENT_ROLE or principal.email is None:
+        raise AuthError(403, 'the agent API needs a token with the claim role: "agent"')
+    websocket.state.expires_at = principal.expires_at
+    return principal.email
+
+
+@router.websocket("/ws/agent")
+async def agent_socket(websocket: WebSocket) -> None:
+    gateway: Gateway = websocket.app.state.gateway
+    websocket.state.expires_at = None
+    try:
+        name = _agent_name(websocket)
+    except AuthError as exc:
+        await deny_handshake(websocket, exc.status, exc.detail)
+        return
+    offered = list(websocket.scope.get("subprotocols") or [])
+    await websocket.accept(subprotocol=WS_PROTOCOL if WS_PROTOCOL in offered else None)
+    lock = asyncio.Lock()
+
+    async def send(frame: dict[str, Any]) -> None:
+        async with lock:
+            await websocket.send_text(json.dumps(frame, default=str))
+
+    async def on_event(event: EscalationEvent) -> None:
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+            await send(
+                {
+                    "type": event.type,
+                    "change": event.change,
+                    "escalation": event.escalation.model_dump(mode="json"),
+                }
+            )
+
+    gateway.escalation_feed.add_agent(on_event)
+    expires_at: float | None = websocket.state.expires_at
+    try:
+        await send({"type": "connected", "agent": name, "instance_id": gateway.instance_id})
+        await _receive(websocket, send, expires_at)
+    except (WebSocketDisconnect, RuntimeError):
+        pass
+    finally:
+        gateway.escalation_feed.remove_agent(on_event)
+
+
+async def _receive(websocket: WebSocket, send: Any, expires_at: float | None) -> None:
+    while True:
+        timeout = None if expires_at is None else max(0.0, expires_at - time.time())
+        try:
+            text = await asyncio.wait_for(websocket.receive_text(), timeout=timeout)
+        except TimeoutError:
+            await websocket.close(code=CLOSE_TOKEN_EXPIRED, reason="token expired")
+            return
+        if len(text) > MAX_FRAME_CHARS:
+            continue
+        with contextlib.suppress(json.JSONDecodeError):
+            frame = json.loads(text)
+            if isinstance(frame, dict) and frame.get("type") == "ping":
+                await send({"type": "pong", "ts": time.time()})

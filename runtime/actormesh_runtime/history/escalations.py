@@ -1,0 +1,292 @@
+"""Escalation records in the history store's SQLite file (tables from migration 4 in `store.py`).
+
+Only the history service opens the file, and every change runs under the store's write lock, so
+the read-check-write of a state transition cannot interleave with another one. Creating a record
+is `INSERT OR IGNORE` on its ref inside the same transaction as the conversation's turns: a
+redelivered history event adds nothing. An agent's reply is a row in `escalation_replies` and an
+`agent` turn of the customer's conversation (with `author`), written in one transaction.
+
+Who calls: `history.store.HistoryStore` (creation, with the turns), `history.escalation_ops` (the
+agent operations and the mesh's lookups).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import aiosqlite
+
+from actormesh_runtime.escalations import (
+    CURSOR_PATTERN,
+    PRIORITY_ORDER,
+    AgentReply,
+    Customer,
+    EscalationFacts,
+    EscalationRecord,
+    EscalationState,
+    Operation,
+    Priority,
+    QueueSnapshot,
+    apply_transition,
+)
+from actormesh_runtime.screening import redact
+
+if TYPE_CHECKING:
+    from actormesh_runtime.history.store import HistoryStore
+
+ACTIVE_AGENT_WINDOW = timedelta(hours=1)
+HANDLING_WINDOW = timedelta(days=1)
+MAX_LIST = 200
+
+
+class EscalationNotFound(LookupError):
+    """No record with that ref (HTTP 404)."""
+
+
+def ts(value: datetime) -> str:
+    """One fixed UTC format, so the text columns sort in time order."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _parse(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+def encode_cursor(record: EscalationRecord) -> str:
+    return f"{record.priority.rank}|{ts(record.created_at)}|{record.ref}"
+
+
+def decode_cursor(cursor: str) -> tuple[int, str, str]:
+    """(priority rank, created_at, ref) of the last item of the previous page; ValueError if malformed.
+
+    Any well-formed cursor is a position in the queue order, so it pages from there even if no page
+    ended exactly there."""
+    if not re.fullmatch(CURSOR_PATTERN, cursor):
+        raise ValueError("not a cursor")
+    rank, created, ref = cursor.split("|")
+    return int(rank), created, ref
+
+
+class EscalationStore:
+    """The escalation tables, on the history store's connection."""
+
+    def __init__(self, store: HistoryStore) -> None:
+        self._store = store
+
+    @property
+    def db(self) -> aiosqlite.Connection:
+        return self._store.db
+
+    # ------------------------------------------------------------ creation (inside add_events)
+
+    async def insert(self, records: Iterable[EscalationRecord]) -> None:
+        """Add records nobody stored yet; the caller commits (together with the turns)."""
+        rows = [_row(r) for r in records]
+        if rows:
+            await self.db.executemany(
+                "INSERT OR IGNORE INTO escalations (ref, session_id, message_id, customer_email,"
+                " customer_tier, reason, reasons, priority, priority_rank, summary, facts, state,"
+                " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', ?)",
+                rows,
+            )
+
+    async def unannounced(self, refs: Sequence[str]) -> list[EscalationRecord]:
+        """Records among `refs` whose `created` event was not published yet (at-least-once, dedup'd)."""
+        marks = ",".join("?" * len(refs))
+        async with self.db.execute(
+            f"SELECT ref FROM escalations WHERE announced = 0 AND ref IN ({marks})", list(refs)
+        ) as cursor:
+            found = [str(r[0]) for r in await cursor.fetchall()]
+        records = [await self.get(ref) for ref in found]
+        return [r for r in records if r is not None]
+
+    async def mark_announced(self, refs: Sequence[str]) -> None:
+        async with self._store.write_lock:
+            await self.db.executemany(
+                "UPDATE escalations SET announced = 1 WHERE ref = ?", [(r,) for r in refs]
+            )
+            await self.db.commit()
+
+    # ------------------------------------------------------------ reads
+
+    async def get(self, ref: str) -> EscalationRecord | None:
+        async with self.db.execute("SELECT * FROM escalations WHERE ref = ?", (ref,)) as cursor:
+            row = await cursor.fetchone()
+        if row is None:
+            return None
+        async with self.db.execute(
+            "SELECT agent, text, at FROM escalation_replies WHERE ref = ? ORDER BY id", (ref,)
+        ) as cursor:
+            replies = [AgentReply(agent=r[0], text=r[1], at=_parse(r[2])) for r in await cursor.fetchall()]
+        return _record(row, replies)
+
+    async def page(
+        self, state: EscalationState | None, limit: int, cursor: str | None
+    ) -> tuple[list[EscalationRecord], str | None]:
+        """One page of the queue, most urgent first, then oldest first; and the next page's cursor."""
+        where: list[str] = []
+        params: list[object] = []
+        if state is not None:
+            where.append("state = ?")
+            params.append(state.value)
+        if cursor:
+            rank, created, ref = decode_cursor(cursor)
+            where.append("(priority_rank, created_at, ref) > (?, ?, ?)")
+            params.extend([rank, created, ref])
+        sql = "SELECT ref FROM escalations"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY priority_rank, created_at, ref LIMIT ?"
+        params.append(min(limit, MAX_LIST) + 1)
+        async with self.db.execute(sql, params) as cur:
+            refs = [str(r[0]) for r in await cur.fetchall()]
+        more = len(refs) > limit
+        records = [r for r in [await self.get(ref) for ref in refs[:limit]] if r is not None]
+        return records, (encode_cursor(records[-1]) if more and records else None)
+
+    async def for_customer(self, refs: Sequence[str], customer_email: str) -> dict[str, EscalationRecord]:
+        """The records among `refs` that belong to `customer_email` (others are simply absent)."""
+        found = {}
+        for ref in refs:
+            record = await self.get(ref)
+            if record is not None and record.customer.email == customer_email.strip().lower():
+                found[ref] = record
+        return found
+
+    async def queue(self, priority: Priority, now: datetime | None = None) -> QueueSnapshot:
+        """The queue a new escalation of `priority` joins (the wait estimate's inputs)."""
+        at = now or datetime.now(UTC)
+        async with self.db.execute(
+            "SELECT COUNT(*) FROM escalations WHERE state = 'open' AND priority_rank <= ?", (priority.rank,)
+        ) as cursor:
+            ahead = int((await cursor.fetchone() or [0])[0])
+        async with self.db.execute(
+            "SELECT COUNT(DISTINCT agent) FROM escalation_replies WHERE at >= ?",
+            (ts(at - ACTIVE_AGENT_WINDOW),),
+        ) as cursor:
+            agents = int((await cursor.fetchone() or [0])[0])
+        async with self.db.execute(
+            "SELECT AVG((julianday(resolved_at) - julianday(claimed_at)) * 1440.0) FROM escalations"
+            " WHERE state = 'resolved' AND claimed_at IS NOT NULL AND resolved_at >= ?",
+            (ts(at - HANDLING_WINDOW),),
+        ) as cursor:
+            mean = (await cursor.fetchone() or [None])[0]
+        return QueueSnapshot(
+            ahead=ahead,
+            agents_active=agents,
+            handling_minutes=round(float(mean), 2) if mean is not None else None,
+        )
+
+    async def open_counts(self) -> dict[Priority, int]:
+        """Unresolved escalations (open or claimed) by priority, every priority present."""
+        counts = dict.fromkeys(PRIORITY_ORDER, 0)
+        async with self.db.execute(
+            "SELECT priority, COUNT(*) FROM escalations WHERE state != 'resolved' GROUP BY priority"
+        ) as cursor:
+            for name, count in await cursor.fetchall():
+                counts[Priority(name)] = int(count)
+        return counts
+
+    # ------------------------------------------------------------ agent operations
+
+    async def transition(
+        self, ref: str, op: Operation, agent: str, text: str | None = None
+    ) -> tuple[EscalationRecord, EscalationRecord]:
+        """Apply `op` and commit; returns (before, after). `EscalationNotFound`, `TransitionRefused`."""
+        async with self._store.write_lock:
+            before = await self.get(ref)
+            if before is None:
+                raise EscalationNotFound(ref)
+            clean = redact(text) if text is not None else None
+            after = apply_transition(before, op, agent, text=clean)
+            if after is before:
+                return before, after
+            try:
+                await self._write(before, after, op)
+            except BaseException:
+                await self.db.rollback()
+                raise
+        return before, after
+
+    async def _write(self, before: EscalationRecord, after: EscalationRecord, op: Operation) -> None:
+        if op == "reply":
+            await self._add_reply(after, after.replies[-1])
+        else:
+            await self.db.execute(
+                "UPDATE escalations SET state = ?, claimed_by = ?, claimed_at = ?, resolved_at = ?,"
+                " resolution_note = ? WHERE ref = ? AND state = ?",
+                (
+                    after.state.value,
+                    after.claimed_by,
+                    ts(after.claimed_at) if after.claimed_at else None,
+                    ts(after.resolved_at) if after.resolved_at else None,
+                    after.resolution_note,
+                    after.ref,
+                    before.state.value,
+                ),
+            )
+        await self.db.commit()
+
+    async def _add_reply(self, record: EscalationRecord, reply: AgentReply) -> None:
+        """The reply row and the customer-visible turn (role agent, author = the agent), uncommitted."""
+        cursor = await self.db.execute(
+            "INSERT INTO escalation_replies (ref, agent, text, at) VALUES (?, ?, ?, ?)",
+            (record.ref, reply.agent, reply.text, ts(reply.at)),
+        )
+        message_id = f"{record.ref}:reply:{cursor.lastrowid}"
+        await self.db.execute(
+            "INSERT OR IGNORE INTO turns (session_id, message_id, role, customer_email, text, escalated,"
+            " reference_id, actions, flags, created_at, author) VALUES (?, ?, 'agent', ?, ?, 1, ?, '[]',"
+            " '[\"agent_reply\"]', ?, ?)",
+            (
+                record.session_id,
+                message_id,
+                record.customer.email,
+                reply.text,
+                record.ref,
+                reply.at.astimezone(UTC).isoformat(),
+                reply.agent,
+            ),
+        )
+
+
+def _row(record: EscalationRecord) -> tuple[Any, ...]:
+    return (
+        record.ref,
+        record.session_id,
+        record.message_id,
+        record.customer.email.strip().lower(),
+        record.customer.tier,
+        record.reason.value,
+        json.dumps([redact(r) for r in record.reasons]),
+        record.priority.value,
+        record.priority.rank,
+        redact(record.summary),
+        record.facts.model_dump_json(),
+        ts(record.created_at),
+    )
+
+
+def _record(row: aiosqlite.Row, replies: list[AgentReply]) -> EscalationRecord:
+    return EscalationRecord(
+        ref=row["ref"],
+        session_id=row["session_id"],
+        message_id=row["message_id"],
+        customer=Customer(email=row["customer_email"], tier=row["customer_tier"]),
+        reason=row["reason"],
+        reasons=json.loads(row["reasons"]),
+        priority=row["priority"],
+        summary=row["summary"],
+        facts=EscalationFacts.model_validate_json(row["facts"]),
+        state=row["state"],
+        created_at=_parse(row["created_at"]),
+        claimed_by=row["claimed_by"],
+        claimed_at=_parse(row["claimed_at"]),
+        resolved_at=_parse(row["resolved_at"]),
+        resolution_note=row["resolution_note"],
+        replies=replies,
+    )

@@ -1,0 +1,289 @@
+"""The agent console and the customer's widget together in real headless Chromium, against a real mesh
+(nine actors, the history service, two gateway replicas, a real nats-server and SQLite file):
+
+- a customer asks for a human in the widget (one browser context); the escalation appears in the
+  console (another context) live, without a reload; the agent claims it, replies, and the reply
+  arrives in the customer's page as a message from a person; a reply sent while the customer's replica
+  is down reaches the page once it reconnects; the agent resolves it; a reloaded widget shows each
+  reply once; wrong input and stale pages get the gateway's 404/409/422 shown;
+- with JWT_SECRET the console asks for a token: a customer's token is refused (403 shown), an
+  agent's token works and never travels in a URL;
+- the console's pure helpers (error text, queue order, facts, token subject) as the browser runs them.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+
+from actormesh_runtime.gateway.app import create_app
+from actormesh_runtime.gateway.auth import mint_token
+from actormesh_runtime.gateway.server import GatewayServer
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, require_browser
+from tests.support.gateway import JANE, JOHN, gateway_stack, stack_settings
+
+pytestmark = [pytest.mark.integration, pytest.mark.browser]
+
+SECRET = "console-browser-secret-with-enough-length-0123"
+LIVE_S = 30_000  # ms: a chat through the nine actors on a loaded machine
+
+
+def agent_token(email: str) -> str:
+    """What the storefront's staff login (or `actormesh token --role agent`) mints."""
+    now = int(time.time())
+    return jwt.encode(
+        {"sub": email, "role": "agent", "iat": now, "exp": now + 3600}, SECRET, algorithm="HS256"
+    )
+
+
+async def _escalate_in_widget(page: Any, email: str, text: str) -> str:
+    """Send `text` from the widget; the escalation reference its reply carries."""
+    from playwright.async_api import expect
+
+    await expect(page.locator("#status")).to_have_attribute("data-state", "online", timeout=15_000)
+    await page.fill("#email", email)
+    await page.fill("#message", text)
+    await page.press("#message", "Enter")
+    ref_tag = page.locator(".msg.agent .tag.ref").last
+    await expect(ref_tag).to_contain_text("ESC-", timeout=LIVE_S)
+    return str(await ref_tag.text_content()).removeprefix("reference ").strip()
+
+
+async def test_a_customer_escalates_and_an_agent_answers_from_the_console(
+    nats_server: str, tmp_path: Path
+) -> None:
+    require_browser()
+    from playwright.async_api import async_playwright, expect
+
+    settings = stack_settings(nats_server, tmp_path)
+    # Two replicas, as two gateway pods: the customer's socket is on one, the agent's console on the
+    # other, so the escalation and the reply must travel over NATS to reach the other page.
+    async with gateway_stack(settings, replicas=2) as stack, async_playwright() as pw:
+        customer_url, console_url = stack.urls
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            customer = await (await browser.new_context()).new_page()
+            agent_context = await browser.new_context()
+            agent = await agent_context.new_page()
+            problems: list[str] = []
+            agent.on("pageerror", lambda exc: problems.append(str(exc)))
+            agent.on(
+                "console", lambda m: problems.append(m.text) if "Content Security Policy" in m.text else None
+            )
+
+            await agent.goto(f"{console_url}/console")
+            await expect(agent.locator("#status")).to_have_attribute("data-state", "online", timeout=15_000)
+            await expect(agent.locator("#auth-note")).to_contain_text("loopback")
+            await expect(agent.locator("#token-form")).to_be_hidden()
+            await agent.fill("#agent-name", "Alex")
+            await agent.evaluate("window.__sameDocument = true")
+
+            await customer.goto(f"{customer_url}/widget")
+            # Markup in the customer's words must stay text in the agent's browser.
+            words = 'I want to talk to a human <img src=x onerror="window.__pwned=1">'
+            ref = await _escalate_in_widget(customer, JOHN, words)
+
+            # Live: the escalation shows up in the open queue without a reload.
+            item = agent.locator(f'#queue button[data-ref="{ref}"]')
+            await expect(item).to_be_visible(timeout=LIVE_S)
+            assert await agent.evaluate("window.__sameDocument === true"), "the console reloaded"
+            await expect(item).to_contain_text(JOHN)
+
+            # Keyboard: Tab from the state filter reaches the queue; Enter opens the escalation and the
+            # detail takes the focus.
+            await agent.focus("#state-filter")
+            await agent.keyboard.press("Tab")
+            await expect(item).to_be_focused()
+            await agent.keyboard.press("Enter")
+            await expect(agent.locator("#detail-title")).to_have_text(ref)
+            await expect(agent.locator("#detail-title")).to_be_focused()
+            await expect(agent.locator("#detail-state")).to_have_text("open")
+            await expect(agent.locator("#transcript .turn.customer").first).to_contain_text("<img src=x")
+            assert await agent.evaluate("window.__pwned === undefined")
+            await expect(agent.locator("#facts h4").first).to_be_visible()
+            await expect(agent.locator("#send")).to_be_disabled()  # reply needs a claim first
+
+            # A second agent's console whose live socket never delivers (a stale page).
+            stale = await agent_context.new_page()
+            await stale.route_web_socket("**/ws/agent", lambda ws: None)
+            await stale.goto(f"{console_url}/console#{ref}")
+            await expect(stale.locator("#detail-state")).to_have_text("open", timeout=15_000)
+
+            await agent.click("#claim")
+            await expect(agent.locator("#detail-state")).to_have_text("claimed", timeout=15_000)
+            await expect(agent.locator("#summary")).to_contain_text("Alex")
+            await expect(agent.locator("#reply")).to_be_focused()
+
+            # 409: the stale page still offers the claim; the gateway refuses it and the page says why.
+            await stale.fill("#agent-name", "Sam")
+            await stale.click("#claim")
+            await expect(stale.locator("#error")).to_contain_text("409", timeout=15_000)
+            await stale.close()
+
+            # 422: an empty reply is refused naming the field.
+            await agent.press("#reply", "Enter")
+            await expect(agent.locator("#error")).to_contain_text("422", timeout=15_000)
+            await expect(agent.locator("#error")).to_contain_text("text")
+
+            answer = "Hi John, this is Alex from support. I have your order in front of me."
+            await agent.fill("#reply", answer)
+            await agent.press("#reply", "Enter")
+            await expect(agent.locator("#error")).to_be_hidden(timeout=15_000)
+            await expect(agent.locator("#transcript .turn.person").last).to_contain_text(
+                answer, timeout=15_000
+            )
+
+            # The customer's page gets it live, as a message from a person, with the agent's name.
+            person = customer.locator(".msg.person").last
+            await expect(person).to_contain_text(answer, timeout=LIVE_S)
+            await expect(person.locator(".agent-name")).to_have_text("Alex")
+            await expect(person).to_have_attribute("data-ref", ref)
+
+            # The customer's replica goes away; a second reply is sent meanwhile. Once the widget has
+            # reconnected (to the restarted replica) it shows the reply it missed, from the store.
+            port = stack.servers[0].port
+            await stack.servers[0].stop()
+            await expect(customer.locator("#status")).to_have_attribute(
+                "data-state", "offline", timeout=15_000
+            )
+            missed = "One more thing: I have added a note to your account."
+            await agent.fill("#reply", missed)
+            await agent.press("#reply", "Enter")
+            await expect(agent.locator("#transcript .turn.person").last).to_contain_text(
+                missed, timeout=15_000
+            )
+            await stack.mesh.enter_context(GatewayServer(create_app(stack.mesh.settings), port=port))
+            await expect(customer.locator("#status")).to_have_attribute(
+                "data-state", "online", timeout=30_000
+            )
+            await expect(customer.locator(".msg.person")).to_have_count(2, timeout=15_000)
+            await expect(customer.locator(".msg.person").last).to_contain_text(missed)
+
+            await agent.fill("#note", "answered the customer")
+            await agent.press("#note", "Enter")
+            await expect(agent.locator("#detail-state")).to_have_text("resolved", timeout=15_000)
+            await expect(item).to_be_hidden()  # no longer open
+            await expect(agent.locator("#claim")).to_be_disabled()
+            await expect(agent.locator("#send")).to_be_disabled()
+
+            # 404: a reference that does not exist.
+            await agent.goto(f"{console_url}/console#ESC-00000000")
+            await expect(agent.locator("#error")).to_contain_text("404", timeout=15_000)
+
+            # The customer reopens the chat: the stored transcript shows each of the person's replies once.
+            await customer.reload()
+            await expect(customer.locator(".msg.person")).to_have_count(2, timeout=15_000)
+            await expect(customer.locator(".msg.person .agent-name").first).to_have_text("Alex")
+            assert problems == [], problems
+        finally:
+            await browser.close()
+
+
+async def test_with_a_key_the_console_takes_an_agent_token_not_a_customers(
+    nats_server: str, tmp_path: Path
+) -> None:
+    require_browser()
+    from playwright.async_api import async_playwright, expect
+
+    settings = stack_settings(nats_server, tmp_path, jwt_secret=SECRET)
+    async with gateway_stack(settings) as stack, async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            customer = await (await browser.new_context()).new_page()
+            await customer.goto(f"{stack.url}/widget")
+            await customer.fill("#token", mint_token(SECRET, JANE))
+            await customer.locator("#token").dispatch_event("change")
+            ref = await _escalate_in_widget(customer, JANE, "I want to talk to a human please")
+
+            agent = await (await browser.new_context()).new_page()
+            socket_urls: list[str] = []
+            agent.on("websocket", lambda ws: socket_urls.append(ws.url))
+            await agent.goto(f"{stack.url}/console")
+            await expect(agent.locator("#token-form")).to_be_visible()
+            await expect(agent.locator("#auth-note")).to_be_hidden()
+            await expect(agent.locator("#error")).to_contain_text("needs an agent token", timeout=15_000)
+
+            await agent.fill("#token", mint_token(SECRET, JANE))  # a customer's token: no agent role
+            await agent.press("#token", "Enter")
+            await expect(agent.locator("#error")).to_contain_text("403", timeout=15_000)
+            # Refused for who it is: the page stops retrying and waits for another token.
+            await expect(agent.locator("#status")).to_have_text("not signed in")
+            await expect(agent.locator("#signed-in")).to_have_text("Not signed in.")
+
+            await agent.fill("#token", agent_token("alex@shop.example"))
+            await agent.press("#token", "Enter")
+            await expect(agent.locator("#status")).to_have_attribute("data-state", "online", timeout=15_000)
+            await expect(agent.locator("#signed-in")).to_contain_text("alex@shop.example")
+            await expect(agent.locator(f'#queue button[data-ref="{ref}"]')).to_be_visible(timeout=15_000)
+            await agent.locator(f'#queue button[data-ref="{ref}"]').click()
+            await agent.click("#claim")
+            await expect(agent.locator("#summary")).to_contain_text("alex@shop.example", timeout=15_000)
+            await agent.fill("#reply", "Hello Jane, Alex here.")
+            await agent.press("#reply", "Enter")
+            await expect(customer.locator(".msg.person").last).to_contain_text("Hello Jane", timeout=LIVE_S)
+            assert socket_urls
+            assert not [url for url in socket_urls if "token" in url or "bearer" in url], socket_urls
+        finally:
+            await browser.close()
+
+
+HELPER_CASES = """
+() => {
+  const c = window.actormeshConsole;
+  const q = [
+    {ref: "ESC-3", priority: "normal", created_at: "2026-01-01T10:00:00Z"},
+    {ref: "ESC-2", priority: "urgent", created_at: "2026-01-01T11:00:00Z"},
+    {ref: "ESC-1", priority: "normal", created_at: "2026-01-01T09:00:00Z"},
+    {ref: "ESC-4", priority: "low", created_at: "2026-01-01T08:00:00Z"},
+  ];
+  const claims = btoa(JSON.stringify({sub: "alex@shop.example", role: "agent"})).replace(/=+$/, "");
+  return {
+    order: q.slice().sort(c.compareEscalations).map((r) => r.ref),
+    conflict: c.describeError(409, {error: "conflict", detail: "ESC-1 is resolved"}),
+    invalid: c.describeError(422, {detail: "text: must not be empty",
+                                   fields: [{field: "text", message: "must not be empty"}]}),
+    fastapi: c.describeError(422, {detail: [{loc: ["body", "agent"], msg: "Field required"}]}),
+    offline: c.describeError(0, "the gateway is not reachable"),
+    fact: c.factLine({order_id: "ORD-1", total: 12.5, note: null,
+                      items: [{name: "Laptop Stand", quantity: 1}, {name: "Hub", quantity: 2}]}),
+    subject: c.tokenSubject("x." + claims + ".y"),
+    badToken: c.tokenSubject("garbage"),
+    age: c.age("2026-01-01T10:00:00Z", Date.parse("2026-01-01T10:05:00Z")),
+    talk: c.conversation(
+      [{role: "customer", customer_email: "j@x", text: "help", created_at: "t1"},
+       {role: "agent", text: "auto", created_at: "t2"},
+       {role: "agent", author: "Alex", text: "hi", created_at: "t3"}],
+      [{agent: "Alex", text: "hi", at: "t3"}, {agent: "Alex", text: "more", at: "t4"}]
+    ).map((t) => t.kind + ":" + t.text),
+  };
+}
+"""
+
+
+async def test_the_consoles_helpers_in_the_browser(nats_server: str, tmp_path: Path) -> None:
+    require_browser()
+    from playwright.async_api import async_playwright
+
+    settings = stack_settings(nats_server, tmp_path)
+    async with GatewayServer(create_app(settings), port=0) as server, async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = await browser.new_page()
+            await page.goto(f"{server.url}/console")
+            got = await page.evaluate(HELPER_CASES)
+        finally:
+            await browser.close()
+    assert got["order"] == ["ESC-2", "ESC-1", "ESC-3", "ESC-4"]
+    assert got["conflict"] == "409 Conflict: ESC-1 is resolved"
+    assert got["invalid"] == "422 Invalid input: text: must not be empty"
+    assert got["fastapi"] == "422 Invalid input: agent: Field required"
+    assert got["offline"] == "Gateway unreachable: the gateway is not reachable"
+    assert got["fact"] == "order id: ORD-1 · total: 12.5 · items: Laptop Stand \u00d71, Hub \u00d72"
+    assert got["subject"] == "alex@shop.example"
+    assert got["badToken"] is None
+    assert got["age"] == "5 min ago"
+    assert got["talk"] == ["customer:help", "mesh:auto", "person:hi", "person:more"]

@@ -1,0 +1,181 @@
+"""Escalation records in a real SQLite file (no sockets): created once with the turns, the queue
+order and its pages, transitions that persist, the queue figures behind the wait, and lookups that
+answer a customer only about their own references."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from actormesh_runtime.actors.escalation_router import build_escalation
+from actormesh_runtime.actors.response_aggregator import build_result
+from actormesh_runtime.catalog import Subjects
+from actormesh_runtime.envelope import Decision, HistoryEvent, Sentiment, SentimentLabel, Urgency
+from actormesh_runtime.escalations import EscalationLookup, EscalationState, LookupAnswer, Priority
+from actormesh_runtime.history.escalation_ops import EscalationOps
+from actormesh_runtime.history.escalations import ts
+from actormesh_runtime.history.protocol import HistoryQuery
+from actormesh_runtime.history.store import HistoryStore
+from actormesh_runtime.policy.decision import REASON_HUMAN, REASON_LEGAL
+from actormesh_runtime.replies.result import history_event
+from tests.support.envelopes import BOB, JANE, JOHN, make_envelope
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[HistoryStore]:
+    opened = HistoryStore(tmp_path / "h.db")
+    await opened.open()
+    yield opened
+    await opened.close()
+
+
+def escalated(email: str, text: str, reason: str = REASON_HUMAN, session: str = "s1") -> HistoryEvent:
+    envelope = make_envelope(text, email, with_context=True)
+    envelope.session_id = session
+    envelope.sentiment = Sentiment(label=SentimentLabel.NEUTRAL, score=0.0, urgency=Urgency.LOW)
+    envelope.decision = Decision(escalate=True, reasons=[reason])
+    envelope.escalation = build_escalation(envelope, None)
+    return history_event(envelope, build_result(envelope))
+
+
+async def test_a_redelivered_event_creates_no_second_record(store: HistoryStore) -> None:
+    event = escalated(JOHN, "I want a human")
+    assert event.escalation is not None
+    assert await store.add_events([event]) == 2
+    again = event.model_copy(deep=True)
+    assert again.escalation is not None
+    again.escalation.summary = "a later build of the same escalation"
+    assert await store.add_events([again]) == 0
+    page, _ = await store.escalations.page(None, 50, None)
+    assert [r.ref for r in page] == [event.escalation.ref]
+    assert page[0].summary == event.escalation.summary  # the first one stored wins
+    assert page[0].model_dump(exclude={"created_at"}) == event.escalation.model_dump(exclude={"created_at"})
+
+
+async def test_queue_order_and_pages(store: HistoryStore) -> None:
+    events = [
+        escalated(BOB, "talk to a human", session="a"),
+        escalated(JOHN, "talk to a person", session="b"),
+        escalated(JANE, "my lawyer will call", REASON_LEGAL, session="c"),
+    ]
+    for event in events:
+        await store.add_events([event])
+    refs = [e.escalation.ref for e in events if e.escalation is not None]
+    first, cursor = await store.escalations.page(None, 2, None)
+    assert [r.ref for r in first] == [refs[2], refs[0]]  # urgent first, then the oldest normal one
+    assert cursor is not None
+    rest, end = await store.escalations.page(None, 2, cursor)
+    assert [r.ref for r in rest] == [refs[1]]
+    assert end is None
+    await store.escalations.transition(refs[0], "claim", "ann")
+    only_open, _ = await store.escalations.page(EscalationState.OPEN, 50, None)
+    assert [r.ref for r in only_open] == [refs[2], refs[1]]
+
+
+async def test_transitions_persist_and_a_reply_is_a_turn(store: HistoryStore, tmp_path: Path) -> None:
+    event = escalated(JOHN, "I want a human", session="conv")
+    await store.add_events([event])
+    assert event.escalation is not None
+    ref = event.escalation.ref
+    await store.escalations.transition(ref, "claim", "ann")
+    await store.escalations.transition(ref, "reply", "ann", "Card 4111 1111 1111 1111? We never need it.")
+    await store.escalations.transition(ref, "resolve", "ann", "answered")
+    await store.close()
+    reopened = HistoryStore(tmp_path / "h.db")
+    await reopened.open()
+    try:
+        record = await reopened.escalations.get(ref)
+        turns = await reopened.conversation("conv")
+    finally:
+        await reopened.close()
+    assert record is not None
+    assert (record.state, record.claimed_by, record.resolution_note) == (
+        EscalationState.RESOLVED,
+        "ann",
+        "answered",
+    )
+    assert [r.text for r in record.replies] == ["Card [REDACTED-CARD]? We never need it."]
+    assert [(t.role, t.author) for t in turns] == [("customer", None), ("agent", None), ("agent", "ann")]
+    assert turns[-1].reference_id == ref
+    assert turns[-1].text == record.replies[0].text
+
+
+async def test_queue_figures(store: HistoryStore) -> None:
+    now = datetime.now(UTC)
+    for i, email in enumerate((BOB, JOHN, JANE)):
+        await store.add_events([escalated(email, "talk to a human", session=f"q{i}")])
+    page, _ = await store.escalations.page(None, 10, None)
+    done, busy = page[0].ref, page[1].ref
+    assert (await store.escalations.queue(Priority.NORMAL)).agents_active == 0
+    await store.escalations.transition(done, "claim", "ann")
+    await store.escalations.transition(done, "reply", "ann", "hello")
+    await store.escalations.transition(busy, "claim", "bob")
+    await store.escalations.transition(busy, "reply", "bob", "hi")
+    # Ann's case took 12 minutes from claim to resolution (times set directly: no waiting in a test).
+    await store.db.execute(
+        "UPDATE escalations SET state = 'resolved', claimed_at = ?, resolved_at = ? WHERE ref = ?",
+        (ts(now - timedelta(minutes=20)), ts(now - timedelta(minutes=8)), done),
+    )
+    # Bob replied two hours ago: not an active agent any more.
+    await store.db.execute(
+        "UPDATE escalation_replies SET at = ? WHERE agent = 'bob'", (ts(now - timedelta(hours=2)),)
+    )
+    await store.db.commit()
+    queue = await store.escalations.queue(Priority.NORMAL)
+    assert (queue.ahead, queue.agents_active) == (1, 1)  # busy is claimed, not open; one still open
+    assert queue.handling_minutes == pytest.approx(12.0, abs=0.01)
+    assert (await store.escalations.queue(Priority.URGENT)).ahead == 0
+    counts = await store.escalations.open_counts()
+    assert counts == {Priority.URGENT: 0, Priority.HIGH: 0, Priority.NORMAL: 2, Priority.LOW: 0}
+
+
+async def test_a_customer_learns_only_about_their_own_references(store: HistoryStore) -> None:
+    johns = escalated(JOHN, "I want a human", session="j")
+    await store.add_events([johns])
+    assert johns.escalation is not None
+    ref = johns.escalation.ref
+    await store.escalations.transition(ref, "claim", "ann")
+    await store.escalations.transition(ref, "reply", "ann", "Looking into it now.")
+    ops = EscalationOps(store, Subjects("unit"))
+
+    async def ask(email: str, *refs: str) -> LookupAnswer:
+        question = EscalationLookup(op="status", refs=list(refs), customer_email=email)
+        return await ops.lookup(question.model_dump_json().encode())
+
+    [own] = (await ask(JOHN.upper(), ref)).followups
+    assert (own.found, own.state, own.claimed, own.last_reply) == (
+        True,
+        EscalationState.CLAIMED,
+        True,
+        "Looking into it now.",
+    )
+    [foreign] = (await ask(BOB, ref)).followups
+    [missing] = (await ask(BOB, "ESC-00000000")).followups
+    # Someone else's reference is indistinguishable from one that does not exist.
+    assert foreign.model_dump() == missing.model_dump(exclude={"ref"}) | {"ref": ref}
+    assert not foreign.found
+    assert foreign.state is None
+    assert foreign.last_reply is None
+    assert not (await ask("", ref)).ok
+
+
+async def test_agent_ops_answer_404_409_422(store: HistoryStore) -> None:
+    event = escalated(JOHN, "I want a human")
+    await store.add_events([event])
+    assert event.escalation is not None
+    ref = event.escalation.ref
+    ops = EscalationOps(store, Subjects("unit"))  # not connected: changes are stored, events are skipped
+    missing = await ops.answer(HistoryQuery(op="escalation_claim", ref="ESC-00000000", agent="ann"))
+    assert missing.refused == "not_found"
+    early = await ops.answer(HistoryQuery(op="escalation_reply", ref=ref, agent="ann", text="hi"))
+    assert early.refused == "conflict"
+    no_agent = await ops.answer(HistoryQuery(op="escalation_claim", ref=ref, agent=" "))
+    assert (no_agent.refused, (no_agent.error or "").split(":")[0]) == ("invalid", "agent")
+    claimed = await ops.answer(HistoryQuery(op="escalation_claim", ref=ref, agent="ann"))
+    assert claimed.escalation is not None
+    assert claimed.escalation.state is EscalationState.CLAIMED
+    bad_cursor = await ops.answer(HistoryQuery(op="escalations", cursor="nonsense"))
+    assert (bad_cursor.refused, (bad_cursor.error or "").split(":")[0]) == ("invalid", "cursor")
