@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import shutil
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from actormesh_operator.reconcile.kube import KubeClient, load_kubeconfig
 
 from . import procstat
 from .cluster import Bench, new_workdir
+from .micro import noop_event_cpu_us
 from .plot import write_plot
 from .scenario import Phases
 from .stats import report
@@ -73,6 +75,9 @@ async def measure(bench: Bench, args: argparse.Namespace) -> dict[str, Any]:
             results["noop"] = await phases.noop_events(
                 f"bench-{counts[-1]}", args.noop_events, interval_s=0.05, idle_rate=idle_rate, settle_s=3.0
             )
+            sample = await phases.sample_deployment(f"bench-{counts[-1]}")
+            if sample is not None and not args.pythonpath:  # it measures this tree's code
+                results["noop_micro"] = noop_event_cpu_us(sample)
         if args.total > created:
             print(f"filling up to {args.total} meshes", flush=True)
             fill = await phases.burst(
@@ -80,6 +85,7 @@ async def measure(bench: Bench, args: argparse.Namespace) -> dict[str, Any]:
             )
             created = args.total
             results["fill"] = {"meshes_total": created, "rss_bytes": fill["rss_bytes"], "burst": fill}
+        results["idle_quiet_wait_s"] = await phases.quiet(10.0, 300.0)
         print(f"idle for {args.idle_s:.0f} s", flush=True)
         results["idle"] = await phases.idle(args.idle_s, created)
     results["load_avg_after"] = [round(x, 2) for x in os.getloadavg()]
@@ -105,6 +111,9 @@ def main(argv: list[str]) -> int:
         print(write_plot(docs, plot_args.out))
         return 0
     args = parse_args(argv)
+    # SIGTERM (a CI timeout, `kill`) ends the run through `finally`: the operator and the control
+    # plane are stopped, not left behind.
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
     work = new_workdir()
     bench = Bench(work)
     try:

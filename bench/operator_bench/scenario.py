@@ -208,6 +208,11 @@ class Phases:
             "rss_bytes": after.rss_bytes,
         }
 
+    async def sample_deployment(self, namespace: str) -> dict[str, Any] | None:
+        """One live Deployment as the API server holds it (for the in-process no-op measurement)."""
+        items = await self.kube.list(DEPLOYMENTS, namespace)
+        return items[0] if items else None
+
     async def noop_events(
         self, namespace: str, events: int, *, interval_s: float, idle_rate: float, settle_s: float
     ) -> dict[str, Any]:

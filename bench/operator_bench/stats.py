@@ -77,13 +77,21 @@ def report(results: Mapping[str, Any]) -> list[str]:
             f"{noop['cpu_ms_per_event']:.3f} ms operator CPU/event with the idle rate subtracted "
             f"({noop.get('raw_cpu_ms_per_event', 0.0):.3f} ms without)"
         )
+    micro = results.get("noop_micro")
+    if micro:
+        lines.append(
+            f"no-op child event in-process: {micro['cpu_us_per_event']:.0f} us CPU each "
+            f"({micro['events']} events of a {micro['object_bytes']} B Deployment, "
+            f"{micro['woken']} woke a mesh)"
+        )
     fill = results.get("fill")
     if fill:
         lines.append(f"RSS with {fill['meshes_total']} meshes: {_mb(fill['rss_bytes'])}")
     idle = results.get("idle")
     if idle:
         lines.append(
-            f"idle {idle['seconds']:.0f} s after the burst ({idle['meshes']} meshes): "
+            f"idle {idle['seconds']:.0f} s after the burst ({idle['meshes']} meshes, "
+            f"after {results.get('idle_quiet_wait_s', 0)} s waiting for quiet): "
             f"{idle['cpu_s']:.2f} CPU-s = {idle['core_pct']:.2f} % of a core, "
             f"{idle['requests']} API requests "
             f"{idle['requests_by_label']}, RSS {_mb(idle['rss_bytes'])}"

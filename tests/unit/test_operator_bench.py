@@ -174,3 +174,33 @@ def test_plot_series_are_sorted_by_burst_size() -> None:
     assert s["meshes"] == [1, 10]
     assert s["observed_max"] == [1.5, 3.0]
     assert s["cpu_s"] == [0.1, 1.0]
+
+
+def test_the_in_process_noop_measurement_runs_the_real_path_and_wakes_nobody() -> None:
+    from bench.operator_bench.micro import noop_event_cpu_us
+
+    live = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": "m-gateway",
+            "namespace": "ns",
+            "resourceVersion": "7",
+            "labels": {"app.kubernetes.io/instance": "m"},
+            "ownerReferences": [
+                {
+                    "apiVersion": "actormesh.io/v1alpha1",
+                    "kind": "ActorMesh",
+                    "name": "m",
+                    "uid": "u",
+                    "controller": True,
+                }
+            ],
+        },
+        "spec": {"replicas": 1},
+        "status": {"replicas": 1, "updatedReplicas": 1},
+    }
+    result = noop_event_cpu_us(live, events=20)
+    assert result["events"] == 20
+    assert result["woken"] == 0
+    assert result["cpu_us_per_event"] >= 0

@@ -433,3 +433,23 @@ async def test_a_child_verified_at_the_same_version_is_not_compared_again() -> N
         verified=verified,
     )
     assert kube.applied == ["cm"]
+
+
+async def test_another_mesh_reporting_its_secrets_does_not_forget_ours() -> None:
+    # Concurrent passes: A has created its Secret but not reported yet when B reports its own.
+    api = LabelWatchApi()
+    watches = SecretWatches(
+        cast(KubeClient, api),
+        lambda *_: None,
+        generated_selector="app.kubernetes.io/managed-by=actormesh-operator",
+        namespace="ns",
+    )
+    watches.remember("ns", "a-redis-auth", secret("a-redis-auth", "djE=", "5", generated=True))
+    watches.update("ns", "b", {"b-redis-auth"})
+    assert watches.lookup("ns", "a-redis-auth") == (True, {"k": "djE="})
+    watches.update("ns", "a", {"a-redis-auth"})
+    await settle()
+    assert api.single == ["b-redis-auth"]  # unknown when reported: its own watch; A's needs none
+    watches.update("ns", "a", set())  # A no longer reads it: now it is forgotten
+    assert watches.lookup("ns", "a-redis-auth") == (False, None)
+    await watches.close()

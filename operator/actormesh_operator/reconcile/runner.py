@@ -374,8 +374,12 @@ class MeshReconciler:
                 if exc.status != 409 or attempt == STATUS_CONFLICT_RETRIES:
                     with action(f"update actormesh {name} status"):
                         raise
-            with action(f"read actormesh {name} for its status"):
-                fresh = await self.kube.get(MESHES, name, namespace)
+            fresh = self.meshes.get(namespace, name) if self.meshes is not None else None
+            if fresh is None or fresh["metadata"].get("resourceVersion") == version:
+                # The watch has not brought the newer version yet (usually kopf's own annotation
+                # patch, a moment ago): read it.
+                with action(f"read actormesh {name} for its status"):
+                    fresh = await self.kube.get(MESHES, name, namespace)
             if fresh is None:  # deleted meanwhile: nothing left to report on
                 return
             if self.meshes is not None:

@@ -115,11 +115,12 @@ class SecretWatches:
     def update(self, namespace: str, mesh: str, secrets: set[str]) -> None:
         """The Secrets `mesh` reads now (empty: none, or the mesh is gone); watches follow."""
         key = (namespace, mesh)
+        before = self._wanted()
         if secrets:
             self._reads[key] = frozenset(secrets)
         else:
             self._reads.pop(key, None)
-        wanted = {(ns, name) for (ns, _), names in self._reads.items() for name in names}
+        wanted = self._wanted()
         if self._selector is not None and self._labelled_task is None and wanted:
             self._labelled_task = asyncio.create_task(self._watch_generated(), name="watch generated secrets")
         # A generated Secret is covered by the one label-selected watch; the others get their own.
@@ -128,9 +129,14 @@ class SecretWatches:
             self._tasks[target] = asyncio.create_task(self._watch(*target), name=f"watch secret {target}")
         for target in set(self._tasks) - single:
             self._tasks.pop(target).cancel()
-        for target in set(self._known) - wanted:
-            del self._known[target]
-        self._labelled &= wanted
+        # Forget only what no mesh reads any more: a Secret another pass has just created or read, and
+        # will report in a moment, must stay known (concurrent passes interleave at every await).
+        for target in before - wanted:
+            self._known.pop(target, None)
+            self._labelled.discard(target)
+
+    def _wanted(self) -> set[tuple[str, str]]:
+        return {(ns, name) for (ns, _), names in self._reads.items() for name in names}
 
     def readers(self, namespace: str, secret: str) -> list[str]:
         return sorted(
