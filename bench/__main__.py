@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
 from pathlib import Path
 
+from actormesh_runtime.commands import eventloop
+
+from .plots import write_plots
 from .report import table
-from .run import Config, run_benchmark
+from .run import DEFAULT_TARGETS, TARGETS, Config, run_benchmark
 
 
-def parse(argv: list[str] | None = None) -> tuple[Path, Config]:
+def parse(argv: list[str] | None = None) -> tuple[Path, Config, Path]:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     p.add_argument("out", type=Path, help="where to write the JSON results")
     p.add_argument("--levels", default="1,8,32", help="concurrency levels (in-flight messages)")
@@ -23,9 +25,19 @@ def parse(argv: list[str] | None = None) -> tuple[Path, Config]:
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--profile-messages", type=int, default=300, help="0 = no profile")
     p.add_argument("--no-footprint", action="store_true", help="skip RSS and import-time measurement")
-    p.add_argument("--uvloop", action="store_true", help="run everything on uvloop instead of asyncio")
-    p.add_argument("--no-what-if", action="store_true", help="skip the mesh-np (no progress events) variant")
+    p.add_argument(
+        "--loop", choices=["uvloop", "asyncio"], default="uvloop",
+        help="event loop of the benchmark and of every child process (default: the runtime's, uvloop)",
+    )  # fmt: skip
+    p.add_argument(
+        "--targets", default=",".join(DEFAULT_TARGETS),
+        help="comma-separated, run in this order: " + "; ".join(f"{k}: {v}" for k, v in TARGETS.items()),
+    )  # fmt: skip
+    p.add_argument("--plots", type=Path, help="directory for the PNG plots (default: next to OUT)")
     a = p.parse_args(argv)
+    unknown = set(a.targets.split(",")) - set(TARGETS)
+    if unknown:
+        p.error(f"unknown target(s) {', '.join(sorted(unknown))}: one of {', '.join(TARGETS)}")
     config = Config(
         levels=[int(x) for x in a.levels.split(",")],
         sequential=a.sequential,
@@ -35,26 +47,23 @@ def parse(argv: list[str] | None = None) -> tuple[Path, Config]:
         repeat=a.repeat,
         profile_messages=a.profile_messages,
         footprint=not a.no_footprint,
-        what_if=not a.no_what_if,
+        targets=a.targets.split(","),
+        event_loop=a.loop,
     )
-    config.uvloop = a.uvloop
-    return a.out, config
+    return a.out, config, a.plots or a.out.parent
 
 
 def main(argv: list[str] | None = None) -> int:
-    out, config = parse(argv)
+    out, config, plots_dir = parse(argv)
     logging.basicConfig(level=logging.WARNING)
-    if config.uvloop:
-        import uvloop
-
-        results = uvloop.run(run_benchmark(config))
-    else:
-        results = asyncio.run(run_benchmark(config))
+    results = eventloop.run(run_benchmark(config), config.event_loop)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=1, default=str))
     print()
     print(table(results))
     print(f"\nresults written to {out}")
+    for path in write_plots(results, plots_dir):
+        print(f"plot written to {path}")
     return 0
 
 

@@ -26,6 +26,9 @@ class Target(Protocol):
     async def send(self, seq: int, message_id: str) -> None:
         """Publish message `seq` to the first hop; the reply must reach `Pending.resolve`."""
 
+    def cpu_s(self) -> float | None:
+        """CPU seconds so far of the target's own processes; None = it runs in this process."""
+
 
 class Pending:
     """Message id → future resolved with the perf_counter() at which its reply arrived."""
@@ -61,7 +64,7 @@ async def run_level(
     run_id = uuid.uuid4().hex[:8]
     result = LevelResult(target=target.name, concurrency=concurrency, wall_s=0.0, latencies_ms=[])
     next_seq = 0
-    cpu_before, server_before = time.process_time(), process_cpu_s(server_pid)
+    cpu_before, server_before = _target_cpu_s(target), process_cpu_s(server_pid)
     started = time.perf_counter()
     stop_at = started + max_seconds
 
@@ -86,9 +89,15 @@ async def run_level(
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     result.wall_s = time.perf_counter() - started
-    result.cpu_s = time.process_time() - cpu_before
+    result.cpu_s = _target_cpu_s(target) - cpu_before
     result.server_cpu_s = process_cpu_s(server_pid) - server_before
     return result
+
+
+def _target_cpu_s(target: Target) -> float:
+    """The target's processes' CPU, or this process's (where the target runs with the driver)."""
+    own = target.cpu_s()
+    return time.process_time() if own is None else own
 
 
 def process_cpu_s(pid: int | None) -> float:

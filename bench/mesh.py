@@ -1,7 +1,10 @@
-"""The real mesh as a benchmark target: `LocalMesh` (all nine actors, rules mode, mock APIs on
-random ports, one event loop, one shared connection) on an existing nats-server.
+"""The real mesh as a benchmark target on an existing nats-server, rules mode, with the mock APIs
+in a process of their own (`bench.processes.MocksProcess`) as in production.
 
-`MeshTarget(kind="mesh")` runs the real actors on a fixed mix of realistic messages.
+`MeshTarget(kind="mesh")` runs the real actors on a fixed mix of realistic messages, in one of two
+layouts: `LocalMesh` (all nine actors in one event loop on one shared connection, hop fusion as
+configured: what `actormesh dev` runs), or `layout="processes"`, one `actormesh actor NAME` process
+per actor (the Kubernetes layout, where nothing fuses).
 `MeshTarget(kind="host-only")` runs the same `ActorHost`s with actors that do nothing (the
 aggregator only answers the caller): the gap between it and the relay is the host's own cost
 (pydantic envelope, progress events, metrics, trace), the gap to "mesh" is the actors' logic.
@@ -18,9 +21,10 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
 from actormesh_runtime.actors.base import Actor
+from actormesh_runtime.bus.connection import open_bus
 from actormesh_runtime.bus.publish import submit
 from actormesh_runtime.bus.request import reply_to
-from actormesh_runtime.catalog import ActorName
+from actormesh_runtime.catalog import ActorName, Subjects
 from actormesh_runtime.envelope import Envelope, Screening
 from actormesh_runtime.local.mesh import LocalMesh
 from actormesh_runtime.resources import ActorDeps
@@ -28,6 +32,7 @@ from actormesh_runtime.screening import screen
 from actormesh_runtime.settings import RuntimeSettings
 
 from .load import Pending
+from .processes import ACTORMESH, Children, MocksProcess, wait_bound
 
 JOHN, JANE, BOB = "john.doe@example.com", "jane.smith@example.com", "bob.wilson@example.com"
 
@@ -87,17 +92,21 @@ class MeshTarget:
         progress: bool = True,
         label: str | None = None,
         settings: RuntimeSettings | None = None,
+        layout: Literal["one-process", "processes", "groups"] = "one-process",
+        event_loop: str = "asyncio",
     ) -> None:
         self.name: str = label or kind
         self.kind_name = kind
+        self.layout = layout
+        self.event_loop = event_loop
         mesh_name = f"bench{uuid.uuid4().hex[:8]}"
         base = settings or RuntimeSettings()
         self.settings = base.model_copy(update={"mesh_name": mesh_name, "nats_url": nats_url})
-        factory = noop_factory if kind == "host-only" else None
-        extra: dict[str, Any] = {"factory": factory} if factory else {}
-        self.mesh = LocalMesh(self.settings, nats_url=nats_url, mocks=kind == "mesh", **extra)
+        self.subjects = Subjects(mesh_name)
+        self.mocks = MocksProcess() if kind == "mesh" else None
+        self.mesh: LocalMesh | ActorProcesses | None = None
         self.pending = Pending()
-        self.reply = reply_to(self.mesh.subjects)
+        self.reply = reply_to(self.subjects)
         if not progress:
             self.reply = self.reply.model_copy(update={"progress_subject": None})
         self.mix = [Prepared(k, e, *screen(t)) for k, e, t in MIX]
@@ -119,9 +128,23 @@ class MeshTarget:
             reply=self.reply,
             message_id=message_id,
         )
-        await submit(self._js, self.mesh.subjects, envelope)
+        await submit(self._js, self.subjects, envelope)
+
+    def cpu_s(self) -> float | None:
+        """CPU seconds of the actor processes so far (processes layout), else None: this process."""
+        return self.mesh.children.cpu_s() if isinstance(self.mesh, ActorProcesses) else None
 
     async def start(self) -> MeshTarget:
+        if self.mocks is not None:
+            await self.mocks.start(self.event_loop)
+            self.settings = self.settings.model_copy(update={k.lower(): v for k, v in self.mocks.env.items()})
+        if self.layout != "one-process":
+            groups = GROUPS if self.layout == "groups" else [[a] for a in ActorName]
+            self.mesh = ActorProcesses(self.settings, self.event_loop, groups)
+        else:
+            factory = noop_factory if self.kind_name == "host-only" else None
+            extra: dict[str, Any] = {"factory": factory} if factory else {}
+            self.mesh = LocalMesh(self.settings, nats_url=self.settings.nats_url, mocks=False, **extra)
         await self.mesh.start()
         await self._client.connect(self.settings.nats_url, name=f"{self.name}-client")
         self._js = self._client.jetstream()
@@ -138,7 +161,7 @@ class MeshTarget:
         await self._client.subscribe(self.reply.result_subject, cb=on_result)
         if self.kind_name == "mesh":
             # A core subscription sees what JetStream stores on that subject, without consuming it.
-            inbox = self.mesh.subjects.actor(ActorName.RESPONSE_AGGREGATOR)
+            inbox = self.subjects.actor(ActorName.RESPONSE_AGGREGATOR)
             self._capture = await self._client.subscribe(inbox, cb=on_aggregator_inbox)
         await self._client.flush()
         return self
@@ -151,7 +174,57 @@ class MeshTarget:
         try:
             await self._client.close()
         finally:
-            await self.mesh.stop()
+            try:
+                if self.mesh is not None:
+                    await self.mesh.stop()
+            finally:
+                if self.mocks is not None:
+                    await self.mocks.stop()
+
+
+GROUPS: list[list[ActorName]] = [
+    [ActorName.SENTIMENT_ANALYZER, ActorName.INTENT_ANALYZER],
+    [ActorName.CONTEXT_RETRIEVER, ActorName.DECISION_ROUTER, ActorName.EXECUTION_COORDINATOR],
+    [ActorName.RESPONSE_GENERATOR, ActorName.GUARDRAIL_VALIDATOR, ActorName.ESCALATION_ROUTER,
+     ActorName.RESPONSE_AGGREGATOR],
+]  # fmt: skip
+"""`mesh-groups`: three processes of co-located actors (`actormesh actor A,B,...`): analysis,
+commerce (one HTTP pool and one context cache), reply. Steps within a group are fused."""
+
+
+class ActorProcesses:
+    """The actors as `actormesh actor NAME[,NAME...]` processes: one per actor (the Kubernetes
+    layout), or one per group of co-located actors."""
+
+    def __init__(self, settings: RuntimeSettings, event_loop: str, groups: list[list[ActorName]]) -> None:
+        self.settings = settings
+        self.event_loop = event_loop
+        self.groups = groups
+        self.subjects = Subjects(settings.mesh_name)
+        self.children = Children()
+
+    async def start(self) -> None:
+        nc = await open_bus(self.settings, name="bench-mp-setup")
+        try:
+            env = {
+                "MESH_NAME": self.settings.mesh_name, "NATS_URL": self.settings.nats_url,
+                "CUSTOMER_API_URL": self.settings.customer_api_url,
+                "ORDERS_API_URL": self.settings.orders_api_url,
+                "TRACKING_API_URL": self.settings.tracking_api_url,
+                "ACTOR_HTTP_PORT": "0", "LOG_LEVEL": "WARNING", "EVENT_LOOP": self.event_loop,
+            }  # fmt: skip
+            for group in self.groups:
+                await self.children.spawn(ACTORMESH, "actor", ",".join(a.value for a in group), env=env)
+            durables = [self.subjects.consumer(a) for a in ActorName]
+            await wait_bound(nc.jetstream(), self.subjects.stream, durables)
+        except BaseException:
+            await self.children.stop()
+            raise
+        finally:
+            await nc.close()
+
+    async def stop(self) -> None:
+        await self.children.stop()
 
 
 def relay_payloads(captured: dict[str, bytes]) -> list[tuple[str, dict[str, Any]]]:

@@ -1,9 +1,8 @@
 """Where the mesh's per-message CPU time goes: cProfile over one bounded mesh run, grouped.
 
-Everything (nine hosts, the driver, the in-process mock APIs) runs in one event loop on one
-thread, so tottime summed by library is that library's share of the CPU per message. The mock
-APIs' share (uvicorn/starlette/fastapi) would be another process in a deployment; it is reported
-separately. cProfile inflates call-heavy code (pydantic-core calls count once, pure-Python
+Everything in the measured process (the hosts and the driver; the mock APIs run in a process of
+their own) runs in one event loop on one thread, so tottime summed by library is that library's
+share of the CPU per message. cProfile inflates call-heavy code (pydantic-core calls count once, pure-Python
 libraries count per call), so read shares, not absolute microseconds.
 """
 
@@ -17,6 +16,7 @@ CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("mock APIs (uvicorn/starlette/fastapi)", ("uvicorn", "starlette", "fastapi", "h11", "httptools",
                                                "actormesh_runtime/mocks")),
     ("httpx/httpcore client", ("httpx", "httpcore", "anyio", "sniffio")),
+    ("aiohttp client", ("aiohttp", "yarl", "multidict", "aiohappyeyeballs", "propcache")),
     ("pydantic", ("pydantic",)),
     ("nats-py client", ("/nats/",)),
     ("vaderSentiment", ("vaderSentiment",)),

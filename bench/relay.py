@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import signal
+import sys
 import uuid
 from typing import Any
 
@@ -31,6 +33,7 @@ from nats.js.api import (
 )
 
 from .load import Pending
+from .processes import Children, wait_bound
 
 MSG_ID_HEADER = "Nats-Msg-Id"
 
@@ -100,7 +103,8 @@ class RelayHop:
 
 
 class RelayChain:
-    """`hops` relay hops on one shared connection (like LocalMesh), plus a client connection."""
+    """`hops` relay hops on one shared connection (like LocalMesh), plus a client connection; or,
+    with `processes=True`, each hop in a process of its own on its own connection (`-mp`)."""
 
     def __init__(
         self,
@@ -112,8 +116,13 @@ class RelayChain:
         batch: int = 8,
         duplicate_window_s: float = 120.0,
         ack_wait_s: float = 30.0,
+        processes: bool = False,
+        event_loop: str = "asyncio",
     ) -> None:
-        self.name = f"relay-{hops}"
+        self.name = f"relay-{hops}" + ("-mp" if processes else "")
+        self.processes = processes
+        self.event_loop = event_loop
+        self.children = Children()
         self.nats_url = nats_url
         self.hops = hops
         self.payloads = payloads
@@ -172,6 +181,11 @@ class RelayChain:
                 ),
             )
             nxt = self.subject(i + 1) if i + 1 < self.hops else None
+            if self.processes:
+                argv = [self.nats_url, self.stream, durable, self.subject(i), nxt or "-", str(i),
+                        str(self.concurrency), str(self.batch), self.event_loop]  # fmt: skip
+                await self.children.spawn(sys.executable, "-m", "bench.relay", *argv, env={})
+                continue
             hop = RelayHop(
                 js,
                 self._hosts_nc,
@@ -184,6 +198,9 @@ class RelayChain:
             await hop.start(self.stream, durable)
             self._hops.append(hop)
 
+        if self.processes:
+            await wait_bound(js, self.stream, [f"hop{i}" for i in range(self.hops)])
+
         async def on_reply(msg: Msg) -> None:
             self.pending.resolve(json.loads(msg.data)["message_id"])
 
@@ -191,7 +208,12 @@ class RelayChain:
         await self._client_nc.flush()
         return self
 
+    def cpu_s(self) -> float | None:
+        """CPU seconds of the hop processes so far (`processes`), else None: this process."""
+        return self.children.cpu_s() if self.processes else None
+
     async def stop(self) -> None:
+        await self.children.stop()
         await asyncio.gather(*(h.stop() for h in self._hops))
         with contextlib.suppress(Exception):
             await self._hosts_nc.jetstream().delete_stream(self.stream)
@@ -199,3 +221,28 @@ class RelayChain:
             # close, not drain: the hops are stopped, and a drain would wait out their last pull request.
             with contextlib.suppress(Exception):
                 await nc.close()
+
+
+async def _serve_hop(argv: list[str]) -> None:
+    """One hop as a process (`relay-N-mp`): its own connection, until SIGTERM."""
+    url, stream, durable, subject, nxt, index, concurrency, batch = argv[:8]
+    nc = NATS()
+    await nc.connect(url, name=f"relay-hop-{index}")
+    hop = RelayHop(
+        nc.jetstream(), nc, subject, None if nxt == "-" else nxt,
+        concurrency=int(concurrency), batch=int(batch), index=int(index),
+    )  # fmt: skip
+    await hop.start(stream, durable)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await hop.stop()
+    await nc.close()
+
+
+if __name__ == "__main__":
+    from actormesh_runtime.commands import eventloop
+
+    eventloop.run(_serve_hop(sys.argv[1:]), sys.argv[9])  # type: ignore[arg-type]

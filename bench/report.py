@@ -5,11 +5,30 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
+from .machine import describe
+
 BASELINE = "relay-7"
+BASELINE_MP = "relay-7-mp"
 _TAIL = (
-    f"{'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'x relay-7 p50':>14} {'x relay-7 tput':>15} "
-    f"{'cpu ms/msg':>11} {'nats ms/msg':>11}"
+    f"{'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'x relay p50':>12} {'x relay tput':>13} "
+    f"{'x relay cpu':>12} {'cpu ms/msg':>11} {'nats ms/msg':>11}"
 )
+
+
+def baseline_of(target: str) -> str:
+    """The relay a target is compared with: the one in its own layout."""
+    return BASELINE_MP if target.endswith(("-mp", "-groups")) else BASELINE
+
+
+def _ratios(lv: dict[str, Any], ref: dict[str, Any] | None) -> tuple[float, float, float]:
+    """(p50, throughput, cpu per message) as multiples of the baseline's at the same level."""
+    if not ref:
+        return 0.0, 0.0, 0.0
+
+    def ratio(key: str) -> float:
+        return lv.get(key, 0.0) / ref[key] if ref.get(key) else 0.0
+
+    return ratio("p50_ms"), ratio("msgs_per_s"), ratio("cpu_ms_per_msg")
 
 
 def _profiles(profiles: dict[str, Any]) -> list[str]:
@@ -30,44 +49,52 @@ def _profiles(profiles: dict[str, Any]) -> list[str]:
     return lines
 
 
-def medians(results: dict[str, Any]) -> list[str]:
-    """Median over the repeats of each (target, concurrency): the table to quote."""
+def median_levels(results: dict[str, Any]) -> dict[tuple[str, int], dict[str, float]]:
+    """Median over the repeats of each (target, concurrency)."""
     by_key: dict[tuple[str, int], list[dict[str, Any]]] = {}
     for rep in results["repeats"]:
         for lv in rep["levels"]:
             by_key.setdefault((lv["target"], lv["concurrency"]), []).append(lv)
-    base = {c: statistics.median(x["msgs_per_s"] for x in v) for (t, c), v in by_key.items() if t == BASELINE}
-    base_p50 = {c: statistics.median(x["p50_ms"] for x in v) for (t, c), v in by_key.items() if t == BASELINE}
-    lines = [f"median of {len(results['repeats'])} runs",
-             f"{'target':<11} {'conc':>4} {'msg/s':>8} {_TAIL}"]  # fmt: skip
-    for (target, conc), v in by_key.items():
-        keys = ("msgs_per_s", "p50_ms", "p95_ms", "p99_ms", "cpu_ms_per_msg", "server_cpu_ms_per_msg")
-        med = {k: statistics.median(x.get(k, 0.0) for x in v) for k in keys}
-        p50x = med["p50_ms"] / base_p50[conc] if base_p50.get(conc) else 0.0
-        tputx = med["msgs_per_s"] / base[conc] if base.get(conc) else 0.0
+    keys = ("msgs_per_s", "p50_ms", "p95_ms", "p99_ms", "cpu_ms_per_msg", "server_cpu_ms_per_msg")
+    return {k: {m: statistics.median(x.get(m, 0.0) for x in v) for m in keys} for k, v in by_key.items()}
+
+
+def medians(results: dict[str, Any]) -> list[str]:
+    """Median over the repeats of each (target, concurrency): the table to quote."""
+    med = median_levels(results)
+    lines = [
+        f"median of {len(results['repeats'])} runs (x relay: vs {BASELINE}; -mp targets vs {BASELINE_MP})",
+        f"{'target':<11} {'conc':>4} {'msg/s':>8} {_TAIL}",
+    ]
+    for (target, conc), m in med.items():
+        p50x, tputx, cpux = _ratios(m, med.get((baseline_of(target), conc)))
         lines.append(
-            f"{target:<11} {conc:>4} {med['msgs_per_s']:>8.1f} {med['p50_ms']:>8.2f} {med['p95_ms']:>8.2f} "
-            f"{med['p99_ms']:>8.2f} {p50x:>13.2f}x {tputx:>14.2f}x "
-            f"{med['cpu_ms_per_msg']:>11.3f} {med['server_cpu_ms_per_msg']:>11.3f}"
+            f"{target:<11} {conc:>4} {m['msgs_per_s']:>8.1f} {m['p50_ms']:>8.2f} {m['p95_ms']:>8.2f} "
+            f"{m['p99_ms']:>8.2f} {p50x:>11.2f}x {tputx:>12.2f}x {cpux:>11.2f}x "
+            f"{m['cpu_ms_per_msg']:>11.3f} {m['server_cpu_ms_per_msg']:>11.3f}"
         )
     return [*lines, ""]
 
 
 def table(results: dict[str, Any]) -> str:
     lines = []
+    if "machine" in results:
+        lines.append(f"machine: {describe(results['machine'])}; event loop {results.get('event_loop')}")
+        before = ", ".join(f"{x:.2f}" for x in results.get("load_avg_before", ()))
+        after = ", ".join(f"{x:.2f}" for x in results.get("load_avg_after", ()))
+        lines.append(f"load average before: {before}; after: {after}")
+        lines.append("")
     for i, rep in enumerate(results["repeats"], 1):
         load = ", ".join(f"{x:.2f}" for x in rep["load_avg"])
         lines.append(f"run {i}  (load average after: {load})")
         lines.append(f"{'target':<11} {'conc':>4} {'n':>5} {'msg/s':>8} {_TAIL}")
-        base = {lv["concurrency"]: lv for lv in rep["levels"] if lv["target"] == BASELINE}
+        base = {(lv["target"], lv["concurrency"]): lv for lv in rep["levels"]}
         for lv in rep["levels"]:
-            ref = base.get(lv["concurrency"])
-            p50x = lv["p50_ms"] / ref["p50_ms"] if ref and ref["p50_ms"] else 0.0
-            tputx = lv["msgs_per_s"] / ref["msgs_per_s"] if ref and ref["msgs_per_s"] else 0.0
+            p50x, tputx, cpux = _ratios(lv, base.get((baseline_of(lv["target"]), lv["concurrency"])))
             lines.append(
                 f"{lv['target']:<11} {lv['concurrency']:>4} {lv['completed']:>5} {lv['msgs_per_s']:>8} "
-                f"{lv['p50_ms']:>8} {lv['p95_ms']:>8} {lv['p99_ms']:>8} {p50x:>13.2f}x {tputx:>14.2f}x "
-                f"{lv.get('cpu_ms_per_msg', 0):>11} {lv.get('server_cpu_ms_per_msg', 0):>11}"
+                f"{lv['p50_ms']:>8} {lv['p95_ms']:>8} {lv['p99_ms']:>8} {p50x:>11.2f}x {tputx:>12.2f}x "
+                f"{cpux:>11.2f}x {lv.get('cpu_ms_per_msg', 0):>11} {lv.get('server_cpu_ms_per_msg', 0):>11}"
             )
         lines.append("")
     lines += medians(results)

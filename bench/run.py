@@ -1,7 +1,10 @@
-"""Orchestrates one benchmark: a nats-server, then per repeat the mesh, the host-only mesh and the
-relay chains (7 and 8 hops) at each concurrency level, then the profile and the footprint.
+"""Orchestrates one benchmark: a nats-server; the relay's payloads captured from an unfused mesh;
+then per repeat every target at each concurrency level; then the profile and the footprint.
 
-Every phase is bounded by a message count and a time limit, so a run always ends by itself.
+Targets (`--targets`): the one-process layout (`actormesh dev`) — `mesh`, `mesh-nf` (hop fusion
+off), `mesh-np` (no progress events), `host-only`, `relay-7`, `relay-8` — and the one-process-per-
+actor layout (Kubernetes) — `mesh-mp` and `relay-7-mp`. Every phase is bounded by a message count
+and a time limit, so a run always ends by itself.
 """
 
 from __future__ import annotations
@@ -13,18 +16,36 @@ import tempfile
 import time
 import timeit
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
+from actormesh_runtime.commands.eventloop import loop_name
 from actormesh_runtime.embedded_nats import EmbeddedNats
 from actormesh_runtime.envelope import Envelope, ProgressEvent
+from actormesh_runtime.settings import RuntimeSettings
 
 from .actors import actor_costs
 from .footprint import footprint
 from .load import Pending, run_level
-from .mesh import MeshTarget, relay_payloads
+from .machine import machine
+from .mesh import MIX, MeshTarget, relay_payloads
 from .profile import summarise
 from .relay import RelayChain
 from .stats import LevelResult
+
+TARGETS: dict[str, str] = {
+    "mesh": "the nine actors in one process (LocalMesh, hop fusion on)",
+    "mesh-nf": "the same with HOP_FUSION=false: every hop through the stream",
+    "mesh-np": "mesh without a progress subject (no progress events)",
+    "host-only": "the same hosts with actors that do nothing (unfused)",
+    "relay-7": "bare 7-hop JetStream relay, hops in one process",
+    "relay-8": "bare 8-hop JetStream relay, hops in one process",
+    "mesh-mp": "one `actormesh actor NAME` process per actor (the Kubernetes layout)",
+    "relay-7-mp": "bare 7-hop relay, one process per hop",
+    "mesh-groups": "three processes of co-located actors (`actormesh actor A,B,...`), fused inside each",
+}
+DEFAULT_TARGETS = (
+    "mesh", "mesh-nf", "host-only", "relay-7", "relay-8", "mesh-mp", "mesh-groups", "relay-7-mp",
+)  # fmt: skip
 
 
 @dataclass
@@ -37,15 +58,32 @@ class Config:
     warmup: int = 40
     max_seconds: float = 30.0
     repeat: int = 3
-    relay_hops: list[int] = field(default_factory=lambda: [7, 8])
-    host_only: bool = True
-    what_if: bool = True
-    """Also run `mesh-np`: the mesh without a progress subject (no progress events published)."""
+    targets: list[str] = field(default_factory=lambda: list(DEFAULT_TARGETS))
     profile_messages: int = 300
     footprint: bool = True
-    uvloop: bool = False
+    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
+    """The loop of the benchmark process and of every child process (the runtime's default)."""
     server_pid: int | None = None
     """Set by run_benchmark: the nats-server whose CPU each level also reports."""
+
+
+def make_target(name: str, url: str, config: Config, payloads: Any) -> Any:
+    loop = config.event_loop
+    unfused = RuntimeSettings(hop_fusion=False)
+    if name.startswith("relay-"):
+        hops = int(name.split("-")[1])
+        return RelayChain(url, hops, payloads, processes=name.endswith("-mp"), event_loop=loop)
+    options: dict[str, dict[str, Any]] = {
+        "mesh": {},
+        "mesh-nf": {"settings": unfused},
+        "mesh-np": {"progress": False},
+        "host-only": {"kind": "host-only", "settings": unfused},
+        "mesh-mp": {"layout": "processes"},
+        "mesh-groups": {"layout": "groups"},
+    }
+    if name not in options:
+        raise ValueError(f"unknown target {name!r}: one of {', '.join(TARGETS)}")
+    return MeshTarget(url, label=name, event_loop=loop, **options[name])
 
 
 async def _levels(target: Any, config: Config) -> list[LevelResult]:
@@ -73,29 +111,26 @@ def _progress(result: LevelResult) -> None:
           f"p50 {s['p50_ms']:>7} ms  p99 {s['p99_ms']:>7} ms", flush=True)  # fmt: skip
 
 
-async def _mesh_phase(url: str, config: Config, kind: str) -> tuple[list[LevelResult], dict[str, bytes]]:
-    variants: dict[str, dict[str, Any]] = {
-        "mesh": {},
-        "host-only": {"kind": "host-only"},
-        "mesh-np": {"progress": False, "label": "mesh-np"},
-    }
-    target = MeshTarget(url, **variants[kind])
+async def _phase(target: Any, config: Config) -> list[LevelResult]:
     await target.start()
     try:
-        results = await _levels(target, config)
-        await target.stop_capture()
-        return results, dict(target.captured)
+        return await _levels(target, config)
     finally:
         await target.stop()
 
 
-async def _relay_phase(url: str, config: Config, hops: int, payloads: Any) -> list[LevelResult]:
-    chain = RelayChain(url, hops, payloads)
-    await chain.start()
+async def capture_payloads(url: str, config: Config) -> dict[str, bytes]:
+    """One real envelope per mix kind as response_aggregator receives it (an unfused mesh: a fused
+    one never publishes to that inbox). The relay's payloads."""
+    target = MeshTarget(url, settings=RuntimeSettings(hop_fusion=False), event_loop=config.event_loop)
+    await target.start()
     try:
-        return await _levels(chain, config)
+        kinds = len(MIX)
+        await run_level(target, target.pending, concurrency=1, total=2 * kinds, max_seconds=60)
+        await target.stop_capture()
+        return dict(target.captured)
     finally:
-        await chain.stop()
+        await target.stop()
 
 
 async def _profile_one(target: Any, config: Config) -> dict[str, Any]:
@@ -118,12 +153,8 @@ async def _profile_one(target: Any, config: Config) -> dict[str, Any]:
 
 async def _profile(url: str, config: Config, payloads: Any) -> dict[str, Any]:
     """The same bounded run at c=8 under cProfile for the mesh and its baselines."""
-    profiles = {"mesh": await _profile_one(MeshTarget(url), config)}
-    if config.host_only:
-        profiles["host-only"] = await _profile_one(MeshTarget(url, kind="host-only"), config)
-    if payloads:
-        profiles["relay-7"] = await _profile_one(RelayChain(url, 7, payloads), config)
-    return profiles
+    names = [n for n in ("mesh", "mesh-nf", "host-only", "relay-7") if n in config.targets]
+    return {name: await _profile_one(make_target(name, url, config, payloads), config) for name in names}
 
 
 def codec_costs(envelope_json: bytes) -> dict[str, float]:
@@ -150,25 +181,22 @@ def codec_costs(envelope_json: bytes) -> dict[str, float]:
 async def run_benchmark(config: Config) -> dict[str, Any]:
     started = time.time()
     load_before = os.getloadavg()
-    results: dict[str, Any] = {"config": config.__dict__, "cpus": os.cpu_count(), "repeats": []}
+    results: dict[str, Any] = {
+        "config": config.__dict__, "machine": machine(), "event_loop": loop_name(), "repeats": [],
+    }  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="actormesh-bench-") as tmp:
         server = EmbeddedNats(tmp)
         url = await server.astart()
         config.server_pid = server.pid
         try:
-            captured: dict[str, bytes] = {}
+            print("capturing the relay's payloads from the mesh", flush=True)
+            captured = await capture_payloads(url, config)
+            payloads = relay_payloads(captured)
             for rep in range(config.repeat):
                 print(f"repeat {rep + 1}/{config.repeat} (load {os.getloadavg()[0]:.2f})", flush=True)
                 levels: list[LevelResult] = []
-                mesh_levels, got = await _mesh_phase(url, config, "mesh")
-                captured = captured or got
-                levels += mesh_levels
-                if config.what_if:
-                    levels += (await _mesh_phase(url, config, "mesh-np"))[0]
-                if config.host_only:
-                    levels += (await _mesh_phase(url, config, "host-only"))[0]
-                for hops in config.relay_hops:
-                    levels += await _relay_phase(url, config, hops, relay_payloads(captured))
+                for name in config.targets:
+                    levels += await _phase(make_target(name, url, config, payloads), config)
                 results["repeats"].append(
                     {"load_avg": os.getloadavg(), "levels": [r.to_json() for r in levels]}
                 )
@@ -179,7 +207,7 @@ async def run_benchmark(config: Config) -> dict[str, Any]:
                 results["actor_us"] = await actor_costs(captured)
             if config.profile_messages:
                 print("profiling the mesh (cProfile)", flush=True)
-                results["profile"] = await _profile(url, config, relay_payloads(captured))
+                results["profile"] = await _profile(url, config, payloads)
             if config.footprint:
                 print("measuring actor processes (RSS, import time)", flush=True)
                 results["footprint"] = await footprint(url)

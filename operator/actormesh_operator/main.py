@@ -20,7 +20,7 @@ import kopf
 
 from actormesh_operator import render
 from actormesh_operator.api.schema import PLURAL
-from actormesh_operator.builders.kinds import SCALED_OBJECT
+from actormesh_operator.builders.kinds import HTTP_ROUTE, SCALED_OBJECT
 from actormesh_operator.reconcile import metrics
 from actormesh_operator.reconcile.handlers import build_registry
 from actormesh_operator.reconcile.kube import KubeClient, KubeConfigError, KubeCredentials, load_credentials
@@ -81,10 +81,12 @@ async def run(
 
     The liveness endpoint listens on all interfaces by default (the kubelet probes the pod IP)."""
     keda = await discover(creds)
+    async with KubeClient(creds) as kube:  # watched only if served now: kopf discovers kinds once
+        gateway_api = await kube.served(HTTP_ROUTE.api_version, HTTP_ROUTE.plural)
     namespace = settings.namespace
     liveness = f"http://{listen_host}:{settings.health_port}/healthz" if settings.health_port else None
     await kopf.operator(
-        registry=build_registry(settings, creds, keda_available=keda),
+        registry=build_registry(settings, creds, keda_available=keda, gateway_api_available=gateway_api),
         standalone=True,
         clusterwide=namespace is None,
         namespaces=[namespace] if namespace else [],

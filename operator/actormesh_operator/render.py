@@ -34,6 +34,11 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         action="store_true",
         help="render as if the Prometheus Operator CRDs were installed (spec.monitoring's objects)",
     )
+    parser.add_argument(
+        "--gateway-api",
+        action="store_true",
+        help="render as if the Gateway API CRDs were installed (spec.gateway.httpRoute's HTTPRoute)",
+    )
     parser.add_argument("--namespace", "-n", help="namespace of meshes that name none (default: default)")
     return parser.parse_args(argv)
 
@@ -52,16 +57,29 @@ def meshes_in(documents: Iterable[Any], namespace: str | None) -> list[ActorMesh
 
 
 def rendered_children(
-    mesh: ActorMesh, settings: OperatorSettings, *, keda: bool, monitoring: bool = False
+    mesh: ActorMesh,
+    settings: OperatorSettings,
+    *,
+    keda: bool,
+    monitoring: bool = False,
+    gateway_api: bool = False,
 ) -> list[dict[str, Any]]:
     """The manifests the reconcile would apply for `mesh`, in its order."""
     served = frozenset(kind.plural for kind in MONITORING_KINDS) if monitoring else frozenset()
-    built = build_children(mesh, settings, keda_available=keda, monitoring_available=served)
+    built = build_children(
+        mesh, settings, keda_available=keda, monitoring_available=served, gateway_api_available=gateway_api
+    )
     return [with_hash(m) for m in built]
 
 
 def render(
-    text: str, settings: OperatorSettings, *, keda: bool, namespace: str | None, monitoring: bool = False
+    text: str,
+    settings: OperatorSettings,
+    *,
+    keda: bool,
+    namespace: str | None,
+    monitoring: bool = False,
+    gateway_api: bool = False,
 ) -> str:
     meshes = meshes_in(yaml.safe_load_all(text), namespace)
     if not meshes:
@@ -69,7 +87,9 @@ def render(
     docs = [
         child
         for mesh in meshes
-        for child in rendered_children(mesh, settings, keda=keda, monitoring=monitoring)
+        for child in rendered_children(
+            mesh, settings, keda=keda, monitoring=monitoring, gateway_api=gateway_api
+        )
     ]
     return yaml.safe_dump_all(docs, sort_keys=False, width=120)
 
@@ -81,7 +101,14 @@ def main(argv: Sequence[str], out: TextIO | None = None) -> int:
     try:
         settings = OperatorSettings()
         out.write(
-            render(text, settings, keda=args.keda, namespace=args.namespace, monitoring=args.monitoring)
+            render(
+                text,
+                settings,
+                keda=args.keda,
+                namespace=args.namespace,
+                monitoring=args.monitoring,
+                gateway_api=args.gateway_api,
+            )
         )
     except InvalidSpec as exc:
         print(f"actormesh-operator render: {exc}", file=sys.stderr)

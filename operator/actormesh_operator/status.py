@@ -265,6 +265,38 @@ def _monitoring_condition(mesh: ActorMesh, observed: ObservedState, generation: 
     return _condition(kind, True, Reason.MONITORING_NOT_REQUESTED, "", generation)
 
 
+def _http_route_condition(mesh: ActorMesh, observed: ObservedState, generation: int) -> Condition:
+    """HTTPRouteReady: the route's CRD, then each named Gateway's verdict (from the route's status)."""
+    route = mesh.spec.gateway.http_route
+    kind = ConditionType.HTTP_ROUTE_READY
+    if not route.enabled:
+        return _condition(kind, True, Reason.HTTP_ROUTE_NOT_REQUESTED, "", generation)
+    if not observed.gateway_api_served:
+        message = (
+            "spec.gateway.httpRoute is enabled but the Gateway API CRDs are not installed"
+            " (httproutes.gateway.networking.k8s.io, v1); install them or turn it off."
+            " The gateway Service (and any Ingress) works as before."
+        )
+        return _condition(kind, False, Reason.GATEWAY_API_CRDS_MISSING, message, generation)
+    live = observed.gateway_route
+    if live is None:
+        return _condition(
+            kind, False, Reason.HTTP_ROUTE_PENDING, "the HTTPRoute is not applied yet", generation
+        )
+    verdicts = {p.gateway: p for p in live.parents}
+    wanted = [f"{ref.namespace or mesh.namespace}/{ref.name}" for ref in route.parent_refs]
+    refused = [
+        f"{g}: {'; '.join(verdicts[g].problems)}" for g in wanted if g in verdicts and verdicts[g].problems
+    ]
+    if refused:
+        return _condition(kind, False, Reason.HTTP_ROUTE_NOT_ACCEPTED, " | ".join(refused), generation)
+    silent = [g for g in wanted if g not in verdicts]
+    if silent:
+        message = f"HTTPRoute {live.name} applied; waiting for the controller of Gateway {', '.join(silent)}"
+        return _condition(kind, False, Reason.HTTP_ROUTE_PENDING, message, generation)
+    return _condition(kind, True, Reason.HTTP_ROUTE_ACCEPTED, f"accepted by {', '.join(wanted)}", generation)
+
+
 def _condition(kind: ConditionType, value: bool, reason: Reason, message: str, generation: int) -> Condition:
     return Condition(
         type=kind.value,
@@ -333,6 +365,7 @@ def compute_status(
         _paused_condition(observed, gen),
     ]
     ours.append(_monitoring_condition(mesh, observed, gen))
+    ours.append(_http_route_condition(mesh, observed, gen))
     warnings, remove = _warnings(mesh, gen)
     ours += warnings
     phase = (

@@ -32,6 +32,8 @@ def _also(name: str, guide_name: str) -> Any:
     return AliasChoices(name, guide_name.lower())
 
 
+EventLoopChoice = Literal["auto", "uvloop", "asyncio"]
+
 MIN_JWT_KEY_BYTES = 32
 """HS256 key floor: the size of the SHA-256 output."""
 
@@ -106,10 +108,32 @@ class RuntimeSettings(BaseSettings):
     drain_grace_s: float = Field(25.0, gt=0, description="SIGTERM: time to finish in-flight messages.")
     duplicate_window_s: float = Field(120.0, gt=0, description="JetStream de-duplication window.")
     actor_http_port: int = Field(8080, ge=0, le=65535, description="/healthz /readyz /metrics; 0 = random.")
+    event_loop: EventLoopChoice = Field(
+        "auto", description="Event loop of long-running commands: auto = uvloop where installed."
+    )
+    hop_fusion: bool = Field(
+        True,
+        description="Actors hosted in one process hand envelopes on in memory instead of through the "
+        "stream (docs/bus.md). Only a multi-actor process (actormesh dev, ask) has anything to fuse.",
+    )
     queue_metrics_interval_s: float = Field(
         15.0,
         ge=0,
         description="History service: refresh of the JetStream queue gauges, seconds; 0 = off.",
+    )
+    nats_monitor_urls: str | None = Field(
+        None,
+        description="History service: NATS monitoring endpoints (http://host:8222), comma-separated, read"
+        " into the actormesh_nats_server_* metrics every QUEUE_METRICS_INTERVAL_S; unset = not read.",
+    )
+    history_backup_dir: str | None = Field(
+        None, description="History service: directory for snapshots of the store; unset = no backups."
+    )
+    history_backup_interval_s: float = Field(
+        21600.0, ge=60, description="History service: seconds between snapshots (anchored to the newest)."
+    )
+    history_backup_retention: int = Field(
+        7, ge=1, le=1000, description="History service: snapshots kept; older ones are deleted."
     )
 
     # --- gateway

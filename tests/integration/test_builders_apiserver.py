@@ -66,7 +66,8 @@ def test_every_samples_children_are_accepted(
     listed = json.loads(
         kube.kubectl(
             "get",
-            "configmaps,services,serviceaccounts,statefulsets,deployments,networkpolicies,ingresses,hpa,pdb",
+            "configmaps,services,serviceaccounts,persistentvolumeclaims,statefulsets,deployments,networkpolicies,"
+            "ingresses,hpa,pdb",
             "-n",
             kube_namespace,
             "-l",
@@ -78,7 +79,11 @@ def test_every_samples_children_are_accepted(
     assert {(o["kind"], o["metadata"]["name"]) for o in listed} == {
         (o["kind"], o["metadata"]["name"]) for o in objs
     }
+    retained = mesh.spec.persistence.reclaim_policy == "Retain"
     for obj in listed:
+        if obj["kind"] == "PersistentVolumeClaim" and retained:  # the backups' claim outlives the mesh
+            assert "ownerReferences" not in obj["metadata"]
+            continue
         [owner] = obj["metadata"]["ownerReferences"]
         assert owner["uid"] == mesh.uid
 
@@ -97,6 +102,9 @@ CHANGES: dict[str, dict[str, Any]] = {
         "llm": {"model": "gpt-4o-mini", "apiKeySecretRef": {"name": "llm", "key": "k"}},
         "gateway": {"ingress": {"enabled": True, "host": "chat.example.com", "tlsSecretName": "chat-tls"}},
     },
+    # A claim of its own, not a volumeClaimTemplate: those cannot be added to an existing StatefulSet.
+    "history-backups-on": {"history": {"backup": {"enabled": True, "interval": "1h"}}},
+    "history-backups-existing-claim": {"history": {"backup": {"enabled": True, "existingClaim": "shared"}}},
     "scheduling": {
         "scheduling": {
             "nodeSelector": {"pool": "a"},

@@ -177,6 +177,16 @@ BAD_SPECS = [
         "spec.persistence.reclaimPolicy",
         id="bad-reclaim",
     ),
+    pytest.param(
+        {"image": "x", "history": {"backup": {"existingClaim": "b", "storage": {"size": "1Gi"}}}},
+        "spec.history.backup.existingClaim cannot be combined with spec.history.backup.storage",
+        id="backup-claim-and-storage",
+    ),
+    pytest.param(
+        {"image": "x", "history": {"backup": {"interval": "90s"}}},
+        "spec.history.backup.interval",
+        id="backup-interval-in-seconds",
+    ),
     pytest.param({"image": "x", "bogus": 1}, "spec.bogus", id="unknown-field"),
 ]
 

@@ -22,6 +22,7 @@ from nats.js import JetStreamContext
 
 from actormesh_runtime.actors.base import Actor
 from actormesh_runtime.bus.connection import connect, open_bus
+from actormesh_runtime.bus.fusion import Colocated
 from actormesh_runtime.bus.host import ActorHost
 from actormesh_runtime.bus.publish import BusPublisher, submit
 from actormesh_runtime.catalog import ActorName, Subjects
@@ -39,7 +40,9 @@ from actormesh_runtime.resources import ActorDeps
 from actormesh_runtime.settings import RuntimeSettings
 
 WORKER = ActorName.SENTIMENT_ANALYZER
+SECOND_WORKER = ActorName.INTENT_ANALYZER
 TEST_ROUTE = [WORKER, ActorName.RESPONSE_AGGREGATOR]
+TWO_WORKER_ROUTE = [WORKER, SECOND_WORKER, ActorName.RESPONSE_AGGREGATOR]
 
 Behaviour = Callable[[Envelope, int], Awaitable[None]]
 """(envelope, call number for this message) -> None; may raise, sleep or block."""
@@ -112,6 +115,12 @@ class WorkerActor(_NoClients):
             await self.behaviour(envelope, rec.calls[envelope.message_id])
         finally:
             rec.active -= 1
+
+
+class SecondWorkerActor(WorkerActor):
+    """A second worker, standing in as intent_analyzer: for routes of two workers (hop fusion)."""
+
+    name: ClassVar[ActorName] = SECOND_WORKER
 
 
 class ErrorEscalationActor(_NoClients):
@@ -187,15 +196,32 @@ class BusRig:
     reply_prefix: str = ""
     _waiters: dict[str, asyncio.Future[FinalResult]] = field(default_factory=dict)
 
-    async def add_host(self, actor: Actor, *, own_connection: bool = False) -> ActorHost:
-        nc = self.nc
+    async def add_host(
+        self,
+        actor: Actor,
+        *,
+        own_connection: bool = False,
+        nc: NATS | None = None,
+        colocated: Colocated | None = None,
+    ) -> ActorHost:
+        """Host `actor` on the rig's connection, a new one (`own_connection`) or `nc`; hosts given
+        one `colocated` group chain their steps in memory like one process's (`bus.fusion`)."""
+        if nc is None:
+            nc = self.nc
         if own_connection:
-            nc = await connect(self.settings, name=f"test-{actor.name.value}")
-            self.connections.append(nc)
-        host = ActorHost(actor, nc, nc.jetstream(), self.subjects, self.settings, fetch_wait_s=0.3)
+            nc = await self.connect(f"test-{actor.name.value}")
+        host = ActorHost(
+            actor, nc, nc.jetstream(), self.subjects, self.settings, fetch_wait_s=0.3, colocated=colocated
+        )
         await host.start()
         self.hosts.append(host)
         return host
+
+    async def connect(self, name: str) -> NATS:
+        """A further connection to the rig's server, closed with the rig."""
+        nc = await connect(self.settings, name=name)
+        self.connections.append(nc)
+        return nc
 
     async def kill(self, host: ActorHost) -> None:
         """Kill a replica as a crash would: its connection goes away without a nak, its tasks die."""

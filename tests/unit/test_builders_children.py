@@ -32,6 +32,7 @@ NETPOLS = {
         "allow-dns",
         "allow-nats",
         "allow-nats-clients",
+        "allow-nats-monitor",
         "allow-mocks",
         "allow-commerce-apis",
         "allow-redis",
@@ -103,6 +104,7 @@ def test_minimal_spec_gives_the_whole_mesh() -> None:
                 ("Service", "demo-nats-headless"),
                 ("ConfigMap", "demo-nats-config"),
                 ("NetworkPolicy", "demo-allow-nats"),
+                ("NetworkPolicy", "demo-allow-nats-monitor"),
             },
             {("NetworkPolicy", "demo-allow-nats-clients")},
             id="nats-external",
@@ -167,6 +169,7 @@ def test_every_emitted_kind_is_managed() -> None:
     for obj in children(RICH_SPEC, keda=True):
         assert (obj["apiVersion"], obj["kind"]) in managed
     assert [k.kind for k in MANAGED_KINDS if k.optional] == [
+        "HTTPRoute",
         "ScaledObject",
         "ServiceMonitor",
         "PodMonitor",

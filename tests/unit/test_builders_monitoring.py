@@ -188,6 +188,8 @@ ALERTS = {
     "ActorMeshNatsDown",
     "ActorMeshRedisDown",
     "ActorMeshNotReady",
+    "ActorMeshNatsServerDown",
+    "ActorMeshNatsStorageFilling",
 }
 
 

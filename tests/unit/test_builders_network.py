@@ -127,6 +127,9 @@ FLOWS = [
     ({}, "same-ns-stranger", "nats", 4222, False),
     ({}, "elsewhere", "nats", 4222, False),
     ({}, "sentiment-analyzer", "nats", 8222, False),
+    ({}, "gateway", "nats", 8222, False),
+    ({}, "history", "nats", 8222, True),  # the NATS server metrics (docs/metrics.md)
+    ({}, "history", "gateway", 8222, False),
     (LLM, "nats", "nats", 6222, True),
     (LLM, "gateway", "nats", 6222, False),
     ({}, "context-retriever", "mocks", 8001, True),

@@ -50,6 +50,7 @@ FULL_SPEC: dict[str, Any] = {
         "maxMessageChars": 2000,
         "escalationConfidenceThreshold": 0.6,
     },
+    "history": {"backup": {"enabled": True, "interval": "2h", "retention": 4}},
 }
 MANAGED_REDIS_PASSWORD_SPEC: dict[str, Any] = {"redis": {"passwordSecretRef": {"name": "ra", "key": "pw"}}}
 EXTERNAL_REDIS_SPEC: dict[str, Any] = {
@@ -298,6 +299,8 @@ def test_every_path_the_runtime_writes_is_a_writable_mount(monkeypatch: pytest.M
             must_write.append(PurePosixPath(home))
         if pod.command == "history":
             must_write.append(PurePosixPath(pod.args.db or pod.settings.sqlite_db_path).parent)
+            if pod.settings.history_backup_dir is not None:
+                must_write.append(PurePosixPath(pod.settings.history_backup_dir))
         for path in must_write:
             assert any(path == w or w in path.parents for w in writable), f"{name}: {path} is read-only"
         volumes = {v["name"] for v in pod.pod_spec["volumes"]}

@@ -61,6 +61,7 @@ def test_a_minimal_spec_stores_every_default_but_the_presence_sensitive_ones() -
     for field in ("storage", "resources"):
         _drop(effective, "redis", field)
     _drop(effective, "actors", "defaults", "resources")
+    _drop(effective, "history", "backup", "storage")  # presence means "the operator's own backup PVC"
     for key in list(effective["actors"]):
         if key != "defaults":
             _drop(effective, "actors", key)  # per-actor overrides: unset means "inherit"

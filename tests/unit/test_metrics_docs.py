@@ -7,6 +7,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFINITION = re.compile(r"\b(Counter|Gauge|Histogram)\(\s*\"([a-z_:]+)\"", re.MULTILINE)
+FAMILY = re.compile(r"\b(Counter|Gauge)MetricFamily\(\s*\"([a-z_:]+)\"", re.MULTILINE)
+FAMILY_ROW = re.compile(r"^\s*\(\"([a-z_:]+)\", \"(counter|gauge)\",", re.MULTILINE)
+"""Custom collectors (bus/server_metrics.py): literal families, and rows of a (name, type, ...) table."""
 ROW = re.compile(r"^\| `([a-z_:]+)` \| (counter|gauge|histogram) \|", re.MULTILINE)
 
 
@@ -14,7 +17,10 @@ def defined_metrics() -> dict[str, str]:
     """Exposed name → type, from every Counter/Gauge/Histogram defined in the runtime and operator."""
     found: dict[str, str] = {}
     for source in [*ROOT.glob("runtime/actormesh_runtime/**/*.py"), *ROOT.glob("operator/**/*.py")]:
-        for kind, name in DEFINITION.findall(source.read_text()):
+        text = source.read_text()
+        pairs = [*DEFINITION.findall(text), *FAMILY.findall(text)]
+        pairs += [(kind.capitalize(), name) for name, kind in FAMILY_ROW.findall(text)]
+        for kind, name in pairs:
             if kind == "Counter" and not name.endswith("_total"):
                 name += "_total"  # prometheus_client exposes counters with the suffix
             found[name] = kind.lower()

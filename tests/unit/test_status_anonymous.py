@@ -31,7 +31,15 @@ def test_the_warning_goes_away_when_auth_is_switched_on_and_others_conditions_st
     first = compute_status(mesh({"gateway": {"anonymous": True}}), observed(workloads=all_ready()), None, T0)
     first["conditions"].insert(0, FOREIGN)
     second = compute_status(mesh({}), observed(workloads=all_ready()), first, T1)
-    assert _types(second) == ["Audited", "Ready", "Reconciling", "Stalled", "Paused", "MonitoringReady"]
+    assert _types(second) == [
+        "Audited",
+        "Ready",
+        "Reconciling",
+        "Stalled",
+        "Paused",
+        "MonitoringReady",
+        "HTTPRouteReady",
+    ]
 
 
 def test_authenticated_mesh_has_no_warning() -> None:

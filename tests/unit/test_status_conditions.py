@@ -53,12 +53,13 @@ def test_other_writers_conditions_are_kept_in_place_and_untouched() -> None:
         "Stalled",
         "Paused",
         "MonitoringReady",
+        "HTTPRouteReady",
     ]
 
 
 def test_the_full_conditions_list_is_returned() -> None:
     status = compute_status(mesh(), observed(), {"conditions": [FOREIGN]}, T0)
-    assert len(status["conditions"]) == 6
+    assert len(status["conditions"]) == 7
 
 
 def test_unchanged_status_needs_no_patch() -> None:

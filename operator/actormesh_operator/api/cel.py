@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from actormesh_operator.api.actors import ActorAutoscaling
 from actormesh_operator.api.infra import (
+    BACKUP_CLAIM_OR_STORAGE,
     MAX_FILE_STORE_TOO_BIG,
     REDIS_PASSWORD_IN_URL,
     REDIS_URL_WITH_PASSWORD,
@@ -21,6 +22,7 @@ from actormesh_operator.api.infra import (
     RedisSpec,
 )
 from actormesh_operator.api.monitoring import BOTH_MONITORS
+from actormesh_operator.api.routing import ROUTE_NEEDS_PARENT
 from actormesh_operator.api.runtime import (
     ONE_SOURCE,
     REQUEST_TIMEOUT_BELOW_DEADLINE,
@@ -179,6 +181,12 @@ SPEC_RULES: list[Rule] = [
         ".host",
     ),
     Rule(
+        ("gateway", "httpRoute"),
+        "!(has(self.enabled) && self.enabled) || (has(self.parentRefs) && size(self.parentRefs) > 0)",
+        ROUTE_NEEDS_PARENT,
+        ".parentRefs",
+    ),
+    Rule(
         ("redis", "external"),
         f"!self.url.matches('{REDIS_URL_WITH_PASSWORD}')",
         REDIS_PASSWORD_IN_URL,
@@ -221,6 +229,12 @@ SPEC_RULES: list[Rule] = [
         f" && {_opt('self', ['podMonitor', 'enabled'], 'false')})",
         BOTH_MONITORS,
         ".podMonitor.enabled",
+    ),
+    Rule(
+        ("history", "backup"),
+        "!has(self.existingClaim) || !has(self.storage)",
+        BACKUP_CLAIM_OR_STORAGE,
+        ".existingClaim",
     ),
     Rule(
         ("extraLabels",),

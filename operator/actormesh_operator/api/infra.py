@@ -172,6 +172,44 @@ class RedisSpec(ApiModel):
         return self
 
 
+BACKUP_INTERVAL_PATTERN = r"^[1-9][0-9]{0,5}(m|h|d)$"
+BACKUP_CLAIM_OR_STORAGE = (
+    "spec.history.backup.existingClaim cannot be combined with spec.history.backup.storage"
+    " (storage sizes the PVC the operator creates; with existingClaim you provide it)"
+)
+_INTERVAL_UNITS = {"m": 60, "h": 3600, "d": 86400}
+
+
+class HistoryBackupSpec(ApiModel):
+    """Scheduled online snapshots of the history store, taken by the history service itself.
+
+    The service is the single writer and holds the only mount of the database, so it takes the
+    snapshots (SQLite `VACUUM INTO`, consistent while it keeps writing) rather than a CronJob, which
+    could not mount the ReadWriteOnce volume next to it."""
+
+    enabled: bool = False
+    interval: str = Field("6h", pattern=BACKUP_INTERVAL_PATTERN)
+    """Time between snapshots: minutes, hours or days (`30m`, `6h`, `1d`). Counted from the newest
+    snapshot on the volume, so a pod restart neither skips nor repeats one."""
+    retention: int = Field(7, ge=1, le=1000)
+    """Snapshots kept; the oldest are deleted after each new one."""
+    storage: Storage = Field(default_factory=lambda: Storage(size="5Gi"))
+    """The PVC the operator creates for the snapshots, `<mesh>-history-backups` (a volume of its own, not
+    the database's). It follows `spec.persistence.reclaimPolicy` like the other claims."""
+    existing_claim: str | None = Field(None, max_length=253, pattern=DNS1123_SUBDOMAIN)
+    """A PVC you provide instead (for example on NFS or another storage class, or shared by several
+    meshes: each writes below `<namespace>/<mesh>/`). Excludes `storage`."""
+
+    def interval_seconds(self) -> int:
+        return int(self.interval[:-1]) * _INTERVAL_UNITS[self.interval[-1]]
+
+    @model_validator(mode="after")
+    def _claim_or_storage(self) -> HistoryBackupSpec:
+        if self.existing_claim is not None and "storage" in self.model_fields_set:
+            raise ValueError(BACKUP_CLAIM_OR_STORAGE)
+        return self
+
+
 class HistorySpec(ApiModel):
     """The conversation history service: one replica, SQLite on a PersistentVolumeClaim."""
 
@@ -181,3 +219,5 @@ class HistorySpec(ApiModel):
             requests={"cpu": "50m", "memory": "64Mi"}, limits={"memory": "256Mi"}
         )
     )
+    backup: HistoryBackupSpec = Field(default_factory=HistoryBackupSpec)
+    """Snapshots of the conversation store (off by default); restoring one: docs/backups.md."""

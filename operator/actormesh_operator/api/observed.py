@@ -128,6 +128,39 @@ class ObservedIngress(_Observed):
         )
 
 
+class ObservedRouteParent(_Observed):
+    """One Gateway's verdict on the live HTTPRoute (`status.parents[]`, written by its controller)."""
+
+    gateway: str
+    """`namespace/name` of the Gateway."""
+    problems: list[str] = Field(default_factory=list)
+    """Its conditions that are not True, as `Accepted=False (NotAllowedByListeners): message`."""
+
+
+class ObservedHTTPRoute(_Observed):
+    """The live gateway HTTPRoute and what the Gateways' controllers said about it."""
+
+    name: str
+    parents: list[ObservedRouteParent] = Field(default_factory=list)
+
+    @classmethod
+    def from_object(cls, obj: Mapping[str, Any]) -> ObservedHTTPRoute:
+        namespace = _get(obj, "metadata", "namespace") or ""
+        parents = []
+        for entry in _get(obj, "status", "parents") or []:
+            ref = entry.get("parentRef") or {}
+            problems = [
+                f"{c.get('type')}={c.get('status')} ({c.get('reason')}): {c.get('message') or ''}".rstrip(
+                    ": "
+                )
+                for c in entry.get("conditions") or []
+                if c.get("type") in ("Accepted", "ResolvedRefs") and c.get("status") != "True"
+            ]
+            gateway = f"{ref.get('namespace') or namespace}/{ref.get('name')}"
+            parents.append(ObservedRouteParent(gateway=gateway, problems=problems))
+        return cls(name=_get(obj, "metadata", "name") or "", parents=parents)
+
+
 class MissingSecret(_Observed):
     """A Secret referenced by the spec that is absent, or present without the referenced key."""
 
@@ -156,6 +189,9 @@ class ObservedState(_Observed):
     """Every live StatefulSet/Deployment of the mesh (matched to components by label)."""
     gateway_service: ObservedService | None = None
     gateway_ingress: ObservedIngress | None = None
+    gateway_route: ObservedHTTPRoute | None = None
+    gateway_api_served: bool = False
+    """Whether the API server serves `httproutes.gateway.networking.k8s.io` (v1)."""
     missing_secrets: list[MissingSecret] = Field(default_factory=list)
     keda_installed: bool = False
     """Whether the `scaledobjects.keda.sh` CRD exists (only consulted when queueLag mode is requested)."""

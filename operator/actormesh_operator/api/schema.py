@@ -24,7 +24,7 @@ from pydantic import BaseModel
 
 from actormesh_operator.api.actors import ActorDefaults
 from actormesh_operator.api.cel import ROOT_RULES, SPEC_RULES, Rule
-from actormesh_operator.api.infra import NatsSpec, RedisSpec
+from actormesh_operator.api.infra import HistoryBackupSpec, NatsSpec, RedisSpec
 from actormesh_operator.api.spec import ActorMeshSpec
 from actormesh_operator.api.status import ActorMeshStatus
 
@@ -129,6 +129,8 @@ NOT_DEFAULTED: frozenset[tuple[type[BaseModel], str]] = frozenset(
         # and the models' validators test presence), so a stored default would reject every external one.
         *((NatsSpec, f) for f in ("replicas", "storage", "jetstream", "image", "resources")),
         *((RedisSpec, f) for f in ("storage", "image", "resources", "password_secret_ref")),
+        # Sizes the operator's own backup PVC; excluded by existingClaim (presence is tested the same way).
+        (HistoryBackupSpec, "storage"),
         # Unset, the actors that may call an LLM get more memory than the others (api/actors.py).
         (ActorDefaults, "resources"),
     }

@@ -25,6 +25,7 @@ from actormesh_operator.api.actors import (
     EffectiveActorSpec,
 )
 from actormesh_operator.api.infra import (
+    HistoryBackupSpec,
     HistorySpec,
     JetStreamLimits,
     NatsExternal,
@@ -34,6 +35,7 @@ from actormesh_operator.api.infra import (
     RedisSpec,
 )
 from actormesh_operator.api.monitoring import MonitoringSpec, PrometheusRuleSpec, ScrapeSpec
+from actormesh_operator.api.routing import GatewayParentRef, HTTPRouteSpec
 from actormesh_operator.api.runtime import (
     REQUEST_TIMEOUT_BELOW_DEADLINE,
     EnvList,
@@ -75,7 +77,10 @@ __all__ = [
     "EnvVar",
     "EnvVarSource",
     "GatewayAuthSpec",
+    "GatewayParentRef",
     "GatewaySpec",
+    "HTTPRouteSpec",
+    "HistoryBackupSpec",
     "HistorySpec",
     "IngressSpec",
     "InvalidSpec",
@@ -203,6 +208,8 @@ class GatewaySpec(ApiModel):
     """Replicas when autoscaling is off."""
     service: ServiceSpec = Field(default_factory=ServiceSpec)
     ingress: IngressSpec = Field(default_factory=IngressSpec)
+    http_route: HTTPRouteSpec = Field(default_factory=HTTPRouteSpec)
+    """An HTTPRoute (Gateway API) to the gateway Service; needs the Gateway API CRDs."""
     auth_secret_ref: SecretKeyRef | None = None
     """Secret key holding the JWT signing key, at least 32 bytes (unset: the operator generates one into
     the Secret `<mesh>-gateway-auth`, key `jwt-secret`, unless `anonymous` is true)."""

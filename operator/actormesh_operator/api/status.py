@@ -32,6 +32,9 @@ class ConditionType(StrEnum):
     MONITORING_READY = "MonitoringReady"
     """True when the monitoring objects `spec.monitoring` asks for exist (or none are asked for). False
     never blocks the mesh: its pods run and Ready is unaffected."""
+    HTTP_ROUTE_READY = "HTTPRouteReady"
+    """True when the HTTPRoute `spec.gateway.httpRoute` asks for is accepted by every Gateway it names (or
+    none is asked for). False never blocks the mesh: the gateway Service works and Ready is unaffected."""
 
 
 class Reason(StrEnum):
@@ -99,6 +102,20 @@ class Reason(StrEnum):
     """MonitoringReady=True: `spec.monitoring` asks for no Prometheus Operator object."""
     MONITORING_CRDS_MISSING = "MonitoringCRDsMissing"
     """MonitoringReady=False: asked-for monitoring.coreos.com kinds are not served; the message names them."""
+
+    # HTTPRouteReady
+    HTTP_ROUTE_ACCEPTED = "HTTPRouteAccepted"
+    """HTTPRouteReady=True: every Gateway in `parentRefs` accepted the route and resolved its backend."""
+    HTTP_ROUTE_NOT_REQUESTED = "HTTPRouteNotRequested"
+    """HTTPRouteReady=True: `spec.gateway.httpRoute` is off."""
+    HTTP_ROUTE_PENDING = "HTTPRoutePending"
+    """HTTPRouteReady=False: applied, but a Gateway's controller has not reported on it yet (or it is not
+    applied yet); the message names the Gateways still silent."""
+    HTTP_ROUTE_NOT_ACCEPTED = "HTTPRouteNotAccepted"
+    """HTTPRouteReady=False: a Gateway refused the route or could not resolve its backend; the message
+    quotes its condition."""
+    GATEWAY_API_CRDS_MISSING = "GatewayAPICRDsMissing"
+    """HTTPRouteReady=False: `httproutes.gateway.networking.k8s.io` (v1) is not served; nothing is routed."""
 
 
 STALL_REASONS: frozenset[Reason] = frozenset(

@@ -50,13 +50,16 @@ def _config_and_services(mesh: ActorMesh, settings: OperatorSettings) -> list[Ma
     if spec.redis.managed:
         out.append(redis.build_redis_service(mesh))
     out.append(history.build_history_service(mesh))
+    claim = history.build_history_backup_claim(mesh)
+    if claim is not None:
+        out.append(claim)
     if spec.mock_services.enabled:
         out.append(mocks.build_mocks_service(mesh))
     out.append(gateway.build_gateway_service(mesh))
     return out
 
 
-def _workloads(mesh: ActorMesh, settings: OperatorSettings) -> list[Manifest]:
+def _workloads(mesh: ActorMesh, settings: OperatorSettings, *, gateway_api: bool) -> list[Manifest]:
     spec = mesh.spec
     out: list[Manifest] = []
     if spec.nats.managed:
@@ -71,6 +74,9 @@ def _workloads(mesh: ActorMesh, settings: OperatorSettings) -> list[Manifest]:
     ingress = gateway.build_gateway_ingress(mesh)
     if ingress is not None:
         out.append(ingress)
+    route = gateway.build_gateway_http_route(mesh, served=gateway_api)
+    if route is not None:
+        out.append(route)
     return out
 
 
@@ -87,16 +93,18 @@ def build_children(
     *,
     keda_available: bool,
     monitoring_available: frozenset[str] = frozenset(),
+    gateway_api_available: bool = False,
 ) -> list[Manifest]:
     """Every desired child, in apply order: identity and config, Services, NetworkPolicies (before any
-    pod starts), StatefulSets and Deployments (infrastructure first), Ingress, autoscalers, PDBs, then
-    the monitoring objects whose kinds the API server serves (`monitoring_available`: plurals)."""
+    pod starts), StatefulSets and Deployments (infrastructure first), Ingress and HTTPRoute (the latter
+    only when the Gateway API is served: `gateway_api_available`), autoscalers, PDBs, then the
+    monitoring objects whose kinds the API server serves (`monitoring_available`: plurals)."""
     scrape = monitoring.build_scrape_network_policy(mesh)
     return [
         *_config_and_services(mesh, settings),
         *network.build_network_policies(mesh, keda_available=keda_available),
         *([scrape] if scrape is not None else []),
-        *_workloads(mesh, settings),
+        *_workloads(mesh, settings, gateway_api=gateway_api_available),
         *autoscaling.build_autoscalers(mesh, settings, keda_available=keda_available),
         *disruption.build_pdbs(mesh),
         *_monitoring(mesh, monitoring_available),

@@ -142,11 +142,71 @@ def _dependency_alerts(mesh: ActorMesh, sel: str, rule: PrometheusRuleSpec) -> l
     return alerts
 
 
+NATS_STORAGE_RATIO = 0.85
+"""ActorMeshNatsStorageFilling: JetStream's file store this full (of max_file_store) on one server."""
+
+
+def _nats_server_alerts(mesh: ActorMesh, sel: str) -> list[dict[str, Any]]:
+    """From the NATS server metrics the history service reads (managed NATS only)."""
+    if not mesh.spec.nats.managed:
+        return []
+    by = "namespace, mesh, server"
+    used = f"actormesh_nats_jetstream_storage_used_bytes{{{sel}}}"
+    limit = f"actormesh_nats_jetstream_storage_limit_bytes{{{sel}}}"
+    return [
+        _alert(
+            "ActorMeshNatsServerDown",
+            f"max by ({by}) (actormesh_nats_server_up{{{sel}}}) == 0",
+            for_="5m",
+            severity="warning",
+            summary="A NATS server's monitoring endpoint does not answer",
+            description="{{ $labels.server }} in {{ $labels.namespace }}/{{ $labels.mesh }} has not answered"
+            " for 5 minutes (with 3 replicas JetStream keeps working on the other two).",
+        ),
+        _alert(
+            "ActorMeshNatsStorageFilling",
+            f"max by ({by}) ({used} / {limit}) > {NATS_STORAGE_RATIO}",
+            for_="10m",
+            severity="warning",
+            summary="JetStream's file store is nearly full",
+            description="{{ $labels.server }} uses {{ $value | humanizePercentage }} of its JetStream file"
+            " store: when full, publishes fail. Look for a growing backlog or dead letters, or raise"
+            " spec.nats.jetstream.maxFileStore (and the volume).",
+        ),
+    ]
+
+
+def _backup_alerts(mesh: ActorMesh, sel: str) -> list[dict[str, Any]]:
+    backup = mesh.spec.history.backup
+    if not backup.enabled:
+        return []
+    limit = 2 * backup.interval_seconds()
+    last = f"max by (namespace, mesh) (actormesh_history_backup_last_success_timestamp_seconds{{{sel}}})"
+    return [
+        _alert(
+            "ActorMeshHistoryBackupStale",
+            f"time() - {last} > {limit}",
+            for_="15m",
+            severity="warning",
+            summary="No recent snapshot of the conversation history",
+            description="The newest history snapshot of {{ $labels.namespace }}/{{ $labels.mesh }} is older"
+            f" than two intervals ({backup.interval} each): see `history snapshot failed` in the history"
+            " pod's log and actormesh_history_backup_failures_total.",
+        )
+    ]
+
+
 def alert_groups(mesh: ActorMesh) -> list[dict[str, Any]]:
     """The rule groups (what promtool reads under `groups:`)."""
     rule = mesh.spec.monitoring.prometheus_rule
     sel = selector(mesh)
-    rules = [*_queue_alerts(sel, rule), *_gateway_alerts(sel, rule), *_dependency_alerts(mesh, sel, rule)]
+    rules = [
+        *_queue_alerts(sel, rule),
+        *_gateway_alerts(sel, rule),
+        *_dependency_alerts(mesh, sel, rule),
+        *_nats_server_alerts(mesh, sel),
+        *_backup_alerts(mesh, sel),
+    ]
     return [{"name": f"actormesh.{mesh.namespace}.{mesh.name}", "rules": rules}]
 
 

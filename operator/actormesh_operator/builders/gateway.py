@@ -1,4 +1,4 @@
-"""The gateway: Deployment running `actormesh gateway`, its Service, and the optional Ingress.
+"""The gateway: Deployment running `actormesh gateway`, its Service, the optional Ingress and HTTPRoute.
 
 Called by `build_children`. Each gateway replica receives only its own replies (per-instance reply
 subject), so the Deployment scales freely; with autoscaling on, `replicas` is left to the HPA.
@@ -12,6 +12,7 @@ from typing import Any
 from actormesh_operator.api.spec import ActorMesh
 from actormesh_operator.builders import labels, names
 from actormesh_operator.builders.generated import gateway_key_ref
+from actormesh_operator.builders.kinds import HTTP_ROUTE
 from actormesh_operator.builders.meta import Manifest, manifest, object_meta
 from actormesh_operator.builders.runtime_config import GATEWAY_KEYS, hash_for
 from actormesh_operator.builders.workload import (
@@ -134,3 +135,42 @@ def build_gateway_ingress(mesh: ActorMesh) -> Manifest | None:
         spec["tls"] = [{"hosts": [ing.host], "secretName": ing.tls_secret_name}]
     meta = object_meta(mesh, names.gateway(mesh.name), labels.GATEWAY, annotations=dict(ing.annotations))
     return manifest("networking.k8s.io/v1", "Ingress", meta, spec=spec)
+
+
+def _route_rule(mesh: ActorMesh, path: str) -> dict[str, Any]:
+    prefix = mesh.spec.gateway.http_route.path_prefix
+    backend = {"name": names.gateway(mesh.name), "port": mesh.spec.gateway.service.port}
+    rule: dict[str, Any] = {
+        "matches": [{"path": {"type": "PathPrefix", "value": f"{prefix or ''}{path}"}}],
+        "backendRefs": [backend],
+    }
+    if prefix:
+        rewrite = {"path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": path}}
+        rule["filters"] = [{"type": "URLRewrite", "urlRewrite": rewrite}]
+    return rule
+
+
+def build_gateway_http_route(mesh: ActorMesh, *, served: bool) -> Manifest | None:
+    """The HTTPRoute when `spec.gateway.httpRoute.enabled` and the API server serves HTTPRoutes (`served`);
+    else None (status.py reports the missing CRDs; an existing route is pruned when switched off).
+
+    One rule per public path (the Ingress's paths), so a path prefix can be stripped per rule."""
+    route = mesh.spec.gateway.http_route
+    if not route.enabled or not served:
+        return None
+    parents = [
+        {
+            "group": "gateway.networking.k8s.io",
+            "kind": "Gateway",
+            "name": ref.name,
+            **({"namespace": ref.namespace} if ref.namespace else {}),
+            **({"sectionName": ref.section_name} if ref.section_name else {}),
+            **({"port": ref.port} if ref.port else {}),
+        }
+        for ref in route.parent_refs
+    ]
+    spec: dict[str, Any] = {"parentRefs": parents, "rules": [_route_rule(mesh, p) for p in INGRESS_PATHS]}
+    if route.hostnames:
+        spec["hostnames"] = list(route.hostnames)
+    meta = object_meta(mesh, names.gateway(mesh.name), labels.GATEWAY)
+    return manifest(HTTP_ROUTE.api_version, HTTP_ROUTE.kind, meta, spec=spec)

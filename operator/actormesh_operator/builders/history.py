@@ -2,13 +2,16 @@
 SQLite file on a PVC, and a headless Service (stable identity; it serves only probes and /metrics).
 
 Called by `build_children`. One replica because SQLite has one writer; other processes query it over
-NATS request/reply, so nothing else mounts the volume.
+NATS request/reply, so nothing else mounts the volume. With `spec.history.backup.enabled` the service
+also writes snapshots to a second volume (its own PVC, or one the user names); docs/backups.md.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from actormesh_operator.api.spec import ActorMesh
-from actormesh_operator.builders import labels, names
+from actormesh_operator.builders import labels, names, nats
 from actormesh_operator.builders.meta import Manifest, manifest, object_meta, template_meta
 from actormesh_operator.builders.runtime_config import HISTORY_KEYS, hash_for
 from actormesh_operator.builders.volumes import retention_policy, volume_claim_template
@@ -24,6 +27,50 @@ from actormesh_runtime.catalog import HISTORY_USER, Env, Ports
 
 DATA_DIR = "/var/lib/actormesh"
 DB_PATH = f"{DATA_DIR}/conversations.db"
+BACKUP_MOUNT = "/var/lib/actormesh-backups"
+
+
+def backup_dir(mesh: ActorMesh) -> str:
+    """Where the snapshots go: below `<namespace>/<mesh>/`, so meshes can share a provided claim."""
+    return f"{BACKUP_MOUNT}/{mesh.namespace}/{mesh.name}"
+
+
+def build_history_backup_claim(mesh: ActorMesh) -> Manifest | None:
+    """The snapshots' own PVC, when backups are on and no existing claim is named.
+
+    A claim of its own (not a volumeClaimTemplate: those cannot be added to an existing StatefulSet, so
+    switching backups on later would be rejected). Its mesh ownerReference follows
+    `spec.persistence.reclaimPolicy`: with `Retain` it has none, so it outlives the mesh and is never
+    pruned; with `Delete` it goes with the mesh, or when backups are switched off."""
+    backup = mesh.spec.history.backup
+    if not backup.enabled or backup.existing_claim is not None:
+        return None
+    meta = object_meta(mesh, names.history_backups(mesh.name), labels.HISTORY)
+    if mesh.spec.persistence.reclaim_policy == "Retain":
+        del meta["ownerReferences"]
+    spec: dict[str, Any] = {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": backup.storage.size}},
+    }
+    if backup.storage.storage_class_name is not None:
+        spec["storageClassName"] = backup.storage.storage_class_name
+    return manifest("v1", "PersistentVolumeClaim", meta, spec=spec)
+
+
+def _backup_parts(mesh: ActorMesh) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """(env, volumes, mounts) that switch the history service's snapshots on; empty when off."""
+    backup = mesh.spec.history.backup
+    if not backup.enabled:
+        return [], [], []
+    claim = backup.existing_claim or names.history_backups(mesh.name)
+    env = [
+        {"name": Env.HISTORY_BACKUP_DIR, "value": backup_dir(mesh)},
+        {"name": Env.HISTORY_BACKUP_INTERVAL_S, "value": str(backup.interval_seconds())},
+        {"name": Env.HISTORY_BACKUP_RETENTION, "value": str(backup.retention)},
+    ]
+    volume = {"name": names.HISTORY_BACKUP_VOLUME, "persistentVolumeClaim": {"claimName": claim}}
+    mount = {"name": names.HISTORY_BACKUP_VOLUME, "mountPath": BACKUP_MOUNT}
+    return env, [volume], [mount]
 
 
 def build_history_service(mesh: ActorMesh) -> Manifest:
@@ -39,17 +86,29 @@ def build_history_service(mesh: ActorMesh) -> Manifest:
     )
 
 
+def _monitor_env(mesh: ActorMesh, settings: OperatorSettings) -> list[dict[str, Any]]:
+    """NATS_MONITOR_URLS: the managed NATS servers the history service reads metrics from."""
+    urls = nats.monitor_urls(mesh, settings)
+    return [{"name": Env.NATS_MONITOR_URLS, "value": ",".join(urls)}] if urls else []
+
+
 def build_history_statefulset(mesh: ActorMesh, settings: OperatorSettings) -> Manifest:
     history = mesh.spec.history
     ca_volumes, ca_mounts = nats_ca_volume(mesh)
+    backup_env, backup_volumes, backup_mounts = _backup_parts(mesh)
     container = runtime_container(
         mesh,
         "history",
         ["history"],
         ports=[{"name": "http", "containerPort": Ports.HISTORY_HTTP}],
         resources=history.resources.to_k8s(),
-        env=[{"name": Env.SQLITE_DB_PATH, "value": DB_PATH}, *nats_credentials_env(mesh, HISTORY_USER)],
-        extra_mounts=[{"name": names.HISTORY_DATA_CLAIM, "mountPath": DATA_DIR}, *ca_mounts],
+        env=[
+            {"name": Env.SQLITE_DB_PATH, "value": DB_PATH},
+            *_monitor_env(mesh, settings),
+            *backup_env,
+            *nats_credentials_env(mesh, HISTORY_USER),
+        ],
+        extra_mounts=[{"name": names.HISTORY_DATA_CLAIM, "mountPath": DATA_DIR}, *backup_mounts, *ca_mounts],
         startupProbe=http_probe("/healthz", "http", period=2, failures=60),
         readinessProbe=http_probe("/readyz", "http", period=5),
         livenessProbe=http_probe("/healthz", "http", period=15),
@@ -66,7 +125,7 @@ def build_history_statefulset(mesh: ActorMesh, settings: OperatorSettings) -> Ma
             "persistentVolumeClaimRetentionPolicy": retention_policy(mesh),
             "template": {
                 "metadata": template_meta(mesh, labels.HISTORY, image=mesh.spec.image, config_hash=digest),
-                "spec": runtime_pod(mesh, container, extra_volumes=ca_volumes),
+                "spec": runtime_pod(mesh, container, extra_volumes=[*backup_volumes, *ca_volumes]),
             },
             "volumeClaimTemplates": [
                 volume_claim_template(

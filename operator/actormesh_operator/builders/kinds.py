@@ -20,8 +20,8 @@ class ManagedKind(BaseModel):
     plural: str
     namespaced: bool = True
     optional: bool = False
-    """True when the kind's CRD may be absent (KEDA, Prometheus Operator); it is then neither listed nor
-    watched, and a 404 while listing it is skipped."""
+    """True when the kind's CRD may be absent (KEDA, Prometheus Operator, Gateway API); it is then
+    neither listed nor watched, and a 404 while listing it is skipped."""
 
     @property
     def group(self) -> str:
@@ -35,6 +35,8 @@ class ManagedKind(BaseModel):
 CONFIG_MAP = ManagedKind(api_version="v1", kind="ConfigMap", plural="configmaps")
 SERVICE_ACCOUNT = ManagedKind(api_version="v1", kind="ServiceAccount", plural="serviceaccounts")
 SERVICE = ManagedKind(api_version="v1", kind="Service", plural="services")
+PVC = ManagedKind(api_version="v1", kind="PersistentVolumeClaim", plural="persistentvolumeclaims")
+"""Only the history backups' own claim; the StatefulSets' claims come from their volumeClaimTemplates."""
 STATEFUL_SET = ManagedKind(api_version="apps/v1", kind="StatefulSet", plural="statefulsets")
 DEPLOYMENT = ManagedKind(api_version="apps/v1", kind="Deployment", plural="deployments")
 HPA = ManagedKind(
@@ -57,6 +59,10 @@ POD_MONITOR = ManagedKind(
 PROMETHEUS_RULE = ManagedKind(
     api_version="monitoring.coreos.com/v1", kind="PrometheusRule", plural="prometheusrules", optional=True
 )
+HTTP_ROUTE = ManagedKind(
+    api_version="gateway.networking.k8s.io/v1", kind="HTTPRoute", plural="httproutes", optional=True
+)
+"""`spec.gateway.httpRoute`: emitted only when the Gateway API CRDs are installed."""
 MONITORING_KINDS: tuple[ManagedKind, ...] = (SERVICE_MONITOR, POD_MONITOR, PROMETHEUS_RULE)
 """Prometheus Operator kinds: emitted only when the spec asks and the API server serves them."""
 
@@ -64,10 +70,12 @@ MANAGED_KINDS: tuple[ManagedKind, ...] = (
     CONFIG_MAP,
     SERVICE_ACCOUNT,
     SERVICE,
+    PVC,
     NETWORK_POLICY,
     STATEFUL_SET,
     DEPLOYMENT,
     INGRESS,
+    HTTP_ROUTE,
     HPA,
     SCALED_OBJECT,
     PDB,

@@ -106,6 +106,12 @@ def network_policy(mesh: str, flow: str) -> str:
 NATS_STORE_CLAIM = "jetstream"
 REDIS_DATA_CLAIM = "data"
 HISTORY_DATA_CLAIM = "data"
+HISTORY_BACKUP_VOLUME = "backups"
+
+
+def history_backups(mesh: str) -> str:
+    """The PersistentVolumeClaim holding the history snapshots (when the operator creates it)."""
+    return fit(mesh, "history-backups")
 
 
 # --- Secrets the operator generates once (never overwritten, see builders/generated.py)

@@ -46,6 +46,16 @@ def routes(mesh: ActorMesh, settings: OperatorSettings) -> list[str]:
     return [f"nats://{sts}-{i}.{host}:{Ports.NATS_CLUSTER}" for i in range(mesh.spec.nats.replicas)]
 
 
+def monitor_urls(mesh: ActorMesh, settings: OperatorSettings) -> list[str]:
+    """Each managed server's monitoring endpoint by its pod's DNS name (the history service reads them
+    into the NATS server metrics); empty for an external NATS."""
+    if not mesh.spec.nats.managed:
+        return []
+    sts, headless = names.nats(mesh.name), names.nats_headless(mesh.name)
+    host = service_host(mesh, headless, settings)
+    return [f"http://{sts}-{i}.{host}:{Ports.NATS_MONITOR}" for i in range(mesh.spec.nats.replicas)]
+
+
 def render_config(mesh: ActorMesh, settings: OperatorSettings) -> str:
     """nats.conf. `$POD_NAME` is resolved by nats-server from the environment at start-up."""
     nats = mesh.spec.nats

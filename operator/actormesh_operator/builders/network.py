@@ -6,7 +6,9 @@ for it, so `kubectl get netpol` reads as the list of allowed flows:
 - deny-all: every mesh pod, ingress and egress;
 - allow-dns: every mesh pod → kube-system, port 53;
 - allow-nats / allow-nats-clients: actors, gateway, history → NATS 4222; NATS peers ↔ 6222; the
-  monitor port 8222 only from `spec.networkPolicy.kedaNamespace`, only when a ScaledObject reads it;
+  monitor port 8222 from the history pod (it reads the server metrics) and from
+  `spec.networkPolicy.kedaNamespace`, only when a ScaledObject reads it;
+- allow-nats-monitor: history → NATS 8222 (egress side of the above);
 - allow-mocks / allow-commerce-apis: context_retriever, execution_coordinator → the commerce APIs;
 - allow-redis / allow-redis-clients: actors that use Redis, and the gateway → Redis 6379;
 - allow-gateway: anyone → gateway 8000 (the Service/Ingress decide who can reach it);
@@ -105,7 +107,12 @@ def _nats(mesh: ActorMesh, *, keda_available: bool) -> list[Manifest]:
         ports = url_ports(external.url.split(",")) if external is not None else [Ports.NATS_CLIENT]
         return [_policy(mesh, "allow-nats-clients", pods(mesh, clients), egress=[{"ports": tcp(*ports)}])]
     nats = pods(mesh, [labels.NATS])
-    ingress: list[Rule] = [{"from": [{"podSelector": pods(mesh, clients)}], "ports": tcp(Ports.NATS_CLIENT)}]
+    history = pods(mesh, [labels.HISTORY])
+    ingress: list[Rule] = [
+        {"from": [{"podSelector": pods(mesh, clients)}], "ports": tcp(Ports.NATS_CLIENT)},
+        # The history service reads /varz and /jsz into the NATS server metrics (docs/metrics.md).
+        {"from": [{"podSelector": history}], "ports": tcp(Ports.NATS_MONITOR)},
+    ]
     egress: list[Rule] = []
     if mesh.spec.nats.replicas > 1:
         peers = {"from": [{"podSelector": nats}], "ports": tcp(Ports.NATS_CLUSTER)}
@@ -120,9 +127,11 @@ def _nats(mesh: ActorMesh, *, keda_available: bool) -> list[Manifest]:
             {"from": [{"namespaceSelector": {"matchLabels": keda}}], "ports": tcp(Ports.NATS_MONITOR)}
         )
     to_nats = [{"to": [{"podSelector": nats}], "ports": tcp(Ports.NATS_CLIENT)}]
+    to_monitor = [{"to": [{"podSelector": nats}], "ports": tcp(Ports.NATS_MONITOR)}]
     return [
         _policy(mesh, "allow-nats", nats, ingress=ingress, egress=egress),
         _policy(mesh, "allow-nats-clients", pods(mesh, clients), egress=to_nats),
+        _policy(mesh, "allow-nats-monitor", history, egress=to_monitor),
     ]
 
 

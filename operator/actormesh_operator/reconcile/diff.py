@@ -248,6 +248,8 @@ def _status_view(obj: Mapping[str, Any]) -> Any:
         return ObservedWorkload.from_object(obj)
     if kind in _STATUS_KINDS:
         return (obj.get("status") or {}).get("loadBalancer")
+    if kind == "HTTPRoute":  # HTTPRouteReady reads which Gateways accepted it
+        return (obj.get("status") or {}).get("parents")
     return None
 
 

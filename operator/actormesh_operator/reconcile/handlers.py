@@ -95,14 +95,22 @@ def connection_info(creds: KubeCredentials) -> kopf.ConnectionInfo:
 
 
 def build_registry(
-    settings: OperatorSettings, creds: KubeCredentials, *, keda_available: bool = False
+    settings: OperatorSettings,
+    creds: KubeCredentials,
+    *,
+    keda_available: bool = False,
+    gateway_api_available: bool = False,
 ) -> kopf.OperatorRegistry:
     """Every handler of one operator instance, bound to its own state.
 
-    Optional child kinds (KEDA's ScaledObject) are watched only if served at startup: kopf discovers
-    resources once (scanning is off), so watching an absent CRD would only log a warning."""
+    Optional child kinds (KEDA's ScaledObject, the Gateway API's HTTPRoute) are watched only if served
+    at startup: kopf discovers resources once (scanning is off), so watching an absent CRD would only log
+    a warning. (An HTTPRoute is watched so a Gateway accepting it updates the status at once.) They are
+    watched by our informers (`children.py`), not by kopf."""
     registry = kopf.OperatorRegistry()
-    state = OperatorState(settings, creds, keda_available=keda_available)
+    state = OperatorState(
+        settings, creds, keda_available=keda_available, gateway_api_available=gateway_api_available
+    )
     retries = settings.retry_limit
 
     @kopf.on.startup(registry=registry)

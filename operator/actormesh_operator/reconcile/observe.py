@@ -2,11 +2,12 @@
 
 Called by `runner.py` at the start of every reconcile. Children come from the informer cache
 (`children.py`); kinds it does not cover are listed per `MANAGED_KINDS` entry with the mesh's label
-selector (server-side). Secrets come from the Secret watches' cache, else one GET each. KEDA and the
-Prometheus Operator kinds are detected through API discovery (`/apis/keda.sh/v1alpha1`,
-`/apis/monitoring.coreos.com/v1`), which every authenticated client may read: the operator needs no
-permission on CustomResourceDefinitions, and the namespaced install (a Role cannot grant
-cluster-scoped reads) detects them the same way.
+selector (server-side). Secrets come from the Secret watches' cache, else one GET each. KEDA, the
+Prometheus Operator kinds and the Gateway API's HTTPRoute are detected through API discovery
+(`/apis/keda.sh/v1alpha1`, `/apis/monitoring.coreos.com/v1`, `/apis/gateway.networking.k8s.io/v1`),
+which every authenticated client may read: the operator needs no permission on
+CustomResourceDefinitions, and the namespaced install (a Role cannot grant cluster-scoped reads)
+detects them the same way.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from actormesh_operator.api.observed import (
     COMPONENT_GATEWAY,
     COMPONENT_LABEL,
     MissingSecret,
+    ObservedHTTPRoute,
     ObservedIngress,
     ObservedService,
     ObservedState,
@@ -28,6 +30,7 @@ from actormesh_operator.api.observed import (
 from actormesh_operator.api.spec import ActorMesh
 from actormesh_operator.builders import labels
 from actormesh_operator.builders.kinds import (
+    HTTP_ROUTE,
     MANAGED_KINDS,
     MONITORING_KINDS,
     SCALED_OBJECT,
@@ -48,9 +51,11 @@ def selector_string(selector: Mapping[str, str]) -> str:
     return ",".join(f"{key}={value}" for key, value in sorted(selector.items()))
 
 
-def _served(kind: ManagedKind, *, keda: bool, monitoring: Collection[str]) -> bool:
+def _served(kind: ManagedKind, *, keda: bool, monitoring: Collection[str], gateway_api: bool) -> bool:
     if kind == SCALED_OBJECT:
         return keda
+    if kind == HTTP_ROUTE:
+        return gateway_api
     if kind in MONITORING_KINDS:
         return kind.plural in monitoring
     return True
@@ -70,17 +75,19 @@ async def list_children(
     *,
     keda: bool,
     monitoring: Collection[str] = (),
+    gateway_api: bool = False,
     cache: ChildSource | None = None,
 ) -> dict[ChildKey, dict[str, Any]]:
     """Every live object of a managed kind carrying this mesh's labels (ours or not: prune checks owners).
     Kinds the `cache` covers come from memory; the others (monitoring kinds, a CRD installed after
-    start-up) are listed, optional ones only when served (`keda`; `monitoring`: served plurals)."""
+    start-up) are listed, optional ones only when served (`keda`; `monitoring`: served plurals;
+    `gateway_api`: HTTPRoutes)."""
     selector = labels.mesh_selector(mesh.name)
     live: dict[ChildKey, dict[str, Any]] = {}
     if cache is not None:
         live.update(cache.children(mesh.namespace, selector[labels.INSTANCE]))
     for kind in MANAGED_KINDS:
-        if not _served(kind, keda=keda, monitoring=monitoring):
+        if not _served(kind, keda=keda, monitoring=monitoring, gateway_api=gateway_api):
             continue
         if cache is not None and cache.covers(kind):
             continue
@@ -150,6 +157,7 @@ def observed_state(
     applied: bool,
     error: ReconcileError | None = None,
     monitoring: Collection[str] = (),
+    gateway_api: bool = False,
 ) -> ObservedState:
     """Reduce the live children to what `status.compute_status` reads."""
     objects = list(live.values())
@@ -165,11 +173,13 @@ def observed_state(
             None,
         )
 
-    service, ingress = gateway("Service"), gateway("Ingress")
+    service, ingress, route = gateway("Service"), gateway("Ingress"), gateway(HTTP_ROUTE.kind)
     return ObservedState(
         workloads=[ObservedWorkload.from_object(o) for o in objects if o.get("kind") in _WORKLOAD_KINDS],
         gateway_service=ObservedService.from_object(service) if service else None,
         gateway_ingress=ObservedIngress.from_object(ingress) if ingress else None,
+        gateway_route=ObservedHTTPRoute.from_object(route) if route else None,
+        gateway_api_served=gateway_api,
         missing_secrets=missing,
         keda_installed=keda,
         monitoring_served=frozenset(monitoring),
@@ -181,26 +191,48 @@ def observed_state(
 _WORKLOAD_KINDS = ("StatefulSet", "Deployment")
 
 
-class MonitoringDetector:
-    """Caches which monitoring.coreos.com kinds the API server serves (discovery, no RBAC needed), so a
-    Prometheus Operator installed after the operator started is picked up within a minute. Asked only
-    by meshes that request monitoring objects (`recheck`); the others use the last answer."""
+class ServedKindsDetector:
+    """Caches which of `kinds` the API server serves (discovery, no RBAC needed), so CRDs installed after
+    the operator started are picked up within a minute. Asked only by meshes that use one of them
+    (`recheck`); the others use the last answer."""
 
-    def __init__(self, recheck_s: float = KEDA_RECHECK_S) -> None:
+    def __init__(
+        self, kinds: Iterable[ManagedKind], recheck_s: float = KEDA_RECHECK_S, *, initial: Iterable[str] = ()
+    ) -> None:
+        self._kinds = tuple(kinds)
         self._recheck_s = recheck_s
-        self._value: frozenset[str] = frozenset()
+        self._value: frozenset[str] = frozenset(initial)
         self._checked_at: float | None = None
 
     async def served(self, kube: KubeClient, *, recheck: bool = True) -> frozenset[str]:
         now = time.monotonic()
         due = self._checked_at is None or now - self._checked_at >= self._recheck_s
         if recheck and due:
-            api_version = MONITORING_KINDS[0].api_version
-            with action(f"discover {api_version}"):
-                plurals = await kube.served_plurals(api_version)
-            self._value = frozenset(k.plural for k in MONITORING_KINDS if k.plural in plurals)
+            found: set[str] = set()
+            for api_version in sorted({k.api_version for k in self._kinds}):
+                with action(f"discover {api_version}"):
+                    plurals = await kube.served_plurals(api_version)
+                found |= {k.plural for k in self._kinds if k.api_version == api_version} & plurals
+            self._value = frozenset(found)
             self._checked_at = now
         return self._value
+
+
+class MonitoringDetector(ServedKindsDetector):
+    """The monitoring.coreos.com kinds (ServiceMonitor, PodMonitor, PrometheusRule) that are served."""
+
+    def __init__(self, recheck_s: float = KEDA_RECHECK_S) -> None:
+        super().__init__(MONITORING_KINDS, recheck_s)
+
+
+class GatewayApiDetector(ServedKindsDetector):
+    """Whether the Gateway API's HTTPRoute (gateway.networking.k8s.io/v1) is served."""
+
+    def __init__(self, recheck_s: float = KEDA_RECHECK_S, *, initial: bool | None = None) -> None:
+        super().__init__((HTTP_ROUTE,), recheck_s, initial=[HTTP_ROUTE.plural] if initial else [])
+
+    async def available(self, kube: KubeClient, *, recheck: bool = True) -> bool:
+        return HTTP_ROUTE.plural in await self.served(kube, recheck=recheck)
 
 
 class KedaDetector:

@@ -52,6 +52,7 @@ from actormesh_operator.reconcile.generated import ensure_generated_secrets
 from actormesh_operator.reconcile.kube import KubeApiError, KubeClient, Resource
 from actormesh_operator.reconcile.meshes import MeshCache
 from actormesh_operator.reconcile.observe import (
+    GatewayApiDetector,
     KedaDetector,
     MonitoringDetector,
     SecretCache,
@@ -81,6 +82,7 @@ class _Attempt:
     mesh: ActorMesh | None = None
     keda: bool = False
     monitoring: frozenset[str] = frozenset()
+    gateway_api: bool = False
     live: dict[ChildKey, dict[str, Any]] = field(default_factory=dict)
     listed: bool = False
     missing: list[MissingSecret] = field(default_factory=list)
@@ -99,6 +101,7 @@ class MeshReconciler:
         meshes: MeshCache | None = None,
         secrets: SecretCache | None = None,
         keda_available: bool | None = None,
+        gateway_api_available: bool | None = None,
     ) -> None:
         self.settings = settings
         self.kube = kube
@@ -112,6 +115,7 @@ class MeshReconciler:
         """The referenced Secrets as last seen; without it every pass reads them."""
         self._keda = KedaDetector(initial=keda_available)
         self._monitoring = MonitoringDetector()
+        self._gateway_api = GatewayApiDetector(initial=gateway_api_available)
         self._verified: dict[tuple[str, str], dict[ChildKey, tuple[str, str]]] = {}
         """Per mesh: children last found in sync, by (resourceVersion, desired hash) (`apply_children`)."""
         self._settled: dict[tuple[str, str], int] = {}
@@ -183,10 +187,18 @@ class MeshReconciler:
                 mesh = ActorMesh.from_body(body)
                 keda = await self._keda.available(self.kube, recheck=False)
                 monitoring = await self._monitoring.served(self.kube, recheck=False)
+                gateway_api = await self._gateway_api.available(self.kube, recheck=False)
                 live = await list_children(
-                    self.kube, mesh, keda=keda, monitoring=monitoring, cache=self.children
+                    self.kube,
+                    mesh,
+                    keda=keda,
+                    monitoring=monitoring,
+                    gateway_api=gateway_api,
+                    cache=self.children,
                 )
-                observed = observed_state(live, keda=keda, missing=[], applied=True, monitoring=monitoring)
+                observed = observed_state(
+                    live, keda=keda, missing=[], applied=True, monitoring=monitoring, gateway_api=gateway_api
+                )
                 await self._write_status(body, mesh, observed)
             except Exception as exc:  # the next full pass reports it properly
                 logger.info("status refresh of %s/%s failed: %s", namespace, name, exc)
@@ -223,12 +235,24 @@ class MeshReconciler:
         attempt.monitoring = await self._monitoring.served(
             self.kube, recheck=bool(mesh.spec.monitoring.requested_kinds())
         )
+        attempt.gateway_api = await self._gateway_api.available(
+            self.kube, recheck=mesh.spec.gateway.http_route.enabled
+        )
         attempt.live = await list_children(
-            self.kube, mesh, keda=attempt.keda, monitoring=attempt.monitoring, cache=self.children
+            self.kube,
+            mesh,
+            keda=attempt.keda,
+            monitoring=attempt.monitoring,
+            gateway_api=attempt.gateway_api,
+            cache=self.children,
         )
         attempt.listed = True
         built = build_children(
-            mesh, self.settings, keda_available=attempt.keda, monitoring_available=attempt.monitoring
+            mesh,
+            self.settings,
+            keda_available=attempt.keda,
+            monitoring_available=attempt.monitoring,
+            gateway_api_available=attempt.gateway_api,
         )
         refs = referenced_secrets(mesh)
         names = referenced_secret_names(built) | {ref.name for ref in refs}
@@ -262,7 +286,12 @@ class MeshReconciler:
             self.kube, desired, attempt.live, owner_uid=mesh.uid, outcome=outcome, cache=self.children
         )
         observed = observed_state(
-            attempt.live, keda=attempt.keda, missing=[], applied=True, monitoring=attempt.monitoring
+            attempt.live,
+            keda=attempt.keda,
+            missing=[],
+            applied=True,
+            monitoring=attempt.monitoring,
+            gateway_api=attempt.gateway_api,
         )
         await self._write_status(attempt.body, mesh, observed)
         self._settled[(mesh.namespace, mesh.name)] = mesh.generation
@@ -285,7 +314,12 @@ class MeshReconciler:
         """Paused: read and report, write no child. The status lists what resuming would change."""
         drift = pending_changes(desired, attempt.live, self.settings.field_manager, mesh.uid)
         observed = observed_state(
-            attempt.live, keda=attempt.keda, missing=[], applied=True, monitoring=attempt.monitoring
+            attempt.live,
+            keda=attempt.keda,
+            missing=[],
+            applied=True,
+            monitoring=attempt.monitoring,
+            gateway_api=attempt.gateway_api,
         )
         await self._write_status(
             attempt.body, mesh, observed.model_copy(update={"paused": True, "drift": drift})
@@ -333,6 +367,7 @@ class MeshReconciler:
                 applied=False,
                 error=error,
                 monitoring=attempt.monitoring,
+                gateway_api=attempt.gateway_api,
             )
             await self._write_status(body, mesh, observed)
         key = (str(body["metadata"].get("namespace")), str(body["metadata"]["name"]))

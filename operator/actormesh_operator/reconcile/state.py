@@ -15,7 +15,7 @@ import random
 
 import kopf
 
-from actormesh_operator.builders.kinds import MANAGED_KINDS, MONITORING_KINDS
+from actormesh_operator.builders.kinds import HTTP_ROUTE, MANAGED_KINDS, MONITORING_KINDS, SCALED_OBJECT
 from actormesh_operator.builders.labels import MANAGED_BY_SELECTOR
 from actormesh_operator.reconcile.children import ChildCache
 from actormesh_operator.reconcile.diff import STATUS_CHANGE
@@ -39,11 +39,17 @@ class OperatorState:
     """Objects living as long as one operator run: API client, reconciler, wake-up queue, resync."""
 
     def __init__(
-        self, settings: OperatorSettings, creds: KubeCredentials, *, keda_available: bool = False
+        self,
+        settings: OperatorSettings,
+        creds: KubeCredentials,
+        *,
+        keda_available: bool = False,
+        gateway_api_available: bool = False,
     ) -> None:
         self.settings = settings
         self.creds = creds
         self.keda_available = keda_available
+        self.gateway_api_available = gateway_api_available
         self.meshes = MeshCache()
         self.children: ChildCache | None = None
         self.kube: KubeClient | None = None
@@ -63,8 +69,10 @@ class OperatorState:
         )
         # Monitoring kinds are not watched: nothing in the mesh depends on them (drift there is
         # corrected by the resync), and their CRDs may appear after start-up; they are listed instead.
+        # (An HTTPRoute is watched so a Gateway accepting it updates the status at once.)
+        served = {SCALED_OBJECT: self.keda_available, HTTP_ROUTE: self.gateway_api_available}
         kinds = [
-            k for k in MANAGED_KINDS if k not in MONITORING_KINDS and (not k.optional or self.keda_available)
+            k for k in MANAGED_KINDS if k not in MONITORING_KINDS and (not k.optional or served.get(k, False))
         ]
         manager = self.settings.field_manager
         self.children = ChildCache(
@@ -83,6 +91,7 @@ class OperatorState:
             meshes=self.meshes,
             secrets=self.secret_watches,
             keda_available=self.keda_available,
+            gateway_api_available=self.gateway_api_available,
         )
         self.queue = WakeupQueue(self._run_queued, debounce_s=CHILD_DEBOUNCE_S)
         self._resync = asyncio.create_task(self._resync_loop(), name="actormesh resync")

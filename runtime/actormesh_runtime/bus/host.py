@@ -31,15 +31,17 @@ from actormesh_runtime.observability import metrics
 from actormesh_runtime.screening import describe_invalid, redact
 from actormesh_runtime.settings import RuntimeSettings
 
-from .connection import ensure_consumer
+from .connection import ack_wait_s, ensure_consumer
 from .errorpath import dead_letter_garbage, take_error_path
-from .publish import publish_progress, publish_to_current
+from .fusion import Colocated
+from .publish import publish_payload, publish_progress
 from .size import TooLarge, check_fits
 
 log = logging.getLogger(__name__)
 
 FETCH_WAIT_S = 1.0
 """Longest one pull request lingers when idle; also the longest a stop waits for the fetch loop."""
+KEEP_ALIVE_MARGIN_S = 0.5
 
 
 def backoff_for(settings: RuntimeSettings, attempt: int) -> float:
@@ -62,7 +64,10 @@ class ActorHost:
         settings: RuntimeSettings,
         *,
         fetch_wait_s: float = FETCH_WAIT_S,
+        colocated: Colocated | None = None,
     ) -> None:
+        """`colocated`: the group of this process's hosts that chain steps in memory (`bus.fusion`);
+        None = every step goes through the stream."""
         self.actor = actor
         self.name = actor.name
         self.nc = nc
@@ -70,6 +75,12 @@ class ActorHost:
         self.subjects = subjects
         self.settings = settings
         self.fetch_wait_s = fetch_wait_s
+        self.colocated = colocated
+        # Before a fused step, reset the inbound ack timer once this much of ack_wait is used up,
+        # so the step (at most processing_timeout_s) still ends before a redelivery.
+        self.keep_alive_after_s = max(
+            0.0, ack_wait_s(settings) - settings.processing_timeout_s - KEEP_ALIVE_MARGIN_S
+        )
         self._sub: JetStreamContext.PullSubscription | None = None
         self._loop_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -81,12 +92,21 @@ class ActorHost:
         self._failed = metrics.FAILED.labels(self._label)
         self._redelivered = metrics.REDELIVERED.labels(self._label)
         self._processing_seconds = metrics.PROCESSING_SECONDS.labels(self._label)
+        if colocated is not None:
+            # Joins before start(): the first message another host fetches can already chain here
+            # (the actor is started before its host is built).
+            colocated.join(self)
 
     # ------------------------------------------------------------ lifecycle
 
     @property
     def bound(self) -> bool:
         return self._sub is not None and not self._stopping.is_set()
+
+    @property
+    def accepting(self) -> bool:
+        """Takes fused steps (`bus.fusion`): until stop() begins."""
+        return not self._stopping.is_set()
 
     @property
     def in_flight(self) -> int:
@@ -115,6 +135,8 @@ class ActorHost:
         rest back (nak) so another replica takes them at once."""
         grace = self.settings.drain_grace_s if grace_s is None else grace_s
         self._stopping.set()
+        if self.colocated is not None:
+            self.colocated.leave(self)
         if self._loop_task is not None:
             # gather, not a suppressed await: a cancelled stop() must stay cancelled.
             await asyncio.gather(self._loop_task, return_exceptions=True)
@@ -164,7 +186,6 @@ class ActorHost:
     # ------------------------------------------------------------ one message
 
     async def _process(self, msg: Msg) -> None:
-        self._in_flight.inc()
         try:
             await self._process_inner(msg)
         except asyncio.CancelledError:
@@ -175,8 +196,6 @@ class ActorHost:
         except Exception:
             # Publishing/acking failed (NATS gone): no ack, so it is redelivered after ack_wait.
             log.exception("message not settled; it will be redelivered", extra={"actor": self._label})
-        finally:
-            self._in_flight.dec()
 
     async def _process_inner(self, msg: Msg) -> None:
         meta = msg.metadata
@@ -192,51 +211,80 @@ class ActorHost:
             await msg.term()
             return
         envelope.headers.attempt = attempt
-        started = time.perf_counter()
         if attempt > self.settings.max_deliver:
             # The previous (last) delivery never settled — the process died mid-message. Do not
             # hand the possibly-poisonous envelope to the actor again.
             reason = f"deliveries exhausted: delivery {attempt - 1} never finished"
-            await self._fail(msg, envelope, reason, permanent=False, started=started, key=key)
+            await self._fail(
+                _Inbound(self, msg, key), envelope, reason, permanent=False, started=time.perf_counter()
+            )
+            await msg.ack()
             return
-        try:
-            await self._run_actor(envelope)
-        except PermanentError as exc:
-            await self._fail(msg, envelope, _describe(exc), permanent=True, started=started, key=key)
-            return
-        except Exception as exc:  # TransientError, timeouts, bugs: retried until deliveries run out
-            await self._retry_or_fail(msg, envelope, exc, started=started, key=key)
-            return
-        try:
-            check_fits(self.js, envelope.to_bytes(), "envelope")
-        except TooLarge as exc:  # grown past the bus's limit: it can never move on as it is
-            await self._fail(msg, envelope, _describe(exc), permanent=True, started=started, key=key)
-            return
-        await self._forward(msg, envelope, started)
+        if await self._run_chain(_Inbound(self, msg, key), envelope):
+            await msg.ack()
 
-    async def _forward(self, msg: Msg, envelope: Envelope, started: float) -> None:
-        """Success: trace, advance, publish to the next step (acked, de-duplicated), then ack."""
+    async def _run_chain(self, inbound: _Inbound, envelope: Envelope) -> bool:
+        """The hop loop: run this step, then every following step hosted in this process (hop
+        fusion, `bus.fusion`), until a step is hosted elsewhere (one publish) or the slip ends.
+
+        Returns True when the inbound message is to be acked (done, or handed on by a publish or
+        the error path); False when it was nak'ed for a retry. The whole chain shares the inbound
+        message's delivery: a fused step that fails is retried by redelivering the chain.
+        """
+        host: ActorHost | None = self
+        while host is not None:
+            started = time.perf_counter()
+            try:
+                await host._run_actor(envelope)
+            except PermanentError as exc:
+                await host._fail(inbound, envelope, _describe(exc), permanent=True, started=started)
+                return True
+            except Exception as exc:  # TransientError, timeouts, bugs: retried until deliveries run out
+                return await host._retry_or_fail(inbound, envelope, exc, started=started)
+            host = await host._hand_on(inbound, envelope, started)
+        return True
+
+    async def _hand_on(self, inbound: _Inbound, envelope: Envelope, started: float) -> ActorHost | None:
+        """A step succeeded: trace entry, progress, advance; then either the co-located host that runs
+        the next step in memory (returned), or the acked, de-duplicated publish to the next step's
+        inbox (the hop's one encode), or nothing at the end of the slip (None: the chain is done)."""
         elapsed = time.perf_counter() - started
         attempt = envelope.headers.attempt
         envelope.trace.append(TraceEntry(actor=self.name, ms=round(elapsed * 1000, 3), attempt=attempt))
-        # Progress goes out before the envelope moves on: the next actor can only report after it
-        # receives the envelope, so a watcher sees hops strictly in route order.
-        await publish_progress(self.nc, envelope, self.name, "done", elapsed * 1000, attempt)
-        if envelope.slip.advance() is not None:
+        following = envelope.slip.advance()
+        peer = self.colocated.peer(following) if following is not None and self.colocated else None
+        payload = None
+        if following is not None and peer is None:
             envelope.headers.attempt = 1
-            await publish_to_current(self.js, self.subjects, envelope)
-        await msg.ack()
+            payload = envelope.to_bytes()
+            try:
+                check_fits(inbound.js, payload, "envelope")
+            except TooLarge as exc:  # grown past the bus's limit: it can never move on as it is
+                envelope.headers.attempt = attempt
+                envelope.slip.index -= 1  # back at this step: the dead letter is as it failed here
+                envelope.trace.pop()
+                await self._fail(inbound, envelope, _describe(exc), permanent=True, started=started)
+                return None
+        # Progress goes out before the envelope moves on, on the connection the whole chain uses
+        # for progress and its publish: a watcher sees hops strictly in route order.
+        await publish_progress(inbound.nc, envelope, self.name, "done", elapsed * 1000, attempt)
         self._processed.inc()
         self._processing_seconds.observe(elapsed)
+        if payload is not None:
+            await publish_payload(inbound.js, self.subjects, envelope, payload)
+            return None
+        if peer is not None:
+            await inbound.keep_alive()
+        return peer
 
     async def _retry_or_fail(
-        self, msg: Msg, envelope: Envelope, exc: Exception, *, started: float, key: str
-    ) -> None:
+        self, inbound: _Inbound, envelope: Envelope, exc: Exception, *, started: float
+    ) -> bool:
         attempt = envelope.headers.attempt
         if attempt >= self.settings.max_deliver:
             reason = f"{_describe(exc)} (after {attempt} deliveries)"
-            await self._fail(msg, envelope, reason, permanent=False, started=started, key=key)
-            return
+            await self._fail(inbound, envelope, reason, permanent=False, started=started)
+            return True
         self._failed.inc()
         delay = backoff_for(self.settings, attempt)
         log.info(
@@ -244,34 +292,69 @@ class ActorHost:
             extra={"actor": self._label, "message_id": envelope.message_id, "attempt": attempt,
                    "delay_s": delay, "error": _describe(exc)},
         )  # fmt: skip
-        await msg.nak(delay=delay)
+        await inbound.msg.nak(delay=delay)
         ms = (time.perf_counter() - started) * 1000
-        await publish_progress(self.nc, envelope, self.name, "retrying", ms, attempt)
+        await publish_progress(inbound.nc, envelope, self.name, "retrying", ms, attempt)
+        return False
 
     async def _run_actor(self, envelope: Envelope) -> None:
+        """One step: the only place an actor's `handle` runs, fused or not (a per-hop span wraps here)."""
         if envelope.slip.current != self.name:
             raise PermanentError(f"envelope for {envelope.slip.current.value} delivered to {self._label}")
         if not envelope.slip.on_error_path:
             remaining = envelope.headers.deadline - time.time()
             if remaining <= 0:
                 raise DeadlineExceeded(f"deadline passed {-remaining:.1f}s ago")
-        # timeout(), not wait_for(): on 3.11 wait_for wraps the coroutine in a Task per hop.
-        async with asyncio.timeout(self.settings.processing_timeout_s):
-            await self.actor.handle(envelope)
+        self._in_flight.inc()
+        try:
+            # timeout(), not wait_for(): on 3.11 wait_for wraps the coroutine in a Task per hop.
+            async with asyncio.timeout(self.settings.processing_timeout_s):
+                await self.actor.handle(envelope)
+        finally:
+            self._in_flight.dec()
 
     async def _fail(
-        self, msg: Msg, envelope: Envelope, reason: str, *, permanent: bool, started: float, key: str
+        self, inbound: _Inbound, envelope: Envelope, reason: str, *, permanent: bool, started: float
     ) -> None:
+        """Error path for this step (dead letter, divert); the caller then acks the inbound message.
+
+        The dead letter and the diverted envelope go out on this host's own connection (its NATS user
+        may write only its own dead-letter subject); the progress event on the chain's."""
         attempt = envelope.headers.attempt
         ms = (time.perf_counter() - started) * 1000
         self._failed.inc()
         envelope.trace.append(TraceEntry(actor=self.name, ms=round(ms, 3), attempt=attempt))
         error = ErrorInfo(actor=self.name, reason=reason[:2000], permanent=permanent)
-        await publish_progress(self.nc, envelope, self.name, "failed", ms, attempt)
+        await publish_progress(inbound.nc, envelope, self.name, "failed", ms, attempt)
         await take_error_path(
-            self.nc, self.js, self.subjects, envelope, error, deliveries=attempt, dedup_key=key
+            self.nc, self.js, self.subjects, envelope, error, deliveries=attempt, dedup_key=inbound.key
         )
-        await msg.ack()
+
+
+class _Inbound:
+    """The message a chain was fetched as, and the connection of the host that fetched it.
+
+    The inbound message is acked once the whole chain is settled. The chain's progress events and
+    its publish go out on the fetching host's connection, so they stay in order. A fused chain can
+    run longer than one step's budget, so between steps the ack timer is reset (a JetStream "in
+    progress" ack) whenever the next step could otherwise outlive `ack_wait`.
+    """
+
+    __slots__ = ("_after_s", "_reset_at", "js", "key", "msg", "nc")
+
+    def __init__(self, host: ActorHost, msg: Msg, key: str) -> None:
+        self.msg = msg
+        self.key = key
+        self.nc = host.nc
+        self.js = host.js
+        self._after_s = host.keep_alive_after_s
+        self._reset_at = time.perf_counter()
+
+    async def keep_alive(self) -> None:
+        now = time.perf_counter()
+        if now - self._reset_at >= self._after_s:
+            await self.msg.in_progress()
+            self._reset_at = now
 
 
 def _describe(exc: BaseException) -> str:

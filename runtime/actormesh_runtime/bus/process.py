@@ -1,5 +1,8 @@
 """One actor as a whole process: what `actormesh actor NAME` (each actor Deployment) runs.
 
+`actormesh actor A,B,...` hosts several actors in one process on one connection: the steps of a
+route that follow each other there are chained in memory (hop fusion, `bus.fusion`; docs/bus.md).
+
 Start-up: health server first (so /healthz answers and /readyz explains while NATS is unreachable),
 connect with retries, provision streams and the consumer, start the actor and its host. Shutdown
 on SIGTERM/SIGINT (or `stop`): drain the host within `drain_grace_s`, stop the actor, flush and
@@ -22,6 +25,7 @@ from actormesh_runtime.resources import ActorDeps
 from actormesh_runtime.settings import RuntimeSettings
 
 from .connection import connect, open_bus
+from .fusion import Colocated
 from .health import HealthServer
 from .host import ActorHost
 from .publish import BusPublisher
@@ -73,21 +77,30 @@ async def connect_with_retry(settings: RuntimeSettings, stop: asyncio.Event, *, 
 class ActorProcess:
     """State of one actor process, readable by the health server at any moment."""
 
-    def __init__(self, name: ActorName, settings: RuntimeSettings, factory: ActorFactory = default_factory):
-        self.name = name
+    def __init__(
+        self,
+        names: ActorName | list[ActorName],
+        settings: RuntimeSettings,
+        factory: ActorFactory = default_factory,
+    ):
+        self.names = [names] if isinstance(names, ActorName) else list(dict.fromkeys(names))
         self.settings = settings
         self.factory = factory
         self.stop_event = asyncio.Event()
         self.nc: NATS | None = None
-        self.host: ActorHost | None = None
+        self.hosts: list[ActorHost] = []
         self.health = HealthServer(self.missing, host=settings.host, port=settings.actor_http_port)
+
+    @property
+    def label(self) -> str:
+        return ",".join(n.value for n in self.names)
 
     def missing(self) -> list[str]:
         if self.nc is None:
             return ["nats not connected"]
-        if self.host is None:
-            return [f"consumer {self.name.value} not bound"]
-        return self.host.missing()
+        bound = {h.name for h in self.hosts}
+        problems = [f"consumer {n.value} not bound" for n in self.names if n not in bound]
+        return problems + [m for h in self.hosts for m in h.missing() if m not in problems]
 
     async def run(self) -> int:
         await self.health.start()
@@ -97,33 +110,46 @@ class ActorProcess:
             await self.health.stop()
 
     async def _serve(self) -> int:
-        nc = await connect_with_retry(self.settings, self.stop_event, name=f"actor-{self.name.value}")
+        nc = await connect_with_retry(self.settings, self.stop_event, name=f"actor-{self.label}")
         if nc is None:
             return 0
         self.nc = nc
         try:
             await open_bus(self.settings, nc=nc)
-            js = nc.jetstream()
-            subjects = Subjects(self.settings.mesh_name)
-            actor = self.factory(self.name, ActorDeps(settings=self.settings, publisher=BusPublisher(nc, js)))
-            await actor.start()
-            try:
-                self.host = ActorHost(actor, nc, js, subjects, self.settings)
-                await self.host.start()
+            async with contextlib.AsyncExitStack() as stack:
+                await self._start_hosts(nc, stack)
                 await self.stop_event.wait()
-                log.info("draining", extra={"actor": self.name.value, "in_flight": self.host.in_flight})
-                await self.host.stop()
-            finally:
-                await actor.stop()
+                in_flight = sum(h.in_flight for h in self.hosts)
+                log.info("draining", extra={"actor": self.label, "in_flight": in_flight})
+                # Together, before any actor stops: a chain never reaches a stopped actor.
+                await asyncio.gather(*(h.stop() for h in self.hosts))
         finally:
             with contextlib.suppress(Exception):
                 await nc.drain()
             self.nc = None
         return 0
 
+    async def _start_hosts(self, nc: NATS, stack: contextlib.AsyncExitStack) -> None:
+        js = nc.jetstream()
+        subjects = Subjects(self.settings.mesh_name)
+        # One deps for all: per-process clients (HTTP pool, cache) are shared, as in LocalMesh.
+        deps = ActorDeps(settings=self.settings, publisher=BusPublisher(nc, js))
+        colocated = Colocated() if self.settings.hop_fusion and len(self.names) > 1 else None
+        actors = []
+        for name in self.names:
+            actor = self.factory(name, deps)
+            await actor.start()
+            stack.push_async_callback(actor.stop)
+            actors.append(actor)
+        # Every host is built (and in the fusion group) before the first one fetches.
+        hosts = [ActorHost(actor, nc, js, subjects, self.settings, colocated=colocated) for actor in actors]
+        for host in hosts:
+            await host.start()
+            self.hosts.append(host)
 
-async def run_actor(name: ActorName, settings: RuntimeSettings) -> int:
-    """Entry point of `actormesh actor NAME`: run until SIGTERM/SIGINT, drain, return 0."""
-    process = ActorProcess(name, settings)
+
+async def run_actor(names: ActorName | list[ActorName], settings: RuntimeSettings) -> int:
+    """Entry point of `actormesh actor NAME[,NAME...]`: run until SIGTERM/SIGINT, drain, return 0."""
+    process = ActorProcess(names, settings)
     install_stop_signals(process.stop_event)
     return await process.run()

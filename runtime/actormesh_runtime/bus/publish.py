@@ -29,6 +29,13 @@ async def publish_to_current(js: JetStreamContext, subjects: Subjects, envelope:
     """Acked publish of `envelope` to the inbox of its current step (`TooLarge` if it cannot fit)."""
     payload = envelope.to_bytes()
     check_fits(js, payload, f"envelope for {envelope.slip.current.value}")
+    return await publish_payload(js, subjects, envelope, payload)
+
+
+async def publish_payload(
+    js: JetStreamContext, subjects: Subjects, envelope: Envelope, payload: bytes
+) -> PubAck:
+    """`publish_to_current` for a caller that already encoded (and size-checked) `envelope`."""
     return await js.publish(
         subjects.actor(envelope.slip.current),
         payload,

@@ -1,9 +1,9 @@
 """Async client for the customers, orders and tracking APIs, shared by every actor in a process.
 
 context_retriever and execution_coordinator call `acquire_commerce_client(deps)` in `start()` and
-`release_commerce_client(deps)` in `stop()`: one httpx connection pool per process however many
-actors use it. Each call has the `api_timeout_s` budget; connection errors, timeouts and 5xx are
-retried a bounded number of times with jittered backoff (mutations carry an Idempotency-Key, so a
+`release_commerce_client(deps)` in `stop()`: one keep-alive connection pool per process however many
+actors use it (`clients.http`). Each call has the `api_timeout_s` budget; connection errors, timeouts
+and 5xx are retried a bounded number of times with jittered backoff (mutations carry an Idempotency-Key, so a
 retried POST is safe), then raise `UpstreamUnavailable`. A 4xx is never retried: reads map 404 to
 None, mutations raise `ApiRejected` (a `PermanentError`) carrying the API's status and detail.
 """
@@ -11,21 +11,31 @@ None, mutations raise `ApiRejected` (a `PermanentError`) carrying the API's stat
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from urllib.parse import quote
 
-import httpx
 from prometheus_client import Counter
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from actormesh_runtime import resources
+from actormesh_runtime.clients.http import (
+    AiohttpExchange,
+    Exchange,
+    ExchangeFailed,
+    HttpResponse,
+    HttpxExchange,
+)
 from actormesh_runtime.envelope import Order, TrackingInfo
 from actormesh_runtime.errors import PermanentError, UpstreamUnavailable
 from actormesh_runtime.resources import ActorDeps
 from actormesh_runtime.settings import RuntimeSettings
+
+if TYPE_CHECKING:
+    import httpx
 
 Api = Literal["customers", "orders", "tracking"]
 _M = TypeVar("_M", bound=BaseModel)
@@ -104,10 +114,10 @@ class CommerceClient:
             "tracking": settings.tracking_api_url.rstrip("/"),
         }
         self._retry = retry or RetryPolicy()
-        self._http = httpx.AsyncClient(
-            timeout=httpx.Timeout(settings.api_timeout_s),
-            limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
-            mounts=mounts,
+        self._http: Exchange = (
+            HttpxExchange(settings.api_timeout_s, mounts)
+            if mounts
+            else AiohttpExchange(settings.api_timeout_s)
         )
 
     async def aclose(self) -> None:
@@ -152,7 +162,7 @@ class CommerceClient:
 
     async def _get(self, api: Api, path: str, params: dict[str, str] | None = None) -> dict[str, Any] | None:
         response = await self._send(api, "GET", path, params=params)
-        if response.status_code == 404:
+        if response.status == 404:
             return None
         return _body_or_reject(api, response)
 
@@ -160,18 +170,18 @@ class CommerceClient:
         response = await self._send(api, "POST", path, json=payload, headers={"Idempotency-Key": key})
         return _body_or_reject(api, response)
 
-    async def _send(self, api: Api, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    async def _send(self, api: Api, method: str, path: str, **kwargs: Any) -> HttpResponse:
         url = self._bases[api] + path
         last_error = ""
         for attempt in range(1, self._retry.attempts + 1):
             try:
                 response = await self._http.request(method, url, **kwargs)
-            except httpx.TransportError as exc:
-                last_error = f"{type(exc).__name__}: {exc}".rstrip(": ")
+            except ExchangeFailed as exc:
+                last_error = str(exc)
             else:
-                if response.status_code < 500:
+                if response.status < 500:
                     return response
-                last_error = f"HTTP {response.status_code}"
+                last_error = f"HTTP {response.status}"
             if attempt < self._retry.attempts:
                 UPSTREAM_RETRIES.labels(api).inc()
                 await asyncio.sleep(self._retry.delay(attempt))
@@ -181,16 +191,16 @@ class CommerceClient:
         )
 
 
-def _body_or_reject(api: Api, response: httpx.Response) -> dict[str, Any]:
+def _body_or_reject(api: Api, response: HttpResponse) -> dict[str, Any]:
     try:
-        body = response.json()
+        body = json.loads(response.body)
     except ValueError:
         body = None
-    if response.status_code >= 400:
+    if response.status >= 400:
         detail = body.get("detail") if isinstance(body, dict) else None
-        raise ApiRejected(api, response.status_code, str(detail or response.reason_phrase))
+        raise ApiRejected(api, response.status, str(detail or response.reason))
     if not isinstance(body, dict):
-        raise PermanentError(f"{api} API returned a non-object body ({response.status_code})")
+        raise PermanentError(f"{api} API returned a non-object body ({response.status})")
     return body
 
 

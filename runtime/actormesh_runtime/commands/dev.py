@@ -136,6 +136,7 @@ async def serve(settings: RuntimeSettings, *, data_dir: Path, nats_url: str | No
 
 
 def run(args: argparse.Namespace) -> int:
+    from actormesh_runtime.commands import eventloop
     from actormesh_runtime.observability.logging import configure_logging
 
     chosen = choose_auth(_settings(args), anonymous_flag=args.anonymous)
@@ -146,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
     configure_logging(settings, level="INFO" if args.verbose else "WARNING")
     data_dir = args.data_dir if args.data_dir is not None else DEFAULT_DATA_DIR
     try:
-        return asyncio.run(serve(settings, data_dir=data_dir, nats_url=args.nats_url))
+        return eventloop.run(serve(settings, data_dir=data_dir, nats_url=args.nats_url), settings.event_loop)
     except OSError as exc:
         print(f"actormesh dev: cannot serve on {settings.host}:{settings.port}: {exc.strerror or exc}"
               " (use --port to pick another)", file=sys.stderr)  # fmt: skip

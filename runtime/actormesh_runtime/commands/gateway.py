@@ -49,6 +49,7 @@ async def serve(settings: RuntimeSettings) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from actormesh_runtime.commands import eventloop
     from actormesh_runtime.commands.options import BUS_OPTIONS, settings_from
     from actormesh_runtime.gateway.auth import AuthNotConfigured
     from actormesh_runtime.observability.logging import configure_logging
@@ -56,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from(args, {**BUS_OPTIONS, "host": "host", "port": "port"})
     configure_logging(settings)
     try:
-        return asyncio.run(serve(settings))
+        return eventloop.run(serve(settings), settings.event_loop)
     except AuthNotConfigured as exc:
         print(f"actormesh gateway: refusing to start: {exc}", file=sys.stderr)
         return 2

@@ -3,6 +3,11 @@
 Consumes history events from JetStream (durable consumer: nothing is lost while it restarts) and
 answers reads over NATS request/reply. Serves /healthz, /readyz and /metrics on ACTOR_HTTP_PORT.
 Run exactly one (in Kubernetes: a one-replica StatefulSet with a volume for SQLITE_DB_PATH).
+
+`actormesh history backups` lists the snapshots in HISTORY_BACKUP_DIR (or `--dir`);
+`actormesh history snapshot` takes one now (a reader: safe next to the running service);
+`actormesh history restore --from SNAPSHOT [--db PATH] [--force]` verifies one and puts it in place of
+the database (docs/backups.md: the procedure in Kubernetes). Neither needs NATS.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -26,6 +32,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_bus_options(parser)
     parser.add_argument("--http-port", type=int, help="/healthz /readyz /metrics port (0 = random)")
+    tools = parser.add_subparsers(
+        dest="action",
+        metavar="[ACTION]",
+        title="actions (without one: run the service)",
+    )
+    listing = tools.add_parser(
+        "backups", help="list the snapshots, oldest first", argument_default=argparse.SUPPRESS
+    )
+    listing.add_argument("--dir", help="backup directory (default: $HISTORY_BACKUP_DIR)")
+    listing.add_argument("--json", action="store_true", help="one JSON object per line")
+    snapshot = tools.add_parser(
+        "snapshot",
+        help="take a snapshot now (safe while the service runs: it only reads), then prune",
+        argument_default=argparse.SUPPRESS,
+    )
+    snapshot.add_argument("--db", help="database to copy (default: $SQLITE_DB_PATH)")
+    snapshot.add_argument("--dir", help="backup directory (default: $HISTORY_BACKUP_DIR)")
+    restore = tools.add_parser(
+        "restore",
+        help="verify a snapshot and put it in place of the database (the service must be stopped)",
+        argument_default=argparse.SUPPRESS,
+    )
+    restore.add_argument("--from", dest="snapshot", required=True, help="the snapshot file")
+    restore.add_argument("--db", help="database to replace (default: $SQLITE_DB_PATH)")
+    restore.add_argument(
+        "--force", action="store_true", help="restore even while a history service holds the database"
+    )
 
 
 async def serve(settings: RuntimeSettings) -> int:
@@ -60,11 +93,72 @@ async def serve(settings: RuntimeSettings) -> int:
     return 0
 
 
+def _backups(settings: RuntimeSettings, args: argparse.Namespace) -> int:
+    import json
+
+    from actormesh_runtime.history.backup import list_snapshots
+
+    directory = getattr(args, "dir", None) or settings.history_backup_dir
+    if not directory:
+        print("error: no backup directory: pass --dir or set HISTORY_BACKUP_DIR", file=sys.stderr)
+        return 2
+    for snap in list_snapshots(directory):
+        if getattr(args, "json", False):
+            print(json.dumps({"path": str(snap.path), "taken_at": snap.taken_at.isoformat(),
+                              "size_bytes": snap.size_bytes}))  # fmt: skip
+        else:
+            print(f"{snap.taken_at:%Y-%m-%d %H:%M:%S}Z  {snap.size_bytes:>12}  {snap.path}")
+    return 0
+
+
+def _snapshot(settings: RuntimeSettings, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from actormesh_runtime.history.backup import prune_snapshots, take_snapshot
+
+    directory = getattr(args, "dir", None) or settings.history_backup_dir
+    if not directory:
+        print("error: no backup directory: pass --dir or set HISTORY_BACKUP_DIR", file=sys.stderr)
+        return 2
+    if not Path(settings.sqlite_db_path).is_file():
+        print(f"error: {settings.sqlite_db_path}: no such database", file=sys.stderr)
+        return 1
+    path = asyncio.run(take_snapshot(settings.sqlite_db_path, directory))
+    removed = prune_snapshots(directory, settings.history_backup_retention)
+    print(f"snapshot {path} ({path.stat().st_size} bytes); {len(removed)} old snapshot(s) pruned")
+    return 0
+
+
+def _restore(settings: RuntimeSettings, args: argparse.Namespace) -> int:
+    from actormesh_runtime.history.backup import RestoreError, restore
+    from actormesh_runtime.history.store import SCHEMA_VERSION
+
+    try:
+        done = restore(
+            args.snapshot,
+            settings.sqlite_db_path,
+            max_schema=SCHEMA_VERSION,
+            force=getattr(args, "force", False),
+        )
+    except RestoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"restored {done.restored} from {args.snapshot}: integrity ok, {done.turns} turns")
+    if done.kept_previous is not None:
+        print(f"the replaced database is kept as {done.kept_previous}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    from actormesh_runtime.commands import eventloop
     from actormesh_runtime.commands.options import BUS_OPTIONS, settings_from
     from actormesh_runtime.observability.logging import configure_logging
 
+    if args.action is not None:
+        settings = settings_from(args, {"db": "sqlite_db_path"})
+        action = {"backups": _backups, "snapshot": _snapshot, "restore": _restore}[args.action]
+        return action(settings, args)
     options = {**BUS_OPTIONS, "db": "sqlite_db_path", "http_port": "actor_http_port"}
     settings = settings_from(args, options)
     configure_logging(settings)
-    return asyncio.run(serve(settings))
+    return eventloop.run(serve(settings), settings.event_loop)

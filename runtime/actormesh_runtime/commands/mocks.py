@@ -6,8 +6,12 @@ import argparse
 import asyncio
 import signal
 import sys
+from typing import TYPE_CHECKING
 
 from actormesh_runtime.catalog import Ports
+
+if TYPE_CHECKING:
+    from actormesh_runtime.settings import RuntimeSettings
 
 HELP = "Run the mock customer, orders and tracking APIs."
 
@@ -21,12 +25,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tracking-port", type=int, default=Ports.TRACKING_API, help="0 = random.")
 
 
-async def _serve(args: argparse.Namespace) -> None:
+async def _serve(args: argparse.Namespace, settings: RuntimeSettings) -> None:
     from actormesh_runtime.mocks.server import MockPorts, serve_mocks
     from actormesh_runtime.observability.logging import configure_logging
-    from actormesh_runtime.settings import RuntimeSettings
 
-    settings = RuntimeSettings()
     configure_logging(settings)
     host = args.host or settings.host
     ports = MockPorts(args.customers_port, args.orders_port, args.tracking_port)
@@ -47,8 +49,12 @@ async def _serve(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from actormesh_runtime.commands import eventloop
+    from actormesh_runtime.settings import RuntimeSettings
+
+    settings = RuntimeSettings()
     try:
-        asyncio.run(_serve(args))
+        eventloop.run(_serve(args, settings), settings.event_loop)
     except OSError as exc:
         print(f"actormesh mocks: {exc}", file=sys.stderr)
         return 1

@@ -25,9 +25,11 @@ from pydantic import ValidationError
 
 from actormesh_runtime.bus.connection import open_bus
 from actormesh_runtime.bus.queue_metrics import QueueMetrics
+from actormesh_runtime.bus.server_metrics import NatsServerMetrics
 from actormesh_runtime.catalog import Subjects
 from actormesh_runtime.envelope import HistoryEvent
 from actormesh_runtime.escalations import LookupAnswer
+from actormesh_runtime.history.backup import BackupLoop, WriterLock, backup_loop, hold_writer_lock
 from actormesh_runtime.history.escalation_ops import EscalationOps
 from actormesh_runtime.history.protocol import ESCALATION_OPS, HistoryAnswer, HistoryQuery
 from actormesh_runtime.history.store import HistoryStore
@@ -83,6 +85,11 @@ class HistoryService:
         self.consumer_bound = False
         self.queue_metrics: QueueMetrics | None = None
         """The mesh's queue gauges: this single-replica service is the one process that reports them."""
+        self._writer_lock: WriterLock | None = None
+        self.server_metrics: NatsServerMetrics | None = None
+        """The NATS servers' own figures (NATS_MONITOR_URLS), reported by this one process too."""
+        self.backups: BackupLoop | None = None
+        """Snapshots of the store (history/backup.py), when HISTORY_BACKUP_DIR is set."""
 
     @property
     def nc(self) -> NATS:
@@ -103,6 +110,7 @@ class HistoryService:
 
     async def start(self) -> None:
         self._stopping.clear()
+        self._writer_lock = await asyncio.to_thread(hold_writer_lock, self.store.path)
         await self.store.open()
         name = f"actormesh-history-{self.settings.mesh_name}"
         self._nc = await open_bus(self.settings, name=name, nc=self._nc)
@@ -127,6 +135,18 @@ class HistoryService:
             js, self.subjects, interval_s=self.settings.queue_metrics_interval_s
         )
         self.queue_metrics.start()
+        s = self.settings
+        monitor_urls = (s.nats_monitor_urls or "").split(",")
+        self.server_metrics = NatsServerMetrics(monitor_urls, interval_s=s.queue_metrics_interval_s)
+        self.server_metrics.start()
+        self.backups = backup_loop(
+            self.store.path,
+            s.history_backup_dir,
+            interval_s=s.history_backup_interval_s,
+            keep=s.history_backup_retention,
+        )
+        if self.backups is not None:
+            self.backups.start()
         log.info("history service started", extra={"db": str(self.store.path), "mesh": self.subjects.mesh})
 
     async def stop(self) -> None:
@@ -134,6 +154,10 @@ class HistoryService:
         self._stopping.set()
         if self.queue_metrics is not None:
             await self.queue_metrics.stop()
+        if self.backups is not None:
+            await self.backups.stop()
+        if self.server_metrics is not None:
+            await self.server_metrics.stop()
         for task in self._tasks:
             with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(task, timeout=FETCH_WAIT_S + 5)
@@ -150,6 +174,9 @@ class HistoryService:
                 await self._nc.drain()
             self._nc = None
         await self.store.close()
+        if self._writer_lock is not None:
+            self._writer_lock.release()
+            self._writer_lock = None
 
     async def __aenter__(self) -> HistoryService:
         await self.start()

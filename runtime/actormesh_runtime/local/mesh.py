@@ -29,6 +29,7 @@ from nats.js import JetStreamContext
 
 from actormesh_runtime.actors.base import Actor
 from actormesh_runtime.bus.connection import connect, open_bus
+from actormesh_runtime.bus.fusion import Colocated
 from actormesh_runtime.bus.host import ActorHost
 from actormesh_runtime.bus.process import ActorFactory, default_factory
 from actormesh_runtime.bus.publish import BusPublisher
@@ -203,11 +204,14 @@ class LocalMesh:
             self.actors[name] = actor
         # All hosts drain together, before any actor stops: nothing is forwarded to a stopped inbox.
         self._stack.push_async_callback(self._stop_hosts)
-        for name, actor in self.actors.items():
+        colocated = Colocated() if self.settings.hop_fusion else None
+        for name, actor in self.actors.items():  # all built (in the fusion group) before any fetches
             nc = connections[name]
-            host = ActorHost(actor, nc, nc.jetstream(), self.subjects, self.settings)
+            self.hosts[name] = ActorHost(
+                actor, nc, nc.jetstream(), self.subjects, self.settings, colocated=colocated
+            )
+        for host in self.hosts.values():
             await host.start()
-            self.hosts[name] = host
 
     async def _stop_hosts(self) -> None:
         await asyncio.gather(*(h.stop(self._drain_grace_s) for h in self.hosts.values()))

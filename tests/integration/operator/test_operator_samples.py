@@ -50,11 +50,16 @@ def test_sample_is_reconciled_into_exactly_the_expected_children(
         lambda: set(children(kube, ns, name)) == expected, what=f"{sample.name}: children", timeout_s=60
     )
 
+    retained = (body["spec"].get("persistence") or {}).get("reclaimPolicy", "Retain") == "Retain"
     for (kind, child), obj in children(kube, ns, name).items():
         owners = obj["metadata"].get("ownerReferences") or []
-        assert [(o["kind"], o["name"], o["uid"], o.get("controller")) for o in owners] == [
+        # The history backups' own claim outlives the mesh under Retain: no owner to collect it.
+        expected_owners = [] if kind == "PersistentVolumeClaim" and retained else [
             ("ActorMesh", name, mesh["metadata"]["uid"], True)
-        ], f"{kind}/{child} owner references"
+        ]  # fmt: skip
+        assert [(o["kind"], o["name"], o["uid"], o.get("controller")) for o in owners] == expected_owners, (
+            f"{kind}/{child} owner references"
+        )
         managers = {(m["manager"], m["operation"]) for m in obj["metadata"].get("managedFields") or []}
         assert (FIELD_MANAGER, "Apply") in managers, f"{kind}/{child} not applied by {FIELD_MANAGER}"
         assert not any(

@@ -77,7 +77,7 @@ def test_other_writers_conditions_are_kept_and_status_writes_do_not_reconcile(
     assert condition(live, FOREIGN["type"]) == FOREIGN
     types = [c["type"] for c in live["status"]["conditions"]]
     assert sorted(types) == sorted(
-        ["Ready", "Reconciling", "Stalled", "Paused", "MonitoringReady", FOREIGN["type"]]
+        ["Ready", "Reconciling", "Stalled", "Paused", "MonitoringReady", "HTTPRouteReady", FOREIGN["type"]]
     )
     assert live["status"]["observedGeneration"] == live["metadata"]["generation"]
     assert all(

@@ -1,0 +1,103 @@
+"""Child processes of the benchmark: the mock APIs, actors and relay hops, each as its own process.
+
+The mock APIs always run in a process of their own, as they would in production: their CPU is not
+the mesh's. The `*-mp` targets are the Kubernetes layout on one machine (one process per actor, and
+one per relay hop); their CPU per message is the sum over those processes, read from /proc.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from nats.js import JetStreamContext
+
+from .load import process_cpu_s
+
+ACTORMESH = str(Path(sys.executable).parent / "actormesh")
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+class Children:
+    """Processes started together and stopped together (SIGTERM, then SIGKILL after a grace)."""
+
+    def __init__(self) -> None:
+        self.procs: list[asyncio.subprocess.Process] = []
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.procs]
+
+    def cpu_s(self) -> float:
+        return sum(process_cpu_s(pid) for pid in self.pids)
+
+    async def spawn(
+        self, *argv: str, env: dict[str, str], stdout: int | None = None
+    ) -> asyncio.subprocess.Process:
+        proc = await asyncio.create_subprocess_exec(
+            *argv, env={**os.environ, **env}, cwd=REPO_ROOT,
+            stdout=stdout if stdout is not None else asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        self.procs.append(proc)
+        return proc
+
+    async def stop(self, grace_s: float = 10.0) -> None:
+        for proc in self.procs:
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                await asyncio.wait_for(proc.wait(), grace_s)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+        self.procs.clear()
+
+
+class MocksProcess:
+    """`actormesh mocks` on random ports; `env` points actors at it."""
+
+    def __init__(self) -> None:
+        self.children = Children()
+        self.env: dict[str, str] = {}
+
+    @property
+    def pid(self) -> int:
+        return self.children.pids[0]
+
+    async def start(self, event_loop: str) -> MocksProcess:
+        proc = await self.children.spawn(
+            ACTORMESH, "mocks", "--customers-port", "0", "--orders-port", "0", "--tracking-port", "0",
+            env={"LOG_LEVEL": "WARNING", "EVENT_LOOP": event_loop}, stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        assert proc.stdout is not None
+        while len(self.env) < 3:
+            line = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode().strip()
+            if not line:
+                raise RuntimeError("actormesh mocks exited before printing its URLs")
+            name, _, value = line.partition("=")
+            self.env[name] = value
+        return self
+
+    async def stop(self) -> None:
+        await self.children.stop()
+
+
+async def wait_bound(js: JetStreamContext, stream: str, durables: list[str], timeout_s: float = 60) -> None:
+    """Every durable has a pull request waiting: its host (in another process) is running."""
+    deadline = time.monotonic() + timeout_s
+    for durable in durables:
+        while True:
+            with contextlib.suppress(Exception):
+                if (await js.consumer_info(stream, durable)).num_waiting > 0:
+                    break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{durable} not bound within {timeout_s} s")
+            await asyncio.sleep(0.05)

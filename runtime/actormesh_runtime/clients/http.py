@@ -1,0 +1,125 @@
+"""The HTTP exchange under the commerce client: one request in, status and body out.
+
+`AiohttpExchange` is what runs: one aiohttp session per process, a keep-alive connection pool,
+one total timeout per call. The bench measured httpx at ~5x aiohttp's CPU per request on the same
+calls (docs/benchmarks.md), and the commerce calls were the mesh's largest cost after the bus.
+aiohttp is imported when the first exchange is built, so actors that call no API never load it.
+
+`HttpxExchange` routes base URLs to in-process transports (`httpx.ASGITransport` on the mock apps,
+`httpx.MockTransport`): the unit tests' way to run the client's logic without sockets.
+
+Either raises `ExchangeFailed` when no HTTP response came back (refused, reset, timed out): the
+commerce client retries those; any response, whatever its status, is returned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+
+if TYPE_CHECKING:
+    import aiohttp
+    import httpx
+
+
+class HttpResponse(NamedTuple):
+    status: int
+    body: bytes
+    reason: str
+
+
+class ExchangeFailed(Exception):
+    """No response: the connection failed or the call timed out. The text names what happened."""
+
+
+class Exchange(Protocol):
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> HttpResponse:
+        """One HTTP request; `ExchangeFailed` if no response arrived."""
+
+    async def aclose(self) -> None:
+        """Close the pool."""
+
+
+POOL_SIZE = 100
+"""Connections per process across the three APIs; more calls than this at once wait for one."""
+
+
+class AiohttpExchange:
+    def __init__(self, timeout_s: float) -> None:
+        self._timeout_s = timeout_s
+        self._session: aiohttp.ClientSession | None = None
+
+    def _open(self) -> aiohttp.ClientSession:
+        # Created on first use, inside the running loop (aiohttp binds its session to it).
+        import aiohttp
+
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=POOL_SIZE, ttl_dns_cache=300),
+            timeout=aiohttp.ClientTimeout(total=self._timeout_s),
+            raise_for_status=False,
+            auto_decompress=True,
+        )
+        return self._session
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> HttpResponse:
+        import aiohttp
+
+        session = self._session or self._open()
+        try:
+            async with session.request(method, url, params=params, json=json, headers=headers) as response:
+                body = await response.read()
+                return HttpResponse(response.status, body, response.reason or "")
+        except TimeoutError as exc:
+            raise ExchangeFailed(f"timed out after {self._timeout_s:g} s") from exc
+        except aiohttp.ClientError as exc:
+            raise ExchangeFailed(f"{type(exc).__name__}: {exc}".rstrip(": ")) from exc
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+class HttpxExchange:
+    """Base URL → transport (tests); unknown URLs go nowhere (httpx raises, reported as a failure)."""
+
+    def __init__(self, timeout_s: float, mounts: dict[str, httpx.AsyncBaseTransport]) -> None:
+        import httpx
+
+        self._client = httpx.AsyncClient(timeout=httpx.Timeout(timeout_s), mounts=mounts)
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> HttpResponse:
+        import httpx
+
+        try:
+            response = await self._client.request(method, url, params=params, json=json, headers=headers)
+        except httpx.TransportError as exc:
+            raise ExchangeFailed(f"{type(exc).__name__}: {exc}".rstrip(": ")) from exc
+        return HttpResponse(response.status_code, response.content, response.reason_phrase)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()

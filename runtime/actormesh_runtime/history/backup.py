@@ -1,0 +1,348 @@
+"""Online snapshots of the history store, their retention, and restoring one.
+
+The history service (the single writer) runs `BackupLoop` when `HISTORY_BACKUP_DIR` is set: every
+`HISTORY_BACKUP_INTERVAL_S` it writes a consistent copy of the live database with `VACUUM INTO` from a
+second, read-only connection (a WAL reader: the writer keeps committing meanwhile, and aiosqlite runs
+it on its own thread, off the event loop), under a temporary name, fsynced, then renamed, so a crash
+never leaves a half-written file under a snapshot's name. Snapshots beyond `HISTORY_BACKUP_RETENTION`
+are deleted, oldest first. The interval is anchored to the newest snapshot on disk, so a restart
+neither skips a backup nor takes an extra one.
+
+`actormesh history restore` and `actormesh history backups` (commands/history.py) use the functions at
+the bottom: a snapshot is checked with `PRAGMA integrity_check` before anything is touched, the
+restore refuses while a writer holds `WriterLock` (unless forced), and the database it replaces is
+kept beside it, so nothing is lost by restoring the wrong file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+import re
+import shutil
+import sqlite3
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO
+
+import aiosqlite
+from prometheus_client import Counter, Gauge
+from pydantic import BaseModel
+
+log = logging.getLogger(__name__)
+
+SNAPSHOT_PREFIX = "conversations-"
+SNAPSHOT_SUFFIX = ".db"
+TEMP_SUFFIX = ".partial"
+_STAMP_FORMAT = "%Y%m%dT%H%M%S%fZ"
+_SNAPSHOT_RE = re.compile(rf"^{SNAPSHOT_PREFIX}(\d{{8}}T\d{{12}}Z){re.escape(SNAPSHOT_SUFFIX)}$")
+RETRY_AFTER_FAILURE_S = 300.0
+"""A failed snapshot is tried again after this (or the interval, if shorter), not a full interval later."""
+
+LAST_SUCCESS = Gauge(
+    "actormesh_history_backup_last_success_timestamp_seconds",
+    "When the newest history snapshot was taken (Unix time; 0 = none yet).",
+)
+FAILURES = Counter("actormesh_history_backup_failures", "History snapshots that failed.")
+SNAPSHOTS = Gauge("actormesh_history_backup_snapshots", "History snapshots kept in the backup directory.")
+LAST_SIZE = Gauge("actormesh_history_backup_size_bytes", "Size of the newest history snapshot.")
+DURATION = Gauge("actormesh_history_backup_duration_seconds", "Wall time of the last history snapshot.")
+
+
+class RestoreError(Exception):
+    """The restore did not happen; the message says why and nothing was changed."""
+
+
+class Snapshot(BaseModel):
+    """One snapshot file in the backup directory."""
+
+    path: Path
+    taken_at: datetime
+    size_bytes: int
+
+
+def snapshot_name(at: datetime) -> str:
+    """`conversations-20261205T142500123456Z.db`: sorts by time, names the UTC instant."""
+    return f"{SNAPSHOT_PREFIX}{at.astimezone(UTC).strftime(_STAMP_FORMAT)}{SNAPSHOT_SUFFIX}"
+
+
+def list_snapshots(directory: str | Path) -> list[Snapshot]:
+    """Snapshots in `directory`, oldest first (temporary files of unfinished snapshots are not listed)."""
+    found: list[Snapshot] = []
+    root = Path(directory)
+    if not root.is_dir():
+        return found
+    for entry in root.iterdir():
+        match = _SNAPSHOT_RE.match(entry.name)
+        if match is None or not entry.is_file():
+            continue
+        taken = datetime.strptime(match.group(1), _STAMP_FORMAT).replace(tzinfo=UTC)
+        found.append(Snapshot(path=entry, taken_at=taken, size_bytes=entry.stat().st_size))
+    return sorted(found, key=lambda s: s.taken_at)
+
+
+def prune_snapshots(directory: str | Path, keep: int) -> list[Path]:
+    """Delete all but the newest `keep` snapshots and leftovers of interrupted ones; returns what went."""
+    snapshots = list_snapshots(directory)
+    removed = [s.path for s in snapshots[: max(0, len(snapshots) - keep)]]
+    removed += [p for p in Path(directory).glob(f"{SNAPSHOT_PREFIX}*{TEMP_SUFFIX}") if p.is_file()]
+    for path in removed:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+    return removed
+
+
+async def take_snapshot(db_path: str | Path, directory: str | Path, *, now: datetime | None = None) -> Path:
+    """Write a consistent copy of the live database into `directory`; returns the snapshot's path."""
+    source, temp, final = await asyncio.to_thread(_prepare, db_path, directory, now or datetime.now(UTC))
+    # A reader of its own: the writer's connection stays free, WAL lets both proceed.
+    async with aiosqlite.connect(_read_only_uri(source), uri=True, timeout=5.0) as reader:
+        cursor = await reader.execute("VACUUM INTO ?", (str(temp),))
+        await cursor.close()
+    await asyncio.to_thread(_publish, temp, final)
+    return final
+
+
+def _read_only_uri(path: Path) -> str:
+    """A read-only SQLite URI for an absolute path (percent-encoded: `?`, `#` and `%` are legal in names)."""
+    return f"{path.as_uri()}?mode=ro"
+
+
+def _prepare(db_path: str | Path, directory: str | Path, now: datetime) -> tuple[Path, Path, Path]:
+    """(the live database, the temporary file, the snapshot's final name); clears a stale temporary."""
+    root = Path(directory)
+    root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    final = root / snapshot_name(now)
+    temp = final.with_name(final.name + TEMP_SUFFIX)
+    with contextlib.suppress(FileNotFoundError):
+        temp.unlink()
+    return Path(db_path).resolve(), temp, final
+
+
+def _publish(temp: Path, final: Path) -> None:
+    """fsync the finished file, rename it into place, fsync the directory (the rename is durable)."""
+    os.chmod(temp, 0o600)
+    with open(temp, "rb+") as handle:
+        os.fsync(handle.fileno())
+    os.replace(temp, final)
+    _fsync_dir(final.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class BackupLoop:
+    """Takes a snapshot every `interval_s` (anchored to the newest one on disk) and prunes to `keep`."""
+
+    def __init__(self, db_path: str | Path, directory: str | Path, *, interval_s: float, keep: int) -> None:
+        self.db_path = Path(db_path)
+        self.directory = Path(directory)
+        self.interval_s = interval_s
+        self.keep = keep
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="history-backup")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def trigger(self) -> None:
+        """Take a snapshot now (tests, or an operator's signal) instead of waiting for the interval."""
+        self._wake.set()
+
+    def _first_delay(self) -> float:
+        snapshots = list_snapshots(self.directory)
+        SNAPSHOTS.set(len(snapshots))
+        if not snapshots:
+            return 0.0
+        newest = snapshots[-1]
+        LAST_SIZE.set(newest.size_bytes)
+        # The file's time, so a restarted pod does not read as "never backed up" to an alert.
+        LAST_SUCCESS.set(newest.taken_at.timestamp())
+        age = (datetime.now(UTC) - newest.taken_at).total_seconds()
+        return max(0.0, self.interval_s - age)
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+        self._wake.clear()
+
+    async def _run(self) -> None:
+        try:
+            delay = await asyncio.to_thread(self._first_delay)
+        except OSError as exc:  # unreadable directory: the first snapshot attempt will say more
+            log.warning("history backup directory not listed", extra={"error": repr(exc)})
+            delay = 0.0
+        while True:
+            await self._sleep(delay)
+            delay = self.interval_s if await self.run_once() else min(self.interval_s, RETRY_AFTER_FAILURE_S)
+
+    async def run_once(self) -> bool:
+        """One snapshot and prune; False (logged, counted) when it failed. Never raises."""
+        started = time.monotonic()
+        try:
+            path = await take_snapshot(self.db_path, self.directory)
+            removed = await asyncio.to_thread(prune_snapshots, self.directory, self.keep)
+            kept = await asyncio.to_thread(list_snapshots, self.directory)
+        except Exception as exc:
+            FAILURES.inc()
+            log.error("history snapshot failed", extra={"error": f"{type(exc).__name__}: {exc}"})
+            return False
+        DURATION.set(time.monotonic() - started)
+        LAST_SUCCESS.set(time.time())
+        SNAPSHOTS.set(len(kept))
+        LAST_SIZE.set(path.stat().st_size)
+        log.info(
+            "history snapshot written",
+            extra={"snapshot": str(path), "pruned": len(removed), "kept": len(kept)},
+        )
+        return True
+
+
+# ------------------------------------------------------------------ the single-writer lock
+
+
+class WriterLock:
+    """An exclusive `flock` on `<db>.lock`, held by the history service for as long as it runs.
+
+    SQLite's own locks are only held during a transaction, so they cannot tell a restore that a
+    service has the file open; this lock can, and the kernel drops it when the process dies."""
+
+    def __init__(self, db_path: str | Path) -> None:
+        self.path = Path(f"{db_path}.lock")
+        self._handle: IO[bytes] | None = None
+
+    def acquire(self) -> bool:
+        """Take the lock without waiting; False when another process holds it."""
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        handle = open(self.path, "ab")  # noqa: SIM115 - held open for the life of the lock
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            return False
+        self._handle = handle
+        return True
+
+    def release(self) -> None:
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+            handle.close()
+
+
+# ------------------------------------------------------------------ restore
+
+
+class RestoreResult(BaseModel):
+    """What `restore` did."""
+
+    restored: Path
+    turns: int
+    kept_previous: Path | None
+    """Where the database that was replaced now is (None: there was none)."""
+
+
+def verify_snapshot(path: str | Path, *, max_schema: int) -> int:
+    """Check a snapshot before it replaces anything; returns its turn count. Raises RestoreError."""
+    source = Path(path)
+    if not source.is_file():
+        raise RestoreError(f"{source}: no such snapshot")
+    try:
+        conn = sqlite3.connect(_read_only_uri(source.resolve()), uri=True)
+        try:
+            problems = [str(row[0]) for row in conn.execute("PRAGMA integrity_check")]
+            if problems != ["ok"]:
+                raise RestoreError(f"{source}: integrity check failed: {'; '.join(problems[:5])}")
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            if version == 0 or version > max_schema:
+                raise RestoreError(
+                    f"{source}: schema version {version} is not a history store this runtime reads"
+                    f" (1..{max_schema})"
+                )
+            return int(conn.execute("SELECT COUNT(*) FROM turns").fetchone()[0])
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        raise RestoreError(f"{source}: not a usable SQLite database ({exc})") from None
+
+
+def restore(
+    snapshot: str | Path, db_path: str | Path, *, max_schema: int, force: bool = False
+) -> RestoreResult:
+    """Replace `db_path` with a verified copy of `snapshot` (blocking; the CLI calls it).
+
+    Refuses while a history service holds the writer lock, unless `force`. The replaced database (and
+    its WAL) is renamed to `<db>.before-restore-<time>`, never deleted."""
+    turns = verify_snapshot(snapshot, max_schema=max_schema)
+    target = Path(db_path)
+    lock = WriterLock(target)
+    if not lock.acquire() and not force:
+        raise RestoreError(
+            f"{target} is held by a running history service (lock {lock.path}); stop it first"
+            " (in Kubernetes: pause the mesh and scale the history StatefulSet to 0), or pass --force"
+        )
+    try:
+        return _swap_in(Path(snapshot), target, turns)
+    finally:
+        lock.release()
+
+
+def _swap_in(snapshot: Path, target: Path, turns: int) -> RestoreResult:
+    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    temp = target.with_name(f"{target.name}.restore{TEMP_SUFFIX}")
+    shutil.copyfile(snapshot, temp)
+    os.chmod(temp, 0o600)
+    with open(temp, "rb+") as handle:
+        os.fsync(handle.fileno())
+    kept: Path | None = None
+    stamp = datetime.now(UTC).strftime(_STAMP_FORMAT)
+    if target.exists():
+        kept = target.with_name(f"{target.name}.before-restore-{stamp}")
+        os.replace(target, kept)
+    # A WAL left from the old file would be replayed into the restored one: move it aside with it.
+    for suffix in ("-wal", "-shm"):
+        side = Path(f"{target}{suffix}")
+        if side.exists():
+            if kept is not None:
+                os.replace(side, Path(f"{kept}{suffix}"))
+            else:
+                side.unlink()
+    os.replace(temp, target)
+    _fsync_dir(target.parent)
+    return RestoreResult(restored=target, turns=turns, kept_previous=kept)
+
+
+def backup_loop(
+    db_path: str | Path, directory: str | None, *, interval_s: float, keep: int
+) -> BackupLoop | None:
+    """The service's loop when backups are configured (`HISTORY_BACKUP_DIR` set, a file database)."""
+    if not directory or str(db_path) == ":memory:":
+        return None
+    return BackupLoop(db_path, directory, interval_s=interval_s, keep=keep)
+
+
+def hold_writer_lock(db_path: str | Path) -> WriterLock | None:
+    """Take the single-writer lock for the service, or raise if another process holds it."""
+    if str(db_path) == ":memory:":
+        return None
+    lock = WriterLock(db_path)
+    if not lock.acquire():
+        raise RuntimeError(f"another history service holds {db_path} (lock {lock.path})")
+    return lock

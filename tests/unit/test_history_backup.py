@@ -1,0 +1,130 @@
+"""Snapshot names, listing, retention and the writer lock (files only; the service and restore run against
+real SQLite and NATS in tests/integration/test_history_backup.py)."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from actormesh_runtime.cli import parse
+from actormesh_runtime.history import backup
+
+T0 = datetime(2026, 12, 5, 14, 0, tzinfo=UTC)
+
+
+def _touch(directory: Path, name: str) -> Path:
+    path = directory / name
+    path.write_bytes(b"x")
+    return path
+
+
+def test_names_sort_by_time_and_parse_back(tmp_path: Path) -> None:
+    times = [T0 + timedelta(hours=h, microseconds=h) for h in (3, 0, 2, 1)]
+    for at in times:
+        _touch(tmp_path, backup.snapshot_name(at))
+    _touch(tmp_path, backup.snapshot_name(T0 + timedelta(hours=9)) + backup.TEMP_SUFFIX)
+    _touch(tmp_path, "conversations.db")
+
+    listed = backup.list_snapshots(tmp_path)
+
+    assert [s.taken_at for s in listed] == sorted(times)
+
+
+def test_prune_keeps_the_newest_and_drops_unfinished_ones(tmp_path: Path) -> None:
+    paths = [_touch(tmp_path, backup.snapshot_name(T0 + timedelta(hours=h))) for h in range(5)]
+    partial = _touch(tmp_path, backup.snapshot_name(T0) + backup.TEMP_SUFFIX)
+    other = _touch(tmp_path, "notes.txt")
+
+    removed = backup.prune_snapshots(tmp_path, keep=2)
+
+    assert sorted(removed) == sorted([*paths[:3], partial])
+    assert sorted(tmp_path.iterdir()) == sorted([*paths[3:], other])
+
+
+def test_the_writer_lock_is_exclusive_until_released(tmp_path: Path) -> None:
+    first, second = backup.WriterLock(tmp_path / "h.db"), backup.WriterLock(tmp_path / "h.db")
+    assert first.acquire()
+    assert not second.acquire()
+    first.release()
+    assert second.acquire()
+    second.release()
+
+
+def test_verify_refuses_what_is_not_a_history_store(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.db"
+    sqlite3.connect(empty).close()
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"not sqlite at all" * 100)
+
+    with pytest.raises(backup.RestoreError, match="schema version 0"):
+        backup.verify_snapshot(empty, max_schema=3)
+    with pytest.raises(backup.RestoreError, match="not a usable SQLite database"):
+        backup.verify_snapshot(junk, max_schema=3)
+    with pytest.raises(backup.RestoreError, match="no such snapshot"):
+        backup.verify_snapshot(tmp_path / "missing.db", max_schema=3)
+
+
+@pytest.mark.parametrize(
+    ("argv", "action"),
+    [
+        (["history"], None),
+        (["history", "--db", "/d/h.db"], None),
+        (["history", "backups", "--dir", "/b"], "backups"),
+        (["history", "snapshot", "--db", "/d/h.db", "--dir", "/b"], "snapshot"),
+        (["history", "restore", "--from", "/b/s.db", "--db", "/d/h.db", "--force"], "restore"),
+    ],
+    ids=["serve", "serve-with-db", "list", "snapshot", "restore"],
+)
+def test_history_command_line(argv: list[str], action: str | None) -> None:
+    parsed = parse(argv)
+    assert not isinstance(parsed, int)
+    _, args = parsed
+    assert args.action == action
+    if action == "restore":
+        assert (args.snapshot, args.db, args.force) == ("/b/s.db", "/d/h.db", True)
+
+
+def _store(path: Path, turns: int) -> Path:
+    """A minimal history store file (schema v1's table is enough for the checks restore makes)."""
+    db = sqlite3.connect(path)
+    try:
+        db.execute("CREATE TABLE turns (id INTEGER PRIMARY KEY, text TEXT)")
+        db.executemany("INSERT INTO turns (text) VALUES (?)", [(f"t{i}",) for i in range(turns)])
+        db.execute("PRAGMA user_version = 1")
+        db.commit()
+    finally:
+        db.close()
+    return path
+
+
+def _count(path: Path) -> int:
+    db = sqlite3.connect(path)
+    try:
+        return int(db.execute("SELECT COUNT(*) FROM turns").fetchone()[0])
+    finally:
+        db.close()
+
+
+def test_restore_refuses_a_held_database_unless_forced_and_keeps_the_old_one(tmp_path: Path) -> None:
+    snapshot, db = _store(tmp_path / "snap.db", 4), _store(tmp_path / "live.db", 1)
+    holder = backup.WriterLock(db)
+    assert holder.acquire()
+    try:
+        with pytest.raises(backup.RestoreError, match="held by a running history service"):
+            backup.restore(snapshot, db, max_schema=3)
+        assert _count(db) == 1
+        Path(f"{db}-wal").write_bytes(b"stale wal")  # after the read: closing would remove a stray one
+        done = backup.restore(snapshot, db, max_schema=3, force=True)
+    finally:
+        holder.release()
+
+    assert done.turns == 4
+    assert done.kept_previous is not None
+    assert Path(f"{done.kept_previous}-wal").read_bytes() == b"stale wal"  # before any open removes it
+    assert not Path(f"{db}-wal").exists(), "a stale WAL must not be replayed into the restored file"
+    assert _count(done.kept_previous) == 1
+    assert _count(db) == 4
+    assert db.stat().st_mode & 0o777 == 0o600
