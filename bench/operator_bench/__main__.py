@@ -41,6 +41,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--timeout-s", type=float, default=180.0, help="give up on a burst after this")
     parser.add_argument("--pythonpath", default=os.environ.get("BENCH_OPERATOR_PYTHONPATH") or None)
     parser.add_argument("--label", default=None, help="name of this operator version in the report")
+    parser.add_argument("--crd", type=Path, default=None, help="CRD file (default: crds/ of this tree)")
     parser.add_argument("--plot", type=Path, default=None, help="PNG (default: next to OUT)")
     parser.add_argument("--keep", action="store_true", help="keep the work dir (audit and operator logs)")
     return parser.parse_args(argv)
@@ -117,7 +118,7 @@ def main(argv: list[str]) -> int:
     work = new_workdir()
     bench = Bench(work)
     try:
-        bench.start()
+        bench.start(args.crd) if args.crd else bench.start()
         results = asyncio.run(measure(bench, args))
     finally:
         bench.close()

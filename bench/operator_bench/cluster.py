@@ -69,9 +69,11 @@ class Bench:
         self.operator: subprocess.Popen[bytes] | None = None
         self.operator_log = work / "operator.log"
 
-    def start(self) -> KubeControlPlane:
+    def start(self, crd_file: Path = CRD_FILE) -> KubeControlPlane:
+        """`crd_file`: the CRD of the operator measured (an older operator rejects newer spec fields,
+        which the API server would default in)."""
         self.kube = kube = self._plane.start()
-        kube.kubectl("apply", "--server-side", "-f", str(CRD_FILE))
+        kube.kubectl("apply", "--server-side", "-f", str(crd_file))
         established = '{.status.conditions[?(@.type=="Established")].status}'
         deadline = time.monotonic() + 60
         while (

@@ -13,7 +13,11 @@ from typing import Any
 
 def series(results: Mapping[str, Any]) -> dict[str, list[float]]:
     """x (meshes per burst) and the y values plotted, from one results document (pure)."""
-    bursts = sorted(results["bursts"], key=lambda b: b["meshes"])
+    # A burst that did not finish (the old operator's deadlock at 50 meshes) has no times to plot.
+    bursts = sorted(
+        (b for b in results["bursts"] if b.get("completed_observed", b["meshes"]) >= b["meshes"]),
+        key=lambda b: b["meshes"],
+    )
     return {
         "meshes": [b["meshes"] for b in bursts],
         "children_p50": [b["children"]["p50_s"] for b in bursts],
