@@ -285,3 +285,20 @@ def customer_message(record: ApprovalRecord) -> str:
     if record.decision.verdict == "approve":
         return f"Your refund request for {order} was approved for {record.decision.amount:.2f}."
     return f"Your refund request for {order} was declined: {record.decision.reason}"
+
+
+# ---------------------------------------------------------------- messages between the processes
+
+
+class ApprovalCommand(_Model):
+    """`approvals.execute`: run this approved action (execution_coordinator)."""
+
+    approval: ApprovalRecord
+
+
+class ApprovalOutcome(_Model):
+    """`approvals.outcome`: what running it did (the history service records it)."""
+
+    approval_id: str
+    status: Literal["done", "refused"]
+    detail: str

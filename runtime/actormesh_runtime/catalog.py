@@ -164,6 +164,10 @@ class Env:
     RATE_LIMIT_REQUESTS = "RATE_LIMIT_REQUESTS"
     LOG_FORMAT = "LOG_FORMAT"
     LOG_LEVEL = "LOG_LEVEL"
+    OTEL_EXPORTER_OTLP_ENDPOINT = "OTEL_EXPORTER_OTLP_ENDPOINT"
+    OTEL_EXPORTER_OTLP_HEADERS = "OTEL_EXPORTER_OTLP_HEADERS"
+    OTEL_TRACES_SAMPLER = "OTEL_TRACES_SAMPLER"
+    OTEL_TRACES_SAMPLER_ARG = "OTEL_TRACES_SAMPLER_ARG"
     HOST = "HOST"
     """Listen address of the gateway, mocks and actor HTTP servers (the operator sets 0.0.0.0 in pods)."""
 
@@ -186,7 +190,39 @@ class Subjects:
 
     @property
     def stream_subjects(self) -> list[str]:
-        return [f"{self.prefix}.actor.*", f"{self.prefix}.history"]
+        return [f"{self.prefix}.actor.*", f"{self.prefix}.history", *self.approval_work_subjects]
+
+    @property
+    def approvals_execute(self) -> str:
+        """JetStream (work stream): an approved action to run, consumed by execution_coordinator."""
+        return f"{self.prefix}.approvals.execute"
+
+    @property
+    def approvals_outcome(self) -> str:
+        """JetStream (work stream): the result of an approved action, consumed by the history service."""
+        return f"{self.prefix}.approvals.outcome"
+
+    @property
+    def approval_work_subjects(self) -> list[str]:
+        return [self.approvals_execute, self.approvals_outcome]
+
+    @property
+    def approvals_executor_consumer(self) -> str:
+        return "approvals_executor"
+
+    @property
+    def approvals_outcome_consumer(self) -> str:
+        return "approvals_outcomes"
+
+    @property
+    def approvals_created(self) -> str:
+        """JetStream (event stream): a new approval request (the console's queue; a notifier's hook)."""
+        return f"{self.prefix}.approvals.created"
+
+    @property
+    def approvals_updated(self) -> str:
+        """JetStream (event stream): a decision, an execution result or a re-escalation."""
+        return f"{self.prefix}.approvals.updated"
 
     def actor(self, name: ActorName | str) -> str:
         return f"{self.prefix}.actor.{ActorName(name).value}"
@@ -248,7 +284,13 @@ class Subjects:
 
     @property
     def escalation_event_subjects(self) -> list[str]:
-        return [self.escalations_created, self.escalations_updated]
+        """Everything people work on: escalations and approval requests (one event stream)."""
+        return [
+            self.escalations_created,
+            self.escalations_updated,
+            self.approvals_created,
+            self.approvals_updated,
+        ]
 
     @property
     def escalations_lookup(self) -> str:
@@ -346,6 +388,13 @@ def _actor_permissions(subjects: Subjects, actor: ActorName) -> NatsPermissions:
     ]
     if actor in ESCALATION_LOOKUP_ACTORS:
         publish.append(subjects.escalations_lookup)
+    if actor is ActorName.EXECUTION_COORDINATOR:
+        # Approved actions: it runs them (the only actor with the commerce API's mutations) and
+        # reports each result for the history service to record.
+        publish += [
+            *_durable_consumer(subjects, subjects.approvals_executor_consumer),
+            subjects.approvals_outcome,
+        ]
     return NatsPermissions(
         user=user,
         publish=tuple(publish),
@@ -376,8 +425,11 @@ def _history_permissions(subjects: Subjects) -> NatsPermissions:
         *_durable_consumer(subjects, subjects.history_consumer),
         # The mesh's queue gauges (bus/queue_metrics.py): every consumer's backlog, read-only.
         _js_api("CONSUMER", "INFO", subjects.stream, "*"),
-        # It alone changes escalation records, so it alone announces them.
+        # It alone changes escalation and approval records, so it alone announces them, and it
+        # hands approved actions to execution_coordinator and records their results.
         *subjects.escalation_event_subjects,
+        subjects.approvals_execute,
+        *_durable_consumer(subjects, subjects.approvals_outcome_consumer),
     ]
     return NatsPermissions(
         user=HISTORY_USER,

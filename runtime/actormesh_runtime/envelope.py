@@ -19,6 +19,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from actormesh_runtime.approvals import ApprovalRecord
 from actormesh_runtime.catalog import DEFAULT_ROUTE, ERROR_ROUTE, ActorName
 from actormesh_runtime.escalations import EscalationRecord, FollowUp
 
@@ -83,8 +84,25 @@ class RoutingSlip(_Model):
         return self.current
 
 
+def _root_traceparent() -> str:
+    """A new W3C trace root, for envelopes started without a caller's context (tests, tools)."""
+    return f"00-{uuid.uuid4().hex}-{uuid.uuid4().hex[:16]}-01"
+
+
 class Headers(_Model):
-    traceparent: str = Field(default_factory=lambda: f"00-{uuid.uuid4().hex}-{uuid.uuid4().hex[:16]}-01")
+    traceparent: str = Field(
+        default_factory=_root_traceparent,
+        description="W3C context of the last span that handled the envelope: the gateway's request span, "
+        "then each hop's (observability.tracing.hop_span). Never validated here: a malformed one starts "
+        "a new trace at the next hop instead of failing the envelope.",
+    )
+    tracestate: str | None = Field(
+        None,
+        # Left out of the JSON when unset: replicas of an older version (during a rollout) refuse
+        # unknown fields, and most callers send no tracestate.
+        exclude_if=lambda value: value is None,
+        description="The caller's W3C tracestate, passed on unchanged.",
+    )
     deadline: float = Field(description="Unix time after which nobody waits for this envelope")
     attempt: int = Field(default=1, description="Delivery attempt of the current step (1 = first)")
     replay: int = Field(default=0, description="Times `actormesh dlq replay` re-published this envelope")
@@ -363,15 +381,21 @@ class Envelope(_Model):
         budget_s: float,
         reply: ReplyTo | None = None,
         message_id: str | None = None,
+        traceparent: str | None = None,
+        tracestate: str | None = None,
     ) -> Envelope:
-        """A fresh envelope on the default route, with a deadline `budget_s` from now."""
+        """A fresh envelope on the default route, with a deadline `budget_s` from now, continuing the
+        trace `traceparent` names (the gateway's request span), or starting one."""
+        headers = Headers(deadline=time.time() + budget_s, tracestate=tracestate)
+        if traceparent:
+            headers.traceparent = traceparent
         return cls(
             message_id=message_id or new_message_id(),
             session_id=session_id,
             customer_email=customer_email,
             message=message,
             screening=screening,
-            headers=Headers(deadline=time.time() + budget_s),
+            headers=headers,
             reply=reply or ReplyTo(),
         )
 
@@ -422,3 +446,5 @@ class HistoryEvent(_Model):
     result: FinalResult
     escalation: EscalationRecord | None = None
     """Set when the mesh escalated: stored with the turns, in the same transaction (idempotent on ref)."""
+    approvals: list[ApprovalRecord] = Field(default_factory=list)
+    """Actions waiting for a person's approval: stored with the turns, idempotent on their id."""

@@ -189,6 +189,16 @@ class EscalationLookup(_Model):
     """`queue`: the priority of the escalation being created."""
 
 
+class QueueSnapshot(_Model):
+    """The queue a new escalation joins: the inputs of the wait estimate."""
+
+    ahead: int = Field(ge=0, description="Open escalations at this priority or a more urgent one")
+    agents_active: int = Field(ge=0, description="Agents who replied in the last hour")
+    handling_minutes: float | None = Field(
+        None, description="Mean claim-to-resolve time of the last day's resolved escalations"
+    )
+
+
 class FollowUp(_Model):
     """What a customer may learn about one of their own references (never the agent's notes)."""
 
@@ -202,21 +212,13 @@ class FollowUp(_Model):
     created_at: datetime | None = None
     lookup_failed: bool = False
     """The history service did not answer: nothing is known (said so, never guessed)."""
+    queue: QueueSnapshot | None = None
+    """While open: the escalations ahead of this one and the agents answering (the wait)."""
 
     @property
     def pending(self) -> bool:
         """Found and still with our team (open or claimed)."""
         return self.found and self.state in (EscalationState.OPEN, EscalationState.CLAIMED)
-
-
-class QueueSnapshot(_Model):
-    """The queue a new escalation joins: the inputs of the wait estimate."""
-
-    ahead: int = Field(ge=0, description="Open escalations at this priority or a more urgent one")
-    agents_active: int = Field(ge=0, description="Agents who replied in the last hour")
-    handling_minutes: float | None = Field(
-        None, description="Mean claim-to-resolve time of the last day's resolved escalations"
-    )
 
 
 class LookupAnswer(_Model):

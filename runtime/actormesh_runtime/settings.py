@@ -229,6 +229,42 @@ class RuntimeSettings(BaseSettings):
     )
     log_level: str = Field("INFO", description="Python logging level name.")
 
+    # --- tracing (docs/tracing.md): the OpenTelemetry SDK's standard variables; no endpoint = no export
+    otel_exporter_otlp_endpoint: str | None = Field(
+        None,
+        description="OTLP/HTTP collector base URL (`/v1/traces` is appended); set = spans are exported.",
+    )
+    otel_exporter_otlp_traces_endpoint: str | None = Field(
+        None, description="Full OTLP/HTTP traces URL; wins over OTEL_EXPORTER_OTLP_ENDPOINT."
+    )
+    otel_exporter_otlp_protocol: str = Field(
+        "http/protobuf",
+        description="Only http/protobuf is shipped; another value leaves export off with a warning.",
+    )
+    otel_exporter_otlp_headers: str | None = Field(
+        None,
+        description="Headers on every export (`key=value,...`, values URL-encoded), e.g. a hosted "
+        "backend's API key; from a Secret.",
+    )
+    otel_service_name: str | None = Field(
+        None, description="service.name of the spans; unset = actormesh-<component> (e.g. actormesh-gateway)."
+    )
+    otel_traces_sampler: Literal[
+        "always_on",
+        "always_off",
+        "traceidratio",
+        "parentbased_always_on",
+        "parentbased_always_off",
+        "parentbased_traceidratio",
+    ] = Field(
+        "parentbased_always_on",
+        description="Which traces are recorded; parent-based ones follow the caller's sampled flag.",
+    )
+    otel_traces_sampler_arg: float | None = Field(
+        None, ge=0, le=1, description="The ratio of the *traceidratio samplers (default 1.0)."
+    )
+    otel_sdk_disabled: bool = Field(False, description="true: no export, whatever the endpoint says.")
+
     # --- the seed guide's names (not settings: what the environment held when this object was built)
     _guide_names: dict[str, str] = PrivateAttr(default_factory=dict)
 
@@ -237,6 +273,16 @@ class RuntimeSettings(BaseSettings):
         self._guide_names = {
             old: ("set" if new in environ else "used") for old, new in GUIDE_ALIASES.items() if old in environ
         } | {old: "no effect" for old in GUIDE_WITHOUT_EFFECT if old in environ}
+
+    def otlp_traces_endpoint(self) -> str | None:
+        """Where spans go, or None when export is off (no endpoint, disabled, or another protocol)."""
+        if self.otel_sdk_disabled or self.otel_exporter_otlp_protocol != "http/protobuf":
+            return None
+        if self.otel_exporter_otlp_traces_endpoint:
+            return self.otel_exporter_otlp_traces_endpoint
+        if self.otel_exporter_otlp_endpoint:
+            return self.otel_exporter_otlp_endpoint.rstrip("/") + "/v1/traces"
+        return None
 
     def startup_warnings(self) -> list[str]:
         """One line per deployment-guide variable name found in the environment (logged at start-up)."""
@@ -250,6 +296,11 @@ class RuntimeSettings(BaseSettings):
                 )
             else:
                 lines.append(f"{old} is deprecated: rename it to {GUIDE_ALIASES[old]} (its value is used)")
+        if self.otel_exporter_otlp_protocol != "http/protobuf" and not self.otel_sdk_disabled:
+            lines.append(
+                f"OTEL_EXPORTER_OTLP_PROTOCOL={self.otel_exporter_otlp_protocol} is not supported "
+                "(only http/protobuf is installed): traces are not exported"
+            )
         return lines
 
     @field_validator("jwt_secret", "jwt_previous_secret")

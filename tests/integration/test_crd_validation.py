@@ -80,6 +80,16 @@ BAD_SPECS = [
     ),
     pytest.param({"image": "x", "nats": {"replicas": 2}}, "spec.nats.replicas", id="nats-replicas-1-or-3"),
     pytest.param(
+        {"image": "x", "monitoring": {"tracing": {"endpoint": "otel-collector:4318"}}},
+        "spec.monitoring.tracing.endpoint",
+        id="tracing-endpoint-not-a-url",
+    ),
+    pytest.param(
+        {"image": "x", "monitoring": {"tracing": {"headersSecretRef": {"name": "otlp", "key": "headers"}}}},
+        "spec.monitoring.tracing.headersSecretRef needs spec.monitoring.tracing.endpoint",
+        id="tracing-headers-without-endpoint",
+    ),
+    pytest.param(
         {"image": "x", "nats": {"replicas": 3, "external": {"url": "nats://n:4222"}}},
         "spec.nats.external cannot be combined",
         id="nats-external-vs-managed",

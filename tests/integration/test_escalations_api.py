@@ -206,3 +206,38 @@ async def test_every_handoff_reply_names_a_real_record(nats_server: str, tmp_pat
             shown = await poll_json(api, f"/api/escalations/{ref}")
             assert shown["escalation"]["reason"] == reason
             assert shown["escalation"]["customer"]["email"] == email
+
+
+async def test_customers_follow_up_on_their_reference(nats_server: str, tmp_path: Path) -> None:
+    settings = stack_settings(nats_server, tmp_path, jwt_secret=SECRET)
+    john = {"Authorization": f"Bearer {mint_token(SECRET, JOHN)}"}
+    bob = {"Authorization": f"Bearer {mint_token(SECRET, BOB)}"}
+    agent = {"Authorization": f"Bearer {mint_token(SECRET, 'ann@shop.example', role='agent')}"}
+    async with gateway_stack(settings) as stack, httpx.AsyncClient(base_url=stack.url, timeout=30) as api:
+        ref = await escalate(api, JOHN, "fu-john", "I want to talk to a human", headers=john)
+        await poll_json(api, f"/api/escalations/{ref}", headers=agent)
+
+        async def ask(headers: dict[str, str], email: str, session: str, text: str) -> dict[str, Any]:
+            body = {"message": text, "customer_email": email, "session_id": session}
+            response = await api.post("/api/chat", json=body, headers=headers)
+            assert response.status_code == 200, response.text
+            return dict(response.json())
+
+        waiting = await ask(john, JOHN, "fu-john", f"What's happening with {ref}?")
+        assert (
+            f"Your request {ref} is waiting for the next available member of our team." in waiting["response"]
+        )
+        assert not waiting["escalated"]  # asking about it opens no second escalation
+        assert (await api.post(f"/api/escalations/{ref}/claim", json={}, headers=agent)).status_code == 200
+        reply = {"text": "Your replacement ships today."}
+        assert (await api.post(f"/api/escalations/{ref}/reply", json=reply, headers=agent)).status_code == 200
+
+        handled = await ask(john, JOHN, "fu-john", f"any news on {ref.lower()}? I still want a person")
+        assert f"Your request {ref} is being handled by a member of our team." in handled["response"]
+        assert '"Your replacement ships today."' in handled["response"]
+        assert not handled["escalated"]
+        others = await ask(bob, BOB, "fu-bob", f"What's happening with {ref}?")
+        assert f"I couldn't find {ref} for your account" in others["response"]
+        assert "replacement" not in others["response"]
+        queue = (await api.get("/api/escalations", headers=agent)).json()["items"]
+        assert [item["ref"] for item in queue] == [ref]

@@ -105,7 +105,7 @@ async def test_history_killed_between_escalate_and_store(nats_server: str, tmp_p
             record = await eventually_async(
                 lambda: _record(client, ref),
                 what=f"{ref} stored by the new process",
-                timeout_s=60,
+                timeout_s=120,  # the dead process's fetch comes back after the 30 s ack wait
                 ignoring=(HistoryUnavailable,),
             )
             page, _ = await client.escalations(state=None, limit=50, cursor=None)

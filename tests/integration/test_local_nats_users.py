@@ -22,7 +22,8 @@ from actormesh_runtime.history.service import HistoryService
 from actormesh_runtime.local.mesh import LocalMesh
 from actormesh_runtime.settings import RuntimeSettings
 from tests.conftest import missing_component
-from tests.support.gateway import JOHN, poll_json, wait_ready
+from tests.support.eventually import eventually_async
+from tests.support.gateway import BOB, JOHN, poll_json, wait_ready
 
 pytestmark = pytest.mark.integration
 
@@ -69,6 +70,14 @@ async def test_embedded_server_enforces_each_components_permissions(tmp_path: Pa
                 await asyncio.sleep(0.05)
             assert any("publish" in v.lower() and "execution_coordinator" in v for v in violations), errors
             assert any("subscription" in v.lower() and "history.query" in v for v in violations), errors
+            # Only the history service announces escalations; only two actors may ask it about them.
+            await gateway.publish(subjects.escalations_created, b"{}")
+            await gateway.flush()
+            for _ in range(60):
+                if any("escalations.created" in e for e in errors):
+                    break
+                await asyncio.sleep(0.05)
+            assert any("publish" in e.lower() and "escalations.created" in e for e in errors), errors
         finally:
             await gateway.close()
 
@@ -90,6 +99,55 @@ async def test_the_whole_mesh_answers_with_permissions_on(tmp_path: Path) -> Non
             assert "TRK100000002" in response.json()["response"]
             transcript = await poll_json(client, "/api/conversations/perm-1")
         assert len(transcript["turns"]) == 2
+        assert mesh.embedded is not None
+        log = mesh.embedded.log_path.read_text()
+        assert "Permissions Violation" not in log, "a component needed a subject it is not allowed"
+
+
+async def test_escalations_work_with_permissions_on(tmp_path: Path) -> None:
+    """Escalation lookups (escalation_router, context_retriever → history), events (history → gateway)
+    and agent operations (gateway → history), each component as its own user: no violation, and the
+    lookups really answered (a refused request would make the replies say the queue is unknown)."""
+    settings = RuntimeSettings(
+        mesh_name="escperm", sqlite_db_path=str(tmp_path / "history.db"), gateway_anonymous=True
+    )
+    async with LocalMesh(settings, data_dir=tmp_path / "nats", nats_users=True) as mesh:
+        await mesh.enter_context(HistoryService(mesh.settings_for(HISTORY_USER)))
+        server = await mesh.enter_context(GatewayServer(create_app(mesh.settings_for(GATEWAY_USER)), port=0))
+        await wait_ready(server.url)
+        async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+            body = {"message": "I want to talk to a human", "customer_email": JOHN, "session_id": "perm-esc"}
+            handoff = (await client.post("/api/chat", json=body)).json()
+            ref = handoff["reference_id"]
+            assert "No one from our team is available right now" in handoff["response"]  # the queue answered
+            await poll_json(client, f"/api/escalations/{ref}")
+            assert (await client.post(f"/api/escalations/{ref}/claim", json={})).status_code == 200
+            reply = await client.post(f"/api/escalations/{ref}/reply", json={"text": "On it."})
+            assert reply.status_code == 200, reply.text
+            body["message"] = f"What's happening with {ref}?"
+            followup = (await client.post("/api/chat", json=body)).json()
+            # An approval: the history service hands it to execution_coordinator, which reports back.
+            cancel = {
+                "message": "Please cancel my order ORD-30001",
+                "customer_email": BOB,
+                "session_id": "perm-apr",
+            }
+            assert (await client.post("/api/chat", json=cancel)).json()["actions"][0][
+                "status"
+            ] == "pending_review"
+
+            async def requested() -> list[dict[str, object]]:
+                return list((await client.get("/api/approvals?state=pending")).json()["items"])
+
+            [request] = await eventually_async(requested, what="the approval request", timeout_s=30)
+            assert (await client.post(f"/api/approvals/{request['id']}/approve", json={})).status_code == 200
+
+            async def executed() -> bool:
+                shown = (await client.get(f"/api/approvals/{request['id']}")).json()
+                return shown["audit"][-1]["what"] == "executed: done"
+
+            await eventually_async(executed, what="the approved cancellation run", timeout_s=30)
+        assert f"Your request {ref} is being handled" in followup["response"]
         assert mesh.embedded is not None
         log = mesh.embedded.log_path.read_text()
         assert "Permissions Violation" not in log, "a component needed a subject it is not allowed"

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from actormesh_runtime.observability.logging import JsonFormatter
+from actormesh_runtime.observability.tracing import TraceLogFilter
 
 
 @contextmanager
@@ -15,6 +16,7 @@ def json_log_capture() -> Iterator[io.StringIO]:
     buffer = io.StringIO()
     handler = logging.StreamHandler(buffer)
     handler.setFormatter(JsonFormatter())
+    handler.addFilter(TraceLogFilter())  # as configure_logging does
     root = logging.getLogger()
     level = root.level
     root.addHandler(handler)

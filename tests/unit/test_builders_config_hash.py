@@ -93,5 +93,6 @@ def test_rendered_hashes_of_a_minimal_mesh_are_pinned() -> None:
     assert hashes["demo-gateway"] == "9e72d0f6173657c0"
     # Changed for issue 11: nats.conf gained the per-component `authorization` block; for issue 14 the
     # history user may read every consumer's info (the queue gauges); for issue 12 the escalation events,
-    # their stream and the escalation lookup subject (history, gateway, two actors).
-    assert hashes["demo-nats"] == "a172225f0991be68"
+    # their stream and the escalation lookup subject (history, gateway, two actors), then the approval
+    # commands and outcomes (execution_coordinator, history).
+    assert hashes["demo-nats"] == "322027e90fef0648"

@@ -27,7 +27,12 @@ def test_one_work_queue_stream_per_mesh_with_a_duplicate_window() -> None:
 
     assert cfg.name == "ACTORMESH-blue"
     assert cfg.retention == RetentionPolicy.WORK_QUEUE
-    assert cfg.subjects == ["actormesh.blue.actor.*", "actormesh.blue.history"]
+    assert cfg.subjects == [
+        "actormesh.blue.actor.*",
+        "actormesh.blue.history",
+        "actormesh.blue.approvals.execute",  # an approved action, for execution_coordinator
+        "actormesh.blue.approvals.outcome",  # its result, for the history service
+    ]
     assert cfg.duplicate_window == 90
 
 

@@ -13,7 +13,13 @@ import pytest
 
 from actormesh_runtime.actors.context_retriever import ContextRetriever
 from actormesh_runtime.envelope import Envelope, Intent
-from actormesh_runtime.escalations import EscalationLookup, EscalationState, FollowUp, LookupAnswer
+from actormesh_runtime.escalations import (
+    EscalationLookup,
+    EscalationState,
+    FollowUp,
+    LookupAnswer,
+    QueueSnapshot,
+)
 from actormesh_runtime.policy.decision import REASON_HUMAN, REASON_LEGAL, decide
 from actormesh_runtime.replies.templates import compose
 from tests.support.commerce import context_for, intent, sentiment
@@ -74,6 +80,22 @@ async def test_the_owner_hears_the_state_and_the_last_reply(message: str) -> Non
     assert f"Your request {REF} is being handled by a member of our team." in reply
     assert '"Your replacement ships today."' in reply
     assert "ann@shop.example" not in reply
+
+
+async def test_an_open_one_says_where_it_stands_honestly() -> None:
+    waiting = FollowUp(
+        ref=REF,
+        found=True,
+        state=EscalationState.OPEN,
+        created_at=NOW,
+        queue=QueueSnapshot(ahead=2, agents_active=0, handling_minutes=9.0),
+    )
+    envelope = await followups_for(JOHN, f"What's happening with {REF}?", history_answering(JOHN, waiting))
+    reply = compose(envelope)
+    assert f"Your request {REF} is waiting for the next available member of our team." in reply
+    assert "No one from our team is available right now" in reply
+    assert "2 conversations are ahead of yours" in reply
+    assert "minute" not in reply
 
 
 async def test_someone_elses_reference_is_not_found() -> None:

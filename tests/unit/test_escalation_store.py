@@ -179,3 +179,17 @@ async def test_agent_ops_answer_404_409_422(store: HistoryStore) -> None:
     assert claimed.escalation.state is EscalationState.CLAIMED
     bad_cursor = await ops.answer(HistoryQuery(op="escalations", cursor="nonsense"))
     assert (bad_cursor.refused, (bad_cursor.error or "").split(":")[0]) == ("invalid", "cursor")
+
+
+async def test_a_follow_up_on_an_open_one_says_where_it_stands(store: HistoryStore) -> None:
+    older = escalated(BOB, "talk to a human", session="o1")
+    mine = escalated(JOHN, "talk to a person", session="o2")
+    for event in (older, mine):
+        await store.add_events([event])
+    assert mine.escalation is not None
+    ops = EscalationOps(store, Subjects("unit"))
+    question = EscalationLookup(op="status", refs=[mine.escalation.ref], customer_email=JOHN)
+    [followup] = (await ops.lookup(question.model_dump_json().encode())).followups
+    assert followup.state is EscalationState.OPEN
+    assert followup.queue is not None
+    assert (followup.queue.ahead, followup.queue.agents_active) == (1, 0)  # Bob's older one is ahead

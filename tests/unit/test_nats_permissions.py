@@ -82,3 +82,38 @@ def test_only_admin_reads_and_deletes_dead_letters() -> None:
 def test_unknown_component_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown NATS component 'keda'"):
         nats_permissions(SUBJECTS, "keda")
+
+
+def test_escalation_subjects_go_to_exactly_who_needs_them() -> None:
+    def users(where: str, subject: str) -> set[str]:
+        return {u for u in NATS_USERS if subject in getattr(nats_permissions(SUBJECTS, u), where)}
+
+    # Only the single writer announces; gateways deliver the events to sockets.
+    assert users("publish", SUBJECTS.escalations_created) == {HISTORY_USER}
+    assert users("publish", SUBJECTS.escalations_updated) == {HISTORY_USER}
+    assert users("subscribe", SUBJECTS.escalations_created) == {GATEWAY_USER}
+    assert users("subscribe", SUBJECTS.escalations_updated) == {GATEWAY_USER}
+    # Follow-ups and the queue: two actors ask, the history service answers.
+    asking = {ActorName.CONTEXT_RETRIEVER.value, ActorName.ESCALATION_ROUTER.value}
+    assert users("publish", SUBJECTS.escalations_lookup) == asking
+    assert users("subscribe", SUBJECTS.escalations_lookup) == {HISTORY_USER}
+    # Everyone may provision the event stream, as the other streams (open_bus creates all three).
+    for user in NATS_USERS:
+        assert (
+            f"$JS.API.STREAM.CREATE.{SUBJECTS.escalations_stream}" in nats_permissions(SUBJECTS, user).publish
+        )
+
+
+def test_approved_actions_run_only_in_execution_coordinator() -> None:
+    def pulling(consumer: str) -> set[str]:
+        next_msg = f"$JS.API.CONSUMER.MSG.NEXT.{SUBJECTS.stream}.{consumer}"
+        return {u for u in NATS_USERS if next_msg in nats_permissions(SUBJECTS, u).publish}
+
+    assert pulling(SUBJECTS.approvals_executor_consumer) == {ActorName.EXECUTION_COORDINATOR.value}
+    assert pulling(SUBJECTS.approvals_outcome_consumer) == {HISTORY_USER}
+    publishing = {
+        u for u in NATS_USERS if SUBJECTS.approvals_execute in nats_permissions(SUBJECTS, u).publish
+    }
+    assert publishing == {HISTORY_USER}  # only a recorded approval becomes a command
+    reporting = {u for u in NATS_USERS if SUBJECTS.approvals_outcome in nats_permissions(SUBJECTS, u).publish}
+    assert reporting == {ActorName.EXECUTION_COORDINATOR.value}

@@ -21,7 +21,7 @@ from actormesh_operator.api.infra import (
     NatsSpec,
     RedisSpec,
 )
-from actormesh_operator.api.monitoring import BOTH_MONITORS
+from actormesh_operator.api.monitoring import BOTH_MONITORS, HEADERS_NEED_ENDPOINT
 from actormesh_operator.api.routing import ROUTE_NEEDS_PARENT
 from actormesh_operator.api.runtime import (
     ONE_SOURCE,
@@ -229,6 +229,12 @@ SPEC_RULES: list[Rule] = [
         f" && {_opt('self', ['podMonitor', 'enabled'], 'false')})",
         BOTH_MONITORS,
         ".podMonitor.enabled",
+    ),
+    Rule(
+        ("monitoring", "tracing"),
+        "!has(self.headersSecretRef) || has(self.endpoint)",
+        HEADERS_NEED_ENDPOINT,
+        ".headersSecretRef",
     ),
     Rule(
         ("history", "backup"),

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from actormesh_operator.api.types import DNS1123_LABEL, ApiModel, LabelKey, LabelValue
+from actormesh_operator.api.types import DNS1123_LABEL, ApiModel, LabelKey, LabelValue, SecretKeyRef
 
 DURATION_PATTERN = r"^[0-9]+(ms|s|m|h)$"
+OTLP_URL_PATTERN = r"^https?://[^\s/?#]+(/[^\s?#]*)?$"
 BOTH_MONITORS = (
     "spec.monitoring.serviceMonitor.enabled and spec.monitoring.podMonitor.enabled cannot both be true"
     " (every target would be scraped twice); pick one"
@@ -48,8 +49,38 @@ class PrometheusRuleSpec(ApiModel):
     """ActorMeshNotReady: the mesh's Ready condition has been false this long."""
 
 
+HEADERS_NEED_ENDPOINT = "spec.monitoring.tracing.headersSecretRef needs spec.monitoring.tracing.endpoint"
+
+
+class TracingSpec(ApiModel):
+    """OpenTelemetry trace export (the OTEL_* variables) from every actor, the gateway and history."""
+
+    # With NetworkPolicies on, `allow-tracing` lets the runtime pods reach the collector. Anything
+    # finer (headers, TLS, other OTEL_* variables) goes in spec.gateway.env / spec.actors.<name>.env,
+    # which win over the ConfigMap (docs/tracing.md).
+
+    endpoint: str | None = Field(None, max_length=2048, pattern=OTLP_URL_PATTERN)
+    """OTLP/HTTP (protobuf) base URL of the collector, e.g. `http://otel-collector.observability:4318`
+    (`/v1/traces` is appended). Unset: no export (trace ids still appear in the logs)."""
+    sampler_ratio: float = Field(1.0, ge=0, le=1)
+    """Share of new traces recorded (`parentbased_traceidratio`); a caller's sampled flag is followed."""
+    headers_secret_ref: SecretKeyRef | None = None
+    """A Secret key holding the export headers (`OTEL_EXPORTER_OTLP_HEADERS`: `key=value,...`, e.g.
+    `authorization=Bearer%20...` for a hosted backend); every traced pod reads it."""
+    collector_namespace: str | None = Field(None, max_length=63, pattern=DNS1123_LABEL)
+    """Namespace of an in-cluster collector: the NetworkPolicy lets the pods reach that namespace on the
+    endpoint's port. Unset: the endpoint's port on any address outside `spec.networkPolicy.egressExcept`
+    (a collector outside the cluster)."""
+
+    @model_validator(mode="after")
+    def _headers_need_endpoint(self) -> TracingSpec:
+        if self.headers_secret_ref is not None and self.endpoint is None:
+            raise ValueError(HEADERS_NEED_ENDPOINT)
+        return self
+
+
 class MonitoringSpec(ApiModel):
-    """Prometheus Operator objects for the mesh, and who may scrape it."""
+    """Prometheus Operator objects for the mesh, who may scrape it, and trace export."""
 
     service_monitor: ScrapeSpec = Field(default_factory=ScrapeSpec)
     pod_monitor: ScrapeSpec = Field(default_factory=ScrapeSpec)
@@ -57,6 +88,7 @@ class MonitoringSpec(ApiModel):
     scrape_namespace: str | None = Field(None, max_length=63, pattern=DNS1123_LABEL)
     """Namespace whose pods (Prometheus) may reach the metrics ports through the mesh's default-deny
     NetworkPolicies (unset: only the gateway's port is open, as always)."""
+    tracing: TracingSpec = Field(default_factory=TracingSpec)
 
     @model_validator(mode="after")
     def _one_monitor(self) -> MonitoringSpec:

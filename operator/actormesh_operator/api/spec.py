@@ -34,7 +34,7 @@ from actormesh_operator.api.infra import (
     RedisExternal,
     RedisSpec,
 )
-from actormesh_operator.api.monitoring import MonitoringSpec, PrometheusRuleSpec, ScrapeSpec
+from actormesh_operator.api.monitoring import MonitoringSpec, PrometheusRuleSpec, ScrapeSpec, TracingSpec
 from actormesh_operator.api.routing import GatewayParentRef, HTTPRouteSpec
 from actormesh_operator.api.runtime import (
     REQUEST_TIMEOUT_BELOW_DEADLINE,
@@ -108,6 +108,7 @@ __all__ = [
     "ServiceSpec",
     "Storage",
     "Toleration",
+    "TracingSpec",
 ]
 
 HTTP_URL_PATTERN = r"^https?://\S+$"

@@ -131,6 +131,12 @@ def referenced_secrets(mesh: ActorMesh) -> list[SecretRef]:
     if redis is not None:
         field, ref = redis
         refs.append(SecretRef(name=ref.name, key=ref.key, field_path=field))
+    tracing = spec.monitoring.tracing
+    if tracing.endpoint is not None and tracing.headers_secret_ref is not None:
+        ref = tracing.headers_secret_ref
+        refs.append(
+            SecretRef(name=ref.name, key=ref.key, field_path="spec.monitoring.tracing.headersSecretRef")
+        )
     tls = spec.nats.tls
     if spec.nats.managed and tls is not None:
         for key in (nats.TLS_CERT, nats.TLS_KEY, tls.ca_key):

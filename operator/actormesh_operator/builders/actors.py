@@ -23,6 +23,7 @@ from actormesh_operator.builders.workload import (
     runtime_container,
     runtime_pod,
     secret_env,
+    tracing_headers_env,
     with_user_env,
 )
 from actormesh_operator.settings import OperatorSettings
@@ -44,7 +45,8 @@ def actor_env(mesh: ActorMesh, actor: EffectiveActorSpec) -> list[dict[str, Any]
         env.append(secret_env(Env.LLM_API_KEY, llm.api_key_secret_ref))
     if actor.info.uses_redis:
         env += redis_password_env(mesh)
-    return with_user_env(env + nats_credentials_env(mesh, actor.info.name.value), actor.env)
+    env += nats_credentials_env(mesh, actor.info.name.value) + tracing_headers_env(mesh)
+    return with_user_env(env, actor.env)
 
 
 def _runtime_overrides(mesh: ActorMesh, actor: EffectiveActorSpec) -> list[dict[str, Any]]:

@@ -26,6 +26,7 @@ from actormesh_operator.builders.workload import (
     runtime_container,
     runtime_pod,
     secret_env,
+    tracing_headers_env,
     with_user_env,
 )
 from actormesh_operator.settings import OperatorSettings
@@ -57,7 +58,10 @@ def auth_env(mesh: ActorMesh) -> list[dict[str, Any]]:
 
 def gateway_env(mesh: ActorMesh) -> list[dict[str, Any]]:
     return with_user_env(
-        auth_env(mesh) + redis_password_env(mesh) + nats_credentials_env(mesh, GATEWAY_USER),
+        auth_env(mesh)
+        + redis_password_env(mesh)
+        + nats_credentials_env(mesh, GATEWAY_USER)
+        + tracing_headers_env(mesh),
         mesh.spec.gateway.env,
     )
 

@@ -21,6 +21,7 @@ from actormesh_operator.builders.workload import (
     nats_credentials_env,
     runtime_container,
     runtime_pod,
+    tracing_headers_env,
 )
 from actormesh_operator.settings import OperatorSettings
 from actormesh_runtime.catalog import HISTORY_USER, Env, Ports
@@ -107,6 +108,7 @@ def build_history_statefulset(mesh: ActorMesh, settings: OperatorSettings) -> Ma
             *_monitor_env(mesh, settings),
             *backup_env,
             *nats_credentials_env(mesh, HISTORY_USER),
+            *tracing_headers_env(mesh),
         ],
         extra_mounts=[{"name": names.HISTORY_DATA_CLAIM, "mountPath": DATA_DIR}, *backup_mounts, *ca_mounts],
         startupProbe=http_probe("/healthz", "http", period=2, failures=60),

@@ -13,7 +13,9 @@ for it, so `kubectl get netpol` reads as the list of allowed flows:
 - allow-redis / allow-redis-clients: actors that use Redis, and the gateway → Redis 6379;
 - allow-gateway: anyone → gateway 8000 (the Service/Ingress decide who can reach it);
 - allow-llm: LLM actors → any address outside `spec.networkPolicy.egressExcept` (private, link-local,
-  loopback by default), TCP 443 or the port of `spec.llm.apiBase`, only when an LLM is configured.
+  loopback by default), TCP 443 or the port of `spec.llm.apiBase`, only when an LLM is configured;
+- allow-tracing: actors, gateway, history → the trace collector's port, in
+  `spec.monitoring.tracing.collectorNamespace` (else outside `egressExcept`), when an endpoint is set.
 History gets no ingress at all: it only connects out to NATS. External NATS/Redis/APIs are allowed
 to any address on their URL's port. Kubelet probes are not subject to NetworkPolicy; Prometheus in
 another namespace is let in by `allow-metrics-scrape` (`spec.monitoring.scrapeNamespace`,
@@ -187,6 +189,20 @@ def _gateway_and_llm(mesh: ActorMesh) -> list[Manifest]:
     return out
 
 
+def _tracing(mesh: ActorMesh) -> list[Manifest]:
+    """Runtime pods → the trace collector's port: in `collectorNamespace`, else outside the cluster."""
+    tracing = mesh.spec.monitoring.tracing
+    if tracing.endpoint is None:
+        return []
+    if tracing.collector_namespace is not None:
+        namespace = {"kubernetes.io/metadata.name": tracing.collector_namespace}
+        to: list[Rule] = [{"namespaceSelector": {"matchLabels": namespace}}]
+    else:
+        to = public_internet(mesh)
+    egress = [{"to": to, "ports": tcp(*url_ports([tracing.endpoint]))}]
+    return [_policy(mesh, "allow-tracing", pods(mesh, nats_clients(mesh)), egress=egress)]
+
+
 def public_internet(mesh: ActorMesh) -> list[Rule]:
     """Every address except `spec.networkPolicy.egressExcept` (private, link-local, loopback by default):
     an LLM provider has no fixed IPs, but the cloud metadata endpoint, the API server and the cluster's
@@ -211,4 +227,5 @@ def build_network_policies(mesh: ActorMesh, *, keda_available: bool = False) -> 
         *_commerce(mesh),
         *_redis(mesh),
         *_gateway_and_llm(mesh),
+        *_tracing(mesh),
     ]

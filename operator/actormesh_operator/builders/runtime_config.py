@@ -13,14 +13,23 @@ import hashlib
 import json
 from collections.abc import Mapping
 
-from actormesh_operator.api.runtime import POD_DEFAULTS, RuntimeSpec
+from actormesh_operator.api.runtime import POD_DEFAULTS, RuntimeSpec, env_value
 from actormesh_operator.api.spec import ActorMesh
 from actormesh_operator.builders import labels, names
 from actormesh_operator.builders.meta import Manifest, manifest, object_meta
 from actormesh_operator.settings import OperatorSettings
 from actormesh_runtime.catalog import ActorInfo, ActorName, Env, Ports
 
-_COMMON = (Env.MESH_NAME, Env.NATS_URL, Env.NATS_STREAM_REPLICAS, Env.LOG_FORMAT, Env.LOG_LEVEL, Env.HOST)
+_TRACING = (Env.OTEL_EXPORTER_OTLP_ENDPOINT, Env.OTEL_TRACES_SAMPLER, Env.OTEL_TRACES_SAMPLER_ARG)
+_COMMON = (
+    Env.MESH_NAME,
+    Env.NATS_URL,
+    Env.NATS_STREAM_REPLICAS,
+    Env.LOG_FORMAT,
+    Env.LOG_LEVEL,
+    Env.HOST,
+    *_TRACING,
+)
 _LLM = (Env.LITELLM_MODEL, Env.LLM_API_BASE, Env.LLM_TEMPERATURE, Env.LLM_TIMEOUT_S)
 _APIS = (Env.CUSTOMER_API_URL, Env.ORDERS_API_URL, Env.TRACKING_API_URL, Env.CACHE_TTL, Env.API_TIMEOUT_S)
 _ACTOR_HOST = (Env.ACTOR_HTTP_PORT, Env.PROCESSING_TIMEOUT_S)
@@ -101,6 +110,7 @@ def runtime_env(mesh: ActorMesh, settings: OperatorSettings) -> dict[str, str]:
     redis = redis_url(mesh, settings)
     if redis is not None:
         env[Env.REDIS_URL] = redis
+    env.update(tracing_env(mesh))
     if spec.llm is not None:
         env[Env.LITELLM_MODEL] = spec.llm.model
         env[Env.LLM_TEMPERATURE] = str(spec.llm.temperature)
@@ -108,6 +118,19 @@ def runtime_env(mesh: ActorMesh, settings: OperatorSettings) -> dict[str, str]:
         if spec.llm.api_base is not None:
             env[Env.LLM_API_BASE] = spec.llm.api_base
     return dict(sorted(env.items()))
+
+
+def tracing_env(mesh: ActorMesh) -> dict[str, str]:
+    """`spec.monitoring.tracing` as the standard OTEL_* variables; nothing when no endpoint is set, so
+    a mesh without tracing keeps its config hashes."""
+    tracing = mesh.spec.monitoring.tracing
+    if tracing.endpoint is None:
+        return {}
+    return {
+        Env.OTEL_EXPORTER_OTLP_ENDPOINT: tracing.endpoint,
+        Env.OTEL_TRACES_SAMPLER: "parentbased_traceidratio",
+        Env.OTEL_TRACES_SAMPLER_ARG: env_value(tracing.sampler_ratio),
+    }
 
 
 def actor_keys(info: ActorInfo) -> tuple[str, ...]:

@@ -67,6 +67,15 @@ def nats_credentials_env(mesh: ActorMesh, user: str) -> list[dict[str, Any]]:
     return env
 
 
+def tracing_headers_env(mesh: ActorMesh) -> list[dict[str, Any]]:
+    """The trace export headers from their Secret (`spec.monitoring.tracing.headersSecretRef`)."""
+    tracing = mesh.spec.monitoring.tracing
+    ref = tracing.headers_secret_ref
+    if tracing.endpoint is None or ref is None:
+        return []
+    return [secret_env(Env.OTEL_EXPORTER_OTLP_HEADERS, ref)]
+
+
 def nats_ca_volume(mesh: ActorMesh) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(volumes, mounts) giving a NATS client only the CA certificate of the TLS Secret (not its key)."""
     tls = mesh.spec.nats.tls

@@ -18,7 +18,7 @@ from actormesh_runtime.actors.escalation_router import build_escalation
 from actormesh_runtime.catalog import ActorName, DeadLetterReason, Subjects
 from actormesh_runtime.envelope import Envelope, ErrorInfo, FinalResult
 from actormesh_runtime.errors import InvalidEnvelope
-from actormesh_runtime.observability import metrics
+from actormesh_runtime.observability import metrics, tracing
 from actormesh_runtime.replies.result import final_result, history_event
 from actormesh_runtime.screening import redact
 
@@ -74,7 +74,7 @@ async def _publish_fallback(nc: NATS, js: JetStreamContext, subjects: Subjects, 
         subjects.history_events,
         event,
         stream=subjects.stream,
-        headers={MSG_ID_HEADER: f"{envelope.message_id}:history:fallback"},
+        headers={MSG_ID_HEADER: f"{envelope.message_id}:history:fallback", **tracing.inject()},
     )
 
 

@@ -36,6 +36,7 @@ from .errorpath import dead_letter_garbage, take_error_path
 from .fusion import Colocated
 from .publish import publish_payload, publish_progress
 from .size import TooLarge, check_fits
+from .spans import traced_hop
 
 log = logging.getLogger(__name__)
 
@@ -298,20 +299,22 @@ class ActorHost:
         return False
 
     async def _run_actor(self, envelope: Envelope) -> None:
-        """One step: the only place an actor's `handle` runs, fused or not (a per-hop span wraps here)."""
-        if envelope.slip.current != self.name:
-            raise PermanentError(f"envelope for {envelope.slip.current.value} delivered to {self._label}")
-        if not envelope.slip.on_error_path:
-            remaining = envelope.headers.deadline - time.time()
-            if remaining <= 0:
-                raise DeadlineExceeded(f"deadline passed {-remaining:.1f}s ago")
-        self._in_flight.inc()
-        try:
-            # timeout(), not wait_for(): on 3.11 wait_for wraps the coroutine in a Task per hop.
-            async with asyncio.timeout(self.settings.processing_timeout_s):
-                await self.actor.handle(envelope)
-        finally:
-            self._in_flight.dec()
+        """One step: the only place an actor's `handle` runs, fused or not; one span per actor per hop
+        (`traced_hop`), and a failure raised here is recorded on it."""
+        with traced_hop(self.name, envelope):
+            if envelope.slip.current != self.name:
+                raise PermanentError(f"envelope for {envelope.slip.current.value} delivered to {self._label}")
+            if not envelope.slip.on_error_path:
+                remaining = envelope.headers.deadline - time.time()
+                if remaining <= 0:
+                    raise DeadlineExceeded(f"deadline passed {-remaining:.1f}s ago")
+            self._in_flight.inc()
+            try:
+                # timeout(), not wait_for(): on 3.11 wait_for wraps the coroutine in a Task per hop.
+                async with asyncio.timeout(self.settings.processing_timeout_s):
+                    await self.actor.handle(envelope)
+            finally:
+                self._in_flight.dec()
 
     async def _fail(
         self, inbound: _Inbound, envelope: Envelope, reason: str, *, permanent: bool, started: float

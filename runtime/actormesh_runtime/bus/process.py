@@ -24,6 +24,7 @@ from actormesh_runtime.catalog import ActorName, Subjects
 from actormesh_runtime.resources import ActorDeps
 from actormesh_runtime.settings import RuntimeSettings
 
+from .approval_executor import ApprovalExecutor
 from .connection import connect, open_bus
 from .fusion import Colocated
 from .health import HealthServer
@@ -146,6 +147,10 @@ class ActorProcess:
         for host in hosts:
             await host.start()
             self.hosts.append(host)
+        if ActorName.EXECUTION_COORDINATOR in self.names:  # approved actions run where orders may change
+            executor = ApprovalExecutor(nc, subjects, deps)
+            await executor.start()
+            stack.push_async_callback(executor.stop)
 
 
 async def run_actor(names: ActorName | list[ActorName], settings: RuntimeSettings) -> int:

@@ -17,6 +17,7 @@ from nats.js.api import PubAck
 
 from actormesh_runtime.catalog import ActorName, Subjects
 from actormesh_runtime.envelope import Envelope, ProgressEvent
+from actormesh_runtime.observability import tracing
 
 from .size import check_fits
 
@@ -87,7 +88,8 @@ class BusPublisher:
 
     async def publish_stream(self, subject: str, payload: bytes, *, msg_id: str) -> None:
         check_fits(self._nc, payload, f"message to {subject}")
-        await self._js.publish(subject, payload, headers={MSG_ID_HEADER: msg_id})
+        # The W3C context rides along, so the consumer (the history writer) continues the trace.
+        await self._js.publish(subject, payload, headers={MSG_ID_HEADER: msg_id, **tracing.inject()})
 
     async def request(self, subject: str, payload: bytes, *, timeout_s: float) -> bytes:
         reply = await self._nc.request(subject, payload, timeout=timeout_s)

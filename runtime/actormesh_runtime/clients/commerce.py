@@ -152,6 +152,14 @@ class CommerceClient:
         path = f"/orders/{quote(order_id, safe='')}/{mutation}"
         return await self._post("orders", path, {"customer_id": customer_id, "reason": reason}, key)
 
+    async def issue_refund(
+        self, order_id: str, *, customer_id: str, amount: float, reason: str, key: str
+    ) -> dict[str, Any]:
+        """A refund a person approved (`Idempotency-Key`: it is issued once)."""
+        path = f"/orders/{quote(order_id, safe='')}/refund"
+        payload = {"customer_id": customer_id, "amount": amount, "reason": reason}
+        return await self._post("orders", path, payload, key)
+
     async def add_note(
         self, customer_id: str, text: str, *, order_id: str | None, key: str
     ) -> dict[str, Any]:

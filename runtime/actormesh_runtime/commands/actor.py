@@ -45,7 +45,10 @@ def run(args: argparse.Namespace) -> int:
     from actormesh_runtime.commands import eventloop
     from actormesh_runtime.commands.options import BUS_OPTIONS, settings_from
     from actormesh_runtime.observability.logging import configure_logging
+    from actormesh_runtime.observability.tracing import configure_tracing
 
     settings = settings_from(args, {**BUS_OPTIONS, "http_port": "actor_http_port"})
     configure_logging(settings)
-    return eventloop.run(run_actor(actor_names(args.name), settings), settings.event_loop)
+    names = actor_names(args.name)
+    configure_tracing(settings, service="+".join(n.value.replace("_", "-") for n in names))
+    return eventloop.run(run_actor(names, settings), settings.event_loop)

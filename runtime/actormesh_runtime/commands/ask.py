@@ -50,13 +50,14 @@ async def ask(
     from actormesh_runtime.catalog import Subjects
     from actormesh_runtime.envelope import Envelope
     from actormesh_runtime.local.mesh import LocalMesh
+    from actormesh_runtime.observability import tracing
     from actormesh_runtime.screening import screen
 
     redacted, screening = screen(text)
     subjects = Subjects(settings.mesh_name)
     wait = timeout_s or settings.request_timeout_s
 
-    def envelope() -> Envelope:
+    def envelope(trace: tracing.Span) -> Envelope:
         # Built only once the mesh is ready: its created_at starts processing_ms and the deadline,
         # which must not include the seconds a local mesh takes to start.
         return Envelope.start(
@@ -66,17 +67,20 @@ async def ask(
             screening=screening,
             budget_s=wait,
             reply=reply_to(subjects),
+            traceparent=trace.context.traceparent,
         )
 
     if external_nats:
         nc = await open_bus(settings, name="actormesh-ask")
         try:
-            return await request_result(nc, subjects, envelope(), timeout_s=wait)
+            with tracing.span("actormesh ask", None, kind="client") as trace:
+                return await request_result(nc, subjects, envelope(trace), timeout_s=wait)
         finally:
             await nc.close()
     async with LocalMesh(settings) as mesh:
         assert mesh.nc is not None
-        return await request_result(mesh.nc, subjects, envelope(), timeout_s=wait)
+        with tracing.span("actormesh ask", None, kind="client") as trace:
+            return await request_result(mesh.nc, subjects, envelope(trace), timeout_s=wait)
 
 
 def render(result: FinalResult) -> str:
@@ -108,9 +112,11 @@ def render(result: FinalResult) -> str:
 def run(args: argparse.Namespace) -> int:
     from actormesh_runtime.commands.options import BUS_OPTIONS, settings_from
     from actormesh_runtime.observability.logging import configure_logging
+    from actormesh_runtime.observability.tracing import configure_tracing
 
     settings = settings_from(args, BUS_OPTIONS)
     configure_logging(settings, level=None if args.verbose else "WARNING")
+    configure_tracing(settings, service="ask")
     try:
         result = asyncio.run(
             ask(settings, args.email, args.message, external_nats=bool(args.nats_url),

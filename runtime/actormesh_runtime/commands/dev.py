@@ -138,6 +138,7 @@ async def serve(settings: RuntimeSettings, *, data_dir: Path, nats_url: str | No
 def run(args: argparse.Namespace) -> int:
     from actormesh_runtime.commands import eventloop
     from actormesh_runtime.observability.logging import configure_logging
+    from actormesh_runtime.observability.tracing import configure_tracing
 
     chosen = choose_auth(_settings(args), anonymous_flag=args.anonymous)
     if isinstance(chosen, str):
@@ -145,6 +146,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     settings = chosen
     configure_logging(settings, level="INFO" if args.verbose else "WARNING")
+    configure_tracing(settings, service="dev")
     data_dir = args.data_dir if args.data_dir is not None else DEFAULT_DATA_DIR
     try:
         return eventloop.run(serve(settings, data_dir=data_dir, nats_url=args.nats_url), settings.event_loop)

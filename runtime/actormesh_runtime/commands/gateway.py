@@ -53,9 +53,11 @@ def run(args: argparse.Namespace) -> int:
     from actormesh_runtime.commands.options import BUS_OPTIONS, settings_from
     from actormesh_runtime.gateway.auth import AuthNotConfigured
     from actormesh_runtime.observability.logging import configure_logging
+    from actormesh_runtime.observability.tracing import configure_tracing
 
     settings = settings_from(args, {**BUS_OPTIONS, "host": "host", "port": "port"})
     configure_logging(settings)
+    configure_tracing(settings, service="gateway")
     try:
         return eventloop.run(serve(settings), settings.event_loop)
     except AuthNotConfigured as exc:

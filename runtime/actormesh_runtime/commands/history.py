@@ -153,6 +153,7 @@ def run(args: argparse.Namespace) -> int:
     from actormesh_runtime.commands import eventloop
     from actormesh_runtime.commands.options import BUS_OPTIONS, settings_from
     from actormesh_runtime.observability.logging import configure_logging
+    from actormesh_runtime.observability.tracing import configure_tracing
 
     if args.action is not None:
         settings = settings_from(args, {"db": "sqlite_db_path"})
@@ -161,4 +162,5 @@ def run(args: argparse.Namespace) -> int:
     options = {**BUS_OPTIONS, "db": "sqlite_db_path", "http_port": "actor_http_port"}
     settings = settings_from(args, options)
     configure_logging(settings)
+    configure_tracing(settings, service="history")
     return eventloop.run(serve(settings), settings.event_loop)

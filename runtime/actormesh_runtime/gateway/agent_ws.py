@@ -18,7 +18,6 @@ from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from actormesh_runtime.escalations import EscalationEvent
 from actormesh_runtime.gateway.auth import (
     WS_PROTOCOL,
     AuthError,
@@ -70,15 +69,9 @@ async def agent_socket(websocket: WebSocket) -> None:
         async with lock:
             await websocket.send_text(json.dumps(frame, default=str))
 
-    async def on_event(event: EscalationEvent) -> None:
+    async def on_event(frame: dict[str, Any]) -> None:
         with contextlib.suppress(WebSocketDisconnect, RuntimeError):
-            await send(
-                {
-                    "type": event.type,
-                    "change": event.change,
-                    "escalation": event.escalation.model_dump(mode="json"),
-                }
-            )
+            await send(frame)
 
     gateway.escalation_feed.add_agent(on_event)
     expires_at: float | None = websocket.state.expires_at

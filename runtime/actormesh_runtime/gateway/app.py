@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from nats.aio.client import Client as NATS
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from actormesh_runtime.gateway import agent_ws, chat, escalations_api, health, history_api, ws
+from actormesh_runtime.gateway import agent_ws, approvals_api, chat, escalations_api, health, history_api, ws
 from actormesh_runtime.gateway.admission import Admission, BodyReadTimeout, subject_with_verifier
 from actormesh_runtime.gateway.auth import AuthError, TokenVerifier
 from actormesh_runtime.gateway.console import add_console
@@ -75,6 +75,9 @@ def create_app(
         lifespan=lifespan,
         docs_url=None,  # FastAPI's pages load from CDNs; gateway/docs.py serves offline ones
         redoc_url=None,
+        # Our middleware makes the request span (observability.tracing); FastAPI's own OpenTelemetry
+        # spans would duplicate it and add one per dependency.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "auto_configure": False},
     )
     app.state.gateway = gateway
     app.openapi = truthful_openapi(app, settings)  # type: ignore[method-assign]
@@ -98,7 +101,7 @@ def create_app(
             expose_headers=["X-Request-ID"],
         )
     app.add_middleware(ObservabilityMiddleware)
-    for module in (chat, ws, history_api, escalations_api, agent_ws, health):
+    for module in (chat, ws, history_api, escalations_api, approvals_api, agent_ws, health):
         app.include_router(module.router)
     _add_error_handlers(app)
     _add_pages(app)

@@ -2,7 +2,9 @@
 
 Routes are labelled by their template (`/api/messages/{message_id}`), never the raw path, so label
 cardinality stays bounded. The request id comes from `X-Request-ID` when the caller sends a sane one,
-is echoed in the response header, and is attached to every log record of the request.
+is echoed in the response header, and is attached to every log record of the request. Each request
+(but probes and scrapes) is a server span continuing the caller's `traceparent`/`tracestate`, or the
+root of a new trace (`observability.tracing`); its log lines carry `trace_id`/`span_id`.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from actormesh_runtime.observability import tracing
 
 REQUESTS = Counter(
     "actormesh_gateway_requests",
@@ -37,6 +41,8 @@ CHATS = Counter(
 REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
 log = logging.getLogger("actormesh_runtime.gateway.access")
+UNTRACED = ("/api/health", "/api/ready", "/metrics")
+"""Probes and scrapes: no span (every few seconds, they would drown the traces that matter)."""
 
 
 class RequestIdFilter(logging.Filter):
@@ -76,16 +82,28 @@ class ObservabilityMiddleware:
         incoming = headers.get(b"x-request-id", b"").decode("latin-1")
         request_id = incoming if _SANE_ID.match(incoming) else uuid.uuid4().hex
         token = REQUEST_ID.set(request_id)
-        scope.setdefault("state", {})["request_id"] = request_id
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        # The caller's W3C context (a malformed one is ignored: the request starts a new trace).
+        parent = tracing.parse_traceparent(
+            headers.get(b"traceparent", b"").decode("latin-1"),
+            headers.get(b"tracestate", b"").decode("latin-1"),
+        )
         try:
             if scope["type"] == "websocket":
+                state["trace_parent"] = parent  # each chat on the socket is a span of its own (ws.py)
                 await self.app(scope, receive, send)
-            else:
+            elif scope.get("path") in UNTRACED:
                 await self._http(scope, receive, send, request_id)
+            else:
+                with tracing.span(str(scope.get("method", "GET")), parent, kind="server") as span:
+                    await self._http(scope, receive, send, request_id, span)
         finally:
             REQUEST_ID.reset(token)
 
-    async def _http(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
+    async def _http(
+        self, scope: Scope, receive: Receive, send: Send, request_id: str, span: tracing.Span | None = None
+    ) -> None:
         status = {"code": 500}
 
         async def send_wrapper(message: Message) -> None:
@@ -107,6 +125,23 @@ class ObservabilityMiddleware:
             REQUESTS.labels(route, method, str(status["code"])).inc()
             LATENCY.labels(route, method, str(status["code"])).observe(elapsed)
             _access_log(method, scope, status["code"], elapsed)
+            if span is not None:
+                _describe_span(span, method, route, scope, status["code"])
+
+
+def _describe_span(span: tracing.Span, method: str, route: str, scope: Scope, status: int) -> None:
+    """OpenTelemetry's HTTP server conventions: `{method} {route}`, the status, 5xx is an error."""
+    span.set_name(f"{method} {route}" if route != "unmatched" else method)
+    span.set_attributes(
+        {
+            "http.request.method": method,
+            "http.route": route,
+            "url.path": str(scope.get("path", "")),
+            "http.response.status_code": status,
+        }
+    )
+    if status >= 500:
+        span.record_error(f"HTTP {status}")
 
 
 def _access_log(method: str, scope: Scope, status: int, elapsed: float) -> None:

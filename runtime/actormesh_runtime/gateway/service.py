@@ -27,6 +27,7 @@ from actormesh_runtime.gateway.escalation_feed import EscalationFeed
 from actormesh_runtime.gateway.models import ChatRequest, new_session_id
 from actormesh_runtime.gateway.reply_router import Pending, ProgressListener, ReplyRouter
 from actormesh_runtime.history.protocol import HistoryClient
+from actormesh_runtime.observability import tracing
 from actormesh_runtime.screening import screen
 from actormesh_runtime.settings import RuntimeSettings
 from actormesh_runtime.storage.session import SessionStore, open_session_store
@@ -169,6 +170,7 @@ class Gateway:
             result_subject=self.replies.result_subject,
             progress_subject=self.replies.progress_subject if on_progress is not None else None,
         )
+        trace = tracing.current()  # the request's span: every hop of this conversation is in its trace
         envelope = Envelope.start(
             session_id=session_id,
             customer_email=request.customer_email,
@@ -176,7 +178,10 @@ class Gateway:
             screening=screening,
             budget_s=self.settings.conversation_deadline_s,
             reply=reply,
+            traceparent=trace.traceparent if trace is not None else None,
+            tracestate=trace.tracestate if trace is not None else None,
         )
+        tracing.annotate({"actormesh.message_id": envelope.message_id, "actormesh.session_id": session_id})
         pending = self.replies.expect(envelope.message_id, request.customer_email)
         if on_progress is not None:
             self.replies.listen(envelope.message_id, on_progress)
@@ -205,8 +210,15 @@ class Gateway:
             stored = await self._stored_result(pending.message_id)
             if stored is not None:
                 self.replies.forget(pending.message_id)
+                tracing.annotate({"actormesh.result_source": "history"})
                 return stored
-        return await self.replies.wait(pending, max(0.0, deadline - loop.time()))
+        try:
+            result = await self.replies.wait(pending, max(0.0, deadline - loop.time()))
+        except TimeoutError:
+            tracing.annotate({"actormesh.result_source": "none (timeout)"})
+            raise
+        tracing.annotate({"actormesh.result_source": "reply"})
+        return result
 
     async def _stored_result(self, message_id: str) -> FinalResult | None:
         if self.history is None:

@@ -28,7 +28,6 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from actormesh_runtime.envelope import FinalResult, ProgressEvent
-from actormesh_runtime.escalations import EscalationEvent
 from actormesh_runtime.gateway.auth import (
     WS_PROTOCOL,
     AuthError,
@@ -38,6 +37,7 @@ from actormesh_runtime.gateway.auth import (
     bearer_from_subprotocols,
 )
 from actormesh_runtime.gateway.deps import get_verifier
+from actormesh_runtime.gateway.escalation_feed import PersonReply
 from actormesh_runtime.gateway.inflight import InFlight, LimitReached
 from actormesh_runtime.gateway.metrics import CHATS, WS_CONNECTIONS
 from actormesh_runtime.gateway.models import (
@@ -52,6 +52,7 @@ from actormesh_runtime.gateway.models import (
 from actormesh_runtime.gateway.service import Gateway, Submitted, Unavailable
 from actormesh_runtime.gateway.ws_limits import IDLE_CLOSE_CODE, SocketLimits
 from actormesh_runtime.history.protocol import HistoryUnavailable
+from actormesh_runtime.observability import tracing
 
 router = APIRouter()
 log = logging.getLogger(__name__)
@@ -183,18 +184,15 @@ class ChatSocket:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    async def _on_escalation(self, event: EscalationEvent) -> None:
-        """An agent's reply in this session, from any replica (only to the customer who owns it)."""
-        reply = event.reply
-        if reply is None:
-            return
-        if self.principal.email is not None and event.escalation.customer.email != self.principal.email:
+    async def _on_escalation(self, reply: PersonReply) -> None:
+        """What a person told this session's customer, from any replica (only to that customer)."""
+        if self.principal.email is not None and reply.customer_email != self.principal.email:
             return
         await self.send(
             "agent_reply",
             {
                 "session_id": self.session_id,
-                "ref": event.escalation.ref,
+                "ref": reply.ref,
                 "agent": reply.agent,
                 "text": reply.text,
                 "at": reply.at.isoformat(),
@@ -289,10 +287,17 @@ class ChatSocket:
                 status=429,
             )
             return
-        task = asyncio.create_task(self._chat(request))
+        task = asyncio.create_task(self._traced_chat(request))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         task.add_done_callback(lambda _: slot.release())
+
+    async def _traced_chat(self, request: ChatRequest) -> None:
+        """One chat as a server span: a child of the handshake's `traceparent`, else a trace of its own
+        (a socket may live for hours; one trace per socket would be unreadable)."""
+        parent = self.ws.scope.get("state", {}).get("trace_parent")
+        with tracing.span("WS /ws chat", parent, kind="server", attributes={"http.route": "/ws"}):
+            await self._chat(request)
 
     async def _chat(self, request: ChatRequest) -> None:
         """One chat, start to end: whatever goes wrong, the client gets an `error` frame, never silence."""

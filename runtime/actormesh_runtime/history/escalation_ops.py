@@ -28,6 +28,7 @@ from actormesh_runtime.escalations import (
     EscalationEvent,
     EscalationLookup,
     EscalationRecord,
+    EscalationState,
     LookupAnswer,
     Operation,
     TransitionRefused,
@@ -152,7 +153,14 @@ class EscalationOps:
         if not question.customer_email:
             return LookupAnswer(ok=False, error="customer_email is required")
         owned = await self.records.for_customer(question.refs, question.customer_email)
-        return LookupAnswer(followups=[follow_up_of(owned.get(ref), ref) for ref in question.refs])
+        followups = []
+        for ref in question.refs:
+            record = owned.get(ref)
+            followup = follow_up_of(record, ref)
+            if record is not None and record.state is EscalationState.OPEN:
+                followup.queue = await self.records.queue(record.priority, behind=record)
+            followups.append(followup)
+        return LookupAnswer(followups=followups)
 
     # ------------------------------------------------------------ announcing new records
 

@@ -157,12 +157,21 @@ class EscalationStore:
                 found[ref] = record
         return found
 
-    async def queue(self, priority: Priority, now: datetime | None = None) -> QueueSnapshot:
-        """The queue a new escalation of `priority` joins (the wait estimate's inputs)."""
+    async def queue(
+        self, priority: Priority, now: datetime | None = None, *, behind: EscalationRecord | None = None
+    ) -> QueueSnapshot:
+        """The queue a new escalation of `priority` joins (the wait estimate's inputs); with `behind`,
+        the queue in front of that open record instead."""
         at = now or datetime.now(UTC)
-        async with self.db.execute(
-            "SELECT COUNT(*) FROM escalations WHERE state = 'open' AND priority_rank <= ?", (priority.rank,)
-        ) as cursor:
+        sql = "SELECT COUNT(*) FROM escalations WHERE state = 'open' AND priority_rank <= ?"
+        params: list[object] = [priority.rank]
+        if behind is not None:
+            sql = (
+                "SELECT COUNT(*) FROM escalations WHERE state = 'open'"
+                " AND (priority_rank, created_at, ref) < (?, ?, ?)"
+            )
+            params = [behind.priority.rank, ts(behind.created_at), behind.ref]
+        async with self.db.execute(sql, params) as cursor:
             ahead = int((await cursor.fetchone() or [0])[0])
         async with self.db.execute(
             "SELECT COUNT(DISTINCT agent) FROM escalation_replies WHERE at >= ?",

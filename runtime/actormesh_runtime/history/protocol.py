@@ -11,6 +11,7 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from actormesh_runtime.approvals import ApprovalRecord, ApprovalState, Verdict
 from actormesh_runtime.catalog import Subjects
 from actormesh_runtime.envelope import FinalResult
 from actormesh_runtime.escalations import EscalationRecord, EscalationState, Operation
@@ -19,12 +20,14 @@ EscalationOp = Literal[
     "escalations", "escalation", "escalation_claim", "escalation_reply", "escalation_resolve"
 ]
 ESCALATION_OPS: tuple[str, ...] = get_args(EscalationOp)
+ApprovalOp = Literal["approvals", "approval", "approval_approve", "approval_deny"]
+APPROVAL_OPS: tuple[str, ...] = get_args(ApprovalOp)
 
 
 class HistoryQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    op: Literal["conversation", "result", "ping", "claim"] | EscalationOp
+    op: Literal["conversation", "result", "ping", "claim"] | EscalationOp | ApprovalOp
     session_id: str | None = None
     message_id: str | None = None
     customer_email: str | None = Field(None, description="Restrict to this customer's turns (auth on)")
@@ -33,7 +36,10 @@ class HistoryQuery(BaseModel):
     state: EscalationState | None = Field(None, description="`escalations`: only records in this state")
     cursor: str | None = Field(None, description="`escalations`: the previous page's `next_cursor`")
     agent: str | None = Field(None, description="claim/reply/resolve: who does it")
-    text: str | None = Field(None, description="reply: the text; resolve: the note")
+    text: str | None = Field(None, description="reply: the text; resolve: the note; deny: the reason")
+    approval_id: str | None = Field(None, description="approval ops: the request's id")
+    approval_state: ApprovalState | None = Field(None, description="`approvals`: only this state")
+    amount: float | None = Field(None, description="approve (refunds): the amount")
 
 
 class HistoryAnswer(BaseModel):
@@ -46,6 +52,8 @@ class HistoryAnswer(BaseModel):
     """The result's customer (`result`), or the session's owner (`claim`)."""
     escalation: EscalationRecord | None = None
     escalations: list[EscalationRecord] = Field(default_factory=list)
+    approval: ApprovalRecord | None = None
+    approvals: list[ApprovalRecord] = Field(default_factory=list)
     next_cursor: str | None = None
     refused: Literal["not_found", "conflict", "invalid"] | None = None
     """An escalation op the store refused (`error` says why): answered, not a failure of the service."""
@@ -141,3 +149,28 @@ class HistoryClient:
         if answer.refused is not None:
             raise EscalationRefused(answer.refused, answer.error or answer.refused)
         return answer
+
+    # ------------------------------------------------------------ approvals (the agent API)
+
+    async def approvals(
+        self, *, state: ApprovalState | None, limit: int, cursor: str | None
+    ) -> tuple[list[ApprovalRecord], str | None]:
+        query = HistoryQuery(op="approvals", approval_state=state, limit=limit, cursor=cursor)
+        answer = await self._escalation_op(query)
+        return answer.approvals, answer.next_cursor
+
+    async def approval(self, approval_id: str) -> ApprovalRecord:
+        answer = await self._escalation_op(HistoryQuery(op="approval", approval_id=approval_id))
+        if answer.approval is None:
+            raise EscalationRefused("not_found", f"no approval {approval_id}")
+        return answer.approval
+
+    async def decide_approval(
+        self, approval_id: str, verdict: Verdict, *, agent: str, amount: float | None, reason: str | None
+    ) -> ApprovalRecord:
+        op = "approval_approve" if verdict == "approve" else "approval_deny"
+        query = HistoryQuery(op=op, approval_id=approval_id, agent=agent, amount=amount, text=reason)
+        answer = await self._escalation_op(query)
+        if answer.approval is None:
+            raise HistoryUnavailable("history service returned no approval")
+        return answer.approval

@@ -29,10 +29,12 @@ from actormesh_runtime.bus.server_metrics import NatsServerMetrics
 from actormesh_runtime.catalog import Subjects
 from actormesh_runtime.envelope import HistoryEvent
 from actormesh_runtime.escalations import LookupAnswer
+from actormesh_runtime.history.approval_ops import ApprovalOps
 from actormesh_runtime.history.backup import BackupLoop, WriterLock, backup_loop, hold_writer_lock
 from actormesh_runtime.history.escalation_ops import EscalationOps
-from actormesh_runtime.history.protocol import ESCALATION_OPS, HistoryAnswer, HistoryQuery
+from actormesh_runtime.history.protocol import APPROVAL_OPS, ESCALATION_OPS, HistoryAnswer, HistoryQuery
 from actormesh_runtime.history.store import HistoryStore
+from actormesh_runtime.observability import tracing
 from actormesh_runtime.screening import describe_invalid
 from actormesh_runtime.settings import RuntimeSettings
 
@@ -81,6 +83,7 @@ class HistoryService:
         self._lookup_sub: Any = None
         self._pull_sub: Any = None
         self.escalation_ops = EscalationOps(self.store, self.subjects)
+        self.approval_ops = ApprovalOps(self.store, self.subjects)
         self._stopping = asyncio.Event()
         self.consumer_bound = False
         self.queue_metrics: QueueMetrics | None = None
@@ -123,6 +126,7 @@ class HistoryService:
             self.subjects.escalations_lookup, queue=QUERY_QUEUE_GROUP, cb=self._answer_lookup
         )
         await self.escalation_ops.refresh_gauge()
+        await self.approval_ops.start(self._nc, self._stopping)
         self._pull_sub = sub = await js.pull_subscribe(
             self.subjects.history_events,
             durable=self.subjects.history_consumer,
@@ -152,6 +156,7 @@ class HistoryService:
     async def stop(self) -> None:
         """Stop fetching, let the current batch commit, then close. Unacked events are redelivered later."""
         self._stopping.set()
+        await self.approval_ops.stop()
         if self.queue_metrics is not None:
             await self.queue_metrics.stop()
         if self.backups is not None:
@@ -212,11 +217,16 @@ class HistoryService:
                 await msg.term()
         if not events:
             return
+        traced = [
+            (m.headers, {"actormesh.message_id": e.message_id}) for m, e in zip(good, events, strict=True)
+        ]
         try:
-            added = await self.store.add_events(events)
+            with tracing.batch_spans("history store", traced):  # spans only when exporting
+                added = await self.store.add_events(events)
             # New escalation records are announced before the ack: a crash in between announces
             # again on redelivery (the events stream drops the duplicate by its msg id).
             await self.escalation_ops.announce([e.escalation.ref for e in events if e.escalation is not None])
+            await self.approval_ops.announce([a.id for e in events for a in e.approvals])
         except Exception:
             # Not acked: JetStream redelivers after ack_wait; the insert is idempotent.
             log.exception("history write failed; events will be redelivered")
@@ -261,6 +271,8 @@ class HistoryService:
             return HistoryAnswer()
         if query.op in ESCALATION_OPS:
             return await self.escalation_ops.answer(query)
+        if query.op in APPROVAL_OPS:
+            return await self.approval_ops.answer(query)
         if query.op == "conversation":
             if not query.session_id:
                 return HistoryAnswer(ok=False, error="session_id is required")

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict
 
 from actormesh_runtime.envelope import FinalResult, HistoryEvent
 from actormesh_runtime.escalations import EscalationRecord
+from actormesh_runtime.history.approvals import ApprovalStore
 from actormesh_runtime.history.escalations import EscalationStore
 from actormesh_runtime.screening import redact
 
@@ -104,6 +105,23 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX escalation_replies_by_ref ON escalation_replies (ref, id);
     CREATE INDEX escalation_replies_by_time ON escalation_replies (at);
     """,
+    # Approval requests (history/approvals.py): the record as JSON (`approvals.ApprovalRecord`, with its
+    # audit trail), plus the columns the queue and the deadline sweep sort and filter on.
+    """
+    CREATE TABLE approvals (
+        id TEXT PRIMARY KEY,
+        session_id TEXT NOT NULL,
+        customer_email TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('pending', 'approved', 'denied')),
+        priority_rank INTEGER NOT NULL,
+        deadline_at TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        record TEXT NOT NULL,
+        announced INTEGER NOT NULL DEFAULT 0,
+        executed INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX approvals_queue ON approvals (state, priority_rank, deadline_at, id);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -148,6 +166,7 @@ class HistoryStore:
         """Held by every write transaction: writers share one connection, and a state transition's
         read-check-write must not interleave with another write's commit."""
         self.escalations = EscalationStore(self)
+        self.approvals = ApprovalStore(self)
 
     @property
     def db(self) -> aiosqlite.Connection:
@@ -198,7 +217,10 @@ class HistoryStore:
         rows = [row for event in events for row in _rows(event)]
         async with self.write_lock:
             try:
-                return await self._add_rows(rows, [e.escalation for e in events if e.escalation is not None])
+                added = await self._add_rows(rows, [e.escalation for e in events if e.escalation is not None])
+                await self.approvals.insert([a for e in events for a in e.approvals])
+                await self.db.commit()
+                return added
             except BaseException:
                 await self.db.rollback()  # nothing half-written is committed by the next writer
                 raise
@@ -217,7 +239,6 @@ class HistoryStore:
             [(row[0], row[3], row[14]) for row in rows if row[2] == "customer"],
         )
         await self.escalations.insert(escalations)
-        await self.db.commit()
         return added
 
     async def claim_session(self, session_id: str, customer_email: str) -> str:

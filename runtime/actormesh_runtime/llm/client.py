@@ -30,6 +30,7 @@ from actormesh_runtime.llm.errors import (
     LLMTimeout,
     LLMUnavailable,
 )
+from actormesh_runtime.observability import tracing
 from actormesh_runtime.pii import redact
 from actormesh_runtime.settings import RuntimeSettings
 
@@ -107,7 +108,17 @@ class LLMClient:
             raise LLMNotConfigured("LITELLM_MODEL is not set")
         started = time.perf_counter()
         try:
-            reply = await self._call(messages, max_tokens)
+            # A client span inside the hop's: the LLM call is most of an LLM hop's time.
+            with tracing.span(f"chat {self.model}", tracing.current(), kind="client") as span:
+                span.set_attributes(
+                    {"gen_ai.operation.name": "chat", "gen_ai.request.model": self.model or "",
+                     "gen_ai.request.max_tokens": max_tokens, "actormesh.actor": actor}
+                )  # fmt: skip
+                reply = await self._call(messages, max_tokens)
+                span.set_attributes(
+                    {"gen_ai.usage.input_tokens": reply.prompt_tokens,
+                     "gen_ai.usage.output_tokens": reply.completion_tokens}
+                )  # fmt: skip
         except LLMError as exc:
             metrics.REQUESTS.labels(actor=actor, outcome=exc.reason).inc()
             raise

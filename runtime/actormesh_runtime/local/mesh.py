@@ -28,6 +28,7 @@ from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
 from actormesh_runtime.actors.base import Actor
+from actormesh_runtime.bus.approval_executor import ApprovalExecutor
 from actormesh_runtime.bus.connection import connect, open_bus
 from actormesh_runtime.bus.fusion import Colocated
 from actormesh_runtime.bus.host import ActorHost
@@ -212,6 +213,11 @@ class LocalMesh:
             )
         for host in self.hosts.values():
             await host.start()
+        coordinator = ActorName.EXECUTION_COORDINATOR
+        if coordinator in self.actors:  # approved actions run beside it, as in its own pod
+            executor = ApprovalExecutor(connections[coordinator], self.subjects, shared)
+            await executor.start()
+            self._stack.push_async_callback(executor.stop)
 
     async def _stop_hosts(self) -> None:
         await asyncio.gather(*(h.stop(self._drain_grace_s) for h in self.hosts.values()))

@@ -30,6 +30,10 @@ class OrderChange(BaseModel):
     reason: str = Field("", max_length=2000)
 
 
+class RefundIssue(OrderChange):
+    amount: float = Field(gt=0, description="At most the order total (else 409).")
+
+
 class NoteBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -149,6 +153,18 @@ def _orders_app(state: MockState, test_endpoints: bool) -> FastAPI:
 
     for path, mutate in mutations.items():
         register(path, mutate)
+
+    @app.post("/orders/{order_id}/refund", status_code=201, name="refund")
+    async def refund(order_id: str, body: RefundIssue, request: Request, key: IdempotencyKey = None) -> Any:
+        """Issue a refund a person approved (the mesh itself only ever files refund requests)."""
+        return _idempotent(
+            state,
+            request,
+            key,
+            body,
+            lambda: state.refund(order_id, body.customer_id, body.amount, body.reason),
+        )
+
     return app
 
 

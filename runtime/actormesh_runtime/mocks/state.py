@@ -199,6 +199,20 @@ class MockState:
             order_status=order.status,
         )
 
+    def refund(self, order_id: str, customer_id: str, amount: float, reason: str) -> dict[str, Any]:
+        order = self._owned(order_id, customer_id)
+        if amount > order.total:
+            raise Conflict(f"a refund of {amount:.2f} exceeds the total of {order_id} ({order.total:.2f})")
+        return self._record(
+            "RF",
+            order_id,
+            customer_id,
+            kind="refund",
+            reason=reason,
+            status="issued",
+            amount=round(amount, 2),
+        )
+
     def add_note(self, customer_id: str, text: str, order_id: str | None) -> dict[str, Any]:
         if customer_id not in self.data.customers:
             raise NotFound(f"no customer {customer_id}")

@@ -2,7 +2,8 @@
 or readable text (the local default). Called once by every CLI command before anything logs.
 
 Structured fields go through `extra=`: `log.info("forwarded", extra={"message_id": ..., "actor": ...})`
-becomes keys of the JSON object, or `key=value` pairs in text mode.
+becomes keys of the JSON object, or `key=value` pairs in text mode. Lines logged inside a span (a
+gateway request, an actor's hop) also get `trace_id` and `span_id` (`observability.tracing`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from actormesh_runtime.observability.tracing import TraceLogFilter
 from actormesh_runtime.pii import redact
 from actormesh_runtime.settings import RuntimeSettings
 
@@ -77,6 +79,7 @@ def configure_logging(settings: RuntimeSettings, *, level: str | None = None) ->
     """Replace the root handlers with one stderr handler in the configured format. Idempotent."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if settings.log_format == "json" else TextFormatter())
+    handler.addFilter(TraceLogFilter())  # trace_id/span_id on every line logged inside a span
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

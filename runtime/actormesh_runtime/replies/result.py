@@ -21,6 +21,7 @@ from actormesh_runtime.envelope import (
     SentimentSummary,
     TraceEntry,
 )
+from actormesh_runtime.policy.approval import approval_records
 
 
 def final_result(
@@ -58,13 +59,15 @@ def final_result(
 def history_event(envelope: Envelope, result: FinalResult) -> HistoryEvent:
     """The event for the history store: the screened customer text and the result, timestamped now,
     and the escalation record when the mesh escalated (stored in the same transaction as the turns)."""
+    completed = datetime.now(UTC)
     return HistoryEvent(
         message_id=envelope.message_id,
         session_id=envelope.session_id,
         customer_email=envelope.customer_email,
         customer_message=envelope.message,
         received_at=envelope.created_at,
-        completed_at=datetime.now(UTC),
+        completed_at=completed,
         result=result,
         escalation=envelope.escalation.record if envelope.escalation else None,
+        approvals=approval_records(envelope, completed),
     )

@@ -283,6 +283,13 @@ def wait_sentence(queue: QueueSnapshot | None, reference_id: str) -> str:
             "I can't see our queue right now, so I can't estimate the wait; "
             f"you can ask about {reference_id} here at any time."
         )
+    if queue.agents_active == 0:
+        return f"{queue_sentence(queue)} You can ask about {reference_id} at any time."
+    return queue_sentence(queue)
+
+
+def queue_sentence(queue: QueueSnapshot) -> str:
+    """Where a conversation stands in the queue and the wait, from the real figures only."""
     place = (
         "yours is next in line"
         if queue.ahead == 0
@@ -291,7 +298,7 @@ def wait_sentence(queue: QueueSnapshot | None, reference_id: str) -> str:
     if queue.agents_active == 0:
         return (
             f"No one from our team is available right now, so I can't promise a time; {place}, and the "
-            f"answer will appear here. You can ask about {reference_id} at any time."
+            "answer will appear here."
         )
     agents = _count(queue.agents_active, "person is", "people are")
     minutes = estimated_wait_minutes(queue)
@@ -319,6 +326,8 @@ def followup_sentences(followups: list[FollowUp]) -> list[str]:
             sentences.append(f"I couldn't find {item.ref} for your account; please check the reference.")
             continue
         text = f"Your request {item.ref} {_STATE_WORDS[item.state]}."
+        if item.state is EscalationState.OPEN and item.queue is not None:
+            text += " " + queue_sentence(item.queue)
         if item.last_reply:
             text += f' Their latest reply was: "{item.last_reply}"'
         elif item.state is not EscalationState.RESOLVED:

@@ -1,0 +1,233 @@
+"""Approval requests in the history store's SQLite file (migration 5 in `store.py`).
+
+Created with the turns of the conversation that filed them (`INSERT OR IGNORE` on the id, derived from
+the action's idempotency key: a redelivered history event adds nothing). Decisions, execution results
+and re-escalations rewrite the record under the store's write lock, each appending to its audit trail
+(`approvals.py` is the state machine). A decision the customer must hear about also writes an `agent`
+turn of their conversation, authored by the deciding agent, in the same transaction.
+
+Who calls: `history.store.HistoryStore` (creation), `history.approval_ops` (everything else).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import aiosqlite
+
+from actormesh_runtime.approvals import (
+    PRIORITY_ORDER,
+    ApprovalRecord,
+    ApprovalState,
+    AuditEntry,
+    Verdict,
+    customer_message,
+    decide,
+    reescalate,
+)
+from actormesh_runtime.history.escalations import EscalationNotFound, ts
+from actormesh_runtime.screening import redact
+
+if TYPE_CHECKING:
+    from actormesh_runtime.history.store import HistoryStore
+
+MAX_LIST = 200
+CURSOR_PATTERN = r"^[0-3]\|\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z\|APR-[0-9a-f]{8}$"
+"""An approvals page's cursor: priority rank | deadline | id of the previous page's last record."""
+
+
+class ApprovalNotFound(EscalationNotFound):
+    """No approval with that id (HTTP 404)."""
+
+
+def _rank(record: ApprovalRecord) -> int:
+    return PRIORITY_ORDER.index(record.priority)
+
+
+def encode_cursor(record: ApprovalRecord) -> str:
+    return f"{_rank(record)}|{ts(record.deadline_at)}|{record.id}"
+
+
+def decode_cursor(cursor: str) -> tuple[int, str, str]:
+    if not re.fullmatch(CURSOR_PATTERN, cursor):
+        raise ValueError("not a cursor")
+    rank, deadline, approval = cursor.split("|")
+    return int(rank), deadline, approval
+
+
+class ApprovalStore:
+    def __init__(self, store: HistoryStore) -> None:
+        self._store = store
+
+    @property
+    def db(self) -> aiosqlite.Connection:
+        return self._store.db
+
+    async def insert(self, records: Iterable[ApprovalRecord]) -> None:
+        """Add records nobody stored yet; the caller commits (with the turns)."""
+        rows = [
+            (
+                r.id,
+                r.session_id,
+                r.customer_email,
+                r.state.value,
+                _rank(r),
+                ts(r.deadline_at),
+                ts(r.created_at),
+                _json(r),
+            )
+            for r in records
+        ]
+        if rows:
+            await self.db.executemany(
+                "INSERT OR IGNORE INTO approvals (id, session_id, customer_email, state, priority_rank,"
+                " deadline_at, created_at, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+
+    async def get(self, approval_id: str) -> ApprovalRecord | None:
+        async with self.db.execute("SELECT record FROM approvals WHERE id = ?", (approval_id,)) as cursor:
+            row = await cursor.fetchone()
+        return ApprovalRecord.model_validate_json(row[0]) if row else None
+
+    async def page(
+        self, state: ApprovalState | None, limit: int, cursor: str | None
+    ) -> tuple[list[ApprovalRecord], str | None]:
+        """Most urgent first, then the nearest deadline; and the next page's cursor."""
+        where: list[str] = []
+        params: list[object] = []
+        if state is not None:
+            where.append("state = ?")
+            params.append(state.value)
+        if cursor:
+            where.append("(priority_rank, deadline_at, id) > (?, ?, ?)")
+            params.extend(decode_cursor(cursor))
+        sql = "SELECT record FROM approvals" + (" WHERE " + " AND ".join(where) if where else "")
+        sql += " ORDER BY priority_rank, deadline_at, id LIMIT ?"
+        params.append(min(limit, MAX_LIST) + 1)
+        async with self.db.execute(sql, params) as cur:
+            rows = await cur.fetchall()
+        records = [ApprovalRecord.model_validate_json(r[0]) for r in rows]
+        more = len(records) > limit
+        records = records[:limit]
+        return records, (encode_cursor(records[-1]) if more and records else None)
+
+    async def unannounced(self, ids: Sequence[str]) -> list[ApprovalRecord]:
+        marks = ",".join("?" * len(ids))
+        async with self.db.execute(
+            f"SELECT record FROM approvals WHERE announced = 0 AND id IN ({marks})", list(ids)
+        ) as cursor:
+            return [ApprovalRecord.model_validate_json(r[0]) for r in await cursor.fetchall()]
+
+    async def mark_announced(self, ids: Sequence[str]) -> None:
+        async with self._store.write_lock:
+            await self.db.executemany("UPDATE approvals SET announced = 1 WHERE id = ?", [(i,) for i in ids])
+            await self.db.commit()
+
+    async def approved_unexecuted(self, decided_before: datetime) -> list[ApprovalRecord]:
+        """Approved requests whose action has no recorded result yet, decided before the given time."""
+        async with self.db.execute(
+            "SELECT record FROM approvals WHERE state = 'approved' AND executed = 0"
+        ) as cursor:
+            records = [ApprovalRecord.model_validate_json(r[0]) for r in await cursor.fetchall()]
+        return [r for r in records if r.decision is not None and r.decision.at <= decided_before]
+
+    async def pending_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = dict.fromkeys(PRIORITY_ORDER, 0)
+        async with self.db.execute(
+            "SELECT priority_rank, COUNT(*) FROM approvals WHERE state = 'pending' GROUP BY priority_rank"
+        ) as cursor:
+            for rank, count in await cursor.fetchall():
+                counts[PRIORITY_ORDER[int(rank)]] = int(count)
+        return counts
+
+    # ------------------------------------------------------------ changes
+
+    async def decide(
+        self, approval_id: str, verdict: Verdict, agent: str, *, amount: float | None, reason: str | None
+    ) -> ApprovalRecord:
+        """Record the decision (`DecisionRefused` 409, `InvalidDecision` 422, `ApprovalNotFound` 404). A
+        denial is told to the customer at once (an agent turn); an approval once it has run."""
+        async with self._store.write_lock:
+            record = await self.get(approval_id)
+            if record is None:
+                raise ApprovalNotFound(approval_id)
+            decided = decide(record, verdict, agent, amount=amount, reason=redact(reason) if reason else None)
+            try:
+                await self._save(decided)
+                if verdict == "deny":
+                    await self._tell_customer(decided, agent, customer_message(decided))
+                await self.db.commit()
+            except BaseException:
+                await self.db.rollback()
+                raise
+        return decided
+
+    async def record_execution(self, approval_id: str, status: str, detail: str) -> ApprovalRecord | None:
+        """The approved mutation's result: audited, and told to the customer. Idempotent: a second
+        result for the same approval changes nothing (None)."""
+        async with self._store.write_lock:
+            async with self.db.execute(
+                "SELECT executed FROM approvals WHERE id = ?", (approval_id,)
+            ) as cursor:
+                row = await cursor.fetchone()
+            record = await self.get(approval_id)
+            if row is None or record is None or row[0] or record.decision is None:
+                return None
+            now = datetime.now(UTC)
+            entry = AuditEntry(who=record.decision.by, at=now, what=f"executed: {status}", why=detail)
+            done = record.model_copy(update={"audit": [*record.audit, entry]})
+            text = customer_message(done) if status == "done" else f"{detail}"
+            try:
+                await self._save(done)
+                await self.db.execute("UPDATE approvals SET executed = 1 WHERE id = ?", (approval_id,))
+                await self._tell_customer(done, record.decision.by, text)
+                await self.db.commit()
+            except BaseException:
+                await self.db.rollback()
+                raise
+        return done
+
+    async def reescalate_overdue(self, now: datetime) -> list[ApprovalRecord]:
+        """Every pending request past its deadline, one step more urgent (never approved by default)."""
+        async with self._store.write_lock:
+            async with self.db.execute(
+                "SELECT record FROM approvals WHERE state = 'pending' AND deadline_at <= ?", (ts(now),)
+            ) as cursor:
+                due = [ApprovalRecord.model_validate_json(r[0]) for r in await cursor.fetchall()]
+            raised = [reescalate(r, now) for r in due]
+            raised = [r for r, before in zip(raised, due, strict=True) if r is not before]
+            for record in raised:
+                await self._save(record)
+            await self.db.commit()
+        return raised
+
+    async def _save(self, record: ApprovalRecord) -> None:
+        await self.db.execute(
+            "UPDATE approvals SET state = ?, priority_rank = ?, deadline_at = ?, record = ? WHERE id = ?",
+            (record.state.value, _rank(record), ts(record.deadline_at), _json(record), record.id),
+        )
+
+    async def _tell_customer(self, record: ApprovalRecord, agent: str, text: str) -> None:
+        now = datetime.now(UTC)
+        await self.db.execute(
+            "INSERT OR IGNORE INTO turns (session_id, message_id, role, customer_email, text, escalated,"
+            " reference_id, actions, flags, created_at, author) VALUES (?, ?, 'agent', ?, ?, 0, ?, '[]',"
+            ' \'["agent_reply", "approval"]\', ?, ?)',
+            (
+                record.session_id,
+                f"{record.id}:{record.state.value}:{len(record.audit)}",
+                record.customer_email,
+                redact(text),
+                record.ref or record.id,
+                now.isoformat(),
+                agent,
+            ),
+        )
+
+
+def _json(record: ApprovalRecord) -> str:
+    return record.model_dump_json()
