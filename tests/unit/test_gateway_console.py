@@ -23,7 +23,9 @@ from actormesh_runtime.settings import RuntimeSettings
 SECRET = "console-unit-secret-with-enough-length-0123"
 ANY_HOST = re.compile(r"(?:https?:)?//[\w.-]+")
 LOADS = re.compile(r"""(?:src|href)\s*=\s*["']([^"']+)["']""")
-PAGES = ("console.html", "console.css", "console.js", "widget.html")
+SCRIPTS = ("console.js", "console-approvals.js")
+PAGES = ("console.html", "console.css", *SCRIPTS, "widget.html")
+ASSET_PATHS = ("/console/console.js", "/console/console-approvals.js", "/console/console.css")
 
 
 def _settings(*, auth: bool) -> RuntimeSettings:
@@ -56,8 +58,9 @@ async def test_the_page_says_how_agents_sign_in(auth: bool, mode: str) -> None:
 async def test_every_file_the_page_loads_is_served_by_the_gateway(client: httpx.AsyncClient) -> None:
     page = (await client.get("/console")).text
     loaded = [url for url in LOADS.findall(page) if not url.startswith("#")]  # in-page links
-    assert sorted(loaded) == ["console/console.css", "console/console.js"]
+    assert sorted(loaded) == ["console/console-approvals.js", "console/console.css", "console/console.js"]
     expected_types = {"console.css": "text/css", "console.js": "text/javascript"}
+    expected_types["console-approvals.js"] = "text/javascript"
     for url in loaded:
         # Relative to /console, so the page also works behind a proxy that strips a path prefix.
         asset = await client.get(f"/{url}")
@@ -79,7 +82,7 @@ def test_the_pages_name_no_other_host(name: str) -> None:
 
 
 async def test_the_page_allows_only_its_own_origin(client: httpx.AsyncClient) -> None:
-    for path in ("/console", "/console/console.js", "/console/console.css"):
+    for path in ("/console", *ASSET_PATHS):
         headers = (await client.get(path)).headers
         policy = dict(d.strip().split(" ", 1) for d in headers["content-security-policy"].split(";"))
         assert policy["default-src"] == "'none'"
@@ -97,10 +100,11 @@ def test_the_html_has_nothing_the_policy_would_block() -> None:
     assert re.findall(r"\son[a-z]+\s*=", html) == [], "inline event handler (CSP blocks it)"
 
 
-def test_the_script_never_turns_text_into_markup() -> None:
-    # Customers' words, summaries and facts are rendered with textContent: an escalation whose text is
-    # `<img src=x onerror=…>` stays text in the agent's browser.
-    script = static_text("console.js")
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_the_script_never_turns_text_into_markup(name: str) -> None:
+    # Customers' words, summaries, facts and audit entries are rendered with textContent: an
+    # escalation or approval whose text is `<img src=x onerror=…>` stays text in the agent's browser.
+    script = static_text(name)
     for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"):
         assert sink not in script, sink
 
@@ -120,5 +124,15 @@ async def test_the_console_is_read_once_not_per_request(monkeypatch: pytest.Monk
     monkeypatch.setattr(console_module, "static_text", no_file_io_on_the_loop)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
-        for path in ("/console", "/console/console.js", "/console/console.css"):
+        for path in ("/console", *ASSET_PATHS):
             assert (await http.get(path)).status_code == 200, path
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_every_element_the_script_looks_up_is_on_the_page(name: str) -> None:
+    # A renamed or mistyped id would only show as a TypeError in an agent's browser, on the one path
+    # that touches it (a deny, a 409): caught here instead.
+    ids = set(re.findall(r'\bid="([\w-]+)"', static_text("console.html")))
+    wanted = set(re.findall(r'\$\("([\w-]+)"\)', static_text(name)))
+    assert wanted, "the pattern no longer matches the script's lookups"
+    assert wanted - ids == set()

@@ -1,11 +1,12 @@
 """The agent console, `GET /console`: the page people answering escalations use.
 
-Three small files from `static/` (console.html, .css, .js), read once when the app is built (a file
-read per request would block the event loop) and served by the gateway itself, so the page works
-offline. The page talks only to this gateway: the agent API under `/api/escalations` and the live
-queue on `/ws/agent`, which decide who is an agent. The page only needs to know which way to ask:
-with JWT_SECRET set it asks for an agent token ("bearer"); without, it says that callers on this
-machine are agents ("loopback"). That mode is written into the page here.
+Small files from `static/` (console.html, .css, .js, and console-approvals.js for the approval
+requests), read once when the app is built (a file read per request would block the event loop) and
+served by the gateway itself, so the page works offline. The page talks only to this gateway: the
+agent API under `/api/escalations` and `/api/approvals`, and the live queue on `/ws/agent`, which
+decide who is an agent. The page only needs to know which way to ask: with JWT_SECRET set it asks
+for an agent token ("bearer"); without, it says that callers on this machine are agents
+("loopback"). That mode is written into the page here.
 
 The page is served with a Content-Security-Policy that allows nothing but this origin and no inline
 script, so a customer's text that slipped into the page as markup still could not run, and no frame
@@ -45,6 +46,7 @@ PAGE_HEADERS = {
 ASSETS: dict[str, str] = {
     "console.css": "text/css; charset=utf-8",
     "console.js": "text/javascript; charset=utf-8",
+    "console-approvals.js": "text/javascript; charset=utf-8",
 }
 
 
@@ -60,7 +62,7 @@ def render_console(template: str, mode: AuthMode) -> str:
 
 
 def add_console(app: FastAPI, *, mode: AuthMode) -> None:
-    """`/console` and its two assets, each read once, now."""
+    """`/console` and its assets, each read once, now."""
     page = render_console(static_text("console.html"), mode)
     assets = {name: (static_text(name), media_type) for name, media_type in ASSETS.items()}
 

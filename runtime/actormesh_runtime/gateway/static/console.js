@@ -1,6 +1,9 @@
 // The agent console: the escalation queue (live over /ws/agent), one escalation with its transcript
 // and facts, and claim / reply / resolve. Plain JavaScript, no framework, no CDN. Every text that
 // came from a customer or the server goes in with textContent, never as HTML.
+// The approval requests live in console-approvals.js: it registers a part in
+// `window.actormeshConsoleParts`, which this page calls with a small context (the API client, the
+// error line, and events: the socket's other frames, each (re)connect, the `#APR-…` route).
 "use strict";
 
 // ------------------------------------------------------------------ pure helpers (no DOM, no I/O)
@@ -97,6 +100,15 @@ function conversation(turns, replies) {
 
 window.actormeshConsole = { describeError, compareEscalations, age, factLine, tokenSubject, conversation };
 
+/** Named events the page's parts talk through (`on("frame", fn)`, `emit("frame", frame)`). */
+function hooks() {
+  const listeners = {};
+  return {
+    on(name, fn) { (listeners[name] = listeners[name] || []).push(fn); },
+    emit(name, ...args) { return (listeners[name] || []).map((fn) => fn(...args)); },
+  };
+}
+
 // ------------------------------------------------------------------ the page
 document.addEventListener("DOMContentLoaded", () => {
   const $ = (id) => document.getElementById(id);
@@ -110,6 +122,7 @@ document.addEventListener("DOMContentLoaded", () => {
     selected: null,            // ref
     socket: null, backoff: 500, reconnectTimer: null, pingTimer: null,
   };
+  const events = hooks();
 
   function el(tag, cls, text) {
     const node = document.createElement(tag);
@@ -251,6 +264,7 @@ document.addEventListener("DOMContentLoaded", () => {
   let detailSeq = 0;
 
   async function select(ref) {
+    showView("escalation");
     state.selected = ref;
     if (location.hash !== "#" + ref) history.replaceState(null, "", "#" + ref);
     renderQueue();
@@ -321,8 +335,19 @@ document.addEventListener("DOMContentLoaded", () => {
       return box;
     }));
 
-    const shown = conversation(turns, r.replies);
-    const transcript = $("transcript");
+    renderTranscript($("transcript"), turns, r.replies);
+    events.emit("escalation", r);
+
+    $("claim").disabled = r.state !== "open";
+    $("claim").textContent = r.state === "open" ? "Claim" : r.claimed_by ? "Claimed by " + r.claimed_by : "Claim";
+    $("send").disabled = r.state !== "claimed";
+    $("reply").disabled = r.state !== "claimed";
+    $("resolve").disabled = r.state === "resolved";
+    $("note").disabled = r.state === "resolved";
+  }
+
+  function renderTranscript(transcript, turns, replies) {
+    const shown = conversation(turns, replies);
     transcript.replaceChildren(...shown.map((t) => {
       const node = el("div", "turn " + t.kind);
       const author = t.kind === "person" ? t.author + " (agent)" : t.author;
@@ -332,13 +357,17 @@ document.addEventListener("DOMContentLoaded", () => {
     }));
     if (!shown.length) transcript.appendChild(el("p", "muted", "No stored turns."));
     transcript.scrollTop = transcript.scrollHeight;
+  }
 
-    $("claim").disabled = r.state !== "open";
-    $("claim").textContent = r.state === "open" ? "Claim" : r.claimed_by ? "Claimed by " + r.claimed_by : "Claim";
-    $("send").disabled = r.state !== "claimed";
-    $("reply").disabled = r.state !== "claimed";
-    $("resolve").disabled = r.state === "resolved";
-    $("note").disabled = r.state === "resolved";
+  // The right-hand side shows one escalation or one approval request.
+  function showView(which) {
+    $("escalation-panel").hidden = which !== "escalation";
+    $("approval-panel").hidden = which !== "approval";
+    if (which !== "escalation" && state.selected) {
+      state.selected = null;
+      renderQueue();
+    }
+    events.emit("view", which);
   }
 
   async function act(action, body, done) {
@@ -374,6 +403,7 @@ document.addEventListener("DOMContentLoaded", () => {
       state.backoff = 500;
       setStatus("online", "live");
       loadQueue(false);   // whatever changed while the socket was down
+      events.emit("connect");
       clearInterval(state.pingTimer);
       state.pingTimer = setInterval(() => {
         if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "ping" }));
@@ -387,6 +417,8 @@ document.addEventListener("DOMContentLoaded", () => {
                                                 : "Answering as " + (agentName() || frame.agent);
       } else if (frame.type === "escalation.created" || frame.type === "escalation.updated") {
         onEscalation(frame.type, frame.escalation || (frame.data && frame.data.escalation));
+      } else if (typeof frame.type === "string") {
+        events.emit("frame", frame);
       }
     };
     ws.onclose = (event) => {
@@ -482,14 +514,23 @@ document.addEventListener("DOMContentLoaded", () => {
     event.preventDefault();
     act("resolve", asAgent({ note: $("note").value }), () => { $("note").value = ""; });
   });
-  window.addEventListener("hashchange", () => {
-    const ref = decodeURIComponent(location.hash.slice(1));
-    if (ref && ref !== state.selected) select(ref);
-  });
-  setInterval(renderQueue, 30000);   // keeps the "n min ago" ages fresh
+  // `#ESC-…` opens an escalation, `#APR-…` an approval request (links an agent can share).
+  function route() {
+    const target = decodeURIComponent(location.hash.slice(1));
+    if (!target) return;
+    if (target.startsWith("APR-")) events.emit("open-approval", target);
+    else if (target !== state.selected || $("escalation-panel").hidden) select(target);
+  }
+  window.addEventListener("hashchange", route);
+  setInterval(() => { renderQueue(); events.emit("tick"); }, 30000);   // keeps the ages fresh
 
+  const parts = window.actormeshConsoleParts || [];
+  parts.forEach((mount) => mount({
+    $, el, api, events, showError, showView, asAgent, renderTranscript,
+    announce: (text) => { $("announce").textContent = text; },
+    currentEscalation: () => (state.selected ? state.current : null),
+  }));
   showIdentity();
   connect();
-  const initial = decodeURIComponent(location.hash.slice(1));
-  if (initial) select(initial);
+  route();
 });
