@@ -46,6 +46,12 @@ test-unit: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench $(or $(BENCH_OUT),.actormesh/bench/results.json) $(BENCH_ARGS)
 
+## Operator benchmark (not a test): the operator on the test control plane, 1/10/50 meshes; bench/operator_bench/README.md.
+.PHONY: bench-operator
+bench-operator: $(STAMP) k8s-bin
+	ACTORMESH_K8S_BIN=$(K8S_CACHE) $(BIN)/python -m bench.operator_bench \
+	  $(or $(BENCH_OPERATOR_OUT),.actormesh/bench/operator.json) $(BENCH_OPERATOR_ARGS)
+
 ## Chaos soak (not part of `make test`; CI runs a short seeded one as tests/integration/test_soak.py):
 ## the real multi-process layout, SOAK_N conversations while processes are killed; docs/reliability.md.
 .PHONY: soak

@@ -6,6 +6,7 @@ Called by tests/harness/controlplane.py; unit-tested without starting anything. 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,7 +85,8 @@ def etcd_argv(layout: Layout) -> list[str]:
     ]
 
 
-def apiserver_argv(layout: Layout) -> list[str]:
+def apiserver_argv(layout: Layout, extra: Sequence[str] = ()) -> list[str]:
+    """`extra` is appended as is (the operator bench adds audit logging)."""
     pki = layout.pki
     return [
         str(layout.bin_dir / "kube-apiserver"),
@@ -118,6 +120,7 @@ def apiserver_argv(layout: Layout) -> list[str]:
         "--allow-privileged=true",
         "--profiling=false",
         "--v=1",
+        *extra,
     ]
 
 

@@ -19,6 +19,7 @@ import socket
 import sys
 import tempfile
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType, TracebackType
 
@@ -55,6 +56,7 @@ class ControlPlane:
         *,
         detached: bool = False,
         timeout: float = 180.0,
+        apiserver_args: Sequence[str] = (),
     ) -> None:
         self.bin_dir = bin_dir
         self._owns_state = state_dir is None
@@ -62,6 +64,7 @@ class ControlPlane:
         # detached: the processes must outlive this Python process (`make k8s-up`).
         self.detached = detached
         self.timeout = timeout
+        self.apiserver_args = tuple(apiserver_args)
         self.records: list[ProcessRecord] = []
 
     def start(self) -> KubeControlPlane:
@@ -88,7 +91,7 @@ class ControlPlane:
         wait_until_healthy(etcd, lambda: http_ok(f"{layout.etcd_url}/health"), self.timeout)
 
         admin_tls = client_context(pki.ca, pki.admin)
-        apiserver = self._spawn("kube-apiserver", components.apiserver_argv(layout))
+        apiserver = self._spawn("kube-apiserver", components.apiserver_argv(layout, self.apiserver_args))
         wait_until_healthy(apiserver, lambda: http_ok(f"{layout.server}/readyz", admin_tls), self.timeout)
 
         write_kubeconfig(layout.admin_kubeconfig, layout.server, pki.ca.cert, pki.admin, "admin")

@@ -11,11 +11,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from actormesh_operator.builders.kinds import MANAGED_KINDS, ManagedKind
 from actormesh_operator.reconcile import metrics
 from actormesh_operator.reconcile.diff import (
+    HASH_ANNOTATION,
     ChildKey,
     apply_reason,
     child_key,
@@ -47,6 +48,14 @@ def resource_for(manifest: Mapping[str, Any]) -> Resource:
     return resource_of(kind)
 
 
+class WriteCache(Protocol):
+    """Where the responses of our writes go (`children.ChildCache`)."""
+
+    def put(self, obj: dict[str, Any]) -> None: ...
+
+    def drop(self, obj: dict[str, Any]) -> None: ...
+
+
 @dataclass
 class ApplyOutcome:
     """What one reconcile wrote: `applied` and `pruned` hold human names with the reason."""
@@ -66,13 +75,25 @@ async def apply_children(
     *,
     field_manager: str,
     outcome: ApplyOutcome,
+    cache: WriteCache | None = None,
+    verified: dict[ChildKey, tuple[str, str]] | None = None,
 ) -> None:
-    """Server-side apply each desired child that is missing, changed or drifted; skip the rest."""
+    """Server-side apply each desired child that is missing, changed or drifted; skip the rest.
+    Every response goes into `cache` too, so the watch event of our own write is no news.
+
+    `verified` remembers, per child, the (resourceVersion, desired hash) last found in sync: the same
+    pair again needs no field-by-field comparison (any write changes the resourceVersion)."""
     for manifest in desired:
         body = with_hash(manifest)
         key = child_key(body)
-        reason = apply_reason(body, live.get(key), field_manager)
+        current = live.get(key)
+        stamp = (_version(current), body["metadata"]["annotations"][HASH_ANNOTATION])
+        if verified is not None and current is not None and verified.get(key) == stamp:
+            continue
+        reason = apply_reason(body, current, field_manager)
         if reason is None:
+            if verified is not None and stamp[0]:
+                verified[key] = stamp
             continue
         name = describe(body)
         handover = replicas_handover(body, live.get(key), field_manager)
@@ -82,9 +103,15 @@ async def apply_children(
             logger.info("handed spec.replicas of %s over to its autoscaler", name)
         with action(f"apply {name}"):
             live[key] = await kube.apply(resource_for(body), body, field_manager=field_manager)
+        if cache is not None:
+            cache.put(live[key])
         metrics.CHILD_WRITES.labels(kind=body["kind"], action="apply").inc()
         logger.info("applied %s: %s", name, reason)
         outcome.applied.append(f"{name} ({reason})")
+
+
+def _version(obj: Mapping[str, Any] | None) -> str:
+    return str(((obj or {}).get("metadata") or {}).get("resourceVersion") or "")
 
 
 async def prune_children(
@@ -94,6 +121,7 @@ async def prune_children(
     *,
     owner_uid: str,
     outcome: ApplyOutcome,
+    cache: WriteCache | None = None,
 ) -> None:
     """Delete children this mesh controls that the builders no longer emit (disabled components)."""
     for obj in select_prunable(list(live.values()), list(desired), owner_uid):
@@ -102,6 +130,8 @@ async def prune_children(
         with action(f"delete {name}"):
             await kube.delete(resource_for(obj), meta["name"], meta.get("namespace"))
         live.pop(child_key(obj), None)
+        if cache is not None:
+            cache.drop(dict(obj))
         metrics.CHILD_WRITES.labels(kind=obj.get("kind", ""), action="delete").inc()
         logger.info("pruned %s: no longer desired", name)
         outcome.pruned.append(name)

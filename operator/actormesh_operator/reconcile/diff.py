@@ -15,13 +15,13 @@ subset check catches edits by others (`kubectl edit`, a careless Helm release).
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
+from actormesh_operator.api.observed import ObservedWorkload
 from actormesh_operator.api.types import quantity_value
 
 HASH_ANNOTATION = "actormesh.io/applied-hash"
@@ -41,25 +41,32 @@ def describe(obj: Mapping[str, Any]) -> str:
     return f"{str(obj.get('kind', '')).lower()} {(obj.get('metadata') or {}).get('name', '')}"
 
 
+def _without_hash(manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """A shallow view of `manifest` without our hash annotation (nothing is copied deeper than that)."""
+    metadata = manifest.get("metadata")
+    annotations = metadata.get("annotations") if isinstance(metadata, Mapping) else None
+    if not isinstance(annotations, Mapping) or (annotations and HASH_ANNOTATION not in annotations):
+        return dict(manifest)
+    rest = {k: v for k, v in annotations.items() if k != HASH_ANNOTATION}
+    meta = {k: v for k, v in metadata.items() if k != "annotations"}  # type: ignore[union-attr]
+    if rest:
+        meta["annotations"] = rest
+    return {**manifest, "metadata": meta}
+
+
 def manifest_hash(manifest: Mapping[str, Any]) -> str:
     """Stable hash of a manifest as we would send it, ignoring our own hash annotation."""
-    body = copy.deepcopy(dict(manifest))
-    metadata = body.get("metadata") or {}
-    annotations = metadata.get("annotations")
-    if isinstance(annotations, dict):
-        annotations.pop(HASH_ANNOTATION, None)
-        if not annotations:
-            del metadata["annotations"]
-    text = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+    text = json.dumps(_without_hash(manifest), sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
 def with_hash(manifest: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of the manifest carrying its own hash, as it is sent to the API server."""
-    body = copy.deepcopy(dict(manifest))
-    digest = manifest_hash(body)
-    body.setdefault("metadata", {}).setdefault("annotations", {})[HASH_ANNOTATION] = digest
-    return body
+    """The manifest carrying its own hash, as it is sent to the API server. A new top-level dict with
+    new `metadata` and `annotations`; everything deeper is shared with `manifest` (never mutated)."""
+    digest = manifest_hash(manifest)
+    meta = dict(manifest.get("metadata") or {})
+    meta["annotations"] = {**(meta.get("annotations") or {}), HASH_ANNOTATION: digest}
+    return {**manifest, "metadata": meta}
 
 
 def owns_apply_entry(live: Mapping[str, Any], field_manager: str) -> bool:
@@ -211,3 +218,64 @@ def pending_changes(
             changes.append(f"{describe(body)} ({reason})")
     changes += [f"delete {describe(obj)}" for obj in select_prunable(list(live.values()), wanted, owner_uid)]
     return changes
+
+
+# --- watch events of children: what a change means (pure; `children.ChildCache` acts on it)
+
+NO_CHANGE = "none"
+STATUS_CHANGE = "status"
+CONTENT_CHANGE = "content"
+
+_STATUS_KINDS = ("Service", "Ingress")
+"""Besides workloads, the kinds whose status the mesh status reads (the gateway's address)."""
+
+
+def _content(obj: Mapping[str, Any]) -> tuple[Any, ...]:
+    meta = obj.get("metadata") or {}
+    body = {k: v for k, v in obj.items() if k not in ("status", "metadata")}
+    return (
+        body,
+        meta.get("labels"),
+        meta.get("annotations"),
+        meta.get("ownerReferences"),
+        meta.get("deletionTimestamp"),
+    )
+
+
+def _status_view(obj: Mapping[str, Any]) -> Any:
+    kind = obj.get("kind")
+    if kind in ("Deployment", "StatefulSet"):
+        return ObservedWorkload.from_object(obj)
+    if kind in _STATUS_KINDS:
+        return (obj.get("status") or {}).get("loadBalancer")
+    if kind == "HTTPRoute":  # HTTPRouteReady reads which Gateways accepted it
+        return (obj.get("status") or {}).get("parents")
+    return None
+
+
+def change_kind(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> str:
+    """What a watch event of a child means for its mesh:
+
+    - `content`: added, deleted, or anything but its status changed (someone's edit, a label, an
+      autoscaler's replicas): a full reconcile decides whether to repair it;
+    - `status`: only what the mesh status reads changed (rollout counters, the gateway's address): the
+      status is recomputed, nothing is applied;
+    - `none`: nothing the operator reads changed (a condition's timestamp, another manager's
+      managedFields): no work at all — the common case, a controller manager's status update."""
+    if old is None or new is None:
+        return CONTENT_CHANGE
+    if _content(old) != _content(new):
+        return CONTENT_CHANGE
+    if _status_view(old) != _status_view(new):
+        return STATUS_CHANGE
+    return NO_CHANGE
+
+
+def compact_child(obj: Mapping[str, Any], managers: Iterable[str]) -> dict[str, Any]:
+    """The child as the cache keeps it: managedFields only of our own field managers (all the apply
+    decisions read), which is most of an object's size once the controller manager has written to it."""
+    meta = dict(obj.get("metadata") or {})
+    wanted = set(managers)
+    if "managedFields" in meta:
+        meta["managedFields"] = [e for e in meta["managedFields"] or [] if e.get("manager") in wanted]
+    return {**obj, "metadata": meta}

@@ -15,12 +15,13 @@ import math
 import secrets
 import string
 from collections.abc import Iterable
+from typing import Any
 
 from actormesh_operator.api.spec import ActorMesh
 from actormesh_operator.builders.generated import GeneratedSecret, generated_secret_manifest
 from actormesh_operator.reconcile.errors import action
 from actormesh_operator.reconcile.kube import MERGE_PATCH, KubeApiError, KubeClient
-from actormesh_operator.reconcile.observe import SECRETS
+from actormesh_operator.reconcile.observe import SECRETS, SecretCache
 
 logger = logging.getLogger(__name__)
 
@@ -42,22 +43,47 @@ def _encoded(keys: Iterable[str], nbytes: int) -> dict[str, str]:
     return {key: base64.b64encode(random_value(nbytes).encode()).decode() for key in keys}
 
 
-async def ensure_generated_secret(kube: KubeClient, mesh: ActorMesh, secret: GeneratedSecret) -> str | None:
-    """Create `secret` or add its missing keys; returns what was done (for the Applied Event) or None."""
-    with action(f"read secret {secret.name}"):
-        live = await kube.get(SECRETS, secret.name, mesh.namespace)
+async def _read(
+    kube: KubeClient, mesh: ActorMesh, name: str, cache: SecretCache | None
+) -> dict[str, Any] | None:
+    with action(f"read secret {name}"):
+        live = await kube.get(SECRETS, name, mesh.namespace)
+    if cache is not None:
+        cache.remember(mesh.namespace, name, live)
+    return live
+
+
+async def ensure_generated_secret(
+    kube: KubeClient, mesh: ActorMesh, secret: GeneratedSecret, cache: SecretCache | None = None
+) -> str | None:
+    """Create `secret` or add its missing keys; returns what was done (for the Applied Event) or None.
+
+    A Secret the `cache` knows complete costs nothing; an unknown one is simply created (only a 409
+    makes us read it), so a new mesh costs one request per generated Secret."""
+    known, data = cache.lookup(mesh.namespace, secret.name) if cache is not None else (False, None)
+    if known and data is not None and all(key in data for key in secret.keys):
+        return None
+    live: dict[str, Any] | None = None
+    if cache is None or (known and data is not None):  # no cache, or it lacks keys: read it fresh
+        live = await _read(kube, mesh, secret.name, cache)
     if live is None:
         body = {**generated_secret_manifest(mesh, secret), "data": _encoded(secret.keys, secret.random_bytes)}
         try:
-            with action(f"create secret {secret.name}"):
-                await kube.request("POST", SECRETS.path(mesh.namespace), body=body)
+            created = await kube.request("POST", SECRETS.path(mesh.namespace), body=body)
         except KubeApiError as exc:
             if exc.status != 409:
-                raise
-            # Created by someone else in between (another operator pass): use theirs.
-            return await ensure_generated_secret(kube, mesh, secret)
-        logger.info("generated secret %s/%s (%s)", mesh.namespace, secret.name, secret.purpose)
-        return f"secret {secret.name} (generated)"
+                with action(f"create secret {secret.name}"):
+                    raise
+            # It exists (someone made it, or our cache did not know it yet): use it as it is.
+            live = await _read(kube, mesh, secret.name, cache)
+            if live is None:  # deleted again in between: the retry creates it
+                with action(f"create secret {secret.name}"):
+                    raise
+        else:
+            if cache is not None:
+                cache.remember(mesh.namespace, secret.name, created)
+            logger.info("generated secret %s/%s (%s)", mesh.namespace, secret.name, secret.purpose)
+            return f"secret {secret.name} (generated)"
     missing = [key for key in secret.keys if key not in (live.get("data") or {})]
     if not missing:
         return None
@@ -66,15 +92,17 @@ async def ensure_generated_secret(kube: KubeClient, mesh: ActorMesh, secret: Gen
         "data": _encoded(missing, secret.random_bytes),
     }
     with action(f"add keys to secret {secret.name}"):
-        await kube.request(
+        patched = await kube.request(
             "PATCH", SECRETS.path(mesh.namespace, secret.name), body=patch, content_type=MERGE_PATCH
         )
+    if cache is not None:
+        cache.remember(mesh.namespace, secret.name, patched)
     logger.info("added keys %s to secret %s/%s", ", ".join(missing), mesh.namespace, secret.name)
     return f"secret {secret.name} (added {', '.join(missing)})"
 
 
 async def ensure_generated_secrets(
-    kube: KubeClient, mesh: ActorMesh, wanted: Iterable[GeneratedSecret]
+    kube: KubeClient, mesh: ActorMesh, wanted: Iterable[GeneratedSecret], cache: SecretCache | None = None
 ) -> list[str]:
-    done = [await ensure_generated_secret(kube, mesh, secret) for secret in wanted]
+    done = [await ensure_generated_secret(kube, mesh, secret, cache) for secret in wanted]
     return [d for d in done if d is not None]

@@ -5,9 +5,10 @@ so tests can run several operators, one per namespace, in one process). Triggers
 in `runner.py`:
 
 - kopf `create`/`update`/`resume` on an ActorMesh: kopf's retry counter drives our bounded backoff;
-- a watch event on any child kind (server-side label selector `app.kubernetes.io/managed-by`, plus
-  the same label filter on the handler, which kopf evaluates client-side): the child's controller
-  owner is woken up (`state.OperatorState.wake`), so a deleted or edited child is restored;
+- a child added, deleted or edited (our own informers, `children.py`, not kopf: kopf would run its
+  per-object machinery for every status update of every child): its controlling mesh gets a full pass,
+  so the child is restored; a child whose rollout counters moved gets only a status refresh;
+- every event of a mesh feeds the mesh cache (`meshes.py`), so a pass starts without reading it;
 - a jittered periodic resync (our own loop, not `kopf.timer`: kopf timers put a finalizer on every
   mesh, which would make deleting a mesh hang whenever the operator is down).
 
@@ -26,16 +27,8 @@ from typing import Any
 
 import kopf
 
-from actormesh_operator.api.schema import API_VERSION, GROUP, KIND, PLURAL, VERSION
+from actormesh_operator.api.schema import GROUP, PLURAL, VERSION
 from actormesh_operator.api.spec import is_paused
-from actormesh_operator.builders.kinds import (
-    HTTP_ROUTE,
-    MANAGED_KINDS,
-    MONITORING_KINDS,
-    SCALED_OBJECT,
-    ManagedKind,
-)
-from actormesh_operator.builders.labels import MANAGED_BY_SELECTOR
 from actormesh_operator.reconcile import metrics
 from actormesh_operator.reconcile.kube import KubeCredentials
 from actormesh_operator.reconcile.state import OperatorState
@@ -43,14 +36,6 @@ from actormesh_operator.settings import OperatorSettings
 
 ANNOTATION_PREFIX = "actormesh.io"
 """kopf's progress/diff-base annotations: `actormesh.io/last-handled-configuration` and friends."""
-
-
-def controller_owner(body: Mapping[str, Any]) -> str | None:
-    """Name of the ActorMesh controlling a child, from its ownerReferences (labels can be copied)."""
-    for ref in (body.get("metadata") or {}).get("ownerReferences") or []:
-        if ref.get("kind") == KIND and ref.get("apiVersion") == API_VERSION and ref.get("controller"):
-            return str(ref.get("name"))
-    return None
 
 
 def pause_changed(body: Mapping[str, Any]) -> bool:
@@ -91,9 +76,6 @@ def configure_kopf(settings: kopf.OperatorSettings, ours: OperatorSettings) -> N
     settings.watching.server_timeout = 270
     settings.watching.client_timeout = 300
     settings.watching.connect_timeout = 10
-    selector = ",".join(f"{k}={v}" for k, v in MANAGED_BY_SELECTOR.items())
-    for kind in MANAGED_KINDS:
-        settings.watching.label_selectors[kind.group, kind.version, kind.plural] = selector
 
 
 def connection_info(creds: KubeCredentials) -> kopf.ConnectionInfo:
@@ -123,9 +105,12 @@ def build_registry(
 
     Optional child kinds (KEDA's ScaledObject, the Gateway API's HTTPRoute) are watched only if served
     at startup: kopf discovers resources once (scanning is off), so watching an absent CRD would only log
-    a warning. (An HTTPRoute is watched so a Gateway accepting it updates the status at once.)"""
+    a warning. (An HTTPRoute is watched so a Gateway accepting it updates the status at once.) They are
+    watched by our informers (`children.py`), not by kopf."""
     registry = kopf.OperatorRegistry()
-    state = OperatorState(settings, creds)
+    state = OperatorState(
+        settings, creds, keda_available=keda_available, gateway_api_available=gateway_api_available
+    )
     retries = settings.retry_limit
 
     @kopf.on.startup(registry=registry)
@@ -151,41 +136,10 @@ def build_registry(
 
     @kopf.on.event(GROUP, VERSION, PLURAL, id="phase-metric", registry=registry)
     async def track_phase(type: str | None, body: Any, name: str, namespace: str | None, **_: Any) -> None:
+        state.meshes.seen(body, deleted=type == "DELETED")
         phase = None if type == "DELETED" else (body.get("status") or {}).get("phase") or "Unknown"
         metrics.set_phase(namespace or "", name, phase)
         if type not in (None, "DELETED") and pause_changed(body):
             state.wake(namespace or "", name, "pause")
 
-    served = {SCALED_OBJECT: keda_available, HTTP_ROUTE: gateway_api_available}
-    _watch_children(registry, state, optional_served=served)
     return registry
-
-
-def _watch_children(
-    registry: kopf.OperatorRegistry, state: OperatorState, *, optional_served: dict[ManagedKind, bool]
-) -> None:
-    """A watch-event handler per child kind: wake the child's controlling mesh up (drift correction).
-
-    The `labels=` filter below is evaluated by kopf client-side; the server-side selector that keeps
-    unrelated objects off the wire is `settings.watching.label_selectors` (see `configure_kopf`)."""
-
-    async def child_changed(type: str | None, body: Any, namespace: str | None, **_: Any) -> None:
-        if type is None:
-            return  # the initial listing at startup: the resume handlers cover every mesh already
-        owner = controller_owner(body)
-        if owner is not None and namespace:
-            state.wake(namespace, owner, "child")
-
-    for kind in MANAGED_KINDS:
-        # Monitoring objects are not watched: nothing in the mesh depends on them, so drift there is
-        # corrected by the periodic resync, and their CRDs may appear after startup (kopf scans once).
-        if kind in MONITORING_KINDS or (kind.optional and not optional_served.get(kind, False)):
-            continue
-        kopf.on.event(
-            group=kind.group,
-            version=kind.version,
-            plural=kind.plural,
-            labels=dict(MANAGED_BY_SELECTOR),
-            id=f"child-{kind.plural}",
-            registry=registry,
-        )(child_changed)

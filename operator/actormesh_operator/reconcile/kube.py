@@ -14,6 +14,7 @@ it.
 from __future__ import annotations
 
 import base64
+import builtins
 import contextlib
 import json
 import os
@@ -224,12 +225,23 @@ class KubeClient:
 
     def __init__(self, creds: KubeCredentials, *, timeout: float = 30.0) -> None:
         self.creds = creds
+        context = creds.ssl_context()
+        auth = _TokenAuth(creds)
+        headers = {"Accept": "application/json", "User-Agent": "actormesh-operator"}
         self._http = httpx.AsyncClient(
+            base_url=creds.server, verify=context, auth=auth, timeout=timeout, headers=headers
+        )
+        # Watches hold their connection for minutes: on the request pool, 100 of them (two Secrets each
+        # for 50 meshes) took every connection and every other request timed out waiting for one. They
+        # get their own client without a connection limit. (HTTP/2 streams would share one connection,
+        # as client-go does, but httpx delivered no watch event over HTTP/2 here.)
+        self._streams = httpx.AsyncClient(
             base_url=creds.server,
-            verify=creds.ssl_context(),
-            auth=_TokenAuth(creds),
+            verify=context,
+            auth=auth,
             timeout=timeout,
-            headers={"Accept": "application/json", "User-Agent": "actormesh-operator"},
+            headers=headers,
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=None),
         )
 
     async def __aenter__(self) -> KubeClient:
@@ -240,6 +252,7 @@ class KubeClient:
 
     async def close(self) -> None:
         await self._http.aclose()
+        await self._streams.aclose()
 
     async def request(
         self,
@@ -270,22 +283,28 @@ class KubeClient:
         self, resource: Resource, namespace: str | None = None, *, label_selector: str | None = None
     ) -> list[dict[str, Any]]:
         """Every matching object, following `continue` tokens; items get their apiVersion/kind back."""
-        return [item async for item in self._list_pages(resource, namespace, label_selector)]
+        items, _ = await self.list_versioned(resource, namespace, label_selector=label_selector)
+        return items
 
-    async def _list_pages(
-        self, resource: Resource, namespace: str | None, label_selector: str | None
-    ) -> AsyncIterator[dict[str, Any]]:
+    async def list_versioned(
+        self, resource: Resource, namespace: str | None = None, *, label_selector: str | None = None
+    ) -> tuple[builtins.list[dict[str, Any]], str]:
+        """`list`, plus the collection's resourceVersion (where a watch continues from)."""
         params = {"limit": "500"}
         if label_selector:
             params["labelSelector"] = label_selector
+        items: builtins.list[dict[str, Any]] = []
         while True:
             page = await self.request("GET", resource.path(namespace), params=params)
-            for item in page.get("items") or []:
-                # List items come without apiVersion/kind; put them back so items look like GETs.
-                yield {"apiVersion": resource.api_version, "kind": resource.kind, **item}
-            token = (page.get("metadata") or {}).get("continue")
+            # List items come without apiVersion/kind; put them back so items look like GETs.
+            items += [
+                {"apiVersion": resource.api_version, "kind": resource.kind, **item}
+                for item in page.get("items") or []
+            ]
+            meta = page.get("metadata") or {}
+            token = meta.get("continue")
             if not token:
-                return
+                return items, str(meta.get("resourceVersion") or "")
             params["continue"] = token
 
     async def apply(
@@ -337,16 +356,38 @@ class KubeClient:
 
         Without `resource_version` the API server first sends the current object as ADDED. Ends when
         the server closes the watch (after `timeout_s`); an expired `resource_version` raises 410."""
-        params = {
-            "watch": "true",
-            "fieldSelector": f"metadata.name={name}",
-            "timeoutSeconds": str(timeout_s),
-            "allowWatchBookmarks": "true",
-        }
+        async for event in self.watch(
+            resource,
+            namespace,
+            field_selector=f"metadata.name={name}",
+            resource_version=resource_version,
+            timeout_s=timeout_s,
+        ):
+            yield event
+
+    async def watch(
+        self,
+        resource: Resource,
+        namespace: str | None = None,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        resource_version: str | None = None,
+        timeout_s: int,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Watch events (`{type, object}`, bookmarks included) of a kind, in one namespace or all.
+
+        Objects carry their apiVersion/kind (the API server sends them in watch events). Ends when the
+        server closes the watch (after `timeout_s`); an expired `resource_version` raises 410."""
+        params = {"watch": "true", "timeoutSeconds": str(timeout_s), "allowWatchBookmarks": "true"}
+        if label_selector:
+            params["labelSelector"] = label_selector
+        if field_selector:
+            params["fieldSelector"] = field_selector
         if resource_version:
             params["resourceVersion"] = resource_version
         timeout = httpx.Timeout(10.0, read=timeout_s + 30.0)
-        async with self._http.stream(
+        async with self._streams.stream(
             "GET", resource.path(namespace), params=params, timeout=timeout
         ) as response:
             if not response.is_success:
@@ -366,15 +407,19 @@ class KubeClient:
 
     async def served(self, api_version: str, plural: str) -> bool:
         """Whether the API server serves `plural` in `api_version` (discovery; needs no RBAC rule)."""
+        return plural in await self.served_plurals(api_version)
+
+    async def served_plurals(self, api_version: str) -> set[str]:
+        """Every resource `api_version` serves (empty when the group/version is not served at all)."""
         group = api_version.rpartition("/")[0]
         path = f"/apis/{api_version}" if group else f"/api/{api_version}"
         try:
             listing = await self.request("GET", path)
         except KubeApiError as exc:
             if exc.status in (403, 404):
-                return False
+                return set()
             raise
-        return any(r.get("name") == plural for r in listing.get("resources") or [])
+        return {str(r.get("name")) for r in listing.get("resources") or []}
 
 
 def _api_error(response: httpx.Response) -> KubeApiError:

@@ -1,19 +1,20 @@
 """Read what exists: the mesh's children, the Secrets its spec references, and which optional CRDs exist.
 
-Called by `runner.py` at the start of every reconcile. Children are listed per `MANAGED_KINDS` entry
-with the mesh's label selector (server-side), so the cost is one LIST per kind whatever the cluster
-size. KEDA, the Prometheus Operator kinds and the Gateway API's HTTPRoute are detected through API
-discovery (`/apis/keda.sh/v1alpha1`, `/apis/monitoring.coreos.com/v1`,
-`/apis/gateway.networking.k8s.io/v1`), which every authenticated client may
-read: the operator needs no permission on CustomResourceDefinitions, and the namespaced install (a
-Role cannot grant cluster-scoped reads) detects them the same way.
+Called by `runner.py` at the start of every reconcile. Children come from the informer cache
+(`children.py`); kinds it does not cover are listed per `MANAGED_KINDS` entry with the mesh's label
+selector (server-side). Secrets come from the Secret watches' cache, else one GET each. KEDA, the
+Prometheus Operator kinds and the Gateway API's HTTPRoute are detected through API discovery
+(`/apis/keda.sh/v1alpha1`, `/apis/monitoring.coreos.com/v1`, `/apis/gateway.networking.k8s.io/v1`),
+which every authenticated client may read: the operator needs no permission on
+CustomResourceDefinitions, and the namespaced install (a Role cannot grant cluster-scoped reads)
+detects them the same way.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Collection, Iterable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from actormesh_operator.api.observed import (
     COMPONENT_GATEWAY,
@@ -60,6 +61,14 @@ def _served(kind: ManagedKind, *, keda: bool, monitoring: Collection[str], gatew
     return True
 
 
+class ChildSource(Protocol):
+    """The informer cache of children (`children.ChildCache`)."""
+
+    def covers(self, kind: ManagedKind) -> bool: ...
+
+    def children(self, namespace: str, instance: str) -> dict[ChildKey, dict[str, Any]]: ...
+
+
 async def list_children(
     kube: KubeClient,
     mesh: ActorMesh,
@@ -67,18 +76,26 @@ async def list_children(
     keda: bool,
     monitoring: Collection[str] = (),
     gateway_api: bool = False,
+    cache: ChildSource | None = None,
 ) -> dict[ChildKey, dict[str, Any]]:
     """Every live object of a managed kind carrying this mesh's labels (ours or not: prune checks owners).
-    Optional kinds are listed only when served (`keda`; `monitoring`: served monitoring plurals;
+    Kinds the `cache` covers come from memory; the others (monitoring kinds, a CRD installed after
+    start-up) are listed, optional ones only when served (`keda`; `monitoring`: served plurals;
     `gateway_api`: HTTPRoutes)."""
-    selector = selector_string(labels.mesh_selector(mesh.name))
+    selector = labels.mesh_selector(mesh.name)
     live: dict[ChildKey, dict[str, Any]] = {}
+    if cache is not None:
+        live.update(cache.children(mesh.namespace, selector[labels.INSTANCE]))
     for kind in MANAGED_KINDS:
         if not _served(kind, keda=keda, monitoring=monitoring, gateway_api=gateway_api):
             continue
+        if cache is not None and cache.covers(kind):
+            continue
         with action(f"list {kind.plural}"):
             try:
-                items = await kube.list(resource_of(kind), mesh.namespace, label_selector=selector)
+                items = await kube.list(
+                    resource_of(kind), mesh.namespace, label_selector=selector_string(selector)
+                )
             except KubeApiError as exc:
                 if kind.optional and exc.status == 404:
                     continue  # the CRD went away between discovery and listing
@@ -88,17 +105,33 @@ async def list_children(
     return live
 
 
-async def read_secrets(kube: KubeClient, namespace: str, names: Iterable[str]) -> dict[str, dict[str, str]]:
-    """The `data` of each named Secret that exists (absent ones are left out).
+class SecretCache(Protocol):
+    """What the reconcile reads Secrets through (`secret_watch.SecretWatches`)."""
+
+    def lookup(self, namespace: str, name: str) -> tuple[bool, dict[str, str] | None]: ...
+
+    def remember(self, namespace: str, name: str, secret: Mapping[str, Any] | None) -> None: ...
+
+
+async def read_secrets(
+    kube: KubeClient, namespace: str, names: Iterable[str], cache: SecretCache | None = None
+) -> dict[str, dict[str, str]]:
+    """The `data` of each named Secret that exists (absent ones are left out): from `cache` when it
+    knows the Secret (its watch keeps it current), else read (and then remembered).
 
     The values are only ever hashed (builders/secret_hash.py) and their key names compared; they are
-    never logged or kept beyond the reconcile pass."""
+    never logged."""
     found: dict[str, dict[str, str]] = {}
     for name in sorted(set(names)):
-        with action(f"read secret {name}"):
-            secret = await kube.get(SECRETS, name, namespace)
-        if secret is not None:
-            found[name] = dict(secret.get("data") or {})
+        known, data = cache.lookup(namespace, name) if cache is not None else (False, None)
+        if not known:
+            with action(f"read secret {name}"):
+                secret = await kube.get(SECRETS, name, namespace)
+            if cache is not None:
+                cache.remember(namespace, name, secret)
+            data = None if secret is None else dict(secret.get("data") or {})
+        if data is not None:
+            found[name] = dict(data)
     return found
 
 
@@ -160,22 +193,26 @@ _WORKLOAD_KINDS = ("StatefulSet", "Deployment")
 
 class ServedKindsDetector:
     """Caches which of `kinds` the API server serves (discovery, no RBAC needed), so CRDs installed after
-    the operator started are picked up within a minute."""
+    the operator started are picked up within a minute. Asked only by meshes that use one of them
+    (`recheck`); the others use the last answer."""
 
-    def __init__(self, kinds: Iterable[ManagedKind], recheck_s: float = KEDA_RECHECK_S) -> None:
+    def __init__(
+        self, kinds: Iterable[ManagedKind], recheck_s: float = KEDA_RECHECK_S, *, initial: Iterable[str] = ()
+    ) -> None:
         self._kinds = tuple(kinds)
         self._recheck_s = recheck_s
-        self._value: frozenset[str] = frozenset()
+        self._value: frozenset[str] = frozenset(initial)
         self._checked_at: float | None = None
 
-    async def served(self, kube: KubeClient) -> frozenset[str]:
+    async def served(self, kube: KubeClient, *, recheck: bool = True) -> frozenset[str]:
         now = time.monotonic()
-        if self._checked_at is None or now - self._checked_at >= self._recheck_s:
-            found = set()
-            for kind in self._kinds:
-                with action(f"discover {kind.api_version} {kind.plural}"):
-                    if await kube.served(kind.api_version, kind.plural):
-                        found.add(kind.plural)
+        due = self._checked_at is None or now - self._checked_at >= self._recheck_s
+        if recheck and due:
+            found: set[str] = set()
+            for api_version in sorted({k.api_version for k in self._kinds}):
+                with action(f"discover {api_version}"):
+                    plurals = await kube.served_plurals(api_version)
+                found |= {k.plural for k in self._kinds if k.api_version == api_version} & plurals
             self._value = frozenset(found)
             self._checked_at = now
         return self._value
@@ -191,24 +228,26 @@ class MonitoringDetector(ServedKindsDetector):
 class GatewayApiDetector(ServedKindsDetector):
     """Whether the Gateway API's HTTPRoute (gateway.networking.k8s.io/v1) is served."""
 
-    def __init__(self, recheck_s: float = KEDA_RECHECK_S) -> None:
-        super().__init__((HTTP_ROUTE,), recheck_s)
+    def __init__(self, recheck_s: float = KEDA_RECHECK_S, *, initial: bool | None = None) -> None:
+        super().__init__((HTTP_ROUTE,), recheck_s, initial=[HTTP_ROUTE.plural] if initial else [])
 
-    async def available(self, kube: KubeClient) -> bool:
-        return HTTP_ROUTE.plural in await self.served(kube)
+    async def available(self, kube: KubeClient, *, recheck: bool = True) -> bool:
+        return HTTP_ROUTE.plural in await self.served(kube, recheck=recheck)
 
 
 class KedaDetector:
-    """Caches whether the API server serves KEDA ScaledObjects (discovery, no RBAC needed)."""
+    """Caches whether the API server serves KEDA ScaledObjects (discovery, no RBAC needed). Asked only
+    by meshes with a queueLag actor (`recheck`); the others use the last answer (seeded at start-up)."""
 
-    def __init__(self, recheck_s: float = KEDA_RECHECK_S) -> None:
+    def __init__(self, recheck_s: float = KEDA_RECHECK_S, *, initial: bool | None = None) -> None:
         self._recheck_s = recheck_s
-        self._value = False
-        self._checked_at: float | None = None
+        self._value = bool(initial)
+        self._checked_at: float | None = None if initial is None else time.monotonic()
 
-    async def available(self, kube: KubeClient) -> bool:
+    async def available(self, kube: KubeClient, *, recheck: bool = True) -> bool:
         now = time.monotonic()
-        if self._checked_at is None or now - self._checked_at >= self._recheck_s:
+        due = self._checked_at is None or now - self._checked_at >= self._recheck_s
+        if due and (recheck or self._checked_at is None):
             with action("discover keda.sh/v1alpha1"):
                 self._value = await kube.served(SCALED_OBJECT.api_version, SCALED_OBJECT.plural)
             self._checked_at = now

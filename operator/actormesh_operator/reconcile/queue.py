@@ -18,6 +18,17 @@ from dataclasses import dataclass
 logger = logging.getLogger(__name__)
 
 MeshKey = tuple[str, str]
+STATUS_TRIGGER = "status"
+"""A wake-up for a status refresh only; any other trigger (a full pass) wins when both are pending."""
+
+
+def stronger(pending: str, new: str) -> str:
+    """The trigger a pending run keeps when another arrives: a full pass over a status refresh."""
+    if new == STATUS_TRIGGER:
+        return pending
+    return new
+
+
 RunFn = Callable[[str, str, str], Awaitable[float | None]]
 """run(namespace, name, trigger) -> None, or a delay after which the mesh must be retried."""
 
@@ -46,8 +57,10 @@ class WakeupQueue:
         slot = self._slots.get(key)
         if slot is not None:
             if slot.running:
+                slot.trigger = stronger(slot.trigger, trigger) if slot.again else trigger
                 slot.again = True
-                slot.trigger = trigger
+            else:
+                slot.trigger = stronger(slot.trigger, trigger)
             return  # a run is already pending: it will read the newest state anyway
         wait = self._debounce_s if delay is None else delay
         task = asyncio.create_task(self._worker(key, wait), name=f"actormesh reconcile {namespace}/{name}")

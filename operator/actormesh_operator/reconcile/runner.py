@@ -37,6 +37,7 @@ from actormesh_operator.builders.generated import generated_secrets
 from actormesh_operator.builders.secret_hash import referenced_secret_names, with_secret_hashes
 from actormesh_operator.reconcile import metrics
 from actormesh_operator.reconcile.apply import ApplyOutcome, apply_children, prune_children
+from actormesh_operator.reconcile.children import ChildCache
 from actormesh_operator.reconcile.diff import ChildKey, pending_changes
 from actormesh_operator.reconcile.errors import (
     Failure,
@@ -49,10 +50,12 @@ from actormesh_operator.reconcile.errors import (
 from actormesh_operator.reconcile.events import post_event
 from actormesh_operator.reconcile.generated import ensure_generated_secrets
 from actormesh_operator.reconcile.kube import KubeApiError, KubeClient, Resource
+from actormesh_operator.reconcile.meshes import MeshCache
 from actormesh_operator.reconcile.observe import (
     GatewayApiDetector,
     KedaDetector,
     MonitoringDetector,
+    SecretCache,
     list_children,
     missing_secrets,
     observed_state,
@@ -61,6 +64,8 @@ from actormesh_operator.reconcile.observe import (
 from actormesh_operator.settings import OperatorSettings
 from actormesh_operator.status import ANONYMOUS_WARNING, compute_status, invalid_spec_status, status_patch
 
+CACHE_SYNC_TIMEOUT_S = 60.0
+"""How long a pass waits for the child informers' first lists (then it fails and is retried)."""
 STATUS_CONFLICT_RETRIES = 3
 """Re-reads after a 409 on a status write before it becomes an ordinary (retried) failure."""
 
@@ -91,14 +96,31 @@ class MeshReconciler:
         settings: OperatorSettings,
         kube: KubeClient,
         on_secrets: Callable[[str, str, set[str]], None] | None = None,
+        *,
+        children: ChildCache | None = None,
+        meshes: MeshCache | None = None,
+        secrets: SecretCache | None = None,
+        keda_available: bool | None = None,
+        gateway_api_available: bool | None = None,
     ) -> None:
         self.settings = settings
         self.kube = kube
         self.on_secrets = on_secrets
         """Told, after each pass, which Secrets a mesh's pods read (the Secret watches follow it)."""
-        self._keda = KedaDetector()
+        self.children = children
+        """The informer cache of children; without it every pass lists them (tests, tools)."""
+        self.meshes = meshes
+        """The meshes as last seen; without it every pass reads the mesh."""
+        self.secrets = secrets
+        """The referenced Secrets as last seen; without it every pass reads them."""
+        self._keda = KedaDetector(initial=keda_available)
         self._monitoring = MonitoringDetector()
-        self._gateway_api = GatewayApiDetector()
+        self._gateway_api = GatewayApiDetector(initial=gateway_api_available)
+        self._verified: dict[tuple[str, str], dict[ChildKey, tuple[str, str]]] = {}
+        """Per mesh: children last found in sync, by (resourceVersion, desired hash) (`apply_children`)."""
+        self._settled: dict[tuple[str, str], int] = {}
+        """Generation of each mesh's last successful, unpaused pass: status-only refreshes are allowed
+        while it is the mesh's current generation (anything else needs a full pass)."""
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._paused: set[tuple[str, str]] = set()
         """Meshes whose last successful pass was paused: a failed pass after the annotation is removed
@@ -115,14 +137,19 @@ class MeshReconciler:
             started = time.monotonic()
             attempt: _Attempt | None = None
             try:
-                with action(f"read actormesh {name}"):
-                    body = await self.kube.get(MESHES, name, namespace)
+                if self.children is not None:  # an empty cache would make every child look missing
+                    with action("list the children (start-up)"):
+                        await asyncio.wait_for(self.children.wait_synced(), CACHE_SYNC_TIMEOUT_S)
+                body = await self._read_mesh(namespace, name)
                 if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
                     self._secrets_seen(namespace, name, set())  # nothing left to watch for it
+                    self._settled.pop((namespace, name), None)
+                    self._verified.pop((namespace, name), None)
                     return None  # gone or going: the garbage collector takes the children
                 attempt = _Attempt(body=body)
                 outcome = await self._pass(attempt)
             except Exception as exc:
+                self._settled.pop((namespace, name), None)
                 return await self._failed(f"{namespace}/{name}", attempt, exc, trigger=trigger, retry=retry)
             finally:
                 metrics.DURATION.observe(time.monotonic() - started)
@@ -130,6 +157,57 @@ class MeshReconciler:
             self._stalled.pop((namespace, name), None)
             await self._post_events((namespace, name), body, attempt.mesh, outcome)
             return None
+
+    async def _read_mesh(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The mesh as last seen by the watch (or our own status write); read only when unknown."""
+        if self.meshes is not None:
+            cached = self.meshes.get(namespace, name)
+            if cached is not None:
+                return cached
+        with action(f"read actormesh {name}"):
+            body = await self.kube.get(MESHES, name, namespace)
+        if body is not None and self.meshes is not None:
+            self.meshes.seen(body)
+        return body
+
+    async def refresh_status(self, namespace: str, name: str) -> bool:
+        """Recompute the status from the cached mesh and children, write it if it changed.
+
+        For child events that changed only what the status reads (rollout counters, the gateway's
+        address). Returns False, doing nothing, when that is not enough: no settled pass at the mesh's
+        current generation (first pass, failure, pause, spec change) — the caller then runs a full one."""
+        key = (namespace, name)
+        body = self.meshes.get(namespace, name) if self.meshes is not None else None
+        if body is None or self.children is None or self._settled.get(key) != _generation(body):
+            return False
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            started = time.monotonic()
+            try:
+                mesh = ActorMesh.from_body(body)
+                keda = await self._keda.available(self.kube, recheck=False)
+                monitoring = await self._monitoring.served(self.kube, recheck=False)
+                gateway_api = await self._gateway_api.available(self.kube, recheck=False)
+                live = await list_children(
+                    self.kube,
+                    mesh,
+                    keda=keda,
+                    monitoring=monitoring,
+                    gateway_api=gateway_api,
+                    cache=self.children,
+                )
+                observed = observed_state(
+                    live, keda=keda, missing=[], applied=True, monitoring=monitoring, gateway_api=gateway_api
+                )
+                await self._write_status(body, mesh, observed)
+            except Exception as exc:  # the next full pass reports it properly
+                logger.info("status refresh of %s/%s failed: %s", namespace, name, exc)
+                self._settled.pop(key, None)
+                return False
+            finally:
+                metrics.DURATION.observe(time.monotonic() - started)
+            metrics.RECONCILES.labels(trigger="status", result="success").inc()
+            return True
 
     async def _post_events(
         self, key: tuple[str, str], body: Mapping[str, Any], mesh: ActorMesh | None, outcome: ApplyOutcome
@@ -152,11 +230,21 @@ class MeshReconciler:
     async def _pass(self, attempt: _Attempt) -> ApplyOutcome:
         attempt.mesh = mesh = ActorMesh.from_body(attempt.body)
         await self._warn_when_anonymous(attempt.body, mesh)
-        attempt.keda = await self._keda.available(self.kube)
-        attempt.monitoring = await self._monitoring.served(self.kube)
-        attempt.gateway_api = await self._gateway_api.available(self.kube)
+        # Discovery only for meshes that ask for an optional kind; the others use the last answer.
+        attempt.keda = await self._keda.available(self.kube, recheck=_wants_keda(mesh))
+        attempt.monitoring = await self._monitoring.served(
+            self.kube, recheck=bool(mesh.spec.monitoring.requested_kinds())
+        )
+        attempt.gateway_api = await self._gateway_api.available(
+            self.kube, recheck=mesh.spec.gateway.http_route.enabled
+        )
         attempt.live = await list_children(
-            self.kube, mesh, keda=attempt.keda, monitoring=attempt.monitoring, gateway_api=attempt.gateway_api
+            self.kube,
+            mesh,
+            keda=attempt.keda,
+            monitoring=attempt.monitoring,
+            gateway_api=attempt.gateway_api,
+            cache=self.children,
         )
         attempt.listed = True
         built = build_children(
@@ -168,13 +256,15 @@ class MeshReconciler:
         )
         refs = referenced_secrets(mesh)
         names = referenced_secret_names(built) | {ref.name for ref in refs}
-        self._secrets_seen(mesh.namespace, mesh.name, names)
         outcome = ApplyOutcome()
         if not mesh.paused:
             # Before their values are read and hashed into the pods that use them; created once, never
             # overwritten (a paused mesh gets no writes at all).
-            outcome.applied += await ensure_generated_secrets(self.kube, mesh, generated_secrets(mesh))
-        secrets = await read_secrets(self.kube, mesh.namespace, names)
+            generated = generated_secrets(mesh)
+            outcome.applied += await ensure_generated_secrets(self.kube, mesh, generated, self.secrets)
+        secrets = await read_secrets(self.kube, mesh.namespace, names, self.secrets)
+        # After reading: the watches start from the versions just read, so nothing is read twice.
+        self._secrets_seen(mesh.namespace, mesh.name, names)
         desired = with_secret_hashes(built, secrets)
         if mesh.paused:
             await self._report_paused(attempt, mesh, desired)
@@ -183,8 +273,18 @@ class MeshReconciler:
         if attempt.missing:
             raise MissingSecretError("; ".join(_missing_text(m, mesh.namespace) for m in attempt.missing))
         manager = self.settings.field_manager
-        await apply_children(self.kube, desired, attempt.live, field_manager=manager, outcome=outcome)
-        await prune_children(self.kube, desired, attempt.live, owner_uid=mesh.uid, outcome=outcome)
+        await apply_children(
+            self.kube,
+            desired,
+            attempt.live,
+            field_manager=manager,
+            outcome=outcome,
+            cache=self.children,
+            verified=self._verified.setdefault((mesh.namespace, mesh.name), {}),
+        )
+        await prune_children(
+            self.kube, desired, attempt.live, owner_uid=mesh.uid, outcome=outcome, cache=self.children
+        )
         observed = observed_state(
             attempt.live,
             keda=attempt.keda,
@@ -194,6 +294,7 @@ class MeshReconciler:
             gateway_api=attempt.gateway_api,
         )
         await self._write_status(attempt.body, mesh, observed)
+        self._settled[(mesh.namespace, mesh.name)] = mesh.generation
         return outcome
 
     def _secrets_seen(self, namespace: str, name: str, secrets: set[str]) -> None:
@@ -298,16 +399,26 @@ class MeshReconciler:
                 return
             version = body["metadata"].get("resourceVersion")
             try:
-                await self.kube.patch_status(MESHES, name, namespace, patch, resource_version=version)
+                written = await self.kube.patch_status(
+                    MESHES, name, namespace, patch, resource_version=version
+                )
+                if self.meshes is not None and written:
+                    self.meshes.seen(written)
                 return
             except KubeApiError as exc:
                 if exc.status != 409 or attempt == STATUS_CONFLICT_RETRIES:
                     with action(f"update actormesh {name} status"):
                         raise
-            with action(f"read actormesh {name} for its status"):
-                fresh = await self.kube.get(MESHES, name, namespace)
+            fresh = self.meshes.get(namespace, name) if self.meshes is not None else None
+            if fresh is None or fresh["metadata"].get("resourceVersion") == version:
+                # The watch has not brought the newer version yet (usually kopf's own annotation
+                # patch, a moment ago): read it.
+                with action(f"read actormesh {name} for its status"):
+                    fresh = await self.kube.get(MESHES, name, namespace)
             if fresh is None:  # deleted meanwhile: nothing left to report on
                 return
+            if self.meshes is not None:
+                self.meshes.seen(fresh)
             body = fresh
 
     async def _write_invalid(self, body: Mapping[str, Any], message: str) -> None:
@@ -320,6 +431,16 @@ class MeshReconciler:
             return status_patch(previous, new)
 
         await self._update_status(body, build)
+
+
+def _generation(body: Mapping[str, Any]) -> int:
+    return int((body.get("metadata") or {}).get("generation") or 0)
+
+
+def _wants_keda(mesh: ActorMesh) -> bool:
+    return any(
+        a.autoscaling.enabled and a.autoscaling.mode == "queueLag" for a in mesh.spec.actors.enabled_actors()
+    )
 
 
 def _condition_status(body: Mapping[str, Any], kind: ConditionType) -> str | None:

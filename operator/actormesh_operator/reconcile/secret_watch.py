@@ -5,7 +5,12 @@ Created by `state.OperatorState`; the runner reports after every pass which Secr
 fieldSelector=metadata.name=<name>` in the mesh's namespace — never a list or watch of all Secrets.
 When a Secret's data changes (or it appears or goes), every mesh reading it is woken; the reconcile then
 re-reads it and the changed `actormesh.io/secret-hash` rolls exactly the pods using it
-(builders/secret_hash.py). Only a digest of the data is kept here, never the values.
+(builders/secret_hash.py).
+
+The watches also serve as the reconcile's cache of these Secrets (`lookup`; `remember` stores what a
+GET or a create returned, and the watch then starts from that version): a reconcile that changes
+nothing reads no Secret. So the data of the referenced Secrets is held in memory, as any
+informer-backed controller holds it; it is never logged and goes nowhere but into the hash.
 
 Why watches and not a kopf handler: kopf watches a whole resource kind (label selectors only), which
 for Secrets would mean every Secret of every namespace; user Secrets carry no label we could select on.
@@ -34,6 +39,15 @@ RETRY_S = 5.0
 _UNKNOWN = "unknown"
 
 
+class _Known:
+    __slots__ = ("data", "version")
+
+    def __init__(self, data: dict[str, str] | None, version: str | None) -> None:
+        self.data = data
+        """None: the Secret does not exist."""
+        self.version = version
+
+
 def data_digest(secret: Mapping[str, Any] | None) -> str | None:
     """A digest of a Secret's data (None: the Secret does not exist)."""
     if secret is None:
@@ -52,15 +66,47 @@ class SecretWatches:
         *,
         timeout_s: int = WATCH_TIMEOUT_S,
         retry_s: float = RETRY_S,
+        generated_selector: str | None = None,
+        namespace: str | None = None,
     ) -> None:
         self._kube = kube
         self._wake = wake
+        self._selector = generated_selector
+        """Label selector of the Secrets the operator generates: one watch covers all of them."""
+        self._namespace = namespace
+        self._labelled: set[tuple[str, str]] = set()
+        """Secrets carrying the generated label: the one label-selected watch reports their changes."""
+        self._labelled_task: asyncio.Task[None] | None = None
         self._timeout_s = timeout_s
         self._retry_s = retry_s
         self._reads: dict[tuple[str, str], frozenset[str]] = {}
         """(namespace, mesh) → the Secrets its pods read."""
         self._tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
         """(namespace, Secret) → its watch."""
+        self._known: dict[tuple[str, str], _Known] = {}
+        """(namespace, Secret) → its data as last seen (by a watch, a GET or our create)."""
+
+    def lookup(self, namespace: str, name: str) -> tuple[bool, dict[str, str] | None]:
+        """(known, data): known False means ask the API server; data None means it does not exist."""
+        known = self._known.get((namespace, name))
+        return (False, None) if known is None else (True, known.data)
+
+    def remember(self, namespace: str, name: str, secret: Mapping[str, Any] | None) -> None:
+        """What a GET (None: 404) or our own create returned; kept while a mesh reads the Secret."""
+        if secret is None:
+            self._known[(namespace, name)] = _Known(None, None)
+            return
+        meta = secret.get("metadata") or {}
+        self._known[(namespace, name)] = _Known(dict(secret.get("data") or {}), meta.get("resourceVersion"))
+        if self._is_generated(meta):
+            self._labelled.add((namespace, name))
+
+    def _is_generated(self, meta: Mapping[str, Any]) -> bool:
+        if self._selector is None:
+            return False
+        labels = meta.get("labels") or {}
+        wanted = dict(part.split("=", 1) for part in self._selector.split(","))
+        return all(labels.get(k) == v for k, v in wanted.items())
 
     @property
     def watched(self) -> set[tuple[str, str]]:
@@ -69,15 +115,28 @@ class SecretWatches:
     def update(self, namespace: str, mesh: str, secrets: set[str]) -> None:
         """The Secrets `mesh` reads now (empty: none, or the mesh is gone); watches follow."""
         key = (namespace, mesh)
+        before = self._wanted()
         if secrets:
             self._reads[key] = frozenset(secrets)
         else:
             self._reads.pop(key, None)
-        wanted = {(ns, name) for (ns, _), names in self._reads.items() for name in names}
-        for target in wanted - set(self._tasks):
+        wanted = self._wanted()
+        if self._selector is not None and self._labelled_task is None and wanted:
+            self._labelled_task = asyncio.create_task(self._watch_generated(), name="watch generated secrets")
+        # A generated Secret is covered by the one label-selected watch; the others get their own.
+        single = wanted - self._labelled
+        for target in single - set(self._tasks):
             self._tasks[target] = asyncio.create_task(self._watch(*target), name=f"watch secret {target}")
-        for target in set(self._tasks) - wanted:
+        for target in set(self._tasks) - single:
             self._tasks.pop(target).cancel()
+        # Forget only what no mesh reads any more: a Secret another pass has just created or read, and
+        # will report in a moment, must stay known (concurrent passes interleave at every await).
+        for target in before - wanted:
+            self._known.pop(target, None)
+            self._labelled.discard(target)
+
+    def _wanted(self) -> set[tuple[str, str]]:
+        return {(ns, name) for (ns, _), names in self._reads.items() for name in names}
 
     def readers(self, namespace: str, secret: str) -> list[str]:
         return sorted(
@@ -86,6 +145,9 @@ class SecretWatches:
 
     async def close(self) -> None:
         tasks = list(self._tasks.values())
+        if self._labelled_task is not None:
+            tasks.append(self._labelled_task)
+            self._labelled_task = None
         self._tasks.clear()
         for task in tasks:
             task.cancel()
@@ -93,11 +155,64 @@ class SecretWatches:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
+    def _seen(self, namespace: str, name: str, event: Mapping[str, Any], version: str | None) -> None:
+        """A watch event of a Secret we may read: keep its data, wake its readers if it changed."""
+        key = (namespace, name)
+        obj = event.get("object") or {}
+        deleted = event.get("type") == "DELETED"
+        known = self._known.get(key)
+        if known is None and not self.readers(namespace, name):
+            return  # nobody reads it (yet): the reconcile reads it when it needs it
+        before = (
+            _UNKNOWN if known is None else (None if known.data is None else data_digest({"data": known.data}))
+        )
+        self._known[key] = _Known(None if deleted else dict(obj.get("data") or {}), version)
+        if (None if deleted else data_digest(obj)) != before:
+            for mesh in self.readers(namespace, name):
+                self._wake(namespace, mesh, "secret")
+
+    async def _watch_generated(self) -> None:
+        """One watch of every Secret the operator generates (label-selected; no list, which RBAC does
+        not grant: started without a version, the API server first sends each existing one as ADDED)."""
+        version: str | None = None
+        while True:
+            try:
+                async for event in self._kube.watch(
+                    SECRETS,
+                    self._namespace,
+                    label_selector=self._selector,
+                    resource_version=version,
+                    timeout_s=self._timeout_s,
+                ):
+                    obj = event.get("object") or {}
+                    meta = obj.get("metadata") or {}
+                    version = meta.get("resourceVersion") or version
+                    if event.get("type") == "BOOKMARK":
+                        continue
+                    key = (str(meta.get("namespace") or ""), str(meta.get("name") or ""))
+                    self._labelled.add(key)
+                    self._seen(*key, event, version)
+            except asyncio.CancelledError:
+                raise
+            except KubeApiError as exc:
+                if exc.status == 410:
+                    version = None
+                    continue
+                logger.warning("watch of generated secrets failed: %s", exc)
+                await asyncio.sleep(self._retry_s)
+            except Exception as exc:
+                logger.info("watch of generated secrets interrupted: %r", exc)
+                await asyncio.sleep(self._retry_s)
+
     async def _watch(self, namespace: str, name: str) -> None:
-        # Unknown at first: the first event (the current object, or its creation) wakes the readers
-        # once, which costs a no-op reconcile but never misses a change made before the watch began.
+        # Started from the version the reconcile read, nothing is missed and nothing repeated. Unknown
+        # (or absent), the first event (the current object, or its creation) wakes the readers once.
+        known = self._known.get((namespace, name))
         digest: str | None = _UNKNOWN
         version: str | None = None
+        if known is not None:
+            digest = None if known.data is None else data_digest({"data": known.data})
+            version = known.version
         while True:
             try:
                 async for event in self._kube.watch_one(
@@ -107,7 +222,11 @@ class SecretWatches:
                     version = (obj.get("metadata") or {}).get("resourceVersion") or version
                     if event.get("type") == "BOOKMARK":
                         continue
-                    new = None if event.get("type") == "DELETED" else data_digest(obj)
+                    deleted = event.get("type") == "DELETED"
+                    self._known[(namespace, name)] = _Known(
+                        None if deleted else dict(obj.get("data") or {}), version
+                    )
+                    new = None if deleted else data_digest(obj)
                     if new != digest:
                         digest = new
                         for mesh in self.readers(namespace, name):
@@ -121,5 +240,5 @@ class SecretWatches:
                 logger.warning("watch of secret %s/%s failed: %s", namespace, name, exc)
                 await asyncio.sleep(self._retry_s)
             except Exception as exc:  # connection dropped, API server restarting: retry
-                logger.info("watch of secret %s/%s interrupted: %s", namespace, name, exc)
+                logger.info("watch of secret %s/%s interrupted: %r", namespace, name, exc)
                 await asyncio.sleep(self._retry_s)

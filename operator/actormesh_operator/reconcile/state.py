@@ -15,8 +15,13 @@ import random
 
 import kopf
 
+from actormesh_operator.builders.kinds import HTTP_ROUTE, MANAGED_KINDS, MONITORING_KINDS, SCALED_OBJECT
+from actormesh_operator.builders.labels import MANAGED_BY_SELECTOR
+from actormesh_operator.reconcile.children import ChildCache
+from actormesh_operator.reconcile.diff import STATUS_CHANGE
 from actormesh_operator.reconcile.kube import KubeClient, KubeCredentials
-from actormesh_operator.reconcile.queue import WakeupQueue
+from actormesh_operator.reconcile.meshes import MeshCache
+from actormesh_operator.reconcile.queue import STATUS_TRIGGER, WakeupQueue
 from actormesh_operator.reconcile.runner import MESHES, MeshReconciler
 from actormesh_operator.reconcile.secret_watch import SecretWatches
 from actormesh_operator.settings import OperatorSettings
@@ -25,14 +30,28 @@ logger = logging.getLogger(__name__)
 
 CHILD_DEBOUNCE_S = 1.0
 """Child events within this window cost one reconcile (a rollout emits dozens)."""
+STATUS_DEBOUNCE_S = 2.0
+"""Rollout-counter changes within this window cost one status refresh: a 14-workload rollout moves
+its counters in many small steps, and the status is read by people and Argo CD, not by a control loop."""
 
 
 class OperatorState:
     """Objects living as long as one operator run: API client, reconciler, wake-up queue, resync."""
 
-    def __init__(self, settings: OperatorSettings, creds: KubeCredentials) -> None:
+    def __init__(
+        self,
+        settings: OperatorSettings,
+        creds: KubeCredentials,
+        *,
+        keda_available: bool = False,
+        gateway_api_available: bool = False,
+    ) -> None:
         self.settings = settings
         self.creds = creds
+        self.keda_available = keda_available
+        self.gateway_api_available = gateway_api_available
+        self.meshes = MeshCache()
+        self.children: ChildCache | None = None
         self.kube: KubeClient | None = None
         self.reconciler: MeshReconciler | None = None
         self.queue: WakeupQueue | None = None
@@ -42,8 +61,38 @@ class OperatorState:
 
     async def start(self) -> None:
         self.kube = KubeClient(self.creds)
-        self.secret_watches = SecretWatches(self.kube, self._wake_for_secret)
-        self.reconciler = MeshReconciler(self.settings, self.kube, on_secrets=self.secret_watches.update)
+        self.secret_watches = SecretWatches(
+            self.kube,
+            self._wake_for_secret,
+            generated_selector=",".join(f"{k}={v}" for k, v in MANAGED_BY_SELECTOR.items()),
+            namespace=self.settings.namespace,
+        )
+        # Monitoring kinds are not watched: nothing in the mesh depends on them (drift there is
+        # corrected by the resync), and their CRDs may appear after start-up; they are listed instead.
+        # (An HTTPRoute is watched so a Gateway accepting it updates the status at once.)
+        served = {SCALED_OBJECT: self.keda_available, HTTP_ROUTE: self.gateway_api_available}
+        kinds = [
+            k for k in MANAGED_KINDS if k not in MONITORING_KINDS and (not k.optional or served.get(k, False))
+        ]
+        manager = self.settings.field_manager
+        self.children = ChildCache(
+            self.kube,
+            kinds,
+            namespace=self.settings.namespace,
+            field_managers=(manager, f"{manager}-handover"),
+            on_change=self._child_changed,
+        )
+        self.children.start()
+        self.reconciler = MeshReconciler(
+            self.settings,
+            self.kube,
+            on_secrets=self.secret_watches.update,
+            children=self.children,
+            meshes=self.meshes,
+            secrets=self.secret_watches,
+            keda_available=self.keda_available,
+            gateway_api_available=self.gateway_api_available,
+        )
         self.queue = WakeupQueue(self._run_queued, debounce_s=CHILD_DEBOUNCE_S)
         self._resync = asyncio.create_task(self._resync_loop(), name="actormesh resync")
 
@@ -54,6 +103,8 @@ class OperatorState:
                 await self._resync
         if self.secret_watches is not None:
             await self.secret_watches.close()
+        if self.children is not None:
+            await self.children.stop()
         if self.queue is not None:
             await self.queue.close()
         if self.kube is not None:
@@ -71,6 +122,10 @@ class OperatorState:
         """For the wake-up queue: same bounded retries, counted here since kopf is not involved."""
         assert self.reconciler is not None
         key = (namespace, name)
+        if trigger == STATUS_TRIGGER:
+            if await self.reconciler.refresh_status(namespace, name):
+                return None
+            trigger = "child"  # the status alone could not be brought up to date: a full pass
         retry = self._attempts.get(key, 0)
         error = await self.reconciler.reconcile(namespace, name, trigger=trigger, retry=retry)
         if isinstance(error, kopf.TemporaryError):
@@ -86,6 +141,20 @@ class OperatorState:
     def _wake_for_secret(self, namespace: str, name: str, trigger: str) -> None:
         self.wake(namespace, name, trigger)
 
+    def _child_changed(self, namespace: str, mesh: str, uid: str, change: str) -> None:
+        """A child changed in a way its mesh must act on (`diff.change_kind`): a full pass, or only the
+        status. Children of a deleted mesh (the garbage collector at work) or of an older mesh of the
+        same name wake nobody."""
+        if self.meshes.is_deleted(uid):
+            return
+        cached = self.meshes.get(namespace, mesh)
+        if cached is not None and (cached.get("metadata") or {}).get("uid") not in (None, uid):
+            return
+        if change == STATUS_CHANGE:
+            self.wake(namespace, mesh, STATUS_TRIGGER, delay=STATUS_DEBOUNCE_S)
+        else:
+            self.wake(namespace, mesh, "child")
+
     def wake(self, namespace: str, name: str, trigger: str, *, delay: float | None = None) -> None:
         if self.queue is not None:
             self.queue.schedule(namespace, name, trigger, delay=delay)
@@ -100,6 +169,7 @@ class OperatorState:
             except Exception as exc:  # an API outage must not end the resync
                 logger.warning("resync: listing actormeshes failed: %s", exc)
                 continue
+            self.meshes.replace(meshes)
             for mesh in meshes:
                 meta = mesh.get("metadata") or {}
                 self.wake(

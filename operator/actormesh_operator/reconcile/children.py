@@ -1,0 +1,154 @@
+"""Every managed child in memory: one informer per child kind, indexed by mesh, deciding per watch event
+whether its mesh needs a reconcile, a status refresh, or nothing.
+
+Created by `state.OperatorState`; read by `runner.py` instead of listing (a reconcile that changes
+nothing costs no request), kept current by `runner.py`'s own apply responses (`put`, `drop`), so the
+watch event of our own write is recognised as no change. The index key is the mesh's instance label
+(`builders.labels.mesh_selector`), the same selector the reconcile used to list with.
+
+Each event is classified by the pure `diff.change_kind`; the owner (from the controller
+ownerReference, never from labels) gets `on_change(namespace, mesh, uid, kind)` only for `content`
+and `status` changes. Monitoring kinds and kinds whose CRD appeared after start-up have no informer:
+`runner.py` lists those as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from actormesh_operator.api.schema import API_VERSION, KIND
+from actormesh_operator.builders.kinds import ManagedKind
+from actormesh_operator.builders.labels import INSTANCE, MANAGED_BY_SELECTOR
+from actormesh_operator.reconcile.diff import NO_CHANGE, ChildKey, change_kind, child_key, compact_child
+from actormesh_operator.reconcile.informer import Informer
+from actormesh_operator.reconcile.kube import KubeClient, Resource
+
+ChangeFn = Callable[[str, str, str, str], None]
+"""on_change(namespace, mesh name, mesh uid, `content` or `status`)."""
+
+
+def controller_of(obj: dict[str, Any]) -> tuple[str, str] | None:
+    """(name, uid) of the ActorMesh controlling a child, from its ownerReferences."""
+    for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
+        if ref.get("kind") == KIND and ref.get("apiVersion") == API_VERSION and ref.get("controller"):
+            return str(ref.get("name")), str(ref.get("uid"))
+    return None
+
+
+class ChildCache:
+    def __init__(
+        self,
+        kube: KubeClient,
+        kinds: Iterable[ManagedKind],
+        *,
+        namespace: str | None,
+        field_managers: Iterable[str],
+        on_change: ChangeFn,
+    ) -> None:
+        self._on_change = on_change
+        managers = tuple(field_managers)
+        selector = ",".join(f"{k}={v}" for k, v in MANAGED_BY_SELECTOR.items())
+        self._index: dict[tuple[str, str], set[ChildKey]] = {}
+        self._informers: dict[tuple[str, str], Informer] = {}
+        for kind in kinds:
+            resource = Resource(kind.api_version, kind.kind, kind.plural, kind.namespaced)
+            self._informers[kind.group, kind.kind] = Informer(
+                kube,
+                resource,
+                namespace=namespace,
+                label_selector=selector,
+                on_event=self._event,
+                compact=lambda obj, m=managers: compact_child(obj, m),  # type: ignore[misc]
+            )
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(informer.run(), name=f"informer {informer.resource.plural}")
+            for informer in self._informers.values()
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+
+    async def wait_synced(self) -> None:
+        await asyncio.gather(*(i.synced.wait() for i in self._informers.values()))
+
+    def covers(self, kind: ManagedKind) -> bool:
+        return (kind.group, kind.kind) in self._informers
+
+    def children(self, namespace: str, instance: str) -> dict[ChildKey, dict[str, Any]]:
+        """Every cached child labelled with this mesh's instance label (fresh dicts: safe to keep)."""
+        out: dict[ChildKey, dict[str, Any]] = {}
+        for key in sorted(self._index.get((namespace, instance), ())):
+            informer = self._informers.get((key[0], key[1]))
+            obj = informer.get((key[2], key[3])) if informer else None
+            if obj is not None:
+                out[key] = obj
+        return out
+
+    def put(self, obj: dict[str, Any]) -> None:
+        """An object we just wrote (the API server's response)."""
+        informer = self._informer_of(obj)
+        if informer is not None:
+            stored = informer.put(obj)
+            if stored is not None:
+                self._reindex(None, stored)
+
+    def drop(self, obj: dict[str, Any]) -> None:
+        """An object we just deleted."""
+        informer = self._informer_of(obj)
+        if informer is not None:
+            previous = informer.get(_name_key(obj))
+            informer.drop(_name_key(obj))
+            self._reindex(previous, None)
+
+    def __len__(self) -> int:
+        return sum(len(i) for i in self._informers.values())
+
+    def _informer_of(self, obj: dict[str, Any]) -> Informer | None:
+        group = str(obj.get("apiVersion", "")).rpartition("/")[0]
+        return self._informers.get((group, str(obj.get("kind", ""))))
+
+    def _reindex(self, old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:
+        for obj, add in ((old, False), (new, True)):
+            if obj is None:
+                continue
+            meta = obj.get("metadata") or {}
+            instance = (meta.get("labels") or {}).get(INSTANCE)
+            if instance is None:
+                continue
+            slot = (str(meta.get("namespace") or ""), str(instance))
+            keys = self._index.setdefault(slot, set())
+            if add:
+                keys.add(child_key(obj))
+            else:
+                keys.discard(child_key(obj))
+                if not keys:
+                    del self._index[slot]
+
+    def _event(self, old: dict[str, Any] | None, new: dict[str, Any] | None, initial: bool) -> None:
+        self._reindex(old, new)
+        if initial:
+            return  # start-up: kopf's resume handlers reconcile every mesh anyway
+        change = change_kind(old, new)
+        if change == NO_CHANGE:
+            return
+        owner = controller_of(new if new is not None else old or {})
+        if owner is None:
+            return
+        namespace = str(((new or old or {}).get("metadata") or {}).get("namespace") or "")
+        self._on_change(namespace, owner[0], owner[1], change)
+
+
+def _name_key(obj: dict[str, Any]) -> tuple[str, str]:
+    meta = obj.get("metadata") or {}
+    return str(meta.get("namespace") or ""), str(meta.get("name") or "")
