@@ -11,7 +11,6 @@ Who calls: `history.store.HistoryStore` (creation), `history.approval_ops` (ever
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -28,7 +27,7 @@ from actormesh_runtime.approvals import (
     decide,
     reescalate,
 )
-from actormesh_runtime.history.escalations import EscalationNotFound, ts
+from actormesh_runtime.history.escalations import EscalationNotFound, split_cursor, ts
 from actormesh_runtime.screening import redact
 
 if TYPE_CHECKING:
@@ -52,10 +51,7 @@ def encode_cursor(record: ApprovalRecord) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[int, str, str]:
-    if not re.fullmatch(CURSOR_PATTERN, cursor):
-        raise ValueError("not a cursor")
-    rank, deadline, approval = cursor.split("|")
-    return int(rank), deadline, approval
+    return split_cursor(CURSOR_PATTERN, cursor)
 
 
 class ApprovalStore:

@@ -65,10 +65,15 @@ def decode_cursor(cursor: str) -> tuple[int, str, str]:
 
     Any well-formed cursor is a position in the queue order, so it pages from there even if no page
     ended exactly there."""
-    if not re.fullmatch(CURSOR_PATTERN, cursor):
+    return split_cursor(CURSOR_PATTERN, cursor)
+
+
+def split_cursor(pattern: str, cursor: str) -> tuple[int, str, str]:
+    """(priority rank, time, id) of a queue cursor; ValueError unless `cursor` matches `pattern`."""
+    if not re.fullmatch(pattern, cursor):
         raise ValueError("not a cursor")
-    rank, created, ref = cursor.split("|")
-    return int(rank), created, ref
+    rank, at, key = cursor.split("|")
+    return int(rank), at, key
 
 
 class EscalationStore:
