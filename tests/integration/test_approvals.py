@@ -7,40 +7,32 @@ re-escalated, never approved."""
 from __future__ import annotations
 
 import asyncio
-import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect
 
 from actormesh_runtime.approvals import ApprovalCommand, ApprovalRecord
 from actormesh_runtime.catalog import Subjects
 from actormesh_runtime.gateway.auth import WS_PROTOCOL, mint_token
 from tests.support.eventually import eventually_async
-from tests.support.gateway import BOB, JOHN, Stack, gateway_stack, poll_json, stack_settings
+from tests.support.gateway import (
+    BOB,
+    JOHN,
+    Stack,
+    frame_of,
+    gateway_stack,
+    mock_state,
+    poll_json,
+    stack_settings,
+)
 
 pytestmark = pytest.mark.integration
 
 SECRET = "approvals-secret-with-enough-length-0123"
-
-
-async def frame_of(ws: ClientConnection, kind: str, timeout_s: float = 30.0) -> dict[str, Any]:
-    async def next_one() -> dict[str, Any]:
-        while True:
-            frame: dict[str, Any] = json.loads(await ws.recv())
-            if frame["type"] == kind:
-                return frame
-
-    return await asyncio.wait_for(next_one(), timeout=timeout_s)
-
-
-async def mock_state(stack: Stack) -> dict[str, Any]:
-    assert stack.mesh.mocks is not None
-    async with httpx.AsyncClient(timeout=10) as client:
-        return dict((await client.get(f"{stack.mesh.mocks.orders_api_url}/_test/state")).json())
 
 
 async def pending_for(api: httpx.AsyncClient, order_id: str) -> dict[str, Any]:

@@ -9,9 +9,7 @@ the next hop and acking is redelivered and its republish de-duplicated; the in-f
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
@@ -21,14 +19,13 @@ from tests.support.bus_actors import (
     Recorder,
     SinkAggregator,
     WorkerActor,
+    ask_beside_a_crash,
     bus_rig,
     fast_settings,
 )
 from tests.support.eventually import eventually_async
 
 pytestmark = pytest.mark.integration
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 async def test_envelope_walks_the_slip_with_trace_and_progress(nats_server: str) -> None:
@@ -141,19 +138,9 @@ async def test_crash_between_publish_and_ack_is_deduplicated(nats_server: str) -
     async with bus_rig(settings) as rig:
         survivor, sink = Recorder(), Recorder()
         await rig.add_host(SinkAggregator(rig.deps, sink))
-        doomed = await asyncio.create_subprocess_exec(
-            sys.executable, "-c", CRASH_AT_ACK, settings.model_dump_json(),
-            cwd=REPO_ROOT, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        try:
-            env = rig.envelope()
-            result = await rig.ask(env)
-            _, stderr = await asyncio.wait_for(doomed.communicate(), 30)
-        finally:
-            if doomed.returncode is None:
-                doomed.kill()
-                await doomed.wait()
-        assert doomed.returncode == 17, f"the worker did not crash at its ack: {stderr.decode()[-2000:]}"
+        env = rig.envelope()
+        result, code, stderr = await ask_beside_a_crash(rig, CRASH_AT_ACK, env)
+        assert code == 17, f"the worker did not crash at its ack: {stderr}"
         assert result.message_id == env.message_id, "the hop published before the crash completed"
 
         await rig.add_host(WorkerActor(survivor))

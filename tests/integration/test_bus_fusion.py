@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
@@ -36,14 +34,13 @@ from tests.support.bus_actors import (
     SecondWorkerActor,
     SinkAggregator,
     WorkerActor,
+    ask_beside_a_crash,
     bus_rig,
     fast_settings,
 )
 from tests.support.eventually import eventually_async
 
 pytestmark = pytest.mark.integration
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 async def delivered(rig: BusRig, actor: ActorName) -> int:
@@ -171,19 +168,9 @@ async def test_crash_after_the_chain_publish_is_deduplicated(nats_server: str) -
     async with bus_rig(settings) as rig:
         first, second, sink = Recorder(), Recorder(), Recorder()
         await rig.add_host(SinkAggregator(rig.deps, sink))
-        doomed = await asyncio.create_subprocess_exec(
-            sys.executable, "-c", CRASH_AT_ACK, settings.model_dump_json(),
-            cwd=REPO_ROOT, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        try:
-            env = rig.envelope(steps=TWO_WORKER_ROUTE)
-            result = await rig.ask(env)
-            _, stderr = await asyncio.wait_for(doomed.communicate(), 30)
-        finally:
-            if doomed.returncode is None:
-                doomed.kill()
-                await doomed.wait()
-        assert doomed.returncode == 17, f"the chain did not crash at its ack: {stderr.decode()[-2000:]}"
+        env = rig.envelope(steps=TWO_WORKER_ROUTE)
+        result, code, stderr = await ask_beside_a_crash(rig, CRASH_AT_ACK, env)
+        assert code == 17, f"the chain did not crash at its ack: {stderr}"
         assert result.message_id == env.message_id, "the chain's publish before the crash completed"
 
         await add_process(rig, WorkerActor(first), SecondWorkerActor(second))

@@ -21,26 +21,23 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from actormesh_runtime.gateway.auth import mint_token
-from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, require_browser
+from tests.support.browser import (
+    LIVE_MS,
+    escalate_in_widget,
+    launch_chromium,
+    page_problems,
+    require_browser,
+)
 from tests.support.eventually import eventually_async
-from tests.support.gateway import BOB, JOHN, Stack, gateway_stack, stack_settings
+from tests.support.gateway import BOB, JOHN, gateway_stack, mock_state, stack_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
-LIVE_S = 30_000  # ms: a chat through the nine actors on a loaded machine
 SECRET = "console-approvals-secret-with-enough-length-0123"
 AGENT = "alex@shop.example"
-
-
-async def mock_state(stack: Stack) -> dict[str, Any]:
-    """What the mock commerce APIs hold: order statuses, records (requests, refunds), effects."""
-    assert stack.mesh.mocks is not None
-    async with httpx.AsyncClient(timeout=10) as client:
-        return dict((await client.get(f"{stack.mesh.mocks.orders_api_url}/_test/state")).json())
 
 
 async def ask_in_widget(page: Any, email: str, text: str) -> None:
@@ -52,20 +49,7 @@ async def ask_in_widget(page: Any, email: str, text: str) -> None:
     await page.fill("#message", text)
     await page.press("#message", "Enter")
     outcome = page.locator(".msg.agent .outcome.pending_review").last
-    await expect(outcome).to_be_visible(timeout=LIVE_S)
-
-
-async def escalate_in_widget(page: Any, email: str, text: str) -> str:
-    """Send `text` from the widget; the escalation reference its reply carries."""
-    from playwright.async_api import expect
-
-    await expect(page.locator("#status")).to_have_attribute("data-state", "online", timeout=15_000)
-    await page.fill("#email", email)
-    await page.fill("#message", text)
-    await page.press("#message", "Enter")
-    ref_tag = page.locator(".msg.agent .tag.ref").last
-    await expect(ref_tag).to_contain_text("ESC-", timeout=LIVE_S)
-    return str(await ref_tag.text_content()).removeprefix("reference ").strip()
+    await expect(outcome).to_be_visible(timeout=LIVE_MS)
 
 
 async def request_in_console(agent: Any, order_id: str) -> tuple[Any, str]:
@@ -73,7 +57,7 @@ async def request_in_console(agent: Any, order_id: str) -> tuple[Any, str]:
     from playwright.async_api import expect
 
     item = agent.locator("#approvals button.apr", has_text=order_id)
-    await expect(item).to_be_visible(timeout=LIVE_S)
+    await expect(item).to_be_visible(timeout=LIVE_MS)
     return item, str(await item.get_attribute("data-approval"))
 
 
@@ -87,15 +71,11 @@ async def test_an_agent_approves_a_cancellation_and_a_stale_console_cannot_repea
     # Two replicas, as two gateway pods: the customer on one, the console on the other.
     async with gateway_stack(settings, replicas=2) as stack, async_playwright() as pw:
         customer_url, console_url = stack.urls
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        browser = await launch_chromium(pw)
         try:
             agent_context = await browser.new_context()
             agent = await agent_context.new_page()
-            problems: list[str] = []
-            agent.on("pageerror", lambda exc: problems.append(str(exc)))
-            agent.on(
-                "console", lambda m: problems.append(m.text) if "Content Security Policy" in m.text else None
-            )
+            problems = page_problems(agent)
             await agent.goto(f"{console_url}/console")
             await expect(agent.locator("#status")).to_have_attribute("data-state", "online", timeout=15_000)
             await expect(agent.locator("#approvals-empty")).to_be_visible()
@@ -158,13 +138,13 @@ async def test_an_agent_approves_a_cancellation_and_a_stale_console_cannot_repea
             await expect(item).to_be_hidden()  # no longer pending
             # The execution's result arrives live (approval.updated) in the audit trail.
             audit = agent.locator("#approval-audit")
-            await expect(audit).to_contain_text("executed", timeout=LIVE_S)
+            await expect(audit).to_contain_text("executed", timeout=LIVE_MS)
             await expect(audit.locator("tbody tr").nth(1)).to_contain_text("Alex")
 
             # The customer's page is told, as a message from a person.
             person = customer.locator(".msg.person").last
             await expect(person).to_contain_text(
-                "Your cancellation of ORD-30001 was approved: the order is cancelled.", timeout=LIVE_S
+                "Your cancellation of ORD-30001 was approved: the order is cancelled.", timeout=LIVE_MS
             )
             await expect(person.locator(".agent-name")).to_have_text("Alex")
             # …and the console's transcript of the request shows what the customer was told.
@@ -213,7 +193,7 @@ async def test_an_agent_refunds_less_than_the_total_and_denies_with_a_reason(
 
     settings = stack_settings(nats_server, tmp_path, jwt_secret=SECRET)
     async with gateway_stack(settings) as stack, async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        browser = await launch_chromium(pw)
         try:
             agent = await (await browser.new_context()).new_page()
             problems: list[str] = []
@@ -272,9 +252,9 @@ async def test_an_agent_refunds_less_than_the_total_and_denies_with_a_reason(
             await expect(agent.locator("#approval-state")).to_have_text("approved", timeout=15_000)
             await expect(agent.locator("#error")).to_be_hidden()
             await expect(agent.locator("#approval-summary")).to_contain_text(f"approved by {AGENT} for 50.00")
-            await expect(agent.locator("#approval-audit")).to_contain_text("executed", timeout=LIVE_S)
+            await expect(agent.locator("#approval-audit")).to_contain_text("executed", timeout=LIVE_MS)
             await expect(customer.locator(".msg.person").last).to_contain_text(
-                "Your refund request for ORD-10001 was approved for 50.00.", timeout=LIVE_S
+                "Your refund request for ORD-10001 was approved for 50.00.", timeout=LIVE_MS
             )
 
             # A denial: no reason is a 422 naming it; with one, the customer is told why.
@@ -297,7 +277,7 @@ async def test_an_agent_refunds_less_than_the_total_and_denies_with_a_reason(
             await expect(last_audit).to_contain_text(reason)
             told = customer.locator(".msg.person").last
             await expect(told).to_contain_text(
-                "Your refund request for ORD-10003 was declined: " + reason, timeout=LIVE_S
+                "Your refund request for ORD-10003 was declined: " + reason, timeout=LIVE_MS
             )
 
             # The decided ones are listed under their state, with the decision.

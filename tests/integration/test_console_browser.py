@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
 
 import jwt
 import pytest
@@ -23,13 +22,19 @@ import pytest
 from actormesh_runtime.gateway.app import create_app
 from actormesh_runtime.gateway.auth import mint_token
 from actormesh_runtime.gateway.server import GatewayServer
-from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, require_browser
+from tests.support.browser import (
+    LIVE_MS,
+    escalate_in_widget,
+    evaluate_in_console,
+    launch_chromium,
+    page_problems,
+    require_browser,
+)
 from tests.support.gateway import JANE, JOHN, gateway_stack, stack_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
 SECRET = "console-browser-secret-with-enough-length-0123"
-LIVE_S = 30_000  # ms: a chat through the nine actors on a loaded machine
 
 
 def agent_token(email: str) -> str:
@@ -38,19 +43,6 @@ def agent_token(email: str) -> str:
     return jwt.encode(
         {"sub": email, "role": "agent", "iat": now, "exp": now + 3600}, SECRET, algorithm="HS256"
     )
-
-
-async def _escalate_in_widget(page: Any, email: str, text: str) -> str:
-    """Send `text` from the widget; the escalation reference its reply carries."""
-    from playwright.async_api import expect
-
-    await expect(page.locator("#status")).to_have_attribute("data-state", "online", timeout=15_000)
-    await page.fill("#email", email)
-    await page.fill("#message", text)
-    await page.press("#message", "Enter")
-    ref_tag = page.locator(".msg.agent .tag.ref").last
-    await expect(ref_tag).to_contain_text("ESC-", timeout=LIVE_S)
-    return str(await ref_tag.text_content()).removeprefix("reference ").strip()
 
 
 async def test_a_customer_escalates_and_an_agent_answers_from_the_console(
@@ -64,16 +56,12 @@ async def test_a_customer_escalates_and_an_agent_answers_from_the_console(
     # other, so the escalation and the reply must travel over NATS to reach the other page.
     async with gateway_stack(settings, replicas=2) as stack, async_playwright() as pw:
         customer_url, console_url = stack.urls
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        browser = await launch_chromium(pw)
         try:
             customer = await (await browser.new_context()).new_page()
             agent_context = await browser.new_context()
             agent = await agent_context.new_page()
-            problems: list[str] = []
-            agent.on("pageerror", lambda exc: problems.append(str(exc)))
-            agent.on(
-                "console", lambda m: problems.append(m.text) if "Content Security Policy" in m.text else None
-            )
+            problems = page_problems(agent)
 
             await agent.goto(f"{console_url}/console")
             await expect(agent.locator("#status")).to_have_attribute("data-state", "online", timeout=15_000)
@@ -85,11 +73,11 @@ async def test_a_customer_escalates_and_an_agent_answers_from_the_console(
             await customer.goto(f"{customer_url}/widget")
             # Markup in the customer's words must stay text in the agent's browser.
             words = 'I want to talk to a human <img src=x onerror="window.__pwned=1">'
-            ref = await _escalate_in_widget(customer, JOHN, words)
+            ref = await escalate_in_widget(customer, JOHN, words)
 
             # Live: the escalation shows up in the open queue without a reload.
             item = agent.locator(f'#queue button[data-ref="{ref}"]')
-            await expect(item).to_be_visible(timeout=LIVE_S)
+            await expect(item).to_be_visible(timeout=LIVE_MS)
             assert await agent.evaluate("window.__sameDocument === true"), "the console reloaded"
             await expect(item).to_contain_text(JOHN)
 
@@ -139,7 +127,7 @@ async def test_a_customer_escalates_and_an_agent_answers_from_the_console(
 
             # The customer's page gets it live, as a message from a person, with the agent's name.
             person = customer.locator(".msg.person").last
-            await expect(person).to_contain_text(answer, timeout=LIVE_S)
+            await expect(person).to_contain_text(answer, timeout=LIVE_MS)
             await expect(person.locator(".agent-name")).to_have_text("Alex")
             await expect(person).to_have_attribute("data-ref", ref)
 
@@ -191,13 +179,13 @@ async def test_with_a_key_the_console_takes_an_agent_token_not_a_customers(
 
     settings = stack_settings(nats_server, tmp_path, jwt_secret=SECRET)
     async with gateway_stack(settings) as stack, async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        browser = await launch_chromium(pw)
         try:
             customer = await (await browser.new_context()).new_page()
             await customer.goto(f"{stack.url}/widget")
             await customer.fill("#token", mint_token(SECRET, JANE))
             await customer.locator("#token").dispatch_event("change")
-            ref = await _escalate_in_widget(customer, JANE, "I want to talk to a human please")
+            ref = await escalate_in_widget(customer, JANE, "I want to talk to a human please")
 
             agent = await (await browser.new_context()).new_page()
             socket_urls: list[str] = []
@@ -224,7 +212,7 @@ async def test_with_a_key_the_console_takes_an_agent_token_not_a_customers(
             await expect(agent.locator("#summary")).to_contain_text("alex@shop.example", timeout=15_000)
             await agent.fill("#reply", "Hello Jane, Alex here.")
             await agent.press("#reply", "Enter")
-            await expect(customer.locator(".msg.person").last).to_contain_text("Hello Jane", timeout=LIVE_S)
+            await expect(customer.locator(".msg.person").last).to_contain_text("Hello Jane", timeout=LIVE_MS)
             assert socket_urls
             assert not [url for url in socket_urls if "token" in url or "bearer" in url], socket_urls
         finally:
@@ -266,17 +254,7 @@ HELPER_CASES = """
 
 async def test_the_consoles_helpers_in_the_browser(nats_server: str, tmp_path: Path) -> None:
     require_browser()
-    from playwright.async_api import async_playwright
-
-    settings = stack_settings(nats_server, tmp_path)
-    async with GatewayServer(create_app(settings), port=0) as server, async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            page = await browser.new_page()
-            await page.goto(f"{server.url}/console")
-            got = await page.evaluate(HELPER_CASES)
-        finally:
-            await browser.close()
+    got = await evaluate_in_console(stack_settings(nats_server, tmp_path), HELPER_CASES)
     assert got["order"] == ["ESC-2", "ESC-1", "ESC-3", "ESC-4"]
     assert got["conflict"] == "409 Conflict: ESC-1 is resolved"
     assert got["invalid"] == "422 Invalid input: text: must not be empty"
@@ -337,17 +315,7 @@ APPROVAL_HELPER_CASES = """
 
 async def test_the_approval_helpers_in_the_browser(nats_server: str, tmp_path: Path) -> None:
     require_browser()
-    from playwright.async_api import async_playwright
-
-    settings = stack_settings(nats_server, tmp_path)
-    async with GatewayServer(create_app(settings), port=0) as server, async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            page = await browser.new_page()
-            await page.goto(f"{server.url}/console")
-            got = await page.evaluate(APPROVAL_HELPER_CASES)
-        finally:
-            await browser.close()
+    got = await evaluate_in_console(stack_settings(nats_server, tmp_path), APPROVAL_HELPER_CASES)
     # Both record shapes read the same (the contract's nested customer, approvals.py's flat fields).
     assert got["nested"] == ["j@x", "standard", "ORD-1", 129.99, True, "Refund"]
     assert got["flat"] == ["k@x", "vip", "ORD-2", 10, False, "Cancel order"]

@@ -8,18 +8,16 @@ with auth on, a customer's token gets 403 and an agent's token works.
 
 from __future__ import annotations
 
-import asyncio
-import json
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from actormesh_runtime.gateway.auth import WS_BEARER_PREFIX, WS_PROTOCOL, mint_token
-from tests.support.gateway import BOB, JANE, JOHN, gateway_stack, poll_json, stack_settings
+from tests.support.gateway import BOB, JANE, JOHN, frame_of, gateway_stack, poll_json, stack_settings
 
 pytestmark = pytest.mark.integration
 
@@ -28,18 +26,6 @@ SECRET = "s" * 40
 
 def ws_url(http_url: str, path: str) -> str:
     return http_url.replace("http://", "ws://") + path
-
-
-async def frame_of(ws: ClientConnection, kind: str, timeout_s: float = 30.0) -> dict[str, Any]:
-    """The next frame of type `kind` (others skipped)."""
-
-    async def next_one() -> dict[str, Any]:
-        while True:
-            frame: dict[str, Any] = json.loads(await ws.recv())
-            if frame["type"] == kind:
-                return frame
-
-    return await asyncio.wait_for(next_one(), timeout=timeout_s)
 
 
 async def escalate(client: httpx.AsyncClient, email: str, session: str, text: str, **kw: Any) -> str:

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import ClassVar
 
 from nats.aio.client import Client as NATS
@@ -303,3 +305,27 @@ async def bus_rig(settings: RuntimeSettings) -> AsyncIterator[BusRig]:
         for conn in [*rig.connections, nc]:
             with contextlib.suppress(Exception):
                 await conn.close()
+
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+async def ask_beside_a_crash(
+    rig: BusRig, script: str, envelope: Envelope
+) -> tuple[FinalResult, int | None, str]:
+    """Run `script` (actors in a process of their own, with the rig's settings as its argument), ask
+    `envelope`, and wait up to 30 s for that process to end (killed if it did not): the result, the
+    process's exit code and its stderr."""
+    doomed = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", script, rig.settings.model_dump_json(),
+        cwd=REPO_ROOT, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    stderr = b""
+    try:
+        result = await rig.ask(envelope)
+        _, stderr = await asyncio.wait_for(doomed.communicate(), 30)
+    finally:
+        if doomed.returncode is None:
+            doomed.kill()
+            await doomed.wait()
+    return result, doomed.returncode, stderr.decode()[-2000:]

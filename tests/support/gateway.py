@@ -9,6 +9,7 @@ Each replica has its own NATS connection and instance id, exactly as separate po
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from websockets.asyncio.client import ClientConnection
 
 from actormesh_runtime.actors.base import Actor
 from actormesh_runtime.bus.process import ActorFactory, default_factory
@@ -143,3 +145,22 @@ async def poll_json(client: httpx.AsyncClient, url: str, *, timeout_s: float = 3
 
     response = await eventually_async(answered, what=f"{url} to answer 200", timeout_s=timeout_s)
     return response.json()
+
+
+async def frame_of(ws: ClientConnection, kind: str, timeout_s: float = 30.0) -> dict[str, Any]:
+    """The next frame of type `kind` on a gateway socket (others skipped)."""
+
+    async def next_one() -> dict[str, Any]:
+        while True:
+            frame: dict[str, Any] = json.loads(await ws.recv())
+            if frame["type"] == kind:
+                return frame
+
+    return await asyncio.wait_for(next_one(), timeout=timeout_s)
+
+
+async def mock_state(stack: Stack) -> dict[str, Any]:
+    """What the mock commerce APIs hold: order statuses, records (requests, refunds), effects."""
+    assert stack.mesh.mocks is not None
+    async with httpx.AsyncClient(timeout=10) as client:
+        return dict((await client.get(f"{stack.mesh.mocks.orders_api_url}/_test/state")).json())

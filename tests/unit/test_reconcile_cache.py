@@ -402,36 +402,26 @@ async def test_a_child_verified_at_the_same_version_is_not_compared_again() -> N
     }
     key = child_key(live_ok)
     kube, verified = ApplyRecorder(), {}
-    await apply_children(
-        cast(KubeClient, kube),
-        [desired],
-        {key: live_ok},
-        field_manager="actormesh-operator",
-        outcome=ApplyOutcome(),
-        verified=verified,
-    )
+
+    async def apply_once(live: dict[str, Any]) -> None:
+        await apply_children(
+            cast(KubeClient, kube),
+            [desired],
+            {key: live},
+            field_manager="actormesh-operator",
+            outcome=ApplyOutcome(),
+            verified=verified,
+        )
+
+    await apply_once(live_ok)
     assert kube.applied == []
     assert verified == {key: ("5", sent["metadata"]["annotations"][HASH_ANNOTATION])}
 
     drifted = {**live_ok, "data": {"a": "2"}}  # same version: only possible if the memo is trusted
-    await apply_children(
-        cast(KubeClient, kube),
-        [desired],
-        {key: drifted},
-        field_manager="actormesh-operator",
-        outcome=ApplyOutcome(),
-        verified=verified,
-    )
+    await apply_once(drifted)
     assert kube.applied == []
     drifted["metadata"] = {**drifted["metadata"], "resourceVersion": "6"}  # a real edit bumps it
-    await apply_children(
-        cast(KubeClient, kube),
-        [desired],
-        {key: drifted},
-        field_manager="actormesh-operator",
-        outcome=ApplyOutcome(),
-        verified=verified,
-    )
+    await apply_once(drifted)
     assert kube.applied == ["cm"]
 
 

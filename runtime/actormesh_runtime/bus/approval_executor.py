@@ -23,6 +23,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from pydantic import ValidationError
 
 from actormesh_runtime.approvals import CANCEL, ApprovalCommand, ApprovalOutcome, ApprovalRecord, mutation_key
+from actormesh_runtime.bus.pull import pull_forever
 from actormesh_runtime.catalog import Subjects
 from actormesh_runtime.clients.commerce import (
     ApiRejected,
@@ -129,16 +130,7 @@ class ApprovalExecutor:
             await release_commerce_client(self.deps)
 
     async def _loop(self) -> None:
-        while True:
-            try:
-                msgs = await self._sub.fetch(8, timeout=FETCH_WAIT_S)
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # a timeout, or a reconnect in progress
-                await asyncio.sleep(0.2)
-                continue
-            for msg in msgs:
-                await self._handle(msg)
+        await pull_forever(self._sub, 8, FETCH_WAIT_S, self._handle)
 
     async def _handle(self, msg: Any) -> None:
         try:

@@ -32,6 +32,11 @@ class ExchangeFailed(Exception):
     """No response: the connection failed or the call timed out. The text names what happened."""
 
 
+def _failed(exc: Exception) -> ExchangeFailed:
+    """The failure of a transport exception, named by its class (its text may be empty)."""
+    return ExchangeFailed(f"{type(exc).__name__}: {exc}".rstrip(": "))
+
+
 class Exchange(Protocol):
     async def request(
         self,
@@ -88,7 +93,7 @@ class AiohttpExchange:
         except TimeoutError as exc:
             raise ExchangeFailed(f"timed out after {self._timeout_s:g} s") from exc
         except aiohttp.ClientError as exc:
-            raise ExchangeFailed(f"{type(exc).__name__}: {exc}".rstrip(": ")) from exc
+            raise _failed(exc) from exc
 
     async def aclose(self) -> None:
         if self._session is not None:
@@ -118,7 +123,7 @@ class HttpxExchange:
         try:
             response = await self._client.request(method, url, params=params, json=json, headers=headers)
         except httpx.TransportError as exc:
-            raise ExchangeFailed(f"{type(exc).__name__}: {exc}".rstrip(": ")) from exc
+            raise _failed(exc) from exc
         return HttpResponse(response.status_code, response.content, response.reason_phrase)
 
     async def aclose(self) -> None:

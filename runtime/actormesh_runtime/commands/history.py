@@ -93,14 +93,22 @@ async def serve(settings: RuntimeSettings) -> int:
     return 0
 
 
+def _backup_dir(settings: RuntimeSettings, args: argparse.Namespace) -> str | None:
+    """`--dir`, else HISTORY_BACKUP_DIR; None (after saying so on stderr) when neither is set."""
+    directory: str | None = getattr(args, "dir", None) or settings.history_backup_dir
+    if not directory:
+        print("error: no backup directory: pass --dir or set HISTORY_BACKUP_DIR", file=sys.stderr)
+        return None
+    return directory
+
+
 def _backups(settings: RuntimeSettings, args: argparse.Namespace) -> int:
     import json
 
     from actormesh_runtime.history.backup import list_snapshots
 
-    directory = getattr(args, "dir", None) or settings.history_backup_dir
-    if not directory:
-        print("error: no backup directory: pass --dir or set HISTORY_BACKUP_DIR", file=sys.stderr)
+    directory = _backup_dir(settings, args)
+    if directory is None:
         return 2
     for snap in list_snapshots(directory):
         if getattr(args, "json", False):
@@ -116,9 +124,8 @@ def _snapshot(settings: RuntimeSettings, args: argparse.Namespace) -> int:
 
     from actormesh_runtime.history.backup import prune_snapshots, take_snapshot
 
-    directory = getattr(args, "dir", None) or settings.history_backup_dir
-    if not directory:
-        print("error: no backup directory: pass --dir or set HISTORY_BACKUP_DIR", file=sys.stderr)
+    directory = _backup_dir(settings, args)
+    if directory is None:
         return 2
     if not Path(settings.sqlite_db_path).is_file():
         print(f"error: {settings.sqlite_db_path}: no such database", file=sys.stderr)

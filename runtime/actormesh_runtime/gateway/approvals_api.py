@@ -22,21 +22,15 @@ from actormesh_runtime.approvals import APPROVAL_ID_PATTERN, REASON_MAX_CHARS, A
 from actormesh_runtime.escalations import AGENT_MAX_CHARS
 from actormesh_runtime.gateway.deps import get_gateway
 from actormesh_runtime.gateway.escalations_api import Agent, get_agent
-from actormesh_runtime.gateway.models import SCHEMA_PATTERNS, ErrorBody
+from actormesh_runtime.gateway.models import AGENT_API_ERRORS, AGENT_RECORD_ERRORS, SCHEMA_PATTERNS, ErrorBody
 from actormesh_runtime.gateway.service import Gateway
 from actormesh_runtime.history.approvals import CURSOR_PATTERN
 
 router = APIRouter(tags=["approvals"])
 
 IdPath = Annotated[str, Path(pattern=f"^{APPROVAL_ID_PATTERN}$", description="`APR-` and 8 hex digits")]
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorBody},
-    403: {"model": ErrorBody, "description": "not an agent"},
-    503: {"model": ErrorBody, "description": "the history service did not answer"},
-}
-_RECORD_ERRORS: dict[int | str, dict[str, Any]] = {**_ERRORS, 404: {"model": ErrorBody}}
 _DECIDE_ERRORS: dict[int | str, dict[str, Any]] = {
-    **_RECORD_ERRORS,
+    **AGENT_RECORD_ERRORS,
     409: {"model": ErrorBody, "description": "already decided"},
 }
 
@@ -72,7 +66,7 @@ class ApprovalPage(BaseModel):
     next_cursor: str | None
 
 
-@router.get("/api/approvals", response_model=ApprovalPage, responses=_ERRORS)
+@router.get("/api/approvals", response_model=ApprovalPage, responses=AGENT_API_ERRORS)
 async def list_approvals(
     gateway: Annotated[Gateway, Depends(get_gateway)],
     _agent: Annotated[Agent, Depends(get_agent)],
@@ -87,7 +81,7 @@ async def list_approvals(
     return ApprovalPage(items=items, next_cursor=next_cursor)
 
 
-@router.get("/api/approvals/{approval_id}", response_model=ApprovalRecord, responses=_RECORD_ERRORS)
+@router.get("/api/approvals/{approval_id}", response_model=ApprovalRecord, responses=AGENT_RECORD_ERRORS)
 async def show_approval(
     approval_id: IdPath,
     gateway: Annotated[Gateway, Depends(get_gateway)],
@@ -103,7 +97,7 @@ class ApprovalDetail(BaseModel):
 
 
 @router.get(
-    "/api/approvals/{approval_id}/conversation", response_model=ApprovalDetail, responses=_RECORD_ERRORS
+    "/api/approvals/{approval_id}/conversation", response_model=ApprovalDetail, responses=AGENT_RECORD_ERRORS
 )
 async def approval_conversation(
     approval_id: IdPath,

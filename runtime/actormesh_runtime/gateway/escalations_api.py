@@ -29,7 +29,13 @@ from actormesh_runtime.escalations import (
 )
 from actormesh_runtime.gateway.auth import AuthError, authenticate, bearer_from_header
 from actormesh_runtime.gateway.deps import get_gateway, get_verifier
-from actormesh_runtime.gateway.models import BLANKS, SCHEMA_PATTERNS, ErrorBody
+from actormesh_runtime.gateway.models import (
+    AGENT_API_ERRORS,
+    AGENT_RECORD_ERRORS,
+    BLANKS,
+    SCHEMA_PATTERNS,
+    ErrorBody,
+)
 from actormesh_runtime.gateway.service import Gateway
 
 router = APIRouter(tags=["escalations"])
@@ -39,14 +45,8 @@ LOCAL_AGENT = "local-agent"
 """The agent's name on loopback without JWT_SECRET when the body names none."""
 RefPath = Annotated[str, Path(pattern=f"^{REF_PATTERN}$", description="`ESC-` and 8 hex digits")]
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorBody},
-    403: {"model": ErrorBody, "description": "not an agent"},
-    503: {"model": ErrorBody, "description": "the history service did not answer"},
-}
-_RECORD_ERRORS: dict[int | str, dict[str, Any]] = {**_ERRORS, 404: {"model": ErrorBody}}
 _CHANGE_ERRORS: dict[int | str, dict[str, Any]] = {
-    **_RECORD_ERRORS,
+    **AGENT_RECORD_ERRORS,
     409: {"model": ErrorBody, "description": "not allowed in the record's state"},
 }
 
@@ -127,7 +127,7 @@ class EscalationDetail(BaseModel):
     turns: list[dict[str, Any]]
 
 
-@router.get("/api/escalations", response_model=EscalationPage, responses=_ERRORS)
+@router.get("/api/escalations", response_model=EscalationPage, responses=AGENT_API_ERRORS)
 async def list_escalations(
     gateway: Annotated[Gateway, Depends(get_gateway)],
     _agent: Annotated[Agent, Depends(get_agent)],
@@ -142,7 +142,7 @@ async def list_escalations(
     return EscalationPage(items=items, next_cursor=next_cursor)
 
 
-@router.get("/api/escalations/{ref}", response_model=EscalationDetail, responses=_RECORD_ERRORS)
+@router.get("/api/escalations/{ref}", response_model=EscalationDetail, responses=AGENT_RECORD_ERRORS)
 async def show_escalation(
     ref: RefPath,
     gateway: Annotated[Gateway, Depends(get_gateway)],

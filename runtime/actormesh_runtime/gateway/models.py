@@ -114,6 +114,16 @@ class ErrorBody(BaseModel):
     limit: str | None = Field(None, description="The setting whose limit refused the request (429/503/408).")
 
 
+AGENT_API_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody},
+    403: {"model": ErrorBody, "description": "not an agent"},
+    503: {"model": ErrorBody, "description": "the history service did not answer"},
+}
+"""The OpenAPI error responses every agent API route shares (escalations, approvals)."""
+AGENT_RECORD_ERRORS: dict[int | str, dict[str, Any]] = {**AGENT_API_ERRORS, 404: {"model": ErrorBody}}
+"""…and those of a route on one record."""
+
+
 def field_errors(exc: ValidationError | list[dict[str, Any]]) -> list[FieldError]:
     """pydantic/FastAPI errors → one `FieldError` per field, named by its last location part."""
     errors = exc.errors() if isinstance(exc, ValidationError) else exc

@@ -37,10 +37,12 @@ from actormesh_runtime.approvals import (
     Verdict,
     customer_message,
 )
+from actormesh_runtime.bus.publish import MSG_ID_HEADER
+from actormesh_runtime.bus.pull import pull_forever
 from actormesh_runtime.catalog import Subjects
 from actormesh_runtime.escalations import AGENT_MAX_CHARS, AgentReply
 from actormesh_runtime.history.approvals import ApprovalNotFound, decode_cursor
-from actormesh_runtime.history.protocol import HistoryAnswer, HistoryQuery
+from actormesh_runtime.history.protocol import HistoryAnswer, HistoryQuery, cursor_refusal, refused
 
 if TYPE_CHECKING:
     from nats.aio.client import Client as NATS
@@ -52,7 +54,6 @@ log = logging.getLogger(__name__)
 SWEEP_INTERVAL_S = 30.0
 RESEND_AFTER = timedelta(minutes=1)
 """An approved action with no result after this long is handed to execution_coordinator again."""
-MSG_ID = "Nats-Msg-Id"
 PENDING = Gauge(
     "actormesh_approvals_pending", "Approval requests waiting for a decision, by priority.", ["priority"]
 )
@@ -97,10 +98,6 @@ def outcome_consumer_config(subjects: Subjects) -> ConsumerConfig:
     )
 
 
-def _refused(kind: str, error: str) -> HistoryAnswer:
-    return HistoryAnswer(refused=kind, error=error)
-
-
 class ApprovalOps:
     def __init__(self, store: HistoryStore, subjects: Subjects) -> None:
         self.records = store.approvals
@@ -142,34 +139,32 @@ class ApprovalOps:
 
     async def answer(self, query: HistoryQuery) -> HistoryAnswer:
         if query.op == "approvals":
-            try:
-                decode_cursor(query.cursor) if query.cursor else None
-            except ValueError:
-                return _refused("invalid", "cursor: not a cursor this service returned")
+            if (refusal := cursor_refusal(query.cursor, decode_cursor)) is not None:
+                return refusal
             records, cursor = await self.records.page(query.approval_state, query.limit, query.cursor)
             return HistoryAnswer(approvals=records, next_cursor=cursor)
         if not query.approval_id:
-            return _refused("invalid", "id is required")
+            return refused("invalid", "id is required")
         if query.op == "approval":
             record = await self.records.get(query.approval_id)
             if record is None:
-                return _refused("not_found", f"no approval {query.approval_id}")
+                return refused("not_found", f"no approval {query.approval_id}")
             return HistoryAnswer(approval=record)
         if not query.agent or not query.agent.strip() or len(query.agent) > AGENT_MAX_CHARS:
-            return _refused("invalid", f"agent: 1-{AGENT_MAX_CHARS} characters")
+            return refused("invalid", f"agent: 1-{AGENT_MAX_CHARS} characters")
         if query.text is not None and len(query.text) > REASON_MAX_CHARS:
-            return _refused("invalid", f"reason: at most {REASON_MAX_CHARS} characters")
+            return refused("invalid", f"reason: at most {REASON_MAX_CHARS} characters")
         verdict: Verdict = "approve" if query.op == "approval_approve" else "deny"
         try:
             decided = await self.records.decide(
                 query.approval_id, verdict, query.agent.strip(), amount=query.amount, reason=query.text
             )
         except ApprovalNotFound:
-            return _refused("not_found", f"no approval {query.approval_id}")
+            return refused("not_found", f"no approval {query.approval_id}")
         except DecisionRefused as exc:
-            return _refused("conflict", str(exc))
+            return refused("conflict", str(exc))
         except InvalidDecision as exc:
-            return _refused("invalid", str(exc))
+            return refused("invalid", str(exc))
         await self._decided(decided, verdict)
         return HistoryAnswer(approval=decided)
 
@@ -194,7 +189,7 @@ class ApprovalOps:
                 self.subjects.approvals_execute,
                 ApprovalCommand(approval=record).model_dump_json().encode(),
                 stream=self.subjects.stream,
-                headers={MSG_ID: f"{record.id}:approved"},
+                headers={MSG_ID_HEADER: f"{record.id}:approved"},
             )
         except Exception as exc:
             log.warning("approved action not handed over yet", extra={"id": record.id, "error": repr(exc)})
@@ -202,16 +197,7 @@ class ApprovalOps:
     # ------------------------------------------------------------ results of approved actions
 
     async def _consume(self, stopping: asyncio.Event) -> None:
-        while not stopping.is_set():
-            try:
-                msgs = await self._sub.fetch(16, timeout=1.0)
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # timeout or a reconnect: try again
-                await asyncio.sleep(0.2)
-                continue
-            for msg in msgs:
-                await self._outcome(msg)
+        await pull_forever(self._sub, 16, 1.0, self._outcome, stopping=stopping)
 
     async def _outcome(self, msg: Any) -> None:
         try:
@@ -288,7 +274,7 @@ class ApprovalOps:
             subject,
             event.model_dump_json().encode(),
             stream=self.subjects.escalations_stream,
-            headers={MSG_ID: msg_id} if msg_id else None,
+            headers={MSG_ID_HEADER: msg_id} if msg_id else None,
         )
 
     async def refresh_gauge(self) -> None:

@@ -11,7 +11,6 @@ Who calls: `history.store.HistoryStore` (creation), `history.approval_ops` (ever
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -28,13 +27,12 @@ from actormesh_runtime.approvals import (
     decide,
     reescalate,
 )
-from actormesh_runtime.history.escalations import EscalationNotFound, ts
+from actormesh_runtime.history.escalations import EscalationNotFound, page_query, split_cursor, ts
 from actormesh_runtime.screening import redact
 
 if TYPE_CHECKING:
     from actormesh_runtime.history.store import HistoryStore
 
-MAX_LIST = 200
 CURSOR_PATTERN = r"^[0-3]\|\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z\|APR-[0-9a-f]{8}$"
 """An approvals page's cursor: priority rank | deadline | id of the previous page's last record."""
 
@@ -52,10 +50,7 @@ def encode_cursor(record: ApprovalRecord) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[int, str, str]:
-    if not re.fullmatch(CURSOR_PATTERN, cursor):
-        raise ValueError("not a cursor")
-    rank, deadline, approval = cursor.split("|")
-    return int(rank), deadline, approval
+    return split_cursor(CURSOR_PATTERN, cursor)
 
 
 class ApprovalStore:
@@ -97,17 +92,13 @@ class ApprovalStore:
         self, state: ApprovalState | None, limit: int, cursor: str | None
     ) -> tuple[list[ApprovalRecord], str | None]:
         """Most urgent first, then the nearest deadline; and the next page's cursor."""
-        where: list[str] = []
-        params: list[object] = []
-        if state is not None:
-            where.append("state = ?")
-            params.append(state.value)
-        if cursor:
-            where.append("(priority_rank, deadline_at, id) > (?, ?, ?)")
-            params.extend(decode_cursor(cursor))
-        sql = "SELECT record FROM approvals" + (" WHERE " + " AND ".join(where) if where else "")
-        sql += " ORDER BY priority_rank, deadline_at, id LIMIT ?"
-        params.append(min(limit, MAX_LIST) + 1)
+        sql, params = page_query(
+            "SELECT record FROM approvals",
+            "priority_rank, deadline_at, id",
+            state.value if state is not None else None,
+            decode_cursor(cursor) if cursor else None,
+            limit,
+        )
         async with self.db.execute(sql, params) as cur:
             rows = await cur.fetchall()
         records = [ApprovalRecord.model_validate_json(r[0]) for r in rows]

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from prometheus_client import Gauge, Histogram
 from pydantic import ValidationError
 
+from actormesh_runtime.bus.publish import MSG_ID_HEADER
 from actormesh_runtime.catalog import Subjects
 from actormesh_runtime.escalations import (
     AGENT_MAX_CHARS,
@@ -35,7 +36,7 @@ from actormesh_runtime.escalations import (
     follow_up_of,
 )
 from actormesh_runtime.history.escalations import EscalationNotFound, decode_cursor
-from actormesh_runtime.history.protocol import HistoryAnswer, HistoryQuery
+from actormesh_runtime.history.protocol import HistoryAnswer, HistoryQuery, cursor_refusal, refused
 
 if TYPE_CHECKING:
     from nats.aio.client import Client as NATS
@@ -63,11 +64,6 @@ TIME_TO_RESOLVE = Histogram(
     ["priority"],
     buckets=_WAIT_BUCKETS,
 )
-EVENT_MSG_ID = "Nats-Msg-Id"
-
-
-def _refused(kind: str, error: str) -> HistoryAnswer:
-    return HistoryAnswer(refused=kind, error=error)
 
 
 def _check_text(query: HistoryQuery, op: Operation) -> str | None:
@@ -92,30 +88,28 @@ class EscalationOps:
 
     async def answer(self, query: HistoryQuery) -> HistoryAnswer:
         if query.op == "escalations":
-            try:
-                decode_cursor(query.cursor) if query.cursor else None
-            except ValueError:
-                return _refused("invalid", "cursor: not a cursor this service returned")
+            if (refusal := cursor_refusal(query.cursor, decode_cursor)) is not None:
+                return refusal
             records, cursor = await self.records.page(query.state, query.limit, query.cursor)
             return HistoryAnswer(escalations=records, next_cursor=cursor)
         if not query.ref:
-            return _refused("invalid", "ref is required")
+            return refused("invalid", "ref is required")
         if query.op == "escalation":
             record = await self.records.get(query.ref)
             if record is None:
-                return _refused("not_found", f"no escalation {query.ref}")
+                return refused("not_found", f"no escalation {query.ref}")
             return HistoryAnswer(escalation=record)
         op: Operation = query.op.removeprefix("escalation_")  # type: ignore[assignment]
         problem = _check_text(query, op)
         if problem is not None:
-            return _refused("invalid", problem)
+            return refused("invalid", problem)
         assert query.agent is not None
         try:
             before, after = await self.records.transition(query.ref, op, query.agent.strip(), query.text)
         except EscalationNotFound:
-            return _refused("not_found", f"no escalation {query.ref}")
+            return refused("not_found", f"no escalation {query.ref}")
         except TransitionRefused as exc:
-            return _refused("conflict", str(exc))
+            return refused("conflict", str(exc))
         if after is not before:
             await self._changed(before, after, op)
         return HistoryAnswer(escalation=after)
@@ -180,7 +174,7 @@ class EscalationOps:
     async def _publish(self, subject: str, event: EscalationEvent, msg_id: str | None) -> None:
         if self.nc is None:
             raise RuntimeError("not connected")
-        headers = {EVENT_MSG_ID: msg_id} if msg_id else None
+        headers = {MSG_ID_HEADER: msg_id} if msg_id else None
         await self.nc.jetstream().publish(
             subject,
             event.model_dump_json().encode(),

@@ -65,10 +65,33 @@ def decode_cursor(cursor: str) -> tuple[int, str, str]:
 
     Any well-formed cursor is a position in the queue order, so it pages from there even if no page
     ended exactly there."""
-    if not re.fullmatch(CURSOR_PATTERN, cursor):
+    return split_cursor(CURSOR_PATTERN, cursor)
+
+
+def page_query(
+    select: str, order: str, state: str | None, after: tuple[int, str, str] | None, limit: int
+) -> tuple[str, list[object]]:
+    """`select` (of a queue table) in `order` (three columns), only `state` and only after the cursor's
+    position when given; one row more than a page (capped at MAX_LIST), to tell whether another follows."""
+    where: list[str] = []
+    params: list[object] = []
+    if state is not None:
+        where.append("state = ?")
+        params.append(state)
+    if after is not None:
+        where.append(f"({order}) > (?, ?, ?)")
+        params.extend(after)
+    sql = select + (" WHERE " + " AND ".join(where) if where else "") + f" ORDER BY {order} LIMIT ?"
+    params.append(min(limit, MAX_LIST) + 1)
+    return sql, params
+
+
+def split_cursor(pattern: str, cursor: str) -> tuple[int, str, str]:
+    """(priority rank, time, id) of a queue cursor; ValueError unless `cursor` matches `pattern`."""
+    if not re.fullmatch(pattern, cursor):
         raise ValueError("not a cursor")
-    rank, created, ref = cursor.split("|")
-    return int(rank), created, ref
+    rank, at, key = cursor.split("|")
+    return int(rank), at, key
 
 
 class EscalationStore:
@@ -128,20 +151,13 @@ class EscalationStore:
         self, state: EscalationState | None, limit: int, cursor: str | None
     ) -> tuple[list[EscalationRecord], str | None]:
         """One page of the queue, most urgent first, then oldest first; and the next page's cursor."""
-        where: list[str] = []
-        params: list[object] = []
-        if state is not None:
-            where.append("state = ?")
-            params.append(state.value)
-        if cursor:
-            rank, created, ref = decode_cursor(cursor)
-            where.append("(priority_rank, created_at, ref) > (?, ?, ?)")
-            params.extend([rank, created, ref])
-        sql = "SELECT ref FROM escalations"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY priority_rank, created_at, ref LIMIT ?"
-        params.append(min(limit, MAX_LIST) + 1)
+        sql, params = page_query(
+            "SELECT ref FROM escalations",
+            "priority_rank, created_at, ref",
+            state.value if state is not None else None,
+            decode_cursor(cursor) if cursor else None,
+            limit,
+        )
         async with self.db.execute(sql, params) as cur:
             refs = [str(r[0]) for r in await cur.fetchall()]
         more = len(refs) > limit

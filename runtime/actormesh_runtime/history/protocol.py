@@ -7,6 +7,7 @@ import the store.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -57,6 +58,22 @@ class HistoryAnswer(BaseModel):
     next_cursor: str | None = None
     refused: Literal["not_found", "conflict", "invalid"] | None = None
     """An escalation op the store refused (`error` says why): answered, not a failure of the service."""
+
+
+def refused(kind: str, error: str) -> HistoryAnswer:
+    """An op the store refused: answered (the gateway maps `kind` to 404/409/422), not a failure."""
+    return HistoryAnswer(refused=kind, error=error)
+
+
+def cursor_refusal(cursor: str | None, decode: Callable[[str], object]) -> HistoryAnswer | None:
+    """The `invalid` refusal when a page cursor is not one `decode` accepts; None when it is (or absent)."""
+    if not cursor:
+        return None
+    try:
+        decode(cursor)
+    except ValueError:
+        return refused("invalid", "cursor: not a cursor this service returned")
+    return None
 
 
 class HistoryUnavailable(Exception):
