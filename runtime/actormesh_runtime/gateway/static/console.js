@@ -145,13 +145,19 @@ document.addEventListener("DOMContentLoaded", () => {
     constructor(status, message) { super(message); this.status = status; }
   }
 
+  // The gateway's paths ("/api/…", "/ws/agent") resolved next to this page, so the console also works
+  // published under a path prefix (an HTTPRoute's pathPrefix strips it before the gateway).
+  function gatewayUrl(path) {
+    return new URL(path.replace(/^\//, ""), location.href);
+  }
+
   async function api(method, path, body) {
     const headers = { Accept: "application/json" };
     if (state.token) headers.Authorization = "Bearer " + state.token;
     if (body !== undefined) headers["Content-Type"] = "application/json";
     let response;
     try {
-      response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+      response = await fetch(gatewayUrl(path), { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
     } catch (e) {
       throw new ApiError(0, describeError(0, "the gateway is not reachable (" + e.message + ")"));
     }
@@ -391,11 +397,12 @@ document.addEventListener("DOMContentLoaded", () => {
   // ---------------------------------------------------------------- live updates
   function connect() {
     clearTimeout(state.reconnectTimer);
-    const proto = location.protocol === "https:" ? "wss:" : "ws:";
+    const url = gatewayUrl("/ws/agent");
+    url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
     // Browsers cannot set headers on a WebSocket: the token travels as a subprotocol, never in the URL.
     const protocols = state.token ? ["actormesh.v1", "actormesh.bearer." + state.token] : ["actormesh.v1"];
     setStatus("connecting", "connecting…");
-    const ws = new WebSocket(proto + "//" + location.host + "/ws/agent", protocols);
+    const ws = new WebSocket(url, protocols);
     let opened = false;
     state.socket = ws;
     ws.onopen = () => {
