@@ -25,6 +25,7 @@ from actormesh_runtime.gateway.auth import Principal, mint_token
 from actormesh_runtime.gateway.models import ChatRequest
 from actormesh_runtime.gateway.server import GatewayServer
 from actormesh_runtime.gateway.service import Gateway
+from actormesh_runtime.history.protocol import HistoryUnavailable
 from actormesh_runtime.history.store import HistoryStore
 from tests.support.gateway import JANE, JOHN, gateway_stack, poll_json, stack_settings, wait_ready
 from tests.support.redis import RedisServer
@@ -53,17 +54,24 @@ async def test_flooding_sessions_does_not_evict_an_owner(nats_server: str, tmp_p
         # only add nine actor hops per claim, not a different code path).
         gateway: Gateway = stack.servers[0].server.config.app.state.gateway
         jane = Principal(email=JANE)
-        # 50 in flight at once: the single history writer answers each claim within the client's 3 s
-        # even on a loaded CI machine (250 at once timed out there once); the flood size is unchanged.
-        for start in range(0, FLOOD, 50):
-            await asyncio.gather(
-                *(
-                    gateway.claim_session(
-                        jane, ChatRequest(message="hi", customer_email=JANE, session_id=f"f{i}")
+
+        async def claim(session_id: str) -> None:
+            # A claim the writer did not answer within the client's 3 s is a 503 a customer retries
+            # (one of the 10,500 did not, once, in a full parallel run: ~0.7 ms each otherwise).
+            # What this test checks is eviction, so a claim is retried like that; the 503 path itself
+            # is test_unreachable_ownership_store_refuses_with_503.
+            for attempt in range(3):
+                try:
+                    await gateway.claim_session(
+                        jane, ChatRequest(message="hi", customer_email=JANE, session_id=session_id)
                     )
-                    for i in range(start, min(start + 50, FLOOD))
-                )
-            )
+                    return
+                except HistoryUnavailable:
+                    if attempt == 2:
+                        raise
+
+        for start in range(0, FLOOD, 50):
+            await asyncio.gather(*(claim(f"f{i}") for i in range(start, min(start + 50, FLOOD))))
         hijack = await client.post("/api/chat", json=chat("johns-session", JANE, "hello"), headers=AS_JANE)
         assert hijack.status_code == 403, hijack.text
 
