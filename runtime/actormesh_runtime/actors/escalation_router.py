@@ -27,7 +27,12 @@ from actormesh_runtime.actors.base import PlainActor
 from actormesh_runtime.catalog import ActorName, Subjects
 from actormesh_runtime.envelope import Envelope, Escalation
 from actormesh_runtime.escalations import EscalationLookup, LookupAnswer, Priority, QueueSnapshot
-from actormesh_runtime.policy.escalation import build_record, estimated_wait_minutes
+from actormesh_runtime.policy.escalation import (
+    build_record,
+    envelope_priority,
+    estimated_wait_minutes,
+    reason_code,
+)
 from actormesh_runtime.replies import templates
 from actormesh_runtime.resources import ActorDeps
 
@@ -97,11 +102,11 @@ class EscalationRouter(PlainActor):
         self.subjects = Subjects(deps.settings.mesh_name)
 
     async def handle(self, envelope: Envelope) -> None:
-        draft = build_escalation(envelope, None)
         queue = None
-        if not draft.error_mode and draft.record is not None:
-            queue = await self.queue(draft.record.priority)
-        envelope.escalation = build_escalation(envelope, queue) if queue is not None else draft
+        if not in_error_mode(envelope):  # an apology quotes no wait: no need to ask
+            code = reason_code(envelope, error_mode=False)
+            queue = await self.queue(envelope_priority(envelope, code))
+        envelope.escalation = build_escalation(envelope, queue)
 
     async def queue(self, priority: Priority) -> QueueSnapshot | None:
         """The queue this escalation joins, or None when the history service does not answer."""
