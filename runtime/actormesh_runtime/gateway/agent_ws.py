@@ -21,12 +21,11 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from actormesh_runtime.gateway.auth import (
     WS_PROTOCOL,
     AuthError,
-    authenticate,
     bearer_from_header,
     bearer_from_subprotocols,
 )
 from actormesh_runtime.gateway.deps import get_verifier
-from actormesh_runtime.gateway.escalations_api import AGENT_ROLE, LOCAL_AGENT, is_loopback
+from actormesh_runtime.gateway.escalations_api import Agent, identify_agent
 from actormesh_runtime.gateway.service import Gateway
 from actormesh_runtime.gateway.ws import CLOSE_TOKEN_EXPIRED, deny_handshake
 
@@ -36,28 +35,18 @@ MAX_FRAME_CHARS = 4096
 """Agents send only pings: anything bigger is not ours."""
 
 
-def _agent_name(websocket: WebSocket) -> str:
-    verifier = get_verifier(websocket.app)
-    if verifier is None:
-        client = websocket.client.host if websocket.client else None
-        if is_loopback(client):
-            return LOCAL_AGENT
-        raise AuthError(403, "without JWT_SECRET only loopback callers may use the agent API")
+def _agent(websocket: WebSocket) -> Agent:
     offered = list(websocket.scope.get("subprotocols") or [])
     token = bearer_from_subprotocols(offered) or bearer_from_header(websocket.headers.get("authorization"))
-    principal = authenticate(verifier, token)
-    if principal.role != AGENT_ROLE or principal.email is None:
-        raise AuthError(403, 'the agent API needs a token with the claim role: "agent"')
-    websocket.state.expires_at = principal.expires_at
-    return principal.email
+    client = websocket.client.host if websocket.client else None
+    return identify_agent(get_verifier(websocket.app), client, token)
 
 
 @router.websocket("/ws/agent")
 async def agent_socket(websocket: WebSocket) -> None:
     gateway: Gateway = websocket.app.state.gateway
-    websocket.state.expires_at = None
     try:
-        name = _agent_name(websocket)
+        agent = _agent(websocket)
     except AuthError as exc:
         await deny_handshake(websocket, exc.status, exc.detail)
         return
@@ -74,10 +63,9 @@ async def agent_socket(websocket: WebSocket) -> None:
             await send(frame)
 
     gateway.escalation_feed.add_agent(on_event)
-    expires_at: float | None = websocket.state.expires_at
     try:
-        await send({"type": "connected", "agent": name, "instance_id": gateway.instance_id})
-        await _receive(websocket, send, expires_at)
+        await send({"type": "connected", "agent": agent.name, "instance_id": gateway.instance_id})
+        await _receive(websocket, send, agent.expires_at)
     except (WebSocketDisconnect, RuntimeError):
         pass
     finally:

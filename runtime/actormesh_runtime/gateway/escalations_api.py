@@ -27,7 +27,7 @@ from actormesh_runtime.escalations import (
     EscalationRecord,
     EscalationState,
 )
-from actormesh_runtime.gateway.auth import AuthError, authenticate, bearer_from_header
+from actormesh_runtime.gateway.auth import AuthError, TokenVerifier, authenticate, bearer_from_header
 from actormesh_runtime.gateway.deps import get_gateway, get_verifier
 from actormesh_runtime.gateway.models import (
     AGENT_API_ERRORS,
@@ -55,6 +55,8 @@ class Agent(BaseModel):
     name: str
     verified: bool
     """True when the name comes from a token (then a body may not name someone else)."""
+    expires_at: float | None = None
+    """The token's `exp` (epoch seconds): `/ws/agent` closes then. None without a token."""
 
     def acting(self, named: str | None) -> str:
         if named is None or not named.strip():
@@ -71,17 +73,26 @@ def is_loopback(host: str | None) -> bool:
         return False
 
 
-def get_agent(request: Request) -> Agent:
-    """The calling agent: 401 without a valid token, 403 when the token is not an agent's."""
-    verifier = get_verifier(request.app)
+def identify_agent(verifier: TokenVerifier | None, client_host: str | None, token: str | None) -> Agent:
+    """The calling agent, for the HTTP routes and `/ws/agent` alike: 401 without a valid token, 403
+    when the token is not an agent's; without a key (no verifier), loopback callers only."""
     if verifier is None:
-        if is_loopback(request.client.host if request.client else None):
+        if is_loopback(client_host):
             return Agent(name=LOCAL_AGENT, verified=False)
         raise AuthError(403, "without JWT_SECRET only loopback callers may use the agent API")
-    principal = authenticate(verifier, bearer_from_header(request.headers.get("authorization")))
+    principal = authenticate(verifier, token)
     if principal.role != AGENT_ROLE or principal.email is None:
         raise AuthError(403, 'the agent API needs a token with the claim role: "agent"')
-    return Agent(name=principal.email, verified=True)
+    return Agent(name=principal.email, verified=True, expires_at=principal.expires_at)
+
+
+def get_agent(request: Request) -> Agent:
+    """The calling agent of an HTTP route (`identify_agent`), the token in `Authorization`."""
+    return identify_agent(
+        get_verifier(request.app),
+        request.client.host if request.client else None,
+        bearer_from_header(request.headers.get("authorization")),
+    )
 
 
 class _Body(BaseModel):
