@@ -28,19 +28,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=120.0, help="HTTP timeout in seconds")
 
 
-def _headers(args: argparse.Namespace) -> dict[str, str]:
-    token = args.token
-    if token is None and args.email:
+def bearer_headers(token: str | None, email: str | None, *, role: str | None = None) -> dict[str, str]:
+    """`Authorization` with `token`; without one, with a token minted from $JWT_SECRET for `email`
+    (and `role`) when both are set; else no header (a gateway without JWT_SECRET needs none)."""
+    if token is None and email:
         from actormesh_runtime.gateway.auth import mint_token
         from actormesh_runtime.settings import RuntimeSettings
 
         settings = RuntimeSettings()
-        secret = settings.jwt_secret
-        token = (
-            mint_token(secret, args.email, issuer=settings.jwt_issuer, audience=settings.jwt_audience)
-            if secret
-            else None
-        )
+        if settings.jwt_secret:
+            token = mint_token(
+                settings.jwt_secret,
+                email,
+                issuer=settings.jwt_issuer,
+                audience=settings.jwt_audience,
+                role=role,
+            )
     return {"Authorization": f"Bearer {token}"} if token else {}
 
 
@@ -64,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     base = args.url.rstrip("/")
     try:
-        with httpx.Client(timeout=args.timeout, headers=_headers(args)) as client:
+        with httpx.Client(timeout=args.timeout, headers=bearer_headers(args.token, args.email)) as client:
             if args.result:
                 response = client.get(f"{base}/api/messages/{args.result}")
             else:

@@ -40,24 +40,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=30.0, help="HTTP timeout in seconds")
 
 
-def _headers(args: argparse.Namespace) -> dict[str, str]:
-    token = args.token
-    if token is None and args.agent:
-        from actormesh_runtime.gateway.auth import mint_token
-        from actormesh_runtime.settings import RuntimeSettings
-
-        settings = RuntimeSettings()
-        if settings.jwt_secret:
-            token = mint_token(
-                settings.jwt_secret,
-                args.agent,
-                issuer=settings.jwt_issuer,
-                audience=settings.jwt_audience,
-                role="agent",
-            )
-    return {"Authorization": f"Bearer {token}"} if token else {}
-
-
 def _usage(args: argparse.Namespace) -> str | None:
     if args.action != "list" and not args.ref:
         return f"actormesh escalations {args.action} needs a reference (ESC-xxxxxxxx)"
@@ -151,12 +133,15 @@ def render(action: str, body: Any) -> str:
 def run(args: argparse.Namespace) -> int:
     import httpx
 
+    from actormesh_runtime.commands.chat import bearer_headers
+
     problem = _usage(args)
     if problem is not None:
         print(problem, file=sys.stderr)
         return 2
+    headers = bearer_headers(args.token, args.agent, role="agent")
     try:
-        with httpx.Client(timeout=args.timeout, headers=_headers(args)) as client:
+        with httpx.Client(timeout=args.timeout, headers=headers) as client:
             body = _request(client, args)
     except httpx.HTTPError as exc:
         print(f"cannot reach the gateway at {args.url}: {exc}", file=sys.stderr)
