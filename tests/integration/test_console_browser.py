@@ -270,13 +270,13 @@ async def test_the_consoles_helpers_in_the_browser(nats_server: str, tmp_path: P
 APPROVAL_HELPER_CASES = """
 () => {
   const a = window.actormeshApprovals;
-  const nested = a.normalizeApproval({
-    id: "APR-1", action: "create_refund_request", order_id: "ORD-1", state: "pending",
-    customer: {email: "j@x", tier: "standard"}, order: {total: 129.99, currency: "USD", items: []},
+  const refund = a.normalizeApproval({
+    id: "APR-1", action: "create_refund_request", state: "pending", customer_email: "j@x",
+    customer_tier: "standard", order: {order_id: "ORD-1", total: 129.99, items: []},
   });
-  const flat = a.normalizeApproval({
+  const cancel = a.normalizeApproval({
     id: "APR-2", action: "cancel_order", customer_email: "k@x", customer_tier: "vip",
-    order: {order_id: "ORD-2", total: 10}, requested_amount: 4,
+    order: {order_id: "ORD-2", total: 10},
   });
   const q = [
     {id: "APR-c", priority: "normal", deadline_at: "2026-01-01T12:00:00Z"},
@@ -286,17 +286,16 @@ APPROVAL_HELPER_CASES = """
   ];
   const now = Date.parse("2026-01-01T10:00:00Z");
   return {
-    nested: [nested.email, nested.tier, nested.orderId, nested.total, nested.isRefund, nested.actionLabel],
-    flat: [flat.email, flat.tier, flat.orderId, flat.total, flat.isRefund, flat.actionLabel],
+    refund: [refund.email, refund.tier, refund.orderId, refund.total, refund.isRefund, refund.actionLabel],
+    cancel: [cancel.email, cancel.tier, cancel.orderId, cancel.total, cancel.isRefund, cancel.actionLabel],
     order: q.slice().sort(a.compareApprovals).map((r) => r.id),
     due: a.deadlineText("2026-01-01T10:14:00Z", now),
     late: a.deadlineText("2026-01-01T09:57:00Z", now),
-    defaultTotal: a.defaultAmount(nested),
-    defaultAsked: a.defaultAmount(flat),
+    defaultTotal: a.defaultAmount(refund),
+    defaultUnknown: a.defaultAmount(a.normalizeApproval({action: "create_refund_request", order: {}})),
     amounts: ["40", "40.5", "12,50", "", "  ", "abc", "-5", "1.234", "1e3"].map((t) => a.parseAmount(t)),
-    item: a.itemLine({name: "Desk Lamp", quantity: 2, unit_price: 39.99}, "USD"),
-    approved: a.decisionText(a.normalizeApproval({order: {currency: "USD"},
-      decision: {verdict: "approve", by: "Alex", amount: 40.5}})),
+    item: a.itemLine({name: "Desk Lamp", quantity: 2, unit_price: 39.99}),
+    approved: a.decisionText(a.normalizeApproval({decision: {verdict: "approve", by: "Alex", amount: 40.5}})),
     denied: a.decisionText(a.normalizeApproval({decision: {verdict: "deny", by: "Sam", reason: "used"}})),
     audit: a.auditTrail([
       {who: "Alex", at: "2026-01-01T10:05:00Z", what: "approved"},
@@ -316,20 +315,20 @@ APPROVAL_HELPER_CASES = """
 async def test_the_approval_helpers_in_the_browser(nats_server: str, tmp_path: Path) -> None:
     require_browser()
     got = await evaluate_in_console(stack_settings(nats_server, tmp_path), APPROVAL_HELPER_CASES)
-    # Both record shapes read the same (the contract's nested customer, approvals.py's flat fields).
-    assert got["nested"] == ["j@x", "standard", "ORD-1", 129.99, True, "Refund"]
-    assert got["flat"] == ["k@x", "vip", "ORD-2", 10, False, "Cancel order"]
+    # Records as approvals.py's `ApprovalRecord` shapes them (flat customer fields, `order.order_id`).
+    assert got["refund"] == ["j@x", "standard", "ORD-1", 129.99, True, "Refund"]
+    assert got["cancel"] == ["k@x", "vip", "ORD-2", 10, False, "Cancel order"]
     assert got["order"] == ["APR-b", "APR-a", "APR-c", "APR-d"]  # priority, then nearest deadline
     assert got["due"] == {"text": "due in 14 min", "overdue": False}
     assert got["late"] == {"text": "overdue by 3 min", "overdue": True}
-    assert got["defaultTotal"] == "129.99"  # nothing asked for: the order total is offered
-    assert got["defaultAsked"] == "4.00"
+    assert got["defaultTotal"] == "129.99"  # the order total is offered
+    assert got["defaultUnknown"] == ""  # no total: the agent types the amount
     values = [case.get("value") for case in got["amounts"]]
     assert values == [40, 40.5, 12.5, None, None, None, None, None, None]
     # An empty or unreadable amount is an error, never "no amount" (which would approve the total).
     assert [case.get("error", "").split(":")[0] for case in got["amounts"][3:]] == ["amount"] * 6
-    assert got["item"] == "Desk Lamp \u00d72 \u00b7 39.99 USD each"
-    assert got["approved"] == "approved by Alex for 40.50 USD"
+    assert got["item"] == "Desk Lamp \u00d72 \u00b7 39.99 each"
+    assert got["approved"] == "approved by Alex for 40.50"
     assert got["denied"] == "denied by Sam: used"
     assert got["audit"] == [
         "system:requested:policy",

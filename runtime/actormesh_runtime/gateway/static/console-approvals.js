@@ -7,24 +7,21 @@
 "use strict";
 
 // ------------------------------------------------------------------ pure helpers (no DOM, no I/O)
-const APPROVAL_PRIORITIES = ["urgent", "high", "normal", "low"];
 const ACTION_LABELS = { cancel_order: "Cancel order", create_refund_request: "Refund" };
 
-/** One record in one shape, whichever the gateway sends: the contract's nested `customer` and
- * top-level `order_id`, or the model's flat `customer_email` / `customer_tier` and `order.order_id`. */
+/** The gateway's record (`ApprovalRecord` in runtime/actormesh_runtime/approvals.py) as the page
+ * reads it, with defaults for what a record may leave out. */
 function normalizeApproval(raw) {
   const r = raw || {};
-  const customer = r.customer || {};
   const order = r.order || {};
   const total = typeof order.total === "number" ? order.total : null;
   return {
     id: r.id, ref: r.ref || null, state: r.state, priority: r.priority, action: r.action,
     actionLabel: ACTION_LABELS[r.action] || String(r.action || "").replace(/_/g, " "),
     isRefund: r.action === "create_refund_request",
-    orderId: r.order_id || order.order_id || "", orderStatus: order.status || null, total,
-    currency: order.currency || r.currency || "", items: Array.isArray(order.items) ? order.items : [],
-    requested: typeof r.requested_amount === "number" ? r.requested_amount : null,
-    email: customer.email || r.customer_email || "", tier: customer.tier || r.customer_tier || "",
+    orderId: order.order_id || "", orderStatus: order.status || null, total,
+    items: Array.isArray(order.items) ? order.items : [],
+    email: r.customer_email || "", tier: r.customer_tier || "",
     words: r.customer_words || "", sessionId: r.session_id || "", requestId: r.request_id || "",
     createdAt: r.created_at || "", deadlineAt: r.deadline_at || "",
     escalations: Number(r.escalations) || 0, decision: r.decision || null,
@@ -34,17 +31,18 @@ function normalizeApproval(raw) {
 
 /** Queue order: priority (urgent first), then the nearest deadline, then id. */
 function compareApprovals(a, b) {
-  const rank = (p) => { const i = APPROVAL_PRIORITIES.indexOf(p); return i < 0 ? APPROVAL_PRIORITIES.length : i; };
+  const order = window.actormeshConsole.PRIORITIES;   // one list for both queues (console.js)
+  const rank = (p) => { const i = order.indexOf(p); return i < 0 ? order.length : i; };
   if (rank(a.priority) !== rank(b.priority)) return rank(a.priority) - rank(b.priority);
   const da = Date.parse(a.deadline_at) || Infinity, db = Date.parse(b.deadline_at) || Infinity;
   if (da !== db) return da < db ? -1 : 1;
   return String(a.id).localeCompare(String(b.id));
 }
 
-/** "12.50 USD" (or "12.50" when the currency is unknown); "" for no amount. */
-function money(amount, currency) {
+/** "12.50"; "" for no amount. */
+function money(amount) {
   if (typeof amount !== "number" || !isFinite(amount)) return "";
-  return amount.toFixed(2) + (currency ? " " + currency : "");
+  return amount.toFixed(2);
 }
 
 function span(seconds) {
@@ -62,10 +60,9 @@ function deadlineText(iso, now) {
   return s > 0 ? { text: "due in " + span(s), overdue: false } : { text: "overdue by " + span(-s), overdue: true };
 }
 
-/** What the amount field starts with: the amount asked for, else the order total ("" if unknown). */
+/** What the amount field starts with: the order total ("" if unknown). */
 function defaultAmount(a) {
-  const v = a.requested !== null ? a.requested : a.total;
-  return typeof v === "number" ? v.toFixed(2) : "";
+  return money(a.total);
 }
 
 /** The typed amount as a number, or {error} naming the field. "12,50" reads as 12.50 (a decimal
@@ -79,20 +76,20 @@ function parseAmount(text) {
   return { value: Number(t.replace(",", ".")) };
 }
 
-/** A line item: "Desk Lamp ×2 · 39.99 USD each"; any other shape as the console's fact line. */
-function itemLine(item, currency) {
+/** A line item: "Desk Lamp ×2 · 39.99 each"; any other shape as the console's fact line. */
+function itemLine(item) {
   if (!item || typeof item !== "object" || item.name === undefined) return window.actormeshConsole.factLine(item);
   return String(item.name) + " ×" + (item.quantity !== undefined ? item.quantity : 1) +
-    (typeof item.unit_price === "number" ? " · " + money(item.unit_price, currency) + " each" : "");
+    (typeof item.unit_price === "number" ? " · " + money(item.unit_price) + " each" : "");
 }
 
-/** The decision in words: "approved by Alex for 40.00 USD" / "denied by Sam: out of policy". */
+/** The decision in words: "approved by Alex for 40.00" / "denied by Sam: out of policy". */
 function decisionText(a) {
   const d = a.decision;
   if (!d) return "";
   const verdict = d.verdict === "approve" ? "approved" : d.verdict === "deny" ? "denied" : String(d.verdict);
   let text = verdict + " by " + (d.by || "?");
-  if (typeof d.amount === "number") text += " for " + money(d.amount, a.currency);
+  if (typeof d.amount === "number") text += " for " + money(d.amount);
   if (d.reason) text += ": " + d.reason;
   return text;
 }
@@ -162,7 +159,7 @@ window.actormeshApprovals = {
                  el("span", "sub", a.actionLabel + " " + a.orderId));
     const second = el("span", "line sub",
       (a.email || "unknown customer") + (a.tier ? " (" + a.tier + ")" : "") +
-      (a.total !== null ? " · order total " + money(a.total, a.currency) : "") +
+      (a.total !== null ? " · order total " + money(a.total) : "") +
       (a.escalations ? " · re-escalated ×" + a.escalations : ""));
     const third = el("span", "line");
     if (a.state === "pending") {
@@ -283,9 +280,8 @@ window.actormeshApprovals = {
       ["Action", a.actionLabel + " " + a.orderId],
       ["Customer", (a.email || "unknown") + (a.tier ? " · " + a.tier + " tier" : "")],
       ["Escalation", escalation],
-      ["Order total", a.total !== null ? money(a.total, a.currency) : "unknown"],
+      ["Order total", a.total !== null ? money(a.total) : "unknown"],
     ];
-    if (a.isRefund) rows.push(["Amount asked", a.requested !== null ? money(a.requested, a.currency) : "not named (the order total is offered)"]);
     rows.push(["Requested", when(a.createdAt)]);
     if (a.state === "pending") rows.push(["Deadline", when(a.deadlineAt) + " (" + due.text + ")", due.overdue ? "overdue" : null]);
     rows.push(["Re-escalated", a.escalations ? a.escalations + (a.escalations === 1 ? " time" : " times") + " (deadline passed)" : "no"]);
@@ -303,7 +299,7 @@ window.actormeshApprovals = {
     const order = [el("p", null, [a.orderId, a.orderStatus ? "status: " + a.orderStatus : ""].filter(Boolean).join(" · "))];
     if (a.items.length) {
       const list = el("ul");
-      a.items.forEach((item) => list.appendChild(el("li", null, itemLine(item, a.currency))));
+      a.items.forEach((item) => list.appendChild(el("li", null, itemLine(item))));
       order.push(list);
     }
     $("approval-order").replaceChildren(...order);
@@ -314,7 +310,7 @@ window.actormeshApprovals = {
     const pending = a.state === "pending";
     $("approval-controls").hidden = !pending;
     $("amount-field").hidden = !a.isRefund;
-    $("amount-hint").textContent = a.total !== null ? "(at most " + money(a.total, a.currency) + ", the order total)" : "";
+    $("amount-hint").textContent = a.total !== null ? "(at most " + money(a.total) + ", the order total)" : "";
     $("approve").textContent = a.isRefund ? "Approve refund" : "Approve cancellation";
     // A new request starts from its defaults; a live update of the one on screen keeps what was typed.
     if (fresh || !sameRequest) {

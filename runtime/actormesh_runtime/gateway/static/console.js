@@ -98,7 +98,7 @@ function conversation(turns, replies) {
   return shown;
 }
 
-window.actormeshConsole = { describeError, compareEscalations, age, factLine, tokenSubject, conversation };
+window.actormeshConsole = { PRIORITIES, describeError, compareEscalations, age, factLine, tokenSubject, conversation };
 
 /** Named events the page's parts talk through (`on("frame", fn)`, `emit("frame", frame)`). */
 function hooks() {
