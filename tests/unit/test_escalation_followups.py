@@ -106,8 +106,18 @@ async def test_someone_elses_reference_is_not_found() -> None:
     assert "handled" not in reply
 
 
-async def test_history_silent_says_so() -> None:
-    envelope = await followups_for(JOHN, f"What's happening with {REF}?", FakePublisher())
+@pytest.mark.parametrize(
+    "publisher",
+    [
+        pytest.param(FakePublisher(), id="silent"),
+        pytest.param(
+            FakePublisher(answer=lambda *_: LookupAnswer(ok=False, error="busy").model_dump_json().encode()),
+            id="answers-it-failed",
+        ),
+    ],
+)
+async def test_history_silent_or_failing_says_so(publisher: FakePublisher) -> None:
+    envelope = await followups_for(JOHN, f"What's happening with {REF}?", publisher)
     assert [f.lookup_failed for f in envelope.followups] == [True]
     assert f"I can't look up {REF} right now" in compose(envelope)
 

@@ -18,11 +18,12 @@ import logging
 from typing import ClassVar
 
 from actormesh_runtime.actors.commerce_base import CommerceActor
-from actormesh_runtime.catalog import ActorName, Subjects
+from actormesh_runtime.actors.lookup import ask_history
+from actormesh_runtime.catalog import ActorName
 from actormesh_runtime.clients.commerce import CommerceClient, CustomerRecord
 from actormesh_runtime.envelope import CustomerContext, Envelope, Order
 from actormesh_runtime.errors import ActorMeshError
-from actormesh_runtime.escalations import EscalationLookup, FollowUp, LookupAnswer, find_refs
+from actormesh_runtime.escalations import EscalationLookup, FollowUp, find_refs
 
 log = logging.getLogger(__name__)
 
@@ -68,14 +69,7 @@ class ContextRetriever(CommerceActor):
             return []
         question = EscalationLookup(op="status", refs=refs, customer_email=email)
         try:
-            raw = await self.deps.publisher.request(
-                Subjects(self.deps.settings.mesh_name).escalations_lookup,
-                question.model_dump_json().encode(),
-                timeout_s=LOOKUP_TIMEOUT_S,
-            )
-            answer = LookupAnswer.model_validate_json(raw)
-            if not answer.ok:
-                raise ValueError(answer.error)
+            answer = await ask_history(self.deps, question, timeout_s=LOOKUP_TIMEOUT_S)
         except Exception as exc:  # the reply says the lookup failed; the rest of the message is answered
             log.info("escalation lookup failed", extra={"error": f"{type(exc).__name__}: {exc}"[:200]})
             return [FollowUp(ref=ref, found=False, lookup_failed=True) for ref in refs]

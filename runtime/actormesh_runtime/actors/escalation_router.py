@@ -24,9 +24,10 @@ from datetime import UTC, datetime
 from typing import ClassVar
 
 from actormesh_runtime.actors.base import PlainActor
-from actormesh_runtime.catalog import ActorName, Subjects
+from actormesh_runtime.actors.lookup import ask_history
+from actormesh_runtime.catalog import ActorName
 from actormesh_runtime.envelope import Envelope, Escalation
-from actormesh_runtime.escalations import EscalationLookup, LookupAnswer, Priority, QueueSnapshot
+from actormesh_runtime.escalations import EscalationLookup, Priority, QueueSnapshot
 from actormesh_runtime.policy.escalation import (
     build_record,
     envelope_priority,
@@ -34,7 +35,6 @@ from actormesh_runtime.policy.escalation import (
     reason_code,
 )
 from actormesh_runtime.replies import templates
-from actormesh_runtime.resources import ActorDeps
 
 log = logging.getLogger(__name__)
 
@@ -97,10 +97,6 @@ def build_escalation(
 class EscalationRouter(PlainActor):
     name: ClassVar[ActorName] = ActorName.ESCALATION_ROUTER
 
-    def __init__(self, deps: ActorDeps) -> None:
-        super().__init__(deps)
-        self.subjects = Subjects(deps.settings.mesh_name)
-
     async def handle(self, envelope: Envelope) -> None:
         queue = None
         if not in_error_mode(envelope):  # an apology quotes no wait: no need to ask
@@ -112,13 +108,8 @@ class EscalationRouter(PlainActor):
         """The queue this escalation joins, or None when the history service does not answer."""
         question = EscalationLookup(op="queue", priority=priority)
         try:
-            raw = await self.deps.publisher.request(
-                self.subjects.escalations_lookup,
-                question.model_dump_json().encode(),
-                timeout_s=QUEUE_TIMEOUT_S,
-            )
-            answer = LookupAnswer.model_validate_json(raw)
-        except Exception as exc:  # no responders, timeout, bad answer: the reply says "unknown"
+            answer = await ask_history(self.deps, question, timeout_s=QUEUE_TIMEOUT_S)
+        except Exception as exc:  # no responders, timeout, bad or failed answer: the reply says "unknown"
             log.info("escalation queue unknown", extra={"error": f"{type(exc).__name__}: {exc}"[:200]})
             return None
-        return answer.queue if answer.ok else None
+        return answer.queue
