@@ -7,6 +7,10 @@ redelivers the message and the republish is dropped by the stream's duplicate wi
 happens once. Failures: transient ones are nak'ed with the backoff for that attempt; a permanent
 error, or the last delivery failing, takes the error path (`bus.errorpath`).
 
+When the next step is hosted in the same process, the host runs it in memory instead of publishing
+(hop fusion, `bus.fusion`): the chain ends with one publish, or at the end of the slip, and only then
+is the inbound message acked.
+
 `actormesh actor NAME` runs one host; `local.LocalMesh` runs nine in one event loop.
 """
 
@@ -259,16 +263,15 @@ class ActorHost:
             await msg.term()
             return
         envelope.headers.attempt = attempt
+        inbound = _Inbound(self, msg, key)
         if attempt > self.settings.max_deliver:
             # The previous (last) delivery never settled — the process died mid-message. Do not
             # hand the possibly-poisonous envelope to the actor again.
             reason = f"deliveries exhausted: delivery {attempt - 1} never finished"
-            await self._fail(
-                _Inbound(self, msg, key), envelope, reason, permanent=False, started=time.perf_counter()
-            )
+            await self._fail(inbound, envelope, reason, permanent=False, started=time.perf_counter())
             await msg.ack()
             return
-        if await self._run_chain(_Inbound(self, msg, key), envelope):
+        if await self._run_chain(inbound, envelope):
             await msg.ack()
 
     async def _run_chain(self, inbound: _Inbound, envelope: Envelope) -> bool:
