@@ -116,11 +116,6 @@ class ActorHost:
         return self._sub is not None and not self._stopping.is_set()
 
     @property
-    def accepting(self) -> bool:
-        """Takes fused steps (`bus.fusion`): until stop() begins."""
-        return not self._stopping.is_set()
-
-    @property
     def in_flight(self) -> int:
         return len(self._tasks)
 
@@ -147,7 +142,7 @@ class ActorHost:
         finish within the grace period, hand the rest back (nak) so another replica takes them at once."""
         grace = self.settings.drain_grace_s if grace_s is None else grace_s
         self._stopping.set()
-        if self.colocated is not None:
+        if self.colocated is not None:  # no fused step reaches us from now on (`Colocated.peer`)
             self.colocated.leave(self)
         if self._loop_task is not None:
             # gather, not a suppressed await: a cancelled stop() must stay cancelled.
