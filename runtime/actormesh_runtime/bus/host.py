@@ -95,7 +95,8 @@ class ActorHost:
         self._stopping = asyncio.Event()
         # Fetched after stop() began: handed back only once our pull requests are closed (see stop()).
         self._unstarted: list[Msg] = []
-        # Monotonic time by which every pull request this host sent has expired on the server.
+        # Loop time by which every pull request this host sent has expired on the server (the loop's
+        # clock, as fetch()'s own timeout: tests can run the drain on fake loop time).
         self._pulls_closed_at = 0.0
         self._label = self.name.value
         # The per-actor metric children, resolved once: `.labels()` costs a lock and a dict lookup.
@@ -185,14 +186,15 @@ class ActorHost:
         return len(unstarted)
 
     async def _read_inbox_until(self, deadline: float) -> list[Msg]:
-        """Messages the server delivers to our pull requests until `deadline` (monotonic)."""
+        """Messages the server delivers to our pull requests until `deadline` (loop time)."""
+        loop = asyncio.get_running_loop()
         # nats-py's core subscription behind the pull subscription: fetch() itself reads it this way.
         inbox = getattr(self._sub, "_sub", None)
         if inbox is None:
-            await asyncio.sleep(max(0.0, deadline - time.monotonic()))
+            await asyncio.sleep(max(0.0, deadline - loop.time()))
             return []
         msgs: list[Msg] = []
-        while (remaining := deadline - time.monotonic()) > 0:
+        while (remaining := deadline - loop.time()) > 0:
             try:
                 msg = await inbox.next_msg(timeout=remaining)
             except (TimeoutError, NatsTimeoutError):
@@ -203,6 +205,7 @@ class ActorHost:
 
     async def _fetch_loop(self) -> None:
         assert self._sub is not None
+        loop = asyncio.get_running_loop()
         concurrency = self.settings.actor_concurrency
         while not self._stopping.is_set():
             free = concurrency - len(self._tasks)
@@ -212,7 +215,7 @@ class ActorHost:
                 await asyncio.wait({*self._tasks, stopped}, return_when=asyncio.FIRST_COMPLETED)
                 stopped.cancel()
                 continue
-            self._pulls_closed_at = time.monotonic() + self.fetch_wait_s + PULL_EXPIRY_MARGIN_S
+            self._pulls_closed_at = loop.time() + self.fetch_wait_s + PULL_EXPIRY_MARGIN_S
             try:
                 msgs = await self._sub.fetch(min(self.settings.fetch_batch, free), timeout=self.fetch_wait_s)
             except (TimeoutError, NatsTimeoutError):
