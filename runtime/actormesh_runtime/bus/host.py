@@ -50,6 +50,7 @@ PULL_EXPIRY_MARGIN_S = 0.25
 """How long past its own expiry a pull request is still treated as open: the server starts the clock
 when the request arrives, so it can outlive the client's fetch() by the network latency."""
 KEEP_ALIVE_MARGIN_S = 0.5
+"""Slack between the latest end of a fused step and the inbound message's redelivery (`_Inbound`)."""
 
 
 def backoff_for(settings: RuntimeSettings, attempt: int) -> float:
