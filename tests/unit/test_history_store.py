@@ -147,3 +147,18 @@ async def test_checkpoints_run_off_the_writer_connection(tmp_path: Path) -> None
     finally:
         await checkpointer.stop()
         await store.close()
+
+
+async def test_claiming_an_owned_session_returns_its_owner_without_a_write(tmp_path: Path) -> None:
+    store = HistoryStore(tmp_path / "h.db")
+    await store.open()
+    try:
+        assert await store.claim_session("s1", "Jane@Example.com") == "jane@example.com"
+        statements: list[str] = []
+        await store.db.set_trace_callback(statements.append)
+        assert await store.claim_session("s1", "john.doe@example.com") == "jane@example.com"
+        assert await store.claim_session("s1", "jane@example.com") == "jane@example.com"
+        assert len(statements) == 2
+        assert all(s.startswith("SELECT") for s in statements), statements
+    finally:
+        await store.close()
