@@ -30,6 +30,7 @@ from actormesh_runtime.screening import screen
 from actormesh_runtime.settings import RuntimeSettings
 
 from .mesh import MIX
+from .processes import ACTORMESH, wait_bound
 
 IMPORTS = (
     "actormesh_runtime.cli",
@@ -54,17 +55,6 @@ def closed_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def _wait_bound(js: JetStreamContext, stream: str, durable: str, deadline: float) -> None:
-    """Bound = the host has a pull request waiting on its consumer."""
-    while time.monotonic() < deadline:
-        with contextlib.suppress(Exception):
-            info = await js.consumer_info(stream, durable)
-            if info.num_waiting > 0:
-                return
-        await asyncio.sleep(0.05)
-    raise TimeoutError(f"{durable} not bound")
-
-
 async def _wait_drained(js: JetStreamContext, stream: str, durable: str, deadline: float) -> None:
     while time.monotonic() < deadline:
         info = await js.consumer_info(stream, durable)
@@ -87,14 +77,13 @@ async def measure_actor(
                  "LOG_LEVEL": "WARNING", **env}  # fmt: skip
     if "LITELLM_MODEL" not in env:
         child_env.pop("LITELLM_MODEL", None)
-    exe = str(Path(sys.executable).parent / "actormesh")
     started = time.monotonic()
     proc = await asyncio.create_subprocess_exec(
-        exe, "actor", actor.value, env=child_env,
+        ACTORMESH, "actor", actor.value, env=child_env,
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        await _wait_bound(js, subjects.stream, subjects.consumer(actor), time.monotonic() + 60)
+        await wait_bound(js, subjects.stream, [subjects.consumer(actor)])
         ready_s = time.monotonic() - started
         idle = rss_mb(proc.pid)
         for i in range(messages):

@@ -261,6 +261,17 @@ def test_recorded_spans_link_parent_and_child_and_keep_errors_redacted(
     assert "4111" not in str(span.events[0].attributes["exception.message"])
 
 
+async def test_a_recorded_request_span_is_named_for_its_route_with_the_http_attributes(
+    exported: InMemorySpanExporter, gateway_client: httpx.AsyncClient
+) -> None:
+    await gateway_client.post("/api/chat", headers={"traceparent": VALID})
+    (span,) = exported.get_finished_spans()
+    assert (span.name, span.kind) == ("POST /api/chat", SpanKind.SERVER)
+    assert span.attributes is not None
+    assert span.attributes["http.route"] == "/api/chat"
+    assert span.attributes["http.response.status_code"] == 200
+
+
 def test_an_unsampled_trace_stays_unsampled_downstream(monkeypatch: pytest.MonkeyPatch) -> None:
     provider = TracerProvider(sampler=otel.build_sampler("parentbased_always_on", None))
     monkeypatch.setattr(tracing, "_start_span", otel.OtelSpanFactory(provider))

@@ -133,9 +133,6 @@ class OtelSpanFactory:
         )
         return _OtelSpan(started, context)
 
-    def force_flush(self, timeout_ms: int = 5000) -> bool:
-        return bool(self._provider.force_flush(timeout_ms))
-
     def shutdown(self) -> None:
         self._provider.shutdown()
 

@@ -1,7 +1,8 @@
 """W3C trace context, one span per hop, and trace ids on log lines.
 
 Who calls what:
-- every command calls `configure_tracing(settings, service=...)` once, next to `configure_logging`;
+- every command that carries conversations (`gateway`, `actor`, `history`, `dev`, `ask`) calls
+  `configure_tracing(settings, service=...)` once, next to `configure_logging`;
 - the gateway parses the caller's `traceparent`/`tracestate` (`parse_traceparent`; malformed means a
   new trace, never an error) and opens a server span around the request (`span`);
 - the actor host wraps each actor's handling of an envelope in `hop_span`, which continues the
