@@ -34,6 +34,7 @@ from actormesh_operator.api.spec import PAUSED_ANNOTATION, ActorMesh
 from actormesh_operator.api.status import ConditionType, Reason
 from actormesh_operator.builders import Manifest, build_children, referenced_secrets
 from actormesh_operator.builders.generated import generated_secrets
+from actormesh_operator.builders.kinds import HTTP_ROUTE, MONITORING_KINDS, SCALED_OBJECT
 from actormesh_operator.builders.secret_hash import referenced_secret_names, with_secret_hashes
 from actormesh_operator.reconcile import metrics
 from actormesh_operator.reconcile.apply import ApplyOutcome, apply_children, prune_children
@@ -52,10 +53,9 @@ from actormesh_operator.reconcile.generated import ensure_generated_secrets
 from actormesh_operator.reconcile.kube import KubeApiError, KubeClient, Resource
 from actormesh_operator.reconcile.meshes import MeshCache
 from actormesh_operator.reconcile.observe import (
-    GatewayApiDetector,
-    KedaDetector,
-    MonitoringDetector,
+    KindDetector,
     SecretCache,
+    ServedKindsDetector,
     list_children,
     missing_secrets,
     observed_state,
@@ -113,9 +113,9 @@ class MeshReconciler:
         """The meshes as last seen; without it every pass reads the mesh."""
         self.secrets = secrets
         """The referenced Secrets as last seen; without it every pass reads them."""
-        self._keda = KedaDetector(initial=keda_available)
-        self._monitoring = MonitoringDetector()
-        self._gateway_api = GatewayApiDetector(initial=gateway_api_available)
+        self._keda = KindDetector(SCALED_OBJECT, initial=keda_available)
+        self._monitoring = ServedKindsDetector(MONITORING_KINDS)
+        self._gateway_api = KindDetector(HTTP_ROUTE, initial=gateway_api_available)
         self._verified: dict[tuple[str, str], dict[ChildKey, tuple[str, str]]] = {}
         """Per mesh: children last found in sync, by (resourceVersion, desired hash) (`apply_children`)."""
         self._settled: dict[tuple[str, str], int] = {}
