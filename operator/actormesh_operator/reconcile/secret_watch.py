@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from actormesh_operator.reconcile.kube import KubeApiError, KubeClient
-from actormesh_operator.reconcile.observe import SECRETS
+from actormesh_operator.reconcile.observe import SECRETS, selector_string
 
 logger = logging.getLogger(__name__)
 
@@ -66,13 +66,13 @@ class SecretWatches:
         *,
         timeout_s: int = WATCH_TIMEOUT_S,
         retry_s: float = RETRY_S,
-        generated_selector: str | None = None,
+        generated_labels: Mapping[str, str] | None = None,
         namespace: str | None = None,
     ) -> None:
         self._kube = kube
         self._wake = wake
-        self._selector = generated_selector
-        """Label selector of the Secrets the operator generates: one watch covers all of them."""
+        self._labels = dict(generated_labels) if generated_labels is not None else None
+        """Labels of the Secrets the operator generates: one label-selected watch covers all of them."""
         self._namespace = namespace
         self._labelled: set[tuple[str, str]] = set()
         """Secrets carrying the generated label: the one label-selected watch reports their changes."""
@@ -102,11 +102,10 @@ class SecretWatches:
             self._labelled.add((namespace, name))
 
     def _is_generated(self, meta: Mapping[str, Any]) -> bool:
-        if self._selector is None:
+        if self._labels is None:
             return False
         labels = meta.get("labels") or {}
-        wanted = dict(part.split("=", 1) for part in self._selector.split(","))
-        return all(labels.get(k) == v for k, v in wanted.items())
+        return all(labels.get(k) == v for k, v in self._labels.items())
 
     @property
     def watched(self) -> set[tuple[str, str]]:
@@ -121,7 +120,7 @@ class SecretWatches:
         else:
             self._reads.pop(key, None)
         wanted = self._wanted()
-        if self._selector is not None and self._labelled_task is None and wanted:
+        if self._labels is not None and self._labelled_task is None and wanted:
             self._labelled_task = asyncio.create_task(self._watch_generated(), name="watch generated secrets")
         # A generated Secret is covered by the one label-selected watch; the others get their own.
         single = wanted - self._labelled
@@ -180,7 +179,7 @@ class SecretWatches:
                 async for event in self._kube.watch(
                     SECRETS,
                     self._namespace,
-                    label_selector=self._selector,
+                    label_selector=selector_string(self._labels or {}),
                     resource_version=version,
                     timeout_s=self._timeout_s,
                 ):

@@ -64,7 +64,7 @@ class OperatorState:
         self.secret_watches = SecretWatches(
             self.kube,
             self._wake_for_secret,
-            generated_selector=",".join(f"{k}={v}" for k, v in MANAGED_BY_SELECTOR.items()),
+            generated_labels=MANAGED_BY_SELECTOR,
             namespace=self.settings.namespace,
         )
         # Monitoring kinds are not watched: nothing in the mesh depends on them (drift there is
