@@ -112,9 +112,6 @@ class ChildCache:
             informer.drop(object_key(obj))
             self._reindex(previous, None)
 
-    def __len__(self) -> int:
-        return sum(len(i) for i in self._informers.values())
-
     def _informer_of(self, obj: dict[str, Any]) -> Informer | None:
         group = str(obj.get("apiVersion", "")).rpartition("/")[0]
         return self._informers.get((group, str(obj.get("kind", ""))))

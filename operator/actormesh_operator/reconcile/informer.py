@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from actormesh_operator.reconcile.kube import KubeApiError, KubeClient, Resource
@@ -72,15 +72,9 @@ class Informer:
         self.synced = asyncio.Event()
         """Set once the first list is in the store."""
 
-    def __len__(self) -> int:
-        return len(self._store)
-
     def get(self, key: Key) -> dict[str, Any] | None:
         text = self._store.get(key)
         return None if text is None else dict(json.loads(text))
-
-    def keys(self) -> Iterable[Key]:
-        return self._store.keys()
 
     def put(self, obj: dict[str, Any]) -> dict[str, Any] | None:
         """Store `obj` (an API response we just caused) unless the store already has a newer version;

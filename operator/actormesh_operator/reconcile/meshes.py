@@ -59,9 +59,6 @@ class MeshCache:
         for key in set(self._bodies) - listed:
             del self._bodies[key]
 
-    def __len__(self) -> int:
-        return len(self._bodies)
-
 
 def _plain(body: Mapping[str, Any]) -> dict[str, Any]:
     """A plain-dict copy (kopf hands out read-only views of its own objects)."""
