@@ -28,7 +28,7 @@ from typing import Any
 
 import kopf
 
-from actormesh_operator.api.observed import MissingSecret, ReconcileError
+from actormesh_operator.api.observed import MissingSecret, ObservedState, ReconcileError
 from actormesh_operator.api.schema import API_VERSION, KIND, PLURAL
 from actormesh_operator.api.spec import PAUSED_ANNOTATION, ActorMesh
 from actormesh_operator.api.status import ConditionType, Reason
@@ -185,21 +185,9 @@ class MeshReconciler:
             started = time.monotonic()
             try:
                 mesh = ActorMesh.from_body(body)
-                keda = await self._keda.available(self.kube, recheck=False)
-                monitoring = await self._monitoring.served(self.kube, recheck=False)
-                gateway_api = await self._gateway_api.available(self.kube, recheck=False)
-                live = await list_children(
-                    self.kube,
-                    mesh,
-                    keda=keda,
-                    monitoring=monitoring,
-                    gateway_api=gateway_api,
-                    cache=self.children,
-                )
-                observed = observed_state(
-                    live, keda=keda, missing=[], applied=True, monitoring=monitoring, gateway_api=gateway_api
-                )
-                await self._write_status(body, mesh, observed)
+                attempt = _Attempt(body=body, mesh=mesh)
+                await self._observe(attempt, mesh, recheck=False)
+                await self._write_status(body, mesh, _observed(attempt))
             except Exception as exc:  # the next full pass reports it properly
                 logger.info("status refresh of %s/%s failed: %s", namespace, name, exc)
                 self._settled.pop(key, None)
@@ -230,22 +218,7 @@ class MeshReconciler:
     async def _pass(self, attempt: _Attempt) -> ApplyOutcome:
         attempt.mesh = mesh = ActorMesh.from_body(attempt.body)
         await self._warn_when_anonymous(attempt.body, mesh)
-        # Discovery only for meshes that ask for an optional kind; the others use the last answer.
-        attempt.keda = await self._keda.available(self.kube, recheck=_wants_keda(mesh))
-        attempt.monitoring = await self._monitoring.served(
-            self.kube, recheck=bool(mesh.spec.monitoring.requested_kinds())
-        )
-        attempt.gateway_api = await self._gateway_api.available(
-            self.kube, recheck=mesh.spec.gateway.http_route.enabled
-        )
-        attempt.live = await list_children(
-            self.kube,
-            mesh,
-            keda=attempt.keda,
-            monitoring=attempt.monitoring,
-            gateway_api=attempt.gateway_api,
-            cache=self.children,
-        )
+        await self._observe(attempt, mesh, recheck=True)
         attempt.listed = True
         built = build_children(
             mesh,
@@ -285,17 +258,29 @@ class MeshReconciler:
         await prune_children(
             self.kube, desired, attempt.live, owner_uid=mesh.uid, outcome=outcome, cache=self.children
         )
-        observed = observed_state(
-            attempt.live,
-            keda=attempt.keda,
-            missing=[],
-            applied=True,
-            monitoring=attempt.monitoring,
-            gateway_api=attempt.gateway_api,
-        )
-        await self._write_status(attempt.body, mesh, observed)
+        await self._write_status(attempt.body, mesh, _observed(attempt))
         self._settled[(mesh.namespace, mesh.name)] = mesh.generation
         return outcome
+
+    async def _observe(self, attempt: _Attempt, mesh: ActorMesh, *, recheck: bool) -> None:
+        """Which optional kinds are served, then the live children. Discovery is asked again only for
+        meshes that use an optional kind (`recheck`); the others, and status refreshes, use the last
+        answer."""
+        attempt.keda = await self._keda.available(self.kube, recheck=recheck and _wants_keda(mesh))
+        attempt.monitoring = await self._monitoring.served(
+            self.kube, recheck=recheck and bool(mesh.spec.monitoring.requested_kinds())
+        )
+        attempt.gateway_api = await self._gateway_api.available(
+            self.kube, recheck=recheck and mesh.spec.gateway.http_route.enabled
+        )
+        attempt.live = await list_children(
+            self.kube,
+            mesh,
+            keda=attempt.keda,
+            monitoring=attempt.monitoring,
+            gateway_api=attempt.gateway_api,
+            cache=self.children,
+        )
 
     def _secrets_seen(self, namespace: str, name: str, secrets: set[str]) -> None:
         if self.on_secrets is not None:
@@ -313,17 +298,8 @@ class MeshReconciler:
     async def _report_paused(self, attempt: _Attempt, mesh: ActorMesh, desired: list[Manifest]) -> None:
         """Paused: read and report, write no child. The status lists what resuming would change."""
         drift = pending_changes(desired, attempt.live, self.settings.field_manager, mesh.uid)
-        observed = observed_state(
-            attempt.live,
-            keda=attempt.keda,
-            missing=[],
-            applied=True,
-            monitoring=attempt.monitoring,
-            gateway_api=attempt.gateway_api,
-        )
-        await self._write_status(
-            attempt.body, mesh, observed.model_copy(update={"paused": True, "drift": drift})
-        )
+        observed = _observed(attempt).model_copy(update={"paused": True, "drift": drift})
+        await self._write_status(attempt.body, mesh, observed)
 
     async def _failed(
         self, ref: str, attempt: _Attempt | None, exc: Exception, *, trigger: str, retry: int
@@ -360,15 +336,7 @@ class MeshReconciler:
                 if attempt.missing
                 else ReconcileError(message=failure.message, permanent=stalled, reason=reason)
             )
-            observed = observed_state(
-                attempt.live,
-                keda=attempt.keda,
-                missing=attempt.missing,
-                applied=False,
-                error=error,
-                monitoring=attempt.monitoring,
-                gateway_api=attempt.gateway_api,
-            )
+            observed = _observed(attempt, missing=attempt.missing, applied=False, error=error)
             await self._write_status(body, mesh, observed)
         key = (str(body["metadata"].get("namespace")), str(body["metadata"]["name"]))
         if stalled and self._stalled.get(key) != failure.message:
@@ -431,6 +399,25 @@ class MeshReconciler:
             return status_patch(previous, new)
 
         await self._update_status(body, build)
+
+
+def _observed(
+    attempt: _Attempt,
+    *,
+    missing: list[MissingSecret] | None = None,
+    applied: bool = True,
+    error: ReconcileError | None = None,
+) -> ObservedState:
+    """What `compute_status` reads, from what this attempt observed."""
+    return observed_state(
+        attempt.live,
+        keda=attempt.keda,
+        missing=missing or [],
+        applied=applied,
+        error=error,
+        monitoring=attempt.monitoring,
+        gateway_api=attempt.gateway_api,
+    )
 
 
 def _generation(body: Mapping[str, Any]) -> int:
