@@ -17,6 +17,7 @@ import kopf
 
 from actormesh_operator.builders.kinds import HTTP_ROUTE, MANAGED_KINDS, MONITORING_KINDS, SCALED_OBJECT
 from actormesh_operator.builders.labels import MANAGED_BY_SELECTOR
+from actormesh_operator.reconcile.apply import field_managers
 from actormesh_operator.reconcile.children import ChildCache
 from actormesh_operator.reconcile.diff import STATUS_CHANGE
 from actormesh_operator.reconcile.kube import KubeClient, KubeCredentials
@@ -74,12 +75,11 @@ class OperatorState:
         kinds = [
             k for k in MANAGED_KINDS if k not in MONITORING_KINDS and (not k.optional or served.get(k, False))
         ]
-        manager = self.settings.field_manager
         self.children = ChildCache(
             self.kube,
             kinds,
             namespace=self.settings.namespace,
-            field_managers=(manager, f"{manager}-handover"),
+            field_managers=field_managers(self.settings.field_manager),
             on_change=self._child_changed,
         )
         self.children.start()
