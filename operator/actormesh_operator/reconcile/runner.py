@@ -266,7 +266,9 @@ class MeshReconciler:
         """Which optional kinds are served, then the live children. Discovery is asked again only for
         meshes that use an optional kind (`recheck`); the others, and status refreshes, use the last
         answer."""
-        attempt.keda = await self._keda.available(self.kube, recheck=recheck and _wants_keda(mesh))
+        attempt.keda = await self._keda.available(
+            self.kube, recheck=recheck and bool(mesh.spec.queue_lag_actors())
+        )
         attempt.monitoring = await self._monitoring.served(
             self.kube, recheck=recheck and bool(mesh.spec.monitoring.requested_kinds())
         )
@@ -422,12 +424,6 @@ def _observed(
 
 def _generation(body: Mapping[str, Any]) -> int:
     return int((body.get("metadata") or {}).get("generation") or 0)
-
-
-def _wants_keda(mesh: ActorMesh) -> bool:
-    return any(
-        a.autoscaling.enabled and a.autoscaling.mode == "queueLag" for a in mesh.spec.actors.enabled_actors()
-    )
 
 
 def _condition_status(body: Mapping[str, Any], kind: ConditionType) -> str | None:
