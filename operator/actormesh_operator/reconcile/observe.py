@@ -51,7 +51,8 @@ def selector_string(selector: Mapping[str, str]) -> str:
     return ",".join(f"{key}={value}" for key, value in sorted(selector.items()))
 
 
-def _served(kind: ManagedKind, *, keda: bool, monitoring: Collection[str], gateway_api: bool) -> bool:
+def kind_served(kind: ManagedKind, *, keda: bool, monitoring: Collection[str], gateway_api: bool) -> bool:
+    """Whether `kind` is served, given what discovery found for the optional ones (`monitoring`: plurals)."""
     if kind == SCALED_OBJECT:
         return keda
     if kind == HTTP_ROUTE:
@@ -87,7 +88,7 @@ async def list_children(
     if cache is not None:
         live.update(cache.children(mesh.namespace, selector[labels.INSTANCE]))
     for kind in MANAGED_KINDS:
-        if not _served(kind, keda=keda, monitoring=monitoring, gateway_api=gateway_api):
+        if not kind_served(kind, keda=keda, monitoring=monitoring, gateway_api=gateway_api):
             continue
         if cache is not None and cache.covers(kind):
             continue
