@@ -354,7 +354,7 @@ async def test_generated_secrets_share_one_label_selected_watch() -> None:
     watches = SecretWatches(
         cast(KubeClient, api),
         lambda ns, mesh, why: woken.append(mesh),
-        generated_selector="app.kubernetes.io/managed-by=actormesh-operator",
+        generated_labels={"app.kubernetes.io/managed-by": "actormesh-operator"},
         namespace="ns",
     )
     watches.remember("ns", "demo-redis-auth", secret("demo-redis-auth", "djE=", "5", generated=True))
@@ -436,7 +436,7 @@ async def test_another_mesh_reporting_its_secrets_does_not_forget_ours() -> None
     watches = SecretWatches(
         cast(KubeClient, api),
         lambda *_: None,
-        generated_selector="app.kubernetes.io/managed-by=actormesh-operator",
+        generated_labels={"app.kubernetes.io/managed-by": "actormesh-operator"},
         namespace="ns",
     )
     watches.remember("ns", "a-redis-auth", secret("a-redis-auth", "djE=", "5", generated=True))
