@@ -11,8 +11,10 @@ import time
 from typing import Any, cast
 
 from actormesh_operator.builders.kinds import DEPLOYMENT
+from actormesh_operator.reconcile.apply import field_managers
 from actormesh_operator.reconcile.children import ChildCache
 from actormesh_operator.reconcile.kube import KubeClient
+from actormesh_operator.settings import OperatorSettings
 
 
 def noop_event_cpu_us(live: dict[str, Any], events: int = 2000) -> dict[str, Any]:
@@ -22,7 +24,7 @@ def noop_event_cpu_us(live: dict[str, Any], events: int = 2000) -> dict[str, Any
         cast(KubeClient, None),
         [DEPLOYMENT],
         namespace=None,
-        field_managers=["actormesh-operator", "actormesh-operator-handover"],
+        field_managers=field_managers(OperatorSettings().field_manager),
         on_change=lambda *change: woken.append(change),
     )
     informer = next(iter(cache._informers.values()))

@@ -18,7 +18,9 @@ from typing import Any
 import yaml
 
 from actormesh_operator.builders.kinds import MANAGED_KINDS
+from actormesh_operator.builders.labels import INSTANCE
 from actormesh_operator.reconcile.kube import KubeApiError, KubeClient, Resource
+from actormesh_operator.reconcile.runner import MESHES
 from actormesh_operator.render import meshes_in, rendered_children
 from actormesh_operator.settings import OperatorSettings
 
@@ -27,11 +29,8 @@ from .stats import core_percent, per_event_cpu_ms, per_mesh_durations, spread
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "config" / "samples" / "minimal.yaml"
-MESHES = Resource("actormesh.io/v1alpha1", "ActorMesh", "actormeshes")
 NAMESPACES = Resource("v1", "Namespace", "namespaces", namespaced=False)
 DEPLOYMENTS = Resource("apps/v1", "Deployment", "deployments")
-INSTANCE = "app.kubernetes.io/instance"
-MERGE = "application/merge-patch+json"
 
 
 def sample_mesh(name: str, namespace: str) -> dict[str, Any]:

@@ -58,15 +58,17 @@ def configure_logging(settings: OperatorSettings) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
-async def discover(creds: KubeCredentials) -> bool:
-    """Fail fast without the ActorMesh CRD; return whether KEDA's ScaledObjects are served."""
+async def discover(creds: KubeCredentials) -> tuple[bool, bool]:
+    """Fail fast without the ActorMesh CRD; return whether KEDA's ScaledObjects and the Gateway API's
+    HTTPRoutes are served (their informers are set up once, at start-up: watched only if served now)."""
     async with KubeClient(creds) as kube:
         if not await kube.served(MESHES.api_version, PLURAL):
             raise CrdMissingError(
                 f"{PLURAL}.{MESHES.group} is not served by {creds.server}: install the CRD first "
                 "(kubectl apply -k config/default installs CRD, RBAC and operator together)"
             )
-        return await kube.served(SCALED_OBJECT.api_version, SCALED_OBJECT.plural)
+        keda = await kube.served(SCALED_OBJECT.api_version, SCALED_OBJECT.plural)
+        return keda, await kube.served(HTTP_ROUTE.api_version, HTTP_ROUTE.plural)
 
 
 async def run(
@@ -80,9 +82,7 @@ async def run(
     """Run until `stop_flag` is set (or a signal arrives when on the main thread).
 
     The liveness endpoint listens on all interfaces by default (the kubelet probes the pod IP)."""
-    keda = await discover(creds)
-    async with KubeClient(creds) as kube:  # watched only if served now: kopf discovers kinds once
-        gateway_api = await kube.served(HTTP_ROUTE.api_version, HTTP_ROUTE.plural)
+    keda, gateway_api = await discover(creds)
     namespace = settings.namespace
     liveness = f"http://{listen_host}:{settings.health_port}/healthz" if settings.health_port else None
     await kopf.operator(

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from actormesh_runtime.approvals import ApprovalRecord
 from actormesh_runtime.catalog import DEFAULT_ROUTE, ERROR_ROUTE, ActorName
-from actormesh_runtime.escalations import EscalationRecord, FollowUp
+from actormesh_runtime.escalations import REF_PATTERN, EscalationRecord, FollowUp
 
 
 class _Model(BaseModel):
@@ -276,7 +276,7 @@ class GuardrailVerdict(_Model):
 
 
 class Escalation(_Model):
-    reference_id: str = Field(pattern=r"^ESC-[0-9a-f]{8}$")
+    reference_id: str = Field(pattern=f"^{REF_PATTERN}$")
     estimated_wait_minutes: int | None = None
     """From the real queue; None when there is no honest number (nobody available, no data)."""
     reasons: list[str] = Field(default_factory=list)

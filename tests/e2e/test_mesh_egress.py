@@ -128,7 +128,8 @@ def test_the_history_port_and_actor_ports_do_listen(
 ) -> None:
     """The refused targets above are live: each answers its own health check inside its pod."""
     demo_ns, _ = demo
-    for component in ("history", ACTORS[0].k8s_name):
+    # The same ports the egress test above is refused on: history's own, and an actor's.
+    for component, port in (("history", Ports.HISTORY_HTTP), (ACTORS[0].k8s_name, Ports.ACTOR_HTTP)):
         [pod] = [p for p in cluster.pods(demo_ns, f"{COMPONENT}={component}") if pod_ready(p)]
         name = pod["metadata"]["name"]
-        assert m.can_connect(cluster, demo_ns, name, "127.0.0.1", Ports.ACTOR_HTTP), component
+        assert m.can_connect(cluster, demo_ns, name, "127.0.0.1", port), component

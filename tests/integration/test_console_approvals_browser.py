@@ -30,6 +30,7 @@ from tests.support.browser import (
     launch_chromium,
     page_problems,
     require_browser,
+    send_in_widget,
 )
 from tests.support.eventually import eventually_async
 from tests.support.gateway import BOB, JOHN, gateway_stack, mock_state, stack_settings
@@ -44,10 +45,7 @@ async def ask_in_widget(page: Any, email: str, text: str) -> None:
     """Send `text` from the widget and wait for the mesh's reply saying a person will review it."""
     from playwright.async_api import expect
 
-    await expect(page.locator("#status")).to_have_attribute("data-state", "online", timeout=15_000)
-    await page.fill("#email", email)
-    await page.fill("#message", text)
-    await page.press("#message", "Enter")
+    await send_in_widget(page, email, text)
     outcome = page.locator(".msg.agent .outcome.pending_review").last
     await expect(outcome).to_be_visible(timeout=LIVE_MS)
 

@@ -8,10 +8,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import socket
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -25,12 +23,11 @@ from nats.js.errors import NotFoundError
 
 from actormesh_runtime.embedded_nats import nats_server_binary
 from tests.conftest import free_port, missing_component
+from tests.support.cli_process import ACTORMESH, terminate, widget_url
 from tests.support.eventually import eventually
 from tests.support.redis import RedisServer
 
 pytestmark = pytest.mark.integration
-
-ACTORMESH = [sys.executable, "-m", "actormesh_runtime.cli"]
 
 
 def children(pid: int) -> list[int]:
@@ -55,25 +52,6 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
-
-
-def terminate(proc: subprocess.Popen[bytes], timeout_s: float = 60.0) -> int:
-    """SIGTERM, as Kubernetes or Ctrl-C would, and the exit code; a process that hangs is killed."""
-    proc.send_signal(signal.SIGTERM)
-    try:
-        return proc.wait(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-        raise
-
-
-def widget_url(out: Path, proc: subprocess.Popen[bytes]) -> str | None:
-    """The chat URL `actormesh dev` prints, once it has printed it."""
-    text = out.read_text() if out.exists() else ""
-    assert proc.poll() is None, f"actormesh dev exited with {proc.returncode}: {text}"
-    lines = [line for line in text.splitlines() if "/widget" in line]
-    return lines[0][lines[0].index("http://") :].split()[0] if lines else None
 
 
 def test_dev_serves_a_chat_and_stops_without_orphans(tmp_path: Path) -> None:

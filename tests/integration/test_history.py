@@ -8,7 +8,6 @@ import signal
 import sqlite3
 import sys
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -16,10 +15,10 @@ import nats
 import pytest
 
 from actormesh_runtime.catalog import Subjects
-from actormesh_runtime.envelope import FinalResult, HistoryEvent, MethodSummary
 from actormesh_runtime.history.protocol import HistoryClient
 from actormesh_runtime.history.service import HistoryService
 from tests.conftest import free_port
+from tests.support.envelopes import history_event
 from tests.support.eventually import eventually_async
 from tests.support.gateway import JANE, JOHN, gateway_stack, poll_json, stack_settings
 
@@ -151,16 +150,3 @@ async def test_history_command_serves_probes_writes_and_reads(nats_server: str, 
     assert found is not None
     assert found[1] == JOHN
     assert db.exists()
-
-
-def history_event(message_id: str, session_id: str) -> HistoryEvent:
-    now = datetime.now(UTC)
-    result = FinalResult(
-        message_id=message_id, session_id=session_id, response="Your order is on its way.", intent=None,
-        intent_confidence=None, sentiment=None, urgency=None, escalated=False, reference_id=None, actions=[],
-        flags=[], method=MethodSummary(intent="rules", response="template"), trace=[], processing_ms=1.0,
-    )  # fmt: skip
-    return HistoryEvent(
-        message_id=message_id, session_id=session_id, customer_email=JOHN, customer_message="where is it?",
-        received_at=now, completed_at=now, result=result,
-    )  # fmt: skip

@@ -21,7 +21,7 @@ from actormesh_runtime.history.protocol import HistoryClient
 from actormesh_runtime.history.service import HistoryService
 from actormesh_runtime.history.store import SCHEMA_VERSION
 from actormesh_runtime.settings import RuntimeSettings
-from tests.integration.test_history import history_event
+from tests.support.envelopes import history_event
 from tests.support.eventually import eventually_async
 
 pytestmark = pytest.mark.integration

@@ -5,7 +5,6 @@ answers a chat end to end."""
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 from pathlib import Path
 
@@ -63,20 +62,20 @@ async def test_embedded_server_enforces_each_components_permissions(tmp_path: Pa
             await gateway.publish(subjects.actor("execution_coordinator"), b"{}")  # skipping the route
             await gateway.subscribe(subjects.history_query)  # the history service's job
             await gateway.flush()
-            for _ in range(60):
-                violations = [e for e in errors if "permissions violation" in e.lower()]
-                if len(violations) >= 2:
-                    break
-                await asyncio.sleep(0.05)
+
+            def two_violations() -> list[str]:
+                found = [e for e in errors if "permissions violation" in e.lower()]
+                return found if len(found) >= 2 else []
+
+            violations = await eventually_async(two_violations, what="two permissions violations")
             assert any("publish" in v.lower() and "execution_coordinator" in v for v in violations), errors
             assert any("subscription" in v.lower() and "history.query" in v for v in violations), errors
-            # Only the history service announces escalations; only two actors may ask it about them.
+            # Only the history service announces escalations.
             await gateway.publish(subjects.escalations_created, b"{}")
             await gateway.flush()
-            for _ in range(60):
-                if any("escalations.created" in e for e in errors):
-                    break
-                await asyncio.sleep(0.05)
+            await eventually_async(
+                lambda: any("escalations.created" in e for e in errors), what="the refusal"
+            )
             assert any("publish" in e.lower() and "escalations.created" in e for e in errors), errors
         finally:
             await gateway.close()

@@ -24,7 +24,6 @@ from actormesh_runtime.envelope import Envelope
 from actormesh_runtime.errors import TransientError
 from actormesh_runtime.observability import tracing
 from tests.conftest import free_port, missing_component
-from tests.integration.test_dev_command import ACTORMESH, terminate, widget_url
 from tests.support.bus_actors import (
     ErrorEscalationActor,
     Recorder,
@@ -33,6 +32,7 @@ from tests.support.bus_actors import (
     bus_rig,
     fast_settings,
 )
+from tests.support.cli_process import ACTORMESH, terminate, widget_url
 from tests.support.eventually import eventually
 from tests.support.logs import json_log_capture
 from tests.support.otlp import OtlpReceiver, ReceivedSpan

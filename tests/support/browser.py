@@ -50,14 +50,21 @@ def page_problems(page: Any) -> list[str]:
     return problems
 
 
-async def escalate_in_widget(page: Any, email: str, text: str) -> str:
-    """Send `text` from the widget; the escalation reference its reply carries."""
+async def send_in_widget(page: Any, email: str, text: str) -> None:
+    """Send `text` as `email` from the widget, once its socket is online."""
     from playwright.async_api import expect
 
     await expect(page.locator("#status")).to_have_attribute("data-state", "online", timeout=15_000)
     await page.fill("#email", email)
     await page.fill("#message", text)
     await page.press("#message", "Enter")
+
+
+async def escalate_in_widget(page: Any, email: str, text: str) -> str:
+    """Send `text` from the widget; the escalation reference its reply carries."""
+    from playwright.async_api import expect
+
+    await send_in_widget(page, email, text)
     ref_tag = page.locator(".msg.agent .tag.ref").last
     await expect(ref_tag).to_contain_text("ESC-", timeout=LIVE_MS)
     return str(await ref_tag.text_content()).removeprefix("reference ").strip()

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from actormesh_runtime.envelope import (
     CustomerContext,
     Envelope,
+    FinalResult,
+    HistoryEvent,
+    MethodSummary,
     Order,
     OrderItem,
     TrackingInfo,
@@ -186,3 +190,17 @@ def make_envelope(
     for key, value in sections.items():
         setattr(envelope, key, value)
     return envelope
+
+
+def history_event(message_id: str, session_id: str) -> HistoryEvent:
+    """One finished turn of John's, as the aggregator publishes it to the history stream."""
+    now = datetime.now(UTC)
+    result = FinalResult(
+        message_id=message_id, session_id=session_id, response="Your order is on its way.", intent=None,
+        intent_confidence=None, sentiment=None, urgency=None, escalated=False, reference_id=None, actions=[],
+        flags=[], method=MethodSummary(intent="rules", response="template"), trace=[], processing_ms=1.0,
+    )  # fmt: skip
+    return HistoryEvent(
+        message_id=message_id, session_id=session_id, customer_email=JOHN, customer_message="where is it?",
+        received_at=now, completed_at=now, result=result,
+    )  # fmt: skip

@@ -6,6 +6,9 @@ import pytest
 from prometheus_client import CollectorRegistry, Counter
 
 from actormesh_runtime.bus.health import HealthServer
+from actormesh_runtime.bus.process import ActorProcess
+from actormesh_runtime.catalog import ActorName
+from actormesh_runtime.settings import RuntimeSettings
 
 
 def _server(missing: list[str]) -> HealthServer:
@@ -41,3 +44,25 @@ def test_metrics_in_prometheus_text_format() -> None:
     assert status == 200
     assert ctype.startswith("text/plain")
     assert b"demo_events_total 1.0" in body
+
+
+class _Host:
+    def __init__(self, name: ActorName, missing: list[str]) -> None:
+        self.name = name
+        self._missing = missing
+
+    def missing(self) -> list[str]:
+        return self._missing
+
+
+def test_a_multi_actor_process_names_each_problem_once() -> None:
+    process = ActorProcess([ActorName.INTENT_ANALYZER, ActorName.CONTEXT_RETRIEVER], RuntimeSettings())
+    process.nc = object()  # type: ignore[assignment]  # connected once, then lost: the hosts say so
+    process.hosts = [
+        _Host(ActorName.INTENT_ANALYZER, ["nats not connected", "consumer intent_analyzer not bound"]),
+    ]  # type: ignore[list-item]
+
+    assert process.missing() == ["consumer context_retriever not bound", "nats not connected",
+                                 "consumer intent_analyzer not bound"]  # fmt: skip
+    process.hosts.append(_Host(ActorName.CONTEXT_RETRIEVER, ["nats not connected"]))  # type: ignore[arg-type]
+    assert process.missing() == ["nats not connected", "consumer intent_analyzer not bound"]

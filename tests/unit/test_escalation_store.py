@@ -193,3 +193,26 @@ async def test_a_follow_up_on_an_open_one_says_where_it_stands(store: HistorySto
     assert followup.state is EscalationState.OPEN
     assert followup.queue is not None
     assert (followup.queue.ahead, followup.queue.agents_active) == (1, 0)  # Bob's older one is ahead
+
+
+async def test_records_read_together_keep_their_own_replies(store: HistoryStore) -> None:
+    """Pages and a customer's lookups load many records at once: each keeps its replies, in order."""
+    events = [
+        escalated(JOHN, "talk to a human", session="r1"),
+        escalated(JOHN, "a person please", session="r2"),
+    ]
+    for event in events:
+        await store.add_events([event])
+    one, two = (e.escalation.ref for e in events if e.escalation is not None)
+    for ref in (one, two):
+        await store.escalations.transition(ref, "claim", "ann")
+    for ref, text in ((one, "first"), (two, "other"), (one, "second")):
+        await store.escalations.transition(ref, "reply", "ann", text)
+    page, _ = await store.escalations.page(None, 10, None)
+    assert {r.ref: [x.text for x in r.replies] for r in page} == {one: ["first", "second"], two: ["other"]}
+    owned = await store.escalations.for_customer([two, one, "ESC-00000000"], JOHN)
+    assert {ref: [x.text for x in r.replies] for ref, r in owned.items()} == {
+        one: ["first", "second"],
+        two: ["other"],
+    }
+    assert await store.escalations.for_customer([one], JANE) == {}

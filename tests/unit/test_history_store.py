@@ -18,6 +18,7 @@ from actormesh_runtime.envelope import (
     Intent,
     MethodSummary,
 )
+from actormesh_runtime.history.checkpoint import Checkpointer
 from actormesh_runtime.history.store import MIGRATIONS, SCHEMA_VERSION, HistoryStore
 
 
@@ -123,5 +124,41 @@ async def test_reads_can_be_limited_to_one_customer(tmp_path: Path) -> None:
         jane = await store.conversation("s1", customer_email="jane.smith@example.com")
         assert {t.message_id for t in jane} == {"m2"}
         assert {t.customer_email for t in jane} == {"jane.smith@example.com"}
+    finally:
+        await store.close()
+
+
+async def test_checkpoints_run_off_the_writer_connection(tmp_path: Path) -> None:
+    """The writer never checkpoints inside a commit (two fsyncs that every claim would queue behind);
+    the checkpointer's own connection folds the WAL in, and the writer then restarts it."""
+    store = HistoryStore(tmp_path / "h.db")
+    await store.open()
+    checkpointer = Checkpointer(store, interval_s=3600)  # run by hand here
+    await checkpointer.start()
+    try:
+        for i in range(800):  # well past SQLite's 1000-page automatic checkpoint
+            await store.claim_session(f"s{i}", "jane@example.com")
+        busy, frames, done = await checkpointer.run_once()
+        assert frames > 1000, "the writer checkpointed on its own connection"
+        assert (busy, done) == (0, frames)
+        await store.claim_session("one-more", "jane@example.com")
+        _, frames_after, _ = await checkpointer.run_once()
+        assert frames_after < 50, "the writer did not restart the checkpointed WAL"
+    finally:
+        await checkpointer.stop()
+        await store.close()
+
+
+async def test_claiming_an_owned_session_returns_its_owner_without_a_write(tmp_path: Path) -> None:
+    store = HistoryStore(tmp_path / "h.db")
+    await store.open()
+    try:
+        assert await store.claim_session("s1", "Jane@Example.com") == "jane@example.com"
+        statements: list[str] = []
+        await store.db.set_trace_callback(statements.append)
+        assert await store.claim_session("s1", "john.doe@example.com") == "jane@example.com"
+        assert await store.claim_session("s1", "jane@example.com") == "jane@example.com"
+        assert len(statements) == 2
+        assert all(s.startswith("SELECT") for s in statements), statements
     finally:
         await store.close()

@@ -28,6 +28,7 @@ from actormesh_operator.reconcile.meshes import MeshCache
 from actormesh_operator.reconcile.observe import read_secrets
 from actormesh_operator.reconcile.queue import STATUS_TRIGGER, stronger
 from actormesh_operator.reconcile.secret_watch import SecretWatches
+from tests.support.eventually import eventually_async
 
 OWNER = {
     "apiVersion": "actormesh.io/v1alpha1",
@@ -177,18 +178,22 @@ async def test_the_event_of_our_own_write_is_no_news_and_older_events_are_ignore
     cache.put(deployment(20))  # the response of our apply
     await kube.events.put({"type": "ADDED", "object": deployment(20)})
     await kube.events.put({"type": "MODIFIED", "object": deployment(19)})
-    await settle()
-    assert changes == []
+    # Events are handled in order: once this real news has woken the owner, the two above were read.
+    await kube.events.put({"type": "MODIFIED", "object": deployment(21, availableReplicas=1)})
+    await eventually_async(lambda: changes, what="the sentinel's wake-up")
+    assert changes == [("ns", "demo", "u1", STATUS_CHANGE)]
     assert (
         cache.children("ns", "demo")[("apps", "Deployment", "ns", "demo-gateway")]["metadata"][
             "resourceVersion"
         ]
-        == "20"
+        == "21"
     )
-    cache.drop(deployment(20))  # we pruned it: its DELETED event wakes nobody either
-    await kube.events.put({"type": "DELETED", "object": deployment(21)})
-    await settle()
-    assert changes == []
+    changes.clear()
+    cache.drop(deployment(21))  # we pruned it: its DELETED event wakes nobody either
+    await kube.events.put({"type": "DELETED", "object": deployment(22)})
+    await kube.events.put({"type": "ADDED", "object": deployment(23)})  # someone else re-created it
+    await eventually_async(lambda: changes, what="the sentinel's wake-up")
+    assert changes == [("ns", "demo", "u1", CONTENT_CHANGE)]
     await cache.stop()
 
 
@@ -349,7 +354,7 @@ async def test_generated_secrets_share_one_label_selected_watch() -> None:
     watches = SecretWatches(
         cast(KubeClient, api),
         lambda ns, mesh, why: woken.append(mesh),
-        generated_selector="app.kubernetes.io/managed-by=actormesh-operator",
+        generated_labels={"app.kubernetes.io/managed-by": "actormesh-operator"},
         namespace="ns",
     )
     watches.remember("ns", "demo-redis-auth", secret("demo-redis-auth", "djE=", "5", generated=True))
@@ -431,7 +436,7 @@ async def test_another_mesh_reporting_its_secrets_does_not_forget_ours() -> None
     watches = SecretWatches(
         cast(KubeClient, api),
         lambda *_: None,
-        generated_selector="app.kubernetes.io/managed-by=actormesh-operator",
+        generated_labels={"app.kubernetes.io/managed-by": "actormesh-operator"},
         namespace="ns",
     )
     watches.remember("ns", "a-redis-auth", secret("a-redis-auth", "djE=", "5", generated=True))

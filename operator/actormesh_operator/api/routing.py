@@ -14,7 +14,6 @@ from pydantic import Field, model_validator
 
 from actormesh_operator.api.types import DNS1123_LABEL, ApiModel
 
-GATEWAY_API_GROUP = "gateway.networking.k8s.io"
 HOSTNAME_PATTERN = r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 """The Gateway API's `Hostname`: a DNS name, optionally with one leading `*.` label; no IP, no port."""
 OBJECT_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"

@@ -164,7 +164,7 @@ def build_gateway_http_route(mesh: ActorMesh, *, served: bool) -> Manifest | Non
         return None
     parents = [
         {
-            "group": "gateway.networking.k8s.io",
+            "group": HTTP_ROUTE.group,
             "kind": "Gateway",
             "name": ref.name,
             **({"namespace": ref.namespace} if ref.namespace else {}),

@@ -39,11 +39,16 @@ def image(mesh: ActorMesh, settings: OperatorSettings) -> str:
     return mesh.spec.nats.image or settings.nats_image
 
 
-def routes(mesh: ActorMesh, settings: OperatorSettings) -> list[str]:
-    """One route per server, through each pod's stable DNS name under the headless Service."""
+def server_hosts(mesh: ActorMesh, settings: OperatorSettings) -> list[str]:
+    """Each server's stable DNS name: its pod under the headless Service."""
     sts, headless = names.nats(mesh.name), names.nats_headless(mesh.name)
     host = service_host(mesh, headless, settings)
-    return [f"nats://{sts}-{i}.{host}:{Ports.NATS_CLUSTER}" for i in range(mesh.spec.nats.replicas)]
+    return [f"{sts}-{i}.{host}" for i in range(mesh.spec.nats.replicas)]
+
+
+def routes(mesh: ActorMesh, settings: OperatorSettings) -> list[str]:
+    """One route per server, through each pod's stable DNS name under the headless Service."""
+    return [f"nats://{host}:{Ports.NATS_CLUSTER}" for host in server_hosts(mesh, settings)]
 
 
 def monitor_urls(mesh: ActorMesh, settings: OperatorSettings) -> list[str]:
@@ -51,9 +56,7 @@ def monitor_urls(mesh: ActorMesh, settings: OperatorSettings) -> list[str]:
     into the NATS server metrics); empty for an external NATS."""
     if not mesh.spec.nats.managed:
         return []
-    sts, headless = names.nats(mesh.name), names.nats_headless(mesh.name)
-    host = service_host(mesh, headless, settings)
-    return [f"http://{sts}-{i}.{host}:{Ports.NATS_MONITOR}" for i in range(mesh.spec.nats.replicas)]
+    return [f"http://{host}:{Ports.NATS_MONITOR}" for host in server_hosts(mesh, settings)]
 
 
 def render_config(mesh: ActorMesh, settings: OperatorSettings) -> str:

@@ -56,6 +56,12 @@ class WriteCache(Protocol):
     def drop(self, obj: dict[str, Any]) -> None: ...
 
 
+def field_managers(field_manager: str) -> tuple[str, str]:
+    """Every field manager our writes use: the reconcile's, and the one that hands `spec.replicas` over
+    to an autoscaler (the child cache keeps their managedFields entries; the apply decisions read them)."""
+    return field_manager, f"{field_manager}-handover"
+
+
 @dataclass
 class ApplyOutcome:
     """What one reconcile wrote: `applied` and `pruned` hold human names with the reason."""
@@ -99,7 +105,7 @@ async def apply_children(
         handover = replicas_handover(body, live.get(key), field_manager)
         if handover is not None:
             with action(f"hand over replicas of {name}"):
-                await kube.apply(resource_for(body), handover, field_manager=f"{field_manager}-handover")
+                await kube.apply(resource_for(body), handover, field_manager=field_managers(field_manager)[1])
             logger.info("handed spec.replicas of %s over to its autoscaler", name)
         with action(f"apply {name}"):
             live[key] = await kube.apply(resource_for(body), body, field_manager=field_manager)

@@ -23,8 +23,9 @@ from actormesh_operator.api.schema import API_VERSION, KIND
 from actormesh_operator.builders.kinds import ManagedKind
 from actormesh_operator.builders.labels import INSTANCE, MANAGED_BY_SELECTOR
 from actormesh_operator.reconcile.diff import NO_CHANGE, ChildKey, change_kind, child_key, compact_child
-from actormesh_operator.reconcile.informer import Informer
+from actormesh_operator.reconcile.informer import Informer, object_key
 from actormesh_operator.reconcile.kube import KubeClient, Resource
+from actormesh_operator.reconcile.observe import selector_string
 
 ChangeFn = Callable[[str, str, str, str], None]
 """on_change(namespace, mesh name, mesh uid, `content` or `status`)."""
@@ -50,7 +51,7 @@ class ChildCache:
     ) -> None:
         self._on_change = on_change
         managers = tuple(field_managers)
-        selector = ",".join(f"{k}={v}" for k, v in MANAGED_BY_SELECTOR.items())
+        selector = selector_string(MANAGED_BY_SELECTOR)
         self._index: dict[tuple[str, str], set[ChildKey]] = {}
         self._informers: dict[tuple[str, str], Informer] = {}
         for kind in kinds:
@@ -107,12 +108,9 @@ class ChildCache:
         """An object we just deleted."""
         informer = self._informer_of(obj)
         if informer is not None:
-            previous = informer.get(_name_key(obj))
-            informer.drop(_name_key(obj))
+            previous = informer.get(object_key(obj))
+            informer.drop(object_key(obj))
             self._reindex(previous, None)
-
-    def __len__(self) -> int:
-        return sum(len(i) for i in self._informers.values())
 
     def _informer_of(self, obj: dict[str, Any]) -> Informer | None:
         group = str(obj.get("apiVersion", "")).rpartition("/")[0]
@@ -147,8 +145,3 @@ class ChildCache:
             return
         namespace = str(((new or old or {}).get("metadata") or {}).get("namespace") or "")
         self._on_change(namespace, owner[0], owner[1], change)
-
-
-def _name_key(obj: dict[str, Any]) -> tuple[str, str]:
-    meta = obj.get("metadata") or {}
-    return str(meta.get("namespace") or ""), str(meta.get("name") or "")

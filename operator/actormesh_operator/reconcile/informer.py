@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from actormesh_operator.reconcile.kube import KubeApiError, KubeClient, Resource
@@ -33,13 +33,13 @@ WATCH_TIMEOUT_S = 270
 RETRY_S = 5.0
 
 
-def resource_version(obj: dict[str, Any]) -> int | None:
+def resource_version(obj: Mapping[str, Any]) -> int | None:
     """The object's resourceVersion as a number, when it is one (etcd revisions are); else None."""
     value = str((obj.get("metadata") or {}).get("resourceVersion") or "")
     return int(value) if value.isdigit() else None
 
 
-def object_key(obj: dict[str, Any]) -> Key:
+def object_key(obj: Mapping[str, Any]) -> Key:
     meta = obj.get("metadata") or {}
     return str(meta.get("namespace") or ""), str(meta.get("name") or "")
 
@@ -72,15 +72,9 @@ class Informer:
         self.synced = asyncio.Event()
         """Set once the first list is in the store."""
 
-    def __len__(self) -> int:
-        return len(self._store)
-
     def get(self, key: Key) -> dict[str, Any] | None:
         text = self._store.get(key)
         return None if text is None else dict(json.loads(text))
-
-    def keys(self) -> Iterable[Key]:
-        return self._store.keys()
 
     def put(self, obj: dict[str, Any]) -> dict[str, Any] | None:
         """Store `obj` (an API response we just caused) unless the store already has a newer version;

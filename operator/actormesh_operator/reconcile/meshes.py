@@ -13,16 +13,11 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from actormesh_operator.reconcile.informer import resource_version
+from actormesh_operator.reconcile.informer import object_key, resource_version
 
 MeshKey = tuple[str, str]
 DELETED_KEPT = 10_000
 """UIDs of deleted meshes remembered (a few hundred KB at most)."""
-
-
-def _key(body: Mapping[str, Any]) -> MeshKey:
-    meta = body.get("metadata") or {}
-    return str(meta.get("namespace") or ""), str(meta.get("name") or "")
 
 
 class MeshCache:
@@ -35,7 +30,7 @@ class MeshCache:
 
     def seen(self, body: Mapping[str, Any], *, deleted: bool = False) -> None:
         """A watch event of a mesh (or an API response about it): keep it if it is newer."""
-        key = _key(body)
+        key = object_key(body)
         if deleted:
             self._bodies.pop(key, None)
             uid = str((body.get("metadata") or {}).get("uid") or "")
@@ -46,7 +41,7 @@ class MeshCache:
             return
         known = self._bodies.get(key)
         if known is not None:
-            have, new = resource_version(known), resource_version(dict(body))
+            have, new = resource_version(known), resource_version(body)
             if have is not None and new is not None and new < have:
                 return
         self._bodies[key] = _plain(body)
@@ -59,13 +54,10 @@ class MeshCache:
         since the list was answered is dropped too, and simply read again when needed)."""
         listed = set()
         for body in bodies:
-            listed.add(_key(body))
+            listed.add(object_key(body))
             self.seen(body)
         for key in set(self._bodies) - listed:
             del self._bodies[key]
-
-    def __len__(self) -> int:
-        return len(self._bodies)
 
 
 def _plain(body: Mapping[str, Any]) -> dict[str, Any]:

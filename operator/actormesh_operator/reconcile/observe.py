@@ -51,7 +51,8 @@ def selector_string(selector: Mapping[str, str]) -> str:
     return ",".join(f"{key}={value}" for key, value in sorted(selector.items()))
 
 
-def _served(kind: ManagedKind, *, keda: bool, monitoring: Collection[str], gateway_api: bool) -> bool:
+def kind_served(kind: ManagedKind, *, keda: bool, monitoring: Collection[str], gateway_api: bool) -> bool:
+    """Whether `kind` is served, given what discovery found for the optional ones (`monitoring`: plurals)."""
     if kind == SCALED_OBJECT:
         return keda
     if kind == HTTP_ROUTE:
@@ -87,7 +88,7 @@ async def list_children(
     if cache is not None:
         live.update(cache.children(mesh.namespace, selector[labels.INSTANCE]))
     for kind in MANAGED_KINDS:
-        if not _served(kind, keda=keda, monitoring=monitoring, gateway_api=gateway_api):
+        if not kind_served(kind, keda=keda, monitoring=monitoring, gateway_api=gateway_api):
             continue
         if cache is not None and cache.covers(kind):
             continue
@@ -193,21 +194,26 @@ _WORKLOAD_KINDS = ("StatefulSet", "Deployment")
 
 class ServedKindsDetector:
     """Caches which of `kinds` the API server serves (discovery, no RBAC needed), so CRDs installed after
-    the operator started are picked up within a minute. Asked only by meshes that use one of them
-    (`recheck`); the others use the last answer."""
+    the operator started are picked up within a minute. After the first answer (asked, or `initial` from
+    start-up) only meshes that use one of the kinds ask again (`recheck`); the others use the last
+    answer. Never left unasked: a mesh that switched a kind off must still list (and prune) its objects."""
 
     def __init__(
-        self, kinds: Iterable[ManagedKind], recheck_s: float = KEDA_RECHECK_S, *, initial: Iterable[str] = ()
+        self,
+        kinds: Iterable[ManagedKind],
+        recheck_s: float = KEDA_RECHECK_S,
+        *,
+        initial: Iterable[str] | None = None,
     ) -> None:
         self._kinds = tuple(kinds)
         self._recheck_s = recheck_s
-        self._value: frozenset[str] = frozenset(initial)
-        self._checked_at: float | None = None
+        self._value: frozenset[str] = frozenset(initial or ())
+        self._checked_at: float | None = None if initial is None else time.monotonic()
 
     async def served(self, kube: KubeClient, *, recheck: bool = True) -> frozenset[str]:
         now = time.monotonic()
         due = self._checked_at is None or now - self._checked_at >= self._recheck_s
-        if recheck and due:
+        if due and (recheck or self._checked_at is None):
             found: set[str] = set()
             for api_version in sorted({k.api_version for k in self._kinds}):
                 with action(f"discover {api_version}"):
@@ -218,37 +224,16 @@ class ServedKindsDetector:
         return self._value
 
 
-class MonitoringDetector(ServedKindsDetector):
-    """The monitoring.coreos.com kinds (ServiceMonitor, PodMonitor, PrometheusRule) that are served."""
+class KindDetector(ServedKindsDetector):
+    """Whether one optional kind (KEDA's ScaledObject, the Gateway API's HTTPRoute) is served; `initial`
+    is the answer found at start-up (None: not asked yet)."""
 
-    def __init__(self, recheck_s: float = KEDA_RECHECK_S) -> None:
-        super().__init__(MONITORING_KINDS, recheck_s)
-
-
-class GatewayApiDetector(ServedKindsDetector):
-    """Whether the Gateway API's HTTPRoute (gateway.networking.k8s.io/v1) is served."""
-
-    def __init__(self, recheck_s: float = KEDA_RECHECK_S, *, initial: bool | None = None) -> None:
-        super().__init__((HTTP_ROUTE,), recheck_s, initial=[HTTP_ROUTE.plural] if initial else [])
+    def __init__(
+        self, kind: ManagedKind, recheck_s: float = KEDA_RECHECK_S, *, initial: bool | None = None
+    ) -> None:
+        seed = None if initial is None else [kind.plural] if initial else []
+        super().__init__((kind,), recheck_s, initial=seed)
+        self._plural = kind.plural
 
     async def available(self, kube: KubeClient, *, recheck: bool = True) -> bool:
-        return HTTP_ROUTE.plural in await self.served(kube, recheck=recheck)
-
-
-class KedaDetector:
-    """Caches whether the API server serves KEDA ScaledObjects (discovery, no RBAC needed). Asked only
-    by meshes with a queueLag actor (`recheck`); the others use the last answer (seeded at start-up)."""
-
-    def __init__(self, recheck_s: float = KEDA_RECHECK_S, *, initial: bool | None = None) -> None:
-        self._recheck_s = recheck_s
-        self._value = bool(initial)
-        self._checked_at: float | None = None if initial is None else time.monotonic()
-
-    async def available(self, kube: KubeClient, *, recheck: bool = True) -> bool:
-        now = time.monotonic()
-        due = self._checked_at is None or now - self._checked_at >= self._recheck_s
-        if due and (recheck or self._checked_at is None):
-            with action("discover keda.sh/v1alpha1"):
-                self._value = await kube.served(SCALED_OBJECT.api_version, SCALED_OBJECT.plural)
-            self._checked_at = now
-        return self._value
+        return self._plural in await self.served(kube, recheck=recheck)

@@ -28,12 +28,13 @@ from typing import Any
 
 import kopf
 
-from actormesh_operator.api.observed import MissingSecret, ReconcileError
+from actormesh_operator.api.observed import MissingSecret, ObservedState, ReconcileError
 from actormesh_operator.api.schema import API_VERSION, KIND, PLURAL
 from actormesh_operator.api.spec import PAUSED_ANNOTATION, ActorMesh
 from actormesh_operator.api.status import ConditionType, Reason
 from actormesh_operator.builders import Manifest, build_children, referenced_secrets
 from actormesh_operator.builders.generated import generated_secrets
+from actormesh_operator.builders.kinds import HTTP_ROUTE, MONITORING_KINDS, SCALED_OBJECT
 from actormesh_operator.builders.secret_hash import referenced_secret_names, with_secret_hashes
 from actormesh_operator.reconcile import metrics
 from actormesh_operator.reconcile.apply import ApplyOutcome, apply_children, prune_children
@@ -52,10 +53,9 @@ from actormesh_operator.reconcile.generated import ensure_generated_secrets
 from actormesh_operator.reconcile.kube import KubeApiError, KubeClient, Resource
 from actormesh_operator.reconcile.meshes import MeshCache
 from actormesh_operator.reconcile.observe import (
-    GatewayApiDetector,
-    KedaDetector,
-    MonitoringDetector,
+    KindDetector,
     SecretCache,
+    ServedKindsDetector,
     list_children,
     missing_secrets,
     observed_state,
@@ -113,9 +113,9 @@ class MeshReconciler:
         """The meshes as last seen; without it every pass reads the mesh."""
         self.secrets = secrets
         """The referenced Secrets as last seen; without it every pass reads them."""
-        self._keda = KedaDetector(initial=keda_available)
-        self._monitoring = MonitoringDetector()
-        self._gateway_api = GatewayApiDetector(initial=gateway_api_available)
+        self._keda = KindDetector(SCALED_OBJECT, initial=keda_available)
+        self._monitoring = ServedKindsDetector(MONITORING_KINDS)
+        self._gateway_api = KindDetector(HTTP_ROUTE, initial=gateway_api_available)
         self._verified: dict[tuple[str, str], dict[ChildKey, tuple[str, str]]] = {}
         """Per mesh: children last found in sync, by (resourceVersion, desired hash) (`apply_children`)."""
         self._settled: dict[tuple[str, str], int] = {}
@@ -185,21 +185,9 @@ class MeshReconciler:
             started = time.monotonic()
             try:
                 mesh = ActorMesh.from_body(body)
-                keda = await self._keda.available(self.kube, recheck=False)
-                monitoring = await self._monitoring.served(self.kube, recheck=False)
-                gateway_api = await self._gateway_api.available(self.kube, recheck=False)
-                live = await list_children(
-                    self.kube,
-                    mesh,
-                    keda=keda,
-                    monitoring=monitoring,
-                    gateway_api=gateway_api,
-                    cache=self.children,
-                )
-                observed = observed_state(
-                    live, keda=keda, missing=[], applied=True, monitoring=monitoring, gateway_api=gateway_api
-                )
-                await self._write_status(body, mesh, observed)
+                attempt = _Attempt(body=body, mesh=mesh)
+                await self._observe(attempt, mesh, recheck=False)
+                await self._write_status(body, mesh, _observed(attempt))
             except Exception as exc:  # the next full pass reports it properly
                 logger.info("status refresh of %s/%s failed: %s", namespace, name, exc)
                 self._settled.pop(key, None)
@@ -230,22 +218,7 @@ class MeshReconciler:
     async def _pass(self, attempt: _Attempt) -> ApplyOutcome:
         attempt.mesh = mesh = ActorMesh.from_body(attempt.body)
         await self._warn_when_anonymous(attempt.body, mesh)
-        # Discovery only for meshes that ask for an optional kind; the others use the last answer.
-        attempt.keda = await self._keda.available(self.kube, recheck=_wants_keda(mesh))
-        attempt.monitoring = await self._monitoring.served(
-            self.kube, recheck=bool(mesh.spec.monitoring.requested_kinds())
-        )
-        attempt.gateway_api = await self._gateway_api.available(
-            self.kube, recheck=mesh.spec.gateway.http_route.enabled
-        )
-        attempt.live = await list_children(
-            self.kube,
-            mesh,
-            keda=attempt.keda,
-            monitoring=attempt.monitoring,
-            gateway_api=attempt.gateway_api,
-            cache=self.children,
-        )
+        await self._observe(attempt, mesh, recheck=True)
         attempt.listed = True
         built = build_children(
             mesh,
@@ -285,17 +258,31 @@ class MeshReconciler:
         await prune_children(
             self.kube, desired, attempt.live, owner_uid=mesh.uid, outcome=outcome, cache=self.children
         )
-        observed = observed_state(
-            attempt.live,
-            keda=attempt.keda,
-            missing=[],
-            applied=True,
-            monitoring=attempt.monitoring,
-            gateway_api=attempt.gateway_api,
-        )
-        await self._write_status(attempt.body, mesh, observed)
+        await self._write_status(attempt.body, mesh, _observed(attempt))
         self._settled[(mesh.namespace, mesh.name)] = mesh.generation
         return outcome
+
+    async def _observe(self, attempt: _Attempt, mesh: ActorMesh, *, recheck: bool) -> None:
+        """Which optional kinds are served, then the live children. Discovery is asked again only for
+        meshes that use an optional kind (`recheck`); the others, and status refreshes, use the last
+        answer."""
+        attempt.keda = await self._keda.available(
+            self.kube, recheck=recheck and bool(mesh.spec.queue_lag_actors())
+        )
+        attempt.monitoring = await self._monitoring.served(
+            self.kube, recheck=recheck and bool(mesh.spec.monitoring.requested_kinds())
+        )
+        attempt.gateway_api = await self._gateway_api.available(
+            self.kube, recheck=recheck and mesh.spec.gateway.http_route.enabled
+        )
+        attempt.live = await list_children(
+            self.kube,
+            mesh,
+            keda=attempt.keda,
+            monitoring=attempt.monitoring,
+            gateway_api=attempt.gateway_api,
+            cache=self.children,
+        )
 
     def _secrets_seen(self, namespace: str, name: str, secrets: set[str]) -> None:
         if self.on_secrets is not None:
@@ -313,17 +300,8 @@ class MeshReconciler:
     async def _report_paused(self, attempt: _Attempt, mesh: ActorMesh, desired: list[Manifest]) -> None:
         """Paused: read and report, write no child. The status lists what resuming would change."""
         drift = pending_changes(desired, attempt.live, self.settings.field_manager, mesh.uid)
-        observed = observed_state(
-            attempt.live,
-            keda=attempt.keda,
-            missing=[],
-            applied=True,
-            monitoring=attempt.monitoring,
-            gateway_api=attempt.gateway_api,
-        )
-        await self._write_status(
-            attempt.body, mesh, observed.model_copy(update={"paused": True, "drift": drift})
-        )
+        observed = _observed(attempt).model_copy(update={"paused": True, "drift": drift})
+        await self._write_status(attempt.body, mesh, observed)
 
     async def _failed(
         self, ref: str, attempt: _Attempt | None, exc: Exception, *, trigger: str, retry: int
@@ -360,15 +338,7 @@ class MeshReconciler:
                 if attempt.missing
                 else ReconcileError(message=failure.message, permanent=stalled, reason=reason)
             )
-            observed = observed_state(
-                attempt.live,
-                keda=attempt.keda,
-                missing=attempt.missing,
-                applied=False,
-                error=error,
-                monitoring=attempt.monitoring,
-                gateway_api=attempt.gateway_api,
-            )
+            observed = _observed(attempt, missing=attempt.missing, applied=False, error=error)
             await self._write_status(body, mesh, observed)
         key = (str(body["metadata"].get("namespace")), str(body["metadata"]["name"]))
         if stalled and self._stalled.get(key) != failure.message:
@@ -433,14 +403,27 @@ class MeshReconciler:
         await self._update_status(body, build)
 
 
+def _observed(
+    attempt: _Attempt,
+    *,
+    missing: list[MissingSecret] | None = None,
+    applied: bool = True,
+    error: ReconcileError | None = None,
+) -> ObservedState:
+    """What `compute_status` reads, from what this attempt observed."""
+    return observed_state(
+        attempt.live,
+        keda=attempt.keda,
+        missing=missing or [],
+        applied=applied,
+        error=error,
+        monitoring=attempt.monitoring,
+        gateway_api=attempt.gateway_api,
+    )
+
+
 def _generation(body: Mapping[str, Any]) -> int:
     return int((body.get("metadata") or {}).get("generation") or 0)
-
-
-def _wants_keda(mesh: ActorMesh) -> bool:
-    return any(
-        a.autoscaling.enabled and a.autoscaling.mode == "queueLag" for a in mesh.spec.actors.enabled_actors()
-    )
 
 
 def _condition_status(body: Mapping[str, Any], kind: ConditionType) -> str | None:

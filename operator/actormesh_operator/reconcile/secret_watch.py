@@ -23,11 +23,11 @@ import contextlib
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from actormesh_operator.reconcile.kube import KubeApiError, KubeClient
-from actormesh_operator.reconcile.observe import SECRETS
+from actormesh_operator.reconcile.observe import SECRETS, selector_string
 
 logger = logging.getLogger(__name__)
 
@@ -66,13 +66,13 @@ class SecretWatches:
         *,
         timeout_s: int = WATCH_TIMEOUT_S,
         retry_s: float = RETRY_S,
-        generated_selector: str | None = None,
+        generated_labels: Mapping[str, str] | None = None,
         namespace: str | None = None,
     ) -> None:
         self._kube = kube
         self._wake = wake
-        self._selector = generated_selector
-        """Label selector of the Secrets the operator generates: one watch covers all of them."""
+        self._labels = dict(generated_labels) if generated_labels is not None else None
+        """Labels of the Secrets the operator generates: one label-selected watch covers all of them."""
         self._namespace = namespace
         self._labelled: set[tuple[str, str]] = set()
         """Secrets carrying the generated label: the one label-selected watch reports their changes."""
@@ -102,11 +102,10 @@ class SecretWatches:
             self._labelled.add((namespace, name))
 
     def _is_generated(self, meta: Mapping[str, Any]) -> bool:
-        if self._selector is None:
+        if self._labels is None:
             return False
         labels = meta.get("labels") or {}
-        wanted = dict(part.split("=", 1) for part in self._selector.split(","))
-        return all(labels.get(k) == v for k, v in wanted.items())
+        return all(labels.get(k) == v for k, v in self._labels.items())
 
     @property
     def watched(self) -> set[tuple[str, str]]:
@@ -121,7 +120,7 @@ class SecretWatches:
         else:
             self._reads.pop(key, None)
         wanted = self._wanted()
-        if self._selector is not None and self._labelled_task is None and wanted:
+        if self._labels is not None and self._labelled_task is None and wanted:
             self._labelled_task = asyncio.create_task(self._watch_generated(), name="watch generated secrets")
         # A generated Secret is covered by the one label-selected watch; the others get their own.
         single = wanted - self._labelled
@@ -174,71 +173,62 @@ class SecretWatches:
     async def _watch_generated(self) -> None:
         """One watch of every Secret the operator generates (label-selected; no list, which RBAC does
         not grant: started without a version, the API server first sends each existing one as ADDED)."""
-        version: str | None = None
-        while True:
-            try:
-                async for event in self._kube.watch(
-                    SECRETS,
-                    self._namespace,
-                    label_selector=self._selector,
-                    resource_version=version,
-                    timeout_s=self._timeout_s,
-                ):
-                    obj = event.get("object") or {}
-                    meta = obj.get("metadata") or {}
-                    version = meta.get("resourceVersion") or version
-                    if event.get("type") == "BOOKMARK":
-                        continue
-                    key = (str(meta.get("namespace") or ""), str(meta.get("name") or ""))
-                    self._labelled.add(key)
-                    self._seen(*key, event, version)
-            except asyncio.CancelledError:
-                raise
-            except KubeApiError as exc:
-                if exc.status == 410:
-                    version = None
-                    continue
-                logger.warning("watch of generated secrets failed: %s", exc)
-                await asyncio.sleep(self._retry_s)
-            except Exception as exc:
-                logger.info("watch of generated secrets interrupted: %r", exc)
-                await asyncio.sleep(self._retry_s)
+        selector = selector_string(self._labels or {})
+
+        def events(version: str | None) -> AsyncIterator[dict[str, Any]]:
+            return self._kube.watch(
+                SECRETS,
+                self._namespace,
+                label_selector=selector,
+                resource_version=version,
+                timeout_s=self._timeout_s,
+            )
+
+        await self._follow("generated secrets", events, None)
 
     async def _watch(self, namespace: str, name: str) -> None:
         # Started from the version the reconcile read, nothing is missed and nothing repeated. Unknown
         # (or absent), the first event (the current object, or its creation) wakes the readers once.
         known = self._known.get((namespace, name))
-        digest: str | None = _UNKNOWN
-        version: str | None = None
-        if known is not None:
-            digest = None if known.data is None else data_digest({"data": known.data})
-            version = known.version
+
+        def events(version: str | None) -> AsyncIterator[dict[str, Any]]:
+            return self._kube.watch_one(
+                SECRETS, name, namespace, resource_version=version, timeout_s=self._timeout_s
+            )
+
+        await self._follow(
+            f"secret {namespace}/{name}", events, known.version if known else None, (namespace, name)
+        )
+
+    async def _follow(
+        self,
+        what: str,
+        events: Callable[[str | None], AsyncIterator[dict[str, Any]]],
+        version: str | None,
+        only: tuple[str, str] | None = None,
+    ) -> None:
+        """Feed every event of a watch to `_seen`, resuming from the last version after the server ends
+        it, from the current objects after 410 Gone, and after a pause on any other failure. `only`: the
+        one Secret a per-name watch follows; else the Secrets are the generated ones (`_labelled`)."""
         while True:
             try:
-                async for event in self._kube.watch_one(
-                    SECRETS, name, namespace, resource_version=version, timeout_s=self._timeout_s
-                ):
-                    obj = event.get("object") or {}
-                    version = (obj.get("metadata") or {}).get("resourceVersion") or version
+                async for event in events(version):
+                    meta = (event.get("object") or {}).get("metadata") or {}
+                    version = meta.get("resourceVersion") or version
                     if event.get("type") == "BOOKMARK":
                         continue
-                    deleted = event.get("type") == "DELETED"
-                    self._known[(namespace, name)] = _Known(
-                        None if deleted else dict(obj.get("data") or {}), version
-                    )
-                    new = None if deleted else data_digest(obj)
-                    if new != digest:
-                        digest = new
-                        for mesh in self.readers(namespace, name):
-                            self._wake(namespace, mesh, "secret")
+                    key = only or (str(meta.get("namespace") or ""), str(meta.get("name") or ""))
+                    if only is None:
+                        self._labelled.add(key)
+                    self._seen(*key, event, version)
             except asyncio.CancelledError:
                 raise
             except KubeApiError as exc:
-                if exc.status == 410:  # resourceVersion too old: start over from the current object
+                if exc.status == 410:  # resourceVersion too old: start over from the current objects
                     version = None
                     continue
-                logger.warning("watch of secret %s/%s failed: %s", namespace, name, exc)
+                logger.warning("watch of %s failed: %s", what, exc)
                 await asyncio.sleep(self._retry_s)
             except Exception as exc:  # connection dropped, API server restarting: retry
-                logger.info("watch of secret %s/%s interrupted: %r", namespace, name, exc)
+                logger.info("watch of %s interrupted: %r", what, exc)
                 await asyncio.sleep(self._retry_s)

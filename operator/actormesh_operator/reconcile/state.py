@@ -15,12 +15,14 @@ import random
 
 import kopf
 
-from actormesh_operator.builders.kinds import HTTP_ROUTE, MANAGED_KINDS, MONITORING_KINDS, SCALED_OBJECT
+from actormesh_operator.builders.kinds import MANAGED_KINDS
 from actormesh_operator.builders.labels import MANAGED_BY_SELECTOR
+from actormesh_operator.reconcile.apply import field_managers
 from actormesh_operator.reconcile.children import ChildCache
 from actormesh_operator.reconcile.diff import STATUS_CHANGE
 from actormesh_operator.reconcile.kube import KubeClient, KubeCredentials
 from actormesh_operator.reconcile.meshes import MeshCache
+from actormesh_operator.reconcile.observe import kind_served
 from actormesh_operator.reconcile.queue import STATUS_TRIGGER, WakeupQueue
 from actormesh_operator.reconcile.runner import MESHES, MeshReconciler
 from actormesh_operator.reconcile.secret_watch import SecretWatches
@@ -64,22 +66,23 @@ class OperatorState:
         self.secret_watches = SecretWatches(
             self.kube,
             self._wake_for_secret,
-            generated_selector=",".join(f"{k}={v}" for k, v in MANAGED_BY_SELECTOR.items()),
+            generated_labels=MANAGED_BY_SELECTOR,
             namespace=self.settings.namespace,
         )
-        # Monitoring kinds are not watched: nothing in the mesh depends on them (drift there is
-        # corrected by the resync), and their CRDs may appear after start-up; they are listed instead.
-        # (An HTTPRoute is watched so a Gateway accepting it updates the status at once.)
-        served = {SCALED_OBJECT: self.keda_available, HTTP_ROUTE: self.gateway_api_available}
+        # The kinds served now. Monitoring kinds are not watched (monitoring=()): nothing in the mesh
+        # depends on them (drift there is corrected by the resync), and their CRDs may appear after
+        # start-up; they are listed instead. (An HTTPRoute is watched so a Gateway accepting it updates
+        # the status at once.)
         kinds = [
-            k for k in MANAGED_KINDS if k not in MONITORING_KINDS and (not k.optional or served.get(k, False))
+            k
+            for k in MANAGED_KINDS
+            if kind_served(k, keda=self.keda_available, monitoring=(), gateway_api=self.gateway_api_available)
         ]
-        manager = self.settings.field_manager
         self.children = ChildCache(
             self.kube,
             kinds,
             namespace=self.settings.namespace,
-            field_managers=(manager, f"{manager}-handover"),
+            field_managers=field_managers(self.settings.field_manager),
             on_change=self._child_changed,
         )
         self.children.start()

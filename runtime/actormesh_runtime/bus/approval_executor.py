@@ -31,7 +31,6 @@ from actormesh_runtime.clients.commerce import (
     acquire_commerce_client,
     release_commerce_client,
 )
-from actormesh_runtime.errors import TransientError
 from actormesh_runtime.resources import ActorDeps
 
 from .publish import MSG_ID_HEADER
@@ -149,7 +148,7 @@ class ApprovalExecutor:
                 stream=self.subjects.stream,
                 headers={MSG_ID_HEADER: f"{record.id}:outcome"},
             )
-        except (TransientError, Exception) as exc:  # the API or the bus is away: redelivered later
+        except Exception as exc:  # TransientError (the API is away) or the bus: redelivered later
             log.warning("approved action not run yet", extra={"id": record.id, "error": repr(exc)[:300]})
             with contextlib.suppress(Exception):
                 await msg.nak(delay=RETRY_DELAY_S)

@@ -122,33 +122,49 @@ def work_stream_config(subjects: Subjects, settings: RuntimeSettings) -> StreamC
 
 
 def dlq_stream_config(subjects: Subjects, settings: RuntimeSettings) -> StreamConfig:
-    return StreamConfig(
+    return _kept_stream_config(
+        settings,
         name=subjects.dlq_stream,
         description=f"ActorMesh {subjects.mesh}: dead-lettered envelopes (actormesh dlq)",
-        subjects=list(subjects.dlq_subjects),
-        retention=RetentionPolicy.LIMITS,
-        storage=StorageType.FILE,
-        num_replicas=settings.nats_stream_replicas,
-        discard=DiscardPolicy.OLD,
-        max_age=DLQ_MAX_AGE_S,
+        subjects=subjects.dlq_subjects,
+        max_age_s=DLQ_MAX_AGE_S,
         max_msgs=DLQ_MAX_MSGS,
-        duplicate_window=settings.duplicate_window_s,
     )
 
 
 def escalations_stream_config(subjects: Subjects, settings: RuntimeSettings) -> StreamConfig:
     """Limits retention (not a work queue): any number of consumers — a notifier, an audit log —
     each read every event at their own pace, and nothing piles up when nobody consumes."""
-    return StreamConfig(
+    return _kept_stream_config(
+        settings,
         name=subjects.escalations_stream,
         description=f"ActorMesh {subjects.mesh}: escalation events (created, updated) for notifiers",
-        subjects=list(subjects.escalation_event_subjects),
+        subjects=subjects.escalation_event_subjects,
+        max_age_s=ESCALATION_EVENTS_MAX_AGE_S,
+        max_msgs=ESCALATION_EVENTS_MAX_MSGS,
+    )
+
+
+def _kept_stream_config(
+    settings: RuntimeSettings,
+    *,
+    name: str,
+    description: str,
+    subjects: list[str],
+    max_age_s: float,
+    max_msgs: int,
+) -> StreamConfig:
+    """A limits-retention stream: read, not consumed away; the oldest go first past either bound."""
+    return StreamConfig(
+        name=name,
+        description=description,
+        subjects=subjects,
         retention=RetentionPolicy.LIMITS,
         storage=StorageType.FILE,
         num_replicas=settings.nats_stream_replicas,
         discard=DiscardPolicy.OLD,
-        max_age=ESCALATION_EVENTS_MAX_AGE_S,
-        max_msgs=ESCALATION_EVENTS_MAX_MSGS,
+        max_age=max_age_s,
+        max_msgs=max_msgs,
         duplicate_window=settings.duplicate_window_s,
     )
 

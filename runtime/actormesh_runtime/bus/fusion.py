@@ -40,8 +40,7 @@ class Colocated:
     def peer(self, name: ActorName) -> ActorHost | None:
         """The host that can run step `name` in memory now, or None (publish to its inbox instead).
 
-        A host that is stopping takes no fused work: what it would run goes to its inbox and waits
-        there for the next replica, as an unfused hop would.
+        A stopping host has left the group (first thing in its stop()), so it takes no fused work:
+        what it would run goes to its inbox and waits there for the next replica, as an unfused hop would.
         """
-        host = self._hosts.get(name)
-        return host if host is not None and host.accepting else None
+        return self._hosts.get(name)

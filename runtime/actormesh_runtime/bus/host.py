@@ -7,6 +7,10 @@ redelivers the message and the republish is dropped by the stream's duplicate wi
 happens once. Failures: transient ones are nak'ed with the backoff for that attempt; a permanent
 error, or the last delivery failing, takes the error path (`bus.errorpath`).
 
+When the next step is hosted in the same process, the host runs it in memory instead of publishing
+(hop fusion, `bus.fusion`): the chain ends with one publish, or at the end of the slip, and only then
+is the inbound message acked.
+
 `actormesh actor NAME` runs one host; `local.LocalMesh` runs nine in one event loop.
 """
 
@@ -46,6 +50,7 @@ PULL_EXPIRY_MARGIN_S = 0.25
 """How long past its own expiry a pull request is still treated as open: the server starts the clock
 when the request arrives, so it can outlive the client's fetch() by the network latency."""
 KEEP_ALIVE_MARGIN_S = 0.5
+"""Slack between the latest end of a fused step and the inbound message's redelivery (`_Inbound`)."""
 
 
 def backoff_for(settings: RuntimeSettings, attempt: int) -> float:
@@ -91,7 +96,8 @@ class ActorHost:
         self._stopping = asyncio.Event()
         # Fetched after stop() began: handed back only once our pull requests are closed (see stop()).
         self._unstarted: list[Msg] = []
-        # Monotonic time by which every pull request this host sent has expired on the server.
+        # Loop time by which every pull request this host sent has expired on the server (the loop's
+        # clock, as fetch()'s own timeout: tests can run the drain on fake loop time).
         self._pulls_closed_at = 0.0
         self._label = self.name.value
         # The per-actor metric children, resolved once: `.labels()` costs a lock and a dict lookup.
@@ -110,11 +116,6 @@ class ActorHost:
     @property
     def bound(self) -> bool:
         return self._sub is not None and not self._stopping.is_set()
-
-    @property
-    def accepting(self) -> bool:
-        """Takes fused steps (`bus.fusion`): until stop() begins."""
-        return not self._stopping.is_set()
 
     @property
     def in_flight(self) -> int:
@@ -143,7 +144,7 @@ class ActorHost:
         finish within the grace period, hand the rest back (nak) so another replica takes them at once."""
         grace = self.settings.drain_grace_s if grace_s is None else grace_s
         self._stopping.set()
-        if self.colocated is not None:
+        if self.colocated is not None:  # no fused step reaches us from now on (`Colocated.peer`)
             self.colocated.leave(self)
         if self._loop_task is not None:
             # gather, not a suppressed await: a cancelled stop() must stay cancelled.
@@ -186,14 +187,15 @@ class ActorHost:
         return len(unstarted)
 
     async def _read_inbox_until(self, deadline: float) -> list[Msg]:
-        """Messages the server delivers to our pull requests until `deadline` (monotonic)."""
+        """Messages the server delivers to our pull requests until `deadline` (loop time)."""
+        loop = asyncio.get_running_loop()
         # nats-py's core subscription behind the pull subscription: fetch() itself reads it this way.
         inbox = getattr(self._sub, "_sub", None)
         if inbox is None:
-            await asyncio.sleep(max(0.0, deadline - time.monotonic()))
+            await asyncio.sleep(max(0.0, deadline - loop.time()))
             return []
         msgs: list[Msg] = []
-        while (remaining := deadline - time.monotonic()) > 0:
+        while (remaining := deadline - loop.time()) > 0:
             try:
                 msg = await inbox.next_msg(timeout=remaining)
             except (TimeoutError, NatsTimeoutError):
@@ -204,6 +206,7 @@ class ActorHost:
 
     async def _fetch_loop(self) -> None:
         assert self._sub is not None
+        loop = asyncio.get_running_loop()
         concurrency = self.settings.actor_concurrency
         while not self._stopping.is_set():
             free = concurrency - len(self._tasks)
@@ -213,7 +216,7 @@ class ActorHost:
                 await asyncio.wait({*self._tasks, stopped}, return_when=asyncio.FIRST_COMPLETED)
                 stopped.cancel()
                 continue
-            self._pulls_closed_at = time.monotonic() + self.fetch_wait_s + PULL_EXPIRY_MARGIN_S
+            self._pulls_closed_at = loop.time() + self.fetch_wait_s + PULL_EXPIRY_MARGIN_S
             try:
                 msgs = await self._sub.fetch(min(self.settings.fetch_batch, free), timeout=self.fetch_wait_s)
             except (TimeoutError, NatsTimeoutError):
@@ -259,16 +262,15 @@ class ActorHost:
             await msg.term()
             return
         envelope.headers.attempt = attempt
+        inbound = _Inbound(self, msg, key)
         if attempt > self.settings.max_deliver:
             # The previous (last) delivery never settled — the process died mid-message. Do not
             # hand the possibly-poisonous envelope to the actor again.
             reason = f"deliveries exhausted: delivery {attempt - 1} never finished"
-            await self._fail(
-                _Inbound(self, msg, key), envelope, reason, permanent=False, started=time.perf_counter()
-            )
+            await self._fail(inbound, envelope, reason, permanent=False, started=time.perf_counter())
             await msg.ack()
             return
-        if await self._run_chain(_Inbound(self, msg, key), envelope):
+        if await self._run_chain(inbound, envelope):
             await msg.ack()
 
     async def _run_chain(self, inbound: _Inbound, envelope: Envelope) -> bool:

@@ -101,7 +101,8 @@ class ActorProcess:
             return ["nats not connected"]
         bound = {h.name for h in self.hosts}
         problems = [f"consumer {n.value} not bound" for n in self.names if n not in bound]
-        return problems + [m for h in self.hosts for m in h.missing() if m not in problems]
+        # Once each, however many hosts report it (every host of the process says "nats not connected").
+        return list(dict.fromkeys([*problems, *(m for h in self.hosts for m in h.missing())]))
 
     async def run(self) -> int:
         await self.health.start()

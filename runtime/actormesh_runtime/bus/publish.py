@@ -1,9 +1,11 @@
 """Publishing envelopes, results and progress events.
 
 `submit` puts a new envelope on its first step (the gateway and `actormesh ask` call it);
-`publish_to_current` is what the actor host uses after advancing the slip. Both are acked JetStream
-publishes carrying `Nats-Msg-Id = envelope.dedup_id()`, so a republish after a crash is dropped by
-the stream's duplicate window. Results and progress are core NATS (best effort, nobody may listen).
+`publish_to_current` re-publishes one at its current step (the error path's divert), and
+`publish_payload` is what the actor host uses after advancing the slip (it has the bytes already:
+one encode per hop). All are acked JetStream publishes carrying `Nats-Msg-Id = envelope.dedup_id()`,
+so a republish after a crash is dropped by the stream's duplicate window. Results and progress are
+core NATS (best effort, nobody may listen).
 """
 
 from __future__ import annotations

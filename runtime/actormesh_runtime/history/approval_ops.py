@@ -224,8 +224,10 @@ class ApprovalOps:
 
     async def _sweep_forever(self, stopping: asyncio.Event) -> None:
         while not stopping.is_set():
-            with contextlib.suppress(Exception):
+            try:
                 await self.sweep(datetime.now(UTC))
+            except Exception:  # the next sweep tries again; an overdue request must not go unnoticed
+                log.exception("approval deadline sweep failed")
             await asyncio.sleep(SWEEP_INTERVAL_S)
 
     async def sweep(self, now: datetime) -> list[ApprovalRecord]:

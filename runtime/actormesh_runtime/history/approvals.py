@@ -162,11 +162,13 @@ class ApprovalStore:
         result for the same approval changes nothing (None)."""
         async with self._store.write_lock:
             async with self.db.execute(
-                "SELECT executed FROM approvals WHERE id = ?", (approval_id,)
+                "SELECT executed, record FROM approvals WHERE id = ?", (approval_id,)
             ) as cursor:
                 row = await cursor.fetchone()
-            record = await self.get(approval_id)
-            if row is None or record is None or row[0] or record.decision is None:
+            if row is None or row[0]:
+                return None
+            record = ApprovalRecord.model_validate_json(row[1])
+            if record.decision is None:
                 return None
             now = datetime.now(UTC)
             entry = AuditEntry(who=record.decision.by, at=now, what=f"executed: {status}", why=detail)

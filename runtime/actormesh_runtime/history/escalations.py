@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 ACTIVE_AGENT_WINDOW = timedelta(hours=1)
 HANDLING_WINDOW = timedelta(days=1)
 MAX_LIST = 200
+_SELECT = "SELECT * FROM escalations"
 
 
 class EscalationNotFound(LookupError):
@@ -120,12 +121,7 @@ class EscalationStore:
     async def unannounced(self, refs: Sequence[str]) -> list[EscalationRecord]:
         """Records among `refs` whose `created` event was not published yet (at-least-once, dedup'd)."""
         marks = ",".join("?" * len(refs))
-        async with self.db.execute(
-            f"SELECT ref FROM escalations WHERE announced = 0 AND ref IN ({marks})", list(refs)
-        ) as cursor:
-            found = [str(r[0]) for r in await cursor.fetchall()]
-        records = [await self.get(ref) for ref in found]
-        return [r for r in records if r is not None]
+        return await self._load(f"{_SELECT} WHERE announced = 0 AND ref IN ({marks})", list(refs))
 
     async def mark_announced(self, refs: Sequence[str]) -> None:
         async with self._store.write_lock:
@@ -137,41 +133,52 @@ class EscalationStore:
     # ------------------------------------------------------------ reads
 
     async def get(self, ref: str) -> EscalationRecord | None:
-        async with self.db.execute("SELECT * FROM escalations WHERE ref = ?", (ref,)) as cursor:
-            row = await cursor.fetchone()
-        if row is None:
-            return None
+        records = await self._load(f"{_SELECT} WHERE ref = ?", [ref])
+        return records[0] if records else None
+
+    async def _load(self, sql: str, params: Sequence[object]) -> list[EscalationRecord]:
+        """The records `sql` (a `_SELECT`) finds, in its order, with their replies: two queries in all."""
+        async with self.db.execute(sql, params) as cursor:
+            rows = list(await cursor.fetchall())
+        if not rows:
+            return []
+        refs = [row["ref"] for row in rows]
+        replies: dict[str, list[AgentReply]] = {ref: [] for ref in refs}
         async with self.db.execute(
-            "SELECT agent, text, at FROM escalation_replies WHERE ref = ? ORDER BY id", (ref,)
+            "SELECT ref, agent, text, at FROM escalation_replies"
+            f" WHERE ref IN ({','.join('?' * len(refs))}) ORDER BY id",
+            refs,
         ) as cursor:
-            replies = [AgentReply(agent=r[0], text=r[1], at=_parse(r[2])) for r in await cursor.fetchall()]
-        return _record(row, replies)
+            for r in await cursor.fetchall():
+                replies[r[0]].append(AgentReply(agent=r[1], text=r[2], at=_parse(r[3])))
+        return [_record(row, replies[row["ref"]]) for row in rows]
 
     async def page(
         self, state: EscalationState | None, limit: int, cursor: str | None
     ) -> tuple[list[EscalationRecord], str | None]:
         """One page of the queue, most urgent first, then oldest first; and the next page's cursor."""
         sql, params = page_query(
-            "SELECT ref FROM escalations",
+            _SELECT,
             "priority_rank, created_at, ref",
             state.value if state is not None else None,
             decode_cursor(cursor) if cursor else None,
             limit,
         )
-        async with self.db.execute(sql, params) as cur:
-            refs = [str(r[0]) for r in await cur.fetchall()]
-        more = len(refs) > limit
-        records = [r for r in [await self.get(ref) for ref in refs[:limit]] if r is not None]
+        records = await self._load(sql, params)
+        more = len(records) > limit
+        records = records[:limit]
         return records, (encode_cursor(records[-1]) if more and records else None)
 
     async def for_customer(self, refs: Sequence[str], customer_email: str) -> dict[str, EscalationRecord]:
         """The records among `refs` that belong to `customer_email` (others are simply absent)."""
-        found = {}
-        for ref in refs:
-            record = await self.get(ref)
-            if record is not None and record.customer.email == customer_email.strip().lower():
-                found[ref] = record
-        return found
+        if not refs:
+            return {}
+        marks = ",".join("?" * len(refs))
+        owned = await self._load(
+            f"{_SELECT} WHERE customer_email = ? AND ref IN ({marks})",
+            [customer_email.strip().lower(), *refs],
+        )
+        return {record.ref: record for record in owned}
 
     async def queue(
         self, priority: Priority, now: datetime | None = None, *, behind: EscalationRecord | None = None
@@ -179,30 +186,26 @@ class EscalationStore:
         """The queue a new escalation of `priority` joins (the wait estimate's inputs); with `behind`,
         the queue in front of that open record instead."""
         at = now or datetime.now(UTC)
-        sql = "SELECT COUNT(*) FROM escalations WHERE state = 'open' AND priority_rank <= ?"
+        ahead_sql = "SELECT COUNT(*) FROM escalations WHERE state = 'open' AND priority_rank <= ?"
         params: list[object] = [priority.rank]
         if behind is not None:
-            sql = (
+            ahead_sql = (
                 "SELECT COUNT(*) FROM escalations WHERE state = 'open'"
                 " AND (priority_rank, created_at, ref) < (?, ?, ?)"
             )
             params = [behind.priority.rank, ts(behind.created_at), behind.ref]
-        async with self.db.execute(sql, params) as cursor:
-            ahead = int((await cursor.fetchone() or [0])[0])
+        # One statement for the three figures: one trip to the store's (shared) connection thread.
         async with self.db.execute(
-            "SELECT COUNT(DISTINCT agent) FROM escalation_replies WHERE at >= ?",
-            (ts(at - ACTIVE_AGENT_WINDOW),),
+            f"SELECT ({ahead_sql}),"
+            " (SELECT COUNT(DISTINCT agent) FROM escalation_replies WHERE at >= ?),"
+            " (SELECT AVG((julianday(resolved_at) - julianday(claimed_at)) * 1440.0) FROM escalations"
+            "  WHERE state = 'resolved' AND claimed_at IS NOT NULL AND resolved_at >= ?)",
+            [*params, ts(at - ACTIVE_AGENT_WINDOW), ts(at - HANDLING_WINDOW)],
         ) as cursor:
-            agents = int((await cursor.fetchone() or [0])[0])
-        async with self.db.execute(
-            "SELECT AVG((julianday(resolved_at) - julianday(claimed_at)) * 1440.0) FROM escalations"
-            " WHERE state = 'resolved' AND claimed_at IS NOT NULL AND resolved_at >= ?",
-            (ts(at - HANDLING_WINDOW),),
-        ) as cursor:
-            mean = (await cursor.fetchone() or [None])[0]
+            ahead, agents, mean = await cursor.fetchone() or (0, 0, None)
         return QueueSnapshot(
-            ahead=ahead,
-            agents_active=agents,
+            ahead=int(ahead),
+            agents_active=int(agents),
             handling_minutes=round(float(mean), 2) if mean is not None else None,
         )
 

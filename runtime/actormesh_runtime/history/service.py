@@ -31,6 +31,7 @@ from actormesh_runtime.envelope import HistoryEvent
 from actormesh_runtime.escalations import LookupAnswer
 from actormesh_runtime.history.approval_ops import ApprovalOps
 from actormesh_runtime.history.backup import BackupLoop, WriterLock, backup_loop, hold_writer_lock
+from actormesh_runtime.history.checkpoint import Checkpointer
 from actormesh_runtime.history.escalation_ops import EscalationOps
 from actormesh_runtime.history.protocol import APPROVAL_OPS, ESCALATION_OPS, HistoryAnswer, HistoryQuery
 from actormesh_runtime.history.store import HistoryStore
@@ -82,6 +83,7 @@ class HistoryService:
         self._query_sub: Any = None
         self._lookup_sub: Any = None
         self._pull_sub: Any = None
+        self.checkpointer = Checkpointer(self.store)
         self.escalation_ops = EscalationOps(self.store, self.subjects)
         self.approval_ops = ApprovalOps(self.store, self.subjects)
         self._stopping = asyncio.Event()
@@ -115,6 +117,7 @@ class HistoryService:
         self._stopping.clear()
         self._writer_lock = await asyncio.to_thread(hold_writer_lock, self.store.path)
         await self.store.open()
+        await self.checkpointer.start()
         name = f"actormesh-history-{self.settings.mesh_name}"
         self._nc = await open_bus(self.settings, name=name, nc=self._nc)
         js = self._nc.jetstream()
@@ -178,6 +181,7 @@ class HistoryService:
             with contextlib.suppress(Exception):
                 await self._nc.drain()
             self._nc = None
+        await self.checkpointer.stop()
         await self.store.close()
         if self._writer_lock is not None:
             self._writer_lock.release()

@@ -243,6 +243,10 @@ class HistoryStore:
 
     async def claim_session(self, session_id: str, customer_email: str) -> str:
         """Make `customer_email` the owner of a session nobody owns yet; returns the owner either way."""
+        # Every authenticated chat claims its session: an owned one (each turn after the first) is a
+        # read, not a write transaction on the single writer.
+        if (owner := await self.session_owner(session_id)) is not None:
+            return owner
         now = datetime.now(UTC).isoformat()
         async with self.write_lock:
             await self.db.execute(

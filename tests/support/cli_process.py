@@ -1,0 +1,30 @@
+"""The `actormesh` command as a subprocess, shared by the tests that run it the way a user does
+(`actormesh dev` in test_dev_command, the traced chat in test_tracing)."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+ACTORMESH = [sys.executable, "-m", "actormesh_runtime.cli"]
+
+
+def terminate(proc: subprocess.Popen[bytes], timeout_s: float = 60.0) -> int:
+    """SIGTERM, as Kubernetes or Ctrl-C would, and the exit code; a process that hangs is killed."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise
+
+
+def widget_url(out: Path, proc: subprocess.Popen[bytes]) -> str | None:
+    """The chat URL `actormesh dev` prints, once it has printed it."""
+    text = out.read_text() if out.exists() else ""
+    assert proc.poll() is None, f"actormesh dev exited with {proc.returncode}: {text}"
+    lines = [line for line in text.splitlines() if "/widget" in line]
+    return lines[0][lines[0].index("http://") :].split()[0] if lines else None
