@@ -12,7 +12,6 @@ Rules every actor follows (tests in tests/unit/test_envelope.py hold them):
 from __future__ import annotations
 
 import time
-import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Literal
@@ -22,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from actormesh_runtime.approvals import ApprovalRecord
 from actormesh_runtime.catalog import DEFAULT_ROUTE, ERROR_ROUTE, ActorName
 from actormesh_runtime.escalations import REF_PATTERN, EscalationRecord, FollowUp
+from actormesh_runtime.ids import random_hex
 
 
 class _Model(BaseModel):
@@ -86,7 +86,7 @@ class RoutingSlip(_Model):
 
 def _root_traceparent() -> str:
     """A new W3C trace root, for envelopes started without a caller's context (tests, tools)."""
-    return f"00-{uuid.uuid4().hex}-{uuid.uuid4().hex[:16]}-01"
+    return f"00-{random_hex(32)}-{random_hex(16)}-01"
 
 
 class Headers(_Model):
@@ -342,7 +342,7 @@ class FinalResult(_Model):
 
 
 def new_message_id() -> str:
-    return f"msg-{uuid.uuid4().hex}"
+    return f"msg-{random_hex(32)}"
 
 
 class Envelope(_Model):

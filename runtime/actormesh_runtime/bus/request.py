@@ -7,7 +7,6 @@ its own long-lived reply subscription instead; both rely on `envelope.reply` car
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Callable
 
 from nats.aio.client import Client as NATS
@@ -15,13 +14,14 @@ from nats.aio.msg import Msg
 
 from actormesh_runtime.catalog import Subjects
 from actormesh_runtime.envelope import Envelope, FinalResult, ProgressEvent, ReplyTo
+from actormesh_runtime.ids import random_hex
 
 from .publish import submit
 
 
 def reply_to(subjects: Subjects, instance_id: str | None = None) -> ReplyTo:
     """Reply subjects unique to this caller process (`Subjects.replies(instance)` + .result/.progress)."""
-    prefix = subjects.replies(instance_id or uuid.uuid4().hex[:12])
+    prefix = subjects.replies(instance_id or random_hex(12))
     return ReplyTo(result_subject=f"{prefix}.result", progress_subject=f"{prefix}.progress")
 
 

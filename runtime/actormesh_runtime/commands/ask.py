@@ -11,8 +11,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-import uuid
 from typing import TYPE_CHECKING
+
+from actormesh_runtime.ids import random_hex
 
 if TYPE_CHECKING:
     from actormesh_runtime.envelope import FinalResult
@@ -61,7 +62,7 @@ async def ask(
         # Built only once the mesh is ready: its created_at starts processing_ms and the deadline,
         # which must not include the seconds a local mesh takes to start.
         return Envelope.start(
-            session_id=session_id or f"sess-{uuid.uuid4().hex[:12]}",
+            session_id=session_id or f"sess-{random_hex(12)}",
             customer_email=email,
             message=redacted,
             screening=screening,

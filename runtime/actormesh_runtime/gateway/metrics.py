@@ -13,12 +13,12 @@ import contextvars
 import logging
 import re
 import time
-import uuid
 from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from actormesh_runtime.ids import random_hex
 from actormesh_runtime.observability import tracing
 
 REQUESTS = Counter(
@@ -80,7 +80,7 @@ class ObservabilityMiddleware:
             return
         headers = dict(scope.get("headers") or [])
         incoming = headers.get(b"x-request-id", b"").decode("latin-1")
-        request_id = incoming if _SANE_ID.match(incoming) else uuid.uuid4().hex
+        request_id = incoming if _SANE_ID.match(incoming) else random_hex(32)
         token = REQUEST_ID.set(request_id)
         state = scope.setdefault("state", {})
         state["request_id"] = request_id

@@ -8,10 +8,11 @@ parsing and answers 413, also naming the field.
 from __future__ import annotations
 
 import re
-import uuid
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from actormesh_runtime.ids import random_hex
 
 # The patterns are also the OpenAPI schema's (gateway/openapi.py), so they keep to what ECMA and
 # Python regexes read alike, and are applied with fullmatch (Python's `$` would accept a final "\n").
@@ -31,7 +32,7 @@ SCHEMA_PATTERNS: dict[str, str] = {
 
 
 def new_session_id() -> str:
-    return f"sess-{uuid.uuid4().hex[:16]}"
+    return f"sess-{random_hex(16)}"
 
 
 def normalize_email(value: str) -> str:

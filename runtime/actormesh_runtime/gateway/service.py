@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +26,7 @@ from actormesh_runtime.gateway.escalation_feed import EscalationFeed
 from actormesh_runtime.gateway.models import ChatRequest, new_session_id
 from actormesh_runtime.gateway.reply_router import Pending, ProgressListener, ReplyRouter
 from actormesh_runtime.history.protocol import HistoryClient
+from actormesh_runtime.ids import random_hex
 from actormesh_runtime.observability import tracing
 from actormesh_runtime.screening import screen
 from actormesh_runtime.settings import RuntimeSettings
@@ -57,7 +57,7 @@ class Submitted:
 
 
 def new_instance_id() -> str:
-    return f"gw-{uuid.uuid4().hex[:12]}"
+    return f"gw-{random_hex(12)}"
 
 
 class Gateway:

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import contextvars
 import logging
-import random
 import re
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from actormesh_runtime.ids import random_hex
 
 if TYPE_CHECKING:
     from actormesh_runtime.settings import RuntimeSettings
@@ -60,17 +61,13 @@ class TraceContext:
         return f"00-{self.trace_id}-{self.span_id}-{'01' if self.sampled else '00'}"
 
 
-# random, not secrets: ids need uniqueness, not secrecy (OpenTelemetry's own generator does the same).
-# `or 1`: an all-zero id is invalid (and 1 in 2**64 likely).
+# `ids.random_hex`: never all zero (an invalid id), never rewritten by the log redaction.
 def _new_span_id() -> str:
-    return f"{_getrandbits(64) or 1:016x}"
+    return random_hex(16)
 
 
 def _new_trace_id() -> str:
-    return f"{_getrandbits(128) or 1:032x}"
-
-
-_getrandbits = random.getrandbits
+    return random_hex(32)
 
 
 def new_trace(*, sampled: bool = True) -> TraceContext:

@@ -1,0 +1,33 @@
+"""Random identifiers the runtime mints (message, session, trace and span ids).
+
+Every log line and stored text goes through card-number redaction (`pii`), which must catch a card
+number glued to letters ("card4111111111111111") or split by separators ("4111-1111 1111 1111"). A
+plain random hex id holds a Luhn-valid run of 13 or more decimal digits about once in 500 draws, and
+two ids joined by a dash (a `traceparent`, `msg-…`) can form one across the dash. When that happens
+the redaction rewrites the id inside log lines: the one field an operator greps for stops matching.
+So a minted id starts and ends with a letter (no digit run crosses into a neighbour) and is redrawn
+until no run of its digits is as long as a card number.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+
+_CARD_LENGTH_RUN = re.compile(r"[0-9]{13}")
+_LETTERS = "abcdef"
+
+# random, not secrets: ids need uniqueness, not secrecy (OpenTelemetry's own generator does the same).
+_getrandbits = random.getrandbits
+
+
+def random_hex(chars: int = 32) -> str:
+    """`chars` (at least 3) lowercase hex digits: a letter first and last, never 13 decimal digits in
+    a row, never all zero. About 4 * chars - 3 random bits (a 16-character span id keeps 61 of 64)."""
+    middle_chars = chars - 2
+    while True:
+        bits = _getrandbits(4 * middle_chars + 6)
+        middle = f"{bits >> 6:0{middle_chars}x}"[-middle_chars:]
+        if _CARD_LENGTH_RUN.search(middle) is None:
+            first, last = divmod(bits & 0b111111, 8)
+            return f"{_LETTERS[first % 6]}{middle}{_LETTERS[last % 6]}"
