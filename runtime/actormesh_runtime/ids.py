@@ -11,14 +11,16 @@ until no run of its digits is as long as a card number.
 
 from __future__ import annotations
 
-import random
 import re
+import secrets
 
 _CARD_LENGTH_RUN = re.compile(r"[0-9]{13}")
 _LETTERS = "abcdef"
 
-# random, not secrets: ids need uniqueness, not secrecy (OpenTelemetry's own generator does the same).
-_getrandbits = random.getrandbits
+# The OS's generator, not `random`: a message id is also the JetStream de-duplication key, and the
+# `random` module's state is shared (a library or Hypothesis may seed it; a private generator would
+# repeat itself in forked children), so a repeated id would silently drop a message.
+_getrandbits = secrets.randbits
 
 
 def random_hex(chars: int = 32) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 
 import pytest
@@ -59,3 +60,11 @@ def test_every_minted_id_survives_redaction() -> None:
             assert redact(value) == value
         traceparent = Headers(deadline=0).traceparent
         assert redact(traceparent) == traceparent
+
+
+def test_seeding_the_random_module_does_not_repeat_ids() -> None:
+    # A message id is the JetStream de-duplication key: a repeat would drop a conversation.
+    random.seed(7)
+    first = new_message_id()
+    random.seed(7)
+    assert new_message_id() != first
