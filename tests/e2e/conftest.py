@@ -15,12 +15,15 @@ from typing import Any
 
 import pytest
 
+from actormesh_operator.api.spec import DEFAULT_EGRESS_EXCEPT
 from tests.conftest import missing_component
+from tests.e2e import llm as e2e_llm
 from tests.e2e import mesh as m
 from tests.e2e.cluster import E2ECluster, wait_for
 from tests.harness.binaries import bin_dir_from_env
 from tests.harness.cluster import layout
 from tests.harness.handle import KubeControlPlane
+from tests.support.llm_server import LLMTestServer
 
 KUBECONFIG_ENV = "E2E_KUBECONFIG"
 # The busybox test-pod image; on kind, load it from `python -m tests.harness.cluster images`.
@@ -80,6 +83,44 @@ def demo(cluster: E2ECluster, operator: dict[str, Any]) -> Iterator[tuple[str, d
     cluster.kubectl("create", "namespace", namespace)
     try:
         name = m.apply_sample(cluster, namespace)
+        yield namespace, m.wait_mesh_ready(cluster, namespace, name)
+    finally:
+        cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+
+
+@pytest.fixture(scope="session")
+def llm(cluster: E2ECluster) -> Iterator[LLMTestServer]:
+    """The OpenAI-compatible test server on the sealed node's address (pods reach it, nothing else)."""
+    if not cluster.sealed_node:
+        pytest.skip("serves the LLM from the sealed node's own address")
+    server = LLMTestServer(host=layout.NODE_IP, reply_for=e2e_llm.reply_for)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def llm_demo(
+    cluster: E2ECluster, operator: dict[str, Any], llm: LLMTestServer
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The minimal sample with `spec.llm` pointing at `llm`, whose egressExcept leaves only the LLM's
+    address open: (namespace, the mesh as first Ready)."""
+    namespace = f"e2e-llm-{uuid.uuid4().hex[:6]}"
+    cluster.kubectl("create", "namespace", namespace)
+    try:
+        cluster.kubectl(
+            "create", "secret", "generic", "test-llm", "-n", namespace, "--from-literal=api-key=test-key"
+        )
+        spec = {
+            "model": e2e_llm.MODEL,
+            "apiBase": llm.url,
+            "apiKeySecretRef": {"name": "test-llm", "key": "api-key"},
+            "timeoutSeconds": e2e_llm.TIMEOUT_S,
+        }
+        allowed = e2e_llm.egress_except_all_but(layout.NODE_IP, list(DEFAULT_EGRESS_EXCEPT))
+        name = m.apply_sample(cluster, namespace, llm=spec, networkPolicy={"egressExcept": allowed})
         yield namespace, m.wait_mesh_ready(cluster, namespace, name)
     finally:
         cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)

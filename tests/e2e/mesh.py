@@ -30,7 +30,8 @@ ORDER_TRACKING = "TRK100000002"  # from the mock commerce data: proves the reply
 def install_operator(cluster: E2ECluster) -> None:
     cluster.kubectl("apply", "-k", str(REPO / "config" / "e2e"), timeout=180)
     # As a user following the docs would: the sample is applied once the API serves the new kind.
-    cluster.kubectl("wait", "--for=condition=Established", "crd/actormeshes.actormesh.io", "--timeout=60s")
+    # (Polled: `kubectl wait` errors out on a CRD whose status has no conditions yet.)
+    wait_for("the ActorMesh CRD Established", lambda: _crd_established(cluster), 60, 0.5)
     cluster.kubectl(
         "-n",
         OPERATOR_NAMESPACE,
@@ -40,6 +41,12 @@ def install_operator(cluster: E2ECluster) -> None:
         "--timeout=240s",
         timeout=260,
     )
+
+
+def _crd_established(cluster: E2ECluster) -> bool:
+    crd = cluster.get("crd", "actormeshes.actormesh.io")
+    conditions = crd.get("status", {}).get("conditions") or []
+    return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
 
 
 def operator_pod(cluster: E2ECluster) -> dict[str, Any]:

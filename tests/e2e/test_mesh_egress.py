@@ -4,6 +4,12 @@ Expectations come from `actormesh_runtime.catalog` (what each actor uses), never
 they cannot drift from the operator's NetworkPolicies (builders/network.py reads the same facts).
 Every "refused" target is one that does accept connections from somewhere (checked from a pod
 without policies), so a refusal is the policy's doing, not an empty port.
+
+Two meshes: the minimal sample (no LLM: no actor may reach the LLM address), and the same sample with
+`spec.llm` pointing at the test LLM on the node address and an `egressExcept` that leaves only that
+address open (the `llm_demo` fixture). There `allow-llm` must let the LLM actors (catalog `uses_llm`)
+reach the endpoint, and nobody else; and the LLM actors must still be refused the same port on another
+address (a listener in another namespace) and another port on the same address (the API server).
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ import pytest
 from actormesh_runtime.catalog import ACTORS, ActorInfo, Ports
 from tests.e2e import mesh as m
 from tests.e2e.cluster import E2ECluster, pod_ready
+from tests.harness.cluster import layout
+from tests.support.llm_server import LLMTestServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
@@ -38,28 +46,36 @@ PROBE = (
 )
 
 
-def _listener(name: str) -> dict[str, Any]:
-    """A pod outside the mesh that accepts connections: the 'address outside the mesh'."""
+def _listener(name: str, *ports: int) -> dict[str, Any]:
+    """A pod outside the mesh that accepts connections on `ports`: the 'address outside the mesh'."""
     pod = m.probe_pod(name, RUNTIME_IMAGE)
     pod["spec"]["containers"][0]["command"] = [
         "python", "-c",
-        "import socket, time\n"
-        f"s = socket.create_server(('0.0.0.0', {OUTSIDE_PORT}))\n"
-        "while True:\n"
-        "    c, _ = s.accept(); c.close()\n",
+        "import socket, sys, threading\n"
+        "def serve(port):\n"
+        "    s = socket.create_server(('0.0.0.0', port))\n"
+        "    while True:\n"
+        "        c, _ = s.accept(); c.close()\n"
+        "for p in sys.argv[2:]:\n"
+        "    threading.Thread(target=serve, args=(int(p),), daemon=True).start()\n"
+        "serve(int(sys.argv[1]))\n",
+        *(str(p) for p in ports),
     ]  # fmt: skip
     return pod
 
 
-def _expected(actor: ActorInfo, target: str) -> bool:
-    """What the catalog says `actor` may reach (the minimal sample has no LLM: no egress out)."""
+def _expected(actor: ActorInfo, target: str, *, mesh_has_llm: bool) -> bool:
+    """What the catalog says `actor` may reach (the LLM endpoint only when the mesh has `spec.llm`)."""
     if target == "nats":
         return True
     if target == "redis":
         return actor.uses_redis
     if target.startswith("mocks"):
         return actor.calls_commerce_apis
-    return False  # history, another actor, the gateway, the API server, outside the mesh
+    if target == "llm":
+        return mesh_has_llm and actor.uses_llm
+    # history, another actor, the gateway, the API server, outside the mesh, the LLM's port elsewhere
+    return False
 
 
 def _reached(
@@ -71,12 +87,21 @@ def _reached(
     return dict(zip(targets, json.loads(result.stdout), strict=True))
 
 
+@pytest.mark.parametrize("mesh_fixture", ["demo", "llm_demo"])
 def test_each_actor_reaches_only_what_its_policy_allows(
-    cluster: E2ECluster, demo: tuple[str, dict[str, Any]], namespace: str
+    cluster: E2ECluster,
+    llm: LLMTestServer,
+    namespace: str,
+    mesh_fixture: str,
+    request: pytest.FixtureRequest,
 ) -> None:
-    demo_ns, _ = demo
+    demo_ns, mesh = request.getfixturevalue(mesh_fixture)
+    mesh_has_llm = bool(mesh["spec"].get("llm"))
+    assert mesh_has_llm == (mesh_fixture == "llm_demo")
     cluster.wait_pods_ready(demo_ns, timeout=180)
-    cluster.apply([_listener("outside"), m.probe_pod("control", RUNTIME_IMAGE)], namespace)
+    cluster.apply(
+        [_listener("outside", OUTSIDE_PORT, llm.port), m.probe_pod("control", RUNTIME_IMAGE)], namespace
+    )
     cluster.wait_pods_ready(namespace, timeout=120)
     outside_ip = cluster.get("pod", "outside", "-n", namespace)["status"]["podIP"]
     pods = {
@@ -95,13 +120,17 @@ def test_each_actor_reaches_only_what_its_policy_allows(
         "gateway": (pods["gateway"]["status"]["podIP"], Ports.GATEWAY),
         "apiserver": ("kubernetes.default.svc.cluster.local", 443),
         "outside": (outside_ip, OUTSIDE_PORT),
+        # The LLM endpoint (the node address, the apiBase port), the same port on another address,
+        # and another port (the API server's own) on the LLM's address.
+        "llm": (layout.NODE_IP, llm.port),
+        "llm-port-elsewhere": (outside_ip, llm.port),
+        "apiserver-on-llm-address": (layout.NODE_IP, layout.API_PORT),
     }
     # Every target accepts connections from a pod without policies (another namespace), except the
     # mesh's fenced backends, which accept their own clients (checked per actor below).
-    control = _reached(
-        cluster, namespace, "control", {k: targets[k] for k in ("gateway", "apiserver", "outside")}
-    )
-    assert control == {"gateway": True, "apiserver": True, "outside": True}
+    open_to_all = ("gateway", "apiserver", "outside", "llm", "llm-port-elsewhere", "apiserver-on-llm-address")
+    control = _reached(cluster, namespace, "control", {k: targets[k] for k in open_to_all})
+    assert control == dict.fromkeys(open_to_all, True)
 
     mismatches: dict[str, dict[str, bool]] = {}
     allowed_somewhere: set[str] = set()
@@ -110,12 +139,13 @@ def test_each_actor_reaches_only_what_its_policy_allows(
         own = {**targets, "another-actor": _another_actor_ip(pods, actor)}
         reached = _reached(cluster, demo_ns, pod["metadata"]["name"], own)
         allowed_somewhere |= {t for t, ok in reached.items() if ok}
-        wrong = {t: ok for t, ok in reached.items() if ok != _expected(actor, t)}
+        wrong = {t: ok for t, ok in reached.items() if ok != _expected(actor, t, mesh_has_llm=mesh_has_llm)}
         if wrong:
             mismatches[actor.name.value] = wrong
     assert mismatches == {}
     # The fenced backends do listen: some actor reached each of them.
     assert {"nats", "redis", "mocks-customers", "mocks-orders", "mocks-tracking"} <= allowed_somewhere
+    assert ("llm" in allowed_somewhere) == mesh_has_llm
 
 
 def _another_actor_ip(pods: dict[str, dict[str, Any]], actor: ActorInfo) -> tuple[str, int]:

@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
+import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -20,8 +22,11 @@ import pytest
 
 from actormesh_runtime.actors.execution_coordinator import idempotency_key
 from actormesh_runtime.envelope import ActionType
+from tests.e2e import llm as e2e_llm
 from tests.e2e import mesh as m
 from tests.e2e.cluster import E2ECluster, pod_ready, wait_for
+from tests.support.eventually import eventually, eventually_async
+from tests.support.llm_server import LLMTestServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
@@ -31,6 +36,9 @@ COMPONENT = "app.kubernetes.io/component"
 BOB = "bob.wilson@example.com"  # a standard customer: a cancellation is filed as a request, repeatable
 CANCEL_ORDER = "ORD-30001"
 CANCEL_QUESTION = f"Please cancel my order {CANCEL_ORDER}"
+# The kill comes once this many conversations are answered: the mesh is answering, CONCURRENCY more
+# are in flight and the rest are still to be sent, so some go through the killed pod's replacement.
+KILL_AFTER = 3
 
 
 def _message(session: str) -> tuple[str, str]:
@@ -38,8 +46,9 @@ def _message(session: str) -> tuple[str, str]:
     return (CANCEL_QUESTION, BOB) if session.startswith("cancel-") else (m.ORDER_QUESTION, m.JOHN)
 
 
-async def _converse(base: str, sessions: list[str]) -> list[dict[str, Any]]:
-    """One order question per session, CONCURRENCY at a time; a 504 is followed up via result_url."""
+async def _converse(base: str, sessions: list[str], answered: list[str]) -> list[dict[str, Any]]:
+    """One order question per session, CONCURRENCY at a time; a 504 is followed up via result_url.
+    Appends each session to `answered` as its answer arrives."""
     limit = asyncio.Semaphore(CONCURRENCY)
 
     async def one(client: httpx.AsyncClient, session: str) -> dict[str, Any]:
@@ -53,9 +62,11 @@ async def _converse(base: str, sessions: list[str]) -> list[dict[str, Any]]:
                 while time.monotonic() < deadline:
                     fetched = await client.get(url)
                     if fetched.status_code == 200:
+                        answered.append(session)
                         return dict(fetched.json())
                     await asyncio.sleep(1)
             assert response.status_code == 200, f"{session}: {response.status_code} {response.text}"
+            answered.append(session)
             return dict(response.json())
 
     async with httpx.AsyncClient(base_url=base, timeout=150) as client:
@@ -91,13 +102,24 @@ def test_force_deleting_a_pod_mid_conversation_loses_nothing(
     sessions = [f"{'cancel' if i % 2 else 'order'}-{component}-{tag}-{i}" for i in range(CONVERSATIONS)]
     before = _mock_state(cluster, namespace)
 
-    async def scenario() -> list[dict[str, Any]]:
-        talk = asyncio.create_task(_converse(base, sessions))
-        await asyncio.sleep(1.5)  # conversations are in flight
+    async def scenario() -> tuple[list[dict[str, Any]], int]:
+        answered: list[str] = []
+        talk = asyncio.create_task(_converse(base, sessions, answered))
+        await eventually_async(
+            lambda: len(answered) >= KILL_AFTER or talk.done(),
+            what=f"the first {KILL_AFTER} answers",
+            timeout_s=120,
+            interval_s=0.1,
+        )
+        if talk.done():  # it failed early: show why
+            return await talk, len(answered)
+        answered_at_kill = len(answered)
         await asyncio.to_thread(_force_delete, cluster, namespace, component)
-        return await talk
+        return await talk, answered_at_kill
 
-    results = asyncio.run(scenario())
+    results, answered_at_kill = asyncio.run(scenario())
+    # The kill came mid-stream: conversations were still in flight and to be sent.
+    assert answered_at_kill <= CONVERSATIONS - CONCURRENCY, answered_at_kill
     assert sorted(r["session_id"] for r in results) == sorted(sessions)
     orders = [r for r in results if r["session_id"].startswith("order-")]
     cancels = [r for r in results if r["session_id"].startswith("cancel-")]
@@ -180,56 +202,107 @@ def test_operator_restart_rewrites_no_child(cluster: E2ECluster, demo: tuple[str
     assert mesh["status"]["phase"] == "Ready"
 
 
-def test_actor_pod_deleted_with_grace_drains_its_work(
-    cluster: E2ECluster, demo: tuple[str, dict[str, Any]]
+class _PodLog:
+    """`kubectl logs -f` of one pod, read on a thread: the JSON records so far, until the pod exits."""
+
+    def __init__(self, cluster: E2ECluster, namespace: str, pod: str) -> None:
+        argv = [str(cluster.kube.kubectl_path), f"--kubeconfig={cluster.kube.kubeconfig}", "logs", "-f",
+                "-n", namespace, pod]  # fmt: skip
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.records: list[dict[str, Any]] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if line.startswith("{"):
+                self.records.append(json.loads(line))
+
+    def find(self, msg: str) -> list[dict[str, Any]]:
+        return [r for r in list(self.records) if r.get("msg") == msg]
+
+    def wait_closed(self, timeout: float) -> None:
+        """Until the container has exited (the stream ends with it)."""
+        self.proc.wait(timeout)
+        self._reader.join(timeout)
+
+    def stop(self) -> None:
+        self.proc.kill()
+        self.proc.wait(10)
+
+
+def test_actor_pod_deleted_with_grace_finishes_the_message_it_holds(
+    cluster: E2ECluster, llm_demo: tuple[str, dict[str, Any]], llm: LLMTestServer
 ) -> None:
-    """Drain on SIGTERM, in a pod: a replica deleted with its normal grace period finishes what it
-    started and hands back what it fetched but had not started; nothing waits for ack_wait."""
-    if not cluster.sealed_node:
-        pytest.skip("drives the gateway's ClusterIP from the host")
-    namespace, _ = demo
+    """Drain on SIGTERM, in a pod, with a message provably in flight when the signal arrives.
+
+    The intent-analyzer's LLM call for one conversation is held open by the test LLM server; with it
+    held, the pod is deleted with its normal grace; once the pod logs that it is draining (SIGTERM
+    came, one message in flight), the call is released. The pod must finish that message itself: the
+    conversation is answered once, with the LLM's intent (`method.intent == "llm"`), its
+    intent-analyzer hop on delivery attempt 1, exactly one LLM intent call for it, and the pod's own
+    summary says it finished one in-flight message and handed none back.
+
+    Fails if the runtime stops without draining (the message is redelivered after ack_wait: attempt
+    2, a second LLM call, likely a 504), naks or cancels in-flight work on SIGTERM (handed back 1,
+    finished 0; another replica calls the LLM again), lets the drain grace expire, or closes its NATS
+    connection before the finished message's ack and next hop go out (redelivery, no answer).
+    """
+    namespace, _ = llm_demo
     cluster.wait_pods_ready(namespace, timeout=180)
     base = m.gateway_url(cluster, namespace, "demo")
-    [pod] = [p for p in cluster.pods(namespace, f"{COMPONENT}=context-retriever") if pod_ready(p)]
+    selector = f"{COMPONENT}=intent-analyzer"
+    [pod] = [p for p in cluster.pods(namespace, selector) if pod_ready(p)]
     name = pod["metadata"]["name"]
-    logs = subprocess.Popen(
-        [str(cluster.kube.kubectl_path), f"--kubeconfig={cluster.kube.kubeconfig}", "logs", "-f",
-         "-n", namespace, name],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )  # fmt: skip
-    sessions = [f"order-drain-{uuid.uuid4().hex[:8]}" for _ in range(CONVERSATIONS)]
+    marker = f"drain-{uuid.uuid4().hex[:8]}"
+    session = f"order-{marker}"
+    body = {"message": f"{m.ORDER_QUESTION} (ref {marker})", "customer_email": m.JOHN, "session_id": session}
 
-    async def scenario() -> list[int]:
-        limit = asyncio.Semaphore(CONCURRENCY)
+    def intent_calls() -> int:
+        return sum(e2e_llm.is_intent_call(b, marker) for b in list(llm.requests))
 
-        async def one(client: httpx.AsyncClient, session: str) -> int:
-            async with limit:
-                body = {"message": m.ORDER_QUESTION, "customer_email": m.JOHN, "session_id": session}
-                return (await client.post("/api/chat", json=body)).status_code
-
-        async with httpx.AsyncClient(base_url=base, timeout=90) as client:
-            talk = asyncio.gather(*(one(client, s) for s in sessions))
-            await asyncio.sleep(1.0)
-            await asyncio.to_thread(cluster.kubectl, "delete", "pod", name, "-n", namespace, "--wait=false")
-            return list(await talk)
-
+    log = _PodLog(cluster, namespace, name)
+    llm.hold()
     try:
-        statuses = asyncio.run(scenario())
-        out, _ = logs.communicate(timeout=90)  # ends when the container has exited
+        with ThreadPoolExecutor(1) as pool:
+            chat = pool.submit(httpx.post, f"{base}/api/chat", json=body, timeout=150)
+            eventually(
+                lambda: llm.held == 1 and intent_calls() == 1,
+                what=f"{name} holding the LLM intent call of {session}",
+                timeout_s=60,
+                interval_s=0.1,
+            )
+            cluster.kubectl("delete", "pod", name, "-n", namespace, "--wait=false")
+            [draining] = eventually(
+                lambda: log.find("draining"), what=f"{name} to log that it drains", timeout_s=60
+            )
+            llm.release()
+            response = chat.result(timeout=160)
+        log.wait_closed(timeout=90)
     finally:
-        logs.kill()
-    # Every conversation answered in time: a message stranded with the stopping replica would have
-    # waited ack_wait (= the request timeout) and come back as a 504.
-    assert statuses == [200] * len(sessions)
-    records = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
-    [draining] = [r for r in records if r.get("msg") == "draining"]
-    [stopped] = [r for r in records if r.get("msg") == "actor host stopped"]
-    assert not [r for r in records if r.get("msg") == "drain grace expired"]
-    assert stopped["finished_in_flight"] == draining["in_flight"]
-    assert stopped["handed_back"] >= 0
-    print(f"drain of {name}: in flight {draining['in_flight']}, handed back {stopped['handed_back']}")
-    # And nothing is left un-acked on the bus once the conversations are answered.
-    cluster.wait_pods_ready(namespace, timeout=180)
+        llm.release()
+        log.stop()
+    assert draining["in_flight"] == 1, draining  # SIGTERM arrived with our message in the pod
+    [stopped] = log.find("actor host stopped")
+    assert not log.find("drain grace expired")
+    assert (stopped["finished_in_flight"], stopped["handed_back"]) == (1, 0), stopped
+
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert m.ORDER_TRACKING in result["response"]
+    assert result["method"]["intent"] == "llm", result["method"]  # the held call's answer was used
+    hops = [(t["actor"], t["attempt"]) for t in result["trace"]]
+    assert ("intent_analyzer", 1) in hops, hops
+    assert [a for a, _ in hops].count("intent_analyzer") == 1, hops
+
+    # Exactly once, by its effects: one LLM intent call (a redelivery would have made another), one
+    # turn stored. The replacement pod is Ready first, so a message handed back would have reached it.
+    cluster.wait_pods_ready(namespace, selector, timeout=180)
+    assert intent_calls() == 1
+    transcript = httpx.get(f"{base}/api/conversations/{session}", timeout=30).json()
+    assert sorted(turn["role"] for turn in transcript["turns"]) == ["agent", "customer"], transcript
+    # And nothing is left un-acked on the bus.
     with m.port_forward(cluster, namespace, "demo-nats-0", 8222) as url:
         jsz = httpx.get(f"{url}/jsz?consumers=true", timeout=10).json()
     consumers = [

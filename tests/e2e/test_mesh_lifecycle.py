@@ -11,6 +11,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -18,6 +19,7 @@ import pytest
 
 from tests.e2e import mesh as m
 from tests.e2e.cluster import E2ECluster, wait_for
+from tests.support.eventually import eventually_async
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
 
@@ -29,34 +31,39 @@ LOAD_LIMIT_S = 420  # the steady load stops by itself
 PACE_S = 1.2
 
 
-async def _steady_load(base: str, stop: asyncio.Event) -> tuple[int, list[str]]:
-    """Sequential chats, two at a time, until `stop` (or LOAD_LIMIT_S); (answered, failures).
+@dataclass
+class _Load:
+    """A steady load's running tally."""
+
+    answered: int = 0
+    failures: list[str] = field(default_factory=list)
+
+
+async def _steady_load(base: str, stop: asyncio.Event, load: _Load) -> None:
+    """Sequential chats, two at a time, until `stop` (or LOAD_LIMIT_S), tallied in `load`.
 
     A 504 is followed up through its result_url, so a failure names the hop that waited (its trace
     shows the actor and the delivery attempt that finally handled it)."""
-    answered, failures = 0, []
     deadline = time.monotonic() + LOAD_LIMIT_S
 
     async def worker(client: httpx.AsyncClient) -> None:
-        nonlocal answered
         while not stop.is_set() and time.monotonic() < deadline:
             session = f"roll-{uuid.uuid4().hex[:8]}"
             body = {"message": m.ORDER_QUESTION, "customer_email": m.JOHN, "session_id": session}
             try:
                 response = await client.post("/api/chat", json=body)
                 if response.status_code == 200 and m.ORDER_TRACKING in response.json()["response"]:
-                    answered += 1
+                    load.answered += 1
                 elif response.status_code == 504:
-                    failures.append(f"{session}: 504, late trace {await _late_trace(client, response)}")
+                    load.failures.append(f"{session}: 504, late trace {await _late_trace(client, response)}")
                 else:
-                    failures.append(f"{session}: {response.status_code} {response.text[:200]}")
+                    load.failures.append(f"{session}: {response.status_code} {response.text[:200]}")
             except httpx.HTTPError as exc:
-                failures.append(f"{session}: {exc!r}")
+                load.failures.append(f"{session}: {exc!r}")
             await asyncio.sleep(PACE_S)
 
     async with httpx.AsyncClient(base_url=base, timeout=120) as client:
         await asyncio.gather(worker(client), worker(client))
-    return answered, failures
 
 
 async def _late_trace(client: httpx.AsyncClient, response: httpx.Response) -> object:
@@ -105,10 +112,17 @@ def test_rolling_image_change_under_load_fails_no_conversation(
     cluster.wait_pods_ready(namespace, timeout=180)
     base = m.gateway_url(cluster, namespace, "demo")
 
-    async def scenario() -> tuple[int, list[str]]:
-        stop = asyncio.Event()
-        load = asyncio.create_task(_steady_load(base, stop))
-        await asyncio.sleep(3)
+    async def scenario() -> _Load:
+        stop, load = asyncio.Event(), _Load()
+        running = asyncio.create_task(_steady_load(base, stop, load))
+
+        async def answered(count: int, what: str) -> None:
+            """Until the load has `count` answers (or it ended: its tally tells why)."""
+            await eventually_async(
+                lambda: load.answered >= count or running.done(), what=what, timeout_s=120, interval_s=0.2
+            )
+
+        await answered(2, "the load's first answers")  # the load runs before the change
         patch = json.dumps({"spec": {"image": NEW_IMAGE}})
         await asyncio.to_thread(
             cluster.kubectl, "patch", "actormesh/demo", "-n", namespace, "--type=merge", "-p", patch
@@ -117,13 +131,14 @@ def test_rolling_image_change_under_load_fails_no_conversation(
         while not await asyncio.to_thread(_rolled, cluster, namespace):
             assert time.monotonic() < deadline, "the rollout did not finish in 360s"
             await asyncio.sleep(3)
-        await asyncio.sleep(5)  # a few conversations on the new pods only
+        await answered(load.answered + 4, "a few conversations on the new pods only")
         stop.set()
-        return await load
+        await running
+        return load
 
-    answered, failures = asyncio.run(scenario())
-    assert failures == []
-    assert answered > 10
+    load = asyncio.run(scenario())
+    assert load.failures == []
+    assert load.answered > 10
     m.wait_mesh_ready(cluster, namespace, "demo")
 
 

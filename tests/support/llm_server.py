@@ -8,6 +8,11 @@ test can assert on the prompt that was really sent.
     server.script(Reply("too late", delay_s=2.0))      # the client times out first
     server.script(Reply("", status=500))              # an HTTP error
     server.requests[0]["messages"]                     # what the client sent
+    server.hold(); ...; server.held == 1; server.release()  # keep calls open until the test says
+
+`host` serves another address than loopback (the e2e suite serves pods from the sealed node's
+address); `reply_for(body)` answers from the request itself when a fixed script cannot (many
+callers, any order).
 
 The server runs uvicorn in its own thread and event loop, so a slow scripted reply never blocks
 the test's loop.
@@ -16,11 +21,12 @@ the test's loop.
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +35,6 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from tests.conftest import free_port
 from tests.support.eventually import eventually
 
 
@@ -45,19 +50,31 @@ class Reply:
 
 
 class LLMTestServer:
-    def __init__(self, default: Reply | None = None) -> None:
-        self.port = free_port()
+    def __init__(
+        self,
+        default: Reply | None = None,
+        *,
+        host: str = "127.0.0.1",
+        reply_for: Callable[[dict[str, Any]], Reply] | None = None,
+    ) -> None:
+        self.host = host
+        self.port = _free_port_on(host)
         self.default = default or Reply('{"intent": "general_question", "confidence": 0.9}')
+        self.reply_for = reply_for
         self.requests: list[dict[str, Any]] = []
+        self.held = 0
+        """Calls waiting right now for `release()`."""
         self._script: deque[Reply] = deque()
         self._lock = threading.Lock()
+        self._open = threading.Event()
+        self._open.set()
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
         """The `LLM_API_BASE` to configure: litellm appends /chat/completions."""
-        return f"http://127.0.0.1:{self.port}/v1"
+        return f"http://{self.host}:{self.port}/v1"
 
     def script(self, *replies: Reply) -> None:
         with self._lock:
@@ -66,7 +83,16 @@ class LLMTestServer:
     def _next(self, body: dict[str, Any]) -> Reply:
         with self._lock:
             self.requests.append(body)
-            return self._script.popleft() if self._script else self.default
+            if self._script:
+                return self._script.popleft()
+        return self.reply_for(body) if self.reply_for is not None else self.default
+
+    def hold(self) -> None:
+        """From now on every call waits (counted in `held`) until `release()`."""
+        self._open.clear()
+
+    def release(self) -> None:
+        self._open.set()
 
     def prompt_text(self, index: int = -1) -> str:
         """All message contents of one recorded request, joined (for "the prompt contains X" asserts)."""
@@ -79,12 +105,26 @@ class LLMTestServer:
         while time.monotonic() < end and not (self._server is not None and self._server.should_exit):  # noqa: ASYNC110
             await asyncio.sleep(0.05)
 
+    async def _wait_open(self) -> None:
+        if self._open.is_set():
+            return
+        with self._lock:
+            self.held += 1
+        try:
+            # A threading.Event, set from the test's thread: polled, like `_delay`.
+            while not self._open.is_set() and not (self._server is not None and self._server.should_exit):  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+        finally:
+            with self._lock:
+                self.held -= 1
+
     def _app(self) -> FastAPI:
         app = FastAPI()
 
         async def completions(request: Request) -> JSONResponse:
             body = await request.json()
             reply = self._next(body)
+            await self._wait_open()
             await self._delay(reply.delay_s)
             if reply.status != 200:
                 error = {"error": {"message": reply.content or "scripted failure", "type": "server_error"}}
@@ -97,7 +137,7 @@ class LLMTestServer:
 
     def start(self) -> None:
         config = uvicorn.Config(
-            self._app(), host="127.0.0.1", port=self.port, log_level="warning", timeout_graceful_shutdown=1
+            self._app(), host=self.host, port=self.port, log_level="warning", timeout_graceful_shutdown=1
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="llm-test-server", daemon=True)
@@ -114,6 +154,12 @@ class LLMTestServer:
             self._server.should_exit = True
         if self._thread is not None:
             self._thread.join(timeout=10)
+
+
+def _free_port_on(host: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
 
 
 def _completion(model: str, reply: Reply) -> dict[str, Any]:
