@@ -10,6 +10,7 @@ inbox, which nobody reads any more: it then waits ack_wait (the gateway's reques
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any, ClassVar
 
 import pytest
@@ -85,12 +86,18 @@ class Connected:
     is_connected = True
 
 
-async def _stop_with(first: FakeMsg, late: list[FakeMsg]) -> ScriptedPull:
+async def _stop_with(first: FakeMsg, late: list[FakeMsg], in_flight_s: float | None = None) -> ScriptedPull:
+    """Stop a host whose fetch returns `first` once stopping; with `in_flight_s`, one message is being
+    handled when stop() begins and takes that long to finish."""
     settings = RuntimeSettings(mesh_name="t")
     host = ActorHost(Idle(), Connected(), Any, Subjects("t"), settings, fetch_wait_s=FETCH_WAIT_S)  # type: ignore[arg-type]
     pull = ScriptedPull(host._stopping, first, late)
     host._sub = pull  # type: ignore[assignment]
     host._loop_task = asyncio.create_task(host._fetch_loop())
+    if in_flight_s is not None:  # as _fetch_loop tracks a started message
+        task = asyncio.create_task(asyncio.sleep(in_flight_s))
+        host._tasks.add(task)
+        task.add_done_callback(host._tasks.discard)
     await asyncio.sleep(0.1)
     await host.stop(grace_s=1)
     return pull
@@ -118,3 +125,15 @@ async def test_deliveries_to_the_open_request_are_read_and_handed_back_too() -> 
     # Handed back once the request expired, not earlier (it would bounce into this host's inbox).
     assert late.naked_at >= pull.fetch_started_at + FETCH_WAIT_S
     assert late.naked_at <= pull.fetch_started_at + FETCH_WAIT_S + PULL_EXPIRY_MARGIN_S + 1e-3
+
+
+async def test_a_message_finished_while_the_unstarted_are_handed_back_counts_as_finished(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The drain summary is what an operator reads after a rollout (and the e2e drain test checks):
+    a message in flight at SIGTERM that finishes during the hand-back wait was drained, not lost."""
+    caplog.set_level(logging.INFO, logger="actormesh_runtime.bus.host")
+    await _stop_with(FakeMsg("m1"), [], in_flight_s=0.5)  # done long before the pull request expires
+
+    [stopped] = [r for r in caplog.records if r.getMessage() == "actor host stopped"]
+    assert (stopped.finished_in_flight, stopped.handed_back) == (1, 1)  # type: ignore[attr-defined]

@@ -144,13 +144,16 @@ class ActorHost:
         finish within the grace period, hand the rest back (nak) so another replica takes them at once."""
         grace = self.settings.drain_grace_s if grace_s is None else grace_s
         self._stopping.set()
+        # Taken now: a message that finishes while the fetch loop winds down and the unstarted are
+        # handed back (a pull request's expiry: seconds) was in flight too, and the summary says so.
+        in_flight = set(self._tasks)
         if self.colocated is not None:  # no fused step reaches us from now on (`Colocated.peer`)
             self.colocated.leave(self)
         if self._loop_task is not None:
             # gather, not a suppressed await: a cancelled stop() must stay cancelled.
             await asyncio.gather(self._loop_task, return_exceptions=True)
         handed_back = await self._hand_back_unstarted()
-        in_flight = len(self._tasks)
+        in_flight |= self._tasks
         cancelled = 0
         if self._tasks:
             _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
@@ -166,7 +169,7 @@ class ActorHost:
             self._sub = None
         log.info(
             "actor host stopped",
-            extra={"actor": self._label, "finished_in_flight": in_flight - cancelled,
+            extra={"actor": self._label, "finished_in_flight": len(in_flight) - cancelled,
                    "handed_back": handed_back + cancelled},
         )  # fmt: skip
 
