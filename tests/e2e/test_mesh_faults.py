@@ -253,7 +253,8 @@ def test_actor_pod_deleted_with_grace_finishes_the_message_it_holds(
     cluster.wait_pods_ready(namespace, timeout=180)
     base = m.gateway_url(cluster, namespace, "demo")
     selector = f"{COMPONENT}=intent-analyzer"
-    [pod] = [p for p in cluster.pods(namespace, selector) if pod_ready(p)]
+    pods = cluster.pods(namespace, selector)
+    [pod] = [p for p in pods if pod_ready(p) and not p["metadata"].get("deletionTimestamp")]
     name = pod["metadata"]["name"]
     marker = f"drain-{uuid.uuid4().hex[:8]}"
     session = f"order-{marker}"

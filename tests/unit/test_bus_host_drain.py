@@ -127,13 +127,21 @@ async def test_deliveries_to_the_open_request_are_read_and_handed_back_too() -> 
     assert late.naked_at <= pull.fetch_started_at + FETCH_WAIT_S + PULL_EXPIRY_MARGIN_S + 1e-3
 
 
-async def test_a_message_finished_while_the_unstarted_are_handed_back_counts_as_finished(
-    caplog: pytest.LogCaptureFixture,
+@pytest.mark.parametrize(
+    ("in_flight_s", "summary"),
+    [
+        pytest.param(0.5, (1, 1), id="finished-while-the-unstarted-are-handed-back"),
+        pytest.param(60.0, (0, 2), id="grace-expired-handed-back"),
+    ],
+)
+async def test_the_drain_summary_counts_what_was_in_flight_when_it_began(
+    caplog: pytest.LogCaptureFixture, in_flight_s: float, summary: tuple[int, int]
 ) -> None:
     """The drain summary is what an operator reads after a rollout (and the e2e drain test checks):
-    a message in flight at SIGTERM that finishes during the hand-back wait was drained, not lost."""
+    a message in flight at SIGTERM that finishes during the hand-back wait (~1.25 s here) was drained,
+    not lost; one still running when the grace (1 s) ends was handed back."""
     caplog.set_level(logging.INFO, logger="actormesh_runtime.bus.host")
-    await _stop_with(FakeMsg("m1"), [], in_flight_s=0.5)  # done long before the pull request expires
+    await _stop_with(FakeMsg("m1"), [], in_flight_s=in_flight_s)  # m1: fetched, never started
 
     [stopped] = [r for r in caplog.records if r.getMessage() == "actor host stopped"]
-    assert (stopped.finished_in_flight, stopped.handed_back) == (1, 1)  # type: ignore[attr-defined]
+    assert (stopped.finished_in_flight, stopped.handed_back) == summary  # type: ignore[attr-defined]

@@ -154,23 +154,22 @@ class ActorHost:
             await asyncio.gather(self._loop_task, return_exceptions=True)
         handed_back = await self._hand_back_unstarted()
         in_flight |= self._tasks
-        cancelled = 0
         if self._tasks:
             _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
             for task in pending:
                 task.cancel()
             if pending:
-                cancelled = len(pending)
                 await asyncio.gather(*pending, return_exceptions=True)
                 log.warning("drain grace expired", extra={"actor": self._label, "handed_back": len(pending)})
         if self._sub is not None:
             with contextlib.suppress(Exception):
                 await self._sub.unsubscribe()
             self._sub = None
+        aborted = [t for t in in_flight if t.cancelled()]  # nak'ed on the way out (`_process`)
         log.info(
             "actor host stopped",
-            extra={"actor": self._label, "finished_in_flight": len(in_flight) - cancelled,
-                   "handed_back": handed_back + cancelled},
+            extra={"actor": self._label, "finished_in_flight": len(in_flight) - len(aborted),
+                   "handed_back": handed_back + len(aborted)},
         )  # fmt: skip
 
     async def _hand_back_unstarted(self) -> int:
