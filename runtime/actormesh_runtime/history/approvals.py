@@ -89,15 +89,17 @@ class ApprovalStore:
         return ApprovalRecord.model_validate_json(row[0]) if row else None
 
     async def page(
-        self, state: ApprovalState | None, limit: int, cursor: str | None
+        self, state: ApprovalState | None, limit: int, cursor: str | None, *, session_id: str | None = None
     ) -> tuple[list[ApprovalRecord], str | None]:
-        """Most urgent first, then the nearest deadline; and the next page's cursor."""
+        """Most urgent first, then the nearest deadline (of one conversation when `session_id` is
+        given); and the next page's cursor."""
         sql, params = page_query(
             "SELECT record FROM approvals",
             "priority_rank, deadline_at, id",
             state.value if state is not None else None,
             decode_cursor(cursor) if cursor else None,
             limit,
+            session_id=session_id,
         )
         async with self.db.execute(sql, params) as cur:
             rows = await cur.fetchall()

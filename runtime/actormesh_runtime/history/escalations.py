@@ -70,15 +70,25 @@ def decode_cursor(cursor: str) -> tuple[int, str, str]:
 
 
 def page_query(
-    select: str, order: str, state: str | None, after: tuple[int, str, str] | None, limit: int
+    select: str,
+    order: str,
+    state: str | None,
+    after: tuple[int, str, str] | None,
+    limit: int,
+    *,
+    session_id: str | None = None,
 ) -> tuple[str, list[object]]:
-    """`select` (of a queue table) in `order` (three columns), only `state` and only after the cursor's
-    position when given; one row more than a page (capped at MAX_LIST), to tell whether another follows."""
+    """`select` (of a queue table) in `order` (three columns), only `state`, only `session_id` and only
+    after the cursor's position when given; one row more than a page (capped at MAX_LIST), to tell
+    whether another follows."""
     where: list[str] = []
     params: list[object] = []
     if state is not None:
         where.append("state = ?")
         params.append(state)
+    if session_id is not None:
+        where.append("session_id = ?")
+        params.append(session_id)
     if after is not None:
         where.append(f"({order}) > (?, ?, ?)")
         params.extend(after)

@@ -170,9 +170,11 @@ class HistoryClient:
     # ------------------------------------------------------------ approvals (the agent API)
 
     async def approvals(
-        self, *, state: ApprovalState | None, limit: int, cursor: str | None
+        self, *, state: ApprovalState | None, limit: int, cursor: str | None, session_id: str | None = None
     ) -> tuple[list[ApprovalRecord], str | None]:
-        query = HistoryQuery(op="approvals", approval_state=state, limit=limit, cursor=cursor)
+        query = HistoryQuery(
+            op="approvals", approval_state=state, limit=limit, cursor=cursor, session_id=session_id
+        )
         answer = await self._escalation_op(query)
         return answer.approvals, answer.next_cursor
 

@@ -122,6 +122,10 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX approvals_queue ON approvals (state, priority_rank, deadline_at, id);
     """,
+    # The agent console lists the approval requests of an escalation's conversation (`?session_id=`).
+    """
+    CREATE INDEX approvals_by_session ON approvals (session_id);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
