@@ -20,6 +20,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from actormesh_runtime.priority import Priority
+
 REF_PATTERN = r"ESC-[0-9a-f]{8}"
 REF_RE = re.compile(r"\bESC-([0-9a-f]{8})\b", re.IGNORECASE)
 SUMMARY_MAX_CHARS = 500
@@ -32,21 +34,6 @@ CURSOR_PATTERN = r"^[0-3]\|\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z\|ESC-[0-9
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-class Priority(StrEnum):
-    URGENT = "urgent"
-    HIGH = "high"
-    NORMAL = "normal"
-    LOW = "low"
-
-    @property
-    def rank(self) -> int:
-        """0 = most urgent; the queue sorts on it."""
-        return PRIORITY_ORDER.index(self)
-
-
-PRIORITY_ORDER: tuple[Priority, ...] = (Priority.URGENT, Priority.HIGH, Priority.NORMAL, Priority.LOW)
 
 
 class EscalationState(StrEnum):

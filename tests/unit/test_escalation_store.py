@@ -14,12 +14,13 @@ from actormesh_runtime.actors.escalation_router import build_escalation
 from actormesh_runtime.actors.response_aggregator import build_result
 from actormesh_runtime.catalog import Subjects
 from actormesh_runtime.envelope import Decision, HistoryEvent, Sentiment, SentimentLabel, Urgency
-from actormesh_runtime.escalations import EscalationLookup, EscalationState, LookupAnswer, Priority
+from actormesh_runtime.escalations import EscalationLookup, EscalationState, LookupAnswer
 from actormesh_runtime.history.escalation_ops import EscalationOps
 from actormesh_runtime.history.escalations import ts
 from actormesh_runtime.history.protocol import HistoryQuery
 from actormesh_runtime.history.store import HistoryStore
 from actormesh_runtime.policy.decision import REASON_HUMAN, REASON_LEGAL
+from actormesh_runtime.priority import Priority
 from actormesh_runtime.replies.result import history_event
 from tests.support.envelopes import BOB, JANE, JOHN, make_envelope
 

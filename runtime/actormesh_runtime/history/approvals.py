@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING
 import aiosqlite
 
 from actormesh_runtime.approvals import (
-    PRIORITY_ORDER,
     ApprovalRecord,
     ApprovalState,
     AuditEntry,
@@ -28,6 +27,7 @@ from actormesh_runtime.approvals import (
     reescalate,
 )
 from actormesh_runtime.history.escalations import EscalationNotFound, page_query, split_cursor, ts
+from actormesh_runtime.priority import PRIORITY_ORDER
 from actormesh_runtime.screening import redact
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ class ApprovalNotFound(EscalationNotFound):
 
 
 def _rank(record: ApprovalRecord) -> int:
-    return PRIORITY_ORDER.index(record.priority)
+    return record.priority.rank
 
 
 def encode_cursor(record: ApprovalRecord) -> str:

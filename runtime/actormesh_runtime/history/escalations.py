@@ -22,17 +22,16 @@ import aiosqlite
 
 from actormesh_runtime.escalations import (
     CURSOR_PATTERN,
-    PRIORITY_ORDER,
     AgentReply,
     Customer,
     EscalationFacts,
     EscalationRecord,
     EscalationState,
     Operation,
-    Priority,
     QueueSnapshot,
     apply_transition,
 )
+from actormesh_runtime.priority import PRIORITY_ORDER, Priority
 from actormesh_runtime.screening import redact
 
 if TYPE_CHECKING:
