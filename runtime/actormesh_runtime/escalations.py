@@ -68,10 +68,15 @@ class EscalationFacts(_Model):
     actions: list[dict[str, Any]] = Field(default_factory=list)
 
 
+REPLY_ID_PATTERN = r"^[A-Za-z0-9_-]{8,64}$"
+
+
 class AgentReply(_Model):
     agent: str
     text: str
     at: datetime
+    reply_id: str | None = None
+    """The sender's key for this reply: the same key again (a retry after a lost answer) adds nothing."""
 
 
 class EscalationRecord(_Model):
@@ -139,10 +144,15 @@ def apply_transition(
     agent: str,
     *,
     text: str | None = None,
+    reply_id: str | None = None,
     now: datetime | None = None,
 ) -> EscalationRecord:
-    """The record after `op` (a new object; `record` is unchanged). Raises `TransitionRefused`."""
+    """The record after `op` (a new object; `record` is unchanged), or `record` itself when nothing
+    changes (a claim by its holder, a reply whose `reply_id` it holds already). Raises
+    `TransitionRefused`."""
     if not check_transition(record, op, agent):
+        return record
+    if op == "reply" and reply_id is not None and any(r.reply_id == reply_id for r in record.replies):
         return record
     at = now or datetime.now(UTC)
     if op == "claim":
@@ -150,7 +160,7 @@ def apply_transition(
             update={"state": EscalationState.CLAIMED, "claimed_by": agent, "claimed_at": at}
         )
     if op == "reply":
-        reply = AgentReply(agent=agent, text=text or "", at=at)
+        reply = AgentReply(agent=agent, text=text or "", at=at, reply_id=reply_id)
         return record.model_copy(update={"replies": [*record.replies, reply]})
     return record.model_copy(
         update={"state": EscalationState.RESOLVED, "resolved_at": at, "resolution_note": text or None}

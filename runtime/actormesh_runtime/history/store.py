@@ -126,6 +126,11 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE INDEX approvals_by_session ON approvals (session_id);
     """,
+    # An agent's reply may carry the sender's key: a retry after a lost answer adds no second reply.
+    """
+    ALTER TABLE escalation_replies ADD COLUMN reply_id TEXT;
+    CREATE UNIQUE INDEX escalation_replies_once ON escalation_replies (ref, reply_id);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
