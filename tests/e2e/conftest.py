@@ -101,12 +101,16 @@ def llm(cluster: E2ECluster) -> Iterator[LLMTestServer]:
         server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def llm_demo(
     cluster: E2ECluster, operator: dict[str, Any], llm: LLMTestServer
 ) -> Iterator[tuple[str, dict[str, Any]]]:
     """The minimal sample with `spec.llm` pointing at `llm`, whose egressExcept leaves only the LLM's
-    address open: (namespace, the mesh as first Ready)."""
+    address open: (namespace, the mesh as first Ready).
+
+    Per module, and gone before the next module starts: beside the demo mesh it takes most of the
+    sealed node's 2 CPUs in requests, and the clustered-NATS mesh (test_mesh_lifecycle.py) would not
+    schedule."""
     namespace = f"e2e-llm-{uuid.uuid4().hex[:6]}"
     cluster.kubectl("create", "namespace", namespace)
     try:
@@ -123,4 +127,4 @@ def llm_demo(
         name = m.apply_sample(cluster, namespace, llm=spec, networkPolicy={"egressExcept": allowed})
         yield namespace, m.wait_mesh_ready(cluster, namespace, name)
     finally:
-        cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+        cluster.kubectl("delete", "namespace", namespace, "--timeout=240s", check=False, timeout=260)
