@@ -246,7 +246,7 @@ class ActorsSpec(ApiModel):
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
     )
     """Actors co-located in one Deployment each (unset: one Deployment per actor, the default). See
-    docs/operator.md#actor-groups for the trade-off."""
+    docs/operator.md ("Actor groups") for the trade-off."""
 
     def override(self, name: ActorName | str) -> ActorOverride:
         # Field names are the actors' snake_case names; the camelCase alias is catalog.spec_key.
