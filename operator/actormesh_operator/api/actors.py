@@ -317,10 +317,6 @@ class ActorsSpec(ApiModel):
                 out.append(ActorWorkload(component=group.name, members=members))
         return out
 
-    def workload_of(self, name: ActorName | str) -> ActorWorkload | None:
-        """The Deployment running this actor (None when it is disabled)."""
-        return next((w for w in self.workloads() if ActorName(name) in {m.name for m in w.members}), None)
-
     @model_validator(mode="after")
     def _groups_valid(self) -> ActorsSpec:
         if len({g.name for g in self.groups}) != len(self.groups):
