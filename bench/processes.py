@@ -21,6 +21,25 @@ from .load import process_cpu_s
 
 ACTORMESH = str(Path(sys.executable).parent / "actormesh")
 REPO_ROOT = Path(__file__).resolve().parents[1]
+CPROFILE_DIR_ENV = "BENCH_CPROFILE_DIR"
+"""When set, every actor and relay hop process runs under cProfile (CPU time, `bench.cpuprofile`) and
+writes DIR/<name>-<n>.prof at exit (for `python -m pstats`; cProfile inflates call-heavy code, so read
+shares)."""
+
+
+def _profiled(argv: tuple[str, ...]) -> tuple[str, ...]:
+    """`argv` under cProfile when CPROFILE_DIR_ENV is set, for `actormesh actor` and `bench.relay`."""
+    out_dir = os.environ.get(CPROFILE_DIR_ENV)
+    if not out_dir:
+        return argv
+    if argv[0] == ACTORMESH and argv[1] == "actor":
+        module, name, rest = "actormesh_runtime.cli", f"actor-{argv[2]}", argv[1:]
+    elif argv[1:3] == ("-m", "bench.relay"):
+        module, name, rest = "bench.relay", f"relay-hop{argv[8]}", argv[3:]
+    else:
+        return argv
+    out = Path(out_dir) / f"{name}-{time.monotonic_ns()}.prof"
+    return (sys.executable, "-m", "bench.cpuprofile", str(out), module, *rest)
 
 
 class Children:
@@ -40,7 +59,7 @@ class Children:
         self, *argv: str, env: dict[str, str], stdout: int | None = None
     ) -> asyncio.subprocess.Process:
         proc = await asyncio.create_subprocess_exec(
-            *argv, env={**os.environ, **env}, cwd=REPO_ROOT,
+            *_profiled(argv), env={**os.environ, **env}, cwd=REPO_ROOT,
             stdout=stdout if stdout is not None else asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
         )  # fmt: skip
