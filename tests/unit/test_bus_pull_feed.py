@@ -45,7 +45,8 @@ class FakeNats:
         self.requests: list[dict[str, Any]] = []
 
     async def publish(self, subject: str, payload: bytes, reply: str = "") -> None:
-        assert subject == FakePull._nms and reply == FakePull._deliver
+        assert subject == FakePull._nms
+        assert reply == FakePull._deliver
         self.requests.append(json.loads(payload))
 
 
