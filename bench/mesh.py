@@ -134,6 +134,9 @@ class MeshTarget:
         """CPU seconds of the actor processes so far (processes layout), else None: this process."""
         return self.mesh.children.cpu_s() if isinstance(self.mesh, ActorProcesses) else None
 
+    def cpu_by_process(self) -> dict[str, float]:
+        return self.mesh.children.cpu_by_process() if isinstance(self.mesh, ActorProcesses) else {}
+
     async def start(self) -> MeshTarget:
         if self.mocks is not None:
             await self.mocks.start(self.event_loop)

@@ -47,6 +47,7 @@ class Children:
 
     def __init__(self) -> None:
         self.procs: list[asyncio.subprocess.Process] = []
+        self.labels: list[str] = []
 
     @property
     def pids(self) -> list[int]:
@@ -55,8 +56,12 @@ class Children:
     def cpu_s(self) -> float:
         return sum(process_cpu_s(pid) for pid in self.pids)
 
+    def cpu_by_process(self) -> dict[str, float]:
+        """CPU seconds so far of each process, by its label (`actor NAME`, `relay hop N`)."""
+        return {label: process_cpu_s(p.pid) for label, p in zip(self.labels, self.procs, strict=True)}
+
     async def spawn(
-        self, *argv: str, env: dict[str, str], stdout: int | None = None
+        self, *argv: str, env: dict[str, str], stdout: int | None = None, label: str = ""
     ) -> asyncio.subprocess.Process:
         proc = await asyncio.create_subprocess_exec(
             *_profiled(argv), env={**os.environ, **env}, cwd=REPO_ROOT,
@@ -64,6 +69,7 @@ class Children:
             stderr=asyncio.subprocess.DEVNULL,
         )  # fmt: skip
         self.procs.append(proc)
+        self.labels.append(label or " ".join(argv[1:3]))
         return proc
 
     async def stop(self, grace_s: float = 10.0) -> None:
@@ -78,6 +84,7 @@ class Children:
                 proc.kill()
                 await proc.wait()
         self.procs.clear()
+        self.labels.clear()
 
 
 class MocksProcess:
