@@ -116,8 +116,9 @@ class MocksProcess:
         await self.children.stop()
 
 
-async def wait_bound(js: JetStreamContext, stream: str, durables: list[str], timeout_s: float = 60) -> None:
-    """Every durable has a pull request waiting: its host (in another process) is running."""
+async def wait_bound(js: JetStreamContext, stream: str, durables: list[str], timeout_s: float = 240) -> None:
+    """Every durable has a pull request waiting: its host (in another process) is running. Generous:
+    nine processes importing at once on a loaded two-core machine can take minutes."""
     deadline = time.monotonic() + timeout_s
     for durable in durables:
         while True:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from actormesh_runtime.bus.pull import PullFeed
+from actormesh_runtime.bus.pull import EXPIRY_SLACK_S, PullFeed
 
 pytestmark = pytest.mark.looptime
 
@@ -102,10 +102,15 @@ async def test_a_heartbeat_does_not_close_the_request() -> None:
     assert len(nc.requests) == 1
 
 
-async def test_an_expired_request_is_replaced() -> None:
+async def test_an_expired_request_is_replaced_only_after_the_slack() -> None:
     feed, inbox, nc = _feed()
+    loop = asyncio.get_running_loop()
     with pytest.raises(TimeoutError):  # nothing came, and no status either (e.g. lost in a reconnect)
         await feed.fetch(8, timeout=1.0)
-    asyncio.get_running_loop().call_later(0.1, inbox.deliver, FakeMsg(b"m1"))
+    with pytest.raises(TimeoutError):  # its 408 may still be on the way: no second request beside it
+        await feed.fetch(8, timeout=1.0)
+    assert loop.time() == pytest.approx(1.0 + EXPIRY_SLACK_S)
+    assert len(nc.requests) == 1
+    loop.call_later(0.1, inbox.deliver, FakeMsg(b"m1"))
     assert len(await feed.fetch(8, timeout=1.0)) == 1
     assert len(nc.requests) == 2

@@ -21,6 +21,10 @@ from nats.js import JetStreamContext
 
 RETRY_PAUSE_S = 0.2
 """After a failed fetch: long enough not to spin while the client reconnects."""
+EXPIRY_SLACK_S = 0.25
+"""How long past its expiry a pull request is still treated as open when the server's status closing
+it (408) has not arrived: the server starts the clock when the request arrives. Were it treated as
+closed first, the next request would be open beside it, and its late 408 taken for the new one's."""
 
 
 async def pull_forever(
@@ -68,7 +72,7 @@ class PullFeed:
         self._credit = 0
         """Messages the open pull request may still deliver (0: none open)."""
         self._open_until = 0.0
-        """Loop time after which the open request is treated as expired."""
+        """Loop time after which the open request is treated as expired without its 408."""
 
     async def fetch(self, batch: int, timeout: float) -> list[Msg]:  # noqa: ASYNC109 (nats-py's signature)
         """Up to `batch` messages: those already delivered, else the first to arrive within `timeout`
@@ -99,7 +103,7 @@ class PullFeed:
     async def _request(self, batch: int, *, expires_s: float) -> None:
         request = f'{{"batch":{batch},"expires":{int(expires_s * 1e9)}}}'.encode()
         self._credit = batch
-        self._open_until = asyncio.get_running_loop().time() + expires_s
+        self._open_until = asyncio.get_running_loop().time() + expires_s + EXPIRY_SLACK_S
         await self._nc.publish(self._pull._nms, request, reply=self._pull._deliver)
 
     def _take(self, limit: int) -> list[Msg]:
