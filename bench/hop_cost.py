@@ -41,13 +41,13 @@ from .processes import ACTORMESH, Children, wait_bound
 async def capture(url: str, actor: ActorName, loop_name: str) -> bytes:
     """One real envelope as `actor` receives it, from an unfused mesh."""
     target = MeshTarget(url, settings=RuntimeSettings(hop_fusion=False), event_loop=loop_name)
-    await target.start()
     seen: list[bytes] = []
 
     async def keep(msg: Msg) -> None:
         seen.append(msg.data)
 
     try:
+        await target.start()
         sub = await target._client.subscribe(target.subjects.actor(actor), cb=keep)
         await run_level(target, target.pending, concurrency=1, total=3, max_seconds=60)
         await sub.unsubscribe()
