@@ -1,10 +1,13 @@
-"""Coalescing per-mesh wake-ups for reconciles that kopf does not start itself.
+"""Coalescing per-mesh wake-ups: every reconcile is started here.
 
-Child watch events (a Deployment edited or deleted, a StatefulSet's status moving) and the periodic
-resync both end up here: `schedule(namespace, name)` asks for one reconcile of that mesh after a short
-debounce. Many requests for the same mesh collapse into one pending run, and a request that arrives
-while a run is in progress causes exactly one more run afterwards, so a burst of 30 child events costs
-one or two reconciles, never 30. Used by `handlers.py`; the reconcile itself is a callback.
+Mesh events (created, spec changed, paused), child watch events (a Deployment edited or deleted, a
+StatefulSet's status moving) and the periodic resync all end up here: `schedule(namespace, name)` asks
+for one reconcile of that mesh after a short debounce (none for a mesh created or changed). Many
+requests for the same mesh collapse into one pending run, and a request that arrives while a run is in
+progress causes exactly one more run afterwards, so a burst of 30 child events costs one or two
+reconciles, never 30. A request without delay also cuts a pending wait or retry backoff short: a
+fixed spec does not wait out the broken one's backoff. Used by `state.py`; the reconcile itself is a
+callback.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +42,10 @@ class _Slot:
     trigger: str
     running: bool = False
     again: bool = False
+    again_after: float = 0.0
+    """The shortest delay asked for by the requests that arrived during the run."""
+    now: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set to cut the current wait short (a request with no delay: a mesh created or its spec changed)."""
 
 
 class WakeupQueue:
@@ -55,21 +62,29 @@ class WakeupQueue:
             return
         key = (namespace, name)
         slot = self._slots.get(key)
+        wait = self._debounce_s if delay is None else delay
         if slot is not None:
             if slot.running:
                 slot.trigger = stronger(slot.trigger, trigger) if slot.again else trigger
+                slot.again_after = min(slot.again_after, wait) if slot.again else wait
                 slot.again = True
             else:
                 slot.trigger = stronger(slot.trigger, trigger)
+            if delay == 0:
+                slot.now.set()
             return  # a run is already pending: it will read the newest state anyway
-        wait = self._debounce_s if delay is None else delay
         task = asyncio.create_task(self._worker(key, wait), name=f"actormesh reconcile {namespace}/{name}")
         self._slots[key] = _Slot(task=task, trigger=trigger)
 
     async def _worker(self, key: MeshKey, wait: float) -> None:
         while True:
-            await asyncio.sleep(wait)
             slot = self._slots[key]
+            if wait > 0 and not slot.now.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(slot.now.wait(), wait)
+            else:
+                await asyncio.sleep(0)
+            slot.now.clear()
             slot.running, slot.again = True, False
             try:
                 retry_in = await self._run(key[0], key[1], slot.trigger)
@@ -80,7 +95,7 @@ class WakeupQueue:
             if retry_in is not None:
                 wait = retry_in
             elif slot.again:
-                wait = self._debounce_s
+                wait = slot.again_after
             else:
                 del self._slots[key]
                 return
