@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import builtins
 import contextlib
-import json
 import os
 import ssl
 import tempfile
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import orjson
 import yaml
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
@@ -272,7 +272,7 @@ class KubeClient:
         body: Any = None,
         content_type: str = "application/json",
     ) -> dict[str, Any]:
-        data = None if body is None else json.dumps(body, separators=(",", ":")).encode()
+        data = None if body is None else orjson.dumps(body)
         headers = self._token.header()
         if data is not None:
             headers["Content-Type"] = content_type
@@ -281,7 +281,7 @@ class KubeClient:
         ) as response:
             content = await response.read()
             if 200 <= response.status < 300:
-                return dict(json.loads(content)) if content else {}
+                return dict(orjson.loads(content)) if content else {}
             raise api_error(response.status, response.reason or "", content, response.headers)
 
     async def get(self, resource: Resource, name: str, namespace: str | None = None) -> dict[str, Any] | None:
@@ -412,7 +412,7 @@ class KubeClient:
                     response.status, response.reason or "", await response.read(), response.headers
                 )
             async for line in _lines(response.content):
-                event = json.loads(line)
+                event = orjson.loads(line)
                 if event.get("type") == "ERROR":
                     status = event.get("object") or {}
                     raise KubeApiError(
@@ -459,7 +459,7 @@ def api_error(status: int, reason: str, content: bytes, headers: Mapping[str, st
     """The API server's answer as a `KubeApiError`: the `Status` object's reason and message if any."""
     message = content[:500].decode("utf-8", "replace")
     with contextlib.suppress(ValueError):
-        body = json.loads(content)
+        body = orjson.loads(content)
         if isinstance(body, dict):
             reason = str(body.get("reason") or reason)
             message = str(body.get("message") or message)
