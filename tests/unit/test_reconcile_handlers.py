@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from typing import Any
 
@@ -13,7 +14,7 @@ from actormesh_operator.api.spec import PAUSED_ANNOTATION
 from actormesh_operator.reconcile.children import controller_of
 from actormesh_operator.reconcile.handlers import ANNOTATION_PREFIX, configure_kopf
 from actormesh_operator.reconcile.observe import observed_state, selector_string
-from actormesh_operator.reconcile.queue import WakeupQueue
+from actormesh_operator.reconcile.queue import STATUS_TRIGGER, WakeupQueue
 from actormesh_operator.reconcile.state import CHILD_DEBOUNCE_S, mesh_trigger
 from actormesh_operator.settings import OperatorSettings
 from tests.support.eventually import eventually_async
@@ -147,6 +148,30 @@ async def test_queue_request_without_delay_cuts_a_backoff_short(looptime: float)
     await _drained(queue)
     assert calls == ["create", "update"]
     assert looptime < 60
+
+
+@pytest.mark.looptime
+async def test_queue_defers_a_status_refresh_until_the_counters_stop_moving(looptime: float) -> None:
+    runs: list[tuple[str, float]] = []
+
+    async def run(namespace: str, name: str, trigger: str) -> float | None:
+        runs.append((trigger, round(float(looptime), 1)))
+        return None
+
+    queue = WakeupQueue(run, debounce_s=CHILD_DEBOUNCE_S, max_defer_s=10.0)
+    for _ in range(4):  # a rollout's counters moving every second: one write, 2 s after the last
+        queue.schedule("ns", "demo", STATUS_TRIGGER, delay=2.0)
+        await asyncio.sleep(1.0)
+    await _drained(queue)
+    assert runs == [(STATUS_TRIGGER, 5.0)]
+    runs.clear()
+    for _ in range(30):  # never quiet: deferred at most max_defer_s
+        queue.schedule("ns", "demo", STATUS_TRIGGER, delay=2.0)
+        await asyncio.sleep(1.0)
+    await _drained(queue)
+    assert [trigger for trigger, _ in runs] == [STATUS_TRIGGER] * 3
+    times = [5.0] + [at for _, at in runs]  # a run at most max_defer_s after the first request since
+    assert all(later - earlier <= 10.0 + 1.0 for earlier, later in itertools.pairwise(times)), times
 
 
 def _mesh(generation: int, *, paused: str | None = None, reported: str | None = None) -> dict[str, Any]:

@@ -36,8 +36,11 @@ logger = logging.getLogger(__name__)
 CHILD_DEBOUNCE_S = 1.0
 """Child events within this window cost one reconcile (a rollout emits dozens)."""
 STATUS_DEBOUNCE_S = 2.0
-"""Rollout-counter changes within this window cost one status refresh: a 14-workload rollout moves
-its counters in many small steps, and the status is read by people and Argo CD, not by a control loop."""
+"""Rollout-counter changes cost one status refresh once they have been quiet this long (trailing): a
+14-workload rollout moves its counters in many small steps, and the status is read by people and Argo
+CD, not by a control loop."""
+STATUS_MAX_DEFER_S = 10.0
+"""... but never deferred longer than this after the first change, so a long rollout still shows progress."""
 
 
 def pause_changed(body: Mapping[str, Any]) -> bool:
@@ -133,7 +136,9 @@ class OperatorState:
             keda_available=self.keda_available,
             gateway_api_available=self.gateway_api_available,
         )
-        self.queue = WakeupQueue(self._run_queued, debounce_s=CHILD_DEBOUNCE_S)
+        self.queue = WakeupQueue(
+            self._run_queued, debounce_s=CHILD_DEBOUNCE_S, max_defer_s=STATUS_MAX_DEFER_S
+        )
         self._resync = asyncio.create_task(self._resync_loop(), name="actormesh resync")
 
     async def stop(self) -> None:
