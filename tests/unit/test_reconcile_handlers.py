@@ -13,7 +13,6 @@ import pytest
 from actormesh_operator.api.spec import PAUSED_ANNOTATION
 from actormesh_operator.reconcile.children import controller_of
 from actormesh_operator.reconcile.handlers import ANNOTATION_PREFIX, configure_kopf
-from actormesh_operator.reconcile.heap import HeapTrimmer
 from actormesh_operator.reconcile.observe import observed_state, selector_string
 from actormesh_operator.reconcile.queue import STATUS_TRIGGER, WakeupQueue
 from actormesh_operator.reconcile.state import CHILD_DEBOUNCE_S, mesh_trigger
@@ -221,9 +220,3 @@ async def test_queue_close_cancels_pending_work() -> None:
 async def _drained(queue: WakeupQueue) -> None:
     # Polled: the queue has no completion event (nothing in the operator needs one).
     await eventually_async(lambda: not queue.pending(), what="the queue to drain", interval_s=0.005)
-
-
-def test_heap_trim_runs_at_most_once_per_interval() -> None:
-    trimmer = HeapTrimmer(min_interval_s=3600)
-    assert trimmer.idle(), "glibc has malloc_trim: the first idle moment trims"
-    assert not trimmer.idle(), "rate-limited"

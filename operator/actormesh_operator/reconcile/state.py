@@ -23,7 +23,6 @@ from actormesh_operator.builders.labels import MANAGED_BY_SELECTOR
 from actormesh_operator.reconcile.apply import field_managers
 from actormesh_operator.reconcile.children import ChildCache
 from actormesh_operator.reconcile.diff import STATUS_CHANGE
-from actormesh_operator.reconcile.heap import HeapTrimmer
 from actormesh_operator.reconcile.kube import KubeClient, KubeCredentials
 from actormesh_operator.reconcile.meshes import MeshCache
 from actormesh_operator.reconcile.observe import kind_served
@@ -99,7 +98,6 @@ class OperatorState:
         self.secret_watches: SecretWatches | None = None
         self._resync: asyncio.Task[None] | None = None
         self._attempts: dict[tuple[str, str], int] = {}
-        self._heap = HeapTrimmer()
         self._generations: dict[str, int] = {}
         """Per mesh UID: the generation last handed to the queue (a new one is an update)."""
 
@@ -176,13 +174,6 @@ class OperatorState:
         self.wake(namespace, name, trigger, delay=0.0)
 
     async def _run_queued(self, namespace: str, name: str, trigger: str) -> float | None:
-        """For the wake-up queue: one pass, then the heap trimmed when it was the last pending one."""
-        retry_in = await self._run_one(namespace, name, trigger)
-        if self.queue is not None and self.queue.pending() <= 1:  # ours is still counted
-            self._heap.idle()
-        return retry_in
-
-    async def _run_one(self, namespace: str, name: str, trigger: str) -> float | None:
         """For the wake-up queue: same bounded retries, counted here since kopf is not involved."""
         assert self.reconciler is not None
         key = (namespace, name)
