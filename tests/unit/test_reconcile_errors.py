@@ -83,9 +83,7 @@ def _failed(exc: Exception, name: str = "apply statefulset demo-nats") -> Action
             Reason.RETRIES_EXHAUSTED,
             id="connect-error",
         ),
-        pytest.param(
-            TimeoutError("slow"), "ApiUnreachable", False, Reason.RETRIES_EXHAUSTED, id="timeout"
-        ),
+        pytest.param(TimeoutError("slow"), "ApiUnreachable", False, Reason.RETRIES_EXHAUSTED, id="timeout"),
         pytest.param(
             MissingSecretError("spec.llm.apiKeySecretRef: Secret ns/x not found"),
             "MissingSecretError",
