@@ -25,8 +25,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Priority = Literal["urgent", "high", "normal", "low"]
-PRIORITY_ORDER: tuple[Priority, ...] = ("urgent", "high", "normal", "low")
+from actormesh_runtime.priority import PRIORITY_ORDER, Priority
+
 APPROVAL_ID_PATTERN = r"APR-[0-9a-f]{8}"
 REASON_MAX_CHARS = 2000
 
@@ -36,10 +36,10 @@ APPROVABLE: frozenset[str] = frozenset({CANCEL, REFUND})
 """The actions (`ActionType` values) whose `pending_review` outcome waits for a person."""
 
 TIME_LIMITS: dict[Priority, timedelta] = {
-    "urgent": timedelta(minutes=15),
-    "high": timedelta(hours=1),
-    "normal": timedelta(hours=4),
-    "low": timedelta(hours=24),
+    Priority.URGENT: timedelta(minutes=15),
+    Priority.HIGH: timedelta(hours=1),
+    Priority.NORMAL: timedelta(hours=4),
+    Priority.LOW: timedelta(hours=24),
 }
 """How long a request may wait at each priority before it is re-escalated. A customer waiting on a
 refund or a cancellation hears back within a working afternoon at normal priority; an urgent one

@@ -20,6 +20,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from actormesh_runtime.priority import Priority
+
 REF_PATTERN = r"ESC-[0-9a-f]{8}"
 REF_RE = re.compile(r"\bESC-([0-9a-f]{8})\b", re.IGNORECASE)
 SUMMARY_MAX_CHARS = 500
@@ -32,21 +34,6 @@ CURSOR_PATTERN = r"^[0-3]\|\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z\|ESC-[0-9
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-class Priority(StrEnum):
-    URGENT = "urgent"
-    HIGH = "high"
-    NORMAL = "normal"
-    LOW = "low"
-
-    @property
-    def rank(self) -> int:
-        """0 = most urgent; the queue sorts on it."""
-        return PRIORITY_ORDER.index(self)
-
-
-PRIORITY_ORDER: tuple[Priority, ...] = (Priority.URGENT, Priority.HIGH, Priority.NORMAL, Priority.LOW)
 
 
 class EscalationState(StrEnum):
@@ -81,10 +68,15 @@ class EscalationFacts(_Model):
     actions: list[dict[str, Any]] = Field(default_factory=list)
 
 
+REPLY_ID_PATTERN = r"^[A-Za-z0-9_-]{8,64}$"
+
+
 class AgentReply(_Model):
     agent: str
     text: str
     at: datetime
+    reply_id: str | None = None
+    """The sender's key for this reply: the same key again (a retry after a lost answer) adds nothing."""
 
 
 class EscalationRecord(_Model):
@@ -152,10 +144,15 @@ def apply_transition(
     agent: str,
     *,
     text: str | None = None,
+    reply_id: str | None = None,
     now: datetime | None = None,
 ) -> EscalationRecord:
-    """The record after `op` (a new object; `record` is unchanged). Raises `TransitionRefused`."""
+    """The record after `op` (a new object; `record` is unchanged), or `record` itself when nothing
+    changes (a claim by its holder, a reply whose `reply_id` it holds already). Raises
+    `TransitionRefused`."""
     if not check_transition(record, op, agent):
+        return record
+    if op == "reply" and reply_id is not None and any(r.reply_id == reply_id for r in record.replies):
         return record
     at = now or datetime.now(UTC)
     if op == "claim":
@@ -163,7 +160,7 @@ def apply_transition(
             update={"state": EscalationState.CLAIMED, "claimed_by": agent, "claimed_at": at}
         )
     if op == "reply":
-        reply = AgentReply(agent=agent, text=text or "", at=at)
+        reply = AgentReply(agent=agent, text=text or "", at=at, reply_id=reply_id)
         return record.model_copy(update={"replies": [*record.replies, reply]})
     return record.model_copy(
         update={"state": EscalationState.RESOLVED, "resolved_at": at, "resolution_note": text or None}

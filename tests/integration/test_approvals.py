@@ -118,6 +118,11 @@ async def test_refund_amounts_denials_and_roles(nats_server: str, tmp_path: Path
             assert response.status_code == 200, response.text
         assert (await api.get("/api/approvals", headers=john)).status_code == 403
         refund = await pending_for(api, "ORD-10001")
+        await pending_for(api, "ORD-10002")
+        of_session = (await api.get("/api/approvals", params={"session_id": "ref-ORD-10001"})).json()
+        assert [a["order"]["order_id"] for a in of_session["items"]] == ["ORD-10001"]
+        bad_session = await api.get("/api/approvals", params={"session_id": "no spaces"})
+        assert bad_session.status_code == 422, bad_session.text
         total = refund["order"]["total"]
         too_much = await api.post(f"/api/approvals/{refund['id']}/approve", json={"amount": total + 1})
         assert too_much.status_code == 422, too_much.text

@@ -72,11 +72,17 @@ async def test_agent_reply_reaches_the_customer_on_another_replica(nats_server: 
             assert taken.status_code == 409, taken.text
             assert "alice" in taken.json()["detail"]
 
-            replied = await api.post(
-                f"/api/escalations/{ref}/reply", json={"agent": "alice", "text": "Hi John, I'm on it."}
-            )
+            reply = {"agent": "alice", "text": "Hi John, I'm on it.", "reply_id": "console-0001"}
+            replied = await api.post(f"/api/escalations/{ref}/reply", json=reply)
             assert replied.status_code == 200, replied.text
             assert [r["text"] for r in replied.json()["replies"]] == ["Hi John, I'm on it."]
+            # The console's retry after a lost answer: same key, no second reply, the record as it is.
+            again = await api.post(f"/api/escalations/{ref}/reply", json=reply)
+            assert again.status_code == 200, again.text
+            assert again.json()["replies"] == replied.json()["replies"]
+            bad_key = await api.post(f"/api/escalations/{ref}/reply", json={**reply, "reply_id": "x"})
+            assert bad_key.status_code == 422, bad_key.text
+            assert bad_key.json()["fields"][0]["field"] == "reply_id"
 
             live = await frame_of(customer, "agent_reply")
             assert live["data"]["ref"] == ref

@@ -14,7 +14,6 @@ from actormesh_runtime.approvals import (
     DecisionRefused,
     InvalidDecision,
     OrderFacts,
-    Priority,
     approval_id,
     customer_message,
     decide,
@@ -24,6 +23,7 @@ from actormesh_runtime.approvals import (
     reescalate,
 )
 from actormesh_runtime.envelope import ActionType
+from actormesh_runtime.priority import Priority
 
 T0 = datetime(2026, 12, 5, 14, 0, tzinfo=UTC)
 KEY = "am-create_refund_request-0123456789abcdef"

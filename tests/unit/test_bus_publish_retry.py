@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from nats.js.errors import NoStreamResponseError
 
-from actormesh_runtime.bus import publish
-from actormesh_runtime.catalog import Subjects
+from actormesh_runtime.bus import dlq, publish
+from actormesh_runtime.catalog import ActorName, DeadLetterReason, Subjects
 from tests.support.envelopes import make_envelope
 
 
@@ -49,3 +49,28 @@ async def test_other_errors_are_not_retried() -> None:
     with pytest.raises(ValueError, match="bad"):
         await publish.publish_payload(js, Subjects("t"), make_envelope("hello"), b"{}")  # type: ignore[arg-type]
     assert len(js.calls) == 1
+
+
+@pytest.mark.looptime
+async def test_dead_letters_and_history_events_ride_out_an_election_too() -> None:
+    # Every acked publish of the bus goes through the same retry: the DLQ record and the
+    # aggregator's history event (BusPublisher.publish_stream), each with its own message id.
+    subjects = Subjects("t")
+    env = make_envelope("hello")
+    js = FlakyStream(failures=3)
+    record = dlq.DeadLetter(
+        actor=ActorName.INTENT_ANALYZER,
+        reason="boom",
+        permanent=True,
+        deliveries=1,
+        message_id=env.message_id,
+        envelope=env,
+        kind=DeadLetterReason.PERMANENT,
+    )
+    await dlq.store(js, subjects, record, dedup_key="42")  # type: ignore[arg-type]
+    assert len(js.calls) == 4
+    assert {c["headers"][publish.MSG_ID_HEADER] for c in js.calls} == {"dlq:42"}
+
+    js = FlakyStream(failures=2)
+    await publish.BusPublisher(None, js).publish_stream(subjects.history_events, b"{}", msg_id="m:history")  # type: ignore[arg-type]
+    assert [c["headers"][publish.MSG_ID_HEADER] for c in js.calls] == ["m:history"] * 3

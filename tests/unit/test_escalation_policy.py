@@ -14,7 +14,6 @@ from actormesh_runtime.escalations import (
     EscalationRecord,
     EscalationState,
     Operation,
-    Priority,
     QueueSnapshot,
     TransitionRefused,
     apply_transition,
@@ -22,6 +21,7 @@ from actormesh_runtime.escalations import (
 )
 from actormesh_runtime.policy import decision as rules
 from actormesh_runtime.policy.escalation import estimated_wait_minutes, priority, reason_code
+from actormesh_runtime.priority import Priority
 from tests.support.envelopes import JOHN, make_envelope
 
 NEG, NEU = SentimentLabel.NEGATIVE, SentimentLabel.NEUTRAL

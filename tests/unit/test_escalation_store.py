@@ -14,12 +14,13 @@ from actormesh_runtime.actors.escalation_router import build_escalation
 from actormesh_runtime.actors.response_aggregator import build_result
 from actormesh_runtime.catalog import Subjects
 from actormesh_runtime.envelope import Decision, HistoryEvent, Sentiment, SentimentLabel, Urgency
-from actormesh_runtime.escalations import EscalationLookup, EscalationState, LookupAnswer, Priority
+from actormesh_runtime.escalations import EscalationLookup, EscalationState, LookupAnswer
 from actormesh_runtime.history.escalation_ops import EscalationOps
 from actormesh_runtime.history.escalations import ts
 from actormesh_runtime.history.protocol import HistoryQuery
 from actormesh_runtime.history.store import HistoryStore
 from actormesh_runtime.policy.decision import REASON_HUMAN, REASON_LEGAL
+from actormesh_runtime.priority import Priority
 from actormesh_runtime.replies.result import history_event
 from tests.support.envelopes import BOB, JANE, JOHN, make_envelope
 
@@ -216,3 +217,24 @@ async def test_records_read_together_keep_their_own_replies(store: HistoryStore)
         two: ["other"],
     }
     assert await store.escalations.for_customer([one], JANE) == {}
+
+
+async def test_a_reply_sent_twice_with_one_key_is_stored_once(store: HistoryStore) -> None:
+    event = escalated(JOHN, "I want a human", session="twice")
+    await store.add_events([event])
+    assert event.escalation is not None
+    ref = event.escalation.ref
+    ops = EscalationOps(store, Subjects("unit"))
+    await ops.answer(HistoryQuery(op="escalation_claim", ref=ref, agent="ann"))
+    send = HistoryQuery(op="escalation_reply", ref=ref, agent="ann", text="On it.", reply_id="key-00000001")
+    first, second = await ops.answer(send), await ops.answer(send)
+    other = await ops.answer(send.model_copy(update={"reply_id": "key-00000002"}))
+    bad = await ops.answer(send.model_copy(update={"reply_id": "no"}))
+    assert first.escalation is not None
+    assert second.escalation is not None
+    assert second.escalation.replies == first.escalation.replies
+    assert other.escalation is not None
+    assert [r.reply_id for r in other.escalation.replies] == ["key-00000001", "key-00000002"]
+    assert (bad.refused, (bad.error or "").split(":")[0]) == ("invalid", "reply_id")
+    turns = await store.conversation("twice")
+    assert [t.text for t in turns if t.author == "ann"] == ["On it.", "On it."]

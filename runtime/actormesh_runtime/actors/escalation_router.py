@@ -27,13 +27,14 @@ from actormesh_runtime.actors.base import PlainActor
 from actormesh_runtime.actors.lookup import ask_history
 from actormesh_runtime.catalog import ActorName
 from actormesh_runtime.envelope import Envelope, Escalation
-from actormesh_runtime.escalations import EscalationLookup, Priority, QueueSnapshot
+from actormesh_runtime.escalations import EscalationLookup, QueueSnapshot
 from actormesh_runtime.policy.escalation import (
     build_record,
     envelope_priority,
     estimated_wait_minutes,
     reason_code,
 )
+from actormesh_runtime.priority import Priority
 from actormesh_runtime.replies import templates
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from actormesh_runtime.catalog import ActorName, DeadLetterReason, Subjects
 from actormesh_runtime.envelope import Envelope
 
-from .publish import MSG_ID_HEADER, publish_to_current
+from .publish import MSG_ID_HEADER, acked_publish, publish_to_current
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,8 @@ class StoredDeadLetter(BaseModel):
 async def store(js: JetStreamContext, subjects: Subjects, record: DeadLetter, *, dedup_key: str) -> None:
     """Acked publish to the DLQ stream. `dedup_key` (the failing message's stream sequence) keeps a
     crash-and-redeliver from storing the same failure twice."""
-    await js.publish(
+    await acked_publish(
+        js,
         subjects.dlq(record.actor, record.category),
         record.model_dump_json().encode(),
         stream=subjects.dlq_stream,

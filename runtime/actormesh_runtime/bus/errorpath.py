@@ -23,7 +23,7 @@ from actormesh_runtime.replies.result import final_result, history_event
 from actormesh_runtime.screening import redact
 
 from . import dlq
-from .publish import MSG_ID_HEADER, publish_to_current
+from .publish import MSG_ID_HEADER, acked_publish, publish_to_current
 from .size import HEADER_ALLOWANCE, check_fits, max_payload, trimmed
 
 DLQ_EXCERPT_BYTES = 65536
@@ -70,7 +70,8 @@ async def _publish_fallback(nc: NATS, js: JetStreamContext, subjects: Subjects, 
         await nc.publish(envelope.reply.result_subject, result.model_dump_json().encode())
     event = history_event(envelope, result).model_dump_json().encode()
     check_fits(js, event, "history event")
-    await js.publish(
+    await acked_publish(
+        js,
         subjects.history_events,
         event,
         stream=subjects.stream,

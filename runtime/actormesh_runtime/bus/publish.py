@@ -4,8 +4,9 @@
 `publish_to_current` re-publishes one at its current step (the error path's divert), and
 `publish_payload` is what the actor host uses after advancing the slip (it has the bytes already:
 one encode per hop). All are acked JetStream publishes carrying `Nats-Msg-Id = envelope.dedup_id()`,
-so a republish after a crash is dropped by the stream's duplicate window. Results and progress are
-core NATS (best effort, nobody may listen).
+so a republish after a crash is dropped by the stream's duplicate window. Every acked publish of the
+bus (envelopes, dead letters, history events) goes through `acked_publish`, which rides out a stream
+leader election. Results and progress are core NATS (best effort, nobody may listen).
 """
 
 from __future__ import annotations
@@ -54,12 +55,21 @@ async def publish_payload(
     got lost): the message id makes a retry of a publish that did land a duplicate the stream drops."""
     subject = subjects.actor(envelope.slip.current)
     headers = {MSG_ID_HEADER: envelope.dedup_id()}
+    return await acked_publish(js, subject, payload, stream=subjects.stream, headers=headers)
+
+
+async def acked_publish(
+    js: JetStreamContext, subject: str, payload: bytes, *, stream: str | None, headers: dict[str, str]
+) -> PubAck:
+    """An acked JetStream publish, retried within PUBLISH_RETRY_BUDGET_S while the stream gives no
+    answer. `headers` must carry a `Nats-Msg-Id`: it is what makes a retry of a publish that did land
+    harmless."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + PUBLISH_RETRY_BUDGET_S
     attempt = 0
     while True:
         try:
-            return await js.publish(subject, payload, stream=subjects.stream, headers=headers)
+            return await js.publish(subject, payload, stream=stream, headers=headers)
         except NO_STREAM_ANSWER as exc:
             delay = PUBLISH_RETRY_DELAYS_S[min(attempt, len(PUBLISH_RETRY_DELAYS_S) - 1)]
             if loop.time() + delay > deadline:
@@ -113,7 +123,9 @@ class BusPublisher:
     async def publish_stream(self, subject: str, payload: bytes, *, msg_id: str) -> None:
         check_fits(self._nc, payload, f"message to {subject}")
         # The W3C context rides along, so the consumer (the history writer) continues the trace.
-        await self._js.publish(subject, payload, headers={MSG_ID_HEADER: msg_id, **tracing.inject()})
+        await acked_publish(
+            self._js, subject, payload, stream=None, headers={MSG_ID_HEADER: msg_id, **tracing.inject()}
+        )
 
     async def request(self, subject: str, payload: bytes, *, timeout_s: float) -> bytes:
         reply = await self._nc.request(subject, payload, timeout=timeout_s)

@@ -1,6 +1,7 @@
 """The approvals API: actions the store's policy leaves to a person (docs/approvals.md).
 
-- `GET /api/approvals?state=&limit=&cursor=`: most urgent first, then the nearest deadline, paginated;
+- `GET /api/approvals?state=&session_id=&limit=&cursor=`: most urgent first, then the nearest
+  deadline, paginated;
 - `GET /api/approvals/{id}`: the record, with its audit trail; `…/conversation`: with the transcript;
 - `POST /api/approvals/{id}/approve` (`{"amount"?}`, refunds only, up to the order total) and
   `POST /api/approvals/{id}/deny` (`{"reason"}`, required): the updated record; 404 unknown id,
@@ -22,7 +23,13 @@ from actormesh_runtime.approvals import APPROVAL_ID_PATTERN, REASON_MAX_CHARS, A
 from actormesh_runtime.escalations import AGENT_MAX_CHARS
 from actormesh_runtime.gateway.deps import get_gateway
 from actormesh_runtime.gateway.escalations_api import Agent, get_agent
-from actormesh_runtime.gateway.models import AGENT_API_ERRORS, AGENT_RECORD_ERRORS, SCHEMA_PATTERNS, ErrorBody
+from actormesh_runtime.gateway.models import (
+    AGENT_API_ERRORS,
+    AGENT_RECORD_ERRORS,
+    SCHEMA_PATTERNS,
+    SESSION_RE,
+    ErrorBody,
+)
 from actormesh_runtime.gateway.service import Gateway
 from actormesh_runtime.history.approvals import CURSOR_PATTERN
 
@@ -75,9 +82,14 @@ async def list_approvals(
     cursor: Annotated[
         str | None, Query(pattern=CURSOR_PATTERN, description="the previous page's next_cursor")
     ] = None,
+    session_id: Annotated[
+        str | None, Query(pattern=SESSION_RE.pattern, description="only the requests of this conversation")
+    ] = None,
 ) -> ApprovalPage:
     """The requests: most urgent first, then the nearest deadline."""
-    items, next_cursor = await gateway.history_client().approvals(state=state, limit=limit, cursor=cursor)
+    items, next_cursor = await gateway.history_client().approvals(
+        state=state, limit=limit, cursor=cursor, session_id=session_id
+    )
     return ApprovalPage(items=items, next_cursor=next_cursor)
 
 

@@ -23,6 +23,7 @@ from actormesh_runtime.escalations import (
     CURSOR_PATTERN,
     NOTE_MAX_CHARS,
     REF_PATTERN,
+    REPLY_ID_PATTERN,
     REPLY_MAX_CHARS,
     EscalationRecord,
     EscalationState,
@@ -114,6 +115,12 @@ class ReplyBody(_Body):
         description="What the customer reads (not only blanks).",
         json_schema_extra={"pattern": SCHEMA_PATTERNS["message"]},
     )
+    reply_id: str | None = Field(
+        None,
+        pattern=REPLY_ID_PATTERN,
+        description="Your key for this reply: sending it again with the same key (a retry after a "
+        "timeout or a 503) adds no second reply and answers the record as it stands.",
+    )
 
     @field_validator("text")
     @classmethod
@@ -186,7 +193,7 @@ async def reply_escalation(
 ) -> EscalationRecord:
     """A reply to the customer: stored as a turn of their conversation and sent to their open chat."""
     return await gateway.history_client().change_escalation(
-        ref, "reply", agent=agent.acting(body.agent), text=body.text
+        ref, "reply", agent=agent.acting(body.agent), text=body.text, reply_id=body.reply_id
     )
 
 

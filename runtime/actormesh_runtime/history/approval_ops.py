@@ -141,7 +141,9 @@ class ApprovalOps:
         if query.op == "approvals":
             if (refusal := cursor_refusal(query.cursor, decode_cursor)) is not None:
                 return refusal
-            records, cursor = await self.records.page(query.approval_state, query.limit, query.cursor)
+            records, cursor = await self.records.page(
+                query.approval_state, query.limit, query.cursor, session_id=query.session_id
+            )
             return HistoryAnswer(approvals=records, next_cursor=cursor)
         if not query.approval_id:
             return refused("invalid", "id is required")

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING
 import aiosqlite
 
 from actormesh_runtime.approvals import (
-    PRIORITY_ORDER,
     ApprovalRecord,
     ApprovalState,
     AuditEntry,
@@ -28,6 +27,7 @@ from actormesh_runtime.approvals import (
     reescalate,
 )
 from actormesh_runtime.history.escalations import EscalationNotFound, page_query, split_cursor, ts
+from actormesh_runtime.priority import PRIORITY_ORDER
 from actormesh_runtime.screening import redact
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ class ApprovalNotFound(EscalationNotFound):
 
 
 def _rank(record: ApprovalRecord) -> int:
-    return PRIORITY_ORDER.index(record.priority)
+    return record.priority.rank
 
 
 def encode_cursor(record: ApprovalRecord) -> str:
@@ -89,15 +89,17 @@ class ApprovalStore:
         return ApprovalRecord.model_validate_json(row[0]) if row else None
 
     async def page(
-        self, state: ApprovalState | None, limit: int, cursor: str | None
+        self, state: ApprovalState | None, limit: int, cursor: str | None, *, session_id: str | None = None
     ) -> tuple[list[ApprovalRecord], str | None]:
-        """Most urgent first, then the nearest deadline; and the next page's cursor."""
+        """Most urgent first, then the nearest deadline (of one conversation when `session_id` is
+        given); and the next page's cursor."""
         sql, params = page_query(
             "SELECT record FROM approvals",
             "priority_rank, deadline_at, id",
             state.value if state is not None else None,
             decode_cursor(cursor) if cursor else None,
             limit,
+            session_id=session_id,
         )
         async with self.db.execute(sql, params) as cur:
             rows = await cur.fetchall()

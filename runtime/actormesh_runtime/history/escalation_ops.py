@@ -14,6 +14,7 @@ metrics (open by priority, time to claim, time to resolve) are kept here.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -25,6 +26,7 @@ from actormesh_runtime.catalog import Subjects
 from actormesh_runtime.escalations import (
     AGENT_MAX_CHARS,
     NOTE_MAX_CHARS,
+    REPLY_ID_PATTERN,
     REPLY_MAX_CHARS,
     EscalationEvent,
     EscalationLookup,
@@ -72,6 +74,8 @@ def _check_text(query: HistoryQuery, op: Operation) -> str | None:
         return f"agent: 1-{AGENT_MAX_CHARS} characters"
     if op == "reply" and (not query.text or len(query.text) > REPLY_MAX_CHARS):
         return f"text: 1-{REPLY_MAX_CHARS} characters"
+    if query.reply_id is not None and not re.fullmatch(REPLY_ID_PATTERN, query.reply_id):
+        return "reply_id: 8-64 letters, digits, '_' or '-'"
     if op == "resolve" and query.text is not None and len(query.text) > NOTE_MAX_CHARS:
         return f"note: at most {NOTE_MAX_CHARS} characters"
     return None
@@ -105,7 +109,9 @@ class EscalationOps:
             return refused("invalid", problem)
         assert query.agent is not None
         try:
-            before, after = await self.records.transition(query.ref, op, query.agent.strip(), query.text)
+            before, after = await self.records.transition(
+                query.ref, op, query.agent.strip(), query.text, reply_id=query.reply_id
+            )
         except EscalationNotFound:
             return refused("not_found", f"no escalation {query.ref}")
         except TransitionRefused as exc:

@@ -22,17 +22,16 @@ import aiosqlite
 
 from actormesh_runtime.escalations import (
     CURSOR_PATTERN,
-    PRIORITY_ORDER,
     AgentReply,
     Customer,
     EscalationFacts,
     EscalationRecord,
     EscalationState,
     Operation,
-    Priority,
     QueueSnapshot,
     apply_transition,
 )
+from actormesh_runtime.priority import PRIORITY_ORDER, Priority
 from actormesh_runtime.screening import redact
 
 if TYPE_CHECKING:
@@ -70,15 +69,25 @@ def decode_cursor(cursor: str) -> tuple[int, str, str]:
 
 
 def page_query(
-    select: str, order: str, state: str | None, after: tuple[int, str, str] | None, limit: int
+    select: str,
+    order: str,
+    state: str | None,
+    after: tuple[int, str, str] | None,
+    limit: int,
+    *,
+    session_id: str | None = None,
 ) -> tuple[str, list[object]]:
-    """`select` (of a queue table) in `order` (three columns), only `state` and only after the cursor's
-    position when given; one row more than a page (capped at MAX_LIST), to tell whether another follows."""
+    """`select` (of a queue table) in `order` (three columns), only `state`, only `session_id` and only
+    after the cursor's position when given; one row more than a page (capped at MAX_LIST), to tell
+    whether another follows."""
     where: list[str] = []
     params: list[object] = []
     if state is not None:
         where.append("state = ?")
         params.append(state)
+    if session_id is not None:
+        where.append("session_id = ?")
+        params.append(session_id)
     if after is not None:
         where.append(f"({order}) > (?, ?, ?)")
         params.extend(after)
@@ -145,12 +154,12 @@ class EscalationStore:
         refs = [row["ref"] for row in rows]
         replies: dict[str, list[AgentReply]] = {ref: [] for ref in refs}
         async with self.db.execute(
-            "SELECT ref, agent, text, at FROM escalation_replies"
+            "SELECT ref, agent, text, at, reply_id FROM escalation_replies"
             f" WHERE ref IN ({','.join('?' * len(refs))}) ORDER BY id",
             refs,
         ) as cursor:
             for r in await cursor.fetchall():
-                replies[r[0]].append(AgentReply(agent=r[1], text=r[2], at=_parse(r[3])))
+                replies[r[0]].append(AgentReply(agent=r[1], text=r[2], at=_parse(r[3]), reply_id=r[4]))
         return [_record(row, replies[row["ref"]]) for row in rows]
 
     async def page(
@@ -222,7 +231,7 @@ class EscalationStore:
     # ------------------------------------------------------------ agent operations
 
     async def transition(
-        self, ref: str, op: Operation, agent: str, text: str | None = None
+        self, ref: str, op: Operation, agent: str, text: str | None = None, *, reply_id: str | None = None
     ) -> tuple[EscalationRecord, EscalationRecord]:
         """Apply `op` and commit; returns (before, after). `EscalationNotFound`, `TransitionRefused`."""
         async with self._store.write_lock:
@@ -230,7 +239,7 @@ class EscalationStore:
             if before is None:
                 raise EscalationNotFound(ref)
             clean = redact(text) if text is not None else None
-            after = apply_transition(before, op, agent, text=clean)
+            after = apply_transition(before, op, agent, text=clean, reply_id=reply_id)
             if after is before:
                 return before, after
             try:
@@ -262,8 +271,8 @@ class EscalationStore:
     async def _add_reply(self, record: EscalationRecord, reply: AgentReply) -> None:
         """The reply row and the customer-visible turn (role agent, author = the agent), uncommitted."""
         cursor = await self.db.execute(
-            "INSERT INTO escalation_replies (ref, agent, text, at) VALUES (?, ?, ?, ?)",
-            (record.ref, reply.agent, reply.text, ts(reply.at)),
+            "INSERT INTO escalation_replies (ref, agent, text, at, reply_id) VALUES (?, ?, ?, ?, ?)",
+            (record.ref, reply.agent, reply.text, ts(reply.at), reply.reply_id),
         )
         message_id = f"{record.ref}:reply:{cursor.lastrowid}"
         await self.db.execute(

@@ -38,6 +38,7 @@ class HistoryQuery(BaseModel):
     cursor: str | None = Field(None, description="`escalations`: the previous page's `next_cursor`")
     agent: str | None = Field(None, description="claim/reply/resolve: who does it")
     text: str | None = Field(None, description="reply: the text; resolve: the note; deny: the reason")
+    reply_id: str | None = Field(None, description="reply: the sender's key (a repeat adds nothing)")
     approval_id: str | None = Field(None, description="approval ops: the request's id")
     approval_state: ApprovalState | None = Field(None, description="`approvals`: only this state")
     amount: float | None = Field(None, description="approve (refunds): the amount")
@@ -152,10 +153,10 @@ class HistoryClient:
         return answer.escalation
 
     async def change_escalation(
-        self, ref: str, op: Operation, *, agent: str, text: str | None = None
+        self, ref: str, op: Operation, *, agent: str, text: str | None = None, reply_id: str | None = None
     ) -> EscalationRecord:
         """claim / reply / resolve; the updated record, or `EscalationRefused` (404/409/422)."""
-        query = HistoryQuery(op=f"escalation_{op}", ref=ref, agent=agent, text=text)
+        query = HistoryQuery(op=f"escalation_{op}", ref=ref, agent=agent, text=text, reply_id=reply_id)
         answer = await self._escalation_op(query)
         if answer.escalation is None:
             raise HistoryUnavailable("history service returned no escalation")
@@ -170,9 +171,11 @@ class HistoryClient:
     # ------------------------------------------------------------ approvals (the agent API)
 
     async def approvals(
-        self, *, state: ApprovalState | None, limit: int, cursor: str | None
+        self, *, state: ApprovalState | None, limit: int, cursor: str | None, session_id: str | None = None
     ) -> tuple[list[ApprovalRecord], str | None]:
-        query = HistoryQuery(op="approvals", approval_state=state, limit=limit, cursor=cursor)
+        query = HistoryQuery(
+            op="approvals", approval_state=state, limit=limit, cursor=cursor, session_id=session_id
+        )
         answer = await self._escalation_op(query)
         return answer.approvals, answer.next_cursor
 

@@ -32,6 +32,7 @@ from actormesh_runtime.escalations import LookupAnswer
 from actormesh_runtime.history.approval_ops import ApprovalOps
 from actormesh_runtime.history.backup import BackupLoop, WriterLock, backup_loop, hold_writer_lock
 from actormesh_runtime.history.checkpoint import Checkpointer
+from actormesh_runtime.history.concurrent import Concurrent
 from actormesh_runtime.history.escalation_ops import EscalationOps
 from actormesh_runtime.history.protocol import APPROVAL_OPS, ESCALATION_OPS, HistoryAnswer, HistoryQuery
 from actormesh_runtime.history.store import HistoryStore
@@ -51,6 +52,10 @@ FETCH_BATCH = 64
 FETCH_WAIT_S = 1.0
 ACK_WAIT_S = 30.0
 QUERY_QUEUE_GROUP = "history"
+QUERY_CONCURRENCY = 32
+"""Queries (and lookups) answered at once; SQLite serialises the statements, but an op that waits on
+NATS no longer makes the others wait."""
+QUERY_DRAIN_S = 5.0
 
 
 def history_consumer_config(subjects: Subjects) -> ConsumerConfig:
@@ -82,6 +87,9 @@ class HistoryService:
         self._tasks: list[asyncio.Task[None]] = []
         self._query_sub: Any = None
         self._lookup_sub: Any = None
+        # Answered concurrently: a slow op (a decision waiting on JetStream) never holds the claims.
+        self._queries = Concurrent(self._answer, limit=QUERY_CONCURRENCY)
+        self._lookups = Concurrent(self._answer_lookup, limit=QUERY_CONCURRENCY)
         self._pull_sub: Any = None
         self.checkpointer = Checkpointer(self.store)
         self.escalation_ops = EscalationOps(self.store, self.subjects)
@@ -122,11 +130,11 @@ class HistoryService:
         self._nc = await open_bus(self.settings, name=name, nc=self._nc)
         js = self._nc.jetstream()
         self._query_sub = await self._nc.subscribe(
-            self.subjects.history_query, queue=QUERY_QUEUE_GROUP, cb=self._answer
+            self.subjects.history_query, queue=QUERY_QUEUE_GROUP, cb=self._queries.dispatch
         )
         self.escalation_ops.nc = self._nc
         self._lookup_sub = await self._nc.subscribe(
-            self.subjects.escalations_lookup, queue=QUERY_QUEUE_GROUP, cb=self._answer_lookup
+            self.subjects.escalations_lookup, queue=QUERY_QUEUE_GROUP, cb=self._lookups.dispatch
         )
         await self.escalation_ops.refresh_gauge()
         await self.approval_ops.start(self._nc, self._stopping)
@@ -176,6 +184,8 @@ class HistoryService:
                 with contextlib.suppress(Exception):
                     await sub.unsubscribe()
         self._query_sub = self._lookup_sub = self._pull_sub = None
+        for answers in (self._queries, self._lookups):
+            await answers.wait(QUERY_DRAIN_S)
         self.consumer_bound = False
         if self._owns_nc and self._nc is not None:
             with contextlib.suppress(Exception):

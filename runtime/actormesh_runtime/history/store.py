@@ -122,6 +122,15 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX approvals_queue ON approvals (state, priority_rank, deadline_at, id);
     """,
+    # The agent console lists the approval requests of an escalation's conversation (`?session_id=`).
+    """
+    CREATE INDEX approvals_by_session ON approvals (session_id);
+    """,
+    # An agent's reply may carry the sender's key: a retry after a lost answer adds no second reply.
+    """
+    ALTER TABLE escalation_replies ADD COLUMN reply_id TEXT;
+    CREATE UNIQUE INDEX escalation_replies_once ON escalation_replies (ref, reply_id);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -23,16 +23,15 @@ from datetime import datetime
 
 from actormesh_runtime.envelope import CustomerContext, Envelope, SentimentLabel, Urgency
 from actormesh_runtime.escalations import (
-    PRIORITY_ORDER,
     SUMMARY_MAX_CHARS,
     Customer,
     EscalationFacts,
     EscalationReason,
     EscalationRecord,
-    Priority,
     QueueSnapshot,
 )
 from actormesh_runtime.policy import decision as rules
+from actormesh_runtime.priority import PRIORITY_ORDER, Priority
 
 BASE_PRIORITY: dict[EscalationReason, Priority] = {
     EscalationReason.LEGAL_THREAT: Priority.URGENT,

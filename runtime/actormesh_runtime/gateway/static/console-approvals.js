@@ -387,8 +387,9 @@ window.actormeshApprovals = {
     const box = $("esc-approvals");
     const mine = ++escSeq;
     try {
-      // Every state; the API has no per-conversation filter, so the page picks them out.
-      const page = await api("GET", "/api/approvals?" + new URLSearchParams({ limit: "200" }));
+      // Every state, of this conversation only.
+      const query = new URLSearchParams({ limit: "200", session_id: esc.session_id });
+      const page = await api("GET", "/api/approvals?" + query);
       if (mine !== escSeq) return;
       const items = (page.items || []).map(newest).filter((r) => belongsTo(r, esc)).map(normalizeApproval);
       $("esc-approvals-title").hidden = box.hidden = items.length === 0;

@@ -507,9 +507,22 @@ document.addEventListener("DOMContentLoaded", () => {
   });
   $("more").addEventListener("click", () => loadQueue(true));
   $("claim").addEventListener("click", () => act("claim", asAgent({}), () => $("reply").focus()));
+  // One key per reply: sending the same text again after a failure (a timeout, a 503 whose reply may
+  // have been stored) reuses it, so the customer never reads the reply twice.
+  let unsent = null;
+  function replyKey(ref, text) {
+    if (!unsent || unsent.ref !== ref || unsent.text !== text) {
+      const bytes = crypto.getRandomValues(new Uint8Array(12));
+      const id = Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+      unsent = { ref, text, id };
+    }
+    return unsent.id;
+  }
   $("reply-form").addEventListener("submit", (event) => {
     event.preventDefault();
-    act("reply", asAgent({ text: $("reply").value }), () => { $("reply").value = ""; });
+    const text = $("reply").value;
+    const body = asAgent({ text, reply_id: replyKey(state.selected, text) });
+    act("reply", body, () => { $("reply").value = ""; unsent = null; });
   });
   $("reply").addEventListener("keydown", (event) => {
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
