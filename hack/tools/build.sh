@@ -20,8 +20,12 @@ log() { echo "tools-bin: $*" >&2; }
 
 name="${1:?usage: build.sh promtool|helm [download]}"
 mode="${2:-build}"
+# remove_all_sd: promtool without Prometheus' ~25 service-discovery plugins (AWS, Azure, GCE, Kubernetes,
+# ...): the tests only run `check rules` and `test rules`, and a cold build compiles less than half the
+# source (63 of 143 MB; docs/e2e.md, "CI: a cold run").
+tags=""
 case "$name" in
-promtool) package="github.com/prometheus/prometheus/cmd/promtool" version="$PROMTOOL_VERSION" ;;
+promtool) package="github.com/prometheus/prometheus/cmd/promtool" version="$PROMTOOL_VERSION" tags=remove_all_sd ;;
 helm) package="helm.sh/helm/v3/cmd/helm" version="$HELM_VERSION" ;;
 *) log "unknown tool $name"; exit 2 ;;
 esac
@@ -41,7 +45,7 @@ fi
 if [[ "$mode" == download ]]; then
 	# -n: resolve and download every module the install needs, print the build plan (to stderr, long),
 	# run nothing.
-	if ! plan="$(cd "${TMPDIR:-/tmp}" && go install -n "$package@$version" 2>&1)"; then
+	if ! plan="$(cd "${TMPDIR:-/tmp}" && go install -n -tags "$tags" "$package@$version" 2>&1)"; then
 		tail -n 20 <<<"$plan" >&2
 		log "downloading the modules of $package@$version failed"
 		exit 1
@@ -63,7 +67,7 @@ trap 'rm -rf "$tmp"' EXIT
 log "building $package@$version (nice -n 19)"
 start=$SECONDS
 # Outside any module: `go install pkg@version` resolves the tool's own go.mod, nothing of ours.
-(cd "$tmp" && CGO_ENABLED=0 GOBIN="$tmp/bin" GOFLAGS=-trimpath nice -n 19 go install -ldflags "-s -w" "$package@$version")
+(cd "$tmp" && CGO_ENABLED=0 GOBIN="$tmp/bin" GOFLAGS=-trimpath nice -n 19 go install -tags "$tags" -ldflags "-s -w" "$package@$version")
 mkdir -p "$tmp/out"
 mv "$tmp/bin/$name" "$tmp/out/$name"
 echo "$stamp" >"$tmp/out/.stamp"
