@@ -95,9 +95,13 @@ class EmbeddedNats:
         host: str = "127.0.0.1",
         ready_timeout_s: float = 15.0,
         users: Sequence[NatsUser] = (),
+        monitor: bool = False,
     ) -> None:
         self.store_dir = Path(store_dir)
         self.users = list(users)
+        self.monitor = monitor
+        self.monitor_url: str | None = None
+        """The HTTP monitoring endpoint (`/varz`, `/jsz`), on a free port, when `monitor` is set."""
         self.port = port
         self.host = host
         self.ready_timeout_s = ready_timeout_s
@@ -135,6 +139,8 @@ class EmbeddedNats:
             "-sd", str(self.store_dir / "jetstream"),
             "--ports_file_dir", str(ports_dir),
         ]  # fmt: skip
+        if self.monitor:
+            args += ["-m", "-1"]  # a free port, named in the ports file
         if self.users:
             config = self.store_dir / "auth.conf"
             _write_private(config, authorization_config(self.users))
@@ -157,10 +163,12 @@ class EmbeddedNats:
         if not ports_file.exists():
             return False
         try:
-            urls = json.loads(ports_file.read_text()).get("nats", [])
+            ports = json.loads(ports_file.read_text())
         except json.JSONDecodeError:
             return False  # being written
-        if not urls:
+        urls = ports.get("nats", [])
+        monitoring = ports.get("monitoring", [])
+        if not urls or (self.monitor and not monitoring):
             return False
         url = str(urls[0])
         port = int(url.rsplit(":", 1)[1])
@@ -171,6 +179,7 @@ class EmbeddedNats:
             return False
         self._url = url
         self.port = port
+        self.monitor_url = str(monitoring[0]) if monitoring else None
         return True
 
     def start(self) -> str:

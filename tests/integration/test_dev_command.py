@@ -103,12 +103,14 @@ def test_dev_serves_a_chat_and_stops_without_orphans(tmp_path: Path) -> None:
 
 def assert_queue_metrics_on_gateway(base: str, timeout_s: float = 30.0) -> None:
     """`actormesh dev` hosts the history service, so the gateway's /metrics has the queue gauges:
-    every actor's consumer, drained (each chat finished), and the stream sizes."""
+    every actor's consumer, drained (each chat finished), the stream sizes and the NATS server's own
+    figures."""
     deadline = time.monotonic() + timeout_s
     while True:
         text = httpx.get(f"{base}/metrics", timeout=10).text
         rows = [line for line in text.splitlines() if line.startswith("actormesh_queue_pending_messages{")]
-        if len(rows) >= 8 or time.monotonic() > deadline:
+        server = [line for line in text.splitlines() if line.startswith("actormesh_nats_server_connections{")]
+        if (len(rows) >= 8 and server) or time.monotonic() > deadline:
             break
         time.sleep(0.2)
     assert 'actormesh_queue_pending_messages{consumer="sentiment_analyzer"} 0.0' in rows
@@ -116,6 +118,9 @@ def assert_queue_metrics_on_gateway(base: str, timeout_s: float = 30.0) -> None:
     assert 'actormesh_stream_messages{stream="dead_letter"} 0.0' in text
     assert 'actormesh_dead_letters{actor="intent_analyzer",reason="permanent"} 0.0' in text
     assert "actormesh_nats_up 1.0" in text
+    # The embedded server's own figures, from its monitoring endpoint (a free port of its own).
+    assert server, "no actormesh_nats_server_connections: the embedded server's monitoring is not read"
+    assert float(server[0].rsplit(" ", 1)[1]) >= 2  # the gateway, the history service, the actors
 
 
 def cmdline(pid: int) -> str:

@@ -152,10 +152,13 @@ class LocalMesh:
             # Fresh passwords per run: they live only in this process and the server's 0600 config.
             self._passwords = {user: secrets.token_urlsafe(24) for user in NATS_USERS}
             users = [NatsUser(nats_permissions(self.subjects, u), pw) for u, pw in self._passwords.items()]
-        self.embedded = EmbeddedNats(data_dir, users=users)
+        self.embedded = EmbeddedNats(data_dir, users=users, monitor=True)
         await self.embedded.astart()
         self._stack.push_async_callback(self.embedded.astop)
-        self.settings = self.settings.model_copy(update={"nats_url": self.embedded.url})
+        update: dict[str, object] = {"nats_url": self.embedded.url}
+        if not self.settings.nats_monitor_urls:  # the history service reads the server's own figures
+            update["nats_monitor_urls"] = self.embedded.monitor_url
+        self.settings = self.settings.model_copy(update=update)
         if self._passwords:
             self.settings = self.settings_for(ADMIN_USER)  # the mesh's own connection: streams, tools
 
