@@ -277,6 +277,13 @@ def test_a_full_pass_wins_over_a_status_refresh() -> None:
     assert stronger(STATUS_TRIGGER, STATUS_TRIGGER) == STATUS_TRIGGER
 
 
+def test_a_creation_stays_a_creation_when_a_child_event_joins_it() -> None:
+    assert stronger("create", "child") == "create"
+    assert stronger("child", "create") == "create"
+    assert stronger("create", "update") == "update"  # same rank: the latest spec event
+    assert stronger("resync", "secret") == "secret"
+
+
 class RecordingApi:
     """Secrets by name; records every request."""
 

@@ -130,6 +130,28 @@ async def test_queue_runs_once_more_when_woken_during_a_run_and_retries_on_reque
 
 
 @pytest.mark.looptime
+async def test_a_failed_run_is_retried_as_what_it_was_with_what_joined_it(looptime: float) -> None:
+    started, release = asyncio.Event(), asyncio.Event()
+    calls: list[str] = []
+
+    async def run(namespace: str, name: str, trigger: str) -> float | None:
+        calls.append(trigger)
+        if len(calls) == 1:
+            started.set()
+            await release.wait()
+            return RETRY_S  # the creation failed for now
+        return None
+
+    queue = WakeupQueue(run, debounce_s=CHILD_DEBOUNCE_S)
+    queue.schedule("ns", "demo", "create", delay=0)
+    await started.wait()
+    queue.schedule("ns", "demo", "child")  # a child's event during the failed creation
+    release.set()
+    await _drained(queue)
+    assert calls == ["create", "create"]
+
+
+@pytest.mark.looptime
 async def test_queue_request_without_delay_cuts_a_backoff_short(looptime: float) -> None:
     calls: list[str] = []
 

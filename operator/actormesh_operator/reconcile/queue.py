@@ -25,11 +25,26 @@ STATUS_TRIGGER = "status"
 """A wake-up for a status refresh only; any other trigger (a full pass) wins when both are pending."""
 
 
+TRIGGER_ORDER: tuple[tuple[str, ...], ...] = (
+    ("create", "update", "resume"),
+    ("pause",),
+    ("secret",),
+    ("child",),
+    ("resync",),
+    (STATUS_TRIGGER,),
+)
+"""Strongest first: the reason a run that serves several requests is counted under (the `trigger`
+label of the reconcile metrics); within one rank the latest wins. A status refresh is the only one
+that is not a full pass."""
+_RANK = {trigger: rank for rank, triggers in enumerate(TRIGGER_ORDER) for trigger in triggers}
+
+
 def stronger(pending: str, new: str) -> str:
-    """The trigger a pending run keeps when another arrives: a full pass over a status refresh."""
-    if new == STATUS_TRIGGER:
-        return pending
-    return new
+    """The trigger a pending run keeps when another arrives: the stronger in TRIGGER_ORDER, the new one
+    at equal rank (a creation stays a creation when a child's event joins it; a full pass wins over a
+    status refresh)."""
+    weakest = len(TRIGGER_ORDER)
+    return pending if _RANK.get(pending, weakest) < _RANK.get(new, weakest) else new
 
 
 RunFn = Callable[[str, str, str], Awaitable[float | None]]
@@ -98,8 +113,9 @@ class WakeupQueue:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(slot.poke.wait(), left)
             slot.running, slot.again = True, False
+            ran = slot.trigger
             try:
-                retry_in = await self._run(key[0], key[1], slot.trigger)
+                retry_in = await self._run(key[0], key[1], ran)
             except Exception:  # the callback reports its own failures; never let the worker die silently
                 logger.exception("reconcile of %s/%s failed unexpectedly", *key)
                 retry_in = None
@@ -107,6 +123,8 @@ class WakeupQueue:
             if retry_in is None and not slot.again:
                 del self._slots[key]
                 return
+            if retry_in is not None:  # the failed run is owed again, with whatever arrived meanwhile
+                slot.trigger = stronger(ran, slot.trigger) if slot.again else ran
             slot.since = loop.time()
             slot.due = slot.since + (retry_in if retry_in is not None else slot.again_after)
             if retry_in is not None and slot.again and slot.again_after == 0:
