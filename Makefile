@@ -10,7 +10,7 @@ K8S_CACHE ?= $(HOME)/.cache/actormesh/k8s-$(K8S_VERSION)-etcd-$(ETCD_VERSION)
 PYTEST_WORKERS ?= 2
 
 .PHONY: help run test test-unit lint fmt venv k8s-bin tools-bin k8s-up k8s-down crds images images-tar clean
-.PHONY: node-bin cluster-up cluster-down e2e
+.PHONY: node-bin cluster-up cluster-down e2e go-modules
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -102,6 +102,13 @@ k8s-bin:
 tools-bin:
 	@hack/tools/build.sh promtool >/dev/null
 	@hack/tools/build.sh helm >/dev/null
+
+## Download only the modules cold k8s-bin/tools-bin/node-bin builds need (.ci/run: in the background).
+go-modules:
+	@K8S_VERSION=$(K8S_VERSION) ETCD_VERSION=$(ETCD_VERSION) K8S_CACHE=$(K8S_CACHE) hack/k8s/build.sh download
+	@hack/tools/build.sh promtool download
+	@hack/tools/build.sh helm download
+	@K8S_VERSION=$(K8S_VERSION) hack/node/build.sh download
 
 ## Start the test control plane (etcd, kube-apiserver, kube-controller-manager) in the background.
 k8s-up: $(STAMP) k8s-bin

@@ -65,6 +65,8 @@ async def run_level(
     result = LevelResult(target=target.name, concurrency=concurrency, wall_s=0.0, latencies_ms=[])
     next_seq = 0
     cpu_before, server_before = _target_cpu_s(target), process_cpu_s(server_pid)
+    by_process = getattr(target, "cpu_by_process", dict)
+    processes_before: dict[str, float] = by_process()
     started = time.perf_counter()
     stop_at = started + max_seconds
 
@@ -91,6 +93,7 @@ async def run_level(
     result.wall_s = time.perf_counter() - started
     result.cpu_s = _target_cpu_s(target) - cpu_before
     result.server_cpu_s = process_cpu_s(server_pid) - server_before
+    result.process_cpu_s = {k: v - processes_before.get(k, 0.0) for k, v in by_process().items()}
     return result
 
 

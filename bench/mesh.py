@@ -12,6 +12,7 @@ aggregator only answers the caller): the gap between it and the relay is the hos
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from dataclasses import dataclass
@@ -134,6 +135,9 @@ class MeshTarget:
         """CPU seconds of the actor processes so far (processes layout), else None: this process."""
         return self.mesh.children.cpu_s() if isinstance(self.mesh, ActorProcesses) else None
 
+    def cpu_by_process(self) -> dict[str, float]:
+        return self.mesh.children.cpu_by_process() if isinstance(self.mesh, ActorProcesses) else {}
+
     async def start(self) -> MeshTarget:
         if self.mocks is not None:
             await self.mocks.start(self.event_loop)
@@ -171,15 +175,15 @@ class MeshTarget:
             await self._capture.unsubscribe()
 
     async def stop(self) -> None:
-        try:
+        """Stop whatever `start` got to (it may have failed half-way)."""
+        with contextlib.suppress(Exception):  # never connected if start failed before that
             await self._client.close()
+        try:
+            if self.mesh is not None:
+                await self.mesh.stop()
         finally:
-            try:
-                if self.mesh is not None:
-                    await self.mesh.stop()
-            finally:
-                if self.mocks is not None:
-                    await self.mocks.stop()
+            if self.mocks is not None:
+                await self.mocks.stop()
 
 
 GROUPS: list[list[ActorName]] = [

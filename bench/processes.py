@@ -21,6 +21,25 @@ from .load import process_cpu_s
 
 ACTORMESH = str(Path(sys.executable).parent / "actormesh")
 REPO_ROOT = Path(__file__).resolve().parents[1]
+CPROFILE_DIR_ENV = "BENCH_CPROFILE_DIR"
+"""When set, every actor and relay hop process runs under cProfile (CPU time, `bench.cpuprofile`) and
+writes DIR/<name>-<n>.prof at exit (for `python -m pstats`; cProfile inflates call-heavy code, so read
+shares)."""
+
+
+def _profiled(argv: tuple[str, ...]) -> tuple[str, ...]:
+    """`argv` under cProfile when CPROFILE_DIR_ENV is set, for `actormesh actor` and `bench.relay`."""
+    out_dir = os.environ.get(CPROFILE_DIR_ENV)
+    if not out_dir:
+        return argv
+    if argv[0] == ACTORMESH and argv[1] == "actor":
+        module, name, rest = "actormesh_runtime.cli", f"actor-{argv[2]}", argv[1:]
+    elif argv[1:3] == ("-m", "bench.relay"):
+        module, name, rest = "bench.relay", f"relay-hop{argv[8]}", argv[3:]
+    else:
+        return argv
+    out = Path(out_dir) / f"{name}-{time.monotonic_ns()}.prof"
+    return (sys.executable, "-m", "bench.cpuprofile", str(out), module, *rest)
 
 
 class Children:
@@ -28,6 +47,7 @@ class Children:
 
     def __init__(self) -> None:
         self.procs: list[asyncio.subprocess.Process] = []
+        self.labels: list[str] = []
 
     @property
     def pids(self) -> list[int]:
@@ -36,15 +56,20 @@ class Children:
     def cpu_s(self) -> float:
         return sum(process_cpu_s(pid) for pid in self.pids)
 
+    def cpu_by_process(self) -> dict[str, float]:
+        """CPU seconds so far of each process, by its label (`actor NAME`, `relay hop N`)."""
+        return {label: process_cpu_s(p.pid) for label, p in zip(self.labels, self.procs, strict=True)}
+
     async def spawn(
-        self, *argv: str, env: dict[str, str], stdout: int | None = None
+        self, *argv: str, env: dict[str, str], stdout: int | None = None, label: str = ""
     ) -> asyncio.subprocess.Process:
         proc = await asyncio.create_subprocess_exec(
-            *argv, env={**os.environ, **env}, cwd=REPO_ROOT,
+            *_profiled(argv), env={**os.environ, **env}, cwd=REPO_ROOT,
             stdout=stdout if stdout is not None else asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
         )  # fmt: skip
         self.procs.append(proc)
+        self.labels.append(label or " ".join(argv[1:3]))
         return proc
 
     async def stop(self, grace_s: float = 10.0) -> None:
@@ -59,6 +84,7 @@ class Children:
                 proc.kill()
                 await proc.wait()
         self.procs.clear()
+        self.labels.clear()
 
 
 class MocksProcess:
@@ -90,8 +116,9 @@ class MocksProcess:
         await self.children.stop()
 
 
-async def wait_bound(js: JetStreamContext, stream: str, durables: list[str], timeout_s: float = 60) -> None:
-    """Every durable has a pull request waiting: its host (in another process) is running."""
+async def wait_bound(js: JetStreamContext, stream: str, durables: list[str], timeout_s: float = 240) -> None:
+    """Every durable has a pull request waiting: its host (in another process) is running. Generous:
+    nine processes importing at once on a loaded two-core machine can take minutes."""
     deadline = time.monotonic() + timeout_s
     for durable in durables:
         while True:

@@ -184,7 +184,7 @@ class RelayChain:
             if self.processes:
                 argv = [self.nats_url, self.stream, durable, self.subject(i), nxt or "-", str(i),
                         str(self.concurrency), str(self.batch), self.event_loop]  # fmt: skip
-                await self.children.spawn(sys.executable, "-m", "bench.relay", *argv, env={})
+                await self.children.spawn(sys.executable, "-m", "bench.relay", *argv, env={}, label=f"hop{i}")
                 continue
             hop = RelayHop(
                 js,
@@ -211,6 +211,9 @@ class RelayChain:
     def cpu_s(self) -> float | None:
         """CPU seconds of the hop processes so far (`processes`), else None: this process."""
         return self.children.cpu_s() if self.processes else None
+
+    def cpu_by_process(self) -> dict[str, float]:
+        return self.children.cpu_by_process()
 
     async def stop(self) -> None:
         await self.children.stop()

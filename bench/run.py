@@ -112,8 +112,8 @@ def _progress(result: LevelResult) -> None:
 
 
 async def _phase(target: Any, config: Config) -> list[LevelResult]:
-    await target.start()
     try:
+        await target.start()  # inside: a start that fails half-way still stops what it started (mocks)
         return await _levels(target, config)
     finally:
         await target.stop()
@@ -123,8 +123,8 @@ async def capture_payloads(url: str, config: Config) -> dict[str, bytes]:
     """One real envelope per mix kind as response_aggregator receives it (an unfused mesh: a fused
     one never publishes to that inbox). The relay's payloads."""
     target = MeshTarget(url, settings=RuntimeSettings(hop_fusion=False), event_loop=config.event_loop)
-    await target.start()
     try:
+        await target.start()
         kinds = len(MIX)
         await run_level(target, target.pending, concurrency=1, total=2 * kinds, max_seconds=60)
         await target.stop_capture()
@@ -134,8 +134,8 @@ async def capture_payloads(url: str, config: Config) -> dict[str, bytes]:
 
 
 async def _profile_one(target: Any, config: Config) -> dict[str, Any]:
-    await target.start()
     try:
+        await target.start()
         pending: Pending = target.pending
         await run_level(target, pending, concurrency=8, total=config.warmup, max_seconds=config.max_seconds)
         profiler = cProfile.Profile()

@@ -29,6 +29,8 @@ class LevelResult:
     server_cpu_s: float = 0.0
     """CPU time of nats-server during the level."""
     per_kind_ms: dict[str, list[float]] = field(default_factory=dict)
+    process_cpu_s: dict[str, float] = field(default_factory=dict)
+    """Multi-process targets: CPU time of each of the target's processes during the level."""
 
     @property
     def completed(self) -> int:
@@ -58,6 +60,9 @@ class LevelResult:
             "cpu_ms_per_msg": round(self.cpu_s / max(self.completed, 1) * 1000, 3),
             "server_cpu_ms_per_msg": round(self.server_cpu_s / max(self.completed, 1) * 1000, 3),
             "p50_ms_by_kind": kinds,
+            "process_cpu_ms_per_msg": {
+                name: round(s / max(self.completed, 1) * 1000, 3) for name, s in self.process_cpu_s.items()
+            },
         }
 
     def to_json(self) -> dict[str, Any]:

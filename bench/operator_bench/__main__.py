@@ -57,7 +57,7 @@ async def measure(bench: Bench, args: argparse.Namespace) -> dict[str, Any]:
     results["bursts"] = []
     counts = [int(c) for c in args.counts.split(",") if c.strip()]
     async with KubeClient(load_kubeconfig(bench.kube.kubeconfig)) as kube:
-        phases = Phases(kube, pid, bench.audit_log)
+        phases = Phases(kube, pid, bench.audit_log, bench.control_plane_pids())
         await phases.idle(3.0, 0)  # the operator's own start-up settles first
         created = 0
         for count in counts:

@@ -92,6 +92,10 @@ class Bench:
         )
         return kube
 
+    def control_plane_pids(self) -> dict[str, int]:
+        """etcd, kube-apiserver, kube-controller-manager: name → pid."""
+        return {record.name: record.pid for record in self._plane.records}
+
     def operator_kubeconfig(self) -> Path:
         assert self.kube is not None
         token = self.kube.kubectl(

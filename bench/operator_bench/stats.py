@@ -60,6 +60,9 @@ def report(results: Mapping[str, Any]) -> list[str]:
         done = min(
             burst.get("completed_children", burst["meshes"]), burst.get("completed_observed", burst["meshes"])
         )
+        if burst.get("control_plane_cpu_s"):
+            parts = ", ".join(f"{name} {cpu:.2f} s" for name, cpu in burst["control_plane_cpu_s"].items())
+            lines.append(f"       control plane CPU in the same window: {parts}")
         if done < burst["meshes"]:
             lines.append(
                 f"       INCOMPLETE: only {done} of {burst['meshes']} meshes finished within the timeout"

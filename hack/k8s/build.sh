@@ -4,6 +4,9 @@
 # (and so by `.ci/run`). A warm cache returns in well under a second; a cold build takes
 # tens of minutes on 2 cores (see docs/k8s-harness.md).
 #
+# `build.sh download` only fetches the modules a cold build needs into Go's module cache (nothing when
+# the cache is warm): .ci/run runs it in the background while other steps use the CPU.
+#
 # Environment: K8S_VERSION, ETCD_VERSION (must match the pins in hack/k8s/go.mod and
 # hack/k8s/etcd/go.mod), K8S_CACHE (destination directory).
 set -euo pipefail
@@ -56,19 +59,36 @@ version_ldflags() {
 	echo "$flags"
 }
 
+# go_build module-dir out ldflags packages...; with MODE=download it only downloads what it would build.
+go_build() {
+	local dir="$1" out="$2" ldflags="$3"
+	shift 3
+	if [[ "$MODE" == download ]]; then
+		(cd "$dir" && go list -deps "$@" >/dev/null)
+		return
+	fi
+	# -buildvcs=false: the builder lives inside the app's git tree; its VCS state is irrelevant.
+	(cd "$dir" && go build -trimpath -buildvcs=false -ldflags "$ldflags" -o "$out" "$@")
+}
+
 build_into() {
 	local out="$1"
 	export CGO_ENABLED=0
-	# -buildvcs=false: the builder lives inside the app's git tree; its VCS state is irrelevant.
-	log "building kube-apiserver, kube-controller-manager, kubectl ${K8S_VERSION}"
-	(cd "$here" && go build -trimpath -buildvcs=false -ldflags "$(version_ldflags)" -o "$out/" \
-		./cmd/kube-apiserver ./cmd/kube-controller-manager ./cmd/kubectl)
-	log "building etcd ${ETCD_VERSION}"
-	(cd "$here/etcd" && go build -trimpath -buildvcs=false -ldflags "-s -w" -o "$out/etcd" ./cmd/etcd)
-	stamp_text >"$out/.stamp"
+	log "${MODE}ing kube-apiserver, kube-controller-manager, kubectl ${K8S_VERSION}"
+	go_build "$here" "$out/" "$(version_ldflags)" ./cmd/kube-apiserver ./cmd/kube-controller-manager ./cmd/kubectl
+	log "${MODE}ing etcd ${ETCD_VERSION}"
+	go_build "$here/etcd" "$out/etcd" "-s -w" ./cmd/etcd
+	[[ "$MODE" == download ]] || stamp_text >"$out/.stamp"
 }
 
+MODE=build
+
 main() {
+	case "${1:-}" in
+	"") ;;
+	download) MODE=download ;;
+	*) log "usage: build.sh [download]"; exit 2 ;;
+	esac
 	if cache_is_warm; then
 		log "cached in $K8S_CACHE"
 		return 0
@@ -85,6 +105,10 @@ main() {
 		esac
 	fi
 	check_pins
+	if [[ "$MODE" == download ]]; then
+		build_into ""
+		return 0
+	fi
 	local parent
 	parent="$(dirname "$K8S_CACHE")"
 	mkdir -p "$parent"

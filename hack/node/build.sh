@@ -8,6 +8,9 @@
 #   metrics-server                        one pinned builder module each under hack/node/
 #   pause                                 build/pause/linux/pause.c of k8s.io/kubernetes, gcc -static
 #
+# `build.sh download` only fetches the modules a cold build needs into Go's module cache (nothing when
+# the cache is warm): .ci/run runs it in the background while other steps use the CPU.
+#
 # Environment: K8S_VERSION (must match hack/node/kube/go.mod), NODE_CACHE (destination directory).
 # Needs Go, gcc and Debian's libseccomp-dev (runc is built with cgo for seccomp).
 set -euo pipefail
@@ -77,44 +80,49 @@ k8s_ldflags() {
 	echo "$flags"
 }
 
-go_build() { # module-dir out tags ldflags packages...
+go_build() { # module-dir out tags ldflags packages...; with MODE=download it only downloads them
 	local dir="$1" out="$2" tags="$3" ldflags="$4"
 	shift 4
+	if [[ "$MODE" == download ]]; then
+		(cd "$dir" && go list -deps -tags "$tags" "$@" >/dev/null)
+		return
+	fi
 	(cd "$dir" && go build -trimpath -buildvcs=false -tags "$tags" -ldflags "$ldflags" -o "$out" "$@")
 }
 
 build_into() {
 	local out="$1" kver="${K8S_VERSION#v}"
-	mkdir -p "$out/cni"
+	[[ "$MODE" == download ]] || mkdir -p "$out/cni"
 	export CGO_ENABLED=0
-	log "building kubelet, kube-scheduler, kube-proxy ${K8S_VERSION}"
+	log "${MODE}ing kubelet, kube-scheduler, kube-proxy ${K8S_VERSION}"
 	go_build "$kube_dir" "$out/" "" "$(k8s_ldflags)" ./cmd/kubelet ./cmd/kube-scheduler ./cmd/kube-proxy
-	log "building containerd ${CONTAINERD_VERSION}"
+	log "${MODE}ing containerd ${CONTAINERD_VERSION}"
 	go_build "$node_dir/containerd" "$out/" "no_btrfs no_devmapper no_zfs" \
 		"-s -w -X github.com/containerd/containerd/v2/version.Version=${CONTAINERD_VERSION}" \
 		github.com/containerd/containerd/v2/cmd/{containerd,containerd-shim-runc-v2,ctr}
-	log "building CNI plugins ${CNI_VERSION}"
+	log "${MODE}ing CNI plugins ${CNI_VERSION}"
 	go_build "$node_dir/cni" "$out/cni/" "" \
 		"-s -w -X github.com/containernetworking/plugins/pkg/utils/buildversion.BuildVersion=${CNI_VERSION}" \
 		github.com/containernetworking/plugins/plugins/{main/bridge,ipam/host-local,main/loopback,meta/portmap}
-	log "building crictl ${CRICTL_VERSION}"
+	log "${MODE}ing crictl ${CRICTL_VERSION}"
 	go_build "$node_dir/crictl" "$out/crictl" "" \
 		"-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=${CRICTL_VERSION}" sigs.k8s.io/cri-tools/cmd/crictl
-	log "building coredns ${COREDNS_VERSION}"
+	log "${MODE}ing coredns ${COREDNS_VERSION}"
 	go_build "$node_dir/coredns" "$out/coredns" "" \
 		"-s -w -X github.com/coredns/coredns/coremain.GitCommit=${COREDNS_VERSION}" github.com/coredns/coredns
-	log "building kube-router ${KUBE_ROUTER_VERSION}"
+	log "${MODE}ing kube-router ${KUBE_ROUTER_VERSION}"
 	go_build "$node_dir/kube-router" "$out/kube-router" "" \
 		"-s -w -X github.com/cloudnativelabs/kube-router/v2/pkg/version.Version=${KUBE_ROUTER_VERSION}" \
 		github.com/cloudnativelabs/kube-router/v2/cmd/kube-router
-	log "building metrics-server ${METRICS_SERVER_VERSION}"
+	log "${MODE}ing metrics-server ${METRICS_SERVER_VERSION}"
 	go_build "$node_dir/metrics-server" "$out/metrics-server" "" \
 		"-s -w -X k8s.io/component-base/version.gitVersion=${METRICS_SERVER_VERSION}" \
 		sigs.k8s.io/metrics-server/cmd/metrics-server
-	log "building runc ${RUNC_VERSION} (cgo, seccomp)"
+	log "${MODE}ing runc ${RUNC_VERSION} (cgo, seccomp)"
 	CGO_ENABLED=1 go_build "$node_dir/runc" "$out/runc" "seccomp urfave_cli_no_docs" \
 		"-s -w -X main.version=${RUNC_VERSION#v}" github.com/opencontainers/runc
-	log "building pause (gcc -static)"
+	[[ "$MODE" != download ]] || return 0
+	log "${MODE}ing pause (gcc -static)"
 	local pause_c
 	pause_c="$(cd "$kube_dir" && go list -m -f '{{.Dir}}' k8s.io/kubernetes)/build/pause/linux/pause.c"
 	gcc -Os -Wall -Werror -static -DVERSION="v${kver}-actormesh" -o "$out/pause" "$pause_c"
@@ -122,9 +130,23 @@ build_into() {
 	stamp_text >"$out/.stamp"
 }
 
+MODE=build
+
 main() {
+	case "${1:-}" in
+	"") ;;
+	download) MODE=download ;;
+	*) log "usage: build.sh [download]"; exit 2 ;;
+	esac
 	if cache_is_warm; then
 		log "cached in $NODE_CACHE"
+		return 0
+	fi
+	if [[ "$MODE" == download ]]; then
+		# gcc and libseccomp-dev (being installed meanwhile) are needed only to build.
+		command -v go >/dev/null || { log "cannot download the test node's modules: missing Go >= 1.26"; exit 2; }
+		check_pins
+		build_into ""
 		return 0
 	fi
 	local missing=()

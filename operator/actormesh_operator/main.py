@@ -54,8 +54,6 @@ def configure_logging(settings: OperatorSettings) -> None:
     # own lines (applied, pruned, failed) say what matters. Its warnings and errors still show.
     if level == logging.INFO:
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
-    # httpx logs every request at INFO: with one request per child per change that drowns the rest.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 async def discover(creds: KubeCredentials) -> tuple[bool, bool]:

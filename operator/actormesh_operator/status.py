@@ -111,16 +111,19 @@ def _components(spec: ActorMeshSpec, observed: ObservedState) -> list[_Component
     )
     if spec.mock_services.enabled:
         wanted.append(("mocks", COMPONENT_MOCKS, False, 1))
-    for actor in spec.actors.enabled_actors():
-        a = actor.autoscaling
-        wanted.append(
+    for workload in spec.actors.workloads():
+        # A grouped actor is exactly as ready as its group's Deployment: one entry per member, each
+        # matched to the group's workload (its component label), so `actorsReady` still counts actors.
+        a = workload.process.autoscaling
+        wanted += [
             (
                 actor.info.spec_key,
-                actor.info.k8s_name,
+                workload.component,
                 True,
-                _replicas(actor.replicas, a.enabled, a.min_replicas),
+                _replicas(workload.process.replicas, a.enabled, a.min_replicas),
             )
-        )
+            for actor in workload.members
+        ]
     return [
         _Component(key, label, is_actor, n, observed.workload(label)) for key, label, is_actor, n in wanted
     ]
@@ -140,7 +143,7 @@ def _stall(mesh: ActorMesh, observed: ObservedState) -> tuple[Reason, str] | Non
         return Reason.SECRET_NOT_FOUND, "; ".join(problems)
     lagging = mesh.spec.queue_lag_actors()
     if lagging and not observed.keda_installed:
-        where = ", ".join(f"spec.actors.{a.info.spec_key}.autoscaling.mode" for a in lagging)
+        where = ", ".join(dict.fromkeys(f"{a.settings_path}.autoscaling.mode" for a in lagging))
         return Reason.KEDA_NOT_INSTALLED, (
             f"{where}: queueLag needs KEDA (CRD scaledobjects.keda.sh not found); install KEDA or use cpu"
         )

@@ -6,6 +6,7 @@ runtime), so it depends on nothing but the standard library and pydantic.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
@@ -460,6 +461,30 @@ def _admin_permissions(subjects: Subjects) -> NatsPermissions:
         publish=tuple(publish),
         subscribe=(subjects.any_reply, f"{inbox_prefix(ADMIN_USER)}.>"),
         inbox_prefix=inbox_prefix(ADMIN_USER),
+    )
+
+
+GROUP_USER_PREFIX = "group_"
+
+
+def group_nats_user(group: str) -> str:
+    """The NATS user of a process running a group of actors (`actormesh actor A,B,...` in the operator's
+    `spec.actors.groups`). Group names are DNS labels, so `-` → `_` is one-to-one, and the prefix keeps
+    it apart from the actor, gateway, history and admin users."""
+    return GROUP_USER_PREFIX + group.replace("-", "_")
+
+
+def colocated_permissions(subjects: Subjects, user: str, actors: Iterable[ActorName]) -> NatsPermissions:
+    """What one process running several actors on one connection needs: the union of their allow-lists,
+    with its own reply inbox."""
+    publish: dict[str, None] = {}
+    for actor in actors:
+        publish.update(dict.fromkeys(_actor_permissions(subjects, actor).publish))
+    return NatsPermissions(
+        user=user,
+        publish=tuple(publish),
+        subscribe=(f"{inbox_prefix(user)}.>",),
+        inbox_prefix=inbox_prefix(user),
     )
 
 

@@ -53,7 +53,7 @@ def test_metadata_is_read_from_the_body() -> None:
 
 
 def test_actor_fields_are_the_catalog_spec_keys() -> None:
-    aliases = {f.alias for n, f in ActorsSpec.model_fields.items() if n != "defaults"}
+    aliases = {f.alias for n, f in ActorsSpec.model_fields.items() if n not in ("defaults", "groups")}
     assert aliases == {a.spec_key for a in ACTORS}
 
 
@@ -249,7 +249,7 @@ def test_every_sample_validates(sample: Path) -> None:
 
 def test_the_samples_cover_the_issue() -> None:
     specs = {p.stem: ActorMesh.from_body(yaml.safe_load(p.read_text())).spec for p in SAMPLES}
-    assert set(specs) == {"minimal", "production", "external"}
+    assert set(specs) == {"minimal", "production", "external", "grouped"}
     production = specs["production"]
     assert production.nats.replicas == 3
     assert production.gateway.ingress.enabled
@@ -264,6 +264,9 @@ def test_the_samples_cover_the_issue() -> None:
     assert not external.nats.managed
     assert not external.redis.managed
     assert external.redis.enabled
+    grouped = specs["grouped"].actors
+    # Every actor in a group: three Deployments, each running several actors.
+    assert [len(w.members) for w in grouped.workloads()] == [2, 3, 4]
 
 
 def test_spec_is_immutable() -> None:

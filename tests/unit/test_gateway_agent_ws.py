@@ -31,7 +31,7 @@ def _offered(token: str) -> list[str]:
 
 
 def test_the_agent_is_named_by_the_token_and_the_socket_closes_when_it_expires(client: TestClient) -> None:
-    token = mint_token(SECRET, AGENT, ttl_s=1, role="agent")
+    token = mint_token(SECRET, AGENT, ttl_s=3, role="agent")  # exp is whole seconds: 1 s could be 0.1 s
     with client.websocket_connect("/ws/agent", subprotocols=_offered(token)) as ws:
         connected = ws.receive_json()
         assert connected["type"] == "connected"

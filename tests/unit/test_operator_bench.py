@@ -133,6 +133,7 @@ def results() -> dict[str, object]:
             "requests_per_create": 36.0,
             "requests_by_label": {"patch deployments": 11},
             "cpu_s": meshes * 0.1,
+            "control_plane_cpu_s": {"etcd": 0.25, "kube-apiserver": meshes * 0.3},
             "rss_bytes": 80_000_000,
         }
 
@@ -165,6 +166,7 @@ def test_report_prints_machine_bursts_noop_and_idle() -> None:
     assert "Xeon, 2 cores" in text
     row = "    10 |            32 | 1.00 s / 2.00 s | 2.00 s | 1.00 s / 3.00 s | 36.0 | 1.00 s | 80 MB"
     assert row in text
+    assert "control plane CPU in the same window: etcd 0.25 s, kube-apiserver 3.00 s" in text
     assert "0 API requests (0.00/event), 0.400 ms" in text
     assert "0.50 % of a core" in text
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from actormesh_operator.api.spec import is_paused
 from actormesh_operator.reconcile.diff import pending_changes, with_hash
-from actormesh_operator.reconcile.handlers import pause_changed
+from actormesh_operator.reconcile.state import pause_changed
 from actormesh_operator.status import compute_status
 from tests.unit.status_helpers import T0, condition, mesh, observed
 

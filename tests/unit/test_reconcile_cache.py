@@ -20,6 +20,8 @@ from actormesh_operator.reconcile.diff import (
     STATUS_CHANGE,
     change_kind,
     compact_child,
+    owns_apply_entry,
+    replicas_handover,
 )
 from actormesh_operator.reconcile.generated import ensure_generated_secret
 from actormesh_operator.reconcile.informer import Informer
@@ -100,6 +102,32 @@ def test_the_cache_keeps_only_our_managed_fields() -> None:
     compact = compact_child(deployment(), ["actormesh-operator"])
     assert [e["manager"] for e in compact["metadata"]["managedFields"]] == ["actormesh-operator"]
     assert len(deployment()["metadata"]["managedFields"]) == 2  # the input is not changed
+
+
+@pytest.mark.parametrize("replicas_ours", [True, False], ids=["replicas-ours", "replicas-not-ours"])
+def test_the_compact_entries_decide_like_the_full_ones(replicas_ours: bool) -> None:
+    spec_fields: dict[str, Any] = {"f:template": {"f:spec": {"f:containers": {}}}}
+    if replicas_ours:
+        spec_fields["f:replicas"] = {}
+    live = deployment()
+    live["spec"] = {"replicas": 3}
+    live["metadata"]["managedFields"] = [
+        {
+            "manager": "kube-controller-manager",
+            "operation": "Update",
+            "fieldsV1": {"f:spec": {"f:replicas": {}}},
+        },
+        {"manager": "actormesh-operator", "operation": "Apply", "fieldsV1": {"f:spec": spec_fields}},
+    ]
+    compact = compact_child(live, ["actormesh-operator", "actormesh-operator-handover"])
+    (entry,) = compact["metadata"]["managedFields"]
+    assert len(str(entry)) < 120, "the field set is not kept whole"
+    desired = {**live, "spec": {}}  # autoscaling switched on: the builder leaves replicas out
+    for obj in (live, compact):
+        assert owns_apply_entry(obj, "actormesh-operator")
+    handovers = [replicas_handover(desired, obj, "actormesh-operator") for obj in (live, compact)]
+    assert handovers[0] == handovers[1]
+    assert (handovers[1] is not None) is replicas_ours
 
 
 class FakeKube:
@@ -247,6 +275,13 @@ def test_a_full_pass_wins_over_a_status_refresh() -> None:
     assert stronger(STATUS_TRIGGER, "child") == "child"
     assert stronger("child", STATUS_TRIGGER) == "child"
     assert stronger(STATUS_TRIGGER, STATUS_TRIGGER) == STATUS_TRIGGER
+
+
+def test_a_creation_stays_a_creation_when_a_child_event_joins_it() -> None:
+    assert stronger("create", "child") == "create"
+    assert stronger("child", "create") == "create"
+    assert stronger("create", "update") == "update"  # same rank: the latest spec event
+    assert stronger("resync", "secret") == "secret"
 
 
 class RecordingApi:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import httpx
+import aiohttp
 import kopf
 import pytest
 
@@ -77,15 +77,13 @@ def _failed(exc: Exception, name: str = "apply statefulset demo-nats") -> Action
             id="401",
         ),
         pytest.param(
-            httpx.ConnectError("refused"),
+            aiohttp.ClientConnectionError("refused"),
             "ApiUnreachable",
             False,
             Reason.RETRIES_EXHAUSTED,
             id="connect-error",
         ),
-        pytest.param(
-            httpx.ReadTimeout("slow"), "ApiUnreachable", False, Reason.RETRIES_EXHAUSTED, id="timeout"
-        ),
+        pytest.param(TimeoutError("slow"), "ApiUnreachable", False, Reason.RETRIES_EXHAUSTED, id="timeout"),
         pytest.param(
             MissingSecretError("spec.llm.apiKeySecretRef: Secret ns/x not found"),
             "MissingSecretError",

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+from typing import Any
 
 import kopf
 import pytest
 
+from actormesh_operator.api.spec import PAUSED_ANNOTATION
 from actormesh_operator.reconcile.children import controller_of
 from actormesh_operator.reconcile.handlers import ANNOTATION_PREFIX, configure_kopf
 from actormesh_operator.reconcile.observe import observed_state, selector_string
-from actormesh_operator.reconcile.queue import WakeupQueue
-from actormesh_operator.reconcile.state import CHILD_DEBOUNCE_S
+from actormesh_operator.reconcile.queue import STATUS_TRIGGER, WakeupQueue
+from actormesh_operator.reconcile.state import CHILD_DEBOUNCE_S, mesh_trigger
 from actormesh_operator.settings import OperatorSettings
 from tests.support.eventually import eventually_async
 
@@ -124,6 +127,105 @@ async def test_queue_runs_once_more_when_woken_during_a_run_and_retries_on_reque
     await _drained(queue)
     assert calls == ["create", "child", "child"]
     assert looptime >= 2 * CHILD_DEBOUNCE_S + RETRY_S
+
+
+@pytest.mark.looptime
+async def test_a_failed_run_is_retried_as_what_it_was_with_what_joined_it(looptime: float) -> None:
+    started, release = asyncio.Event(), asyncio.Event()
+    calls: list[str] = []
+
+    async def run(namespace: str, name: str, trigger: str) -> float | None:
+        calls.append(trigger)
+        if len(calls) == 1:
+            started.set()
+            await release.wait()
+            return RETRY_S  # the creation failed for now
+        return None
+
+    queue = WakeupQueue(run, debounce_s=CHILD_DEBOUNCE_S)
+    queue.schedule("ns", "demo", "create", delay=0)
+    await started.wait()
+    queue.schedule("ns", "demo", "child")  # a child's event during the failed creation
+    release.set()
+    await _drained(queue)
+    assert calls == ["create", "create"]
+
+
+@pytest.mark.looptime
+async def test_queue_request_without_delay_cuts_a_backoff_short(looptime: float) -> None:
+    calls: list[str] = []
+
+    async def run(namespace: str, name: str, trigger: str) -> float | None:
+        calls.append(trigger)
+        return 300.0 if len(calls) == 1 else None  # the broken spec's long backoff
+
+    queue = WakeupQueue(run, debounce_s=CHILD_DEBOUNCE_S)
+    queue.schedule("ns", "demo", "create", delay=0)
+    await asyncio.sleep(10)
+    assert calls == ["create"]
+    queue.schedule("ns", "demo", "child")  # an ordinary wake-up waits for the backoff ...
+    await asyncio.sleep(10)
+    assert calls == ["create"]
+    queue.schedule("ns", "demo", "update", delay=0)  # ... a spec change does not
+    await _drained(queue)
+    assert calls == ["create", "update"]
+    assert looptime < 60
+
+
+@pytest.mark.looptime
+async def test_queue_defers_a_status_refresh_until_the_counters_stop_moving(looptime: float) -> None:
+    runs: list[tuple[str, float]] = []
+
+    async def run(namespace: str, name: str, trigger: str) -> float | None:
+        runs.append((trigger, round(float(looptime), 1)))
+        return None
+
+    queue = WakeupQueue(run, debounce_s=CHILD_DEBOUNCE_S, max_defer_s=10.0)
+    for _ in range(4):  # a rollout's counters moving every second: one write, 2 s after the last
+        queue.schedule("ns", "demo", STATUS_TRIGGER, delay=2.0)
+        await asyncio.sleep(1.0)
+    await _drained(queue)
+    assert runs == [(STATUS_TRIGGER, 5.0)]
+    runs.clear()
+    for _ in range(30):  # never quiet: deferred at most max_defer_s
+        queue.schedule("ns", "demo", STATUS_TRIGGER, delay=2.0)
+        await asyncio.sleep(1.0)
+    await _drained(queue)
+    assert [trigger for trigger, _ in runs] == [STATUS_TRIGGER] * 3
+    times = [5.0] + [at for _, at in runs]  # a run at most max_defer_s after the first request since
+    assert all(later - earlier <= 10.0 + 1.0 for earlier, later in itertools.pairwise(times)), times
+
+
+def _mesh(generation: int, *, paused: str | None = None, reported: str | None = None) -> dict[str, Any]:
+    annotations = {PAUSED_ANNOTATION: paused} if paused is not None else {}
+    conditions = [{"type": "Paused", "status": reported}] if reported is not None else []
+    return {
+        "metadata": {"name": "demo", "generation": generation, "annotations": annotations},
+        "status": {"conditions": conditions},
+    }
+
+
+@pytest.mark.parametrize(
+    ("body", "known", "listing", "expected"),
+    [
+        pytest.param(_mesh(1), None, False, "create", id="new"),
+        pytest.param(_mesh(3), None, True, "resume", id="start-up-listing"),
+        pytest.param(_mesh(2), 1, False, "update", id="new-generation"),
+        pytest.param(_mesh(2), 2, False, None, id="status-or-label-write"),
+        pytest.param(_mesh(2, paused="true"), 2, False, "pause", id="paused"),
+        pytest.param(_mesh(2, reported="True"), 2, False, "pause", id="resumed"),
+        pytest.param(_mesh(2, paused="true", reported="True"), 2, False, None, id="still-paused"),
+        pytest.param(
+            {"metadata": {"name": "demo", "generation": 2, "deletionTimestamp": "x"}},
+            None,
+            False,
+            None,
+            id="being-deleted",
+        ),
+    ],
+)
+def test_mesh_trigger(body: dict[str, Any], known: int | None, listing: bool, expected: str | None) -> None:
+    assert mesh_trigger(body, known, listing=listing) == expected
 
 
 async def test_queue_close_cancels_pending_work() -> None:

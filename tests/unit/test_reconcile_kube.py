@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import base64
+import json
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any, cast
 
-import httpx
 import pytest
 import yaml
 
 from actormesh_operator.reconcile.kube import (
     KubeConfigError,
     Resource,
-    _api_error,
+    _lines,
+    api_error,
     load_incluster,
     load_kubeconfig,
 )
@@ -130,12 +133,8 @@ def test_status_subresource_path() -> None:
 
 
 def test_api_error_keeps_the_status_reason_and_retry_after() -> None:
-    response = httpx.Response(
-        429,
-        json={"kind": "Status", "reason": "TooManyRequests", "message": "storage is (re)initializing"},
-        headers={"Retry-After": "2"},
-    )
-    error = _api_error(response)
+    body = {"kind": "Status", "reason": "TooManyRequests", "message": "storage is (re)initializing"}
+    error = api_error(429, "Too Many Requests", json.dumps(body).encode(), {"Retry-After": "2"})
     assert (error.status, error.reason, error.retry_after) == (429, "TooManyRequests", 2.0)
     assert str(error) == "429 TooManyRequests: storage is (re)initializing"
 
@@ -143,3 +142,21 @@ def test_api_error_keeps_the_status_reason_and_retry_after() -> None:
 def test_unreadable_kubeconfig_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(KubeConfigError, match="cannot read kubeconfig"):
         load_kubeconfig(tmp_path / "absent")
+
+
+class _Chunks:
+    """A stand-in for aiohttp's StreamReader: the chunks as the network delivered them."""
+
+    def __init__(self, chunks: list[bytes]) -> None:
+        self._chunks = chunks
+
+    async def iter_any(self) -> AsyncIterator[bytes]:
+        for chunk in self._chunks:
+            yield chunk
+
+
+async def test_watch_lines_are_split_across_chunks_and_may_exceed_readline_limits() -> None:
+    big = b'{"type":"ADDED","object":{"data":"' + b"x" * 300_000 + b'"}}'
+    chunks = [b'{"a":1}\n{"b"', b":2}\n\n", big[:100_000], big[100_000:], b"\n", b'{"c":3}']
+    lines = [line async for line in _lines(cast(Any, _Chunks(chunks)))]
+    assert lines == [b'{"a":1}', b'{"b":2}', big, b'{"c":3}']

@@ -11,7 +11,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from actormesh_operator.api.actors import ActorAutoscaling
+from actormesh_operator.api.actors import (
+    ACTOR_IN_TWO_GROUPS,
+    GROUP_NAME_RESERVED,
+    PROCESS_FIELDS,
+    RESERVED_GROUP_NAMES,
+    ActorAutoscaling,
+    member_settings_message,
+)
 from actormesh_operator.api.infra import (
     BACKUP_CLAIM_OR_STORAGE,
     MAX_FILE_STORE_TOO_BIG,
@@ -131,11 +138,64 @@ def _excludes(component: str, managed: list[str]) -> Rule:
     )
 
 
+def _group_min_le_max() -> Rule:
+    """A group's autoscaling merged onto the defaults must still have min <= max."""
+    lo = _opt(
+        "g", ["autoscaling", "minReplicas"], _opt("self", ["defaults", "autoscaling", "minReplicas"], _MIN)
+    )
+    hi = _opt(
+        "g", ["autoscaling", "maxReplicas"], _opt("self", ["defaults", "autoscaling", "maxReplicas"], _MAX)
+    )
+    return Rule(
+        ("actors",),
+        f"!has(self.groups) || self.groups.all(g, !has(g.autoscaling) || {lo} <= {hi})",
+        "spec.actors.groups[].autoscaling.minReplicas must be less than or equal to maxReplicas"
+        " (after merging spec.actors.defaults.autoscaling)",
+        ".groups",
+    )
+
+
+def _grouped_member_settings(key: str) -> Rule:
+    """An actor in a group takes its process settings from the group: its own entry may set only
+    `enabled` (two places for one setting would leave one of them silently ignored)."""
+    own = " || ".join(f"has(self.{key}.{field})" for field in PROCESS_FIELDS)
+    return Rule(
+        ("actors",),
+        f"!has(self.groups) || !has(self.{key}) || !self.groups.exists(g, '{key}' in g.actors) || !({own})",
+        member_settings_message(key),
+        f".{key}",
+    )
+
+
+GROUP_RULES: list[Rule] = [
+    Rule(
+        ("actors", "groups"),
+        "self.all(g, g.actors.all(a, self.filter(h, a in h.actors).size() == 1))",
+        ACTOR_IN_TWO_GROUPS,
+    ),
+    Rule(
+        ("actors", "groups", "[]"),
+        f"!(self.name in {list(RESERVED_GROUP_NAMES)!r})",
+        GROUP_NAME_RESERVED,
+        ".name",
+    ),
+    _group_min_le_max(),
+    *(_grouped_member_settings(a.spec_key) for a in ACTORS),
+]
+"""The `spec.actors.groups` rules; unknown actors (enum), fewer than two members (minItems), an actor
+listed twice in one group (list-type set) and two groups of one name (list-type map) are schema errors."""
+
+
 def _queue_lag_with_external_nats() -> Rule:
-    """Any queueLag mode (defaults or an actor's) while NATS is external: KEDA has no endpoint to read."""
+    """Any queueLag mode (defaults, an actor's or a group's) while NATS is external: KEDA has no endpoint
+    to read."""
     asks = " || ".join(
         f"{_opt('self', ['actors', key, 'autoscaling', 'mode'], repr(''))} == 'queueLag'"
         for key in ["defaults", *(a.spec_key for a in ACTORS)]
+    )
+    asks += (
+        " || (has(self.actors) && has(self.actors.groups) && self.actors.groups.exists(g,"
+        f" {_opt('g', ['autoscaling', 'mode'], repr(''))} == 'queueLag'))"
     )
     rule = f"!(has(self.nats) && has(self.nats.external)) || !({asks})"
     return Rule((), rule, QUEUE_LAG_NEEDS_MANAGED_NATS, ".nats.external")
@@ -150,7 +210,7 @@ _NATS_SIZE = (
 
 def _env_rules(path: tuple[str, ...]) -> list[Rule]:
     """Each entry of an `env` list: a value or a source, and a source names exactly one thing."""
-    field = "spec." + ".".join(path)
+    field = "spec." + ".".join(path).replace(".[]", "[]")
     return [
         Rule((*path, "[]"), "!(has(self.value) && has(self.valueFrom))", f"{field}: {VALUE_OR_SOURCE}"),
         Rule(
@@ -162,7 +222,11 @@ def _env_rules(path: tuple[str, ...]) -> list[Rule]:
     ]
 
 
-ENV_LISTS: list[tuple[str, ...]] = [("gateway", "env"), *(("actors", a.spec_key, "env") for a in ACTORS)]
+ENV_LISTS: list[tuple[str, ...]] = [
+    ("gateway", "env"),
+    *(("actors", a.spec_key, "env") for a in ACTORS),
+    ("actors", "groups", "[]", "env"),
+]
 
 
 def _runtime_value(key: str, field: str) -> str:
@@ -174,6 +238,7 @@ SPEC_RULES: list[Rule] = [
     _min_le_max(("gateway", "autoscaling"), "spec.gateway.autoscaling"),
     _min_le_max(("actors", "defaults", "autoscaling"), "spec.actors.defaults.autoscaling"),
     *(_merged_min_le_max(a.spec_key) for a in ACTORS),
+    *GROUP_RULES,
     Rule(
         ("gateway", "ingress"),
         "!(has(self.enabled) && self.enabled) || has(self.host)",

@@ -19,8 +19,10 @@ from actormesh_operator.api.actors import (
     ActorAutoscaling,
     ActorAutoscalingOverride,
     ActorDefaults,
+    ActorGroup,
     ActorOverride,
     ActorsSpec,
+    ActorWorkload,
     CPUAutoscaling,
     EffectiveActorSpec,
 )
@@ -67,9 +69,11 @@ __all__ = [
     "ActorAutoscaling",
     "ActorAutoscalingOverride",
     "ActorDefaults",
+    "ActorGroup",
     "ActorMesh",
     "ActorMeshSpec",
     "ActorOverride",
+    "ActorWorkload",
     "ActorsSpec",
     "CPUAutoscaling",
     "CommerceApisSpec",
@@ -362,6 +366,7 @@ class ActorMeshSpec(ApiModel):
     def _queue_lag_needs_managed_nats(self) -> ActorMeshSpec:
         actors = self.actors
         overrides = [actors.override(a.name).autoscaling for a in ACTORS]
+        overrides += [g.autoscaling for g in actors.groups]
         modes = [actors.defaults.autoscaling.mode, *(o.mode for o in overrides if o is not None)]
         if self.nats.external is not None and "queueLag" in modes:
             raise ValueError(QUEUE_LAG_NEEDS_MANAGED_NATS)

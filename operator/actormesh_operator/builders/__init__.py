@@ -142,8 +142,8 @@ def referenced_secrets(mesh: ActorMesh) -> list[SecretRef]:
         for key in (nats.TLS_CERT, nats.TLS_KEY, tls.ca_key):
             refs.append(SecretRef(name=tls.secret_name, key=key, field_path="spec.nats.tls.secretName"))
     refs += _env_secret_refs("spec.gateway.env", spec.gateway.env)
-    for actor in spec.actors.enabled_actors():
-        refs += _env_secret_refs(f"spec.actors.{actor.info.spec_key}.env", actor.env)
+    for workload in spec.actors.workloads():
+        refs += _env_secret_refs(f"{workload.process.settings_path}.env", workload.process.env)
     return refs
 
 

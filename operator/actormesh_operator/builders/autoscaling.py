@@ -10,7 +10,7 @@ and the status says why (`Stalled`, reason `KedaNotInstalled`). Whichever autosc
 
 from __future__ import annotations
 
-from actormesh_operator.api.spec import ActorMesh, CPUAutoscaling, EffectiveActorSpec
+from actormesh_operator.api.spec import ActorMesh, ActorWorkload, CPUAutoscaling, EffectiveActorSpec
 from actormesh_operator.builders import labels, names
 from actormesh_operator.builders.meta import Manifest, manifest, object_meta
 from actormesh_operator.builders.runtime_config import service_host
@@ -51,8 +51,9 @@ def _hpa(mesh: ActorMesh, name: str, component: str, scaling: CPUAutoscaling) ->
     )
 
 
-def build_actor_hpa(mesh: ActorMesh, actor: EffectiveActorSpec) -> Manifest:
-    return _hpa(mesh, names.actor(mesh.name, actor.info), actor.info.k8s_name, actor.autoscaling)
+def build_actor_hpa(mesh: ActorMesh, workload: ActorWorkload) -> Manifest:
+    name = names.actor_workload(mesh.name, workload.component)
+    return _hpa(mesh, name, workload.component, workload.process.autoscaling)
 
 
 def build_gateway_hpa(mesh: ActorMesh) -> Manifest | None:
@@ -63,49 +64,53 @@ def build_gateway_hpa(mesh: ActorMesh) -> Manifest | None:
 
 
 def build_actor_scaled_object(
-    mesh: ActorMesh, actor: EffectiveActorSpec, settings: OperatorSettings
+    mesh: ActorMesh, workload: ActorWorkload, settings: OperatorSettings
 ) -> Manifest:
-    """KEDA ScaledObject on the actor's durable consumer; KEDA creates and owns the HPA behind it."""
-    name = names.actor(mesh.name, actor.info)
+    """KEDA ScaledObject on the durable consumer of each actor the workload runs (a group: one trigger
+    per member; KEDA scales on the highest); KEDA creates and owns the HPA behind it."""
+    name = names.actor_workload(mesh.name, workload.component)
     subjects = Subjects(mesh.name)
     # The headless Service: clustered, KEDA queries the consumer's leader at `<server_name>.<endpoint>`
     # (nats.conf has no_advertise), and only the StatefulSet's governing Service resolves `<pod>.<svc>`.
     monitor = f"{service_host(mesh, names.nats_headless(mesh.name), settings)}:{Ports.NATS_MONITOR}"
-    scaling = actor.autoscaling
-    trigger = {
-        "type": "nats-jetstream",
-        "metadata": {
-            "natsServerMonitoringEndpoint": monitor,
-            "account": NATS_ACCOUNT,
-            "stream": subjects.stream,
-            "consumer": subjects.consumer(actor.info.name),
-            "lagThreshold": str(scaling.lag_threshold),
-        },
-    }
+    scaling = workload.process.autoscaling
+    triggers = [
+        {
+            "type": "nats-jetstream",
+            "metadata": {
+                "natsServerMonitoringEndpoint": monitor,
+                "account": NATS_ACCOUNT,
+                "stream": subjects.stream,
+                "consumer": subjects.consumer(info.name),
+                "lagThreshold": str(scaling.lag_threshold),
+            },
+        }
+        for info in workload.infos
+    ]
     return manifest(
         KEDA_API_VERSION,
         "ScaledObject",
-        object_meta(mesh, name, actor.info.k8s_name),
+        object_meta(mesh, name, workload.component),
         spec={
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
             "minReplicaCount": scaling.min_replicas,
             "maxReplicaCount": scaling.max_replicas,
-            "triggers": [trigger],
+            "triggers": triggers,
         },
     )
 
 
 def build_autoscalers(mesh: ActorMesh, settings: OperatorSettings, *, keda_available: bool) -> list[Manifest]:
-    """Gateway HPA, then one HPA or ScaledObject per autoscaled enabled actor."""
+    """Gateway HPA, then one HPA or ScaledObject per autoscaled actor workload (actor or group)."""
     out: list[Manifest] = []
     gateway_hpa = build_gateway_hpa(mesh)
     if gateway_hpa is not None:
         out.append(gateway_hpa)
-    for actor in mesh.spec.actors.enabled_actors():
-        if not actor.autoscaling.enabled:
+    for workload in mesh.spec.actors.workloads():
+        if not workload.process.autoscaling.enabled:
             continue
-        if uses_scaled_object(mesh, actor, keda_available=keda_available):
-            out.append(build_actor_scaled_object(mesh, actor, settings))
+        if uses_scaled_object(mesh, workload.process, keda_available=keda_available):
+            out.append(build_actor_scaled_object(mesh, workload, settings))
         else:
-            out.append(build_actor_hpa(mesh, actor))
+            out.append(build_actor_hpa(mesh, workload))
     return out

@@ -1,9 +1,9 @@
 """PodDisruptionBudgets: at most one pod down at a time during voluntary disruptions (node drains).
 
 Called by `build_children` when `spec.podDisruptionBudget.enabled`. Only workloads that can lose a
-pod and keep serving get one — clustered NATS (quorum 2 of 3), and the gateway or an actor with more
-than one replica or an autoscaler. A budget on a single-replica workload would either block every
-drain (minAvailable 1) or protect nothing, so those get none.
+pod and keep serving get one — clustered NATS (quorum 2 of 3), and the gateway or an actor (or a group
+of actors) with more than one replica or an autoscaler. A budget on a single-replica workload would
+either block every drain (minAvailable 1) or protect nothing, so those get none.
 """
 
 from __future__ import annotations
@@ -36,7 +36,9 @@ def build_pdbs(mesh: ActorMesh) -> list[Manifest]:
         out.append(_pdb(mesh, names.nats(mesh.name), labels.NATS))
     if spec.gateway.replicas > 1 or spec.gateway.autoscaling.enabled:
         out.append(_pdb(mesh, names.gateway(mesh.name), labels.GATEWAY))
-    for actor in spec.actors.enabled_actors():
-        if actor.replicas > 1 or actor.autoscaling.enabled:
-            out.append(_pdb(mesh, names.actor(mesh.name, actor.info), actor.info.k8s_name))
+    for workload in spec.actors.workloads():
+        process = workload.process
+        if process.replicas > 1 or process.autoscaling.enabled:
+            name = names.actor_workload(mesh.name, workload.component)
+            out.append(_pdb(mesh, name, workload.component))
     return out

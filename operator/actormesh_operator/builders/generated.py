@@ -19,7 +19,7 @@ from actormesh_operator.api.spec import ActorMesh
 from actormesh_operator.api.types import SecretKeyRef
 from actormesh_operator.builders import labels, names
 from actormesh_operator.builders.meta import Manifest, manifest, object_meta
-from actormesh_runtime.catalog import NATS_USERS
+from actormesh_runtime.catalog import NATS_USERS, group_nats_user
 
 JWT_SECRET_KEY = "jwt-secret"
 JWT_KEY_BYTES = 48
@@ -80,6 +80,13 @@ def redis_password_ref(mesh: ActorMesh) -> SecretKeyRef | None:
     return None
 
 
+def nats_users(mesh: ActorMesh) -> tuple[str, ...]:
+    """Every NATS user of the managed server: one per component, plus one per actor group (its process
+    connects once for all its members). A group's key stays in the Secret after the group goes (keys
+    are only ever added), unused and harmless."""
+    return (*NATS_USERS, *(group_nats_user(g.name) for g in mesh.spec.actors.groups))
+
+
 def nats_password_ref(mesh: ActorMesh, user: str) -> SecretKeyRef:
     return SecretKeyRef(name=names.nats_users_secret(mesh.name), key=user)
 
@@ -111,7 +118,7 @@ def generated_secrets(mesh: ActorMesh) -> list[GeneratedSecret]:
         out.append(
             GeneratedSecret(
                 name=names.nats_users_secret(mesh.name),
-                keys=NATS_USERS,
+                keys=nats_users(mesh),
                 random_bytes=NATS_PASSWORD_BYTES,
                 component=labels.NATS,
                 purpose="one NATS password per component",

@@ -9,6 +9,7 @@ think it owns that child). Only `spec.extraLabels` is added, and never over our 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 from actormesh_operator.api.spec import ActorMesh
 from actormesh_operator.builders import names
@@ -41,6 +42,12 @@ MONITORING = "monitoring"
 METRICS = "metrics"
 """The headless Service over every runtime pod's /metrics port (for a ServiceMonitor)."""
 
+ACTOR_LABEL_PREFIX = "actors.actormesh.io/"
+"""On a group's Deployment and pods, one `actors.actormesh.io/<actor k8s_name>: "true"` per member, so
+`kubectl get pods -l actors.actormesh.io/decision-router` finds the pods running that actor. A lone
+actor's pods are found by `app.kubernetes.io/component=<actor>` (they do not carry it, so an operator
+upgrade did not change their pod template)."""
+
 _APP_BY_COMPONENT = {NATS: "nats", REDIS: "redis"}
 _LABEL_VALUE = re.compile(r"[^A-Za-z0-9_.-]")
 
@@ -58,6 +65,11 @@ def selector_labels(mesh: str, component: str) -> dict[str, str]:
 def mesh_selector(mesh: str) -> dict[str, str]:
     """Selects every child (and pod) of one mesh; what the reconcile layer lists and watches with."""
     return {INSTANCE: names.instance_label(mesh), MANAGED_BY: OPERATOR}
+
+
+def member_labels(actors: Iterable[str]) -> dict[str, str]:
+    """The member labels of a group (`actors`: k8s names), see ACTOR_LABEL_PREFIX."""
+    return {f"{ACTOR_LABEL_PREFIX}{name}": "true" for name in actors}
 
 
 def version_label(image: str) -> str | None:

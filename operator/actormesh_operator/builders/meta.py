@@ -37,12 +37,14 @@ def object_meta(
     *,
     image: str | None = None,
     annotations: dict[str, str] | None = None,
+    labels: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """metadata of a child object (extra annotations from the spec, then the builder's own)."""
+    """metadata of a child object (extra annotations from the spec, then the builder's own; `labels`
+    are added to ours)."""
     meta: dict[str, Any] = {
         "name": name,
         "namespace": mesh.namespace,
-        "labels": lbl.labels(mesh, component, image=image),
+        "labels": {**lbl.labels(mesh, component, image=image), **(labels or {})},
         "ownerReferences": [owner_reference(mesh)],
     }
     merged = {**mesh.spec.extra_annotations, **(annotations or {})}
@@ -52,10 +54,16 @@ def object_meta(
 
 
 def template_meta(
-    mesh: ActorMesh, component: str, *, image: str | None = None, config_hash: str | None = None
+    mesh: ActorMesh,
+    component: str,
+    *,
+    image: str | None = None,
+    config_hash: str | None = None,
+    labels: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """metadata of a pod template: labels (incl. the selector), spec annotations and the config hash."""
-    meta: dict[str, Any] = {"labels": lbl.labels(mesh, component, image=image)}
+    """metadata of a pod template: labels (incl. the selector, plus `labels`), spec annotations and the
+    config hash."""
+    meta: dict[str, Any] = {"labels": {**lbl.labels(mesh, component, image=image), **(labels or {})}}
     annotations = dict(mesh.spec.extra_annotations)
     if config_hash is not None:
         annotations[CONFIG_HASH_ANNOTATION] = config_hash

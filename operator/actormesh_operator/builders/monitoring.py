@@ -17,7 +17,7 @@ from actormesh_operator.api.spec import ActorMesh
 from actormesh_operator.builders import labels, names
 from actormesh_operator.builders.kinds import POD_MONITOR, SERVICE_MONITOR
 from actormesh_operator.builders.meta import Manifest, manifest, object_meta
-from actormesh_operator.builders.network import pods, tcp
+from actormesh_operator.builders.network import actor_components, pods, tcp
 from actormesh_runtime.catalog import Ports
 
 METRICS_PORT = "http"
@@ -26,7 +26,7 @@ METRICS_PORT = "http"
 
 def scraped_components(mesh: ActorMesh) -> list[str]:
     """Component labels of the pods that serve /metrics: every enabled actor, history, the gateway."""
-    return [a.info.k8s_name for a in mesh.spec.actors.enabled_actors()] + [labels.HISTORY, labels.GATEWAY]
+    return [*actor_components(mesh), labels.HISTORY, labels.GATEWAY]
 
 
 def target_relabelings() -> list[dict[str, Any]]:

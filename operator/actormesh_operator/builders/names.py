@@ -75,7 +75,13 @@ def mocks(mesh: str) -> str:
 
 def actor(mesh: str, info: ActorInfo) -> str:
     """An actor's Deployment (and its HPA/ScaledObject/PDB, which share the name)."""
-    return fit(mesh, info.k8s_name)
+    return actor_workload(mesh, info.k8s_name)
+
+
+def actor_workload(mesh: str, component: str) -> str:
+    """The Deployment (and HPA/ScaledObject/PDB) of one actor (`component` = its k8s_name) or of a group
+    of co-located actors (`component` = the group's name, never an actor's: the spec forbids it)."""
+    return fit(mesh, component)
 
 
 def runtime_config(mesh: str) -> str:

@@ -14,13 +14,22 @@ from typing import Any
 from actormesh_operator.api.spec import ActorMesh
 from actormesh_operator.api.types import quantity_bytes
 from actormesh_operator.builders import labels, names, pod_security
-from actormesh_operator.builders.generated import nats_auth_enabled, nats_password_ref
+from actormesh_operator.builders.generated import nats_auth_enabled, nats_password_ref, nats_users
 from actormesh_operator.builders.meta import Manifest, manifest, object_meta, template_meta
 from actormesh_operator.builders.runtime_config import config_hash, service_host
 from actormesh_operator.builders.volumes import retention_policy, volume_claim_template
 from actormesh_operator.builders.workload import secret_env
 from actormesh_operator.settings import OperatorSettings
-from actormesh_runtime.catalog import NATS_USERS, Ports, Subjects, nats_permissions
+from actormesh_runtime.catalog import (
+    ACTORS,
+    NATS_USERS,
+    NatsPermissions,
+    Ports,
+    Subjects,
+    colocated_permissions,
+    group_nats_user,
+    nats_permissions,
+)
 
 CONFIG_FILE = "nats.conf"
 TLS_DIR = "/etc/nats-tls"
@@ -109,14 +118,25 @@ def _quoted(subjects: tuple[str, ...]) -> str:
     return "[" + ", ".join(json.dumps(s) for s in subjects) + "]"
 
 
-def render_authorization(mesh: ActorMesh) -> list[str]:
-    """One user per component with the catalog's allow-lists; everything else is denied. Passwords are
-    `$NATS_PASSWORD_<USER>` references that nats-server resolves from its environment (filled from the
-    generated Secret), so the ConfigMap holds no secret."""
+def user_permissions(mesh: ActorMesh) -> list[NatsPermissions]:
+    """The allow-lists of every user: the catalog's per component, then one per actor group (the union
+    of its listed members', builders/actors.py connects the group's process as that user)."""
     subjects = Subjects(mesh.name)
+    out = [nats_permissions(subjects, user) for user in NATS_USERS]
+    for group in mesh.spec.actors.groups:
+        members = [a.name for a in ACTORS if a.spec_key in group.actors]
+        out.append(colocated_permissions(subjects, group_nats_user(group.name), members))
+    return out
+
+
+def render_authorization(mesh: ActorMesh) -> list[str]:
+    """One user per component (and per actor group) with the catalog's allow-lists; everything else is
+    denied. Passwords are `$NATS_PASSWORD_<USER>` references that nats-server resolves from its
+    environment (filled from the generated Secret), so the ConfigMap holds no secret. Adding or removing
+    a group therefore changes the NATS pod template: the servers roll, one at a time."""
     lines = ["authorization {", "  users = ["]
-    for user in NATS_USERS:
-        perms = nats_permissions(subjects, user)
+    for perms in user_permissions(mesh):
+        user = perms.user
         lines += [
             f"    {{user: {json.dumps(user)}, password: ${password_variable(user)}, permissions: {{",
             f"      publish: {{allow: {_quoted(perms.publish)}}}",
@@ -131,7 +151,7 @@ def render_authorization(mesh: ActorMesh) -> list[str]:
 def password_env(mesh: ActorMesh) -> list[dict[str, Any]]:
     if not nats_auth_enabled(mesh):
         return []
-    return [secret_env(password_variable(user), nats_password_ref(mesh, user)) for user in NATS_USERS]
+    return [secret_env(password_variable(user), nats_password_ref(mesh, user)) for user in nats_users(mesh)]
 
 
 def build_nats_configmap(mesh: ActorMesh, settings: OperatorSettings) -> Manifest:

@@ -10,6 +10,7 @@ for it, so `kubectl get netpol` reads as the list of allowed flows:
   `spec.networkPolicy.kedaNamespace`, only when a ScaledObject reads it;
 - allow-nats-monitor: history → NATS 8222 (egress side of the above);
 - allow-mocks / allow-commerce-apis: context_retriever, execution_coordinator → the commerce APIs;
+  (an actor group, `spec.actors.groups`, is selected by every flow any of its members needs);
 - allow-redis / allow-redis-clients: actors that use Redis, and the gateway → Redis 6379;
 - allow-gateway: anyone → gateway 8000 (the Service/Ingress decide who can reach it);
 - allow-llm: LLM actors → any address outside `spec.networkPolicy.egressExcept` (private, link-local,
@@ -79,11 +80,17 @@ def _policy(
 
 
 def _actors(mesh: ActorMesh, attribute: str) -> list[str]:
-    return [a.info.k8s_name for a in mesh.spec.actors.enabled_actors() if getattr(a.info, attribute)]
+    """Component labels of the actor pods needing a flow: a group's when any member needs it."""
+    return [w.component for w in mesh.spec.actors.workloads() if w.any_member(attribute)]
+
+
+def actor_components(mesh: ActorMesh) -> list[str]:
+    """Component labels of every actor pod: enabled lone actors and groups."""
+    return [w.component for w in mesh.spec.actors.workloads()]
 
 
 def nats_clients(mesh: ActorMesh) -> list[str]:
-    return [a.info.k8s_name for a in mesh.spec.actors.enabled_actors()] + [labels.GATEWAY, labels.HISTORY]
+    return [*actor_components(mesh), labels.GATEWAY, labels.HISTORY]
 
 
 def redis_clients(mesh: ActorMesh) -> list[str]:

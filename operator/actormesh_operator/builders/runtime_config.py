@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from actormesh_operator.api.runtime import POD_DEFAULTS, RuntimeSpec, env_value
 from actormesh_operator.api.spec import ActorMesh
@@ -131,6 +131,14 @@ def tracing_env(mesh: ActorMesh) -> dict[str, str]:
         Env.OTEL_TRACES_SAMPLER: "parentbased_traceidratio",
         Env.OTEL_TRACES_SAMPLER_ARG: env_value(tracing.sampler_ratio),
     }
+
+
+def workload_keys(infos: Iterable[ActorInfo]) -> tuple[str, ...]:
+    """The ConfigMap keys a process running these actors reads (one actor: exactly its `actor_keys`)."""
+    keys: dict[str, None] = {}
+    for info in infos:
+        keys.update(dict.fromkeys(actor_keys(info)))
+    return tuple(keys)
 
 
 def actor_keys(info: ActorInfo) -> tuple[str, ...]:

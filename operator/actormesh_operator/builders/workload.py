@@ -154,19 +154,22 @@ def deployment(
     *,
     replicas: int | None,
     config_hash: str,
+    member_labels: dict[str, str] | None = None,
 ) -> Manifest:
-    """A Deployment; `replicas=None` leaves the field out so an HPA or ScaledObject owns it."""
+    """A Deployment; `replicas=None` leaves the field out so an HPA or ScaledObject owns it.
+    `member_labels` (a group's) go on the Deployment and its pods, outside the selector."""
     spec: dict[str, Any] = {
         "selector": {"matchLabels": labels.selector_labels(mesh.name, component)},
         "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
         "revisionHistoryLimit": 3,
         "template": {
-            "metadata": template_meta(mesh, component, image=mesh.spec.image, config_hash=config_hash),
+            "metadata": template_meta(
+                mesh, component, image=mesh.spec.image, config_hash=config_hash, labels=member_labels
+            ),
             "spec": pod,
         },
     }
     if replicas is not None:
         spec = {"replicas": replicas, **spec}
-    return manifest(
-        "apps/v1", "Deployment", object_meta(mesh, name, component, image=mesh.spec.image), spec=spec
-    )
+    meta = object_meta(mesh, name, component, image=mesh.spec.image, labels=member_labels)
+    return manifest("apps/v1", "Deployment", meta, spec=spec)

@@ -136,7 +136,7 @@ class ChildCache:
     def _event(self, old: dict[str, Any] | None, new: dict[str, Any] | None, initial: bool) -> None:
         self._reindex(old, new)
         if initial:
-            return  # start-up: kopf's resume handlers reconcile every mesh anyway
+            return  # start-up: kopf's start-up listing of the meshes reconciles every mesh anyway
         change = change_kind(old, new)
         if change == NO_CHANGE:
             return

@@ -272,10 +272,20 @@ def change_kind(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) ->
 
 
 def compact_child(obj: Mapping[str, Any], managers: Iterable[str]) -> dict[str, Any]:
-    """The child as the cache keeps it: managedFields only of our own field managers (all the apply
-    decisions read), which is most of an object's size once the controller manager has written to it."""
+    """The child as the cache keeps it: managedFields only of our own field managers, and of those only
+    what the apply decisions read (`owns_apply_entry`, `_owns_replicas`): the field set of an entry
+    mirrors everything we apply, and with the other managers' entries it was most of an object's size."""
     meta = dict(obj.get("metadata") or {})
     wanted = set(managers)
     if "managedFields" in meta:
-        meta["managedFields"] = [e for e in meta["managedFields"] or [] if e.get("manager") in wanted]
+        meta["managedFields"] = [
+            _compact_entry(e) for e in meta["managedFields"] or [] if e.get("manager") in wanted
+        ]
     return {**obj, "metadata": meta}
+
+
+def _compact_entry(entry: Mapping[str, Any]) -> dict[str, Any]:
+    kept = {k: entry[k] for k in ("manager", "operation", "subresource") if k in entry}
+    if "f:replicas" in ((entry.get("fieldsV1") or {}).get("f:spec") or {}):
+        kept["fieldsV1"] = {"f:spec": {"f:replicas": {}}}
+    return kept

@@ -15,7 +15,7 @@ import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-import httpx
+import aiohttp
 import kopf
 import pydantic
 
@@ -88,7 +88,7 @@ def classify(exc: BaseException) -> Failure:
         return Failure(Reason.INVALID_SPEC, "InvalidSpec", message, permanent=True)
     if isinstance(exc, KubeApiError):
         return _classify_api(exc, message)
-    if isinstance(exc, httpx.TimeoutException | httpx.TransportError):
+    if isinstance(exc, aiohttp.ClientError | TimeoutError | ConnectionError):
         return Failure(Reason.RETRIES_EXHAUSTED, "ApiUnreachable", message, permanent=False)
     if isinstance(exc, pydantic.ValidationError):
         return Failure(Reason.INVALID_SPEC, "InvalidSpec", f"{prefix}{_first_errors(exc)}", permanent=True)

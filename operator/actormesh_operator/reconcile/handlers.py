@@ -4,31 +4,30 @@
 so tests can run several operators, one per namespace, in one process). Triggers of the one reconcile
 in `runner.py`:
 
-- kopf `create`/`update`/`resume` on an ActorMesh: kopf's retry counter drives our bounded backoff;
+- every ActorMesh event kopf's watch delivers (`kopf.on.event`, which writes nothing to the mesh): a
+  mesh not seen before in this run (created, or listed at start-up), a new `metadata.generation`, or a
+  pause flip gets a pass through the wake-up queue, with the same bounded backoff as every trigger;
 - a child added, deleted or edited (our own informers, `children.py`, not kopf: kopf would run its
   per-object machinery for every status update of every child): its controlling mesh gets a full pass,
   so the child is restored; a child whose rollout counters moved gets only a status refresh;
-- every event of a mesh feeds the mesh cache (`meshes.py`), so a pass starts without reading it;
+- the same events feed the mesh cache (`meshes.py`), so a pass starts without reading it;
 - a jittered periodic resync (our own loop, not `kopf.timer`: kopf timers put a finalizer on every
   mesh, which would make deleting a mesh hang whenever the operator is down).
 
 Handlers return nothing: kopf would store return values under `.status`, which our strict status
-schema prunes. Status is written by `runner.py` with a status-subresource patch. kopf keeps its
-progress and diff-base in annotations under the fixed prefix `actormesh.io` (never change it: a
-renamed prefix makes kopf see every mesh as new).
+schema prunes. Status is written by `runner.py` with a status-subresource patch. kopf writes nothing
+to a mesh (no change handlers, so no diff-base or progress annotations, and no finalizer).
 """
 
 from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import Mapping
 from typing import Any
 
 import kopf
 
 from actormesh_operator.api.schema import GROUP, PLURAL, VERSION
-from actormesh_operator.api.spec import is_paused
 from actormesh_operator.reconcile import metrics
 from actormesh_operator.reconcile.kube import KubeCredentials
 from actormesh_operator.reconcile.state import OperatorState
@@ -36,24 +35,6 @@ from actormesh_operator.settings import OperatorSettings
 
 ANNOTATION_PREFIX = "actormesh.io"
 """kopf's progress/diff-base annotations: `actormesh.io/last-handled-configuration` and friends."""
-
-
-def pause_changed(body: Mapping[str, Any]) -> bool:
-    """The paused annotation disagrees with the Paused condition: a reconcile must act on it.
-
-    kopf's update handler never sees this annotation: kopf ignores every annotation under its own
-    storage prefix (`actormesh.io/`) when it diffs a resource, so the pause is noticed here."""
-    meta = body.get("metadata") or {}
-    paused = is_paused(meta.get("annotations") or {})
-    reported = next(
-        (
-            c.get("status")
-            for c in (body.get("status") or {}).get("conditions") or []
-            if c.get("type") == "Paused"
-        ),
-        None,
-    )
-    return paused != (reported == "True")
 
 
 def configure_kopf(settings: kopf.OperatorSettings, ours: OperatorSettings) -> None:
@@ -111,7 +92,6 @@ def build_registry(
     state = OperatorState(
         settings, creds, keda_available=keda_available, gateway_api_available=gateway_api_available
     )
-    retries = settings.retry_limit
 
     @kopf.on.startup(registry=registry)
     async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
@@ -126,20 +106,16 @@ def build_registry(
     def login(**_: Any) -> kopf.ConnectionInfo:
         return connection_info(creds)
 
-    # One handler id for the three causes: kopf's progress annotation is `actormesh.io/reconcile`.
-    @kopf.on.resume(GROUP, VERSION, PLURAL, id="reconcile", registry=registry, retries=retries)
-    @kopf.on.create(GROUP, VERSION, PLURAL, id="reconcile", registry=registry, retries=retries)
-    @kopf.on.update(GROUP, VERSION, PLURAL, id="reconcile", registry=registry, retries=retries)
-    async def reconcile_mesh(name: str, namespace: str | None, retry: int, reason: Any, **_: Any) -> None:
-        trigger = str(getattr(reason, "value", reason))  # kopf.Reason: create / update / resume
-        await state.reconcile_now(namespace or "", name, trigger=trigger, retry=retry)
-
-    @kopf.on.event(GROUP, VERSION, PLURAL, id="phase-metric", registry=registry)
-    async def track_phase(type: str | None, body: Any, name: str, namespace: str | None, **_: Any) -> None:
-        state.meshes.seen(body, deleted=type == "DELETED")
-        phase = None if type == "DELETED" else (body.get("status") or {}).get("phase") or "Unknown"
+    # Every mesh event, the start-up listing included (type None): kopf's create/update/resume
+    # handlers are not used, because kopf stores its diff base and progress in the mesh (one PATCH
+    # per change handled, and a 409 for our status write that raced it). Which events need a pass is
+    # decided in `state.mesh_event` (a new mesh, a new generation, a pause flip); retries are ours.
+    @kopf.on.event(GROUP, VERSION, PLURAL, id="mesh-events", registry=registry)
+    async def mesh_event(type: str | None, body: Any, name: str, namespace: str | None, **_: Any) -> None:
+        deleted = type == "DELETED"
+        state.meshes.seen(body, deleted=deleted)
+        phase = None if deleted else (body.get("status") or {}).get("phase") or "Unknown"
         metrics.set_phase(namespace or "", name, phase)
-        if type not in (None, "DELETED") and pause_changed(body):
-            state.wake(namespace or "", name, "pause")
+        state.mesh_event(type, body)
 
     return registry

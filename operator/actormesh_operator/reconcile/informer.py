@@ -6,19 +6,20 @@ continues from; the watch resumes from the last version seen (bookmarks included
 server ends it, and only an expired version (410 Gone) costs a new list, which replaces the store — so
 an object deleted while the watch was down does not linger, unlike a cache fed by watch events alone.
 
-Objects are stored as compact JSON text (about a tenth of the memory of the parsed dicts) and parsed
-on every read, which also means no reader can mutate the store. `on_event(old, new, initial)` is
-called for every change (`old` None: added; `new` None: deleted); the first list's objects come with
-`initial` True.
+Objects are stored as compact JSON (about a tenth of the memory of the parsed dicts; orjson, which
+parses and writes it several times faster than the standard library) and parsed on every read, which
+also means no reader can mutate the store. `on_event(old, new, initial)` is called for every change
+(`old` None: added; `new` None: deleted); the first list's objects come with `initial` True.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any
+
+import orjson
 
 from actormesh_operator.reconcile.kube import KubeApiError, KubeClient, Resource
 
@@ -67,14 +68,14 @@ class Informer:
         self._compact = compact
         self._timeout_s = timeout_s
         self._retry_s = retry_s
-        self._store: dict[Key, str] = {}
+        self._store: dict[Key, bytes] = {}
         self._versions: dict[Key, int | None] = {}
         self.synced = asyncio.Event()
         """Set once the first list is in the store."""
 
     def get(self, key: Key) -> dict[str, Any] | None:
         text = self._store.get(key)
-        return None if text is None else dict(json.loads(text))
+        return None if text is None else dict(orjson.loads(text))
 
     def put(self, obj: dict[str, Any]) -> dict[str, Any] | None:
         """Store `obj` (an API response we just caused) unless the store already has a newer version;
@@ -93,7 +94,7 @@ class Informer:
             return False, None, obj
         obj = self._compact({"apiVersion": self.resource.api_version, "kind": self.resource.kind, **obj})
         before = self.get(key) if previous else None
-        self._store[key] = json.dumps(obj, separators=(",", ":"))
+        self._store[key] = orjson.dumps(obj)
         self._versions[key] = version
         return True, before, obj
 

@@ -1,10 +1,10 @@
-"""A thin async Kubernetes client over httpx: credentials, server-side apply, get/list/delete, status.
+"""A thin async Kubernetes client over aiohttp: credentials, server-side apply, get/list/delete, status.
 
 Used by `apply.py` and `observe.py` (child objects), `runner.py` (the mesh, status patches),
 `state.py` (resync lists), `handlers.py` (kopf's login) and the integration tests. It knows nothing
 about ActorMesh: callers pass a `Resource` (where an object lives in the API) and plain manifest
-dicts. Errors from the API server become `KubeApiError`; network errors stay httpx's own;
-`reconcile/errors.py` decides which of them are worth a retry.
+dicts. Errors from the API server become `KubeApiError`; network errors stay aiohttp's own (or
+`TimeoutError`); `reconcile/errors.py` decides which of them are worth a retry.
 
 Credentials come from a kubeconfig (client certificates, bearer token, CA, by path or inline data) or
 from the in-cluster service account, whose token is re-read every minute because the kubelet rotates
@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import builtins
 import contextlib
-import json
 import os
 import ssl
 import tempfile
@@ -26,7 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
+import aiohttp
+import orjson
 import yaml
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
@@ -200,7 +200,7 @@ def load_credentials(kubeconfig: str | None = None) -> KubeCredentials:
     raise KubeConfigError("no kubeconfig given, no in-cluster service account, no ~/.kube/config")
 
 
-class _TokenAuth(httpx.Auth):
+class _Token:
     """Bearer token; a projected service-account token is re-read once a minute (the kubelet rotates it)."""
 
     REREAD_S = 60.0
@@ -210,39 +210,46 @@ class _TokenAuth(httpx.Auth):
         self._token: str | None = None
         self._read_at = -self.REREAD_S
 
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+    def header(self) -> dict[str, str]:
         now = time.monotonic()
         if now - self._read_at >= self.REREAD_S:
             self._token, self._read_at = self._creds.current_token(), now
-        token = self._token
-        if token:
-            request.headers["Authorization"] = f"Bearer {token}"
-        yield request
+        return {"Authorization": f"Bearer {self._token}"} if self._token else {}
 
 
 class KubeClient:
-    """One HTTP/1.1 connection pool to the API server. Use as `async with KubeClient(creds) as kube`."""
+    """HTTP/1.1 connection pools to the API server (aiohttp). Use as `async with KubeClient(creds) as kube`.
+
+    aiohttp rather than httpx: the operator's CPU per mesh created is mostly its requests and their
+    responses, and httpx spent several times aiohttp's CPU per request (measured for the runtime's
+    commerce client, and again here: docs/benchmarks.md); kopf already depends on aiohttp."""
 
     def __init__(self, creds: KubeCredentials, *, timeout: float = 30.0) -> None:
         self.creds = creds
-        context = creds.ssl_context()
-        auth = _TokenAuth(creds)
-        headers = {"Accept": "application/json", "User-Agent": "actormesh-operator"}
-        self._http = httpx.AsyncClient(
-            base_url=creds.server, verify=context, auth=auth, timeout=timeout, headers=headers
-        )
+        self._ssl = creds.ssl_context()
+        self._token = _Token(creds)
+        self._server = creds.server.rstrip("/")
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._headers = {"Accept": "application/json", "User-Agent": "actormesh-operator"}
+        # Sessions need a running event loop: made on first use.
+        self._http: aiohttp.ClientSession | None = None
+        self._streams: aiohttp.ClientSession | None = None
+
+    def _session(self, *, streams: bool) -> aiohttp.ClientSession:
         # Watches hold their connection for minutes: on the request pool, 100 of them (two Secrets each
         # for 50 meshes) took every connection and every other request timed out waiting for one. They
-        # get their own client without a connection limit. (HTTP/2 streams would share one connection,
-        # as client-go does, but httpx delivered no watch event over HTTP/2 here.)
-        self._streams = httpx.AsyncClient(
-            base_url=creds.server,
-            verify=context,
-            auth=auth,
-            timeout=timeout,
-            headers=headers,
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=None),
-        )
+        # get their own pool without a connection limit (limit=0).
+        if streams:
+            if self._streams is None:
+                self._streams = self._new_session(limit=0)
+            return self._streams
+        if self._http is None:
+            self._http = self._new_session(limit=100)
+        return self._http
+
+    def _new_session(self, *, limit: int) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(limit=limit, ssl=self._ssl)
+        return aiohttp.ClientSession(connector=connector, headers=self._headers, timeout=self._timeout)
 
     async def __aenter__(self) -> KubeClient:
         return self
@@ -251,8 +258,10 @@ class KubeClient:
         await self.close()
 
     async def close(self) -> None:
-        await self._http.aclose()
-        await self._streams.aclose()
+        for session in (self._http, self._streams):
+            if session is not None:
+                await session.close()
+        self._http = self._streams = None
 
     async def request(
         self,
@@ -263,12 +272,17 @@ class KubeClient:
         body: Any = None,
         content_type: str = "application/json",
     ) -> dict[str, Any]:
-        content = None if body is None else json.dumps(body, separators=(",", ":"))
-        headers = {"Content-Type": content_type} if content is not None else {}
-        response = await self._http.request(method, path, params=params, content=content, headers=headers)
-        if response.is_success:
-            return dict(response.json()) if response.content else {}
-        raise _api_error(response)
+        data = None if body is None else orjson.dumps(body)
+        headers = self._token.header()
+        if data is not None:
+            headers["Content-Type"] = content_type
+        async with self._session(streams=False).request(
+            method, self._server + path, params=params, data=data, headers=headers
+        ) as response:
+            content = await response.read()
+            if 200 <= response.status < 300:
+                return dict(orjson.loads(content)) if content else {}
+            raise api_error(response.status, response.reason or "", content, response.headers)
 
     async def get(self, resource: Resource, name: str, namespace: str | None = None) -> dict[str, Any] | None:
         """The object, or None when it does not exist."""
@@ -386,24 +400,25 @@ class KubeClient:
             params["fieldSelector"] = field_selector
         if resource_version:
             params["resourceVersion"] = resource_version
-        timeout = httpx.Timeout(10.0, read=timeout_s + 30.0)
-        async with self._streams.stream(
-            "GET", resource.path(namespace), params=params, timeout=timeout
+        timeout = aiohttp.ClientTimeout(total=None, connect=10.0, sock_read=timeout_s + 30.0)
+        async with self._session(streams=True).get(
+            self._server + resource.path(namespace),
+            params=params,
+            timeout=timeout,
+            headers=self._token.header(),
         ) as response:
-            if not response.is_success:
-                await response.aread()
-                raise _api_error(response)
-            async for line in response.aiter_lines():
-                if line.strip():
-                    event = json.loads(line)
-                    if event.get("type") == "ERROR":
-                        status = event.get("object") or {}
-                        raise KubeApiError(
-                            int(status.get("code") or 500),
-                            str(status.get("reason")),
-                            str(status.get("message")),
-                        )
-                    yield event
+            if not 200 <= response.status < 300:
+                raise api_error(
+                    response.status, response.reason or "", await response.read(), response.headers
+                )
+            async for line in _lines(response.content):
+                event = orjson.loads(line)
+                if event.get("type") == "ERROR":
+                    status = event.get("object") or {}
+                    raise KubeApiError(
+                        int(status.get("code") or 500), str(status.get("reason")), str(status.get("message"))
+                    )
+                yield event
 
     async def served(self, api_version: str, plural: str) -> bool:
         """Whether the API server serves `plural` in `api_version` (discovery; needs no RBAC rule)."""
@@ -422,14 +437,33 @@ class KubeClient:
         return {str(r.get("name")) for r in listing.get("resources") or []}
 
 
-def _api_error(response: httpx.Response) -> KubeApiError:
-    reason, message = response.reason_phrase, response.text[:500]
+async def _lines(stream: aiohttp.StreamReader) -> AsyncIterator[bytes]:
+    """Non-empty lines of a watch stream. Split here, not with `StreamReader.readline`, which refuses
+    lines over 128 KB (one watch event is one line, and a ConfigMap may be up to 1 MB)."""
+    pending: list[bytes] = []
+    async for chunk in stream.iter_any():
+        start = 0
+        while (end := chunk.find(b"\n", start)) >= 0:
+            line = b"".join([*pending, chunk[start:end]]) if pending else chunk[start:end]
+            pending.clear()
+            start = end + 1
+            if line.strip():
+                yield line
+        if start < len(chunk):
+            pending.append(chunk[start:])
+    if pending and (line := b"".join(pending)).strip():
+        yield line
+
+
+def api_error(status: int, reason: str, content: bytes, headers: Mapping[str, str]) -> KubeApiError:
+    """The API server's answer as a `KubeApiError`: the `Status` object's reason and message if any."""
+    message = content[:500].decode("utf-8", "replace")
     with contextlib.suppress(ValueError):
-        status = response.json()
-        if isinstance(status, dict):
-            reason = str(status.get("reason") or reason)
-            message = str(status.get("message") or message)
+        body = orjson.loads(content)
+        if isinstance(body, dict):
+            reason = str(body.get("reason") or reason)
+            message = str(body.get("message") or message)
     retry_after: float | None = None
     with contextlib.suppress(ValueError):
-        retry_after = float(response.headers.get("Retry-After", ""))
-    return KubeApiError(response.status_code, reason, message, retry_after)
+        retry_after = float(headers.get("Retry-After", ""))
+    return KubeApiError(status, reason, message, retry_after)

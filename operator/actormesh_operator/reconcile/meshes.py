@@ -44,7 +44,7 @@ class MeshCache:
             have, new = resource_version(known), resource_version(body)
             if have is not None and new is not None and new < have:
                 return
-        self._bodies[key] = _plain(body)
+        self._bodies[key] = _plain(body, drop=_UNREAD)
 
     def is_deleted(self, uid: str) -> bool:
         return uid in self._deleted
@@ -60,11 +60,19 @@ class MeshCache:
             del self._bodies[key]
 
 
-def _plain(body: Mapping[str, Any]) -> dict[str, Any]:
-    """A plain-dict copy (kopf hands out read-only views of its own objects)."""
+_UNREAD = frozenset({"managedFields"})
+"""Metadata nobody reads from a cached mesh (most of its size once a few managers wrote to it)."""
+
+
+def _plain(body: Mapping[str, Any], drop: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """A plain-dict copy (kopf hands out read-only views of its own objects), without the `drop` keys
+    of `metadata`."""
     out: dict[str, Any] = {}
     for key, value in body.items():
-        out[key] = _plain(value) if isinstance(value, Mapping) else _copy(value)
+        if key == "metadata" and drop and isinstance(value, Mapping):
+            out[key] = _plain({k: v for k, v in value.items() if k not in drop})
+        else:
+            out[key] = _plain(value) if isinstance(value, Mapping) else _copy(value)
     return out
 
 

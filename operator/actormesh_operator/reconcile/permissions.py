@@ -35,7 +35,8 @@ PERMISSIONS: tuple[Permission, ...] = (
         PLURAL,
         ("get", "list", "watch", "patch"),
         "get: runner reads the mesh fresh; list+watch: kopf and the resync; patch: kopf's "
-        "progress and diff-base annotations",
+        "progress and diff-base annotations (unused since the operator has no kopf change handlers; "
+        "kept for a rollback to an older operator)",
     ),
     Permission(GROUP, f"{PLURAL}/status", ("patch",), "runner writes status with a merge patch"),
     Permission(

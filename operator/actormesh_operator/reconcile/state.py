@@ -2,8 +2,8 @@
 
 Created by the startup handler in `handlers.py` (one per operator instance, so tests can run several
 in one process) and stopped by the cleanup handler. It is where the triggers meet the reconcile:
-kopf's handlers call `reconcile_now` (kopf counts the retries), child events and the jittered resync
-call `wake` (retries counted here, with the same bound and backoff).
+mesh events (`mesh_event`, from kopf's watch), child events and the jittered resync all call `wake`;
+retries are counted here, with the bound and backoff of `OperatorSettings`.
 """
 
 from __future__ import annotations
@@ -12,9 +12,12 @@ import asyncio
 import contextlib
 import logging
 import random
+from collections.abc import Mapping
+from typing import Any
 
 import kopf
 
+from actormesh_operator.api.spec import is_paused
 from actormesh_operator.builders.kinds import MANAGED_KINDS
 from actormesh_operator.builders.labels import MANAGED_BY_SELECTOR
 from actormesh_operator.reconcile.apply import field_managers
@@ -33,8 +36,43 @@ logger = logging.getLogger(__name__)
 CHILD_DEBOUNCE_S = 1.0
 """Child events within this window cost one reconcile (a rollout emits dozens)."""
 STATUS_DEBOUNCE_S = 2.0
-"""Rollout-counter changes within this window cost one status refresh: a 14-workload rollout moves
-its counters in many small steps, and the status is read by people and Argo CD, not by a control loop."""
+"""Rollout-counter changes cost one status refresh once they have been quiet this long (trailing): a
+14-workload rollout moves its counters in many small steps, and the status is read by people and Argo
+CD, not by a control loop."""
+STATUS_MAX_DEFER_S = 10.0
+"""... but never deferred longer than this after the first change, so a long rollout still shows progress."""
+
+
+def pause_changed(body: Mapping[str, Any]) -> bool:
+    """The paused annotation disagrees with the Paused condition: a reconcile must act on it.
+
+    Annotations do not change `metadata.generation`, so the pause is noticed here."""
+    meta = body.get("metadata") or {}
+    paused = is_paused(meta.get("annotations") or {})
+    reported = next(
+        (
+            c.get("status")
+            for c in (body.get("status") or {}).get("conditions") or []
+            if c.get("type") == "Paused"
+        ),
+        None,
+    )
+    return paused != (reported == "True")
+
+
+def mesh_trigger(body: Mapping[str, Any], known_generation: int | None, *, listing: bool) -> str | None:
+    """Which pass a mesh's watch event asks for: `create`/`resume` for a mesh this run has not seen
+    (`listing`: kopf's start-up list), `update` for a new generation, `pause` for a pause flip, else
+    None — our own status writes and the controller's, labels, other annotations change nothing we
+    build from (spec changes bump the generation)."""
+    meta = body.get("metadata") or {}
+    if meta.get("deletionTimestamp"):
+        return None  # the garbage collector takes the children
+    if known_generation is None:
+        return "resume" if listing else "create"
+    if int(meta.get("generation") or 0) != known_generation:
+        return "update"
+    return "pause" if pause_changed(body) else None
 
 
 class OperatorState:
@@ -60,6 +98,8 @@ class OperatorState:
         self.secret_watches: SecretWatches | None = None
         self._resync: asyncio.Task[None] | None = None
         self._attempts: dict[tuple[str, str], int] = {}
+        self._generations: dict[str, int] = {}
+        """Per mesh UID: the generation last handed to the queue (a new one is an update)."""
 
     async def start(self) -> None:
         self.kube = KubeClient(self.creds)
@@ -96,7 +136,9 @@ class OperatorState:
             keda_available=self.keda_available,
             gateway_api_available=self.gateway_api_available,
         )
-        self.queue = WakeupQueue(self._run_queued, debounce_s=CHILD_DEBOUNCE_S)
+        self.queue = WakeupQueue(
+            self._run_queued, debounce_s=CHILD_DEBOUNCE_S, max_defer_s=STATUS_MAX_DEFER_S
+        )
         self._resync = asyncio.create_task(self._resync_loop(), name="actormesh resync")
 
     async def stop(self) -> None:
@@ -113,13 +155,23 @@ class OperatorState:
         if self.kube is not None:
             await self.kube.close()
 
-    async def reconcile_now(self, namespace: str, name: str, *, trigger: str, retry: int) -> None:
-        """For kopf's handlers: raise what kopf should do next (its retry counter bounds the attempts)."""
-        assert self.reconciler is not None, "startup handler has not run"
-        error = await self.reconciler.reconcile(namespace, name, trigger=trigger, retry=retry)
-        if error is not None:
-            raise error
-        self._attempts.pop((namespace, name), None)  # healed: queued triggers get full retries again
+    def mesh_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        """A watch event of a mesh (kopf's; `event_type` None for its start-up listing): queue a pass
+        when `mesh_trigger` asks for one. A new spec starts its retries afresh and skips a pending
+        backoff, as a fixed spec should not wait out the broken one's delay."""
+        meta = body.get("metadata") or {}
+        uid, namespace, name = str(meta.get("uid") or ""), str(meta.get("namespace") or ""), str(meta["name"])
+        if event_type == "DELETED":
+            self._generations.pop(uid, None)
+            self._attempts.pop((namespace, name), None)
+            return
+        trigger = mesh_trigger(body, self._generations.get(uid), listing=event_type is None)
+        if trigger is None:
+            return
+        self._generations[uid] = int(meta.get("generation") or 0)
+        if trigger != "pause":
+            self._attempts.pop((namespace, name), None)
+        self.wake(namespace, name, trigger, delay=0.0)
 
     async def _run_queued(self, namespace: str, name: str, trigger: str) -> float | None:
         """For the wake-up queue: same bounded retries, counted here since kopf is not involved."""

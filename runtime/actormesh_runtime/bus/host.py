@@ -39,6 +39,7 @@ from .connection import ack_wait_s, ensure_consumer
 from .errorpath import dead_letter_garbage, take_error_path
 from .fusion import Colocated
 from .publish import publish_payload, publish_progress
+from .pull import PullFeed
 from .size import TooLarge, check_fits
 from .spans import traced_hop
 
@@ -90,7 +91,7 @@ class ActorHost:
         self.keep_alive_after_s = max(
             0.0, ack_wait_s(settings) - settings.processing_timeout_s - KEEP_ALIVE_MARGIN_S
         )
-        self._sub: JetStreamContext.PullSubscription | None = None
+        self._sub: PullFeed | None = None
         self._loop_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
@@ -133,9 +134,9 @@ class ActorHost:
     async def start(self) -> None:
         """Provision and bind the consumer, then start the fetch loop (returns immediately)."""
         await ensure_consumer(self.js, self.subjects, self.name, self.settings)
-        self._sub = await self.js.pull_subscribe_bind(
-            durable=self.subjects.consumer(self.name), stream=self.subjects.stream
-        )
+        durable = self.subjects.consumer(self.name)
+        sub = await self.js.pull_subscribe_bind(durable=durable, stream=self.subjects.stream)
+        self._sub = PullFeed(sub, self.nc)
         self._loop_task = asyncio.create_task(self._fetch_loop(), name=f"host:{self._label}")
         log.info("actor host started", extra={"actor": self._label})
 

@@ -1,8 +1,11 @@
-"""One loop for the pull consumers that handle their messages one by one, in order.
+"""Reading JetStream pull consumers.
 
+`pull_forever`: one loop for the pull consumers that handle their messages one by one, in order.
 Who calls: `bus.approval_executor` (approved actions) and `history.approval_ops` (their outcomes).
 A failed fetch (the wait ran out, or the client is reconnecting) is tried again after a short pause;
 `handle` owns each message's ack, nak or term.
+
+`PullFeed`: how the actor host (`bus.host`) reads its consumer, one open pull request at a time.
 """
 
 from __future__ import annotations
@@ -11,8 +14,17 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from nats.js import JetStreamContext
+
 RETRY_PAUSE_S = 0.2
 """After a failed fetch: long enough not to spin while the client reconnects."""
+EXPIRY_SLACK_S = 0.25
+"""How long past its expiry a pull request is still treated as open when the server's status closing
+it (408) has not arrived: the server starts the clock when the request arrives. Were it treated as
+closed first, the next request would be open beside it, and its late 408 taken for the new one's."""
 
 
 async def pull_forever(
@@ -34,3 +46,84 @@ async def pull_forever(
             continue
         for msg in msgs:
             await handle(msg)
+
+
+class PullFeed:
+    """A JetStream pull subscription read with at most one pull request open at a time, which stays
+    open until its batch is delivered or it expires: what the actor host fetches with.
+
+    nats-py's `fetch(n)` costs a request/reply per call whatever arrives: a pull request, then a
+    status message (404/408) that closes it, and two asyncio Tasks per message it waits for. In a
+    chain of actor processes messages arrive one by one, so that was one request and one status
+    message per hop. Here `fetch(limit)` returns what the open request already delivered, and asks
+    for a new batch only once the open one is used up or closed; it waits on the inbox queue itself.
+
+    The open request never asks for more than `limit` (the caller's free slots) when it is sent, so
+    messages fetched stay within the caller's in-flight bound; a status arriving late from an older
+    request can let one more batch in early, never lose a message. Same interface as nats-py's
+    `PullSubscription` for what the host uses (`fetch`, `unsubscribe`, `_sub`: the inbox).
+    """
+
+    def __init__(self, sub: JetStreamContext.PullSubscription, nc: NATS) -> None:
+        self._pull = sub
+        self._nc = nc
+        self._sub: Subscription = sub._sub  # the core subscription of our deliver inbox
+        self._queue: asyncio.Queue[Msg] = self._sub._pending_queue
+        self._credit = 0
+        """Messages the open pull request may still deliver (0: none open)."""
+        self._open_until = 0.0
+        """Loop time after which the open request is treated as expired without its 408."""
+
+    async def fetch(self, batch: int, timeout: float) -> list[Msg]:  # noqa: ASYNC109 (nats-py's signature)
+        """Up to `batch` messages: those already delivered, else the first to arrive within `timeout`
+        (TimeoutError when none does)."""
+        loop = asyncio.get_running_loop()
+        msgs = self._take(batch)
+        if msgs:
+            return msgs
+        if self._credit <= 0 or loop.time() >= self._open_until:
+            await self._request(batch, expires_s=timeout)
+        deadline = min(self._open_until, loop.time() + timeout)
+        while True:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    msg = await self._queue.get()
+            except TimeoutError:
+                if loop.time() >= self._open_until:
+                    self._credit = 0
+                raise
+            if self._accept(msg):
+                return [msg, *self._take(batch - 1)]
+            if self._credit <= 0:  # the request ended with nothing for us
+                raise TimeoutError
+
+    async def unsubscribe(self) -> None:
+        await self._pull.unsubscribe()
+
+    async def _request(self, batch: int, *, expires_s: float) -> None:
+        request = f'{{"batch":{batch},"expires":{int(expires_s * 1e9)}}}'.encode()
+        self._credit = batch
+        self._open_until = asyncio.get_running_loop().time() + expires_s + EXPIRY_SLACK_S
+        await self._nc.publish(self._pull._nms, request, reply=self._pull._deliver)
+
+    def _take(self, limit: int) -> list[Msg]:
+        """Up to `limit` messages already in the inbox, without waiting."""
+        msgs: list[Msg] = []
+        while len(msgs) < limit and not self._queue.empty():
+            msg = self._queue.get_nowait()
+            if self._accept(msg):
+                msgs.append(msg)
+        return msgs
+
+    def _accept(self, msg: Msg) -> bool:
+        """Book one inbox message: True for a message to process; a status (the server closing the
+        request: 404, 408, 409; or a heartbeat) is dropped."""
+        self._sub._pending_size -= len(msg.data)
+        self._queue.task_done()  # nats-py's drain() waits for the queue to be worked off
+        status = JetStreamContext.is_status_msg(msg)
+        if status is None:
+            self._credit -= 1
+            return True
+        if status != "100":  # not an idle heartbeat: the request is over
+            self._credit = 0
+        return False

@@ -1,0 +1,114 @@
+"""An actor group's process (`actormesh actor A,B`) on the NATS user the operator renders for the group.
+
+A real nats-server runs the rendered nats.conf of a mesh with `spec.actors.groups` (with the passwords
+the StatefulSet's env gives it); the runtime's own `ActorProcess` connects as `group_<name>` with the
+env the group's Deployment gets, binds every member's consumer, and processes and acks a message at a
+member's step (ack only after the forward is published). The group's user is refused what no member
+may do: another actor's consumer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from actormesh_operator.builders import nats as nats_builder
+from actormesh_runtime.bus.connection import ensure_consumer
+from actormesh_runtime.bus.process import ActorProcess
+from actormesh_runtime.bus.publish import publish_to_current
+from actormesh_runtime.catalog import ActorName, Subjects
+from actormesh_runtime.settings import RuntimeSettings
+from tests.conftest import free_port
+from tests.integration.test_builders_infra_servers import POD_NAME, _nats_binary, _relocated_config
+from tests.integration.test_nats_permissions_server import DENIED_WAIT_S, Server, _denied, _ok
+from tests.support.envelopes import make_envelope
+from tests.support.eventually import eventually, eventually_async
+from tests.support.nats_auth import server_env
+from tests.unit.builder_helpers import children, container, env_of, index
+
+pytestmark = [pytest.mark.integration]
+
+SPEC = {"actors": {"groups": [{"name": "routers", "actors": ["escalationRouter", "decisionRouter"]}]}}
+SUBJECTS = Subjects("demo")
+MEMBERS = [ActorName.DECISION_ROUTER, ActorName.ESCALATION_ROUTER]
+
+
+@pytest.fixture
+def nats_with_group_user(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
+    client, monitor = free_port(), free_port()
+    config = tmp_path / nats_builder.CONFIG_FILE
+    config.write_text(_relocated_config(1, tmp_path, client=client, monitor=monitor, spec=SPEC))
+    sts = index(children(SPEC))[("StatefulSet", "demo-nats")]
+    env, passwords = server_env(container(sts), POD_NAME)
+    log = (tmp_path / "nats.log").open("wb")
+    proc = subprocess.Popen([_nats_binary(), "--config", str(config)], env=env, stdout=log, stderr=log)
+    try:
+
+        def up() -> bool:
+            if proc.poll() is not None:
+                pytest.fail(f"nats-server exited: {(tmp_path / 'nats.log').read_text()[-2000:]}")
+            return _ok(f"http://127.0.0.1:{monitor}/healthz")
+
+        eventually(up, what="nats-server healthz", timeout_s=60)
+        yield f"nats://127.0.0.1:{client}", passwords
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+        log.close()
+
+
+@pytest.fixture
+async def server(nats_with_group_user: tuple[str, dict[str, str]]) -> AsyncIterator[Server]:
+    s = Server(*nats_with_group_user)
+    try:
+        yield s
+    finally:
+        await s.close()
+
+
+async def test_group_process_runs_its_members_as_the_group_user(server: Server) -> None:
+    deployment = index(children(SPEC))[("Deployment", "demo-routers")]
+    env = env_of(deployment)
+    user = env["NATS_USER"]
+    assert user == "group_routers"
+    settings = RuntimeSettings(
+        mesh_name="demo",
+        nats_url=server.url,
+        nats_user=user,
+        nats_password=server.passwords[env["NATS_PASSWORD"]["secretKeyRef"]["key"]],
+        actor_http_port=0,
+    )
+    process = ActorProcess(MEMBERS, settings)
+    running = asyncio.create_task(process.run())
+    try:
+        await eventually_async(lambda: process.nc is not None and not process.missing(), what="group ready")
+        # A message at a member's step is pulled, handled, forwarded and acked by the group process.
+        envelope = make_envelope("where is my order 1001?")
+        envelope.slip.index = envelope.slip.steps.index(ActorName.DECISION_ROUTER)
+        admin = await server.connect("admin")
+        await publish_to_current(admin.jetstream(timeout=5), SUBJECTS, envelope)
+        history_js = (await server.connect("history")).jetstream(timeout=5)
+
+        async def handled() -> bool:
+            info = await history_js.consumer_info(
+                SUBJECTS.stream, SUBJECTS.consumer(ActorName.DECISION_ROUTER)
+            )
+            return info.delivered.stream_seq > 0 and info.num_ack_pending == 0 and info.num_pending == 0
+
+        await eventually_async(handled, what="the decision router's message acked", timeout_s=30)
+        # What no member may do stays refused to the group's user too.
+        group = await server.connect(user)
+        js = group.jetstream(timeout=DENIED_WAIT_S)
+        await _denied(server, user, ensure_consumer(js, SUBJECTS, ActorName.INTENT_ANALYZER, settings))
+    finally:
+        process.stop_event.set()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(running, timeout=60)
+    assert await running == 0
+    # Only the deliberate probe above was refused: the process itself never hit a permission wall.
+    assert len(server.violations(user)) == 1
