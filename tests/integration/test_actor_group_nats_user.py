@@ -11,25 +11,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
-from actormesh_operator.builders import nats as nats_builder
 from actormesh_runtime.bus.connection import ensure_consumer
 from actormesh_runtime.bus.process import ActorProcess
 from actormesh_runtime.bus.publish import publish_to_current
 from actormesh_runtime.catalog import ActorName, Subjects
 from actormesh_runtime.settings import RuntimeSettings
-from tests.conftest import free_port
-from tests.integration.test_builders_infra_servers import POD_NAME, _nats_binary, _relocated_config
-from tests.integration.test_nats_permissions_server import DENIED_WAIT_S, Server, _denied, _ok
+from tests.integration.test_nats_permissions_server import (
+    DENIED_WAIT_S,
+    Server,
+    _denied,
+    _server_from_rendered_config,
+)
 from tests.support.envelopes import make_envelope
-from tests.support.eventually import eventually, eventually_async
-from tests.support.nats_auth import server_env
-from tests.unit.builder_helpers import children, container, env_of, index
+from tests.support.eventually import eventually_async
+from tests.unit.builder_helpers import children, env_of, index
 
 pytestmark = [pytest.mark.integration]
 
@@ -40,26 +40,8 @@ MEMBERS = [ActorName.DECISION_ROUTER, ActorName.ESCALATION_ROUTER]
 
 @pytest.fixture
 def nats_with_group_user(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
-    client, monitor = free_port(), free_port()
-    config = tmp_path / nats_builder.CONFIG_FILE
-    config.write_text(_relocated_config(1, tmp_path, client=client, monitor=monitor, spec=SPEC))
-    sts = index(children(SPEC))[("StatefulSet", "demo-nats")]
-    env, passwords = server_env(container(sts), POD_NAME)
-    log = (tmp_path / "nats.log").open("wb")
-    proc = subprocess.Popen([_nats_binary(), "--config", str(config)], env=env, stdout=log, stderr=log)
-    try:
-
-        def up() -> bool:
-            if proc.poll() is not None:
-                pytest.fail(f"nats-server exited: {(tmp_path / 'nats.log').read_text()[-2000:]}")
-            return _ok(f"http://127.0.0.1:{monitor}/healthz")
-
-        eventually(up, what="nats-server healthz", timeout_s=60)
-        yield f"nats://127.0.0.1:{client}", passwords
-    finally:
-        proc.kill()
-        proc.wait(timeout=30)
-        log.close()
+    with _server_from_rendered_config(tmp_path, mesh=SPEC) as server:
+        yield server
 
 
 @pytest.fixture

@@ -90,14 +90,17 @@ class Server:
 
 @contextlib.contextmanager
 def _server_from_rendered_config(
-    tmp_path: Path, spec: dict[str, Any] | None = None
+    tmp_path: Path, spec: dict[str, Any] | None = None, *, mesh: dict[str, Any] | None = None
 ) -> Iterator[tuple[str, dict[str, str]]]:
+    """A real nats-server on the nats.conf the operator renders for a mesh with `spec.nats` = `spec`
+    (and the rest of its spec from `mesh`), with the passwords the StatefulSet's env gives it."""
     binary = _nats_binary()
     client, monitor = free_port(), free_port()
     config = tmp_path / nats_builder.CONFIG_FILE
-    text = _relocated_config(1, tmp_path, client=client, monitor=monitor, spec={"nats": (spec or {})})
+    full = {**(mesh or {}), "nats": spec or {}}
+    text = _relocated_config(1, tmp_path, client=client, monitor=monitor, spec=full)
     config.write_text(text.replace(f"{nats_builder.TLS_DIR}/", f"{tmp_path}/tls/"))
-    sts = index(children({"nats": spec or {}}))[("StatefulSet", "demo-nats")]
+    sts = index(children(full))[("StatefulSet", "demo-nats")]
     env, passwords = server_env(container(sts), POD_NAME)
     log = (tmp_path / "nats.log").open("wb")
     proc = subprocess.Popen([binary, "--config", str(config)], env=env, stdout=log, stderr=log)
