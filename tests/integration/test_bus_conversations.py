@@ -22,6 +22,7 @@ from actormesh_runtime.local.mesh import LocalMesh
 from actormesh_runtime.screening import screen
 from actormesh_runtime.settings import RuntimeSettings
 from tests.conftest import missing_component
+from tests.support.cli_process import acommunicate
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 
@@ -154,6 +155,6 @@ async def _ask_cli(extra: list[str], email: str, text: str) -> str:
         sys.executable, "-m", "actormesh_runtime.cli", "ask", "--email", email, *extra, text,
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
-    out, err = await asyncio.wait_for(proc.communicate(), 90)
+    out, err = await acommunicate(proc, 90)
     assert proc.returncode == 0, err.decode()[-3000:]
     return out.decode()

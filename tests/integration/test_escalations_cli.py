@@ -14,6 +14,7 @@ import jwt
 import pytest
 
 from actormesh_runtime.gateway.auth import mint_token
+from tests.support.cli_process import acommunicate
 from tests.support.gateway import JOHN, gateway_stack, poll_json, stack_settings
 
 pytestmark = pytest.mark.integration
@@ -30,7 +31,7 @@ async def actormesh(*args: str, secret: str | None = SECRET) -> tuple[int, str, 
     proc = await asyncio.create_subprocess_exec(
         *ACTORMESH, *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )
-    out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+    out, err = await acommunicate(proc, 60)
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
 

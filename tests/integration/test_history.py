@@ -4,7 +4,6 @@ turn (the durable consumer keeps what was published meanwhile), and only redacte
 from __future__ import annotations
 
 import asyncio
-import signal
 import sqlite3
 import sys
 import uuid
@@ -18,6 +17,7 @@ from actormesh_runtime.catalog import Subjects
 from actormesh_runtime.history.protocol import HistoryClient
 from actormesh_runtime.history.service import HistoryService
 from tests.conftest import free_port
+from tests.support.cli_process import aterminate
 from tests.support.envelopes import history_event
 from tests.support.eventually import eventually_async
 from tests.support.gateway import JANE, JOHN, gateway_stack, poll_json, stack_settings
@@ -142,11 +142,34 @@ async def test_history_command_serves_probes_writes_and_reads(nats_server: str, 
         finally:
             await nc.close()
     finally:
-        proc.send_signal(signal.SIGTERM)
-        code = await asyncio.wait_for(proc.wait(), timeout=30)
-        log.close()
+        try:
+            code = await aterminate(proc, timeout_s=30)
+        finally:
+            log.close()
     assert code == 0, (tmp_path / "history.log").read_text()
     assert [t["role"] for t in turns] == ["customer", "agent"]
     assert found is not None
     assert found[1] == JOHN
     assert db.exists()
+
+
+async def test_a_failed_start_undoes_itself(
+    nats_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A start that fails half-way (here: after the store, NATS and the subscriptions) must close what
+    # it opened: the store's thread would keep `actormesh history` from ever exiting, and its writer
+    # lock would keep the next start from taking the file.
+    settings = stack_settings(nats_server, tmp_path)
+    broken = HistoryService(settings)
+
+    async def refuse(*_: object) -> None:
+        raise RuntimeError("refused")
+
+    monkeypatch.setattr(broken.approval_ops, "start", refuse)
+    with pytest.raises(RuntimeError, match="refused"):
+        await broken.start()
+    assert broken.store._db is None
+    assert broken._nc is None  # its own connection drained
+    monkeypatch.undo()
+    async with HistoryService(settings) as again:
+        assert again.missing() == []

@@ -21,6 +21,7 @@ from actormesh_runtime.history.protocol import HistoryClient
 from actormesh_runtime.history.service import HistoryService
 from actormesh_runtime.history.store import SCHEMA_VERSION
 from actormesh_runtime.settings import RuntimeSettings
+from tests.support.cli_process import acommunicate
 from tests.support.envelopes import history_event
 from tests.support.eventually import eventually_async
 
@@ -47,7 +48,7 @@ async def _cli(*args: str) -> tuple[int, str]:
         sys.executable, "-m", "actormesh_runtime.cli", "history", *args,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
-    out, _ = await asyncio.wait_for(proc.communicate(), timeout=60)
+    out, _ = await acommunicate(proc, 60)
     assert proc.returncode is not None
     return proc.returncode, out.decode()
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import subprocess
 import sys
@@ -20,6 +21,29 @@ def terminate(proc: subprocess.Popen[bytes], timeout_s: float = 60.0) -> int:
         proc.kill()
         proc.wait()
         raise
+
+
+async def aterminate(proc: asyncio.subprocess.Process, timeout_s: float = 60.0) -> int:
+    """`terminate` for an asyncio subprocess: SIGTERM and the exit code; one that hangs is killed."""
+    if proc.returncode is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        return await asyncio.wait_for(proc.wait(), timeout_s)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise
+
+
+async def acommunicate(proc: asyncio.subprocess.Process, timeout_s: float) -> tuple[bytes, bytes]:
+    """`proc.communicate()` within `timeout_s`; a process that hangs is killed, never left behind."""
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout_s)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise
+    return out or b"", err or b""
 
 
 def widget_url(out: Path, proc: subprocess.Popen[bytes]) -> str | None:

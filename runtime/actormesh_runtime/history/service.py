@@ -122,6 +122,16 @@ class HistoryService:
         return problems
 
     async def start(self) -> None:
+        """Open the store, connect, subscribe, start the loops; on any failure, undo what was started
+        (an open store keeps a thread that would keep the process from exiting) and raise."""
+        try:
+            await self._start()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await self.stop()
+            raise
+
+    async def _start(self) -> None:
         self._stopping.clear()
         self._writer_lock = await asyncio.to_thread(hold_writer_lock, self.store.path)
         await self.store.open()
