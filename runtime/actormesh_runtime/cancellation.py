@@ -1,4 +1,5 @@
-"""Whether the running task has been asked to stop, even when the cancellation itself was lost.
+"""Stopping tasks: `cancel_and_wait` (every service's `stop()`), and `cancel_requested` — whether the
+running task has been asked to stop, even when the cancellation itself was lost.
 
 Retry loops that catch `Exception` around NATS calls can swallow a `cancel()`: nats-py turns a
 cancellation that lands inside one of its requests into its own `TimeoutError`, and Python 3.11's
@@ -10,9 +11,21 @@ retrying ends instead of leaving whoever awaits it (a `stop()`) waiting forever.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 
 def cancel_requested() -> bool:
     """True when the current task has a cancellation pending or swallowed below it."""
     task = asyncio.current_task()
     return task is not None and task.cancelling() > 0
+
+
+async def cancel_and_wait(*tasks: asyncio.Task[Any] | None) -> None:
+    """Cancel `tasks` (None skipped) and wait until each has ended. How they end (their own
+    CancelledError, or an error) is not raised here: a stop must complete. A cancellation of the
+    caller itself still propagates (unlike `suppress(CancelledError)` around `await task`)."""
+    live = [task for task in tasks if task is not None]
+    for task in live:
+        task.cancel()
+    if live:
+        await asyncio.gather(*live, return_exceptions=True)

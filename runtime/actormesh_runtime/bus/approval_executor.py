@@ -24,6 +24,7 @@ from pydantic import ValidationError
 
 from actormesh_runtime.approvals import CANCEL, ApprovalCommand, ApprovalOutcome, ApprovalRecord, mutation_key
 from actormesh_runtime.bus.pull import pull_forever
+from actormesh_runtime.cancellation import cancel_and_wait
 from actormesh_runtime.catalog import Subjects
 from actormesh_runtime.clients.commerce import (
     ApiRejected,
@@ -115,11 +116,8 @@ class ApprovalExecutor:
         self._task = asyncio.create_task(self._loop(), name="approval-executor")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        await cancel_and_wait(task)
         if self._sub is not None:
             with contextlib.suppress(Exception):
                 await self._sub.unsubscribe()

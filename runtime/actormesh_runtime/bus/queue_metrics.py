@@ -21,7 +21,7 @@ from nats.js.api import ConsumerInfo
 from nats.js.errors import NotFoundError
 from prometheus_client import Gauge
 
-from actormesh_runtime.cancellation import cancel_requested
+from actormesh_runtime.cancellation import cancel_and_wait, cancel_requested
 from actormesh_runtime.catalog import ActorName, DeadLetterReason, Subjects
 from actormesh_runtime.observability import metrics
 
@@ -120,14 +120,7 @@ class QueueMetrics:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is None:
-            return
-        task.cancel()
-        try:
-            await task
-        except asyncio.CancelledError:
-            if cancel_requested():  # our caller is being cancelled too: that is not ours to swallow
-                raise
+        await cancel_and_wait(task)
 
     async def _loop(self) -> None:
         while True:

@@ -30,6 +30,8 @@ from prometheus_client import REGISTRY, Counter
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from actormesh_runtime.cancellation import cancel_and_wait
+
 log = logging.getLogger(__name__)
 
 SCRAPE_ERRORS = Counter(
@@ -221,10 +223,7 @@ class NatsServerMetrics:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
         client, self._client = self._client, None
         if client is not None:
             await client.aclose()

@@ -39,6 +39,7 @@ from actormesh_runtime.approvals import (
 )
 from actormesh_runtime.bus.publish import MSG_ID_HEADER
 from actormesh_runtime.bus.pull import pull_forever
+from actormesh_runtime.cancellation import cancel_and_wait
 from actormesh_runtime.catalog import Subjects
 from actormesh_runtime.escalations import AGENT_MAX_CHARS, AgentReply
 from actormesh_runtime.history.approvals import ApprovalNotFound, decode_cursor
@@ -124,11 +125,7 @@ class ApprovalOps:
         await self.refresh_gauge()
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(*self._tasks)
         self._tasks.clear()
         if self._sub is not None:
             with contextlib.suppress(Exception):

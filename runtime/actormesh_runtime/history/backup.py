@@ -33,6 +33,8 @@ import aiosqlite
 from prometheus_client import Counter, Gauge
 from pydantic import BaseModel
 
+from actormesh_runtime.cancellation import cancel_and_wait
+
 log = logging.getLogger(__name__)
 
 SNAPSHOT_PREFIX = "conversations-"
@@ -157,10 +159,7 @@ class BackupLoop:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
 
     def trigger(self) -> None:
         """Take a snapshot now (tests, or an operator's signal) instead of waiting for the interval."""

@@ -16,11 +16,11 @@ Who calls: `history.service.HistoryService` (start/stop).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 import aiosqlite
 
+from actormesh_runtime.cancellation import cancel_and_wait
 from actormesh_runtime.history.store import HistoryStore
 
 log = logging.getLogger(__name__)
@@ -48,10 +48,7 @@ class Checkpointer:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
         db, self._db = self._db, None
         if db is not None:
             await db.close()

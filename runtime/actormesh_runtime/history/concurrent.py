@@ -10,11 +10,12 @@ pending buffer (bounded by nats-py's pending limits) rather than in unbounded ta
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 from nats.aio.msg import Msg
+
+from actormesh_runtime.cancellation import cancel_and_wait
 
 Handler = Callable[[Msg], Coroutine[Any, Any, None]]
 
@@ -46,8 +47,4 @@ class Concurrent:
         if not self._running:
             return
         _, pending = await asyncio.wait(set(self._running), timeout=timeout_s)
-        for task in pending:
-            task.cancel()
-        for task in pending:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(*pending)
