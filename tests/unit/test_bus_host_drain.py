@@ -15,7 +15,8 @@ from typing import Any, ClassVar
 
 import pytest
 
-from actormesh_runtime.bus.host import PULL_EXPIRY_MARGIN_S, ActorHost
+from actormesh_runtime.bus.host import ActorHost
+from actormesh_runtime.bus.pull import EXPIRY_SLACK_S
 from actormesh_runtime.catalog import ActorName, Subjects
 from actormesh_runtime.envelope import Envelope
 from actormesh_runtime.settings import RuntimeSettings
@@ -58,6 +59,8 @@ class ScriptedPull:
         self.late = late
         self.fetch_started_at: float | None = None
         self.unsubscribed_at: float | None = None
+        self.closed_by = 0.0
+        """As `PullFeed.closed_by`: the first request stays open until its expiry (plus the slack)."""
 
     async def fetch(self, batch: int, timeout: float) -> list[FakeMsg]:  # noqa: ASYNC109 (nats-py signature)
         loop = asyncio.get_running_loop()
@@ -65,6 +68,7 @@ class ScriptedPull:
             await asyncio.sleep(timeout)
             raise TimeoutError
         self.fetch_started_at = loop.time()
+        self.closed_by = self.fetch_started_at + timeout + EXPIRY_SLACK_S
         await self.stopping.wait()
         for i, msg in enumerate(self.late):
             loop.call_later(0.2 + 0.1 * i, self._sub.queue.put_nowait, msg)
@@ -124,7 +128,7 @@ async def test_deliveries_to_the_open_request_are_read_and_handed_back_too() -> 
     assert pull.fetch_started_at is not None
     # Handed back once the request expired, not earlier (it would bounce into this host's inbox).
     assert late.naked_at >= pull.fetch_started_at + FETCH_WAIT_S
-    assert late.naked_at <= pull.fetch_started_at + FETCH_WAIT_S + PULL_EXPIRY_MARGIN_S + 1e-3
+    assert late.naked_at <= pull.fetch_started_at + FETCH_WAIT_S + EXPIRY_SLACK_S + 1e-3
 
 
 @pytest.mark.parametrize(

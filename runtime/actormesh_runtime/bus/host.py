@@ -47,9 +47,6 @@ log = logging.getLogger(__name__)
 
 FETCH_WAIT_S = 1.0
 """Longest one pull request lingers when idle; also the longest a stop waits for the fetch loop."""
-PULL_EXPIRY_MARGIN_S = 0.25
-"""How long past its own expiry a pull request is still treated as open: the server starts the clock
-when the request arrives, so it can outlive the client's fetch() by the network latency."""
 KEEP_ALIVE_MARGIN_S = 0.5
 """Slack between the latest end of a fused step and the inbound message's redelivery (`_Inbound`)."""
 
@@ -97,9 +94,6 @@ class ActorHost:
         self._stopping = asyncio.Event()
         # Fetched after stop() began: handed back only once our pull requests are closed (see stop()).
         self._unstarted: list[Msg] = []
-        # Loop time by which every pull request this host sent has expired on the server (the loop's
-        # clock, as fetch()'s own timeout: tests can run the drain on fake loop time).
-        self._pulls_closed_at = 0.0
         self._label = self.name.value
         # The per-actor metric children, resolved once: `.labels()` costs a lock and a dict lookup.
         self._in_flight = metrics.IN_FLIGHT.labels(self._label)
@@ -182,7 +176,8 @@ class ActorHost:
         timeout: a 504) before another replica gets it. So read the inbox until the last request has
         expired, and only then hand everything back: the server can give it only to another replica.
         """
-        unstarted = self._unstarted + await self._read_inbox_until(self._pulls_closed_at)
+        closed_by = self._sub.closed_by if self._sub is not None else 0.0  # the feed knows its requests
+        unstarted = self._unstarted + await self._read_inbox_until(closed_by)
         self._unstarted = []
         for msg in unstarted:
             with contextlib.suppress(Exception):
@@ -209,7 +204,6 @@ class ActorHost:
 
     async def _fetch_loop(self) -> None:
         assert self._sub is not None
-        loop = asyncio.get_running_loop()
         concurrency = self.settings.actor_concurrency
         while not self._stopping.is_set():
             free = concurrency - len(self._tasks)
@@ -219,7 +213,6 @@ class ActorHost:
                 await asyncio.wait({*self._tasks, stopped}, return_when=asyncio.FIRST_COMPLETED)
                 stopped.cancel()
                 continue
-            self._pulls_closed_at = loop.time() + self.fetch_wait_s + PULL_EXPIRY_MARGIN_S
             try:
                 msgs = await self._sub.fetch(min(self.settings.fetch_batch, free), timeout=self.fetch_wait_s)
             except (TimeoutError, NatsTimeoutError):

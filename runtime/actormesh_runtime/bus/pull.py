@@ -97,6 +97,12 @@ class PullFeed:
             if self._credit <= 0:  # the request ended with nothing for us
                 raise TimeoutError
 
+    @property
+    def closed_by(self) -> float:
+        """Loop time by which every pull request this feed sent has expired on the server (past, when
+        none was sent or the last one's status came)."""
+        return self._open_until if self._credit > 0 else 0.0
+
     async def unsubscribe(self) -> None:
         await self._pull.unsubscribe()
 
