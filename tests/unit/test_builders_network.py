@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from actormesh_operator.builders.mocks import MOCK_PORTS
+from actormesh_runtime.catalog import ACTORS, Ports
 from tests.unit.builder_helpers import children
 
 NS = "shop"
@@ -238,12 +240,67 @@ def test_disabled_network_policy_renders_none() -> None:
     assert not [o for o in children({"networkPolicy": {"enabled": False}}) if o["kind"] == "NetworkPolicy"]
 
 
-def test_default_deny_selects_every_mesh_pod() -> None:
+def test_the_base_policy_denies_all_ingress_to_every_mesh_pod() -> None:
     policies, pods = _mesh({})
-    [deny] = [p for p in policies if p["metadata"]["name"] == "demo-deny-all"]
-    assert deny["spec"]["policyTypes"] == ["Ingress", "Egress"]
-    assert deny["spec"]["ingress"] == []
-    assert deny["spec"]["egress"] == []
+    [base] = [p for p in policies if p["metadata"]["name"] == "demo-base"]
+    assert base["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    assert base["spec"]["ingress"] == []
     mesh_pods = [p for name, p in pods.items() if p.namespace == NS and name != "same-ns-stranger"]
-    assert all(_selects(deny["spec"]["podSelector"], p.labels) for p in mesh_pods)
-    assert not _selects(deny["spec"]["podSelector"], pods["same-ns-stranger"].labels)
+    assert all(_selects(base["spec"]["podSelector"], p.labels) for p in mesh_pods)
+    assert not _selects(base["spec"]["podSelector"], pods["same-ns-stranger"].labels)
+
+
+def test_one_policy_per_destination_not_per_flow() -> None:
+    """base, then the ingress of NATS, mocks, Redis and the gateway: in-mesh egress is one rule set."""
+    policies, _ = _mesh({})
+    assert [p["metadata"]["name"] for p in policies] == [
+        "demo-base",
+        "demo-allow-nats",
+        "demo-allow-mocks",
+        "demo-allow-redis",
+        "demo-allow-gateway",
+    ]
+
+
+IN_MESH_PORTS = [
+    Ports.NATS_CLIENT, Ports.NATS_CLUSTER, Ports.NATS_MONITOR, Ports.REDIS, Ports.GATEWAY, Ports.ACTOR_HTTP,
+    *MOCK_PORTS.values(),
+]  # fmt: skip
+_ACTOR_BY_COMPONENT = {a.k8s_name: a for a in ACTORS}
+
+
+def _in_mesh_expected(src: str, dst: str, port: int, *, nats_peers: bool) -> bool:
+    """Who may reach whom inside the mesh, from the catalog's facts: the one table the rendered policies
+    must match, whatever policy each rule lives in."""
+    actor = _ACTOR_BY_COMPONENT.get(src)
+    if dst == "gateway":  # open to clients; no mesh pod calls it
+        return port == Ports.GATEWAY and src in {"elsewhere", "same-ns-stranger"}
+    if dst == "nats" and port == Ports.NATS_CLIENT:
+        return actor is not None or src in {"gateway", "history"}
+    if dst == "nats" and port == Ports.NATS_MONITOR:
+        return src == "history"  # unauthenticated: nobody else in the mesh
+    if dst == "nats" and port == Ports.NATS_CLUSTER:
+        return src == "nats" and nats_peers
+    if dst == "redis" and port == Ports.REDIS:
+        return src == "gateway" or (actor is not None and actor.uses_redis)
+    if dst == "mocks" and port in MOCK_PORTS.values():
+        return actor is not None and actor.calls_commerce_apis
+    return False
+
+
+@pytest.mark.parametrize("spec", [{}, LLM], ids=["minimal", "llm-3-nats"])
+def test_every_in_mesh_connection_is_allowed_exactly_when_the_catalog_needs_it(spec: dict[str, Any]) -> None:
+    """Egress inside the mesh is broad (the base policy), so the destinations' ingress must be exact:
+    every source x destination x port, outsiders included."""
+    policies, pods = _mesh(spec)
+    sources = [n for n, p in pods.items() if p.namespace is not None and n != "dns"]
+    destinations = [n for n, p in pods.items() if p.namespace == NS and n != "same-ns-stranger"]
+    wrong = [
+        (src, dst, port)
+        for src in sources
+        for dst in destinations
+        for port in IN_MESH_PORTS
+        if allowed(policies, pods[src], pods[dst], port)
+        != _in_mesh_expected(src, dst, port, nats_peers=bool(spec))
+    ]
+    assert wrong == []
