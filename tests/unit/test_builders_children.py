@@ -29,6 +29,7 @@ NETPOLS = {
     ("NetworkPolicy", f"demo-{f}")
     for f in (
         "base",
+        "allow-mesh-egress",
         "allow-nats",
         "allow-mocks",
         "allow-redis",

@@ -2,15 +2,18 @@
 
 Called by `build_children` when `spec.networkPolicy.enabled` (the default). A connection needs both
 the source's egress and the destination's ingress to allow it, so the policies are cut by destination,
-not by flow: the servers' ingress is exact, and egress inside the mesh is one shared rule set that
-those ingress rules guard. Egress leaving the mesh stays per source. `kubectl get netpol` reads as
-the list of what may be reached, and from where:
+not by flow: the servers' ingress is exact, and the clients' egress inside the mesh is one shared rule
+set that those ingress rules guard. Egress leaving the mesh stays per source. `kubectl get netpol`
+reads as the list of what may be reached, and from where:
 
-- base: every mesh pod. No ingress; egress to kube-system port 53 (DNS) and to the mesh's own NATS
-  (4222, 8222, and 6222 with more than one replica), Redis (6379) and the mock APIs some actor calls;
-- allow-nats: → NATS 4222 from actors, gateway, history; 6222 from the NATS peers; the monitor port
-  8222 (unauthenticated) only from the history pod (it reads the server metrics) and from
-  `spec.networkPolicy.kedaNamespace`, only when a ScaledObject reads it;
+- base: every mesh pod. No ingress; egress to kube-system port 53 (DNS) only;
+- allow-mesh-egress: the clients (actors, gateway, history) → the mesh's own NATS (4222, 8222), Redis
+  (6379) and the mock APIs some actor calls. Never selects a server: kube-router runs every rule of
+  every policy selecting a pod in that pod's one chain, whatever the rule's direction, so a policy
+  with egress to pods it selects itself would open their ingress;
+- allow-nats: → NATS 4222 from actors, gateway, history; 6222 from the NATS peers (and their egress to
+  each other); the monitor port 8222 (unauthenticated) only from the history pod (it reads the server
+  metrics) and from `spec.networkPolicy.kedaNamespace`, only when a ScaledObject reads it;
 - allow-mocks: → the mock APIs from context_retriever and execution_coordinator;
 - allow-redis: → Redis 6379 from the actors that use Redis, and the gateway;
 - allow-gateway: anyone → gateway 8000 (the Service/Ingress decide who can reach it);
@@ -103,25 +106,28 @@ def redis_clients(mesh: ActorMesh) -> list[str]:
     return [*_actors(mesh, "uses_redis"), labels.GATEWAY]
 
 
-def _base(mesh: ActorMesh) -> Manifest:
-    """`base`: every mesh pod. No ingress; egress only to DNS and to the mesh's own servers (their
-    ingress policies decide which pods actually get in)."""
+def _base(mesh: ActorMesh) -> list[Manifest]:
+    """`base` (every mesh pod: no ingress, DNS egress) and `allow-mesh-egress` (the clients → the
+    mesh's own servers, on every port a server serves to one of them; the servers are never selected,
+    see the module docstring)."""
     everything = {"matchLabels": labels.mesh_selector(mesh.name)}
     dns = {
         "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}}],
         "ports": [{"protocol": "UDP", "port": 53}, *tcp(53)],
     }
-    return _policy(mesh, "base", everything, ingress=[], egress=[dns, *_in_mesh_egress(mesh)])
+    out = [_policy(mesh, "base", everything, ingress=[], egress=[dns])]
+    servers = _in_mesh_egress(mesh)
+    if servers:
+        out.append(_policy(mesh, "allow-mesh-egress", pods(mesh, nats_clients(mesh)), egress=servers))
+    return out
 
 
 def _in_mesh_egress(mesh: ActorMesh) -> list[Rule]:
-    """To this mesh's NATS, Redis and mock pods, on the ports they serve to someone in the mesh."""
+    """To this mesh's NATS, Redis and mock pods, on the ports they serve to some client."""
     rules: list[Rule] = []
     if mesh.spec.nats.managed:
-        ports = [Ports.NATS_CLIENT, Ports.NATS_MONITOR]
-        if mesh.spec.nats.replicas > 1:
-            ports.append(Ports.NATS_CLUSTER)
-        rules.append({"to": [{"podSelector": pods(mesh, [labels.NATS])}], "ports": tcp(*ports)})
+        ports = tcp(Ports.NATS_CLIENT, Ports.NATS_MONITOR)
+        rules.append({"to": [{"podSelector": pods(mesh, [labels.NATS])}], "ports": ports})
     if mesh.spec.redis.enabled and mesh.spec.redis.external is None:
         rules.append({"to": [{"podSelector": pods(mesh, [labels.REDIS])}], "ports": tcp(Ports.REDIS)})
     mocked = _mocked_ports(mesh)
@@ -142,8 +148,10 @@ def _nats(mesh: ActorMesh, *, keda_available: bool) -> list[Manifest]:
         # The history service reads /varz and /jsz into the NATS server metrics (docs/metrics.md).
         {"from": [{"podSelector": pods(mesh, [labels.HISTORY])}], "ports": tcp(Ports.NATS_MONITOR)},
     ]
+    egress: list[Rule] = []
     if mesh.spec.nats.replicas > 1:
         ingress.append({"from": [{"podSelector": nats}], "ports": tcp(Ports.NATS_CLUSTER)})
+        egress.append({"to": [{"podSelector": nats}], "ports": tcp(Ports.NATS_CLUSTER)})
     if any(
         uses_scaled_object(mesh, a, keda_available=keda_available) for a in mesh.spec.actors.enabled_actors()
     ):
@@ -152,7 +160,7 @@ def _nats(mesh: ActorMesh, *, keda_available: bool) -> list[Manifest]:
         ingress.append(
             {"from": [{"namespaceSelector": {"matchLabels": keda}}], "ports": tcp(Ports.NATS_MONITOR)}
         )
-    return [_policy(mesh, "allow-nats", nats, ingress=ingress)]
+    return [_policy(mesh, "allow-nats", nats, ingress=ingress, egress=egress or None)]
 
 
 def _mocked_ports(mesh: ActorMesh) -> list[int]:
@@ -239,7 +247,7 @@ def build_network_policies(mesh: ActorMesh, *, keda_available: bool = False) -> 
     if not mesh.spec.network_policy.enabled:
         return []
     return [
-        _base(mesh),
+        *_base(mesh),
         *_nats(mesh, keda_available=keda_available),
         *_commerce(mesh),
         *_redis(mesh),
