@@ -112,6 +112,10 @@ def interleaved(objects: list[dict[str, Any]]) -> list[str]:
     return out
 
 
+SETTLED_CORE_PCT = 5.0
+"""The controller manager's CPU below which the children's rollouts count as over (`Phases.quiet`)."""
+
+
 class Phases:
     def __init__(
         self, kube: KubeClient, pid: int, audit_log: Path, control_plane: dict[str, int] | None = None
@@ -194,12 +198,20 @@ class Phases:
         }
 
     async def quiet(self, quiet_s: float, timeout_s: float) -> float:
-        """Wait until the operator made no request for `quiet_s` (the children's rollouts are over),
-        at most `timeout_s`; returns how long it waited."""
+        """Wait until the children's rollouts are over: the operator made no request for `quiet_s` and
+        the controller manager, whose status updates are what the operator reacts to, used less than
+        `SETTLED_CORE_PCT` of a core in that time (no request alone is not enough: a status refresh
+        that changes nothing writes nothing). At most `timeout_s`; returns how long it waited."""
         start = time.time()
+        manager = self.control_plane.get("kube-controller-manager")
+        samples: list[tuple[float, float]] = []
         while time.time() - start < timeout_s:
             now = time.time()
-            if not self.calls(now - quiet_s, now):
+            samples.append((now, procstat.sample(manager).cpu_s if manager else 0.0))
+            window = [cpu for t, cpu in samples if t >= now - quiet_s - 0.5]
+            spanned = now - start >= quiet_s
+            busy = core_percent(window[-1] - window[0], quiet_s) >= SETTLED_CORE_PCT
+            if spanned and not busy and not self.calls(now - quiet_s, now):
                 break
             await asyncio.sleep(1.0)
         return round(time.time() - start, 1)
