@@ -237,6 +237,6 @@ def test_history_event_json_is_the_event_with_its_result() -> None:
     envelope = _envelope(draft=DraftResponse(text="ok"), guardrail=APPROVED)
     final = build_result(envelope)
     event = history_event(envelope, final)
-    spliced = history_event_json(event, final.model_dump_json())
+    spliced = history_event_json(event, final.model_dump_json().encode())
     assert HistoryEvent.model_validate_json(spliced) == event
     assert json.loads(spliced) == json.loads(event.model_dump_json())

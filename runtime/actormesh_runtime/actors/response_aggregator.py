@@ -112,9 +112,9 @@ class ResponseAggregator(PlainActor):
             # client's write buffer, so the history publish still goes out at once and nothing waits
             # on the caller. A failure of either raises, and redelivery sends both again (the history
             # event is de-duplicated by its id; the gateway ignores a second reply).
-            result_json = final.model_dump_json()
+            result_json = final.__pydantic_serializer__.to_json(final)  # bytes, no str round trip
             if envelope.reply.result_subject:
-                await self.deps.publisher.publish_core(envelope.reply.result_subject, result_json.encode())
+                await self.deps.publisher.publish_core(envelope.reply.result_subject, result_json)
             await self.deps.publisher.publish_stream(
                 self.subjects.history_events,
                 history_event_json(event, result_json),

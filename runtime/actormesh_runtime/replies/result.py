@@ -74,11 +74,11 @@ def history_event(envelope: Envelope, result: FinalResult) -> HistoryEvent:
     )
 
 
-def history_event_json(event: HistoryEvent, result_json: str) -> bytes:
+def history_event_json(event: HistoryEvent, result_json: bytes) -> bytes:
     """`event` as JSON, its result given already encoded (`result_json`, the caller's reply).
 
     response_aggregator sends the same `FinalResult` to the caller and inside the history event:
     encoding it once saves the larger half of the event's encoding on every conversation.
     """
-    rest = event.model_dump_json(exclude={"result"})  # an object with fields: ends with "}"
-    return f'{rest[:-1]},"result":{result_json}}}'.encode()
+    rest = event.__pydantic_serializer__.to_json(event, exclude={"result"})  # an object: ends with "}"
+    return rest[:-1] + b',"result":' + result_json + b"}"
