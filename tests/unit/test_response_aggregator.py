@@ -240,3 +240,16 @@ def test_history_event_json_is_the_event_with_its_result() -> None:
     spliced = history_event_json(event, final.model_dump_json().encode())
     assert HistoryEvent.model_validate_json(spliced) == event
     assert json.loads(spliced) == json.loads(event.model_dump_json())
+
+
+class _ReplyFails(FakePublisher):
+    async def publish_core(self, subject: str, payload: bytes) -> None:
+        raise ConnectionError("reply lost")
+
+
+async def test_a_failed_reply_still_records_the_history_then_asks_for_redelivery() -> None:
+    envelope = _envelope(draft=DraftResponse(text="ok"), guardrail=APPROVED)
+    publisher = _ReplyFails()
+    with pytest.raises(TransientError, match="reply lost"):
+        await ResponseAggregator(make_deps(publisher=publisher)).handle(envelope)
+    assert len(publisher.stream) == 1

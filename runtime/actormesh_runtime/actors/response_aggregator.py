@@ -107,18 +107,26 @@ class ResponseAggregator(PlainActor):
         final.trace[-1].ms = round((time.perf_counter() - started) * 1000, 3)  # own entry: the build time
         envelope.final = final
         event = history_event(envelope, final)
+        publisher = self.deps.publisher
         try:
             # One after the other, no tasks: the caller's reply is a core publish that only fills the
             # client's write buffer, so the history publish still goes out at once and nothing waits
-            # on the caller. A failure of either raises, and redelivery sends both again (the history
-            # event is de-duplicated by its id; the gateway ignores a second reply).
+            # on the caller. The history is published even when the reply failed; either failure
+            # raises, and redelivery sends both again (the history event is de-duplicated by its id;
+            # the gateway ignores a second reply).
             result_json = final.__pydantic_serializer__.to_json(final)  # bytes, no str round trip
+            reply_failed: Exception | None = None
             if envelope.reply.result_subject:
-                await self.deps.publisher.publish_core(envelope.reply.result_subject, result_json)
-            await self.deps.publisher.publish_stream(
+                try:
+                    await publisher.publish_core(envelope.reply.result_subject, result_json)
+                except Exception as exc:
+                    reply_failed = exc
+            await publisher.publish_stream(
                 self.subjects.history_events,
                 history_event_json(event, result_json),
                 msg_id=f"{envelope.message_id}:history",
             )
+            if reply_failed is not None:
+                raise reply_failed
         except Exception as exc:  # any bus failure: let redelivery try again
             raise TransientError(f"publish final result: {exc}") from exc
