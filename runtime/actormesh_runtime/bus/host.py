@@ -39,7 +39,7 @@ from .connection import ack_wait_s, ensure_consumer
 from .errorpath import dead_letter_garbage, take_error_path
 from .fusion import Colocated
 from .publish import publish_payload, publish_progress
-from .pull import PullFeed
+from .pull import PullFeed, delivery_of
 from .size import TooLarge, check_fits
 from .spans import traced_hop
 
@@ -96,7 +96,7 @@ class ActorHost:
         self._unstarted: list[Msg] = []
         self._label = self.name.value
         # The per-actor metric children, resolved once: `.labels()` costs a lock and a dict lookup.
-        self._in_flight = metrics.IN_FLIGHT.labels(self._label)
+        self._handling = metrics.handling_counter(self._label)
         self._processed = metrics.PROCESSED.labels(self._label)
         self._failed = metrics.FAILED.labels(self._label)
         self._redelivered = metrics.REDELIVERED.labels(self._label)
@@ -245,9 +245,8 @@ class ActorHost:
             log.exception("message not settled; it will be redelivered", extra={"actor": self._label})
 
     async def _process_inner(self, msg: Msg) -> None:
-        meta = msg.metadata
-        attempt = meta.num_delivered
-        key = f"{self.subjects.stream}:{meta.sequence.stream}"
+        attempt, stream_seq = delivery_of(msg)
+        key = f"{self.subjects.stream}:{stream_seq}"
         if attempt > 1:
             self._redelivered.inc()
         try:
@@ -353,13 +352,13 @@ class ActorHost:
                 remaining = envelope.headers.deadline - time.time()
                 if remaining <= 0:
                     raise DeadlineExceeded(f"deadline passed {-remaining:.1f}s ago")
-            self._in_flight.inc()
+            self._handling[0] += 1
             try:
                 # timeout(), not wait_for(): on 3.11 wait_for wraps the coroutine in a Task per hop.
                 async with asyncio.timeout(self.settings.processing_timeout_s):
                     await self.actor.handle(envelope)
             finally:
-                self._in_flight.dec()
+                self._handling[0] -= 1
 
     async def _fail(
         self, inbound: _Inbound, envelope: Envelope, reason: str, *, permanent: bool, started: float
