@@ -354,8 +354,7 @@ class ActorHost:
                     raise DeadlineExceeded(f"deadline passed {-remaining:.1f}s ago")
             self._handling[0] += 1
             try:
-                # timeout(), not wait_for(): on 3.11 wait_for wraps the coroutine in a Task per hop.
-                async with asyncio.timeout(self.settings.processing_timeout_s):
+                with _StepTimeout(self.settings.processing_timeout_s):
                     await self.actor.handle(envelope)
             finally:
                 self._handling[0] -= 1
@@ -376,6 +375,41 @@ class ActorHost:
         await take_error_path(
             self.nc, self.js, self.subjects, envelope, error, deliveries=attempt, dedup_key=inbound.key
         )
+
+
+class _StepTimeout:
+    """One step's processing timeout: `asyncio.timeout`'s semantics without what the host never uses
+    (rescheduling, a state machine, two loop look-ups — each one a getpid() on 3.11 — and an async
+    context manager): ~11 µs of a hop's pure Python in place (`python -m bench.host_cost`).
+
+    On expiry the task running the step is cancelled and that cancellation leaves the block as
+    TimeoutError; a cancellation from elsewhere (the drain) stays a cancellation. Not wait_for(): on
+    3.11 it wraps the coroutine in a Task per step.
+    """
+
+    __slots__ = ("_cancelling", "_expired", "_handle", "_task")
+
+    def __init__(self, delay_s: float) -> None:
+        task = asyncio.current_task()
+        if task is None:
+            raise RuntimeError("_StepTimeout must be used inside a task")
+        self._task = task
+        loop = task.get_loop()
+        self._cancelling = task.cancelling()
+        self._expired = False
+        self._handle = loop.call_at(loop.time() + delay_s, self._expire)
+
+    def _expire(self) -> None:
+        self._expired = True
+        self._task.cancel()
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: object) -> None:
+        self._handle.cancel()
+        if self._expired and self._task.uncancel() <= self._cancelling and kind is asyncio.CancelledError:
+            raise TimeoutError from error
 
 
 class _Inbound:
