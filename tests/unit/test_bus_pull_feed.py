@@ -142,3 +142,13 @@ def test_delivery_of_refuses_a_message_that_is_not_from_jetstream() -> None:
 
     with pytest.raises(NotJSMessageError):
         delivery_of(Msg(None, subject="s", reply="_INBOX.abc.def.1.2.3.4.5.6", data=b""))
+
+
+def test_delivery_of_a_message_without_an_ack_subject_is_not_a_jetstream_message() -> None:
+    from nats.aio.msg import Msg
+    from nats.errors import NotJSMessageError
+
+    from actormesh_runtime.bus.pull import delivery_of
+
+    with pytest.raises(NotJSMessageError):
+        delivery_of(Msg(None, subject="s", reply="", data=b""))

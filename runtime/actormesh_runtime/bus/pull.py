@@ -37,7 +37,7 @@ def delivery_of(msg: Msg) -> tuple[int, int]:
     objects (~4 µs, once per hop); the host needs two integers (~0.6 µs). Any other form of the ack
     subject (the one with a domain and an account hash) goes through `msg.metadata`.
     """
-    tokens = msg.reply.split(".")
+    tokens = (msg.reply or "").split(".")
     if len(tokens) == _ACK_TOKENS_V1 and tokens[0] == "$JS" and tokens[1] == "ACK":
         return int(tokens[4]), int(tokens[5])
     meta = msg.metadata
