@@ -144,6 +144,30 @@ async def test_context_cache_keeps_only_complete_known_contexts() -> None:
     assert await cache.get("john.doe@example.com") is None
 
 
+@pytest.mark.parametrize("backend", ["memory", "redis"])
+async def test_context_cache_hits_are_independent_and_unreadable_entries_miss(backend: str) -> None:
+    store = MemoryStore() if backend == "memory" else RedisStore(FakeRedis(), name="unit-ctx")  # type: ignore[arg-type]
+    cache = ContextCache(store, mesh="unit", ttl_s=60)
+    john = context_for("john.doe@example.com")
+    await cache.put(john)
+    first = await cache.get("john.doe@example.com")
+    assert first is not None
+    assert first.cached
+    assert first.orders
+    first.orders.clear()  # an actor changing its copy never changes the cached one
+    second = await cache.get("john.doe@example.com")
+    assert second is not None
+    assert second is not first
+    assert second.model_copy(update={"cached": False}) == john
+    assert await store.get_json("actormesh:unit:ctx:john.doe@example.com") is not None
+
+    await store.set("actormesh:unit:ctx:old@example.com", {"found": True, "shape": "of another version"}, 60)
+    assert await cache.get("old@example.com") is None
+    if isinstance(store, MemoryStore):  # a value that is not JSON at all (only the memory store can hold one)
+        store._items["actormesh:unit:ctx:bad@example.com"] = (float("inf"), "{not json")
+        assert await cache.get("bad@example.com") is None
+
+
 async def test_session_store_round_trip() -> None:
     sessions = SessionStore(MemoryStore(), mesh="unit")
     assert await sessions.get("s1") is None

@@ -30,15 +30,19 @@ class ContextCache:
         return self._prefix + email.strip().lower()
 
     async def get(self, email: str) -> CustomerContext | None:
-        raw = await self._store.get(self._key(email))
+        # Validated straight from the stored text (one pass, no intermediate dicts): every hit
+        # decodes a fresh object, so the caller may keep and change it without a copy.
+        raw = await self._store.get_json(self._key(email))
         context: CustomerContext | None = None
         if raw is not None:
             try:
-                context = CustomerContext.model_validate(raw)
+                context = CustomerContext.model_validate_json(raw)
             except ValidationError:
-                context = None  # written by another version: treat as a miss
+                context = None  # written by another version, or not JSON: treat as a miss
         CACHE_LOOKUPS.labels("hit" if context is not None else "miss").inc()
-        return context.model_copy(update={"cached": True}) if context is not None else None
+        if context is not None:
+            context.cached = True
+        return context
 
     async def put(self, context: CustomerContext) -> None:
         if not context.found or context.errors:
