@@ -35,7 +35,9 @@ class _NullPublisher:
 
 async def actor_costs(captured: dict[str, bytes], calls: int = 300) -> dict[str, Any]:
     """Microseconds per `handle` call, averaged over the captured envelopes."""
-    deps = ActorDeps(settings=RuntimeSettings(mesh_name="bench-actors"), publisher=_NullPublisher())
+    # whole_mesh: the one-process mesh's in-memory cache, pre-filled below (context_retriever's hit path).
+    settings = RuntimeSettings(mesh_name="bench-actors")
+    deps = ActorDeps(settings=settings, publisher=_NullPublisher(), whole_mesh=True)
     envelopes = [Envelope.from_bytes(raw) for raw in captured.values()]
     cache = acquire_context_cache(deps)
     try:

@@ -33,7 +33,7 @@ from actormesh_runtime.screening import screen
 from actormesh_runtime.settings import RuntimeSettings
 
 from .load import Pending
-from .processes import ACTORMESH, Children, MocksProcess, wait_bound
+from .processes import ACTORMESH, Children, MocksProcess, RedisProcess, wait_bound
 
 JOHN, JANE, BOB = "john.doe@example.com", "jane.smith@example.com", "bob.wilson@example.com"
 
@@ -206,29 +206,33 @@ class ActorProcesses:
         self.groups = groups
         self.subjects = Subjects(settings.mesh_name)
         self.children = Children()
+        self.redis = RedisProcess()
 
     async def start(self) -> None:
         nc = await open_bus(self.settings, name="bench-mp-setup")
         try:
+            await self.redis.start()
             env = {
                 "MESH_NAME": self.settings.mesh_name, "NATS_URL": self.settings.nats_url,
                 "CUSTOMER_API_URL": self.settings.customer_api_url,
                 "ORDERS_API_URL": self.settings.orders_api_url,
                 "TRACKING_API_URL": self.settings.tracking_api_url,
                 "ACTOR_HTTP_PORT": "0", "LOG_LEVEL": "WARNING", "EVENT_LOOP": self.event_loop,
+                "REDIS_URL": self.redis.url,
             }  # fmt: skip
             for group in self.groups:
                 await self.children.spawn(ACTORMESH, "actor", ",".join(a.value for a in group), env=env)
             durables = [self.subjects.consumer(a) for a in ActorName]
             await wait_bound(nc.jetstream(), self.subjects.stream, durables)
         except BaseException:
-            await self.children.stop()
+            await self.stop()
             raise
         finally:
             await nc.close()
 
     async def stop(self) -> None:
         await self.children.stop()
+        await self.redis.stop()
 
 
 def relay_payloads(captured: dict[str, bytes]) -> list[tuple[str, dict[str, Any]]]:

@@ -400,7 +400,9 @@ class Envelope(_Model):
         )
 
     def to_bytes(self) -> bytes:
-        return self.model_dump_json().encode()
+        # The serializer's own bytes: model_dump_json() decodes them to a str that .encode() would copy
+        # back (two passes over ~3 KB, at every hop).
+        return self.__pydantic_serializer__.to_json(self)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Envelope:

@@ -41,6 +41,9 @@ class ActorDeps:
     publisher: Publisher
     extras: dict[str, Any] = field(default_factory=dict)
     """Lazily created clients (HTTP, cache, LLM), shared through `acquire`/`release`."""
+    whole_mesh: bool = False
+    """Every actor of the mesh runs in this process, and only here (`actormesh dev`): state kept in the
+    process is then seen by every actor that reads or changes it."""
 
 
 @dataclass

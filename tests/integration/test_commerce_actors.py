@@ -60,7 +60,7 @@ async def mesh() -> AsyncIterator[Mesh]:
         orders_api_url=mocks.orders_api_url,
         tracking_api_url=mocks.tracking_api_url,
     )
-    deps = ActorDeps(settings=settings, publisher=None)  # type: ignore[arg-type]
+    deps = ActorDeps(settings=settings, publisher=None, whole_mesh=True)  # type: ignore[arg-type]
     actors = (ContextRetriever(deps), DecisionRouter(deps), ExecutionCoordinator(deps))
     for actor in actors:
         await actor.start()

@@ -143,7 +143,8 @@ class _NoPublisher:
 
 def deps_with_client(settings: RuntimeSettings, client: CommerceClient) -> ActorDeps:
     """ActorDeps whose process-wide commerce client is `client` (held once by the test)."""
-    deps = ActorDeps(settings=settings, publisher=_NoPublisher())
+    # whole_mesh: the test stands in for the one-process mesh, whose in-memory cache is coherent.
+    deps = ActorDeps(settings=settings, publisher=_NoPublisher(), whole_mesh=True)
     acquire_commerce_client(deps, lambda: client)
     return deps
 

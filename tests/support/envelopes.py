@@ -63,6 +63,7 @@ def make_deps(settings: RuntimeSettings | None = None, publisher: FakePublisher 
     return ActorDeps(
         settings=settings or RuntimeSettings(mesh_name="unit"),
         publisher=publisher or FakePublisher(),
+        whole_mesh=True,  # as `actormesh dev`: a process-local cache is coherent
     )
 
 

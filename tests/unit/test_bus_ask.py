@@ -90,3 +90,76 @@ def test_each_ask_gets_its_own_reply_subjects() -> None:
         assert reply.progress_subject == f"{prefix}.progress"
     pinned = reply_to(subjects, "gw-1")
     assert pinned.result_subject == f"{subjects.replies('gw-1')}.result"
+
+
+class _Sub:
+    async def unsubscribe(self) -> None:
+        return None
+
+
+class _Bus:
+    """A connection whose stream answers every submitted envelope with its result at once."""
+
+    def __init__(self) -> None:
+        self.submitted: list[Envelope] = []
+        self.subscribed: list[str] = []
+        self._callbacks: dict[str, Any] = {}
+
+    async def subscribe(self, subject: str, cb: Any) -> _Sub:
+        self.subscribed.append(subject)
+        self._callbacks[subject] = cb
+        return _Sub()
+
+    async def flush(self) -> None:
+        return None
+
+    def jetstream(self) -> _Bus:
+        return self
+
+    async def publish(self, subject: str, payload: bytes, **_: Any) -> object:
+        envelope = Envelope.from_bytes(payload)
+        self.submitted.append(envelope)
+        result = FinalResult.model_validate(
+            {
+                "message_id": envelope.message_id, "session_id": envelope.session_id, "response": "ok",
+                "intent": "order_status", "intent_confidence": 0.9,
+                "sentiment": {"label": "neutral", "score": 0.0}, "urgency": "low", "escalated": False,
+                "reference_id": None, "actions": [], "flags": [],
+                "method": {"intent": "rules", "response": "template"}, "trace": [], "processing_ms": 1.0,
+            }
+        )  # fmt: skip
+
+        class _Reply:
+            data = result.model_dump_json().encode()
+
+        assert envelope.reply.result_subject is not None
+        await self._callbacks[envelope.reply.result_subject](_Reply())
+        return object()
+
+
+@pytest.mark.parametrize("watching", [True, False], ids=["progress-watched", "nobody-watches"])
+async def test_request_result_asks_for_progress_only_when_someone_listens(watching: bool) -> None:
+    from actormesh_runtime.bus.request import request_result
+    from actormesh_runtime.screening import screen
+
+    subjects = Subjects("t")
+    text, screening = screen("Where is my order ORD-10002?")
+    envelope = Envelope.start(
+        session_id="s", customer_email="john.doe@example.com", message=text, screening=screening,
+        budget_s=60, reply=reply_to(subjects),
+    )  # fmt: skip
+    progress_subject = envelope.reply.progress_subject
+    bus = _Bus()
+
+    result = await request_result(
+        bus,  # type: ignore[arg-type]
+        subjects,
+        envelope,
+        timeout_s=5,
+        on_progress=(lambda event: None) if watching else None,
+    )
+
+    assert result.response == "ok"
+    [sent] = bus.submitted
+    assert sent.reply.progress_subject == (progress_subject if watching else None)
+    assert (progress_subject in bus.subscribed) is watching

@@ -114,3 +114,41 @@ async def test_an_expired_request_is_replaced_only_after_the_slack() -> None:
     loop.call_later(0.1, inbox.deliver, FakeMsg(b"m1"))
     assert len(await feed.fetch(8, timeout=1.0)) == 1
     assert len(nc.requests) == 2
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "$JS.ACK.actormesh-demo.demo-decision_router.3.1042.77.1733412345000000000.5",
+        "$JS.ACK.hub.ACCHASH.actormesh-demo.demo-decision_router.3.1042.77.1733412345000000000.5.tok",
+    ],
+    ids=["v1", "v2-domain-and-account"],
+)
+def test_delivery_of_reads_what_nats_py_metadata_reads(reply: str) -> None:
+    from nats.aio.msg import Msg
+
+    from actormesh_runtime.bus.pull import delivery_of
+
+    msg = Msg(None, subject="s", reply=reply, data=b"")
+    meta = Msg(None, subject="s", reply=reply, data=b"").metadata
+    assert delivery_of(msg) == (meta.num_delivered, meta.sequence.stream) == (3, 1042)
+
+
+def test_delivery_of_refuses_a_message_that_is_not_from_jetstream() -> None:
+    from nats.aio.msg import Msg
+    from nats.errors import NotJSMessageError
+
+    from actormesh_runtime.bus.pull import delivery_of
+
+    with pytest.raises(NotJSMessageError):
+        delivery_of(Msg(None, subject="s", reply="_INBOX.abc.def.1.2.3.4.5.6", data=b""))
+
+
+def test_delivery_of_a_message_without_an_ack_subject_is_not_a_jetstream_message() -> None:
+    from nats.aio.msg import Msg
+    from nats.errors import NotJSMessageError
+
+    from actormesh_runtime.bus.pull import delivery_of
+
+    with pytest.raises(NotJSMessageError):
+        delivery_of(Msg(None, subject="s", reply="", data=b""))

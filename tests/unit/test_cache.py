@@ -9,10 +9,11 @@ import pytest
 from prometheus_client import REGISTRY
 
 from actormesh_runtime.envelope import CustomerContext
-from actormesh_runtime.storage.cache import ContextCache
+from actormesh_runtime.resources import ActorDeps
+from actormesh_runtime.storage.cache import ContextCache, acquire_context_cache, context_store
 from actormesh_runtime.storage.session import SessionStore
-from actormesh_runtime.storage.stores import MemoryStore, RedisStore, redis_client
-from tests.support.commerce import context_for
+from actormesh_runtime.storage.stores import MemoryStore, NoStore, RedisStore, redis_client
+from tests.support.commerce import context_for, unit_settings
 
 
 class Clock:
@@ -144,6 +145,30 @@ async def test_context_cache_keeps_only_complete_known_contexts() -> None:
     assert await cache.get("john.doe@example.com") is None
 
 
+@pytest.mark.parametrize("backend", ["memory", "redis"])
+async def test_context_cache_hits_are_independent_and_unreadable_entries_miss(backend: str) -> None:
+    store = MemoryStore() if backend == "memory" else RedisStore(FakeRedis(), name="unit-ctx")  # type: ignore[arg-type]
+    cache = ContextCache(store, mesh="unit", ttl_s=60)
+    john = context_for("john.doe@example.com")
+    await cache.put(john)
+    first = await cache.get("john.doe@example.com")
+    assert first is not None
+    assert first.cached
+    assert first.orders
+    first.orders.clear()  # an actor changing its copy never changes the cached one
+    second = await cache.get("john.doe@example.com")
+    assert second is not None
+    assert second is not first
+    assert second.model_copy(update={"cached": False}) == john
+    assert await store.get_json("actormesh:unit:ctx:john.doe@example.com") is not None
+
+    await store.set("actormesh:unit:ctx:old@example.com", {"found": True, "shape": "of another version"}, 60)
+    assert await cache.get("old@example.com") is None
+    if isinstance(store, MemoryStore):  # a value that is not JSON at all (only the memory store can hold one)
+        store._items["actormesh:unit:ctx:bad@example.com"] = (float("inf"), "{not json")
+        assert await cache.get("bad@example.com") is None
+
+
 async def test_session_store_round_trip() -> None:
     sessions = SessionStore(MemoryStore(), mesh="unit")
     assert await sessions.get("s1") is None
@@ -169,3 +194,31 @@ async def test_redis_password_setting_overrides_the_url(
     assert kwargs["password"] == expected
     assert kwargs["port"] == 6390
     await client.aclose()
+
+
+def _deps(*, redis_url: str | None = None, whole_mesh: bool = False) -> ActorDeps:
+    return ActorDeps(settings=unit_settings(redis_url=redis_url), publisher=None, whole_mesh=whole_mesh)  # type: ignore[arg-type]
+
+
+def test_the_context_cache_is_kept_in_memory_only_where_the_whole_mesh_runs() -> None:
+    assert isinstance(context_store(_deps(whole_mesh=True)), MemoryStore)
+    assert isinstance(context_store(_deps(redis_url="redis://127.0.0.1:1/0")), RedisStore)
+    assert isinstance(context_store(_deps()), NoStore)
+
+
+async def test_without_redis_a_process_per_actor_never_serves_a_context_another_one_changed() -> None:
+    # context_retriever's process and execution_coordinator's: each builds its own cache.
+    retriever = acquire_context_cache(_deps())
+    coordinator = acquire_context_cache(_deps())
+    john = context_for("john.doe@example.com")
+    await retriever.put(john)
+    await coordinator.invalidate(john.email)  # after a cancellation: reaches only its own process
+    assert await retriever.get(john.email) is None
+    # The one-process mesh shares one cache, so an invalidation reaches the reader.
+    whole = _deps(whole_mesh=True)
+    reader, changer = acquire_context_cache(whole), acquire_context_cache(whole)
+    assert reader is changer
+    await reader.put(john)
+    assert await reader.get(john.email) is not None
+    await changer.invalidate(john.email)
+    assert await reader.get(john.email) is None

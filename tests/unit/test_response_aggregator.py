@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from actormesh_runtime.actors.escalation_router import EscalationRouter
 from actormesh_runtime.actors.intent_analyzer import classify
-from actormesh_runtime.actors.response_aggregator import ERROR_APOLOGY, ResponseAggregator
+from actormesh_runtime.actors.response_aggregator import ERROR_APOLOGY, ResponseAggregator, build_result
 from actormesh_runtime.actors.sentiment_analyzer import SentimentAnalyzer
 from actormesh_runtime.catalog import ActorName, Subjects
 from actormesh_runtime.envelope import (
@@ -24,6 +26,7 @@ from actormesh_runtime.envelope import (
     TraceEntry,
 )
 from actormesh_runtime.errors import TransientError
+from actormesh_runtime.replies.result import history_event, history_event_json
 from tests.support.envelopes import JOHN, FakePublisher, make_deps, make_envelope
 
 RESULT_SUBJECT = "actormesh.unit.reply.gw1.result"
@@ -204,3 +207,49 @@ async def test_publish_failure_is_transient() -> None:
     aggregator = ResponseAggregator(make_deps(publisher=FakePublisher(fail=True)))
     with pytest.raises(TransientError):
         await aggregator.handle(envelope)
+
+
+async def test_the_history_event_carries_the_very_result_the_caller_got() -> None:
+    """The result is encoded once and spliced into the event: it must read back as the same event."""
+    envelope = _envelope(
+        draft=DraftResponse(text="Filed.", method="template"),
+        guardrail=APPROVED,
+        actions=[
+            ActionOutcome(
+                type=ActionType.CREATE_REFUND_REQUEST,
+                order_id="ORD-10002",
+                status=ActionStatus.PENDING_REVIEW,
+                detail="filed",
+                idempotency_key="key-refund",
+            )
+        ],
+    )
+    final, publisher = await _aggregate(envelope)
+    [(_, reply)] = publisher.core
+    [(_, payload, _)] = publisher.stream
+    event = HistoryEvent.model_validate_json(payload)
+    assert event.result == FinalResult.model_validate_json(reply) == final
+    assert (event.message_id, event.customer_message) == (envelope.message_id, envelope.message)
+    assert [a.action for a in event.approvals] == ["create_refund_request"]
+
+
+def test_history_event_json_is_the_event_with_its_result() -> None:
+    envelope = _envelope(draft=DraftResponse(text="ok"), guardrail=APPROVED)
+    final = build_result(envelope)
+    event = history_event(envelope, final)
+    spliced = history_event_json(event, final.model_dump_json().encode())
+    assert HistoryEvent.model_validate_json(spliced) == event
+    assert json.loads(spliced) == json.loads(event.model_dump_json())
+
+
+class _ReplyFails(FakePublisher):
+    async def publish_core(self, subject: str, payload: bytes) -> None:
+        raise ConnectionError("reply lost")
+
+
+async def test_a_failed_reply_still_records_the_history_then_asks_for_redelivery() -> None:
+    envelope = _envelope(draft=DraftResponse(text="ok"), guardrail=APPROVED)
+    publisher = _ReplyFails()
+    with pytest.raises(TransientError, match="reply lost"):
+        await ResponseAggregator(make_deps(publisher=publisher)).handle(envelope)
+    assert len(publisher.stream) == 1

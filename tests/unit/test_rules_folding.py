@@ -1,6 +1,7 @@
-"""guardrail_validator.check and intent_analyzer.score_intents match folded text with keyword gates;
-they must agree exactly with the previous implementation (the same patterns with re.IGNORECASE on the
-original text, every pattern always run), kept here only as the reference oracle.
+"""guardrail_validator.check, intent_analyzer.score_intents and sentiment_analyzer's cues match folded
+text with keyword gates; they must agree exactly with the previous implementation (the same patterns
+with re.IGNORECASE on the original text, every pattern always run), kept here only as the reference
+oracle.
 
 The corpus mixes every rule's phrases with case changes, the characters re.IGNORECASE treats
 specially (U+0130, U+0131, U+017F, U+212A), other non-ASCII letters and digits, and punctuation.
@@ -15,9 +16,11 @@ import pytest
 
 from actormesh_runtime.actors import guardrail_validator as g
 from actormesh_runtime.actors import intent_analyzer as ia
+from actormesh_runtime.actors import sentiment_analyzer as sa
 from actormesh_runtime.envelope import Intent
 from actormesh_runtime.screening import EMAIL_RE, find_card_numbers, find_ssns, normalise
 from actormesh_runtime.store_policy import FREE_SHIPPING_OVER, RETURN_WINDOW_DAYS
+from actormesh_runtime.textfold import fold
 
 OWN = "john.doe@example.com"
 
@@ -72,6 +75,28 @@ def old_check(text: str, own_email: str) -> list[str]:
     return reasons
 
 
+_SENTIMENT_CUES = {
+    "time_pressure_strong": sa._TIME_PRESSURE_STRONG,
+    "time_pressure": sa._TIME_PRESSURE,
+    "repeated_failure": sa._REPEATED_FAILURE,
+    "fraud": sa._FRAUD,
+    "legal": sa._LEGAL,
+    "abusive": sa._ABUSIVE,
+    "wants_human": sa._WANTS_HUMAN,
+    "complaint": sa._COMPLAINT,
+}
+_OLD_SENTIMENT_CUES = {name: _ic(p) for name, p in _SENTIMENT_CUES.items()}
+
+
+def sentiment_cues(text: str) -> set[str]:
+    folded = fold(text)
+    return {name for name, p in _SENTIMENT_CUES.items() if p.search(folded)}
+
+
+def old_sentiment_cues(text: str) -> set[str]:
+    return {name for name, p in _OLD_SENTIMENT_CUES.items() if p.search(text)}
+
+
 def old_scores(text: str) -> dict[Intent, int]:
     return {intent: sum(w for p, w in rules if p.search(text)) for intent, rules in _OLD_INTENTS.items()}
 
@@ -115,6 +140,14 @@ FRAGMENTS = [
     "thank you", "thanks", "great service", "love it", "well done", "awesome", "appreciated",
     "what is your return policy", "what are the shipping policies", "do you ship to canada",
     "shipping cost", "how long does it take", "opening hours", "warranty", "hey", "how do i", "can i",
+    # sentiment cues
+    "i need it immediately", "urgently", "asap", "right now", "by friday", "deadline", "hurry",
+    "still haven't got it", "third time", "5th time", "several times", "keeps failing", "for two weeks",
+    "nobody has replied", "never arrived", "this is fraud", "stolen card", "unauthorized", "identity theft",
+    "my lawyer", "attorneys", "i will sue", "legal action", "take you to court", "small claims",
+    "report you to the ftc", "consumer protection", "idiots", "morons", "crap", "screw you", "damn you",
+    "a real person", "live chat", "representative", "speak to someone", "chat with an agent",
+    "i want to complain", "unacceptable", "disappointing", "worst", "fed up", "not happy", "frustrating",
 ]  # fmt: skip
 SPECIALS = ["\u0130", "\u0131", "\u017f", "\u212a", "\u00df", "\u03a3", "\u00e9", "\u0663", "\u00a0", "_"]
 SEPARATORS = [" ", ". ", ", ", "! ", "? ", " and ", "\n", " - ", "; ", ""]
@@ -168,6 +201,13 @@ def test_intent_scores_agree_with_the_reference_on_the_corpus() -> None:
     assert mismatches == []
 
 
+def test_sentiment_cues_agree_with_the_reference_on_the_corpus() -> None:
+    mismatches = [(t, sentiment_cues(t)) for t in CORPUS if sentiment_cues(t) != old_sentiment_cues(t)]
+
+    assert mismatches == []
+    assert set().union(*(sentiment_cues(t) for t in CORPUS)) == set(_SENTIMENT_CUES), "every cue fires"
+
+
 def test_the_corpus_exercises_every_rule() -> None:
     """Agreement only means something if the corpus triggers every reason and every intent."""
     reasons = {r for t in CORPUS for r in g.check(t, OWN)}
@@ -205,12 +245,14 @@ def test_the_corpus_exercises_every_rule() -> None:
 def test_special_cases_agree(text: str) -> None:
     assert g.check(text, OWN) == old_check(text, OWN)
     assert ia.score_intents(text) == old_scores(text)
+    assert sentiment_cues(text) == old_sentiment_cues(text)
 
 
 def test_rule_patterns_are_lower_case() -> None:
     """They are matched without re.IGNORECASE, so an upper-case letter could never match."""
     patterns = [g._PROFANITY, g._NO_RETURNS, g._WARRANTY_WRONG, *g._SHIPPING, *g._WARRANTY]
     patterns += [p for _, _, p in g._PROMISES] + [p for _, p in g._RETURN_DAYS] + list(g._DISCOUNTS)
+    patterns += list(_SENTIMENT_CUES.values())
     texts = [p.pattern for p in patterns] + [p for rules in ia._RULES.values() for p, _ in rules]
     for text in texts:
         assert re.sub(r"\\.", "", text) == re.sub(r"\\.", "", text).lower(), text

@@ -123,12 +123,22 @@ _RULES: dict[Intent, tuple[tuple[str, int], ...]] = {
 _COMPILED = {
     intent: tuple((re.compile(rf"\b(?:{p})\b"), w) for p, w in rules) for intent, rules in _RULES.items()
 }
+# Per intent, the union of its patterns: it matches exactly when one of them does (the engine backtracks
+# into the alternation when the closing \b fails). A message matches two or three intents of ten, so
+# the other intents cost one search each instead of one per pattern (36 searches -> ~15).
+_GATES = {
+    intent: re.compile(r"\b(?:" + "|".join(f"(?:{p})" for p, _ in rules) + r")\b")
+    for intent, rules in _RULES.items()
+}
 NO_MATCH_CONFIDENCE = 0.5
 
 
 def score_intents(text: str) -> dict[Intent, int]:
     folded = fold(text)
-    return {intent: sum(w for p, w in rules if p.search(folded)) for intent, rules in _COMPILED.items()}
+    return {
+        intent: sum(w for p, w in rules if p.search(folded)) if _GATES[intent].search(folded) else 0
+        for intent, rules in _COMPILED.items()
+    }
 
 
 def confidence_for(best: int, runner_up: int) -> float:

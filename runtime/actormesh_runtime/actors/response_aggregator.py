@@ -2,8 +2,9 @@
 
 Writes `envelope.final`, publishes the result JSON to `envelope.reply.result_subject` (core NATS,
 when a caller waits) and a `HistoryEvent` to the mesh's history subject (JetStream, de-duplicated
-by `<message_id>:history`, so a redelivery stores one history row). Both publishes run
-concurrently; a failure raises `TransientError` and the bus redelivers.
+by `<message_id>:history`, so a redelivery stores one history row). The reply goes
+first (a buffered core publish), then the acked history publish; a failure raises `TransientError`
+and the bus redelivers.
 
 It must answer sensibly from whatever the envelope holds: on the error path earlier sections may
 be missing, and the customer still gets a graceful reply.
@@ -11,9 +12,7 @@ be missing, and the customer still gets a graceful reply.
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Awaitable
 from typing import ClassVar, Literal
 
 from actormesh_runtime.actors.base import PlainActor
@@ -21,7 +20,7 @@ from actormesh_runtime.catalog import ActorName, Subjects
 from actormesh_runtime.envelope import Envelope, FinalResult, TraceEntry
 from actormesh_runtime.errors import TransientError
 from actormesh_runtime.replies import templates
-from actormesh_runtime.replies.result import final_result, history_event
+from actormesh_runtime.replies.result import final_result, history_event, history_event_json
 from actormesh_runtime.resources import ActorDeps
 
 ERROR_APOLOGY = (
@@ -109,18 +108,25 @@ class ResponseAggregator(PlainActor):
         envelope.final = final
         event = history_event(envelope, final)
         publisher = self.deps.publisher
-        sends: list[Awaitable[None]] = [
-            publisher.publish_stream(
+        try:
+            # One after the other, no tasks: the caller's reply is a core publish that only fills the
+            # client's write buffer, so the history publish still goes out at once and nothing waits
+            # on the caller. The history is published even when the reply failed; either failure
+            # raises, and redelivery sends both again (the history event is de-duplicated by its id;
+            # the gateway ignores a second reply).
+            result_json = final.__pydantic_serializer__.to_json(final)  # bytes, no str round trip
+            reply_failed: Exception | None = None
+            if envelope.reply.result_subject:
+                try:
+                    await publisher.publish_core(envelope.reply.result_subject, result_json)
+                except Exception as exc:
+                    reply_failed = exc
+            await publisher.publish_stream(
                 self.subjects.history_events,
-                event.model_dump_json().encode(),
+                history_event_json(event, result_json),
                 msg_id=f"{envelope.message_id}:history",
             )
-        ]
-        if envelope.reply.result_subject:
-            sends.append(
-                publisher.publish_core(envelope.reply.result_subject, final.model_dump_json().encode())
-            )
-        try:
-            await asyncio.gather(*sends)
+            if reply_failed is not None:
+                raise reply_failed
         except Exception as exc:  # any bus failure: let redelivery try again
             raise TransientError(f"publish final result: {exc}") from exc

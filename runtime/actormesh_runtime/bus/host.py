@@ -39,7 +39,7 @@ from .connection import ack_wait_s, ensure_consumer
 from .errorpath import dead_letter_garbage, take_error_path
 from .fusion import Colocated
 from .publish import publish_payload, publish_progress
-from .pull import PullFeed
+from .pull import PullFeed, delivery_of
 from .size import TooLarge, check_fits
 from .spans import traced_hop
 
@@ -96,7 +96,7 @@ class ActorHost:
         self._unstarted: list[Msg] = []
         self._label = self.name.value
         # The per-actor metric children, resolved once: `.labels()` costs a lock and a dict lookup.
-        self._in_flight = metrics.IN_FLIGHT.labels(self._label)
+        self._handling = metrics.handling_counter(self._label)
         self._processed = metrics.PROCESSED.labels(self._label)
         self._failed = metrics.FAILED.labels(self._label)
         self._redelivered = metrics.REDELIVERED.labels(self._label)
@@ -245,9 +245,8 @@ class ActorHost:
             log.exception("message not settled; it will be redelivered", extra={"actor": self._label})
 
     async def _process_inner(self, msg: Msg) -> None:
-        meta = msg.metadata
-        attempt = meta.num_delivered
-        key = f"{self.subjects.stream}:{meta.sequence.stream}"
+        attempt, stream_seq = delivery_of(msg)
+        key = f"{self.subjects.stream}:{stream_seq}"
         if attempt > 1:
             self._redelivered.inc()
         try:
@@ -353,13 +352,12 @@ class ActorHost:
                 remaining = envelope.headers.deadline - time.time()
                 if remaining <= 0:
                     raise DeadlineExceeded(f"deadline passed {-remaining:.1f}s ago")
-            self._in_flight.inc()
+            self._handling[0] += 1
             try:
-                # timeout(), not wait_for(): on 3.11 wait_for wraps the coroutine in a Task per hop.
-                async with asyncio.timeout(self.settings.processing_timeout_s):
+                with _StepTimeout(self.settings.processing_timeout_s):
                     await self.actor.handle(envelope)
             finally:
-                self._in_flight.dec()
+                self._handling[0] -= 1
 
     async def _fail(
         self, inbound: _Inbound, envelope: Envelope, reason: str, *, permanent: bool, started: float
@@ -377,6 +375,41 @@ class ActorHost:
         await take_error_path(
             self.nc, self.js, self.subjects, envelope, error, deliveries=attempt, dedup_key=inbound.key
         )
+
+
+class _StepTimeout:
+    """One step's processing timeout: `asyncio.timeout`'s semantics without what the host never uses
+    (rescheduling, a state machine, two loop look-ups — each one a getpid() on 3.11 — and an async
+    context manager): ~11 µs of a hop's pure Python in place (`python -m bench.host_cost`).
+
+    On expiry the task running the step is cancelled and that cancellation leaves the block as
+    TimeoutError; a cancellation from elsewhere (the drain) stays a cancellation. Not wait_for(): on
+    3.11 it wraps the coroutine in a Task per step.
+    """
+
+    __slots__ = ("_cancelling", "_expired", "_handle", "_task")
+
+    def __init__(self, delay_s: float) -> None:
+        task = asyncio.current_task()
+        if task is None:
+            raise RuntimeError("_StepTimeout must be used inside a task")
+        self._task = task
+        loop = task.get_loop()
+        self._cancelling = task.cancelling()
+        self._expired = False
+        self._handle = loop.call_at(loop.time() + delay_s, self._expire)
+
+    def _expire(self) -> None:
+        self._expired = True
+        self._task.cancel()
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: object) -> None:
+        self._handle.cancel()
+        if self._expired and self._task.uncancel() <= self._cancelling and kind is asyncio.CancelledError:
+            raise TimeoutError from error
 
 
 class _Inbound:

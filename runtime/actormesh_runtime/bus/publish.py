@@ -12,6 +12,7 @@ leader election. Results and progress are core NATS (best effort, nobody may lis
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from typing import Literal
 
@@ -23,12 +24,13 @@ from nats.js.api import PubAck
 from nats.js.errors import NoStreamResponseError
 
 from actormesh_runtime.catalog import ActorName, Subjects
-from actormesh_runtime.envelope import Envelope, ProgressEvent
+from actormesh_runtime.envelope import Envelope
 from actormesh_runtime.observability import tracing
 
 from .size import check_fits
 
 log = logging.getLogger(__name__)
+_encode_progress = json.JSONEncoder(separators=(",", ":")).encode
 
 MSG_ID_HEADER = "Nats-Msg-Id"
 PUBLISH_RETRY_BUDGET_S = 10.0
@@ -96,16 +98,12 @@ async def publish_progress(
     subject = envelope.reply.progress_subject
     if not subject:
         return
-    # model_construct: every field is typed by this signature, so validating would check nothing.
-    event = ProgressEvent.model_construct(
-        message_id=envelope.message_id,
-        actor=actor,
-        status=status,
-        ms=round(ms, 3),
-        attempt=attempt,
-    )
+    # `ProgressEvent`'s JSON, built from fields this signature types (validating would check nothing)
+    # by the C encoder: a pydantic model built and dumped per hop cost ~2 µs more.
+    event = {"message_id": envelope.message_id, "actor": actor.value, "status": status,
+             "ms": round(ms, 3), "attempt": attempt}  # fmt: skip
     try:
-        await nc.publish(subject, event.model_dump_json().encode())
+        await nc.publish(subject, _encode_progress(event).encode())
     except Exception as exc:  # a lost progress event must never fail the message
         log.debug("progress not published", extra={"message_id": envelope.message_id, "error": str(exc)})
 

@@ -5,7 +5,8 @@ Who calls: `bus.approval_executor` (approved actions) and `history.approval_ops`
 A failed fetch (the wait ran out, or the client is reconnecting) is tried again after a short pause;
 `handle` owns each message's ack, nak or term.
 
-`PullFeed`: how the actor host (`bus.host`) reads its consumer, one open pull request at a time.
+`PullFeed`: how the actor host (`bus.host`) reads its consumer, one open pull request at a time;
+`delivery_of`: the two facts the host needs from a delivered message's ack subject.
 """
 
 from __future__ import annotations
@@ -25,6 +26,22 @@ EXPIRY_SLACK_S = 0.25
 """How long past its expiry a pull request is still treated as open when the server's status closing
 it (408) has not arrived: the server starts the clock when the request arrives. Were it treated as
 closed first, the next request would be open beside it, and its late 408 taken for the new one's."""
+_ACK_TOKENS_V1 = 9
+"""`$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<time ns>.<pending>`."""
+
+
+def delivery_of(msg: Msg) -> tuple[int, int]:
+    """(delivery count, stream sequence) of a JetStream message, read from its ack subject.
+
+    nats-py's `msg.metadata` parses every field, a timestamp into a datetime included, into three
+    objects (~4 µs, once per hop); the host needs two integers (~0.6 µs). Any other form of the ack
+    subject (the one with a domain and an account hash) goes through `msg.metadata`.
+    """
+    tokens = (msg.reply or "").split(".")
+    if len(tokens) == _ACK_TOKENS_V1 and tokens[0] == "$JS" and tokens[1] == "ACK":
+        return int(tokens[4]), int(tokens[5])
+    meta = msg.metadata
+    return meta.num_delivered, meta.sequence.stream
 
 
 async def pull_forever(

@@ -51,6 +51,10 @@ async def request_result(
     subs = [await nc.subscribe(envelope.reply.result_subject, cb=on_result)]
     if envelope.reply.progress_subject and on_progress is not None:
         subs.append(await nc.subscribe(envelope.reply.progress_subject, cb=on_event))
+    elif envelope.reply.progress_subject:
+        # Nobody watches: no actor spends a publish per hop on events nobody reads (as the gateway's
+        # POST /chat, which never asks for them).
+        envelope.reply = envelope.reply.model_copy(update={"progress_subject": None})
     try:
         await nc.flush()  # the subscription is live before anything can answer
         await submit(nc.jetstream(), subjects, envelope)

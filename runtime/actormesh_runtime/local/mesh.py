@@ -188,7 +188,7 @@ class LocalMesh:
 
     async def _start_actors(self) -> None:
         assert self.nc is not None
-        shared = ActorDeps(settings=self.settings, publisher=BusPublisher(self.nc, self.js))
+        shared = ActorDeps(settings=self.settings, publisher=BusPublisher(self.nc, self.js), whole_mesh=True)
         connections: dict[ActorName, NATS] = {}
         for name in self._actor_names:
             if self._passwords:  # each actor as its own NATS user, limited to its own subjects

@@ -12,13 +12,25 @@ from __future__ import annotations
 from datetime import datetime
 
 from actormesh_runtime.approvals import APPROVABLE, ApprovalRecord, OrderFacts, new_approval
-from actormesh_runtime.envelope import ActionStatus, Envelope
+from actormesh_runtime.envelope import ActionOutcome, ActionStatus, Envelope
 from actormesh_runtime.escalations import EscalationReason
 from actormesh_runtime.policy.escalation import envelope_priority
 
 
+def waits_for_approval(outcome: ActionOutcome) -> bool:
+    """A pending outcome of an approvable action, with the key and order its record needs."""
+    return (
+        outcome.status is ActionStatus.PENDING_REVIEW
+        and outcome.type.value in APPROVABLE
+        and outcome.idempotency_key is not None
+        and outcome.order_id is not None
+    )
+
+
 def approval_records(envelope: Envelope, now: datetime) -> list[ApprovalRecord]:
     """The approval requests this envelope's actions filed (none when nothing waits for a person)."""
+    if not any(waits_for_approval(outcome) for outcome in envelope.actions):
+        return []  # most conversations: no orders to index, no priority to rank
     ctx = envelope.context
     orders = {o.order_id: o for o in ctx.orders} if ctx is not None and ctx.found else {}
     tier = ctx.tier if ctx is not None and ctx.found else None
@@ -26,9 +38,7 @@ def approval_records(envelope: Envelope, now: datetime) -> list[ApprovalRecord]:
     priority = envelope_priority(envelope, EscalationReason.HUMAN_REQUESTED).value
     records = []
     for outcome in envelope.actions:
-        if outcome.status is not ActionStatus.PENDING_REVIEW or outcome.type.value not in APPROVABLE:
-            continue
-        if outcome.idempotency_key is None or outcome.order_id is None:
+        if not waits_for_approval(outcome) or outcome.idempotency_key is None or outcome.order_id is None:
             continue
         order = orders.get(outcome.order_id)
         facts = OrderFacts(

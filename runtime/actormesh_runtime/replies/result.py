@@ -1,5 +1,6 @@
 """`final_result(envelope, ...)`: the public `FinalResult` built from what an envelope holds, and
-`history_event(envelope, result)`: what the history store keeps of it.
+`history_event(envelope, result)`: what the history store keeps of it, and `history_event_json`, its
+wire form with the result encoded once.
 
 Two callers: response_aggregator (the normal last step) and the bus's error path (`bus.errorpath`),
 which answers the caller itself when even the aggregator failed. Both report the same facts the
@@ -71,3 +72,13 @@ def history_event(envelope: Envelope, result: FinalResult) -> HistoryEvent:
         escalation=envelope.escalation.record if envelope.escalation else None,
         approvals=approval_records(envelope, completed),
     )
+
+
+def history_event_json(event: HistoryEvent, result_json: bytes) -> bytes:
+    """`event` as JSON, its result given already encoded (`result_json`, the caller's reply).
+
+    response_aggregator sends the same `FinalResult` to the caller and inside the history event:
+    encoding it once saves the larger half of the event's encoding on every conversation.
+    """
+    rest = event.__pydantic_serializer__.to_json(event, exclude={"result"})  # an object: ends with "}"
+    return rest[:-1] + b',"result":' + result_json + b"}"

@@ -2,10 +2,15 @@
 
 context_retriever fills it and execution_coordinator invalidates it after a change; both hold the
 same `ContextCache` per process (`acquire_context_cache` in `start()`, `release_context_cache` in
-`stop()`). Redis when REDIS_URL is set, so every replica sees the same entries.
+`stop()`). Redis when REDIS_URL is set, so every replica sees the same entries. Without Redis the
+cache lives in the process only where the whole mesh does (`actormesh dev`); in a process per actor
+(or group) it is off: execution_coordinator's invalidation after a cancellation would reach only its
+own process, and context_retriever would answer from a stale context for up to CACHE_TTL.
 """
 
 from __future__ import annotations
+
+import logging
 
 from prometheus_client import Counter
 from pydantic import ValidationError
@@ -13,8 +18,9 @@ from pydantic import ValidationError
 from actormesh_runtime import resources
 from actormesh_runtime.envelope import CustomerContext
 from actormesh_runtime.resources import ActorDeps
-from actormesh_runtime.storage.stores import JsonStore, open_store
+from actormesh_runtime.storage.stores import JsonStore, NoStore, open_store
 
+log = logging.getLogger(__name__)
 CACHE_LOOKUPS = Counter("actormesh_cache_lookups_total", "Customer-context cache lookups", ["result"])
 
 
@@ -30,15 +36,19 @@ class ContextCache:
         return self._prefix + email.strip().lower()
 
     async def get(self, email: str) -> CustomerContext | None:
-        raw = await self._store.get(self._key(email))
+        # Validated straight from the stored text (one pass, no intermediate dicts): every hit
+        # decodes a fresh object, so the caller may keep and change it without a copy.
+        raw = await self._store.get_json(self._key(email))
         context: CustomerContext | None = None
         if raw is not None:
             try:
-                context = CustomerContext.model_validate(raw)
+                context = CustomerContext.model_validate_json(raw)
             except ValidationError:
-                context = None  # written by another version: treat as a miss
+                context = None  # written by another version, or not JSON: treat as a miss
         CACHE_LOOKUPS.labels("hit" if context is not None else "miss").inc()
-        return context.model_copy(update={"cached": True}) if context is not None else None
+        if context is not None:
+            context.cached = True
+        return context
 
     async def put(self, context: CustomerContext) -> None:
         if not context.found or context.errors:
@@ -56,14 +66,23 @@ class ContextCache:
 _SHARED_KEY = "context_cache"
 
 
+def context_store(deps: ActorDeps) -> JsonStore:
+    """Redis when configured; else the process's memory if the whole mesh runs here, else nothing."""
+    if deps.settings.redis_url or deps.whole_mesh:
+        return open_store(deps.settings, "context")
+    log.warning(
+        "no REDIS_URL: the customer-context cache is off in this process (kept per process, it would "
+        "serve contexts another process has changed); every message reads the commerce APIs"
+    )
+    return NoStore()
+
+
 def acquire_context_cache(deps: ActorDeps) -> ContextCache:
     """The process-wide context cache (kept in `deps.extras`); pair with `release_context_cache`."""
     settings = deps.settings
 
     def build() -> ContextCache:
-        return ContextCache(
-            open_store(settings, "context"), mesh=settings.mesh_name, ttl_s=settings.cache_ttl
-        )
+        return ContextCache(context_store(deps), mesh=settings.mesh_name, ttl_s=settings.cache_ttl)
 
     return resources.acquire(deps, _SHARED_KEY, build, ContextCache.close)
 

@@ -39,6 +39,10 @@ class JsonStore(Protocol):
 
     async def get(self, key: str) -> Any | None: ...
 
+    async def get_json(self, key: str) -> str | bytes | None:
+        """The stored JSON text itself, for a caller that decodes and validates it in one step."""
+        ...
+
     async def set(self, key: str, value: Any, ttl_s: float) -> None: ...
 
     async def delete(self, key: str) -> None: ...
@@ -55,6 +59,10 @@ class MemoryStore:
         self._clock = clock
 
     async def get(self, key: str) -> Any | None:
+        raw = await self.get_json(key)
+        return None if raw is None else json.loads(raw)
+
+    async def get_json(self, key: str) -> str | None:
         item = self._items.get(key)
         if item is None:
             return None
@@ -62,7 +70,7 @@ class MemoryStore:
         if self._clock() >= expires:
             del self._items[key]
             return None
-        return json.loads(raw)
+        return raw
 
     async def set(self, key: str, value: Any, ttl_s: float) -> None:
         # Stored serialized, so a caller mutating its object cannot change the cached copy.
@@ -83,6 +91,26 @@ class MemoryStore:
             del self._items[key]
         while len(self._items) > self._max:  # oldest insertion first
             del self._items[next(iter(self._items))]
+
+
+class NoStore:
+    """Holds nothing: every get is a miss. For a cache that would be wrong if kept per process
+    (`storage.cache`: another process changes what it holds and cannot tell it)."""
+
+    async def get(self, key: str) -> Any | None:
+        return None
+
+    async def get_json(self, key: str) -> str | None:
+        return None
+
+    async def set(self, key: str, value: Any, ttl_s: float) -> None:
+        return None
+
+    async def delete(self, key: str) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
 
 
 class RedisStore:
@@ -110,13 +138,16 @@ class RedisStore:
         return self._down_until is not None
 
     async def get(self, key: str) -> Any | None:
-        raw = await self._run(lambda r: r.get(key), None)
+        raw = await self.get_json(key)
         if raw is None:
             return None
         try:
             return json.loads(raw)
         except ValueError:
             return None
+
+    async def get_json(self, key: str) -> str | bytes | None:
+        return await self._run(lambda r: r.get(key), None)
 
     async def set(self, key: str, value: Any, ttl_s: float) -> None:
         millis = max(1, int(ttl_s * 1000))
