@@ -216,6 +216,7 @@ FLOWS = [
 def test_flow(spec: dict[str, Any], src: str, dst: str, port: int, expected: bool) -> None:
     policies, pods = _mesh(spec)
     assert allowed(policies, pods[src], pods[dst], port) is expected
+    assert allowed_as_kube_router(policies, pods[src], pods[dst], port) is expected
 
 
 @pytest.mark.parametrize("component", ["sentiment-analyzer", "gateway", "history", "nats", "redis", "mocks"])
