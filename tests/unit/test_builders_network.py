@@ -1,9 +1,9 @@
 """network.py: the rendered NetworkPolicies, evaluated as Kubernetes would, allow exactly the mesh's flows.
 
 A small evaluator (NetworkPolicy semantics for podSelector/namespaceSelector/ipBlock peers and TCP/UDP
-ports)
-asks "may pod A open a connection to pod B on port P?" against the rendered policies, so the test checks
-behaviour, not the policies' wording.
+ports) asks "may pod A open a connection to pod B on port P?" against the rendered policies, so the
+test checks behaviour, not the policies' wording. A second one answers as kube-router (the e2e
+cluster's enforcer) does, which reads a policy's rules regardless of direction; both must agree.
 """
 
 from __future__ import annotations
