@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "config" / "samples" / "minimal.yaml"
 NAMESPACES = Resource("v1", "Namespace", "namespaces", namespaced=False)
 DEPLOYMENTS = Resource("apps/v1", "Deployment", "deployments")
+STATEFULSETS = Resource("apps/v1", "StatefulSet", "statefulsets")
 
 
 def sample_mesh(name: str, namespace: str) -> dict[str, Any]:
@@ -110,6 +111,19 @@ def interleaved(objects: list[dict[str, Any]]) -> list[str]:
     for depth in range(max((len(q) for q in queues), default=0)):
         out += [q[depth] for q in queues if depth < len(q)]
     return out
+
+
+def rollout_settled(workload: dict[str, Any]) -> bool:
+    """Its controller has seen the current spec and made every pod of it (without a kubelet they stay
+    Pending, so readiness is never waited for)."""
+    meta, spec, status = (
+        workload.get("metadata") or {},
+        workload.get("spec") or {},
+        workload.get("status") or {},
+    )
+    replicas = int(spec.get("replicas", 1))
+    seen = int(status.get("observedGeneration", 0)) >= int(meta.get("generation", 1))
+    return seen and int(status.get("replicas", 0)) == replicas == int(status.get("updatedReplicas", 0))
 
 
 class Phases:
@@ -194,15 +208,24 @@ class Phases:
         }
 
     async def quiet(self, quiet_s: float, timeout_s: float) -> float:
-        """Wait until the operator made no request for `quiet_s` (the children's rollouts are over),
-        at most `timeout_s`; returns how long it waited."""
+        """Wait until the children's rollouts are over: every Deployment and StatefulSet is as far as its
+        controller can take it here (`rollout_settled`) and the operator made no request for `quiet_s`
+        (silence alone is no proof: a status refresh that changes nothing writes nothing, and the
+        controller manager, throttled to its client's QPS, takes minutes for 100 meshes). At most
+        `timeout_s`; returns how long it waited."""
         start = time.time()
         while time.time() - start < timeout_s:
             now = time.time()
-            if not self.calls(now - quiet_s, now):
+            if not self.calls(now - quiet_s, now) and await self._rollouts_settled():
                 break
             await asyncio.sleep(1.0)
         return round(time.time() - start, 1)
+
+    async def _rollouts_settled(self) -> bool:
+        for resource in (DEPLOYMENTS, STATEFULSETS):
+            if not all(rollout_settled(w) for w in await self.kube.list(resource)):
+                return False
+        return True
 
     async def idle(self, seconds: float, meshes: int) -> dict[str, Any]:
         before, start = procstat.sample(self.pid), time.time()

@@ -76,6 +76,12 @@ class _Component:
             return ComponentState.MISSING
         if w.progress_deadline_exceeded and w.ready < w.desired:
             return ComponentState.STUCK
+        if w.generation == 1 and w.ready < w.desired:
+            # Its spec never changed since it was created: one template, one replica count, so nothing
+            # is being replaced or rescaled — its first pods are starting, however far the controller
+            # has got creating them. (Saying "rolling out" until the controller has looked, then
+            # "waiting for ready", cost two status writes per new mesh and told a user nothing.)
+            return ComponentState.STARTING
         if w.observed_generation < w.generation or w.updated < w.desired:
             return ComponentState.ROLLING_OUT
         if w.current != w.desired:

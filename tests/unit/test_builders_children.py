@@ -28,15 +28,11 @@ ACTOR_DEPLOYMENTS = {
 NETPOLS = {
     ("NetworkPolicy", f"demo-{f}")
     for f in (
-        "deny-all",
-        "allow-dns",
+        "base",
+        "allow-mesh-egress",
         "allow-nats",
-        "allow-nats-clients",
-        "allow-nats-monitor",
         "allow-mocks",
-        "allow-commerce-apis",
         "allow-redis",
-        "allow-redis-clients",
         "allow-gateway",
     )
 }
@@ -72,8 +68,8 @@ def test_minimal_spec_gives_the_whole_mesh() -> None:
             {
                 ("Deployment", "demo-mocks"),
                 ("Service", "demo-mocks"),
-                ("NetworkPolicy", "demo-allow-mocks"),
                 # No mock and no real API URL: there is nothing for the API callers to reach.
+                ("NetworkPolicy", "demo-allow-mocks"),
                 ("NetworkPolicy", "demo-allow-commerce-apis"),
             },
             set(),
@@ -104,7 +100,6 @@ def test_minimal_spec_gives_the_whole_mesh() -> None:
                 ("Service", "demo-nats-headless"),
                 ("ConfigMap", "demo-nats-config"),
                 ("NetworkPolicy", "demo-allow-nats"),
-                ("NetworkPolicy", "demo-allow-nats-monitor"),
             },
             {("NetworkPolicy", "demo-allow-nats-clients")},
             id="nats-external",

@@ -1,9 +1,9 @@
 """network.py: the rendered NetworkPolicies, evaluated as Kubernetes would, allow exactly the mesh's flows.
 
 A small evaluator (NetworkPolicy semantics for podSelector/namespaceSelector/ipBlock peers and TCP/UDP
-ports)
-asks "may pod A open a connection to pod B on port P?" against the rendered policies, so the test checks
-behaviour, not the policies' wording.
+ports) asks "may pod A open a connection to pod B on port P?" against the rendered policies, so the
+test checks behaviour, not the policies' wording. A second one answers as kube-router (the e2e
+cluster's enforcer) does, which reads a policy's rules regardless of direction; both must agree.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from actormesh_operator.builders.mocks import MOCK_PORTS
+from actormesh_runtime.catalog import ACTORS, Ports
 from tests.unit.builder_helpers import children
 
 NS = "shop"
@@ -91,6 +93,45 @@ def _side_allows(
 def allowed(policies: list[dict[str, Any]], src: Pod, dst: Pod, port: int, proto: str = "TCP") -> bool:
     return _side_allows(policies, src, dst, port, proto, "Egress") and _side_allows(
         policies, dst, src, port, proto, "Ingress"
+    )
+
+
+def _selected(policy: dict[str, Any], pod: Pod) -> bool:
+    return pod.namespace == policy["metadata"]["namespace"] and _selects(
+        policy["spec"]["podSelector"], pod.labels
+    )
+
+
+def _rule_matches(policy: dict[str, Any], src: Pod, dst: Pod, port: int, proto: str) -> bool:
+    """Does any rule of `policy` match the packet, read as (source set, destination set, port)?"""
+    ns = policy["metadata"]["namespace"]
+    sides = (("ingress", "from", dst, src), ("egress", "to", src, dst))
+    return any(
+        _selected(policy, own)
+        and (not rule.get(peers_key) or any(_peer_matches(x, peer, ns) for x in rule[peers_key]))
+        and _port_matches(rule, port, proto)
+        for key, peers_key, own, peer in sides
+        for rule in policy["spec"].get(key, [])
+    )
+
+
+def allowed_as_kube_router(
+    policies: list[dict[str, Any]], src: Pod, dst: Pod, port: int, proto: str = "TCP"
+) -> bool:
+    """How kube-router (the e2e cluster's enforcer) decides: one firewall chain per pod, entered for
+    packets from it when an Egress policy selects it and for packets to it when an Ingress policy
+    does, running EVERY rule of every policy selecting the pod, whatever its direction. So an egress
+    rule of a policy that also selects the destination admits the packet at the destination too: a
+    policy whose egress reaches pods it selects itself opens their ingress (the e2e matrix caught it)."""
+
+    def chain_accepts(pod: Pod) -> bool:
+        return any(_rule_matches(p, src, dst, port, proto) for p in policies if _selected(p, pod))
+
+    def entered(pod: Pod, kind: str) -> bool:
+        return any(kind in p["spec"]["policyTypes"] and _selected(p, pod) for p in policies)
+
+    return (not entered(src, "Egress") or chain_accepts(src)) and (
+        not entered(dst, "Ingress") or chain_accepts(dst)
     )
 
 
@@ -175,6 +216,7 @@ FLOWS = [
 def test_flow(spec: dict[str, Any], src: str, dst: str, port: int, expected: bool) -> None:
     policies, pods = _mesh(spec)
     assert allowed(policies, pods[src], pods[dst], port) is expected
+    assert allowed_as_kube_router(policies, pods[src], pods[dst], port) is expected
 
 
 @pytest.mark.parametrize("component", ["sentiment-analyzer", "gateway", "history", "nats", "redis", "mocks"])
@@ -238,12 +280,75 @@ def test_disabled_network_policy_renders_none() -> None:
     assert not [o for o in children({"networkPolicy": {"enabled": False}}) if o["kind"] == "NetworkPolicy"]
 
 
-def test_default_deny_selects_every_mesh_pod() -> None:
+def test_the_base_policy_denies_all_ingress_to_every_mesh_pod() -> None:
     policies, pods = _mesh({})
-    [deny] = [p for p in policies if p["metadata"]["name"] == "demo-deny-all"]
-    assert deny["spec"]["policyTypes"] == ["Ingress", "Egress"]
-    assert deny["spec"]["ingress"] == []
-    assert deny["spec"]["egress"] == []
+    [base] = [p for p in policies if p["metadata"]["name"] == "demo-base"]
+    assert base["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    assert base["spec"]["ingress"] == []
     mesh_pods = [p for name, p in pods.items() if p.namespace == NS and name != "same-ns-stranger"]
-    assert all(_selects(deny["spec"]["podSelector"], p.labels) for p in mesh_pods)
-    assert not _selects(deny["spec"]["podSelector"], pods["same-ns-stranger"].labels)
+    assert all(_selects(base["spec"]["podSelector"], p.labels) for p in mesh_pods)
+    assert not _selects(base["spec"]["podSelector"], pods["same-ns-stranger"].labels)
+
+
+def test_one_policy_per_destination_not_per_flow() -> None:
+    """base, the clients' egress to the mesh's servers, then the ingress of NATS, mocks, Redis and the
+    gateway."""
+    policies, _ = _mesh({})
+    assert [p["metadata"]["name"] for p in policies] == [
+        "demo-base",
+        "demo-allow-mesh-egress",
+        "demo-allow-nats",
+        "demo-allow-mocks",
+        "demo-allow-redis",
+        "demo-allow-gateway",
+    ]
+
+
+IN_MESH_PORTS = [
+    Ports.NATS_CLIENT, Ports.NATS_CLUSTER, Ports.NATS_MONITOR, Ports.REDIS, Ports.GATEWAY, Ports.ACTOR_HTTP,
+    *MOCK_PORTS.values(),
+]  # fmt: skip
+_ACTOR_BY_COMPONENT = {a.k8s_name: a for a in ACTORS}
+
+
+def _in_mesh_expected(
+    src: str, dst: str, port: int, *, nats_peers: bool, gateway_itself: tuple[str, ...] = ()
+) -> bool:
+    """Who may reach whom inside the mesh, from the catalog's facts: the one table the rendered policies
+    must match, whatever policy each rule lives in."""
+    actor = _ACTOR_BY_COMPONENT.get(src)
+    if dst == "gateway":  # open to clients; no mesh pod calls it
+        # (kube-router lets a gateway pod reach the gateway too: `allow-gateway`'s rule "anyone → the
+        # gateway pods" runs in the gateway's own chain. Harmless: the port is open to everyone.)
+        return port == Ports.GATEWAY and src in {"elsewhere", "same-ns-stranger", *gateway_itself}
+    if dst == "nats" and port == Ports.NATS_CLIENT:
+        return actor is not None or src in {"gateway", "history"}
+    if dst == "nats" and port == Ports.NATS_MONITOR:
+        return src == "history"  # unauthenticated: nobody else in the mesh
+    if dst == "nats" and port == Ports.NATS_CLUSTER:
+        return src == "nats" and nats_peers
+    if dst == "redis" and port == Ports.REDIS:
+        return src == "gateway" or (actor is not None and actor.uses_redis)
+    if dst == "mocks" and port in MOCK_PORTS.values():
+        return actor is not None and actor.calls_commerce_apis
+    return False
+
+
+@pytest.mark.parametrize("spec", [{}, LLM], ids=["minimal", "llm-3-nats"])
+def test_every_in_mesh_connection_is_allowed_exactly_when_the_catalog_needs_it(spec: dict[str, Any]) -> None:
+    """Egress inside the mesh is broad (one policy for every client), so the destinations' ingress must
+    be exact: every source x destination x port, outsiders included, as the spec reads the policies
+    and as kube-router enforces them."""
+    policies, pods = _mesh(spec)
+    sources = [n for n, p in pods.items() if p.namespace is not None and n != "dns"]
+    destinations = [n for n, p in pods.items() if p.namespace == NS and n != "same-ns-stranger"]
+    for decide, gateway_itself in ((allowed, ()), (allowed_as_kube_router, ("gateway",))):
+        wrong = [
+            (src, dst, port)
+            for src in sources
+            for dst in destinations
+            for port in IN_MESH_PORTS
+            if decide(policies, pods[src], pods[dst], port)
+            != _in_mesh_expected(src, dst, port, nats_peers=bool(spec), gateway_itself=gateway_itself)
+        ]
+        assert wrong == [], decide.__name__

@@ -10,7 +10,7 @@ import json
 import pytest
 from bench.operator_bench import audit, procstat, stats
 from bench.operator_bench.plot import series
-from bench.operator_bench.scenario import Tracker, interleaved
+from bench.operator_bench.scenario import Tracker, interleaved, rollout_settled
 
 OPERATOR = "system:serviceaccount:actormesh-system:actormesh-operator"
 
@@ -206,3 +206,23 @@ def test_the_in_process_noop_measurement_runs_the_real_path_and_wakes_nobody() -
     assert result["events"] == 20
     assert result["woken"] == 0
     assert result["cpu_us_per_event"] >= 0
+
+
+@pytest.mark.parametrize(
+    ("generation", "status", "settled"),
+    [
+        pytest.param(1, {}, False, id="not-seen-by-its-controller"),
+        pytest.param(2, {"observedGeneration": 1, "replicas": 2, "updatedReplicas": 2}, False, id="old-spec"),
+        pytest.param(
+            1, {"observedGeneration": 1, "replicas": 2, "updatedReplicas": 1}, False, id="pods-missing"
+        ),
+        pytest.param(
+            1, {"observedGeneration": 1, "replicas": 2, "updatedReplicas": 2}, True, id="all-pods-made"
+        ),
+    ],
+)
+def test_a_rollout_is_settled_once_every_pod_of_the_current_spec_exists(
+    generation: int, status: dict[str, int], settled: bool
+) -> None:
+    workload = {"metadata": {"generation": generation}, "spec": {"replicas": 2}, "status": status}
+    assert rollout_settled(workload) is settled

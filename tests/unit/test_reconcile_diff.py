@@ -197,6 +197,41 @@ def test_prune_tells_kinds_apart() -> None:
     assert select_prunable(live, desired, UID) == live
 
 
+OLDER_RELEASE_POLICIES = [
+    "deny-all", "allow-dns", "allow-nats", "allow-nats-clients", "allow-nats-monitor", "allow-mocks",
+    "allow-commerce-apis", "allow-redis", "allow-redis-clients", "allow-gateway",
+]  # fmt: skip
+"""The per-flow NetworkPolicies of a minimal mesh before they were cut by destination."""
+
+
+def test_an_upgrade_prunes_the_per_flow_policies_of_an_older_release() -> None:
+    mesh = ActorMesh.from_body(
+        {"metadata": {"name": "demo", "namespace": "ns", "uid": UID}, "spec": {"image": "x:1"}}
+    )
+    desired = build_children(mesh, OperatorSettings(), keda_available=False)
+    owner = {"kind": "ActorMesh", "name": "demo", "uid": UID, "controller": True}
+    older = [
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": {"name": f"demo-{flow}", "namespace": "ns", "ownerReferences": [owner]},
+        }
+        for flow in OLDER_RELEASE_POLICIES
+    ]
+    live = [copy.deepcopy(c) for c in desired if c["kind"] != "NetworkPolicy"] + older
+    for child in live:
+        child["metadata"]["ownerReferences"] = [owner]
+    pruned = {o["metadata"]["name"] for o in select_prunable(live, desired, UID)}
+    assert pruned == {
+        "demo-deny-all",
+        "demo-allow-dns",
+        "demo-allow-nats-clients",
+        "demo-allow-nats-monitor",
+        "demo-allow-commerce-apis",
+        "demo-allow-redis-clients",
+    }
+
+
 def _owned_replicas(live: dict[str, Any], manager: str = MANAGER, subresource: str | None = None) -> None:
     entry: dict[str, Any] = {
         "manager": manager,

@@ -58,6 +58,8 @@ def test_every_child_kind_is_declared() -> None:
 def test_status_and_finalizers_subresources_and_secrets_never_listed_or_deleted() -> None:
     declared = granted()
     assert ("actormesh.io", "actormeshes/status", "patch") in declared
+    # The mesh itself is only read: its status is the one thing the operator writes there.
+    assert {v for g, r, v in declared if r == "actormeshes"} == {"get", "list", "watch"}
     assert ("actormesh.io", "actormeshes/finalizers", "update") in declared
     # get + watch (per-name watches of referenced Secrets); create + patch (generated Secrets, created once,
     # only missing keys added); never list, never update or delete (a value is never overwritten).

@@ -272,3 +272,60 @@ def test_invalid_spec_status_keeps_order_transition_times_and_other_writers() ->
 
     again = invalid_spec_status(first, GENERATION, "spec.image: bad", T1)
     assert status_patch(first, again) is None  # same message later: nothing to write, times kept
+
+
+def _first_created(component: str, replicas: int = 1, kind: str = "Deployment", **counters: Any) -> Any:
+    """A workload just created (generation 1): by default as our apply's response returns it, before
+    its controller has written any status."""
+    fields = {"current": 0, "updated": 0, "ready": 0, "generation": 1, "observed_generation": 0}
+    return ready(component, replicas, kind, **{**fields, **counters})
+
+
+def _all_first_created(**counters: Any) -> list[Any]:
+    return [_first_created(w.component, w.desired, w.kind, **counters) for w in all_ready()]
+
+
+def test_a_new_mesh_is_waiting_for_ready_whatever_the_controllers_reported_yet() -> None:
+    """One status for a first creation until pods become ready: the controllers' first reports
+    (generation observed, pods created) change nothing a user reads, so they cost no write."""
+    new = mesh(generation=1)
+    just_applied = compute_status(new, observed(workloads=_all_first_created()), None, T0)
+    assert condition(just_applied, "Reconciling")["reason"] == Reason.WAITING_FOR_READY
+    assert condition(just_applied, "Ready")["message"].startswith("waiting for ready: nats 0/1, redis 0/1")
+    for counters in (
+        {"observed_generation": 1},  # the controller has looked, no pod yet
+        {"observed_generation": 1, "current": 1, "updated": 1},  # its pods exist, not ready
+    ):
+        later = compute_status(new, observed(workloads=_all_first_created(**counters)), just_applied, T1)
+        assert status_patch(just_applied, later) is None, counters
+    one_ready = _all_first_created(observed_generation=1, current=1, updated=1)
+    one_ready[0] = ready("nats", kind="StatefulSet", generation=1, observed_generation=1)
+    assert status_patch(just_applied, compute_status(new, observed(workloads=one_ready), just_applied, T1))
+
+
+@pytest.mark.parametrize(
+    ("workload", "reason"),
+    [
+        pytest.param(
+            _first_created("nats", 3, "StatefulSet", observed_generation=1, current=1, updated=1),
+            Reason.WAITING_FOR_READY, id="first-pods-of-a-new-statefulset",
+        ),
+        pytest.param(
+            ready("nats", 3, "StatefulSet", generation=2, observed_generation=2, current=1, ready=1),
+            Reason.SCALING, id="scaled-after-creation",
+        ),
+        pytest.param(
+            ready("gateway", generation=2, observed_generation=1, ready=0), Reason.ROLLING_OUT,
+            id="changed-after-creation",
+        ),
+        pytest.param(
+            _first_created("gateway", 2, progress_deadline_exceeded=True), Reason.ROLLOUT_STUCK,
+            id="new-and-stuck-is-stuck",
+        ),
+    ],
+)  # fmt: skip
+def test_only_a_changed_workload_is_rolling_out_or_scaling(workload: Any, reason: Reason) -> None:
+    key = workload.component.replace("-", "_")
+    status = compute_status(mesh(), observed(workloads=all_ready(**{key: workload})), None, T0)
+    said = {condition(status, "Reconciling")["reason"], condition(status, "Ready")["reason"]}
+    assert reason in said

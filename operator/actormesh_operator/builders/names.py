@@ -103,9 +103,9 @@ def alerts(mesh: str) -> str:
     return fit(mesh, "alerts")
 
 
-def network_policy(mesh: str, flow: str) -> str:
-    """One NetworkPolicy per allowed flow, e.g. `network_policy(m, "allow-dns")`."""
-    return fit(mesh, flow)
+def network_policy(mesh: str, purpose: str) -> str:
+    """A NetworkPolicy by what it allows, e.g. `network_policy(m, "allow-redis")`."""
+    return fit(mesh, purpose)
 
 
 # --- StatefulSet volume claim templates (the PVC is `<template>-<statefulset>-<ordinal>`)

@@ -1,26 +1,35 @@
 """NetworkPolicies: deny everything to and from the mesh's pods, then allow only the flows it needs.
 
-Called by `build_children` when `spec.networkPolicy.enabled` (the default). One policy per flow, named
-for it, so `kubectl get netpol` reads as the list of allowed flows:
+Called by `build_children` when `spec.networkPolicy.enabled` (the default). A connection needs both
+the source's egress and the destination's ingress to allow it, so the policies are cut by destination,
+not by flow: the servers' ingress is exact, and the clients' egress inside the mesh is one shared rule
+set that those ingress rules guard. Egress leaving the mesh stays per source. `kubectl get netpol`
+reads as the list of what may be reached, and from where:
 
-- deny-all: every mesh pod, ingress and egress;
-- allow-dns: every mesh pod → kube-system, port 53;
-- allow-nats / allow-nats-clients: actors, gateway, history → NATS 4222; NATS peers ↔ 6222; the
-  monitor port 8222 from the history pod (it reads the server metrics) and from
-  `spec.networkPolicy.kedaNamespace`, only when a ScaledObject reads it;
-- allow-nats-monitor: history → NATS 8222 (egress side of the above);
-- allow-mocks / allow-commerce-apis: context_retriever, execution_coordinator → the commerce APIs;
-  (an actor group, `spec.actors.groups`, is selected by every flow any of its members needs);
-- allow-redis / allow-redis-clients: actors that use Redis, and the gateway → Redis 6379;
+- base: every mesh pod. No ingress; egress to kube-system port 53 (DNS) only;
+- allow-mesh-egress: the clients (actors, gateway, history) → the mesh's own NATS (4222, 8222), Redis
+  (6379) and the mock APIs some actor calls. Never selects a server: kube-router runs every rule of
+  every policy selecting a pod in that pod's one chain, whatever the rule's direction, so a policy
+  with egress to pods it selects itself would open their ingress;
+- allow-nats: → NATS 4222 from actors, gateway, history; 6222 from the NATS peers (and their egress to
+  each other); the monitor port 8222 (unauthenticated) only from the history pod (it reads the server
+  metrics) and from `spec.networkPolicy.kedaNamespace`, only when a ScaledObject reads it;
+- allow-mocks: → the mock APIs from context_retriever and execution_coordinator;
+- allow-redis: → Redis 6379 from the actors that use Redis, and the gateway;
 - allow-gateway: anyone → gateway 8000 (the Service/Ingress decide who can reach it);
-- allow-llm: LLM actors → any address outside `spec.networkPolicy.egressExcept` (private, link-local,
-  loopback by default), TCP 443 or the port of `spec.llm.apiBase`, only when an LLM is configured;
-- allow-tracing: actors, gateway, history → the trace collector's port, in
-  `spec.monitoring.tracing.collectorNamespace` (else outside `egressExcept`), when an endpoint is set.
-History gets no ingress at all: it only connects out to NATS. External NATS/Redis/APIs are allowed
-to any address on their URL's port. Kubelet probes are not subject to NetworkPolicy; Prometheus in
-another namespace is let in by `allow-metrics-scrape` (`spec.monitoring.scrapeNamespace`,
-builders/monitoring.py).
+- leaving the mesh, per source: allow-nats-clients / allow-redis-clients (actors, gateway, history /
+  Redis users → an external server, any address on its URL's port), allow-commerce-apis (the API
+  callers → the real APIs' ports), allow-llm (LLM actors → any address outside
+  `spec.networkPolicy.egressExcept` (private, link-local, loopback by default), TCP 443 or the port
+  of `spec.llm.apiBase`, only when an LLM is configured), allow-tracing (actors, gateway, history →
+  the trace collector's port, in `spec.monitoring.tracing.collectorNamespace`, else outside
+  `egressExcept`, when an endpoint is set).
+An actor group (`spec.actors.groups`) is selected by every flow any of its members needs. History
+gets no ingress at all: it only connects out to NATS. Kubelet probes are not subject to
+NetworkPolicy; Prometheus in another namespace is let in by `allow-metrics-scrape`
+(`spec.monitoring.scrapeNamespace`, builders/monitoring.py). Policies an older operator made per flow
+(deny-all, allow-dns, allow-nats-monitor, ...) are pruned as no longer desired, after the new ones
+are applied (policies add up, so no flow is cut in between).
 """
 
 from __future__ import annotations
@@ -98,15 +107,33 @@ def redis_clients(mesh: ActorMesh) -> list[str]:
 
 
 def _base(mesh: ActorMesh) -> list[Manifest]:
+    """`base` (every mesh pod: no ingress, DNS egress) and `allow-mesh-egress` (the clients → the
+    mesh's own servers, on every port a server serves to one of them; the servers are never selected,
+    see the module docstring)."""
     everything = {"matchLabels": labels.mesh_selector(mesh.name)}
     dns = {
         "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}}],
         "ports": [{"protocol": "UDP", "port": 53}, *tcp(53)],
     }
-    return [
-        _policy(mesh, "deny-all", everything, ingress=[], egress=[]),
-        _policy(mesh, "allow-dns", everything, egress=[dns]),
-    ]
+    out = [_policy(mesh, "base", everything, ingress=[], egress=[dns])]
+    servers = _in_mesh_egress(mesh)
+    if servers:
+        out.append(_policy(mesh, "allow-mesh-egress", pods(mesh, nats_clients(mesh)), egress=servers))
+    return out
+
+
+def _in_mesh_egress(mesh: ActorMesh) -> list[Rule]:
+    """To this mesh's NATS, Redis and mock pods, on the ports they serve to some client."""
+    rules: list[Rule] = []
+    if mesh.spec.nats.managed:
+        ports = tcp(Ports.NATS_CLIENT, Ports.NATS_MONITOR)
+        rules.append({"to": [{"podSelector": pods(mesh, [labels.NATS])}], "ports": ports})
+    if mesh.spec.redis.enabled and mesh.spec.redis.external is None:
+        rules.append({"to": [{"podSelector": pods(mesh, [labels.REDIS])}], "ports": tcp(Ports.REDIS)})
+    mocked = _mocked_ports(mesh)
+    if mocked:
+        rules.append({"to": [{"podSelector": pods(mesh, [labels.MOCKS])}], "ports": tcp(*mocked)})
+    return rules
 
 
 def _nats(mesh: ActorMesh, *, keda_available: bool) -> list[Manifest]:
@@ -116,16 +143,14 @@ def _nats(mesh: ActorMesh, *, keda_available: bool) -> list[Manifest]:
         ports = url_ports(external.url.split(",")) if external is not None else [Ports.NATS_CLIENT]
         return [_policy(mesh, "allow-nats-clients", pods(mesh, clients), egress=[{"ports": tcp(*ports)}])]
     nats = pods(mesh, [labels.NATS])
-    history = pods(mesh, [labels.HISTORY])
     ingress: list[Rule] = [
         {"from": [{"podSelector": pods(mesh, clients)}], "ports": tcp(Ports.NATS_CLIENT)},
         # The history service reads /varz and /jsz into the NATS server metrics (docs/metrics.md).
-        {"from": [{"podSelector": history}], "ports": tcp(Ports.NATS_MONITOR)},
+        {"from": [{"podSelector": pods(mesh, [labels.HISTORY])}], "ports": tcp(Ports.NATS_MONITOR)},
     ]
     egress: list[Rule] = []
     if mesh.spec.nats.replicas > 1:
-        peers = {"from": [{"podSelector": nats}], "ports": tcp(Ports.NATS_CLUSTER)}
-        ingress.append(peers)
+        ingress.append({"from": [{"podSelector": nats}], "ports": tcp(Ports.NATS_CLUSTER)})
         egress.append({"to": [{"podSelector": nats}], "ports": tcp(Ports.NATS_CLUSTER)})
     if any(
         uses_scaled_object(mesh, a, keda_available=keda_available) for a in mesh.spec.actors.enabled_actors()
@@ -135,33 +160,31 @@ def _nats(mesh: ActorMesh, *, keda_available: bool) -> list[Manifest]:
         ingress.append(
             {"from": [{"namespaceSelector": {"matchLabels": keda}}], "ports": tcp(Ports.NATS_MONITOR)}
         )
-    to_nats = [{"to": [{"podSelector": nats}], "ports": tcp(Ports.NATS_CLIENT)}]
-    to_monitor = [{"to": [{"podSelector": nats}], "ports": tcp(Ports.NATS_MONITOR)}]
-    return [
-        _policy(mesh, "allow-nats", nats, ingress=ingress, egress=egress),
-        _policy(mesh, "allow-nats-clients", pods(mesh, clients), egress=to_nats),
-        _policy(mesh, "allow-nats-monitor", history, egress=to_monitor),
-    ]
+    return [_policy(mesh, "allow-nats", nats, ingress=ingress, egress=egress or None)]
+
+
+def _mocked_ports(mesh: ActorMesh) -> list[int]:
+    """Ports of the mock APIs some actor calls (those without a real URL), when the mocks run."""
+    if not mesh.spec.mock_services.enabled or not _actors(mesh, "calls_commerce_apis"):
+        return []
+    return [MOCK_PORTS[api] for api, url in _commerce_urls(mesh).items() if url is None]
+
+
+def _commerce_urls(mesh: ActorMesh) -> dict[str, str | None]:
+    apis = mesh.spec.commerce_apis
+    return {"customers": apis.customer_url, "orders": apis.orders_url, "tracking": apis.tracking_url}
 
 
 def _commerce(mesh: ActorMesh) -> list[Manifest]:
+    """The mocks' ingress from the API callers; the callers' egress to real APIs outside the mesh."""
     callers = _actors(mesh, "calls_commerce_apis")
-    if not callers:
-        return []
-    apis = mesh.spec.commerce_apis
-    explicit = {"customers": apis.customer_url, "orders": apis.orders_url, "tracking": apis.tracking_url}
-    external = [url for url in explicit.values() if url is not None]
-    mocked = [MOCK_PORTS[api] for api, url in explicit.items() if url is None]
     out: list[Manifest] = []
-    egress: list[Rule] = []
-    if external:
-        egress.append({"ports": tcp(*url_ports(external))})
-    if mocked and mesh.spec.mock_services.enabled:
-        mocks = pods(mesh, [labels.MOCKS])
-        egress.append({"to": [{"podSelector": mocks}], "ports": tcp(*mocked)})
+    if _mocked_ports(mesh):
         ingress = [{"from": [{"podSelector": pods(mesh, callers)}], "ports": tcp(*MOCK_PORTS.values())}]
-        out.append(_policy(mesh, "allow-mocks", mocks, ingress=ingress))
-    if egress:
+        out.append(_policy(mesh, "allow-mocks", pods(mesh, [labels.MOCKS]), ingress=ingress))
+    external = [url for url in _commerce_urls(mesh).values() if url is not None]
+    if callers and external:
+        egress = [{"ports": tcp(*url_ports(external))}]
         out.append(_policy(mesh, "allow-commerce-apis", pods(mesh, callers), egress=egress))
     return out
 
@@ -174,13 +197,8 @@ def _redis(mesh: ActorMesh) -> list[Manifest]:
     if redis.external is not None:
         egress: list[Rule] = [{"ports": tcp(*url_ports([redis.external.url]))}]
         return [_policy(mesh, "allow-redis-clients", pods(mesh, clients), egress=egress)]
-    server = pods(mesh, [labels.REDIS])
     ingress = [{"from": [{"podSelector": pods(mesh, clients)}], "ports": tcp(Ports.REDIS)}]
-    egress = [{"to": [{"podSelector": server}], "ports": tcp(Ports.REDIS)}]
-    return [
-        _policy(mesh, "allow-redis", server, ingress=ingress),
-        _policy(mesh, "allow-redis-clients", pods(mesh, clients), egress=egress),
-    ]
+    return [_policy(mesh, "allow-redis", pods(mesh, [labels.REDIS]), ingress=ingress)]
 
 
 def _gateway_and_llm(mesh: ActorMesh) -> list[Manifest]:

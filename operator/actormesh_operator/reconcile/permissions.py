@@ -33,10 +33,10 @@ PERMISSIONS: tuple[Permission, ...] = (
     Permission(
         GROUP,
         PLURAL,
-        ("get", "list", "watch", "patch"),
-        "get: runner reads the mesh fresh; list+watch: kopf and the resync; patch: kopf's "
-        "progress and diff-base annotations (unused since the operator has no kopf change handlers; "
-        "kept for a rollback to an older operator)",
+        ("get", "list", "watch"),
+        "get: runner reads the mesh when the cache has none (or after a status conflict); list+watch: "
+        "kopf and the resync. No patch: nothing but the status is written (kopf has no change "
+        "handlers here, so it stores no annotations and adds no finalizer)",
     ),
     Permission(GROUP, f"{PLURAL}/status", ("patch",), "runner writes status with a merge patch"),
     Permission(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from actormesh_operator.builders import names
@@ -38,7 +40,7 @@ def test_deleted_and_edited_children_are_restored(operators: OperatorFactory, ku
 
     kube.kubectl("delete", f"service/{gateway}", f"configmap/{config}", "-n", ns)
     kube.kubectl("set", "image", f"deployment/{gateway}", f"{container['name']}=evil/image:1", "-n", ns)
-    policy = names.network_policy(mesh, "deny-all")
+    policy = names.network_policy(mesh, "base")
     kube.kubectl("label", "networkpolicy", policy, "-n", ns, "app.kubernetes.io/managed-by-")
 
     def restored() -> bool:
@@ -54,6 +56,41 @@ def test_deleted_and_edited_children_are_restored(operators: OperatorFactory, ku
         )
 
     eventually(restored, what="deleted and edited children restored", timeout_s=60)
+
+
+def test_a_policy_an_older_release_made_is_pruned(operators: OperatorFactory, kube_namespace: str) -> None:
+    """Upgrade from per-flow NetworkPolicies: the old ones, still owned by the mesh, are deleted once
+    their flows live in the new ones (the child watch brings it; no resync needed)."""
+    kube, ns, mesh = operators.kube, kube_namespace, "upgraded"
+    operators.start(resync_interval_s=3600)
+    apply(kube, ns, minimal_mesh(mesh))
+    eventually(lambda: reconciled(kube, ns, mesh) is not None, what="mesh reconciled", timeout_s=60)
+    base = get(kube, ns, "networkpolicy", names.network_policy(mesh, "base"))
+    old_name = names.network_policy(mesh, "allow-dns")
+    old = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {
+            "name": old_name,
+            "labels": base["metadata"]["labels"],
+            "ownerReferences": base["metadata"]["ownerReferences"],
+        },
+        "spec": {"podSelector": base["spec"]["podSelector"], "policyTypes": ["Egress"], "egress": []},
+    }
+    kube.kubectl(
+        "apply",
+        "--server-side",
+        f"--field-manager={FIELD_MANAGER}",
+        "-n",
+        ns,
+        "-f",
+        "-",
+        input=json.dumps(old),
+    )
+    eventually(
+        lambda: try_get(kube, ns, "networkpolicy", old_name) is None, what="old policy pruned", timeout_s=60
+    )
+    assert try_get(kube, ns, "networkpolicy", base["metadata"]["name"]) is not None
 
 
 def test_hpa_scaling_is_not_reverted(operators: OperatorFactory, kube_namespace: str) -> None:
