@@ -83,15 +83,19 @@ async def apply_children(
     outcome: ApplyOutcome,
     cache: WriteCache | None = None,
     verified: dict[ChildKey, tuple[str, str]] | None = None,
+    hashes: dict[ChildKey, str] | None = None,
 ) -> None:
     """Server-side apply each desired child that is missing, changed or drifted; skip the rest.
     Every response goes into `cache` too, so the watch event of our own write is no news.
 
     `verified` remembers, per child, the (resourceVersion, desired hash) last found in sync: the same
-    pair again needs no field-by-field comparison (any write changes the resourceVersion)."""
+    pair again needs no field-by-field comparison (any write changes the resourceVersion). `hashes`
+    receives every desired child's hash (`insync.py`)."""
     for manifest in desired:
         body = with_hash(manifest)
         key = child_key(body)
+        if hashes is not None:
+            hashes[key] = body["metadata"]["annotations"][HASH_ANNOTATION]
         current = live.get(key)
         stamp = (_version(current), body["metadata"]["annotations"][HASH_ANNOTATION])
         if verified is not None and current is not None and verified.get(key) == stamp:

@@ -8,7 +8,8 @@ never interleave their writes. The steps (KubeRay's `reconcileFuncs`, then one s
 2. observe: KEDA discovery, the live children (label-selected); create the generated Secrets (gateway
    key, Redis and NATS passwords) that do not exist yet, never overwriting; read the referenced ones;
 3. a missing Secret stops here: `Stalled`, an Event, no children applied (pods would only fail);
-4. build the desired children (pure) and server-side apply those missing, changed or drifted;
+4. build the desired children (pure) and server-side apply those missing, changed or drifted —
+   skipped, with 5, when the inputs and children of the last complete pass still hold (`insync.py`);
 5. prune children this mesh controls that are no longer desired;
 6. compute the full status (pure) and patch the status subresource only if it changed.
 
@@ -50,6 +51,7 @@ from actormesh_operator.reconcile.errors import (
 )
 from actormesh_operator.reconcile.events import post_event
 from actormesh_operator.reconcile.generated import ensure_generated_secrets
+from actormesh_operator.reconcile.insync import InSync, inputs_digest, secrets_digest
 from actormesh_operator.reconcile.kube import KubeApiError, KubeClient, Resource
 from actormesh_operator.reconcile.meshes import MeshCache
 from actormesh_operator.reconcile.observe import (
@@ -123,6 +125,8 @@ class MeshReconciler:
         self._gateway_api = KindDetector(HTTP_ROUTE, initial=gateway_api_available)
         self._verified: dict[tuple[str, str], dict[ChildKey, tuple[str, str]]] = {}
         """Per mesh: children last found in sync, by (resourceVersion, desired hash) (`apply_children`)."""
+        self._in_sync: dict[tuple[str, str], InSync] = {}
+        """Per mesh: the inputs and children of its last complete pass (`insync.py`)."""
         self._settled: dict[tuple[str, str], int] = {}
         """Generation of each mesh's last successful, unpaused pass: status-only refreshes are allowed
         while it is the mesh's current generation (anything else needs a full pass)."""
@@ -151,12 +155,14 @@ class MeshReconciler:
                     self._secrets_seen(namespace, name, set())  # nothing left to watch for it
                     self._settled.pop((namespace, name), None)
                     self._verified.pop((namespace, name), None)
+                    self._in_sync.pop((namespace, name), None)
                     return None  # gone or going: the garbage collector takes the children
                 attempt = _Attempt(body=body)
                 async with self._passes:
                     outcome = await self._pass(attempt)
             except Exception as exc:
                 self._settled.pop((namespace, name), None)
+                self._in_sync.pop((namespace, name), None)
                 return await self._failed(f"{namespace}/{name}", attempt, exc, trigger=trigger, retry=retry)
             finally:
                 metrics.DURATION.observe(time.monotonic() - started)
@@ -227,6 +233,15 @@ class MeshReconciler:
         await self._warn_when_anonymous(attempt.body, mesh)
         await self._observe(attempt, mesh, recheck=True)
         attempt.listed = True
+        key = (mesh.namespace, mesh.name)
+        inputs = inputs_digest(
+            attempt.body, keda=attempt.keda, monitoring=attempt.monitoring, gateway_api=attempt.gateway_api
+        )
+        if not mesh.paused and await self._still_in_sync(key, inputs, attempt):
+            await self._write_status(attempt.body, mesh, _observed(attempt))
+            self._settled[key] = mesh.generation
+            return ApplyOutcome()
+        self._in_sync.pop(key, None)
         built = build_children(
             mesh,
             self.settings,
@@ -253,6 +268,7 @@ class MeshReconciler:
         if attempt.missing:
             raise MissingSecretError("; ".join(_missing_text(m, mesh.namespace) for m in attempt.missing))
         manager = self.settings.field_manager
+        hashes: dict[ChildKey, str] = {}
         await apply_children(
             self.kube,
             desired,
@@ -260,14 +276,26 @@ class MeshReconciler:
             field_manager=manager,
             outcome=outcome,
             cache=self.children,
-            verified=self._verified.setdefault((mesh.namespace, mesh.name), {}),
+            verified=self._verified.setdefault(key, {}),
+            hashes=hashes,
         )
         await prune_children(
             self.kube, desired, attempt.live, owner_uid=mesh.uid, outcome=outcome, cache=self.children
         )
         await self._write_status(attempt.body, mesh, _observed(attempt))
-        self._settled[(mesh.namespace, mesh.name)] = mesh.generation
+        self._settled[key] = mesh.generation
+        self._in_sync[key] = InSync(inputs, frozenset(names), secrets_digest(secrets), hashes)
         return outcome
+
+    async def _still_in_sync(self, key: tuple[str, str], inputs: bytes, attempt: _Attempt) -> bool:
+        """The last complete pass still holds (`insync.py`): same inputs and Secrets, every live child
+        verified against its hash. Reads the Secrets from their cache, as the full pass would."""
+        known = self._in_sync.get(key)
+        if known is None or inputs != known.inputs:
+            return False
+        secrets = await read_secrets(self.kube, key[0], known.secret_names, self.secrets)
+        verified = self._verified.get(key, {})
+        return known.still_holds(inputs, secrets_digest(secrets), attempt.live, verified)
 
     async def _observe(self, attempt: _Attempt, mesh: ActorMesh, *, recheck: bool) -> None:
         """Which optional kinds are served, then the live children. Discovery is asked again only for

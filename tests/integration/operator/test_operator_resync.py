@@ -1,0 +1,56 @@
+"""The resync over an unchanged mesh builds nothing; a change after it is still applied (`insync.py`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from prometheus_client import REGISTRY
+
+from actormesh_operator.builders import names
+from actormesh_operator.reconcile import runner
+from actormesh_runtime.catalog import ACTORS_BY_NAME, ActorName
+from tests.integration.operator.conftest import OperatorFactory
+from tests.integration.operator.kubeapi import apply, get, minimal_mesh, reconciled
+from tests.support.eventually import eventually
+
+pytestmark = [pytest.mark.integration, pytest.mark.k8s, pytest.mark.xdist_group("k8s")]
+
+
+def _resyncs() -> float:
+    labels = {"trigger": "resync", "result": "success"}
+    return REGISTRY.get_sample_value("actormesh_operator_reconciles_total", labels) or 0.0
+
+
+def test_a_resync_of_an_unchanged_mesh_skips_the_builders_and_a_change_still_lands(
+    operators: OperatorFactory, kube_namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kube, ns, mesh = operators.kube, kube_namespace, "insync"
+    builds: list[str] = []
+    real_build = runner.build_children
+
+    def counting_build(*args: Any, **kwargs: Any) -> Any:
+        builds.append(args[0].name)
+        return real_build(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "build_children", counting_build)
+    operators.start(resync_interval_s=0.5, resync_jitter_s=0.1)
+    apply(kube, ns, minimal_mesh(mesh))
+    eventually(lambda: reconciled(kube, ns, mesh) is not None, what="mesh reconciled", timeout_s=60)
+
+    # A few resync passes after the one that verified every child: none of them builds.
+    start = _resyncs()
+    eventually(lambda: _resyncs() >= start + 3, what="three resync passes", timeout_s=60)
+    settled_builds, start = len(builds), _resyncs()
+    eventually(lambda: _resyncs() >= start + 4, what="four more resync passes", timeout_s=60)
+    assert len(builds) == settled_builds, f"{len(builds) - settled_builds} builds"
+
+    # A spec change is built and applied (the new generation changes the inputs' digest).
+    apply(kube, ns, minimal_mesh(mesh, actors={"sentimentAnalyzer": {"replicas": 2}}))
+    deployment = names.actor(mesh, ACTORS_BY_NAME[ActorName.SENTIMENT_ANALYZER])
+    eventually(
+        lambda: get(kube, ns, "deployment", deployment)["spec"]["replicas"] == 2,
+        what="the new replica count applied",
+        timeout_s=60,
+    )
+    assert len(builds) > settled_builds
