@@ -12,14 +12,20 @@ aggregator only answers the caller): the gap between it and the relay is the hos
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
+import shutil
+import tempfile
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
+from tests.conftest import free_port
+from tests.support.redis import RedisServer
 
 from actormesh_runtime.actors.base import Actor
 from actormesh_runtime.bus.connection import open_bus
@@ -33,7 +39,7 @@ from actormesh_runtime.screening import screen
 from actormesh_runtime.settings import RuntimeSettings
 
 from .load import Pending
-from .processes import ACTORMESH, Children, MocksProcess, RedisProcess, wait_bound
+from .processes import ACTORMESH, Children, MocksProcess, wait_bound
 
 JOHN, JANE, BOB = "john.doe@example.com", "jane.smith@example.com", "bob.wilson@example.com"
 
@@ -206,12 +212,17 @@ class ActorProcesses:
         self.groups = groups
         self.subjects = Subjects(settings.mesh_name)
         self.children = Children()
-        self.redis = RedisProcess()
+        # The context cache of processes per actor is Redis, as in Kubernetes (storage/cache.py).
+        self._redis_dir = tempfile.TemporaryDirectory(prefix="bench-redis-")
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server not found: apt-get install -y redis-server (.ci/run does it)")
+        self.redis = RedisServer(binary, Path(self._redis_dir.name), free_port())
 
     async def start(self) -> None:
         nc = await open_bus(self.settings, name="bench-mp-setup")
         try:
-            await self.redis.start()
+            await asyncio.to_thread(self.redis.start)
             env = {
                 "MESH_NAME": self.settings.mesh_name, "NATS_URL": self.settings.nats_url,
                 "CUSTOMER_API_URL": self.settings.customer_api_url,
@@ -232,7 +243,8 @@ class ActorProcesses:
 
     async def stop(self) -> None:
         await self.children.stop()
-        await self.redis.stop()
+        await asyncio.to_thread(self.redis.kill)
+        self._redis_dir.cleanup()
 
 
 def relay_payloads(captured: dict[str, bytes]) -> list[tuple[str, dict[str, Any]]]:

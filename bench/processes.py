@@ -10,16 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shutil
 import signal
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 from nats.js import JetStreamContext
-
-from actormesh_runtime.net import bind_tcp
 
 from .load import process_cpu_s
 
@@ -118,57 +114,6 @@ class MocksProcess:
 
     async def stop(self) -> None:
         await self.children.stop()
-
-
-class RedisProcess:
-    """A throw-away `redis-server` on a free loopback port (no persistence), for the layouts in which
-    the actors run as processes of their own: there, as in Kubernetes, the customer-context cache is
-    Redis (a per-process cache would not be coherent, so without Redis there is none)."""
-
-    def __init__(self) -> None:
-        self.proc: asyncio.subprocess.Process | None = None
-        self._dir = tempfile.TemporaryDirectory(prefix="bench-redis-")
-        self.url = ""
-
-    async def start(self, timeout_s: float = 30.0) -> RedisProcess:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise RuntimeError("redis-server not found: apt-get install -y redis-server (.ci/run does it)")
-        with bind_tcp("127.0.0.1", 0) as probe:
-            port = probe.getsockname()[1]
-        self.proc = await asyncio.create_subprocess_exec(
-            binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-            "--dir", self._dir.name, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-        )  # fmt: skip
-        deadline = time.monotonic() + timeout_s
-        while not await _answers_ping(port):
-            if self.proc.returncode is not None or time.monotonic() > deadline:
-                await self.stop()
-                raise RuntimeError(f"redis-server did not start on port {port}")
-            await asyncio.sleep(0.05)
-        self.url = f"redis://127.0.0.1:{port}/0"
-        return self
-
-    async def stop(self) -> None:
-        if self.proc is not None and self.proc.returncode is None:
-            self.proc.kill()
-            await self.proc.wait()
-        self._dir.cleanup()
-
-
-async def _answers_ping(port: int) -> bool:
-    try:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    except OSError:
-        return False
-    try:
-        writer.write(b"PING\r\n")
-        await writer.drain()
-        return (await asyncio.wait_for(reader.readline(), 2)).startswith(b"+PONG")
-    except (OSError, TimeoutError):
-        return False
-    finally:
-        writer.close()
 
 
 async def wait_bound(js: JetStreamContext, stream: str, durables: list[str], timeout_s: float = 240) -> None:
