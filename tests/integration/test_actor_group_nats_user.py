@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -25,7 +25,7 @@ from tests.integration.test_nats_permissions_server import (
     DENIED_WAIT_S,
     Server,
     _denied,
-    _server_from_rendered_config,
+    serving,
 )
 from tests.support.envelopes import make_envelope
 from tests.support.eventually import eventually_async
@@ -39,18 +39,9 @@ MEMBERS = [ActorName.DECISION_ROUTER, ActorName.ESCALATION_ROUTER]
 
 
 @pytest.fixture
-def nats_with_group_user(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
-    with _server_from_rendered_config(tmp_path, mesh=SPEC) as server:
-        yield server
-
-
-@pytest.fixture
-async def server(nats_with_group_user: tuple[str, dict[str, str]]) -> AsyncIterator[Server]:
-    s = Server(*nats_with_group_user)
-    try:
+async def server(tmp_path: Path) -> AsyncIterator[Server]:
+    async with serving(tmp_path, mesh=SPEC) as s:
         yield s
-    finally:
-        await s.close()
 
 
 async def test_group_process_runs_its_members_as_the_group_user(server: Server) -> None:

@@ -119,10 +119,15 @@ def _server_from_rendered_config(
         log.close()
 
 
-@pytest.fixture
-def nats_with_users(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
-    with _server_from_rendered_config(tmp_path) as server:
-        yield server
+@contextlib.asynccontextmanager
+async def serving(tmp_path: Path, *, mesh: dict[str, Any] | None = None) -> AsyncIterator[Server]:
+    """A `Server` on the nats.conf rendered for `mesh`, its clients closed at the end."""
+    with _server_from_rendered_config(tmp_path, mesh=mesh) as (url, passwords):
+        s = Server(url, passwords)
+        try:
+            yield s
+        finally:
+            await s.close()
 
 
 def _ok(url: str) -> bool:
@@ -133,12 +138,9 @@ def _ok(url: str) -> bool:
 
 
 @pytest.fixture
-async def server(nats_with_users: tuple[str, dict[str, str]]) -> AsyncIterator[Server]:
-    s = Server(*nats_with_users)
-    try:
+async def server(tmp_path: Path) -> AsyncIterator[Server]:
+    async with serving(tmp_path) as s:
         yield s
-    finally:
-        await s.close()
 
 
 async def _denied(server: Server, user: str, coro: Any) -> None:
