@@ -97,10 +97,10 @@ _SHOUTED_WORD = re.compile(r"\b[A-Z]{4,}\b")
 """Case matters here: matched against the text as written."""
 
 
-def urgency_points(text: str, compound: float) -> int:
-    """Points towards urgency: each cue family counts once, so repetition cannot inflate it."""
+def urgency_points(text: str, compound: float, folded: str) -> int:
+    """Points towards urgency: each cue family counts once, so repetition cannot inflate it. The cues
+    are read from `folded` (`fold(text)`), the shouting from `text` as written."""
     points = 0
-    folded = fold(text)
     if _TIME_PRESSURE_STRONG.search(folded):
         points += 2
     elif _TIME_PRESSURE.search(folded):
@@ -151,7 +151,7 @@ class SentimentAnalyzer(PlainActor):
         label = label_for(compound)
         complaint = bool(_COMPLAINT.search(folded)) or (label is SentimentLabel.NEGATIVE and compound <= -0.4)
         critical = legal or bool(_FRAUD.search(folded))
-        urgency = urgency_for(urgency_points(text, compound), critical_cue=critical)
+        urgency = urgency_for(urgency_points(text, compound, folded), critical_cue=critical)
         return Sentiment(
             label=label,
             score=round(compound, 4),
