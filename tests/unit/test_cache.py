@@ -12,7 +12,7 @@ from actormesh_runtime.envelope import CustomerContext
 from actormesh_runtime.resources import ActorDeps
 from actormesh_runtime.storage.cache import ContextCache, acquire_context_cache, context_store
 from actormesh_runtime.storage.session import SessionStore
-from actormesh_runtime.storage.stores import MemoryStore, NoStore, RedisStore, redis_client
+from actormesh_runtime.storage.stores import MemoryStore, RedisStore, redis_client
 from tests.support.commerce import context_for, unit_settings
 
 
@@ -203,7 +203,7 @@ def _deps(*, redis_url: str | None = None, whole_mesh: bool = False) -> ActorDep
 def test_the_context_cache_is_kept_in_memory_only_where_the_whole_mesh_runs() -> None:
     assert isinstance(context_store(_deps(whole_mesh=True)), MemoryStore)
     assert isinstance(context_store(_deps(redis_url="redis://127.0.0.1:1/0")), RedisStore)
-    assert isinstance(context_store(_deps()), NoStore)
+    assert context_store(_deps()) is None
 
 
 async def test_without_redis_a_process_per_actor_never_serves_a_context_another_one_changed() -> None:

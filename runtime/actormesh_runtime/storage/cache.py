@@ -18,16 +18,17 @@ from pydantic import ValidationError
 from actormesh_runtime import resources
 from actormesh_runtime.envelope import CustomerContext
 from actormesh_runtime.resources import ActorDeps
-from actormesh_runtime.storage.stores import JsonStore, NoStore, open_store
+from actormesh_runtime.storage.stores import JsonStore, open_store
 
 log = logging.getLogger(__name__)
 CACHE_LOOKUPS = Counter("actormesh_cache_lookups_total", "Customer-context cache lookups", ["result"])
 
 
 class ContextCache:
-    """Complete customer contexts by email, with a TTL. Partial or unknown contexts are not cached."""
+    """Complete customer contexts by email, with a TTL. Partial or unknown contexts are not cached.
+    Without a store (`context_store`) the cache is off: every lookup misses and nothing is kept."""
 
-    def __init__(self, store: JsonStore, *, mesh: str, ttl_s: float) -> None:
+    def __init__(self, store: JsonStore | None, *, mesh: str, ttl_s: float) -> None:
         self._store = store
         self._prefix = f"actormesh:{mesh}:ctx:"
         self._ttl = ttl_s
@@ -36,6 +37,8 @@ class ContextCache:
         return self._prefix + email.strip().lower()
 
     async def get(self, email: str) -> CustomerContext | None:
+        if self._store is None:
+            return None
         # Validated straight from the stored text (one pass, no intermediate dicts): every hit
         # decodes a fresh object, so the caller may keep and change it without a copy.
         raw = await self._store.get_json(self._key(email))
@@ -51,30 +54,32 @@ class ContextCache:
         return context
 
     async def put(self, context: CustomerContext) -> None:
-        if not context.found or context.errors:
+        if self._store is None or not context.found or context.errors:
             return
         await self._store.set(self._key(context.email), context.model_dump(mode="json"), self._ttl)
 
     async def invalidate(self, email: str) -> None:
         """After a change to the customer's orders, so the next message sees fresh data."""
-        await self._store.delete(self._key(email))
+        if self._store is not None:
+            await self._store.delete(self._key(email))
 
     async def close(self) -> None:
-        await self._store.close()
+        if self._store is not None:
+            await self._store.close()
 
 
 _SHARED_KEY = "context_cache"
 
 
-def context_store(deps: ActorDeps) -> JsonStore:
-    """Redis when configured; else the process's memory if the whole mesh runs here, else nothing."""
+def context_store(deps: ActorDeps) -> JsonStore | None:
+    """Redis when configured; else the process's memory if the whole mesh runs here, else none."""
     if deps.settings.redis_url or deps.whole_mesh:
         return open_store(deps.settings, "context")
     log.warning(
         "no REDIS_URL: the customer-context cache is off in this process (kept per process, it would "
         "serve contexts another process has changed); every message reads the commerce APIs"
     )
-    return NoStore()
+    return None
 
 
 def acquire_context_cache(deps: ActorDeps) -> ContextCache:

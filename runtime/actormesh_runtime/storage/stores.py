@@ -93,26 +93,6 @@ class MemoryStore:
             del self._items[next(iter(self._items))]
 
 
-class NoStore:
-    """Holds nothing: every get is a miss. For a cache that would be wrong if kept per process
-    (`storage.cache`: another process changes what it holds and cannot tell it)."""
-
-    async def get(self, key: str) -> Any | None:
-        return None
-
-    async def get_json(self, key: str) -> str | None:
-        return None
-
-    async def set(self, key: str, value: Any, ttl_s: float) -> None:
-        return None
-
-    async def delete(self, key: str) -> None:
-        return None
-
-    async def close(self) -> None:
-        return None
-
-
 class RedisStore:
     """Redis-backed TTL store that degrades to 'no cache' while Redis is unavailable."""
 
