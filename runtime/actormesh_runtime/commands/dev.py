@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from actormesh_runtime.settings import RuntimeSettings
 
 HELP = "Run the whole mesh locally on embedded defaults and print the chat URL."
+GATEWAY_READY_TIMEOUT_S = 60.0
+"""How long the banner waits for the gateway's NATS connection (a loaded machine can be slow)."""
 DEFAULT_DATA_DIR = Path(".actormesh")
 
 
@@ -129,6 +131,11 @@ async def serve(settings: RuntimeSettings, *, data_dir: Path, nats_url: str | No
         await mesh.enter_context(HistoryService(mesh.settings_for(HISTORY_USER)))
         app = create_app(mesh.settings_for(GATEWAY_USER))
         server = await mesh.enter_context(GatewayServer(app, host=settings.host, port=settings.port))
+        # The gateway connects to NATS in the background: the URL is printed once a chat can succeed
+        # (before, a first chat right after the banner could get 503 "not connected to NATS").
+        if not await app.state.gateway.wait_ready(GATEWAY_READY_TIMEOUT_S):
+            print("actormesh dev: the gateway is not connected to NATS yet; chats get 503 until it is",
+                  file=sys.stderr, flush=True)  # fmt: skip
         print(banner(server.url, mesh), flush=True)
         await stop.wait()
         print("stopping…", file=sys.stderr, flush=True)
