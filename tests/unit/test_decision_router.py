@@ -475,3 +475,9 @@ def test_each_recorded_reason_reads_as_docs_actors_says(name: str) -> None:
     docs = (Path(__file__).resolve().parents[2] / "docs" / "actors.md").read_text()
     section = " ".join(docs.split("## decision_router", 1)[1].split("\n## ", 1)[0].split())
     assert f"`{getattr(decision_policy, name)}`" in section
+
+
+def test_a_complaint_note_does_not_take_the_target_of_the_action() -> None:
+    decision = run(JANE, intent(Intent.CANCELLATION_REQUEST), sentiment(NEG, complaint=True))
+    assert decision.planned_actions == [ActionType.CANCEL_ORDER, ActionType.ADD_NOTE]
+    assert decision.target_order_id == "ORD-20001"  # the cancellable order, not "no order" (a note's)
