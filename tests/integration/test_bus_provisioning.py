@@ -1,4 +1,5 @@
-"""Stream provisioning (docs/bus.md): every process creates or updates the mesh's streams when it starts —
+"""Connecting and stream provisioning (docs/bus.md). NATS_URL may name several servers, comma-separated.
+Provisioning: every process creates or updates the mesh's streams when it starts —
 idempotent, safe when several start at once (a rolling upgrade may run two configurations side by side),
 so start-up order does not matter."""
 
@@ -9,8 +10,9 @@ import asyncio
 import pytest
 from nats.js.api import RetentionPolicy
 
-from actormesh_runtime.bus.connection import open_bus, work_stream_config
+from actormesh_runtime.bus.connection import connect, open_bus, work_stream_config
 from actormesh_runtime.catalog import Subjects
+from tests.conftest import free_port
 from tests.support.bus_actors import fast_settings
 
 pytestmark = pytest.mark.integration
@@ -64,5 +66,15 @@ async def test_a_stream_that_cannot_take_the_new_settings_is_kept_and_the_proces
 
         kept = await js.stream_info(wanted.name or "")
         assert kept.config.retention == RetentionPolicy.LIMITS
+    finally:
+        await nc.close()
+
+
+async def test_a_comma_separated_nats_url_names_several_servers(nats_server: str) -> None:
+    down = f"nats://127.0.0.1:{free_port()}"  # nothing listens there
+    nc = await connect(fast_settings(f" {down} , {nats_server},"))
+    try:
+        assert nc.is_connected
+        assert {f"nats://{s.netloc}" for s in nc.servers} >= {down, nats_server}
     finally:
         await nc.close()
