@@ -13,6 +13,9 @@ from actormesh_runtime.envelope import (
     ActionType,
     Decision,
     GuardrailVerdict,
+    Intent,
+    IntentResult,
+    Sentiment,
     SentimentLabel,
     Urgency,
 )
@@ -34,6 +37,7 @@ from actormesh_runtime.policy.escalation import (
     facts,
     priority,
     reason_code,
+    summary,
 )
 from actormesh_runtime.priority import Priority
 from tests.support.envelopes import JOHN, make_envelope
@@ -240,3 +244,18 @@ def test_the_facts_carry_the_fields_docs_escalations_md_lists() -> None:
     assert all(set(order) == fields for order in found.orders)
     assert all(set(item) == {"name", "quantity"} for order in found.orders for item in order["items"])
     assert [set(a) for a in found.actions] == [{"type", "order_id", "status", "detail"}]
+
+
+@pytest.mark.parametrize("found", [True, False], ids=["known-customer", "unknown-customer"])
+def test_the_summary_reads_as_docs_escalations_md_shows(found: bool) -> None:
+    envelope = make_envelope("I want   a human", with_context=True)
+    envelope.intent = IntentResult(intent=Intent.ESCALATION_REQUEST, confidence=0.9)
+    envelope.sentiment = Sentiment(label=NEU, score=0.0, urgency=Urgency.MEDIUM)
+    assert envelope.context is not None
+    envelope.context.found = found
+    who = f"{envelope.context.tier} customer" if found else "unknown customer"
+
+    line = summary(envelope, R.HUMAN_REQUESTED)
+
+    about = f"{who}; intent escalation_request; neutral, urgency medium"
+    assert line == f'Customer asked for a person ({about}): "I want a human"'
