@@ -50,6 +50,8 @@ def test_generated_cards_are_luhn_valid(digits: str) -> None:
 @example(("ssn 123.45.6789", [Written("123456789", "", "ssn")]))
 @example(("ssn 123\u200b45\u200b6789", [Written("123456789", "", "ssn")]))
 @example(("ssn 123\u2009\u200945\u20096789", [Written("123456789", "", "ssn")]))
+@example(("mine: 123\u200b45\u200b6789", [Written("123456789", "", "ssn")]))  # no "ssn" keyword
+@example(("card 4111\u16801111\u20281111\u20291111", [Written("4111111111111111", "", "card")]))
 def test_no_card_or_ssn_survives_screening(case: tuple[str, list[Written]]) -> None:
     message, secrets = case
     screened, screening = screen(message)
