@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from actormesh_runtime.actors.guardrail_validator import check as check_draft
 from actormesh_runtime.llm.errors import LLMInvalidResponse, LLMUnavailable
 from actormesh_runtime.llm.prompts import fence
 from actormesh_runtime.observability.logging import JsonFormatter, TextFormatter
@@ -137,6 +138,15 @@ def test_an_actors_exception_is_kept_redacted(secret: Written) -> None:
     kept = _describe(ValueError(f"upstream 422: {{'detail': 'card {secret.text} declined'}}"))
     assert kept.startswith("ValueError: upstream 422")
     assert not survivors(kept, [secret]), kept
+
+
+@PROPERTY
+@given(st.one_of(written_cards(), written_ssns()))
+def test_guardrail_rejects_a_draft_with_a_card_or_ssn_however_written(secret: Written) -> None:
+    """An LLM draft is screened the same way as the customer's message: it may hide digits too."""
+    reasons = check_draft(f"Thanks! We have {secret.text} on file.", "john@example.com")
+    # A number may be caught as the other kind (an SSN's digits inside a Luhn-valid run): either way refused.
+    assert any(r.startswith("pii: ") for r in reasons), reasons
 
 
 INJECTIONS = [
