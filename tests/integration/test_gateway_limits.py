@@ -241,3 +241,29 @@ async def test_a_body_that_stops_arriving_gets_408_on_a_real_socket(nats_server:
     assert status.startswith(b"HTTP/1.1 408"), reply
     assert json.loads(body)["limit"] == "BODY_READ_TIMEOUT_S"
     assert _counter(metrics, "actormesh_gateway_rejected_total", limit="BODY_READ_TIMEOUT_S") >= 1
+
+
+async def test_a_websocket_frame_over_ws_max_frame_bytes_is_refused_and_counted(
+    nats_server: str, tmp_path: Path
+) -> None:
+    settings = stack_settings(nats_server, tmp_path, ws_max_frame_bytes=4096)
+    async with GatewayServer(create_app(settings), port=0) as server, httpx.AsyncClient() as client:
+        await wait_ready(server.url)
+
+        async def refused() -> float:
+            text = (await client.get(f"{server.url}/metrics")).text
+            return _counter(text, "actormesh_gateway_rejected_total", limit="WS_MAX_FRAME_BYTES")
+
+        before = await refused()
+        async with connect(server.url.replace("http", "ws") + "/ws?session_id=big-1") as ws:
+            assert (await _frames(ws, 1))[0]["type"] == "connected"
+            await ws.send("x" * 5000)
+            with pytest.raises(ConnectionClosed) as closed:
+                await asyncio.wait_for(ws.recv(), 10)
+
+        async def counted() -> float:
+            return await refused() - before
+
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 1009
+        assert await eventually_async(counted, what="the refusal counted", timeout_s=10) == 1
