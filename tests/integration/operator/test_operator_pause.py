@@ -3,6 +3,7 @@ Events say so, and removing the annotation restores the spec and says what it ch
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -42,8 +43,10 @@ def test_pause_keeps_hand_changes_and_resume_restores_the_spec(
     kube, ns, mesh = operators.kube, kube_namespace, "incident"
     gateway = names.gateway(mesh)
     actor = names.actor(mesh, ACTORS_BY_NAME[ActorName.RESPONSE_GENERATOR])
-    operators.start()
-    apply(kube, ns, minimal_mesh(mesh))
+    # The resync is an hour away, as in production it is minutes: a rollout counter's event then gets
+    # the status refresh it gets in a cluster (a resync would run a full pass in its place).
+    operators.start(resync_interval_s=3600.0, resync_jitter_s=0.0)
+    apply(kube, ns, minimal_mesh(mesh, gateway={"service": {"type": "LoadBalancer"}}))
     eventually(lambda: matching(kube, ns, mesh) is not None, what="children match the spec", timeout_s=60)
 
     kube.kubectl("annotate", f"actormesh/{mesh}", "actormesh.io/paused=true", "-n", ns)
@@ -56,6 +59,7 @@ def test_pause_keeps_hand_changes_and_resume_restores_the_spec(
     assert (reconciling["status"], reconciling["reason"]) == ("False", "Paused")
     assert (try_get(kube, ns, "actormesh", mesh) or {})["status"]["phase"] == "Paused"
     eventually(lambda: bool(_events(operators, ns, mesh, "Paused")), what="a Paused Event", timeout_s=60)
+    paused_since = _mesh_condition(operators, ns, mesh, "Paused")["lastTransitionTime"]
 
     # The guide's incident commands.
     kube.kubectl("scale", f"deployment/{gateway}", "--replicas=3", "-n", ns)
@@ -70,6 +74,22 @@ def test_pause_keeps_hand_changes_and_resume_restores_the_spec(
     live = children(kube, ns, mesh)
     assert live["Deployment", gateway]["spec"]["replicas"] == 3
     assert live["Deployment", actor]["spec"]["template"]["spec"]["containers"][0]["image"] == HAND_IMAGE
+
+    # A status-only change of a child (a load balancer's address; nothing else writes it here) while
+    # paused: the status takes it in and still says Paused, without a flip (which would move the
+    # condition's lastTransitionTime).
+    status = {"status": {"loadBalancer": {"ingress": [{"hostname": "lb.example"}]}}}
+    kube.kubectl("patch", f"service/{gateway}", "-n", ns, "--subresource=status", "--type=merge",
+                 "-p", json.dumps(status))  # fmt: skip
+    eventually(
+        lambda: (try_get(kube, ns, "actormesh", mesh) or {}).get("status", {}).get("gatewayEndpoint")
+        == "http://lb.example",
+        what="the status to show the load balancer's address",
+        timeout_s=60,
+    )
+    paused = _mesh_condition(operators, ns, mesh, "Paused")
+    assert (paused["status"], paused["lastTransitionTime"]) == ("True", paused_since)
+    assert _mesh_condition(operators, ns, mesh, "Reconciling")["status"] == "False"
 
     kube.kubectl("annotate", f"actormesh/{mesh}", "actormesh.io/paused-", "-n", ns)
     eventually(
