@@ -81,15 +81,19 @@ def test_pause_keeps_hand_changes_and_resume_restores_the_spec(
     status = {"status": {"loadBalancer": {"ingress": [{"hostname": "lb.example"}]}}}
     kube.kubectl("patch", f"service/{gateway}", "-n", ns, "--subresource=status", "--type=merge",
                  "-p", json.dumps(status))  # fmt: skip
-    eventually(
-        lambda: (try_get(kube, ns, "actormesh", mesh) or {}).get("status", {}).get("gatewayEndpoint")
-        == "http://lb.example",
-        what="the status to show the load balancer's address",
-        timeout_s=60,
-    )
+
+    def endpoint() -> str | None:
+        found: str | None = ((try_get(kube, ns, "actormesh", mesh) or {}).get("status") or {}).get(
+            "gatewayEndpoint"
+        )
+        return found
+
+    eventually(lambda: endpoint() == "http://lb.example", what="the load balancer's address", timeout_s=60)
     paused = _mesh_condition(operators, ns, mesh, "Paused")
     assert (paused["status"], paused["lastTransitionTime"]) == ("True", paused_since)
     assert _mesh_condition(operators, ns, mesh, "Reconciling")["status"] == "False"
+    # The printer column.
+    assert "Paused" in kube.kubectl("get", "actormesh", mesh, "-n", ns).stdout
 
     kube.kubectl("annotate", f"actormesh/{mesh}", "actormesh.io/paused-", "-n", ns)
     eventually(
@@ -101,17 +105,10 @@ def test_pause_keeps_hand_changes_and_resume_restores_the_spec(
     def restored() -> bool:
         live = children(kube, ns, mesh)
         image = live["Deployment", actor]["spec"]["template"]["spec"]["containers"][0]["image"]
-        return live["Deployment", gateway]["spec"]["replicas"] == 1 and image != HAND_IMAGE
+        return bool(live["Deployment", gateway]["spec"]["replicas"] == 1 and image != HAND_IMAGE)
 
     eventually(restored, what="the spec restored", timeout_s=60)
-    try:
-        eventually(
-            lambda: bool(_events(operators, ns, mesh, "Resumed")), what="a Resumed Event", timeout_s=60
-        )
-    except BaseException:
-        items = get(kube, ns, "events", "--field-selector", f"involvedObject.name={mesh}")["items"]
-        print("EVENTS", [(e["reason"], e["message"][:200]) for e in items])
-        raise
+    eventually(lambda: bool(_events(operators, ns, mesh, "Resumed")), what="a Resumed Event", timeout_s=60)
     (message,) = _events(operators, ns, mesh, "Resumed")
     assert f"deployment {gateway} (drifted at .spec.replicas)" in message
     assert f"deployment {actor} (drifted at" in message
