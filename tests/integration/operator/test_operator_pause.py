@@ -1,5 +1,6 @@
-"""Pause on a real API server: hand changes stick while `actormesh.io/paused` is "true", the status and
-Events say so, and removing the annotation restores the spec and says what it changed."""
+"""Pause on a real API server: hand changes stick and spec changes wait while `actormesh.io/paused` is
+"true", the status and Events say so (without flipping), and removing the annotation restores the spec
+and says what it changed."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from tests.integration.operator.kubeapi import (
     condition,
     get,
     matching,
+    merge_patch,
     minimal_mesh,
     try_get,
 )
@@ -75,6 +77,20 @@ def test_pause_keeps_hand_changes_and_resume_restores_the_spec(
     assert live["Deployment", gateway]["spec"]["replicas"] == 3
     assert live["Deployment", actor]["spec"]["template"]["spec"]["containers"][0]["image"] == HAND_IMAGE
 
+    # A spec change waits too: reported as pending, not applied.
+    sentiment = names.actor(mesh, ACTORS_BY_NAME[ActorName.SENTIMENT_ANALYZER])
+    generation = live["Deployment", sentiment]["metadata"]["generation"]
+    merge_patch(
+        kube, ns, f"actormesh/{mesh}", {"spec": {"actors": {"sentimentAnalyzer": {"concurrency": 3}}}}
+    )
+
+    def spec_change_pending() -> bool:
+        message = _mesh_condition(operators, ns, mesh, "Paused").get("message", "")
+        return f"deployment {sentiment} (desired state changed)" in message
+
+    eventually(spec_change_pending, what="the Paused condition lists the spec change", timeout_s=60)
+    assert children(kube, ns, mesh)["Deployment", sentiment]["metadata"]["generation"] == generation
+
     # A status-only change of a child (a load balancer's address; nothing else writes it here) while
     # paused: the status takes it in and still says Paused, without a flip (which would move the
     # condition's lastTransitionTime).
@@ -105,10 +121,19 @@ def test_pause_keeps_hand_changes_and_resume_restores_the_spec(
     def restored() -> bool:
         live = children(kube, ns, mesh)
         image = live["Deployment", actor]["spec"]["template"]["spec"]["containers"][0]["image"]
-        return bool(live["Deployment", gateway]["spec"]["replicas"] == 1 and image != HAND_IMAGE)
+        env = {
+            e["name"]: e.get("value")
+            for e in live["Deployment", sentiment]["spec"]["template"]["spec"]["containers"][0].get("env", [])
+        }
+        return bool(
+            live["Deployment", gateway]["spec"]["replicas"] == 1
+            and image != HAND_IMAGE
+            and env.get("ACTOR_CONCURRENCY") == "3"
+        )
 
     eventually(restored, what="the spec restored", timeout_s=60)
     eventually(lambda: bool(_events(operators, ns, mesh, "Resumed")), what="a Resumed Event", timeout_s=60)
     (message,) = _events(operators, ns, mesh, "Resumed")
     assert f"deployment {gateway} (drifted at .spec.replicas)" in message
     assert f"deployment {actor} (drifted at" in message
+    assert f"deployment {sentiment} (desired state changed)" in message

@@ -100,7 +100,8 @@ def test_every_runtime_setting_reaches_the_pod_templates(
     assert (intent_env["LOG_LEVEL"], intent_env["FEATURE_X"]) == ("WARNING", "on")
     sentiment = live["Deployment", names.actor(mesh, ACTORS_BY_NAME[ActorName.SENTIMENT_ANALYZER])]
     assert "LOG_LEVEL" not in {e["name"] for e in _container(sentiment).get("env", [])}
-    for obj in (gateway, intent, sentiment):
+    for obj in (gateway, intent, sentiment):  # the ConfigMap is the pods' environment
+        assert {"configMapRef": {"name": names.runtime_config(mesh)}} in _container(obj)["envFrom"]
         assert obj["spec"]["template"]["metadata"]["annotations"][CONFIG_HASH_ANNOTATION]
 
 
