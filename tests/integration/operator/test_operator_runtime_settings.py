@@ -149,6 +149,27 @@ def _apply_error(kube: KubeControlPlane, namespace: str, spec: dict[str, Any]) -
             "spec.actors.responseGenerator.env: valueFrom must set exactly one",
             id="env-no-source",
         ),
+        pytest.param(
+            {"gateway": {"env": [{"name": "GATEWAY_ANONYMOUS", "value": "true"}]}},
+            "spec.gateway.env: GATEWAY_ANONYMOUS, JWT_SECRET, JWT_PREVIOUS_SECRET, NATS_USER, NATS_PASSWORD"
+            " are set by the operator",
+            id="env-anonymous",
+        ),
+        pytest.param(
+            {
+                "actors": {
+                    "groups": [
+                        {
+                            "name": "routers",
+                            "actors": ["decisionRouter", "escalationRouter"],
+                            "env": [{"name": "NATS_USER", "value": "gateway"}],
+                        }
+                    ]
+                }
+            },
+            "spec.actors.groups[].env: GATEWAY_ANONYMOUS,",
+            id="env-nats-user-in-group",
+        ),
     ],
 )
 def test_the_api_server_rejects_bad_runtime_settings_naming_the_field(
