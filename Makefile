@@ -63,7 +63,7 @@ soak: $(STAMP)
 ## own venv (its pins would fight ours); skips and their reasons: hack/policy/checkov.yaml.
 POLICY_VENV ?= .venv-policy
 CHECKOV_VERSION ?= 3.3.30
-POLICY_OVERLAYS ?= default namespaced e2e
+POLICY_OVERLAYS ?= default namespaced e2e policies
 # Two makes may race here (pytest-xdist runs both policy tests at once): one holds the lock and builds the
 # venv, the other waits and then finds the marker. (Built in place: a venv cannot be moved.)
 $(POLICY_VENV)/.installed:

@@ -101,7 +101,10 @@ def _copies(envelope: bytes, n: int, tag: str) -> list[tuple[bytes, str]]:
     return out
 
 
-async def mesh_hop(url: str, actor: ActorName, envelope: bytes, n: int, rate: float, loop: str) -> float:
+async def mesh_hop(
+    url: str, actor: ActorName, envelope: bytes, n: int, rate: float, loop: str, *, noop: bool = False
+) -> float:
+    """`noop`: the same host with an actor that does nothing (`bench.noop_actor`)."""
     settings = RuntimeSettings(mesh_name=f"hop{uuid.uuid4().hex[:8]}", nats_url=url)
     subjects = Subjects(settings.mesh_name)
     nc = await open_bus(settings, name="hop-cost")
@@ -109,7 +112,8 @@ async def mesh_hop(url: str, actor: ActorName, envelope: bytes, n: int, rate: fl
     try:
         env = {"MESH_NAME": settings.mesh_name, "NATS_URL": url, "ACTOR_HTTP_PORT": "0",
                "LOG_LEVEL": "WARNING", "EVENT_LOOP": loop}  # fmt: skip
-        proc = await children.spawn(ACTORMESH, "actor", actor.value, env=env)
+        command = (sys.executable, "-m", "bench.noop_actor") if noop else (ACTORMESH, "actor")
+        proc = await children.spawn(*command, actor.value, env=env)
         where = (subjects.stream, subjects.consumer(actor), subjects.actor(actor))
         return await measure(
             nc.jetstream(), proc.pid, where, _copies(envelope, n, uuid.uuid4().hex[:6]), rate
@@ -160,9 +164,11 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             for mode, rate in (("queued", 0.0), ("paced", args.rate)):
                 for _ in range(args.repeat):
                     mesh = await mesh_hop(url, actor, envelope, args.messages, rate, args.loop)
+                    noop = await mesh_hop(url, actor, envelope, args.messages, rate, args.loop, noop=True)
                     relay = await relay_hop(url, envelope, args.messages, rate, args.loop)
-                    row = {"mode": mode, "mesh_ms": round(mesh, 3), "relay_ms": round(relay, 3),
-                           "ratio": round(mesh / relay, 2), "load": os.getloadavg()[0]}  # fmt: skip
+                    row = {"mode": mode, "mesh_ms": round(mesh, 3), "noop_ms": round(noop, 3),
+                           "relay_ms": round(relay, 3), "ratio": round(mesh / relay, 2),
+                           "load": os.getloadavg()[0]}  # fmt: skip
                     print(json.dumps(row), flush=True)
                     results.setdefault("rows", []).append(row)
         finally:

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import shutil
+import sys
 import tempfile
 import uuid
 from dataclasses import dataclass
@@ -150,7 +151,8 @@ class MeshTarget:
             self.settings = self.settings.model_copy(update={k.lower(): v for k, v in self.mocks.env.items()})
         if self.layout != "one-process":
             groups = GROUPS if self.layout == "groups" else [[a] for a in ActorName]
-            self.mesh = ActorProcesses(self.settings, self.event_loop, groups)
+            noop = self.kind_name == "host-only"
+            self.mesh = ActorProcesses(self.settings, self.event_loop, groups, noop=noop)
         else:
             factory = noop_factory if self.kind_name == "host-only" else None
             extra: dict[str, Any] = {"factory": factory} if factory else {}
@@ -206,8 +208,12 @@ class ActorProcesses:
     """The actors as `actormesh actor NAME[,NAME...]` processes: one per actor (the Kubernetes
     layout), or one per group of co-located actors."""
 
-    def __init__(self, settings: RuntimeSettings, event_loop: str, groups: list[list[ActorName]]) -> None:
+    def __init__(
+        self, settings: RuntimeSettings, event_loop: str, groups: list[list[ActorName]], *, noop: bool = False
+    ) -> None:
+        """`noop`: actors that do nothing (`bench.noop_actor`) instead of `actormesh actor`."""
         self.settings = settings
+        self.noop = noop
         self.event_loop = event_loop
         self.groups = groups
         self.subjects = Subjects(settings.mesh_name)
@@ -231,8 +237,10 @@ class ActorProcesses:
                 "ACTOR_HTTP_PORT": "0", "LOG_LEVEL": "WARNING", "EVENT_LOOP": self.event_loop,
                 "REDIS_URL": self.redis.url,
             }  # fmt: skip
+            command = (sys.executable, "-m", "bench.noop_actor") if self.noop else (ACTORMESH, "actor")
             for group in self.groups:
-                await self.children.spawn(ACTORMESH, "actor", ",".join(a.value for a in group), env=env)
+                names = ",".join(a.value for a in group)
+                await self.children.spawn(*command, names, env=env, label=f"actor {names}")
             durables = [self.subjects.consumer(a) for a in ActorName]
             await wait_bound(nc.jetstream(), self.subjects.stream, durables)
         except BaseException:

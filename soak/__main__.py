@@ -2,7 +2,10 @@
 
 Environment: SOAK_N (conversations, default 1000), SOAK_SEED (default 1), SOAK_CONCURRENCY (8),
 SOAK_THINK_S (pause per worker between conversations, 2.0), SOAK_FAULTS_PER_KIND (10),
-SOAK_MAX_S (traffic time limit, 1800), SOAK_OUT (JSON results, default .actormesh/soak/results.json),
+SOAK_MAX_S (traffic time limit, 1800), SOAK_LATE_S (how long answers are fetched after a 504, 120),
+SOAK_STORE_S (how long the history store gets to catch up, 60), SOAK_SELF_CHECK (1: destroy a few
+conversations first, so the run must fail with lost > 0 — proof the judge sees a loss),
+SOAK_OUT (JSON results, default .actormesh/soak/results.json),
 SOAK_WORKDIR (keep logs and stores there instead of a temp dir that is removed).
 The last line printed is the summary; the exit status is 1 on any loss, duplicate, wrong side effect
 or unexpected HTTP error, 2 if the soak itself could not run.
@@ -30,6 +33,9 @@ def config_from_env(env: dict[str, str]) -> SoakConfig:
         think_s=float(env.get("SOAK_THINK_S", "2.0")),
         faults_per_kind=int(env.get("SOAK_FAULTS_PER_KIND", "10")),
         max_s=float(env.get("SOAK_MAX_S", "1800")),
+        late_s=float(env.get("SOAK_LATE_S", "120")),
+        store_s=float(env.get("SOAK_STORE_S", "60")),
+        self_check=env.get("SOAK_SELF_CHECK", "") in ("1", "true"),
     )
 
 

@@ -12,7 +12,8 @@ Definitions:
 - duplicated: one message answered with two different results, or one customer message (one
   session) processed as two messages (two agent turns in the session);
 - side_effects_wrong: an effect applied twice, an effect with no accepted conversation behind it,
-  or an answer reporting an effect the APIs do not have.
+  an answer reporting an effect the APIs do not have, or a refund request or note (a new record each
+  time) asked for and not done.
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ RECORD_ACTION = {
     "refund_request": ActionType.CREATE_REFUND_REQUEST,
     "note": ActionType.ADD_NOTE,
 }
+
+ALWAYS_NEW = frozenset({ActionType.CREATE_REFUND_REQUEST, ActionType.ADD_NOTE})
+"""Side effects that create a record each time (unlike cancelling or returning an order, done once)."""
 
 
 def stored_turns(db: Path) -> list[tuple[str, str, str]]:
@@ -186,6 +190,7 @@ def _side_effects(v: Verdict, accepted: list[Conversation], state: dict[str, Any
     for c in accepted:
         if c.result is None or c.message_id is None:
             continue
+        _asked_and_not_done(v, c, by_message[c.message_id])
         for action in c.result.get("actions", []):
             kind = ActionType(action["type"])
             if kind not in SIDE_EFFECTS or action["status"] not in (
@@ -199,6 +204,26 @@ def _side_effects(v: Verdict, accepted: list[Conversation], state: dict[str, Any
                 v.problems.append(
                     f"answer says {kind.value} {action['status']} but the API has {replies.get(key)}"
                 )
+
+
+def _asked_and_not_done(v: Verdict, c: Conversation, records: Counter[str]) -> None:
+    """A refund request or a note is a new record every time it is asked for (never refused by the
+    state of an order), so a conversation that asked and was answered normally must have one."""
+    if c.result is None or "error" in c.result.get("flags", []):
+        return  # the error path answers without acting: counted as an error answer, not here
+    reported = {a["type"]: a["status"] for a in c.result.get("actions", [])}
+    for kind, action in RECORD_ACTION.items():
+        if action not in ALWAYS_NEW or action not in c.kind.asks:
+            continue
+        if records[kind] == 0 and reported.get(action.value) not in (
+            ActionStatus.DONE,
+            ActionStatus.PENDING_REVIEW,
+        ):
+            v.side_effects_wrong += 1
+            v.problems.append(
+                f"asked for {action.value} but not done: {c.message_id} ({c.kind.name}) "
+                f"status={reported.get(action.value)}"
+            )
 
 
 def _dead_letters(v: Verdict, accepted: list[Conversation], records: list[StoredDeadLetter]) -> None:

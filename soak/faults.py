@@ -7,6 +7,10 @@ Kinds, drawn from a shuffled bag so each comes up equally often:
 - `redis_stop`: take Redis away for a while: every other time SIGKILL and a restart (empty, as a
   cache restarts), otherwise SIGSTOP and SIGCONT (a hung Redis: connections stay open, nothing answers);
 - `history_kill`: SIGKILL the history service (the single SQLite writer), start it again.
+With `self_check` one more fault comes first, one the mesh cannot survive, to prove the judge sees a
+loss (`SOAK_SELF_CHECK=1`: the soak must then exit 1 with `lost` > 0):
+- `stream_purge`: SIGKILL every replica of the route's first actor, purge the messages waiting in
+  its inbox on the work stream (data destroyed, as a lost disk would), start them again.
 Faults are spread over the chaos phase by conversation count, not by time: fault i of k is due when
 conversation `calm + (i + U(0.2, 0.8)) * (n - calm) / k` starts, so every fault lands among the
 conversations on a fast machine and a slow one alike. The same seed gives the same kinds, targets,
@@ -21,10 +25,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from nats.aio.client import Client as NATS
+
+from actormesh_runtime.catalog import DEFAULT_ROUTE, Subjects
+
 from .layout import Mesh
 from .procs import Child
 
 KINDS = ("actor_kill", "nats_restart", "redis_stop", "history_kill")
+PURGE_WAIT_S = 30.0
+"""How long `stream_purge` waits for a message to queue in the stopped actor's inbox."""
 
 
 @dataclass
@@ -44,6 +54,8 @@ class FaultInjector:
     seed: int
     per_kind: int
     """Stop after this many faults of each kind."""
+    self_check: bool = False
+    """Begin the chaos with one `stream_purge` (a real loss the judge must report)."""
     log: list[Fault] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -65,6 +77,12 @@ class FaultInjector:
     ) -> None:
         """Inject each fault when its conversation has started; each is fully recovered before the next."""
         kinds = self._bag()
+        if self.self_check:
+            while started() <= calm:
+                if stop.is_set():
+                    return
+                await asyncio.sleep(0.05)
+            await self._purge_first_inbox(t0)
         for kind, due in zip(kinds, self.positions(calm, n), strict=True):
             while started() < due:
                 if stop.is_set():
@@ -112,6 +130,37 @@ class FaultInjector:
         for replica in replicas:
             replica.kill()
         await asyncio.sleep(down)
+        for replica in replicas:
+            replica.start()
+        await self.mesh.wait_ready()
+        fault.recovered_s = round(time.perf_counter() - killed, 2)
+
+    async def _purge_first_inbox(self, t0: float) -> None:
+        """Destroy conversations in flight: no retry, redelivery or history check can bring them back."""
+        actor = DEFAULT_ROUTE[0].value
+        replicas = [a for a in self.mesh.actors if a.name.rsplit("-", 1)[0] == actor]
+        fault = Fault("stream_purge", f"{actor}-*", round(time.perf_counter() - t0, 3), 0.0)
+        self.log.append(fault)
+        killed = time.perf_counter()
+        for replica in replicas:
+            replica.kill()
+        subjects = Subjects(self.mesh.layout.mesh)
+        nc = NATS()
+        await nc.connect(self.mesh.layout.nats_url, name="soak-purge", connect_timeout=5)
+        try:
+            js = nc.jetstream()
+            inbox = subjects.actor(actor)
+            deadline = time.monotonic() + PURGE_WAIT_S
+            while time.monotonic() < deadline:
+                info = await js.stream_info(subjects.stream, subjects_filter=inbox)
+                if info.state.subjects and info.state.subjects.get(inbox):
+                    break
+                await asyncio.sleep(0.1)
+            await js.purge_stream(subjects.stream, subject=inbox)
+        finally:
+            await nc.close()
+        fault.down_s = round(time.perf_counter() - killed, 2)
+        print(f"soak: fault t={fault.at:.1f}s stream_purge {actor} (every replica, inbox purged)", flush=True)
         for replica in replicas:
             replica.start()
         await self.mesh.wait_ready()

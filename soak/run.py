@@ -40,6 +40,8 @@ class SoakConfig:
     max_s: float = 1800.0
     late_s: float = 120.0
     store_s: float = 60.0
+    self_check: bool = False
+    """Destroy a few conversations first (`stream_purge`): the run must then fail with `lost` > 0."""
 
 
 @dataclass
@@ -82,7 +84,7 @@ async def run_soak(config: SoakConfig, workdir: Path) -> SoakRun:
         await watcher.start()
         calm = config.calm or max(config.concurrency * 4, config.n // 10)
         traffic = Traffic(layout.gateway_urls, config.n, config.concurrency, config.think_s, calm)
-        injector = FaultInjector(mesh, config.seed, config.faults_per_kind)
+        injector = FaultInjector(mesh, config.seed, config.faults_per_kind, config.self_check)
         t0 = time.perf_counter()
         sending = asyncio.create_task(traffic.run(config.max_s))
         tasks.append(sending)

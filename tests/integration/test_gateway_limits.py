@@ -12,16 +12,22 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from actormesh_runtime.gateway.app import create_app, rate_limiter
+from actormesh_runtime.gateway.auth import mint_token
 from actormesh_runtime.gateway.server import GatewayServer
+from actormesh_runtime.history.service import HistoryService
 from actormesh_runtime.settings import RuntimeSettings
+from tests.support.eventually import eventually_async
 from tests.support.gateway import stack_settings, wait_ready
 from tests.support.redis import RedisServer
 
 pytestmark = pytest.mark.integration
+
+SECRET = "s" * 40
 
 
 def _replica(redis_url: str, per_minute: int) -> Any:
@@ -120,3 +126,144 @@ async def test_an_idle_websocket_is_closed_with_4408(nats_server: str, tmp_path:
     assert closed.value.rcvd is not None
     assert closed.value.rcvd.code == 4408
     assert closed.value.rcvd.reason == "idle timeout"
+
+
+def _counter(metrics_text: str, name: str, **labels: str) -> float:
+    """A counter's value in a Prometheus text exposition (0 when the series does not exist yet)."""
+    for family in text_string_to_metric_families(metrics_text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return float(sample.value)
+    return 0.0
+
+
+async def _rejections(client: httpx.AsyncClient, url: str) -> tuple[float, float]:
+    """(rate-limit refusals, per-replica fallback decisions) as /metrics tells them."""
+    text = (await client.get(f"{url}/metrics")).text
+    return (
+        _counter(text, "actormesh_gateway_rejected_total", limit="RATE_LIMIT_REQUESTS"),
+        _counter(text, "actormesh_gateway_rate_limit_fallbacks_total"),
+    )
+
+
+async def test_two_gateway_replicas_enforce_one_limit_through_redis_over_http(
+    nats_server: str, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """Two real gateway replicas on one real Redis: a principal's 4 requests a minute are shared, the
+    fifth gets 429 + Retry-After + a body naming the limit; Redis killed → each replica allows its own
+    4 (never a 5xx); Redis hung (SIGSTOP) → the same, decided after the client's short timeout."""
+    settings = stack_settings(nats_server, tmp_path, redis_url=redis_server.url, rate_limit_requests=4,
+                              jwt_secret=SECRET, gateway_anonymous=False)  # fmt: skip
+    one = GatewayServer(create_app(settings), port=0)
+    two = GatewayServer(create_app(settings), port=0)
+
+    async def statuses(client: httpx.AsyncClient, subject: str, urls: list[str]) -> list[httpx.Response]:
+        headers = {"Authorization": f"Bearer {mint_token(SECRET, subject)}"}
+        return [
+            await client.get(f"{url}/api/messages/msg-{i}", headers=headers) for i, url in enumerate(urls)
+        ]
+
+    async with HistoryService(settings), one, two, httpx.AsyncClient(timeout=10) as client:
+        await wait_ready(one.url)
+        await wait_ready(two.url)
+        refused_before, fallbacks_before = await _rejections(client, one.url)
+
+        shared = await statuses(client, "a@example.com", [one.url, two.url] * 3)
+        assert [r.status_code == 429 for r in shared] == [False] * 4 + [True] * 2, "one bucket for both"
+        refused = shared[4]
+        assert refused.headers["retry-after"] == "15"  # 4/min: a token every 15 s
+        assert refused.json()["limit"] == "RATE_LIMIT_REQUESTS"
+        assert refused.json()["error"] == "rate_limited"
+        assert (await _rejections(client, one.url))[0] == refused_before + 2
+
+        redis_server.kill()
+        alone = await statuses(client, "b@example.com", [one.url] * 5 + [two.url] * 5)
+        assert [r.status_code == 429 for r in alone] == ([False] * 4 + [True]) * 2, "a bucket per replica"
+        assert {r.status_code for r in alone} == {404, 429}, "never an error: unknown message, or limited"
+        assert (await _rejections(client, one.url))[1] >= fallbacks_before + 10
+
+        redis_server.start()
+        await asyncio.sleep(1.1)  # each replica tries Redis again after a second
+        redis_server.pause()
+        try:
+            hung = await statuses(client, "c@example.com", [one.url] * 5)
+        finally:
+            redis_server.resume()
+        assert [r.status_code == 429 for r in hung] == [False] * 4 + [True], "a hung Redis: per replica"
+        assert hung[4].json()["limit"] == "RATE_LIMIT_REQUESTS"
+        assert (await _rejections(client, one.url))[1] >= fallbacks_before + 15
+
+
+async def test_over_max_concurrent_requests_a_real_replica_answers_503(
+    nats_server: str, tmp_path: Path
+) -> None:
+    """No actor runs: a chat waits its REQUEST_TIMEOUT_S (then 504), holding the replica's only slot."""
+    settings = stack_settings(nats_server, tmp_path, max_concurrent_requests=1, request_timeout_s=4.0)
+    body = {"message": "Where is my order ORD-10001?", "customer_email": "john.doe@example.com"}
+    server = GatewayServer(create_app(settings), port=0)
+    async with HistoryService(settings), server, httpx.AsyncClient(timeout=30) as client:
+        await wait_ready(server.url)
+
+        async def chat() -> httpx.Response:
+            """Sent again while the probing GETs below hold the slot: it must get in once."""
+            while True:
+                reply = await client.post(f"{server.url}/api/chat", json=body)
+                if reply.status_code != 503 or "limit" not in reply.json():
+                    return reply
+
+        waiting = asyncio.create_task(chat())
+
+        async def refused() -> httpx.Response | None:
+            reply = await client.get(f"{server.url}/api/conversations/s-1")
+            return reply if reply.status_code == 503 and "limit" in reply.json() else None
+
+        reply = await eventually_async(refused, what="a 503 while the chat holds the slot", timeout_s=20)
+        probe = await client.get(f"{server.url}/api/ready")
+        assert (await waiting).status_code == 504, "the chat itself was admitted"
+        metrics = (await client.get(f"{server.url}/metrics")).text
+
+    assert reply.headers["retry-after"] == "1"
+    assert reply.json()["limit"] == "MAX_CONCURRENT_REQUESTS"
+    assert probe.status_code == 200, "probes are never limited"
+    assert _counter(metrics, "actormesh_gateway_rejected_total", limit="MAX_CONCURRENT_REQUESTS") >= 1
+
+
+async def test_a_body_that_stops_arriving_gets_408_on_a_real_socket(nats_server: str, tmp_path: Path) -> None:
+    settings = stack_settings(nats_server, tmp_path, body_read_timeout_s=0.5)
+    async with GatewayServer(create_app(settings), port=0) as server:
+        await wait_ready(server.url)
+        head = b"POST /api/chat HTTP/1.1\r\nHost: gw\r\nContent-Length: 100\r\n\r\n"
+        reply = await _raw_request(server.port, head + b'{"message": "hel', 10)
+        async with httpx.AsyncClient() as client:
+            metrics = (await client.get(f"{server.url}/metrics")).text
+
+    status, _, body = reply.partition(b"\r\n\r\n")
+    assert status.startswith(b"HTTP/1.1 408"), reply
+    assert json.loads(body)["limit"] == "BODY_READ_TIMEOUT_S"
+    assert _counter(metrics, "actormesh_gateway_rejected_total", limit="BODY_READ_TIMEOUT_S") >= 1
+
+
+async def test_a_websocket_frame_over_ws_max_frame_bytes_is_refused_and_counted(
+    nats_server: str, tmp_path: Path
+) -> None:
+    settings = stack_settings(nats_server, tmp_path, ws_max_frame_bytes=4096)
+    async with GatewayServer(create_app(settings), port=0) as server, httpx.AsyncClient() as client:
+        await wait_ready(server.url)
+
+        async def refused() -> float:
+            text = (await client.get(f"{server.url}/metrics")).text
+            return _counter(text, "actormesh_gateway_rejected_total", limit="WS_MAX_FRAME_BYTES")
+
+        before = await refused()
+        async with connect(server.url.replace("http", "ws") + "/ws?session_id=big-1") as ws:
+            assert (await _frames(ws, 1))[0]["type"] == "connected"
+            await ws.send("x" * 5000)
+            with pytest.raises(ConnectionClosed) as closed:
+                await asyncio.wait_for(ws.recv(), 10)
+
+        async def counted() -> float:
+            return await refused() - before
+
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 1009
+        assert await eventually_async(counted, what="the refusal counted", timeout_s=10) == 1

@@ -31,6 +31,20 @@ def test_every_rendered_child_and_config_pass_the_policy_scan() -> None:
     rendered = sorted(p.name for p in (ROOT / ".actormesh" / "policy" / "rendered").glob("*.yaml"))
     samples = sorted(p.stem for p in (ROOT / "config" / "samples").glob("*.yaml"))
     assert rendered == sorted([f"{s}.yaml" for s in samples] + [f"{s}-keda.yaml" for s in samples])
+    scanned = {p.stem for p in (ROOT / ".actormesh" / "policy" / "config").glob("*.yaml")}
+    assert _top_level_kustomizations() <= scanned, "every install config/ builds is scanned"
+
+
+def _top_level_kustomizations() -> set[str]:
+    """The kustomize directories of config/ that no other one includes: what a user applies with -k."""
+    kustomizations = list((ROOT / "config").glob("*/kustomization.yaml"))
+    included = {
+        resource.removeprefix("../")
+        for path in kustomizations
+        for resource in yaml.safe_load(path.read_text()).get("resources", [])
+        if resource.startswith("../")
+    }
+    return {path.parent.name for path in kustomizations} - included
 
 
 def test_the_scan_is_not_vacuous(tmp_path: Path) -> None:

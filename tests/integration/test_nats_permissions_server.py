@@ -205,10 +205,11 @@ async def test_a_message_walks_the_mesh_with_each_component_limited_to_its_own_s
     before = len(server.violations(FIRST))
     await first.subscribe(f"{inbox_prefix('gateway')}.>")
     await first.subscribe(SUBJECTS.history_query)
+    await first.subscribe(SUBJECTS.any_reply)  # the customers' answers, on their way to the gateway
     await first.flush()
     await eventually_async(
-        lambda: len(server.violations(FIRST)) >= before + 2,
-        what="subscriptions to another's inbox and to history queries refused",
+        lambda: len(server.violations(FIRST)) >= before + 3,
+        what="subscriptions to another's inbox, to history queries and to replies refused",
         timeout_s=2,
     )
 

@@ -22,7 +22,9 @@ SEPARATORS = [
     "\u2010", "\u2011", "\u2013", "\u2014", "\u2212", "\uff0d",  # hyphens, dashes, minus
     "\u00b7", "\u2022", "\u2024", "\u3002", "\uff0e",    # middle dot, bullet, leaders, ideographic stops
     "\u2044", "\u2215", "\uff0f",                        # fraction and division slashes
+    "\u1680", "\u2028", "\u2029",                        # ogham space, line and paragraph separators
 ]  # fmt: skip
+"""Visible separators. NFKC turns most Unicode spaces into " " by itself; the last three it leaves alone."""
 INVISIBLE = ["\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u2062", "\u00ad", "\u202e", "\u180e"]
 DIGIT_SCRIPTS = {
     name: "".join(chr(zero + i) for i in range(10))
@@ -78,7 +80,10 @@ def ssn_digits(draw: st.DrawFn) -> str:
 
 @st.composite
 def _separator(draw: st.DrawFn) -> str:
-    """One to three visible separators, with invisible characters possibly mixed in."""
+    """One to three visible separators, with invisible characters possibly mixed in, or only invisible
+    characters ("4111<U+200B>1111": the digits look joined, but were typed as groups)."""
+    if draw(st.integers(0, 5)) == 0:
+        return "".join(draw(st.lists(st.sampled_from(INVISIBLE), min_size=1, max_size=2)))
     parts = draw(st.lists(st.sampled_from(SEPARATORS), min_size=1, max_size=3))
     text = "".join(parts)
     if len(text) > 3:  # "  " counts two: keep every separator run within what people type

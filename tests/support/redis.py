@@ -1,12 +1,14 @@
 """`redis_server` fixture: a real `redis-server` on a random port with a tmp dir, killable and restartable.
 
 Re-exported by tests/integration/conftest.py. Yields a `RedisServer`: `.url`, `.kill()` (SIGKILL,
-like a crashed pod) and `.start()` (again on the same port, empty, as a restarted cache would be).
+like a crashed pod), `.start()` (again on the same port, empty, as a restarted cache would be) and
+`.pause()`/`.resume()` (SIGSTOP/SIGCONT: a hung Redis).
 """
 
 from __future__ import annotations
 
 import contextlib
+import signal
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -74,6 +76,15 @@ class RedisServer:
         if process is not None and process.poll() is None:
             process.kill()
             process.wait(timeout=10)
+
+    def pause(self) -> None:
+        """SIGSTOP: a hung Redis (connections stay open, nothing answers)."""
+        if self._process is not None:
+            self._process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self._process is not None:
+            self._process.send_signal(signal.SIGCONT)
 
     def _answers_ping(self) -> bool:
         try:

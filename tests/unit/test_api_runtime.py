@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from actormesh_operator.api.actors import ActorDefaults
-from actormesh_operator.api.runtime import POD_DEFAULTS, RUNTIME_FIELDS, RuntimeSpec
+from actormesh_operator.api.runtime import POD_DEFAULTS, RESERVED_ENV, RUNTIME_FIELDS, RuntimeSpec
 from actormesh_operator.api.spec import InvalidSpec, LLMSpec
 from actormesh_operator.builders.meta import CONFIG_HASH_ANNOTATION
 from actormesh_operator.builders.runtime_config import config_hash
@@ -204,12 +204,39 @@ def test_env_reaches_the_gateway_and_one_actor() -> None:
 def test_user_env_replaces_the_operators_entry_of_the_same_name() -> None:
     spec = {
         "gateway": {
-            "authSecretRef": {"name": "jwt", "key": "k"},
-            "env": [{"name": "JWT_SECRET", "value": "x"}],
+            "auth": {"issuer": "https://shop.example"},
+            "env": [{"name": "JWT_ISSUER", "value": "https://other.example"}],
         }
     }
     env = container(index(children(spec))["Deployment", "demo-gateway"])["env"]
-    assert [e for e in env if e["name"] == "JWT_SECRET"] == [{"name": "JWT_SECRET", "value": "x"}]
+    assert [e for e in env if e["name"] == "JWT_ISSUER"] == [
+        {"name": "JWT_ISSUER", "value": "https://other.example"}
+    ]
+
+
+@pytest.mark.parametrize("name", RESERVED_ENV)
+@pytest.mark.parametrize(
+    "where",
+    [
+        pytest.param(lambda env: {"gateway": {"env": env}}, id="gateway"),
+        pytest.param(lambda env: {"actors": {"intentAnalyzer": {"env": env}}}, id="actor"),
+        pytest.param(
+            lambda env: {
+                "actors": {
+                    "groups": [
+                        {"name": "routers", "actors": ["decisionRouter", "escalationRouter"], "env": env}
+                    ]
+                }
+            },
+            id="group",
+        ),
+    ],
+)
+def test_env_cannot_turn_auth_off_or_borrow_a_nats_user(name: str, where: Any) -> None:
+    """Anonymous mode through `env` would carry no AnonymousGateway warning, and another component's NATS
+    user its permissions: those names come only from the fields the operator reports on."""
+    with pytest.raises(InvalidSpec, match=f"env {name}: .*set by the operator"):
+        make_mesh(where([{"name": name, "value": "true"}]))
 
 
 @pytest.mark.parametrize(

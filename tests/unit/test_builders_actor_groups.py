@@ -213,6 +213,28 @@ def test_group_nats_user_may_do_what_its_members_may() -> None:
     assert "group_routers" in nats_users.keys
 
 
+def test_group_nats_user_may_do_exactly_what_its_running_members_may() -> None:
+    """The union and nothing more: a disabled member's consumer, dead letters and lookups are not the
+    group's (its process does not run it), and a group with no running member has no user at all (an
+    empty allow-list would mean "allow everything" to nats-server)."""
+    subjects = Subjects("demo")
+
+    def group_user(spec: dict[str, Any]) -> tuple[str, ...] | None:
+        found = [p for p in user_permissions(make_mesh(spec)) if p.user == "group_routers"]
+        return found[0].publish if found else None
+
+    members = {"decision_router", "escalation_router"}
+    union = {s for m in members for s in nats_permissions(subjects, m).publish}
+    assert set(group_user(_grouped(ROUTERS)) or ()) == union
+    one_off = _grouped(ROUTERS, actors={"escalationRouter": {"enabled": False}})
+    assert set(group_user(one_off) or ()) == set(nats_permissions(subjects, "decision_router").publish)
+    assert subjects.escalations_lookup not in (group_user(one_off) or ())
+    all_off = _grouped(
+        ROUTERS, actors={"decisionRouter": {"enabled": False}, "escalationRouter": {"enabled": False}}
+    )
+    assert group_user(all_off) is None
+
+
 def test_disabled_member_is_left_out_and_an_emptied_group_has_no_deployment() -> None:
     spec = _grouped(ROUTERS, actors={"decisionRouter": {"enabled": False}})
     deployments = _deployments(children(spec))

@@ -3,6 +3,7 @@ answers (status, Retry-After, a body naming the limit, a metric per refusal) thr
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 from typing import Any
 
@@ -10,6 +11,7 @@ import httpx
 import pytest
 from starlette.types import Message, Receive, Scope, Send
 
+from actormesh_runtime.commands import dev
 from actormesh_runtime.gateway.admission import (
     REJECTED,
     Admission,
@@ -20,6 +22,7 @@ from actormesh_runtime.gateway.admission import (
 from actormesh_runtime.gateway.app import create_app
 from actormesh_runtime.gateway.auth import WS_BEARER_PREFIX, WS_PROTOCOL, TokenVerifier, mint_token
 from actormesh_runtime.gateway.ratelimit import LocalBuckets, RateLimiter
+from actormesh_runtime.gateway.slowclients import header_deadline_protocol
 from actormesh_runtime.settings import RuntimeSettings
 
 SECRET = "s" * 40
@@ -208,3 +211,70 @@ async def test_a_whole_body_is_handed_on_unchanged() -> None:
     scope = {"type": "http", "method": "POST", "path": "/api/chat", "headers": []}
     await BodyReadTimeout(app, timeout_s=5, max_bytes=1000)(scope, receive, send)
     assert seen == [{"type": "http.request", "body": b'{"a": 1}', "more_body": False}]
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        pytest.param({}, (6000, 1000), id="generous-by-default"),
+        pytest.param({"RATE_LIMIT_REQUESTS": "30", "MAX_CONCURRENT_REQUESTS": "0"}, (30, 0), id="set-wins"),
+    ],
+)
+def test_actormesh_dev_is_generous_unless_the_limits_are_set(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], expected: tuple[int, int]
+) -> None:
+    for name in ("RATE_LIMIT_REQUESTS", "MAX_CONCURRENT_REQUESTS"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    parser = argparse.ArgumentParser()
+    dev.add_arguments(parser)
+
+    settings = dev._settings(parser.parse_args([]))
+
+    assert (settings.rate_limit_requests, settings.max_concurrent_requests) == expected
+    assert RuntimeSettings().rate_limit_requests == int(env.get("RATE_LIMIT_REQUESTS", "120"))
+
+
+async def test_max_concurrent_requests_zero_is_off() -> None:
+    release, all_in = asyncio.Event(), asyncio.Event()
+    entered: list[None] = []
+
+    async def slow_app(scope: Scope, receive: Receive, send: Send) -> None:
+        entered.append(None)
+        if len(entered) == 50:
+            all_in.set()
+        await release.wait()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    admission = Admission(slow_app, limiter=RateLimiter(0), max_concurrent=0, subject_of=None)
+    transport = httpx.ASGITransport(app=admission)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+        calls = [asyncio.create_task(client.post("/api/chat", json={})) for _ in range(50)]
+        await asyncio.wait_for(all_in.wait(), 30)
+        assert admission.in_flight == 50
+        release.set()
+        assert {(await call).status_code for call in calls} == {200}
+
+
+async def test_header_and_body_read_timeouts_zero_are_off() -> None:
+    seen: list[Message] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(await receive())
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b'{"mess', "more_body": True}  # and nothing after it
+
+    async def send(message: Message) -> None:
+        raise AssertionError(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/api/chat", "headers": []}
+    await BodyReadTimeout(app, timeout_s=0, max_bytes=1000)(scope, receive, send)
+
+    assert seen == [{"type": "http.request", "body": b'{"mess', "more_body": True}], (
+        "no deadline, no buffering"
+    )
+    assert header_deadline_protocol(0) == "auto", "uvicorn's own protocol: no header deadline"
+    assert isinstance(header_deadline_protocol(10), type)

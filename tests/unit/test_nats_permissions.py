@@ -61,6 +61,17 @@ def test_an_actor_pulls_and_acks_only_its_own_consumer() -> None:
     assert not perms.allow_responses
 
 
+def test_who_reads_the_replies() -> None:
+    """Replies carry customers' answers: an actor (or the history service) that could subscribe to them
+    would read every conversation. Actors and history subscribe to nothing but their own inbox and what
+    history answers; replies are read only by the gateway and the CLI (`admin`, `actormesh ask`)."""
+    readers = {u for u in NATS_USERS if SUBJECTS.any_reply in nats_permissions(SUBJECTS, u).subscribe}
+    assert readers == {GATEWAY_USER, ADMIN_USER}
+    for actor in ACTORS:
+        perms = nats_permissions(SUBJECTS, actor.name.value)
+        assert perms.subscribe == (f"{inbox_prefix(actor.name.value)}.>",), actor.name
+
+
 def test_only_history_answers_history_queries() -> None:
     answering = [u for u in NATS_USERS if SUBJECTS.history_query in nats_permissions(SUBJECTS, u).subscribe]
     assert answering == [HISTORY_USER]

@@ -41,6 +41,16 @@ def test_the_guides_names_are_in_the_readme() -> None:
     assert not missing, f"add the seed guide's names to README.md's configuration table: {sorted(missing)}"
 
 
+def test_each_guide_name_is_on_the_row_of_the_setting_it_sets() -> None:
+    rows = [line.split("|")[1] for line in README.read_text().splitlines() if line.startswith("| `")]
+    unpaired = {
+        guide: ours
+        for guide, ours in GUIDE_ALIASES.items()
+        if not any(f"`{guide}`" in row and f"`{ours}`" in row for row in rows)
+    }
+    assert not unpaired, f"README.md: write `OURS` (guide: `GUIDE`) on one row: {unpaired}"
+
+
 def test_readme_documents_no_setting_that_does_not_exist() -> None:
     guide = set(GUIDE_ALIASES) | set(GUIDE_WITHOUT_EFFECT)
     known = _variables(RuntimeSettings) | _variables(OperatorSettings) | guide | {"KUBECONFIG"}

@@ -61,8 +61,9 @@ def test_status_and_finalizers_subresources_and_secrets_never_listed_or_deleted(
     # The mesh itself is only read: its status is the one thing the operator writes there.
     assert {v for g, r, v in declared if r == "actormeshes"} == {"get", "list", "watch"}
     assert ("actormesh.io", "actormeshes/finalizers", "update") in declared
-    # get + watch (per-name watches of referenced Secrets); create + patch (generated Secrets, created once,
-    # only missing keys added); never list, never update or delete (a value is never overwritten).
+    # get + watch (per-name watches of user Secrets, one label-selected watch of the generated ones);
+    # create + patch (generated Secrets, created once, only missing keys added); never list, never
+    # update or delete (a value is never overwritten).
     assert {v for g, r, v in declared if r == "secrets"} == {"get", "watch", "create", "patch"}
     assert not any(r == "customresourcedefinitions" for _, r, _ in declared)
     assert not any(

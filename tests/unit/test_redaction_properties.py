@@ -4,17 +4,22 @@ phrase; a message cannot close its prompt fence."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
+from unittest.mock import patch
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from actormesh_runtime.actors.guardrail_validator import check as check_draft
+from actormesh_runtime.llm.errors import LLMInvalidResponse, LLMUnavailable
 from actormesh_runtime.llm.prompts import fence
 from actormesh_runtime.observability.logging import JsonFormatter, TextFormatter
 from actormesh_runtime.pii import SEPARATORS, find_card_numbers, find_ssns, luhn_valid, normalise
 from actormesh_runtime.screening import CARD_PLACEHOLDER, SSN_PLACEHOLDER, redact, screen
+from actormesh_runtime.settings import RuntimeSettings
 from tests.support.pii_formats import (
     INVISIBLE,
     Written,
@@ -50,6 +55,8 @@ def test_generated_cards_are_luhn_valid(digits: str) -> None:
 @example(("ssn 123.45.6789", [Written("123456789", "", "ssn")]))
 @example(("ssn 123\u200b45\u200b6789", [Written("123456789", "", "ssn")]))
 @example(("ssn 123\u2009\u200945\u20096789", [Written("123456789", "", "ssn")]))
+@example(("mine: 123\u200b45\u200b6789", [Written("123456789", "", "ssn")]))  # no "ssn" keyword
+@example(("card 4111\u16801111\u20281111\u20291111", [Written("4111111111111111", "", "card")]))
 def test_no_card_or_ssn_survives_screening(case: tuple[str, list[Written]]) -> None:
     message, secrets = case
     screened, screening = screen(message)
@@ -87,17 +94,59 @@ def test_no_card_or_ssn_survives_a_log_line(secret: Written, fmt: str) -> None:
     assert not survivors(line, [secret]), line
 
 
+class _ProviderRejects:
+    """litellm as far as `LLMClient` sees it, failing the way a provider's 400 does: quoting the request."""
+
+    Timeout = ()  # nothing this stand-in raises is a timeout
+
+    def __init__(self, quoted: str) -> None:
+        self.quoted = quoted
+
+    async def acompletion(self, **_: object) -> None:
+        raise RuntimeError(
+            f"OpenAIException - Error code: 400 - {{'error': {{'message': 'rejected: {self.quoted}'}}}}"
+        )
+
+
 @PROPERTY
 @given(st.one_of(written_cards(), written_ssns()))
 def test_llm_errors_never_quote_a_card_or_ssn(secret: Written) -> None:
-    """`LLMUnavailable` carries the provider's error text (it lands in envelopes, results and logs)."""
-    from actormesh_runtime.llm.client import _parse_response, extract_json
+    """`LLMUnavailable` carries the provider's error text and `LLMInvalidResponse` the start of a reply
+    (both land in envelopes, results, dead letters and logs)."""
+    from actormesh_runtime.llm import client as llm_client
 
-    del _parse_response, extract_json  # the module imports; the message is built as the client builds it
-    from actormesh_runtime.pii import redact as pii_redact
+    caller = llm_client.LLMClient(RuntimeSettings(litellm_model="openai/test-model"))
+    with (
+        patch.object(llm_client, "_litellm", _ProviderRejects(secret.text)),
+        pytest.raises(LLMUnavailable) as unavailable,
+    ):
+        asyncio.run(caller.complete_text([{"role": "user", "content": "hi"}], actor="intent_analyzer"))
+    assert "rejected" in str(unavailable.value), "the provider's message is kept, redacted"
+    assert not survivors(str(unavailable.value), [secret]), str(unavailable.value)
+    with pytest.raises(LLMInvalidResponse) as invalid:
+        llm_client.extract_json(f"Sure! {secret.text}")
+    assert not survivors(str(invalid.value), [secret]), str(invalid.value)
 
-    upstream = f"OpenAIException - Error code: 400 - {{'error': {{'message': 'rejected: {secret.text}'}}}}"
-    assert not survivors(f"BadRequestError: {pii_redact(upstream)[:200]}", [secret])
+
+@PROPERTY
+@given(st.one_of(written_cards(), written_ssns()))
+def test_an_actors_exception_is_kept_redacted(secret: Written) -> None:
+    """What the host keeps of an actor's exception (dead letter reason, retry log): an upstream API's
+    error body may quote a number the customer never typed into the screened message."""
+    from actormesh_runtime.bus.host import _describe
+
+    kept = _describe(ValueError(f"upstream 422: {{'detail': 'card {secret.text} declined'}}"))
+    assert kept.startswith("ValueError: upstream 422")
+    assert not survivors(kept, [secret]), kept
+
+
+@PROPERTY
+@given(st.one_of(written_cards(), written_ssns()))
+def test_guardrail_rejects_a_draft_with_a_card_or_ssn_however_written(secret: Written) -> None:
+    """An LLM draft is screened the same way as the customer's message: it may hide digits too."""
+    reasons = check_draft(f"Thanks! We have {secret.text} on file.", "john@example.com")
+    # A number may be caught as the other kind (an SSN's digits inside a Luhn-valid run): either way refused.
+    assert any(r.startswith("pii: ") for r in reasons), reasons
 
 
 INJECTIONS = [

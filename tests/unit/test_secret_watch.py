@@ -7,7 +7,9 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
+from actormesh_operator.builders.labels import MANAGED_BY_SELECTOR
 from actormesh_operator.reconcile.kube import KubeApiError
+from actormesh_operator.reconcile.observe import selector_string
 from actormesh_operator.reconcile.secret_watch import SecretWatches
 
 
@@ -86,4 +88,48 @@ async def test_watches_follow_the_references_and_resume_from_the_last_version() 
     watches.update("shop", "a", set())  # the mesh no longer reads it (or is gone)
     await _settle()
     assert watches.watched == set()
+    await watches.close()
+
+
+class RecordingWatchApi:
+    """Records every Secret watch opened (its namespace and selectors); each waits forever."""
+
+    def __init__(self) -> None:
+        self.opened: list[tuple[str | None, str | None, str | None]] = []
+
+    async def _forever(self) -> AsyncIterator[dict[str, Any]]:
+        await asyncio.Event().wait()
+        yield {}
+
+    def watch_one(
+        self, resource: Any, name: str, namespace: str, *, resource_version: str | None, timeout_s: int
+    ) -> AsyncIterator[dict[str, Any]]:
+        self.opened.append((namespace, None, f"metadata.name={name}"))
+        return self._forever()
+
+    def watch(
+        self,
+        resource: Any,
+        namespace: str | None,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        resource_version: str | None = None,
+        timeout_s: int = 0,
+    ) -> AsyncIterator[dict[str, Any]]:
+        self.opened.append((namespace, label_selector, field_selector))
+        return self._forever()
+
+
+async def test_every_secret_watch_is_narrowed_to_referenced_or_generated_secrets() -> None:
+    """Never a watch of all Secrets: a user Secret by name, the generated ones by our label."""
+    api = RecordingWatchApi()
+    watches = SecretWatches(api, lambda ns, mesh, why: None, generated_labels=MANAGED_BY_SELECTOR)  # type: ignore[arg-type]
+    generated = {"metadata": {"name": "demo-gateway-auth", "labels": dict(MANAGED_BY_SELECTOR)}, "data": {}}
+    watches.remember("shop", "demo-gateway-auth", generated)
+    watches.update("shop", "demo", {"demo-gateway-auth", "llm"})
+    await _settle()
+    assert sorted(api.opened, key=str) == sorted(
+        [(None, selector_string(MANAGED_BY_SELECTOR), None), ("shop", None, "metadata.name=llm")], key=str
+    )
     await watches.close()

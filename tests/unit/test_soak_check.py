@@ -112,3 +112,18 @@ def test_the_same_seed_plans_the_same_faults_at_the_same_conversations() -> None
     assert positions == sorted(positions)
     assert positions[0] >= 100
     assert positions[-1] < 1000
+
+
+def test_a_refund_or_note_asked_for_and_not_done_is_wrong() -> None:
+    skipped = _answered(
+        3, REFUND, [{"type": "create_refund_request", "order_id": "ORD-30001", "status": "skipped"}]
+    )
+    silent = _answered(4, REFUND, [])
+    errored = _answered(5, REFUND, [])
+    errored.result = {**(errored.result or {}), "flags": ["error"]}
+    verdict = judge([skipped, silent, errored], _turns([skipped, silent, errored]), {}, _state([], []), [])
+    assert verdict.side_effects_wrong == 2, verdict.problems
+    assert verdict.error_answers == 1, "the error path is counted as such, not as a missing effect"
+    refund, record, key = _refund(6)
+    done = judge([refund], _turns([refund]), {}, _state([record], [key]), [])
+    assert done.side_effects_wrong == 0, done.problems

@@ -33,6 +33,8 @@ from actormesh_operator.api.routing import ROUTE_NEEDS_PARENT
 from actormesh_operator.api.runtime import (
     ONE_SOURCE,
     REQUEST_TIMEOUT_BELOW_DEADLINE,
+    RESERVED_ENV,
+    RESERVED_ENV_MESSAGE,
     VALUE_OR_SOURCE,
     RuntimeSpec,
 )
@@ -209,9 +211,12 @@ _NATS_SIZE = (
 
 
 def _env_rules(path: tuple[str, ...]) -> list[Rule]:
-    """Each entry of an `env` list: a value or a source, and a source names exactly one thing."""
+    """Each entry of an `env` list: not a reserved name, a value or a source, and a source names exactly
+    one thing."""
     field = "spec." + ".".join(path).replace(".[]", "[]")
+    reserved = ", ".join(f"'{name}'" for name in RESERVED_ENV)
     return [
+        Rule((*path, "[]"), f"!(self.name in [{reserved}])", f"{field}: {RESERVED_ENV_MESSAGE}", ".name"),
         Rule((*path, "[]"), "!(has(self.value) && has(self.valueFrom))", f"{field}: {VALUE_OR_SOURCE}"),
         Rule(
             (*path, "[]", "valueFrom"),

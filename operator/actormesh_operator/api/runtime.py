@@ -29,6 +29,21 @@ REQUEST_TIMEOUT_BELOW_DEADLINE = (
 ONE_SOURCE = "valueFrom must set exactly one of secretKeyRef, configMapKeyRef, fieldRef"
 VALUE_OR_SOURCE = "set value or valueFrom, not both"
 
+RESERVED_ENV: tuple[str, ...] = (
+    Env.GATEWAY_ANONYMOUS,
+    Env.JWT_SECRET,
+    Env.JWT_PREVIOUS_SECRET,
+    Env.NATS_USER,
+    Env.NATS_PASSWORD,
+)
+"""Names `env` may not set: they decide who may talk to the mesh, so they come only from fields the
+operator reports on (`spec.gateway.anonymous` puts a warning on the mesh; an `env` entry would not) and
+from the per-component NATS users it generates (another component's user would carry its permissions)."""
+RESERVED_ENV_MESSAGE = (
+    f"{', '.join(RESERVED_ENV)} are set by the operator: use spec.gateway.anonymous or"
+    " spec.gateway.authSecretRef"
+)
+
 
 class RuntimeSpec(ApiModel):
     """Settings of every runtime pod (actors, gateway, history, mocks); each is one runtime env var."""
@@ -143,6 +158,8 @@ class EnvVar(ApiModel):
     def _value_or_source(self) -> EnvVar:
         if self.value is not None and self.value_from is not None:
             raise ValueError(f"env {self.name}: {VALUE_OR_SOURCE}")
+        if self.name in RESERVED_ENV:
+            raise ValueError(f"env {self.name}: {RESERVED_ENV_MESSAGE}")
         return self
 
 

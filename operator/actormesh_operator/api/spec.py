@@ -299,9 +299,10 @@ class NetworkPolicySpec(ApiModel):
     egress_except: list[Annotated[str, Field(pattern=CIDR_PATTERN, max_length=64)]] = Field(
         default_factory=lambda: list(DEFAULT_EGRESS_EXCEPT), max_length=64
     )
-    """Address ranges the internet-facing egress (LLM, external commerce APIs) never reaches. The
-    default covers private, link-local and loopback ranges; list your cluster's pod and Service CIDRs
-    too if they are public addresses. Replaces the default when set."""
+    """Address ranges the internet-facing egress (the LLM actors; a trace collector outside the cluster)
+    never reaches. The default covers private, link-local and loopback ranges; list your cluster's pod
+    and Service CIDRs too if they are public addresses. Replaces the default when set. External NATS,
+    Redis and commerce API URLs are allowed on their ports only (they may live inside the cluster)."""
     keda_namespace: str = Field("keda", max_length=63, pattern=DNS1123_LABEL)
     """Namespace of KEDA's operator: the only one allowed to read the NATS monitoring port."""
 

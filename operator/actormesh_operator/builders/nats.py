@@ -21,7 +21,6 @@ from actormesh_operator.builders.volumes import retention_policy, volume_claim_t
 from actormesh_operator.builders.workload import secret_env
 from actormesh_operator.settings import OperatorSettings
 from actormesh_runtime.catalog import (
-    ACTORS,
     NATS_USERS,
     NatsPermissions,
     Ports,
@@ -119,13 +118,16 @@ def _quoted(subjects: tuple[str, ...]) -> str:
 
 
 def user_permissions(mesh: ActorMesh) -> list[NatsPermissions]:
-    """The allow-lists of every user: the catalog's per component, then one per actor group (the union
-    of its listed members', builders/actors.py connects the group's process as that user)."""
+    """The allow-lists of every user: the catalog's per component, then one per running actor group (the
+    union of the members its process runs; builders/actors.py connects the process as that user). A
+    disabled member's subjects stay out, and a group with no running member gets no user: nats-server
+    reads an empty allow-list as "allow everything"."""
     subjects = Subjects(mesh.name)
     out = [nats_permissions(subjects, user) for user in NATS_USERS]
-    for group in mesh.spec.actors.groups:
-        members = [a.name for a in ACTORS if a.spec_key in group.actors]
-        out.append(colocated_permissions(subjects, group_nats_user(group.name), members))
+    for workload in mesh.spec.actors.workloads():
+        if workload.group is not None:
+            members = [m.info.name for m in workload.members]
+            out.append(colocated_permissions(subjects, group_nats_user(workload.group), members))
     return out
 
 

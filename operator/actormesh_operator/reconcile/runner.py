@@ -262,6 +262,9 @@ class MeshReconciler:
         self._secrets_seen(mesh.namespace, mesh.name, names)
         desired = with_secret_hashes(built, secrets)
         if mesh.paused:
+            # Not a settled pass: a status refresh would report the mesh as not paused (it computes
+            # no drift and no pause), so while paused every child event gets a paused pass instead.
+            self._settled.pop(key, None)
             await self._report_paused(attempt, mesh, desired)
             return ApplyOutcome()
         attempt.missing = missing_secrets(refs, secrets)

@@ -1,8 +1,10 @@
 """Watches on exactly the Secrets the meshes' pods read, so a rotated value rolls them within seconds.
 
 Created by `state.OperatorState`; the runner reports after every pass which Secrets a mesh reads
-(`update`), and this module keeps one watch per referenced Secret — `GET .../secrets?watch=true&
-fieldSelector=metadata.name=<name>` in the mesh's namespace — never a list or watch of all Secrets.
+(`update`), and this module keeps one watch per referenced user Secret — `GET .../secrets?watch=true&
+fieldSelector=metadata.name=<name>` in the mesh's namespace — plus one label-selected watch of the
+Secrets the operator generates (`labelSelector=app.kubernetes.io/managed-by=actormesh-operator`);
+never a list, never a watch of all Secrets.
 When a Secret's data changes (or it appears or goes), every mesh reading it is woken; the reconcile then
 re-reads it and the changed `actormesh.io/secret-hash` rolls exactly the pods using it
 (builders/secret_hash.py).

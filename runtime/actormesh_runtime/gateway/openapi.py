@@ -4,7 +4,9 @@ FastAPI documents a 422 `HTTPValidationError` the gateway never sends (its 422 i
 knows nothing of the answers given before routing: the limits (429, 503 overloaded, 408), the body
 size bound (413) and the 500 of a bug. `truthful_openapi(app, settings)` builds FastAPI's document
 once and then fixes it: every 422 is `ErrorBody`, every operation lists what the middleware may
-answer, and the message's `maxLength` is this deployment's `MAX_MESSAGE_CHARS`. The contract test
+answer, and the message's `maxLength` is this deployment's `MAX_MESSAGE_CHARS`. With auth on, every
+operation that may answer 401 declares the bearer-JWT scheme it needs (none is declared in anonymous
+mode, where no operation asks for a token). The contract test
 (tests/integration/test_gateway_contract.py) runs schemathesis with all checks against a live gateway.
 """
 
@@ -17,6 +19,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from actormesh_runtime.gateway.admission import is_limited
+from actormesh_runtime.gateway.deps import get_verifier
 from actormesh_runtime.settings import RuntimeSettings
 
 ERROR_BODY = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
@@ -56,10 +59,22 @@ def _fix_operation(path: str, method: str, op: dict[str, Any], settings: Runtime
         responses["503"] = _error(text, retry_after=True)
 
 
-def _fix_document(schema: dict[str, Any], settings: RuntimeSettings) -> dict[str, Any]:
+BEARER = {
+    "type": "http",
+    "scheme": "bearer",
+    "bearerFormat": "JWT",
+    "description": "A customer's token (the agent API: a support agent's); see `actormesh token`.",
+}
+
+
+def _fix_document(schema: dict[str, Any], settings: RuntimeSettings, *, auth: bool) -> dict[str, Any]:
     for path, operations in schema.get("paths", {}).items():
         for method, op in operations.items():
             _fix_operation(path, method, op, settings)
+            if auth and "401" in op.get("responses", {}):
+                op["security"] = [{"bearer": []}]
+    if auth:
+        schema.setdefault("components", {})["securitySchemes"] = {"bearer": BEARER}
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     components.pop("HTTPValidationError", None)
     components.pop("ValidationError", None)
@@ -81,7 +96,8 @@ def truthful_openapi(app: FastAPI, settings: RuntimeSettings) -> Callable[[], di
                 description=app.description,
                 routes=app.routes,
             )
-            app.openapi_schema = _fix_document(document, settings)
+            auth = get_verifier(app) is not None
+            app.openapi_schema = _fix_document(document, settings, auth=auth)
         return app.openapi_schema
 
     return openapi

@@ -5,6 +5,8 @@
   `error` frame (status 429, `limit`, `retry_after_s`) and otherwise ignored — the socket stays open.
 - `WS_IDLE_TIMEOUT_S`: a socket that has sent nothing for that long and has no chat in flight is
   closed with code 4408 ("idle timeout"); a chat still waiting for its answer keeps it open.
+- `WS_MAX_FRAME_BYTES` is enforced by the server's WebSocket protocol (close 1009 before the frame is
+  read, `GatewayServer`); the app only learns of it from the disconnect's code, and counts it here.
 Each refusal and each idle close is counted in `actormesh_gateway_rejected_total{limit}`.
 """
 
@@ -21,6 +23,8 @@ from actormesh_runtime.gateway.admission import REJECTED
 from actormesh_runtime.gateway.ratelimit import LocalBuckets
 
 IDLE_CLOSE_CODE = 4408
+TOO_BIG_CLOSE_CODE = 1009
+"""RFC 6455 "message too big": the server closed the socket on a frame over WS_MAX_FRAME_BYTES."""
 
 
 class SocketLimits:
@@ -50,6 +54,18 @@ class SocketLimits:
         self, receive: Callable[[], Awaitable[Message]], busy: Callable[[], bool]
     ) -> Message | None:
         """The next frame, or None when the socket has been idle too long (and nothing is in flight)."""
+        frame = await self._next(receive, busy)
+        if (
+            frame is not None
+            and frame["type"] == "websocket.disconnect"
+            and frame.get("code") == TOO_BIG_CLOSE_CODE
+        ):
+            REJECTED.labels("WS_MAX_FRAME_BYTES").inc()
+        return frame
+
+    async def _next(
+        self, receive: Callable[[], Awaitable[Message]], busy: Callable[[], bool]
+    ) -> Message | None:
         if not self.idle_timeout_s:
             return await receive()
         pending = asyncio.ensure_future(receive())

@@ -3,6 +3,7 @@ read it, and the API server rejects bad values with a message naming the field."
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -12,9 +13,18 @@ import yaml
 from actormesh_operator.api.runtime import RUNTIME_FIELDS, RuntimeSpec
 from actormesh_operator.builders import names
 from actormesh_operator.builders.meta import CONFIG_HASH_ANNOTATION
-from actormesh_runtime.catalog import ACTORS_BY_NAME, ActorName
+from actormesh_operator.builders.secret_hash import SECRET_HASH_ANNOTATION
+from actormesh_runtime.catalog import ACTORS, ACTORS_BY_NAME, ActorName
 from tests.integration.operator.conftest import OperatorFactory
-from tests.integration.operator.kubeapi import apply, children, matching, minimal_mesh
+from tests.integration.operator.kubeapi import (
+    apply,
+    children,
+    generations,
+    matching,
+    merge_patch,
+    minimal_mesh,
+    reconciled,
+)
 from tests.support.eventually import eventually
 from tests.support.k8s import KubeControlPlane
 
@@ -90,7 +100,8 @@ def test_every_runtime_setting_reaches_the_pod_templates(
     assert (intent_env["LOG_LEVEL"], intent_env["FEATURE_X"]) == ("WARNING", "on")
     sentiment = live["Deployment", names.actor(mesh, ACTORS_BY_NAME[ActorName.SENTIMENT_ANALYZER])]
     assert "LOG_LEVEL" not in {e["name"] for e in _container(sentiment).get("env", [])}
-    for obj in (gateway, intent, sentiment):
+    for obj in (gateway, intent, sentiment):  # the ConfigMap is the pods' environment
+        assert {"configMapRef": {"name": names.runtime_config(mesh)}} in _container(obj)["envFrom"]
         assert obj["spec"]["template"]["metadata"]["annotations"][CONFIG_HASH_ANNOTATION]
 
 
@@ -138,9 +149,121 @@ def _apply_error(kube: KubeControlPlane, namespace: str, spec: dict[str, Any]) -
             "spec.actors.responseGenerator.env: valueFrom must set exactly one",
             id="env-no-source",
         ),
+        pytest.param(
+            {"gateway": {"env": [{"name": "GATEWAY_ANONYMOUS", "value": "true"}]}},
+            "spec.gateway.env: GATEWAY_ANONYMOUS, JWT_SECRET, JWT_PREVIOUS_SECRET, NATS_USER, NATS_PASSWORD"
+            " are set by the operator",
+            id="env-anonymous",
+        ),
+        pytest.param(
+            {
+                "actors": {
+                    "groups": [
+                        {
+                            "name": "routers",
+                            "actors": ["decisionRouter", "escalationRouter"],
+                            "env": [{"name": "NATS_USER", "value": "gateway"}],
+                        }
+                    ]
+                }
+            },
+            "spec.actors.groups[].env: GATEWAY_ANONYMOUS,",
+            id="env-nats-user-in-group",
+        ),
     ],
 )
 def test_the_api_server_rejects_bad_runtime_settings_naming_the_field(
     crd: KubeControlPlane, kube_namespace: str, spec: dict[str, Any], fragment: str
 ) -> None:
     assert fragment in _apply_error(crd, kube_namespace, spec)
+
+
+GROUP = ("routers", ("decisionRouter", "escalationRouter"))
+
+
+def _env(obj: dict[str, Any]) -> dict[str, Any]:
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in _container(obj).get("env", [])}
+
+
+def _template_annotation(obj: dict[str, Any], key: str) -> str | None:
+    found: str | None = (obj["spec"]["template"]["metadata"].get("annotations") or {}).get(key)
+    return found
+
+
+def test_overrides_and_env_reach_each_actor_and_group_and_roll_only_them(
+    operators: OperatorFactory, kube_namespace: str
+) -> None:
+    """Per-actor overrides and `env` on every actor and on a group (spec.actors.groups), with a
+    secretKeyRef on the group: each reaches exactly its Deployment; changing the group's setting, a
+    runtime field read by two actors, or the group's Secret rolls exactly the Deployments reading it."""
+    kube, ns, mesh = operators.kube, kube_namespace, "overridden"
+    kube.kubectl("create", "secret", "generic", "group-token", "--from-literal=token=v1", "-n", ns)
+    operators.start(resync_interval_s=3600.0, resync_jitter_s=0.0)
+    group_name, members = GROUP
+    singles = [a for a in ACTORS if a.spec_key not in members]
+    group_env = [
+        {"name": "GROUP_TOKEN", "valueFrom": {"secretKeyRef": {"name": "group-token", "key": "token"}}}
+    ]
+    actors: dict[str, Any] = {
+        a.spec_key: {"logLevel": "WARNING", "env": [{"name": "ACTOR_MARK", "value": a.spec_key}]}
+        for a in singles
+    }
+    group = {"name": group_name, "actors": list(members), "logLevel": "ERROR", "processingTimeoutSeconds": 33}
+    actors["groups"] = [{**group, "env": group_env}]
+    apply(kube, ns, minimal_mesh(mesh, actors=actors))
+    eventually(lambda: matching(kube, ns, mesh) is not None, what="children match the spec", timeout_s=60)
+
+    live = children(kube, ns, mesh)
+    for info in singles:
+        env = _env(live["Deployment", names.actor(mesh, info)])
+        assert (env["LOG_LEVEL"], env["ACTOR_MARK"]) == ("WARNING", info.spec_key), info.spec_key
+    group_deployment = names.actor_workload(mesh, group_name)
+    env = _env(live["Deployment", group_deployment])
+    assert (env["LOG_LEVEL"], env["PROCESSING_TIMEOUT_S"]) == ("ERROR", "33")
+    assert env["GROUP_TOKEN"] == {"secretKeyRef": {"name": "group-token", "key": "token"}}
+    assert "ACTOR_MARK" not in env
+    hashes = {
+        n: _template_annotation(o, SECRET_HASH_ANNOTATION) for (k, n), o in live.items() if k == "Deployment"
+    }
+    assert hashes[group_deployment]
+
+    def settled_generations() -> dict[str, int]:
+        eventually(lambda: reconciled(kube, ns, mesh) is not None, what="mesh reconciled", timeout_s=60)
+        return generations(kube, ns, mesh, "Deployment")
+
+    def rolled(before: dict[str, int], after: dict[str, int]) -> set[str]:
+        return {name for name in before if after[name] != before[name]}
+
+    before = settled_generations()
+    merge_patch(
+        kube,
+        ns,
+        f"actormesh/{mesh}",
+        {"spec": {"actors": {"groups": [{**group, "env": group_env, "logLevel": "DEBUG"}]}}},
+    )
+    after = settled_generations()
+    assert rolled(before, after) == {group_deployment}
+
+    merge_patch(kube, ns, f"actormesh/{mesh}", {"spec": {"runtime": {"cacheTtlSeconds": 90}}})
+    again = settled_generations()
+    apis = {
+        names.actor(mesh, ACTORS_BY_NAME[a])
+        for a in (ActorName.CONTEXT_RETRIEVER, ActorName.EXECUTION_COORDINATOR)
+    }
+    assert rolled(after, again) == apis
+
+    merge_patch(kube, ns, "secret/group-token", {"data": {"token": base64.b64encode(b"v2").decode()}})
+
+    def secret_hashes() -> dict[str, str | None]:
+        return {
+            n: _template_annotation(o, SECRET_HASH_ANNOTATION)
+            for (k, n), o in children(kube, ns, mesh).items()
+            if k == "Deployment"
+        }
+
+    eventually(
+        lambda: secret_hashes()[group_deployment] != hashes[group_deployment],
+        what="the group's secret hash to change",
+        timeout_s=30,
+    )
+    assert {n for n, h in secret_hashes().items() if h != hashes[n]} == {group_deployment}

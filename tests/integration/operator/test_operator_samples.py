@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from actormesh_operator.api.spec import ActorMesh
 from actormesh_operator.builders.generated import generated_secrets
+from actormesh_operator.builders.secret_hash import SECRET_HASH_ANNOTATION
+from actormesh_operator.reconcile.diff import HASH_ANNOTATION, with_hash
+from actormesh_operator.render import main as render_main
 from tests.integration.operator.conftest import ROOT, OperatorFactory
 from tests.integration.operator.kubeapi import (
     FIELD_MANAGER,
@@ -27,13 +33,45 @@ pytestmark = [pytest.mark.integration, pytest.mark.k8s, pytest.mark.xdist_group(
 SAMPLES = sorted((ROOT / "config" / "samples").glob("*.yaml"))
 
 
+def _render_equals_what_was_applied(
+    sample: Path, mesh: dict[str, Any], live: dict[tuple[str, str], dict[str, Any]], tmp_path: Path
+) -> None:
+    """`actormesh-operator render -f <sample> --namespace <ns>` on the file as written (given the mesh's
+    uid, which only the cluster knows) prints exactly what the reconcile applied: each child's
+    `actormesh.io/applied-hash` matches once the Secret hashes (the other thing only a cluster knows)
+    are copied in."""
+    body = load_sample(sample)
+    body["metadata"]["uid"] = mesh["metadata"]["uid"]
+    source = tmp_path / sample.name
+    source.write_text(yaml.safe_dump(body))
+    out = io.StringIO()
+    assert render_main(["-f", str(source), "--namespace", mesh["metadata"]["namespace"]], out=out) == 0
+    rendered = {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(out.getvalue())}
+    assert set(rendered) == set(live)
+    for key, doc in rendered.items():
+        have = live[key]
+        secret_hash = _template_annotations(have).get(SECRET_HASH_ANNOTATION)
+        if secret_hash is not None:
+            template = doc["spec"]["template"]
+            template.setdefault("metadata", {}).setdefault("annotations", {})[SECRET_HASH_ANNOTATION] = (
+                secret_hash
+            )
+        applied = have["metadata"]["annotations"][HASH_ANNOTATION]
+        assert with_hash(doc)["metadata"]["annotations"][HASH_ANNOTATION] == applied, f"{key}: render differs"
+
+
+def _template_annotations(obj: dict[str, Any]) -> dict[str, str]:
+    template = (obj.get("spec") or {}).get("template") or {}
+    return dict((template.get("metadata") or {}).get("annotations") or {})
+
+
 def test_there_are_samples() -> None:
     assert {p.name for p in SAMPLES} >= {"minimal.yaml", "production.yaml", "external.yaml"}
 
 
 @pytest.mark.parametrize("sample", SAMPLES, ids=[p.stem for p in SAMPLES])
 def test_sample_is_reconciled_into_exactly_the_expected_children(
-    operators: OperatorFactory, kube_namespace: str, sample: Path
+    operators: OperatorFactory, kube_namespace: str, sample: Path, tmp_path: Path
 ) -> None:
     kube, ns = operators.kube, kube_namespace
     body = load_sample(sample)
@@ -49,6 +87,8 @@ def test_sample_is_reconciled_into_exactly_the_expected_children(
     eventually(
         lambda: set(children(kube, ns, name)) == expected, what=f"{sample.name}: children", timeout_s=60
     )
+
+    _render_equals_what_was_applied(sample, mesh, children(kube, ns, name), tmp_path)
 
     retained = (body["spec"].get("persistence") or {}).get("reclaimPolicy", "Retain") == "Retain"
     for (kind, child), obj in children(kube, ns, name).items():

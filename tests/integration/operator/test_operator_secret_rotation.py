@@ -1,5 +1,5 @@
 """Secret rotation on a real API server: a changed value rolls exactly the workloads reading it, through
-the per-Secret watch (the periodic resync is an hour away in this test)."""
+the Secret watches (the periodic resync is an hour away in these tests)."""
 
 from __future__ import annotations
 
@@ -103,3 +103,30 @@ def test_a_rotated_secret_rolls_exactly_its_readers_without_a_resync(
         timeout_s=30,
     )
     assert _secret_hashes(operators, ns, mesh)[gateway] == after[gateway]
+
+
+def test_a_rotated_generated_secret_rolls_its_readers_through_the_label_selected_watch(
+    operators: OperatorFactory, kube_namespace: str
+) -> None:
+    """The Secrets the operator generates are watched by one label-selected watch, not by name: a new
+    gateway signing key (rotated by hand) rolls the gateway, and only it, without a resync."""
+    kube, ns, mesh = operators.kube, kube_namespace, "generated"
+    operators.start(resync_interval_s=3600.0, resync_jitter_s=0.0)
+    apply(kube, ns, minimal_mesh(mesh))
+    eventually(lambda: matching(kube, ns, mesh) is not None, what="children match the spec", timeout_s=60)
+    gateway = names.gateway(mesh)
+    _wait_until_quiet(operators, ns, mesh)
+    before = _secret_hashes(operators, ns, mesh)
+    assert before[gateway]
+
+    key = base64.b64encode(b"r" * 48).decode()
+    merge_patch(
+        operators.kube, ns, f"secret/{names.gateway_auth_secret(mesh)}", {"data": {"jwt-secret": key}}
+    )
+    eventually(
+        lambda: _secret_hashes(operators, ns, mesh)[gateway] != before[gateway],
+        what="the gateway's secret hash to change",
+        timeout_s=30,
+    )
+    after = _secret_hashes(operators, ns, mesh)
+    assert {n for n in before if before[n] != after[n]} == {gateway}
