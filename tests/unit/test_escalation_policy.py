@@ -33,6 +33,7 @@ from actormesh_runtime.escalations import (
 from actormesh_runtime.policy import decision as rules
 from actormesh_runtime.policy.escalation import (
     MAX_FACT_ORDERS,
+    SUMMARY_MAX_CHARS,
     estimated_wait_minutes,
     facts,
     priority,
@@ -259,3 +260,16 @@ def test_the_summary_reads_as_docs_escalations_md_shows(found: bool) -> None:
 
     about = f"{who}; intent escalation_request; neutral, urgency medium"
     assert line == f'Customer asked for a person ({about}): "I want a human"'
+
+
+def test_a_long_message_is_cut_to_the_summary_line_with_an_ellipsis() -> None:
+    envelope = make_envelope("x", with_context=True)
+    head = summary(envelope, R.HUMAN_REQUESTED).removesuffix('"x"')
+    room = SUMMARY_MAX_CHARS - len(head) - 2  # the quotes
+
+    envelope.message = "a" * room
+    assert summary(envelope, R.HUMAN_REQUESTED) == f'{head}"{"a" * room}"', "it fits: not cut"
+    envelope.message = "a" * (room + 1)
+    cut = summary(envelope, R.HUMAN_REQUESTED)
+    assert cut == f'{head}"{"a" * (room - 1)}…"'
+    assert len(cut) == SUMMARY_MAX_CHARS
