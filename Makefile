@@ -52,8 +52,8 @@ bench-operator: $(STAMP) k8s-bin
 	ACTORMESH_K8S_BIN=$(K8S_CACHE) $(BIN)/python -m bench.operator_bench \
 	  $(or $(BENCH_OPERATOR_OUT),.actormesh/bench/operator.json) $(BENCH_OPERATOR_ARGS)
 
-## Chaos soak (not part of `make test`; CI runs a short seeded one as tests/integration/test_soak.py):
-## the real multi-process layout, SOAK_N conversations while processes are killed; docs/reliability.md.
+## Chaos soak (not a test): SOAK_N conversations on the real multi-process layout while processes are killed.
+## CI runs a short seeded one as tests/integration/test_soak.py; docs/reliability.md.
 .PHONY: soak
 soak: $(STAMP)
 	$(BIN)/python -m soak
@@ -118,8 +118,9 @@ k8s-up: $(STAMP) k8s-bin
 k8s-down: $(STAMP)
 	@$(BIN)/python -m tests.harness.controlplane down
 
-## The sealed test node's binaries (kubelet, scheduler, kube-proxy, containerd, runc, CNI, crictl, CoreDNS,
-## kube-router, pause), cached by version + content stamp outside the repo (docs/e2e.md).
+## The sealed test node's binaries (kubelet, containerd, CNI, CoreDNS, ...), cached outside the repo.
+## All of them: kubelet, scheduler, kube-proxy, containerd, runc, CNI, crictl, CoreDNS, kube-router, pause;
+## cached by version + content stamp (docs/e2e.md).
 node-bin:
 	@K8S_VERSION=$(K8S_VERSION) hack/node/build.sh
 
@@ -147,8 +148,8 @@ crds: $(STAMP)
 images:
 	@hack/images/build.sh
 
-## The same images as docker-archive tars + images.txt for a node without a registry (the e2e cluster),
-## in $(ACTORMESH_IMAGES_DIR) (default ~/.cache/actormesh/images/e2e). Installs docker.io/debootstrap if
+## The same images as docker-archive tars + images.txt, for a node without a registry (the e2e cluster).
+## In $(ACTORMESH_IMAGES_DIR) (default ~/.cache/actormesh/images/e2e). Installs docker.io/debootstrap if
 ## missing, starts and stops its own dockerd; instant when no input changed (docs/images.md).
 images-tar:
 	@hack/images/tar.sh

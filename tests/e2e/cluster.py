@@ -8,25 +8,11 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import pytest
-
 from tests.harness.handle import KubeControlPlane
-
-
-def wait_for(
-    what: str, predicate: Callable[[], object], timeout: float = 120.0, interval: float = 1.0
-) -> None:
-    """Poll `predicate()` until truthy; fail naming `what` when the deadline passes."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() >= deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
+from tests.support.eventually import eventually
 
 
 @dataclass(frozen=True)
@@ -67,7 +53,9 @@ class E2ECluster:
                 pod_ready(p) for p in pods if p["metadata"].get("deletionTimestamp") is None
             )
 
-        wait_for(f"pods {selector or '(all)'} in {namespace} Ready", ready, timeout)
+        eventually(
+            ready, what=f"pods {selector or '(all)'} in {namespace} Ready", timeout_s=timeout, interval_s=1.0
+        )
 
     def describe_failure(self, namespace: str) -> str:
         """Pods, events and container logs of a namespace, for a failure message."""

@@ -19,10 +19,11 @@ from actormesh_operator.api.spec import DEFAULT_EGRESS_EXCEPT
 from tests.conftest import missing_component
 from tests.e2e import llm as e2e_llm
 from tests.e2e import mesh as m
-from tests.e2e.cluster import E2ECluster, wait_for
+from tests.e2e.cluster import E2ECluster
 from tests.harness.binaries import bin_dir_from_env
 from tests.harness.cluster import layout
 from tests.harness.handle import KubeControlPlane
+from tests.support.eventually import eventually
 from tests.support.llm_server import LLMTestServer
 
 KUBECONFIG_ENV = "E2E_KUBECONFIG"
@@ -58,10 +59,11 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> E2ECluster:
 def namespace(cluster: E2ECluster) -> Iterator[str]:
     name = f"e2e-{uuid.uuid4().hex[:8]}"
     cluster.kubectl("create", "namespace", name)
-    wait_for(
-        f"service account default in {name}",
+    eventually(
         lambda: cluster.kubectl("get", "sa", "default", "-n", name, check=False).returncode == 0,
-        60,
+        what=f"service account default in {name}",
+        timeout_s=60,
+        interval_s=1.0,
     )
     try:
         yield name

@@ -17,7 +17,8 @@ from typing import Any
 import httpx
 import yaml
 
-from tests.e2e.cluster import E2ECluster, pod_ready, wait_for
+from tests.e2e.cluster import E2ECluster, pod_ready
+from tests.support.eventually import eventually
 
 REPO = Path(__file__).resolve().parents[2]
 OPERATOR_NAMESPACE = "actormesh-system"
@@ -31,7 +32,9 @@ def install_operator(cluster: E2ECluster) -> None:
     cluster.kubectl("apply", "-k", str(REPO / "config" / "e2e"), timeout=180)
     # As a user following the docs would: the sample is applied once the API serves the new kind.
     # (Polled: `kubectl wait` errors out on a CRD whose status has no conditions yet.)
-    wait_for("the ActorMesh CRD Established", lambda: _crd_established(cluster), 60, 0.5)
+    eventually(
+        lambda: _crd_established(cluster), what="the ActorMesh CRD Established", timeout_s=60, interval_s=0.5
+    )
     cluster.kubectl(
         "-n",
         OPERATOR_NAMESPACE,
@@ -149,7 +152,12 @@ def can_connect(cluster: E2ECluster, namespace: str, pod: str, host: str, port: 
 def wait_for_mesh_condition(
     cluster: E2ECluster, namespace: str, name: str, predicate: Any, what: str, timeout: float = 300
 ) -> None:
-    wait_for(what, lambda: predicate(cluster.get(f"actormesh/{name}", "-n", namespace)), timeout, 2)
+    eventually(
+        lambda: predicate(cluster.get(f"actormesh/{name}", "-n", namespace)),
+        what=what,
+        timeout_s=timeout,
+        interval_s=2,
+    )
 
 
 def dumps(doc: Any) -> str:
@@ -171,7 +179,9 @@ def port_forward(
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         url = f"http://127.0.0.1:{local}"
-        wait_for(f"port-forward to {pod}", lambda: _get_ok(f"{url}{ready_path}"), 30, 0.5)
+        eventually(
+            lambda: _get_ok(f"{url}{ready_path}"), what=f"port-forward to {pod}", timeout_s=30, interval_s=0.5
+        )
         yield url
     finally:
         proc.terminate()

@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import missing_component
-from tests.e2e.cluster import wait_for
 from tests.e2e.test_node import web_deployment
 from tests.harness.cluster import layout
 from tests.harness.cluster.down import leftovers
 from tests.harness.cluster.state import load
 from tests.harness.handle import KubeControlPlane
+from tests.support.eventually import eventually
 
 pytestmark = [pytest.mark.cluster_lifecycle, pytest.mark.timeout(900)]
 
@@ -54,8 +54,7 @@ def test_down_after_a_crash_removes_everything_and_a_second_down_is_a_no_op(tmp_
 
         kube = KubeControlPlane(dirs.admin_kubeconfig, "", layout.NodeDirs.default().k8s_bin, tmp_path)
         kube.kubectl("apply", "-f", "-", input=_as_list(web_deployment(replicas=2)))
-        wait_for(
-            "two web pods Running",
+        eventually(
             lambda: (
                 kube.kubectl("get", "pods", "-l", "app=web", "-o", "name").stdout.count("pod/") == 2
                 and "false"
@@ -68,7 +67,9 @@ def test_down_after_a_crash_removes_everything_and_a_second_down_is_a_no_op(tmp_
                     "jsonpath={.items[*].status.containerStatuses[*].ready}",
                 ).stdout
             ),
-            120,
+            what="two web pods Running",
+            timeout_s=120,
+            interval_s=1.0,
         )
         state = load(state_path)
         assert state is not None

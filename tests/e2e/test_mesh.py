@@ -17,7 +17,8 @@ import pytest
 from websockets.asyncio.client import connect
 
 from tests.e2e import mesh as m
-from tests.e2e.cluster import E2ECluster, pod_ready, wait_for
+from tests.e2e.cluster import E2ECluster, pod_ready
+from tests.support.eventually import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
@@ -130,10 +131,11 @@ def test_network_policies_fence_the_backends(
     cluster.apply(m.probe_pod("outsider", RUNTIME_IMAGE), namespace)
     cluster.apply(m.probe_pod("unlabelled", RUNTIME_IMAGE), demo_ns)
     cluster.wait_pods_ready(namespace, timeout=120)
-    wait_for(
-        "unlabelled probe Ready",
+    eventually(
         lambda: all(pod_ready(p) for p in cluster.pods(demo_ns, "!app.kubernetes.io/component")),
-        120,
+        what="unlabelled probe Ready",
+        timeout_s=120,
+        interval_s=1.0,
     )
     services = {s["metadata"]["name"]: s for s in cluster.get("services", "-n", demo_ns)["items"]}
     targets = []

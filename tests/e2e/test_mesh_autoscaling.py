@@ -20,7 +20,8 @@ import httpx
 import pytest
 
 from tests.e2e import mesh as m
-from tests.e2e.cluster import E2ECluster, wait_for
+from tests.e2e.cluster import E2ECluster
+from tests.support.eventually import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
@@ -99,11 +100,16 @@ def test_an_actor_hpa_scales_up_under_load(cluster: E2ECluster, scaling_mesh: st
     if not cluster.sealed_node:
         pytest.skip("drives the gateway's ClusterIP from the host")
     namespace = scaling_mesh
-    wait_for(f"APIService {METRICS_API} Available", lambda: _available(cluster), 180, 2)
+    eventually(
+        lambda: _available(cluster), what=f"APIService {METRICS_API} Available", timeout_s=180, interval_s=2
+    )
     # Idle first: the HPA reads a utilization below its target and keeps one replica, so the
     # scale-up below is the load's doing.
-    wait_for(
-        "the HPA's first CPU reading", lambda: _cpu_percent(_hpa(cluster, namespace)) is not None, 240, 5
+    eventually(
+        lambda: _cpu_percent(_hpa(cluster, namespace)) is not None,
+        what="the HPA's first CPU reading",
+        timeout_s=240,
+        interval_s=5,
     )
     idle = _hpa(cluster, namespace)
     idle_cpu = _cpu_percent(idle)
@@ -129,10 +135,10 @@ def test_an_actor_hpa_scales_up_under_load(cluster: E2ECluster, scaling_mesh: st
     assert hpa["status"].get("desiredReplicas", 1) > 1, (
         f"no scale-up after {sent} chats; idle CPU {idle_cpu}%, HPA status {hpa.get('status')}"
     )
-    wait_for(
-        f"{DEPLOYMENT} scaled to 2+ ready replicas",
+    eventually(
         lambda: cluster.get("deployment", DEPLOYMENT, "-n", namespace)["status"].get("readyReplicas", 0) >= 2,
-        180,
-        3,
+        what=f"{DEPLOYMENT} scaled to 2+ ready replicas",
+        timeout_s=180,
+        interval_s=3,
     )
     print(f"HPA scaled {DEPLOYMENT}: idle {idle_cpu}%, {sent} chats, status {hpa['status']}")

@@ -24,7 +24,7 @@ from actormesh_runtime.actors.execution_coordinator import idempotency_key
 from actormesh_runtime.envelope import ActionType
 from tests.e2e import llm as e2e_llm
 from tests.e2e import mesh as m
-from tests.e2e.cluster import E2ECluster, pod_ready, wait_for
+from tests.e2e.cluster import E2ECluster, pod_ready
 from tests.support.eventually import eventually, eventually_async
 from tests.support.llm_server import LLMTestServer
 
@@ -186,13 +186,13 @@ def test_operator_restart_rewrites_no_child(cluster: E2ECluster, demo: tuple[str
             samples = [line for line in text.splitlines() if line.startswith((f"{name}{{", f"{name} "))]
             return sum(float(s.rsplit(" ", 1)[1]) for s in samples if all(label in s for label in labels))
 
-        wait_for(
-            "the new operator to resume the meshes",
+        eventually(
             lambda: (
                 metric("actormesh_operator_reconciles_total", 'trigger="resume"', 'result="success"') >= 1
             ),
-            120,
-            2,
+            what="the new operator to resume the meshes",
+            timeout_s=120,
+            interval_s=2,
         )
         writes = metric("actormesh_operator_child_writes_total")
     assert writes == 0

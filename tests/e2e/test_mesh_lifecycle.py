@@ -18,8 +18,8 @@ import httpx
 import pytest
 
 from tests.e2e import mesh as m
-from tests.e2e.cluster import E2ECluster, wait_for
-from tests.support.eventually import eventually_async
+from tests.e2e.cluster import E2ECluster
+from tests.support.eventually import eventually, eventually_async
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
 
@@ -160,7 +160,12 @@ def test_deleting_a_retain_mesh_removes_children_and_keeps_its_claims(
     claims = _pvcs(cluster, namespace)
     assert claims, "the demo mesh has no PVCs"
     cluster.kubectl("delete", "actormesh/demo", "-n", namespace, "--wait=true", timeout=300)
-    wait_for("every child of demo gone", lambda: _children(cluster, namespace, "demo") == [], 240, 2)
+    eventually(
+        lambda: _children(cluster, namespace, "demo") == [],
+        what="every child of demo gone",
+        timeout_s=240,
+        interval_s=2,
+    )
     assert sorted(_pvcs(cluster, namespace)) == sorted(claims)
 
 
@@ -204,5 +209,10 @@ def test_deleting_a_nats_pod_keeps_the_mesh_answering(cluster: E2ECluster, clust
 def test_deleting_a_delete_mesh_removes_its_claims_too(cluster: E2ECluster, clustered: str) -> None:
     assert _pvcs(cluster, clustered), "the clustered mesh has no PVCs"
     cluster.kubectl("delete", "actormesh/demo", "-n", clustered, "--wait=true", timeout=300)
-    wait_for("every child gone", lambda: _children(cluster, clustered, "demo") == [], 240, 2)
-    wait_for("every PVC gone", lambda: _pvcs(cluster, clustered) == [], 240, 2)
+    eventually(
+        lambda: _children(cluster, clustered, "demo") == [],
+        what="every child gone",
+        timeout_s=240,
+        interval_s=2,
+    )
+    eventually(lambda: _pvcs(cluster, clustered) == [], what="every PVC gone", timeout_s=240, interval_s=2)

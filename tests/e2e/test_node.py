@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 
 from tests.conftest import missing_component
-from tests.e2e.cluster import E2ECluster, wait_for
+from tests.e2e.cluster import E2ECluster
 from tests.e2e.conftest import TEST_POD_IMAGE
+from tests.support.eventually import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -128,7 +129,7 @@ def test_pods_pass_probes_and_answer_through_a_service_by_dns_name(cluster: E2EC
         bodies.extend([body] if body else [])
         return bool(body)
 
-    wait_for(f"http://{name}/ from a pod", answered, 60)
+    eventually(answered, what=f"http://{name}/ from a pod", timeout_s=60, interval_s=1.0)
     assert bodies[-1].startswith("hello-web-"), bodies
 
 
@@ -147,13 +148,18 @@ def test_the_host_reaches_a_cluster_ip(cluster: E2ECluster, web: str) -> None:
         except OSError:
             return False
 
-    wait_for(f"http://{ip}/ from the host", answered, 30)
+    eventually(answered, what=f"http://{ip}/ from the host", timeout_s=30, interval_s=1.0)
     assert bodies[-1].startswith("hello-web-"), bodies
 
 
 def test_network_policy_denies_then_allows_by_label(cluster: E2ECluster, web: str) -> None:
     url = f"http://web.{web}.svc.cluster.local/index.html"
-    wait_for("web reachable before any policy", lambda: fetch(cluster, web, "stranger", url), 60)
+    eventually(
+        lambda: fetch(cluster, web, "stranger", url),
+        what="web reachable before any policy",
+        timeout_s=60,
+        interval_s=1.0,
+    )
     cluster.apply(
         {
             "apiVersion": "networking.k8s.io/v1",
@@ -167,10 +173,20 @@ def test_network_policy_denies_then_allows_by_label(cluster: E2ECluster, web: st
         },
         web,
     )
-    wait_for("the unlabelled pod to be refused", lambda: fetch(cluster, web, "stranger", url) is None, 60)
+    eventually(
+        lambda: fetch(cluster, web, "stranger", url) is None,
+        what="the unlabelled pod to be refused",
+        timeout_s=60,
+        interval_s=1.0,
+    )
     assert fetch(cluster, web, "client", url) is not None
     cluster.kubectl("delete", "networkpolicy", "web-only-from-clients", "-n", web)
-    wait_for("the unlabelled pod to be let in again", lambda: fetch(cluster, web, "stranger", url), 60)
+    eventually(
+        lambda: fetch(cluster, web, "stranger", url),
+        what="the unlabelled pod to be let in again",
+        timeout_s=60,
+        interval_s=1.0,
+    )
 
 
 def test_names_outside_the_cluster_do_not_resolve(cluster: E2ECluster, web: str) -> None:

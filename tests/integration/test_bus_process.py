@@ -4,7 +4,6 @@ as a real child process that exits 0 on SIGTERM."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
 import subprocess
@@ -155,14 +154,13 @@ async def test_actor_command_runs_one_actor_and_exits_zero_on_sigterm(nats_serve
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
     try:
-        ready = False
-        for _ in range(300):
-            with contextlib.suppress(OSError, IndexError, ValueError):
-                if (await http_get(port, "/readyz"))[0] == 200:
-                    ready = True
-                    break
-            await asyncio.sleep(0.05)
-        assert ready, "actor process became ready"
+
+        async def ready() -> bool:
+            return (await http_get(port, "/readyz"))[0] == 200
+
+        await eventually_async(
+            ready, what="the actor process ready", timeout_s=15, ignoring=(OSError, IndexError, ValueError)
+        )
         async with bus_rig(settings) as rig:
             await rig.add_host(SinkAggregator(rig.deps))
             env_ = rig.envelope("This is the worst service ever, I want a manager NOW")

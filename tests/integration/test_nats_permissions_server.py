@@ -42,7 +42,7 @@ from tests.conftest import free_port
 from tests.harness.pki import _Authority, _name
 from tests.integration.test_builders_infra_servers import POD_NAME, _nats_binary, _relocated_config
 from tests.support.envelopes import make_envelope
-from tests.support.eventually import eventually
+from tests.support.eventually import eventually, eventually_async
 from tests.support.nats_auth import server_env
 from tests.unit.builder_helpers import children, container, index
 
@@ -149,11 +149,11 @@ async def _denied(server: Server, user: str, coro: Any) -> None:
     # A JetStream call times out, a history query finds no responder: the server dropped the request.
     with pytest.raises((NatsTimeoutError, asyncio.TimeoutError, HistoryUnavailable)):
         await asyncio.wait_for(coro, timeout=DENIED_WAIT_S * 2)
-    for _ in range(40):
-        if len(server.violations(user)) > before:
-            return
-        await asyncio.sleep(0.05)
-    pytest.fail(f"no permissions violation reported for {user}: {server.errors.get(user)}")
+    await eventually_async(
+        lambda: len(server.violations(user)) > before,
+        what=f"a permissions violation reported for {user}",
+        timeout_s=2,
+    )
 
 
 async def test_every_user_needs_its_password(server: Server) -> None:
@@ -207,15 +207,11 @@ async def test_a_message_walks_the_mesh_with_each_component_limited_to_its_own_s
     await first.subscribe(SUBJECTS.history_query)
     await first.subscribe(SUBJECTS.any_reply)  # the customers' answers, on their way to the gateway
     await first.flush()
-    for _ in range(40):
-        if len(server.violations(FIRST)) >= before + 3:
-            break
-        await asyncio.sleep(0.05)
-    else:
-        pytest.fail(
-            "subscriptions to another's inbox, to history queries and to replies were not refused: "
-            f"{server.errors}"
-        )
+    await eventually_async(
+        lambda: len(server.violations(FIRST)) >= before + 3,
+        what="subscriptions to another's inbox, to history queries and to replies refused",
+        timeout_s=2,
+    )
 
     # The history service stores what the last actor publishes and answers the gateway.
     history_nc = await server.connect("history")
@@ -229,12 +225,12 @@ async def test_a_message_walks_the_mesh_with_each_component_limited_to_its_own_s
             SUBJECTS.history_events, event.model_dump_json().encode(), stream=SUBJECTS.stream
         )
         client = HistoryClient(gateway, SUBJECTS, timeout_s=5)
-        for _ in range(50):
-            if await client.conversation("sess-test", customer_email=received.customer_email):
-                break
-            await asyncio.sleep(0.1)
-        else:
-            pytest.fail("history never answered with the stored turn")
+        await eventually_async(
+            lambda: client.conversation("sess-test", customer_email=received.customer_email),
+            what="history to answer with the stored turn",
+            timeout_s=5,
+            interval_s=0.1,
+        )
         # It reports the mesh's queue gauges: every consumer and both streams are readable to it.
         assert service.queue_metrics is not None
         await service.queue_metrics.refresh()

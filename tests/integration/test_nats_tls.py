@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from actormesh_runtime.embedded_nats import nats_server_binary
 from actormesh_runtime.settings import RuntimeSettings
 from tests.conftest import free_port, missing_component
 from tests.harness.pki import Pki, generate_pki
+from tests.support.eventually import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -36,16 +36,14 @@ def tls_nats(tmp_path: Path) -> Iterator[tuple[str, Pki]]:
          "--tlscacert", str(pki.ca.cert)],
         stdout=log, stderr=log,
     )  # fmt: skip
+
+    def listening() -> bool:
+        assert proc.poll() is None, (tmp_path / "nats.log").read_text()
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+
     try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    break
-            except OSError:
-                assert proc.poll() is None, (tmp_path / "nats.log").read_text()
-                assert time.monotonic() < deadline, "nats-server with TLS did not start"
-                time.sleep(0.05)
+        eventually(listening, what="nats-server with TLS listening", ignoring=(OSError,))
         yield f"tls://127.0.0.1:{port}", pki
     finally:
         proc.terminate()

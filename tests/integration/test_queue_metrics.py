@@ -102,14 +102,11 @@ async def test_waiting_pull_request_is_counted(nats_server: str) -> None:
         idle = asyncio.create_task(sub.fetch(1, timeout=10))
         gauges = QueueMetrics(js, subjects, interval_s=0)
 
-        async def waiting() -> float | None:
+        async def one_waiting() -> bool:
             await gauges.refresh()
-            return sample("actormesh_queue_waiting_pull_requests", consumer=INTENT.value)
+            return sample("actormesh_queue_waiting_pull_requests", consumer=INTENT.value) == 1
 
-        for _ in range(100):
-            if await waiting() == 1:
-                break
-            await asyncio.sleep(0.05)
+        await eventually_async(one_waiting, what="one waiting pull request", timeout_s=5)
         assert sample("actormesh_queue_waiting_pull_requests", consumer=INTENT.value) == 1
         idle.cancel()
     finally:
@@ -140,14 +137,11 @@ async def test_dead_letter_depth_by_actor_and_reason(nats_server: str) -> None:
         def depth(actor: str, reason: str) -> float | None:
             return sample("actormesh_dead_letters", actor=actor, reason=reason)
 
-        async def refreshed() -> float | None:
+        async def one_invalid() -> bool:  # the undecodable payload is dead-lettered asynchronously
             await gauges.refresh()
-            return depth(SENTIMENT.value, "invalid")
+            return depth(SENTIMENT.value, "invalid") == 1
 
-        for _ in range(200):  # the undecodable payload is dead-lettered asynchronously
-            if await refreshed() == 1:
-                break
-            await asyncio.sleep(0.02)
+        await eventually_async(one_invalid, what="the invalid dead letter", timeout_s=4)
         assert depth(SENTIMENT.value, "invalid") == 1
         assert depth(SENTIMENT.value, "permanent") == 2
         assert depth(SENTIMENT.value, "exhausted") == 1

@@ -17,7 +17,6 @@ import io
 import json
 import sqlite3
 import threading
-import time
 import uuid
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
@@ -30,6 +29,7 @@ from hypothesis import strategies as st
 
 from actormesh_runtime.bus import dlq
 from actormesh_runtime.catalog import ActorName
+from tests.support.eventually import eventually
 from tests.support.gateway import JOHN, Stack, failing_factory, gateway_stack, stack_settings
 from tests.support.llm_server import LLMTestServer, Reply
 from tests.support.logs import json_log_capture
@@ -189,11 +189,9 @@ def _stored_values(path: Path) -> list[str]:
 
 
 def _poll_transcript(client: httpx.Client, session: str, timeout_s: float = 30.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout_s
-    while True:
+    def stored() -> dict[str, Any] | None:
         response = client.get(f"/api/conversations/{session}")
-        if response.status_code == 200 and len(response.json()["turns"]) >= 2:
-            body: dict[str, Any] = response.json()
-            return body
-        assert time.monotonic() < deadline, f"transcript not stored: {response.status_code} {response.text}"
-        time.sleep(0.1)
+        ok = response.status_code == 200 and len(response.json()["turns"]) >= 2
+        return dict(response.json()) if ok else None
+
+    return eventually(stored, what=f"the transcript of {session}", timeout_s=timeout_s, interval_s=0.1)

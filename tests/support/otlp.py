@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import gzip
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,6 +20,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+
+from tests.support.eventually import eventually
 
 TRACES_PATH = "/v1/traces"
 
@@ -93,14 +94,13 @@ class OtlpReceiver:
         return [s for s in self.spans() if s.trace_id == trace_id]
 
     def wait_for(self, predicate: Any, *, timeout_s: float = 30.0, what: str) -> list[ReceivedSpan]:
-        deadline = time.monotonic() + timeout_s
-        while True:
+        """The spans received once `predicate(spans)` holds (the failure shows the last spans seen)."""
+
+        def received() -> list[ReceivedSpan] | None:
             spans = self.spans()
-            if predicate(spans):
-                return spans
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what}; received {len(spans)} spans: {spans}")
-            time.sleep(0.05)
+            return spans if predicate(spans) else None
+
+        return eventually(received, what=what, timeout_s=timeout_s)
 
     def _receive(self, body: bytes) -> None:
         spans = decode(body)

@@ -92,6 +92,7 @@ def test_which_outcomes_wait_for_a_person(
     [record] = event.approvals
     assert (record.action, record.order.order_id, record.priority) == (action.value, order, priority)
     assert record.customer_email == email
+    assert record.customer_tier == {BOB: "standard", JOHN: "premium", JANE: "vip"}[email]
     assert record.order.total is not None
     assert record.idempotency_key == f"key-{order}"
     assert record.deadline_at - record.created_at >= timedelta(minutes=15)
@@ -155,3 +156,20 @@ async def test_overdue_requests_are_reescalated_in_queue_order(store: HistorySto
     # Urgent cannot rise further: it is raised again every 15 minutes (counted), never decided.
     assert (vip_again.priority, vip_again.escalations, vip_again.decision) == ("urgent", 2, None)
     assert await store.approvals.pending_counts() == {"urgent": 1, "high": 1, "normal": 0, "low": 0}
+
+
+def test_without_a_known_customer_the_request_names_no_tier_and_no_order_facts() -> None:
+    unknown = make_envelope("please handle ORD-10001", JOHN, with_context=True)
+    assert unknown.context is not None
+    unknown.context.found = False
+    unknown.actions = [
+        ActionOutcome(
+            type=ActionType.CREATE_REFUND_REQUEST,
+            order_id="ORD-10001",
+            status=ActionStatus.PENDING_REVIEW,
+            detail="filed",
+            idempotency_key="key-x",
+        )
+    ]
+    [record] = approval_records(unknown, NOW)
+    assert (record.customer_tier, record.order.status, record.order.items) == (None, None, [])

@@ -11,6 +11,7 @@ from actormesh_runtime.bus.connection import (
     ack_wait_s,
     consumer_config,
     dlq_stream_config,
+    escalations_stream_config,
     work_stream_config,
 )
 from actormesh_runtime.bus.host import backoff_for
@@ -118,3 +119,13 @@ def test_a_consumer_starts_from_the_oldest_message_and_bounds_unacked_ones(
     assert cfg.deliver_policy == DeliverPolicy.ALL
     assert cfg.max_ack_pending == pending
     assert "decision_router" in (cfg.description or "")
+
+
+def test_retention_and_spare_deliveries_are_what_docs_bus_md_says() -> None:
+    """docs/bus.md: dead letters 14 days / 100k records, escalation events 7 days / 100k events, and the
+    server's max_deliver is MAX_DELIVER + 2 (the tests above compare with the constants themselves)."""
+    subjects, settings = Subjects("blue"), _settings(max_deliver=4)
+    dead, events = dlq_stream_config(subjects, settings), escalations_stream_config(subjects, settings)
+    assert (dead.max_age, dead.max_msgs) == (14 * 24 * 3600, 100_000)
+    assert (events.max_age, events.max_msgs) == (7 * 24 * 3600, 100_000)
+    assert consumer_config(subjects, ActorName.DECISION_ROUTER, settings).max_deliver == 6

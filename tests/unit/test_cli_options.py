@@ -7,7 +7,7 @@ import argparse
 import pytest
 
 from actormesh_runtime.cli import COMMANDS, _load, parse
-from actormesh_runtime.commands.options import BUS_OPTIONS, settings_from
+from actormesh_runtime.commands.options import BUS_OPTIONS, SHARED_FLAGS, settings_from
 
 
 def test_given_options_win_and_missing_ones_keep_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -78,3 +78,31 @@ def test_a_command_without_the_shared_options_rejects_them_by_name(
         parse(["--mesh", "demo", "token", "--email", "a@b.c"])
     assert exc.value.code == 2
     assert "--mesh" in capsys.readouterr().err
+
+
+def _subcommands(command: str) -> dict[str, argparse.ArgumentParser]:
+    parser = argparse.ArgumentParser()
+    _load(command).add_arguments(parser)
+    found: dict[str, argparse.ArgumentParser] = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            found.update(action.choices)
+    return found
+
+
+NEEDS = {("dlq", "replay"): ["7"], ("history", "restore"): ["--from", "snap.db"]}
+"""What a subcommand needs besides the shared options."""
+
+
+@pytest.mark.parametrize(
+    ("command", "subcommand"), [pytest.param(c, s, id=f"{c}-{s}") for c in COMMANDS for s in _subcommands(c)]
+)
+def test_every_subcommand_takes_the_shared_options_after_its_name(command: str, subcommand: str) -> None:
+    parser = argparse.ArgumentParser()
+    _load(command).add_arguments(parser)
+    flags = sorted({s for a in parser._actions for s in a.option_strings} & SHARED_FLAGS)
+    assert flags, f"actormesh {command} has subcommands but none of the shared options"
+    given = [f"{flag}=value" for flag in flags]
+    parsed = parse([command, subcommand, *NEEDS.get((command, subcommand), []), *given])
+    assert not isinstance(parsed, int)
+    assert [getattr(parsed[1], flag[2:].replace("-", "_")) for flag in flags] == ["value"] * len(flags)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from actormesh_runtime.actors.decision_router import DecisionRouter
@@ -17,6 +19,7 @@ from actormesh_runtime.envelope import (
     SentimentLabel,
     Urgency,
 )
+from actormesh_runtime.policy import decision as decision_policy
 from actormesh_runtime.policy.decision import (
     NOTE_INJECTION,
     NOTE_UNKNOWN_CUSTOMER,
@@ -461,3 +464,20 @@ def test_item_only_questions_resolve_to_an_order(
     assert (decision.target_order_id, decision.candidate_order_ids) == (target, candidates)
     assert decision.needs_clarification is bool(candidates)
     assert decision.planned_actions == []
+
+
+@pytest.mark.parametrize(
+    "name",
+    [n for n in dir(decision_policy) if n.startswith("REASON_")] + ["NOTE_INJECTION"],
+)
+def test_each_recorded_reason_reads_as_docs_actors_says(name: str) -> None:
+    """The reasons a person reads on an escalation are documented word for word (docs/actors.md)."""
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "actors.md").read_text()
+    section = " ".join(docs.split("## decision_router", 1)[1].split("\n## ", 1)[0].split())
+    assert f"`{getattr(decision_policy, name)}`" in section
+
+
+def test_a_complaint_note_does_not_take_the_target_of_the_action() -> None:
+    decision = run(JANE, intent(Intent.CANCELLATION_REQUEST), sentiment(NEG, complaint=True))
+    assert decision.planned_actions == [ActionType.CANCEL_ORDER, ActionType.ADD_NOTE]
+    assert decision.target_order_id == "ORD-20001"  # the cancellable order, not "no order" (a note's)

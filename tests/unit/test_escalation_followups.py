@@ -157,3 +157,19 @@ def test_a_follow_up_opens_no_second_escalation(
     )
     assert decision.escalate is bool(reasons)
     assert decision.reasons[: len(reasons)] == reasons
+
+
+def test_a_follow_up_without_an_intent_opens_no_second_escalation() -> None:
+    def decided(followups: list[FollowUp]) -> bool:
+        return decide(
+            sentiment=sentiment(),
+            intent=None,
+            context=context_for(JOHN),
+            screening=make_envelope("x").screening,
+            threshold=0.45,
+            now=NOW,
+            followups=followups,
+        ).escalate
+
+    assert decided([]) is True, "no intent: a person takes it"
+    assert decided([CLAIMED]) is False, "already with a person"

@@ -7,7 +7,18 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from actormesh_runtime.envelope import Decision, GuardrailVerdict, SentimentLabel, Urgency
+from actormesh_runtime.envelope import (
+    ActionOutcome,
+    ActionStatus,
+    ActionType,
+    Decision,
+    GuardrailVerdict,
+    Intent,
+    IntentResult,
+    Sentiment,
+    SentimentLabel,
+    Urgency,
+)
 from actormesh_runtime.escalations import (
     Customer,
     EscalationReason,
@@ -20,7 +31,15 @@ from actormesh_runtime.escalations import (
     find_refs,
 )
 from actormesh_runtime.policy import decision as rules
-from actormesh_runtime.policy.escalation import estimated_wait_minutes, priority, reason_code
+from actormesh_runtime.policy.escalation import (
+    MAX_FACT_ORDERS,
+    SUMMARY_MAX_CHARS,
+    estimated_wait_minutes,
+    facts,
+    priority,
+    reason_code,
+    summary,
+)
 from actormesh_runtime.priority import Priority
 from tests.support.envelopes import JOHN, make_envelope
 
@@ -198,3 +217,59 @@ def test_created_before_claimed_in_time() -> None:
     claimed = apply_transition(_record(), "claim", "ann", now=datetime(2026, 12, 1, 0, 3, tzinfo=UTC))
     assert claimed.claimed_at is not None
     assert claimed.claimed_at - claimed.created_at == timedelta(minutes=3)
+
+
+def test_the_facts_carry_the_fields_docs_escalations_md_lists() -> None:
+    envelope = make_envelope("Where is ORD-10002?", with_context=True)
+    envelope.actions = [
+        ActionOutcome(
+            type=ActionType.TRACKING_LOOKUP, order_id="ORD-10002", status=ActionStatus.DONE, detail="d"
+        )
+    ]
+    assert envelope.context is not None
+    envelope.context.orders = [envelope.context.orders[0]] * (MAX_FACT_ORDERS + 2)
+
+    found = facts(envelope)
+
+    assert len(found.orders) == MAX_FACT_ORDERS == 10, "bounded, like the record's size"
+    fields = {
+        "order_id",
+        "status",
+        "placed_at",
+        "items",
+        "total",
+        "carrier",
+        "tracking_number",
+        "delivered_at",
+    }
+    assert all(set(order) == fields for order in found.orders)
+    assert all(set(item) == {"name", "quantity"} for order in found.orders for item in order["items"])
+    assert [set(a) for a in found.actions] == [{"type", "order_id", "status", "detail"}]
+
+
+@pytest.mark.parametrize("found", [True, False], ids=["known-customer", "unknown-customer"])
+def test_the_summary_reads_as_docs_escalations_md_shows(found: bool) -> None:
+    envelope = make_envelope("I want   a human", with_context=True)
+    envelope.intent = IntentResult(intent=Intent.ESCALATION_REQUEST, confidence=0.9)
+    envelope.sentiment = Sentiment(label=NEU, score=0.0, urgency=Urgency.MEDIUM)
+    assert envelope.context is not None
+    envelope.context.found = found
+    who = f"{envelope.context.tier} customer" if found else "unknown customer"
+
+    line = summary(envelope, R.HUMAN_REQUESTED)
+
+    about = f"{who}; intent escalation_request; neutral, urgency medium"
+    assert line == f'Customer asked for a person ({about}): "I want a human"'
+
+
+def test_a_long_message_is_cut_to_the_summary_line_with_an_ellipsis() -> None:
+    envelope = make_envelope("x", with_context=True)
+    head = summary(envelope, R.HUMAN_REQUESTED).removesuffix('"x"')
+    room = SUMMARY_MAX_CHARS - len(head) - 2  # the quotes
+
+    envelope.message = "a" * room
+    assert summary(envelope, R.HUMAN_REQUESTED) == f'{head}"{"a" * room}"', "it fits: not cut"
+    envelope.message = "a" * (room + 1)
+    cut = summary(envelope, R.HUMAN_REQUESTED)
+    assert cut == f'{head}"{"a" * (room - 1)}…"'
+    assert len(cut) == SUMMARY_MAX_CHARS

@@ -61,6 +61,9 @@ def test_clean_drafts_pass(text: str) -> None:
         pytest.param("I'll refund the full amount to your card.", "refund promised", id="i-ll-refund"),
         pytest.param("I can credit your account for the delay.", "refund promised", id="i-can-credit"),
         pytest.param("I have refunded your order.", "refund promised", id="i-have-refunded"),
+        # "reimburse" shares no keyword with the others: it must open the gate on its own.
+        pytest.param("We will reimburse the shipping fee.", "refund promised", id="we-will-reimburse"),
+        pytest.param("You will be reimbursed by Friday.", "refund promised", id="you-will-be-reimbursed"),
         pytest.param("We'll issue you a full refund.", "refund promised", id="issue-full-refund"),
         pytest.param("You will receive a refund within 3 days.", "refund promised", id="you-will-receive"),
         pytest.param("Your refund has been approved.", "refund promised", id="refund-approved"),
@@ -233,6 +236,8 @@ async def test_a_template_that_fails_the_checks_is_not_used_as_the_replacement(
         pytest.param("As an apology, enjoy 20% off your next order.", id="percent-off-next-order"),
         pytest.param("There's a $10 store credit waiting for you.", id="amount-store-credit"),
         pytest.param("We'd like to offer a discount of $15.", id="discount-of-amount"),
+        # No other keyword of the gate (code, off, discount...): "promo" alone must open it.
+        pytest.param("We'll send you a promo for your next order.", id="promo-alone"),
     ],
 )
 def test_discount_promises_are_rejected(text: str) -> None:

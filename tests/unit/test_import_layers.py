@@ -36,3 +36,14 @@ def test_the_operator_may_import_only_the_catalog() -> None:
     contract = config["importlinter:contract:operator-uses-only-catalog"]
     assert contract["forbidden_modules"].split() == ["actormesh_runtime"]
     assert contract["ignore_imports"].split() == ["actormesh_operator.**", "->", "actormesh_runtime.catalog"]
+
+
+def test_docs_architecture_draws_the_same_floors() -> None:
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    block = text.split("## Runtime floors", 1)[1].split("```text", 1)[1].split("```", 1)[0]
+    drawn = [
+        [name.strip() for name in re.split(r"\s{2,}", line.strip())[0].split("|")]
+        for line in block.strip().splitlines()
+    ]
+    contract = [[m.removeprefix("actormesh_runtime.") for m in layer] for layer in runtime_layers()]
+    assert drawn == contract

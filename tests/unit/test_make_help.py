@@ -27,3 +27,12 @@ def test_every_phony_target_is_listed_with_a_description() -> None:
         listed[name] = doc.strip()
     undocumented = sorted(t for t in phony_targets() if not listed.get(t))
     assert undocumented == [], "add a `## one line` above each of these targets"
+
+
+def test_each_description_is_a_whole_line() -> None:
+    """`make help` shows only the first `##` line: one that runs on into the next line reads cut off."""
+    if shutil.which("make") is None:
+        pytest.fail("make is not installed")
+    out = subprocess.run(["make", "-s", "help"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    cut = [line.strip() for line in out.splitlines() if line.rstrip().endswith((",", ":", "(", ";", "-"))]
+    assert cut == [], "make the first `##` line above these targets a whole sentence"

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
+from actormesh_operator.api.observed import ReconcileError
 from actormesh_operator.api.spec import is_paused
 from actormesh_operator.reconcile.diff import pending_changes, with_hash
 from actormesh_operator.reconcile.state import pause_changed
 from actormesh_operator.status import compute_status
-from tests.unit.status_helpers import T0, condition, mesh, observed
+from tests.unit.status_helpers import T0, all_ready, condition, mesh, observed
 
 MANAGER = "actormesh-operator"
 
@@ -35,6 +38,20 @@ def test_a_paused_mesh_lists_what_resuming_would_change_and_is_not_ready() -> No
     assert message.endswith("and 5 more.")
     ready = condition(status, "Ready")
     assert (ready["status"], ready["reason"]) == ("False", "ReconcilePending")
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        pytest.param({"error": ReconcileError(message="gave up", permanent=True)}, id="stalled"),
+        pytest.param({"error": ReconcileError(message="503", permanent=False)}, id="retrying"),
+        pytest.param({"workloads": all_ready(skip=("gateway",))}, id="not-ready"),
+    ],
+)
+def test_the_phase_is_paused_whatever_the_other_conditions_say(fields: dict[str, Any]) -> None:
+    status = _status(paused=True, **fields)
+    assert status["phase"] == "Paused"
+    assert condition(status, "Paused")["status"] == "True"
 
 
 def test_an_active_mesh_reports_paused_false() -> None:

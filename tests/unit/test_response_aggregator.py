@@ -84,6 +84,21 @@ APPROVED = GuardrailVerdict(approved=True)
             id="replaced-draft",
         ),
         pytest.param({}, None, "template", id="no-draft-at-all"),
+        *(
+            pytest.param(
+                {
+                    "draft": DraftResponse(text="We will refund you.", method=method, attempt=2),
+                    "guardrail": GuardrailVerdict(approved=False, action=action, reasons=["refund promised"]),
+                },
+                None,
+                "template",
+                id=f"{action}-{method}-draft-is-never-sent",
+            )
+            # A rejected verdict without its replacement or its escalation (a slip gone wrong):
+            # whoever wrote the draft, it is not sent.
+            for action in ("regenerate", "escalate")
+            for method in ("llm", "template")
+        ),
     ],
 )
 async def test_response_choice(sections: dict[str, object], response: str | None, method: str) -> None:

@@ -19,7 +19,7 @@ HOME = Path(store_policy.__file__)
 # A number of days, dollars or years written next to the words that make it a policy statement.
 SECOND_HOME = re.compile(
     rf"\b{store_policy.RETURN_WINDOW_DAYS}[- ]days?\b|\${store_policy.FREE_SHIPPING_OVER}\b"
-    rf"|\b{store_policy.WARRANTY_YEARS}[- ]year\b|timedelta\(days={store_policy.RETURN_WINDOW_DAYS}\)",
+    rf"|\b{store_policy.WARRANTY_YEARS}[- ]year\b|\bdays\s*=\s*{store_policy.RETURN_WINDOW_DAYS}\b",
     re.IGNORECASE,
 )
 

@@ -27,7 +27,7 @@ from nats.js.api import (
     StorageType,
     StreamConfig,
 )
-from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.errors import BadRequestError, NotFoundError, ServerError
 
 from actormesh_runtime.catalog import ActorName, Subjects, inbox_prefix
 from actormesh_runtime.settings import RuntimeSettings
@@ -198,8 +198,9 @@ async def _ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
             pass  # another process created it in between: fall through to update
     try:
         await js.update_stream(config)
-    except BadRequestError as exc:
-        # An immutable field differs (e.g. retention): keep the existing stream, say so.
+    except (BadRequestError, ServerError) as exc:
+        # An immutable field differs: keep the existing stream, say so. JetStream refuses most such
+        # changes with a 400, but a retention change to or from work-queue with a 500 (err_code 10052).
         log.warning("stream config not updated", extra={"stream": config.name, "error": str(exc)})
 
 

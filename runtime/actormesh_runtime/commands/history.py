@@ -24,38 +24,45 @@ if TYPE_CHECKING:
 HELP = "Run the conversation-history service (the single SQLite writer)."
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def _shared(parser: argparse.ArgumentParser) -> None:
+    """The options accepted on either side of an action (`history --db X snapshot` = `history snapshot
+    --db X`)."""
     from actormesh_runtime.commands.options import add_bus_options
 
     parser.add_argument(
         "--db", help="SQLite file (default: $SQLITE_DB_PATH or ./.actormesh/conversations.db)"
     )
     add_bus_options(parser)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from actormesh_runtime.commands.options import add_subcommands
+
+    _shared(parser)
     parser.add_argument("--http-port", type=int, help="/healthz /readyz /metrics port (0 = random)")
-    tools = parser.add_subparsers(
-        dest="action",
+    add = add_subcommands(
+        parser,
+        "action",
+        _shared,
+        required=False,
         metavar="[ACTION]",
         title="actions (without one: run the service)",
     )
-    listing = tools.add_parser(
-        "backups", help="list the snapshots, oldest first", argument_default=argparse.SUPPRESS
-    )
+    listing = add("backups", help="list the snapshots, oldest first", argument_default=argparse.SUPPRESS)
     listing.add_argument("--dir", help="backup directory (default: $HISTORY_BACKUP_DIR)")
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
-    snapshot = tools.add_parser(
+    snapshot = add(
         "snapshot",
         help="take a snapshot now (safe while the service runs: it only reads), then prune",
         argument_default=argparse.SUPPRESS,
     )
-    snapshot.add_argument("--db", help="database to copy (default: $SQLITE_DB_PATH)")
     snapshot.add_argument("--dir", help="backup directory (default: $HISTORY_BACKUP_DIR)")
-    restore = tools.add_parser(
+    restore = add(
         "restore",
         help="verify a snapshot and put it in place of the database (the service must be stopped)",
         argument_default=argparse.SUPPRESS,
     )
     restore.add_argument("--from", dest="snapshot", required=True, help="the snapshot file")
-    restore.add_argument("--db", help="database to replace (default: $SQLITE_DB_PATH)")
     restore.add_argument(
         "--force", action="store_true", help="restore even while a history service holds the database"
     )

@@ -32,14 +32,18 @@ def add_bus_options(parser: argparse.ArgumentParser, *, nats_help: str = NATS_HE
 
 
 def add_subcommands(
-    parser: argparse.ArgumentParser, dest: str, shared: Callable[[argparse.ArgumentParser], None]
+    parser: argparse.ArgumentParser,
+    dest: str,
+    shared: Callable[[argparse.ArgumentParser], None],
+    **subparsers: Any,
 ) -> Callable[..., argparse.ArgumentParser]:
     """Subcommands that accept the command's `shared` options after their own name too.
 
     Returns `add(name, **kwargs)` creating one subcommand parser. A shared option given after the
     subcommand wins over the same option given before it; one given only before it is kept.
+    `subparsers` goes to `add_subparsers` (default: a subcommand is required).
     """
-    actions = parser.add_subparsers(dest=dest, required=True)
+    actions = parser.add_subparsers(dest=dest, **{"required": True, **subparsers})
     after = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
     shared(after)
 
