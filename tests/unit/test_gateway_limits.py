@@ -136,26 +136,37 @@ async def test_over_the_rate_a_client_gets_429_naming_the_limit_and_probes_stay_
     assert _rejected("RATE_LIMIT_REQUESTS") == before + 1
 
 
-async def test_over_the_concurrency_limit_a_request_gets_503_naming_it() -> None:
-    release = asyncio.Event()
-    entered = asyncio.Event()
+class HeldApp:
+    """An ASGI app whose requests all wait for `release`, then answer 200; `all_in` is set once
+    `until` requests are inside it."""
 
-    async def slow_app(scope: Scope, receive: Receive, send: Send) -> None:
-        entered.set()
-        await release.wait()
+    def __init__(self, until: int = 1) -> None:
+        self.release = asyncio.Event()
+        self.all_in = asyncio.Event()
+        self.entered = 0
+        self._until = until
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.entered += 1
+        if self.entered == self._until:
+            self.all_in.set()
+        await self.release.wait()
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"ok"})
 
-    admission = Admission(slow_app, limiter=RateLimiter(0), max_concurrent=1, subject_of=None)
+
+async def test_over_the_concurrency_limit_a_request_gets_503_naming_it() -> None:
+    held = HeldApp()
+    admission = Admission(held, limiter=RateLimiter(0), max_concurrent=1, subject_of=None)
     transport = httpx.ASGITransport(app=admission)
     before = _rejected("MAX_CONCURRENT_REQUESTS")
     async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
         first = asyncio.create_task(client.post("/api/chat", json={}))
-        await entered.wait()
+        await held.all_in.wait()
         refused = await client.post("/api/chat", json={})
         unlimited = asyncio.create_task(client.get("/api/ready"))  # not a limited route
         await asyncio.sleep(0)
-        release.set()
+        held.release.set()
         assert (await first).status_code == 200
         assert (await unlimited).status_code == 200
 
@@ -233,28 +244,21 @@ def test_actormesh_dev_is_generous_unless_the_limits_are_set(
     settings = dev._settings(parser.parse_args([]))
 
     assert (settings.rate_limit_requests, settings.max_concurrent_requests) == expected
-    assert RuntimeSettings().rate_limit_requests == int(env.get("RATE_LIMIT_REQUESTS", "120"))
+    default = RuntimeSettings.model_fields["rate_limit_requests"].default
+    assert RuntimeSettings().rate_limit_requests == int(env.get("RATE_LIMIT_REQUESTS", default)), (
+        "dev's own limits never reach the environment other processes read"
+    )
 
 
 async def test_max_concurrent_requests_zero_is_off() -> None:
-    release, all_in = asyncio.Event(), asyncio.Event()
-    entered: list[None] = []
-
-    async def slow_app(scope: Scope, receive: Receive, send: Send) -> None:
-        entered.append(None)
-        if len(entered) == 50:
-            all_in.set()
-        await release.wait()
-        await send({"type": "http.response.start", "status": 200, "headers": []})
-        await send({"type": "http.response.body", "body": b"ok"})
-
-    admission = Admission(slow_app, limiter=RateLimiter(0), max_concurrent=0, subject_of=None)
+    held = HeldApp(until=50)
+    admission = Admission(held, limiter=RateLimiter(0), max_concurrent=0, subject_of=None)
     transport = httpx.ASGITransport(app=admission)
     async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
         calls = [asyncio.create_task(client.post("/api/chat", json={})) for _ in range(50)]
-        await asyncio.wait_for(all_in.wait(), 30)
+        await asyncio.wait_for(held.all_in.wait(), 30)
         assert admission.in_flight == 50
-        release.set()
+        held.release.set()
         assert {(await call).status_code for call in calls} == {200}
 
 
