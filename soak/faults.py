@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from nats.aio.client import Client as NATS
@@ -77,17 +77,22 @@ class FaultInjector:
     ) -> None:
         """Inject each fault when its conversation has started; each is fully recovered before the next."""
         kinds = self._bag()
-        if self.self_check:
-            while started() <= calm:
-                if stop.is_set():
-                    return
-                await asyncio.sleep(0.05)
-            await self._purge_first_inbox(t0)
-        for kind, due in zip(kinds, self.positions(calm, n), strict=True):
+
+        async def reached(due: int) -> bool:
+            """Conversation `due` has started (False: the traffic stopped first)."""
             while started() < due:
                 if stop.is_set():
-                    return
+                    return False
                 await asyncio.sleep(0.05)
+            return True
+
+        if self.self_check:
+            if not await reached(calm + 1):
+                return
+            await self._purge_first_inbox(t0)
+        for kind, due in zip(kinds, self.positions(calm, n), strict=True):
+            if not await reached(due):
+                return
             await self._inject(kind, t0)
 
     async def _inject(self, kind: str, t0: float) -> None:
@@ -120,30 +125,38 @@ class FaultInjector:
     async def _kill_actor_entirely(self, child: Child, down: float, t0: float) -> None:
         """Both replicas of one actor: its messages wait in the stream until one is back."""
         actor = child.name.rsplit("-", 1)[0]
-        replicas = [a for a in self.mesh.actors if a.name.rsplit("-", 1)[0] == actor]
+        replicas = self._replicas(actor)
         fault = Fault("actor_kill", f"{actor}-*", round(time.perf_counter() - t0, 3), round(down, 2))
         self.log.append(fault)
         print(
             f"soak: fault t={fault.at:.1f}s actor_kill {actor} (every replica) down {down:.1f}s", flush=True
         )
+        await self._without(replicas, fault, asyncio.sleep(down))
+
+    async def _without(self, replicas: list[Child], fault: Fault, while_down: Awaitable[None]) -> None:
+        """SIGKILL every replica, await `while_down`, start them again and wait for the mesh."""
         killed = time.perf_counter()
         for replica in replicas:
             replica.kill()
-        await asyncio.sleep(down)
+        await while_down
+        fault.down_s = fault.down_s or round(time.perf_counter() - killed, 2)  # planned, else measured
         for replica in replicas:
             replica.start()
         await self.mesh.wait_ready()
         fault.recovered_s = round(time.perf_counter() - killed, 2)
 
+    def _replicas(self, actor: str) -> list[Child]:
+        return [a for a in self.mesh.actors if a.name.rsplit("-", 1)[0] == actor]
+
     async def _purge_first_inbox(self, t0: float) -> None:
         """Destroy conversations in flight: no retry, redelivery or history check can bring them back."""
         actor = DEFAULT_ROUTE[0].value
-        replicas = [a for a in self.mesh.actors if a.name.rsplit("-", 1)[0] == actor]
         fault = Fault("stream_purge", f"{actor}-*", round(time.perf_counter() - t0, 3), 0.0)
         self.log.append(fault)
-        killed = time.perf_counter()
-        for replica in replicas:
-            replica.kill()
+        await self._without(self._replicas(actor), fault, self._purge_inbox(actor, fault))
+
+    async def _purge_inbox(self, actor: str, fault: Fault) -> None:
+        """Wait for a message to queue in the (stopped) actor's inbox, then purge the inbox."""
         subjects = Subjects(self.mesh.layout.mesh)
         nc = NATS()
         await nc.connect(self.mesh.layout.nats_url, name="soak-purge", connect_timeout=5)
@@ -159,12 +172,7 @@ class FaultInjector:
             await js.purge_stream(subjects.stream, subject=inbox)
         finally:
             await nc.close()
-        fault.down_s = round(time.perf_counter() - killed, 2)
         print(f"soak: fault t={fault.at:.1f}s stream_purge {actor} (every replica, inbox purged)", flush=True)
-        for replica in replicas:
-            replica.start()
-        await self.mesh.wait_ready()
-        fault.recovered_s = round(time.perf_counter() - killed, 2)
 
     async def _freeze_redis(self, down: float, t0: float) -> None:
         redis = self.mesh.redis
