@@ -12,6 +12,7 @@ from actormesh_operator.api.spec import ActorMesh
 from actormesh_operator.builders import build_children, referenced_secrets
 from actormesh_operator.builders.kinds import MANAGED_KINDS
 from actormesh_operator.builders.labels import mesh_selector
+from actormesh_operator.builders.secret_hash import SECRET_HASH_ANNOTATION
 from actormesh_operator.settings import OperatorSettings
 from tests.support.k8s import KubeControlPlane
 
@@ -104,6 +105,21 @@ def generations(kube: KubeControlPlane, namespace: str, mesh: str, kind: str) ->
         name: int(obj["metadata"]["generation"])
         for (k, name), obj in children(kube, namespace, mesh).items()
         if k == kind
+    }
+
+
+def template_annotations(obj: dict[str, Any]) -> dict[str, str]:
+    """The pod template's annotations of a workload ({} for a child without a template)."""
+    template = (obj.get("spec") or {}).get("template") or {}
+    return dict((template.get("metadata") or {}).get("annotations") or {})
+
+
+def secret_hashes(kube: KubeControlPlane, namespace: str, mesh: str) -> dict[str, str | None]:
+    """Each workload's `actormesh.io/secret-hash` (None: it reads no Secret), by name."""
+    return {
+        name: template_annotations(obj).get(SECRET_HASH_ANNOTATION)
+        for (kind, name), obj in children(kube, namespace, mesh).items()
+        if kind in {"Deployment", "StatefulSet"}
     }
 
 

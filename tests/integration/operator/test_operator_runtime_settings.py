@@ -13,7 +13,6 @@ import yaml
 from actormesh_operator.api.runtime import RUNTIME_FIELDS, RuntimeSpec
 from actormesh_operator.builders import names
 from actormesh_operator.builders.meta import CONFIG_HASH_ANNOTATION
-from actormesh_operator.builders.secret_hash import SECRET_HASH_ANNOTATION
 from actormesh_runtime.catalog import ACTORS, ACTORS_BY_NAME, ActorName
 from tests.integration.operator.conftest import OperatorFactory
 from tests.integration.operator.kubeapi import (
@@ -24,6 +23,7 @@ from tests.integration.operator.kubeapi import (
     merge_patch,
     minimal_mesh,
     reconciled,
+    secret_hashes,
 )
 from tests.support.eventually import eventually
 from tests.support.k8s import KubeControlPlane
@@ -185,11 +185,6 @@ def _env(obj: dict[str, Any]) -> dict[str, Any]:
     return {e["name"]: e.get("value", e.get("valueFrom")) for e in _container(obj).get("env", [])}
 
 
-def _template_annotation(obj: dict[str, Any], key: str) -> str | None:
-    found: str | None = (obj["spec"]["template"]["metadata"].get("annotations") or {}).get(key)
-    return found
-
-
 def test_overrides_and_env_reach_each_actor_and_group_and_roll_only_them(
     operators: OperatorFactory, kube_namespace: str
 ) -> None:
@@ -222,9 +217,7 @@ def test_overrides_and_env_reach_each_actor_and_group_and_roll_only_them(
     assert (env["LOG_LEVEL"], env["PROCESSING_TIMEOUT_S"]) == ("ERROR", "33")
     assert env["GROUP_TOKEN"] == {"secretKeyRef": {"name": "group-token", "key": "token"}}
     assert "ACTOR_MARK" not in env
-    hashes = {
-        n: _template_annotation(o, SECRET_HASH_ANNOTATION) for (k, n), o in live.items() if k == "Deployment"
-    }
+    hashes = secret_hashes(kube, ns, mesh)
     assert hashes[group_deployment]
 
     def settled_generations() -> dict[str, int]:
@@ -254,16 +247,9 @@ def test_overrides_and_env_reach_each_actor_and_group_and_roll_only_them(
 
     merge_patch(kube, ns, "secret/group-token", {"data": {"token": base64.b64encode(b"v2").decode()}})
 
-    def secret_hashes() -> dict[str, str | None]:
-        return {
-            n: _template_annotation(o, SECRET_HASH_ANNOTATION)
-            for (k, n), o in children(kube, ns, mesh).items()
-            if k == "Deployment"
-        }
-
     eventually(
-        lambda: secret_hashes()[group_deployment] != hashes[group_deployment],
+        lambda: secret_hashes(kube, ns, mesh)[group_deployment] != hashes[group_deployment],
         what="the group's secret hash to change",
         timeout_s=30,
     )
-    assert {n for n, h in secret_hashes().items() if h != hashes[n]} == {group_deployment}
+    assert {n for n, h in secret_hashes(kube, ns, mesh).items() if h != hashes[n]} == {group_deployment}

@@ -25,6 +25,7 @@ from tests.integration.operator.kubeapi import (
     get,
     load_sample,
     reconciled,
+    template_annotations,
 )
 from tests.support.eventually import eventually
 
@@ -50,7 +51,7 @@ def _render_equals_what_was_applied(
     assert set(rendered) == set(live)
     for key, doc in rendered.items():
         have = live[key]
-        secret_hash = _template_annotations(have).get(SECRET_HASH_ANNOTATION)
+        secret_hash = template_annotations(have).get(SECRET_HASH_ANNOTATION)
         if secret_hash is not None:
             template = doc["spec"]["template"]
             template.setdefault("metadata", {}).setdefault("annotations", {})[SECRET_HASH_ANNOTATION] = (
@@ -58,11 +59,6 @@ def _render_equals_what_was_applied(
             )
         applied = have["metadata"]["annotations"][HASH_ANNOTATION]
         assert with_hash(doc)["metadata"]["annotations"][HASH_ANNOTATION] == applied, f"{key}: render differs"
-
-
-def _template_annotations(obj: dict[str, Any]) -> dict[str, str]:
-    template = (obj.get("spec") or {}).get("template") or {}
-    return dict((template.get("metadata") or {}).get("annotations") or {})
 
 
 def test_there_are_samples() -> None:

@@ -10,27 +10,18 @@ from typing import Any
 import pytest
 
 from actormesh_operator.builders import names
-from actormesh_operator.builders.secret_hash import SECRET_HASH_ANNOTATION
 from tests.integration.operator.conftest import OperatorFactory
 from tests.integration.operator.kubeapi import (
     apply,
-    children,
     matching,
     merge_patch,
     minimal_mesh,
     resource_versions,
+    secret_hashes,
 )
 from tests.support.eventually import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.k8s, pytest.mark.xdist_group("k8s")]
-
-
-def _secret_hashes(operators: OperatorFactory, ns: str, mesh: str) -> dict[str, str | None]:
-    return {
-        name: (obj["spec"]["template"]["metadata"].get("annotations") or {}).get(SECRET_HASH_ANNOTATION)
-        for (kind, name), obj in children(operators.kube, ns, mesh).items()
-        if kind in {"Deployment", "StatefulSet"}
-    }
 
 
 def _wait_until_quiet(operators: OperatorFactory, ns: str, mesh: str, quiet_s: float = 4.0) -> None:
@@ -79,7 +70,7 @@ def test_a_rotated_secret_rolls_exactly_its_readers_without_a_resync(
     eventually(lambda: matching(kube, ns, mesh) is not None, what="children match the spec", timeout_s=60)
     gateway, generator = names.gateway(mesh), f"{mesh}-response-generator"
     _wait_until_quiet(operators, ns, mesh)
-    before = _secret_hashes(operators, ns, mesh)
+    before = secret_hashes(operators.kube, ns, mesh)
     assert before[gateway]
     assert before[generator]
     assert {n for n, h in before.items() if h} == {gateway, generator}
@@ -87,22 +78,22 @@ def test_a_rotated_secret_rolls_exactly_its_readers_without_a_resync(
     _set_secret(operators, ns, "gw-token", "v2")
     started = time.monotonic()
     eventually(
-        lambda: _secret_hashes(operators, ns, mesh)[gateway] != before[gateway],
+        lambda: secret_hashes(operators.kube, ns, mesh)[gateway] != before[gateway],
         what="the gateway's secret hash to change",
         timeout_s=30,
     )
     print(f"secret change to new pod template: {time.monotonic() - started:.2f}s")  # measured, not asserted
-    after = _secret_hashes(operators, ns, mesh)
+    after = secret_hashes(operators.kube, ns, mesh)
     assert {n for n in before if before[n] != after[n]} == {gateway}
     _wait_until_quiet(operators, ns, mesh)
 
     _set_secret(operators, ns, "rg-token", "v2")
     eventually(
-        lambda: _secret_hashes(operators, ns, mesh)[generator] != after[generator],
+        lambda: secret_hashes(operators.kube, ns, mesh)[generator] != after[generator],
         what="the response generator's secret hash to change",
         timeout_s=30,
     )
-    assert _secret_hashes(operators, ns, mesh)[gateway] == after[gateway]
+    assert secret_hashes(operators.kube, ns, mesh)[gateway] == after[gateway]
 
 
 def test_a_rotated_generated_secret_rolls_its_readers_through_the_label_selected_watch(
@@ -116,7 +107,7 @@ def test_a_rotated_generated_secret_rolls_its_readers_through_the_label_selected
     eventually(lambda: matching(kube, ns, mesh) is not None, what="children match the spec", timeout_s=60)
     gateway = names.gateway(mesh)
     _wait_until_quiet(operators, ns, mesh)
-    before = _secret_hashes(operators, ns, mesh)
+    before = secret_hashes(operators.kube, ns, mesh)
     assert before[gateway]
 
     key = base64.b64encode(b"r" * 48).decode()
@@ -124,9 +115,9 @@ def test_a_rotated_generated_secret_rolls_its_readers_through_the_label_selected
         operators.kube, ns, f"secret/{names.gateway_auth_secret(mesh)}", {"data": {"jwt-secret": key}}
     )
     eventually(
-        lambda: _secret_hashes(operators, ns, mesh)[gateway] != before[gateway],
+        lambda: secret_hashes(operators.kube, ns, mesh)[gateway] != before[gateway],
         what="the gateway's secret hash to change",
         timeout_s=30,
     )
-    after = _secret_hashes(operators, ns, mesh)
+    after = secret_hashes(operators.kube, ns, mesh)
     assert {n for n in before if before[n] != after[n]} == {gateway}
