@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import sys
 import time
 import uuid
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from nats.js import JetStreamContext
+from tests.support.ports import free_port
 
 from actormesh_runtime.bus.connection import open_bus
 from actormesh_runtime.bus.publish import submit
@@ -50,9 +50,7 @@ def rss_mb(pid: int) -> float:
 
 
 def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_port()
 
 
 async def _wait_drained(js: JetStreamContext, stream: str, durable: str, deadline: float) -> None:

@@ -12,7 +12,6 @@ import asyncio
 import json
 import os
 import shutil
-import socket
 import sys
 import time
 import uuid
@@ -20,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from tests.support.ports import free_port
 
 from actormesh_runtime.catalog import ActorName
 from actormesh_runtime.embedded_nats import nats_server_binary
@@ -46,12 +46,6 @@ SOAK_RUNTIME_ENV: dict[str, str] = {
     "LOG_LEVEL": "WARNING",
 }
 """Runtime settings of every soak process (documented in docs/reliability.md)."""
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def actormesh_argv(*args: str) -> list[str]:

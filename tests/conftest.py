@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 
 import pytest
+
+from tests.support.ports import free_port
+
+__all__ = ["IN_CI", "free_port", "missing_component", "require_binary"]
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
@@ -25,12 +28,6 @@ def require_binary(name: str, how: str) -> str:
         missing_component(f"`{name}`", how)
         raise AssertionError("unreachable")
     return path
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture

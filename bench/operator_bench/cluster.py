@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,6 +22,7 @@ import yaml
 from tests.harness.binaries import HOW_TO_BUILD, bin_dir_from_env, missing_binaries
 from tests.harness.controlplane import ControlPlane
 from tests.harness.handle import KubeControlPlane
+from tests.support.ports import free_port
 
 from .audit import audit_policy
 
@@ -32,12 +32,6 @@ OPERATOR_NAMESPACE = "actormesh-system"
 SERVICE_ACCOUNT = "actormesh-operator"
 OPERATOR_USER = f"system:serviceaccount:{OPERATOR_NAMESPACE}:{SERVICE_ACCOUNT}"
 _RBAC_KINDS = {"Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Bench:
@@ -120,7 +114,7 @@ class Bench:
         """Run `actormesh_operator.main` cluster-wide as the ServiceAccount; wait for its /healthz.
 
         `pythonpath` puts another checkout's operator first on the path (the "before" figures)."""
-        health = _free_port()
+        health = free_port()
         env = {
             **os.environ,
             "ACTORMESH_OPERATOR_METRICS_PORT": "0",

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import socket
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ import yaml
 
 from tests.e2e.cluster import E2ECluster, pod_ready
 from tests.support.eventually import eventually
+from tests.support.ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 OPERATOR_NAMESPACE = "actormesh-system"
@@ -169,9 +169,7 @@ def port_forward(
     cluster: E2ECluster, namespace: str, pod: str, port: int, ready_path: str = "/healthz"
 ) -> Iterator[str]:
     """`kubectl port-forward` to a pod (enters its netns: no NetworkPolicy applies); yields the URL."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        local = s.getsockname()[1]
+    local = free_port()
     argv = [
         str(cluster.kube.kubectl_path), f"--kubeconfig={cluster.kube.kubeconfig}", "port-forward",
         "-n", namespace, f"pod/{pod}", f"{local}:{port}", "--address=127.0.0.1",

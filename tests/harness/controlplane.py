@@ -15,7 +15,6 @@ from __future__ import annotations
 import atexit
 import shutil
 import signal
-import socket
 import sys
 import tempfile
 import threading
@@ -30,20 +29,9 @@ from tests.harness.kubeconfig import write_kubeconfig
 from tests.harness.pki import Pki, generate_pki
 from tests.harness.processes import ProcessRecord
 from tests.harness.readiness import ComponentError, client_context, http_ok, wait_until_healthy
+from tests.support.ports import free_ports
 
 _PORT_CLASH_RETRIES = 3
-
-
-def _free_ports(count: int) -> list[int]:
-    # All sockets stay open until every port is picked, so the ports are distinct.
-    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind((components.LOOPBACK, 0))
-        return [int(s.getsockname()[1]) for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 class ControlPlane:
@@ -83,7 +71,7 @@ class ControlPlane:
         raise AssertionError("unreachable")
 
     def _start_once(self, pki: Pki) -> KubeControlPlane:
-        ports = Ports(*_free_ports(4))
+        ports = Ports(*free_ports(4, components.LOOPBACK))
         layout = Layout(bin_dir=self.bin_dir, state_dir=self.state_dir, ports=ports, pki=pki)
         shutil.rmtree(self.state_dir / "etcd", ignore_errors=True)
 

@@ -4,7 +4,6 @@ back, and no response (refused, silent server) is an `ExchangeFailed` the client
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 
 import pytest
@@ -14,6 +13,7 @@ from actormesh_runtime.clients.http import AiohttpExchange, ExchangeFailed
 from actormesh_runtime.errors import UpstreamUnavailable
 from actormesh_runtime.mocks.server import MockPorts, MocksHandle, serve_mocks
 from actormesh_runtime.settings import RuntimeSettings
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -26,9 +26,7 @@ async def mocks() -> AsyncIterator[MocksHandle]:
 
 
 def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_port()
 
 
 async def test_any_status_comes_back_with_its_body(mocks: MocksHandle) -> None:

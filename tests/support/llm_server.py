@@ -21,7 +21,6 @@ the test's loop.
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 import time
 import uuid
@@ -36,6 +35,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from tests.support.eventually import eventually
+from tests.support.ports import free_port
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ class LLMTestServer:
         reply_for: Callable[[dict[str, Any]], Reply] | None = None,
     ) -> None:
         self.host = host
-        self.port = _free_port_on(host)
+        self.port = free_port(host)
         self.default = default or Reply('{"intent": "general_question", "confidence": 0.9}')
         self.reply_for = reply_for
         self.requests: list[dict[str, Any]] = []
@@ -154,12 +154,6 @@ class LLMTestServer:
             self._server.should_exit = True
         if self._thread is not None:
             self._thread.join(timeout=10)
-
-
-def _free_port_on(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 def _completion(model: str, reply: Reply) -> dict[str, Any]:
