@@ -1,13 +1,19 @@
 """Admission control for the gateway: who may start a request now, and how long a body may take.
 
-`Admission` (pure ASGI, outside everything that reads a body) refuses, before any work is done:
+`Admission` (pure ASGI, outside everything that reads a body) guards the API — the customer routes
+(`/api/chat`, `/api/messages/…`, `/api/conversations/…`, the `/ws` handshake) and the agent API
+(`/api/escalations…`, `/api/approvals…`, the `/ws/agent` handshake); `is_limited` is the one
+definition. It refuses, before any work is done (so before a token is checked or the history service
+is asked):
 - a principal over `RATE_LIMIT_REQUESTS` per minute → 429 with `Retry-After`; a WebSocket handshake
   over it is denied the same way (HTTP 429 where the server supports denial responses);
 - an HTTP request while `MAX_CONCURRENT_REQUESTS` are already being served by this replica → 503
-  with `Retry-After: 1` (a load balancer or client tries another replica or later).
+  with `Retry-After: 1` (a load balancer or client tries another replica or later). WebSockets are
+  long-lived and not counted; their frames have their own limits (`ws_limits.py`).
 Both bodies name the limit (`"limit": "RATE_LIMIT_REQUESTS"`), and each refusal is counted in
-`actormesh_gateway_rejected_total{limit}`. Probes, `/metrics`, the docs and the widget are never
-limited: a throttled client must not make a replica look dead.
+`actormesh_gateway_rejected_total{limit}`. Probes, `/metrics`, the docs, the widget and the console
+page are never limited: a throttled client must not make a replica look dead, nor lock an agent out
+of the page that shows why.
 
 `BodyReadTimeout` gives a request body `BODY_READ_TIMEOUT_S` in total to arrive (a client that
 trickles its body a byte at a time holds a connection and a task): 408 after that.
@@ -24,7 +30,9 @@ from prometheus_client import Counter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from actormesh_runtime.gateway.auth import (
+    AGENT_ROLE,
     AuthError,
+    Principal,
     TokenVerifier,
     bearer_from_header,
     bearer_from_subprotocols,
@@ -38,16 +46,28 @@ REJECTED = Counter(
     ["limit"],
 )
 
-LIMITED_PATHS = ("/api/chat", "/api/messages/", "/api/conversations/", "/ws")
-"""The customer-facing routes; everything else (probes, metrics, docs, widget) is never limited."""
+LIMITED_ROOTS = (
+    "/api/chat",
+    "/api/messages",
+    "/api/conversations",
+    "/ws",
+    "/api/escalations",
+    "/api/approvals",
+)
+"""The API, customers' and agents': each root and everything below it (`/ws/agent`,
+`/api/approvals/{id}/deny`) is limited. Everything else (probes, metrics, docs, widget, console page)
+never is; tests/unit/test_gateway_limits.py fails on a route the app serves that is in neither list."""
+_BELOW_LIMITED_ROOTS = tuple(f"{root}/" for root in LIMITED_ROOTS)
 
 
 def is_limited(path: str) -> bool:
-    return path == "/ws" or path == "/api/chat" or path.startswith(LIMITED_PATHS[1:3])
+    """A limited root itself or a path below one: whole segments, so `/ws-debug` or `/api/chatty`
+    (or a future `/api/healthz`) never match by sharing the first letters."""
+    return path in LIMITED_ROOTS or path.startswith(_BELOW_LIMITED_ROOTS)
 
 
-SubjectOf = Callable[[str], str | None]
-"""A bearer token → its verified subject, or None (bad token, or auth off)."""
+SubjectOf = Callable[[str], Principal | None]
+"""A bearer token → its verified principal (subject and role), or None (bad token, or auth off)."""
 
 
 def subject_with_verifier(verifier: TokenVerifier | None) -> SubjectOf | None:
@@ -55,9 +75,9 @@ def subject_with_verifier(verifier: TokenVerifier | None) -> SubjectOf | None:
     if verifier is None:
         return None
 
-    def subject(token: str) -> str | None:
+    def subject(token: str) -> Principal | None:
         try:
-            return verifier.verify(token).email
+            return verifier.verify(token)
         except AuthError:
             return None
 
@@ -65,7 +85,18 @@ def subject_with_verifier(verifier: TokenVerifier | None) -> SubjectOf | None:
 
 
 def principal_key(scope: Scope, subject_of: SubjectOf | None) -> str:
-    """The verified token's subject, else the client address (an unverifiable token counts as none)."""
+    """Whose bucket a request spends: `agent:<sub>` for a verified agent token, `sub:<sub>` for any
+    other verified token, else `addr:<client address>`.
+
+    An unverifiable token counts as none: a forged `sub` can neither spend someone else's budget nor
+    dodge its own, and a flood of bad or missing tokens (401s) spends only its address's. An agent's
+    token and a customer's with the same `sub` are two principals: a support agent who also shops
+    with her work address must not find her console throttled by her own chats (nor the reverse),
+    and a leaked token of either kind exhausts only its own bucket. Both are signed with the
+    gateway's key, so nobody without it gains a second bucket; any role but `agent` counts as a
+    customer, so a subject has at most two. Without auth (anonymous mode) everything is by address:
+    on loopback, `actormesh dev`'s widget and console share one (generous) bucket.
+    """
     headers = dict(scope.get("headers") or [])
     token = bearer_from_header(headers.get(b"authorization", b"").decode("latin-1"))
     if token is None and scope["type"] == "websocket":
@@ -73,9 +104,10 @@ def principal_key(scope: Scope, subject_of: SubjectOf | None) -> str:
     if token is None and scope["type"] == "websocket":
         query = scope.get("query_string", b"").decode("latin-1")
         token = next((v for k, _, v in (p.partition("=") for p in query.split("&")) if k == "token"), None)
-    subject = subject_of(token) if subject_of is not None and token else None
-    if subject:
-        return f"sub:{subject}"
+    principal = subject_of(token) if subject_of is not None and token else None
+    if principal is not None and principal.email:
+        kind = "agent" if principal.role == AGENT_ROLE else "sub"
+        return f"{kind}:{principal.email}"
     client = scope.get("client")
     return f"addr:{client[0] if client else 'unknown'}"
 

@@ -27,6 +27,8 @@ WS_PROTOCOL = "actormesh.v1"
 """The subprotocol the server selects; browsers require one to be echoed when any was offered."""
 WS_BEARER_PREFIX = "actormesh.bearer."
 """A `Sec-WebSocket-Protocol` entry carrying the token (never echoed back)."""
+AGENT_ROLE = "agent"
+"""The `role` claim of a support agent's token: it opens the agent API (`gateway/escalations_api.py`)."""
 
 
 class AuthNotConfigured(RuntimeError):
@@ -49,7 +51,7 @@ class Principal(BaseModel):
     expires_at: float | None = None
     """The token's `exp` (epoch seconds); a WebSocket is closed then."""
     role: str | None = None
-    """The token's `role` claim: `agent` opens the agent API (`gateway/escalations_api.py`)."""
+    """The token's `role` claim: `AGENT_ROLE` opens the agent API."""
 
     def check_email(self, email: str) -> None:
         """403 unless anonymous or the email is the token's subject."""

@@ -28,7 +28,13 @@ from actormesh_runtime.escalations import (
     EscalationRecord,
     EscalationState,
 )
-from actormesh_runtime.gateway.auth import AuthError, TokenVerifier, authenticate, bearer_from_header
+from actormesh_runtime.gateway.auth import (
+    AGENT_ROLE,
+    AuthError,
+    TokenVerifier,
+    authenticate,
+    bearer_from_header,
+)
 from actormesh_runtime.gateway.deps import get_gateway, get_verifier
 from actormesh_runtime.gateway.models import (
     AGENT_API_ERRORS,
@@ -41,7 +47,6 @@ from actormesh_runtime.gateway.service import Gateway
 
 router = APIRouter(tags=["escalations"])
 
-AGENT_ROLE = "agent"
 LOCAL_AGENT = "local-agent"
 """The agent's name on loopback without JWT_SECRET when the body names none."""
 RefPath = Annotated[str, Path(pattern=f"^{REF_PATTERN}$", description="`ESC-` and 8 hex digits")]

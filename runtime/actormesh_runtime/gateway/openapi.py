@@ -50,7 +50,8 @@ def _fix_operation(path: str, method: str, op: dict[str, Any], settings: Runtime
         responses.setdefault("408", _error("The body did not arrive within BODY_READ_TIMEOUT_S."))
     if is_limited(path):
         responses["429"] = _error(
-            "Over RATE_LIMIT_REQUESTS for this caller (token subject, else address); `limit` names it.",
+            "Over RATE_LIMIT_REQUESTS for this caller (the verified token's subject, an agent's apart from "
+            "a customer's; else the address); `limit` names it.",
             retry_after=True,
         )
         overloaded = "MAX_CONCURRENT_REQUESTS reached on this replica (`limit` names it)"
