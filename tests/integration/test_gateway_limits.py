@@ -1,6 +1,7 @@
 """Gateway limits against real servers: buckets shared by two replicas through a real redis-server
-(and what happens when it dies), the header-read deadline on a real uvicorn socket, and the
-WebSocket frame rate and idle timeout on a real connection."""
+(and what happens when it dies), the agent API and its socket under the same limits as the customer
+routes, the header-read deadline on a real uvicorn socket, and the WebSocket frame rate and idle
+timeout on a real connection."""
 
 from __future__ import annotations
 
@@ -14,20 +15,27 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.typing import Subprotocol
 
 from actormesh_runtime.gateway.app import create_app, rate_limiter
-from actormesh_runtime.gateway.auth import mint_token
+from actormesh_runtime.gateway.auth import AGENT_ROLE, WS_BEARER_PREFIX, WS_PROTOCOL, mint_token
 from actormesh_runtime.gateway.server import GatewayServer
 from actormesh_runtime.history.service import HistoryService
 from actormesh_runtime.settings import RuntimeSettings
 from tests.support.eventually import eventually_async
-from tests.support.gateway import stack_settings, wait_ready
+from tests.support.gateway import JOHN, stack_settings, wait_ready
 from tests.support.redis import RedisServer
 
 pytestmark = pytest.mark.integration
 
 SECRET = "s" * 40
+ALICE = "alice@shop.example"
+"""A support agent who also shops with her work address."""
+
+
+def _bearer(email: str, role: str | None = None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {mint_token(SECRET, email, role=role)}"}
 
 
 def _replica(redis_url: str, per_minute: int) -> Any:
@@ -194,12 +202,61 @@ async def test_two_gateway_replicas_enforce_one_limit_through_redis_over_http(
         assert (await _rejections(client, one.url))[1] >= fallbacks_before + 15
 
 
-async def test_over_max_concurrent_requests_a_real_replica_answers_503(
+async def test_an_agent_over_the_rate_gets_429_on_the_agent_api_and_its_socket_handshake(
     nats_server: str, tmp_path: Path
 ) -> None:
-    """No actor runs: a chat waits its REQUEST_TIMEOUT_S (then 504), holding the replica's only slot."""
-    settings = stack_settings(nats_server, tmp_path, max_concurrent_requests=1, request_timeout_s=4.0)
-    body = {"message": "Where is my order ORD-10001?", "customer_email": "john.doe@example.com"}
+    """Auth on, 3 a minute: an agent's token spends its bucket on /api/approvals, then gets 429 there
+    and on the /ws/agent handshake (Retry-After, the body naming the limit); her customer token with
+    the same subject is another principal and still served; the console page stays open."""
+    settings = stack_settings(nats_server, tmp_path, rate_limit_requests=3, jwt_secret=SECRET,
+                              gateway_anonymous=False)  # fmt: skip
+    agent = mint_token(SECRET, ALICE, role=AGENT_ROLE)
+    offered = [Subprotocol(WS_PROTOCOL), Subprotocol(WS_BEARER_PREFIX + agent)]
+    server = GatewayServer(create_app(settings), port=0)
+    async with HistoryService(settings), server, httpx.AsyncClient(timeout=10) as client:
+        await wait_ready(server.url)
+        refused_before = (await _rejections(client, server.url))[0]
+        headers = {"Authorization": f"Bearer {agent}"}
+        served = [await client.get(f"{server.url}/api/approvals", headers=headers) for _ in range(3)]
+        refused = await client.get(f"{server.url}/api/approvals", headers=headers)
+        with pytest.raises(InvalidStatus) as denied:
+            async with connect(server.url.replace("http", "ws") + "/ws/agent", subprotocols=offered):
+                pass
+        as_customer = await client.get(f"{server.url}/api/conversations/alice-1", headers=_bearer(ALICE))
+        console = await client.get(f"{server.url}/console")
+        refused_after = (await _rejections(client, server.url))[0]
+
+    assert [r.status_code for r in served] == [200] * 3, [r.text for r in served]
+    handshake = denied.value.response
+    for status, retry_after, body in [
+        (refused.status_code, refused.headers["retry-after"], refused.json()),
+        (handshake.status_code, handshake.headers["Retry-After"], json.loads(handshake.body or b"{}")),
+    ]:
+        assert status == 429
+        assert 15 <= int(retry_after) <= 20, retry_after  # 3/min: a token every 20 s
+        assert body["limit"] == "RATE_LIMIT_REQUESTS"
+        assert body["error"] == "rate_limited"
+    assert as_customer.status_code == 404, "her customer token has its own bucket (and no such session)"
+    assert console.status_code == 200
+    assert refused_after == refused_before + 2
+
+
+@pytest.mark.parametrize(
+    ("path", "role"),
+    [
+        pytest.param("/api/conversations/s-1", None, id="customer-route"),
+        pytest.param("/api/approvals", AGENT_ROLE, id="agent-route"),
+    ],
+)
+async def test_over_max_concurrent_requests_a_real_replica_answers_503(
+    nats_server: str, tmp_path: Path, path: str, role: str | None
+) -> None:
+    """No actor runs: a chat waits its REQUEST_TIMEOUT_S (then 504), holding the replica's only slot;
+    a customer's or an agent's request meanwhile gets 503."""
+    settings = stack_settings(nats_server, tmp_path, max_concurrent_requests=1, request_timeout_s=4.0,
+                              jwt_secret=SECRET, gateway_anonymous=False)  # fmt: skip
+    body = {"message": "Where is my order ORD-10001?", "customer_email": JOHN}
+    caller = _bearer(JOHN if role is None else ALICE, role)
     server = GatewayServer(create_app(settings), port=0)
     async with HistoryService(settings), server, httpx.AsyncClient(timeout=30) as client:
         await wait_ready(server.url)
@@ -207,14 +264,14 @@ async def test_over_max_concurrent_requests_a_real_replica_answers_503(
         async def chat() -> httpx.Response:
             """Sent again while the probing GETs below hold the slot: it must get in once."""
             while True:
-                reply = await client.post(f"{server.url}/api/chat", json=body)
+                reply = await client.post(f"{server.url}/api/chat", json=body, headers=_bearer(JOHN))
                 if reply.status_code != 503 or "limit" not in reply.json():
                     return reply
 
         waiting = asyncio.create_task(chat())
 
         async def refused() -> httpx.Response | None:
-            reply = await client.get(f"{server.url}/api/conversations/s-1")
+            reply = await client.get(f"{server.url}{path}", headers=caller)
             return reply if reply.status_code == 503 and "limit" in reply.json() else None
 
         reply = await eventually_async(refused, what="a 503 while the chat holds the slot", timeout_s=20)
