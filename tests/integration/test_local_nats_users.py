@@ -108,7 +108,10 @@ async def test_escalations_work_with_permissions_on(tmp_path: Path) -> None:
     and agent operations (gateway → history), each component as its own user: no violation, and the
     lookups really answered (a refused request would make the replies say the queue is unknown)."""
     settings = RuntimeSettings(
-        mesh_name="escperm", sqlite_db_path=str(tmp_path / "history.db"), gateway_anonymous=True
+        mesh_name="escperm",
+        sqlite_db_path=str(tmp_path / "history.db"),
+        gateway_anonymous=True,
+        rate_limit_requests=0,  # polls the (limited) agent API every 50 ms from one address
     )
     async with LocalMesh(settings, data_dir=tmp_path / "nats", nats_users=True) as mesh:
         await mesh.enter_context(HistoryService(mesh.settings_for(HISTORY_USER)))
