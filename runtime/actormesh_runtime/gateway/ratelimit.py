@@ -1,8 +1,9 @@
 """Per-principal token buckets: shared by every gateway replica through Redis, per replica without it.
 
-A principal is the verified JWT subject, else the client address. Each gets a bucket of
-`RATE_LIMIT_REQUESTS` tokens refilled at that many per minute, so a steady client may send exactly
-the configured rate and an idle one may send a burst of up to a minute's worth. With REDIS_URL set
+A principal is named by `admission.principal_key`: the verified JWT subject (an agent's token apart
+from a customer's), else the client address. Each gets a bucket of `RATE_LIMIT_REQUESTS` tokens
+refilled at that many per minute, so a steady client may send exactly the configured rate and an
+idle one may send a burst of up to a minute's worth. With REDIS_URL set
 the bucket lives in Redis and is updated by one Lua script (atomic, on Redis's clock, so replicas
 and their clocks never disagree); when Redis does not answer, each replica falls back to its own
 in-process buckets (the effective limit is then per replica) and tries Redis again after a second.
