@@ -28,16 +28,20 @@ shares)."""
 
 
 def _profiled(argv: tuple[str, ...]) -> tuple[str, ...]:
-    """`argv` under cProfile when CPROFILE_DIR_ENV is set, for `actormesh actor` and `bench.relay`."""
+    """`argv` under cProfile when CPROFILE_DIR_ENV is set, for `actormesh actor`, `bench.noop_actor` and
+    `bench.relay`."""
     out_dir = os.environ.get(CPROFILE_DIR_ENV)
     if not out_dir:
         return argv
     if argv[0] == ACTORMESH and argv[1] == "actor":
         module, name, rest = "actormesh_runtime.cli", f"actor-{argv[2]}", argv[1:]
+    elif argv[1:3] == ("-m", "bench.noop_actor"):
+        module, name, rest = "bench.noop_actor", f"noop-{argv[3]}", argv[3:]
     elif argv[1:3] == ("-m", "bench.relay"):
         module, name, rest = "bench.relay", f"relay-hop{argv[8]}", argv[3:]
     else:
         return argv
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
     out = Path(out_dir) / f"{name}-{time.monotonic_ns()}.prof"
     return (sys.executable, "-m", "bench.cpuprofile", str(out), module, *rest)
 

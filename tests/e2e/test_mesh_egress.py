@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from actormesh_operator.builders.network import external_servers, tcp
 from actormesh_runtime.catalog import ACTORS, ActorInfo, Ports
 from tests.e2e import mesh as m
 from tests.e2e.cluster import E2ECluster, pod_ready
@@ -161,3 +162,46 @@ def test_the_history_port_and_actor_ports_do_listen(
         [pod] = [p for p in cluster.pods(demo_ns, f"{COMPONENT}={component}") if pod_ready(p)]
         name = pod["metadata"]["name"]
         assert m.can_connect(cluster, demo_ns, name, "127.0.0.1", port), component
+
+
+def test_the_egress_to_an_external_server_reaches_pods_and_addresses_on_its_port_only(
+    cluster: E2ECluster, namespace: str
+) -> None:
+    """The rule an external NATS, Redis or commerce API gets (`external_servers()`: every pod, every
+    address but the cloud metadata ranges) as kube-router enforces it: its port on a pod and on an
+    address outside the cluster (the node's), and no other port on either."""
+    client = {"e2e": "external-client"}
+    policy = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": "external-server"},
+        "spec": {
+            "podSelector": {"matchLabels": client},
+            "policyTypes": ["Egress"],
+            "egress": [{"to": external_servers(), "ports": tcp(OUTSIDE_PORT, layout.API_PORT)}],
+        },
+    }
+    other_port = OUTSIDE_PORT + 1
+    pods = [
+        _listener("outside", OUTSIDE_PORT, other_port),
+        m.probe_pod("client", RUNTIME_IMAGE, client),
+        m.probe_pod("control", RUNTIME_IMAGE),
+    ]
+    cluster.apply([policy, *pods], namespace)
+    cluster.wait_pods_ready(namespace, timeout=120)
+    outside_ip = cluster.get("pod", "outside", "-n", namespace)["status"]["podIP"]
+    targets = {
+        "pod-on-its-port": (outside_ip, OUTSIDE_PORT),
+        "pod-on-another-port": (outside_ip, other_port),
+        "node-on-its-port": (layout.NODE_IP, layout.API_PORT),
+        "node-on-another-port": (layout.NODE_IP, layout.METRICS_SERVER_PORT),
+    }
+    # Every target listens: a pod without policies reaches them all, so a refusal is the policy's.
+    assert _reached(cluster, namespace, "control", targets) == dict.fromkeys(targets, True)
+    reached = _reached(cluster, namespace, "client", targets)
+    assert reached == {
+        "pod-on-its-port": True,
+        "pod-on-another-port": False,
+        "node-on-its-port": True,
+        "node-on-another-port": False,
+    }

@@ -248,6 +248,40 @@ def test_external_services_are_reached_on_their_ports_only() -> None:
     assert not allowed(policies, pods["decision-router"], out, 443)
 
 
+EXTERNAL_ON_PORT_80 = {
+    "nats": {"external": {"url": "nats://nats.infra:80"}},
+    "redis": {"external": {"url": "redis://cache.infra:80"}},
+    "mockServices": {"enabled": False},
+    "commerceApis": {"ordersUrl": "http://orders.infra"},
+}
+
+
+@pytest.mark.parametrize("client", ["gateway", "context-retriever", "execution-coordinator"])
+def test_no_external_service_rule_reaches_the_cloud_metadata_endpoint(client: str) -> None:
+    """A commerce, Redis or NATS URL on port 80 must not open 169.254.169.254:80 (the instance's
+    credentials) to the pods that call it; everything else on that port stays open, private
+    addresses and other namespaces' pods included (such servers often live there)."""
+    policies, pods = _mesh(EXTERNAL_ON_PORT_80)
+    metadata_v6 = Pod(None, ip="fd00:ec2::254")
+    alibaba = Pod(None, ip="100.100.100.200")
+    in_cluster = Pod("infra", {"app": "orders"})
+    for evaluate in (allowed, allowed_as_kube_router):
+        for target in (pods["metadata"], metadata_v6, alibaba, Pod(None, ip="169.254.0.1")):
+            assert not evaluate(policies, pods[client], target, 80), (evaluate.__name__, target)
+        for target in (pods["internet"], pods["internet-v6"], pods["private-vm"], in_cluster):
+            assert evaluate(policies, pods[client], target, 80), (evaluate.__name__, target)
+
+
+def test_external_service_rules_name_every_pod_for_plugins_that_never_match_pods_by_address() -> None:
+    """Cilium never matches a pod's address against an ipBlock: the rules must also name the pods, or
+    an external Redis in another namespace would be cut off there."""
+    policies, _ = _mesh(EXTERNAL_ON_PORT_80)
+    names = {"demo-allow-nats-clients", "demo-allow-redis-clients", "demo-allow-commerce-apis"}
+    rules = [r for p in policies if p["metadata"]["name"] in names for r in p["spec"]["egress"]]
+    assert len(rules) == 3
+    assert all({"namespaceSelector": {}} in rule["to"] for rule in rules)
+
+
 def test_keda_may_read_the_nats_monitor_only_when_a_scaled_object_exists() -> None:
     spec = {"actors": {"responseGenerator": {"autoscaling": {"enabled": True, "mode": "queueLag"}}}}
     keda = Pod("keda", {"app": "keda-operator"})

@@ -302,7 +302,8 @@ class NetworkPolicySpec(ApiModel):
     """Address ranges the internet-facing egress (the LLM actors; a trace collector outside the cluster)
     never reaches. The default covers private, link-local and loopback ranges; list your cluster's pod
     and Service CIDRs too if they are public addresses. Replaces the default when set. External NATS,
-    Redis and commerce API URLs are allowed on their ports only (they may live inside the cluster)."""
+    Redis and commerce API URLs are allowed on their ports to any pod or address (they may live inside
+    the cluster or on private addresses) except the cloud metadata ranges (link-local and the like)."""
     keda_namespace: str = Field("keda", max_length=63, pattern=DNS1123_LABEL)
     """Namespace of KEDA's operator: the only one allowed to read the NATS monitoring port."""
 

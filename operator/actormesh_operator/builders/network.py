@@ -18,8 +18,9 @@ reads as the list of what may be reached, and from where:
 - allow-redis: → Redis 6379 from the actors that use Redis, and the gateway;
 - allow-gateway: anyone → gateway 8000 (the Service/Ingress decide who can reach it);
 - leaving the mesh, per source: allow-nats-clients / allow-redis-clients (actors, gateway, history /
-  Redis users → an external server, any address on its URL's port), allow-commerce-apis (the API
-  callers → the real APIs' ports), allow-llm (LLM actors → any address outside
+  Redis users → an external server, on its URL's port), allow-commerce-apis (the API callers → the
+  real APIs' ports), each to any pod of the cluster or any address but the cloud metadata ranges
+  (`METADATA_EXCEPT`), allow-llm (LLM actors → any address outside
   `spec.networkPolicy.egressExcept` (private, link-local, loopback by default), TCP 443 or the port
   of `spec.llm.apiBase`, only when an LLM is configured), allow-tracing (actors, gateway, history →
   the trace collector's port, in `spec.monitoring.tracing.collectorNamespace`, else outside
@@ -50,6 +51,12 @@ _DEFAULT_PORTS = {"nats": 4222, "tls": 4222, "ws": 80, "wss": 443, "http": 80, "
 _DEFAULT_PORTS |= {"redis": Ports.REDIS, "rediss": Ports.REDIS}
 Rule = dict[str, Any]
 HTTPS_PORT = 443
+METADATA_EXCEPT = {4: ["169.254.0.0/16", "100.100.100.200/32"], 6: ["fe80::/10", "fd00:ec2::254/128"]}
+"""Never reachable through the egress to an external NATS, Redis or commerce API: link-local (the
+metadata endpoint of AWS, GCP and Azure at 169.254.169.254), Alibaba Cloud's metadata address and
+AWS's IPv6 one. Those servers may sit on private addresses or inside the cluster, so unlike the LLM's
+egress (`spec.networkPolicy.egressExcept`) private ranges stay open; a commerce URL on port 80 must not
+also open the instance's credentials to the two actors that call it."""
 
 
 def url_ports(urls: Iterable[str]) -> list[int]:
@@ -141,7 +148,8 @@ def _nats(mesh: ActorMesh, *, keda_available: bool) -> list[Manifest]:
     if not mesh.spec.nats.managed:
         external = mesh.spec.nats.external
         ports = url_ports(external.url.split(",")) if external is not None else [Ports.NATS_CLIENT]
-        return [_policy(mesh, "allow-nats-clients", pods(mesh, clients), egress=[{"ports": tcp(*ports)}])]
+        to_server = [{"to": external_servers(), "ports": tcp(*ports)}]
+        return [_policy(mesh, "allow-nats-clients", pods(mesh, clients), egress=to_server)]
     nats = pods(mesh, [labels.NATS])
     ingress: list[Rule] = [
         {"from": [{"podSelector": pods(mesh, clients)}], "ports": tcp(Ports.NATS_CLIENT)},
@@ -184,7 +192,7 @@ def _commerce(mesh: ActorMesh) -> list[Manifest]:
         out.append(_policy(mesh, "allow-mocks", pods(mesh, [labels.MOCKS]), ingress=ingress))
     external = [url for url in _commerce_urls(mesh).values() if url is not None]
     if callers and external:
-        egress = [{"ports": tcp(*url_ports(external))}]
+        egress = [{"to": external_servers(), "ports": tcp(*url_ports(external))}]
         out.append(_policy(mesh, "allow-commerce-apis", pods(mesh, callers), egress=egress))
     return out
 
@@ -195,7 +203,7 @@ def _redis(mesh: ActorMesh) -> list[Manifest]:
         return []
     clients = redis_clients(mesh)
     if redis.external is not None:
-        egress: list[Rule] = [{"ports": tcp(*url_ports([redis.external.url]))}]
+        egress: list[Rule] = [{"to": external_servers(), "ports": tcp(*url_ports([redis.external.url]))}]
         return [_policy(mesh, "allow-redis-clients", pods(mesh, clients), egress=egress)]
     ingress = [{"from": [{"podSelector": pods(mesh, clients)}], "ports": tcp(Ports.REDIS)}]
     return [_policy(mesh, "allow-redis", pods(mesh, [labels.REDIS]), ingress=ingress)]
@@ -239,6 +247,16 @@ def public_internet(mesh: ActorMesh) -> list[Rule]:
         if excluded:
             block["except"] = excluded
         blocks.append({"ipBlock": block})
+    return blocks
+
+
+def external_servers() -> list[Rule]:
+    """Any pod of the cluster, or any address outside `METADATA_EXCEPT`. The pods are named as well
+    because some network plugins (Cilium) never match a pod's address against an ipBlock: an external
+    Redis in another namespace must stay reachable there too."""
+    blocks: list[Rule] = [{"namespaceSelector": {}}]
+    for family, everything in ((4, "0.0.0.0/0"), (6, "::/0")):
+        blocks.append({"ipBlock": {"cidr": everything, "except": METADATA_EXCEPT[family]}})
     return blocks
 
 
