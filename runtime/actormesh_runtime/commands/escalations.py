@@ -134,12 +134,13 @@ def run(args: argparse.Namespace) -> int:
     import httpx
 
     from actormesh_runtime.commands.chat import bearer_headers
+    from actormesh_runtime.gateway.auth import AGENT_ROLE
 
     problem = _usage(args)
     if problem is not None:
         print(problem, file=sys.stderr)
         return 2
-    headers = bearer_headers(args.token, args.agent, role="agent")
+    headers = bearer_headers(args.token, args.agent, role=AGENT_ROLE)
     try:
         with httpx.Client(timeout=args.timeout, headers=headers) as client:
             body = _request(client, args)

@@ -58,7 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from actormesh_runtime.gateway.auth import mint_token
+    from actormesh_runtime.gateway.auth import AGENT_ROLE, mint_token
     from actormesh_runtime.gateway.models import normalize_email
     from actormesh_runtime.settings import RuntimeSettings
 
@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         ttl_s=args.ttl,
         issuer=args.issuer or settings.jwt_issuer,
         audience=args.audience or settings.jwt_audience,
-        role="agent" if args.role == "agent" else None,
+        role=AGENT_ROLE if args.role == "agent" else None,
     )
     print(token)
     return 0
