@@ -24,10 +24,15 @@ pytestmark = [pytest.mark.integration, pytest.mark.k8s, pytest.mark.xdist_group(
 REPO = Path(__file__).resolve().parents[2]
 
 # A stand-in for a pytest worker: holds a control plane, reports its pids, waits to be interrupted.
+# The holder is interrupted as from a terminal. A process started with SIGINT ignored (what a shell
+# does to a background job without job control, e.g. `nohup ... &`) inherits that, and Python then
+# installs no KeyboardInterrupt handler: Ctrl-C must be restored first, or SIGINT would do nothing.
 _HOLDER = """
-import json, sys, time
+import json, signal, sys, time
 from pathlib import Path
 from tests.harness.controlplane import ControlPlane
+
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 plane = ControlPlane(Path(sys.argv[1]))
 with plane:
