@@ -49,10 +49,6 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-def closed_port() -> int:
-    return free_port()
-
-
 async def _wait_drained(js: JetStreamContext, stream: str, durable: str, deadline: float) -> None:
     while time.monotonic() < deadline:
         info = await js.consumer_info(stream, durable)
@@ -124,7 +120,7 @@ async def import_time(module: str) -> float:
 
 
 async def footprint(nats_url: str) -> dict[str, Any]:
-    llm = {"LITELLM_MODEL": "openai/gpt-4o-mini", "LLM_API_BASE": f"http://127.0.0.1:{closed_port()}/v1",
+    llm = {"LITELLM_MODEL": "openai/gpt-4o-mini", "LLM_API_BASE": f"http://127.0.0.1:{free_port()}/v1",
            "OPENAI_API_KEY": "sk-bench-not-a-key", "LLM_TIMEOUT_S": "2"}  # fmt: skip
     actors = [
         await measure_actor(nats_url, ActorName.SENTIMENT_ANALYZER, {}),

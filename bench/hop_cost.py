@@ -35,7 +35,7 @@ from actormesh_runtime.settings import RuntimeSettings
 
 from .load import process_cpu_s, run_level
 from .mesh import MeshTarget
-from .processes import ACTORMESH, Children, wait_bound
+from .processes import Children, actor_command, wait_bound
 
 
 async def capture(url: str, actor: ActorName, loop_name: str) -> bytes:
@@ -112,8 +112,7 @@ async def mesh_hop(
     try:
         env = {"MESH_NAME": settings.mesh_name, "NATS_URL": url, "ACTOR_HTTP_PORT": "0",
                "LOG_LEVEL": "WARNING", "EVENT_LOOP": loop}  # fmt: skip
-        command = (sys.executable, "-m", "bench.noop_actor") if noop else (ACTORMESH, "actor")
-        proc = await children.spawn(*command, actor.value, env=env)
+        proc = await children.spawn(*actor_command(noop=noop), actor.value, env=env)
         where = (subjects.stream, subjects.consumer(actor), subjects.actor(actor))
         return await measure(
             nc.jetstream(), proc.pid, where, _copies(envelope, n, uuid.uuid4().hex[:6]), rate

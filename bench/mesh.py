@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import json
 import shutil
-import sys
 import tempfile
 import uuid
 from dataclasses import dataclass
@@ -40,7 +39,7 @@ from actormesh_runtime.screening import screen
 from actormesh_runtime.settings import RuntimeSettings
 
 from .load import Pending
-from .processes import ACTORMESH, Children, MocksProcess, wait_bound
+from .processes import Children, MocksProcess, actor_command, wait_bound
 
 JOHN, JANE, BOB = "john.doe@example.com", "jane.smith@example.com", "bob.wilson@example.com"
 
@@ -237,7 +236,7 @@ class ActorProcesses:
                 "ACTOR_HTTP_PORT": "0", "LOG_LEVEL": "WARNING", "EVENT_LOOP": self.event_loop,
                 "REDIS_URL": self.redis.url,
             }  # fmt: skip
-            command = (sys.executable, "-m", "bench.noop_actor") if self.noop else (ACTORMESH, "actor")
+            command = actor_command(noop=self.noop)
             for group in self.groups:
                 names = ",".join(a.value for a in group)
                 await self.children.spawn(*command, names, env=env, label=f"actor {names}")

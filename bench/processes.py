@@ -21,6 +21,16 @@ from .load import process_cpu_s
 
 ACTORMESH = str(Path(sys.executable).parent / "actormesh")
 REPO_ROOT = Path(__file__).resolve().parents[1]
+NOOP_ACTOR = (sys.executable, "-m", "bench.noop_actor")
+"""Hosts actors that do nothing (targets `host-only-mp`, `hop_cost`'s `noop_ms`); takes the names as
+`actormesh actor` does."""
+
+
+def actor_command(*, noop: bool) -> tuple[str, ...]:
+    """The start of an actor process's command line; the actor names follow."""
+    return NOOP_ACTOR if noop else (ACTORMESH, "actor")
+
+
 CPROFILE_DIR_ENV = "BENCH_CPROFILE_DIR"
 """When set, every actor and relay hop process runs under cProfile (CPU time, `bench.cpuprofile`) and
 writes DIR/<name>-<n>.prof at exit (for `python -m pstats`; cProfile inflates call-heavy code, so read
@@ -35,7 +45,7 @@ def _profiled(argv: tuple[str, ...]) -> tuple[str, ...]:
         return argv
     if argv[0] == ACTORMESH and argv[1] == "actor":
         module, name, rest = "actormesh_runtime.cli", f"actor-{argv[2]}", argv[1:]
-    elif argv[1:3] == ("-m", "bench.noop_actor"):
+    elif argv[: len(NOOP_ACTOR)] == NOOP_ACTOR:
         module, name, rest = "bench.noop_actor", f"noop-{argv[3]}", argv[3:]
     elif argv[1:3] == ("-m", "bench.relay"):
         module, name, rest = "bench.relay", f"relay-hop{argv[8]}", argv[3:]

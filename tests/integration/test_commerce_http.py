@@ -25,10 +25,6 @@ async def mocks() -> AsyncIterator[MocksHandle]:
     await handle.stop()
 
 
-def closed_port() -> int:
-    return free_port()
-
-
 async def test_any_status_comes_back_with_its_body(mocks: MocksHandle) -> None:
     exchange = AiohttpExchange(timeout_s=5)
     try:
@@ -48,7 +44,7 @@ async def test_a_refused_connection_is_an_exchange_failure() -> None:
     exchange = AiohttpExchange(timeout_s=5)
     try:
         with pytest.raises(ExchangeFailed, match="Connect"):
-            await exchange.request("GET", f"http://127.0.0.1:{closed_port()}/x")
+            await exchange.request("GET", f"http://127.0.0.1:{free_port()}/x")
     finally:
         await exchange.aclose()
 
@@ -75,7 +71,7 @@ async def test_a_silent_server_times_out_as_an_exchange_failure() -> None:
 
 
 async def test_the_client_retries_an_unreachable_api_then_gives_up() -> None:
-    url = f"http://127.0.0.1:{closed_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     settings = RuntimeSettings(customer_api_url=url, orders_api_url=url, tracking_api_url=url)
     client = CommerceClient(settings, retry=RetryPolicy(attempts=2, base_delay_s=0.0))
     try:

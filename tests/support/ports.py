@@ -11,6 +11,7 @@ has been), and only if a bind shows it free right now.
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import socket
@@ -23,6 +24,7 @@ _lock = threading.Lock()
 _cursor: int | None = None  # walks the slice round-robin, so a port comes back only after all the others
 
 
+@functools.cache  # a kernel setting: read once per process, not once per port
 def _ephemeral_start() -> int:
     try:
         return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
