@@ -179,7 +179,8 @@ async def test_two_gateway_replicas_enforce_one_limit_through_redis_over_http(
         shared = await statuses(client, "a@example.com", [one.url, two.url] * 3)
         assert [r.status_code == 429 for r in shared] == [False] * 4 + [True] * 2, "one bucket for both"
         refused = shared[4]
-        assert refused.headers["retry-after"] == "15"  # 4/min: a token every 15 s
+        # 4/min: a token every 15 s, less the time the requests took (seconds on a loaded machine).
+        assert 10 <= int(refused.headers["retry-after"]) <= 15, refused.headers["retry-after"]
         assert refused.json()["limit"] == "RATE_LIMIT_REQUESTS"
         assert refused.json()["error"] == "rate_limited"
         assert (await _rejections(client, one.url))[0] == refused_before + 2
@@ -233,7 +234,7 @@ async def test_an_agent_over_the_rate_gets_429_on_the_agent_api_and_its_socket_h
         (handshake.status_code, handshake.headers["Retry-After"], json.loads(handshake.body or b"{}")),
     ]:
         assert status == 429
-        assert 15 <= int(retry_after) <= 20, retry_after  # 3/min: a token every 20 s
+        assert 10 <= int(retry_after) <= 20, retry_after  # 3/min: a token every 20 s, less the time taken
         assert body["limit"] == "RATE_LIMIT_REQUESTS"
         assert body["error"] == "rate_limited"
     assert as_customer.status_code == 404, "her customer token has its own bucket (and no such session)"

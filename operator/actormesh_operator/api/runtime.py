@@ -40,8 +40,8 @@ RESERVED_ENV: tuple[str, ...] = (
 operator reports on (`spec.gateway.anonymous` puts a warning on the mesh; an `env` entry would not) and
 from the per-component NATS users it generates (another component's user would carry its permissions)."""
 RESERVED_ENV_MESSAGE = (
-    f"{', '.join(RESERVED_ENV)} are set by the operator: use spec.gateway.anonymous or"
-    " spec.gateway.authSecretRef"
+    f"{', '.join(RESERVED_ENV)} are set by the operator: the gateway's auth from spec.gateway.anonymous"
+    " and spec.gateway.authSecretRef, each component's NATS user from the users it generates"
 )
 
 
