@@ -24,7 +24,7 @@ from typing import Any, ClassVar, Literal
 
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
-from tests.conftest import free_port
+from tests.support.ports import free_port
 from tests.support.redis import RedisServer
 
 from actormesh_runtime.actors.base import Actor

@@ -1,4 +1,4 @@
-"""Shared test plumbing: free ports and the CI rule that a missing component fails, never skips."""
+"""Shared test plumbing: the `unused_port` fixture; in CI a missing component fails, never skips."""
 
 from __future__ import annotations
 
@@ -8,8 +8,6 @@ import shutil
 import pytest
 
 from tests.support.ports import free_port
-
-__all__ = ["IN_CI", "free_port", "missing_component", "require_binary"]
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 

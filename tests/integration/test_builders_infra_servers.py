@@ -31,9 +31,10 @@ from actormesh_operator.builders.generated import REDIS_PASSWORD_BYTES
 from actormesh_operator.reconcile.generated import random_value
 from actormesh_runtime.catalog import Ports
 from actormesh_runtime.embedded_nats import nats_server_binary
-from tests.conftest import free_port, missing_component, require_binary
+from tests.conftest import missing_component, require_binary
 from tests.support.eventually import eventually
 from tests.support.nats_auth import server_env
+from tests.support.ports import free_port
 from tests.unit.builder_helpers import SETTINGS, children, container, index, make_mesh
 
 pytestmark = [pytest.mark.integration]

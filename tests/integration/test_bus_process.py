@@ -16,7 +16,7 @@ from actormesh_runtime.bus.process import ActorProcess
 from actormesh_runtime.catalog import ActorName
 from actormesh_runtime.envelope import Envelope
 from actormesh_runtime.resources import ActorDeps
-from tests.conftest import free_port, missing_component
+from tests.conftest import missing_component
 from tests.support.bus_actors import (
     Recorder,
     SinkAggregator,
@@ -25,6 +25,7 @@ from tests.support.bus_actors import (
     fast_settings,
 )
 from tests.support.eventually import eventually_async
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -12,8 +12,8 @@ from nats.js.api import RetentionPolicy
 
 from actormesh_runtime.bus.connection import connect, open_bus, work_stream_config
 from actormesh_runtime.catalog import Subjects
-from tests.conftest import free_port
 from tests.support.bus_actors import fast_settings
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.integration
 

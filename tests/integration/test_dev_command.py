@@ -22,9 +22,10 @@ import redis
 from nats.js.errors import NotFoundError
 
 from actormesh_runtime.embedded_nats import nats_server_binary
-from tests.conftest import free_port, missing_component
+from tests.conftest import missing_component
 from tests.support.cli_process import ACTORMESH, terminate, widget_url
 from tests.support.eventually import eventually
+from tests.support.ports import free_port
 from tests.support.redis import RedisServer
 
 pytestmark = pytest.mark.integration

@@ -15,7 +15,7 @@ from actormesh_runtime.embedded_nats import EmbeddedNats, nats_server_binary
 from actormesh_runtime.gateway.app import create_app
 from actormesh_runtime.gateway.auth import mint_token
 from actormesh_runtime.gateway.server import GatewayServer
-from tests.conftest import free_port, missing_component
+from tests.conftest import missing_component
 from tests.support.gateway import (
     BOB,
     JANE,
@@ -26,6 +26,7 @@ from tests.support.gateway import (
     stack_settings,
     wait_ready,
 )
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -29,8 +29,8 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from actormesh_runtime.catalog import ActorName
 from actormesh_runtime.gateway.auth import mint_token
-from tests.conftest import free_port
 from tests.support.gateway import JANE, JOHN, gateway_stack, slow_factory, stack_settings
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -16,11 +16,11 @@ import pytest
 from actormesh_runtime.catalog import Subjects
 from actormesh_runtime.history.protocol import HistoryClient
 from actormesh_runtime.history.service import HistoryService
-from tests.conftest import free_port
 from tests.support.cli_process import aterminate
 from tests.support.envelopes import history_event
 from tests.support.eventually import eventually_async
 from tests.support.gateway import JANE, JOHN, gateway_stack, poll_json, stack_settings
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -38,12 +38,12 @@ from actormesh_runtime.history.protocol import HistoryClient, HistoryUnavailable
 from actormesh_runtime.history.service import HistoryService
 from actormesh_runtime.replies.result import history_event
 from actormesh_runtime.settings import RuntimeSettings
-from tests.conftest import free_port
 from tests.harness.pki import _Authority, _name
 from tests.integration.test_builders_infra_servers import POD_NAME, _nats_binary, _relocated_config
 from tests.support.envelopes import make_envelope
 from tests.support.eventually import eventually, eventually_async
 from tests.support.nats_auth import server_env
+from tests.support.ports import free_port
 from tests.unit.builder_helpers import children, container, index
 
 pytestmark = [pytest.mark.integration]

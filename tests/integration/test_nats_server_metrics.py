@@ -21,8 +21,9 @@ from actormesh_runtime.bus.server_metrics import NatsServerMetrics, server_label
 from actormesh_runtime.embedded_nats import nats_server_binary
 from actormesh_runtime.history.service import HistoryService
 from actormesh_runtime.settings import RuntimeSettings
-from tests.conftest import free_port, missing_component
+from tests.conftest import missing_component
 from tests.support.eventually import eventually_async
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -14,9 +14,10 @@ import pytest
 from actormesh_runtime.bus.connection import connect
 from actormesh_runtime.embedded_nats import nats_server_binary
 from actormesh_runtime.settings import RuntimeSettings
-from tests.conftest import free_port, missing_component
+from tests.conftest import missing_component
 from tests.harness.pki import Pki, generate_pki
 from tests.support.eventually import eventually
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.integration
 

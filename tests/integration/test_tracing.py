@@ -23,7 +23,7 @@ from actormesh_runtime.embedded_nats import nats_server_binary
 from actormesh_runtime.envelope import Envelope
 from actormesh_runtime.errors import TransientError
 from actormesh_runtime.observability import tracing
-from tests.conftest import free_port, missing_component
+from tests.conftest import missing_component
 from tests.support.bus_actors import (
     ErrorEscalationActor,
     Recorder,
@@ -36,6 +36,7 @@ from tests.support.cli_process import ACTORMESH, terminate, widget_url
 from tests.support.eventually import eventually
 from tests.support.logs import json_log_capture
 from tests.support.otlp import OtlpReceiver, ReceivedSpan
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port, require_binary
+from tests.conftest import require_binary
 from tests.support.eventually import NotYet, eventually
+from tests.support.ports import free_port
 
 __all__ = ["RedisServer", "redis_server"]
 

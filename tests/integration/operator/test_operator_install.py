@@ -11,11 +11,11 @@ import pytest
 import yaml
 
 from actormesh_operator.reconcile import metrics
-from tests.conftest import free_port
 from tests.integration.operator.conftest import NAMESPACED_INSTALL, ROOT, OperatorFactory, token_credentials
 from tests.integration.operator.kubeapi import apply, children, expected_children, minimal_mesh, reconciled
 from tests.support.eventually import eventually
 from tests.support.k8s import KubeControlPlane
+from tests.support.ports import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.k8s, pytest.mark.xdist_group("k8s")]
 
