@@ -116,6 +116,12 @@ class RuntimeSettings(BaseSettings):
         description="Actors hosted in one process hand envelopes on in memory instead of through the "
         "stream (docs/bus.md). Only a multi-actor process (actormesh dev, ask) has anything to fuse.",
     )
+    direct_hops: bool = Field(
+        False,
+        description="Hops between actor processes go over core NATS and the chain is acked once, at its "
+        "end or error path (a retry restarts it from its first step); off = every hop is a JetStream "
+        "message (docs/bus.md, direct hops).",
+    )
     queue_metrics_interval_s: float = Field(
         15.0,
         ge=0,
