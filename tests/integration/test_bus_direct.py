@@ -6,7 +6,8 @@ once, by whoever ends the chain. The delivery guarantees of hops through the str
 - a process killed mid-chain: the origin is redelivered, the whole chain runs again, the side effect
   is asked with one idempotency key, and the caller is answered once;
 - a failing step is retried by redelivering the origin; the dead letter names that step;
-- a hop that no process receives goes through the stream and waits there for its actor;
+- a hop that no process receives goes through the stream and waits there for its actor, and so do
+  the hops to a process that does not have direct hops (a rollout of the setting);
 - a chain longer than ack_wait is kept alive; a draining host hands its hops back at once;
 - a hop that names no origin of this mesh is dropped without stopping the host.
 """
@@ -20,7 +21,7 @@ import pytest
 from nats.aio.client import Client as NATS
 
 from actormesh_runtime.bus import dlq
-from actormesh_runtime.bus.direct import ORIGIN_HEADER
+from actormesh_runtime.bus.direct import encode_hop
 from actormesh_runtime.bus.host import ActorHost
 from actormesh_runtime.catalog import ActorName
 from actormesh_runtime.envelope import Envelope
@@ -270,6 +271,28 @@ async def test_a_draining_host_hands_its_direct_hops_back_at_once(nats_server: s
         assert second.calls == Counter({busy.message_id: 1}), "the draining replica never ran the second"
 
 
+async def test_a_process_without_direct_hops_gets_its_hops_through_the_stream(nats_server: str) -> None:
+    # Mid-rollout of the setting: the middle actor's process does not have it yet.
+    async with bus_rig(direct_settings(nats_server)) as rig:
+        first, second = Recorder(), Recorder()
+        await own_process(rig, WorkerActor(first))
+        nc = await rig.connect("test-old-process")
+        old = ActorHost(SecondWorkerActor(second), nc, nc.jetstream(), rig.subjects,
+                        rig.settings.model_copy(update={"direct_hops": False}), fetch_wait_s=0.3)  # fmt: skip
+        await old.start()
+        rig.hosts.append(old)
+        await own_process(rig, SinkAggregator(rig.deps))
+        env = rig.envelope(steps=TWO_WORKER_ROUTE)
+
+        result = await rig.ask(env)
+
+        assert [(t.actor, t.attempt) for t in result.trace] == [(WORKER, 1), (SECOND_WORKER, 1)]
+        assert (first.calls[env.message_id], second.calls[env.message_id]) == (1, 1)
+        assert await delivered(rig, SECOND_WORKER) == 1, "to the old process through the stream"
+        assert await delivered(rig, AGGREGATOR) == 1, "and on from it through the stream"
+        await eventually_async(lambda: settled(rig, WORKER), what="the origin acked")
+
+
 async def test_a_hop_that_names_no_origin_of_this_mesh_is_dropped(nats_server: str) -> None:
     async with bus_rig(direct_settings(nats_server)) as rig:
         await own_process(rig, WorkerActor(Recorder()))
@@ -280,7 +303,7 @@ async def test_a_hop_that_names_no_origin_of_this_mesh_is_dropped(nats_server: s
         payload = rig.envelope(steps=TWO_WORKER_ROUTE).to_bytes()
         target = rig.subjects.direct(SECOND_WORKER)
         await stranger.publish(target, payload)
-        await stranger.publish(target, payload, headers={ORIGIN_HEADER: "$JS.ACK.other-stream.c.1.1.1.1.0"})
+        await stranger.publish(target, encode_hop("$JS.ACK.OTHER-STREAM.c.1.1.1.1.0", 1.0, payload))
         await stranger.flush()
 
         result = await rig.ask(rig.envelope("sentinel", steps=TWO_WORKER_ROUTE))

@@ -5,13 +5,17 @@ Per hop through the stream a process pays a pull, an acked publish (a round trip
 store) and an ack, and nats-server stores and delivers the envelope once more; a direct hop is one
 core publish. What keeps "nothing is lost": the origin delivery stays unacked until the host that
 ends the chain (end of the slip, error path) acks it, by publishing to the origin's ack subject,
-which every hop carries in `ORIGIN_HEADER`. A hop lost on the way (its process crashed, or it was
+which every hop carries (`encode_hop`). A hop lost on the way (its process crashed, or it was
 dropped) leaves the origin unacked, so JetStream redelivers it after `ack_wait` and the chain runs
 again from its first step, as a crashed fused chain does (`bus.fusion`): side effects keep their
 idempotency keys, the result's history event its message id. A retry naks the origin: the chain
 reruns from there. Between steps the origin's ack timer is reset (`+WPI`) when the next step could
-otherwise outlive `ack_wait`; `RESET_HEADER` says when it was last reset (wall clock: the hops run
-on different machines, hence `CLOCK_SLACK_S`).
+otherwise outlive `ack_wait`; the hop says when it was last reset (wall clock: the hops run on
+different machines, hence `CLOCK_SLACK_S`).
+
+A hop's payload is one line, `<origin ack subject> <reset time>`, then the envelope as it would be
+published to the stream. Not NATS headers: nats-py checks header values character by character, ~60
+µs a hop under the profiler, almost what decoding the whole envelope costs.
 
 A hop with no receiver at all (no process of that actor subscribed) would only be redelivered after
 `ack_wait`, again and again until the deliveries run out. Each hop is therefore sent with a reply
@@ -29,9 +33,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
 from typing import Any
 
 from nats.aio.client import Client as NATS
@@ -43,41 +45,39 @@ from actormesh_runtime.catalog import Subjects
 
 log = logging.getLogger(__name__)
 
-ORIGIN_HEADER = "Actormesh-Origin"
-"""The ack subject (`$JS.ACK.…`) of the JetStream delivery the chain started from."""
-RESET_HEADER = "Actormesh-Origin-Reset"
-"""Unix time at which the origin's ack timer was last started or reset."""
 CLOCK_SLACK_S = 2.0
-"""Allowance for clocks of different machines disagreeing about RESET_HEADER: the origin is kept
-alive this much earlier than one process would need to."""
+"""Allowance for clocks of different machines disagreeing about the reset time a hop carries: the
+origin is kept alive this much earlier than one process would need to."""
 RETURN_WINDOW_S = 2.0
 """How long a sent hop is remembered in case nats-server answers it with no-responders; the answer
 takes one round trip to the server, so anything older was received."""
+FORGET_EVERY = 64
+"""Hops sent between two sweeps of the ones that can no longer come back."""
 NO_RESPONDERS = "503"
 
 Fallback = Callable[[], Coroutine[Any, Any, None]]
 
 
+def encode_hop(origin: str, reset_at: float, envelope: bytes) -> bytes:
+    """A direct hop's payload: the origin's ack subject (`$JS.ACK.…`) and the Unix time its ack timer
+    was last started or reset, then the envelope."""
+    return f"{origin} {reset_at!r}\n".encode() + envelope
+
+
 def origin_of(nc: NATS, msg: Msg, stream: str) -> tuple[Msg, float] | None:
     """The origin delivery a direct hop belongs to, as a message this host can ack, nak, term and
-    keep alive (a `Msg` on our connection whose reply is the origin's ack subject), and when its
-    ack timer was last reset. None when the hop names no origin of `stream`: there is nothing to
-    settle, so it cannot be processed."""
-    headers = msg.headers or {}
-    origin = headers.get(ORIGIN_HEADER, "")
-    if not origin.startswith(f"$JS.ACK.{stream}."):
+    keep alive (a `Msg` on our connection whose reply is the origin's ack subject, whose data is the
+    envelope), and when its ack timer was last reset. None when the hop names no origin of `stream`:
+    there is nothing to settle, so it cannot be processed."""
+    head, newline, envelope = msg.data.partition(b"\n")
+    origin, _, reset = head.decode(errors="replace").partition(" ")
+    if not newline or not origin.startswith(f"$JS.ACK.{stream}."):
         return None
     try:
-        reset_at = float(headers.get(RESET_HEADER, ""))
+        reset_at = float(reset)
     except ValueError:
         reset_at = 0.0  # unknown: treat the timer as due for a reset
-    return Msg(_client=nc, subject=msg.subject, reply=origin, data=msg.data, headers=headers), reset_at
-
-
-@dataclass(slots=True)
-class _Sent:
-    at: float
-    fallback: Fallback
+    return Msg(_client=nc, subject=msg.subject, reply=origin, data=envelope), reset_at
 
 
 class DirectSender:
@@ -86,7 +86,8 @@ class DirectSender:
     def __init__(self, nc: NATS, subjects: Subjects) -> None:
         self.nc = nc
         self.subjects = subjects
-        self._sent: OrderedDict[str, _Sent] = OrderedDict()
+        self._sent: dict[str, tuple[float, Fallback]] = {}
+        """Hops that may still come back, by reply token, oldest first (dicts keep insertion order)."""
         self._inbox = ""
         self._next = 0
         self._returns: Subscription | None = None
@@ -109,13 +110,18 @@ class DirectSender:
         """Publish one hop; if nobody receives it, `fallback` runs (it must move the envelope on
         through the stream and settle the origin)."""
         now = time.monotonic()
-        while self._sent and next(iter(self._sent.values())).at < now - RETURN_WINDOW_S:
-            self._sent.popitem(last=False)
         self._next += 1
+        if self._next % FORGET_EVERY == 0:
+            self._forget(now - RETURN_WINDOW_S)
         token = str(self._next)
-        self._sent[token] = _Sent(now, fallback)
-        headers = {ORIGIN_HEADER: origin, RESET_HEADER: repr(reset_at)}
-        await self.nc.publish(subject, payload, reply=f"{self._inbox}.{token}", headers=headers)
+        self._sent[token] = (now, fallback)
+        await self.nc.publish(subject, encode_hop(origin, reset_at, payload), reply=f"{self._inbox}.{token}")
+
+    def _forget(self, before: float) -> None:
+        for token, (at, _) in list(self._sent.items()):
+            if at >= before:
+                break
+            del self._sent[token]
 
     async def _on_return(self, msg: Msg) -> None:
         if JetStreamContext.is_status_msg(msg) != NO_RESPONDERS:
@@ -125,6 +131,6 @@ class DirectSender:
             return
         log.info("no process receives a direct hop: it goes through the stream", extra={"hop": msg.subject})
         # Its own task: the publish waits for the stream, and this callback must not hold up others.
-        task = asyncio.create_task(sent.fallback())
+        task = asyncio.create_task(sent[1]())
         self._fallbacks.add(task)
         task.add_done_callback(self._fallbacks.discard)
