@@ -6,7 +6,8 @@ SOAK_MAX_S (traffic time limit, 1800), SOAK_LATE_S (how long answers are fetched
 SOAK_STORE_S (how long the history store gets to catch up, 60), SOAK_SELF_CHECK (1: destroy a few
 conversations first, so the run must fail with lost > 0 — proof the judge sees a loss),
 SOAK_OUT (JSON results, default .actormesh/soak/results.json),
-SOAK_WORKDIR (keep logs and stores there instead of a temp dir that is removed).
+SOAK_WORKDIR (keep logs and stores there instead of a temp dir that is removed). Runtime settings in
+the environment (e.g. DIRECT_HOPS=true) reach every process of the mesh.
 The last line printed is the summary; the exit status is 1 on any loss, duplicate, wrong side effect
 or unexpected HTTP error, 2 if the soak itself could not run.
 """

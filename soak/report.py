@@ -28,6 +28,7 @@ def report(run: SoakRun) -> str:
         f"(late, fetched after 504: {v.answered_late}) stored={v.stored} refused={v.refused} "
         f"http_errors={v.http_errors}",
         f"answers: error-path={v.error_answers} wrong={v.wrong_answers} resent-identical={v.resent}",
+        f"runtime env: {c.env or 'defaults'}; deliveries by actor consumer: {run.deliveries}",
     ]
     for phase, stats in v.latency_ms.items():
         label = "without faults" if phase == "calm" else "with faults"

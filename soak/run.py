@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from nats.aio.client import Client as NATS
 
 from actormesh_runtime.bus import dlq
 from actormesh_runtime.bus.dlq import StoredDeadLetter
-from actormesh_runtime.catalog import Subjects
+from actormesh_runtime.catalog import ActorName, Subjects
 
 from .check import Verdict, judge, stored_turns
 from .faults import FaultInjector
@@ -42,6 +42,8 @@ class SoakConfig:
     store_s: float = 60.0
     self_check: bool = False
     """Destroy a few conversations first (`stream_purge`): the run must then fail with `lost` > 0."""
+    env: dict[str, str] = field(default_factory=dict)
+    """Runtime settings for every process of the mesh on top of SOAK_RUNTIME_ENV (e.g. DIRECT_HOPS)."""
 
 
 @dataclass
@@ -51,6 +53,9 @@ class SoakRun:
     faults: list[dict[str, Any]]
     timings: dict[str, float]
     workdir: str
+    deliveries: dict[str, int] = field(default_factory=dict)
+    """Deliveries (first ones and redeliveries) of each actor's consumer: how many hops went through
+    the stream, e.g. only the first step's with direct hops."""
 
 
 async def _dead_letters(nats_url: str, mesh: str) -> list[StoredDeadLetter]:
@@ -58,6 +63,19 @@ async def _dead_letters(nats_url: str, mesh: str) -> list[StoredDeadLetter]:
     await nc.connect(nats_url, name="soak-dlq", connect_timeout=5)
     try:
         return await dlq.list_records(nc.jetstream(), Subjects(mesh), limit=100_000)
+    finally:
+        await nc.close()
+
+
+async def _deliveries(nats_url: str, mesh: str) -> dict[str, int]:
+    nc = NATS()
+    await nc.connect(nats_url, name="soak-consumers", connect_timeout=5)
+    try:
+        subjects, out = Subjects(mesh), {}
+        for actor in ActorName:
+            info = await nc.jetstream().consumer_info(subjects.stream, subjects.consumer(actor))
+            out[actor.value] = int(info.delivered.consumer_seq or 0)
+        return out
     finally:
         await nc.close()
 
@@ -72,7 +90,7 @@ async def _wait_stored(db: Path, message_ids: set[str], max_s: float) -> None:
 
 
 async def run_soak(config: SoakConfig, workdir: Path) -> SoakRun:
-    layout = Layout(workdir)
+    layout = Layout(workdir, extra_env=dict(config.env))
     mesh = Mesh(layout)
     timings: dict[str, float] = {}
     begun = time.perf_counter()
@@ -112,8 +130,9 @@ async def run_soak(config: SoakConfig, workdir: Path) -> SoakRun:
             await mesh.mock_state(),
             await _dead_letters(layout.nats_url, layout.mesh),
         )
+        deliveries = await _deliveries(layout.nats_url, layout.mesh)
         timings["total_s"] = round(time.perf_counter() - begun, 1)
-        return SoakRun(config, verdict, [asdict(f) for f in injector.log], timings, str(workdir))
+        return SoakRun(config, verdict, [asdict(f) for f in injector.log], timings, str(workdir), deliveries)
     finally:
         for task in tasks:  # interrupted: no fault may restart a process after the stop below
             task.cancel()
@@ -127,6 +146,6 @@ async def run_soak(config: SoakConfig, workdir: Path) -> SoakRun:
 def write_json(run: SoakRun, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     doc = {"config": asdict(run.config), "verdict": asdict(run.verdict), "faults": run.faults,
-           "timings": run.timings}  # fmt: skip
+           "timings": run.timings, "deliveries": run.deliveries}  # fmt: skip
     with contextlib.suppress(OSError):
         path.write_text(json.dumps(doc, indent=2, default=str))

