@@ -22,6 +22,8 @@ from tests.support.bus_actors import (
     Recorder,
     SinkAggregator,
     WorkerActor,
+    always_permanent,
+    always_transient,
     bus_rig,
     fast_settings,
 )
@@ -43,20 +45,12 @@ async def dead_letters(rig: BusRig) -> list[dlq.StoredDeadLetter]:
     return await eventually_async(lambda: dlq.list_records(rig.js, rig.subjects), what="a dead letter")
 
 
-async def _always_transient(envelope: Envelope, call: int) -> None:
-    raise TransientError("upstream 503")
-
-
-async def _always_permanent(envelope: Envelope, call: int) -> None:
-    raise PermanentError("order id is malformed")
-
-
 async def test_poison_message_is_dead_lettered_after_max_deliver_and_caller_gets_reply(
     nats_server: str,
 ) -> None:
     async with bus_rig(fast_settings(nats_server, max_deliver=3)) as rig:
         rec = Recorder()
-        await rig.add_host(WorkerActor(rec, _always_transient))
+        await rig.add_host(WorkerActor(rec, always_transient))
         await rig.add_host(ErrorEscalationActor())
         await rig.add_host(SinkAggregator(rig.deps))
         env = rig.envelope()
@@ -90,7 +84,7 @@ async def test_poison_message_is_dead_lettered_after_max_deliver_and_caller_gets
 async def test_permanent_error_is_not_retried(nats_server: str) -> None:
     async with bus_rig(fast_settings(nats_server, max_deliver=4)) as rig:
         rec = Recorder()
-        await rig.add_host(WorkerActor(rec, _always_permanent))
+        await rig.add_host(WorkerActor(rec, always_permanent))
         await rig.add_host(ErrorEscalationActor())
         await rig.add_host(SinkAggregator(rig.deps))
         env = rig.envelope()
@@ -202,7 +196,7 @@ async def test_failing_error_handler_falls_through_to_aggregator(nats_server: st
             raise PermanentError("escalation backend down")
 
     async with bus_rig(fast_settings(nats_server)) as rig:
-        await rig.add_host(WorkerActor(Recorder(), _always_permanent))
+        await rig.add_host(WorkerActor(Recorder(), always_permanent))
         await rig.add_host(BrokenEscalation())
         await rig.add_host(SinkAggregator(rig.deps))
 

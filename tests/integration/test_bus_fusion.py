@@ -13,29 +13,30 @@ from __future__ import annotations
 import argparse
 import asyncio
 from collections import Counter
+from collections.abc import Sequence
 
 import pytest
 
 from actormesh_runtime.actors.base import Actor
-from actormesh_runtime.bus import dlq
 from actormesh_runtime.bus.fusion import Colocated
 from actormesh_runtime.bus.host import ActorHost
 from actormesh_runtime.bus.process import ActorProcess
 from actormesh_runtime.catalog import ActorName
 from actormesh_runtime.envelope import Envelope
-from actormesh_runtime.errors import PermanentError, TransientError
 from tests.support.bus_actors import (
     SECOND_WORKER,
     TWO_WORKER_ROUTE,
     WORKER,
     BusRig,
-    ErrorEscalationActor,
     Recorder,
     SecondWorkerActor,
     SinkAggregator,
     WorkerActor,
+    always_permanent,
+    always_transient,
     ask_beside_a_crash,
     bus_rig,
+    fail_the_second_step,
     fast_settings,
 )
 from tests.support.eventually import eventually_async
@@ -183,65 +184,33 @@ async def test_crash_after_the_chain_publish_is_deduplicated(nats_server: str) -
         assert await delivered(rig, SECOND_WORKER) == 0
 
 
-async def _always_transient(envelope: Envelope, call: int) -> None:
-    raise TransientError("upstream 503")
-
-
-async def _always_permanent(envelope: Envelope, call: int) -> None:
-    raise PermanentError("order id is malformed")
+async def one_process(rig: BusRig, actors: Sequence[Actor]) -> None:
+    await add_process(rig, *actors)
 
 
 async def test_a_failing_fused_step_retries_the_chain_then_dead_letters_naming_that_step(
     nats_server: str,
 ) -> None:
     async with bus_rig(fast_settings(nats_server, max_deliver=3)) as rig:
-        first, second = Recorder(), Recorder()
-        await add_process(
-            rig,
-            WorkerActor(first),
-            SecondWorkerActor(second, _always_transient),
-            ErrorEscalationActor(),
-            SinkAggregator(rig.deps),
-        )
-        env = rig.envelope(steps=TWO_WORKER_ROUTE)
+        failed = await fail_the_second_step(rig, always_transient, one_process)
 
-        result = await rig.ask(env)
-
-        assert (first.calls[env.message_id], second.calls[env.message_id]) == (3, 3)
-        assert result.flags == ["error"]
-        assert result.escalated
-        [stored] = await dlq.list_records(rig.js, rig.subjects)
-        assert stored.record.actor == SECOND_WORKER
-        assert stored.record.deliveries == 3
-        statuses = [(p.actor, p.status, p.attempt) for p in rig.progress if p.actor == SECOND_WORKER]
-        assert statuses == [
-            (SECOND_WORKER, "retrying", 1),
-            (SECOND_WORKER, "retrying", 2),
-            (SECOND_WORKER, "failed", 3),
-        ]
+        message_id = failed.envelope.message_id
+        assert (failed.first.calls[message_id], failed.second.calls[message_id]) == (3, 3)
+        assert failed.result.escalated
+        assert failed.dead_letter.record.deliveries == 3
+        assert failed.statuses == [("retrying", 1), ("retrying", 2), ("failed", 3)]
 
 
 async def test_a_permanent_failure_in_a_fused_step_takes_the_error_path_at_once(nats_server: str) -> None:
     async with bus_rig(fast_settings(nats_server)) as rig:
-        first, second = Recorder(), Recorder()
-        await add_process(
-            rig,
-            WorkerActor(first),
-            SecondWorkerActor(second, _always_permanent),
-            ErrorEscalationActor(),
-            SinkAggregator(rig.deps),
-        )
-        env = rig.envelope(steps=TWO_WORKER_ROUTE)
+        failed = await fail_the_second_step(rig, always_permanent, one_process)
 
-        result = await rig.ask(env)
-
-        assert (first.calls[env.message_id], second.calls[env.message_id]) == (1, 1)
-        assert result.flags == ["error"]
-        [stored] = await dlq.list_records(rig.js, rig.subjects)
-        assert stored.record.actor == SECOND_WORKER
-        assert stored.record.permanent
-        assert stored.record.envelope is not None
-        assert stored.record.envelope.slip.current == SECOND_WORKER, "kept as it was at the failing step"
+        message_id = failed.envelope.message_id
+        assert (failed.first.calls[message_id], failed.second.calls[message_id]) == (1, 1)
+        record = failed.dead_letter.record
+        assert record.permanent
+        assert record.envelope is not None
+        assert record.envelope.slip.current == SECOND_WORKER, "kept as it was at the failing step"
 
 
 async def test_a_process_of_several_actors_chains_them_and_drains_cleanly(nats_server: str) -> None:

@@ -13,7 +13,7 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
@@ -23,6 +23,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from actormesh_runtime.actors.base import Actor
+from actormesh_runtime.bus import dlq
 from actormesh_runtime.bus.connection import connect, open_bus
 from actormesh_runtime.bus.fusion import Colocated
 from actormesh_runtime.bus.host import ActorHost
@@ -38,6 +39,7 @@ from actormesh_runtime.envelope import (
     RoutingSlip,
     Screening,
 )
+from actormesh_runtime.errors import PermanentError, TransientError
 from actormesh_runtime.resources import ActorDeps
 from actormesh_runtime.settings import RuntimeSettings
 
@@ -153,8 +155,6 @@ class SinkAggregator(_NoClients):
         self.poison = poison
 
     async def handle(self, envelope: Envelope) -> None:
-        from actormesh_runtime.errors import PermanentError
-
         self.recorder.calls[envelope.message_id] += 1
         if self.poison:
             raise PermanentError("aggregator is poison in this test")
@@ -308,6 +308,48 @@ async def bus_rig(settings: RuntimeSettings) -> AsyncIterator[BusRig]:
 
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+async def always_transient(envelope: Envelope, call: int) -> None:
+    raise TransientError("upstream 503")
+
+
+async def always_permanent(envelope: Envelope, call: int) -> None:
+    raise PermanentError("order id is malformed")
+
+
+Placement = Callable[[BusRig, Sequence[Actor]], Awaitable[object]]
+"""How a test hosts a set of actors: one process (fused), one process each (direct hops), ..."""
+
+
+@dataclass
+class FailedChain:
+    first: Recorder
+    second: Recorder
+    envelope: Envelope
+    result: FinalResult
+    dead_letter: dlq.StoredDeadLetter
+    statuses: list[tuple[str, int]]
+    """The second worker's progress events: (status, attempt)."""
+
+
+async def fail_the_second_step(rig: BusRig, behaviour: Behaviour, place: Placement) -> FailedChain:
+    """Ask along TWO_WORKER_ROUTE with the second worker failing as `behaviour` says, hosted as
+    `place` decides: the caller gets the error path's answer, and the one dead letter names the
+    second worker."""
+    first, second = Recorder(), Recorder()
+    actors = [WorkerActor(first), SecondWorkerActor(second, behaviour), ErrorEscalationActor(),
+              SinkAggregator(rig.deps)]  # fmt: skip
+    await place(rig, actors)
+    envelope = rig.envelope(steps=TWO_WORKER_ROUTE)
+
+    result = await rig.ask(envelope)
+
+    assert result.flags == ["error"]
+    [stored] = await dlq.list_records(rig.js, rig.subjects)
+    assert stored.record.actor == SECOND_WORKER
+    statuses = [(p.status, p.attempt) for p in rig.progress if p.actor == SECOND_WORKER]
+    return FailedChain(first, second, envelope, result, stored, statuses)
 
 
 async def ask_beside_a_crash(
