@@ -53,7 +53,7 @@ def test_metadata_is_read_from_the_body() -> None:
 
 
 def test_actor_fields_are_the_catalog_spec_keys() -> None:
-    aliases = {f.alias for n, f in ActorsSpec.model_fields.items() if n not in ("defaults", "groups")}
+    aliases = {f.alias for n, f in ActorsSpec.model_fields.items() if n not in ("defaults", "groups", "direct_hops")}
     assert aliases == {a.spec_key for a in ACTORS}
 
 
