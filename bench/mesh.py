@@ -234,7 +234,7 @@ class ActorProcesses:
                 "ORDERS_API_URL": self.settings.orders_api_url,
                 "TRACKING_API_URL": self.settings.tracking_api_url,
                 "ACTOR_HTTP_PORT": "0", "LOG_LEVEL": "WARNING", "EVENT_LOOP": self.event_loop,
-                "REDIS_URL": self.redis.url,
+                "REDIS_URL": self.redis.url, "DIRECT_HOPS": str(self.settings.direct_hops).lower(),
             }  # fmt: skip
             command = actor_command(noop=self.noop)
             for group in self.groups:

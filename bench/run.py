@@ -3,9 +3,9 @@ then per repeat every target at each concurrency level; then the profile and the
 
 Targets (`--targets`): the one-process layout (`actormesh dev`) — `mesh`, `mesh-nf` (hop fusion
 off), `mesh-np` (no progress events), `host-only`, `relay-7`, `relay-8` — and the one-process-per-
-actor layout (Kubernetes) — `mesh-mp`, `mesh-np-mp`, `host-only-mp`, `mesh-groups` and
-`relay-7-mp`. Every phase is bounded by a message count and a time limit, so a run always ends by
-itself.
+actor layout (Kubernetes) — `mesh-mp`, `mesh-direct-mp` (direct hops), `mesh-np-mp`,
+`host-only-mp`, `mesh-groups` and `relay-7-mp`. Every phase is bounded by a message count and a
+time limit, so a run always ends by itself.
 """
 
 from __future__ import annotations
@@ -41,13 +41,15 @@ TARGETS: dict[str, str] = {
     "relay-7": "bare 7-hop JetStream relay, hops in one process",
     "relay-8": "bare 8-hop JetStream relay, hops in one process",
     "mesh-mp": "one `actormesh actor NAME` process per actor (the Kubernetes layout)",
+    "mesh-direct-mp": "mesh-mp with DIRECT_HOPS: core NATS between the actor processes, the chain acked once",
     "relay-7-mp": "bare 7-hop relay, one process per hop",
     "host-only-mp": "mesh-mp with actors that do nothing (the host's own cost per hop in that layout)",
     "mesh-np-mp": "mesh-mp without a progress subject (no progress events)",
     "mesh-groups": "three processes of co-located actors (`actormesh actor A,B,...`), fused inside each",
 }
 DEFAULT_TARGETS = (
-    "mesh", "mesh-nf", "host-only", "relay-7", "relay-8", "mesh-mp", "mesh-groups", "relay-7-mp",
+    "mesh", "mesh-nf", "host-only", "relay-7", "relay-8", "mesh-mp", "mesh-direct-mp", "mesh-groups",
+    "relay-7-mp",
 )  # fmt: skip
 
 
@@ -82,6 +84,7 @@ def make_target(name: str, url: str, config: Config, payloads: Any) -> Any:
         "mesh-np": {"progress": False},
         "host-only": {"kind": "host-only", "settings": unfused},
         "mesh-mp": {"layout": "processes"},
+        "mesh-direct-mp": {"layout": "processes", "settings": RuntimeSettings(direct_hops=True)},
         "host-only-mp": {"layout": "processes", "kind": "host-only"},
         "mesh-np-mp": {"layout": "processes", "progress": False},
         "mesh-groups": {"layout": "groups"},

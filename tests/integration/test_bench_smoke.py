@@ -26,7 +26,7 @@ def _needs_nats() -> None:
 
 TARGETS = (
     "mesh", "mesh-nf", "mesh-np", "host-only", "relay-7",
-    "mesh-mp", "host-only-mp", "mesh-groups", "relay-7-mp",
+    "mesh-mp", "mesh-direct-mp", "host-only-mp", "mesh-groups", "relay-7-mp",
 )  # fmt: skip
 
 

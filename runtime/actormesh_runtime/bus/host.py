@@ -9,7 +9,8 @@ error, or the last delivery failing, takes the error path (`bus.errorpath`).
 
 When the next step is hosted in the same process, the host runs it in memory instead of publishing
 (hop fusion, `bus.fusion`): the chain ends with one publish, or at the end of the slip, and only then
-is the inbound message acked.
+is the inbound message acked. With `DIRECT_HOPS` the chain goes on to other processes over core NATS
+too, and the host that ends it settles the delivery it started from (`bus.direct`).
 
 `actormesh actor NAME` runs one host; `local.LocalMesh` runs nine in one event loop.
 """
@@ -23,6 +24,7 @@ import time
 
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from pydantic import ValidationError
@@ -36,6 +38,7 @@ from actormesh_runtime.screening import describe_invalid, redact
 from actormesh_runtime.settings import RuntimeSettings
 
 from .connection import ack_wait_s, ensure_consumer
+from .direct import CLOCK_SLACK_S, DirectSender, origin_of
 from .errorpath import dead_letter_garbage, take_error_path
 from .fusion import Colocated
 from .publish import publish_payload, publish_progress
@@ -89,6 +92,8 @@ class ActorHost:
             0.0, ack_wait_s(settings) - settings.processing_timeout_s - KEEP_ALIVE_MARGIN_S
         )
         self._sub: PullFeed | None = None
+        self._direct_sub: Subscription | None = None
+        self._sender: DirectSender | None = None
         self._loop_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
@@ -110,7 +115,8 @@ class ActorHost:
 
     @property
     def bound(self) -> bool:
-        return self._sub is not None and not self._stopping.is_set()
+        listening = self._direct_sub is not None or not self.settings.direct_hops
+        return self._sub is not None and listening and not self._stopping.is_set()
 
     @property
     def in_flight(self) -> int:
@@ -132,6 +138,13 @@ class ActorHost:
         sub = await self.js.pull_subscribe_bind(durable=durable, stream=self.subjects.stream)
         self._sub = PullFeed(sub, self.nc)
         self._loop_task = asyncio.create_task(self._fetch_loop(), name=f"host:{self._label}")
+        if self.settings.direct_hops:
+            self._sender = DirectSender(self.nc, self.subjects)
+            await self._sender.start()
+            # The queue group spreads direct hops over the replicas as the consumer spreads deliveries.
+            self._direct_sub = await self.nc.subscribe(
+                self.subjects.direct(self.name), queue=durable, cb=self._on_direct
+            )
         log.info("actor host started", extra={"actor": self._label})
 
     async def stop(self, grace_s: float | None = None) -> None:
@@ -144,6 +157,11 @@ class ActorHost:
         in_flight = set(self._tasks)
         if self.colocated is not None:  # no fused step reaches us from now on (`Colocated.peer`)
             self.colocated.leave(self)
+        if self._direct_sub is not None:
+            # No direct hop reaches us from now on; those already here are handed back (`_on_direct`).
+            with contextlib.suppress(Exception):
+                await self._direct_sub.drain()  # type: ignore[no-untyped-call]
+            self._direct_sub = None
         if self._loop_task is not None:
             # gather, not a suppressed await: a cancelled stop() must stay cancelled.
             await asyncio.gather(self._loop_task, return_exceptions=True)
@@ -160,6 +178,9 @@ class ActorHost:
             with contextlib.suppress(Exception):
                 await self._sub.unsubscribe()
             self._sub = None
+        if self._sender is not None:  # after the last step: a step may still send a hop
+            await self._sender.stop()
+            self._sender = None
         aborted = [t for t in in_flight if t.cancelled()]  # nak'ed on the way out (`_process`)
         log.info(
             "actor host stopped",
@@ -208,10 +229,7 @@ class ActorHost:
         while not self._stopping.is_set():
             free = concurrency - len(self._tasks)
             if free <= 0:
-                # Saturated: wait for a free slot, or for stop() (which must not wait on a stuck task).
-                stopped = asyncio.ensure_future(self._stopping.wait())
-                await asyncio.wait({*self._tasks, stopped}, return_when=asyncio.FIRST_COMPLETED)
-                stopped.cancel()
+                await self._slot_or_stop()
                 continue
             try:
                 msgs = await self._sub.fetch(min(self.settings.fetch_batch, free), timeout=self.fetch_wait_s)
@@ -226,15 +244,43 @@ class ActorHost:
                 if self._stopping.is_set():
                     self._unstarted.append(msg)  # handed back by stop() once our pulls are closed
                     continue
-                task = asyncio.create_task(self._process(msg))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                self._start(msg)
+
+    async def _slot_or_stop(self) -> None:
+        """Saturated: wait for a free slot, or for stop() (which must not wait on a stuck task)."""
+        stopped = asyncio.ensure_future(self._stopping.wait())
+        await asyncio.wait({*self._tasks, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+
+    def _start(self, msg: Msg, origin_reset_at: float | None = None) -> None:
+        task = asyncio.create_task(self._process(msg, origin_reset_at))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _on_direct(self, msg: Msg) -> None:
+        """A direct hop (`bus.direct`): processed as the origin delivery it belongs to, within the same
+        in-flight bound as fetched messages (nats-py calls this for one message at a time, so while it
+        waits for a slot the next hops wait in the subscription)."""
+        found = origin_of(self.nc, msg, self.subjects.stream)
+        if found is None:
+            log.warning("direct hop without an origin dropped", extra={"actor": self._label})
+            return
+        origin, reset_at = found
+        while len(self._tasks) >= self.settings.actor_concurrency and not self._stopping.is_set():
+            await self._slot_or_stop()
+        if self._stopping.is_set():
+            # Draining: the chain reruns from its origin now, elsewhere, instead of after ack_wait.
+            with contextlib.suppress(Exception):
+                await origin.nak()
+            return
+        self._start(origin, reset_at)
 
     # ------------------------------------------------------------ one message
 
-    async def _process(self, msg: Msg) -> None:
+    async def _process(self, msg: Msg, origin_reset_at: float | None = None) -> None:
+        """`msg`: a delivery of our consumer, or (`origin_reset_at` set) the origin of a direct hop."""
         try:
-            await self._process_inner(msg)
+            await self._process_inner(msg, origin_reset_at)
         except asyncio.CancelledError:
             # Drain expired mid-message: hand it back right away (it is idempotent to redo).
             with contextlib.suppress(Exception):
@@ -244,10 +290,11 @@ class ActorHost:
             # Publishing/acking failed (NATS gone): no ack, so it is redelivered after ack_wait.
             log.exception("message not settled; it will be redelivered", extra={"actor": self._label})
 
-    async def _process_inner(self, msg: Msg) -> None:
+    async def _process_inner(self, msg: Msg, origin_reset_at: float | None) -> None:
         attempt, stream_seq = delivery_of(msg)
         key = f"{self.subjects.stream}:{stream_seq}"
-        if attempt > 1:
+        direct = origin_reset_at is not None
+        if attempt > 1 and not direct:  # a redelivery is counted where it is delivered
             self._redelivered.inc()
         try:
             envelope = Envelope.from_bytes(msg.data)
@@ -257,7 +304,7 @@ class ActorHost:
             await msg.term()
             return
         envelope.headers.attempt = attempt
-        inbound = _Inbound(self, msg, key)
+        inbound = _Inbound(self, msg, key, origin_reset_at)
         if attempt > self.settings.max_deliver:
             # The previous (last) delivery never settled — the process died mid-message. Do not
             # hand the possibly-poisonous envelope to the actor again.
@@ -265,7 +312,9 @@ class ActorHost:
             await self._fail(inbound, envelope, reason, permanent=False, started=time.perf_counter())
             await msg.ack()
             return
-        if await self._run_chain(inbound, envelope):
+        if direct:
+            await inbound.keep_alive()
+        if await self._run_chain(inbound, envelope) and not inbound.handed_on:
             await msg.ack()
 
     async def _run_chain(self, inbound: _Inbound, envelope: Envelope) -> bool:
@@ -316,11 +365,32 @@ class ActorHost:
         self._processed.inc()
         self._processing_seconds.observe(elapsed)
         if payload is not None:
-            await publish_payload(inbound.js, self.subjects, envelope, payload)
+            if self._sender is not None:
+                await self._send_direct(inbound, envelope, payload)
+            else:
+                await publish_payload(inbound.js, self.subjects, envelope, payload)
             return None
         if peer is not None:
             await inbound.keep_alive()
         return peer
+
+    async def _send_direct(self, inbound: _Inbound, envelope: Envelope, payload: bytes) -> None:
+        """Hand the envelope on over core NATS; whoever ends the chain settles the origin. Should no
+        process of the next actor receive it, it goes through the stream and the origin is acked here."""
+        assert self._sender is not None
+
+        async def through_the_stream() -> None:
+            try:
+                await publish_payload(inbound.js, self.subjects, envelope, payload)
+                await inbound.msg.ack()
+            except Exception:  # the origin stays unacked: redelivered after ack_wait, nothing lost
+                log.exception("direct hop not handed on; the chain reruns", extra={"actor": self._label})
+
+        inbound.handed_on = True
+        await self._sender.send(
+            self.subjects.direct(envelope.slip.current), payload,
+            origin=inbound.msg.reply, reset_at=inbound.reset_at, fallback=through_the_stream,
+        )  # fmt: skip
 
     async def _retry_or_fail(
         self, inbound: _Inbound, envelope: Envelope, exc: Exception, *, started: float
@@ -413,29 +483,36 @@ class _StepTimeout:
 
 
 class _Inbound:
-    """The message a chain was fetched as, and the connection of the host that fetched it.
+    """The message a chain was fetched as (or, for a direct hop, the origin delivery it belongs to),
+    and the connection of the host that runs it.
 
-    The inbound message is acked once the whole chain is settled. The chain's progress events and
-    its publish go out on the fetching host's connection, so they stay in order. A fused chain can
-    run longer than one step's budget, so between steps the ack timer is reset (a JetStream "in
-    progress" ack) whenever the next step could otherwise outlive `ack_wait`.
+    The inbound message is acked once the whole chain is settled, unless the chain was handed on by
+    a direct hop (`handed_on`: settled further on). The chain's progress events and its publish go
+    out on the running host's connection, so they stay in order. A chain can run longer than one
+    step's budget, so between steps the ack timer is reset (a JetStream "in progress" ack) whenever
+    the next step could otherwise outlive `ack_wait`.
     """
 
-    __slots__ = ("_after_s", "_reset_at", "js", "key", "msg", "nc")
+    __slots__ = ("_after_s", "handed_on", "js", "key", "msg", "nc", "reset_at")
 
-    def __init__(self, host: ActorHost, msg: Msg, key: str) -> None:
+    def __init__(self, host: ActorHost, msg: Msg, key: str, reset_at: float | None = None) -> None:
+        """`reset_at`: when the ack timer was last reset by another process (Unix time; a direct hop),
+        None: it started with this delivery."""
         self.msg = msg
         self.key = key
         self.nc = host.nc
         self.js = host.js
-        self._after_s = host.keep_alive_after_s
-        self._reset_at = time.perf_counter()
+        self.handed_on = False
+        # Wall clock, as it travels between machines; another machine's reading is trusted less.
+        self.reset_at = time.time() if reset_at is None else reset_at
+        slack = 0.0 if reset_at is None else CLOCK_SLACK_S
+        self._after_s = max(0.0, host.keep_alive_after_s - slack)
 
     async def keep_alive(self) -> None:
-        now = time.perf_counter()
-        if now - self._reset_at >= self._after_s:
+        now = time.time()
+        if now - self.reset_at >= self._after_s:
             await self.msg.in_progress()
-            self._reset_at = now
+            self.reset_at = now
 
 
 def _describe(exc: BaseException) -> str:

@@ -1,0 +1,289 @@
+"""Direct hops (`DIRECT_HOPS`) against a real nats-server: hosts on connections of their own (one
+process per actor) hand the envelope on over core NATS, and the chain's origin delivery is settled
+once, by whoever ends the chain. The delivery guarantees of hops through the stream still hold:
+
+- only the first step's consumer delivers; every step still reports progress and a trace entry;
+- a process killed mid-chain: the origin is redelivered, the whole chain runs again, the side effect
+  is asked with one idempotency key, and the caller is answered once;
+- a failing step is retried by redelivering the origin; the dead letter names that step;
+- a hop that no process receives goes through the stream and waits there for its actor;
+- a chain longer than ack_wait is kept alive; a draining host hands its hops back at once;
+- a hop that names no origin of this mesh is dropped without stopping the host.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+import pytest
+from nats.aio.client import Client as NATS
+
+from actormesh_runtime.bus import dlq
+from actormesh_runtime.bus.direct import ORIGIN_HEADER
+from actormesh_runtime.bus.host import ActorHost
+from actormesh_runtime.catalog import ActorName
+from actormesh_runtime.envelope import Envelope
+from actormesh_runtime.errors import PermanentError, TransientError
+from actormesh_runtime.settings import RuntimeSettings
+from tests.support.bus_actors import (
+    SECOND_WORKER,
+    TWO_WORKER_ROUTE,
+    WORKER,
+    BusRig,
+    ErrorEscalationActor,
+    Recorder,
+    SecondWorkerActor,
+    SinkAggregator,
+    WorkerActor,
+    bus_rig,
+    fast_settings,
+)
+from tests.support.eventually import eventually_async
+
+pytestmark = pytest.mark.integration
+
+AGGREGATOR = ActorName.RESPONSE_AGGREGATOR
+
+
+def direct_settings(nats_url: str, **overrides: object) -> RuntimeSettings:
+    return fast_settings(nats_url, direct_hops=True, **overrides)
+
+
+async def delivered(rig: BusRig, actor: ActorName) -> int:
+    """Messages the stream ever delivered to `actor`'s consumer (0 = every hop to it was direct)."""
+    info = await rig.js.consumer_info(rig.subjects.stream, rig.subjects.consumer(actor))
+    return int(info.delivered.consumer_seq or 0)
+
+
+async def settled(rig: BusRig, actor: ActorName) -> bool:
+    """Every delivery of `actor`'s consumer acked (none waits to be redelivered)."""
+    info = await rig.js.consumer_info(rig.subjects.stream, rig.subjects.consumer(actor))
+    return not info.num_ack_pending
+
+
+async def stored_for(rig: BusRig, actor: ActorName) -> int:
+    """Messages in the stream on `actor`'s inbox subject (its consumer may not exist yet)."""
+    subject = rig.subjects.actor(actor)
+    info = await rig.js.stream_info(rig.subjects.stream, subjects_filter=subject)
+    return int((info.state.subjects or {}).get(subject, 0))
+
+
+async def own_process(rig: BusRig, actor: object) -> ActorHost:
+    return await rig.add_host(actor, own_connection=True)  # type: ignore[arg-type]
+
+
+async def _always_transient(envelope: Envelope, call: int) -> None:
+    raise TransientError("upstream 503")
+
+
+async def _always_permanent(envelope: Envelope, call: int) -> None:
+    raise PermanentError("order id is malformed")
+
+
+async def test_direct_hops_skip_the_later_inboxes_and_settle_the_origin_once(nats_server: str) -> None:
+    async with bus_rig(direct_settings(nats_server)) as rig:
+        first, second = Recorder(), Recorder()
+        await own_process(rig, WorkerActor(first))
+        await own_process(rig, SecondWorkerActor(second))
+        await own_process(rig, SinkAggregator(rig.deps))
+        env = rig.envelope("where is my order", steps=TWO_WORKER_ROUTE)
+
+        result = await rig.ask(env)
+
+        assert result.response == "echo: where is my order"
+        assert [(t.actor, t.attempt) for t in result.trace] == [(WORKER, 1), (SECOND_WORKER, 1)]
+        await eventually_async(lambda: len(rig.progress) == 3, what="three progress events")
+        assert [(p.actor, p.status) for p in rig.progress] == [
+            (WORKER, "done"),
+            (SECOND_WORKER, "done"),
+            (AGGREGATOR, "done"),
+        ]
+        assert (first.calls[env.message_id], second.calls[env.message_id]) == (1, 1)
+        assert await delivered(rig, WORKER) == 1
+        assert await delivered(rig, SECOND_WORKER) == 0, "the second hop went over core NATS"
+        assert await delivered(rig, AGGREGATOR) == 0
+        # The aggregator, in another process, acked the first step's delivery.
+        await eventually_async(lambda: settled(rig, WORKER), what="the origin acked")
+
+
+async def test_a_process_killed_mid_chain_reruns_the_chain_from_its_origin(nats_server: str) -> None:
+    settings = direct_settings(
+        nats_server, processing_timeout_s=1.0, ack_wait_s=1.5, fetch_batch=1, actor_concurrency=1
+    )
+    async with bus_rig(settings) as rig:
+        first, second, sink = Recorder(), Recorder(), Recorder()
+
+        async def effect_then_hang_first_time(envelope: Envelope, call: int) -> None:
+            second.request_effect(f"{envelope.message_id}:refund")
+            if call == 1:
+                await asyncio.Event().wait()  # the process dies here: effect asked, chain not acked
+
+        await own_process(rig, WorkerActor(first))
+        doomed = await own_process(rig, SecondWorkerActor(second, effect_then_hang_first_time))
+        await own_process(rig, SinkAggregator(rig.deps, sink))
+        env = rig.envelope(steps=TWO_WORKER_ROUTE)
+        future = await rig.send(env)
+        await asyncio.wait_for(second.started.wait(), 10)
+
+        await rig.kill(doomed)
+        await own_process(rig, SecondWorkerActor(second, effect_then_hang_first_time))
+        result = await asyncio.wait_for(future, 20)
+
+        assert (first.calls[env.message_id], second.calls[env.message_id]) == (2, 2), "rerun from the origin"
+        assert second.effect_keys == Counter({f"{env.message_id}:refund": 2}), "one key for both runs"
+        assert [(t.actor, t.attempt) for t in result.trace] == [(WORKER, 2), (SECOND_WORKER, 2)]
+        sentinel = await rig.ask(rig.envelope("sentinel", steps=TWO_WORKER_ROUTE))
+        assert [r.message_id for r in rig.results] == [env.message_id, sentinel.message_id]
+        assert sink.calls == Counter({env.message_id: 1, sentinel.message_id: 1})
+
+
+async def test_a_failing_step_retries_from_the_origin_then_dead_letters_naming_that_step(
+    nats_server: str,
+) -> None:
+    async with bus_rig(direct_settings(nats_server, max_deliver=3)) as rig:
+        first, second = Recorder(), Recorder()
+        await own_process(rig, WorkerActor(first))
+        await own_process(rig, SecondWorkerActor(second, _always_transient))
+        await own_process(rig, ErrorEscalationActor())
+        await own_process(rig, SinkAggregator(rig.deps))
+        env = rig.envelope(steps=TWO_WORKER_ROUTE)
+
+        result = await rig.ask(env)
+
+        assert (first.calls[env.message_id], second.calls[env.message_id]) == (3, 3)
+        assert result.flags == ["error"]
+        assert result.escalated
+        [stored] = await dlq.list_records(rig.js, rig.subjects)
+        assert stored.record.actor == SECOND_WORKER
+        assert stored.record.deliveries == 3
+        statuses = [(p.actor, p.status, p.attempt) for p in rig.progress if p.actor == SECOND_WORKER]
+        assert statuses == [
+            (SECOND_WORKER, "retrying", 1),
+            (SECOND_WORKER, "retrying", 2),
+            (SECOND_WORKER, "failed", 3),
+        ]
+        assert await delivered(rig, WORKER) == 3, "each retry is a redelivery of the origin"
+        assert await delivered(rig, SECOND_WORKER) == 0
+
+
+async def test_a_permanent_failure_takes_the_error_path_at_once(nats_server: str) -> None:
+    async with bus_rig(direct_settings(nats_server)) as rig:
+        first, second = Recorder(), Recorder()
+        await own_process(rig, WorkerActor(first))
+        await own_process(rig, SecondWorkerActor(second, _always_permanent))
+        await own_process(rig, ErrorEscalationActor())
+        await own_process(rig, SinkAggregator(rig.deps))
+        env = rig.envelope(steps=TWO_WORKER_ROUTE)
+
+        result = await rig.ask(env)
+
+        assert (first.calls[env.message_id], second.calls[env.message_id]) == (1, 1)
+        assert result.flags == ["error"]
+        [stored] = await dlq.list_records(rig.js, rig.subjects)
+        assert stored.record.actor == SECOND_WORKER
+        assert stored.record.permanent
+        assert stored.record.envelope is not None
+        assert stored.record.envelope.slip.current == SECOND_WORKER, "kept as it was at the failing step"
+        await eventually_async(lambda: settled(rig, WORKER), what="the origin acked")
+
+
+async def test_a_hop_no_process_receives_waits_in_the_stream_for_its_actor(nats_server: str) -> None:
+    async with bus_rig(direct_settings(nats_server)) as rig:
+        first, second = Recorder(), Recorder()
+        await own_process(rig, WorkerActor(first))
+        await own_process(rig, SinkAggregator(rig.deps))
+        env = rig.envelope(steps=TWO_WORKER_ROUTE)
+        future = await rig.send(env)
+
+        # Nobody subscribes to the second step's direct subject: the hop went through the stream,
+        # and the first step's delivery is settled rather than left to be redelivered.
+        await eventually_async(lambda: stored_for(rig, SECOND_WORKER), what="the hop stored")
+        await eventually_async(lambda: settled(rig, WORKER), what="the origin acked")
+        assert not future.done()
+
+        await own_process(rig, SecondWorkerActor(second))
+        result = await asyncio.wait_for(future, 20)
+
+        assert [(t.actor, t.attempt) for t in result.trace] == [(WORKER, 1), (SECOND_WORKER, 1)]
+        assert (first.calls[env.message_id], second.calls[env.message_id]) == (1, 1), "no rerun"
+        assert await delivered(rig, SECOND_WORKER) == 1
+
+
+async def test_a_chain_across_processes_longer_than_ack_wait_is_kept_alive(nats_server: str) -> None:
+    # Two steps of 1.6 s in two processes: 3.2 s in all, past ack_wait (3 s). The second process
+    # resets the origin's ack timer before its step, so the chain runs once.
+    settings = direct_settings(nats_server, processing_timeout_s=2.0, ack_wait_s=3.0)
+    async with bus_rig(settings) as rig:
+        first, second = Recorder(), Recorder()
+
+        async def slow(envelope: Envelope, call: int) -> None:
+            if envelope.message != "sentinel":
+                await asyncio.sleep(1.6)
+
+        await own_process(rig, WorkerActor(first, slow))
+        await own_process(rig, SecondWorkerActor(second, slow))
+        await own_process(rig, SinkAggregator(rig.deps))
+        env = rig.envelope(steps=TWO_WORKER_ROUTE)
+
+        result = await rig.ask(env)
+        sentinel = await rig.ask(rig.envelope("sentinel", steps=TWO_WORKER_ROUTE))
+
+        assert [(t.actor, t.attempt) for t in result.trace] == [(WORKER, 1), (SECOND_WORKER, 1)]
+        assert first.calls == Counter({env.message_id: 1, sentinel.message_id: 1}), "never redelivered"
+        assert [r.message_id for r in rig.results] == [env.message_id, sentinel.message_id]
+
+
+async def test_a_draining_host_hands_its_direct_hops_back_at_once(nats_server: str) -> None:
+    # ack_wait is far past the ask's timeout: only a hand-back (a nak of the origin) can answer in time.
+    settings = direct_settings(
+        nats_server, processing_timeout_s=30.0, ack_wait_s=60.0, actor_concurrency=1, drain_grace_s=0.5
+    )
+    async with bus_rig(settings) as rig:
+        first, second = Recorder(), Recorder()
+        release = asyncio.Event()
+
+        async def hang(envelope: Envelope, call: int) -> None:
+            await release.wait()
+
+        await own_process(rig, WorkerActor(first))
+        draining = await own_process(rig, SecondWorkerActor(second, hang))
+        await own_process(rig, SinkAggregator(rig.deps))
+        busy = rig.envelope("busy", steps=TWO_WORKER_ROUTE)
+        waiting = rig.envelope("waiting", steps=TWO_WORKER_ROUTE)
+        busy_future = await rig.send(busy)
+        await asyncio.wait_for(second.started.wait(), 10)
+        waiting_future = await rig.send(waiting)  # held in the subscription: the one slot is taken
+        assert draining._direct_sub is not None
+        hops = draining._direct_sub
+        await eventually_async(lambda: hops.delivered == 2, what="the second hop at the busy replica")
+
+        await draining.stop()
+        # Another replica only now: both chains reach it only if the draining one handed them back.
+        await own_process(rig, SecondWorkerActor(Recorder()))
+
+        results = await asyncio.wait_for(asyncio.gather(busy_future, waiting_future), 20)
+        release.set()
+        assert {r.message_id for r in results} == {busy.message_id, waiting.message_id}
+        assert first.calls[busy.message_id] == 2, "the busy chain was handed back when the grace ran out"
+        assert first.calls[waiting.message_id] == 2, "the waiting hop was handed back on stop"
+        assert second.calls == Counter({busy.message_id: 1}), "the draining replica never ran the second"
+
+
+async def test_a_hop_that_names_no_origin_of_this_mesh_is_dropped(nats_server: str) -> None:
+    async with bus_rig(direct_settings(nats_server)) as rig:
+        await own_process(rig, WorkerActor(Recorder()))
+        second = Recorder()
+        await own_process(rig, SecondWorkerActor(second))
+        await own_process(rig, SinkAggregator(rig.deps))
+        stranger: NATS = await rig.connect("test-stranger")
+        payload = rig.envelope(steps=TWO_WORKER_ROUTE).to_bytes()
+        target = rig.subjects.direct(SECOND_WORKER)
+        await stranger.publish(target, payload)
+        await stranger.publish(target, payload, headers={ORIGIN_HEADER: "$JS.ACK.other-stream.c.1.1.1.1.0"})
+        await stranger.flush()
+
+        result = await rig.ask(rig.envelope("sentinel", steps=TWO_WORKER_ROUTE))
+
+        assert result.response == "echo: sentinel"
+        assert sum(second.calls.values()) == 1, "only the sentinel reached the actor"
