@@ -155,6 +155,7 @@ class Env:
     REQUEST_TIMEOUT_S = "REQUEST_TIMEOUT_S"
     MAX_MESSAGE_CHARS = "MAX_MESSAGE_CHARS"
     ACTOR_CONCURRENCY = "ACTOR_CONCURRENCY"
+    DIRECT_HOPS = "DIRECT_HOPS"
     ACTOR_HTTP_PORT = "ACTOR_HTTP_PORT"
     CACHE_TTL = "CACHE_TTL"
     API_TIMEOUT_S = "API_TIMEOUT_S"
@@ -378,15 +379,29 @@ def _durable_consumer(subjects: Subjects, consumer: str) -> list[str]:
         _js_api("CONSUMER", "DURABLE", "CREATE", stream, consumer),
         _js_api("CONSUMER", "INFO", stream, consumer),
         _js_api("CONSUMER", "MSG", "NEXT", stream, consumer),
-        f"$JS.ACK.{stream}.{consumer}.>",
+        _acks(subjects, consumer),
     ]
+
+
+def _acks(subjects: Subjects, consumer: str) -> str:
+    """Ack, nak, +WPI and term of any message delivered by one durable consumer of the work stream."""
+    return f"$JS.ACK.{subjects.stream}.{consumer}.>"
+
+
+def _direct_hops_publish(subjects: Subjects) -> list[str]:
+    """What direct hops (`DIRECT_HOPS`) add to an actor's publish list: handing the envelope to any
+    actor's direct subject, and ending a chain that began at ANY actor's consumer: the process that ends
+    it acks (or naks) the chain's first JetStream delivery, which another actor's consumer delivered."""
+    return [subjects.any_direct, *(_acks(subjects, subjects.consumer(a)) for a in ActorName)]
 
 
 ESCALATION_LOOKUP_ACTORS = frozenset({ActorName.CONTEXT_RETRIEVER, ActorName.ESCALATION_ROUTER})
 """The actors that ask the history service about escalations (a follow-up's record; the queue)."""
 
 
-def _actor_permissions(subjects: Subjects, actor: ActorName) -> NatsPermissions:
+def _actor_permissions(subjects: Subjects, actor: ActorName, *, direct_hops: bool = False) -> NatsPermissions:
+    """One actor's allow-lists; `direct_hops` adds the direct-hop subjects (`_direct_hops_publish`, and
+    its own direct subject to receive on), which a mesh without direct hops does not grant."""
     user = actor.value
     publish = [
         subjects.any_actor,
@@ -405,10 +420,14 @@ def _actor_permissions(subjects: Subjects, actor: ActorName) -> NatsPermissions:
             *_durable_consumer(subjects, subjects.approvals_executor_consumer),
             subjects.approvals_outcome,
         ]
+    subscribe = [f"{inbox_prefix(user)}.>"]
+    if direct_hops:
+        publish += _direct_hops_publish(subjects)
+        subscribe.append(subjects.direct(actor))
     return NatsPermissions(
         user=user,
-        publish=tuple(publish),
-        subscribe=(f"{inbox_prefix(user)}.>",),
+        publish=tuple(dict.fromkeys(publish)),
+        subscribe=tuple(subscribe),
         inbox_prefix=inbox_prefix(user),
     )
 
@@ -483,23 +502,29 @@ def group_nats_user(group: str) -> str:
     return GROUP_USER_PREFIX + group.replace("-", "_")
 
 
-def colocated_permissions(subjects: Subjects, user: str, actors: Iterable[ActorName]) -> NatsPermissions:
-    """What one process running several actors on one connection needs: the union of their allow-lists,
-    with its own reply inbox."""
+def colocated_permissions(
+    subjects: Subjects, user: str, actors: Iterable[ActorName], *, direct_hops: bool = False
+) -> NatsPermissions:
+    """What one process running several actors on one connection needs: the union of their allow-lists
+    (with direct hops, each member's direct subject to receive on), with its own reply inbox."""
     publish: dict[str, None] = {}
+    subscribe: dict[str, None] = {f"{inbox_prefix(user)}.>": None}
     for actor in actors:
-        publish.update(dict.fromkeys(_actor_permissions(subjects, actor).publish))
+        member = _actor_permissions(subjects, actor, direct_hops=direct_hops)
+        publish.update(dict.fromkeys(member.publish))
+        subscribe.update(dict.fromkeys(s for s in member.subscribe if s != f"{member.inbox_prefix}.>"))
     return NatsPermissions(
         user=user,
         publish=tuple(publish),
-        subscribe=(f"{inbox_prefix(user)}.>",),
+        subscribe=tuple(subscribe),
         inbox_prefix=inbox_prefix(user),
     )
 
 
-def nats_permissions(subjects: Subjects, component: str) -> NatsPermissions:
+def nats_permissions(subjects: Subjects, component: str, *, direct_hops: bool = False) -> NatsPermissions:
     """The publish/subscribe allow-lists of one component (an actor name, `gateway`, `history` or
-    `admin`); everything else is denied by the server. Raises ValueError for an unknown component."""
+    `admin`); everything else is denied by the server. `direct_hops` (the mesh's `DIRECT_HOPS`) widens
+    the actors' lists only. Raises ValueError for an unknown component."""
     if component == GATEWAY_USER:
         return _gateway_permissions(subjects)
     if component == HISTORY_USER:
@@ -512,4 +537,4 @@ def nats_permissions(subjects: Subjects, component: str) -> NatsPermissions:
         raise ValueError(
             f"unknown NATS component {component!r}; expected one of {', '.join(NATS_USERS)}"
         ) from None
-    return _actor_permissions(subjects, actor)
+    return _actor_permissions(subjects, actor, direct_hops=direct_hops)

@@ -61,6 +61,7 @@ def test_every_sample_is_accepted(crd_installed: KubeControlPlane, kube_namespac
     assert result.returncode == 0, result.stderr
 
 
+ROUTERS = {"name": "routers", "actors": ["decisionRouter", "escalationRouter"]}
 BAD_SPECS = [
     pytest.param({}, "spec.image", id="image-required"),
     pytest.param(
@@ -196,6 +197,19 @@ BAD_SPECS = [
         {"image": "x", "history": {"backup": {"interval": "90s"}}},
         "spec.history.backup.interval",
         id="backup-interval-in-seconds",
+    ),
+    pytest.param(
+        {
+            "image": "x",
+            "actors": {"groups": [{**ROUTERS, "env": [{"name": "DIRECT_HOPS", "value": "true"}]}]},
+        },
+        "DIRECT_HOPS from spec.actors.directHops",
+        id="direct-hops-by-env",
+    ),
+    pytest.param(
+        {"image": "x", "actors": {"directHops": "sometimes"}},
+        "spec.actors.directHops",
+        id="direct-hops-not-a-bool",
     ),
     pytest.param({"image": "x", "bogus": 1}, "spec.bogus", id="unknown-field"),
 ]

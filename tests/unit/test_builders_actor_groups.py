@@ -235,6 +235,25 @@ def test_group_nats_user_may_do_exactly_what_its_running_members_may() -> None:
     assert group_user(all_off) is None
 
 
+def test_with_direct_hops_every_actor_user_and_group_user_gets_the_direct_hop_subjects() -> None:
+    """A group receives on each running member's direct subject; lone actors get theirs (catalog)."""
+    subjects = Subjects("demo")
+    spec = _grouped(ROUTERS, actors={"directHops": True, "escalationRouter": {"enabled": False}})
+    users = {p.user: p for p in user_permissions(make_mesh(spec))}
+    group = users["group_routers"]
+    assert group.subscribe == ("_INBOX.group_routers.>", subjects.direct("decision_router"))
+    assert set(group.publish) == set(nats_permissions(subjects, "decision_router", direct_hops=True).publish)
+    for user in NATS_USERS:
+        assert users[user] == nats_permissions(subjects, user, direct_hops=True), user
+    config = index(children(spec))[("ConfigMap", "demo-nats-config")]["data"]["nats.conf"]
+    assert (
+        f'subscribe: {{allow: ["_INBOX.group_routers.>", "{subjects.direct("decision_router")}"]}}' in config
+    )
+    without = {p.user: p for p in user_permissions(make_mesh(_grouped(ROUTERS)))}
+    assert without["group_routers"].subscribe == ("_INBOX.group_routers.>",)
+    assert subjects.any_direct not in without["group_routers"].publish
+
+
 def test_disabled_member_is_left_out_and_an_emptied_group_has_no_deployment() -> None:
     spec = _grouped(ROUTERS, actors={"decisionRouter": {"enabled": False}})
     deployments = _deployments(children(spec))

@@ -67,6 +67,10 @@ def _rolled(before: dict[str, Any], after: dict[str, Any]) -> set[str]:
         pytest.param({}, {"nats": {"jetstream": {"maxMemory": "1Gi"}}}, {"demo-nats"}, id="nats-conf-only"),
         # Clustered NATS: R3 streams, so every runtime pod gets NATS_STREAM_REPLICAS=3.
         pytest.param({}, {"nats": {"replicas": 3}}, RUNTIME_PODS | {"demo-nats"}, id="nats-r3-streams"),
+        # Read only by actor processes (the gateway and history keep their pods); the actors' NATS
+        # permissions follow it, so the servers roll too.
+        pytest.param({}, {"actors": {"directHops": True}}, ALL_ACTORS | {"demo-nats"}, id="direct-hops"),
+        pytest.param({"actors": {"directHops": True}}, {}, ALL_ACTORS | {"demo-nats"}, id="direct-hops-off"),
         pytest.param({}, {"gateway": {"replicas": 3}}, set(), id="replicas-are-not-config"),
         pytest.param(
             {}, {"actors": {"defaults": {"concurrency": 2}}}, set(), id="concurrency-is-container-env"

@@ -354,3 +354,16 @@ def test_stream_replicas_follow_the_managed_nats_replicas(nats: dict[str, Any], 
     # R1 streams, so losing the one pod holding a stream lost the mesh's bus.
     configmap = index(children({"nats": nats}))[("ConfigMap", "demo-runtime-config")]
     assert configmap["data"].get(Env.NATS_STREAM_REPLICAS) == expected
+
+
+@pytest.mark.parametrize("direct_hops", [True, False], ids=["on", "off"])
+def test_direct_hops_reach_every_actor_process_alike(
+    direct_hops: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`spec.actors.directHops` is mesh-wide: a lone actor and a group's process read the same value."""
+    groups = [{"name": "routers", "actors": ["decisionRouter", "escalationRouter"]}]
+    spec = {"actors": {"directHops": direct_hops, "groups": groups}}
+    actors = [p for p in runtime_pods(spec, monkeypatch) if p.command == "actor"]
+    assert {p.workload["metadata"]["name"] for p in actors} >= {"demo-routers", "demo-sentiment-analyzer"}
+    assert len(actors) == len(ACTORS) - 1
+    assert {p.settings.direct_hops for p in actors} == {direct_hops}

@@ -63,8 +63,8 @@ def test_a_minimal_spec_stores_every_default_but_the_presence_sensitive_ones() -
     _drop(effective, "actors", "defaults", "resources")
     _drop(effective, "history", "backup", "storage")  # presence means "the operator's own backup PVC"
     for key in list(effective["actors"]):
-        if key != "defaults":
-            _drop(effective, "actors", key)  # per-actor overrides: unset means "inherit"
+        if key not in ("defaults", "directHops"):
+            _drop(effective, "actors", key)  # per-actor overrides and groups: unset means "inherit"
     assert _prune_empty(stored) == _prune_empty(effective)
 
 

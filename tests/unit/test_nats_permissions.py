@@ -29,9 +29,10 @@ def test_one_user_per_actor_plus_gateway_history_and_admin() -> None:
     assert len(NATS_USERS) == len(set(NATS_USERS))
 
 
+@pytest.mark.parametrize("direct_hops", [False, True], ids=["hops-via-stream", "direct-hops"])
 @pytest.mark.parametrize("user", NATS_USERS)
-def test_every_user_subscribes_only_to_its_own_inbox_and_named_subjects(user: str) -> None:
-    perms = nats_permissions(SUBJECTS, user)
+def test_every_user_subscribes_only_to_its_own_inbox_and_named_subjects(user: str, direct_hops: bool) -> None:
+    perms = nats_permissions(SUBJECTS, user, direct_hops=direct_hops)
     assert perms.user == user
     assert perms.inbox_prefix == inbox_prefix(user) == f"_INBOX.{user}"
     assert f"{perms.inbox_prefix}.>" in perms.subscribe
@@ -128,3 +129,61 @@ def test_approved_actions_run_only_in_execution_coordinator() -> None:
     assert publishing == {HISTORY_USER}  # only a recorded approval becomes a command
     reporting = {u for u in NATS_USERS if SUBJECTS.approvals_outcome in nats_permissions(SUBJECTS, u).publish}
     assert reporting == {ActorName.EXECUTION_COORDINATOR.value}
+
+
+# --- direct hops (DIRECT_HOPS, spec.actors.directHops) ----------------------------------------------
+
+OTHER_USERS = [GATEWAY_USER, HISTORY_USER, ADMIN_USER]
+
+
+def _acks(consumer: str) -> str:
+    return f"$JS.ACK.{SUBJECTS.stream}.{consumer}.>"
+
+
+def test_without_direct_hops_no_actor_reaches_a_direct_subject_or_another_actors_acks() -> None:
+    """Least privilege when the mesh does not use direct hops (the default)."""
+    for user in NATS_USERS:
+        perms = nats_permissions(SUBJECTS, user)
+        assert not [s for s in perms.publish + perms.subscribe if s.startswith("actormesh.demo.direct.")]
+    for actor in ActorName:
+        acks = {s for s in nats_permissions(SUBJECTS, actor.value).publish if s.startswith("$JS.ACK.")}
+        expected = {_acks(SUBJECTS.consumer(actor))}
+        if actor is ActorName.EXECUTION_COORDINATOR:
+            expected.add(_acks(SUBJECTS.approvals_executor_consumer))
+        assert acks == expected, actor
+
+
+@pytest.mark.parametrize("actor", list(ActorName), ids=[a.value for a in ActorName])
+def test_direct_hops_add_exactly_the_direct_subjects_and_every_actors_acks(actor: ActorName) -> None:
+    """A host hands the envelope to any next actor, receives on its own direct subject only, and acks
+    (naks, +WPIs) the chain's first delivery, which any actor's consumer may have made."""
+    off = nats_permissions(SUBJECTS, actor.value)
+    on = nats_permissions(SUBJECTS, actor.value, direct_hops=True)
+    assert set(off.publish) <= set(on.publish)
+    added = set(on.publish) - set(off.publish)
+    every_actors_acks = {_acks(SUBJECTS.consumer(a)) for a in ActorName}
+    assert added == {SUBJECTS.any_direct} | (every_actors_acks - {_acks(SUBJECTS.consumer(actor))})
+    assert len(on.publish) == len(set(on.publish))
+    assert on.subscribe == (*off.subscribe, SUBJECTS.direct(actor))
+    # Still nothing more: no other actor's consumer to pull from, no replies, no history answers.
+    pulls = {s for s in on.publish if s.startswith("$JS.API.CONSUMER.MSG.NEXT.")}
+    assert pulls == {s for s in off.publish if s.startswith("$JS.API.CONSUMER.MSG.NEXT.")}
+    assert SUBJECTS.any_reply not in on.subscribe
+    assert not on.allow_responses
+
+
+@pytest.mark.parametrize("user", OTHER_USERS)
+def test_direct_hops_leave_the_gateway_history_and_admin_as_they_were(user: str) -> None:
+    assert nats_permissions(SUBJECTS, user, direct_hops=True) == nats_permissions(SUBJECTS, user)
+
+
+def test_with_direct_hops_each_actors_direct_subject_has_one_reader() -> None:
+    readers = {
+        a.value: [
+            u
+            for u in NATS_USERS
+            if SUBJECTS.direct(a) in nats_permissions(SUBJECTS, u, direct_hops=True).subscribe
+        ]
+        for a in ActorName
+    }
+    assert readers == {a.value: [a.value] for a in ActorName}

@@ -121,13 +121,16 @@ def user_permissions(mesh: ActorMesh) -> list[NatsPermissions]:
     """The allow-lists of every user: the catalog's per component, then one per running actor group (the
     union of the members its process runs; builders/actors.py connects the process as that user). A
     disabled member's subjects stay out, and a group with no running member gets no user: nats-server
-    reads an empty allow-list as "allow everything"."""
+    reads an empty allow-list as "allow everything". `spec.actors.directHops` widens the actors' lists
+    (and the groups'), as every actor process then hands envelopes on and ends chains directly."""
     subjects = Subjects(mesh.name)
-    out = [nats_permissions(subjects, user) for user in NATS_USERS]
+    direct_hops = mesh.spec.actors.direct_hops
+    out = [nats_permissions(subjects, user, direct_hops=direct_hops) for user in NATS_USERS]
     for workload in mesh.spec.actors.workloads():
         if workload.group is not None:
             members = [m.info.name for m in workload.members]
-            out.append(colocated_permissions(subjects, group_nats_user(workload.group), members))
+            user = group_nats_user(workload.group)
+            out.append(colocated_permissions(subjects, user, members, direct_hops=direct_hops))
     return out
 
 

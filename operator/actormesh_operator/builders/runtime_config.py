@@ -32,7 +32,7 @@ _COMMON = (
 )
 _LLM = (Env.LITELLM_MODEL, Env.LLM_API_BASE, Env.LLM_TEMPERATURE, Env.LLM_TIMEOUT_S)
 _APIS = (Env.CUSTOMER_API_URL, Env.ORDERS_API_URL, Env.TRACKING_API_URL, Env.CACHE_TTL, Env.API_TIMEOUT_S)
-_ACTOR_HOST = (Env.ACTOR_HTTP_PORT, Env.PROCESSING_TIMEOUT_S)
+_ACTOR_HOST = (Env.ACTOR_HTTP_PORT, Env.PROCESSING_TIMEOUT_S, Env.DIRECT_HOPS)
 _ONLY_BY: dict[ActorName, tuple[str, ...]] = {
     ActorName.DECISION_ROUTER: (Env.ESCALATION_CONFIDENCE_THRESHOLD,),
 }
@@ -107,6 +107,10 @@ def runtime_env(mesh: ActorMesh, settings: OperatorSettings) -> dict[str, str]:
         # Streams (and their consumers) as replicated as the cluster: R3 on three NATS pods. Left
         # out for one pod (the runtime's default), so single-NATS meshes keep their config hashes.
         env[Env.NATS_STREAM_REPLICAS] = str(spec.nats.replicas)
+    if spec.actors.direct_hops:
+        # Mesh-wide: every actor process must agree (its peers' NATS permissions follow the same field).
+        # Left out when off (the runtime's default), so meshes without it keep their config hashes.
+        env[Env.DIRECT_HOPS] = "true"
     redis = redis_url(mesh, settings)
     if redis is not None:
         env[Env.REDIS_URL] = redis

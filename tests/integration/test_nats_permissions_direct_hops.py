@@ -1,0 +1,180 @@
+"""`spec.actors.directHops`: the NATS permissions a direct hop needs, enforced by a real nats-server.
+
+The server runs the nats.conf the operator renders (tests/integration/test_nats_permissions_server.py).
+A direct hop (bus/direct.py): the first actor pulls the chain's first JetStream delivery (the origin),
+hands the envelope to the next actor's direct subject over core NATS, and whichever actor ends the chain
+acks the origin — a delivery of ANOTHER actor's consumer. With the field on, each step is allowed and
+the ack really settles the origin, both by hand and by the runtime's own actor processes, each on its
+own user with the env its Deployment gets; with it off (the default), every step is refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable
+from pathlib import Path
+
+import pytest
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+
+from actormesh_runtime.bus.connection import ensure_consumer, ensure_streams
+from actormesh_runtime.bus.direct import ORIGIN_HEADER
+from actormesh_runtime.bus.process import ActorProcess
+from actormesh_runtime.bus.publish import submit
+from actormesh_runtime.catalog import ActorName, Env, Subjects
+from actormesh_runtime.settings import RuntimeSettings
+from tests.integration.test_nats_permissions_server import DENIED_WAIT_S, Server, serving
+from tests.support.envelopes import make_envelope
+from tests.support.eventually import eventually_async
+from tests.unit.builder_helpers import children, index
+
+pytestmark = [pytest.mark.integration]
+
+SUBJECTS = Subjects("demo")
+SETTINGS = RuntimeSettings(mesh_name="demo")
+FIRST = ActorName.SENTIMENT_ANALYZER
+NEXT = ActorName.INTENT_ANALYZER
+THIRD = ActorName.CONTEXT_RETRIEVER
+DIRECT = {"actors": {"directHops": True}}
+
+
+async def _origin(server: Server) -> tuple[NATS, Msg]:
+    """The chain's first delivery: the gateway submits, the first actor pulls (and does not ack)."""
+    gateway = await server.connect("gateway")
+    await ensure_streams(gateway.jetstream(timeout=5), SUBJECTS, SETTINGS)
+    await submit(gateway.jetstream(timeout=5), SUBJECTS, make_envelope("where is my order?"))
+    first = await server.connect(FIRST.value)
+    js = first.jetstream(timeout=5)
+    await ensure_consumer(js, SUBJECTS, FIRST, SETTINGS)
+    sub = await js.pull_subscribe_bind(durable=SUBJECTS.consumer(FIRST), stream=SUBJECTS.stream)
+    [msg] = await sub.fetch(1, timeout=5)
+    return first, msg
+
+
+async def _pending(nc: NATS) -> int:
+    info = await nc.jetstream(timeout=5).consumer_info(SUBJECTS.stream, SUBJECTS.consumer(FIRST))
+    return int(info.num_ack_pending)
+
+
+async def _settled(nc: NATS) -> bool:
+    return await _pending(nc) == 0
+
+
+@pytest.fixture
+async def direct(tmp_path: Path) -> AsyncIterator[Server]:
+    async with serving(tmp_path, mesh=DIRECT) as s:
+        yield s
+
+
+@pytest.fixture
+async def via_stream(tmp_path: Path) -> AsyncIterator[Server]:
+    async with serving(tmp_path) as s:
+        yield s
+
+
+async def test_with_direct_hops_an_envelope_goes_direct_and_the_last_actor_acks_the_origin(
+    direct: Server,
+) -> None:
+    first, origin = await _origin(direct)
+    assert origin.reply.startswith(f"$JS.ACK.{SUBJECTS.stream}.{SUBJECTS.consumer(FIRST)}.")
+    nxt = await direct.connect(NEXT.value)
+    received: asyncio.Queue[Msg] = asyncio.Queue()
+
+    async def on_direct(msg: Msg) -> None:
+        await received.put(msg)
+
+    await nxt.subscribe(SUBJECTS.direct(NEXT), queue=SUBJECTS.consumer(NEXT), cb=on_direct)
+    await nxt.flush()
+    # A request, so a hop nobody receives comes back as "no responders" to the sender's own inbox.
+    await first.publish(
+        SUBJECTS.direct(NEXT), origin.data, reply=first.new_inbox(), headers={ORIGIN_HEADER: origin.reply}
+    )
+    hop = await asyncio.wait_for(received.get(), timeout=5)
+    assert hop.data == origin.data
+    assert hop.headers is not None
+    assert await _pending(first) == 1
+    # The next actor ends the chain: it acks the delivery the FIRST actor's consumer made.
+    await nxt.publish(hop.headers[ORIGIN_HEADER], b"+ACK")
+    await nxt.flush()
+    await eventually_async(lambda: _settled(first), what="the origin acked", timeout_s=5)
+    assert direct.violations(FIRST.value) == direct.violations(NEXT.value) == []
+    # Still only its own direct subject to receive on.
+    await nxt.subscribe(SUBJECTS.direct(ActorName.CONTEXT_RETRIEVER))
+    await nxt.flush()
+    await eventually_async(lambda: direct.violations(NEXT.value), what="another's direct subject refused")
+
+
+async def test_without_direct_hops_every_step_of_a_direct_hop_is_refused(via_stream: Server) -> None:
+    first, origin = await _origin(via_stream)
+    nxt = await via_stream.connect(NEXT.value)
+    await nxt.subscribe(SUBJECTS.direct(NEXT), queue=SUBJECTS.consumer(NEXT))
+    await nxt.flush()
+    await first.publish(SUBJECTS.direct(NEXT), origin.data, headers={ORIGIN_HEADER: origin.reply})
+    await first.flush()
+    await nxt.publish(origin.reply, b"+ACK")
+    await nxt.flush()
+    await eventually_async(
+        lambda: len(via_stream.violations(NEXT.value)) >= 2 and via_stream.violations(FIRST.value),
+        what="the direct subscribe and the foreign ack (next) and the direct publish (first) refused",
+        timeout_s=DENIED_WAIT_S * 2,
+    )
+    assert await _pending(first) == 1  # the foreign ack never reached JetStream
+
+
+async def test_actor_processes_on_their_own_users_hop_directly_and_settle_the_origin(
+    direct: Server,
+) -> None:
+    """The first two steps run as one-actor processes (their users, `DIRECT_HOPS` from the runtime
+    ConfigMap); the third has no process, so the second step's hop comes back unreceived and goes
+    through the stream, and the second process acks the origin the FIRST one's consumer delivered."""
+    processes = [ActorProcess([actor], _settings(direct, actor)) for actor in (FIRST, NEXT)]
+    running = [asyncio.create_task(p.run()) for p in processes]
+    try:
+        await eventually_async(
+            lambda: all(p.nc is not None and not p.missing() for p in processes),
+            what="both actor processes bound and listening",
+            timeout_s=30,
+        )
+        gateway = await direct.connect("gateway")
+        await submit(gateway.jetstream(timeout=5), SUBJECTS, make_envelope("where is my order?"))
+        history = (await direct.connect("history")).jetstream(timeout=5)
+
+        async def consumer(actor: ActorName) -> tuple[int, int]:
+            info = await history.consumer_info(SUBJECTS.stream, SUBJECTS.consumer(actor))
+            return int(info.delivered.consumer_seq or 0), int(info.num_ack_pending)
+
+        async def stored_for_third() -> bool:
+            subject = SUBJECTS.actor(THIRD)
+            info = await gateway.jetstream(timeout=5).stream_info(SUBJECTS.stream, subjects_filter=subject)
+            return (info.state.subjects or {}).get(subject, 0) == 1
+
+        await eventually_async(stored_for_third, what="the third step's envelope in the stream", timeout_s=30)
+        await eventually_async(
+            lambda: _equals(consumer(FIRST), (1, 0)), what="the origin delivered once and acked", timeout_s=30
+        )
+        assert await consumer(NEXT) == (0, 0)  # its step arrived directly, not through its consumer
+    finally:
+        for p in processes:
+            p.stop_event.set()
+        for task in running:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(task, timeout=60)
+    assert [t.result() for t in running] == [0, 0]
+
+
+def _settings(server: Server, actor: ActorName) -> RuntimeSettings:
+    data = index(children(DIRECT))[("ConfigMap", "demo-runtime-config")]["data"]
+    return RuntimeSettings(
+        mesh_name="demo",
+        nats_url=server.url,
+        nats_user=actor.value,
+        nats_password=server.passwords[actor.value],
+        actor_http_port=0,
+        direct_hops=data[Env.DIRECT_HOPS] == "true",
+    )
+
+
+async def _equals(value: Awaitable[tuple[int, int]], expected: tuple[int, int]) -> bool:
+    return await value == expected
