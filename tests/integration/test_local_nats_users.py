@@ -81,9 +81,12 @@ async def test_embedded_server_enforces_each_components_permissions(tmp_path: Pa
             await gateway.close()
 
 
-async def test_the_whole_mesh_answers_with_permissions_on(tmp_path: Path) -> None:
+@pytest.mark.parametrize("hops", ["fused", "direct"])
+async def test_the_whole_mesh_answers_with_permissions_on(tmp_path: Path, hops: str) -> None:
+    # direct: every actor on its own connection hands on over core NATS and acks the others' origins.
+    unfused = {"hop_fusion": False, "direct_hops": True} if hops == "direct" else {}
     settings = RuntimeSettings(
-        mesh_name="users", sqlite_db_path=str(tmp_path / "history.db"), gateway_anonymous=True
+        mesh_name="users", sqlite_db_path=str(tmp_path / "history.db"), gateway_anonymous=True, **unfused
     )
     async with LocalMesh(settings, data_dir=tmp_path / "nats", nats_users=True) as mesh:
         assert mesh.settings.nats_user == "admin"

@@ -151,7 +151,11 @@ class LocalMesh:
         if self._nats_users:
             # Fresh passwords per run: they live only in this process and the server's 0600 config.
             self._passwords = {user: secrets.token_urlsafe(24) for user in NATS_USERS}
-            users = [NatsUser(nats_permissions(self.subjects, u), pw) for u, pw in self._passwords.items()]
+            direct = self.settings.direct_hops
+            users = [
+                NatsUser(nats_permissions(self.subjects, u, direct_hops=direct), pw)
+                for u, pw in self._passwords.items()
+            ]
         self.embedded = EmbeddedNats(data_dir, users=users, monitor=True)
         await self.embedded.astart()
         self._stack.push_async_callback(self.embedded.astop)
