@@ -20,7 +20,7 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
 from actormesh_runtime.bus.connection import ensure_consumer, ensure_streams
-from actormesh_runtime.bus.direct import ORIGIN_HEADER
+from actormesh_runtime.bus.direct import encode_hop, origin_of
 from actormesh_runtime.bus.process import ActorProcess
 from actormesh_runtime.bus.publish import submit
 from actormesh_runtime.catalog import ActorName, Env, Subjects
@@ -88,15 +88,15 @@ async def test_with_direct_hops_an_envelope_goes_direct_and_the_last_actor_acks_
     await nxt.subscribe(SUBJECTS.direct(NEXT), queue=SUBJECTS.consumer(NEXT), cb=on_direct)
     await nxt.flush()
     # A request, so a hop nobody receives comes back as "no responders" to the sender's own inbox.
-    await first.publish(
-        SUBJECTS.direct(NEXT), origin.data, reply=first.new_inbox(), headers={ORIGIN_HEADER: origin.reply}
-    )
+    hop_payload = encode_hop(origin.reply, 0.0, origin.data)
+    await first.publish(SUBJECTS.direct(NEXT), hop_payload, reply=first.new_inbox())
     hop = await asyncio.wait_for(received.get(), timeout=5)
-    assert hop.data == origin.data
-    assert hop.headers is not None
+    found = origin_of(nxt, hop, SUBJECTS.stream)
+    assert found is not None
+    assert found[0].data == origin.data
     assert await _pending(first) == 1
     # The next actor ends the chain: it acks the delivery the FIRST actor's consumer made.
-    await nxt.publish(hop.headers[ORIGIN_HEADER], b"+ACK")
+    await nxt.publish(found[0].reply, b"+ACK")
     await nxt.flush()
     await eventually_async(lambda: _settled(first), what="the origin acked", timeout_s=5)
     assert direct.violations(FIRST.value) == direct.violations(NEXT.value) == []
@@ -111,7 +111,7 @@ async def test_without_direct_hops_every_step_of_a_direct_hop_is_refused(via_str
     nxt = await via_stream.connect(NEXT.value)
     await nxt.subscribe(SUBJECTS.direct(NEXT), queue=SUBJECTS.consumer(NEXT))
     await nxt.flush()
-    await first.publish(SUBJECTS.direct(NEXT), origin.data, headers={ORIGIN_HEADER: origin.reply})
+    await first.publish(SUBJECTS.direct(NEXT), encode_hop(origin.reply, 0.0, origin.data))
     await first.flush()
     await nxt.publish(origin.reply, b"+ACK")
     await nxt.flush()
