@@ -232,11 +232,15 @@ class Subjects:
     def direct(self, name: ActorName | str) -> str:
         """Core NATS subject of an actor's direct hops (`DIRECT_HOPS`; not in any stream). Its hosts
         subscribe in the queue group named like its durable consumer."""
-        return f"{self.prefix}.direct.{ActorName(name).value}"
+        return f"{self.direct_prefix}{ActorName(name).value}"
 
     @property
     def any_direct(self) -> str:
-        return f"{self.prefix}.direct.*"
+        return f"{self.direct_prefix}*"
+
+    @property
+    def direct_prefix(self) -> str:
+        return f"{self.prefix}.direct."
 
     def consumer(self, name: ActorName | str) -> str:
         """Durable pull consumer shared by all replicas of one actor."""

@@ -164,6 +164,48 @@ async def test_actor_processes_on_their_own_users_hop_directly_and_settle_the_or
     assert [t.result() for t in running] == [0, 0]
 
 
+async def test_a_process_with_direct_hops_on_a_server_without_their_permissions_goes_through_the_stream(
+    via_stream: Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A rollout that switched the setting on reached the actors before the server's permissions: each
+    refused hop goes through the stream at once (not after ack_wait), and each process acks only the
+    delivery of its own consumer, which it may."""
+    settings = {a: _settings(via_stream, a).model_copy(update={"direct_hops": True}) for a in (FIRST, NEXT)}
+    processes = [ActorProcess([actor], settings[actor]) for actor in (FIRST, NEXT)]
+    running = [asyncio.create_task(p.run()) for p in processes]
+    try:
+        await eventually_async(
+            lambda: all(p.nc is not None and not p.missing() for p in processes),
+            what="both actor processes bound", timeout_s=30,
+        )  # fmt: skip
+        gateway = await via_stream.connect("gateway")
+        await submit(gateway.jetstream(timeout=5), SUBJECTS, make_envelope("where is my order?"))
+        history = (await via_stream.connect("history")).jetstream(timeout=5)
+
+        async def consumer(actor: ActorName) -> tuple[int, int]:
+            info = await history.consumer_info(SUBJECTS.stream, SUBJECTS.consumer(actor))
+            return int(info.delivered.consumer_seq or 0), int(info.num_ack_pending)
+
+        async def stored_for_third() -> bool:
+            subject = SUBJECTS.actor(THIRD)
+            info = await gateway.jetstream(timeout=5).stream_info(SUBJECTS.stream, subjects_filter=subject)
+            return (info.state.subjects or {}).get(subject, 0) == 1
+
+        # Well inside ack_wait (30 s): only the fallback, not a redelivery, moves it on this soon.
+        await eventually_async(stored_for_third, what="the third step's envelope in the stream", timeout_s=10)
+        assert await consumer(FIRST) == (1, 0)
+        assert await consumer(NEXT) == (1, 0), "the second step came through its consumer"
+        refused = [r.getMessage() for r in caplog.records if r.name == "actormesh_runtime.bus.direct"]
+        assert "direct hops refused by the server: through the stream for now" in refused
+    finally:
+        for p in processes:
+            p.stop_event.set()
+        for task in running:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(task, timeout=60)
+    assert [t.result() for t in running] == [0, 0]
+
+
 def _settings(server: Server, actor: ActorName) -> RuntimeSettings:
     data = index(children(DIRECT))[("ConfigMap", "demo-runtime-config")]["data"]
     return RuntimeSettings(

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import ssl
+import weakref
+from collections.abc import Callable
 from typing import Any
 
 from nats.aio.client import Client as NATS
@@ -47,6 +50,25 @@ ESCALATION_EVENTS_MAX_AGE_S = 7 * 24 * 3600.0
 ESCALATION_EVENTS_MAX_MSGS = 100_000
 
 
+RefusalListener = Callable[[str], None]
+_REFUSED_PUBLISH = re.compile(r'permissions violation for publish to "([^"]+)"', re.IGNORECASE)
+_refusal_listeners: weakref.WeakKeyDictionary[NATS, list[RefusalListener]] = weakref.WeakKeyDictionary()
+
+
+def on_publish_refused(nc: NATS, listener: RefusalListener) -> Callable[[], None]:
+    """Call `listener(subject)` whenever the server refuses a publish of `nc` (made by `connect`) because
+    its user may not publish there; the server drops such a message and says so only in an error
+    line. Returns what removes the listener."""
+    listeners = _refusal_listeners.setdefault(nc, [])
+    listeners.append(listener)
+
+    def remove() -> None:
+        with contextlib.suppress(ValueError):
+            listeners.remove(listener)
+
+    return remove
+
+
 async def connect(settings: RuntimeSettings, *, name: str = "actormesh") -> NATS:
     """One long-lived connection per process that reconnects forever (readiness reports outages)."""
     servers = [s.strip() for s in settings.nats_url.split(",") if s.strip()]
@@ -61,6 +83,10 @@ async def connect(settings: RuntimeSettings, *, name: str = "actormesh") -> NATS
             "nats connection error",
             extra={"error": repr(exc)},
         )
+        refused = _REFUSED_PUBLISH.search(str(exc))
+        if refused is not None:
+            for listener in list(_refusal_listeners.get(nc, ())):
+                listener(refused.group(1))
 
     async def on_disconnected() -> None:
         log.log(logging.DEBUG if closing() else logging.WARNING, "nats disconnected")

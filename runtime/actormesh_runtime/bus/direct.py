@@ -21,7 +21,10 @@ A hop with no receiver at all (no process of that actor subscribed) would only b
 `ack_wait`, again and again until the deliveries run out. Each hop is therefore sent with a reply
 subject in the sender's own inbox: nats-server answers a message nobody receives with a 503 status
 there, and the sender then publishes the envelope through the stream instead (`DirectSender`), so a
-stopped actor gets its work when it comes back, as without direct hops.
+stopped actor gets its work when it comes back, as without direct hops. A hop the server refuses
+because the sender's NATS user may not publish direct hops (the setting switched on before the
+server's permissions were, during a rollout) takes the same way, and so do the hops to that actor for
+`REFUSED_PAUSE_S` after.
 
 Trade-offs (docs/bus.md): a retry or a crash redoes every step from the origin; the actor consumers
 after the first step no longer show a backlog (the queue gauges), and every actor process's NATS user
@@ -43,6 +46,8 @@ from nats.js import JetStreamContext
 
 from actormesh_runtime.catalog import Subjects
 
+from .connection import on_publish_refused
+
 log = logging.getLogger(__name__)
 
 CLOCK_SLACK_S = 2.0
@@ -51,6 +56,8 @@ origin is kept alive this much earlier than one process would need to."""
 RETURN_WINDOW_S = 2.0
 """How long a sent hop is remembered in case nats-server answers it with no-responders; the answer
 takes one round trip to the server, so anything older was received."""
+REFUSED_PAUSE_S = 5.0
+"""After the server refused a direct hop to an actor, hops to it go through the stream this long."""
 FORGET_EVERY = 64
 """Hops sent between two sweeps of the ones that can no longer come back."""
 NO_RESPONDERS = "503"
@@ -86,8 +93,10 @@ class DirectSender:
     def __init__(self, nc: NATS, subjects: Subjects) -> None:
         self.nc = nc
         self.subjects = subjects
-        self._sent: dict[str, tuple[float, Fallback]] = {}
+        self._sent: dict[str, tuple[float, str, Fallback]] = {}
         """Hops that may still come back, by reply token, oldest first (dicts keep insertion order)."""
+        self._refused_until: dict[str, float] = {}
+        self._unlisten: Callable[[], None] | None = None
         self._inbox = ""
         self._next = 0
         self._returns: Subscription | None = None
@@ -96,8 +105,12 @@ class DirectSender:
     async def start(self) -> None:
         self._inbox = self.nc.new_inbox()  # within the user's inbox prefix: allowed to subscribe
         self._returns = await self.nc.subscribe(f"{self._inbox}.*", cb=self._on_return)
+        self._unlisten = on_publish_refused(self.nc, self._on_refused)
 
     async def stop(self) -> None:
+        if self._unlisten is not None:
+            self._unlisten()
+            self._unlisten = None
         if self._returns is not None:
             await self._returns.unsubscribe()
             self._returns = None
@@ -110,15 +123,18 @@ class DirectSender:
         """Publish one hop; if nobody receives it, `fallback` runs (it must move the envelope on
         through the stream and settle the origin)."""
         now = time.monotonic()
+        if self._refused_until.get(subject, 0.0) > now:
+            await fallback()
+            return
         self._next += 1
         if self._next % FORGET_EVERY == 0:
             self._forget(now - RETURN_WINDOW_S)
         token = str(self._next)
-        self._sent[token] = (now, fallback)
+        self._sent[token] = (now, subject, fallback)
         await self.nc.publish(subject, encode_hop(origin, reset_at, payload), reply=f"{self._inbox}.{token}")
 
     def _forget(self, before: float) -> None:
-        for token, (at, _) in list(self._sent.items()):
+        for token, (at, _, _) in list(self._sent.items()):
             if at >= before:
                 break
             del self._sent[token]
@@ -129,8 +145,23 @@ class DirectSender:
         sent = self._sent.pop(msg.subject.rsplit(".", 1)[-1], None)
         if sent is None:
             return
-        log.info("no process receives a direct hop: it goes through the stream", extra={"hop": msg.subject})
-        # Its own task: the publish waits for the stream, and this callback must not hold up others.
-        task = asyncio.create_task(sent[1]())
+        log.info("no process receives a direct hop: it goes through the stream", extra={"hop": sent[1]})
+        self._fall_back(sent[2])
+
+    def _on_refused(self, subject: str) -> None:
+        """The server refused a publish of our connection: if it was a direct hop, every hop sent there
+        lately was refused too (permissions are per subject), and none was delivered."""
+        if not subject.startswith(self.subjects.direct_prefix):
+            return
+        log.warning("direct hops refused by the server: through the stream for now", extra={"hop": subject})
+        self._refused_until[subject] = time.monotonic() + REFUSED_PAUSE_S
+        for token, (_, sent_to, fallback) in list(self._sent.items()):
+            if sent_to == subject:
+                del self._sent[token]
+                self._fall_back(fallback)
+
+    def _fall_back(self, fallback: Fallback) -> None:
+        # Its own task: the publish waits for the stream, and the callers must not wait for it.
+        task = asyncio.create_task(fallback())
         self._fallbacks.add(task)
         task.add_done_callback(self._fallbacks.discard)
