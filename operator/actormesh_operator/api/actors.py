@@ -251,9 +251,9 @@ class ActorsSpec(ApiModel):
     """Hand the envelope from one actor process to the next over core NATS instead of through the
     stream (`DIRECT_HOPS`, docs/bus.md "Direct hops"); every actor process of the mesh gets the same
     setting. Only the chain's first JetStream delivery is acked, once, by whichever process ends the
-    chain: fewer JetStream messages per conversation and 1.3-1.5x the throughput with one process
-    per actor, but no per-hop durability: a retry or a crashed process restarts the chain from its
-    first step (idempotency keys still hold). Widens every actor's NATS permissions (docs/security.md).
+    chain: fewer JetStream messages per conversation and 1.1-1.5x the throughput with one process
+    per actor (docs/benchmarks.md), but no per-hop durability: a retry or a crashed process restarts
+    the chain from its first step (idempotency keys still hold). Widens every actor's NATS permissions (docs/security.md).
     Changing it rolls the NATS servers and every actor Deployment (docs/operator.md "Direct hops")."""
 
     def override(self, name: ActorName | str) -> ActorOverride:
