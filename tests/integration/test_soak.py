@@ -58,12 +58,13 @@ async def test_short_seeded_soak_loses_nothing_and_does_nothing_twice(tmp_path: 
     assert verdict.http_errors == 0, verdict.problems
     assert verdict.dlq_unexplained == 0, verdict.problems
     # Every route passes decision_router; with direct hops only a hop that found no receiver (a
-    # restart under way) reaches it through the stream.
+    # restart under way) reaches it through the stream. The counts are the consumers' state, which a
+    # NATS restart can set back by the last few deliveries: hence a tenth of slack, not equality.
     through_the_stream = run.deliveries["decision_router"]
     if hops == "direct":
         assert through_the_stream < verdict.n // 4, run.deliveries
     else:
-        assert through_the_stream >= verdict.n, run.deliveries
+        assert through_the_stream >= verdict.n * 9 // 10, run.deliveries
 
 
 def test_a_soak_that_loses_conversations_says_so_and_exits_1(tmp_path: Path) -> None:
