@@ -23,6 +23,9 @@ from tests.support.eventually import eventually
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
 INSTANCE = "app.kubernetes.io/instance"
+SMALL = {"requests": {"cpu": "10m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}}
+"""Actor requests small enough that the switch-off roll (nine surged actor pods and a new NATS pod) fits
+on the 2-CPU node beside the suite's shared mesh; with the default 50-100m the NATS pod found no CPU."""
 FIRST = DEFAULT_ROUTE[0].value
 CHATS = 3
 
@@ -104,7 +107,7 @@ def test_direct_hops_skip_the_stream_between_actor_processes(
 ) -> None:
     if not cluster.sealed_node:
         pytest.skip("only the sealed node routes the Service range to the host")
-    name = m.apply_sample(cluster, namespace, actors={"directHops": True})
+    name = m.apply_sample(cluster, namespace, actors={"directHops": True, "defaults": {"resources": SMALL}})
     mesh = m.wait_mesh_ready(cluster, namespace, name)
     assert mesh["status"]["actorsReady"] == "9/9", m.dumps(mesh["status"])
     base_url = m.gateway_url(cluster, namespace, name)
