@@ -1,4 +1,5 @@
-"""The one port picker: below the ephemeral range, one slice per xdist worker, never a bound port."""
+"""The one port picker: below the ephemeral and the NodePort ranges, one slice per xdist worker, never a
+bound port."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ import pytest
 from tests.support import ports
 
 
-def test_ports_come_from_below_the_ephemeral_range() -> None:
+def test_ports_come_from_below_the_ephemeral_and_the_node_port_ranges() -> None:
     ephemeral = ports._ephemeral_start()
     picked = ports.free_ports(50)
     assert all(20000 <= port < ephemeral for port in picked), picked
+    assert not [port for port in picked if port in ports.NODE_PORT_RANGE], picked
+    assert max(ports._slice()) < 30000, "the whole range, not only these 50, stays below NodePorts"
     assert len(set(picked)) == 50
 
 

@@ -7,6 +7,10 @@ it (CI saw `address already in use` for an actor's health port this way). So por
 the ephemeral range, where only listeners that ask for a number live, each xdist worker from its own
 slice, round-robin from a random start (a port handed out is not handed out again until the whole slice
 has been), and only if a bind shows it free right now.
+
+And below Kubernetes' NodePort range (30000-32767): kube-router exempts a node's own addresses on those
+ports from NetworkPolicies, so the e2e LLM server, listening on the node address, was reachable from
+every actor whenever its port landed there (test_mesh_egress failed in 1 run of ~5).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from pathlib import Path
 
 _LOWEST = 20000
 _FALLBACK_EPHEMERAL_START = 32768
+NODE_PORT_RANGE = range(30000, 32768)
 _lock = threading.Lock()
 _cursor: int | None = None  # walks the slice round-robin, so a port comes back only after all the others
 
@@ -34,7 +39,7 @@ def _ephemeral_start() -> int:
 
 def _slice() -> range:
     """This process's share of the range: the xdist worker's slice, or all of it outside pytest -n."""
-    top = max(_ephemeral_start(), _LOWEST + 1000)
+    top = max(min(_ephemeral_start(), NODE_PORT_RANGE.start), _LOWEST + 1000)
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0") or 0)
     if not worker.startswith("gw") or workers < 1:
