@@ -123,45 +123,68 @@ async def test_without_direct_hops_every_step_of_a_direct_hop_is_refused(via_str
     assert await _pending(first) == 1  # the foreign ack never reached JetStream
 
 
+class _Chain:
+    """The first two steps as one-actor processes on `server` (each on its own user), an envelope
+    submitted by the gateway, and what the stream then shows."""
+
+    def __init__(self, server: Server, settings: dict[ActorName, RuntimeSettings]) -> None:
+        self.server = server
+        self.processes = [ActorProcess([actor], settings[actor]) for actor in (FIRST, NEXT)]
+        self.running: list[asyncio.Task[int]] = []
+        self.gateway: NATS | None = None
+        self.history: NATS | None = None
+
+    async def __aenter__(self) -> _Chain:
+        self.running = [asyncio.create_task(p.run()) for p in self.processes]
+        await eventually_async(
+            lambda: all(p.nc is not None and not p.missing() for p in self.processes),
+            what="both actor processes bound and listening", timeout_s=30,
+        )  # fmt: skip
+        self.gateway = await self.server.connect("gateway")
+        self.history = await self.server.connect("history")
+        await submit(self.gateway.jetstream(timeout=5), SUBJECTS, make_envelope("where is my order?"))
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for p in self.processes:
+            p.stop_event.set()
+        for task in self.running:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(task, timeout=60)
+        assert [t.result() for t in self.running] == [0, 0]
+
+    async def consumer(self, actor: ActorName) -> tuple[int, int]:
+        """(deliveries, unacked) of `actor`'s consumer."""
+        assert self.history is not None
+        info = await self.history.jetstream(timeout=5).consumer_info(
+            SUBJECTS.stream, SUBJECTS.consumer(actor)
+        )
+        return int(info.delivered.consumer_seq or 0), int(info.num_ack_pending)
+
+    async def stored_for_third(self) -> bool:
+        """The third step (no process runs it) has the envelope waiting in the stream."""
+        assert self.gateway is not None
+        subject = SUBJECTS.actor(THIRD)
+        info = await self.gateway.jetstream(timeout=5).stream_info(SUBJECTS.stream, subjects_filter=subject)
+        return (info.state.subjects or {}).get(subject, 0) == 1
+
+
 async def test_actor_processes_on_their_own_users_hop_directly_and_settle_the_origin(
     direct: Server,
 ) -> None:
     """The first two steps run as one-actor processes (their users, `DIRECT_HOPS` from the runtime
     ConfigMap); the third has no process, so the second step's hop comes back unreceived and goes
     through the stream, and the second process acks the origin the FIRST one's consumer delivered."""
-    processes = [ActorProcess([actor], _settings(direct, actor)) for actor in (FIRST, NEXT)]
-    running = [asyncio.create_task(p.run()) for p in processes]
-    try:
+    async with _Chain(direct, {a: _settings(direct, a) for a in (FIRST, NEXT)}) as chain:
         await eventually_async(
-            lambda: all(p.nc is not None and not p.missing() for p in processes),
-            what="both actor processes bound and listening",
+            chain.stored_for_third, what="the third step's envelope in the stream", timeout_s=30
+        )
+        await eventually_async(
+            lambda: _equals(chain.consumer(FIRST), (1, 0)),
+            what="the origin delivered once and acked",
             timeout_s=30,
         )
-        gateway = await direct.connect("gateway")
-        await submit(gateway.jetstream(timeout=5), SUBJECTS, make_envelope("where is my order?"))
-        history = (await direct.connect("history")).jetstream(timeout=5)
-
-        async def consumer(actor: ActorName) -> tuple[int, int]:
-            info = await history.consumer_info(SUBJECTS.stream, SUBJECTS.consumer(actor))
-            return int(info.delivered.consumer_seq or 0), int(info.num_ack_pending)
-
-        async def stored_for_third() -> bool:
-            subject = SUBJECTS.actor(THIRD)
-            info = await gateway.jetstream(timeout=5).stream_info(SUBJECTS.stream, subjects_filter=subject)
-            return (info.state.subjects or {}).get(subject, 0) == 1
-
-        await eventually_async(stored_for_third, what="the third step's envelope in the stream", timeout_s=30)
-        await eventually_async(
-            lambda: _equals(consumer(FIRST), (1, 0)), what="the origin delivered once and acked", timeout_s=30
-        )
-        assert await consumer(NEXT) == (0, 0)  # its step arrived directly, not through its consumer
-    finally:
-        for p in processes:
-            p.stop_event.set()
-        for task in running:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(task, timeout=60)
-    assert [t.result() for t in running] == [0, 0]
+        assert await chain.consumer(NEXT) == (0, 0)  # its step arrived directly, not through its consumer
 
 
 async def test_a_process_with_direct_hops_on_a_server_without_their_permissions_goes_through_the_stream(
@@ -171,39 +194,15 @@ async def test_a_process_with_direct_hops_on_a_server_without_their_permissions_
     refused hop goes through the stream at once (not after ack_wait), and each process acks only the
     delivery of its own consumer, which it may."""
     settings = {a: _settings(via_stream, a).model_copy(update={"direct_hops": True}) for a in (FIRST, NEXT)}
-    processes = [ActorProcess([actor], settings[actor]) for actor in (FIRST, NEXT)]
-    running = [asyncio.create_task(p.run()) for p in processes]
-    try:
-        await eventually_async(
-            lambda: all(p.nc is not None and not p.missing() for p in processes),
-            what="both actor processes bound", timeout_s=30,
-        )  # fmt: skip
-        gateway = await via_stream.connect("gateway")
-        await submit(gateway.jetstream(timeout=5), SUBJECTS, make_envelope("where is my order?"))
-        history = (await via_stream.connect("history")).jetstream(timeout=5)
-
-        async def consumer(actor: ActorName) -> tuple[int, int]:
-            info = await history.consumer_info(SUBJECTS.stream, SUBJECTS.consumer(actor))
-            return int(info.delivered.consumer_seq or 0), int(info.num_ack_pending)
-
-        async def stored_for_third() -> bool:
-            subject = SUBJECTS.actor(THIRD)
-            info = await gateway.jetstream(timeout=5).stream_info(SUBJECTS.stream, subjects_filter=subject)
-            return (info.state.subjects or {}).get(subject, 0) == 1
-
+    async with _Chain(via_stream, settings) as chain:
         # Well inside ack_wait (30 s): only the fallback, not a redelivery, moves it on this soon.
-        await eventually_async(stored_for_third, what="the third step's envelope in the stream", timeout_s=10)
-        assert await consumer(FIRST) == (1, 0)
-        assert await consumer(NEXT) == (1, 0), "the second step came through its consumer"
+        await eventually_async(
+            chain.stored_for_third, what="the third step's envelope in the stream", timeout_s=10
+        )
+        assert await chain.consumer(FIRST) == (1, 0)
+        assert await chain.consumer(NEXT) == (1, 0), "the second step came through its consumer"
         refused = [r.getMessage() for r in caplog.records if r.name == "actormesh_runtime.bus.direct"]
         assert "direct hops refused by the server: through the stream for now" in refused
-    finally:
-        for p in processes:
-            p.stop_event.set()
-        for task in running:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(task, timeout=60)
-    assert [t.result() for t in running] == [0, 0]
 
 
 def _settings(server: Server, actor: ActorName) -> RuntimeSettings:
