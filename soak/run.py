@@ -58,24 +58,19 @@ class SoakRun:
     the stream, e.g. only the first step's with direct hops."""
 
 
-async def _dead_letters(nats_url: str, mesh: str) -> list[StoredDeadLetter]:
+async def _stream_facts(nats_url: str, mesh: str) -> tuple[list[StoredDeadLetter], dict[str, int]]:
+    """What the streams hold at the end, on one connection: the dead letters, and the deliveries (first
+    ones and redeliveries) of each actor's consumer."""
     nc = NATS()
-    await nc.connect(nats_url, name="soak-dlq", connect_timeout=5)
+    await nc.connect(nats_url, name="soak-streams", connect_timeout=5)
     try:
-        return await dlq.list_records(nc.jetstream(), Subjects(mesh), limit=100_000)
-    finally:
-        await nc.close()
-
-
-async def _deliveries(nats_url: str, mesh: str) -> dict[str, int]:
-    nc = NATS()
-    await nc.connect(nats_url, name="soak-consumers", connect_timeout=5)
-    try:
-        subjects, out = Subjects(mesh), {}
+        js, subjects = nc.jetstream(), Subjects(mesh)
+        dead = await dlq.list_records(js, subjects, limit=100_000)
+        deliveries = {}
         for actor in ActorName:
-            info = await nc.jetstream().consumer_info(subjects.stream, subjects.consumer(actor))
-            out[actor.value] = int(info.delivered.consumer_seq or 0)
-        return out
+            info = await js.consumer_info(subjects.stream, subjects.consumer(actor))
+            deliveries[actor.value] = int(info.delivered.consumer_seq or 0)
+        return dead, deliveries
     finally:
         await nc.close()
 
@@ -123,14 +118,14 @@ async def run_soak(config: SoakConfig, workdir: Path) -> SoakRun:
         await _wait_stored(layout.db_path, accepted, config.store_s)
         await asyncio.sleep(1.0)  # the last results on the wire reach the watcher
         await watcher.stop()
+        dead_letters, deliveries = await _stream_facts(layout.nats_url, layout.mesh)
         verdict = judge(
             traffic.conversations,
             await asyncio.to_thread(stored_turns, layout.db_path),
             watcher.seen,
             await mesh.mock_state(),
-            await _dead_letters(layout.nats_url, layout.mesh),
+            dead_letters,
         )
-        deliveries = await _deliveries(layout.nats_url, layout.mesh)
         timings["total_s"] = round(time.perf_counter() - begun, 1)
         return SoakRun(config, verdict, [asdict(f) for f in injector.log], timings, str(workdir), deliveries)
     finally:
