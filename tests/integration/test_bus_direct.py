@@ -38,7 +38,9 @@ from tests.support.bus_actors import (
     WorkerActor,
     always_permanent,
     always_transient,
+    assert_rerun_and_answered_once,
     bus_rig,
+    effect_then_hang_first_time,
     fail_the_second_step,
     fast_settings,
 )
@@ -113,29 +115,18 @@ async def test_a_process_killed_mid_chain_reruns_the_chain_from_its_origin(nats_
     )
     async with bus_rig(settings) as rig:
         first, second, sink = Recorder(), Recorder(), Recorder()
-
-        async def effect_then_hang_first_time(envelope: Envelope, call: int) -> None:
-            second.request_effect(f"{envelope.message_id}:refund")
-            if call == 1:
-                await asyncio.Event().wait()  # the process dies here: effect asked, chain not acked
-
         await own_process(rig, WorkerActor(first))
-        doomed = await own_process(rig, SecondWorkerActor(second, effect_then_hang_first_time))
+        doomed = await own_process(rig, SecondWorkerActor(second, effect_then_hang_first_time(second)))
         await own_process(rig, SinkAggregator(rig.deps, sink))
         env = rig.envelope(steps=TWO_WORKER_ROUTE)
         future = await rig.send(env)
         await asyncio.wait_for(second.started.wait(), 10)
 
         await rig.kill(doomed)
-        await own_process(rig, SecondWorkerActor(second, effect_then_hang_first_time))
+        await own_process(rig, SecondWorkerActor(second, effect_then_hang_first_time(second)))
         result = await asyncio.wait_for(future, 20)
 
-        assert (first.calls[env.message_id], second.calls[env.message_id]) == (2, 2), "rerun from the origin"
-        assert second.effect_keys == Counter({f"{env.message_id}:refund": 2}), "one key for both runs"
-        assert [(t.actor, t.attempt) for t in result.trace] == [(WORKER, 2), (SECOND_WORKER, 2)]
-        sentinel = await rig.ask(rig.envelope("sentinel", steps=TWO_WORKER_ROUTE))
-        assert [r.message_id for r in rig.results] == [env.message_id, sentinel.message_id]
-        assert sink.calls == Counter({env.message_id: 1, sentinel.message_id: 1})
+        await assert_rerun_and_answered_once(rig, env, result, first, second, sink)
 
 
 async def test_a_failing_step_retries_from_the_origin_then_dead_letters_naming_that_step(

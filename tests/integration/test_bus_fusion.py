@@ -35,7 +35,9 @@ from tests.support.bus_actors import (
     always_permanent,
     always_transient,
     ask_beside_a_crash,
+    assert_rerun_and_answered_once,
     bus_rig,
+    effect_then_hang_first_time,
     fail_the_second_step,
     fast_settings,
 )
@@ -103,15 +105,10 @@ async def test_process_killed_mid_chain_reruns_the_chain_and_answers_once(nats_s
     async with bus_rig(settings) as rig:
         first, second, sink = Recorder(), Recorder(), Recorder()
 
-        async def effect_then_hang_first_time(envelope: Envelope, call: int) -> None:
-            second.request_effect(f"{envelope.message_id}:refund")
-            if call == 1:
-                await asyncio.Event().wait()  # the process dies here: effect asked, chain not acked
-
         def process_actors() -> list[object]:
             return [
                 WorkerActor(first),
-                SecondWorkerActor(second, effect_then_hang_first_time),
+                SecondWorkerActor(second, effect_then_hang_first_time(second)),
                 SinkAggregator(rig.deps, sink),
             ]
 
@@ -124,12 +121,7 @@ async def test_process_killed_mid_chain_reruns_the_chain_and_answers_once(nats_s
         await add_process(rig, *process_actors())
         result = await asyncio.wait_for(future, 20)
 
-        assert (first.calls[env.message_id], second.calls[env.message_id]) == (2, 2), "the chain ran again"
-        assert second.effect_keys == Counter({f"{env.message_id}:refund": 2}), "one key for both runs"
-        assert [(t.actor, t.attempt) for t in result.trace] == [(WORKER, 2), (SECOND_WORKER, 2)]
-        sentinel = await rig.ask(rig.envelope("sentinel", steps=TWO_WORKER_ROUTE))
-        assert [r.message_id for r in rig.results] == [env.message_id, sentinel.message_id]
-        assert sink.calls == Counter({env.message_id: 1, sentinel.message_id: 1})
+        await assert_rerun_and_answered_once(rig, env, result, first, second, sink)
 
 
 CRASH_AT_ACK = """

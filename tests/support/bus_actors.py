@@ -318,6 +318,33 @@ async def always_permanent(envelope: Envelope, call: int) -> None:
     raise PermanentError("order id is malformed")
 
 
+def effect_then_hang_first_time(recorder: Recorder) -> Behaviour:
+    """Ask for a side effect, then, on the first call only, never finish: the process is killed there
+    (effect asked, chain not acked)."""
+
+    async def behaviour(envelope: Envelope, call: int) -> None:
+        recorder.request_effect(f"{envelope.message_id}:refund")
+        if call == 1:
+            await asyncio.Event().wait()
+
+    return behaviour
+
+
+async def assert_rerun_and_answered_once(
+    rig: BusRig, envelope: Envelope, result: FinalResult, first: Recorder, second: Recorder, sink: Recorder
+) -> None:
+    """After a crash in the second step: the whole chain ran again (both steps on delivery 2), the side
+    effect was asked twice with one idempotency key, and the caller got one answer (a sentinel sent
+    after it proves nothing else arrives)."""
+    message_id = envelope.message_id
+    assert (first.calls[message_id], second.calls[message_id]) == (2, 2), "the chain ran again"
+    assert second.effect_keys == Counter({f"{message_id}:refund": 2}), "one key for both runs"
+    assert [(t.actor, t.attempt) for t in result.trace] == [(WORKER, 2), (SECOND_WORKER, 2)]
+    sentinel = await rig.ask(rig.envelope("sentinel", steps=TWO_WORKER_ROUTE))
+    assert [r.message_id for r in rig.results] == [message_id, sentinel.message_id]
+    assert sink.calls == Counter({message_id: 1, sentinel.message_id: 1})
+
+
 Placement = Callable[[BusRig, Sequence[Actor]], Awaitable[object]]
 """How a test hosts a set of actors: one process (fused), one process each (direct hops), ..."""
 
