@@ -9,20 +9,25 @@ once, by whoever ends the chain. The delivery guarantees of hops through the str
 - a hop that no process receives goes through the stream and waits there for its actor, and so do
   the hops to a process that does not have direct hops (a rollout of the setting);
 - a chain longer than ack_wait is kept alive; a draining host hands its hops back at once;
-- a hop that names no origin of this mesh is dropped without stopping the host.
+- a hop that names no origin of this mesh is dropped without stopping the host;
+- a hop that waited past its origin's ack wait is dropped: the origin's redelivery answers, once;
+- the direct-hop metrics count what happened (sent, diverted to the stream, waiting, expired).
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from collections.abc import Sequence
 
 import pytest
 from nats.aio.client import Client as NATS
+from prometheus_client import REGISTRY
 
 from actormesh_runtime.actors.base import Actor
-from actormesh_runtime.bus.direct import encode_hop
+from actormesh_runtime.bus.connection import ensure_consumer
+from actormesh_runtime.bus.direct import CLOCK_SLACK_S, encode_hop
 from actormesh_runtime.bus.host import ActorHost
 from actormesh_runtime.catalog import ActorName
 from actormesh_runtime.envelope import Envelope
@@ -53,6 +58,11 @@ AGGREGATOR = ActorName.RESPONSE_AGGREGATOR
 
 def direct_settings(nats_url: str, **overrides: object) -> RuntimeSettings:
     return fast_settings(nats_url, direct_hops=True, **overrides)
+
+
+def sample(metric: str, actor: ActorName, **labels: str) -> float:
+    """A direct-hop metric of this test process (every rig here shares the registry: compare deltas)."""
+    return REGISTRY.get_sample_value(metric, {"actor": actor.value, **labels}) or 0.0
 
 
 async def delivered(rig: BusRig, actor: ActorName) -> int:
@@ -90,10 +100,13 @@ async def test_direct_hops_skip_the_later_inboxes_and_settle_the_origin_once(nat
         await own_process(rig, SecondWorkerActor(second))
         await own_process(rig, SinkAggregator(rig.deps))
         env = rig.envelope("where is my order", steps=TWO_WORKER_ROUTE)
+        sent_before = [sample("actormesh_direct_hops_sent_total", a) for a in (SECOND_WORKER, AGGREGATOR)]
 
         result = await rig.ask(env)
 
         assert result.response == "echo: where is my order"
+        sent = [sample("actormesh_direct_hops_sent_total", a) for a in (SECOND_WORKER, AGGREGATOR)]
+        assert [after - before for after, before in zip(sent, sent_before, strict=True)] == [1, 1]
         assert [(t.actor, t.attempt) for t in result.trace] == [(WORKER, 1), (SECOND_WORKER, 1)]
         await eventually_async(lambda: len(rig.progress) == 3, what="three progress events")
         assert [(p.actor, p.status) for p in rig.progress] == [
@@ -163,6 +176,8 @@ async def test_a_hop_no_process_receives_waits_in_the_stream_for_its_actor(nats_
         await own_process(rig, WorkerActor(first))
         await own_process(rig, SinkAggregator(rig.deps))
         env = rig.envelope(steps=TWO_WORKER_ROUTE)
+        diverted = ("actormesh_direct_hops_diverted_total", SECOND_WORKER)
+        before = sample(*diverted, reason="no_receiver")
         future = await rig.send(env)
 
         # Nobody subscribes to the second step's direct subject: the hop went through the stream,
@@ -170,6 +185,7 @@ async def test_a_hop_no_process_receives_waits_in_the_stream_for_its_actor(nats_
         await eventually_async(lambda: stored_for(rig, SECOND_WORKER), what="the hop stored")
         await eventually_async(lambda: settled(rig, WORKER), what="the origin acked")
         assert not future.done()
+        assert sample(*diverted, reason="no_receiver") == before + 1
 
         await own_process(rig, SecondWorkerActor(second))
         result = await asyncio.wait_for(future, 20)
@@ -278,3 +294,76 @@ async def test_a_hop_that_names_no_origin_of_this_mesh_is_dropped(nats_server: s
 
         assert result.response == "echo: sentinel"
         assert sum(second.calls.values()) == 1, "only the sentinel reached the actor"
+
+
+async def test_a_hop_that_waited_past_its_origins_ack_wait_is_dropped_and_the_origin_reruns_it(
+    nats_server: str,
+) -> None:
+    # The first step's delivery is fetched here, by hand, and left unacked: it is the origin. Its hop
+    # reaches the second step's process stamped as older than ack_wait (a backlog held it that long).
+    settings = direct_settings(nats_server, ack_wait_s=2.0, processing_timeout_s=1.0)
+    async with bus_rig(settings) as rig:
+        first, second = Recorder(), Recorder()
+        second_host = await own_process(rig, SecondWorkerActor(second))
+        await own_process(rig, SinkAggregator(rig.deps))
+        await ensure_consumer(rig.js, rig.subjects, WORKER, settings)
+        env = rig.envelope(steps=TWO_WORKER_ROUTE)
+        future = await rig.send(env)
+        by_hand = await rig.js.pull_subscribe_bind(
+            durable=rig.subjects.consumer(WORKER), stream=rig.subjects.stream
+        )
+        [origin] = await by_hand.fetch(1, timeout=10)
+        hop = Envelope.from_bytes(origin.data)
+        hop.slip.advance()
+        stale = time.time() - (second_host.ack_wait_s + CLOCK_SLACK_S + 1)
+        expired_before = sample("actormesh_direct_hops_expired_total", SECOND_WORKER)
+
+        await rig.nc.publish(
+            rig.subjects.direct(SECOND_WORKER), encode_hop(origin.reply, stale, hop.to_bytes())
+        )
+        await eventually_async(
+            lambda: sample("actormesh_direct_hops_expired_total", SECOND_WORKER) == expired_before + 1,
+            what="the stale hop dropped",
+        )
+        await by_hand.unsubscribe()
+        await own_process(rig, WorkerActor(first))  # JetStream redelivers the origin to it
+        result = await asyncio.wait_for(future, 20)
+        sentinel = await rig.ask(rig.envelope("sentinel", steps=TWO_WORKER_ROUTE))
+
+        assert [(t.actor, t.attempt) for t in result.trace] == [(WORKER, 2), (SECOND_WORKER, 2)], "a rerun"
+        assert second.calls == Counter({env.message_id: 1, sentinel.message_id: 1}), "the stale hop never ran"
+        assert [r.message_id for r in rig.results] == [env.message_id, sentinel.message_id], "answered once"
+
+
+async def test_hops_held_behind_a_busy_step_show_as_waiting_until_they_start(nats_server: str) -> None:
+    async with bus_rig(direct_settings(nats_server, actor_concurrency=1)) as rig:
+        first, second = Recorder(), Recorder()
+        release = asyncio.Event()
+
+        async def held(envelope: Envelope, call: int) -> None:
+            await release.wait()
+
+        await own_process(rig, WorkerActor(first))
+        busy = await own_process(rig, SecondWorkerActor(second, held))
+        await own_process(rig, SinkAggregator(rig.deps))
+        envs = [rig.envelope(f"m{i}", steps=TWO_WORKER_ROUTE) for i in range(3)]
+        futures = [await rig.send(env) for env in envs]
+        assert busy._direct_sub is not None
+        hops = busy._direct_sub
+
+        def waiting() -> float:
+            return sample("actormesh_direct_hops_waiting", SECOND_WORKER)
+
+        # Settled: the first hop runs in the only slot, the second is taken and held for a slot, the
+        # third still queued in the client. Both of the latter wait.
+        await eventually_async(
+            lambda: hops.delivered == 3 and hops.pending_msgs == 1 and second.started.is_set(),
+            what="three hops at the busy process, one of them running",
+        )
+        assert waiting() == 2
+        assert second.max_active == 1
+        release.set()
+        results = await asyncio.wait_for(asyncio.gather(*futures), 20)
+
+        assert {r.message_id for r in results} == {env.message_id for env in envs}
+        assert waiting() == 0

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
+from prometheus_client import REGISTRY
 
 from actormesh_runtime.bus.connection import ensure_consumer, ensure_streams
 from actormesh_runtime.bus.direct import encode_hop, origin_of
@@ -194,6 +195,8 @@ async def test_a_process_with_direct_hops_on_a_server_without_their_permissions_
     refused hop goes through the stream at once (not after ack_wait), and each process acks only the
     delivery of its own consumer, which it may."""
     settings = {a: _settings(via_stream, a).model_copy(update={"direct_hops": True}) for a in (FIRST, NEXT)}
+    diverted = ("actormesh_direct_hops_diverted_total", {"actor": NEXT.value, "reason": "refused"})
+    diverted_before = REGISTRY.get_sample_value(*diverted) or 0.0
     async with _Chain(via_stream, settings) as chain:
         # Well inside ack_wait (30 s): only the fallback, not a redelivery, moves it on this soon.
         await eventually_async(
@@ -203,6 +206,7 @@ async def test_a_process_with_direct_hops_on_a_server_without_their_permissions_
         assert await chain.consumer(NEXT) == (1, 0), "the second step came through its consumer"
         refused = [r.getMessage() for r in caplog.records if r.name == "actormesh_runtime.bus.direct"]
         assert "direct hops refused by the server: through the stream for now" in refused
+        assert REGISTRY.get_sample_value(*diverted) == diverted_before + 1, "counted as diverted, refused"
 
 
 def _settings(server: Server, actor: ActorName) -> RuntimeSettings:

@@ -26,6 +26,11 @@ because the sender's NATS user may not publish direct hops (the setting switched
 server's permissions were, during a rollout) takes the same way, and so do the hops to that actor for
 `REFUSED_PAUSE_S` after.
 
+A hop that waited past its origin's ack wait before its step could start (a backlog at a slow actor)
+is dropped on arrival (`expired`): JetStream has redelivered the origin, or is about to, and running
+the old hop as well would do the chain twice and answer twice. Dropping one never loses anything, as
+the origin is still unacked; the clock slack only makes the host keep a hop a little longer.
+
 Trade-offs (docs/bus.md): a retry or a crash redoes every step from the origin; the actor consumers
 after the first step no longer show a backlog (the queue gauges), and every actor process's NATS user
 may ack the deliveries of every actor consumer (docs/security.md).
@@ -45,6 +50,7 @@ from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 
 from actormesh_runtime.catalog import Subjects
+from actormesh_runtime.observability import metrics
 
 from .connection import on_publish_refused
 
@@ -101,6 +107,8 @@ class DirectSender:
         self._next = 0
         self._returns: Subscription | None = None
         self._fallbacks: set[asyncio.Task[None]] = set()
+        self._sent_counters: dict[str, Any] = {}
+        """`DIRECT_HOPS_SENT` by subject, resolved once: `.labels()` costs a lock and a dict lookup."""
 
     async def start(self) -> None:
         self._inbox = self.nc.new_inbox()  # within the user's inbox prefix: allowed to subscribe
@@ -124,6 +132,7 @@ class DirectSender:
         through the stream and settle the origin)."""
         now = time.monotonic()
         if self._refused_until.get(subject, 0.0) > now:
+            _diverted(subject, "refused")
             await fallback()
             return
         self._next += 1
@@ -132,6 +141,10 @@ class DirectSender:
         token = str(self._next)
         self._sent[token] = (now, subject, fallback)
         await self.nc.publish(subject, encode_hop(origin, reset_at, payload), reply=f"{self._inbox}.{token}")
+        sent = self._sent_counters.get(subject)
+        if sent is None:
+            sent = self._sent_counters[subject] = metrics.DIRECT_HOPS_SENT.labels(_actor_of(subject))
+        sent.inc()
 
     def _forget(self, before: float) -> None:
         for token, (at, _, _) in list(self._sent.items()):
@@ -146,6 +159,7 @@ class DirectSender:
         if sent is None:
             return
         log.info("no process receives a direct hop: it goes through the stream", extra={"hop": sent[1]})
+        _diverted(sent[1], "no_receiver")
         self._fall_back(sent[2])
 
     def _on_refused(self, subject: str) -> None:
@@ -158,6 +172,7 @@ class DirectSender:
         for token, (_, sent_to, fallback) in list(self._sent.items()):
             if sent_to == subject:
                 del self._sent[token]
+                _diverted(subject, "refused")
                 self._fall_back(fallback)
 
     def _fall_back(self, fallback: Fallback) -> None:
@@ -165,3 +180,19 @@ class DirectSender:
         task = asyncio.create_task(fallback())
         self._fallbacks.add(task)
         task.add_done_callback(self._fallbacks.discard)
+
+
+def expired(reset_at: float, ack_wait_s: float, now: float) -> bool:
+    """Whether a hop whose origin's ack timer was last (re)started at `reset_at` (Unix time, another
+    machine's clock) has certainly outlived it: the origin is redelivered, so the hop must not run.
+    An unknown reset time (0: unreadable) is not taken as expired."""
+    return reset_at > 0 and now - reset_at > ack_wait_s + CLOCK_SLACK_S
+
+
+def _actor_of(subject: str) -> str:
+    """The actor a direct subject (`Subjects.direct`) belongs to: its last token."""
+    return subject.rsplit(".", 1)[-1]
+
+
+def _diverted(subject: str, reason: str) -> None:
+    metrics.DIRECT_HOPS_DIVERTED.labels(_actor_of(subject), reason).inc()

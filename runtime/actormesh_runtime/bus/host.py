@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
@@ -38,7 +39,7 @@ from actormesh_runtime.screening import describe_invalid, redact
 from actormesh_runtime.settings import RuntimeSettings
 
 from .connection import ack_wait_s, ensure_consumer
-from .direct import CLOCK_SLACK_S, DirectSender, origin_of
+from .direct import CLOCK_SLACK_S, DirectSender, expired, origin_of
 from .errorpath import dead_letter_garbage, take_error_path
 from .fusion import Colocated
 from .publish import publish_payload, publish_progress
@@ -86,14 +87,18 @@ class ActorHost:
         self.settings = settings
         self.fetch_wait_s = fetch_wait_s
         self.colocated = colocated
+        self.ack_wait_s = ack_wait_s(settings)
         # Before a fused step, reset the inbound ack timer once this much of ack_wait is used up,
         # so the step (at most processing_timeout_s) still ends before a redelivery.
         self.keep_alive_after_s = max(
-            0.0, ack_wait_s(settings) - settings.processing_timeout_s - KEEP_ALIVE_MARGIN_S
+            0.0, self.ack_wait_s - settings.processing_timeout_s - KEEP_ALIVE_MARGIN_S
         )
         self._sub: PullFeed | None = None
         self._direct_sub: Subscription | None = None
         self._sender: DirectSender | None = None
+        self._awaiting_slot = 0
+        """1 while `_on_direct` holds a hop until a slot frees (`actormesh_direct_hops_waiting`)."""
+        self._uncount_waiting: Callable[[], None] | None = None
         self._loop_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
@@ -106,6 +111,7 @@ class ActorHost:
         self._failed = metrics.FAILED.labels(self._label)
         self._redelivered = metrics.REDELIVERED.labels(self._label)
         self._processing_seconds = metrics.PROCESSING_SECONDS.labels(self._label)
+        self._expired = metrics.DIRECT_HOPS_EXPIRED.labels(self._label)
         if colocated is not None:
             # Joins before start(): the first message another host fetches can already chain here
             # (the actor is started before its host is built).
@@ -145,6 +151,7 @@ class ActorHost:
             self._direct_sub = await self.nc.subscribe(
                 self.subjects.direct(self.name), queue=durable, cb=self._on_direct
             )
+            self._uncount_waiting = metrics.count_direct_hops_waiting(self._label, self._direct_hops_waiting)
         log.info("actor host started", extra={"actor": self._label})
 
     async def stop(self, grace_s: float | None = None) -> None:
@@ -162,6 +169,9 @@ class ActorHost:
             with contextlib.suppress(Exception):
                 await self._direct_sub.drain()  # type: ignore[no-untyped-call]
             self._direct_sub = None
+        if self._uncount_waiting is not None:
+            self._uncount_waiting()
+            self._uncount_waiting = None
         if self._loop_task is not None:
             # gather, not a suppressed await: a cancelled stop() must stay cancelled.
             await asyncio.gather(self._loop_task, return_exceptions=True)
@@ -266,14 +276,38 @@ class ActorHost:
             log.warning("direct hop without an origin dropped", extra={"actor": self._label})
             return
         origin, reset_at = found
-        while len(self._tasks) >= self.settings.actor_concurrency and not self._stopping.is_set():
-            await self._slot_or_stop()
+        self._awaiting_slot = 1
+        try:
+            while len(self._tasks) >= self.settings.actor_concurrency and not self._stopping.is_set():
+                if self._dropped_as_expired(reset_at):
+                    return
+                await self._slot_or_stop()
+        finally:
+            self._awaiting_slot = 0
+        if self._dropped_as_expired(reset_at):
+            return
         if self._stopping.is_set():
             # Draining: the chain reruns from its origin now, elsewhere, instead of after ack_wait.
             with contextlib.suppress(Exception):
                 await origin.nak()
             return
         self._start(origin, reset_at)
+
+    def _dropped_as_expired(self, reset_at: float) -> bool:
+        """A hop that waited past its origin's ack wait is not run (`bus.direct.expired`): the origin
+        is redelivered and reruns the chain, and this hop would do it a second time."""
+        if not expired(reset_at, self.ack_wait_s, time.time()):
+            return False
+        self._expired.inc()
+        log.warning(
+            "direct hop dropped: it waited past its origin's ack wait, the chain reruns from its origin",
+            extra={"actor": self._label, "waited_s": round(time.time() - reset_at, 1)},
+        )
+        return True
+
+    def _direct_hops_waiting(self) -> int:
+        sub = self._direct_sub
+        return (sub.pending_msgs if sub is not None else 0) + self._awaiting_slot
 
     # ------------------------------------------------------------ one message
 

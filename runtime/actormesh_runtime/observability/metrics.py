@@ -9,6 +9,8 @@ history service), so they are never double counted. docs/metrics.md is the table
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from prometheus_client import Counter, Gauge, Histogram
 
 PROCESSED = Counter(
@@ -57,6 +59,45 @@ def handling_counter(actor: str) -> list[int]:
         counter = _handling[actor] = [0]
         IN_FLIGHT.labels(actor).set_function(lambda: counter[0])
     return counter
+
+
+# --- Direct hops (`DIRECT_HOPS`, `bus.direct`): work done in this process, like the counters above ----------
+
+DIRECT_HOPS_SENT = Counter(
+    "actormesh_direct_hops_sent",
+    "Hops this process sent over core NATS to a process of `actor` (direct hops).",
+    ["actor"],
+)
+DIRECT_HOPS_DIVERTED = Counter(
+    "actormesh_direct_hops_diverted",
+    "Hops to `actor` that went through the stream instead: no process of it received the direct hop"
+    " (`no_receiver`), or the server refused this process's direct hops (`refused`).",
+    ["actor", "reason"],
+)
+DIRECT_HOPS_EXPIRED = Counter(
+    "actormesh_direct_hops_expired",
+    "Direct hops for `actor` dropped on arrival: they waited past their origin's ack wait, so"
+    " JetStream redelivers the origin and the chain runs again from its first step.",
+    ["actor"],
+)
+DIRECT_HOPS_WAITING = Gauge(
+    "actormesh_direct_hops_waiting",
+    "Direct hops this process received for `actor` and has not started yet (with direct hops, the"
+    " backlog the queue gauges do not see).",
+    ["actor"],
+)
+_waiting: dict[str, list[Callable[[], int]]] = {}
+
+
+def count_direct_hops_waiting(actor: str, probe: Callable[[], int]) -> Callable[[], None]:
+    """Adds `probe` (one host's count) to `DIRECT_HOPS_WAITING{actor}`, read when scraped, summed over
+    the hosts of `actor` in this process. Returns what takes it out again (the host stopped)."""
+    probes = _waiting.get(actor)
+    if probes is None:
+        probes = _waiting[actor] = []
+        DIRECT_HOPS_WAITING.labels(actor).set_function(lambda: sum(count() for count in probes))
+    probes.append(probe)
+    return lambda: probes.remove(probe)
 
 
 # --- JetStream state, set by `bus.queue_metrics.QueueMetrics` in one process per mesh -----------------
