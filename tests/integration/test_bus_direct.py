@@ -8,7 +8,8 @@ once, by whoever ends the chain. The delivery guarantees of hops through the str
 - a failing step is retried by redelivering the origin; the dead letter names that step;
 - a hop that no process receives goes through the stream and waits there for its actor, and so do
   the hops to a process that does not have direct hops (a rollout of the setting);
-- a chain longer than ack_wait is kept alive; a draining host hands its hops back at once;
+- a chain longer than ack_wait is kept alive, and so is one whose hop waits that long for a busy
+  actor; a draining host hands its hops back at once;
 - a hop that names no origin of this mesh is dropped without stopping the host;
 - a hop that waited past its origin's ack wait is dropped: the origin's redelivery answers, once;
 - the direct-hop metrics count what happened (sent, diverted to the stream, waiting, expired).
@@ -219,6 +220,37 @@ async def test_a_chain_across_processes_longer_than_ack_wait_is_kept_alive(nats_
         assert [r.message_id for r in rig.results] == [env.message_id, sentinel.message_id]
 
 
+async def test_a_hop_held_behind_busy_steps_past_ack_wait_keeps_its_origin_alive_and_runs_once(
+    nats_server: str,
+) -> None:
+    # One slot at the second step, three chains whose second step takes 1.6 s: the third hop waits
+    # 3.2 s there, past ack_wait (3 s). Its origin is kept alive meanwhile, so it is not redelivered.
+    settings = direct_settings(nats_server, processing_timeout_s=2.0, ack_wait_s=3.0, actor_concurrency=1)
+    async with bus_rig(settings) as rig:
+        first, second = Recorder(), Recorder()
+
+        async def slow(envelope: Envelope, call: int) -> None:
+            if envelope.message != "sentinel":
+                await asyncio.sleep(1.6)
+
+        await own_process(rig, WorkerActor(first))
+        await own_process(rig, SecondWorkerActor(second, slow))
+        await own_process(rig, SinkAggregator(rig.deps))
+        envs = [rig.envelope(f"m{i}", steps=TWO_WORKER_ROUTE) for i in range(3)]
+        futures = [await rig.send(env) for env in envs]
+
+        results = await asyncio.wait_for(asyncio.gather(*futures), 30)
+        sentinel = await rig.ask(rig.envelope("sentinel", steps=TWO_WORKER_ROUTE))
+
+        assert all(
+            [(t.actor, t.attempt) for t in r.trace] == [(WORKER, 1), (SECOND_WORKER, 1)] for r in results
+        )
+        assert first.calls == Counter({**{env.message_id: 1 for env in envs}, sentinel.message_id: 1}), (
+            "no rerun"
+        )
+        assert [r.message_id for r in rig.results] == [*(env.message_id for env in envs), sentinel.message_id]
+
+
 async def test_a_draining_host_hands_its_direct_hops_back_at_once(nats_server: str) -> None:
     # ack_wait is far past the ask's timeout: only a hand-back (a nak of the origin) can answer in time.
     settings = direct_settings(
@@ -354,10 +386,9 @@ async def test_hops_held_behind_a_busy_step_show_as_waiting_until_they_start(nat
         def waiting() -> float:
             return sample("actormesh_direct_hops_waiting", SECOND_WORKER)
 
-        # Settled: the first hop runs in the only slot, the second is taken and held for a slot, the
-        # third still queued in the client. Both of the latter wait.
+        # Settled: the first hop runs in the only slot, the other two are held for it.
         await eventually_async(
-            lambda: hops.delivered == 3 and hops.pending_msgs == 1 and second.started.is_set(),
+            lambda: hops.delivered == 3 and hops.pending_msgs == 0 and second.started.is_set(),
             what="three hops at the busy process, one of them running",
         )
         assert waiting() == 2

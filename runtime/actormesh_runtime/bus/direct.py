@@ -26,10 +26,12 @@ because the sender's NATS user may not publish direct hops (the setting switched
 server's permissions were, during a rollout) takes the same way, and so do the hops to that actor for
 `REFUSED_PAUSE_S` after.
 
-A hop that waited past its origin's ack wait before its step could start (a backlog at a slow actor)
-is dropped on arrival (`expired`): JetStream has redelivered the origin, or is about to, and running
-the old hop as well would do the chain twice and answer twice. Dropping one never loses anything, as
-the origin is still unacked; the clock slack only makes the host keep a hop a little longer.
+A host whose steps are all busy holds further hops (`HeldHops`) and keeps their origins alive while
+they wait, as a message waits in the stream without a clock running. A hop that arrives already past
+its origin's ack wait (it was held up on the way) is dropped (`expired`): JetStream has redelivered
+the origin, or is about to, and running the old hop as well would do the chain twice and answer
+twice. Dropping one never loses anything, as the origin is still unacked; the clock slack only makes
+the host keep a hop a little longer.
 
 Trade-offs (docs/bus.md): a retry or a crash redoes every step from the origin; the actor consumers
 after the first step no longer show a backlog (the queue gauges), and every actor process's NATS user
@@ -39,8 +41,10 @@ may ack the deliveries of every actor consumer (docs/security.md).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -196,3 +200,82 @@ def _actor_of(subject: str) -> str:
 
 def _diverted(subject: str, reason: str) -> None:
     metrics.DIRECT_HOPS_DIVERTED.labels(_actor_of(subject), reason).inc()
+
+
+class HeldHops:
+    """Direct hops a saturated host has received but not started, oldest first.
+
+    nats-py hands a subscription's messages to its callback one at a time; a host that waited there
+    for a free slot would leave the hops behind it in the client's buffer, where nobody keeps their
+    origins alive, so a backlog longer than the ack wait would rerun every chain in it from its first
+    step. Held here instead, each origin's ack timer is reset ("in progress") whenever it could
+    otherwise run out before the hop is started, by one task that runs only while hops are held.
+    """
+
+    def __init__(
+        self, keep_alive_after_s: float, on_expired: Callable[[float], None], ack_wait_s: float
+    ) -> None:
+        """`keep_alive_after_s`: the host's own threshold (`ActorHost.keep_alive_after_s`); a held hop's
+        reset time may come from another machine's clock, so it is applied `CLOCK_SLACK_S` early.
+        `on_expired(reset_at)`: a held hop found already past its origin's ack wait (and dropped)."""
+        self._hops: deque[_Held] = deque()
+        self._after_s = max(0.0, keep_alive_after_s - CLOCK_SLACK_S)
+        self._every_s = min(1.0, max(0.1, self._after_s / 2))
+        self._ack_wait_s = ack_wait_s
+        self._on_expired = on_expired
+        self._keeper: asyncio.Task[None] | None = None
+
+    def __len__(self) -> int:
+        return len(self._hops)
+
+    def hold(self, origin: Msg, reset_at: float) -> None:
+        self._hops.append(_Held(origin, reset_at))
+        if self._keeper is None or self._keeper.done():
+            self._keeper = asyncio.create_task(self._keep_alive(), name="direct-hops:keep-alive")
+
+    def next(self) -> tuple[Msg, float] | None:
+        """The oldest held hop (its origin and when its ack timer was last reset), or None."""
+        if not self._hops:
+            return None
+        held = self._hops.popleft()
+        return held.origin, held.reset_at
+
+    async def hand_back(self) -> int:
+        """Stop keeping hops alive and nak every held origin (the host is stopping): their chains
+        rerun elsewhere at once. Returns how many."""
+        if self._keeper is not None:
+            self._keeper.cancel()
+            await asyncio.gather(self._keeper, return_exceptions=True)
+            self._keeper = None
+        handed_back = 0
+        while self._hops:
+            held = self._hops.popleft()
+            with contextlib.suppress(Exception):
+                await held.origin.nak()
+            handed_back += 1
+        return handed_back
+
+    async def _keep_alive(self) -> None:
+        while self._hops:
+            await asyncio.sleep(self._every_s)
+            now = time.time()
+            for held in list(self._hops):
+                if expired(held.reset_at, self._ack_wait_s, now):  # late already (a stalled process)
+                    with contextlib.suppress(ValueError):  # started meanwhile
+                        self._hops.remove(held)
+                        self._on_expired(held.reset_at)
+                elif now - held.reset_at >= self._after_s:
+                    try:
+                        await held.origin.in_progress()
+                    except Exception as exc:  # NATS gone: the origin is redelivered; nothing is lost
+                        log.warning("held direct hop not kept alive", extra={"error": repr(exc)})
+                    else:
+                        held.reset_at = now
+
+
+class _Held:
+    __slots__ = ("origin", "reset_at")
+
+    def __init__(self, origin: Msg, reset_at: float) -> None:
+        self.origin = origin
+        self.reset_at = reset_at

@@ -39,7 +39,7 @@ from actormesh_runtime.screening import describe_invalid, redact
 from actormesh_runtime.settings import RuntimeSettings
 
 from .connection import ack_wait_s, ensure_consumer
-from .direct import CLOCK_SLACK_S, DirectSender, expired, origin_of
+from .direct import CLOCK_SLACK_S, DirectSender, HeldHops, expired, origin_of
 from .errorpath import dead_letter_garbage, take_error_path
 from .fusion import Colocated
 from .publish import publish_payload, publish_progress
@@ -96,8 +96,7 @@ class ActorHost:
         self._sub: PullFeed | None = None
         self._direct_sub: Subscription | None = None
         self._sender: DirectSender | None = None
-        self._awaiting_slot = 0
-        """1 while `_on_direct` holds a hop until a slot frees (`actormesh_direct_hops_waiting`)."""
+        self._held = HeldHops(self.keep_alive_after_s, self._count_expired, self.ack_wait_s)
         self._uncount_waiting: Callable[[], None] | None = None
         self._loop_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -169,13 +168,14 @@ class ActorHost:
             with contextlib.suppress(Exception):
                 await self._direct_sub.drain()  # type: ignore[no-untyped-call]
             self._direct_sub = None
+        handed_back = await self._held.hand_back()
         if self._uncount_waiting is not None:
             self._uncount_waiting()
             self._uncount_waiting = None
         if self._loop_task is not None:
             # gather, not a suppressed await: a cancelled stop() must stay cancelled.
             await asyncio.gather(self._loop_task, return_exceptions=True)
-        handed_back = await self._hand_back_unstarted()
+        handed_back += await self._hand_back_unstarted()
         in_flight |= self._tasks
         if self._tasks:
             _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
@@ -237,7 +237,7 @@ class ActorHost:
         assert self._sub is not None
         concurrency = self.settings.actor_concurrency
         while not self._stopping.is_set():
-            free = concurrency - len(self._tasks)
+            free = concurrency - len(self._tasks) - len(self._held)  # held hops go first: mid-chain
             if free <= 0:
                 await self._slot_or_stop()
                 continue
@@ -265,49 +265,58 @@ class ActorHost:
     def _start(self, msg: Msg, origin_reset_at: float | None = None) -> None:
         task = asyncio.create_task(self._process(msg, origin_reset_at))
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._step_done)
+
+    def _step_done(self, task: asyncio.Task[None]) -> None:
+        """A slot freed: the oldest held direct hop takes it (`bus.direct.HeldHops`)."""
+        self._tasks.discard(task)
+        while len(self._tasks) < self.settings.actor_concurrency and not self._stopping.is_set():
+            hop = self._held.next()
+            if hop is None:
+                return
+            origin, reset_at = hop
+            if not self._dropped_as_expired(reset_at):
+                self._start(origin, reset_at)
 
     async def _on_direct(self, msg: Msg) -> None:
         """A direct hop (`bus.direct`): processed as the origin delivery it belongs to, within the same
-        in-flight bound as fetched messages (nats-py calls this for one message at a time, so while it
-        waits for a slot the next hops wait in the subscription)."""
+        in-flight bound as fetched messages; while every slot is taken it is held, its origin kept
+        alive, and started when a step ends (`_step_done`)."""
         found = origin_of(self.nc, msg, self.subjects.stream)
         if found is None:
             log.warning("direct hop without an origin dropped", extra={"actor": self._label})
             return
         origin, reset_at = found
-        self._awaiting_slot = 1
-        try:
-            while len(self._tasks) >= self.settings.actor_concurrency and not self._stopping.is_set():
-                if self._dropped_as_expired(reset_at):
-                    return
-                await self._slot_or_stop()
-        finally:
-            self._awaiting_slot = 0
-        if self._dropped_as_expired(reset_at):
-            return
         if self._stopping.is_set():
             # Draining: the chain reruns from its origin now, elsewhere, instead of after ack_wait.
             with contextlib.suppress(Exception):
                 await origin.nak()
             return
-        self._start(origin, reset_at)
+        if self._dropped_as_expired(reset_at):
+            return
+        if len(self._tasks) < self.settings.actor_concurrency and not self._held:
+            self._start(origin, reset_at)
+        else:
+            self._held.hold(origin, reset_at)
 
     def _dropped_as_expired(self, reset_at: float) -> bool:
-        """A hop that waited past its origin's ack wait is not run (`bus.direct.expired`): the origin
+        """A hop that arrives past its origin's ack wait is not run (`bus.direct.expired`): the origin
         is redelivered and reruns the chain, and this hop would do it a second time."""
         if not expired(reset_at, self.ack_wait_s, time.time()):
             return False
+        self._count_expired(reset_at)
+        return True
+
+    def _count_expired(self, reset_at: float) -> None:
         self._expired.inc()
         log.warning(
-            "direct hop dropped: it waited past its origin's ack wait, the chain reruns from its origin",
-            extra={"actor": self._label, "waited_s": round(time.time() - reset_at, 1)},
+            "direct hop dropped: it came past its origin's ack wait, the chain reruns from its origin",
+            extra={"actor": self._label, "late_s": round(time.time() - reset_at - self.ack_wait_s, 1)},
         )
-        return True
 
     def _direct_hops_waiting(self) -> int:
         sub = self._direct_sub
-        return (sub.pending_msgs if sub is not None else 0) + self._awaiting_slot
+        return (sub.pending_msgs if sub is not None else 0) + len(self._held)
 
     # ------------------------------------------------------------ one message
 

@@ -76,8 +76,8 @@ DIRECT_HOPS_DIVERTED = Counter(
 )
 DIRECT_HOPS_EXPIRED = Counter(
     "actormesh_direct_hops_expired",
-    "Direct hops for `actor` dropped on arrival: they waited past their origin's ack wait, so"
-    " JetStream redelivers the origin and the chain runs again from its first step.",
+    "Direct hops for `actor` dropped: they came past their origin's ack wait, so JetStream"
+    " redelivers the origin and the chain runs again from its first step.",
     ["actor"],
 )
 DIRECT_HOPS_WAITING = Gauge(
