@@ -8,11 +8,13 @@
   reply once; wrong input and stale pages get the gateway's 404/409/422 shown;
 - with JWT_SECRET the console asks for a token: a customer's token is refused (403 shown), an
   agent's token works and never travels in a URL;
+- a console over the gateway's rate limit says when to try again (the 429's `Retry-After`);
 - the console's pure helpers (error text, queue order, facts, token subject) as the browser runs them.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -236,6 +238,8 @@ HELPER_CASES = """
                                    fields: [{field: "text", message: "must not be empty"}]}),
     fastapi: c.describeError(422, {detail: [{loc: ["body", "agent"], msg: "Field required"}]}),
     offline: c.describeError(0, "the gateway is not reachable"),
+    limited: c.describeError(429, {error: "rate_limited", limit: "RATE_LIMIT_REQUESTS"}, 11.2),
+    noRetryAfter: c.describeError(503, {error: "overloaded"}, NaN),
     fact: c.factLine({order_id: "ORD-1", total: 12.5, note: null,
                       items: [{name: "Laptop Stand", quantity: 1}, {name: "Hub", quantity: 2}]}),
     subject: c.tokenSubject("x." + claims + ".y"),
@@ -257,6 +261,8 @@ async def test_the_consoles_helpers_in_the_browser(nats_server: str, tmp_path: P
     got = await evaluate_in_console(stack_settings(nats_server, tmp_path), HELPER_CASES)
     assert got["order"] == ["ESC-2", "ESC-1", "ESC-3", "ESC-4"]
     assert got["conflict"] == "409 Conflict: ESC-1 is resolved"
+    assert got["limited"] == "429 Too many requests: rate_limited (try again in 12 s)"
+    assert got["noRetryAfter"] == "503 Unavailable: overloaded"
     assert got["invalid"] == "422 Invalid input: text: must not be empty"
     assert got["fastapi"] == "422 Invalid input: agent: Field required"
     assert got["offline"] == "Gateway unreachable: the gateway is not reachable"
@@ -337,3 +343,26 @@ async def test_the_approval_helpers_in_the_browser(nats_server: str, tmp_path: P
     ]
     # A late copy (fewer audit entries: the decision's answer after its execution's event) is older.
     assert got["newer"] == [True, False, True]
+
+
+async def test_a_console_over_the_rate_limit_says_when_to_try_again(nats_server: str, tmp_path: Path) -> None:
+    require_browser()
+    from playwright.async_api import async_playwright, expect
+
+    # Three API requests a minute from this address: the page's own loads use them up, and each change
+    # of the queue's filter asks again, so the last changes are refused by the gateway's real limiter.
+    settings = stack_settings(nats_server, tmp_path, rate_limit_requests=3)
+    async with GatewayServer(create_app(settings), port=0) as server, async_playwright() as pw:
+        browser = await launch_chromium(pw)
+        try:
+            page = await browser.new_page()
+            await page.goto(f"{server.url}/console")
+            for state in ["resolved", "open", "claimed", "resolved"]:
+                await page.select_option("#state-filter", state)
+
+            await expect(page.locator("#error")).to_have_text(
+                re.compile(r"Loading the queue failed: 429 Too many requests: .+ \(try again in \d+ s\)"),
+                timeout=15_000,
+            )
+        finally:
+            await browser.close()

@@ -1,9 +1,11 @@
 """The chat widget in a real browser: Debian's headless Chromium driven by Playwright against the real
 stack. A customer types a message and the reply names the right tracking number; live progress is
-shown; the page reconnects after the socket drops."""
+shown; the page reconnects after the socket drops; a message over the socket's frame limit is
+refused with when to try again."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,7 @@ from actormesh_runtime.gateway.app import create_app
 from actormesh_runtime.gateway.auth import mint_token
 from actormesh_runtime.gateway.server import GatewayServer
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, require_browser
-from tests.support.gateway import gateway_stack, stack_settings
+from tests.support.gateway import gateway_stack, stack_settings, wait_ready
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
@@ -90,5 +92,36 @@ async def test_widget_asks_for_a_token_when_auth_is_on(nats_server: str, tmp_pat
             # The token went in the Sec-WebSocket-Protocol header: no URL (proxy logs) carries it.
             assert socket_urls
             assert not [url for url in socket_urls if "token" in url], socket_urls
+        finally:
+            await browser.close()
+
+
+async def test_a_message_over_the_sockets_frame_limit_says_when_to_try_again(
+    nats_server: str, tmp_path: Path
+) -> None:
+    require_browser()
+    from playwright.async_api import async_playwright, expect
+
+    # One frame a minute on a socket: the first message is taken (nobody answers it: a gateway alone),
+    # the second gets the gateway's 429 error frame with the seconds until the next frame is taken.
+    settings = stack_settings(nats_server, tmp_path, ws_messages_per_minute=1)
+    async with GatewayServer(create_app(settings), port=0) as server, async_playwright() as pw:
+        await wait_ready(server.url)
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = await browser.new_page()
+            await page.goto(f"{server.url}/widget")
+            await expect(page.locator("#status")).to_have_attribute("data-state", "online", timeout=15_000)
+            for text in ["Where is my order ORD-10002?", "Hello?"]:
+                await page.fill("#email", "john.doe@example.com")
+                await page.fill("#message", text)
+                await page.click("#send")
+
+            await expect(page.locator(".msg.error").last).to_have_text(
+                re.compile(
+                    r"more than 1 frames per minute on this socket; frame ignored \(try again in \d+ s\)"
+                ),
+                timeout=15_000,
+            )
         finally:
             await browser.close()

@@ -14,8 +14,9 @@ const STATUS_TITLES = {
   500: "Gateway error", 503: "Unavailable", 504: "Timed out",
 };
 
-/** The gateway's error body as one line: "409 Conflict: escalation ESC-… is resolved". */
-function describeError(status, body) {
+/** The gateway's error body as one line: "409 Conflict: escalation ESC-… is resolved"; with the
+ * seconds its `Retry-After` asks for (429, 503), when to try again: "… (try again in 12 s)". */
+function describeError(status, body, retryAfterS) {
   const title = STATUS_TITLES[status] || "Error";
   let detail = "";
   if (body && Array.isArray(body.fields) && body.fields.length) {
@@ -29,7 +30,8 @@ function describeError(status, body) {
   } else if (typeof body === "string") {
     detail = body;
   }
-  return (status ? status + " " : "") + title + (detail ? ": " + detail : "");
+  const retry = retryAfterS > 0 ? " (try again in " + Math.ceil(retryAfterS) + " s)" : "";
+  return (status ? status + " " : "") + title + (detail ? ": " + detail : "") + retry;
 }
 
 /** Queue order: priority (urgent first), then age (oldest first), then reference. */
@@ -165,7 +167,9 @@ document.addEventListener("DOMContentLoaded", () => {
     try { data = await response.json(); } catch (e) { data = null; }
     if (!response.ok) {
       if (response.status === 401 && bearerAuth) askForToken();
-      throw new ApiError(response.status, describeError(response.status, data));
+      // Retry-After in seconds (the gateway never sends the HTTP-date form); NaN when absent.
+      const retryAfterS = Number(response.headers.get("Retry-After") || NaN);
+      throw new ApiError(response.status, describeError(response.status, data, retryAfterS));
     }
     return data;
   }
