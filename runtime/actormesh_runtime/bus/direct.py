@@ -52,6 +52,7 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
+from prometheus_client import Counter
 
 from actormesh_runtime.catalog import Subjects
 from actormesh_runtime.observability import metrics
@@ -111,7 +112,7 @@ class DirectSender:
         self._next = 0
         self._returns: Subscription | None = None
         self._fallbacks: set[asyncio.Task[None]] = set()
-        self._sent_counters: dict[str, Any] = {}
+        self._sent_counters: dict[str, Counter] = {}
         """`DIRECT_HOPS_SENT` by subject, resolved once: `.labels()` costs a lock and a dict lookup."""
 
     async def start(self) -> None:
