@@ -37,10 +37,17 @@ writes DIR/<name>-<n>.prof at exit (for `python -m pstats`; cProfile inflates ca
 shares)."""
 
 
+CODEC_DIR_ENV = "BENCH_CODEC_DIR"
+"""When set, every actor and relay hop process records the CPU time of its envelope codec (`bench.
+codec_timing`) and writes DIR/<name>-<n>.json at exit; `python -m bench.codec_timing --table DIR`."""
+
+
 def _profiled(argv: tuple[str, ...]) -> tuple[str, ...]:
-    """`argv` under cProfile when CPROFILE_DIR_ENV is set, for `actormesh actor`, `bench.noop_actor` and
-    `bench.relay`."""
-    out_dir = os.environ.get(CPROFILE_DIR_ENV)
+    """`argv` under cProfile when CPROFILE_DIR_ENV is set (or with its codec timed when CODEC_DIR_ENV
+    is), for `actormesh actor`, `bench.noop_actor` and `bench.relay`."""
+    wrapper, out_dir, suffix = "bench.cpuprofile", os.environ.get(CPROFILE_DIR_ENV), "prof"
+    if not out_dir:
+        wrapper, out_dir, suffix = "bench.codec_timing", os.environ.get(CODEC_DIR_ENV), "json"
     if not out_dir:
         return argv
     if argv[0] == ACTORMESH and argv[1] == "actor":
@@ -52,8 +59,8 @@ def _profiled(argv: tuple[str, ...]) -> tuple[str, ...]:
     else:
         return argv
     Path(out_dir).mkdir(parents=True, exist_ok=True)
-    out = Path(out_dir) / f"{name}-{time.monotonic_ns()}.prof"
-    return (sys.executable, "-m", "bench.cpuprofile", str(out), module, *rest)
+    out = Path(out_dir) / f"{name}-{time.monotonic_ns()}.{suffix}"
+    return (sys.executable, "-m", wrapper, str(out), module, *rest)
 
 
 class Children:

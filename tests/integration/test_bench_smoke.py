@@ -6,8 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
+from bench.codec_timing import table as codec_table
 from bench.footprint import measure_actor
 from bench.plots import write_plots
+from bench.processes import CODEC_DIR_ENV
 from bench.report import table
 from bench.run import Config, run_benchmark
 
@@ -60,3 +62,27 @@ async def test_footprint_measures_a_real_actor_process(tmp_path: Path) -> None:
 
     assert measured["rss_idle_mb"] > 0
     assert measured["rss_after_mb"] > 0
+
+
+async def test_the_codec_is_timed_inside_every_actor_and_relay_hop_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(CODEC_DIR_ENV, str(tmp_path / "codec"))
+    config = Config(
+        levels=[2], sequential=1, messages=4, warmup=1, repeat=1, targets=["mesh-direct-mp", "relay-7-mp"],
+        profile_messages=0, footprint=False,
+    )  # fmt: skip
+
+    await run_benchmark(config)
+
+    rows = {p.stem.rsplit("-", 1)[0]: json.loads(p.read_text()) for p in (tmp_path / "codec").glob("*.json")}
+    assert set(rows) == {f"actor-{a.value}" for a in ActorName} | {f"relay-hop{i}" for i in range(7)}
+    on_every_route = {"actor-sentiment_analyzer", "actor-decision_router"}
+    for process, row in rows.items():
+        if process.startswith("relay-hop") or process in on_every_route:
+            assert row["decodes"] >= 5, row  # warm-up, sequential and level messages, each decoded once
+            assert row["decode_us"] > 0, row
+        if process.startswith("relay-hop"):
+            assert row["encodes"] == row["decodes"], row
+            assert row["decoded_bytes"] > 1000, "the envelope, not nats-py's PubAcks"
+    assert "actor-decision_router" in codec_table(tmp_path / "codec")
