@@ -4,7 +4,8 @@ really went over core NATS: only the first step's durable consumer delivered the
 delivery, the origin, acked once by the process that ended the chain), while the consumers of every
 later actor on the route delivered nothing. Switching the field off rolls NATS and every actor
 Deployment at once; the mesh comes back Ready and the same measurement then sees every hop go through
-the stream, so it tells the two apart."""
+the stream, so it tells the two apart. The first actor's process counts the hops it sent directly
+(`actormesh_direct_hops_sent_total` on its /metrics)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import httpx
 import pytest
 
 from actormesh_operator.builders.meta import CONFIG_HASH_ANNOTATION
-from actormesh_runtime.catalog import DEFAULT_ROUTE
+from actormesh_runtime.catalog import ACTORS_BY_NAME, DEFAULT_ROUTE, ActorName, Ports
 from tests.e2e import mesh as m
 from tests.e2e.cluster import E2ECluster
 from tests.support.eventually import eventually
@@ -23,6 +24,7 @@ from tests.support.eventually import eventually
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
 INSTANCE = "app.kubernetes.io/instance"
+COMPONENT = "app.kubernetes.io/component"
 SMALL = {"requests": {"cpu": "10m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}}
 """Actor requests small enough that the switch-off roll (nine surged actor pods and a new NATS pod) fits
 on the 2-CPU node beside the suite's shared mesh; with the default 50-100m the NATS pod found no CPU."""
@@ -69,6 +71,18 @@ def _settled(cluster: E2ECluster, namespace: str, mesh: str) -> dict[str, dict[s
 
     eventually(nothing_pending, what="every delivery acked", timeout_s=60, interval_s=2)
     return found
+
+
+def _direct_hops_sent(cluster: E2ECluster, namespace: str, mesh: str, sender: str, to: str) -> float:
+    """`actormesh_direct_hops_sent_total{actor=to}` summed over the /metrics of `sender`'s pods."""
+    component = ACTORS_BY_NAME[ActorName(sender)].k8s_name
+    sample = f'actormesh_direct_hops_sent_total{{actor="{to}"}} '
+    total = 0.0
+    for pod in cluster.pods(namespace, f"{INSTANCE}={mesh},{COMPONENT}={component}"):
+        with m.port_forward(cluster, namespace, pod["metadata"]["name"], Ports.ACTOR_HTTP) as url:
+            text = httpx.get(f"{url}/metrics", timeout=10).text
+        total += sum(float(line[len(sample) :]) for line in text.splitlines() if line.startswith(sample))
+    return total
 
 
 def _hashes(cluster: E2ECluster, namespace: str, mesh: str) -> dict[str, str]:
@@ -124,6 +138,8 @@ def test_direct_hops_skip_the_stream_between_actor_processes(
     for actor in later:
         assert actor in after, sorted(after)
         assert _delivered(after, actor) == _delivered(before, actor) == 0, (actor, after[actor])
+    # And the first actor's process says so: every conversation's hop to the second step went direct.
+    assert _direct_hops_sent(cluster, namespace, name, FIRST, to=later[0]) == CHATS
 
     # Off again: NATS (narrower allow-lists) and all nine actors roll at once; the mesh comes back and
     # the same measurement sees the hops go through the stream.
