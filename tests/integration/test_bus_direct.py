@@ -94,6 +94,21 @@ async def one_process_each(rig: BusRig, actors: Sequence[Actor]) -> None:
         await own_process(rig, actor)
 
 
+async def second_step_held(rig: BusRig) -> tuple[Recorder, Recorder, asyncio.Event, ActorHost]:
+    """The two-worker route in three processes, whose second step holds every envelope until the
+    returned event is set: the recorders, that event, and the second step's host."""
+    first, second = Recorder(), Recorder()
+    release = asyncio.Event()
+
+    async def held(envelope: Envelope, call: int) -> None:
+        await release.wait()
+
+    await own_process(rig, WorkerActor(first))
+    host = await own_process(rig, SecondWorkerActor(second, held))
+    await own_process(rig, SinkAggregator(rig.deps))
+    return first, second, release, host
+
+
 async def test_direct_hops_skip_the_later_inboxes_and_settle_the_origin_once(nats_server: str) -> None:
     async with bus_rig(direct_settings(nats_server)) as rig:
         first, second = Recorder(), Recorder()
@@ -257,15 +272,7 @@ async def test_a_draining_host_hands_its_direct_hops_back_at_once(nats_server: s
         nats_server, processing_timeout_s=30.0, ack_wait_s=60.0, actor_concurrency=1, drain_grace_s=0.5
     )
     async with bus_rig(settings) as rig:
-        first, second = Recorder(), Recorder()
-        release = asyncio.Event()
-
-        async def hang(envelope: Envelope, call: int) -> None:
-            await release.wait()
-
-        await own_process(rig, WorkerActor(first))
-        draining = await own_process(rig, SecondWorkerActor(second, hang))
-        await own_process(rig, SinkAggregator(rig.deps))
+        first, second, release, draining = await second_step_held(rig)
         busy = rig.envelope("busy", steps=TWO_WORKER_ROUTE)
         waiting = rig.envelope("waiting", steps=TWO_WORKER_ROUTE)
         busy_future = await rig.send(busy)
@@ -369,15 +376,7 @@ async def test_a_hop_that_waited_past_its_origins_ack_wait_is_dropped_and_the_or
 
 async def test_hops_held_behind_a_busy_step_show_as_waiting_until_they_start(nats_server: str) -> None:
     async with bus_rig(direct_settings(nats_server, actor_concurrency=1)) as rig:
-        first, second = Recorder(), Recorder()
-        release = asyncio.Event()
-
-        async def held(envelope: Envelope, call: int) -> None:
-            await release.wait()
-
-        await own_process(rig, WorkerActor(first))
-        busy = await own_process(rig, SecondWorkerActor(second, held))
-        await own_process(rig, SinkAggregator(rig.deps))
+        _, second, release, busy = await second_step_held(rig)
         envs = [rig.envelope(f"m{i}", steps=TWO_WORKER_ROUTE) for i in range(3)]
         futures = [await rig.send(env) for env in envs]
         assert busy._direct_sub is not None
