@@ -4,8 +4,8 @@ its hop codec cost: the thread CPU time of every envelope decode and encode (`En
 
 Microbenchmarks of the codec (the bench's "per-call codec costs") run one call after another on hot
 caches; in a running chain of a dozen processes on two cores each process wakes for one message after
-the others ran, and the same call costs several times as much (`bench.codec_cold`). This measures it
-where it happens. Used by `processes.Children` when BENCH_CODEC_DIR is set;
+the others ran, and the same call costs several times as much (docs/benchmarks.md, "The codec in the
+chain"). This measures it where it happens. Used by `processes.Children` when BENCH_CODEC_DIR is set;
 `python -m bench.codec_timing --table DIR` prints what the processes wrote.
 """
 
