@@ -213,17 +213,13 @@ class HeldHops:
     otherwise run out before the hop is started, by one task that runs only while hops are held.
     """
 
-    def __init__(
-        self, keep_alive_after_s: float, on_expired: Callable[[float], None], ack_wait_s: float
-    ) -> None:
+    def __init__(self, keep_alive_after_s: float, ack_wait_s: float) -> None:
         """`keep_alive_after_s`: the host's own threshold (`ActorHost.keep_alive_after_s`); a held hop's
-        reset time may come from another machine's clock, so it is applied `CLOCK_SLACK_S` early.
-        `on_expired(reset_at)`: a held hop found already past its origin's ack wait (and dropped)."""
+        reset time may come from another machine's clock, so it is applied `CLOCK_SLACK_S` early."""
         self._hops: deque[_Held] = deque()
         self._after_s = max(0.0, keep_alive_after_s - CLOCK_SLACK_S)
         self._every_s = min(1.0, max(0.1, self._after_s / 2))
         self._ack_wait_s = ack_wait_s
-        self._on_expired = on_expired
         self._keeper: asyncio.Task[None] | None = None
 
     def __len__(self) -> int:
@@ -235,7 +231,8 @@ class HeldHops:
             self._keeper = asyncio.create_task(self._keep_alive(), name="direct-hops:keep-alive")
 
     def next(self) -> tuple[Msg, float] | None:
-        """The oldest held hop (its origin and when its ack timer was last reset), or None."""
+        """The oldest held hop (its origin and when its ack timer was last reset), or None. The host
+        checks `expired` before it starts one: a hop can only have come late, not grown late here."""
         if not self._hops:
             return None
         held = self._hops.popleft()
@@ -261,11 +258,11 @@ class HeldHops:
             await asyncio.sleep(self._every_s)
             now = time.time()
             for held in list(self._hops):
-                if expired(held.reset_at, self._ack_wait_s, now):  # late already (a stalled process)
-                    with contextlib.suppress(ValueError):  # started meanwhile
-                        self._hops.remove(held)
-                        self._on_expired(held.reset_at)
-                elif now - held.reset_at >= self._after_s:
+                # A late hop's origin is redelivered (or about to be): keeping that alive would only
+                # hold up the rerun. The host drops the hop when its turn comes.
+                if expired(held.reset_at, self._ack_wait_s, now):
+                    continue
+                if now - held.reset_at >= self._after_s:
                     try:
                         await held.origin.in_progress()
                     except Exception as exc:  # NATS gone: the origin is redelivered; nothing is lost

@@ -96,7 +96,7 @@ class ActorHost:
         self._sub: PullFeed | None = None
         self._direct_sub: Subscription | None = None
         self._sender: DirectSender | None = None
-        self._held = HeldHops(self.keep_alive_after_s, self._count_expired, self.ack_wait_s)
+        self._held = HeldHops(self.keep_alive_after_s, self.ack_wait_s)
         self._uncount_waiting: Callable[[], None] | None = None
         self._loop_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -302,17 +302,15 @@ class ActorHost:
     def _dropped_as_expired(self, reset_at: float) -> bool:
         """A hop that arrives past its origin's ack wait is not run (`bus.direct.expired`): the origin
         is redelivered and reruns the chain, and this hop would do it a second time."""
-        if not expired(reset_at, self.ack_wait_s, time.time()):
+        now = time.time()
+        if not expired(reset_at, self.ack_wait_s, now):
             return False
-        self._count_expired(reset_at)
-        return True
-
-    def _count_expired(self, reset_at: float) -> None:
         self._expired.inc()
         log.warning(
             "direct hop dropped: it came past its origin's ack wait, the chain reruns from its origin",
-            extra={"actor": self._label, "late_s": round(time.time() - reset_at - self.ack_wait_s, 1)},
+            extra={"actor": self._label, "late_s": round(now - reset_at - self.ack_wait_s, 1)},
         )
+        return True
 
     def _direct_hops_waiting(self) -> int:
         sub = self._direct_sub
