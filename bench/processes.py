@@ -42,7 +42,7 @@ CODEC_DIR_ENV = "BENCH_CODEC_DIR"
 codec_timing`) and writes DIR/<name>-<n>.json at exit; `python -m bench.codec_timing --table DIR`."""
 
 
-def _profiled(argv: tuple[str, ...]) -> tuple[str, ...]:
+def _instrumented(argv: tuple[str, ...]) -> tuple[str, ...]:
     """`argv` under cProfile when CPROFILE_DIR_ENV is set (or with its codec timed when CODEC_DIR_ENV
     is), for `actormesh actor`, `bench.noop_actor` and `bench.relay`."""
     wrapper, out_dir, suffix = "bench.cpuprofile", os.environ.get(CPROFILE_DIR_ENV), "prof"
@@ -85,7 +85,7 @@ class Children:
         self, *argv: str, env: dict[str, str], stdout: int | None = None, label: str = ""
     ) -> asyncio.subprocess.Process:
         proc = await asyncio.create_subprocess_exec(
-            *_profiled(argv), env={**os.environ, **env}, cwd=REPO_ROOT,
+            *_instrumented(argv), env={**os.environ, **env}, cwd=REPO_ROOT,
             stdout=stdout if stdout is not None else asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
         )  # fmt: skip
