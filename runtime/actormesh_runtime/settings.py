@@ -100,7 +100,13 @@ class RuntimeSettings(BaseSettings):
     )
     fetch_batch: int = Field(8, ge=1, description="Messages fetched per pull request.")
     processing_timeout_s: float = Field(20.0, gt=0, description="One actor's budget for one message.")
-    ack_wait_s: float = Field(30.0, gt=0, description="Must exceed processing_timeout_s.")
+    ack_wait_s: float = Field(
+        10.0,
+        ge=1.0,
+        description="How long JetStream waits for a silent replica (crashed, killed, partitioned) before "
+        "it redelivers the message. A running step resets the timer every third of this, so it need not "
+        "exceed processing_timeout_s; shorter means a lost message is rerun sooner.",
+    )
     max_deliver: int = Field(4, ge=1, description="Deliveries before an envelope is dead-lettered.")
     redelivery_backoff_s: list[float] = Field(
         default_factory=lambda: [1.0, 2.0, 5.0], description="Redelivery delay per attempt (JSON list)."

@@ -100,7 +100,7 @@ def _rolled(cluster: E2ECluster, namespace: str) -> bool:
 
 # This used to get one 504 in most runs: an actor replica that was stopping nak'ed a message while its
 # own batch pull request was still open on the server, which handed it straight back to that replica's
-# inbox, unread after stop, so it waited ack_wait (30 s = REQUEST_TIMEOUT_S). Fixed in bus/host.py
+# inbox, unread after stop, so it waited ack_wait (then 30 s = REQUEST_TIMEOUT_S). Fixed in bus/host.py
 # (`ActorHost._hand_back_unstarted`); tests/unit/test_bus_host_drain.py and
 # tests/integration/test_bus_rolling.py pin it without a cluster.
 def test_rolling_image_change_under_load_fails_no_conversation(

@@ -1,8 +1,10 @@
 """Delivery guarantees of the bus against a real nats-server, with small test actors.
 
 Hops and progress; replicas share a consumer without duplicates; a replica killed mid-message
-completes with one idempotency key for its side effect; a process that crashes between publishing
-the next hop and acking is redelivered and its republish de-duplicated; the in-flight bound holds.
+completes with one idempotency key for its side effect, ack_wait after it died however long a step
+may take; a step longer than ack_wait is not redelivered while it runs; a process that crashes
+between publishing the next hop and acking is redelivered and its republish de-duplicated; the
+in-flight bound holds.
 "Nothing else arrived" is checked with a sentinel message sent afterwards, never a quiet window.
 """
 
@@ -71,10 +73,19 @@ async def test_two_replicas_share_one_consumer_without_duplicates(nats_server: s
         assert len(rig.results) == 30
 
 
-async def test_replica_killed_mid_message_completes_with_one_side_effect(nats_server: str) -> None:
+@pytest.mark.parametrize("processing_timeout_s", [1.0, 60.0], ids=["short-steps", "long-steps"])
+async def test_replica_killed_mid_message_completes_with_one_side_effect(
+    nats_server: str, processing_timeout_s: float
+) -> None:
     # One message at a time per host, so the sentinel below really comes after everything else.
+    # long-steps: the survivor gets the message ack_wait (1.5 s) after the replica died, not after
+    # the 61 s an ack_wait kept above the processing timeout used to take (the wait below times out).
     settings = fast_settings(
-        nats_server, processing_timeout_s=1.0, ack_wait_s=1.5, fetch_batch=1, actor_concurrency=1
+        nats_server,
+        processing_timeout_s=processing_timeout_s,
+        ack_wait_s=1.5,
+        fetch_batch=1,
+        actor_concurrency=1,
     )
     async with bus_rig(settings) as rig:
         shared = Recorder()
@@ -82,7 +93,7 @@ async def test_replica_killed_mid_message_completes_with_one_side_effect(nats_se
 
         async def effect_then_hang_first_time(envelope: Envelope, call: int) -> None:
             shared.request_effect(f"{envelope.message_id}:refund")
-            if call == 1:
+            if call == 1 and envelope.message != "sentinel":
                 await hang.wait()  # the replica dies here, effect requested, message not acked
 
         doomed = await rig.add_host(WorkerActor(shared, effect_then_hang_first_time), own_connection=True)
@@ -101,6 +112,29 @@ async def test_replica_killed_mid_message_completes_with_one_side_effect(nats_se
         assert shared.effect_keys == Counter({f"{env.message_id}:refund": 2})
         assert [t.attempt for t in result.trace] == [2]
         sentinel = await rig.sentinel()
+        assert [r.message_id for r in rig.results] == [env.message_id, sentinel.message_id]
+
+
+async def test_a_step_longer_than_ack_wait_is_kept_alive_not_redelivered(nats_server: str) -> None:
+    # One step of 3.5 s, ack_wait 1.5 s: the host resets the ack timer while the step runs (every
+    # 0.5 s), so JetStream does not hand the message to another slot while it is being worked on.
+    settings = fast_settings(nats_server, processing_timeout_s=6.0, ack_wait_s=1.5)
+    async with bus_rig(settings) as rig:
+        shared = Recorder()
+
+        async def slow(envelope: Envelope, call: int) -> None:
+            if envelope.message != "sentinel":
+                await asyncio.sleep(3.5)
+
+        await rig.add_host(WorkerActor(shared, slow))
+        await rig.add_host(SinkAggregator(rig.deps))
+        env = rig.envelope()
+
+        result = await rig.ask(env)
+        sentinel = await rig.sentinel()
+
+        assert shared.calls == Counter({env.message_id: 1, sentinel.message_id: 1}), "never redelivered"
+        assert [t.attempt for t in result.trace] == [1]
         assert [r.message_id for r in rig.results] == [env.message_id, sentinel.message_id]
 
 

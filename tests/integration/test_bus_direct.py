@@ -8,8 +8,9 @@ once, by whoever ends the chain. The delivery guarantees of hops through the str
 - a failing step is retried by redelivering the origin; the dead letter names that step;
 - a hop that no process receives goes through the stream and waits there for its actor, and so do
   the hops to a process that does not have direct hops (a rollout of the setting);
-- a chain longer than ack_wait is kept alive, and so is one whose hop waits that long for a busy
-  actor; a draining host hands its hops back at once;
+- a chain or a single step longer than ack_wait is kept alive, and so is one whose hop waits that
+  long for a busy actor; a process killed mid-chain is rerun ack_wait after it died, however long a
+  step may take; a draining host hands its hops back at once;
 - a hop that names no origin of this mesh is dropped without stopping the host;
 - a hop that waited past its origin's ack wait is dropped: the origin's redelivery answers, once;
 - the direct-hop metrics count what happened (sent, diverted to the stream, waiting, expired).
@@ -138,9 +139,18 @@ async def test_direct_hops_skip_the_later_inboxes_and_settle_the_origin_once(nat
         await eventually_async(lambda: settled(rig, WORKER), what="the origin acked")
 
 
-async def test_a_process_killed_mid_chain_reruns_the_chain_from_its_origin(nats_server: str) -> None:
+@pytest.mark.parametrize("processing_timeout_s", [1.0, 60.0], ids=["short-steps", "long-steps"])
+async def test_a_process_killed_mid_chain_reruns_the_chain_from_its_origin(
+    nats_server: str, processing_timeout_s: float
+) -> None:
+    # long-steps: the rerun comes ack_wait (1.5 s) after the process died, not the 61 s an ack_wait
+    # kept above the processing timeout used to take (the wait below would time out).
     settings = direct_settings(
-        nats_server, processing_timeout_s=1.0, ack_wait_s=1.5, fetch_batch=1, actor_concurrency=1
+        nats_server,
+        processing_timeout_s=processing_timeout_s,
+        ack_wait_s=1.5,
+        fetch_batch=1,
+        actor_concurrency=1,
     )
     async with bus_rig(settings) as rig:
         first, second, sink = Recorder(), Recorder(), Recorder()
@@ -232,6 +242,31 @@ async def test_a_chain_across_processes_longer_than_ack_wait_is_kept_alive(nats_
 
         assert [(t.actor, t.attempt) for t in result.trace] == [(WORKER, 1), (SECOND_WORKER, 1)]
         assert first.calls == Counter({env.message_id: 1, sentinel.message_id: 1}), "never redelivered"
+        assert [r.message_id for r in rig.results] == [env.message_id, sentinel.message_id]
+
+
+async def test_a_step_longer_than_ack_wait_keeps_its_origin_alive_and_runs_once(nats_server: str) -> None:
+    # The second step takes 3.5 s, ack_wait is 1.5 s: its process resets the origin's ack timer while
+    # the step runs (every 0.5 s), so the origin is never redelivered and the chain runs once.
+    settings = direct_settings(nats_server, processing_timeout_s=6.0, ack_wait_s=1.5)
+    async with bus_rig(settings) as rig:
+        first, second = Recorder(), Recorder()
+
+        async def slow(envelope: Envelope, call: int) -> None:
+            if envelope.message != "sentinel":
+                await asyncio.sleep(3.5)
+
+        await own_process(rig, WorkerActor(first))
+        await own_process(rig, SecondWorkerActor(second, slow))
+        await own_process(rig, SinkAggregator(rig.deps))
+        env = rig.envelope(steps=TWO_WORKER_ROUTE)
+
+        result = await rig.ask(env)
+        sentinel = await rig.ask(rig.envelope("sentinel", steps=TWO_WORKER_ROUTE))
+
+        assert [(t.actor, t.attempt) for t in result.trace] == [(WORKER, 1), (SECOND_WORKER, 1)]
+        assert first.calls == Counter({env.message_id: 1, sentinel.message_id: 1}), "never redelivered"
+        assert second.calls[env.message_id] == 1
         assert [r.message_id for r in rig.results] == [env.message_id, sentinel.message_id]
 
 

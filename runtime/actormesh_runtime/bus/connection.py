@@ -37,8 +37,6 @@ from actormesh_runtime.settings import RuntimeSettings
 
 log = logging.getLogger(__name__)
 
-ACK_WAIT_MARGIN_S = 1.0
-"""ack_wait is at least processing timeout + this, so a slow-but-alive handler is never redelivered."""
 SPARE_DELIVERIES = 2
 """Server-side max_deliver = settings.max_deliver + this. The host takes the error path on delivery
 `max_deliver`; the spares let a process that crashed during that last delivery be recovered (the host
@@ -130,10 +128,6 @@ def credentials(settings: RuntimeSettings) -> dict[str, Any]:
     return options
 
 
-def ack_wait_s(settings: RuntimeSettings) -> float:
-    return max(settings.ack_wait_s, settings.processing_timeout_s + ACK_WAIT_MARGIN_S)
-
-
 def work_stream_config(subjects: Subjects, settings: RuntimeSettings) -> StreamConfig:
     return StreamConfig(
         name=subjects.stream,
@@ -204,7 +198,7 @@ def consumer_config(subjects: Subjects, actor: ActorName, settings: RuntimeSetti
         description=f"ActorMesh {subjects.mesh}: {actor.value} replicas",
         deliver_policy=DeliverPolicy.ALL,
         ack_policy=AckPolicy.EXPLICIT,
-        ack_wait=ack_wait_s(settings),
+        ack_wait=settings.ack_wait_s,
         max_deliver=settings.max_deliver + SPARE_DELIVERIES,
         filter_subject=subjects.actor(actor),
         max_ack_pending=max(1000, settings.actor_concurrency * 64),

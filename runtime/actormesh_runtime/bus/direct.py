@@ -9,9 +9,9 @@ which every hop carries (`encode_hop`). A hop lost on the way (its process crash
 dropped) leaves the origin unacked, so JetStream redelivers it after `ack_wait` and the chain runs
 again from its first step, as a crashed fused chain does (`bus.fusion`): side effects keep their
 idempotency keys, the result's history event its message id. A retry naks the origin: the chain
-reruns from there. Between steps the origin's ack timer is reset (`+WPI`) when the next step could
-otherwise outlive `ack_wait`; the hop says when it was last reset (wall clock: the hops run on
-different machines, hence `CLOCK_SLACK_S`).
+reruns from there. While a step runs, its host resets the origin's ack timer (`+WPI`) every third
+of `ack_wait` (`bus.host._Inbound`); the hop says when it was last reset (wall clock: the hops run on
+different machines, hence `CLOCK_SLACK_S`), so the next host resets it sooner when that is due.
 
 A hop's payload is one line, `<origin ack subject> <reset time>`, then the envelope as it would be
 published to the stream. Not NATS headers: nats-py checks header values character by character, ~60

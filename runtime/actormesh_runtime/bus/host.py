@@ -38,7 +38,7 @@ from actormesh_runtime.observability import metrics
 from actormesh_runtime.screening import describe_invalid, redact
 from actormesh_runtime.settings import RuntimeSettings
 
-from .connection import ack_wait_s, ensure_consumer
+from .connection import ensure_consumer
 from .direct import CLOCK_SLACK_S, DirectSender, HeldHops, expired, origin_of
 from .errorpath import dead_letter_garbage, take_error_path
 from .fusion import Colocated
@@ -51,8 +51,9 @@ log = logging.getLogger(__name__)
 
 FETCH_WAIT_S = 1.0
 """Longest one pull request lingers when idle; also the longest a stop waits for the fetch loop."""
-KEEP_ALIVE_MARGIN_S = 0.5
-"""Slack between the latest end of a fused step and the inbound message's redelivery (`_Inbound`)."""
+KEEP_ALIVE_FRACTION = 1 / 3
+"""The ack timer of a message being worked on is reset once this much of ack_wait has gone by: a
+timer that fires late on a busy loop, or one lost reset, still leaves time for the next (`_Inbound`)."""
 
 
 def backoff_for(settings: RuntimeSettings, attempt: int) -> float:
@@ -87,12 +88,10 @@ class ActorHost:
         self.settings = settings
         self.fetch_wait_s = fetch_wait_s
         self.colocated = colocated
-        self.ack_wait_s = ack_wait_s(settings)
-        # Before a fused step, reset the inbound ack timer once this much of ack_wait is used up,
-        # so the step (at most processing_timeout_s) still ends before a redelivery.
-        self.keep_alive_after_s = max(
-            0.0, self.ack_wait_s - settings.processing_timeout_s - KEEP_ALIVE_MARGIN_S
-        )
+        self.ack_wait_s = settings.ack_wait_s
+        # While a message is worked on (a step running, a hop held), its ack timer is reset once
+        # this much of ack_wait is used up: a step may outlast ack_wait, a silent replica may not.
+        self.keep_alive_after_s = self.ack_wait_s * KEEP_ALIVE_FRACTION
         self._sub: PullFeed | None = None
         self._direct_sub: Subscription | None = None
         self._sender: DirectSender | None = None
@@ -203,9 +202,10 @@ class ActorHost:
 
         A batch pull request stays open on the server after fetch() returned its first messages,
         until it expires. A message nak'ed while it is open goes straight back to it, into this
-        stopping host's inbox, where nobody reads it: it then waits ack_wait (= the gateway's request
-        timeout: a 504) before another replica gets it. So read the inbox until the last request has
-        expired, and only then hand everything back: the server can give it only to another replica.
+        stopping host's inbox, where nobody reads it: it then waits ack_wait before another replica
+        gets it (a 504 when ack_wait was the gateway's request timeout). So read the inbox until the
+        last request has expired, and only then hand everything back: the server can give it only to
+        another replica.
         """
         closed_by = self._sub.closed_by if self._sub is not None else 0.0  # the feed knows its requests
         unstarted = self._unstarted + await self._read_inbox_until(closed_by)
@@ -353,8 +353,6 @@ class ActorHost:
             await self._fail(inbound, envelope, reason, permanent=False, started=time.perf_counter())
             await msg.ack()
             return
-        if direct:
-            await inbound.keep_alive()
         if await self._run_chain(inbound, envelope) and not inbound.handed_on:
             await msg.ack()
 
@@ -370,7 +368,11 @@ class ActorHost:
         while host is not None:
             started = time.perf_counter()
             try:
-                await host._run_actor(envelope)
+                inbound.watch()
+                try:
+                    await host._run_actor(envelope)
+                finally:
+                    await inbound.unwatch()
             except PermanentError as exc:
                 await host._fail(inbound, envelope, _describe(exc), permanent=True, started=started)
                 return True
@@ -411,8 +413,6 @@ class ActorHost:
             else:
                 await publish_payload(inbound.js, self.subjects, envelope, payload)
             return None
-        if peer is not None:
-            await inbound.keep_alive()
         return peer
 
     async def _send_direct(self, inbound: _Inbound, envelope: Envelope, payload: bytes) -> None:
@@ -529,12 +529,17 @@ class _Inbound:
 
     The inbound message is acked once the whole chain is settled, unless the chain was handed on by
     a direct hop (`handed_on`: settled further on). The chain's progress events and its publish go
-    out on the running host's connection, so they stay in order. A chain can run longer than one
-    step's budget, so between steps the ack timer is reset (a JetStream "in progress" ack) whenever
-    the next step could otherwise outlive `ack_wait`.
+    out on the running host's connection, so they stay in order.
+
+    While a step runs, its ack timer is reset (a JetStream "in progress" ack) whenever a third of
+    `ack_wait` has gone by since the last reset, here or (a direct hop) in the process before: a
+    step and a chain may take longer than `ack_wait`, yet a replica that dies mid-step has its
+    message redelivered `ack_wait` after its last sign of life, not after the longest step could take.
     """
 
-    __slots__ = ("_after_s", "handed_on", "js", "key", "msg", "nc", "reset_at")
+    __slots__ = (
+        "_after_s", "_beats", "_every_s", "_timer", "handed_on", "js", "key", "msg", "nc", "reset_at",
+    )  # fmt: skip
 
     def __init__(self, host: ActorHost, msg: Msg, key: str, reset_at: float | None = None) -> None:
         """`reset_at`: when the ack timer was last reset by another process (Unix time; a direct hop),
@@ -548,12 +553,40 @@ class _Inbound:
         self.reset_at = time.time() if reset_at is None else reset_at
         slack = 0.0 if reset_at is None else CLOCK_SLACK_S
         self._after_s = max(0.0, host.keep_alive_after_s - slack)
+        self._every_s = host.keep_alive_after_s  # once reset here, by this machine's clock
+        self._timer: asyncio.TimerHandle | None = None
+        self._beats: set[asyncio.Task[None]] = set()
 
-    async def keep_alive(self) -> None:
-        now = time.time()
-        if now - self.reset_at >= self._after_s:
-            await self.msg.in_progress()
-            self.reset_at = now
+    def watch(self) -> None:
+        """A step starts: reset the ack timer when it is due (now, if it already is), until `unwatch`."""
+        due_in = self.reset_at + self._after_s - time.time()
+        if due_in <= 0:
+            self._beat()
+        else:
+            self._timer = asyncio.get_running_loop().call_later(due_in, self._beat)
+
+    async def unwatch(self) -> None:
+        """The step ended: no more resets; one already on its way is sent before the message is
+        settled (a reset after a delayed nak would stretch the delay to ack_wait)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._beats:
+            await asyncio.gather(*self._beats, return_exceptions=True)
+
+    def _beat(self) -> None:
+        self.reset_at = time.time()
+        # A task, not an await: the step goes on while the reset is published; kept referenced
+        # until it is sent. A reset that fails (NATS gone) is left: the message is redelivered.
+        beat = asyncio.get_running_loop().create_task(self.msg.in_progress())
+        self._beats.add(beat)
+        beat.add_done_callback(self._sent)
+        self._timer = asyncio.get_running_loop().call_later(self._every_s, self._beat)
+
+    def _sent(self, beat: asyncio.Task[None]) -> None:
+        self._beats.discard(beat)
+        if not beat.cancelled() and beat.exception() is not None:
+            log.debug("in-progress ack not sent", exc_info=beat.exception())
 
 
 def _describe(exc: BaseException) -> str:
