@@ -54,6 +54,32 @@ def test_queue_lag_with_keda_gives_a_scaled_object_and_no_hpa() -> None:
     }
 
 
+def test_with_direct_hops_a_later_actors_scaled_object_also_scales_on_cpu() -> None:
+    # Direct hops bypass every consumer but the first step's: lag alone would never scale these.
+    spec = {
+        "actors": {
+            "directHops": True,
+            "defaults": {
+                "autoscaling": {"enabled": True, "mode": "queueLag", "targetCPUUtilizationPercentage": 65}
+            },
+        }
+    }
+    objs = index(children(spec, keda=True))
+
+    later = objs[("ScaledObject", "demo-response-generator")]["spec"]["triggers"]
+    assert [t["type"] for t in later] == ["nats-jetstream", "cpu"]
+    assert later[1] == {"type": "cpu", "metricType": "Utilization", "metadata": {"value": "65"}}
+    first = objs[("ScaledObject", "demo-sentiment-analyzer")]["spec"]["triggers"]
+    assert [t["type"] for t in first] == ["nats-jetstream"], "the first step's backlog is in its consumer"
+
+
+def test_without_direct_hops_queue_lag_scales_on_the_consumer_only() -> None:
+    spec = {"actors": {"defaults": {"autoscaling": {"enabled": True, "mode": "queueLag"}}}}
+    objs = index(children(spec, keda=True))
+    triggers = objs[("ScaledObject", "demo-response-generator")]["spec"]["triggers"]
+    assert [t["type"] for t in triggers] == ["nats-jetstream"]
+
+
 @pytest.mark.parametrize("replicas", [1, 3])
 def test_keda_finds_each_nats_server_under_the_monitoring_endpoint(replicas: int) -> None:
     """Clustered, KEDA asks the consumer's leader directly: with `no_advertise` it builds

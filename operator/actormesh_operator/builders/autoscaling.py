@@ -6,6 +6,11 @@ mode needs KEDA and a NATS monitoring endpoint the operator knows (the managed N
 queueLag with an external NATS). Without KEDA the actor falls back to a CPU HPA so it still scales,
 and the status says why (`Stalled`, reason `KedaNotInstalled`). Whichever autoscaler exists owns
 `replicas`: the Deployment builders leave the field out.
+
+With direct hops (`spec.actors.directHops`) only the first step's consumer holds a backlog; the later
+actors' work waits in their pods (`actormesh_direct_hops_waiting`), where no JetStream lag shows it. Their
+ScaledObjects therefore scale on CPU as well (KEDA takes the higher of the two), so `queueLag` on a
+later actor still scales under load instead of staying at its minimum.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from actormesh_operator.builders import labels, names
 from actormesh_operator.builders.meta import Manifest, manifest, object_meta
 from actormesh_operator.builders.runtime_config import service_host
 from actormesh_operator.settings import OperatorSettings
-from actormesh_runtime.catalog import Ports, Subjects
+from actormesh_runtime.catalog import DEFAULT_ROUTE, Ports, Subjects
 
 KEDA_API_VERSION = "keda.sh/v1alpha1"
 NATS_ACCOUNT = "$G"
@@ -67,7 +72,8 @@ def build_actor_scaled_object(
     mesh: ActorMesh, workload: ActorWorkload, settings: OperatorSettings
 ) -> Manifest:
     """KEDA ScaledObject on the durable consumer of each actor the workload runs (a group: one trigger
-    per member; KEDA scales on the highest); KEDA creates and owns the HPA behind it."""
+    per member; KEDA scales on the highest), plus CPU for a workload direct hops reach without its
+    consumer (see the module docstring); KEDA creates and owns the HPA behind it."""
     name = names.actor_workload(mesh.name, workload.component)
     subjects = Subjects(mesh.name)
     # The headless Service: clustered, KEDA queries the consumer's leader at `<server_name>.<endpoint>`
@@ -87,6 +93,14 @@ def build_actor_scaled_object(
         }
         for info in workload.infos
     ]
+    if mesh.spec.actors.direct_hops and all(info.name != DEFAULT_ROUTE[0] for info in workload.infos):
+        triggers.append(
+            {
+                "type": "cpu",
+                "metricType": "Utilization",
+                "metadata": {"value": str(scaling.target_cpu_utilization_percentage)},
+            }
+        )
     return manifest(
         KEDA_API_VERSION,
         "ScaledObject",
