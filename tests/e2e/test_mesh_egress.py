@@ -15,6 +15,10 @@ address (a listener in another namespace) and another port on the same address (
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -164,12 +168,43 @@ def test_the_history_port_and_actor_ports_do_listen(
         assert m.can_connect(cluster, demo_ns, name, "127.0.0.1", port), component
 
 
+@pytest.fixture
+def metadata_stand_in() -> Iterator[tuple[str, int]]:
+    """A TCP listener on a link-local address of the node (`layout.METADATA_STAND_IN_IP` on `lo`), where
+    a cloud's metadata endpoint would be; the address goes when the test ends (or at `make
+    cluster-down`, should this process die first)."""
+    ip = layout.METADATA_STAND_IN_IP
+    subprocess.run(["ip", "addr", "add", f"{ip}/32", "dev", "lo"], check=True, capture_output=True)
+    server = socket.create_server((ip, OUTSIDE_PORT))
+    server.settimeout(0.5)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            conn.close()
+
+    thread = threading.Thread(target=serve, name="metadata-stand-in", daemon=True)
+    thread.start()
+    try:
+        yield ip, OUTSIDE_PORT
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        server.close()
+        subprocess.run(["ip", "addr", "del", f"{ip}/32", "dev", "lo"], check=False, capture_output=True)
+
+
 def test_the_egress_to_an_external_server_reaches_pods_and_addresses_on_its_port_only(
-    cluster: E2ECluster, namespace: str
+    cluster: E2ECluster, namespace: str, metadata_stand_in: tuple[str, int]
 ) -> None:
     """The rule an external NATS, Redis or commerce API gets (`external_servers()`: every pod, every
     address but the cloud metadata ranges) as kube-router enforces it: its port on a pod and on an
-    address outside the cluster (the node's), and no other port on either."""
+    address outside the cluster (the node's), and no other port on either; and not its port on a
+    link-local address (where a cloud's metadata endpoint, 169.254.169.254, answers)."""
     client = {"e2e": "external-client"}
     policy = {
         "apiVersion": "networking.k8s.io/v1",
@@ -195,6 +230,7 @@ def test_the_egress_to_an_external_server_reaches_pods_and_addresses_on_its_port
         "pod-on-another-port": (outside_ip, other_port),
         "node-on-its-port": (layout.NODE_IP, layout.API_PORT),
         "node-on-another-port": (layout.NODE_IP, layout.METRICS_SERVER_PORT),
+        "link-local-on-its-port": metadata_stand_in,
     }
     # Every target listens: a pod without policies reaches them all, so a refusal is the policy's.
     assert _reached(cluster, namespace, "control", targets) == dict.fromkeys(targets, True)
@@ -204,4 +240,5 @@ def test_the_egress_to_an_external_server_reaches_pods_and_addresses_on_its_port
         "pod-on-another-port": False,
         "node-on-its-port": True,
         "node-on-another-port": False,
+        "link-local-on-its-port": False,
     }

@@ -163,6 +163,8 @@ def remove_routes_and_address() -> None:
     run(["ip", "route", "del", "blackhole", layout.SEALED_RANGE], check=False)
     run(["ip", "route", "del", layout.SERVICE_CIDR], check=False)
     run(["ip", "addr", "del", f"{layout.NODE_IP}/32", "dev", "lo"], check=False)
+    # An e2e test's (tests/e2e/test_mesh_egress.py), should its process have died before removing it.
+    run(["ip", "addr", "del", f"{layout.METADATA_STAND_IN_IP}/32", "dev", "lo"], check=False)
 
 
 def restore_sysctls(values: dict[str, str]) -> None:
@@ -182,7 +184,8 @@ def leftovers() -> list[str]:
     routes = run(["ip", "-4", "route", "show", "table", "all"], check=False)
     found += [f"route {line}" for line in routes.splitlines() if "198.18." in line or "198.19." in line]
     addrs = run(["ip", "-4", "-o", "addr", "show"], check=False)
-    found += [f"address {line}" for line in addrs.splitlines() if layout.NODE_IP in line]
+    ours = (layout.NODE_IP, layout.METADATA_STAND_IN_IP)
+    found += [f"address {line}" for line in addrs.splitlines() if any(f" {ip}/" in line for ip in ours)]
     sets = run(["ipset", "list", "-n"], check=False).split()
     found += [f"ipset {name}" for name in sets if name.startswith(IPSET_PREFIXES)]
     return found

@@ -17,6 +17,9 @@ COREDNS_VERSION = "v1.15.0"
 
 SEALED_RANGE = "198.18.0.0/15"
 NODE_IP = "198.18.255.1"  # on `lo`: API server, etcd, kubelet, kube-proxy bind here
+METADATA_STAND_IN_IP = "169.254.42.1"
+"""Put on `lo` by an e2e test while it runs: a cloud metadata endpoint's stand-in (link-local, so it never
+leaves the machine). Not 169.254.169.254 itself, which the VM's own metadata service may answer."""
 POD_CIDR = "198.18.0.0/24"
 POD_GATEWAY = "198.18.0.1"
 SERVICE_CIDR = "198.19.0.0/24"
