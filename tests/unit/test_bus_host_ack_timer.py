@@ -1,0 +1,118 @@
+"""`bus.host._Inbound`: a running step resets its message's ack timer every third of ack_wait, starts
+with a reset when one is already due, and stops before the message is settled. Fake loop time."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from types import SimpleNamespace
+from typing import Any, cast
+
+import pytest
+from nats.aio.msg import Msg
+
+from actormesh_runtime.bus.direct import CLOCK_SLACK_S
+from actormesh_runtime.bus.host import KEEP_ALIVE_FRACTION, _Inbound
+
+pytestmark = pytest.mark.looptime
+
+ACK_WAIT_S = 3.0
+EVERY_S = ACK_WAIT_S * KEEP_ALIVE_FRACTION  # 1 s
+
+
+class Delivery:
+    """Stands in for the message: records when (loop time) each in-progress ack went out."""
+
+    def __init__(self, *, fail: bool = False, slow_s: float = 0.0) -> None:
+        self.resets: list[float] = []
+        self.fail = fail
+        self.slow_s = slow_s
+
+    async def in_progress(self) -> None:
+        if self.slow_s:
+            await asyncio.sleep(self.slow_s)
+        if self.fail:
+            raise ConnectionError("NATS gone")
+        self.resets.append(asyncio.get_running_loop().time())
+
+
+def inbound(delivery: Delivery, reset_at: float | None = None) -> _Inbound:
+    host: Any = SimpleNamespace(nc=None, js=None, keep_alive_after_s=EVERY_S)
+    return _Inbound(host, cast(Msg, delivery), "key", reset_at)
+
+
+async def test_a_short_step_sends_no_reset() -> None:
+    delivery = Delivery()
+    running = inbound(delivery)
+
+    running.watch()
+    await asyncio.sleep(EVERY_S * 0.9)
+    await running.unwatch()
+    await asyncio.sleep(EVERY_S * 5)
+
+    assert delivery.resets == []
+
+
+async def test_a_long_step_resets_every_third_of_ack_wait_until_it_ends() -> None:
+    delivery = Delivery()
+    running = inbound(delivery)
+    start = asyncio.get_running_loop().time()
+
+    running.watch()
+    await asyncio.sleep(EVERY_S * 3.5)  # a step of 3.5 s against an ack wait of 3 s
+    await running.unwatch()
+    await asyncio.sleep(EVERY_S * 5)
+
+    assert [round(t - start, 3) for t in delivery.resets] == [1.0, 2.0, 3.0]
+
+
+async def test_a_step_whose_timer_is_already_due_resets_at_once() -> None:
+    # A direct hop whose sender last reset the timer 1.5 s ago (another machine's clock).
+    delivery = Delivery()
+    running = inbound(delivery, reset_at=time.time() - 1.5)
+    start = asyncio.get_running_loop().time()
+
+    running.watch()
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    await running.unwatch()
+
+    assert [round(t - start, 3) for t in delivery.resets] == [0.0]
+
+
+async def test_another_machines_reset_time_is_trusted_the_clock_slack_less() -> None:
+    # Reset 0.1 s ago by the sender: our own reset would be due in 0.9 s, but the sender's clock may
+    # be CLOCK_SLACK_S behind ours, so the receiver resets at once.
+    assert CLOCK_SLACK_S > EVERY_S
+    delivery = Delivery()
+    running = inbound(delivery, reset_at=time.time() - 0.1)
+
+    running.watch()
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    await running.unwatch()
+
+    assert len(delivery.resets) == 1
+
+
+async def test_a_reset_on_its_way_goes_out_before_the_step_is_settled() -> None:
+    # The publish of a reset takes a while; unwatch (before the ack or nak) waits for it, so no
+    # reset can follow a settle (one after a delayed nak would stretch the delay to ack_wait).
+    delivery = Delivery(slow_s=0.5)
+    running = inbound(delivery)
+
+    running.watch()
+    await asyncio.sleep(EVERY_S + 0.1)  # the first reset started, not yet sent
+    assert delivery.resets == []
+    await running.unwatch()
+
+    assert len(delivery.resets) == 1
+
+
+async def test_a_reset_that_fails_does_not_fail_the_step() -> None:
+    delivery = Delivery(fail=True)
+    running = inbound(delivery)
+
+    running.watch()
+    await asyncio.sleep(EVERY_S * 2.5)
+    await running.unwatch()  # no exception: the message is redelivered if NATS is really gone
