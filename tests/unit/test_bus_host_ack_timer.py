@@ -116,3 +116,16 @@ async def test_a_reset_that_fails_does_not_fail_the_step() -> None:
     running.watch()
     await asyncio.sleep(EVERY_S * 2.5)
     await running.unwatch()  # no exception: the message is redelivered if NATS is really gone
+
+
+async def test_unwatch_twice_is_harmless_and_nothing_follows_it() -> None:
+    # The retry path stops the resets before its nak; the chain's end stops them again.
+    delivery = Delivery()
+    running = inbound(delivery, reset_at=time.time() - 5)
+
+    running.watch()
+    await running.unwatch()
+    await running.unwatch()
+    await asyncio.sleep(EVERY_S * 5)
+
+    assert len(delivery.resets) == 1, "the reset that was due, then none"

@@ -353,7 +353,12 @@ class ActorHost:
             await self._fail(inbound, envelope, reason, permanent=False, started=time.perf_counter())
             await msg.ack()
             return
-        if await self._run_chain(inbound, envelope) and not inbound.handed_on:
+        inbound.watch()
+        try:
+            settled = await self._run_chain(inbound, envelope)
+        finally:
+            await inbound.unwatch()
+        if settled and not inbound.handed_on:
             await msg.ack()
 
     async def _run_chain(self, inbound: _Inbound, envelope: Envelope) -> bool:
@@ -368,11 +373,7 @@ class ActorHost:
         while host is not None:
             started = time.perf_counter()
             try:
-                inbound.watch()
-                try:
-                    await host._run_actor(envelope)
-                finally:
-                    await inbound.unwatch()
+                await host._run_actor(envelope)
             except PermanentError as exc:
                 await host._fail(inbound, envelope, _describe(exc), permanent=True, started=started)
                 return True
@@ -448,6 +449,7 @@ class ActorHost:
             extra={"actor": self._label, "message_id": envelope.message_id, "attempt": attempt,
                    "delay_s": delay, "error": _describe(exc)},
         )  # fmt: skip
+        await inbound.unwatch()  # no reset after the nak: it would stretch the delay to ack_wait
         await inbound.msg.nak(delay=delay)
         ms = (time.perf_counter() - started) * 1000
         await publish_progress(inbound.nc, envelope, self.name, "retrying", ms, attempt)
@@ -531,10 +533,11 @@ class _Inbound:
     a direct hop (`handed_on`: settled further on). The chain's progress events and its publish go
     out on the running host's connection, so they stay in order.
 
-    While a step runs, its ack timer is reset (a JetStream "in progress" ack) whenever a third of
-    `ack_wait` has gone by since the last reset, here or (a direct hop) in the process before: a
-    step and a chain may take longer than `ack_wait`, yet a replica that dies mid-step has its
-    message redelivered `ack_wait` after its last sign of life, not after the longest step could take.
+    While the host works on it (its steps, their hand-on, the error path), its ack timer is reset (a
+    JetStream "in progress" ack) whenever a third of `ack_wait` has gone by since the last reset, here
+    or (a direct hop) in the process before: a step and a chain may take longer than `ack_wait`, yet
+    a replica that dies mid-step has its message redelivered `ack_wait` after its last sign of life,
+    not after the longest step could take. The resets stop before the message is acked or nak'ed.
     """
 
     __slots__ = (
@@ -558,7 +561,7 @@ class _Inbound:
         self._beats: set[asyncio.Task[None]] = set()
 
     def watch(self) -> None:
-        """A step starts: reset the ack timer when it is due (now, if it already is), until `unwatch`."""
+        """Work starts: reset the ack timer when it is due (now, if it already is), until `unwatch`."""
         due_in = self.reset_at + self._after_s - time.time()
         if due_in <= 0:
             self._beat()
@@ -566,8 +569,8 @@ class _Inbound:
             self._timer = asyncio.get_running_loop().call_later(due_in, self._beat)
 
     async def unwatch(self) -> None:
-        """The step ended: no more resets; one already on its way is sent before the message is
-        settled (a reset after a delayed nak would stretch the delay to ack_wait)."""
+        """Before the message is settled: no more resets, and one already on its way is sent first (a
+        reset after a delayed nak would stretch the delay to ack_wait). Idempotent."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
