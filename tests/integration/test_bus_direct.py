@@ -38,6 +38,7 @@ from tests.support.bus_actors import (
     SECOND_WORKER,
     TWO_WORKER_ROUTE,
     WORKER,
+    Behaviour,
     BusRig,
     Recorder,
     SecondWorkerActor,
@@ -221,43 +222,33 @@ async def test_a_hop_no_process_receives_waits_in_the_stream_for_its_actor(nats_
         assert await delivered(rig, SECOND_WORKER) == 1
 
 
-async def test_a_chain_across_processes_longer_than_ack_wait_is_kept_alive(nats_server: str) -> None:
-    # Two steps of 1.6 s in two processes: 3.2 s in all, past ack_wait (3 s). The second process
-    # resets the origin's ack timer before its step, so the chain runs once.
-    settings = direct_settings(nats_server, processing_timeout_s=2.0, ack_wait_s=3.0)
+@pytest.mark.parametrize(
+    ("first_s", "second_s", "processing_timeout_s", "ack_wait_s"),
+    [
+        # Two steps of 1.6 s in two processes: 3.2 s in all, past ack_wait (3 s).
+        pytest.param(1.6, 1.6, 2.0, 3.0, id="a-chain-longer"),
+        # One step of 3.5 s against an ack_wait of 1.5 s (resets every 0.5 s while it runs).
+        pytest.param(0.0, 3.5, 6.0, 1.5, id="a-step-longer"),
+    ],
+)
+async def test_work_longer_than_ack_wait_keeps_the_origin_alive_and_runs_once(
+    nats_server: str, first_s: float, second_s: float, processing_timeout_s: float, ack_wait_s: float
+) -> None:
+    # Each process resets the origin's ack timer while it works on the chain (the hop says when it was
+    # last reset), so the origin is never redelivered and the chain runs once.
+    settings = direct_settings(nats_server, processing_timeout_s=processing_timeout_s, ack_wait_s=ack_wait_s)
     async with bus_rig(settings) as rig:
         first, second = Recorder(), Recorder()
 
-        async def slow(envelope: Envelope, call: int) -> None:
-            if envelope.message != "sentinel":
-                await asyncio.sleep(1.6)
+        def taking(seconds: float) -> Behaviour:
+            async def step(envelope: Envelope, call: int) -> None:
+                if envelope.message != "sentinel":
+                    await asyncio.sleep(seconds)
 
-        await own_process(rig, WorkerActor(first, slow))
-        await own_process(rig, SecondWorkerActor(second, slow))
-        await own_process(rig, SinkAggregator(rig.deps))
-        env = rig.envelope(steps=TWO_WORKER_ROUTE)
+            return step
 
-        result = await rig.ask(env)
-        sentinel = await rig.ask(rig.envelope("sentinel", steps=TWO_WORKER_ROUTE))
-
-        assert [(t.actor, t.attempt) for t in result.trace] == [(WORKER, 1), (SECOND_WORKER, 1)]
-        assert first.calls == Counter({env.message_id: 1, sentinel.message_id: 1}), "never redelivered"
-        assert [r.message_id for r in rig.results] == [env.message_id, sentinel.message_id]
-
-
-async def test_a_step_longer_than_ack_wait_keeps_its_origin_alive_and_runs_once(nats_server: str) -> None:
-    # The second step takes 3.5 s, ack_wait is 1.5 s: its process resets the origin's ack timer while
-    # the step runs (every 0.5 s), so the origin is never redelivered and the chain runs once.
-    settings = direct_settings(nats_server, processing_timeout_s=6.0, ack_wait_s=1.5)
-    async with bus_rig(settings) as rig:
-        first, second = Recorder(), Recorder()
-
-        async def slow(envelope: Envelope, call: int) -> None:
-            if envelope.message != "sentinel":
-                await asyncio.sleep(3.5)
-
-        await own_process(rig, WorkerActor(first))
-        await own_process(rig, SecondWorkerActor(second, slow))
+        await own_process(rig, WorkerActor(first, taking(first_s)))
+        await own_process(rig, SecondWorkerActor(second, taking(second_s)))
         await own_process(rig, SinkAggregator(rig.deps))
         env = rig.envelope(steps=TWO_WORKER_ROUTE)
 
