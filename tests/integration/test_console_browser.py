@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 import time
 from pathlib import Path
+from typing import Any
 
 import jwt
 import pytest
@@ -134,7 +135,18 @@ async def test_a_customer_escalates_and_an_agent_answers_from_the_console(
             await expect(person).to_have_attribute("data-ref", ref)
 
             # The customer's replica goes away; a second reply is sent meanwhile. Once the widget has
-            # reconnected (to the restarted replica) it shows the reply it missed, from the store.
+            # reconnected (to the restarted replica) it shows the reply it missed, from the store, even
+            # though its first look there fails (a replica warming up, a busy history service: 503).
+            refused: list[str] = []
+
+            async def refuse_once(route: Any) -> None:
+                if refused:
+                    await route.continue_()
+                else:
+                    refused.append(route.request.url)
+                    await route.fulfill(status=503, body="history unavailable")
+
+            await customer.route("**/api/conversations/**", refuse_once)
             port = stack.servers[0].port
             await stack.servers[0].stop()
             await expect(customer.locator("#status")).to_have_attribute(
@@ -152,6 +164,7 @@ async def test_a_customer_escalates_and_an_agent_answers_from_the_console(
             )
             await expect(customer.locator(".msg.person")).to_have_count(2, timeout=15_000)
             await expect(customer.locator(".msg.person").last).to_contain_text(missed)
+            assert len(refused) == 1, "the first catch-up after the reconnect was refused"
 
             await agent.fill("#note", "answered the customer")
             await agent.press("#note", "Enter")
