@@ -253,6 +253,8 @@ HELPER_CASES = """
     offline: c.describeError(0, "the gateway is not reachable"),
     limited: c.describeError(429, {error: "rate_limited", limit: "RATE_LIMIT_REQUESTS"}, 11.2),
     noRetryAfter: c.describeError(503, {error: "overloaded"}, NaN),
+    reloads: [[503, 0], [503, 1], [0, 4], [503, 5], [500, 2], [404, 0], [403, 0], [undefined, 0]]
+      .map(([status, attempt]) => c.reloadDelayMs(status, attempt)),
     fact: c.factLine({order_id: "ORD-1", total: 12.5, note: null,
                       items: [{name: "Laptop Stand", quantity: 1}, {name: "Hub", quantity: 2}]}),
     subject: c.tokenSubject("x." + claims + ".y"),
@@ -276,6 +278,9 @@ async def test_the_consoles_helpers_in_the_browser(nats_server: str, tmp_path: P
     assert got["conflict"] == "409 Conflict: ESC-1 is resolved"
     assert got["limited"] == "429 Too many requests: rate_limited (try again in 12 s)"
     assert got["noRetryAfter"] == "503 Unavailable: overloaded"
+    # 5xx or no answer: 0.5, 1, ... 8 s, then give up; a 4xx at once; a failure without a status
+    # (a bug in the page, not the gateway) is tried again like no answer.
+    assert got["reloads"] == [500, 1000, 8000, None, 2000, None, None, 500]
     assert got["invalid"] == "422 Invalid input: text: must not be empty"
     assert got["fastapi"] == "422 Invalid input: agent: Field required"
     assert got["offline"] == "Gateway unreachable: the gateway is not reachable"

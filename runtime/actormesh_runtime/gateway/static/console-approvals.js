@@ -117,7 +117,7 @@ window.actormeshApprovals = {
 
 // ------------------------------------------------------------------ the page's part
 (window.actormeshConsoleParts = window.actormeshConsoleParts || []).push((ctx) => {
-  const { $, el, api, events } = ctx;
+  const { $, el, api, events, reloadDelayMs } = ctx;
   const state = { filter: "pending", items: new Map(), cursor: null, selected: null, record: null, turns: [], busy: false };
   const latest = new Map();   // id -> the newest copy seen of each request (any state)
 
@@ -175,7 +175,7 @@ window.actormeshApprovals = {
     return li;
   }
 
-  async function loadList(append) {
+  async function loadList(append, attempt = 0) {
     const params = new URLSearchParams({ state: state.filter, limit: "50" });
     if (append && state.cursor) params.set("cursor", state.cursor);
     try {
@@ -187,8 +187,11 @@ window.actormeshApprovals = {
       renderList();
     } catch (e) {
       // Shown in the list it concerns: the escalation queue beside it may be working fine.
-      $("approvals-error").textContent = "Loading the approval requests failed: " + e.message;
+      const delay = reloadDelayMs(e.status, attempt);
+      $("approvals-error").textContent = "Loading the approval requests failed: " + e.message
+        + (delay === null ? "" : " (trying again)");
       $("approvals-error").hidden = false;
+      if (delay !== null) setTimeout(() => loadList(append, attempt + 1), delay);
     }
   }
 

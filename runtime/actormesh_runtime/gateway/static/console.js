@@ -100,7 +100,17 @@ function conversation(turns, replies) {
   return shown;
 }
 
-window.actormeshConsole = { PRIORITIES, describeError, compareEscalations, age, factLine, tokenSubject, conversation };
+/** Milliseconds before loading a list again after a load failed with `status` (0: no answer) on try
+ * `attempt` (0-based): 0.5, 1, 2, 4 and 8 s after a 5xx or no answer (a replica warming up, a busy
+ * history service), then null (the error stays shown); null at once after a 4xx, which would repeat. */
+function reloadDelayMs(status, attempt) {
+  if (status > 0 && status < 500) return null;
+  return attempt < 5 ? 500 * 2 ** attempt : null;
+}
+
+window.actormeshConsole = {
+  PRIORITIES, describeError, compareEscalations, age, factLine, tokenSubject, conversation, reloadDelayMs,
+};
 
 /** Named events the page's parts talk through (`on("frame", fn)`, `emit("frame", frame)`). */
 function hooks() {
@@ -240,7 +250,7 @@ document.addEventListener("DOMContentLoaded", () => {
     return li;
   }
 
-  async function loadQueue(append) {
+  async function loadQueue(append, attempt = 0) {
     const params = new URLSearchParams({ state: state.filter, limit: "50" });
     if (append && state.cursor) params.set("cursor", state.cursor);
     try {
@@ -251,7 +261,9 @@ document.addEventListener("DOMContentLoaded", () => {
       renderQueue();
       if (state.errorKind === "connection") showError("");
     } catch (e) {
-      showError("Loading the queue failed: " + e.message, "connection");
+      const delay = reloadDelayMs(e.status, attempt);
+      showError("Loading the queue failed: " + e.message + (delay === null ? "" : " (trying again)"), "connection");
+      if (delay !== null) setTimeout(() => loadQueue(append, attempt + 1), delay);
     }
   }
 
@@ -550,7 +562,7 @@ document.addEventListener("DOMContentLoaded", () => {
 
   const parts = window.actormeshConsoleParts || [];
   parts.forEach((mount) => mount({
-    $, el, api, events, showError, showView, asAgent, renderTranscript,
+    $, el, api, events, showError, showView, asAgent, renderTranscript, reloadDelayMs,
     announce: (text) => { $("announce").textContent = text; },
     currentEscalation: () => (state.selected ? state.current : null),
   }));
