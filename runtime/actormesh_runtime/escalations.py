@@ -180,6 +180,8 @@ class EscalationLookup(_Model):
 
     op: Literal["status", "queue"]
     refs: list[str] = Field(default_factory=list, max_length=5)
+    """`status`: the records asked about; `queue`: the escalation being created (its reference is
+    derived from the message id), so a chain run again is answered the queue in front of it."""
     customer_email: str | None = None
     """`status`: only this customer's records are answered (anyone else's look like missing ones)."""
     priority: Priority | None = None

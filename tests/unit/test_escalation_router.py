@@ -56,7 +56,9 @@ async def test_handoff_tells_the_wait_from_the_real_queue() -> None:
     [(subject, question)] = publisher.requests
     assert subject == "actormesh.unit.escalations.lookup"
     assert esc.record is not None
-    assert EscalationLookup.model_validate_json(question).priority == esc.record.priority
+    asked = EscalationLookup.model_validate_json(question)
+    assert asked.priority == esc.record.priority
+    assert asked.refs == [esc.reference_id], "names itself: a rerun is told the queue in front of it"
 
 
 @pytest.mark.parametrize(

@@ -196,6 +196,32 @@ async def test_a_follow_up_on_an_open_one_says_where_it_stands(store: HistorySto
     assert (followup.queue.ahead, followup.queue.agents_active) == (1, 0)  # Bob's older one is ahead
 
 
+async def test_a_chain_run_again_is_told_the_queue_in_front_of_its_stored_escalation(
+    store: HistoryStore,
+) -> None:
+    # The first run asked before its escalation was stored: one (Bob's) ahead. Run again (a lost ack
+    # reruns a direct-hop chain), it asks after: still one ahead, not two counting itself, so the
+    # rerun's reply quotes the same wait. A new escalation (its ref not stored) counts both.
+    older = escalated(BOB, "talk to a human", session="r1")
+    mine = escalated(JOHN, "talk to a person", session="r2")
+    await store.add_events([older])
+    assert mine.escalation is not None
+    ops = EscalationOps(store, Subjects("unit"))
+
+    async def queue_for(ref: str) -> int:
+        question = EscalationLookup(op="queue", priority=Priority.NORMAL, refs=[ref])
+        answer = await ops.lookup(question.model_dump_json().encode())
+        assert answer.queue is not None
+        return answer.queue.ahead
+
+    first_run = await queue_for(mine.escalation.ref)
+    await store.add_events([mine])
+    rerun = await queue_for(mine.escalation.ref)
+    someone_new = await queue_for("ESC-00000000")
+
+    assert (first_run, rerun, someone_new) == (1, 1, 2)
+
+
 async def test_records_read_together_keep_their_own_replies(store: HistoryStore) -> None:
     """Pages and a customer's lookups load many records at once: each keeps its replies, in order."""
     events = [

@@ -102,12 +102,13 @@ class EscalationRouter(PlainActor):
         queue = None
         if not in_error_mode(envelope):  # an apology quotes no wait: no need to ask
             code = reason_code(envelope, error_mode=False)
-            queue = await self.queue(envelope_priority(envelope, code))
+            queue = await self.queue(envelope_priority(envelope, code), reference_id(envelope.message_id))
         envelope.escalation = build_escalation(envelope, queue)
 
-    async def queue(self, priority: Priority) -> QueueSnapshot | None:
-        """The queue this escalation joins, or None when the history service does not answer."""
-        question = EscalationLookup(op="queue", priority=priority)
+    async def queue(self, priority: Priority, ref: str) -> QueueSnapshot | None:
+        """The queue escalation `ref` joins (or, run again, stands in), or None when the history service
+        does not answer."""
+        question = EscalationLookup(op="queue", priority=priority, refs=[ref])
         try:
             answer = await ask_history(self.deps, question, timeout_s=QUEUE_TIMEOUT_S)
         except Exception as exc:  # no responders, timeout, bad or failed answer: the reply says "unknown"

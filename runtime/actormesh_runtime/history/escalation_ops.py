@@ -149,6 +149,12 @@ class EscalationOps:
         if question.op == "queue":
             if question.priority is None:
                 return LookupAnswer(ok=False, error="priority is required")
+            # A chain run again (a lost ack, a crash after the escalation was stored) asks about an
+            # escalation that exists: answer the queue in front of it, as the first run saw it, not
+            # one that now counts the escalation itself, so the rerun quotes the same wait.
+            stored = await self.records.get(question.refs[0]) if question.refs else None
+            if stored is not None and stored.state is EscalationState.OPEN:
+                return LookupAnswer(queue=await self.records.queue(stored.priority, behind=stored))
             return LookupAnswer(queue=await self.records.queue(question.priority))
         if not question.customer_email:
             return LookupAnswer(ok=False, error="customer_email is required")
