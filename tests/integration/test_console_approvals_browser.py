@@ -26,6 +26,7 @@ import pytest
 from actormesh_runtime.gateway.auth import mint_token
 from tests.support.browser import (
     LIVE_MS,
+    RefuseFirst,
     escalate_in_widget,
     launch_chromium,
     page_problems,
@@ -224,19 +225,11 @@ async def test_an_agent_refunds_less_than_the_total_and_denies_with_a_reason(
             await expect(missed).to_have_count(0)
             # ... and the reconnect's first reload is refused (a replica warming up: 503): the page
             # tries again by itself instead of leaving the list as it was.
-            refused: list[str] = []
-
-            async def refuse_once(route: Any) -> None:
-                if refused:
-                    await route.continue_()
-                else:
-                    refused.append(route.request.url)
-                    await route.fulfill(status=503, json={"error": "overloaded"})
-
-            await late.route(lambda url: "/api/approvals?" in url, refuse_once)  # the list, not one
+            first_reload = RefuseFirst()
+            await late.route(lambda url: "/api/approvals?" in url, first_reload)  # the list, not one
             await held[-1].close()
             await expect(missed).to_be_visible(timeout=15_000)
-            assert len(refused) == 1, "the reconnect's first reload was refused"
+            assert len(first_reload.refused) == 1, "the reconnect's first reload was refused"
             await late.close()
             await item.click()
             await expect(agent.locator("#approval-title")).to_have_text(refund_id)

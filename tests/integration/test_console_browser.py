@@ -17,7 +17,6 @@ from __future__ import annotations
 import re
 import time
 from pathlib import Path
-from typing import Any
 
 import jwt
 import pytest
@@ -27,6 +26,7 @@ from actormesh_runtime.gateway.auth import mint_token
 from actormesh_runtime.gateway.server import GatewayServer
 from tests.support.browser import (
     LIVE_MS,
+    RefuseFirst,
     escalate_in_widget,
     evaluate_in_console,
     launch_chromium,
@@ -137,16 +137,8 @@ async def test_a_customer_escalates_and_an_agent_answers_from_the_console(
             # The customer's replica goes away; a second reply is sent meanwhile. Once the widget has
             # reconnected (to the restarted replica) it shows the reply it missed, from the store, even
             # though its first look there fails (a replica warming up, a busy history service: 503).
-            refused: list[str] = []
-
-            async def refuse_once(route: Any) -> None:
-                if refused:
-                    await route.continue_()
-                else:
-                    refused.append(route.request.url)
-                    await route.fulfill(status=503, body="history unavailable")
-
-            await customer.route("**/api/conversations/**", refuse_once)
+            first_look = RefuseFirst()
+            await customer.route("**/api/conversations/**", first_look)
             port = stack.servers[0].port
             await stack.servers[0].stop()
             await expect(customer.locator("#status")).to_have_attribute(
@@ -164,7 +156,7 @@ async def test_a_customer_escalates_and_an_agent_answers_from_the_console(
             )
             await expect(customer.locator(".msg.person")).to_have_count(2, timeout=15_000)
             await expect(customer.locator(".msg.person").last).to_contain_text(missed)
-            assert len(refused) == 1, "the first catch-up after the reconnect was refused"
+            assert len(first_look.refused) == 1, "the first catch-up after the reconnect was refused"
 
             await agent.fill("#note", "answered the customer")
             await agent.press("#note", "Enter")

@@ -13,6 +13,22 @@ from typing import Any
 from actormesh_runtime.settings import RuntimeSettings
 from tests.conftest import missing_component
 
+
+class RefuseFirst:
+    """A Playwright route handler that answers the first matching request with a 503 (a replica warming
+    up, a busy history service) and lets every later one through; `refused` lists what it refused."""
+
+    def __init__(self) -> None:
+        self.refused: list[str] = []
+
+    async def __call__(self, route: Any) -> None:
+        if self.refused:
+            await route.continue_()
+        else:
+            self.refused.append(route.request.url)
+            await route.fulfill(status=503, json={"error": "overloaded"})
+
+
 LIVE_MS = 30_000
 """How long a page may wait for a chat through the nine actors on a loaded machine."""
 
