@@ -77,7 +77,7 @@ def test_consumer_is_a_shared_durable_pull_consumer_with_explicit_acks() -> None
 
 
 def test_ack_wait_is_taken_as_configured_even_below_the_processing_timeout() -> None:
-    # Running steps reset the timer (bus.host._Inbound), so a short ack_wait costs no redelivery of a
+    # Running steps reset the timer (bus.ack_timer), so a short ack_wait costs no redelivery of a
     # slow step; it only brings a dead replica's message back sooner.
     settings = _settings(processing_timeout_s=20, ack_wait_s=5)
 

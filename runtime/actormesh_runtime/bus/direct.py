@@ -10,7 +10,7 @@ dropped) leaves the origin unacked, so JetStream redelivers it after `ack_wait` 
 again from its first step, as a crashed fused chain does (`bus.fusion`): side effects keep their
 idempotency keys, the result's history event its message id. A retry naks the origin: the chain
 reruns from there. While a step runs, its host resets the origin's ack timer (`+WPI`) every third
-of `ack_wait` (`bus.host._Inbound`); the hop says when it was last reset (wall clock: the hops run on
+of `ack_wait` (`bus.ack_timer`); the hop says when it was last reset (wall clock: the hops run on
 different machines, hence `CLOCK_SLACK_S`), so the next host resets it sooner when that is due.
 
 A hop's payload is one line, `<origin ack subject> <reset time>`, then the envelope as it would be
@@ -57,13 +57,11 @@ from prometheus_client import Counter
 from actormesh_runtime.catalog import Subjects
 from actormesh_runtime.observability import metrics
 
+from .ack_timer import CLOCK_SLACK_S, AckTimer
 from .connection import on_publish_refused
 
 log = logging.getLogger(__name__)
 
-CLOCK_SLACK_S = 2.0
-"""Allowance for clocks of different machines disagreeing about the reset time a hop carries: the
-origin is kept alive this much earlier than one process would need to."""
 RETURN_WINDOW_S = 2.0
 """How long a sent hop is remembered in case nats-server answers it with no-responders; the answer
 takes one round trip to the server, so anything older was received."""
@@ -209,71 +207,41 @@ class HeldHops:
     nats-py hands a subscription's messages to its callback one at a time; a host that waited there
     for a free slot would leave the hops behind it in the client's buffer, where nobody keeps their
     origins alive, so a backlog longer than the ack wait would rerun every chain in it from its first
-    step. Held here instead, each origin's ack timer is reset ("in progress") whenever it could
-    otherwise run out before the hop is started, by one task that runs only while hops are held.
+    step. Held here instead, each origin's ack timer is reset while it waits (`AckTimer`, as for a
+    running step). The host drops a hop that came late before holding it (`expired`).
     """
 
-    def __init__(self, keep_alive_after_s: float, ack_wait_s: float) -> None:
-        """`keep_alive_after_s`: the host's own threshold (`ActorHost.keep_alive_after_s`); a held hop's
-        reset time may come from another machine's clock, so it is applied `CLOCK_SLACK_S` early."""
-        self._hops: deque[_Held] = deque()
-        self._after_s = max(0.0, keep_alive_after_s - CLOCK_SLACK_S)
-        self._every_s = min(1.0, max(0.1, self._after_s / 2))
-        self._ack_wait_s = ack_wait_s
-        self._keeper: asyncio.Task[None] | None = None
+    def __init__(self, keep_alive_after_s: float) -> None:
+        """`keep_alive_after_s`: the host's reset interval (`ActorHost.keep_alive_after_s`)."""
+        self._hops: deque[AckTimer] = deque()
+        self._every_s = keep_alive_after_s
 
     def __len__(self) -> int:
         return len(self._hops)
 
     def hold(self, origin: Msg, reset_at: float) -> None:
-        self._hops.append(_Held(origin, reset_at))
-        if self._keeper is None or self._keeper.done():
-            self._keeper = asyncio.create_task(self._keep_alive(), name="direct-hops:keep-alive")
+        timer = AckTimer(origin, self._every_s, reset_at)
+        timer.watch()
+        self._hops.append(timer)
 
     def next(self) -> tuple[Msg, float] | None:
-        """The oldest held hop (its origin and when its ack timer was last reset), or None. The host
-        checks `expired` before it starts one: a hop can only have come late, not grown late here."""
+        """The oldest held hop (its origin and when its ack timer was last reset), or None; the step's
+        own timer takes over from there. The host checks `expired` before it starts one: a hop whose
+        resets could not be sent (NATS gone) may have grown late while held."""
         if not self._hops:
             return None
-        held = self._hops.popleft()
-        return held.origin, held.reset_at
+        timer = self._hops.popleft()
+        timer.stop()
+        return timer.msg, timer.reset_at
 
     async def hand_back(self) -> int:
-        """Stop keeping hops alive and nak every held origin (the host is stopping): their chains
-        rerun elsewhere at once. Returns how many."""
-        if self._keeper is not None:
-            self._keeper.cancel()
-            await asyncio.gather(self._keeper, return_exceptions=True)
-            self._keeper = None
+        """Nak every held origin (the host is stopping): their chains rerun elsewhere at once. Returns
+        how many."""
         handed_back = 0
         while self._hops:
-            held = self._hops.popleft()
+            timer = self._hops.popleft()
+            await timer.unwatch()
             with contextlib.suppress(Exception):
-                await held.origin.nak()
+                await timer.msg.nak()
             handed_back += 1
         return handed_back
-
-    async def _keep_alive(self) -> None:
-        while self._hops:
-            await asyncio.sleep(self._every_s)
-            now = time.time()
-            for held in list(self._hops):
-                # A late hop's origin is redelivered (or about to be): keeping that alive would only
-                # hold up the rerun. The host drops the hop when its turn comes.
-                if expired(held.reset_at, self._ack_wait_s, now):
-                    continue
-                if now - held.reset_at >= self._after_s:
-                    try:
-                        await held.origin.in_progress()
-                    except Exception as exc:  # NATS gone: the origin is redelivered; nothing is lost
-                        log.warning("held direct hop not kept alive", extra={"error": repr(exc)})
-                    else:
-                        held.reset_at = now
-
-
-class _Held:
-    __slots__ = ("origin", "reset_at")
-
-    def __init__(self, origin: Msg, reset_at: float) -> None:
-        self.origin = origin
-        self.reset_at = reset_at

@@ -38,8 +38,9 @@ from actormesh_runtime.observability import metrics
 from actormesh_runtime.screening import describe_invalid, redact
 from actormesh_runtime.settings import RuntimeSettings
 
+from .ack_timer import AckTimer
 from .connection import ensure_consumer
-from .direct import CLOCK_SLACK_S, DirectSender, HeldHops, expired, origin_of
+from .direct import DirectSender, HeldHops, expired, origin_of
 from .errorpath import dead_letter_garbage, take_error_path
 from .fusion import Colocated
 from .publish import publish_payload, publish_progress
@@ -95,7 +96,7 @@ class ActorHost:
         self._sub: PullFeed | None = None
         self._direct_sub: Subscription | None = None
         self._sender: DirectSender | None = None
-        self._held = HeldHops(self.keep_alive_after_s, self.ack_wait_s)
+        self._held = HeldHops(self.keep_alive_after_s)
         self._uncount_waiting: Callable[[], None] | None = None
         self._loop_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -353,11 +354,11 @@ class ActorHost:
             await self._fail(inbound, envelope, reason, permanent=False, started=time.perf_counter())
             await msg.ack()
             return
-        inbound.watch()
+        inbound.timer.watch()
         try:
             settled = await self._run_chain(inbound, envelope)
         finally:
-            await inbound.unwatch()
+            await inbound.timer.unwatch()
         if settled and not inbound.handed_on:
             await msg.ack()
 
@@ -431,7 +432,7 @@ class ActorHost:
         inbound.handed_on = True
         await self._sender.send(
             self.subjects.direct(envelope.slip.current), payload,
-            origin=inbound.msg.reply, reset_at=inbound.reset_at, fallback=through_the_stream,
+            origin=inbound.msg.reply, reset_at=inbound.timer.reset_at, fallback=through_the_stream,
         )  # fmt: skip
 
     async def _retry_or_fail(
@@ -449,7 +450,7 @@ class ActorHost:
             extra={"actor": self._label, "message_id": envelope.message_id, "attempt": attempt,
                    "delay_s": delay, "error": _describe(exc)},
         )  # fmt: skip
-        await inbound.unwatch()  # no reset after the nak: it would stretch the delay to ack_wait
+        await inbound.timer.unwatch()  # no reset after the nak: it would stretch the delay to ack_wait
         await inbound.msg.nak(delay=delay)
         ms = (time.perf_counter() - started) * 1000
         await publish_progress(inbound.nc, envelope, self.name, "retrying", ms, attempt)
@@ -533,16 +534,13 @@ class _Inbound:
     a direct hop (`handed_on`: settled further on). The chain's progress events and its publish go
     out on the running host's connection, so they stay in order.
 
-    While the host works on it (its steps, their hand-on, the error path), its ack timer is reset (a
-    JetStream "in progress" ack) whenever a third of `ack_wait` has gone by since the last reset, here
-    or (a direct hop) in the process before: a step and a chain may take longer than `ack_wait`, yet
-    a replica that dies mid-step has its message redelivered `ack_wait` after its last sign of life,
-    not after the longest step could take. The resets stop before the message is acked or nak'ed.
+    While the host works on it (its steps, their hand-on, the error path), `timer` resets its ack
+    timer every third of `ack_wait` (`bus.ack_timer`): a step and a chain may take longer than
+    `ack_wait`, yet a replica that dies mid-step has its message redelivered `ack_wait` after its last
+    sign of life, not after the longest step could take. The resets stop before it is acked or nak'ed.
     """
 
-    __slots__ = (
-        "_after_s", "_beats", "_every_s", "_timer", "handed_on", "js", "key", "msg", "nc", "reset_at",
-    )  # fmt: skip
+    __slots__ = ("handed_on", "js", "key", "msg", "nc", "timer")
 
     def __init__(self, host: ActorHost, msg: Msg, key: str, reset_at: float | None = None) -> None:
         """`reset_at`: when the ack timer was last reset by another process (Unix time; a direct hop),
@@ -552,44 +550,7 @@ class _Inbound:
         self.nc = host.nc
         self.js = host.js
         self.handed_on = False
-        # Wall clock, as it travels between machines; another machine's reading is trusted less.
-        self.reset_at = time.time() if reset_at is None else reset_at
-        slack = 0.0 if reset_at is None else CLOCK_SLACK_S
-        self._after_s = max(0.0, host.keep_alive_after_s - slack)
-        self._every_s = host.keep_alive_after_s  # once reset here, by this machine's clock
-        self._timer: asyncio.TimerHandle | None = None
-        self._beats: set[asyncio.Task[None]] = set()
-
-    def watch(self) -> None:
-        """Work starts: reset the ack timer when it is due (now, if it already is), until `unwatch`."""
-        due_in = self.reset_at + self._after_s - time.time()
-        if due_in <= 0:
-            self._beat()
-        else:
-            self._timer = asyncio.get_running_loop().call_later(due_in, self._beat)
-
-    async def unwatch(self) -> None:
-        """Before the message is settled: no more resets, and one already on its way is sent first (a
-        reset after a delayed nak would stretch the delay to ack_wait). Idempotent."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if self._beats:
-            await asyncio.gather(*self._beats, return_exceptions=True)
-
-    def _beat(self) -> None:
-        self.reset_at = time.time()
-        # A task, not an await: the step goes on while the reset is published; kept referenced
-        # until it is sent. A reset that fails (NATS gone) is left: the message is redelivered.
-        beat = asyncio.get_running_loop().create_task(self.msg.in_progress())
-        self._beats.add(beat)
-        beat.add_done_callback(self._sent)
-        self._timer = asyncio.get_running_loop().call_later(self._every_s, self._beat)
-
-    def _sent(self, beat: asyncio.Task[None]) -> None:
-        self._beats.discard(beat)
-        if not beat.cancelled() and beat.exception() is not None:
-            log.debug("in-progress ack not sent", exc_info=beat.exception())
+        self.timer = AckTimer(msg, host.keep_alive_after_s, reset_at)
 
 
 def _describe(exc: BaseException) -> str:
