@@ -24,6 +24,7 @@ from tests.harness.controlplane import ControlPlane
 from tests.harness.handle import KubeControlPlane
 from tests.support.ports import free_port
 
+from ..processes import CPROFILE_DIR_ENV
 from .audit import audit_policy
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -131,6 +132,15 @@ class Bench:
             "--kubeconfig",
             str(self.operator_kubeconfig()),
         ]
+        if profile_dir := os.environ.get(CPROFILE_DIR_ENV):
+            # Same switch as the mesh bench's processes: CPU-time cProfile, written when it stops.
+            Path(profile_dir).mkdir(parents=True, exist_ok=True)
+            argv[1:3] = [
+                "-m",
+                "bench.cpuprofile",
+                str(Path(profile_dir) / "operator.prof"),
+                "actormesh_operator.main",
+            ]
         log = self.operator_log.open("ab")
         self.operator = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60

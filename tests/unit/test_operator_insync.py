@@ -69,3 +69,24 @@ def test_it_holds_only_while_every_child_is_verified_at_its_current_version() ->
     rotated = secrets_digest({"demo-gateway-auth": {"key": "bmV3"}})
     assert not known.still_holds(digest(BODY), rotated, live(deploy="5", config="6"), verified)
     assert not known.still_holds(digest(BODY, keda=True), secrets, live(deploy="5", config="6"), verified)
+
+
+class ApplyVersions:
+    def __init__(self, versions: dict[Any, str]) -> None:
+        self.versions = versions
+
+    def apply_version(self, key: Any, obj: Any) -> str:
+        return self.versions.get(key) or obj["metadata"]["resourceVersion"]
+
+
+def test_it_holds_through_status_updates_at_the_same_apply_version() -> None:
+    secrets = secrets_digest({})
+    known = InSync(digest(BODY), frozenset(), secrets, {DEPLOY: "h1", CONFIG: "h2"})
+    verified = {DEPLOY: ("5", "h1"), CONFIG: ("6", "h2")}
+    after_status_updates = live(deploy="9", config="6")
+    assert not known.still_holds(digest(BODY), secrets, after_status_updates, verified)
+    assert known.still_holds(
+        digest(BODY), secrets, after_status_updates, verified, ApplyVersions({DEPLOY: "5"})
+    )
+    edited = ApplyVersions({DEPLOY: "9"})
+    assert not known.still_holds(digest(BODY), secrets, after_status_updates, verified, edited)

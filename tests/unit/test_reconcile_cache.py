@@ -18,10 +18,12 @@ from actormesh_operator.reconcile.diff import (
     CONTENT_CHANGE,
     NO_CHANGE,
     STATUS_CHANGE,
+    ChildKey,
     change_kind,
     compact_child,
     owns_apply_entry,
     replicas_handover,
+    same_apply_view,
 )
 from actormesh_operator.reconcile.generated import ensure_generated_secret
 from actormesh_operator.reconcile.informer import Informer
@@ -91,6 +93,27 @@ def test_anything_but_status_is_a_content_change(path: tuple[str, str], value: A
     new = deployment(2)
     new[path[0]][path[1]] = value
     assert change_kind(deployment(1), new) == CONTENT_CHANGE
+
+
+def test_the_deployment_controllers_revision_annotation_is_no_content_change() -> None:
+    revised = deployment(2)
+    revised["metadata"]["annotations"] = {"deployment.kubernetes.io/revision": "3"}
+    assert change_kind(deployment(1), revised) == NO_CHANGE
+    assert same_apply_view(deployment(1), revised)
+    ours_too = copy.deepcopy(revised)
+    ours_too["metadata"]["annotations"]["actormesh.io/applied-hash"] = "h2"
+    assert change_kind(revised, ours_too) == CONTENT_CHANGE
+
+
+def test_the_apply_view_covers_content_and_our_managed_fields_only() -> None:
+    status_only = deployment(2, availableReplicas=5)
+    assert same_apply_view(deployment(1), status_only)
+    edited = deployment(2)
+    edited["spec"]["replicas"] = 7
+    assert not same_apply_view(deployment(1), edited)
+    taken_over = compact_child(deployment(2), ["actormesh-operator"])
+    taken_over["metadata"]["managedFields"] = []  # someone cleared managedFields: our entry is gone
+    assert not same_apply_view(compact_child(deployment(1), ["actormesh-operator"]), taken_over)
 
 
 def test_added_and_deleted_are_content_changes() -> None:
@@ -236,6 +259,45 @@ async def test_an_expired_watch_relists_and_reports_what_changed_meanwhile() -> 
     assert kube.watch_versions == ["10", "30"]
     assert changes == [("ns", "demo", "u1", CONTENT_CHANGE)]
     assert cache.children("ns", "demo") == {}
+    await cache.stop()
+
+
+async def test_the_apply_version_stays_through_status_updates_and_moves_with_content() -> None:
+    kube, changes = FakeKube([deployment(5)]), list[tuple[str, str, str, str]]()
+    cache = cache_with(kube, changes)
+    await cache.wait_synced()
+    key = ("apps", "Deployment", "ns", "demo-gateway")
+
+    def version_now() -> str:
+        return cache.apply_version(key, cache.children("ns", "demo")[key])
+
+    assert version_now() == "5"
+    revised = deployment(6, availableReplicas=2)
+    revised["metadata"]["annotations"] = {"deployment.kubernetes.io/revision": "1"}
+    await kube.events.put({"type": "MODIFIED", "object": revised})
+    await kube.events.put(
+        {
+            "type": "MODIFIED",
+            "object": {**revised, "status": {"replicas": 1}}
+            | {"metadata": {**revised["metadata"], "resourceVersion": "7"}},
+        }
+    )
+    await settle()
+    assert version_now() == "5"  # two status updates and the controller's annotation later
+    assert cache.apply_version(key, deployment(4)) == "4", "a version the cache does not hold is its own"
+    edited = deployment(8)
+    edited["spec"]["replicas"] = 0
+    await kube.events.put({"type": "MODIFIED", "object": edited})
+    await settle()
+    assert version_now() == "8"
+    cache.put(deployment(9))  # our write
+    assert version_now() == "9"
+    await kube.events.put({"type": "DELETED", "object": deployment(10)})
+    await settle()
+    assert cache.children("ns", "demo") == {}
+    await kube.events.put({"type": "ADDED", "object": deployment(11)})
+    await settle()
+    assert version_now() == "11"
     await cache.stop()
 
 
@@ -462,6 +524,96 @@ async def test_a_child_verified_at_the_same_version_is_not_compared_again() -> N
     assert kube.applied == []
     drifted["metadata"] = {**drifted["metadata"], "resourceVersion": "6"}  # a real edit bumps it
     await apply_once(drifted)
+    assert kube.applied == ["cm"]
+
+
+class ApplyServer(ApplyRecorder):
+    """Answers an apply as the API server does: our Apply entry, a new version, and `mutate`'s change
+    (a mutating webhook's) if given."""
+
+    def __init__(self, mutate: Any = None) -> None:
+        super().__init__()
+        self.mutate = mutate
+
+    async def apply(self, resource: Resource, body: dict[str, Any], **_: Any) -> dict[str, Any]:
+        self.applied.append(body["metadata"]["name"])
+        ours = [{"manager": "actormesh-operator", "operation": "Apply"}]
+        live = copy.deepcopy(body)
+        live["metadata"].update(resourceVersion="99", managedFields=ours)
+        if self.mutate is not None:
+            self.mutate(live)
+        return live
+
+
+@pytest.mark.parametrize("webhook", [False, True], ids=["as-sent", "mutated-by-a-webhook"])
+async def test_a_child_is_verified_by_its_apply_response_unless_it_differs(webhook: bool) -> None:
+    from actormesh_operator.reconcile.apply import ApplyOutcome, apply_children
+    from actormesh_operator.reconcile.diff import HASH_ANNOTATION, with_hash
+
+    desired = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm", "namespace": "ns"}}
+    desired["data"] = {"a": "1"}
+    kube = ApplyServer(mutate=(lambda obj: obj["data"].update(a="2")) if webhook else None)
+    verified: dict[ChildKey, tuple[str, str]] = {}
+    await apply_children(
+        cast(KubeClient, kube),
+        [desired],
+        {},
+        field_manager="actormesh-operator",
+        outcome=ApplyOutcome(),
+        verified=verified,
+    )
+    assert kube.applied == ["cm"]
+    digest = with_hash(desired)["metadata"]["annotations"][HASH_ANNOTATION]
+    assert verified == ({} if webhook else {("", "ConfigMap", "ns", "cm"): ("99", digest)})
+
+
+class ApplyVersionsAt:
+    """A cache that reports every child's apply version as `version` (`ChildCache.apply_version`)."""
+
+    def __init__(self, version: str) -> None:
+        self.version = version
+
+    def put(self, obj: dict[str, Any]) -> None:
+        pass
+
+    def drop(self, obj: dict[str, Any]) -> None:
+        pass
+
+    def apply_version(self, key: Any, obj: Any) -> str:
+        return self.version
+
+
+async def test_a_child_verified_at_its_apply_version_is_not_compared_after_a_status_update() -> None:
+    from actormesh_operator.reconcile.apply import ApplyOutcome, apply_children
+    from actormesh_operator.reconcile.diff import HASH_ANNOTATION, child_key, with_hash
+
+    desired = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm", "namespace": "ns"}}
+    sent = with_hash(desired)
+    ours = [{"manager": "actormesh-operator", "operation": "Apply"}]
+    live = {**sent, "metadata": {**sent["metadata"], "resourceVersion": "5", "managedFields": ours}}
+    key, kube, verified = child_key(live), ApplyRecorder(), dict[ChildKey, tuple[str, str]]()
+    cache = ApplyVersionsAt("5")
+
+    async def apply_once(obj: dict[str, Any]) -> None:
+        await apply_children(
+            cast(KubeClient, kube),
+            [desired],
+            {key: obj},
+            field_manager="actormesh-operator",
+            outcome=ApplyOutcome(),
+            cache=cache,
+            verified=verified,
+        )
+
+    await apply_once(live)
+    assert verified == {key: ("5", sent["metadata"]["annotations"][HASH_ANNOTATION])}
+    # Another resourceVersion at the same apply version (a status update): trusted, not compared.
+    later = {**live, "metadata": {**live["metadata"], "resourceVersion": "8"}, "data": {"x": "y"}}
+    await apply_once(later)
+    assert kube.applied == []
+    cache.version = "8"  # the content moved: compared again, and the drift is repaired
+    later["metadata"]["annotations"] = {}
+    await apply_once(later)
     assert kube.applied == ["cm"]
 
 

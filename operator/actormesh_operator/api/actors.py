@@ -6,6 +6,7 @@ autoscaling and disruption builders call instead of reading defaults and overrid
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -310,7 +311,13 @@ class ActorsSpec(ApiModel):
 
     def all_effective(self) -> list[EffectiveActorSpec]:
         """Every actor in catalog order, enabled or not (builders delete the disabled ones)."""
-        return [self.effective(a.name) for a in ACTORS]
+        return list(self._all_effective)
+
+    @cached_property
+    def _all_effective(self) -> tuple[EffectiveActorSpec, ...]:
+        # The builders and the status ask about eight times per reconcile; the spec is frozen, and the
+        # cached value is neither a field nor compared (pydantic ignores cached properties).
+        return tuple(self.effective(a.name) for a in ACTORS)
 
     def enabled_actors(self) -> list[EffectiveActorSpec]:
         return [a for a in self.all_effective() if a.enabled]

@@ -17,12 +17,14 @@ from actormesh_operator.builders.kinds import MANAGED_KINDS, ManagedKind
 from actormesh_operator.reconcile import metrics
 from actormesh_operator.reconcile.diff import (
     HASH_ANNOTATION,
+    ApplyVersions,
     ChildKey,
     apply_reason,
     child_key,
     describe,
     replicas_handover,
     select_prunable,
+    version_of,
     with_hash,
 )
 from actormesh_operator.reconcile.errors import action
@@ -48,7 +50,7 @@ def resource_for(manifest: Mapping[str, Any]) -> Resource:
     return resource_of(kind)
 
 
-class WriteCache(Protocol):
+class WriteCache(ApplyVersions, Protocol):
     """Where the responses of our writes go (`children.ChildCache`)."""
 
     def put(self, obj: dict[str, Any]) -> None: ...
@@ -88,16 +90,17 @@ async def apply_children(
     """Server-side apply each desired child that is missing, changed or drifted; skip the rest.
     Every response goes into `cache` too, so the watch event of our own write is no news.
 
-    `verified` remembers, per child, the (resourceVersion, desired hash) last found in sync: the same
-    pair again needs no field-by-field comparison (any write changes the resourceVersion). `hashes`
-    receives every desired child's hash (`insync.py`)."""
+    `verified` remembers, per child, the (version, desired hash) last found in sync: the same pair again
+    needs no field-by-field comparison. The version is the child's resourceVersion, or with a `cache` the
+    one at which anything the comparison reads last changed (a status update changes only the former).
+    `hashes` receives every desired child's hash (`insync.py`)."""
     for manifest in desired:
         body = with_hash(manifest)
         key = child_key(body)
         if hashes is not None:
             hashes[key] = body["metadata"]["annotations"][HASH_ANNOTATION]
         current = live.get(key)
-        stamp = (_version(current), body["metadata"]["annotations"][HASH_ANNOTATION])
+        stamp = (version_of(key, current, cache), body["metadata"]["annotations"][HASH_ANNOTATION])
         if verified is not None and current is not None and verified.get(key) == stamp:
             continue
         reason = apply_reason(body, current, field_manager)
@@ -115,13 +118,13 @@ async def apply_children(
             live[key] = await kube.apply(resource_for(body), body, field_manager=field_manager)
         if cache is not None:
             cache.put(live[key])
+        if verified is not None and apply_reason(body, live[key], field_manager) is None:
+            # The response is the child as it now is: verified here, the pass that the watch events
+            # of this very write cause finds the mesh in sync and builds nothing.
+            verified[key] = (version_of(key, live[key], cache), stamp[1])
         metrics.CHILD_WRITES.labels(kind=body["kind"], action="apply").inc()
         logger.info("applied %s: %s", name, reason)
         outcome.applied.append(f"{name} ({reason})")
-
-
-def _version(obj: Mapping[str, Any] | None) -> str:
-    return str(((obj or {}).get("metadata") or {}).get("resourceVersion") or "")
 
 
 async def prune_children(

@@ -10,19 +10,31 @@ Each event is classified by the pure `diff.change_kind`; the owner (from the con
 ownerReference, never from labels) gets `on_change(namespace, mesh, uid, kind)` only for `content`
 and `status` changes. Monitoring kinds and kinds whose CRD appeared after start-up have no informer:
 `runner.py` lists those as before.
+
+It also keeps each child's *apply version*: the resourceVersion at which anything an apply decision
+reads last changed (`diff.same_apply_view`). A child verified in sync at that version stays verified
+through the controller manager's status updates (`apply.apply_children`, `insync.InSync`), so the
+resync's pass over an unchanged mesh builds nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from actormesh_operator.api.schema import API_VERSION, KIND
 from actormesh_operator.builders.kinds import ManagedKind
 from actormesh_operator.builders.labels import INSTANCE, MANAGED_BY_SELECTOR
-from actormesh_operator.reconcile.diff import NO_CHANGE, ChildKey, change_kind, child_key, compact_child
+from actormesh_operator.reconcile.diff import (
+    NO_CHANGE,
+    ChildKey,
+    change_kind,
+    child_key,
+    compact_child,
+    same_apply_view,
+)
 from actormesh_operator.reconcile.informer import Informer, object_key
 from actormesh_operator.reconcile.kube import KubeClient, Resource
 from actormesh_operator.reconcile.observe import selector_string
@@ -53,6 +65,8 @@ class ChildCache:
         managers = tuple(field_managers)
         selector = selector_string(MANAGED_BY_SELECTOR)
         self._index: dict[tuple[str, str], set[ChildKey]] = {}
+        self._apply_versions: dict[ChildKey, tuple[str, str]] = {}
+        """Per child: (its resourceVersion in the store, its apply version)."""
         self._informers: dict[tuple[str, str], Informer] = {}
         for kind in kinds:
             resource = Resource(kind.api_version, kind.kind, kind.plural, kind.namespaced)
@@ -103,6 +117,7 @@ class ChildCache:
             stored = informer.put(obj)
             if stored is not None:
                 self._reindex(None, stored)
+                self._apply_versions[child_key(stored)] = (_version(stored), _version(stored))
 
     def drop(self, obj: dict[str, Any]) -> None:
         """An object we just deleted."""
@@ -111,6 +126,14 @@ class ChildCache:
             previous = informer.get(object_key(obj))
             informer.drop(object_key(obj))
             self._reindex(previous, None)
+            self._apply_versions.pop(child_key(obj), None)
+
+    def apply_version(self, key: ChildKey, obj: Mapping[str, Any]) -> str:
+        """The resourceVersion at which what the apply decisions read of `obj` last changed; `obj`'s own
+        when the cache has not seen that version of it (a kind listed instead of cached)."""
+        version = _version(obj)
+        current, since = self._apply_versions.get(key, ("", ""))
+        return since if version and version == current else version
 
     def _informer_of(self, obj: dict[str, Any]) -> Informer | None:
         group = str(obj.get("apiVersion", "")).rpartition("/")[0]
@@ -135,6 +158,7 @@ class ChildCache:
 
     def _event(self, old: dict[str, Any] | None, new: dict[str, Any] | None, initial: bool) -> None:
         self._reindex(old, new)
+        self._track_apply_version(old, new)
         if initial:
             return  # start-up: kopf's start-up listing of the meshes reconciles every mesh anyway
         change = change_kind(old, new)
@@ -145,3 +169,19 @@ class ChildCache:
             return
         namespace = str(((new or old or {}).get("metadata") or {}).get("namespace") or "")
         self._on_change(namespace, owner[0], owner[1], change)
+
+    def _track_apply_version(self, old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:
+        if new is None:
+            if old is not None:
+                self._apply_versions.pop(child_key(old), None)
+            return
+        key, version = child_key(new), _version(new)
+        if old is None or not same_apply_view(old, new):
+            self._apply_versions[key] = (version, version)
+        else:
+            _, since = self._apply_versions.get(key, ("", _version(old)))
+            self._apply_versions[key] = (version, since)
+
+
+def _version(obj: Mapping[str, Any]) -> str:
+    return str((obj.get("metadata") or {}).get("resourceVersion") or "")

@@ -19,7 +19,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from actormesh_operator.api.observed import ObservedWorkload
 from actormesh_operator.api.types import quantity_value
@@ -34,6 +34,22 @@ def child_key(obj: Mapping[str, Any]) -> ChildKey:
     meta = obj.get("metadata") or {}
     group = str(obj.get("apiVersion", "")).rpartition("/")[0]
     return group, str(obj.get("kind", "")), str(meta.get("namespace") or ""), str(meta.get("name", ""))
+
+
+class ApplyVersions(Protocol):
+    """Where a child's apply version comes from (`children.ChildCache`)."""
+
+    def apply_version(self, key: ChildKey, obj: Mapping[str, Any]) -> str: ...
+
+
+def version_of(key: ChildKey, obj: Mapping[str, Any] | None, versions: ApplyVersions | None) -> str:
+    """The version a child found in sync is remembered at (`apply.apply_children`, `insync.InSync`): its
+    apply version when `versions` knows it, else its resourceVersion; "" for a missing child."""
+    if obj is None:
+        return ""
+    if versions is not None:
+        return versions.apply_version(key, obj)
+    return str((obj.get("metadata") or {}).get("resourceVersion") or "")
 
 
 def describe(obj: Mapping[str, Any]) -> str:
@@ -230,13 +246,24 @@ _STATUS_KINDS = ("Service", "Ingress")
 """Besides workloads, the kinds whose status the mesh status reads (the gateway's address)."""
 
 
+CONTROLLER_ANNOTATION_PREFIXES = ("deployment.kubernetes.io/",)
+"""Annotations Kubernetes' own controllers write on our children (the Deployment controller's
+`revision`, once per rollout): no builder sets such a key, so no apply decision reads one."""
+
+
 def _content(obj: Mapping[str, Any]) -> tuple[Any, ...]:
     meta = obj.get("metadata") or {}
     body = {k: v for k, v in obj.items() if k not in ("status", "metadata")}
+    annotations = {
+        k: v
+        for k, v in (meta.get("annotations") or {}).items()
+        if not k.startswith(CONTROLLER_ANNOTATION_PREFIXES)
+    }
+    # An empty map and none are the same object: the API server drops empty maps.
     return (
         body,
         meta.get("labels"),
-        meta.get("annotations"),
+        annotations or None,
         meta.get("ownerReferences"),
         meta.get("deletionTimestamp"),
     )
@@ -269,6 +296,16 @@ def change_kind(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) ->
     if _status_view(old) != _status_view(new):
         return STATUS_CHANGE
     return NO_CHANGE
+
+
+def same_apply_view(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """True when every apply decision (`apply_reason`, `replicas_handover`, `select_prunable`) gives the
+    same answer for `new` as for `old`: they read only its content and our own managedFields entries
+    (all a compacted child keeps of them), so a status update or a controller's revision annotation
+    leaves a child verified as it was (`children.ChildCache.apply_version`)."""
+    old_fields = (old.get("metadata") or {}).get("managedFields")
+    new_fields = (new.get("metadata") or {}).get("managedFields")
+    return old_fields == new_fields and _content(old) == _content(new)
 
 
 def compact_child(obj: Mapping[str, Any], managers: Iterable[str]) -> dict[str, Any]:

@@ -9,7 +9,8 @@ So `runner.py` keeps, per mesh, a digest of everything the builders read (the me
 spec, which optional kinds the cluster serves) and of the referenced Secrets' data, with the key and
 hash of every child the pass applied or found in sync. A later pass whose inputs have the same digests,
 whose live children are exactly those keys, and each of which `apply_children` has verified at its
-current resourceVersion against that same hash (`verified`), has nothing to apply or prune: it only
+current apply version (`children.ChildCache.apply_version`: status updates do not move it) against
+that same hash (`verified`), has nothing to apply or prune: it only
 recomputes the status. Anything else — a new generation, a label, a Secret's value, a child edited,
 deleted or added — runs the full pass. Only digests and hashes are kept (a few KB per mesh), not the
 desired children themselves (about 1 MB of dicts per mesh).
@@ -24,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from actormesh_operator.reconcile.diff import ChildKey
+from actormesh_operator.reconcile.diff import ApplyVersions, ChildKey, version_of
 
 _VOLATILE_METADATA = ("resourceVersion", "managedFields")
 """Changed by every status write (ours included), and read by no builder."""
@@ -60,12 +61,13 @@ class InSync:
         secrets: bytes,
         live: Mapping[ChildKey, Mapping[str, Any]],
         verified: Mapping[ChildKey, tuple[str, str]],
+        versions: ApplyVersions | None = None,
     ) -> bool:
         """True when a pass with these inputs over these live children would apply and prune nothing."""
         if inputs != self.inputs or secrets != self.secrets or live.keys() != self.hashes.keys():
             return False
         for key, digest in self.hashes.items():
-            version = str((live[key].get("metadata") or {}).get("resourceVersion") or "")
+            version = version_of(key, live[key], versions)
             if not version or verified.get(key) != (version, digest):
                 return False
         return True

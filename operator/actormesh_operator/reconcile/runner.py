@@ -298,7 +298,7 @@ class MeshReconciler:
             return False
         secrets = await read_secrets(self.kube, key[0], known.secret_names, self.secrets)
         verified = self._verified.get(key, {})
-        return known.still_holds(inputs, secrets_digest(secrets), attempt.live, verified)
+        return known.still_holds(inputs, secrets_digest(secrets), attempt.live, verified, self.children)
 
     async def _observe(self, attempt: _Attempt, mesh: ActorMesh, *, recheck: bool) -> None:
         """Which optional kinds are served, then the live children. Discovery is asked again only for
