@@ -1,4 +1,5 @@
-"""The resync over an unchanged mesh builds nothing; a change after it is still applied (`insync.py`)."""
+"""The resync over an unchanged mesh builds nothing, also after status updates of its children; a change
+after it is still applied (`insync.py`, `children.ChildCache.apply_version`)."""
 
 from __future__ import annotations
 
@@ -23,25 +24,35 @@ def _resyncs() -> float:
     return REGISTRY.get_sample_value("actormesh_operator_reconciles_total", labels) or 0.0
 
 
-def test_a_resync_of_an_unchanged_mesh_skips_the_builders_and_a_change_still_lands(
-    operators: OperatorFactory, kube_namespace: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    kube, ns, mesh = operators.kube, kube_namespace, "insync"
-    builds: list[str] = []
+@pytest.fixture
+def builds(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The mesh name of every `build_children` call the operator's passes make."""
+    seen: list[str] = []
     real_build = runner.build_children
 
     def counting_build(*args: Any, **kwargs: Any) -> Any:
-        builds.append(args[0].name)
+        seen.append(args[0].name)
         return real_build(*args, **kwargs)
 
     monkeypatch.setattr(runner, "build_children", counting_build)
-    operators.start(resync_interval_s=0.5, resync_jitter_s=0.1)
-    apply(kube, ns, minimal_mesh(mesh))
-    eventually(lambda: reconciled(kube, ns, mesh) is not None, what="mesh reconciled", timeout_s=60)
+    return seen
 
-    # A few resync passes after the one that verified every child: none of them builds.
+
+def _settled_with_resyncs(operators: OperatorFactory, ns: str, mesh: str) -> None:
+    """The mesh reconciled by a fast-resyncing operator, and three resync passes after it."""
+    operators.start(resync_interval_s=0.5, resync_jitter_s=0.1)
+    apply(operators.kube, ns, minimal_mesh(mesh))
+    eventually(lambda: reconciled(operators.kube, ns, mesh) is not None, what="mesh reconciled", timeout_s=60)
     start = _resyncs()
     eventually(lambda: _resyncs() >= start + 3, what="three resync passes", timeout_s=60)
+
+
+def test_a_resync_of_an_unchanged_mesh_skips_the_builders_and_a_change_still_lands(
+    operators: OperatorFactory, kube_namespace: str, builds: list[str]
+) -> None:
+    kube, ns, mesh = operators.kube, kube_namespace, "insync"
+    # A few resync passes after the one that verified every child: none of them builds.
+    _settled_with_resyncs(operators, ns, mesh)
     settled_builds, start = len(builds), _resyncs()
     eventually(lambda: _resyncs() >= start + 4, what="four more resync passes", timeout_s=60)
     assert len(builds) == settled_builds, f"{len(builds) - settled_builds} builds"
@@ -58,22 +69,10 @@ def test_a_resync_of_an_unchanged_mesh_skips_the_builders_and_a_change_still_lan
 
 
 def test_status_updates_and_the_revision_annotation_leave_a_mesh_verified_but_an_edit_is_repaired(
-    operators: OperatorFactory, kube_namespace: str, monkeypatch: pytest.MonkeyPatch
+    operators: OperatorFactory, kube_namespace: str, builds: list[str]
 ) -> None:
     kube, ns, mesh = operators.kube, kube_namespace, "verified"
-    builds: list[str] = []
-    real_build = runner.build_children
-
-    def counting_build(*args: Any, **kwargs: Any) -> Any:
-        builds.append(args[0].name)
-        return real_build(*args, **kwargs)
-
-    monkeypatch.setattr(runner, "build_children", counting_build)
-    operators.start(resync_interval_s=0.5, resync_jitter_s=0.1)
-    apply(kube, ns, minimal_mesh(mesh))
-    eventually(lambda: reconciled(kube, ns, mesh) is not None, what="mesh reconciled", timeout_s=60)
-    start = _resyncs()
-    eventually(lambda: _resyncs() >= start + 3, what="three resync passes", timeout_s=60)
+    _settled_with_resyncs(operators, ns, mesh)
 
     # What the controller manager writes on a Deployment, done by hand: new resourceVersions, no news.
     deployment = names.actor(mesh, ACTORS_BY_NAME[ActorName.DECISION_ROUTER])
