@@ -272,16 +272,10 @@ async def test_the_apply_version_stays_through_status_updates_and_moves_with_con
         return cache.apply_version(key, cache.children("ns", "demo")[key])
 
     assert version_now() == "5"
-    revised = deployment(6, availableReplicas=2)
-    revised["metadata"]["annotations"] = {"deployment.kubernetes.io/revision": "1"}
-    await kube.events.put({"type": "MODIFIED", "object": revised})
-    await kube.events.put(
-        {
-            "type": "MODIFIED",
-            "object": {**revised, "status": {"replicas": 1}}
-            | {"metadata": {**revised["metadata"], "resourceVersion": "7"}},
-        }
-    )
+    for version, ready in ((6, 2), (7, 1)):  # two status updates after the controller's annotation
+        revised = deployment(version, availableReplicas=ready)
+        revised["metadata"]["annotations"] = {"deployment.kubernetes.io/revision": "1"}
+        await kube.events.put({"type": "MODIFIED", "object": revised})
     await settle()
     assert version_now() == "5"  # two status updates and the controller's annotation later
     assert cache.apply_version(key, deployment(4)) == "4", "a version the cache does not hold is its own"
@@ -474,6 +468,27 @@ async def test_generated_secrets_share_one_label_selected_watch() -> None:
     await watches.close()
 
 
+async def apply_desired(
+    kube: Any,
+    desired: dict[str, Any],
+    live: dict[ChildKey, dict[str, Any]],
+    verified: dict[ChildKey, tuple[str, str]],
+    cache: Any = None,
+) -> None:
+    """`apply.apply_children` of one desired child as a reconcile calls it, against `kube`'s fake."""
+    from actormesh_operator.reconcile.apply import ApplyOutcome, apply_children
+
+    await apply_children(
+        cast(KubeClient, kube),
+        [desired],
+        live,
+        field_manager="actormesh-operator",
+        outcome=ApplyOutcome(),
+        cache=cache,
+        verified=verified,
+    )
+
+
 class ApplyRecorder:
     def __init__(self) -> None:
         self.applied: list[str] = []
@@ -484,7 +499,6 @@ class ApplyRecorder:
 
 
 async def test_a_child_verified_at_the_same_version_is_not_compared_again() -> None:
-    from actormesh_operator.reconcile.apply import ApplyOutcome, apply_children
     from actormesh_operator.reconcile.diff import HASH_ANNOTATION, child_key, with_hash
 
     desired = {
@@ -503,17 +517,10 @@ async def test_a_child_verified_at_the_same_version_is_not_compared_again() -> N
         },
     }
     key = child_key(live_ok)
-    kube, verified = ApplyRecorder(), {}
+    kube, verified = ApplyRecorder(), dict[ChildKey, tuple[str, str]]()
 
     async def apply_once(live: dict[str, Any]) -> None:
-        await apply_children(
-            cast(KubeClient, kube),
-            [desired],
-            {key: live},
-            field_manager="actormesh-operator",
-            outcome=ApplyOutcome(),
-            verified=verified,
-        )
+        await apply_desired(kube, desired, {key: live}, verified)
 
     await apply_once(live_ok)
     assert kube.applied == []
@@ -547,21 +554,13 @@ class ApplyServer(ApplyRecorder):
 
 @pytest.mark.parametrize("webhook", [False, True], ids=["as-sent", "mutated-by-a-webhook"])
 async def test_a_child_is_verified_by_its_apply_response_unless_it_differs(webhook: bool) -> None:
-    from actormesh_operator.reconcile.apply import ApplyOutcome, apply_children
     from actormesh_operator.reconcile.diff import HASH_ANNOTATION, with_hash
 
     desired = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm", "namespace": "ns"}}
     desired["data"] = {"a": "1"}
     kube = ApplyServer(mutate=(lambda obj: obj["data"].update(a="2")) if webhook else None)
     verified: dict[ChildKey, tuple[str, str]] = {}
-    await apply_children(
-        cast(KubeClient, kube),
-        [desired],
-        {},
-        field_manager="actormesh-operator",
-        outcome=ApplyOutcome(),
-        verified=verified,
-    )
+    await apply_desired(kube, desired, {}, verified)
     assert kube.applied == ["cm"]
     digest = with_hash(desired)["metadata"]["annotations"][HASH_ANNOTATION]
     assert verified == ({} if webhook else {("", "ConfigMap", "ns", "cm"): ("99", digest)})
@@ -584,7 +583,6 @@ class ApplyVersionsAt:
 
 
 async def test_a_child_verified_at_its_apply_version_is_not_compared_after_a_status_update() -> None:
-    from actormesh_operator.reconcile.apply import ApplyOutcome, apply_children
     from actormesh_operator.reconcile.diff import HASH_ANNOTATION, child_key, with_hash
 
     desired = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm", "namespace": "ns"}}
@@ -595,15 +593,7 @@ async def test_a_child_verified_at_its_apply_version_is_not_compared_after_a_sta
     cache = ApplyVersionsAt("5")
 
     async def apply_once(obj: dict[str, Any]) -> None:
-        await apply_children(
-            cast(KubeClient, kube),
-            [desired],
-            {key: obj},
-            field_manager="actormesh-operator",
-            outcome=ApplyOutcome(),
-            cache=cache,
-            verified=verified,
-        )
+        await apply_desired(kube, desired, {key: obj}, verified, cache)
 
     await apply_once(live)
     assert verified == {key: ("5", sent["metadata"]["annotations"][HASH_ANNOTATION])}

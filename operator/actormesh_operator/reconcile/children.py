@@ -33,6 +33,7 @@ from actormesh_operator.reconcile.diff import (
     change_kind,
     child_key,
     compact_child,
+    resource_version_of,
     same_apply_view,
 )
 from actormesh_operator.reconcile.informer import Informer, object_key
@@ -117,7 +118,10 @@ class ChildCache:
             stored = informer.put(obj)
             if stored is not None:
                 self._reindex(None, stored)
-                self._apply_versions[child_key(stored)] = (_version(stored), _version(stored))
+                self._apply_versions[child_key(stored)] = (
+                    resource_version_of(stored),
+                    resource_version_of(stored),
+                )
 
     def drop(self, obj: dict[str, Any]) -> None:
         """An object we just deleted."""
@@ -131,7 +135,7 @@ class ChildCache:
     def apply_version(self, key: ChildKey, obj: Mapping[str, Any]) -> str:
         """The resourceVersion at which what the apply decisions read of `obj` last changed; `obj`'s own
         when the cache has not seen that version of it (a kind listed instead of cached)."""
-        version = _version(obj)
+        version = resource_version_of(obj)
         current, since = self._apply_versions.get(key, ("", ""))
         return since if version and version == current else version
 
@@ -175,13 +179,9 @@ class ChildCache:
             if old is not None:
                 self._apply_versions.pop(child_key(old), None)
             return
-        key, version = child_key(new), _version(new)
+        key, version = child_key(new), resource_version_of(new)
         if old is None or not same_apply_view(old, new):
             self._apply_versions[key] = (version, version)
         else:
-            _, since = self._apply_versions.get(key, ("", _version(old)))
+            _, since = self._apply_versions.get(key, ("", resource_version_of(old)))
             self._apply_versions[key] = (version, since)
-
-
-def _version(obj: Mapping[str, Any]) -> str:
-    return str((obj.get("metadata") or {}).get("resourceVersion") or "")

@@ -42,6 +42,10 @@ class ApplyVersions(Protocol):
     def apply_version(self, key: ChildKey, obj: Mapping[str, Any]) -> str: ...
 
 
+def resource_version_of(obj: Mapping[str, Any]) -> str:
+    return str((obj.get("metadata") or {}).get("resourceVersion") or "")
+
+
 def version_of(key: ChildKey, obj: Mapping[str, Any] | None, versions: ApplyVersions | None) -> str:
     """The version a child found in sync is remembered at (`apply.apply_children`, `insync.InSync`): its
     apply version when `versions` knows it, else its resourceVersion; "" for a missing child."""
@@ -49,7 +53,7 @@ def version_of(key: ChildKey, obj: Mapping[str, Any] | None, versions: ApplyVers
         return ""
     if versions is not None:
         return versions.apply_version(key, obj)
-    return str((obj.get("metadata") or {}).get("resourceVersion") or "")
+    return resource_version_of(obj)
 
 
 def describe(obj: Mapping[str, Any]) -> str:
