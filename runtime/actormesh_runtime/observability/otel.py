@@ -20,6 +20,7 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.sdk.trace.sampling import (
     ALWAYS_OFF,
     ALWAYS_ON,
@@ -39,6 +40,7 @@ from opentelemetry.trace import (
 from opentelemetry.trace import SpanKind as OtelKind
 from opentelemetry.util.re import parse_env_headers
 
+from actormesh_runtime.ids import random_hex
 from actormesh_runtime.observability.tracing import Attributes, Span, SpanKind, TraceContext
 from actormesh_runtime.pii import redact
 
@@ -52,6 +54,28 @@ _KINDS = {
     "producer": OtelKind.PRODUCER,
     "consumer": OtelKind.CONSUMER,
 }
+
+
+class RedactionSafeIds(IdGenerator):
+    """Span and trace ids drawn as `ids.random_hex` draws them, for the same reason: the SDK's own
+    generator makes an id with a Luhn-valid run of 13+ digits about once in 500 spans, and the log
+    redaction then rewrites that id in every line that carries it."""
+
+    def generate_span_id(self) -> int:
+        return int(random_hex(16), 16)
+
+    def generate_trace_id(self) -> int:
+        return int(random_hex(32), 16)
+
+    def is_trace_id_random(self) -> bool:
+        # Its last hex digit is a letter and ids with a card-length digit run are redrawn, so the
+        # low 56 bits are not uniformly random, which is what the W3C random flag promises.
+        return False
+
+
+def new_provider(resource: Resource | None = None, sampler: Sampler | None = None) -> TracerProvider:
+    """A private provider (no global state) whose ids survive the log redaction."""
+    return TracerProvider(sampler=sampler, resource=resource, id_generator=RedactionSafeIds())
 
 
 def build_sampler(name: str, ratio: float | None) -> Sampler:
@@ -147,7 +171,7 @@ def otel_span_factory(settings: RuntimeSettings, *, endpoint: str, service_name:
         }
     )
     sampler = build_sampler(settings.otel_traces_sampler, settings.otel_traces_sampler_arg)
-    provider = TracerProvider(resource=resource, sampler=sampler)
+    provider = new_provider(resource, sampler)
     headers = settings.otel_exporter_otlp_headers
     exporter = OTLPSpanExporter(
         endpoint=endpoint, headers=parse_env_headers(headers, liberal=True) if headers else None
