@@ -16,7 +16,7 @@ from .mesh import noop_factory
 
 
 async def _serve(names: list[ActorName], settings: RuntimeSettings) -> int:
-    process = ActorProcess(names, settings, factory=noop_factory)
+    process = ActorProcess(names, settings, factory=noop_factory, freeze_heap=True)  # as `actormesh actor`
     install_stop_signals(process.stop_event)
     return await process.run()
 

@@ -173,6 +173,7 @@ async def test_actor_command_runs_one_actor_and_exits_zero_on_sigterm(nats_serve
         _, err = await asyncio.wait_for(proc.communicate(), 30)
         assert proc.returncode == 0, err.decode()[-2000:]
         assert b'"msg": "draining"' in err
+        assert b'"msg": "start-up heap frozen"' in err, "the command freezes its start-up heap (heap.py)"
     finally:
         if proc.returncode is None:
             proc.kill()

@@ -163,7 +163,7 @@ def test_dev_switches_to_the_given_nats_and_redis(
     port, mesh = free_port(), f"dev{uuid.uuid4().hex[:8]}"
     out, err = tmp_path / "dev.out", tmp_path / "dev.err"
     env = {k: v for k, v in os.environ.items() if k not in {"JWT_SECRET", "NATS_URL", "REDIS_URL"}}
-    command = [*ACTORMESH, "dev", "--port", str(port), "--data-dir", str(tmp_path / "data"),
+    command = [*ACTORMESH, "dev", "--port", str(port), "--data-dir", str(tmp_path / "data"), "--verbose",
                "--nats-url", nats_server, "--redis-url", redis_server.url, "--mesh", mesh]  # fmt: skip
     with out.open("wb") as stdout, err.open("wb") as stderr:
         proc = subprocess.Popen(command, stdout=stdout, stderr=stderr, env=env, cwd=tmp_path)
@@ -189,6 +189,7 @@ def test_dev_switches_to_the_given_nats_and_redis(
         code = terminate(proc)
     assert code == 0, err.read_text()[-3000:]
     assert not (tmp_path / "data" / "nats").exists(), "no embedded JetStream store was created"
+    assert "start-up heap frozen" in err.read_text(), "once every component has started (heap.py)"
 
 
 def test_token_command_mints_a_verifiable_token() -> None:
@@ -252,3 +253,5 @@ def test_gateway_command_waits_for_nats_logs_json_and_stops_on_sigterm(
     access = [r for r in records if r["msg"] == "GET /widget 200"]
     assert [r.get("request_id") for r in access] == ["req-json-1"]
     assert any(r["logger"].startswith("uvicorn") and "Invalid HTTP" in r["msg"] for r in records), records
+    (frozen,) = [r for r in records if r["msg"] == "start-up heap frozen"]
+    assert (frozen["component"], frozen["objects"] > 10_000) == ("gateway", True)

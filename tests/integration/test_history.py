@@ -147,6 +147,7 @@ async def test_history_command_serves_probes_writes_and_reads(nats_server: str, 
         finally:
             log.close()
     assert code == 0, (tmp_path / "history.log").read_text()
+    assert "start-up heap frozen" in (tmp_path / "history.log").read_text()
     assert [t["role"] for t in turns] == ["customer", "agent"]
     assert found is not None
     assert found[1] == JOHN

@@ -21,6 +21,7 @@ from nats.aio.client import Client as NATS
 
 from actormesh_runtime.actors.base import Actor
 from actormesh_runtime.catalog import ActorName, Subjects
+from actormesh_runtime.heap import freeze_after_start
 from actormesh_runtime.resources import ActorDeps
 from actormesh_runtime.settings import RuntimeSettings
 
@@ -83,7 +84,12 @@ class ActorProcess:
         names: ActorName | list[ActorName],
         settings: RuntimeSettings,
         factory: ActorFactory = default_factory,
+        *,
+        freeze_heap: bool = False,
     ):
+        """`freeze_heap`: freeze the start-up heap before the hosts take work (`heap`); the command
+        does, tests running the process inside their own do not."""
+        self.freeze_heap = freeze_heap
         self.names = [names] if isinstance(names, ActorName) else list(dict.fromkeys(names))
         self.settings = settings
         self.factory = factory
@@ -145,6 +151,8 @@ class ActorProcess:
             actors.append(actor)
         # Every host is built (and in the fusion group) before the first one fetches.
         hosts = [ActorHost(actor, nc, js, subjects, self.settings, colocated=colocated) for actor in actors]
+        if self.freeze_heap:
+            freeze_after_start(f"actor {self.label}")
         for host in hosts:
             await host.start()
             self.hosts.append(host)
@@ -156,6 +164,6 @@ class ActorProcess:
 
 async def run_actor(names: ActorName | list[ActorName], settings: RuntimeSettings) -> int:
     """Entry point of `actormesh actor NAME[,NAME...]`: run until SIGTERM/SIGINT, drain, return 0."""
-    process = ActorProcess(names, settings)
+    process = ActorProcess(names, settings, freeze_heap=True)
     install_stop_signals(process.stop_event)
     return await process.run()

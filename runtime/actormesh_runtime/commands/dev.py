@@ -116,6 +116,7 @@ async def serve(settings: RuntimeSettings, *, data_dir: Path, nats_url: str | No
     from actormesh_runtime.catalog import GATEWAY_USER, HISTORY_USER
     from actormesh_runtime.gateway.app import create_app
     from actormesh_runtime.gateway.server import GatewayServer
+    from actormesh_runtime.heap import freeze_after_start
     from actormesh_runtime.history.service import HistoryService
     from actormesh_runtime.local.mesh import LocalMesh
 
@@ -136,6 +137,7 @@ async def serve(settings: RuntimeSettings, *, data_dir: Path, nats_url: str | No
         if not await app.state.gateway.wait_ready(GATEWAY_READY_TIMEOUT_S):
             print("actormesh dev: the gateway is not connected to NATS yet; chats get 503 until it is",
                   file=sys.stderr, flush=True)  # fmt: skip
+        freeze_after_start("dev")  # every component of the mesh has started, in this one process
         print(banner(server.url, mesh), flush=True)
         await stop.wait()
         print("stopping…", file=sys.stderr, flush=True)

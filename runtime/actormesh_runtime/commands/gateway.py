@@ -29,6 +29,7 @@ async def serve(settings: RuntimeSettings) -> int:
     from actormesh_runtime.bus.process import install_stop_signals
     from actormesh_runtime.gateway.app import create_app
     from actormesh_runtime.gateway.server import GatewayServer
+    from actormesh_runtime.heap import freeze_after_start
 
     stop = asyncio.Event()
     install_stop_signals(stop)
@@ -42,6 +43,7 @@ async def serve(settings: RuntimeSettings) -> int:
         header_read_timeout_s=settings.header_read_timeout_s,
     )
     async with server:
+        freeze_after_start("gateway")  # listening; not ready before NATS is connected
         url = server.url
         print(f"ActorMesh gateway on {url} (chat: {url}/widget, agent console: {url}/console)", flush=True)
         await stop.wait()

@@ -71,6 +71,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 async def serve(settings: RuntimeSettings) -> int:
     from actormesh_runtime.bus.health import HealthServer
     from actormesh_runtime.bus.process import connect_with_retry, install_stop_signals
+    from actormesh_runtime.heap import freeze_after_start
     from actormesh_runtime.history.service import HistoryService
     from actormesh_runtime.settings import RuntimeSettings
 
@@ -91,6 +92,7 @@ async def serve(settings: RuntimeSettings) -> int:
         try:
             service = HistoryService(settings, nc=nc)
             async with service:
+                freeze_after_start("history")
                 await stop.wait()
         finally:
             with contextlib.suppress(Exception):
