@@ -5,7 +5,7 @@ few hundred thousand of them (modules, pydantic's schemas, the NATS client, VADE
 routes) that live as long as it does, and each full pass walks them all again while the event loop
 waits: 12-120 ms per pass in the bench's actor processes (most 20-35 ms), several passes in each
 process's first few hundred messages, every one stalling the message in hand. At one conversation in
-flight the p99 was 31 ms against a p50 of 8 (docs/benchmarks.md, "Session 11").
+flight the p99 was 30-38 ms against a p50 of 8-9 (docs/benchmarks.md, "The collector's stalls").
 
 So each command, once started and before it takes work, collects once and then freezes what survived
 (`gc.freeze()`): those objects move to a permanent generation the collector no longer walks. Objects
