@@ -1,5 +1,6 @@
-"""Stopping tasks: `cancel_and_wait` (every service's `stop()`), and `cancel_requested` — whether the
-running task has been asked to stop, even when the cancellation itself was lost.
+"""Stopping tasks: `cancel_and_wait` (every service's `stop()`), `cancel_until_done` (a task running
+code of someone else's that may lose a cancellation), and `cancel_requested` — whether the running
+task has been asked to stop, even when the cancellation itself was lost.
 
 Retry loops that catch `Exception` around NATS calls can swallow a `cancel()`: nats-py turns a
 cancellation that lands inside one of its requests into its own `TimeoutError`, and Python 3.11's
@@ -29,3 +30,22 @@ async def cancel_and_wait(*tasks: asyncio.Task[Any] | None) -> None:
         task.cancel()
     if live:
         await asyncio.gather(*live, return_exceptions=True)
+
+
+RECANCEL_S = 0.5
+
+
+async def cancel_until_done(task: asyncio.Task[Any], *, every_s: float = RECANCEL_S) -> None:
+    """Cancel `task` and again every `every_s` until it has ended; how it ended is not raised.
+
+    For a task whose retry loop is not ours: nats-py's initial `connect` (reconnecting forever)
+    catches the error a lost cancellation turns into and tries the next attempt, so one `cancel()`
+    that lands in the wrong step leaves it connecting forever; the next lands in its pause between
+    attempts. Not for tasks with clean-up to finish after a cancel: a second cancel would cut it short.
+    """
+    task.cancel()
+    while not task.done():
+        await asyncio.wait({task}, timeout=every_s)
+        task.cancel()  # a no-op once it has ended
+    if not task.cancelled():
+        task.exception()  # retrieved: a failure while stopping is not worth a warning at exit

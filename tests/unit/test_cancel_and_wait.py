@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from actormesh_runtime.cancellation import cancel_and_wait
+from actormesh_runtime.cancellation import cancel_and_wait, cancel_until_done
 
 
 async def test_tasks_end_and_their_errors_are_not_raised() -> None:
@@ -40,3 +40,53 @@ async def test_the_callers_own_cancellation_propagates() -> None:
     stopper.cancel()
     with pytest.raises(asyncio.CancelledError):
         await stopper
+
+
+# ---------------------------------------------------------------- cancel_until_done
+
+
+async def retries_losing_the_first_cancel(attempts: list[int]) -> None:
+    """nats-py's initial connect with reconnects on, as it behaves when a cancel lands inside an
+    attempt: the cancellation becomes an error its loop catches, and it tries again after a pause.
+    (Gives up after ~10 s, so a failing test cannot hang the session.)"""
+    lost = False
+    for _ in range(500):
+        attempts.append(1)
+        try:
+            await asyncio.sleep(0.01)  # the attempt
+        except asyncio.CancelledError:
+            if lost:
+                raise
+            lost = True  # swallowed, as the retry loop does
+            asyncio.current_task().uncancel()  # type: ignore[union-attr]
+        await asyncio.sleep(0.01)  # the pause between attempts
+
+
+async def test_a_lost_cancellation_is_asked_again_until_the_task_ends() -> None:
+    attempts: list[int] = []
+    task = asyncio.create_task(retries_losing_the_first_cancel(attempts))
+    await asyncio.sleep(0.005)  # inside the first attempt
+    await asyncio.wait_for(cancel_until_done(task, every_s=0.05), 5)
+    assert task.cancelled()
+    assert len(attempts) >= 2, "the first cancel was lost and the loop went on"
+
+
+async def test_one_cancel_is_not_enough_for_such_a_task() -> None:
+    """Why the helper exists: the single cancel of `cancel_and_wait` leaves it running."""
+    attempts: list[int] = []
+    task = asyncio.create_task(retries_losing_the_first_cancel(attempts))
+    await asyncio.sleep(0.005)
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(cancel_and_wait(task)), 0.3)
+    assert not task.done()
+    await cancel_until_done(task)
+
+
+async def test_a_task_that_already_ended_is_left_as_it_ended() -> None:
+    async def failed() -> None:
+        raise RuntimeError("connect failed")
+
+    task = asyncio.create_task(failed())
+    await asyncio.sleep(0)
+    await cancel_until_done(task)
+    assert isinstance(task.exception(), RuntimeError)

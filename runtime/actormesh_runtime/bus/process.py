@@ -20,6 +20,7 @@ from collections.abc import Callable
 from nats.aio.client import Client as NATS
 
 from actormesh_runtime.actors.base import Actor
+from actormesh_runtime.cancellation import cancel_until_done
 from actormesh_runtime.catalog import ActorName, Subjects
 from actormesh_runtime.heap import freeze_after_start
 from actormesh_runtime.resources import ActorDeps
@@ -61,9 +62,10 @@ async def connect_with_retry(settings: RuntimeSettings, stop: asyncio.Event, *, 
         await asyncio.wait({connecting, stopped}, return_when=asyncio.FIRST_COMPLETED)
         stopped.cancel()
         if not connecting.done():
-            connecting.cancel()
-            with contextlib.suppress(BaseException):
-                await connecting
+            await cancel_until_done(connecting)
+            if not connecting.cancelled() and connecting.exception() is None:
+                with contextlib.suppress(Exception):  # it connected as it was stopped
+                    await connecting.result().close()
             return None
         try:
             return connecting.result()

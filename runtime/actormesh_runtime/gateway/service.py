@@ -18,7 +18,7 @@ from nats.aio.client import Client as NATS
 
 from actormesh_runtime.bus.connection import open_bus
 from actormesh_runtime.bus.publish import submit
-from actormesh_runtime.cancellation import cancel_requested
+from actormesh_runtime.cancellation import cancel_requested, cancel_until_done
 from actormesh_runtime.catalog import Subjects
 from actormesh_runtime.envelope import Envelope, FinalResult, ReplyTo
 from actormesh_runtime.gateway.auth import AuthError, Principal
@@ -91,9 +91,7 @@ class Gateway:
 
     async def stop(self) -> None:
         if self._connector is not None:
-            self._connector.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._connector
+            await cancel_until_done(self._connector)  # nats-py's connect may lose one cancel
         await self.replies.stop()
         await self.escalation_feed.stop()
         if self._owns_nc and self._nc is not None:
