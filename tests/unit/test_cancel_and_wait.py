@@ -45,37 +45,45 @@ async def test_the_callers_own_cancellation_propagates() -> None:
 # ---------------------------------------------------------------- cancel_until_done
 
 
-async def retries_losing_the_first_cancel(attempts: list[int]) -> None:
+async def retries_losing_the_first_cancel(events: list[str], inside: asyncio.Event) -> None:
     """nats-py's initial connect with reconnects on, as it behaves when a cancel lands inside an
     attempt: the cancellation becomes an error its loop catches, and it tries again after a pause.
-    (Gives up after ~10 s, so a failing test cannot hang the session.)"""
+    The first attempt lasts until that cancel (`inside` is set once it has begun); the loop gives up
+    after ~10 s, so a failing test cannot hang the session."""
     lost = False
     for _ in range(500):
-        attempts.append(1)
+        events.append("attempt")
         try:
-            await asyncio.sleep(0.01)  # the attempt
+            if lost:
+                await asyncio.sleep(0.01)  # a later attempt
+            else:
+                inside.set()
+                await asyncio.Event().wait()
         except asyncio.CancelledError:
             if lost:
                 raise
             lost = True  # swallowed, as the retry loop does
+            events.append("lost cancel")
             asyncio.current_task().uncancel()  # type: ignore[union-attr]
         await asyncio.sleep(0.01)  # the pause between attempts
 
 
 async def test_a_lost_cancellation_is_asked_again_until_the_task_ends() -> None:
-    attempts: list[int] = []
-    task = asyncio.create_task(retries_losing_the_first_cancel(attempts))
-    await asyncio.sleep(0.005)  # inside the first attempt
+    events: list[str] = []
+    inside = asyncio.Event()
+    task = asyncio.create_task(retries_losing_the_first_cancel(events, inside))
+    await inside.wait()
     await asyncio.wait_for(cancel_until_done(task, every_s=0.05), 5)
     assert task.cancelled()
-    assert len(attempts) >= 2, "the first cancel was lost and the loop went on"
+    assert "lost cancel" in events, "the first cancel was lost"
 
 
 async def test_one_cancel_is_not_enough_for_such_a_task() -> None:
     """Why the helper exists: the single cancel of `cancel_and_wait` leaves it running."""
-    attempts: list[int] = []
-    task = asyncio.create_task(retries_losing_the_first_cancel(attempts))
-    await asyncio.sleep(0.005)
+    events: list[str] = []
+    inside = asyncio.Event()
+    task = asyncio.create_task(retries_losing_the_first_cancel(events, inside))
+    await inside.wait()
     with pytest.raises(TimeoutError):
         await asyncio.wait_for(asyncio.shield(cancel_and_wait(task)), 0.3)
     assert not task.done()

@@ -15,24 +15,26 @@ from tests.unit.test_cancel_and_wait import retries_losing_the_first_cancel
 
 
 async def test_a_stop_ends_a_connect_that_loses_the_first_cancel(monkeypatch: pytest.MonkeyPatch) -> None:
-    attempts: list[int] = []
+    events: list[str] = []
+    inside = asyncio.Event()
 
     async def connect(settings: RuntimeSettings, *, name: str) -> Any:
-        await retries_losing_the_first_cancel(attempts)
+        await retries_losing_the_first_cancel(events, inside)
 
     monkeypatch.setattr(process, "connect", connect)
     stop = asyncio.Event()
     connecting = asyncio.create_task(process.connect_with_retry(RuntimeSettings(), stop, name="test"))
-    await asyncio.sleep(0.005)  # inside the first attempt
+    await inside.wait()  # the stop comes inside the first attempt
     stop.set()
     await asyncio.wait({connecting}, timeout=5)  # (wait_for's own cancel could end it instead)
     assert connecting.done(), "still connecting after the stop"
     assert connecting.result() is None
-    assert len(attempts) >= 2, "the first cancel was lost inside the connect"
+    assert "lost cancel" in events, "the first cancel was lost inside the connect"
 
 
 async def test_a_connection_made_as_the_stop_came_is_closed(monkeypatch: pytest.MonkeyPatch) -> None:
     closed: list[bool] = []
+    inside = asyncio.Event()
 
     class Connection:
         async def close(self) -> None:
@@ -40,14 +42,15 @@ async def test_a_connection_made_as_the_stop_came_is_closed(monkeypatch: pytest.
 
     async def connect(settings: RuntimeSettings, *, name: str) -> Any:
         try:
-            await asyncio.sleep(10)
+            inside.set()
+            await asyncio.Event().wait()
         except asyncio.CancelledError:
             return Connection()  # the connect finished in the same step as the cancel
 
     monkeypatch.setattr(process, "connect", connect)
     stop = asyncio.Event()
     connecting = asyncio.create_task(process.connect_with_retry(RuntimeSettings(), stop, name="test"))
-    await asyncio.sleep(0.01)
+    await inside.wait()
     stop.set()
     await asyncio.wait({connecting}, timeout=5)  # (wait_for's own cancel could end it instead)
     assert connecting.done(), "still connecting after the stop"
