@@ -8,6 +8,7 @@ import asyncio
 import pytest
 
 from actormesh_runtime.cancellation import cancel_and_wait, cancel_until_done
+from tests.support.cancellation import retries_losing_the_first_cancel
 
 
 async def test_tasks_end_and_their_errors_are_not_raised() -> None:
@@ -43,29 +44,6 @@ async def test_the_callers_own_cancellation_propagates() -> None:
 
 
 # ---------------------------------------------------------------- cancel_until_done
-
-
-async def retries_losing_the_first_cancel(events: list[str], inside: asyncio.Event) -> None:
-    """nats-py's initial connect with reconnects on, as it behaves when a cancel lands inside an
-    attempt: the cancellation becomes an error its loop catches, and it tries again after a pause.
-    The first attempt lasts until that cancel (`inside` is set once it has begun); the loop gives up
-    after ~10 s, so a failing test cannot hang the session."""
-    lost = False
-    for _ in range(500):
-        events.append("attempt")
-        try:
-            if lost:
-                await asyncio.sleep(0.01)  # a later attempt
-            else:
-                inside.set()
-                await asyncio.Event().wait()
-        except asyncio.CancelledError:
-            if lost:
-                raise
-            lost = True  # swallowed, as the retry loop does
-            events.append("lost cancel")
-            asyncio.current_task().uncancel()  # type: ignore[union-attr]
-        await asyncio.sleep(0.01)  # the pause between attempts
 
 
 async def test_a_lost_cancellation_is_asked_again_until_the_task_ends() -> None:

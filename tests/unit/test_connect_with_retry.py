@@ -11,7 +11,7 @@ import pytest
 
 from actormesh_runtime.bus import process
 from actormesh_runtime.settings import RuntimeSettings
-from tests.unit.test_cancel_and_wait import retries_losing_the_first_cancel
+from tests.support.cancellation import retries_losing_the_first_cancel
 
 
 async def test_a_stop_ends_a_connect_that_loses_the_first_cancel(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -118,10 +118,8 @@ class ChildCache:
             stored = informer.put(obj)
             if stored is not None:
                 self._reindex(None, stored)
-                self._apply_versions[child_key(stored)] = (
-                    resource_version_of(stored),
-                    resource_version_of(stored),
-                )
+                version = resource_version_of(stored)
+                self._apply_versions[child_key(stored)] = (version, version)
 
     def drop(self, obj: dict[str, Any]) -> None:
         """An object we just deleted."""
