@@ -53,6 +53,7 @@ from tests.support.bus_actors import (
     fast_settings,
 )
 from tests.support.eventually import eventually_async
+from tests.support.nats_flush import server_has_seen
 
 pytestmark = pytest.mark.integration
 
@@ -353,7 +354,7 @@ async def test_a_hop_that_names_no_origin_of_this_mesh_is_dropped(nats_server: s
         target = rig.subjects.direct(SECOND_WORKER)
         await stranger.publish(target, payload)
         await stranger.publish(target, encode_hop("$JS.ACK.OTHER-STREAM.c.1.1.1.1.0", 1.0, payload))
-        await stranger.flush()
+        await server_has_seen(stranger)
 
         result = await rig.ask(rig.envelope("sentinel", steps=TWO_WORKER_ROUTE))
 

@@ -23,6 +23,7 @@ from actormesh_runtime.settings import RuntimeSettings
 from tests.conftest import missing_component
 from tests.support.eventually import eventually_async
 from tests.support.gateway import BOB, JOHN, poll_json, wait_ready
+from tests.support.nats_flush import server_has_seen
 
 pytestmark = pytest.mark.integration
 
@@ -57,11 +58,11 @@ async def test_embedded_server_enforces_each_components_permissions(tmp_path: Pa
         )
         try:
             await gateway.publish(subjects.actor("sentiment_analyzer"), b"{}")  # its own first step: fine
-            await gateway.flush()
+            await server_has_seen(gateway)
             assert not [e for e in errors if "permissions violation" in e.lower()], errors
             await gateway.publish(subjects.actor("execution_coordinator"), b"{}")  # skipping the route
             await gateway.subscribe(subjects.history_query)  # the history service's job
-            await gateway.flush()
+            await server_has_seen(gateway)
 
             def two_violations() -> list[str]:
                 found = [e for e in errors if "permissions violation" in e.lower()]
@@ -72,7 +73,7 @@ async def test_embedded_server_enforces_each_components_permissions(tmp_path: Pa
             assert any("subscription" in v.lower() and "history.query" in v for v in violations), errors
             # Only the history service announces escalations.
             await gateway.publish(subjects.escalations_created, b"{}")
-            await gateway.flush()
+            await server_has_seen(gateway)
             await eventually_async(
                 lambda: any("escalations.created" in e for e in errors), what="the refusal"
             )

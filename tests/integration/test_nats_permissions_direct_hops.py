@@ -29,6 +29,7 @@ from actormesh_runtime.settings import RuntimeSettings
 from tests.integration.test_nats_permissions_server import DENIED_WAIT_S, Server, serving
 from tests.support.envelopes import make_envelope
 from tests.support.eventually import eventually_async
+from tests.support.nats_flush import server_has_seen
 from tests.unit.builder_helpers import children, index
 
 pytestmark = [pytest.mark.integration]
@@ -87,7 +88,7 @@ async def test_with_direct_hops_an_envelope_goes_direct_and_the_last_actor_acks_
         await received.put(msg)
 
     await nxt.subscribe(SUBJECTS.direct(NEXT), queue=SUBJECTS.consumer(NEXT), cb=on_direct)
-    await nxt.flush()
+    await server_has_seen(nxt)
     # A request, so a hop nobody receives comes back as "no responders" to the sender's own inbox.
     hop_payload = encode_hop(origin.reply, 0.0, origin.data)
     await first.publish(SUBJECTS.direct(NEXT), hop_payload, reply=first.new_inbox())
@@ -98,12 +99,12 @@ async def test_with_direct_hops_an_envelope_goes_direct_and_the_last_actor_acks_
     assert await _pending(first) == 1
     # The next actor ends the chain: it acks the delivery the FIRST actor's consumer made.
     await nxt.publish(found[0].reply, b"+ACK")
-    await nxt.flush()
+    await server_has_seen(nxt)
     await eventually_async(lambda: _settled(first), what="the origin acked", timeout_s=5)
     assert direct.violations(FIRST.value) == direct.violations(NEXT.value) == []
     # Still only its own direct subject to receive on.
     await nxt.subscribe(SUBJECTS.direct(ActorName.CONTEXT_RETRIEVER))
-    await nxt.flush()
+    await server_has_seen(nxt)
     await eventually_async(lambda: direct.violations(NEXT.value), what="another's direct subject refused")
 
 
@@ -111,11 +112,11 @@ async def test_without_direct_hops_every_step_of_a_direct_hop_is_refused(via_str
     first, origin = await _origin(via_stream)
     nxt = await via_stream.connect(NEXT.value)
     await nxt.subscribe(SUBJECTS.direct(NEXT), queue=SUBJECTS.consumer(NEXT))
-    await nxt.flush()
+    await server_has_seen(nxt)
     await first.publish(SUBJECTS.direct(NEXT), encode_hop(origin.reply, 0.0, origin.data))
-    await first.flush()
+    await server_has_seen(first)
     await nxt.publish(origin.reply, b"+ACK")
-    await nxt.flush()
+    await server_has_seen(nxt)
     await eventually_async(
         lambda: len(via_stream.violations(NEXT.value)) >= 2 and via_stream.violations(FIRST.value),
         what="the direct subscribe and the foreign ack (next) and the direct publish (first) refused",

@@ -43,6 +43,7 @@ from tests.integration.test_builders_infra_servers import POD_NAME, _nats_binary
 from tests.support.envelopes import make_envelope
 from tests.support.eventually import eventually, eventually_async
 from tests.support.nats_auth import server_env
+from tests.support.nats_flush import server_has_seen
 from tests.support.ports import free_port
 from tests.unit.builder_helpers import children, container, index
 
@@ -206,7 +207,7 @@ async def test_a_message_walks_the_mesh_with_each_component_limited_to_its_own_s
     await first.subscribe(f"{inbox_prefix('gateway')}.>")
     await first.subscribe(SUBJECTS.history_query)
     await first.subscribe(SUBJECTS.any_reply)  # the customers' answers, on their way to the gateway
-    await first.flush()
+    await server_has_seen(first)
     await eventually_async(
         lambda: len(server.violations(FIRST)) >= before + 3,
         what="subscriptions to another's inbox, to history queries and to replies refused",

@@ -42,6 +42,7 @@ from actormesh_runtime.envelope import (
 from actormesh_runtime.errors import PermanentError, TransientError
 from actormesh_runtime.resources import ActorDeps
 from actormesh_runtime.settings import RuntimeSettings
+from tests.support.nats_flush import server_has_seen
 
 WORKER = ActorName.SENTIMENT_ANALYZER
 SECOND_WORKER = ActorName.INTENT_ANALYZER
@@ -295,7 +296,7 @@ async def bus_rig(settings: RuntimeSettings) -> AsyncIterator[BusRig]:
     rig.reply_prefix = subjects.replies(uuid.uuid4().hex[:8])
     await nc.subscribe(f"{rig.reply_prefix}.result", cb=rig._on_result)
     await nc.subscribe(f"{rig.reply_prefix}.progress", cb=rig._on_progress)
-    await nc.flush()
+    await server_has_seen(nc)
     try:
         yield rig
     finally:
