@@ -13,10 +13,11 @@ from __future__ import annotations
 from nats.aio.client import Client as NATS
 
 
-async def server_has_seen(nc: NATS, timeout_s: float = 10) -> None:
+async def server_has_seen(nc: NATS, timeout_s: int = 10) -> None:
     """Return once the server has processed everything `nc` sent or queued before this call."""
     # The first round trip lets the flusher task write the queued commands: its wake-up is already
-    # scheduled, so it runs before this PONG can be read. The second PING then follows them on the
-    # wire, and the server answers it only after it has processed them.
-    await nc.flush(timeout=int(timeout_s))
-    await nc.flush(timeout=int(timeout_s))
+    # scheduled, so it runs before this PONG can be read (unless it is waiting for a full socket
+    # buffer to drain, which no test fills). The second PING then follows them on the wire, and the
+    # server answers it only after it has processed them.
+    await nc.flush(timeout=timeout_s)
+    await nc.flush(timeout=timeout_s)

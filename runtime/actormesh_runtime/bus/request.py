@@ -56,7 +56,10 @@ async def request_result(
         # POST /chat, which never asks for them).
         envelope.reply = envelope.reply.model_copy(update={"progress_subject": None})
     try:
-        await nc.flush()  # the subscription is live before anything can answer
+        # The SUBs reach the server before the submit below (one connection, in order), so they are
+        # live before anything can answer. The round trip only fails fast on a dead connection:
+        # nats-py writes its PING straight to the socket, ahead of commands still queued.
+        await nc.flush()
         await submit(nc.jetstream(), subjects, envelope)
         return await asyncio.wait_for(done, timeout_s)
     finally:
