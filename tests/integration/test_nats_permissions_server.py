@@ -153,7 +153,7 @@ async def _denied(server: Server, user: str, coro: Any) -> None:
     await eventually_async(
         lambda: len(server.violations(user)) > before,
         what=f"a permissions violation reported for {user}",
-        timeout_s=2,
+        timeout_s=10,
     )
 
 
@@ -211,7 +211,7 @@ async def test_a_message_walks_the_mesh_with_each_component_limited_to_its_own_s
     await eventually_async(
         lambda: len(server.violations(FIRST)) >= before + 3,
         what="subscriptions to another's inbox, to history queries and to replies refused",
-        timeout_s=2,
+        timeout_s=10,
     )
 
     # The history service stores what the last actor publishes and answers the gateway.
