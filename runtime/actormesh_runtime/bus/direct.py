@@ -99,15 +99,18 @@ def origin_of(nc: NATS, msg: Msg, stream: str) -> tuple[Msg, float] | None:
 class DirectSender:
     """Sends direct hops from one host, and routes a hop nobody received to its fallback."""
 
-    def __init__(self, nc: NATS, subjects: Subjects) -> None:
+    def __init__(self, nc: NATS, subjects: Subjects, clock: Callable[[], float] = time.monotonic) -> None:
         self.nc = nc
         self.subjects = subjects
-        self._sent: dict[str, tuple[float, str, Fallback]] = {}
-        """Hops that may still come back, by reply token, oldest first (dicts keep insertion order)."""
+        self._clock = clock
+        self._sent: dict[int, tuple[float, str, Fallback]] = {}
+        """Hops that may still come back, by reply token. Tokens count up as hops are sent."""
         self._refused_until: dict[str, float] = {}
         self._unlisten: Callable[[], None] | None = None
         self._inbox = ""
         self._next = 0
+        self._oldest = 1
+        """No token below this one is in `_sent`."""
         self._returns: Subscription | None = None
         self._fallbacks: set[asyncio.Task[None]] = set()
         self._sent_counters: dict[str, Counter] = {}
@@ -133,16 +136,16 @@ class DirectSender:
     ) -> None:
         """Publish one hop; if nobody receives it, `fallback` runs (it must move the envelope on
         through the stream and settle the origin)."""
-        now = time.monotonic()
+        now = self._clock()
         if self._refused_until.get(subject, 0.0) > now:
             _diverted(subject, "refused")
             await fallback()
             return
         self._next += 1
-        if self._next % FORGET_EVERY == 0:
-            self._forget(now - RETURN_WINDOW_S)
-        token = str(self._next)
+        token = self._next
         self._sent[token] = (now, subject, fallback)
+        if token % FORGET_EVERY == 0:
+            self._forget(now - RETURN_WINDOW_S)
         await self.nc.publish(subject, encode_hop(origin, reset_at, payload), reply=f"{self._inbox}.{token}")
         sent = self._sent_counters.get(subject)
         if sent is None:
@@ -150,15 +153,25 @@ class DirectSender:
         sent.inc()
 
     def _forget(self, before: float) -> None:
-        for token, (at, _, _) in list(self._sent.items()):
-            if at >= before:
-                break
-            del self._sent[token]
+        """Drop the hops sent before `before`. Tokens count up with the clock, so this walks from the
+        oldest token to the first one still inside the window, each token once over the sender's life
+        (not the whole table every time: it holds a couple of seconds' worth of hops)."""
+        while self._oldest <= self._next:
+            sent = self._sent.get(self._oldest)
+            if sent is not None:
+                if sent[0] >= before:
+                    return
+                del self._sent[self._oldest]
+            self._oldest += 1
 
     async def _on_return(self, msg: Msg) -> None:
         if JetStreamContext.is_status_msg(msg) != NO_RESPONDERS:
             return
-        sent = self._sent.pop(msg.subject.rsplit(".", 1)[-1], None)
+        try:
+            token = int(msg.subject.rsplit(".", 1)[-1])
+        except ValueError:
+            return
+        sent = self._sent.pop(token, None)
         if sent is None:
             return
         log.info("no process receives a direct hop: it goes through the stream", extra={"hop": sent[1]})
@@ -171,7 +184,7 @@ class DirectSender:
         if not subject.startswith(self.subjects.direct_prefix):
             return
         log.warning("direct hops refused by the server: through the stream for now", extra={"hop": subject})
-        self._refused_until[subject] = time.monotonic() + REFUSED_PAUSE_S
+        self._refused_until[subject] = self._clock() + REFUSED_PAUSE_S
         for token, (_, sent_to, fallback) in list(self._sent.items()):
             if sent_to == subject:
                 del self._sent[token]
