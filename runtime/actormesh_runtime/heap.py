@@ -3,7 +3,7 @@
 CPython's full collection walks every object the collector tracks. After start-up a process holds a
 few hundred thousand of them (modules, pydantic's schemas, the NATS client, VADER's lexicon, FastAPI's
 routes) that live as long as it does, and each full pass walks them all again while the event loop
-waits: 12-120 ms per pass in the bench's actor processes (most 20-35 ms), several passes in each
+waits: 12-120 ms per pass in the bench's actor processes (most 13-35 ms), several passes in each
 process's first few hundred messages, every one stalling the message in hand. At one conversation in
 flight the p99 was 30-38 ms against a p50 of 8-9 (docs/benchmarks.md, "The collector's stalls").
 

@@ -110,9 +110,6 @@ class _Bus:
         self._callbacks[subject] = cb
         return _Sub()
 
-    async def flush(self) -> None:
-        return None
-
     def jetstream(self) -> _Bus:
         return self
 

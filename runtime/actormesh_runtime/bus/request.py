@@ -56,10 +56,8 @@ async def request_result(
         # POST /chat, which never asks for them).
         envelope.reply = envelope.reply.model_copy(update={"progress_subject": None})
     try:
-        # The SUBs reach the server before the submit below (one connection, in order), so they are
-        # live before anything can answer. The round trip only fails fast on a dead connection:
-        # nats-py writes its PING straight to the socket, ahead of commands still queued.
-        await nc.flush()
+        # No flush needed: the SUBs above reach the server before this submit (one connection, in
+        # order), so they are live before anything can answer; a dead connection fails the submit.
         await submit(nc.jetstream(), subjects, envelope)
         return await asyncio.wait_for(done, timeout_s)
     finally:
