@@ -42,14 +42,24 @@ CODEC_DIR_ENV = "BENCH_CODEC_DIR"
 codec_timing`) and writes DIR/<name>-<n>.json at exit; `python -m bench.codec_timing --table DIR`."""
 
 
+SAMPLE_DIR_ENV = "BENCH_SAMPLE_DIR"
+"""When set, every actor and relay hop process samples its Python stack by CPU time (`bench.cpusample`)
+and writes DIR/<name>-<n>.folded at exit; `python -m bench.cpusample --table DIR`."""
+
+_WRAPPERS = (
+    (CPROFILE_DIR_ENV, "bench.cpuprofile", "prof"),
+    (CODEC_DIR_ENV, "bench.codec_timing", "json"),
+    (SAMPLE_DIR_ENV, "bench.cpusample", "folded"),
+)
+
+
 def _instrumented(argv: tuple[str, ...]) -> tuple[str, ...]:
-    """`argv` under cProfile when CPROFILE_DIR_ENV is set (or with its codec timed when CODEC_DIR_ENV
-    is), for `actormesh actor`, `bench.noop_actor` and `bench.relay`."""
-    wrapper, out_dir, suffix = "bench.cpuprofile", os.environ.get(CPROFILE_DIR_ENV), "prof"
-    if not out_dir:
-        wrapper, out_dir, suffix = "bench.codec_timing", os.environ.get(CODEC_DIR_ENV), "json"
-    if not out_dir:
+    """`argv` under the first wrapper whose variable is set (cProfile, the codec timer, the CPU-time
+    sampler), for `actormesh actor`, `bench.noop_actor` and `bench.relay`."""
+    chosen = [(wrapper, found, ext) for env, wrapper, ext in _WRAPPERS if (found := os.environ.get(env))]
+    if not chosen:
         return argv
+    wrapper, out_dir, suffix = chosen[0]
     if argv[0] == ACTORMESH and argv[1] == "actor":
         module, name, rest = "actormesh_runtime.cli", f"actor-{argv[2]}", argv[1:]
     elif argv[: len(NOOP_ACTOR)] == NOOP_ACTOR:

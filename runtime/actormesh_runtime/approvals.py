@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from actormesh_runtime.catalog import WireEnum
 from actormesh_runtime.priority import PRIORITY_ORDER, Priority
 
 APPROVAL_ID_PATTERN = r"APR-[0-9a-f]{8}"
@@ -53,7 +53,7 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class ApprovalState(StrEnum):
+class ApprovalState(WireEnum):
     PENDING = "pending"
     APPROVED = "approved"
     DENIED = "denied"

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from actormesh_runtime.approvals import ApprovalRecord
-from actormesh_runtime.catalog import DEFAULT_ROUTE, ERROR_ROUTE, ActorName
+from actormesh_runtime.catalog import DEFAULT_ROUTE, ERROR_ROUTE, ActorName, WireEnum
 from actormesh_runtime.escalations import REF_PATTERN, EscalationRecord, FollowUp
 from actormesh_runtime.ids import random_hex
 
@@ -128,13 +127,13 @@ class Screening(_Model):
 # ---------------------------------------------------------------- enrichment sections
 
 
-class SentimentLabel(StrEnum):
+class SentimentLabel(WireEnum):
     NEGATIVE = "negative"
     NEUTRAL = "neutral"
     POSITIVE = "positive"
 
 
-class Urgency(StrEnum):
+class Urgency(WireEnum):
     LOW = "low"
     MEDIUM = "medium"
     HIGH = "high"
@@ -151,7 +150,7 @@ class Sentiment(_Model):
     wants_human: bool = False
 
 
-class Intent(StrEnum):
+class Intent(WireEnum):
     ORDER_STATUS = "order_status"
     DELIVERY_ISSUE = "delivery_issue"
     PRODUCT_ISSUE = "product_issue"
@@ -222,7 +221,7 @@ class CustomerContext(_Model):
     cached: bool = False
 
 
-class ActionType(StrEnum):
+class ActionType(WireEnum):
     CANCEL_ORDER = "cancel_order"
     CREATE_RETURN_LABEL = "create_return_label"
     CREATE_REFUND_REQUEST = "create_refund_request"
@@ -230,7 +229,7 @@ class ActionType(StrEnum):
     TRACKING_LOOKUP = "tracking_lookup"
 
 
-class ActionStatus(StrEnum):
+class ActionStatus(WireEnum):
     DONE = "done"
     PENDING_REVIEW = "pending_review"
     REFUSED = "refused"

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from actormesh_runtime.catalog import WireEnum
 from actormesh_runtime.priority import Priority
 
 REF_PATTERN = r"ESC-[0-9a-f]{8}"
@@ -36,13 +36,13 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class EscalationState(StrEnum):
+class EscalationState(WireEnum):
     OPEN = "open"
     CLAIMED = "claimed"
     RESOLVED = "resolved"
 
 
-class EscalationReason(StrEnum):
+class EscalationReason(WireEnum):
     """Why the mesh escalated: one code per record (the most serious rule that fired)."""
 
     LEGAL_THREAT = "legal_threat"

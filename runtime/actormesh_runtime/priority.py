@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
+from actormesh_runtime.catalog import WireEnum
 
 
-class Priority(StrEnum):
+class Priority(WireEnum):
     URGENT = "urgent"
     HIGH = "high"
     NORMAL = "normal"

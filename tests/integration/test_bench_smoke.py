@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 from bench.codec_timing import table as codec_table
+from bench.cpusample import parse as parse_samples
 from bench.footprint import measure_actor
 from bench.plots import write_plots
-from bench.processes import CODEC_DIR_ENV
+from bench.processes import CODEC_DIR_ENV, SAMPLE_DIR_ENV
 from bench.report import table
 from bench.run import Config, run_benchmark
 
@@ -86,3 +87,23 @@ async def test_the_codec_is_timed_inside_every_actor_and_relay_hop_process(
             assert row["encodes"] == row["decodes"], row
             assert row["decoded_bytes"] > 1000, "the envelope, not nats-py's PubAcks"
     assert "actor-decision_router" in codec_table(tmp_path / "codec")
+
+
+async def test_every_actor_process_can_run_under_the_cpu_time_sampler(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(SAMPLE_DIR_ENV, str(tmp_path / "samples"))
+    config = Config(
+        levels=[2], sequential=1, messages=4, warmup=1, repeat=1, targets=["mesh-direct-mp"],
+        profile_messages=0, footprint=False,
+    )  # fmt: skip
+
+    await run_benchmark(config)
+
+    files = {p.stem.rsplit("-", 1)[0]: p for p in (tmp_path / "samples").glob("*.folded")}
+    assert set(files) == {f"actor-{a.value}" for a in ActorName}
+    for process, path in files.items():
+        stacks = parse_samples(path.read_text().splitlines())
+        assert sum(stacks.values()) > 0, process  # start-up alone is a few hundred ms of CPU
+        frames = {frame for stack in stacks for frame in stack}
+        assert any(frame.endswith("actormesh_runtime/cli.py:main") for frame in frames), process
