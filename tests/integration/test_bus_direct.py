@@ -141,6 +141,24 @@ async def test_direct_hops_skip_the_later_inboxes_and_settle_the_origin_once(nat
         await eventually_async(lambda: settled(rig, WORKER), what="the origin acked")
 
 
+async def test_a_sent_hop_keeps_its_bytes_for_the_fallback_but_not_the_envelope(nats_server: str) -> None:
+    """The sender keeps each hop's fallback for seconds (`RETURN_WINDOW_S`), at hundreds of hops a
+    second: it must hold the payload, not the decoded envelope's object tree."""
+    async with bus_rig(direct_settings(nats_server)) as rig:
+        first_host = await own_process(rig, WorkerActor(Recorder()))
+        await own_process(rig, SecondWorkerActor(Recorder()))
+        await own_process(rig, SinkAggregator(rig.deps))
+
+        await rig.ask(rig.envelope(steps=TWO_WORKER_ROUTE))
+
+        assert first_host._sender is not None
+        kept = [fallback for _, _, fallback in first_host._sender._sent.values()]
+        assert len(kept) == 1, "the one hop this host sent is still inside its return window"
+        held = [cell.cell_contents for cell in kept[0].__closure__ or ()]
+        assert any(isinstance(value, bytes) and b'"message_id"' in value for value in held)
+        assert not [value for value in held if isinstance(value, Envelope)]
+
+
 @pytest.mark.parametrize("processing_timeout_s", [1.0, 60.0], ids=["short-steps", "long-steps"])
 async def test_a_process_killed_mid_chain_reruns_the_chain_from_its_origin(
     nats_server: str, processing_timeout_s: float
