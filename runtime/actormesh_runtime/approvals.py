@@ -24,8 +24,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from actormesh_runtime.catalog import WireEnum
 from actormesh_runtime.priority import PRIORITY_ORDER, Priority
+from actormesh_runtime.wire_enum import WireEnum
 
 APPROVAL_ID_PATTERN = r"APR-[0-9a-f]{8}"
 REASON_MAX_CHARS = 2000

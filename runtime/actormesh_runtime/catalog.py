@@ -1,32 +1,16 @@
 """The names every part of ActorMesh agrees on: actors, routes, ports, subjects and environment variables.
 
 Both the runtime and the operator import this module (the operator imports nothing else from the
-runtime), so it depends on nothing but the standard library and pydantic.
+runtime), so it depends on nothing but the standard library, pydantic and `wire_enum`.
 """
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Iterable
-from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
-
-class WireEnum(StrEnum):
-    """The base of every string enum a message carries (the envelope's, the history's).
-
-    pydantic's serializer reads `.value` of every enum member it writes: ~30 per envelope encode, at
-    every hop. `Enum.value` is a descriptor written in Python (a frame per read: 7 % of an actor
-    process's CPU in the chain, sampled by CPU time in session 13); a str enum's value is the string
-    `_value_` already holds, so here it is read by C code alone. Members, lookups, equality with
-    strings and pickling are StrEnum's own.
-    """
-
-
-# Set after the class is made: in the class body it would read to type checkers as a member, and a
-# member would forbid subclasses.
-setattr(WireEnum, "value", property(operator.attrgetter("_value_")))  # noqa: B010
+from actormesh_runtime.wire_enum import WireEnum
 
 
 class ActorName(WireEnum):

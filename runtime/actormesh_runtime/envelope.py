@@ -18,9 +18,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from actormesh_runtime.approvals import ApprovalRecord
-from actormesh_runtime.catalog import DEFAULT_ROUTE, ERROR_ROUTE, ActorName, WireEnum
+from actormesh_runtime.catalog import DEFAULT_ROUTE, ERROR_ROUTE, ActorName
 from actormesh_runtime.escalations import REF_PATTERN, EscalationRecord, FollowUp
 from actormesh_runtime.ids import random_hex
+from actormesh_runtime.wire_enum import WireEnum
 
 
 class _Model(BaseModel):

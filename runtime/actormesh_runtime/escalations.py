@@ -19,8 +19,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from actormesh_runtime.catalog import WireEnum
 from actormesh_runtime.priority import Priority
+from actormesh_runtime.wire_enum import WireEnum
 
 REF_PATTERN = r"ESC-[0-9a-f]{8}"
 REF_RE = re.compile(r"\bESC-([0-9a-f]{8})\b", re.IGNORECASE)

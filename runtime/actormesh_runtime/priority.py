@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from actormesh_runtime.catalog import WireEnum
+from actormesh_runtime.wire_enum import WireEnum
 
 
 class Priority(WireEnum):

@@ -1,4 +1,4 @@
-"""`catalog.WireEnum`: every enum a message carries reads its value in C, and behaves as a StrEnum."""
+"""`wire_enum.WireEnum`: every enum a message carries reads its value in C, and behaves as a StrEnum."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from enum import Enum
 import pytest
 from pydantic import BaseModel
 
-from actormesh_runtime.catalog import ActorName, WireEnum
+from actormesh_runtime.catalog import ActorName
 from actormesh_runtime.envelope import ActionType, Envelope, HistoryEvent, ProgressEvent
+from actormesh_runtime.wire_enum import WireEnum
 
 
 def _enums_in(model: type[BaseModel], seen: set[type] | None = None) -> set[type[Enum]]:
