@@ -64,5 +64,7 @@ def test_a_process_is_sampled_by_its_own_cpu_time(tmp_path: Path) -> None:
     by_function = {frame.rsplit("/", 1)[-1]: inclusive for frame, inclusive, _ in shares(counts, top=100)}
     assert sum(counts.values()) >= 20  # 0.3 s of CPU, sampled every 1 ms asked (the kernel's tick: 4 ms here)
     assert by_function["burner.py:burn"] > 0.8
-    assert "burner.py:rest" not in by_function
+    # As long asleep as busy: a wall-clock sampler would put half its samples here. (Not none: a tick
+    # that fell in burn's last instructions may be handled on entering rest.)
+    assert by_function.get("burner.py:rest", 0.0) < 0.05
     assert "burner.folded" in table(out.parent)
