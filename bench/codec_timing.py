@@ -12,14 +12,14 @@ chain"). This measures it where it happens. Used by `processes.Children` when BE
 from __future__ import annotations
 
 import atexit
-import contextlib
 import json
-import runpy
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from .wrapped import run_as_main
 
 _clock = time.thread_time_ns
 
@@ -90,12 +90,10 @@ def main() -> None:
         print(table(Path(sys.argv[2])))
         return
     out, module, *args = sys.argv[1:]
-    sys.argv = [module, *args]
     tally = _Tally()
     _instrument(module, tally)
     atexit.register(lambda: Path(out).write_text(json.dumps(tally.summary(Path(out).stem))))
-    with contextlib.suppress(SystemExit):
-        runpy.run_module(module, run_name="__main__", alter_sys=True)
+    run_as_main(module, args)
 
 
 if __name__ == "__main__":

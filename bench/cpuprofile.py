@@ -10,20 +10,18 @@ is set.
 from __future__ import annotations
 
 import cProfile
-import runpy
 import sys
 import time
+
+from .wrapped import run_as_main
 
 
 def main() -> None:
     out, module, *args = sys.argv[1:]
-    sys.argv = [module, *args]
     profiler = cProfile.Profile(time.process_time)
     profiler.enable()
     try:
-        runpy.run_module(module, run_name="__main__", alter_sys=True)
-    except SystemExit:
-        pass
+        run_as_main(module, args)
     finally:
         profiler.disable()
         profiler.dump_stats(out)

@@ -18,12 +18,13 @@ the format flame-graph tools read; `python -m bench.cpusample --table DIR` sums 
 from __future__ import annotations
 
 import collections
-import runpy
 import signal
 import sys
 from collections.abc import Iterable
 from pathlib import Path
 from types import FrameType
+
+from .wrapped import run_as_main
 
 INTERVAL_S = 0.001
 
@@ -89,7 +90,6 @@ def main() -> None:
         print(table(Path(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) > 3 else 40))
         return
     out, module, *args = sys.argv[1:]
-    sys.argv = [module, *args]
     counts: collections.Counter[Stack] = collections.Counter()
 
     def sample(_signum: int, frame: FrameType | None) -> None:
@@ -102,9 +102,7 @@ def main() -> None:
     signal.signal(signal.SIGPROF, sample)
     signal.setitimer(signal.ITIMER_PROF, INTERVAL_S, INTERVAL_S)
     try:
-        runpy.run_module(module, run_name="__main__", alter_sys=True)
-    except SystemExit:
-        pass
+        run_as_main(module, args)
     finally:
         signal.setitimer(signal.ITIMER_PROF, 0, 0)
         Path(out).write_text("\n".join(fold(counts)) + "\n")

@@ -43,7 +43,7 @@ from .connection import ensure_consumer
 from .direct import DirectSender, HeldHops, expired, origin_of
 from .errorpath import dead_letter_garbage, take_error_path
 from .fusion import Colocated
-from .publish import MSG_ID_HEADER, acked_publish, publish_payload, publish_progress
+from .publish import acked_publish, publish_payload, publish_progress, stream_target
 from .pull import PullFeed, delivery_of
 from .size import TooLarge, check_fits
 from .spans import traced_hop
@@ -421,10 +421,10 @@ class ActorHost:
         """Hand the envelope on over core NATS; whoever ends the chain settles the origin. Should no
         process of the next actor receive it, it goes through the stream and the origin is acked here."""
         assert self._sender is not None
-        # Taken now, so the fallback (kept for RETURN_WINDOW_S by the sender) holds two strings and the
+        # Taken now, so the fallback (kept for RETURN_WINDOW_S by the sender) holds strings and the
         # bytes, not the envelope's object tree: that is freed as soon as this step is done.
-        subject, stream = self.subjects.actor(envelope.slip.current), self.subjects.stream
-        headers = {MSG_ID_HEADER: envelope.dedup_id()}
+        subject, headers = stream_target(self.subjects, envelope)
+        stream = self.subjects.stream
 
         async def through_the_stream() -> None:
             try:

@@ -55,9 +55,15 @@ async def publish_payload(
 
     Retried within PUBLISH_RETRY_BUDGET_S while the stream gives no answer (no leader yet, or the ack
     got lost): the message id makes a retry of a publish that did land a duplicate the stream drops."""
-    subject = subjects.actor(envelope.slip.current)
-    headers = {MSG_ID_HEADER: envelope.dedup_id()}
+    subject, headers = stream_target(subjects, envelope)
     return await acked_publish(js, subject, payload, stream=subjects.stream, headers=headers)
+
+
+def stream_target(subjects: Subjects, envelope: Envelope) -> tuple[str, dict[str, str]]:
+    """The inbox of `envelope`'s current step and the de-duplication header its acked publish carries:
+    all a publish of its (already encoded) bytes needs from the envelope, so a publish kept for later
+    (a direct hop's fallback) need not keep the envelope."""
+    return subjects.actor(envelope.slip.current), {MSG_ID_HEADER: envelope.dedup_id()}
 
 
 async def acked_publish(
