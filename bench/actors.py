@@ -25,8 +25,8 @@ class _NullPublisher:
     async def publish_core(self, subject: str, payload: bytes) -> None:
         pass
 
-    async def publish_stream(self, subject: str, payload: bytes, *, msg_id: str) -> None:
-        pass
+    async def publish_stream(self, subject: str, payload: bytes, *, msg_id: str) -> bool:
+        return True
 
     async def request(self, subject: str, payload: bytes, *, timeout_s: float) -> bytes:
         # Like a mesh without a history service: escalation lookups fail fast and the actors fall back.

@@ -261,6 +261,13 @@ class Subjects:
         return f"{self.prefix}.history.query"
 
     @property
+    def stored_answers(self) -> str:
+        """Core NATS request/reply served by the history service: the result stored for a message id
+        (the request is the id). response_aggregator asks when a chain runs again, so a rerun answers
+        what the first run stored instead of a second, different answer."""
+        return f"{self.prefix}.history.answer"
+
+    @property
     def dlq_stream(self) -> str:
         """Limits-retention stream of dead-lettered envelopes (kept for `actormesh dlq`)."""
         return f"ACTORMESH-{self.mesh}-DLQ"
@@ -418,6 +425,8 @@ def _actor_permissions(subjects: Subjects, actor: ActorName, *, direct_hops: boo
     ]
     if actor in ESCALATION_LOOKUP_ACTORS:
         publish.append(subjects.escalations_lookup)
+    if actor is ActorName.RESPONSE_AGGREGATOR:
+        publish.append(subjects.stored_answers)
     if actor is ActorName.EXECUTION_COORDINATOR:
         # Approved actions: it runs them (the only actor with the commerce API's mutations) and
         # reports each result for the history service to record.
@@ -471,6 +480,7 @@ def _history_permissions(subjects: Subjects) -> NatsPermissions:
         subscribe=(
             subjects.history_query,
             subjects.escalations_lookup,
+            subjects.stored_answers,
             f"{inbox_prefix(HISTORY_USER)}.>",
         ),
         allow_responses=True,

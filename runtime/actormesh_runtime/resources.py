@@ -26,8 +26,9 @@ class Publisher(Protocol):
     async def publish_core(self, subject: str, payload: bytes) -> None:
         """Fire-and-forget core NATS publish (results, progress)."""
 
-    async def publish_stream(self, subject: str, payload: bytes, *, msg_id: str) -> None:
-        """Acked JetStream publish, de-duplicated by `msg_id`."""
+    async def publish_stream(self, subject: str, payload: bytes, *, msg_id: str) -> bool:
+        """Acked JetStream publish, de-duplicated by `msg_id`: True when the stream took it as new,
+        False when it already held a message with that id (in its duplicate window)."""
 
     async def request(self, subject: str, payload: bytes, *, timeout_s: float) -> bytes:
         """Core NATS request/reply (escalation lookups); raises on no responder or timeout."""

@@ -31,8 +31,8 @@ class ResultsLost:
     async def publish_core(self, subject: str, payload: bytes) -> None:
         self.dropped += 1
 
-    async def publish_stream(self, subject: str, payload: bytes, *, msg_id: str) -> None:
-        await self.inner.publish_stream(subject, payload, msg_id=msg_id)
+    async def publish_stream(self, subject: str, payload: bytes, *, msg_id: str) -> bool:
+        return await self.inner.publish_stream(subject, payload, msg_id=msg_id)
 
 
 async def test_a_result_lost_on_the_wire_is_answered_from_the_history_store(

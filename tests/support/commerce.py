@@ -134,7 +134,7 @@ class _NoPublisher:
     async def publish_core(self, subject: str, payload: bytes) -> None:
         raise AssertionError("commerce actors do not publish")
 
-    async def publish_stream(self, subject: str, payload: bytes, *, msg_id: str) -> None:
+    async def publish_stream(self, subject: str, payload: bytes, *, msg_id: str) -> bool:
         raise AssertionError("commerce actors do not publish")
 
     async def request(self, subject: str, payload: bytes, *, timeout_s: float) -> bytes:

@@ -39,6 +39,8 @@ class FakePublisher:
     stream: list[tuple[str, bytes, str]] = field(default_factory=list)
     requests: list[tuple[str, bytes]] = field(default_factory=list)
     fail: bool = False
+    held: set[str] = field(default_factory=set)
+    """Message ids the stream already holds: a publish with one of them is a duplicate."""
     answer: Callable[[str, bytes], bytes] | None = None
     """Answers `request`; None: nobody answers (like a NATS request without responders)."""
 
@@ -47,10 +49,13 @@ class FakePublisher:
             raise ConnectionError("bus down")
         self.core.append((subject, payload))
 
-    async def publish_stream(self, subject: str, payload: bytes, *, msg_id: str) -> None:
+    async def publish_stream(self, subject: str, payload: bytes, *, msg_id: str) -> bool:
         if self.fail:
             raise ConnectionError("bus down")
         self.stream.append((subject, payload, msg_id))
+        new = msg_id not in self.held
+        self.held.add(msg_id)
+        return new
 
     async def request(self, subject: str, payload: bytes, *, timeout_s: float) -> bytes:
         self.requests.append((subject, payload))

@@ -98,5 +98,6 @@ def test_rendered_hashes_of_a_minimal_mesh_are_pinned() -> None:
     # Changed for issue 11: nats.conf gained the per-component `authorization` block; for issue 14 the
     # history user may read every consumer's info (the queue gauges); for issue 12 the escalation events,
     # their stream and the escalation lookup subject (history, gateway, two actors), then the approval
-    # commands and outcomes (execution_coordinator, history).
-    assert hashes["demo-nats"] == "322027e90fef0648"
+    # commands and outcomes (execution_coordinator, history); then the stored-answers subject
+    # (response_aggregator asks, history answers: one answer per message, session 14).
+    assert hashes["demo-nats"] == "426df00a9d3014d5"

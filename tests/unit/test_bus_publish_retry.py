@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from nats.js.api import PubAck
 from nats.js.errors import NoStreamResponseError
 
 from actormesh_runtime.bus import dlq, publish
@@ -19,11 +20,11 @@ class FlakyStream:
         self.error = error or NoStreamResponseError()
         self.calls: list[dict[str, Any]] = []
 
-    async def publish(self, subject: str, payload: bytes, **kwargs: Any) -> str:
+    async def publish(self, subject: str, payload: bytes, **kwargs: Any) -> PubAck:
         self.calls.append({"subject": subject, **kwargs})
         if len(self.calls) <= self.failures:
             raise self.error
-        return "ack"
+        return PubAck(stream="S", seq=len(self.calls))
 
 
 @pytest.mark.looptime
@@ -31,7 +32,7 @@ async def test_publish_retries_until_the_stream_answers_with_one_message_id() ->
     js = FlakyStream(failures=5)
     env = make_envelope("hello")
     ack = await publish.publish_payload(js, Subjects("t"), env, b"{}")  # type: ignore[arg-type]
-    assert ack == "ack"  # type: ignore[comparison-overlap]
+    assert ack == PubAck(stream="S", seq=6)
     assert len(js.calls) == 6
     assert {c["headers"][publish.MSG_ID_HEADER] for c in js.calls} == {env.dedup_id()}
 

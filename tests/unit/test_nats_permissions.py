@@ -109,6 +109,9 @@ def test_escalation_subjects_go_to_exactly_who_needs_them() -> None:
     asking = {ActorName.CONTEXT_RETRIEVER.value, ActorName.ESCALATION_ROUTER.value}
     assert users("publish", SUBJECTS.escalations_lookup) == asking
     assert users("subscribe", SUBJECTS.escalations_lookup) == {HISTORY_USER}
+    # What the store holds for a message: the last step asks (a step run again answers that).
+    assert users("publish", SUBJECTS.stored_answers) == {ActorName.RESPONSE_AGGREGATOR.value}
+    assert users("subscribe", SUBJECTS.stored_answers) == {HISTORY_USER}
     # Everyone may provision the event stream, as the other streams (open_bus creates all three).
     for user in NATS_USERS:
         assert (

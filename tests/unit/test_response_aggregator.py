@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import pytest
 
@@ -26,7 +27,7 @@ from actormesh_runtime.envelope import (
     TraceEntry,
 )
 from actormesh_runtime.errors import TransientError
-from actormesh_runtime.replies.result import history_event, history_event_json
+from actormesh_runtime.replies.result import StoredAnswer, history_event, history_event_json
 from tests.support.envelopes import JOHN, FakePublisher, make_deps, make_envelope
 
 RESULT_SUBJECT = "actormesh.unit.reply.gw1.result"
@@ -257,14 +258,111 @@ def test_history_event_json_is_the_event_with_its_result() -> None:
     assert json.loads(spliced) == json.loads(event.model_dump_json())
 
 
-class _ReplyFails(FakePublisher):
+class _Ordered(FakePublisher):
+    """Records the order of every publish; `reply_fails` loses the caller's reply."""
+
+    def __init__(self, *, reply_fails: bool = False, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.order: list[str] = []
+        self.reply_fails = reply_fails
+
     async def publish_core(self, subject: str, payload: bytes) -> None:
-        raise ConnectionError("reply lost")
+        self.order.append("reply")
+        if self.reply_fails:
+            raise ConnectionError("reply lost")
+        await super().publish_core(subject, payload)
+
+    async def publish_stream(self, subject: str, payload: bytes, *, msg_id: str) -> bool:
+        self.order.append("history")
+        return await super().publish_stream(subject, payload, msg_id=msg_id)
 
 
-async def test_a_failed_reply_still_records_the_history_then_asks_for_redelivery() -> None:
+async def test_the_answer_goes_out_only_once_its_turn_is_stored() -> None:
     envelope = _envelope(draft=DraftResponse(text="ok"), guardrail=APPROVED)
-    publisher = _ReplyFails()
+    publisher = _Ordered()
+    await ResponseAggregator(make_deps(publisher=publisher)).handle(envelope)
+    assert publisher.order == ["history", "reply"]
+    assert publisher.requests == [], "a first delivery asks the store nothing"
+
+
+async def test_a_failed_reply_after_the_stored_turn_asks_for_redelivery() -> None:
+    envelope = _envelope(draft=DraftResponse(text="ok"), guardrail=APPROVED)
+    publisher = _Ordered(reply_fails=True)
     with pytest.raises(TransientError, match="reply lost"):
         await ResponseAggregator(make_deps(publisher=publisher)).handle(envelope)
+    assert publisher.order == ["history", "reply"]
+
+
+class _HistoryFails(FakePublisher):
+    async def publish_stream(self, subject: str, payload: bytes, *, msg_id: str) -> bool:
+        raise ConnectionError("stream down")
+
+
+async def test_a_failed_history_publish_sends_no_answer() -> None:
+    envelope = _envelope(draft=DraftResponse(text="ok"), guardrail=APPROVED)
+    publisher = _HistoryFails()
+    with pytest.raises(TransientError, match="stream down"):
+        await ResponseAggregator(make_deps(publisher=publisher)).handle(envelope)
+    assert publisher.core == [], "no answer the history does not hold"
+
+
+# ---------------------------------------------------------------- a step delivered again
+
+STORED = Subjects("unit").stored_answers
+
+
+def _store_holding(result: FinalResult | None, *, ok: bool = True) -> Callable[[str, bytes], bytes]:
+    def answer(subject: str, payload: bytes) -> bytes:
+        assert subject == STORED
+        return StoredAnswer(ok=ok, result=result, error=None if ok else "locked").model_dump_json().encode()
+
+    return answer
+
+
+def _rerun(first_reply: str, again_reply: str) -> tuple[FinalResult, Envelope]:
+    """The first run's stored result, and the envelope of the same message run again, whose
+    escalation reply differs (the queue was unknown the second time)."""
+    first = _envelope(draft=DraftResponse(text=first_reply), guardrail=APPROVED)
+    stored = build_result(first)
+    again = first.model_copy(deep=True)
+    again.draft = DraftResponse(text=again_reply)
+    again.headers.attempt = 2
+    return stored, again
+
+
+async def test_a_step_run_again_answers_what_the_store_holds_not_its_own_result() -> None:
+    stored, again = _rerun("About 5 minutes.", "The wait is unknown.")
+    publisher = FakePublisher(answer=_store_holding(stored))
+    await ResponseAggregator(make_deps(publisher=publisher)).handle(again)
+    [(subject, reply)] = publisher.core
+    assert subject == RESULT_SUBJECT
+    assert FinalResult.model_validate_json(reply) == stored
+    assert publisher.requests == [(STORED, again.message_id.encode())]
+    [(_, event, _)] = publisher.stream  # its own event is still published: the store keeps the first
+    assert HistoryEvent.model_validate_json(event).result.response == "The wait is unknown."
+
+
+async def test_a_step_run_again_answers_its_own_result_when_it_is_the_one_stored() -> None:
+    _, again = _rerun("About 5 minutes.", "The wait is unknown.")
+    publisher = FakePublisher(answer=_store_holding(None))  # nothing stored, and the stream took ours
+    await ResponseAggregator(make_deps(publisher=publisher)).handle(again)
+    [(_, reply)] = publisher.core
+    assert FinalResult.model_validate_json(reply).response == "The wait is unknown."
+
+
+async def test_a_step_run_again_sends_nothing_while_the_first_answer_is_on_its_way_to_the_store() -> None:
+    _, again = _rerun("About 5 minutes.", "The wait is unknown.")
+    publisher = FakePublisher(answer=_store_holding(None), held={f"{again.message_id}:history"})
+    await ResponseAggregator(make_deps(publisher=publisher)).handle(again)
+    assert publisher.core == [], "the stream holds the first run's event: the gateway reads it once stored"
     assert len(publisher.stream) == 1
+
+
+@pytest.mark.parametrize("store", ["silent", "failing"])
+async def test_a_step_run_again_sends_nothing_when_the_store_cannot_say(store: str) -> None:
+    _, again = _rerun("About 5 minutes.", "The wait is unknown.")
+    answer = None if store == "silent" else _store_holding(None, ok=False)
+    publisher = FakePublisher(answer=answer)
+    await ResponseAggregator(make_deps(publisher=publisher)).handle(again)
+    assert publisher.core == []
+    assert len(publisher.stream) == 1, "the history event is published all the same"

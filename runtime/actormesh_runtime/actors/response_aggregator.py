@@ -1,10 +1,14 @@
 """response_aggregator: the last step of every route; builds the FinalResult and sends it out.
 
-Writes `envelope.final`, publishes the result JSON to `envelope.reply.result_subject` (core NATS,
-when a caller waits) and a `HistoryEvent` to the mesh's history subject (JetStream, de-duplicated
-by `<message_id>:history`, so a redelivery stores one history row). The reply goes
-first (a buffered core publish), then the acked history publish; a failure raises `TransientError`
-and the bus redelivers.
+Writes `envelope.final`, publishes a `HistoryEvent` to the mesh's history subject (JetStream,
+de-duplicated by `<message_id>:history`, so a redelivery stores one history row) and then the result
+JSON to `envelope.reply.result_subject` (core NATS, when a caller waits); a failure raises
+`TransientError` and the bus redelivers.
+
+One message, one answer: the store keeps the first history event of a message, and a step
+delivered again (attempt > 1: a lost ack, a crash, a retry; with direct hops a whole chain run again
+from its first step) asks the history service what it holds (`Subjects.stored_answers`) and answers
+that, not its own result, which may differ from the first run's.
 
 It must answer sensibly from whatever the envelope holds: on the error path earlier sections may
 be missing, and the customer still gets a graceful reply.
@@ -12,6 +16,7 @@ be missing, and the customer still gets a graceful reply.
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import ClassVar, Literal
 
@@ -20,8 +25,13 @@ from actormesh_runtime.catalog import ActorName, Subjects
 from actormesh_runtime.envelope import Envelope, FinalResult, TraceEntry
 from actormesh_runtime.errors import TransientError
 from actormesh_runtime.replies import templates
-from actormesh_runtime.replies.result import final_result, history_event, history_event_json
+from actormesh_runtime.replies.result import StoredAnswer, final_result, history_event, history_event_json
 from actormesh_runtime.resources import ActorDeps
+
+log = logging.getLogger(__name__)
+
+STORED_ANSWER_TIMEOUT_S = 1.0
+"""How long a step run again waits for the history service to say what the first run stored."""
 
 ERROR_APOLOGY = (
     "I'm sorry, something went wrong on our side while handling your message. Please try again in a few "
@@ -108,25 +118,50 @@ class ResponseAggregator(PlainActor):
         envelope.final = final
         event = history_event(envelope, final)
         publisher = self.deps.publisher
+        result_json = final.__pydantic_serializer__.to_json(final)  # bytes, no str round trip
         try:
-            # One after the other, no tasks: the caller's reply is a core publish that only fills the
-            # client's write buffer, so the history publish still goes out at once and nothing waits
-            # on the caller. The history is published even when the reply failed; either failure
-            # raises, and redelivery sends both again (the history event is de-duplicated by its id;
-            # the gateway ignores a second reply).
-            result_json = final.__pydantic_serializer__.to_json(final)  # bytes, no str round trip
-            reply_failed: Exception | None = None
-            if envelope.reply.result_subject:
-                try:
-                    await publisher.publish_core(envelope.reply.result_subject, result_json)
-                except Exception as exc:
-                    reply_failed = exc
-            await publisher.publish_stream(
+            # Stored first, then answered: the caller never holds an answer the history lacks, and a
+            # step run again finds out below what the first run stored.
+            new = await publisher.publish_stream(
                 self.subjects.history_events,
                 history_event_json(event, result_json),
                 msg_id=f"{envelope.message_id}:history",
             )
-            if reply_failed is not None:
-                raise reply_failed
         except Exception as exc:  # any bus failure: let redelivery try again
             raise TransientError(f"publish final result: {exc}") from exc
+        subject = envelope.reply.result_subject
+        if not subject:
+            return
+        reply: bytes | None = result_json
+        if envelope.headers.attempt > 1:
+            reply = await self.answer_of_a_rerun(envelope.message_id, result_json, stored_as_new=new)
+        if reply is None:
+            return
+        try:
+            await publisher.publish_core(subject, reply)
+        except Exception as exc:  # redelivery answers again (the gateway ignores a second reply)
+            raise TransientError(f"publish final result: {exc}") from exc
+
+    async def answer_of_a_rerun(self, message_id: str, ours: bytes, *, stored_as_new: bool) -> bytes | None:
+        """What a step delivered again answers: the result the store holds for the message, else ours
+        when our history event is the one being stored, else nothing.
+
+        A chain runs again after a lost ack or a crash, possibly after the first run stored and
+        answered; its answer may differ (an escalation's queue unknown this time, an order cancelled by
+        the first run). The customer and the history must see the same one, the first. Nothing is sent
+        when the store cannot say (it does not answer, or the first run's event is still on its way
+        to it): the waiting gateway reads the stored turn itself (`gateway.service`)."""
+        try:
+            raw = await self.deps.publisher.request(
+                self.subjects.stored_answers, message_id.encode(), timeout_s=STORED_ANSWER_TIMEOUT_S
+            )
+            answer = StoredAnswer.model_validate_json(raw)
+        except Exception as exc:  # no responders, timeout, unreadable: the store cannot say
+            log.info("stored answer unknown", extra={"message_id": message_id, "error": repr(exc)[:200]})
+            return None
+        if not answer.ok:
+            log.info("stored answer unknown", extra={"message_id": message_id, "error": answer.error})
+            return None
+        if answer.result is not None:
+            return answer.result.__pydantic_serializer__.to_json(answer.result)
+        return ours if stored_as_new else None

@@ -125,12 +125,13 @@ class BusPublisher:
         check_fits(self._nc, payload, f"message to {subject}")
         await self._nc.publish(subject, payload)
 
-    async def publish_stream(self, subject: str, payload: bytes, *, msg_id: str) -> None:
+    async def publish_stream(self, subject: str, payload: bytes, *, msg_id: str) -> bool:
         check_fits(self._nc, payload, f"message to {subject}")
         # The W3C context rides along, so the consumer (the history writer) continues the trace.
-        await acked_publish(
+        ack = await acked_publish(
             self._js, subject, payload, stream=None, headers={MSG_ID_HEADER: msg_id, **tracing.inject()}
         )
+        return not ack.duplicate
 
     async def request(self, subject: str, payload: bytes, *, timeout_s: float) -> bytes:
         reply = await self._nc.request(subject, payload, timeout=timeout_s)

@@ -196,7 +196,9 @@ class Gateway:
 
         Every `HISTORY_CHECK_S` without a reply it also asks the history store: a result published
         while this replica was reconnecting to NATS reached nobody (results are core NATS), but the
-        aggregator's history event is in JetStream and gets stored (found by `make soak`).
+        aggregator's history event is in JetStream and gets stored (found by `make soak`); and a
+        redelivered last step that cannot learn what the first run stored sends no reply at all
+        (`actors.response_aggregator`): this check answers with the stored turn.
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.request_timeout_s

@@ -37,6 +37,7 @@ from actormesh_runtime.history.escalation_ops import EscalationOps
 from actormesh_runtime.history.protocol import APPROVAL_OPS, ESCALATION_OPS, HistoryAnswer, HistoryQuery
 from actormesh_runtime.history.store import HistoryStore
 from actormesh_runtime.observability import tracing
+from actormesh_runtime.replies.result import StoredAnswer
 from actormesh_runtime.screening import describe_invalid
 from actormesh_runtime.settings import RuntimeSettings
 
@@ -87,9 +88,11 @@ class HistoryService:
         self._tasks: list[asyncio.Task[None]] = []
         self._query_sub: Any = None
         self._lookup_sub: Any = None
+        self._stored_sub: Any = None
         # Answered concurrently: a slow op (a decision waiting on JetStream) never holds the claims.
         self._queries = Concurrent(self._answer, limit=QUERY_CONCURRENCY)
         self._lookups = Concurrent(self._answer_lookup, limit=QUERY_CONCURRENCY)
+        self._stored = Concurrent(self._answer_stored, limit=QUERY_CONCURRENCY)
         self._pull_sub: Any = None
         self.checkpointer = Checkpointer(self.store)
         self.escalation_ops = EscalationOps(self.store, self.subjects)
@@ -146,6 +149,9 @@ class HistoryService:
         self._lookup_sub = await self._nc.subscribe(
             self.subjects.escalations_lookup, queue=QUERY_QUEUE_GROUP, cb=self._lookups.dispatch
         )
+        self._stored_sub = await self._nc.subscribe(
+            self.subjects.stored_answers, queue=QUERY_QUEUE_GROUP, cb=self._stored.dispatch
+        )
         await self.escalation_ops.refresh_gauge()
         await self.approval_ops.start(self._nc, self._stopping)
         self._pull_sub = sub = await js.pull_subscribe(
@@ -188,13 +194,13 @@ class HistoryService:
             with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(task, timeout=FETCH_WAIT_S + 5)
         self._tasks.clear()
-        # Unsubscribe both, or a later drain of a shared connection waits on them forever.
-        for sub in (self._query_sub, self._lookup_sub, self._pull_sub):
+        # Unsubscribe all, or a later drain of a shared connection waits on them forever.
+        for sub in (self._query_sub, self._lookup_sub, self._stored_sub, self._pull_sub):
             if sub is not None:
                 with contextlib.suppress(Exception):
                     await sub.unsubscribe()
-        self._query_sub = self._lookup_sub = self._pull_sub = None
-        for answers in (self._queries, self._lookups):
+        self._query_sub = self._lookup_sub = self._stored_sub = self._pull_sub = None
+        for answers in (self._queries, self._lookups, self._stored):
             await answers.wait(QUERY_DRAIN_S)
         self.consumer_bound = False
         if self._owns_nc and self._nc is not None:
@@ -285,6 +291,23 @@ class HistoryService:
         except Exception as exc:
             log.exception("escalation lookup failed")
             answer = LookupAnswer(ok=False, error=type(exc).__name__)
+        if msg.reply:
+            with contextlib.suppress(Exception):
+                await msg.respond(answer.model_dump_json().encode())
+
+    async def _answer_stored(self, msg: Msg) -> None:
+        """response_aggregator's question when a chain runs again: the result stored for a message id."""
+        QUERIES.labels("stored_answer").inc()
+        message_id = msg.data.decode(errors="replace")
+        if not message_id:
+            answer = StoredAnswer(ok=False, error="the request must be a message id")
+        else:
+            try:
+                stored = await self.store.result(message_id)
+                answer = StoredAnswer(result=stored.result if stored is not None else None)
+            except Exception as exc:
+                log.exception("stored answer lookup failed")
+                answer = StoredAnswer(ok=False, error=type(exc).__name__)
         if msg.reply:
             with contextlib.suppress(Exception):
                 await msg.respond(answer.model_dump_json().encode())

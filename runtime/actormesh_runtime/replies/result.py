@@ -1,6 +1,7 @@
 """`final_result(envelope, ...)`: the public `FinalResult` built from what an envelope holds, and
 `history_event(envelope, result)`: what the history store keeps of it, and `history_event_json`, its
-wire form with the result encoded once.
+wire form with the result encoded once. `StoredAnswer`: the history service's answer when
+response_aggregator asks what was stored for a message (`Subjects.stored_answers`).
 
 Two callers: response_aggregator (the normal last step) and the bus's error path (`bus.errorpath`),
 which answers the caller itself when even the aggregator failed. Both report the same facts the
@@ -12,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Literal
+
+from pydantic import BaseModel
 
 from actormesh_runtime.envelope import (
     ActionSummary,
@@ -82,3 +85,12 @@ def history_event_json(event: HistoryEvent, result_json: bytes) -> bytes:
     """
     rest = event.__pydantic_serializer__.to_json(event, exclude={"result"})  # an object: ends with "}"
     return rest[:-1] + b',"result":' + result_json + b"}"
+
+
+class StoredAnswer(BaseModel):
+    """The history service's answer on `Subjects.stored_answers` (the request is the message id)."""
+
+    ok: bool = True
+    error: str | None = None
+    result: FinalResult | None = None
+    """The result stored for the message; None when the store holds no answer to it (yet)."""
