@@ -4,7 +4,8 @@ It consumes `HistoryEvent`s from the mesh's work-queue stream through one durabl
 (`Subjects.history_consumer`), so events published while it is down or restarting wait in JetStream
 and nothing is lost; a batch is acked only after its SQLite transaction committed. It answers reads
 (`HistoryQuery`) on `Subjects.history_query` by core NATS request/reply, so gateways and tools never
-open the file. Run one replica (in Kubernetes: a one-replica StatefulSet with a volume).
+open the file; and the actors' two questions: escalation lookups (`Subjects.escalations_lookup`) and
+what it stored for a message (`Subjects.stored_answers`, asked by a redelivered response_aggregator). Run one replica (in Kubernetes: a one-replica StatefulSet with a volume).
 
 Used by `commands/history.py`, by `actormesh dev` (in-process) and by the integration tests.
 """
