@@ -7,7 +7,10 @@ one; and while the first run's event still waits in the stream for the store, th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -19,6 +22,7 @@ from actormesh_runtime.bus.connection import open_bus
 from actormesh_runtime.bus.publish import BusPublisher
 from actormesh_runtime.envelope import DraftResponse, Envelope, FinalResult, GuardrailVerdict, ReplyTo
 from actormesh_runtime.history.service import HistoryService
+from actormesh_runtime.history.store import StoredResult
 from actormesh_runtime.resources import ActorDeps
 from actormesh_runtime.settings import RuntimeSettings
 from tests.support.envelopes import JOHN, make_envelope
@@ -46,16 +50,33 @@ def _first_and_again(result_subject: str) -> tuple[Envelope, Envelope]:
     return first, again
 
 
-class _Replies:
-    def __init__(self) -> None:
-        self.got: list[FinalResult] = []
+@dataclass
+class _LastStep:
+    """response_aggregator on a real bus, the replies it sends, and one message's two runs."""
+
+    nc: NATS
+    aggregator: ResponseAggregator
+    first: Envelope
+    again: Envelope
+    replies: list[FinalResult] = field(default_factory=list)
 
     async def on_reply(self, msg: Msg) -> None:
-        self.got.append(FinalResult.model_validate_json(msg.data))
+        self.replies.append(FinalResult.model_validate_json(msg.data))
 
 
-async def _aggregator(nc: NATS, settings: RuntimeSettings) -> ResponseAggregator:
-    return ResponseAggregator(ActorDeps(settings=settings, publisher=BusPublisher(nc, nc.jetstream())))
+@contextlib.asynccontextmanager
+async def _last_step(settings: RuntimeSettings) -> AsyncIterator[_LastStep]:
+    nc = await open_bus(settings, name="answer-once-test")  # creates the streams
+    try:
+        subject = f"actormesh.{settings.mesh_name}.reply.test.result"
+        aggregator = ResponseAggregator(
+            ActorDeps(settings=settings, publisher=BusPublisher(nc, nc.jetstream()))
+        )
+        step = _LastStep(nc, aggregator, *_first_and_again(subject))
+        await nc.subscribe(subject, cb=step.on_reply)
+        yield step
+    finally:
+        await nc.close()
 
 
 async def test_a_rerun_after_the_turn_was_stored_answers_the_stored_result(
@@ -64,66 +85,50 @@ async def test_a_rerun_after_the_turn_was_stored_answers_the_stored_result(
     settings = _settings(nats_server, tmp_path)
     history = HistoryService(settings)
     await history.start()
-    nc = await open_bus(settings, name="answer-once-test")
     try:
-        replies = _Replies()
-        subject = f"actormesh.{settings.mesh_name}.reply.test.result"
-        await nc.subscribe(subject, cb=replies.on_reply)
-        aggregator = await _aggregator(nc, settings)
-        first, again = _first_and_again(subject)
-
-        await aggregator.handle(first)
-        stored = await eventually_async(
-            lambda: history.store.result(first.message_id), what="the first run's turn stored", timeout_s=20
-        )
-        await aggregator.handle(again)
-        await nc.flush()
-        await eventually_async(lambda: _count(replies, 2), what="two replies", timeout_s=10)
+        async with _last_step(settings) as step:
+            await step.aggregator.handle(step.first)
+            stored: StoredResult | None = await eventually_async(
+                lambda: history.store.result(step.first.message_id),
+                what="the first turn stored",
+                timeout_s=20,
+            )
+            await step.aggregator.handle(step.again)
+            await step.nc.flush()
+            await eventually_async(lambda: len(step.replies) == 2, what="two replies", timeout_s=10)
     finally:
-        await nc.close()
         await history.stop()
 
-    assert first.final is not None
-    assert again.final is not None
-    assert again.final.response != first.final.response, "the rerun really did come to another answer"
-    assert [r.response for r in replies.got] == [first.final.response] * 2
+    first, again = step.first.final, step.again.final
+    assert first is not None
+    assert again is not None
+    assert again.response != first.response, "the rerun really did come to another answer"
+    assert [r.response for r in step.replies] == [first.response] * 2
     assert stored is not None
-    assert stored.result.response == first.final.response
+    assert stored.result.response == first.response
 
 
 async def test_a_rerun_while_the_first_answer_waits_for_the_store_sends_nothing(
     nats_server: str, tmp_path: Path
 ) -> None:
     settings = _settings(nats_server, tmp_path)
-    nc = await open_bus(settings, name="answer-once-test")  # the streams, but no history service yet
-    history: HistoryService | None = None
+    history = HistoryService(settings)
     try:
-        replies = _Replies()
-        subject = f"actormesh.{settings.mesh_name}.reply.test.result"
-        await nc.subscribe(subject, cb=replies.on_reply)
-        aggregator = await _aggregator(nc, settings)
-        first, again = _first_and_again(subject)
-
-        await aggregator.handle(first)
-        await aggregator.handle(again)  # the store does not answer: nothing it could contradict goes out
-        await nc.flush()
-        await asyncio.sleep(0.2)
-        replies_before_the_store = [r.response for r in replies.got]
-        history = HistoryService(settings)
-        await history.start()
-        stored = await eventually_async(
-            lambda: history.store.result(first.message_id), what="the turn stored", timeout_s=20
-        )
+        async with _last_step(settings) as step:  # no history service yet
+            await step.aggregator.handle(step.first)
+            await step.aggregator.handle(step.again)  # the store does not answer: nothing is sent
+            await step.nc.flush()
+            await asyncio.sleep(0.2)
+            replies_before_the_store = [r.response for r in step.replies]
+            await history.start()
+            stored: StoredResult | None = await eventually_async(
+                lambda: history.store.result(step.first.message_id), what="the turn stored", timeout_s=20
+            )
     finally:
-        await nc.close()
-        if history is not None:
-            await history.stop()
+        await history.stop()
 
-    assert first.final is not None
-    assert replies_before_the_store == [first.final.response]
+    first = step.first.final
+    assert first is not None
+    assert replies_before_the_store == [first.response]
     assert stored is not None
-    assert stored.result.response == first.final.response
-
-
-async def _count(replies: _Replies, n: int) -> bool:
-    return len(replies.got) >= n
+    assert stored.result.response == first.response

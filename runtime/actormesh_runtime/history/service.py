@@ -5,7 +5,8 @@ It consumes `HistoryEvent`s from the mesh's work-queue stream through one durabl
 and nothing is lost; a batch is acked only after its SQLite transaction committed. It answers reads
 (`HistoryQuery`) on `Subjects.history_query` by core NATS request/reply, so gateways and tools never
 open the file; and the actors' two questions: escalation lookups (`Subjects.escalations_lookup`) and
-what it stored for a message (`Subjects.stored_answers`, asked by a redelivered response_aggregator). Run one replica (in Kubernetes: a one-replica StatefulSet with a volume).
+what it stored for a message (`Subjects.stored_answers`, asked by a redelivered response_aggregator).
+Run one replica (in Kubernetes: a one-replica StatefulSet with a volume).
 
 Used by `commands/history.py`, by `actormesh dev` (in-process) and by the integration tests.
 """
@@ -22,7 +23,7 @@ from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from prometheus_client import Counter
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from actormesh_runtime.bus.connection import open_bus
 from actormesh_runtime.bus.queue_metrics import QueueMetrics
@@ -280,9 +281,7 @@ class HistoryService:
         except Exception as exc:
             log.exception("history query failed")
             answer = HistoryAnswer(ok=False, error=type(exc).__name__)
-        if msg.reply:
-            with contextlib.suppress(Exception):
-                await msg.respond(answer.model_dump_json().encode())
+        await _respond(msg, answer)
 
     async def _answer_lookup(self, msg: Msg) -> None:
         """An actor's escalation lookup (`escalations.EscalationLookup`)."""
@@ -292,26 +291,22 @@ class HistoryService:
         except Exception as exc:
             log.exception("escalation lookup failed")
             answer = LookupAnswer(ok=False, error=type(exc).__name__)
-        if msg.reply:
-            with contextlib.suppress(Exception):
-                await msg.respond(answer.model_dump_json().encode())
+        await _respond(msg, answer)
 
     async def _answer_stored(self, msg: Msg) -> None:
         """response_aggregator's question when a chain runs again: the result stored for a message id."""
         QUERIES.labels("stored_answer").inc()
         message_id = msg.data.decode(errors="replace")
-        if not message_id:
-            answer = StoredAnswer(ok=False, error="the request must be a message id")
-        else:
-            try:
+        try:
+            if not message_id:
+                answer = StoredAnswer(ok=False, error="the request must be a message id")
+            else:
                 stored = await self.store.result(message_id)
                 answer = StoredAnswer(result=stored.result if stored is not None else None)
-            except Exception as exc:
-                log.exception("stored answer lookup failed")
-                answer = StoredAnswer(ok=False, error=type(exc).__name__)
-        if msg.reply:
-            with contextlib.suppress(Exception):
-                await msg.respond(answer.model_dump_json().encode())
+        except Exception as exc:
+            log.exception("stored answer lookup failed")
+            answer = StoredAnswer(ok=False, error=type(exc).__name__)
+        await _respond(msg, answer)
 
     async def _query(self, query: HistoryQuery) -> HistoryAnswer:
         QUERIES.labels(query.op).inc()
@@ -339,3 +334,10 @@ class HistoryService:
         if stored is None:
             return HistoryAnswer()
         return HistoryAnswer(result=stored.result, customer_email=stored.customer_email)
+
+
+async def _respond(msg: Msg, answer: BaseModel) -> None:
+    """Answer a request; a requester that gave up (or a lost connection) is not an error here."""
+    if msg.reply:
+        with contextlib.suppress(Exception):
+            await msg.respond(answer.model_dump_json().encode())
