@@ -13,6 +13,7 @@ once, by whoever ends the chain. The delivery guarantees of hops through the str
   step may take; a draining host hands its hops back at once;
 - a hop that names no origin of this mesh is dropped without stopping the host;
 - a hop that waited past its origin's ack wait is dropped: the origin's redelivery answers, once;
+- a chain run again after it answered (its origin's ack lost) answers what the history stored;
 - the direct-hop metrics count what happened (sent, diverted to the stream, waiting, expired).
 """
 
@@ -22,17 +23,21 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
 from prometheus_client import REGISTRY
 
 from actormesh_runtime.actors.base import Actor
+from actormesh_runtime.actors.response_aggregator import ResponseAggregator
 from actormesh_runtime.bus.connection import ensure_consumer
 from actormesh_runtime.bus.direct import CLOCK_SLACK_S, encode_hop
 from actormesh_runtime.bus.host import ActorHost
-from actormesh_runtime.catalog import ActorName
-from actormesh_runtime.envelope import Envelope
+from actormesh_runtime.catalog import ActorName, Subjects
+from actormesh_runtime.envelope import DraftResponse, Envelope, GuardrailVerdict
+from actormesh_runtime.history.service import HistoryService
 from actormesh_runtime.settings import RuntimeSettings
 from tests.support.bus_actors import (
     SECOND_WORKER,
@@ -442,3 +447,48 @@ async def test_hops_held_behind_a_busy_step_show_as_waiting_until_they_start(nat
 
         assert {r.message_id for r in results} == {env.message_id for env in envs}
         assert waiting() == 0
+
+
+async def test_a_chain_run_again_after_its_answer_was_stored_answers_the_stored_one(
+    nats_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The soak's find: the origin's ack lost after the chain answered and stored (nats-server killed
+    just after it), so JetStream redelivers the origin and the whole chain runs again, this time to
+    another answer. The caller and the history must both see the first."""
+    settings = direct_settings(nats_server, ack_wait_s=1.5, sqlite_db_path=str(tmp_path / "history.db"))
+    origins_of_the_first_step = f"$JS.ACK.{Subjects(settings.mesh_name).stream}.{WORKER.value}."
+    real_ack = Msg.ack
+    lost: list[str] = []
+
+    async def ack_lost_once(msg: Msg) -> None:
+        if not lost and (msg.reply or "").startswith(origins_of_the_first_step):
+            lost.append(msg.reply)  # as if the server died with it in its socket buffer
+            return
+        await real_ack(msg)
+
+    monkeypatch.setattr(Msg, "ack", ack_lost_once)
+
+    async def answers_by_call(envelope: Envelope, call: int) -> None:
+        envelope.draft = DraftResponse(text=f"Answer of run {call}.")
+        envelope.guardrail = GuardrailVerdict(approved=True)
+
+    history = HistoryService(settings)
+    await history.start()
+    try:
+        async with bus_rig(settings) as rig:
+            first = Recorder()
+            await own_process(rig, WorkerActor(first, answers_by_call))
+            await own_process(rig, ResponseAggregator(rig.deps))
+            env = rig.envelope()
+            answered = await rig.ask(env)
+            await eventually_async(lambda: first.calls[env.message_id] == 2, what="the chain run again")
+            await eventually_async(lambda: len(rig.results) == 2, what="the rerun's reply", timeout_s=10)
+            stored = await history.store.result(env.message_id)
+    finally:
+        await history.stop()
+
+    assert lost, "the origin's first ack really was lost"
+    assert answered.response == "Answer of run 1."
+    assert [r.response for r in rig.results] == ["Answer of run 1."] * 2, "the rerun answers the stored one"
+    assert stored is not None
+    assert stored.result.response == "Answer of run 1."
