@@ -1,7 +1,9 @@
 """One message, one answer, through a real nats-server and history service: when response_aggregator
 runs again for a message (a lost ack, a crash; with direct hops a whole chain run again from its first
 step) after the first run stored its turn, the caller gets the stored answer, not a second, different
-one; and while the first run's event still waits in the stream for the store, the rerun sends nothing.
+one; and while the first run's event still waits in the stream for the store, the rerun sends nothing;
+and when two runs overlap (the origin redelivered while the first run still went on) and the rerun
+reaches the last step first, the first run answers what the rerun stored.
 """
 
 from __future__ import annotations
@@ -132,3 +134,29 @@ async def test_a_rerun_while_the_first_answer_waits_for_the_store_sends_nothing(
     assert replies_before_the_store == [first.response]
     assert stored is not None
     assert stored.result.response == first.response
+
+
+async def test_the_first_run_reaching_the_last_step_after_its_rerun_answers_what_the_rerun_stored(
+    nats_server: str, tmp_path: Path
+) -> None:
+    settings = _settings(nats_server, tmp_path)
+    history = HistoryService(settings)
+    await history.start()
+    try:
+        async with _last_step(settings) as step:
+            await step.aggregator.handle(step.again)  # the rerun (delivery 2) gets there first
+            stored: StoredResult | None = await eventually_async(
+                lambda: history.store.result(step.again.message_id), what="the turn stored", timeout_s=20
+            )
+            step.first.headers.attempt = 1
+            await step.aggregator.handle(step.first)
+            await step.nc.flush()
+            await eventually_async(lambda: len(step.replies) == 2, what="two replies", timeout_s=10)
+    finally:
+        await history.stop()
+
+    rerun = step.again.final
+    assert rerun is not None
+    assert [r.response for r in step.replies] == [rerun.response] * 2
+    assert stored is not None
+    assert stored.result.response == rerun.response

@@ -358,6 +358,18 @@ async def test_a_step_run_again_sends_nothing_while_the_first_answer_is_on_its_w
     assert len(publisher.stream) == 1
 
 
+async def test_a_first_delivery_whose_event_the_stream_already_held_answers_what_the_store_holds() -> None:
+    """Two runs of one message at once (its origin redelivered while the first run was still going):
+    the rerun got here first and stored its answer; the first run must not send a second one."""
+    rerun_result, first_run = _rerun("The wait is unknown.", "About 5 minutes.")
+    first_run.headers.attempt = 1
+    held = {f"{first_run.message_id}:history"}
+    publisher = FakePublisher(answer=_store_holding(rerun_result), held=held)
+    await ResponseAggregator(make_deps(publisher=publisher)).handle(first_run)
+    [(_, reply)] = publisher.core
+    assert FinalResult.model_validate_json(reply) == rerun_result
+
+
 @pytest.mark.parametrize("store", ["silent", "failing"])
 async def test_a_step_run_again_sends_nothing_when_the_store_cannot_say(store: str) -> None:
     _, again = _rerun("About 5 minutes.", "The wait is unknown.")

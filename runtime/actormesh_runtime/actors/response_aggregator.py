@@ -5,10 +5,12 @@ de-duplicated by `<message_id>:history`, so a redelivery stores one history row)
 JSON to `envelope.reply.result_subject` (core NATS, when a caller waits); a failure raises
 `TransientError` and the bus redelivers.
 
-One message, one answer: the store keeps the first history event of a message, and a step
-delivered again (attempt > 1: a lost ack, a crash, a retry; with direct hops a whole chain run again
-from its first step) asks the history service what it holds (`Subjects.stored_answers`) and answers
-that, not its own result, which may differ from the first run's.
+One message, one answer: the store keeps the first history event of a message, and a step that may
+not be the first to answer asks the history service what it holds (`Subjects.stored_answers`) and
+answers that, not its own result, which may differ from the first run's: a step delivered again
+(attempt > 1: a lost ack, a crash, a retry; with direct hops a whole chain run again from its first
+step), and one whose history event the stream already held (the first run, still going when its
+origin was redelivered, reaching this step after the rerun did).
 
 It must answer sensibly from whatever the envelope holds: on the error path earlier sections may
 be missing, and the customer still gets a graceful reply.
@@ -133,7 +135,9 @@ class ResponseAggregator(PlainActor):
         if not subject:
             return
         reply: bytes | None = result_json
-        if envelope.headers.attempt > 1:
+        if envelope.headers.attempt > 1 or not new:
+            # Another run of this message may have answered: delivered again, or the stream already
+            # held its history event (a run still going when its origin was redelivered got here first).
             reply = await self.answer_of_a_rerun(envelope.message_id, result_json, stored_as_new=new)
         if reply is None:
             return
@@ -143,8 +147,8 @@ class ResponseAggregator(PlainActor):
             raise TransientError(f"publish final result: {exc}") from exc
 
     async def answer_of_a_rerun(self, message_id: str, ours: bytes, *, stored_as_new: bool) -> bytes | None:
-        """What a step delivered again answers: the result the store holds for the message, else ours
-        when our history event is the one being stored, else nothing.
+        """What a step that may not be its message's first answer sends: the result the store holds for
+        the message, else ours when our history event is the one being stored, else nothing.
 
         A chain runs again after a lost ack or a crash, possibly after the first run stored and
         answered; its answer may differ (an escalation's queue unknown this time, an order cancelled by
