@@ -152,9 +152,9 @@ class ResponseAggregator(PlainActor):
 
         A chain runs again after a lost ack or a crash, possibly after the first run stored and
         answered; its answer may differ (an escalation's queue unknown this time, an order cancelled by
-        the first run). The customer and the history must see the same one, the first. Nothing is sent
-        when the store cannot say (it does not answer, or the first run's event is still on its way
-        to it): the waiting gateway reads the stored turn itself (`gateway.service`)."""
+        the first run). The customer and the history must see the same one, the one stored. Nothing is
+        sent when the store cannot say (it does not answer, or the other run's event is still on its
+        way to it): the waiting gateway reads the stored turn itself (`gateway.service`)."""
         try:
             raw = await self.deps.publisher.request(
                 self.subjects.stored_answers, message_id.encode(), timeout_s=STORED_ANSWER_TIMEOUT_S
