@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ from nats.aio.msg import Msg
 from actormesh_runtime.actors.response_aggregator import ResponseAggregator
 from actormesh_runtime.bus.connection import open_bus
 from actormesh_runtime.bus.publish import BusPublisher
+from actormesh_runtime.catalog import Subjects
 from actormesh_runtime.envelope import DraftResponse, Envelope, FinalResult, GuardrailVerdict, ReplyTo
 from actormesh_runtime.history.service import HistoryService
 from actormesh_runtime.history.store import StoredResult
@@ -29,14 +29,9 @@ from actormesh_runtime.resources import ActorDeps
 from actormesh_runtime.settings import RuntimeSettings
 from tests.support.envelopes import JOHN, make_envelope
 from tests.support.eventually import eventually_async
+from tests.support.gateway import stack_settings
 
 pytestmark = pytest.mark.integration
-
-
-def _settings(nats_server: str, tmp_path: Path) -> RuntimeSettings:
-    return RuntimeSettings(
-        mesh_name=f"once{uuid.uuid4().hex[:8]}", nats_url=nats_server, sqlite_db_path=str(tmp_path / "h.db")
-    )
 
 
 def _first_and_again(result_subject: str) -> tuple[Envelope, Envelope]:
@@ -70,7 +65,7 @@ class _LastStep:
 async def _last_step(settings: RuntimeSettings) -> AsyncIterator[_LastStep]:
     nc = await open_bus(settings, name="answer-once-test")  # creates the streams
     try:
-        subject = f"actormesh.{settings.mesh_name}.reply.test.result"
+        subject = f"{Subjects(settings.mesh_name).replies('test')}.result"
         aggregator = ResponseAggregator(
             ActorDeps(settings=settings, publisher=BusPublisher(nc, nc.jetstream()))
         )
@@ -87,7 +82,7 @@ async def test_whichever_run_stored_first_is_what_both_answer(
 ) -> None:
     """ "rerun": the origin was redelivered while the first run still went on (after a NATS restart),
     and the rerun reached the last step first; the first run, at delivery 1, must not answer its own."""
-    settings = _settings(nats_server, tmp_path)
+    settings = stack_settings(nats_server, tmp_path)
     history = HistoryService(settings)
     await history.start()
     try:
@@ -117,7 +112,7 @@ async def test_whichever_run_stored_first_is_what_both_answer(
 async def test_a_rerun_while_the_first_answer_waits_for_the_store_sends_nothing(
     nats_server: str, tmp_path: Path
 ) -> None:
-    settings = _settings(nats_server, tmp_path)
+    settings = stack_settings(nats_server, tmp_path)
     history = HistoryService(settings)
     try:
         async with _last_step(settings) as step:  # no history service yet

@@ -455,7 +455,9 @@ async def test_a_chain_run_again_after_its_answer_was_stored_answers_the_stored_
     """The soak's find: the origin's ack lost after the chain answered and stored (nats-server killed
     just after it), so JetStream redelivers the origin and the whole chain runs again, this time to
     another answer. The caller and the history must both see the first."""
-    settings = direct_settings(nats_server, ack_wait_s=1.5, sqlite_db_path=str(tmp_path / "history.db"))
+    # The rerun comes ack_wait (3 s) after the lost ack; the first turn must be stored by then, or the
+    # rerun rightly sends nothing and leaves the answer to the gateway's history check.
+    settings = direct_settings(nats_server, sqlite_db_path=str(tmp_path / "history.db"))
     origins_of_the_first_step = f"$JS.ACK.{Subjects(settings.mesh_name).stream}.{WORKER.value}."
     real_ack = Msg.ack
     lost: list[str] = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import pytest
 
@@ -258,13 +259,12 @@ def test_history_event_json_is_the_event_with_its_result() -> None:
     assert json.loads(spliced) == json.loads(event.model_dump_json())
 
 
+@dataclass
 class _Ordered(FakePublisher):
     """Records the order of every publish; `reply_fails` loses the caller's reply."""
 
-    def __init__(self, *, reply_fails: bool = False, **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
-        self.order: list[str] = []
-        self.reply_fails = reply_fails
+    reply_fails: bool = False
+    order: list[str] = field(default_factory=list)
 
     async def publish_core(self, subject: str, payload: bytes) -> None:
         self.order.append("reply")
@@ -320,8 +320,8 @@ def _store_holding(result: FinalResult | None, *, ok: bool = True) -> Callable[[
 
 
 def _rerun(first_reply: str, again_reply: str) -> tuple[FinalResult, Envelope]:
-    """The first run's stored result, and the envelope of the same message run again, whose
-    escalation reply differs (the queue was unknown the second time)."""
+    """The first run's stored result, and the envelope of the same message run again (delivery 2),
+    whose answer differs, as an escalation's does when the queue could not be read the second time."""
     first = _envelope(draft=DraftResponse(text=first_reply), guardrail=APPROVED)
     stored = build_result(first)
     again = first.model_copy(deep=True)

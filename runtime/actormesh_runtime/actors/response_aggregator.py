@@ -33,7 +33,8 @@ from actormesh_runtime.resources import ActorDeps
 log = logging.getLogger(__name__)
 
 STORED_ANSWER_TIMEOUT_S = 1.0
-"""How long a step run again waits for the history service to say what the first run stored."""
+"""How long a step that may not be the first to answer waits for the history service to say what it
+stored for the message."""
 
 ERROR_APOLOGY = (
     "I'm sorry, something went wrong on our side while handling your message. Please try again in a few "
