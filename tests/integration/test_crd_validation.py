@@ -212,6 +212,27 @@ BAD_SPECS = [
         id="direct-hops-not-a-bool",
     ),
     pytest.param({"image": "x", "bogus": 1}, "spec.bogus", id="unknown-field"),
+    pytest.param(
+        {"image": "x", "scheduling": {"affinity": {"nodeAfinity": {}}}},
+        "spec.scheduling.affinity.nodeAfinity",
+        id="affinity-misspelt",
+    ),
+    pytest.param(
+        {
+            "image": "x",
+            "scheduling": {
+                "affinity": {
+                    "podAntiAffinity": {
+                        "preferredDuringSchedulingIgnoredDuringExecution": [
+                            {"weight": 50, "podAffinityTerm": {"topologykey": "kubernetes.io/hostname"}}
+                        ]
+                    }
+                }
+            },
+        },
+        "podAffinityTerm.topologykey",
+        id="affinity-term-misspelt",
+    ),
 ]
 
 

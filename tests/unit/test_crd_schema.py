@@ -114,9 +114,23 @@ def test_schema_is_structural() -> None:
             assert len(shapes) == 1 or path == ".metadata", f"{path}: {shapes}"
 
 
-def test_unknown_fields_are_kept_only_for_affinity() -> None:
+def test_no_field_keeps_unknown_fields() -> None:
+    """Not even the affinity: a misspelt field in it is refused, not copied onto the pods and dropped
+    there without a word (the operator applies with fieldValidation=Ignore)."""
     kept = [p for p, n in _walk(_root()) if n.get("x-kubernetes-preserve-unknown-fields")]
-    assert kept == [".spec.scheduling.affinity"]
+    assert kept == []
+
+
+def test_affinity_is_typed_down_to_its_enumerations() -> None:
+    nodes = dict(_walk(_root()))
+    affinity = ".spec.scheduling.affinity"
+    term = f"{affinity}.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[]"
+    assert nodes[f"{term}.matchExpressions[].operator"]["enum"] == [
+        "In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt"
+    ]  # fmt: skip
+    pod_term = f"{affinity}.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[]"
+    assert nodes[f"{pod_term}.podAffinityTerm"]["required"] == ["topologyKey"]
+    assert nodes[f"{pod_term}.weight"]["minimum"] == 1
 
 
 def test_quantities_are_int_or_string_with_a_pattern() -> None:

@@ -47,6 +47,7 @@ from actormesh_operator.api.runtime import (
     RuntimeSpec,
     unique_env_names,
 )
+from actormesh_operator.api.scheduling import Scheduling, Toleration
 from actormesh_operator.api.types import (
     DNS1123_LABEL,
     DNS1123_SUBDOMAIN,
@@ -57,10 +58,8 @@ from actormesh_operator.api.types import (
     LocalObjectReference,
     Quantity,
     Resources,
-    Scheduling,
     SecretKeyRef,
     Storage,
-    Toleration,
 )
 from actormesh_runtime.catalog import ACTORS
 

@@ -1,14 +1,14 @@
-"""Small value types shared by the spec sections: quantities, Secret references, resources, scheduling.
+"""Small value types shared by the spec sections: quantities, Secret references, resources, storage.
 
 `api/spec.py` composes these into `ActorMeshSpec`; `api/schema.py` turns the special JSON-schema
-markers set here (int-or-string, preserve-unknown-fields) into their structural CRD form.
+markers set here (int-or-string) into their structural CRD form.
 """
 
 from __future__ import annotations
 
 import re
 from decimal import ROUND_CEILING, Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 from pydantic.alias_generators import to_camel
@@ -95,13 +95,6 @@ def quantity_bytes(quantity: str) -> int:
     return int(value.to_integral_value(rounding=ROUND_CEILING))
 
 
-Freeform = Annotated[
-    dict[str, Any],
-    WithJsonSchema({"type": "object", "x-kubernetes-preserve-unknown-fields": True}),
-]
-"""A Kubernetes object passed through untouched (affinity); the API server validates it on the pods."""
-
-
 class ApiModel(BaseModel):
     """Base of every spec model: camelCase on the wire, unknown fields rejected, snake_case in Python."""
 
@@ -144,29 +137,6 @@ class Resources(ApiModel):
     def to_k8s(self) -> dict[str, Any]:
         # An empty map would be dropped by the API server and then look like drift on every compare.
         return {k: v for k, v in super().to_k8s().items() if v}
-
-
-class Toleration(ApiModel):
-    """A Pod toleration (same fields as `core/v1.Toleration`)."""
-
-    key: str | None = None
-    operator: Literal["Exists", "Equal"] | None = None
-    value: str | None = None
-    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
-    toleration_seconds: int | None = None
-
-
-class Scheduling(ApiModel):
-    """Where the mesh's pods may run; copied onto every pod the operator creates."""
-
-    node_selector: dict[LabelKey, LabelValue] = Field(default_factory=dict)
-    """Node labels every pod requires."""
-    tolerations: list[Toleration] = Field(default_factory=list)
-    """Taints the pods tolerate."""
-    affinity: Freeform | None = None
-    """A `core/v1.Affinity`, passed through unchanged."""
-    priority_class_name: str | None = Field(None, max_length=253, pattern=DNS1123_SUBDOMAIN)
-    """PriorityClass of every pod (unset: the cluster default)."""
 
 
 class Storage(ApiModel):

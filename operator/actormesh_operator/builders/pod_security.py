@@ -89,7 +89,7 @@ def scheduling(mesh: ActorMesh) -> dict[str, Any]:
     if s.tolerations:
         out["tolerations"] = [t.to_k8s() for t in s.tolerations]
     if s.affinity:
-        out["affinity"] = s.affinity
+        out["affinity"] = s.affinity.to_k8s()
     if s.priority_class_name:
         out["priorityClassName"] = s.priority_class_name
     return out

@@ -327,7 +327,17 @@ class KubeClient:
         """Server-side apply: this manager's fields become exactly `body`'s; `force` takes them over."""
         metadata = body["metadata"]
         path = resource.path(metadata.get("namespace"), metadata["name"])
-        params = {"fieldManager": field_manager, "force": "true" if force else "false"}
+        # fieldValidation=Ignore: under the default (Warn) the API server parses every apply body a
+        # second time, strictly, to look for unknown or duplicate fields: a twentieth of its CPU in a
+        # burst of new meshes (docs/benchmarks.md), for warnings this client never reads. Nothing in
+        # a body is free-form: the builders' output is checked strictly against the API's schema in
+        # the tests (tests/unit/test_manifests_validate.py, tests/integration/test_builders_apiserver.py),
+        # and the one part users write, spec.scheduling.affinity, is typed in the CRD.
+        params = {
+            "fieldManager": field_manager,
+            "force": "true" if force else "false",
+            "fieldValidation": "Ignore",
+        }
         # JSON is YAML, and the API server accepts it under the apply-patch content type.
         return await self.request("PATCH", path, params=params, body=body, content_type=APPLY_PATCH)
 

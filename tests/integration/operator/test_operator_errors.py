@@ -20,7 +20,7 @@ from tests.support.eventually import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.k8s, pytest.mark.xdist_group("k8s")]
 
-# Accepted by the CRD (affinity is passed through untouched) but invalid in a pod template.
+# Accepted by the CRD (it checks the affinity's structure, not its values) but invalid in a pod template.
 BAD_AFFINITY = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": []}}}
 
 
