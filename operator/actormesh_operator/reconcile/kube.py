@@ -328,11 +328,11 @@ class KubeClient:
         metadata = body["metadata"]
         path = resource.path(metadata.get("namespace"), metadata["name"])
         # fieldValidation=Ignore: under the default (Warn) the API server parses every apply body a
-        # second time, strictly, to look for unknown or duplicate fields: a twentieth of its CPU in a
-        # burst of new meshes (docs/benchmarks.md), for warnings this client never reads. Nothing in
-        # a body is free-form: the builders' output is checked strictly against the API's schema in
-        # the tests (tests/unit/test_manifests_validate.py, tests/integration/test_builders_apiserver.py),
-        # and the one part users write, spec.scheduling.affinity, is typed in the CRD.
+        # second time, strictly, to look for unknown or duplicate fields, for warnings this client
+        # never reads: a tenth of its CPU in a burst of new meshes (docs/benchmarks.md). Nothing in a
+        # body is free-form: the builders' output is checked strictly against the API's schema in the
+        # tests (tests/unit/test_manifests_validate.py, tests/integration/test_builders_apiserver.py),
+        # and spec.scheduling.affinity, once passed through as it came, is typed in the CRD.
         params = {
             "fieldManager": field_manager,
             "force": "true" if force else "false",
