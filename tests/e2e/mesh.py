@@ -178,7 +178,7 @@ def port_forward(
     try:
         url = f"http://127.0.0.1:{local}"
         eventually(
-            lambda: _get_ok(f"{url}{ready_path}"), what=f"port-forward to {pod}", timeout_s=30, interval_s=0.5
+            lambda: get_ok(f"{url}{ready_path}"), what=f"port-forward to {pod}", timeout_s=30, interval_s=0.5
         )
         yield url
     finally:
@@ -186,7 +186,8 @@ def port_forward(
         proc.wait(10)
 
 
-def _get_ok(url: str) -> bool:
+def get_ok(url: str) -> bool:
+    """Whether `url` answers 200 now (any HTTP or connection error: no)."""
     try:
         return httpx.get(url, timeout=2).status_code == 200
     except httpx.HTTPError:

@@ -139,7 +139,7 @@ class ResponseAggregator(PlainActor):
         if envelope.headers.attempt > 1 or not new:
             # Another run of this message may have answered: delivered again, or the stream already
             # held its history event (a run still going when its origin was redelivered got here first).
-            reply = await self.answer_of_a_rerun(envelope.message_id, result_json, stored_as_new=new)
+            reply = await self.stored_answer(envelope.message_id, result_json, stored_as_new=new)
         if reply is None:
             return
         try:
@@ -147,7 +147,7 @@ class ResponseAggregator(PlainActor):
         except Exception as exc:  # redelivery answers again (the gateway ignores a second reply)
             raise TransientError(f"publish final result: {exc}") from exc
 
-    async def answer_of_a_rerun(self, message_id: str, ours: bytes, *, stored_as_new: bool) -> bytes | None:
+    async def stored_answer(self, message_id: str, ours: bytes, *, stored_as_new: bool) -> bytes | None:
         """What a step that may not be its message's first answer sends: the result the store holds for
         the message, else ours when our history event is the one being stored, else nothing.
 
