@@ -147,6 +147,37 @@ async def test_validation_errors_name_the_field(
     assert [f["field"] for f in exactly_forty.json()["fields"]] == ["customer_email"]
 
 
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        pytest.param("text/plain", '{"message": "hi", "customer_email": "john.doe@example.com"}', id="text"),
+        pytest.param("application/x-www-form-urlencoded", "message=hi", id="form"),
+        pytest.param(None, '{"message": "hi", "customer_email": "john.doe@example.com"}', id="none"),
+    ],
+)
+async def test_a_body_not_sent_as_json_gets_415_naming_the_header(
+    nats_server: str, tmp_path: Path, content_type: str | None, body: str
+) -> None:
+    settings = stack_settings(nats_server, tmp_path)
+    headers = {"Content-Type": content_type} if content_type else {}
+    async with GatewayServer(create_app(settings), port=0) as server:
+        await wait_ready(server.url)
+        async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+            refused = await client.post("/api/chat", content=body, headers=headers)
+            # The same mistake in a JSON body still names its field; an empty body names `body`.
+            typed = await client.post("/api/chat", json={"message": " ", "customer_email": "a@b.co"})
+            empty = await client.post("/api/chat", headers={"Content-Type": "application/json"})
+            documented = (await client.get("/openapi.json")).json()["paths"]["/api/chat"]["post"]["responses"]
+    assert refused.status_code == 415, refused.text
+    assert [f["field"] for f in refused.json()["fields"]] == ["Content-Type"]
+    assert repr(content_type or "none") in refused.json()["detail"]
+    assert typed.status_code == 422
+    assert [f["field"] for f in typed.json()["fields"]] == ["message"]
+    assert empty.status_code == 422, empty.text
+    assert [f["field"] for f in empty.json()["fields"]] == ["body"]
+    assert "415" in documented
+
+
 async def test_an_oversized_body_gets_413_not_a_reset(nats_server: str, tmp_path: Path) -> None:
     # The gateway answers before parsing; the client, still writing megabytes, must see the answer.
     settings = stack_settings(nats_server, tmp_path)
@@ -228,7 +259,9 @@ async def test_jwt_auth_401_403_and_own_data(nats_server: str, tmp_path: Path) -
         assert ok.status_code == 200, ok.text
         message_id = ok.json()["message_id"]
         own_transcript = await poll_json(client, "/api/conversations/auth-1", headers=as_john)
-        other_transcript = await client.get("/api/conversations/auth-1", headers=as_jane)
+        other_transcript = await client.get(
+            "/api/conversations/auth-1", headers={**as_jane, "X-Request-ID": "req-404"}
+        )
         own_result = await client.get(f"/api/messages/{message_id}", headers=as_john)
         other_result = await client.get(f"/api/messages/{message_id}", headers=as_jane)
         anonymous_result = await client.get(f"/api/messages/{message_id}")
@@ -244,6 +277,12 @@ async def test_jwt_auth_401_403_and_own_data(nats_server: str, tmp_path: Path) -
     assert mismatch.status_code == 403
     assert {t["customer_email"] for t in own_transcript["turns"]} == {JOHN}
     assert other_transcript.status_code == 404  # as if it did not exist: no existence oracle
+    assert other_transcript.json() == {
+        "error": "not_found",
+        "detail": "no stored conversation 'auth-1'",
+        "fields": [],
+        "request_id": "req-404",
+    }
     assert own_result.status_code == 200
     assert other_result.status_code == 404
     assert anonymous_result.status_code == 401

@@ -11,7 +11,8 @@ import pytest
 from pydantic import ValidationError
 
 from actormesh_runtime.catalog import ActorName, Subjects
-from actormesh_runtime.envelope import FinalResult, MethodSummary, ProgressEvent
+from actormesh_runtime.envelope import Envelope, FinalResult, MethodSummary, ProgressEvent
+from actormesh_runtime.gateway import service
 from actormesh_runtime.gateway.auth import (
     OPEN,
     AuthError,
@@ -20,8 +21,12 @@ from actormesh_runtime.gateway.auth import (
     bearer_from_header,
     mint_token,
 )
+from actormesh_runtime.gateway.frames import MalformedFrame, parse_frame
 from actormesh_runtime.gateway.models import ChatRequest, MessageTooLong, check_length, field_errors
 from actormesh_runtime.gateway.reply_router import ReplyRouter
+from actormesh_runtime.gateway.service import Gateway, Submitted
+from actormesh_runtime.screening import screen
+from actormesh_runtime.settings import RuntimeSettings
 
 SECRET = "unit-secret-with-enough-length-0123456789"
 
@@ -124,3 +129,65 @@ async def test_results_reach_only_their_request_and_late_ones_are_kept() -> None
     assert late is not None
     assert late[1] == "a@b.co"
     assert router.late_result("zzz") is None
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [("{", "malformed JSON"), ("[" * 50_000, "nested too deeply")],
+)
+def test_a_frame_that_is_not_json_is_one_clear_error(text: str, needle: str) -> None:
+    # Deep nesting raises RecursionError, a RuntimeError: the sockets took it for a closed socket.
+    with pytest.raises(MalformedFrame, match=needle):
+        parse_frame(text)
+
+
+class _SlowHistory:
+    """A history service that answers after 30 s (its client's own timeout would be 3 s)."""
+
+    def __init__(self) -> None:
+        self.cancelled = 0
+
+    async def result(self, message_id: str) -> None:
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
+
+
+async def test_a_slow_history_check_does_not_carry_the_wait_past_its_deadline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(service, "HISTORY_CHECK_S", 0.05)
+    gateway = Gateway(RuntimeSettings(mesh_name="m", request_timeout_s=0.3))
+    history = _SlowHistory()
+    gateway.history = history  # type: ignore[assignment]
+    text, screening = screen("Where is my order ORD-10002?")
+    envelope = Envelope.start(
+        session_id="s", customer_email="john.doe@example.com", message=text, screening=screening, budget_s=60
+    )
+    submitted = Submitted(envelope, gateway.replies.expect(envelope.message_id, "john.doe@example.com"))
+    waiting = asyncio.ensure_future(gateway.wait(submitted))
+    done, _ = await asyncio.wait({waiting}, timeout=10)  # a margin, not a measurement
+    assert waiting in done, "the wait outlived its 0.3 s deadline by the history check's 30 s"
+    with pytest.raises(TimeoutError):
+        waiting.result()
+    assert history.cancelled == 1
+    assert gateway.replies.in_flight == 0
+
+
+async def test_a_cancelled_wait_leaves_nothing_pending_and_keeps_the_late_result() -> None:
+    gateway = Gateway(RuntimeSettings(mesh_name="m", request_timeout_s=30))
+    text, screening = screen("Where is my order ORD-10002?")
+    envelope = Envelope.start(
+        session_id="s", customer_email="john.doe@example.com", message=text, screening=screening, budget_s=60
+    )
+    submitted = Submitted(envelope, gateway.replies.expect(envelope.message_id, "john.doe@example.com"))
+    waiting = asyncio.ensure_future(gateway.wait(submitted))
+    await asyncio.sleep(0)  # the wait is in its history-check loop
+    waiting.cancel()  # the caller left (a WebSocket closed mid-chat)
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert gateway.replies.in_flight == 0
+    gateway.replies._on_result(result(envelope.message_id))
+    assert gateway.replies.late_result(envelope.message_id) is not None

@@ -128,6 +128,23 @@ async def test_reads_can_be_limited_to_one_customer(tmp_path: Path) -> None:
         await store.close()
 
 
+async def test_a_limited_read_keeps_the_newest_turns_in_order(tmp_path: Path) -> None:
+    """A long session reopened in the widget, or an escalation read by an agent, must end with its
+    latest message, not stop at the first `limit` turns."""
+    store = HistoryStore(tmp_path / "h.db")
+    await store.open()
+    try:
+        await store.add_events([event(f"m{i}", text=f"message {i}") for i in range(1, 5)])
+        turns = await store.conversation("s1", limit=3)
+        assert [(t.message_id, t.role) for t in turns] == [
+            ("m3", "agent"), ("m4", "customer"), ("m4", "agent"),
+        ]  # fmt: skip
+        everything = await store.conversation("s1")
+        assert [t.message_id for t in everything][::2] == ["m1", "m2", "m3", "m4"]
+    finally:
+        await store.close()
+
+
 async def test_checkpoints_run_off_the_writer_connection(tmp_path: Path) -> None:
     """The writer never checkpoints inside a commit (two fsyncs that every claim would queue behind);
     the checkpointer's own connection folds the WAL in, and the writer then restarts it."""

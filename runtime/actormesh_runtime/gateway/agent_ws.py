@@ -26,6 +26,7 @@ from actormesh_runtime.gateway.auth import (
 )
 from actormesh_runtime.gateway.deps import get_verifier
 from actormesh_runtime.gateway.escalations_api import Agent, identify_agent
+from actormesh_runtime.gateway.frames import MalformedFrame, parse_frame
 from actormesh_runtime.gateway.service import Gateway
 from actormesh_runtime.gateway.ws import CLOSE_TOKEN_EXPIRED, deny_handshake
 
@@ -82,7 +83,7 @@ async def _receive(websocket: WebSocket, send: Any, expires_at: float | None) ->
             return
         if len(text) > MAX_FRAME_CHARS:
             continue
-        with contextlib.suppress(json.JSONDecodeError):
-            frame = json.loads(text)
+        with contextlib.suppress(MalformedFrame):
+            frame = parse_frame(text)
             if isinstance(frame, dict) and frame.get("type") == "ping":
                 await send({"type": "pong", "ts": time.time()})

@@ -27,7 +27,7 @@ from actormesh_runtime.gateway.docs import add_docs
 from actormesh_runtime.gateway.inflight import InFlight
 from actormesh_runtime.gateway.limits import BodySizeLimit, body_limit
 from actormesh_runtime.gateway.metrics import REQUEST_ID, ObservabilityMiddleware, install_log_filter
-from actormesh_runtime.gateway.models import ErrorBody, MessageTooLong, describe, field_errors
+from actormesh_runtime.gateway.models import ErrorBody, MessageTooLong, NotFound, describe, field_errors
 from actormesh_runtime.gateway.openapi import truthful_openapi
 from actormesh_runtime.gateway.ratelimit import RateLimiter
 from actormesh_runtime.gateway.service import Gateway, Unavailable
@@ -143,7 +143,19 @@ def _add_error_handlers(app: FastAPI) -> None:
         return response
 
     @app.exception_handler(RequestValidationError)
-    async def on_validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def on_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI parses a body as JSON only when the Content-Type says so; with any other type, or
+        # none, the body reaches validation as raw bytes, whose error ("should be a valid
+        # dictionary") blames a body that may be perfectly good JSON. Name the header instead.
+        if isinstance(exc.body, bytes | bytearray):
+            content_type = request.headers.get("content-type", "").split(";")[0].strip()
+            problem = f"expected application/json, got {content_type or 'none'!r}"
+            return _error(
+                415,
+                "unsupported_media_type",
+                f"Content-Type: {problem}",
+                fields=[{"field": "Content-Type", "message": problem}],
+            )
         fields = field_errors(list(exc.errors()))
         return _error(422, "validation_error", describe(fields), fields=[f.model_dump() for f in fields])
 
@@ -152,6 +164,10 @@ def _add_error_handlers(app: FastAPI) -> None:
         return _error(
             413, "too_large", f"{exc.field}: {exc}", fields=[{"field": exc.field, "message": str(exc)}]
         )
+
+    @app.exception_handler(NotFound)
+    async def on_not_found(_: Request, exc: NotFound) -> JSONResponse:
+        return _error(404, "not_found", str(exc))
 
     @app.exception_handler(AuthError)
     async def on_auth(_: Request, exc: AuthError) -> JSONResponse:

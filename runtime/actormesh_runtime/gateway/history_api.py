@@ -12,13 +12,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from actormesh_runtime.envelope import FinalResult
 from actormesh_runtime.gateway.auth import Principal
 from actormesh_runtime.gateway.deps import get_gateway, get_principal
-from actormesh_runtime.gateway.models import ErrorBody
+from actormesh_runtime.gateway.models import ErrorBody, NotFound
 from actormesh_runtime.gateway.service import Gateway
 
 router = APIRouter(tags=["history"])
@@ -36,23 +35,20 @@ class Conversation(BaseModel):
     turns: list[dict[str, Any]]
 
 
-def _not_found(detail: str) -> JSONResponse:
-    return JSONResponse(ErrorBody(error="not_found", detail=detail).model_dump(mode="json"), status_code=404)
-
-
 @router.get("/api/conversations/{session_id}", response_model=Conversation, responses=_ERRORS)
 async def get_conversation(
     session_id: Annotated[str, Path(max_length=128)],
     gateway: Annotated[Gateway, Depends(get_gateway)],
     principal: Annotated[Principal, Depends(get_principal)],
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
-) -> Conversation | JSONResponse:
-    """The transcript of one session, oldest turn first."""
-    turns = await gateway.history_client().conversation(session_id, limit=limit)
-    if principal.email is not None:
+) -> Conversation:
+    """The last `limit` turns of one session, oldest first."""
+    history = gateway.history_client()
+    turns = await history.conversation(session_id, customer_email=principal.email, limit=limit)
+    if principal.email is not None:  # the store filtered already; kept so no other path can leak
         turns = [t for t in turns if t.get("customer_email") == principal.email]
     if not turns:  # another customer's conversation looks exactly like one that does not exist
-        return _not_found(f"no stored conversation {session_id!r}")
+        raise NotFound(f"no stored conversation {session_id!r}")
     return Conversation(session_id=session_id, turns=turns)
 
 
@@ -61,9 +57,9 @@ async def get_message(
     message_id: Annotated[str, Path(max_length=128)],
     gateway: Annotated[Gateway, Depends(get_gateway)],
     principal: Annotated[Principal, Depends(get_principal)],
-) -> FinalResult | JSONResponse:
+) -> FinalResult:
     """The final result of one message; 404 while it is still being processed."""
     found = await gateway.find_result(message_id)
     if found is None or (principal.email is not None and found[1] != principal.email):
-        return _not_found(f"no result for {message_id!r} yet")  # another customer's: same answer
+        raise NotFound(f"no result for {message_id!r} yet")  # another customer's: same answer
     return found[0]

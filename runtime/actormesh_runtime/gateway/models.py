@@ -83,6 +83,10 @@ class ChatRequest(BaseModel):
         return value
 
 
+class NotFound(Exception):
+    """Nothing the caller may see is stored under that id (HTTP 404, `not_found`)."""
+
+
 class MessageTooLong(Exception):
     """The message exceeds MAX_MESSAGE_CHARS (HTTP 413)."""
 

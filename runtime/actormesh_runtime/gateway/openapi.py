@@ -48,6 +48,10 @@ def _fix_operation(path: str, method: str, op: dict[str, Any], settings: Runtime
             ),
         )
         responses.setdefault("408", _error("The body did not arrive within BODY_READ_TIMEOUT_S."))
+    if "requestBody" in op:
+        responses.setdefault(
+            "415", _error("The body was sent with a Content-Type other than JSON; `fields` names the header.")
+        )
     if is_limited(path):
         responses["429"] = _error(
             "Over RATE_LIMIT_REQUESTS for this caller (the verified token's subject, an agent's apart from "

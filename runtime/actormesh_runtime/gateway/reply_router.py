@@ -99,15 +99,22 @@ class ReplyRouter:
     async def wait(self, pending: Pending, timeout_s: float) -> FinalResult:
         """The result, or `TimeoutError`; either way the request is no longer pending afterwards.
 
-        After a timeout the message id is remembered, so its late result is kept for later reads.
+        After a timeout (or a cancelled wait) the request is abandoned: its late result is kept.
         """
         try:
-            return await asyncio.wait_for(asyncio.shield(pending.future), timeout=timeout_s)
-        except TimeoutError:
-            self._remember(self._expired, pending.message_id, pending.customer_email)
+            result = await asyncio.wait_for(asyncio.shield(pending.future), timeout=timeout_s)
+        except BaseException:
+            self.abandon(pending)
             raise
-        finally:
-            self._pending.pop(pending.message_id, None)
+        self._pending.pop(pending.message_id, None)
+        return result
+
+    def abandon(self, pending: Pending) -> None:
+        """Stop waiting for a request that was submitted (its deadline passed, or its client left):
+        it is no longer pending, and its result, when it comes, is kept for later reads. Without this
+        a wait cancelled before it got here (a WebSocket closed mid-chat) stayed pending for good."""
+        if self._pending.pop(pending.message_id, None) is not None:
+            self._remember(self._expired, pending.message_id, pending.customer_email)
 
     def forget(self, message_id: str) -> None:
         """Drop a request that was never submitted (publish failed)."""

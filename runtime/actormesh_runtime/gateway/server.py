@@ -41,10 +41,14 @@ class GatewayServer:
         port: int = 0,
         log_level: str = "warning",
         graceful_shutdown_s: int = GRACEFUL_SHUTDOWN_S,
-        header_read_timeout_s: float = 0.0,
+        header_read_timeout_s: float | None = None,
         ws_max_bytes: int | None = None,
     ) -> None:
         self.graceful_shutdown_s = graceful_shutdown_s
+        # Unset: the app's own settings, so every way of serving it (`actormesh gateway`, `actormesh
+        # dev`) enforces them; `actormesh dev` once left the header deadline off.
+        if header_read_timeout_s is None:
+            header_read_timeout_s = _app_header_read_timeout_s(app)
         if ws_max_bytes is None:
             ws_max_bytes = _app_ws_max_bytes(app)
         config = uvicorn.Config(
@@ -137,6 +141,14 @@ def _app_ws_max_bytes(app: FastAPI) -> int:
     if gateway is None:
         return DEFAULT_WS_MAX_BYTES
     return int(gateway.settings.ws_max_frame_bytes)
+
+
+def _app_header_read_timeout_s(app: FastAPI) -> float:
+    """The app's HEADER_READ_TIMEOUT_S; off (0) for an app that is not the gateway's."""
+    gateway = getattr(app.state, "gateway", None)
+    if gateway is None:
+        return 0.0
+    return float(gateway.settings.header_read_timeout_s)
 
 
 def _bind(host: str, port: int) -> socket.socket:

@@ -203,15 +203,19 @@ class Gateway:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.request_timeout_s
         pending = submitted.pending
-        while deadline - loop.time() > HISTORY_CHECK_S:
-            done, _ = await asyncio.wait({pending.future}, timeout=HISTORY_CHECK_S)
-            if done:
-                break
-            stored = await self._stored_result(pending.message_id)
-            if stored is not None:
-                self.replies.forget(pending.message_id)
-                tracing.annotate({"actormesh.result_source": "history"})
-                return stored
+        try:
+            while deadline - loop.time() > HISTORY_CHECK_S:
+                done, _ = await asyncio.wait({pending.future}, timeout=HISTORY_CHECK_S)
+                if done:
+                    break
+                stored = await self._stored_result(pending.message_id, deadline - loop.time())
+                if stored is not None:
+                    self.replies.forget(pending.message_id)
+                    tracing.annotate({"actormesh.result_source": "history"})
+                    return stored
+        except BaseException:  # cancelled: the caller left (a WebSocket closed mid-chat)
+            self.replies.abandon(pending)
+            raise
         try:
             result = await self.replies.wait(pending, max(0.0, deadline - loop.time()))
         except TimeoutError:
@@ -220,12 +224,15 @@ class Gateway:
         tracing.annotate({"actormesh.result_source": "reply"})
         return result
 
-    async def _stored_result(self, message_id: str) -> FinalResult | None:
+    async def _stored_result(self, message_id: str, budget_s: float) -> FinalResult | None:
+        """The stored result, asked for within what is left of the request's time (the history
+        client's own timeout could otherwise carry the wait past REQUEST_TIMEOUT_S)."""
         if self.history is None:
             return None
         try:
-            found = await self.history.result(message_id)
-        except Exception:  # history unavailable: the reply may still come
+            async with asyncio.timeout(budget_s):
+                found = await self.history.result(message_id)
+        except Exception:  # history unavailable or too slow: the reply may still come
             return None
         return found[0] if found is not None else None
 

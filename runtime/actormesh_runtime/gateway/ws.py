@@ -38,6 +38,7 @@ from actormesh_runtime.gateway.auth import (
 )
 from actormesh_runtime.gateway.deps import get_verifier
 from actormesh_runtime.gateway.escalation_feed import PersonReply
+from actormesh_runtime.gateway.frames import MalformedFrame, parse_frame
 from actormesh_runtime.gateway.inflight import InFlight, LimitReached
 from actormesh_runtime.gateway.metrics import CHATS, WS_CONNECTIONS
 from actormesh_runtime.gateway.models import (
@@ -65,7 +66,9 @@ CLOSE_TOKEN_EXPIRED = 4401
 @router.websocket("/ws")
 async def websocket_chat(
     websocket: WebSocket,
-    session_id: Annotated[str | None, Query(max_length=128)] = None,
+    # No max_length here: FastAPI would refuse a long one before the route runs, with a bare 403;
+    # the check below answers 422 naming the field.
+    session_id: Annotated[str | None, Query()] = None,
     token: Annotated[str | None, Query()] = None,
 ) -> None:
     gateway: Gateway = websocket.app.state.gateway
@@ -81,7 +84,7 @@ async def websocket_chat(
     except AuthError as exc:
         await deny_handshake(websocket, exc.status, exc.detail)
         return
-    if session_id is not None and not SESSION_RE.match(session_id):
+    if session_id is not None and not SESSION_RE.fullmatch(session_id):
         await deny_handshake(
             websocket, 422, "session_id: 1-128 characters of letters, digits, '_', '.', ':' or '-'"
         )
@@ -227,9 +230,9 @@ class ChatSocket:
             await self.error(f"frame too large ({len(text)} characters)", status=413)
             return
         try:
-            frame = json.loads(text)
-        except json.JSONDecodeError as exc:
-            await self.error(f"malformed JSON: {exc.msg}")
+            frame = parse_frame(text)
+        except MalformedFrame as exc:
+            await self.error(str(exc))
             return
         if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
             await self.error('a frame is a JSON object {"type": ..., "data": {...}}')
@@ -330,6 +333,7 @@ class ChatSocket:
 
     async def _relay(self, submitted: Submitted, queue: asyncio.Queue[ProgressEvent]) -> None:
         waiter = asyncio.ensure_future(self.gateway.wait(submitted))
+        getter: asyncio.Future[ProgressEvent] | None = None
         sent: set[tuple[str, int]] = set()
         try:
             while not waiter.done():
@@ -351,6 +355,8 @@ class ChatSocket:
             return
         finally:
             waiter.cancel()
+            if getter is not None:
+                getter.cancel()  # cancelled mid-wait (the socket closed): no pending queue read left
         await self._finish(result, queue, sent)
 
     async def _progress(self, event: ProgressEvent, sent: set[tuple[str, int]]) -> None:

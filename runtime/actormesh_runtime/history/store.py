@@ -280,13 +280,15 @@ class HistoryStore:
     async def conversation(
         self, session_id: str, *, customer_email: str | None = None, limit: int = 500
     ) -> list[Turn]:
-        """A session's turns in the order they happened; only `customer_email`'s when given."""
+        """A session's last `limit` turns, in the order they happened; only `customer_email`'s when
+        given. The newest, not the oldest: a long session reopened in the widget, or an escalation
+        read by an agent, must show how it ends (the message escalated is the last one)."""
         sql = "SELECT * FROM turns WHERE session_id = ?"
         params: list[object] = [session_id]
         if customer_email is not None:
             sql += " AND customer_email = ?"
             params.append(customer_email.lower())
-        sql += " ORDER BY id LIMIT ?"
+        sql = f"SELECT * FROM ({sql} ORDER BY id DESC LIMIT ?) ORDER BY id"
         params.append(limit)
         async with self.db.execute(sql, params) as cursor:
             rows = await cursor.fetchall()
