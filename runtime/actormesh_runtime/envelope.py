@@ -25,7 +25,9 @@ from actormesh_runtime.wire_enum import WireEnum
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # No infinities or NaNs: JSON has none, pydantic writes them as null, and the next hop could not
+    # read the envelope back (a float field is not nullable): refused where it is built instead.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 # ---------------------------------------------------------------- routing

@@ -28,6 +28,17 @@ SUMMARY_MAX_CHARS = 500
 REPLY_MAX_CHARS = 4000
 NOTE_MAX_CHARS = 2000
 AGENT_MAX_CHARS = 200
+
+
+def fit_summary(text: str) -> str:
+    """`text` cut to SUMMARY_MAX_CHARS. The store redacts a summary before writing it, which may make
+    it longer (NFKC turns "…" into "...", a placeholder may outgrow what it replaces); a summary over
+    the limit once failed every read of the queue and every announce of the history batch."""
+    if len(text) <= SUMMARY_MAX_CHARS:
+        return text
+    return text[: SUMMARY_MAX_CHARS - 3] + "..."
+
+
 CURSOR_PATTERN = r"^[0-3]\|\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z\|ESC-[0-9a-f]{8}$"
 """A queue page's cursor: priority rank | created_at | ref of the previous page's last record."""
 

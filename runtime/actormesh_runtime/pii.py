@@ -31,9 +31,13 @@ _DOTS = {"\u00b7", "\u2022", "\u2024", "\u2027", "\u2219", "\u22c5", "\u30fb", "
 _SLASHES = {"\u2044", "\u2215", "\u29f8", "\uff0f", "\u2216", "\u29f5", "\uff3c"}
 _KEEP_CONTROLS = {"\n", "\r", "\t"}
 
-SEPARATORS = " \t\r\n-./_\\"
+_GLUE = "-./_\\,+;*#"
+"""The punctuation that may join digit groups: "4111-1111", "4111.1111", "4111,1111", "5555+5555".
+Not ":": a log line's time ("08:06:41.123456+00:00") would then be 16 digits, a card by Luhn one
+time in ten."""
+SEPARATORS = " \t\r\n" + _GLUE
 """What may stand between the digit groups of one number (after normalisation), up to MAX_SEPARATOR
-characters in a row: "4111 1111", "4111--1111", "4111 / 1111", "4111.1111", "4111  1111"."""
+characters in a row: "4111 1111", "4111--1111", "4111 / 1111", "4111, 1111", "4111  1111"."""
 MAX_SEPARATOR = 4
 _SEP = rf"[{re.escape(SEPARATORS)}]{{1,{MAX_SEPARATOR}}}"
 
@@ -47,8 +51,8 @@ such as CARD- still is one, see `_card_in_run`)."""
 
 _SSN_SEP = rf"[{re.escape(SEPARATORS)}]{{1,{MAX_SEPARATOR}}}"
 _SSN_RE = re.compile(
-    rf"(?<![0-9])(?<![0-9][-./_\\])(?!000|666|9[0-9][0-9])[0-9]{{3}}{_SSN_SEP}(?!00)[0-9]{{2}}{_SSN_SEP}"
-    rf"(?!0000)[0-9]{{4}}(?![0-9])(?![-./_\\][0-9])"
+    rf"(?<![0-9])(?<![0-9][{re.escape(_GLUE)}])(?!000|666|9[0-9][0-9])[0-9]{{3}}{_SSN_SEP}(?!00)[0-9]{{2}}"
+    rf"{_SSN_SEP}(?!0000)[0-9]{{4}}(?![0-9])(?![{re.escape(_GLUE)}][0-9])"
 )
 _SSN_BARE_RE = re.compile(
     # No word boundaries: "visaSSN 123456789" and "ssn123456789" name an SSN too.

@@ -13,9 +13,10 @@ import pytest
 from prometheus_client import REGISTRY
 
 from actormesh_runtime.bus import dlq
+from actormesh_runtime.bus.errorpath import dead_letter_garbage
 from actormesh_runtime.catalog import ActorName
 from actormesh_runtime.envelope import Envelope
-from actormesh_runtime.errors import PermanentError, TransientError
+from actormesh_runtime.errors import InvalidEnvelope, PermanentError, TransientError
 from tests.support.bus_actors import (
     BusRig,
     ErrorEscalationActor,
@@ -28,6 +29,7 @@ from tests.support.bus_actors import (
     fast_settings,
 )
 from tests.support.eventually import eventually_async
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -324,3 +326,39 @@ async def test_dlq_command_lists_and_replays(nats_server: str, capsys: pytest.Ca
         assert await asyncio.to_thread(main, [*base, "list"]) == 0
         assert capsys.readouterr().out == ""
         assert await asyncio.to_thread(main, [*base, "replay", str(listed["id"])]) == 1
+
+
+async def test_dlq_command_names_each_kind_and_refuses_what_is_no_id(
+    nats_server: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from actormesh_runtime.cli import main
+
+    async with bus_rig(fast_settings(nats_server)) as rig:
+        problem = InvalidEnvelope("not JSON")
+        await dead_letter_garbage(
+            rig.js, rig.subjects, ActorName.INTENT_ANALYZER, b"garbage", problem, dedup_key="g-1"
+        )
+        base = ["dlq", "--nats-url", nats_server, "--mesh", rig.settings.mesh_name]
+        assert await asyncio.to_thread(main, [*base, "list"]) == 0
+        [line] = capsys.readouterr().out.splitlines()
+        assert " invalid " in line, line  # was shown as "permanent", unlike `list --json`
+        for bad in ("0", "-3", "x"):
+            with pytest.raises(SystemExit) as refused:
+                await asyncio.to_thread(main, [*base, "replay", bad])
+            assert refused.value.code == 2
+            assert "is not a dead letter id" in capsys.readouterr().err
+
+
+async def test_dlq_command_fails_at_once_when_nats_cannot_be_reached(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from actormesh_runtime.cli import main
+
+    port = free_port()  # nothing listens on it
+    url = f"nats://admin:s3cret@127.0.0.1:{port}"
+    # A margin, not a measurement: before, the command retried every second for as long as one waited.
+    code = await asyncio.wait_for(asyncio.to_thread(main, ["dlq", "--nats-url", url, "list"]), 30)
+    assert code == 2
+    err = capsys.readouterr().err
+    assert f"cannot reach NATS at nats://127.0.0.1:{port}" in err
+    assert "s3cret" not in err

@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from actormesh_runtime.catalog import DEFAULT_ROUTE, ERROR_ROUTE, ActorName
-from actormesh_runtime.envelope import Envelope, RoutingSlip, Screening
+from actormesh_runtime.envelope import Entities, Envelope, RoutingSlip, Screening
 
 A = ActorName
 
@@ -142,3 +142,11 @@ def test_to_bytes_is_the_model_json() -> None:
     assert b"tracestate" not in env.to_bytes()
     env.headers.tracestate = "vendor=1"
     assert env.to_bytes() == env.model_dump_json().encode()
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan")])
+def test_a_float_json_cannot_carry_is_refused_where_it_is_built(value: float) -> None:
+    # pydantic would write it as null, and the next hop could not read the envelope back: the
+    # message was dead-lettered as undecodable, unanswered and unstored.
+    with pytest.raises(ValidationError, match="amounts"):
+        Entities(amounts=[value])

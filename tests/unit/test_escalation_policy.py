@@ -271,5 +271,5 @@ def test_a_long_message_is_cut_to_the_summary_line_with_an_ellipsis() -> None:
     assert summary(envelope, R.HUMAN_REQUESTED) == f'{head}"{"a" * room}"', "it fits: not cut"
     envelope.message = "a" * (room + 1)
     cut = summary(envelope, R.HUMAN_REQUESTED)
-    assert cut == f'{head}"{"a" * (room - 1)}…"'
+    assert cut == f'{head}"{"a" * (room - 3)}..."'  # ASCII: the store's normalisation keeps it
     assert len(cut) == SUMMARY_MAX_CHARS

@@ -14,7 +14,7 @@ from actormesh_runtime.actors.escalation_router import build_escalation
 from actormesh_runtime.actors.response_aggregator import build_result
 from actormesh_runtime.catalog import Subjects
 from actormesh_runtime.envelope import Decision, HistoryEvent, Sentiment, SentimentLabel, Urgency
-from actormesh_runtime.escalations import EscalationLookup, EscalationState, LookupAnswer
+from actormesh_runtime.escalations import SUMMARY_MAX_CHARS, EscalationLookup, EscalationState, LookupAnswer
 from actormesh_runtime.history.escalation_ops import EscalationOps
 from actormesh_runtime.history.escalations import ts
 from actormesh_runtime.history.protocol import HistoryQuery
@@ -54,6 +54,41 @@ async def test_a_redelivered_event_creates_no_second_record(store: HistoryStore)
     assert [r.ref for r in page] == [event.escalation.ref]
     assert page[0].summary == event.escalation.summary  # the first one stored wins
     assert page[0].model_dump(exclude={"created_at"}) == event.escalation.model_dump(exclude={"created_at"})
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("", id="cut-by-the-policy"),
+        # A summary of the full length that the store's NFKC normalisation lengthens ("…" is "...").
+        pytest.param("x" * 490 + "…" * 10, id="lengthened-by-normalisation"),
+        # Each SSN (11 characters) becomes [REDACTED-SSN] (14) when the store redacts the summary.
+        pytest.param("ssn 123-45-6789 " * 31 + "x" * 4, id="lengthened-by-redaction"),
+    ],
+)
+async def test_a_long_escalated_message_keeps_the_queue_readable(store: HistoryStore, text: str) -> None:
+    """The summary is redacted (and normalised) when stored; once that made it longer than the record
+    allows, every read of the queue failed and the history batch was redelivered for good."""
+    event = escalated(JOHN, "I want to speak to a manager " + "please " * 70)
+    assert event.escalation is not None
+    if text:
+        assert len(text) == SUMMARY_MAX_CHARS
+        event.escalation.summary = text
+    assert await store.add_events([event]) == 2
+    page, _ = await store.escalations.page(None, 50, None)
+    assert [r.ref for r in page] == [event.escalation.ref]
+    assert len(page[0].summary) <= SUMMARY_MAX_CHARS
+    assert "123-45-6789" not in page[0].summary
+
+
+async def test_a_summary_stored_too_long_by_an_earlier_version_is_still_read(store: HistoryStore) -> None:
+    event = escalated(JOHN, "I want a human")
+    assert event.escalation is not None
+    await store.add_events([event])
+    await store.db.execute("UPDATE escalations SET summary = ?", ("x" * (SUMMARY_MAX_CHARS + 2),))
+    await store.db.commit()
+    page, _ = await store.escalations.page(None, 50, None)
+    assert len(page[0].summary) == SUMMARY_MAX_CHARS
 
 
 async def test_queue_order_and_pages(store: HistoryStore) -> None:

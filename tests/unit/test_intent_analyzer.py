@@ -110,6 +110,8 @@ def test_confidence(best: int, runner_up: int, expected: float) -> None:
         pytest.param("TRK12345", "tracking_numbers", [], id="tracking-too-short"),
         pytest.param("charged $149.00 and $1,299.99", "amounts", [149.0, 1299.99], id="dollar-amounts"),
         pytest.param("about 20 dollars", "amounts", [20.0], id="amount-in-words"),
+        # 309+ digits is float infinity, which the envelope cannot carry: not an amount at all.
+        pytest.param("refund $" + "9" * 320 + " or $5", "amounts", [5.0], id="amount-too-large"),
         pytest.param("write to Jane.Smith@Example.com", "emails", ["jane.smith@example.com"], id="email"),
     ],
 )

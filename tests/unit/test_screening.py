@@ -35,6 +35,10 @@ def test_luhn(digits: str, valid: bool) -> None:
     [
         pytest.param("card 4111 1111 1111 1111 please", f"card {CARD_PLACEHOLDER} please", id="spaces"),
         pytest.param("card 4111-1111-1111-1111.", f"card {CARD_PLACEHOLDER}.", id="dashes"),
+        pytest.param("card 4111, 1111, 1111, 1111", f"card {CARD_PLACEHOLDER}", id="commas"),
+        pytest.param("card 4111,1111,1111,1111", f"card {CARD_PLACEHOLDER}", id="commas-tight"),
+        pytest.param("5555+5555+5555+4444", CARD_PLACEHOLDER, id="plus-signs"),
+        pytest.param("4111;1111*1111#1111", CARD_PLACEHOLDER, id="semicolon-star-hash"),
         pytest.param("4111111111111111", CARD_PLACEHOLDER, id="bare-16"),
         pytest.param("amex 378282246310005", f"amex {CARD_PLACEHOLDER}", id="amex-15"),
         pytest.param(
@@ -79,6 +83,9 @@ def test_card_numbers_are_redacted(text: str, expected: str) -> None:
         pytest.param("order 123456789012", id="12-digits-too-short"),
         pytest.param("4111111111111111111111", id="22-digits-too-long"),
         pytest.param("I paid $149.00 on 2026-11-01", id="amount-and-date"),
+        pytest.param("I paid $1,299.99 + $45.50, order ORD-10001", id="amounts-with-commas"),
+        # 16 digits, Luhn-valid, if ":" joined groups: a time is never a card.
+        pytest.param("at 2026-12-07T08:06:41.000007+00:00", id="timestamp"),
     ],
 )
 def test_non_cards_are_kept(text: str) -> None:
@@ -92,6 +99,7 @@ def test_non_cards_are_kept(text: str) -> None:
     [
         pytest.param("my SSN is 123-45-6789", f"my SSN is {SSN_PLACEHOLDER}", id="dashes"),
         pytest.param("ssn 123 45 6789 thanks", f"ssn {SSN_PLACEHOLDER} thanks", id="spaces"),
+        pytest.param("ssn is 123,45,6789", f"ssn is {SSN_PLACEHOLDER}", id="commas"),
         pytest.param(
             "social security number: 123456789",
             f"social security number: {SSN_PLACEHOLDER}",
@@ -113,6 +121,7 @@ def test_ssns_are_redacted(text: str, expected: str) -> None:
         pytest.param("666-12-3456", id="area-666"),
         pytest.param("123-00-4567", id="group-00"),
         pytest.param("123-45-6789-1", id="longer-dashed-number"),
+        pytest.param("1,123,45,6789", id="longer-comma-number"),
     ],
 )
 def test_non_ssns_are_kept(text: str) -> None:

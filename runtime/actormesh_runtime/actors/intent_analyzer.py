@@ -16,6 +16,7 @@ never shown to the LLM.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import ClassVar
 
@@ -156,7 +157,9 @@ def _amounts(text: str) -> list[float]:
     found: list[float] = []
     for pattern in _AMOUNT_RES:
         for m in pattern.finditer(text):
-            found.append(float(m.group(1).replace(",", "") + (m.group(2) or "")))
+            value = float(m.group(1).replace(",", "") + (m.group(2) or ""))
+            if math.isfinite(value):  # "$999…" with 309+ digits is infinity, not an amount
+                found.append(value)
     return list(dict.fromkeys(found))
 
 

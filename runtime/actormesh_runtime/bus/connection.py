@@ -67,8 +67,12 @@ def on_publish_refused(nc: NATS, listener: RefusalListener) -> Callable[[], None
     return remove
 
 
-async def connect(settings: RuntimeSettings, *, name: str = "actormesh") -> NATS:
-    """One long-lived connection per process that reconnects forever (readiness reports outages)."""
+async def connect(settings: RuntimeSettings, *, name: str = "actormesh", reconnect: bool = True) -> NATS:
+    """One long-lived connection per process that reconnects forever (readiness reports outages).
+
+    `reconnect=False` is for a command a person runs once (`actormesh dlq`): a server that cannot be
+    reached is an error at once, instead of a retry every second for as long as they wait.
+    """
     servers = [s.strip() for s in settings.nats_url.split(",") if s.strip()]
     nc = NATS()
 
@@ -98,8 +102,9 @@ async def connect(settings: RuntimeSettings, *, name: str = "actormesh") -> NATS
         **credentials(settings),
         connect_timeout=5,
         reconnect_time_wait=1,
-        max_reconnect_attempts=-1,
-        allow_reconnect=True,
+        # nats-py reads 0 as "no limit", like -1: 1 gives each server two tries, then NoServersError.
+        max_reconnect_attempts=-1 if reconnect else 1,
+        allow_reconnect=reconnect,
         error_cb=on_error,
         disconnected_cb=on_disconnected,
         reconnected_cb=on_reconnected,

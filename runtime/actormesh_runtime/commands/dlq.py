@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import sys
 
 HELP = "List or replay dead-lettered envelopes."
@@ -19,7 +20,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     listing.add_argument("--limit", type=int, default=100)
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
     replay = add("replay", help="re-publish one dead letter to the step that failed")
-    replay.add_argument("id", type=int, help="the id shown by `dlq list`")
+    replay.add_argument("id", type=_record_id, help="the id shown by `dlq list`")
+
+
+def _record_id(text: str) -> int:
+    """A dead letter's id is its stream sequence, from 1 (the server refuses 0 and below outright)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a dead letter id (see `dlq list`)") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a dead letter id: ids start at 1")
+    return value
 
 
 async def _main(args: argparse.Namespace) -> int:
@@ -30,7 +42,12 @@ async def _main(args: argparse.Namespace) -> int:
 
     settings = settings_from(args, BUS_OPTIONS)
     subjects = Subjects(settings.mesh_name)
-    nc = await connect(settings, name="actormesh-dlq")
+    try:
+        nc = await connect(settings, name="actormesh-dlq", reconnect=False)
+    except Exception as exc:  # refused, unreachable, timed out, bad credentials: all "cannot reach"
+        where = re.sub(r"//[^@/]*@", "//", settings.nats_url)  # never echo a password in the URL
+        print(f"error: cannot reach NATS at {where}: {type(exc).__name__} {exc}".rstrip(), file=sys.stderr)
+        return 2
     try:
         js = nc.jetstream()
         if args.action == "list":
@@ -40,9 +57,8 @@ async def _main(args: argparse.Namespace) -> int:
                     print(json.dumps({"id": item.id, **rec.model_dump(mode="json", exclude={"envelope"})}))
                 else:
                     when = rec.dead_at.strftime("%Y-%m-%d %H:%M:%S")
-                    kind = "permanent" if rec.permanent else "exhausted"
                     print(f"{item.id:>6}  {when}  {rec.actor.value:<22} {rec.message_id or '-':<36} "
-                          f"x{rec.deliveries} {kind}  {rec.reason}")  # fmt: skip
+                          f"x{rec.deliveries} {rec.category.value}  {rec.reason}")  # fmt: skip
             return 0
         try:
             envelope = await dlq.replay(js, subjects, args.id)

@@ -30,6 +30,7 @@ from actormesh_runtime.escalations import (
     Operation,
     QueueSnapshot,
     apply_transition,
+    fit_summary,
 )
 from actormesh_runtime.priority import PRIORITY_ORDER, Priority
 from actormesh_runtime.screening import redact
@@ -302,7 +303,7 @@ def _row(record: EscalationRecord) -> tuple[Any, ...]:
         json.dumps([redact(r) for r in record.reasons]),
         record.priority.value,
         record.priority.rank,
-        redact(record.summary),
+        fit_summary(redact(record.summary)),
         record.facts.model_dump_json(),
         ts(record.created_at),
     )
@@ -317,7 +318,7 @@ def _record(row: aiosqlite.Row, replies: list[AgentReply]) -> EscalationRecord:
         reason=row["reason"],
         reasons=json.loads(row["reasons"]),
         priority=row["priority"],
-        summary=row["summary"],
+        summary=fit_summary(row["summary"]),  # rows written before the store cut it
         facts=EscalationFacts.model_validate_json(row["facts"]),
         state=row["state"],
         created_at=_parse(row["created_at"]),

@@ -150,7 +150,8 @@ def summary(envelope: Envelope, reason: EscalationReason) -> str:
     head = f"{REASON_WORDS[reason]} ({'; '.join(about)}): "
     words = " ".join(envelope.message.split())
     room = SUMMARY_MAX_CHARS - len(head) - 2
-    quoted = words if len(words) <= room else words[: max(0, room - 1)] + "…"
+    # "...", not "…": the store normalises text (NFKC) before redacting it, which would lengthen it.
+    quoted = words if len(words) <= room else words[: max(0, room - 3)] + "..."
     return f'{head}"{quoted}"'
 
 
