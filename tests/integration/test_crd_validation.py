@@ -12,10 +12,12 @@ from typing import Any
 import pytest
 import yaml
 
+from actormesh_operator.api import schema
 from actormesh_operator.api.observed import ObservedState, ObservedWorkload
 from actormesh_operator.api.spec import ActorMesh
 from actormesh_operator.status import compute_status
-from tests.support.actormesh_crd import CRD_FILE
+from tests.support.actormesh_crd import CRD_FILE, install_actormesh_crd
+from tests.support.eventually import eventually
 from tests.support.k8s import KubeControlPlane
 
 pytestmark = [pytest.mark.integration, pytest.mark.k8s, pytest.mark.xdist_group("k8s")]
@@ -211,6 +213,84 @@ BAD_SPECS = [
         "spec.actors.directHops",
         id="direct-hops-not-a-bool",
     ),
+    pytest.param(
+        {"image": "x", "imagePullSecrets": [{"name": "reg"}, {"name": "reg"}]},
+        "spec.imagePullSecrets",
+        id="duplicate-pull-secret",
+    ),
+    pytest.param(
+        {"image": "x", "nats": {"external": {"url": "nats://n:99999"}}},
+        "spec.nats.external.url",
+        id="nats-url-port-out-of-range",
+    ),
+    pytest.param(
+        {"image": "x", "redis": {"external": {"url": "redis://r:6379x/0"}}},
+        "spec.redis.external.url",
+        id="redis-url-port-not-a-number",
+    ),
+    pytest.param(
+        {"image": "x", "commerceApis": {"ordersUrl": "https://o:80800/v1"}},
+        "spec.commerceApis.ordersUrl",
+        id="commerce-url-port",
+    ),
+    pytest.param(
+        {"image": "x", "llm": {"model": "m", "apiBase": "https://l:443000/v1"}},
+        "spec.llm.apiBase",
+        id="llm-url-port",
+    ),
+    pytest.param(
+        {"image": "x", "monitoring": {"tracing": {"endpoint": "http://o:431800"}}},
+        "spec.monitoring.tracing.endpoint",
+        id="otlp-url-port",
+    ),
+    pytest.param(
+        {"image": "x", "nats": {"jetstream": {"maxMemory": "1e999999"}}},
+        "spec.nats.jetstream.maxMemory",
+        id="absurd-exponent",
+    ),
+    pytest.param(
+        {"image": "x", "networkPolicy": {"egressExcept": ["300.0.0.0/8"]}},
+        "spec.networkPolicy.egressExcept",
+        id="egress-except-octet",
+    ),
+    pytest.param(
+        {"image": "x", "networkPolicy": {"egressExcept": ["1:2/8"]}},
+        "spec.networkPolicy.egressExcept",
+        id="egress-except-short-ipv6",
+    ),
+    pytest.param(
+        {"image": "x", "networkPolicy": {"egressExcept": ["0.0.0.0/0"]}},
+        "spec.networkPolicy.egressExcept",
+        id="egress-except-everything-v4",
+    ),
+    pytest.param(
+        {"image": "x", "networkPolicy": {"egressExcept": ["10.0.0.0/8", "::/0"]}},
+        "spec.networkPolicy.egressExcept",
+        id="egress-except-everything-v6",
+    ),
+    pytest.param(
+        {"image": "x", "extraLabels": {"team.example.com/" + "a" * 64: "x"}},
+        "spec.extraLabels",
+        id="label-key-name-too-long",
+    ),
+    pytest.param(
+        {"image": "x", "history": {"storage": {"size": 0}}}, "spec.history.storage.size", id="size-zero"
+    ),
+    pytest.param(
+        {"image": "x", "history": {"storage": {"size": "-5Gi"}}},
+        "spec.history.storage.size",
+        id="size-negative",
+    ),
+    pytest.param(
+        {"image": "x", "history": {"backup": {"storage": {"size": "0Gi"}}}},
+        "spec.history.backup.storage.size",
+        id="backup-size-zero",
+    ),
+    pytest.param(
+        {"image": "x", "history": {"storage": {"storageClassName": "Fast_SSD"}}},
+        "spec.history.storage.storageClassName",
+        id="storage-class-not-a-subdomain",
+    ),
     pytest.param({"image": "x", "bogus": 1}, "spec.bogus", id="unknown-field"),
     pytest.param(
         {"image": "x", "scheduling": {"affinity": {"nodeAfinity": {}}}},
@@ -261,6 +341,44 @@ def test_long_mesh_name_is_rejected(crd_installed: KubeControlPlane, kube_namesp
     code, output = _apply(crd_installed, kube_namespace, _mesh({"image": "x"}, name="m" * 41))
     assert code != 0
     assert "metadata.name must be at most 40 characters" in output
+
+
+@pytest.mark.parametrize("name", ["1shop", "shop.v2"])
+def test_mesh_name_that_no_service_can_start_with_is_rejected(
+    crd_installed: KubeControlPlane, kube_namespace: str, name: str
+) -> None:
+    code, output = _apply(crd_installed, kube_namespace, _mesh({"image": "x"}, name=name))
+    assert code != 0
+    assert "metadata.name must be a DNS-1035 label" in output
+
+
+def test_storage_class_alone_keeps_the_sections_size(
+    crd_installed: KubeControlPlane, kube_namespace: str
+) -> None:
+    body = _mesh(
+        {
+            "image": "x",
+            "nats": {"storage": {"storageClassName": "fast"}},
+            "history": {"backup": {"enabled": True, "storage": {"storageClassName": "nfs"}}},
+        }
+    )
+    code, output = _apply(crd_installed, kube_namespace, body)
+    assert code == 0, output
+    name = body["metadata"]["name"]
+    live = json.loads(crd_installed.kubectl("get", "am", name, "-n", kube_namespace, "-o", "json").stdout)
+    assert live["spec"]["nats"]["storage"] == {"size": "10Gi", "storageClassName": "fast"}
+    assert live["spec"]["history"]["backup"]["storage"] == {"size": "5Gi", "storageClassName": "nfs"}
+
+
+def test_egress_except_with_host_bits_is_accepted_as_its_network(
+    crd_installed: KubeControlPlane, kube_namespace: str
+) -> None:
+    """Kubernetes reads `10.1.2.3/8` in an ipBlock as 10.0.0.0/8; so do the CRD and the model."""
+    body = _mesh({"image": "x", "networkPolicy": {"egressExcept": ["10.1.2.3/8", "fd00::1/8"]}})
+    code, output = _apply(crd_installed, kube_namespace, body)
+    assert code == 0, output
+    spec = ActorMesh.from_body(body).spec
+    assert spec.network_policy.egress_except == ["10.0.0.0/8", "fd00::/8"]
 
 
 @pytest.mark.parametrize("component", ["nats", "redis", "history"])
@@ -335,6 +453,44 @@ def test_effective_storage_cannot_change_by_adding_or_removing_the_field(
     else:
         assert code != 0, f"accepted: {before} -> {after}"
         assert error in output
+
+
+def _history_storage(crd: dict[str, Any]) -> dict[str, Any]:
+    root = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    history = root["properties"]["spec"]["properties"]["history"]
+    storage: dict[str, Any] = history["properties"]["storage"]["properties"]
+    return storage
+
+
+def test_a_stored_storage_value_kubernetes_refuses_may_still_be_corrected(
+    crd_installed: KubeControlPlane, kube_namespace: str
+) -> None:
+    """An object stored before the schema refused `size: 0` or a class that is no DNS name never got a
+    claim, so the immutability rules let it be corrected (once); the CRD is swapped for one without the
+    new checks just long enough to store such an object."""
+    lenient = schema.crd()
+    _history_storage(lenient)["size"].pop("x-kubernetes-validations")
+    _history_storage(lenient)["storageClassName"].pop("pattern")
+    bad = {"image": "x", "history": {"storage": {"size": 0, "storageClassName": "Fast_SSD"}}}
+    body = _mesh(bad)
+    try:
+        crd_installed.kubectl(
+            "apply", "--server-side", "--force-conflicts", "-f", "-", input=yaml.safe_dump(lenient)
+        )
+        eventually(lambda: _apply(crd_installed, kube_namespace, body)[0] == 0, what="the bad spec stored")
+    finally:
+        install_actormesh_crd(crd_installed)
+    eventually(
+        lambda: _apply(crd_installed, kube_namespace, _mesh(bad))[0] != 0, what="the CRD's checks back"
+    )
+    body["spec"]["history"]["storage"] = {"size": "2Gi", "storageClassName": "fast-ssd"}
+    code, output = _apply(crd_installed, kube_namespace, body)
+    assert code == 0, output
+    body["spec"]["history"]["storage"] = {"size": "3Gi", "storageClassName": "fast"}
+    code, output = _apply(crd_installed, kube_namespace, body)
+    assert code != 0
+    assert "spec.history.storage.size is immutable" in output
+    assert "spec.history.storage.storageClassName is immutable" in output
 
 
 def test_file_store_may_equal_the_volume_in_another_spelling(

@@ -161,9 +161,14 @@ def test_ingress_routes_only_the_public_paths() -> None:
             id="anonymous-with-key",
         ),
         pytest.param(
-            {"networkPolicy": {"egressExcept": ["10.0.0.1/8"]}},
-            "spec.networkPolicy.egressExcept: '10.0.0.1/8' is not a network",
-            id="host-bits",
+            {"networkPolicy": {"egressExcept": ["10.0.0.256/8"]}},
+            "spec.networkPolicy.egressExcept.0: String should match pattern",
+            id="not-an-address",
+        ),
+        pytest.param(
+            {"networkPolicy": {"egressExcept": ["10.0.0.0/8", "0.0.0.0/0"]}},
+            "spec.networkPolicy.egressExcept must not contain 0.0.0.0/0 or ::/0",
+            id="every-address",
         ),
         pytest.param(
             {"gateway": {"auth": {"previousKey": "has space"}}},

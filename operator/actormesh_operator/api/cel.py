@@ -38,7 +38,19 @@ from actormesh_operator.api.runtime import (
     VALUE_OR_SOURCE,
     RuntimeSpec,
 )
-from actormesh_operator.api.spec import ANONYMOUS_WITH_KEY, MAX_NAME_LENGTH, QUEUE_LAG_NEEDS_MANAGED_NATS
+from actormesh_operator.api.spec import (
+    ANONYMOUS_WITH_KEY,
+    EVERY_ADDRESS,
+    MAX_NAME_LENGTH,
+    QUEUE_LAG_NEEDS_MANAGED_NATS,
+)
+from actormesh_operator.api.types import (
+    DNS1035_LABEL,
+    DNS1123_SUBDOMAIN,
+    LABEL_KEY,
+    LABEL_KEY_PREFIX_MAX,
+    POSITIVE_QUANTITY,
+)
 from actormesh_runtime.catalog import ACTORS
 
 
@@ -50,6 +62,13 @@ class Rule:
     message: str
     field_path: str | None = None
     """JSONPath (relative to `path`) the API server reports the error at."""
+    optional_old_self: bool = False
+    """Also run on create, with `oldSelf` an optional that has no value there (`oldSelf.hasValue()`)."""
+
+
+def _cel_string(text: str) -> str:
+    """`text` as a CEL string literal (a regex's backslashes doubled)."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def _opt(base: str, parts: list[str], fallback: str) -> str:
@@ -115,11 +134,27 @@ def _storage_value(x: str, component: str, field: str) -> str:
     return f"({guards} ? {value} : '{default}')"
 
 
+_VALID_STORAGE = {"size": POSITIVE_QUANTITY, "storageClassName": DNS1123_SUBDOMAIN}
+"""What Kubernetes accepts in a claim; the schema refuses anything else since these rules were added."""
+
+
+def _stored_invalid(component: str, field: str) -> str:
+    """The old value is one Kubernetes refuses in a claim (stored before the schema refused it): no claim
+    was ever made from it, so it may be corrected."""
+    value = f"oldSelf.{component}.storage.{field}"
+    guards = f"has(oldSelf.{component}) && has(oldSelf.{component}.storage) && has({value})"
+    if field == "size":  # int-or-string; string() on the class would lose its maxLength (the cost bound)
+        value = f"string({value})"
+    return f"({guards} && !{value}.matches({_cel_string(_VALID_STORAGE[field])}))"
+
+
 def _immutable(component: str, field: str) -> Rule:
     """The effective value may not change while the component stays managed. A rule on the field itself
     (`self == oldSelf`) would miss removing or adding the field, which changes the effective value just
-    the same, and the StatefulSet's claim templates cannot follow either way."""
+    the same, and the StatefulSet's claim templates cannot follow either way. A value Kubernetes refuses
+    in a claim may still be corrected (`_stored_invalid`)."""
     same = f"{_storage_value('self', component, field)} == {_storage_value('oldSelf', component, field)}"
+    same = f"{_stored_invalid(component, field)} || {same}"
     unmanaged = _UNMANAGED.get(component)
     rule = (
         same
@@ -127,6 +162,43 @@ def _immutable(component: str, field: str) -> Rule:
         else f"{unmanaged.format(x='self')} || {unmanaged.format(x='oldSelf')} || {same}"
     )
     return Rule((), rule, f"spec.{component}.storage.{field} is immutable", f".{component}.storage.{field}")
+
+
+STORAGES: list[tuple[str, ...]] = [("nats",), ("redis",), ("history",), ("history", "backup")]
+"""The sections holding a `storage` (a PVC request)."""
+
+
+def _positive_size(section: tuple[str, ...]) -> Rule:
+    """On the size itself, so an object stored before the rule keeps updating while its size is unchanged
+    (CRD validation ratcheting). `string()` because the size may be an integer."""
+    field = "spec." + ".".join((*section, "storage", "size"))
+    return Rule(
+        (*section, "storage", "size"),
+        f"string(self).matches({_cel_string(POSITIVE_QUANTITY)})",
+        f"{field} must be greater than zero",
+    )
+
+
+LABEL_MAPS: list[tuple[str, ...]] = [
+    ("extraLabels",),
+    ("extraAnnotations",),
+    ("gateway", "ingress", "annotations"),
+    ("monitoring", "serviceMonitor", "labels"),
+    ("monitoring", "podMonitor", "labels"),
+    ("scheduling", "nodeSelector"),
+]
+"""Maps keyed by a label or annotation key (`LabelKey` in the model)."""
+
+
+def _label_keys(path: tuple[str, ...]) -> Rule:
+    """A schema cannot constrain map keys, a rule can: the same test as `LabelKey`'s."""
+    return Rule(
+        path,
+        f"self.all(k, k.matches({_cel_string(LABEL_KEY)})"
+        f" && (!k.contains('/') || k.indexOf('/') <= {LABEL_KEY_PREFIX_MAX}))",
+        f"spec.{'.'.join(path)}: every key must be a qualified name (an optional DNS-subdomain prefix of at"
+        f" most {LABEL_KEY_PREFIX_MAX} characters and `/`, then at most 63 alphanumerics, `-`, `_`, `.`)",
+    )
 
 
 def _excludes(component: str, managed: list[str]) -> Rule:
@@ -277,6 +349,9 @@ SPEC_RULES: list[Rule] = [
         ".enabled",
     ),
     *(_immutable(c, f) for c in ("nats", "redis", "history") for f in ("size", "storageClassName")),
+    *(_positive_size(section) for section in STORAGES),
+    Rule(("networkPolicy", "egressExcept", "[]"), "!self.endsWith('/0')", EVERY_ADDRESS),
+    *(_label_keys(path) for path in LABEL_MAPS),
     _queue_lag_with_external_nats(),
     Rule(
         ("nats",),
@@ -326,5 +401,14 @@ ROOT_RULES: list[Rule] = [
         f"size(self.metadata.name) <= {MAX_NAME_LENGTH}",
         f"metadata.name must be at most {MAX_NAME_LENGTH} characters (child names append suffixes)",
     ),
+    Rule(
+        (),
+        f"oldSelf.hasValue() || self.metadata.name.matches({_cel_string(DNS1035_LABEL)})",
+        "metadata.name must be a DNS-1035 label: lowercase letters, digits and '-', starting with a letter"
+        " (every child Service is named `<mesh>-...`)",
+        optional_old_self=True,
+    ),
 ]
-"""Rules on the object root (only `metadata.name` and `generateName` are visible to CEL there)."""
+"""Rules on the object root (only `metadata.name` and `generateName` are visible to CEL there). The name
+rule runs on create only: a name cannot change, and an object stored before it must still be updatable
+(its finalizer removed)."""

@@ -12,10 +12,12 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from actormesh_operator.api.addresses import url_pattern
 from actormesh_operator.api.types import (
     DNS1123_SUBDOMAIN,
     SECRET_KEY,
     ApiModel,
+    PositiveQuantity,
     Quantity,
     Resources,
     SecretKeyRef,
@@ -23,8 +25,9 @@ from actormesh_operator.api.types import (
     quantity_bytes,
 )
 
-NATS_URL_PATTERN = r"^(nats|tls|ws|wss)://[^\s,]+(,(nats|tls|ws|wss)://[^\s,]+)*$"
-REDIS_URL_PATTERN = r"^rediss?://\S+$"
+_NATS_URL = url_pattern("nats|tls|ws|wss", r"([/?#][^\s,]*)?", excluded=",")
+NATS_URL_PATTERN = rf"^{_NATS_URL}(,{_NATS_URL})*$"
+REDIS_URL_PATTERN = "^" + url_pattern("rediss?", r"([/?#]\S*)?") + "$"
 REDIS_URL_WITH_PASSWORD = r"^rediss?://[^/@]*:[^/@]*@"
 """`scheme://user:password@` (or `:password@`): the URL goes into the runtime ConfigMap, readable by anyone
 who may read ConfigMaps, so a password there is refused."""
@@ -35,6 +38,13 @@ REDIS_PASSWORD_IN_URL = (
 FILE_STORE_SHARE_PERCENT = 80
 """Default JetStream file store limit as a share of the NATS volume (10Gi → 8Gi)."""
 MAX_FILE_STORE_TOO_BIG = "spec.nats.jetstream.maxFileStore must not exceed spec.nats.storage.size"
+
+
+class NatsStorage(Storage):
+    """The volume of each managed NATS server (JetStream's file store)."""
+
+    size: PositiveQuantity = "10Gi"
+    """Requested capacity; immutable."""
 
 
 class JetStreamLimits(ApiModel):
@@ -69,7 +79,7 @@ class NatsSpec(ApiModel):
 
     replicas: Literal[1, 3] = 1
     """1, or 3 for a clustered JetStream with R3 streams."""
-    storage: Storage = Field(default_factory=lambda: Storage(size="10Gi"))
+    storage: NatsStorage = Field(default_factory=NatsStorage)
     jetstream: JetStreamLimits = Field(default_factory=JetStreamLimits)
     image: str | None = Field(None, min_length=1)
     """nats-server image (unset: the operator's default)."""
@@ -180,6 +190,13 @@ BACKUP_CLAIM_OR_STORAGE = (
 _INTERVAL_UNITS = {"m": 60, "h": 3600, "d": 86400}
 
 
+class BackupStorage(Storage):
+    """The history backups' own volume."""
+
+    size: PositiveQuantity = "5Gi"
+    """Requested capacity."""
+
+
 class HistoryBackupSpec(ApiModel):
     """Scheduled online snapshots of the history store, taken by the history service itself.
 
@@ -193,7 +210,7 @@ class HistoryBackupSpec(ApiModel):
     snapshot on the volume, so a pod restart neither skips nor repeats one."""
     retention: int = Field(7, ge=1, le=1000)
     """Snapshots kept; the oldest are deleted after each new one."""
-    storage: Storage = Field(default_factory=lambda: Storage(size="5Gi"))
+    storage: BackupStorage = Field(default_factory=BackupStorage)
     """The PVC the operator creates for the snapshots, `<mesh>-history-backups` (a volume of its own, not
     the database's). It follows `spec.persistence.reclaimPolicy` like the other claims."""
     existing_claim: str | None = Field(None, max_length=253, pattern=DNS1123_SUBDOMAIN)

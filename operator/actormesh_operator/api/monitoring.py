@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
+from actormesh_operator.api.addresses import url_pattern
 from actormesh_operator.api.types import DNS1123_LABEL, ApiModel, LabelKey, LabelValue, SecretKeyRef
 
 DURATION_PATTERN = r"^[0-9]+(ms|s|m|h)$"
-OTLP_URL_PATTERN = r"^https?://[^\s/?#]+(/[^\s?#]*)?$"
+OTLP_URL_PATTERN = "^" + url_pattern("https?", r"(/[^\s?#]*)?") + "$"
 BOTH_MONITORS = (
     "spec.monitoring.serviceMonitor.enabled and spec.monitoring.podMonitor.enabled cannot both be true"
     " (every target would be scraped twice); pick one"

@@ -143,7 +143,7 @@ class Toleration(ApiModel):
 class Scheduling(ApiModel):
     """Where the mesh's pods may run; copied onto every pod the operator creates."""
 
-    node_selector: dict[LabelKey, LabelValue] = Field(default_factory=dict)
+    node_selector: dict[LabelKey, LabelValue] = Field(default_factory=dict, max_length=64)
     """Node labels every pod requires."""
     tolerations: list[Toleration] = Field(default_factory=list)
     """Taints the pods tolerate."""

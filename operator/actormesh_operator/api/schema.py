@@ -209,6 +209,8 @@ def _attach(schema: dict[str, Any], rules: list[Rule]) -> None:
         entry: dict[str, Any] = {"rule": rule.rule, "message": rule.message}
         if rule.field_path:
             entry["fieldPath"] = rule.field_path
+        if rule.optional_old_self:
+            entry["optionalOldSelf"] = True
         _at(schema, rule.path).setdefault("x-kubernetes-validations", []).append(entry)
 
 

@@ -26,12 +26,15 @@ from actormesh_operator.api.actors import (
     CPUAutoscaling,
     EffectiveActorSpec,
 )
+from actormesh_operator.api.addresses import CIDR, url_pattern
 from actormesh_operator.api.infra import (
+    BackupStorage,
     HistoryBackupSpec,
     HistorySpec,
     JetStreamLimits,
     NatsExternal,
     NatsSpec,
+    NatsStorage,
     NatsTLS,
     RedisExternal,
     RedisSpec,
@@ -49,6 +52,7 @@ from actormesh_operator.api.runtime import (
 )
 from actormesh_operator.api.scheduling import Scheduling, Toleration
 from actormesh_operator.api.types import (
+    DNS1035_LABEL,
     DNS1123_LABEL,
     DNS1123_SUBDOMAIN,
     SECRET_KEY,
@@ -74,6 +78,7 @@ __all__ = [
     "ActorOverride",
     "ActorWorkload",
     "ActorsSpec",
+    "BackupStorage",
     "CPUAutoscaling",
     "CommerceApisSpec",
     "EffectiveActorSpec",
@@ -95,6 +100,7 @@ __all__ = [
     "MonitoringSpec",
     "NatsExternal",
     "NatsSpec",
+    "NatsStorage",
     "NatsTLS",
     "NetworkPolicySpec",
     "PersistenceSpec",
@@ -114,7 +120,7 @@ __all__ = [
     "TracingSpec",
 ]
 
-HTTP_URL_PATTERN = r"^https?://\S+$"
+HTTP_URL_PATTERN = "^" + url_pattern("https?", r"([/?#]\S*)?") + "$"
 CORS_ORIGIN_PATTERN = r"^(\*|https?://[^\s/]+)$"
 QUEUE_LAG_NEEDS_MANAGED_NATS = (
     "spec.actors.*.autoscaling.mode: queueLag needs the managed NATS (KEDA reads its monitoring"
@@ -181,7 +187,7 @@ class IngressSpec(ApiModel):
     """IngressClass (unset: the cluster default)."""
     tls_secret_name: str | None = Field(None, max_length=253, pattern=DNS1123_SUBDOMAIN)
     """TLS certificate Secret (unset: plain HTTP)."""
-    annotations: dict[LabelKey, str] = Field(default_factory=dict)
+    annotations: dict[LabelKey, str] = Field(default_factory=dict, max_length=64)
     """Extra annotations for the Ingress, e.g. for cert-manager."""
 
     @model_validator(mode="after")
@@ -288,19 +294,24 @@ DEFAULT_EGRESS_EXCEPT = (
 )
 """Private (RFC 1918), carrier-grade NAT, link-local (cloud metadata at 169.254.169.254), loopback and the
 benchmarking range some clusters use for pods and Services: wherever a cluster's own addresses live."""
-CIDR_PATTERN = r"^([0-9]{1,3}\.){3}[0-9]{1,3}/[0-9]{1,2}$|^[0-9a-fA-F:]+/[0-9]{1,3}$"
+
+EVERY_ADDRESS = (
+    "spec.networkPolicy.egressExcept must not contain 0.0.0.0/0 or ::/0: the internet-facing egress allows"
+    " 0.0.0.0/0 and ::/0 minus these ranges, and Kubernetes refuses an exception equal to the range"
+)
 
 
 class NetworkPolicySpec(ApiModel):
     """Default-deny NetworkPolicies plus only the flows the mesh needs (secure by default)."""
 
     enabled: bool = True
-    egress_except: list[Annotated[str, Field(pattern=CIDR_PATTERN, max_length=64)]] = Field(
+    egress_except: list[Annotated[str, Field(pattern=CIDR, max_length=64)]] = Field(
         default_factory=lambda: list(DEFAULT_EGRESS_EXCEPT), max_length=64
     )
     """Address ranges the internet-facing egress (the LLM actors; a trace collector outside the cluster)
     never reaches. The default covers private, link-local and loopback ranges; list your cluster's pod
-    and Service CIDRs too if they are public addresses. Replaces the default when set. External NATS,
+    and Service CIDRs too if they are public addresses. Replaces the default when set; a range is read as
+    its network (`10.1.2.3/8` is 10.0.0.0/8), and `0.0.0.0/0` or `::/0` is refused. External NATS,
     Redis and commerce API URLs are allowed on their ports to any pod or address (they may live inside
     the cluster or on private addresses) except the cloud metadata ranges (link-local and the like)."""
     keda_namespace: str = Field("keda", max_length=63, pattern=DNS1123_LABEL)
@@ -309,14 +320,19 @@ class NetworkPolicySpec(ApiModel):
     @field_validator("egress_except")
     @classmethod
     def _valid_networks(cls, value: list[str]) -> list[str]:
+        """Each range as its network, the way Kubernetes reads an ipBlock (`10.1.2.3/8` → 10.0.0.0/8)."""
+        networks = []
         for cidr in value:
             try:
-                ipaddress.ip_network(cidr)
-            except ValueError as exc:
+                network = ipaddress.ip_network(cidr, strict=False)
+            except ValueError as exc:  # the pattern already refuses these; a safety net for its gaps
                 raise ValueError(
                     f"spec.networkPolicy.egressExcept: {cidr!r} is not a network ({exc})"
                 ) from None
-        return value
+            if network.prefixlen == 0:
+                raise ValueError(EVERY_ADDRESS)
+            networks.append(str(network))
+        return networks
 
 
 class PodDisruptionBudgetSpec(ApiModel):
@@ -341,7 +357,11 @@ class ActorMeshSpec(ApiModel):
     image: str = Field(min_length=1, max_length=1024)
     """Runtime image (`actormesh`), used by actors, gateway, history and mocks."""
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
-    image_pull_secrets: list[LocalObjectReference] = Field(default_factory=list)
+    image_pull_secrets: list[LocalObjectReference] = Field(
+        default_factory=list,
+        # As in a Pod: one entry per name (server-side apply refuses a pod template repeating one).
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
     llm: LLMSpec | None = None
     """LLM settings (absent: rules and templates only)."""
     gateway: GatewaySpec = Field(default_factory=GatewaySpec)
@@ -372,6 +392,15 @@ class ActorMeshSpec(ApiModel):
         if self.nats.external is not None and "queueLag" in modes:
             raise ValueError(QUEUE_LAG_NEEDS_MANAGED_NATS)
         return self
+
+    @field_validator("image_pull_secrets")
+    @classmethod
+    def _unique_pull_secrets(cls, value: list[LocalObjectReference]) -> list[LocalObjectReference]:
+        names = [s.name for s in value]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"spec.imagePullSecrets: duplicate name {', '.join(repeated)}")
+        return value
 
     @model_validator(mode="after")
     def _reserved_labels(self) -> ActorMeshSpec:
@@ -405,7 +434,8 @@ class ActorMesh(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    name: str = Field(pattern=DNS1123_LABEL, max_length=MAX_NAME_LENGTH)
+    name: str = Field(pattern=DNS1035_LABEL, max_length=MAX_NAME_LENGTH)
+    """Every child Service is `<name>-...`, and a Service name must start with a letter."""
     namespace: str
     uid: str = ""
     generation: int = 0

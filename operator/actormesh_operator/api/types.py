@@ -10,29 +10,51 @@ import re
 from decimal import ROUND_CEILING, Decimal
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 from pydantic.alias_generators import to_camel
 
-QUANTITY_PATTERN = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+|[KMGTPE]i|[numkMGTPE])?$"
-"""Kubernetes resource.Quantity, as accepted by the API server (decimal/binary SI suffix or exponent)."""
+QUANTITY_PATTERN = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]{1,2}|[KMGTPE]i|[numkMGTPE])?$"
+"""Kubernetes resource.Quantity, as accepted by the API server (decimal/binary SI suffix or exponent). The
+exponent has at most two digits: `1e999999` matches Kubernetes' grammar, but no server holds that much and
+the builders cannot even write it out in bytes for nats.conf (`quantity_bytes`)."""
+POSITIVE_QUANTITY = r"^[+]?[0-9.]*[1-9]"
+"""A quantity (already matching QUANTITY_PATTERN) above zero: no minus sign, and a non-zero digit before
+any suffix. Written as a regex so the CRD's CEL rule and the model apply the very same test."""
 
 QUANTITY_MAX_LENGTH = 64
 """Bounds the CEL cost of rules comparing quantities (storage immutability); no real quantity is longer."""
 
 DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS1035_LABEL = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+"""A Service name (and so the mesh name every child Service name starts with)."""
 DNS1123_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 SECRET_KEY = r"^[-._a-zA-Z0-9]+$"
 """A key in a Secret's data."""
 
+LABEL_KEY = (
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
+"""A label or annotation key (a qualified name): an optional DNS-subdomain prefix and `/`, then a name of
+at most 63 characters. The prefix's 253-character bound is checked apart (a regex cannot count it). No
+backslash (`[.]`, not `\\.`), so the CRD's CEL rule can quote it as it is."""
+LABEL_KEY_PREFIX_MAX = 253
+
+
+def _label_key_prefix_fits(key: str) -> str:
+    prefix, slash, _ = key.partition("/")
+    if slash and len(prefix) > LABEL_KEY_PREFIX_MAX:
+        raise ValueError(f"the prefix of {key!r} is longer than {LABEL_KEY_PREFIX_MAX} characters")
+    return key
+
+
 LabelKey = Annotated[
     str,
-    Field(
-        max_length=316,
-        pattern=r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$",
-    ),
+    Field(max_length=LABEL_KEY_PREFIX_MAX + 64, pattern=LABEL_KEY),
+    AfterValidator(_label_key_prefix_fits),
 ]
-"""A label or annotation key: optional DNS-subdomain prefix and `/`, then a name (checked by the model only:
-CRDs cannot constrain map keys, so a bad key surfaces as `Stalled/InvalidSpec` naming the field)."""
+"""A label or annotation key; the CRD checks the same with a CEL rule on each map (api/cel.py), as its
+schema cannot constrain map keys."""
 
 LabelValue = Annotated[str, Field(max_length=63, pattern=r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")]
 """A Kubernetes label value (empty, or ≤ 63 alphanumerics, `-`, `_`, `.`)."""
@@ -61,6 +83,16 @@ Quantity = Annotated[
     ),
 ]
 """A Kubernetes quantity such as `500m`, `256Mi` or `1`; always a string once validated."""
+
+
+def _positive(quantity: str) -> str:
+    if re.match(POSITIVE_QUANTITY, quantity) is None:
+        raise ValueError(f"must be greater than zero, not {quantity!r}")
+    return quantity
+
+
+PositiveQuantity = Annotated[Quantity, AfterValidator(_positive)]
+"""A quantity above zero (a volume's size); the CRD checks it with a CEL rule (api/cel.py)."""
 
 _SUFFIX: dict[str, Decimal] = {
     "Ki": Decimal(2**10), "Mi": Decimal(2**20), "Gi": Decimal(2**30),
@@ -142,7 +174,10 @@ class Resources(ApiModel):
 class Storage(ApiModel):
     """A PersistentVolumeClaim request. The size cannot change after creation (StatefulSet templates)."""
 
-    size: Quantity = "1Gi"
+    # A section with another default size subclasses this and overrides `size` (infra.NatsStorage): a
+    # section default of `Storage(size=...)` would be lost as soon as the user sets only the class, since
+    # the field default below then fills the size, in the model and in the CRD's stored defaults alike.
+    size: PositiveQuantity = "1Gi"
     """Requested capacity; immutable."""
-    storage_class_name: str | None = Field(None, max_length=253)
+    storage_class_name: str | None = Field(None, max_length=253, pattern=DNS1123_SUBDOMAIN)
     """StorageClass (unset: the cluster default); immutable."""
