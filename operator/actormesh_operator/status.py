@@ -22,6 +22,7 @@ from actormesh_operator.api.observed import (
     COMPONENT_REDIS,
     ObservedState,
     ObservedWorkload,
+    route_parent,
 )
 from actormesh_operator.api.spec import PAUSED_ANNOTATION, ActorMesh, ActorMeshSpec
 from actormesh_operator.api.status import ActorMeshStatus, Condition, ConditionType, Phase, Reason
@@ -293,7 +294,10 @@ def _http_route_condition(mesh: ActorMesh, observed: ObservedState, generation: 
             kind, False, Reason.HTTP_ROUTE_PENDING, "the HTTPRoute is not applied yet", generation
         )
     verdicts = {p.gateway: p for p in live.parents}
-    wanted = [f"{ref.namespace or mesh.namespace}/{ref.name}" for ref in route.parent_refs]
+    wanted = [
+        route_parent(ref.namespace or mesh.namespace, ref.name, ref.section_name, ref.port)
+        for ref in route.parent_refs
+    ]
     refused = [
         f"{g}: {'; '.join(verdicts[g].problems)}" for g in wanted if g in verdicts and verdicts[g].problems
     ]

@@ -100,7 +100,8 @@ def _parents(*entries: tuple[str, str, str]) -> dict[str, Any]:
         "status": {
             "parents": [
                 {
-                    "parentRef": {"name": name, "namespace": "infra"},
+                    # A controller echoes the spec's parentRef (ROUTE's names a listener).
+                    "parentRef": {"name": name, "namespace": "infra", "sectionName": "https"},
                     "controllerName": "example.com/gateway",
                     "conditions": [
                         {
@@ -132,7 +133,7 @@ def _parents(*entries: tuple[str, str, str]) -> dict[str, Any]:
             _parents(("public", "False", "NotAllowedByListeners")),
             "False",
             "HTTPRouteNotAccepted",
-            "infra/public: Accepted=False (NotAllowedByListeners): listener says so",
+            "infra/public listener https: Accepted=False (NotAllowedByListeners): listener says so",
         ),
         (ROUTE, True, _parents(("other", "True", "Accepted")), "False", "HTTPRoutePending", "infra/public"),
     ],
@@ -151,3 +152,30 @@ def test_http_route_condition(
     assert words in cond["message"]
     ready = next(c for c in conditions if c["type"] == "Stalled")
     assert ready["status"] == "False", "a route problem never stalls the mesh"
+
+
+def test_one_gateway_twice_keeps_each_listeners_verdict() -> None:
+    """Two parentRefs to one Gateway (two listeners) get one status.parents entry each; a refusal by
+    one must not be hidden by the other's acceptance (they were keyed by the Gateway alone)."""
+    mesh = make_mesh(
+        {
+            "gateway": {
+                "httpRoute": {
+                    "enabled": True,
+                    "parentRefs": [
+                        {"name": "public", "namespace": "infra", "sectionName": "http"},
+                        {"name": "public", "namespace": "infra", "sectionName": "https"},
+                    ],
+                }
+            }
+        }
+    )
+    live = _parents(("public", "False", "NotAllowedByListeners"), ("public", "True", "Accepted"))
+    for entry, section in zip(live["status"]["parents"], ("http", "https"), strict=True):
+        entry["parentRef"]["sectionName"] = section
+    observed = ObservedState(gateway_api_served=True, gateway_route=ObservedHTTPRoute.from_object(live))
+    conditions = compute_status(mesh, observed, None, T0)["conditions"]
+    cond = next(c for c in conditions if c["type"] == "HTTPRouteReady")
+    assert (cond["status"], cond["reason"]) == ("False", "HTTPRouteNotAccepted")
+    assert cond["message"].startswith("infra/public listener http: Accepted=False")
+    assert "listener https" not in cond["message"]

@@ -128,11 +128,22 @@ class ObservedIngress(_Observed):
         )
 
 
+def route_parent(namespace: str, name: str, section_name: str | None, port: int | None) -> str:
+    """How a route's parent is named in the status: the Gateway, and the listener when the parentRef
+    picks one. One Gateway may be a parent twice (two listeners), each with its own verdict."""
+    parent = f"{namespace}/{name}"
+    if section_name:
+        parent += f" listener {section_name}"
+    if port:
+        parent += f" port {port}"
+    return parent
+
+
 class ObservedRouteParent(_Observed):
-    """One Gateway's verdict on the live HTTPRoute (`status.parents[]`, written by its controller)."""
+    """One parent's verdict on the live HTTPRoute (`status.parents[]`, written by its controller)."""
 
     gateway: str
-    """`namespace/name` of the Gateway."""
+    """The parent as `route_parent` names it: `namespace/name`, plus the listener if the ref names one."""
     problems: list[str] = Field(default_factory=list)
     """Its conditions that are not True, as `Accepted=False (NotAllowedByListeners): message`."""
 
@@ -156,7 +167,12 @@ class ObservedHTTPRoute(_Observed):
                 for c in entry.get("conditions") or []
                 if c.get("type") in ("Accepted", "ResolvedRefs") and c.get("status") != "True"
             ]
-            gateway = f"{ref.get('namespace') or namespace}/{ref.get('name')}"
+            gateway = route_parent(
+                ref.get("namespace") or namespace,
+                str(ref.get("name")),
+                ref.get("sectionName"),
+                ref.get("port"),
+            )
             parents.append(ObservedRouteParent(gateway=gateway, problems=problems))
         return cls(name=_get(obj, "metadata", "name") or "", parents=parents)
 
