@@ -4,6 +4,7 @@ answer a customer only about their own references."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -299,3 +300,21 @@ async def test_a_reply_sent_twice_with_one_key_is_stored_once(store: HistoryStor
     assert (bad.refused, (bad.error or "").split(":")[0]) == ("invalid", "reply_id")
     turns = await store.conversation("twice")
     assert [t.text for t in turns if t.author == "ann"] == ["On it.", "On it."]
+
+
+async def test_a_failed_announce_mark_leaves_no_transaction_open(
+    store: HistoryStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    event = escalated(JOHN, "I want a human")
+    assert event.escalation is not None
+    await store.add_events([event])
+    commit = store.db.commit
+
+    async def failing() -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(store.db, "commit", failing)
+    with pytest.raises(sqlite3.OperationalError):
+        await store.escalations.mark_announced([event.escalation.ref])
+    monkeypatch.setattr(store.db, "commit", commit)
+    assert not store.db.in_transaction  # else the next writer would commit the half-done mark

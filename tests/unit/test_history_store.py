@@ -128,6 +128,28 @@ async def test_reads_can_be_limited_to_one_customer(tmp_path: Path) -> None:
         await store.close()
 
 
+async def test_a_claim_that_fails_to_commit_is_not_committed_by_the_next_writer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = HistoryStore(tmp_path / "h.db")
+    await store.open()
+    try:
+        commit = store.db.commit
+
+        async def failing() -> None:
+            raise sqlite3.OperationalError("disk I/O error")
+
+        monkeypatch.setattr(store.db, "commit", failing)
+        with pytest.raises(sqlite3.OperationalError):
+            await store.claim_session("s-claimed", "john.doe@example.com")
+        monkeypatch.setattr(store.db, "commit", commit)
+        assert not store.db.in_transaction
+        await store.add_events([event("m1")])  # the next writer commits only its own rows
+        assert await store.session_owner("s-claimed") is None
+    finally:
+        await store.close()
+
+
 async def test_a_limited_read_keeps_the_newest_turns_in_order(tmp_path: Path) -> None:
     """A long session reopened in the widget, or an escalation read by an agent, must end with its
     latest message, not stop at the first `limit` turns."""

@@ -135,10 +135,14 @@ class EscalationStore:
 
     async def mark_announced(self, refs: Sequence[str]) -> None:
         async with self._store.write_lock:
-            await self.db.executemany(
-                "UPDATE escalations SET announced = 1 WHERE ref = ?", [(r,) for r in refs]
-            )
-            await self.db.commit()
+            try:
+                await self.db.executemany(
+                    "UPDATE escalations SET announced = 1 WHERE ref = ?", [(r,) for r in refs]
+                )
+                await self.db.commit()
+            except BaseException:
+                await self.db.rollback()  # as every write here: nothing half-done for the next writer
+                raise
 
     # ------------------------------------------------------------ reads
 

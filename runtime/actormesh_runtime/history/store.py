@@ -258,12 +258,16 @@ class HistoryStore:
             return owner
         now = datetime.now(UTC).isoformat()
         async with self.write_lock:
-            await self.db.execute(
-                "INSERT OR IGNORE INTO session_owners (session_id, customer_email, created_at)"
-                " VALUES (?, ?, ?)",
-                (session_id, customer_email.lower(), now),
-            )
-            await self.db.commit()
+            try:
+                await self.db.execute(
+                    "INSERT OR IGNORE INTO session_owners (session_id, customer_email, created_at)"
+                    " VALUES (?, ?, ?)",
+                    (session_id, customer_email.lower(), now),
+                )
+                await self.db.commit()
+            except BaseException:
+                await self.db.rollback()  # a failed claim is not committed by the next writer
+                raise
         owner = await self.session_owner(session_id)
         assert owner is not None
         return owner
