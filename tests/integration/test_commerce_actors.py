@@ -125,6 +125,30 @@ async def test_redelivered_coordinator_acts_exactly_once(mesh: Mesh) -> None:
     assert mesh.mocks.state.effects == 1
 
 
+@pytest.mark.parametrize(
+    ("email", "it"),
+    [
+        pytest.param("john.doe@example.com", intent(Intent.RETURN_REQUEST), id="return-label"),
+        pytest.param("jane.smith@example.com", intent(Intent.CANCELLATION_REQUEST), id="cancel"),
+    ],
+)
+async def test_a_chain_run_again_from_its_first_step_answers_what_the_first_run_did(
+    mesh: Mesh, email: str, it: IntentResult
+) -> None:
+    """A step after the coordinator failed, and the whole chain ran again (hop fusion, direct hops):
+    the customer lookup now reads the order as the first run changed it. The rerun must report the
+    first run's outcome (with the label's link), not "already issued", and change nothing again."""
+    original = message(email, it)
+    first = await mesh.through(Envelope.from_bytes(original.to_bytes()))
+    [done] = first.actions
+    assert done.status is ActionStatus.DONE
+    rerun = Envelope.from_bytes(original.to_bytes())
+    rerun.headers.attempt = 2  # the origin's second delivery: every step of the rerun runs as attempt 2
+    [again] = (await mesh.through(rerun)).actions
+    assert again.model_dump() == done.model_dump()
+    assert mesh.mocks.state.effects == 1
+
+
 async def test_escalation_skips_the_coordinator(mesh: Mesh) -> None:
     env = await mesh.through(
         message(

@@ -60,12 +60,23 @@ async def rig() -> AsyncIterator[Rig]:
 
 
 def prepared(
-    email: str, it: IntentResult, st: Sentiment | None = None, message_id: str | None = None
+    email: str,
+    it: IntentResult,
+    st: Sentiment | None = None,
+    message_id: str | None = None,
+    *,
+    attempt: int = 1,
+    live: MockState | None = None,
 ) -> Envelope:
-    """An envelope as it reaches the coordinator: context from the mock tables, decision from the policy."""
+    """An envelope as it reaches the coordinator: context from the mock tables (with the orders'
+    statuses as `live` has them now, if given), decision from the policy."""
     now = datetime.now(UTC)
     env = envelope_for(email, "help with my order", message_id=message_id, now=now)
+    env.headers.attempt = attempt
     env.sentiment, env.intent, env.context = st or sentiment(), it, context_for(email, now)
+    if live is not None:
+        for order in env.context.orders:
+            order.status = live.data.orders[order.order_id].status
     env.decision = decide(
         sentiment=env.sentiment,
         intent=it,
@@ -73,6 +84,7 @@ def prepared(
         screening=Screening(),
         threshold=0.45,
         now=now,
+        rerun=attempt > 1,
     )
     return env
 
@@ -252,6 +264,43 @@ async def test_redelivery_repeats_no_side_effect(
         o.model_dump(exclude={"detail"}) for o in first
     ]
     assert all(o.idempotency_key for o in first if o.type is not ActionType.TRACKING_LOOKUP)
+
+
+@pytest.mark.parametrize(
+    ("email", "it"),
+    [
+        pytest.param(JANE, intent(Intent.CANCELLATION_REQUEST), id="cancel"),
+        pytest.param(JOHN, intent(Intent.RETURN_REQUEST), id="return-label-unnamed"),
+        pytest.param(JOHN, intent(Intent.RETURN_REQUEST, orders=("ORD-10001",)), id="return-label-named"),
+    ],
+)
+async def test_a_chain_run_again_reports_what_its_first_run_did(
+    rig: Rig, email: str, it: IntentResult
+) -> None:
+    """A later step failed after this one, and the chain ran again from its first step (fusion, direct
+    hops, a retry): its context is read again, with the order as the first run left it. It must still
+    report the first run's outcome (the label's link, the cancellation), not "already done"."""
+    [first] = await run(rig, prepared(email, it, message_id="msg-rerun"))
+    assert first.status is ActionStatus.DONE
+    rerun = prepared(email, it, message_id="msg-rerun", attempt=2, live=rig.state)
+    [again] = await run(rig, rerun)
+    assert again.model_dump() == first.model_dump()
+    assert rig.state.effects == 1
+
+
+async def test_a_rerun_on_an_order_someone_else_changed_is_refused_as_before(rig: Rig) -> None:
+    await run(rig, prepared(JOHN, intent(Intent.RETURN_REQUEST, orders=("ORD-10001",)), message_id="msg-1"))
+    other = prepared(
+        JOHN,
+        intent(Intent.RETURN_REQUEST, orders=("ORD-10001",)),
+        message_id="msg-2",
+        attempt=2,
+        live=rig.state,
+    )
+    [outcome] = await run(rig, other)
+    assert outcome.status is ActionStatus.REFUSED
+    assert outcome.detail == "A return label was already issued for ORD-10001."  # the policy's words
+    assert rig.state.effects == 1
 
 
 async def test_a_new_message_on_a_changed_order_is_refused_by_the_api(rig: Rig) -> None:

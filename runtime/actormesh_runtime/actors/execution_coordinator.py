@@ -26,7 +26,7 @@ from actormesh_runtime.envelope import (
     Envelope,
     Order,
 )
-from actormesh_runtime.policy.orders import NO_ELIGIBLE_ORDER, plan_action, select_target
+from actormesh_runtime.policy.orders import NO_ELIGIBLE_ORDER, Plan, already_done, plan_action, select_target
 
 NOTE_EXCERPT_CHARS = 500
 
@@ -89,6 +89,7 @@ class ExecutionCoordinator(CommerceActor):
             named_tracking=entities.tracking_numbers if entities else (),
             message=envelope.message,
             now=envelope.created_at,
+            rerun=envelope.headers.attempt > 1,
         )
         if action is ActionType.ADD_NOTE:
             return await self._note(envelope, context, target.order_id)
@@ -118,6 +119,14 @@ class ExecutionCoordinator(CommerceActor):
     ) -> ActionOutcome:
         plan = plan_action(action, order, tier=context.tier, now=envelope.created_at)
         oid = order.order_id
+        refusal = plan.detail
+        if envelope.headers.attempt > 1 and already_done(action, order):
+            # A rerun (retry, or a chain run again from its first step) reads the order as this
+            # message's first run may have left it: ask the API again with the same key, which
+            # answers with what it did then (the label, the cancellation) or refuses (409) if it
+            # was someone else's doing. Refusing from the state read here told the customer
+            # "already issued" and lost the label their own message had created.
+            plan = Plan("execute")
         if plan.kind == "refuse":
             return _outcome(action, ActionStatus.REFUSED, plan.detail, oid)
         if plan.kind == "skip":
@@ -141,6 +150,8 @@ class ExecutionCoordinator(CommerceActor):
             if exc.status_code not in (404, 409):
                 raise
             detail = f"We could not find {oid} on your account." if exc.status_code == 404 else exc.detail
+            if exc.status_code == 409 and refusal:  # the refusal the state read here implied
+                detail = refusal
             return _outcome(action, ActionStatus.REFUSED, detail, oid, idempotency_key=key)
         if mutation in ("cancel", "return-label"):
             await cache.invalidate(context.email)

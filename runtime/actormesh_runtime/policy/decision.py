@@ -146,6 +146,7 @@ def decide(
     now: datetime,
     message: str = "",
     followups: Sequence[FollowUp] = (),
+    rerun: bool = False,
 ) -> Decision:
     tier = context.tier if context is not None else None
     following_up = any(f.pending for f in followups)
@@ -180,6 +181,7 @@ def decide(
         named_tracking=intent.entities.tracking_numbers,
         message=message,
         now=now,
+        rerun=rerun,
     )
     return Decision(
         escalate=False,

@@ -62,6 +62,21 @@ def within_return_window(order: Order, now: datetime) -> bool:
     return order.status == "delivered" and delivered is not None and now - delivered <= RETURN_WINDOW
 
 
+PRODUCED_STATUS: dict[ActionType, str] = {
+    ActionType.CANCEL_ORDER: "cancelled",
+    ActionType.CREATE_RETURN_LABEL: "return_started",
+}
+"""The order status an executed action leaves behind."""
+
+
+def already_done(action: ActionType, order: Order) -> bool:
+    """`order` is in the state `action` produces. On a rerun of a message (a later delivery: a retry,
+    or a fused or direct chain run again from its first step) that may be this very message's own
+    doing, so the order stays a target and the API is asked again with the same idempotency key: it
+    answers with what it did then, or refuses if someone else did it (execution_coordinator)."""
+    return PRODUCED_STATUS.get(action) == order.status
+
+
 def is_eligible(action: ActionType, order: Order, now: datetime) -> bool:
     """Could `action` apply to `order` at all? Used to find the unique eligible order."""
     if action is ActionType.CANCEL_ORDER:
@@ -97,12 +112,14 @@ def select_target(
     named_tracking: Sequence[str] = (),
     message: str = "",
     now: datetime,
+    rerun: bool = False,
 ) -> Targeting:
     """The order named in the message if it is the customer's, else the unique eligible one.
 
     Named means by order id or tracking number, else by item ("my keyboard"): one order whose items
     the message names is the target even when the action will be refused for it (so the refusal is
-    about the order the customer meant); several narrow the eligible orders to those.
+    about the order the customer meant); several narrow the eligible orders to those. On a `rerun`,
+    an order already in the state the action produces counts as eligible (`already_done`).
     `orders` must already be the customer's own orders (context_retriever guarantees it); a named
     id outside them is refused without saying whether it exists.
     """
@@ -120,7 +137,9 @@ def select_target(
     mentioned = [o.order_id for o in orders_by_item(orders, message)]
     if len(mentioned) == 1:
         return Targeting(order_id=mentioned[0])
-    eligible = [o.order_id for o in orders if is_eligible(action, o, now)]
+    eligible = [
+        o.order_id for o in orders if is_eligible(action, o, now) or (rerun and already_done(action, o))
+    ]
     if mentioned:
         # Items of several orders named: only those orders are meant, never another one. When none
         # of them is eligible, ask which was meant, so the refusal is about the right order.
