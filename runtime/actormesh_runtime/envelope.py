@@ -452,3 +452,13 @@ class HistoryEvent(_Model):
     """Set when the mesh escalated: stored with the turns, in the same transaction (idempotent on ref)."""
     approvals: list[ApprovalRecord] = Field(default_factory=list)
     """Actions waiting for a person's approval: stored with the turns, idempotent on their id."""
+    replay: int = Field(
+        0,
+        ge=0,
+        # Left out when 0 (every event but a replay's): a history service of an older version, during
+        # a rollout, refuses unknown fields.
+        exclude_if=lambda value: value == 0,
+    )
+    """`headers.replay` of the run that ended here: a dead letter replayed by `actormesh dlq replay`
+    runs the message again after its first run was stored (as an error answer, mostly), and its own
+    outcome replaces that answer in the store (`history.store`)."""

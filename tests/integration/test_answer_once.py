@@ -133,3 +133,41 @@ async def test_a_rerun_while_the_first_answer_waits_for_the_store_sends_nothing(
     assert replies_before_the_store == [first.response]
     assert stored is not None
     assert stored.result.response == first.response
+
+
+async def test_a_replayed_dead_letter_answers_and_stores_its_own_outcome(
+    nats_server: str, tmp_path: Path
+) -> None:
+    """`actormesh dlq replay` runs a message again on purpose, after its first run stored (mostly an
+    error answer): the replay's outcome is new, so it is answered and replaces the stored one. With the
+    first run's history message id it was dropped as a duplicate and the error answer sent again."""
+    settings = stack_settings(nats_server, tmp_path)
+    history = HistoryService(settings)
+    await history.start()
+    try:
+        async with _last_step(settings) as step:
+            await step.aggregator.handle(step.first)
+            await eventually_async(
+                lambda: history.store.result(step.first.message_id), what="the first run stored", timeout_s=20
+            )
+            replay = step.again.model_copy(deep=True)
+            replay.headers.attempt = 1  # what `dlq replay` publishes: delivery 1 of a replay
+            replay.headers.replay = 1
+            await step.aggregator.handle(replay)
+            await step.nc.flush()
+            await eventually_async(lambda: len(step.replies) == 2, what="two replies", timeout_s=10)
+
+            async def replay_stored() -> StoredResult | None:
+                stored = await history.store.result(step.first.message_id)
+                return stored if stored is not None and stored.result.response != first_answer else None
+
+            first_answer = step.first.final.response if step.first.final else ""
+            stored = await eventually_async(replay_stored, what="the replay's outcome stored", timeout_s=20)
+    finally:
+        await history.stop()
+
+    assert replay.final is not None
+    assert replay.final.response != first_answer
+    assert [r.response for r in step.replies] == [first_answer, replay.final.response]
+    assert stored is not None
+    assert stored.result.response == replay.final.response

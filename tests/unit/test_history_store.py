@@ -128,6 +128,44 @@ async def test_reads_can_be_limited_to_one_customer(tmp_path: Path) -> None:
         await store.close()
 
 
+def replayed(first: HistoryEvent, replay: int, response: str) -> HistoryEvent:
+    """The event of a replayed dead letter's run: same message, its own outcome."""
+    result = first.result.model_copy(update={"response": response, "flags": [], "escalated": False})
+    return first.model_copy(update={"result": result, "replay": replay})
+
+
+async def test_a_replays_outcome_replaces_the_stored_answer_once(tmp_path: Path) -> None:
+    """`actormesh dlq replay` runs a message again after its first run stored an error answer: the
+    replay's outcome is what the conversation and the result must show (it was dropped as a duplicate)."""
+    store = HistoryStore(tmp_path / "h.db")
+    await store.open()
+    try:
+        first = event("m1", text="cancel please")
+        await store.add_events([first])
+        fixed = replayed(first, 1, "ORD-20001 has been cancelled.")
+        assert await store.add_events([fixed]) == 2  # both turns of m1 rewritten, none added
+        assert await store.add_events([fixed]) == 0  # the replay's own redelivery
+        assert await store.add_events([first]) == 0  # an earlier run's event arriving late
+        turns = await store.conversation("s1")
+        assert [(t.role, t.text) for t in turns] == [
+            ("customer", "cancel please"), ("agent", "ORD-20001 has been cancelled."),
+        ]  # fmt: skip
+        assert [t.flags for t in turns] == [[], []]
+        stored = await store.result("m1")
+        assert stored is not None
+        assert stored.result.response == "ORD-20001 has been cancelled."
+        assert await store.add_events([replayed(first, 2, "second replay")]) == 2
+        assert (await store.conversation("s1"))[1].text == "second replay"
+    finally:
+        await store.close()
+
+
+def test_only_a_replays_event_carries_its_replay_number() -> None:
+    # An older history service (during a rollout) refuses unknown fields: 0 is left out.
+    assert b'"replay"' not in event("m1").model_dump_json().encode()
+    assert b'"replay":1' in replayed(event("m1"), 1, "x").model_dump_json().encode()
+
+
 async def test_a_claim_that_fails_to_commit_is_not_committed_by_the_next_writer(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

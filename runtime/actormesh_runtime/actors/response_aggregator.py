@@ -27,7 +27,13 @@ from actormesh_runtime.catalog import ActorName, Subjects
 from actormesh_runtime.envelope import Envelope, FinalResult, TraceEntry
 from actormesh_runtime.errors import TransientError
 from actormesh_runtime.replies import templates
-from actormesh_runtime.replies.result import StoredAnswer, final_result, history_event, history_event_json
+from actormesh_runtime.replies.result import (
+    StoredAnswer,
+    final_result,
+    history_event,
+    history_event_json,
+    history_msg_id,
+)
 from actormesh_runtime.resources import ActorDeps
 
 log = logging.getLogger(__name__)
@@ -128,7 +134,7 @@ class ResponseAggregator(PlainActor):
             new = await publisher.publish_stream(
                 self.subjects.history_events,
                 history_event_json(event, result_json),
-                msg_id=f"{envelope.message_id}:history",
+                msg_id=history_msg_id(envelope),
             )
         except Exception as exc:  # any bus failure: let redelivery try again
             raise TransientError(f"publish final result: {exc}") from exc

@@ -131,6 +131,11 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE escalation_replies ADD COLUMN reply_id TEXT;
     CREATE UNIQUE INDEX escalation_replies_once ON escalation_replies (ref, reply_id);
     """,
+    # Which run of its message an agent turn holds: a replayed dead letter's outcome replaces the
+    # answer stored by an earlier run (`HistoryEvent.replay`).
+    """
+    ALTER TABLE turns ADD COLUMN replay INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -239,8 +244,22 @@ class HistoryStore:
         await self.db.executemany(
             "INSERT OR IGNORE INTO turns (session_id, message_id, role, customer_email, text, intent,"
             " sentiment, sentiment_score, urgency, escalated, reference_id, actions, flags, result,"
-            " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " created_at, replay) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             rows,
+        )
+        # A replay's turns replace an earlier run's (rows already there are ignored above): the agent
+        # turn whole, the customer turn's reading of the message (its text is the same).
+        replayed = [row for row in rows if row[15]]
+        await self.db.executemany(
+            "UPDATE turns SET text = ?, intent = ?, sentiment = ?, sentiment_score = ?, urgency = ?,"
+            " escalated = ?, reference_id = ?, actions = ?, flags = ?, result = ?, created_at = ?,"
+            " replay = ? WHERE message_id = ? AND role = 'agent' AND replay < ?",
+            [(*row[4:16], row[1], row[15]) for row in replayed if row[2] == "agent"],
+        )
+        await self.db.executemany(
+            "UPDATE turns SET intent = ?, sentiment = ?, sentiment_score = ?, urgency = ?, flags = ?,"
+            " replay = ? WHERE message_id = ? AND role = 'customer' AND replay < ?",
+            [(*row[5:9], row[12], row[15], row[1], row[15]) for row in replayed if row[2] == "customer"],
         )
         added = self.db.total_changes - before
         await self.db.executemany(
@@ -342,12 +361,12 @@ def _rows(event: HistoryEvent) -> list[Sequence[object]]:
     urgency = result.urgency.value if result.urgency else None
     customer = (
         event.session_id, event.message_id, "customer", email, redact(event.customer_message), intent,
-        sentiment, score, urgency, 0, None, "[]", flags, None, event.received_at.isoformat(),
+        sentiment, score, urgency, 0, None, "[]", flags, None, event.received_at.isoformat(), event.replay,
     )  # fmt: skip
     agent = (
         event.session_id, event.message_id, "agent", email, result.response, intent, sentiment, score,
         urgency, int(result.escalated), result.reference_id, actions, flags, result.model_dump_json(),
-        event.completed_at.isoformat(),
+        event.completed_at.isoformat(), event.replay,
     )  # fmt: skip
     return [customer, agent]
 

@@ -74,7 +74,16 @@ def history_event(envelope: Envelope, result: FinalResult) -> HistoryEvent:
         result=result,
         escalation=envelope.escalation.record if envelope.escalation else None,
         approvals=approval_records(envelope, completed),
+        replay=envelope.headers.replay,
     )
+
+
+def history_msg_id(envelope: Envelope) -> str:
+    """The JetStream message id of the run's history event: one per message, and one more per replay
+    (with the first run's id the stream's duplicate window, and then the store, dropped a replay's
+    outcome, and its customer kept the error answer although the replay had, say, cancelled the order)."""
+    replay = envelope.headers.replay
+    return f"{envelope.message_id}:history" + (f":r{replay}" if replay else "")
 
 
 def history_event_json(event: HistoryEvent, result_json: bytes) -> bytes:
