@@ -81,6 +81,9 @@ class Reason(StrEnum):
     """Stalled=True: the spec fails the operator's validation (an object that bypassed the CRD's rules)."""
     APPLY_REJECTED = "ApplyRejected"
     """Stalled=True: the API server rejected a child object as invalid or forbidden; retrying cannot help."""
+    SHARED_NAME_CLASH = "SharedNameClash"
+    """Stalled=True: an older mesh of the same name in another namespace uses the same external NATS or
+    Redis; the two would share the stream and keys named after the mesh, so this one is not applied."""
     RETRIES_EXHAUSTED = "RetriesExhausted"
     """Stalled=True: transient errors persisted through every retry; the message has the last one."""
     RECONCILE_FAILED = "ReconcileFailed"
@@ -124,6 +127,7 @@ STALL_REASONS: frozenset[Reason] = frozenset(
         Reason.KEDA_NOT_INSTALLED,
         Reason.INVALID_SPEC,
         Reason.APPLY_REJECTED,
+        Reason.SHARED_NAME_CLASH,
         Reason.RETRIES_EXHAUSTED,
         Reason.RECONCILE_FAILED,
     }

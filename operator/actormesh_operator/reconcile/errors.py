@@ -38,6 +38,14 @@ class MissingSecretError(ReconcileError):
     permanent = True
 
 
+class SharedNameClashError(ReconcileError):
+    """An older mesh of the same name uses the same external NATS or Redis (`clash.py`): nothing to do
+    until one of the two is renamed, moved to another server or deleted."""
+
+    reason = Reason.SHARED_NAME_CLASH
+    permanent = True
+
+
 class ActionFailed(Exception):
     """An exception annotated with the action that raised it, e.g. `apply nats statefulset`."""
 

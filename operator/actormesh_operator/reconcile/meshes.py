@@ -46,6 +46,10 @@ class MeshCache:
                 return
         self._bodies[key] = _plain(body, drop=_UNREAD)
 
+    def named(self, name: str) -> list[dict[str, Any]]:
+        """Every cached mesh called `name`, in any namespace (for `clash.shared_name_clash`)."""
+        return [body for (_, mesh), body in self._bodies.items() if mesh == name]
+
     def is_deleted(self, uid: str) -> bool:
         return uid in self._deleted
 

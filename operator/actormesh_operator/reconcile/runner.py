@@ -5,8 +5,10 @@ resync (`handlers.py`) — always with a freshly read mesh and under a per-mesh 
 never interleave their writes. The steps (KubeRay's `reconcileFuncs`, then one status computation):
 
 1. read the mesh; a mesh being deleted is left to the garbage collector;
-2. observe: KEDA discovery, the live children (label-selected); create the generated Secrets (gateway
-   key, Redis and NATS passwords) that do not exist yet, never overwriting; read the referenced ones;
+2. observe: KEDA discovery, the live children (label-selected); an older mesh of the same name on the
+   same external NATS or Redis (`clash.py`) stops here, before any write (the pods would share its
+   stream and keys); create the generated Secrets (gateway key, Redis and NATS passwords) that do not
+   exist yet, never overwriting; read the referenced ones;
 3. a missing Secret stops here: `Stalled`, an Event, no children applied (pods would only fail);
 4. build the desired children (pure) and server-side apply those missing, changed or drifted —
    skipped, with 5, when the inputs and children of the last complete pass still hold (`insync.py`);
@@ -40,10 +42,12 @@ from actormesh_operator.builders.secret_hash import referenced_secret_names, wit
 from actormesh_operator.reconcile import metrics
 from actormesh_operator.reconcile.apply import ApplyOutcome, apply_children, prune_children
 from actormesh_operator.reconcile.children import ChildCache
+from actormesh_operator.reconcile.clash import nats_url, redis_url, shared_name_clash
 from actormesh_operator.reconcile.diff import ChildKey, pending_changes
 from actormesh_operator.reconcile.errors import (
     Failure,
     MissingSecretError,
+    SharedNameClashError,
     action,
     classify,
     exhausted,
@@ -233,6 +237,8 @@ class MeshReconciler:
         await self._warn_when_anonymous(attempt.body, mesh)
         await self._observe(attempt, mesh, recheck=True)
         attempt.listed = True
+        if not mesh.paused:  # a paused mesh gets no writes anyway; resuming checks again
+            await self._refuse_shared_name(attempt.body)
         key = (mesh.namespace, mesh.name)
         inputs = inputs_digest(
             attempt.body, keda=attempt.keda, monitoring=attempt.monitoring, gateway_api=attempt.gateway_api
@@ -289,6 +295,26 @@ class MeshReconciler:
         self._settled[key] = mesh.generation
         self._in_sync[key] = InSync(inputs, frozenset(names), secrets_digest(secrets), hashes)
         return outcome
+
+    async def _refuse_shared_name(self, body: Mapping[str, Any]) -> None:
+        """Raise when an older mesh of this name uses the same external NATS or Redis (`clash.py`).
+
+        Before anything is written, the generated Secrets included. Children applied before the clash
+        arose (the other mesh changed its URL) are left alone: pruning them would stop this mesh's
+        conversations in the middle, and renaming is the user's call."""
+        if nats_url(body) is None and redis_url(body) is None:
+            return  # managed servers are the mesh's own
+        name = str(body["metadata"]["name"])
+        if self.meshes is not None:
+            others = self.meshes.named(name)
+        elif self.settings.namespace is None:  # no cache (tools, tests): ask the API server
+            with action("list actormeshes"):
+                others = [m for m in await self.kube.list(MESHES) if m["metadata"]["name"] == name]
+        else:
+            return  # one namespace: names are unique there
+        clash = shared_name_clash(body, others)
+        if clash is not None:
+            raise SharedNameClashError(clash.message())
 
     async def _still_in_sync(self, key: tuple[str, str], inputs: bytes, attempt: _Attempt) -> bool:
         """The last complete pass still holds (`insync.py`): same inputs and Secrets, every live child

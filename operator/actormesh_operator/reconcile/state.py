@@ -22,6 +22,7 @@ from actormesh_operator.builders.kinds import MANAGED_KINDS
 from actormesh_operator.builders.labels import MANAGED_BY_SELECTOR
 from actormesh_operator.reconcile.apply import field_managers
 from actormesh_operator.reconcile.children import ChildCache
+from actormesh_operator.reconcile.clash import stalled_by_clash
 from actormesh_operator.reconcile.diff import STATUS_CHANGE
 from actormesh_operator.reconcile.kube import KubeClient, KubeCredentials
 from actormesh_operator.reconcile.meshes import MeshCache
@@ -164,6 +165,7 @@ class OperatorState:
         if event_type == "DELETED":
             self._generations.pop(uid, None)
             self._attempts.pop((namespace, name), None)
+            self._wake_namesakes(namespace, name)
             return
         trigger = mesh_trigger(body, self._generations.get(uid), listing=event_type is None)
         if trigger is None:
@@ -172,6 +174,17 @@ class OperatorState:
         if trigger != "pause":
             self._attempts.pop((namespace, name), None)
         self.wake(namespace, name, trigger, delay=0.0)
+        if trigger == "update":  # perhaps off the server it shared
+            self._wake_namesakes(namespace, name)
+
+    def _wake_namesakes(self, namespace: str, name: str) -> None:
+        """Meshes of this name stalled by a clash (`clash.py`) may be free once it is deleted or moved
+        to another server: one pass each now, rather than at the next resync (counted as one, since
+        it is the same single attempt a resync gives a stalled mesh)."""
+        for body in self.meshes.named(name):
+            other = str((body.get("metadata") or {}).get("namespace") or "")
+            if other != namespace and stalled_by_clash(body):
+                self.wake(other, name, "resync")
 
     async def _run_queued(self, namespace: str, name: str, trigger: str) -> float | None:
         """For the wake-up queue: same bounded retries, counted here since kopf is not involved."""
