@@ -28,7 +28,8 @@ class _Observed(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-def _get(obj: Mapping[str, Any], *path: str) -> Any:
+def dig(obj: Mapping[str, Any], *path: str) -> Any:
+    """`obj[path[0]][path[1]]...`, or None where a level is missing or not a mapping."""
     value: Any = obj
     for key in path:
         if not isinstance(value, Mapping):
@@ -62,29 +63,29 @@ class ObservedWorkload(_Observed):
         kind = obj.get("kind")
         if kind not in ("StatefulSet", "Deployment"):
             raise ValueError(f"not a workload: kind {kind!r}")
-        status = _get(obj, "status") or {}
-        replicas = _get(obj, "spec", "replicas")
+        status = dig(obj, "status") or {}
+        replicas = dig(obj, "spec", "replicas")
         ready_field = "availableReplicas" if kind == "Deployment" else "readyReplicas"
         stuck = any(
             c.get("type") == "Progressing" and c.get("reason") == "ProgressDeadlineExceeded"
             for c in status.get("conditions") or []
         )
         return cls(
-            component=(_get(obj, "metadata", "labels") or {}).get(COMPONENT_LABEL, ""),
+            component=(dig(obj, "metadata", "labels") or {}).get(COMPONENT_LABEL, ""),
             kind=kind,
-            name=_get(obj, "metadata", "name") or "",
+            name=dig(obj, "metadata", "name") or "",
             desired=1 if replicas is None else int(replicas),
             current=int(status.get("replicas") or 0),
             updated=int(status.get("updatedReplicas") or 0),
             ready=int(status.get(ready_field) or 0),
-            generation=int(_get(obj, "metadata", "generation") or 0),
+            generation=int(dig(obj, "metadata", "generation") or 0),
             observed_generation=int(status.get("observedGeneration") or 0),
             progress_deadline_exceeded=stuck,
         )
 
 
 def _lb_hosts(obj: Mapping[str, Any]) -> list[str]:
-    entries = _get(obj, "status", "loadBalancer", "ingress") or []
+    entries = dig(obj, "status", "loadBalancer", "ingress") or []
     return [e.get("hostname") or e.get("ip") for e in entries if e.get("hostname") or e.get("ip")]
 
 
@@ -99,11 +100,11 @@ class ObservedService(_Observed):
 
     @classmethod
     def from_object(cls, obj: Mapping[str, Any]) -> ObservedService:
-        ports = _get(obj, "spec", "ports") or [{}]
+        ports = dig(obj, "spec", "ports") or [{}]
         return cls(
-            name=_get(obj, "metadata", "name") or "",
-            namespace=_get(obj, "metadata", "namespace") or "default",
-            type=_get(obj, "spec", "type") or "ClusterIP",
+            name=dig(obj, "metadata", "name") or "",
+            namespace=dig(obj, "metadata", "namespace") or "default",
+            type=dig(obj, "spec", "type") or "ClusterIP",
             port=int(ports[0].get("port") or 80),
             load_balancer_hosts=_lb_hosts(obj),
         )
@@ -119,11 +120,11 @@ class ObservedIngress(_Observed):
 
     @classmethod
     def from_object(cls, obj: Mapping[str, Any]) -> ObservedIngress:
-        rules = _get(obj, "spec", "rules") or [{}]
+        rules = dig(obj, "spec", "rules") or [{}]
         return cls(
-            name=_get(obj, "metadata", "name") or "",
+            name=dig(obj, "metadata", "name") or "",
             host=rules[0].get("host"),
-            tls=bool(_get(obj, "spec", "tls")),
+            tls=bool(dig(obj, "spec", "tls")),
             load_balancer_hosts=_lb_hosts(obj),
         )
 
@@ -156,9 +157,9 @@ class ObservedHTTPRoute(_Observed):
 
     @classmethod
     def from_object(cls, obj: Mapping[str, Any]) -> ObservedHTTPRoute:
-        namespace = _get(obj, "metadata", "namespace") or ""
+        namespace = dig(obj, "metadata", "namespace") or ""
         parents = []
-        for entry in _get(obj, "status", "parents") or []:
+        for entry in dig(obj, "status", "parents") or []:
             ref = entry.get("parentRef") or {}
             problems = [
                 f"{c.get('type')}={c.get('status')} ({c.get('reason')}): {c.get('message') or ''}".rstrip(
@@ -174,7 +175,7 @@ class ObservedHTTPRoute(_Observed):
                 ref.get("port"),
             )
             parents.append(ObservedRouteParent(gateway=gateway, problems=problems))
-        return cls(name=_get(obj, "metadata", "name") or "", parents=parents)
+        return cls(name=dig(obj, "metadata", "name") or "", parents=parents)
 
 
 class MissingSecret(_Observed):

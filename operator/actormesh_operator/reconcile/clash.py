@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from actormesh_operator.api.observed import dig
 from actormesh_operator.api.status import ConditionType, Reason
 from actormesh_runtime.catalog import Subjects
 
@@ -121,13 +122,13 @@ def servers(url: str | None) -> frozenset[Server]:
 
 
 def nats_url(body: Mapping[str, Any]) -> str | None:
-    return _str(_dig(body, "spec", "nats", "external", "url"))
+    return _str(dig(body, "spec", "nats", "external", "url"))
 
 
 def redis_url(body: Mapping[str, Any]) -> str | None:
-    if _dig(body, "spec", "redis", "enabled") is False:  # disabled: the actors cache in process
+    if dig(body, "spec", "redis", "enabled") is False:  # disabled: the actors cache in process
         return None
-    return _str(_dig(body, "spec", "redis", "external", "url"))
+    return _str(dig(body, "spec", "redis", "external", "url"))
 
 
 def _seniority(body: Mapping[str, Any]) -> tuple[datetime, str]:
@@ -150,15 +151,6 @@ def _show(server: Server) -> str:
 
 def _meta(body: Mapping[str, Any], key: str) -> str:
     return str((body.get("metadata") or {}).get(key) or "")
-
-
-def _dig(body: Mapping[str, Any], *path: str) -> Any:
-    value: Any = body
-    for key in path:
-        if not isinstance(value, Mapping):
-            return None
-        value = value.get(key)
-    return value
 
 
 def _str(value: Any) -> str | None:
