@@ -114,7 +114,7 @@ def test_http_route_without_then_with_the_gateway_api_crds(
 
     _gateway_says(kube, ns, f"{mesh}-gateway", "False", "NotAllowedByListeners")
     cond = _wait_reason(kube, ns, mesh, "HTTPRouteNotAccepted")
-    assert "infra/public: Accepted=False (NotAllowedByListeners)" in cond["message"]
+    assert "infra/public listener https: Accepted=False (NotAllowedByListeners)" in cond["message"]
     _gateway_says(kube, ns, f"{mesh}-gateway", "True", "Accepted")
     assert _wait_reason(kube, ns, mesh, "HTTPRouteAccepted")["status"] == "True"
 
