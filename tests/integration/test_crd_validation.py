@@ -77,6 +77,11 @@ BAD_SPECS = [
         id="redis-url-password",
     ),
     pytest.param(
+        {"image": "x", "nats": {"external": {"url": "nats://a:4222,nats://bus:hunter2@b:4222"}}},
+        "spec.nats.external.url must not contain a password",
+        id="nats-url-password",
+    ),
+    pytest.param(
         {"image": "x", "networkPolicy": {"egressExcept": ["metadata"]}},
         "spec.networkPolicy.egressExcept",
         id="egress-except-not-a-cidr",

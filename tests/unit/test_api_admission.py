@@ -76,6 +76,7 @@ REFUSED = [
         for field, spec, bad in [
             ("spec.nats.external.url", {"nats": {"external": {"url": "nats://n:99999"}}}, "99999"),
             ("spec.nats.external.url", {"nats": {"external": {"url": "nats://a:4222,nats://b:x"}}}, "x"),
+            ("spec.nats.external.url", {"nats": {"external": {"url": "nats://u:pw@n:4222"}}}, "password"),
             ("spec.redis.external.url", {"redis": {"external": {"url": "redis://r:6379x/0"}}}, "6379x"),
             ("spec.commerceApis.ordersUrl", {"commerceApis": {"ordersUrl": "https://o:80800/v1"}}, "80800"),
             ("spec.commerceApis.customerUrl", {"commerceApis": {"customerUrl": "http://c:-1"}}, "-1"),
@@ -139,6 +140,10 @@ ACCEPTED = [
         {"nats": {"external": {"url": "nats://a:4222,tls://b.example.com:65535,ws://c"}}}, id="nats"
     ),
     pytest.param({"nats": {"external": {"url": "nats://user@[fd00::1]:4222"}}}, id="nats-ipv6"),
+    pytest.param(
+        {"nats": {"external": {"url": "nats://n:4222", "credentialsSecretRef": {"name": "creds"}}}},
+        id="nats-credentials",
+    ),
     pytest.param(
         {"redis": {"external": {"url": "rediss://redis.infra:6379/0?ssl_cert_reqs=none"}}}, id="redis"
     ),

@@ -231,6 +231,21 @@ def test_names_are_unique_per_kind() -> None:
             [],
             id="managed-redis-password-unused-when-disabled",
         ),
+        pytest.param(
+            {
+                "nats": {
+                    "external": {
+                        "url": "nats://n:4222",
+                        "credentialsSecretRef": {"name": "bus", "userKey": "u", "passwordKey": "p"},
+                    }
+                }
+            },
+            [
+                SecretRef(name="bus", key="u", field_path="spec.nats.external.credentialsSecretRef"),
+                SecretRef(name="bus", key="p", field_path="spec.nats.external.credentialsSecretRef"),
+            ],
+            id="external-nats-credentials",
+        ),
     ],
 )
 def test_referenced_secrets(spec: dict[str, Any], expected: list[SecretRef]) -> None:

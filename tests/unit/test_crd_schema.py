@@ -71,6 +71,7 @@ def test_names_and_subresources() -> None:
         ".spec.actors.defaults",
         ".spec.nats.replicas",
         ".spec.nats.external.url",
+        ".spec.nats.external.credentialsSecretRef.passwordKey",
         ".spec.redis.enabled",
         ".spec.redis.external.url",
         ".spec.mockServices.enabled",

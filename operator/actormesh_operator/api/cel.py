@@ -22,6 +22,8 @@ from actormesh_operator.api.actors import (
 from actormesh_operator.api.infra import (
     BACKUP_CLAIM_OR_STORAGE,
     MAX_FILE_STORE_TOO_BIG,
+    NATS_PASSWORD_IN_URL,
+    NATS_URL_WITH_PASSWORD,
     REDIS_PASSWORD_IN_URL,
     REDIS_URL_WITH_PASSWORD,
     HistorySpec,
@@ -327,6 +329,12 @@ SPEC_RULES: list[Rule] = [
         "!(has(self.enabled) && self.enabled) || (has(self.parentRefs) && size(self.parentRefs) > 0)",
         ROUTE_NEEDS_PARENT,
         ".parentRefs",
+    ),
+    Rule(
+        ("nats", "external"),
+        f"!self.url.matches('{NATS_URL_WITH_PASSWORD}')",
+        NATS_PASSWORD_IN_URL,
+        ".url",
     ),
     Rule(
         ("redis", "external"),

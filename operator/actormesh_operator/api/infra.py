@@ -27,6 +27,14 @@ from actormesh_operator.api.types import (
 
 _NATS_URL = url_pattern("nats|tls|ws|wss", r"([/?#][^\s,]*)?", excluded=",")
 NATS_URL_PATTERN = rf"^{_NATS_URL}(,{_NATS_URL})*$"
+NATS_URL_WITH_PASSWORD = r"(^|,)(nats|tls|ws|wss)://[^/?#@,]*:[^/?#@,]*@"
+"""Any of the comma-separated URLs with `user:password@` (or `:password@`): like the Redis URL, it goes
+into the runtime ConfigMap. A bare `name@` (NATS token auth) still passes: the runtime has no other way
+to send a token, so refusing it would leave such a mesh with nothing to move to."""
+NATS_PASSWORD_IN_URL = (
+    "spec.nats.external.url must not contain a password (the URL is stored in a ConfigMap);"
+    " put the user and password in a Secret and set spec.nats.external.credentialsSecretRef"
+)
 REDIS_URL_PATTERN = "^" + url_pattern("rediss?", r"([/?#]\S*)?") + "$"
 REDIS_URL_WITH_PASSWORD = r"^rediss?://[^/@]*:[^/@]*@"
 """`scheme://user:password@` (or `:password@`): the URL goes into the runtime ConfigMap, readable by anyone
@@ -57,11 +65,34 @@ class JetStreamLimits(ApiModel):
     room for the server's own files)."""
 
 
+class NatsCredentialsRef(ApiModel):
+    """A Secret holding the NATS user name and password the mesh's pods connect with."""
+
+    name: str = Field(min_length=1, max_length=253, pattern=DNS1123_SUBDOMAIN)
+    """Name of the Secret, in the mesh's namespace."""
+    user_key: str = Field("user", min_length=1, max_length=253, pattern=SECRET_KEY)
+    """Key of the user name (the pods get it as NATS_USER)."""
+    password_key: str = Field("password", min_length=1, max_length=253, pattern=SECRET_KEY)
+    """Key of the password (the pods get it as NATS_PASSWORD)."""
+
+
 class NatsExternal(ApiModel):
     """An existing NATS server or cluster (JetStream enabled) instead of the managed one."""
 
     url: str = Field(pattern=NATS_URL_PATTERN, max_length=2048)
-    """Client URL(s), comma-separated, e.g. `nats://nats.infra:4222`."""
+    """Client URL(s), comma-separated, e.g. `nats://nats.infra:4222`; no password (it would land in a
+    ConfigMap)."""
+    credentials_secret_ref: NatsCredentialsRef | None = None
+    """Secret with the user and password every NATS client pod connects with (unset: none). The pods
+    share this one user; its reply inbox prefix is `_INBOX.<user>` (docs/security.md lists the
+    permissions it needs)."""
+
+    @field_validator("url")
+    @classmethod
+    def _no_password_in_url(cls, value: str) -> str:
+        if re.search(NATS_URL_WITH_PASSWORD, value):
+            raise ValueError(NATS_PASSWORD_IN_URL)
+        return value
 
 
 class NatsTLS(ApiModel):

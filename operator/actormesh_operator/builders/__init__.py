@@ -30,6 +30,7 @@ from actormesh_operator.builders import (
     redis,
     runtime_config,
 )
+from actormesh_operator.builders.generated import external_nats_credentials
 from actormesh_operator.builders.kinds import MANAGED_KINDS, PROMETHEUS_RULE, ManagedKind, SecretRef
 from actormesh_operator.builders.meta import Manifest
 from actormesh_operator.settings import OperatorSettings
@@ -136,6 +137,10 @@ def referenced_secrets(mesh: ActorMesh) -> list[SecretRef]:
         ref = tracing.headers_secret_ref
         refs.append(
             SecretRef(name=ref.name, key=ref.key, field_path="spec.monitoring.tracing.headersSecretRef")
+        )
+    for ref in external_nats_credentials(mesh) or ():
+        refs.append(
+            SecretRef(name=ref.name, key=ref.key, field_path="spec.nats.external.credentialsSecretRef")
         )
     tls = spec.nats.tls
     if spec.nats.managed and tls is not None:

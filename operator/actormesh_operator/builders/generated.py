@@ -87,6 +87,16 @@ def nats_users(mesh: ActorMesh) -> tuple[str, ...]:
     return (*NATS_USERS, *(group_nats_user(g.name) for g in mesh.spec.actors.groups))
 
 
+def external_nats_credentials(mesh: ActorMesh) -> tuple[SecretKeyRef, SecretKeyRef] | None:
+    """(user, password) Secret keys of `spec.nats.external.credentialsSecretRef`, if set; the user's
+    Secret, not generated, but next to the generated NATS passwords so both sources are read alike."""
+    external = mesh.spec.nats.external
+    ref = None if external is None else external.credentials_secret_ref
+    if ref is None:
+        return None
+    return SecretKeyRef(name=ref.name, key=ref.user_key), SecretKeyRef(name=ref.name, key=ref.password_key)
+
+
 def nats_password_ref(mesh: ActorMesh, user: str) -> SecretKeyRef:
     return SecretKeyRef(name=names.nats_users_secret(mesh.name), key=user)
 

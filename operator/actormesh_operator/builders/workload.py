@@ -13,7 +13,12 @@ from actormesh_operator.api.runtime import EnvVar
 from actormesh_operator.api.spec import ActorMesh
 from actormesh_operator.api.types import SecretKeyRef
 from actormesh_operator.builders import labels, names, pod_security
-from actormesh_operator.builders.generated import nats_auth_enabled, nats_password_ref, redis_password_ref
+from actormesh_operator.builders.generated import (
+    external_nats_credentials,
+    nats_auth_enabled,
+    nats_password_ref,
+    redis_password_ref,
+)
 from actormesh_operator.builders.meta import Manifest, manifest, object_meta, template_meta
 from actormesh_operator.builders.runtime_config import env_from_runtime_config
 from actormesh_runtime.catalog import Env
@@ -53,15 +58,19 @@ NATS_CA_FILE = "ca.crt"
 
 
 def nats_credentials_env(mesh: ActorMesh, user: str) -> list[dict[str, Any]]:
-    """NATS_USER and NATS_PASSWORD (from the generated `<mesh>-nats-users`) when the managed NATS
-    requires them; `user` is the component's row in `catalog.nats_permissions`. NATS_TLS_CA when the
-    managed NATS serves TLS (see `nats_ca_volume`)."""
+    """NATS_USER and NATS_PASSWORD: from the generated `<mesh>-nats-users` when the managed NATS
+    requires them (`user` is the component's row in `catalog.nats_permissions`), or both from the
+    external NATS's `credentialsSecretRef` (one user for every pod: the external server's permissions
+    are its owner's). NATS_TLS_CA when the managed NATS serves TLS (see `nats_ca_volume`)."""
     env: list[dict[str, Any]] = []
+    external = external_nats_credentials(mesh)
     if nats_auth_enabled(mesh):
         env += [
             {"name": Env.NATS_USER, "value": user},
             secret_env(Env.NATS_PASSWORD, nats_password_ref(mesh, user)),
         ]
+    elif external is not None:
+        env += [secret_env(Env.NATS_USER, external[0]), secret_env(Env.NATS_PASSWORD, external[1])]
     if mesh.spec.nats.managed and mesh.spec.nats.tls is not None:
         env.append({"name": Env.NATS_TLS_CA, "value": f"{NATS_CA_DIR}/{NATS_CA_FILE}"})
     return env
