@@ -250,6 +250,19 @@ class HistoryStore:
         # A replay's turns replace an earlier run's (rows already there are ignored above): the agent
         # turn whole, the customer turn's reading of the message (its text is the same).
         replayed = [row for row in rows if row[15]]
+        if replayed:
+            await self._replace_replayed(replayed)
+        added = self.db.total_changes - before
+        await self.db.executemany(
+            "INSERT OR IGNORE INTO session_owners (session_id, customer_email, created_at) VALUES (?, ?, ?)",
+            [(row[0], row[3], row[14]) for row in rows if row[2] == "customer"],
+        )
+        await self.escalations.insert(escalations)
+        return added
+
+    async def _replace_replayed(self, replayed: list[Sequence[object]]) -> None:
+        """Only for a replay's rows: every statement here is one more step inside the write transaction,
+        during which a read on this connection already sees the rows before they are committed."""
         await self.db.executemany(
             "UPDATE turns SET text = ?, intent = ?, sentiment = ?, sentiment_score = ?, urgency = ?,"
             " escalated = ?, reference_id = ?, actions = ?, flags = ?, result = ?, created_at = ?,"
@@ -261,13 +274,6 @@ class HistoryStore:
             " replay = ? WHERE message_id = ? AND role = 'customer' AND replay < ?",
             [(*row[5:9], row[12], row[15], row[1], row[15]) for row in replayed if row[2] == "customer"],
         )
-        added = self.db.total_changes - before
-        await self.db.executemany(
-            "INSERT OR IGNORE INTO session_owners (session_id, customer_email, created_at) VALUES (?, ?, ?)",
-            [(row[0], row[3], row[14]) for row in rows if row[2] == "customer"],
-        )
-        await self.escalations.insert(escalations)
-        return added
 
     async def claim_session(self, session_id: str, customer_email: str) -> str:
         """Make `customer_email` the owner of a session nobody owns yet; returns the owner either way."""
