@@ -3,6 +3,7 @@ redaction as a second line of defence, per-customer reads."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +19,7 @@ from actormesh_runtime.envelope import (
     Intent,
     MethodSummary,
 )
+from actormesh_runtime.escalations import EscalationRecord
 from actormesh_runtime.history.checkpoint import Checkpointer
 from actormesh_runtime.history.store import MIGRATIONS, SCHEMA_VERSION, HistoryStore
 
@@ -164,6 +166,37 @@ def test_only_a_replays_event_carries_its_replay_number() -> None:
     # An older history service (during a rollout) refuses unknown fields: 0 is left out.
     assert b'"replay"' not in event("m1").model_dump_json().encode()
     assert b'"replay":1' in replayed(event("m1"), 1, "x").model_dump_json().encode()
+
+
+async def test_a_transcript_read_never_shows_a_batch_before_its_commit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reads share the writer's connection, which sees a batch's rows before the commit; a transcript
+    read in between once showed turns the file did not hold yet (and could hold rows later rolled back)."""
+    store = HistoryStore(tmp_path / "h.db")
+    await store.open()
+    try:
+        inside, resume = asyncio.Event(), asyncio.Event()
+        insert = store.escalations.insert
+
+        async def paused(records: list[EscalationRecord]) -> None:
+            inside.set()  # the turns are inserted, not committed
+            await resume.wait()
+            await insert(records)
+
+        monkeypatch.setattr(store.escalations, "insert", paused)
+        writing = asyncio.ensure_future(store.add_events([event("m1")]))
+        await inside.wait()
+        reads = asyncio.ensure_future(asyncio.gather(store.conversation("s1"), store.result("m1")))
+        done, _ = await asyncio.wait({reads}, timeout=1.0)  # a margin: before, they answered at once
+        assert not done, f"read inside the write: {reads.result()}"
+        resume.set()
+        assert await writing == 2
+        turns, stored = await reads
+        assert [t.role for t in turns] == ["customer", "agent"]
+        assert stored is not None
+    finally:
+        await store.close()
 
 
 async def test_a_claim_that_fails_to_commit_is_not_committed_by_the_next_writer(

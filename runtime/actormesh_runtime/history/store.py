@@ -305,6 +305,9 @@ class HistoryStore:
         return str(row[0]) if row else None
 
     # ------------------------------------------------------------ reads
+    # Reads share the writer's connection, on which a batch's rows are visible before its commit (and
+    # gone again if it rolls back). The two a customer is answered from wait for the write in progress
+    # (`write_lock`), so a transcript or a stored answer never shows what the store may yet not keep.
 
     async def conversation(
         self, session_id: str, *, customer_email: str | None = None, limit: int = 500
@@ -319,14 +322,18 @@ class HistoryStore:
             params.append(customer_email.lower())
         sql = f"SELECT * FROM ({sql} ORDER BY id DESC LIMIT ?) ORDER BY id"
         params.append(limit)
-        async with self.db.execute(sql, params) as cursor:
+        async with self.write_lock, self.db.execute(sql, params) as cursor:
             rows = await cursor.fetchall()
         return [_turn(row) for row in rows]
 
     async def result(self, message_id: str) -> StoredResult | None:
-        async with self.db.execute(
-            "SELECT customer_email, result FROM turns WHERE message_id = ? AND role = 'agent'", (message_id,)
-        ) as cursor:
+        async with (
+            self.write_lock,
+            self.db.execute(
+                "SELECT customer_email, result FROM turns WHERE message_id = ? AND role = 'agent'",
+                (message_id,),
+            ) as cursor,
+        ):
             row = await cursor.fetchone()
         if row is None or row["result"] is None:
             return None
