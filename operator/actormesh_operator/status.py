@@ -37,6 +37,10 @@ class ComponentState(StrEnum):
     """Where one component stands, worst first (the order decides the Reconciling reason)."""
 
     STUCK = "stuck"
+    SCALED_TO_ZERO = "scaled to 0 outside the spec"
+    """The live Deployment asks for no pods while the spec asks for some: scaled by hand (`kubectl scale
+    --replicas=0`). Under an HPA nothing brings it back (an HPA does not act on a target at 0 replicas),
+    so it is not progress, and the spec's floor is what the component is measured against."""
     MISSING = "missing"
     ROLLING_OUT = "rolling out"
     SCALING = "scaling"
@@ -64,7 +68,13 @@ class _Component:
 
     @property
     def desired(self) -> int:
-        return self.workload.desired if self.workload else self.desired_from_spec
+        if self.workload is None or self._scaled_to_zero:
+            return self.desired_from_spec
+        return self.workload.desired
+
+    @property
+    def _scaled_to_zero(self) -> bool:
+        return self.workload is not None and self.workload.desired == 0 and self.desired_from_spec > 0
 
     @property
     def ready(self) -> int:
@@ -75,6 +85,8 @@ class _Component:
         w = self.workload
         if w is None:
             return ComponentState.MISSING
+        if self._scaled_to_zero:  # else "0/0 ready": a mesh reported Ready with an actor that has no pod
+            return ComponentState.SCALED_TO_ZERO
         if w.progress_deadline_exceeded and w.ready < w.desired:
             return ComponentState.STUCK
         if w.generation == 1 and w.ready < w.desired:

@@ -122,6 +122,18 @@ CASES = [
         (("False", Reason.ROLLOUT_STUCK), DONE, CLEAR), "Degraded", "stuck: gateway 0/2", id="rollout-stuck",
     ),
     pytest.param(
+        # `kubectl scale --replicas=0` under an HPA: nothing brings it back, and it was "0/0 ready".
+        {"actors": {"sentimentAnalyzer": {"autoscaling": {"enabled": True, "minReplicas": 2}}}},
+        observed(workloads=all_ready(sentiment_analyzer=ready("sentiment-analyzer", 0))),
+        (NOT_READY, DONE, CLEAR), "Degraded", "scaled to 0 outside the spec: sentimentAnalyzer 0/2",
+        id="scaled-to-zero-by-hand",
+    ),
+    pytest.param(
+        {"actors": {"sentimentAnalyzer": {"replicas": 0}}},
+        observed(workloads=all_ready(sentiment_analyzer=ready("sentiment-analyzer", 0))),
+        (READY, DONE, CLEAR), "Ready", "14 components", id="zero-replicas-asked-for",
+    ),
+    pytest.param(
         {}, observed(workloads=all_ready(gateway=STUCK_GW, nats=ready("nats", updated=0))),
         (("False", Reason.ROLLOUT_STUCK), busy(Reason.ROLLING_OUT), CLEAR), "Progressing",
         "stuck: gateway 0/2",
