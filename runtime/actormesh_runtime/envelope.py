@@ -109,6 +109,12 @@ class Headers(_Model):
     attempt: int = Field(default=1, description="Delivery attempt of the current step (1 = first)")
     replay: int = Field(default=0, description="Times `actormesh dlq replay` re-published this envelope")
 
+    @property
+    def rerun(self) -> bool:
+        """A later delivery of this step: a retry, a lost ack, or (fusion, direct hops) a whole chain
+        run again from its first step; an earlier run may already have done some of the work."""
+        return self.attempt > 1
+
 
 class ReplyTo(_Model):
     """Where the final result and per-hop progress go (core NATS, best effort); None = nobody waits."""

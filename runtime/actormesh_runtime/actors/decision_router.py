@@ -43,7 +43,7 @@ class DecisionRouter(PlainActor):
             now=envelope.created_at,
             message=envelope.message,
             followups=envelope.followups,
-            rerun=envelope.headers.attempt > 1,
+            rerun=envelope.headers.rerun,
         )
         envelope.decision = decision
         envelope.slip.replace_remaining(route_after(decision, envelope.slip.remaining))

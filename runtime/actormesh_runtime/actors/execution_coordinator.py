@@ -89,7 +89,7 @@ class ExecutionCoordinator(CommerceActor):
             named_tracking=entities.tracking_numbers if entities else (),
             message=envelope.message,
             now=envelope.created_at,
-            rerun=envelope.headers.attempt > 1,
+            rerun=envelope.headers.rerun,
         )
         if action is ActionType.ADD_NOTE:
             return await self._note(envelope, context, target.order_id)
@@ -120,7 +120,7 @@ class ExecutionCoordinator(CommerceActor):
         plan = plan_action(action, order, tier=context.tier, now=envelope.created_at)
         oid = order.order_id
         refusal = plan.detail
-        if envelope.headers.attempt > 1 and already_done(action, order):
+        if envelope.headers.rerun and already_done(action, order):
             # A rerun (retry, or a chain run again from its first step) reads the order as this
             # message's first run may have left it: ask the API again with the same key, which
             # answers with what it did then (the label, the cancellation) or refuses (409) if it

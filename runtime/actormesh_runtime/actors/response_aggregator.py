@@ -142,7 +142,7 @@ class ResponseAggregator(PlainActor):
         if not subject:
             return
         reply: bytes | None = result_json
-        if envelope.headers.attempt > 1 or not new:
+        if envelope.headers.rerun or not new:
             # Another run of this message may have answered: delivered again, or the stream already
             # held its history event (a run still going when its origin was redelivered got here first).
             reply = await self.stored_answer(envelope.message_id, result_json, stored_as_new=new)

@@ -40,7 +40,6 @@ async def serve(settings: RuntimeSettings) -> int:
         host=settings.host,
         port=settings.port,
         graceful_shutdown_s=graceful,
-        header_read_timeout_s=settings.header_read_timeout_s,
     )
     async with server:
         freeze_after_start("gateway")  # listening; not ready before NATS is connected

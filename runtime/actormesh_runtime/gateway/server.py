@@ -17,6 +17,7 @@ from fastapi import FastAPI
 
 from actormesh_runtime.gateway.slowclients import header_deadline_protocol
 from actormesh_runtime.net import bind_tcp
+from actormesh_runtime.settings import RuntimeSettings
 
 GRACEFUL_SHUTDOWN_S = 5
 DEFAULT_WS_MAX_BYTES = 64 * 1024
@@ -47,10 +48,11 @@ class GatewayServer:
         self.graceful_shutdown_s = graceful_shutdown_s
         # Unset: the app's own settings, so every way of serving it (`actormesh gateway`, `actormesh
         # dev`) enforces them; `actormesh dev` once left the header deadline off.
+        settings = _gateway_settings(app)
         if header_read_timeout_s is None:
-            header_read_timeout_s = _app_header_read_timeout_s(app)
+            header_read_timeout_s = settings.header_read_timeout_s if settings else 0.0
         if ws_max_bytes is None:
-            ws_max_bytes = _app_ws_max_bytes(app)
+            ws_max_bytes = int(settings.ws_max_frame_bytes) if settings else DEFAULT_WS_MAX_BYTES
         config = uvicorn.Config(
             app,
             host=host,
@@ -135,20 +137,10 @@ class GatewayServer:
                 self._socket = None
 
 
-def _app_ws_max_bytes(app: FastAPI) -> int:
-    """The app's WS_MAX_FRAME_BYTES (`create_app` keeps the settings on its gateway)."""
+def _gateway_settings(app: FastAPI) -> RuntimeSettings | None:
+    """The settings `create_app` keeps on its gateway; None for an app that is not the gateway's."""
     gateway = getattr(app.state, "gateway", None)
-    if gateway is None:
-        return DEFAULT_WS_MAX_BYTES
-    return int(gateway.settings.ws_max_frame_bytes)
-
-
-def _app_header_read_timeout_s(app: FastAPI) -> float:
-    """The app's HEADER_READ_TIMEOUT_S; off (0) for an app that is not the gateway's."""
-    gateway = getattr(app.state, "gateway", None)
-    if gateway is None:
-        return 0.0
-    return float(gateway.settings.header_read_timeout_s)
+    return None if gateway is None else gateway.settings
 
 
 def _bind(host: str, port: int) -> socket.socket:

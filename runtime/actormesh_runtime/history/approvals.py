@@ -116,9 +116,8 @@ class ApprovalStore:
             return [ApprovalRecord.model_validate_json(r[0]) for r in await cursor.fetchall()]
 
     async def mark_announced(self, ids: Sequence[str]) -> None:
-        async with self._store.write_lock:
+        async with self._store.writing():
             await self.db.executemany("UPDATE approvals SET announced = 1 WHERE id = ?", [(i,) for i in ids])
-            await self.db.commit()
 
     async def approved_unexecuted(self, decided_before: datetime) -> list[ApprovalRecord]:
         """Approved requests whose action has no recorded result yet, decided before the given time."""
@@ -144,25 +143,20 @@ class ApprovalStore:
     ) -> ApprovalRecord:
         """Record the decision (`DecisionRefused` 409, `InvalidDecision` 422, `ApprovalNotFound` 404). A
         denial is told to the customer at once (an agent turn); an approval once it has run."""
-        async with self._store.write_lock:
+        async with self._store.writing():
             record = await self.get(approval_id)
             if record is None:
                 raise ApprovalNotFound(approval_id)
             decided = decide(record, verdict, agent, amount=amount, reason=redact(reason) if reason else None)
-            try:
-                await self._save(decided)
-                if verdict == "deny":
-                    await self._tell_customer(decided, agent, customer_message(decided))
-                await self.db.commit()
-            except BaseException:
-                await self.db.rollback()
-                raise
+            await self._save(decided)
+            if verdict == "deny":
+                await self._tell_customer(decided, agent, customer_message(decided))
         return decided
 
     async def record_execution(self, approval_id: str, status: str, detail: str) -> ApprovalRecord | None:
         """The approved mutation's result: audited, and told to the customer. Idempotent: a second
         result for the same approval changes nothing (None)."""
-        async with self._store.write_lock:
+        async with self._store.writing():
             async with self.db.execute(
                 "SELECT executed, record FROM approvals WHERE id = ?", (approval_id,)
             ) as cursor:
@@ -176,19 +170,14 @@ class ApprovalStore:
             entry = AuditEntry(who=record.decision.by, at=now, what=f"executed: {status}", why=detail)
             done = record.model_copy(update={"audit": [*record.audit, entry]})
             text = customer_message(done) if status == "done" else f"{detail}"
-            try:
-                await self._save(done)
-                await self.db.execute("UPDATE approvals SET executed = 1 WHERE id = ?", (approval_id,))
-                await self._tell_customer(done, record.decision.by, text)
-                await self.db.commit()
-            except BaseException:
-                await self.db.rollback()
-                raise
+            await self._save(done)
+            await self.db.execute("UPDATE approvals SET executed = 1 WHERE id = ?", (approval_id,))
+            await self._tell_customer(done, record.decision.by, text)
         return done
 
     async def reescalate_overdue(self, now: datetime) -> list[ApprovalRecord]:
         """Every pending request past its deadline, one step more urgent (never approved by default)."""
-        async with self._store.write_lock:
+        async with self._store.writing():
             async with self.db.execute(
                 "SELECT record FROM approvals WHERE state = 'pending' AND deadline_at <= ?", (ts(now),)
             ) as cursor:
@@ -197,7 +186,6 @@ class ApprovalStore:
             raised = [r for r, before in zip(raised, due, strict=True) if r is not before]
             for record in raised:
                 await self._save(record)
-            await self.db.commit()
         return raised
 
     async def _save(self, record: ApprovalRecord) -> None:

@@ -134,15 +134,10 @@ class EscalationStore:
         return await self._load(f"{_SELECT} WHERE announced = 0 AND ref IN ({marks})", list(refs))
 
     async def mark_announced(self, refs: Sequence[str]) -> None:
-        async with self._store.write_lock:
-            try:
-                await self.db.executemany(
-                    "UPDATE escalations SET announced = 1 WHERE ref = ?", [(r,) for r in refs]
-                )
-                await self.db.commit()
-            except BaseException:
-                await self.db.rollback()  # as every write here: nothing half-done for the next writer
-                raise
+        async with self._store.writing():
+            await self.db.executemany(
+                "UPDATE escalations SET announced = 1 WHERE ref = ?", [(r,) for r in refs]
+            )
 
     # ------------------------------------------------------------ reads
 
@@ -239,19 +234,14 @@ class EscalationStore:
         self, ref: str, op: Operation, agent: str, text: str | None = None, *, reply_id: str | None = None
     ) -> tuple[EscalationRecord, EscalationRecord]:
         """Apply `op` and commit; returns (before, after). `EscalationNotFound`, `TransitionRefused`."""
-        async with self._store.write_lock:
+        async with self._store.writing():
             before = await self.get(ref)
             if before is None:
                 raise EscalationNotFound(ref)
             clean = redact(text) if text is not None else None
             after = apply_transition(before, op, agent, text=clean, reply_id=reply_id)
-            if after is before:
-                return before, after
-            try:
+            if after is not before:
                 await self._write(before, after, op)
-            except BaseException:
-                await self.db.rollback()
-                raise
         return before, after
 
     async def _write(self, before: EscalationRecord, after: EscalationRecord, op: Operation) -> None:
@@ -271,7 +261,6 @@ class EscalationStore:
                     before.state.value,
                 ),
             )
-        await self.db.commit()
 
     async def _add_reply(self, record: EscalationRecord, reply: AgentReply) -> None:
         """The reply row and the customer-visible turn (role agent, author = the agent), uncommitted."""

@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
@@ -182,6 +182,19 @@ class HistoryStore:
         self.escalations = EscalationStore(self)
         self.approvals = ApprovalStore(self)
 
+    @contextlib.asynccontextmanager
+    async def writing(self) -> AsyncIterator[None]:
+        """One write transaction: under `write_lock`, committed when the block ends, rolled back when
+        it raises (so nothing half-written is committed by the next writer). Every write of the
+        store, the escalations and the approvals goes through it."""
+        async with self.write_lock:
+            try:
+                yield
+                await self.db.commit()
+            except BaseException:
+                await self.db.rollback()
+                raise
+
     @property
     def db(self) -> aiosqlite.Connection:
         if self._db is None:
@@ -226,18 +239,14 @@ class HistoryStore:
     # ------------------------------------------------------------ writes (history service only)
 
     async def add_events(self, events: Iterable[HistoryEvent]) -> int:
-        """Store events in one transaction; returns how many turns were new (replays add none)."""
+        """Store events in one transaction; returns how many turns were added, or replaced by a replay's
+        (a redelivery adds none)."""
         events = list(events)
         rows = [row for event in events for row in _rows(event)]
-        async with self.write_lock:
-            try:
-                added = await self._add_rows(rows, [e.escalation for e in events if e.escalation is not None])
-                await self.approvals.insert([a for e in events for a in e.approvals])
-                await self.db.commit()
-                return added
-            except BaseException:
-                await self.db.rollback()  # nothing half-written is committed by the next writer
-                raise
+        async with self.writing():
+            added = await self._add_rows(rows, [e.escalation for e in events if e.escalation is not None])
+            await self.approvals.insert([a for e in events for a in e.approvals])
+        return added
 
     async def _add_rows(self, rows: list[Sequence[object]], escalations: list[EscalationRecord]) -> int:
         before = self.db.total_changes
@@ -282,17 +291,12 @@ class HistoryStore:
         if (owner := await self.session_owner(session_id)) is not None:
             return owner
         now = datetime.now(UTC).isoformat()
-        async with self.write_lock:
-            try:
-                await self.db.execute(
-                    "INSERT OR IGNORE INTO session_owners (session_id, customer_email, created_at)"
-                    " VALUES (?, ?, ?)",
-                    (session_id, customer_email.lower(), now),
-                )
-                await self.db.commit()
-            except BaseException:
-                await self.db.rollback()  # a failed claim is not committed by the next writer
-                raise
+        async with self.writing():
+            await self.db.execute(
+                "INSERT OR IGNORE INTO session_owners (session_id, customer_email, created_at)"
+                " VALUES (?, ?, ?)",
+                (session_id, customer_email.lower(), now),
+            )
         owner = await self.session_owner(session_id)
         assert owner is not None
         return owner
