@@ -10,18 +10,28 @@ from pathlib import Path
 
 import pytest
 
+from actormesh_runtime.actors.escalation_router import build_escalation
+from actormesh_runtime.actors.response_aggregator import build_result
+from actormesh_runtime.approvals import ApprovalRecord
 from actormesh_runtime.envelope import (
+    ActionOutcome,
     ActionStatus,
     ActionSummary,
     ActionType,
+    Decision,
     FinalResult,
     HistoryEvent,
     Intent,
     MethodSummary,
+    Sentiment,
+    SentimentLabel,
+    Urgency,
 )
-from actormesh_runtime.escalations import EscalationRecord
 from actormesh_runtime.history.checkpoint import Checkpointer
 from actormesh_runtime.history.store import MIGRATIONS, SCHEMA_VERSION, HistoryStore
+from actormesh_runtime.policy.decision import REASON_HUMAN
+from actormesh_runtime.replies.result import history_event
+from tests.support.envelopes import JOHN, make_envelope
 
 
 def event(
@@ -168,35 +178,82 @@ def test_only_a_replays_event_carries_its_replay_number() -> None:
     assert b'"replay":1' in replayed(event("m1"), 1, "x").model_dump_json().encode()
 
 
-async def test_a_transcript_read_never_shows_a_batch_before_its_commit(
+async def test_no_read_shows_a_batch_before_its_commit_or_waits_for_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Reads share the writer's connection, which sees a batch's rows before the commit; a transcript
-    read in between once showed turns the file did not hold yet (and could hold rows later rolled back)."""
+    """The writer's connection sees a batch's rows before the commit (and rows a rollback then removes):
+    a transcript read there once showed turns the file did not hold yet, and the agent console's queue
+    could list an escalation that was then rolled back. Reads have a connection of their own."""
     store = HistoryStore(tmp_path / "h.db")
     await store.open()
     try:
         inside, resume = asyncio.Event(), asyncio.Event()
-        insert = store.escalations.insert
+        insert = store.approvals.insert
 
-        async def paused(records: list[EscalationRecord]) -> None:
-            inside.set()  # the turns are inserted, not committed
-            await resume.wait()
+        async def paused(records: list[ApprovalRecord]) -> None:
             await insert(records)
+            inside.set()  # turns, owner, escalation and approval rows inserted, not committed
+            await resume.wait()
 
-        monkeypatch.setattr(store.escalations, "insert", paused)
-        writing = asyncio.ensure_future(store.add_events([event("m1")]))
+        monkeypatch.setattr(store.approvals, "insert", paused)
+        batch = [escalated_event(JOHN, "I want a human"), approval_event(JOHN, "ORD-10001")]
+        writing = asyncio.ensure_future(store.add_events(batch))
         await inside.wait()
-        reads = asyncio.ensure_future(asyncio.gather(store.conversation("s1"), store.result("m1")))
-        done, _ = await asyncio.wait({reads}, timeout=1.0)  # a margin: before, they answered at once
-        assert not done, f"read inside the write: {reads.result()}"
+        assert await reads(store, batch) == ([], None, None, [], 0, [], 0)
         resume.set()
-        assert await writing == 2
-        turns, stored = await reads
-        assert [t.role for t in turns] == ["customer", "agent"]
-        assert stored is not None
+        assert await writing == 4
+        assert await reads(store, batch) == (
+            ["customer", "agent"], JOHN, JOHN, [batch[0].escalation.ref], 1, ["ORD-10001"], 1
+        )  # fmt: skip
     finally:
         await store.close()
+
+
+def escalated_event(email: str, text: str) -> HistoryEvent:
+    envelope = make_envelope(text, email, with_context=True)
+    envelope.session_id = "s-escalated"
+    envelope.sentiment = Sentiment(label=SentimentLabel.NEUTRAL, score=0.0, urgency=Urgency.LOW)
+    envelope.decision = Decision(escalate=True, reasons=[REASON_HUMAN])
+    envelope.escalation = build_escalation(envelope, None)
+    return history_event(envelope, build_result(envelope))
+
+
+def approval_event(email: str, order: str) -> HistoryEvent:
+    """A refund the policy files for a person to approve."""
+    envelope = make_envelope(f"please refund {order}", email, with_context=True)
+    envelope.session_id = "s-approval"
+    envelope.sentiment = Sentiment(label=SentimentLabel.NEUTRAL, score=0.0, urgency=Urgency.LOW)
+    action = ActionType.CREATE_REFUND_REQUEST
+    envelope.decision = Decision(escalate=False, planned_actions=[action], target_order_id=order)
+    envelope.actions = [
+        ActionOutcome(
+            type=action,
+            order_id=order,
+            status=ActionStatus.PENDING_REVIEW,
+            detail="filed",
+            idempotency_key="k1",
+        )
+    ]
+    return history_event(envelope, build_result(envelope))
+
+
+async def reads(store: HistoryStore, batch: list[HistoryEvent]) -> tuple[object, ...]:
+    """What the customer, the agent console and the history service's lookups would read."""
+    escalation = batch[0].escalation
+    assert escalation is not None
+    turns = await store.conversation(batch[0].session_id)
+    stored = await store.result(batch[0].message_id)
+    queue, _ = await store.escalations.page(None, 50, None)
+    approvals, _ = await store.approvals.page(None, 50, None)
+    return (
+        [t.role for t in turns],
+        stored.customer_email if stored else None,
+        await store.session_owner(batch[0].session_id),
+        [r.ref for r in queue],
+        sum((await store.escalations.open_counts()).values()),
+        [a.order.order_id for a in approvals],
+        sum((await store.approvals.pending_counts()).values()),
+    )
 
 
 async def test_a_claim_that_fails_to_commit_is_not_committed_by_the_next_writer(
@@ -264,11 +321,10 @@ async def test_claiming_an_owned_session_returns_its_owner_without_a_write(tmp_p
     await store.open()
     try:
         assert await store.claim_session("s1", "Jane@Example.com") == "jane@example.com"
-        statements: list[str] = []
-        await store.db.set_trace_callback(statements.append)
+        written: list[str] = []
+        await store.db.set_trace_callback(written.append)
         assert await store.claim_session("s1", "john.doe@example.com") == "jane@example.com"
         assert await store.claim_session("s1", "jane@example.com") == "jane@example.com"
-        assert len(statements) == 2
-        assert all(s.startswith("SELECT") for s in statements), statements
+        assert written == []  # nothing on the single writer's connection: two reads on the reader's
     finally:
         await store.close()

@@ -59,6 +59,7 @@ class ApprovalStore:
 
     @property
     def db(self) -> aiosqlite.Connection:
+        """The writer's connection (inside `writing()` only); reads outside it use `reading`."""
         return self._store.db
 
     async def insert(self, records: Iterable[ApprovalRecord]) -> None:
@@ -84,9 +85,8 @@ class ApprovalStore:
             )
 
     async def get(self, approval_id: str) -> ApprovalRecord | None:
-        async with self.db.execute("SELECT record FROM approvals WHERE id = ?", (approval_id,)) as cursor:
-            row = await cursor.fetchone()
-        return ApprovalRecord.model_validate_json(row[0]) if row else None
+        async with self._store.reading() as db:
+            return await _get(db, approval_id)
 
     async def page(
         self, state: ApprovalState | None, limit: int, cursor: str | None, *, session_id: str | None = None
@@ -101,7 +101,7 @@ class ApprovalStore:
             limit,
             session_id=session_id,
         )
-        async with self.db.execute(sql, params) as cur:
+        async with self._store.reading() as db, db.execute(sql, params) as cur:
             rows = await cur.fetchall()
         records = [ApprovalRecord.model_validate_json(r[0]) for r in rows]
         more = len(records) > limit
@@ -110,9 +110,12 @@ class ApprovalStore:
 
     async def unannounced(self, ids: Sequence[str]) -> list[ApprovalRecord]:
         marks = ",".join("?" * len(ids))
-        async with self.db.execute(
-            f"SELECT record FROM approvals WHERE announced = 0 AND id IN ({marks})", list(ids)
-        ) as cursor:
+        async with (
+            self._store.reading() as db,
+            db.execute(
+                f"SELECT record FROM approvals WHERE announced = 0 AND id IN ({marks})", list(ids)
+            ) as cursor,
+        ):
             return [ApprovalRecord.model_validate_json(r[0]) for r in await cursor.fetchall()]
 
     async def mark_announced(self, ids: Sequence[str]) -> None:
@@ -121,17 +124,21 @@ class ApprovalStore:
 
     async def approved_unexecuted(self, decided_before: datetime) -> list[ApprovalRecord]:
         """Approved requests whose action has no recorded result yet, decided before the given time."""
-        async with self.db.execute(
-            "SELECT record FROM approvals WHERE state = 'approved' AND executed = 0"
-        ) as cursor:
+        async with (
+            self._store.reading() as db,
+            db.execute("SELECT record FROM approvals WHERE state = 'approved' AND executed = 0") as cursor,
+        ):
             records = [ApprovalRecord.model_validate_json(r[0]) for r in await cursor.fetchall()]
         return [r for r in records if r.decision is not None and r.decision.at <= decided_before]
 
     async def pending_counts(self) -> dict[str, int]:
         counts: dict[str, int] = dict.fromkeys(PRIORITY_ORDER, 0)
-        async with self.db.execute(
-            "SELECT priority_rank, COUNT(*) FROM approvals WHERE state = 'pending' GROUP BY priority_rank"
-        ) as cursor:
+        async with (
+            self._store.reading() as db,
+            db.execute(
+                "SELECT priority_rank, COUNT(*) FROM approvals WHERE state = 'pending' GROUP BY priority_rank"
+            ) as cursor,
+        ):
             for rank, count in await cursor.fetchall():
                 counts[PRIORITY_ORDER[int(rank)]] = int(count)
         return counts
@@ -144,7 +151,7 @@ class ApprovalStore:
         """Record the decision (`DecisionRefused` 409, `InvalidDecision` 422, `ApprovalNotFound` 404). A
         denial is told to the customer at once (an agent turn); an approval once it has run."""
         async with self._store.writing():
-            record = await self.get(approval_id)
+            record = await _get(self.db, approval_id)
             if record is None:
                 raise ApprovalNotFound(approval_id)
             decided = decide(record, verdict, agent, amount=amount, reason=redact(reason) if reason else None)
@@ -210,6 +217,12 @@ class ApprovalStore:
                 agent,
             ),
         )
+
+
+async def _get(db: aiosqlite.Connection, approval_id: str) -> ApprovalRecord | None:
+    async with db.execute("SELECT record FROM approvals WHERE id = ?", (approval_id,)) as cursor:
+        row = await cursor.fetchone()
+    return ApprovalRecord.model_validate_json(row[0]) if row else None
 
 
 def _json(record: ApprovalRecord) -> str:

@@ -2,9 +2,9 @@
 
 SQLite checkpoints the WAL inside the commit that grows it past 1000 pages, on the committing
 connection; with `synchronous=NORMAL` that checkpoint fsyncs the WAL and then the database file. In
-the history service every query and write shares one aiosqlite connection (one thread), so on a busy
-disk that one commit — a session claim, a history batch — held every other claim behind it for as long
-as two fsyncs took (seconds, on a loaded node). The service therefore turns automatic checkpoints off
+the history service every write shares one aiosqlite connection (one thread), so on a busy disk that
+one commit — a session claim, a history batch — held every other claim behind it for as long as two
+fsyncs took (seconds, on a loaded node). The service therefore turns automatic checkpoints off
 on its writer connection and runs a PASSIVE checkpoint every `CHECKPOINT_INTERVAL_S` from a connection
 of its own (its own thread): a passive checkpoint never waits for the writer, and the writer's commits
 never wait for it. The writer's next transaction after a complete checkpoint restarts the WAL from its

@@ -106,13 +106,14 @@ def split_cursor(pattern: str, cursor: str) -> tuple[int, str, str]:
 
 
 class EscalationStore:
-    """The escalation tables, on the history store's connection."""
+    """The escalation tables, on the history store's connections (reads: `reading`; writes: `writing`)."""
 
     def __init__(self, store: HistoryStore) -> None:
         self._store = store
 
     @property
     def db(self) -> aiosqlite.Connection:
+        """The writer's connection (inside `writing()` only)."""
         return self._store.db
 
     # ------------------------------------------------------------ creation (inside add_events)
@@ -131,7 +132,7 @@ class EscalationStore:
     async def unannounced(self, refs: Sequence[str]) -> list[EscalationRecord]:
         """Records among `refs` whose `created` event was not published yet (at-least-once, dedup'd)."""
         marks = ",".join("?" * len(refs))
-        return await self._load(f"{_SELECT} WHERE announced = 0 AND ref IN ({marks})", list(refs))
+        return await self._read(f"{_SELECT} WHERE announced = 0 AND ref IN ({marks})", list(refs))
 
     async def mark_announced(self, refs: Sequence[str]) -> None:
         async with self._store.writing():
@@ -142,25 +143,12 @@ class EscalationStore:
     # ------------------------------------------------------------ reads
 
     async def get(self, ref: str) -> EscalationRecord | None:
-        records = await self._load(f"{_SELECT} WHERE ref = ?", [ref])
+        records = await self._read(f"{_SELECT} WHERE ref = ?", [ref])
         return records[0] if records else None
 
-    async def _load(self, sql: str, params: Sequence[object]) -> list[EscalationRecord]:
-        """The records `sql` (a `_SELECT`) finds, in its order, with their replies: two queries in all."""
-        async with self.db.execute(sql, params) as cursor:
-            rows = list(await cursor.fetchall())
-        if not rows:
-            return []
-        refs = [row["ref"] for row in rows]
-        replies: dict[str, list[AgentReply]] = {ref: [] for ref in refs}
-        async with self.db.execute(
-            "SELECT ref, agent, text, at, reply_id FROM escalation_replies"
-            f" WHERE ref IN ({','.join('?' * len(refs))}) ORDER BY id",
-            refs,
-        ) as cursor:
-            for r in await cursor.fetchall():
-                replies[r[0]].append(AgentReply(agent=r[1], text=r[2], at=_parse(r[3]), reply_id=r[4]))
-        return [_record(row, replies[row["ref"]]) for row in rows]
+    async def _read(self, sql: str, params: Sequence[object]) -> list[EscalationRecord]:
+        async with self._store.reading() as db:
+            return await _load(db, sql, params)
 
     async def page(
         self, state: EscalationState | None, limit: int, cursor: str | None
@@ -173,7 +161,7 @@ class EscalationStore:
             decode_cursor(cursor) if cursor else None,
             limit,
         )
-        records = await self._load(sql, params)
+        records = await self._read(sql, params)
         more = len(records) > limit
         records = records[:limit]
         return records, (encode_cursor(records[-1]) if more and records else None)
@@ -183,7 +171,7 @@ class EscalationStore:
         if not refs:
             return {}
         marks = ",".join("?" * len(refs))
-        owned = await self._load(
+        owned = await self._read(
             f"{_SELECT} WHERE customer_email = ? AND ref IN ({marks})",
             [customer_email.strip().lower(), *refs],
         )
@@ -203,14 +191,17 @@ class EscalationStore:
                 " AND (priority_rank, created_at, ref) < (?, ?, ?)"
             )
             params = [behind.priority.rank, ts(behind.created_at), behind.ref]
-        # One statement for the three figures: one trip to the store's (shared) connection thread.
-        async with self.db.execute(
-            f"SELECT ({ahead_sql}),"
-            " (SELECT COUNT(DISTINCT agent) FROM escalation_replies WHERE at >= ?),"
-            " (SELECT AVG((julianday(resolved_at) - julianday(claimed_at)) * 1440.0) FROM escalations"
-            "  WHERE state = 'resolved' AND claimed_at IS NOT NULL AND resolved_at >= ?)",
-            [*params, ts(at - ACTIVE_AGENT_WINDOW), ts(at - HANDLING_WINDOW)],
-        ) as cursor:
+        # One statement for the three figures: one trip to the reading connection's thread.
+        async with (
+            self._store.reading() as db,
+            db.execute(
+                f"SELECT ({ahead_sql}),"
+                " (SELECT COUNT(DISTINCT agent) FROM escalation_replies WHERE at >= ?),"
+                " (SELECT AVG((julianday(resolved_at) - julianday(claimed_at)) * 1440.0) FROM escalations"
+                "  WHERE state = 'resolved' AND claimed_at IS NOT NULL AND resolved_at >= ?)",
+                [*params, ts(at - ACTIVE_AGENT_WINDOW), ts(at - HANDLING_WINDOW)],
+            ) as cursor,
+        ):
             ahead, agents, mean = await cursor.fetchone() or (0, 0, None)
         return QueueSnapshot(
             ahead=int(ahead),
@@ -221,9 +212,12 @@ class EscalationStore:
     async def open_counts(self) -> dict[Priority, int]:
         """Unresolved escalations (open or claimed) by priority, every priority present."""
         counts = dict.fromkeys(PRIORITY_ORDER, 0)
-        async with self.db.execute(
-            "SELECT priority, COUNT(*) FROM escalations WHERE state != 'resolved' GROUP BY priority"
-        ) as cursor:
+        async with (
+            self._store.reading() as db,
+            db.execute(
+                "SELECT priority, COUNT(*) FROM escalations WHERE state != 'resolved' GROUP BY priority"
+            ) as cursor,
+        ):
             for name, count in await cursor.fetchall():
                 counts[Priority(name)] = int(count)
         return counts
@@ -235,7 +229,8 @@ class EscalationStore:
     ) -> tuple[EscalationRecord, EscalationRecord]:
         """Apply `op` and commit; returns (before, after). `EscalationNotFound`, `TransitionRefused`."""
         async with self._store.writing():
-            before = await self.get(ref)
+            found = await _load(self.db, f"{_SELECT} WHERE ref = ?", [ref])
+            before = found[0] if found else None
             if before is None:
                 raise EscalationNotFound(ref)
             clean = redact(text) if text is not None else None
@@ -283,6 +278,24 @@ class EscalationStore:
                 reply.agent,
             ),
         )
+
+
+async def _load(db: aiosqlite.Connection, sql: str, params: Sequence[object]) -> list[EscalationRecord]:
+    """The records `sql` (a `_SELECT`) finds on `db`, in its order, with their replies: two queries."""
+    async with db.execute(sql, params) as cursor:
+        rows = list(await cursor.fetchall())
+    if not rows:
+        return []
+    refs = [row["ref"] for row in rows]
+    replies: dict[str, list[AgentReply]] = {ref: [] for ref in refs}
+    async with db.execute(
+        "SELECT ref, agent, text, at, reply_id FROM escalation_replies"
+        f" WHERE ref IN ({','.join('?' * len(refs))}) ORDER BY id",
+        refs,
+    ) as cursor:
+        for r in await cursor.fetchall():
+            replies[r[0]].append(AgentReply(agent=r[1], text=r[2], at=_parse(r[3]), reply_id=r[4]))
+    return [_record(row, replies[row["ref"]]) for row in rows]
 
 
 def _row(record: EscalationRecord) -> tuple[Any, ...]:

@@ -176,6 +176,7 @@ class HistoryStore:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._db: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
         self.write_lock = asyncio.Lock()
         """Held by every write transaction: writers share one connection, and a state transition's
         read-check-write must not interleave with another write's commit."""
@@ -197,9 +198,22 @@ class HistoryStore:
 
     @property
     def db(self) -> aiosqlite.Connection:
+        """The writer's connection: writes, and the reads of a write transaction's read-check-write."""
         if self._db is None:
             raise RuntimeError("history store is not open")
         return self._db
+
+    @contextlib.asynccontextmanager
+    async def reading(self) -> AsyncIterator[aiosqlite.Connection]:
+        """The connection for a read outside a write transaction. The writer's connection sees a batch's
+        rows before its commit (and rows a rollback then removes), so reads have a connection of their
+        own, which sees committed rows only (WAL) and never waits for a write. A `:memory:` store is one
+        connection: its reads wait for the write in progress instead. Never use it inside `writing()`."""
+        if self._reader is not None:
+            yield self._reader
+            return
+        async with self.write_lock:
+            yield self.db
 
     async def open(self) -> None:
         if str(self.path) != ":memory:":
@@ -212,8 +226,16 @@ class HistoryStore:
         await self._db.execute("PRAGMA synchronous=NORMAL")
         await self._db.execute("PRAGMA busy_timeout=5000")
         await self.migrate()
+        if str(self.path) != ":memory:":
+            self._reader = await aiosqlite.connect(self.path)
+            self._reader.row_factory = aiosqlite.Row
+            await self._reader.execute("PRAGMA query_only=ON")
+            await self._reader.execute("PRAGMA busy_timeout=5000")
 
     async def close(self) -> None:
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            await reader.close()
         db, self._db = self._db, None
         if db is not None:
             await db.close()
@@ -302,16 +324,16 @@ class HistoryStore:
         return owner
 
     async def session_owner(self, session_id: str) -> str | None:
-        async with self.db.execute(
-            "SELECT customer_email FROM session_owners WHERE session_id = ?", (session_id,)
-        ) as cursor:
+        async with (
+            self.reading() as db,
+            db.execute(
+                "SELECT customer_email FROM session_owners WHERE session_id = ?", (session_id,)
+            ) as cursor,
+        ):
             row = await cursor.fetchone()
         return str(row[0]) if row else None
 
-    # ------------------------------------------------------------ reads
-    # Reads share the writer's connection, on which a batch's rows are visible before its commit (and
-    # gone again if it rolls back). The two a customer is answered from wait for the write in progress
-    # (`write_lock`), so a transcript or a stored answer never shows what the store may yet not keep.
+    # ------------------------------------------------------------ reads (committed rows only: `reading`)
 
     async def conversation(
         self, session_id: str, *, customer_email: str | None = None, limit: int = 500
@@ -326,14 +348,14 @@ class HistoryStore:
             params.append(customer_email.lower())
         sql = f"SELECT * FROM ({sql} ORDER BY id DESC LIMIT ?) ORDER BY id"
         params.append(limit)
-        async with self.write_lock, self.db.execute(sql, params) as cursor:
+        async with self.reading() as db, db.execute(sql, params) as cursor:
             rows = await cursor.fetchall()
         return [_turn(row) for row in rows]
 
     async def result(self, message_id: str) -> StoredResult | None:
         async with (
-            self.write_lock,
-            self.db.execute(
+            self.reading() as db,
+            db.execute(
                 "SELECT customer_email, result FROM turns WHERE message_id = ? AND role = 'agent'",
                 (message_id,),
             ) as cursor,
@@ -346,7 +368,7 @@ class HistoryStore:
         )
 
     async def count_turns(self) -> int:
-        async with self.db.execute("SELECT COUNT(*) FROM turns") as cursor:
+        async with self.reading() as db, db.execute("SELECT COUNT(*) FROM turns") as cursor:
             row = await cursor.fetchone()
         return int(row[0]) if row else 0
 
