@@ -53,6 +53,9 @@ class RuntimeSettings(BaseSettings):
     )
     nats_user: str | None = Field(None, description="NATS user name; unset = connect without credentials.")
     nats_password: str | None = Field(None, description="Password of NATS_USER (from a Secret).")
+    nats_token: str | None = Field(
+        None, description="NATS token (from a Secret), for a server with token auth; excludes NATS_USER."
+    )
     nats_tls_ca: str | None = Field(None, description="CA bundle file: verify the NATS server over TLS.")
     nats_tls_cert: str | None = Field(None, description="Client certificate file for NATS mutual TLS.")
     nats_tls_key: str | None = Field(None, description="Private key file of NATS_TLS_CERT.")
@@ -331,6 +334,8 @@ class RuntimeSettings(BaseSettings):
     def _nats_credentials_paired(self) -> Self:
         if (self.nats_user is None) != (self.nats_password is None):
             raise ValueError("NATS_USER and NATS_PASSWORD are set together or not at all")
+        if self.nats_token is not None and self.nats_user is not None:
+            raise ValueError("NATS_TOKEN excludes NATS_USER and NATS_PASSWORD (one way to authenticate)")
         if (self.nats_tls_cert is None) != (self.nats_tls_key is None):
             raise ValueError("NATS_TLS_CERT and NATS_TLS_KEY are set together or not at all")
         return self

@@ -82,6 +82,25 @@ BAD_SPECS = [
         id="nats-url-password",
     ),
     pytest.param(
+        {"image": "x", "nats": {"external": {"url": "tls://hunter2@b:4222"}}},
+        "spec.nats.external.url must not contain a password or a token",
+        id="nats-url-token",
+    ),
+    pytest.param(
+        {
+            "image": "x",
+            "nats": {
+                "external": {
+                    "url": "nats://b:4222",
+                    "credentialsSecretRef": {"name": "c"},
+                    "tokenSecretRef": {"name": "t", "key": "token"},
+                }
+            },
+        },
+        "spec.nats.external sets credentialsSecretRef or tokenSecretRef, not both",
+        id="nats-user-and-token",
+    ),
+    pytest.param(
         {"image": "x", "networkPolicy": {"egressExcept": ["metadata"]}},
         "spec.networkPolicy.egressExcept",
         id="egress-except-not-a-cidr",

@@ -139,7 +139,7 @@ ACCEPTED = [
     pytest.param(
         {"nats": {"external": {"url": "nats://a:4222,tls://b.example.com:65535,ws://c"}}}, id="nats"
     ),
-    pytest.param({"nats": {"external": {"url": "nats://user@[fd00::1]:4222"}}}, id="nats-ipv6"),
+    pytest.param({"nats": {"external": {"url": "nats://[fd00::1]:4222"}}}, id="nats-ipv6"),
     pytest.param(
         {"nats": {"external": {"url": "nats://n:4222", "credentialsSecretRef": {"name": "creds"}}}},
         id="nats-credentials",

@@ -1,6 +1,6 @@
-"""`spec.nats.external.credentialsSecretRef`: an external NATS's user and password come from a Secret
-into every NATS client pod's env, and a password in `spec.nats.external.url` (which lands in the runtime
-ConfigMap) is refused by the model and the CRD alike."""
+"""`spec.nats.external.credentialsSecretRef` / `tokenSecretRef`: an external NATS's user and password, or
+its token, come from a Secret into every NATS client pod's env, and a password or token in
+`spec.nats.external.url` (which lands in the runtime ConfigMap) is refused by the model and the CRD alike."""
 
 from __future__ import annotations
 
@@ -25,14 +25,17 @@ PASSWORD_URLS = [
     pytest.param("nats://:s3cr3t@nats.infra:4222", id="password-only"),
     pytest.param("tls://a.infra:4222,wss://u:s3cr3t@b.infra:443", id="second-of-a-list"),
     pytest.param("nats://u:s3cr3t@[fd00::1]:4222", id="ipv6"),
+    # A bare name is NATS token auth: the token is as secret as a password.
+    pytest.param("nats://s3cr3t@nats.infra:4222", id="token"),
+    pytest.param("nats://a.infra:4222,tls://s3cr3t@b.infra", id="token-second-of-a-list"),
 ]
 CLEAN_URLS = [
     pytest.param("nats://nats.infra:4222", id="plain"),
     pytest.param("nats://a:4222,tls://b.example.com:65535,ws://c", id="list-with-ports"),
     pytest.param("nats://[fd00::1]:4222", id="ipv6-port"),
-    # A bare name is NATS token auth: still allowed, the runtime has no other way to send a token.
-    pytest.param("nats://token@nats.infra:4222", id="token"),
+    pytest.param("nats://nats.infra:4222/path?user=x@y", id="at-sign-after-the-host"),
 ]
+TOKEN = {"name": "bus-token", "key": "token"}
 
 
 def _external(url: str, **extra: Any) -> dict[str, Any]:
@@ -47,8 +50,9 @@ def test_the_model_refuses_a_password_in_the_external_url(url: str) -> None:
     with pytest.raises(InvalidSpec) as info:
         make_mesh(_external(url))
     (problem,) = info.value.problems
-    assert problem.startswith("spec.nats.external.url must not contain a password")
+    assert problem.startswith("spec.nats.external.url must not contain a password or a token")
     assert "spec.nats.external.credentialsSecretRef" in problem
+    assert "spec.nats.external.tokenSecretRef" in problem
     assert "s3cr3t" not in problem  # the refusal must not echo the secret into status and Events
 
 
@@ -96,6 +100,39 @@ def test_every_nats_client_pod_reads_the_external_credentials_from_the_secret(ex
         assert env["NATS_PASSWORD"] == {"secretKeyRef": {"name": "bus-creds", "key": "password"}}, name
     # The pods that never connect to NATS get nothing, as on the managed NATS.
     assert _nats_clients(list(external.values())) == clients
+
+
+@pytest.mark.parametrize("extra", [{}, GROUPS], ids=["per-actor", "groups"])
+def test_every_nats_client_pod_reads_the_external_token_from_the_secret(extra: dict[str, Any]) -> None:
+    clients = _nats_clients(children(extra)) - {"demo-nats"}
+    built = index(children({**_external("nats://nats.infra:4222", tokenSecretRef=TOKEN), **extra}))
+    with_token = {
+        o["metadata"]["name"]
+        for o in built.values()
+        if o["kind"] in {"Deployment", "StatefulSet"} and "NATS_TOKEN" in env_of(o)
+    }
+    assert with_token == clients
+    for (kind, name), obj in built.items():
+        if name in clients and kind in {"Deployment", "StatefulSet"}:
+            env = env_of(obj)
+            assert env["NATS_TOKEN"] == {"secretKeyRef": {"name": "bus-token", "key": "token"}}, name
+            assert not {"NATS_USER", "NATS_PASSWORD"} & set(env), name
+        if kind == "ConfigMap":
+            assert "NATS_TOKEN" not in (obj.get("data") or {}), name
+
+
+def test_the_token_secret_is_referenced_so_its_absence_stalls_the_mesh() -> None:
+    mesh = make_mesh(_external("nats://n:4222", tokenSecretRef=TOKEN))
+    assert referenced_secrets(mesh) == [
+        SecretRef(name="bus-token", key="token", field_path="spec.nats.external.tokenSecretRef")
+    ]
+
+
+def test_a_user_and_a_token_together_are_refused() -> None:
+    with pytest.raises(InvalidSpec) as info:
+        make_mesh(_external("nats://n:4222", credentialsSecretRef=CREDENTIALS, tokenSecretRef=TOKEN))
+    (problem,) = info.value.problems
+    assert "credentialsSecretRef or tokenSecretRef, not both" in problem
 
 
 def test_custom_keys_are_read() -> None:
@@ -158,10 +195,14 @@ def _external_schema() -> dict[str, Any]:
     return node
 
 
-def _url_rule() -> dict[str, Any]:
+def _rule(field_path: str) -> dict[str, Any]:
     rules = _external_schema().get("x-kubernetes-validations", [])
-    (rule,) = [r for r in rules if r.get("fieldPath") == ".url"]
+    (rule,) = [r for r in rules if r.get("fieldPath") == field_path]
     return rule
+
+
+def _url_rule() -> dict[str, Any]:
+    return _rule(".url")
 
 
 def _crd_refuses(url: str) -> bool:
@@ -173,8 +214,16 @@ def _crd_refuses(url: str) -> bool:
 
 def test_the_crd_rule_names_the_field_and_the_way_out() -> None:
     rule = _url_rule()
-    assert rule["message"].startswith("spec.nats.external.url must not contain a password")
+    assert rule["message"].startswith("spec.nats.external.url must not contain a password or a token")
     assert "spec.nats.external.credentialsSecretRef" in rule["message"]
+    assert "spec.nats.external.tokenSecretRef" in rule["message"]
+
+
+def test_the_crd_refuses_a_user_and_a_token_together() -> None:
+    rule = _rule(".tokenSecretRef")
+    assert rule["rule"] == "!(has(self.credentialsSecretRef) && has(self.tokenSecretRef))"
+    assert "not both" in rule["message"]
+    assert _external_schema()["properties"]["tokenSecretRef"]["required"] == ["name", "key"]
 
 
 @pytest.mark.parametrize("url", PASSWORD_URLS)

@@ -23,6 +23,7 @@ from actormesh_operator.api.infra import (
     BACKUP_CLAIM_OR_STORAGE,
     MAX_FILE_STORE_TOO_BIG,
     NATS_PASSWORD_IN_URL,
+    NATS_TWO_CREDENTIALS,
     NATS_URL_WITH_PASSWORD,
     REDIS_PASSWORD_IN_URL,
     REDIS_URL_WITH_PASSWORD,
@@ -335,6 +336,12 @@ SPEC_RULES: list[Rule] = [
         f"!self.url.matches('{NATS_URL_WITH_PASSWORD}')",
         NATS_PASSWORD_IN_URL,
         ".url",
+    ),
+    Rule(
+        ("nats", "external"),
+        "!(has(self.credentialsSecretRef) && has(self.tokenSecretRef))",
+        NATS_TWO_CREDENTIALS,
+        ".tokenSecretRef",
     ),
     Rule(
         ("redis", "external"),

@@ -27,13 +27,17 @@ from actormesh_operator.api.types import (
 
 _NATS_URL = url_pattern("nats|tls|ws|wss", r"([/?#][^\s,]*)?", excluded=",")
 NATS_URL_PATTERN = rf"^{_NATS_URL}(,{_NATS_URL})*$"
-NATS_URL_WITH_PASSWORD = r"(^|,)(nats|tls|ws|wss)://[^/?#@,]*:[^/?#@,]*@"
-"""Any of the comma-separated URLs with `user:password@` (or `:password@`): like the Redis URL, it goes
-into the runtime ConfigMap. A bare `name@` (NATS token auth) still passes: the runtime has no other way
-to send a token, so refusing it would leave such a mesh with nothing to move to."""
+NATS_URL_WITH_PASSWORD = r"(^|,)(nats|tls|ws|wss)://[^/?#@,]*@"
+"""Any of the comma-separated URLs with credentials: `user:password@`, `:password@`, or a bare `token@`
+(NATS token auth). Like the Redis URL, it goes into the runtime ConfigMap."""
 NATS_PASSWORD_IN_URL = (
-    "spec.nats.external.url must not contain a password (the URL is stored in a ConfigMap);"
-    " put the user and password in a Secret and set spec.nats.external.credentialsSecretRef"
+    "spec.nats.external.url must not contain a password or a token (the URL is stored in a ConfigMap);"
+    " put the user and password in a Secret and set spec.nats.external.credentialsSecretRef,"
+    " or the token and set spec.nats.external.tokenSecretRef"
+)
+NATS_TWO_CREDENTIALS = (
+    "spec.nats.external sets credentialsSecretRef or tokenSecretRef, not both (a NATS client connects"
+    " with a user and password or with a token)"
 )
 REDIS_URL_PATTERN = "^" + url_pattern("rediss?", r"([/?#]\S*)?") + "$"
 REDIS_URL_WITH_PASSWORD = r"^rediss?://[^/@]*:[^/@]*@"
@@ -86,6 +90,15 @@ class NatsExternal(ApiModel):
     """Secret with the user and password every NATS client pod connects with (unset: none). The pods
     share this one user; its reply inbox prefix is `_INBOX.<user>` (docs/security.md lists the
     permissions it needs)."""
+    token_secret_ref: SecretKeyRef | None = None
+    """Secret key holding the token every NATS client pod connects with (NATS_TOKEN), for a server
+    with token authentication; excludes `credentialsSecretRef`."""
+
+    @model_validator(mode="after")
+    def _one_way_to_authenticate(self) -> NatsExternal:
+        if self.credentials_secret_ref is not None and self.token_secret_ref is not None:
+            raise ValueError(NATS_TWO_CREDENTIALS)
+        return self
 
     @field_validator("url")
     @classmethod

@@ -35,18 +35,21 @@ RESERVED_ENV: tuple[str, ...] = (
     Env.JWT_PREVIOUS_SECRET,
     Env.NATS_USER,
     Env.NATS_PASSWORD,
+    Env.NATS_TOKEN,
     Env.DIRECT_HOPS,
 )
 """Names `env` may not set: they decide who may talk to the mesh, so they come only from fields the
 operator reports on (`spec.gateway.anonymous` puts a warning on the mesh; an `env` entry would not) and
 from the per-component NATS users it generates (another component's user would carry its permissions),
-or for an external NATS from `spec.nats.external.credentialsSecretRef` (one place, in every NATS client).
+or for an external NATS from `spec.nats.external.credentialsSecretRef` or `tokenSecretRef` (one place, in
+every NATS client).
 `DIRECT_HOPS` must be the same in every actor process and needs NATS permissions the operator grants
 only for `spec.actors.directHops`: a process switched on alone would publish where its user may not."""
 RESERVED_ENV_MESSAGE = (
     f"{', '.join(RESERVED_ENV)} are set by the operator: the gateway's auth from spec.gateway.anonymous"
     " and spec.gateway.authSecretRef, each component's NATS user from the users it generates (an"
-    " external NATS's from spec.nats.external.credentialsSecretRef), DIRECT_HOPS from spec.actors.directHops"
+    " external NATS's from spec.nats.external.credentialsSecretRef or tokenSecretRef), DIRECT_HOPS from"
+    " spec.actors.directHops"
 )
 
 

@@ -30,7 +30,7 @@ from actormesh_operator.builders import (
     redis,
     runtime_config,
 )
-from actormesh_operator.builders.generated import external_nats_credentials
+from actormesh_operator.builders.generated import external_nats_credentials, external_nats_token
 from actormesh_operator.builders.kinds import MANAGED_KINDS, PROMETHEUS_RULE, ManagedKind, SecretRef
 from actormesh_operator.builders.meta import Manifest
 from actormesh_operator.settings import OperatorSettings
@@ -142,6 +142,8 @@ def referenced_secrets(mesh: ActorMesh) -> list[SecretRef]:
         refs.append(
             SecretRef(name=ref.name, key=ref.key, field_path="spec.nats.external.credentialsSecretRef")
         )
+    if (token := external_nats_token(mesh)) is not None:
+        refs.append(SecretRef(name=token.name, key=token.key, field_path="spec.nats.external.tokenSecretRef"))
     tls = spec.nats.tls
     if spec.nats.managed and tls is not None:
         for key in (nats.TLS_CERT, nats.TLS_KEY, tls.ca_key):

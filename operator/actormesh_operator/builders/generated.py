@@ -97,6 +97,12 @@ def external_nats_credentials(mesh: ActorMesh) -> tuple[SecretKeyRef, SecretKeyR
     return SecretKeyRef(name=ref.name, key=ref.user_key), SecretKeyRef(name=ref.name, key=ref.password_key)
 
 
+def external_nats_token(mesh: ActorMesh) -> SecretKeyRef | None:
+    """The Secret key of `spec.nats.external.tokenSecretRef`, if set."""
+    external = mesh.spec.nats.external
+    return None if external is None else external.token_secret_ref
+
+
 def nats_password_ref(mesh: ActorMesh, user: str) -> SecretKeyRef:
     return SecretKeyRef(name=names.nats_users_secret(mesh.name), key=user)
 

@@ -15,6 +15,7 @@ from actormesh_operator.api.types import SecretKeyRef
 from actormesh_operator.builders import labels, names, pod_security
 from actormesh_operator.builders.generated import (
     external_nats_credentials,
+    external_nats_token,
     nats_auth_enabled,
     nats_password_ref,
     redis_password_ref,
@@ -61,9 +62,11 @@ def nats_credentials_env(mesh: ActorMesh, user: str) -> list[dict[str, Any]]:
     """NATS_USER and NATS_PASSWORD: from the generated `<mesh>-nats-users` when the managed NATS
     requires them (`user` is the component's row in `catalog.nats_permissions`), or both from the
     external NATS's `credentialsSecretRef` (one user for every pod: the external server's permissions
-    are its owner's). NATS_TLS_CA when the managed NATS serves TLS (see `nats_ca_volume`)."""
+    are its owner's), or NATS_TOKEN from its `tokenSecretRef`. NATS_TLS_CA when the managed NATS
+    serves TLS (see `nats_ca_volume`)."""
     env: list[dict[str, Any]] = []
     external = external_nats_credentials(mesh)
+    token = external_nats_token(mesh)
     if nats_auth_enabled(mesh):
         env += [
             {"name": Env.NATS_USER, "value": user},
@@ -71,6 +74,8 @@ def nats_credentials_env(mesh: ActorMesh, user: str) -> list[dict[str, Any]]:
         ]
     elif external is not None:
         env += [secret_env(Env.NATS_USER, external[0]), secret_env(Env.NATS_PASSWORD, external[1])]
+    elif token is not None:
+        env.append(secret_env(Env.NATS_TOKEN, token))
     if mesh.spec.nats.managed and mesh.spec.nats.tls is not None:
         env.append({"name": Env.NATS_TLS_CA, "value": f"{NATS_CA_DIR}/{NATS_CA_FILE}"})
     return env

@@ -113,7 +113,7 @@ async def connect(settings: RuntimeSettings, *, name: str = "actormesh", reconne
 
 
 def credentials(settings: RuntimeSettings) -> dict[str, Any]:
-    """nats-py `connect` options for NATS_USER/NATS_PASSWORD and the NATS_TLS_* files (none: as before).
+    """nats-py `connect` options for NATS_USER/NATS_PASSWORD or NATS_TOKEN and the NATS_TLS_* files.
 
     A user connects with its own inbox prefix (`catalog.inbox_prefix`): the server lets each component
     subscribe only to its own replies, so the default `_INBOX` would make every request fail.
@@ -125,6 +125,8 @@ def credentials(settings: RuntimeSettings) -> dict[str, Any]:
             password=settings.nats_password,
             inbox_prefix=inbox_prefix(settings.nats_user),
         )
+    elif settings.nats_token is not None:
+        options["token"] = settings.nats_token
     if settings.nats_tls_ca is not None or settings.nats_tls_cert is not None:
         context = ssl.create_default_context(cafile=settings.nats_tls_ca)
         if settings.nats_tls_cert is not None:
