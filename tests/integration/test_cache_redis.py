@@ -5,7 +5,9 @@ The mock APIs are served over real HTTP on random ports; context_retriever runs 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
@@ -15,7 +17,9 @@ from actormesh_runtime.envelope import CustomerContext
 from actormesh_runtime.mocks.server import MockPorts, MocksHandle, serve_mocks
 from actormesh_runtime.resources import ActorDeps
 from actormesh_runtime.settings import RuntimeSettings
+from actormesh_runtime.storage.cache import ContextCache
 from actormesh_runtime.storage.session import open_session_store
+from actormesh_runtime.storage.stores import open_store
 from tests.support.commerce import envelope_for
 from tests.support.eventually import eventually_async
 from tests.support.redis import RedisServer
@@ -75,6 +79,48 @@ async def test_cache_survives_redis_going_away_and_coming_back(
         # The first call after the retry interval reconnects and refills; then hits come from Redis again.
         await eventually_async(lambda: _cached(ask), what="a cached context once Redis is back")
     finally:
+        await actor.stop()
+
+
+async def test_an_invalidation_wins_over_a_fill_already_under_way(
+    mocks: MocksHandle, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """context_retriever has read the APIs when execution_coordinator (another process: another cache
+    on the same Redis) changes the order and invalidates; the fill then stores what it read. Before, that
+    stale context was every later message's for the whole TTL."""
+    settings = settings_for(mocks, redis_server, "cache-race")
+    actor = ContextRetriever(ActorDeps(settings=settings, publisher=None))  # type: ignore[arg-type]
+    coordinator_cache = ContextCache(
+        open_store(settings, "context"), mesh=settings.mesh_name, ttl_s=settings.cache_ttl
+    )
+    await actor.start()
+    fetched, resume = asyncio.Event(), asyncio.Event()
+    fetch = actor.fetch
+
+    async def fetch_then_wait(*args: Any, **kwargs: Any) -> CustomerContext:
+        context = await fetch(*args, **kwargs)
+        fetched.set()
+        await resume.wait()
+        return context
+
+    async def ask() -> CustomerContext:
+        env = envelope_for(EMAIL)
+        await actor.handle(env)
+        assert env.context is not None
+        return env.context
+
+    try:
+        monkeypatch.setattr(actor, "fetch", fetch_then_wait)
+        filling = asyncio.ensure_future(ask())
+        await fetched.wait()
+        await coordinator_cache.invalidate(EMAIL)
+        resume.set()
+        assert (await filling).cached is False
+        monkeypatch.setattr(actor, "fetch", fetch)
+        assert (await ask()).cached is False, "the fill that straddled the invalidation is not served"
+        assert (await ask()).cached is True
+    finally:
+        await coordinator_cache.close()
         await actor.stop()
 
 

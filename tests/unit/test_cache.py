@@ -44,9 +44,22 @@ class FakeRedis:
         self._check()
         return self.data.get(key)
 
+    async def mget(self, keys: list[str]) -> list[bytes | None]:
+        self._check()
+        return [self.data.get(key) for key in keys]
+
     async def set(self, key: str, value: str, px: int) -> None:
         self._check()
         self.data[key] = value.encode()
+
+    async def incr(self, key: str) -> int:
+        self._check()
+        value = int(self.data.get(key, b"0")) + 1
+        self.data[key] = str(value).encode()
+        return value
+
+    async def pexpire(self, key: str, millis: int) -> None:
+        self._check()
 
     async def delete(self, key: str) -> None:
         self._check()
@@ -131,10 +144,10 @@ async def test_a_cancelled_probe_does_not_block_later_probes() -> None:
 async def test_context_cache_keeps_only_complete_known_contexts() -> None:
     cache = ContextCache(MemoryStore(), mesh="unit", ttl_s=60)
     john = context_for("john.doe@example.com")
-    await cache.put(john)
-    await cache.put(CustomerContext(found=False, email="nobody@example.com"))
+    await cache.put(john, 0)
+    await cache.put(CustomerContext(found=False, email="nobody@example.com"), 0)
     partial = context_for("jane.smith@example.com").model_copy(update={"errors": ["orders: HTTP 503"]})
-    await cache.put(partial)
+    await cache.put(partial, 0)
     hit = await cache.get(" John.Doe@example.com")
     assert hit is not None
     assert hit.cached is True
@@ -150,7 +163,7 @@ async def test_context_cache_hits_are_independent_and_unreadable_entries_miss(ba
     store = MemoryStore() if backend == "memory" else RedisStore(FakeRedis(), name="unit-ctx")  # type: ignore[arg-type]
     cache = ContextCache(store, mesh="unit", ttl_s=60)
     john = context_for("john.doe@example.com")
-    await cache.put(john)
+    await cache.put(john, 0)
     first = await cache.get("john.doe@example.com")
     assert first is not None
     assert first.cached
@@ -167,6 +180,25 @@ async def test_context_cache_hits_are_independent_and_unreadable_entries_miss(ba
     if isinstance(store, MemoryStore):  # a value that is not JSON at all (only the memory store can hold one)
         store._items["actormesh:unit:ctx:bad@example.com"] = (float("inf"), "{not json")
         assert await cache.get("bad@example.com") is None
+
+
+@pytest.mark.parametrize("backend", ["memory", "redis"])
+async def test_an_invalidation_wins_over_a_fill_already_under_way(backend: str) -> None:
+    """A fill reads the APIs, another message's cancellation invalidates, then the fill stores what it
+    read: before, that stale context was served for the whole TTL."""
+    store = MemoryStore() if backend == "memory" else RedisStore(FakeRedis(), name="unit-ctx")  # type: ignore[arg-type]
+    cache = ContextCache(store, mesh="unit", ttl_s=60)
+    email = "john.doe@example.com"
+    filling = await cache.read(email)
+    assert filling.context is None
+    await cache.invalidate(email)  # the order changed after the fill read it
+    await cache.put(context_for(email), filling.generation)
+    refill = await cache.read(email)
+    assert refill.context is None, "the stale fill is a miss"
+    await cache.put(context_for(email), refill.generation)
+    assert await cache.get(email) is not None  # a fill that started after the change is kept
+    await cache.invalidate(email)
+    assert await cache.get(email) is None
 
 
 async def test_session_store_round_trip() -> None:
@@ -211,14 +243,14 @@ async def test_without_redis_a_process_per_actor_never_serves_a_context_another_
     retriever = acquire_context_cache(_deps())
     coordinator = acquire_context_cache(_deps())
     john = context_for("john.doe@example.com")
-    await retriever.put(john)
+    await retriever.put(john, 0)
     await coordinator.invalidate(john.email)  # after a cancellation: reaches only its own process
     assert await retriever.get(john.email) is None
     # The one-process mesh shares one cache, so an invalidation reaches the reader.
     whole = _deps(whole_mesh=True)
     reader, changer = acquire_context_cache(whole), acquire_context_cache(whole)
     assert reader is changer
-    await reader.put(john)
+    await reader.put(john, 0)
     assert await reader.get(john.email) is not None
     await changer.invalidate(john.email)
     assert await reader.get(john.email) is None

@@ -315,7 +315,7 @@ async def test_a_new_message_on_a_changed_order_is_refused_by_the_api(rig: Rig) 
 async def test_a_change_invalidates_the_cached_context(rig: Rig) -> None:
     cache = acquire_context_cache(rig.deps)
     try:
-        await cache.put(context_for(JANE))
+        await cache.put(context_for(JANE), (await cache.read(JANE)).generation)
         await run(rig, prepared(JANE, intent(Intent.CANCELLATION_REQUEST)))
         assert await cache.get(JANE) is None
     finally:

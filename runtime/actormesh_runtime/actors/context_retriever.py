@@ -54,12 +54,12 @@ class ContextRetriever(CommerceActor):
         client, cache = self._access.require()
         email = envelope.customer_email.strip().lower()
         envelope.followups = await self.follow_ups(envelope.message, email)
-        cached = await cache.get(email)
-        if cached is not None:
-            envelope.context = cached
+        cached = await cache.read(email)
+        if cached.context is not None:
+            envelope.context = cached.context
             return
         context = await self.fetch(client, email)
-        await cache.put(context)
+        await cache.put(context, cached.generation)
         envelope.context = context
 
     async def follow_ups(self, message: str, email: str) -> list[FollowUp]:

@@ -6,14 +6,21 @@ same `ContextCache` per process (`acquire_context_cache` in `start()`, `release_
 cache lives in the process only where the whole mesh does (`actormesh dev`); in a process per actor
 (or group) it is off: execution_coordinator's invalidation after a cancellation would reach only its
 own process, and context_retriever would answer from a stale context for up to CACHE_TTL.
+
+An invalidation must also win over a fill already under way: context_retriever may have read the
+orders just before another message's cancellation and store them just after its invalidation, and
+every message for CACHE_TTL would then see the order as it was. So each customer has a generation,
+raised by every invalidation; a fill records the generation it read before asking the APIs, and an
+entry whose generation is no longer the current one is a miss.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import NamedTuple
 
 from prometheus_client import Counter
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from actormesh_runtime import resources
 from actormesh_runtime.envelope import CustomerContext
@@ -24,6 +31,20 @@ log = logging.getLogger(__name__)
 CACHE_LOOKUPS = Counter("actormesh_cache_lookups_total", "Customer-context cache lookups", ["result"])
 
 
+class CachedContext(BaseModel):
+    """A stored entry: the context and the customer's generation when it was read from the APIs."""
+
+    generation: int
+    context: CustomerContext
+
+
+class CacheRead(NamedTuple):
+    context: CustomerContext | None
+    """The cached context, or None on a miss."""
+    generation: int
+    """The customer's current generation: what a fill after this miss must `put` with."""
+
+
 class ContextCache:
     """Complete customer contexts by email, with a TTL. Partial or unknown contexts are not cached.
     Without a store (`context_store`) the cache is off: every lookup misses and nothing is kept."""
@@ -31,41 +52,63 @@ class ContextCache:
     def __init__(self, store: JsonStore | None, *, mesh: str, ttl_s: float) -> None:
         self._store = store
         self._prefix = f"actormesh:{mesh}:ctx:"
+        self._generation_prefix = f"actormesh:{mesh}:ctxgen:"
         self._ttl = ttl_s
 
     def _key(self, email: str) -> str:
         return self._prefix + email.strip().lower()
 
+    def _generation_key(self, email: str) -> str:
+        return self._generation_prefix + email.strip().lower()
+
     async def get(self, email: str) -> CustomerContext | None:
+        return (await self.read(email)).context
+
+    async def read(self, email: str) -> CacheRead:
+        """The entry and the generation, in one round trip."""
         if self._store is None:
-            return None
-        # Validated straight from the stored text (one pass, no intermediate dicts): every hit
-        # decodes a fresh object, so the caller may keep and change it without a copy.
-        raw = await self._store.get_json(self._key(email))
+            return CacheRead(None, 0)
+        raw, raw_generation = await self._store.get_many_json([self._key(email), self._generation_key(email)])
+        generation = _generation(raw_generation)
         context: CustomerContext | None = None
         if raw is not None:
+            # Validated straight from the stored text (one pass, no intermediate dicts): every hit
+            # decodes a fresh object, so the caller may keep and change it without a copy.
             try:
-                context = CustomerContext.model_validate_json(raw)
+                entry = CachedContext.model_validate_json(raw)
             except ValidationError:
-                context = None  # written by another version, or not JSON: treat as a miss
+                entry = None  # written by another version, or not JSON: treat as a miss
+            if entry is not None and entry.generation == generation:
+                context = entry.context
         CACHE_LOOKUPS.labels("hit" if context is not None else "miss").inc()
         if context is not None:
             context.cached = True
-        return context
+        return CacheRead(context, generation)
 
-    async def put(self, context: CustomerContext) -> None:
+    async def put(self, context: CustomerContext, generation: int) -> None:
+        """Keep `context`, read from the APIs after a `read` that returned `generation`."""
         if self._store is None or not context.found or context.errors:
             return
-        await self._store.set(self._key(context.email), context.model_dump(mode="json"), self._ttl)
+        entry = CachedContext(generation=generation, context=context)
+        await self._store.set(self._key(context.email), entry.model_dump(mode="json"), self._ttl)
 
     async def invalidate(self, email: str) -> None:
-        """After a change to the customer's orders, so the next message sees fresh data."""
+        """After a change to the customer's orders, so the next message sees fresh data: a new
+        generation (which outlives any entry a fill still under way may store), then the entry goes."""
         if self._store is not None:
+            await self._store.increment(self._generation_key(email), 2 * self._ttl)
             await self._store.delete(self._key(email))
 
     async def close(self) -> None:
         if self._store is not None:
             await self._store.close()
+
+
+def _generation(raw: str | bytes | None) -> int:
+    try:
+        return int(raw) if raw is not None else 0
+    except ValueError:
+        return -1  # not ours: matches no entry, so every read misses until the next invalidation
 
 
 _SHARED_KEY = "context_cache"

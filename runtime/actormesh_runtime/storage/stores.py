@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from prometheus_client import Counter, Gauge
@@ -43,7 +43,15 @@ class JsonStore(Protocol):
         """The stored JSON text itself, for a caller that decodes and validates it in one step."""
         ...
 
+    async def get_many_json(self, keys: Sequence[str]) -> list[str | bytes | None]:
+        """`get_json` of several keys in one round trip."""
+        ...
+
     async def set(self, key: str, value: Any, ttl_s: float) -> None: ...
+
+    async def increment(self, key: str, ttl_s: float) -> None:
+        """Add one to the integer at `key` (absent: 0), which then expires after `ttl_s`."""
+        ...
 
     async def delete(self, key: str) -> None: ...
 
@@ -71,6 +79,13 @@ class MemoryStore:
             del self._items[key]
             return None
         return raw
+
+    async def get_many_json(self, keys: Sequence[str]) -> list[str | bytes | None]:
+        return [await self.get_json(key) for key in keys]
+
+    async def increment(self, key: str, ttl_s: float) -> None:
+        raw = await self.get_json(key)
+        await self.set(key, int(raw) + 1 if raw is not None else 1, ttl_s)
 
     async def set(self, key: str, value: Any, ttl_s: float) -> None:
         # Stored serialized, so a caller mutating its object cannot change the cached copy.
@@ -129,9 +144,22 @@ class RedisStore:
     async def get_json(self, key: str) -> str | bytes | None:
         return await self._run(lambda r: r.get(key), None)
 
+    async def get_many_json(self, keys: Sequence[str]) -> list[str | bytes | None]:
+        found: list[str | bytes | None] = await self._run(lambda r: r.mget(list(keys)), [None] * len(keys))
+        return found
+
     async def set(self, key: str, value: Any, ttl_s: float) -> None:
         millis = max(1, int(ttl_s * 1000))
         await self._run(lambda r: r.set(key, json.dumps(value), px=millis), None)
+
+    async def increment(self, key: str, ttl_s: float) -> None:
+        millis = max(1, int(ttl_s * 1000))
+
+        async def incr_then_expire(r: Redis) -> None:
+            await r.incr(key)
+            await r.pexpire(key, millis)
+
+        await self._run(incr_then_expire, None)
 
     async def delete(self, key: str) -> None:
         await self._run(lambda r: r.delete(key), None)
