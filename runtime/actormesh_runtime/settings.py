@@ -150,6 +150,13 @@ class RuntimeSettings(BaseSettings):
     history_backup_retention: int = Field(
         7, ge=1, le=1000, description="History service: snapshots kept; older ones are deleted."
     )
+    history_retention_days: float | None = Field(
+        None,
+        gt=0,
+        le=36500,
+        description="History service: delete conversations whose newest turn is older than this many days"
+        " (kept while an escalation or approval in them is unsettled); unset = keep them forever.",
+    )
 
     # --- gateway
     host: str = Field(

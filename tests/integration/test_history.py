@@ -4,9 +4,11 @@ turn (the durable consumer keeps what was published meanwhile), and only redacte
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import sys
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -16,10 +18,12 @@ import pytest
 from actormesh_runtime.catalog import Subjects
 from actormesh_runtime.history.protocol import HistoryClient
 from actormesh_runtime.history.service import HistoryService
+from actormesh_runtime.history.store import HistoryStore
 from tests.support.cli_process import aterminate
 from tests.support.envelopes import history_event
 from tests.support.eventually import eventually_async
 from tests.support.gateway import JANE, JOHN, gateway_stack, poll_json, stack_settings
+from tests.support.history_events import at
 from tests.support.ports import free_port
 
 pytestmark = pytest.mark.integration
@@ -152,6 +156,48 @@ async def test_history_command_serves_probes_writes_and_reads(nats_server: str, 
     assert found is not None
     assert found[1] == JOHN
     assert db.exists()
+
+
+async def test_the_history_command_deletes_conversations_past_the_retention(
+    nats_server: str, tmp_path: Path
+) -> None:
+    mesh, port, db = f"h{uuid.uuid4().hex[:8]}", free_port(), tmp_path / "kept.db"
+    store = HistoryStore(db)
+    await store.open()
+    try:
+        long_ago = datetime.now(UTC) - timedelta(days=45)
+        await store.add_events([at(history_event("m-old", "old"), long_ago), history_event("m-new", "new")])
+    finally:
+        await store.close()
+    command = [sys.executable, "-m", "actormesh_runtime.cli", "history", "--nats-url", nats_server,
+               "--mesh", mesh, "--db", str(db), "--http-port", str(port)]  # fmt: skip
+    log = (tmp_path / "history.log").open("wb")
+    env = {**os.environ, "HISTORY_RETENTION_DAYS": "30"}
+    proc = await asyncio.create_subprocess_exec(
+        *command, stdout=asyncio.subprocess.DEVNULL, stderr=log, env=env
+    )
+    nc = await nats.connect(nats_server)
+    try:
+        client = HistoryClient(nc, Subjects(mesh))
+
+        async def old_gone() -> bool:
+            assert proc.returncode is None, (tmp_path / "history.log").read_text()
+            return await client.conversation("old") == []
+
+        await eventually_async(
+            old_gone, what="the old conversation deleted", timeout_s=30, ignoring=(Exception,)
+        )
+        assert len(await client.conversation("new")) == 2
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as probe:
+            metrics = (await probe.get("/metrics")).text
+        assert "actormesh_history_pruned_conversations_total 1.0" in metrics
+    finally:
+        await nc.close()
+        try:
+            code = await aterminate(proc, timeout_s=30)
+        finally:
+            log.close()
+    assert code == 0, (tmp_path / "history.log").read_text()
 
 
 async def test_a_failed_start_undoes_itself(

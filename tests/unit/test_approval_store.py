@@ -9,39 +9,18 @@ from pathlib import Path
 
 import pytest
 
-from actormesh_runtime.actors.response_aggregator import build_result
 from actormesh_runtime.approvals import ApprovalState, DecisionRefused, InvalidDecision
 from actormesh_runtime.envelope import (
     ActionOutcome,
     ActionStatus,
     ActionType,
-    Decision,
-    HistoryEvent,
-    Sentiment,
-    SentimentLabel,
-    Urgency,
 )
 from actormesh_runtime.history.store import HistoryStore
 from actormesh_runtime.policy.approval import approval_records
-from actormesh_runtime.replies.result import history_event
 from tests.support.envelopes import BOB, JANE, JOHN, make_envelope
+from tests.support.history_events import filed
 
 NOW = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
-
-
-def filed(
-    email: str, order: str, action: ActionType, status: ActionStatus, session: str = "s"
-) -> HistoryEvent:
-    envelope = make_envelope(f"please handle {order}", email, with_context=True)
-    envelope.session_id = session
-    envelope.sentiment = Sentiment(label=SentimentLabel.NEUTRAL, score=0.0, urgency=Urgency.LOW)
-    envelope.decision = Decision(escalate=False, planned_actions=[action], target_order_id=order)
-    envelope.actions = [
-        ActionOutcome(
-            type=action, order_id=order, status=status, detail="filed", idempotency_key=f"key-{order}"
-        )
-    ]
-    return history_event(envelope, build_result(envelope))
 
 
 @pytest.fixture

@@ -103,3 +103,14 @@ def test_history_reads_every_managed_nats_server_monitor(replicas: int, count: i
 
 def test_no_nats_monitor_urls_for_an_external_nats() -> None:
     assert "NATS_MONITOR_URLS" not in env_of(_history({"nats": {"external": {"url": "nats://n.infra:4222"}}}))
+
+
+def test_conversation_retention_is_off_by_default_and_set_from_the_spec() -> None:
+    assert "HISTORY_RETENTION_DAYS" not in env_of(_history({}))
+    assert env_of(_history({"history": {"retentionDays": 90}}))["HISTORY_RETENTION_DAYS"] == "90"
+
+
+@pytest.mark.parametrize("days", [0, -1, 36501], ids=["zero", "negative", "over-a-century"])
+def test_a_retention_outside_its_range_names_the_field(days: int) -> None:
+    with pytest.raises(InvalidSpec, match="spec.history.retentionDays"):
+        make_mesh({"history": {"retentionDays": days}})

@@ -11,19 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from actormesh_runtime.actors.escalation_router import build_escalation
-from actormesh_runtime.actors.response_aggregator import build_result
 from actormesh_runtime.catalog import Subjects
-from actormesh_runtime.envelope import Decision, HistoryEvent, Sentiment, SentimentLabel, Urgency
 from actormesh_runtime.escalations import SUMMARY_MAX_CHARS, EscalationLookup, EscalationState, LookupAnswer
 from actormesh_runtime.history.escalation_ops import EscalationOps
 from actormesh_runtime.history.escalations import ts
 from actormesh_runtime.history.protocol import HistoryQuery
 from actormesh_runtime.history.store import HistoryStore
-from actormesh_runtime.policy.decision import REASON_HUMAN, REASON_LEGAL
+from actormesh_runtime.policy.decision import REASON_LEGAL
 from actormesh_runtime.priority import Priority
-from actormesh_runtime.replies.result import history_event
-from tests.support.envelopes import BOB, JANE, JOHN, make_envelope
+from tests.support.envelopes import BOB, JANE, JOHN
+from tests.support.history_events import escalated
 
 
 @pytest.fixture
@@ -32,15 +29,6 @@ async def store(tmp_path: Path) -> AsyncIterator[HistoryStore]:
     await opened.open()
     yield opened
     await opened.close()
-
-
-def escalated(email: str, text: str, reason: str = REASON_HUMAN, session: str = "s1") -> HistoryEvent:
-    envelope = make_envelope(text, email, with_context=True)
-    envelope.session_id = session
-    envelope.sentiment = Sentiment(label=SentimentLabel.NEUTRAL, score=0.0, urgency=Urgency.LOW)
-    envelope.decision = Decision(escalate=True, reasons=[reason])
-    envelope.escalation = build_escalation(envelope, None)
-    return history_event(envelope, build_result(envelope))
 
 
 async def test_a_redelivered_event_creates_no_second_record(store: HistoryStore) -> None:

@@ -10,28 +10,20 @@ from pathlib import Path
 
 import pytest
 
-from actormesh_runtime.actors.escalation_router import build_escalation
-from actormesh_runtime.actors.response_aggregator import build_result
 from actormesh_runtime.approvals import ApprovalRecord
 from actormesh_runtime.envelope import (
-    ActionOutcome,
     ActionStatus,
     ActionSummary,
     ActionType,
-    Decision,
     FinalResult,
     HistoryEvent,
     Intent,
     MethodSummary,
-    Sentiment,
-    SentimentLabel,
-    Urgency,
 )
 from actormesh_runtime.history.checkpoint import Checkpointer
 from actormesh_runtime.history.store import MIGRATIONS, SCHEMA_VERSION, HistoryStore
-from actormesh_runtime.policy.decision import REASON_HUMAN
-from actormesh_runtime.replies.result import history_event
-from tests.support.envelopes import JOHN, make_envelope
+from tests.support.envelopes import JOHN
+from tests.support.history_events import escalated, filed
 
 
 def event(
@@ -196,7 +188,10 @@ async def test_no_read_shows_a_batch_before_its_commit_or_waits_for_it(
             await resume.wait()
 
         monkeypatch.setattr(store.approvals, "insert", paused)
-        batch = [escalated_event(JOHN, "I want a human"), approval_event(JOHN, "ORD-10001")]
+        batch = [
+            escalated(JOHN, "I want a human", session="s-escalated"),
+            filed(JOHN, "ORD-10001", session="s-approval"),
+        ]
         writing = asyncio.ensure_future(store.add_events(batch))
         await inside.wait()
         assert await reads(store, batch) == ([], None, None, [], 0, [], 0)
@@ -207,34 +202,6 @@ async def test_no_read_shows_a_batch_before_its_commit_or_waits_for_it(
         )  # fmt: skip
     finally:
         await store.close()
-
-
-def escalated_event(email: str, text: str) -> HistoryEvent:
-    envelope = make_envelope(text, email, with_context=True)
-    envelope.session_id = "s-escalated"
-    envelope.sentiment = Sentiment(label=SentimentLabel.NEUTRAL, score=0.0, urgency=Urgency.LOW)
-    envelope.decision = Decision(escalate=True, reasons=[REASON_HUMAN])
-    envelope.escalation = build_escalation(envelope, None)
-    return history_event(envelope, build_result(envelope))
-
-
-def approval_event(email: str, order: str) -> HistoryEvent:
-    """A refund the policy files for a person to approve."""
-    envelope = make_envelope(f"please refund {order}", email, with_context=True)
-    envelope.session_id = "s-approval"
-    envelope.sentiment = Sentiment(label=SentimentLabel.NEUTRAL, score=0.0, urgency=Urgency.LOW)
-    action = ActionType.CREATE_REFUND_REQUEST
-    envelope.decision = Decision(escalate=False, planned_actions=[action], target_order_id=order)
-    envelope.actions = [
-        ActionOutcome(
-            type=action,
-            order_id=order,
-            status=ActionStatus.PENDING_REVIEW,
-            detail="filed",
-            idempotency_key="k1",
-        )
-    ]
-    return history_event(envelope, build_result(envelope))
 
 
 async def reads(store: HistoryStore, batch: list[HistoryEvent]) -> tuple[object, ...]:

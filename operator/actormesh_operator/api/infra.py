@@ -282,3 +282,7 @@ class HistorySpec(ApiModel):
     )
     backup: HistoryBackupSpec = Field(default_factory=HistoryBackupSpec)
     """Snapshots of the conversation store (off by default); restoring one: docs/backups.md."""
+    retention_days: int | None = Field(None, ge=1, le=36500)
+    """Delete conversations whose newest turn is older than this many days, except while an escalation
+    or approval in them is unsettled (unset: keep them forever). Snapshots keep them until they rotate
+    out."""

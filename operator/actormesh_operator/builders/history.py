@@ -87,6 +87,11 @@ def build_history_service(mesh: ActorMesh) -> Manifest:
     )
 
 
+def _retention_env(mesh: ActorMesh) -> list[dict[str, Any]]:
+    days = mesh.spec.history.retention_days
+    return [] if days is None else [{"name": Env.HISTORY_RETENTION_DAYS, "value": str(days)}]
+
+
 def _monitor_env(mesh: ActorMesh, settings: OperatorSettings) -> list[dict[str, Any]]:
     """NATS_MONITOR_URLS: the managed NATS servers the history service reads metrics from."""
     urls = nats.monitor_urls(mesh, settings)
@@ -107,6 +112,7 @@ def build_history_statefulset(mesh: ActorMesh, settings: OperatorSettings) -> Ma
             {"name": Env.SQLITE_DB_PATH, "value": DB_PATH},
             *_monitor_env(mesh, settings),
             *backup_env,
+            *_retention_env(mesh),
             *nats_credentials_env(mesh, HISTORY_USER),
             *tracing_headers_env(mesh),
         ],

@@ -37,6 +37,7 @@ from actormesh_runtime.history.checkpoint import Checkpointer
 from actormesh_runtime.history.concurrent import Concurrent
 from actormesh_runtime.history.escalation_ops import EscalationOps
 from actormesh_runtime.history.protocol import APPROVAL_OPS, ESCALATION_OPS, HistoryAnswer, HistoryQuery
+from actormesh_runtime.history.retention import RetentionLoop, retention_loop
 from actormesh_runtime.history.store import HistoryStore
 from actormesh_runtime.observability import tracing
 from actormesh_runtime.replies.result import StoredAnswer
@@ -108,6 +109,8 @@ class HistoryService:
         """The NATS servers' own figures (NATS_MONITOR_URLS), reported by this one process too."""
         self.backups: BackupLoop | None = None
         """Snapshots of the store (history/backup.py), when HISTORY_BACKUP_DIR is set."""
+        self.retention: RetentionLoop | None = None
+        """Deletes old conversations (history/retention.py), when HISTORY_RETENTION_DAYS is set."""
 
     @property
     def nc(self) -> NATS:
@@ -180,6 +183,9 @@ class HistoryService:
         )
         if self.backups is not None:
             self.backups.start()
+        self.retention = retention_loop(self.store, s.history_retention_days)
+        if self.retention is not None:
+            self.retention.start()
         log.info("history service started", extra={"db": str(self.store.path), "mesh": self.subjects.mesh})
 
     async def stop(self) -> None:
@@ -190,6 +196,8 @@ class HistoryService:
             await self.queue_metrics.stop()
         if self.backups is not None:
             await self.backups.stop()
+        if self.retention is not None:
+            await self.retention.stop()
         if self.server_metrics is not None:
             await self.server_metrics.stop()
         for task in self._tasks:

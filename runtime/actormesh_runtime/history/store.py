@@ -136,6 +136,10 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE turns ADD COLUMN replay INTEGER NOT NULL DEFAULT 0;
     """,
+    # Retention (history/retention.py) deletes a conversation's escalations by session.
+    """
+    CREATE INDEX escalations_by_session ON escalations (session_id);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
