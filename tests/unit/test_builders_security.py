@@ -162,7 +162,7 @@ def test_ingress_routes_only_the_public_paths() -> None:
         ),
         pytest.param(
             {"networkPolicy": {"egressExcept": ["10.0.0.256/8"]}},
-            "spec.networkPolicy.egressExcept.0: String should match pattern",
+            "spec.networkPolicy.egressExcept.0: must be an IPv4 or IPv6 address range",
             id="not-an-address",
         ),
         pytest.param(

@@ -19,6 +19,7 @@ from actormesh_operator.api.actors import (
     ActorAutoscaling,
     member_settings_message,
 )
+from actormesh_operator.api.addresses import cel_string
 from actormesh_operator.api.infra import (
     BACKUP_CLAIM_OR_STORAGE,
     MAX_FILE_STORE_TOO_BIG,
@@ -67,11 +68,6 @@ class Rule:
     """JSONPath (relative to `path`) the API server reports the error at."""
     optional_old_self: bool = False
     """Also run on create, with `oldSelf` an optional that has no value there (`oldSelf.hasValue()`)."""
-
-
-def _cel_string(text: str) -> str:
-    """`text` as a CEL string literal (a regex's backslashes doubled)."""
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def _opt(base: str, parts: list[str], fallback: str) -> str:
@@ -148,7 +144,7 @@ def _stored_invalid(component: str, field: str) -> str:
     guards = f"has(oldSelf.{component}) && has(oldSelf.{component}.storage) && has({value})"
     if field == "size":  # int-or-string; string() on the class would lose its maxLength (the cost bound)
         value = f"string({value})"
-    return f"({guards} && !{value}.matches({_cel_string(_VALID_STORAGE[field])}))"
+    return f"({guards} && !{value}.matches({cel_string(_VALID_STORAGE[field])}))"
 
 
 def _immutable(component: str, field: str) -> Rule:
@@ -177,7 +173,7 @@ def _positive_size(section: tuple[str, ...]) -> Rule:
     field = "spec." + ".".join((*section, "storage", "size"))
     return Rule(
         (*section, "storage", "size"),
-        f"string(self).matches({_cel_string(POSITIVE_QUANTITY)})",
+        f"string(self).matches({cel_string(POSITIVE_QUANTITY)})",
         f"{field} must be greater than zero",
     )
 
@@ -197,7 +193,7 @@ def _label_keys(path: tuple[str, ...]) -> Rule:
     """A schema cannot constrain map keys, a rule can: the same test as `LabelKey`'s."""
     return Rule(
         path,
-        f"self.all(k, k.matches({_cel_string(LABEL_KEY)})"
+        f"self.all(k, k.matches({cel_string(LABEL_KEY)})"
         f" && (!k.contains('/') || k.indexOf('/') <= {LABEL_KEY_PREFIX_MAX}))",
         f"spec.{'.'.join(path)}: every key must be a qualified name (an optional DNS-subdomain prefix of at"
         f" most {LABEL_KEY_PREFIX_MAX} characters and `/`, then at most 63 alphanumerics, `-`, `_`, `.`)",
@@ -418,7 +414,7 @@ ROOT_RULES: list[Rule] = [
     ),
     Rule(
         (),
-        f"oldSelf.hasValue() || self.metadata.name.matches({_cel_string(DNS1035_LABEL)})",
+        f"oldSelf.hasValue() || self.metadata.name.matches({cel_string(DNS1035_LABEL)})",
         "metadata.name must be a DNS-1035 label: lowercase letters, digits and '-', starting with a letter"
         " (every child Service is named `<mesh>-...`)",
         optional_old_self=True,

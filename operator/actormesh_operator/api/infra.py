@@ -8,11 +8,11 @@ settings (checked here and by CEL rules in the CRD).
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from actormesh_operator.api.addresses import url_pattern
+from actormesh_operator.api.addresses import CheckedString, url_pattern
 from actormesh_operator.api.types import (
     DNS1123_SUBDOMAIN,
     SECRET_KEY,
@@ -39,7 +39,25 @@ NATS_TWO_CREDENTIALS = (
     "spec.nats.external sets credentialsSecretRef or tokenSecretRef, not both (a NATS client connects"
     " with a user and password or with a token)"
 )
+NatsUrl = Annotated[
+    str,
+    CheckedString(
+        NATS_URL_PATTERN,
+        "must be NATS server URLs separated by commas, each nats://, tls://, ws:// or wss://, a host name or"
+        " [IPv6 address] and an optional port up to 65535, e.g. nats://nats.infra:4222",
+        max_length=2048,
+    ),
+]
 REDIS_URL_PATTERN = "^" + url_pattern("rediss?", r"([/?#]\S*)?") + "$"
+RedisUrl = Annotated[
+    str,
+    CheckedString(
+        REDIS_URL_PATTERN,
+        "must be a redis:// or rediss:// URL: a host name or [IPv6 address], an optional port up to 65535"
+        " and database, e.g. redis://redis.infra:6379/0",
+        max_length=2048,
+    ),
+]
 REDIS_URL_WITH_PASSWORD = r"^rediss?://[^/@]*:[^/@]*@"
 """`scheme://user:password@` (or `:password@`): the URL goes into the runtime ConfigMap, readable by anyone
 who may read ConfigMaps, so a password there is refused."""
@@ -83,7 +101,7 @@ class NatsCredentialsRef(ApiModel):
 class NatsExternal(ApiModel):
     """An existing NATS server or cluster (JetStream enabled) instead of the managed one."""
 
-    url: str = Field(pattern=NATS_URL_PATTERN, max_length=2048)
+    url: NatsUrl
     """Client URL(s), comma-separated, e.g. `nats://nats.infra:4222`; no password (it would land in a
     ConfigMap)."""
     credentials_secret_ref: NatsCredentialsRef | None = None
@@ -169,7 +187,7 @@ class NatsSpec(ApiModel):
 class RedisExternal(ApiModel):
     """An existing Redis instead of the managed one."""
 
-    url: str = Field(pattern=REDIS_URL_PATTERN, max_length=2048)
+    url: RedisUrl
     """e.g. `redis://redis.infra:6379/0` or `rediss://...`; no password (it would land in a ConfigMap)."""
     password_secret_ref: SecretKeyRef | None = None
     """Secret key holding the password (unset: none)."""

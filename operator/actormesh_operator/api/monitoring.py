@@ -8,13 +8,24 @@ condition instead of failing the reconcile (the mesh itself works without its mo
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import Field, model_validator
 
-from actormesh_operator.api.addresses import url_pattern
+from actormesh_operator.api.addresses import CheckedString, url_pattern
 from actormesh_operator.api.types import DNS1123_LABEL, ApiModel, LabelKey, LabelValue, SecretKeyRef
 
 DURATION_PATTERN = r"^[0-9]+(ms|s|m|h)$"
 OTLP_URL_PATTERN = "^" + url_pattern("https?", r"(/[^\s?#]*)?") + "$"
+OtlpUrl = Annotated[
+    str,
+    CheckedString(
+        OTLP_URL_PATTERN,
+        "must be an http:// or https:// URL: a host name or [IPv6 address], an optional port up to 65535 and"
+        " path, no query, e.g. http://otel-collector.observability:4318",
+        max_length=2048,
+    ),
+]
 BOTH_MONITORS = (
     "spec.monitoring.serviceMonitor.enabled and spec.monitoring.podMonitor.enabled cannot both be true"
     " (every target would be scraped twice); pick one"
@@ -60,7 +71,7 @@ class TracingSpec(ApiModel):
     # finer (headers, TLS, other OTEL_* variables) goes in spec.gateway.env / spec.actors.<name>.env,
     # which win over the ConfigMap (docs/tracing.md).
 
-    endpoint: str | None = Field(None, max_length=2048, pattern=OTLP_URL_PATTERN)
+    endpoint: OtlpUrl | None = None
     """OTLP/HTTP (protobuf) base URL of the collector, e.g. `http://otel-collector.observability:4318`
     (`/v1/traces` is appended). Unset: no export (trace ids still appear in the logs)."""
     sampler_ratio: float = Field(1.0, ge=0, le=1)

@@ -26,7 +26,7 @@ from actormesh_operator.api.actors import (
     CPUAutoscaling,
     EffectiveActorSpec,
 )
-from actormesh_operator.api.addresses import CIDR, url_pattern
+from actormesh_operator.api.addresses import CIDR, CheckedString, url_pattern
 from actormesh_operator.api.infra import (
     BackupStorage,
     HistoryBackupSpec,
@@ -121,6 +121,23 @@ __all__ = [
 ]
 
 HTTP_URL_PATTERN = "^" + url_pattern("https?", r"([/?#]\S*)?") + "$"
+HttpUrl = Annotated[
+    str,
+    CheckedString(
+        HTTP_URL_PATTERN,
+        "must be an http:// or https:// URL: a host name or [IPv6 address], an optional port up to 65535 and"
+        " path, e.g. http://orders.shop.svc:8080/v1",
+        max_length=2048,
+    ),
+]
+Cidr = Annotated[
+    str,
+    CheckedString(
+        CIDR,
+        "must be an IPv4 or IPv6 address range, address/prefix, e.g. 203.0.113.0/24 or 2001:db8::/32",
+        max_length=64,
+    ),
+]
 CORS_ORIGIN_PATTERN = r"^(\*|https?://[^\s/]+)$"
 QUEUE_LAG_NEEDS_MANAGED_NATS = (
     "spec.actors.*.autoscaling.mode: queueLag needs the managed NATS (KEDA reads its monitoring"
@@ -156,7 +173,7 @@ class LLMSpec(ApiModel):
 
     model: str = Field(min_length=1, max_length=256)
     """litellm model name, e.g. `gpt-4o-mini` or `ollama/llama3`."""
-    api_base: str | None = Field(None, pattern=HTTP_URL_PATTERN)
+    api_base: HttpUrl | None = None
     """Any OpenAI-compatible endpoint (unset: the provider's default)."""
     api_key_secret_ref: SecretKeyRef | None = None
     """Secret key holding the API key (unset: no key, e.g. a local model)."""
@@ -275,9 +292,9 @@ class MockServicesSpec(ApiModel):
 class CommerceApisSpec(ApiModel):
     """Real commerce APIs; each URL set here replaces the mock service's for that API."""
 
-    customer_url: str | None = Field(None, pattern=HTTP_URL_PATTERN)
-    orders_url: str | None = Field(None, pattern=HTTP_URL_PATTERN)
-    tracking_url: str | None = Field(None, pattern=HTTP_URL_PATTERN)
+    customer_url: HttpUrl | None = None
+    orders_url: HttpUrl | None = None
+    tracking_url: HttpUrl | None = None
 
 
 DEFAULT_EGRESS_EXCEPT = (
@@ -305,9 +322,7 @@ class NetworkPolicySpec(ApiModel):
     """Default-deny NetworkPolicies plus only the flows the mesh needs (secure by default)."""
 
     enabled: bool = True
-    egress_except: list[Annotated[str, Field(pattern=CIDR, max_length=64)]] = Field(
-        default_factory=lambda: list(DEFAULT_EGRESS_EXCEPT), max_length=64
-    )
+    egress_except: list[Cidr] = Field(default_factory=lambda: list(DEFAULT_EGRESS_EXCEPT), max_length=64)
     """Address ranges the internet-facing egress (the LLM actors; a trace collector outside the cluster)
     never reaches. The default covers private, link-local and loopback ranges; list your cluster's pod
     and Service CIDRs too if they are public addresses. Replaces the default when set; a range is read as
