@@ -112,5 +112,5 @@ def test_conversation_retention_is_off_by_default_and_set_from_the_spec() -> Non
 
 @pytest.mark.parametrize("days", [0, -1, 36501], ids=["zero", "negative", "over-a-century"])
 def test_a_retention_outside_its_range_names_the_field(days: int) -> None:
-    with pytest.raises(InvalidSpec, match="spec.history.retentionDays"):
+    with pytest.raises(InvalidSpec, match=r"spec\.history\.retentionDays"):
         make_mesh({"history": {"retentionDays": days}})
