@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 from types import ModuleType
 from typing import TYPE_CHECKING
@@ -70,11 +71,15 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         from pydantic import ValidationError
 
-        if not isinstance(exc, ValidationError) or exc.title != "RuntimeSettings":
-            raise
         name = module.__name__.rsplit(".", 1)[-1]
-        print(f"actormesh {name}: invalid configuration: {describe_settings_error(exc)}", file=sys.stderr)
-        return 2
+        if isinstance(exc, ValidationError) and exc.title == "RuntimeSettings":
+            print(f"actormesh {name}: invalid configuration: {describe_settings_error(exc)}", file=sys.stderr)
+            return 2
+        # Through the handler the command configured, not the interpreter's traceback printer: with
+        # LOG_FORMAT=json a pod's last words are one JSON line (traceback in `exc`), which a log
+        # pipeline would otherwise split into dozens of unparseable lines.
+        logging.getLogger("actormesh_runtime.cli").critical(f"actormesh {name} failed: {exc!r}", exc_info=exc)
+        return 1
     return result
 
 

@@ -1,4 +1,4 @@
-"""Listening sockets for the runtime's HTTP servers (gateway, mock APIs).
+"""Listening sockets for the runtime's HTTP servers (gateway, mock APIs); server URLs for messages.
 
 Why this exists: asyncio turns on TCP_NODELAY for accepted connections only when the listening
 socket was created with `proto=IPPROTO_TCP`; a plain `socket(AF_INET, SOCK_STREAM)` has proto 0, so
@@ -8,7 +8,13 @@ every keep-alive request after the first waited ~40 ms for Nagle + delayed ACK (
 
 from __future__ import annotations
 
+import re
 import socket
+
+
+def without_credentials(url: str) -> str:
+    """`url` (one or several, comma-separated) without any `user:password@`, for messages and logs."""
+    return re.sub(r"//[^@/,]*@", "//", url)
 
 
 def bind_tcp(host: str, port: int) -> socket.socket:

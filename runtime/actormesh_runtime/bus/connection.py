@@ -33,6 +33,7 @@ from nats.js.api import (
 from nats.js.errors import BadRequestError, NotFoundError, ServerError
 
 from actormesh_runtime.catalog import ActorName, Subjects, inbox_prefix
+from actormesh_runtime.net import without_credentials
 from actormesh_runtime.settings import RuntimeSettings
 
 log = logging.getLogger(__name__)
@@ -110,6 +111,25 @@ async def connect(settings: RuntimeSettings, *, name: str = "actormesh", reconne
         reconnected_cb=on_reconnected,
     )
     return nc
+
+
+class NatsUnreachable(Exception):
+    """The NATS server a command was pointed at did not accept a connection (refused, timed out, bad
+    credentials). The message names the server without its password."""
+
+    def __init__(self, url: str, cause: BaseException) -> None:
+        self.url = without_credentials(url)
+        super().__init__(f"cannot reach NATS at {self.url}: {type(cause).__name__} {cause}".rstrip())
+
+
+async def reach_nats(settings: RuntimeSettings, *, name: str) -> NATS:
+    """A connection to `settings.nats_url` that fails at once instead of retrying (`NatsUnreachable`): a
+    person waiting on a command learns that the server is not there, rather than watching it reconnect
+    forever. What the connection does once made is `connect`'s with `reconnect=False`."""
+    try:
+        return await connect(settings, name=name, reconnect=False)
+    except Exception as exc:
+        raise NatsUnreachable(settings.nats_url, exc) from exc
 
 
 def credentials(settings: RuntimeSettings) -> dict[str, Any]:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
-from typing import TYPE_CHECKING
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from actormesh_runtime.ids import random_hex
 
@@ -20,6 +22,42 @@ if TYPE_CHECKING:
     from actormesh_runtime.settings import RuntimeSettings
 
 HELP = "Send one message through a (local or running) mesh and print the result."
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+"""Ctrl-C (SIGINT) is asyncio.run's own: it cancels the command as these do."""
+T = TypeVar("T")
+
+
+class Stopped(Exception):
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+async def stoppable(main: Coroutine[Any, Any, T]) -> T:
+    """`main`, cancelled by SIGTERM or SIGHUP (then `Stopped`).
+
+    Their default action ends the process on the spot, and the embedded nats-server (in a session of
+    its own, so no terminal signal reaches it) would run on with its temporary directory. A cancel
+    unwinds the local mesh like any error does. One cancel only: a second would cut that short.
+    """
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    received: list[int] = []
+
+    def stop(signum: int) -> None:
+        if not received:
+            task.cancel()
+        received.append(signum)
+
+    for signum in STOP_SIGNALS:
+        loop.add_signal_handler(signum, stop, signum)
+    try:
+        return await main
+    except BaseException:
+        if received:  # whatever the cancel turned into on its way out (nats-py may rename it)
+            raise Stopped(received[0]) from None
+        raise
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,7 +84,7 @@ async def ask(
     timeout_s: float | None = None,
 ) -> FinalResult:
     """Screen `text`, run it through the mesh (started here unless `external_nats`), return the result."""
-    from actormesh_runtime.bus.connection import open_bus
+    from actormesh_runtime.bus.connection import open_bus, reach_nats
     from actormesh_runtime.bus.request import reply_to, request_result
     from actormesh_runtime.catalog import Subjects
     from actormesh_runtime.envelope import Envelope
@@ -72,8 +110,9 @@ async def ask(
         )
 
     if external_nats:
-        nc = await open_bus(settings, name="actormesh-ask")
+        nc = await reach_nats(settings, name="actormesh-ask")
         try:
+            await open_bus(settings, nc=nc)
             with tracing.span("actormesh ask", None, kind="client") as trace:
                 return await request_result(nc, subjects, envelope(trace), timeout_s=wait)
         finally:
@@ -111,6 +150,7 @@ def render(result: FinalResult) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from actormesh_runtime.bus.connection import NatsUnreachable
     from actormesh_runtime.commands.options import BUS_OPTIONS, settings_from
     from actormesh_runtime.observability.logging import configure_logging
     from actormesh_runtime.observability.tracing import configure_tracing
@@ -120,11 +160,20 @@ def run(args: argparse.Namespace) -> int:
     configure_tracing(settings, service="ask")
     try:
         result = asyncio.run(
-            ask(settings, args.email, args.message, external_nats=bool(args.nats_url),
-                session_id=args.session, timeout_s=args.timeout)
+            stoppable(ask(settings, args.email, args.message, external_nats=bool(args.nats_url),
+                          session_id=args.session, timeout_s=args.timeout))
         )  # fmt: skip
+    except Stopped as exc:
+        print(f"actormesh ask: stopped by {exc}", file=sys.stderr)
+        return 128 + exc.signum
+    except KeyboardInterrupt:
+        print("actormesh ask: interrupted", file=sys.stderr)
+        return 128 + signal.SIGINT
     except TimeoutError:
         print("error: no reply within the timeout (the conversation may still complete)", file=sys.stderr)
         return 1
+    except NatsUnreachable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(result.model_dump_json() if args.json else render(result))
     return 0

@@ -2,8 +2,8 @@
 
 Prints the agent's reply and what the mesh did (as `actormesh ask` does), or exactly the result JSON
 with `--json`. With JWT_SECRET in the environment and no `--token`, it mints a token for the email.
-Exit status: 0 answered, 1 refused or failed, 3 timed out (the message id is printed: fetch it later
-with `--result ID`).
+Exit status: 0 answered, 1 refused or failed, 2 usage (also a `--url` that is not a URL), 3 timed out
+(the message id is printed: fetch it later with `--result ID`).
 """
 
 from __future__ import annotations
@@ -73,6 +73,9 @@ def run(args: argparse.Namespace) -> int:
             else:
                 payload = {"message": args.message, "customer_email": args.email, "session_id": args.session}
                 response = client.post(f"{base}/api/chat", json=payload)
+    except httpx.InvalidURL as exc:  # not an HTTPError: it would otherwise end in a traceback
+        print(f"actormesh chat: --url {args.url} is not a valid URL: {exc}", file=sys.stderr)
+        return 2
     except httpx.HTTPError as exc:
         print(f"cannot reach the gateway at {base}: {exc}", file=sys.stderr)
         return 1

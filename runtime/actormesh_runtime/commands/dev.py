@@ -2,7 +2,7 @@
 
 Composes `local.LocalMesh` (embedded nats-server with JetStream under `--data-dir`, the mock APIs,
 the nine actors) with the history service and the gateway, then prints the chat widget's URL.
-Ctrl-C or SIGTERM stops the gateway, then the history service, drains the actors and stops
+Ctrl-C, SIGTERM or SIGHUP stops the gateway, then the history service, drains the actors and stops
 nats-server: no child process is left behind. `--nats-url`, `--redis-url` and the LLM_* /
 LITELLM_MODEL settings switch parts to real infrastructure.
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ipaddress
+import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -113,6 +114,36 @@ def banner(url: str, mesh: object) -> str:
 
 async def serve(settings: RuntimeSettings, *, data_dir: Path, nats_url: str | None) -> int:
     from actormesh_runtime.bus.process import install_stop_signals
+    from actormesh_runtime.cancellation import cancel_and_wait
+
+    stop = asyncio.Event()
+    install_stop_signals(stop)
+    # A closed terminal or a dropped SSH session: its default action would end this process on the
+    # spot, and the embedded nats-server (a session of its own, out of the terminal's reach) would run
+    # on, holding the data directory.
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, stop.set)
+    started = asyncio.Event()
+    running = asyncio.create_task(_run_mesh(settings, data_dir, nats_url, stop, started))
+    signalled = asyncio.create_task(stop.wait())
+    await asyncio.wait({running, signalled}, return_when=asyncio.FIRST_COMPLETED)
+    signalled.cancel()
+    if not running.done() and not started.is_set():
+        # The handlers above replaced Ctrl-C's KeyboardInterrupt, and nothing in the start (a NATS
+        # server that has not answered yet, the gateway's wait for it) looks at `stop`: without this
+        # the signal would wait for a start that may never end. The cancel unwinds what had started.
+        await cancel_and_wait(running)
+        print("actormesh dev: stopped while starting", file=sys.stderr, flush=True)
+        return 1
+    return await running
+
+
+async def _run_mesh(
+    settings: RuntimeSettings,
+    data_dir: Path,
+    nats_url: str | None,
+    stop: asyncio.Event,
+    started: asyncio.Event,
+) -> int:
     from actormesh_runtime.catalog import GATEWAY_USER, HISTORY_USER
     from actormesh_runtime.gateway.app import create_app
     from actormesh_runtime.gateway.server import GatewayServer
@@ -120,8 +151,6 @@ async def serve(settings: RuntimeSettings, *, data_dir: Path, nats_url: str | No
     from actormesh_runtime.history.service import HistoryService
     from actormesh_runtime.local.mesh import LocalMesh
 
-    stop = asyncio.Event()
-    install_stop_signals(stop)
     # The embedded server runs with one NATS user per component, each limited to its own subjects
     # (catalog.nats_permissions), as the operator configures a cluster; a given --nats-url is used as is.
     embedded_users = nats_url is None
@@ -139,12 +168,14 @@ async def serve(settings: RuntimeSettings, *, data_dir: Path, nats_url: str | No
                   file=sys.stderr, flush=True)  # fmt: skip
         freeze_after_start("dev")  # every component of the mesh has started, in this one process
         print(banner(server.url, mesh), flush=True)
+        started.set()
         await stop.wait()
         print("stopping…", file=sys.stderr, flush=True)
     return 0
 
 
 def run(args: argparse.Namespace) -> int:
+    from actormesh_runtime.bus.connection import NatsUnreachable
     from actormesh_runtime.commands import eventloop
     from actormesh_runtime.observability.logging import configure_logging
     from actormesh_runtime.observability.tracing import configure_tracing
@@ -159,6 +190,9 @@ def run(args: argparse.Namespace) -> int:
     data_dir = args.data_dir if args.data_dir is not None else DEFAULT_DATA_DIR
     try:
         return eventloop.run(serve(settings, data_dir=data_dir, nats_url=args.nats_url), settings.event_loop)
+    except NatsUnreachable as exc:
+        print(f"actormesh dev: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:
         print(f"actormesh dev: cannot serve on {settings.host}:{settings.port}: {exc.strerror or exc}"
               " (use --port to pick another)", file=sys.stderr)  # fmt: skip

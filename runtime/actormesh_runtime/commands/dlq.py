@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import re
 import sys
 
 HELP = "List or replay dead-lettered envelopes."
@@ -36,17 +35,16 @@ def _record_id(text: str) -> int:
 
 async def _main(args: argparse.Namespace) -> int:
     from actormesh_runtime.bus import dlq
-    from actormesh_runtime.bus.connection import connect
+    from actormesh_runtime.bus.connection import NatsUnreachable, reach_nats
     from actormesh_runtime.catalog import Subjects
     from actormesh_runtime.commands.options import BUS_OPTIONS, settings_from
 
     settings = settings_from(args, BUS_OPTIONS)
     subjects = Subjects(settings.mesh_name)
     try:
-        nc = await connect(settings, name="actormesh-dlq", reconnect=False)
-    except Exception as exc:  # refused, unreachable, timed out, bad credentials: all "cannot reach"
-        where = re.sub(r"//[^@/]*@", "//", settings.nats_url)  # never echo a password in the URL
-        print(f"error: cannot reach NATS at {where}: {type(exc).__name__} {exc}".rstrip(), file=sys.stderr)
+        nc = await reach_nats(settings, name="actormesh-dlq")
+    except NatsUnreachable as exc:  # refused, unreachable, timed out, bad credentials: all "cannot reach"
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
         js = nc.jetstream()

@@ -144,6 +144,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         with httpx.Client(timeout=args.timeout, headers=headers) as client:
             body = _request(client, args)
+    except httpx.InvalidURL as exc:  # not an HTTPError: it would otherwise end in a traceback
+        print(f"actormesh escalations: --url {args.url} is not a valid URL: {exc}", file=sys.stderr)
+        return 2
     except httpx.HTTPError as exc:
         print(f"cannot reach the gateway at {args.url}: {exc}", file=sys.stderr)
         return 1

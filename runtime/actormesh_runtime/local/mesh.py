@@ -29,7 +29,7 @@ from nats.js import JetStreamContext
 
 from actormesh_runtime.actors.base import Actor
 from actormesh_runtime.bus.approval_executor import ApprovalExecutor
-from actormesh_runtime.bus.connection import connect, open_bus
+from actormesh_runtime.bus.connection import connect, open_bus, reach_nats
 from actormesh_runtime.bus.fusion import Colocated
 from actormesh_runtime.bus.host import ActorHost
 from actormesh_runtime.bus.process import ActorFactory, default_factory
@@ -50,7 +50,8 @@ LOCAL_DRAIN_GRACE_S = 5.0
 class LocalMesh:
     """Start with `async with LocalMesh(settings) as mesh:`; `mesh.settings` then points at what runs.
 
-    - `nats_url`: use that server instead of starting an embedded one (`data_dir` then unused);
+    - `nats_url`: use that server instead of starting an embedded one (`data_dir` then unused); one
+      that does not accept a connection raises `bus.connection.NatsUnreachable`;
     - `data_dir`: where the embedded server keeps JetStream (default: a temporary directory);
     - `mocks`: serve the mock APIs in-process on random ports and point the actors at them;
     - `actors`: which actors to host (default: all nine); `factory` builds them (tests swap it).
@@ -141,6 +142,11 @@ class LocalMesh:
     async def _start_nats(self) -> None:
         if self._nats_url:
             self.settings = self.settings.model_copy(update={"nats_url": self._nats_url})
+            # The mesh's own connections reconnect forever (right once running: NATS restarts), so a
+            # server that is not there at all would hold the start up with no end; asked once, it is
+            # an error naming the server.
+            probe = await reach_nats(self.settings, name=f"local-mesh-{self.settings.mesh_name}-probe")
+            await probe.close()
             return
         data_dir = self._data_dir
         if data_dir is None:
@@ -157,8 +163,17 @@ class LocalMesh:
                 for u, pw in self._passwords.items()
             ]
         self.embedded = EmbeddedNats(data_dir, users=users, monitor=True)
-        await self.embedded.astart()
         self._stack.push_async_callback(self.embedded.astop)
+        starting = asyncio.ensure_future(self.embedded.astart())
+        try:
+            await asyncio.shield(starting)
+        except asyncio.CancelledError:
+            # Stopped while starting (Ctrl-C): the fork runs in a thread a cancel does not stop, so the
+            # stop registered above could look before the process exists and leave it running.
+            await asyncio.wait({starting})
+            if not starting.cancelled():
+                starting.exception()  # retrieved: how the start ended does not matter any more
+            raise
         update: dict[str, object] = {"nats_url": self.embedded.url}
         if not self.settings.nats_monitor_urls:  # the history service reads the server's own figures
             update["nats_monitor_urls"] = self.embedded.monitor_url

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from actormesh_runtime.ids import random_hex
+from actormesh_runtime.net import without_credentials
 
 if TYPE_CHECKING:
     from actormesh_runtime.settings import RuntimeSettings
@@ -339,14 +340,16 @@ def configure_tracing(settings: RuntimeSettings, *, service: str) -> bool:
     if endpoint is None:
         return False
     service_name = settings.otel_service_name or f"actormesh-{service}"
+    # The exporter sends a URL's `user:password@` as basic auth; the log line names only the place.
+    shown = without_credentials(endpoint)
     try:
         from actormesh_runtime.observability.otel import otel_span_factory
 
         _start_span = otel_span_factory(settings, endpoint=endpoint, service_name=service_name)
     except Exception as exc:
-        log.warning("tracing export not started", extra={"endpoint": endpoint, "error": repr(exc)})
+        log.warning("tracing export not started", extra={"endpoint": shown, "error": repr(exc)})
         return False
-    extra = {"endpoint": endpoint, "service": service_name, "sampler": settings.otel_traces_sampler}
+    extra = {"endpoint": shown, "service": service_name, "sampler": settings.otel_traces_sampler}
     log.info("tracing export on", extra=extra)
     return True
 
