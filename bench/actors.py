@@ -43,7 +43,8 @@ async def actor_costs(captured: dict[str, bytes], calls: int = 300) -> dict[str,
     try:
         for envelope in envelopes:
             if envelope.context is not None and envelope.context.found:
-                await cache.put(envelope.context.model_copy(update={"errors": []}))
+                context = envelope.context.model_copy(update={"errors": []})
+                await cache.put(context, (await cache.read(context.email)).generation)
         costs: dict[str, float] = {}
         for name in TIMED:
             actor = build_actor(name, deps)
