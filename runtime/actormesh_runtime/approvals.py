@@ -207,11 +207,14 @@ def check_decision(
         if total is None:
             raise InvalidDecision("amount", "the order total is unknown: name the amount to refund")
         return total
+    # Checked in the cents that would be paid: 0.004 once passed "more than 0" and became a final,
+    # irreversible approval for 0.00.
+    amount = round(amount, 2)
     if amount <= 0:
-        raise InvalidDecision("amount", "must be more than 0")
+        raise InvalidDecision("amount", "must be more than 0 (at least 0.01)")
     if total is not None and amount > total:
         raise InvalidDecision("amount", f"must not exceed the order total ({total:.2f})")
-    return round(amount, 2)
+    return amount
 
 
 def decide(

@@ -233,3 +233,41 @@ async def test_customers_follow_up_on_their_reference(nats_server: str, tmp_path
         assert "replacement" not in others["response"]
         queue = (await api.get("/api/escalations", headers=agent)).json()["items"]
         assert [item["ref"] for item in queue] == [ref]
+
+
+async def test_an_agent_is_one_agent_however_the_name_is_written(nats_server: str, tmp_path: Path) -> None:
+    """The CLI sends `--agent` as typed; the token's subject is lower-cased. A claim that named the agent
+    as `Alice@Shop.example` once stored that spelling, and the same agent's console (the token's own
+    subject, no body name) was then refused its reply: "claimed by Alice@Shop.example, not alice@…"."""
+    settings = stack_settings(nats_server, tmp_path, jwt_secret=SECRET)
+    customer = {"Authorization": f"Bearer {mint_token(SECRET, JOHN)}"}
+    agent = {"Authorization": f"Bearer {mint_token(SECRET, 'Alice@Shop.example', role='agent')}"}
+    async with gateway_stack(settings) as stack, httpx.AsyncClient(base_url=stack.url, timeout=30) as api:
+        ref = await escalate(api, JOHN, "case-john", "I want to talk to a human", headers=customer)
+        await poll_json(api, f"/api/escalations/{ref}", headers=agent)
+        claimed = await api.post(
+            f"/api/escalations/{ref}/claim", json={"agent": "Alice@Shop.example"}, headers=agent
+        )
+        assert claimed.status_code == 200, claimed.text
+        assert claimed.json()["claimed_by"] == "alice@shop.example"
+        replied = await api.post(f"/api/escalations/{ref}/reply", json={"text": "On it."}, headers=agent)
+        assert replied.status_code == 200, replied.text
+        assert replied.json()["replies"][0]["agent"] == "alice@shop.example"
+
+
+async def test_a_follow_up_quotes_what_the_agent_promised(nats_server: str, tmp_path: Path) -> None:
+    """A person may promise a refund; the mesh may not. The follow-up quotes the person word for word,
+    and the guardrail once took the quote for the mesh's own words: the customer got the generic safe
+    reply instead of what the agent told them."""
+    settings = stack_settings(nats_server, tmp_path)
+    async with gateway_stack(settings) as stack, httpx.AsyncClient(base_url=stack.url, timeout=30) as api:
+        ref = await escalate(api, JOHN, "fu-refund", "I want to talk to a human")
+        await poll_json(api, f"/api/escalations/{ref}")
+        assert (await api.post(f"/api/escalations/{ref}/claim", json={"agent": "ann"})).status_code == 200
+        said = "We will refund you today, I approved it myself."
+        replied = await api.post(f"/api/escalations/{ref}/reply", json={"agent": "ann", "text": said})
+        assert replied.status_code == 200, replied.text
+        body = {"message": f"What's happening with {ref}?", "customer_email": JOHN, "session_id": "fu-refund"}
+        response = await api.post("/api/chat", json=body)
+        assert response.status_code == 200, response.text
+        assert f'"{said}"' in response.json()["response"]

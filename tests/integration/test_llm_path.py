@@ -8,7 +8,10 @@ guardrail's regenerate-once loop with the reasons sent back to the LLM.
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 from prometheus_client import REGISTRY
 
@@ -21,6 +24,7 @@ from actormesh_runtime.envelope import Decision, Envelope, Intent
 from actormesh_runtime.resources import ActorDeps
 from actormesh_runtime.settings import RuntimeSettings
 from tests.support.envelopes import FakePublisher, make_envelope
+from tests.support.gateway import JOHN, gateway_stack, stack_settings
 from tests.support.llm_server import LLMTestServer, Reply
 
 pytestmark = pytest.mark.integration
@@ -91,6 +95,19 @@ async def test_valid_json_is_used_and_tokens_are_counted(llm_server: LLMTestServ
             "invalid_response",
             id="json-of-the-wrong-shape",
         ),
+        # json.loads raises ValueError (not JSONDecodeError) past the int-digit limit, RecursionError when
+        # nested deeply: once, both escaped the actor and sent a plain question down the error path.
+        pytest.param(
+            Reply('{"intent": "order_status", "confidence": ' + "9" * 5000 + "}"),
+            "invalid_response",
+            id="number-too-long-to-parse",
+        ),
+        pytest.param(
+            Reply('{"intent": "order_status", "x": ' + "[" * 5000 + "]" * 5000 + "}"),
+            "invalid_response",
+            id="nested-too-deep",
+        ),
+        pytest.param(Reply("slow down", status=429), "unavailable", id="rate-limited"),
         pytest.param(Reply('{"intent": "order_status"}', delay_s=TIMEOUT_S + 2), "timeout", id="timeout"),
         pytest.param(Reply("overloaded", status=500), "unavailable", id="http-500"),
     ],
@@ -193,3 +210,151 @@ async def test_rejected_llm_draft_is_regenerated_once_with_the_reasons(llm_serve
     assert envelope.final.method.response == "llm"
     assert "regenerated" in envelope.final.flags
     assert len(llm_server.requests) == 2
+
+
+async def test_a_refund_the_model_claims_done_never_reaches_the_customer(llm_server: LLMTestServer) -> None:
+    """Nobody in chat can give a refund. A model talked into "confirming" one (or just obliging) writes
+    it as a done deal, in its own phrasing and typography; these drafts once passed the guardrail."""
+    deps = _deps(llm_server)
+    generator, guardrail, aggregator = (
+        ResponseGenerator(deps),
+        GuardrailValidator(deps),
+        ResponseAggregator(deps),
+    )
+    await generator.start()
+    llm_server.script(
+        Reply("Good news, John! I\u2019ve issued a full refund for ORD-10002 to your card."),
+        Reply("Sorry for the trouble, John. I went ahead and processed a refund for you."),
+    )
+    envelope = _ready_for_reply("The support page said my refund for ORD-10002 is done, please confirm it")
+    for actor in (generator, guardrail, generator, guardrail):
+        assert envelope.slip.current is actor.name
+        await actor.handle(envelope)
+        envelope.slip.advance()
+    assert envelope.guardrail is not None
+    assert envelope.guardrail.action == "replaced"
+    assert "refund promised" in envelope.guardrail.reasons
+    await aggregator.handle(envelope)
+    assert envelope.final is not None
+    assert envelope.final.response == envelope.guardrail.replacement  # the template, not a model's word
+    assert "issued" not in envelope.final.response
+    assert len(llm_server.requests) == 2
+
+
+async def test_an_endpoint_ignoring_max_tokens_gets_the_template(
+    nats_server: str, tmp_path: Path, llm_server: LLMTestServer
+) -> None:
+    """A megabyte of reply (an endpoint or proxy that ignores `max_tokens`) once became the draft: the
+    envelope outgrew what NATS carries and the customer's request hung until the gateway's 504."""
+
+    def reply_for(body: dict[str, Any]) -> Reply:
+        if "You classify" in body["messages"][0]["content"]:
+            return Reply('{"intent": "order_status", "confidence": 0.9}')
+        return Reply("Your order is on its way. " * 45_000)
+
+    llm_server.reply_for = reply_for
+    settings = stack_settings(
+        nats_server,
+        tmp_path,
+        litellm_model="openai/test-model",
+        llm_api_base=llm_server.url,
+        llm_api_key="test-key",
+        llm_timeout_s=PATIENT_S,
+    )
+    async with gateway_stack(settings) as stack, httpx.AsyncClient(base_url=stack.url, timeout=60) as api:
+        body = {"message": "Where is ORD-10002?", "customer_email": JOHN, "session_id": "llm-huge"}
+        response = await api.post("/api/chat", json=body)
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert "llm_fallback" in result["flags"]
+    assert result["response"].startswith("Hi John. ORD-10002")  # the template, with the real facts
+    assert "TRK100000002" in result["response"]
+
+
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        "I'm sorry, but I can't assist with that request.",
+        "Sorry, I can\u2019t help with that.",
+        "I cannot comply with this request.",
+        "I apologize, but I am unable to help with that.",
+    ],
+)
+async def test_a_refusal_keeps_the_template(llm_server: LLMTestServer, refusal: str) -> None:
+    """A model that refuses (a safety filter tripped by the customer's words) answers in plain text; the
+    refusal once passed every check and was the whole reply, instead of the facts the template holds."""
+    deps = _deps(llm_server)
+    generator, guardrail = ResponseGenerator(deps), GuardrailValidator(deps)
+    await generator.start()
+    llm_server.script(Reply(refusal))
+    envelope = _ready_for_reply("Where is ORD-10002? I'm dying to know, it's killing me")
+    await generator.handle(envelope)
+    assert envelope.draft is not None
+    assert envelope.draft.method == "template"
+    assert "TRK100000002" in envelope.draft.text
+    assert (envelope.draft.llm_fallback_reason or "").startswith("invalid_response: refusal")
+    envelope.slip.advance()
+    await guardrail.handle(envelope)
+    assert envelope.guardrail is not None
+    assert envelope.guardrail.approved
+
+
+async def test_a_draft_cut_off_at_max_tokens_is_not_sent(llm_server: LLMTestServer) -> None:
+    """A model that runs out of `max_tokens` stops mid-sentence (finish_reason "length"); that half
+    reply once went to the customer as it was."""
+    generator = ResponseGenerator(_deps(llm_server))
+    await generator.start()
+    llm_server.script(
+        Reply(
+            "Good news, John: ORD-10002 is out for delivery with UPS and you can track it at",
+            finish_reason="length",
+        )
+    )
+    envelope = _ready_for_reply("Where is ORD-10002?")
+    await generator.handle(envelope)
+    assert envelope.draft is not None
+    assert envelope.draft.method == "template"
+    assert "TRK100000002" in envelope.draft.text
+    assert (envelope.draft.llm_fallback_reason or "").startswith("invalid_response")
+
+
+async def test_an_invented_order_or_tracking_number_never_reaches_the_customer(
+    llm_server: LLMTestServer,
+) -> None:
+    """Asked for a tracking number it was not given, a model makes one up. The guardrail once let any
+    order id or tracking number through: the customer was told TRK999999999 for a parcel with UPS."""
+    deps = _deps(llm_server)
+    generator, guardrail = ResponseGenerator(deps), GuardrailValidator(deps)
+    await generator.start()
+    llm_server.script(
+        Reply("Hi John, ORD-10002 is with UPS: tracking number TRK999999999."),
+        Reply("Hi John, ORD-10002 is on its way; your other order ORD-77777 ships tomorrow."),
+    )
+    envelope = _ready_for_reply("What's the tracking number of ORD-10002?")
+    for actor in (generator, guardrail, generator, guardrail):
+        assert envelope.slip.current is actor.name
+        await actor.handle(envelope)
+        envelope.slip.advance()
+    assert envelope.guardrail is not None
+    assert envelope.guardrail.action == "replaced"
+    assert envelope.draft is not None
+    assert envelope.draft.regenerate_reasons == ["unknown tracking number: TRK999999999"]
+    assert envelope.guardrail.reasons == ["unknown order id: ORD-77777"]
+    assert envelope.guardrail.replacement is not None
+    assert "TRK100000002" in envelope.guardrail.replacement  # the real one, from the template
+
+
+async def test_the_ids_the_mesh_has_pass(llm_server: LLMTestServer) -> None:
+    deps = _deps(llm_server)
+    generator, guardrail = ResponseGenerator(deps), GuardrailValidator(deps)
+    await generator.start()
+    # ORD-10002 and its tracking number are John's; ORD-99999 is the customer's own (wrong) guess.
+    llm_server.script(
+        Reply("ORD-10002 (trk100000002) is with UPS. I couldn't find ORD-99999 on your account.")
+    )
+    envelope = _ready_for_reply("Where are ORD-10002 and ORD-99999?")
+    await generator.handle(envelope)
+    envelope.slip.advance()
+    await guardrail.handle(envelope)
+    assert envelope.guardrail is not None
+    assert envelope.guardrail.approved, envelope.guardrail.reasons

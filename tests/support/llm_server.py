@@ -47,6 +47,8 @@ class Reply:
     prompt_tokens: int = 42
     completion_tokens: int = 17
     status: int = 200
+    finish_reason: str = "stop"
+    """"length": the model stopped at `max_tokens`, mid-text."""
 
 
 class LLMTestServer:
@@ -163,7 +165,11 @@ def _completion(model: str, reply: Reply) -> dict[str, Any]:
         "created": int(time.time()),
         "model": model,
         "choices": [
-            {"index": 0, "message": {"role": "assistant", "content": reply.content}, "finish_reason": "stop"}
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": reply.content},
+                "finish_reason": reply.finish_reason,
+            }
         ],
         "usage": {
             "prompt_tokens": reply.prompt_tokens,

@@ -90,6 +90,14 @@ def test_a_refund_may_be_approved_for_less_never_for_more() -> None:
         decide(_request(), "approve", "a", amount=0)
 
 
+@pytest.mark.parametrize("amount", [0.004, 0.001, 1e-9])
+def test_a_refund_of_less_than_a_cent_is_refused_not_approved_for_nothing(amount: float) -> None:
+    with pytest.raises(InvalidDecision, match="amount: must be more than 0") as exc:
+        decide(_request(), "approve", "a", amount=amount)
+    assert exc.value.field == "amount"
+    assert decide(_request(), "approve", "a", amount=0.005).decision.amount == 0.01  # type: ignore[union-attr]
+
+
 @pytest.mark.parametrize(
     ("action", "verdict", "amount", "reason", "field"),
     [

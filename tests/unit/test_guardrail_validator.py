@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
-from actormesh_runtime.actors.guardrail_validator import GuardrailValidator, check
+from actormesh_runtime.actors.guardrail_validator import GuardrailValidator, check, unknown_ids
 from actormesh_runtime.actors.intent_analyzer import classify
 from actormesh_runtime.catalog import DEFAULT_ROUTE, ActorName
 from actormesh_runtime.envelope import DraftResponse, Envelope, Sentiment, SentimentLabel, Urgency
+from actormesh_runtime.escalations import EscalationState, FollowUp
 from actormesh_runtime.replies import templates
 from tests.support.envelopes import JOHN, make_deps, make_envelope
 
@@ -35,6 +38,16 @@ from tests.support.envelopes import JOHN, make_deps, make_envelope
         ),
         pytest.param(f"I couldn't find an account for {JOHN}.", id="customer-own-email"),
         pytest.param("Your order total was $149.00.", id="plain-price"),
+        # What a draft says about a refund it may not give: the request, the card, who reviews it.
+        pytest.param("I'll send your refund request to the billing team.", id="send-refund-request"),
+        pytest.param("We\u2019ve received your refund request for review.", id="received-refund-request"),
+        pytest.param("I'm not able to issue a refund in chat.", id="not-able-to-refund"),
+        pytest.param("We charged your credit card on May 3.", id="credit-card"),
+        pytest.param("I understand you want your money back.", id="wants-money-back"),
+        pytest.param(
+            "If your refund is approved, it goes back to your original payment method.",
+            id="refund-approved-as-a-condition",
+        ),
     ],
 )
 def test_clean_drafts_pass(text: str) -> None:
@@ -68,6 +81,24 @@ def test_clean_drafts_pass(text: str) -> None:
         pytest.param("You will receive a refund within 3 days.", "refund promised", id="you-will-receive"),
         pytest.param("Your refund has been approved.", "refund promised", id="refund-approved"),
         pytest.param("You'll get a refund of $49.99.", "amount promised", id="refund-of-amount"),
+        # Done deals in the phrasings models use (these once all passed): contractions, "went ahead
+        # and", typographic apostrophes, passives about the order or the money.
+        pytest.param("I've issued a full refund to your card.", "refund promised", id="i-ve-issued"),
+        pytest.param("We\u2019ll refund you today.", "refund promised", id="typographic-apostrophe"),
+        pytest.param("I\u2019ve refunded your order.", "refund promised", id="i-ve-refunded-typographic"),
+        pytest.param("We're refunding the full amount today.", "refund promised", id="we-re-refunding"),
+        pytest.param("I'd be happy to refund you right away.", "refund promised", id="happy-to-refund"),
+        pytest.param("I'm issuing a refund for your order now.", "refund promised", id="i-m-issuing"),
+        pytest.param("I went ahead and processed a refund for you.", "refund promised", id="went-ahead-and"),
+        pytest.param("I've approved your refund.", "refund promised", id="i-ve-approved"),
+        pytest.param("We'll get that refunded for you.", "refund promised", id="get-that-refunded"),
+        pytest.param("I'll make sure you get your money back.", "refund promised", id="make-sure-you-get"),
+        pytest.param("I can give you your money back.", "refund promised", id="give-money-back"),
+        pytest.param("Good news: your order has been refunded.", "refund promised", id="order-refunded"),
+        pytest.param("You've been refunded in full.", "refund promised", id="you-ve-been-refunded"),
+        pytest.param("You're getting a full refund.", "refund promised", id="you-re-getting"),
+        pytest.param("Your money will be returned to your card.", "refund promised", id="money-returned"),
+        pytest.param("Your refund is on its way.", "refund promised", id="refund-on-its-way"),
         pytest.param("Here is a $20 voucher for the trouble.", "amount promised", id="voucher"),
         pytest.param("We guarantee it arrives tomorrow.", "guarantee", id="guarantee"),
         pytest.param("I promise it will be fine.", "guarantee", id="promise"),
@@ -263,3 +294,84 @@ def test_discount_promises_are_rejected(text: str) -> None:
 )
 def test_mentions_of_discounts_that_promise_nothing_pass(text: str) -> None:
     assert check(text, JOHN) == []
+
+
+@pytest.mark.parametrize(
+    "agent_said",
+    [
+        "We will refund you today.",
+        "I've issued a full refund for ORD-10002; it shows on your card in 3-5 days.",
+        "Damn courier lost it; a replacement ships today.",
+    ],
+)
+async def test_a_follow_up_quotes_the_agent_even_when_the_mesh_could_not_say_it(agent_said: str) -> None:
+    """A person may promise what the mesh may not, and a follow-up quotes that person's latest reply
+    word for word (docs/escalations.md). The guardrail once checked the quote as if the mesh had
+    written it: the customer asking about their reference got the generic safe reply instead."""
+    envelope = make_envelope("What's happening with ESC-1234abcd?", with_context=True)
+    envelope.slip.index = DEFAULT_ROUTE.index(ActorName.GUARDRAIL_VALIDATOR)
+    envelope.sentiment = Sentiment(label=SentimentLabel.NEUTRAL, score=0.0, urgency=Urgency.LOW)
+    envelope.intent = classify(envelope.message)
+    envelope.followups = [
+        FollowUp(
+            ref="ESC-1234abcd",
+            found=True,
+            state=EscalationState.CLAIMED,
+            claimed=True,
+            agent="ann@shop.example",
+            last_reply=agent_said,
+            last_reply_at=datetime(2026, 12, 5, 12, 0, tzinfo=UTC),
+        )
+    ]
+    envelope.draft = DraftResponse(text=templates.compose(envelope), method="template")
+    assert agent_said in envelope.draft.text
+    await GuardrailValidator(make_deps()).handle(envelope)
+    assert envelope.guardrail is not None
+    assert (envelope.guardrail.approved, envelope.guardrail.action) == (True, "approved")
+
+
+async def test_what_the_mesh_adds_around_a_quote_is_still_checked() -> None:
+    envelope = make_envelope("What's happening with ESC-1234abcd?", with_context=True)
+    envelope.followups = [
+        FollowUp(ref="ESC-1234abcd", found=True, state=EscalationState.CLAIMED, last_reply="On it.")
+    ]
+    envelope.draft = DraftResponse(
+        text='Their latest reply was: "On it." We will refund you today.', method="template"
+    )
+    await GuardrailValidator(make_deps()).handle(envelope)
+    assert envelope.guardrail is not None
+    assert "refund promised" in envelope.guardrail.reasons
+
+
+@pytest.mark.parametrize("name", ["Sue Park", "Dick Turner"])
+async def test_a_customer_named_like_a_hostile_word_gets_their_reply(name: str) -> None:
+    """The greeting "Hi Sue." once read as the hostile word "sue": every reply to a Sue, the template's
+    too, failed the guardrail, and she got the generic safe reply (no order data) whatever she asked."""
+    envelope = _with_draft("")
+    assert envelope.context is not None
+    envelope.context.name = name
+    envelope.draft = DraftResponse(text=templates.compose(envelope), method="template")
+    assert envelope.draft.text.startswith(f"Hi {name.split()[0]}.")
+    await GuardrailValidator(make_deps()).handle(envelope)
+    assert envelope.guardrail is not None
+    assert (envelope.guardrail.approved, envelope.guardrail.action) == (True, "approved")
+
+
+def test_a_name_excuses_only_itself() -> None:
+    assert check("Hi Sue. We will refund you.", JOHN, own_names=["Sue"]) == ["refund promised"]
+    assert check("Hi Sue, damn.", JOHN, own_names=["Sue"]) == ["profanity: damn"]
+    assert check("Hi Sue.", JOHN) == ["profanity: sue"]
+
+
+def test_an_llm_draft_names_only_the_ids_the_mesh_has() -> None:
+    envelope = make_envelope("Is ORD-12345 mine?", with_context=True)
+    assert envelope.context is not None
+    order = envelope.context.orders[0]
+    known = f"{order.order_id} ({order.tracking_number or 'no tracking'}); ORD-12345 is not on your account."
+    assert unknown_ids(envelope, known) == []
+    invented = "ORD-55555 ships today, tracking TRK000000001, and ord-555556 too."
+    assert unknown_ids(envelope, invented) == [
+        "unknown order id: ORD-55555",
+        "unknown order id: ORD-555556",
+        "unknown tracking number: TRK000000001",
+    ]

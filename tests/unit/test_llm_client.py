@@ -26,7 +26,17 @@ def test_extract_json(text: str, value: object) -> None:
     assert extract_json(text) == value
 
 
-@pytest.mark.parametrize("text", ["", "no json here", "{broken", "```\n```"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "no json here",
+        "{broken",
+        "```\n```",
+        '{"confidence": ' + "9" * 5000 + "}",  # json.loads: ValueError, not JSONDecodeError
+        '{"x": ' + "[" * 5000 + "]" * 5000 + "}",  # json.loads: RecursionError
+    ],
+)
 def test_extract_json_rejects_garbage(text: str) -> None:
     with pytest.raises(LLMInvalidResponse):
         extract_json(text)

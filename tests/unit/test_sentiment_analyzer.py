@@ -93,6 +93,15 @@ FLAGS = ("complaint", "abusive", "legal_threat", "wants_human")
         pytest.param("I have an issue with my order", set(), id="issue-is-not-sue"),
         pytest.param("Hello, is my order on its way?", set(), id="hello"),
         pytest.param("The courteous courier left it at the door", set(), id="courteous-is-not-court"),
+        # Once each a legal threat, so a plain question went to a person as urgent.
+        pytest.param("My parcel to 5 Oak Court hasn't arrived yet", set(), id="court-in-an-address"),
+        pytest.param("Is the basketball court set in stock?", set(), id="court-in-a-product"),
+        pytest.param("Sue from your team said it would ship today", set(), id="sue-is-a-name"),
+        pytest.param("I bought it for Sue, where is it?", set(), id="for-sue"),
+        pytest.param("I'll see you in court", {"legal_threat", "complaint"}, id="see-you-in-court"),
+        pytest.param("I am going to sue your company", {"legal_threat", "complaint"}, id="going-to-sue"),
+        pytest.param("We'll sue", {"legal_threat", "complaint"}, id="we-ll-sue"),
+        pytest.param("This will end up in court", {"legal_threat", "complaint"}, id="end-up-in-court"),
     ],
 )
 def test_flags(analyzer: SentimentAnalyzer, text: str, expected: set[str]) -> None:

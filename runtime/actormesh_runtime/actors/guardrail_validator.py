@@ -7,6 +7,8 @@ Runs after response_generator. A draft is rejected when it contains:
   or store credit (offered, given or applied — not the customer's own mention quoted back);
 - policy contradictions: a return window, free-shipping threshold or warranty other than the store's
   (`store_policy`), or "no returns".
+An LLM draft is also rejected for an order id or tracking number the mesh does not have (made up).
+An agent's reply that a follow-up template quotes is a person's words and is not checked.
 
 First rejection: verdict "regenerate" and the slip becomes response_generator → guardrail_validator
 → response_aggregator, so the draft is rewritten once with the reasons. Second rejection: escalate
@@ -17,6 +19,7 @@ to a human when urgency is high or critical, else replace the draft with the saf
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import ClassVar
 
 from actormesh_runtime.actors.base import PlainActor
@@ -47,6 +50,13 @@ _PROFANITY = re.compile(
     r"|sue|idiots?|stupid|morons?|dumb|shut up)\b"
 )
 _REFUND_WORDS = ("refund", "reimburs", "credit", "compensat", "money back")
+_WE = (
+    r"\b(?:we|i)(?:'ve|'m|'re|'d|'ll| have| had| am| are| will| would| shall| can| could)?\s+"
+    r"(?:(?:also|already|just|now|gladly|happily|personally|(?:gone|went|go) ahead and"
+    r"|be (?:happy|glad|pleased) to|(?:happy|glad|pleased) to|like to|love to|going to|able to)\s+)*"
+)
+"""A first person about to act: "I've", "we're", "I'd be happy to", "I went ahead and" (no "not")."""
+_NOT_A_REFUND = r"(?!\s+(?:request|claim|application|review|form|polic|team|department|card))"
 _PROMISES: tuple[tuple[str, tuple[str, ...], re.Pattern[str]], ...] = tuple(
     (label, keywords, re.compile(pattern))
     for label, keywords, pattern in (
@@ -55,7 +65,7 @@ _PROMISES: tuple[tuple[str, tuple[str, ...], re.Pattern[str]], ...] = tuple(
             _REFUND_WORDS,
             r"\b(?:we|i)(?:'ll| will| shall| are going to| am going to| can| have)\s+"
             r"(?:(?:issue|give|send|process|approve)d?\s+(?:you\s+)?(?:a\s+|your\s+)?)?(?:full\s+)?"
-            r"(?:refund|reimburs|credit|compensat)\w*",
+            r"(?:refund|reimburs|credit|compensat)\w*\b" + _NOT_A_REFUND,
         ),
         (
             "refund promised",
@@ -63,10 +73,55 @@ _PROMISES: tuple[tuple[str, tuple[str, ...], re.Pattern[str]], ...] = tuple(
             r"\byou(?:'ll| will| are going to)\s+(?:definitely\s+|certainly\s+)?(?:get|receive|be)\s+"
             r"(?:a\s+|your\s+)?(?:full\s+)?(?:refund|refunded|reimbursed|credited|compensated|money back)",
         ),
+        # The phrasings an LLM drafts a done deal in: contractions ("I've issued", "we're refunding"),
+        # "went ahead and", passives about the refund, the order or the money. A refund *request* filed
+        # for review, a credit card, or the refund team stay allowed (`_NOT_A_REFUND`).
+        (
+            "refund promised",
+            _REFUND_WORDS,
+            _WE + r"(?:issu|giv|gave|sen[dt]|process|approv|initiat|arrang|authori[sz])\w*\s+(?:you\s+)?"
+            r"(?:a\s+|an\s+|your\s+|the\s+)?(?:full\s+|complete\s+)?"
+            r"(?:refund|reimbursement|credit|compensation|money back)\b" + _NOT_A_REFUND,
+        ),
+        (
+            "refund promised",
+            _REFUND_WORDS,
+            _WE + r"(?:refund|reimburs|credit|compensat)(?:e|ed|es|ing|s)?\b" + _NOT_A_REFUND,
+        ),
+        (
+            "refund promised",
+            ("refunded", "reimbursed", "credited"),
+            r"\b(?:we|i)(?:'ll| will|'re going to| are going to| can|'ve| have)\s+"
+            r"(?:got|get|gotten|had|have)\s+(?:that|it|this|everything|your\s+\w+|the\s+\w+)\s+"
+            r"(?:fully\s+)?(?:refunded|reimbursed|credited)",
+        ),
+        (
+            "refund promised",
+            _REFUND_WORDS,
+            r"\byou(?:'ve| have)\s+(?:already\s+|now\s+)?been\s+(?:fully\s+)?"
+            r"(?:refunded|reimbursed|credited|compensated)",
+        ),
+        (
+            "refund promised",
+            _REFUND_WORDS,
+            r"(?:\byou(?:'re| are)\s+(?:now\s+|also\s+)?(?:getting|receiving)"
+            r"|\b(?:make sure|ensure|see to it that)\s+you\s+(?:get|receive))\s+"
+            r"(?:a\s+|your\s+)?(?:full\s+)?(?:refund|reimbursement|money back)\b" + _NOT_A_REFUND,
+        ),
+        (
+            "refund promised",
+            ("refunded", "reimbursed", "credited back", "returned to your"),
+            r"\b(?:order|payment|purchase|charge|amount|money|funds|total|it)\s+"
+            r"(?:has|have|had|will|is|are|was|were)\s+(?:already\s+)?(?:been\s+|be\s+|being\s+)?"
+            r"(?:fully\s+)?(?:refunded|reimbursed|credited back|returned to your)",
+        ),
         (
             "refund promised",
             ("refund",),
-            r"\brefund\s+(?:has been|is|was|will be)\s+(?:approved|processed|issued|sent)",
+            # Not a condition: "if your refund is approved, it goes back to your card" promises nothing.
+            "".join(f"(?<!{w} {d} )" for w in ("if", "once", "when", "whether") for d in ("the", "your", "a"))
+            + r"\brefund\s+(?:has|is|was|will)\s+(?:already\s+)?(?:been\s+|be\s+|being\s+)?"
+            r"(?:approved|processed|issued|sent|initiated|completed|authori[sz]ed|on (?:its|the) way)",
         ),
         (
             "amount promised",
@@ -151,6 +206,9 @@ _WARRANTY = (
 _WARRANTY_WRONG = re.compile(r"\b(?:lifetime|no)\s+warranty\b")
 
 
+_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u2032": "'"})
+
+
 def _any_in(keywords: tuple[str, ...], folded: str) -> bool:
     return any(k in folded for k in keywords)
 
@@ -197,12 +255,18 @@ def _policy(folded: str) -> list[str]:
     return reasons
 
 
-def check(text: str, own_email: str) -> list[str]:
-    """Every reason to reject `text` (empty: approved). Pure; table-tested."""
+def check(text: str, own_email: str, own_names: Iterable[str] = ()) -> list[str]:
+    """Every reason to reject `text` (empty: approved). Pure; table-tested.
+
+    `own_names`: the customer's names, which are not hostile words when they are also one ("Hi Sue.").
+    """
     reasons = _pii(text, own_email)
-    folded = fold(text)
+    # Models often write typographic apostrophes (U+2019); the patterns spell contractions with "'".
+    # One character for one, so offsets into `text` still hold.
+    folded = fold(text).translate(_APOSTROPHES)
     # Same offsets in `text`: report the words as written, lower-cased, as before folding.
-    profane = sorted({text[m.start() : m.end()].lower() for m in _PROFANITY.finditer(folded)})
+    names = {fold(n) for n in own_names}
+    profane = sorted({text[m.start() : m.end()].lower() for m in _PROFANITY.finditer(folded)} - names)
     if profane:
         reasons.append("profanity: " + ", ".join(profane))
     promised = (label for label, kw, p in _PROMISES if _any_in(kw, folded) and p.search(folded))
@@ -213,10 +277,54 @@ def check(text: str, own_email: str) -> list[str]:
     return reasons
 
 
+_ORDER_IDS = re.compile(r"\bord-\d+\b")
+_TRACKING_NUMBERS = re.compile(r"\btrk\d+\b")
+
+
+def unknown_ids(envelope: Envelope, text: str) -> list[str]:
+    """The order ids and tracking numbers in `text` the mesh never had: not the customer's orders, their
+    tracking or an action's outcome, nor written by the customer. A model asked for a tracking number
+    it was not given makes one up, and a made-up one reads exactly like a real one."""
+    known = {fold(envelope.message)}
+    ctx = envelope.context
+    for order in ctx.orders if ctx is not None else []:
+        known.update((order.order_id, order.tracking_number or ""))
+        if order.tracking is not None:
+            known.add(order.tracking.tracking_number)
+    for action in envelope.actions:
+        known.update((action.order_id or "", action.detail, *action.data.values()))
+    facts = fold(" ".join(known))
+    have = set(_ORDER_IDS.findall(facts)) | set(_TRACKING_NUMBERS.findall(facts))
+    folded = fold(text)
+    return [
+        f"unknown {what}: {found.upper()}"
+        for what, pattern in (("order id", _ORDER_IDS), ("tracking number", _TRACKING_NUMBERS))
+        for found in dict.fromkeys(pattern.findall(folded))
+        if found not in have
+    ]
+
+
+def customer_names(envelope: Envelope) -> list[str]:
+    """The words of the customer's name, as the replies greet them."""
+    ctx = envelope.context
+    return (ctx.name or "").split() if ctx is not None and ctx.found else []
+
+
+def without_quotes(envelope: Envelope, template: str) -> str:
+    """`template` without the people's replies a follow-up quotes word for word: a person may say what
+    the mesh may not (a refund they approved), and checking their words as the mesh's once replaced
+    the whole follow-up with the generic safe reply."""
+    for item in envelope.followups:
+        if item.last_reply:
+            template = template.replace(f'"{item.last_reply}"', '""')
+    return template
+
+
 def replacement_text(envelope: Envelope) -> str:
     """The template reply if it passes the checks (it normally does), else the generic safe reply."""
     template = templates.compose(envelope)
-    return template if not check(template, envelope.customer_email) else templates.safe_reply(envelope)
+    passes = not check(without_quotes(envelope, template), envelope.customer_email, customer_names(envelope))
+    return template if passes else templates.safe_reply(envelope)
 
 
 class GuardrailValidator(PlainActor):
@@ -224,7 +332,15 @@ class GuardrailValidator(PlainActor):
 
     async def handle(self, envelope: Envelope) -> None:
         draft = envelope.draft
-        reasons = check(draft.text, envelope.customer_email) if draft else ["no draft to validate"]
+        if draft is None:
+            reasons = ["no draft to validate"]
+        else:
+            # Only a template quotes people; an LLM draft is checked whole, and may name no order or
+            # tracking number the mesh does not have (a template is built from those alone).
+            text = without_quotes(envelope, draft.text) if draft.method == "template" else draft.text
+            reasons = check(text, envelope.customer_email, customer_names(envelope))
+            if draft.method == "llm":
+                reasons.extend(unknown_ids(envelope, draft.text))
         if not reasons:
             envelope.guardrail = GuardrailVerdict(approved=True, action="approved")
             return

@@ -5,20 +5,38 @@ guardrail_validator sends a draft back with reasons. Writes `envelope.draft`.
 
 The template for the intent always works and is the fallback. With LITELLM_MODEL set, the LLM drafts
 the reply from a prompt holding the same facts (orders, tracking, action outcomes), the store
-policies and, on regeneration, the guardrail's reasons; any LLM failure keeps the template and
-records why. A message flagged as prompt injection gets a safe generic reply and no LLM.
+policies and, on regeneration, the guardrail's reasons; any LLM failure (a refusal included) keeps
+the template and records why. A message flagged as prompt injection gets a safe generic reply and no LLM.
 """
 
 from __future__ import annotations
 
+import re
 from typing import ClassVar
 
 from actormesh_runtime.actors.llm_base import LLMActor
 from actormesh_runtime.catalog import ActorName
 from actormesh_runtime.envelope import DraftResponse, Envelope
 from actormesh_runtime.llm import prompts
-from actormesh_runtime.llm.errors import LLMError
+from actormesh_runtime.llm.errors import LLMError, LLMInvalidResponse
 from actormesh_runtime.replies import facts, templates
+from actormesh_runtime.textfold import fold
+
+# A model's refusal ("I'm sorry, but I can't assist with that request.") is well-formed text that
+# passes every guardrail check, yet says nothing: the template has the customer's real facts. Only a
+# refusal of the whole request counts: "I can't help with refunds in chat, but..." is an answer.
+_REFUSAL = re.compile(
+    r"(?:(?:i'm|i am|we're|we are)\s+(?:very\s+|so\s+|really\s+)?sorry|sorry|(?:i|we)\s+apologi[sz]e"
+    r"|unfortunately)?[\s,.!]*(?:but\s+)?(?:i|we)(?:'m|\s+am|'re|\s+are)?\s+"
+    r"(?:can't|cannot|can not|unable to|not able to|won't|will not|must decline to)\s+"
+    r"(?:help|assist|comply|fulfil+|respond|answer|continue|engage)"
+    r"(?:\s+(?:you|with|that|this|the|your|request|here|it)\b)*\s*(?:[.!]|$)"
+)
+_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'"})
+
+
+def is_refusal(text: str) -> bool:
+    return _REFUSAL.match(fold(text.strip()).translate(_APOSTROPHES)) is not None
 
 
 def regeneration(envelope: Envelope) -> tuple[int, list[str]]:
@@ -53,5 +71,8 @@ class ResponseGenerator(LLMActor):
             except LLMError as exc:
                 draft.llm_fallback_reason = f"{exc.reason}: {exc}"[:300]
             else:
-                draft.text, draft.method = reply.text.strip(), "llm"
+                if is_refusal(reply.text):
+                    draft.llm_fallback_reason = f"{LLMInvalidResponse.reason}: refusal"
+                else:
+                    draft.text, draft.method = reply.text.strip(), "llm"
         envelope.draft = draft

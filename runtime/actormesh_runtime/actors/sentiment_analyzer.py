@@ -42,16 +42,22 @@ _REPEATED_FAILURE = _words(
     r"never (?:arrived|came|received|got)",
 )
 _FRAUD = _words(r"fraud(?:ulent)?", r"stolen", r"unauthori[sz]ed", r"scam(?:med)?", r"identity theft")
+# "sue" and "court" only as threats: bare, they matched a name ("Sue from your team"), an address
+# ("5 Oak Court") or a product ("basketball court set"), and a delivery question became an urgent
+# legal-threat escalation.
 _LEGAL = _words(
     r"lawyers?",
     r"attorneys?",
-    r"sue",
+    r"(?:will|'ll|going to|gonna|want to|plan to|ready to|have to|i|we) sue",
+    r"sue (?:you|your|ya|u|them|the company|this company|this store|this shop)",
     r"suing",
     r"lawsuit",
     r"legal action",
-    r"take (?:you|this) to court",
+    r"(?:take|taking|took|drag|dragging|bring|bringing|see|seeing|meet) (?:you|this|them|it|your \w+)"
+    r" (?:to|in|into) court",
+    r"(?:go|going|went|gone|head|heading|end up|ends up|ending up|settle this|settled) (?:to|in) court",
+    r"court (?:case|action|claim|proceedings)",
     r"small claims",
-    r"court",
     r"consumer protection",
     r"report (?:you|this) to (?:the )?(?:bbb|ftc|authorities|attorney general)",
 )

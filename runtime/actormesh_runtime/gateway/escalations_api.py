@@ -67,8 +67,12 @@ class Agent(BaseModel):
     def acting(self, named: str | None) -> str:
         if named is None or not named.strip():
             return self.name
-        if self.verified and named.strip().lower() != self.name:
-            raise AuthError(403, "agent does not match the bearer token")
+        if self.verified:
+            if named.strip().lower() != self.name:
+                raise AuthError(403, "agent does not match the bearer token")
+            # The token's spelling, not the body's: claims and replies compare names exactly, so one
+            # agent written two ways would be refused their own escalation.
+            return self.name
         return named.strip()
 
 

@@ -42,6 +42,11 @@ _FENCE = re.compile(r"^\s*```(?:json)?\s*|\s*```\s*$", re.IGNORECASE)
 
 _litellm: ModuleType | None = None
 
+MAX_CHARS_PER_TOKEN = 16
+"""No tokenizer's tokens average this long: a reply longer than `max_tokens` times this came from an
+endpoint that ignored `max_tokens`. Taken as it was, a megabyte-long draft outgrew what the bus
+carries and the customer's request hung until the gateway's timeout."""
+
 
 def _import_litellm() -> ModuleType:
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -65,20 +70,24 @@ class LLMReply:
     text: str
     prompt_tokens: int
     completion_tokens: int
+    cut_off: bool = False
+    """The model stopped at `max_tokens` (finish_reason "length"): the text ends mid-sentence."""
 
 
 def extract_json(text: str) -> Any:
     """The JSON value in a model's answer, tolerating code fences and chatter around one object."""
     stripped = _FENCE.sub("", text).strip()
+    # Not only JSONDecodeError: a number past the int-digit limit raises a plain ValueError and deep
+    # nesting a RecursionError; both are garbage from the model, not a fault of the actor.
     try:
         return json.loads(stripped)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):
         pass
     start, end = stripped.find("{"), stripped.rfind("}")
     if start != -1 and end > start:
         try:
             return json.loads(stripped[start : end + 1])
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):
             pass
     raise LLMInvalidResponse(f"no JSON object in reply: {redact(text)[:80]!r}")
 
@@ -103,7 +112,8 @@ class LLMClient:
             await _litellm_module()
 
     async def complete_text(self, messages: Messages, *, actor: str, max_tokens: int = 400) -> LLMReply:
-        """One chat completion; raises an `LLMError` subclass on timeout, HTTP error or empty text."""
+        """One chat completion; raises an `LLMError` subclass on timeout, HTTP error, empty text, a
+        reply cut off at `max_tokens` or one far longer than `max_tokens` allows."""
         if not self.enabled:
             raise LLMNotConfigured("LITELLM_MODEL is not set")
         started = time.perf_counter()
@@ -128,6 +138,13 @@ class LLMClient:
         if not reply.text.strip():
             metrics.REQUESTS.labels(actor=actor, outcome=LLMInvalidResponse.reason).inc()
             raise LLMInvalidResponse("empty reply")
+        if len(reply.text) > max_tokens * MAX_CHARS_PER_TOKEN:
+            metrics.REQUESTS.labels(actor=actor, outcome=LLMInvalidResponse.reason).inc()
+            raise LLMInvalidResponse(f"reply of {len(reply.text)} characters for at most {max_tokens} tokens")
+        if reply.cut_off:
+            # Half a sentence is no reply to send, and half a JSON object none to read.
+            metrics.REQUESTS.labels(actor=actor, outcome=LLMInvalidResponse.reason).inc()
+            raise LLMInvalidResponse(f"reply cut off at max_tokens ({max_tokens})")
         metrics.REQUESTS.labels(actor=actor, outcome="ok").inc()
         return reply
 
@@ -174,13 +191,15 @@ class LLMClient:
 
 def _parse_response(response: Any) -> LLMReply:
     try:
-        text = response.choices[0].message.content or ""
+        choice = response.choices[0]
+        text = choice.message.content or ""
     except (AttributeError, IndexError, TypeError) as exc:
         raise LLMInvalidResponse("reply has no choices") from exc
     usage = getattr(response, "usage", None)
     prompt = int(getattr(usage, "prompt_tokens", 0) or 0)
     completion = int(getattr(usage, "completion_tokens", 0) or 0)
-    return LLMReply(text=str(text), prompt_tokens=prompt, completion_tokens=completion)
+    cut_off = getattr(choice, "finish_reason", None) == "length"
+    return LLMReply(text=str(text), prompt_tokens=prompt, completion_tokens=completion, cut_off=cut_off)
 
 
 def shared_client(settings: RuntimeSettings, extras: dict[str, Any]) -> LLMClient | None:
