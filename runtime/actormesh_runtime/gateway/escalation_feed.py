@@ -8,18 +8,27 @@ through, every replica receives the event and hands it to its own sockets: agent
 that session's customer (an escalation reply, an approval decision or its result), and only when the
 record is that customer's. Core NATS is best effort: a socket that was disconnected when the reply
 came reads it afterwards from the conversation history (every such reply is a stored turn).
+
+Each socket has an outbox of its own (`Outbox`): the NATS callback only queues the event, and one
+task per socket sends. Sent in the callback, one socket that stopped reading (a laptop asleep with the
+console open, a dead network path) held every event of the replica — every other agent's queue and
+every customer's person reply — until the ping timeout closed it, and NATS, its callback stuck, began
+dropping the subscription's messages as a slow consumer. A socket that falls `OUTBOX_FRAMES` behind
+misses the events after that (counted), as a disconnected one does.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from nats.aio.msg import Msg
+from prometheus_client import Counter
 from pydantic import ValidationError
 
 from actormesh_runtime.catalog import Subjects
@@ -27,6 +36,15 @@ from actormesh_runtime.escalations import EscalationEvent
 from actormesh_runtime.history.approval_ops import ApprovalEvent
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+OUTBOX_FRAMES = 256
+"""Events waiting for one socket: far more than a live console or chat ever has queued."""
+DROPPED = Counter(
+    "actormesh_gateway_socket_events_dropped_total",
+    "Escalation and approval events not sent to a socket that had stopped reading (its outbox was full)",
+    ["socket"],
+)
 
 
 @dataclass(frozen=True)
@@ -87,14 +105,42 @@ def _parse(msg: Msg, subjects: Subjects) -> tuple[dict[str, Any], PersonReply | 
     return frame, told
 
 
+class Outbox(Generic[T]):
+    """Items for one listener, delivered in order by a task of its own; `offer` never waits."""
+
+    def __init__(self, deliver: Callable[[T], Awaitable[None]], kind: str) -> None:
+        self._deliver = deliver
+        self._kind = kind
+        self._queue: asyncio.Queue[T] = asyncio.Queue(OUTBOX_FRAMES)
+        self._task = asyncio.create_task(self._run(), name=f"escalation-feed-{kind}")
+
+    def offer(self, item: T) -> None:
+        try:
+            self._queue.put_nowait(item)
+        except asyncio.QueueFull:
+            DROPPED.labels(self._kind).inc()
+            log.warning("escalation event not sent: the socket stopped reading", extra={"socket": self._kind})
+
+    async def _run(self) -> None:
+        while True:
+            item = await self._queue.get()
+            try:
+                await self._deliver(item)
+            except Exception:  # one broken socket must not stop its outbox
+                log.exception("escalation event listener failed")
+
+    def close(self) -> None:
+        self._task.cancel()
+
+
 class EscalationFeed:
     """Fans the mesh's escalation and approval events out to this replica's listeners."""
 
     def __init__(self, subjects: Subjects) -> None:
         self.subjects = subjects
         self._subs: list[Any] = []
-        self._agents: set[AgentListener] = set()
-        self._sessions: dict[str, set[SessionListener]] = {}
+        self._agents: dict[AgentListener, Outbox[dict[str, Any]]] = {}
+        self._sessions: dict[str, dict[SessionListener, Outbox[PersonReply]]] = {}
 
     async def start(self, nc: Any) -> None:
         for subject in self.subjects.escalation_event_subjects:
@@ -105,20 +151,28 @@ class EscalationFeed:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
         self._subs.clear()
+        for outbox in [*self._agents.values(), *(o for s in self._sessions.values() for o in s.values())]:
+            outbox.close()
+        self._agents.clear()
+        self._sessions.clear()
 
     def add_agent(self, listener: AgentListener) -> None:
-        self._agents.add(listener)
+        self._agents[listener] = Outbox(listener, "agent")
 
     def remove_agent(self, listener: AgentListener) -> None:
-        self._agents.discard(listener)
+        outbox = self._agents.pop(listener, None)
+        if outbox is not None:
+            outbox.close()
 
     def add_session(self, session_id: str, listener: SessionListener) -> None:
-        self._sessions.setdefault(session_id, set()).add(listener)
+        self._sessions.setdefault(session_id, {})[listener] = Outbox(listener, "chat")
 
     def remove_session(self, session_id: str, listener: SessionListener) -> None:
         listeners = self._sessions.get(session_id)
         if listeners is not None:
-            listeners.discard(listener)
+            outbox = listeners.pop(listener, None)
+            if outbox is not None:
+                outbox.close()
             if not listeners:
                 del self._sessions[session_id]
 
@@ -131,15 +185,8 @@ class EscalationFeed:
         if parsed is None:
             return
         frame, told = parsed
-        for agent in list(self._agents):
-            await self._call(agent(frame))
+        for agent in self._agents.values():
+            agent.offer(frame)
         if told is not None:
-            for session in list(self._sessions.get(told.session_id, ())):
-                await self._call(session(told))
-
-    @staticmethod
-    async def _call(delivery: Awaitable[None]) -> None:
-        try:
-            await delivery
-        except Exception:  # one broken socket must not starve the others
-            log.exception("escalation event listener failed")
+            for session in self._sessions.get(told.session_id, {}).values():
+                session.offer(told)
