@@ -222,6 +222,24 @@ async def test_child_events_wake_the_owner_only_for_changes_it_reads() -> None:
     await cache.stop()
 
 
+async def test_a_child_taken_from_its_mesh_wakes_the_mesh_it_was_taken_from() -> None:
+    kube, changes = FakeKube([deployment(5)]), []
+    cache = cache_with(kube, changes)
+    await cache.wait_synced()
+    stripped = deployment(6)
+    stripped["metadata"]["ownerReferences"] = []
+    await kube.events.put({"type": "MODIFIED", "object": stripped})
+    await kube.events.put({"type": "MODIFIED", "object": deployment(7)})  # demo restored it
+    other = deployment(8)
+    other["metadata"]["ownerReferences"] = [{**OWNER, "name": "other", "uid": "u2"}]
+    await kube.events.put({"type": "MODIFIED", "object": other})
+    await eventually_async(lambda: len(changes) == 4, what="four wake-ups")
+    # Stripped: nobody controls it now, yet demo must restore it. Handed to another mesh: both are told.
+    demo, other_mesh = ("ns", "demo", "u1", CONTENT_CHANGE), ("ns", "other", "u2", CONTENT_CHANGE)
+    assert changes == [demo, demo, demo, other_mesh]
+    await cache.stop()
+
+
 async def test_the_event_of_our_own_write_is_no_news_and_older_events_are_ignored() -> None:
     kube, changes = FakeKube([]), []
     cache = cache_with(kube, changes)

@@ -7,9 +7,9 @@ watch event of our own write is recognised as no change. The index key is the me
 (`builders.labels.mesh_selector`), the same selector the reconcile used to list with.
 
 Each event is classified by the pure `diff.change_kind`; the owner (from the controller
-ownerReference, never from labels) gets `on_change(namespace, mesh, uid, kind)` only for `content`
-and `status` changes. Monitoring kinds and kinds whose CRD appeared after start-up have no informer:
-`runner.py` lists those as before.
+ownerReference, never from labels; before and after the event, when an edit changed it) gets
+`on_change(namespace, mesh, uid, kind)` only for `content` and `status` changes. Monitoring kinds and
+kinds whose CRD appeared after start-up have no informer: `runner.py` lists those as before.
 
 It also keeps each child's *apply version*: the resourceVersion at which anything an apply decision
 reads last changed (`diff.same_apply_view`). A child verified in sync at that version stays verified
@@ -166,11 +166,13 @@ class ChildCache:
         change = change_kind(old, new)
         if change == NO_CHANGE:
             return
-        owner = controller_of(new if new is not None else old or {})
-        if owner is None:
-            return
+        # The controller before the event too: an edit that strips or replaces the mesh's reference
+        # leaves a child the garbage collector would not delete with the mesh, and only the mesh it
+        # was taken from restores it.
+        owners = {owner for obj in (old, new) if obj is not None and (owner := controller_of(obj))}
         namespace = str(((new or old or {}).get("metadata") or {}).get("namespace") or "")
-        self._on_change(namespace, owner[0], owner[1], change)
+        for name, uid in sorted(owners):
+            self._on_change(namespace, name, uid, change)
 
     def _track_apply_version(self, old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:
         if new is None:

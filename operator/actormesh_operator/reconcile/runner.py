@@ -136,11 +136,14 @@ class MeshReconciler:
         while it is the mesh's current generation (anything else needs a full pass)."""
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._passes = asyncio.Semaphore(CONCURRENT_PASSES)
-        self._paused: set[tuple[str, str]] = set()
-        """Meshes whose last successful pass was paused: a failed pass after the annotation is removed
-        writes Paused=False, and the Resumed Event must still follow the pass that restores them."""
-        self._stalled: dict[tuple[str, str], str] = {}
-        """Last Stalled message per mesh, so a resync of a stuck mesh does not repeat its Event."""
+        self._paused: dict[tuple[str, str], str] = {}
+        """UID of each mesh whose last successful pass was paused: a failed pass after the annotation is
+        removed writes Paused=False, and the Resumed Event must still follow the pass that restores it.
+        By UID, as `_stalled`: a mesh recreated under the name was never paused."""
+        self._stalled: dict[tuple[str, str], tuple[str, str]] = {}
+        """(UID, last Stalled message) per mesh, so a resync of a stuck mesh does not repeat its Event.
+        The UID: a mesh deleted and recreated under the same name (`kubectl replace --force`, Argo CD's
+        Replace) is another object, whose Events would otherwise never say why it is stuck."""
 
     async def reconcile(
         self, namespace: str, name: str, *, trigger: str, retry: int = 0
@@ -218,15 +221,16 @@ class MeshReconciler:
         self, key: tuple[str, str], body: Mapping[str, Any], mesh: ActorMesh | None, outcome: ApplyOutcome
     ) -> None:
         """`Paused` / `Resumed` on a pause transition, else `Applied` when something was written."""
-        was_paused = key in self._paused or _condition_status(body, ConditionType.PAUSED) == "True"
+        uid = _uid(body)
+        was_paused = self._paused.get(key) == uid or _condition_status(body, ConditionType.PAUSED) == "True"
         if mesh is not None and mesh.paused:
-            self._paused.add(key)
+            self._paused[key] = uid
             if not was_paused:
                 await self._event(
                     body, "Normal", "Paused", f"{PAUSED_ANNOTATION} is true: children are no longer written"
                 )
         elif was_paused:
-            self._paused.discard(key)
+            self._paused.pop(key, None)
             changed = _summary(outcome) if outcome.changed else "every child already matched the spec"
             await self._event(body, "Normal", "Resumed", f"{PAUSED_ANNOTATION} removed; {changed}")
         elif outcome.changed:
@@ -405,8 +409,9 @@ class MeshReconciler:
             observed = _observed(attempt, missing=attempt.missing, applied=False, error=error)
             await self._write_status(body, mesh, observed)
         key = (str(body["metadata"].get("namespace")), str(body["metadata"]["name"]))
-        if stalled and self._stalled.get(key) != failure.message:
-            self._stalled[key] = failure.message
+        seen = (_uid(body), failure.message)
+        if stalled and self._stalled.get(key) != seen:
+            self._stalled[key] = seen
             reason = failure.reason if failure.permanent else Reason.RETRIES_EXHAUSTED
             await self._event(body, "Warning", reason.value, failure.message)
 
@@ -488,6 +493,10 @@ def _observed(
 
 def _generation(body: Mapping[str, Any]) -> int:
     return int((body.get("metadata") or {}).get("generation") or 0)
+
+
+def _uid(body: Mapping[str, Any]) -> str:
+    return str((body.get("metadata") or {}).get("uid") or "")
 
 
 def _condition_status(body: Mapping[str, Any], kind: ConditionType) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -17,9 +18,11 @@ from tests.integration.operator.kubeapi import (
     merge_patch,
     minimal_mesh,
     reconciled,
+    resource_versions,
     try_get,
 )
 from tests.support.eventually import eventually
+from tests.support.k8s import KubeControlPlane
 
 pytestmark = [pytest.mark.integration, pytest.mark.k8s, pytest.mark.xdist_group("k8s")]
 
@@ -56,6 +59,39 @@ def test_deleted_and_edited_children_are_restored(operators: OperatorFactory, ku
         )
 
     eventually(restored, what="deleted and edited children restored", timeout_s=60)
+
+
+def test_a_child_stripped_of_its_owner_reference_is_restored(
+    operators: OperatorFactory, kube_namespace: str
+) -> None:
+    """Without its ownerReference a child would outlive the mesh (the garbage collector would not take
+    it, and pruning never touches what another owns): the mesh it belonged to repairs it at once."""
+    kube, ns, mesh = operators.kube, kube_namespace, "owned"
+    # A resync far in the future: only the child watch can bring the reference back in time.
+    operators.start(resync_interval_s=3600)
+    apply(kube, ns, minimal_mesh(mesh))
+    eventually(lambda: reconciled(kube, ns, mesh) is not None, what="mesh reconciled", timeout_s=60)
+    uid = get(kube, ns, "actormesh", mesh)["metadata"]["uid"]
+    gateway = names.gateway(mesh)
+    eventually(
+        lambda: ("Service", gateway) in children(kube, ns, mesh), what="children created", timeout_s=60
+    )
+
+    # Quiet first: a pass the creation still causes would repair it whatever the watch does.
+    eventually(lambda: _stable(kube, ns, mesh), what="children settled", timeout_s=90)
+    merge_patch(kube, ns, f"service/{gateway}", {"metadata": {"ownerReferences": None}})
+
+    def owner() -> list[str]:
+        refs = get(kube, ns, "service", gateway)["metadata"].get("ownerReferences") or []
+        return [r["uid"] for r in refs if r.get("controller")]
+
+    eventually(lambda: owner() == [uid], what="the mesh's ownerReference restored", timeout_s=60)
+
+
+def _stable(kube: KubeControlPlane, ns: str, mesh: str) -> bool:
+    first = resource_versions(kube, ns, mesh)
+    time.sleep(2)
+    return resource_versions(kube, ns, mesh) == first
 
 
 def test_a_policy_an_older_release_made_is_pruned(operators: OperatorFactory, kube_namespace: str) -> None:

@@ -148,3 +148,37 @@ def test_missing_secret_stalls_and_recovers(operators: OperatorFactory, kube_nam
         what="recovered",
         timeout_s=60,
     )
+
+
+def _uid(kube: KubeControlPlane, ns: str, mesh: str) -> str:
+    return str(get(kube, ns, "actormesh", mesh)["metadata"]["uid"])
+
+
+def _warnings_about(kube: KubeControlPlane, ns: str, uid: str) -> list[dict[str, Any]]:
+    """The Warning Events `kubectl describe` shows for this very mesh (matched by UID, not name)."""
+    items = get(kube, ns, "events", "--field-selector", f"involvedObject.uid={uid}")["items"]
+    return [e for e in items if e.get("type") == "Warning"]
+
+
+def test_a_mesh_recreated_under_a_deleted_stalled_name_gets_its_own_warning(
+    operators: OperatorFactory, kube_namespace: str
+) -> None:
+    kube, ns, mesh = operators.kube, kube_namespace, "phoenix"
+    operators.start()
+    body = minimal_mesh(mesh, gateway={"authSecretRef": {"name": "phoenix-jwt", "key": "secret"}})
+    apply(kube, ns, body)
+    eventually(lambda: stalled(kube, ns, mesh) is not None, what="first mesh stalled", timeout_s=60)
+    first = _uid(kube, ns, mesh)
+    eventually(lambda: bool(_warnings_about(kube, ns, first)), what="its Warning Event", timeout_s=60)
+
+    kube.kubectl("delete", "actormesh", mesh, "-n", ns)  # waits until it is gone
+    apply(kube, ns, body)
+    second = _uid(kube, ns, mesh)
+    assert second != first
+    eventually(lambda: stalled(kube, ns, mesh) is not None, what="second mesh stalled", timeout_s=60)
+    # The same failure, but another object: a user describing the new mesh must see why it is stuck.
+    eventually(
+        lambda: [e["reason"] for e in _warnings_about(kube, ns, second)] == ["SecretNotFound"],
+        what="the new mesh's own Warning Event",
+        timeout_s=60,
+    )

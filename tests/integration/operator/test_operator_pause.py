@@ -137,3 +137,35 @@ def test_pause_keeps_hand_changes_and_resume_restores_the_spec(
     assert f"deployment {gateway} (drifted at .spec.replicas)" in message
     assert f"deployment {actor} (drifted at" in message
     assert f"deployment {sentiment} (desired state changed)" in message
+
+
+def _reasons_about(operators: OperatorFactory, ns: str, uid: str) -> list[str]:
+    """The reasons of the Events about this very mesh (by UID: a recreated mesh is another object)."""
+    items = get(operators.kube, ns, "events", "--field-selector", f"involvedObject.uid={uid}")["items"]
+    return [e["reason"] for e in items]
+
+
+def test_a_mesh_recreated_under_a_deleted_paused_name_was_never_paused(
+    operators: OperatorFactory, kube_namespace: str
+) -> None:
+    kube, ns, mesh = operators.kube, kube_namespace, "reborn"
+    operators.start()
+    paused = minimal_mesh(mesh)
+    paused["metadata"]["annotations"] = {"actormesh.io/paused": "true"}
+    apply(kube, ns, paused)
+    eventually(
+        lambda: _mesh_condition(operators, ns, mesh, "Paused").get("status") == "True",
+        what="the first mesh paused",
+        timeout_s=60,
+    )
+    kube.kubectl("delete", "actormesh", mesh, "-n", ns)  # waits until it is gone
+
+    apply(kube, ns, minimal_mesh(mesh))
+    uid = get(kube, ns, "actormesh", mesh)["metadata"]["uid"]
+    eventually(lambda: matching(kube, ns, mesh) is not None, what="the new mesh reconciled", timeout_s=60)
+    # Its first pass created every child: that is an Applied Event, not a Resumed one.
+    eventually(
+        lambda: _reasons_about(operators, ns, uid) == ["Applied"],
+        what="the new mesh's Applied Event (and no Resumed)",
+        timeout_s=60,
+    )
