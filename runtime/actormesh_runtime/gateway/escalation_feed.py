@@ -151,7 +151,9 @@ class EscalationFeed:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
         self._subs.clear()
-        for outbox in [*self._agents.values(), *(o for s in self._sessions.values() for o in s.values())]:
+        outboxes: list[Outbox[Any]] = [*self._agents.values()]
+        outboxes += [o for listeners in self._sessions.values() for o in listeners.values()]
+        for outbox in outboxes:
             outbox.close()
         self._agents.clear()
         self._sessions.clear()
