@@ -13,6 +13,7 @@ from actormesh_operator.reconcile.diff import (
     HASH_ANNOTATION,
     apply_reason,
     child_key,
+    claim_never_shrinks,
     first_difference,
     manifest_hash,
     parse_quantity,
@@ -275,3 +276,36 @@ def test_no_handover_needed(case: str) -> None:
     else:
         live = None
     assert replicas_handover(desired, live, MANAGER) is None
+
+
+def _claim(size: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "demo-history-backups", "namespace": "ns"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}},
+    }
+
+
+@pytest.mark.parametrize(
+    ("spec", "live", "applied"),
+    [
+        ("5Gi", None, "5Gi"),
+        ("5Gi", "5Gi", "5Gi"),
+        ("1Gi", "5Gi", "5Gi"),  # asked smaller: Kubernetes refuses to shrink, the claim stays
+        ("5Gi", "20Gi", "20Gi"),  # grown by hand (kubectl patch pvc): it stays grown
+        ("5120Mi", "5Gi", "5120Mi"),  # the same quantity spelt otherwise: nothing to raise
+        ("10Gi", "5Gi", "10Gi"),  # asked larger: applied, a volume expansion
+    ],
+    ids=["new", "same", "smaller", "grown-by-hand", "same-quantity", "larger"],
+)
+def test_a_claim_is_never_asked_to_shrink(spec: str, live: str | None, applied: str) -> None:
+    desired = _claim(spec)
+    raised = claim_never_shrinks(desired, _claim(live) if live else None)
+    assert raised["spec"]["resources"]["requests"]["storage"] == applied
+    assert desired == _claim(spec), "the builder's manifest is left as it was"
+
+
+def test_only_claims_are_raised() -> None:
+    deployment = _deployment()
+    assert claim_never_shrinks(deployment, _deployment()) is deployment

@@ -163,6 +163,28 @@ def _immutable(component: str, field: str) -> Rule:
     return Rule((), rule, f"spec.{component}.storage.{field} is immutable", f".{component}.storage.{field}")
 
 
+def _backup_class_immutable() -> Rule:
+    """The snapshots' own claim (backups on, no `existingClaim`) keeps its storage class: Kubernetes
+    refuses to change a claim's, and the apply of every pass would be rejected. Its size may change:
+    the operator asks for more (an expansion) and never for less (`reconcile.diff.claim_never_shrinks`)."""
+
+    def own_claim(x: str) -> str:
+        return f"(has({x}.enabled) && {x}.enabled && !has({x}.existingClaim))"
+
+    def storage_class(x: str) -> str:
+        return f"(has({x}.storage) && has({x}.storage.storageClassName) ? {x}.storage.storageClassName : '')"
+
+    return Rule(
+        ("history", "backup"),
+        f"!({own_claim('self')} && {own_claim('oldSelf')})"
+        f" || {storage_class('self')} == {storage_class('oldSelf')}",
+        "spec.history.backup.storage.storageClassName is immutable while the operator's snapshot claim"
+        " exists (Kubernetes cannot change a claim's class); to move the snapshots to another class,"
+        " create a claim of it and set spec.history.backup.existingClaim",
+        ".storage.storageClassName",
+    )
+
+
 STORAGES: list[tuple[str, ...]] = [("nats",), ("redis",), ("history",), ("history", "backup")]
 """The sections holding a `storage` (a PVC request)."""
 
@@ -398,6 +420,7 @@ SPEC_RULES: list[Rule] = [
         BACKUP_CLAIM_OR_STORAGE,
         ".existingClaim",
     ),
+    _backup_class_immutable(),
     Rule(
         ("extraLabels",),
         "self.all(k, !k.startsWith('app.kubernetes.io/'))",

@@ -21,6 +21,7 @@ from actormesh_operator.reconcile.diff import (
     ChildKey,
     apply_reason,
     child_key,
+    claim_never_shrinks,
     describe,
     replicas_handover,
     select_prunable,
@@ -95,7 +96,7 @@ async def apply_children(
     one at which anything the comparison reads last changed (a status update changes only the former).
     `hashes` receives every desired child's hash (`insync.py`)."""
     for manifest in desired:
-        body = with_hash(manifest)
+        body = with_hash(claim_never_shrinks(manifest, live.get(child_key(manifest))))
         key = child_key(body)
         if hashes is not None:
             hashes[key] = body["metadata"]["annotations"][HASH_ANNOTATION]

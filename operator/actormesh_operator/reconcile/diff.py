@@ -143,6 +143,24 @@ def first_difference(desired: Any, live: Any, path: str = "") -> str | None:
     return None if scalars_equal(desired, live) else (path or ".")
 
 
+def claim_never_shrinks(desired: Mapping[str, Any], live: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    """`desired`, with a PersistentVolumeClaim's storage request raised to the live claim's when that is
+    larger: the spec's size is a floor. Kubernetes refuses to shrink a claim (every apply of the smaller
+    size would be rejected and the mesh stall, its other changes with it), and a claim grown by hand
+    (`kubectl patch pvc`, the usual way to expand a volume) must stay grown. Asking for more is applied:
+    a volume expansion, where the storage class allows one."""
+    if desired.get("kind") != "PersistentVolumeClaim" or live is None:
+        return desired
+    want = ((desired.get("spec") or {}).get("resources") or {}).get("requests") or {}
+    have = ((live.get("spec") or {}).get("resources") or {}).get("requests") or {}
+    wanted, held = parse_quantity(want.get("storage")), parse_quantity(have.get("storage"))
+    if wanted is None or held is None or held <= wanted:
+        return desired
+    spec = dict(desired["spec"])
+    spec["resources"] = {**spec["resources"], "requests": {**want, "storage": have["storage"]}}
+    return {**desired, "spec": spec}
+
+
 def _is_empty(value: Any) -> bool:
     return value is None or value == {} or value == [] or value == ""
 
@@ -232,7 +250,7 @@ def pending_changes(
     wanted = list(desired)
     changes = []
     for manifest in wanted:
-        body = with_hash(manifest)
+        body = with_hash(claim_never_shrinks(manifest, live.get(child_key(manifest))))
         reason = apply_reason(body, live.get(child_key(body)), field_manager)
         if reason is not None:
             changes.append(f"{describe(body)} ({reason})")
