@@ -309,3 +309,21 @@ def test_a_claim_is_never_asked_to_shrink(spec: str, live: str | None, applied: 
 def test_only_claims_are_raised() -> None:
     deployment = _deployment()
     assert claim_never_shrinks(deployment, _deployment()) is deployment
+
+
+def test_a_false_paused_the_api_server_does_not_store_is_no_drift_but_a_pause_is() -> None:
+    desired = {"spec": {"paused": False, "revisionHistoryLimit": 3}}
+    assert first_difference(desired, {"spec": {"revisionHistoryLimit": 3}}) is None
+    assert first_difference(desired, {"spec": {"paused": True, "revisionHistoryLimit": 3}}) == ".spec.paused"
+    # Only where Kubernetes drops a false: elsewhere a missing false is a difference.
+    assert first_difference({"spec": {"hostNetwork": False}}, {"spec": {}}) == ".spec.hostNetwork"
+
+
+def test_every_deployment_says_it_is_not_paused() -> None:
+    mesh = ActorMesh.from_body(
+        {"metadata": {"name": "demo", "namespace": "ns", "uid": UID}, "spec": {"image": "x:1"}}
+    )
+    built = build_children(mesh, OperatorSettings(), keda_available=False)
+    deployments = [c for c in built if c["kind"] == "Deployment"]
+    assert deployments
+    assert all(d["spec"]["paused"] is False for d in deployments)

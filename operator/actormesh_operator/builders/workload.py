@@ -174,6 +174,9 @@ def deployment(
     `member_labels` (a group's) go on the Deployment and its pods, outside the selector."""
     spec: dict[str, Any] = {
         "selector": {"matchLabels": labels.selector_labels(mesh.name, component)},
+        # Said, not left out: a `kubectl rollout pause` by hand is then drift the operator undoes, not a
+        # rollout that never ends while the mesh reports "rolling out" for ever.
+        "paused": False,
         "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
         "revisionHistoryLimit": 3,
         "template": {

@@ -112,6 +112,11 @@ def apply_reason(
     return None
 
 
+OMITTED_WHEN_FALSE = frozenset({".spec.paused"})
+"""Fields the API server never stores as false (plain booleans with `omitempty`: a Deployment's
+`spec.paused`): false in the desired child and absent in the live one are the same."""
+
+
 def first_difference(desired: Any, live: Any, path: str = "") -> str | None:
     """The first path where `desired` is not contained in `live`, or None if it is.
 
@@ -125,7 +130,7 @@ def first_difference(desired: Any, live: Any, path: str = "") -> str | None:
         for key, value in desired.items():
             sub = f"{path}.{key}"
             if key not in live:
-                if _is_empty(value):
+                if _is_empty(value) or (value is False and sub in OMITTED_WHEN_FALSE):
                     continue
                 return sub
             found = first_difference(value, live[key], sub)

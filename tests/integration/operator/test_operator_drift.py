@@ -14,6 +14,7 @@ from tests.integration.operator.kubeapi import (
     FIELD_MANAGER,
     apply,
     children,
+    generations,
     get,
     merge_patch,
     minimal_mesh,
@@ -193,3 +194,27 @@ def test_switching_autoscaling_on_keeps_the_current_replicas(
     assert deployment["spec"]["replicas"] == 3
     ours = [m for m in deployment["metadata"]["managedFields"] if m["manager"] == FIELD_MANAGER]
     assert all("f:replicas" not in m["fieldsV1"].get("f:spec", {}) for m in ours)
+
+
+def test_a_rollout_paused_by_hand_is_resumed(operators: OperatorFactory, kube_namespace: str) -> None:
+    """`kubectl rollout pause` on a child: before, it stayed paused, no new template ever rolled, and the
+    mesh said "rolling out" for ever."""
+    kube, ns, mesh = operators.kube, kube_namespace, "paused-rollout"
+    operators.start(resync_interval_s=3600)  # only the child watch can bring it back in time
+    apply(kube, ns, minimal_mesh(mesh))
+    gateway = names.gateway(mesh)
+    eventually(lambda: reconciled(kube, ns, mesh) is not None, what="mesh reconciled", timeout_s=60)
+    eventually(
+        lambda: try_get(kube, ns, "deployment", gateway) is not None, what="gateway created", timeout_s=60
+    )
+    before = generations(kube, ns, mesh, "Deployment")
+    kube.kubectl("rollout", "pause", f"deployment/{gateway}", "-n", ns)
+    eventually(
+        lambda: not get(kube, ns, "deployment", gateway)["spec"].get("paused"),
+        what="the rollout resumed by the operator",
+        timeout_s=60,
+    )
+    # Only the paused Deployment's spec was written: a false `paused`, which the API server does not
+    # store, is no drift on the others (their generation counts spec changes only).
+    after = generations(kube, ns, mesh, "Deployment")
+    assert {name for name in before if before[name] != after.get(name)} == {gateway}, (before, after)
