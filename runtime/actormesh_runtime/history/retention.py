@@ -63,7 +63,7 @@ async def prune(store: HistoryStore, before: datetime, *, batch: int = PRUNE_BAT
     for start in range(0, len(candidates), batch):
         deleted += await _delete(store, candidates[start : start + batch], cutoff)
         await asyncio.sleep(0)  # the writers queued behind this batch go first
-    deleted_owners = await _delete_unused_owners(store, cutoff)
+    deleted_owners = await _delete_unused_owners(store, cutoff, batch=batch)
     if deleted or deleted_owners:
         log.info(
             "history retention: deleted old conversations",
@@ -95,15 +95,28 @@ async def _delete(store: HistoryStore, sessions: Sequence[str], cutoff: str) -> 
     return len(expired)
 
 
-async def _delete_unused_owners(store: HistoryStore, cutoff: str) -> int:
-    """Owners claimed before the cutoff whose conversation never stored a turn (the chat failed)."""
-    async with store.writing():
-        cursor = await store.db.execute(
-            "DELETE FROM session_owners WHERE julianday(created_at) < julianday(?)"
-            " AND session_id NOT IN (SELECT session_id FROM turns)",
-            (cutoff,),
-        )
-        return cursor.rowcount
+_UNUSED_OWNERS = (
+    "FROM session_owners WHERE julianday(created_at) < julianday(?)"
+    " AND session_id NOT IN (SELECT session_id FROM turns)"
+)
+
+
+async def _delete_unused_owners(store: HistoryStore, cutoff: str, *, batch: int) -> int:
+    """Owners claimed before the cutoff whose conversation never stored a turn (the chat failed): found
+    on the reading connection, deleted in batches like the conversations."""
+    async with store.reading() as db, db.execute(f"SELECT session_id {_UNUSED_OWNERS}", (cutoff,)) as cursor:
+        candidates = [str(row[0]) for row in await cursor.fetchall()]
+    deleted = 0
+    for start in range(0, len(candidates), batch):
+        sessions = candidates[start : start + batch]
+        async with store.writing():
+            cursor = await store.db.execute(
+                f"DELETE {_UNUSED_OWNERS} AND session_id IN ({','.join('?' * len(sessions))})",
+                (cutoff, *sessions),
+            )
+            deleted += cursor.rowcount
+        await asyncio.sleep(0)
+    return deleted
 
 
 class RetentionLoop:
