@@ -152,7 +152,7 @@ def _apply_error(kube: KubeControlPlane, namespace: str, spec: dict[str, Any]) -
         pytest.param(
             {"gateway": {"env": [{"name": "GATEWAY_ANONYMOUS", "value": "true"}]}},
             "spec.gateway.env: GATEWAY_ANONYMOUS, JWT_SECRET, JWT_PREVIOUS_SECRET, NATS_USER, NATS_PASSWORD,"
-            " DIRECT_HOPS are set by the operator",
+            " NATS_TOKEN, DIRECT_HOPS are set by the operator",
             id="env-anonymous",
         ),
         pytest.param(
