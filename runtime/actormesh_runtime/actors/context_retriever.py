@@ -4,7 +4,8 @@ Writes `envelope.context`. Profile first (its id keys the orders), then orders, 
 every shipped order concurrently. Every order is checked against the profile's customer id and
 every shipment against its order, so no other customer's data can enter the envelope. A failing
 profile lookup raises `UpstreamUnavailable` (redelivery retries it); failing orders or tracking
-calls leave a partial context with `errors` filled in, which is then not cached.
+calls leave a partial context with `errors` filled in, which is then not cached (orders failing are
+`policy.orders.ORDERS_UNAVAILABLE`: the orders are unknown, not absent).
 
 It also writes `envelope.followups` when the message names escalation references (`ESC-…`): their
 state, asked of the history service for this customer only (someone else's reference looks exactly
@@ -24,6 +25,7 @@ from actormesh_runtime.clients.commerce import CommerceClient, CustomerRecord
 from actormesh_runtime.envelope import CustomerContext, Envelope, Order
 from actormesh_runtime.errors import ActorMeshError
 from actormesh_runtime.escalations import EscalationLookup, FollowUp, find_refs
+from actormesh_runtime.policy.orders import MAX_CONTEXT_ORDERS, ORDERS_TRUNCATED, ORDERS_UNAVAILABLE
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,16 @@ def own_orders(customer_id: str, orders: list[Order]) -> tuple[list[Order], list
     dropped = len(orders) - len(kept)
     errors = [f"orders: dropped {dropped} order(s) not belonging to the customer"] if dropped else []
     return kept, errors
+
+
+def newest(orders: list[Order], errors: list[str]) -> tuple[list[Order], list[str]]:
+    """At most `MAX_CONTEXT_ORDERS`, newest first; the cut is recorded, so the replies know older
+    orders exist. Before, a customer with a few thousand orders made an envelope too large for the
+    bus: not even the error path could carry it, and the request got no answer."""
+    if len(orders) <= MAX_CONTEXT_ORDERS:
+        return orders, errors
+    kept = sorted(orders, key=lambda o: o.placed_at, reverse=True)[:MAX_CONTEXT_ORDERS]
+    return kept, [*errors, f"{ORDERS_TRUNCATED} {MAX_CONTEXT_ORDERS} of {len(orders)} orders are kept"]
 
 
 def tracked_orders(orders: list[Order]) -> list[Order]:
@@ -101,8 +113,9 @@ class ContextRetriever(CommerceActor):
         try:
             fetched = await client.orders_of(profile.customer_id)
         except ActorMeshError as exc:
-            return [], [f"orders: {exc}"]
-        return own_orders(profile.customer_id, fetched)
+            return [], [f"{ORDERS_UNAVAILABLE} ({exc})"]
+        kept, errors = own_orders(profile.customer_id, fetched)
+        return newest(kept, errors)
 
     @staticmethod
     async def _attach_tracking(client: CommerceClient, orders: list[Order]) -> list[str]:

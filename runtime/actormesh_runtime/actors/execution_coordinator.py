@@ -26,7 +26,16 @@ from actormesh_runtime.envelope import (
     Envelope,
     Order,
 )
-from actormesh_runtime.policy.orders import NO_ELIGIBLE_ORDER, Plan, already_done, plan_action, select_target
+from actormesh_runtime.policy.orders import (
+    NO_ELIGIBLE_ORDER,
+    ORDERS_UNAVAILABLE_DETAIL,
+    Plan,
+    already_done,
+    not_found_sentence,
+    orders_unavailable,
+    plan_action,
+    select_target,
+)
 
 NOTE_EXCERPT_CHARS = 500
 
@@ -81,6 +90,9 @@ class ExecutionCoordinator(CommerceActor):
         early = precheck(action, context)
         if early is not None or context is None:
             return early or _outcome(action, ActionStatus.SKIPPED, "No customer context.")
+        if action is not ActionType.ADD_NOTE and orders_unavailable(context):
+            # No order list: every order would look missing or ineligible. Say what is true instead.
+            return _outcome(action, ActionStatus.SKIPPED, ORDERS_UNAVAILABLE_DETAIL)
         entities = envelope.intent.entities if envelope.intent else None
         target = select_target(
             action,
@@ -97,7 +109,7 @@ class ExecutionCoordinator(CommerceActor):
             return _outcome(
                 action,
                 ActionStatus.REFUSED,
-                f"We could not find {target.named} on your account.",
+                not_found_sentence(target.named or "that order", context),
                 not_owned=target.named,
             )
         if target.problem == "ambiguous":
@@ -153,8 +165,11 @@ class ExecutionCoordinator(CommerceActor):
             if exc.status_code == 409 and refusal:  # the refusal the state read here implied
                 detail = refusal
             return _outcome(action, ActionStatus.REFUSED, detail, oid, idempotency_key=key)
-        if mutation in ("cancel", "return-label"):
-            await cache.invalidate(context.email)
+        finally:
+            if mutation in ("cancel", "return-label"):
+                # Also when no answer came (timeouts): the order may have changed all the same, and
+                # a cached context would go on showing its old status. A 409 says it changed too.
+                await cache.invalidate(context.email)
         return _done(action, mutation, oid, body, key)
 
     async def _tracking(self, order: Order) -> ActionOutcome:
@@ -215,6 +230,18 @@ def _done(
 ) -> ActionOutcome:
     """The outcome of a mutation the API accepted, worded for the customer (no amounts, no promises)."""
     record = body.get("id")
+    if mutation == "cancel" and str(body.get("status", "")).strip().lower() != "cancelled":
+        # Accepted but not (yet) cancelled, e.g. a 202 "cancellation_pending": saying "has been
+        # cancelled" would claim what the API did not.
+        return _outcome(
+            action,
+            ActionStatus.SKIPPED,
+            f"We asked for {oid} to be cancelled, but our order system has not confirmed the "
+            "cancellation yet; our support team can check on it for you.",
+            oid,
+            idempotency_key=key,
+            order_status=body.get("status"),
+        )
     if mutation == "cancel":
         return _outcome(
             action,
@@ -235,15 +262,18 @@ def _done(
             request_id=record,
         )
     if mutation == "return-label":
-        carrier, return_by = body.get("carrier"), str(body.get("return_by", ""))[:10]
+        carrier, return_by = body.get("carrier"), str(body.get("return_by") or "")[:10]
         url = label_link(body.get("label_url"))
         # The link is what the customer needs to act on; a space follows it so no punctuation sticks.
-        where = f" you can print it from {url} and" if url else ""
+        # A field the API left out is left out of the sentence, never printed as "None".
+        label = f"A {carrier} return label" if carrier else "A return label"
+        steps = [f"you can print it from {url}"] if url else []
+        steps += [f"please ship the items by {return_by}"] if return_by else []
+        then = f"; {' and '.join(steps)}." if steps else "."
         return _outcome(
             action,
             ActionStatus.DONE,
-            f"A {carrier} return label for {oid} has been created;{where} please ship the items by "
-            f"{return_by}.",
+            f"{label} for {oid} has been created{then}",
             oid,
             idempotency_key=key,
             label_id=record,

@@ -4,7 +4,8 @@ context_retriever and execution_coordinator call `acquire_commerce_client(deps)`
 `release_commerce_client(deps)` in `stop()`: one keep-alive connection pool per process however many
 actors use it (`clients.http`). Each call has the `api_timeout_s` budget; connection errors, timeouts
 and 5xx are retried a bounded number of times with jittered backoff (mutations carry an Idempotency-Key, so a
-retried POST is safe), then raise `UpstreamUnavailable`. A 4xx is never retried: reads map 404 to
+retried POST is safe), then raise `UpstreamUnavailable`; a 429 is retried the same way, after the
+`Retry-After` it names (capped by the backoff's maximum). Any other 4xx is never retried: reads map 404 to
 None, mutations raise `ApiRejected` (a `PermanentError`) carrying the API's status and detail.
 """
 
@@ -15,11 +16,11 @@ import json
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args
 from urllib.parse import quote
 
 from prometheus_client import Counter
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from actormesh_runtime import resources
 from actormesh_runtime.clients.http import (
@@ -41,8 +42,14 @@ Api = Literal["customers", "orders", "tracking"]
 _M = TypeVar("_M", bound=BaseModel)
 OrderMutation = Literal["cancel", "cancellation-request", "return-label", "refund-request"]
 
+TOO_MANY_REQUESTS = 429
+"""Rate limited: nothing was done and the same call later may succeed, so it is retried like a 5xx
+(a mutation's Idempotency-Key keeps that safe) and, when retries run out, is `UpstreamUnavailable`."""
+
 UPSTREAM_RETRIES = Counter(
-    "actormesh_commerce_retries_total", "Commerce API calls retried after a 5xx or connection error", ["api"]
+    "actormesh_commerce_retries_total",
+    "Commerce API calls retried after a 5xx, 429 or connection error",
+    ["api"],
 )
 UPSTREAM_FAILURES = Counter(
     "actormesh_commerce_unavailable_total", "Commerce API calls that failed after all retries", ["api"]
@@ -50,7 +57,8 @@ UPSTREAM_FAILURES = Counter(
 
 
 class ApiRejected(PermanentError):
-    """The API answered with a 4xx: retrying cannot help (unknown order, state forbids the change, ...)."""
+    """The API answered with a 4xx (or a 3xx to a change): retrying cannot help (unknown order, state
+    forbids the change, the API moved, ...)."""
 
     def __init__(self, api: Api, status_code: int, detail: str) -> None:
         super().__init__(f"{api} API refused ({status_code}): {detail}")
@@ -59,14 +67,36 @@ class ApiRejected(PermanentError):
         self.detail = detail
 
 
+Tier = Literal["standard", "premium", "vip"]
+_TIERS: frozenset[str] = frozenset(get_args(Tier))
+
+
+def _lower(value: object) -> object:
+    """Enum-like values as the policies compare them ("Processing", "SUSPENDED" are still known)."""
+    return value.strip().lower() if isinstance(value, str) else value
+
+
 class CustomerRecord(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     customer_id: str
     email: str
     name: str
-    tier: Literal["standard", "premium", "vip"]
+    tier: Tier | None
+    """None for a tier this code does not know: treated as the least privileged (standard), rather
+    than failing every message of that customer."""
     status: str
+
+    @field_validator("tier", mode="before")
+    @classmethod
+    def _known_tier(cls, value: object) -> object:
+        value = _lower(value)
+        return value if value in _TIERS else None
+
+    @field_validator("status", mode="before")
+    @classmethod
+    def _status(cls, value: object) -> object:
+        return _lower(value)
 
 
 class _OrderRecord(Order):
@@ -74,6 +104,11 @@ class _OrderRecord(Order):
     (the API may grow) and tracking is never taken from it (context_retriever attaches it)."""
 
     model_config = ConfigDict(extra="ignore")
+
+    @field_validator("status", mode="before")
+    @classmethod
+    def _status(cls, value: object) -> object:
+        return _lower(value)
 
     def to_order(self) -> Order:
         return Order.model_validate(self.model_dump(exclude={"tracking"}))
@@ -131,7 +166,11 @@ class CommerceClient:
 
     async def orders_of(self, customer_id: str) -> list[Order]:
         body = await self._get("orders", "/orders", params={"customer_id": customer_id})
-        rows = [] if body is None else body.get("orders", [])
+        if body is None:
+            # The list always exists (a customer without orders gets an empty one): a 404 means the
+            # API is not where we ask (a moved path, a wrong URL), not that there are no orders.
+            raise PermanentError("orders API answered 404 for the order list")
+        rows = body.get("orders", [])
         if not isinstance(rows, list):
             raise PermanentError("orders API returned an unexpected body")
         return [_parse("orders", _OrderRecord, row).to_order() for row in rows]
@@ -175,24 +214,32 @@ class CommerceClient:
         return _body_or_reject(api, response)
 
     async def _post(self, api: Api, path: str, payload: dict[str, Any], key: str) -> dict[str, Any]:
-        response = await self._send(api, "POST", path, json=payload, headers={"Idempotency-Key": key})
+        # A redirect is never followed: aiohttp would repeat a POST answered 301/302/303 as a GET of the
+        # new location, whose 200 (the order itself) read as "done" though nothing was changed.
+        response = await self._send(
+            api, "POST", path, json=payload, headers={"Idempotency-Key": key}, allow_redirects=False
+        )
         return _body_or_reject(api, response)
 
     async def _send(self, api: Api, method: str, path: str, **kwargs: Any) -> HttpResponse:
         url = self._bases[api] + path
         last_error = ""
         for attempt in range(1, self._retry.attempts + 1):
+            wait = 0.0
             try:
                 response = await self._http.request(method, url, **kwargs)
             except ExchangeFailed as exc:
                 last_error = str(exc)
             else:
-                if response.status < 500:
+                if response.status < 500 and response.status != TOO_MANY_REQUESTS:
                     return response
                 last_error = f"HTTP {response.status}"
+                # A server that says how long to wait is waited for, within the backoff's cap: a
+                # longer wait belongs to the bus's redelivery, not to this call's budget.
+                wait = min(response.retry_after_s or 0.0, self._retry.max_delay_s)
             if attempt < self._retry.attempts:
                 UPSTREAM_RETRIES.labels(api).inc()
-                await asyncio.sleep(self._retry.delay(attempt))
+                await asyncio.sleep(max(wait, self._retry.delay(attempt)))
         UPSTREAM_FAILURES.labels(api).inc()
         raise UpstreamUnavailable(
             f"{api} API {method} {path}: {last_error} after {self._retry.attempts} attempts"
@@ -204,7 +251,7 @@ def _body_or_reject(api: Api, response: HttpResponse) -> dict[str, Any]:
         body = json.loads(response.body)
     except ValueError:
         body = None
-    if response.status >= 400:
+    if response.status >= 300:  # a 3xx too: what was asked was not done here
         detail = body.get("detail") if isinstance(body, dict) else None
         raise ApiRejected(api, response.status, str(detail or response.reason))
     if not isinstance(body, dict):

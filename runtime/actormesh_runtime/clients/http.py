@@ -15,6 +15,8 @@ commerce client retries those; any response, whatever its status, is returned.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 if TYPE_CHECKING:
@@ -26,6 +28,24 @@ class HttpResponse(NamedTuple):
     status: int
     body: bytes
     reason: str
+    retry_after_s: float | None = None
+    """The `Retry-After` header in seconds (a 429 or 503 asking the caller to wait), if any."""
+
+
+def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
+    """`Retry-After` as delta-seconds or an HTTP date; None when absent or unreadable."""
+    if not value:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 class ExchangeFailed(Exception):
@@ -46,8 +66,10 @@ class Exchange(Protocol):
         params: Mapping[str, str] | None = None,
         json: Any = None,
         headers: Mapping[str, str] | None = None,
+        allow_redirects: bool = True,
     ) -> HttpResponse:
-        """One HTTP request; `ExchangeFailed` if no response arrived."""
+        """One HTTP request; `ExchangeFailed` if no response arrived. With `allow_redirects=False` a
+        3xx comes back as it is (a followed redirect turns a POST into a GET of somewhere else)."""
 
     async def aclose(self) -> None:
         """Close the pool."""
@@ -82,14 +104,18 @@ class AiohttpExchange:
         params: Mapping[str, str] | None = None,
         json: Any = None,
         headers: Mapping[str, str] | None = None,
+        allow_redirects: bool = True,
     ) -> HttpResponse:
         import aiohttp
 
         session = self._session or self._open()
         try:
-            async with session.request(method, url, params=params, json=json, headers=headers) as response:
+            async with session.request(
+                method, url, params=params, json=json, headers=headers, allow_redirects=allow_redirects
+            ) as response:
                 body = await response.read()
-                return HttpResponse(response.status, body, response.reason or "")
+                wait = retry_after_seconds(response.headers.get("Retry-After"))
+                return HttpResponse(response.status, body, response.reason or "", wait)
         except TimeoutError as exc:
             raise ExchangeFailed(f"timed out after {self._timeout_s:g} s") from exc
         except aiohttp.ClientError as exc:
@@ -117,14 +143,18 @@ class HttpxExchange:
         params: Mapping[str, str] | None = None,
         json: Any = None,
         headers: Mapping[str, str] | None = None,
+        allow_redirects: bool = True,
     ) -> HttpResponse:
         import httpx
 
         try:
-            response = await self._client.request(method, url, params=params, json=json, headers=headers)
+            response = await self._client.request(
+                method, url, params=params, json=json, headers=headers, follow_redirects=allow_redirects
+            )
         except httpx.TransportError as exc:
             raise _failed(exc) from exc
-        return HttpResponse(response.status_code, response.content, response.reason_phrase)
+        wait = retry_after_seconds(response.headers.get("Retry-After"))
+        return HttpResponse(response.status_code, response.content, response.reason_phrase, wait)
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -11,13 +11,15 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 
-from actormesh_runtime.envelope import ActionType, Order
+from actormesh_runtime.envelope import ActionType, CustomerContext, Order
 from actormesh_runtime.store_policy import CANCELLABLE_STATUSES, RETURN_WINDOW, RETURN_WITHIN
 
 IN_TRANSIT = frozenset({"shipped"})
+KNOWN_STATUSES = CANCELLABLE_STATUSES | IN_TRANSIT | {"delivered", "cancelled", "return_started"}
+"""Order states the rules below know; any other one is never guessed at (`unknown_state`)."""
 EXECUTES_CANCELLATION = frozenset({"premium", "vip"})
 """Tiers whose cancellations are executed; other tiers file a request for review."""
 
@@ -48,13 +50,53 @@ class Plan:
     detail: str = ""
 
 
+ORDERS_UNAVAILABLE = "orders: unavailable"
+"""How `CustomerContext.errors` says the orders could not be read: no order is known, so none may be
+called missing, not the customer's, or not eligible (context_retriever writes it)."""
+
+
+ORDERS_UNAVAILABLE_DETAIL = (
+    "We couldn't load your orders just now, so nothing was changed; please try again in a few minutes."
+)
+"""execution_coordinator's outcome for an order action when the orders are unavailable."""
+
+
+def orders_unavailable(context: CustomerContext | None) -> bool:
+    return context is not None and any(e.startswith(ORDERS_UNAVAILABLE) for e in context.errors)
+
+
+MAX_CONTEXT_ORDERS = 100
+"""Orders a context carries (the newest): thousands would outgrow the bus's message limit, and every
+order a customer can still cancel or return is a recent one."""
+ORDERS_TRUNCATED = "orders: only the newest"
+"""How `CustomerContext.errors` says older orders were left out: an order named but not found may be
+an older one of theirs, so it is "not among your recent orders", never "not on your account"."""
+
+
+def orders_truncated(context: CustomerContext | None) -> bool:
+    return context is not None and any(e.startswith(ORDERS_TRUNCATED) for e in context.errors)
+
+
+def not_found_sentence(order_ref: str, context: CustomerContext | None) -> str:
+    """What the customer is told about an order they named that is not in the context."""
+    if orders_truncated(context):
+        return (
+            f"We could not find {order_ref} among your {MAX_CONTEXT_ORDERS} most recent orders; "
+            "our support team can look further back."
+        )
+    return f"We could not find {order_ref} on your account."
+
+
 def parse_time(value: str | None) -> datetime | None:
+    """An ISO 8601 time; one without an offset (or a bare date) is taken as UTC, as the APIs state
+    their times, because comparing it with the envelope's aware clock would raise."""
     if not value:
         return None
     try:
-        return datetime.fromisoformat(value)
+        parsed = datetime.fromisoformat(value)
     except ValueError:
         return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 def within_return_window(order: Order, now: datetime) -> bool:
@@ -162,8 +204,21 @@ def select_by_item(orders: Sequence[Order], message: str) -> Targeting:
     return Targeting()
 
 
+def unknown_state(order: Order, change: str) -> Plan:
+    """A status the rules do not know: say it as the API gave it and change nothing, rather than
+    guess that it shipped or has not arrived."""
+    status = order.status.replace("_", " ").strip() or "in an unknown state"
+    return Plan(
+        "refuse",
+        f"{order.order_id} is currently {status}, so we can't {change} from this chat; "
+        "our support team can help with it.",
+    )
+
+
 def plan_cancel(order: Order, tier: Tier | None) -> Plan:
     oid = order.order_id
+    if order.status not in KNOWN_STATUSES:
+        return unknown_state(order, "cancel it")
     if order.status in CANCELLABLE_STATUSES:
         return Plan("execute") if tier in EXECUTES_CANCELLATION else Plan("request")
     if order.status == "cancelled":
@@ -187,6 +242,8 @@ def plan_return(order: Order, now: datetime) -> Plan:
     oid = order.order_id
     if within_return_window(order, now):
         return Plan("execute")
+    if order.status not in KNOWN_STATUSES:
+        return unknown_state(order, "create a return label for it")
     delivered = parse_time(order.delivered_at)
     if order.status == "delivered" and delivered is not None:
         days = (now - delivered).days
@@ -194,6 +251,13 @@ def plan_return(order: Order, now: datetime) -> Plan:
             "refuse",
             f"{oid} was delivered {days} days ago; returns are accepted {RETURN_WITHIN}, "
             "so it is no longer eligible for a return.",
+        )
+    if order.status == "delivered":
+        # Delivered, but no delivery date we can read: the window cannot be judged either way.
+        return Plan(
+            "refuse",
+            f"We can't see when {oid} was delivered, so we can't create a return label for it from "
+            "this chat; our support team can help with it.",
         )
     if order.status == "return_started":
         return Plan("refuse", f"A return label was already issued for {oid}.")

@@ -11,6 +11,7 @@ from actormesh_runtime.envelope import (
     ActionOutcome,
     ActionStatus,
     ActionType,
+    CustomerContext,
     Envelope,
     Intent,
     Order,
@@ -19,7 +20,16 @@ from actormesh_runtime.policy import orders as policy_orders
 from actormesh_runtime.policy.decision import orders_in_question
 from actormesh_runtime.store_policy import CANCELLABLE_STATUSES, RETURNS_SENTENCE
 
+ORDERS_UNAVAILABLE_FACT = (
+    "The customer's orders could not be loaded right now: nothing about them is known and nothing was "
+    "changed; do not say they have no orders or that an order is not theirs."
+)
 _STATUS_WORDS = {"return_started": "being returned", "cancelled": "cancelled"}
+
+
+def systems_failed(ctx: CustomerContext) -> bool:
+    """Some call failed: errors other than the deliberate cut to the newest orders."""
+    return any(not e.startswith(policy_orders.ORDERS_TRUNCATED) for e in ctx.errors)
 
 
 def _human(value: str) -> str:
@@ -132,10 +142,11 @@ def action_sentences(envelope: Envelope) -> list[str]:
     unknown = ctx is None or not ctx.found
     shown = {o.order_id for o in relevant_orders(envelope)}
     foreign = set(foreign_order_ids(envelope)) if ctx is not None and ctx.found else set()
+    no_orders = policy_orders.orders_unavailable(ctx)
     sentences: list[str] = []
     for outcome in envelope.actions:
-        if outcome.status is ActionStatus.SKIPPED and (clarifying or unknown):
-            continue  # the reply already asks which order / says there is no account
+        if outcome.status is ActionStatus.SKIPPED and (clarifying or unknown or no_orders):
+            continue  # the reply already asks which order / says there is no account / no order list
         if outcome.type is ActionType.TRACKING_LOOKUP and outcome.order_id in shown:
             continue  # the order sentence already quotes its tracking
         if outcome.data.get("not_owned") in foreign:
@@ -157,6 +168,8 @@ def named_order_ids(envelope: Envelope) -> list[str]:
 
 def foreign_order_ids(envelope: Envelope) -> list[str]:
     """Order ids the customer named that are not theirs: we say so and show nothing about them."""
+    if policy_orders.orders_unavailable(envelope.context):
+        return []  # the orders could not be read: a named order may well be theirs
     mine = customer_orders(envelope)
     return [oid for oid in named_order_ids(envelope) if oid not in mine]
 
@@ -217,12 +230,22 @@ def facts(envelope: Envelope) -> list[str]:
         )
         shown = relevant_orders(envelope) or list(ctx.orders)
         lines.extend(order_sentence(o) for o in shown)
-        if not ctx.orders:
+        if policy_orders.orders_unavailable(ctx):
+            lines.append(ORDERS_UNAVAILABLE_FACT)
+        elif not ctx.orders:
             lines.append("The customer has no orders.")
-        if ctx.errors:
+        if policy_orders.orders_truncated(ctx):
+            lines.append(
+                f"Only the customer's {policy_orders.MAX_CONTEXT_ORDERS} most recent orders are shown; "
+                "they have older ones."
+            )
+        if systems_failed(ctx):
             lines.append("Some order or tracking systems did not answer; details may be incomplete.")
     for oid in foreign_order_ids(envelope):
-        lines.append(f"{oid} is not an order on this customer's account; say nothing else about it.")
+        if policy_orders.orders_truncated(ctx):
+            lines.append(f"{oid} is not among the customer's most recent orders; say nothing else about it.")
+        else:
+            lines.append(f"{oid} is not an order on this customer's account; say nothing else about it.")
     if envelope.decision and envelope.decision.needs_clarification:
         intent = envelope.intent.intent if envelope.intent else Intent.GENERAL_QUESTION
         listed = "; ".join(order_label(o) for o in clarification_candidates(envelope, intent))

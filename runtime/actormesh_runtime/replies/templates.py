@@ -13,12 +13,20 @@ from collections.abc import Callable
 from actormesh_runtime.envelope import Envelope, Intent, Order
 from actormesh_runtime.escalations import EscalationState, FollowUp, QueueSnapshot
 from actormesh_runtime.policy.escalation import estimated_wait_minutes
-from actormesh_runtime.policy.orders import within_return_window
+from actormesh_runtime.policy.orders import (
+    MAX_CONTEXT_ORDERS,
+    orders_truncated,
+    orders_unavailable,
+    within_return_window,
+)
 from actormesh_runtime.replies import facts as f
 from actormesh_runtime.store_policy import RETURNS_SENTENCE, SHIPPING_SENTENCE, WARRANTY_SENTENCE
 
 REDACTION_WORDS = {"card": "card number", "ssn": "Social Security number"}
 CAPABILITIES = "order status, deliveries, returns, cancellations, billing and account questions"
+ORDERS_UNAVAILABLE_NOTE = (
+    "I can't load your orders right now, so I can't check or change them; please try again in a few minutes."
+)
 INJECTION_REPLY = (
     f"I'm the store's support assistant and can help with {CAPABILITIES}. What can I help you with today?"
 )
@@ -32,6 +40,13 @@ def _greeting(envelope: Envelope) -> str:
 
 def _clarifying(envelope: Envelope) -> bool:
     return bool(envelope.decision and envelope.decision.needs_clarification)
+
+
+def _no_orders(envelope: Envelope) -> str:
+    """No order to show: none exist, or (said by the caveat instead) none could be read."""
+    if orders_unavailable(envelope.context):
+        return ""
+    return "I don't see any orders on your account yet."
 
 
 def _orders_block(orders: list[Order]) -> str:
@@ -76,7 +91,7 @@ def _orders_or_ask(envelope: Envelope, intent: Intent) -> str:
         return _orders_block(candidates)
     if candidates:
         return _clarify(envelope, intent, candidates)
-    return "I don't see any orders on your account yet."
+    return _no_orders(envelope)
 
 
 def _return_offer(envelope: Envelope, orders: list[Order]) -> str:
@@ -97,7 +112,7 @@ def _order_status(envelope: Envelope) -> str:
         return _orders_block(f.relevant_orders(envelope))
     orders = list(f.customer_orders(envelope).values())
     if not orders:
-        return "I don't see any orders on your account yet."
+        return _no_orders(envelope)
     active = [o for o in orders if o.status.lower() not in ("delivered", "cancelled")] or orders
     return "Here is where your orders stand: " + _orders_block(active)
 
@@ -213,10 +228,17 @@ def _account_caveat(envelope: Envelope, intent: Intent) -> str:
         )
     elif ctx is None:
         notes.append("I can't look up your account details right now, so please try again in a few minutes.")
-    elif ctx is not None and ctx.errors:
+    elif orders_unavailable(ctx):
+        notes.append(ORDERS_UNAVAILABLE_NOTE)
+    elif ctx is not None and f.systems_failed(ctx):
         notes.append("Some of our systems didn't answer just now, so a few details may be missing.")
     foreign = f.foreign_order_ids(envelope)
-    if foreign and ctx is not None and ctx.found:
+    if foreign and ctx is not None and ctx.found and orders_truncated(ctx):
+        notes.append(
+            f"I couldn't find {', '.join(foreign)} among your {MAX_CONTEXT_ORDERS} most recent orders; "
+            "please check the order number, or our support team can look further back."
+        )
+    elif foreign and ctx is not None and ctx.found:
         notes.append(f"I couldn't find {', '.join(foreign)} on your account; please check the order number.")
     return " ".join(notes)
 
