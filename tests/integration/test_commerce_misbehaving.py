@@ -21,17 +21,27 @@ from aiohttp import web
 from actormesh_runtime.actors.context_retriever import ContextRetriever
 from actormesh_runtime.actors.decision_router import DecisionRouter
 from actormesh_runtime.actors.execution_coordinator import ExecutionCoordinator
+from actormesh_runtime.approvals import ApprovalOutcome, decide
+from actormesh_runtime.bus.approval_executor import run_approved
 from actormesh_runtime.bus.size import check_fits
 from actormesh_runtime.catalog import ActorName
-from actormesh_runtime.clients.commerce import ApiRejected, CommerceClient, RetryPolicy
-from actormesh_runtime.envelope import ActionStatus, Envelope, Intent, IntentResult
+from actormesh_runtime.clients.commerce import (
+    ApiRejected,
+    CommerceClient,
+    RetryPolicy,
+    acquire_commerce_client,
+    release_commerce_client,
+)
+from actormesh_runtime.envelope import ActionStatus, ActionType, Envelope, Intent, IntentResult
 from actormesh_runtime.errors import UpstreamUnavailable
 from actormesh_runtime.mocks.server import MockPorts, MocksHandle, serve_mocks
 from actormesh_runtime.replies.facts import facts
 from actormesh_runtime.replies.templates import compose
 from actormesh_runtime.resources import ActorDeps
 from actormesh_runtime.settings import RuntimeSettings
+from actormesh_runtime.storage.cache import acquire_context_cache, release_context_cache
 from tests.support.commerce import envelope_for, intent, sentiment
+from tests.support.history_events import filed
 
 pytestmark = pytest.mark.integration
 
@@ -577,3 +587,53 @@ async def test_a_redirected_change_is_never_taken_for_done(mesh: Mesh, code: int
         )
     assert "GET /orders/ORD-10001" not in mesh.orders.seen
     assert mesh.order_status("ORD-10001") == "delivered"
+
+
+# ---------------------------------------------------------------- a change a person approved
+
+
+async def _run_approved(mesh: Mesh, order: str, action: ActionType) -> ApprovalOutcome:
+    """A standard customer's change filed for review, approved by a person, run as the executor does."""
+    [request] = filed("bob.wilson@example.com", order, action, ActionStatus.PENDING_REVIEW).approvals
+    approved = decide(request, "approve", "ann", amount=None)
+    deps = mesh.coordinator.deps
+    client, cache = acquire_commerce_client(deps), acquire_context_cache(deps)
+    try:
+        return await run_approved(client, approved, cache)
+    finally:
+        await release_commerce_client(deps)
+        await release_context_cache(deps)
+
+
+async def test_an_approved_cancellation_the_api_did_not_confirm_is_not_reported_done(mesh: Mesh) -> None:
+    """Before: any 2xx was "done", and the customer was told the order is cancelled."""
+
+    async def accepted(request: web.Request) -> web.Response | None:
+        if request.method != "POST":
+            return None
+        return web.json_response({"order_id": "ORD-30001", "status": "cancellation_pending"}, status=202)
+
+    mesh.orders.intercept = accepted
+    outcome = await _run_approved(mesh, "ORD-30001", ActionType.CANCEL_ORDER)
+    assert outcome.status != "done"
+    assert "not confirmed" in outcome.detail
+
+
+async def test_an_approved_cancellation_leaves_no_stale_status_in_the_cache(mesh: Mesh) -> None:
+    """Before: the executor never invalidated, so the customer's next question read "processing" from
+    the cached context for up to CACHE_TTL after a person's approved cancellation ran."""
+    email = "bob.wilson@example.com"
+    env = await mesh.through(
+        message(email, "Where is ORD-30001?", intent(Intent.ORDER_STATUS, orders=("ORD-30001",)))
+    )
+    assert env.context is not None
+    assert env.context.found
+    outcome = await _run_approved(mesh, "ORD-30001", ActionType.CANCEL_ORDER)
+    assert outcome.status == "done"
+    assert mesh.order_status("ORD-30001") == "cancelled"
+    again = await mesh.through(
+        message(email, "Where is ORD-30001?", intent(Intent.ORDER_STATUS, orders=("ORD-30001",)))
+    )
+    assert again.context is not None
+    assert not again.context.cached
+    assert {o.order_id: o.status for o in again.context.orders}["ORD-30001"] == "cancelled"

@@ -6,7 +6,10 @@ NATS permissions) — with the approval's own idempotency key (`approvals.mutati
 commerce API applies it once whatever is redelivered or clicked twice. The result goes back on
 `Subjects.approvals_outcome` (JetStream, msg id `<id>:outcome`) for the history service to record
 and tell the customer; the command is acked only after that publish. A refusal by the API (the
-order shipped meanwhile) is a result too; an unreachable API is retried by redelivery.
+order shipped meanwhile) is a result too; an unreachable API is retried by redelivery. As in
+execution_coordinator, a cancellation counts as done only when the API says `cancelled` (a 202
+"pending" is reported as not confirmed), and the customer's cached context is invalidated after
+every call, answered or not, so the next message sees the order as it now is.
 
 Started by `bus.process.ActorProcess` and `local.mesh.LocalMesh` next to execution_coordinator's host.
 """
@@ -33,6 +36,7 @@ from actormesh_runtime.clients.commerce import (
     release_commerce_client,
 )
 from actormesh_runtime.resources import ActorDeps
+from actormesh_runtime.storage.cache import ContextCache, acquire_context_cache, release_context_cache
 
 from .publish import MSG_ID_HEADER
 
@@ -56,7 +60,9 @@ def executor_consumer_config(subjects: Subjects) -> ConsumerConfig:
     )
 
 
-async def run_approved(client: CommerceClient, record: ApprovalRecord) -> ApprovalOutcome:
+async def run_approved(
+    client: CommerceClient, record: ApprovalRecord, cache: ContextCache
+) -> ApprovalOutcome:
     """The mutation for an approved record. Raises `TransientError` when the API cannot be reached."""
     decision = record.decision
     if decision is None or decision.verdict != "approve":
@@ -74,9 +80,16 @@ async def run_approved(client: CommerceClient, record: ApprovalRecord) -> Approv
     reason = f"approved by {decision.by}"
     try:
         if record.action == CANCEL:
-            await client.mutate_order(
+            body = await client.mutate_order(
                 order, "cancel", customer_id=customer.customer_id, reason=reason, key=mutation_key(record)
             )
+            if str(body.get("status", "")).strip().lower() != "cancelled":
+                return ApprovalOutcome(
+                    approval_id=record.id,
+                    status="refused",
+                    detail=f"Your cancellation of {order} was approved, but our order system has not"
+                    " confirmed it yet; our support team will check on it.",
+                )
         else:
             await client.issue_refund(
                 order,
@@ -92,6 +105,9 @@ async def run_approved(client: CommerceClient, record: ApprovalRecord) -> Approv
             status="refused",
             detail=f"Your {what} for {order} was approved, but it could not be completed: {exc.detail}",
         )
+    finally:
+        # Also when no answer came (the change may have happened all the same) or the API refused.
+        await cache.invalidate(record.customer_email)
     return ApprovalOutcome(approval_id=record.id, status="done", detail="done")
 
 
@@ -103,6 +119,7 @@ class ApprovalExecutor:
         self._task: asyncio.Task[None] | None = None
         self._sub: Any = None
         self._client: CommerceClient | None = None
+        self._cache: ContextCache | None = None
 
     async def start(self) -> None:
         js = self.nc.jetstream()
@@ -113,6 +130,7 @@ class ApprovalExecutor:
             config=executor_consumer_config(self.subjects),
         )
         self._client = acquire_commerce_client(self.deps)
+        self._cache = acquire_context_cache(self.deps)
         self._task = asyncio.create_task(self._loop(), name="approval-executor")
 
     async def stop(self) -> None:
@@ -125,6 +143,9 @@ class ApprovalExecutor:
         if self._client is not None:
             self._client = None
             await release_commerce_client(self.deps)
+        if self._cache is not None:
+            self._cache = None
+            await release_context_cache(self.deps)
 
     async def _loop(self) -> None:
         await pull_forever(self._sub, 8, FETCH_WAIT_S, self._handle)
@@ -137,9 +158,10 @@ class ApprovalExecutor:
             await msg.term()
             return
         assert self._client is not None
+        assert self._cache is not None
         record = command.approval
         try:
-            outcome = await run_approved(self._client, record)
+            outcome = await run_approved(self._client, record, self._cache)
             await self.nc.jetstream().publish(
                 self.subjects.approvals_outcome,
                 outcome.model_dump_json().encode(),
