@@ -169,6 +169,20 @@ def orders_list(**changes: dict[str, Any]) -> Rewrite:
     return rewrite
 
 
+async def ask(mesh: Mesh, email: str, text: str, kind: Intent, *orders: str) -> Envelope:
+    """`text` from `email`, read as `kind` naming `orders`, through the three commerce actors."""
+    return await mesh.through(message(email, text, intent(kind, orders=orders)))
+
+
+def answer_changes(body: dict[str, Any], status: int = 200) -> Intercept:
+    """Answer every change (POST) with `body` and `status`; reads go to the real API."""
+
+    async def answer(request: web.Request) -> web.Response | None:
+        return web.json_response(body, status=status) if request.method == "POST" else None
+
+    return answer
+
+
 async def unavailable(request: web.Request) -> web.Response:
     return web.json_response({"detail": "upstream unavailable"}, status=503)
 
@@ -237,12 +251,8 @@ async def test_a_customer_with_thousands_of_orders_still_fits_on_the_bus(mesh: M
         oid = f"ORD-{90000 + i}"
         orders[oid] = old.model_copy(update={"order_id": oid, "placed_at": "2020-01-01T00:00:00+00:00"})
 
-    env = await mesh.through(
-        message(
-            "john.doe@example.com",
-            "Cancel ORD-93999",
-            intent(Intent.CANCELLATION_REQUEST, orders=("ORD-93999",)),
-        )
+    env = await ask(
+        mesh, "john.doe@example.com", "Cancel ORD-93999", Intent.CANCELLATION_REQUEST, "ORD-93999"
     )
 
     check_fits(None, env.to_bytes(), "envelope")  # the bus's own check: raises TooLarge when too big
@@ -264,12 +274,8 @@ async def test_an_order_status_in_capitals_is_still_the_status_the_rules_know(me
     """Before: "Processing" was not "processing", so the order was refused as "already shipped"."""
     mesh.orders.rewrite = orders_list(ORD_20001={"status": "Processing"})
 
-    env = await mesh.through(
-        message(
-            "jane.smith@example.com",
-            "Cancel ORD-20001",
-            intent(Intent.CANCELLATION_REQUEST, orders=("ORD-20001",)),
-        )
+    env = await ask(
+        mesh, "jane.smith@example.com", "Cancel ORD-20001", Intent.CANCELLATION_REQUEST, "ORD-20001"
     )
 
     [outcome] = env.actions
@@ -311,12 +317,8 @@ async def test_a_delivery_time_without_an_offset_is_read_as_utc(mesh: Mesh, deli
     delivered_at = created[:10] + delivered_at[10:]  # the mock's own day, in the other format
     mesh.orders.rewrite = orders_list(ORD_10001={"delivered_at": delivered_at})
 
-    env = await mesh.through(
-        message(
-            "john.doe@example.com",
-            "I want to return ORD-10001",
-            intent(Intent.RETURN_REQUEST, orders=("ORD-10001",)),
-        )
+    env = await ask(
+        mesh, "john.doe@example.com", "I want to return ORD-10001", Intent.RETURN_REQUEST, "ORD-10001"
     )
 
     [outcome] = env.actions
@@ -333,12 +335,8 @@ async def test_a_tier_this_code_does_not_know_is_served_as_the_least_privileged(
 
     mesh.customers.rewrite = gold
 
-    env = await mesh.through(
-        message(
-            "jane.smith@example.com",
-            "Cancel ORD-20001",
-            intent(Intent.CANCELLATION_REQUEST, orders=("ORD-20001",)),
-        )
+    env = await ask(
+        mesh, "jane.smith@example.com", "Cancel ORD-20001", Intent.CANCELLATION_REQUEST, "ORD-20001"
     )
 
     assert env.context is not None
@@ -370,12 +368,8 @@ async def test_a_rate_limited_lookup_and_cancellation_are_retried(mesh: Mesh) ->
     mesh.customers.intercept = rate_limit_first("GET", 1)
     mesh.orders.intercept = rate_limit_first("POST", 1)
 
-    env = await mesh.through(
-        message(
-            "jane.smith@example.com",
-            "Cancel ORD-20001",
-            intent(Intent.CANCELLATION_REQUEST, orders=("ORD-20001",)),
-        )
+    env = await ask(
+        mesh, "jane.smith@example.com", "Cancel ORD-20001", Intent.CANCELLATION_REQUEST, "ORD-20001"
     )
 
     assert env.context is not None
@@ -404,12 +398,8 @@ async def test_a_delivered_order_with_an_unreadable_delivery_date_is_not_called_
     """Before: a delivered order whose date did not parse fell through to "has not been delivered yet"."""
     mesh.orders.rewrite = orders_list(ORD_10001={"delivered_at": "12/01/2026"})
 
-    env = await mesh.through(
-        message(
-            "john.doe@example.com",
-            "I want to return ORD-10001",
-            intent(Intent.RETURN_REQUEST, orders=("ORD-10001",)),
-        )
+    env = await ask(
+        mesh, "john.doe@example.com", "I want to return ORD-10001", Intent.RETURN_REQUEST, "ORD-10001"
     )
 
     [outcome] = env.actions
@@ -427,12 +417,8 @@ async def test_an_account_status_in_capitals_is_still_suspended(mesh: Mesh) -> N
 
     mesh.customers.rewrite = suspended
 
-    env = await mesh.through(
-        message(
-            "jane.smith@example.com",
-            "Cancel ORD-20001",
-            intent(Intent.CANCELLATION_REQUEST, orders=("ORD-20001",)),
-        )
+    env = await ask(
+        mesh, "jane.smith@example.com", "Cancel ORD-20001", Intent.CANCELLATION_REQUEST, "ORD-20001"
     )
 
     assert env.decision is not None
@@ -496,12 +482,8 @@ async def test_a_cancellation_retried_after_its_lost_answer_is_done_once(mesh: M
 
     mesh.orders.intercept = first_only
 
-    env = await mesh.through(
-        message(
-            "jane.smith@example.com",
-            "Cancel ORD-20001",
-            intent(Intent.CANCELLATION_REQUEST, orders=("ORD-20001",)),
-        )
+    env = await ask(
+        mesh, "jane.smith@example.com", "Cancel ORD-20001", Intent.CANCELLATION_REQUEST, "ORD-20001"
     )
 
     [outcome] = env.actions
@@ -516,19 +498,12 @@ async def test_a_cancellation_retried_after_its_lost_answer_is_done_once(mesh: M
 async def test_a_cancellation_the_api_did_not_confirm_is_not_called_done(mesh: Mesh) -> None:
     """Before: any 2xx was "ORD-20001 has been cancelled.", even a 202 saying it is still pending."""
 
-    async def accepted(request: web.Request) -> web.Response | None:
-        if request.method != "POST":
-            return None
-        return web.json_response({"order_id": "ORD-20001", "status": "cancellation_pending"}, status=202)
+    mesh.orders.intercept = answer_changes(
+        {"order_id": "ORD-20001", "status": "cancellation_pending"}, status=202
+    )
 
-    mesh.orders.intercept = accepted
-
-    env = await mesh.through(
-        message(
-            "jane.smith@example.com",
-            "Cancel ORD-20001",
-            intent(Intent.CANCELLATION_REQUEST, orders=("ORD-20001",)),
-        )
+    env = await ask(
+        mesh, "jane.smith@example.com", "Cancel ORD-20001", Intent.CANCELLATION_REQUEST, "ORD-20001"
     )
 
     [outcome] = env.actions
@@ -541,20 +516,9 @@ async def test_a_cancellation_the_api_did_not_confirm_is_not_called_done(mesh: M
 async def test_a_return_label_answer_without_carrier_or_date_reads_well(mesh: Mesh) -> None:
     """Before: "A None return label for ORD-10001 has been created; please ship the items by ." """
 
-    async def bare(request: web.Request) -> web.Response | None:
-        if request.method != "POST":
-            return None
-        return web.json_response({"id": "RL-1", "status": "issued"}, status=201)
+    mesh.orders.intercept = answer_changes({"id": "RL-1", "status": "issued"}, status=201)
 
-    mesh.orders.intercept = bare
-
-    env = await mesh.through(
-        message(
-            "john.doe@example.com",
-            "Return ORD-10001",
-            intent(Intent.RETURN_REQUEST, orders=("ORD-10001",)),
-        )
-    )
+    env = await ask(mesh, "john.doe@example.com", "Return ORD-10001", Intent.RETURN_REQUEST, "ORD-10001")
 
     [outcome] = env.actions
     assert outcome.status is ActionStatus.DONE
@@ -578,13 +542,7 @@ async def test_a_redirected_change_is_never_taken_for_done(mesh: Mesh, code: int
     mesh.orders.intercept = moved
 
     with pytest.raises(ApiRejected, match=f"\\({code}\\)"):
-        await mesh.through(
-            message(
-                "john.doe@example.com",
-                "Return ORD-10001",
-                intent(Intent.RETURN_REQUEST, orders=("ORD-10001",)),
-            )
-        )
+        await ask(mesh, "john.doe@example.com", "Return ORD-10001", Intent.RETURN_REQUEST, "ORD-10001")
     assert "GET /orders/ORD-10001" not in mesh.orders.seen
     assert mesh.order_status("ORD-10001") == "delivered"
 
@@ -608,12 +566,9 @@ async def _run_approved(mesh: Mesh, order: str, action: ActionType) -> ApprovalO
 async def test_an_approved_cancellation_the_api_did_not_confirm_is_not_reported_done(mesh: Mesh) -> None:
     """Before: any 2xx was "done", and the customer was told the order is cancelled."""
 
-    async def accepted(request: web.Request) -> web.Response | None:
-        if request.method != "POST":
-            return None
-        return web.json_response({"order_id": "ORD-30001", "status": "cancellation_pending"}, status=202)
-
-    mesh.orders.intercept = accepted
+    mesh.orders.intercept = answer_changes(
+        {"order_id": "ORD-30001", "status": "cancellation_pending"}, status=202
+    )
     outcome = await _run_approved(mesh, "ORD-30001", ActionType.CANCEL_ORDER)
     assert outcome.status != "done"
     assert "not confirmed" in outcome.detail

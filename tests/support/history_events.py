@@ -1,9 +1,14 @@
 """History events as the mesh produces them (built by the real actors' functions), for store tests:
-an escalated message, and an action filed for a person's approval."""
+an escalated message, and an action filed for a person's approval; and the `store` fixture, a
+`HistoryStore` open on a file in the test's temporary directory."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import datetime
+from pathlib import Path
+
+import pytest
 
 from actormesh_runtime.actors.escalation_router import build_escalation
 from actormesh_runtime.actors.response_aggregator import build_result
@@ -17,6 +22,7 @@ from actormesh_runtime.envelope import (
     SentimentLabel,
     Urgency,
 )
+from actormesh_runtime.history.store import HistoryStore
 from actormesh_runtime.policy.decision import REASON_HUMAN
 from actormesh_runtime.replies.result import history_event
 from tests.support.envelopes import make_envelope
@@ -54,3 +60,11 @@ def filed(
 def at(event: HistoryEvent, when: datetime) -> HistoryEvent:
     """The same event, received and answered at `when` (its turns are stored with that time)."""
     return event.model_copy(update={"received_at": when, "completed_at": when})
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[HistoryStore]:
+    opened = HistoryStore(tmp_path / "h.db")
+    await opened.open()
+    yield opened
+    await opened.close()

@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from tests.support.history_events import store  # noqa: F401 (a HistoryStore on a temporary file)
+
 _INET = (socket.AF_INET, socket.AF_INET6)
 
 

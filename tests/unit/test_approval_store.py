@@ -3,9 +3,7 @@ SQLite file — created once, decided once, a result recorded once, overdue ones
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -18,17 +16,11 @@ from actormesh_runtime.envelope import (
 from actormesh_runtime.history.store import HistoryStore
 from actormesh_runtime.policy.approval import approval_records
 from tests.support.envelopes import BOB, JANE, JOHN, make_envelope
-from tests.support.history_events import filed
+from tests.support.history_events import (
+    filed,
+)
 
 NOW = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[HistoryStore]:
-    opened = HistoryStore(tmp_path / "h.db")
-    await opened.open()
-    yield opened
-    await opened.close()
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,6 @@ answer a customer only about their own references."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,15 +19,9 @@ from actormesh_runtime.history.store import HistoryStore
 from actormesh_runtime.policy.decision import REASON_LEGAL
 from actormesh_runtime.priority import Priority
 from tests.support.envelopes import BOB, JANE, JOHN
-from tests.support.history_events import escalated
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[HistoryStore]:
-    opened = HistoryStore(tmp_path / "h.db")
-    await opened.open()
-    yield opened
-    await opened.close()
+from tests.support.history_events import (
+    escalated,
+)
 
 
 async def test_a_redelivered_event_creates_no_second_record(store: HistoryStore) -> None:

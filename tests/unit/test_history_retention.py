@@ -4,30 +4,23 @@ still act on (an unsettled escalation or approval) is kept however old."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-import pytest
 from prometheus_client import REGISTRY
 
 from actormesh_runtime.envelope import HistoryEvent
 from actormesh_runtime.history.retention import RetentionLoop, _delete, prune
 from actormesh_runtime.history.store import HistoryStore
 from tests.support.envelopes import JANE, JOHN, history_event
-from tests.support.history_events import at, escalated, filed
+from tests.support.history_events import (
+    at,
+    escalated,
+    filed,
+)
 
 NOW = datetime.now(UTC)
 OLD = NOW - timedelta(days=40)
 CUTOFF = NOW - timedelta(days=30)
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[HistoryStore]:
-    opened = HistoryStore(tmp_path / "h.db")
-    await opened.open()
-    yield opened
-    await opened.close()
 
 
 async def age(store: HistoryStore, session: str, when: datetime = OLD) -> None:
