@@ -36,6 +36,16 @@ PATIENT_S = 30.0
 """Everywhere else: a loaded machine must not turn an answer into a timeout (timed tests flake here)."""
 
 
+async def _reply_actors(
+    server: LLMTestServer,
+) -> tuple[ResponseGenerator, GuardrailValidator, ResponseAggregator]:
+    """The last three steps of a conversation, the generator started (litellm imported)."""
+    deps = _deps(server)
+    generator = ResponseGenerator(deps)
+    await generator.start()
+    return generator, GuardrailValidator(deps), ResponseAggregator(deps)
+
+
 def _deps(server: LLMTestServer, timeout_s: float = PATIENT_S) -> ActorDeps:
     settings = RuntimeSettings(
         mesh_name=f"llm-{uuid.uuid4().hex[:8]}",
@@ -174,13 +184,7 @@ async def test_response_timeout_keeps_the_template(llm_server: LLMTestServer) ->
 
 
 async def test_rejected_llm_draft_is_regenerated_once_with_the_reasons(llm_server: LLMTestServer) -> None:
-    deps = _deps(llm_server)
-    generator, guardrail, aggregator = (
-        ResponseGenerator(deps),
-        GuardrailValidator(deps),
-        ResponseAggregator(deps),
-    )
-    await generator.start()
+    generator, guardrail, aggregator = await _reply_actors(llm_server)
     llm_server.script(
         Reply("We will refund you $79.99 today, guaranteed."),
         Reply("Your order ORD-10002 is out for delivery with UPS (tracking TRK100000002)."),
@@ -215,13 +219,7 @@ async def test_rejected_llm_draft_is_regenerated_once_with_the_reasons(llm_serve
 async def test_a_refund_the_model_claims_done_never_reaches_the_customer(llm_server: LLMTestServer) -> None:
     """Nobody in chat can give a refund. A model talked into "confirming" one (or just obliging) writes
     it as a done deal, in its own phrasing and typography; these drafts once passed the guardrail."""
-    deps = _deps(llm_server)
-    generator, guardrail, aggregator = (
-        ResponseGenerator(deps),
-        GuardrailValidator(deps),
-        ResponseAggregator(deps),
-    )
-    await generator.start()
+    generator, guardrail, aggregator = await _reply_actors(llm_server)
     llm_server.script(
         Reply("Good news, John! I\u2019ve issued a full refund for ORD-10002 to your card."),
         Reply("Sorry for the trouble, John. I went ahead and processed a refund for you."),
