@@ -7,7 +7,9 @@ guardrail's regenerate-once loop with the reasons sent back to the LLM.
 
 from __future__ import annotations
 
+import re
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -356,3 +358,26 @@ async def test_the_ids_the_mesh_has_pass(llm_server: LLMTestServer) -> None:
     await guardrail.handle(envelope)
     assert envelope.guardrail is not None
     assert envelope.guardrail.approved, envelope.guardrail.reasons
+
+
+async def test_a_late_message_gives_the_model_only_what_is_left_of_the_callers_wait(
+    llm_server: LLMTestServer,
+) -> None:
+    """Through litellm: the call is cut at what is left of REQUEST_TIMEOUT_S (here ~2 s), not at the
+    actor's LLM_TIMEOUT_S (30 s here), and the template answers."""
+    generator = ResponseGenerator(_deps(llm_server))
+    await generator.start()
+    envelope = _ready_for_reply("Where is ORD-10002?")
+    envelope.created_at = datetime.now(UTC) - timedelta(seconds=26)
+    llm_server.hold()
+    try:
+        await generator.handle(envelope)
+    finally:
+        llm_server.release()
+    assert envelope.draft is not None
+    assert envelope.draft.method == "template"
+    reason = envelope.draft.llm_fallback_reason or ""
+    given = re.fullmatch(r"timeout: no reply within ([0-9.]+)s", reason)
+    assert given is not None, reason
+    assert float(given.group(1)) <= 2.0
+    assert len(llm_server.requests) == 1  # it was asked, and the answer not waited for

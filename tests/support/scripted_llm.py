@@ -21,9 +21,14 @@ class ScriptedLLM(LLMClient):
         super().__init__(LLM_SETTINGS)
         self.outcomes = list(outcomes)
         self.calls: list[Messages] = []
+        self.timeouts: list[float | None] = []
+        """The time each call was given (the actor's budget)."""
 
-    async def complete_text(self, messages: Messages, *, actor: str, max_tokens: int = 400) -> LLMReply:
+    async def complete_text(
+        self, messages: Messages, *, actor: str, max_tokens: int = 400, timeout_s: float | None = None
+    ) -> LLMReply:
         self.calls.append(messages)
+        self.timeouts.append(timeout_s)
         outcome = self.outcomes.pop(0) if len(self.outcomes) > 1 else self.outcomes[0]
         if isinstance(outcome, LLMError):
             raise outcome

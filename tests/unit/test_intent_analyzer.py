@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from actormesh_runtime.actors.intent_analyzer import (
@@ -213,3 +215,17 @@ async def test_without_a_model_there_is_no_llm_client() -> None:
     assert envelope.intent is not None
     assert envelope.intent.llm_fallback_reason is None
     assert envelope.intent.entities.order_ids == ["ORD-10002"]
+
+
+async def test_no_model_is_asked_when_the_caller_has_nearly_stopped_waiting() -> None:
+    """A message taken late (a redelivery, a backlog): the rules answer at once instead of a model call
+    that would outlast the caller's REQUEST_TIMEOUT_S."""
+    llm = ScriptedLLM('{"intent": "product_issue", "confidence": 0.9}')
+    envelope = make_envelope("The headphones I got are broken")
+    envelope.created_at = datetime.now(UTC) - timedelta(seconds=29)
+    await _analyzer(llm).handle(envelope)
+    assert llm.calls == []
+    assert envelope.intent is not None
+    assert envelope.intent.method == "rules"
+    assert envelope.intent.intent is Intent.PRODUCT_ISSUE
+    assert (envelope.intent.llm_fallback_reason or "").startswith("timeout: not asked")

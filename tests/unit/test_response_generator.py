@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from actormesh_runtime.actors.guardrail_validator import check
@@ -418,3 +420,30 @@ def test_llm_facts_carry_the_return_label_link() -> None:
     )
     [line] = [line for line in facts.facts(envelope) if line.startswith("Action taken:")]
     assert f" {url} " in line
+
+
+@pytest.mark.parametrize(
+    ("waited_s", "given_s"),
+    [(0.0, 10.0), (20.0, 8.0), (27.5, None)],
+    ids=["fresh: LLM_TIMEOUT_S", "late: what is left of REQUEST_TIMEOUT_S", "nearly over: not asked"],
+)
+async def test_the_model_gets_no_more_time_than_the_caller_still_waits(
+    waited_s: float, given_s: float | None
+) -> None:
+    """Intent, draft and a regenerated draft took up to LLM_TIMEOUT_S (10 s) each: with a slow model the
+    caller's 30 s ran out (a 504) although the template needed no model. Each call now gets what is left
+    of REQUEST_TIMEOUT_S less a 2 s margin for the steps after it, and none below a second."""
+    envelope = _envelope("Where is ORD-10002?")
+    envelope.created_at = datetime.now(UTC) - timedelta(seconds=waited_s)
+    llm = ScriptedLLM("Your order ORD-10002 is out for delivery.")
+    await ResponseGenerator(deps_with(llm)).handle(envelope)
+    assert envelope.draft is not None
+    if given_s is None:
+        assert llm.calls == []
+        assert envelope.draft.method == "template"
+        assert (envelope.draft.llm_fallback_reason or "").startswith("timeout: not asked")
+    else:
+        [timeout] = llm.timeouts
+        assert timeout is not None
+        assert given_s - 0.5 <= timeout <= given_s  # `now` moved on a little since `created_at` was set
+        assert envelope.draft.method == "llm"

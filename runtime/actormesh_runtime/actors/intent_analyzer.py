@@ -235,7 +235,10 @@ class IntentAnalyzer(LLMActor):
             return
         try:
             reply = await self.llm.complete_json(
-                prompts.intent_messages(envelope.message), LLMIntentReply, actor=self.name.value
+                prompts.intent_messages(envelope.message),
+                LLMIntentReply,
+                actor=self.name.value,
+                timeout_s=self.llm_budget_s(envelope),
             )
         except LLMError as exc:
             rules.llm_fallback_reason = f"{exc.reason}: {exc}"[:300]

@@ -67,6 +67,7 @@ class ResponseGenerator(LLMActor):
                         regenerate_reasons=reasons,
                     ),
                     actor=self.name.value,
+                    timeout_s=self.llm_budget_s(envelope),
                 )
             except LLMError as exc:
                 draft.llm_fallback_reason = f"{exc.reason}: {exc}"[:300]

@@ -111,9 +111,12 @@ class LLMClient:
         if self.enabled:
             await _litellm_module()
 
-    async def complete_text(self, messages: Messages, *, actor: str, max_tokens: int = 400) -> LLMReply:
-        """One chat completion; raises an `LLMError` subclass on timeout, HTTP error, empty text, a
-        reply cut off at `max_tokens` or one far longer than `max_tokens` allows."""
+    async def complete_text(
+        self, messages: Messages, *, actor: str, max_tokens: int = 400, timeout_s: float | None = None
+    ) -> LLMReply:
+        """One chat completion; raises an `LLMError` subclass on timeout (`timeout_s`, else
+        LLM_TIMEOUT_S), HTTP error, empty text, a reply cut off at `max_tokens` or one far longer than
+        `max_tokens` allows."""
         if not self.enabled:
             raise LLMNotConfigured("LITELLM_MODEL is not set")
         started = time.perf_counter()
@@ -124,7 +127,7 @@ class LLMClient:
                     {"gen_ai.operation.name": "chat", "gen_ai.request.model": self.model or "",
                      "gen_ai.request.max_tokens": max_tokens, "actormesh.actor": actor}
                 )  # fmt: skip
-                reply = await self._call(messages, max_tokens)
+                reply = await self._call(messages, max_tokens, timeout_s or self.timeout_s)
                 span.set_attributes(
                     {"gen_ai.usage.input_tokens": reply.prompt_tokens,
                      "gen_ai.usage.output_tokens": reply.completion_tokens}
@@ -149,10 +152,16 @@ class LLMClient:
         return reply
 
     async def complete_json(
-        self, messages: Messages, schema: type[T], *, actor: str, max_tokens: int = 300
+        self,
+        messages: Messages,
+        schema: type[T],
+        *,
+        actor: str,
+        max_tokens: int = 300,
+        timeout_s: float | None = None,
     ) -> T:
         """A completion parsed as JSON and validated against `schema`; `LLMInvalidResponse` if not."""
-        reply = await self.complete_text(messages, actor=actor, max_tokens=max_tokens)
+        reply = await self.complete_text(messages, actor=actor, max_tokens=max_tokens, timeout_s=timeout_s)
         try:
             return schema.model_validate(extract_json(reply.text))
         except ValidationError as exc:
@@ -160,14 +169,14 @@ class LLMClient:
                 f"reply does not match {schema.__name__}: {exc.error_count()} errors"
             ) from exc
 
-    async def _call(self, messages: Messages, max_tokens: int) -> LLMReply:
+    async def _call(self, messages: Messages, max_tokens: int, timeout_s: float) -> LLMReply:
         litellm = await _litellm_module()
         kwargs: dict[str, Any] = {
             "model": self.model,
             "messages": messages,
             "temperature": self.temperature,
             "max_tokens": max_tokens,
-            "timeout": self.timeout_s,
+            "timeout": timeout_s,
             "num_retries": 0,  # the bus retries whole messages; a retry here would blow the budget
             "max_retries": 0,
         }
@@ -176,13 +185,13 @@ class LLMClient:
         if self.api_key:
             kwargs["api_key"] = self.api_key
         try:
-            async with asyncio.timeout(self.timeout_s):
+            async with asyncio.timeout(timeout_s):
                 response = await litellm.acompletion(**kwargs)
         except TimeoutError as exc:
-            raise LLMTimeout(f"no reply within {self.timeout_s:g}s") from exc
+            raise LLMTimeout(f"no reply within {timeout_s:.3g}s") from exc
         except Exception as exc:  # litellm raises many types; all mean "no usable answer"
             if isinstance(exc, getattr(litellm, "Timeout", ())):
-                raise LLMTimeout(f"no reply within {self.timeout_s:g}s") from exc
+                raise LLMTimeout(f"no reply within {timeout_s:.3g}s") from exc
             # Provider errors may quote the request or their own data: redact, then shorten (the other
             # way round could cut a number below the length that is recognised as one).
             raise LLMUnavailable(f"{type(exc).__name__}: {redact(str(exc))[:200]}") from exc
