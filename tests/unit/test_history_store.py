@@ -295,3 +295,31 @@ async def test_claiming_an_owned_session_returns_its_owner_without_a_write(tmp_p
         assert written == []  # nothing on the single writer's connection: two reads on the reader's
     finally:
         await store.close()
+
+
+async def test_a_read_never_misses_a_commit_made_while_another_read_was_under_way(tmp_path: Path) -> None:
+    """A connection's statements share one snapshot while any of them is active: a read overlapping
+    another one (the service answers many queries at once) read the database as that one began. A
+    session claimed a moment before then had no owner, and the chat failed with a 503 (seen in CI)."""
+    store = HistoryStore(tmp_path / "h.db")
+    await store.open()
+    try:
+        await store.add_events([event("m1")])
+        reading, finish = asyncio.Event(), asyncio.Event()
+
+        async def long_read() -> None:
+            async with store.reading() as db, db.execute("SELECT id FROM turns") as cursor:
+                await cursor.fetchone()  # the statement is active: its snapshot is held
+                reading.set()
+                await finish.wait()
+
+        first = asyncio.ensure_future(long_read())
+        await reading.wait()
+        await store.add_events([event("m2", session="s2")])  # committed on the writer meanwhile
+        owner = asyncio.ensure_future(store.session_owner("s2"))
+        await asyncio.sleep(0)
+        finish.set()
+        await first
+        assert await owner == "john.doe@example.com"
+    finally:
+        await store.close()

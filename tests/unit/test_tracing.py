@@ -364,7 +364,7 @@ async def test_an_llm_call_is_a_client_span_inside_the_hop(
     client = LLMClient(RuntimeSettings(litellm_model="openai/test-model"))
     replies: list[LLMReply | Exception] = [LLMReply("hello", 12, 3), LLMTimeout("no reply within 10s")]
 
-    async def call(messages: object, max_tokens: int) -> LLMReply:
+    async def call(messages: object, max_tokens: int, timeout_s: float) -> LLMReply:
         reply = replies.pop(0)
         if isinstance(reply, Exception):
             raise reply

@@ -181,6 +181,7 @@ class HistoryStore:
         self.path = Path(path)
         self._db: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
+        self._read_lock = asyncio.Lock()
         self.write_lock = asyncio.Lock()
         """Held by every write transaction: writers share one connection, and a state transition's
         read-check-write must not interleave with another write's commit."""
@@ -211,10 +212,15 @@ class HistoryStore:
     async def reading(self) -> AsyncIterator[aiosqlite.Connection]:
         """The connection for a read outside a write transaction. The writer's connection sees a batch's
         rows before its commit (and rows a rollback then removes), so reads have a connection of their
-        own, which sees committed rows only (WAL) and never waits for a write. A `:memory:` store is one
-        connection: its reads wait for the write in progress instead. Never use it inside `writing()`."""
+        own, which sees committed rows only (WAL) and never waits for a write. One read at a time: a
+        connection's statements share one snapshot while any of them is active, so a read overlapping
+        another (the service answers many queries at once) read the database as that other one began,
+        missing what was committed since — a session claimed a moment before had no owner. A `:memory:`
+        store is one connection: its reads wait for the write in progress instead. Never nest it, nor
+        use it inside `writing()`."""
         if self._reader is not None:
-            yield self._reader
+            async with self._read_lock:
+                yield self._reader
             return
         async with self.write_lock:
             yield self.db
@@ -323,9 +329,13 @@ class HistoryStore:
                 " VALUES (?, ?, ?)",
                 (session_id, customer_email.lower(), now),
             )
-        owner = await self.session_owner(session_id)
-        assert owner is not None
-        return owner
+            # Read back in the same transaction: whoever won a race for the session, this sees it.
+            async with self.db.execute(
+                "SELECT customer_email FROM session_owners WHERE session_id = ?", (session_id,)
+            ) as cursor:
+                row = await cursor.fetchone()
+        assert row is not None
+        return str(row[0])
 
     async def session_owner(self, session_id: str) -> str | None:
         async with (
