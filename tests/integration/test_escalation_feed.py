@@ -27,7 +27,9 @@ def dropped(kind: str) -> float:
     return REGISTRY.get_sample_value("actormesh_gateway_socket_events_dropped_total", {"socket": kind}) or 0.0
 
 
-async def test_a_socket_that_stopped_reading_holds_no_other_socket(nats_server: str) -> None:
+async def test_a_socket_that_stopped_reading_holds_no_other_socket(
+    nats_server: str, caplog: pytest.LogCaptureFixture
+) -> None:
     subjects = Subjects("feed-test")
     ticket = escalated(JOHN, "I want a human", session="s-feed").escalation
     assert ticket is not None
@@ -66,6 +68,9 @@ async def test_a_socket_that_stopped_reading_holds_no_other_socket(nats_server: 
         assert [r.text for r in replies] == [f"reply {n}" for n in range(EVENTS)]  # in order
         # The sleeping console took one event and holds it; its outbox filled and the rest were dropped.
         assert dropped("agent") - before == EVENTS - 1 - OUTBOX_FRAMES
+        # Said once for the stuck socket, not once per event it missed.
+        warned = [r for r in caplog.records if r.getMessage().startswith("escalation events not sent")]
+        assert len(warned) == 1
     finally:
         feed.remove_agent(asleep)
         feed.remove_agent(console)

@@ -112,6 +112,8 @@ class Outbox(Generic[T]):
         self._deliver = deliver
         self._kind = kind
         self._queue: asyncio.Queue[T] = asyncio.Queue(OUTBOX_FRAMES)
+        self._dropping = False
+        """Dropping since the outbox filled: logged once, not once per event of a stuck socket."""
         self._task = asyncio.create_task(self._run(), name=f"escalation-feed-{kind}")
 
     def offer(self, item: T) -> None:
@@ -119,11 +121,16 @@ class Outbox(Generic[T]):
             self._queue.put_nowait(item)
         except asyncio.QueueFull:
             DROPPED.labels(self._kind).inc()
-            log.warning("escalation event not sent: the socket stopped reading", extra={"socket": self._kind})
+            if not self._dropping:
+                self._dropping = True
+                log.warning(
+                    "escalation events not sent: the socket stopped reading", extra={"socket": self._kind}
+                )
 
     async def _run(self) -> None:
         while True:
             item = await self._queue.get()
+            self._dropping = False
             try:
                 await self._deliver(item)
             except Exception:  # one broken socket must not stop its outbox
