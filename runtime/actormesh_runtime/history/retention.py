@@ -8,8 +8,9 @@ executed — since deleting it would take the conversation from under the agent 
 at the first run after that is settled. A long conversation still in use is never cut at its start.
 
 The history service (the single writer) runs `RetentionLoop`. Candidates are found on the reading
-connection (a scan that must not hold the writer), then each batch is checked again and deleted in one
-short write transaction of its own, so a chat's claim or a history batch waits for at most one batch.
+connection (a scan that must not hold the writer; other reads wait for it, as reads there go one at a
+time), then each batch is checked again and deleted in one short write transaction of its own, so a
+chat's claim or a history batch waits for at most one batch.
 Snapshots (docs/backups.md) keep a deleted conversation until they rotate out.
 """
 
