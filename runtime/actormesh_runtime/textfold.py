@@ -21,3 +21,12 @@ def fold(text: str) -> str:
     if text.isascii():
         return text.lower()
     return text.translate(_SPECIAL).lower()
+
+
+_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u2032": "'"})
+
+
+def plain_apostrophes(text: str) -> str:
+    """Typographic apostrophes (models write "we\u2019ll") as "'", which the patterns spell contractions
+    with; one character for one, so offsets still hold."""
+    return text.translate(_APOSTROPHES)

@@ -33,7 +33,7 @@ from actormesh_runtime.store_policy import (
     WARRANTY_MONTHS,
     WARRANTY_YEARS,
 )
-from actormesh_runtime.textfold import fold
+from actormesh_runtime.textfold import fold, plain_apostrophes
 
 REGENERATE_ROUTE = [
     ActorName.RESPONSE_GENERATOR,
@@ -206,9 +206,6 @@ _WARRANTY = (
 _WARRANTY_WRONG = re.compile(r"\b(?:lifetime|no)\s+warranty\b")
 
 
-_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u2032": "'"})
-
-
 def _any_in(keywords: tuple[str, ...], folded: str) -> bool:
     return any(k in folded for k in keywords)
 
@@ -261,9 +258,7 @@ def check(text: str, own_email: str, own_names: Iterable[str] = ()) -> list[str]
     `own_names`: the customer's names, which are not hostile words when they are also one ("Hi Sue.").
     """
     reasons = _pii(text, own_email)
-    # Models often write typographic apostrophes (U+2019); the patterns spell contractions with "'".
-    # One character for one, so offsets into `text` still hold.
-    folded = fold(text).translate(_APOSTROPHES)
+    folded = plain_apostrophes(fold(text))
     # Same offsets in `text`: report the words as written, lower-cased, as before folding.
     names = {fold(n) for n in own_names}
     profane = sorted({text[m.start() : m.end()].lower() for m in _PROFANITY.finditer(folded)} - names)

@@ -20,7 +20,7 @@ from actormesh_runtime.envelope import DraftResponse, Envelope
 from actormesh_runtime.llm import prompts
 from actormesh_runtime.llm.errors import LLMError, LLMInvalidResponse
 from actormesh_runtime.replies import facts, templates
-from actormesh_runtime.textfold import fold
+from actormesh_runtime.textfold import fold, plain_apostrophes
 
 # A model's refusal ("I'm sorry, but I can't assist with that request.") is well-formed text that
 # passes every guardrail check, yet says nothing: the template has the customer's real facts. Only a
@@ -32,11 +32,10 @@ _REFUSAL = re.compile(
     r"(?:help|assist|comply|fulfil+|respond|answer|continue|engage)"
     r"(?:\s+(?:you|with|that|this|the|your|request|here|it)\b)*\s*(?:[.!]|$)"
 )
-_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'"})
 
 
 def is_refusal(text: str) -> bool:
-    return _REFUSAL.match(fold(text.strip()).translate(_APOSTROPHES)) is not None
+    return _REFUSAL.match(plain_apostrophes(fold(text.strip()))) is not None
 
 
 def regeneration(envelope: Envelope) -> tuple[int, list[str]]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from prometheus_client import Counter, Gauge
@@ -58,18 +58,32 @@ _EXPIRED = (
 async def prune(store: HistoryStore, before: datetime, *, batch: int = PRUNE_BATCH) -> int:
     """Delete every settled conversation whose newest turn is before `before`; how many were deleted."""
     cutoff = before.astimezone(UTC).isoformat()
-    async with store.reading() as db, db.execute(_EXPIRED.format(where=""), (cutoff,)) as cursor:
-        candidates = [str(row[0]) for row in await cursor.fetchall()]
-    deleted = 0
-    for start in range(0, len(candidates), batch):
-        deleted += await _delete(store, candidates[start : start + batch], cutoff)
-        await asyncio.sleep(0)  # the writers queued behind this batch go first
-    deleted_owners = await _delete_unused_owners(store, cutoff, batch=batch)
+    expired = await _candidates(store, _EXPIRED.format(where=""), cutoff)
+    deleted = await _in_batches(expired, batch, lambda sessions: _delete(store, sessions, cutoff))
+    unused = await _candidates(store, f"SELECT session_id {_UNUSED_OWNERS}", cutoff)
+    deleted_owners = await _in_batches(
+        unused, batch, lambda sessions: _delete_owners(store, sessions, cutoff)
+    )
     if deleted or deleted_owners:
         log.info(
             "history retention: deleted old conversations",
             extra={"conversations": deleted, "owners_without_turns": deleted_owners, "before": cutoff},
         )
+    return deleted
+
+
+async def _candidates(store: HistoryStore, sql: str, cutoff: str) -> list[str]:
+    """Session ids `sql` selects, found on the reading connection (a scan that must not hold the writer)."""
+    async with store.reading() as db, db.execute(sql, (cutoff,)) as cursor:
+        return [str(row[0]) for row in await cursor.fetchall()]
+
+
+async def _in_batches(sessions: list[str], batch: int, delete: Callable[[list[str]], Awaitable[int]]) -> int:
+    """`delete` each batch of `sessions`, each its own write; how many it deleted in all."""
+    deleted = 0
+    for start in range(0, len(sessions), batch):
+        deleted += await delete(sessions[start : start + batch])
+        await asyncio.sleep(0)  # the writers queued behind this batch go first
     return deleted
 
 
@@ -100,24 +114,16 @@ _UNUSED_OWNERS = (
     "FROM session_owners WHERE julianday(created_at) < julianday(?)"
     " AND session_id NOT IN (SELECT session_id FROM turns)"
 )
+"""Owners claimed before the cutoff whose conversation never stored a turn (the chat failed)."""
 
 
-async def _delete_unused_owners(store: HistoryStore, cutoff: str, *, batch: int) -> int:
-    """Owners claimed before the cutoff whose conversation never stored a turn (the chat failed): found
-    on the reading connection, deleted in batches like the conversations."""
-    async with store.reading() as db, db.execute(f"SELECT session_id {_UNUSED_OWNERS}", (cutoff,)) as cursor:
-        candidates = [str(row[0]) for row in await cursor.fetchall()]
-    deleted = 0
-    for start in range(0, len(candidates), batch):
-        sessions = candidates[start : start + batch]
-        async with store.writing():
-            cursor = await store.db.execute(
-                f"DELETE {_UNUSED_OWNERS} AND session_id IN ({','.join('?' * len(sessions))})",
-                (cutoff, *sessions),
-            )
-            deleted += cursor.rowcount
-        await asyncio.sleep(0)
-    return deleted
+async def _delete_owners(store: HistoryStore, sessions: Sequence[str], cutoff: str) -> int:
+    async with store.writing():
+        cursor = await store.db.execute(
+            f"DELETE {_UNUSED_OWNERS} AND session_id IN ({','.join('?' * len(sessions))})",
+            (cutoff, *sessions),
+        )
+        return cursor.rowcount
 
 
 class RetentionLoop:
