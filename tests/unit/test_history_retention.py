@@ -4,6 +4,7 @@ still act on (an unsettled escalation or approval) is kept however old."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 from prometheus_client import REGISTRY
@@ -130,6 +131,33 @@ async def test_a_conversation_that_came_back_to_life_before_its_batch_is_kept(st
     await store.add_events([history_event("m2", "s")])
     assert await _delete(store, ["s"], CUTOFF.isoformat()) == 0
     assert await rows(store, "turns", "s") == 4
+
+
+async def test_the_scan_reads_a_page_at_a_time_so_a_transcript_read_waits_for_one_page(
+    store: HistoryStore,
+) -> None:
+    """Reads on the reading connection go one at a time: a scan of the whole table in one read made every
+    customer's transcript read wait for it (half a second at a million turns, measured)."""
+    sessions = ["", *(f"s{i}" for i in range(8))]  # "" sorts first: the first page must not skip it
+    await store.add_events([old(f"m{i}", session) for i, session in enumerate(sessions)])
+    await store.add_events([history_event(f"r{i}", f"recent{i}") for i in range(3)])
+    statements: list[str] = []
+    assert store._reader is not None
+    await store._reader.set_trace_callback(statements.append)
+
+    async with store.reading():  # the scan and a customer's read queue up behind a read in progress
+        pruning = asyncio.create_task(prune(store, CUTOFF, page=2, batch=2))
+        await asyncio.sleep(0.05)
+        reading = asyncio.create_task(store.conversation("recent2"))
+        await asyncio.sleep(0.05)
+    assert await pruning == 9
+    assert len(await reading) == 2
+
+    pages = [i for i, sql in enumerate(statements) if "GROUP BY session_id" in sql]
+    transcript = next(i for i, sql in enumerate(statements) if sql.startswith("SELECT * FROM (SELECT"))
+    assert len(pages) == 7, "12 conversations, 2 a page, and the empty page that ends the scan"
+    assert transcript == pages[0] + 1, "the customer's read waited for one page, not for the whole scan"
+    assert await store.count_turns() == 6
 
 
 async def test_the_loop_counts_what_it_deleted(store: HistoryStore) -> None:
