@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from prometheus_client import REGISTRY
 from actormesh_runtime.actors.context_retriever import ContextRetriever
 from actormesh_runtime.envelope import CustomerContext
 from actormesh_runtime.mocks.server import MockPorts, MocksHandle, serve_mocks
+from actormesh_runtime.policy.orders import MAX_CONTEXT_ORDERS, not_found_sentence
 from actormesh_runtime.resources import ActorDeps
 from actormesh_runtime.settings import RuntimeSettings
 from actormesh_runtime.storage.cache import ContextCache
@@ -121,6 +123,46 @@ async def test_an_invalidation_wins_over_a_fill_already_under_way(
         assert (await ask()).cached is True
     finally:
         await coordinator_cache.close()
+        await actor.stop()
+
+
+def add_old_orders(mocks: MocksHandle, count: int) -> list[str]:
+    """`count` more orders for John, all older than his own, oldest first; their ids."""
+    orders = mocks.state.data.orders
+    template = orders["ORD-10003"]
+    placed = datetime(2020, 1, 1, tzinfo=UTC)
+    ids = [f"ORD-{90000 + i}" for i in range(count)]
+    for i, oid in enumerate(ids):
+        at = (placed + timedelta(minutes=i)).isoformat()
+        orders[oid] = template.model_copy(update={"order_id": oid, "placed_at": at})
+    return ids
+
+
+async def test_a_customer_with_more_orders_than_a_context_holds_is_cached(
+    mocks: MocksHandle, redis_server: RedisServer
+) -> None:
+    """Before: the cut to the newest orders was recorded as an error, and a context with errors is
+    never cached, so every message of such a customer went to the orders API."""
+    oldest, *_ = add_old_orders(mocks, MAX_CONTEXT_ORDERS + 20)
+    settings = settings_for(mocks, redis_server, "cache-many-orders")
+    actor = ContextRetriever(ActorDeps(settings=settings, publisher=None))  # type: ignore[arg-type]
+    await actor.start()
+
+    async def ask() -> CustomerContext:
+        env = envelope_for(EMAIL)
+        await actor.handle(env)
+        assert env.context is not None
+        return env.context
+
+    try:
+        first = await ask()
+        assert (first.cached, len(first.orders)) == (False, MAX_CONTEXT_ORDERS)
+        second = await ask()
+        assert second.cached is True, "served by Redis, not the orders API"
+        assert second.orders == first.orders
+        # What the replies say about an older order survives the round trip through Redis.
+        assert "among your 100 most recent orders" in not_found_sentence(oldest, second)
+    finally:
         await actor.stop()
 
 

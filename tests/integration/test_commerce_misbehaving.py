@@ -35,6 +35,7 @@ from actormesh_runtime.clients.commerce import (
 from actormesh_runtime.envelope import ActionStatus, ActionType, Envelope, Intent, IntentResult
 from actormesh_runtime.errors import UpstreamUnavailable
 from actormesh_runtime.mocks.server import MockPorts, MocksHandle, serve_mocks
+from actormesh_runtime.policy.orders import MAX_CONTEXT_ORDERS
 from actormesh_runtime.replies.facts import facts
 from actormesh_runtime.replies.templates import compose
 from actormesh_runtime.resources import ActorDeps
@@ -267,6 +268,30 @@ async def test_a_customer_with_thousands_of_orders_still_fits_on_the_bus(mesh: M
     assert "most recent orders" in reply
 
 
+async def test_the_newest_orders_are_kept_whatever_offset_their_times_are_in(mesh: Mesh) -> None:
+    """Before: "newest" compared the times as text, so an order placed at 20:00-08:00 (04:00 UTC the
+    next day, the customer's newest) sorted below orders of that next day's 00:00 UTC, was cut from
+    the context, and its cancellation was refused as "not among your 100 most recent orders"."""
+    orders = mesh.mocks.state.data.orders
+    old = orders["ORD-10003"]
+    for i in range(MAX_CONTEXT_ORDERS):
+        oid = f"ORD-{90000 + i}"
+        orders[oid] = old.model_copy(update={"order_id": oid, "placed_at": "2026-01-02T00:00:00+00:00"})
+    orders["ORD-20001"] = orders["ORD-20001"].model_copy(
+        update={"customer_id": "CUST-1001", "placed_at": "2026-01-01T20:00:00-08:00"}
+    )
+
+    env = await ask(
+        mesh, "john.doe@example.com", "Cancel ORD-20001", Intent.CANCELLATION_REQUEST, "ORD-20001"
+    )
+
+    assert env.context is not None
+    assert "ORD-20001" in {o.order_id for o in env.context.orders}
+    [outcome] = env.actions
+    assert (outcome.status, outcome.order_id) == (ActionStatus.DONE, "ORD-20001")
+    assert mesh.order_status("ORD-20001") == "cancelled"
+
+
 # ---------------------------------------------------------------- statuses and dates in other shapes
 
 
@@ -421,6 +446,63 @@ async def test_an_account_status_in_capitals_is_still_suspended(mesh: Mesh) -> N
         mesh, "jane.smith@example.com", "Cancel ORD-20001", Intent.CANCELLATION_REQUEST, "ORD-20001"
     )
 
+    assert env.decision is not None
+    assert env.decision.escalate
+    assert env.actions == []
+    assert mesh.order_status("ORD-20001") == "processing"
+
+
+@pytest.mark.parametrize("status", ["closed", "banned", "deleted", "Frozen", ""])
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ("Cancel ORD-20001", Intent.CANCELLATION_REQUEST),
+        ("Please refund ORD-20001", Intent.BILLING_ISSUE),
+    ],
+    ids=["cancel", "refund"],
+)
+async def test_an_account_status_the_rules_do_not_know_gets_no_order_changes(
+    mesh: Mesh, status: str, text: str, kind: Intent
+) -> None:
+    """Before: only "suspended" stopped order changes, so a VIP's cancellation on a closed, banned or
+    deleted account ran, and a refund request was filed for it. Now only an active account gets
+    automatic changes; any other status goes to a person, like a suspended one."""
+
+    def restricted(request: web.Request, body: dict[str, Any]) -> None:
+        body["status"] = status
+
+    mesh.customers.rewrite = restricted
+
+    env = await ask(mesh, "jane.smith@example.com", text, kind, "ORD-20001")
+
+    assert env.decision is not None
+    assert env.decision.escalate
+    assert env.actions == []
+    assert mesh.order_status("ORD-20001") == "processing"
+    assert mesh.mocks.state.effects == 0
+
+
+@pytest.mark.parametrize("given", [{}, {"status": None}, {"status": 3}], ids=["missing", "null", "number"])
+async def test_an_account_without_a_readable_status_is_answered_but_not_changed(
+    mesh: Mesh, given: dict[str, Any]
+) -> None:
+    """Before: a profile without a status (left out, null, a number) failed validation: a permanent
+    error on every message of that customer, even "where is my order?". Now the question is answered,
+    and an order change goes to a person, as for any account not known to be active."""
+
+    def without_status(request: web.Request, body: dict[str, Any]) -> None:
+        body.pop("status")
+        body.update(given)
+
+    mesh.customers.rewrite = without_status
+    email = "jane.smith@example.com"
+
+    asked = await ask(mesh, email, "Where is ORD-20001?", Intent.ORDER_STATUS, "ORD-20001")
+    assert asked.context is not None
+    assert (asked.context.found, asked.context.account_status) == (True, None)
+    assert "ORD-20001" in compose(asked)
+
+    env = await ask(mesh, email, "Cancel ORD-20001", Intent.CANCELLATION_REQUEST, "ORD-20001")
     assert env.decision is not None
     assert env.decision.escalate
     assert env.actions == []

@@ -148,12 +148,18 @@ async def test_context_cache_keeps_only_complete_known_contexts() -> None:
     await cache.put(CustomerContext(found=False, email="nobody@example.com"), 0)
     partial = context_for("jane.smith@example.com").model_copy(update={"errors": ["orders: HTTP 503"]})
     await cache.put(partial, 0)
+    # Only the newest orders, by design (context_retriever's cut): complete, so cached.
+    cut = context_for("bob.wilson@example.com").model_copy(update={"orders_total": 4000})
+    await cache.put(cut, 0)
     hit = await cache.get(" John.Doe@example.com")
     assert hit is not None
     assert hit.cached is True
     assert hit.model_copy(update={"cached": False}) == john
     assert await cache.get("nobody@example.com") is None
     assert await cache.get("jane.smith@example.com") is None
+    bob = await cache.get("bob.wilson@example.com")
+    assert bob is not None
+    assert bob.orders_total == 4000
     await cache.invalidate("john.doe@example.com")
     assert await cache.get("john.doe@example.com") is None
 

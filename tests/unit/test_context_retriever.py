@@ -10,13 +10,16 @@ import pytest
 
 from actormesh_runtime.actors.context_retriever import ContextRetriever
 from actormesh_runtime.clients.commerce import ApiRejected, release_commerce_client
+from actormesh_runtime.envelope import Envelope
 from actormesh_runtime.errors import UpstreamUnavailable
 from actormesh_runtime.mocks.state import MockState
+from actormesh_runtime.policy.orders import MAX_CONTEXT_ORDERS, not_found_sentence, orders_truncated
 from tests.support.commerce import (
     CUSTOMERS_URL,
     ORDERS_URL,
     TRACKING_URL,
     Recorder,
+    context_for,
     deps_with_client,
     envelope_for,
     mock_transports,
@@ -119,6 +122,59 @@ async def test_unknown_customer_is_not_cached(rig_factory) -> None:  # type: ign
     await retrieve(rig, "nobody@example.com")
     again = await retrieve(rig, "nobody@example.com")
     assert again.cached is False
+
+
+def add_old_orders(state: MockState, customer_order: str, count: int) -> list[str]:
+    """`count` more orders like `customer_order`, all older than the customer's own, oldest first."""
+    template = state.data.orders[customer_order]
+    ids = [f"ORD-{90000 + i}" for i in range(count)]
+    for i, oid in enumerate(ids):
+        at = f"2020-01-01T00:{i // 60:02d}:{i % 60:02d}+00:00"
+        state.data.orders[oid] = template.model_copy(update={"order_id": oid, "placed_at": at})
+    return ids
+
+
+async def test_a_long_order_history_is_cut_to_the_newest_and_still_cached(rig_factory) -> None:  # type: ignore[no-untyped-def]
+    """Before: the cut was one of `errors`, so the context was never cached and every message of a
+    customer with more than MAX_CONTEXT_ORDERS orders went to the orders API."""
+    rig = await rig_factory()
+    oldest, *_ = add_old_orders(rig.state, "ORD-10003", MAX_CONTEXT_ORDERS + 5)
+    context = await retrieve(rig, "john.doe@example.com")
+    assert len(context.orders) == MAX_CONTEXT_ORDERS
+    assert {"ORD-10001", "ORD-10002", "ORD-10003"} <= {o.order_id for o in context.orders}
+    assert oldest not in {o.order_id for o in context.orders}
+    assert context.orders_total == MAX_CONTEXT_ORDERS + 8
+    assert context.errors == [], "the cut is no failure"
+    assert orders_truncated(context)
+    calls = len(rig.calls())
+    again = await retrieve(rig, "john.doe@example.com")
+    assert again.cached is True
+    assert len(rig.calls()) == calls
+    assert again.model_copy(update={"cached": False}) == context
+
+
+async def test_an_order_history_that_fits_is_not_marked_as_cut(rig_factory) -> None:  # type: ignore[no-untyped-def]
+    rig = await rig_factory()
+    add_old_orders(rig.state, "ORD-10003", MAX_CONTEXT_ORDERS - 3)
+    context = await retrieve(rig, "john.doe@example.com")
+    assert (len(context.orders), context.orders_total) == (MAX_CONTEXT_ORDERS, None)
+    assert not orders_truncated(context)
+    assert b"orders_total" not in context.model_dump_json().encode(), "older replicas refuse the field"
+
+
+def test_a_cut_recorded_by_an_older_context_retriever_still_reads_as_one() -> None:
+    """An envelope written before `orders_total` (the cut in `errors`) may be in flight during a
+    rollout: it still decodes, and an older order it names is still "not among your most recent"."""
+    env = envelope_for("john.doe@example.com")
+    env.context = context_for("john.doe@example.com")
+    legacy = env.to_bytes().replace(
+        b'"errors":[]', b'"errors":["orders: only the newest 100 of 4003 orders are kept"]'
+    )
+    decoded = Envelope.from_bytes(legacy)
+    assert decoded.context is not None
+    assert decoded.context.orders_total is None
+    assert orders_truncated(decoded.context)
+    assert "among your 100 most recent orders" in not_found_sentence("ORD-90000", decoded.context)
 
 
 def _foreign_orders(request: httpx.Request) -> httpx.Response:

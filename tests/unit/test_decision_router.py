@@ -175,6 +175,39 @@ def test_escalation_rules(email: str, it: IntentResult | None, st: Sentiment, re
         assert decision.planned_actions == []
 
 
+@pytest.mark.parametrize(
+    "status", ["closed", "banned", "deleted", "frozen", "pending_verification", "", None]
+)
+@pytest.mark.parametrize(
+    ("it", "reasons"),
+    [
+        pytest.param(intent(Intent.CANCELLATION_REQUEST), [REASON_SUSPENDED], id="cancel"),
+        pytest.param(intent(Intent.RETURN_REQUEST), [REASON_SUSPENDED], id="return"),
+        pytest.param(intent(Intent.BILLING_ISSUE), [REASON_SUSPENDED], id="refund"),
+        pytest.param(intent(Intent.ACCOUNT_ISSUE), [REASON_SUSPENDED_ACCOUNT], id="account-issue"),
+        pytest.param(intent(Intent.DELIVERY_ISSUE), [], id="may-track"),
+        pytest.param(intent(Intent.ORDER_STATUS), [], id="may-ask"),
+    ],
+)
+def test_an_account_that_is_not_active_is_handled_as_a_suspended_one(
+    status: str | None, it: IntentResult, reasons: list[str]
+) -> None:
+    """Before: only "suspended" was restricted; a closed, banned or deleted account (any status the
+    rules do not know) had its orders cancelled and refunds filed as if it were active."""
+    context = context_for(JANE).model_copy(update={"account_status": status})
+    decision = decide(
+        sentiment=sentiment(),
+        intent=it,
+        context=context,
+        screening=Screening(),
+        threshold=THRESHOLD,
+        now=NOW,
+    )
+    assert (decision.escalate, decision.reasons) == (bool(reasons), reasons)
+    if not reasons:
+        assert set(decision.planned_actions) <= decision_policy.READ_ONLY_ACTIONS
+
+
 # ---------------------------------------------------------------- actions and gates
 
 

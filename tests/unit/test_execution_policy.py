@@ -343,6 +343,33 @@ def test_account_precheck(context: CustomerContext, action: ActionType, status: 
     assert (outcome.status if outcome else None) == status
 
 
+@pytest.mark.parametrize(
+    ("account_status", "said"),
+    [
+        ("closed", "Your account is closed"),
+        ("banned", "Your account is banned"),
+        ("pending_verification", "Your account is pending verification"),
+        ("", "Your account is not active"),
+        (None, "Your account is not active"),
+    ],
+)
+@pytest.mark.parametrize(
+    "action",
+    [ActionType.CANCEL_ORDER, ActionType.CREATE_RETURN_LABEL, ActionType.CREATE_REFUND_REQUEST],
+)
+def test_an_account_that_is_not_active_gets_no_order_change(
+    account_status: str | None, said: str, action: ActionType
+) -> None:
+    """Before: only "suspended" was refused here; a status the rules do not know passed as active."""
+    context = JANE.model_copy(update={"account_status": account_status})
+    outcome = precheck(action, context)
+    assert outcome is not None
+    assert outcome.status is ActionStatus.REFUSED
+    assert outcome.detail.startswith(said)
+    assert precheck(ActionType.TRACKING_LOOKUP, context) is None
+    assert precheck(ActionType.ADD_NOTE, context) is None
+
+
 def test_idempotency_key_is_stable_and_distinct() -> None:
     key = idempotency_key("msg-1", ActionType.CANCEL_ORDER, "ORD-20001")
     assert key == idempotency_key("msg-1", ActionType.CANCEL_ORDER, "ORD-20001")

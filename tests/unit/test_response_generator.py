@@ -21,7 +21,7 @@ from actormesh_runtime.envelope import (
 )
 from actormesh_runtime.llm.errors import LLMTimeout
 from actormesh_runtime.replies import facts
-from actormesh_runtime.replies.templates import INJECTION_REPLY
+from actormesh_runtime.replies.templates import INJECTION_REPLY, compose
 from tests.support.envelopes import BOB, JANE, JOHN, MIA, context_for, make_deps, make_envelope
 from tests.support.scripted_llm import ScriptedLLM, deps_with
 
@@ -420,6 +420,17 @@ def test_llm_facts_carry_the_return_label_link() -> None:
     )
     [line] = [line for line in facts.facts(envelope) if line.startswith("Action taken:")]
     assert f" {url} " in line
+
+
+def test_an_account_without_a_status_is_never_said_to_be_active() -> None:
+    """The commerce client gives no status when the API sends none (not known to be active): neither
+    the model's facts nor the account template may tell the customer it is active."""
+    envelope = _envelope("I can't log in to my account")
+    assert envelope.context is not None
+    envelope.context.account_status = None
+    [customer] = [line for line in facts.facts(envelope) if line.startswith("Customer:")]
+    assert customer.endswith("account of unknown status.")
+    assert "currently not active" in compose(envelope)
 
 
 @pytest.mark.parametrize(

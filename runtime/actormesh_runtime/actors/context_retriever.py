@@ -5,7 +5,8 @@ every shipped order concurrently. Every order is checked against the profile's c
 every shipment against its order, so no other customer's data can enter the envelope. A failing
 profile lookup raises `UpstreamUnavailable` (redelivery retries it); failing orders or tracking
 calls leave a partial context with `errors` filled in, which is then not cached (orders failing are
-`policy.orders.ORDERS_UNAVAILABLE`: the orders are unknown, not absent).
+`policy.orders.ORDERS_UNAVAILABLE`: the orders are unknown, not absent). A long order history is cut
+to the newest `MAX_CONTEXT_ORDERS` (`orders_total` says how many there were): complete, and cached.
 
 It also writes `envelope.followups` when the message names escalation references (`ESC-…`): their
 state, asked of the history service for this customer only (someone else's reference looks exactly
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import UTC, datetime
 from typing import ClassVar
 
 from actormesh_runtime.actors.commerce_base import CommerceActor
@@ -25,7 +27,7 @@ from actormesh_runtime.clients.commerce import CommerceClient, CustomerRecord
 from actormesh_runtime.envelope import CustomerContext, Envelope, Order
 from actormesh_runtime.errors import ActorMeshError
 from actormesh_runtime.escalations import EscalationLookup, FollowUp, find_refs
-from actormesh_runtime.policy.orders import MAX_CONTEXT_ORDERS, ORDERS_TRUNCATED, ORDERS_UNAVAILABLE
+from actormesh_runtime.policy.orders import MAX_CONTEXT_ORDERS, ORDERS_UNAVAILABLE, parse_time
 
 log = logging.getLogger(__name__)
 
@@ -43,20 +45,31 @@ def own_orders(customer_id: str, orders: list[Order]) -> tuple[list[Order], list
     return kept, errors
 
 
-def newest(orders: list[Order], errors: list[str]) -> tuple[list[Order], list[str]]:
-    """At most `MAX_CONTEXT_ORDERS`, newest first; the cut is recorded, so the replies know older
-    orders exist. Before, a customer with a few thousand orders made an envelope too large for the
-    bus: not even the error path could carry it, and the request got no answer."""
+_UNDATED = datetime.min.replace(tzinfo=UTC)
+
+
+def placed(order: Order) -> datetime:
+    """When the order was placed, for "newest first". As a time, not as text: the APIs may state it
+    in any offset, and "2026-01-01T20:00:00-08:00" is later than "2026-01-02T01:00:00+00:00" though
+    it sorts before it. A date that does not parse counts as the oldest."""
+    return parse_time(order.placed_at) or _UNDATED
+
+
+def newest(orders: list[Order]) -> tuple[list[Order], int | None]:
+    """At most `MAX_CONTEXT_ORDERS`, newest first, and how many there were when some were left out
+    (`CustomerContext.orders_total`), so the replies know older orders exist. Before, a customer with
+    a few thousand orders made an envelope too large for the bus: not even the error path could carry
+    it, and the request got no answer. The cut is no failure: it is not one of `errors`, which would
+    keep every such customer out of the cache."""
     if len(orders) <= MAX_CONTEXT_ORDERS:
-        return orders, errors
-    kept = sorted(orders, key=lambda o: o.placed_at, reverse=True)[:MAX_CONTEXT_ORDERS]
-    return kept, [*errors, f"{ORDERS_TRUNCATED} {MAX_CONTEXT_ORDERS} of {len(orders)} orders are kept"]
+        return orders, None
+    return sorted(orders, key=placed, reverse=True)[:MAX_CONTEXT_ORDERS], len(orders)
 
 
 def tracked_orders(orders: list[Order]) -> list[Order]:
     """Orders whose shipment is worth looking up: they have a tracking number; newest first."""
     with_tracking = [o for o in orders if o.tracking_number]
-    return sorted(with_tracking, key=lambda o: o.placed_at, reverse=True)[:MAX_TRACKED_ORDERS]
+    return sorted(with_tracking, key=placed, reverse=True)[:MAX_TRACKED_ORDERS]
 
 
 class ContextRetriever(CommerceActor):
@@ -95,7 +108,8 @@ class ContextRetriever(CommerceActor):
         if profile.email.strip().lower() != email:
             # The API answered with someone else: never use it.
             return CustomerContext(found=False, email=email, errors=["customers: profile email mismatch"])
-        orders, errors = await self._orders(client, profile)
+        fetched, errors = await self._orders(client, profile)
+        orders, total = newest(fetched)
         errors += await self._attach_tracking(client, orders)
         return CustomerContext(
             found=True,
@@ -105,6 +119,7 @@ class ContextRetriever(CommerceActor):
             tier=profile.tier,
             account_status=profile.status,
             orders=orders,
+            orders_total=total,
             errors=errors,
         )
 
@@ -114,8 +129,7 @@ class ContextRetriever(CommerceActor):
             fetched = await client.orders_of(profile.customer_id)
         except ActorMeshError as exc:
             return [], [f"{ORDERS_UNAVAILABLE} ({exc})"]
-        kept, errors = own_orders(profile.customer_id, fetched)
-        return newest(kept, errors)
+        return own_orders(profile.customer_id, fetched)
 
     @staticmethod
     async def _attach_tracking(client: CommerceClient, orders: list[Order]) -> list[str]:

@@ -26,6 +26,7 @@ from actormesh_runtime.envelope import (
     Envelope,
     Order,
 )
+from actormesh_runtime.policy.decision import READ_ONLY_ACTIONS, account_restricted
 from actormesh_runtime.policy.orders import (
     NO_ELIGIBLE_ORDER,
     ORDERS_UNAVAILABLE_DETAIL,
@@ -58,19 +59,22 @@ def _outcome(
 
 
 def precheck(action: ActionType, context: CustomerContext | None) -> ActionOutcome | None:
-    """Outcomes decided by the account alone (unknown or suspended), before any order is looked at."""
+    """Outcomes decided by the account alone (unknown, or not active), before any order is looked at."""
     if context is None or not context.found or context.customer_id is None:
         return _outcome(
             action,
             ActionStatus.SKIPPED,
             "We could not find an account for this email address, so nothing was changed.",
         )
-    mutating = action not in (ActionType.TRACKING_LOOKUP, ActionType.ADD_NOTE)
-    if mutating and context.account_status == "suspended":
+    mutating = action not in READ_ONLY_ACTIONS
+    if mutating and account_restricted(context):
+        # decision_router hands these to a person already; this holds for an envelope that reached
+        # here by another way (a replayed dead letter, a router of an older version).
+        status = (context.account_status or "").replace("_", " ").strip() or "not active"
         return _outcome(
             action,
             ActionStatus.REFUSED,
-            "Your account is suspended, so order changes need a member of our support team.",
+            f"Your account is {status}, so order changes need a member of our support team.",
         )
     return None
 

@@ -85,7 +85,10 @@ class CustomerRecord(BaseModel):
     tier: Tier | None
     """None for a tier this code does not know: treated as the least privileged (standard), rather
     than failing every message of that customer."""
-    status: str
+    status: str | None = None
+    """None when the API gives no status (left out, null, not a string): not known to be active, so
+    decision_router treats the account as a suspended one (`policy.decision.account_restricted`),
+    rather than failing every message of that customer."""
 
     @field_validator("tier", mode="before")
     @classmethod
@@ -95,8 +98,8 @@ class CustomerRecord(BaseModel):
 
     @field_validator("status", mode="before")
     @classmethod
-    def _status(cls, value: object) -> object:
-        return _lower(value)
+    def _status(cls, value: object) -> str | None:
+        return value.strip().lower() if isinstance(value, str) else None
 
 
 class _OrderRecord(Order):

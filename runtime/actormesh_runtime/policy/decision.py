@@ -4,9 +4,10 @@ Escalate when any of: an explicit request for a human (sentiment flag or the esc
 intent); a legal threat; abusive language; a VIP customer with high/critical urgency and negative
 sentiment; intent confidence below the configured threshold (or no intent at all). Otherwise the
 intent may need actions (cancellation, return, refund/billing, tracking for delivery problems) and a
-complaint gets a note on the account; an order change on a suspended account, or a question about
-the account itself, goes to a person. A message flagged as prompt injection never plans an action,
-and neither does one from an unknown customer. Tested in tests/unit/test_decision_router.py.
+complaint gets a note on the account; an order change on an account that is not active (suspended,
+or any status these rules do not know), or a question about the account itself, goes to a person.
+A message flagged as prompt injection never plans an action, and neither does one from an unknown
+customer. Tested in tests/unit/test_decision_router.py.
 """
 
 from __future__ import annotations
@@ -45,6 +46,11 @@ ACTIONS_BY_INTENT: dict[Intent, tuple[ActionType, ...]] = {
     Intent.BILLING_ISSUE: (ActionType.CREATE_REFUND_REQUEST,),
     Intent.DELIVERY_ISSUE: (ActionType.TRACKING_LOOKUP,),
 }
+ACTIVE_ACCOUNT_STATUSES = frozenset({"active"})
+"""Account statuses whose orders the agent changes by itself. Any other one, "suspended" or one these
+rules do not know ("closed", "banned", "frozen", none at all), is a restricted account: order changes
+and questions about the account go to a person. Guessing that an unknown status is an active one
+cancelled orders and filed refunds on accounts the store had shut."""
 URGENT = frozenset({Urgency.HIGH, Urgency.CRITICAL})
 READ_ONLY_ACTIONS = frozenset({ActionType.TRACKING_LOOKUP, ActionType.ADD_NOTE})
 
@@ -63,6 +69,11 @@ def orders_in_question(intent: Intent, orders: Sequence[Order], now: datetime) -
         # the return window, so every delivered order counts.
         return [o for o in orders if o.status == "delivered"]
     return list(orders)
+
+
+def account_restricted(context: CustomerContext | None) -> bool:
+    """A known customer whose account is not one of `ACTIVE_ACCOUNT_STATUSES`."""
+    return context is not None and context.found and context.account_status not in ACTIVE_ACCOUNT_STATUSES
 
 
 def low_confidence_reason(confidence: float, threshold: float) -> str:
@@ -161,10 +172,10 @@ def decide(
         actions, notes = [], [NOTE_INJECTION]
     elif actions and (context is None or not context.found):
         actions, notes = [], [NOTE_UNKNOWN_CUSTOMER]
-    suspended = context is not None and context.found and context.account_status == "suspended"
-    if suspended and not screening.prompt_injection:
-        # Only a person can change orders on, or lift, a suspended account: hand over (with a
-        # reference) rather than refuse and leave the customer nowhere to go.
+    if account_restricted(context) and not screening.prompt_injection:
+        # Only a person can change orders on, or lift, a suspended (or otherwise not active)
+        # account: hand over (with a reference) rather than refuse and leave the customer nowhere
+        # to go.
         if set(actions) - READ_ONLY_ACTIONS:
             return Decision(escalate=True, reasons=[REASON_SUSPENDED])
         if intent.intent is Intent.ACCOUNT_ISSUE:

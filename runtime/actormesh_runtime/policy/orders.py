@@ -69,12 +69,17 @@ MAX_CONTEXT_ORDERS = 100
 """Orders a context carries (the newest): thousands would outgrow the bus's message limit, and every
 order a customer can still cancel or return is a recent one."""
 ORDERS_TRUNCATED = "orders: only the newest"
-"""How `CustomerContext.errors` says older orders were left out: an order named but not found may be
-an older one of theirs, so it is "not among your recent orders", never "not on your account"."""
+"""How an older context_retriever said, in `CustomerContext.errors`, that older orders were left out
+(now `CustomerContext.orders_total`); still read, for envelopes it wrote that are in flight during a
+rollout."""
 
 
 def orders_truncated(context: CustomerContext | None) -> bool:
-    return context is not None and any(e.startswith(ORDERS_TRUNCATED) for e in context.errors)
+    """Older orders were left out of the context: an order named but not found may be an older one
+    of theirs, so it is "not among your recent orders", never "not on your account"."""
+    if context is None:
+        return False
+    return context.orders_total is not None or any(e.startswith(ORDERS_TRUNCATED) for e in context.errors)
 
 
 def not_found_sentence(order_ref: str, context: CustomerContext | None) -> str:

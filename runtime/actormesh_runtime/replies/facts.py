@@ -226,7 +226,7 @@ def facts(envelope: Envelope) -> list[str]:
     else:
         lines.append(
             f"Customer: {ctx.name or 'unknown name'}, {ctx.tier or 'standard'} tier, "
-            f"account {ctx.account_status or 'active'}."
+            f"account {ctx.account_status or 'of unknown status'}."
         )
         shown = relevant_orders(envelope) or list(ctx.orders)
         lines.extend(order_sentence(o) for o in shown)

@@ -155,10 +155,11 @@ def _billing_issue(envelope: Envelope) -> str:
 
 def _account_issue(envelope: Envelope) -> str:
     ctx = envelope.context
-    if ctx and ctx.found and (ctx.account_status or "active") != "active":
+    if ctx and ctx.found and ctx.account_status != "active":
+        # No status is not an active one (policy.decision.ACTIVE_ACCOUNT_STATUSES).
         return (
-            f"Your account is currently {ctx.account_status}, so I can't make changes to it or its orders "
-            "here."
+            f"Your account is currently {ctx.account_status or 'not active'}, so I can't make changes to it "
+            "or its orders here."
         )
     return (
         'You can reset your password with the "Forgot password" link on the sign-in page. '

@@ -46,8 +46,9 @@ class CacheRead(NamedTuple):
 
 
 class ContextCache:
-    """Complete customer contexts by email, with a TTL. Partial or unknown contexts are not cached.
-    Without a store (`context_store`) the cache is off: every lookup misses and nothing is kept."""
+    """Complete customer contexts by email, with a TTL. Partial (any `errors`) or unknown contexts
+    are not cached; one cut to the newest orders (`orders_total`) is complete, and is. Without a
+    store (`context_store`) the cache is off: every lookup misses and nothing is kept."""
 
     def __init__(self, store: JsonStore | None, *, mesh: str, ttl_s: float) -> None:
         self._store = store
