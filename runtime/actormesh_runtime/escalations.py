@@ -28,6 +28,12 @@ SUMMARY_MAX_CHARS = 500
 REPLY_MAX_CHARS = 4000
 NOTE_MAX_CHARS = 2000
 AGENT_MAX_CHARS = 200
+REPLAY_SETTLED_NOTE = (
+    "Settled automatically: a replay of the failed message (actormesh dlq replay) answered the customer,"
+    " so nobody needs to follow up on this error."
+)
+"""The resolution note of an error escalation the history service resolved because a replay of its
+dead letter answered the message (`history.escalations.EscalationStore.settle_replayed`)."""
 
 
 def fit_summary(text: str) -> str:

@@ -6,7 +6,9 @@
 - every `EscalationLookup` on `Subjects.escalations_lookup` (actors: a customer's follow-up, answered
   only with that customer's own records; the queue behind a new escalation);
 - the refs of each committed history batch, to announce new records on `escalations.created`
-  before the batch is acked (so a crash in between re-announces; the stream drops the duplicate).
+  before the batch is acked (so a crash in between re-announces; the stream drops the duplicate), and
+  the error escalations the batch settled (a replay answered their message) on `escalations.updated`,
+  the same way.
 Every committed change is published as an `EscalationEvent` on `escalations.updated`, and the
 metrics (open by priority, time to claim, time to resolve) are kept here.
 """
@@ -181,6 +183,18 @@ class EscalationOps:
             await self._publish(self.subjects.escalations_created, event, f"{record.ref}:created")
         if fresh:
             await self.records.mark_announced([r.ref for r in fresh])
+            await self.refresh_gauge()
+
+    async def announce_settled(self, message_ids: Sequence[str]) -> None:
+        """Publish `escalations.updated` (resolved) for the error escalations of `message_ids` that a
+        replay's answer settled; raises on failure, like `announce` (a redelivered batch settles nothing
+        twice and publishes again, and the stream drops the duplicate by its msg id). Consoles drop the
+        record from the queue live; no time to resolve is observed: no person handled it."""
+        settled = await self.records.settled_by_replay(message_ids)
+        for record in settled:
+            event = EscalationEvent(type="escalation.updated", change="resolved", escalation=record)
+            await self._publish(self.subjects.escalations_updated, event, f"{record.ref}:settled")
+        if settled:
             await self.refresh_gauge()
 
     async def _publish(self, subject: str, event: EscalationEvent, msg_id: str | None) -> None:

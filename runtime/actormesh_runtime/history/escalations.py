@@ -4,10 +4,12 @@ Only the history service opens the file, and every change runs under the store's
 the read-check-write of a state transition cannot interleave with another one. Creating a record
 is `INSERT OR IGNORE` on its ref inside the same transaction as the conversation's turns: a
 redelivered history event adds nothing. An agent's reply is a row in `escalation_replies` and an
-`agent` turn of the customer's conversation (with `author`), written in one transaction.
+`agent` turn of the customer's conversation (with `author`), written in one transaction. An open
+error escalation is settled (resolved with `REPLAY_SETTLED_NOTE`) in the transaction that stores the
+answer of a replay of its message (`actormesh dlq replay`); a claimed one is left to its person.
 
-Who calls: `history.store.HistoryStore` (creation, with the turns), `history.escalation_ops` (the
-agent operations and the mesh's lookups).
+Who calls: `history.store.HistoryStore` (creation and settling, with the turns),
+`history.escalation_ops` (the agent operations, the mesh's lookups, the announcements).
 """
 
 from __future__ import annotations
@@ -20,11 +22,14 @@ from typing import TYPE_CHECKING, Any
 
 import aiosqlite
 
+from actormesh_runtime.envelope import HistoryEvent
 from actormesh_runtime.escalations import (
     CURSOR_PATTERN,
+    REPLAY_SETTLED_NOTE,
     AgentReply,
     Customer,
     EscalationFacts,
+    EscalationReason,
     EscalationRecord,
     EscalationState,
     Operation,
@@ -105,6 +110,20 @@ def split_cursor(pattern: str, cursor: str) -> tuple[int, str, str]:
     return int(rank), at, key
 
 
+def settle_candidates(events: Iterable[HistoryEvent]) -> list[str]:
+    """The messages of a batch whose error escalation a replay's answer may settle: a replay's own
+    event, and an event that brings an error escalation (a first run's, stored after its replay's when
+    the history service was behind: the answer is in already). Every other batch asks nothing."""
+    return list(
+        dict.fromkeys(
+            event.message_id
+            for event in events
+            if event.replay
+            or (event.escalation is not None and event.escalation.reason is EscalationReason.ERROR)
+        )
+    )
+
+
 class EscalationStore:
     """The escalation tables, on the history store's connections (reads: `reading`; writes: `writing`)."""
 
@@ -128,6 +147,38 @@ class EscalationStore:
                 " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', ?)",
                 rows,
             )
+
+    async def settle_replayed(self, message_ids: Sequence[str], now: datetime | None = None) -> None:
+        """Resolve the open error escalations of `message_ids` whose stored answer is now a replay's that
+        answered the customer (neither an escalation nor an error); the caller commits, together with
+        the turns, so the answer and the settling are stored together or not at all.
+
+        Decided on what the store holds, not on the event at hand: whichever of the two events (the
+        failed run's, the replay's) is stored last settles, and storing either again changes nothing.
+        Only `open`: one a person claimed is theirs to close (they see the replay's answer in the
+        conversation). A replay that escalated or failed again leaves it open for a person."""
+        if not message_ids:
+            return
+        marks = ",".join("?" * len(message_ids))
+        await self.db.execute(
+            "UPDATE escalations SET state = 'resolved', resolved_at = ?, resolution_note = ?"
+            f" WHERE state = 'open' AND reason = ? AND message_id IN ({marks}) AND EXISTS ("
+            "  SELECT 1 FROM turns t WHERE t.message_id = escalations.message_id AND t.role = 'agent'"
+            "  AND t.replay > 0 AND t.escalated = 0"
+            "  AND NOT EXISTS (SELECT 1 FROM json_each(t.flags) WHERE json_each.value = 'error'))",
+            [ts(now or datetime.now(UTC)), REPLAY_SETTLED_NOTE, EscalationReason.ERROR.value, *message_ids],
+        )
+
+    async def settled_by_replay(self, message_ids: Sequence[str]) -> list[EscalationRecord]:
+        """The error escalations of `message_ids` a replay's answer settled (committed), to announce."""
+        if not message_ids:
+            return []
+        marks = ",".join("?" * len(message_ids))
+        return await self._read(
+            f"{_SELECT} WHERE state = 'resolved' AND reason = ? AND claimed_by IS NULL"
+            f" AND resolution_note = ? AND message_id IN ({marks})",
+            [EscalationReason.ERROR.value, REPLAY_SETTLED_NOTE, *message_ids],
+        )
 
     async def unannounced(self, refs: Sequence[str]) -> list[EscalationRecord]:
         """Records among `refs` whose `created` event was not published yet (at-least-once, dedup'd)."""

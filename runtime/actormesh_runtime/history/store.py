@@ -7,8 +7,10 @@ out can still return the result later (`GET /api/messages/{id}`).
 
 Writes are idempotent (`INSERT OR IGNORE` on `(message_id, role)`, escalation records on their ref,
 in the same transaction as the turns — `history/escalations.py`): a redelivered event after a crash
-changes nothing. Every text is passed through `screening.screen` once more before it is
-written, so the store holds only redacted text even if a producer forgot to screen.
+changes nothing. A replay's answer (`HistoryEvent.replay`) replaces the stored one and settles the
+error escalation of its message's failed run, in that transaction too. Every text is passed through
+`screening.screen` once more before it is written, so the store holds only redacted text even if a
+producer forgot to screen.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from pydantic import BaseModel, ConfigDict
 from actormesh_runtime.envelope import FinalResult, HistoryEvent
 from actormesh_runtime.escalations import EscalationRecord
 from actormesh_runtime.history.approvals import ApprovalStore
-from actormesh_runtime.history.escalations import EscalationStore
+from actormesh_runtime.history.escalations import EscalationStore, settle_candidates
 from actormesh_runtime.screening import redact
 
 # Each entry moves the schema from version i to i+1. Append, never edit a shipped entry.
@@ -139,6 +141,11 @@ MIGRATIONS: tuple[str, ...] = (
     # Retention (history/retention.py) deletes a conversation's escalations by session.
     """
     CREATE INDEX escalations_by_session ON escalations (session_id);
+    """,
+    # A replay's answer settles its message's error escalation (`EscalationStore.settle_replayed`), a
+    # look-up by message inside the batch's write.
+    """
+    CREATE INDEX escalations_by_message ON escalations (message_id);
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -278,6 +285,10 @@ class HistoryStore:
         async with self.writing():
             added = await self._add_rows(rows, [e.escalation for e in events if e.escalation is not None])
             await self.approvals.insert([a for e in events for a in e.approvals])
+            # Last, once this batch's turns and records are in: a replay's answer settles the error
+            # escalation its message's failed run opened, in the same transaction (never one without
+            # the other, whatever crashes).
+            await self.escalations.settle_replayed(settle_candidates(events))
         return added
 
     async def _add_rows(self, rows: list[Sequence[object]], escalations: list[EscalationRecord]) -> int:
