@@ -25,6 +25,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from actormesh_runtime.actors.base import Actor
 from actormesh_runtime.actors.escalation_router import in_error_mode
+from actormesh_runtime.bus.errorpath import FALLBACK_REPLY
 from actormesh_runtime.bus.process import ActorFactory, default_factory
 from actormesh_runtime.catalog import ActorName, Subjects
 from actormesh_runtime.envelope import Envelope, FinalResult, HistoryEvent
@@ -41,10 +42,12 @@ WHERE = "Where is my order ORD-10002?"
 
 
 class Switch:
-    """Whether the breakable actor fails; the test turns it off before replaying."""
+    """Whether the breakable actor fails; the test turns it off before replaying. `even_on_error_path`:
+    it fails there too (the aggregator's last resort, the bus's fallback answer, is what runs then)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, even_on_error_path: bool = False) -> None:
         self.broken = True
+        self.even_on_error_path = even_on_error_path
 
 
 class BreakableActor:
@@ -63,7 +66,7 @@ class BreakableActor:
         await self.inner.stop()
 
     async def handle(self, envelope: Envelope) -> None:
-        if self.switch.broken and not in_error_mode(envelope):
+        if self.switch.broken and (self.switch.even_on_error_path or not in_error_mode(envelope)):
             raise PermanentError(f"{self.name.value} is broken")
         await self.inner.handle(envelope)
 
@@ -176,9 +179,13 @@ async def updated_events(nats_url: str, subjects: Subjects) -> list[EscalationEv
 
 
 async def run_stack(
-    tmp_path: Path, nats_server: str, actor: ActorName, scenario: Callable[[Stack, Switch, Path], Any]
+    tmp_path: Path,
+    nats_server: str,
+    actor: ActorName,
+    scenario: Callable[[Stack, Switch, Path], Any],
+    switch: Switch | None = None,
 ) -> None:
-    switch = Switch()
+    switch = switch or Switch()
     settings = stack_settings(nats_server, tmp_path)
     async with gateway_stack(settings, factory=breakable(actor, switch)) as stack:
         await scenario(stack, switch, Path(settings.sqlite_db_path))
@@ -302,3 +309,43 @@ async def test_a_replay_that_fails_again_leaves_it_open_until_one_answers(
             assert (record["state"], record["resolution_note"]) == ("resolved", REPLAY_SETTLED_NOTE)
 
     await run_stack(tmp_path, nats_server, ActorName.RESPONSE_GENERATOR, scenario)
+
+
+async def test_a_replay_whose_aggregator_fails_again_stores_its_own_fallback_answer(
+    nats_server: str, tmp_path: Path
+) -> None:
+    """When even the aggregator fails on the error path, the bus answers with the fallback and stores it
+    as the run's history event. A replay's fallback is its own run's: with the first run's message id,
+    the stream's duplicate window dropped it and the store kept the first run as the last one."""
+
+    async def scenario(stack: Stack, switch: Switch, db: Path) -> None:
+        settings = stack.mesh.settings
+        async with httpx.AsyncClient(base_url=stack.url, timeout=60) as api:
+            failed = await chat(api, WHERE, "fallback")
+            assert failed["response"].startswith(FALLBACK_REPLY)
+            message_id = failed["message_id"]
+            await answered_by_run(db, message_id, 0)
+
+            nc = await nats.connect(settings.nats_url)
+            try:
+                letters = await eventually_async(
+                    lambda: _dead_letters_of(nc, settings, message_id), what="the failed run's dead letters"
+                )
+            finally:
+                await nc.close()
+            await dlq_command(settings, "replay", str(letters[0].id))  # still broken: fails the same way
+            await answered_by_run(db, message_id, 1)
+
+    await run_stack(
+        tmp_path, nats_server, ActorName.RESPONSE_AGGREGATOR, scenario, Switch(even_on_error_path=True)
+    )
+
+
+async def _dead_letters_of(nc: Any, settings: RuntimeSettings, message_id: str) -> list[Any]:
+    from actormesh_runtime.bus import dlq
+
+    return [
+        item
+        for item in await dlq.list_records(nc.jetstream(), Subjects(settings.mesh_name))
+        if item.record.message_id == message_id
+    ]

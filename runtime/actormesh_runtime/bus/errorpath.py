@@ -19,7 +19,7 @@ from actormesh_runtime.catalog import ActorName, DeadLetterReason, Subjects
 from actormesh_runtime.envelope import Envelope, ErrorInfo, FinalResult
 from actormesh_runtime.errors import InvalidEnvelope
 from actormesh_runtime.observability import metrics, tracing
-from actormesh_runtime.replies.result import final_result, history_event
+from actormesh_runtime.replies.result import final_result, history_event, history_msg_id
 from actormesh_runtime.screening import redact
 
 from . import dlq
@@ -75,7 +75,7 @@ async def _publish_fallback(nc: NATS, js: JetStreamContext, subjects: Subjects, 
         subjects.history_events,
         event,
         stream=subjects.stream,
-        headers={MSG_ID_HEADER: f"{envelope.message_id}:history:fallback", **tracing.inject()},
+        headers={MSG_ID_HEADER: history_msg_id(envelope, fallback=True), **tracing.inject()},
     )
 
 

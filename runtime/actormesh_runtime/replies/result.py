@@ -78,12 +78,14 @@ def history_event(envelope: Envelope, result: FinalResult) -> HistoryEvent:
     )
 
 
-def history_msg_id(envelope: Envelope) -> str:
+def history_msg_id(envelope: Envelope, *, fallback: bool = False) -> str:
     """The JetStream message id of the run's history event: one per message, and one more per replay
     (with the first run's id the stream's duplicate window, and then the store, dropped a replay's
-    outcome, and its customer kept the error answer although the replay had, say, cancelled the order)."""
+    outcome, and its customer kept the error answer although the replay had, say, cancelled the order).
+    `fallback`: the bus's last-resort event when even the aggregator failed (bus/errorpath.py)."""
     replay = envelope.headers.replay
-    return f"{envelope.message_id}:history" + (f":r{replay}" if replay else "")
+    kind = "history:fallback" if fallback else "history"
+    return f"{envelope.message_id}:{kind}" + (f":r{replay}" if replay else "")
 
 
 def history_event_json(event: HistoryEvent, result_json: bytes) -> bytes:
