@@ -5,7 +5,8 @@ Same handshake as `/ws`: the token in `Sec-WebSocket-Protocol` as `actormesh.bea
 sends `{"type": "connected", "agent", "instance_id"}`, then one frame per event, flat:
 `{"type": "escalation.created" | "escalation.updated", "change", "escalation": record}`, whichever
 replica the change was made through; `{"type": "ping"}` is answered with `pong`. The socket is
-closed (4401) when the token expires. Events missed while disconnected: reload the list.
+closed (4401) when the token expires, and (1003) on a binary frame. Events missed while disconnected:
+reload the list.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ router = APIRouter()
 
 MAX_FRAME_CHARS = 4096
 """Agents send only pings: anything bigger is not ours."""
+CLOSE_UNSUPPORTED_DATA = 1003
+"""RFC 6455 "unsupported data": this protocol has no error frame to answer a binary frame with, and
+the client that sends one is not speaking it."""
 
 
 def _agent(websocket: WebSocket) -> Agent:
@@ -77,9 +81,19 @@ async def _receive(websocket: WebSocket, send: Any, expires_at: float | None) ->
     while True:
         timeout = None if expires_at is None else max(0.0, expires_at - time.time())
         try:
-            text = await asyncio.wait_for(websocket.receive_text(), timeout=timeout)
+            # Not `receive_text`: on a binary frame it raises KeyError, which uvicorn logged as our
+            # crash, dropping the connection without a close frame or a word on why.
+            message = await asyncio.wait_for(websocket.receive(), timeout=timeout)
         except TimeoutError:
             await websocket.close(code=CLOSE_TOKEN_EXPIRED, reason="token expired")
+            return
+        if message["type"] == "websocket.disconnect":
+            return
+        text = message.get("text")
+        if text is None:
+            await websocket.close(
+                code=CLOSE_UNSUPPORTED_DATA, reason="binary frames are not supported; send JSON text frames"
+            )
             return
         if len(text) > MAX_FRAME_CHARS:
             continue

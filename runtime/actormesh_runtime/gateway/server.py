@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 from collections.abc import Iterator
 
@@ -23,6 +24,26 @@ GRACEFUL_SHUTDOWN_S = 5
 DEFAULT_WS_MAX_BYTES = 64 * 1024
 """Default time in-flight requests get to finish on stop; `actormesh gateway` passes
 REQUEST_TIMEOUT_S + 5 so a rolling update lets every waiting chat get its answer."""
+
+
+class _ClientFaultLogFilter(logging.Filter):
+    """uvicorn logs a text frame that is not UTF-8 at error level with a traceback (while rightly
+    closing the socket with 1007), so any client could fill the log with tracebacks that look like
+    our crashes. Such a record is kept as one warning line without the traceback."""
+
+    CLIENT_FAULTS = frozenset({"Invalid UTF-8 sequence received from client."})
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg in self.CLIENT_FAULTS:
+            record.levelno, record.levelname = logging.WARNING, logging.getLevelName(logging.WARNING)
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def _quiet_client_faults() -> None:
+    uvicorn_log = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _ClientFaultLogFilter) for f in uvicorn_log.filters):
+        uvicorn_log.addFilter(_ClientFaultLogFilter())
 
 
 class _QuietServer(uvicorn.Server):
@@ -71,6 +92,7 @@ class GatewayServer:
             # it; uvicorn's default (16 MiB) would be read whole and only then checked by the app.
             ws_max_size=ws_max_bytes,
         )
+        _quiet_client_faults()
         self.host = host
         self.requested_port = port
         self.server = _QuietServer(config)
