@@ -10,16 +10,27 @@ Normalisation, in order:
 - NFKC: fullwidth digits and letters become ASCII, compatibility spaces (U+00A0, U+2009, U+3000…)
   become spaces;
 - every decimal digit of any script becomes its ASCII digit;
-- Unicode format characters (category Cf: U+200B, U+2060, U+FEFF, bidi controls…), other control
-  characters and combining marks after a digit are invisible; between two digits they become a space
-  (they separated something), elsewhere they are dropped (so "ign\\u200bore" reads "ignore");
-- every other space separator becomes a space, dash-like characters "-", dot-like "." and slash-like "/".
+- Unicode format characters (category Cf: U+200B, U+2060, U+FEFF, bidi controls…), every other
+  default-ignorable code point (Unicode draws them as nothing: the Hangul fillers U+3164/U+FFA0 are
+  letters, variation selectors and U+034F are marks), other control characters and combining marks
+  after a digit are invisible; between two digits they become a space (they separated something),
+  elsewhere they are dropped (so "ign\\u200bore" reads "ignore");
+- every other space separator, and the braille blank U+2800 (a symbol drawn as a space), becomes a
+  space, dash-like characters "-", dot-like "." and slash-like "/".
+
+`readable(text)` is what word patterns read (the guardrail's checks of a draft, the injection flags):
+the same folding, every combining mark dropped too, letters of other scripts that look Latin read
+as Latin and what a right-to-left override reverses read in the order it is drawn, with each
+character's position in the text as written. It only reads: the text itself goes
+on as written (a draft) or normalised (a customer's message), never as read.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from bisect import bisect_right
+from dataclasses import dataclass
 
 CARD_PLACEHOLDER = "[REDACTED-CARD]"
 SSN_PLACEHOLDER = "[REDACTED-SSN]"
@@ -30,6 +41,17 @@ _DASHES = {"\u2212", "\u2796", "\ufe63", "\uff0d", "\u2043"}
 _DOTS = {"\u00b7", "\u2022", "\u2024", "\u2027", "\u2219", "\u22c5", "\u30fb", "\uff65", "\u3002", "\uff61"}
 _SLASHES = {"\u2044", "\u2215", "\u29f8", "\uff0f", "\u2216", "\u29f5", "\uff3c"}
 _KEEP_CONTROLS = {"\n", "\r", "\t"}
+_BLANKS = {"\u2800"}
+"""Drawn as a space, though neither a space separator nor default-ignorable."""
+_IGNORABLE_RANGES = (
+    (0x00AD, 0x00AD), (0x034F, 0x034F), (0x061C, 0x061C), (0x115F, 0x1160), (0x17B4, 0x17B5),
+    (0x180B, 0x180F), (0x200B, 0x200F), (0x202A, 0x202E), (0x2060, 0x206F), (0x3164, 0x3164),
+    (0xFE00, 0xFE0F), (0xFEFF, 0xFEFF), (0xFFA0, 0xFFA0), (0xFFF0, 0xFFF8), (0x1BCA0, 0x1BCA3),
+    (0x1D173, 0x1D17A), (0xE0000, 0xE0FFF),
+)  # fmt: skip
+"""Unicode's Default_Ignorable_Code_Point (DerivedCoreProperties.txt): drawn as nothing. Most are
+format characters already; the Hangul fillers (Lo) and the variation selectors (Mn) are not."""
+_IGNORABLE_STARTS = [lo for lo, _ in _IGNORABLE_RANGES]
 
 _GLUE = "-./_\\,+;*#"
 """The punctuation that may join digit groups: "4111-1111", "4111.1111", "4111,1111", "5555+5555".
@@ -72,16 +94,21 @@ _NINE_DIGITS = re.compile(r"[0-9]{9}")
 """Inside every `_SSN_BARE_RE` match (whose case-insensitive keyword cannot be scanned for quickly)."""
 
 
+def _ignorable(char: str) -> bool:
+    at = bisect_right(_IGNORABLE_STARTS, ord(char)) - 1
+    return at >= 0 and ord(char) <= _IGNORABLE_RANGES[at][1]
+
+
 def _fold(char: str, previous: str) -> str:
     """One non-ASCII character of NFKC text, folded (see the module docstring)."""
     category = unicodedata.category(char)
     if category == "Nd":
         return str(unicodedata.digit(char))
-    if category in ("Cf", "Cc", "Co", "Cs", "Cn") and char not in _KEEP_CONTROLS:
+    if (category in ("Cf", "Cc", "Co", "Cs", "Cn") and char not in _KEEP_CONTROLS) or _ignorable(char):
         return _INVISIBLE
     if category in ("Mn", "Me") and (previous.isdigit() or previous in (" ", _INVISIBLE)):
         return _INVISIBLE
-    if category in ("Zs", "Zl", "Zp"):
+    if category in ("Zs", "Zl", "Zp") or char in _BLANKS:
         return " "
     if category == "Pd" or char in _DASHES:
         return "-"
@@ -107,6 +134,126 @@ def normalise(text: str) -> str:
             previous = folded
     joined = _BETWEEN_DIGITS.sub(" ", "".join(out))
     return joined.replace(_INVISIBLE, "")
+
+
+_LOOK_ALIKES = {
+    look_alike: latin
+    for look_alikes, latins in (
+        # Cyrillic
+        (
+            "\u0430\u0435\u043e\u0440\u0441\u0443\u0445\u0455\u0456\u0458\u04bb\u0501\u051b\u051d\u04cf\u04af",
+            "aeopcyxsijhdqwly",
+        ),
+        (
+            "\u0410\u0412\u0415\u041a\u041c\u041d\u041e\u0420\u0421\u0422\u0425\u0423\u0405\u0406\u0408\u04c0",
+            "ABEKMHOPCTXYSIJl",
+        ),
+        ("\u04ae\u051a\u051c", "YQW"),
+        # Greek
+        ("\u03b1\u03bf\u03b9\u03ba\u03bd\u03c1\u03c5\u03c7\u03b3", "aoikvpuxy"),
+        (
+            "\u0391\u0392\u0395\u0396\u0397\u0399\u039a\u039c\u039d\u039f\u03a1\u03a4\u03a5\u03a7",
+            "ABEZHIKMNOPTYX",
+        ),
+        # Armenian, IPA
+        ("\u0585\u057d\u0578\u0570\u0581\u0566", "ounhgq"),
+        ("\u0251\u0261\u0269\u0237", "agij"),
+        # Latin small capitals
+        ("\u1d00\u0299\u1d04\u1d05\u1d07\ua730\u0262\u029c\u026a\u1d0a\u1d0b\u029f", "abcdefghijkl"),
+        ("\u1d0d\u0274\u1d0f\u1d18\u0280\ua731\u1d1b\u1d1c\u1d20\u1d21\u028f\u1d22", "mnoprstuvwyz"),
+    )
+    for look_alike, latin in zip(look_alikes, latins, strict=True)
+}
+"""Not Unicode's whole confusables table: the letters that pass for Latin ones in running text.
+Only `readable` uses it, for English patterns, which real Russian or Greek words do not spell this
+way (neither script has a letter drawn like f or r); the text itself is never rewritten with it."""
+_READ_TABLE_MAX = 8192
+
+
+def _read_char(char: str) -> str:
+    """`char` as a reader takes it: "" when drawn as nothing, possibly several characters (the
+    ligature U+FB01 reads "fi"), every mark dropped (U+00E9, e with an acute accent, reads "e")."""
+    if char in _KEEP_CONTROLS:
+        return char
+    if char.isspace() or char in _BLANKS:
+        return " "
+    if unicodedata.category(char) in ("Cf", "Cc", "Co", "Cs", "Cn") or _ignorable(char):
+        return ""
+    out = []
+    for part in unicodedata.normalize("NFKD", char):
+        if unicodedata.category(part) in ("Mn", "Me") or _ignorable(part):
+            continue
+        folded = part if part.isascii() else _fold(part, "")
+        out.append(_LOOK_ALIKES.get(folded, folded))
+    return "".join(out).replace(_INVISIBLE, "")
+
+
+class _ReadTable(dict[int, str]):
+    """`_read_char` as a `str.translate` table, so a whole text is read in C; characters are added as they
+    turn up, up to a bound (a draft may hold any characters at all)."""
+
+    def __missing__(self, code: int) -> str:
+        read = _read_char(chr(code))
+        if len(self) < _READ_TABLE_MAX:
+            self[code] = read
+        return read
+
+
+_READ_TABLE = _ReadTable({code: chr(code) for code in range(0x20, 0x7F)} | {ord(c): c for c in "\t\n\r"})
+_ASCII_HIDDEN = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+@dataclass(frozen=True, slots=True)
+class Readable:
+    """A text as a reader takes it (`readable`), and where each of its characters was written."""
+
+    text: str
+    written: str
+    origin: tuple[int, ...] | None = None
+    """`origin[i]`: the index in `written` of the character `text[i]` was read from (None: `i`)."""
+
+    def as_written(self, start: int, end: int) -> str:
+        """What `text[start:end]` was read from, the invisible characters inside it included."""
+        if self.origin is None or start >= end:
+            return self.written[start:end]
+        span = self.origin[start:end]  # not in order where a right-to-left override reversed it
+        return self.written[min(span) : max(span) + 1]
+
+
+_RIGHT_TO_LEFT = re.compile("\u202e([^\u202c\u202d\n\r\u2029]*)")
+"""A right-to-left override and what it draws reversed: up to a pop, a left-to-right override or the
+end of the paragraph (nested embeddings are not followed: no draft needs one)."""
+
+
+def readable(text: str) -> Readable:
+    """`text` as word patterns should read it (see the module docstring), in the order it is drawn."""
+    if text.isascii() and (text.isprintable() or _ASCII_HIDDEN.search(text) is None):
+        return Readable(text, text)  # nearly every draft: nothing to read differently
+    if "\u202e" not in text:
+        return _read(text)
+    # "\u202ednufer" is drawn, and read, "refund".
+    order = list(range(len(text)))
+    for match in _RIGHT_TO_LEFT.finditer(text):
+        order[match.start(1) : match.end(1)] = reversed(order[match.start(1) : match.end(1)])
+    drawn = _read("".join(text[at] for at in order))
+    origin = range(len(drawn.text)) if drawn.origin is None else drawn.origin
+    return Readable(drawn.text, text, tuple(order[at] for at in origin))
+
+
+def _read(text: str) -> Readable:
+    read = text.translate(_READ_TABLE)
+    lengths = {char: n for char in set(text) if (n := len(_READ_TABLE[ord(char)])) != 1}
+    if not lengths:
+        return Readable(read, text)
+    origin: list[int] = []
+    done = 0
+    for at, char in enumerate(text):
+        if char in lengths:
+            origin.extend(range(done, at))
+            origin.extend([at] * lengths[char])
+            done = at + 1
+    origin.extend(range(done, len(text)))
+    return Readable(read, text, tuple(origin))
 
 
 def luhn_valid(digits: str) -> bool:

@@ -3,13 +3,14 @@
 The gateway and `actormesh ask` call `screen(text)` and put the redacted text and the `Screening`
 flags in the new envelope. guardrail_validator reuses `find_card_numbers` / `find_ssns` on drafts.
 
-- First the text is normalised (`pii.normalise`: NFKC, invisible characters dropped, Unicode spaces,
-  dashes, dots and slashes folded), and the normalised text is what travels on.
+- First the text is normalised (`pii.normalise`: NFKC, invisible and default-ignorable characters
+  dropped, Unicode spaces, dashes, dots and slashes folded), and the normalised text is what travels on.
 - Card numbers: 13-19 digits in groups joined by short runs of spaces, dashes, dots, slashes or
   underscores, Luhn-valid. Digit runs that fail Luhn (order numbers, phone numbers) are left alone.
 - US SSNs: `AAA-GG-SSSS` with the same separators, and nine bare digits when the text names an SSN.
 - Prompt injection: instructions to ignore the rules, reveal the system prompt, change role, or
-  smuggle chat-template markers. Flagged only (the text stays readable for a human agent); the
+  smuggle chat-template markers, matched on the text as a person reads it (`pii.readable`: look-alike
+  letters and combining marks too). Flagged only (the text stays readable for a human agent); the
   flag makes intent_analyzer skip the LLM, decision_router skip actions and response_generator
   answer generically.
 """
@@ -28,6 +29,7 @@ from actormesh_runtime.pii import (
     find_ssns,
     luhn_valid,
     normalise,
+    readable,
     redact,
     redact_found,
 )
@@ -42,6 +44,7 @@ __all__ = [
     "find_ssns",
     "luhn_valid",
     "normalise",
+    "readable",
     "redact",
     "screen",
 ]
@@ -83,8 +86,10 @@ _INJECTION_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
 
 
 def find_injection(text: str) -> list[str]:
-    """Names of the prompt-injection patterns `text` matches (empty: none)."""
-    return [name for name, pattern in _INJECTION_PATTERNS if pattern.search(text)]
+    """Names of the prompt-injection patterns `text` matches (empty: none), read as a person (or a
+    model) reads it: look-alike letters and marks hide no phrase."""
+    read = readable(text).text
+    return [name for name, pattern in _INJECTION_PATTERNS if pattern.search(read)]
 
 
 def screen(text: str) -> tuple[str, Screening]:

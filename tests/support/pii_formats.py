@@ -23,9 +23,13 @@ SEPARATORS = [
     "\u00b7", "\u2022", "\u2024", "\u3002", "\uff0e",    # middle dot, bullet, leaders, ideographic stops
     "\u2044", "\u2215", "\uff0f",                        # fraction and division slashes
     "\u1680", "\u2028", "\u2029",                        # ogham space, line and paragraph separators
+    "\u2800",                                            # braille blank: a symbol, drawn as a space
 ]  # fmt: skip
-"""Visible separators. NFKC turns most Unicode spaces into " " by itself; the last three it leaves alone."""
-INVISIBLE = ["\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u2062", "\u00ad", "\u202e", "\u180e"]
+"""Visible separators. NFKC turns most Unicode spaces into " " by itself; the last four it leaves alone."""
+INVISIBLE = [
+    "\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u2062", "\u00ad", "\u202e", "\u180e",
+    "\u3164", "\uffa0", "\u115f", "\u034f", "\ufe0f",  # default-ignorable but no format characters (Lo, Mn)
+]  # fmt: skip
 DIGIT_SCRIPTS = {
     name: "".join(chr(zero + i) for i in range(10))
     for name, zero in {

@@ -1,7 +1,8 @@
 """guardrail_validator.check, intent_analyzer.score_intents and sentiment_analyzer's cues match folded
 text with keyword gates; they must agree exactly with the previous implementation (the same patterns
-with re.IGNORECASE on the original text, every pattern always run), kept here only as the reference
-oracle.
+with re.IGNORECASE, every pattern always run), kept here only as the reference oracle. The guardrail
+reads a draft as the customer does before matching (`pii.readable`: invisible characters dropped,
+look-alikes read as Latin letters; tests/unit/test_guardrail_disguises.py), and so does its reference.
 
 The corpus mixes every rule's phrases with case changes, the characters re.IGNORECASE treats
 specially (U+0130, U+0131, U+017F, U+212A), other non-ASCII letters and digits, and punctuation.
@@ -18,7 +19,7 @@ from actormesh_runtime.actors import guardrail_validator as g
 from actormesh_runtime.actors import intent_analyzer as ia
 from actormesh_runtime.actors import sentiment_analyzer as sa
 from actormesh_runtime.envelope import Intent
-from actormesh_runtime.screening import EMAIL_RE, find_card_numbers, find_ssns, normalise
+from actormesh_runtime.screening import EMAIL_RE, find_card_numbers, find_ssns, normalise, readable
 from actormesh_runtime.store_policy import FREE_SHIPPING_OVER, RETURN_WINDOW_DAYS
 from actormesh_runtime.textfold import fold
 
@@ -45,16 +46,18 @@ _OLD_INTENTS = {
 }
 
 
-def old_check(text: str, own_email: str) -> list[str]:
+def old_check(written: str, own_email: str) -> list[str]:
     reasons = []
-    plain = normalise(text)  # as check() does: PII is found after normalising, not by the fold patterns
+    plain = normalise(written)  # as check() does: PII is found after normalising, not by the fold patterns
     if find_card_numbers(plain):
         reasons.append("pii: card number")
     if find_ssns(plain):
         reasons.append("pii: social security number")
+    read = readable(written)
+    text = read.text
     if any(m.group().lower() != own_email.lower() for m in EMAIL_RE.finditer(text)):
         reasons.append("pii: email address other than the customer's")
-    profane = sorted({m.group().lower() for m in _OLD_PROFANITY.finditer(text)})
+    profane = sorted({read.as_written(*m.span()).lower() for m in _OLD_PROFANITY.finditer(text)})
     if profane:
         reasons.append("profanity: " + ", ".join(profane))
     reasons.extend(dict.fromkeys(label for label, p in _OLD_PROMISES if p.search(text)))

@@ -8,6 +8,9 @@ Runs after response_generator. A draft is rejected when it contains:
 - policy contradictions: a return window, free-shipping threshold or warranty other than the store's
   (`store_policy`), or "no returns".
 An LLM draft is also rejected for an order id or tracking number the mesh does not have (made up).
+Every check reads the draft as the customer will (`pii.readable`: invisible characters dropped,
+fullwidth, accented and look-alike letters read as the Latin ones), so "re<U+00AD>fund" is a refund;
+the draft itself goes out as written when it passes.
 An agent's reply that a follow-up template quotes is a person's words and is not checked.
 
 First rejection: verdict "regenerate" and the slip becomes response_generator → guardrail_validator
@@ -26,7 +29,7 @@ from actormesh_runtime.actors.base import PlainActor
 from actormesh_runtime.catalog import ActorName
 from actormesh_runtime.envelope import Envelope, GuardrailVerdict, Urgency
 from actormesh_runtime.replies import templates
-from actormesh_runtime.screening import EMAIL_RE, find_card_numbers, find_ssns, normalise
+from actormesh_runtime.screening import EMAIL_RE, find_card_numbers, find_ssns, normalise, readable
 from actormesh_runtime.store_policy import (
     FREE_SHIPPING_OVER,
     RETURN_WINDOW_DAYS,
@@ -42,9 +45,10 @@ REGENERATE_ROUTE = [
 ]
 ESCALATE_ROUTE = [ActorName.ESCALATION_ROUTER, ActorName.RESPONSE_AGGREGATOR]
 
-# Every pattern is lower-case and matched without re.IGNORECASE against `fold(text)` (same matches,
-# same offsets, several times faster). A pattern with keywords runs only when one of them occurs in
-# the folded text: each match of the pattern contains one of its keywords, so skipping it is exact.
+# Every pattern is lower-case and matched without re.IGNORECASE against `fold(readable(text).text)`
+# (fold: same matches, same offsets, several times faster). A pattern with keywords runs only when one
+# of them occurs in the folded text: each match of the pattern contains one of its keywords, so
+# skipping it is exact.
 _PROFANITY = re.compile(
     r"\b(?:damn|hell|shit\w*|bullshit|f+u+c+k\w*|crap|bastards?|ass|asshole|bitch\w*|piss(?:ed)?|dick|wtf|stfu"
     r"|sue|idiots?|stupid|morons?|dumb|shut up)\b"
@@ -210,7 +214,9 @@ def _any_in(keywords: tuple[str, ...], folded: str) -> bool:
     return any(k in folded for k in keywords)
 
 
-def _pii(text: str, own_email: str) -> list[str]:
+def _pii(text: str, read: str, own_email: str) -> list[str]:
+    """`read` is `text` as the customer reads it; digits are found in `normalise(text)`, which keeps
+    an invisible character between two digits as a separator, as the customer's message is screened."""
     reasons = []
     plain = normalise(text)  # an LLM draft may hide digits behind invisible or exotic characters too
     if find_card_numbers(plain):
@@ -218,7 +224,7 @@ def _pii(text: str, own_email: str) -> list[str]:
     if find_ssns(plain):
         reasons.append("pii: social security number")
     own = own_email.lower()
-    if "@" in text and any(m.group().lower() != own for m in EMAIL_RE.finditer(text)):
+    if "@" in read and any(m.group().lower() != own for m in EMAIL_RE.finditer(read)):
         reasons.append("pii: email address other than the customer's")
     return reasons
 
@@ -257,11 +263,18 @@ def check(text: str, own_email: str, own_names: Iterable[str] = ()) -> list[str]
 
     `own_names`: the customer's names, which are not hostile words when they are also one ("Hi Sue.").
     """
-    reasons = _pii(text, own_email)
-    folded = plain_apostrophes(fold(text))
-    # Same offsets in `text`: report the words as written, lower-cased, as before folding.
-    names = {fold(n) for n in own_names}
-    profane = sorted({text[m.start() : m.end()].lower() for m in _PROFANITY.finditer(folded)} - names)
+    read = readable(text)
+    reasons = _pii(text, read.text, own_email)
+    folded = plain_apostrophes(fold(read.text))
+    names = {fold(readable(n).text) for n in own_names}
+    # A word is reported as written (lower-cased), which is what a person looking at the draft finds.
+    profane = sorted(
+        {
+            read.as_written(m.start(), m.end()).lower()
+            for m in _PROFANITY.finditer(folded)
+            if m.group() not in names
+        }
+    )
     if profane:
         reasons.append("profanity: " + ", ".join(profane))
     promised = (label for label, kw, p in _PROMISES if _any_in(kw, folded) and p.search(folded))
@@ -280,7 +293,7 @@ def unknown_ids(envelope: Envelope, text: str) -> list[str]:
     """The order ids and tracking numbers in `text` the mesh never had: not the customer's orders, their
     tracking or an action's outcome, nor written by the customer. A model asked for a tracking number
     it was not given makes one up, and a made-up one reads exactly like a real one."""
-    known = {fold(envelope.message)}
+    known = {envelope.message}
     ctx = envelope.context
     for order in ctx.orders if ctx is not None else []:
         known.update((order.order_id, order.tracking_number or ""))
@@ -288,9 +301,9 @@ def unknown_ids(envelope: Envelope, text: str) -> list[str]:
             known.add(order.tracking.tracking_number)
     for action in envelope.actions:
         known.update((action.order_id or "", action.detail, *action.data.values()))
-    facts = fold(" ".join(known))
+    facts = fold(readable(" ".join(known)).text)
     have = set(_ORDER_IDS.findall(facts)) | set(_TRACKING_NUMBERS.findall(facts))
-    folded = fold(text)
+    folded = fold(readable(text).text)
     return [
         f"unknown {what}: {found.upper()}"
         for what, pattern in (("order id", _ORDER_IDS), ("tracking number", _TRACKING_NUMBERS))
