@@ -38,6 +38,9 @@ class ReceivedSpan:
     status_code: int
     """0 unset, 1 ok, 2 error (OpenTelemetry's `Status.StatusCode`)."""
     events: list[str] = field(default_factory=list)
+    status_message: str = ""
+    event_attributes: list[dict[str, Any]] = field(default_factory=list)
+    """Each event's attributes, in the order of `events` (an exception's type and message)."""
 
 
 def _value(value: AnyValue) -> Any:
@@ -64,6 +67,10 @@ def decode(body: bytes) -> list[ReceivedSpan]:
                         attributes={a.key: _value(a.value) for a in span.attributes},
                         status_code=span.status.code,
                         events=[e.name for e in span.events],
+                        status_message=span.status.message,
+                        event_attributes=[
+                            {a.key: _value(a.value) for a in e.attributes} for e in span.events
+                        ],
                     )
                 )
     return spans

@@ -32,6 +32,7 @@ from actormesh_runtime.clients.http import (
 )
 from actormesh_runtime.envelope import Order, TrackingInfo
 from actormesh_runtime.errors import PermanentError, UpstreamUnavailable
+from actormesh_runtime.observability.emails import pseudonymise_emails
 from actormesh_runtime.resources import ActorDeps
 from actormesh_runtime.settings import RuntimeSettings
 
@@ -61,7 +62,9 @@ class ApiRejected(PermanentError):
     forbids the change, the API moved, ...)."""
 
     def __init__(self, api: Api, status_code: int, detail: str) -> None:
-        super().__init__(f"{api} API refused ({status_code}): {detail}")
+        # The API may quote what it was asked (an email). The message becomes log lines, dead letters and
+        # span errors; `detail` is what the customer's own reply may quote, as the API wrote it.
+        super().__init__(f"{api} API refused ({status_code}): {pseudonymise_emails(detail)}")
         self.api = api
         self.status_code = status_code
         self.detail = detail
@@ -244,8 +247,12 @@ class CommerceClient:
                 UPSTREAM_RETRIES.labels(api).inc()
                 await asyncio.sleep(max(wait, self._retry.delay(attempt)))
         UPSTREAM_FAILURES.labels(api).inc()
+        # The path of a profile lookup is the customer's email, and a transport error may quote the URL;
+        # this text becomes retry and dead-letter reasons, log lines and span errors.
         raise UpstreamUnavailable(
-            f"{api} API {method} {path}: {last_error} after {self._retry.attempts} attempts"
+            pseudonymise_emails(
+                f"{api} API {method} {path}: {last_error} after {self._retry.attempts} attempts"
+            )
         )
 
 

@@ -6,6 +6,10 @@ import argparse
 import asyncio
 import json
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from actormesh_runtime.bus.dlq import DeadLetter
 
 HELP = "List or replay dead-lettered envelopes."
 
@@ -50,7 +54,7 @@ async def _main(args: argparse.Namespace) -> int:
         js = nc.jetstream()
         if args.action == "list":
             for item in await dlq.list_records(js, subjects, limit=args.limit):
-                rec = item.record
+                rec = _shown(item.record)
                 if args.json:
                     print(json.dumps({"id": item.id, **rec.model_dump(mode="json", exclude={"envelope"})}))
                 else:
@@ -67,6 +71,16 @@ async def _main(args: argparse.Namespace) -> int:
         return 0
     finally:
         await nc.close()
+
+
+def _shown(record: DeadLetter) -> DeadLetter:
+    """The record as listed: its reason and raw text with email addresses pseudonymised, like log lines
+    (an actor's exception may quote the customer's text). Card numbers and SSNs were redacted when it
+    was stored; the envelope itself stays whole in the stream for `replay`."""
+    from actormesh_runtime.observability.emails import pseudonymise_emails
+
+    raw = pseudonymise_emails(record.raw) if record.raw is not None else None
+    return record.model_copy(update={"reason": pseudonymise_emails(record.reason), "raw": raw})
 
 
 def run(args: argparse.Namespace) -> int:

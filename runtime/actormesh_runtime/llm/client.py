@@ -120,6 +120,7 @@ class LLMClient:
         if not self.enabled:
             raise LLMNotConfigured("LITELLM_MODEL is not set")
         started = time.perf_counter()
+        failure: LLMError | None = None
         try:
             # A client span inside the hop's: the LLM call is most of an LLM hop's time.
             with tracing.span(f"chat {self.model}", tracing.current(), kind="client") as span:
@@ -127,16 +128,21 @@ class LLMClient:
                     {"gen_ai.operation.name": "chat", "gen_ai.request.model": self.model or "",
                      "gen_ai.request.max_tokens": max_tokens, "actormesh.actor": actor}
                 )  # fmt: skip
-                reply = await self._call(messages, max_tokens, timeout_s or self.timeout_s)
-                span.set_attributes(
-                    {"gen_ai.usage.input_tokens": reply.prompt_tokens,
-                     "gen_ai.usage.output_tokens": reply.completion_tokens}
-                )  # fmt: skip
-        except LLMError as exc:
-            metrics.REQUESTS.labels(actor=actor, outcome=exc.reason).inc()
-            raise
+                try:
+                    reply = await self._call(messages, max_tokens, timeout_s or self.timeout_s)
+                except LLMError as exc:  # recorded here, raised after the span: see _without_provider_text
+                    span.record_error(_without_provider_text(exc))
+                    failure = exc
+                else:
+                    span.set_attributes(
+                        {"gen_ai.usage.input_tokens": reply.prompt_tokens,
+                         "gen_ai.usage.output_tokens": reply.completion_tokens}
+                    )  # fmt: skip
         finally:
             metrics.LATENCY.labels(actor=actor).observe(time.perf_counter() - started)
+        if failure is not None:
+            metrics.REQUESTS.labels(actor=actor, outcome=failure.reason).inc()
+            raise failure
         metrics.record_usage(actor, reply.prompt_tokens, reply.completion_tokens)
         if not reply.text.strip():
             metrics.REQUESTS.labels(actor=actor, outcome=LLMInvalidResponse.reason).inc()
@@ -196,6 +202,14 @@ class LLMClient:
             # way round could cut a number below the length that is recognised as one).
             raise LLMUnavailable(f"{type(exc).__name__}: {redact(str(exc))[:200]}") from exc
         return _parse_response(response)
+
+
+def _without_provider_text(exc: LLMError) -> LLMError:
+    """What the LLM call's span records of a failure: its class and the provider's error class
+    ("LLMUnavailable: InternalServerError"). A provider's error text may quote the prompt — the
+    customer's name, orders and message — and spans leave for a trace backend; the full text, redacted,
+    stays in the actor's `llm_fallback_reason`."""
+    return type(exc)(str(exc).split(":", 1)[0])
 
 
 def _parse_response(response: Any) -> LLMReply:

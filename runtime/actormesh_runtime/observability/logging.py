@@ -14,6 +14,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from actormesh_runtime.observability.emails import pseudonymise_emails
 from actormesh_runtime.observability.tracing import TraceLogFilter
 from actormesh_runtime.pii import redact
 from actormesh_runtime.settings import RuntimeSettings
@@ -21,31 +22,41 @@ from actormesh_runtime.settings import RuntimeSettings
 # Attributes every LogRecord has; anything else on a record came from `extra=`.
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime", "taskName"}
 
-# Libraries that are chatty at INFO without telling an operator anything useful.
-_QUIET = ("nats", "httpx", "httpcore", "uvicorn.access", "asyncio", "LiteLLM", "litellm")
+# Libraries that are chatty at INFO (or, aiosqlite, at DEBUG) without telling an operator anything
+# useful. aiosqlite logs every statement with its parameters: each stored turn's text, every escalation
+# summary, for every conversation; LOG_LEVEL=debug is for following the mesh's own steps.
+_QUIET = ("nats", "httpx", "httpcore", "uvicorn.access", "asyncio", "LiteLLM", "litellm", "aiosqlite")
 
 
 def _extras(record: logging.LogRecord) -> dict[str, Any]:
     return {k: v for k, v in record.__dict__.items() if k not in _STANDARD and not k.startswith("_")}
 
 
+def _clean(text: str) -> str:
+    """Card numbers and SSNs redacted, email addresses replaced by their pseudonyms: a log line needs
+    the message and session ids to name a conversation, never the customer's address."""
+    return pseudonymise_emails(redact(text))
+
+
 def _scrub(value: Any) -> Any:
-    """`value` with card numbers and SSNs redacted in every string inside it (before JSON escaping,
-    which would turn an invisible separator into text the redaction cannot see through)."""
+    """`value` with card numbers and SSNs redacted and emails pseudonymised in every string inside it
+    (before JSON escaping, which would turn an invisible separator into text the redaction cannot see
+    through)."""
     if isinstance(value, str):
-        return redact(value)
+        return _clean(value)
     if isinstance(value, dict):
         return {k: _scrub(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_scrub(v) for v in value]
     if value is None or isinstance(value, bool | int | float):
         return value
-    return redact(str(value))
+    return _clean(str(value))
 
 
 class JsonFormatter(logging.Formatter):
     """One JSON object per line. Every string is redacted: whatever a library or an exception quotes
-    (an upstream API's error body, a customer's text), no card number or SSN reaches a log line."""
+    (an upstream API's error body, a customer's text), no card number, SSN or email address reaches a
+    log line."""
 
     def format(self, record: logging.LogRecord) -> str:
         data: dict[str, Any] = {
@@ -72,7 +83,7 @@ class TextFormatter(logging.Formatter):
         if extras:
             # Scrubbed before formatting: a dict's repr would escape an invisible separator into text.
             text += " " + " ".join(f"{k}={_scrub(v)}" for k, v in extras.items())
-        return redact(text)
+        return _clean(text)
 
 
 def configure_logging(settings: RuntimeSettings, *, level: str | None = None) -> None:
