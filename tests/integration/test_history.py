@@ -220,3 +220,27 @@ async def test_a_failed_start_undoes_itself(
     monkeypatch.undo()
     async with HistoryService(settings) as again:
         assert again.missing() == []
+
+
+async def test_a_deleted_history_consumer_is_created_again_and_the_next_turn_stored(
+    nats_server: str, tmp_path: Path
+) -> None:
+    """`nats consumer rm` of the history writer's consumer (or its stream deleted and made again by the
+    actors, or the store wiped) under a running history service: before, it asked again every second
+    for ever and stored nothing until restarted; now it creates the consumer again as declared."""
+    settings = stack_settings(nats_server, tmp_path)
+    async with gateway_stack(settings) as stack, httpx.AsyncClient(base_url=stack.url, timeout=60) as client:
+        subjects = Subjects(settings.mesh_name)
+
+        async def ask(text: str) -> str:
+            response = await client.post(
+                "/api/chat", json={"message": text, "customer_email": JOHN, "session_id": "deleted-consumer"}
+            )
+            assert response.status_code == 200, response.text
+            return str(response.json()["message_id"])
+
+        await poll_json(client, f"/api/messages/{await ask('Where is my order ORD-10002?')}")
+        await stack.mesh.nc.jetstream().delete_consumer(subjects.stream, subjects.history_consumer)
+        after = await ask("What is your return policy?")
+        stored = await poll_json(client, f"/api/messages/{after}")
+        assert stored["message_id"] == after

@@ -176,6 +176,7 @@ async def test_an_actor_error_quoting_the_customers_text_names_no_email_in_logs_
 
     [record] = [r.record for r in records if r.record.message_id == message_id]
     assert "Please write to" in record.reason, "the failing actor quoted the message"
+    assert other not in record.reason, "the stored reason (and the escalation's reasons) name no address"
     assert record.envelope is not None
     assert other in record.envelope.message, "the envelope is kept whole for a replay"
 

@@ -148,7 +148,13 @@ class ApprovalExecutor:
             await release_context_cache(self.deps)
 
     async def _loop(self) -> None:
-        await pull_forever(self._sub, 8, FETCH_WAIT_S, self._handle)
+        js = self.nc.jetstream()
+        config = executor_consumer_config(self.subjects)
+        # Created again as declared should it vanish: approved actions would wait unrun, in silence.
+        await pull_forever(
+            self._sub, 8, FETCH_WAIT_S, self._handle,
+            restore=lambda: js.add_consumer(self.subjects.stream, config),
+        )  # fmt: skip
 
     async def _handle(self, msg: Any) -> None:
         try:

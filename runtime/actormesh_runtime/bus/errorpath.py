@@ -19,6 +19,7 @@ from actormesh_runtime.catalog import ActorName, DeadLetterReason, Subjects
 from actormesh_runtime.envelope import Envelope, ErrorInfo, FinalResult
 from actormesh_runtime.errors import InvalidEnvelope
 from actormesh_runtime.observability import metrics, tracing
+from actormesh_runtime.observability.emails import pseudonymise_emails
 from actormesh_runtime.replies.result import final_result, history_event, history_msg_id
 from actormesh_runtime.screening import redact
 
@@ -150,7 +151,7 @@ async def dead_letter_garbage(
         reason=f"{type(problem).__name__}: {reason}"[:2000],
         permanent=True,
         deliveries=1,
-        raw=redact(payload[:65536].decode("utf-8", errors="replace")),
+        raw=pseudonymise_emails(redact(payload[:65536].decode("utf-8", errors="replace"))),
         kind=DeadLetterReason.INVALID,
     )
     await dlq.store(js, subjects, record, dedup_key=dedup_key)

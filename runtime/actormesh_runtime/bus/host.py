@@ -35,6 +35,7 @@ from actormesh_runtime.catalog import Subjects
 from actormesh_runtime.envelope import Envelope, ErrorInfo, TraceEntry
 from actormesh_runtime.errors import DeadlineExceeded, InvalidEnvelope, PermanentError
 from actormesh_runtime.observability import metrics
+from actormesh_runtime.observability.emails import pseudonymise_emails
 from actormesh_runtime.screening import describe_invalid, redact
 from actormesh_runtime.settings import RuntimeSettings
 
@@ -44,7 +45,8 @@ from .direct import DirectSender, HeldHops, expired, origin_of
 from .errorpath import dead_letter_garbage, take_error_path
 from .fusion import Colocated
 from .publish import acked_publish, publish_payload, publish_progress, stream_target
-from .pull import PullFeed, delivery_of
+from .pull import ConsumerUnavailable, PullFeed, delivery_of
+from .reconcile import RECONCILE_EVERY_S, ConsumerWatch
 from .size import TooLarge, check_fits
 from .spans import traced_hop
 
@@ -78,9 +80,11 @@ class ActorHost:
         *,
         fetch_wait_s: float = FETCH_WAIT_S,
         colocated: Colocated | None = None,
+        reconcile_every_s: float | None = None,
     ) -> None:
         """`colocated`: the group of this process's hosts that chain steps in memory (`bus.fusion`);
-        None = every step goes through the stream."""
+        None = every step goes through the stream. `reconcile_every_s`: how often the consumer and
+        the streams are checked against their declared configuration (`bus.reconcile`)."""
         self.actor = actor
         self.name = actor.name
         self.nc = nc
@@ -99,6 +103,8 @@ class ActorHost:
         self._held = HeldHops(self.keep_alive_after_s)
         self._uncount_waiting: Callable[[], None] | None = None
         self._loop_task: asyncio.Task[None] | None = None
+        every_s = RECONCILE_EVERY_S if reconcile_every_s is None else reconcile_every_s
+        self._watch = ConsumerWatch(nc, subjects, self.name, settings, every_s=every_s)
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
         # Fetched after stop() began: handed back only once our pull requests are closed (see stop()).
@@ -134,6 +140,10 @@ class ActorHost:
             problems.append("nats not connected")
         if not self.bound:
             problems.append(f"consumer {self.subjects.consumer(self.name)} not bound")
+        elif self._watch.unavailable is not None:
+            problems.append(
+                f"consumer {self.subjects.consumer(self.name)} unavailable: {self._watch.unavailable}"
+            )
         return problems
 
     async def start(self) -> None:
@@ -143,6 +153,7 @@ class ActorHost:
         sub = await self.js.pull_subscribe_bind(durable=durable, stream=self.subjects.stream)
         self._sub = PullFeed(sub, self.nc)
         self._loop_task = asyncio.create_task(self._fetch_loop(), name=f"host:{self._label}")
+        self._watch.start()
         if self.settings.direct_hops:
             self._sender = DirectSender(self.nc, self.subjects)
             await self._sender.start()
@@ -168,6 +179,7 @@ class ActorHost:
             with contextlib.suppress(Exception):
                 await self._direct_sub.drain()  # type: ignore[no-untyped-call]
             self._direct_sub = None
+        await self._watch.stop()
         handed_back = await self._held.hand_back()
         if self._uncount_waiting is not None:
             self._uncount_waiting()
@@ -246,6 +258,9 @@ class ActorHost:
                 msgs = await self._sub.fetch(min(self.settings.fetch_batch, free), timeout=self.fetch_wait_s)
             except (TimeoutError, NatsTimeoutError):
                 continue
+            except ConsumerUnavailable as exc:
+                await self._consumer_unavailable(exc)
+                continue
             except Exception as exc:  # disconnected, server restarting: retry, readiness reports it
                 if not self._stopping.is_set():
                     log.warning("fetch failed", extra={"actor": self._label, "error": repr(exc)})
@@ -256,6 +271,14 @@ class ActorHost:
                     self._unstarted.append(msg)  # handed back by stop() once our pulls are closed
                     continue
                 self._start(msg)
+
+    async def _consumer_unavailable(self, exc: ConsumerUnavailable) -> None:
+        """Our pull requests find no consumer: every next one would be answered the same at once (a
+        busy loop, and a silent stall while the inbox fills). Have it restored, and pause before
+        asking again."""
+        self._watch.alarm(str(exc))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), self.fetch_wait_s)
 
     async def _slot_or_stop(self) -> None:
         """Saturated: wait for a free slot, or for stop() (which must not wait on a stuck task)."""
@@ -561,5 +584,6 @@ def _describe(exc: BaseException) -> str:
     text = str(exc)
     if isinstance(exc, TimeoutError) and not text:
         text = "processing timeout"
-    # Dead letters and logs keep this text: redact in case an exception quoted customer input.
-    return redact(f"{type(exc).__name__}: {text}" if text else type(exc).__name__)
+    # Dead letters, escalation reasons and logs keep this text: an exception may quote customer input
+    # (cards and SSNs redacted, addresses pseudonymised as in log lines).
+    return pseudonymise_emails(redact(f"{type(exc).__name__}: {text}" if text else type(exc).__name__))

@@ -3,15 +3,18 @@
 `pull_forever`: one loop for the pull consumers that handle their messages one by one, in order.
 Who calls: `bus.approval_executor` (approved actions) and `history.approval_ops` (their outcomes).
 A failed fetch (the wait ran out, or the client is reconnecting) is tried again after a short pause;
-`handle` owns each message's ack, nak or term.
+one answered 503 (the consumer is gone) calls its `restore` first. `handle` owns each message's ack,
+nak or term.
 
-`PullFeed`: how the actor host (`bus.host`) reads its consumer, one open pull request at a time;
+`PullFeed`: how the actor host (`bus.host`) reads its consumer, one open pull request at a time; it
+raises `ConsumerUnavailable` when the server says the consumer is not there for pulls.
 `delivery_of`: the two facts the host needs from a delivered message's ack subject.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -19,15 +22,35 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
+from nats.js.errors import ServiceUnavailableError
+
+log = logging.getLogger(__name__)
 
 RETRY_PAUSE_S = 0.2
 """After a failed fetch: long enough not to spin while the client reconnects."""
+RESTORE_PAUSE_S = 2.0
+"""After a failed attempt to create a consumer again: its stream may be on its way back."""
 EXPIRY_SLACK_S = 0.25
 """How long past its expiry a pull request is still treated as open when the server's status closing
 it (408) has not arrived: the server starts the clock when the request arrives. Were it treated as
 closed first, the next request would be open beside it, and its late 408 taken for the new one's."""
+_GONE_409 = ("consumer deleted", "consumer is push based")
+"""409 descriptions that close a pull request because the consumer itself is not there for pulls
+(the others: a limit of the request, a leadership change, a server shutting down)."""
 _ACK_TOKENS_V1 = 9
 """`$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<time ns>.<pending>`."""
+
+
+class ConsumerUnavailable(Exception):
+    """A pull request was answered with a status that says nothing will ever be delivered to it: no
+    consumer by that name (503: the server has no responder; the consumer or its stream was deleted,
+    or JetStream is off), or one that is deleted now or push based (409). A next request gets the
+    same answer at once: the caller has to restore the consumer, not ask again."""
+
+    def __init__(self, status: str, description: str) -> None:
+        self.status = status
+        self.description = description
+        super().__init__(f"{status} {description}".strip())
 
 
 def delivery_of(msg: Msg) -> tuple[int, int]:
@@ -51,18 +74,47 @@ async def pull_forever(
     handle: Callable[[Any], Awaitable[None]],
     *,
     stopping: asyncio.Event | None = None,
+    restore: Callable[[], Awaitable[object]] | None = None,
 ) -> None:
-    """Fetch up to `batch` messages at a time and `handle` each, until cancelled or `stopping` is set."""
+    """Fetch up to `batch` messages at a time and `handle` each, until cancelled or `stopping` is set.
+
+    `restore` creates the consumer again as declared: called when a fetch is answered 503 (nobody
+    serves the pull: the consumer or its stream was deleted by hand, or the store wiped), which would
+    otherwise be asked again every RETRY_PAUSE_S for ever while the work waits unread."""
+    gone = False
     while stopping is None or not stopping.is_set():
         try:
             msgs = await sub.fetch(batch, timeout=wait_s)
         except asyncio.CancelledError:
             raise
+        except ServiceUnavailableError as exc:
+            if restore is not None:
+                gone = await restore_gone_consumer(restore, exc, already_logged=gone)
+            await asyncio.sleep(RETRY_PAUSE_S)
+            continue
         except Exception:  # a timeout, or a reconnect in progress
             await asyncio.sleep(RETRY_PAUSE_S)
             continue
+        gone = False
         for msg in msgs:
             await handle(msg)
+
+
+async def restore_gone_consumer(
+    restore: Callable[[], Awaitable[object]], exc: Exception, *, already_logged: bool
+) -> bool:
+    """One attempt to create a consumer that is gone again (a fetch was answered 503); True while it is
+    not back (logged once per episode: pass the last answer as `already_logged`)."""
+    if not already_logged:
+        log.warning("consumer unavailable: restoring it", extra={"error": str(exc)})
+    try:
+        await restore()
+    except Exception as failure:  # its stream not back yet, JetStream off: the next 503 tries again
+        log.debug("consumer not restored yet", extra={"error": str(failure)})
+        await asyncio.sleep(RESTORE_PAUSE_S)
+        return True
+    log.warning("consumer was gone: created it again")
+    return False
 
 
 class PullFeed:
@@ -149,4 +201,13 @@ class PullFeed:
             return True
         if status != "100":  # not an idle heartbeat: the request is over
             self._credit = 0
+            _raise_if_gone(status, msg)
         return False
+
+
+def _raise_if_gone(status: str, msg: Msg) -> None:
+    if status == "503":  # its description only repeats the subject nobody answered on
+        raise ConsumerUnavailable(status, "no responders: the consumer, its stream or JetStream is gone")
+    description = (msg.headers or {}).get("Description", "").strip()
+    if status == "409" and description.lower() in _GONE_409:
+        raise ConsumerUnavailable(status, description)

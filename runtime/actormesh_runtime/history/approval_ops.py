@@ -196,7 +196,13 @@ class ApprovalOps:
     # ------------------------------------------------------------ results of approved actions
 
     async def _consume(self, stopping: asyncio.Event) -> None:
-        await pull_forever(self._sub, 16, 1.0, self._outcome, stopping=stopping)
+        assert self.nc is not None
+        js, config = self.nc.jetstream(), outcome_consumer_config(self.subjects)
+        # Created again as declared should it vanish: approved actions' outcomes would wait unstored.
+        await pull_forever(
+            self._sub, 16, 1.0, self._outcome, stopping=stopping,
+            restore=lambda: js.add_consumer(self.subjects.stream, config),
+        )  # fmt: skip
 
     async def _outcome(self, msg: Any) -> None:
         try:

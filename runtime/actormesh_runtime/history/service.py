@@ -22,11 +22,14 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import ServiceUnavailableError
 from prometheus_client import Counter
 from pydantic import BaseModel, ValidationError
 
 from actormesh_runtime.bus.connection import open_bus
+from actormesh_runtime.bus.pull import restore_gone_consumer
 from actormesh_runtime.bus.queue_metrics import QueueMetrics
+from actormesh_runtime.bus.reconcile import restore_consumer
 from actormesh_runtime.bus.server_metrics import NatsServerMetrics
 from actormesh_runtime.catalog import Subjects
 from actormesh_runtime.envelope import HistoryEvent
@@ -234,16 +237,31 @@ class HistoryService:
     # ------------------------------------------------------------ writer
 
     async def _consume(self, sub: Any) -> None:
+        gone = False
         while not self._stopping.is_set():
             try:
                 msgs: list[Msg] = await sub.fetch(FETCH_BATCH, timeout=FETCH_WAIT_S)
             except (TimeoutError, NatsTimeoutError):
                 continue
+            except ServiceUnavailableError as exc:
+                # The consumer is gone (deleted by hand, its stream deleted and made again by the
+                # actors, the store wiped): asking again gets the same answer for ever while events
+                # pile up unstored. Create it again as declared (docs/bus.md, "When the bus changes").
+                gone = await restore_gone_consumer(self._restore_consumer, exc, already_logged=gone)
+                await asyncio.sleep(FETCH_WAIT_S)
+                continue
             except Exception as exc:  # disconnected: the client reconnects, we retry after a pause
                 log.warning("history fetch failed", extra={"error": str(exc)})
                 await asyncio.sleep(FETCH_WAIT_S)
                 continue
+            gone = False
             await self._write_batch(msgs)
+
+    async def _restore_consumer(self) -> None:
+        assert self._nc is not None
+        await restore_consumer(
+            self._nc.jetstream(), self.subjects.stream, history_consumer_config(self.subjects)
+        )
 
     async def _write_batch(self, msgs: list[Msg]) -> None:
         events: list[HistoryEvent] = []
