@@ -95,7 +95,11 @@ class _Component:
             # has got creating them. (Saying "rolling out" until the controller has looked, then
             # "waiting for ready", cost two status writes per new mesh and told a user nothing.)
             return ComponentState.STARTING
-        if w.observed_generation < w.generation or w.updated < w.desired:
+        if w.observed_generation < w.generation or w.updated < max(w.desired, w.current):
+            # Pods of the old template still running (a surged rollout's tail: `replicas` counts both
+            # templates, `updatedReplicas` the new one) are a rollout, as for `kubectl rollout status`;
+            # compared with `desired` alone, every template change — an operator upgrade rolling the
+            # workloads, say — read "scaling" until the last old pod was gone.
             return ComponentState.ROLLING_OUT
         if w.current != w.desired:
             return ComponentState.SCALING

@@ -331,6 +331,18 @@ def test_a_new_mesh_is_waiting_for_ready_whatever_the_controllers_reported_yet()
             id="changed-after-creation",
         ),
         pytest.param(
+            ready("gateway", generation=2, current=2, updated=1, ready=1), Reason.ROLLING_OUT,
+            id="surged-new-pod-beside-the-old-one",
+        ),
+        pytest.param(
+            ready("gateway", 3, current=5, updated=3, ready=3), Reason.ROLLING_OUT,
+            id="old-pods-pending-termination",
+        ),
+        pytest.param(
+            ready("gateway", 1, current=3, updated=3, ready=3), Reason.SCALING,
+            id="scaled-down-no-template-change",
+        ),
+        pytest.param(
             _first_created("gateway", 2, progress_deadline_exceeded=True), Reason.ROLLOUT_STUCK,
             id="new-and-stuck-is-stuck",
         ),
