@@ -23,6 +23,7 @@ from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, StreamConfig
 from nats.js.errors import BadRequestError, NotFoundError, ServerError
 
+from actormesh_runtime.cancellation import cancel_and_wait
 from actormesh_runtime.catalog import ActorName, Subjects
 from actormesh_runtime.settings import RuntimeSettings
 
@@ -223,9 +224,7 @@ class ConsumerWatch:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        await cancel_and_wait(task)
 
     def alarm(self, reason: str) -> None:
         """The consumer is not there for pulls (`reason`): restore it now (logged once per outage)."""
