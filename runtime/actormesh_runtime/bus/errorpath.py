@@ -19,7 +19,7 @@ from actormesh_runtime.catalog import ActorName, DeadLetterReason, Subjects
 from actormesh_runtime.envelope import Envelope, ErrorInfo, FinalResult
 from actormesh_runtime.errors import InvalidEnvelope
 from actormesh_runtime.observability import metrics, tracing
-from actormesh_runtime.observability.emails import pseudonymise_emails
+from actormesh_runtime.observability.emails import scrubbed
 from actormesh_runtime.replies.result import final_result, history_event, history_msg_id
 from actormesh_runtime.screening import redact
 
@@ -145,13 +145,13 @@ async def dead_letter_garbage(
 
     Nobody screened these bytes, so the copy kept (and the reason logged) is redacted here.
     """
-    reason = redact(str(problem))
+    reason = scrubbed(str(problem))
     record = dlq.DeadLetter(
         actor=actor,
         reason=f"{type(problem).__name__}: {reason}"[:2000],
         permanent=True,
         deliveries=1,
-        raw=pseudonymise_emails(redact(payload[:65536].decode("utf-8", errors="replace"))),
+        raw=scrubbed(payload[:DLQ_EXCERPT_BYTES].decode("utf-8", errors="replace")),
         kind=DeadLetterReason.INVALID,
     )
     await dlq.store(js, subjects, record, dedup_key=dedup_key)

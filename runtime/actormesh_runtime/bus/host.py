@@ -35,8 +35,8 @@ from actormesh_runtime.catalog import Subjects
 from actormesh_runtime.envelope import Envelope, ErrorInfo, TraceEntry
 from actormesh_runtime.errors import DeadlineExceeded, InvalidEnvelope, PermanentError
 from actormesh_runtime.observability import metrics
-from actormesh_runtime.observability.emails import pseudonymise_emails
-from actormesh_runtime.screening import describe_invalid, redact
+from actormesh_runtime.observability.emails import scrubbed
+from actormesh_runtime.screening import describe_invalid
 from actormesh_runtime.settings import RuntimeSettings
 
 from .ack_timer import AckTimer
@@ -586,4 +586,4 @@ def _describe(exc: BaseException) -> str:
         text = "processing timeout"
     # Dead letters, escalation reasons and logs keep this text: an exception may quote customer input
     # (cards and SSNs redacted, addresses pseudonymised as in log lines).
-    return pseudonymise_emails(redact(f"{type(exc).__name__}: {text}" if text else type(exc).__name__))
+    return scrubbed(f"{type(exc).__name__}: {text}" if text else type(exc).__name__)

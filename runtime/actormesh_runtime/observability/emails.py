@@ -13,6 +13,8 @@ from __future__ import annotations
 import hashlib
 import re
 
+from actormesh_runtime.pii import redact
+
 EMAIL_PLACEHOLDER_PREFIX = "[EMAIL-"
 
 # "%40" too: an address in a URL's query string ("?email=john.doe%40example.com") is one as well.
@@ -41,3 +43,9 @@ def _replacement(text: str, found: re.Match[str]) -> str:
     if _URL_USER.search(text, max(0, found.start() - 200), found.start()):
         return found.group()
     return email_pseudonym(found.group())
+
+
+def scrubbed(text: str) -> str:
+    """`text` as an operator-facing sink may keep it (a log line, a span error, a dead-letter reason):
+    card numbers and SSNs redacted (`pii.redact`), then email addresses pseudonymised."""
+    return pseudonymise_emails(redact(text))

@@ -14,9 +14,8 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from actormesh_runtime.observability.emails import pseudonymise_emails
+from actormesh_runtime.observability.emails import scrubbed
 from actormesh_runtime.observability.tracing import TraceLogFilter
-from actormesh_runtime.pii import redact
 from actormesh_runtime.settings import RuntimeSettings
 
 # Attributes every LogRecord has; anything else on a record came from `extra=`.
@@ -32,25 +31,19 @@ def _extras(record: logging.LogRecord) -> dict[str, Any]:
     return {k: v for k, v in record.__dict__.items() if k not in _STANDARD and not k.startswith("_")}
 
 
-def _clean(text: str) -> str:
-    """Card numbers and SSNs redacted, email addresses replaced by their pseudonyms: a log line needs
-    the message and session ids to name a conversation, never the customer's address."""
-    return pseudonymise_emails(redact(text))
-
-
 def _scrub(value: Any) -> Any:
     """`value` with card numbers and SSNs redacted and emails pseudonymised in every string inside it
     (before JSON escaping, which would turn an invisible separator into text the redaction cannot see
     through)."""
     if isinstance(value, str):
-        return _clean(value)
+        return scrubbed(value)
     if isinstance(value, dict):
         return {k: _scrub(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_scrub(v) for v in value]
     if value is None or isinstance(value, bool | int | float):
         return value
-    return _clean(str(value))
+    return scrubbed(str(value))
 
 
 class JsonFormatter(logging.Formatter):
@@ -83,7 +76,7 @@ class TextFormatter(logging.Formatter):
         if extras:
             # Scrubbed before formatting: a dict's repr would escape an invisible separator into text.
             text += " " + " ".join(f"{k}={_scrub(v)}" for k, v in extras.items())
-        return _clean(text)
+        return scrubbed(text)
 
 
 def configure_logging(settings: RuntimeSettings, *, level: str | None = None) -> None:

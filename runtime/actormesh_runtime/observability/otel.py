@@ -41,9 +41,8 @@ from opentelemetry.trace import SpanKind as OtelKind
 from opentelemetry.util.re import parse_env_headers
 
 from actormesh_runtime.ids import random_hex
-from actormesh_runtime.observability.emails import pseudonymise_emails
+from actormesh_runtime.observability.emails import scrubbed
 from actormesh_runtime.observability.tracing import Attributes, Span, SpanKind, TraceContext
-from actormesh_runtime.pii import redact
 
 if TYPE_CHECKING:
     from actormesh_runtime.settings import RuntimeSettings
@@ -111,12 +110,12 @@ class _OtelSpan(Span):
         # pseudonymised like every log line (an exception may quote customer input), and no stack
         # trace leaves the process.
         if isinstance(error, BaseException):
-            text = pseudonymise_emails(redact(str(error)))[:1000]
+            text = scrubbed(str(error))[:1000]
             event = {"exception.type": type(error).__name__, "exception.message": text}
             self._span.add_event("exception", event)
             description = f"{type(error).__name__}: {text}" if text else type(error).__name__
         else:
-            description = pseudonymise_emails(redact(error))[:1000]
+            description = scrubbed(error)[:1000]
         self._span.set_status(Status(StatusCode.ERROR, description))
 
     def end(self) -> None:
