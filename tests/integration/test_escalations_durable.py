@@ -19,19 +19,18 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
-import nats
 import pytest
 from nats.js import JetStreamContext
-from nats.js.api import ConsumerConfig, DeliverPolicy
 from prometheus_client import REGISTRY
 
 from actormesh_runtime.actors.escalation_router import reference_id
 from actormesh_runtime.catalog import ESCALATION_TAIL, ActorName, Subjects
 from actormesh_runtime.envelope import Decision, HistoryEvent
-from actormesh_runtime.escalations import EscalationEvent, EscalationRecord
+from actormesh_runtime.escalations import EscalationRecord
 from actormesh_runtime.history.protocol import EscalationRefused, HistoryClient, HistoryUnavailable
 from actormesh_runtime.policy.decision import REASON_HUMAN
 from tests.support.commerce import context_for, envelope_for
+from tests.support.escalation_events import published_events
 from tests.support.eventually import eventually_async
 from tests.support.gateway import BOB, JOHN, gateway_stack, poll_json, stack_settings
 
@@ -53,32 +52,6 @@ async def history_process(
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
-
-
-async def created_events(nats_url: str, subjects: Subjects) -> list[EscalationEvent]:
-    """Every event on `escalations.created`, read from the stream (an ordered, ephemeral consumer)."""
-    nc = await nats.connect(nats_url)
-    try:
-        js = nc.jetstream()
-        info = await js.stream_info(subjects.escalations_stream)
-        sub = await js.subscribe(
-            subjects.escalations_created,
-            stream=subjects.escalations_stream,
-            ordered_consumer=True,
-            config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL),
-        )
-        events = []
-        for _ in range(info.state.messages):
-            try:
-                msg = await sub.next_msg(timeout=2)
-            except nats.errors.TimeoutError:
-                break
-            if msg.subject == subjects.escalations_created:
-                events.append(EscalationEvent.model_validate_json(msg.data))
-        await sub.unsubscribe()
-        return events
-    finally:
-        await nc.close()
 
 
 async def test_history_killed_between_escalate_and_store(nats_server: str, tmp_path: Path) -> None:
@@ -114,7 +87,7 @@ async def test_history_killed_between_escalate_and_store(nats_server: str, tmp_p
         assert record.customer.email == JOHN
         assert [r.ref for r in page] == [ref]
         assert [t["role"] for t in turns] == ["customer", "agent"]
-    events = await created_events(nats_server, subjects)
+    events = await published_events(nats_server, subjects, subjects.escalations_created)
     assert [e.escalation.ref for e in events] == [ref]
 
 
@@ -158,7 +131,7 @@ async def test_a_redelivered_envelope_creates_one_record(nats_server: str, tmp_p
         page, _ = await client.escalations(state=None, limit=50, cursor=None)
         assert [(r.ref, r.summary) for r in page] == [(ref, record.summary)]
         assert len(await client.conversation(envelope.session_id)) == 2
-    events = await created_events(nats_server, subjects)
+    events = await published_events(nats_server, subjects, subjects.escalations_created)
     assert [e.escalation.ref for e in events] == [ref]
 
 

@@ -21,7 +21,6 @@ from typing import Any
 import httpx
 import nats
 import pytest
-from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from actormesh_runtime.actors.base import Actor
 from actormesh_runtime.actors.escalation_router import in_error_mode
@@ -30,9 +29,10 @@ from actormesh_runtime.bus.process import ActorFactory, default_factory
 from actormesh_runtime.catalog import ActorName, Subjects
 from actormesh_runtime.envelope import Envelope, FinalResult, HistoryEvent
 from actormesh_runtime.errors import PermanentError
-from actormesh_runtime.escalations import REPLAY_SETTLED_NOTE, EscalationEvent
+from actormesh_runtime.escalations import REPLAY_SETTLED_NOTE
 from actormesh_runtime.resources import ActorDeps
 from actormesh_runtime.settings import RuntimeSettings
+from tests.support.escalation_events import published_events
 from tests.support.eventually import eventually_async
 from tests.support.gateway import JOHN, Stack, gateway_stack, poll_json, stack_settings
 
@@ -153,31 +153,6 @@ async def escalation(api: httpx.AsyncClient, ref: str) -> dict[str, Any]:
     return body
 
 
-async def updated_events(nats_url: str, subjects: Subjects) -> list[EscalationEvent]:
-    """Every event on `escalations.updated`, read from the stream."""
-    nc = await nats.connect(nats_url)
-    try:
-        js = nc.jetstream()
-        info = await js.stream_info(subjects.escalations_stream)
-        sub = await js.subscribe(
-            subjects.escalations_updated,
-            stream=subjects.escalations_stream,
-            ordered_consumer=True,
-            config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL),
-        )
-        events = []
-        for _ in range(info.state.messages):
-            try:
-                msg = await sub.next_msg(timeout=2)
-            except nats.errors.TimeoutError:
-                break
-            events.append(EscalationEvent.model_validate_json(msg.data))
-        await sub.unsubscribe()
-        return events
-    finally:
-        await nc.close()
-
-
 async def run_stack(
     tmp_path: Path,
     nats_server: str,
@@ -230,8 +205,9 @@ async def test_a_replay_that_answers_settles_the_error_escalation(nats_server: s
             )
             await history_drained(stack)
             assert await escalation(api, ref) == settled
+        subjects = Subjects(settings.mesh_name)
         events = await eventually_async(
-            lambda: updated_events(settings.nats_url, Subjects(settings.mesh_name)),
+            lambda: published_events(settings.nats_url, subjects, subjects.escalations_updated),
             what="the escalation.updated event of the settling",
         )
         assert [(e.change, e.escalation.ref, e.escalation.state.value) for e in events] == [
