@@ -38,6 +38,17 @@ def kube_control_plane() -> Iterator[KubeControlPlane]:
         yield plane
 
 
+def create_namespace(plane: KubeControlPlane, name: str) -> None:
+    """Create namespace `name` and wait until pods can be admitted in it: only once the serviceaccount
+    controller has made its `default`."""
+    plane.kubectl("create", "namespace", name)
+    eventually(
+        lambda: plane.kubectl("get", "serviceaccount", "default", "-n", name, check=False).returncode == 0,
+        what=f"service account default in {name}",
+        timeout_s=60,
+    )
+
+
 @pytest.fixture
 def kube_namespace(request: pytest.FixtureRequest, kube_control_plane: KubeControlPlane) -> Iterator[str]:
     for marker in ("k8s", "xdist_group"):
@@ -48,16 +59,7 @@ def kube_namespace(request: pytest.FixtureRequest, kube_control_plane: KubeContr
                 pytrace=False,
             )
     name = f"test-{uuid.uuid4().hex[:12]}"
-    kube_control_plane.kubectl("create", "namespace", name)
-    # Pods are admitted only once the serviceaccount controller has made `default`.
-    eventually(
-        lambda: (
-            kube_control_plane.kubectl("get", "serviceaccount", "default", "-n", name, check=False).returncode
-            == 0
-        ),
-        what=f"service account default in {name}",
-        timeout_s=60,
-    )
+    create_namespace(kube_control_plane, name)
     try:
         yield name
     finally:

@@ -26,7 +26,7 @@ from actormesh_runtime.envelope import (
     Envelope,
     Order,
 )
-from actormesh_runtime.policy.decision import READ_ONLY_ACTIONS, account_restricted
+from actormesh_runtime.policy.decision import READ_ONLY_ACTIONS, account_restricted, account_status_words
 from actormesh_runtime.policy.orders import (
     NO_ELIGIBLE_ORDER,
     ORDERS_UNAVAILABLE_DETAIL,
@@ -70,11 +70,11 @@ def precheck(action: ActionType, context: CustomerContext | None) -> ActionOutco
     if mutating and account_restricted(context):
         # decision_router hands these to a person already; this holds for an envelope that reached
         # here by another way (a replayed dead letter, a router of an older version).
-        status = (context.account_status or "").replace("_", " ").strip() or "not active"
         return _outcome(
             action,
             ActionStatus.REFUSED,
-            f"Your account is {status}, so order changes need a member of our support team.",
+            f"Your account is {account_status_words(context)}, so order changes need a member of our"
+            " support team.",
         )
     return None
 

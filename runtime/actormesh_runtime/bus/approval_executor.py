@@ -27,6 +27,7 @@ from pydantic import ValidationError
 
 from actormesh_runtime.approvals import CANCEL, ApprovalCommand, ApprovalOutcome, ApprovalRecord, mutation_key
 from actormesh_runtime.bus.pull import pull_forever
+from actormesh_runtime.bus.reconcile import restore_consumer
 from actormesh_runtime.cancellation import cancel_and_wait
 from actormesh_runtime.catalog import Subjects
 from actormesh_runtime.clients.commerce import (
@@ -153,7 +154,7 @@ class ApprovalExecutor:
         # Created again as declared should it vanish: approved actions would wait unrun, in silence.
         await pull_forever(
             self._sub, 8, FETCH_WAIT_S, self._handle,
-            restore=lambda: js.add_consumer(self.subjects.stream, config),
+            restore=lambda: restore_consumer(js, self.subjects.stream, config),
         )  # fmt: skip
 
     async def _handle(self, msg: Any) -> None:

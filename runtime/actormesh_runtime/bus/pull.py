@@ -104,7 +104,8 @@ async def restore_gone_consumer(
     restore: Callable[[], Awaitable[object]], exc: Exception, *, already_logged: bool
 ) -> bool:
     """One attempt to create a consumer that is gone again (a fetch was answered 503); True while it is
-    not back (logged once per episode: pass the last answer as `already_logged`)."""
+    not back (logged once per episode: pass the last answer as `already_logged`). `restore` is
+    `bus.reconcile.restore_consumer`, which logs what it did."""
     if not already_logged:
         log.warning("consumer unavailable: restoring it", extra={"error": str(exc)})
     try:
@@ -113,7 +114,6 @@ async def restore_gone_consumer(
         log.debug("consumer not restored yet", extra={"error": str(failure)})
         await asyncio.sleep(RESTORE_PAUSE_S)
         return True
-    log.warning("consumer was gone: created it again")
     return False
 
 

@@ -39,6 +39,7 @@ from actormesh_runtime.approvals import (
 )
 from actormesh_runtime.bus.publish import MSG_ID_HEADER
 from actormesh_runtime.bus.pull import pull_forever
+from actormesh_runtime.bus.reconcile import restore_consumer
 from actormesh_runtime.cancellation import cancel_and_wait
 from actormesh_runtime.catalog import Subjects
 from actormesh_runtime.escalations import AGENT_MAX_CHARS, AgentReply
@@ -201,7 +202,7 @@ class ApprovalOps:
         # Created again as declared should it vanish: approved actions' outcomes would wait unstored.
         await pull_forever(
             self._sub, 16, 1.0, self._outcome, stopping=stopping,
-            restore=lambda: js.add_consumer(self.subjects.stream, config),
+            restore=lambda: restore_consumer(js, self.subjects.stream, config),
         )  # fmt: skip
 
     async def _outcome(self, msg: Any) -> None:

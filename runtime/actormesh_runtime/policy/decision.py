@@ -76,6 +76,12 @@ def account_restricted(context: CustomerContext | None) -> bool:
     return context is not None and context.found and context.account_status not in ACTIVE_ACCOUNT_STATUSES
 
 
+def account_status_words(context: CustomerContext) -> str:
+    """The account's status as a reply says it ("pending verification"; "not active" when there is
+    none): the execution's refusal and the account template say it the same way."""
+    return (context.account_status or "").replace("_", " ").strip() or "not active"
+
+
 def low_confidence_reason(confidence: float, threshold: float) -> str:
     return f"low intent confidence ({confidence:.2f} < {threshold:.2f})"
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from actormesh_runtime.envelope import Envelope, Intent, Order
 from actormesh_runtime.escalations import EscalationState, FollowUp, QueueSnapshot
+from actormesh_runtime.policy.decision import account_status_words
 from actormesh_runtime.policy.escalation import estimated_wait_minutes
 from actormesh_runtime.policy.orders import (
     MAX_CONTEXT_ORDERS,
@@ -158,7 +159,7 @@ def _account_issue(envelope: Envelope) -> str:
     if ctx and ctx.found and ctx.account_status != "active":
         # No status is not an active one (policy.decision.ACTIVE_ACCOUNT_STATUSES).
         return (
-            f"Your account is currently {ctx.account_status or 'not active'}, so I can't make changes to it "
+            f"Your account is currently {account_status_words(ctx)}, so I can't make changes to it "
             "or its orders here."
         )
     return (

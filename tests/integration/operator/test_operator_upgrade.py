@@ -26,7 +26,7 @@ from tests.integration.operator.kubeapi import (
     matching,
 )
 from tests.support.eventually import eventually
-from tests.support.k8s import KubeControlPlane
+from tests.support.k8s import KubeControlPlane, create_namespace
 
 pytestmark = [pytest.mark.integration, pytest.mark.k8s, pytest.mark.xdist_group("k8s")]
 
@@ -106,14 +106,7 @@ def fixture_namespace(crd: KubeControlPlane) -> Iterator[OperatorFactory]:
         what=f"namespace {UPGRADE_NAMESPACE} of an earlier run gone",
         timeout_s=120,
     )
-    crd.kubectl("create", "namespace", UPGRADE_NAMESPACE)
-    eventually(
-        lambda: (
-            crd.kubectl("get", "serviceaccount", "default", "-n", UPGRADE_NAMESPACE, check=False).returncode
-            == 0
-        ),
-        what=f"service account default in {UPGRADE_NAMESPACE}",
-    )
+    create_namespace(crd, UPGRADE_NAMESPACE)
     factory = OperatorFactory(crd, UPGRADE_NAMESPACE)
     try:
         yield factory
