@@ -262,7 +262,9 @@ def follow_up_of(record: EscalationRecord | None, ref: str) -> FollowUp:
 
 # ---------------------------------------------------------------- events (for notifiers and gateways)
 
-Change = Literal["created", "claimed", "replied", "resolved"]
+Change = Literal["created", "claimed", "replied", "resolved", "reclassified"]
+"""`reclassified`: a dead-letter replay handed over an open `error` escalation's message properly; the
+record now carries the replay's reason, reasons, priority, summary and facts (same ref, still open)."""
 
 
 class EscalationEvent(_Model):

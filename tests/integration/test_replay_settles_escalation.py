@@ -243,22 +243,36 @@ async def test_an_escalation_a_person_claimed_stays_theirs(nats_server: str, tmp
 
 async def test_a_replay_that_escalates_leaves_the_escalation_open(nats_server: str, tmp_path: Path) -> None:
     """The customer asked for a person; the handoff broke, so the error path opened the escalation. The
-    replay hands over properly: somebody still has to answer."""
+    replay hands over properly: somebody still has to answer, and the queue shows why (the customer
+    asked) instead of a system error, with one `reclassified` event for live consoles."""
 
     async def scenario(stack: Stack, switch: Switch, db: Path) -> None:
+        settings = stack.mesh.settings
         async with httpx.AsyncClient(base_url=stack.url, timeout=60) as api:
             failed = await chat(api, "I want to talk to a human", "handoff")
             assert "error" in failed["flags"]
             ref, message_id = failed["reference_id"], failed["message_id"]
+            before = await escalation(api, ref)
+            assert before["reason"] == "error"
 
             switch.broken = False
-            await replay_dead_letter_of(stack.mesh.settings, message_id)
+            await replay_dead_letter_of(settings, message_id)
             await answered_by_run(db, message_id, 1)
 
             result = await poll_json(api, f"/api/messages/{message_id}")
             assert result["escalated"]
             assert result["reference_id"] == ref
-            assert (await escalation(api, ref))["state"] == "open"
+            after = await escalation(api, ref)
+            assert (after["state"], after["reason"]) == ("open", "human_requested")
+            assert after["created_at"] == before["created_at"]
+        subjects = Subjects(settings.mesh_name)
+        events = await eventually_async(
+            lambda: published_events(settings.nats_url, subjects, subjects.escalations_updated),
+            what="the escalation.updated event of the reclassifying",
+        )
+        assert [(e.change, e.escalation.ref, e.escalation.reason.value) for e in events] == [
+            ("reclassified", ref, "human_requested")
+        ]
 
     await run_stack(tmp_path, nats_server, ActorName.ESCALATION_ROUTER, scenario)
 

@@ -10,7 +10,7 @@ from actormesh_runtime.actors.response_aggregator import build_result
 from actormesh_runtime.catalog import ActorName
 from actormesh_runtime.envelope import Decision, DraftResponse, Envelope, ErrorInfo, HistoryEvent
 from actormesh_runtime.escalations import REPLAY_SETTLED_NOTE, EscalationRecord, EscalationState
-from actormesh_runtime.history.escalations import settle_candidates
+from actormesh_runtime.history.escalations import reclassify_candidates, settle_candidates
 from actormesh_runtime.history.store import HistoryStore
 from actormesh_runtime.policy.decision import REASON_HUMAN
 from actormesh_runtime.replies.result import history_event
@@ -179,3 +179,71 @@ def test_only_replays_and_error_escalations_ask_for_a_settle() -> None:
     plain = answered(dead_letter(), 0)
     assert settle_candidates([plain, escalated(JOHN, "I want a human")]) == []
     assert settle_candidates([failed(dead), answered(dead, 1), plain]) == [dead.message_id]
+
+
+def handed_over(envelope: Envelope, replay: int) -> HistoryEvent:
+    """A replay of `envelope` that handed it over to a person properly (its decision escalates)."""
+    run = envelope.model_copy(deep=True)
+    run.headers.replay = replay
+    run.escalation = build_escalation(run, None)
+    return history_event(run, build_result(run))
+
+
+def asked_for_a_person() -> Envelope:
+    dead = dead_letter("I want to talk to a human")
+    dead.decision = Decision(escalate=True, reasons=[REASON_HUMAN])
+    return dead
+
+
+async def test_a_replay_that_hands_over_reclassifies_the_error_escalation(store: HistoryStore) -> None:
+    """The error path filed the failed handoff as a system error; the replay found the real reason. The
+    record must not stay filed as an `error` at the error's priority (its insert of the same ref is
+    ignored): it takes the replay's reason, priority, summary and facts, still open, in its place."""
+    dead = asked_for_a_person()
+    first = failed(dead)
+    await store.add_events([first])
+    before = await record(store, first)
+    assert before.reason.value == "error"
+    handoff = handed_over(dead, 1)
+    assert handoff.escalation is not None
+    assert handoff.escalation.reason.value != "error"
+
+    await store.add_events([handoff])
+
+    after = await record(store, first)
+    assert after.reason is handoff.escalation.reason
+    assert (after.reasons, after.priority) == (handoff.escalation.reasons, handoff.escalation.priority)
+    assert (after.summary, after.facts) == (handoff.escalation.summary, handoff.escalation.facts)
+    assert (after.state, after.ref, after.created_at) == (EscalationState.OPEN, before.ref, before.created_at)
+    assert [r.ref for r in await store.escalations.reclassified([after.ref])] == [after.ref]
+    assert await store.add_events([handoff, first]) == 0  # either redelivered: nothing changes
+    assert await record(store, first) == after
+
+
+async def test_only_an_open_unclaimed_error_escalation_is_reclassified(store: HistoryStore) -> None:
+    dead = asked_for_a_person()
+    first = failed(dead)
+    await store.add_events([first])
+    ref = (await record(store, first)).ref
+    await store.escalations.transition(ref, "claim", "ann")
+    claimed = await record(store, first)
+    await store.add_events([handed_over(dead, 1)])
+    assert await record(store, first) == claimed  # what the person took on stays
+    assert await store.escalations.reclassified([ref]) == []
+
+    human = escalated(JOHN, "I want a human")  # a first run's handoff, not an error
+    await store.add_events([human])
+    stored = await record(store, human)
+    run = make_envelope("I want a human", JOHN, with_context=True, message_id=human.message_id)
+    run.session_id = human.session_id
+    run.decision = Decision(escalate=True, reasons=["refund_needs_approval"])
+    await store.add_events([handed_over(run, 1)])
+    assert await record(store, human) == stored
+
+
+async def test_a_replay_that_fails_again_reclassifies_nothing(store: HistoryStore) -> None:
+    dead = asked_for_a_person()
+    first = failed(dead)
+    await store.add_events([first, failed(dead, replay=1)])
+    assert (await record(store, first)).reason.value == "error"
+    assert reclassify_candidates([first, failed(dead, replay=1), answered(dead, 2)]) == []

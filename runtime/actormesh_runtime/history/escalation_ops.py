@@ -7,8 +7,8 @@
   only with that customer's own records; the queue behind a new escalation);
 - the refs of each committed history batch, to announce new records on `escalations.created`
   before the batch is acked (so a crash in between re-announces; the stream drops the duplicate), and
-  the error escalations the batch settled (a replay answered their message) on `escalations.updated`,
-  the same way.
+  the error escalations the batch settled (a replay answered their message) or reclassified (a replay
+  handed it over properly) on `escalations.updated`, the same way.
 Every committed change is published as an `EscalationEvent` on `escalations.updated`, and the
 metrics (open by priority, time to claim, time to resolve) are kept here.
 """
@@ -196,6 +196,17 @@ class EscalationOps:
             await self._publish(self.subjects.escalations_updated, event, f"{record.ref}:settled")
         if settled:
             await self.refresh_gauge()
+
+    async def announce_reclassified(self, refs: Sequence[str]) -> None:
+        """Publish `escalations.updated` (reclassified) for the records among `refs` a replay reclassified;
+        raises on failure, like `announce`. A redelivered batch publishes again: the stream drops the
+        duplicate by its msg id, and a late copy only repeats the record as it is."""
+        changed = await self.records.reclassified(refs)
+        for record in changed:
+            event = EscalationEvent(type="escalation.updated", change="reclassified", escalation=record)
+            await self._publish(self.subjects.escalations_updated, event, f"{record.ref}:reclassified")
+        if changed:
+            await self.refresh_gauge()  # the open gauge counts by priority
 
     async def _publish(self, subject: str, event: EscalationEvent, msg_id: str | None) -> None:
         if self.nc is None:

@@ -6,7 +6,8 @@ is `INSERT OR IGNORE` on its ref inside the same transaction as the conversation
 redelivered history event adds nothing. An agent's reply is a row in `escalation_replies` and an
 `agent` turn of the customer's conversation (with `author`), written in one transaction. An open
 error escalation is settled (resolved with `REPLAY_SETTLED_NOTE`) in the transaction that stores the
-answer of a replay of its message (`actormesh dlq replay`); a claimed one is left to its person.
+answer of a replay of its message (`actormesh dlq replay`), or reclassified with the reason the replay
+found when the replay handed over properly; a claimed one is left to its person.
 
 Who calls: `history.store.HistoryStore` (creation and settling, with the turns),
 `history.escalation_ops` (the agent operations, the mesh's lookups, the announcements).
@@ -124,6 +125,18 @@ def settle_candidates(events: Iterable[HistoryEvent]) -> list[str]:
     )
 
 
+def reclassify_candidates(events: Iterable[HistoryEvent]) -> list[EscalationRecord]:
+    """The escalation records of a batch's replays that handed over properly (any reason but `error`):
+    each may reclassify the open error escalation its message's failed run opened (same ref)."""
+    return [
+        event.escalation
+        for event in events
+        if event.replay
+        and event.escalation is not None
+        and event.escalation.reason is not EscalationReason.ERROR
+    ]
+
+
 class EscalationStore:
     """The escalation tables, on the history store's connections (reads: `reading`; writes: `writing`)."""
 
@@ -167,6 +180,35 @@ class EscalationStore:
             "  AND t.replay > 0 AND t.escalated = 0"
             "  AND NOT EXISTS (SELECT 1 FROM json_each(t.flags) WHERE json_each.value = 'error'))",
             [ts(now or datetime.now(UTC)), REPLAY_SETTLED_NOTE, EscalationReason.ERROR.value, *message_ids],
+        )
+
+    async def reclassify_replayed(
+        self, records: Sequence[EscalationRecord], now: datetime | None = None
+    ) -> None:
+        """Give each open, unclaimed `error` escalation among `records`' refs the replay's reason, reasons,
+        priority, summary and facts; the caller commits, with the turns. The record a failed handoff's
+        error path opened would otherwise stay filed as a system error at the error's priority (its
+        insert ignored the replay's record of the same ref), while the replay found the real reason:
+        the customer asked for a person, a refund needs approval. Still open, same ref and created_at
+        (its place in the queue's time order); one a person claimed keeps what they took on. A later
+        replay that fails again finds no `error` record left to change."""
+        if not records:
+            return
+        at = ts(now or datetime.now(UTC))
+        await self.db.executemany(
+            "UPDATE escalations SET reason = ?, reasons = ?, priority = ?, priority_rank = ?, summary = ?,"
+            " facts = ?, reclassified_at = ? WHERE ref = ? AND message_id = ? AND state = 'open'"
+            " AND reason = ?",
+            [(*row[5:11], at, row[0], row[2], EscalationReason.ERROR.value) for row in map(_row, records)],
+        )
+
+    async def reclassified(self, refs: Sequence[str]) -> list[EscalationRecord]:
+        """Records among `refs` a replay reclassified (committed), to announce."""
+        if not refs:
+            return []
+        marks = ",".join("?" * len(refs))
+        return await self._read(
+            f"{_SELECT} WHERE reclassified_at IS NOT NULL AND ref IN ({marks})", list(refs)
         )
 
     async def settled_by_replay(self, message_ids: Sequence[str]) -> list[EscalationRecord]:

@@ -39,7 +39,7 @@ from actormesh_runtime.history.backup import BackupLoop, WriterLock, backup_loop
 from actormesh_runtime.history.checkpoint import Checkpointer
 from actormesh_runtime.history.concurrent import Concurrent
 from actormesh_runtime.history.escalation_ops import EscalationOps
-from actormesh_runtime.history.escalations import settle_candidates
+from actormesh_runtime.history.escalations import reclassify_candidates, settle_candidates
 from actormesh_runtime.history.protocol import APPROVAL_OPS, ESCALATION_OPS, HistoryAnswer, HistoryQuery
 from actormesh_runtime.history.retention import RetentionLoop, retention_loop
 from actormesh_runtime.history.store import HistoryStore
@@ -286,6 +286,7 @@ class HistoryService:
             # again on redelivery (the events stream drops the duplicate by its msg id).
             await self.escalation_ops.announce([e.escalation.ref for e in events if e.escalation is not None])
             await self.escalation_ops.announce_settled(settle_candidates(events))
+            await self.escalation_ops.announce_reclassified([r.ref for r in reclassify_candidates(events)])
             await self.approval_ops.announce([a.id for e in events for a in e.approvals])
         except Exception:
             # Not acked: JetStream redelivers after ack_wait; the insert is idempotent.

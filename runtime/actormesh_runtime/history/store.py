@@ -8,7 +8,8 @@ out can still return the result later (`GET /api/messages/{id}`).
 Writes are idempotent (`INSERT OR IGNORE` on `(message_id, role)`, escalation records on their ref,
 in the same transaction as the turns — `history/escalations.py`): a redelivered event after a crash
 changes nothing. A replay's answer (`HistoryEvent.replay`) replaces the stored one and settles the
-error escalation of its message's failed run, in that transaction too. Every text is passed through
+error escalation of its message's failed run (or, when the replay handed over properly, gives that
+escalation the replay's reason and priority), in that transaction too. Every text is passed through
 `screening.screen` once more before it is written, so the store holds only redacted text even if a
 producer forgot to screen.
 """
@@ -30,7 +31,11 @@ from pydantic import BaseModel, ConfigDict
 from actormesh_runtime.envelope import FinalResult, HistoryEvent
 from actormesh_runtime.escalations import EscalationRecord
 from actormesh_runtime.history.approvals import ApprovalStore
-from actormesh_runtime.history.escalations import EscalationStore, settle_candidates
+from actormesh_runtime.history.escalations import (
+    EscalationStore,
+    reclassify_candidates,
+    settle_candidates,
+)
 from actormesh_runtime.screening import redact
 
 # Each entry moves the schema from version i to i+1. Append, never edit a shipped entry.
@@ -146,6 +151,11 @@ MIGRATIONS: tuple[str, ...] = (
     # look-up by message inside the batch's write.
     """
     CREATE INDEX escalations_by_message ON escalations (message_id);
+    """,
+    # A replay that hands over properly reclassifies its message's open error escalation
+    # (`EscalationStore.reclassify_replayed`); when, for the `reclassified` event's announcement.
+    """
+    ALTER TABLE escalations ADD COLUMN reclassified_at TEXT;
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -289,6 +299,7 @@ class HistoryStore:
             # escalation its message's failed run opened, in the same transaction (never one without
             # the other, whatever crashes).
             await self.escalations.settle_replayed(settle_candidates(events))
+            await self.escalations.reclassify_replayed(reclassify_candidates(events))
         return added
 
     async def _add_rows(self, rows: list[Sequence[object]], escalations: list[EscalationRecord]) -> int:
