@@ -385,13 +385,18 @@ def _ensure_streams(subjects: Subjects) -> list[str]:
 
 
 def _durable_consumer(subjects: Subjects, consumer: str) -> list[str]:
-    """Create, look up, pull from and acknowledge on one durable consumer of the work stream."""
+    """Create, look up, pull from and acknowledge on one durable consumer of the work stream, and delete
+    it: a consumer changed by hand in a way JetStream cannot undo in place (made push based, another
+    deliver policy) is put back by deleting and creating it (`bus.reconcile.restore_consumer`). Its own
+    consumer only: deleting it costs no more than the user could already do to its messages (nak or
+    term them), and the work-queue stream keeps them for the consumer created again."""
     stream = subjects.stream
     return [
         _js_api("CONSUMER", "CREATE", stream, consumer),
         _js_api("CONSUMER", "CREATE", stream, consumer, ">"),
         _js_api("CONSUMER", "DURABLE", "CREATE", stream, consumer),
         _js_api("CONSUMER", "INFO", stream, consumer),
+        _js_api("CONSUMER", "DELETE", stream, consumer),
         _js_api("CONSUMER", "MSG", "NEXT", stream, consumer),
         _acks(subjects, consumer),
     ]

@@ -157,10 +157,11 @@ async def restore_consumer(js: JetStreamContext, stream: str, config: ConsumerCo
         try:
             await js.delete_consumer(stream, name)
         except Exception as exc:
-            # A component's NATS user may create and read its consumer but not delete it: say so.
+            # Each component's NATS user may delete its own consumer (catalog); a user from before that
+            # was allowed, or one edited by hand, may not: say what to do.
             log.error(
                 "consumer configuration drifted in a way that cannot be updated, and it cannot be deleted"
-                " to create it again: delete it by hand (or allow $JS.API.CONSUMER.DELETE)",
+                " to create it again: delete it by hand (or allow $JS.API.CONSUMER.DELETE on it)",
                 extra={"stream": stream, "consumer": name, "drift": _describe(changes), "error": repr(exc)},
             )
             raise
