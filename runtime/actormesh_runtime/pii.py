@@ -2,9 +2,14 @@
 
 `normalise(text)` first undoes the tricks that hide digits and words from a regular expression, then
 the finders look for digit groups joined by any short run of separators, and Luhn decides what is a
-card. `redact(text)` does both and is what logs, dead letters, stores and LLM errors go through;
-`screening.screen` adds the prompt-injection flags for a customer's message. This module sits at the
-bottom of the runtime's layers (nothing but the standard library), so every layer can redact.
+card. A card number may also be written with letters for some of its digits ("4lll 1111 1111 1111",
+"4III-IIII-IIII-IIII": O/o for 0, I/l for 1, S for 5, B for 8, see `DIGIT_LOOK_ALIKES`); such a run
+is a card only by a narrow rule (`_disguised_in_run`: it starts with a real digit, reads as a
+Luhn-valid number, and is mostly digits in every group or printed exactly as a card is), so words,
+order ids and tracking numbers never are. `redact(text)` does both and is what logs, dead letters,
+stores and LLM errors go through; `screening.screen` adds the prompt-injection flags for a customer's
+message. This module sits at the bottom of the runtime's layers (nothing but the standard library),
+so every layer can redact.
 
 Normalisation, in order:
 - NFKC: fullwidth digits and letters become ASCII, compatibility spaces (U+00A0, U+2009, U+3000…)
@@ -82,12 +87,37 @@ _SSN_BARE_RE = re.compile(
 )
 _BETWEEN_DIGITS = re.compile(rf"(?<=[0-9]){_INVISIBLE}+(?=[0-9])")
 
+DIGIT_LOOK_ALIKES = {
+    "O": "0", "o": "0", "I": "1", "l": "1", "S": "5", "B": "8",
+    # The same letters in Cyrillic, Greek and Armenian (NFKC has already made fullwidth ones, the
+    # script small l U+2113 and the Roman numeral one U+2160 ASCII).
+    "\u041e": "0", "\u043e": "0", "\u039f": "0", "\u03bf": "0", "\u0585": "0",
+    "\u0406": "1", "\u04c0": "1", "\u0399": "1", "\u0405": "5", "\u0412": "8", "\u0392": "8",
+}  # fmt: skip
+"""Letters typed (or read by OCR) for digits in a disguised card number ("4lll 1111 1111 1111").
+Deliberately not: Z (every UTC timestamp ends "…41Z", UPS tracking numbers start "1Z"), lowercase s
+("the 1990s, 2000s"), b, e and the other hex letters (the ids the mesh mints are hex), "|" (it
+joins table columns into one token), g, q, G, T, A, E (rarely written for a digit)."""
+_AS_DIGITS = str.maketrans(DIGIT_LOOK_ALIKES)
+_SYMBOLS = "0-9" + "".join(DIGIT_LOOK_ALIKES)
+_TOKEN = re.compile(rf"[{_SYMBOLS}]+")
+_NOT_GLUED = r"(?![^\W_])"
+"""Followed by no letter or digit of any script."""
+_DISGUISED_RUN = re.compile(
+    rf"[0-9](?<![^\W_][0-9])[{_SYMBOLS}]*{_NOT_GLUED}(?:{_SEP}[{_SYMBOLS}]+{_NOT_GLUED})*"
+)
+"""Whole words of digits and look-alikes (touching no other letter or digit) joined by separator runs,
+from a word that starts with a digit (as a disguised card does: so `re` skips to the next digit)."""
+CARD_LAYOUTS = frozenset({(4, 4, 4, 4), (4, 4, 4, 4, 3), (4, 6, 5), (4, 6, 4)})
+"""How card numbers are printed (16 and 19 digits, American Express, Diners Club)."""
+
 # Shapes every match must contain, as patterns that start with a digit (so `re` skips to the next digit
 # instead of trying lookbehinds at every position). Most texts (and every template reply) hold order
 # ids, tracking numbers and dates but no such shape, and then the finders stop after one quick search.
-_CARD_SHAPE = re.compile(rf"[0-9](?:[{re.escape(SEPARATORS)}]{{0,{MAX_SEPARATOR}}}[0-9]){{12}}")
-"""13 digits, each pair apart by at most a separator run: inside every card window (13-19 digits of
-whole groups joined by separator runs)."""
+_CARD_SHAPE = re.compile(rf"[0-9](?:[{re.escape(SEPARATORS)}]{{0,{MAX_SEPARATOR}}}[{_SYMBOLS}]){{12}}")
+"""A digit and 12 more digits or look-alikes, each pair apart by at most a separator run: inside every
+card window (13-19 digits of whole groups joined by separator runs) and every disguised one (which
+starts with a real digit). One search, as cheap as a digits-only one: ordinary text pays nothing more."""
 _SSN_SHAPE = re.compile(rf"[0-9]{{3}}{_SSN_SEP}[0-9]{{2}}{_SSN_SEP}[0-9]{{4}}")
 """What `_SSN_RE` matches without its lookarounds."""
 _NINE_DIGITS = re.compile(r"[0-9]{9}")
@@ -290,26 +320,97 @@ def _card_in_run(run: str, offset: int, *, after_id_prefix: bool) -> list[tuple[
                 continue
             if len(digits) >= 13 and luhn_valid(digits):
                 windows.append((len(digits), i, j))
+    return [(groups[first][0], groups[last][1]) for first, last in _longest(windows)]
+
+
+def _longest(windows: list[tuple[int, int, int]]) -> list[tuple[int, int]]:
+    """(first group, last group) of the longest `windows` (digit count, first, last) that do not overlap."""
     taken: set[int] = set()
-    spans: list[tuple[int, int]] = []
+    chosen: list[tuple[int, int]] = []
     for _, first, last in sorted(windows, key=lambda w: (-w[0], w[1])):
         if taken.isdisjoint(range(first, last + 1)):
             taken.update(range(first, last + 1))
-            spans.append((groups[first][0], groups[last][1]))
+            chosen.append((first, last))
+    return chosen
+
+
+def _disguised_in_run(run: str, offset: int, *, after_id_prefix: bool) -> list[tuple[int, int]]:
+    """Spans of disguised card numbers inside one run of whole tokens (`_DISGUISED_RUN`).
+
+    A window of whole tokens is one when it holds 13-19 symbols, starts with a real digit, holds at
+    least one look-alike letter (digits alone are `_card_in_run`'s), reads (`DIGIT_LOOK_ALIKES`) as a
+    Luhn-valid number, and either every token holds a real digit and real digits are more than half of
+    its symbols ("4lll 1111 1111 1111", "5S55-5555-5555-4444"), or its tokens are printed as a card is
+    (`CARD_LAYOUTS`) with one and the same separator between them ("4III-IIII-IIII-IIII"). So a word
+    of look-alikes alone ("SOS", "ISO 9001, ISO 14001") never joins digits into a number.
+    Windows of digits alone compete too (and are left to `_card_in_run`), so a card number next to a
+    disguised one does not take its first group: "4111 1111 1111 1111 5S55 5555 5555 4444" is two."""
+    tokens = [(m.start(), m.end(), m.group()) for m in _TOKEN.finditer(run)]
+    if sum(len(t[2]) for t in tokens) < 13:
+        return []
+    seps = [run[tokens[k][1] : tokens[k + 1][0]] for k in range(len(tokens) - 1)]
+    windows: list[tuple[int, int, int]] = []
+    for i in range(len(tokens)):
+        if not tokens[i][2][0].isdigit():
+            continue
+        written = ""
+        for j in range(i, len(tokens)):
+            written += tokens[j][2]
+            if len(written) > 19:
+                break
+            if (i == 0 and after_id_prefix and j != len(tokens) - 1) or len(written) < 13:
+                continue
+            digits = written.translate(_AS_DIGITS)
+            if not luhn_valid(digits):
+                continue
+            if digits == written:
+                windows.append((len(written), i, j))
+                continue
+            window = [t[2] for t in tokens[i : j + 1]]
+            mostly_digits = sum(c.isdigit() for c in written) * 2 > len(written) and not any(
+                t.isalpha() for t in window
+            )
+            printed = tuple(map(len, window)) in CARD_LAYOUTS and len(set(seps[i:j])) == 1
+            if mostly_digits or printed:
+                windows.append((len(written), i, j))
+    return [
+        (tokens[first][0] + offset, tokens[last][1] + offset)
+        for first, last in _longest(windows)
+        if not all(t[2].isdigit() for t in tokens[first : last + 1])  # digits alone: `_card_in_run`'s
+    ]
+
+
+def _disguised_cards(text: str) -> list[tuple[int, int]]:
+    spans: list[tuple[int, int]] = []
+    for match in _DISGUISED_RUN.finditer(text):
+        if match.group().translate(_AS_DIGITS) != match.group():  # else digits alone: `_card_in_run`'s
+            after_id = bool(_ID_PREFIX.search(text, max(0, match.start() - 2), match.start()))
+            spans.extend(_disguised_in_run(match.group(), match.start(), after_id_prefix=after_id))
     return spans
 
 
 def find_card_numbers(text: str, *, check_shape: bool = True) -> list[tuple[int, int]]:
-    """(start, end) spans of card numbers in `text` (normalise it first: `redact` does).
+    """(start, end) spans of card numbers in `text` (normalise it first: `redact` does), written in
+    digits or with look-alike letters for some of them (`_disguised_in_run`).
 
-    `check_shape=False` examines every digit run even where `_CARD_SHAPE` finds nothing (tests compare)."""
+    Disguised ones are found first and hidden from the digit runs, which then never glue what is left
+    of one ("55 5555 5555 4444" of "5S55 5555 5555 4444") to the next number.
+    `check_shape=False` examines every run even where `_CARD_SHAPE` finds nothing (tests compare)."""
     spans: list[tuple[int, int]] = []
     if check_shape and not _CARD_SHAPE.search(text):
         return spans
-    for match in _DIGIT_RUN.finditer(text):
-        after_id = bool(_ID_PREFIX.search(text, max(0, match.start() - 2), match.start()))
+    disguised = sorted(_disguised_cards(text))
+    digits = text
+    if disguised:
+        parts, done = [], 0
+        for start, end in disguised:
+            parts += [text[done:start], "\x00" * (end - start)]
+            done = end
+        digits = "".join([*parts, text[done:]])
+    for match in _DIGIT_RUN.finditer(digits):
+        after_id = bool(_ID_PREFIX.search(digits, max(0, match.start() - 2), match.start()))
         spans.extend(_card_in_run(match.group(), match.start(), after_id_prefix=after_id))
-    return spans
+    return sorted(spans + disguised) if disguised else spans
 
 
 def find_ssns(text: str, *, check_shape: bool = True) -> list[tuple[int, int]]:

@@ -7,6 +7,8 @@ flags in the new envelope. guardrail_validator reuses `find_card_numbers` / `fin
   dropped, Unicode spaces, dashes, dots and slashes folded), and the normalised text is what travels on.
 - Card numbers: 13-19 digits in groups joined by short runs of spaces, dashes, dots, slashes or
   underscores, Luhn-valid. Digit runs that fail Luhn (order numbers, phone numbers) are left alone.
+  Letters written for digits ("4lll 1111 1111 1111") are read as digits by a narrow rule
+  (`pii.DIGIT_LOOK_ALIKES`, `pii._disguised_in_run`).
 - US SSNs: `AAA-GG-SSSS` with the same separators, and nine bare digits when the text names an SSN.
 - Prompt injection: instructions to ignore the rules, reveal the system prompt, change role, or
   smuggle chat-template markers, matched on the text as a person reads it (`pii.readable`: look-alike

@@ -249,3 +249,35 @@ def test_a_blank_letter_between_digits_hides_no_number(text: str, kind: str) -> 
     screened, screening = screen(text)
     assert screening.redactions == [kind], screened
     assert any(r.startswith("pii: ") for r in check(f"We have {text} on file.", JOHN))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("Your card 4lll 1111 1111 1111 is on file.", id="l-for-1"),
+        pytest.param("Your card 4III-IIII-IIII-IIII is on file.", id="I-for-1-printed-as-a-card"),
+        pytest.param("Your card 55OO OOOO OOOO OOO4 is on file.", id="O-for-0"),
+        pytest.param("Your card 37B2 B22463 1OOO5 is on file.", id="amex-B-and-O"),
+        pytest.param("Your card 4l\u200bll 1111\u200b1111 1111 is on file.", id="zero-width-spaces"),
+        pytest.param("Your card 4I\u00adII-IIII-IIII-IIII is on file.", id="soft-hyphen"),
+        pytest.param(f"Your card {_fullwidth('4lll-1111-1111-1111')} is on file.", id="fullwidth"),
+        pytest.param("Your card 4\u0406\u0406\u0406 1111 1111 1111 is on file.", id="cyrillic-I"),
+        pytest.param("Your card 4\u2160\u2160\u2160 1111 1111 1111 is on file.", id="roman-numeral-one"),
+    ],
+)
+def test_a_card_written_with_letters_for_digits_is_refused(text: str) -> None:
+    """Letters a reader takes for digits (O/o 0, I/l 1, S 5, B 8, and their Cyrillic and Greek twins)
+    hide no card number: the draft reads as a Luhn-valid card written the way cards are."""
+    assert "pii: card number" in check(text, JOHN)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("The reference 5O55 5555 5555 4444 is no valid card number.", id="not-luhn"),
+        pytest.param("ORD-1OOO1 and TRK1OOOOOOO2 are in our ISO 9001 system.", id="ids-with-letters"),
+        pytest.param("Call 555-123-4567 so I can help; SOS, BOSS and lOl are words.", id="words"),
+    ],
+)
+def test_letters_next_to_digits_that_are_no_card_are_allowed(text: str) -> None:
+    assert check(text, JOHN) == []

@@ -38,6 +38,10 @@ from tests.support.envelopes import JOHN, make_deps, make_envelope
         ),
         pytest.param(f"I couldn't find an account for {JOHN}.", id="customer-own-email"),
         pytest.param("Your order total was $149.00.", id="plain-price"),
+        pytest.param(
+            "ORD-10001, ORD-10002 and ORD-10003 (TRK100000001, TRK100000002) ship from our ISO 9001 site.",
+            id="ids-and-look-alike-words",
+        ),
         # What a draft says about a refund it may not give: the request, the card, who reviews it.
         pytest.param("I'll send your refund request to the billing team.", id="send-refund-request"),
         pytest.param("We\u2019ve received your refund request for review.", id="received-refund-request"),
@@ -58,6 +62,9 @@ def test_clean_drafts_pass(text: str) -> None:
     ("text", "reason"),
     [
         pytest.param("Your card 4111 1111 1111 1111 was charged.", "pii: card number", id="card"),
+        pytest.param("Your card 4lll 1111 1111 1111 was charged.", "pii: card number", id="card-l-for-1"),
+        pytest.param("Card on file: 4III-IIII-IIII-IIII.", "pii: card number", id="card-I-for-1"),
+        pytest.param("We charged 5S55 5555 5555 4444 today.", "pii: card number", id="card-S-for-5"),
         pytest.param("Your SSN 123-45-6789 is on file.", "pii: social security number", id="ssn"),
         pytest.param(
             "Jane (jane.smith@example.com) had the same problem.",
