@@ -217,6 +217,35 @@ CASES: dict[str, tuple[list[dict[str, str]], list[dict[str, Any]]]] = {
             fires("ActorMeshHistoryBackupStale", "90m", {**LABELS, "severity": "warning"}),
         ],
     ),
+    "ActorMeshLLMRejected": (
+        [
+            series(
+                "actormesh_llm_requests_total",
+                f'{MESH}, actor="intent_analyzer", outcome="configuration", pod="a"',
+                "0x5 0+3x30",
+            ),
+            series(
+                "actormesh_llm_requests_total",
+                f'{MESH}, actor="intent_analyzer", outcome="ok", pod="b"',
+                "0+9x40",
+            ),
+            series(
+                "actormesh_llm_requests_total",
+                f'{MESH}, actor="response_generator", outcome="timeout", pod="a"',
+                "0+3x40",
+            ),
+            series(
+                "actormesh_llm_requests_total",
+                f'{OTHER}, actor="intent_analyzer", outcome="configuration", pod="o"',
+                "0x40",
+            ),
+        ],
+        [
+            silent("ActorMeshLLMRejected", "5m"),
+            silent("ActorMeshLLMRejected", "8m"),  # rejected for 2 minutes: `for` not over yet
+            fires("ActorMeshLLMRejected", "15m", {**LABELS, "severity": "warning"}),
+        ],
+    ),
     "ActorMeshNotReady": (
         [
             series("actormesh_operator_mesh_ready", 'mesh_namespace="shop", mesh="demo", pod="op"', "0x30"),
@@ -237,8 +266,10 @@ CASES: dict[str, tuple[list[dict[str, str]], list[dict[str, Any]]]] = {
 RULES_SPEC: dict[str, Any] = {
     "monitoring": {"prometheusRule": {"enabled": True}},
     "history": {"backup": {"enabled": True, "interval": "30m"}},
+    "llm": {"model": "gpt-4o-mini"},
 }
-"""The mesh whose rules are tested: every optional alert on (the backup alert needs backups)."""
+"""The mesh whose rules are tested: every optional alert on (the backup alert needs backups, the LLM
+alert an LLM)."""
 
 
 @pytest.fixture(scope="module")
@@ -276,6 +307,7 @@ def test_optional_alerts_follow_the_spec() -> None:
         return {r["alert"] for g in alert_groups(make_mesh(spec)) for r in g["rules"]}
 
     assert "ActorMeshHistoryBackupStale" not in alerts({})
+    assert "ActorMeshLLMRejected" not in alerts({})
     external = alerts({"nats": {"external": {"url": "nats://n.infra:4222"}}})
     assert not {"ActorMeshNatsServerDown", "ActorMeshNatsStorageFilling"} & external
 

@@ -119,7 +119,7 @@ async def test_valid_json_is_used_and_tokens_are_counted(llm_server: LLMTestServ
             "invalid_response",
             id="nested-too-deep",
         ),
-        pytest.param(Reply("slow down", status=429), "unavailable", id="rate-limited"),
+        pytest.param(Reply("slow down", status=429), "rate_limited", id="rate-limited"),
         pytest.param(Reply('{"intent": "order_status"}', delay_s=TIMEOUT_S + 2), "timeout", id="timeout"),
         pytest.param(Reply("overloaded", status=500), "unavailable", id="http-500"),
     ],

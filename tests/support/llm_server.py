@@ -9,6 +9,12 @@ test can assert on the prompt that was really sent.
     server.script(Reply("", status=500))              # an HTTP error
     server.requests[0]["messages"]                     # what the client sent
     server.hold(); ...; server.held == 1; server.release()  # keep calls open until the test says
+    server.script(Reply("busy", status=429, headers={"Retry-After": "1"}))  # response headers
+    server.script(Reply(None))                         # `"content": null` (a tool call, a filter)
+    server.headers[0]["authorization"]                 # the headers of each recorded request
+
+An error reply's text may name `{authorization}`: the request's own Authorization header is put in
+its place, as some proxies and providers quote what they were sent.
 
 `host` serves another address than loopback (the e2e suite serves pods from the sealed node's
 address); `reply_for(body)` answers from the request itself when a fixed script cannot (many
@@ -42,13 +48,16 @@ from tests.support.ports import free_port
 class Reply:
     """One scripted answer: the assistant text, an optional delay, the usage it reports, its HTTP status."""
 
-    content: str
+    content: str | None
+    """None: `"content": null`."""
     delay_s: float = 0.0
     prompt_tokens: int = 42
     completion_tokens: int = 17
     status: int = 200
     finish_reason: str = "stop"
-    """"length": the model stopped at `max_tokens`, mid-text."""
+    """"length": the model stopped at `max_tokens`, mid-text; "content_filter": the provider's filter."""
+    headers: dict[str, str] | None = None
+    """Response headers (e.g. `Retry-After` on a 429)."""
 
 
 class LLMTestServer:
@@ -64,6 +73,8 @@ class LLMTestServer:
         self.default = default or Reply('{"intent": "general_question", "confidence": 0.9}')
         self.reply_for = reply_for
         self.requests: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
+        """The headers of each request in `requests` (lower-case names)."""
         self.held = 0
         """Calls waiting right now for `release()`."""
         self._script: deque[Reply] = deque()
@@ -82,9 +93,10 @@ class LLMTestServer:
         with self._lock:
             self._script.extend(replies)
 
-    def _next(self, body: dict[str, Any]) -> Reply:
+    def _next(self, body: dict[str, Any], headers: dict[str, str]) -> Reply:
         with self._lock:
             self.requests.append(body)
+            self.headers.append(headers)
             if self._script:
                 return self._script.popleft()
         return self.reply_for(body) if self.reply_for is not None else self.default
@@ -125,13 +137,17 @@ class LLMTestServer:
 
         async def completions(request: Request) -> JSONResponse:
             body = await request.json()
-            reply = self._next(body)
+            headers = {k.lower(): v for k, v in request.headers.items()}
+            reply = self._next(body, headers)
             await self._wait_open()
             await self._delay(reply.delay_s)
             if reply.status != 200:
-                error = {"error": {"message": reply.content or "scripted failure", "type": "server_error"}}
-                return JSONResponse(error, status_code=reply.status)
-            return JSONResponse(_completion(body.get("model", "test-model"), reply))
+                message = (reply.content or "scripted failure").replace(
+                    "{authorization}", headers.get("authorization", "")
+                )
+                error = {"error": {"message": message, "type": "server_error"}}
+                return JSONResponse(error, status_code=reply.status, headers=reply.headers)
+            return JSONResponse(_completion(body.get("model", "test-model"), reply), headers=reply.headers)
 
         app.add_api_route("/v1/chat/completions", completions, methods=["POST"])
         app.add_api_route("/chat/completions", completions, methods=["POST"])

@@ -196,6 +196,28 @@ def _backup_alerts(mesh: ActorMesh, sel: str) -> list[dict[str, Any]]:
     ]
 
 
+def _llm_alerts(mesh: ActorMesh, sel: str) -> list[dict[str, Any]]:
+    """Only with `spec.llm`: the endpoint rejects the mesh's LLM settings (the runtime's outcome
+    `configuration`: a bad key, no access, an unknown model). Every message is still answered, from rules
+    and templates, so nothing else would show it."""
+    if mesh.spec.llm is None:
+        return []
+    rejected = f'actormesh_llm_requests_total{{{sel}, outcome="configuration"}}'
+    return [
+        _alert(
+            "ActorMeshLLMRejected",
+            f"sum by (namespace, mesh) (increase({rejected}[10m])) > 0",
+            for_="5m",
+            severity="warning",
+            summary="The LLM endpoint rejects the mesh's LLM settings",
+            description="LLM calls of {{ $labels.namespace }}/{{ $labels.mesh }} are refused as configured"
+            " (401/403/404 or a model name litellm cannot route): every reply comes from rules and"
+            " templates. Check spec.llm.model, spec.llm.apiBase and the key in spec.llm.apiKeySecretRef;"
+            " the LLM actors log `the LLM endpoint rejects the configuration`.",
+        )
+    ]
+
+
 def alert_groups(mesh: ActorMesh) -> list[dict[str, Any]]:
     """The rule groups (what promtool reads under `groups:`)."""
     rule = mesh.spec.monitoring.prometheus_rule
@@ -206,6 +228,7 @@ def alert_groups(mesh: ActorMesh) -> list[dict[str, Any]]:
         *_dependency_alerts(mesh, sel, rule),
         *_nats_server_alerts(mesh, sel),
         *_backup_alerts(mesh, sel),
+        *_llm_alerts(mesh, sel),
     ]
     return [{"name": f"actormesh.{mesh.namespace}.{mesh.name}", "rules": rules}]
 

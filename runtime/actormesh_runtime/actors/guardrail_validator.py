@@ -7,7 +7,9 @@ Runs after response_generator. A draft is rejected when it contains:
   or store credit (offered, given or applied — not the customer's own mention quoted back);
 - policy contradictions: a return window, free-shipping threshold or warranty other than the store's
   (`store_policy`), or "no returns".
-An LLM draft is also rejected for an order id or tracking number the mesh does not have (made up).
+An LLM draft is also rejected for an order id or tracking number the mesh does not have (made up), and
+for repeating its prompt ("prompt repeated": the rules, the facts list or the reference reply quoted back,
+`llm.prompts.repeats_prompt`).
 Every check reads the draft as the customer will (`pii.readable`: invisible characters dropped,
 fullwidth, accented and look-alike letters read as the Latin ones), so "re<U+00AD>fund" is a refund;
 the draft itself goes out as written when it passes.
@@ -28,6 +30,7 @@ from typing import ClassVar
 from actormesh_runtime.actors.base import PlainActor
 from actormesh_runtime.catalog import ActorName
 from actormesh_runtime.envelope import Envelope, GuardrailVerdict, Urgency
+from actormesh_runtime.llm.prompts import repeats_prompt
 from actormesh_runtime.replies import templates
 from actormesh_runtime.screening import EMAIL_RE, find_card_numbers, find_ssns, normalise, readable
 from actormesh_runtime.store_policy import (
@@ -349,6 +352,8 @@ class GuardrailValidator(PlainActor):
             reasons = check(text, envelope.customer_email, customer_names(envelope))
             if draft.method == "llm":
                 reasons.extend(unknown_ids(envelope, draft.text))
+                if repeats_prompt(readable(draft.text).text):
+                    reasons.append("prompt repeated")
         if not reasons:
             envelope.guardrail = GuardrailVerdict(approved=True, action="approved")
             return

@@ -5,7 +5,12 @@ in a worker thread (the import takes seconds and must not stall the event loop),
 `LITELLM_LOCAL_MODEL_COST_MAP=True` set first so the import never downloads a price list.
 
 Every failure comes out as an `LLMError` subclass with a reason code; callers fall back to rules
-or templates. Token usage and outcomes are recorded per actor in `llm.metrics`.
+or templates. Token usage and outcomes are recorded per actor in `llm.metrics`. A provider's error
+text is kept (it says what went wrong) with the API key and anything shaped like a credential cut out
+(`without_secrets`: providers and proxies quote the Authorization header or a keyed URL back) and card
+numbers redacted. An endpoint that rejects the configuration itself (`LLMConfigurationError`: bad key,
+unknown model) is logged as an error, once per episode, since no message will get an LLM answer. After
+a 429 the process asks nobody until the provider's `Retry-After` has passed (`LLMRateLimited` at once).
 """
 
 from __future__ import annotations
@@ -13,10 +18,13 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
+import logging
 import os
 import re
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from types import ModuleType
 from typing import Any, TypeVar
 
@@ -24,15 +32,19 @@ from pydantic import BaseModel, ValidationError
 
 from actormesh_runtime.llm import metrics
 from actormesh_runtime.llm.errors import (
+    LLMConfigurationError,
     LLMError,
     LLMInvalidResponse,
     LLMNotConfigured,
+    LLMRateLimited,
     LLMTimeout,
     LLMUnavailable,
 )
 from actormesh_runtime.observability import tracing
 from actormesh_runtime.pii import redact
 from actormesh_runtime.settings import RuntimeSettings
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T", bound=BaseModel)
 Messages = list[dict[str, str]]
@@ -46,6 +58,36 @@ MAX_CHARS_PER_TOKEN = 16
 """No tokenizer's tokens average this long: a reply longer than `max_tokens` times this came from an
 endpoint that ignored `max_tokens`. Taken as it was, a megabyte-long draft outgrew what the bus
 carries and the customer's request hung until the gateway's timeout."""
+
+CONFIGURATION_LOG_EVERY_S = 300.0
+"""While the endpoint keeps rejecting the configuration, the error is logged again this often (the
+first rejection after a success is always logged)."""
+RATE_LIMIT_PAUSE_S = 1.0
+"""After a 429 without `Retry-After`: no call for this long."""
+MAX_RATE_LIMIT_PAUSE_S = 60.0
+"""The longest `Retry-After` honoured: a longer one (or a far date) is cut to this."""
+_CONFIGURATION_STATUSES = frozenset({401, 403, 404})
+_CONFIGURATION_TEXTS = (
+    "LLM Provider NOT provided",  # litellm: a model name it cannot route (no HTTP call made)
+    "Missing credentials",  # the OpenAI SDK: no key anywhere (no HTTP call made)
+    "api_key client option must be set",
+    "insufficient_quota",  # OpenAI's 429 for an account out of credit: waiting does not help
+    "exceeded your current quota",
+)
+_SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL", re.IGNORECASE)
+MIN_SECRET_CHARS = 8
+"""Shorter values of secret-named variables are not searched for (they would match ordinary words)."""
+SECRET_PLACEHOLDER = "[REDACTED-SECRET]"
+_SECRET_SHAPES = re.compile(
+    # An Authorization header's value: "Bearer sk-...", "Basic dXNl..."
+    r"(?P<scheme>\b(?:bearer|basic|token)\s+)[^\s\"',;]{8,}"
+    # A credential given as name and value: `api_key=...` in a URL, `"x-api-key": "..."`, `key: ...`
+    r"|(?P<name>\b(?:api[-_]?key|x-api-key|access[-_]?token|token|key|secret|password|authorization|sig)"
+    r"[\"']?\s*[:=]\s*[\"']?)[^\s\"',;&}]{8,}"
+    # Provider keys by their prefix: sk-..., sk-proj-..., sk-ant-...
+    r"|\b(?:sk|pk|rk)-[A-Za-z0-9_-]{12,}",
+    re.IGNORECASE,
+)
 
 
 def _import_litellm() -> ModuleType:
@@ -72,6 +114,28 @@ class LLMReply:
     completion_tokens: int
     cut_off: bool = False
     """The model stopped at `max_tokens` (finish_reason "length"): the text ends mid-sentence."""
+    filtered: bool = False
+    """The provider's content filter stopped the text (finish_reason "content_filter"): what is there
+    is the part written before the filter tripped, or nothing."""
+
+
+def without_secrets(text: str, known: tuple[str, ...] = ()) -> str:
+    """`text` with every `known` secret, every secret-named environment variable's value (the provider's
+    own key variable: `OPENAI_API_KEY`, `ANTHROPIC_API_KEY`, ...) and anything shaped like a credential
+    (`Bearer ...`, `api_key=...`, `sk-...`) replaced by `SECRET_PLACEHOLDER`."""
+    secrets = {value for value in known if len(value) >= MIN_SECRET_CHARS}
+    secrets.update(
+        value
+        for name, value in os.environ.items()
+        if _SECRET_NAME.search(name) and len(value) >= MIN_SECRET_CHARS
+    )
+    for secret in sorted(secrets, key=len, reverse=True):  # longest first: one may contain another
+        text = text.replace(secret, SECRET_PLACEHOLDER)
+
+    def _keep_label(match: re.Match[str]) -> str:
+        return (match.group("scheme") or match.group("name") or "") + SECRET_PLACEHOLDER
+
+    return _SECRET_SHAPES.sub(_keep_label, text)
 
 
 def extract_json(text: str) -> Any:
@@ -101,6 +165,10 @@ class LLMClient:
         self.api_key = settings.llm_api_key  # None: litellm reads the provider's own variable
         self.temperature = settings.llm_temperature
         self.timeout_s = settings.llm_timeout_s
+        self._rejected_logged_at: float | None = None
+        """When the last configuration rejection was logged; None after a call that worked."""
+        self._paused_until = 0.0
+        """`time.monotonic()` before which no call is made: the provider's `Retry-After` after a 429."""
 
     @property
     def enabled(self) -> bool:
@@ -119,6 +187,11 @@ class LLMClient:
         `max_tokens` allows."""
         if not self.enabled:
             raise LLMNotConfigured("LITELLM_MODEL is not set")
+        wait_s = self._paused_until - time.monotonic()
+        if wait_s > 0:
+            # The provider said to wait: a call now would be rejected too, and count against the rate.
+            metrics.REQUESTS.labels(actor=actor, outcome=LLMRateLimited.reason).inc()
+            raise LLMRateLimited(f"not asked: the provider asked to wait {wait_s:.3g}s more")
         started = time.perf_counter()
         failure: LLMError | None = None
         try:
@@ -142,8 +215,15 @@ class LLMClient:
             metrics.LATENCY.labels(actor=actor).observe(time.perf_counter() - started)
         if failure is not None:
             metrics.REQUESTS.labels(actor=actor, outcome=failure.reason).inc()
+            if isinstance(failure, LLMConfigurationError):
+                self._log_rejected(failure, actor)
             raise failure
+        self._rejected_logged_at = None
         metrics.record_usage(actor, reply.prompt_tokens, reply.completion_tokens)
+        if reply.filtered:
+            # Azure OpenAI and others stop mid-text when their filter trips: a fragment, or nothing.
+            metrics.REQUESTS.labels(actor=actor, outcome=LLMInvalidResponse.reason).inc()
+            raise LLMInvalidResponse("reply stopped by the provider's content filter")
         if not reply.text.strip():
             metrics.REQUESTS.labels(actor=actor, outcome=LLMInvalidResponse.reason).inc()
             raise LLMInvalidResponse("empty reply")
@@ -197,11 +277,67 @@ class LLMClient:
             raise LLMTimeout(f"no reply within {timeout_s:.3g}s") from exc
         except Exception as exc:  # litellm raises many types; all mean "no usable answer"
             if isinstance(exc, getattr(litellm, "Timeout", ())):
-                raise LLMTimeout(f"no reply within {timeout_s:.3g}s") from exc
-            # Provider errors may quote the request or their own data: redact, then shorten (the other
-            # way round could cut a number below the length that is recognised as one).
-            raise LLMUnavailable(f"{type(exc).__name__}: {redact(str(exc))[:200]}") from exc
+                raise LLMTimeout(f"no reply within {timeout_s:.3g}s") from None
+            # Provider errors may quote the request, its headers or their own data: secrets out, then
+            # redact, then shorten (the other way round could cut a key or a number below the length
+            # that is recognised as one). `from None`: the original, unscrubbed, is not kept as the cause
+            # (a logged traceback would print it).
+            text = f"{type(exc).__name__}: {redact(without_secrets(str(exc), self._secrets()))[:200]}"
+            if _rejects_configuration(exc, litellm):
+                raise LLMConfigurationError(text) from None
+            if getattr(exc, "status_code", None) == 429:
+                pause_s = _retry_after_s(exc)
+                self._paused_until = max(self._paused_until, time.monotonic() + pause_s)
+                raise LLMRateLimited(f"{text} (no call for {pause_s:.3g}s)") from None
+            raise LLMUnavailable(text) from None
         return _parse_response(response)
+
+    def _secrets(self) -> tuple[str, ...]:
+        return (self.api_key,) if self.api_key else ()
+
+    def _log_rejected(self, failure: LLMConfigurationError, actor: str) -> None:
+        now, last = time.monotonic(), self._rejected_logged_at
+        if last is not None and now - last < CONFIGURATION_LOG_EVERY_S:
+            return
+        self._rejected_logged_at = now
+        log.error(
+            "the LLM endpoint rejects the configuration: check LITELLM_MODEL, LLM_API_BASE and LLM_API_KEY"
+            " (or the provider's key variable); until then every message is answered by rules and templates",
+            extra={"model": self.model, "actor": actor, "error": str(failure)},
+        )
+
+
+def _retry_after_s(exc: Exception) -> float:
+    """How long a 429 asks the caller to wait: `retry-after-ms` (OpenAI), `Retry-After` as seconds or an
+    HTTP date, else `RATE_LIMIT_PAUSE_S`; at most `MAX_RATE_LIMIT_PAUSE_S`."""
+    headers = getattr(getattr(exc, "response", None), "headers", None) or {}
+    seconds: float | None = None
+    try:
+        if headers.get("retry-after-ms"):
+            seconds = float(headers["retry-after-ms"]) / 1000
+        elif headers.get("retry-after"):
+            value = str(headers["retry-after"]).strip()
+            try:
+                seconds = float(value)
+            except ValueError:
+                when = parsedate_to_datetime(value)
+                when = when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+                seconds = (when - datetime.now(UTC)).total_seconds()
+    except (TypeError, ValueError, OverflowError):
+        seconds = None
+    if seconds is None or seconds != seconds:  # absent, unreadable or NaN
+        seconds = RATE_LIMIT_PAUSE_S
+    return min(max(seconds, 0.0), MAX_RATE_LIMIT_PAUSE_S)
+
+
+def _rejects_configuration(exc: Exception, litellm: ModuleType) -> bool:
+    """The failure is the deployment's settings, not this request: every call would fail the same way."""
+    if getattr(exc, "status_code", None) in _CONFIGURATION_STATUSES:
+        return True
+    if isinstance(exc, getattr(litellm, "UnsupportedParamsError", ())):
+        return True
+    text = str(exc)
+    return any(marker in text for marker in _CONFIGURATION_TEXTS)
 
 
 def _without_provider_text(exc: LLMError) -> LLMError:
@@ -221,8 +357,14 @@ def _parse_response(response: Any) -> LLMReply:
     usage = getattr(response, "usage", None)
     prompt = int(getattr(usage, "prompt_tokens", 0) or 0)
     completion = int(getattr(usage, "completion_tokens", 0) or 0)
-    cut_off = getattr(choice, "finish_reason", None) == "length"
-    return LLMReply(text=str(text), prompt_tokens=prompt, completion_tokens=completion, cut_off=cut_off)
+    finish_reason = getattr(choice, "finish_reason", None)
+    return LLMReply(
+        text=str(text),
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        cut_off=finish_reason == "length",
+        filtered=finish_reason == "content_filter",
+    )
 
 
 def shared_client(settings: RuntimeSettings, extras: dict[str, Any]) -> LLMClient | None:
