@@ -263,6 +263,13 @@ class Subjects:
         return f"{self.prefix}.history.query"
 
     @property
+    def history_erase(self) -> str:
+        """Core NATS request/reply served by the history service: erase one customer's records
+        (`actormesh erase`). A subject of its own so that only the `admin` user may ask it: the gateway
+        may publish `history_query`, and a compromised gateway must not erase customers."""
+        return f"{self.prefix}.history.erase"
+
+    @property
     def stored_answers(self) -> str:
         """Core NATS request/reply served by the history service: the result stored for a message id
         (the request is the id). response_aggregator asks when a chain runs again, so a rerun answers
@@ -486,6 +493,7 @@ def _history_permissions(subjects: Subjects) -> NatsPermissions:
         publish=tuple(publish),
         subscribe=(
             subjects.history_query,
+            subjects.history_erase,
             subjects.escalations_lookup,
             subjects.stored_answers,
             f"{inbox_prefix(HISTORY_USER)}.>",
@@ -497,14 +505,20 @@ def _history_permissions(subjects: Subjects) -> NatsPermissions:
 
 def _admin_permissions(subjects: Subjects) -> NatsPermissions:
     dlq = subjects.dlq_stream
+    events = subjects.escalations_stream
     publish = [
         subjects.any_actor,
         subjects.history_query,
+        # `actormesh erase`: the customer's records in the store, then their dead letters and their
+        # escalation and approval events, found and deleted one message at a time.
+        subjects.history_erase,
         *_ensure_streams(subjects),
         _js_api("STREAM", "MSG", "GET", dlq),
         _js_api("STREAM", "MSG", "DELETE", dlq),
         _js_api("DIRECT", "GET", dlq),
         _js_api("DIRECT", "GET", dlq, ">"),
+        _js_api("STREAM", "MSG", "GET", events),
+        _js_api("STREAM", "MSG", "DELETE", events),
     ]
     return NatsPermissions(
         user=ADMIN_USER,

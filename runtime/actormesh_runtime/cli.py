@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "history": ("history", "Run the conversation-history service (the single SQLite writer)."),
     "mocks": ("mocks", "Run the mock customer, orders and tracking APIs."),
     "dlq": ("dlq", "List or replay dead-lettered envelopes."),
+    "erase": ("erase", "Erase one customer's data (history, dead letters, events, cache) on their request."),
     "chat": ("chat", "Send a message to a running gateway over HTTP."),
     "token": (
         "token",

@@ -244,6 +244,12 @@ class RuntimeSettings(BaseSettings):
     body_read_timeout_s: float = Field(
         10.0, ge=0, description="Time a request body has to arrive after its headers; then 408. 0 = off."
     )
+    max_header_bytes: int = Field(
+        65536,
+        ge=0,
+        description="Largest request line + headers of one request, counted as they arrive; more: 431 "
+        "(414 for a request line alone) and the connection closed. 0 = off.",
+    )
 
     # --- logging
     log_format: Literal["json", "text"] = Field(

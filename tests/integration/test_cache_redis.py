@@ -1,4 +1,5 @@
-"""The customer-context cache on a real redis-server: hit, Redis killed mid-run, Redis back on the same port.
+"""The customer-context cache on a real redis-server: hit, Redis killed mid-run, Redis back on the same port;
+no key holding a customer's address, and an invalidation reaching what an older version cached.
 
 The mock APIs are served over real HTTP on random ports; context_retriever runs as in a deployment.
 """
@@ -19,12 +20,12 @@ from actormesh_runtime.mocks.server import MockPorts, MocksHandle, serve_mocks
 from actormesh_runtime.policy.orders import MAX_CONTEXT_ORDERS, not_found_sentence
 from actormesh_runtime.resources import ActorDeps
 from actormesh_runtime.settings import RuntimeSettings
-from actormesh_runtime.storage.cache import ContextCache
+from actormesh_runtime.storage.cache import ContextCache, context_key, generation_key
 from actormesh_runtime.storage.session import open_session_store
 from actormesh_runtime.storage.stores import open_store
 from tests.support.commerce import envelope_for
 from tests.support.eventually import eventually_async
-from tests.support.redis import RedisServer
+from tests.support.redis import RedisServer, redis_keys
 
 pytestmark = pytest.mark.integration
 
@@ -124,6 +125,87 @@ async def test_an_invalidation_wins_over_a_fill_already_under_way(
     finally:
         await coordinator_cache.close()
         await actor.stop()
+
+
+async def test_no_redis_key_holds_a_customers_address(mocks: MocksHandle, redis_server: RedisServer) -> None:
+    """Before: `actormesh:<mesh>:ctx:<email>` and `...:ctxgen:<email>`, so whoever could list Redis's
+    keys (SCAN, a dashboard) read the address of every customer who had written in."""
+    settings = settings_for(mocks, redis_server, "cache-keys")
+    actor = ContextRetriever(ActorDeps(settings=settings, publisher=None))  # type: ignore[arg-type]
+    coordinator_cache = ContextCache(
+        open_store(settings, "context"), mesh=settings.mesh_name, ttl_s=settings.cache_ttl
+    )
+    await actor.start()
+
+    async def ask(email: str) -> CustomerContext:
+        env = envelope_for(email)
+        await actor.handle(env)
+        assert env.context is not None
+        assert env.context.found
+        return env.context
+
+    try:
+        assert (await ask(EMAIL)).cached is False
+        assert (await ask(" John.Doe@Example.com")).cached is True, "one customer, however written"
+        await coordinator_cache.invalidate("JOHN.DOE@example.com ")  # after a cancellation
+        assert (await ask(EMAIL)).cached is False
+        assert (await ask(EMAIL)).cached is True
+        keys = await redis_keys(redis_server.url)
+    finally:
+        await coordinator_cache.close()
+        await actor.stop()
+
+    mesh = settings.mesh_name
+    assert {context_key(mesh, EMAIL), generation_key(mesh, EMAIL)} <= keys, "the entry and its generation"
+    leaked = [key for key in keys if "@" in key or "john" in key.lower() or "example" in key.lower()]
+    assert not leaked, f"keys holding the address: {leaked}"
+
+
+class OldVersionCache(ContextCache):
+    """The cache as the previous version kept it, keys holding the address: an old pod during a rolling
+    upgrade, on the same Redis."""
+
+    def _key(self, email: str) -> str:
+        return f"actormesh:{self._mesh}:ctx:{email.strip().lower()}"
+
+    def _generation_key(self, email: str) -> str:
+        return f"actormesh:{self._mesh}:ctxgen:{email.strip().lower()}"
+
+    async def _invalidate_legacy(self, store: Any, email: str) -> None:
+        pass
+
+
+async def test_during_a_rolling_upgrade_a_new_invalidation_reaches_an_old_processs_entry(
+    redis_server: RedisServer,
+) -> None:
+    """An old context_retriever has John's context cached under his address (and another fill of his
+    under way); a new execution_coordinator cancels an order and invalidates. Neither the entry nor
+    the fill that straddled the invalidation may be served by the old process for CACHE_TTL."""
+    settings = RuntimeSettings(mesh_name="cache-upgrade", redis_url=redis_server.url)
+    old = OldVersionCache(open_store(settings, "context"), mesh=settings.mesh_name, ttl_s=60)
+    new = ContextCache(open_store(settings, "context"), mesh=settings.mesh_name, ttl_s=60)
+    john = CustomerContext(found=True, email=EMAIL, customer_id="CUST-1001")
+    try:
+        await old.invalidate(EMAIL)  # an earlier change, seen by the old version: it has a generation
+        filled = await old.read(EMAIL)
+        await old.put(john, filled.generation)
+        assert await old.get(EMAIL) is not None
+        under_way = await old.read(EMAIL)  # a second old fill has read the APIs ...
+
+        await new.invalidate(EMAIL)  # ... when a new process changes the order
+        assert await old.get(EMAIL) is None, "the old process's entry is gone"
+        await old.put(john, under_way.generation)  # the straddling fill stores what it read
+        assert await old.get(EMAIL) is None, "and is a miss to the old process"
+
+        before = await redis_keys(redis_server.url)
+        await new.invalidate("jane.smith@example.com")  # nothing of hers under the old keys
+        created = await redis_keys(redis_server.url) - before
+        assert created == {generation_key(settings.mesh_name, "jane.smith@example.com")}, (
+            "the new version creates no key holding an address"
+        )
+    finally:
+        await old.close()
+        await new.close()
 
 
 def add_old_orders(mocks: MocksHandle, count: int) -> list[str]:

@@ -59,9 +59,11 @@ async def test_an_actor_user_recreates_its_own_push_based_consumer_and_only_its_
             for config, actor_name in ((mine, ACTOR), (theirs, OTHER)):
                 # `nats consumer add --push`: what an administrator left in place of the pull consumer.
                 await js.add_consumer(
-                    subjects.stream, durable_name=config.durable_name, deliver_subject=f"_INBOX.ops.{actor_name}",
+                    subjects.stream,
+                    durable_name=config.durable_name,
+                    deliver_subject=f"_INBOX.ops.{actor_name}",
                     filter_subject=subjects.actor(actor_name),
-                )  # fmt: skip
+                )
 
             assert await restore_consumer(actor.jetstream(), subjects.stream, mine) == "recreated"
             assert mine.durable_name is not None

@@ -22,6 +22,7 @@ import redis
 from nats.js.errors import NotFoundError
 
 from actormesh_runtime.embedded_nats import nats_server_binary
+from actormesh_runtime.storage.cache import context_key
 from tests.conftest import missing_component
 from tests.support.cli_process import ACTORMESH, children, kill_leftovers, terminate, widget_url
 from tests.support.eventually import eventually
@@ -159,7 +160,7 @@ def test_dev_switches_to_the_given_nats_and_redis(
         # The conversation went through the given NATS server, and the given Redis holds its state.
         assert asyncio.run(has_stream(nats_server, f"ACTORMESH-{mesh}"))
         keys = {k.decode() for k in redis.Redis.from_url(redis_server.url).keys("*")}
-        assert f"actormesh:{mesh}:ctx:john.doe@example.com" in keys
+        assert context_key(mesh, "john.doe@example.com") in keys
         assert f"actormesh:{mesh}:session:{session}" in keys
     finally:
         code = terminate(proc)

@@ -21,11 +21,12 @@ from websockets.typing import Subprotocol
 from actormesh_runtime.gateway.app import create_app, rate_limiter
 from actormesh_runtime.gateway.auth import AGENT_ROLE, WS_BEARER_PREFIX, WS_PROTOCOL, mint_token
 from actormesh_runtime.gateway.server import GatewayServer
+from actormesh_runtime.gateway.slowclients import HEADERS_TOO_LARGE_REPLY, URI_TOO_LONG_REPLY
 from actormesh_runtime.history.service import HistoryService
 from actormesh_runtime.settings import RuntimeSettings
 from tests.support.eventually import eventually_async
 from tests.support.gateway import JOHN, stack_settings, wait_ready
-from tests.support.redis import RedisServer
+from tests.support.redis import RedisServer, redis_keys
 
 pytestmark = pytest.mark.integration
 
@@ -52,6 +53,9 @@ async def test_two_replicas_share_one_bucket_and_fall_back_to_their_own_without_
         assert {v.backend for v in verdicts} == {"redis"}
         assert 14 <= verdicts[-1].retry_after_s <= 15  # 4/min: a token every 15 s
         assert (await one.check("sub:jane@example.com")).allowed, "another principal, another bucket"
+        keys = await redis_keys(redis_server.url, "actormesh:rl:ratelimit:*")
+        assert len(keys) == 2  # john's and jane's, named by digest: no key says who is chatting
+        assert not [k for k in keys if "@" in k or "john" in k or "example" in k], keys
 
         redis_server.kill()
         local = [await one.check("sub:john@example.com") for _ in range(5)]
@@ -97,6 +101,103 @@ async def test_headers_that_never_finish_get_408_and_a_closed_connection(
     assert silent.startswith(b"HTTP/1.1 408"), "a connection that sends nothing is closed too"
     assert time.monotonic() - started < 8
     assert normal.status_code == 200, "complete headers are unaffected"
+
+
+def _get(path: str = "/api/health", header_bytes: int = 0) -> bytes:
+    """A GET with about `header_bytes` of headers besides Host, in 1 KB headers."""
+    filler = [f"X-Filler-{i}: {'a' * 1000}" for i in range(header_bytes // 1000)]
+    return "\r\n".join([f"GET {path} HTTP/1.1", "Host: gw", *filler, "", ""]).encode()
+
+
+async def _response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    """One response read off a kept-alive connection: its status and body."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    fields = dict(line.split(b": ", 1) for line in head.split(b"\r\n")[1:] if line)
+    lengths = [v for k, v in fields.items() if k.lower() == b"content-length"]
+    return int(head.split(b" ", 2)[1]), await reader.readexactly(int(lengths[0]) if lengths else 0)
+
+
+@pytest.mark.parametrize("deadline_s", [10.0, 0.0], ids=["with-header-deadline", "header-deadline-off"])
+async def test_a_200_kb_header_block_gets_431_and_a_closed_connection(
+    nats_server: str, tmp_path: Path, deadline_s: float
+) -> None:
+    """Before: llhttp bounds nothing and uvicorn keeps the URL and every header until the head is
+    complete, so each connection could hold megabytes for the whole HEADER_READ_TIMEOUT_S (forever
+    with the deadline off)."""
+    settings = stack_settings(nats_server, tmp_path, header_read_timeout_s=deadline_s)
+    async with GatewayServer(create_app(settings), port=0) as server:
+        await wait_ready(server.url)
+        started = time.monotonic()
+        headers = await _raw_request(server.port, _get(header_bytes=200_000), 10)
+        one_header = await _raw_request(
+            server.port, _get().replace(b"Host", b"X-Big: " + b"b" * 200_000 + b"\r\nHost"), 10
+        )
+        long_url = await _raw_request(server.port, _get(path="/api/health?q=" + "a" * 200_000), 10)
+        elapsed = time.monotonic() - started
+        async with httpx.AsyncClient() as client:
+            normal = await client.get(f"{server.url}/api/health")
+            metrics = (await client.get(f"{server.url}/metrics")).text
+
+    # Read to the end: the reply, then the server's close (nothing else: no 200, no 408 after it).
+    assert headers == HEADERS_TOO_LARGE_REPLY, headers[:300]
+    assert one_header == HEADERS_TOO_LARGE_REPLY, one_header[:300]
+    assert long_url == URI_TOO_LONG_REPLY, long_url[:300]
+    assert elapsed < 5, "refused at the bound, not at the header deadline"
+    assert normal.status_code == 200
+    assert _counter(metrics, "actormesh_gateway_rejected_total", limit="MAX_HEADER_BYTES") >= 3
+
+
+async def test_heads_under_the_bound_are_served_with_their_body_in_the_same_read(
+    nats_server: str, tmp_path: Path
+) -> None:
+    """20 KB of headers are served under a 32 KiB bound; so is a 20 KB head sent with a 30 KB body in
+    one write (50 KB, one segment on loopback, so one read: only the head counts)."""
+    settings = stack_settings(nats_server, tmp_path, max_header_bytes=32 * 1024)
+    filler = {f"x-filler-{i}": "a" * 1000 for i in range(20)}
+    body = json.dumps({"message": "x" * 30_000, "customer_email": JOHN}).encode()
+    head = [
+        "POST /api/chat HTTP/1.1",
+        "Host: gw",
+        "Content-Type: application/json",
+        f"Content-Length: {len(body)}",
+        "Connection: close",
+        *(f"{name}: {value}" for name, value in filler.items()),
+    ]
+    async with GatewayServer(create_app(settings), port=0) as server:
+        await wait_ready(server.url)
+        async with httpx.AsyncClient() as client:
+            health = await client.get(f"{server.url}/api/health", headers=filler)
+        chat = await _raw_request(server.port, "\r\n".join([*head, "", ""]).encode() + body, 10)
+
+    assert health.status_code == 200
+    status, _, text = chat.partition(b"\r\n\r\n")
+    assert status.startswith(b"HTTP/1.1 413 "), chat[:300]
+    assert json.loads(text)["fields"][0]["field"] == "message", "the app read the body and judged the message"
+
+
+async def test_each_request_on_a_keep_alive_connection_has_its_own_header_budget(
+    nats_server: str, tmp_path: Path
+) -> None:
+    """Three 40 KB heads on one connection (120 KB in all) are served, kept alive and pipelined;
+    a 100 KB head after them is refused."""
+    settings = stack_settings(nats_server, tmp_path)
+    async with GatewayServer(create_app(settings), port=0) as server:
+        await wait_ready(server.url)
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        try:
+            served = []
+            for _ in range(3):
+                writer.write(_get(header_bytes=40_000))
+                served.append(await asyncio.wait_for(_response(reader), 10))
+            writer.write(_get() + _get(header_bytes=40_000))  # pipelined: the second begins in the same read
+            served += [await asyncio.wait_for(_response(reader), 10) for _ in range(2)]
+            writer.write(_get(header_bytes=100_000))
+            refused = await asyncio.wait_for(reader.read(), 10)
+        finally:
+            writer.close()
+
+    assert [status for status, _ in served] == [200] * 5
+    assert refused == HEADERS_TOO_LARGE_REPLY, refused[:300]
 
 
 async def _frames(ws: ClientConnection, count: int) -> list[dict[str, Any]]:

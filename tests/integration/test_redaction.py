@@ -23,6 +23,7 @@ import redis.asyncio as aioredis
 from actormesh_runtime.bus import dlq
 from actormesh_runtime.catalog import ActorName
 from actormesh_runtime.screening import CARD_PLACEHOLDER, SSN_PLACEHOLDER
+from actormesh_runtime.storage.cache import context_key
 from tests.support.gateway import JOHN, failing_factory, gateway_stack, poll_json, stack_settings
 from tests.support.llm_server import LLMTestServer
 from tests.support.logs import json_log_capture
@@ -97,7 +98,8 @@ async def test_card_and_ssn_reach_no_log_dead_letter_history_redis_or_prompt(
     assert CARD_PLACEHOLDER in record.reason, "the failing actor quoted the message"
     assert_clean("the dead letter", record.model_dump_json())
 
-    assert f"actormesh:{settings.mesh_name}:ctx:{JOHN}" in cached, "the context cache is in Redis"
+    assert context_key(settings.mesh_name, JOHN) in cached, "the context cache is in Redis"
+    assert not [key for key in cached if JOHN in key], "keys name customers by a digest (storage/cache.py)"
     assert_clean("Redis", json.dumps(cached))
 
     prompts = json.dumps(llm_server.requests)

@@ -105,3 +105,14 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
         yield server
     finally:
         server.kill()
+
+
+async def redis_keys(url: str, pattern: str = "*") -> set[str]:
+    """Every key of the server at `url` matching `pattern` (SCAN, as an operator would list them)."""
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(url, decode_responses=True)
+    try:
+        return {key async for key in client.scan_iter(pattern)}
+    finally:
+        await client.aclose()

@@ -99,5 +99,7 @@ def test_rendered_hashes_of_a_minimal_mesh_are_pinned() -> None:
     # history user may read every consumer's info (the queue gauges); for issue 12 the escalation events,
     # their stream and the escalation lookup subject (history, gateway, two actors), then the approval
     # commands and outcomes (execution_coordinator, history); then the stored-answers subject
-    # (response_aggregator asks, history answers: one answer per message, session 14).
-    assert hashes["demo-nats"] == "426df00a9d3014d5"
+    # (response_aggregator asks, history answers: one answer per message, session 14); then each user
+    # deleting its own consumer, and the erasure subject (admin asks, history answers) with admin
+    # reading and deleting in the escalation events stream (`actormesh erase`).
+    assert hashes["demo-nats"] == "f0c5c48e475cb0a1"

@@ -10,7 +10,14 @@ from prometheus_client import REGISTRY
 
 from actormesh_runtime.envelope import CustomerContext
 from actormesh_runtime.resources import ActorDeps
-from actormesh_runtime.storage.cache import ContextCache, acquire_context_cache, context_store
+from actormesh_runtime.storage.cache import (
+    ContextCache,
+    acquire_context_cache,
+    context_key,
+    context_store,
+    customer_digest,
+    generation_key,
+)
 from actormesh_runtime.storage.session import SessionStore
 from actormesh_runtime.storage.stores import MemoryStore, RedisStore, redis_client
 from tests.support.commerce import context_for, unit_settings
@@ -179,12 +186,14 @@ async def test_context_cache_hits_are_independent_and_unreadable_entries_miss(ba
     assert second is not None
     assert second is not first
     assert second.model_copy(update={"cached": False}) == john
-    assert await store.get_json("actormesh:unit:ctx:john.doe@example.com") is not None
+    assert await store.get_json(context_key("unit", "john.doe@example.com")) is not None
 
-    await store.set("actormesh:unit:ctx:old@example.com", {"found": True, "shape": "of another version"}, 60)
+    await store.set(
+        context_key("unit", "old@example.com"), {"found": True, "shape": "of another version"}, 60
+    )
     assert await cache.get("old@example.com") is None
     if isinstance(store, MemoryStore):  # a value that is not JSON at all (only the memory store can hold one)
-        store._items["actormesh:unit:ctx:bad@example.com"] = (float("inf"), "{not json")
+        store._items[context_key("unit", "bad@example.com")] = (float("inf"), "{not json")
         assert await cache.get("bad@example.com") is None
 
 
@@ -205,6 +214,42 @@ async def test_an_invalidation_wins_over_a_fill_already_under_way(backend: str) 
     assert await cache.get(email) is not None  # a fill that started after the change is kept
     await cache.invalidate(email)
     assert await cache.get(email) is None
+
+
+def test_the_keys_name_a_customer_by_a_full_digest_of_the_normalised_address() -> None:
+    digest = customer_digest("unit", "john.doe@example.com")
+    assert len(digest) == 64
+    assert set(digest) <= set("0123456789abcdef")
+    assert customer_digest("unit", " John.Doe@Example.com ") == digest, "stripped and lower-cased"
+    assert customer_digest("other-mesh", "john.doe@example.com") != digest
+    assert customer_digest("unit", "jane.smith@example.com") != digest
+    assert context_key("unit", "john.doe@example.com") == f"actormesh:unit:ctx:{digest}"
+    assert generation_key("unit", "john.doe@example.com") == f"actormesh:unit:ctxgen:{digest}"
+
+
+@pytest.mark.parametrize("backend", ["memory", "redis"])
+async def test_an_invalidation_also_reaches_what_an_old_version_cached_under_the_address(
+    backend: str,
+) -> None:
+    """Rolling upgrade: an old context_retriever still keeps `ctx:<email>` with its generation at
+    `ctxgen:<email>`; a new execution_coordinator's invalidation must reach it, and must not create
+    an address-holding key where none was."""
+    store = MemoryStore() if backend == "memory" else RedisStore(FakeRedis(), name="unit-ctx")  # type: ignore[arg-type]
+    cache = ContextCache(store, mesh="unit", ttl_s=60)
+    old_entry, old_generation = (
+        "actormesh:unit:ctx:john.doe@example.com",
+        "actormesh:unit:ctxgen:john.doe@example.com",
+    )
+    await store.set(old_entry, {"generation": 3, "context": {"found": True}}, 60)
+    await store.set(old_generation, 3, 120)
+    await cache.invalidate(" John.Doe@example.com")
+    assert await store.get(old_entry) is None, "an old process would have served it for CACHE_TTL"
+    assert await store.get(old_generation) == 4, "an old fill under way is a miss to old processes too"
+
+    await store.set("actormesh:unit:ctx:jane.smith@example.com", {"generation": 0, "context": {}}, 60)
+    await cache.invalidate("jane.smith@example.com")
+    assert await store.get("actormesh:unit:ctx:jane.smith@example.com") is None
+    assert await store.get("actormesh:unit:ctxgen:jane.smith@example.com") is None, "no generation created"
 
 
 async def test_session_store_round_trip() -> None:

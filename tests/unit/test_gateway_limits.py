@@ -32,7 +32,7 @@ from actormesh_runtime.gateway.auth import (
     mint_token,
 )
 from actormesh_runtime.gateway.ratelimit import LocalBuckets, RateLimiter
-from actormesh_runtime.gateway.slowclients import header_deadline_protocol
+from actormesh_runtime.gateway.slowclients import slow_client_protocol
 from actormesh_runtime.settings import RuntimeSettings
 
 SECRET = "s" * 40
@@ -424,5 +424,6 @@ async def test_header_and_body_read_timeouts_zero_are_off() -> None:
     assert seen == [{"type": "http.request", "body": b'{"mess', "more_body": True}], (
         "no deadline, no buffering"
     )
-    assert header_deadline_protocol(0) == "auto", "uvicorn's own protocol: no header deadline"
-    assert isinstance(header_deadline_protocol(10), type)
+    assert slow_client_protocol(0, 0) == "auto", "uvicorn's own protocol: no header deadline, no bound"
+    assert isinstance(slow_client_protocol(10, 0), type)
+    assert isinstance(slow_client_protocol(0, 65536), type), "the header bound holds without a deadline"

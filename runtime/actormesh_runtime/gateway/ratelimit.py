@@ -1,7 +1,8 @@
 """Per-principal token buckets: shared by every gateway replica through Redis, per replica without it.
 
 A principal is named by `admission.principal_key`: the verified JWT subject (an agent's token apart
-from a customer's), else the client address. Each gets a bucket of `RATE_LIMIT_REQUESTS` tokens
+from a customer's), else the client address; in Redis by a digest of it (`RateLimiter.redis_key`). Each
+gets a bucket of `RATE_LIMIT_REQUESTS` tokens
 refilled at that many per minute, so a steady client may send exactly the configured rate and an
 idle one may send a burst of up to a minute's worth. With REDIS_URL set
 the bucket lives in Redis and is updated by one Lua script (atomic, on Redis's clock, so replicas
@@ -11,6 +12,7 @@ in-process buckets (the effective limit is then per replica) and tries Redis aga
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import time
@@ -112,6 +114,13 @@ class RateLimiter:
         self._local = LocalBuckets(float(per_minute), per_s, clock) if per_minute else None
         self._redis_down_until = 0.0
 
+    def redis_key(self, principal: str) -> str:
+        """The principal's bucket in Redis: its kind, then the sha256 of the prefix (which names the mesh)
+        and the principal, never the email or address itself: anyone who may list Redis's keys (`SCAN`,
+        a dashboard) would otherwise read who is chatting right now (docs/security.md)."""
+        kind, _, _ = principal.partition(":")
+        return f"{self.prefix}{kind}:{hashlib.sha256((self.prefix + principal).encode()).hexdigest()}"
+
     async def check(self, principal: str) -> Verdict:
         if self._local is None:
             return Verdict(True, 0.0, "off")
@@ -119,7 +128,7 @@ class RateLimiter:
             try:
                 wait = float(
                     await self._redis.eval(
-                        TAKE_SCRIPT, 1, self.prefix + principal, self.per_minute, self.per_minute / 60.0
+                        TAKE_SCRIPT, 1, self.redis_key(principal), self.per_minute, self.per_minute / 60.0
                     )
                 )
             except Exception as exc:  # any Redis failure: decide per replica for a while

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import uvicorn
 from fastapi import FastAPI
 
-from actormesh_runtime.gateway.slowclients import header_deadline_protocol
+from actormesh_runtime.gateway.slowclients import slow_client_protocol
 from actormesh_runtime.net import bind_tcp
 from actormesh_runtime.settings import RuntimeSettings
 
@@ -24,6 +24,8 @@ GRACEFUL_SHUTDOWN_S = 5
 DEFAULT_WS_MAX_BYTES = 64 * 1024
 """Default time in-flight requests get to finish on stop; `actormesh gateway` passes
 REQUEST_TIMEOUT_S + 5 so a rolling update lets every waiting chat get its answer."""
+DEFAULT_MAX_HEADER_BYTES = 64 * 1024
+"""The bound on a request's head for an app that is not the gateway's (no MAX_HEADER_BYTES of its own)."""
 
 
 class _ClientFaultLogFilter(logging.Filter):
@@ -64,6 +66,7 @@ class GatewayServer:
         log_level: str = "warning",
         graceful_shutdown_s: int = GRACEFUL_SHUTDOWN_S,
         header_read_timeout_s: float | None = None,
+        max_header_bytes: int | None = None,
         ws_max_bytes: int | None = None,
     ) -> None:
         self.graceful_shutdown_s = graceful_shutdown_s
@@ -72,6 +75,8 @@ class GatewayServer:
         settings = _gateway_settings(app)
         if header_read_timeout_s is None:
             header_read_timeout_s = settings.header_read_timeout_s if settings else 0.0
+        if max_header_bytes is None:  # bounded even for an app that is not the gateway's
+            max_header_bytes = settings.max_header_bytes if settings else DEFAULT_MAX_HEADER_BYTES
         if ws_max_bytes is None:
             ws_max_bytes = int(settings.ws_max_frame_bytes) if settings else DEFAULT_WS_MAX_BYTES
         config = uvicorn.Config(
@@ -87,7 +92,9 @@ class GatewayServer:
             timeout_graceful_shutdown=graceful_shutdown_s,
             ws_ping_interval=20.0,
             ws_ping_timeout=20.0,
-            http=header_deadline_protocol(header_read_timeout_s),
+            http=slow_client_protocol(header_read_timeout_s, max_header_bytes),
+            # Used only without httptools (then uvicorn parses with h11, which has a bound of its own).
+            h11_max_incomplete_event_size=max_header_bytes or None,
             # The WebSocket library refuses a bigger frame from its header (close 1009) before reading
             # it; uvicorn's default (16 MiB) would be read whole and only then checked by the app.
             ws_max_size=ws_max_bytes,

@@ -1,11 +1,30 @@
-"""A header-read deadline for the gateway's HTTP connections (uvicorn has none of its own).
+"""How long and how much a client may take to send the gateway a request's headers (uvicorn bounds neither).
 
-An ASGI app only sees a request once its headers are complete, so a client that connects and then
-sends its headers a byte at a time (or nothing at all) holds a connection forever without the app
-ever knowing. `header_deadline_protocol(t)` returns uvicorn's httptools protocol with one change:
-from the connection's first moment, and again from the first byte of each further request on it,
-the headers must be complete within `t` seconds, else the client gets `408` and the connection is
-closed. Without httptools (a pure-Python install) it returns uvicorn's default and logs that.
+An ASGI app only sees a request once its headers are complete, so nothing in the app can stop a client
+that connects and then sends its headers a byte at a time (or nothing at all), nor one that sends
+megabytes of them: llhttp (httptools) has no size limit, and uvicorn keeps the URL and every header
+of a request in memory until the head is complete. `slow_client_protocol(timeout_s, max_bytes)`
+returns uvicorn's httptools protocol with two changes:
+
+- A deadline (HEADER_READ_TIMEOUT_S): from the connection's first moment, and again from the first
+  byte of each further request on it, the headers must be complete within `timeout_s` seconds, else
+  the client gets `408` and the connection is closed.
+- A size bound (MAX_HEADER_BYTES): the bytes of one request's head (request line and headers) are
+  counted as they arrive, from the first byte after the previous request on the connection (so each
+  request of a keep-alive connection has its own budget); once `max_bytes` have arrived without the
+  head being complete, the client gets `431 Request Header Fields Too Large` — `414 URI Too Long` if
+  the request line itself has not ended — and the connection is closed. Only what belongs to the
+  head is counted: a read that completes the head and carries the body after it is fed in two parts.
+  One imprecision: a pipelined request that begins in the same read as the end of the one before it
+  is counted from the next read (at most one read, 256 KiB, more; it then gets 431, never 414).
+  After either refusal the client's remaining bytes are read and dropped for `LINGER_S` (or until it
+  closes) behind a half-close, so its kernel delivers the reply instead of a reset; if an earlier
+  request on the connection is still being answered, the connection is just closed.
+
+Each refusal increments `actormesh_gateway_rejected_total{limit}` (`HEADER_READ_TIMEOUT_S`,
+`MAX_HEADER_BYTES`). 0 turns either off; both 0 is uvicorn's own protocol ("auto"). Without httptools
+(a pure-Python install) this returns "auto" too and logs that there is no deadline; the gateway server
+then bounds the head with h11's own limit (`h11_max_incomplete_event_size`: a `400`, not `431`).
 """
 
 from __future__ import annotations
@@ -19,22 +38,43 @@ from actormesh_runtime.gateway.admission import REJECTED
 log = logging.getLogger(__name__)
 
 TIMEOUT_REPLY = b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+HEADERS_TOO_LARGE_REPLY = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+)
+URI_TOO_LONG_REPLY = b"HTTP/1.1 414 URI Too Long\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+LINGER_S = 2.0
+"""After a 414/431, how long what the client still sends is read and dropped before the close."""
 
 
-def header_deadline_protocol(timeout_s: float) -> type[asyncio.Protocol] | str:
-    if not timeout_s:
+def slow_client_protocol(timeout_s: float, max_bytes: int) -> type[asyncio.Protocol] | str:
+    """uvicorn's `http` protocol for the gateway: a header deadline of `timeout_s` seconds and a bound
+    of `max_bytes` on each request's head (0: off)."""
+    if not timeout_s and not max_bytes:
         return "auto"
     try:
         from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
     except ImportError:  # httptools missing: uvicorn's h11 protocol, without a header deadline
-        log.warning("HEADER_READ_TIMEOUT_S needs httptools (uvicorn[standard]); not enforced")
+        if timeout_s:
+            log.warning("HEADER_READ_TIMEOUT_S needs httptools (uvicorn[standard]); not enforced")
         return "auto"
 
-    class HeaderDeadlineProtocol(HttpToolsProtocol):
+    class SlowClientProtocol(HttpToolsProtocol):
         _deadline: asyncio.TimerHandle | None = None
+        _in_head = True
+        """What arrives now belongs to a request's head (or precedes one): it is counted."""
+        _head_bytes = 0
+        _completed = 0
+        """Requests whose message ended on this connection: a head that began since changes it."""
+        _counting = False
+        """While a counted part of a read is fed to the parser."""
+        _line_open = False
+        """The current request's line has begun in a counted part and has not ended yet."""
+        _refused = False
+        _linger: asyncio.TimerHandle | None = None
 
+        # --- the deadline
         def _arm(self) -> None:
-            if self._deadline is None:
+            if timeout_s and self._deadline is None:
                 self._deadline = self.loop.call_later(timeout_s, self._expired)
 
         def _disarm(self) -> None:
@@ -44,25 +84,88 @@ def header_deadline_protocol(timeout_s: float) -> type[asyncio.Protocol] | str:
 
         def _expired(self) -> None:
             self._deadline = None
-            if not self.transport.is_closing():
+            if not self.transport.is_closing() and not self._refused:
                 REJECTED.labels("HEADER_READ_TIMEOUT_S").inc()
                 self.transport.write(TIMEOUT_REPLY)
                 self.transport.close()
 
+        # --- the size bound
+        def data_received(self, data: bytes) -> None:
+            if self._refused:
+                return  # lingering after a 414/431: read and dropped
+            if not max_bytes:
+                super().data_received(data)
+                return
+            while data:
+                if not self._in_head:  # a body: fed whole
+                    super().data_received(data)
+                    return
+                piece, data = data[: max_bytes - self._head_bytes], data[max_bytes - self._head_bytes :]
+                self._head_bytes += len(piece)
+                completed = self._completed
+                self._counting = True
+                try:
+                    super().data_received(piece)
+                finally:
+                    self._counting = False
+                if self._stopped():
+                    return
+                if self._line_open and b"\n" in piece:
+                    self._line_open = False
+                if self._in_head and self._completed == completed and self._head_bytes >= max_bytes:
+                    self._refuse(URI_TOO_LONG_REPLY if self._line_open else HEADERS_TOO_LARGE_REPLY)
+                    return
+
+        def _stopped(self) -> bool:
+            """The connection is closing, was handed to the WebSocket protocol, or the parser stopped
+            at an upgrade (uvicorn then drops the rest of the read too)."""
+            return (
+                self.transport.is_closing()
+                or self.transport.get_protocol() is not self
+                or self.parser.should_upgrade()
+            )
+
+        def _refuse(self, reply: bytes) -> None:
+            self._refused = True
+            self._disarm()
+            REJECTED.labels("MAX_HEADER_BYTES").inc()
+            if self.cycle is not None and not self.cycle.response_complete:
+                self.transport.close()  # a reply now would cut into the earlier request's response
+            elif self.transport.can_write_eof():
+                self.transport.write(reply)
+                self.transport.write_eof()
+                self._linger = self.loop.call_later(LINGER_S, self.transport.close)
+            else:
+                self.transport.write(reply)
+                self.transport.close()
+
+        # --- parser callbacks and connection events
         def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
             self._arm()
 
         def on_message_begin(self) -> None:
             super().on_message_begin()
+            self._line_open = self._counting  # else not counted from its first byte: never a 414
             self._arm()
 
         def on_headers_complete(self) -> None:
             self._disarm()
+            self._in_head = False
             super().on_headers_complete()
+
+        def on_message_complete(self) -> None:
+            # The next request's head begins with the next byte; what is left of this read is not
+            # counted (a pipelined request), the next read is.
+            self._in_head, self._head_bytes, self._counting = True, 0, False
+            self._completed += 1
+            super().on_message_complete()
 
         def connection_lost(self, exc: Exception | None) -> None:
             self._disarm()
+            if self._linger is not None:
+                self._linger.cancel()
+                self._linger = None
             super().connection_lost(exc)
 
-    return HeaderDeadlineProtocol
+    return SlowClientProtocol

@@ -77,6 +77,68 @@ def cursor_refusal(cursor: str | None, decode: Callable[[str], object]) -> Histo
     return None
 
 
+class ErasureRequest(BaseModel):
+    """Erase everything the store holds for one customer (`actormesh erase`). Asked on
+    `Subjects.history_erase`, which only the `admin` NATS user may publish: never on `history_query`,
+    which the gateway may publish too."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    customer_email: str = Field(min_length=3, max_length=254)
+    dry_run: bool = Field(False, description="Count what would be erased; change nothing")
+
+
+class ErasedCounts(BaseModel):
+    """What an erasure removed (or, dry run, would remove) from the history store."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    conversations: int = 0
+    """Sessions with a turn or an owner record of the customer."""
+    turns: int = 0
+    session_owners: int = 0
+    escalations: int = 0
+    escalations_unsettled: int = 0
+    """Of `escalations`: open or claimed (a person's queue loses them)."""
+    escalation_replies: int = 0
+    approvals: int = 0
+    approvals_unsettled: int = 0
+    """Of `approvals`: pending, or approved and not executed yet (never executed now)."""
+
+    @property
+    def total(self) -> int:
+        return self.turns + self.session_owners + self.escalations + self.escalation_replies + self.approvals
+
+
+class ErasureAnswer(BaseModel):
+    ok: bool = True
+    error: str | None = None
+    dry_run: bool = False
+    erased: ErasedCounts | None = None
+
+
+ERASE_TIMEOUT_S = 120.0
+"""How long `erase_customer` waits: a customer with years of conversations is erased in many batches."""
+
+
+async def erase_customer(
+    nc: Any, subjects: Subjects, customer_email: str, *, dry_run: bool, timeout_s: float = ERASE_TIMEOUT_S
+) -> ErasedCounts:
+    """Ask the history service to erase (or count) the customer's records; `HistoryUnavailable` when it
+    does not answer or fails."""
+    request = ErasureRequest(customer_email=customer_email, dry_run=dry_run)
+    try:
+        reply = await nc.request(
+            subjects.history_erase, request.model_dump_json().encode(), timeout=timeout_s
+        )
+    except Exception as exc:  # no responders (or not allowed), timeout, connection closed
+        raise HistoryUnavailable(f"history service did not answer: {type(exc).__name__}") from exc
+    answer = ErasureAnswer.model_validate_json(reply.data)
+    if not answer.ok or answer.erased is None:
+        raise HistoryUnavailable(answer.error or "history service error")
+    return answer.erased
+
+
 class HistoryUnavailable(Exception):
     """The history service did not answer (not running, or NATS is down)."""
 

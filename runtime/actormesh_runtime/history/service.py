@@ -5,7 +5,8 @@ It consumes `HistoryEvent`s from the mesh's work-queue stream through one durabl
 and nothing is lost; a batch is acked only after its SQLite transaction committed. It answers reads
 (`HistoryQuery`) on `Subjects.history_query` by core NATS request/reply, so gateways and tools never
 open the file; and the actors' two questions: escalation lookups (`Subjects.escalations_lookup`) and
-what it stored for a message (`Subjects.stored_answers`, asked by a redelivered response_aggregator).
+what it stored for a message (`Subjects.stored_answers`, asked by a redelivered response_aggregator);
+and `actormesh erase` on `Subjects.history_erase` (only the admin user may ask: history/erasure.py).
 Run one replica (in Kubernetes: a one-replica StatefulSet with a volume).
 
 Used by `commands/history.py`, by `actormesh dev` (in-process) and by the integration tests.
@@ -38,9 +39,17 @@ from actormesh_runtime.history.approval_ops import ApprovalOps
 from actormesh_runtime.history.backup import BackupLoop, WriterLock, backup_loop, hold_writer_lock
 from actormesh_runtime.history.checkpoint import Checkpointer
 from actormesh_runtime.history.concurrent import Concurrent
+from actormesh_runtime.history.erasure import erase_customer
 from actormesh_runtime.history.escalation_ops import EscalationOps
 from actormesh_runtime.history.escalations import reclassify_candidates, settle_candidates
-from actormesh_runtime.history.protocol import APPROVAL_OPS, ESCALATION_OPS, HistoryAnswer, HistoryQuery
+from actormesh_runtime.history.protocol import (
+    APPROVAL_OPS,
+    ESCALATION_OPS,
+    ErasureAnswer,
+    ErasureRequest,
+    HistoryAnswer,
+    HistoryQuery,
+)
 from actormesh_runtime.history.retention import RetentionLoop, retention_loop
 from actormesh_runtime.history.store import HistoryStore
 from actormesh_runtime.observability import tracing
@@ -96,10 +105,12 @@ class HistoryService:
         self._query_sub: Any = None
         self._lookup_sub: Any = None
         self._stored_sub: Any = None
+        self._erase_sub: Any = None
         # Answered concurrently: a slow op (a decision waiting on JetStream) never holds the claims.
         self._queries = Concurrent(self._answer, limit=QUERY_CONCURRENCY)
         self._lookups = Concurrent(self._answer_lookup, limit=QUERY_CONCURRENCY)
         self._stored = Concurrent(self._answer_stored, limit=QUERY_CONCURRENCY)
+        self._erasures = Concurrent(self._answer_erasure, limit=1)
         self._pull_sub: Any = None
         self.checkpointer = Checkpointer(self.store)
         self.escalation_ops = EscalationOps(self.store, self.subjects)
@@ -161,6 +172,9 @@ class HistoryService:
         self._stored_sub = await self._nc.subscribe(
             self.subjects.stored_answers, queue=QUERY_QUEUE_GROUP, cb=self._stored.dispatch
         )
+        self._erase_sub = await self._nc.subscribe(
+            self.subjects.history_erase, queue=QUERY_QUEUE_GROUP, cb=self._erasures.dispatch
+        )
         await self.escalation_ops.refresh_gauge()
         await self.approval_ops.start(self._nc, self._stopping)
         self._pull_sub = sub = await js.pull_subscribe(
@@ -209,12 +223,12 @@ class HistoryService:
                 await asyncio.wait_for(task, timeout=FETCH_WAIT_S + 5)
         self._tasks.clear()
         # Unsubscribe all, or a later drain of a shared connection waits on them forever.
-        for sub in (self._query_sub, self._lookup_sub, self._stored_sub, self._pull_sub):
+        for sub in (self._query_sub, self._lookup_sub, self._stored_sub, self._erase_sub, self._pull_sub):
             if sub is not None:
                 with contextlib.suppress(Exception):
                     await sub.unsubscribe()
-        self._query_sub = self._lookup_sub = self._stored_sub = self._pull_sub = None
-        for answers in (self._queries, self._lookups, self._stored):
+        self._query_sub = self._lookup_sub = self._stored_sub = self._erase_sub = self._pull_sub = None
+        for answers in (self._queries, self._lookups, self._stored, self._erasures):
             await answers.wait(QUERY_DRAIN_S)
         self.consumer_bound = False
         if self._owns_nc and self._nc is not None:
@@ -335,6 +349,26 @@ class HistoryService:
         except Exception as exc:
             log.exception("stored answer lookup failed")
             answer = StoredAnswer(ok=False, error=type(exc).__name__)
+        await _respond(msg, answer)
+
+    async def _answer_erasure(self, msg: Msg) -> None:
+        """`actormesh erase`: the customer's records erased (or counted, dry run); the queue gauges
+        follow, since open escalations and pending approvals may have gone."""
+        QUERIES.labels("erase").inc()
+        try:
+            request = ErasureRequest.model_validate_json(msg.data)
+            erased = await erase_customer(self.store, request.customer_email, dry_run=request.dry_run)
+            if not request.dry_run:
+                await self.escalation_ops.refresh_gauge()
+                await self.approval_ops.refresh_gauge()
+            answer = ErasureAnswer(dry_run=request.dry_run, erased=erased)
+        except ValidationError as exc:
+            answer = ErasureAnswer(ok=False, error=f"bad request: {exc.error_count()} error(s)")
+        except ValueError as exc:
+            answer = ErasureAnswer(ok=False, error=str(exc))
+        except Exception as exc:
+            log.exception("erasure failed")
+            answer = ErasureAnswer(ok=False, error=type(exc).__name__)
         await _respond(msg, answer)
 
     async def _query(self, query: HistoryQuery) -> HistoryAnswer:

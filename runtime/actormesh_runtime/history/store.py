@@ -157,6 +157,12 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE escalations ADD COLUMN reclassified_at TEXT;
     """,
+    # Erasing a customer on request (history/erasure.py) finds their session owners and approval
+    # requests by email (approvals keep it as the producer sent it: matched trimmed and lowered).
+    """
+    CREATE INDEX session_owners_by_customer ON session_owners (customer_email, session_id);
+    CREATE INDEX approvals_by_customer ON approvals (lower(trim(customer_email)), id);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

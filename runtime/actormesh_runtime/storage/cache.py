@@ -12,10 +12,31 @@ orders just before another message's cancellation and store them just after its 
 every message for CACHE_TTL would then see the order as it was. So each customer has a generation,
 raised by every invalidation; a fill records the generation it read before asking the APIs, and an
 entry whose generation is no longer the current one is a miss.
+
+The keys name a customer by a digest, never by the address: whoever can list Redis's keys (`SCAN`,
+`MONITOR`, the slowlog, a dashboard) would otherwise read every customer's email. The digest is the
+full sha256 of `actormesh:<mesh>:<email, stripped and lower-cased>` (`customer_digest`): all 64 hex
+digits, because two customers sharing a key would be served each other's orders (the 8-digit
+pseudonym of the logs, `observability/emails.py`, is for display only); the mesh name in it keeps
+the keys from being looked up in the published tables of plain sha256(email) ("hashed emails") and
+differs between meshes. It is a pseudonym, not encryption: whoever has a list of candidate addresses
+and the mesh name can test them. To find one customer's entry:
+`printf 'actormesh:%s:%s' MESH john.doe@example.com | sha256sum`.
+
+Rolling upgrade from a version whose keys held the address (`actormesh:<mesh>:ctx:<email>`,
+`...:ctxgen:<email>`): old and new processes see only their own keys. So that a new
+execution_coordinator's (or approvals executor's) invalidation also reaches an old
+context_retriever, `invalidate` still deletes the old-format entry and raises the old-format
+generation if it exists (read first, so no key holding the address is created, barring one that
+expires between the two commands); the address is then in those commands, not in any key. Not
+covered, each at most CACHE_TTL of a stale context and only while old processes run: an old fill
+already under way for a customer without an old-format generation, and an old process's
+invalidation, which new processes do not read. Remove `_invalidate_legacy` in the release after.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import NamedTuple
 
@@ -52,15 +73,14 @@ class ContextCache:
 
     def __init__(self, store: JsonStore | None, *, mesh: str, ttl_s: float) -> None:
         self._store = store
-        self._prefix = f"actormesh:{mesh}:ctx:"
-        self._generation_prefix = f"actormesh:{mesh}:ctxgen:"
+        self._mesh = mesh
         self._ttl = ttl_s
 
     def _key(self, email: str) -> str:
-        return self._prefix + email.strip().lower()
+        return context_key(self._mesh, email)
 
     def _generation_key(self, email: str) -> str:
-        return self._generation_prefix + email.strip().lower()
+        return generation_key(self._mesh, email)
 
     async def get(self, email: str) -> CustomerContext | None:
         return (await self.read(email)).context
@@ -99,10 +119,36 @@ class ContextCache:
         if self._store is not None:
             await self._store.increment(self._generation_key(email), 2 * self._ttl)
             await self._store.delete(self._key(email))
+            await self._invalidate_legacy(self._store, email)
+
+    async def _invalidate_legacy(self, store: JsonStore, email: str) -> None:
+        """For one release: what an old process (keys holding the address) keeps for this customer.
+        Its generation is raised only if it exists, so no key that names the customer is created."""
+        normalised = email.strip().lower()
+        legacy_generation = f"actormesh:{self._mesh}:ctxgen:{normalised}"
+        if await store.get_json(legacy_generation) is not None:
+            await store.increment(legacy_generation, 2 * self._ttl)
+        await store.delete(f"actormesh:{self._mesh}:ctx:{normalised}")
 
     async def close(self) -> None:
         if self._store is not None:
             await self._store.close()
+
+
+def customer_digest(mesh: str, email: str) -> str:
+    """What the cache's keys name a customer by: sha256 (all 64 hex digits) of the mesh name and the
+    address, stripped and lower-cased as every lookup is."""
+    return hashlib.sha256(f"actormesh:{mesh}:{email.strip().lower()}".encode()).hexdigest()
+
+
+def context_key(mesh: str, email: str) -> str:
+    """The key of the customer's cached context."""
+    return f"actormesh:{mesh}:ctx:{customer_digest(mesh, email)}"
+
+
+def generation_key(mesh: str, email: str) -> str:
+    """The key of the customer's generation (raised by every invalidation)."""
+    return f"actormesh:{mesh}:ctxgen:{customer_digest(mesh, email)}"
 
 
 def _generation(raw: str | bytes | None) -> int:

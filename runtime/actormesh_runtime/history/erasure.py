@@ -1,0 +1,233 @@
+"""Erasing one customer's records on their request (`actormesh erase`, docs/security.md).
+
+Everything the store keeps that is keyed to the customer's email goes: their turns (the mesh's
+answers and the people's replies and decisions written into their conversations too), the owner
+records of their sessions, their escalations with the agents' replies, and their approval requests.
+Unlike retention (`history/retention.py`), nothing is kept for being in use: an escalation a person
+has claimed, or an approval waiting for a decision, is erased too — the customer asked, and keeping
+their words for a workflow is what the request forbids. A pending approval is then never executed;
+an agent acting on an erased escalation or approval is answered 404; consoles drop them at their
+next load. No event is published, as retention publishes none: an event would carry the record,
+customer data, into the events stream again.
+
+The email is normalised as the store writes it (trimmed, lower case). Approvals are matched on their
+email trimmed and lowered, as the only table that keeps it as the producer sent it, and so are the
+turns an approval's decision wrote (found by the approval's id, whatever the email's case there).
+
+Like retention, the work goes in batches of `ERASE_BATCH` rows, each one short write transaction (the
+selection read inside it, on the writer's connection), so a chat's claim or a history batch waits for
+at most one batch. Deleted rows are overwritten in the file (`secure_delete` for the erasure's
+batches), and the WAL, which still holds their pages as they were, is folded into the database and
+emptied at the end (`wal_checkpoint(TRUNCATE)`). A crash halfway leaves part erased; asking again
+erases the rest, and a repeat after a complete erasure finds nothing and succeeds. A dry run reads
+the same pages on the reading connection, one short read each, and changes nothing.
+
+Erases what is stored when it runs: a message the customer sent moments before (its history event
+still queued in JetStream) is stored afterwards, and so is a new chat. Snapshots (docs/backups.md)
+keep the erased records until they rotate out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import aiosqlite
+
+from actormesh_runtime.history.protocol import ErasedCounts
+from actormesh_runtime.history.store import HistoryStore
+
+log = logging.getLogger(__name__)
+
+ERASE_BATCH = 500
+"""Rows selected (and deleted) per transaction."""
+
+# Each a page after a key (`{after}`: `>=` the first page, then `>` the last key seen).
+_ESCALATIONS = (
+    "SELECT ref, state FROM escalations WHERE customer_email = ? AND ref {after} ? ORDER BY ref LIMIT ?"
+)
+_APPROVALS = (
+    "SELECT id, state, executed FROM approvals WHERE lower(trim(customer_email)) = ? AND id {after} ?"
+    " ORDER BY id LIMIT ?"
+)
+# The turns an approval's decision or result wrote (message id `<approval id>:<state>:<n>`), found in
+# the `(message_id, role)` index by the id's range; only those the customer's email misses (a case the
+# producer kept), the others are erased with every turn of theirs below.
+_DECISION_TURNS = (
+    "SELECT id, session_id FROM turns WHERE message_id > ? AND message_id < ? AND customer_email != ?"
+)
+_TURNS = "SELECT id, session_id FROM turns WHERE customer_email = ? AND id {after} ? ORDER BY id LIMIT ?"
+_OWNERS = (
+    "SELECT session_id, session_id FROM session_owners WHERE customer_email = ? AND session_id {after} ?"
+    " ORDER BY session_id LIMIT ?"
+)
+
+
+def normalised(email: str) -> str:
+    """The customer's email as the store writes it; ValueError when there is none to erase by."""
+    who = email.strip().lower()
+    if "@" not in who:
+        raise ValueError("customer_email: not an email address")
+    return who
+
+
+class _Handler(Protocol):
+    def __call__(
+        self, db: aiosqlite.Connection, rows: list[aiosqlite.Row], who: str, tally: _Tally, *, erase: bool
+    ) -> Awaitable[None]: ...
+
+
+@dataclass
+class _Tally:
+    counts: ErasedCounts = field(default_factory=ErasedCounts)
+    sessions: set[str] = field(default_factory=set)
+
+    def result(self) -> ErasedCounts:
+        return self.counts.model_copy(update={"conversations": len(self.sessions)})
+
+
+async def erase_customer(
+    store: HistoryStore, email: str, *, dry_run: bool = False, batch: int = ERASE_BATCH
+) -> ErasedCounts:
+    """Erase every record of the customer `email` (or, `dry_run`, count them); what was (would be)
+    erased. Idempotent: a repeat erases nothing and returns zeros."""
+    who = normalised(email)
+    tally = _Tally()
+    # The first key: nothing sorts below the empty string (text keys) or 0 (turn ids count from 1).
+    steps: list[tuple[str, object, _Handler]] = [
+        (_ESCALATIONS, "", _escalations),
+        (_APPROVALS, "", _approvals),
+        (_TURNS, 0, _turns),
+        (_OWNERS, "", _owners),
+    ]
+    for sql, after, handle in steps:
+        page = sql.format(after=">=")
+        while True:
+            if dry_run:
+                async with store.reading() as db:
+                    rows = await _select(db, page, (who, after, batch))
+                    await handle(db, rows, who, tally, erase=False)
+            else:
+                async with store.writing():
+                    rows = await _select(store.db, page, (who, after, batch))
+                    async with _secure_delete(store.db):
+                        await handle(store.db, rows, who, tally, erase=True)
+            if len(rows) < batch:
+                break
+            after, page = rows[-1][0], sql.format(after=">")
+            await asyncio.sleep(0)  # the reads and writes queued behind this batch go first
+    counts = tally.result()
+    if not dry_run and counts.total:
+        await _fold_wal(store)
+        log.info(
+            "history: erased a customer's records",
+            extra={"customer": who, **counts.model_dump()},  # the log formatter pseudonymises the email
+        )
+    return counts
+
+
+@contextlib.asynccontextmanager
+async def _secure_delete(db: aiosqlite.Connection) -> AsyncIterator[None]:
+    """SQLite's `secure_delete` for this batch's deletes only (the writer's other transactions keep the
+    connection's setting): the erased rows' bytes are overwritten with zeros, not left in free pages."""
+    async with db.execute("PRAGMA secure_delete") as cursor:
+        row = await cursor.fetchone()
+    before = int(row[0]) if row else 0
+    await db.execute("PRAGMA secure_delete = 1")
+    try:
+        yield
+    finally:
+        await db.execute(f"PRAGMA secure_delete = {before}")
+
+
+async def _fold_wal(store: HistoryStore) -> None:
+    """Copy the WAL into the database and empty it (`TRUNCATE`): the WAL still holds the erased rows'
+    pages as they were before the deletes. Under the write lock (it waits for reads in progress, up to
+    the busy timeout); a checkpoint that could not complete is logged, and the service's regular
+    checkpoints and the WAL's reuse overwrite the rest later."""
+    if str(store.path) == ":memory:":
+        return
+    async with store.write_lock, store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)") as cursor:
+        row = await cursor.fetchone()
+    if row is not None and int(row[0]) != 0:
+        log.warning("history: erasure's WAL checkpoint did not complete; the WAL is folded in later")
+
+
+async def _select(db: aiosqlite.Connection, sql: str, params: Sequence[object]) -> list[aiosqlite.Row]:
+    async with db.execute(sql, params) as cursor:
+        return list(await cursor.fetchall())
+
+
+async def _escalations(
+    db: aiosqlite.Connection, rows: list[aiosqlite.Row], who: str, tally: _Tally, *, erase: bool
+) -> None:
+    if not rows:
+        return
+    refs = [str(row[0]) for row in rows]
+    marks = ",".join("?" * len(refs))
+    c = tally.counts
+    c.escalations += len(refs)
+    c.escalations_unsettled += sum(1 for row in rows if row[1] in ("open", "claimed"))
+    replies = f"FROM escalation_replies WHERE ref IN ({marks})"
+    if erase:
+        c.escalation_replies += (await db.execute(f"DELETE {replies}", refs)).rowcount
+        await db.execute(f"DELETE FROM escalations WHERE ref IN ({marks})", refs)
+    else:
+        c.escalation_replies += await _count(db, f"SELECT COUNT(*) {replies}", refs)
+
+
+async def _approvals(
+    db: aiosqlite.Connection, rows: list[aiosqlite.Row], who: str, tally: _Tally, *, erase: bool
+) -> None:
+    if not rows:
+        return
+    ids = [str(row[0]) for row in rows]
+    c = tally.counts
+    c.approvals += len(ids)
+    c.approvals_unsettled += sum(
+        1 for row in rows if row[1] == "pending" or (row[1] == "approved" and not row[2])
+    )
+    for approval_id in ids:
+        # `:` then `;`: every `<id>:…` message id sorts between the two.
+        turns = await _select(db, _DECISION_TURNS, (f"{approval_id}:", f"{approval_id};", who))
+        await _turns(db, turns, who, tally, erase=erase)
+    if erase:
+        await db.execute(f"DELETE FROM approvals WHERE id IN ({','.join('?' * len(ids))})", ids)
+
+
+async def _turns(
+    db: aiosqlite.Connection, rows: list[aiosqlite.Row], who: str, tally: _Tally, *, erase: bool
+) -> None:
+    if not rows:
+        return
+    tally.counts.turns += len(rows)
+    tally.sessions.update(str(row[1]) for row in rows)
+    if erase:
+        ids = [int(row[0]) for row in rows]
+        await db.execute(f"DELETE FROM turns WHERE id IN ({','.join('?' * len(ids))})", ids)
+
+
+async def _owners(
+    db: aiosqlite.Connection, rows: list[aiosqlite.Row], who: str, tally: _Tally, *, erase: bool
+) -> None:
+    if not rows:
+        return
+    sessions = [str(row[0]) for row in rows]
+    tally.counts.session_owners += len(sessions)
+    tally.sessions.update(sessions)
+    if erase:
+        marks = ",".join("?" * len(sessions))
+        await db.execute(
+            f"DELETE FROM session_owners WHERE customer_email = ? AND session_id IN ({marks})",
+            [who, *sessions],
+        )
+
+
+async def _count(db: aiosqlite.Connection, sql: str, params: Sequence[object]) -> int:
+    async with db.execute(sql, params) as cursor:
+        row = await cursor.fetchone()
+    return int(row[0]) if row else 0
