@@ -22,7 +22,9 @@ from actormesh_runtime.actors.intent_analyzer import IntentAnalyzer, classify
 from actormesh_runtime.actors.response_aggregator import ResponseAggregator
 from actormesh_runtime.actors.response_generator import ResponseGenerator
 from actormesh_runtime.catalog import DEFAULT_ROUTE, ActorName
-from actormesh_runtime.envelope import Decision, Envelope, Intent
+from actormesh_runtime.envelope import CustomerContext, Decision, Envelope, Intent
+from actormesh_runtime.llm.prompts import OWN_ADDRESS
+from actormesh_runtime.replies import templates
 from actormesh_runtime.resources import ActorDeps
 from actormesh_runtime.settings import RuntimeSettings
 from tests.support.envelopes import FakePublisher, make_envelope
@@ -171,6 +173,38 @@ async def test_response_prompt_carries_the_real_order_data(llm_server: LLMTestSe
     ):
         assert fact in prompt, fact
     assert "ORD-20001" not in prompt  # nothing from another customer
+
+
+async def test_the_customers_own_address_never_reaches_the_provider(llm_server: LLMTestServer) -> None:
+    """An unknown customer's facts and template name their address ("No customer account exists for
+    ..."), and a customer may write it in the message: both prompts say "the customer's email address"
+    instead, in any case it was written. The address is still found in the message (by pattern), and
+    the reply the customer gets from the template still names it."""
+    intent_actor = await _intent_actor(llm_server)
+    generator = ResponseGenerator(_deps(llm_server))
+    await generator.start()
+    llm_server.script(
+        Reply('{"intent": "order_status", "confidence": 0.9}'),
+        Reply("I couldn't find an account for your email address. Please write from the one you used."),
+    )
+    envelope = make_envelope(
+        "Where is my order? My email is Nobody.Here@Example.com", "nobody.here@example.com"
+    )
+    envelope.context = CustomerContext(found=False, email="nobody.here@example.com")
+    await intent_actor.handle(envelope)
+    assert envelope.intent is not None
+    assert envelope.intent.method == "llm"
+    assert envelope.intent.entities.emails == ["nobody.here@example.com"]
+    envelope.decision = Decision(escalate=False)
+    envelope.slip.index = DEFAULT_ROUTE.index(ActorName.RESPONSE_GENERATOR)
+    await generator.handle(envelope)
+    assert envelope.draft is not None
+    assert envelope.draft.method == "llm"
+    intent_prompt, response_prompt = llm_server.prompt_text(0), llm_server.prompt_text(1)
+    assert "nobody.here" not in (intent_prompt + response_prompt).lower()
+    assert f"My email is {OWN_ADDRESS}" in intent_prompt
+    assert f"No customer account exists for {OWN_ADDRESS}." in response_prompt
+    assert "nobody.here@example.com" in templates.compose(envelope)
 
 
 async def test_response_timeout_keeps_the_template(llm_server: LLMTestServer) -> None:

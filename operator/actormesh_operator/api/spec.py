@@ -169,7 +169,7 @@ class InvalidSpec(ValueError):
 
 
 class LLMSpec(ApiModel):
-    """LLM used by the intent analyzer, response generator and guardrail validator (absent: rules only)."""
+    """LLM used by the intent analyzer and the response generator (absent: rules only)."""
 
     model: str = Field(min_length=1, max_length=256)
     """litellm model name, e.g. `gpt-4o-mini` or `ollama/llama3`."""

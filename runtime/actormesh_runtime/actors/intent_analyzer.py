@@ -235,7 +235,7 @@ class IntentAnalyzer(LLMActor):
             return
         try:
             reply = await self.llm.complete_json(
-                prompts.intent_messages(envelope.message),
+                prompts.intent_messages(envelope.message, envelope.customer_email),
                 LLMIntentReply,
                 actor=self.name.value,
                 timeout_s=self.llm_budget_s(envelope),

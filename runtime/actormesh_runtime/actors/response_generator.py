@@ -64,6 +64,7 @@ class ResponseGenerator(LLMActor):
                         facts=facts.facts(envelope),
                         template_reply=template,
                         regenerate_reasons=reasons,
+                        customer_email=envelope.customer_email,
                     ),
                     actor=self.name.value,
                     timeout_s=self.llm_budget_s(envelope),

@@ -57,10 +57,24 @@ def fence(message: str) -> str:
     return f"<<<\n{escaped}\n>>>"
 
 
-def intent_messages(message: str) -> list[dict[str, str]]:
+OWN_ADDRESS = "the customer's email address"
+"""What the prompts say instead of the customer's own address."""
+
+
+def without_address(text: str, email: str | None) -> str:
+    """`text` with the customer's address (any case) replaced by `OWN_ADDRESS`."""
+    email = (email or "").strip()
+    if not email:
+        return text
+    return re.sub(re.escape(email), OWN_ADDRESS, text, flags=re.IGNORECASE)
+
+
+def intent_messages(message: str, customer_email: str | None = None) -> list[dict[str, str]]:
+    """The customer's own address is left out (`without_address`): the addresses a message names are
+    found by pattern anyway (intent_analyzer), and the provider needs no way to tell who wrote."""
     return [
         {"role": "system", "content": _INTENT_SYSTEM},
-        {"role": "user", "content": f"Customer message:\n{fence(message)}"},
+        {"role": "user", "content": f"Customer message:\n{fence(without_address(message, customer_email))}"},
     ]
 
 
@@ -71,8 +85,15 @@ def response_messages(
     facts: Iterable[str],
     template_reply: str,
     regenerate_reasons: Iterable[str] = (),
+    customer_email: str | None = None,
 ) -> list[dict[str, str]]:
-    """Messages asking for a reply draft built on `facts` (one fact per line)."""
+    """Messages asking for a reply draft built on `facts` (one fact per line). The customer's own
+    address (`customer_email`) is left out of every part: the reply never needs it (the rules forbid
+    quoting an address), and an unknown customer's facts and template name it ("No customer account
+    exists for ..."), so it would otherwise go to the provider with every such message."""
+    facts = [without_address(fact, customer_email) for fact in facts]
+    template_reply = without_address(template_reply, customer_email)
+    message = without_address(message, customer_email)
     fact_lines = "\n".join(f"- {fact}" for fact in facts) or "- (no customer data available)"
     parts = [
         f"Detected intent: {intent}",
