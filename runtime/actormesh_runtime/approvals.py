@@ -19,6 +19,8 @@ values). The history service stores the records; the agent API and the console s
 from __future__ import annotations
 
 import hashlib
+import math
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
@@ -44,6 +46,9 @@ TIME_LIMITS: dict[Priority, timedelta] = {
 """How long a request may wait at each priority before it is re-escalated. A customer waiting on a
 refund or a cancellation hears back within a working afternoon at normal priority; an urgent one
 (a VIP, an upset customer) within a quarter of an hour."""
+
+REFUSED = "refused"
+"""An approved action's result when it could not be carried out (`ApprovalOutcome.status`)."""
 
 SYSTEM = "system"
 """The `who` of audit entries nobody clicked (creation, re-escalation)."""
@@ -114,6 +119,10 @@ class DecisionRefused(Exception):
     """Already decided (HTTP 409); the message says how and by whom."""
 
 
+class DecisionForbidden(Exception):
+    """This agent may not decide this request (HTTP 403): it is their own customer account's."""
+
+
 class InvalidDecision(ValueError):
     """A decision that names a bad value (HTTP 422); `field` is the body field at fault."""
 
@@ -132,6 +141,24 @@ def mutation_key(record: ApprovalRecord) -> str:
     """The Idempotency-Key the approved mutation is sent with: one key per approval, so the commerce
     API applies it once however often approve runs (a double click, a redelivered command)."""
     return f"{record.idempotency_key}:approved"
+
+
+def filing_problem(record: ApprovalRecord, *, session_id: str, customer_email: str) -> str | None:
+    """Why `record`, arriving in a history event of that conversation, is not a request as
+    `new_approval` files it; None when it is.
+
+    Any actor's NATS user may publish history events: a record that came decided, re-escalated or
+    audited already, or of another conversation, would be a decision nobody made or a request filed
+    into someone else's chat (the sweep hands an approved, unexecuted record to the executor)."""
+    if record.state is not ApprovalState.PENDING or record.decision is not None:
+        return "it is decided already"
+    if record.escalations or [(e.who, e.what) for e in record.audit] != [(SYSTEM, "requested")]:
+        return "its audit trail is not a new request's"
+    # The email as compared elsewhere (trimmed, lower case): a producer may have kept its case.
+    email = record.customer_email.strip().lower()
+    if record.session_id != session_id or email != customer_email.strip().lower():
+        return "it is another conversation's"
+    return None
 
 
 def time_limit(priority: Priority) -> timedelta:
@@ -182,10 +209,18 @@ def _requested(action: str, order: OrderFacts) -> str:
 
 
 def check_decision(
-    record: ApprovalRecord, verdict: Verdict, *, amount: float | None, reason: str | None
+    record: ApprovalRecord,
+    verdict: Verdict,
+    *,
+    amount: float | None,
+    reason: str | None,
+    refunded: float = 0.0,
 ) -> float | None:
     """The amount the decision carries (refund approvals), or raise: `DecisionRefused` (409) when the
-    request is no longer pending, `InvalidDecision` (422) naming the field otherwise."""
+    request is no longer pending, `InvalidDecision` (422) naming the field otherwise.
+
+    `refunded`: what other approved refunds of the same order pay out already (`ApprovalStore`); a
+    refund is approved for at most the order total less that, and by default for all of the rest."""
     if record.state is not ApprovalState.PENDING:
         assert record.decision is not None
         raise DecisionRefused(
@@ -203,18 +238,49 @@ def check_decision(
             raise InvalidDecision("amount", "only a refund is approved for an amount")
         return None
     total = record.order.total
+    # In the cents that would be paid: 0.004 once passed "more than 0" and became a final,
+    # irreversible approval for 0.00; NaN passed every comparison and was stored as no amount at all.
+    if amount is not None and not math.isfinite(amount):
+        raise InvalidDecision("amount", "must be a number of at least 0.01")
     if amount is None:
         if total is None:
             raise InvalidDecision("amount", "the order total is unknown: name the amount to refund")
-        return total
-    # Checked in the cents that would be paid: 0.004 once passed "more than 0" and became a final,
-    # irreversible approval for 0.00.
-    amount = round(amount, 2)
-    if amount <= 0:
+        left = _cents(total) - _cents(refunded)
+        if left < 1:
+            raise InvalidDecision("amount", f"nothing is left to refund: {_already(total, refunded)}")
+        return left / 100
+    cents = _cents(round(amount, 2))
+    if cents < 1:
         raise InvalidDecision("amount", "must be more than 0 (at least 0.01)")
-    if total is not None and amount > total:
-        raise InvalidDecision("amount", f"must not exceed the order total ({total:.2f})")
-    return amount
+    if total is not None and cents > (left := _cents(total) - _cents(refunded)):
+        if refunded <= 0:
+            raise InvalidDecision("amount", f"must not exceed the order total ({total:.2f})")
+        raise InvalidDecision(
+            "amount", f"must not exceed {max(left, 0) / 100:.2f}: {_already(total, refunded)}"
+        )
+    return cents / 100
+
+
+def approved_refunds(others: Iterable[ApprovalRecord], order_id: str) -> float:
+    """What the approved refunds among `others` pay out for `order_id`, or will once they have run (a
+    refund the commerce API refused when it ran pays nothing)."""
+    return sum(
+        r.decision.amount or 0.0
+        for r in others
+        if r.action == REFUND
+        and r.order.order_id == order_id
+        and r.state is ApprovalState.APPROVED
+        and r.decision is not None
+        and not any(e.what == f"executed: {REFUSED}" for e in r.audit)
+    )
+
+
+def _cents(value: float) -> int:
+    return round(value * 100)
+
+
+def _already(total: float, refunded: float) -> str:
+    return f"{refunded:.2f} of the order total ({total:.2f}) is approved for refund already"
 
 
 def decide(
@@ -225,9 +291,16 @@ def decide(
     amount: float | None = None,
     reason: str | None = None,
     now: datetime | None = None,
+    refunded: float = 0.0,
 ) -> ApprovalRecord:
-    """The record after the decision (a new object). Raises `DecisionRefused` or `InvalidDecision`."""
-    approved_amount = check_decision(record, verdict, amount=amount, reason=reason)
+    """The record after the decision (a new object). Raises `DecisionForbidden`, `DecisionRefused` or
+    `InvalidDecision`. Nobody decides a request of their own customer account (the agent's name is
+    their token's email address)."""
+    if agent.strip().lower() == record.customer_email.strip().lower():
+        raise DecisionForbidden(
+            f"{record.id} is a request of your own customer account: another agent decides it"
+        )
+    approved_amount = check_decision(record, verdict, amount=amount, reason=reason, refunded=refunded)
     at = now or datetime.now(UTC)
     why = reason.strip() if reason and reason.strip() else None
     decision = Decision(verdict=verdict, by=agent, at=at, amount=approved_amount, reason=why)

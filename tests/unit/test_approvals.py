@@ -11,12 +11,17 @@ from actormesh_runtime.approvals import (
     TIME_LIMITS,
     ApprovalRecord,
     ApprovalState,
+    AuditEntry,
+    DecisionForbidden,
     DecisionRefused,
     InvalidDecision,
     OrderFacts,
+    Verdict,
     approval_id,
+    approved_refunds,
     customer_message,
     decide,
+    filing_problem,
     mutation_key,
     new_approval,
     overdue,
@@ -192,3 +197,55 @@ def test_re_escalation_repeats_while_nobody_decides() -> None:
     assert record.priority == "urgent"
     assert record.escalations == 4
     assert record.state is ApprovalState.PENDING
+
+
+@pytest.mark.parametrize("amount", [float("nan"), float("inf"), float("-inf")], ids=str)
+def test_an_amount_that_is_not_a_number_is_refused(amount: float) -> None:
+    # Over NATS (history.query) nothing but this check stands between the amount and the decision: NaN
+    # passed every comparison and was stored as no amount at all (a refund of nothing, final).
+    with pytest.raises(InvalidDecision) as refused:
+        decide(_request(), "approve", "alex@shop.example", amount=amount)
+    assert refused.value.field == "amount"
+
+
+def test_refunds_of_one_order_together_stay_within_its_total() -> None:
+    record = _request()  # total 120.00
+    with pytest.raises(InvalidDecision, match=r"must not exceed 20\.00: 100\.00 of the order total"):
+        decide(record, "approve", "alex@shop.example", amount=20.01, refunded=100.0)
+    rest = decide(record, "approve", "alex@shop.example", refunded=100.0)
+    assert rest.decision is not None
+    assert rest.decision.amount == 20.0
+    with pytest.raises(InvalidDecision, match="nothing is left to refund"):
+        decide(record, "approve", "alex@shop.example", refunded=120.0)
+
+
+def test_what_other_approved_refunds_pay_out() -> None:
+    first = decide(_request(), "approve", "alex@shop.example", amount=30)
+    refused = decide(_request().model_copy(update={"id": "APR-00000001"}), "approve", "a", amount=40)
+    refused = refused.model_copy(
+        update={"audit": [*refused.audit, AuditEntry(who="a", at=T0, what="executed: refused")]}
+    )
+    other_order = decide(
+        _request().model_copy(update={"order": OrderFacts(order_id="ORD-9", total=50.0)}), "approve", "a"
+    )
+    denied = decide(_request(), "deny", "a", reason="no")
+    assert approved_refunds([first, refused, other_order, denied, _request()], "ORD-20001") == 30.0
+
+
+@pytest.mark.parametrize("agent", ["jane.smith@example.com", " Jane.Smith@Example.com "])
+@pytest.mark.parametrize("verdict", ["approve", "deny"])
+def test_nobody_decides_a_request_of_their_own_account(agent: str, verdict: Verdict) -> None:
+    with pytest.raises(DecisionForbidden):
+        decide(_request(), verdict, agent, reason="mine")
+
+
+def test_only_a_new_request_of_its_own_conversation_may_be_filed() -> None:
+    record = _request()
+    where = {"session_id": "sess-1", "customer_email": "Jane.Smith@example.com"}
+    assert filing_problem(record, **where) is None
+    approved = decide(record, "approve", "alex@shop.example")
+    assert filing_problem(approved, **where) == "it is decided already"
+    raised = reescalate(record, T0 + timedelta(hours=5))
+    assert filing_problem(raised, **where) == "its audit trail is not a new request's"
+    assert filing_problem(record, session_id="other", customer_email=where["customer_email"]) is not None
+    assert filing_problem(record, session_id="sess-1", customer_email="bob@example.com") is not None

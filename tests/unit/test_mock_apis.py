@@ -260,3 +260,20 @@ def test_reset_endpoint_can_be_disabled() -> None:
     paths = {getattr(route, "path", "") for route in apps.orders.routes}
     assert "/_test/reset" not in paths
     assert "/orders/{order_id}/cancel" in paths
+
+
+async def test_refunds_of_one_order_never_add_up_to_more_than_its_total(mocks: Mocks) -> None:
+    async def refund(amount: float, key: str) -> httpx.Response:
+        body = {"customer_id": "CUST-1001", "amount": amount, "reason": "approved"}
+        return await mocks.orders.post(
+            "/orders/ORD-10001/refund", json=body, headers={"Idempotency-Key": key}
+        )
+
+    assert (await refund(100.0, "a")).status_code == 201  # of 119.98
+    assert (await refund(100.0, "a")).status_code == 201  # the same key: replayed, not a second refund
+    too_much = await refund(20.0, "b")
+    assert too_much.status_code == 409
+    assert "19.98 of 119.98" in too_much.json()["detail"]
+    assert (await refund(19.98, "c")).status_code == 201
+    issued = [r["amount"] for r in mocks.state.records.values() if r["kind"] == "refund"]
+    assert issued == [100.0, 19.98]

@@ -36,6 +36,7 @@ from actormesh_runtime.clients.commerce import (
     acquire_commerce_client,
     release_commerce_client,
 )
+from actormesh_runtime.policy.decision import ACTIVE_ACCOUNT_STATUSES
 from actormesh_runtime.resources import ActorDeps
 from actormesh_runtime.storage.cache import ContextCache, acquire_context_cache, release_context_cache
 
@@ -78,6 +79,25 @@ async def run_approved(
             status="refused",
             detail=f"We could not find the account that {order} belongs to.",
         )
+    what = "cancellation" if record.action == CANCEL else "refund"
+    if customer.status not in ACTIVE_ACCOUNT_STATUSES:
+        # Suspended (or closed, ...) since the request was filed: the person approved an active
+        # account's request. As execution_coordinator's precheck, no change on a restricted account.
+        words = (customer.status or "").replace("_", " ").strip() or "not active"
+        return ApprovalOutcome(
+            approval_id=record.id,
+            status="refused",
+            detail=f"Your {what} for {order} was approved, but your account is {words}, so order"
+            " changes need a member of our support team.",
+        )
+    amount = decision.amount or 0.0
+    if record.action != CANCEL and amount < 0.01:
+        return ApprovalOutcome(
+            approval_id=record.id,
+            status="refused",
+            detail=f"Your refund for {order} was approved without an amount; our support team will"
+            " check on it.",
+        )
     reason = f"approved by {decision.by}"
     try:
         if record.action == CANCEL:
@@ -95,12 +115,11 @@ async def run_approved(
             await client.issue_refund(
                 order,
                 customer_id=customer.customer_id,
-                amount=decision.amount or 0.0,
+                amount=amount,
                 reason=reason,
                 key=mutation_key(record),
             )
     except ApiRejected as exc:
-        what = "cancellation" if record.action == CANCEL else "refund"
         return ApprovalOutcome(
             approval_id=record.id,
             status="refused",

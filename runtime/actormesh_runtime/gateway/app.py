@@ -182,7 +182,9 @@ def _add_error_handlers(app: FastAPI) -> None:
         if exc.kind == "invalid":  # "field: problem", from the history service's own checks
             field, _sep, problem = exc.detail.partition(": ")
             return _error(422, "validation_error", exc.detail, fields=[{"field": field, "message": problem}])
-        status, error = (404, "not_found") if exc.kind == "not_found" else (409, "conflict")
+        status, error = {"not_found": (404, "not_found"), "forbidden": (403, "forbidden")}.get(
+            exc.kind, (409, "conflict")
+        )
         return _error(status, error, exc.detail)
 
     @app.exception_handler(HistoryUnavailable)

@@ -5,8 +5,8 @@
 - `GET /api/approvals/{id}`: the record, with its audit trail; `…/conversation`: with the transcript;
 - `POST /api/approvals/{id}/approve` (`{"amount"?}`, refunds only, up to the order total) and
   `POST /api/approvals/{id}/deny` (`{"reason"}`, required): the updated record; 404 unknown id,
-  409 already decided, 422 naming the field, 403 for a non-agent — the same callers as the
-  escalation API (`escalations_api.get_agent`).
+  409 already decided, 422 naming the field, 403 for a non-agent or for a request of the agent's own
+  customer account — the same callers as the escalation API (`escalations_api.get_agent`).
 The history service records the decision (the single writer); an approval then runs through
 execution_coordinator with the action's own idempotency key (once, however often it is clicked), and
 the customer is told the outcome in their chat, as for a denial.
@@ -55,7 +55,8 @@ class ApproveBody(_Body):
         None,
         gt=0,
         le=1_000_000,
-        description="Refunds: the amount to refund (default and maximum: the order total).",
+        description="Refunds: the amount to refund (default and maximum: what is left of the order total"
+        " after the order's other approved refunds).",
     )
 
 

@@ -32,6 +32,7 @@ from actormesh_runtime.approvals import (
     ApprovalCommand,
     ApprovalOutcome,
     ApprovalRecord,
+    DecisionForbidden,
     DecisionRefused,
     InvalidDecision,
     Verdict,
@@ -161,6 +162,8 @@ class ApprovalOps:
             )
         except ApprovalNotFound:
             return refused("not_found", f"no approval {query.approval_id}")
+        except DecisionForbidden as exc:
+            return refused("forbidden", str(exc))
         except DecisionRefused as exc:
             return refused("conflict", str(exc))
         except InvalidDecision as exc:

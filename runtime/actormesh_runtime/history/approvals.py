@@ -11,6 +11,7 @@ Who calls: `history.store.HistoryStore` (creation), `history.approval_ops` (ever
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -18,12 +19,15 @@ from typing import TYPE_CHECKING
 import aiosqlite
 
 from actormesh_runtime.approvals import (
+    REFUND,
     ApprovalRecord,
     ApprovalState,
     AuditEntry,
     Verdict,
+    approved_refunds,
     customer_message,
     decide,
+    filing_problem,
     reescalate,
 )
 from actormesh_runtime.history.escalations import EscalationNotFound, page_query, split_cursor, ts
@@ -31,10 +35,31 @@ from actormesh_runtime.priority import PRIORITY_ORDER
 from actormesh_runtime.screening import redact
 
 if TYPE_CHECKING:
+    from actormesh_runtime.envelope import HistoryEvent
     from actormesh_runtime.history.store import HistoryStore
+
+log = logging.getLogger(__name__)
 
 CURSOR_PATTERN = r"^[0-3]\|\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z\|APR-[0-9a-f]{8}$"
 """An approvals page's cursor: priority rank | deadline | id of the previous page's last record."""
+
+
+def filed_requests(events: Iterable[HistoryEvent]) -> list[ApprovalRecord]:
+    """The events' approval records that are new requests of their own conversation
+    (`approvals.filing_problem`); any other is left out and logged: a decision comes from a person,
+    through `ApprovalStore.decide`, never from the history event that filed the request."""
+    fresh = []
+    for event in events:
+        for record in event.approvals:
+            problem = filing_problem(record, session_id=event.session_id, customer_email=event.customer_email)
+            if problem is None:
+                fresh.append(record)
+            else:
+                log.error(
+                    "approval record in a history event not stored",
+                    extra={"id": record.id, "message_id": event.message_id, "problem": problem},
+                )
+    return fresh
 
 
 class ApprovalNotFound(EscalationNotFound):
@@ -154,11 +179,33 @@ class ApprovalStore:
             record = await _get(self.db, approval_id)
             if record is None:
                 raise ApprovalNotFound(approval_id)
-            decided = decide(record, verdict, agent, amount=amount, reason=redact(reason) if reason else None)
+            refunded = 0.0
+            if verdict == "approve" and record.action == REFUND:
+                # Other requests of the same order (the customer asked twice, or for part, then the
+                # rest): together they pay out at most its total. Its owner's requests are all it can
+                # have, and the owner's are found by the index on the email.
+                refunded = approved_refunds(
+                    await self._of_customer(record.customer_email), record.order.order_id
+                )
+            decided = decide(
+                record,
+                verdict,
+                agent,
+                amount=amount,
+                reason=redact(reason) if reason else None,
+                refunded=refunded,
+            )
             await self._save(decided)
             if verdict == "deny":
                 await self._tell_customer(decided, agent, customer_message(decided))
         return decided
+
+    async def _of_customer(self, email: str) -> list[ApprovalRecord]:
+        async with self.db.execute(
+            "SELECT record FROM approvals WHERE lower(trim(customer_email)) = ? AND state = 'approved'",
+            (email.strip().lower(),),
+        ) as cursor:
+            return [ApprovalRecord.model_validate_json(r[0]) for r in await cursor.fetchall()]
 
     async def record_execution(self, approval_id: str, status: str, detail: str) -> ApprovalRecord | None:
         """The approved mutation's result: audited, and told to the customer. Idempotent: a second

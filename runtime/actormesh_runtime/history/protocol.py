@@ -57,12 +57,13 @@ class HistoryAnswer(BaseModel):
     approval: ApprovalRecord | None = None
     approvals: list[ApprovalRecord] = Field(default_factory=list)
     next_cursor: str | None = None
-    refused: Literal["not_found", "conflict", "invalid"] | None = None
-    """An escalation op the store refused (`error` says why): answered, not a failure of the service."""
+    refused: Literal["not_found", "conflict", "invalid", "forbidden"] | None = None
+    """An escalation op the store refused (`error` says why): answered, not a failure of the service.
+    `forbidden`: an agent deciding a request of their own customer account (approvals)."""
 
 
 def refused(kind: str, error: str) -> HistoryAnswer:
-    """An op the store refused: answered (the gateway maps `kind` to 404/409/422), not a failure."""
+    """An op the store refused: answered (the gateway maps `kind` to 404/409/422/403), not a failure."""
     return HistoryAnswer(refused=kind, error=error)
 
 
@@ -144,7 +145,8 @@ class HistoryUnavailable(Exception):
 
 
 class EscalationRefused(Exception):
-    """The store refused an escalation op: `kind` is not_found (404), conflict (409) or invalid (422)."""
+    """The store refused an escalation op: `kind` is not_found (404), conflict (409), invalid (422) or
+    forbidden (403)."""
 
     def __init__(self, kind: str, detail: str) -> None:
         super().__init__(detail)

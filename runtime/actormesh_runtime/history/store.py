@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict
 
 from actormesh_runtime.envelope import FinalResult, HistoryEvent
 from actormesh_runtime.escalations import EscalationRecord
-from actormesh_runtime.history.approvals import ApprovalStore
+from actormesh_runtime.history.approvals import ApprovalStore, filed_requests
 from actormesh_runtime.history.escalations import (
     EscalationStore,
     reclassify_candidates,
@@ -300,7 +300,7 @@ class HistoryStore:
         rows = [row for event in events for row in _rows(event)]
         async with self.writing():
             added = await self._add_rows(rows, [e.escalation for e in events if e.escalation is not None])
-            await self.approvals.insert([a for e in events for a in e.approvals])
+            await self.approvals.insert(filed_requests(events))
             # Last, once this batch's turns and records are in: a replay's answer settles the error
             # escalation its message's failed run opened, in the same transaction (never one without
             # the other, whatever crashes).

@@ -203,6 +203,18 @@ class MockState:
         order = self._owned(order_id, customer_id)
         if amount > order.total:
             raise Conflict(f"a refund of {amount:.2f} exceeds the total of {order_id} ({order.total:.2f})")
+        # All refunds of an order together, as a back office keeps count: two approvals of one order
+        # (two requests, or two meshes selling from one shop) never pay out more than was paid.
+        refunded = sum(
+            float(r["amount"])
+            for r in self.records.values()
+            if r.get("kind") == "refund" and r.get("order_id") == order_id
+        )
+        if round((refunded + amount) * 100) > round(order.total * 100):
+            raise Conflict(
+                f"a refund of {amount:.2f} exceeds what is left of {order_id} "
+                f"({order.total - refunded:.2f} of {order.total:.2f})"
+            )
         return self._record(
             "RF",
             order_id,
