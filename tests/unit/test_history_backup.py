@@ -128,3 +128,37 @@ def test_restore_refuses_a_held_database_unless_forced_and_keeps_the_old_one(tmp
     assert _count(done.kept_previous) == 1
     assert _count(db) == 4
     assert db.stat().st_mode & 0o777 == 0o600
+
+
+async def test_a_snapshot_whose_bytes_changed_inside_a_row_is_refused(tmp_path: Path) -> None:
+    """SQLite keeps no checksums: a byte flipped inside a row (bit rot on the backup volume, a bad copy)
+    passes `integrity_check`. Each snapshot is written with its sha256 beside it, which restore checks."""
+    db = tmp_path / "live.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE turns (text TEXT)")
+        conn.executemany(
+            "INSERT INTO turns VALUES (?)", [(f"refund of 1{n:03d}.00 EUR",) for n in range(200)]
+        )
+        conn.execute("PRAGMA user_version = 1")
+    snapshot = await backup.take_snapshot(db, tmp_path / "backups")
+    checksum = backup.checksum_path(snapshot)
+    assert checksum.read_text().split() == [backup._sha256(snapshot), snapshot.name]  # sha256sum's format
+    assert backup.verify_snapshot(snapshot, max_schema=1) == 200
+
+    data = bytearray(snapshot.read_bytes())
+    at = data.index(b"refund of 1042.00")
+    data[at + len("refund of 1")] = ord("9")  # 1042.00 becomes 1942.00
+    snapshot.write_bytes(bytes(data))
+    with sqlite3.connect(snapshot) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+    with pytest.raises(backup.RestoreError, match="checksum mismatch"):
+        backup.verify_snapshot(snapshot, max_schema=1)
+
+    backup.prune_snapshots(tmp_path / "backups", keep=0)
+    assert sorted((tmp_path / "backups").iterdir()) == []  # the checksum goes with its snapshot
+    # A snapshot an earlier release pruned (it knows no checksums): its checksum goes at the next prune.
+    orphan = backup.checksum_path(await backup.take_snapshot(db, tmp_path / "backups"))
+    orphan.with_name(orphan.name.removesuffix(backup.CHECKSUM_SUFFIX)).unlink()
+    backup.prune_snapshots(tmp_path / "backups", keep=3)
+    assert not orphan.exists()

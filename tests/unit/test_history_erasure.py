@@ -4,11 +4,13 @@ nothing else; the counts say what went; a dry run changes nothing; a repeat eras
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import aiosqlite
 import pytest
 
+from actormesh_runtime.history import erasure
 from actormesh_runtime.history.erasure import erase_customer
 from actormesh_runtime.history.protocol import ErasedCounts
 from actormesh_runtime.history.store import HistoryStore
@@ -211,3 +213,40 @@ async def test_the_erased_rows_are_not_left_in_the_files_bytes(store: HistorySto
     assert JOHN.encode() not in on_disk
     assert b"We are on it." in on_disk  # Jane's reply, in the same pages
     assert JANE.encode() in on_disk
+
+
+async def test_an_erasure_during_a_snapshot_holds_no_write_and_empties_the_wal_after_it(
+    store: HistoryStore, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A snapshot (`VACUUM INTO`, seconds on a big store) is a reader holding the state it began with:
+    the erasure's last step, emptying the WAL, cannot complete until it ends. A chat's claim made
+    meanwhile does not wait for it (it waited the busy timeout, 5 s, behind the write lock, and the
+    WAL was left as it was); once the snapshot is done, the WAL is emptied with the erased rows."""
+    await two_customers(store)
+    snapshot = await aiosqlite.connect(store.path)  # a reader like the snapshot's
+    await snapshot.execute("BEGIN")
+    async with snapshot.execute("SELECT COUNT(*) FROM turns") as cursor:
+        await cursor.fetchone()
+    folding = asyncio.Event()
+    fold = erasure._fold_wal
+
+    async def watched(opened: HistoryStore) -> None:
+        folding.set()
+        await fold(opened)
+
+    monkeypatch.setattr(erasure, "_fold_wal", watched)
+    erasing = asyncio.create_task(erase_customer(store, JOHN))
+    await folding.wait()
+    # The reader still holds its state: a claim goes through all the same (on the unchanged code it
+    # came after the erasure had given up emptying the WAL).
+    assert await store.claim_session("a-new-chat", JANE) == JANE
+    assert not erasing.done()
+    await snapshot.rollback()
+    await snapshot.close()
+    counts = await erasing
+
+    assert counts.turns > 0
+    wal = store.path.with_name(store.path.name + "-wal")
+    assert wal.stat().st_size == 0
+    assert JOHN.encode() not in file_bytes(store)
+    assert "did not complete" not in caplog.text

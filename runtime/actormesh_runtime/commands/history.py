@@ -4,7 +4,8 @@ Consumes history events from JetStream (durable consumer: nothing is lost while 
 answers reads over NATS request/reply. Serves /healthz, /readyz and /metrics on ACTOR_HTTP_PORT.
 Run exactly one (in Kubernetes: a one-replica StatefulSet with a volume for SQLITE_DB_PATH).
 
-`actormesh history backups` lists the snapshots in HISTORY_BACKUP_DIR (or `--dir`);
+`actormesh history backups` lists the snapshots in HISTORY_BACKUP_DIR (or `--dir`), those taken before
+a migration last;
 `actormesh history snapshot` takes one now (a reader: safe next to the running service);
 `actormesh history restore --from SNAPSHOT [--db PATH] [--force]` verifies one and puts it in place of
 the database (docs/backups.md: the procedure in Kubernetes). Neither needs NATS.
@@ -48,7 +49,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="[ACTION]",
         title="actions (without one: run the service)",
     )
-    listing = add("backups", help="list the snapshots, oldest first", argument_default=argparse.SUPPRESS)
+    listing = add(
+        "backups",
+        help="list the snapshots, oldest first (those taken before a migration last)",
+        argument_default=argparse.SUPPRESS,
+    )
     listing.add_argument("--dir", help="backup directory (default: $HISTORY_BACKUP_DIR)")
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
     snapshot = add(
@@ -114,15 +119,18 @@ def _backup_dir(settings: RuntimeSettings, args: argparse.Namespace) -> str | No
 def _backups(settings: RuntimeSettings, args: argparse.Namespace) -> int:
     import json
 
-    from actormesh_runtime.history.backup import list_snapshots
+    from actormesh_runtime.history.backup import list_pre_migration_snapshots, list_snapshots
 
     directory = _backup_dir(settings, args)
     if directory is None:
         return 2
-    for snap in list_snapshots(directory):
+    # The regular snapshots, then those taken before a migration (an upgrade's way back).
+    listed = [(snap, "scheduled") for snap in list_snapshots(directory)]
+    listed += [(snap, "pre-migration") for snap in list_pre_migration_snapshots(directory)]
+    for snap, kind in listed:
         if getattr(args, "json", False):
             print(json.dumps({"path": str(snap.path), "taken_at": snap.taken_at.isoformat(),
-                              "size_bytes": snap.size_bytes}))  # fmt: skip
+                              "size_bytes": snap.size_bytes, "kind": kind}))  # fmt: skip
         else:
             print(f"{snap.taken_at:%Y-%m-%d %H:%M:%S}Z  {snap.size_bytes:>12}  {snap.path}")
     return 0

@@ -18,7 +18,8 @@ Like retention, the work goes in batches of `ERASE_BATCH` rows, each one short w
 selection read inside it, on the writer's connection), so a chat's claim or a history batch waits for
 at most one batch. Deleted rows are overwritten in the file (`secure_delete` for the erasure's
 batches), and the WAL, which still holds their pages as they were, is folded into the database and
-emptied at the end (`wal_checkpoint(TRUNCATE)`). A crash halfway leaves part erased; asking again
+emptied at the end (`wal_checkpoint(TRUNCATE)`, retried without holding the writes while a snapshot
+reads). A crash halfway leaves part erased; asking again
 erases the rest, and a repeat after a complete erasure finds nothing and succeeds. A dry run reads
 the same pages on the reading connection, one short read each, and changes nothing.
 
@@ -39,12 +40,17 @@ from typing import Protocol
 import aiosqlite
 
 from actormesh_runtime.history.protocol import ErasedCounts
-from actormesh_runtime.history.store import HistoryStore
+from actormesh_runtime.history.store import BUSY_TIMEOUT_MS, HistoryStore
 
 log = logging.getLogger(__name__)
 
 ERASE_BATCH = 500
 """Rows selected (and deleted) per transaction."""
+FOLD_RETRY_S = 0.5
+"""Between two attempts to empty the WAL at the end (a reader, e.g. a snapshot, holds an older state)."""
+FOLD_PATIENCE_S = 60.0
+"""How long the attempts go on: a snapshot of a million turns takes about 10 s; `actormesh erase` waits
+`ERASE_TIMEOUT_S` (120 s) for the answer."""
 
 # Each a page after a key (`{after}`: `>=` the first page, then `>` the last key seen).
 _ESCALATIONS = (
@@ -146,15 +152,30 @@ async def _secure_delete(db: aiosqlite.Connection) -> AsyncIterator[None]:
 
 async def _fold_wal(store: HistoryStore) -> None:
     """Copy the WAL into the database and empty it (`TRUNCATE`): the WAL still holds the erased rows'
-    pages as they were before the deletes. Under the write lock (it waits for reads in progress, up to
-    the busy timeout); a checkpoint that could not complete is logged, and the service's regular
+    pages as they were before the deletes. Each attempt is made under the write lock without waiting
+    for anyone (busy timeout 0): a TRUNCATE checkpoint cannot complete while a reader holds an older
+    state — a snapshot's `VACUUM INTO` does, for seconds on a big store — and waiting for it there
+    held every chat's claim and every history batch behind it (5 s, the busy timeout, measured with
+    a snapshot of a million turns under way). Between attempts the writes go on; after
+    `FOLD_PATIENCE_S` a checkpoint that could not complete is logged, and the service's regular
     checkpoints and the WAL's reuse overwrite the rest later."""
     if str(store.path) == ":memory:":
         return
-    async with store.write_lock, store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)") as cursor:
-        row = await cursor.fetchone()
-    if row is not None and int(row[0]) != 0:
-        log.warning("history: erasure's WAL checkpoint did not complete; the WAL is folded in later")
+    deadline = asyncio.get_running_loop().time() + FOLD_PATIENCE_S
+    while True:
+        async with store.write_lock:
+            await store.db.execute("PRAGMA busy_timeout = 0")
+            try:
+                async with store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)") as cursor:
+                    row = await cursor.fetchone()
+            finally:
+                await store.db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        if row is None or int(row[0]) == 0:
+            return
+        if asyncio.get_running_loop().time() >= deadline:
+            log.warning("history: erasure's WAL checkpoint did not complete; the WAL is folded in later")
+            return
+        await asyncio.sleep(FOLD_RETRY_S)
 
 
 async def _select(db: aiosqlite.Connection, sql: str, params: Sequence[object]) -> list[aiosqlite.Row]:

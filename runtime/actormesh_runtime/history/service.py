@@ -36,7 +36,13 @@ from actormesh_runtime.catalog import Subjects
 from actormesh_runtime.envelope import HistoryEvent
 from actormesh_runtime.escalations import LookupAnswer
 from actormesh_runtime.history.approval_ops import ApprovalOps
-from actormesh_runtime.history.backup import BackupLoop, WriterLock, backup_loop, hold_writer_lock
+from actormesh_runtime.history.backup import (
+    BackupLoop,
+    WriterLock,
+    backup_loop,
+    hold_writer_lock,
+    take_pre_migration_snapshot,
+)
 from actormesh_runtime.history.checkpoint import Checkpointer
 from actormesh_runtime.history.concurrent import Concurrent
 from actormesh_runtime.history.erasure import erase_customer
@@ -98,7 +104,9 @@ class HistoryService:
     ) -> None:
         self.settings = settings
         self.subjects = Subjects(settings.mesh_name)
-        self.store = HistoryStore(db_path or settings.sqlite_db_path)
+        self.store = HistoryStore(
+            db_path or settings.sqlite_db_path, before_migrating=self._snapshot_before_migrating
+        )
         self._nc = nc
         self._owns_nc = nc is None
         self._tasks: list[asyncio.Task[None]] = []
@@ -140,9 +148,33 @@ class HistoryService:
             problems.append("nats not connected")
         if not self.consumer_bound:
             problems.append(f"consumer {self.subjects.history_consumer} not bound")
-        if self.store._db is None:
+        if self.store.migrating is not None:
+            old, new = self.store.migrating
+            problems.append(f"store migrating from schema v{old} to v{new}")
+        elif self.store._db is None:
             problems.append("store not open")
         return problems
+
+    async def _snapshot_before_migrating(self, from_version: int, to_version: int) -> None:
+        """The way back from an upgrade: the store as the previous release left it, taken before the
+        first migration changes it (docs/backups.md, "Upgrades"). Only with a backup directory; when it
+        cannot be written the store is not migrated and the service does not start."""
+        directory = self.settings.history_backup_dir
+        if not directory:
+            log.warning(
+                "history store migrated without a snapshot first: HISTORY_BACKUP_DIR is not set",
+                extra={"from_version": from_version, "to_version": to_version},
+            )
+            return
+        try:
+            await take_pre_migration_snapshot(self.store.path, directory, from_version, to_version)
+        except Exception as exc:
+            raise RuntimeError(
+                f"no snapshot of {self.store.path} could be written to {directory} before migrating it"
+                f" from schema v{from_version} to v{to_version}, so it was not migrated"
+                f" ({type(exc).__name__}: {exc}); make room on the backup volume (or grow it) and start"
+                " again, or switch backups off to migrate without a snapshot"
+            ) from exc
 
     async def start(self) -> None:
         """Open the store, connect, subscribe, start the loops; on any failure, undo what was started

@@ -19,8 +19,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
-from collections.abc import AsyncIterator, Iterable, Sequence
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
@@ -166,6 +168,19 @@ MIGRATIONS: tuple[str, ...] = (
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
+log = logging.getLogger(__name__)
+
+BUSY_TIMEOUT_MS = 5000
+"""How long a statement waits for a lock another connection holds before it fails (SQLITE_BUSY)."""
+
+BeforeMigrating = Callable[[int, int], Awaitable[None]]
+"""Called with (the file's schema version, `SCHEMA_VERSION`) before migrations change a store that has
+data; raising stops the open with the file unchanged (the history service snapshots it here)."""
+
+
+class SchemaTooNew(RuntimeError):
+    """The file was migrated by a later release than this one: refused, never opened for writing."""
+
 
 class Turn(BaseModel):
     """One side of one exchange, as stored and as returned by `GET /api/conversations/{session_id}`."""
@@ -200,8 +215,11 @@ class StoredResult(BaseModel):
 class HistoryStore:
     """Async access to the SQLite file. `open()` applies pending migrations; `close()` releases it."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, before_migrating: BeforeMigrating | None = None) -> None:
         self.path = Path(path)
+        self.before_migrating = before_migrating
+        self.migrating: tuple[int, int] | None = None
+        """(from, to) while `open()` migrates the file (readiness says so), else None."""
         self._db: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._read_lock = asyncio.Lock()
@@ -257,13 +275,13 @@ class HistoryStore:
         # across process crashes, which is the failure we care about (a pod restart, not a power cut).
         await self._db.execute("PRAGMA journal_mode=WAL")
         await self._db.execute("PRAGMA synchronous=NORMAL")
-        await self._db.execute("PRAGMA busy_timeout=5000")
+        await self._db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         await self.migrate()
         if str(self.path) != ":memory:":
             self._reader = await aiosqlite.connect(self.path)
             self._reader.row_factory = aiosqlite.Row
             await self._reader.execute("PRAGMA query_only=ON")
-            await self._reader.execute("PRAGMA busy_timeout=5000")
+            await self._reader.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
 
     async def close(self) -> None:
         reader, self._reader = self._reader, None
@@ -279,16 +297,45 @@ class HistoryStore:
         return int(row[0]) if row else 0
 
     async def migrate(self) -> int:
-        """Apply migrations newer than the file's `user_version`, each in its own transaction."""
+        """Apply migrations newer than the file's `user_version`, each in its own transaction (a crash
+        or kill during one leaves the version before it, and the next open applies it again). A store
+        with data is first handed to `before_migrating`."""
         version = await self.schema_version()
         if version > SCHEMA_VERSION:
-            raise RuntimeError(
-                f"{self.path} has schema v{version}, newer than this runtime (v{SCHEMA_VERSION})"
+            raise SchemaTooNew(
+                f"{self.path} has schema v{version}, newer than this runtime (v{SCHEMA_VERSION}): a later"
+                " release migrated it and this one cannot use it. Run that release again, or restore the"
+                f" snapshot it took before migrating (pre-migration-v*-to-v{version}-*.db in the backup"
+                " directory; docs/backups.md)"
             )
-        for number in range(version, SCHEMA_VERSION):
-            await self.db.executescript(
-                f"BEGIN; {MIGRATIONS[number]} PRAGMA user_version = {number + 1}; COMMIT;"
-            )
+        if version == SCHEMA_VERSION:
+            return SCHEMA_VERSION
+        self.migrating = (version, SCHEMA_VERSION)
+        try:
+            if version > 0:
+                log.info(
+                    "history store migrating",
+                    extra={"db": str(self.path), "from_version": version, "to_version": SCHEMA_VERSION},
+                )
+                if self.before_migrating is not None:
+                    await self.before_migrating(version, SCHEMA_VERSION)
+            started = time.monotonic()
+            for number in range(version, SCHEMA_VERSION):
+                await self.db.executescript(
+                    f"BEGIN; {MIGRATIONS[number]} PRAGMA user_version = {number + 1}; COMMIT;"
+                )
+            if version > 0:
+                log.info(
+                    "history store migrated",
+                    extra={
+                        "db": str(self.path),
+                        "from_version": version,
+                        "to_version": SCHEMA_VERSION,
+                        "duration_s": round(time.monotonic() - started, 3),
+                    },
+                )
+        finally:
+            self.migrating = None
         return SCHEMA_VERSION
 
     # ------------------------------------------------------------ writes (history service only)
