@@ -29,7 +29,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from actormesh_runtime.priority import PRIORITY_ORDER, Priority
 from actormesh_runtime.wire_enum import WireEnum
 
-APPROVAL_ID_PATTERN = r"APR-[0-9a-f]{8}"
+APPROVAL_ID_PATTERN = r"APR-[0-9a-f]{8,16}"
+"""Accepted: 8 to 16 hex digits; this release mints 8 (`approval_id`). Up to 16 so that a later release
+may mint longer ids while this one still runs (docs/approvals.md, "Approval ids")."""
+MAX_ID_ATTEMPTS = 16
+"""Candidate ids per idempotency key (`approval_id` attempts 0..15) before a request is unstorable."""
 REASON_MAX_CHARS = 2000
 
 ApprovalAction = Literal["cancel_order", "create_refund_request"]
@@ -132,9 +136,14 @@ class InvalidDecision(ValueError):
         self.problem = problem
 
 
-def approval_id(idempotency_key: str) -> str:
-    """Stable per action: the same pending_review outcome, redelivered, maps to the same record."""
-    return "APR-" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:8]
+def approval_id(idempotency_key: str, attempt: int = 0) -> str:
+    """Stable per action: the same pending_review outcome, redelivered, maps to the same record.
+
+    Attempt 0 is what execution_coordinator mints; the history store, finding that id held by another
+    key's request (32 bits collide), stores the request under attempt 1, 2, … (SHA-256 of
+    f"{idempotency_key}:{attempt}"), the same order every time, so a redelivery finds it again."""
+    seed = idempotency_key if attempt == 0 else f"{idempotency_key}:{attempt}"
+    return "APR-" + hashlib.sha256(seed.encode()).hexdigest()[:8]
 
 
 def mutation_key(record: ApprovalRecord) -> str:

@@ -13,6 +13,7 @@ A low floor: pydantic and the standard library only.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -22,8 +23,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from actormesh_runtime.priority import Priority
 from actormesh_runtime.wire_enum import WireEnum
 
-REF_PATTERN = r"ESC-[0-9a-f]{8}"
-REF_RE = re.compile(r"\bESC-([0-9a-f]{8})\b", re.IGNORECASE)
+REF_PATTERN = r"ESC-[0-9a-f]{8,16}"
+"""Accepted: 8 to 16 hex digits. This release mints 8 (`reference_id`); every validator (records, the
+envelope, cursors, the gateway's paths) accepts up to 16 so that a later release may mint longer refs
+while pods of this one still run (a rolling upgrade: an id the previous release rejects must never be
+emitted — docs/escalations.md, "Reference ids")."""
+REF_RE = re.compile(r"\bESC-([0-9a-f]{8,16})\b", re.IGNORECASE)
+MAX_REF_ATTEMPTS = 16
+"""Candidate refs per message (`reference_id` attempts 0..15) before a record is given up as unstorable."""
 SUMMARY_MAX_CHARS = 500
 REPLY_MAX_CHARS = 4000
 NOTE_MAX_CHARS = 2000
@@ -45,8 +52,17 @@ def fit_summary(text: str) -> str:
     return text[: SUMMARY_MAX_CHARS - 3] + "..."
 
 
-CURSOR_PATTERN = r"^[0-3]\|\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z\|ESC-[0-9a-f]{8}$"
+CURSOR_PATTERN = r"^[0-3]\|\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z\|ESC-[0-9a-f]{8,16}$"
 """A queue page's cursor: priority rank | created_at | ref of the previous page's last record."""
+
+
+def reference_id(message_id: str, attempt: int = 0) -> str:
+    """The escalation reference of `message_id`: `ESC-` + 8 hex digits of SHA-256(message id), or, when
+    that ref is held by another message's record (32 bits collide: ~1 % among 10,000 records), of
+    SHA-256(f"{message_id}:{attempt}") for attempt 1, 2, … Deterministic: a chain run again, and the
+    history store placing a record, derive the same candidates in the same order."""
+    seed = message_id if attempt == 0 else f"{message_id}:{attempt}"
+    return "ESC-" + hashlib.sha256(seed.encode()).hexdigest()[:8]
 
 
 class _Model(BaseModel):
@@ -185,7 +201,8 @@ def apply_transition(
 
 
 def find_refs(text: str) -> list[str]:
-    """The escalation references a message names (normalised `ESC-xxxxxxxx`), first mention first."""
+    """The escalation references a message names (normalised `ESC-` + 8 to 16 hex digits), first
+    mention first."""
     return list(dict.fromkeys(f"ESC-{m.group(1).lower()}" for m in REF_RE.finditer(text)))
 
 
@@ -242,6 +259,11 @@ class LookupAnswer(_Model):
     error: str | None = None
     followups: list[FollowUp] = Field(default_factory=list)
     queue: QueueSnapshot | None = None
+    ref_message_id: str | None = None
+    """`queue`: the message whose record holds the asked ref, when one does (None: the ref is free, or
+    an older history service that does not say). escalation_router takes the next candidate
+    (`reference_id(message_id, attempt + 1)`) when it is another message's. Sent only when set: a
+    previous release's router (which forbids unknown fields) parses every other answer as before."""
 
 
 def follow_up_of(record: EscalationRecord | None, ref: str) -> FollowUp:

@@ -35,7 +35,7 @@ from actormesh_runtime.history.approvals import CURSOR_PATTERN
 
 router = APIRouter(tags=["approvals"])
 
-IdPath = Annotated[str, Path(pattern=f"^{APPROVAL_ID_PATTERN}$", description="`APR-` and 8 hex digits")]
+IdPath = Annotated[str, Path(pattern=f"^{APPROVAL_ID_PATTERN}$", description="`APR-` and 8 to 16 hex digits")]
 _DECIDE_ERRORS: dict[int | str, dict[str, Any]] = {
     **AGENT_RECORD_ERRORS,
     409: {"model": ErrorBody, "description": "already decided"},

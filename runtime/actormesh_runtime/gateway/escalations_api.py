@@ -49,7 +49,7 @@ router = APIRouter(tags=["escalations"])
 
 LOCAL_AGENT = "local-agent"
 """The agent's name on loopback without JWT_SECRET when the body names none."""
-RefPath = Annotated[str, Path(pattern=f"^{REF_PATTERN}$", description="`ESC-` and 8 hex digits")]
+RefPath = Annotated[str, Path(pattern=f"^{REF_PATTERN}$", description="`ESC-` and 8 to 16 hex digits")]
 
 _CHANGE_ERRORS: dict[int | str, dict[str, Any]] = {
     **AGENT_RECORD_ERRORS,

@@ -1,7 +1,10 @@
 """Approval requests in the history store's SQLite file (migration 5 in `store.py`).
 
 Created with the turns of the conversation that filed them (`INSERT OR IGNORE` on the id, derived from
-the action's idempotency key: a redelivered history event adds nothing). Decisions, execution results
+the action's idempotency key: a redelivered history event adds nothing). An id held by ANOTHER key's
+request (8 hex digits of a hash collide) does not drop the request: it is stored under its key's next
+free candidate id (`approvals.approval_id(key, attempt)`), logged with both keys and counted
+(`actormesh_approval_id_collisions_total`). Decisions, execution results
 and re-escalations rewrite the record under the store's write lock, each appending to its audit trail
 (`approvals.py` is the state machine). A decision the customer must hear about also writes an `agent`
 turn of their conversation, authored by the deciding agent, in the same transaction.
@@ -17,13 +20,16 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import aiosqlite
+from prometheus_client import Counter
 
 from actormesh_runtime.approvals import (
+    MAX_ID_ATTEMPTS,
     REFUND,
     ApprovalRecord,
     ApprovalState,
     AuditEntry,
     Verdict,
+    approval_id,
     approved_refunds,
     customer_message,
     decide,
@@ -40,7 +46,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CURSOR_PATTERN = r"^[0-3]\|\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z\|APR-[0-9a-f]{8}$"
+ID_COLLISIONS = Counter(
+    "actormesh_approval_id_collisions_total",
+    "Approval requests whose id another idempotency key's request held: stored under the next free id.",
+)
+
+CURSOR_PATTERN = r"^[0-3]\|\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z\|APR-[0-9a-f]{8,16}$"
 """An approvals page's cursor: priority rank | deadline | id of the previous page's last record."""
 
 
@@ -87,8 +98,24 @@ class ApprovalStore:
         """The writer's connection (inside `writing()` only); reads outside it use `reading`."""
         return self._store.db
 
-    async def insert(self, records: Iterable[ApprovalRecord]) -> None:
-        """Add records nobody stored yet; the caller commits (with the turns)."""
+    async def insert(self, records: Iterable[ApprovalRecord]) -> dict[str, str]:
+        """Add records nobody stored yet; the caller commits (with the turns). Returns the idempotency
+        keys whose request is stored (now or before) under another id than the one it came with (that
+        id was another key's request), and that id."""
+        records = list(records)
+        if not records:
+            return {}
+        holders = await self._holders([r.id for r in records])
+        placed: list[ApprovalRecord] = []
+        moved: dict[str, str] = {}
+        for record in records:
+            stored_id = await self._place(record, holders)
+            if stored_id is None:
+                continue
+            if stored_id != record.id:
+                moved[record.idempotency_key] = stored_id
+                record = record.model_copy(update={"id": stored_id})
+            placed.append(record)
         rows = [
             (
                 r.id,
@@ -100,7 +127,7 @@ class ApprovalStore:
                 ts(r.created_at),
                 _json(r),
             )
-            for r in records
+            for r in placed
         ]
         if rows:
             await self.db.executemany(
@@ -108,6 +135,50 @@ class ApprovalStore:
                 " deadline_at, created_at, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
+        return moved
+
+    async def _holders(self, ids: Sequence[str]) -> dict[str, str | None]:
+        """Each of `ids` → the idempotency key of the request stored under it, None when it is free."""
+        marks = ",".join("?" * len(ids))
+        async with self.db.execute(
+            f"SELECT id, json_extract(record, '$.idempotency_key') FROM approvals WHERE id IN ({marks})",
+            list(ids),
+        ) as cursor:
+            taken = {row[0]: row[1] for row in await cursor.fetchall()}
+        return {i: taken.get(i) for i in ids}
+
+    async def _place(self, record: ApprovalRecord, holders: dict[str, str | None]) -> str | None:
+        """The id `record` is (or already was) stored under: its own unless another key's request holds
+        it, else the first of its key's candidate ids free or holding its own request; None (logged)
+        when all are taken. Updates `holders`."""
+        key = record.idempotency_key
+        candidates = dict.fromkeys([record.id, *(approval_id(key, n) for n in range(MAX_ID_ATTEMPTS))])
+        for candidate in candidates:
+            if candidate not in holders:  # only after a collision: the batch's own ids were read at once
+                holders.update(await self._holders([candidate]))
+            holder = holders[candidate]
+            if holder == key:
+                return candidate  # stored already (a redelivery), or twice in this batch
+            if holder is None:
+                holders[candidate] = key
+                if candidate != record.id:
+                    ID_COLLISIONS.inc()
+                    log.error(
+                        "approval id collision: request stored under another id",
+                        extra={
+                            "id": record.id,
+                            "idempotency_key": key,
+                            "held_by_idempotency_key": holders[record.id],
+                            "stored_id": candidate,
+                            "message_id": record.message_id,
+                        },
+                    )
+                return candidate
+        log.error(
+            "approval request not stored: every candidate id is another key's",
+            extra={"id": record.id, "idempotency_key": key, "message_id": record.message_id},
+        )
+        return None
 
     async def get(self, approval_id: str) -> ApprovalRecord | None:
         async with self._store.reading() as db:

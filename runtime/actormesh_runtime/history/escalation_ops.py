@@ -154,10 +154,14 @@ class EscalationOps:
             # A chain run again (a lost ack, a crash after the escalation was stored) asks about an
             # escalation that exists: answer the queue in front of it, as the first run saw it, not
             # one that now counts the escalation itself, so the rerun quotes the same wait.
+            # The record's message is said too: when it is another message's (two message ids whose
+            # refs collide), the router asks again about its next candidate ref.
             stored = await self.records.get(question.refs[0]) if question.refs else None
+            holder = stored.message_id if stored is not None else None
             if stored is not None and stored.state is EscalationState.OPEN:
-                return LookupAnswer(queue=await self.records.queue(stored.priority, behind=stored))
-            return LookupAnswer(queue=await self.records.queue(question.priority))
+                queue = await self.records.queue(stored.priority, behind=stored)
+                return LookupAnswer(queue=queue, ref_message_id=holder)
+            return LookupAnswer(queue=await self.records.queue(question.priority), ref_message_id=holder)
         if not question.customer_email:
             return LookupAnswer(ok=False, error="customer_email is required")
         owned = await self.records.for_customer(question.refs, question.customer_email)

@@ -3,11 +3,15 @@
 Only the history service opens the file, and every change runs under the store's write lock, so
 the read-check-write of a state transition cannot interleave with another one. Creating a record
 is `INSERT OR IGNORE` on its ref inside the same transaction as the conversation's turns: a
-redelivered history event adds nothing. An agent's reply is a row in `escalation_replies` and an
-`agent` turn of the customer's conversation (with `author`), written in one transaction. An open
-error escalation is settled (resolved with `REPLAY_SETTLED_NOTE`) in the transaction that stores the
-answer of a replay of its message (`actormesh dlq replay`), or reclassified with the reason the replay
-found when the replay handed over properly; a claimed one is left to its person.
+redelivered history event adds nothing. A ref held by ANOTHER message's record (8 hex digits of a
+hash: two messages may share one) is never a reason to drop a case: the record is stored under the
+message's next free candidate ref (`escalations.reference_id(message_id, attempt)`), the collision is
+logged with both message ids and counted (`actormesh_escalation_ref_collisions_total`). An agent's
+reply is a row in `escalation_replies` and an `agent` turn of the customer's conversation (with
+`author`), written in one transaction. An open error escalation is settled (resolved with
+`REPLAY_SETTLED_NOTE`) in the transaction that stores the answer of a replay of its message
+(`actormesh dlq replay`), or reclassified with the reason the replay found when the replay handed
+over properly; a claimed one is left to its person.
 
 Who calls: `history.store.HistoryStore` (creation and settling, with the turns),
 `history.escalation_ops` (the agent operations, the mesh's lookups, the announcements).
@@ -16,16 +20,19 @@ Who calls: `history.store.HistoryStore` (creation and settling, with the turns),
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import aiosqlite
+from prometheus_client import Counter
 
 from actormesh_runtime.envelope import HistoryEvent
 from actormesh_runtime.escalations import (
     CURSOR_PATTERN,
+    MAX_REF_ATTEMPTS,
     REPLAY_SETTLED_NOTE,
     AgentReply,
     Customer,
@@ -37,12 +44,20 @@ from actormesh_runtime.escalations import (
     QueueSnapshot,
     apply_transition,
     fit_summary,
+    reference_id,
 )
 from actormesh_runtime.priority import PRIORITY_ORDER, Priority
 from actormesh_runtime.screening import redact
 
 if TYPE_CHECKING:
     from actormesh_runtime.history.store import HistoryStore
+
+log = logging.getLogger(__name__)
+
+REF_COLLISIONS = Counter(
+    "actormesh_escalation_ref_collisions_total",
+    "Escalation records whose ref another message's record held: stored under the next free candidate ref.",
+)
 
 ACTIVE_AGENT_WINDOW = timedelta(hours=1)
 HANDLING_WINDOW = timedelta(days=1)
@@ -150,9 +165,25 @@ class EscalationStore:
 
     # ------------------------------------------------------------ creation (inside add_events)
 
-    async def insert(self, records: Iterable[EscalationRecord]) -> None:
-        """Add records nobody stored yet; the caller commits (together with the turns)."""
-        rows = [_row(r) for r in records]
+    async def insert(self, records: Iterable[EscalationRecord]) -> dict[str, str]:
+        """Add records nobody stored yet; the caller commits (together with the turns). Returns the
+        message ids whose record is stored (now or before) under another ref than the one it came with,
+        and that ref: its ref was another message's, so it went to the next free candidate."""
+        records = list(records)
+        if not records:
+            return {}
+        holders = await self._holders([r.ref for r in records])
+        placed: list[EscalationRecord] = []
+        moved: dict[str, str] = {}
+        for record in records:
+            ref = await self._place(record, holders)
+            if ref is None:
+                continue
+            if ref != record.ref:
+                moved[record.message_id] = ref
+                record = record.model_copy(update={"ref": ref})
+            placed.append(record)
+        rows = [_row(r) for r in placed]
         if rows:
             await self.db.executemany(
                 "INSERT OR IGNORE INTO escalations (ref, session_id, message_id, customer_email,"
@@ -160,6 +191,50 @@ class EscalationStore:
                 " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', ?)",
                 rows,
             )
+        return moved
+
+    async def _holders(self, refs: Sequence[str]) -> dict[str, str | None]:
+        """Each of `refs` → the message id of the record stored under it, None when it is free."""
+        marks = ",".join("?" * len(refs))
+        async with self.db.execute(
+            f"SELECT ref, message_id FROM escalations WHERE ref IN ({marks})", list(refs)
+        ) as cursor:
+            taken = {row[0]: row[1] for row in await cursor.fetchall()}
+        return {ref: taken.get(ref) for ref in refs}
+
+    async def _place(self, record: EscalationRecord, holders: dict[str, str | None]) -> str | None:
+        """The ref `record` is (or already was) stored under: its own unless another message's record
+        holds it, else the first of its message's candidate refs free or holding its own record. None
+        (logged) when all are taken. `holders` is updated with the choice (a batch may hold both
+        messages of a collision)."""
+        candidates = dict.fromkeys(
+            [record.ref, *(reference_id(record.message_id, n) for n in range(MAX_REF_ATTEMPTS))]
+        )
+        for ref in candidates:
+            if ref not in holders:  # only after a collision: the batch's own refs were read at once
+                holders.update(await self._holders([ref]))
+            holder = holders[ref]
+            if holder == record.message_id:
+                return ref  # stored already (a redelivery), or the same message twice in this batch
+            if holder is None:
+                holders[ref] = record.message_id
+                if ref != record.ref:
+                    REF_COLLISIONS.inc()
+                    log.error(
+                        "escalation ref collision: record stored under another ref",
+                        extra={
+                            "ref": record.ref,
+                            "message_id": record.message_id,
+                            "held_by_message_id": holders[record.ref],
+                            "stored_ref": ref,
+                        },
+                    )
+                return ref
+        log.error(
+            "escalation record not stored: every candidate ref is another message's",
+            extra={"ref": record.ref, "message_id": record.message_id},
+        )
+        return None
 
     async def settle_replayed(self, message_ids: Sequence[str], now: datetime | None = None) -> None:
         """Resolve the open error escalations of `message_ids` whose stored answer is now a replay's that

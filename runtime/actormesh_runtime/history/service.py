@@ -366,7 +366,8 @@ class HistoryService:
         except Exception as exc:
             log.exception("escalation lookup failed")
             answer = LookupAnswer(ok=False, error=type(exc).__name__)
-        await _respond(msg, answer)
+        # `ref_message_id` only when set: a previous release's router forbids fields it does not know.
+        await _respond(msg, answer, exclude={"ref_message_id"} if answer.ref_message_id is None else None)
 
     async def _answer_stored(self, msg: Msg) -> None:
         """response_aggregator's question when a chain runs again: the result stored for a message id."""
@@ -431,8 +432,8 @@ class HistoryService:
         return HistoryAnswer(result=stored.result, customer_email=stored.customer_email)
 
 
-async def _respond(msg: Msg, answer: BaseModel) -> None:
+async def _respond(msg: Msg, answer: BaseModel, *, exclude: set[str] | None = None) -> None:
     """Answer a request; a requester that gave up (or a lost connection) is not an error here."""
     if msg.reply:
         with contextlib.suppress(Exception):
-            await msg.respond(answer.model_dump_json().encode())
+            await msg.respond(answer.model_dump_json(exclude=exclude).encode())

@@ -342,12 +342,22 @@ class HistoryStore:
 
     async def add_events(self, events: Iterable[HistoryEvent]) -> int:
         """Store events in one transaction; returns how many turns were added, or replaced by a replay's
-        (a redelivery adds none)."""
+        (a redelivery adds none).
+
+        An escalation record (approval request) whose ref (id) another message's record (another key's
+        request) holds is stored under its next free candidate, and renamed so in its event too: the
+        announcements, settling and reclassifying that follow name the record as stored (the events
+        are the caller's list; only these fields change)."""
         events = list(events)
         rows = [row for event in events for row in _rows(event)]
         async with self.writing():
-            added = await self._add_rows(rows, [e.escalation for e in events if e.escalation is not None])
-            await self.approvals.insert(filed_requests(events))
+            moved_refs: dict[str, str] = {}
+            added = await self._add_rows(
+                rows, [e.escalation for e in events if e.escalation is not None], moved_refs
+            )
+            _rename_escalations(events, moved_refs)
+            moved_ids = await self.approvals.insert(filed_requests(events))
+            _rename_approvals(events, moved_ids)
             # Last, once this batch's turns and records are in: a replay's answer settles the error
             # escalation its message's failed run opened, in the same transaction (never one without
             # the other, whatever crashes).
@@ -355,7 +365,12 @@ class HistoryStore:
             await self.escalations.reclassify_replayed(reclassify_candidates(events))
         return added
 
-    async def _add_rows(self, rows: list[Sequence[object]], escalations: list[EscalationRecord]) -> int:
+    async def _add_rows(
+        self,
+        rows: list[Sequence[object]],
+        escalations: list[EscalationRecord],
+        moved_refs: dict[str, str] | None = None,
+    ) -> int:
         before = self.db.total_changes
         await self.db.executemany(
             "INSERT OR IGNORE INTO turns (session_id, message_id, role, customer_email, text, intent,"
@@ -373,7 +388,9 @@ class HistoryStore:
             "INSERT OR IGNORE INTO session_owners (session_id, customer_email, created_at) VALUES (?, ?, ?)",
             [(row[0], row[3], row[14]) for row in rows if row[2] == "customer"],
         )
-        await self.escalations.insert(escalations)
+        moved = await self.escalations.insert(escalations)
+        if moved_refs is not None:
+            moved_refs.update(moved)
         return added
 
     async def _replace_replayed(self, replayed: list[Sequence[object]]) -> None:
@@ -460,6 +477,30 @@ class HistoryStore:
         async with self.reading() as db, db.execute("SELECT COUNT(*) FROM turns") as cursor:
             row = await cursor.fetchone()
         return int(row[0]) if row else 0
+
+
+def _rename_escalations(events: list[HistoryEvent], moved: dict[str, str]) -> None:
+    """Give each event whose escalation was stored under another ref that ref (and its approval
+    requests that name the escalation)."""
+    for event in events:
+        record = event.escalation
+        if record is None or (ref := moved.get(event.message_id)) is None or record.ref == ref:
+            continue
+        event.escalation = record.model_copy(update={"ref": ref})
+        event.approvals = [
+            a.model_copy(update={"ref": ref}) if a.ref == record.ref else a for a in event.approvals
+        ]
+
+
+def _rename_approvals(events: list[HistoryEvent], moved: dict[str, str]) -> None:
+    """Give each approval request stored under another id that id, in its event."""
+    if not moved:
+        return
+    for event in events:
+        event.approvals = [
+            a.model_copy(update={"id": moved[a.idempotency_key]}) if a.idempotency_key in moved else a
+            for a in event.approvals
+        ]
 
 
 def _private_file(path: Path) -> None:
