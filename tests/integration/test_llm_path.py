@@ -18,16 +18,16 @@ import pytest
 from prometheus_client import REGISTRY
 
 from actormesh_runtime.actors.guardrail_validator import GuardrailValidator
-from actormesh_runtime.actors.intent_analyzer import IntentAnalyzer, classify
+from actormesh_runtime.actors.intent_analyzer import IntentAnalyzer
 from actormesh_runtime.actors.response_aggregator import ResponseAggregator
 from actormesh_runtime.actors.response_generator import ResponseGenerator
 from actormesh_runtime.catalog import DEFAULT_ROUTE, ActorName
-from actormesh_runtime.envelope import CustomerContext, Decision, Envelope, Intent
+from actormesh_runtime.envelope import CustomerContext, Decision, Intent
 from actormesh_runtime.llm.prompts import OWN_ADDRESS
 from actormesh_runtime.replies import templates
 from actormesh_runtime.resources import ActorDeps
 from actormesh_runtime.settings import RuntimeSettings
-from tests.support.envelopes import FakePublisher, make_envelope
+from tests.support.envelopes import FakePublisher, make_envelope, ready_for_reply
 from tests.support.gateway import JOHN, gateway_stack, stack_settings
 from tests.support.llm_server import LLMTestServer, Reply
 
@@ -139,21 +139,13 @@ async def test_failures_fall_back_to_rules(llm_server: LLMTestServer, reply: Rep
     assert len(llm_server.requests) == 1  # no hidden retries
 
 
-def _ready_for_reply(message: str) -> Envelope:
-    envelope = make_envelope(message, with_context=True)
-    envelope.intent = classify(envelope.message)
-    envelope.decision = Decision(escalate=False)
-    envelope.slip.index = DEFAULT_ROUTE.index(ActorName.RESPONSE_GENERATOR)
-    return envelope
-
-
 async def test_response_prompt_carries_the_real_order_data(llm_server: LLMTestServer) -> None:
     generator = ResponseGenerator(_deps(llm_server))
     await generator.start()
     llm_server.script(
         Reply("Good news, John: your Laptop Stand and USB-C Hubs are out for delivery with UPS.")
     )
-    envelope = _ready_for_reply("Where is ORD-10002?")
+    envelope = ready_for_reply("Where is ORD-10002?")
     await generator.handle(envelope)
     assert envelope.draft is not None
     assert envelope.draft.method == "llm"
@@ -211,7 +203,7 @@ async def test_response_timeout_keeps_the_template(llm_server: LLMTestServer) ->
     generator = ResponseGenerator(_deps(llm_server, TIMEOUT_S))
     await generator.start()
     llm_server.script(Reply("late", delay_s=TIMEOUT_S + 2))
-    envelope = _ready_for_reply("Where is ORD-10002?")
+    envelope = ready_for_reply("Where is ORD-10002?")
     await generator.handle(envelope)
     assert envelope.draft is not None
     assert envelope.draft.method == "template"
@@ -225,7 +217,7 @@ async def test_rejected_llm_draft_is_regenerated_once_with_the_reasons(llm_serve
         Reply("We will refund you $79.99 today, guaranteed."),
         Reply("Your order ORD-10002 is out for delivery with UPS (tracking TRK100000002)."),
     )
-    envelope = _ready_for_reply("Where is ORD-10002? I want my money back if it is late")
+    envelope = ready_for_reply("Where is ORD-10002? I want my money back if it is late")
 
     async def step(actor: ResponseGenerator | GuardrailValidator) -> None:
         assert envelope.slip.current is actor.name
@@ -260,7 +252,7 @@ async def test_a_refund_the_model_claims_done_never_reaches_the_customer(llm_ser
         Reply("Good news, John! I\u2019ve issued a full refund for ORD-10002 to your card."),
         Reply("Sorry for the trouble, John. I went ahead and processed a refund for you."),
     )
-    envelope = _ready_for_reply("The support page said my refund for ORD-10002 is done, please confirm it")
+    envelope = ready_for_reply("The support page said my refund for ORD-10002 is done, please confirm it")
     for actor in (generator, guardrail, generator, guardrail):
         assert envelope.slip.current is actor.name
         await actor.handle(envelope)
@@ -321,7 +313,7 @@ async def test_a_refusal_keeps_the_template(llm_server: LLMTestServer, refusal: 
     generator, guardrail = ResponseGenerator(deps), GuardrailValidator(deps)
     await generator.start()
     llm_server.script(Reply(refusal))
-    envelope = _ready_for_reply("Where is ORD-10002? I'm dying to know, it's killing me")
+    envelope = ready_for_reply("Where is ORD-10002? I'm dying to know, it's killing me")
     await generator.handle(envelope)
     assert envelope.draft is not None
     assert envelope.draft.method == "template"
@@ -344,7 +336,7 @@ async def test_a_draft_cut_off_at_max_tokens_is_not_sent(llm_server: LLMTestServ
             finish_reason="length",
         )
     )
-    envelope = _ready_for_reply("Where is ORD-10002?")
+    envelope = ready_for_reply("Where is ORD-10002?")
     await generator.handle(envelope)
     assert envelope.draft is not None
     assert envelope.draft.method == "template"
@@ -364,7 +356,7 @@ async def test_an_invented_order_or_tracking_number_never_reaches_the_customer(
         Reply("Hi John, ORD-10002 is with UPS: tracking number TRK999999999."),
         Reply("Hi John, ORD-10002 is on its way; your other order ORD-77777 ships tomorrow."),
     )
-    envelope = _ready_for_reply("What's the tracking number of ORD-10002?")
+    envelope = ready_for_reply("What's the tracking number of ORD-10002?")
     for actor in (generator, guardrail, generator, guardrail):
         assert envelope.slip.current is actor.name
         await actor.handle(envelope)
@@ -386,7 +378,7 @@ async def test_the_ids_the_mesh_has_pass(llm_server: LLMTestServer) -> None:
     llm_server.script(
         Reply("ORD-10002 (trk100000002) is with UPS. I couldn't find ORD-99999 on your account.")
     )
-    envelope = _ready_for_reply("Where are ORD-10002 and ORD-99999?")
+    envelope = ready_for_reply("Where are ORD-10002 and ORD-99999?")
     await generator.handle(envelope)
     envelope.slip.advance()
     await guardrail.handle(envelope)
@@ -401,7 +393,7 @@ async def test_a_late_message_gives_the_model_only_what_is_left_of_the_callers_w
     actor's LLM_TIMEOUT_S (30 s here), and the template answers."""
     generator = ResponseGenerator(_deps(llm_server))
     await generator.start()
-    envelope = _ready_for_reply("Where is ORD-10002?")
+    envelope = ready_for_reply("Where is ORD-10002?")
     envelope.created_at = datetime.now(UTC) - timedelta(seconds=26)
     llm_server.hold()
     try:

@@ -198,6 +198,22 @@ def make_envelope(
     return envelope
 
 
+def ready_for_reply(message: str, email: str = JOHN, *, context: CustomerContext | None = None) -> Envelope:
+    """An envelope as response_generator receives it: the customer's context (`context`, else the mock
+    store's), the rules' intent, no handoff, the slip at the generator."""
+    from actormesh_runtime.actors.intent_analyzer import classify
+    from actormesh_runtime.catalog import DEFAULT_ROUTE, ActorName
+    from actormesh_runtime.envelope import Decision
+
+    envelope = make_envelope(message, email, with_context=context is None)
+    if context is not None:
+        envelope.context = context
+    envelope.intent = classify(envelope.message)
+    envelope.decision = Decision(escalate=False)
+    envelope.slip.index = DEFAULT_ROUTE.index(ActorName.RESPONSE_GENERATOR)
+    return envelope
+
+
 def history_event(message_id: str, session_id: str) -> HistoryEvent:
     """One finished turn of John's, as the aggregator publishes it to the history stream."""
     now = datetime.now(UTC)
