@@ -77,6 +77,36 @@ def _outcomes(actor: ActorName, outcome: str) -> float:
     return value or 0.0
 
 
+def _mesh_settings(
+    nats_server: str, tmp_path: Path, llm_server: LLMTestServer, **overrides: Any
+) -> RuntimeSettings:
+    """A whole mesh's settings in LLM mode against the test server, with the test's own `overrides`."""
+    return stack_settings(
+        nats_server,
+        tmp_path,
+        litellm_model="openai/test-model",
+        llm_api_base=llm_server.url,
+        llm_api_key=API_KEY,
+        **overrides,
+    )
+
+
+async def _chat_while_the_provider_holds(
+    settings: RuntimeSettings, llm_server: LLMTestServer, session_id: str
+) -> tuple[httpx.Response, list[dlq.StoredDeadLetter]]:
+    """One chat through a whole mesh while the provider answers no call; the answer and the dead
+    letters the mesh holds afterwards."""
+    llm_server.hold()
+    try:
+        async with gateway_stack(settings) as stack, httpx.AsyncClient(base_url=stack.url, timeout=90) as api:
+            body = {"message": "Where is ORD-10002?", "customer_email": JOHN, "session_id": session_id}
+            response = await api.post("/api/chat", json=body)
+            records = await dlq.list_records(stack.mesh.js, stack.mesh.subjects)
+    finally:
+        llm_server.release()
+    return response, records
+
+
 # --- provider errors: one HTTP call each, the rules answer --------------------------------------------
 
 
@@ -164,14 +194,7 @@ async def test_a_429_in_a_conversation_spares_its_next_llm_step(
     nats_server: str, tmp_path: Path, llm_server: LLMTestServer
 ) -> None:
     llm_server.reply_for = lambda _: Reply("slow down", status=429, headers={"Retry-After": "30"})
-    settings = stack_settings(
-        nats_server,
-        tmp_path,
-        litellm_model="openai/test-model",
-        llm_api_base=llm_server.url,
-        llm_api_key=API_KEY,
-        llm_timeout_s=10.0,
-    )
+    settings = _mesh_settings(nats_server, tmp_path, llm_server, llm_timeout_s=10.0)
     before = _outcomes(ActorName.RESPONSE_GENERATOR, "rate_limited")
     async with gateway_stack(settings) as stack, httpx.AsyncClient(base_url=stack.url, timeout=60) as api:
         body = {"message": "Where is ORD-10002?", "customer_email": JOHN, "session_id": "llm-429"}
@@ -234,14 +257,7 @@ async def test_a_key_the_provider_quotes_reaches_no_envelope_dead_letter_or_log(
     """Providers and proxies quote what they were sent ("Incorrect API key provided: sk-..."). That text
     became `llm_fallback_reason` in the envelope, which travels the bus and is kept in dead letters."""
     llm_server.reply_for = lambda _: Reply("Incorrect API key provided: {authorization}", status=401)
-    settings = stack_settings(
-        nats_server,
-        tmp_path,
-        litellm_model="openai/test-model",
-        llm_api_base=llm_server.url,
-        llm_api_key=API_KEY,
-        llm_timeout_s=10.0,
-    )
+    settings = _mesh_settings(nats_server, tmp_path, llm_server, llm_timeout_s=10.0)
     with json_log_capture() as logs:
         factory = failing_factory(ActorName.GUARDRAIL_VALIDATOR)  # so the envelope is dead-lettered
         async with gateway_stack(settings, factory=factory) as stack:
@@ -403,12 +419,10 @@ async def test_a_provider_slower_than_the_ack_wait_is_called_once_per_step(
         return Reply("Hi John, ORD-10002 is out for delivery with UPS (TRK100000002).", delay_s=slow_s)
 
     llm_server.reply_for = reply_for
-    settings = stack_settings(
+    settings = _mesh_settings(
         nats_server,
         tmp_path,
-        litellm_model="openai/test-model",
-        llm_api_base=llm_server.url,
-        llm_api_key=API_KEY,
+        llm_server,
         llm_timeout_s=15.0,
         ack_wait_s=1.0,
         request_timeout_s=40.0,
@@ -452,12 +466,10 @@ async def test_llm_calls_in_flight_are_bounded_by_the_actor_concurrency(
         if "You classify" in body["messages"][0]["content"]
         else Reply("Hi John, ORD-10002 is out for delivery with UPS (TRK100000002).")
     )
-    settings = stack_settings(
+    settings = _mesh_settings(
         nats_server,
         tmp_path,
-        litellm_model="openai/test-model",
-        llm_api_base=llm_server.url,
-        llm_api_key=API_KEY,
+        llm_server,
         llm_timeout_s=30.0,
         request_timeout_s=60.0,
         processing_timeout_s=40.0,
@@ -494,36 +506,12 @@ async def test_llm_calls_in_flight_are_bounded_by_the_actor_concurrency(
     assert len(llm_server.requests) == 2 * conversations
 
 
-async def _chat_while_the_provider_holds(
-    settings: RuntimeSettings, llm_server: LLMTestServer, session_id: str
-) -> tuple[httpx.Response, list[dlq.StoredDeadLetter]]:
-    """One chat through a whole mesh while the provider answers no call; the answer and the dead
-    letters the mesh holds afterwards."""
-    llm_server.hold()
-    try:
-        async with gateway_stack(settings) as stack, httpx.AsyncClient(base_url=stack.url, timeout=90) as api:
-            body = {"message": "Where is ORD-10002?", "customer_email": JOHN, "session_id": session_id}
-            response = await api.post("/api/chat", json=body)
-            records = await dlq.list_records(stack.mesh.js, stack.mesh.subjects)
-    finally:
-        llm_server.release()
-    return response, records
-
-
 async def test_a_provider_that_never_answers_leaves_the_template_answer(
     nats_server: str, tmp_path: Path, llm_server: LLMTestServer
 ) -> None:
     """Every call outlasts LLM_TIMEOUT_S: each LLM step asks once, gives up at its timeout and the rules
     and templates answer, inside REQUEST_TIMEOUT_S; nothing is retried, dead-lettered or escalated."""
-    settings = stack_settings(
-        nats_server,
-        tmp_path,
-        litellm_model="openai/test-model",
-        llm_api_base=llm_server.url,
-        llm_api_key=API_KEY,
-        llm_timeout_s=2.0,
-        ack_wait_s=1.0,
-    )
+    settings = _mesh_settings(nats_server, tmp_path, llm_server, llm_timeout_s=2.0, ack_wait_s=1.0)
     before = _outcomes(ActorName.RESPONSE_GENERATOR, "timeout")
     response, records = await _chat_while_the_provider_holds(settings, llm_server, "llm-silent")
     assert response.status_code == 200, response.text
@@ -543,12 +531,10 @@ async def test_an_llm_timeout_above_the_step_budget_still_asks_once_per_step(
     """LLM_TIMEOUT_S raised for a slow (self-hosted) model past PROCESSING_TIMEOUT_S: the host cut the
     step before the call gave up, the step failed as a timeout and was redelivered, and the rerun asked
     (and paid) the model again. The call now ends inside the step's budget and the rules answer."""
-    settings = stack_settings(
+    settings = _mesh_settings(
         nats_server,
         tmp_path,
-        litellm_model="openai/test-model",
-        llm_api_base=llm_server.url,
-        llm_api_key=API_KEY,
+        llm_server,
         llm_timeout_s=30.0,
         processing_timeout_s=4.0,
         request_timeout_s=40.0,
