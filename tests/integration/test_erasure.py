@@ -22,7 +22,7 @@ from actormesh_runtime.bus import dlq
 from actormesh_runtime.bus.connection import ensure_streams
 from actormesh_runtime.catalog import ActorName
 from actormesh_runtime.envelope import HistoryEvent
-from actormesh_runtime.history.protocol import HistoryClient, HistoryUnavailable, erase_customer
+from actormesh_runtime.history.protocol import HistoryClient, HistoryUnavailable, request_erasure
 from actormesh_runtime.history.service import HistoryService
 from actormesh_runtime.storage.cache import ContextCache
 from actormesh_runtime.storage.stores import RedisStore, redis_client
@@ -147,9 +147,9 @@ async def test_erase_removes_one_customers_data_everywhere_and_nothing_of_anyone
         janes_letter = (await dead_letters(admin_js))[JANE]
 
         # The gateway's user cannot ask for an erasure (a compromised gateway erases nobody).
-        await _denied(mesh, "gateway", erase_customer(gateway, SUBJECTS, JOHN, dry_run=False, timeout_s=2))
+        await _denied(mesh, "gateway", request_erasure(gateway, SUBJECTS, JOHN, dry_run=False, timeout_s=2))
         with pytest.raises(HistoryUnavailable):
-            await erase_customer(gateway, SUBJECTS, JOHN, dry_run=True, timeout_s=1)
+            await request_erasure(gateway, SUBJECTS, JOHN, dry_run=True, timeout_s=1)
 
         # A dry run counts and changes nothing.
         code, would = await erase(mesh, redis_server, tmp_path, "John.Doe@Example.com", "--dry-run")

@@ -38,6 +38,7 @@ from actormesh_runtime.escalations import (
     LookupAnswer,
     find_refs,
 )
+from actormesh_runtime.history.erasure import erase_customer
 from actormesh_runtime.history.escalation_ops import EscalationOps
 from actormesh_runtime.history.store import HistoryStore
 from actormesh_runtime.policy.decision import REASON_HUMAN
@@ -154,6 +155,28 @@ async def test_a_colliding_escalation_is_stored_under_the_next_ref_not_dropped(
     assert await store.escalations.unannounced([moved]) != []
 
 
+async def test_a_moved_case_stays_one_case_when_the_ref_it_lost_is_free_again(
+    store: HistoryStore,
+) -> None:
+    """Jane's case was moved to her second ref because John's held the first; John is then erased (or
+    his conversation pruned), so the first ref is free. Jane's event again (a redelivery, or a dead-letter
+    replay still quoting the first ref) must find her stored case, not file a second one under the freed
+    ref (two cases of one message in the queue, and a replay's reclassification missing the open one)."""
+    await store.add_events([_escalated(JOHN, MSG_A, "s-a")])
+    await store.add_events([_escalated(JANE, MSG_B, "s-b")])
+    moved = _candidate("ESC-", MSG_B, 1)
+    await erase_customer(store, JOHN)
+
+    again = _escalated(JANE, MSG_B, "s-b")
+    assert again.escalation is not None
+    assert again.escalation.ref == "ESC-d7464c03"
+    await store.add_events([again])
+
+    page, _ = await store.escalations.page(None, 50, None)
+    assert [(r.message_id, r.ref) for r in page] == [(MSG_B, moved)]
+    assert again.escalation.ref == moved
+
+
 async def test_the_moved_customer_never_sees_the_other_case_by_the_quoted_ref(
     store: HistoryStore,
 ) -> None:
@@ -210,6 +233,27 @@ async def test_a_colliding_approval_request_is_stored_under_the_next_id_not_drop
     assert sorted(r.id for r in records) == sorted(["APR-5d634f40", moved])
     assert [a.id for a in again.approvals] == [moved]
     assert _collisions("actormesh_approval_id_collisions_total") == before + 1
+
+
+async def test_a_moved_request_stays_one_request_when_the_id_it_lost_is_free_again(
+    store: HistoryStore,
+) -> None:
+    """As for escalations: the request that held the first id is erased, then the moved request's event
+    comes again (quoting the first id). It must find its stored request, not file a second one (two
+    pending requests for one action)."""
+    await store.add_events([_filed(JANE, "ORD-10001", KEY_A, "s-a")])
+    await store.add_events([_filed(JOHN, "ORD-10002", KEY_B, "s-b")])
+    moved = _candidate("APR-", KEY_B, 1)
+    await erase_customer(store, JANE)
+
+    again = _filed(JOHN, "ORD-10002", KEY_B, "s-b")
+    assert [a.id for a in again.approvals] == ["APR-5d634f40"]
+    await store.add_events([again])
+
+    async with store.reading() as db, db.execute("SELECT id FROM approvals") as cursor:
+        stored = [row[0] for row in await cursor.fetchall()]
+    assert stored == [moved]
+    assert [a.id for a in again.approvals] == [moved]
 
 
 # ---------------------------------------------------------------- the router avoids quoting a taken ref

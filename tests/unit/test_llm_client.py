@@ -175,3 +175,11 @@ def test_every_echo_marker_is_in_a_prompt() -> None:
         assert marker in joined, marker
     assert not prompts.repeats_prompt("Hi John, ORD-10002 is out for delivery with UPS (TRK100000002).")
     assert prompts.repeats_prompt("DETECTED   INTENT:\norder_status")
+
+
+def test_the_customers_own_address_is_left_out_as_a_whole_address() -> None:
+    text = "Write to bojo@example.com or jo@example.company, not JO@Example.com."
+    assert prompts.without_address(text, " jo@example.com ") == (
+        "Write to bojo@example.com or jo@example.company, not the customer's email address."
+    )
+    assert prompts.without_address(text, None) == text

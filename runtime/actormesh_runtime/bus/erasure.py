@@ -17,7 +17,6 @@ when its raw text holds their address as a whole address (`jo@example.com` is no
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -25,6 +24,7 @@ from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from actormesh_runtime.catalog import Subjects
+from actormesh_runtime.observability.emails import one_address
 
 Match = Callable[[bytes], bool]
 
@@ -34,8 +34,8 @@ def _same(value: Any, email: str) -> bool:
 
 
 def _address_in(text: str, email: str) -> bool:
-    """`email` as a whole address in `text` (the boundaries of `observability.emails`), any case."""
-    return re.search(rf"(?<![\w.%+-]){re.escape(email)}(?![\w-])", text, re.IGNORECASE) is not None
+    """`email` as a whole address in `text`, any case."""
+    return one_address(email).search(text) is not None
 
 
 def dead_letter_of(email: str) -> Match:

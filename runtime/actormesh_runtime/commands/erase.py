@@ -84,10 +84,10 @@ async def _main(args: argparse.Namespace) -> int:
 async def _history(
     nc: NATS, subjects: Subjects, args: argparse.Namespace, report: dict[str, Any], failed: list[str]
 ) -> None:
-    from actormesh_runtime.history.protocol import HistoryUnavailable, erase_customer
+    from actormesh_runtime.history.protocol import HistoryUnavailable, request_erasure
 
     try:
-        erased = await erase_customer(nc, subjects, args.email, dry_run=args.dry_run)
+        erased = await request_erasure(nc, subjects, args.email, dry_run=args.dry_run)
     except HistoryUnavailable as exc:
         failed.append(f"history: {exc}")
         report["history"] = None

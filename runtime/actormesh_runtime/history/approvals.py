@@ -37,6 +37,7 @@ from actormesh_runtime.approvals import (
     reescalate,
 )
 from actormesh_runtime.history.escalations import EscalationNotFound, page_query, split_cursor, ts
+from actormesh_runtime.history.placement import place
 from actormesh_runtime.priority import PRIORITY_ORDER
 from actormesh_runtime.screening import redact
 
@@ -148,37 +149,33 @@ class ApprovalStore:
         return {i: taken.get(i) for i in ids}
 
     async def _place(self, record: ApprovalRecord, holders: dict[str, str | None]) -> str | None:
-        """The id `record` is (or already was) stored under: its own unless another key's request holds
-        it, else the first of its key's candidate ids free or holding its own request; None (logged)
-        when all are taken. Updates `holders`."""
+        """The id `record` is (or already was) stored under (`history.placement`): its key's stored
+        request's, else its own unless another key's request holds it, else the first free of its key's
+        candidates; None (logged) when all are taken. A record whose id is not derived from its key
+        (made by hand) is not matched to another of that key's requests by id."""
         key = record.idempotency_key
-        candidates = dict.fromkeys([record.id, *(approval_id(key, n) for n in range(MAX_ID_ATTEMPTS))])
-        for candidate in candidates:
-            if candidate not in holders:  # only after a collision: the batch's own ids were read at once
-                holders.update(await self._holders([candidate]))
-            holder = holders[candidate]
-            if holder == key:
-                return candidate  # stored already (a redelivery), or twice in this batch
-            if holder is None:
-                holders[candidate] = key
-                if candidate != record.id:
-                    ID_COLLISIONS.inc()
-                    log.error(
-                        "approval id collision: request stored under another id",
-                        extra={
-                            "id": record.id,
-                            "idempotency_key": key,
-                            "held_by_idempotency_key": holders[record.id],
-                            "stored_id": candidate,
-                            "message_id": record.message_id,
-                        },
-                    )
-                return candidate
-        log.error(
-            "approval request not stored: every candidate id is another key's",
-            extra={"id": record.id, "idempotency_key": key, "message_id": record.message_id},
-        )
-        return None
+        derived = [approval_id(key, n) for n in range(MAX_ID_ATTEMPTS)]
+        candidates = list(dict.fromkeys([record.id, *derived]))
+        placed = await place(candidates, key, holders, self._holders, own_first=record.id in derived)
+        if placed is None:
+            log.error(
+                "approval request not stored: every candidate id is another key's",
+                extra={"id": record.id, "idempotency_key": key, "message_id": record.message_id},
+            )
+            return None
+        if placed.id != record.id and not placed.stored_before:
+            ID_COLLISIONS.inc()
+            log.error(
+                "approval id collision: request stored under another id",
+                extra={
+                    "id": record.id,
+                    "idempotency_key": key,
+                    "held_by_idempotency_key": holders[record.id],
+                    "stored_id": placed.id,
+                    "message_id": record.message_id,
+                },
+            )
+        return placed.id
 
     async def get(self, approval_id: str) -> ApprovalRecord | None:
         async with self._store.reading() as db:

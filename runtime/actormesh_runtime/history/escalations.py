@@ -46,6 +46,7 @@ from actormesh_runtime.escalations import (
     fit_summary,
     reference_id,
 )
+from actormesh_runtime.history.placement import place
 from actormesh_runtime.priority import PRIORITY_ORDER, Priority
 from actormesh_runtime.screening import redact
 
@@ -203,38 +204,33 @@ class EscalationStore:
         return {ref: taken.get(ref) for ref in refs}
 
     async def _place(self, record: EscalationRecord, holders: dict[str, str | None]) -> str | None:
-        """The ref `record` is (or already was) stored under: its own unless another message's record
-        holds it, else the first of its message's candidate refs free or holding its own record. None
-        (logged) when all are taken. `holders` is updated with the choice (a batch may hold both
-        messages of a collision)."""
-        candidates = dict.fromkeys(
-            [record.ref, *(reference_id(record.message_id, n) for n in range(MAX_REF_ATTEMPTS))]
+        """The ref `record` is (or already was) stored under (`history.placement`): its message's stored
+        record's, else its own unless another message's record holds it, else the first free of its
+        message's candidates. None (logged) when all are taken."""
+        candidates = list(
+            dict.fromkeys(
+                [record.ref, *(reference_id(record.message_id, n) for n in range(MAX_REF_ATTEMPTS))]
+            )
         )
-        for ref in candidates:
-            if ref not in holders:  # only after a collision: the batch's own refs were read at once
-                holders.update(await self._holders([ref]))
-            holder = holders[ref]
-            if holder == record.message_id:
-                return ref  # stored already (a redelivery), or the same message twice in this batch
-            if holder is None:
-                holders[ref] = record.message_id
-                if ref != record.ref:
-                    REF_COLLISIONS.inc()
-                    log.error(
-                        "escalation ref collision: record stored under another ref",
-                        extra={
-                            "ref": record.ref,
-                            "message_id": record.message_id,
-                            "held_by_message_id": holders[record.ref],
-                            "stored_ref": ref,
-                        },
-                    )
-                return ref
-        log.error(
-            "escalation record not stored: every candidate ref is another message's",
-            extra={"ref": record.ref, "message_id": record.message_id},
-        )
-        return None
+        placed = await place(candidates, record.message_id, holders, self._holders)
+        if placed is None:
+            log.error(
+                "escalation record not stored: every candidate ref is another message's",
+                extra={"ref": record.ref, "message_id": record.message_id},
+            )
+            return None
+        if placed.id != record.ref and not placed.stored_before:
+            REF_COLLISIONS.inc()
+            log.error(
+                "escalation ref collision: record stored under another ref",
+                extra={
+                    "ref": record.ref,
+                    "message_id": record.message_id,
+                    "held_by_message_id": holders[record.ref],
+                    "stored_ref": placed.id,
+                },
+            )
+        return placed.id
 
     async def settle_replayed(self, message_ids: Sequence[str], now: datetime | None = None) -> None:
         """Resolve the open error escalations of `message_ids` whose stored answer is now a replay's that

@@ -119,10 +119,10 @@ class ErasureAnswer(BaseModel):
 
 
 ERASE_TIMEOUT_S = 120.0
-"""How long `erase_customer` waits: a customer with years of conversations is erased in many batches."""
+"""How long `request_erasure` waits: a customer with years of conversations is erased in many batches."""
 
 
-async def erase_customer(
+async def request_erasure(
     nc: Any, subjects: Subjects, customer_email: str, *, dry_run: bool, timeout_s: float = ERASE_TIMEOUT_S
 ) -> ErasedCounts:
     """Ask the history service to erase (or count) the customer's records; `HistoryUnavailable` when it

@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable
 
 from actormesh_runtime.envelope import Intent
+from actormesh_runtime.observability.emails import one_address
 from actormesh_runtime.store_policy import FREE_SHIPPING_OVER, RETURN_WITHIN, WARRANTY_YEARS
 from actormesh_runtime.textfold import fold
 
@@ -62,11 +63,11 @@ OWN_ADDRESS = "the customer's email address"
 
 
 def without_address(text: str, email: str | None) -> str:
-    """`text` with the customer's address (any case) replaced by `OWN_ADDRESS`."""
-    email = (email or "").strip()
-    if not email:
+    """`text` with the customer's address (any case, as a whole address) replaced by `OWN_ADDRESS`."""
+    if not (email or "").strip():
         return text
-    return re.sub(re.escape(email), OWN_ADDRESS, text, flags=re.IGNORECASE)
+    assert email is not None
+    return one_address(email).sub(OWN_ADDRESS, text)
 
 
 def intent_messages(message: str, customer_email: str | None = None) -> list[dict[str, str]]:

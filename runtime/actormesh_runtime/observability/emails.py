@@ -26,6 +26,12 @@ _URL_USER = re.compile(r"://[^\s/@]*$")
 customer's address, and the host name it would hide is what an operator needs in that line."""
 
 
+def one_address(address: str) -> re.Pattern[str]:
+    """`address` as a whole address in a text, any case: with the boundaries of the address pattern
+    above, so `jo@example.com` is not found inside `bojo@example.com`."""
+    return re.compile(rf"(?<![\w.%+-]){re.escape(address.strip())}(?![\w-])", re.IGNORECASE)
+
+
 def email_pseudonym(address: str) -> str:
     """The placeholder that stands for `address` (case does not matter, as for the mesh's lookups)."""
     digest = hashlib.sha256(address.strip().lower().replace("%40", "@").encode()).hexdigest()[:8]
