@@ -1,4 +1,5 @@
-"""Listening sockets for the runtime's HTTP servers (gateway, mock APIs); server URLs for messages.
+"""Listening sockets for the runtime's HTTP servers (gateway, mock APIs); server URLs for messages; a
+server's `Retry-After` in seconds (the commerce client and the LLM client read it).
 
 Why this exists: asyncio turns on TCP_NODELAY for accepted connections only when the listening
 socket was created with `proto=IPPROTO_TCP`; a plain `socket(AF_INET, SOCK_STREAM)` has proto 0, so
@@ -10,6 +11,8 @@ from __future__ import annotations
 
 import re
 import socket
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 
 
 def without_credentials(url: str) -> str:
@@ -28,3 +31,19 @@ def bind_tcp(host: str, port: int) -> socket.socket:
         sock.close()
         raise
     return sock
+
+
+def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
+    """`Retry-After` as delta-seconds or an HTTP date; None when absent or unreadable."""
+    if not value:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())

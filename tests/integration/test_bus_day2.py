@@ -83,7 +83,7 @@ async def running_mesh(
 @pytest.fixture
 def checked_often(monkeypatch: pytest.MonkeyPatch) -> None:
     """Hosts check their consumer and the streams every half second instead of every 30 s."""
-    monkeypatch.setattr(host_module, "RECONCILE_EVERY_S", 0.5, raising=False)
+    monkeypatch.setattr(host_module, "RECONCILE_EVERY_S", 0.5)
 
 
 async def consumer_of(js: JetStreamContext, rig: BusRig) -> ConsumerConfig | None:

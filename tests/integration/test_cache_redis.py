@@ -190,6 +190,8 @@ async def test_during_a_rolling_upgrade_a_new_invalidation_reaches_an_old_proces
         filled = await old.read(EMAIL)
         await old.put(john, filled.generation)
         assert await old.get(EMAIL) is not None
+        # Really the old key format (not the new one through a renamed override):
+        assert f"actormesh:{settings.mesh_name}:ctx:{EMAIL}" in await redis_keys(redis_server.url)
         under_way = await old.read(EMAIL)  # a second old fill has read the APIs ...
 
         await new.invalidate(EMAIL)  # ... when a new process changes the order

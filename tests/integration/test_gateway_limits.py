@@ -127,22 +127,20 @@ async def test_a_200_kb_header_block_gets_431_and_a_closed_connection(
     settings = stack_settings(nats_server, tmp_path, header_read_timeout_s=deadline_s)
     async with GatewayServer(create_app(settings), port=0) as server:
         await wait_ready(server.url)
-        started = time.monotonic()
         headers = await _raw_request(server.port, _get(header_bytes=200_000), 10)
         one_header = await _raw_request(
             server.port, _get().replace(b"Host", b"X-Big: " + b"b" * 200_000 + b"\r\nHost"), 10
         )
         long_url = await _raw_request(server.port, _get(path="/api/health?q=" + "a" * 200_000), 10)
-        elapsed = time.monotonic() - started
         async with httpx.AsyncClient() as client:
             normal = await client.get(f"{server.url}/api/health")
             metrics = (await client.get(f"{server.url}/metrics")).text
 
-    # Read to the end: the reply, then the server's close (nothing else: no 200, no 408 after it).
+    # Read to the end: the reply, then the server's close (nothing else: no 200, no 408 after it, so
+    # refused at the bound, not at the header deadline).
     assert headers == HEADERS_TOO_LARGE_REPLY, headers[:300]
     assert one_header == HEADERS_TOO_LARGE_REPLY, one_header[:300]
     assert long_url == URI_TOO_LONG_REPLY, long_url[:300]
-    assert elapsed < 5, "refused at the bound, not at the header deadline"
     assert normal.status_code == 200
     assert _counter(metrics, "actormesh_gateway_rejected_total", limit="MAX_HEADER_BYTES") >= 3
 

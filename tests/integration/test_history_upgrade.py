@@ -25,16 +25,16 @@ from actormesh_runtime.settings import RuntimeSettings
 from tests.support.cli_process import acommunicate
 from tests.support.envelopes import history_event
 from tests.support.eventually import eventually_async
-from tests.support.history_stores import OLD_SESSIONS, OLD_TURNS, make_old_store, old_session
+from tests.support.history_stores import (
+    OLD_SESSIONS,
+    OLD_TURNS,
+    PREVIOUS_SCHEMA,
+    make_old_store,
+    old_session,
+    schema_version,
+)
 
 pytestmark = pytest.mark.integration
-
-PREVIOUS = 10
-
-
-def _version(path: Path) -> int:
-    with sqlite3.connect(path) as db:
-        return int(db.execute("PRAGMA user_version").fetchone()[0])
 
 
 async def _conversations(nats_url: str, subjects: Subjects, sessions: list[str]) -> dict[str, list[str]]:
@@ -59,7 +59,7 @@ async def test_an_upgraded_store_answers_as_before_and_its_snapshot_restores_the
     )
     subjects = Subjects(settings.mesh_name)
     db, backups = Path(settings.sqlite_db_path), Path(str(settings.history_backup_dir))
-    make_old_store(db, PREVIOUS)
+    make_old_store(db, PREVIOUS_SCHEMA)
     old_sessions = [old_session(s) for s in range(OLD_SESSIONS)]
     with sqlite3.connect(db) as conn:
         written_before = {
@@ -73,7 +73,7 @@ async def test_an_upgraded_store_answers_as_before_and_its_snapshot_restores_the
     service = HistoryService(settings)
     await service.start()
     try:
-        assert _version(db) == SCHEMA_VERSION
+        assert schema_version(db) == SCHEMA_VERSION
         assert await _conversations(nats_server, subjects, old_sessions) == written_before
         nc = await nats.connect(nats_server)
         try:
@@ -92,7 +92,7 @@ async def test_an_upgraded_store_answers_as_before_and_its_snapshot_restores_the
         await service.stop()
 
     [before_upgrade] = backup.list_pre_migration_snapshots(backups)
-    assert _version(before_upgrade.path) == PREVIOUS
+    assert schema_version(before_upgrade.path) == PREVIOUS_SCHEMA
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "actormesh_runtime.cli", "history", "restore",
         "--from", str(before_upgrade.path), "--db", str(db),
@@ -102,14 +102,14 @@ async def test_an_upgraded_store_answers_as_before_and_its_snapshot_restores_the
     assert proc.returncode == 0, out.decode()
     assert f"{OLD_TURNS} turns" in out.decode()
     # What the previous release would open again: its schema, its turns, none written since.
-    assert _version(db) == PREVIOUS
+    assert schema_version(db) == PREVIOUS_SCHEMA
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT COUNT(*) FROM turns WHERE session_id = 'new-session'").fetchone()[0] == 0
 
     again = HistoryService(settings)
     await again.start()
     try:
-        assert _version(db) == SCHEMA_VERSION
+        assert schema_version(db) == SCHEMA_VERSION
         assert await _conversations(nats_server, subjects, old_sessions) == written_before
     finally:
         await again.stop()

@@ -149,8 +149,9 @@ async def test_a_refused_connection_falls_back_at_once() -> None:
     assert (envelope.intent.llm_fallback_reason or "").startswith("unavailable: "), envelope.intent
 
 
-def _in_2s_as_http_date() -> str:
-    return format_datetime(datetime.now(UTC) + timedelta(seconds=2), usegmt=True)
+def _in_5s_as_http_date() -> str:
+    # Whole seconds only (HTTP dates have no fractions): 5 s leaves room for a loaded machine.
+    return format_datetime(datetime.now(UTC) + timedelta(seconds=5), usegmt=True)
 
 
 @pytest.mark.parametrize(
@@ -169,7 +170,8 @@ async def test_after_a_429_the_provider_is_not_asked_until_it_said_to(
     at once kept a busy mesh rate-limited, all its answers from templates. The provider's wait (or a
     second without one) is now kept by the whole process; then it is asked again."""
     client = LLMClient(_settings(llm_server.url))
-    hint = {"Retry-After": _in_2s_as_http_date()} if headers == "http-date" else headers
+    await llm_client._litellm_module()  # imported first: its seconds must not use up the date's wait
+    hint = {"Retry-After": _in_5s_as_http_date()} if headers == "http-date" else headers
     assert not isinstance(hint, str)
     llm_server.script(Reply("slow down", status=429, headers=hint))
     messages = [{"role": "user", "content": "hi"}]
@@ -408,10 +410,10 @@ async def test_a_draft_that_repeats_the_prompt_never_reaches_the_customer(
 async def test_a_provider_slower_than_the_ack_wait_is_called_once_per_step(
     nats_server: str, tmp_path: Path, llm_server: LLMTestServer
 ) -> None:
-    """Every LLM call here outlasts ACK_WAIT_S (1 s) twice over: the hosts' in-progress resets must keep
+    """Every LLM call here outlasts ACK_WAIT_S (3 s) twice over: the hosts' in-progress resets must keep
     JetStream from redelivering the message to a second replica while the model is still writing, or
     each redelivery asks (and pays) the model again."""
-    slow_s = 2.5
+    slow_s = 7.0
 
     def reply_for(body: dict[str, Any]) -> Reply:
         if "You classify" in body["messages"][0]["content"]:
@@ -423,10 +425,10 @@ async def test_a_provider_slower_than_the_ack_wait_is_called_once_per_step(
         nats_server,
         tmp_path,
         llm_server,
-        llm_timeout_s=15.0,
-        ack_wait_s=1.0,
-        request_timeout_s=40.0,
-        processing_timeout_s=20.0,
+        llm_timeout_s=20.0,
+        ack_wait_s=3.0,
+        request_timeout_s=60.0,
+        processing_timeout_s=30.0,
         hop_fusion=False,  # every hop through the stream, each with its own ack timer
     )
     conversations = 6
@@ -511,7 +513,7 @@ async def test_a_provider_that_never_answers_leaves_the_template_answer(
 ) -> None:
     """Every call outlasts LLM_TIMEOUT_S: each LLM step asks once, gives up at its timeout and the rules
     and templates answer, inside REQUEST_TIMEOUT_S; nothing is retried, dead-lettered or escalated."""
-    settings = _mesh_settings(nats_server, tmp_path, llm_server, llm_timeout_s=2.0, ack_wait_s=1.0)
+    settings = _mesh_settings(nats_server, tmp_path, llm_server, llm_timeout_s=7.0, ack_wait_s=3.0)
     before = _outcomes(ActorName.RESPONSE_GENERATOR, "timeout")
     response, records = await _chat_while_the_provider_holds(settings, llm_server, "llm-silent")
     assert response.status_code == 200, response.text

@@ -11,7 +11,6 @@ The message ids are a real collision (ESC-d7464c03), found by brute force and ha
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -24,16 +23,13 @@ from actormesh_runtime.escalations import EscalationLookup, EscalationRecord, Lo
 from actormesh_runtime.history.protocol import EscalationRefused, HistoryClient
 from actormesh_runtime.policy.decision import REASON_HUMAN
 from actormesh_runtime.priority import Priority
+from tests.support.collisions import MSG_A, MSG_B, NEXT_REF_B, TAKEN_REF
 from tests.support.commerce import context_for, envelope_for
 from tests.support.escalation_events import published_events
 from tests.support.eventually import eventually_async
 from tests.support.gateway import BOB, JOHN, gateway_stack, stack_settings
 
 pytestmark = pytest.mark.integration
-
-MSG_A, MSG_B = "msg-collide-00031128", "msg-collide-00089385"
-TAKEN = "ESC-d7464c03"
-NEXT_B = "ESC-" + hashlib.sha256(f"{MSG_B}:1".encode()).hexdigest()[:8]
 
 
 def _handoff(email: str, message_id: str, session: str, *, error: bool = False) -> Envelope:
@@ -85,24 +81,24 @@ async def test_colliding_messages_both_reach_the_queue(
         client = HistoryClient(nc, subjects)
         await _send(nc, subjects, _handoff(JOHN, MSG_A, "s-john"))
         first = await eventually_async(
-            lambda: _record(client, TAKEN, MSG_A), what="John's case", timeout_s=30
+            lambda: _record(client, TAKEN_REF, MSG_A), what="John's case", timeout_s=30
         )
         assert first.customer.email == JOHN
 
         # The queue question about a free ref answers as before (no new field in the JSON an older
         # router would refuse); about the taken one it names the message that holds it.
         free, _ = await _lookup(
-            nc, subjects, EscalationLookup(op="queue", priority=Priority.NORMAL, refs=[NEXT_B])
+            nc, subjects, EscalationLookup(op="queue", priority=Priority.NORMAL, refs=[NEXT_REF_B])
         )
         assert "ref_message_id" not in free
         _, taken = await _lookup(
-            nc, subjects, EscalationLookup(op="queue", priority=Priority.NORMAL, refs=[TAKEN])
+            nc, subjects, EscalationLookup(op="queue", priority=Priority.NORMAL, refs=[TAKEN_REF])
         )
         assert taken.ref_message_id == MSG_A
 
         await _send(nc, subjects, _handoff(BOB, MSG_B, "s-bob", error=error_mode))
         second = await eventually_async(
-            lambda: _record(client, NEXT_B, MSG_B), what="Bob's case", timeout_s=30
+            lambda: _record(client, NEXT_REF_B, MSG_B), what="Bob's case", timeout_s=30
         )
         assert second.customer.email == BOB
         stored = await client.result(MSG_B)
@@ -110,14 +106,16 @@ async def test_colliding_messages_both_reach_the_queue(
         quoted = stored[0].reference_id
         # Asked first, the router quotes the free ref; in error mode it quoted the taken one (the store
         # moved the case), and Bob asking about it learns nothing of John's.
-        assert quoted == (TAKEN if error_mode else NEXT_B)
+        assert quoted == (TAKEN_REF if error_mode else NEXT_REF_B)
         assert quoted in stored[0].response
         _, bob_asks = await _lookup(
-            nc, subjects, EscalationLookup(op="status", refs=[TAKEN, NEXT_B], customer_email=BOB)
+            nc, subjects, EscalationLookup(op="status", refs=[TAKEN_REF, NEXT_REF_B], customer_email=BOB)
         )
-        assert [(f.ref, f.found) for f in bob_asks.followups] == [(TAKEN, False), (NEXT_B, True)]
+        assert [(f.ref, f.found) for f in bob_asks.followups] == [(TAKEN_REF, False), (NEXT_REF_B, True)]
 
         page, _ = await client.escalations(state=None, limit=50, cursor=None)
-        assert sorted((r.ref, r.message_id) for r in page) == sorted([(TAKEN, MSG_A), (NEXT_B, MSG_B)])
+        assert sorted((r.ref, r.message_id) for r in page) == sorted(
+            [(TAKEN_REF, MSG_A), (NEXT_REF_B, MSG_B)]
+        )
     events = await published_events(nats_server, subjects, subjects.escalations_created)
-    assert sorted(e.escalation.ref for e in events) == sorted([TAKEN, NEXT_B])
+    assert sorted(e.escalation.ref for e in events) == sorted([TAKEN_REF, NEXT_REF_B])

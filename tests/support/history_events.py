@@ -28,8 +28,10 @@ from actormesh_runtime.replies.result import history_event
 from tests.support.envelopes import make_envelope
 
 
-def escalated(email: str, text: str, reason: str = REASON_HUMAN, session: str = "s1") -> HistoryEvent:
-    envelope = make_envelope(text, email, with_context=True)
+def escalated(
+    email: str, text: str, reason: str = REASON_HUMAN, session: str = "s1", *, message_id: str | None = None
+) -> HistoryEvent:
+    envelope = make_envelope(text, email, with_context=True, message_id=message_id)
     envelope.session_id = session
     envelope.sentiment = Sentiment(label=SentimentLabel.NEUTRAL, score=0.0, urgency=Urgency.LOW)
     envelope.decision = Decision(escalate=True, reasons=[reason])
@@ -43,15 +45,18 @@ def filed(
     action: ActionType = ActionType.CREATE_REFUND_REQUEST,
     status: ActionStatus = ActionStatus.PENDING_REVIEW,
     session: str = "s",
+    *,
+    key: str | None = None,
 ) -> HistoryEvent:
-    """`action` on `order` with the outcome `status` (PENDING_REVIEW: waiting for a person)."""
+    """`action` on `order` with the outcome `status` (PENDING_REVIEW: waiting for a person), under the
+    idempotency key `key` (default `key-<order>`)."""
     envelope = make_envelope(f"please handle {order}", email, with_context=True)
     envelope.session_id = session
     envelope.sentiment = Sentiment(label=SentimentLabel.NEUTRAL, score=0.0, urgency=Urgency.LOW)
     envelope.decision = Decision(escalate=False, planned_actions=[action], target_order_id=order)
     envelope.actions = [
         ActionOutcome(
-            type=action, order_id=order, status=status, detail="filed", idempotency_key=f"key-{order}"
+            type=action, order_id=order, status=status, detail="filed", idempotency_key=key or f"key-{order}"
         )
     ]
     return history_event(envelope, build_result(envelope))

@@ -19,6 +19,16 @@ DEADLINE = "2999-01-01T00:00:00+00:00"
 columns are real here) alone."""
 
 
+PREVIOUS_SCHEMA = 10
+"""The schema of the release before migrations 11 and 12."""
+
+
+def schema_version(path: Path) -> int:
+    """The store file's `PRAGMA user_version`, read without the store's code."""
+    with sqlite3.connect(path) as db:
+        return int(db.execute("PRAGMA user_version").fetchone()[0])
+
+
 def old_session(number: int) -> str:
     return f"old-session-{number}"
 

@@ -18,6 +18,7 @@ from actormesh_runtime.catalog import (
     nats_permissions,
 )
 from actormesh_runtime.escalations import EscalationEvent
+from actormesh_runtime.observability.emails import scrubbed
 from tests.support.envelopes import JANE, JOHN, make_envelope
 from tests.support.history_events import escalated, filed
 
@@ -58,6 +59,9 @@ def test_an_undecodable_dead_letter_is_the_customers_when_it_holds_their_whole_a
     assert not johns(letter(raw=f'{{"customer_email": "x{JOHN}"}}'))
     assert not johns(letter(raw=f'{{"customer_email": "{JOHN}x"}}'))
     assert not johns(letter(raw="nothing of anyone"))
+    # An undecodable message's excerpt is stored scrubbed: the address is its pseudonym there.
+    assert johns(letter(raw=scrubbed(f'{{"customer_email": "{JOHN}", "broken')))
+    assert not johns(letter(raw=scrubbed('{"customer_email": "jane.smith@example.com", "broken')))
     assert johns(f"not json at all: {JOHN}".encode())
     assert not johns(b"not json at all")
 

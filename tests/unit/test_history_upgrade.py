@@ -19,10 +19,14 @@ from actormesh_runtime.history import backup
 from actormesh_runtime.history.service import HistoryService
 from actormesh_runtime.history.store import SCHEMA_VERSION, HistoryStore, SchemaTooNew
 from actormesh_runtime.settings import RuntimeSettings
-from tests.support.history_stores import OLD_MESSAGES_PER_SESSION, OLD_TURNS, make_old_store, old_session
-
-PREVIOUS = 10
-"""The schema of the release before migrations 11 and 12."""
+from tests.support.history_stores import (
+    OLD_MESSAGES_PER_SESSION,
+    OLD_TURNS,
+    PREVIOUS_SCHEMA,
+    make_old_store,
+    old_session,
+    schema_version,
+)
 
 
 def service(tmp_path: Path, *, backups: Path | None) -> HistoryService:
@@ -32,11 +36,6 @@ def service(tmp_path: Path, *, backups: Path | None) -> HistoryService:
         history_backup_dir=str(backups) if backups is not None else None,
     )
     return HistoryService(settings)
-
-
-def version_of(path: Path) -> int:
-    with sqlite3.connect(path) as db:
-        return int(db.execute("PRAGMA user_version").fetchone()[0])
 
 
 def not_wal(path: Path) -> bool:
@@ -62,7 +61,7 @@ def watch_readiness(history: HistoryService) -> list[list[str]]:
 async def test_an_old_store_is_snapshotted_before_it_is_migrated(tmp_path: Path) -> None:
     backups = tmp_path / "backups"
     history = service(tmp_path, backups=backups)
-    make_old_store(history.store.path, PREVIOUS)
+    make_old_store(history.store.path, PREVIOUS_SCHEMA)
     readiness = watch_readiness(history)
 
     await history.store.open()
@@ -78,12 +77,12 @@ async def test_an_old_store_is_snapshotted_before_it_is_migrated(tmp_path: Path)
     finally:
         await history.store.close()
 
-    assert f"store migrating from schema v{PREVIOUS} to v{SCHEMA_VERSION}" in readiness[0]
+    assert f"store migrating from schema v{PREVIOUS_SCHEMA} to v{SCHEMA_VERSION}" in readiness[0]
     [taken] = backup.list_pre_migration_snapshots(backups)
-    assert taken.path.name.startswith(f"pre-migration-v{PREVIOUS}-to-v{SCHEMA_VERSION}-")
+    assert taken.path.name.startswith(f"pre-migration-v{PREVIOUS_SCHEMA}-to-v{SCHEMA_VERSION}-")
     # The store as the previous release left it: that release's restore accepts it, every turn in it.
-    assert backup.verify_snapshot(taken.path, max_schema=PREVIOUS) == OLD_TURNS
-    assert version_of(taken.path) == PREVIOUS
+    assert backup.verify_snapshot(taken.path, max_schema=PREVIOUS_SCHEMA) == OLD_TURNS
+    assert schema_version(taken.path) == PREVIOUS_SCHEMA
     assert taken.path.stat().st_mode & 0o777 == 0o600
     assert not_wal(taken.path)  # self-contained (no -wal to go with it), like the scheduled snapshots
     # Not one of the scheduled snapshots: neither counted for the interval nor pruned with them.
@@ -101,15 +100,15 @@ async def test_without_a_snapshot_the_store_is_not_migrated(tmp_path: Path) -> N
     unusable = tmp_path / "backups"
     unusable.write_text("a file where the backup directory should be")
     history = service(tmp_path, backups=unusable)
-    make_old_store(history.store.path, PREVIOUS)
+    make_old_store(history.store.path, PREVIOUS_SCHEMA)
 
     with pytest.raises(
-        RuntimeError, match=f"before migrating it from schema v{PREVIOUS} to v{SCHEMA_VERSION}"
+        RuntimeError, match=f"before migrating it from schema v{PREVIOUS_SCHEMA} to v{SCHEMA_VERSION}"
     ):
         await history.store.open()
     await history.store.close()
 
-    assert version_of(history.store.path) == PREVIOUS
+    assert schema_version(history.store.path) == PREVIOUS_SCHEMA
     assert history.store.migrating is None
 
 
@@ -117,7 +116,7 @@ async def test_a_failed_snapshot_removes_what_it_wrote(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     history = service(tmp_path, backups=tmp_path / "backups")
-    make_old_store(history.store.path, PREVIOUS)
+    make_old_store(history.store.path, PREVIOUS_SCHEMA)
 
     def full(temp: Path, final: Path) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -130,17 +129,17 @@ async def test_a_failed_snapshot_removes_what_it_wrote(
     assert await loop.run_once() is False
 
     assert sorted(p.name for p in (tmp_path / "backups").iterdir()) == []
-    assert version_of(history.store.path) == PREVIOUS
+    assert schema_version(history.store.path) == PREVIOUS_SCHEMA
 
 
 async def test_without_a_backup_directory_the_store_is_migrated_and_a_warning_says_so(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     history = service(tmp_path, backups=None)
-    make_old_store(history.store.path, PREVIOUS)
+    make_old_store(history.store.path, PREVIOUS_SCHEMA)
     await history.store.open()
     await history.store.close()
-    assert version_of(history.store.path) == SCHEMA_VERSION
+    assert schema_version(history.store.path) == SCHEMA_VERSION
     assert "migrated without a snapshot first" in caplog.text
 
 
@@ -153,9 +152,11 @@ async def test_a_new_store_takes_no_snapshot(tmp_path: Path) -> None:
 
 async def test_only_the_newest_pre_migration_snapshots_are_kept(tmp_path: Path) -> None:
     db = tmp_path / "old.db"
-    make_old_store(db, PREVIOUS)
+    make_old_store(db, PREVIOUS_SCHEMA)
     for _ in range(backup.PRE_MIGRATION_KEEP + 2):
-        newest = await backup.take_pre_migration_snapshot(db, tmp_path / "backups", PREVIOUS, SCHEMA_VERSION)
+        newest = await backup.take_pre_migration_snapshot(
+            db, tmp_path / "backups", PREVIOUS_SCHEMA, SCHEMA_VERSION
+        )
     kept = backup.list_pre_migration_snapshots(tmp_path / "backups")
     assert len(kept) == backup.PRE_MIGRATION_KEEP
     assert kept[-1].path == newest
@@ -164,7 +165,7 @@ async def test_only_the_newest_pre_migration_snapshots_are_kept(tmp_path: Path) 
 
 async def test_a_store_a_later_release_migrated_is_refused_naming_the_way_back(tmp_path: Path) -> None:
     db = tmp_path / "newer.db"
-    make_old_store(db, PREVIOUS)
+    make_old_store(db, PREVIOUS_SCHEMA)
     with sqlite3.connect(db) as conn:
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     store = HistoryStore(db)
@@ -174,7 +175,7 @@ async def test_a_store_a_later_release_migrated_is_refused_naming_the_way_back(t
     message = str(refused.value)
     assert f"v{SCHEMA_VERSION + 1}, newer than this runtime (v{SCHEMA_VERSION})" in message
     assert f"pre-migration-v*-to-v{SCHEMA_VERSION + 1}-*.db" in message
-    assert version_of(db) == SCHEMA_VERSION + 1  # untouched
+    assert schema_version(db) == SCHEMA_VERSION + 1  # untouched
 
     with pytest.raises(backup.RestoreError, match="is newer than this runtime's"):
         backup.verify_snapshot(db, max_schema=SCHEMA_VERSION)
@@ -184,9 +185,11 @@ async def test_the_backups_command_lists_the_pre_migration_snapshots(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     db = tmp_path / "old.db"
-    make_old_store(db, PREVIOUS)
+    make_old_store(db, PREVIOUS_SCHEMA)
     scheduled = await backup.take_snapshot(db, tmp_path / "backups")
-    before = await backup.take_pre_migration_snapshot(db, tmp_path / "backups", PREVIOUS, SCHEMA_VERSION)
+    before = await backup.take_pre_migration_snapshot(
+        db, tmp_path / "backups", PREVIOUS_SCHEMA, SCHEMA_VERSION
+    )
     settings = RuntimeSettings(mesh_name="upgrade", sqlite_db_path=str(db))
     args = argparse.Namespace(dir=str(tmp_path / "backups"), json=True)
 

@@ -9,21 +9,16 @@ The colliding inputs are real SHA-256 collisions of the first 8 hex digits, foun
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 
 import pytest
 from prometheus_client import REGISTRY
 
-from actormesh_runtime.actors.escalation_router import EscalationRouter, build_escalation
-from actormesh_runtime.actors.response_aggregator import build_result
+from actormesh_runtime.actors.escalation_router import EscalationRouter
 from actormesh_runtime.approvals import APPROVAL_ID_PATTERN, approval_id
 from actormesh_runtime.catalog import Subjects
 from actormesh_runtime.envelope import (
-    ActionOutcome,
-    ActionStatus,
-    ActionType,
     Decision,
     Envelope,
     HistoryEvent,
@@ -43,30 +38,30 @@ from actormesh_runtime.history.escalation_ops import EscalationOps
 from actormesh_runtime.history.store import HistoryStore
 from actormesh_runtime.policy.decision import REASON_HUMAN
 from actormesh_runtime.priority import Priority
-from actormesh_runtime.replies.result import history_event
+from tests.support.collisions import KEY_A, KEY_B, MSG_A, MSG_B, candidate, hex8
 from tests.support.envelopes import JANE, JOHN, FakePublisher, make_deps, make_envelope
-
-# Two message ids whose escalation refs collide (ESC-d7464c03), and two idempotency keys whose
-# approval ids collide (APR-5d634f40).
-MSG_A, MSG_B = "msg-collide-00031128", "msg-collide-00089385"
-KEY_A, KEY_B = "idem-collide-00121096", "idem-collide-00133801"
-
-
-def _hex8(seed: str) -> str:
-    return hashlib.sha256(seed.encode()).hexdigest()[:8]
-
-
-def _candidate(prefix: str, seed: str, attempt: int) -> str:
-    """The documented derivation: attempt 0 hashes the seed, attempt n hashes f"{seed}:{n}"."""
-    return prefix + _hex8(seed if attempt == 0 else f"{seed}:{attempt}")
+from tests.support.history_events import escalated, filed
 
 
 def _collisions(name: str) -> float:
     return REGISTRY.get_sample_value(name) or 0.0
 
 
+HANDOFF = "I want to speak to a person"
+
+
+def _johns() -> HistoryEvent:
+    """John's handoff, message MSG_A: its ref is the one both messages derive first."""
+    return escalated(JOHN, HANDOFF, session="s-a", message_id=MSG_A)
+
+
+def _janes() -> HistoryEvent:
+    """Jane's handoff, message MSG_B: its first ref collides with John's."""
+    return escalated(JANE, HANDOFF, session="s-b", message_id=MSG_B)
+
+
 def _handoff(email: str, message_id: str, session: str) -> Envelope:
-    envelope = make_envelope("I want to speak to a person", email, with_context=True)
+    envelope = make_envelope(HANDOFF, email, with_context=True)
     envelope.message_id = message_id
     envelope.session_id = session
     envelope.sentiment = Sentiment(label=SentimentLabel.NEUTRAL, score=0.0, urgency=Urgency.LOW)
@@ -74,37 +69,13 @@ def _handoff(email: str, message_id: str, session: str) -> Envelope:
     return envelope
 
 
-def _escalated(email: str, message_id: str, session: str) -> HistoryEvent:
-    envelope = _handoff(email, message_id, session)
-    envelope.escalation = build_escalation(envelope, None)
-    return history_event(envelope, build_result(envelope))
-
-
-def _filed(email: str, order: str, key: str, session: str) -> HistoryEvent:
-    envelope = make_envelope(f"please refund {order}", email, with_context=True)
-    envelope.session_id = session
-    envelope.sentiment = Sentiment(label=SentimentLabel.NEUTRAL, score=0.0, urgency=Urgency.LOW)
-    action = ActionType.CREATE_REFUND_REQUEST
-    envelope.decision = Decision(escalate=False, planned_actions=[action], target_order_id=order)
-    envelope.actions = [
-        ActionOutcome(
-            type=action,
-            order_id=order,
-            status=ActionStatus.PENDING_REVIEW,
-            detail="filed",
-            idempotency_key=key,
-        )
-    ]
-    return history_event(envelope, build_result(envelope))
-
-
 def test_the_hard_coded_inputs_really_collide() -> None:
     assert MSG_A != MSG_B
-    assert _hex8(MSG_A) == _hex8(MSG_B) == "d7464c03"
+    assert hex8(MSG_A) == hex8(MSG_B) == "d7464c03"
     assert KEY_A != KEY_B
-    assert _hex8(KEY_A) == _hex8(KEY_B) == "5d634f40"
-    first = _escalated(JOHN, MSG_A, "s-a").escalation
-    second = _escalated(JANE, MSG_B, "s-b").escalation
+    assert hex8(KEY_A) == hex8(KEY_B) == "5d634f40"
+    first = _johns().escalation
+    second = _janes().escalation
     assert first is not None
     assert second is not None
     assert first.ref == second.ref == "ESC-d7464c03"
@@ -120,7 +91,10 @@ async def test_a_colliding_escalation_is_stored_under_the_next_ref_not_dropped(
     one_batch: bool,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    first, second = _escalated(JOHN, MSG_A, "s-a"), _escalated(JANE, MSG_B, "s-b")
+    first, second = (
+        _johns(),
+        _janes(),
+    )
     quoted = "ESC-d7464c03"
     before = _collisions("actormesh_escalation_ref_collisions_total")
     with caplog.at_level(logging.ERROR):
@@ -134,7 +108,7 @@ async def test_a_colliding_escalation_is_stored_under_the_next_ref_not_dropped(
     by_message = {r.message_id: r for r in page}
     assert set(by_message) == {MSG_A, MSG_B}, "the second case was dropped"
     assert by_message[MSG_A].ref == quoted
-    moved = _candidate("ESC-", MSG_B, 1)
+    moved = candidate("ESC-", MSG_B, 1)
     assert by_message[MSG_B].ref == moved
     assert by_message[MSG_B].customer.email == JANE
     # The event is renamed too: the announcement after the write names the record as stored.
@@ -145,7 +119,7 @@ async def test_a_colliding_escalation_is_stored_under_the_next_ref_not_dropped(
     assert (logged.message_id, logged.held_by_message_id, logged.stored_ref) == (MSG_B, MSG_A, moved)  # type: ignore[attr-defined]
 
     # A redelivery of the moved case (its event still says the first ref) adds nothing, counts nothing.
-    again = _escalated(JANE, MSG_B, "s-b")
+    again = _janes()
     assert await store.add_events([again]) == 0
     assert again.escalation is not None
     assert again.escalation.ref == moved
@@ -162,12 +136,12 @@ async def test_a_moved_case_stays_one_case_when_the_ref_it_lost_is_free_again(
     his conversation pruned), so the first ref is free. Jane's event again (a redelivery, or a dead-letter
     replay still quoting the first ref) must find her stored case, not file a second one under the freed
     ref (two cases of one message in the queue, and a replay's reclassification missing the open one)."""
-    await store.add_events([_escalated(JOHN, MSG_A, "s-a")])
-    await store.add_events([_escalated(JANE, MSG_B, "s-b")])
-    moved = _candidate("ESC-", MSG_B, 1)
+    await store.add_events([_johns()])
+    await store.add_events([_janes()])
+    moved = candidate("ESC-", MSG_B, 1)
     await erase_customer(store, JOHN)
 
-    again = _escalated(JANE, MSG_B, "s-b")
+    again = _janes()
     assert again.escalation is not None
     assert again.escalation.ref == "ESC-d7464c03"
     await store.add_events([again])
@@ -183,9 +157,14 @@ async def test_the_moved_customer_never_sees_the_other_case_by_the_quoted_ref(
     """Jane was told ESC-d7464c03 (her reply was built before the store knew); John's record holds it.
     Asking about it she learns nothing of John's case (like an unknown ref); her own is found under
     the ref it was stored under, which an agent sees in the queue (and in her conversation)."""
-    await store.add_events([_escalated(JOHN, MSG_A, "s-a"), _escalated(JANE, MSG_B, "s-b")])
+    await store.add_events(
+        [
+            _johns(),
+            _janes(),
+        ]
+    )
     ops = EscalationOps(store, Subjects("unit"))
-    moved = _candidate("ESC-", MSG_B, 1)
+    moved = candidate("ESC-", MSG_B, 1)
     question = EscalationLookup(op="status", refs=["ESC-d7464c03", moved], customer_email=JANE)
     answer = await ops.lookup(question.model_dump_json().encode())
     quoted, own = answer.followups
@@ -194,7 +173,7 @@ async def test_the_moved_customer_never_sees_the_other_case_by_the_quoted_ref(
 
 
 async def test_the_queue_answer_says_whose_record_holds_the_ref(store: HistoryStore) -> None:
-    await store.add_events([_escalated(JOHN, MSG_A, "s-a")])
+    await store.add_events([_johns()])
     ops = EscalationOps(store, Subjects("unit"))
 
     async def ask(ref: str) -> LookupAnswer:
@@ -202,15 +181,15 @@ async def test_the_queue_answer_says_whose_record_holds_the_ref(store: HistorySt
         return await ops.lookup(question.model_dump_json().encode())
 
     assert (await ask("ESC-d7464c03")).ref_message_id == MSG_A
-    assert (await ask(_candidate("ESC-", MSG_B, 1))).ref_message_id is None
+    assert (await ask(candidate("ESC-", MSG_B, 1))).ref_message_id is None
 
 
 async def test_a_colliding_approval_request_is_stored_under_the_next_id_not_dropped(
     store: HistoryStore,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    first = _filed(JOHN, "ORD-10001", KEY_A, "s-a")
-    second = _filed(JOHN, "ORD-10002", KEY_B, "s-b")
+    first = filed(JOHN, "ORD-10001", session="s-a", key=KEY_A)
+    second = filed(JOHN, "ORD-10002", session="s-b", key=KEY_B)
     assert [a.id for a in first.approvals] == [a.id for a in second.approvals] == ["APR-5d634f40"]
     before = _collisions("actormesh_approval_id_collisions_total")
     with caplog.at_level(logging.ERROR):
@@ -220,14 +199,14 @@ async def test_a_colliding_approval_request_is_stored_under_the_next_id_not_drop
     records, _ = await store.approvals.page(None, 50, None)
     by_key = {r.idempotency_key: r for r in records}
     assert set(by_key) == {KEY_A, KEY_B}, "the second request was dropped"
-    moved = _candidate("APR-", KEY_B, 1)
+    moved = candidate("APR-", KEY_B, 1)
     assert (by_key[KEY_A].id, by_key[KEY_B].id) == ("APR-5d634f40", moved)
     assert by_key[KEY_B].order.order_id == "ORD-10002"
     assert [a.id for a in second.approvals] == [moved]  # renamed for the announcement
     assert _collisions("actormesh_approval_id_collisions_total") == before + 1
     assert any("approval id collision" in r.getMessage() for r in caplog.records)
 
-    again = _filed(JOHN, "ORD-10002", KEY_B, "s-b")  # redelivered: nothing new, nothing counted
+    again = filed(JOHN, "ORD-10002", session="s-b", key=KEY_B)  # redelivered: nothing new, nothing counted
     await store.add_events([again])
     records, _ = await store.approvals.page(None, 50, None)
     assert sorted(r.id for r in records) == sorted(["APR-5d634f40", moved])
@@ -241,12 +220,12 @@ async def test_a_moved_request_stays_one_request_when_the_id_it_lost_is_free_aga
     """As for escalations: the request that held the first id is erased, then the moved request's event
     comes again (quoting the first id). It must find its stored request, not file a second one (two
     pending requests for one action)."""
-    await store.add_events([_filed(JANE, "ORD-10001", KEY_A, "s-a")])
-    await store.add_events([_filed(JOHN, "ORD-10002", KEY_B, "s-b")])
-    moved = _candidate("APR-", KEY_B, 1)
+    await store.add_events([filed(JANE, "ORD-10001", session="s-a", key=KEY_A)])
+    await store.add_events([filed(JOHN, "ORD-10002", session="s-b", key=KEY_B)])
+    moved = candidate("APR-", KEY_B, 1)
     await erase_customer(store, JANE)
 
-    again = _filed(JOHN, "ORD-10002", KEY_B, "s-b")
+    again = filed(JOHN, "ORD-10002", session="s-b", key=KEY_B)
     assert [a.id for a in again.approvals] == ["APR-5d634f40"]
     await store.add_events([again])
 
@@ -277,7 +256,7 @@ async def test_the_router_quotes_the_next_ref_when_the_first_is_another_messages
     assert esc is not None
     assert esc.record is not None
     assert esc.reply is not None
-    moved = _candidate("ESC-", MSG_B, 1)
+    moved = candidate("ESC-", MSG_B, 1)
     assert esc.reference_id == esc.record.ref == moved
     assert moved in esc.reply
     assert "ESC-d7464c03" not in esc.reply
@@ -286,7 +265,7 @@ async def test_the_router_quotes_the_next_ref_when_the_first_is_another_messages
 
 
 async def test_a_rerun_of_the_chain_quotes_the_same_ref() -> None:
-    moved = _candidate("ESC-", MSG_B, 1)
+    moved = candidate("ESC-", MSG_B, 1)
     publisher = _history_holding({"ESC-d7464c03": MSG_A, moved: MSG_B})  # the first run's is stored
     envelope = _handoff(JANE, MSG_B, "s-b")
     await EscalationRouter(make_deps(publisher=publisher)).handle(envelope)

@@ -179,7 +179,7 @@ def test_every_echo_marker_is_in_a_prompt() -> None:
 
 def test_the_customers_own_address_is_left_out_as_a_whole_address() -> None:
     text = "Write to bojo@example.com or jo@example.company, not JO@Example.com."
-    assert prompts.without_address(text, " jo@example.com ") == (
+    assert prompts.without_address(text, email=" jo@example.com ") == [
         "Write to bojo@example.com or jo@example.company, not the customer's email address."
-    )
-    assert prompts.without_address(text, None) == text
+    ]
+    assert prompts.without_address(text, email=None) == [text]

@@ -73,8 +73,8 @@ def precheck(action: ActionType, context: CustomerContext | None) -> ActionOutco
         return _outcome(
             action,
             ActionStatus.REFUSED,
-            f"Your account is {account_status_words(context)}, so order changes need a member of our"
-            " support team.",
+            f"Your account is {account_status_words(context.account_status)}, so order changes need a"
+            " member of our support team.",
         )
     return None
 

@@ -36,7 +36,7 @@ from actormesh_runtime.clients.commerce import (
     acquire_commerce_client,
     release_commerce_client,
 )
-from actormesh_runtime.policy.decision import ACTIVE_ACCOUNT_STATUSES
+from actormesh_runtime.policy.decision import account_status_words, status_restricted
 from actormesh_runtime.resources import ActorDeps
 from actormesh_runtime.storage.cache import ContextCache, acquire_context_cache, release_context_cache
 
@@ -80,10 +80,10 @@ async def run_approved(
             detail=f"We could not find the account that {order} belongs to.",
         )
     what = "cancellation" if record.action == CANCEL else "refund"
-    if customer.status not in ACTIVE_ACCOUNT_STATUSES:
+    if status_restricted(customer.status):
         # Suspended (or closed, ...) since the request was filed: the person approved an active
         # account's request. As execution_coordinator's precheck, no change on a restricted account.
-        words = (customer.status or "").replace("_", " ").strip() or "not active"
+        words = account_status_words(customer.status)
         return ApprovalOutcome(
             approval_id=record.id,
             status="refused",

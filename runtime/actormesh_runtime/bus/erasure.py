@@ -24,7 +24,7 @@ from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from actormesh_runtime.catalog import Subjects
-from actormesh_runtime.observability.emails import one_address
+from actormesh_runtime.observability.emails import email_pseudonym, one_address
 
 Match = Callable[[bytes], bool]
 
@@ -33,29 +33,29 @@ def _same(value: Any, email: str) -> bool:
     return isinstance(value, str) and value.strip().lower() == email
 
 
-def _address_in(text: str, email: str) -> bool:
-    """`email` as a whole address in `text`, any case."""
-    return one_address(email).search(text) is not None
-
-
 def dead_letter_of(email: str) -> Match:
     """Whether a stored `DeadLetter` (JSON) is `email`'s: its envelope's customer, or, without an
-    envelope, its raw payload naming them."""
+    envelope, its raw payload naming them, by address or by the pseudonym operator-facing texts carry
+    (`observability.emails.scrubbed`: an undecodable message's excerpt is stored scrubbed)."""
     who = email.strip().lower()
+    address, pseudonym = one_address(who), email_pseudonym(who)
+
+    def named(text: str) -> bool:
+        return pseudonym in text or address.search(text) is not None
 
     def matches(data: bytes) -> bool:
         text = data.decode(errors="replace")
         try:
             record = json.loads(text)
         except ValueError:
-            return _address_in(text, who)  # not even a record: whatever it holds
+            return named(text)  # not even a record: whatever it holds
         if not isinstance(record, dict):
-            return _address_in(text, who)
+            return named(text)
         envelope = record.get("envelope")
         if isinstance(envelope, dict):
             return _same(envelope.get("customer_email"), who)
         raw = record.get("raw")
-        return isinstance(raw, str) and _address_in(raw, who)
+        return isinstance(raw, str) and named(raw)
 
     return matches
 

@@ -15,9 +15,9 @@ commerce client retries those; any response, whatever its status, is returned.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+
+from actormesh_runtime.net import retry_after_seconds
 
 if TYPE_CHECKING:
     import aiohttp
@@ -30,22 +30,6 @@ class HttpResponse(NamedTuple):
     reason: str
     retry_after_s: float | None = None
     """The `Retry-After` header in seconds (a 429 or 503 asking the caller to wait), if any."""
-
-
-def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
-    """`Retry-After` as delta-seconds or an HTTP date; None when absent or unreadable."""
-    if not value:
-        return None
-    text = value.strip()
-    if text.isdigit():
-        return float(text)
-    try:
-        when = parsedate_to_datetime(text)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 class ExchangeFailed(Exception):

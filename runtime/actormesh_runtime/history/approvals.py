@@ -78,6 +78,16 @@ class ApprovalNotFound(EscalationNotFound):
     """No approval with that id (HTTP 404)."""
 
 
+def _derived(key: str) -> list[str]:
+    """The ids a request of idempotency key `key` may be stored under, in order."""
+    return [approval_id(key, n) for n in range(MAX_ID_ATTEMPTS)]
+
+
+def _candidates(record: ApprovalRecord) -> list[str]:
+    """The ids `record` may be stored under, in order: the one it came with, then its key's."""
+    return list(dict.fromkeys([record.id, *_derived(record.idempotency_key)]))
+
+
 def _rank(record: ApprovalRecord) -> int:
     return record.priority.rank
 
@@ -106,11 +116,13 @@ class ApprovalStore:
         records = list(records)
         if not records:
             return {}
-        holders = await self._holders([r.id for r in records])
+        # Every record's candidates in one read: `place` then needs none unless a batch runs out.
+        candidates = [_candidates(r) for r in records]
+        holders = await self._holders(list(dict.fromkeys(c for cs in candidates for c in cs)))
         placed: list[ApprovalRecord] = []
         moved: dict[str, str] = {}
-        for record in records:
-            stored_id = await self._place(record, holders)
+        for record, its_candidates in zip(records, candidates, strict=True):
+            stored_id = await self._place(record, its_candidates, holders)
             if stored_id is None:
                 continue
             if stored_id != record.id:
@@ -148,15 +160,15 @@ class ApprovalStore:
             taken = {row[0]: row[1] for row in await cursor.fetchall()}
         return {i: taken.get(i) for i in ids}
 
-    async def _place(self, record: ApprovalRecord, holders: dict[str, str | None]) -> str | None:
+    async def _place(
+        self, record: ApprovalRecord, candidates: list[str], holders: dict[str, str | None]
+    ) -> str | None:
         """The id `record` is (or already was) stored under (`history.placement`): its key's stored
         request's, else its own unless another key's request holds it, else the first free of its key's
         candidates; None (logged) when all are taken. A record whose id is not derived from its key
         (made by hand) is not matched to another of that key's requests by id."""
         key = record.idempotency_key
-        derived = [approval_id(key, n) for n in range(MAX_ID_ATTEMPTS)]
-        candidates = list(dict.fromkeys([record.id, *derived]))
-        placed = await place(candidates, key, holders, self._holders, own_first=record.id in derived)
+        placed = await place(candidates, key, holders, self._holders, own_first=record.id in _derived(key))
         if placed is None:
             log.error(
                 "approval request not stored: every candidate id is another key's",

@@ -173,11 +173,13 @@ class EscalationStore:
         records = list(records)
         if not records:
             return {}
-        holders = await self._holders([r.ref for r in records])
+        # Every record's candidates in one read: `place` then needs none unless a batch runs out.
+        candidates = [_candidates(r) for r in records]
+        holders = await self._holders(list(dict.fromkeys(c for cs in candidates for c in cs)))
         placed: list[EscalationRecord] = []
         moved: dict[str, str] = {}
-        for record in records:
-            ref = await self._place(record, holders)
+        for record, its_candidates in zip(records, candidates, strict=True):
+            ref = await self._place(record, its_candidates, holders)
             if ref is None:
                 continue
             if ref != record.ref:
@@ -203,15 +205,12 @@ class EscalationStore:
             taken = {row[0]: row[1] for row in await cursor.fetchall()}
         return {ref: taken.get(ref) for ref in refs}
 
-    async def _place(self, record: EscalationRecord, holders: dict[str, str | None]) -> str | None:
+    async def _place(
+        self, record: EscalationRecord, candidates: list[str], holders: dict[str, str | None]
+    ) -> str | None:
         """The ref `record` is (or already was) stored under (`history.placement`): its message's stored
         record's, else its own unless another message's record holds it, else the first free of its
         message's candidates. None (logged) when all are taken."""
-        candidates = list(
-            dict.fromkeys(
-                [record.ref, *(reference_id(record.message_id, n) for n in range(MAX_REF_ATTEMPTS))]
-            )
-        )
         placed = await place(candidates, record.message_id, holders, self._holders)
         if placed is None:
             log.error(
@@ -460,6 +459,13 @@ async def _load(db: aiosqlite.Connection, sql: str, params: Sequence[object]) ->
         for r in await cursor.fetchall():
             replies[r[0]].append(AgentReply(agent=r[1], text=r[2], at=_parse(r[3]), reply_id=r[4]))
     return [_record(row, replies[row["ref"]]) for row in rows]
+
+
+def _candidates(record: EscalationRecord) -> list[str]:
+    """The refs `record` may be stored under, in order: the one it came with, then its message's."""
+    return list(
+        dict.fromkeys([record.ref, *(reference_id(record.message_id, n) for n in range(MAX_REF_ATTEMPTS))])
+    )
 
 
 def _row(record: EscalationRecord) -> tuple[Any, ...]:

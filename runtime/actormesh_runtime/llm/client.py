@@ -16,15 +16,15 @@ a 429 the process asks nobody until the provider's `Retry-After` has passed (`LL
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import json
 import logging
+import math
 import os
 import re
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from types import ModuleType
 from typing import Any, TypeVar
 
@@ -40,6 +40,7 @@ from actormesh_runtime.llm.errors import (
     LLMTimeout,
     LLMUnavailable,
 )
+from actormesh_runtime.net import retry_after_seconds
 from actormesh_runtime.observability import tracing
 from actormesh_runtime.pii import redact
 from actormesh_runtime.settings import RuntimeSettings
@@ -308,24 +309,18 @@ class LLMClient:
 
 
 def _retry_after_s(exc: Exception) -> float:
-    """How long a 429 asks the caller to wait: `retry-after-ms` (OpenAI), `Retry-After` as seconds or an
-    HTTP date, else `RATE_LIMIT_PAUSE_S`; at most `MAX_RATE_LIMIT_PAUSE_S`."""
+    """How long a 429 asks the caller to wait: `retry-after-ms` (OpenAI), else `Retry-After` as seconds
+    or an HTTP date (`net.retry_after_seconds`), else `RATE_LIMIT_PAUSE_S`; at most
+    `MAX_RATE_LIMIT_PAUSE_S`."""
     headers = getattr(getattr(exc, "response", None), "headers", None) or {}
     seconds: float | None = None
-    try:
-        if headers.get("retry-after-ms"):
-            seconds = float(headers["retry-after-ms"]) / 1000
-        elif headers.get("retry-after"):
-            value = str(headers["retry-after"]).strip()
-            try:
-                seconds = float(value)
-            except ValueError:
-                when = parsedate_to_datetime(value)
-                when = when if when.tzinfo is not None else when.replace(tzinfo=UTC)
-                seconds = (when - datetime.now(UTC)).total_seconds()
-    except (TypeError, ValueError, OverflowError):
-        seconds = None
-    if seconds is None or seconds != seconds:  # absent, unreadable or NaN
+    with contextlib.suppress(TypeError, ValueError):
+        if milliseconds := headers.get("retry-after-ms"):
+            seconds = float(milliseconds) / 1000
+    if seconds is None:
+        retry_after = headers.get("retry-after")
+        seconds = retry_after_seconds(str(retry_after) if retry_after is not None else None)
+    if seconds is None or not math.isfinite(seconds):
         seconds = RATE_LIMIT_PAUSE_S
     return min(max(seconds, 0.0), MAX_RATE_LIMIT_PAUSE_S)
 

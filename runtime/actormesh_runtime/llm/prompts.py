@@ -62,12 +62,13 @@ OWN_ADDRESS = "the customer's email address"
 """What the prompts say instead of the customer's own address."""
 
 
-def without_address(text: str, email: str | None) -> str:
-    """`text` with the customer's address (any case, as a whole address) replaced by `OWN_ADDRESS`."""
-    if not (email or "").strip():
-        return text
-    assert email is not None
-    return one_address(email).sub(OWN_ADDRESS, text)
+def without_address(*texts: str, email: str | None) -> list[str]:
+    """`texts` with the customer's address (any case, as a whole address) replaced by `OWN_ADDRESS`
+    (one pattern for all of them)."""
+    if email is None or not email.strip():
+        return list(texts)
+    address = one_address(email)
+    return [address.sub(OWN_ADDRESS, text) for text in texts]
 
 
 def intent_messages(message: str, customer_email: str | None = None) -> list[dict[str, str]]:
@@ -75,7 +76,10 @@ def intent_messages(message: str, customer_email: str | None = None) -> list[dic
     found by pattern anyway (intent_analyzer), and the provider needs no way to tell who wrote."""
     return [
         {"role": "system", "content": _INTENT_SYSTEM},
-        {"role": "user", "content": f"Customer message:\n{fence(without_address(message, customer_email))}"},
+        {
+            "role": "user",
+            "content": f"Customer message:\n{fence(without_address(message, email=customer_email)[0])}",
+        },
     ]
 
 
@@ -92,9 +96,7 @@ def response_messages(
     address (`customer_email`) is left out of every part: the reply never needs it (the rules forbid
     quoting an address), and an unknown customer's facts and template name it ("No customer account
     exists for ..."), so it would otherwise go to the provider with every such message."""
-    facts = [without_address(fact, customer_email) for fact in facts]
-    template_reply = without_address(template_reply, customer_email)
-    message = without_address(message, customer_email)
+    message, template_reply, *facts = without_address(message, template_reply, *facts, email=customer_email)
     fact_lines = "\n".join(f"- {fact}" for fact in facts) or "- (no customer data available)"
     parts = [
         f"Detected intent: {intent}",

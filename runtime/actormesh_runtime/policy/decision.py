@@ -73,13 +73,18 @@ def orders_in_question(intent: Intent, orders: Sequence[Order], now: datetime) -
 
 def account_restricted(context: CustomerContext | None) -> bool:
     """A known customer whose account is not one of `ACTIVE_ACCOUNT_STATUSES`."""
-    return context is not None and context.found and context.account_status not in ACTIVE_ACCOUNT_STATUSES
+    return context is not None and context.found and status_restricted(context.account_status)
 
 
-def account_status_words(context: CustomerContext) -> str:
-    """The account's status as a reply says it ("pending verification"; "not active" when there is
-    none): the execution's refusal and the account template say it the same way."""
-    return (context.account_status or "").replace("_", " ").strip() or "not active"
+def status_restricted(status: str | None) -> bool:
+    """An account status that is not one of `ACTIVE_ACCOUNT_STATUSES` (none at all included)."""
+    return status not in ACTIVE_ACCOUNT_STATUSES
+
+
+def account_status_words(status: str | None) -> str:
+    """An account status as a reply says it ("pending verification"; "not active" when there is none):
+    the execution's refusal, the approved action's refusal and the account template say it alike."""
+    return (status or "").replace("_", " ").strip() or "not active"
 
 
 def low_confidence_reason(confidence: float, threshold: float) -> str:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from actormesh_runtime.envelope import Envelope, Intent, Order
 from actormesh_runtime.escalations import EscalationState, FollowUp, QueueSnapshot
-from actormesh_runtime.policy.decision import account_status_words
+from actormesh_runtime.policy.decision import account_restricted, account_status_words
 from actormesh_runtime.policy.escalation import estimated_wait_minutes
 from actormesh_runtime.policy.orders import (
     MAX_CONTEXT_ORDERS,
@@ -156,12 +156,10 @@ def _billing_issue(envelope: Envelope) -> str:
 
 def _account_issue(envelope: Envelope) -> str:
     ctx = envelope.context
-    if ctx and ctx.found and ctx.account_status != "active":
+    if ctx is not None and account_restricted(ctx):
         # No status is not an active one (policy.decision.ACTIVE_ACCOUNT_STATUSES).
-        return (
-            f"Your account is currently {account_status_words(ctx)}, so I can't make changes to it "
-            "or its orders here."
-        )
+        words = account_status_words(ctx.account_status)
+        return f"Your account is currently {words}, so I can't make changes to it or its orders here."
     return (
         'You can reset your password with the "Forgot password" link on the sign-in page. '
         "For other account changes, tell me what you need and I'll point you in the right direction."
