@@ -26,7 +26,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from pydantic import ValidationError
 
 from actormesh_runtime.approvals import CANCEL, ApprovalCommand, ApprovalOutcome, ApprovalRecord, mutation_key
-from actormesh_runtime.bus.pull import pull_forever
+from actormesh_runtime.bus.pull import PullFeed, pull_forever
 from actormesh_runtime.bus.reconcile import restore_consumer
 from actormesh_runtime.cancellation import cancel_and_wait
 from actormesh_runtime.catalog import Subjects
@@ -172,7 +172,7 @@ class ApprovalExecutor:
         config = executor_consumer_config(self.subjects)
         # Created again as declared should it vanish: approved actions would wait unrun, in silence.
         await pull_forever(
-            self._sub, 8, FETCH_WAIT_S, self._handle,
+            PullFeed(self._sub, self.nc), 8, FETCH_WAIT_S, self._handle,
             restore=lambda: restore_consumer(js, self.subjects.stream, config),
         )  # fmt: skip
 

@@ -232,23 +232,42 @@ def consumer_config(subjects: Subjects, actor: ActorName, settings: RuntimeSetti
     )
 
 
-async def _ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
+async def create_or_update_stream(
+    js: JetStreamContext, config: StreamConfig, *, drifted: Callable[[StreamConfig], object] | None = None
+) -> str | None:
+    """Create `config`'s stream when there is none, else update it to `config`: what was done
+    ("created", "updated"; None: nothing). Both ways of putting a stream as declared go through here:
+    `ensure_streams` at start-up (`drifted` None: always update, so any changed field is applied) and
+    `bus.reconcile.restore_stream` while running (only when `drifted(its config)` is true, and not at
+    all when another process created it in between: that one made it as declared). Raises the
+    server's refusal of an update: BadRequestError, or ServerError for a retention change to or from
+    work-queue (err_code 10052): an immutable field."""
     assert config.name is not None
     try:
-        await js.stream_info(config.name)
+        actual: StreamConfig | None = (await js.stream_info(config.name)).config
     except NotFoundError:
         try:
             await js.add_stream(config)
-            log.info("created stream", extra={"stream": config.name})
-            return
+            return "created"
         except BadRequestError:
-            pass  # another process created it in between: fall through to update
+            if drifted is not None:
+                return None  # another process created it in between
+            actual = None  # another process created it in between: fall through to update
+    if drifted is not None and actual is not None and not drifted(actual):
+        return None
+    await js.update_stream(config)
+    return "updated"
+
+
+async def _ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
     try:
-        await js.update_stream(config)
+        outcome = await create_or_update_stream(js, config)
     except (BadRequestError, ServerError) as exc:
-        # An immutable field differs: keep the existing stream, say so. JetStream refuses most such
-        # changes with a 400, but a retention change to or from work-queue with a 500 (err_code 10052).
+        # An immutable field differs: keep the existing stream, say so.
         log.warning("stream config not updated", extra={"stream": config.name, "error": str(exc)})
+        return
+    if outcome == "created":
+        log.info("created stream", extra={"stream": config.name})
 
 
 async def ensure_streams(js: JetStreamContext, subjects: Subjects, settings: RuntimeSettings) -> None:

@@ -1,28 +1,33 @@
-"""Reading JetStream pull consumers.
+"""Reading JetStream pull consumers, and deciding when one is gone.
 
-`pull_forever`: one loop for the pull consumers that handle their messages one by one, in order.
-Who calls: `bus.approval_executor` (approved actions) and `history.approval_ops` (their outcomes).
-A failed fetch (the wait ran out, or the client is reconnecting) is tried again after a short pause;
-one answered 503 (the consumer is gone) calls its `restore` first. `handle` owns each message's ack,
-nak or term.
+`PullFeed`: how every pull consumer of the mesh is read, one open pull request at a time. It is also
+the one place that decides a consumer is gone: it raises `ConsumerUnavailable` when the server says
+the consumer is not there for pulls (503; 409 "Consumer Deleted" or "Consumer is push based"). nats-py's
+own `fetch` cannot tell: it swallows every 409 as if it were a timeout, so a consumer made push based by
+hand was asked again for ever and read by nobody.
+Who reacts: the actor host (`bus.host`) alarms its `bus.reconcile.ConsumerWatch` (which puts the
+streams back too, and reports on readiness); `pull_batches` and `pull_forever` call their `restore`
+(`bus.reconcile.restore_consumer`) through `restore_gone_consumer`.
 
-`PullFeed`: how the actor host (`bus.host`) reads its consumer, one open pull request at a time; it
-raises `ConsumerUnavailable` when the server says the consumer is not there for pulls.
+`pull_batches`: the loop of the readers that are not actor hosts: the history writer
+(`history.service`, a batch per SQLite transaction). `pull_forever`: the same, handling messages one
+by one in order: `bus.approval_executor` (approved actions) and `history.approval_ops` (their
+outcomes). A failed fetch (the client is reconnecting) is tried again after a pause; `handle` owns
+each message's ack, nak or term.
 `delivery_of`: the two facts the host needs from a delivered message's ack subject.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
-from nats.js.errors import ServiceUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -67,50 +72,71 @@ def delivery_of(msg: Msg) -> tuple[int, int]:
     return meta.num_delivered, meta.sequence.stream
 
 
-async def pull_forever(
-    sub: Any,
+async def pull_batches(
+    feed: PullFeed,
     batch: int,
     wait_s: float,
-    handle: Callable[[Any], Awaitable[None]],
+    handle_batch: Callable[[list[Msg]], Awaitable[None]],
     *,
+    restore: Callable[[], Awaitable[object]],
     stopping: asyncio.Event | None = None,
-    restore: Callable[[], Awaitable[object]] | None = None,
+    pause_s: float = RETRY_PAUSE_S,
 ) -> None:
-    """Fetch up to `batch` messages at a time and `handle` each, until cancelled or `stopping` is set.
+    """Fetch up to `batch` messages at a time and `handle_batch` them, until cancelled or `stopping` is
+    set (then what the open pull request still delivers is handed back: `PullFeed.hand_back`).
 
-    `restore` creates the consumer again as declared: called when a fetch is answered 503 (nobody
-    serves the pull: the consumer or its stream was deleted by hand, or the store wiped), which would
-    otherwise be asked again every RETRY_PAUSE_S for ever while the work waits unread."""
+    `restore` creates the consumer again as declared: called when the feed says it is gone (deleted
+    by hand, made push based, its stream deleted, the store wiped), which would otherwise be asked
+    again for ever while the work waits unread. `pause_s` after any failed fetch."""
     gone = False
     while stopping is None or not stopping.is_set():
         try:
-            msgs = await sub.fetch(batch, timeout=wait_s)
-        except asyncio.CancelledError:
-            raise
-        except ServiceUnavailableError as exc:
-            if restore is not None:
-                gone = await restore_gone_consumer(restore, exc, already_logged=gone)
-            await asyncio.sleep(RETRY_PAUSE_S)
+            msgs = await feed.fetch(batch, timeout=wait_s)
+        except TimeoutError:
+            gone = False  # a request was open and nothing came: the consumer is there
             continue
-        except Exception:  # a timeout, or a reconnect in progress
-            await asyncio.sleep(RETRY_PAUSE_S)
+        except ConsumerUnavailable as exc:
+            gone = await restore_gone_consumer(restore, exc, already_logged=gone)
+            await asyncio.sleep(pause_s)
+            continue
+        except Exception as exc:  # disconnected: the client reconnects, we retry after a pause
+            log.warning("fetch failed", extra={"consumer": feed.consumer, "error": repr(exc)})
+            await asyncio.sleep(pause_s)
             continue
         gone = False
+        await handle_batch(msgs)
+    await feed.hand_back()
+
+
+async def pull_forever(
+    feed: PullFeed,
+    batch: int,
+    wait_s: float,
+    handle: Callable[[Msg], Awaitable[None]],
+    *,
+    restore: Callable[[], Awaitable[object]],
+    stopping: asyncio.Event | None = None,
+) -> None:
+    """`pull_batches`, handling each message in turn."""
+
+    async def handle_each(msgs: list[Msg]) -> None:
         for msg in msgs:
             await handle(msg)
+
+    await pull_batches(feed, batch, wait_s, handle_each, restore=restore, stopping=stopping)
 
 
 async def restore_gone_consumer(
     restore: Callable[[], Awaitable[object]], exc: Exception, *, already_logged: bool
 ) -> bool:
-    """One attempt to create a consumer that is gone again (a fetch was answered 503); True while it is
+    """One attempt to create a consumer that is gone again (`ConsumerUnavailable`); True while it is
     not back (logged once per episode: pass the last answer as `already_logged`). `restore` is
     `bus.reconcile.restore_consumer`, which logs what it did."""
     if not already_logged:
         log.warning("consumer unavailable: restoring it", extra={"error": str(exc)})
     try:
         await restore()
-    except Exception as failure:  # its stream not back yet, JetStream off: the next 503 tries again
+    except Exception as failure:  # its stream not back yet, JetStream off: the next fetch tries again
         log.debug("consumer not restored yet", extra={"error": str(failure)})
         await asyncio.sleep(RESTORE_PAUSE_S)
         return True
@@ -172,8 +198,31 @@ class PullFeed:
         none was sent or the last one's status came)."""
         return self._open_until if self._credit > 0 else 0.0
 
+    @property
+    def consumer(self) -> str:
+        return str(self._pull._consumer)
+
     async def unsubscribe(self) -> None:
         await self._pull.unsubscribe()
+
+    async def hand_back(self) -> int:
+        """Nak what the open pull request still delivers until it is over (its status came or it
+        expired), so that the server gives it to another reader at once, not after the ack wait: for
+        a reader that stops fetching (the host hands back its own way, `ActorHost.stop`). How many."""
+        loop = asyncio.get_running_loop()
+        handed = 0
+        while (remaining := self.closed_by - loop.time()) > 0:
+            try:
+                async with asyncio.timeout(remaining):
+                    msg = await self._queue.get()
+                if not self._accept(msg):
+                    continue
+            except (TimeoutError, ConsumerUnavailable):
+                break
+            with contextlib.suppress(Exception):
+                await msg.nak()
+            handed += 1
+        return handed
 
     async def _request(self, batch: int, *, expires_s: float) -> None:
         request = f'{{"batch":{batch},"expires":{int(expires_s * 1e9)}}}'.encode()

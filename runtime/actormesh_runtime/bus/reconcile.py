@@ -6,8 +6,10 @@ store, or edit a limit or an ack wait by hand. A stream or consumer that is gone
 without a word (pull requests are answered 503 and nothing arrives), and a hand-edited one changes
 the delivery rules under the running code. As the NACK controller and KubeRay do, the declared
 configuration wins: what is missing is created again, what drifted is put back, and each is logged
-as a warning naming the fields. The actor host (`bus.host`) calls `restore` when its pull requests
-say the consumer is gone, and every `RECONCILE_EVERY_S` besides (`ConsumerWatch`).
+as a warning naming the fields. The actor host (`bus.host`) has its `ConsumerWatch` do so when its
+pull requests say the consumer is gone (`bus.pull.PullFeed` decides), and every `RECONCILE_EVERY_S`
+besides; the hosts on one connection share their look at the streams (`StreamCheck`). The other
+readers restore only their consumer (`restore_consumer`, through `bus.pull.pull_batches`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
+import weakref
 from collections.abc import Iterable
 from typing import Any
 
@@ -27,14 +31,20 @@ from actormesh_runtime.cancellation import cancel_and_wait
 from actormesh_runtime.catalog import ActorName, Subjects
 from actormesh_runtime.settings import RuntimeSettings
 
-from .connection import consumer_config, dlq_stream_config, escalations_stream_config, work_stream_config
+from .connection import (
+    consumer_config,
+    create_or_update_stream,
+    dlq_stream_config,
+    escalations_stream_config,
+    work_stream_config,
+)
 
 log = logging.getLogger(__name__)
 
 RECONCILE_EVERY_S = 30.0
 """How often a host checks its consumer and the streams although nothing looked wrong: a drifted
-ack wait or limit changes nothing visible at once, so only a look finds it. Four small API
-requests a host per period."""
+ack wait or limit changes nothing visible at once, so only a look finds it. One small API request
+a host per period (its consumer), and three a connection (the streams: `StreamCheck`)."""
 RESTORE_RETRY_S = (1.0, 2.0, 5.0)
 """Pauses between attempts to restore after one failed (the last repeats): JetStream may be off, or
 the stream not back yet, for a while, and every attempt is four API requests."""
@@ -109,31 +119,26 @@ async def restore_stream(js: JetStreamContext, config: StreamConfig) -> str | No
     """Create `config`'s stream if it is gone, or update it where it drifted; what was done (None:
     nothing was needed). Raises when the server cannot be asked; a drift the server refuses to
     change back (an immutable field) is logged as an error and left as it is."""
-    assert config.name is not None
+    changes: dict[str, tuple[Any, Any]] = {}
+
+    def drifted(actual: StreamConfig) -> bool:
+        changes.update(drift(config, actual, _STREAM_FIELDS))
+        return bool(changes)
+
     try:
-        info = await js.stream_info(config.name)
-    except NotFoundError:
-        try:
-            await js.add_stream(config)
-        except BadRequestError:
-            return None  # another process recreated it in between
-        log.warning("stream was gone: created it again, empty", extra={"stream": config.name})
-        return "created"
-    changes = drift(config, info.config, _STREAM_FIELDS)
-    if not changes:
-        return None
-    try:
-        await js.update_stream(config)
+        outcome = await create_or_update_stream(js, config, drifted=drifted)
     except (BadRequestError, ServerError) as exc:
         log.error(
             "stream configuration drifted and cannot be put back: recreate it or restore the field by hand",
             extra={"stream": config.name, "drift": _describe(changes), "error": str(exc)},
         )
         return None
-    log.warning(
-        "stream configuration drifted: put back", extra={"stream": config.name, "drift": _describe(changes)}
-    )
-    return "updated"
+    if outcome == "created":
+        log.warning("stream was gone: created it again, empty", extra={"stream": config.name})
+    elif outcome == "updated":
+        put_back = {"stream": config.name, "drift": _describe(changes)}
+        log.warning("stream configuration drifted: put back", extra=put_back)
+    return outcome
 
 
 async def restore_consumer(js: JetStreamContext, stream: str, config: ConsumerConfig) -> str | None:
@@ -187,20 +192,45 @@ def declared_streams(subjects: Subjects, settings: RuntimeSettings) -> Iterable[
     )
 
 
-async def restore(
-    js: JetStreamContext, subjects: Subjects, actor: ActorName, settings: RuntimeSettings
-) -> list[str]:
-    """Put the mesh's streams and `actor`'s consumer back as declared; one entry per thing changed
-    (`"created ACTORMESH-m"`). The streams first: a consumer cannot exist without its stream."""
-    done = []
-    for config in declared_streams(subjects, settings):
-        outcome = await restore_stream(js, config)
-        if outcome is not None:
-            done.append(f"{outcome} {config.name}")
-    outcome = await restore_consumer(js, subjects.stream, consumer_config(subjects, actor, settings))
-    if outcome is not None:
-        done.append(f"{outcome} {subjects.consumer(actor)}")
-    return done
+class StreamCheck:
+    """The mesh's streams put back as declared (`restore_stream`) for every host on one connection:
+    hosts co-located in one process (`actormesh dev`, `actormesh actor A,B`) would each look at the
+    same three streams every period (nine hosts: 27 requests where 3 do). Get it with `stream_check`."""
+
+    def __init__(self, configs: list[StreamConfig]) -> None:
+        self.configs = configs
+        self._lock = asyncio.Lock()
+        self._began = -math.inf
+        """Loop time at which the last check that succeeded began."""
+
+    async def restore(self, js: JetStreamContext, *, since: float) -> list[str]:
+        """Put the streams back, unless a check that began at or after `since` (loop time) succeeded
+        already: a periodic look passes a time one period back, one after an alarm (a stream may have
+        just been deleted) the time it was raised. One entry per thing changed ("created ACTORMESH-m")."""
+        async with self._lock:  # hosts alarmed together wait for one check, then find it fresh
+            if self._began >= since:
+                return []
+            began = asyncio.get_running_loop().time()
+            done = []
+            for config in self.configs:
+                outcome = await restore_stream(js, config)
+                if outcome is not None:
+                    done.append(f"{outcome} {config.name}")
+            self._began = began
+            return done
+
+
+_stream_checks: weakref.WeakKeyDictionary[NATS, dict[str, StreamCheck]] = weakref.WeakKeyDictionary()
+
+
+def stream_check(nc: NATS, subjects: Subjects, settings: RuntimeSettings) -> StreamCheck:
+    """The one `StreamCheck` of `subjects`' mesh on `nc` (made by the first host to ask: co-located
+    hosts share their settings)."""
+    checks = _stream_checks.setdefault(nc, {})
+    check = checks.get(subjects.mesh)
+    if check is None:
+        check = checks[subjects.mesh] = StreamCheck(list(declared_streams(subjects, settings)))
+    return check
 
 
 class ConsumerWatch:
@@ -243,15 +273,19 @@ class ConsumerWatch:
 
     async def _run(self) -> None:
         failures = 0
+        loop = asyncio.get_running_loop()
         while not self.nc.is_closed:  # closed: a killed replica, whose host is never stopped
             if failures:  # not sooner however often the host alarms: each try costs requests
                 await asyncio.sleep(RESTORE_RETRY_S[min(failures, len(RESTORE_RETRY_S)) - 1])
             else:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._check_now.wait(), self.every_s)
+            # After an alarm or a failure the streams are looked at afresh; otherwise a look another
+            # host on this connection took within the period will do.
+            since = loop.time() if failures or self._check_now.is_set() else loop.time() - self.every_s
             self._check_now.clear()
             try:
-                await restore(self.nc.jetstream(), self.subjects, self.actor, self.settings)
+                await self._restore(since)
             except Exception as exc:  # JetStream off, NATS away: readiness says so meanwhile
                 failures += 1
                 log.log(
@@ -263,3 +297,10 @@ class ConsumerWatch:
                 continue
             failures = 0
             self.unavailable = None
+
+    async def _restore(self, since: float) -> None:
+        """The streams first (`StreamCheck`): a consumer cannot exist without its stream."""
+        js = self.nc.jetstream()
+        await stream_check(self.nc, self.subjects, self.settings).restore(js, since=since)
+        config = consumer_config(self.subjects, self.actor, self.settings)
+        await restore_consumer(js, self.subjects.stream, config)

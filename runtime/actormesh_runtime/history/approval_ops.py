@@ -39,7 +39,7 @@ from actormesh_runtime.approvals import (
     customer_message,
 )
 from actormesh_runtime.bus.publish import MSG_ID_HEADER
-from actormesh_runtime.bus.pull import pull_forever
+from actormesh_runtime.bus.pull import PullFeed, pull_forever
 from actormesh_runtime.bus.reconcile import restore_consumer
 from actormesh_runtime.cancellation import cancel_and_wait
 from actormesh_runtime.catalog import Subjects
@@ -204,7 +204,7 @@ class ApprovalOps:
         js, config = self.nc.jetstream(), outcome_consumer_config(self.subjects)
         # Created again as declared should it vanish: approved actions' outcomes would wait unstored.
         await pull_forever(
-            self._sub, 16, 1.0, self._outcome, stopping=stopping,
+            PullFeed(self._sub, self.nc), 16, 1.0, self._outcome, stopping=stopping,
             restore=lambda: restore_consumer(js, self.subjects.stream, config),
         )  # fmt: skip
 

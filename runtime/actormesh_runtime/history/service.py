@@ -21,14 +21,12 @@ from typing import Any
 
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from nats.js.errors import ServiceUnavailableError
 from prometheus_client import Counter
 from pydantic import BaseModel, ValidationError
 
 from actormesh_runtime.bus.connection import open_bus
-from actormesh_runtime.bus.pull import restore_gone_consumer
+from actormesh_runtime.bus.pull import PullFeed, pull_batches
 from actormesh_runtime.bus.queue_metrics import QueueMetrics
 from actormesh_runtime.bus.reconcile import restore_consumer
 from actormesh_runtime.bus.server_metrics import NatsServerMetrics
@@ -209,14 +207,15 @@ class HistoryService:
         )
         await self.escalation_ops.refresh_gauge()
         await self.approval_ops.start(self._nc, self._stopping)
-        self._pull_sub = sub = await js.pull_subscribe(
+        sub = await js.pull_subscribe(
             self.subjects.history_events,
             durable=self.subjects.history_consumer,
             stream=self.subjects.stream,
             config=history_consumer_config(self.subjects),
         )
+        self._pull_sub = feed = PullFeed(sub, self._nc)
         self.consumer_bound = True
-        self._tasks.append(asyncio.create_task(self._consume(sub), name="history-consume"))
+        self._tasks.append(asyncio.create_task(self._consume(feed), name="history-consume"))
         self.queue_metrics = QueueMetrics(
             js, self.subjects, interval_s=self.settings.queue_metrics_interval_s
         )
@@ -282,26 +281,14 @@ class HistoryService:
 
     # ------------------------------------------------------------ writer
 
-    async def _consume(self, sub: Any) -> None:
-        gone = False
-        while not self._stopping.is_set():
-            try:
-                msgs: list[Msg] = await sub.fetch(FETCH_BATCH, timeout=FETCH_WAIT_S)
-            except (TimeoutError, NatsTimeoutError):
-                continue
-            except ServiceUnavailableError as exc:
-                # The consumer is gone (deleted by hand, its stream deleted and made again by the
-                # actors, the store wiped): asking again gets the same answer for ever while events
-                # pile up unstored. Create it again as declared (docs/bus.md, "When the bus changes").
-                gone = await restore_gone_consumer(self._restore_consumer, exc, already_logged=gone)
-                await asyncio.sleep(FETCH_WAIT_S)
-                continue
-            except Exception as exc:  # disconnected: the client reconnects, we retry after a pause
-                log.warning("history fetch failed", extra={"error": str(exc)})
-                await asyncio.sleep(FETCH_WAIT_S)
-                continue
-            gone = False
-            await self._write_batch(msgs)
+    async def _consume(self, feed: PullFeed) -> None:
+        # A consumer gone (deleted or made push based by hand, its stream deleted and made again by
+        # the actors, the store wiped) is created again as declared: asked again for ever, it would
+        # leave events piling up unstored (docs/bus.md, "When the bus changes").
+        await pull_batches(
+            feed, FETCH_BATCH, FETCH_WAIT_S, self._write_batch,
+            restore=self._restore_consumer, stopping=self._stopping, pause_s=FETCH_WAIT_S,
+        )  # fmt: skip
 
     async def _restore_consumer(self) -> None:
         assert self._nc is not None
