@@ -53,6 +53,10 @@ refund or a cancellation hears back within a working afternoon at normal priorit
 
 REFUSED = "refused"
 """An approved action's result when it could not be carried out (`ApprovalOutcome.status`)."""
+FAILED = "failed"
+"""An approved action's result when the executor gave up on it: no reply it could read, however often
+it asked (`bus.approval_executor`). The change may have been made, so a failed refund still counts
+against the order's total (`approved_refunds`) until a person has looked."""
 
 SYSTEM = "system"
 """The `who` of audit entries nobody clicked (creation, re-escalation)."""
@@ -146,6 +150,12 @@ def approval_id(idempotency_key: str, attempt: int = 0) -> str:
     return "APR-" + hashlib.sha256(seed.encode()).hexdigest()[:8]
 
 
+def normal_email(email: str) -> str:
+    """A customer's email as the history store keeps and compares it: trimmed, in lower case (as the
+    escalations are stored, and as erasure asks)."""
+    return email.strip().lower()
+
+
 def mutation_key(record: ApprovalRecord) -> str:
     """The Idempotency-Key the approved mutation is sent with: one key per approval, so the commerce
     API applies it once however often approve runs (a double click, a redelivered command)."""
@@ -163,9 +173,8 @@ def filing_problem(record: ApprovalRecord, *, session_id: str, customer_email: s
         return "it is decided already"
     if record.escalations or [(e.who, e.what) for e in record.audit] != [(SYSTEM, "requested")]:
         return "its audit trail is not a new request's"
-    # The email as compared elsewhere (trimmed, lower case): a producer may have kept its case.
-    email = record.customer_email.strip().lower()
-    if record.session_id != session_id or email != customer_email.strip().lower():
+    # The email as compared elsewhere: a producer may have kept its case.
+    if record.session_id != session_id or normal_email(record.customer_email) != normal_email(customer_email):
         return "it is another conversation's"
     return None
 
@@ -272,7 +281,8 @@ def check_decision(
 
 def approved_refunds(others: Iterable[ApprovalRecord], order_id: str) -> float:
     """What the approved refunds among `others` pay out for `order_id`, or will once they have run (a
-    refund the commerce API refused when it ran pays nothing)."""
+    refund the commerce API refused when it ran pays nothing; one that `FAILED` may have paid, and
+    counts)."""
     return sum(
         r.decision.amount or 0.0
         for r in others
@@ -305,7 +315,7 @@ def decide(
     """The record after the decision (a new object). Raises `DecisionForbidden`, `DecisionRefused` or
     `InvalidDecision`. Nobody decides a request of their own customer account (the agent's name is
     their token's email address)."""
-    if agent.strip().lower() == record.customer_email.strip().lower():
+    if normal_email(agent) == normal_email(record.customer_email):
         raise DecisionForbidden(
             f"{record.id} is a request of your own customer account: another agent decides it"
         )
@@ -385,5 +395,8 @@ class ApprovalOutcome(_Model):
     """`approvals.outcome`: what running it did (the history service records it)."""
 
     approval_id: str
-    status: Literal["done", "refused"]
+    status: Literal["done", "refused", "failed"]
     detail: str
+    """What the customer is told (a refusal's or failure's words; `customer_message` when done)."""
+    reason: str | None = None
+    """Why it failed, for the audit trail and the agents (`failed` only): not told to the customer."""

@@ -6,7 +6,13 @@ NATS permissions) — with the approval's own idempotency key (`approvals.mutati
 commerce API applies it once whatever is redelivered or clicked twice. The result goes back on
 `Subjects.approvals_outcome` (JetStream, msg id `<id>:outcome`) for the history service to record
 and tell the customer; the command is acked only after that publish. A refusal by the API (the
-order shipped meanwhile) is a result too; an unreachable API is retried by redelivery. As in
+order shipped meanwhile) is a result too; an unreachable API is retried by redelivery until it
+answers. A reply that cannot be read (a body that is not JSON or not the shape the API promises: a
+proxy's error page with a 200, say) or any other error is retried `MAX_DELIVER` deliveries at most,
+`REDELIVERY_BACKOFF_S` apart as on the bus, then given up for good: the result is `failed` with the
+reason, which the history service records and tells like any other, logged at error and counted
+(`actormesh_approval_actions_failed_total`). The same for a command this process cannot read, when it
+names its approval. As in
 execution_coordinator, a cancellation counts as done only when the API says `cancelled` (a 202
 "pending" is reported as not confirmed), and the customer's cached context is invalidated after
 every call, answered or not, so the next message sees the order as it now is.
@@ -18,15 +24,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import re
 from typing import Any
 
 from nats.aio.client import Client as NATS
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from prometheus_client import Counter
 from pydantic import ValidationError
 
-from actormesh_runtime.approvals import CANCEL, ApprovalCommand, ApprovalOutcome, ApprovalRecord, mutation_key
-from actormesh_runtime.bus.pull import PullFeed, pull_forever
+from actormesh_runtime.approvals import (
+    APPROVAL_ID_PATTERN,
+    CANCEL,
+    FAILED,
+    ApprovalCommand,
+    ApprovalOutcome,
+    ApprovalRecord,
+    mutation_key,
+)
+from actormesh_runtime.bus.host import backoff_for
+from actormesh_runtime.bus.pull import PullFeed, delivery_of, pull_forever
 from actormesh_runtime.bus.reconcile import restore_consumer
 from actormesh_runtime.cancellation import cancel_and_wait
 from actormesh_runtime.catalog import Subjects
@@ -36,8 +54,11 @@ from actormesh_runtime.clients.commerce import (
     acquire_commerce_client,
     release_commerce_client,
 )
+from actormesh_runtime.errors import PermanentError, TransientError
+from actormesh_runtime.observability.emails import pseudonymise_emails
 from actormesh_runtime.policy.decision import account_status_words, status_restricted
 from actormesh_runtime.resources import ActorDeps
+from actormesh_runtime.screening import describe_invalid
 from actormesh_runtime.storage.cache import ContextCache, acquire_context_cache, release_context_cache
 
 from .publish import MSG_ID_HEADER
@@ -46,6 +67,14 @@ log = logging.getLogger(__name__)
 
 FETCH_WAIT_S = 1.0
 RETRY_DELAY_S = 5.0
+"""Between deliveries while the commerce API (or the bus) cannot be reached: retried until it can."""
+
+GIVEN_UP = Counter(
+    "actormesh_approval_actions_failed_total",
+    "Approved actions given up on: a reply that could not be read (or another error) on every one of"
+    " MAX_DELIVER deliveries, or a command that could not be read.",
+    ["reason"],
+)
 
 
 def executor_consumer_config(subjects: Subjects) -> ConsumerConfig:
@@ -179,25 +208,117 @@ class ApprovalExecutor:
     async def _handle(self, msg: Any) -> None:
         try:
             command = ApprovalCommand.model_validate_json(msg.data)
-        except ValidationError:
-            log.error("invalid approval command terminated")
-            await msg.term()
+        except ValidationError as exc:
+            await self._unreadable(msg, exc)
             return
         assert self._client is not None
         assert self._cache is not None
         record = command.approval
+        deliveries, _ = delivery_of(msg)
+        given_up_as = None
         try:
             outcome = await run_approved(self._client, record, self._cache)
+        except TransientError as exc:  # the API is away: it is waited for, however long
+            await self._later(msg, record.id, exc, RETRY_DELAY_S)
+            return
+        except Exception as exc:  # a reply that cannot be read, or a bug: the same call may well fail again
+            if deliveries < self.deps.settings.max_deliver:
+                await self._later(msg, record.id, exc, backoff_for(self.deps.settings, deliveries))
+                return
+            outcome, given_up_as = given_up(record, exc, deliveries), _kind(exc)
+        if await self._report(msg, record.id, outcome, given_up_as):
+            await msg.ack()
+            log.info("approved action run", extra={"id": record.id, "status": outcome.status})
+
+    async def _report(
+        self, msg: Any, approval_id: str, outcome: ApprovalOutcome, given_up_as: str | None = None
+    ) -> bool:
+        """Publish the result (False: not published, the command is redelivered later); `given_up_as`:
+        the reason a `failed` one is counted under, once it is out."""
+        try:
             await self.nc.jetstream().publish(
                 self.subjects.approvals_outcome,
-                outcome.model_dump_json().encode(),
+                # Without `reason` when there is none: a history service of the release before reads
+                # every result but a failure (rolling upgrades).
+                outcome.model_dump_json(exclude_none=True).encode(),
                 stream=self.subjects.stream,
-                headers={MSG_ID_HEADER: f"{record.id}:outcome"},
+                headers={MSG_ID_HEADER: f"{approval_id}:outcome"},
             )
-        except Exception as exc:  # TransientError (the API is away) or the bus: redelivered later
-            log.warning("approved action not run yet", extra={"id": record.id, "error": repr(exc)[:300]})
-            with contextlib.suppress(Exception):
-                await msg.nak(delay=RETRY_DELAY_S)
+        except Exception as exc:  # the bus: redelivered later (the call again, under the same key)
+            await self._later(msg, approval_id, exc, RETRY_DELAY_S)
+            return False
+        if given_up_as is not None:
+            GIVEN_UP.labels(given_up_as).inc()
+            log.error("approved action given up", extra={"id": approval_id, "reason": outcome.reason or ""})
+        return True
+
+    async def _later(self, msg: Any, approval_id: str, exc: BaseException, delay: float) -> None:
+        log.warning("approved action not run yet", extra={"id": approval_id, "error": _describe(exc)})
+        with contextlib.suppress(Exception):
+            await msg.nak(delay=delay)
+
+    async def _unreadable(self, msg: Any, exc: ValidationError) -> None:
+        """A command this process cannot read will not read better when redelivered. One that names
+        its approval closes it as failed (the customer and the agents are told; the history service's
+        sweep would otherwise hand it over again every duplicate window); any other is terminated."""
+        approval_id = named_approval(msg.data)
+        if approval_id is None:
+            GIVEN_UP.labels(INVALID_COMMAND).inc()
+            log.error("invalid approval command terminated", extra={"error": _describe(exc)})
+            await msg.term()
             return
-        await msg.ack()
-        log.info("approved action run", extra={"id": record.id, "status": outcome.status})
+        outcome = ApprovalOutcome(
+            approval_id=approval_id,
+            status=FAILED,
+            detail="Your request was approved, but it could not be carried out automatically; our"
+            " support team will check on it.",
+            reason=f"{INVALID_COMMAND}: {_describe(exc)}",
+        )
+        if await self._report(msg, approval_id, outcome, INVALID_COMMAND):
+            await msg.term()
+
+
+INVALID_COMMAND = "invalid_command"
+UNREADABLE_REPLY = "unreadable_reply"
+ERROR = "error"
+
+
+def given_up(record: ApprovalRecord, exc: BaseException, deliveries: int) -> ApprovalOutcome:
+    """The result of an approved action that failed on its last delivery otherwise than by an API's
+    refusal. The change may have been made (the API may have done it and only its answer was
+    unreadable), so the customer hears that it is not confirmed, and a `failed` refund keeps counting
+    against the order's total (`approvals.approved_refunds`): nothing is approved on top of it."""
+    what = "cancellation" if record.action == CANCEL else "refund"
+    return ApprovalOutcome(
+        approval_id=record.id,
+        status=FAILED,
+        detail=f"Your {what} for {record.order.order_id} was approved, but we could not confirm it with"
+        " our order system; our support team will check on it.",
+        reason=f"{_kind(exc)}: {_describe(exc)} (delivery {deliveries})",
+    )
+
+
+def named_approval(data: bytes) -> str | None:
+    """The approval id an unreadable command names, if it names one."""
+    try:
+        body = json.loads(data)
+    except ValueError:
+        return None
+    approval = body.get("approval") if isinstance(body, dict) else None
+    found = approval.get("id") if isinstance(approval, dict) else None
+    return found if isinstance(found, str) and re.fullmatch(APPROVAL_ID_PATTERN, found) else None
+
+
+def _kind(exc: BaseException) -> str:
+    # The commerce client raises a `PermanentError` for an answer that is not what the API promises
+    # (its refusals, `ApiRejected`, are results of `run_approved`, never raised here).
+    return UNREADABLE_REPLY if isinstance(exc, PermanentError) else ERROR
+
+
+def _describe(exc: BaseException) -> str:
+    # Log lines and the audit trail: an exception may quote what it was given (an email address, the
+    # customer's words in a record that failed validation).
+    if isinstance(exc, ValidationError):
+        return describe_invalid(exc)[:300]
+    text = str(exc) if isinstance(exc, PermanentError | TransientError) else repr(exc)
+    return pseudonymise_emails(text)[:300]

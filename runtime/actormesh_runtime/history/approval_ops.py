@@ -216,7 +216,9 @@ class ApprovalOps:
             await msg.term()
             return
         try:
-            done = await self.records.record_execution(outcome.approval_id, outcome.status, outcome.detail)
+            done = await self.records.record_execution(
+                outcome.approval_id, outcome.status, outcome.detail, outcome.reason
+            )
             if done is not None and done.decision is not None:
                 reply = AgentReply(
                     agent=done.decision.by, text=_last_turn_text(done, outcome), at=datetime.now(UTC)

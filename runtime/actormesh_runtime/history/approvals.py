@@ -1,7 +1,9 @@
 """Approval requests in the history store's SQLite file (migration 5 in `store.py`).
 
 Created with the turns of the conversation that filed them (`INSERT OR IGNORE` on the id, derived from
-the action's idempotency key: a redelivered history event adds nothing). An id held by ANOTHER key's
+the action's idempotency key: a redelivered history event adds nothing), the customer's email trimmed
+and in lower case (`approvals.normal_email`, as the rest of the store keeps it; migration 13 normalised
+the requests stored before). An id held by ANOTHER key's
 request (8 hex digits of a hash collide) does not drop the request: it is stored under its key's next
 free candidate id (`approvals.approval_id(key, attempt)`), logged with both keys and counted
 (`actormesh_approval_id_collisions_total`). Decisions, execution results
@@ -34,6 +36,7 @@ from actormesh_runtime.approvals import (
     customer_message,
     decide,
     filing_problem,
+    normal_email,
     reescalate,
 )
 from actormesh_runtime.history.escalations import EscalationNotFound, page_query, split_cursor, ts
@@ -113,7 +116,8 @@ class ApprovalStore:
         """Add records nobody stored yet; the caller commits (with the turns). Returns the idempotency
         keys whose request is stored (now or before) under another id than the one it came with (that
         id was another key's request), and that id."""
-        records = list(records)
+        # The email as the rest of the store keeps it: erasure and the refund total match it as it is.
+        records = [r.model_copy(update={"customer_email": normal_email(r.customer_email)}) for r in records]
         if not records:
             return {}
         # Every record's candidates in one read: `place` then needs none unless a batch runs out.
@@ -282,14 +286,17 @@ class ApprovalStore:
 
     async def _of_customer(self, email: str) -> list[ApprovalRecord]:
         async with self.db.execute(
-            "SELECT record FROM approvals WHERE lower(trim(customer_email)) = ? AND state = 'approved'",
-            (email.strip().lower(),),
+            "SELECT record FROM approvals WHERE customer_email = ? AND state = 'approved'",
+            (normal_email(email),),
         ) as cursor:
             return [ApprovalRecord.model_validate_json(r[0]) for r in await cursor.fetchall()]
 
-    async def record_execution(self, approval_id: str, status: str, detail: str) -> ApprovalRecord | None:
-        """The approved mutation's result: audited, and told to the customer. Idempotent: a second
-        result for the same approval changes nothing (None)."""
+    async def record_execution(
+        self, approval_id: str, status: str, detail: str, reason: str | None = None
+    ) -> ApprovalRecord | None:
+        """The approved mutation's result: audited (with `reason`, a failure's, for the agents), and told
+        to the customer (`detail`). Idempotent: a second result for the same approval changes nothing
+        (None)."""
         async with self._store.writing():
             async with self.db.execute(
                 "SELECT executed, record FROM approvals WHERE id = ?", (approval_id,)
@@ -301,7 +308,8 @@ class ApprovalStore:
             if record.decision is None:
                 return None
             now = datetime.now(UTC)
-            entry = AuditEntry(who=record.decision.by, at=now, what=f"executed: {status}", why=detail)
+            why = detail if reason is None else f"{detail} ({redact(reason)})"
+            entry = AuditEntry(who=record.decision.by, at=now, what=f"executed: {status}", why=why)
             done = record.model_copy(update={"audit": [*record.audit, entry]})
             text = customer_message(done) if status == "done" else f"{detail}"
             await self._save(done)

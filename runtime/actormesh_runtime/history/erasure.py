@@ -10,9 +10,10 @@ an agent acting on an erased escalation or approval is answered 404; consoles dr
 next load. No event is published, as retention publishes none: an event would carry the record,
 customer data, into the events stream again.
 
-The email is normalised as the store writes it (trimmed, lower case). Approvals are matched on their
-email trimmed and lowered, as the only table that keeps it as the producer sent it, and so are the
-turns an approval's decision wrote (found by the approval's id, whatever the email's case there).
+The email is normalised as the store writes it (trimmed, lower case: every table keeps it so, the
+approvals too since migration 13), and every table is matched on it by plain equality. The turns an
+approval's decision wrote are also looked up by the approval's id, all of a batch's approvals in one
+query, in case one kept another spelling of the email.
 
 Like retention, the work goes in batches of `ERASE_BATCH` rows, each one short write transaction (the
 selection read inside it, on the writer's connection), so a chat's claim or a history batch waits for
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass, field
@@ -57,14 +59,16 @@ _ESCALATIONS = (
     "SELECT ref, state FROM escalations WHERE customer_email = ? AND ref {after} ? ORDER BY ref LIMIT ?"
 )
 _APPROVALS = (
-    "SELECT id, state, executed FROM approvals WHERE lower(trim(customer_email)) = ? AND id {after} ?"
-    " ORDER BY id LIMIT ?"
+    "SELECT id, state, executed FROM approvals WHERE customer_email = ? AND id {after} ? ORDER BY id LIMIT ?"
 )
-# The turns an approval's decision or result wrote (message id `<approval id>:<state>:<n>`), found in
-# the `(message_id, role)` index by the id's range; only those the customer's email misses (a case the
-# producer kept), the others are erased with every turn of theirs below.
+# The turns the decisions and results of a batch of approvals wrote (message id
+# `<approval id>:<state>:<n>`): for each id of the JSON array, the range `<id>:` to `<id>;` (every
+# `<id>:…` sorts between the two) in the `(message_id, role)` index, the array driving the loop (CROSS
+# JOIN keeps that order). Only those the customer's email misses; the others are erased with every turn
+# of theirs below.
 _DECISION_TURNS = (
-    "SELECT id, session_id FROM turns WHERE message_id > ? AND message_id < ? AND customer_email != ?"
+    "SELECT t.id, t.session_id FROM json_each(?) AS a CROSS JOIN turns AS t"
+    " ON t.message_id > a.value || ':' AND t.message_id < a.value || ';' WHERE t.customer_email != ?"
 )
 _TURNS = "SELECT id, session_id FROM turns WHERE customer_email = ? AND id {after} ? ORDER BY id LIMIT ?"
 _OWNERS = (
@@ -212,10 +216,8 @@ async def _approvals(
     c.approvals_unsettled += sum(
         1 for row in rows if row[1] == "pending" or (row[1] == "approved" and not row[2])
     )
-    for approval_id in ids:
-        # `:` then `;`: every `<id>:…` message id sorts between the two.
-        turns = await _select(db, _DECISION_TURNS, (f"{approval_id}:", f"{approval_id};", who))
-        await _turns(db, turns, who, tally, erase=erase)
+    turns = await _select(db, _DECISION_TURNS, (json.dumps(ids), who))
+    await _turns(db, turns, who, tally, erase=erase)
     if erase:
         await db.execute(f"DELETE FROM approvals WHERE id IN ({','.join('?' * len(ids))})", ids)
 

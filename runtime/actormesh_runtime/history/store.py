@@ -165,6 +165,29 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX session_owners_by_customer ON session_owners (customer_email, session_id);
     CREATE INDEX approvals_by_customer ON approvals (lower(trim(customer_email)), id);
     """,
+    # Approval requests keep the email as the rest of the store does, trimmed and in lower case
+    # (`approvals.normal_email`, applied by `ApprovalStore.insert`): erasure and the refund total match
+    # it by plain equality. Existing requests are normalised here, column and record, and so are the
+    # turns their decisions wrote with it (message ids `APR-…:…`). `blanks` holds what Python's
+    # `str.strip()` removes (`str.isspace()`); SQLite's lower() folds ASCII letters only, as in every
+    # address the gateway takes.
+    """
+    CREATE TEMP TABLE blanks AS SELECT char(
+        9, 10, 11, 12, 13, 28, 29, 30, 31, 32, 133, 160, 5760, 8192, 8193, 8194, 8195, 8196, 8197, 8198,
+        8199, 8200, 8201, 8202, 8232, 8233, 8239, 8287, 12288
+    ) AS chars;
+    UPDATE approvals SET customer_email = lower(trim(customer_email, (SELECT chars FROM blanks)))
+        WHERE customer_email != lower(trim(customer_email, (SELECT chars FROM blanks)));
+    UPDATE approvals SET record = json_set(record, '$.customer_email', customer_email)
+        WHERE json_valid(record) AND json_type(record, '$.customer_email') = 'text'
+            AND json_extract(record, '$.customer_email') != customer_email;
+    UPDATE turns SET customer_email = lower(trim(customer_email, (SELECT chars FROM blanks)))
+        WHERE message_id >= 'APR-' AND message_id < 'APR.' AND author IS NOT NULL
+            AND customer_email != lower(trim(customer_email, (SELECT chars FROM blanks)));
+    DROP TABLE temp.blanks;
+    DROP INDEX approvals_by_customer;
+    CREATE INDEX approvals_by_customer ON approvals (customer_email, id);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
