@@ -2,11 +2,14 @@
 
 `normalise(text)` first undoes the tricks that hide digits and words from a regular expression, then
 the finders look for digit groups joined by any short run of separators, and Luhn decides what is a
-card. A card number may also be written with letters for some of its digits ("4lll 1111 1111 1111",
-"4III-IIII-IIII-IIII": O/o for 0, I/l for 1, S for 5, B for 8, see `DIGIT_LOOK_ALIKES`); such a run
-is a card only by a narrow rule (`_disguised_in_run`: it starts with a real digit, reads as a
-Luhn-valid number, and is mostly digits in every group or printed exactly as a card is), so words,
-order ids and tracking numbers never are. `redact(text)` does both and is what logs, dead letters,
+card. No card number starts with 0 (`CARD_FIRST_DIGITS`), so a window that does is never one, however
+Luhn reads it (leading zeros never change a Luhn sum: "0001 2345 6789 0128", an order or tracking
+number with leading zeros, would be valid one time in ten). A card number may also be written with
+letters for some of its digits ("4lll 1111 1111 1111", "4III-IIII-IIII-IIII": O/o for 0, I/l for 1,
+S for 5, B for 8, see `DIGIT_LOOK_ALIKES`); such a run is a card only by a narrow rule
+(`_disguised_in_run`: it starts with a real digit other than 0, reads as a Luhn-valid number, and is
+mostly digits in every group or printed exactly as a card is), so words, order ids and tracking
+numbers never are. `redact(text)` does both and is what logs, dead letters,
 stores and LLM errors go through; `screening.screen` adds the prompt-injection flags for a customer's
 message. This module sits at the bottom of the runtime's layers (nothing but the standard library),
 so every layer can redact.
@@ -108,6 +111,8 @@ _DISGUISED_RUN = re.compile(
 )
 """Whole words of digits and look-alikes (touching no other letter or digit) joined by separator runs,
 from a word that starts with a digit (as a disguised card does: so `re` skips to the next digit)."""
+CARD_FIRST_DIGITS = "123456789"
+"""What a payment card number starts with (its major industry identifier is never 0)."""
 CARD_LAYOUTS = frozenset({(4, 4, 4, 4), (4, 4, 4, 4, 3), (4, 6, 5), (4, 6, 4)})
 """How card numbers are printed (16 and 19 digits, American Express, Diners Club)."""
 
@@ -298,7 +303,8 @@ def luhn_valid(digits: str) -> bool:
 
 
 def _card_in_run(run: str, offset: int, *, after_id_prefix: bool) -> list[tuple[int, int]]:
-    """Spans of Luhn-valid 13-19 digit windows of whole groups inside one digit run.
+    """Spans of Luhn-valid 13-19 digit windows of whole groups inside one digit run, never starting
+    with 0 (`CARD_FIRST_DIGITS`).
 
     The longest valid windows win and never overlap, so digits next to a card number do not
     swallow it. Windows never exceed 19 digits: a long run costs linear time, not quadratic.
@@ -310,6 +316,9 @@ def _card_in_run(run: str, offset: int, *, after_id_prefix: bool) -> list[tuple[
         return []  # most runs (order numbers, dates, prices) are too short to hold a card
     windows: list[tuple[int, int, int]] = []  # (digit count, first group, last group)
     for i in range(len(groups)):
+        if groups[i][2][0] not in CARD_FIRST_DIGITS:
+            # Not a card, and it must not compete: a zero-led window would take a card's first groups.
+            continue
         digits = ""
         for j in range(i, len(groups)):
             digits += groups[j][2]
@@ -337,7 +346,8 @@ def _longest(windows: list[tuple[int, int, int]]) -> list[tuple[int, int]]:
 def _disguised_in_run(run: str, offset: int, *, after_id_prefix: bool) -> list[tuple[int, int]]:
     """Spans of disguised card numbers inside one run of whole tokens (`_DISGUISED_RUN`).
 
-    A window of whole tokens is one when it holds 13-19 symbols, starts with a real digit, holds at
+    A window of whole tokens is one when it holds 13-19 symbols, starts with a real digit other than 0
+    (`CARD_FIRST_DIGITS`: a look-alike letter, or 0, never starts one), holds at
     least one look-alike letter (digits alone are `_card_in_run`'s), reads (`DIGIT_LOOK_ALIKES`) as a
     Luhn-valid number, and either every token holds a real digit and real digits are more than half of
     its symbols ("4lll 1111 1111 1111", "5S55-5555-5555-4444"), or its tokens are printed as a card is
@@ -351,7 +361,7 @@ def _disguised_in_run(run: str, offset: int, *, after_id_prefix: bool) -> list[t
     seps = [run[tokens[k][1] : tokens[k + 1][0]] for k in range(len(tokens) - 1)]
     windows: list[tuple[int, int, int]] = []
     for i in range(len(tokens)):
-        if not tokens[i][2][0].isdigit():
+        if tokens[i][2][0] not in CARD_FIRST_DIGITS:
             continue
         written = ""
         for j in range(i, len(tokens)):

@@ -1,9 +1,10 @@
 """Hypothesis strategies: card numbers and US SSNs written every way a person (or an attacker) might.
 
-A card is any Luhn-valid 13-19 digit number, split into groups (the usual 4-4-4-4 / 4-6-5 or any
-split at all), the groups joined by one to three separator characters drawn from ASCII and Unicode
-spaces, dashes, dots, slashes and invisible format characters, with invisible characters also
-inside groups, and digits from several scripts. An SSN is a valid `AAA-GG-SSSS` joined the same
+A card is any Luhn-valid 13-19 digit number whose first digit is 1-9 (no card starts with 0, and
+`pii` redacts none that does), split into groups (the usual 4-4-4-4 / 4-6-5 or any split at all), the
+groups joined by one to three separator characters drawn from ASCII and Unicode spaces, dashes, dots,
+slashes and invisible format characters, with invisible characters also inside groups, and digits
+from several scripts. An SSN is a valid `AAA-GG-SSSS` joined the same
 ways, or nine bare digits after the word "SSN". `digits_of` gives what a leak check compares: the
 ASCII digits of a text after normalisation, so a number survives in any formatting or not at all.
 """
@@ -15,6 +16,8 @@ import unicodedata
 from dataclasses import dataclass
 
 from hypothesis import strategies as st
+
+from actormesh_runtime.pii import CARD_FIRST_DIGITS
 
 SEPARATORS = [
     " ", "  ", "-", ".", "/", "_", "\\",
@@ -72,7 +75,8 @@ class Written:
 @st.composite
 def card_digits(draw: st.DrawFn) -> str:
     length = draw(st.integers(13, 19))
-    body = draw(st.text("0123456789", min_size=length - 1, max_size=length - 1))
+    first = draw(st.sampled_from(CARD_FIRST_DIGITS))
+    body = first + draw(st.text("0123456789", min_size=length - 2, max_size=length - 2))
     return body + luhn_check_digit(body)
 
 

@@ -4,7 +4,7 @@ numbers and ordinary numbers in sentences are left alone.
 
 The rule: whole tokens of digits and look-alikes (O/o 0, I/l 1, S 5, B 8, and their Cyrillic, Greek and
 Armenian twins), joined by the separators plain card numbers may have, 13-19 symbols, starting with a
-real digit, Luhn-valid once read as digits, and either every token holding a real digit with real
+real digit other than 0, Luhn-valid once read as digits, and either every token holding a real digit with real
 digits more than half of the symbols, or printed exactly as a card is (4-4-4-4, 4-4-4-4-3, 4-6-5,
 4-6-4) with one separator throughout."""
 
@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from actormesh_runtime.actors.guardrail_validator import check
 from actormesh_runtime.mocks.data import build_dataset
 from actormesh_runtime.pii import (
+    CARD_FIRST_DIGITS,
     CARD_LAYOUTS,
     DIGIT_LOOK_ALIKES,
     find_card_numbers,
@@ -149,6 +150,9 @@ def test_the_span_is_the_card_as_written() -> None:
         pytest.param(
             "4lll 1111 1111 1111, ssn 123-45-6789", f"{CARD_PLACEHOLDER}, ssn [REDACTED-SSN]", id="and-an-ssn"
         ),
+        # The zero-led window "0006 4lll 1111 1111" reads Luhn-valid: it used to take the card's first
+        # three groups, leaving its last in the text.
+        pytest.param("0006 4lll 1111 1111 1111", f"0006 {CARD_PLACEHOLDER}", id="after-zero-led-digits"),
     ],
 )
 def test_a_disguised_card_next_to_other_numbers(text: str, expected: str) -> None:
@@ -173,6 +177,9 @@ def test_a_disguised_card_next_to_other_numbers(text: str, expected: str) -> Non
         pytest.param("Room 1O1, floor 3, building B 1O", id="room-numbers"),
         pytest.param("IIII IIII IIII IIII", id="no-real-digit"),
         pytest.param("lOOO 1111 1111 1111", id="starts-with-a-letter"),
+        # Luhn-valid once read as digits, but starting with 0, as no card number does.
+        pytest.param("00OO OOOO OOOO OOOO", id="starts-with-0-printed-as-a-card"),
+        pytest.param("0lll 1111 1111 1119", id="starts-with-0-mostly-digits"),
         pytest.param("4lll111111111111111111111", id="too-long"),
         pytest.param("4lll-1111 1111", id="too-short"),
         # A letter-heavy number not printed as a card: one separator throughout, groups of four.
@@ -268,11 +275,12 @@ def _group_of(bounds: list[int], at: int) -> int:
 
 @st.composite
 def printed_as_a_card(draw: st.DrawFn, *, luhn: bool = True) -> tuple[str, str]:
-    """(written, digits): a card's layout, one visible separator throughout, letters for any digits
-    but the first (all of them may be letters)."""
+    """(written, digits): a card's layout, one visible separator throughout, the first digit 1-9 and
+    letters for any digits but the first (all of them may be letters)."""
     layout = draw(st.sampled_from(PRINTED if luhn else ONLY_WHOLE))
     length = sum(layout)
-    body = draw(st.text("0123456789", min_size=length - 1, max_size=length - 1))
+    first = draw(st.sampled_from(CARD_FIRST_DIGITS))
+    body = first + draw(st.text("0123456789", min_size=length - 2, max_size=length - 2))
     check_digit = int(luhn_check_digit(body))
     digits = body + str(check_digit if luhn else (check_digit + draw(st.integers(1, 9))) % 10)
     can = [at for at in range(1, length) if digits[at] in LATIN]

@@ -64,6 +64,18 @@ def test_luhn(digits: str, valid: bool) -> None:
             f"{CARD_PLACEHOLDER} {CARD_PLACEHOLDER}",
             id="shorter-card-before-a-longer-one",
         ),
+        # No card number starts with 0, but a card after zero-led digits is still one, and only the card
+        # goes: the Luhn-valid window "0006 4111 1111 1111" (leading zeros never change Luhn) used to take
+        # it, leaving its last group in the text.
+        pytest.param(
+            "0006 4111 1111 1111 1111", f"0006 {CARD_PLACEHOLDER}", id="zero-led-group-before-a-card"
+        ),
+        pytest.param(
+            "order 0001234567890128, card 4111111111111111",
+            f"order 0001234567890128, card {CARD_PLACEHOLDER}",
+            id="zero-led-order-number-and-a-card",
+        ),
+        pytest.param("uatp 1354 1234 5678 911", f"uatp {CARD_PLACEHOLDER}", id="a-card-may-start-with-1"),
     ],
 )
 def test_card_numbers_are_redacted(text: str, expected: str) -> None:
@@ -86,6 +98,12 @@ def test_card_numbers_are_redacted(text: str, expected: str) -> None:
         pytest.param("I paid $1,299.99 + $45.50, order ORD-10001", id="amounts-with-commas"),
         # 16 digits, Luhn-valid, if ":" joined groups: a time is never a card.
         pytest.param("at 2026-12-07T08:06:41.000007+00:00", id="timestamp"),
+        # Luhn-valid, but starting with 0: no payment card number does (its first digit is 1-9).
+        pytest.param("ref 0001 2345 6789 0128", id="zero-led-16-digits"),
+        pytest.param("order 0001234567890128", id="zero-led-order-number"),
+        pytest.param("card 0000 0000 0000 0000", id="all-zeros"),
+        pytest.param("tracking 0000 1234 5678 903", id="zero-led-15-digits"),
+        pytest.param("id 01234567890128", id="zero-led-14-digits"),
     ],
 )
 def test_non_cards_are_kept(text: str) -> None:
