@@ -5,6 +5,9 @@ the nine actors) with the history service and the gateway, then prints the chat 
 Ctrl-C, SIGTERM or SIGHUP stops the gateway, then the history service, drains the actors and stops
 nats-server: no child process is left behind. `--nats-url`, `--redis-url` and the LLM_* /
 LITELLM_MODEL settings switch parts to real infrastructure.
+
+With the embedded server it also writes `<data-dir>/dev-mesh.json` (`local.dev_handle`) while it runs:
+how `actormesh dlq` and `actormesh erase` reach that server, on its free port, as its `admin` user.
 """
 
 from __future__ import annotations
@@ -12,18 +15,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ipaddress
+import os
 import signal
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from actormesh_runtime.local.mesh import LocalMesh
     from actormesh_runtime.settings import RuntimeSettings
 
 HELP = "Run the whole mesh locally on embedded defaults and print the chat URL."
 GATEWAY_READY_TIMEOUT_S = 60.0
 """How long the banner waits for the gateway's NATS connection (a loaded machine can be slow)."""
-DEFAULT_DATA_DIR = Path(".actormesh")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -87,7 +93,8 @@ def choose_auth(settings: RuntimeSettings, *, anonymous_flag: bool) -> RuntimeSe
     )
 
 
-def banner(url: str, mesh: object) -> str:
+def banner(url: str, mesh: object, handle_dir: Path | None = None) -> str:
+    """What `actormesh dev` prints once it runs; `handle_dir`: where its `dev-mesh.json` is, if written."""
     from actormesh_runtime.local.mesh import LocalMesh
 
     assert isinstance(mesh, LocalMesh)
@@ -106,10 +113,48 @@ def banner(url: str, mesh: object) -> str:
             else "  Auth: on (JWT_SECRET). Mint a customer's token: actormesh token --email EMAIL "
             "(an agent's: add --role agent)"
         ),
+        *([] if handle_dir is None else [_admin_line(handle_dir)]),
         "  Ctrl-C stops everything.",
         "",
     ]
     return "\n".join(lines)
+
+
+def _admin_line(handle_dir: Path) -> str:
+    from actormesh_runtime.local.dev_handle import DEFAULT_DATA_DIR
+
+    if handle_dir == DEFAULT_DATA_DIR:
+        where, option = "from this directory", ""
+    else:
+        where, option = "from anywhere", f" --dev-dir {os.path.abspath(handle_dir)}"
+    return (
+        f"  Dead letters and erasure, as the NATS admin user, {where}: actormesh dlq list{option}; "
+        f"actormesh erase EMAIL --dry-run{option}"
+    )
+
+
+@asynccontextmanager
+async def published(mesh: LocalMesh, data_dir: Path) -> AsyncIterator[None]:
+    """`<data-dir>/dev-mesh.json` while the mesh runs (`local.dev_handle`): how the operator CLIs reach
+    its embedded server as the `admin` user. Removed first when it stops, and on any error."""
+    from actormesh_runtime.catalog import ADMIN_USER
+    from actormesh_runtime.local.dev_handle import DevMeshHandle, remove_handle, write_handle
+
+    admin = mesh.settings_for(ADMIN_USER)
+    assert admin.nats_user is not None, "the embedded server runs with users"
+    assert admin.nats_password is not None
+    handle = DevMeshHandle(
+        nats_url=admin.nats_url,
+        mesh_name=admin.mesh_name,
+        nats_user=admin.nats_user,
+        nats_password=admin.nats_password,
+        pid=os.getpid(),
+    )
+    await asyncio.to_thread(write_handle, data_dir, handle)
+    try:
+        yield
+    finally:
+        await asyncio.to_thread(remove_handle, data_dir)
 
 
 async def serve(settings: RuntimeSettings, *, data_dir: Path, nats_url: str | None) -> int:
@@ -166,8 +211,10 @@ async def _run_mesh(
         if not await app.state.gateway.wait_ready(GATEWAY_READY_TIMEOUT_S):
             print("actormesh dev: the gateway is not connected to NATS yet; chats get 503 until it is",
                   file=sys.stderr, flush=True)  # fmt: skip
+        if embedded_users:  # a given --nats-url is named to the CLIs as it was to `dev`
+            await mesh.enter_context(published(mesh, data_dir))
         freeze_after_start("dev")  # every component of the mesh has started, in this one process
-        print(banner(server.url, mesh), flush=True)
+        print(banner(server.url, mesh, data_dir if embedded_users else None), flush=True)
         started.set()
         await stop.wait()
         print("stopping…", file=sys.stderr, flush=True)
@@ -177,6 +224,7 @@ async def _run_mesh(
 def run(args: argparse.Namespace) -> int:
     from actormesh_runtime.bus.connection import NatsUnreachable
     from actormesh_runtime.commands import eventloop
+    from actormesh_runtime.local.dev_handle import DEFAULT_DATA_DIR
     from actormesh_runtime.observability.logging import configure_logging
     from actormesh_runtime.observability.tracing import configure_tracing
 

@@ -1,4 +1,7 @@
-"""`actormesh dlq list` / `actormesh dlq replay ID`: inspect and re-run dead-lettered envelopes."""
+"""`actormesh dlq list` / `actormesh dlq replay ID`: inspect and re-run dead-lettered envelopes.
+
+Run as the NATS `admin` user; against a running `actormesh dev` with no option from the directory `dev`
+runs in (`--dev-dir DATA_DIR` from elsewhere: `options.admin_settings_from`)."""
 
 from __future__ import annotations
 
@@ -10,15 +13,16 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from actormesh_runtime.bus.dlq import DeadLetter
+    from actormesh_runtime.settings import RuntimeSettings
 
 HELP = "List or replay dead-lettered envelopes."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from actormesh_runtime.commands.options import add_bus_options, add_subcommands
+    from actormesh_runtime.commands.options import add_admin_options, add_subcommands
 
-    add_bus_options(parser)
-    add = add_subcommands(parser, "action", add_bus_options)
+    add_admin_options(parser)
+    add = add_subcommands(parser, "action", add_admin_options)
     listing = add("list", help="show dead letters, oldest first")
     listing.add_argument("--limit", type=int, default=100)
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -37,13 +41,11 @@ def _record_id(text: str) -> int:
     return value
 
 
-async def _main(args: argparse.Namespace) -> int:
+async def _main(args: argparse.Namespace, settings: RuntimeSettings) -> int:
     from actormesh_runtime.bus import dlq
     from actormesh_runtime.bus.connection import NatsUnreachable, reach_nats
     from actormesh_runtime.catalog import Subjects
-    from actormesh_runtime.commands.options import BUS_OPTIONS, settings_from
 
-    settings = settings_from(args, BUS_OPTIONS)
     subjects = Subjects(settings.mesh_name)
     try:
         nc = await reach_nats(settings, name="actormesh-dlq")
@@ -84,4 +86,12 @@ def _shown(record: DeadLetter) -> DeadLetter:
 
 
 def run(args: argparse.Namespace) -> int:
-    return asyncio.run(_main(args))
+    from actormesh_runtime.commands.options import BUS_OPTIONS, admin_settings_from
+    from actormesh_runtime.local.dev_handle import NoDevMesh
+
+    try:
+        settings = admin_settings_from(args, BUS_OPTIONS)
+    except NoDevMesh as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return asyncio.run(_main(args, settings))

@@ -10,12 +10,14 @@ part is idempotent, so after a failure the same command finishes the job.
 
 An administrative, destructive action: it talks to NATS as the `admin` user, the one allowed to ask
 the history service for an erasure (`Subjects.history_erase`) and to delete from those streams; no
-gateway token (customer or agent) reaches it. Redis: REDIS_URL (or `--redis-url`) and REDIS_PASSWORD,
-as the mesh's pods have them; without either the cache is reported as not reached (its entries expire
-by themselves after CACHE_TTL). docs/security.md#erasing-a-customers-data.
+gateway token (customer or agent) reaches it. Against a running `actormesh dev` it needs no option
+from the directory `dev` runs in (`--dev-dir DATA_DIR` from elsewhere: `options.admin_settings_from`).
+Redis: REDIS_URL (or `--redis-url`) and REDIS_PASSWORD, as the mesh's pods have them; without either
+the cache is reported as not reached (its entries expire by themselves after CACHE_TTL).
+docs/security.md#erasing-a-customers-data.
 
-Exit status: 0 done, 1 a part failed (the others are still done; run it again), 2 usage or NATS
-unreachable.
+Exit status: 0 done, 1 a part failed (the others are still done; run it again), 2 usage, NATS
+unreachable or no `actormesh dev` running where `--dev-dir` says.
 """
 
 from __future__ import annotations
@@ -36,9 +38,9 @@ HELP = "Erase one customer's data (history, dead letters, events, cache) on thei
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from actormesh_runtime.commands.options import add_bus_options
+    from actormesh_runtime.commands.options import add_admin_options
 
-    add_bus_options(parser)
+    add_admin_options(parser)
     parser.add_argument("email", type=_email, help="the customer's email address")
     parser.add_argument("--dry-run", action="store_true", help="count what would be erased; change nothing")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -56,12 +58,10 @@ def _email(text: str) -> str:
         raise argparse.ArgumentTypeError(f"{text!r} is not an email address") from None
 
 
-async def _main(args: argparse.Namespace) -> int:
+async def _main(args: argparse.Namespace, settings: RuntimeSettings) -> int:
     from actormesh_runtime.bus.connection import NatsUnreachable, reach_nats
     from actormesh_runtime.catalog import Subjects
-    from actormesh_runtime.commands.options import BUS_OPTIONS, settings_from
 
-    settings = settings_from(args, {**BUS_OPTIONS, "redis_url": "redis_url"})
     subjects = Subjects(settings.mesh_name)
     try:
         nc = await reach_nats(settings, name="actormesh-erase")
@@ -165,4 +165,12 @@ def _print(report: dict[str, Any], *, as_json: bool) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    return asyncio.run(_main(args))
+    from actormesh_runtime.commands.options import BUS_OPTIONS, admin_settings_from
+    from actormesh_runtime.local.dev_handle import NoDevMesh
+
+    try:
+        settings = admin_settings_from(args, {**BUS_OPTIONS, "redis_url": "redis_url"})
+    except NoDevMesh as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return asyncio.run(_main(args, settings))

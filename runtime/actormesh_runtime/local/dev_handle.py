@@ -1,0 +1,84 @@
+"""`<data-dir>/dev-mesh.json`: how the operator CLIs (`actormesh dlq`, `actormesh erase`) reach a running
+`actormesh dev`.
+
+Its embedded nats-server listens on a free port and lets in only the users it was started with, each
+with a fresh password that lives in the dev process and the server's 0600 `auth.conf` (`LocalMesh`):
+nothing else on the machine could connect to it. So `actormesh dev` writes this handle once the mesh
+has started — the server's URL, the mesh name and the `admin` user's credentials, 0600 like
+`auth.conf` beside it, which holds the same password — and removes it when it stops. A CLI that names
+no NATS server reads it (`commands.options.admin_settings_from`); one whose process has gone (a
+`kill -9`) is ignored.
+
+Written only for the embedded server: with `dev --nats-url`, the credentials are the developer's own,
+and that server is named to the CLIs the same way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+DEFAULT_DATA_DIR = Path(".actormesh")
+"""`actormesh dev`'s data directory unless `--data-dir` names one (relative: `make run` runs in the repo)."""
+HANDLE_NAME = "dev-mesh.json"
+
+
+class NoDevMesh(Exception):
+    """A CLI was pointed at a dev mesh (`--dev-dir`) that is not running."""
+
+
+class DevMeshHandle(BaseModel):
+    """What a CLI needs to reach a running dev mesh as the `admin` user."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    nats_url: str
+    mesh_name: str
+    nats_user: str
+    nats_password: str = Field(repr=False)
+    pid: int = Field(gt=0)
+    """The `actormesh dev` process: a handle whose process is gone is stale."""
+
+
+def handle_path(data_dir: Path) -> Path:
+    return data_dir / HANDLE_NAME
+
+
+def write_handle(data_dir: Path, handle: DevMeshHandle) -> Path:
+    """Written 0600 under a temporary name, then renamed: a CLI never reads half a file."""
+    path = handle_path(data_dir)
+    partial = path.with_name(f".{HANDLE_NAME}.{os.getpid()}")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(handle.model_dump_json())
+    os.chmod(partial, 0o600)  # an existing file keeps its mode through O_CREAT
+    partial.replace(path)
+    return path
+
+
+def remove_handle(data_dir: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        handle_path(data_dir).unlink()
+
+
+def read_handle(data_dir: Path) -> DevMeshHandle | None:
+    """The handle of the dev mesh running with `data_dir`; None when there is none (never started,
+    stopped, or its process is gone)."""
+    try:
+        handle = DevMeshHandle.model_validate_json(handle_path(data_dir).read_bytes())
+    except (OSError, ValidationError):
+        return None
+    return handle if _running(handle.pid) else None
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: alive
+    return True
