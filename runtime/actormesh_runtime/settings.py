@@ -150,6 +150,20 @@ class RuntimeSettings(BaseSettings):
     history_backup_retention: int = Field(
         7, ge=1, le=1000, description="History service: snapshots kept; older ones are deleted."
     )
+    history_backup_pre_migration_retention: int = Field(
+        1,
+        ge=1,
+        le=100,
+        description="History service: copies taken before migrations kept, the newest (besides the way"
+        " back from the running release's migration, kept until its age); older ones are deleted.",
+    )
+    history_backup_pre_migration_max_age_days: float = Field(
+        30.0,
+        ge=0,
+        le=36500,
+        description="History service: a copy taken before a migration older than this many days is deleted"
+        " once a newer snapshot exists (it keeps customers erased since); 0 = no age limit.",
+    )
     history_retention_days: float | None = Field(
         None,
         gt=0,

@@ -10,6 +10,7 @@ import asyncio
 import os
 import sys
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import nats
@@ -17,13 +18,14 @@ import pytest
 
 from actormesh_runtime.catalog import Subjects
 from actormesh_runtime.history import backup
-from actormesh_runtime.history.protocol import HistoryClient
+from actormesh_runtime.history.protocol import HistoryClient, request_erasure
 from actormesh_runtime.history.service import HistoryService
-from actormesh_runtime.history.store import SCHEMA_VERSION
+from actormesh_runtime.history.store import SCHEMA_VERSION, HistoryStore
 from actormesh_runtime.settings import RuntimeSettings
 from tests.support.cli_process import acommunicate
 from tests.support.envelopes import history_event
 from tests.support.eventually import eventually_async
+from tests.support.history_stores import PREVIOUS_SCHEMA, make_old_store
 
 pytestmark = pytest.mark.integration
 
@@ -104,6 +106,20 @@ async def _new_snapshot(service: HistoryService, directory: Path, *, trigger: bo
 
 def _read(path: Path) -> bytes:
     return path.read_bytes()
+
+
+def _dated(copy: Path, at: datetime) -> Path:
+    """The copy taken before a migration, renamed (with its checksum) as if it had been taken `at`."""
+    dated = copy.with_name(backup.pre_migration_name(PREVIOUS_SCHEMA, SCHEMA_VERSION, at))
+    digest = backup.checksum_path(copy).read_text().split()[0]
+    copy.rename(dated)
+    backup.checksum_path(copy).unlink()
+    backup.checksum_path(dated).write_text(f"{digest}  {dated.name}\n")
+    return dated
+
+
+def _files(directory: Path) -> list[Path]:
+    return sorted(directory.iterdir())
 
 
 def _damage(db: Path, how: str) -> None:
@@ -203,3 +219,41 @@ async def test_retention_keeps_the_newest_snapshots(nats_server: str, tmp_path: 
 
     kept = [s.path for s in backup.list_snapshots(backups)]
     assert kept == taken[1:]  # retention 3: the oldest of four went
+
+
+async def test_after_an_erasure_no_backup_keeps_the_customer_once_the_upgrade_copy_aged(
+    nats_server: str, tmp_path: Path
+) -> None:
+    """An upgrade 31 days ago copied the store; customer0 then asked to be erased. The copy goes at the
+    next scheduled snapshot (past `HISTORY_BACKUP_PRE_MIGRATION_MAX_AGE_DAYS`, a newer snapshot there),
+    and once the snapshots from before the erasure rotate out, no file in the backup directory holds the
+    customer: a snapshot written after the erasure has none of their records."""
+    settings = _settings(nats_server, tmp_path).model_copy(update={"history_backup_retention": 1})
+    subjects = Subjects(settings.mesh_name)
+    db, backups = Path(settings.sqlite_db_path), Path(str(settings.history_backup_dir))
+    erased, kept = "customer0@example.com", "customer1@example.com"
+    make_old_store(db, PREVIOUS_SCHEMA)
+    upgraded = datetime.now(UTC) - timedelta(days=31)
+    copy = _dated(
+        await backup.take_pre_migration_snapshot(db, backups, PREVIOUS_SCHEMA, SCHEMA_VERSION), upgraded
+    )
+    migrated = HistoryStore(db)  # the upgrade 31 days ago
+    await migrated.open()
+    await migrated.close()
+    assert erased.encode() in _read(copy)
+
+    async with HistoryService(settings) as service:
+        first = await eventually_async(lambda: _newest(backups), what="the first snapshot", timeout_s=30)
+        nc = await nats.connect(nats_server)
+        try:
+            counts = await request_erasure(nc, subjects, erased, dry_run=False)
+        finally:
+            await nc.close()
+        assert counts.turns > 0
+        after = await _new_snapshot(service, backups)
+
+    assert not copy.exists()
+    assert not first.exists()  # retention 1: the snapshot from before the erasure rotated out
+    assert _files(backups) == [after, backup.checksum_path(after)]
+    assert erased.encode() not in _read(after)
+    assert kept.encode() in _read(after)

@@ -150,19 +150,6 @@ async def test_a_new_store_takes_no_snapshot(tmp_path: Path) -> None:
     assert backup.list_pre_migration_snapshots(tmp_path / "backups") == []
 
 
-async def test_only_the_newest_pre_migration_snapshots_are_kept(tmp_path: Path) -> None:
-    db = tmp_path / "old.db"
-    make_old_store(db, PREVIOUS_SCHEMA)
-    for _ in range(backup.PRE_MIGRATION_KEEP + 2):
-        newest = await backup.take_pre_migration_snapshot(
-            db, tmp_path / "backups", PREVIOUS_SCHEMA, SCHEMA_VERSION
-        )
-    kept = backup.list_pre_migration_snapshots(tmp_path / "backups")
-    assert len(kept) == backup.PRE_MIGRATION_KEEP
-    assert kept[-1].path == newest
-    assert sorted((tmp_path / "backups").glob("*.sha256")) == [backup.checksum_path(k.path) for k in kept]
-
-
 async def test_a_store_a_later_release_migrated_is_refused_naming_the_way_back(tmp_path: Path) -> None:
     db = tmp_path / "newer.db"
     make_old_store(db, PREVIOUS_SCHEMA)

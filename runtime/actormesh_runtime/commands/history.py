@@ -139,7 +139,8 @@ def _backups(settings: RuntimeSettings, args: argparse.Namespace) -> int:
 def _snapshot(settings: RuntimeSettings, args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from actormesh_runtime.history.backup import prune_snapshots, take_snapshot
+    from actormesh_runtime.history.backup import pre_migration_retention, prune_backups, take_snapshot
+    from actormesh_runtime.history.store import SCHEMA_VERSION
 
     directory = _backup_dir(settings, args)
     if directory is None:
@@ -148,7 +149,8 @@ def _snapshot(settings: RuntimeSettings, args: argparse.Namespace) -> int:
         print(f"error: {settings.sqlite_db_path}: no such database", file=sys.stderr)
         return 1
     path = asyncio.run(take_snapshot(settings.sqlite_db_path, directory))
-    removed = prune_snapshots(directory, settings.history_backup_retention)
+    keeping = pre_migration_retention(settings, SCHEMA_VERSION)
+    removed = prune_backups(directory, settings.history_backup_retention, keeping)
     print(f"snapshot {path} ({path.stat().st_size} bytes); {len(removed)} old snapshot(s) pruned")
     return 0
 

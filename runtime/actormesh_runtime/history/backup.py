@@ -11,6 +11,10 @@ neither skips a backup nor takes an extra one.
 Each snapshot has its sha256 beside it (`<snapshot>.sha256`). Before the history service migrates a
 store to a newer schema it copies it as `pre-migration-v<old>-to-v<new>-<time>.db` (the way back from
 an upgrade: `take_pre_migration_snapshot`, the service's `HistoryStore.before_migrating`; docs/backups.md).
+Those copies are not counted with the scheduled snapshots: `PreMigrationRetention` keeps the newest
+`HISTORY_BACKUP_PRE_MIGRATION_RETENTION` and the way back from the running release's migration, and
+none past `HISTORY_BACKUP_PRE_MIGRATION_MAX_AGE_DAYS` once a newer snapshot exists (each is a whole copy
+of the store, customers erased since included). Both kinds are listed and pruned by `_list`/`_prune`.
 
 `actormesh history restore` and `actormesh history backups` (commands/history.py) use the functions at
 the bottom: a snapshot is checked with `PRAGMA integrity_check`, its schema version and its checksum
@@ -31,15 +35,19 @@ import shutil
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import aiosqlite
 from prometheus_client import Counter, Gauge
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 from actormesh_runtime.cancellation import cancel_and_wait
+
+if TYPE_CHECKING:
+    from actormesh_runtime.settings import RuntimeSettings
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +56,8 @@ SNAPSHOT_SUFFIX = ".db"
 TEMP_SUFFIX = ".partial"
 CHECKSUM_SUFFIX = ".sha256"
 _STAMP_FORMAT = "%Y%m%dT%H%M%S%fZ"
-_SNAPSHOT_RE = re.compile(rf"^{SNAPSHOT_PREFIX}(\d{{8}}T\d{{12}}Z){re.escape(SNAPSHOT_SUFFIX)}$")
+_STAMP = r"(?P<stamp>\d{8}T\d{12}Z)"
 PRE_MIGRATION_PREFIX = "pre-migration-"
-_PRE_MIGRATION_RE = re.compile(
-    rf"^{PRE_MIGRATION_PREFIX}v(\d+)-to-v(\d+)-(\d{{8}}T\d{{12}}Z){re.escape(SNAPSHOT_SUFFIX)}$"
-)
-PRE_MIGRATION_KEEP = 2
-"""Snapshots taken before a migration that are kept (the newest): the way back from the last upgrades."""
 RETRY_AFTER_FAILURE_S = 300.0
 """A failed snapshot is tried again after this (or the interval, if shorter), not a full interval later."""
 
@@ -78,6 +81,29 @@ class Snapshot(BaseModel):
     path: Path
     taken_at: datetime
     size_bytes: int
+    from_version: int | None = None
+    """A copy taken before a migration: the schema it was at (None: a scheduled snapshot)."""
+    to_version: int | None = None
+    """A copy taken before a migration: the schema the migration went to (None: a scheduled snapshot)."""
+
+
+@dataclass(frozen=True)
+class _Kind:
+    """One family of snapshot files: its name's pattern (the time in the group `stamp`, a copy taken
+    before a migration its versions in `from_version`, `to_version`) and the prefix its leftovers share."""
+
+    prefix: str
+    pattern: re.Pattern[str]
+
+
+SCHEDULED = _Kind(SNAPSHOT_PREFIX, re.compile(rf"^{SNAPSHOT_PREFIX}{_STAMP}{re.escape(SNAPSHOT_SUFFIX)}$"))
+PRE_MIGRATION = _Kind(
+    PRE_MIGRATION_PREFIX,
+    re.compile(
+        rf"^{PRE_MIGRATION_PREFIX}v(?P<from_version>\d+)-to-v(?P<to_version>\d+)-{_STAMP}"
+        rf"{re.escape(SNAPSHOT_SUFFIX)}$"
+    ),
+)
 
 
 def snapshot_name(at: datetime) -> str:
@@ -86,38 +112,124 @@ def snapshot_name(at: datetime) -> str:
 
 
 def list_snapshots(directory: str | Path) -> list[Snapshot]:
-    """Snapshots in `directory`, oldest first (temporary files of unfinished snapshots are not listed)."""
+    """Scheduled snapshots in `directory`, oldest first (temporary files of unfinished snapshots are not
+    listed)."""
+    return _list(directory, SCHEDULED)
+
+
+def list_pre_migration_snapshots(directory: str | Path) -> list[Snapshot]:
+    """The snapshots taken before migrations (`pre_migration_name`), oldest first."""
+    return _list(directory, PRE_MIGRATION)
+
+
+def _list(directory: str | Path, kind: _Kind) -> list[Snapshot]:
     found: list[Snapshot] = []
     root = Path(directory)
     if not root.is_dir():
         return found
     for entry in root.iterdir():
-        match = _SNAPSHOT_RE.match(entry.name)
+        match = kind.pattern.match(entry.name)
         if match is None or not entry.is_file():
             continue
-        taken = datetime.strptime(match.group(1), _STAMP_FORMAT).replace(tzinfo=UTC)
-        found.append(Snapshot(path=entry, taken_at=taken, size_bytes=entry.stat().st_size))
+        versions = {k: int(v) for k, v in match.groupdict().items() if k.endswith("_version")}
+        taken = datetime.strptime(match["stamp"], _STAMP_FORMAT).replace(tzinfo=UTC)
+        found.append(Snapshot(path=entry, taken_at=taken, size_bytes=entry.stat().st_size, **versions))
     return sorted(found, key=lambda s: s.taken_at)
 
 
-def prune_snapshots(directory: str | Path, keep: int) -> list[Path]:
-    """Delete all but the newest `keep` snapshots and leftovers of interrupted ones; returns what went."""
-    snapshots = list_snapshots(directory)
-    removed = [s.path for s in snapshots[: max(0, len(snapshots) - keep)]]
+def _prune(
+    directory: str | Path, kind: _Kind, doomed: Callable[[list[Snapshot]], list[Snapshot]]
+) -> list[Path]:
+    """Delete the snapshots of `kind` that `doomed` picks from their list (oldest first), each with its
+    checksum, and the leftovers of interrupted ones; returns what went."""
     root = Path(directory)
-    removed += [p for p in root.glob(f"{SNAPSHOT_PREFIX}*{TEMP_SUFFIX}") if p.is_file()]
-    removed += [p for p in root.glob(f"{PRE_MIGRATION_PREFIX}*{TEMP_SUFFIX}") if p.is_file()]
+    removed = [s.path for s in doomed(_list(root, kind))]
+    removed += [p for p in root.glob(f"{kind.prefix}*{TEMP_SUFFIX}") if p.is_file()]
     for path in removed:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
         with contextlib.suppress(FileNotFoundError):
             checksum_path(path).unlink()
-    # Checksums whose snapshot is gone (an earlier release, which knows no checksums, pruned it).
-    for checksum in root.glob(f"*{SNAPSHOT_SUFFIX}{CHECKSUM_SUFFIX}"):
+    # Checksums whose snapshot is gone (an earlier release, which knows no checksums, pruned it, or
+    # someone deleted a snapshot by hand and not its checksum).
+    for checksum in root.glob(f"{kind.prefix}*{SNAPSHOT_SUFFIX}{CHECKSUM_SUFFIX}"):
         if not checksum.with_name(checksum.name.removesuffix(CHECKSUM_SUFFIX)).exists():
             with contextlib.suppress(FileNotFoundError):
                 checksum.unlink()
     return removed
+
+
+def prune_snapshots(directory: str | Path, keep: int) -> list[Path]:
+    """Delete all but the newest `keep` scheduled snapshots and leftovers of interrupted ones; returns
+    what went. The copies taken before migrations are `PreMigrationRetention`'s."""
+    return _prune(directory, SCHEDULED, lambda snapshots: snapshots[: max(0, len(snapshots) - keep)])
+
+
+class PreMigrationRetention(BaseModel):
+    """Which copies taken before migrations are kept (docs/backups.md, "Upgrades"). Each holds the whole
+    store as it was, customers erased since included, so they do not stay for ever: the newest `keep`,
+    and none older than `max_age_days` once a newer snapshot exists. The way back from the migration to
+    `schema_version` (the running release's) is kept however many copies came after it, until its age."""
+
+    model_config = ConfigDict(frozen=True)
+
+    schema_version: int
+    keep: int = Field(1, ge=1)
+    max_age_days: float = Field(30.0, ge=0)
+    """0 = no age limit."""
+
+    def doomed(self, copies: list[Snapshot], scheduled: list[Snapshot], now: datetime) -> list[Snapshot]:
+        """Of `copies` (oldest first), those to delete; `scheduled`: the scheduled snapshots beside them."""
+        kept_by_count = copies[-self.keep :]
+        way_back = self._way_back(copies)
+        newest = max((s.taken_at for s in [*copies, *scheduled]), default=None)
+        limit = timedelta(days=self.max_age_days)
+
+        def aged(copy: Snapshot) -> bool:
+            # Only once a newer snapshot exists: age alone never leaves the store without any backup.
+            newer = newest is not None and newest > copy.taken_at
+            return self.max_age_days > 0 and newer and now - copy.taken_at > limit
+
+        return [c for c in copies if aged(c) or (c not in kept_by_count and c not in way_back)]
+
+    def _way_back(self, copies: list[Snapshot]) -> list[Snapshot]:
+        """The copies the previous release can restore after the migration to the running schema: the
+        newest from each version. A migration killed halfway (each step is a transaction of its own)
+        copies the store again at its next start, at the version it stopped at, which that release
+        refuses: the copy from before the first step must outlive those retries."""
+        newest_from: dict[int | None, Snapshot] = {}
+        for copy in copies:
+            if copy.to_version == self.schema_version:
+                newest_from[copy.from_version] = copy
+        return list(newest_from.values())
+
+
+def pre_migration_retention(settings: RuntimeSettings, schema_version: int) -> PreMigrationRetention:
+    """The settings' `PreMigrationRetention` for a runtime at `schema_version` (its `SCHEMA_VERSION`)."""
+    return PreMigrationRetention(
+        schema_version=schema_version,
+        keep=settings.history_backup_pre_migration_retention,
+        max_age_days=settings.history_backup_pre_migration_max_age_days,
+    )
+
+
+def prune_pre_migration_snapshots(
+    directory: str | Path, retention: PreMigrationRetention, *, now: datetime | None = None
+) -> list[Path]:
+    """Delete the copies taken before migrations that `retention` does not keep (with their checksums and
+    leftovers); returns what went."""
+    at = now or datetime.now(UTC)
+    scheduled = list_snapshots(directory)
+    return _prune(directory, PRE_MIGRATION, lambda copies: retention.doomed(copies, scheduled, at))
+
+
+def prune_backups(
+    directory: str | Path, keep: int, pre_migration: PreMigrationRetention, *, now: datetime | None = None
+) -> list[Path]:
+    """`prune_snapshots` then `prune_pre_migration_snapshots`: after each scheduled snapshot, so a copy
+    taken before a migration also goes by its age, not only when a later upgrade writes another."""
+    removed = prune_snapshots(directory, keep)
+    return removed + prune_pre_migration_snapshots(directory, pre_migration, now=now)
 
 
 async def take_snapshot(db_path: str | Path, directory: str | Path, *, now: datetime | None = None) -> Path:
@@ -176,40 +288,30 @@ def pre_migration_name(from_version: int, to_version: int, at: datetime) -> str:
     return f"{PRE_MIGRATION_PREFIX}v{from_version}-to-v{to_version}-{stamp}{SNAPSHOT_SUFFIX}"
 
 
-def list_pre_migration_snapshots(directory: str | Path) -> list[Snapshot]:
-    """The snapshots taken before migrations (`pre_migration_name`), oldest first."""
-    found: list[Snapshot] = []
-    root = Path(directory)
-    if not root.is_dir():
-        return found
-    for entry in root.iterdir():
-        match = _PRE_MIGRATION_RE.match(entry.name)
-        if match is None or not entry.is_file():
-            continue
-        taken = datetime.strptime(match.group(3), _STAMP_FORMAT).replace(tzinfo=UTC)
-        found.append(Snapshot(path=entry, taken_at=taken, size_bytes=entry.stat().st_size))
-    return sorted(found, key=lambda s: s.taken_at)
-
-
 async def take_pre_migration_snapshot(
-    db_path: str | Path, directory: str | Path, from_version: int, to_version: int
+    db_path: str | Path,
+    directory: str | Path,
+    from_version: int,
+    to_version: int,
+    *,
+    retention: PreMigrationRetention | None = None,
+    now: datetime | None = None,
 ) -> Path:
     """The store as it is before migrating it from `from_version` to `to_version`, beside the regular
-    snapshots (never counted or pruned with them); all but the newest `PRE_MIGRATION_KEEP` such
-    snapshots are deleted once it is written. Raises when it could not be written. Only while nothing
-    writes to the store (the history service calls it from `HistoryStore.open`, before it serves)."""
+    snapshots (never counted or pruned with them); once it is written, the older such copies that
+    `retention` (default: its defaults, for a runtime at `to_version`) does not keep are deleted. Raises
+    when it could not be written. Only while nothing writes to the store (the history service calls it
+    from `HistoryStore.open`, before it serves)."""
     started = time.monotonic()
-    name = pre_migration_name(from_version, to_version, datetime.now(UTC))
+    at = now or datetime.now(UTC)
+    name = pre_migration_name(from_version, to_version, at)
 
     async def copy_pages(source: Path, temp: Path) -> None:
         await asyncio.to_thread(_copy_pages, source, temp)
 
     path = await _write_snapshot(db_path, directory, name, copy_pages)
-    older = (await asyncio.to_thread(list_pre_migration_snapshots, directory))[:-PRE_MIGRATION_KEEP]
-    for snapshot in older:
-        for old in (snapshot.path, checksum_path(snapshot.path)):
-            with contextlib.suppress(FileNotFoundError):
-                await asyncio.to_thread(old.unlink)
+    keeping = retention or PreMigrationRetention(schema_version=to_version)
+    pruned = await asyncio.to_thread(prune_pre_migration_snapshots, directory, keeping, now=at)
     log.info(
         "history snapshot written before migrating",
         extra={
@@ -218,7 +320,7 @@ async def take_pre_migration_snapshot(
             "to_version": to_version,
             "size_bytes": path.stat().st_size,
             "duration_s": round(time.monotonic() - started, 3),
-            "pruned": len(older),
+            "pruned": len(pruned),
         },
     )
     return path
@@ -302,13 +404,23 @@ def _fsync_dir(directory: Path) -> None:
 
 
 class BackupLoop:
-    """Takes a snapshot every `interval_s` (anchored to the newest one on disk) and prunes to `keep`."""
+    """Takes a snapshot every `interval_s` (anchored to the newest one on disk) and prunes to `keep`, and
+    the copies taken before migrations by `pre_migration` (None: they are left alone)."""
 
-    def __init__(self, db_path: str | Path, directory: str | Path, *, interval_s: float, keep: int) -> None:
+    def __init__(
+        self,
+        db_path: str | Path,
+        directory: str | Path,
+        *,
+        interval_s: float,
+        keep: int,
+        pre_migration: PreMigrationRetention | None = None,
+    ) -> None:
         self.db_path = Path(db_path)
         self.directory = Path(directory)
         self.interval_s = interval_s
         self.keep = keep
+        self.pre_migration = pre_migration
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
 
@@ -351,12 +463,17 @@ class BackupLoop:
             await self._sleep(delay)
             delay = self.interval_s if await self.run_once() else min(self.interval_s, RETRY_AFTER_FAILURE_S)
 
+    def _prune(self) -> list[Path]:
+        if self.pre_migration is None:
+            return prune_snapshots(self.directory, self.keep)
+        return prune_backups(self.directory, self.keep, self.pre_migration)
+
     async def run_once(self) -> bool:
         """One snapshot and prune; False (logged, counted) when it failed. Never raises."""
         started = time.monotonic()
         try:
             path = await take_snapshot(self.db_path, self.directory)
-            removed = await asyncio.to_thread(prune_snapshots, self.directory, self.keep)
+            removed = await asyncio.to_thread(self._prune)
             kept = await asyncio.to_thread(list_snapshots, self.directory)
         except Exception as exc:
             FAILURES.inc()
@@ -497,12 +614,17 @@ def _swap_in(snapshot: Path, target: Path, turns: int) -> RestoreResult:
 
 
 def backup_loop(
-    db_path: str | Path, directory: str | None, *, interval_s: float, keep: int
+    db_path: str | Path,
+    directory: str | None,
+    *,
+    interval_s: float,
+    keep: int,
+    pre_migration: PreMigrationRetention,
 ) -> BackupLoop | None:
     """The service's loop when backups are configured (`HISTORY_BACKUP_DIR` set, a file database)."""
     if not directory or str(db_path) == ":memory:":
         return None
-    return BackupLoop(db_path, directory, interval_s=interval_s, keep=keep)
+    return BackupLoop(db_path, directory, interval_s=interval_s, keep=keep, pre_migration=pre_migration)
 
 
 def hold_writer_lock(db_path: str | Path) -> WriterLock | None:

@@ -36,9 +36,11 @@ from actormesh_runtime.escalations import LookupAnswer
 from actormesh_runtime.history.approval_ops import ApprovalOps
 from actormesh_runtime.history.backup import (
     BackupLoop,
+    PreMigrationRetention,
     WriterLock,
     backup_loop,
     hold_writer_lock,
+    pre_migration_retention,
     take_pre_migration_snapshot,
 )
 from actormesh_runtime.history.checkpoint import Checkpointer
@@ -55,7 +57,7 @@ from actormesh_runtime.history.protocol import (
     HistoryQuery,
 )
 from actormesh_runtime.history.retention import RetentionLoop, retention_loop
-from actormesh_runtime.history.store import HistoryStore
+from actormesh_runtime.history.store import SCHEMA_VERSION, HistoryStore
 from actormesh_runtime.observability import tracing
 from actormesh_runtime.replies.result import StoredAnswer
 from actormesh_runtime.screening import describe_invalid
@@ -165,7 +167,9 @@ class HistoryService:
             )
             return
         try:
-            await take_pre_migration_snapshot(self.store.path, directory, from_version, to_version)
+            await take_pre_migration_snapshot(
+                self.store.path, directory, from_version, to_version, retention=self._pre_migration()
+            )
         except Exception as exc:
             raise RuntimeError(
                 f"no snapshot of {self.store.path} could be written to {directory} before migrating it"
@@ -173,6 +177,10 @@ class HistoryService:
                 f" ({type(exc).__name__}: {exc}); make room on the backup volume (or grow it) and start"
                 " again, or switch backups off to migrate without a snapshot"
             ) from exc
+
+    def _pre_migration(self) -> PreMigrationRetention:
+        """Which copies taken before migrations are kept (docs/backups.md, "Upgrades")."""
+        return pre_migration_retention(self.settings, SCHEMA_VERSION)
 
     async def start(self) -> None:
         """Open the store, connect, subscribe, start the loops; on any failure, undo what was started
@@ -229,6 +237,7 @@ class HistoryService:
             s.history_backup_dir,
             interval_s=s.history_backup_interval_s,
             keep=s.history_backup_retention,
+            pre_migration=self._pre_migration(),
         )
         if self.backups is not None:
             self.backups.start()
