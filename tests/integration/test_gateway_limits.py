@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -196,6 +197,106 @@ async def test_each_request_on_a_keep_alive_connection_has_its_own_header_budget
 
     assert [status for status, _ in served] == [200] * 5
     assert refused == HEADERS_TOO_LARGE_REPLY, refused[:300]
+
+
+def _chunked_post(body: bytes, tail: bytes, chunk_bytes: int = 1000) -> bytes:
+    """A chunked POST of `body` to /api/chat in `chunk_bytes` chunks; `tail` follows the last data
+    chunk (a last chunk and trailers, or anything else)."""
+    head = b"POST /api/chat HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\n"
+    chunks = [body[i : i + chunk_bytes] for i in range(0, len(body), chunk_bytes)]
+    framed = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for chunk in chunks)
+    return head + b"Transfer-Encoding: chunked\r\n\r\n" + framed + tail
+
+
+def _trailers(total_bytes: int) -> bytes:
+    """A last chunk and about `total_bytes` of trailer fields in 1 KB fields, ended."""
+    fields = b"".join(b"X-Trailer-%d: %s\r\n" % (i, b"t" * 1000) for i in range(total_bytes // 1000))
+    return b"0\r\n" + fields + b"\r\n"
+
+
+EMPTY_MESSAGE = json.dumps({"message": "", "customer_email": JOHN}).encode()
+"""Answered 422 at once, once the app has the whole body."""
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        pytest.param(_trailers(200_000), id="200-trailer-fields"),
+        pytest.param(b"0\r\nX-Big: " + b"b" * 200_000, id="one-200-kb-trailer"),
+        pytest.param(b"1;ext=" + b"e" * 200_000, id="200-kb-chunk-extension"),
+    ],
+)
+async def test_200_kb_of_chunked_trailers_or_extensions_get_431_and_a_closed_connection(
+    nats_server: str, tmp_path: Path, tail: bytes
+) -> None:
+    """Before: the trailer fields after a chunked body's last chunk reached uvicorn as headers, each
+    kept whole by the parser and appended to the request's header list: megabytes held per request,
+    unbounded by MAX_HEADER_BYTES (and, with BODY_READ_TIMEOUT_S=0, for as long as the client liked)."""
+    settings = stack_settings(nats_server, tmp_path)
+    async with GatewayServer(create_app(settings), port=0) as server, httpx.AsyncClient() as client:
+        await wait_ready(server.url)
+        metrics = (await client.get(f"{server.url}/metrics")).text
+        before = _counter(metrics, "actormesh_gateway_rejected_total", limit="MAX_HEADER_BYTES")
+        refused = await _raw_request(server.port, _chunked_post(EMPTY_MESSAGE, tail), 15)
+        normal = await client.get(f"{server.url}/api/health")
+        metrics = (await client.get(f"{server.url}/metrics")).text
+
+    # Read to the end: the 431, then the close (no 422 after the trailers, no 408 at the body deadline).
+    assert refused == HEADERS_TOO_LARGE_REPLY, refused[:300]
+    assert normal.status_code == 200
+    assert _counter(metrics, "actormesh_gateway_rejected_total", limit="MAX_HEADER_BYTES") == before + 1
+
+
+async def test_chunked_bodies_with_trailers_under_the_bound_are_served_each_with_its_own_budget(
+    nats_server: str, tmp_path: Path
+) -> None:
+    """Two chunked requests on one kept-alive connection, each a 30 KB body in 1 KB chunks with 40 KB
+    of trailers (80 KB of trailers on the connection, the first sent with its body in one write, the
+    second's trailers in a write of their own): both bodies reach the app and are judged."""
+    settings = stack_settings(nats_server, tmp_path)
+    body = json.dumps({"message": "", "customer_email": JOHN, "pad": "p" * 30_000}).encode()
+    async with GatewayServer(create_app(settings), port=0) as server:
+        await wait_ready(server.url)
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        try:
+            writer.write(_chunked_post(body, _trailers(40_000)))
+            first = await asyncio.wait_for(_response(reader), 10)
+            writer.write(_chunked_post(body, b""))
+            await writer.drain()
+            writer.write(_trailers(40_000))
+            second = await asyncio.wait_for(_response(reader), 10)
+        finally:
+            writer.close()
+
+    for status, text in (first, second):
+        assert status == 422, text[:300]
+        assert "message" in json.loads(text)["detail"], text[:300]
+
+
+async def test_trailers_over_the_bound_after_the_response_close_the_connection() -> None:
+    """The gateway reads every chunked body before it answers (`BodySizeLimit`), so its refusal is a
+    431; an app that answers first (GatewayServer serves any app) has its response on the wire when the
+    trailers go over the bound. A second response would answer a request never sent: the connection
+    is closed instead, and the GET pipelined after the trailers is not served."""
+    app = FastAPI()
+
+    @app.get("/answers-at-once")
+    async def answers_at_once() -> dict[str, bool]:
+        return {"ok": True}
+
+    head = b"GET /answers-at-once HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n"
+    async with GatewayServer(app, port=0) as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        try:
+            writer.write(head + b"2\r\n{}\r\n")
+            answered = await asyncio.wait_for(_response(reader), 10)
+            writer.write(_trailers(200_000) + _get("/answers-at-once"))
+            rest = await asyncio.wait_for(reader.read(), 15)
+        finally:
+            writer.close()
+
+    assert answered == (200, b'{"ok":true}')
+    assert rest == b"", rest[:300]
 
 
 async def _frames(ws: ClientConnection, count: int) -> list[dict[str, Any]]:

@@ -20,11 +20,23 @@ returns uvicorn's httptools protocol with two changes:
   After either refusal the client's remaining bytes are read and dropped for `LINGER_S` (or until it
   closes) behind a half-close, so its kernel delivers the reply instead of a reset; if an earlier
   request on the connection is still being answered, the connection is just closed.
+- The same bound on a chunked body's framing (MAX_HEADER_BYTES): llhttp hands the trailer fields after
+  the last chunk to uvicorn as headers, which keeps each one whole in the parser and appends it to the
+  request's header list, so megabytes of trailers were held like megabytes of headers. The bytes of a
+  chunked body that are not body data (chunk-size lines with their extensions, the trailer section) are
+  counted as they arrive, afresh after each piece of body data; once `max_bytes` of them have arrived
+  in a row the client gets `431` — nothing if its response has begun, then the connection is just
+  closed (after the half-close and linger when the response is complete). Counted per fed part of a
+  read: a part that carries body data counts all its framing as following it, and the part in which
+  the head ends counts the head's tail too, so the count errs high by at most one part's framing.
+  Chunk extensions are not kept (httptools asks llhttp for no extension callbacks); they are counted
+  because the count cannot tell them from trailers, and no size line has a use for 64 KiB.
 
 Each refusal increments `actormesh_gateway_rejected_total{limit}` (`HEADER_READ_TIMEOUT_S`,
-`MAX_HEADER_BYTES`). 0 turns either off; both 0 is uvicorn's own protocol ("auto"). Without httptools
-(a pure-Python install) this returns "auto" too and logs that there is no deadline; the gateway server
-then bounds the head with h11's own limit (`h11_max_incomplete_event_size`: a `400`, not `431`).
+`MAX_HEADER_BYTES`, the framing's too). 0 turns either off; both 0 is uvicorn's own protocol ("auto").
+Without httptools (a pure-Python install) this returns "auto" too and logs that there is no deadline;
+the gateway server then bounds the head with h11's own limit (`h11_max_incomplete_event_size`: a `400`,
+not `431`; h11 holds trailers and chunk-size lines to the same limit).
 """
 
 from __future__ import annotations
@@ -71,6 +83,12 @@ def slow_client_protocol(timeout_s: float, max_bytes: int) -> type[asyncio.Proto
         """The current request's line has begun in a counted part and has not ended yet."""
         _refused = False
         _linger: asyncio.TimerHandle | None = None
+        _chunked = False
+        """The current request's body is chunked: its framing is counted."""
+        _framing_bytes = 0
+        """Bytes of the chunked body's framing since its last body data (an upper bound: see above)."""
+        _body_bytes = 0
+        """Body data the parser has handed on, ever (the difference across a fed part is what matters)."""
 
         # --- the deadline
         def _arm(self) -> None:
@@ -97,24 +115,43 @@ def slow_client_protocol(timeout_s: float, max_bytes: int) -> type[asyncio.Proto
                 super().data_received(data)
                 return
             while data:
-                if not self._in_head:  # a body: fed whole
+                if not self._in_head and not self._chunked:  # a body of a declared length: fed whole
                     super().data_received(data)
                     return
-                piece, data = data[: max_bytes - self._head_bytes], data[max_bytes - self._head_bytes :]
+                budget = max_bytes - (self._head_bytes if self._in_head else self._framing_bytes)
+                piece, data = data[:budget], data[budget:]
+                if not self._feed(piece):
+                    return
+
+        def _feed(self, piece: bytes) -> bool:
+            """Feed one counted part of a read; False once the connection is refused or stopped."""
+            in_head, completed, body_before = self._in_head, self._completed, self._body_bytes
+            if in_head:
                 self._head_bytes += len(piece)
-                completed = self._completed
-                self._counting = True
-                try:
-                    super().data_received(piece)
-                finally:
-                    self._counting = False
-                if self._stopped():
-                    return
-                if self._line_open and b"\n" in piece:
-                    self._line_open = False
-                if self._in_head and self._completed == completed and self._head_bytes >= max_bytes:
-                    self._refuse(URI_TOO_LONG_REPLY if self._line_open else HEADERS_TOO_LARGE_REPLY)
-                    return
+            self._counting = in_head
+            try:
+                super().data_received(piece)
+            finally:
+                self._counting = False
+            if self._stopped():
+                return False
+            if in_head and self._line_open and b"\n" in piece:
+                self._line_open = False
+            if self._completed != completed:
+                return True  # the message ended in this part: the next one's head is counted afresh
+            if self._in_head:
+                if self._head_bytes < max_bytes:
+                    return True
+                self._refuse(URI_TOO_LONG_REPLY if self._line_open else HEADERS_TOO_LARGE_REPLY)
+                return False
+            if not self._chunked:
+                return True
+            body = self._body_bytes - body_before
+            self._framing_bytes = len(piece) - body if body or in_head else self._framing_bytes + len(piece)
+            if self._framing_bytes < max_bytes:
+                return True
+            self._refuse_framing()
+            return False
 
         def _stopped(self) -> bool:
             """The connection is closing, was handed to the WebSocket protocol, or the parser stopped
@@ -131,12 +168,30 @@ def slow_client_protocol(timeout_s: float, max_bytes: int) -> type[asyncio.Proto
             REJECTED.labels("MAX_HEADER_BYTES").inc()
             if self.cycle is not None and not self.cycle.response_complete:
                 self.transport.close()  # a reply now would cut into the earlier request's response
-            elif self.transport.can_write_eof():
-                self.transport.write(reply)
+            else:
+                self._close_after(reply)
+
+        def _refuse_framing(self) -> None:
+            """The current request's chunked framing is over the bound: its app reads a disconnect
+            (and whatever it sends goes nowhere), the client gets a 431 if no response has begun."""
+            self._refused = True
+            REJECTED.labels("MAX_HEADER_BYTES").inc()
+            cycle = self.cycle
+            cycle.disconnected = True
+            cycle.message_event.set()
+            if self.pipeline or (cycle.response_started and not cycle.response_complete):
+                self.transport.close()  # a response is on the wire (or an earlier one is due first)
+            else:
+                self._close_after(b"" if cycle.response_started else HEADERS_TOO_LARGE_REPLY)
+
+        def _close_after(self, reply: bytes) -> None:
+            """Send `reply`, half-close, and drop what the client still sends for LINGER_S: its kernel
+            then delivers the reply instead of a reset."""
+            self.transport.write(reply)
+            if self.transport.can_write_eof():
                 self.transport.write_eof()
                 self._linger = self.loop.call_later(LINGER_S, self.transport.close)
             else:
-                self.transport.write(reply)
                 self.transport.close()
 
         # --- parser callbacks and connection events
@@ -152,12 +207,22 @@ def slow_client_protocol(timeout_s: float, max_bytes: int) -> type[asyncio.Proto
         def on_headers_complete(self) -> None:
             self._disarm()
             self._in_head = False
+            # llhttp reads a body as chunked when chunked is its last transfer coding (else it is a
+            # 400); any mention only makes the framing counted, which costs a plain body nothing.
+            self._chunked = any(
+                name == b"transfer-encoding" and b"chunked" in value.lower() for name, value in self.headers
+            )
+            self._framing_bytes = 0
             super().on_headers_complete()
+
+        def on_body(self, body: bytes) -> None:
+            self._body_bytes += len(body)
+            super().on_body(body)
 
         def on_message_complete(self) -> None:
             # The next request's head begins with the next byte; what is left of this read is not
             # counted (a pipelined request), the next read is.
-            self._in_head, self._head_bytes, self._counting = True, 0, False
+            self._in_head, self._head_bytes, self._counting, self._chunked = True, 0, False, False
             self._completed += 1
             super().on_message_complete()
 
