@@ -33,7 +33,7 @@ from actormesh_runtime.catalog import ActorName
 from actormesh_runtime.envelope import Envelope, GuardrailVerdict, Intent
 from actormesh_runtime.llm import client as llm_client
 from actormesh_runtime.llm.client import LLMClient
-from actormesh_runtime.llm.errors import LLMError, LLMRateLimited
+from actormesh_runtime.llm.errors import LLMError, LLMRateLimited, LLMUnavailable
 from actormesh_runtime.resources import ActorDeps
 from actormesh_runtime.settings import RuntimeSettings
 from tests.support.envelopes import FakePublisher, make_envelope, ready_for_reply
@@ -189,6 +189,53 @@ async def test_after_a_429_the_provider_is_not_asked_until_it_said_to(
         return (await client.complete_text(messages, actor=actor)).text
 
     await eventually_async(asked, what="a call after the wait", ignoring=(LLMRateLimited,))
+    assert len(llm_server.requests) == 2
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param({"Retry-After": "1"}, id="retry-after-seconds"),
+        pytest.param({"retry-after-ms": "800"}, id="retry-after-ms"),
+    ],
+)
+async def test_after_a_503_with_retry_after_the_provider_is_not_asked_until_it_said_to(
+    llm_server: LLMTestServer, headers: dict[str, str]
+) -> None:
+    """An overloaded provider's 503 with `Retry-After` was ignored: the next message asked again at
+    once, adding to the load it had just been asked to spare. Its wait is now kept by the process like
+    a 429's; the outcome stays `unavailable` (it is not the caller's rate)."""
+    client = LLMClient(_settings(llm_server.url))
+    await llm_client._litellm_module()
+    llm_server.script(Reply("overloaded", status=503, headers=headers))
+    messages = [{"role": "user", "content": "hi"}]
+    actor = ActorName.RESPONSE_GENERATOR.value
+    before = _outcomes(ActorName.RESPONSE_GENERATOR, "unavailable")
+    with pytest.raises(LLMUnavailable) as first:
+        await client.complete_text(messages, actor=actor)
+    assert not isinstance(first.value, LLMRateLimited)
+    for _ in range(3):
+        with pytest.raises(LLMUnavailable, match="not asked") as paused:
+            await client.complete_text(messages, actor=actor)
+        assert not isinstance(paused.value, LLMRateLimited)
+    assert len(llm_server.requests) == 1
+    assert _outcomes(ActorName.RESPONSE_GENERATOR, "unavailable") - before == 4
+
+    async def asked() -> str:
+        return (await client.complete_text(messages, actor=actor)).text
+
+    await eventually_async(asked, what="a call after the wait", ignoring=(LLMUnavailable,))
+    assert len(llm_server.requests) == 2
+
+
+async def test_a_503_without_retry_after_does_not_pause_the_provider(llm_server: LLMTestServer) -> None:
+    """Without the provider's word a 503 is one failed call: the next message asks again."""
+    client = LLMClient(_settings(llm_server.url))
+    llm_server.script(Reply("overloaded", status=503))
+    messages = [{"role": "user", "content": "hi"}]
+    with pytest.raises(LLMUnavailable):
+        await client.complete_text(messages, actor=ActorName.RESPONSE_GENERATOR.value)
+    assert (await client.complete_text(messages, actor=ActorName.RESPONSE_GENERATOR.value)).text
     assert len(llm_server.requests) == 2
 
 

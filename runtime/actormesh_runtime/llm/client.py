@@ -10,7 +10,8 @@ text is kept (it says what went wrong) with the API key and anything shaped like
 (`without_secrets`: providers and proxies quote the Authorization header or a keyed URL back) and card
 numbers redacted. An endpoint that rejects the configuration itself (`LLMConfigurationError`: bad key,
 unknown model) is logged as an error, once per episode, since no message will get an LLM answer. After
-a 429 the process asks nobody until the provider's `Retry-After` has passed (`LLMRateLimited` at once).
+a 429 the process asks nobody until the provider's `Retry-After` has passed (`LLMRateLimited` at once);
+after a 503 that carries one, the same (`LLMUnavailable` at once: an overloaded provider, not our rate).
 """
 
 from __future__ import annotations
@@ -64,9 +65,10 @@ CONFIGURATION_LOG_EVERY_S = 300.0
 """While the endpoint keeps rejecting the configuration, the error is logged again this often (the
 first rejection after a success is always logged)."""
 RATE_LIMIT_PAUSE_S = 1.0
-"""After a 429 without `Retry-After`: no call for this long."""
+"""After a 429 without `Retry-After`: no call for this long (a 503 without one pauses nothing)."""
 MAX_RATE_LIMIT_PAUSE_S = 60.0
-"""The longest `Retry-After` honoured: a longer one (or a far date) is cut to this."""
+"""The longest `Retry-After` honoured, a 429's or a 503's: a longer one (or a far date) is cut to this."""
+_OVERLOADED = 503
 _CONFIGURATION_STATUSES = frozenset({401, 403, 404})
 _CONFIGURATION_TEXTS = (
     "LLM Provider NOT provided",  # litellm: a model name it cannot route (no HTTP call made)
@@ -125,11 +127,7 @@ def without_secrets(text: str, known: tuple[str, ...] = ()) -> str:
     own key variable: `OPENAI_API_KEY`, `ANTHROPIC_API_KEY`, ...) and anything shaped like a credential
     (`Bearer ...`, `api_key=...`, `sk-...`) replaced by `SECRET_PLACEHOLDER`."""
     secrets = {value for value in known if len(value) >= MIN_SECRET_CHARS}
-    secrets.update(
-        value
-        for name, value in os.environ.items()
-        if _SECRET_NAME.search(name) and len(value) >= MIN_SECRET_CHARS
-    )
+    secrets.update(_environment_secrets())
     for secret in sorted(secrets, key=len, reverse=True):  # longest first: one may contain another
         text = text.replace(secret, SECRET_PLACEHOLDER)
 
@@ -137,6 +135,27 @@ def without_secrets(text: str, known: tuple[str, ...] = ()) -> str:
         return (match.group("scheme") or match.group("name") or "") + SECRET_PLACEHOLDER
 
     return _SECRET_SHAPES.sub(_keep_label, text)
+
+
+_environment_seen: tuple[tuple[tuple[str, str], ...], frozenset[str]] = ((), frozenset())
+"""The environment last scanned by `_environment_secrets` and the secrets found in it."""
+
+
+def _environment_secrets() -> frozenset[str]:
+    """The values of the secret-named environment variables. The scan (a pattern search per name) is
+    redone only when the environment differs from the last one scanned: it hardly ever changes in a
+    process, but a test's or a library's `setenv` must still be seen."""
+    global _environment_seen
+    environment = tuple(os.environ.items())
+    seen, secrets = _environment_seen
+    if environment != seen:
+        secrets = frozenset(
+            value
+            for name, value in environment
+            if len(value) >= MIN_SECRET_CHARS and _SECRET_NAME.search(name)
+        )
+        _environment_seen = (environment, secrets)  # one assignment: a racing thread sees old or new
+    return secrets
 
 
 def extract_json(text: str) -> Any:
@@ -169,7 +188,10 @@ class LLMClient:
         self._rejected_logged_at: float | None = None
         """When the last configuration rejection was logged; None after a call that worked."""
         self._paused_until = 0.0
-        """`time.monotonic()` before which no call is made: the provider's `Retry-After` after a 429."""
+        """`time.monotonic()` before which no call is made: the provider's `Retry-After` after a 429, or
+        after a 503 that carries one."""
+        self._paused_by: type[LLMUnavailable] = LLMRateLimited
+        """What a call not made during the pause raises: the pause's cause (a 429 or a 503)."""
 
     @property
     def enabled(self) -> bool:
@@ -191,8 +213,8 @@ class LLMClient:
         wait_s = self._paused_until - time.monotonic()
         if wait_s > 0:
             # The provider said to wait: a call now would be rejected too, and count against the rate.
-            metrics.REQUESTS.labels(actor=actor, outcome=LLMRateLimited.reason).inc()
-            raise LLMRateLimited(f"not asked: the provider asked to wait {wait_s:.3g}s more")
+            metrics.REQUESTS.labels(actor=actor, outcome=self._paused_by.reason).inc()
+            raise self._paused_by(f"not asked: the provider asked to wait {wait_s:.3g}s more")
         started = time.perf_counter()
         failure: LLMError | None = None
         try:
@@ -286,12 +308,23 @@ class LLMClient:
             text = f"{type(exc).__name__}: {redact(without_secrets(str(exc), self._secrets()))[:200]}"
             if _rejects_configuration(exc, litellm):
                 raise LLMConfigurationError(text) from None
-            if getattr(exc, "status_code", None) == 429:
-                pause_s = _retry_after_s(exc)
-                self._paused_until = max(self._paused_until, time.monotonic() + pause_s)
+            status = getattr(exc, "status_code", None)
+            if status == 429:
+                pause_s = self._pause(_retry_after_s(exc), LLMRateLimited)
                 raise LLMRateLimited(f"{text} (no call for {pause_s:.3g}s)") from None
+            if status == _OVERLOADED and (hint_s := _retry_after_hint_s(exc)) is not None:
+                # An overloaded provider that says when to come back: asking sooner only adds to its load.
+                pause_s = self._pause(hint_s, LLMUnavailable)
+                raise LLMUnavailable(f"{text} (no call for {pause_s:.3g}s)") from None
             raise LLMUnavailable(text) from None
         return _parse_response(response)
+
+    def _pause(self, pause_s: float, cause: type[LLMUnavailable]) -> float:
+        """No call for `pause_s` seconds from now (a longer pause already running is kept)."""
+        until = time.monotonic() + pause_s
+        if until > self._paused_until:
+            self._paused_until, self._paused_by = until, cause
+        return pause_s
 
     def _secrets(self) -> tuple[str, ...]:
         return (self.api_key,) if self.api_key else ()
@@ -309,9 +342,16 @@ class LLMClient:
 
 
 def _retry_after_s(exc: Exception) -> float:
-    """How long a 429 asks the caller to wait: `retry-after-ms` (OpenAI), else `Retry-After` as seconds
-    or an HTTP date (`net.retry_after_seconds`), else `RATE_LIMIT_PAUSE_S`; at most
-    `MAX_RATE_LIMIT_PAUSE_S`."""
+    """How long a 429 asks the caller to wait: its hint (`_retry_after_hint_s`), else
+    `RATE_LIMIT_PAUSE_S`."""
+    hint_s = _retry_after_hint_s(exc)
+    return RATE_LIMIT_PAUSE_S if hint_s is None else hint_s
+
+
+def _retry_after_hint_s(exc: Exception) -> float | None:
+    """The wait an error response asks for: `retry-after-ms` (OpenAI), else `Retry-After` as seconds or
+    an HTTP date (`net.retry_after_seconds`); at most `MAX_RATE_LIMIT_PAUSE_S`; None without a readable
+    one."""
     headers = getattr(getattr(exc, "response", None), "headers", None) or {}
     seconds: float | None = None
     with contextlib.suppress(TypeError, ValueError):
@@ -321,7 +361,7 @@ def _retry_after_s(exc: Exception) -> float:
         retry_after = headers.get("retry-after")
         seconds = retry_after_seconds(str(retry_after) if retry_after is not None else None)
     if seconds is None or not math.isfinite(seconds):
-        seconds = RATE_LIMIT_PAUSE_S
+        return None
     return min(max(seconds, 0.0), MAX_RATE_LIMIT_PAUSE_S)
 
 
