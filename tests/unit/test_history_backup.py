@@ -3,6 +3,7 @@ real SQLite and NATS in tests/integration/test_history_backup.py)."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -42,6 +43,24 @@ def test_prune_keeps_the_newest_and_drops_unfinished_ones(tmp_path: Path) -> Non
 
     assert sorted(removed) == sorted([*paths[:3], partial])
     assert sorted(tmp_path.iterdir()) == sorted([*paths[3:], other])
+
+
+def test_prune_leaves_what_a_writer_holds_and_takes_it_once_let_go(tmp_path: Path) -> None:
+    """Another writer's unfinished copy (and the checksum it wrote before renaming it) stays while the
+    writer holds it; once it lets go (or dies: the kernel lets go), both are leftovers and go."""
+    copy = tmp_path / backup.pre_migration_name(10, 12, T0)
+    temp = copy.with_name(copy.name + backup.TEMP_SUFFIX)
+    held = backup._claim(temp)
+    backup.checksum_path(copy).write_text("0" * 64 + f"  {copy.name}\n")
+    retention = backup.PreMigrationRetention(schema_version=12)
+    try:
+        assert backup.prune_pre_migration_snapshots(tmp_path, retention, now=T0) == []
+        assert sorted(tmp_path.iterdir()) == sorted([temp, backup.checksum_path(copy)])
+    finally:
+        os.close(held)
+
+    assert backup.prune_pre_migration_snapshots(tmp_path, retention, now=T0) == [temp]
+    assert sorted(tmp_path.iterdir()) == []
 
 
 def test_the_writer_lock_is_exclusive_until_released(tmp_path: Path) -> None:

@@ -3,12 +3,15 @@
 The history service (the single writer) runs `BackupLoop` when `HISTORY_BACKUP_DIR` is set: every
 `HISTORY_BACKUP_INTERVAL_S` it writes a consistent copy of the live database with `VACUUM INTO` from a
 second, read-only connection (a WAL reader: the writer keeps committing meanwhile, and aiosqlite runs
-it on its own thread, off the event loop), under a temporary name, fsynced, then renamed, so a crash
-never leaves a half-written file under a snapshot's name. Snapshots beyond `HISTORY_BACKUP_RETENTION`
-are deleted, oldest first. The interval is anchored to the newest snapshot on disk, so a restart
-neither skips a backup nor takes an extra one.
+it on its own thread, off the event loop), under a temporary name, fsynced, its checksum written, then
+renamed, so a crash never leaves a half-written or unchecked file under a snapshot's name. Snapshots
+beyond `HISTORY_BACKUP_RETENTION` are deleted, oldest first. The interval is anchored to the newest
+snapshot on disk, so a restart neither skips a backup nor takes an extra one.
 
-Each snapshot has its sha256 beside it (`<snapshot>.sha256`). Before the history service migrates a
+Each snapshot has its sha256 beside it (`<snapshot>.sha256`). A writer holds an exclusive `flock` on
+each temporary file it writes (`_claim`) until the file has its final name: `actormesh history snapshot`
+run by hand while the service writes its own prunes only the leftovers nobody holds (`_prune`), those
+of writers that died (the kernel drops a dead process's locks). Before the history service migrates a
 store to a newer schema it copies it as `pre-migration-v<old>-to-v<new>-<time>.db` (the way back from
 an upgrade: `take_pre_migration_snapshot`, the service's `HistoryStore.before_migrating`; docs/backups.md).
 Those copies are not counted with the scheduled snapshots: `PreMigrationRetention` keeps the newest
@@ -34,7 +37,7 @@ import re
 import shutil
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -141,19 +144,23 @@ def _prune(
     directory: str | Path, kind: _Kind, doomed: Callable[[list[Snapshot]], list[Snapshot]]
 ) -> list[Path]:
     """Delete the snapshots of `kind` that `doomed` picks from their list (oldest first), each with its
-    checksum, and the leftovers of interrupted ones; returns what went."""
+    checksum, and the leftovers of interrupted ones; returns what went. What a writer (this process or
+    another) is still writing stays: its temporary files, and the checksum it wrote before renaming its
+    snapshot into place."""
     root = Path(directory)
     removed = [s.path for s in doomed(_list(root, kind))]
-    removed += [p for p in root.glob(f"{kind.prefix}*{TEMP_SUFFIX}") if p.is_file()]
     for path in removed:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
         with contextlib.suppress(FileNotFoundError):
             checksum_path(path).unlink()
-    # Checksums whose snapshot is gone (an earlier release, which knows no checksums, pruned it, or
-    # someone deleted a snapshot by hand and not its checksum).
+    removed += [p for p in root.glob(f"{kind.prefix}*{TEMP_SUFFIX}") if _remove_leftover(p)]
+    # Checksums whose snapshot is gone: a writer killed before renaming its snapshot into place, an
+    # earlier release (which knows no checksums) pruned it, or someone deleted a snapshot by hand.
     for checksum in root.glob(f"{kind.prefix}*{SNAPSHOT_SUFFIX}{CHECKSUM_SUFFIX}"):
-        if not checksum.with_name(checksum.name.removesuffix(CHECKSUM_SUFFIX)).exists():
+        snapshot = checksum.with_name(checksum.name.removesuffix(CHECKSUM_SUFFIX))
+        # Held first, then present: a writer renames its snapshot before it lets go of the temporary.
+        if not _held(snapshot.with_name(snapshot.name + TEMP_SUFFIX)) and not snapshot.exists():
             with contextlib.suppress(FileNotFoundError):
                 checksum.unlink()
     return removed
@@ -263,23 +270,114 @@ def _copy_pages(source: Path, temp: Path) -> None:
 async def _write_snapshot(
     db_path: str | Path, directory: str | Path, name: str, copy: Callable[[Path, Path], Awaitable[None]]
 ) -> Path:
-    """`copy` the database to a temporary file in `directory`, then publish it as `name`. A snapshot
-    that fails removes its temporary file (a full volume would otherwise collect one per attempt)."""
+    """`copy` the database to a temporary file in `directory` (held, `_claim`), then publish it as
+    `name`. A snapshot that fails removes its temporary file (a full volume would otherwise collect one
+    per attempt) and a checksum it wrote for a snapshot that never got its name."""
     source, temp, final = await asyncio.to_thread(_prepare, db_path, directory, name)
+    held = await _claim_off_loop(temp)
     try:
         await copy(source, temp)
         await asyncio.to_thread(_publish, temp, final)
     except BaseException:
-        await asyncio.to_thread(_remove_temp, temp)
+        await asyncio.to_thread(_remove_unpublished, temp, final)
         raise
+    finally:
+        os.close(held)
     return final
 
 
-def _remove_temp(temp: Path) -> None:
-    """A failed snapshot's temporary file, and the journal SQLite may have left beside it."""
+def _remove_unpublished(temp: Path, final: Path) -> None:
+    """A failed snapshot's temporary file, the journal SQLite may have left beside it, and the checksum
+    written for it when the snapshot did not get its name."""
     for suffix in ("", "-journal", "-wal", "-shm"):
         with contextlib.suppress(OSError):
             Path(f"{temp}{suffix}").unlink(missing_ok=True)
+    # After the temporary is gone: a publish still running on its thread (the caller was cancelled)
+    # can no longer rename it, so a snapshot missing now stays missing and needs no checksum.
+    if not final.exists():
+        with contextlib.suppress(OSError):
+            checksum_path(final).unlink(missing_ok=True)
+
+
+async def _claim_off_loop(temp: Path) -> int:
+    """`_claim` on a worker thread. Cancelled meanwhile, the thread still finishes: its descriptor is
+    closed then, or the file would stay held (never pruned) for as long as this process runs."""
+    claiming = asyncio.ensure_future(asyncio.to_thread(_claim, temp))
+    try:
+        return await asyncio.shield(claiming)
+    except asyncio.CancelledError:
+        claiming.add_done_callback(_close_claimed)
+        raise
+
+
+def _close_claimed(claiming: asyncio.Future[int]) -> None:
+    if not claiming.cancelled() and claiming.exception() is None:
+        os.close(claiming.result())
+
+
+def _claim(temp: Path) -> int:
+    """Create `temp` (or empty a dead writer's leftover of that name) and hold an exclusive `flock` on it
+    until the returned descriptor is closed: `_prune` in any process leaves a held file alone, and the
+    kernel drops the lock of a writer that dies, so its leftover goes at the next prune. A `flock`, not
+    SQLite's POSIX locks: closing any descriptor of the file (SQLite's own) does not drop it."""
+    while True:
+        fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            # Blocking: a prune only holds a lock for an instant, to look or to delete.
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if _same_file(fd, temp):
+                os.ftruncate(fd, 0)  # VACUUM INTO writes only into an empty file
+                return fd
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)  # a prune deleted the file before we held it: create it again
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    """`fd` is the file named `path` (not one deleted or replaced since it was opened)."""
+    try:
+        named = os.stat(path)
+    except FileNotFoundError:
+        return False
+    opened = os.fstat(fd)
+    return (opened.st_dev, opened.st_ino) == (named.st_dev, named.st_ino)
+
+
+def _held(path: Path) -> bool:
+    """A writer holds `path` (`_claim`); False when it does not exist."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # also lets go of the lock just taken
+    return False
+
+
+def _remove_leftover(path: Path) -> bool:
+    """Delete a temporary file nobody holds (its writer died or failed); True when it went."""
+    if not path.is_file():
+        return False
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        # Held by us: a writer claiming the name now waits, then finds the file gone and creates it anew.
+        if not _same_file(fd, path):
+            return False
+        path.unlink()
+        return True
+    except BlockingIOError:
+        return False  # a writer at work
+    finally:
+        os.close(fd)
 
 
 def pre_migration_name(from_version: int, to_version: int, at: datetime) -> str:
@@ -332,26 +430,24 @@ def _read_only_uri(path: Path) -> str:
 
 
 def _prepare(db_path: str | Path, directory: str | Path, name: str) -> tuple[Path, Path, Path]:
-    """(the live database, the temporary file, the snapshot's final name); clears a stale temporary."""
+    """(the live database, the temporary file, the snapshot's final name)."""
     root = Path(directory)
     root.mkdir(parents=True, exist_ok=True, mode=0o700)
     final = root / name
-    temp = final.with_name(final.name + TEMP_SUFFIX)
-    with contextlib.suppress(FileNotFoundError):
-        temp.unlink()
-    return Path(db_path).resolve(), temp, final
+    return Path(db_path).resolve(), final.with_name(final.name + TEMP_SUFFIX), final
 
 
 def _publish(temp: Path, final: Path) -> None:
-    """fsync the finished file, rename it into place, fsync the directory (the rename is durable); then
-    its checksum beside it (`checksum_path`), for `verify_snapshot`."""
+    """fsync the finished file; write its checksum under the final name's (`checksum_path`, for
+    `verify_snapshot`), durably; only then rename the snapshot into place and fsync the directory. A
+    crash in between leaves a checksum without its snapshot, which `_prune` deletes; the other order
+    left a snapshot that restore could not byte-check."""
     os.chmod(temp, 0o600)
     with open(temp, "rb+") as handle:
         os.fsync(handle.fileno())
-    digest = _sha256(temp)
+    _write_checksum(final, _sha256(temp))
     os.replace(temp, final)
     _fsync_dir(final.parent)
-    _write_checksum(final, digest)
 
 
 def checksum_path(snapshot: Path) -> Path:
@@ -368,15 +464,30 @@ def _sha256(path: Path) -> str:
 
 
 def _write_checksum(snapshot: Path, digest: str) -> None:
+    """`checksum_path(snapshot)`, written under a held temporary name (`_claim`) and renamed, durably."""
     target = checksum_path(snapshot)
     temp = target.with_name(target.name + TEMP_SUFFIX)
-    with open(temp, "w", encoding="ascii") as handle:
+    with _claimed(temp) as fd, open(fd, "w", encoding="ascii", closefd=False) as handle:
         handle.write(f"{digest}  {snapshot.name}\n")
         handle.flush()
-        os.fsync(handle.fileno())
-    os.chmod(temp, 0o600)
-    os.replace(temp, target)
+        os.fsync(fd)
+        os.fchmod(fd, 0o600)
+        os.replace(temp, target)
     _fsync_dir(snapshot.parent)
+
+
+@contextlib.contextmanager
+def _claimed(temp: Path) -> Iterator[int]:
+    """`_claim` for a block; the file is deleted if the block fails before renaming it."""
+    fd = _claim(temp)
+    try:
+        yield fd
+    except BaseException:
+        if _same_file(fd, temp):
+            temp.unlink(missing_ok=True)
+        raise
+    finally:
+        os.close(fd)
 
 
 def _check_checksum(snapshot: Path) -> None:
