@@ -22,7 +22,8 @@ Normalisation, in order:
   default-ignorable code point (Unicode draws them as nothing: the Hangul fillers U+3164/U+FFA0 are
   letters, variation selectors and U+034F are marks), other control characters and combining marks
   after a digit are invisible; between two digits they become a space (they separated something),
-  elsewhere they are dropped (so "ign\\u200bore" reads "ignore");
+  elsewhere they are dropped (so "ign\\u200bore" reads "ignore") — but for the zero-width joiner
+  and the emoji variation selector after a pictograph, which hold emoji sequences together;
 - every other space separator, and the braille blank U+2800 (a symbol drawn as a space), becomes a
   space, dash-like characters "-", dot-like "." and slash-like "/".
 
@@ -154,6 +155,19 @@ def _fold(char: str, previous: str) -> str:
     return char
 
 
+_EMOJI_JOINERS = {"\u200d", "\ufe0f"}
+"""The zero-width joiner and the emoji variation selector: kept after a pictograph (`_joins_emoji`)."""
+
+
+def _joins_emoji(char: str, previous: str) -> bool:
+    """Whether `char` glues an emoji sequence together ("👨\u200d👩\u200d👧", "🏳\ufe0f\u200d🌈"):
+    after a symbol (So, or Sk: the skin tones) or a variation selector it hides no digit or letter,
+    and dropping it showed the agent four people for a family. After a digit (keycaps) it is dropped."""
+    if char not in _EMOJI_JOINERS or not previous or previous.isascii():
+        return False
+    return previous == "\ufe0f" or unicodedata.category(previous) in ("So", "Sk")
+
+
 def normalise(text: str) -> str:
     """`text` as the finders and the injection screen read it (and as it is forwarded)."""
     if text.isascii() and text.isprintable():
@@ -162,6 +176,8 @@ def normalise(text: str) -> str:
     previous = ""
     for char in unicodedata.normalize("NFKC", text):
         folded = char if char.isascii() and (char.isprintable() or char in _KEEP_CONTROLS) else None
+        if folded is None and _joins_emoji(char, previous):
+            folded = char
         if folded is None:
             folded = _fold(char, previous) if not char.isascii() else _INVISIBLE
         out.append(folded)

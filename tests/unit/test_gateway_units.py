@@ -36,6 +36,13 @@ SECRET = "unit-secret-with-enough-length-0123456789"
     [
         pytest.param({"message": "", "customer_email": "a@b.co"}, "message", id="empty"),
         pytest.param({"message": " \n", "customer_email": "a@b.co"}, "message", id="blank"),
+        pytest.param(
+            {"message": "\u200b\u200d\ufeff", "customer_email": "a@b.co"}, "message", id="zero-width"
+        ),
+        pytest.param({"message": "\x00\x01\x1b", "customer_email": "a@b.co"}, "message", id="c0-controls"),
+        pytest.param({"message": "\u202e\u200f", "customer_email": "a@b.co"}, "message", id="bidi-only"),
+        pytest.param({"message": "\u3000\u00a0\u2800", "customer_email": "a@b.co"}, "message", id="u-blanks"),
+        pytest.param({"message": "\udfff", "customer_email": "a@b.co"}, "message", id="lone-surrogate"),
         pytest.param({"message": "hi", "customer_email": "a@b"}, "customer_email", id="no-tld"),
         pytest.param({"message": "hi", "customer_email": "@b.co"}, "customer_email", id="no-local"),
         pytest.param(
@@ -48,6 +55,28 @@ def test_chat_request_names_the_bad_field(body: dict[str, Any], field: str) -> N
     with pytest.raises(ValidationError) as caught:
         ChatRequest.model_validate(body)
     assert [e.field for e in field_errors(caught.value)] == [field]
+
+
+@pytest.mark.parametrize(
+    ("text", "length"),
+    [
+        # NFKC spells U+FDFA as 18 letters: 4000 of them went on, and were stored, as 72,000.
+        pytest.param("\ufdfa" * 10, 180, id="arabic-ligature"),
+        pytest.param("\u3300" * 10, 40, id="squared-katakana"),
+    ],
+)
+def test_the_length_limit_holds_for_the_text_screening_forwards(text: str, length: int) -> None:
+    request = ChatRequest(message=text, customer_email="a@b.co")
+    check_length(request, length)
+    with pytest.raises(MessageTooLong) as caught:
+        check_length(request, length - 1)
+    assert caught.value.field == "message"
+    assert caught.value.length == length
+
+
+@pytest.mark.parametrize("text", ["👍", "\u0301", "\u200b?", "我", "\u202eok", "\x00a"])
+def test_a_message_with_anything_visible_is_accepted(text: str) -> None:
+    assert ChatRequest(message=text, customer_email="a@b.co").message == text
 
 
 def test_chat_request_normalizes_email_and_length_is_checked_separately() -> None:

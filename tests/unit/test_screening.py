@@ -228,6 +228,51 @@ def test_redact_replaces_cards_and_ssns_only() -> None:
     assert redact(text) == f"ORD-10001 card {CARD_PLACEHOLDER} ssn {SSN_PLACEHOLDER}"
 
 
+def _in_digits(text: str, zero: int) -> str:
+    """`text` with its ASCII digits written in the script whose zero is `zero` (U+0660 Arabic-Indic…)."""
+    return "".join(chr(zero + int(c)) if c.isdigit() and c.isascii() else c for c in text)
+
+
+@pytest.mark.parametrize(
+    ("text", "screened"),
+    [
+        # Emoji sequences are held together by a joiner and a variation selector: once dropped, the
+        # agent read four people for a family and a white flag and a rainbow for the rainbow flag.
+        pytest.param("we are 👨\u200d👩\u200d👧", "we are 👨\u200d👩\u200d👧", id="family-zwj"),
+        pytest.param("🏳\ufe0f\u200d🌈 and ❤\ufe0f", "🏳\ufe0f\u200d🌈 and ❤\ufe0f", id="flag-and-heart"),
+        pytest.param("👩🏽\u200d💻 here", "👩🏽\u200d💻 here", id="skin-tone-zwj"),
+        # Between letters or digits they still hide nothing: dropped, or a separator between digits.
+        pytest.param("can\u200dcel", "cancel", id="zwj-in-a-word"),
+        pytest.param("ca\ufe0fncel", "cancel", id="vs16-in-a-word"),
+        pytest.param("1\ufe0f\u20e3", "1", id="keycap-digit"),
+        pytest.param("card 4111\u200d1111\u200d1111\u200d1111", f"card {CARD_PLACEHOLDER}", id="zwj-digits"),
+        # Digits of other scripts and fullwidth forms are read as the numbers a person reads.
+        pytest.param(
+            _in_digits("card 4111 1111 1111 1111", 0x0660), f"card {CARD_PLACEHOLDER}", id="arabic-indic"
+        ),
+        pytest.param(
+            _in_digits("card 4111-1111-1111-1111", 0x06F0), f"card {CARD_PLACEHOLDER}", id="persian-card"
+        ),
+        pytest.param(
+            _in_digits("card 4111 1111 1111 1111", 0x0966), f"card {CARD_PLACEHOLDER}", id="devanagari"
+        ),
+        pytest.param(
+            _in_digits("card 4111 1111 1111 1111", 0xFF10), f"card {CARD_PLACEHOLDER}", id="fullwidth-card"
+        ),
+        pytest.param(
+            _in_digits("ssn 123\uff0d45\uff0d6789", 0xFF10), f"ssn {SSN_PLACEHOLDER}", id="fullwidth-ssn"
+        ),
+        pytest.param(_in_digits("ssn 123-45-6789", 0x0660), f"ssn {SSN_PLACEHOLDER}", id="arabic-indic-ssn"),
+        pytest.param(
+            _in_digits("order \uff2f\uff32\uff24\uff0d10002", 0xFF10), "order ORD-10002", id="fullwidth-id"
+        ),
+        pytest.param("Cafe\u0301", "Caf\u00e9", id="nfd-to-nfc"),
+    ],
+)
+def test_the_screened_text_is_what_a_person_reads(text: str, screened: str) -> None:
+    assert screen(text)[0] == screened
+
+
 class _Nested(BaseModel):
     inner: _Strict
 

@@ -109,6 +109,46 @@ def test_flags(analyzer: SentimentAnalyzer, text: str, expected: set[str]) -> No
     assert {flag for flag in FLAGS if getattr(result, flag)} == expected
 
 
+@pytest.mark.parametrize(
+    ("text", "label", "expected"),
+    [
+        # VADER's lexicon is English: in German, the article "die" (-2.9) made a plain question a
+        # complaint (an account note, urgency), and "Gift" (poison) praise.
+        pytest.param(
+            "Wo ist die Lieferung? Die Größe, die Farbe", SentimentLabel.NEUTRAL, set(), id="de-die"
+        ),
+        pytest.param("Die Bestellung ist nicht angekommen", SentimentLabel.NEUTRAL, set(), id="de-article"),
+        pytest.param("Die die die", SentimentLabel.NEUTRAL, set(), id="de-only-articles"),
+        pytest.param("Gift für meine Frau, wo ist es?", SentimentLabel.NEUTRAL, set(), id="de-gift"),
+        pytest.param("Mon colis est arrivé, merci!", SentimentLabel.NEUTRAL, set(), id="fr"),
+        pytest.param("¿Dónde está mi pedido? Es muy tarde", SentimentLabel.NEUTRAL, set(), id="es"),
+        pytest.param("Где мой заказ?", SentimentLabel.NEUTRAL, set(), id="ru"),
+        pytest.param("我的订单在哪里", SentimentLabel.NEUTRAL, set(), id="zh"),
+        # English stays English, "die" and a foreign word or two included.
+        pytest.param(
+            "My phone will die, the charger is broken", SentimentLabel.NEGATIVE, {"complaint"}, id="en-die"
+        ),
+        pytest.param(
+            "I hate this, muy mal, terrible service", SentimentLabel.NEGATIVE, {"complaint"}, id="en-mixed"
+        ),
+        pytest.param("Thanks, the headphones are great", SentimentLabel.POSITIVE, set(), id="en-praise"),
+        # The escalation cues are read in any case, the Turkish capitals İ included.
+        pytest.param(
+            "I WİLL TAKE LEGAL ACTİON", SentimentLabel.POSITIVE, {"legal_threat", "complaint"}, id="tr-İ"
+        ),
+        pytest.param("İ WANT A HUMAN", SentimentLabel.POSITIVE, {"wants_human"}, id="tr-human"),
+    ],
+)
+def test_other_languages_read_as_neutral_not_as_english_homographs(
+    analyzer: SentimentAnalyzer, text: str, label: SentimentLabel, expected: set[str]
+) -> None:
+    result = analyzer.analyze(text)
+    assert result.label is label
+    assert {flag for flag in FLAGS if getattr(result, flag)} == expected
+    if label is SentimentLabel.NEUTRAL:
+        assert (result.score, result.urgency) == (0.0, Urgency.LOW)
+
+
 async def test_handle_writes_only_the_sentiment_section(analyzer: SentimentAnalyzer) -> None:
     envelope = make_envelope("My order is still not here, I want a human now!")
     before = envelope.model_dump(exclude={"sentiment"})

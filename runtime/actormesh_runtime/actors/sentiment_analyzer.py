@@ -2,7 +2,9 @@
 
 First step of every route. Writes `envelope.sentiment`:
 - label and score from VADER's compound score (its own lexicon; no hand-written polarity lists),
-  positive at >= 0.05, negative at <= -0.05 (VADER's documented thresholds);
+  positive at >= 0.05, negative at <= -0.05 (VADER's documented thresholds); a message whose
+  function words are mostly another language's is neutral (`reads_as_english`): VADER's English
+  lexicon only finds homographs in it;
 - urgency low/medium/high/critical from points for time pressure, repeated failures, shouting and
   strong negativity; a legal threat or fraud makes it critical;
 - flags: complaint, abusive, legal_threat, wants_human (the cue lists below are about intent to
@@ -130,6 +132,43 @@ def urgency_for(points: int, *, critical_cue: bool) -> Urgency:
     return Urgency.LOW
 
 
+_LETTER_WORD = re.compile(r"[^\W\d_]+")
+_ENGLISH_FUNCTION_WORDS = frozenset({
+    "the", "a", "an", "and", "or", "but", "is", "are", "was", "were", "be", "been", "am", "i", "you",
+    "he", "she", "it", "we", "they", "my", "your", "our", "me", "us", "to", "of", "in", "on", "for",
+    "with", "at", "from", "by", "this", "that", "not", "no", "do", "does", "did", "have", "has", "had",
+    "can", "will", "would", "please", "what", "where", "when", "why", "how", "who", "want", "need",
+    "just", "so", "if", "all", "there", "here", "very", "get", "got", "still",
+})  # fmt: skip
+_FOREIGN_FUNCTION_WORDS = frozenset({
+    # German, Spanish, French, Italian, Portuguese, Dutch. Words that are also English are left out,
+    # but for "die": the German article, and VADER's -2.9 ("Die Größe, die Farbe" read as very
+    # negative: a complaint, a note on the account).
+    "der", "die", "das", "und", "ist", "nicht", "ich", "mein", "meine", "meinen", "wo", "wie", "ein",
+    "eine", "einen", "mit", "für", "auf", "sind", "noch", "bitte", "kein", "keine", "habe", "haben",
+    "wurde", "dass", "dem", "sie", "wir", "von", "aber", "auch", "oder", "nach", "el", "los", "las",
+    "una", "es", "está", "mi", "mis", "por", "para", "que", "qué", "del", "pero", "su", "muy",
+    "gracias", "dónde", "quiero", "cómo", "le", "les", "est", "je", "mon", "ma", "mes", "et", "du",
+    "des", "où", "pas", "avec", "dans", "vous", "nous", "qui", "merci", "ce", "cette", "elle", "au",
+    "aux", "il", "lo", "gli", "della", "di", "che", "è", "sono", "mio", "mia", "grazie", "dove", "ho",
+    "vorrei", "os", "um", "uma", "não", "meu", "minha", "onde", "obrigado", "het", "een", "niet", "ik",
+    "mijn", "waar", "de",
+})  # fmt: skip
+
+
+def reads_as_english(folded: str) -> bool:
+    """Whether VADER's English lexicon may score `folded` (`fold(text)`): not when the text's function
+    words are mostly another language's (at least two of them). VADER scores the English words it
+    knows and ignores the rest, so German's article "die" alone made a plain question a complaint."""
+    english = foreign = 0
+    for word in _LETTER_WORD.findall(folded):
+        if word in _FOREIGN_FUNCTION_WORDS:
+            foreign += 1
+        elif word in _ENGLISH_FUNCTION_WORDS:
+            english += 1
+    return foreign < 2 or foreign <= english
+
+
 def label_for(compound: float) -> SentimentLabel:
     if compound >= 0.05:
         return SentimentLabel.POSITIVE
@@ -149,9 +188,10 @@ class SentimentAnalyzer(PlainActor):
         self._vader = SentimentIntensityAnalyzer()
 
     def analyze(self, text: str) -> Sentiment:
-        compound = float(self._vader.polarity_scores(text)["compound"])
-        compound = max(-1.0, min(1.0, compound))
         folded = fold(text)
+        # Another language reads as neutral, not as the English homographs VADER finds in it.
+        compound = float(self._vader.polarity_scores(text)["compound"]) if reads_as_english(folded) else 0.0
+        compound = max(-1.0, min(1.0, compound))
         legal = bool(_LEGAL.search(folded))
         abusive = bool(_ABUSIVE.search(folded))
         label = label_for(compound)

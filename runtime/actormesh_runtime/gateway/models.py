@@ -1,8 +1,9 @@
 """Request and response bodies of the gateway's API, and the validation rules shared by HTTP and WebSocket.
 
-`ChatRequest` rejects an empty message, a malformed email or session id (→ 422 naming the field).
+`ChatRequest` rejects an empty message (nothing left once screening drops invisible and control
+characters), a malformed email or session id (→ 422 naming the field).
 The length limit depends on settings (`MAX_MESSAGE_CHARS`), so `check_length` applies it after
-parsing and answers 413, also naming the field.
+parsing (to the message as sent and as screening normalises it) and answers 413, also naming the field.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from actormesh_runtime.ids import random_hex
+from actormesh_runtime.pii import normalise
 
 # The patterns are also the OpenAPI schema's (gateway/openapi.py), so they keep to what ECMA and
 # Python regexes read alike, and are applied with fullmatch (Python's `$` would accept a final "\n").
@@ -68,6 +70,12 @@ class ChatRequest(BaseModel):
     def _not_blank(cls, value: str) -> str:
         if not value.strip(BLANKS):
             raise ValueError("message must not be empty")
+        # Screening drops invisible and control characters (and a lone surrogate) and folds Unicode
+        # spaces: a message of only those would travel, and be stored, as an empty turn.
+        if not normalise(value).strip(BLANKS):
+            raise ValueError(
+                "message must not be empty: it holds only invisible, control or space characters"
+            )
         return value
 
     @field_validator("customer_email")
@@ -98,8 +106,11 @@ class MessageTooLong(Exception):
 
 
 def check_length(request: ChatRequest, limit: int) -> None:
-    if len(request.message) > limit:
-        raise MessageTooLong(len(request.message), limit)
+    """The limit holds for the message as sent and as screening forwards it: NFKC spells some
+    characters in many (U+FDFA in 18 letters), so 4000 could travel, be stored and prompted as 72,000."""
+    length = max(len(request.message), len(normalise(request.message)))
+    if length > limit:
+        raise MessageTooLong(length, limit)
 
 
 class FieldError(BaseModel):
