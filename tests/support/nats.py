@@ -2,20 +2,19 @@
 
 Re-exported by tests/integration/conftest.py. Yields the client URL (`nats://127.0.0.1:PORT`).
 A test that needs the running `EmbeddedNats` object itself (to kill or restart the server) uses
-`nats_process` instead.
+`nats_process` instead. Every server here ends with the test process, even a SIGKILLed one (Linux).
 """
 
 from __future__ import annotations
 
 import contextlib
 import socket
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from actormesh_runtime.embedded_nats import EmbeddedNats, nats_server_binary
+from actormesh_runtime.embedded_nats import EmbeddedNats, nats_server_binary, spawn_tied_to_this_process
 from tests.conftest import missing_component
 from tests.support.eventually import eventually
 from tests.support.ports import free_port
@@ -49,7 +48,7 @@ def nats_server_with(tmp_path: Path, *options: str) -> Iterator[int]:
     port = free_port()
     log_path = tmp_path / "nats.log"
     with log_path.open("wb") as log:
-        proc = subprocess.Popen(
+        proc = spawn_tied_to_this_process(
             [binary, "-a", "127.0.0.1", "-p", str(port), *options], stdout=log, stderr=log
         )
 

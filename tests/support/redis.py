@@ -2,7 +2,8 @@
 
 Re-exported by tests/integration/conftest.py. Yields a `RedisServer`: `.url`, `.kill()` (SIGKILL,
 like a crashed pod), `.start()` (again on the same port, empty, as a restarted cache would be) and
-`.pause()`/`.resume()` (SIGSTOP/SIGCONT: a hung Redis).
+`.pause()`/`.resume()` (SIGSTOP/SIGCONT: a hung Redis). On Linux the server ends with the test
+process, even a SIGKILLed one (`embedded_nats.spawn_tied_to_this_process`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from actormesh_runtime.embedded_nats import spawn_tied_to_this_process
 from tests.conftest import require_binary
 from tests.support.eventually import NotYet, eventually
 from tests.support.ports import free_port
@@ -58,7 +60,8 @@ class RedisServer:
             "--daemonize",
             "no",
         ]
-        self._process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # Tied to this process: a pytest run killed by a timeout or SIGKILL leaves no redis-server behind.
+        self._process = spawn_tied_to_this_process(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         process = self._process
         with contextlib.suppress(NotYet):
             eventually(

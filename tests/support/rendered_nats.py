@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from nats.errors import TimeoutError as NatsTimeoutError
 
 from actormesh_operator.builders import nats as nats_builder
 from actormesh_runtime.catalog import Subjects, inbox_prefix
-from actormesh_runtime.embedded_nats import nats_server_binary
+from actormesh_runtime.embedded_nats import nats_server_binary, spawn_tied_to_this_process
 from actormesh_runtime.history.protocol import HistoryUnavailable
 from actormesh_runtime.settings import RuntimeSettings
 from tests.conftest import missing_component
@@ -126,7 +125,8 @@ def server_from_rendered_config(
     sts = index(children(full))[("StatefulSet", "demo-nats")]
     env, passwords = server_env(container(sts), POD_NAME)
     log = (tmp_path / "nats.log").open("wb")
-    proc = subprocess.Popen([binary, "--config", str(config)], env=env, stdout=log, stderr=log)
+    # Tied to the test process: a killed pytest run leaves no server behind (Linux).
+    proc = spawn_tied_to_this_process([binary, "--config", str(config)], env=env, stdout=log, stderr=log)
     try:
 
         def up() -> bool:

@@ -8,6 +8,11 @@ LITELLM_MODEL settings switch parts to real infrastructure.
 
 With the embedded server it also writes `<data-dir>/dev-mesh.json` (`local.dev_handle`) while it runs:
 how `actormesh dlq` and `actormesh erase` reach that server, on its free port, as its `admin` user.
+
+One `actormesh dev` per data directory: it holds `<data-dir>/dev.lock` while it runs, and a second one
+exits 2 naming the first's pid. It also refuses (exit 2) while a nats-server still runs on
+`<data-dir>/nats` (one an older release left behind when killed): two servers must never write one
+JetStream store. Its own embedded server dies with it on Linux, even on `kill -9` (`embedded_nats`).
 """
 
 from __future__ import annotations
@@ -224,7 +229,8 @@ async def _run_mesh(
 def run(args: argparse.Namespace) -> int:
     from actormesh_runtime.bus.connection import NatsUnreachable
     from actormesh_runtime.commands import eventloop
-    from actormesh_runtime.local.dev_handle import DEFAULT_DATA_DIR
+    from actormesh_runtime.embedded_nats import EmbeddedNatsError
+    from actormesh_runtime.local.dev_handle import DEFAULT_DATA_DIR, DataDirBusy, locked_data_dir
     from actormesh_runtime.observability.logging import configure_logging
     from actormesh_runtime.observability.tracing import configure_tracing
 
@@ -237,7 +243,19 @@ def run(args: argparse.Namespace) -> int:
     configure_tracing(settings, service="dev")
     data_dir = args.data_dir if args.data_dir is not None else DEFAULT_DATA_DIR
     try:
-        return eventloop.run(serve(settings, data_dir=data_dir, nats_url=args.nats_url), settings.event_loop)
+        with locked_data_dir(data_dir):
+            if args.nats_url is None and (refusal := _stale_server(data_dir / "nats")):
+                print(f"actormesh dev: {refusal}", file=sys.stderr)
+                return 2
+            return eventloop.run(
+                serve(settings, data_dir=data_dir, nats_url=args.nats_url), settings.event_loop
+            )
+    except DataDirBusy as exc:
+        print(f"actormesh dev: {exc}", file=sys.stderr)
+        return 2
+    except EmbeddedNatsError as exc:
+        print(f"actormesh dev: the embedded nats-server did not start: {exc}", file=sys.stderr)
+        return 1
     except NatsUnreachable as exc:
         print(f"actormesh dev: {exc}", file=sys.stderr)
         return 2
@@ -245,3 +263,18 @@ def run(args: argparse.Namespace) -> int:
         print(f"actormesh dev: cannot serve on {settings.host}:{settings.port}: {exc.strerror or exc}"
               " (use --port to pick another)", file=sys.stderr)  # fmt: skip
         return 1
+
+
+def _stale_server(store_dir: Path) -> str | None:
+    """Why not to start the embedded server on `store_dir`: a nats-server still runs on it."""
+    from actormesh_runtime.embedded_nats import servers_on_store
+
+    pids = servers_on_store(store_dir)
+    if not pids:
+        return None
+    listed = " ".join(map(str, pids))
+    return (
+        f"a nats-server (pid {listed}) still runs on the JetStream store in {store_dir}, left behind by "
+        f"an actormesh dev that was killed (or just stopping): stop it (kill {listed}) and run this "
+        "again; two servers must never write one store"
+    )

@@ -11,12 +11,19 @@ no NATS server reads it (`commands.options.admin_settings_from`); one whose proc
 
 Written only for the embedded server: with `dev --nats-url`, the credentials are the developer's own,
 and that server is named to the CLIs the same way.
+
+`<data-dir>/dev.lock`: `actormesh dev` holds an exclusive flock on it for its whole life, so a second
+one on the same data directory (two writers on one JetStream store and one SQLite file) refuses to
+start (`locked_data_dir`). The kernel releases the lock when the process ends, `kill -9` included, so a
+crash never leaves a stale lock.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -24,10 +31,23 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 DEFAULT_DATA_DIR = Path(".actormesh")
 """`actormesh dev`'s data directory unless `--data-dir` names one (relative: `make run` runs in the repo)."""
 HANDLE_NAME = "dev-mesh.json"
+LOCK_NAME = "dev.lock"
 
 
 class NoDevMesh(Exception):
     """A CLI was pointed at a dev mesh (`--dev-dir`) that is not running."""
+
+
+class DataDirBusy(Exception):
+    """Another `actormesh dev` holds the data directory's lock."""
+
+    def __init__(self, data_dir: Path, pid: int | None) -> None:
+        who = f"another actormesh dev (pid {pid})" if pid else "another actormesh dev"
+        super().__init__(
+            f"{who} is running with the data directory {data_dir} (it holds {data_dir / LOCK_NAME}): "
+            "stop it, or give this one another --data-dir"
+        )
+        self.pid = pid
 
 
 class DevMeshHandle(BaseModel):
@@ -82,3 +102,30 @@ def _running(pid: int) -> bool:
     except PermissionError:
         return True  # someone else's process: alive
     return True
+
+
+@contextlib.contextmanager
+def locked_data_dir(data_dir: Path) -> Iterator[None]:
+    """Hold `<data-dir>/dev.lock` (created with the directory) for the block; `DataDirBusy` naming the
+    holder's pid when another process holds it."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(data_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise DataDirBusy(data_dir, _holder(fd, data_dir)) from None
+        # For the message a second `dev` prints; the lock itself is the flock, not this content.
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the flock
+
+
+def _holder(fd: int, data_dir: Path) -> int | None:
+    """The pid the lock's holder wrote, or its handle's (it may not have written the pid yet)."""
+    with contextlib.suppress(OSError, ValueError):
+        return int(os.pread(fd, 32, 0).decode().strip())
+    handle = read_handle(data_dir)
+    return handle.pid if handle else None
