@@ -43,8 +43,9 @@ def _load(name: str) -> ModuleType:
 def parse(argv: list[str]) -> tuple[ModuleType, argparse.Namespace] | int:
     """The command's module and its parsed arguments, or an exit code after printing the help.
 
-    Shared options (`--nats-url`, `--mesh`) may come before the command name too; they are handed to
-    the command as if given right after it (a command without them rejects them, naming them).
+    Shared options (`--nats-url`, `--mesh`, `--dev-dir`) may come before the command name too; they
+    are handed to the command as if given right after it (a command without them rejects them,
+    naming them).
     """
     leading, rest = leading_shared_options(argv)
     parser = argparse.ArgumentParser(prog="actormesh", description="ActorMesh runtime")

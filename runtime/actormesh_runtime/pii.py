@@ -23,7 +23,8 @@ Normalisation, in order:
   letters, variation selectors and U+034F are marks), other control characters and combining marks
   after a digit are invisible; between two digits they become a space (they separated something),
   elsewhere they are dropped (so "ign\\u200bore" reads "ignore") — but for the zero-width joiner
-  and the emoji variation selector after a pictograph, which hold emoji sequences together;
+  and the emoji variation selector after a pictograph (the joiner only before one too), which hold
+  emoji sequences together;
 - every other space separator, and the braille blank U+2800 (a symbol drawn as a space), becomes a
   space, dash-like characters "-", dot-like "." and slash-like "/".
 
@@ -39,6 +40,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from bisect import bisect_right
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 CARD_PLACEHOLDER = "[REDACTED-CARD]"
@@ -159,32 +161,83 @@ _EMOJI_JOINERS = {"\u200d", "\ufe0f"}
 """The zero-width joiner and the emoji variation selector: kept after a pictograph (`_joins_emoji`)."""
 
 
-def _joins_emoji(char: str, previous: str) -> bool:
+def _joins_emoji(char: str, previous: str, following: str) -> bool:
     """Whether `char` glues an emoji sequence together ("👨\u200d👩\u200d👧", "🏳\ufe0f\u200d🌈"):
     after a symbol (So, or Sk: the skin tones) or a variation selector it hides no digit or letter,
-    and dropping it showed the agent four people for a family. After a digit (keycaps) it is dropped."""
+    and dropping it showed the agent three people for a family. A joiner is kept only when a symbol
+    or a variation selector follows too ("ign©\u200dore" reads "ign©ore"). After a digit (keycaps)
+    both are dropped."""
     if char not in _EMOJI_JOINERS or not previous or previous.isascii():
         return False
-    return previous == "\ufe0f" or unicodedata.category(previous) in ("So", "Sk")
+    if char == "\u200d" and not (following == "\ufe0f" or _is_symbol(following)):
+        return False
+    return previous == "\ufe0f" or _is_symbol(previous)
+
+
+def _is_symbol(char: str) -> bool:
+    return bool(char) and not char.isascii() and unicodedata.category(char) in ("So", "Sk")
 
 
 def normalise(text: str) -> str:
-    """`text` as the finders and the injection screen read it (and as it is forwarded)."""
+    """`text` as the finders and the injection screen read it (and as it is forwarded).
+
+    Never longer than `unicodedata.normalize("NFKC", text)`: each NFKC character folds to one
+    character or to nothing, and a run of invisible ones between digits to one space."""
     if text.isascii() and text.isprintable():
         return text
-    out: list[str] = []
+    joined = _BETWEEN_DIGITS.sub(" ", "".join(_folded(unicodedata.normalize("NFKC", text))))
+    return joined.replace(_INVISIBLE, "")
+
+
+INVISIBLE_RANGES: tuple[tuple[int, int], ...] = (
+    (0x0000, 0x0020), (0x007F, 0x00A0), (0x00AD, 0x00AD), (0x034F, 0x034F), (0x0600, 0x0605),
+    (0x061C, 0x061C), (0x06DD, 0x06DD), (0x070F, 0x070F), (0x0890, 0x0891), (0x08E2, 0x08E2),
+    (0x115F, 0x1160), (0x1680, 0x1680), (0x17B4, 0x17B5), (0x180B, 0x180F), (0x2000, 0x200F),
+    (0x2028, 0x202F), (0x205F, 0x206F), (0x2800, 0x2800), (0x3000, 0x3000), (0x3164, 0x3164),
+    (0xD800, 0xDFFF), (0xFE00, 0xFE0F), (0xFEFF, 0xFEFF), (0xFFA0, 0xFFA0), (0xFFF0, 0xFFFB),
+    (0x110BD, 0x110BD), (0x110CD, 0x110CD), (0x13430, 0x13438), (0x1BCA0, 0x1BCA3),
+    (0x1D173, 0x1D17A), (0xE0000, 0xE0FFF),
+)  # fmt: skip
+"""What screening drops (or reads as a space) whatever surrounds it: controls, format characters,
+space separators, lone surrogates, the default-ignorable code points and the braille blank. A message
+of nothing else is empty (`has_visible`). A short list of ranges rather than "whatever `normalise`
+drops" (which includes every unassigned code point) so that the gateway's OpenAPI schema can say the
+same in a pattern (`INVISIBLE_CLASS`); tests/unit/test_screening.py derives it from `unicodedata` and
+checks `normalise` drops every one of them."""
+
+
+def _class_of(ranges: tuple[tuple[int, int], ...]) -> str:
+    """The body of a regular-expression character class holding `ranges`, read alike by Python and
+    ECMA (with the `u` flag): BMP characters as `\\uXXXX` escapes, others as themselves."""
+
+    def one(code: int) -> str:
+        return f"\\u{code:04X}" if code <= 0xFFFF else chr(code)
+
+    return "".join(one(lo) if lo == hi else f"{one(lo)}-{one(hi)}" for lo, hi in ranges)
+
+
+INVISIBLE_CLASS = _class_of(INVISIBLE_RANGES)
+_VISIBLE = re.compile(f"[^{INVISIBLE_CLASS}]")
+
+
+def has_visible(text: str) -> bool:
+    """Whether `text` holds a character outside `INVISIBLE_RANGES`: one regular-expression search in
+    C, stopping at the first (the gateway asks this of every message before any length check)."""
+    return _VISIBLE.search(text) is not None
+
+
+def _folded(nfkc: str) -> Iterator[str]:
+    """Each character of NFKC text folded (see the module docstring), `_INVISIBLE` for the dropped."""
     previous = ""
-    for char in unicodedata.normalize("NFKC", text):
+    for at, char in enumerate(nfkc):
         folded = char if char.isascii() and (char.isprintable() or char in _KEEP_CONTROLS) else None
-        if folded is None and _joins_emoji(char, previous):
+        if folded is None and _joins_emoji(char, previous, nfkc[at + 1 : at + 2]):
             folded = char
         if folded is None:
             folded = _fold(char, previous) if not char.isascii() else _INVISIBLE
-        out.append(folded)
+        yield folded
         if folded != _INVISIBLE:
             previous = folded
-    joined = _BETWEEN_DIGITS.sub(" ", "".join(out))
-    return joined.replace(_INVISIBLE, "")
 
 
 _LOOK_ALIKES = {

@@ -528,3 +528,30 @@ async def test_a_websocket_frame_over_ws_max_frame_bytes_is_refused_and_counted(
         assert closed.value.rcvd is not None
         assert closed.value.rcvd.code == 1009
         assert await eventually_async(counted, what="the refusal counted", timeout_s=10) == 1
+
+
+async def test_a_head_near_the_bound_with_a_few_kb_of_trailers_in_the_same_read_is_served(
+    nats_server: str, tmp_path: Path
+) -> None:
+    """Before: in the part of a read where the head ended, the head's tail was counted as the chunked
+    body's framing, so a 63 KB head (under MAX_HEADER_BYTES, 64 KiB) followed by 3 KB of trailers got
+    431 although neither went over the bound."""
+    settings = stack_settings(nats_server, tmp_path)
+    assert settings.max_header_bytes == 64 * 1024
+    filler = b"".join(b"X-Filler-%d: %s\r\n" % (i, b"a" * 1000) for i in range(62))
+    request = _chunked_post(EMPTY_MESSAGE, _trailers(3_000)).replace(
+        b"Host: gw\r\n", b"Host: gw\r\n" + filler, 1
+    )
+    head = request[: request.index(b"\r\n\r\n") + 4]
+    assert 62_000 < len(head) < settings.max_header_bytes < len(request)
+    async with GatewayServer(create_app(settings), port=0) as server:
+        await wait_ready(server.url)
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        try:
+            writer.write(request)  # one write: the head ends inside a part that carries trailers too
+            status, text = await asyncio.wait_for(_response(reader), 10)
+        finally:
+            writer.close()
+
+    assert status == 422, text[:300]
+    assert "message" in json.loads(text)["detail"], text[:300]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -154,6 +155,17 @@ def _in_5s_as_http_date() -> str:
     return format_datetime(datetime.now(UTC) + timedelta(seconds=5), usegmt=True)
 
 
+class _FakeClock:
+    """The LLM client's `time`, with a `monotonic` the test moves (the pause is read from it only)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.perf_counter = time.perf_counter
+
+    def monotonic(self) -> float:
+        return self.now
+
+
 @pytest.mark.parametrize(
     "headers",
     [
@@ -164,11 +176,14 @@ def _in_5s_as_http_date() -> str:
     ],
 )
 async def test_after_a_429_the_provider_is_not_asked_until_it_said_to(
-    llm_server: LLMTestServer, headers: dict[str, str] | str | None
+    llm_server: LLMTestServer, headers: dict[str, str] | str | None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A rate-limited provider counts rejected calls against the rate too: every message asking again
     at once kept a busy mesh rate-limited, all its answers from templates. The provider's wait (or a
-    second without one) is now kept by the whole process; then it is asked again."""
+    second without one) is now kept by the whole process; then it is asked again. The client's
+    clock is the test's (`_FakeClock`): the calls land inside even an 800 ms wait on a slow machine."""
+    clock = _FakeClock()
+    monkeypatch.setattr(llm_client, "time", clock)
     client = LLMClient(_settings(llm_server.url))
     await llm_client._litellm_module()  # imported first: its seconds must not use up the date's wait
     hint = {"Retry-After": _in_5s_as_http_date()} if headers == "http-date" else headers
@@ -185,28 +200,28 @@ async def test_after_a_429_the_provider_is_not_asked_until_it_said_to(
     assert len(llm_server.requests) == 1
     assert _outcomes(ActorName.RESPONSE_GENERATOR, "rate_limited") - before == 4
 
-    async def asked() -> str:
-        return (await client.complete_text(messages, actor=actor)).text
-
-    await eventually_async(asked, what="a call after the wait", ignoring=(LLMRateLimited,))
+    clock.now += llm_client.MAX_RATE_LIMIT_PAUSE_S + 1  # past any wait the client keeps
+    assert (await client.complete_text(messages, actor=actor)).text
     assert len(llm_server.requests) == 2
 
 
 @pytest.mark.parametrize(
     "headers",
     [
-        pytest.param({"Retry-After": "1"}, id="retry-after-seconds"),
-        pytest.param({"retry-after-ms": "800"}, id="retry-after-ms"),
+        pytest.param({"Retry-After": "5"}, id="retry-after-seconds"),
+        pytest.param({"retry-after-ms": "5000"}, id="retry-after-ms"),
     ],
 )
 async def test_after_a_503_with_retry_after_the_provider_is_not_asked_until_it_said_to(
-    llm_server: LLMTestServer, headers: dict[str, str]
+    llm_server: LLMTestServer, headers: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An overloaded provider's 503 with `Retry-After` was ignored: the next message asked again at
     once, adding to the load it had just been asked to spare. Its wait is now kept by the process like
-    a 429's; the outcome stays `unavailable` (it is not the caller's rate)."""
+    a 429's; the outcome stays `unavailable` (it is not the caller's rate). The client's clock is the
+    test's: the calls land inside the wait however slow the machine."""
+    clock = _FakeClock()
+    monkeypatch.setattr(llm_client, "time", clock)
     client = LLMClient(_settings(llm_server.url))
-    await llm_client._litellm_module()
     llm_server.script(Reply("overloaded", status=503, headers=headers))
     messages = [{"role": "user", "content": "hi"}]
     actor = ActorName.RESPONSE_GENERATOR.value
@@ -214,17 +229,17 @@ async def test_after_a_503_with_retry_after_the_provider_is_not_asked_until_it_s
     with pytest.raises(LLMUnavailable) as first:
         await client.complete_text(messages, actor=actor)
     assert not isinstance(first.value, LLMRateLimited)
-    for _ in range(3):
+    answered_at = clock.now
+    for later_s in (0.0, 2.0, 4.9):
+        clock.now = answered_at + later_s
         with pytest.raises(LLMUnavailable, match="not asked") as paused:
             await client.complete_text(messages, actor=actor)
         assert not isinstance(paused.value, LLMRateLimited)
     assert len(llm_server.requests) == 1
     assert _outcomes(ActorName.RESPONSE_GENERATOR, "unavailable") - before == 4
 
-    async def asked() -> str:
-        return (await client.complete_text(messages, actor=actor)).text
-
-    await eventually_async(asked, what="a call after the wait", ignoring=(LLMUnavailable,))
+    clock.now = answered_at + 5.1  # past the provider's 5 s
+    assert (await client.complete_text(messages, actor=actor)).text
     assert len(llm_server.requests) == 2
 
 

@@ -105,4 +105,4 @@ def test_every_subcommand_takes_the_shared_options_after_its_name(command: str, 
     given = [f"{flag}=value" for flag in flags]
     parsed = parse([command, subcommand, *NEEDS.get((command, subcommand), []), *given])
     assert not isinstance(parsed, int)
-    assert [getattr(parsed[1], flag[2:].replace("-", "_")) for flag in flags] == ["value"] * len(flags)
+    assert [str(getattr(parsed[1], flag[2:].replace("-", "_"))) for flag in flags] == ["value"] * len(flags)

@@ -128,3 +128,32 @@ def test_dev_dir_without_a_running_dev_mesh_or_with_nats_url_is_an_error(in_tmp:
     write_handle(in_tmp / "data", HANDLE)
     with pytest.raises(NoDevMesh, match="give one"):
         admin_settings_from(_args("list", "--dev-dir", "data", "--nats-url", "nats://x:1"), BUS_OPTIONS)
+
+
+def test_dev_dir_is_accepted_before_the_command_name(
+    in_tmp: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The shared options work on either side of the command: `--dev-dir` was refused before it."""
+    data = tmp_path_factory.mktemp("data")
+    write_handle(data, HANDLE)
+    for argv in (["--dev-dir", str(data), "dlq", "list"], [f"--dev-dir={data}", "dlq", "list"]):
+        parsed = parse(argv)
+        assert not isinstance(parsed, int), argv
+        assert admin_settings_from(parsed[1], BUS_OPTIONS).nats_url == HANDLE.nats_url
+
+
+@pytest.mark.parametrize("found_by", ["--dev-dir", "here"])
+def test_the_dev_mesh_is_reached_without_the_environments_nats_tls(
+    in_tmp: Path, monkeypatch: pytest.MonkeyPatch, found_by: str
+) -> None:
+    """The dev mesh's embedded nats-server speaks no TLS: NATS_TLS_* kept from the shell made the CLI
+    try TLS against it."""
+    (in_tmp / DEFAULT_DATA_DIR).mkdir()
+    write_handle(in_tmp / DEFAULT_DATA_DIR, HANDLE)
+    monkeypatch.setenv("NATS_TLS_CA", str(in_tmp / "ca.pem"))
+    monkeypatch.setenv("NATS_TLS_CERT", str(in_tmp / "cert.pem"))
+    monkeypatch.setenv("NATS_TLS_KEY", str(in_tmp / "key.pem"))
+    argv = ["--dev-dir", str(in_tmp / DEFAULT_DATA_DIR)] if found_by == "--dev-dir" else []
+    settings = admin_settings_from(_args("list", *argv), BUS_OPTIONS)
+    assert settings.nats_url == HANDLE.nats_url
+    assert (settings.nats_tls_ca, settings.nats_tls_cert, settings.nats_tls_key) == (None, None, None)

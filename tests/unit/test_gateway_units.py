@@ -10,8 +10,10 @@ import jwt
 import pytest
 from pydantic import ValidationError
 
+from actormesh_runtime import pii
 from actormesh_runtime.catalog import ActorName, Subjects
 from actormesh_runtime.envelope import Envelope, FinalResult, MethodSummary, ProgressEvent
+from actormesh_runtime.gateway import models as gateway_models
 from actormesh_runtime.gateway import service
 from actormesh_runtime.gateway.auth import (
     OPEN,
@@ -220,3 +222,42 @@ async def test_a_cancelled_wait_leaves_nothing_pending_and_keeps_the_late_result
     assert gateway.replies.in_flight == 0
     gateway.replies._on_result(result(envelope.message_id))
     assert gateway.replies.late_result(envelope.message_id) is not None
+
+
+def test_a_message_over_the_limit_as_sent_is_refused_without_normalising_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # normalise is a per-character loop: 64 KB of U+FDFA cost ~0.44 s of event-loop CPU per request.
+    request = ChatRequest(message="\ufdfa" * 5000, customer_email="a@b.co")
+    calls: list[str] = []
+    monkeypatch.setattr(gateway_models, "normalise", lambda text: calls.append(text) or text)
+    with pytest.raises(MessageTooLong) as caught:
+        check_length(request, 4000)
+    assert calls == []
+    assert str(caught.value) == "message is 5000 characters; the limit is 4000"
+
+
+def test_a_message_whose_nfkc_fits_is_not_normalised(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+    monkeypatch.setattr(gateway_models, "normalise", lambda text: calls.append(text) or text)
+    check_length(ChatRequest(message="é" * 4000, customer_email="a@b.co"), 4000)
+    assert calls == []
+
+
+def test_the_413_names_the_count_that_went_over() -> None:
+    request = ChatRequest(message="\ufdfa" * 10, customer_email="a@b.co")
+    with pytest.raises(MessageTooLong) as caught:
+        check_length(request, 100)
+    assert str(caught.value) == "message is 10 characters (180 after Unicode normalisation); the limit is 100"
+    assert caught.value.length == 180
+
+
+def test_the_blank_check_stops_at_the_first_visible_character(monkeypatch: pytest.MonkeyPatch) -> None:
+    # It runs while the body is parsed, before any length check: a long visible message must not be
+    # folded character by character (64 KB of U+FDFA is 1.1 million characters after NFKC).
+    folded: list[str] = []
+    real_fold = pii._fold
+    monkeypatch.setattr(pii, "_fold", lambda char, previous: folded.append(char) or real_fold(char, previous))
+    ChatRequest(message="\ufdfa" * 3000, customer_email="a@b.co")
+    ChatRequest(message="\u200b" * 5 + "é" * 3000, customer_email="a@b.co")
+    assert len(folded) <= 10

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import re
+import sys
+import unicodedata
+
 import pytest
 from pydantic import BaseModel, ValidationError
 
+from actormesh_runtime import pii
 from actormesh_runtime.envelope import Envelope
+from actormesh_runtime.gateway.models import SCHEMA_PATTERNS
 from actormesh_runtime.screening import (
     CARD_PLACEHOLDER,
     SSN_PLACEHOLDER,
@@ -237,7 +243,7 @@ def _in_digits(text: str, zero: int) -> str:
     ("text", "screened"),
     [
         # Emoji sequences are held together by a joiner and a variation selector: once dropped, the
-        # agent read four people for a family and a white flag and a rainbow for the rainbow flag.
+        # agent read three separate people for a family and a white flag and a rainbow for the rainbow flag.
         pytest.param("we are 👨\u200d👩\u200d👧", "we are 👨\u200d👩\u200d👧", id="family-zwj"),
         pytest.param("🏳\ufe0f\u200d🌈 and ❤\ufe0f", "🏳\ufe0f\u200d🌈 and ❤\ufe0f", id="flag-and-heart"),
         pytest.param("👩🏽\u200d💻 here", "👩🏽\u200d💻 here", id="skin-tone-zwj"),
@@ -245,6 +251,9 @@ def _in_digits(text: str, zero: int) -> str:
         pytest.param("can\u200dcel", "cancel", id="zwj-in-a-word"),
         pytest.param("ca\ufe0fncel", "cancel", id="vs16-in-a-word"),
         pytest.param("1\ufe0f\u20e3", "1", id="keycap-digit"),
+        # A joiner is kept only between pictographs: after one with a letter next, it hides a word.
+        pytest.param("ign©\u200dore", "ign©ore", id="zwj-after-a-symbol-before-a-letter"),
+        pytest.param("❤\u200d", "❤", id="zwj-after-a-symbol-at-the-end"),
         pytest.param("card 4111\u200d1111\u200d1111\u200d1111", f"card {CARD_PLACEHOLDER}", id="zwj-digits"),
         # Digits of other scripts and fullwidth forms are read as the numbers a person reads.
         pytest.param(
@@ -297,3 +306,55 @@ def test_a_validation_failure_names_where_and_what_but_never_plain_input() -> No
     assert describe_invalid(two.value).startswith("2 validation error(s) for _Pair: a: Input should")
     assert "; b: Input should" in describe_invalid(two.value)
     assert "private" not in describe_invalid(garbage.value)
+
+
+def _ranges(codes: list[int]) -> tuple[tuple[int, int], ...]:
+    ranges: list[list[int]] = []
+    for code in codes:
+        if ranges and ranges[-1][1] == code - 1:
+            ranges[-1][1] = code
+        else:
+            ranges.append([code, code])
+    return tuple((lo, hi) for lo, hi in ranges)
+
+
+def test_the_invisible_ranges_are_unicodes_controls_formats_spaces_and_ignorables() -> None:
+    # The gateway's schema pattern and its empty-message check share this list: derived here from the
+    # Unicode database, so a new Python (a new Unicode version) that moves a character says so.
+    categories = {"Cc", "Cf", "Zs", "Zl", "Zp", "Cs"}
+    codes = {code for code in range(sys.maxunicode + 1) if unicodedata.category(chr(code)) in categories}
+    for lo, hi in pii._IGNORABLE_RANGES:
+        codes.update(range(lo, hi + 1))
+    codes.update(ord(char) for char in pii._BLANKS)
+    assert _ranges(sorted(codes)) == pii.INVISIBLE_RANGES
+
+
+def test_screening_leaves_nothing_of_an_invisible_character() -> None:
+    # Else the gateway would refuse a message that screening forwards with something in it.
+    seen = [
+        hex(code)
+        for lo, hi in pii.INVISIBLE_RANGES
+        for code in range(lo, hi + 1)
+        if pii.normalise(chr(code)).strip(" \t\n\r\f\v")
+    ]
+    assert seen == []
+
+
+@pytest.mark.parametrize(
+    ("text", "visible"),
+    [
+        ("", False),
+        (" \t\n", False),
+        ("\u200b\u200d\ufeff\u2800\u3000", False),
+        ("\x00\x1b\x7f\x85", False),
+        ("\udfff\U000e0041", False),
+        ("\u200bx", True),
+        ("\u0301", True),  # a combining mark with nothing to combine with is drawn
+        ("\U0001f600", True),
+        ("\ue000", True),  # private use: the client's font may draw it
+    ],
+)
+def test_has_visible_agrees_with_the_schema_pattern(text: str, visible: bool) -> None:
+    pattern = re.compile(SCHEMA_PATTERNS["message"])
+    assert pii.has_visible(text) is visible
+    assert (pattern.search(text) is not None) is visible

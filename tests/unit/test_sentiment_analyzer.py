@@ -118,7 +118,6 @@ def test_flags(analyzer: SentimentAnalyzer, text: str, expected: set[str]) -> No
             "Wo ist die Lieferung? Die Größe, die Farbe", SentimentLabel.NEUTRAL, set(), id="de-die"
         ),
         pytest.param("Die Bestellung ist nicht angekommen", SentimentLabel.NEUTRAL, set(), id="de-article"),
-        pytest.param("Die die die", SentimentLabel.NEUTRAL, set(), id="de-only-articles"),
         pytest.param("Gift für meine Frau, wo ist es?", SentimentLabel.NEUTRAL, set(), id="de-gift"),
         pytest.param("Mon colis est arrivé, merci!", SentimentLabel.NEUTRAL, set(), id="fr"),
         pytest.param("¿Dónde está mi pedido? Es muy tarde", SentimentLabel.NEUTRAL, set(), id="es"),
@@ -132,11 +131,11 @@ def test_flags(analyzer: SentimentAnalyzer, text: str, expected: set[str]) -> No
             "I hate this, muy mal, terrible service", SentimentLabel.NEGATIVE, {"complaint"}, id="en-mixed"
         ),
         pytest.param("Thanks, the headphones are great", SentimentLabel.POSITIVE, set(), id="en-praise"),
-        # The escalation cues are read in any case, the Turkish capitals İ included.
+        # "die" alone, however often, is no other language: one foreign word repeated is English.
         pytest.param(
-            "I WİLL TAKE LEGAL ACTİON", SentimentLabel.POSITIVE, {"legal_threat", "complaint"}, id="tr-İ"
+            "DIE DIE DIE you idiots", SentimentLabel.NEGATIVE, {"complaint", "abusive"}, id="en-die-repeated"
         ),
-        pytest.param("İ WANT A HUMAN", SentimentLabel.POSITIVE, {"wants_human"}, id="tr-human"),
+        pytest.param("Die, die, die!", SentimentLabel.NEGATIVE, {"complaint"}, id="en-die-only"),
     ],
 )
 def test_other_languages_read_as_neutral_not_as_english_homographs(
@@ -147,6 +146,23 @@ def test_other_languages_read_as_neutral_not_as_english_homographs(
     assert {flag for flag in FLAGS if getattr(result, flag)} == expected
     if label is SentimentLabel.NEUTRAL:
         assert (result.score, result.urgency) == (0.0, Urgency.LOW)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected", "urgency"),
+    [
+        # The escalation cues are read in any case, the Turkish capitals İ included (what VADER makes
+        # of the words it cannot read is not the point).
+        pytest.param("I WİLL TAKE LEGAL ACTİON", {"legal_threat", "complaint"}, Urgency.CRITICAL, id="tr-İ"),
+        pytest.param("İ WANT A HUMAN", {"wants_human"}, Urgency.MEDIUM, id="tr-human"),
+    ],
+)
+def test_escalation_cues_are_read_in_turkish_capitals(
+    analyzer: SentimentAnalyzer, text: str, expected: set[str], urgency: Urgency
+) -> None:
+    result = analyzer.analyze(text)
+    assert {flag for flag in FLAGS if getattr(result, flag)} == expected
+    assert result.urgency is urgency
 
 
 async def test_handle_writes_only_the_sentiment_section(analyzer: SentimentAnalyzer) -> None:

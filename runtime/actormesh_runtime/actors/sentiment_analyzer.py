@@ -158,15 +158,13 @@ _FOREIGN_FUNCTION_WORDS = frozenset({
 
 def reads_as_english(folded: str) -> bool:
     """Whether VADER's English lexicon may score `folded` (`fold(text)`): not when the text's function
-    words are mostly another language's (at least two of them). VADER scores the English words it
-    knows and ignores the rest, so German's article "die" alone made a plain question a complaint."""
-    english = foreign = 0
-    for word in _LETTER_WORD.findall(folded):
-        if word in _FOREIGN_FUNCTION_WORDS:
-            foreign += 1
-        elif word in _ENGLISH_FUNCTION_WORDS:
-            english += 1
-    return foreign < 2 or foreign <= english
+    words are mostly another language's (at least two different ones, one of them not "die"). VADER
+    scores the English words it knows and ignores the rest, so German's article "die" alone made a
+    plain question a complaint. Distinct words, so that "DIE DIE DIE you idiots" stays English."""
+    words = set(_LETTER_WORD.findall(folded))
+    foreign = words & _FOREIGN_FUNCTION_WORDS
+    english = words & _ENGLISH_FUNCTION_WORDS
+    return len(foreign) < 2 or not foreign - {"die"} or len(foreign) <= len(english)
 
 
 def label_for(compound: float) -> SentimentLabel:

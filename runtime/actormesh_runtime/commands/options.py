@@ -23,8 +23,9 @@ if TYPE_CHECKING:
 
 BUS_OPTIONS: dict[str, str] = {"nats_url": "nats_url", "mesh": "mesh_name"}
 """argparse dest -> settings field, for the options every bus client has."""
-SHARED_FLAGS: frozenset[str] = frozenset({"--nats-url", "--mesh"})
-"""The options (each takes a value) `actormesh` also accepts before the command name."""
+SHARED_FLAGS: frozenset[str] = frozenset({"--nats-url", "--mesh", "--dev-dir"})
+"""The options (each takes a value) `actormesh` also accepts before the command name (a command
+without one rejects it, naming it)."""
 NATS_HELP = "NATS server(s), comma-separated (default: $NATS_URL)"
 MESH_HELP = "mesh name (default: $MESH_NAME or 'local')"
 DEV_DIR_HELP = (
@@ -97,7 +98,8 @@ def admin_settings_from(args: argparse.Namespace, options: dict[str, str]) -> Ru
     names (`local.dev_handle.NoDevMesh` if none runs there), else, when nothing names a NATS server
     (no `--nats-url`, NATS_URL, NATS_USER or NATS_TOKEN), the one running in ./.actormesh if any, as
     `actormesh chat` finds `actormesh dev` on its default port. Its mesh name too, unless `--mesh` or
-    MESH_NAME names one. Reads a small file: call it before the event loop starts."""
+    MESH_NAME names one. NATS_TLS_* are dropped for it (the dev server has no TLS). Reads a small
+    file: call it before the event loop starts."""
     from actormesh_runtime.local.dev_handle import DEFAULT_DATA_DIR, NoDevMesh, handle_path, read_handle
 
     settings = settings_from(args, options)
@@ -117,6 +119,11 @@ def admin_settings_from(args: argparse.Namespace, options: dict[str, str]) -> Ru
         "nats_user": handle.nats_user,
         "nats_password": handle.nats_password,
         "nats_token": None,
+        # The dev mesh's embedded nats-server speaks no TLS: NATS_TLS_* meant for another server
+        # would make the connection try TLS against it and fail.
+        "nats_tls_ca": None,
+        "nats_tls_cert": None,
+        "nats_tls_key": None,
     }
     if "mesh_name" not in settings.model_fields_set:
         update["mesh_name"] = handle.mesh_name

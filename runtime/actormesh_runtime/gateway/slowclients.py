@@ -27,8 +27,10 @@ returns uvicorn's httptools protocol with two changes:
   counted as they arrive, afresh after each piece of body data; once `max_bytes` of them have arrived
   in a row the client gets `431` — nothing if its response has begun, then the connection is just
   closed (after the half-close and linger when the response is complete). Counted per fed part of a
-  read: a part that carries body data counts all its framing as following it, and the part in which
-  the head ends counts the head's tail too, so the count errs high by at most one part's framing.
+  read: a part that carries body data counts all its framing as following it, so the count errs high
+  by at most one part's framing. In the part in which the head ends, the head's bytes (up to its
+  blank line) are not framing and are not counted (a 63 KB head and 3 KB of trailers in one read
+  were a 431).
   Chunk extensions are not kept (httptools asks llhttp for no extension callbacks); they are counted
   because the count cannot tell them from trailers, and no size line has a use for 64 KiB.
 
@@ -43,6 +45,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from typing import Any
 
 from actormesh_runtime.gateway.admission import REJECTED
@@ -56,6 +59,16 @@ HEADERS_TOO_LARGE_REPLY = (
 URI_TOO_LONG_REPLY = b"HTTP/1.1 414 URI Too Long\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
 LINGER_S = 2.0
 """After a 414/431, how long what the client still sends is read and dropped before the close."""
+_HEAD_END = re.compile(rb"\n\r?\n")
+"""The blank line that ends a head (llhttp takes a bare LF for a line end too)."""
+
+
+def _head_share(tail: bytes, piece: bytes) -> int:
+    """How many bytes of `piece`, the part of a read in which a head ended, are the head's: up to its
+    blank line, found with the head's last bytes before the part (`tail`). 0 if not found (the count
+    then errs high, never low)."""
+    found = _HEAD_END.search(tail + piece)
+    return max(0, found.end() - len(tail)) if found else 0
 
 
 def slow_client_protocol(timeout_s: float, max_bytes: int) -> type[asyncio.Protocol] | str:
@@ -89,6 +102,8 @@ def slow_client_protocol(timeout_s: float, max_bytes: int) -> type[asyncio.Proto
         """Bytes of the chunked body's framing since its last body data (an upper bound: see above)."""
         _body_bytes = 0
         """Body data the parser has handed on, ever (the difference across a fed part is what matters)."""
+        _head_tail = b""
+        """The current head's last two bytes fed before the current part (its blank line may span two)."""
 
         # --- the deadline
         def _arm(self) -> None:
@@ -137,6 +152,9 @@ def slow_client_protocol(timeout_s: float, max_bytes: int) -> type[asyncio.Proto
                 return False
             if in_head and self._line_open and b"\n" in piece:
                 self._line_open = False
+            tail = self._head_tail
+            if in_head:
+                self._head_tail = (tail + piece)[-2:]
             if self._completed != completed:
                 return True  # the message ended in this part: the next one's head is counted afresh
             if self._in_head:
@@ -147,7 +165,12 @@ def slow_client_protocol(timeout_s: float, max_bytes: int) -> type[asyncio.Proto
             if not self._chunked:
                 return True
             body = self._body_bytes - body_before
-            self._framing_bytes = len(piece) - body if body or in_head else self._framing_bytes + len(piece)
+            if in_head:  # the head ended in this part: what follows it is the framing so far
+                self._framing_bytes = len(piece) - body - _head_share(tail, piece)
+            elif body:
+                self._framing_bytes = len(piece) - body
+            else:
+                self._framing_bytes += len(piece)
             if self._framing_bytes < max_bytes:
                 return True
             self._refuse_framing()
@@ -223,6 +246,7 @@ def slow_client_protocol(timeout_s: float, max_bytes: int) -> type[asyncio.Proto
             # The next request's head begins with the next byte; what is left of this read is not
             # counted (a pipelined request), the next read is.
             self._in_head, self._head_bytes, self._counting, self._chunked = True, 0, False, False
+            self._head_tail = b""
             self._completed += 1
             super().on_message_complete()
 

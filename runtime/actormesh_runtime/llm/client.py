@@ -127,7 +127,11 @@ def without_secrets(text: str, known: tuple[str, ...] = ()) -> str:
     own key variable: `OPENAI_API_KEY`, `ANTHROPIC_API_KEY`, ...) and anything shaped like a credential
     (`Bearer ...`, `api_key=...`, `sk-...`) replaced by `SECRET_PLACEHOLDER`."""
     secrets = {value for value in known if len(value) >= MIN_SECRET_CHARS}
-    secrets.update(_environment_secrets())
+    secrets.update(
+        value
+        for name, value in os.environ.items()
+        if _SECRET_NAME.search(name) and len(value) >= MIN_SECRET_CHARS
+    )
     for secret in sorted(secrets, key=len, reverse=True):  # longest first: one may contain another
         text = text.replace(secret, SECRET_PLACEHOLDER)
 
@@ -135,27 +139,6 @@ def without_secrets(text: str, known: tuple[str, ...] = ()) -> str:
         return (match.group("scheme") or match.group("name") or "") + SECRET_PLACEHOLDER
 
     return _SECRET_SHAPES.sub(_keep_label, text)
-
-
-_environment_seen: tuple[tuple[tuple[str, str], ...], frozenset[str]] = ((), frozenset())
-"""The environment last scanned by `_environment_secrets` and the secrets found in it."""
-
-
-def _environment_secrets() -> frozenset[str]:
-    """The values of the secret-named environment variables. The scan (a pattern search per name) is
-    redone only when the environment differs from the last one scanned: it hardly ever changes in a
-    process, but a test's or a library's `setenv` must still be seen."""
-    global _environment_seen
-    environment = tuple(os.environ.items())
-    seen, secrets = _environment_seen
-    if environment != seen:
-        secrets = frozenset(
-            value
-            for name, value in environment
-            if len(value) >= MIN_SECRET_CHARS and _SECRET_NAME.search(name)
-        )
-        _environment_seen = (environment, secrets)  # one assignment: a racing thread sees old or new
-    return secrets
 
 
 def extract_json(text: str) -> Any:
