@@ -16,9 +16,11 @@ from actormesh_runtime.cli import parse
 from actormesh_runtime.commands.options import BUS_OPTIONS, admin_settings_from
 from actormesh_runtime.local.dev_handle import (
     DEFAULT_DATA_DIR,
+    LOCK_NAME,
     DevMeshHandle,
     NoDevMesh,
     handle_path,
+    locked_data_dir,
     read_handle,
     remove_handle,
     write_handle,
@@ -64,6 +66,17 @@ def test_a_handle_whose_process_is_gone_is_ignored(tmp_path: Path) -> None:
         [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
     )
     write_handle(tmp_path, HANDLE.model_copy(update={"pid": int(gone.stdout)}))
+    assert read_handle(tmp_path) is None
+
+
+def test_a_handle_is_live_only_while_its_dev_holds_the_lock(tmp_path: Path) -> None:
+    # After a `kill -9` the pid may be reused by an unrelated process; the kernel has let go of the
+    # dead dev's flock, so the handle is known stale anyway (HANDLE's pid is this live process).
+    write_handle(tmp_path, HANDLE)
+    (tmp_path / LOCK_NAME).touch()
+    assert read_handle(tmp_path) is None
+    with locked_data_dir(tmp_path):
+        assert read_handle(tmp_path) == HANDLE
     assert read_handle(tmp_path) is None
 
 

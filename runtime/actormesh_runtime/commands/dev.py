@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import ipaddress
 import os
+import shlex
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -131,7 +132,7 @@ def _admin_line(handle_dir: Path) -> str:
     if handle_dir == DEFAULT_DATA_DIR:
         where, option = "from this directory", ""
     else:
-        where, option = "from anywhere", f" --dev-dir {os.path.abspath(handle_dir)}"
+        where, option = "from anywhere", f" --dev-dir {shlex.quote(os.path.abspath(handle_dir))}"
     return (
         f"  Dead letters and erasure, as the NATS admin user, {where}: actormesh dlq list{option}; "
         f"actormesh erase EMAIL --dry-run{option}"

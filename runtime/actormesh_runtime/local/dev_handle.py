@@ -91,7 +91,25 @@ def read_handle(data_dir: Path) -> DevMeshHandle | None:
         handle = DevMeshHandle.model_validate_json(handle_path(data_dir).read_bytes())
     except (OSError, ValidationError):
         return None
-    return handle if _running(handle.pid) else None
+    return handle if _held(data_dir) and _running(handle.pid) else None
+
+
+def _held(data_dir: Path) -> bool:
+    """A `dev` holds `<data-dir>/dev.lock` (`locked_data_dir`): the kernel lets go of it however that
+    process ended, so a handle left by a `kill -9` is known stale even once its pid is reused."""
+    try:
+        fd = os.open(data_dir / LOCK_NAME, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return True  # a `dev` of the release before the lock: its pid decides
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # lets go of the shared lock just taken, if it was
+    return False
 
 
 def _running(pid: int) -> bool:
