@@ -56,7 +56,11 @@ REFUSED = "refused"
 FAILED = "failed"
 """An approved action's result when the executor gave up on it: no reply it could read, however often
 it asked (`bus.approval_executor`). The change may have been made, so a failed refund still counts
-against the order's total (`approved_refunds`) until a person has looked."""
+against the order's total (`approved_refunds`) until a person has looked, unless it failed before the
+mutation request was sent (`NOT_SENT`)."""
+NOT_SENT = "not sent"
+"""Audited after a `FAILED` result whose mutation request was never sent (`ApprovalOutcome.sent`
+False): nothing was paid, so such a refund does not count against the order's total."""
 
 SYSTEM = "system"
 """The `who` of audit entries nobody clicked (creation, re-escalation)."""
@@ -154,6 +158,11 @@ def normal_email(email: str) -> str:
     """A customer's email as the history store keeps and compares it: trimmed, in lower case (as the
     escalations are stored, and as erasure asks)."""
     return email.strip().lower()
+
+
+def executed_what(status: str, sent: bool | None = None) -> str:
+    """The audit entry's `what` for an approved action's result (`ApprovalStore.record_execution`)."""
+    return f"executed: {status} ({NOT_SENT})" if status == FAILED and sent is False else f"executed: {status}"
 
 
 def mutation_key(record: ApprovalRecord) -> str:
@@ -281,8 +290,9 @@ def check_decision(
 
 def approved_refunds(others: Iterable[ApprovalRecord], order_id: str) -> float:
     """What the approved refunds among `others` pay out for `order_id`, or will once they have run (a
-    refund the commerce API refused when it ran pays nothing; one that `FAILED` may have paid, and
-    counts)."""
+    refund the commerce API refused when it ran pays nothing, nor one that `FAILED` before its request
+    was sent; any other that failed may have paid, and counts)."""
+    paid_nothing = {executed_what(REFUSED), executed_what(FAILED, sent=False)}
     return sum(
         r.decision.amount or 0.0
         for r in others
@@ -290,7 +300,7 @@ def approved_refunds(others: Iterable[ApprovalRecord], order_id: str) -> float:
         and r.order.order_id == order_id
         and r.state is ApprovalState.APPROVED
         and r.decision is not None
-        and not any(e.what == f"executed: {REFUSED}" for e in r.audit)
+        and not any(e.what in paid_nothing for e in r.audit)
     )
 
 
@@ -400,3 +410,6 @@ class ApprovalOutcome(_Model):
     """What the customer is told (a refusal's or failure's words; `customer_message` when done)."""
     reason: str | None = None
     """Why it failed, for the audit trail and the agents (`failed` only): not told to the customer."""
+    sent: bool | None = None
+    """`failed` only: False when it failed before the mutation request was sent, so nothing was
+    changed; None (the default, and every result of the releases before) when it may have been."""

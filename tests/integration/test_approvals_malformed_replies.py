@@ -24,7 +24,10 @@ import httpx
 import pytest
 from aiohttp import web
 
+from actormesh_runtime.approvals import ApprovalRecord
+from actormesh_runtime.bus import approval_executor
 from actormesh_runtime.catalog import Subjects
+from actormesh_runtime.clients.commerce import RetryPolicy
 from actormesh_runtime.gateway.app import create_app
 from actormesh_runtime.gateway.server import GatewayServer
 from actormesh_runtime.history.service import HistoryService
@@ -223,11 +226,67 @@ async def test_a_customer_lookup_answered_in_an_unknown_shape_fails_without_a_ch
     await eventually_async(lambda: _idle(stack), what="the command settled", timeout_s=30)
     state = await _mock_state(stack)
 
-    assert record["audit"][-1]["what"] == "executed: failed"
+    refund_posts = [p for p in stack.orders.posts if p[0].endswith("/refund")]
+    stack.customers.before = None
+    # Nothing was paid: the whole total may still be refunded.
+    second = await _refund_request(stack, "ORD-10001", "unknown-shape-again")
+    whole = await stack.api.post(f"/api/approvals/{second['id']}/approve", json={})
+
+    assert record["audit"][-1]["what"] == "executed: failed (not sent)"
     assert _refunds(state) == []
-    assert [p for p in stack.orders.posts if p[0].endswith("/refund")] == []
+    assert refund_posts == []
     assert "(unreadable_reply: customers API returned an unexpected body" in record["audit"][-1]["why"]
     assert len(await _told(stack, "unknown-shape")) == 1
+    assert whole.status_code == 200, whole.text
+
+
+async def test_deliveries_the_api_was_away_for_do_not_count_towards_giving_up(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(approval_executor, "RETRY_DELAY_S", 0.2)
+    request = await _refund_request(stack, "ORD-10001", "away-then-garbled")
+    away_for = RetryPolicy().attempts * 4  # four deliveries' worth of calls
+    lookups = {"away": 0, "unreadable": 0}
+
+    async def away_then_unknown(request: web.Request, answered: bytes | None) -> web.Response | None:
+        if not request.path.startswith("/customers/by-email/"):
+            return None
+        if lookups["away"] < away_for:
+            lookups["away"] += 1
+            return web.Response(status=503, text="down for maintenance")
+        lookups["unreadable"] += 1
+        return web.json_response({"customer": {"id": "CUST-1001"}})
+
+    stack.customers.before = away_then_unknown
+    approved = await stack.api.post(f"/api/approvals/{request['id']}/approve", json={})
+    assert approved.status_code == 200, approved.text
+
+    record = await _executed(stack, request["id"])
+
+    assert lookups == {"away": away_for, "unreadable": 3}, "MAX_DELIVER tries once the API answered"
+    assert record["audit"][-1]["what"] == "executed: failed (not sent)"
+    assert record["audit"][-1]["why"].endswith("(failure 3))")
+
+
+async def test_a_command_of_a_later_release_is_left_for_an_upgraded_executor(stack: Stack) -> None:
+    request = await _refund_request(stack, "ORD-10001", "from-the-future")
+    outcomes: list[dict[str, Any]] = []
+
+    async def seen(msg: Any) -> None:
+        outcomes.append(json.loads(msg.data))
+
+    await stack.mesh.nc.subscribe(stack.subjects.approvals_outcome, cb=seen)  # type: ignore[union-attr]
+    record = ApprovalRecord.model_validate(request).model_dump(mode="json")
+    newer = json.dumps({"approval": {**record, "a_field_from_the_future": 1}}).encode()
+    await stack.mesh.js.publish(stack.subjects.approvals_execute, newer, headers={"Nats-Msg-Id": "newer-1"})
+    await eventually_async(lambda: _idle(stack), what="the command settled", timeout_s=30)
+    # Still open: approving it runs it (the sweep hands an approved one over again the same way).
+    approved = await stack.api.post(f"/api/approvals/{request['id']}/approve", json={"amount": 10})
+    assert approved.status_code == 200, approved.text
+    done = await _executed(stack, request["id"])
+
+    assert done["audit"][-1]["what"] == "executed: done"
+    assert [o["status"] for o in outcomes] == ["done"]
 
 
 async def test_an_undecodable_command_is_settled_and_its_approval_closed(stack: Stack) -> None:
@@ -237,17 +296,25 @@ async def test_an_undecodable_command_is_settled_and_its_approval_closed(stack: 
     async def seen(msg: Any) -> None:
         outcomes.append(json.loads(msg.data))
 
+    async def away(request: web.Request, answered: bytes | None) -> web.Response | None:
+        return web.Response(status=503, text="down for maintenance")
+
     await stack.mesh.nc.subscribe(stack.subjects.approvals_outcome, cb=seen)  # type: ignore[union-attr]
+    # Approved, but its own command waits on the API: the corrupt ones below are what closes it.
+    stack.customers.before = away
+    approved = await stack.api.post(f"/api/approvals/{request['id']}/approve", json={})
+    assert approved.status_code == 200, approved.text
     js = stack.mesh.js
-    # A command this executor cannot read (a later release's record, a corrupted one) that names its
-    # approval: closed as failed, rather than handed over by the sweep again and again.
-    unreadable = json.dumps({"approval": {"id": request["id"], "a_field_from_the_future": 1}}).encode()
+    # A command this executor cannot read (fields missing, or not JSON at all) that names its approval:
+    # closed as failed, rather than handed over by the sweep again and again.
+    unreadable = json.dumps({"approval": {"id": request["id"], "order": "ORD-10001"}}).encode()
     await js.publish(stack.subjects.approvals_execute, unreadable, headers={"Nats-Msg-Id": "bad-1"})
     await js.publish(stack.subjects.approvals_execute, b"\xff\x00 not json", headers={"Nats-Msg-Id": "bad-2"})
 
-    await eventually_async(lambda: outcomes, what="a result for the unreadable command", timeout_s=30)
-    await eventually_async(lambda: _idle(stack), what="the commands settled", timeout_s=30)
+    record = await _executed(stack, request["id"])
     state = await _mock_state(stack)
 
     assert [(o["approval_id"], o["status"]) for o in outcomes] == [(request["id"], "failed")]
+    assert record["audit"][-1]["what"] == "executed: failed"
+    assert "(invalid_command: " in record["audit"][-1]["why"]
     assert _refunds(state) == []

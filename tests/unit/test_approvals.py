@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from actormesh_runtime.approvals import (
+    FAILED,
     TIME_LIMITS,
     ApprovalRecord,
     ApprovalState,
@@ -21,6 +22,7 @@ from actormesh_runtime.approvals import (
     approved_refunds,
     customer_message,
     decide,
+    executed_what,
     filing_problem,
     mutation_key,
     new_approval,
@@ -249,3 +251,19 @@ def test_only_a_new_request_of_its_own_conversation_may_be_filed() -> None:
     assert filing_problem(raised, **where) == "its audit trail is not a new request's"
     assert filing_problem(record, session_id="other", customer_email=where["customer_email"]) is not None
     assert filing_problem(record, session_id="sess-1", customer_email="bob@example.com") is not None
+
+
+def _executed(record: ApprovalRecord, what: str) -> ApprovalRecord:
+    return record.model_copy(update={"audit": [*record.audit, AuditEntry(who="a", at=T0, what=what)]})
+
+
+def test_a_failed_refund_counts_unless_its_request_was_surely_never_sent() -> None:
+    approved = decide(_request(), "approve", "alex@shop.example", amount=30)
+    may_have_paid = _executed(approved, executed_what(FAILED))  # also every result of older releases
+    never_sent = _executed(approved, executed_what(FAILED, sent=False))
+
+    assert may_have_paid.audit[-1].what == "executed: failed"
+    assert approved_refunds([may_have_paid], "ORD-20001") == 30.0
+    assert approved_refunds([never_sent], "ORD-20001") == 0.0
+    assert executed_what(FAILED, sent=None) == "executed: failed"
+    assert executed_what("done", sent=False) == "executed: done"

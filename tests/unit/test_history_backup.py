@@ -181,3 +181,22 @@ async def test_a_snapshot_whose_bytes_changed_inside_a_row_is_refused(tmp_path: 
     orphan.with_name(orphan.name.removesuffix(backup.CHECKSUM_SUFFIX)).unlink()
     backup.prune_snapshots(tmp_path / "backups", keep=3)
     assert not orphan.exists()
+
+
+def test_a_snapshot_deleted_while_listed_is_left_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another writer's prune may delete a snapshot between the listing's look at it and its size."""
+    kept = tmp_path / backup.snapshot_name(datetime(2026, 12, 1, 10, 0, tzinfo=UTC))
+    pruned = tmp_path / backup.snapshot_name(datetime(2026, 12, 1, 9, 0, tzinfo=UTC))
+    kept.write_bytes(b"kept")
+    pruned.write_bytes(b"pruned")
+    is_file = Path.is_file
+
+    def pruned_right_after(path: Path) -> bool:
+        found = is_file(path)
+        if path == pruned:
+            path.unlink()  # the other writer's prune, just then
+        return found
+
+    monkeypatch.setattr(Path, "is_file", pruned_right_after)
+
+    assert [s.path for s in backup.list_snapshots(tmp_path)] == [kept]

@@ -27,6 +27,9 @@ import contextlib
 import json
 import logging
 import re
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from nats.aio.client import Client as NATS
@@ -92,9 +95,14 @@ def executor_consumer_config(subjects: Subjects) -> ConsumerConfig:
 
 
 async def run_approved(
-    client: CommerceClient, record: ApprovalRecord, cache: ContextCache
+    client: CommerceClient,
+    record: ApprovalRecord,
+    cache: ContextCache,
+    sending: Callable[[], None] = lambda: None,
 ) -> ApprovalOutcome:
-    """The mutation for an approved record. Raises `TransientError` when the API cannot be reached."""
+    """The mutation for an approved record. Raises `TransientError` when the API cannot be reached.
+    `sending` is called just before the mutation request goes out: a failure raised before it changed
+    nothing."""
     decision = record.decision
     if decision is None or decision.verdict != "approve":
         return ApprovalOutcome(
@@ -128,6 +136,7 @@ async def run_approved(
             " check on it.",
         )
     reason = f"approved by {decision.by}"
+    sending()
     try:
         if record.action == CANCEL:
             body = await client.mutate_order(
@@ -160,15 +169,74 @@ async def run_approved(
     return ApprovalOutcome(approval_id=record.id, status="done", detail="done")
 
 
+TRACKED_COMMANDS = 1024
+"""Commands whose failures `ApprovalExecutor` remembers at most (the oldest are forgotten first): far
+more than are ever retried at once, bounded all the same."""
+STOP_WAIT_S = 5.0
+"""How long `ApprovalExecutor.stop` lets the running command finish and the open pull request be handed
+back before it cancels."""
+
+
+@dataclass
+class _Tries:
+    """What this process saw of one command (one stream sequence)."""
+
+    first_delivery: int
+    failures: int = 0
+    """Deliveries that failed otherwise than by an unreachable API (`TransientError`)."""
+    sent: bool = False
+    """Whether a delivery got as far as sending the mutation request."""
+
+
+class _Attempts:
+    """The failures that count towards giving a command up, per stream sequence, in this process only
+    (a restart starts every count afresh: at most MAX_DELIVER more calls under the same key). The
+    JetStream delivery count cannot serve: it also counts the deliveries nak'ed while the API was away,
+    so after a long enough outage the first unreadable reply would give up at once."""
+
+    def __init__(self, limit: int = TRACKED_COMMANDS) -> None:
+        self._limit = limit
+        self._by_seq: OrderedDict[int, _Tries] = OrderedDict()
+        self._sent: OrderedDict[str, None] = OrderedDict()
+        """Approvals whose mutation a delivery of any copy of its command sent (the sweep hands an
+        approval over again as a new message)."""
+
+    def seen(self, seq: int, deliveries: int) -> _Tries:
+        tries = self._by_seq.get(seq)
+        if tries is None:
+            tries = self._by_seq[seq] = _Tries(first_delivery=deliveries)
+        self._by_seq.move_to_end(seq)
+        while len(self._by_seq) > self._limit:
+            self._by_seq.popitem(last=False)
+        return tries
+
+    def sending(self, tries: _Tries, approval_id: str) -> None:
+        tries.sent = True
+        self._sent[approval_id] = None
+        self._sent.move_to_end(approval_id)
+        while len(self._sent) > self._limit:
+            self._sent.popitem(last=False)
+
+    def surely_unsent(self, tries: _Tries, approval_id: str) -> bool:
+        """True only when this process saw every delivery of the command (from the first) and none of
+        any copy of it sent the mutation: otherwise it may have been applied."""
+        return tries.first_delivery == 1 and not tries.sent and approval_id not in self._sent
+
+    def done(self, seq: int) -> None:
+        self._by_seq.pop(seq, None)
+
+
 class ApprovalExecutor:
     def __init__(self, nc: NATS, subjects: Subjects, deps: ActorDeps) -> None:
         self.nc = nc
         self.subjects = subjects
         self.deps = deps
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
         self._sub: Any = None
         self._client: CommerceClient | None = None
         self._cache: ContextCache | None = None
+        self._attempts = _Attempts()
 
     async def start(self) -> None:
         js = self.nc.jetstream()
@@ -180,11 +248,18 @@ class ApprovalExecutor:
         )
         self._client = acquire_commerce_client(self.deps)
         self._cache = acquire_context_cache(self.deps)
+        self._stopping.clear()
         self._task = asyncio.create_task(self._loop(), name="approval-executor")
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        await cancel_and_wait(task)
+        if task is not None:
+            # The loop ends on its own after the command it runs, handing back what its open pull
+            # request still delivers (else those wait out the ack wait); cancelled only if it hangs.
+            self._stopping.set()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(task), STOP_WAIT_S)
+            await cancel_and_wait(task)
         if self._sub is not None:
             with contextlib.suppress(Exception):
                 await self._sub.unsubscribe()
@@ -203,6 +278,7 @@ class ApprovalExecutor:
         await pull_forever(
             PullFeed(self._sub, self.nc), 8, FETCH_WAIT_S, self._handle,
             restore=lambda: restore_consumer(js, self.subjects.stream, config),
+            stopping=self._stopping,
         )  # fmt: skip
 
     async def _handle(self, msg: Any) -> None:
@@ -214,20 +290,26 @@ class ApprovalExecutor:
         assert self._client is not None
         assert self._cache is not None
         record = command.approval
-        deliveries, _ = delivery_of(msg)
+        deliveries, seq = delivery_of(msg)
+        tries = self._attempts.seen(seq, deliveries)
         given_up_as = None
         try:
-            outcome = await run_approved(self._client, record, self._cache)
+            outcome = await run_approved(
+                self._client, record, self._cache, lambda: self._attempts.sending(tries, record.id)
+            )
         except TransientError as exc:  # the API is away: it is waited for, however long
             await self._later(msg, record.id, exc, RETRY_DELAY_S)
             return
         except Exception as exc:  # a reply that cannot be read, or a bug: the same call may well fail again
-            if deliveries < self.deps.settings.max_deliver:
-                await self._later(msg, record.id, exc, backoff_for(self.deps.settings, deliveries))
+            tries.failures += 1
+            if tries.failures < self.deps.settings.max_deliver:
+                await self._later(msg, record.id, exc, backoff_for(self.deps.settings, tries.failures))
                 return
-            outcome, given_up_as = given_up(record, exc, deliveries), _kind(exc)
+            unsent = self._attempts.surely_unsent(tries, record.id)
+            outcome, given_up_as = given_up(record, exc, tries.failures, sent=not unsent), _kind(exc)
         if await self._report(msg, record.id, outcome, given_up_as):
             await msg.ack()
+            self._attempts.done(seq)
             log.info("approved action run", extra={"id": record.id, "status": outcome.status})
 
     async def _report(
@@ -258,13 +340,22 @@ class ApprovalExecutor:
             await msg.nak(delay=delay)
 
     async def _unreadable(self, msg: Any, exc: ValidationError) -> None:
-        """A command this process cannot read will not read better when redelivered. One that names
-        its approval closes it as failed (the customer and the agents are told; the history service's
-        sweep would otherwise hand it over again every duplicate window); any other is terminated."""
+        """A command this process cannot read will not read better when redelivered. One that only
+        carries fields this release does not know is a later release's (a rolling upgrade): terminated
+        without a result, so that the history service's sweep hands the approval over again, to an
+        upgraded executor. Any other that names its approval closes it as failed (the customer and the
+        agents are told; the sweep would otherwise hand it over again every duplicate window); the rest
+        are terminated."""
         approval_id = named_approval(msg.data)
-        if approval_id is None:
-            GIVEN_UP.labels(INVALID_COMMAND).inc()
-            log.error("invalid approval command terminated", extra={"error": _describe(exc)})
+        newer = from_a_later_release(exc)
+        if approval_id is None or newer:
+            GIVEN_UP.labels(NEWER_COMMAND if newer else INVALID_COMMAND).inc()
+            log.error(
+                "approval command of a later release terminated"
+                if newer
+                else "invalid approval command terminated",
+                extra={"id": approval_id or "", "error": _describe(exc)},
+            )
             await msg.term()
             return
         outcome = ApprovalOutcome(
@@ -279,23 +370,33 @@ class ApprovalExecutor:
 
 
 INVALID_COMMAND = "invalid_command"
+NEWER_COMMAND = "newer_command"
 UNREADABLE_REPLY = "unreadable_reply"
 ERROR = "error"
 
 
-def given_up(record: ApprovalRecord, exc: BaseException, deliveries: int) -> ApprovalOutcome:
-    """The result of an approved action that failed on its last delivery otherwise than by an API's
-    refusal. The change may have been made (the API may have done it and only its answer was
-    unreadable), so the customer hears that it is not confirmed, and a `failed` refund keeps counting
-    against the order's total (`approvals.approved_refunds`): nothing is approved on top of it."""
+def given_up(
+    record: ApprovalRecord, exc: BaseException, failures: int, *, sent: bool = True
+) -> ApprovalOutcome:
+    """The result of an approved action that failed on its last try otherwise than by an API's
+    refusal. Unless it surely failed before the mutation request was sent (`sent` False), the change
+    may have been made (the API may have done it and only its answer was unreadable), so the customer
+    hears that it is not confirmed, and a `failed` refund keeps counting against the order's total
+    (`approvals.approved_refunds`): nothing is approved on top of it."""
     what = "cancellation" if record.action == CANCEL else "refund"
     return ApprovalOutcome(
         approval_id=record.id,
         status=FAILED,
         detail=f"Your {what} for {record.order.order_id} was approved, but we could not confirm it with"
         " our order system; our support team will check on it.",
-        reason=f"{_kind(exc)}: {_describe(exc)} (delivery {deliveries})",
+        reason=f"{_kind(exc)}: {_describe(exc)} (failure {failures})",
+        sent=None if sent else False,
     )
+
+
+def from_a_later_release(exc: ValidationError) -> bool:
+    """Whether a command failed validation only for fields this release does not know."""
+    return all(error["type"] == "extra_forbidden" for error in exc.errors())
 
 
 def named_approval(data: bytes) -> str | None:

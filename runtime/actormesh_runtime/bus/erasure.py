@@ -23,6 +23,7 @@ from typing import Any
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
+from actormesh_runtime.approvals import normal_email
 from actormesh_runtime.catalog import Subjects
 from actormesh_runtime.observability.emails import email_pseudonym, one_address
 
@@ -30,14 +31,14 @@ Match = Callable[[bytes], bool]
 
 
 def _same(value: Any, email: str) -> bool:
-    return isinstance(value, str) and value.strip().lower() == email
+    return isinstance(value, str) and normal_email(value) == email
 
 
 def dead_letter_of(email: str) -> Match:
     """Whether a stored `DeadLetter` (JSON) is `email`'s: its envelope's customer, or, without an
     envelope, its raw payload naming them, by address or by the pseudonym operator-facing texts carry
     (`observability.emails.scrubbed`: an undecodable message's excerpt is stored scrubbed)."""
-    who = email.strip().lower()
+    who = normal_email(email)
     address, pseudonym = one_address(who), email_pseudonym(who)
 
     def named(text: str) -> bool:
@@ -62,7 +63,7 @@ def dead_letter_of(email: str) -> Match:
 
 def escalation_event_of(email: str) -> Match:
     """Whether an escalation or approval event (JSON) is about `email`'s record."""
-    who = email.strip().lower()
+    who = normal_email(email)
 
     def matches(data: bytes) -> bool:
         try:

@@ -45,7 +45,7 @@ from .direct import DirectSender, HeldHops, expired, origin_of
 from .errorpath import dead_letter_garbage, take_error_path
 from .fusion import Colocated
 from .publish import acked_publish, publish_payload, publish_progress, stream_target
-from .pull import ConsumerUnavailable, PullFeed, delivery_of
+from .pull import ConsumerUnavailable, PullFeed, RequestEnded, delivery_of
 from .reconcile import RECONCILE_EVERY_S, ConsumerWatch
 from .size import TooLarge, check_fits
 from .spans import traced_hop
@@ -249,6 +249,7 @@ class ActorHost:
     async def _fetch_loop(self) -> None:
         assert self._sub is not None
         concurrency = self.settings.actor_concurrency
+        limited = False  # the last request was ended by a status: logged once per episode
         while not self._stopping.is_set():
             free = concurrency - len(self._tasks) - len(self._held)  # held hops go first: mid-chain
             if free <= 0:
@@ -256,7 +257,15 @@ class ActorHost:
                 continue
             try:
                 msgs = await self._sub.fetch(min(self.settings.fetch_batch, free), timeout=self.fetch_wait_s)
+            except RequestEnded as exc:  # asked again at once, it is often answered the same at once
+                if not limited:
+                    log.warning("pull request ended early", extra={"actor": self._label, "error": str(exc)})
+                limited = True
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), min(self.fetch_wait_s, 0.5))
+                continue
             except (TimeoutError, NatsTimeoutError):
+                limited = False
                 continue
             except ConsumerUnavailable as exc:
                 await self._consumer_unavailable(exc)

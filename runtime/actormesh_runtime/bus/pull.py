@@ -46,6 +46,19 @@ _ACK_TOKENS_V1 = 9
 """`$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<time ns>.<pending>`."""
 
 
+class RequestEnded(TimeoutError):
+    """A pull request was closed early by a status that does not say the consumer is gone: a 409 for
+    a limit of the request ("Exceeded MaxRequestBatch" when a consumer's max_batch was set by hand below
+    what the reader asks for, "Exceeded MaxRequestExpires", ...). A TimeoutError, as before, for callers
+    that only wait; the readers' loops pause on it, since the next request is often answered the same
+    at once (a busy loop)."""
+
+    def __init__(self, status: str, description: str) -> None:
+        self.status = status
+        self.description = description
+        super().__init__(f"{status} {description}".strip())
+
+
 class ConsumerUnavailable(Exception):
     """A pull request was answered with a status that says nothing will ever be delivered to it: no
     consumer by that name (503: the server has no responder; the consumer or its stream was deleted,
@@ -87,13 +100,22 @@ async def pull_batches(
 
     `restore` creates the consumer again as declared: called when the feed says it is gone (deleted
     by hand, made push based, its stream deleted, the store wiped), which would otherwise be asked
-    again for ever while the work waits unread. `pause_s` after any failed fetch."""
+    again for ever while the work waits unread. `pause_s` after any failed fetch, after a request a
+    status ended early (`RequestEnded`, logged once per episode), and after `handle_batch` raised (logged;
+    the loop goes on: what it did not ack is redelivered)."""
     gone = False
+    limited = False  # a request ended by a status (RequestEnded) last time: logged once per episode
     while stopping is None or not stopping.is_set():
         try:
             msgs = await feed.fetch(batch, timeout=wait_s)
+        except RequestEnded as exc:
+            if not limited:
+                log.warning("pull request ended early", extra={"consumer": feed.consumer, "error": str(exc)})
+            gone, limited = False, True
+            await asyncio.sleep(pause_s)
+            continue
         except TimeoutError:
-            gone = False  # a request was open and nothing came: the consumer is there
+            gone = limited = False  # a request was open and nothing came: the consumer is there
             continue
         except ConsumerUnavailable as exc:
             gone = await restore_gone_consumer(restore, exc, already_logged=gone)
@@ -103,8 +125,12 @@ async def pull_batches(
             log.warning("fetch failed", extra={"consumer": feed.consumer, "error": repr(exc)})
             await asyncio.sleep(pause_s)
             continue
-        gone = False
-        await handle_batch(msgs)
+        gone = limited = False
+        try:
+            await handle_batch(msgs)
+        except Exception:  # an ack on a closed connection, say: what was not acked is redelivered
+            log.exception("handling a batch failed", extra={"consumer": feed.consumer})
+            await asyncio.sleep(pause_s)
     await feed.hand_back()
 
 
@@ -117,10 +143,15 @@ async def pull_forever(
     restore: Callable[[], Awaitable[object]],
     stopping: asyncio.Event | None = None,
 ) -> None:
-    """`pull_batches`, handling each message in turn."""
+    """`pull_batches`, handling each message in turn; once `stopping` is set, the rest of the batch is
+    handed back (nak'ed: another reader gets it at once, not after the ack wait)."""
 
     async def handle_each(msgs: list[Msg]) -> None:
         for msg in msgs:
+            if stopping is not None and stopping.is_set():
+                with contextlib.suppress(Exception):
+                    await msg.nak()
+                continue
             await handle(msg)
 
     await pull_batches(feed, batch, wait_s, handle_each, restore=restore, stopping=stopping)
@@ -168,6 +199,8 @@ class PullFeed:
         """Messages the open pull request may still deliver (0: none open)."""
         self._open_until = 0.0
         """Loop time after which the open request is treated as expired without its 408."""
+        self._ended_by: tuple[str, str] | None = None
+        """The status that closed the last request early, other than 404/408 (nothing to deliver)."""
 
     async def fetch(self, batch: int, timeout: float) -> list[Msg]:  # noqa: ASYNC109 (nats-py's signature)
         """Up to `batch` messages: those already delivered, else the first to arrive within `timeout`
@@ -190,6 +223,8 @@ class PullFeed:
             if self._accept(msg):
                 return [msg, *self._take(batch - 1)]
             if self._credit <= 0:  # the request ended with nothing for us
+                if self._ended_by is not None:
+                    raise RequestEnded(*self._ended_by)
                 raise TimeoutError
 
     @property
@@ -206,11 +241,21 @@ class PullFeed:
         await self._pull.unsubscribe()
 
     async def hand_back(self) -> int:
-        """Nak what the open pull request still delivers until it is over (its status came or it
-        expired), so that the server gives it to another reader at once, not after the ack wait: for
-        a reader that stops fetching (the host hands back its own way, `ActorHost.stop`). How many."""
+        """Nak what was delivered but not fetched, and what the open pull request still delivers until
+        it is over (its status came or it expired), so that the server gives it to another reader at
+        once, not after the ack wait: for a reader that stops fetching (the host hands back its own way,
+        `ActorHost.stop`). How many."""
         loop = asyncio.get_running_loop()
         handed = 0
+        # Those already delivered first: the request they came by may have expired long since (while
+        # the reader was busy), and the loop below waits only while one is open.
+        while not self._queue.empty():
+            msg = self._queue.get_nowait()
+            with contextlib.suppress(ConsumerUnavailable):
+                if self._accept(msg):
+                    with contextlib.suppress(Exception):
+                        await msg.nak()
+                    handed += 1
         while (remaining := self.closed_by - loop.time()) > 0:
             try:
                 async with asyncio.timeout(remaining):
@@ -251,12 +296,18 @@ class PullFeed:
         if status != "100":  # not an idle heartbeat: the request is over
             self._credit = 0
             _raise_if_gone(status, msg)
+            ended = status not in ("404", "408")
+            self._ended_by = (status, _description(msg)) if ended else None
         return False
 
 
 def _raise_if_gone(status: str, msg: Msg) -> None:
     if status == "503":  # its description only repeats the subject nobody answered on
         raise ConsumerUnavailable(status, "no responders: the consumer, its stream or JetStream is gone")
-    description = (msg.headers or {}).get("Description", "").strip()
+    description = _description(msg)
     if status == "409" and description.lower() in _GONE_409:
         raise ConsumerUnavailable(status, description)
+
+
+def _description(msg: Msg) -> str:
+    return str((msg.headers or {}).get("Description", "")).strip()

@@ -217,7 +217,7 @@ class ApprovalOps:
             return
         try:
             done = await self.records.record_execution(
-                outcome.approval_id, outcome.status, outcome.detail, outcome.reason
+                outcome.approval_id, outcome.status, outcome.detail, outcome.reason, sent=outcome.sent
             )
             if done is not None and done.decision is not None:
                 reply = AgentReply(

@@ -35,6 +35,7 @@ from actormesh_runtime.approvals import (
     approved_refunds,
     customer_message,
     decide,
+    executed_what,
     filing_problem,
     normal_email,
     reescalate,
@@ -292,11 +293,17 @@ class ApprovalStore:
             return [ApprovalRecord.model_validate_json(r[0]) for r in await cursor.fetchall()]
 
     async def record_execution(
-        self, approval_id: str, status: str, detail: str, reason: str | None = None
+        self,
+        approval_id: str,
+        status: str,
+        detail: str,
+        reason: str | None = None,
+        *,
+        sent: bool | None = None,
     ) -> ApprovalRecord | None:
-        """The approved mutation's result: audited (with `reason`, a failure's, for the agents), and told
-        to the customer (`detail`). Idempotent: a second result for the same approval changes nothing
-        (None)."""
+        """The approved mutation's result: audited (with `reason`, a failure's, for the agents, and
+        whether the request was sent, `approvals.executed_what`), and told to the customer (`detail`).
+        Idempotent: a second result for the same approval changes nothing (None)."""
         async with self._store.writing():
             async with self.db.execute(
                 "SELECT executed, record FROM approvals WHERE id = ?", (approval_id,)
@@ -309,7 +316,7 @@ class ApprovalStore:
                 return None
             now = datetime.now(UTC)
             why = detail if reason is None else f"{detail} ({redact(reason)})"
-            entry = AuditEntry(who=record.decision.by, at=now, what=f"executed: {status}", why=why)
+            entry = AuditEntry(who=record.decision.by, at=now, what=executed_what(status, sent), why=why)
             done = record.model_copy(update={"audit": [*record.audit, entry]})
             text = customer_message(done) if status == "done" else f"{detail}"
             await self._save(done)

@@ -136,7 +136,11 @@ def _list(directory: str | Path, kind: _Kind) -> list[Snapshot]:
             continue
         versions = {k: int(v) for k, v in match.groupdict().items() if k.endswith("_version")}
         taken = datetime.strptime(match["stamp"], _STAMP_FORMAT).replace(tzinfo=UTC)
-        found.append(Snapshot(path=entry, taken_at=taken, size_bytes=entry.stat().st_size, **versions))
+        try:
+            size = entry.stat().st_size
+        except FileNotFoundError:  # another writer's prune deleted it since: not there to list
+            continue
+        found.append(Snapshot(path=entry, taken_at=taken, size_bytes=size, **versions))
     return sorted(found, key=lambda s: s.taken_at)
 
 

@@ -41,6 +41,7 @@ from typing import Protocol
 
 import aiosqlite
 
+from actormesh_runtime.approvals import normal_email
 from actormesh_runtime.history.protocol import ErasedCounts
 from actormesh_runtime.history.store import BUSY_TIMEOUT_MS, HistoryStore
 
@@ -79,7 +80,7 @@ _OWNERS = (
 
 def normalised(email: str) -> str:
     """The customer's email as the store writes it; ValueError when there is none to erase by."""
-    who = email.strip().lower()
+    who = normal_email(email)
     if "@" not in who:
         raise ValueError("customer_email: not an email address")
     return who

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import aiosqlite
 from prometheus_client import Counter
 
+from actormesh_runtime.approvals import normal_email
 from actormesh_runtime.envelope import HistoryEvent
 from actormesh_runtime.escalations import (
     CURSOR_PATTERN,
@@ -336,7 +337,7 @@ class EscalationStore:
         marks = ",".join("?" * len(refs))
         owned = await self._read(
             f"{_SELECT} WHERE customer_email = ? AND ref IN ({marks})",
-            [customer_email.strip().lower(), *refs],
+            [normal_email(customer_email), *refs],
         )
         return {record.ref: record for record in owned}
 
@@ -473,7 +474,7 @@ def _row(record: EscalationRecord) -> tuple[Any, ...]:
         record.ref,
         record.session_id,
         record.message_id,
-        record.customer.email.strip().lower(),
+        normal_email(record.customer.email),
         record.customer.tier,
         record.reason.value,
         json.dumps([redact(r) for r in record.reasons]),
