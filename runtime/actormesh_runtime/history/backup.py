@@ -48,6 +48,7 @@ from prometheus_client import Counter, Gauge
 from pydantic import BaseModel, ConfigDict, Field
 
 from actormesh_runtime.cancellation import cancel_and_wait
+from actormesh_runtime.filelocks import held_elsewhere
 
 if TYPE_CHECKING:
     from actormesh_runtime.settings import RuntimeSettings
@@ -350,17 +351,7 @@ def _same_file(fd: int, path: Path) -> bool:
 
 def _held(path: Path) -> bool:
     """A writer holds `path` (`_claim`); False when it does not exist."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)  # also lets go of the lock just taken
-    return False
+    return held_elsewhere(path) is True
 
 
 def _remove_leftover(path: Path) -> bool:

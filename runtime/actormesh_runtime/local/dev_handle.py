@@ -28,6 +28,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from actormesh_runtime.filelocks import held_elsewhere
+
 DEFAULT_DATA_DIR = Path(".actormesh")
 """`actormesh dev`'s data directory unless `--data-dir` names one (relative: `make run` runs in the repo)."""
 HANDLE_NAME = "dev-mesh.json"
@@ -98,18 +100,10 @@ def _held(data_dir: Path) -> bool:
     """A `dev` holds `<data-dir>/dev.lock` (`locked_data_dir`): the kernel lets go of it however that
     process ended, so a handle left by a `kill -9` is known stale even once its pid is reused."""
     try:
-        fd = os.open(data_dir / LOCK_NAME, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return True  # a `dev` of the release before the lock: its pid decides
+        held = held_elsewhere(data_dir / LOCK_NAME, shared=True)
     except OSError:
         return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)  # lets go of the shared lock just taken, if it was
-    return False
+    return True if held is None else held  # no lock file: a `dev` of the release before it, its pid decides
 
 
 def _running(pid: int) -> bool:
