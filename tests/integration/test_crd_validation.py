@@ -225,6 +225,16 @@ BAD_SPECS = [
         id="backup-interval-in-seconds",
     ),
     pytest.param(
+        {"image": "x", "history": {"backup": {"preMigrationRetention": 0}}},
+        "spec.history.backup.preMigrationRetention: Invalid value",  # a bound, not an unknown field
+        id="backup-no-pre-migration-copy",
+    ),
+    pytest.param(
+        {"image": "x", "history": {"backup": {"preMigrationMaxAgeDays": 36501}}},
+        "spec.history.backup.preMigrationMaxAgeDays: Invalid value",  # a bound, not an unknown field
+        id="backup-pre-migration-age-over-a-century",
+    ),
+    pytest.param(
         {
             "image": "x",
             "actors": {"groups": [{**ROUTERS, "env": [{"name": "DIRECT_HOPS", "value": "true"}]}]},

@@ -6,11 +6,19 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from pydantic.fields import FieldInfo
 
-from actormesh_operator.api.spec import InvalidSpec
+from actormesh_operator.api.spec import HistoryBackupSpec, InvalidSpec
+from actormesh_runtime.settings import RuntimeSettings
 from tests.unit.builder_helpers import children, container, env_of, index, make_mesh
 
-BACKUP_ENV = ("HISTORY_BACKUP_DIR", "HISTORY_BACKUP_INTERVAL_S", "HISTORY_BACKUP_RETENTION")
+BACKUP_ENV = (
+    "HISTORY_BACKUP_DIR",
+    "HISTORY_BACKUP_INTERVAL_S",
+    "HISTORY_BACKUP_RETENTION",
+    "HISTORY_BACKUP_PRE_MIGRATION_RETENTION",
+    "HISTORY_BACKUP_PRE_MIGRATION_MAX_AGE_DAYS",
+)
 
 
 def _history(spec: dict[str, Any]) -> dict[str, Any]:
@@ -46,6 +54,59 @@ def test_enabled_sets_the_schedule_and_mounts_its_own_claim(interval: str, secon
     mounts = {m["name"]: m["mountPath"] for m in container(sts)["volumeMounts"]}
     assert mounts["backups"] == "/var/lib/actormesh-backups"
     assert mounts["data"] == "/var/lib/actormesh"  # a different volume from the database's
+
+
+PRE_MIGRATION = {  # spec.history.backup field → the runtime setting it sets
+    "pre_migration_retention": "history_backup_pre_migration_retention",
+    "pre_migration_max_age_days": "history_backup_pre_migration_max_age_days",
+}
+
+
+@pytest.mark.parametrize("spec_field", sorted(PRE_MIGRATION))
+def test_pre_migration_fields_have_the_runtime_default_and_bounds(spec_field: str) -> None:
+    """The builder leaves a field out at its default, so the defaults must be the runtime's; the CRD's
+    bounds are the runtime's, so what the API server accepts the pod starts with."""
+    ours, theirs = (
+        HistoryBackupSpec.model_fields[spec_field],
+        RuntimeSettings.model_fields[PRE_MIGRATION[spec_field]],
+    )
+    assert (ours.annotation, ours.default) == (theirs.annotation, theirs.default)
+    assert _bounds(ours) == _bounds(theirs)
+
+
+def _bounds(field: FieldInfo) -> dict[str, Any]:
+    return {
+        k: getattr(m, k)
+        for m in field.metadata
+        for k in ("ge", "gt", "le", "lt")
+        if getattr(m, k, None) is not None
+    }
+
+
+@pytest.mark.parametrize(
+    "backup",
+    [{}, {"preMigrationRetention": 1, "preMigrationMaxAgeDays": 30}],
+    ids=["unset", "defaults-spelled-out"],
+)
+def test_pre_migration_copies_at_the_defaults_leave_the_pod_as_before(backup: dict[str, Any]) -> None:
+    """Left out, the runtime's defaults (1 copy, 30 days) apply: a mesh with backups on before these
+    fields existed keeps its history pod template, so an operator upgrade does not restart it."""
+    env = env_of(_history({"history": {"backup": {"enabled": True, **backup}}}))
+    assert not {"HISTORY_BACKUP_PRE_MIGRATION_RETENTION", "HISTORY_BACKUP_PRE_MIGRATION_MAX_AGE_DAYS"} & set(
+        env
+    )
+    assert "HISTORY_BACKUP_RETENTION" in env
+
+
+@pytest.mark.parametrize(
+    ("days", "rendered"), [(90, 90.0), (0, 0.0), (0.5, 0.5)], ids=["days", "no-limit", "hours"]
+)
+def test_pre_migration_copies_are_set_from_the_spec(days: float, rendered: float) -> None:
+    """(Read back by the runtime's own settings in test_builders_runtime_contract.py.)"""
+    backup = {"enabled": True, "preMigrationRetention": 3, "preMigrationMaxAgeDays": days}
+    env = env_of(_history({"history": {"backup": backup}}))
+    assert env["HISTORY_BACKUP_PRE_MIGRATION_RETENTION"] == "3"
+    assert float(env["HISTORY_BACKUP_PRE_MIGRATION_MAX_AGE_DAYS"]) == rendered
 
 
 def test_own_claim_is_sized_and_outlives_the_mesh_by_default() -> None:
@@ -85,8 +146,21 @@ def test_existing_claim_is_mounted_and_none_is_created() -> None:
         ({"interval": "90s"}, "spec.history.backup.interval"),
         ({"interval": "0h"}, "spec.history.backup.interval"),
         ({"retention": 0}, "spec.history.backup.retention"),
+        ({"preMigrationRetention": 0}, r"spec\.history\.backup\.preMigrationRetention"),
+        ({"preMigrationRetention": 101}, r"spec\.history\.backup\.preMigrationRetention"),
+        ({"preMigrationMaxAgeDays": -1}, r"spec\.history\.backup\.preMigrationMaxAgeDays"),
+        ({"preMigrationMaxAgeDays": 36501}, r"spec\.history\.backup\.preMigrationMaxAgeDays"),
     ],
-    ids=["claim-and-storage", "seconds", "zero", "no-retention"],
+    ids=[
+        "claim-and-storage",
+        "seconds",
+        "zero",
+        "no-retention",
+        "no-pre-migration-copy",
+        "too-many-pre-migration-copies",
+        "negative-age",
+        "over-a-century",
+    ],
 )
 def test_bad_backup_specs_name_the_field(backup: dict[str, Any], message: str) -> None:
     with pytest.raises(InvalidSpec, match=message):

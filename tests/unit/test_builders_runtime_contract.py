@@ -50,7 +50,15 @@ FULL_SPEC: dict[str, Any] = {
         "maxMessageChars": 2000,
         "escalationConfidenceThreshold": 0.6,
     },
-    "history": {"backup": {"enabled": True, "interval": "2h", "retention": 4}},
+    "history": {
+        "backup": {
+            "enabled": True,
+            "interval": "2h",
+            "retention": 4,
+            "preMigrationRetention": 2,
+            "preMigrationMaxAgeDays": 7.5,
+        }
+    },
 }
 MANAGED_REDIS_PASSWORD_SPEC: dict[str, Any] = {"redis": {"passwordSecretRef": {"name": "ra", "key": "pw"}}}
 EXTERNAL_REDIS_SPEC: dict[str, Any] = {
@@ -367,3 +375,9 @@ def test_direct_hops_reach_every_actor_process_alike(
     assert {p.workload["metadata"]["name"] for p in actors} >= {"demo-routers", "demo-sentiment-analyzer"}
     assert len(actors) == len(ACTORS) - 1
     assert {p.settings.direct_hops for p in actors} == {direct_hops}
+
+
+def test_spec_history_backup_reaches_the_history_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    [history] = [p.settings for p in runtime_pods(FULL_SPEC, monkeypatch) if p.command == "history"]
+    assert (history.history_backup_retention, history.history_backup_pre_migration_retention) == (4, 2)
+    assert history.history_backup_pre_migration_max_age_days == 7.5

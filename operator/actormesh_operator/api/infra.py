@@ -272,6 +272,14 @@ class HistoryBackupSpec(ApiModel):
     snapshot on the volume, so a pod restart neither skips nor repeats one."""
     retention: int = Field(7, ge=1, le=1000)
     """Snapshots kept; the oldest are deleted after each new one."""
+    pre_migration_retention: int = Field(1, ge=1, le=100)
+    """Copies taken before a schema migration kept, the newest (besides the way back from the running
+    release's migration, kept until its age); older ones are deleted. Same bounds as the runtime's
+    `HISTORY_BACKUP_PRE_MIGRATION_RETENTION`, so the API server refuses what the pod would."""
+    pre_migration_max_age_days: float = Field(30.0, ge=0, le=36500)
+    """A copy taken before a migration older than this many days is deleted once a newer snapshot
+    exists (it keeps customers erased since); 0 = no age limit. The runtime's
+    `HISTORY_BACKUP_PRE_MIGRATION_MAX_AGE_DAYS`."""
     storage: BackupStorage = Field(default_factory=BackupStorage)
     """The PVC the operator creates for the snapshots, `<mesh>-history-backups` (a volume of its own, not
     the database's). It follows `spec.persistence.reclaimPolicy` like the other claims."""

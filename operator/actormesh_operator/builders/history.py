@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from actormesh_operator.api.spec import ActorMesh
+from actormesh_operator.api.spec import ActorMesh, HistoryBackupSpec
 from actormesh_operator.builders import labels, names, nats
 from actormesh_operator.builders.meta import Manifest, manifest, object_meta, template_meta
 from actormesh_operator.builders.runtime_config import HISTORY_KEYS, hash_for
@@ -58,6 +58,26 @@ def build_history_backup_claim(mesh: ActorMesh) -> Manifest | None:
     return manifest("v1", "PersistentVolumeClaim", meta, spec=spec)
 
 
+def _pre_migration_env(backup: HistoryBackupSpec) -> list[dict[str, Any]]:
+    """The pre-migration copies' settings, left out at the runtime's own defaults (the model's, checked
+    by a unit test): the pod behaves the same either way, and a mesh that had backups on before these
+    fields existed keeps its history pod template, so the operator upgrade restarts nothing."""
+    defaults = HistoryBackupSpec()
+    env = []
+    if backup.pre_migration_retention != defaults.pre_migration_retention:
+        env.append(
+            {"name": Env.HISTORY_BACKUP_PRE_MIGRATION_RETENTION, "value": str(backup.pre_migration_retention)}
+        )
+    if backup.pre_migration_max_age_days != defaults.pre_migration_max_age_days:
+        env.append(
+            {
+                "name": Env.HISTORY_BACKUP_PRE_MIGRATION_MAX_AGE_DAYS,
+                "value": str(backup.pre_migration_max_age_days),
+            }
+        )
+    return env
+
+
 def _backup_parts(mesh: ActorMesh) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
     """(env, volumes, mounts) that switch the history service's snapshots on; empty when off."""
     backup = mesh.spec.history.backup
@@ -68,6 +88,7 @@ def _backup_parts(mesh: ActorMesh) -> tuple[list[dict[str, Any]], list[dict[str,
         {"name": Env.HISTORY_BACKUP_DIR, "value": backup_dir(mesh)},
         {"name": Env.HISTORY_BACKUP_INTERVAL_S, "value": str(backup.interval_seconds())},
         {"name": Env.HISTORY_BACKUP_RETENTION, "value": str(backup.retention)},
+        *_pre_migration_env(backup),
     ]
     volume = {"name": names.HISTORY_BACKUP_VOLUME, "persistentVolumeClaim": {"claimName": claim}}
     mount = {"name": names.HISTORY_BACKUP_VOLUME, "mountPath": BACKUP_MOUNT}
