@@ -13,7 +13,8 @@ from pathlib import Path
 from tests.harness.pki import FRONT_PROXY_CLIENT, Pki
 
 LOOPBACK = "127.0.0.1"
-SERVICE_CIDR = "10.0.0.0/24"
+SERVICE_CIDR = "198.19.255.0/24"
+"""Inside 198.18.0.0/15 like every test address here; no kube-proxy, so nothing routes to it."""
 SA_ISSUER = "https://kubernetes.default.svc.cluster.local"
 
 # The controllers an operator's integration tests lean on; without a kubelet nothing else is useful.

@@ -20,7 +20,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 _VALIDITY = datetime.timedelta(days=2)
 # The in-cluster names kube-apiserver expects on its cert, plus loopback for the tests themselves.
 _SERVER_DNS = ("localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc")
-_SERVER_IPS = ("127.0.0.1", "10.0.0.1")
+_SERVER_IPS = ("127.0.0.1", "198.19.255.1")  # the first address of components.SERVICE_CIDR
 FRONT_PROXY_CLIENT = "front-proxy-client"
 
 
