@@ -15,6 +15,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from nats.aio.client import Client as NATS
@@ -98,6 +99,21 @@ async def test_a_request_over_the_consumers_max_batch_ends_with_its_status(nats_
     assert isinstance(ended.value, TimeoutError), "callers that only wait still see a timeout"
 
 
+def _idle_reader(feed: Any, stopping: asyncio.Event, *, pause_s: float) -> asyncio.Task[None]:
+    """`pull_batches` asking for 16 at a time and doing nothing with what comes."""
+    return asyncio.create_task(
+        pull_batches(
+            feed,
+            16,
+            5.0,
+            lambda msgs: asyncio.sleep(0),
+            restore=_never_restored,
+            stopping=stopping,
+            pause_s=pause_s,
+        )
+    )
+
+
 async def test_the_reader_pauses_on_such_a_status_and_says_so_once(
     nats_server: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -106,17 +122,7 @@ async def test_the_reader_pauses_on_such_a_status_and_says_so_once(
         feed = Counting(await feed_with(r, "small", max_batch=1))
         stopping = asyncio.Event()
         # A long pause: a reader that asks again at once makes thousands of requests meanwhile.
-        reader = asyncio.create_task(
-            pull_batches(
-                feed,
-                16,
-                5.0,
-                lambda msgs: asyncio.sleep(0),
-                restore=_never_restored,  # type: ignore[arg-type]
-                stopping=stopping,
-                pause_s=30.0,
-            )
-        )
+        reader = _idle_reader(feed, stopping, pause_s=30.0)
         await eventually_async(lambda: feed.fetches > 0, what="a first request")
         for _ in range(50):
             await asyncio.sleep(0.01)
@@ -134,17 +140,7 @@ async def test_the_status_is_logged_once_per_episode(
     async with rig(nats_server) as r:
         feed = Counting(await feed_with(r, "small", max_batch=1))
         stopping = asyncio.Event()
-        reader = asyncio.create_task(
-            pull_batches(
-                feed,
-                16,
-                5.0,
-                lambda msgs: asyncio.sleep(0),
-                restore=_never_restored,  # type: ignore[arg-type]
-                stopping=stopping,
-                pause_s=0.01,
-            )
-        )
+        reader = _idle_reader(feed, stopping, pause_s=0.01)
         await eventually_async(lambda: feed.fetches >= 5, what="five requests")
         stopping.set()
         await reader
