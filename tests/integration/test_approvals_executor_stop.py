@@ -20,6 +20,7 @@ from tests.support.bus_actors import bus_rig, fast_settings
 from tests.support.envelopes import JOHN
 from tests.support.eventually import eventually_async
 from tests.support.history_events import filed
+from tests.support.http_stub import serving
 
 pytestmark = pytest.mark.integration
 
@@ -39,20 +40,12 @@ class HeldCustomers:
 
 
 @asynccontextmanager
-async def serving(api: HeldCustomers) -> AsyncIterator[None]:
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", api.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    assert site._server is not None
-    api.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
-    try:
-        yield
-    finally:
-        api.answer.set()
-        await runner.cleanup()
+async def held_serving(api: HeldCustomers) -> AsyncIterator[None]:
+    async with serving(api.handle) as api.url:
+        try:
+            yield
+        finally:
+            api.answer.set()
 
 
 def command(order: str) -> bytes:
@@ -62,7 +55,7 @@ def command(order: str) -> bytes:
 
 async def test_commands_fetched_but_not_run_are_handed_back_when_it_stops(nats_server: str) -> None:
     api = HeldCustomers()
-    async with serving(api):
+    async with held_serving(api):
         settings = fast_settings(nats_server, customer_api_url=api.url)
         async with bus_rig(settings) as rig:
             executor = ApprovalExecutor(rig.nc, rig.subjects, rig.deps)

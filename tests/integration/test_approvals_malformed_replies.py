@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import httpx
 import pytest
 from aiohttp import web
@@ -35,6 +34,7 @@ from actormesh_runtime.local.mesh import LocalMesh
 from actormesh_runtime.mocks.server import MockPorts, serve_mocks
 from tests.support.eventually import eventually_async
 from tests.support.gateway import JOHN, stack_settings, wait_ready
+from tests.support.http_stub import forward, serving
 
 pytestmark = pytest.mark.integration
 
@@ -56,38 +56,16 @@ class Proxy:
             self.posts.append((request.path, request.headers.get("Idempotency-Key", "")))
         if self.before is not None and (answer := await self.before(request, None)) is not None:
             return answer
-        status, body = await self._forward(request)
+        status, body = await forward(self.upstream, request)
         if self.after is not None and (answer := await self.after(request, body)) is not None:
             return answer
         return web.Response(status=status, body=body, content_type="application/json")
 
-    async def _forward(self, request: web.Request) -> tuple[int, bytes]:
-        keep = ("content-type", "idempotency-key")
-        headers = {k: v for k, v in request.headers.items() if k.lower() in keep}
-        async with (
-            aiohttp.ClientSession() as session,
-            session.request(
-                request.method, self.upstream + request.path_qs, data=await request.read(), headers=headers
-            ) as upstream,
-        ):
-            return upstream.status, await upstream.read()
-
 
 @asynccontextmanager
 async def _serving(proxy: Proxy) -> AsyncIterator[None]:
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", proxy.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    assert site._server is not None
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    proxy.url = f"http://127.0.0.1:{port}"
-    try:
+    async with serving(proxy.handle) as proxy.url:
         yield
-    finally:
-        await runner.cleanup()
 
 
 @dataclass

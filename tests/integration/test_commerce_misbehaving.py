@@ -9,12 +9,12 @@ or "it has shipped" when we simply could not read or did not understand the orde
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
 import pytest
 from aiohttp import web
 
@@ -43,6 +43,7 @@ from actormesh_runtime.settings import RuntimeSettings
 from actormesh_runtime.storage.cache import acquire_context_cache, release_context_cache
 from tests.support.commerce import envelope_for, intent, sentiment
 from tests.support.history_events import filed
+from tests.support.http_stub import forward, serving
 
 pytestmark = pytest.mark.integration
 
@@ -74,16 +75,7 @@ class Proxy:
         return web.Response(status=status, body=body, content_type="application/json")
 
     async def forward(self, request: web.Request) -> tuple[int, bytes]:
-        headers = {
-            k: v for k, v in request.headers.items() if k.lower() in ("content-type", "idempotency-key")
-        }
-        async with (
-            aiohttp.ClientSession() as session,
-            session.request(
-                request.method, self.upstream + request.path_qs, data=await request.read(), headers=headers
-            ) as upstream,
-        ):
-            return upstream.status, await upstream.read()
+        return await forward(self.upstream, request)
 
 
 @dataclass
@@ -111,26 +103,14 @@ class Mesh:
         return self.mocks.state.data.orders[order_id].status
 
 
-async def _serve(proxy: Proxy) -> web.AppRunner:
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", proxy.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    server = site._server
-    assert server is not None
-    port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    proxy.url = f"http://127.0.0.1:{port}"
-    return runner
-
-
 @pytest.fixture
 async def mesh(request: pytest.FixtureRequest) -> AsyncIterator[Mesh]:
     """`request.param` (indirect parametrization) may override settings, e.g. a short API timeout."""
     mocks = await serve_mocks("127.0.0.1", MockPorts(0, 0, 0))
     customers, orders = Proxy(mocks.customer_api_url), Proxy(mocks.orders_api_url)
-    runners = [await _serve(customers), await _serve(orders)]
+    proxies = contextlib.AsyncExitStack()
+    customers.url = await proxies.enter_async_context(serving(customers.handle))
+    orders.url = await proxies.enter_async_context(serving(orders.handle))
     settings = RuntimeSettings(
         mesh_name="commerce-misbehaving",
         customer_api_url=customers.url,
@@ -147,8 +127,7 @@ async def mesh(request: pytest.FixtureRequest) -> AsyncIterator[Mesh]:
     for actor in actors:
         await actor.stop()
     mesh_.released.set()
-    for runner in runners:
-        await runner.cleanup()
+    await proxies.aclose()
     await mocks.stop()
 
 
