@@ -40,7 +40,6 @@ from __future__ import annotations
 import re
 import unicodedata
 from bisect import bisect_right
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 CARD_PLACEHOLDER = "[REDACTED-CARD]"
@@ -185,7 +184,19 @@ def normalise(text: str) -> str:
     character or to nothing, and a run of invisible ones between digits to one space."""
     if text.isascii() and text.isprintable():
         return text
-    joined = _BETWEEN_DIGITS.sub(" ", "".join(_folded(unicodedata.normalize("NFKC", text))))
+    nfkc = unicodedata.normalize("NFKC", text)
+    out: list[str] = []
+    previous = ""
+    for at, char in enumerate(nfkc):
+        folded = char if char.isascii() and (char.isprintable() or char in _KEEP_CONTROLS) else None
+        if folded is None and _joins_emoji(char, previous, nfkc[at + 1 : at + 2]):
+            folded = char
+        if folded is None:
+            folded = _fold(char, previous) if not char.isascii() else _INVISIBLE
+        out.append(folded)
+        if folded != _INVISIBLE:
+            previous = folded
+    joined = _BETWEEN_DIGITS.sub(" ", "".join(out))
     return joined.replace(_INVISIBLE, "")
 
 
@@ -224,20 +235,6 @@ def has_visible(text: str) -> bool:
     """Whether `text` holds a character outside `INVISIBLE_RANGES`: one regular-expression search in
     C, stopping at the first (the gateway asks this of every message before any length check)."""
     return _VISIBLE.search(text) is not None
-
-
-def _folded(nfkc: str) -> Iterator[str]:
-    """Each character of NFKC text folded (see the module docstring), `_INVISIBLE` for the dropped."""
-    previous = ""
-    for at, char in enumerate(nfkc):
-        folded = char if char.isascii() and (char.isprintable() or char in _KEEP_CONTROLS) else None
-        if folded is None and _joins_emoji(char, previous, nfkc[at + 1 : at + 2]):
-            folded = char
-        if folded is None:
-            folded = _fold(char, previous) if not char.isascii() else _INVISIBLE
-        yield folded
-        if folded != _INVISIBLE:
-            previous = folded
 
 
 _LOOK_ALIKES = {
