@@ -22,6 +22,7 @@ import asyncio
 import ipaddress
 import os
 import shlex
+import shutil
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -99,8 +100,24 @@ def choose_auth(settings: RuntimeSettings, *, anonymous_flag: bool) -> RuntimeSe
     )
 
 
-def banner(url: str, mesh: object, handle_dir: Path | None = None) -> str:
-    """What `actormesh dev` prints once it runs; `handle_dir`: where its `dev-mesh.json` is, if written."""
+def cli_command(executable: str | None = None, cwd: Path | None = None) -> str:
+    """How to type the `actormesh` command in another terminal: plain `actormesh` when that name on
+    PATH is this installation's, else the script beside this interpreter (`make run` installs into
+    `.venv` without activating it, so a bare `actormesh` is not found there), relative to the working
+    directory when it is under it."""
+    script = Path(executable or sys.executable).parent / "actormesh"
+    found = shutil.which("actormesh")
+    if not script.exists() or (found is not None and Path(found).resolve() == script.resolve()):
+        return "actormesh"
+    try:
+        return shlex.quote(str(script.resolve().relative_to((cwd or Path.cwd()).resolve())))
+    except ValueError:  # not under the working directory
+        return shlex.quote(str(script))
+
+
+def banner(url: str, mesh: object, handle_dir: Path | None = None, cli: str = "actormesh") -> str:
+    """What `actormesh dev` prints once it runs; `handle_dir`: where its `dev-mesh.json` is, if written;
+    `cli`: how the `actormesh` command is typed here (`cli_command`)."""
     from actormesh_runtime.local.mesh import LocalMesh
 
     assert isinstance(mesh, LocalMesh)
@@ -110,23 +127,23 @@ def banner(url: str, mesh: object, handle_dir: Path | None = None) -> str:
         f"  ActorMesh is running. Chat with the support agent: {url}/widget",
         f"  Agent console (escalations, answered by people): {url}/console",
         f"  API docs {url}/docs   health {url}/api/ready   NATS {mesh.settings.nats_url}",
-        '  Try: actormesh chat --email john.doe@example.com "Where is my order ORD-10002?"'
+        f'  Try: {cli} chat --email john.doe@example.com "Where is my order ORD-10002?"'
         + (f" --url {url}" if not url.endswith(":8000") else ""),
         (
             "  Auth: OFF (anonymous mode): anyone who can reach this port can act as any customer, "
             "and callers on this machine are agents in the console. Set JWT_SECRET to turn it on."
             if anonymous
-            else "  Auth: on (JWT_SECRET). Mint a customer's token: actormesh token --email EMAIL "
+            else f"  Auth: on (JWT_SECRET). Mint a customer's token: {cli} token --email EMAIL "
             "(an agent's: add --role agent)"
         ),
-        *([] if handle_dir is None else [_admin_line(handle_dir)]),
+        *([] if handle_dir is None else [_admin_line(handle_dir, cli)]),
         "  Ctrl-C stops everything.",
         "",
     ]
     return "\n".join(lines)
 
 
-def _admin_line(handle_dir: Path) -> str:
+def _admin_line(handle_dir: Path, cli: str) -> str:
     from actormesh_runtime.local.dev_handle import DEFAULT_DATA_DIR
 
     if handle_dir == DEFAULT_DATA_DIR:
@@ -134,8 +151,8 @@ def _admin_line(handle_dir: Path) -> str:
     else:
         where, option = "from anywhere", f" --dev-dir {shlex.quote(os.path.abspath(handle_dir))}"
     return (
-        f"  Dead letters and erasure, as the NATS admin user, {where}: actormesh dlq list{option}; "
-        f"actormesh erase EMAIL --dry-run{option}"
+        f"  Dead letters and erasure, as the NATS admin user, {where}: {cli} dlq list{option}; "
+        f"{cli} erase EMAIL --dry-run{option}"
     )
 
 
@@ -220,7 +237,7 @@ async def _run_mesh(
         if embedded_users:  # a given --nats-url is named to the CLIs as it was to `dev`
             await mesh.enter_context(published(mesh, data_dir))
         freeze_after_start("dev")  # every component of the mesh has started, in this one process
-        print(banner(server.url, mesh, data_dir if embedded_users else None), flush=True)
+        print(banner(server.url, mesh, data_dir if embedded_users else None, cli_command()), flush=True)
         started.set()
         await stop.wait()
         print("stopping…", file=sys.stderr, flush=True)
