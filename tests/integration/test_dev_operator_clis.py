@@ -83,6 +83,9 @@ def test_erase_and_dlq_reach_a_running_dev_mesh(tmp_path: Path) -> None:
         assert handle.stat().st_mode & 0o077 == 0, "it holds the admin user's password"
         listed = _cli(tmp_path, "dlq", "list", "--json")
         assert (listed.returncode, listed.stdout) == (0, ""), listed.stderr
+        said = _cli(tmp_path, "dlq", "list")  # a person's: an empty list says so rather than nothing
+        assert (said.returncode, said.stdout) == (0, ""), said.stderr
+        assert f"no dead letters in mesh '{mesh}'" in said.stderr
         escalations = _cli(tmp_path, "escalations", "list", "--url", base)
         assert escalations.returncode == 0, escalations.stderr
 

@@ -7,7 +7,7 @@ import argparse
 import pytest
 
 from actormesh_runtime.cli import COMMANDS, _load, parse
-from actormesh_runtime.commands.options import BUS_OPTIONS, SHARED_FLAGS, settings_from
+from actormesh_runtime.commands.options import BUS_OPTIONS, SHARED_FLAGS, print_unreachable, settings_from
 
 
 def test_given_options_win_and_missing_ones_keep_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -106,3 +106,26 @@ def test_every_subcommand_takes_the_shared_options_after_its_name(command: str, 
     parsed = parse([command, subcommand, *NEEDS.get((command, subcommand), []), *given])
     assert not isinstance(parsed, int)
     assert [str(getattr(parsed[1], flag[2:].replace("-", "_"))) for flag in flags] == ["value"] * len(flags)
+
+
+@pytest.mark.parametrize(
+    ("env", "dev_dir", "hinted"),
+    [({}, None, True), ({"NATS_URL": "nats://elsewhere:4222"}, None, False), ({}, "data", False)],
+    ids=["nothing named", "NATS_URL named one", "--dev-dir named one"],
+)
+def test_cannot_reach_hints_at_dev_dir_only_when_nothing_named_a_server(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    env: dict[str, str],
+    dev_dir: str | None,
+    hinted: bool,
+) -> None:
+    for name in ("NATS_URL", "NATS_USER", "NATS_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    args = argparse.Namespace(nats_url=None, mesh=None, dev_dir=dev_dir)
+    print_unreachable(args, settings_from(args, BUS_OPTIONS), OSError("cannot reach NATS at nats://x"))
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot reach NATS at nats://x\n")
+    assert ("--dev-dir DATA_DIR" in err) is hinted, err

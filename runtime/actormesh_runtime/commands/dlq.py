@@ -45,17 +45,21 @@ async def _main(args: argparse.Namespace, settings: RuntimeSettings) -> int:
     from actormesh_runtime.bus import dlq
     from actormesh_runtime.bus.connection import NatsUnreachable, reach_nats
     from actormesh_runtime.catalog import Subjects
+    from actormesh_runtime.commands.options import print_unreachable
 
     subjects = Subjects(settings.mesh_name)
     try:
         nc = await reach_nats(settings, name="actormesh-dlq")
     except NatsUnreachable as exc:  # refused, unreachable, timed out, bad credentials: all "cannot reach"
-        print(f"error: {exc}", file=sys.stderr)
+        print_unreachable(args, settings, exc)
         return 2
     try:
         js = nc.jetstream()
         if args.action == "list":
-            for item in await dlq.list_records(js, subjects, limit=args.limit):
+            records = await dlq.list_records(js, subjects, limit=args.limit)
+            if not records and not args.json:  # silence would look like a command that did nothing
+                print(f"no dead letters in mesh {settings.mesh_name!r}", file=sys.stderr)
+            for item in records:
                 rec = _shown(item.record)
                 if args.json:
                     print(json.dumps({"id": item.id, **rec.model_dump(mode="json", exclude={"envelope"})}))

@@ -61,12 +61,13 @@ def _email(text: str) -> str:
 async def _main(args: argparse.Namespace, settings: RuntimeSettings) -> int:
     from actormesh_runtime.bus.connection import NatsUnreachable, reach_nats
     from actormesh_runtime.catalog import Subjects
+    from actormesh_runtime.commands.options import print_unreachable
 
     subjects = Subjects(settings.mesh_name)
     try:
         nc = await reach_nats(settings, name="actormesh-erase")
     except NatsUnreachable as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print_unreachable(args, settings, exc)
         return 2
     report: dict[str, Any] = {"customer_email": args.email, "dry_run": args.dry_run}
     failed: list[str] = []

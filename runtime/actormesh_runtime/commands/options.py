@@ -14,6 +14,7 @@ subcommand).
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -91,6 +92,19 @@ def settings_from(args: argparse.Namespace, options: dict[str, str], **fixed: An
     }
     overrides.update(fixed)
     return RuntimeSettings(**overrides)
+
+
+def print_unreachable(args: argparse.Namespace, settings: RuntimeSettings, error: Exception) -> None:
+    """The "cannot reach NATS" error of an admin command, on stderr; when nothing named a server (no
+    `--dev-dir`, no dev mesh in ./.actormesh, no `--nats-url`, NATS_URL, NATS_USER or NATS_TOKEN),
+    the default one was tried, and the likeliest intent was an `actormesh dev` running elsewhere."""
+    print(f"error: {error}", file=sys.stderr)
+    if getattr(args, "dev_dir", None) is None and not settings.model_fields_set & NAMED_NATS:
+        print(
+            "hint: no `actormesh dev` runs from this directory (./.actormesh); for one started "
+            "elsewhere pass --dev-dir DATA_DIR (its --data-dir), for another server --nats-url",
+            file=sys.stderr,
+        )
 
 
 def admin_settings_from(args: argparse.Namespace, options: dict[str, str]) -> RuntimeSettings:
