@@ -35,7 +35,12 @@ class CrdMissingError(RuntimeError):
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="actormesh-operator", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="actormesh-operator",
+        description=__doc__.splitlines()[0],
+        epilog="`actormesh-operator render -f mesh.yaml` prints the children the operator would apply "
+        "for that ActorMesh, without a cluster (`render --help`).",
+    )
     parser.add_argument("--namespace", "-n", help="watch only this namespace (namespaced install)")
     parser.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster, else ~/.kube/config)")
     parser.add_argument(

@@ -15,6 +15,7 @@ import yaml
 from actormesh_operator.api.spec import ActorMesh
 from actormesh_operator.builders import build_children
 from actormesh_operator.main import main as operator_main
+from actormesh_operator.main import parse_args as operator_args
 from actormesh_operator.reconcile.apply import ApplyOutcome, apply_children
 from actormesh_operator.render import main as render_main
 from actormesh_operator.settings import OperatorSettings
@@ -104,3 +105,9 @@ def test_render_with_monitoring_includes_the_prometheus_operator_objects(tmp_pat
         kinds[bool(flag)] = {d["kind"] for d in yaml.safe_load_all(out.getvalue())}
     assert {"PodMonitor", "PrometheusRule"} <= kinds[True]
     assert not {"PodMonitor", "PrometheusRule"} & kinds[False]
+
+
+def test_the_operators_help_names_the_render_command(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        operator_args(["--help"])
+    assert "actormesh-operator render -f" in capsys.readouterr().out
