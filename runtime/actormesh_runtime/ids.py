@@ -11,6 +11,7 @@ until no run of its digits is as long as a card number.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 
@@ -33,3 +34,17 @@ def random_hex(chars: int = 32) -> str:
         if _CARD_LENGTH_RUN.search(middle) is None:
             first, last = divmod(bits & 0b111111, 8)
             return f"{_LETTERS[first % 6]}{middle}{_LETTERS[last % 6]}"
+
+
+def digest_hex(data: bytes, chars: int = 32) -> str:
+    """The deterministic counterpart of `random_hex`, same shape: `chars` hex digits of sha256 over
+    `data`, a letter first and last, never 13 decimal digits in a row (rehashed with a counter until
+    so, which the same `data` always repeats). For ids that must be equal whenever their inputs are."""
+    counter = 0
+    while True:
+        digest = hashlib.sha256(counter.to_bytes(4, "big") + data).hexdigest()
+        middle = digest[1 : chars - 1]
+        if _CARD_LENGTH_RUN.search(middle) is None:
+            first, last = int(digest[0], 16), int(digest[chars - 1], 16)
+            return f"{_LETTERS[first % 6]}{middle}{_LETTERS[last % 6]}"
+        counter += 1

@@ -3,12 +3,15 @@ on a real mesh (nats-server, the nine actors, the history service) finds nothing
 
 What it covers: every status code and body the gateway answers is documented (the custom 422
 `ErrorBody` included), every request the schema allows is accepted, every request it forbids is
-refused. Its only setting, with its reason, is tests/contract/schemathesis.toml.
+refused. Its only setting, with its reason, is tests/contract/schemathesis.toml; its one hook,
+tests/contract/hooks.py, gives different generated requests different `Idempotency-Key`s (a key
+reused for another request is refused on purpose, which a schema cannot say).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from pathlib import Path
 
@@ -21,6 +24,7 @@ from tests.support.gateway import gateway_stack, stack_settings
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 CONFIG = Path(__file__).resolve().parents[1] / "contract" / "schemathesis.toml"
+HOOKS = CONFIG.with_name("hooks.py")
 SEED = 20261205
 EXAMPLES = 60
 SECRET = "contract-test-secret-" + "x" * 20
@@ -58,6 +62,7 @@ async def test_schemathesis_with_every_check_finds_nothing(
             "--checks", "all", "--max-examples", str(EXAMPLES), "--seed", str(SEED),
             "--request-timeout", "40", "--workers", "1", *headers,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            env={**os.environ, "SCHEMATHESIS_HOOKS": str(HOOKS)},
         )  # fmt: skip
         output, _ = await process.communicate()
     report = output.decode(errors="replace")

@@ -148,7 +148,9 @@ def test_ws_chat_failing_while_waiting_ends_with_an_error_naming_the_message(
             screening=Screening(),
             budget_s=30,
         )
-        return Submitted(envelope, self.replies.expect(envelope.message_id, request.customer_email))
+        return Submitted(
+            envelope.message_id, session_id, self.replies.expect(envelope.message_id, request.customer_email)
+        )
 
     async def broken_wait(self: Gateway, submitted: Submitted) -> None:
         raise RuntimeError("reply router bug")

@@ -197,7 +197,9 @@ async def test_a_slow_history_check_does_not_carry_the_wait_past_its_deadline(
     envelope = Envelope.start(
         session_id="s", customer_email="john.doe@example.com", message=text, screening=screening, budget_s=60
     )
-    submitted = Submitted(envelope, gateway.replies.expect(envelope.message_id, "john.doe@example.com"))
+    submitted = Submitted(
+        envelope.message_id, "s", gateway.replies.expect(envelope.message_id, "john.doe@example.com")
+    )
     waiting = asyncio.ensure_future(gateway.wait(submitted))
     done, _ = await asyncio.wait({waiting}, timeout=10)  # a margin, not a measurement
     assert waiting in done, "the wait outlived its 0.3 s deadline by the history check's 30 s"
@@ -213,7 +215,9 @@ async def test_a_cancelled_wait_leaves_nothing_pending_and_keeps_the_late_result
     envelope = Envelope.start(
         session_id="s", customer_email="john.doe@example.com", message=text, screening=screening, budget_s=60
     )
-    submitted = Submitted(envelope, gateway.replies.expect(envelope.message_id, "john.doe@example.com"))
+    submitted = Submitted(
+        envelope.message_id, "s", gateway.replies.expect(envelope.message_id, "john.doe@example.com")
+    )
     waiting = asyncio.ensure_future(gateway.wait(submitted))
     await asyncio.sleep(0)  # the wait is in its history-check loop
     waiting.cancel()  # the caller left (a WebSocket closed mid-chat)

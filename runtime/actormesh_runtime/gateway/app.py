@@ -24,6 +24,7 @@ from actormesh_runtime.gateway.admission import Admission, BodyReadTimeout, subj
 from actormesh_runtime.gateway.auth import AuthError, TokenVerifier
 from actormesh_runtime.gateway.console import add_console
 from actormesh_runtime.gateway.docs import add_docs
+from actormesh_runtime.gateway.idempotency import HEADER, REPLAYED_HEADER, IdempotencyConflict
 from actormesh_runtime.gateway.inflight import InFlight
 from actormesh_runtime.gateway.limits import BodySizeLimit, body_limit
 from actormesh_runtime.gateway.metrics import REQUEST_ID, ObservabilityMiddleware, install_log_filter
@@ -97,8 +98,8 @@ def create_app(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "OPTIONS"],
-            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
-            expose_headers=["X-Request-ID"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID", HEADER],
+            expose_headers=["X-Request-ID", REPLAYED_HEADER],
         )
     app.add_middleware(ObservabilityMiddleware)
     for module in (chat, ws, history_api, escalations_api, approvals_api, agent_ws, health):
@@ -163,6 +164,12 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def on_too_long(_: Request, exc: MessageTooLong) -> JSONResponse:
         return _error(
             413, "too_large", f"{exc.field}: {exc}", fields=[{"field": exc.field, "message": str(exc)}]
+        )
+
+    @app.exception_handler(IdempotencyConflict)
+    async def on_key_reused(_: Request, exc: IdempotencyConflict) -> JSONResponse:
+        return _error(
+            422, "validation_error", f"{exc.field}: {exc}", fields=[{"field": exc.field, "message": str(exc)}]
         )
 
     @app.exception_handler(NotFound)

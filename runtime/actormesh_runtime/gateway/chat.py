@@ -1,30 +1,53 @@
-"""`POST /api/chat`: one message in, the final result out (or 504 with the message id to fetch later)."""
+"""`POST /api/chat`: one message in, the final result out (or 504 with the message id to fetch later).
+
+An optional `Idempotency-Key` header makes retries safe (`gateway/idempotency.py`): a retry gets the
+first attempt's answer, marked `Idempotent-Replayed: true`, and never starts a second turn.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Header
 from fastapi.responses import JSONResponse
 
 from actormesh_runtime.envelope import FinalResult
 from actormesh_runtime.gateway.auth import Principal
 from actormesh_runtime.gateway.deps import get_gateway, get_principal
+from actormesh_runtime.gateway.idempotency import HEADER, KEY_MAX_CHARS, KEY_RE, REPLAYED_HEADER
 from actormesh_runtime.gateway.metrics import CHATS, REQUEST_ID
 from actormesh_runtime.gateway.models import ChatRequest, ErrorBody, TimeoutBody, check_length
 from actormesh_runtime.gateway.service import Gateway
 
 router = APIRouter(tags=["chat"])
 
+KEY_DESCRIPTION = (
+    "Makes a retry safe (draft-ietf-httpapi-idempotency-key-header): every request with the same key "
+    "(per customer) is one conversation turn. A retry gets the first request's result (marked "
+    "`Idempotent-Replayed: true`), or waits for it while it is still being processed; the same key "
+    "with a different request is refused with 422. Kept 24 h. A UUID is a good key."
+)
+REPLAYED = {
+    REPLAYED_HEADER: {
+        "description": "Present when the answer is an earlier request's with the same Idempotency-Key.",
+        "schema": {"type": "string", "enum": ["true"]},
+    }
+}
+
 
 @router.post(
     "/api/chat",
     response_model=FinalResult,
     responses={
+        200: {"headers": REPLAYED},
         401: {"model": ErrorBody, "description": "JWT_SECRET is set and the bearer token is missing or bad"},
         403: {"model": ErrorBody, "description": "customer_email (or session) is not the token's customer"},
         413: {"model": ErrorBody, "description": "message longer than MAX_MESSAGE_CHARS"},
-        422: {"model": ErrorBody, "description": "empty message, malformed email or session id"},
+        422: {
+            "model": ErrorBody,
+            "description": "empty message, malformed email, session id or Idempotency-Key, or an "
+            "Idempotency-Key used before with a different request",
+        },
         503: {"model": ErrorBody, "description": "the bus is not reachable"},
         504: {
             "model": TimeoutBody,
@@ -36,12 +59,25 @@ async def post_chat(
     body: ChatRequest,
     gateway: Annotated[Gateway, Depends(get_gateway)],
     principal: Annotated[Principal, Depends(get_principal)],
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias=HEADER,
+            min_length=1,
+            max_length=KEY_MAX_CHARS,
+            pattern=KEY_RE.pattern,
+            description=KEY_DESCRIPTION,
+        ),
+    ] = None,
 ) -> FinalResult | JSONResponse:
     """Send one customer message through the mesh and wait (bounded) for the agent's answer."""
     check_length(body, gateway.settings.max_message_chars)
     principal.check_email(body.customer_email)
-    session_id = await gateway.claim_session(principal, body)
-    submitted = await gateway.submit(body, session_id)
+    outcome = await gateway.start_chat(principal, body, idempotency_key, session_as_sent=body.session_id)
+    if isinstance(outcome, FinalResult):
+        CHATS.labels("http", "replayed").inc()
+        return _replayed(outcome)
+    submitted = outcome
     try:
         result = await gateway.wait(submitted)
     except TimeoutError:
@@ -59,4 +95,9 @@ async def post_chat(
         )
         return JSONResponse(timeout.model_dump(mode="json"), status_code=504)
     CHATS.labels("http", "ok").inc()
-    return result
+    return _replayed(result) if submitted.duplicate else result
+
+
+def _replayed(result: FinalResult) -> JSONResponse:
+    """The answer of an earlier request with the same key (stored, or waited for with it)."""
+    return JSONResponse(result.model_dump(mode="json"), headers={REPLAYED_HEADER: "true"})

@@ -156,7 +156,7 @@ def field_errors(exc: ValidationError | list[dict[str, Any]]) -> list[FieldError
             reason = (err.get("ctx") or {}).get("error")
             out.append(FieldError(field="body", message=f"malformed JSON: {reason or 'cannot be parsed'}"))
             continue
-        loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
+        loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "header")]
         name = ".".join(loc) or "body"
         msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
         out.append(FieldError(field=name, message=msg))

@@ -4,6 +4,9 @@
 NATS is still starting), the reply router, the history client and the session store. `submit` screens
 the text first — nothing else sees or stores the raw message — then builds the envelope with this
 instance's reply subjects and puts it on the bus; `wait` bounds the wait by REQUEST_TIMEOUT_S.
+`start_chat` is the chat flow both channels use: with an `Idempotency-Key` it replays a finished
+answer, joins an attempt already published, or submits under the key's derived message id
+(`gateway/idempotency.py`); without one it claims the session and submits.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from nats.aio.client import Client as NATS
@@ -23,6 +27,13 @@ from actormesh_runtime.catalog import Subjects
 from actormesh_runtime.envelope import Envelope, FinalResult, ReplyTo
 from actormesh_runtime.gateway.auth import AuthError, Principal
 from actormesh_runtime.gateway.escalation_feed import EscalationFeed
+from actormesh_runtime.gateway.idempotency import (
+    RECORD_TTL_S,
+    IdempotencyConflict,
+    IdempotencyRecord,
+    idempotent_message_id,
+    request_fingerprint,
+)
 from actormesh_runtime.gateway.models import ChatRequest, new_session_id
 from actormesh_runtime.gateway.reply_router import Pending, ProgressListener, ReplyRouter
 from actormesh_runtime.history.protocol import HistoryClient
@@ -44,16 +55,13 @@ class Unavailable(Exception):
 
 @dataclass
 class Submitted:
-    envelope: Envelope
+    """A chat on the bus that this request waits for (submitted by it, or by an earlier attempt)."""
+
+    message_id: str
+    session_id: str
     pending: Pending
-
-    @property
-    def message_id(self) -> str:
-        return self.envelope.message_id
-
-    @property
-    def session_id(self) -> str:
-        return self.envelope.session_id
+    duplicate: bool = False
+    """The stream had this message id already: an earlier attempt published it."""
 
 
 def new_instance_id() -> str:
@@ -158,8 +166,95 @@ class Gateway:
             await self.sessions.set(session_id, {"customer_email": request.customer_email})
         return session_id
 
+    async def start_chat(
+        self,
+        principal: Principal,
+        request: ChatRequest,
+        idempotency_key: str | None = None,
+        *,
+        session_as_sent: str | None,
+        key_field: str = "Idempotency-Key",
+        on_progress: ProgressListener | None = None,
+    ) -> Submitted | FinalResult:
+        """The chat flow of HTTP and WebSocket: a `Submitted` to `wait` for, or, for a key whose chat
+        already finished, its `FinalResult` (a replay). `session_as_sent` is the session id the client
+        named (None: none), which the key's fingerprint covers.
+
+        With a key the message id is derived from it. A record of the key with another request's
+        fingerprint → `IdempotencyConflict`. A record (the chat is in the stream) → wait for that
+        chat, never publish again: the reply goes to the replica that published it, and `wait`'s
+        history checks answer any other one. No record → submit; a publish an earlier attempt made
+        but never recorded is dropped by JetStream's duplicate window. The record is written only once
+        the publish is acked, and the session store failing never fails the chat.
+        """
+        if idempotency_key is None:
+            session_id = await self.claim_session(principal, request)
+            return await self.submit(request, session_id, on_progress=on_progress)
+        message_id = idempotent_message_id(request.customer_email, idempotency_key)
+        fingerprint = request_fingerprint(request, session_as_sent)
+        record = await self._keyed_record(message_id)
+        if record is not None and record.fingerprint != fingerprint:
+            raise IdempotencyConflict(key_field)
+        finished = await self._finished_result(message_id, request.customer_email)
+        if finished is not None:
+            return finished
+        if record is not None:
+            return self._join(message_id, request.customer_email, record.session_id, on_progress)
+        session_id = await self.claim_session(principal, request)
+        submitted = await self.submit(request, session_id, message_id=message_id, on_progress=on_progress)
+        if not submitted.duplicate:  # a duplicate's first attempt records it, with its own session id
+            now = datetime.now(UTC)
+            await self._record_key(
+                message_id,
+                IdempotencyRecord(fingerprint=fingerprint, session_id=session_id, submitted_at=now),
+            )
+        return submitted
+
+    def _join(
+        self, message_id: str, customer_email: str, session_id: str, on_progress: ProgressListener | None
+    ) -> Submitted:
+        """Wait for a chat an earlier attempt put on the bus (an in-flight retry waits for the same
+        answer rather than getting 409: it is what a client whose connection dropped needs)."""
+        pending = self.replies.expect(message_id, customer_email)
+        if on_progress is not None:
+            self.replies.listen(message_id, on_progress)
+        log.info("joined an earlier attempt", extra={"message_id": message_id, "session_id": session_id})
+        return Submitted(message_id, session_id, pending, duplicate=True)
+
+    async def _keyed_record(self, message_id: str) -> IdempotencyRecord | None:
+        try:
+            found = await self.sessions.get_keyed(message_id)
+            return IdempotencyRecord.model_validate(found) if found is not None else None
+        except Exception as exc:  # the key's record is an optimisation over JetStream's de-duplication
+            log.warning("idempotency record not read", extra={"message_id": message_id, "error": repr(exc)})
+            return None
+
+    async def _record_key(self, message_id: str, record: IdempotencyRecord) -> None:
+        try:
+            await self.sessions.set_keyed(message_id, record.model_dump(mode="json"), RECORD_TTL_S)
+        except Exception as exc:
+            log.warning("idempotency record not kept", extra={"message_id": message_id, "error": repr(exc)})
+
+    async def _finished_result(self, message_id: str, customer_email: str) -> FinalResult | None:
+        """The keyed chat's stored answer, if it has one; history not answering is no answer (the
+        steps after this one are safe without it)."""
+        try:
+            found = await self.find_result(message_id)
+        except Exception as exc:
+            log.warning("stored result not checked", extra={"message_id": message_id, "error": repr(exc)})
+            return None
+        if found is None or found[1] != customer_email:
+            return None
+        tracing.annotate({"actormesh.message_id": message_id, "actormesh.result_source": "replayed"})
+        return found[0]
+
     async def submit(
-        self, request: ChatRequest, session_id: str, *, on_progress: ProgressListener | None = None
+        self,
+        request: ChatRequest,
+        session_id: str,
+        *,
+        message_id: str | None = None,
+        on_progress: ProgressListener | None = None,
     ) -> Submitted:
         if self._nc is None or not self._ready.is_set() or not self._nc.is_connected:
             raise Unavailable("not connected to NATS")
@@ -176,6 +271,7 @@ class Gateway:
             screening=screening,
             budget_s=self.settings.conversation_deadline_s,
             reply=reply,
+            message_id=message_id,
             traceparent=trace.traceparent if trace is not None else None,
             tracestate=trace.tracestate if trace is not None else None,
         )
@@ -184,12 +280,15 @@ class Gateway:
         if on_progress is not None:
             self.replies.listen(envelope.message_id, on_progress)
         try:
-            await submit(self._nc.jetstream(), self.subjects, envelope)
+            ack = await submit(self._nc.jetstream(), self.subjects, envelope)
         except Exception as exc:
-            self.replies.forget(envelope.message_id)
+            self.replies.forget(pending)
+            if on_progress is not None:
+                self.replies.unlisten(envelope.message_id, on_progress)
             raise Unavailable(f"could not publish: {type(exc).__name__}") from exc
-        log.info("submitted", extra={"message_id": envelope.message_id, "session_id": session_id})
-        return Submitted(envelope, pending)
+        extra = {"message_id": envelope.message_id, "session_id": session_id, "duplicate": ack.duplicate}
+        log.info("submitted", extra=extra)
+        return Submitted(envelope.message_id, session_id, pending, duplicate=bool(ack.duplicate))
 
     async def wait(self, submitted: Submitted) -> FinalResult:
         """The result within REQUEST_TIMEOUT_S, else `TimeoutError` (the result is kept when it comes).
@@ -210,7 +309,7 @@ class Gateway:
                     break
                 stored = await self._stored_result(pending.message_id, deadline - loop.time())
                 if stored is not None:
-                    self.replies.forget(pending.message_id)
+                    self.replies.forget(pending)
                     tracing.annotate({"actormesh.result_source": "history"})
                     return stored
         except BaseException:  # cancelled: the caller left (a WebSocket closed mid-chat)

@@ -1,9 +1,13 @@
 """`WS /ws?session_id=…`: chat with live per-actor progress. Frames are JSON `{type, data}`.
 
-Client → server: `chat {message, customer_email}`, `ping`. Server → client: `connected {session_id,
-…}`, `accepted {message_id}`, one `progress {message_id, actor, status, ms, attempt}` per actor hop,
-then `response` (the final result), or `error {message}` (malformed JSON, unknown type, failed
-validation, timeout — with the message id when there is one), `agent_reply {session_id, ref, agent,
+Client → server: `chat {message, customer_email}`, `ping`. A `chat` frame may carry
+`"idempotency_key": "..."` next to `type` and `data` (as `Idempotency-Key` on `POST /api/chat`:
+`gateway/idempotency.py`): the same frame again, on this socket or another, gets the first one's
+answer and never starts a second turn. Server → client: `connected {session_id, …}`,
+`accepted {message_id}` (a keyed chat's derived id), one `progress {message_id, actor, status, ms,
+attempt}` per actor hop, then `response` (the final result; a finished keyed chat's at once), or
+`error {message}` (malformed JSON, unknown type, failed validation, a key reused for another message,
+timeout — with the message id when there is one), `agent_reply {session_id, ref, agent,
 text, at}` when a support agent answers an escalation of this session (from any replica:
 `gateway/escalation_feed.py`), and `pong`. Every chat ends with a `response` or an `error`, never
 silence. Several chats may be in flight on one socket (WS_CHATS_PER_SOCKET), and per customer over all
@@ -39,6 +43,7 @@ from actormesh_runtime.gateway.auth import (
 from actormesh_runtime.gateway.deps import get_verifier
 from actormesh_runtime.gateway.escalation_feed import PersonReply
 from actormesh_runtime.gateway.frames import MalformedFrame, parse_frame
+from actormesh_runtime.gateway.idempotency import FRAME_FIELD, KEY_RULE, IdempotencyConflict, valid_key
 from actormesh_runtime.gateway.inflight import InFlight, LimitReached
 from actormesh_runtime.gateway.metrics import CHATS, WS_CONNECTIONS
 from actormesh_runtime.gateway.models import (
@@ -97,6 +102,7 @@ async def websocket_chat(
         gateway,
         principal,
         session_id or new_session_id(),
+        session_as_sent=session_id,
         auth=verifier is not None,
         customers=websocket.app.state.ws_chats_in_flight,
     )
@@ -125,6 +131,7 @@ class ChatSocket:
         principal: Principal,
         session_id: str,
         *,
+        session_as_sent: str | None = None,
         auth: bool,
         customers: InFlight,
     ) -> None:
@@ -132,6 +139,8 @@ class ChatSocket:
         self.gateway = gateway
         self.principal = principal
         self.session_id = session_id
+        self.session_as_sent = session_as_sent
+        """The `?session_id=` the client named (None: generated here), which a key's fingerprint covers."""
         self.auth = auth
         self.customers = customers
         self._send_lock = asyncio.Lock()
@@ -241,21 +250,24 @@ class ChatSocket:
         if kind == "ping":
             await self.send("pong", {"ts": time.time()})
         elif kind == "chat":
-            await self._start_chat(frame.get("data"))
+            await self._start_chat(frame.get("data"), frame.get(FRAME_FIELD))
         else:
             await self.error(f"unknown frame type {kind!r}; expected 'chat' or 'ping'")
 
-    async def _start_chat(self, data: object) -> None:
+    async def _start_chat(self, data: object, key: object) -> None:
         if not isinstance(data, dict):
             await self.error(
                 "chat data must be an object {message, customer_email}", fields=[{"field": "data"}]
             )
             return
+        if key is not None and not valid_key(key):
+            problem = f"{FRAME_FIELD} must be {KEY_RULE}"
+            await self.error(problem, status=422, fields=[{"field": FRAME_FIELD, "message": problem}])
+            return
         try:
             request = ChatRequest.model_validate({**data, "session_id": self.session_id})
             check_length(request, self.gateway.settings.max_message_chars)
             self.principal.check_email(request.customer_email)
-            await self.gateway.claim_session(self.principal, request)
         except ValidationError as exc:
             fields = field_errors(exc)
             await self.error(describe(fields), status=422, fields=[f.model_dump() for f in fields])
@@ -265,13 +277,6 @@ class ChatSocket:
             return
         except AuthError as exc:
             await self.error(exc.detail, status=exc.status)
-            return
-        except (HistoryUnavailable, Unavailable) as exc:  # ownership could not be checked: refuse
-            await self.error(f"the session's owner cannot be checked right now: {exc}", status=503)
-            return
-        except Exception:  # a bug must not take the whole socket (and its other chats) down
-            log.exception("websocket chat refused by an internal error")
-            await self.error("internal error: the message was not sent; please try again", status=500)
             return
         limits = self.gateway.settings
         if len(self._tasks) >= limits.ws_chats_per_socket:
@@ -290,23 +295,41 @@ class ChatSocket:
                 status=429,
             )
             return
-        task = asyncio.create_task(self._traced_chat(request))
+        task = asyncio.create_task(self._traced_chat(request, key if isinstance(key, str) else None))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         task.add_done_callback(lambda _: slot.release())
 
-    async def _traced_chat(self, request: ChatRequest) -> None:
+    async def _traced_chat(self, request: ChatRequest, key: str | None) -> None:
         """One chat as a server span: a child of the handshake's `traceparent`, else a trace of its own
         (a socket may live for hours; one trace per socket would be unreadable)."""
         parent = self.ws.scope.get("state", {}).get("trace_parent")
         with tracing.span("WS /ws chat", parent, kind="server", attributes={"http.route": "/ws"}):
-            await self._chat(request)
+            await self._chat(request, key)
 
-    async def _chat(self, request: ChatRequest) -> None:
+    async def _chat(self, request: ChatRequest, key: str | None) -> None:
         """One chat, start to end: whatever goes wrong, the client gets an `error` frame, never silence."""
         queue: asyncio.Queue[ProgressEvent] = asyncio.Queue()
+        listener = queue.put_nowait
         try:
-            submitted = await self.gateway.submit(request, self.session_id, on_progress=queue.put_nowait)
+            outcome = await self.gateway.start_chat(
+                self.principal,
+                request,
+                key,
+                session_as_sent=self.session_as_sent,
+                key_field=FRAME_FIELD,
+                on_progress=listener,
+            )
+        except IdempotencyConflict as exc:
+            problem = f"{exc.field}: {exc}"
+            await self.error(problem, status=422, fields=[{"field": exc.field, "message": str(exc)}])
+            return
+        except AuthError as exc:  # the session belongs to another customer
+            await self.error(exc.detail, status=exc.status)
+            return
+        except HistoryUnavailable as exc:  # ownership could not be checked: refuse
+            await self.error(f"the session's owner cannot be checked right now: {exc}", status=503)
+            return
         except Unavailable as exc:
             CHATS.labels("ws", "unavailable").inc()
             await self.error(f"the mesh is not reachable: {exc}", status=503)
@@ -316,8 +339,15 @@ class ChatSocket:
             CHATS.labels("ws", "error").inc()
             await self.error("internal error: the message was not sent; please try again", status=500)
             return
+        if isinstance(outcome, FinalResult):  # a keyed chat that finished already: its answer again
+            await self.send("accepted", {"message_id": outcome.message_id, "session_id": outcome.session_id})
+            await self._finish(outcome, queue, set(), outcome="replayed")
+            return
+        submitted = outcome
         try:
-            await self.send("accepted", {"message_id": submitted.message_id, "session_id": self.session_id})
+            await self.send(
+                "accepted", {"message_id": submitted.message_id, "session_id": submitted.session_id}
+            )
             await self._relay(submitted, queue)
         except Exception:
             log.exception("websocket chat failed", extra={"message_id": submitted.message_id})
@@ -329,7 +359,7 @@ class ChatSocket:
                 result_url=f"/api/messages/{submitted.message_id}",
             )
         finally:
-            self.gateway.replies.unlisten(submitted.message_id)
+            self.gateway.replies.unlisten(submitted.message_id, listener)
 
     async def _relay(self, submitted: Submitted, queue: asyncio.Queue[ProgressEvent]) -> None:
         waiter = asyncio.ensure_future(self.gateway.wait(submitted))
@@ -364,7 +394,12 @@ class ChatSocket:
         await self.send("progress", event.model_dump(mode="json"))
 
     async def _finish(
-        self, result: FinalResult, queue: asyncio.Queue[ProgressEvent], sent: set[tuple[str, int]]
+        self,
+        result: FinalResult,
+        queue: asyncio.Queue[ProgressEvent],
+        sent: set[tuple[str, int]],
+        *,
+        outcome: str = "ok",
     ) -> None:
         """Progress still owed, then the response.
 
@@ -384,5 +419,5 @@ class ChatSocket:
                     attempt=entry.attempt,
                 )
                 await self._progress(synthetic, sent)
-        CHATS.labels("ws", "ok").inc()
+        CHATS.labels("ws", outcome).inc()
         await self.send("response", result.model_dump(mode="json"))
