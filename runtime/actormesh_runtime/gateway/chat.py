@@ -95,7 +95,9 @@ async def post_chat(
         )
         return JSONResponse(timeout.model_dump(mode="json"), status_code=504)
     CHATS.labels("http", "ok").inc()
-    return _replayed(result) if submitted.duplicate else result
+    # Only a keyed request can meet an earlier attempt; an unkeyed one's duplicate is its own publish,
+    # retried after a lost acknowledgement.
+    return _replayed(result) if idempotency_key is not None and submitted.duplicate else result
 
 
 def _replayed(result: FinalResult) -> JSONResponse:

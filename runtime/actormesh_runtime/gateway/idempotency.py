@@ -62,6 +62,12 @@ def idempotent_message_id(customer_email: str, key: str) -> str:
     return f"msg-{digest_hex(data)}"
 
 
+def idempotent_session_id(message_id: str) -> str:
+    """The session of a keyed chat sent without one: derived from its message id, so every attempt of
+    it names the same session (a random one per attempt would leave a racing attempt's unused)."""
+    return f"sess-{digest_hex(b'actormesh/idempotency-session/v1' + bytes(1) + message_id.encode(), 16)}"
+
+
 def request_fingerprint(request: ChatRequest, session_as_sent: str | None) -> str:
     """sha256 of the request as the client sent it: a key reused for another message (or customer,
     or session) is refused instead of answering with the first message's reply."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,6 +32,7 @@ from actormesh_runtime.gateway.idempotency import (
     IdempotencyConflict,
     IdempotencyRecord,
     idempotent_message_id,
+    idempotent_session_id,
     request_fingerprint,
 )
 from actormesh_runtime.gateway.models import ChatRequest, new_session_id
@@ -47,6 +48,9 @@ log = logging.getLogger(__name__)
 
 RECONNECT_PAUSE_S = 1.0
 HISTORY_CHECK_S = 5.0
+FINISHED_LOOKUP_S = 1.0
+"""At most this long asking the history store for a keyed chat's stored answer before it is published
+or joined: a slow store must not eat the request's time (the wait asks it again anyway)."""
 
 
 class Unavailable(Exception):
@@ -62,6 +66,9 @@ class Submitted:
     pending: Pending
     duplicate: bool = False
     """The stream had this message id already: an earlier attempt published it."""
+    started_at: float = field(default_factory=lambda: asyncio.get_running_loop().time())
+    """When the request began (loop time): `wait`'s REQUEST_TIMEOUT_S counts from here, so the look-ups
+    before the publish are inside it."""
 
 
 def new_instance_id() -> str:
@@ -147,7 +154,9 @@ class Gateway:
 
     # ------------------------------------------------------------ chat
 
-    async def claim_session(self, principal: Principal, request: ChatRequest) -> str:
+    async def claim_session(
+        self, principal: Principal, request: ChatRequest, default_session_id: str | None = None
+    ) -> str:
         """The session id to use; with auth on, a session already owned by another customer is refused.
 
         With auth on, ownership is claimed in the history store (durable, shared by every replica, never
@@ -155,7 +164,7 @@ class Gateway:
         that cannot be made is never skipped. In anonymous mode anyone may act as anyone, so the
         session state is only kept in the session store (Redis or in-process), as a hint.
         """
-        session_id = request.session_id or new_session_id()
+        session_id = request.session_id or default_session_id or new_session_id()
         if principal.email is not None:
             owner = await self.history_client().claim(session_id, request.customer_email)
             if owner != request.customer_email:
@@ -187,9 +196,29 @@ class Gateway:
         but never recorded is dropped by JetStream's duplicate window. The record is written only once
         the publish is acked, and the session store failing never fails the chat.
         """
+        started_at = asyncio.get_running_loop().time()
         if idempotency_key is None:
             session_id = await self.claim_session(principal, request)
-            return await self.submit(request, session_id, on_progress=on_progress)
+            submitted = await self.submit(request, session_id, on_progress=on_progress)
+        else:
+            outcome = await self._start_keyed(
+                principal, request, idempotency_key, session_as_sent, key_field, on_progress
+            )
+            if isinstance(outcome, FinalResult):
+                return outcome
+            submitted = outcome
+        submitted.started_at = started_at
+        return submitted
+
+    async def _start_keyed(
+        self,
+        principal: Principal,
+        request: ChatRequest,
+        idempotency_key: str,
+        session_as_sent: str | None,
+        key_field: str,
+        on_progress: ProgressListener | None,
+    ) -> Submitted | FinalResult:
         message_id = idempotent_message_id(request.customer_email, idempotency_key)
         fingerprint = request_fingerprint(request, session_as_sent)
         record = await self._keyed_record(message_id)
@@ -200,15 +229,27 @@ class Gateway:
             return finished
         if record is not None:
             return self._join(message_id, request.customer_email, record.session_id, on_progress)
-        session_id = await self.claim_session(principal, request)
+        # Without a session id every attempt derives the same one: two attempts racing past the record
+        # check then publish one envelope (JetStream keeps the first) and report its session.
+        session_id = await self.claim_session(principal, request, idempotent_session_id(message_id))
         submitted = await self.submit(request, session_id, message_id=message_id, on_progress=on_progress)
-        if not submitted.duplicate:  # a duplicate's first attempt records it, with its own session id
-            now = datetime.now(UTC)
-            await self._record_key(
-                message_id,
-                IdempotencyRecord(fingerprint=fingerprint, session_id=session_id, submitted_at=now),
-            )
+        now = datetime.now(UTC)
+        record = IdempotencyRecord(fingerprint=fingerprint, session_id=session_id, submitted_at=now)
+        try:
+            # Also after a duplicate publish (an attempt whose record was lost, or this attempt's own
+            # publish retried): the record is what keeps later retries from publishing at all. Shielded,
+            # so a client leaving now does not cut the write short.
+            await asyncio.shield(self._record_key(message_id, record))
+        except BaseException:
+            self._release(submitted, on_progress)
+            raise
         return submitted
+
+    def _release(self, submitted: Submitted, on_progress: ProgressListener | None) -> None:
+        """Give up a submitted chat's wait before it began (its request was cancelled)."""
+        self.replies.abandon(submitted.pending)
+        if on_progress is not None:
+            self.replies.unlisten(submitted.message_id, on_progress)
 
     def _join(
         self, message_id: str, customer_email: str, session_id: str, on_progress: ProgressListener | None
@@ -239,8 +280,9 @@ class Gateway:
         """The keyed chat's stored answer, if it has one; history not answering is no answer (the
         steps after this one are safe without it)."""
         try:
-            found = await self.find_result(message_id)
-        except Exception as exc:
+            async with asyncio.timeout(FINISHED_LOOKUP_S):
+                found = await self.find_result(message_id)
+        except Exception as exc:  # TimeoutError included: the wait asks the store again
             log.warning("stored result not checked", extra={"message_id": message_id, "error": repr(exc)})
             return None
         if found is None or found[1] != customer_email:
@@ -281,11 +323,13 @@ class Gateway:
             self.replies.listen(envelope.message_id, on_progress)
         try:
             ack = await submit(self._nc.jetstream(), self.subjects, envelope)
-        except Exception as exc:
+        except BaseException as exc:  # cancelled included (a WebSocket closed): nothing may stay pending
             self.replies.forget(pending)
             if on_progress is not None:
                 self.replies.unlisten(envelope.message_id, on_progress)
-            raise Unavailable(f"could not publish: {type(exc).__name__}") from exc
+            if isinstance(exc, Exception):
+                raise Unavailable(f"could not publish: {type(exc).__name__}") from exc
+            raise
         extra = {"message_id": envelope.message_id, "session_id": session_id, "duplicate": ack.duplicate}
         log.info("submitted", extra=extra)
         return Submitted(envelope.message_id, session_id, pending, duplicate=bool(ack.duplicate))
@@ -300,7 +344,7 @@ class Gateway:
         (`actors.response_aggregator`): this check answers with the stored turn.
         """
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.settings.request_timeout_s
+        deadline = submitted.started_at + self.settings.request_timeout_s
         pending = submitted.pending
         try:
             while deadline - loop.time() > HISTORY_CHECK_S:

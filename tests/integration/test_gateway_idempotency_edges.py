@@ -1,0 +1,130 @@
+"""`Gateway.start_chat` with an `Idempotency-Key` at its edges, on a real nats-server (no actors: these
+chats are only published, never answered): a request cancelled mid-way leaves nothing pending, a
+publish the stream already had still records the key, racing attempts agree on their session, and a
+history store that does not answer does not hold the request."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from actormesh_runtime.envelope import ProgressEvent
+from actormesh_runtime.gateway.auth import Principal
+from actormesh_runtime.gateway.idempotency import idempotent_message_id
+from actormesh_runtime.gateway.models import ChatRequest
+from actormesh_runtime.gateway.service import Gateway, Submitted
+from tests.support.gateway import JOHN, stack_settings
+
+pytestmark = pytest.mark.integration
+
+ANYONE = Principal()
+GUARD_S = 30.0
+"""A margin against a hang, not a measurement."""
+
+
+@pytest.fixture
+async def gateway(nats_server: str, tmp_path: Path) -> AsyncIterator[Gateway]:
+    gw = Gateway(stack_settings(nats_server, tmp_path))
+    await gw.start()
+    assert await gw.wait_ready(GUARD_S), "the gateway did not connect"
+    try:
+        yield gw
+    finally:
+        await gw.stop()
+
+
+def ask(text: str = "Where is my order ORD-10002?") -> ChatRequest:
+    return ChatRequest(message=text, customer_email=JOHN)
+
+
+def ignore(_: ProgressEvent) -> None:
+    pass
+
+
+async def start(gw: Gateway, key: str, request: ChatRequest | None = None) -> Submitted:
+    outcome = await asyncio.wait_for(
+        gw.start_chat(ANYONE, request or ask(), key, session_as_sent=None, on_progress=ignore), GUARD_S
+    )
+    assert isinstance(outcome, Submitted)
+    return outcome
+
+
+async def test_a_request_cancelled_while_its_key_is_recorded_leaves_nothing_pending(gateway: Gateway) -> None:
+    entered, release = asyncio.Event(), asyncio.Event()
+    written: list[str] = []
+    real_set = gateway.sessions.set_keyed
+
+    async def slow_set(message_id: str, record: dict[str, Any], ttl_s: float) -> None:
+        entered.set()
+        await release.wait()
+        await real_set(message_id, record, ttl_s)
+        written.append(message_id)
+
+    gateway.sessions.set_keyed = slow_set  # type: ignore[method-assign]
+    task = asyncio.ensure_future(
+        gateway.start_chat(ANYONE, ask(), "cancelled-1", session_as_sent=None, on_progress=ignore)
+    )
+    await asyncio.wait_for(entered.wait(), GUARD_S)
+    task.cancel()  # the WebSocket closed: ChatSocket.run cancels its chats
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert gateway.replies.in_flight == 0, "the cancelled request's wait stayed pending"
+    assert not gateway.replies._listeners, "its progress listener stayed registered"
+    release.set()
+    message_id = idempotent_message_id(JOHN, "cancelled-1")
+    for _ in range(100):  # the shielded write finishes on its own
+        if written:
+            break
+        await asyncio.sleep(0.05)
+    assert written == [message_id], "the record is still written: a retry must not publish again"
+
+
+async def test_a_publish_the_stream_already_had_still_records_the_key(gateway: Gateway) -> None:
+    calls = 0
+    real_set = gateway.sessions.set_keyed
+
+    async def lost_once(message_id: str, record: dict[str, Any], ttl_s: float) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:  # the first attempt's write is lost (Redis away at that moment)
+            return
+        await real_set(message_id, record, ttl_s)
+
+    gateway.sessions.set_keyed = lost_once  # type: ignore[method-assign]
+    first = await start(gateway, "lost-record")
+    gateway.replies.abandon(first.pending)
+    again = await start(gateway, "lost-record")
+    gateway.replies.abandon(again.pending)
+
+    assert (first.duplicate, again.duplicate) == (False, True)
+    record = await gateway.sessions.get_keyed(idempotent_message_id(JOHN, "lost-record"))
+    assert record is not None, "the retry that met the stream's copy did not record the key"
+    assert record["session_id"] == first.session_id
+
+
+async def test_attempts_without_a_session_agree_on_one(gateway: Gateway) -> None:
+    async def never_kept(message_id: str, record: dict[str, Any], ttl_s: float) -> None:
+        pass  # both attempts get past the record check, as two racing ones do
+
+    gateway.sessions.set_keyed = never_kept  # type: ignore[method-assign]
+    first = await start(gateway, "racing")
+    second = await start(gateway, "racing")
+    for submitted in (first, second):
+        gateway.replies.abandon(submitted.pending)
+    assert second.duplicate
+    assert first.session_id == second.session_id, "an attempt reported a session nothing was sent in"
+
+
+async def test_a_history_store_that_does_not_answer_does_not_hold_the_request(gateway: Gateway) -> None:
+    async def hung(message_id: str) -> Any:
+        await asyncio.Event().wait()
+
+    assert gateway.history is not None
+    gateway.history.result = hung  # type: ignore[method-assign]
+    submitted = await start(gateway, "slow-history")  # the GUARD_S wait_for fails if it hangs
+    gateway.replies.abandon(submitted.pending)
+    assert submitted.message_id == idempotent_message_id(JOHN, "slow-history")
