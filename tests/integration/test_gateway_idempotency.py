@@ -17,52 +17,27 @@ import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
-from actormesh_runtime.actors.base import Actor
-from actormesh_runtime.bus.process import ActorFactory, default_factory
-from actormesh_runtime.catalog import DEFAULT_ROUTE, ActorName
-from actormesh_runtime.envelope import Envelope
 from actormesh_runtime.gateway import service
+from actormesh_runtime.gateway.app import create_app
 from actormesh_runtime.gateway.auth import WS_PROTOCOL
 from actormesh_runtime.gateway.idempotency import idempotent_message_id
-from actormesh_runtime.resources import ActorDeps
+from actormesh_runtime.gateway.server import GatewayServer
 from tests.support.eventually import eventually_async
-from tests.support.gateway import JANE, JOHN, frame_of, gateway_stack, poll_json, stack_settings
+from tests.support.gateway import (
+    JANE,
+    JOHN,
+    counting,
+    frame_of,
+    gateway_stack,
+    poll_json,
+    stack_settings,
+    wait_ready,
+)
 from tests.support.redis import RedisServer
 
 pytestmark = pytest.mark.integration
 
-FIRST_STEP = DEFAULT_ROUTE[0]
 ORDER_QUESTION = "Where is my order ORD-10002?"
-
-
-class CountingActor:
-    """The route's first actor, counting the messages it handles (a chain run each), optionally slow
-    so a retry arrives while the first attempt is still in flight."""
-
-    def __init__(self, inner: Actor, runs: Counter[str], delay_s: float) -> None:
-        self.inner = inner
-        self.name = inner.name
-        self.runs = runs
-        self.delay_s = delay_s
-
-    async def start(self) -> None:
-        await self.inner.start()
-
-    async def stop(self) -> None:
-        await self.inner.stop()
-
-    async def handle(self, envelope: Envelope) -> None:
-        self.runs[envelope.message_id] += 1
-        await asyncio.sleep(self.delay_s)
-        await self.inner.handle(envelope)
-
-
-def counting(runs: Counter[str], delay_s: float = 0.0) -> ActorFactory:
-    def build(name: ActorName, deps: ActorDeps) -> Actor:
-        actor = default_factory(name, deps)
-        return CountingActor(actor, runs, delay_s) if name == FIRST_STEP else actor  # type: ignore[return-value]
-
-    return build
 
 
 def chat_body(message: str = ORDER_QUESTION, email: str = JOHN, **extra: Any) -> dict[str, Any]:
@@ -247,3 +222,82 @@ async def test_a_websocket_chat_frame_takes_a_key(nats_server: str, tmp_path: Pa
     assert [f["type"] for f in bad] == ["error"], bad
     assert bad[0]["data"]["status"] == 422
     assert bad[0]["data"]["fields"][0]["field"] == "idempotency_key"
+
+
+def sent_key(frame: dict[str, Any]) -> object:
+    """The `idempotency_key` a server frame names (None: none)."""
+    return frame["data"].get("idempotency_key")
+
+
+async def test_a_keyed_chats_accepted_and_error_frames_name_its_key(nats_server: str, tmp_path: Path) -> None:
+    """A client that resends its unanswered chats (the widget, after a reconnect) must learn which chat
+    an `accepted` or `error` frame is about, also for errors before any message id exists."""
+    runs: Counter[str] = Counter()
+    settings = stack_settings(nats_server, tmp_path, ws_chats_per_socket=1)
+
+    def chat(key: object, data: object) -> str:
+        return json.dumps({"type": "chat", "idempotency_key": key, "data": data})
+
+    async with gateway_stack(settings, factory=counting(runs, delay_s=1.0)) as stack:
+        url = stack.url.replace("http://", "ws://") + "/ws"
+        async with connect(url, subprotocols=[WS_PROTOCOL]) as ws:  # type: ignore[list-item]
+            await frame_of(ws, "connected")
+            await ws.send(chat("k-slow", chat_body()))
+            accepted = await frame_of(ws, "accepted")
+            await ws.send(chat("k-over-limit", chat_body("Where is my order ORD-10003?")))
+            over_limit = await frame_of(ws, "error")
+            await ws.send(chat("k-invalid", chat_body(email="not-an-email")))
+            invalid = await frame_of(ws, "error")
+            await ws.send(chat("k-no-data", "hello"))
+            no_data = await frame_of(ws, "error")
+            await ws.send(chat("not a key", chat_body()))
+            malformed = await frame_of(ws, "error")
+            response = await frame_of(ws, "response")
+        reused = (await _ws_chat(url, json.loads(chat("k-slow", chat_body("Where is my order ORD-10003?")))))[
+            -1
+        ]
+
+    assert accepted["data"]["message_id"] == idempotent_message_id(JOHN, "k-slow")
+    assert sent_key(accepted) == "k-slow"
+    assert (over_limit["data"]["status"], sent_key(over_limit)) == (429, "k-over-limit"), over_limit
+    assert (invalid["data"]["status"], sent_key(invalid)) == (422, "k-invalid"), invalid
+    assert sent_key(no_data) == "k-no-data", no_data
+    assert malformed["data"]["status"] == 422
+    assert sent_key(malformed) is None, "a malformed key is not echoed: the error names its field"
+    assert "idempotency_key" not in response["data"], "a response is exactly the final result"
+    assert response["data"]["message_id"] == accepted["data"]["message_id"]
+    assert (reused["data"]["status"], sent_key(reused)) == (422, "k-slow"), reused
+
+
+async def test_a_keyed_chat_refused_by_the_gateway_alone_names_its_key(tmp_path: Path) -> None:
+    """503 (no NATS) and the socket's frame rate limit (429, decided before the frame is handled)."""
+    settings = stack_settings("nats://127.0.0.1:1", tmp_path, ws_messages_per_minute=1)
+    async with (
+        GatewayServer(create_app(settings), port=0) as server,
+        connect(f"ws://127.0.0.1:{server.port}/ws", subprotocols=[WS_PROTOCOL]) as ws,  # type: ignore[list-item]
+    ):
+        await frame_of(ws, "connected")
+        await ws.send(json.dumps({"type": "chat", "idempotency_key": "k-503", "data": chat_body()}))
+        unavailable = await frame_of(ws, "error")
+        await ws.send(json.dumps({"type": "chat", "idempotency_key": "k-rate", "data": chat_body()}))
+        limited = await frame_of(ws, "error")
+
+    assert (unavailable["data"]["status"], sent_key(unavailable)) == (503, "k-503"), unavailable
+    assert limited["data"]["limit"] == "WS_MESSAGES_PER_MINUTE", limited
+    assert sent_key(limited) == "k-rate", limited
+
+
+async def test_a_keyed_chats_timeout_names_its_key(nats_server: str, tmp_path: Path) -> None:
+    """An error after `accepted` (504: a gateway alone, no actor answers) names the key too."""
+    settings = stack_settings(nats_server, tmp_path, request_timeout_s=1.0)
+    async with GatewayServer(create_app(settings), port=0) as server:
+        await wait_ready(server.url)
+        frames = await _ws_chat(
+            f"ws://127.0.0.1:{server.port}/ws",
+            {"type": "chat", "idempotency_key": "k-504", "data": chat_body()},
+        )
+
+    accepted, timeout = frames[0], frames[-1]
+    assert (accepted["type"], sent_key(accepted)) == ("accepted", "k-504"), frames
+    assert (timeout["type"], timeout["data"]["status"], sent_key(timeout)) == ("error", 504, "k-504"), frames
+    assert timeout["data"]["message_id"] == idempotent_message_id(JOHN, "k-504")

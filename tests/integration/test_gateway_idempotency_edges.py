@@ -15,8 +15,10 @@ import pytest
 from actormesh_runtime.envelope import ProgressEvent
 from actormesh_runtime.gateway.auth import Principal
 from actormesh_runtime.gateway.idempotency import idempotent_message_id
+from actormesh_runtime.gateway.inflight import InFlight
 from actormesh_runtime.gateway.models import ChatRequest
 from actormesh_runtime.gateway.service import Gateway, Submitted
+from actormesh_runtime.gateway.ws import ChatSocket
 from tests.support.gateway import JOHN, stack_settings
 
 pytestmark = pytest.mark.integration
@@ -128,3 +130,40 @@ async def test_a_history_store_that_does_not_answer_does_not_hold_the_request(ga
     submitted = await start(gateway, "slow-history")  # the GUARD_S wait_for fails if it hangs
     gateway.replies.abandon(submitted.pending)
     assert submitted.message_id == idempotent_message_id(JOHN, "slow-history")
+
+
+class StalledSocket:
+    """A WebSocket whose `accepted` frame never finishes sending (a client that stopped reading)."""
+
+    def __init__(self) -> None:
+        self.stalled = asyncio.Event()
+
+    async def send_text(self, text: str) -> None:
+        if '"type": "accepted"' in text:
+            self.stalled.set()
+            await asyncio.Event().wait()
+
+
+async def test_a_socket_chat_cancelled_while_accepted_is_sent_leaves_nothing_pending(
+    gateway: Gateway,
+) -> None:
+    socket = StalledSocket()
+    chat = ChatSocket(
+        socket,  # type: ignore[arg-type]
+        gateway,
+        ANYONE,
+        "sess-stalled",
+        session_as_sent="sess-stalled",
+        auth=False,
+        customers=InFlight(limit=8),
+    )
+    request = ChatRequest(
+        message="Where is my order ORD-10002?", customer_email=JOHN, session_id="sess-stalled"
+    )
+    task = asyncio.ensure_future(chat._chat(request, "stalled-1"))
+    await asyncio.wait_for(socket.stalled.wait(), GUARD_S)
+    task.cancel()  # the socket closed: ChatSocket.run cancels its chats
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert gateway.replies.in_flight == 0, "the chat's wait stayed pending"
+    assert not gateway.replies._listeners

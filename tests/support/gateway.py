@@ -3,7 +3,8 @@ nats-server, the history service, and N gateway replicas served by uvicorn on ra
 
 Each replica has its own NATS connection and instance id, exactly as separate pods would.
 `slow_factory` wraps one actor so it sleeps before handling (the timeout-path tests);
-`failing_factory` makes one actor fail permanently, quoting the envelope's text in its error.
+`failing_factory` makes one actor fail permanently, quoting the envelope's text in its error;
+`counting` counts the chain runs per message id (at the route's first actor).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -22,7 +24,7 @@ from websockets.asyncio.client import ClientConnection
 
 from actormesh_runtime.actors.base import Actor
 from actormesh_runtime.bus.process import ActorFactory, default_factory
-from actormesh_runtime.catalog import ActorName
+from actormesh_runtime.catalog import DEFAULT_ROUTE, ActorName
 from actormesh_runtime.envelope import Envelope
 from actormesh_runtime.errors import PermanentError
 from actormesh_runtime.gateway.app import create_app
@@ -89,6 +91,36 @@ def failing_factory(failing: ActorName) -> ActorFactory:
     def build(name: ActorName, deps: ActorDeps) -> Actor:
         actor = default_factory(name, deps)
         return FailingActor(actor, 0.0) if name == failing else actor  # type: ignore[return-value]
+
+    return build
+
+
+class CountingActor:
+    """The route's first actor, counting the messages it handles (a chain run each), optionally slow
+    so a retry arrives while the first attempt is still in flight."""
+
+    def __init__(self, inner: Actor, runs: Counter[str], delay_s: float) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.runs = runs
+        self.delay_s = delay_s
+
+    async def start(self) -> None:
+        await self.inner.start()
+
+    async def stop(self) -> None:
+        await self.inner.stop()
+
+    async def handle(self, envelope: Envelope) -> None:
+        self.runs[envelope.message_id] += 1
+        await asyncio.sleep(self.delay_s)
+        await self.inner.handle(envelope)
+
+
+def counting(runs: Counter[str], delay_s: float = 0.0) -> ActorFactory:
+    def build(name: ActorName, deps: ActorDeps) -> Actor:
+        actor = default_factory(name, deps)
+        return CountingActor(actor, runs, delay_s) if name == DEFAULT_ROUTE[0] else actor  # type: ignore[return-value]
 
     return build
 

@@ -1,21 +1,23 @@
 """`WS /ws?session_id=…`: chat with live per-actor progress. Frames are JSON `{type, data}`.
 
-Client → server: `chat {message, customer_email}`, `ping`. A `chat` frame may carry
-`"idempotency_key": "..."` next to `type` and `data` (as `Idempotency-Key` on `POST /api/chat`:
-`gateway/idempotency.py`): the same frame again, on this socket or another, gets the first one's
-answer and never starts a second turn. Server → client: `connected {session_id, …}`,
-`accepted {message_id}` (a keyed chat's derived id), one `progress {message_id, actor, status, ms,
-attempt}` per actor hop, then `response` (the final result; a finished keyed chat's at once), or
-`error {message}` (malformed JSON, unknown type, failed validation, a key reused for another message,
-timeout — with the message id when there is one), `agent_reply {session_id, ref, agent,
-text, at}` when a support agent answers an escalation of this session (from any replica:
-`gateway/escalation_feed.py`), and `pong`. Every chat ends with a `response` or an `error`, never
-silence. Several chats may be in flight on one socket (WS_CHATS_PER_SOCKET), and per customer over all
-its sockets on this replica (WS_CHATS_PER_CUSTOMER); each runs in its own task, and one over a limit
-gets `error` 429. The server refuses frames over WS_MAX_FRAME_BYTES before reading them
+Client → server: `chat {message, customer_email}`, `ping`. A `chat` frame may carry `"idempotency_key":
+"..."` next to `type` and `data` (as `Idempotency-Key` on `POST /api/chat`: `gateway/idempotency.py`): the
+same frame again, on this socket or another, gets the first one's answer and never starts a second turn.
+Server → client: `connected {session_id, …}`, `accepted {message_id}` (a keyed chat's derived id), one
+`progress {message_id, actor, status, ms, attempt}` per actor hop, then `response` (the final result; a
+finished keyed chat's at once), or `error {message}` (malformed JSON, unknown type, failed validation, a
+key reused for another message, timeout — with the message id when there is one). A keyed chat's
+`accepted` and every `error` of it (also one refusing the frame before any message id exists) carry its
+`idempotency_key`, so a client that resends its unanswered chats after a reconnect knows which one ended;
+`response` does not (it is exactly the final result, which names the message id `accepted` paired with the
+key). `agent_reply {session_id, ref, agent, text, at}` when a support agent answers an escalation of this
+session (from any replica: `gateway/escalation_feed.py`), and `pong`. Every chat ends with a `response` or
+an `error`, never silence. Several chats may be in flight on one socket (WS_CHATS_PER_SOCKET), and per
+customer over all its sockets on this replica (WS_CHATS_PER_CUSTOMER); each runs in its own task, and one
+over a limit gets `error` 429. The server refuses frames over WS_MAX_FRAME_BYTES before reading them
 (`GatewayServer`), and the socket is closed (4401) when its token expires. The token comes in
-`Sec-WebSocket-Protocol` as `actormesh.bearer.<jwt>` next to `actormesh.v1` (selected by the server),
-or, for old clients, as `?token=` (never logged).
+`Sec-WebSocket-Protocol` as `actormesh.bearer.<jwt>` next to `actormesh.v1` (selected by the server), or,
+for old clients, as `?token=` (never logged).
 """
 
 from __future__ import annotations
@@ -110,6 +112,25 @@ async def websocket_chat(
         await chat_socket.run()
     finally:
         WS_CONNECTIONS.dec()
+
+
+def echoed(key: object) -> dict[str, str]:
+    """What a keyed chat's `accepted` and `error` frames add: its key, when it is a well-formed one."""
+    return {FRAME_FIELD: key} if isinstance(key, str) and valid_key(key) else {}
+
+
+def _key_of(text: str | None) -> dict[str, str]:
+    """`echoed` for a frame refused before it is handled (over the socket's rate): read only to find
+    its key, so a client that resends unanswered chats does not send this refused one again later."""
+    if text is None or len(text) > MAX_FRAME_CHARS:
+        return {}
+    try:
+        frame = parse_frame(text)
+    except MalformedFrame:
+        return {}
+    if not isinstance(frame, dict) or frame.get("type") != "chat":
+        return {}
+    return echoed(frame.get(FRAME_FIELD))
 
 
 async def deny_handshake(websocket: WebSocket, status: int, detail: str) -> None:
@@ -230,7 +251,7 @@ class ChatSocket:
     async def _on_frame(self, text: str | None, raw: bytes | None) -> None:
         refusal = self.limits.refusal()
         if refusal is not None:
-            await self.error(**refusal)
+            await self.error(**refusal, **_key_of(text))
             return
         if text is None:
             await self.error("binary frames are not supported; send JSON text frames")
@@ -255,12 +276,13 @@ class ChatSocket:
             await self.error(f"unknown frame type {kind!r}; expected 'chat' or 'ping'")
 
     async def _start_chat(self, data: object, key: object) -> None:
+        echo = echoed(key)
         if not isinstance(data, dict):
             await self.error(
-                "chat data must be an object {message, customer_email}", fields=[{"field": "data"}]
+                "chat data must be an object {message, customer_email}", fields=[{"field": "data"}], **echo
             )
             return
-        if key is not None and not valid_key(key):
+        if key is not None and not valid_key(key):  # not echoed: the error names the field instead
             problem = f"{FRAME_FIELD} must be {KEY_RULE}"
             await self.error(problem, status=422, fields=[{"field": FRAME_FIELD, "message": problem}])
             return
@@ -270,13 +292,13 @@ class ChatSocket:
             self.principal.check_email(request.customer_email)
         except ValidationError as exc:
             fields = field_errors(exc)
-            await self.error(describe(fields), status=422, fields=[f.model_dump() for f in fields])
+            await self.error(describe(fields), status=422, fields=[f.model_dump() for f in fields], **echo)
             return
         except MessageTooLong as exc:
-            await self.error(str(exc), status=413, fields=[{"field": exc.field, "message": str(exc)}])
+            await self.error(str(exc), status=413, fields=[{"field": exc.field, "message": str(exc)}], **echo)
             return
         except AuthError as exc:
-            await self.error(exc.detail, status=exc.status)
+            await self.error(exc.detail, status=exc.status, **echo)
             return
         limits = self.gateway.settings
         if len(self._tasks) >= limits.ws_chats_per_socket:
@@ -284,6 +306,7 @@ class ChatSocket:
                 f"too many chats in flight on this socket (limit {limits.ws_chats_per_socket}); "
                 "wait for a reply before sending more",
                 status=429,
+                **echo,
             )
             return
         try:
@@ -293,6 +316,7 @@ class ChatSocket:
                 f"too many chats in flight for this customer (limit {exc.limit}); "
                 "wait for a reply before sending more",
                 status=429,
+                **echo,
             )
             return
         task = asyncio.create_task(self._traced_chat(request, key if isinstance(key, str) else None))
@@ -309,6 +333,7 @@ class ChatSocket:
 
     async def _chat(self, request: ChatRequest, key: str | None) -> None:
         """One chat, start to end: whatever goes wrong, the client gets an `error` frame, never silence."""
+        echo = echoed(key)
         queue: asyncio.Queue[ProgressEvent] = asyncio.Queue()
         listener = queue.put_nowait
         try:
@@ -322,33 +347,35 @@ class ChatSocket:
             )
         except IdempotencyConflict as exc:
             problem = f"{exc.field}: {exc}"
-            await self.error(problem, status=422, fields=[{"field": exc.field, "message": str(exc)}])
+            await self.error(problem, status=422, fields=[{"field": exc.field, "message": str(exc)}], **echo)
             return
         except AuthError as exc:  # the session belongs to another customer
-            await self.error(exc.detail, status=exc.status)
+            await self.error(exc.detail, status=exc.status, **echo)
             return
         except HistoryUnavailable as exc:  # ownership could not be checked: refuse
-            await self.error(f"the session's owner cannot be checked right now: {exc}", status=503)
+            await self.error(f"the session's owner cannot be checked right now: {exc}", status=503, **echo)
             return
         except Unavailable as exc:
             CHATS.labels("ws", "unavailable").inc()
-            await self.error(f"the mesh is not reachable: {exc}", status=503)
+            await self.error(f"the mesh is not reachable: {exc}", status=503, **echo)
             return
         except Exception:
             log.exception("websocket chat failed before it was submitted")
             CHATS.labels("ws", "error").inc()
-            await self.error("internal error: the message was not sent; please try again", status=500)
+            await self.error("internal error: the message was not sent; please try again", status=500, **echo)
             return
         if isinstance(outcome, FinalResult):  # a keyed chat that finished already: its answer again
-            await self.send("accepted", {"message_id": outcome.message_id, "session_id": outcome.session_id})
+            await self.send(
+                "accepted", {"message_id": outcome.message_id, "session_id": outcome.session_id, **echo}
+            )
             await self._finish(outcome, queue, set(), outcome="replayed")
             return
         submitted = outcome
         try:
             await self.send(
-                "accepted", {"message_id": submitted.message_id, "session_id": submitted.session_id}
+                "accepted", {"message_id": submitted.message_id, "session_id": submitted.session_id, **echo}
             )
-            await self._relay(submitted, queue)
+            await self._relay(submitted, queue, echo)
         except Exception:
             log.exception("websocket chat failed", extra={"message_id": submitted.message_id})
             CHATS.labels("ws", "error").inc()
@@ -357,11 +384,17 @@ class ChatSocket:
                 status=500,
                 message_id=submitted.message_id,
                 result_url=f"/api/messages/{submitted.message_id}",
+                **echo,
             )
         finally:
             self.gateway.replies.unlisten(submitted.message_id, listener)
+            # Cancelled before `_relay`'s wait began (the socket closed while `accepted` was sent): the
+            # wait never ran to release it. After a wait this is a no-op (it released its own).
+            self.gateway.replies.abandon(submitted.pending)
 
-    async def _relay(self, submitted: Submitted, queue: asyncio.Queue[ProgressEvent]) -> None:
+    async def _relay(
+        self, submitted: Submitted, queue: asyncio.Queue[ProgressEvent], echo: dict[str, str]
+    ) -> None:
         waiter = asyncio.ensure_future(self.gateway.wait(submitted))
         getter: asyncio.Future[ProgressEvent] | None = None
         sent: set[tuple[str, int]] = set()
@@ -381,6 +414,7 @@ class ChatSocket:
                 status=504,
                 message_id=submitted.message_id,
                 result_url=f"/api/messages/{submitted.message_id}",
+                **echo,
             )
             return
         finally:
