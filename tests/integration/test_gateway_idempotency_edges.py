@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from actormesh_runtime.envelope import ProgressEvent
+from actormesh_runtime.envelope import FinalResult, MethodSummary, ProgressEvent
+from actormesh_runtime.gateway import service
 from actormesh_runtime.gateway.auth import Principal
-from actormesh_runtime.gateway.idempotency import idempotent_message_id
+from actormesh_runtime.gateway.idempotency import IdempotencyRecord, idempotent_message_id
 from actormesh_runtime.gateway.inflight import InFlight
 from actormesh_runtime.gateway.models import ChatRequest
 from actormesh_runtime.gateway.service import Gateway, Submitted
@@ -45,6 +47,14 @@ def ask(text: str = "Where is my order ORD-10002?") -> ChatRequest:
 
 def ignore(_: ProgressEvent) -> None:
     pass
+
+
+def finished(message_id: str) -> FinalResult:
+    return FinalResult(
+        message_id=message_id, session_id="s", response="ok", intent=None, intent_confidence=None,
+        sentiment=None, urgency=None, escalated=False, reference_id=None, actions=[], flags=[],
+        method=MethodSummary(intent="rules", response="template"), trace=[], processing_ms=1.0,
+    )  # fmt: skip
 
 
 async def start(gw: Gateway, key: str, request: ChatRequest | None = None) -> Submitted:
@@ -167,3 +177,41 @@ async def test_a_socket_chat_cancelled_while_accepted_is_sent_leaves_nothing_pen
         await task
     assert gateway.replies.in_flight == 0, "the chat's wait stayed pending"
     assert not gateway.replies._listeners
+
+
+async def test_a_duplicate_attempt_does_not_replace_the_record_of_the_first(gateway: Gateway) -> None:
+    message_id = idempotent_message_id(JOHN, "two-sockets")
+    now = datetime.now(UTC)
+    first = IdempotencyRecord(fingerprint="f", session_id="sess-socket-one", submitted_at=now)
+    racing = IdempotencyRecord(fingerprint="f", session_id="sess-socket-two", submitted_at=now)
+    await gateway._record_key(message_id, first, only_if_absent=False)
+    await gateway._record_key(message_id, racing, only_if_absent=True)  # its publish was a duplicate
+    kept = await gateway.sessions.get_keyed(message_id)
+    assert kept is not None
+    assert kept["session_id"] == "sess-socket-one"
+
+
+async def test_a_request_cancelled_while_its_publish_is_acknowledged_keeps_its_late_result(
+    gateway: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    published = asyncio.Event()
+
+    async def acked_never(js: Any, subjects: Any, envelope: Any) -> Any:
+        await real_submit(js, subjects, envelope)  # in the stream; the acknowledgement never comes
+        published.set()
+        await asyncio.Event().wait()
+
+    real_submit = service.submit
+    monkeypatch.setattr(service, "submit", acked_never)
+    task = asyncio.ensure_future(
+        gateway.start_chat(ANYONE, ask(), "cancelled-publish", session_as_sent=None, on_progress=ignore)
+    )
+    await asyncio.wait_for(published.wait(), GUARD_S)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    message_id = idempotent_message_id(JOHN, "cancelled-publish")
+    assert gateway.replies.in_flight == 0
+    assert not gateway.replies._listeners
+    gateway.replies._on_result(finished(message_id))  # the chain answers after all
+    assert gateway.replies.late_result(message_id) is not None, "GET /api/messages/{id} would 404"

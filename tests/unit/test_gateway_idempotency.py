@@ -10,8 +10,13 @@ import pytest
 
 from actormesh_runtime.catalog import ActorName, Subjects
 from actormesh_runtime.envelope import FinalResult, MethodSummary, ProgressEvent, new_message_id
-from actormesh_runtime.gateway.idempotency import idempotent_message_id, request_fingerprint, valid_key
-from actormesh_runtime.gateway.models import ChatRequest
+from actormesh_runtime.gateway.idempotency import (
+    idempotent_message_id,
+    idempotent_session_id,
+    request_fingerprint,
+    valid_key,
+)
+from actormesh_runtime.gateway.models import SESSION_RE, ChatRequest
 from actormesh_runtime.gateway.reply_router import ReplyRouter
 from actormesh_runtime.ids import digest_hex
 from actormesh_runtime.settings import RuntimeSettings
@@ -122,3 +127,15 @@ async def test_each_waiter_keeps_its_own_progress_listener() -> None:
     router.unlisten("msg-a", seen_first.append)
     router._on_progress(event)
     assert (len(seen_first), len(seen_second)) == (1, 2)
+
+
+def test_the_derived_session_is_stable_and_with_auth_on_needs_the_secret() -> None:
+    message_id = idempotent_message_id("john.doe@example.com", "k-1")
+    anonymous = idempotent_session_id(message_id, None)
+    keyed = idempotent_session_id(message_id, "s" * 32)
+    assert anonymous == idempotent_session_id(message_id, None)
+    assert keyed == idempotent_session_id(message_id, "s" * 32)
+    # Computable from an email and a guessed key only without a secret: another customer could
+    # otherwise claim the session first and have every attempt refused.
+    assert keyed not in (anonymous, idempotent_session_id(message_id, "t" * 32))
+    assert SESSION_RE.fullmatch(keyed)

@@ -12,6 +12,7 @@ a retry waits for the first attempt's answer instead of publishing at all. The f
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import re
 from datetime import datetime
@@ -62,10 +63,15 @@ def idempotent_message_id(customer_email: str, key: str) -> str:
     return f"msg-{digest_hex(data)}"
 
 
-def idempotent_session_id(message_id: str) -> str:
+def idempotent_session_id(message_id: str, secret: str | None) -> str:
     """The session of a keyed chat sent without one: derived from its message id, so every attempt of
-    it names the same session (a random one per attempt would leave a racing attempt's unused)."""
-    return f"sess-{digest_hex(b'actormesh/idempotency-session/v1' + bytes(1) + message_id.encode(), 16)}"
+    it names the same session (a random one per attempt would leave a racing attempt's unused). With
+    auth on it is keyed by the JWT secret: a session id anyone could compute from an email and a
+    guessable key could be claimed first by another customer, and every attempt refused with 403."""
+    data = message_id.encode()
+    if secret is not None:
+        data = hmac.new(secret.encode(), data, hashlib.sha256).digest()
+    return f"sess-{digest_hex(b'actormesh/idempotency-session/v1' + bytes(1) + data, 16)}"
 
 
 def request_fingerprint(request: ChatRequest, session_as_sent: str | None) -> str:

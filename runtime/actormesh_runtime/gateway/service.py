@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -48,9 +48,12 @@ log = logging.getLogger(__name__)
 
 RECONNECT_PAUSE_S = 1.0
 HISTORY_CHECK_S = 5.0
-FINISHED_LOOKUP_S = 1.0
+STOP_WRITES_S = 2.0
+"""How long `stop` lets idempotency records still being written finish before the store closes."""
+FINISHED_LOOKUP_S = 3.0
 """At most this long asking the history store for a keyed chat's stored answer before it is published
-or joined: a slow store must not eat the request's time (the wait asks it again anyway)."""
+or joined: the history client's own timeout, set here too so that nothing below it can hold the
+request longer (a store slower than this counts as having no answer: docs/gateway.md, the bounds)."""
 
 
 class Unavailable(Exception):
@@ -66,9 +69,9 @@ class Submitted:
     pending: Pending
     duplicate: bool = False
     """The stream had this message id already: an earlier attempt published it."""
-    started_at: float = field(default_factory=lambda: asyncio.get_running_loop().time())
-    """When the request began (loop time): `wait`'s REQUEST_TIMEOUT_S counts from here, so the look-ups
-    before the publish are inside it."""
+    started_at: float | None = None
+    """When `start_chat` began (loop time): `wait`'s REQUEST_TIMEOUT_S counts from there, so the
+    look-ups before the publish are inside it (None: from when `wait` is called)."""
 
 
 def new_instance_id() -> str:
@@ -92,6 +95,8 @@ class Gateway:
         self._ready = asyncio.Event()
         self._stream_ok = False
         self._connector: asyncio.Task[None] | None = None
+        self._writes: set[asyncio.Task[None]] = set()
+        """Idempotency records being written for requests that may have left (`_start_keyed`)."""
         self.history: HistoryClient | None = None
 
     # ------------------------------------------------------------ lifecycle
@@ -107,6 +112,8 @@ class Gateway:
     async def stop(self) -> None:
         if self._connector is not None:
             await cancel_until_done(self._connector)  # nats-py's connect may lose one cancel
+        if self._writes:  # each is bounded by the store's own timeouts; the sessions close below
+            await asyncio.wait(set(self._writes), timeout=STOP_WRITES_S)
         await self.replies.stop()
         await self.escalation_feed.stop()
         if self._owns_nc and self._nc is not None:
@@ -231,15 +238,20 @@ class Gateway:
             return self._join(message_id, request.customer_email, record.session_id, on_progress)
         # Without a session id every attempt derives the same one: two attempts racing past the record
         # check then publish one envelope (JetStream keeps the first) and report its session.
-        session_id = await self.claim_session(principal, request, idempotent_session_id(message_id))
+        derived = idempotent_session_id(message_id, self.settings.jwt_secret)
+        session_id = await self.claim_session(principal, request, derived)
         submitted = await self.submit(request, session_id, message_id=message_id, on_progress=on_progress)
         now = datetime.now(UTC)
         record = IdempotencyRecord(fingerprint=fingerprint, session_id=session_id, submitted_at=now)
+        # Also after a duplicate publish (an attempt whose record was lost, or this attempt's own publish
+        # retried): the record is what keeps later retries from publishing at all; but then only where
+        # none is, so a racing attempt from another session cannot replace the first one's. Its own
+        # task, kept until done, so a client leaving now does not cut the write short.
+        write = asyncio.create_task(self._record_key(message_id, record, only_if_absent=submitted.duplicate))
+        self._writes.add(write)
+        write.add_done_callback(self._writes.discard)
         try:
-            # Also after a duplicate publish (an attempt whose record was lost, or this attempt's own
-            # publish retried): the record is what keeps later retries from publishing at all. Shielded,
-            # so a client leaving now does not cut the write short.
-            await asyncio.shield(self._record_key(message_id, record))
+            await asyncio.shield(write)
         except BaseException:
             self._release(submitted, on_progress)
             raise
@@ -270,8 +282,10 @@ class Gateway:
             log.warning("idempotency record not read", extra={"message_id": message_id, "error": repr(exc)})
             return None
 
-    async def _record_key(self, message_id: str, record: IdempotencyRecord) -> None:
+    async def _record_key(self, message_id: str, record: IdempotencyRecord, *, only_if_absent: bool) -> None:
         try:
+            if only_if_absent and await self.sessions.get_keyed(message_id) is not None:
+                return
             await self.sessions.set_keyed(message_id, record.model_dump(mode="json"), RECORD_TTL_S)
         except Exception as exc:
             log.warning("idempotency record not kept", extra={"message_id": message_id, "error": repr(exc)})
@@ -324,11 +338,14 @@ class Gateway:
         try:
             ack = await submit(self._nc.jetstream(), self.subjects, envelope)
         except BaseException as exc:  # cancelled included (a WebSocket closed): nothing may stay pending
-            self.replies.forget(pending)
             if on_progress is not None:
                 self.replies.unlisten(envelope.message_id, on_progress)
             if isinstance(exc, Exception):
+                self.replies.forget(pending)
                 raise Unavailable(f"could not publish: {type(exc).__name__}") from exc
+            # Cancelled while the acknowledgement was awaited: the envelope may be in the stream, so
+            # its result is kept for `GET /api/messages/{id}` as for any request that left.
+            self.replies.abandon(pending)
             raise
         extra = {"message_id": envelope.message_id, "session_id": session_id, "duplicate": ack.duplicate}
         log.info("submitted", extra=extra)
@@ -344,7 +361,8 @@ class Gateway:
         (`actors.response_aggregator`): this check answers with the stored turn.
         """
         loop = asyncio.get_running_loop()
-        deadline = submitted.started_at + self.settings.request_timeout_s
+        started = loop.time() if submitted.started_at is None else submitted.started_at
+        deadline = started + self.settings.request_timeout_s
         pending = submitted.pending
         try:
             while deadline - loop.time() > HISTORY_CHECK_S:

@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import time
 from typing import Annotated, Any
 
@@ -119,18 +120,18 @@ def echoed(key: object) -> dict[str, str]:
     return {FRAME_FIELD: key} if isinstance(key, str) and valid_key(key) else {}
 
 
+_FRAME_KEY = re.compile(rf'"{FRAME_FIELD}"\s*:\s*"([A-Za-z0-9_.:-]{{1,128}})"')
+"""A chat frame's key in its raw text. Inside a JSON string a quote is escaped, so `"idempotency_key"`
+with bare quotes is a member name (at worst a nested one, in a frame that is refused anyway)."""
+
+
 def _key_of(text: str | None) -> dict[str, str]:
-    """`echoed` for a frame refused before it is handled (over the socket's rate): read only to find
-    its key, so a client that resends unanswered chats does not send this refused one again later."""
-    if text is None or len(text) > MAX_FRAME_CHARS:
-        return {}
-    try:
-        frame = parse_frame(text)
-    except MalformedFrame:
-        return {}
-    if not isinstance(frame, dict) or frame.get("type") != "chat":
-        return {}
-    return echoed(frame.get(FRAME_FIELD))
+    """`echoed` for a frame refused before it is handled (over the socket's rate), so a client that
+    resends unanswered chats does not send this refused one again later. A search, not a parse: a
+    client over its rate is flooding, and parsing what it floods cost up to 1 ms a frame (a 60 KB
+    array of numbers) where the refusal itself costs 5 µs."""
+    found = _FRAME_KEY.search(text) if text is not None and len(text) <= MAX_FRAME_CHARS else None
+    return echoed(found.group(1)) if found is not None else {}
 
 
 async def deny_handshake(websocket: WebSocket, status: int, detail: str) -> None:
