@@ -234,11 +234,13 @@ async def test_a_keyed_chats_accepted_and_error_frames_name_its_key(nats_server:
     an `accepted` or `error` frame is about, also for errors before any message id exists."""
     runs: Counter[str] = Counter()
     settings = stack_settings(nats_server, tmp_path, ws_chats_per_socket=1)
+    # Holds the first chat in the chain (in flight: the socket's one chat) until every refusal is in.
+    first_in_flight = asyncio.Event()
 
     def chat(key: object, data: object) -> str:
         return json.dumps({"type": "chat", "idempotency_key": key, "data": data})
 
-    async with gateway_stack(settings, factory=counting(runs, delay_s=1.0)) as stack:
+    async with gateway_stack(settings, factory=counting(runs, gate=first_in_flight)) as stack:
         url = stack.url.replace("http://", "ws://") + "/ws"
         async with connect(url, subprotocols=[WS_PROTOCOL]) as ws:  # type: ignore[list-item]
             await frame_of(ws, "connected")
@@ -252,6 +254,7 @@ async def test_a_keyed_chats_accepted_and_error_frames_name_its_key(nats_server:
             no_data = await frame_of(ws, "error")
             await ws.send(chat("not a key", chat_body()))
             malformed = await frame_of(ws, "error")
+            first_in_flight.set()
             response = await frame_of(ws, "response")
         reused = (await _ws_chat(url, json.loads(chat("k-slow", chat_body("Where is my order ORD-10003?")))))[
             -1

@@ -4,7 +4,8 @@ nats-server, the history service, and N gateway replicas served by uvicorn on ra
 Each replica has its own NATS connection and instance id, exactly as separate pods would.
 `slow_factory` wraps one actor so it sleeps before handling (the timeout-path tests);
 `failing_factory` makes one actor fail permanently, quoting the envelope's text in its error;
-`counting` counts the chain runs per message id (at the route's first actor).
+`counting` counts the chain runs per message id (at the route's first actor), and can hold each run
+until a test lets it go; `NatsLink` is a hop to nats-server that a replica cannot pass until it opens.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from websockets.asyncio.client import ClientConnection
@@ -96,14 +98,17 @@ def failing_factory(failing: ActorName) -> ActorFactory:
 
 
 class CountingActor:
-    """The route's first actor, counting the messages it handles (a chain run each), optionally slow
-    so a retry arrives while the first attempt is still in flight."""
+    """The route's first actor, counting the messages it handles (a chain run each), optionally held
+    (until `gate` is set) or slow, so a retry arrives while the first attempt is still in flight."""
 
-    def __init__(self, inner: Actor, runs: Counter[str], delay_s: float) -> None:
+    def __init__(
+        self, inner: Actor, runs: Counter[str], delay_s: float, gate: asyncio.Event | None = None
+    ) -> None:
         self.inner = inner
         self.name = inner.name
         self.runs = runs
         self.delay_s = delay_s
+        self.gate = gate
 
     async def start(self) -> None:
         await self.inner.start()
@@ -113,16 +118,75 @@ class CountingActor:
 
     async def handle(self, envelope: Envelope) -> None:
         self.runs[envelope.message_id] += 1
+        if self.gate is not None:
+            await self.gate.wait()
         await asyncio.sleep(self.delay_s)
         await self.inner.handle(envelope)
 
 
-def counting(runs: Counter[str], delay_s: float = 0.0) -> ActorFactory:
+def counting(runs: Counter[str], delay_s: float = 0.0, *, gate: asyncio.Event | None = None) -> ActorFactory:
     def build(name: ActorName, deps: ActorDeps) -> Actor:
         actor = default_factory(name, deps)
-        return CountingActor(actor, runs, delay_s) if name == DEFAULT_ROUTE[0] else actor  # type: ignore[return-value]
+        if name != DEFAULT_ROUTE[0]:
+            return actor
+        return CountingActor(actor, runs, delay_s, gate)  # type: ignore[return-value]
 
     return build
+
+
+class NatsLink:
+    """A TCP hop in front of nats-server that closes every connection until `open()`, then carries
+    them through: a replica pointed at `url` starts (serves HTTP and sockets) but cannot reach NATS
+    yet, as when its NetworkPolicy or the NATS Service's endpoints lag behind the pod."""
+
+    def __init__(self, nats_url: str) -> None:
+        upstream = urlsplit(nats_url)
+        self.upstream = (upstream.hostname or "127.0.0.1", upstream.port or 4222)
+        self._open = asyncio.Event()
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None, "not started"
+        return f"nats://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+
+    def open(self) -> None:
+        self._open.set()
+
+    async def __aenter__(self) -> NatsLink:
+        self._server = await asyncio.start_server(self._carry, "127.0.0.1", 0)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for writer in list(self._writers):
+            writer.close()
+        await self._server.wait_closed()
+
+    async def _carry(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if not self._open.is_set():
+            writer.close()
+            return
+        up_reader, up_writer = await asyncio.open_connection(*self.upstream)
+        self._writers.update((writer, up_writer))
+        try:
+            await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+        finally:
+            self._writers.difference_update((writer, up_writer))
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Bytes from `reader` to `writer` until either side ends; then both directions end."""
+    try:
+        while chunk := await reader.read(65536):
+            writer.write(chunk)
+            await writer.drain()
+    except OSError:
+        pass
+    finally:
+        writer.close()
 
 
 @dataclass
