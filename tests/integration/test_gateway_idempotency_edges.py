@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from actormesh_runtime.envelope import FinalResult, MethodSummary, ProgressEvent
+from actormesh_runtime.envelope import ProgressEvent
 from actormesh_runtime.gateway import service
 from actormesh_runtime.gateway.auth import Principal
 from actormesh_runtime.gateway.idempotency import IdempotencyRecord, idempotent_message_id
@@ -21,6 +21,7 @@ from actormesh_runtime.gateway.inflight import InFlight
 from actormesh_runtime.gateway.models import ChatRequest
 from actormesh_runtime.gateway.service import Gateway, Submitted
 from actormesh_runtime.gateway.ws import ChatSocket
+from tests.support.envelopes import final_result
 from tests.support.gateway import JOHN, stack_settings
 
 pytestmark = pytest.mark.integration
@@ -47,14 +48,6 @@ def ask(text: str = "Where is my order ORD-10002?") -> ChatRequest:
 
 def ignore(_: ProgressEvent) -> None:
     pass
-
-
-def finished(message_id: str) -> FinalResult:
-    return FinalResult(
-        message_id=message_id, session_id="s", response="ok", intent=None, intent_confidence=None,
-        sentiment=None, urgency=None, escalated=False, reference_id=None, actions=[], flags=[],
-        method=MethodSummary(intent="rules", response="template"), trace=[], processing_ms=1.0,
-    )  # fmt: skip
 
 
 async def start(gw: Gateway, key: str, request: ChatRequest | None = None) -> Submitted:
@@ -213,5 +206,5 @@ async def test_a_request_cancelled_while_its_publish_is_acknowledged_keeps_its_l
     message_id = idempotent_message_id(JOHN, "cancelled-publish")
     assert gateway.replies.in_flight == 0
     assert not gateway.replies._listeners
-    gateway.replies._on_result(finished(message_id))  # the chain answers after all
+    gateway.replies._on_result(final_result(message_id))  # the chain answers after all
     assert gateway.replies.late_result(message_id) is not None, "GET /api/messages/{id} would 404"

@@ -214,14 +214,19 @@ def ready_for_reply(message: str, email: str = JOHN, *, context: CustomerContext
     return envelope
 
 
-def history_event(message_id: str, session_id: str) -> HistoryEvent:
-    """One finished turn of John's, as the aggregator publishes it to the history stream."""
-    now = datetime.now(UTC)
-    result = FinalResult(
-        message_id=message_id, session_id=session_id, response="Your order is on its way.", intent=None,
+def final_result(message_id: str, session_id: str = "s", response: str = "ok") -> FinalResult:
+    """A minimal answer to `message_id` (no intent, actions or trace): what reply routing reads."""
+    return FinalResult(
+        message_id=message_id, session_id=session_id, response=response, intent=None,
         intent_confidence=None, sentiment=None, urgency=None, escalated=False, reference_id=None, actions=[],
         flags=[], method=MethodSummary(intent="rules", response="template"), trace=[], processing_ms=1.0,
     )  # fmt: skip
+
+
+def history_event(message_id: str, session_id: str) -> HistoryEvent:
+    """One finished turn of John's, as the aggregator publishes it to the history stream."""
+    now = datetime.now(UTC)
+    result = final_result(message_id, session_id, "Your order is on its way.")
     return HistoryEvent(
         message_id=message_id, session_id=session_id, customer_email=JOHN, customer_message="where is it?",
         received_at=now, completed_at=now, result=result,

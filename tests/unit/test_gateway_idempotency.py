@@ -9,7 +9,7 @@ import re
 import pytest
 
 from actormesh_runtime.catalog import ActorName, Subjects
-from actormesh_runtime.envelope import FinalResult, MethodSummary, ProgressEvent, new_message_id
+from actormesh_runtime.envelope import ProgressEvent, new_message_id
 from actormesh_runtime.gateway.idempotency import (
     idempotent_message_id,
     idempotent_session_id,
@@ -21,16 +21,9 @@ from actormesh_runtime.gateway.reply_router import ReplyRouter
 from actormesh_runtime.ids import digest_hex
 from actormesh_runtime.settings import RuntimeSettings
 from actormesh_runtime.storage.session import open_session_store
+from tests.support.envelopes import final_result
 
 MESSAGE_ID = re.compile(r"msg-[a-f][0-9a-f]{30}[a-f]")
-
-
-def result(message_id: str) -> FinalResult:
-    return FinalResult(
-        message_id=message_id, session_id="s", response="ok", intent=None, intent_confidence=None,
-        sentiment=None, urgency=None, escalated=False, reference_id=None, actions=[], flags=[],
-        method=MethodSummary(intent="rules", response="template"), trace=[], processing_ms=1.0,
-    )  # fmt: skip
 
 
 def test_the_derived_message_id_is_stable_customer_scoped_and_shaped_like_a_random_one() -> None:
@@ -86,7 +79,7 @@ async def test_two_waiters_of_one_message_both_get_the_result() -> None:
     second = router.expect("msg-a", "a@b.co")
     waits = asyncio.gather(router.wait(first, 5), router.wait(second, 5))
     await asyncio.sleep(0)
-    router._on_result(result("msg-a"))
+    router._on_result(final_result("msg-a"))
     answers = await waits
     assert [a.message_id for a in answers] == ["msg-a", "msg-a"]
     assert router.in_flight == 0
@@ -101,7 +94,7 @@ async def test_one_waiter_leaving_does_not_drop_the_other() -> None:
     router.abandon(first)  # abandoning twice changes nothing
     assert router.in_flight == 1
     assert router.late_result("msg-a") is None
-    router._on_result(result("msg-a"))
+    router._on_result(final_result("msg-a"))
     assert (await router.wait(second, 5)).message_id == "msg-a"
     assert router.in_flight == 0
 
@@ -112,7 +105,7 @@ async def test_the_result_is_kept_for_later_only_once_every_waiter_left() -> Non
     second = router.expect("msg-a", "a@b.co")
     router.abandon(first)
     router.abandon(second)
-    router._on_result(result("msg-a"))
+    router._on_result(final_result("msg-a"))
     assert router.late_result("msg-a") is not None
 
 

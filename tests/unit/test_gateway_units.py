@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from actormesh_runtime import pii
 from actormesh_runtime.catalog import ActorName, Subjects
-from actormesh_runtime.envelope import Envelope, FinalResult, MethodSummary, ProgressEvent
+from actormesh_runtime.envelope import Envelope, ProgressEvent
 from actormesh_runtime.gateway import models as gateway_models
 from actormesh_runtime.gateway import service
 from actormesh_runtime.gateway.auth import (
@@ -29,6 +29,7 @@ from actormesh_runtime.gateway.reply_router import ReplyRouter
 from actormesh_runtime.gateway.service import Gateway, Submitted
 from actormesh_runtime.screening import screen
 from actormesh_runtime.settings import RuntimeSettings
+from tests.support.envelopes import final_result
 
 SECRET = "unit-secret-with-enough-length-0123456789"
 
@@ -126,14 +127,6 @@ def test_a_valid_token_may_act_only_for_its_subject() -> None:
     assert bearer_from_header("Basic abc") is None
 
 
-def result(message_id: str) -> FinalResult:
-    return FinalResult(
-        message_id=message_id, session_id="s", response="ok", intent=None, intent_confidence=None,
-        sentiment=None, urgency=None, escalated=False, reference_id=None, actions=[], flags=[],
-        method=MethodSummary(intent="rules", response="template"), trace=[], processing_ms=1.0,
-    )  # fmt: skip
-
-
 async def test_results_reach_only_their_request_and_late_ones_are_kept() -> None:
     router = ReplyRouter(Subjects("m"), "gw-1", keep=2)
     assert router.result_subject == "actormesh.m.reply.gw-1.result"
@@ -147,15 +140,15 @@ async def test_results_reach_only_their_request_and_late_ones_are_kept() -> None
     router._on_progress(
         ProgressEvent(message_id="b", actor=ActorName.SENTIMENT_ANALYZER, status="done", ms=1)
     )
-    router._on_result(result("b"))
-    router._on_result(result("zzz"))  # not ours: ignored
+    router._on_result(final_result("b"))
+    router._on_result(final_result("zzz"))  # not ours: ignored
     assert (await router.wait(b, 1)).message_id == "b"
     assert [p.message_id for p in progress] == ["a"]
     with pytest.raises(asyncio.TimeoutError):
         await router.wait(a, 0.01)
     assert router.in_flight == 0
     assert router.late_result("a") is None
-    router._on_result(result("a"))  # arrives after the 504
+    router._on_result(final_result("a"))  # arrives after the 504
     late = router.late_result("a")
     assert late is not None
     assert late[1] == "a@b.co"
@@ -224,7 +217,7 @@ async def test_a_cancelled_wait_leaves_nothing_pending_and_keeps_the_late_result
     with pytest.raises(asyncio.CancelledError):
         await waiting
     assert gateway.replies.in_flight == 0
-    gateway.replies._on_result(result(envelope.message_id))
+    gateway.replies._on_result(final_result(envelope.message_id))
     assert gateway.replies.late_result(envelope.message_id) is not None
 
 
