@@ -291,8 +291,9 @@ class Gateway:
             log.warning("idempotency record not kept", extra={"message_id": message_id, "error": repr(exc)})
 
     async def _finished_result(self, message_id: str, customer_email: str) -> FinalResult | None:
-        """The keyed chat's stored answer, if it has one; history not answering is no answer (the
-        steps after this one are safe without it)."""
+        """The keyed chat's stored answer, if it has one. History not answering counts as no answer:
+        what follows is safe without it while the key's record lives or within the duplicate window
+        (past both, a retry may start the chat again: docs/gateway.md, the bounds)."""
         try:
             async with asyncio.timeout(FINISHED_LOOKUP_S):
                 found = await self.find_result(message_id)
