@@ -97,31 +97,22 @@ def failing_factory(failing: ActorName) -> ActorFactory:
     return build
 
 
-class CountingActor:
+class CountingActor(SlowActor):
     """The route's first actor, counting the messages it handles (a chain run each), optionally held
     (until `gate` is set) or slow, so a retry arrives while the first attempt is still in flight."""
 
     def __init__(
         self, inner: Actor, runs: Counter[str], delay_s: float, gate: asyncio.Event | None = None
     ) -> None:
-        self.inner = inner
-        self.name = inner.name
+        super().__init__(inner, delay_s)
         self.runs = runs
-        self.delay_s = delay_s
         self.gate = gate
-
-    async def start(self) -> None:
-        await self.inner.start()
-
-    async def stop(self) -> None:
-        await self.inner.stop()
 
     async def handle(self, envelope: Envelope) -> None:
         self.runs[envelope.message_id] += 1
         if self.gate is not None:
             await self.gate.wait()
-        await asyncio.sleep(self.delay_s)
-        await self.inner.handle(envelope)
+        await super().handle(envelope)
 
 
 def counting(runs: Counter[str], delay_s: float = 0.0, *, gate: asyncio.Event | None = None) -> ActorFactory:
