@@ -108,18 +108,24 @@ def test_a_killed_dev_takes_its_nats_server_with_it(tmp_path: Path) -> None:
         exits_by_itself(nats, "the nats-server of a SIGKILLed actormesh dev to exit")
 
 
-def test_a_killed_process_on_astart_takes_its_nats_server_with_it(tmp_path: Path) -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-c", ASTART_SCRIPT, str(tmp_path / "nats")], stdout=subprocess.PIPE, cwd=REPO
-    )
+def kill_parent_then_wait_for_child(script: str, *args: str, what: str) -> None:
+    """Run `script` (it prints the pid of the server it started), SIGKILL it, and wait for the server
+    to exit on its own: no cleanup of the parent's can have stopped it."""
+    proc = subprocess.Popen([sys.executable, "-c", script, *args], stdout=subprocess.PIPE, cwd=REPO)
     try:
         assert proc.stdout is not None
-        nats = int(proc.stdout.readline())
-        assert alive(nats)
+        child = int(proc.stdout.readline())
+        assert alive(child)
     finally:
         proc.kill()
         proc.wait()
-    exits_by_itself(nats, "the nats-server of a SIGKILLed process to exit")
+    exits_by_itself(child, what)
+
+
+def test_a_killed_process_on_astart_takes_its_nats_server_with_it(tmp_path: Path) -> None:
+    kill_parent_then_wait_for_child(
+        ASTART_SCRIPT, str(tmp_path / "nats"), what="the nats-server of a SIGKILLed process to exit"
+    )
 
 
 def sigterm_pending(pid: int) -> bool:
@@ -213,15 +219,7 @@ def test_dev_refuses_a_store_a_nats_server_still_runs_on(tmp_path: Path) -> None
 
 def test_a_killed_test_run_takes_its_redis_server_with_it(tmp_path: Path) -> None:
     binary = require_binary("redis-server", "apt-get install -y redis-server (.ci/run does it)")
-    proc = subprocess.Popen(
-        [sys.executable, "-c", REDIS_SCRIPT, binary, str(tmp_path / "redis"), str(free_port())],
-        stdout=subprocess.PIPE, cwd=REPO,
+    kill_parent_then_wait_for_child(
+        REDIS_SCRIPT, binary, str(tmp_path / "redis"), str(free_port()),
+        what="the redis-server of a SIGKILLed test run to exit",
     )  # fmt: skip
-    try:
-        assert proc.stdout is not None
-        redis = int(proc.stdout.readline())
-        assert alive(redis)
-    finally:
-        proc.kill()
-        proc.wait()
-    exits_by_itself(redis, "the redis-server of a SIGKILLed test run to exit")
