@@ -72,7 +72,8 @@ async def test_commands_fetched_but_not_run_are_handed_back_when_it_stops(nats_s
 
                 await eventually_async(all_fetched, what="one command running, three fetched")
                 stopping = asyncio.create_task(executor.stop())
-                await asyncio.sleep(0.1)
+                # The stop has begun (the loop is told) while the command still runs.
+                await eventually_async(executor._stopping.is_set, what="the stop begun")
                 api.answer.set()  # the running one finishes
                 await stopping
                 stopped = True
