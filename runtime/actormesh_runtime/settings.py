@@ -128,8 +128,8 @@ class RuntimeSettings(BaseSettings):
     direct_hops: bool = Field(
         False,
         description="Hops between actor processes go over core NATS and the chain is acked once, at its "
-        "end or error path (a retry restarts it from its first step); off = every hop is a JetStream "
-        "message (docs/bus.md, direct hops).",
+        "end or error path (a crash restarts it from its first step; a failed step is retried where its "
+        "hop arrived); off = every hop is a JetStream message (docs/bus.md, direct hops).",
     )
     queue_metrics_interval_s: float = Field(
         15.0,

@@ -5,7 +5,9 @@ once, by whoever ends the chain. The delivery guarantees of hops through the str
 - only the first step's consumer delivers; every step still reports progress and a trace entry;
 - a process killed mid-chain: the origin is redelivered, the whole chain runs again, the side effect
   is asked with one idempotency key, and the caller is answered once;
-- a failing step is retried by redelivering the origin; the dead letter names that step;
+- a failing step is retried where its hop arrived, from the envelope as the hop brought it, not by
+  redelivering the origin (the steps before it run once); the dead letter names that step; a host
+  that drains while a retry waits out its backoff hands the chain back to its origin at once;
 - a hop that no process receives goes through the stream and waits there for its actor, and so do
   the hops to a process that does not have direct hops (a rollout of the setting);
 - a chain or a single step longer than ack_wait is kept alive, and so is one whose hop waits that
@@ -37,6 +39,7 @@ from actormesh_runtime.bus.direct import CLOCK_SLACK_S, encode_hop
 from actormesh_runtime.bus.host import ActorHost
 from actormesh_runtime.catalog import ActorName, Subjects
 from actormesh_runtime.envelope import DraftResponse, Envelope, GuardrailVerdict
+from actormesh_runtime.errors import TransientError
 from actormesh_runtime.history.service import HistoryService
 from actormesh_runtime.settings import RuntimeSettings
 from tests.support.bus_actors import (
@@ -193,19 +196,85 @@ async def test_a_process_killed_mid_chain_reruns_the_chain_from_its_origin(
         await assert_rerun_and_answered_once(rig, env, result, first, second, sink)
 
 
-async def test_a_failing_step_retries_from_the_origin_then_dead_letters_naming_that_step(
+async def test_a_failing_step_retries_in_its_own_process_then_dead_letters_naming_that_step(
     nats_server: str,
 ) -> None:
     async with bus_rig(direct_settings(nats_server, max_deliver=3)) as rig:
         failed = await fail_the_second_step(rig, always_transient, one_process_each)
 
         message_id = failed.envelope.message_id
-        assert (failed.first.calls[message_id], failed.second.calls[message_id]) == (3, 3)
+        assert (failed.first.calls[message_id], failed.second.calls[message_id]) == (1, 3), (
+            "the first step ran once"
+        )
         assert failed.result.escalated
         assert failed.dead_letter.record.deliveries == 3
+        assert "after 3 attempts" in failed.dead_letter.record.reason
         assert failed.statuses == [("retrying", 1), ("retrying", 2), ("failed", 3)]
-        assert await delivered(rig, WORKER) == 3, "each retry is a redelivery of the origin"
+        assert await delivered(rig, WORKER) == 1, "the origin was delivered once: no retry redelivered it"
         assert await delivered(rig, SECOND_WORKER) == 0
+        assert await settled(rig, WORKER)
+
+
+async def test_a_retried_step_starts_again_from_the_envelope_its_hop_brought(nats_server: str) -> None:
+    # The first try changes the envelope, then fails: the retry must not see what it left behind.
+    first, second, sink = Recorder(), Recorder(), Recorder()
+
+    async def spoil_then_fail_first_time(envelope: Envelope, call: int) -> None:
+        if call == 1:
+            envelope.message = "spoilt by the failed try"
+            raise TransientError("upstream 503")
+
+    async with bus_rig(direct_settings(nats_server)) as rig:
+        await one_process_each(
+            rig,
+            [
+                WorkerActor(first),
+                SecondWorkerActor(second, spoil_then_fail_first_time),
+                SinkAggregator(rig.deps, sink),
+            ],
+        )
+        envelope = rig.envelope("where is my order", steps=TWO_WORKER_ROUTE)
+
+        result = await rig.ask(envelope)
+
+        message_id = envelope.message_id
+        assert result.response == "echo: where is my order"
+        assert (first.calls[message_id], second.calls[message_id], sink.calls[message_id]) == (1, 2, 1)
+        assert [(t.actor, t.attempt) for t in result.trace] == [(WORKER, 1), (SECOND_WORKER, 2)]
+        statuses = [(p.status, p.attempt) for p in rig.progress if p.actor == SECOND_WORKER]
+        assert statuses == [("retrying", 1), ("done", 2)]
+        assert await delivered(rig, WORKER) == 1
+        await eventually_async(lambda: settled(rig, WORKER), what="the origin acked by the chain's end")
+
+
+async def test_a_host_draining_while_a_retry_waits_hands_the_chain_back_at_once(nats_server: str) -> None:
+    # The backoff and the grace are far past the ask's timeout: only a hand-back of the origin on stop
+    # (a nak without delay) lets the chain run again, from its first step, in time.
+    settings = direct_settings(nats_server, redelivery_backoff_s=[120.0], drain_grace_s=120.0)
+    first, second = Recorder(), Recorder()
+
+    async def fail_first_time(envelope: Envelope, call: int) -> None:
+        if call == 1:
+            raise TransientError("upstream 503")
+
+    async with bus_rig(settings) as rig:
+        await own_process(rig, WorkerActor(first))
+        waiting = await own_process(rig, SecondWorkerActor(second, fail_first_time))
+        await own_process(rig, SinkAggregator(rig.deps))
+        envelope = rig.envelope(steps=TWO_WORKER_ROUTE)
+        future = await rig.send(envelope)
+        await eventually_async(
+            lambda: ("retrying", 1) in [(p.status, p.attempt) for p in rig.progress], what="the retry's wait"
+        )
+        await own_process(rig, SecondWorkerActor(second, fail_first_time))  # a replica that stays
+
+        await asyncio.wait_for(waiting.stop(), 20)
+
+        result = await asyncio.wait_for(future, 20)
+        message_id = envelope.message_id
+        assert not result.flags
+        assert (first.calls[message_id], second.calls[message_id]) == (2, 2), "run again from the origin"
+        assert await delivered(rig, WORKER) == 2, "the origin was handed back"
 
 
 async def test_a_permanent_failure_takes_the_error_path_at_once(nats_server: str) -> None:

@@ -33,7 +33,10 @@ the origin, or is about to, and running the old hop as well would do the chain t
 twice. Dropping one never loses anything, as the origin is still unacked; the clock slack only makes
 the host keep a hop a little longer.
 
-Trade-offs (docs/bus.md): a retry or a crash redoes every step from the origin; the actor consumers
+A step that fails transiently is retried by the host its hop reached, from the hop's envelope, after
+its backoff (`ActorHost._retry_or_fail`): a nak of the origin would redo every step before it.
+
+Trade-offs (docs/bus.md): a crash redoes every step from the origin; the actor consumers
 after the first step no longer show a backlog (the queue gauges), and every actor process's NATS user
 may ack the deliveries of every actor consumer (docs/security.md).
 """

@@ -10,7 +10,8 @@ error, or the last delivery failing, takes the error path (`bus.errorpath`).
 When the next step is hosted in the same process, the host runs it in memory instead of publishing
 (hop fusion, `bus.fusion`): the chain ends with one publish, or at the end of the slip, and only then
 is the inbound message acked. With `DIRECT_HOPS` the chain goes on to other processes over core NATS
-too, and the host that ends it settles the delivery it started from (`bus.direct`).
+too, and the host that ends it settles the delivery it started from (`bus.direct`); a step that fails
+transiently there is retried where the hop arrived, not from that delivery (`_Outcome.AGAIN`).
 
 `actormesh actor NAME` runs one host; `local.LocalMesh` runs nine in one event loop.
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
 import time
 from collections.abc import Callable
@@ -378,7 +380,7 @@ class ActorHost:
             await msg.term()
             return
         envelope.headers.attempt = attempt
-        inbound = _Inbound(self, msg, key, origin_reset_at)
+        inbound = _Inbound(self, msg, key, attempt, origin_reset_at)
         if attempt > self.settings.max_deliver:
             # The previous (last) delivery never settled — the process died mid-message. Do not
             # hand the possibly-poisonous envelope to the actor again.
@@ -388,19 +390,24 @@ class ActorHost:
             return
         inbound.timer.watch()
         try:
-            settled = await self._run_chain(inbound, envelope)
+            outcome = await self._run_chain(inbound, envelope)
+            while outcome is _Outcome.AGAIN:
+                # Decoded again as the hop brought it: the failed try may have changed the envelope.
+                envelope = Envelope.from_bytes(msg.data)
+                envelope.headers.attempt = inbound.attempt
+                outcome = await self._run_chain(inbound, envelope)
         finally:
             await inbound.timer.unwatch()
-        if settled and not inbound.handed_on:
+        if outcome is _Outcome.ACK and not inbound.handed_on:
             await msg.ack()
 
-    async def _run_chain(self, inbound: _Inbound, envelope: Envelope) -> bool:
+    async def _run_chain(self, inbound: _Inbound, envelope: Envelope) -> _Outcome:
         """The hop loop: run this step, then every following step hosted in this process (hop
         fusion, `bus.fusion`), until a step is hosted elsewhere (one publish) or the slip ends.
 
-        Returns True when the inbound message is to be acked (done, or handed on by a publish or
-        the error path); False when it was nak'ed for a retry. The whole chain shares the inbound
-        message's delivery: a fused step that fails is retried by redelivering the chain.
+        The whole chain shares the inbound message's delivery: a fused step that fails is retried by
+        redelivering the chain, or, when the chain came as a direct hop, by running it again from
+        that hop in this process (`_retry_or_fail`).
         """
         host: ActorHost | None = self
         while host is not None:
@@ -409,11 +416,11 @@ class ActorHost:
                 await host._run_actor(envelope)
             except PermanentError as exc:
                 await host._fail(inbound, envelope, _describe(exc), permanent=True, started=started)
-                return True
+                return _Outcome.ACK
             except Exception as exc:  # TransientError, timeouts, bugs: retried until deliveries run out
                 return await host._retry_or_fail(inbound, envelope, exc, started=started)
             host = await host._hand_on(inbound, envelope, started)
-        return True
+        return _Outcome.ACK
 
     async def _hand_on(self, inbound: _Inbound, envelope: Envelope, started: float) -> ActorHost | None:
         """A step succeeded: trace entry, progress, advance; then either the co-located host that runs
@@ -473,24 +480,41 @@ class ActorHost:
 
     async def _retry_or_fail(
         self, inbound: _Inbound, envelope: Envelope, exc: Exception, *, started: float
-    ) -> bool:
+    ) -> _Outcome:
+        """A transient failure: the error path on the last attempt, else a retry after that attempt's
+        backoff. A delivery of our consumer is nak'ed with the backoff (redelivered, the chain runs
+        again from it). A direct hop's chain waits out the backoff here and runs again from the hop
+        (AGAIN), its origin kept alive meanwhile: a nak would rerun every step from the origin, in
+        other processes, for one step's failure. Its attempts are counted here, from the origin's
+        delivery count; a crash meanwhile still leaves the origin to be redelivered."""
         attempt = envelope.headers.attempt
         if attempt >= self.settings.max_deliver:
-            reason = f"{_describe(exc)} (after {attempt} deliveries)"
+            reason = f"{_describe(exc)} (after {attempt} attempts)"
             await self._fail(inbound, envelope, reason, permanent=False, started=started)
-            return True
+            return _Outcome.ACK
         self._failed.inc()
         delay = backoff_for(self.settings, attempt)
         log.info(
             "retrying",
             extra={"actor": self._label, "message_id": envelope.message_id, "attempt": attempt,
-                   "delay_s": delay, "error": _describe(exc)},
+                   "delay_s": delay, "error": _describe(exc), "in_place": inbound.direct},
         )  # fmt: skip
+        ms = (time.perf_counter() - started) * 1000
+        if inbound.direct:
+            await publish_progress(inbound.nc, envelope, self.name, "retrying", ms, attempt)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), delay)
+            if not self._stopping.is_set():
+                inbound.attempt = attempt + 1
+                return _Outcome.AGAIN
+            # Draining: not worth waiting out the backoff in a stopping process; the chain runs
+            # again from its origin, now, in the processes that stay.
+            delay = 0.0
         await inbound.timer.unwatch()  # no reset after the nak: it would stretch the delay to ack_wait
         await inbound.msg.nak(delay=delay)
-        ms = (time.perf_counter() - started) * 1000
-        await publish_progress(inbound.nc, envelope, self.name, "retrying", ms, attempt)
-        return False
+        if not inbound.direct:
+            await publish_progress(inbound.nc, envelope, self.name, "retrying", ms, attempt)
+        return _Outcome.NAKED
 
     async def _run_actor(self, envelope: Envelope) -> None:
         """One step: the only place an actor's `handle` runs, fused or not; one span per actor per hop
@@ -562,6 +586,17 @@ class _StepTimeout:
             raise TimeoutError from error
 
 
+class _Outcome(enum.Enum):
+    """How a chain run left its inbound message (`ActorHost._run_chain`)."""
+
+    ACK = enum.auto()
+    """Done, or handed on by a publish or the error path: to be acked (unless handed on directly)."""
+    NAKED = enum.auto()
+    """Handed back for a redelivery."""
+    AGAIN = enum.auto()
+    """A direct hop's chain to run again from the hop, in this process, at `_Inbound.attempt`."""
+
+
 class _Inbound:
     """The message a chain was fetched as (or, for a direct hop, the origin delivery it belongs to),
     and the connection of the host that runs it.
@@ -576,13 +611,18 @@ class _Inbound:
     sign of life, not after the longest step could take. The resets stop before it is acked or nak'ed.
     """
 
-    __slots__ = ("handed_on", "js", "key", "msg", "nc", "timer")
+    __slots__ = ("attempt", "direct", "handed_on", "js", "key", "msg", "nc", "timer")
 
-    def __init__(self, host: ActorHost, msg: Msg, key: str, reset_at: float | None = None) -> None:
+    def __init__(
+        self, host: ActorHost, msg: Msg, key: str, attempt: int, reset_at: float | None = None
+    ) -> None:
         """`reset_at`: when the ack timer was last reset by another process (Unix time; a direct hop),
         None: it started with this delivery."""
         self.msg = msg
         self.key = key
+        self.attempt = attempt
+        """The delivery count, or for a direct hop retried in place the attempt it is at."""
+        self.direct = reset_at is not None
         self.nc = host.nc
         self.js = host.js
         self.handed_on = False
