@@ -110,7 +110,9 @@ class RuntimeSettings(BaseSettings):
         "it redelivers the message. A running step resets the timer every third of this, so it need not "
         "exceed processing_timeout_s; shorter means a lost message is rerun sooner.",
     )
-    max_deliver: int = Field(4, ge=1, description="Deliveries before an envelope is dead-lettered.")
+    max_deliver: int = Field(
+        4, ge=1, description="Deliveries (a direct hop's step: attempts) before an envelope is dead-lettered."
+    )
     redelivery_backoff_s: list[float] = Field(
         default_factory=lambda: [1.0, 2.0, 5.0], description="Redelivery delay per attempt (JSON list)."
     )

@@ -7,7 +7,8 @@ once, by whoever ends the chain. The delivery guarantees of hops through the str
   is asked with one idempotency key, and the caller is answered once;
 - a failing step is retried where its hop arrived, from the envelope as the hop brought it, not by
   redelivering the origin (the steps before it run once); the dead letter names that step; a host
-  that drains while a retry waits out its backoff hands the chain back to its origin at once;
+  that stops while a retry waits out its backoff hands the chain back to its origin, with what is left
+  of the backoff; a retry whose origin's ack wait ran out while it waited is dropped;
 - a hop that no process receives goes through the stream and waits there for its actor, and so do
   the hops to a process that does not have direct hops (a rollout of the setting);
 - a chain or a single step longer than ack_wait is kept alive, and so is one whose hop waits that
@@ -34,6 +35,8 @@ from prometheus_client import REGISTRY
 
 from actormesh_runtime.actors.base import Actor
 from actormesh_runtime.actors.response_aggregator import ResponseAggregator
+from actormesh_runtime.bus import dlq
+from actormesh_runtime.bus.ack_timer import AckTimer
 from actormesh_runtime.bus.connection import ensure_consumer
 from actormesh_runtime.bus.direct import CLOCK_SLACK_S, encode_hop
 from actormesh_runtime.bus.host import ActorHost
@@ -48,6 +51,7 @@ from tests.support.bus_actors import (
     WORKER,
     Behaviour,
     BusRig,
+    ErrorEscalationActor,
     Recorder,
     SecondWorkerActor,
     SinkAggregator,
@@ -247,10 +251,18 @@ async def test_a_retried_step_starts_again_from_the_envelope_its_hop_brought(nat
         await eventually_async(lambda: settled(rig, WORKER), what="the origin acked by the chain's end")
 
 
-async def test_a_host_draining_while_a_retry_waits_hands_the_chain_back_at_once(nats_server: str) -> None:
-    # The backoff and the grace are far past the ask's timeout: only a hand-back of the origin on stop
-    # (a nak without delay) lets the chain run again, from its first step, in time.
-    settings = direct_settings(nats_server, redelivery_backoff_s=[120.0], drain_grace_s=120.0)
+async def test_a_host_stopping_while_a_retry_waits_hands_the_chain_back_to_its_origin(
+    nats_server: str,
+) -> None:
+    # The stop must not wait out the backoff (15 s) or the grace (120 s); the chain then runs again from
+    # its origin once the backoff is over, long before the origin's ack wait (120 s) would bring it.
+    settings = direct_settings(
+        nats_server,
+        redelivery_backoff_s=[15.0],
+        drain_grace_s=120.0,
+        ack_wait_s=120.0,
+        processing_timeout_s=30.0,
+    )
     first, second = Recorder(), Recorder()
 
     async def fail_first_time(envelope: Envelope, call: int) -> None:
@@ -268,9 +280,9 @@ async def test_a_host_draining_while_a_retry_waits_hands_the_chain_back_at_once(
         )
         await own_process(rig, SecondWorkerActor(second, fail_first_time))  # a replica that stays
 
-        await asyncio.wait_for(waiting.stop(), 20)
+        await asyncio.wait_for(waiting.stop(), 10)
 
-        result = await asyncio.wait_for(future, 20)
+        result = await asyncio.wait_for(future, 40)
         message_id = envelope.message_id
         assert not result.flags
         assert (first.calls[message_id], second.calls[message_id]) == (2, 2), "run again from the origin"
@@ -411,6 +423,63 @@ async def test_a_draining_host_hands_its_direct_hops_back_at_once(nats_server: s
         assert first.calls[busy.message_id] == 2, "the busy chain was handed back when the grace ran out"
         assert first.calls[waiting.message_id] == 2, "the waiting hop was handed back on stop"
         assert second.calls == Counter({busy.message_id: 1}), "the draining replica never ran the second"
+
+
+async def test_a_retry_waits_no_longer_than_the_deadline_then_takes_the_error_path(nats_server: str) -> None:
+    # A backoff far past the envelope's budget: waiting it out would only hold a slot for a try that
+    # must fail; the caller gets the error path's answer once the deadline is reached.
+    settings = direct_settings(nats_server, redelivery_backoff_s=[120.0], ack_wait_s=60.0)
+    async with bus_rig(settings) as rig:
+        await own_process(rig, WorkerActor(Recorder()))
+        await own_process(rig, SecondWorkerActor(Recorder(), always_transient))
+        await own_process(rig, ErrorEscalationActor())
+        await own_process(rig, SinkAggregator(rig.deps))
+        envelope = rig.envelope(steps=TWO_WORKER_ROUTE, budget_s=3)
+
+        result = await rig.ask(envelope, timeout_s=30)
+
+        assert result.flags == ["error"]
+        [stored] = await dlq.list_records(rig.js, rig.subjects)
+        assert stored.record.actor == SECOND_WORKER
+        assert stored.record.permanent, "the deadline, not the attempts, ended it"
+
+
+async def test_a_retry_that_waited_past_its_origins_ack_wait_is_dropped_and_the_origin_reruns_it(
+    nats_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # NATS unreachable for the ack timer (its resets fail) while the retry waits out a backoff longer
+    # than ack_wait + CLOCK_SLACK_S: the origin is redelivered and answers; the stale retry must not.
+    async def reset_not_sent(timer: AckTimer) -> None:
+        raise ConnectionError("nats-server unreachable")
+
+    monkeypatch.setattr(AckTimer, "_reset", reset_not_sent)
+    settings = direct_settings(
+        nats_server, ack_wait_s=2.0, redelivery_backoff_s=[6.0], processing_timeout_s=1.5
+    )
+    first, second = Recorder(), Recorder()
+
+    async def fail_first_time(envelope: Envelope, call: int) -> None:
+        if call == 1:
+            raise TransientError("upstream 503")
+
+    async with bus_rig(settings) as rig:
+        await own_process(rig, WorkerActor(first))
+        await own_process(rig, SecondWorkerActor(second, fail_first_time))
+        await own_process(rig, SinkAggregator(rig.deps))
+        dropped_before = sample("actormesh_direct_hops_expired_total", SECOND_WORKER)
+        envelope = rig.envelope(steps=TWO_WORKER_ROUTE)
+
+        result = await rig.ask(envelope)
+        await eventually_async(
+            lambda: sample("actormesh_direct_hops_expired_total", SECOND_WORKER) - dropped_before == 1,
+            what="the stale retry dropped",
+        )
+        await rig.sentinel()
+
+        message_id = envelope.message_id
+        assert [(t.actor, t.attempt) for t in result.trace] == [(WORKER, 2), (SECOND_WORKER, 2)], "the rerun"
+        assert (first.calls[message_id], second.calls[message_id]) == (2, 2), "the retry did not run"
+        assert [r.message_id for r in rig.results].count(message_id) == 1, "answered once"
 
 
 async def test_a_process_without_direct_hops_gets_its_hops_through_the_stream(nats_server: str) -> None:

@@ -8,8 +8,8 @@ ends the chain (end of the slip, error path) acks it, by publishing to the origi
 which every hop carries (`encode_hop`). A hop lost on the way (its process crashed, or it was
 dropped) leaves the origin unacked, so JetStream redelivers it after `ack_wait` and the chain runs
 again from its first step, as a crashed fused chain does (`bus.fusion`): side effects keep their
-idempotency keys, the result's history event its message id. A retry naks the origin: the chain
-reruns from there. While a step runs, its host resets the origin's ack timer (`+WPI`) every third
+idempotency keys, the result's history event its message id. A failed step is retried where its
+hop arrived (below). While a step runs, its host resets the origin's ack timer (`+WPI`) every third
 of `ack_wait` (`bus.ack_timer`); the hop says when it was last reset (wall clock: the hops run on
 different machines, hence `CLOCK_SLACK_S`), so the next host resets it sooner when that is due.
 

@@ -334,15 +334,19 @@ class ActorHost:
         else:
             self._held.hold(origin, reset_at)
 
-    def _dropped_as_expired(self, reset_at: float) -> bool:
-        """A hop that arrives past its origin's ack wait is not run (`bus.direct.expired`): the origin
-        is redelivered and reruns the chain, and this hop would do it a second time."""
+    def _dropped_as_expired(self, reset_at: float, *, retry: bool = False) -> bool:
+        """A hop that arrives past its origin's ack wait is not run (`bus.direct.expired`), nor a retry
+        that waited that long (`retry`): the origin is redelivered and reruns the chain, and this hop
+        would do it a second time."""
         now = time.time()
         if not expired(reset_at, self.ack_wait_s, now):
             return False
         self._expired.inc()
+        what = "retry of a direct hop dropped: its origin's ack wait ran out while it waited"
+        if not retry:
+            what = "direct hop dropped: it came past its origin's ack wait"
         log.warning(
-            "direct hop dropped: it came past its origin's ack wait, the chain reruns from its origin",
+            f"{what}, the chain reruns from its origin",
             extra={"actor": self._label, "late_s": round(now - reset_at - self.ack_wait_s, 1)},
         )
         return True
@@ -502,19 +506,37 @@ class ActorHost:
         ms = (time.perf_counter() - started) * 1000
         if inbound.direct:
             await publish_progress(inbound.nc, envelope, self.name, "retrying", ms, attempt)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), delay)
-            if not self._stopping.is_set():
-                inbound.attempt = attempt + 1
-                return _Outcome.AGAIN
-            # Draining: not worth waiting out the backoff in a stopping process; the chain runs
-            # again from its origin, now, in the processes that stay.
-            delay = 0.0
+            return await self._retry_here(inbound, envelope, delay)
         await inbound.timer.unwatch()  # no reset after the nak: it would stretch the delay to ack_wait
         await inbound.msg.nak(delay=delay)
-        if not inbound.direct:
-            await publish_progress(inbound.nc, envelope, self.name, "retrying", ms, attempt)
-        return _Outcome.NAKED
+        await publish_progress(inbound.nc, envelope, self.name, "retrying", ms, attempt)
+        return _Outcome.RETURNED
+
+    async def _retry_here(self, inbound: _Inbound, envelope: Envelope, delay: float) -> _Outcome:
+        """A direct hop's chain after a transient failure: wait out the backoff (not past the
+        envelope's deadline, where the next try could only fail), then run it again from the hop.
+
+        A process that starts to stop meanwhile (or had already) naks the origin with what is left of
+        the backoff: the chain runs again from its origin in the processes that stay, after the
+        backoff, as a redelivery would. A wait whose resets of the origin's timer could not be sent
+        for an ack wait (NATS gone) has seen the origin redelivered: running again would do the chain
+        twice, so it ends here (`_dropped_as_expired`). Every try runs in this process: a fault of
+        this replica alone uses up its attempts, where redeliveries might have found a sound one."""
+        loop = asyncio.get_running_loop()
+        until = loop.time() + delay
+        wait = delay
+        if not envelope.slip.on_error_path:  # the error path has no deadline (`_run_actor`)
+            wait = min(delay, max(0.0, envelope.headers.deadline - time.time()))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(inbound.stopping.wait(), wait)
+        if inbound.stopping.is_set():
+            await inbound.timer.unwatch()
+            await inbound.msg.nak(delay=max(0.0, until - loop.time()))
+            return _Outcome.RETURNED
+        if self._dropped_as_expired(inbound.timer.reset_at, retry=True):
+            return _Outcome.RETURNED
+        inbound.attempt = envelope.headers.attempt + 1
+        return _Outcome.AGAIN
 
     async def _run_actor(self, envelope: Envelope) -> None:
         """One step: the only place an actor's `handle` runs, fused or not; one span per actor per hop
@@ -591,8 +613,8 @@ class _Outcome(enum.Enum):
 
     ACK = enum.auto()
     """Done, or handed on by a publish or the error path: to be acked (unless handed on directly)."""
-    NAKED = enum.auto()
-    """Handed back for a redelivery."""
+    RETURNED = enum.auto()
+    """Handed back for a redelivery (a nak), or left to the redelivery under way: not acked here."""
     AGAIN = enum.auto()
     """A direct hop's chain to run again from the hop, in this process, at `_Inbound.attempt`."""
 
@@ -611,7 +633,7 @@ class _Inbound:
     sign of life, not after the longest step could take. The resets stop before it is acked or nak'ed.
     """
 
-    __slots__ = ("attempt", "direct", "handed_on", "js", "key", "msg", "nc", "timer")
+    __slots__ = ("attempt", "direct", "handed_on", "js", "key", "msg", "nc", "stopping", "timer")
 
     def __init__(
         self, host: ActorHost, msg: Msg, key: str, attempt: int, reset_at: float | None = None
@@ -623,6 +645,8 @@ class _Inbound:
         self.attempt = attempt
         """The delivery count, or for a direct hop retried in place the attempt it is at."""
         self.direct = reset_at is not None
+        self.stopping = host._stopping
+        """The stop of the host that took the message (a fused step's host stops with it)."""
         self.nc = host.nc
         self.js = host.js
         self.handed_on = False
