@@ -417,10 +417,11 @@ def _acks(subjects: Subjects, consumer: str) -> str:
 
 
 def _direct_hops_publish(subjects: Subjects) -> list[str]:
-    """What direct hops (`DIRECT_HOPS`) add to an actor's publish list: handing the envelope to any
-    actor's direct subject, and ending a chain that began at ANY actor's consumer: the process that ends
-    it acks (or naks) the chain's first JetStream delivery, which another actor's consumer delivered."""
-    return [subjects.any_direct, *(_acks(subjects, subjects.consumer(a)) for a in ActorName)]
+    """What direct hops (`DIRECT_HOPS`) add to an actor's publish list: any actor's direct subject, to
+    hand it the envelope, or to ask it to settle a chain's first JetStream delivery that its consumer
+    made (a sealed settle, `bus.direct.RemoteOrigin`). Not other consumers' acks: only the actor whose
+    consumer delivered a message acks it, as without direct hops."""
+    return [subjects.any_direct]
 
 
 ESCALATION_LOOKUP_ACTORS = frozenset({ActorName.CONTEXT_RETRIEVER, ActorName.ESCALATION_ROUTER})
@@ -561,8 +562,8 @@ def colocated_permissions(
 
 def nats_permissions(subjects: Subjects, component: str, *, direct_hops: bool = False) -> NatsPermissions:
     """The publish/subscribe allow-lists of one component (an actor name, `gateway`, `history` or
-    `admin`); everything else is denied by the server. `direct_hops` (the mesh's `DIRECT_HOPS`) widens
-    the actors' lists only. Raises ValueError for an unknown component."""
+    `admin`); everything else is denied by the server. `direct_hops` (the mesh's `DIRECT_HOPS`) adds
+    the direct subjects to the actors' lists only. Raises ValueError for an unknown component."""
     if component == GATEWAY_USER:
         return _gateway_permissions(subjects)
     if component == HISTORY_USER:

@@ -38,7 +38,7 @@ from actormesh_runtime.actors.response_aggregator import ResponseAggregator
 from actormesh_runtime.bus import dlq
 from actormesh_runtime.bus.ack_timer import AckTimer
 from actormesh_runtime.bus.connection import ensure_consumer
-from actormesh_runtime.bus.direct import CLOCK_SLACK_S, encode_hop
+from actormesh_runtime.bus.direct import CLOCK_SLACK_S, SETTLE, RemoteOrigin, encode_hop, seal, seal_key
 from actormesh_runtime.bus.host import ActorHost
 from actormesh_runtime.catalog import ActorName, Subjects
 from actormesh_runtime.envelope import DraftResponse, Envelope, GuardrailVerdict
@@ -523,6 +523,59 @@ async def test_a_hop_that_names_no_origin_of_this_mesh_is_dropped(nats_server: s
         assert sum(second.calls.values()) == 1, "only the sentinel reached the actor"
 
 
+async def test_a_settle_without_the_origin_actors_seal_is_not_carried_out(nats_server: str) -> None:
+    # The first step's processes seal with their NATS credential; a stranger that read a hop's ack
+    # subject (here: a plain subscriber beside the second step's queue group) but holds another
+    # credential cannot have the first step terminate that delivery.
+    async with bus_rig(direct_settings(nats_server, nats_password=None)) as rig:
+        sealed_by = direct_settings(
+            nats_server, mesh_name=rig.settings.mesh_name, nats_user="w", nats_password="pw"
+        )
+        first, second = Recorder(), Recorder()
+        release = asyncio.Event()
+
+        async def held(envelope: Envelope, call: int) -> None:
+            await release.wait()
+
+        worker = ActorHost(WorkerActor(first), rig.nc, rig.js, rig.subjects, sealed_by, fetch_wait_s=0.3)
+        await worker.start()
+        rig.hosts.append(worker)
+        await own_process(rig, SecondWorkerActor(second, held))
+        await own_process(rig, SinkAggregator(rig.deps))
+        stranger: NATS = await rig.connect("test-stranger")
+        hops: asyncio.Queue[bytes] = asyncio.Queue()
+
+        async def overhear(msg: Msg) -> None:
+            await hops.put(msg.data)
+
+        await stranger.subscribe(rig.subjects.direct(SECOND_WORKER), cb=overhear)
+        await server_has_seen(stranger)
+        future = await rig.send(rig.envelope(steps=TWO_WORKER_ROUTE))
+        ack_subject, _, _ = (await asyncio.wait_for(hops.get(), 10)).partition(b" ")
+        forged = (
+            SETTLE
+            + ack_subject
+            + b" "
+            + seal(seal_key("a guess"), ack_subject.decode()).encode()
+            + b"\n+TERM"
+        )
+
+        refused_before = sample("actormesh_direct_settles_refused_total", WORKER)
+        await stranger.publish(rig.subjects.direct(WORKER), forged)
+        await server_has_seen(stranger)
+
+        await eventually_async(
+            lambda: sample("actormesh_direct_settles_refused_total", WORKER) == refused_before + 1,
+            what="the forged settle refused",
+        )
+        assert not await settled(rig, WORKER), "the origin is still pending"
+        release.set()
+        result = await asyncio.wait_for(future, 20)
+        assert not result.flags
+        await eventually_async(lambda: settled(rig, WORKER), what="the chain's own settle carried out")
+        assert await delivered(rig, WORKER) == 1
+
+
 async def test_a_hop_that_waited_past_its_origins_ack_wait_is_dropped_and_the_origin_reruns_it(
     nats_server: str,
 ) -> None:
@@ -597,16 +650,16 @@ async def test_a_chain_run_again_after_its_answer_was_stored_answers_the_stored_
     # rerun rightly sends nothing and leaves the answer to the gateway's history check.
     settings = direct_settings(nats_server, sqlite_db_path=str(tmp_path / "history.db"))
     origins_of_the_first_step = f"$JS.ACK.{Subjects(settings.mesh_name).stream}.{WORKER.value}."
-    real_ack = Msg.ack
+    real_ack = RemoteOrigin.ack  # the aggregator's process settles the first step's delivery
     lost: list[str] = []
 
-    async def ack_lost_once(msg: Msg) -> None:
+    async def ack_lost_once(msg: RemoteOrigin) -> None:
         if not lost and (msg.reply or "").startswith(origins_of_the_first_step):
             lost.append(msg.reply)  # as if the server died with it in its socket buffer
             return
         await real_ack(msg)
 
-    monkeypatch.setattr(Msg, "ack", ack_lost_once)
+    monkeypatch.setattr(RemoteOrigin, "ack", ack_lost_once)
 
     async def answers_by_call(envelope: Envelope, call: int) -> None:
         envelope.draft = DraftResponse(text=f"Answer of run {call}.")

@@ -3,9 +3,10 @@
 The server runs the nats.conf the operator renders (tests/support/rendered_nats.py).
 A direct hop (bus/direct.py): the first actor pulls the chain's first JetStream delivery (the origin),
 hands the envelope to the next actor's direct subject over core NATS, and whichever actor ends the chain
-acks the origin — a delivery of ANOTHER actor's consumer. With the field on, each step is allowed and
-the ack really settles the origin, both by hand and by the runtime's own actor processes, each on its
-own user with the env its Deployment gets; with it off (the default), every step is refused.
+settles the origin — a delivery of ANOTHER actor's consumer, which it may not ack itself: it sends a
+sealed settle to that actor, whose process acks. With the field on, each step is allowed and the settle
+really settles the origin, both by hand and by the runtime's own actor processes, each on its own user
+with the env its Deployment gets; with it off (the default), every step is refused.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from nats.aio.msg import Msg
 from prometheus_client import REGISTRY
 
 from actormesh_runtime.bus.connection import ensure_consumer, ensure_streams
-from actormesh_runtime.bus.direct import encode_hop, origin_of
+from actormesh_runtime.bus.direct import RemoteOrigin, encode_hop, origin_of, seal, seal_key, settle_of
 from actormesh_runtime.bus.process import ActorProcess
 from actormesh_runtime.bus.publish import submit
 from actormesh_runtime.catalog import ActorName, Env, Subjects
@@ -76,11 +77,19 @@ async def via_stream(tmp_path: Path) -> AsyncIterator[Server]:
         yield s
 
 
-async def test_with_direct_hops_an_envelope_goes_direct_and_the_last_actor_acks_the_origin(
+async def test_with_direct_hops_the_envelope_goes_direct_and_the_last_actor_settles_the_origin_via_its_actor(
     direct: Server,
 ) -> None:
     first, origin = await _origin(direct)
     assert origin.reply.startswith(f"$JS.ACK.{SUBJECTS.stream}.{SUBJECTS.consumer(FIRST)}.")
+    first_key = seal_key(direct.passwords[FIRST.value])
+
+    async def carry_out(msg: Msg) -> None:  # what the first actor's host does (`ActorHost._settle`)
+        settle = settle_of(msg.data, SUBJECTS.stream, SUBJECTS.consumer(FIRST), first_key)
+        if settle is not None:
+            await first.publish(*settle)
+
+    await first.subscribe(SUBJECTS.direct(FIRST), queue=SUBJECTS.consumer(FIRST), cb=carry_out)
     nxt = await direct.connect(NEXT.value)
     received: asyncio.Queue[Msg] = asyncio.Queue()
 
@@ -89,23 +98,33 @@ async def test_with_direct_hops_an_envelope_goes_direct_and_the_last_actor_acks_
 
     await nxt.subscribe(SUBJECTS.direct(NEXT), queue=SUBJECTS.consumer(NEXT), cb=on_direct)
     await server_has_seen(nxt)
+    await server_has_seen(first)
     # A request, so a hop nobody receives comes back as "no responders" to the sender's own inbox.
-    hop_payload = encode_hop(origin.reply, 0.0, origin.data)
+    hop_payload = encode_hop(origin.reply, 0.0, origin.data, seal(first_key, origin.reply))
     await first.publish(SUBJECTS.direct(NEXT), hop_payload, reply=first.new_inbox())
     hop = await asyncio.wait_for(received.get(), timeout=5)
-    found = origin_of(nxt, hop, SUBJECTS.stream)
-    assert found is not None
-    assert found[0].data == origin.data
+    found = origin_of(nxt, hop, SUBJECTS, SUBJECTS.consumer(NEXT))
+    assert isinstance(found, tuple)
+    remote = found[0]
+    assert remote.data == origin.data
+    assert isinstance(remote, RemoteOrigin)
+    # The next actor ends the chain. It may not ack the FIRST actor's delivery itself...
+    await nxt.publish(remote.reply, b"+ACK")
+    await server_has_seen(nxt)
+    await eventually_async(lambda: direct.violations(NEXT.value), what="a foreign ack refused")
     assert await _pending(first) == 1
-    # The next actor ends the chain: it acks the delivery the FIRST actor's consumer made.
-    await nxt.publish(found[0].reply, b"+ACK")
+    # ...but its sealed settle, carried out by the first actor, settles it.
+    await remote.ack()
     await server_has_seen(nxt)
     await eventually_async(lambda: _settled(first), what="the origin acked", timeout_s=5)
-    assert direct.violations(FIRST.value) == direct.violations(NEXT.value) == []
+    assert direct.violations(FIRST.value) == []
+    assert len(direct.violations(NEXT.value)) == 1, "only the foreign ack was refused"
     # Still only its own direct subject to receive on.
     await nxt.subscribe(SUBJECTS.direct(ActorName.CONTEXT_RETRIEVER))
     await server_has_seen(nxt)
-    await eventually_async(lambda: direct.violations(NEXT.value), what="another's direct subject refused")
+    await eventually_async(
+        lambda: len(direct.violations(NEXT.value)) == 2, what="another's direct subject refused"
+    )
 
 
 async def test_without_direct_hops_every_step_of_a_direct_hop_is_refused(via_stream: Server) -> None:

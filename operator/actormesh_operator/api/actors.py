@@ -251,12 +251,13 @@ class ActorsSpec(ApiModel):
     direct_hops: bool = False
     """Hand the envelope from one actor process to the next over core NATS instead of through the
     stream (`DIRECT_HOPS`, docs/bus.md "Direct hops"); every actor process of the mesh gets the same
-    setting. Only the chain's first JetStream delivery is acked, once, by whichever process ends the
-    chain: fewer JetStream messages per conversation and 1.1-1.5x the throughput with one process
-    per actor (docs/benchmarks.md), but no per-hop durability: a crashed process restarts the chain
-    from its first step (idempotency keys still hold; a failed step is retried in its own process).
-    Widens every actor's NATS permissions (docs/security.md). Changing it rolls the NATS servers and
-    every actor Deployment (docs/operator.md "Direct hops")."""
+    setting. Only the chain's first JetStream delivery is acked, once, when the chain ends (by its
+    own actor, asked with a sealed settle: docs/security.md): fewer JetStream messages per
+    conversation and 1.1-1.5x the throughput with one process per actor (docs/benchmarks.md), but no
+    per-hop durability: a crashed process restarts the chain from its first step (idempotency keys
+    still hold; a failed step is retried in its own process).
+    Adds every actor's direct subject to the actors' NATS permissions. Changing it rolls the NATS
+    servers and every actor Deployment (docs/operator.md "Direct hops")."""
 
     def override(self, name: ActorName | str) -> ActorOverride:
         # Field names are the actors' snake_case names; the camelCase alias is catalog.spec_key.

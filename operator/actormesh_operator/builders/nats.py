@@ -121,8 +121,9 @@ def user_permissions(mesh: ActorMesh) -> list[NatsPermissions]:
     """The allow-lists of every user: the catalog's per component, then one per running actor group (the
     union of the members its process runs; builders/actors.py connects the process as that user). A
     disabled member's subjects stay out, and a group with no running member gets no user: nats-server
-    reads an empty allow-list as "allow everything". `spec.actors.directHops` widens the actors' lists
-    (and the groups'), as every actor process then hands envelopes on and ends chains directly."""
+    reads an empty allow-list as "allow everything". `spec.actors.directHops` adds every
+    actor's direct subject to the actors' lists (and the groups'): every actor process then hands
+    envelopes on, and asks for chains to be settled, through them (acks stay per consumer)."""
     subjects = Subjects(mesh.name)
     direct_hops = mesh.spec.actors.direct_hops
     out = [nats_permissions(subjects, user, direct_hops=direct_hops) for user in NATS_USERS]

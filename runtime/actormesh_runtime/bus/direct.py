@@ -4,8 +4,8 @@ chain is settled once, on the JetStream delivery it started from (its origin).
 Per hop through the stream a process pays a pull, an acked publish (a round trip to the stream's
 store) and an ack, and nats-server stores and delivers the envelope once more; a direct hop is one
 core publish. What keeps "nothing is lost": the origin delivery stays unacked until the host that
-ends the chain (end of the slip, error path) acks it, by publishing to the origin's ack subject,
-which every hop carries (`encode_hop`). A hop lost on the way (its process crashed, or it was
+ends the chain (end of the slip, error path) acks it; every hop carries the origin's ack subject
+(`encode_hop`). A hop lost on the way (its process crashed, or it was
 dropped) leaves the origin unacked, so JetStream redelivers it after `ack_wait` and the chain runs
 again from its first step, as a crashed fused chain does (`bus.fusion`): side effects keep their
 idempotency keys, the result's history event its message id. A failed step is retried where its
@@ -13,9 +13,21 @@ hop arrived (below). While a step runs, its host resets the origin's ack timer (
 of `ack_wait` (`bus.ack_timer`); the hop says when it was last reset (wall clock: the hops run on
 different machines, hence `CLOCK_SLACK_S`), so the next host resets it sooner when that is due.
 
-A hop's payload is one line, `<origin ack subject> <reset time>`, then the envelope as it would be
-published to the stream. Not NATS headers: nats-py checks header values character by character, ~60
-µs a hop under the profiler, almost what decoding the whole envelope costs.
+Only the actor whose consumer delivered the origin may settle it (its NATS user's permissions: an ack
+subject carries no verb, so a user that may publish there may ack, nak or terminate any delivery). A
+host of another actor therefore sends its ack, nak, term or in-progress as a *settle*
+(`RemoteOrigin`) to the origin actor's direct subject, where one of that actor's processes checks it
+and publishes it to the ack subject (`settle_of`). The check is a seal: an HMAC of the ack subject
+that the origin's process computed when it sent the first hop, keyed by its NATS credential, which
+only that actor's processes hold. So a process can settle only the origins of hops it was sent,
+chains it could already drop by not handing them on, not any delivery whose ack subject it guessed.
+A settle nobody receives (every process of the origin actor gone) is lost: the origin is then
+redelivered after its ack wait, as after a lost hop.
+
+A hop's payload is one line, `<origin ack subject> <reset time> <seal>`, then the envelope as it
+would be published to the stream; a settle's, `settle <origin ack subject> <seal>`, then the verb.
+Not NATS headers: nats-py checks header values character by character, ~60 µs a hop under the
+profiler, almost what decoding the whole envelope costs.
 
 A hop with no receiver at all (no process of that actor subscribed) would only be redelivered after
 `ack_wait`, again and again until the deliveries run out. Each hop is therefore sent with a reply
@@ -37,18 +49,21 @@ A step that fails transiently is retried by the host its hop reached, from the h
 its backoff (`ActorHost._retry_or_fail`): a nak of the origin would redo every step before it.
 
 Trade-offs (docs/bus.md): a crash redoes every step from the origin; the actor consumers
-after the first step no longer show a backlog (the queue gauges), and every actor process's NATS user
-may ack the deliveries of every actor consumer (docs/security.md).
+after the first step no longer show a backlog (the queue gauges).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
+import json
 import logging
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any
 
 from nats.aio.client import Client as NATS
@@ -57,7 +72,7 @@ from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from prometheus_client import Counter
 
-from actormesh_runtime.catalog import Subjects
+from actormesh_runtime.catalog import ActorName, Subjects
 from actormesh_runtime.observability import metrics
 
 from .ack_timer import CLOCK_SLACK_S, AckTimer
@@ -77,26 +92,115 @@ NO_RESPONDERS = "503"
 Fallback = Callable[[], Coroutine[Any, Any, None]]
 
 
-def encode_hop(origin: str, reset_at: float, envelope: bytes) -> bytes:
-    """A direct hop's payload: the origin's ack subject (`$JS.ACK.…`) and the Unix time its ack timer
-    was last started or reset, then the envelope."""
-    return f"{origin} {reset_at!r}\n".encode() + envelope
+SETTLE = b"settle "
+"""How a settle's payload starts (a hop's starts with its origin's ack subject, `$JS.ACK.…`)."""
+_VERBS = frozenset({Msg.Ack.Ack, Msg.Ack.Progress, Msg.Ack.Term, Msg.Ack.Nak})
 
 
-def origin_of(nc: NATS, msg: Msg, stream: str) -> tuple[Msg, float] | None:
+def seal_key(credential: str | None) -> bytes:
+    """The key a process seals its own consumer's origins with (`seal`): derived from its NATS password
+    or token, which every process of the same actor (or group) shares and no other actor's user holds.
+    Without a credential the server checks no permissions either, and the empty key seals nothing."""
+    return hashlib.sha256(b"actormesh direct-hop seal\0" + (credential or "").encode()).digest()
+
+
+def seal(key: bytes, origin: str) -> str:
+    """The seal a settle of `origin` (an ack subject) must carry for its actor to carry it out."""
+    return hmac.new(key, origin.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def encode_hop(origin: str, reset_at: float, envelope: bytes, sealed: str = "") -> bytes:
+    """A direct hop's payload: the origin's ack subject (`$JS.ACK.…`), the Unix time its ack timer
+    was last started or reset, and its seal, then the envelope."""
+    return f"{origin} {reset_at!r} {sealed}\n".encode() + envelope
+
+
+@dataclass
+class RemoteOrigin(Msg):
+    """The origin of a direct hop that another actor's consumer delivered: its ack, nak, term and
+    in-progress go as settles to that actor's direct subject (`settle_to`), with the origin's seal."""
+
+    seal: str = ""
+    settle_to: str = ""
+
+    async def ack(self) -> None:
+        self._check_reply()
+        await self._settle(Msg.Ack.Ack)
+        self._ackd = True
+
+    async def nak(self, delay: float | None = None) -> None:
+        self._check_reply()
+        verb = Msg.Ack.Nak
+        if delay:
+            verb += b" " + json.dumps({"delay": int(delay * 10**9)}).encode()
+        await self._settle(verb)
+        self._ackd = True
+
+    async def in_progress(self) -> None:
+        await self._settle(Msg.Ack.Progress)
+
+    async def term(self) -> None:
+        self._check_reply()
+        await self._settle(Msg.Ack.Term)
+        self._ackd = True
+
+    async def _settle(self, verb: bytes) -> None:
+        await self._client.publish(self.settle_to, SETTLE + f"{self.reply} {self.seal}\n".encode() + verb)
+
+
+def origin_of(nc: NATS, msg: Msg, subjects: Subjects, consumer: str) -> tuple[Msg, float] | None:
     """The origin delivery a direct hop belongs to, as a message this host can ack, nak, term and
-    keep alive (a `Msg` on our connection whose reply is the origin's ack subject, whose data is the
-    envelope), and when its ack timer was last reset. None when the hop names no origin of `stream`:
-    there is nothing to settle, so it cannot be processed."""
+    keep alive (its reply is the origin's ack subject, its data the envelope; a `RemoteOrigin` unless
+    `consumer`, ours, delivered it), and when its ack timer was last reset. None when the hop names
+    no origin of this mesh's stream and actors: there is nothing to settle, so it cannot be processed."""
     head, newline, envelope = msg.data.partition(b"\n")
-    origin, _, reset = head.decode(errors="replace").partition(" ")
-    if not newline or not origin.startswith(f"$JS.ACK.{stream}."):
+    origin, _, rest = head.decode(errors="replace").partition(" ")
+    reset, _, sealed = rest.partition(" ")
+    prefix = f"$JS.ACK.{subjects.stream}."
+    if not newline or not origin.startswith(prefix):
         return None
     try:
         reset_at = float(reset)
     except ValueError:
         reset_at = 0.0  # unknown: treat the timer as due for a reset
-    return Msg(_client=nc, subject=msg.subject, reply=origin, data=envelope), reset_at
+    owner = origin[len(prefix) :].partition(".")[0]
+    if owner == consumer:
+        return Msg(_client=nc, subject=msg.subject, reply=origin, data=envelope), reset_at
+    if owner not in _CONSUMERS:
+        return None
+    settle_to = subjects.direct(_CONSUMERS[owner])
+    return RemoteOrigin(
+        _client=nc, subject=msg.subject, reply=origin, data=envelope, seal=sealed, settle_to=settle_to
+    ), reset_at  # fmt: skip
+
+
+_CONSUMERS = {Subjects("any").consumer(actor): actor for actor in ActorName}
+"""Consumer name -> actor (`Subjects.consumer` names a consumer alike in every mesh)."""
+
+
+def settle_of(data: bytes, stream: str, consumer: str, key: bytes) -> tuple[str, bytes] | None:
+    """A settle sent to this actor (`RemoteOrigin`): the ack subject and the verb to publish there, or
+    None if it is not one this process may carry out: not one of `consumer`'s deliveries in `stream`,
+    a seal that `key` did not make, or anything but a JetStream acknowledgement."""
+    head, newline, verb = data.partition(b"\n")
+    origin, _, sealed = head[len(SETTLE) :].decode(errors="replace").partition(" ")
+    if not newline or not head.startswith(SETTLE) or not origin.startswith(f"$JS.ACK.{stream}.{consumer}."):
+        return None
+    if not hmac.compare_digest(sealed.encode(), seal(key, origin).encode()):
+        return None
+    word, _, args = verb.partition(b" ")
+    if word not in _VERBS or (args and not (word == Msg.Ack.Nak and _nak_delay(args))):
+        return None
+    return origin, verb
+
+
+def _nak_delay(args: bytes) -> bool:
+    """`-NAK`'s one argument: `{"delay": <nanoseconds>}`."""
+    try:
+        parsed = json.loads(args)
+    except ValueError:
+        return False
+    return isinstance(parsed, dict) and parsed.keys() == {"delay"} and type(parsed["delay"]) is int
 
 
 class DirectSender:
@@ -135,7 +239,14 @@ class DirectSender:
             await asyncio.gather(*self._fallbacks, return_exceptions=True)
 
     async def send(
-        self, subject: str, payload: bytes, *, origin: str, reset_at: float, fallback: Fallback
+        self,
+        subject: str,
+        payload: bytes,
+        *,
+        origin: str,
+        reset_at: float,
+        fallback: Fallback,
+        sealed: str = "",
     ) -> None:
         """Publish one hop; if nobody receives it, `fallback` runs (it must move the envelope on
         through the stream and settle the origin)."""
@@ -149,7 +260,8 @@ class DirectSender:
         self._sent[token] = (now, subject, fallback)
         if token % FORGET_EVERY == 0:
             self._forget(now - RETURN_WINDOW_S)
-        await self.nc.publish(subject, encode_hop(origin, reset_at, payload), reply=f"{self._inbox}.{token}")
+        hop = encode_hop(origin, reset_at, payload, sealed)
+        await self.nc.publish(subject, hop, reply=f"{self._inbox}.{token}")
         sent = self._sent_counters.get(subject)
         if sent is None:
             sent = self._sent_counters[subject] = metrics.DIRECT_HOPS_SENT.labels(_actor_of(subject))

@@ -43,7 +43,17 @@ from actormesh_runtime.settings import RuntimeSettings
 
 from .ack_timer import AckTimer
 from .connection import ensure_consumer
-from .direct import DirectSender, HeldHops, expired, origin_of
+from .direct import (
+    SETTLE,
+    DirectSender,
+    HeldHops,
+    RemoteOrigin,
+    expired,
+    origin_of,
+    seal,
+    seal_key,
+    settle_of,
+)
 from .errorpath import dead_letter_garbage, take_error_path
 from .fusion import Colocated
 from .publish import acked_publish, publish_payload, publish_progress, stream_target
@@ -103,6 +113,8 @@ class ActorHost:
         self._direct_sub: Subscription | None = None
         self._sender: DirectSender | None = None
         self._held = HeldHops(self.keep_alive_after_s)
+        self._seal_key = seal_key(settings.nats_password or settings.nats_token)
+        self._consumer = subjects.consumer(self.name)
         self._uncount_waiting: Callable[[], None] | None = None
         self._loop_task: asyncio.Task[None] | None = None
         every_s = RECONCILE_EVERY_S if reconcile_every_s is None else reconcile_every_s
@@ -119,6 +131,7 @@ class ActorHost:
         self._redelivered = metrics.REDELIVERED.labels(self._label)
         self._processing_seconds = metrics.PROCESSING_SECONDS.labels(self._label)
         self._expired = metrics.DIRECT_HOPS_EXPIRED.labels(self._label)
+        self._settles_refused = metrics.DIRECT_SETTLES_REFUSED.labels(self._label)
         if colocated is not None:
             # Joins before start(): the first message another host fetches can already chain here
             # (the actor is started before its host is built).
@@ -316,8 +329,12 @@ class ActorHost:
     async def _on_direct(self, msg: Msg) -> None:
         """A direct hop (`bus.direct`): processed as the origin delivery it belongs to, within the same
         in-flight bound as fetched messages; while every slot is taken it is held, its origin kept
-        alive, and started when a step ends (`_step_done`)."""
-        found = origin_of(self.nc, msg, self.subjects.stream)
+        alive, and started when a step ends (`_step_done`). A settle of one of our consumer's deliveries
+        from another actor's process is carried out (`_settle`)."""
+        if msg.data.startswith(SETTLE):
+            await self._settle(msg)
+            return
+        found = origin_of(self.nc, msg, self.subjects, self._consumer)
         if found is None:
             log.warning("direct hop without an origin dropped", extra={"actor": self._label})
             return
@@ -333,6 +350,19 @@ class ActorHost:
             self._start(origin, reset_at)
         else:
             self._held.hold(origin, reset_at)
+
+    async def _settle(self, msg: Msg) -> None:
+        """Ack, nak, term or keep alive one of our consumer's deliveries, as the process of another actor
+        that has its chain asks (`bus.direct.RemoteOrigin`): only we may, and only with its seal."""
+        settle = settle_of(msg.data, self.subjects.stream, self._consumer, self._seal_key)
+        if settle is None:
+            self._settles_refused.inc()
+            log.warning(
+                "settle refused: not a sealed acknowledgement of our deliveries", extra={"actor": self._label}
+            )
+            return
+        ack_subject, verb = settle
+        await self.nc.publish(ack_subject, verb)
 
     def _dropped_as_expired(self, reset_at: float, *, retry: bool = False) -> bool:
         """A hop that arrives past its origin's ack wait is not run (`bus.direct.expired`), nor a retry
@@ -476,10 +506,12 @@ class ActorHost:
             except Exception:  # the origin stays unacked: redelivered after ack_wait, nothing lost
                 log.exception("direct hop not handed on; the chain reruns", extra={"actor": self._label})
 
+        origin = inbound.msg
+        sealed = origin.seal if isinstance(origin, RemoteOrigin) else seal(self._seal_key, origin.reply)
         inbound.handed_on = True
         await self._sender.send(
             self.subjects.direct(envelope.slip.current), payload,
-            origin=inbound.msg.reply, reset_at=inbound.timer.reset_at, fallback=through_the_stream,
+            origin=origin.reply, reset_at=inbound.timer.reset_at, fallback=through_the_stream, sealed=sealed,
         )  # fmt: skip
 
     async def _retry_or_fail(

@@ -80,6 +80,12 @@ DIRECT_HOPS_EXPIRED = Counter(
     " redelivers the origin and the chain runs again from its first step.",
     ["actor"],
 )
+DIRECT_SETTLES_REFUSED = Counter(
+    "actormesh_direct_settles_refused",
+    "Settles of `actor`'s deliveries that another process sent and this one did not carry out: not"
+    " sealed with `actor`'s credential, not its consumer's, or not an acknowledgement.",
+    ["actor"],
+)
 DIRECT_HOPS_WAITING = Gauge(
     "actormesh_direct_hops_waiting",
     "Direct hops this process received for `actor` and has not started yet (with direct hops, the"
