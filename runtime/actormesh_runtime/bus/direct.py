@@ -363,8 +363,8 @@ class HeldHops:
         return timer.msg, timer.reset_at
 
     async def hand_back(self) -> int:
-        """Nak every held origin (the host is stopping): their chains rerun elsewhere at once. Returns
-        how many."""
+        """Nak every held origin (the host is stopping): their chains rerun elsewhere at once (another
+        actor's origin: once a process of that actor carries out the nak). Returns how many."""
         handed_back = 0
         while self._hops:
             timer = self._hops.popleft()

@@ -340,7 +340,8 @@ class ActorHost:
             return
         origin, reset_at = found
         if self._stopping.is_set():
-            # Draining: the chain reruns from its origin now, elsewhere, instead of after ack_wait.
+            # Draining: the chain reruns from its origin now, elsewhere, instead of after ack_wait (if
+            # a process of the origin's actor is there to carry out the nak: `bus.direct.RemoteOrigin`).
             with contextlib.suppress(Exception):
                 await origin.nak()
             return
