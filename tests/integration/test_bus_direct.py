@@ -109,6 +109,11 @@ async def one_process_each(rig: BusRig, actors: Sequence[Actor]) -> None:
         await own_process(rig, actor)
 
 
+async def fail_first_time(envelope: Envelope, call: int) -> None:
+    if call == 1:
+        raise TransientError("upstream 503")
+
+
 async def second_step_held(rig: BusRig) -> tuple[Recorder, Recorder, asyncio.Event, ActorHost]:
     """The two-worker route in three processes, whose second step holds every envelope until the
     returned event is set: the recorders, that event, and the second step's host."""
@@ -264,10 +269,6 @@ async def test_a_host_stopping_while_a_retry_waits_hands_the_chain_back_to_its_o
         processing_timeout_s=30.0,
     )
     first, second = Recorder(), Recorder()
-
-    async def fail_first_time(envelope: Envelope, call: int) -> None:
-        if call == 1:
-            raise TransientError("upstream 503")
 
     async with bus_rig(settings) as rig:
         await own_process(rig, WorkerActor(first))
@@ -457,10 +458,6 @@ async def test_a_retry_that_waited_past_its_origins_ack_wait_is_dropped_and_the_
         nats_server, ack_wait_s=2.0, redelivery_backoff_s=[6.0], processing_timeout_s=1.5
     )
     first, second = Recorder(), Recorder()
-
-    async def fail_first_time(envelope: Envelope, call: int) -> None:
-        if call == 1:
-            raise TransientError("upstream 503")
 
     async with bus_rig(settings) as rig:
         await own_process(rig, WorkerActor(first))
