@@ -26,7 +26,10 @@ HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 FRAME_FIELD = "idempotency_key"
 KEY_MAX_CHARS = 128
-KEY_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+KEY_CHARS = "[A-Za-z0-9_.:-]"
+"""What a key may be made of (a regular-expression character class): what the header, the frame
+field and the search for a refused frame's key (`gateway/ws.py`) all accept."""
+KEY_RE = re.compile(rf"^{KEY_CHARS}{{1,{KEY_MAX_CHARS}}}$")
 KEY_RULE = "1-128 characters of letters, digits, '_', '.', ':' or '-'"
 RECORD_TTL_S = 24 * 3600.0
 _DOMAIN = b"actormesh/idempotency-key/v1"

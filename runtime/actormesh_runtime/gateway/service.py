@@ -28,6 +28,7 @@ from actormesh_runtime.envelope import Envelope, FinalResult, ReplyTo
 from actormesh_runtime.gateway.auth import AuthError, Principal
 from actormesh_runtime.gateway.escalation_feed import EscalationFeed
 from actormesh_runtime.gateway.idempotency import (
+    HEADER,
     RECORD_TTL_S,
     IdempotencyConflict,
     IdempotencyRecord,
@@ -189,7 +190,7 @@ class Gateway:
         idempotency_key: str | None = None,
         *,
         session_as_sent: str | None,
-        key_field: str = "Idempotency-Key",
+        key_field: str = HEADER,
         on_progress: ProgressListener | None = None,
     ) -> Submitted | FinalResult:
         """The chat flow of HTTP and WebSocket: a `Submitted` to `wait` for, or, for a key whose chat

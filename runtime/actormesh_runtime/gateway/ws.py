@@ -46,7 +46,14 @@ from actormesh_runtime.gateway.auth import (
 from actormesh_runtime.gateway.deps import get_verifier
 from actormesh_runtime.gateway.escalation_feed import PersonReply
 from actormesh_runtime.gateway.frames import MalformedFrame, parse_frame
-from actormesh_runtime.gateway.idempotency import FRAME_FIELD, KEY_RULE, IdempotencyConflict, valid_key
+from actormesh_runtime.gateway.idempotency import (
+    FRAME_FIELD,
+    KEY_CHARS,
+    KEY_MAX_CHARS,
+    KEY_RULE,
+    IdempotencyConflict,
+    valid_key,
+)
 from actormesh_runtime.gateway.inflight import InFlight, LimitReached
 from actormesh_runtime.gateway.metrics import CHATS, WS_CONNECTIONS
 from actormesh_runtime.gateway.models import (
@@ -120,7 +127,7 @@ def echoed(key: object) -> dict[str, str]:
     return {FRAME_FIELD: key} if isinstance(key, str) and valid_key(key) else {}
 
 
-_FRAME_KEY = re.compile(rf'"{FRAME_FIELD}"\s*:\s*"([A-Za-z0-9_.:-]{{1,128}})"')
+_FRAME_KEY = re.compile(rf'"{FRAME_FIELD}"\s*:\s*"({KEY_CHARS}{{1,{KEY_MAX_CHARS}}})"')
 """A chat frame's key in its raw text. Inside a JSON string a quote is escaped, so `"idempotency_key"`
 with bare quotes is a member name (at worst a nested one, in a frame that is refused anyway)."""
 
