@@ -23,6 +23,7 @@ once, by whoever ends the chain. The delivery guarantees of hops through the str
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -259,35 +260,41 @@ async def test_a_retried_step_starts_again_from_the_envelope_its_hop_brought(nat
 async def test_a_host_stopping_while_a_retry_waits_hands_the_chain_back_to_its_origin(
     nats_server: str,
 ) -> None:
-    # The stop must not wait out the backoff (15 s) or the grace (120 s); the chain then runs again from
-    # its origin once the backoff is over, long before the origin's ack wait (120 s) would bring it.
+    # Backoff, grace and ack wait of 300 s: the stop must not wait out the backoff, and the origin goes
+    # back with what is left of it. The nak is a settle to the first step's actor (the origin is its
+    # consumer's delivery), which a plain subscriber beside its queue group overhears.
     settings = direct_settings(
         nats_server,
-        redelivery_backoff_s=[15.0],
-        drain_grace_s=120.0,
-        ack_wait_s=120.0,
+        redelivery_backoff_s=[300.0],
+        drain_grace_s=300.0,
+        ack_wait_s=300.0,
         processing_timeout_s=30.0,
     )
-    first, second = Recorder(), Recorder()
-
     async with bus_rig(settings) as rig:
-        await own_process(rig, WorkerActor(first))
-        waiting = await own_process(rig, SecondWorkerActor(second, fail_first_time))
+        await own_process(rig, WorkerActor(Recorder()))
+        waiting = await own_process(rig, SecondWorkerActor(Recorder(), fail_first_time))
         await own_process(rig, SinkAggregator(rig.deps))
-        envelope = rig.envelope(steps=TWO_WORKER_ROUTE)
-        future = await rig.send(envelope)
+        observer: NATS = await rig.connect("test-observer")
+        naks: asyncio.Queue[bytes] = asyncio.Queue()
+
+        async def overhear(msg: Msg) -> None:
+            if msg.data.startswith(SETTLE) and b"\n-NAK" in msg.data:
+                await naks.put(msg.data.partition(b"\n")[2])
+
+        await observer.subscribe(rig.subjects.direct(WORKER), cb=overhear)
+        await server_has_seen(observer)
+        await rig.send(rig.envelope(steps=TWO_WORKER_ROUTE))
         await eventually_async(
             lambda: ("retrying", 1) in [(p.status, p.attempt) for p in rig.progress], what="the retry's wait"
         )
-        await own_process(rig, SecondWorkerActor(second, fail_first_time))  # a replica that stays
 
-        await asyncio.wait_for(waiting.stop(), 10)
+        await asyncio.wait_for(waiting.stop(), 120)  # not the 300 s backoff or grace
 
-        result = await asyncio.wait_for(future, 40)
-        message_id = envelope.message_id
-        assert not result.flags
-        assert (first.calls[message_id], second.calls[message_id]) == (2, 2), "run again from the origin"
-        assert await delivered(rig, WORKER) == 2, "the origin was handed back"
+        verb, _, args = (await asyncio.wait_for(naks.get(), 30)).partition(b" ")
+        assert verb == b"-NAK"
+        delay_s = json.loads(args)["delay"] / 1e9
+        assert 200 < delay_s <= 300, f"handed back with what is left of the backoff, not {delay_s} s"
+        assert await delivered(rig, WORKER) == 1, "not yet run again: the rest of the backoff is the server's"
 
 
 async def test_a_permanent_failure_takes_the_error_path_at_once(nats_server: str) -> None:
